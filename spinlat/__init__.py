@@ -1,0 +1,31 @@
+"""spinlat: spin-lattice simulation engine for magnetic materials.
+
+Units: Å, fs, eV, amu, K, μB, T (see :mod:`spinlat.units`).
+"""
+
+__version__ = "0.1.0"
+
+from . import errors, units  # noqa: E402
+from .state import State  # noqa: E402
+from .neighbors import NeighborList  # noqa: E402
+
+
+def __getattr__(name):
+    # heavy sub-packages are imported on first use
+    import importlib
+
+    if name in ("io", "potentials", "integrators", "analysis", "datasets", "search", "ase"):
+        return importlib.import_module(f".{name}", __name__)
+    if name == "Simulation":
+        from .simulation import Simulation
+
+        return Simulation
+    if name == "minimize":
+        from .minimize import minimize
+
+        return minimize
+    if name == "sweep":
+        from .search import sweep
+
+        return sweep
+    raise AttributeError(f"module 'spinlat' has no attribute {name!r}")

@@ -1,0 +1,53 @@
+"""Exception hierarchy of spinlat.
+
+Every error spinlat raises on purpose derives from :class:`SpinlatError`, so callers can
+catch one type. The subclasses say what kind of problem was found; the message names it.
+"""
+
+
+class SpinlatError(Exception):
+    """Base class of all spinlat errors."""
+
+
+class InputError(SpinlatError, ValueError):
+    """Bad input given to a public function: wrong shape, NaN/inf, negative values, ..."""
+
+
+class ShapeError(InputError):
+    """An array has the wrong shape."""
+
+
+class NonFiniteError(InputError):
+    """An array holds NaN or infinite values."""
+
+
+class UnknownElementError(InputError):
+    """An atomic number or symbol that is not a chemical element, or not known to a potential."""
+
+
+class ZeroSpinError(InputError):
+    """A magnetic atom was given a spin vector of zero length."""
+
+
+class OverlappingAtomsError(InputError):
+    """Two atoms are closer than the allowed minimum distance."""
+
+
+class CellError(InputError):
+    """A periodic cell is singular or otherwise unusable."""
+
+
+class FileFormatError(SpinlatError, ValueError):
+    """A file is malformed, truncated, or not of the expected format."""
+
+
+class ConfigError(InputError):
+    """A configuration (YAML, keyword arguments) has a bad or missing key."""
+
+
+class SimulationError(SpinlatError, RuntimeError):
+    """A simulation became unphysical (NaN, exploding energy) and was stopped."""
+
+
+class DeviceError(SpinlatError, RuntimeError):
+    """A compute device was asked for that is not available."""

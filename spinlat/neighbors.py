@@ -1,0 +1,110 @@
+"""Neighbour lists for periodic (triclinic) and open cells.
+
+Pairs are built in O(N) by vesin (cell lists, any cutoff, including cutoffs larger than half
+the box) and stored as plain arrays that numba kernels consume:
+
+- ``i``, ``j``: atom indices of each ordered pair (full list: both i→j and j→i), sorted by ``i``;
+- ``offsets``: CSR pointer, the neighbours of atom a are ``j[offsets[a]:offsets[a+1]]``;
+- ``shifts``: integer cell shifts S so that the vector from i to j is r_j − r_i + S·cell;
+- ``half``: indices into the full list that pick each unordered pair once.
+
+A :class:`NeighborList` is built with ``cutoff + skin`` and rebuilt only when some atom has
+moved more than half the skin, or when the cell, pbc or atoms changed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+
+def _vesin_pairs(positions, cell, pbc, cutoff, full=True):
+    from vesin import NeighborList as _VesinNL
+
+    if cutoff <= 0:
+        raise InputError(f"neighbour cutoff must be positive, got {cutoff} Å")
+    pbc = np.asarray(pbc, dtype=bool)
+    box = np.array(cell, dtype=np.float64)
+    pos = np.ascontiguousarray(positions, dtype=np.float64)
+    calc = _VesinNL(cutoff=float(cutoff), full_list=full)
+    i, j, S, d = calc.compute(pos, box, pbc.tolist(), quantities="ijSd")
+    return i.astype(np.int64), j.astype(np.int64), S.astype(np.int64), d
+
+
+def neighbor_pairs(state, cutoff, full=False):
+    """Pairs closer than ``cutoff`` Å: (i, j, shifts, distances), each unordered pair once
+    unless ``full``."""
+    return _vesin_pairs(state.positions, state.cell, state.pbc, cutoff, full=full)
+
+
+def _half_mask(i, j, S):
+    """Pick each unordered pair once from a full list: i < j, or i == j with S > 0 lexically."""
+    lex = np.where(S[:, 0] != 0, S[:, 0], np.where(S[:, 1] != 0, S[:, 1], S[:, 2]))
+    return (i < j) | ((i == j) & (lex > 0))
+
+
+class NeighborList:
+    """Full neighbour list with a skin and rebuild detection.
+
+    Parameters
+    ----------
+    cutoff : interaction cutoff, Å.
+    skin : extra distance, Å; the list stays valid until an atom moves by more than skin/2.
+    """
+
+    def __init__(self, cutoff: float, skin: float = 0.3):
+        if not cutoff > 0:
+            raise InputError(f"neighbour cutoff must be positive, got {cutoff} Å")
+        if skin < 0:
+            raise InputError(f"skin must be non-negative, got {skin} Å")
+        self.cutoff = float(cutoff)
+        self.skin = float(skin)
+        self.n_builds = 0
+        self._ref_positions = None
+        self._ref_cell = None
+        self._ref_pbc = None
+        self._ref_numbers = None
+
+    def needs_rebuild(self, state) -> bool:
+        """True when the list built last cannot be trusted for ``state``."""
+        if self._ref_positions is None or len(state) != len(self._ref_positions):
+            return True
+        if not np.array_equal(state.cell, self._ref_cell) or not np.array_equal(state.pbc, self._ref_pbc):
+            return True
+        if not np.array_equal(state.numbers, self._ref_numbers):
+            return True
+        if self.skin == 0:
+            return not np.array_equal(state.positions, self._ref_positions)
+        disp2 = np.max(np.sum((state.positions - self._ref_positions) ** 2, axis=1), initial=0.0)
+        return disp2 > (0.5 * self.skin) ** 2
+
+    def update(self, state) -> bool:
+        """Rebuild if needed; return whether a rebuild happened."""
+        if not self.needs_rebuild(state):
+            return False
+        self.build(state)
+        return True
+
+    def build(self, state) -> None:
+        """Build the list for ``state`` with cutoff + skin."""
+        i, j, S, _ = _vesin_pairs(state.positions, state.cell, state.pbc, self.cutoff + self.skin, full=True)
+        order = np.lexsort((j, i))
+        self.i, self.j, self.shifts = i[order], j[order], S[order]
+        n = len(state)
+        self.offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.i, minlength=n), out=self.offsets[1:])
+        self.half = np.flatnonzero(_half_mask(self.i, self.j, self.shifts)).astype(np.int64)
+        self.shift_vectors = self.shifts @ state.cell
+        self._ref_positions = state.positions.copy()
+        self._ref_cell = state.cell.copy()
+        self._ref_pbc = state.pbc.copy()
+        self._ref_numbers = state.numbers.copy()
+        self.n_builds += 1
+
+    def vectors(self, positions) -> np.ndarray:
+        """(P, 3) vectors from atom i to atom j of every pair, Å."""
+        return positions[self.j] - positions[self.i] + self.shift_vectors
+
+    def __len__(self) -> int:
+        return len(self.i)

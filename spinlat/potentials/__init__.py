@@ -1,0 +1,25 @@
+"""Energy models behind one interface: ``compute(state, ...) -> Evaluation``."""
+
+from .base import Evaluation, Potential, SumPotential, spin_torques
+
+__all__ = ["Evaluation", "Potential", "SumPotential", "spin_torques", "EAM", "BetheSlaterExchange",
+           "Heisenberg", "Zeeman", "UniaxialAnisotropy", "CubicAnisotropy", "Landau", "MagneticMACE"]
+
+_LAZY = {
+    "EAM": ".eam",
+    "BetheSlaterExchange": ".exchange",
+    "Heisenberg": ".heisenberg",
+    "Zeeman": ".single_site",
+    "UniaxialAnisotropy": ".single_site",
+    "CubicAnisotropy": ".single_site",
+    "Landau": ".single_site",
+    "MagneticMACE": ".mmace",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'spinlat.potentials' has no attribute {name!r}")

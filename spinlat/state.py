@@ -1,0 +1,273 @@
+"""The simulation state: atoms, cell, spins, moments, velocities.
+
+A :class:`State` is a plain container of NumPy arrays, validated once on construction.
+Integrators take a State and return a new one; they never mutate their input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import units
+from .errors import (
+    CellError,
+    InputError,
+    NonFiniteError,
+    OverlappingAtomsError,
+    ShapeError,
+    UnknownElementError,
+    ZeroSpinError,
+)
+
+_MAX_Z = 118
+
+
+def _as_array(value, name, shape, dtype=np.float64):
+    try:
+        arr = np.array(value, dtype=dtype, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name}: cannot convert to a {np.dtype(dtype).name} array ({exc})") from None
+    if arr.shape != shape:
+        raise ShapeError(f"{name} must have shape {shape}, got {arr.shape}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise NonFiniteError(f"{name} holds NaN or inf (first at index {tuple(int(b) for b in bad)})")
+    return arr
+
+
+def _numbers(numbers):
+    arr = np.atleast_1d(np.asarray(numbers))
+    if arr.ndim != 1:
+        raise ShapeError(f"numbers must be one-dimensional, got shape {arr.shape}")
+    if arr.dtype.kind in "US O".replace(" ", ""):
+        from ase.data import atomic_numbers
+
+        out = []
+        for s in arr:
+            if str(s) not in atomic_numbers:
+                raise UnknownElementError(f"unknown element symbol {s!r}")
+            out.append(atomic_numbers[str(s)])
+        return np.array(out, dtype=np.int64)
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise UnknownElementError("atomic numbers must be integers")
+    arr = arr.astype(np.int64)
+    bad = (arr < 1) | (arr > _MAX_Z)
+    if np.any(bad):
+        raise UnknownElementError(f"unknown atomic number {int(arr[bad][0])} at index {int(np.argmax(bad))}")
+    return arr
+
+
+class State:
+    """Atoms with classical magnetic moments.
+
+    Parameters
+    ----------
+    positions : (N, 3) array, Å.
+    numbers : (N,) atomic numbers or chemical symbols.
+    cell : (3, 3) array of lattice vectors as rows, Å; ``None`` for no cell.
+    pbc : bool or three bools; periodic directions need a non-singular cell.
+    spins : (N, 3) directions; normalised to unit length. Default +z. Zero-length spins are
+        allowed only on non-magnetic atoms (moment 0), where they become +z.
+    moments : (N,) moment magnitudes, μB, non-negative. Default 0 (non-magnetic).
+    velocities : (N, 3) Å/fs. Default 0.
+    masses : (N,) amu. Default: standard atomic masses of the elements.
+    validate : check for atoms closer than ``units.MIN_DISTANCE`` (O(N)); integrators that
+        build states internally pass ``False``.
+
+    The magnetic moment of atom i is ``moments[i] * spins[i]``.
+    """
+
+    __slots__ = ("positions", "numbers", "cell", "pbc", "spins", "moments", "velocities", "masses")
+
+    def __init__(self, positions, numbers, cell=None, pbc=False, spins=None, moments=None,
+                 velocities=None, masses=None, validate=True):
+        numbers = _numbers(numbers)
+        n = len(numbers)
+        self.numbers = numbers
+        self.positions = _as_array(positions, "positions", (n, 3))
+        self.pbc = np.array(np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)))
+        if cell is None:
+            if self.pbc.any():
+                raise CellError("periodic boundary conditions need a cell")
+            self.cell = np.zeros((3, 3))
+        else:
+            c = np.asarray(cell, dtype=np.float64)
+            if c.shape == (3,):
+                c = np.diag(c)
+            self.cell = _as_array(c, "cell", (3, 3))
+        if self.pbc.any():
+            vol = abs(np.linalg.det(self.cell))
+            lengths = np.linalg.norm(self.cell, axis=1)
+            if np.any(lengths[self.pbc] == 0) or vol < 1e-8 * max(lengths.max(), 1.0) ** 3:
+                raise CellError(f"cell is singular (volume {vol:.3g} Å^3) but pbc={self.pbc.tolist()}")
+        self.moments = np.zeros(n) if moments is None else _as_array(moments, "moments", (n,))
+        if np.any(self.moments < 0):
+            i = int(np.argmax(self.moments < 0))
+            raise InputError(f"moments must be non-negative (μB); atom {i} has {self.moments[i]}")
+        if spins is None:
+            self.spins = np.zeros((n, 3))
+            self.spins[:, 2] = 1.0
+        else:
+            s = _as_array(spins, "spins", (n, 3))
+            norm = np.linalg.norm(s, axis=1)
+            zero = norm < 1e-12
+            if np.any(zero & (self.moments > 0)):
+                i = int(np.argmax(zero & (self.moments > 0)))
+                raise ZeroSpinError(f"atom {i} is magnetic (moment {self.moments[i]} μB) but its spin has zero length")
+            s[zero] = (0.0, 0.0, 1.0)
+            norm[zero] = 1.0
+            self.spins = s / norm[:, None]
+        self.velocities = np.zeros((n, 3)) if velocities is None else _as_array(velocities, "velocities", (n, 3))
+        if masses is None:
+            from ase.data import atomic_masses
+
+            self.masses = atomic_masses[numbers].astype(np.float64)
+        else:
+            self.masses = _as_array(masses, "masses", (n,))
+            if np.any(self.masses <= 0):
+                raise InputError("masses must be positive (amu)")
+        if validate and n > 1:
+            self.check_distances()
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def _trusted(cls, positions, numbers, cell, pbc, spins, moments, velocities, masses):
+        """Build a State from arrays already known to be valid (no copies, no checks)."""
+        st = cls.__new__(cls)
+        st.positions, st.numbers, st.cell, st.pbc = positions, numbers, cell, pbc
+        st.spins, st.moments, st.velocities, st.masses = spins, moments, velocities, masses
+        return st
+
+    def copy(self, validate=False, **changes) -> "State":
+        """Return a copy, replacing the named fields (``positions``, ``spins``, ...).
+
+        Replaced fields are validated like in the constructor."""
+        unknown = set(changes) - set(self.__slots__)
+        if unknown:
+            raise InputError(f"State has no field(s) {sorted(unknown)}; fields are {list(self.__slots__)}")
+        if not changes:
+            return State._trusted(*(getattr(self, k).copy() for k in self.__slots__))
+        kw = {k: getattr(self, k) for k in self.__slots__}
+        kw.update(changes)
+        return State(validate=validate or "positions" in changes or "cell" in changes, **kw)
+
+    def check_distances(self, min_distance: float = units.MIN_DISTANCE) -> None:
+        """Raise :class:`OverlappingAtomsError` if two atoms are closer than ``min_distance`` Å."""
+        from .neighbors import neighbor_pairs
+
+        i, j, _, d = neighbor_pairs(self, min_distance)
+        if len(i):
+            k = int(np.argmin(d))
+            raise OverlappingAtomsError(
+                f"atoms {int(i[k])} and {int(j[k])} are {d[k]:.4f} Å apart (minimum {min_distance} Å)")
+
+    # ------------------------------------------------------------------ properties
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def volume(self) -> float:
+        """Cell volume, Å³."""
+        return float(abs(np.linalg.det(self.cell)))
+
+    @property
+    def magnetic(self) -> np.ndarray:
+        """Boolean mask of magnetic atoms (moment > 0)."""
+        return self.moments > 0
+
+    @property
+    def magnetic_moments(self) -> np.ndarray:
+        """(N, 3) moment vectors m_i = moments_i · spins_i, μB."""
+        return self.spins * self.moments[:, None]
+
+    @property
+    def symbols(self) -> list[str]:
+        from ase.data import chemical_symbols
+
+        return [chemical_symbols[z] for z in self.numbers]
+
+    def kinetic_energy(self) -> float:
+        """Lattice kinetic energy, eV."""
+        return 0.5 * units.AMU_A2_PER_FS2_IN_EV * float(np.sum(self.masses[:, None] * self.velocities**2))
+
+    def temperature(self) -> float:
+        """Lattice temperature from equipartition with 3N degrees of freedom, K."""
+        return 2.0 * self.kinetic_energy() / (3 * max(len(self), 1) * units.K_B)
+
+    def magnetization(self) -> np.ndarray:
+        """Total magnetic moment vector Σ_i m_i, μB."""
+        return self.magnetic_moments.sum(axis=0)
+
+    # ------------------------------------------------------------------ supercells and ASE
+    def repeat(self, reps) -> "State":
+        """Supercell repeated ``reps`` = (n1, n2, n3) times along the cell vectors (or an int)."""
+        reps = np.broadcast_to(np.asarray(reps, dtype=int), (3,))
+        if np.any(reps < 1):
+            raise InputError(f"repeat counts must be >= 1, got {reps.tolist()}")
+        n = len(self)
+        grid = np.stack(np.meshgrid(*[np.arange(r) for r in reps], indexing="ij"), -1).reshape(-1, 3)
+        shifts = grid @ self.cell
+        ncell = len(grid)
+
+        def tile(a):
+            return np.tile(a, (ncell,) + (1,) * (a.ndim - 1))
+
+        return State._trusted(
+            (self.positions[None, :, :] + shifts[:, None, :]).reshape(-1, 3),
+            tile(self.numbers), self.cell * reps[:, None], self.pbc.copy(), tile(self.spins),
+            tile(self.moments), tile(self.velocities), tile(self.masses))
+
+    @classmethod
+    def from_ase(cls, atoms, validate=True) -> "State":
+        """State from ``ase.Atoms``.
+
+        Initial magnetic moments may be collinear (N,) — spins ±z, moments |m| — or
+        non-collinear (N, 3). Velocities are taken from the atoms' momenta (Å/fs)."""
+        from ase import units as ase_units
+
+        mag = atoms.get_initial_magnetic_moments()
+        n = len(atoms)
+        if mag.ndim == 1:
+            moments = np.abs(mag)
+            spins = np.zeros((n, 3))
+            spins[:, 2] = np.where(mag < 0, -1.0, 1.0)
+        else:
+            moments = np.linalg.norm(mag, axis=1)
+            spins = mag
+        vel = atoms.get_velocities()  # ASE units: Å / (Å sqrt(amu/eV))
+        vel = np.zeros((n, 3)) if vel is None else vel * ase_units.fs
+        # exact arrays written by to_ase, used while they still agree with what ASE holds
+        exact = {k: atoms.arrays.get(f"spinlat_{k}") for k in ("spins", "moments", "velocities")}
+        if exact["spins"] is not None and exact["moments"] is not None and mag.ndim == 2 and np.allclose(
+                exact["spins"] * exact["moments"][:, None], mag, rtol=1e-12, atol=1e-12):
+            spins, moments = exact["spins"], exact["moments"]
+        if exact["velocities"] is not None and np.allclose(exact["velocities"], vel, rtol=1e-12, atol=1e-15):
+            vel = exact["velocities"]
+        return cls(atoms.get_positions(), atoms.get_atomic_numbers(), cell=np.array(atoms.get_cell()),
+                   pbc=atoms.get_pbc(), spins=spins, moments=moments, velocities=vel,
+                   masses=atoms.get_masses(), validate=validate)
+
+    def to_ase(self):
+        """``ase.Atoms`` with non-collinear initial magnetic moments (N, 3) and velocities."""
+        from ase import Atoms
+        from ase import units as ase_units
+
+        atoms = Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc,
+                      masses=self.masses, magmoms=self.magnetic_moments)
+        atoms.set_velocities(self.velocities / ase_units.fs)
+        atoms.arrays["spinlat_spins"] = self.spins.copy()
+        atoms.arrays["spinlat_moments"] = self.moments.copy()
+        atoms.arrays["spinlat_velocities"] = self.velocities.copy()
+        return atoms
+
+    def __repr__(self) -> str:
+        from collections import Counter
+
+        comp = "".join(f"{s}{c}" for s, c in Counter(self.symbols).items())
+        return (f"State({comp}, n_atoms={len(self)}, pbc={self.pbc.tolist()}, "
+                f"magnetic={int(self.magnetic.sum())}, |M|={np.linalg.norm(self.magnetization()):.3f} μB)")

@@ -1,0 +1,43 @@
+"""Units and physical constants.
+
+spinlat works in Å, fs, eV, amu and K; magnetic moments are in Bohr magnetons (μB) and
+magnetic fields in tesla. Every constant used anywhere in the package lives here.
+"""
+
+import math
+
+#: Bohr magneton, eV/T.
+MU_B = 5.7883818060e-5
+#: Boltzmann constant, eV/K.
+K_B = 8.617333262e-5
+#: Reduced Planck constant, eV·fs.
+HBAR = 0.6582119569
+#: Gyromagnetic ratio of the electron, rad/(s·T).
+GAMMA_SI = 1.760859e11
+#: Gyromagnetic ratio in rad/(fs·T).
+GAMMA = GAMMA_SI * 1e-15
+#: 1 amu·Å²/fs² expressed in eV.
+AMU_A2_PER_FS2_IN_EV = 1.66053906660e-27 * 1e-20 / 1e-30 / 1.602176634e-19
+#: Conversion eV/Å / amu → Å/fs² (acceleration from force and mass).
+FORCE_TO_ACCELERATION = 1.0 / AMU_A2_PER_FS2_IN_EV
+#: 1 eV/Å³ in GPa.
+EV_PER_A3_IN_GPA = 160.21766208
+#: Smallest allowed distance between two atoms, Å.
+MIN_DISTANCE = 0.1
+#: Two pi.
+TWO_PI = 2.0 * math.pi
+
+#: The unit system, as written into trajectory files.
+UNITS = {
+    "length": "Angstrom",
+    "time": "fs",
+    "energy": "eV",
+    "mass": "amu",
+    "temperature": "K",
+    "moment": "mu_B",
+    "field": "T",
+    "forces": "eV/Angstrom",
+    "magnetic_forces": "eV/mu_B",
+    "stress": "eV/Angstrom^3",
+    "velocity": "Angstrom/fs",
+}
