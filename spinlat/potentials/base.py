@@ -141,6 +141,15 @@ class Potential:
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:  # pragma: no cover
         raise NotImplementedError
 
+    def local_fields(self, state, neighbors, atoms: np.ndarray) -> np.ndarray:
+        """Magnetic forces h = −∂E/∂m (eV/μB) of the atoms ``atoms`` only, (len(atoms), 3).
+
+        Used by integrators that update spins one colour class at a time. Local analytic terms
+        override this with a kernel that touches only those atoms and their neighbours; the
+        default evaluates everything and picks the rows."""
+        ev = self._evaluate(state, neighbors, False, True, False)
+        return ev.magnetic_forces[atoms]
+
     def _zero(self, state, forces, magnetic_forces, stress) -> Evaluation:
         n = len(state)
         return Evaluation(0.0, np.zeros((n, 3)) if forces else None,
@@ -191,6 +200,12 @@ class SumPotential(Potential):
             ev = t._evaluate(state, neighbors if t.cutoff > 0 else None, forces, magnetic_forces, stress)
             total = ev if total is None else total + ev
         return total
+
+    def local_fields(self, state, neighbors, atoms):
+        h = np.zeros((len(atoms), 3))
+        for t in self._terms:
+            h += t.local_fields(state, neighbors if t.cutoff > 0 else None, atoms)
+        return h
 
     def __repr__(self):
         return " + ".join(repr(t) for t in self._terms)

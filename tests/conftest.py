@@ -1,0 +1,78 @@
+"""Shared fixtures and finite-difference checks for the test suite."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spinlat as sl
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+if not SHARED.exists():  # CI clones beside a copy of shared/
+    SHARED = Path(os.environ.get("SPINLAT_SHARED", "../shared")).resolve()
+DATA = SHARED / "data"
+EAM_FE = DATA / "eam" / "Fe_mm.eam.fs"
+TB2J_FE = DATA / "tb2j" / "bccFe" / "exchange.out"
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def bcc_fe(reps=(3, 3, 3), a=2.8665, moment=2.2, rattle=0.05, seed=0, random_spins=True):
+    """bcc Fe supercell with random spins and small random displacements."""
+    rng = np.random.default_rng(seed)
+    st = sl.State([[0, 0, 0], [a / 2, a / 2, a / 2]], [26, 26], cell=np.eye(3) * a, pbc=True,
+                  moments=[moment, moment]).repeat(reps)
+    n = len(st)
+    spins = rng.normal(size=(n, 3)) if random_spins else st.spins
+    return st.copy(positions=st.positions + rng.normal(0, rattle, (n, 3)), spins=spins)
+
+
+def fd_forces(pot, st, atoms=(0, 1), eps=1e-5):
+    """Central-difference −∂E/∂r for the given atoms, (len(atoms), 3) eV/Å."""
+    out = np.zeros((len(atoms), 3))
+    for a, i in enumerate(atoms):
+        for k in range(3):
+            e = []
+            for sgn in (1, -1):
+                p = st.positions.copy()
+                p[i, k] += sgn * eps
+                e.append(pot.compute(st.copy(positions=p), forces=False, magnetic_forces=False).energy)
+            out[a, k] = -(e[0] - e[1]) / (2 * eps)
+    return out
+
+
+def fd_magnetic_forces(pot, st, atoms=(0, 1), eps=1e-6):
+    """Central-difference −∂E/∂m (m = moment·spin, Cartesian) for the given atoms, eV/μB."""
+    out = np.zeros((len(atoms), 3))
+    m0 = st.magnetic_moments
+    for a, i in enumerate(atoms):
+        for k in range(3):
+            e = []
+            for sgn in (1, -1):
+                m = m0.copy()
+                m[i, k] += sgn * eps
+                mom = np.linalg.norm(m, axis=1)
+                e.append(pot.compute(st.copy(spins=m, moments=mom), forces=False, magnetic_forces=False).energy)
+            out[a, k] = -(e[0] - e[1]) / (2 * eps)
+    return out
+
+
+def fd_stress(pot, st, eps=1e-6):
+    """Central-difference (1/V) ∂E/∂ε, Voigt (6,), eV/Å³."""
+    pairs = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+    out = np.zeros(6)
+    v = st.volume
+    for a, (p, q) in enumerate(pairs):
+        e = []
+        for sgn in (1, -1):
+            strain = np.eye(3)
+            strain[p, q] += sgn * eps / (1 if p == q else 2)
+            strain[q, p] += sgn * eps / (1 if p == q else 2) if p != q else 0
+            s2 = st.copy(positions=st.positions @ strain.T, cell=st.cell @ strain.T)
+            e.append(pot.compute(s2, forces=False, magnetic_forces=False).energy)
+        out[a] = (e[0] - e[1]) / (2 * eps) / v
+    return out
