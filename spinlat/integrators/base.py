@@ -1,0 +1,62 @@
+"""The integrator protocol shared by dynamics, Monte Carlo and their drivers.
+
+An integrator is configured once (time step, temperatures, seed) and then advances states:
+``run(state, potential, steps)`` takes a :class:`~spinlat.state.State` and returns a new one
+(state in, state out; the input is never modified). Random streams live in the integrator,
+so successive ``run`` calls continue one reproducible stream: same seed, same machine, same
+trajectory bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+
+
+class Integrator:
+    """Base class. Subclasses implement ``run`` and usually ``check``.
+
+    Attributes
+    ----------
+    dt : time step in fs (``None`` for Monte Carlo, where one step is one sweep).
+    last_evaluation : the potential's :class:`~spinlat.potentials.Evaluation` at the state
+        returned by the last ``run`` when the integrator has it (saves a recomputation),
+        else ``None``.
+    """
+
+    dt: float | None = None
+    #: whether the lattice moves (False for frozen-lattice LLG and Monte Carlo)
+    moves_lattice: bool = True
+    #: whether spins move
+    moves_spins: bool = True
+
+    def __init__(self):
+        self.last_evaluation = None
+
+    def check(self, state, potential) -> None:
+        """Raise a clear error if this integrator cannot run ``state`` with ``potential``."""
+        if self.moves_spins and not getattr(potential, "provides_magnetic_forces", False):
+            raise InputError(f"{type(self).__name__} moves spins but {potential!r} gives no magnetic forces")
+
+    def run(self, state, potential, steps: int):  # pragma: no cover - abstract
+        """Advance ``steps`` steps; return the new State."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return repr(self)
+
+
+def check_dt(dt, max_dt=10.0):
+    """Validate a time step in fs."""
+    if dt is None or not np.isfinite(dt) or dt <= 0:
+        raise InputError(f"time step dt must be a positive number of fs, got {dt}")
+    if dt > max_dt:
+        raise InputError(f"time step dt = {dt} fs is absurdly large (limit {max_dt} fs)")
+    return float(dt)
+
+
+def check_nonnegative(value, name, unit):
+    if value is None or not np.isfinite(value) or value < 0:
+        raise InputError(f"{name} must be a non-negative number ({unit}), got {value}")
+    return float(value)
