@@ -107,6 +107,9 @@ class Potential:
     provides_magnetic_forces: bool = True
     #: elements (atomic numbers) the potential knows; None = any
     elements: tuple[int, ...] | None = None
+    #: the energy is unchanged when all spins rotate together with the lattice fixed (no
+    #: spin-orbit coupling); used to merge equivalent minima in ground-state searches
+    spin_rotation_invariant: bool = False
 
     def compute(self, state, forces: bool = True, magnetic_forces: bool = True, stress: bool = False) -> Evaluation:
         """Energy (eV), forces (eV/Å), magnetic forces −∂E/∂m (eV/μB), stress (eV/Å³, Voigt)
@@ -185,6 +188,7 @@ class SumPotential(Potential):
         self.skin = min(t.skin for t in self._terms)
         self.depends_on_magnitudes = any(t.depends_on_magnitudes for t in self._terms)
         self.provides_magnetic_forces = all(t.provides_magnetic_forces for t in self._terms)
+        self.spin_rotation_invariant = all(t.spin_rotation_invariant for t in self._terms)
 
     @property
     def terms(self):

@@ -1,0 +1,245 @@
+"""Energy minimisation of spins, moment magnitudes, positions and the cell.
+
+The default method is L-BFGS with orthogonal spin rotations: spin degrees of freedom are
+rotation vectors θ_i in the tangent plane of each spin (the gradient of E with respect to θ_i
+is the torque s_i × ∂E/∂s_i, eV/rad), positions are Cartesian (gradient −F, eV/Å), the cell is
+a symmetric strain (gradient V·σ, eV), and moment magnitudes |m_i| are plain variables
+(gradient ∂E/∂|m_i| = −s_i·h_i, eV/μB). Every step starts from the current configuration, so
+spins stay exactly unit length. A damped-precession method is the fallback
+(``method="precession"``).
+
+Convergence: largest torque ≤ ``tmax`` (eV), largest force ≤ ``fmax`` (eV/Å), largest stress
+component ≤ ``smax`` (eV/Å³), largest longitudinal field ≤ ``hmax`` (eV/μB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+
+_MAX_ROTATION = 0.3  # rad, largest spin rotation of one step
+_MAX_DISPLACEMENT = 0.1  # Å, largest atomic move of one step
+_MAX_STRAIN = 0.01  # largest strain component of one step
+_MAX_DMOMENT = 0.1  # μB, largest moment change of one step
+
+
+@dataclass
+class MinimizeResult:
+    """What :func:`minimize` did: ``state``, ``energy`` (eV), ``iterations``, ``converged``,
+    ``reason`` (why it stopped), final ``max_torque`` (eV), ``max_force`` (eV/Å),
+    ``max_stress`` (eV/Å³), ``max_longitudinal`` (eV/μB), ``n_evaluations``."""
+
+    state: object
+    energy: float
+    iterations: int
+    converged: bool
+    reason: str
+    max_torque: float = 0.0
+    max_force: float = 0.0
+    max_stress: float = 0.0
+    max_longitudinal: float = 0.0
+    n_evaluations: int = 0
+    history: list = field(default_factory=list)
+
+
+class _Problem:
+    """Maps a State onto a flat vector of step variables and back."""
+
+    def __init__(self, potential, spins, positions, cell, magnitudes):
+        self.pot = potential
+        self.spins, self.positions, self.cell, self.magnitudes = spins, positions, cell, magnitudes
+        self.n_eval = 0
+
+    def evaluate(self, st):
+        """Energy (eV) and the gradient blocks of ``st``."""
+        self.n_eval += 1
+        ev = self.pot.compute(st, forces=self.positions or self.cell, magnetic_forces=self.spins or self.magnitudes,
+                              stress=self.cell)
+        g = {}
+        mag = st.moments > 0
+        if self.spins:
+            tq = -st.moments[:, None] * np.cross(st.spins, ev.magnetic_forces)
+            tq[~mag] = 0.0
+            g["spins"] = tq
+        if self.positions:
+            g["positions"] = -ev.forces
+        if self.cell:
+            from .potentials.base import voigt_to_matrix
+
+            g["cell"] = voigt_to_matrix(ev.stress) * st.volume
+        if self.magnitudes:
+            gm = -np.sum(st.spins * ev.magnetic_forces, axis=1)
+            gm[~mag] = 0.0
+            g["magnitudes"] = gm
+        return ev.energy, g
+
+    def flatten(self, g):
+        return np.concatenate([np.ravel(g[k]) for k in ("spins", "positions", "cell", "magnitudes") if k in g])
+
+    def unflatten(self, v, n):
+        out, k = {}, 0
+        for name, size, shape in (("spins", 3 * n, (n, 3)), ("positions", 3 * n, (n, 3)), ("cell", 9, (3, 3)),
+                                  ("magnitudes", n, (n,))):
+            if getattr(self, name):
+                out[name] = v[k:k + size].reshape(shape)
+                k += size
+        return out
+
+    def limit(self, d, n):
+        """Largest factor ≤ 1 that keeps a step within the trust limits."""
+        parts = self.unflatten(d, n)
+        f = 1.0
+        for name, cap in (("spins", _MAX_ROTATION), ("positions", _MAX_DISPLACEMENT), ("cell", _MAX_STRAIN),
+                          ("magnitudes", _MAX_DMOMENT)):
+            if name in parts:
+                a = parts[name]
+                big = np.max(np.linalg.norm(a, axis=1)) if a.ndim == 2 and name != "cell" else np.max(np.abs(a))
+                if big > cap:
+                    f = min(f, cap / big)
+        return f
+
+    def apply(self, st, d):
+        """State after the step ``d`` (rotation vectors, displacements, strain, moment changes)."""
+        parts = self.unflatten(d, len(st))
+        spins, moments, pos, cell = st.spins, st.moments, st.positions, st.cell
+        if "spins" in parts:
+            spins = _rotate(spins, parts["spins"])
+        if "magnitudes" in parts:
+            moments = np.where(moments > 0, np.maximum(moments + parts["magnitudes"], 1e-6), 0.0)
+        if "positions" in parts:
+            pos = pos + parts["positions"]
+        if "cell" in parts:
+            e = parts["cell"]
+            e = 0.5 * (e + e.T)
+            deform = np.eye(3) + e
+            pos = pos @ deform.T
+            cell = cell @ deform.T
+        return type(st)._trusted(pos, st.numbers, cell, st.pbc, spins, moments, st.velocities, st.masses)
+
+
+def _rotate(spins, theta):
+    """Rotate each spin by its rotation vector (Rodrigues), keeping unit length."""
+    ang = np.linalg.norm(theta, axis=1)
+    axis = np.divide(theta, ang[:, None], out=np.zeros_like(theta), where=ang[:, None] > 0)
+    c, s = np.cos(ang)[:, None], np.sin(ang)[:, None]
+    kxs = np.cross(axis, spins)
+    kds = np.sum(axis * spins, axis=1)[:, None]
+    out = spins * c + kxs * s + axis * kds * (1 - c)
+    return out / np.linalg.norm(out, axis=1)[:, None]
+
+
+def _norms(g):
+    def mx(a, rows=True):
+        if a is None:
+            return 0.0
+        return float(np.max(np.linalg.norm(a, axis=1), initial=0.0) if rows else np.max(np.abs(a), initial=0.0))
+
+    return (mx(g.get("spins")), mx(g.get("positions")), mx(g.get("cell"), False), mx(g.get("magnitudes"), False))
+
+
+def minimize(state, potential, spins=True, positions=False, cell=False, magnitudes=False, tmax=1e-5, fmax=1e-3,
+             smax=1e-5, hmax=1e-4, max_steps=2000, method="lbfgs", memory=10, return_result=False):
+    """Minimise the energy of ``state`` with ``potential``.
+
+    Parameters
+    ----------
+    spins, positions, cell, magnitudes : which degrees of freedom relax. ``magnitudes`` relaxes
+        moment magnitudes at fixed directions (and with directions if ``spins``); it needs a
+        potential whose energy depends on them (``potential.depends_on_magnitudes``).
+    tmax : torque tolerance, eV (largest |s_i × ∂E/∂s_i|).
+    fmax : force tolerance, eV/Å.  smax : stress tolerance, eV/Å³ (cell relaxation).
+    hmax : longitudinal-field tolerance, eV/μB (magnitude relaxation).
+    max_steps : iteration limit.
+    method : "lbfgs" (default) or "precession" (damped precession / steepest descent on the spheres).
+    return_result : also return a :class:`MinimizeResult` (iterations, reason, final residuals).
+
+    Returns the relaxed State, or ``(State, MinimizeResult)`` with ``return_result``.
+    """
+    if not (spins or positions or cell or magnitudes):
+        raise InputError("minimize: nothing to relax (spins, positions, cell and magnitudes are all False)")
+    if method not in ("lbfgs", "precession"):
+        raise InputError(f"minimize: unknown method {method!r}; use 'lbfgs' or 'precession'")
+    if cell and not state.pbc.all():
+        raise InputError("minimize: cell relaxation needs a cell periodic in all directions")
+    if magnitudes and not potential.depends_on_magnitudes:
+        raise InputError(f"minimize: magnitudes=True but {potential!r} does not depend on moment magnitudes")
+    if (spins or magnitudes) and not potential.provides_magnetic_forces:
+        raise InputError(f"minimize: {potential!r} gives no magnetic forces")
+    for name, v in (("tmax", tmax), ("fmax", fmax), ("smax", smax), ("hmax", hmax)):
+        if not v > 0:
+            raise InputError(f"minimize: {name} must be positive, got {v}")
+
+    prob = _Problem(potential, spins, positions, cell, magnitudes)
+    st = state.copy()
+    n = len(st)
+    e, g = prob.evaluate(st)
+    tol = np.array([tmax, fmax, smax, hmax])
+    s_hist, y_hist = [], []
+    reason, it, converged = "max_steps reached", 0, False
+    history = [e]
+    for it in range(1, max_steps + 1):
+        res = np.array(_norms(g))
+        if np.all(res <= tol):
+            reason, converged, it = "converged", True, it - 1
+            break
+        gv = prob.flatten(g)
+        if method == "lbfgs":
+            d = -_two_loop(gv, s_hist, y_hist)
+            if gv @ d >= 0:  # not a descent direction: restart the memory
+                s_hist.clear(), y_hist.clear()
+                d = -gv
+        else:  # damped precession: steepest descent on the spheres, Barzilai-Borwein step length
+            bb = (s_hist[-1] @ s_hist[-1]) / (s_hist[-1] @ y_hist[-1]) if s_hist else 1.0
+            d = -gv * bb
+        d = d * prob.limit(d, n)
+        alpha, accepted = 1.0, False
+        for _ in range(20):
+            trial = prob.apply(st, alpha * d)
+            e_new, g_new = prob.evaluate(trial)
+            if e_new <= e + 1e-4 * alpha * (gv @ d) + 1e-12 * abs(e):
+                accepted = True
+                break
+            alpha *= 0.5
+        if not accepted:
+            if s_hist:
+                s_hist.clear(), y_hist.clear()
+                continue
+            reason = "line search failed (energy cannot decrease further at this precision)"
+            converged = bool(np.all(np.array(_norms(g)) <= 10 * tol))
+            break
+        step = alpha * d
+        gv_new = prob.flatten(g_new)
+        y = gv_new - gv
+        if step @ y > 1e-16:
+            s_hist.append(step)
+            y_hist.append(y)
+            if len(s_hist) > memory:
+                s_hist.pop(0), y_hist.pop(0)
+        st, e, g = trial, e_new, g_new
+        history.append(e)
+    else:
+        it = max_steps
+    res = _norms(g)
+    result = MinimizeResult(st, float(e), it, converged, reason, *res, n_evaluations=prob.n_eval, history=history)
+    return (st, result) if return_result else st
+
+
+def _two_loop(g, s_hist, y_hist):
+    """L-BFGS two-loop recursion: approximate inverse Hessian times ``g``."""
+    q = g.copy()
+    alphas = []
+    for s, y in zip(reversed(s_hist), reversed(y_hist)):
+        rho = 1.0 / (y @ s)
+        a = rho * (s @ q)
+        alphas.append((a, rho, s, y))
+        q -= a * y
+    if s_hist:
+        s, y = s_hist[-1], y_hist[-1]
+        q *= (s @ y) / (y @ y)
+    for a, rho, s, y in reversed(alphas):
+        b = rho * (y @ q)
+        q += (a - b) * s
+    return q
