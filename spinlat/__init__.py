@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 from . import errors, units  # noqa: E402
 from .state import State  # noqa: E402
 from .neighbors import NeighborList  # noqa: E402
+from .minimize import minimize  # noqa: E402  (the function shadows its module on purpose)
 
 
 def __getattr__(name):
@@ -20,10 +21,6 @@ def __getattr__(name):
         from .simulation import Simulation
 
         return Simulation
-    if name == "minimize":
-        from .minimize import minimize
-
-        return minimize
     if name == "sweep":
         from .search import sweep
 

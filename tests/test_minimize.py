@@ -1,0 +1,73 @@
+"""Minimisers: spins on spheres, positions, cell and moment magnitudes against analytic minima."""
+
+import numpy as np
+import pytest
+
+import spinlat as sl
+from conftest import EAM_FE, bcc_fe
+from spinlat.errors import InputError
+from spinlat.potentials import EAM, Landau, UniaxialAnisotropy, Zeeman
+
+
+def _single_spins(n=5, moment=2.0, seed=1):
+    rng = np.random.default_rng(seed)
+    pos = np.arange(n)[:, None] * np.array([10.0, 0, 0])
+    return sl.State(pos, ["Fe"] * n, spins=rng.normal(size=(n, 3)), moments=np.full(n, moment))
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "precession"])
+def test_spin_in_field_and_anisotropy_reaches_analytic_angle(method):
+    # E(θ) = −μ μB B cosθ − K cos²θ' with the easy axis x and field along z:
+    # spins on the x-z plane at angle θ from z with sinθ = ... solve numerically from dE/dθ = 0
+    B, K, mu = 2.0, 2e-4, 2.0
+    pot = Zeeman([0, 0, B]) + UniaxialAnisotropy(K, [1, 0, 0])
+    st = _single_spins(moment=mu)
+    out, res = sl.minimize(st, pot, method=method, tmax=1e-9, max_steps=5000, return_result=True)
+    assert res.converged, res.reason
+    assert res.max_torque <= 1e-9
+    h = mu * sl.units.MU_B * B
+    # E = −h cosθ − K sin²θ (θ from z toward x): dE/dθ = h sinθ − 2K sinθ cosθ → cosθ = h/(2K) if < 1
+    cos_expected = min(1.0, h / (2 * K))
+    assert np.allclose(np.abs(out.spins[:, 2]), cos_expected, atol=1e-6)
+    assert np.allclose(np.linalg.norm(out.spins, axis=1), 1.0, atol=1e-14)
+
+
+def test_lbfgs_and_precession_reach_the_same_minimum():
+    pot = Zeeman([0, 0, 1.0]) + UniaxialAnisotropy(1e-4, [1, 1, 0])
+    st = _single_spins(n=20, seed=3)
+    _, r1 = sl.minimize(st, pot, tmax=1e-9, return_result=True)
+    _, r2 = sl.minimize(st, pot, tmax=1e-9, method="precession", return_result=True, max_steps=20000)
+    assert r1.converged and r2.converged
+    assert r1.energy == pytest.approx(r2.energy, abs=1e-12)
+    assert r1.history[-1] <= r1.history[0] and np.all(np.diff(r1.history) <= 1e-15)
+
+
+def test_landau_magnitudes_relax_to_analytic_minimum():
+    a, b = -0.1, 0.01
+    pot = Landau(a, b)
+    st = _single_spins(n=3, moment=1.0)
+    out, res = sl.minimize(st, pot, spins=False, magnitudes=True, hmax=1e-10, return_result=True)
+    assert res.converged, res.reason
+    assert np.allclose(out.moments, np.sqrt(-a / (2 * b)), rtol=1e-6)
+
+
+def test_eam_cell_and_positions_relax_to_equilibrium_lattice():
+    # Mendelev Fe: the relaxed bcc lattice constant is 2.8553 Å
+    st = bcc_fe((2, 2, 2), a=2.90, rattle=0.03, random_spins=False)
+    pot = EAM(EAM_FE)
+    out, res = sl.minimize(st, pot, spins=False, positions=True, cell=True, fmax=1e-4, smax=1e-6,
+                           max_steps=500, return_result=True)
+    assert res.converged, res.reason
+    a = np.cbrt(out.volume / len(out) * 2)
+    assert a == pytest.approx(2.8553, abs=2e-3)
+    assert np.max(np.abs(pot.compute(out, stress=True).stress)) < 1e-5
+
+
+def test_bad_requests():
+    st = _single_spins()
+    with pytest.raises(InputError, match="nothing to relax"):
+        sl.minimize(st, Zeeman([0, 0, 1]), spins=False)
+    with pytest.raises(InputError, match="magnitudes"):
+        sl.minimize(st, Zeeman([0, 0, 1]), magnitudes=True)
+    with pytest.raises(InputError, match="method"):
+        sl.minimize(st, Zeeman([0, 0, 1]), method="newton")
