@@ -8,6 +8,8 @@ import math
 
 #: Bohr magneton, eV/T.
 MU_B = 5.7883818060e-5
+#: 1 meV in eV.
+MEV = 1e-3
 #: Boltzmann constant, eV/K.
 K_B = 8.617333262e-5
 #: Reduced Planck constant, eV·fs.
@@ -26,6 +28,10 @@ EV_PER_A3_IN_GPA = 160.21766208
 MIN_DISTANCE = 0.1
 #: Two pi.
 TWO_PI = 2.0 * math.pi
+
+#: LAMMPS SPIN's rounded Bohr magneton, eV/T (fix precession/spin); used only to convert
+#: LAMMPS inputs exactly (see spinlat.potentials.single_site).
+LAMMPS_MU_B = 5.78901e-5
 
 #: The unit system, as written into trajectory files.
 UNITS = {

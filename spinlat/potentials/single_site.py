@@ -1,0 +1,363 @@
+"""Single-site magnetic terms: Zeeman, uniaxial and cubic anisotropy, Landau.
+
+Each term is a sum over atoms of a function of the atom's own moment, so it has no lattice
+forces and no stress. Only magnetic atoms (moment > 0) take part; non-magnetic atoms get zero
+energy and zero magnetic force. Every term can be restricted to some species:
+
+- ``Zeeman(B, elements=None)``: ``elements`` lists the species the field acts on;
+- anisotropies and ``Landau`` take their constants as a scalar (every species) or as a dict
+  ``{element: value}`` (symbol or atomic number); species missing from the dict get nothing.
+
+Magnetic forces are the exact h_i = −∂E/∂m_i (eV/μB) with m_i = moments_i · spins_i:
+
+- ``Zeeman``: E = −μB Σ_i moments_i s_i·B is linear in m, h_i = μB B (whole vector);
+- ``UniaxialAnisotropy``, ``CubicAnisotropy``: functions of the direction s_i only, so
+  h_i = −(1/|m_i|)(1 − s_i s_iᵀ) ∂E/∂s_i is transverse;
+- ``Landau``: a function of |m_i| only, h_i = −(∂E/∂|m_i|) s_i is longitudinal.
+
+Relation to LAMMPS ``fix precession/spin`` (checked numerically in tests/test_peers_lammps_spin.py):
+
+- ``zeeman H nx ny nz``: LAMMPS computes E = −g μB' Σ_i moments_i s_i·(H n) with g = 2 and its
+  own rounded Bohr magneton μB' = 5.78901e-5 eV/T (``units.LAMMPS_MU_B``). So LAMMPS's field H
+  equals ``Zeeman(B)`` with B = 2 (μB'/μB) H; :meth:`Zeeman.from_lammps` does that conversion.
+- ``anisotropy K nx ny nz``: E = −K Σ (s·n)², identical to ``UniaxialAnisotropy(K, n)``.
+- ``cubic K1 K2 n1 n2 n3``: E = −K1 Σ(αx²αy² + αy²αz² + αz²αx²) − K2 Σ αx²αy²αz²: the opposite
+  sign of the standard form used here, so LAMMPS ``cubic K1 K2`` = ``CubicAnisotropy(−K1, −K2)``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .. import units
+from ..errors import InputError, NonFiniteError, ShapeError, UnknownElementError
+from .base import Evaluation, Potential
+
+_NZ = 119  # table size: atomic numbers 0..118
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _atomic_number(key) -> int:
+    from ase.data import atomic_numbers
+
+    if isinstance(key, str):
+        if key not in atomic_numbers or key == "X":
+            raise UnknownElementError(f"unknown element symbol {key!r}")
+        return atomic_numbers[key]
+    try:
+        z = int(key)
+    except (TypeError, ValueError):
+        raise UnknownElementError(f"not an element: {key!r}") from None
+    if z != key or not 1 <= z < _NZ:
+        raise UnknownElementError(f"unknown atomic number {key!r}")
+    return z
+
+
+def _finite_scalar(value, name) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(v):
+        raise NonFiniteError(f"{name} must be finite, got {v}")
+    return v
+
+
+def species_table(value, name):
+    """Per-species constant → (table (119,) float, applies (119,) bool), indexed by atomic number.
+
+    ``value`` is a scalar (every species) or a dict ``{element: value}`` (symbol or Z)."""
+    table = np.zeros(_NZ)
+    applies = np.zeros(_NZ, dtype=bool)
+    if isinstance(value, dict):
+        if not value:
+            raise InputError(f"{name}: empty dict of per-species values")
+        for key, v in value.items():
+            z = _atomic_number(key)
+            table[z] = _finite_scalar(v, f"{name}[{key!r}]")
+            applies[z] = True
+    else:
+        table[1:] = _finite_scalar(value, name)
+        applies[1:] = True
+    return table, applies
+
+
+def species_mask(elements):
+    """Elements (symbols or Z) → boolean table (119,); ``None`` → every element."""
+    mask = np.zeros(_NZ, dtype=bool)
+    if elements is None:
+        mask[1:] = True
+        return mask
+    if isinstance(elements, (str, int, np.integer)):
+        elements = [elements]
+    elements = list(elements)
+    if not elements:
+        raise InputError("elements: empty list (give None for every element)")
+    for e in elements:
+        mask[_atomic_number(e)] = True
+    return mask
+
+
+def _vector3(v, name) -> np.ndarray:
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a 3-vector of numbers, got {v!r}") from None
+    if a.shape != (3,):
+        raise ShapeError(f"{name} must have shape (3,), got {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise NonFiniteError(f"{name} holds NaN or inf: {a.tolist()}")
+    return a
+
+
+def _unit_vector(v, name) -> np.ndarray:
+    a = _vector3(v, name)
+    n = np.linalg.norm(a)
+    if n < 1e-12:
+        raise InputError(f"{name} has zero length")
+    return a / n
+
+
+def _atoms_array(atoms, n) -> np.ndarray:
+    a = np.asarray(atoms, dtype=np.int64).reshape(-1)
+    if a.size and (a.min() < 0 or a.max() >= n):
+        raise InputError(f"atom indices must lie in [0, {n}), got range [{a.min()}, {a.max()}]")
+    return a
+
+
+def _names(table_mask) -> str:
+    from ase.data import chemical_symbols
+
+    zs = np.flatnonzero(table_mask)
+    return "all" if len(zs) >= _NZ - 1 else ",".join(chemical_symbols[z] for z in zs)
+
+
+class _SingleSite(Potential):
+    """Shared evaluation of single-site terms: a kernel gives energies and h of listed atoms."""
+
+    cutoff = 0.0
+
+    def _kernel(self, state, atoms, energies, h):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:
+        n = len(state)
+        atoms = np.arange(n, dtype=np.int64)
+        energies = np.zeros(n)
+        h = np.zeros((n, 3))
+        self._kernel(state, atoms, energies, h)
+        return Evaluation(float(energies.sum()), np.zeros((n, 3)) if forces else None,
+                          h if magnetic_forces else None, np.zeros(6) if stress else None, energies)
+
+    def local_fields(self, state, neighbors, atoms) -> np.ndarray:
+        """h = −∂E/∂m (eV/μB) of the atoms ``atoms`` only, (len(atoms), 3)."""
+        atoms = _atoms_array(atoms, len(state))
+        energies = np.zeros(len(atoms))
+        h = np.zeros((len(atoms), 3))
+        self._kernel(state, atoms, energies, h)
+        return h
+
+
+# ---------------------------------------------------------------------------------- kernels
+@numba.njit(cache=True)
+def _zeeman_kernel(atoms, numbers, spins, moments, applies, field, energies, h):
+    """E_i = −moments_i s_i·field (field = μB B in eV/μB); h_i = field. Outputs indexed like atoms."""
+    for a in range(len(atoms)):
+        i = atoms[a]
+        m = moments[i]
+        if m <= 0.0 or not applies[numbers[i]]:
+            continue
+        energies[a] = -m * (spins[i, 0] * field[0] + spins[i, 1] * field[1] + spins[i, 2] * field[2])
+        h[a, 0] = field[0]
+        h[a, 1] = field[1]
+        h[a, 2] = field[2]
+
+
+@numba.njit(cache=True)
+def _uniaxial_kernel(atoms, numbers, spins, moments, ktable, axis, energies, h):
+    """E_i = −K (s_i·n)²; h_i = (2K (s·n)/|m|)(n − (s·n) s)."""
+    for a in range(len(atoms)):
+        i = atoms[a]
+        m = moments[i]
+        k = ktable[numbers[i]]
+        if m <= 0.0 or k == 0.0:
+            continue
+        sn = spins[i, 0] * axis[0] + spins[i, 1] * axis[1] + spins[i, 2] * axis[2]
+        energies[a] = -k * sn * sn
+        c = 2.0 * k * sn / m
+        for q in range(3):
+            h[a, q] = c * (axis[q] - sn * spins[i, q])
+
+
+@numba.njit(cache=True)
+def _cubic_kernel(atoms, numbers, spins, moments, k1table, k2table, axes, energies, h):
+    """E_i = K1 (ax²ay² + ay²az² + az²ax²) + K2 ax²ay²az², α = axes·s_i; h transverse."""
+    for a in range(len(atoms)):
+        i = atoms[a]
+        m = moments[i]
+        k1 = k1table[numbers[i]]
+        k2 = k2table[numbers[i]]
+        if m <= 0.0 or (k1 == 0.0 and k2 == 0.0):
+            continue
+        ax = axes[0, 0] * spins[i, 0] + axes[0, 1] * spins[i, 1] + axes[0, 2] * spins[i, 2]
+        ay = axes[1, 0] * spins[i, 0] + axes[1, 1] * spins[i, 1] + axes[1, 2] * spins[i, 2]
+        az = axes[2, 0] * spins[i, 0] + axes[2, 1] * spins[i, 1] + axes[2, 2] * spins[i, 2]
+        x2, y2, z2 = ax * ax, ay * ay, az * az
+        energies[a] = k1 * (x2 * y2 + y2 * z2 + z2 * x2) + k2 * x2 * y2 * z2
+        # dE/dα
+        gx = 2.0 * ax * (k1 * (y2 + z2) + k2 * y2 * z2)
+        gy = 2.0 * ay * (k1 * (x2 + z2) + k2 * x2 * z2)
+        gz = 2.0 * az * (k1 * (x2 + y2) + k2 * x2 * y2)
+        g0 = axes[0, 0] * gx + axes[1, 0] * gy + axes[2, 0] * gz
+        g1 = axes[0, 1] * gx + axes[1, 1] * gy + axes[2, 1] * gz
+        g2 = axes[0, 2] * gx + axes[1, 2] * gy + axes[2, 2] * gz
+        gs = g0 * spins[i, 0] + g1 * spins[i, 1] + g2 * spins[i, 2]
+        h[a, 0] = -(g0 - gs * spins[i, 0]) / m
+        h[a, 1] = -(g1 - gs * spins[i, 1]) / m
+        h[a, 2] = -(g2 - gs * spins[i, 2]) / m
+
+
+@numba.njit(cache=True)
+def _landau_kernel(atoms, numbers, spins, moments, atable, btable, ctable, energies, h):
+    """E_i = a m² + b m⁴ + c m⁶ (m = |m_i| in μB); h_i = −(2a m + 4b m³ + 6c m⁵) s_i."""
+    for a in range(len(atoms)):
+        i = atoms[a]
+        m = moments[i]
+        z = numbers[i]
+        if m <= 0.0:
+            continue
+        m2 = m * m
+        ca, cb, cc = atable[z], btable[z], ctable[z]
+        energies[a] = m2 * (ca + m2 * (cb + m2 * cc))
+        dedm = m * (2.0 * ca + m2 * (4.0 * cb + 6.0 * cc * m2))
+        h[a, 0] = -dedm * spins[i, 0]
+        h[a, 1] = -dedm * spins[i, 1]
+        h[a, 2] = -dedm * spins[i, 2]
+
+
+# ---------------------------------------------------------------------------------- terms
+class Zeeman(_SingleSite):
+    """Zeeman energy of the moments in a uniform field: E = −μB Σ_i moments_i s_i·B (eV).
+
+    Parameters
+    ----------
+    B : (3,) magnetic field, tesla.
+    elements : species the field acts on (symbols or atomic numbers); ``None``: every species.
+
+    Magnetic forces h_i = μB B (eV/μB) on magnetic atoms of those species, 0 elsewhere.
+    """
+
+    def __init__(self, B, elements=None):
+        b = _vector3(B, "Zeeman field B (tesla)")
+        self.B = b
+        self._applies = species_mask(elements)
+        self._field = units.MU_B * b  # eV/μB
+
+    @classmethod
+    def from_lammps(cls, H, direction, elements=None) -> "Zeeman":
+        """The term LAMMPS ``fix precession/spin zeeman H nx ny nz`` computes (H in tesla).
+
+        LAMMPS uses g = 2 and μB' = ``units.LAMMPS_MU_B``: B = 2 (μB'/μB) H n̂."""
+        n = _unit_vector(direction, "Zeeman direction")
+        h = _finite_scalar(H, "Zeeman field magnitude H")
+        return cls(2.0 * units.LAMMPS_MU_B / units.MU_B * h * n, elements=elements)
+
+    def _kernel(self, state, atoms, energies, h):
+        _zeeman_kernel(atoms, state.numbers, state.spins, state.moments, self._applies, self._field,
+                       energies, h)
+
+    def __repr__(self):
+        el = _names(self._applies)
+        return f"Zeeman(B={self.B.tolist()} T" + ("" if el == "all" else f", elements={el}") + ")"
+
+
+class UniaxialAnisotropy(_SingleSite):
+    """Uniaxial anisotropy E = −K Σ_i (s_i·n)² (eV); K > 0: easy axis n, K < 0: easy plane.
+
+    Parameters
+    ----------
+    K : eV per atom, scalar or dict ``{element: K}`` (species not listed get no anisotropy).
+    axis : (3,) direction n (normalised; any non-zero length).
+    """
+
+    def __init__(self, K, axis):
+        self._k, _ = species_table(K, "anisotropy constant K")
+        self.K = K
+        self.axis = _unit_vector(axis, "anisotropy axis")
+
+    def _kernel(self, state, atoms, energies, h):
+        _uniaxial_kernel(atoms, state.numbers, state.spins, state.moments, self._k, self.axis, energies, h)
+
+    def __repr__(self):
+        return f"UniaxialAnisotropy(K={self.K!r} eV, axis={self.axis.tolist()})"
+
+
+class CubicAnisotropy(_SingleSite):
+    """Cubic anisotropy, standard form (eV):
+
+        E = Σ_i K1 (αx²αy² + αy²αz² + αz²αx²) + K2 αx²αy²αz²,
+
+    with α = (αx, αy, αz) the components of s_i along the cubic axes. K1 > 0: easy ⟨100⟩ (bcc Fe),
+    K1 < 0: easy ⟨111⟩ (fcc Ni). LAMMPS ``cubic K1 K2`` is ``CubicAnisotropy(−K1, −K2)``.
+
+    Parameters
+    ----------
+    K1, K2 : eV per atom, scalars or dicts ``{element: value}``.
+    axes : (3, 3) orthonormal cubic axes as rows; default the Cartesian axes.
+    """
+
+    def __init__(self, K1, K2=0.0, axes=None):
+        self._k1, _ = species_table(K1, "cubic anisotropy K1")
+        self._k2, _ = species_table(K2, "cubic anisotropy K2")
+        self.K1, self.K2 = K1, K2
+        if axes is None:
+            self.axes = np.eye(3)
+        else:
+            try:
+                ax = np.asarray(axes, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InputError(f"cubic axes must be a 3×3 array, got {axes!r}") from None
+            if ax.shape != (3, 3):
+                raise ShapeError(f"cubic axes must have shape (3, 3), got {ax.shape}")
+            ax = np.array([_unit_vector(r, f"cubic axis {k}") for k, r in enumerate(ax)])
+            if not np.allclose(ax @ ax.T, np.eye(3), atol=1e-8):
+                raise InputError("cubic axes must be mutually orthogonal")
+            self.axes = ax
+
+    def _kernel(self, state, atoms, energies, h):
+        _cubic_kernel(atoms, state.numbers, state.spins, state.moments, self._k1, self._k2, self.axes,
+                      energies, h)
+
+    def __repr__(self):
+        return f"CubicAnisotropy(K1={self.K1!r} eV, K2={self.K2!r} eV)"
+
+
+class Landau(_SingleSite):
+    """Landau expansion in the moment magnitude, per species (eV):
+
+        E = Σ_i a |m_i|² + b |m_i|⁴ + c |m_i|⁶,   |m_i| in μB,
+
+    so a is eV/μB², b eV/μB⁴, c eV/μB⁶. With a < 0, b > 0, c = 0 the minimum is at
+    |m|² = −a / (2b). Magnetic forces are longitudinal: h_i = −(2a|m| + 4b|m|³ + 6c|m|⁵) s_i.
+
+    Parameters
+    ----------
+    a, b, c : scalars (every species) or dicts ``{element: value}``; species missing from all
+        dicts get no Landau energy.
+    """
+
+    depends_on_magnitudes = True
+
+    def __init__(self, a, b=0.0, c=0.0):
+        self._a, _ = species_table(a, "Landau a")
+        self._b, _ = species_table(b, "Landau b")
+        self._c, _ = species_table(c, "Landau c")
+        self.a, self.b, self.c = a, b, c
+
+    def _kernel(self, state, atoms, energies, h):
+        _landau_kernel(atoms, state.numbers, state.spins, state.moments, self._a, self._b, self._c,
+                       energies, h)
+
+    def __repr__(self):
+        return f"Landau(a={self.a!r}, b={self.b!r}, c={self.c!r})"

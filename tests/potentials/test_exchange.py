@@ -1,0 +1,156 @@
+"""BetheSlaterExchange: NumPy reference, finite differences, analytic bcc shells, local fields."""
+
+import numpy as np
+import pytest
+from ase.neighborlist import neighbor_list
+
+import spinlat as sl
+from spinlat.errors import InputError, UnknownElementError
+from spinlat.potentials import BetheSlaterExchange, Zeeman
+from spinlat.potentials.exchange import bethe_slater
+
+from conftest import bcc_fe, fd_forces, fd_magnetic_forces, fd_stress
+
+PARAMS = (3.4, 0.02726, 0.2171, 1.841)
+A = 2.8665
+
+
+def reference_energy(st, cutoff, J1, J2, J3, offset=False, active=None):
+    """Plain NumPy: E = −Σ_{i<j} J(r)(s_i·s_j − δ) from ASE's full neighbour list (½ per ordered pair)."""
+    i, j, d = neighbor_list("ijd", st.to_ase(), cutoff)
+    if active is None:
+        active = st.moments > 0
+    keep = active[i] & active[j]
+    i, j, d = i[keep], j[keep], d[keep]
+    sd = np.sum(st.spins[i] * st.spins[j], axis=1) - (1.0 if offset else 0.0)
+    return -0.5 * np.sum(bethe_slater(d, J1, J2, J3) * sd)
+
+
+@pytest.mark.parametrize("offset", [False, True])
+def test_energy_matches_numpy_reference(offset):
+    st = bcc_fe((3, 3, 3), seed=1)
+    pot = BetheSlaterExchange(*PARAMS, offset=offset)
+    ev = pot.compute(st)
+    assert ev.energy == pytest.approx(reference_energy(st, *PARAMS, offset=offset), abs=1e-12)
+    assert ev.energies.sum() == pytest.approx(ev.energy, abs=1e-12)
+
+
+def test_cutoff_beyond_half_box_counts_self_images():
+    # the 2-atom bcc cell (2.87 Å) with a 6 Å cutoff: each atom sees many of its own images
+    st = bcc_fe((1, 1, 1), seed=3, rattle=0.03)
+    pot = BetheSlaterExchange(6.0, 0.02726, 0.2171, 1.841)
+    assert pot.compute(st).energy == pytest.approx(reference_energy(st, 6.0, 0.02726, 0.2171, 1.841), abs=1e-12)
+    big = pot.compute(st.repeat((3, 3, 3))).energy
+    assert big == pytest.approx(27 * pot.compute(st).energy, abs=1e-10)
+
+
+@pytest.mark.parametrize("offset", [False, True])
+def test_ferromagnetic_bcc_energy_by_shells(offset):
+    st = bcc_fe((3, 3, 3), rattle=0.0, random_spins=False)
+    pot = BetheSlaterExchange(*PARAMS, offset=offset)
+    ev = pot.compute(st, stress=True)
+    # shells inside 3.4 Å: 8 at a√3/2, 6 at a (the next, 12 at a√2 = 4.05 Å, is outside)
+    per_atom = -0.5 * (8 * bethe_slater(A * np.sqrt(3) / 2, *PARAMS[1:]) + 6 * bethe_slater(A, *PARAMS[1:]))
+    expected = 0.0 if offset else per_atom
+    assert ev.energy / len(st) == pytest.approx(expected, abs=1e-14)
+    np.testing.assert_allclose(ev.energies, expected, atol=1e-14)
+    np.testing.assert_allclose(ev.forces, 0.0, atol=1e-13)
+    np.testing.assert_allclose(ev.magnetic_forces, 0.0, atol=1e-13)
+    np.testing.assert_allclose(ev.stress[3:], 0.0, atol=1e-13)  # cubic: no shear stress
+
+
+@pytest.mark.parametrize("offset", [False, True])
+def test_magnetic_forces_match_finite_differences(offset):
+    st = bcc_fe((2, 2, 2), seed=2)
+    pot = BetheSlaterExchange(*PARAMS, offset=offset)
+    ev = pot.compute(st)
+    atoms = (0, 5, 11)
+    np.testing.assert_allclose(ev.magnetic_forces[list(atoms)], fd_magnetic_forces(pot, st, atoms), atol=1e-8)
+    # the term depends only on directions: h is transverse
+    np.testing.assert_allclose(np.sum(ev.magnetic_forces * st.spins, axis=1), 0.0, atol=1e-14)
+
+
+@pytest.mark.parametrize("offset", [False, True])
+def test_lattice_forces_match_finite_differences(offset):
+    st = bcc_fe((2, 2, 2), seed=4, rattle=0.08)
+    pot = BetheSlaterExchange(*PARAMS, offset=offset)
+    ev = pot.compute(st)
+    atoms = (0, 3, 9)
+    np.testing.assert_allclose(ev.forces[list(atoms)], fd_forces(pot, st, atoms), atol=1e-8)
+    np.testing.assert_allclose(ev.forces.sum(axis=0), 0.0, atol=1e-12)  # Newton's third law
+
+
+@pytest.mark.parametrize("offset", [False, True])
+def test_stress_matches_finite_differences(offset):
+    st = bcc_fe((2, 2, 2), seed=5, rattle=0.08)
+    pot = BetheSlaterExchange(*PARAMS, offset=offset)
+    ev = pot.compute(st, stress=True)
+    np.testing.assert_allclose(ev.stress, fd_stress(pot, st), atol=1e-9)
+
+
+def test_local_fields_equal_full_rows():
+    st = bcc_fe((3, 3, 3), seed=6)
+    pot = BetheSlaterExchange(*PARAMS)
+    h = pot.compute(st).magnetic_forces
+    nl = pot.neighbor_list(st)
+    for atoms in (np.arange(0, len(st), 2), np.array([7]), np.array([], dtype=int), np.array([40, 3, 3])):
+        np.testing.assert_allclose(pot.local_fields(st, nl, atoms), h[atoms], atol=1e-15)
+    # the same through a sum of terms
+    tot = pot + Zeeman([0.3, 0.0, 2.0])
+    np.testing.assert_allclose(tot.local_fields(st, tot.neighbor_list(st), [1, 2, 30]),
+                               tot.compute(st).magnetic_forces[[1, 2, 30]], atol=1e-15)
+
+
+def test_non_magnetic_and_other_species_do_not_take_part():
+    st = bcc_fe((2, 2, 2), seed=7)
+    moments = st.moments.copy()
+    moments[[0, 4]] = 0.0
+    numbers = st.numbers.copy()
+    numbers[[1, 9]] = 28  # Ni
+    st = st.copy(moments=moments, numbers=numbers)
+    pot = BetheSlaterExchange(*PARAMS, elements=["Fe"])
+    ev = pot.compute(st)
+    active = (moments > 0) & (numbers == 26)
+    assert ev.energy == pytest.approx(reference_energy(st, *PARAMS, active=active), abs=1e-12)
+    np.testing.assert_array_equal(ev.magnetic_forces[~active], 0.0)
+    np.testing.assert_array_equal(ev.energies[~active], 0.0)
+    np.testing.assert_allclose(ev.magnetic_forces[[2, 3]], fd_magnetic_forces(pot, st, (2, 3)), atol=1e-8)
+    # with every species, Ni takes part as well
+    ev_all = BetheSlaterExchange(*PARAMS).compute(st)
+    assert ev_all.energy == pytest.approx(reference_energy(st, *PARAMS), abs=1e-12)
+
+
+def test_global_spin_rotation_leaves_energy_unchanged():
+    st = bcc_fe((2, 2, 2), seed=8)
+    from scipy.spatial.transform import Rotation
+
+    R = Rotation.random(random_state=3).as_matrix()
+    pot = BetheSlaterExchange(*PARAMS)
+    assert pot.compute(st.copy(spins=st.spins @ R.T)).energy == pytest.approx(pot.compute(st).energy, abs=1e-12)
+
+
+def test_bad_parameters_raise():
+    with pytest.raises(InputError, match="J3"):
+        BetheSlaterExchange(3.4, 0.02, 0.2, 0.0)
+    with pytest.raises(InputError, match="cutoff"):
+        BetheSlaterExchange(float("nan"), 0.02, 0.2, 1.8)
+    with pytest.raises(InputError, match="cutoff"):
+        BetheSlaterExchange(-1.0, 0.02, 0.2, 1.8)
+    with pytest.raises(InputError, match="J1"):
+        BetheSlaterExchange(3.4, "x", 0.2, 1.8)
+    with pytest.raises(InputError, match="offset"):
+        BetheSlaterExchange(3.4, 0.02, 0.2, 1.8, offset="yes")
+    with pytest.raises(UnknownElementError):
+        BetheSlaterExchange(3.4, 0.02, 0.2, 1.8, elements=["Xx"])
+    st = bcc_fe((2, 2, 2))
+    with pytest.raises(InputError, match="atom indices"):
+        BetheSlaterExchange(*PARAMS).local_fields(st, None, [0, 99])
+
+
+def test_open_boundaries():
+    st = bcc_fe((2, 2, 2), seed=9)
+    st = sl.State(st.positions, st.numbers, spins=st.spins, moments=st.moments)
+    pot = BetheSlaterExchange(*PARAMS)
+    ev = pot.compute(st)
+    assert ev.energy == pytest.approx(reference_energy(st, *PARAMS), abs=1e-12)
+    np.testing.assert_allclose(ev.forces[[0, 7]], fd_forces(pot, st, (0, 7)), atol=1e-8)
