@@ -10,8 +10,6 @@ import math
 MU_B = 5.7883818060e-5
 #: 1 meV in eV.
 MEV = 1e-3
-#: 1 meV in eV.
-MEV = 1e-3
 #: Boltzmann constant, eV/K.
 K_B = 8.617333262e-5
 #: Reduced Planck constant, eV·fs.
