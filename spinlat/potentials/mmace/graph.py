@@ -1,0 +1,184 @@
+"""Graphs (batches of configurations) for the mMACE model.
+
+:func:`build_batch` turns spinlat :class:`~spinlat.state.State` objects or ``ase.Atoms`` into
+one dictionary of tensors that :class:`~spinlat.potentials.mmace.model.MagneticMACEModel`
+consumes. Several configurations are concatenated into one disconnected graph; ``batch`` says
+which configuration each atom belongs to and ``ptr`` where each one starts.
+
+Keys (N atoms, E directed edges, B configurations):
+
+- ``positions`` (N,3) Å, ``magmoms`` (N,3) μB (moment vectors m = moment · spin),
+  ``node_attrs`` (N,S) one-hot species in the order of ``z_table``, ``species`` (N,) indices;
+- ``edge_index`` (2,E) [sender j, receiver i] and ``shifts`` (E,3) Å, Cartesian, so that the
+  vector of an edge is r_ij = positions[j] − positions[i] + shift (only pairs closer than r_max);
+- ``cell`` (B,3,3) Å rows, ``batch`` (N,), ``ptr`` (B+1,), ``n_atoms`` (B,);
+- targets (zeros where absent, with boolean masks ``*_mask`` (B,)): ``energy`` (B,) eV,
+  ``forces`` (N,3) eV/Å, ``magnetic_forces`` (N,3) eV/μB, ``stress`` (B,3,3) eV/Å³ with
+  ASE's sign, ``weight`` (B,) (``atoms.info["weight"]``, default 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ...errors import InputError, NonFiniteError, ShapeError, UnknownElementError
+
+_VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+
+
+def _stress_matrix(value, where) -> np.ndarray:
+    s = np.asarray(value, dtype=np.float64)
+    if s.shape == (3, 3):
+        return s
+    if s.size == 9:
+        return s.reshape(3, 3)
+    if s.shape == (6,):
+        m = np.zeros((3, 3))
+        for k, (a, b) in enumerate(_VOIGT):
+            m[a, b] = m[b, a] = s[k]
+        return m
+    raise ShapeError(f"{where}: stress must be Voigt (6,) or 3x3, got shape {s.shape}")
+
+
+def _finite(arr, name, where):
+    if not np.all(np.isfinite(arr)):
+        raise NonFiniteError(f"{where}: {name} holds NaN or inf")
+    return arr
+
+
+def config_arrays(config, index=0) -> dict:
+    """Plain NumPy arrays of one configuration (State or ase.Atoms), with targets when present.
+
+    Returns keys positions (Å), numbers, cell, pbc, magmoms (N,3 μB) and optionally energy (eV),
+    forces (eV/Å), magnetic_forces (eV/μB), stress (3×3 eV/Å³), weight."""
+    from ...state import State
+
+    where = f"configuration {index}"
+    if isinstance(config, State):
+        return dict(positions=config.positions, numbers=config.numbers, cell=config.cell, pbc=config.pbc,
+                    magmoms=config.magnetic_moments, weight=1.0)
+    try:
+        from ase import Atoms
+    except ImportError:  # pragma: no cover
+        Atoms = ()
+    if not isinstance(config, Atoms):
+        raise InputError(f"{where}: expected a spinlat State or ase.Atoms, got {type(config).__name__}")
+    n = len(config)
+    pos = _finite(np.asarray(config.positions, dtype=np.float64), "positions", where)
+    if "magmoms" in config.arrays:
+        mag = np.asarray(config.arrays["magmoms"], dtype=np.float64)
+    else:
+        mag = np.asarray(config.get_initial_magnetic_moments(), dtype=np.float64)
+    if mag.shape == (n,):
+        mag = np.stack([np.zeros(n), np.zeros(n), mag], axis=1)
+    if mag.shape != (n, 3):
+        raise ShapeError(f"{where}: magmoms must have shape ({n}, 3) μB, got {mag.shape}")
+    _finite(mag, "magnetic moments (magmoms)", where)
+    out = dict(positions=pos, numbers=np.asarray(config.numbers, dtype=np.int64),
+               cell=np.asarray(config.cell.array, dtype=np.float64), pbc=np.asarray(config.pbc, dtype=bool),
+               magmoms=mag, weight=float(config.info.get("weight", 1.0)))
+    info, arrays = config.info, config.arrays
+    if "energy" in info:
+        out["energy"] = float(_finite(np.asarray(info["energy"], dtype=np.float64), "energy", where))
+    for key in ("forces", "magnetic_forces"):
+        if key in arrays:
+            a = np.asarray(arrays[key], dtype=np.float64)
+            if a.shape != (n, 3):
+                raise ShapeError(f"{where}: {key} must have shape ({n}, 3), got {a.shape}")
+            out[key] = _finite(a, key, where)
+    if "stress" in info:
+        out["stress"] = _finite(_stress_matrix(info["stress"], where), "stress", where)
+    return out
+
+
+def species_indices(numbers, z_table, where="configuration") -> np.ndarray:
+    """Indices of ``numbers`` in ``z_table``; raises UnknownElementError for others."""
+    z_table = np.asarray(z_table, dtype=np.int64)
+    lookup = np.full(max(int(z_table.max()), int(np.max(numbers, initial=0))) + 1, -1, dtype=np.int64)
+    lookup[z_table] = np.arange(len(z_table))
+    idx = lookup[numbers]
+    if np.any(idx < 0):
+        from ase.data import chemical_symbols
+
+        z = int(numbers[idx < 0][0])
+        known = [chemical_symbols[k] for k in z_table]
+        raise UnknownElementError(f"{where}: the model does not know element {chemical_symbols[z]} (Z={z}); "
+                                  f"it knows {known}")
+    return idx
+
+
+def edges(positions, cell, pbc, r_max):
+    """(sender, receiver, Cartesian shifts) of all ordered pairs closer than ``r_max`` Å."""
+    from ...neighbors import _vesin_pairs
+
+    if len(positions) < 2 and not np.any(pbc):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
+    i, j, S, _ = _vesin_pairs(positions, cell, pbc, r_max, full=True)
+    return j, i, S @ np.asarray(cell, dtype=np.float64)
+
+
+def build_batch(configs, r_max: float, z_table, dtype=torch.float64, device="cpu", edge_lists=None) -> dict:
+    """One batched graph of ``configs`` (States or ase.Atoms) for the mMACE model.
+
+    ``r_max`` Å is the cutoff, ``z_table`` the atomic numbers known to the model (species order).
+    ``edge_lists`` optionally gives, per configuration, precomputed (sender, receiver, Cartesian
+    shift Å) arrays of pairs closer than ``r_max``. See the module docstring for the keys."""
+    if not isinstance(configs, (list, tuple)):
+        configs = [configs]
+    if len(configs) == 0:
+        raise InputError("build_batch needs at least one configuration")
+    z_table = list(int(z) for z in z_table)
+    parts = [config_arrays(c, k) for k, c in enumerate(configs)]
+    n_atoms = np.array([len(p["numbers"]) for p in parts], dtype=np.int64)
+    ptr = np.concatenate([[0], np.cumsum(n_atoms)])
+    senders, receivers, shifts = [], [], []
+    for k, p in enumerate(parts):
+        if edge_lists is not None and edge_lists[k] is not None:
+            s, r, sh = edge_lists[k]
+        else:
+            s, r, sh = edges(p["positions"], p["cell"], p["pbc"], r_max)
+        senders.append(np.asarray(s, dtype=np.int64) + ptr[k])
+        receivers.append(np.asarray(r, dtype=np.int64) + ptr[k])
+        shifts.append(np.asarray(sh, dtype=np.float64).reshape(-1, 3))
+    species = np.concatenate([species_indices(p["numbers"], z_table, f"configuration {k}")
+                              for k, p in enumerate(parts)])
+    n_tot = int(ptr[-1])
+    one_hot = np.zeros((n_tot, len(z_table)))
+    one_hot[np.arange(n_tot), species] = 1.0
+    B = len(parts)
+
+    def target(key, shape_fn):
+        has = np.array([key in p for p in parts], dtype=bool)
+        if key in ("forces", "magnetic_forces"):
+            vals = np.concatenate([p[key] if key in p else np.zeros((len(p["numbers"]), 3)) for p in parts])
+        elif key == "stress":
+            vals = np.stack([p.get(key, np.zeros((3, 3))) for p in parts])
+        else:
+            vals = np.array([p.get(key, 0.0) for p in parts], dtype=np.float64)
+        return vals, has
+
+    def f(a):
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+    def i(a):
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.int64, device=device)
+
+    batch = {
+        "positions": f(np.concatenate([p["positions"] for p in parts])),
+        "magmoms": f(np.concatenate([p["magmoms"] for p in parts])),
+        "node_attrs": f(one_hot),
+        "species": i(species),
+        "edge_index": i(np.stack([np.concatenate(senders), np.concatenate(receivers)])),
+        "shifts": f(np.concatenate(shifts)),
+        "cell": f(np.stack([p["cell"] for p in parts])),
+        "batch": i(np.repeat(np.arange(B), n_atoms)),
+        "ptr": i(ptr),
+        "n_atoms": i(n_atoms),
+        "weight": f(np.array([p["weight"] for p in parts])),
+    }
+    for key in ("energy", "forces", "magnetic_forces", "stress"):
+        vals, has = target(key, None)
+        batch[key] = f(vals)
+        batch[f"{key}_mask"] = torch.as_tensor(has, device=device)
+    return batch
