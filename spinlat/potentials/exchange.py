@@ -27,77 +27,98 @@ from .base import Evaluation, Potential, virial_to_voigt
 from .single_site import _atoms_array, _finite_scalar, _names, species_mask
 
 
-@numba.njit(cache=True, parallel=True)
-def _exchange_kernel(atoms, positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq,
-                     delta, want_forces, want_virial, energies, grad, forces, virial):
-    """Bethe-Slater exchange over the full list, for the atoms ``atoms`` (outputs indexed like atoms).
+@numba.njit(cache=True)
+def _exchange_atom(a, i, positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq, delta,
+                   want_forces, want_virial, energies, grad, forces, virial):
+    """Bethe-Slater exchange of atom i over its full-list neighbours; results go to row a.
 
     energies[a] = −½ Σ_j J(r)(s_i·s_j − δ)   (eV; sums to the total energy over all atoms)
     grad[a]     = ∂E/∂s_i = −Σ_j J(r) s_j     (eV, unprojected)
     forces[a]   = −∂E/∂r_i                    (eV/Å)
     virial[a]   = ½ Σ_j (∂E_ij/∂r) r_ij ⊗ r_ij / r   (eV, row-major 3×3)
     """
-    for a in numba.prange(len(atoms)):
-        i = atoms[a]
-        if not active[i]:
+    if not active[i]:
+        return
+    sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
+    e = 0.0
+    gx = gy = gz = 0.0
+    fx = fy = fz = 0.0
+    v00 = v01 = v02 = v11 = v12 = v22 = 0.0
+    for p in range(offsets[i], offsets[i + 1]):
+        j = nbr[p]
+        if not active[j]:
             continue
-        sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
-        e = 0.0
-        gx = gy = gz = 0.0
-        fx = fy = fz = 0.0
-        v00 = v01 = v02 = v11 = v12 = v22 = 0.0
-        for p in range(offsets[i], offsets[i + 1]):
-            j = nbr[p]
-            if not active[j]:
-                continue
-            dx = positions[j, 0] - positions[i, 0] + shift_vectors[p, 0]
-            dy = positions[j, 1] - positions[i, 1] + shift_vectors[p, 1]
-            dz = positions[j, 2] - positions[i, 2] + shift_vectors[p, 2]
-            r2 = dx * dx + dy * dy + dz * dz
-            if r2 > cut2:
-                continue
-            ra = r2 / j3sq
-            ex = np.exp(-ra)
-            jr = 4.0 * j1 * ra * (1.0 - j2 * ra) * ex
-            tx, ty, tz = spins[j, 0], spins[j, 1], spins[j, 2]
-            sd = sx * tx + sy * ty + sz * tz - delta
-            e -= 0.5 * jr * sd
-            gx -= jr * tx
-            gy -= jr * ty
-            gz -= jr * tz
-            if want_forces or want_virial:
-                r = np.sqrt(r2)
-                djdr = 8.0 * j1 * (r / j3sq) * ex * (1.0 - ra - j2 * ra * (2.0 - ra))
-                c = -djdr * sd / r  # (dE_ij/dr) / r
-                fx += c * dx
-                fy += c * dy
-                fz += c * dz
-                if want_virial:
-                    c2 = 0.5 * c
-                    v00 += c2 * dx * dx
-                    v01 += c2 * dx * dy
-                    v02 += c2 * dx * dz
-                    v11 += c2 * dy * dy
-                    v12 += c2 * dy * dz
-                    v22 += c2 * dz * dz
-        energies[a] = e
-        grad[a, 0] = gx
-        grad[a, 1] = gy
-        grad[a, 2] = gz
-        if want_forces:
-            forces[a, 0] = fx
-            forces[a, 1] = fy
-            forces[a, 2] = fz
-        if want_virial:
-            virial[a, 0] = v00
-            virial[a, 1] = v01
-            virial[a, 2] = v02
-            virial[a, 3] = v01
-            virial[a, 4] = v11
-            virial[a, 5] = v12
-            virial[a, 6] = v02
-            virial[a, 7] = v12
-            virial[a, 8] = v22
+        dx = positions[j, 0] - positions[i, 0] + shift_vectors[p, 0]
+        dy = positions[j, 1] - positions[i, 1] + shift_vectors[p, 1]
+        dz = positions[j, 2] - positions[i, 2] + shift_vectors[p, 2]
+        r2 = dx * dx + dy * dy + dz * dz
+        if r2 > cut2:
+            continue
+        ra = r2 / j3sq
+        ex = np.exp(-ra)
+        jr = 4.0 * j1 * ra * (1.0 - j2 * ra) * ex
+        tx, ty, tz = spins[j, 0], spins[j, 1], spins[j, 2]
+        sd = sx * tx + sy * ty + sz * tz - delta
+        e -= 0.5 * jr * sd
+        gx -= jr * tx
+        gy -= jr * ty
+        gz -= jr * tz
+        if want_forces or want_virial:
+            r = np.sqrt(r2)
+            djdr = 8.0 * j1 * (r / j3sq) * ex * (1.0 - ra - j2 * ra * (2.0 - ra))
+            c = -djdr * sd / r  # (dE_ij/dr) / r
+            fx += c * dx
+            fy += c * dy
+            fz += c * dz
+            if want_virial:
+                c2 = 0.5 * c
+                v00 += c2 * dx * dx
+                v01 += c2 * dx * dy
+                v02 += c2 * dx * dz
+                v11 += c2 * dy * dy
+                v12 += c2 * dy * dz
+                v22 += c2 * dz * dz
+    energies[a] = e
+    grad[a, 0] = gx
+    grad[a, 1] = gy
+    grad[a, 2] = gz
+    if want_forces:
+        forces[a, 0] = fx
+        forces[a, 1] = fy
+        forces[a, 2] = fz
+    if want_virial:
+        virial[a, 0] = v00
+        virial[a, 1] = v01
+        virial[a, 2] = v02
+        virial[a, 3] = v01
+        virial[a, 4] = v11
+        virial[a, 5] = v12
+        virial[a, 6] = v02
+        virial[a, 7] = v12
+        virial[a, 8] = v22
+
+
+@numba.njit(cache=True)
+def _exchange_serial(atoms, positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq, delta,
+                     want_forces, want_virial, energies, grad, forces, virial):
+    """:func:`_exchange_atom` for every listed atom, one thread."""
+    for a in range(len(atoms)):
+        _exchange_atom(a, atoms[a], positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq,
+                       delta, want_forces, want_virial, energies, grad, forces, virial)
+
+
+@numba.njit(cache=True, parallel=True)
+def _exchange_parallel(atoms, positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq, delta,
+                       want_forces, want_virial, energies, grad, forces, virial):
+    """:func:`_exchange_atom` for every listed atom, threads over atoms (no shared writes)."""
+    for a in numba.prange(len(atoms)):
+        _exchange_atom(a, atoms[a], positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq,
+                       delta, want_forces, want_virial, energies, grad, forces, virial)
+
+
+#: below this many atoms a kernel runs on one thread: starting threads costs more than it saves
+#: (and far more when the cores are busy with other processes)
+PARALLEL_MIN_ATOMS = 8192
 
 
 @numba.njit(cache=True)
@@ -165,10 +186,11 @@ class BetheSlaterExchange(Potential):
         forces = np.zeros((n_sel if want_forces else 0, 3))
         virial = np.zeros((n_sel if want_virial else 0, 9))
         active = self._active(state)
-        _exchange_kernel(atoms, state.positions, state.spins, active, neighbors.offsets, neighbors.j,
-                         neighbors.shift_vectors, self.cutoff ** 2, self.J1, self.J2, self.J3 ** 2,
-                         1.0 if self.offset else 0.0, want_forces, want_virial, energies, grad, forces,
-                         virial)
+        threaded = n_sel >= PARALLEL_MIN_ATOMS and numba.get_num_threads() > 1
+        kernel = _exchange_parallel if threaded else _exchange_serial
+        kernel(atoms, state.positions, state.spins, active, neighbors.offsets, neighbors.j,
+               neighbors.shift_vectors, self.cutoff ** 2, self.J1, self.J2, self.J3 ** 2,
+               1.0 if self.offset else 0.0, want_forces, want_virial, energies, grad, forces, virial)
         return active, energies, grad, forces, virial
 
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:

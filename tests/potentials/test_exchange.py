@@ -129,6 +129,24 @@ def test_global_spin_rotation_leaves_energy_unchanged():
     assert pot.compute(st.copy(spins=st.spins @ R.T)).energy == pytest.approx(pot.compute(st).energy, abs=1e-12)
 
 
+def test_threaded_kernel_equals_serial_kernel():
+    from spinlat.potentials import exchange
+
+    st = bcc_fe((3, 3, 3), seed=10)
+    pot = BetheSlaterExchange(*PARAMS, offset=True)
+    nl = pot.neighbor_list(st)
+    n = len(st)
+    atoms = np.arange(n, dtype=np.int64)
+    outs = []
+    for kernel in (exchange._exchange_serial, exchange._exchange_parallel):
+        arrays = (np.zeros(n), np.zeros((n, 3)), np.zeros((n, 3)), np.zeros((n, 9)))
+        kernel(atoms, st.positions, st.spins, st.moments > 0, nl.offsets, nl.j, nl.shift_vectors, 3.4 ** 2,
+               PARAMS[1], PARAMS[2], PARAMS[3] ** 2, 1.0, True, True, *arrays)
+        outs.append(arrays)
+    for a, b in zip(*outs):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_bad_parameters_raise():
     with pytest.raises(InputError, match="J3"):
         BetheSlaterExchange(3.4, 0.02, 0.2, 0.0)
