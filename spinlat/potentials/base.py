@@ -107,6 +107,12 @@ class Potential:
     provides_magnetic_forces: bool = True
     #: elements (atomic numbers) the potential knows; None = any
     elements: tuple[int, ...] | None = None
+    #: the energy depends on spins or moments (False for purely lattice terms such as EAM:
+    #: spin integrators skip them and leave them out of the spin-graph colouring)
+    magnetic: bool = True
+    #: ``local_fields`` is cheap, touching only the listed atoms and their neighbours (False for
+    #: models that give all magnetic forces at once, such as mMACE)
+    local: bool = True
     #: the energy is unchanged when all spins rotate together with the lattice fixed (no
     #: spin-orbit coupling); used to merge equivalent minima in ground-state searches
     spin_rotation_invariant: bool = False
@@ -153,6 +159,21 @@ class Potential:
         ev = self._evaluate(state, neighbors, False, True, False)
         return ev.magnetic_forces[atoms]
 
+    def rotation_fields(self, state, neighbors, atoms: np.ndarray) -> np.ndarray:
+        """Fields (eV/μB, (len(atoms), 3)) about which spin integrators rotate the spins ``atoms``.
+
+        Same as :meth:`local_fields` up to a component along each s_i, which changes no
+        torque but decides which axis a finite rotation turns about. A term whose energy is
+        linear in s_i (pair exchange, Zeeman) should return its unprojected field
+        −(1/|m_i|) ∂E/∂s_i: the rotation about it is then the exact motion of s_i and
+        conserves that energy exactly. The default takes :meth:`local_fields` and, for terms
+        that depend on moment magnitudes, drops the longitudinal part (it does not turn spins)."""
+        h = self.local_fields(state, neighbors, atoms)
+        if self.depends_on_magnitudes:
+            s = state.spins[atoms]
+            h = h - np.sum(h * s, axis=1)[:, None] * s
+        return h
+
     def _zero(self, state, forces, magnetic_forces, stress) -> Evaluation:
         n = len(state)
         return Evaluation(0.0, np.zeros((n, 3)) if forces else None,
@@ -188,6 +209,8 @@ class SumPotential(Potential):
         self.skin = min(t.skin for t in self._terms)
         self.depends_on_magnitudes = any(t.depends_on_magnitudes for t in self._terms)
         self.provides_magnetic_forces = all(t.provides_magnetic_forces for t in self._terms)
+        self.magnetic = any(t.magnetic for t in self._terms)
+        self.local = all(t.local for t in self._terms if t.magnetic)
         self.spin_rotation_invariant = all(t.spin_rotation_invariant for t in self._terms)
 
     @property
@@ -210,6 +233,14 @@ class SumPotential(Potential):
         for t in self._terms:
             h += t.local_fields(state, neighbors if t.cutoff > 0 else None, atoms)
         return h
+
+    def rotation_fields(self, state, neighbors, atoms):
+        h = None
+        for t in self._terms:
+            if t.magnetic:
+                ht = t.rotation_fields(state, neighbors if t.cutoff > 0 else None, atoms)
+                h = ht if h is None else h + ht
+        return np.zeros((len(atoms), 3)) if h is None else h
 
     def __repr__(self):
         return " + ".join(repr(t) for t in self._terms)

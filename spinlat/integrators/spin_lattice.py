@@ -1,0 +1,409 @@
+"""Coupled spin-lattice dynamics: symplectic NVE and Langevin (lattice + stochastic LLG).
+
+Equations of motion (units Å, fs, eV, amu, μB, T; DESIGN.md's LLG convention)::
+
+    dr_i/dt = v_i,      m_i dv_i/dt = F_i = −∂E/∂r_i,
+    ds_i/dt = γ/(1+α²) [ B_i × s_i + α (s_i × B_i) × s_i ],     B_i = h_i / μB,  h_i = −∂E/∂m_i.
+
+:class:`SpinLatticeNVE` (α = 0) integrates them with the symmetric Suzuki-Trotter splitting of
+Tranchida et al., J. Comput. Phys. 372, 406 (2018) (what LAMMPS ``fix nve/spin lattice
+moving`` does)::
+
+    v ← v + (dt/2) F/m
+    spins: half step dt/2 = colour sweep forward (dt/4 each) then backward (dt/4 each)
+    r ← r + dt v
+    spins: half step dt/2, same sweep
+    F ← F(r, s);  v ← v + (dt/2) F/m
+
+Each spin is rotated *exactly* about its current effective field (the field of one spin
+does not depend on the spin itself for pair terms and Zeeman, so the rotation is the exact flow
+of that spin's sub-Hamiltonian; :meth:`Potential.rotation_fields` gives the unprojected field
+that makes it so). Sequential updates become parallel by colouring the spin graph: spins of one
+colour are never neighbours, so one colour is rotated at once. The forward sweep followed by
+the backward sweep is a symmetric composition, so the whole step is symplectic, time-reversible
+and second order; the spin lengths stay 1 to round-off. The two rotations of the last colour
+in a sweep are merged into one of dt/2 (its field does not change in between).
+
+For potentials whose ``local`` flag is False (they give all fields at once, e.g. mMACE) the
+spins are advanced all together by an explicit midpoint rotation: rotate by τ/2 about the
+fields at the start, evaluate the fields there, rotate the start spins by τ about those
+midpoint fields. Second order in dt, spin lengths conserved, not symplectic.
+
+Moment magnitudes stay fixed in NVE even when ``potential.depends_on_magnitudes``; only
+:class:`SpinLatticeLangevin` makes them dynamical (overdamped Langevin on |m|).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .. import units
+from ..errors import InputError
+from ..state import State
+from .base import Integrator, check_dt, check_nonnegative
+from .coloring import spin_color_classes
+from .rotation import angle_factor, rotate_all, rotate_spins
+
+
+# ------------------------------------------------------------------------------ kernels
+@numba.njit(cache=True)
+def _kick(vel, forces, acc_factor, h):
+    """v_i += h · F_i · acc_factor_i (acc_factor = FORCE_TO_ACCELERATION / m_i), in place."""
+    for i in range(vel.shape[0]):
+        c = h * acc_factor[i]
+        vel[i, 0] += c * forces[i, 0]
+        vel[i, 1] += c * forces[i, 1]
+        vel[i, 2] += c * forces[i, 2]
+
+
+@numba.njit(cache=True)
+def _drift(pos, vel, h):
+    """r_i += h v_i, in place."""
+    for i in range(pos.shape[0]):
+        pos[i, 0] += h * vel[i, 0]
+        pos[i, 1] += h * vel[i, 1]
+        pos[i, 2] += h * vel[i, 2]
+
+
+@numba.njit(cache=True)
+def _ornstein_uhlenbeck(vel, noise, c1, sigma):
+    """v_i ← c1 v_i + sigma_i ξ_i (exact Ornstein-Uhlenbeck step), in place; noise (N,3) N(0,1)."""
+    for i in range(vel.shape[0]):
+        s = sigma[i]
+        vel[i, 0] = c1 * vel[i, 0] + s * noise[i, 0]
+        vel[i, 1] = c1 * vel[i, 1] + s * noise[i, 1]
+        vel[i, 2] = c1 * vel[i, 2] + s * noise[i, 2]
+
+
+@numba.njit(cache=True)
+def _project_transverse(h, spins, atoms):
+    """h[k] ← h[k] − (h[k]·s) s for s = spins[atoms[k]], in place."""
+    for k in range(atoms.shape[0]):
+        i = atoms[k]
+        c = h[k, 0] * spins[i, 0] + h[k, 1] * spins[i, 1] + h[k, 2] * spins[i, 2]
+        h[k, 0] -= c * spins[i, 0]
+        h[k, 1] -= c * spins[i, 1]
+        h[k, 2] -= c * spins[i, 2]
+
+
+@numba.njit(cache=True)
+def _longitudinal_step(moments, spins, fields, atoms, mobility, kT, dt, noise):
+    """Overdamped Langevin step of the moment magnitudes |m_i| of ``atoms``, in place.
+
+    dμ = Γ f dt + (2 Γ kT/μ) dt + sqrt(2 Γ kT) dW, f = h·s (eV/μB), is the radial part of an
+    isotropic 3D Brownian motion of m, so the step takes μ' = |(μ + Γ f dt) ê + sqrt(2ΓkT dt) ξ|
+    with ξ a 3D N(0,1) vector (``noise[k]``): the |m|² Jacobian of the equilibrium
+    distribution μ² exp(−E/kT) is built in and μ' never becomes negative. fields are indexed
+    like atoms."""
+    amp = math.sqrt(2.0 * mobility * kT * dt)
+    for k in range(atoms.shape[0]):
+        i = atoms[k]
+        f = fields[k, 0] * spins[i, 0] + fields[k, 1] * spins[i, 1] + fields[k, 2] * spins[i, 2]
+        a = moments[i] + mobility * f * dt
+        x = a + amp * noise[k, 0]
+        y = amp * noise[k, 1]
+        z = amp * noise[k, 2]
+        moments[i] = math.sqrt(x * x + y * y + z * z)
+
+
+# ------------------------------------------------------------------------------ workspace
+class _Work:
+    """Mutable arrays of one run, wrapped in a State the potential reads (never the input)."""
+
+    def __init__(self, state, potential):
+        self.pos = np.array(state.positions, dtype=np.float64, order="C")
+        self.vel = np.array(state.velocities, dtype=np.float64, order="C")
+        self.spins = np.array(state.spins, dtype=np.float64, order="C")
+        self.moments = np.array(state.moments, dtype=np.float64)
+        self.state = State._trusted(self.pos, state.numbers, state.cell, state.pbc, self.spins, self.moments,
+                                    self.vel, state.masses)
+        self.acc = units.FORCE_TO_ACCELERATION / np.asarray(state.masses, dtype=np.float64)
+        self.potential = potential
+        self.mag_atoms = np.flatnonzero(self.moments > 0).astype(np.int64)
+        terms = potential.terms
+        self.spin_cutoff = max([t.cutoff for t in terms if t.magnetic], default=0.0)
+        self.nl = None
+        self._nl_builds = -1
+        self.classes = None
+        self.update_neighbors()
+
+    def update_neighbors(self):
+        pot = self.potential
+        if pot.cutoff > 0:
+            self.nl = pot.neighbor_list(self.state)
+        if self.classes is not None and (self.nl is None or self.nl.n_builds == self._nl_builds):
+            return
+        if self.nl is None or self.spin_cutoff <= 0:
+            self.classes = [self.mag_atoms] if len(self.mag_atoms) else []
+        else:
+            cut = min(self.spin_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
+            self.classes = spin_color_classes(self.state, self.nl, cutoff=cut)
+            self._nl_builds = self.nl.n_builds
+
+    def evaluate(self, magnetic_forces):
+        return self.potential._evaluate(self.state, self.nl, True, magnetic_forces, False)
+
+    def final_state(self):
+        return State._trusted(self.pos, self.state.numbers, self.state.cell, self.state.pbc, self.spins,
+                              self.moments, self.vel, self.state.masses)
+
+
+def _as_steps(steps):
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise InputError(f"steps must be a non-negative integer, got {steps!r}")
+    return int(steps)
+
+
+class _SpinLatticeBase(Integrator):
+    moves_lattice = True
+    moves_spins = True
+
+    def __init__(self, dt):
+        super().__init__()
+        self.dt = check_dt(dt)
+        self._cache = None  # (state returned last, potential, Evaluation with forces)
+
+    def check(self, state, potential) -> None:
+        from ..potentials.base import Potential
+
+        if not isinstance(potential, Potential):
+            raise InputError(f"{type(self).__name__} needs a spinlat Potential, got {type(potential).__name__}")
+        super().check(state, potential)
+        check_dt(self.dt)
+        if not isinstance(state, State):
+            raise InputError(f"{type(self).__name__} needs a spinlat State, got {type(state).__name__}")
+        potential.check_state(state)
+
+    # -------------------------------------------------------------- shared pieces
+    def _initial_forces(self, ws, state, potential, need_fields):
+        c = self._cache
+        if c is not None and c[0] is state and c[1] is potential and (
+                not need_fields or c[2].magnetic_forces is not None):
+            return c[2]
+        return ws.evaluate(need_fields)
+
+    def _finish(self, ws, potential, ev):
+        out = ws.final_state()
+        self.last_evaluation = ev
+        self._cache = (out, potential, ev)
+        return out
+
+    def _sweep(self, ws, tau, damping=0.0, sigma=None, rng=None):
+        """Advance the spins by tau fs: colours forward (tau/2 each), then backward (tau/2 each);
+        the last colour's two rotations merged. ``sigma`` (N,) noise amplitude per unit
+        duration^-1/2 (eV/μB·fs^½) for stochastic LLG."""
+        classes = ws.classes
+        nc = len(classes)
+        if nc == 0:
+            return
+        pot, st, nl, spins = ws.potential, ws.state, ws.nl, ws.spins
+        q = 0.5 * tau
+        fac_q = angle_factor(q, damping)
+        fac_h = angle_factor(tau, damping)
+        order = list(range(nc)) + list(range(nc - 2, -1, -1))
+        for n, c in enumerate(order):
+            atoms = classes[c]
+            h = pot.rotation_fields(st, nl, atoms)
+            duration = tau if c == nc - 1 else q
+            if sigma is not None:
+                h = h + rng.standard_normal((len(atoms), 3)) * (sigma[atoms] / math.sqrt(duration))[:, None]
+            rotate_spins(spins, np.ascontiguousarray(h), atoms, fac_h if c == nc - 1 else fac_q, damping)
+
+    def _global_fields(self, ws):
+        ev = ws.potential._evaluate(ws.state, ws.nl, False, True, False)
+        return ev.magnetic_forces
+
+    def _global_spin_step(self, ws, tau, h0, damping=0.0, noise=None):
+        """Explicit midpoint rotation of all spins over tau fs (non-local potentials); h0 are
+        the fields at the current spins (or None). ``noise`` (N,3) eV/μB is added to both field
+        evaluations (Stratonovich-consistent)."""
+        atoms = ws.mag_atoms
+        if len(atoms) == 0:
+            return
+        spins = ws.spins
+        s0 = spins.copy()
+        if h0 is None:
+            h0 = self._global_fields(ws)
+        h = np.ascontiguousarray(h0, dtype=np.float64).copy()
+        _project_transverse_all(h, spins)
+        if noise is not None:
+            h += noise
+        rotate_all(spins, h, angle_factor(0.5 * tau, damping), damping)
+        h1 = np.array(self._global_fields(ws), dtype=np.float64)
+        _project_transverse_all(h1, spins)
+        if noise is not None:
+            h1 += noise
+        spins[:] = s0
+        rotate_all(spins, h1, angle_factor(tau, damping), damping)
+
+
+def _project_transverse_all(h, spins):
+    _project_transverse(h, spins, np.arange(len(h), dtype=np.int64))
+
+
+# ------------------------------------------------------------------------------ NVE
+class SpinLatticeNVE(_SpinLatticeBase):
+    """Symplectic coupled spin-lattice dynamics at constant energy (no damping, no noise).
+
+    Parameters
+    ----------
+    dt : time step, fs (0 < dt ≤ 10).
+
+    One step: half kick of the velocities, half step of the spins (sequential sweep over
+    colour classes, forward then backward, each spin rotated exactly about its effective
+    field), full drift of the positions, half step of the spins, new forces, half kick (see the
+    module docstring). Moment magnitudes are kept fixed. Total energy is conserved to O(dt²)
+    with no drift; spin lengths to round-off.
+    """
+
+    def __init__(self, dt):
+        super().__init__(dt)
+
+    def __repr__(self):
+        return f"SpinLatticeNVE(dt={self.dt})"
+
+    def run(self, state, potential, steps: int) -> State:
+        """Advance ``steps`` steps of dt fs; return the new State (the input is not modified)."""
+        steps = _as_steps(steps)
+        self.check(state, potential)
+        ws = _Work(state, potential)
+        local = potential.local
+        ev = self._initial_forces(ws, state, potential, need_fields=not local)
+        dt = self.dt
+        for step in range(steps):
+            last = step == steps - 1
+            _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
+            if local:
+                self._sweep(ws, 0.5 * dt)
+            else:
+                self._global_spin_step(ws, 0.5 * dt, ev.magnetic_forces)
+            _drift(ws.pos, ws.vel, dt)
+            ws.update_neighbors()
+            if local:
+                self._sweep(ws, 0.5 * dt)
+            else:
+                self._global_spin_step(ws, 0.5 * dt, None)
+            ev = ws.evaluate(last or not local)
+            _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
+        if steps == 0:
+            ev = ws.evaluate(True) if ev.magnetic_forces is None else ev
+        return self._finish(ws, potential, ev)
+
+
+# ------------------------------------------------------------------------------ Langevin
+class SpinLatticeLangevin(_SpinLatticeBase):
+    """Spin-lattice dynamics in contact with heat baths.
+
+    Parameters
+    ----------
+    dt : time step, fs.
+    temperature : lattice bath temperature, K.
+    friction : lattice Langevin friction γ_L, 1/fs (0 → no lattice thermostat).
+    damping : Gilbert damping α of the spins (dimensionless; 0 → no spin thermostat).
+    spin_temperature : spin bath temperature, K (default: ``temperature``).
+    longitudinal_damping : α_L of the moment magnitudes (default: ``damping``); used only when
+        ``potential.depends_on_magnitudes``.
+    seed : seed of the integrator's random stream (same seed → same trajectory bit for bit).
+
+    Lattice: BAOAB splitting (Leimkuhler & Matthews): half kick, half drift, exact
+    Ornstein-Uhlenbeck velocity step v ← e^{−γ_L dt} v + sqrt((1 − e^{−2γ_L dt}) kT/m) ξ, half drift,
+    new forces, half kick. Spins: stochastic LLG (Brown) with a white-noise field b,
+    ⟨b_a(t) b_b(t')⟩ = 2 α k_B T_s /(γ μB |m_i|) δ_ab δ(t − t') (tesla²·fs), in the same colour
+    sweeps as :class:`SpinLatticeNVE` (before and after the drifts); every sub-rotation is the
+    exact damped motion in its (field + noise), held fixed over the sub-step
+    (Stratonovich-consistent). Equilibrium: Boltzmann at T (lattice) and T_s (spins).
+
+    Longitudinal fluctuations, when the potential depends on moment magnitudes: once per step,
+    overdamped Langevin dμ = Γ f dt + 2Γ k_B T_s/μ dt + sqrt(2Γ k_B T_s) dW on μ = |m_i| with the
+    longitudinal force f = −∂E/∂|m_i| = h_i·s_i and mobility Γ = α_L γ/μB (μB²/(eV·fs)), taken
+    as the radial part of a 3D Brownian step so that the stationary distribution is
+    μ² exp(−E/k_B T_s). This step is first order: keep Γ·∂²E/∂μ²·dt ≪ 1.
+    """
+
+    def __init__(self, dt, temperature, friction, damping, spin_temperature=None, longitudinal_damping=None,
+                 seed=None):
+        super().__init__(dt)
+        self.temperature = check_nonnegative(temperature, "temperature", "K")
+        self.friction = check_nonnegative(friction, "friction", "1/fs")
+        self.damping = check_nonnegative(damping, "damping", "dimensionless")
+        self.spin_temperature = (self.temperature if spin_temperature is None
+                                 else check_nonnegative(spin_temperature, "spin_temperature", "K"))
+        self.longitudinal_damping = (self.damping if longitudinal_damping is None
+                                     else check_nonnegative(longitudinal_damping, "longitudinal_damping",
+                                                            "dimensionless"))
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    def __repr__(self):
+        return (f"SpinLatticeLangevin(dt={self.dt}, temperature={self.temperature}, friction={self.friction}, "
+                f"damping={self.damping}, spin_temperature={self.spin_temperature}, "
+                f"longitudinal_damping={self.longitudinal_damping}, seed={self.seed})")
+
+    def check(self, state, potential) -> None:
+        super().check(state, potential)
+        check_nonnegative(self.temperature, "temperature", "K")
+        check_nonnegative(self.friction, "friction", "1/fs")
+        check_nonnegative(self.damping, "damping", "dimensionless")
+        check_nonnegative(self.spin_temperature, "spin_temperature", "K")
+        check_nonnegative(self.longitudinal_damping, "longitudinal_damping", "dimensionless")
+
+    def run(self, state, potential, steps: int) -> State:
+        """Advance ``steps`` steps of dt fs; return the new State (the input is not modified)."""
+        steps = _as_steps(steps)
+        self.check(state, potential)
+        ws = _Work(state, potential)
+        rng = self.rng
+        dt = self.dt
+        n = len(state)
+        local = potential.local
+        longitudinal = potential.depends_on_magnitudes and self.longitudinal_damping > 0
+        kT = units.K_B * self.temperature
+        kTs = units.K_B * self.spin_temperature
+        alpha = self.damping
+        # lattice O step
+        c1 = math.exp(-self.friction * dt)
+        v_sigma = np.sqrt((1.0 - c1 * c1) * kT * ws.acc)  # Å/fs (acc = 1/(m in eV fs²/Å²))
+        thermostat = self.friction > 0
+        # spin noise: h_noise = sigma_i / sqrt(duration) ξ (eV/μB)
+        sigma = None
+        if alpha > 0 and kTs > 0:
+            with np.errstate(divide="ignore"):
+                sigma = np.where(ws.moments > 0,
+                                 np.sqrt(2.0 * alpha * kTs * units.MU_B / (units.GAMMA * np.where(
+                                     ws.moments > 0, ws.moments, 1.0))), 0.0)
+        mobility = self.longitudinal_damping * units.GAMMA / units.MU_B
+        ev = self._initial_forces(ws, state, potential, need_fields=not local)
+        for step in range(steps):
+            last = step == steps - 1
+            _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
+            self._spins(ws, 0.5 * dt, alpha, sigma, rng, ev.magnetic_forces if not local else None, local)
+            _drift(ws.pos, ws.vel, 0.5 * dt)
+            if thermostat:
+                _ornstein_uhlenbeck(ws.vel, rng.standard_normal((n, 3)), c1, v_sigma)
+            _drift(ws.pos, ws.vel, 0.5 * dt)
+            ws.update_neighbors()
+            self._spins(ws, 0.5 * dt, alpha, sigma, rng, None, local)
+            if longitudinal and len(ws.mag_atoms):
+                atoms = ws.mag_atoms
+                h = np.ascontiguousarray(potential.local_fields(ws.state, ws.nl, atoms), dtype=np.float64)
+                _longitudinal_step(ws.moments, ws.spins, h, atoms, mobility, kTs, dt,
+                                   rng.standard_normal((len(atoms), 3)))
+                if sigma is not None:  # noise amplitude follows the moment
+                    sigma[atoms] = np.sqrt(2.0 * alpha * kTs * units.MU_B / (units.GAMMA * ws.moments[atoms]))
+            ev = ws.evaluate(last or not local)
+            _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
+        if steps == 0:
+            ev = ws.evaluate(True) if ev.magnetic_forces is None else ev
+        return self._finish(ws, potential, ev)
+
+    def _spins(self, ws, tau, alpha, sigma, rng, h0, local):
+        if local:
+            self._sweep(ws, tau, alpha, sigma, rng)
+        else:
+            noise = None
+            if sigma is not None:
+                noise = rng.standard_normal((len(ws.spins), 3)) * (sigma / math.sqrt(tau))[:, None]
+            self._global_spin_step(ws, tau, h0, alpha, noise)

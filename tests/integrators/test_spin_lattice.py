@@ -1,0 +1,314 @@
+"""Coupled spin-lattice integrators: energy conservation, thermostats, reproducibility, bad input."""
+
+import numpy as np
+import pytest
+
+import spinlat as sl
+from spinlat import units
+from spinlat.errors import InputError
+from spinlat.integrators import SpinLatticeLangevin, SpinLatticeNVE
+from spinlat.potentials.base import Evaluation, Potential
+
+
+# ------------------------------------------------------------------ small test potentials
+class PairSpin(Potential):
+    """Smooth pair potential + distance-dependent exchange (NumPy, exact derivatives):
+
+    E = Σ_{i<j} [ε ((σ/r)^12 − 2 (σ/r)^6) − J(r) s_i·s_j] c(r),  J(r) = J0 exp(−(r/r0)²),
+    c(r) = (1 − (r/rc)²)² smooth cutoff."""
+
+    def __init__(self, eps=0.4, sigma=2.5, J0=0.05, r0=2.5, rc=4.0):
+        self.eps, self.sigma, self.J0, self.r0, self.cutoff = eps, sigma, J0, r0, rc
+
+    def _pairs(self, state, nl):
+        d = nl.vectors(state.positions)[nl.half]
+        i, j = nl.i[nl.half], nl.j[nl.half]
+        r = np.linalg.norm(d, axis=1)
+        keep = r < self.cutoff
+        return i[keep], j[keep], d[keep], r[keep]
+
+    def _radial(self, r):
+        x = self.sigma / r
+        lj = self.eps * (x**12 - 2 * x**6)
+        dlj = self.eps * (-12 * x**12 + 12 * x**6) / r
+        J = self.J0 * np.exp(-(r / self.r0) ** 2)
+        dJ = -2 * r / self.r0**2 * J
+        c = (1 - (r / self.cutoff) ** 2) ** 2
+        dc = -4 * r / self.cutoff**2 * (1 - (r / self.cutoff) ** 2)
+        return lj, dlj, J, dJ, c, dc
+
+    def _evaluate(self, state, nl, forces, magnetic_forces, stress):
+        n = len(state)
+        i, j, d, r = self._pairs(state, nl)
+        lj, dlj, J, dJ, c, dc = self._radial(r)
+        mag = state.moments > 0
+        J = J * (mag[i] & mag[j])
+        dJ = dJ * (mag[i] & mag[j])
+        s = state.spins
+        sd = np.sum(s[i] * s[j], axis=1)
+        e_pair = (lj - J * sd) * c
+        energies = np.zeros(n)
+        np.add.at(energies, i, 0.5 * e_pair)
+        np.add.at(energies, j, 0.5 * e_pair)
+        ev = Evaluation(float(e_pair.sum()), energies=energies)
+        if forces:
+            de = (dlj - dJ * sd) * c + (lj - J * sd) * dc
+            fij = (de / r)[:, None] * d  # dE/dr_j
+            f = np.zeros((n, 3))
+            np.add.at(f, i, fij)
+            np.add.at(f, j, -fij)
+            ev.forces = f
+        if magnetic_forces:
+            ev.magnetic_forces = self._fields(state, i, j, J * c, project=True)
+        return ev
+
+    def _fields(self, state, i, j, w, project):
+        n = len(state)
+        g = np.zeros((n, 3))  # -dE/ds
+        np.add.at(g, i, w[:, None] * state.spins[j])
+        np.add.at(g, j, w[:, None] * state.spins[i])
+        if project:
+            g -= np.sum(g * state.spins, axis=1)[:, None] * state.spins
+        mom = np.where(state.moments > 0, state.moments, 1.0)
+        return np.where(state.moments[:, None] > 0, g / mom[:, None], 0.0)
+
+    def rotation_fields(self, state, nl, atoms):
+        i, j, _, r = self._pairs(state, nl)
+        _, _, J, _, c, _ = self._radial(r)
+        mag = state.moments > 0
+        return self._fields(state, i, j, J * c * (mag[i] & mag[j]), project=False)[atoms]
+
+
+class Field(Potential):
+    """Zeeman-like E = −μB Σ moments_i s_i·B (B tesla)."""
+
+    cutoff = 0.0
+
+    def __init__(self, B):
+        self.B = np.asarray(B, float)
+
+    def _evaluate(self, state, nl, forces, magnetic_forces, stress):
+        n = len(state)
+        e = -units.MU_B * state.moments * (state.spins @ self.B)
+        h = np.where(state.moments[:, None] > 0, units.MU_B * self.B, 0.0)
+        return Evaluation(float(e.sum()), np.zeros((n, 3)) if forces else None, h if magnetic_forces else None,
+                          None, e)
+
+
+class LandauTest(Potential):
+    """E = Σ a μ² + b μ⁴ on moment magnitudes μ (eV)."""
+
+    cutoff = 0.0
+    depends_on_magnitudes = True
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def _evaluate(self, state, nl, forces, magnetic_forces, stress):
+        n = len(state)
+        m = state.moments
+        e = self.a * m**2 + self.b * m**4
+        h = -(2 * self.a * m + 4 * self.b * m**3)[:, None] * state.spins
+        return Evaluation(float(e.sum()), np.zeros((n, 3)) if forces else None, h if magnetic_forces else None,
+                          None, e)
+
+
+class NonLocal(PairSpin):
+    local = False
+
+
+def crystal(reps=3, a=3.6, moment=2.0, T=300.0, seed=0, rattle=0.05):
+    """fcc-like cluster in a periodic box with random spins and Maxwell velocities at T."""
+    rng = np.random.default_rng(seed)
+    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]) * a
+    st = sl.State(basis, [26] * 4, cell=np.eye(3) * a, pbc=True, moments=[moment] * 4).repeat(reps)
+    n = len(st)
+    v = rng.normal(size=(n, 3)) * np.sqrt(units.K_B * T * units.FORCE_TO_ACCELERATION / st.masses[:, None])
+    return st.copy(positions=st.positions + rng.normal(0, rattle, (n, 3)), spins=rng.normal(size=(n, 3)),
+                   velocities=v)
+
+
+def total_energy(st, pot):
+    return pot.compute(st, forces=False).energy + st.kinetic_energy()
+
+
+def max_energy_error(integ_cls, pot, st, dt, t_total=60.0, chunks=6):
+    integ = integ_cls(dt)
+    e0 = total_energy(st, pot)
+    n = int(round(t_total / dt / chunks))
+    err = 0.0
+    s = st
+    for _ in range(chunks):
+        s = integ.run(s, pot, n)
+        err = max(err, abs(total_energy(s, pot) - e0))
+    return err, s
+
+
+# ------------------------------------------------------------------ NVE
+def test_nve_energy_error_second_order():
+    pot = PairSpin() + Field([0, 0, 2.0])
+    st = crystal(2, T=600.0)
+    e1, s1 = max_energy_error(SpinLatticeNVE, pot, st, 2.0)
+    e2, s2 = max_energy_error(SpinLatticeNVE, pot, st, 1.0)
+    ratio = e1 / e2
+    assert 3.2 < ratio < 5.0, (e1, e2, ratio)
+    assert np.abs(np.linalg.norm(s2.spins, axis=1) - 1).max() < 1e-13
+    assert np.array_equal(s2.moments, st.moments)
+
+
+def test_nve_nonlocal_scheme_second_order():
+    pot = NonLocal() + Field([0, 0, 2.0])
+    assert pot.local is False
+    st = crystal(2, T=600.0)
+    e1, _ = max_energy_error(SpinLatticeNVE, pot, st, 2.0, t_total=40)
+    e2, s2 = max_energy_error(SpinLatticeNVE, pot, st, 1.0, t_total=40)
+    assert 3.0 < e1 / e2 < 5.5, (e1, e2)
+    assert np.abs(np.linalg.norm(s2.spins, axis=1) - 1).max() < 1e-13
+
+
+def test_nve_single_spin_precesses_at_larmor_frequency():
+    B = 1.0
+    st = sl.State([[0, 0, 0]], [26], moments=[2.0], spins=[[1, 0, 0]])
+    integ = SpinLatticeNVE(1.0)
+    out = integ.run(st, Field([0, 0, B]), 100)
+    phi = units.GAMMA * B * 100.0  # rad; positive sense about +B (DESIGN.md)
+    assert np.allclose(out.spins[0], [np.cos(phi), np.sin(phi), 0.0], atol=1e-12)
+
+
+def test_nve_does_not_modify_input_and_sets_last_evaluation():
+    pot = PairSpin()
+    st = crystal(2)
+    before = {k: getattr(st, k).copy() for k in ("positions", "spins", "velocities", "moments")}
+    integ = SpinLatticeNVE(1.0)
+    out = integ.run(st, pot, 5)
+    for k, v in before.items():
+        assert np.array_equal(getattr(st, k), v)
+    ev = pot.compute(out, forces=True)
+    assert np.isclose(integ.last_evaluation.energy, ev.energy, rtol=0, atol=1e-12)
+    assert np.allclose(integ.last_evaluation.forces, ev.forces, atol=1e-12)
+    # continuing a run equals one long run (cached forces give the same numbers)
+    again = integ.run(out, pot, 5)
+    once = SpinLatticeNVE(1.0).run(st, pot, 10)
+    assert np.allclose(again.positions, once.positions, atol=1e-13)
+    assert np.allclose(again.spins, once.spins, atol=1e-13)
+
+
+def test_nve_with_real_potentials_conserves_energy():
+    eam_mod = pytest.importorskip("spinlat.potentials.eam")
+    from conftest import EAM_FE, bcc_fe
+
+    if not EAM_FE.exists():
+        pytest.skip("EAM file missing")
+    from spinlat.potentials import BetheSlaterExchange, Zeeman
+
+    pot = eam_mod.EAM(EAM_FE) + BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + Zeeman([0, 0, 1.0])
+    st = bcc_fe((3, 3, 3), rattle=0.05, seed=2)
+    e1, _ = max_energy_error(SpinLatticeNVE, pot, st, 0.4, t_total=16, chunks=4)
+    e2, _ = max_energy_error(SpinLatticeNVE, pot, st, 0.2, t_total=16, chunks=4)
+    assert 3.2 < e1 / e2 < 5.0, (e1, e2)
+
+
+# ------------------------------------------------------------------ Langevin
+def test_langevin_lattice_equipartition():
+    st = crystal(2, moment=0.0, T=50.0, seed=3)
+    pot = PairSpin()
+    T = 300.0
+    integ = SpinLatticeLangevin(2.0, T, friction=0.02, damping=0.0, seed=1)
+    s = integ.run(st, pot, 300)
+    temps = []
+    for _ in range(300):
+        s = integ.run(s, pot, 5)
+        temps.append(s.temperature())
+    temps = np.array(temps)
+    # 32 atoms: relative fluctuation of T is sqrt(2/(3N)) ≈ 0.14 per sample; samples ~ independent
+    # every 1/friction = 50 fs = 25 steps, so ~60 independent samples → σ(mean) ≈ 2 %
+    assert abs(temps.mean() / T - 1) < 0.06, temps.mean()
+
+
+def langevin_function(x):
+    return 1 / np.tanh(x) - 1 / x
+
+
+def test_langevin_spins_in_field_reach_langevin_function():
+    n = 400
+    moment, B, T = 2.0, 100.0, 150.0
+    st = sl.State(np.zeros((n, 3)) + np.arange(n)[:, None] * [1.0, 0, 0], [26] * n, moments=[moment] * n,
+                  spins=np.tile([1.0, 0, 0], (n, 1)))
+    pot = Field([0, 0, B])
+    integ = SpinLatticeLangevin(1.0, 0.0, friction=0.0, damping=0.5, spin_temperature=T, seed=7)
+    s = integ.run(st, pot, 600)
+    mz = []
+    for _ in range(100):
+        s = integ.run(s, pot, 20)
+        mz.append(s.spins[:, 2].mean())
+    x = moment * units.MU_B * B / (units.K_B * T)
+    expected = langevin_function(x)
+    err = np.std(mz) / np.sqrt(len(mz) / 3)
+    assert abs(np.mean(mz) - expected) < max(4 * err, 0.01), (np.mean(mz), expected, err)
+
+
+def test_langevin_longitudinal_boltzmann_distribution():
+    from scipy.integrate import quad
+
+    a, b, T = -0.05, 0.01, 300.0
+    n = 400
+    st = sl.State(np.arange(n)[:, None] * [2.0, 0, 0], [26] * n, moments=[1.5] * n)
+    pot = LandauTest(a, b)
+    integ = SpinLatticeLangevin(0.5, 0.0, friction=0.0, damping=0.05, spin_temperature=T, seed=3)
+    s = integ.run(st, pot, 1000)
+    m2 = []
+    for _ in range(200):
+        s = integ.run(s, pot, 10)
+        m2.append(np.mean(s.moments**2))
+    kT = units.K_B * T
+
+    def w(m):
+        return m**2 * np.exp(-(a * m**2 + b * m**4) / kT)
+
+    expected = quad(lambda m: m**2 * w(m), 0, 20)[0] / quad(w, 0, 20)[0]
+    err = np.std(m2) / np.sqrt(len(m2) / 5)
+    assert abs(np.mean(m2) / expected - 1) < max(4 * err / expected, 0.02), (np.mean(m2), expected)
+    assert np.all(s.moments > 0)
+
+
+def test_langevin_same_seed_bitwise_identical():
+    pot = PairSpin() + Field([0, 0, 1.0])
+    st = crystal(2)
+    runs = [SpinLatticeLangevin(1.0, 300.0, 0.01, 0.1, seed=42).run(st, pot, 20) for _ in range(2)]
+    for k in ("positions", "velocities", "spins", "moments"):
+        assert np.array_equal(getattr(runs[0], k), getattr(runs[1], k))
+    other = SpinLatticeLangevin(1.0, 300.0, 0.01, 0.1, seed=43).run(st, pot, 20)
+    assert not np.array_equal(other.spins, runs[0].spins)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("dt", [0.0, -1.0, 11.0, np.nan])
+def test_bad_dt(dt):
+    with pytest.raises(InputError, match="dt"):
+        SpinLatticeNVE(dt)
+    with pytest.raises(InputError, match="dt"):
+        SpinLatticeLangevin(dt, 300, 0.01, 0.1)
+
+
+@pytest.mark.parametrize("kw, name", [({"temperature": -1}, "temperature"), ({"friction": -0.1}, "friction"),
+                                      ({"damping": -0.1}, "damping"), ({"spin_temperature": -5}, "spin_temperature")])
+def test_bad_langevin_parameters(kw, name):
+    args = {"dt": 1.0, "temperature": 300.0, "friction": 0.01, "damping": 0.1}
+    args.update(kw)
+    with pytest.raises(InputError, match=name):
+        SpinLatticeLangevin(**args)
+
+
+def test_potential_without_magnetic_forces_rejected_before_work():
+    class NoSpin(PairSpin):
+        provides_magnetic_forces = False
+
+        def _evaluate(self, *a, **k):  # pragma: no cover - must not be reached
+            raise AssertionError("evaluated before the check")
+
+    st = crystal(2)
+    for integ in (SpinLatticeNVE(1.0), SpinLatticeLangevin(1.0, 300, 0.01, 0.1)):
+        with pytest.raises(InputError, match="magnetic forces"):
+            integ.check(st, NoSpin())
+        with pytest.raises(InputError, match="magnetic forces"):
+            integ.run(st, NoSpin(), 3)
