@@ -102,11 +102,11 @@ def _effective_cell(cell, pbc):
 # --------------------------------------------------------------------------------- numba kernel
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True)
 def _gradient_kernel(offsets, dst, tidx, tensors, spins, magnetic, atoms, grad):
     """∂E/∂s_a (eV) for a in ``atoms`` (written to ``grad[k]`` for atoms[k]) over a directed CSR
     table: E = −Σ_pairs s_iᵀ J s_j, so ∂E/∂s_a = −Σ_(a→b) T_e s_b with T_e = J or Jᵀ."""
-    for k in numba.prange(atoms.shape[0]):
+    for k in range(atoms.shape[0]):
         a = atoms[k]
         g0 = 0.0
         g1 = 0.0
