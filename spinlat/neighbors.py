@@ -19,7 +19,7 @@ import numpy as np
 from .errors import InputError
 
 
-def _vesin_pairs(positions, cell, pbc, cutoff, full=True):
+def _vesin_pairs(positions, cell, pbc, cutoff, full=True, sort=False):
     from vesin import NeighborList as _VesinNL
 
     if cutoff <= 0:
@@ -27,9 +27,16 @@ def _vesin_pairs(positions, cell, pbc, cutoff, full=True):
     pbc = np.asarray(pbc, dtype=bool)
     box = np.array(cell, dtype=np.float64)
     pos = np.ascontiguousarray(positions, dtype=np.float64)
-    calc = _VesinNL(cutoff=float(cutoff), full_list=full)
+    calc = _VesinNL(cutoff=float(cutoff), full_list=full, sorted=sort)
     i, j, S, d = calc.compute(pos, box, pbc.tolist(), quantities="ijSd")
     return i.astype(np.int64), j.astype(np.int64), S.astype(np.int64), d
+
+
+def shift_vectors(shifts, cell):
+    """Cartesian vectors (P, 3) Å of integer cell shifts (P, 3); elementwise (faster than a
+    mixed-type matrix product)."""
+    s = shifts.astype(np.float64)
+    return s[:, 0:1] * cell[0] + s[:, 1:2] * cell[1] + s[:, 2:3] * cell[2]
 
 
 def neighbor_pairs(state, cutoff, full=False):
@@ -88,14 +95,13 @@ class NeighborList:
 
     def build(self, state) -> None:
         """Build the list for ``state`` with cutoff + skin."""
-        i, j, S, _ = _vesin_pairs(state.positions, state.cell, state.pbc, self.cutoff + self.skin, full=True)
-        order = np.lexsort((j, i))
-        self.i, self.j, self.shifts = i[order], j[order], S[order]
+        self.i, self.j, self.shifts, _ = _vesin_pairs(state.positions, state.cell, state.pbc,
+                                                      self.cutoff + self.skin, full=True, sort=True)
         n = len(state)
         self.offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.i, minlength=n), out=self.offsets[1:])
         self.half = np.flatnonzero(_half_mask(self.i, self.j, self.shifts)).astype(np.int64)
-        self.shift_vectors = self.shifts @ state.cell
+        self.shift_vectors = shift_vectors(self.shifts, state.cell)
         self._ref_positions = state.positions.copy()
         self._ref_cell = state.cell.copy()
         self._ref_pbc = state.pbc.copy()
