@@ -232,9 +232,10 @@ class Heisenberg(Potential):
 
         Pair energy: −J s_i·s_j − D_ij·(s_i × s_j). This is Spirit's Heisenberg Hamiltonian with
         its per-unique-pair sums: Spirit's ``J`` and ``D`` (meV) equal ``J``, ``D`` here times
-        1000; Spirit's Bloch chirality (1) is ``"bloch"``; Spirit's Néel chirality (2) uses
-        D_ij = D r̂_ij × ẑ, which is ``"interfacial"`` with −D (Spirit's inverse Néel, −2, is
-        ``"interfacial"`` with +D).
+        1000; Spirit's Bloch chirality (1) is ``"bloch"`` (inverse Bloch, −1: ``"bloch"`` with −D);
+        Spirit's Néel chirality (2) uses D_ij = D r̂_ij × ẑ, which is ``"interfacial"`` with −D
+        (Spirit's inverse Néel, −2, is ``"interfacial"`` with +D). Checked against Spirit 2.2 in
+        tests/potentials/test_heisenberg.py (peers).
         """
         from ..neighbors import neighbor_pairs
 

@@ -222,3 +222,44 @@ def test_not_a_supercell_errors():
         Heisenberg.from_neighbors(unit, J=[0.01], D=[0.01], dmi="neel")
     with pytest.raises(InputError, match="out of range"):
         Heisenberg(unit.cell, unit.positions, unit.numbers, [0], [2], [[0, 0, 0]], [0.01])
+
+
+SPIRIT_CFG = """\
+bravais_lattice sc
+n_basis_cells 10 10 1
+boundary_conditions 1 1 0
+lattice_constant 1.0
+mu_s 1.0
+ddi_method 0
+log_to_console 0
+log_to_file 0
+"""
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("chirality, dmi, sign", [(1, "bloch", 1), (-1, "bloch", -1),
+                                                  (2, "interfacial", -1), (-2, "interfacial", 1)])
+def test_from_neighbors_matches_spirit(tmp_path, chirality, dmi, sign):
+    """Spirit (float32 energies, meV): J and D per unique pair; Bloch chirality 1 = "bloch",
+    Néel chirality 2 (D r̂ × ẑ) = "interfacial" with −D."""
+    pytest.importorskip("spirit")
+    from spirit import geometry, hamiltonian, state, system
+
+    cfg = tmp_path / "input.cfg"
+    cfg.write_text(SPIRIT_CFG)
+    unit = sl.State([[0, 0, 0]], [26], cell=np.diag([1.0, 1.0, 10.0]), pbc=[True, True, False], moments=[1.0])
+    ham = Heisenberg.from_neighbors(unit, J=[0.010], D=[sign * 0.006], dmi=dmi)
+    rng = np.random.default_rng(chirality + 5)
+    with state.State(str(cfg), quiet=True) as p:
+        hamiltonian.set_exchange(p, 1, [10.0])
+        hamiltonian.set_dmi(p, 1, [6.0], chirality=chirality)
+        pos = np.array(geometry.get_positions(p)).reshape(-1, 3)
+        st = sl.State(pos, [26] * len(pos), cell=np.diag([10.0, 10.0, 10.0]), pbc=[True, True, False],
+                      moments=np.ones(len(pos)))
+        for _ in range(3):
+            s = rng.normal(size=(len(pos), 3))
+            s /= np.linalg.norm(s, axis=1)[:, None]
+            system.get_spin_directions(p)[:] = s
+            system.update_data(p)
+            e_spirit = system.get_energy(p) * 1e-3
+            assert ham.compute(st.copy(spins=s)).energy == pytest.approx(e_spirit, abs=2e-7)
