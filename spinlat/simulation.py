@@ -1,0 +1,197 @@
+"""The simulation driver: integrator + potential + HDF5 trajectory + progress + safety checks.
+
+::
+
+    sim = sl.Simulation(state, potential, sl.integrators.SpinLatticeNVE(0.5), trajectory="out.h5",
+                        every=10)
+    final = sim.run(10_000)
+    sim = sl.Simulation.restart("out.h5", potential, integrator)   # continue, appending
+    sim.run(10_000)
+
+Frames (DESIGN.md trajectory format) are written at step 0 and every ``every`` steps, plus the
+last step of each ``run``. Before any work, ``run`` checks the integrator against the state and
+potential and opens the trajectory (unwritable path → :class:`~spinlat.errors.InputError`).
+The run stops with :class:`~spinlat.errors.SimulationError` when the energy or the state holds
+NaN/inf, or when the total energy changes by more than ``max_energy_change`` eV per atom between
+two frames (default 10 eV/atom: far beyond any thermostat's doing, typical of atoms crashing
+into each other); every good frame written before stays in the file.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+
+from .errors import InputError, SimulationError
+from .state import State
+
+
+class Simulation:
+    """Run an integrator on a state and record a trajectory.
+
+    Parameters
+    ----------
+    state : initial :class:`~spinlat.State` (``None`` with ``restart=True``: the last frame of
+        ``trajectory``).
+    potential : the :class:`~spinlat.potentials.Potential`.
+    integrator : an :class:`~spinlat.integrators.Integrator` (``run(state, potential, steps)``).
+    trajectory : HDF5 path, or ``None`` for no file.
+    every : steps between frames (> 0).
+    progress : show a tqdm progress bar with steps/s (only on a terminal).
+    store_forces : also store forces (eV/Å) and magnetic forces (eV/μB) per frame.
+    restart : continue ``trajectory`` from its last frame, appending to it (step and time go on).
+    max_energy_change : largest allowed |ΔE_tot| per atom between frames, eV/atom.
+    flush_every : frames kept in memory between writes to disk.
+
+    Attributes: ``state`` (current State), ``step`` (steps done, counting those of a restarted
+    file), ``time`` (fs; for Monte Carlo, whose dt is None, the number of sweeps), ``evaluation``
+    (potential evaluation of ``state``).
+    """
+
+    def __init__(self, state, potential, integrator, trajectory=None, every=10, progress=True,
+                 store_forces=False, restart=False, max_energy_change=10.0, flush_every=10):
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise InputError(f"every must be a positive integer number of steps, got {every!r}")
+        if not (max_energy_change > 0):
+            raise InputError(f"max_energy_change must be positive (eV/atom), got {max_energy_change}")
+        self.potential = potential
+        self.integrator = integrator
+        self.trajectory = trajectory
+        self.every = int(every)
+        self.progress = bool(progress)
+        self.store_forces = bool(store_forces)
+        self.max_energy_change = float(max_energy_change)
+        self.flush_every = int(flush_every)
+        self.step = 0
+        self.time = 0.0
+        self.evaluation = None
+        self._frames_written = 0
+        self._append = False
+        if restart:
+            if trajectory is None:
+                raise InputError("restart=True needs a trajectory path")
+            from .io import Trajectory
+
+            try:
+                traj = Trajectory(trajectory)
+            except FileNotFoundError:
+                raise InputError(f"cannot restart: trajectory {trajectory} does not exist") from None
+            with traj:
+                if len(traj) == 0:
+                    raise InputError(f"cannot restart: trajectory {trajectory} holds no frame")
+                last = traj.last()
+                self.step = int(traj.array("step")[-1])
+                self.time = float(traj.array("time")[-1])
+            state = last if state is None else state
+            self._append = True
+            self._frames_written = 1  # frame of the current state is in the file
+        if not isinstance(state, State):
+            raise InputError(f"Simulation needs a spinlat State, got {type(state).__name__}")
+        self.state = state
+        self._last_energy = None
+
+    @classmethod
+    def restart(cls, path, potential, integrator, **kwargs) -> "Simulation":
+        """A Simulation continuing the trajectory ``path`` from its last frame, appending to it.
+        (The integrator's random stream is not stored: give it a new seed for a new stream.)"""
+        return cls(None, potential, integrator, trajectory=path, restart=True, **kwargs)
+
+    # ------------------------------------------------------------------ helpers
+    def _evaluate(self, state):
+        ev = getattr(self.integrator, "last_evaluation", None)
+        if ev is None or (self.store_forces and (ev.forces is None or ev.magnetic_forces is None)):
+            ev = self.potential.compute(state, forces=True, magnetic_forces=True)
+        return ev
+
+    def _open_writer(self):
+        if self.trajectory is None:
+            return None
+        from .io import TrajectoryWriter
+
+        seed = getattr(self.integrator, "seed", None)
+        describe = getattr(self.potential, "describe", lambda: repr(self.potential))
+        idescribe = getattr(self.integrator, "describe", lambda: repr(self.integrator))
+        mode = "a" if (self._append or self._frames_written) else "w"
+        return TrajectoryWriter(self.trajectory, self.state, potential=describe(), integrator=idescribe(),
+                                seed=seed if isinstance(seed, (int, np.integer)) else None, mode=mode,
+                                flush_every=self.flush_every, store_forces=self.store_forces,
+                                metadata={"every": self.every})
+
+    def _check(self, state, ev):
+        n = max(len(state), 1)
+        e = float(ev.energy)
+        if not math.isfinite(e):
+            raise SimulationError(f"potential energy became {e} at step {self.step}; stopped "
+                                  f"(every earlier frame is kept)")
+        for name in ("positions", "velocities", "spins", "moments"):
+            if not np.all(np.isfinite(getattr(state, name))):
+                raise SimulationError(f"{name} hold NaN or inf at step {self.step}; stopped "
+                                      f"(every earlier frame is kept)")
+        etot = e + state.kinetic_energy()
+        if self._last_energy is not None:
+            jump = abs(etot - self._last_energy) / n
+            if jump > self.max_energy_change:
+                raise SimulationError(
+                    f"total energy jumped by {jump:.3g} eV/atom (limit {self.max_energy_change} eV/atom) "
+                    f"between step {self.step - self._chunk} and step {self.step}: the simulation "
+                    f"exploded (time step too large or atoms too close?); every earlier frame is kept")
+        self._last_energy = etot
+
+    def _write(self, writer, state, ev):
+        if writer is None:
+            return
+        writer.write(state, self.step, self.time, potential_energy=float(ev.energy),
+                     forces=ev.forces if self.store_forces else None,
+                     magnetic_forces=ev.magnetic_forces if self.store_forces else None)
+        self._frames_written += 1
+
+    # ------------------------------------------------------------------ run
+    def run(self, steps: int) -> State:
+        """Advance ``steps`` steps (sweeps for Monte Carlo); return the final State."""
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise InputError(f"steps must be a non-negative integer, got {steps!r}")
+        steps = int(steps)
+        self.integrator.check(self.state, self.potential)
+        writer = self._open_writer()
+        dt = getattr(self.integrator, "dt", None)
+        bar = None
+        try:
+            self._chunk = 0
+            if self.evaluation is None:
+                ev = self.potential.compute(self.state, forces=True, magnetic_forces=True)
+                self._check(self.state, ev)
+                self.evaluation = ev
+                if self._frames_written == 0:
+                    self._write(writer, self.state, ev)
+            if self.progress and steps >= 2 * self.every and sys.stderr.isatty():
+                from tqdm import tqdm
+
+                bar = tqdm(total=steps, unit="step", dynamic_ncols=True, smoothing=0.1)
+            done = 0
+            state = self.state
+            while done < steps:
+                chunk = min(self.every - (self.step % self.every), steps - done)
+                state = self.integrator.run(state, self.potential, chunk)
+                done += chunk
+                self.step += chunk
+                self.time += chunk * (dt if dt is not None else 1.0)
+                self._chunk = chunk
+                ev = self._evaluate(state)
+                self._check(state, ev)
+                self.state, self.evaluation = state, ev
+                if self.step % self.every == 0 or done == steps:
+                    self._write(writer, state, ev)
+                if bar is not None:
+                    bar.update(chunk)
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        return self.state
+
+    def __repr__(self):
+        return (f"Simulation({self.state!r}, {self.potential!r}, {self.integrator!r}, step={self.step}, "
+                f"trajectory={self.trajectory!r})")
