@@ -404,11 +404,14 @@ class Heisenberg(Potential):
             sl = slice(bstart[k], bstart[k + 1])
             if nb[k] == 0 or len(atoms) == 0:
                 continue
-            cells = ncoord[atoms][:, None, :] + bR[sl][None, :, :]
-            tgt = btgt[sl][None, :] * ncell + _reduce(cells.reshape(-1, 3), hnf).reshape(len(atoms), nb[k])
-            rows = offsets[atoms][:, None] + np.arange(nb[k])[None, :]
-            dst[rows] = lookup[tgt]
-            tidx[rows] = bt[sl][None, :]
+            chunk = max(1, 2**20 // int(nb[k]))  # bounded temporaries on large supercells
+            for c in range(0, len(atoms), chunk):
+                at = atoms[c:c + chunk]
+                cells = ncoord[at][:, None, :] + bR[sl][None, :, :]
+                tgt = btgt[sl][None, :] * ncell + _reduce(cells.reshape(-1, 3), hnf).reshape(len(at), nb[k])
+                rows = offsets[at][:, None] + np.arange(nb[k])[None, :]
+                dst[rows] = lookup[tgt]
+                tidx[rows] = bt[sl][None, :]
         ex = _Expansion()
         ex.n, ex.cell, ex.numbers, ex.pbc = n, state.cell.copy(), state.numbers.copy(), state.pbc.copy()
         ex.positions = state.positions.copy()
@@ -458,6 +461,12 @@ class Heisenberg(Potential):
         atoms = np.asarray(atoms, dtype=np.int64)
         grad = self._gradient(state, atoms)
         return _fields_from_gradient(state.spins[atoms], state.moments[atoms], grad)
+
+    @property
+    def spin_rotation_invariant(self) -> bool:
+        """True when every pair tensor is isotropic (J·1): no DMI, no anisotropic exchange."""
+        iso = np.trace(self.J, axis1=1, axis2=2)[:, None, None] / 3.0 * np.eye(3)[None]
+        return bool(np.allclose(self.J, iso, rtol=0.0, atol=1e-12 * max(1.0, float(np.abs(self.J).max(initial=0.0)))))
 
     def __repr__(self):
         return f"Heisenberg(n_sites={len(self.numbers)}, n_pairs={self.n_pairs})"

@@ -5,11 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import spinlat as sl
 from spinlat.errors import FileFormatError
 from spinlat.io.tb2j import parse_tb2j, read_tb2j, write_tb2j
 from spinlat.potentials import Heisenberg
-from spinlat.potentials.heisenberg import dmi_matrix
+
 
 from conftest import TB2J_FE
 

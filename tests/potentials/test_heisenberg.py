@@ -263,3 +263,12 @@ def test_from_neighbors_matches_spirit(tmp_path, chirality, dmi, sign):
             system.update_data(p)
             e_spirit = system.get_energy(p) * 1e-3
             assert ham.compute(st.copy(spins=s)).energy == pytest.approx(e_spirit, abs=2e-7)
+
+
+def test_open_cluster_without_cell():
+    dimer = sl.State([[0, 0, 0], [0, 0, 2.0]], [26, 26], moments=[2.0, 1.0], spins=[[0, 0, 1], [1, 0, 1]])
+    ham = Heisenberg.from_neighbors(dimer, J=[0.01], D=[0.002])
+    s0, s1 = dimer.spins
+    expected = -0.01 * s0 @ s1 - 0.002 * np.array([0, 0, 1.0]) @ np.cross(s0, s1)
+    assert ham.compute(dimer).energy == pytest.approx(expected, abs=1e-15)
+    np.testing.assert_allclose(ham.compute(dimer).magnetic_forces, fd_magnetic_forces(ham, dimer, (0, 1)), atol=1e-9)
