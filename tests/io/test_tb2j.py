@@ -9,7 +9,6 @@ from spinlat.errors import FileFormatError
 from spinlat.io.tb2j import parse_tb2j, read_tb2j, write_tb2j
 from spinlat.potentials import Heisenberg
 
-
 from conftest import TB2J_FE
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "tb2j"
