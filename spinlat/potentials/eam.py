@@ -455,6 +455,7 @@ class EAM(Potential):
     depends_on_magnitudes = False
     provides_magnetic_forces = True
     magnetic = False
+    spin_rotation_invariant = True  # no spin dependence at all
 
     def __init__(self, path, format=None):
         data = read_eam_file(path, format)

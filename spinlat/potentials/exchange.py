@@ -158,6 +158,8 @@ class BetheSlaterExchange(Potential):
     ``pair_coeff * * spin/exchange exchange 3.4 0.02726 0.2171 1.841``.
     """
 
+    spin_rotation_invariant = True  # isotropic: depends on s_i·s_j only
+
     def __init__(self, cutoff, J1, J2, J3, offset=False, elements=None):
         self.cutoff = _finite_scalar(cutoff, "exchange cutoff")
         if self.cutoff <= 0:

@@ -111,6 +111,14 @@ def _vector3(v, name) -> np.ndarray:
     return a
 
 
+def _is_numeric(v) -> bool:
+    try:
+        np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _unit_vector(v, name) -> np.ndarray:
     a = _vector3(v, name)
     n = np.linalg.norm(a)
@@ -175,19 +183,25 @@ def _zeeman_kernel(atoms, numbers, spins, moments, applies, field, energies, h):
 
 
 @numba.njit(cache=True)
-def _uniaxial_kernel(atoms, numbers, spins, moments, ktable, axis, energies, h):
-    """E_i = −K (s_i·n)²; h_i = (2K (s·n)/|m|)(n − (s·n) s)."""
+def _uniaxial_kernel(atoms, numbers, spins, moments, ktable, axes, energies, h):
+    """E_i = −K (s_i·n_i)²; h_i = (2K (s·n)/|m|)(n − (s·n) s).
+
+    ``axes`` is (1, 3) (one axis for every atom) or (N, 3) (row i is atom i's axis)."""
+    per_atom = axes.shape[0] > 1
     for a in range(len(atoms)):
         i = atoms[a]
         m = moments[i]
         k = ktable[numbers[i]]
         if m <= 0.0 or k == 0.0:
             continue
-        sn = spins[i, 0] * axis[0] + spins[i, 1] * axis[1] + spins[i, 2] * axis[2]
+        r = i if per_atom else 0
+        n0, n1, n2 = axes[r, 0], axes[r, 1], axes[r, 2]
+        sn = spins[i, 0] * n0 + spins[i, 1] * n1 + spins[i, 2] * n2
         energies[a] = -k * sn * sn
         c = 2.0 * k * sn / m
-        for q in range(3):
-            h[a, q] = c * (axis[q] - sn * spins[i, q])
+        h[a, 0] = c * (n0 - sn * spins[i, 0])
+        h[a, 1] = c * (n1 - sn * spins[i, 1])
+        h[a, 2] = c * (n2 - sn * spins[i, 2])
 
 
 @numba.njit(cache=True)
@@ -273,24 +287,54 @@ class Zeeman(_SingleSite):
 
 
 class UniaxialAnisotropy(_SingleSite):
-    """Uniaxial anisotropy E = −K Σ_i (s_i·n)² (eV); K > 0: easy axis n, K < 0: easy plane.
+    """Uniaxial anisotropy E = −K Σ_i (s_i·n_i)² (eV); K > 0: easy axis n_i, K < 0: easy plane.
 
     Parameters
     ----------
     K : eV per atom, scalar or dict ``{element: K}`` (species not listed get no anisotropy).
-    axis : (3,) direction n (normalised; any non-zero length).
+    axis : (3,) direction n shared by every atom (normalised; any non-zero length), or (N, 3)
+        local axes n_i, one row per atom of the states it is used with (e.g. the local ⟨112⟩
+        easy axes of the Mn sites of Mn3Pt). Rows are normalised; an all-zero row gives that
+        atom no anisotropy (non-magnetic sites). N is checked against the state at compute
+        time (:class:`~spinlat.errors.ShapeError` on a mismatch). For a supercell made with
+        ``State.repeat``, tile the unit cell's rows: ``np.tile(axes, (n_cells, 1))``.
     """
 
     def __init__(self, K, axis):
         self._k, _ = species_table(K, "anisotropy constant K")
         self.K = K
-        self.axis = _unit_vector(axis, "anisotropy axis")
+        a = np.asarray(axis, dtype=np.float64) if _is_numeric(axis) else None
+        if a is not None and a.ndim == 2 and a.shape[1] == 3 and a.shape[0] >= 1:
+            if not np.all(np.isfinite(a)):
+                raise NonFiniteError("anisotropy axes hold NaN or inf")
+            norm = np.linalg.norm(a, axis=1)
+            a = np.divide(a, norm[:, None], out=np.zeros_like(a), where=norm[:, None] > 1e-12)
+            self.axis = a
+            self.per_atom = True
+            self._axes = np.ascontiguousarray(a)
+        else:
+            if a is not None and a.ndim == 2:
+                raise ShapeError(f"anisotropy axis must have shape (3,) or (N, 3), got {a.shape}")
+            self.axis = _unit_vector(axis, "anisotropy axis")
+            self.per_atom = False
+            self._axes = self.axis[None, :].copy()
+
+    def _check_axes(self, state):
+        if self.per_atom and len(self._axes) != len(state):
+            raise ShapeError(f"UniaxialAnisotropy has {len(self._axes)} per-atom axes but the state has "
+                             f"{len(state)} atoms")
+
+    def check_state(self, state):
+        super().check_state(state)
+        self._check_axes(state)
 
     def _kernel(self, state, atoms, energies, h):
-        _uniaxial_kernel(atoms, state.numbers, state.spins, state.moments, self._k, self.axis, energies, h)
+        self._check_axes(state)
+        _uniaxial_kernel(atoms, state.numbers, state.spins, state.moments, self._k, self._axes, energies, h)
 
     def __repr__(self):
-        return f"UniaxialAnisotropy(K={self.K!r} eV, axis={self.axis.tolist()})"
+        ax = f"{len(self._axes)} per-atom axes" if self.per_atom else f"axis={self.axis.tolist()}"
+        return f"UniaxialAnisotropy(K={self.K!r} eV, {ax})"
 
 
 class CubicAnisotropy(_SingleSite):
@@ -348,6 +392,7 @@ class Landau(_SingleSite):
     """
 
     depends_on_magnitudes = True
+    spin_rotation_invariant = True  # a function of |m_i| only
 
     def __init__(self, a, b=0.0, c=0.0):
         self._a, _ = species_table(a, "Landau a")

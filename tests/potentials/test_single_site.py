@@ -145,7 +145,9 @@ def test_bad_input():
     with pytest.raises(NonFiniteError):
         UniaxialAnisotropy(np.inf, [0, 0, 1])
     with pytest.raises(ShapeError):
-        UniaxialAnisotropy(1e-3, [[0, 0, 1]])
+        UniaxialAnisotropy(1e-3, [[0, 0, 1, 0]])
+    with pytest.raises(ShapeError, match="per-atom axes"):  # (N, 3) axes checked against the state
+        UniaxialAnisotropy(1e-3, [[0, 0, 1]]).compute(bcc_fe((1, 1, 1)))
     with pytest.raises(UnknownElementError):
         UniaxialAnisotropy({"Qq": 1e-3}, [0, 0, 1])
     with pytest.raises(UnknownElementError):
@@ -160,3 +162,42 @@ def test_bad_input():
         Landau({}, 0.05)
     with pytest.raises(InputError, match="atom indices"):
         Zeeman([0, 0, 1]).local_fields(bcc_fe((1, 1, 1)), None, [2])
+
+
+def _local_axes(n, seed=7):
+    rng = np.random.default_rng(seed)
+    axes = rng.normal(size=(n, 3)) * rng.uniform(0.5, 3.0, (n, 1))  # any lengths: normalised
+    axes[4] = 0.0  # no anisotropy on atom 4
+    return axes
+
+
+@pytest.mark.parametrize("K", [1e-3, {"Fe": -2e-3, "Ni": 7e-4}], ids=repr)
+def test_uniaxial_per_atom_axes_match_finite_differences_and_numpy(K):
+    st = _mixed_state(5)
+    axes = _local_axes(len(st))
+    term = UniaxialAnisotropy(K, axes)
+    assert term.per_atom
+    ev = term.compute(st)
+    atoms = (0, 4, 5, 9)
+    np.testing.assert_allclose(ev.magnetic_forces[list(atoms)], fd_magnetic_forces(term, st, atoms), atol=1e-8)
+    # NumPy reference: E_i = −K_i (s_i·n_i)² on magnetic atoms
+    n = axes / np.maximum(np.linalg.norm(axes, axis=1), 1e-300)[:, None]
+    k = np.array([K if np.isscalar(K) else K.get({26: "Fe", 28: "Ni"}[z], 0.0) for z in st.numbers])
+    e_ref = np.where(st.moments > 0, -k * np.sum(st.spins * n, axis=1) ** 2, 0.0)
+    np.testing.assert_allclose(ev.energies, e_ref, rtol=1e-13, atol=1e-18)
+    assert ev.energies[4] == 0.0 and np.all(ev.magnetic_forces[4] == 0.0)
+    for sel in (np.arange(0, 16, 3), np.array([12]), np.array([], dtype=int)):
+        np.testing.assert_array_equal(term.local_fields(st, None, sel), ev.magnetic_forces[sel])
+
+
+def test_uniaxial_per_atom_rows_equal_to_one_axis_give_the_shared_axis_result():
+    st = _mixed_state(6)
+    n = [1.0, -2.0, 0.5]
+    one, rows = UniaxialAnisotropy(2e-3, n), UniaxialAnisotropy(2e-3, np.tile(n, (len(st), 1)))
+    a, b = one.compute(st), rows.compute(st)
+    assert a.energy == pytest.approx(b.energy, rel=1e-14)
+    np.testing.assert_allclose(a.magnetic_forces, b.magnetic_forces, rtol=1e-13, atol=1e-18)
+    with pytest.raises(ShapeError, match="16 per-atom axes but the state has 128"):
+        rows.compute(st.repeat(2))
+    with pytest.raises(NonFiniteError):
+        UniaxialAnisotropy(1e-3, [[0, 0, 1], [np.nan, 0, 1]])
