@@ -105,6 +105,11 @@ def _translations(state, tol=1e-3):
     return perms
 
 
+def _directions(state):
+    """Spins with the rows of non-magnetic atoms zeroed: those spins are arbitrary and never move."""
+    return np.where(state.moments[:, None] > 0, state.spins, 0.0)
+
+
 def same_configuration(a, b, perms, spin_rotations=False, tol=1e-3):
     """True when spin configurations ``a`` and ``b`` ((N,3) unit vectors) are equal up to a lattice
     translation (``perms``), time reversal (s → −s) and, if ``spin_rotations``, a global spin
@@ -154,7 +159,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     minima: list[Minimum] = []
     for k, (e, st, _) in sorted(enumerate(results), key=lambda kv: kv[1][0]):
         for m in minima:
-            if abs(m.energy - e) <= energy_tol * n and same_configuration(m.state.spins, st.spins, perms,
+            if abs(m.energy - e) <= energy_tol * n and same_configuration(_directions(m.state), _directions(st), perms,
                                                                            spin_rotations, angle_tol):
                 m.count += 1
                 m.starts = m.starts + (k,)

@@ -1,0 +1,10 @@
+"""Ready-made workflows: Mn3Pt ground state (:mod:`spinlat.workflows.mn3pt`), Bain path
+(:mod:`spinlat.workflows.bain`, :func:`bain_path`)."""
+
+
+def __getattr__(name):
+    if name == "bain_path":
+        from .bain import bain_path
+
+        return bain_path
+    raise AttributeError(f"module 'spinlat.workflows' has no attribute {name!r}")
