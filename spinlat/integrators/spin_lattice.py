@@ -45,7 +45,7 @@ from ..errors import InputError
 from ..state import State
 from .base import Integrator, check_dt, check_nonnegative
 from .coloring import spin_color_classes
-from .rotation import angle_factor, rotate_all, rotate_spins
+from .rotation import _rotate_one, angle_factor, rotate_all, rotate_spins
 
 
 # ------------------------------------------------------------------------------ kernels
@@ -109,6 +109,68 @@ def _longitudinal_step(moments, spins, fields, atoms, mobility, kT, dt, noise):
         moments[i] = math.sqrt(x * x + y * y + z * z)
 
 
+@numba.njit(cache=True, inline="always")
+def _linear_rotate(spins, i, off, nbr, w, b, fac, damping, noise, row, sig):
+    hx, hy, hz = b[i, 0], b[i, 1], b[i, 2]
+    for p in range(off[i], off[i + 1]):
+        j = nbr[p]
+        wp = w[p]
+        hx += wp * spins[j, 0]
+        hy += wp * spins[j, 1]
+        hz += wp * spins[j, 2]
+    if noise.shape[0] > 0:
+        hx += sig * noise[row, 0]
+        hy += sig * noise[row, 1]
+        hz += sig * noise[row, 2]
+    _rotate_one(spins, i, hx, hy, hz, fac, damping)
+
+
+@numba.njit(cache=True)
+def _linear_sweep(spins, cls_off, cls_atoms, order, last, off, nbr, w, b, fac_q, fac_h, damping, noise, sig_q,
+                  sig_h):
+    """One colour sweep with linear fields h_i = b_i + Σ_p w[p] s_nbr[p] (eV/μB), in place.
+
+    Colours ``order`` in turn (colour ``last`` rotated with ``fac_h``, the others ``fac_q``);
+    optional noise rows (one per rotation, in sweep order) scaled by sig_q / sig_h (eV/μB)."""
+    base = 0
+    for t in range(order.shape[0]):
+        c = order[t]
+        full = c == last
+        fac = fac_h if full else fac_q
+        k0 = cls_off[c]
+        for k in range(k0, cls_off[c + 1]):
+            i = cls_atoms[k]
+            sig = 0.0
+            if noise.shape[0] > 0:
+                sig = sig_h[i] if full else sig_q[i]
+            _linear_rotate(spins, i, off, nbr, w, b, fac, damping, noise, base + k - k0, sig)
+        base += cls_off[c + 1] - k0
+
+
+@numba.njit(cache=True, parallel=True)
+def _linear_sweep_parallel(spins, cls_off, cls_atoms, order, last, off, nbr, w, b, fac_q, fac_h, damping, noise,
+                           sig_q, sig_h):
+    """:func:`_linear_sweep` with threads over the atoms of one colour (same result)."""
+    base = 0
+    for t in range(order.shape[0]):
+        c = order[t]
+        full = c == last
+        fac = fac_h if full else fac_q
+        k0 = cls_off[c]
+        for k in numba.prange(k0, cls_off[c + 1]):
+            i = cls_atoms[k]
+            sig = 0.0
+            if noise.shape[0] > 0:
+                sig = sig_h[i] if full else sig_q[i]
+            _linear_rotate(spins, i, off, nbr, w, b, fac, damping, noise, base + k - k0, sig)
+        base += cls_off[c + 1] - k0
+
+
+#: below this many magnetic atoms the colour sweep runs on one thread (one colour is too little
+#: work per parallel region: thread synchronisation would cost more than it saves)
+PARALLEL_MIN_SPINS = 65536
+
+
 # ------------------------------------------------------------------------------ workspace
 class _Work:
     """Mutable arrays of one run, wrapped in a State the potential reads (never the input)."""
@@ -128,12 +190,20 @@ class _Work:
         self.nl = None
         self._nl_builds = -1
         self.classes = None
+        mterms = [t for t in terms if t.magnetic]
+        # fast path: every magnetic term gives its rotation fields in linear form
+        self.linear = (potential.local and not potential.depends_on_magnitudes
+                       and all(callable(getattr(t, "spin_couplings", None)) for t in mterms))
+        self._mterms = mterms
+        self.couplings = None
         self.update_neighbors()
 
     def update_neighbors(self):
         pot = self.potential
         if pot.cutoff > 0:
             self.nl = pot.neighbor_list(self.state)
+        if self.linear:
+            self.refresh_couplings()
         if self.classes is not None and (self.nl is None or self.nl.n_builds == self._nl_builds):
             return
         if self.nl is None or self.spin_cutoff <= 0:
@@ -142,6 +212,38 @@ class _Work:
             cut = min(self.spin_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
             self.classes = spin_color_classes(self.state, self.nl, cutoff=cut)
             self._nl_builds = self.nl.n_builds
+        sizes = np.array([len(c) for c in self.classes], dtype=np.int64)
+        self.cls_off = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=self.cls_off[1:])
+        self.cls_atoms = (np.concatenate(self.classes).astype(np.int64) if len(self.classes)
+                          else np.zeros(0, dtype=np.int64))
+        nc = len(self.classes)
+        self.order = np.array(list(range(nc)) + list(range(nc - 2, -1, -1)), dtype=np.int64)
+        self.n_rotations = int(sizes.sum() + sizes[:-1].sum()) if nc else 0
+
+    def refresh_couplings(self):
+        """Linear fields of all magnetic terms at the current positions and moments."""
+        n = len(self.pos)
+        b = np.zeros((n, 3))
+        pairs = []
+        for t in self._mterms:
+            off, nbr, w, bt = t.spin_couplings(self.state, self.nl if t.cutoff > 0 else None)
+            if bt is not None:
+                b += bt
+            if off is not None and len(nbr):
+                pairs.append((off, nbr, w))
+        if not pairs:
+            off, nbr, w = np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+        elif len(pairs) == 1:
+            off, nbr, w = pairs[0]
+        else:  # merge rows of several pair terms
+            rows = np.concatenate([np.repeat(np.arange(n), np.diff(o)) for o, _, _ in pairs])
+            order = np.argsort(rows, kind="stable")
+            nbr = np.concatenate([q for _, q, _ in pairs])[order]
+            w = np.concatenate([q for _, _, q in pairs])[order]
+            off = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=n), out=off[1:])
+        self.couplings = (off, nbr, w, b)
 
     def evaluate(self, magnetic_forces):
         return self.potential._evaluate(self.state, self.nl, True, magnetic_forces, False)
@@ -199,6 +301,19 @@ class _SpinLatticeBase(Integrator):
         nc = len(classes)
         if nc == 0:
             return
+        if ws.linear:
+            off, nbr, w, b = ws.couplings
+            q = 0.5 * tau
+            if sigma is not None:
+                noise = rng.standard_normal((ws.n_rotations, 3))
+                sig_q, sig_h = sigma / math.sqrt(q), sigma / math.sqrt(tau)
+            else:
+                noise, sig_q, sig_h = _NO_NOISE, _EMPTY, _EMPTY
+            kernel = (_linear_sweep_parallel if numba.get_num_threads() > 1 and len(ws.mag_atoms) >= PARALLEL_MIN_SPINS
+                      else _linear_sweep)
+            kernel(ws.spins, ws.cls_off, ws.cls_atoms, ws.order, nc - 1, off, nbr, w, b, angle_factor(q, damping),
+                   angle_factor(tau, damping), damping, noise, sig_q, sig_h)
+            return
         pot, st, nl, spins = ws.potential, ws.state, ws.nl, ws.spins
         q = 0.5 * tau
         fac_q = angle_factor(q, damping)
@@ -238,6 +353,10 @@ class _SpinLatticeBase(Integrator):
             h1 += noise
         spins[:] = s0
         rotate_all(spins, h1, angle_factor(tau, damping), damping)
+
+
+_NO_NOISE = np.zeros((0, 3))
+_EMPTY = np.zeros(0)
 
 
 def _project_transverse_all(h, spins):

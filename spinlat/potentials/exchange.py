@@ -137,6 +137,35 @@ def _project_fields(atoms, spins, moments, active, grad, h):
         h[a, 2] = -(g2 - gs * spins[i, 2]) * inv
 
 
+@numba.njit(cache=True)
+def _couplings_kernel(positions, moments, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq, out_off,
+                      out_nbr, out_w):
+    """Compact list of the pairs within the cutoff (self-images left out) with weights
+    J(r_ij)/|m_i| (eV/μB); returns the number of entries. out_off (N+1,), out_nbr/out_w at least as long as nbr."""
+    n = offsets.shape[0] - 1
+    q = 0
+    out_off[0] = 0
+    for i in range(n):
+        if active[i]:
+            inv = 1.0 / moments[i]
+            for p in range(offsets[i], offsets[i + 1]):
+                j = nbr[p]
+                if j == i or not active[j]:  # a periodic self-image exerts no torque
+                    continue
+                dx = positions[j, 0] - positions[i, 0] + shift_vectors[p, 0]
+                dy = positions[j, 1] - positions[i, 1] + shift_vectors[p, 1]
+                dz = positions[j, 2] - positions[i, 2] + shift_vectors[p, 2]
+                r2 = dx * dx + dy * dy + dz * dz
+                if r2 > cut2:
+                    continue
+                ra = r2 / j3sq
+                out_nbr[q] = j
+                out_w[q] = 4.0 * j1 * ra * (1.0 - j2 * ra) * np.exp(-ra) * inv
+                q += 1
+        out_off[i + 1] = q
+    return q
+
+
 def bethe_slater(r, J1, J2, J3):
     """J(r) = 4 J1 (r/J3)² (1 − J2 (r/J3)²) exp(−(r/J3)²), eV (r in Å)."""
     ra = (np.asarray(r, dtype=float) / J3) ** 2
@@ -231,6 +260,22 @@ class BetheSlaterExchange(Potential):
         h = np.zeros((len(atoms), 3))
         h[ok] = -grad[ok] / mom[ok, None]
         return h
+
+    def spin_couplings(self, state, neighbors):
+        """Linear form of the rotation fields for spin integrators, valid while the positions
+        stay fixed: ``(offsets, nbr, w, b)`` with h_i = b_i + Σ_{p in row i} w[p] s_{nbr[p]}
+        (eV/μB; w = J(r_ij)/|m_i|, b = None) — the same fields as :meth:`rotation_fields`."""
+        if neighbors is None:
+            neighbors = self.neighbor_list(state)
+        n = len(state)
+        m = len(neighbors.j)
+        buf = getattr(self, "_coupling_buffers", None)
+        if buf is None or buf[1].shape[0] < m or buf[0].shape[0] != n + 1:
+            buf = self._coupling_buffers = (np.empty(n + 1, np.int64), np.empty(m, np.int64), np.empty(m))
+        off, nbr, w = buf
+        q = _couplings_kernel(state.positions, state.moments, self._active(state), neighbors.offsets, neighbors.j,
+                              neighbors.shift_vectors, self.cutoff ** 2, self.J1, self.J2, self.J3 ** 2, off, nbr, w)
+        return off, nbr[:q], w[:q], None
 
     def __repr__(self):
         el = _names(self._species)

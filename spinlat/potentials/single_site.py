@@ -268,6 +268,12 @@ class Zeeman(_SingleSite):
         self._applies = species_mask(elements)
         self._field = units.MU_B * b  # eV/μB
 
+    def spin_couplings(self, state, neighbors):
+        """Linear form of the fields for spin integrators: ``(None, None, None, b)`` with
+        b_i = μB B (eV/μB) on the magnetic atoms of the species the field acts on, 0 elsewhere."""
+        on = (state.moments > 0) & self._applies[state.numbers]
+        return None, None, None, np.where(on[:, None], self._field[None, :], 0.0)
+
     @classmethod
     def from_lammps(cls, H, direction, elements=None) -> "Zeeman":
         """The term LAMMPS ``fix precession/spin zeeman H nx ny nz`` computes (H in tesla).

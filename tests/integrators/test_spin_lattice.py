@@ -312,3 +312,31 @@ def test_potential_without_magnetic_forces_rejected_before_work():
             integ.check(st, NoSpin())
         with pytest.raises(InputError, match="magnetic forces"):
             integ.run(st, NoSpin(), 3)
+
+
+def test_linear_fast_path_matches_generic_sweep():
+    """EAM + exchange + Zeeman take the fused linear-field sweep; hiding ``spin_couplings``
+    forces the generic per-colour path: same dynamics (NVE and Langevin, same noise)."""
+    eam_mod = pytest.importorskip("spinlat.potentials.eam")
+    from conftest import EAM_FE, bcc_fe
+
+    if not EAM_FE.exists():
+        pytest.skip("EAM file missing")
+    from spinlat.integrators.spin_lattice import _Work
+    from spinlat.potentials import BetheSlaterExchange, Zeeman
+
+    class Hidden(BetheSlaterExchange):
+        spin_couplings = None
+
+    def pots(cls):
+        return eam_mod.EAM(EAM_FE) + cls(3.4, 0.02726, 0.2171, 1.841) + Zeeman([0, 0, 2.0])
+
+    st = bcc_fe((3, 3, 3), rattle=0.05, seed=4)
+    fast, slow = pots(BetheSlaterExchange), pots(Hidden)
+    assert _Work(st, fast).linear and not _Work(st, slow).linear
+    a = SpinLatticeNVE(0.5).run(st, fast, 20)
+    b = SpinLatticeNVE(0.5).run(st, slow, 20)
+    assert np.allclose(a.spins, b.spins, atol=1e-12) and np.allclose(a.positions, b.positions, atol=1e-12)
+    a = SpinLatticeLangevin(0.5, 300, 0.01, 0.2, seed=5).run(st, fast, 20)
+    b = SpinLatticeLangevin(0.5, 300, 0.01, 0.2, seed=5).run(st, slow, 20)
+    assert np.allclose(a.spins, b.spins, atol=1e-10) and np.allclose(a.velocities, b.velocities, atol=1e-12)
