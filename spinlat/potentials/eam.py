@@ -454,6 +454,9 @@ class EAM(Potential):
 
     depends_on_magnitudes = False
     provides_magnetic_forces = True
+    #: no dependence on spins or moments: spin integrators skip this term
+    magnetic = False
+    spin_rotation_invariant = True
     magnetic = False
     spin_rotation_invariant = True  # no spin dependence at all
 

@@ -210,6 +210,9 @@ def test_energy_only_and_magnetic_parts(fe):
     assert np.all(full.magnetic_forces == 0.0)
     assert np.all(fe.local_fields(st, None, np.array([0, 3])) == 0.0)
     assert fe.local_fields(st, None, np.array([0, 3])).shape == (2, 3)
+    assert not fe.magnetic and fe.spin_rotation_invariant
+    flipped = fe.compute(st.copy(spins=-st.spins[::-1], moments=st.moments * 0.5))
+    assert flipped.energy == full.energy
 
 
 def test_translation_invariance(fe):
