@@ -1,0 +1,135 @@
+"""extxyz for magnetic data sets: lossless float64 round trips."""
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
+
+import spinlat as sl
+from spinlat.errors import FileFormatError, InputError
+from spinlat.io import read_extxyz, write_extxyz
+
+from conftest import bcc_fe
+
+
+def _config(seed, n_rep=2, stress_shape=(6,)):
+    rng = np.random.default_rng(seed)
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True).repeat(n_rep)
+    del atoms.arrays["initial_magmoms"]
+    n = len(atoms)
+    atoms.positions += rng.normal(0, 0.1, (n, 3))
+    atoms.cell[0, 1] = 0.1 * rng.random()
+    atoms.arrays["magmoms"] = rng.normal(size=(n, 3)) * 2.2
+    atoms.arrays["forces"] = rng.normal(size=(n, 3))
+    atoms.arrays["magnetic_forces"] = rng.normal(size=(n, 3)) / 3
+    atoms.info["energy"] = float(rng.normal() * 100)
+    s = rng.normal(size=6) / 7
+    atoms.info["stress"] = s if stress_shape == (6,) else sl.potentials.base.voigt_to_matrix(s)
+    atoms.info["weight"] = float(rng.random())
+    atoms.info["config_type"] = "rattled bcc"
+    atoms.info["index"] = seed
+    return atoms
+
+
+def test_round_trip_is_lossless(tmp_path):
+    configs = [_config(k) for k in range(4)]
+    configs.append(_config(9, stress_shape=(3, 3)))
+    path = tmp_path / "d.xyz"
+    write_extxyz(path, configs)
+    back = read_extxyz(path)
+    assert len(back) == len(configs)
+    for a, b in zip(configs, back):
+        np.testing.assert_array_equal(a.positions, b.positions)
+        np.testing.assert_array_equal(a.cell[:], b.cell[:])
+        np.testing.assert_array_equal(a.numbers, b.numbers)
+        assert b.pbc.all()
+        for key in ("magmoms", "forces", "magnetic_forces"):
+            assert b.arrays[key].dtype == np.float64
+            np.testing.assert_array_equal(a.arrays[key], b.arrays[key], err_msg=key)
+        assert b.info["energy"] == a.info["energy"]
+        assert b.info["weight"] == a.info["weight"]
+        assert b.info["config_type"] == "rattled bcc" and b.info["index"] == a.info["index"]
+        stress = np.asarray(a.info["stress"])
+        if stress.shape == (3, 3):
+            stress = stress[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+        np.testing.assert_array_equal(b.info["stress"], stress)
+        # the moments are also the initial magnetic moments, so State.from_ase sees them
+        np.testing.assert_array_equal(b.get_initial_magnetic_moments(), a.arrays["magmoms"])
+        assert b.calc is None
+    # writing what was read and reading again changes nothing
+    write_extxyz(tmp_path / "e.xyz", back)
+    again = read_extxyz(tmp_path / "e.xyz")
+    for a, b in zip(back, again):
+        assert sorted(a.arrays) == sorted(b.arrays) and sorted(a.info) == sorted(b.info)
+        for key in a.arrays:
+            np.testing.assert_array_equal(a.arrays[key], b.arrays[key], err_msg=key)
+        for key in a.info:
+            np.testing.assert_array_equal(a.info[key], b.info[key], err_msg=key)
+    one = read_extxyz(path, index=2)
+    np.testing.assert_array_equal(one.arrays["forces"], configs[2].arrays["forces"])
+    assert len(read_extxyz(path, index="1:3")) == 2
+
+
+def test_singlepoint_calculator_results_are_written(tmp_path):
+    """A SinglePointCalculator's results are kept and do not collide with info/arrays."""
+    rng = np.random.default_rng(1)
+    a = _config(0)
+    calc_forces = rng.normal(size=(len(a), 3))
+    del a.arrays["forces"], a.info["energy"]
+    a.calc = SinglePointCalculator(a, energy=-12.345678901234567, forces=calc_forces,
+                                   stress=rng.normal(size=6), magmoms=a.arrays["magmoms"])
+    # info already holds a stress: it wins over the calculator's
+    b = _config(1)
+    b.calc = SinglePointCalculator(b, energy=1.0, forces=np.zeros((len(b), 3)))
+    write_extxyz(tmp_path / "c.xyz", [a, b])
+    ra, rb = read_extxyz(tmp_path / "c.xyz")
+    assert ra.info["energy"] == -12.345678901234567
+    np.testing.assert_array_equal(ra.arrays["forces"], calc_forces)
+    np.testing.assert_array_equal(ra.info["stress"], a.info["stress"])
+    assert rb.info["energy"] == b.info["energy"]
+    np.testing.assert_array_equal(rb.arrays["forces"], b.arrays["forces"])
+
+
+def test_states_round_trip_non_collinear(tmp_path):
+    st = bcc_fe((2, 2, 2), seed=4)
+    rng = np.random.default_rng(0)
+    mom = st.moments * rng.uniform(0.5, 1.5, len(st))
+    mom[1] = 0.0
+    st = st.copy(moments=mom, velocities=rng.normal(0, 0.02, (len(st), 3)))
+    write_extxyz(tmp_path / "s.xyz", [st, st.repeat((1, 1, 2))])
+    back = read_extxyz(tmp_path / "s.xyz")
+    for ref, atoms in zip([st, st.repeat((1, 1, 2))], back):
+        got = sl.State.from_ase(atoms)
+        for name in ("positions", "numbers", "cell", "pbc", "spins", "moments", "velocities", "masses"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(ref, name), err_msg=name)
+        np.testing.assert_array_equal(atoms.arrays["magmoms"], ref.magnetic_moments)
+
+
+def test_collinear_and_open_boundaries(tmp_path):
+    from ase import Atoms
+
+    atoms = Atoms("Fe2Ni", positions=[[0, 0, 0], [2.1, 0.3, 0], [0, 2.2, 0.1]])
+    atoms.arrays["magmoms"] = np.array([2.2, -2.1, 0.6])
+    atoms.info["energy"] = -3.25
+    write_extxyz(tmp_path / "m.xyz", atoms)
+    (b,) = read_extxyz(tmp_path / "m.xyz")
+    assert not b.pbc.any()
+    np.testing.assert_array_equal(b.arrays["magmoms"], [2.2, -2.1, 0.6])
+    st = sl.State.from_ase(b)
+    np.testing.assert_array_equal(st.moments, [2.2, 2.1, 0.6])
+    np.testing.assert_array_equal(st.spins[:, 2], [1, -1, 1])
+
+
+def test_bad_input(tmp_path):
+    with pytest.raises(InputError, match="ase.Atoms or spinlat.State"):
+        write_extxyz(tmp_path / "x.xyz", [np.zeros(3)])
+    a = _config(0)
+    a.info["stress"] = np.zeros(4)
+    with pytest.raises(InputError, match="stress"):
+        write_extxyz(tmp_path / "x.xyz", [a])
+    bad = tmp_path / "bad.xyz"
+    bad.write_text("3\nProperties=species:S:1:pos:R:3\nFe 0 0 0\n")
+    with pytest.raises(FileFormatError, match="bad.xyz"):
+        read_extxyz(bad)
+    with pytest.raises(FileNotFoundError):
+        read_extxyz(tmp_path / "missing.xyz")

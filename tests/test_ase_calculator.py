@@ -1,0 +1,130 @@
+"""SpinLatticeCalculator: spinlat potentials inside ASE."""
+
+import numpy as np
+import pytest
+from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
+
+import spinlat as sl
+from spinlat import units
+from spinlat.ase import SpinLatticeCalculator
+from spinlat.potentials.base import Evaluation, Potential, virial_to_voigt
+
+from conftest import bcc_fe, fd_forces, fd_magnetic_forces, fd_stress
+
+
+class PairSpin(Potential):
+    """Test potential: E = Σ_{i<j} [A (rc−r)³ − J0 (rc−r)² m_i·m_j] − μB Σ_i m_i·B."""
+
+    depends_on_magnitudes = True
+
+    def __init__(self, A=0.05, J0=0.004, rc=3.6, B=(0.3, -0.2, 1.0)):
+        self.A, self.J0, self.cutoff, self.B = A, J0, rc, np.asarray(B, dtype=float)
+
+    def _evaluate(self, state, nl, forces, magnetic_forces, stress):
+        n = len(state)
+        m = state.magnetic_moments
+        h = np.zeros((n, 3))
+        h[:] = units.MU_B * self.B
+        energies = -units.MU_B * m @ self.B
+        f = np.zeros((n, 3))
+        virial = np.zeros((3, 3))
+        d = nl.vectors(state.positions)[nl.half]
+        i, j = nl.i[nl.half], nl.j[nl.half]
+        r = np.linalg.norm(d, axis=1)
+        keep = r < self.cutoff
+        d, i, j, r = d[keep], i[keep], j[keep], r[keep]
+        x = self.cutoff - r
+        mm = np.sum(m[i] * m[j], axis=1)
+        u = self.A * x**3 - self.J0 * x**2 * mm
+        du = -3 * self.A * x**2 + 2 * self.J0 * x * mm
+        np.add.at(energies, i, 0.5 * u)
+        np.add.at(energies, j, 0.5 * u)
+        np.add.at(h, i, self.J0 * (x**2)[:, None] * m[j])
+        np.add.at(h, j, self.J0 * (x**2)[:, None] * m[i])
+        fij = (du / r)[:, None] * d
+        np.add.at(f, i, fij)
+        np.add.at(f, j, -fij)
+        virial = (fij.T @ d)
+        h[~state.magnetic] = 0.0
+        return Evaluation(float(energies.sum()), f if forces else None, h if magnetic_forces else None,
+                          virial_to_voigt(virial, state.volume) if stress else None, energies)
+
+
+@pytest.fixture
+def system():
+    st = bcc_fe((2, 2, 2), rattle=0.08, seed=3)
+    # one non-magnetic atom and a sheared cell
+    mom = st.moments.copy()
+    mom[3] = 0.0
+    cell = st.cell + np.array([[0, 0.1, 0], [0.05, 0, 0], [0, 0.08, 0]])
+    return st.copy(moments=mom, cell=cell, positions=st.positions @ np.linalg.solve(st.cell, cell))
+
+
+def test_dummy_potential_matches_finite_differences(system):
+    pot = PairSpin()
+    ev = pot.compute(system, stress=True)
+    assert np.isclose(ev.energies.sum(), ev.energy)
+    np.testing.assert_allclose(ev.forces[[0, 5]], fd_forces(pot, system, atoms=(0, 5)), atol=1e-7)
+    np.testing.assert_allclose(ev.magnetic_forces[[0, 5]], fd_magnetic_forces(pot, system, atoms=(0, 5)),
+                               atol=1e-7)
+    np.testing.assert_allclose(ev.stress, fd_stress(pot, system), atol=1e-8)
+
+
+def test_calculator_results_and_numerical_derivatives(system):
+    pot = PairSpin()
+    atoms = system.to_ase()
+    calc = SpinLatticeCalculator(pot)
+    atoms.calc = calc
+    ev = pot.compute(system, stress=True)
+    assert atoms.get_potential_energy() == pytest.approx(ev.energy, abs=1e-12)
+    assert atoms.get_potential_energy(force_consistent=True) == pytest.approx(ev.energy, abs=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), ev.forces, atol=1e-12)
+    np.testing.assert_allclose(atoms.get_stress(), ev.stress, atol=1e-12)
+    np.testing.assert_allclose(calc.get_property("energies", atoms), ev.energies, atol=1e-12)
+    h = calc.get_magnetic_forces(atoms)
+    assert h.shape == (len(atoms), 3)
+    np.testing.assert_allclose(h, ev.magnetic_forces, atol=1e-12)
+    np.testing.assert_array_equal(calc.results["magnetic_forces"][3], 0.0)  # non-magnetic atom
+    # ASE's own finite differences
+    num_f = calculate_numerical_forces(atoms, eps=1e-5)
+    np.testing.assert_allclose(atoms.get_forces(), num_f, atol=1e-7)
+    num_s = calculate_numerical_stress(atoms, eps=1e-6)
+    np.testing.assert_allclose(atoms.get_stress(), num_s, atol=1e-8)
+
+
+def test_changing_magmoms_triggers_recalculation(system):
+    atoms = system.to_ase()
+    atoms.calc = SpinLatticeCalculator(PairSpin())
+    e0 = atoms.get_potential_energy()
+    m = atoms.get_initial_magnetic_moments().copy()
+    m[0] = -m[0]
+    atoms.set_initial_magnetic_moments(m)
+    e1 = atoms.get_potential_energy()
+    assert e1 != e0
+    st = sl.State.from_ase(atoms)
+    assert e1 == pytest.approx(PairSpin().compute(st).energy, abs=1e-12)
+
+
+def test_collinear_magmoms():
+    st = bcc_fe((2, 2, 2), random_spins=False, seed=1)
+    atoms = st.to_ase()
+    for k in ("spinlat_spins", "spinlat_moments", "initial_magmoms"):
+        del atoms.arrays[k]
+    coll = np.full(len(atoms), 2.2)
+    coll[::2] *= -1
+    atoms.set_initial_magnetic_moments(coll)
+    atoms.calc = SpinLatticeCalculator(PairSpin(B=(0, 0, 1.0)))
+    spins = np.zeros((len(atoms), 3))
+    spins[:, 2] = np.sign(coll)
+    ref = PairSpin(B=(0, 0, 1.0)).compute(st.copy(spins=spins))
+    assert atoms.get_potential_energy() == pytest.approx(ref.energy, abs=1e-12)
+    np.testing.assert_allclose(atoms.calc.results["magnetic_forces"], ref.magnetic_forces, atol=1e-12)
+
+
+def test_stress_without_pbc_is_an_error():
+    st = sl.State([[0, 0, 0], [2.5, 0, 0]], [26, 26], moments=[2.0, 2.0])
+    atoms = st.to_ase()
+    atoms.calc = SpinLatticeCalculator(PairSpin())
+    assert np.isfinite(atoms.get_potential_energy())
+    with pytest.raises(sl.errors.InputError, match="periodic"):
+        atoms.get_stress()

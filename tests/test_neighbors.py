@@ -1,0 +1,176 @@
+"""Neighbour lists against ase.neighborlist; skin and rebuild detection; half lists and CSR."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.neighborlist import neighbor_list as ase_neighbor_list
+
+import spinlat as sl
+from spinlat.errors import InputError
+from spinlat.neighbors import NeighborList, neighbor_pairs
+
+
+def random_state(seed, n=20, pbc=True, scale=6.0, min_dist=0.8):
+    """Random atoms in a random triclinic cell, no two closer than ``min_dist`` Å."""
+    rng = np.random.default_rng(seed)
+    cell = scale * (np.eye(3) + 0.3 * rng.uniform(-1, 1, (3, 3)))
+    pbc = np.broadcast_to(pbc, (3,))
+    frac = np.empty((0, 3))
+    while len(frac) < n:
+        cand = np.vstack([frac, rng.random(3)])
+        st = sl.State(cand @ cell, [26] * len(cand), cell=cell, pbc=pbc, validate=False)
+        if len(cand) < 2 or len(neighbor_pairs(st, min_dist)[0]) == 0:
+            frac = cand
+    return sl.State(frac @ cell, [26] * n, cell=cell, pbc=pbc)
+
+
+def pair_set(i, j, S):
+    return {(int(a), int(b), *map(int, s)) for a, b, s in zip(i, j, S)}
+
+
+def ase_pairs(st, cutoff):
+    atoms = Atoms(numbers=st.numbers, positions=st.positions, cell=st.cell, pbc=st.pbc)
+    i, j, S = ase_neighbor_list("ijS", atoms, cutoff, self_interaction=False)
+    return pair_set(i, j, S)
+
+
+CASES = [
+    (0, True, 3.0), (1, True, 4.5), (2, (True, False, True), 3.5), (3, (False, False, True), 4.0),
+    (4, False, 3.0), (5, True, 7.0),   # cutoff larger than half the box
+    (6, True, 9.5),                      # cutoff larger than the box
+    (7, (True, True, False), 8.0),
+]
+
+
+@pytest.mark.parametrize("seed, pbc, cutoff", CASES)
+def test_matches_ase(seed, pbc, cutoff):
+    st = random_state(seed, n=12 if cutoff > 6 else 20, pbc=pbc)
+    nl = NeighborList(cutoff, skin=0.0)
+    nl.build(st)
+    assert pair_set(nl.i, nl.j, nl.shifts) == ase_pairs(st, cutoff)
+    # distances from the stored vectors
+    d = np.linalg.norm(nl.vectors(st.positions), axis=1)
+    assert np.all(d < cutoff) and np.all(d > 0)
+    np.testing.assert_allclose(nl.shift_vectors, nl.shifts @ st.cell, atol=1e-12)
+    nonperiodic = ~np.asarray(st.pbc)
+    assert np.all(nl.shifts[:, nonperiodic] == 0)
+
+
+@pytest.mark.parametrize("seed, pbc, cutoff", CASES[:6])
+def test_skin_includes_pairs_up_to_cutoff_plus_skin(seed, pbc, cutoff):
+    st = random_state(seed, pbc=pbc)
+    nl = NeighborList(cutoff, skin=0.4)
+    nl.build(st)
+    assert pair_set(nl.i, nl.j, nl.shifts) == ase_pairs(st, cutoff + 0.4)
+
+
+@pytest.mark.parametrize("seed, pbc, cutoff", CASES)
+def test_csr_and_half_list(seed, pbc, cutoff):
+    st = random_state(seed, n=12 if cutoff > 6 else 20, pbc=pbc)
+    nl = NeighborList(cutoff, skin=0.2)
+    nl.build(st)
+    n = len(st)
+    assert nl.offsets.shape == (n + 1,) and nl.offsets[0] == 0 and nl.offsets[-1] == len(nl)
+    assert np.all(np.diff(nl.offsets) >= 0) and np.all(np.diff(nl.i) >= 0)
+    for a in range(n):
+        sl_ = slice(nl.offsets[a], nl.offsets[a + 1])
+        assert np.all(nl.i[sl_] == a)
+    # the full list holds both directions of every pair
+    full = pair_set(nl.i, nl.j, nl.shifts)
+    assert all((j, i, -a, -b, -c) in full for (i, j, a, b, c) in full)
+    # the half list picks each unordered pair exactly once
+    half = pair_set(nl.i[nl.half], nl.j[nl.half], nl.shifts[nl.half])
+    assert len(half) == len(nl.half) == len(full) // 2
+    for (i, j, a, b, c) in full:
+        assert ((i, j, a, b, c) in half) != ((j, i, -a, -b, -c) in half)
+    # neighbor_pairs gives the same unordered pairs (compared through their distances)
+    i, j, S, d = neighbor_pairs(st, cutoff + 0.2)
+    assert len(i) == len(nl.half)
+    d_half = np.linalg.norm(nl.vectors(st.positions)[nl.half], axis=1)
+    np.testing.assert_allclose(np.sort(d), np.sort(d_half), rtol=1e-12)
+
+
+def test_rebuild_detection():
+    st = random_state(11, pbc=True)
+    nl = NeighborList(3.0, skin=0.4)
+    assert nl.needs_rebuild(st)
+    assert nl.update(st) and nl.n_builds == 1
+    assert not nl.update(st)
+    rng = np.random.default_rng(0)
+    # every atom moved by less than skin/2: no rebuild
+    step = rng.normal(size=(len(st), 3))
+    step *= 0.19 / np.linalg.norm(step, axis=1)[:, None]
+    small = st.copy(positions=st.positions + step)
+    assert not nl.needs_rebuild(small) and not nl.update(small)
+    # the list built for st still holds every pair of `small` within the cutoff
+    d = np.linalg.norm(nl.vectors(small.positions), axis=1)
+    ref = ase_pairs(small, 3.0)
+    kept = pair_set(nl.i[d < 3.0], nl.j[d < 3.0], nl.shifts[d < 3.0])
+    assert kept == ref
+    # one atom moved by more than skin/2: rebuild
+    p = st.positions.copy()
+    p[3] += [0.21, 0, 0]
+    assert nl.needs_rebuild(st.copy(positions=p))
+    assert nl.update(st.copy(positions=p)) and nl.n_builds == 2
+    # cell change, pbc change, other atoms: rebuild
+    moved = st.copy(positions=p)
+    assert nl.needs_rebuild(moved.copy(cell=moved.cell * 1.0001))
+    assert nl.needs_rebuild(moved.copy(pbc=[True, True, False]))
+    assert nl.needs_rebuild(moved.copy(numbers=np.where(np.arange(len(st)) == 0, 28, 26)))
+    assert nl.needs_rebuild(sl.State(moved.positions[:-1], moved.numbers[:-1], cell=moved.cell, pbc=True))
+    # skin 0: any move rebuilds
+    nl0 = NeighborList(3.0, skin=0.0)
+    nl0.update(st)
+    assert nl0.needs_rebuild(st.copy(positions=st.positions + 1e-9))
+
+
+def test_bad_parameters():
+    with pytest.raises(InputError, match="cutoff"):
+        NeighborList(0.0)
+    with pytest.raises(InputError, match="cutoff"):
+        NeighborList(-1.0)
+    with pytest.raises(InputError, match="skin"):
+        NeighborList(3.0, skin=-0.1)
+
+
+def test_bcc_shell_counts():
+    """bcc: 8 first and 6 second neighbours at a√3/2 and a."""
+    a = 2.8665
+    st = sl.State([[0, 0, 0], [a / 2] * 3], [26, 26], cell=np.eye(3) * a, pbc=True)
+    nl = NeighborList(a * 1.05, skin=0.0)
+    nl.build(st)
+    d = np.linalg.norm(nl.vectors(st.positions), axis=1)
+    for atom in range(2):
+        da = d[nl.offsets[atom]:nl.offsets[atom + 1]]
+        assert np.sum(np.isclose(da, a * np.sqrt(3) / 2)) == 8
+        assert np.sum(np.isclose(da, a)) == 6
+
+
+@pytest.mark.parametrize("pbc", [True, (True, True, False), (False, True, False)])
+def test_atoms_outside_the_cell(pbc):
+    """Positions outside the cell (unwrapped) keep their meaning: vectors are r_j − r_i + S·cell."""
+    st = random_state(21, pbc=pbc)
+    rng = np.random.default_rng(2)
+    frac_shift = rng.integers(-2, 3, (len(st), 3)).astype(float)
+    frac_shift[:, ~np.asarray(st.pbc)] *= 0.7  # arbitrary offsets along open directions
+    moved = st.copy(positions=st.positions + frac_shift @ st.cell)
+    nl = NeighborList(3.5, skin=0.0)
+    nl.build(moved)
+    assert pair_set(nl.i, nl.j, nl.shifts) == ase_pairs(moved, 3.5)
+    assert np.all(np.linalg.norm(nl.vectors(moved.positions), axis=1) < 3.5)
+
+
+def test_slab_far_image_cell():
+    """Mixed pbc (solved as a fully periodic problem with distant images along open directions)
+    finds no pair across an open boundary even for atoms far outside the cell."""
+    a = 2.8665
+    st = sl.State([[0, 0, 0], [a / 2] * 3], [26, 26], cell=np.eye(3) * a, pbc=True).repeat((2, 2, 3))
+    slab = sl.State(st.positions + [0, 0, 40.0], st.numbers, cell=st.cell, pbc=(True, True, False))
+    nl = NeighborList(a * 1.05, skin=0.0)
+    nl.build(slab)
+    assert pair_set(nl.i, nl.j, nl.shifts) == ase_pairs(slab, a * 1.05)
+    assert np.all(nl.shifts[:, 2] == 0)
+    counts = np.diff(nl.offsets)
+    z = slab.positions[:, 2]
+    # surface atoms have fewer neighbours than bulk ones (8 + 6 in bulk bcc)
+    assert counts[z == z.min()].max() < 14 and counts[np.isclose(z, z.min() + 1.5 * a)].min() == 14

@@ -1,0 +1,193 @@
+"""State: validation, ASE round trips, supercells, copies."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase import units as ase_units
+
+import spinlat as sl
+from spinlat import errors
+
+from conftest import bcc_fe
+
+POS = [[0, 0, 0], [1.4, 1.4, 1.4]]
+CELL = np.eye(3) * 2.8
+
+
+def test_defaults():
+    st = sl.State(POS, ["Fe", "Fe"], cell=CELL, pbc=True)
+    assert len(st) == 2 and st.numbers.tolist() == [26, 26]
+    np.testing.assert_array_equal(st.spins, [[0, 0, 1], [0, 0, 1]])
+    np.testing.assert_array_equal(st.moments, 0.0)
+    np.testing.assert_array_equal(st.velocities, 0.0)
+    np.testing.assert_allclose(st.masses, 55.845)
+    assert st.volume == pytest.approx(2.8**3)
+    st2 = sl.State(POS, [26, 26], cell=[2.8, 2.8, 2.8], pbc=[True, True, False])
+    np.testing.assert_array_equal(st2.cell, CELL)
+    assert st2.pbc.tolist() == [True, True, False]
+
+
+def test_spins_are_normalised():
+    st = sl.State(POS, [26, 26], spins=[[0, 0, 3.0], [1, 1, 0]], moments=[2, 2])
+    np.testing.assert_allclose(np.linalg.norm(st.spins, axis=1), 1.0, rtol=1e-15)
+    np.testing.assert_allclose(st.spins[1], [2**-0.5, 2**-0.5, 0])
+    np.testing.assert_allclose(st.magnetic_moments, [[0, 0, 2], [2 * 2**-0.5, 2 * 2**-0.5, 0]])
+    np.testing.assert_allclose(st.magnetization(), [2**0.5, 2**0.5, 2])
+    # zero spin on a non-magnetic atom is allowed and becomes +z
+    st = sl.State(POS, [26, 26], spins=[[0, 0, 0], [1, 0, 0]], moments=[0, 1])
+    np.testing.assert_array_equal(st.spins[0], [0, 0, 1])
+    assert st.magnetic.tolist() == [False, True]
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(positions=[[0, 0, 0]]), errors.ShapeError, "positions"),
+    (dict(positions=[[0, 0, 0, 0], [1, 1, 1, 1]]), errors.ShapeError, "positions"),
+    (dict(positions=[[0, 0, np.nan], [1.4, 1.4, 1.4]]), errors.NonFiniteError, "positions"),
+    (dict(positions=[[0, 0, np.inf], [1.4, 1.4, 1.4]]), errors.NonFiniteError, "positions"),
+    (dict(positions=[["a", 0, 0], [1.4, 1.4, 1.4]]), errors.InputError, "positions"),
+    (dict(numbers=[26, 0]), errors.UnknownElementError, "atomic number 0"),
+    (dict(numbers=[26, 119]), errors.UnknownElementError, "119"),
+    (dict(numbers=[26, 2.5]), errors.UnknownElementError, "integers"),
+    (dict(numbers=["Fe", "Xx"]), errors.UnknownElementError, "Xx"),
+    (dict(numbers=[[26, 26]]), errors.ShapeError, "numbers"),
+    (dict(spins=[[0, 0, 0], [0, 0, 1]], moments=[2.2, 2.2]), errors.ZeroSpinError, "atom 0"),
+    (dict(spins=[[0, 0, 1]], moments=[2.2, 2.2]), errors.ShapeError, "spins"),
+    (dict(spins=[[0, 0, np.nan], [0, 0, 1]]), errors.NonFiniteError, "spins"),
+    (dict(moments=[2.2, -0.1]), errors.InputError, "non-negative"),
+    (dict(moments=[2.2]), errors.ShapeError, "moments"),
+    (dict(moments=[2.2, np.inf]), errors.NonFiniteError, "moments"),
+    (dict(velocities=[[0, 0, np.nan], [0, 0, 0]]), errors.NonFiniteError, "velocities"),
+    (dict(masses=[55.8, 0.0]), errors.InputError, "masses"),
+    (dict(positions=[[0, 0, 0], [0.05, 0, 0]]), errors.OverlappingAtomsError, "0.0500"),
+    (dict(cell=[[2.8, 0, 0], [0, 2.8, 0], [2.8, 2.8, 0]], pbc=True), errors.CellError, "singular"),
+    (dict(cell=np.diag([2.8, 2.8, 0.0]), pbc=True), errors.CellError, "singular"),
+    (dict(cell=None, pbc=True), errors.CellError, "cell"),
+    (dict(cell=[[2.8, 0, 0], [0, 2.8, 0]], pbc=True), errors.ShapeError, "cell"),
+    (dict(cell=np.eye(3) * np.nan, pbc=True), errors.NonFiniteError, "cell"),
+])
+def test_validation(kwargs, error, match):
+    args = dict(positions=POS, numbers=[26, 26], cell=CELL, pbc=False)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        sl.State(**args)
+
+
+def test_errors_share_one_base():
+    with pytest.raises(errors.SpinlatError):
+        sl.State(POS, [26, 200])
+    with pytest.raises(ValueError):  # InputError is also a ValueError
+        sl.State(POS, [26, 26], moments=[-1, 1])
+
+
+def test_overlap_across_periodic_boundary():
+    with pytest.raises(errors.OverlappingAtomsError):
+        sl.State([[0.02, 0, 0], [2.76, 0, 0]], [26, 26], cell=CELL, pbc=True)
+    # the same atoms without pbc are 2.74 Å apart
+    sl.State([[0.02, 0, 0], [2.76, 0, 0]], [26, 26], cell=CELL, pbc=False)
+    # a singular cell is fine when nothing is periodic
+    sl.State(POS, [26, 26], cell=np.zeros((3, 3)), pbc=False)
+
+
+def test_validate_false_skips_distance_check():
+    st = sl.State([[0, 0, 0], [0.01, 0, 0]], [26, 26], validate=False)
+    with pytest.raises(errors.OverlappingAtomsError):
+        st.check_distances()
+
+
+def _assert_same(a, b):
+    for name in ("positions", "numbers", "cell", "pbc", "spins", "moments", "velocities", "masses"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+
+
+def test_ase_round_trip_non_collinear_is_lossless():
+    rng = np.random.default_rng(1)
+    st = bcc_fe((2, 2, 2), seed=2)
+    mom = rng.uniform(0.3, 2.5, len(st))
+    mom[[2, 5]] = 0.0
+    st = st.copy(moments=mom, velocities=rng.normal(0, 0.03, (len(st), 3)),
+                 masses=rng.uniform(50, 60, len(st)))
+    atoms = st.to_ase()
+    assert atoms.get_initial_magnetic_moments().shape == (len(st), 3)
+    np.testing.assert_allclose(atoms.get_initial_magnetic_moments(), st.magnetic_moments, rtol=1e-15)
+    np.testing.assert_allclose(atoms.get_velocities() * ase_units.fs, st.velocities, rtol=1e-13, atol=1e-18)
+    _assert_same(sl.State.from_ase(atoms), st)
+    # plain ASE atoms (no spinlat extras) still round-trip to machine precision
+    plain = atoms.copy()
+    for k in ("spinlat_spins", "spinlat_moments", "spinlat_velocities"):
+        del plain.arrays[k]
+    back = sl.State.from_ase(plain)
+    np.testing.assert_allclose(back.magnetic_moments, st.magnetic_moments, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(back.velocities, st.velocities, rtol=1e-13, atol=1e-18)
+    np.testing.assert_array_equal(back.moments == 0, st.moments == 0)
+    # moments changed in ASE after to_ase win over the stored exact arrays
+    m = atoms.get_initial_magnetic_moments()
+    m[0] = [0.0, 3.0, 0.0]
+    atoms.set_initial_magnetic_moments(m)
+    changed = sl.State.from_ase(atoms)
+    np.testing.assert_allclose(changed.spins[0], [0, 1, 0])
+    assert changed.moments[0] == 3.0
+
+
+def test_ase_collinear_magmoms():
+    atoms = Atoms("Fe3", positions=[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0]], magmoms=[2.2, -1.5, 0.0])
+    atoms.set_velocities([[0.1, 0, 0], [0, 0.2, 0], [0, 0, -0.3]])
+    st = sl.State.from_ase(atoms)
+    np.testing.assert_array_equal(st.moments, [2.2, 1.5, 0.0])
+    np.testing.assert_array_equal(st.spins, [[0, 0, 1], [0, 0, -1], [0, 0, 1]])
+    np.testing.assert_allclose(st.velocities, atoms.get_velocities() * ase_units.fs, rtol=1e-15)
+    back = st.to_ase()
+    np.testing.assert_array_equal(back.get_initial_magnetic_moments()[:, 2], [2.2, -1.5, 0.0])
+    np.testing.assert_allclose(back.get_velocities(), atoms.get_velocities(), rtol=1e-14)
+    _assert_same(sl.State.from_ase(back), st)
+
+
+def test_repeat():
+    st = sl.State(POS, [26, 28], cell=CELL + np.array([[0, 0.2, 0], [0, 0, 0], [0.1, 0, 0]]), pbc=True,
+                  spins=[[1, 0, 0], [0, 1, 0]], moments=[2.2, 0.6], velocities=[[0.01, 0, 0], [0, 0, 0.02]])
+    sup = st.repeat((2, 3, 1))
+    assert len(sup) == 12
+    np.testing.assert_allclose(sup.cell, st.cell * np.array([2, 3, 1])[:, None])
+    np.testing.assert_array_equal(sup.numbers, np.tile([26, 28], 6))
+    np.testing.assert_array_equal(sup.moments, np.tile([2.2, 0.6], 6))
+    np.testing.assert_array_equal(sup.spins, np.tile(st.spins, (6, 1)))
+    assert sup.volume == pytest.approx(6 * st.volume)
+    assert sup.kinetic_energy() == pytest.approx(6 * st.kinetic_energy())
+    np.testing.assert_allclose(sup.magnetization(), 6 * st.magnetization())
+    # agrees with ASE's repeat up to atom order
+    ref = st.to_ase().repeat((2, 3, 1))
+    key = lambda p: np.lexsort(np.round(p, 8).T)  # noqa: E731
+    np.testing.assert_allclose(sup.positions[key(sup.positions)], ref.positions[key(ref.positions)], atol=1e-12)
+    assert st.repeat(2).n_atoms == 16
+    sup.check_distances()
+    with pytest.raises(errors.InputError, match="repeat"):
+        st.repeat((0, 1, 1))
+
+
+def test_copy():
+    st = bcc_fe((2, 2, 2))
+    c = st.copy()
+    _assert_same(c, st)
+    c.positions[0, 0] += 1.0
+    assert c.positions[0, 0] != st.positions[0, 0]  # deep copy
+    s2 = st.copy(spins=-st.spins)
+    np.testing.assert_array_equal(s2.spins, -st.spins)
+    np.testing.assert_array_equal(s2.positions, st.positions)
+    with pytest.raises(errors.InputError, match="no field"):
+        st.copy(spin=st.spins)
+    with pytest.raises(errors.NonFiniteError):
+        st.copy(spins=np.full((len(st), 3), np.nan))
+    with pytest.raises(errors.OverlappingAtomsError):
+        p = st.positions.copy()
+        p[1] = p[0] + 0.01
+        st.copy(positions=p)
+
+
+def test_kinetic_energy_and_temperature():
+    st = sl.State(POS, [26, 26], velocities=[[0.01, 0, 0], [0, -0.02, 0]])
+    m = st.masses[0]
+    ke = 0.5 * m * (0.01**2 + 0.02**2) * sl.units.AMU_A2_PER_FS2_IN_EV
+    assert st.kinetic_energy() == pytest.approx(ke, rel=1e-14)
+    assert st.temperature() == pytest.approx(2 * ke / (6 * sl.units.K_B), rel=1e-14)
+    # agrees with ASE
+    atoms = st.to_ase()
+    assert atoms.get_kinetic_energy() == pytest.approx(ke, rel=1e-7)  # ASE uses other CODATA values
