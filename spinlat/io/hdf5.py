@@ -132,12 +132,14 @@ class TrajectoryWriter:
     flush_every : frames kept in memory between flushes to disk (>= 1).
     store_forces : also store ``forces`` (eV/Å) and ``magnetic_forces`` (eV/μB) per frame.
     metadata : dict of extra JSON-serialisable metadata, stored as the ``metadata`` attribute.
-    compression : ``"gzip"`` (level 1 with byte shuffle, readable by every HDF5 tool; default),
-        ``"lzf"`` (h5py only) or ``None``.
+    compression : ``"lzf"`` (default, with byte shuffle: fast; read by h5py and by other HDF5
+        tools that have the lzf filter), ``"gzip"`` (level 1 with shuffle, readable by every HDF5
+        tool, 2-3x slower to write for ~7% smaller files) or ``None``. Measured on 16 000 atoms of
+        thermal bcc Fe with random spins: 19 ms/frame lzf, 51 ms gzip, 3 ms uncompressed.
     """
 
     def __init__(self, path, state, potential="", integrator="", seed=None, mode="w", flush_every=10,
-                 store_forces=False, metadata=None, compression="gzip"):
+                 store_forces=False, metadata=None, compression="lzf"):
         import h5py
 
         if mode not in ("w", "a"):

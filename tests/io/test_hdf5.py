@@ -269,3 +269,14 @@ def test_kill_minus_nine_keeps_flushed_frames(tmp_path, trial):
     with Trajectory(path) as traj:
         assert len(traj) == n + 1
         np.testing.assert_array_equal(traj["step"], np.arange(n + 1))
+
+
+@pytest.mark.parametrize("compression", ["gzip", None])
+def test_other_compressions(tmp_path, compression):
+    frames = _frames(3)
+    path = _write(tmp_path / "t.h5", frames, compression=compression)
+    with h5py.File(path, "r") as f:
+        assert f["positions"].compression == compression
+    with Trajectory(path) as traj:
+        for k, st in enumerate(traj):
+            assert_same_state(st, frames[k])
