@@ -7,14 +7,18 @@ Architecture (per interaction layer t, built from mace-torch's blocks on e3nn):
    where m̃ = m / m_max(Z) and the tensor-product weights w are a per-species linear function of
    a magnitude basis (see :mod:`.blocks`). Coupling on the nodes costs O(N) instead of O(E) and is
    the same function class as coupling every edge message to the sender's moment.
-2. *Message*: ``A_i = Σ_j R(r_ij, m_i·m_j) ⊗ Y(r̂_ij) ⊗ h̃_j / avg_num_neighbors`` with a radial
-   MLP whose inputs are the Bessel basis times the polynomial cutoff and the products of that
-   basis with an exchange basis of the invariant m̃_i·m̃_j (which lets Heisenberg-like pair terms
-   be learned directly).
+2. *Message*: ``A_i = Σ_j R(r_ij, m_i·m_j) ⊗ Y(r̂_ij) ⊗ h̃_j / avg_num_neighbors``; the radial
+   MLP sees the Bessel basis of r_ij and an exchange basis of the invariant m̃_i·m̃_j (so
+   Heisenberg-like pair terms are learned directly), and its output is multiplied by mace's
+   polynomial cutoff envelope so every message vanishes smoothly at r_max. Moment irreps that
+   the node features do not already carry (the l = 1 moment in layer 1) use ``moment_channels``
+   channels on the edges instead of the full width: that keeps the edge cost near plain MACE.
 3. *Product basis*: mace-torch's ``EquivariantProductBasisBlock`` (symmetric contraction,
    correlation ν, species-dependent weights), plus the residual self-connection for t > 0.
 4. *Self coupling*: after the product basis each atom couples to its own moment,
-   ``B_i ← B_i + Lin(TP(B_i, Y(m̃_i); w'(|m_i|, Z_i)))``.
+   ``B_i ← B_i + Lin(TP(B_i, Y(m̃_i); w'(|m_i|, Z_i)))``. In the last layer the product basis gives
+   scalars only (as plain MACE) and the moment couples to the message instead:
+   ``B_i ← B_i + Lin(TP(A_i, Y(m̃_i); w'))``, which keeps its cost at O(N).
 5. *Readout* of every layer (linear; an MLP for the last one); energy per atom
    ``E_i = E0(Z_i) + scale · Σ_t readout_t + shift + Σ_k a_{Z_i,k} (|m_i|/m_max)^{2k}`` (the last sum
    is the optional Landau-like one-body term).
@@ -83,6 +87,7 @@ DEFAULTS = dict(
     max_ell_odd=1,           # highest l of time-reversal-odd message irreps (soc=True)
     num_exchange_basis=4,    # Chebyshev functions of m_i·m_j on the edges
     landau_order=3,          # one-body polynomial in |m|²: orders 1..landau_order (0: off)
+    moment_channels=None,    # channels of moment irreps absent from the node features (None: C // 4)
 )
 
 
@@ -96,16 +101,6 @@ def default_dtype(dtype):
         torch.set_default_dtype(old)
 
 
-def _scalar_block(irreps: o3.Irreps) -> slice:
-    """Slice of the (single) 0e block of simplified ``irreps``."""
-    start = 0
-    for mul, ir in irreps:
-        if ir.l == 0 and ir.p == 1:
-            return slice(start, start + mul)
-        start += mul * ir.dim
-    raise ValueError(f"{irreps} has no 0e block")
-
-
 class MagneticMACEModel(torch.nn.Module):
     """The mMACE network. See the module docstring for the architecture.
 
@@ -116,7 +111,7 @@ class MagneticMACEModel(torch.nn.Module):
 
     def __init__(self, z_table, soc=True, *, r_max, num_bessel, num_polynomial_cutoff, max_ell, num_interactions,
                  hidden_irreps, correlation, MLP_irreps, radial_MLP, avg_num_neighbors, m_max, num_moment_basis,
-                 max_ell_m, max_ell_odd, num_exchange_basis, landau_order):
+                 max_ell_m, max_ell_odd, num_exchange_basis, landau_order, moment_channels=None):
         super().__init__()
         S = len(z_table)
         self.soc = bool(soc)
@@ -154,8 +149,9 @@ class MagneticMACEModel(torch.nn.Module):
         self.spherical_harmonics = o3.SphericalHarmonics(sh_r, normalize=True, normalization="component")
         self.node_embedding = LinearNodeEmbeddingBlock(attr_irreps, scalars)
         self.radial_embedding = RadialEmbeddingBlock(r_max=r_max, num_bessel=num_bessel,
-                                                     num_polynomial_cutoff=num_polynomial_cutoff)
-        edge_dim = num_bessel * (1 + self.num_exchange_basis)
+                                                     num_polynomial_cutoff=num_polynomial_cutoff, apply_cutoff=False)
+        edge_dim = num_bessel + self.num_exchange_basis
+        M = max(1, C // 4) if moment_channels is None else int(moment_channels)
         n_moment_feats = S * self.num_moment_basis
 
         self.linear_up = torch.nn.ModuleList()
@@ -169,14 +165,16 @@ class MagneticMACEModel(torch.nn.Module):
         self.products = torch.nn.ModuleList()
         self.self_coupling = torch.nn.ModuleList()
         self.readouts = torch.nn.ModuleList()
-        self._scalar_slices = []
         node_irreps = scalars
         for t in range(num_interactions):
             last = t == num_interactions - 1
+            product_out = scalars if last else hidden_irreps
             # 1. sender coupling, on the nodes
             self.linear_up.append(o3.Linear(node_irreps, node_irreps))
-            edge_irreps = o3.Irreps([(C, ir) for _, ir in (node_irreps + sh_m)]).sort()[0].simplify()
-            edge_irreps = o3.Irreps([(C, ir) for _, ir in edge_irreps])
+            # moment irreps already carried by the nodes keep C channels, new ones get M (cheaper edges)
+            node_set = {ir for _, ir in node_irreps}
+            edge_irreps = o3.Irreps([(C, ir) for ir in sorted(node_set)]
+                                    + [(M, ir) for _, ir in sh_m if ir not in node_set]).sort()[0].simplify()
             self.send.append(MomentCoupling(node_irreps, sh_m, edge_irreps, n_moment_feats))
             # 2. message
             mid, instructions = tp_out_irreps_with_instructions(edge_irreps, sh_r, message_irreps)
@@ -189,18 +187,18 @@ class MagneticMACEModel(torch.nn.Module):
             if t == 0:
                 self.first_skip = o3.FullyConnectedTensorProduct(message_irreps, attr_irreps, message_irreps)
             else:
-                self.skip.append(o3.FullyConnectedTensorProduct(node_irreps, attr_irreps, hidden_irreps
-                                                                if not (last and not self.soc) else scalars))
+                self.skip.append(o3.FullyConnectedTensorProduct(node_irreps, attr_irreps, product_out))
             self.reshape.append(reshape_irreps(message_irreps))
             # 3. product basis
-            product_out = hidden_irreps if (self.soc or not last) else scalars
             self.products.append(EquivariantProductBasisBlock(
                 node_feats_irreps=message_irreps, target_irreps=product_out, correlation=correlation[t],
                 num_elements=S, use_sc=t > 0))
             # 4. self coupling
+            # (last layer: the product gives scalars only, as in plain MACE; the atom's own moment then
+            # couples to the message A_i itself, which keeps the direction coupling at node cost)
             out = scalars if last else hidden_irreps
-            self.self_coupling.append(MomentCoupling(product_out, sh_m, out, n_moment_feats))
-            self._scalar_slices.append(_scalar_block(product_out))
+            couple_in = message_irreps if (last and self.soc) else product_out
+            self.self_coupling.append(MomentCoupling(couple_in, sh_m, out, n_moment_feats))
             # 5. readout
             if last:
                 self.readouts.append(NonLinearReadoutBlock(out, o3.Irreps(MLP_irreps), torch.nn.functional.silu,
@@ -301,11 +299,10 @@ class MagneticMACEModel(torch.nn.Module):
         lengths = torch.linalg.norm(vectors, dim=-1, keepdim=True)
         mt, u, mfeats, ym = self._moment_inputs(magmoms, species)
         # edge scalars: Bessel(r)·cutoff, and its products with the exchange basis of m̃_i·m̃_j
-        radial, _ = self.radial_embedding(lengths, node_attrs, None, None)
+        radial, cutoff = self.radial_embedding(lengths, node_attrs, None, None)
         if self.num_exchange_basis > 0:
             c = (mt[sender] * mt[receiver]).sum(-1)
-            xb = exchange_basis(c, self.num_exchange_basis)
-            edge_feats = torch.cat([radial, (radial.unsqueeze(-1) * xb.unsqueeze(1)).flatten(1)], dim=1)
+            edge_feats = torch.cat([radial, exchange_basis(c, self.num_exchange_basis)], dim=1)
         else:
             edge_feats = radial
         edge_attrs = self.spherical_harmonics(vectors)
@@ -317,18 +314,15 @@ class MagneticMACEModel(torch.nn.Module):
         for t in range(self.num_interactions):
             sc = self.skip[t - 1](h, node_attrs) if t > 0 else None
             ht = self.send[t](self.linear_up[t](h), ym, mfeats)
-            w = self.conv_tp_weights[t](edge_feats)
+            w = self.conv_tp_weights[t](edge_feats) * cutoff         # the envelope makes R vanish smoothly at r_max
             mji = self.conv_tp[t](ht[sender], edge_attrs, w)
             msg = torch.zeros((n, mji.shape[1]), dtype=mji.dtype, device=mji.device).index_add(0, receiver, mji)
             msg = self.linear[t](msg) / self.avg_num_neighbors
             if t == 0:
                 msg = self.first_skip(msg, node_attrs)
             b = self.products[t](node_feats=self.reshape[t](msg), sc=sc, node_attrs=node_attrs)
-            coupled = self.self_coupling[t](b, ym, mfeats)
-            if t == self.num_interactions - 1:
-                h = b[:, self._scalar_slices[t]] + coupled
-            else:
-                h = b + coupled
+            last = t == self.num_interactions - 1
+            h = b + self.self_coupling[t](msg if (last and self.soc) else b, ym, mfeats)
             inter = inter + self.readouts[t](h).squeeze(-1)
         node_e = node_e + self.scale * inter + self.shift
         if self.landau_order > 0:

@@ -1,0 +1,143 @@
+"""mMACE evaluation speed vs mace-torch's plain ScaleShiftMACE with identical hyperparameters.
+
+Times energy + forces + magnetic forces (mMACE) and energy + forces (ScaleShiftMACE) per atom for
+bcc Fe supercells of 128, 1 024 and 8 192 atoms on CPU in float64 and float32, prints the ratio
+(goal: mMACE ≤ 1.3× plain MACE) and the peak resident memory. A CUDA section times float32 on the
+GPU when there is one, and says it is skipped otherwise.
+
+Run: python benchmarks/bench_mmace.py [--sizes 128 1024 8192] [--repeats 3] [--soc both|true|false]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import time
+import warnings
+
+import numpy as np
+
+import mace  # noqa: F401  -- before e3nn
+import torch
+
+warnings.filterwarnings("ignore")
+
+import spinlat as sl  # noqa: E402
+from spinlat.potentials.mmace.graph import build_batch  # noqa: E402
+from spinlat.potentials.mmace.model import DEFAULTS, MagneticMACEModel, default_dtype  # noqa: E402
+
+HYPER = dict(r_max=5.0, num_bessel=8, num_polynomial_cutoff=5, max_ell=3, num_interactions=2,
+             hidden_irreps="32x0e+32x1o", correlation=3, MLP_irreps="16x0e", radial_MLP=[64, 64, 64],
+             avg_num_neighbors=58.0)
+
+
+def bcc_fe(n_atoms, seed=0):
+    reps = {128: (4, 4, 4), 1024: (8, 8, 8), 8192: (16, 16, 16)}.get(n_atoms)
+    if reps is None:
+        k = round((n_atoms / 2) ** (1 / 3))
+        reps = (k, k, k)
+    a = 2.8665
+    rng = np.random.default_rng(seed)
+    st = sl.State([[0, 0, 0], [a / 2, a / 2, a / 2]], [26, 26], cell=np.eye(3) * a, pbc=True,
+                  moments=[2.2, 2.2]).repeat(reps)
+    n = len(st)
+    return st.copy(positions=st.positions + rng.normal(0, 0.05, (n, 3)), spins=rng.normal(size=(n, 3)))
+
+
+def plain_mace(dtype):
+    from e3nn import o3
+    from mace.modules import RealAgnosticInteractionBlock, RealAgnosticResidualInteractionBlock, ScaleShiftMACE
+
+    with default_dtype(torch.float64):
+        torch.manual_seed(0)
+        model = ScaleShiftMACE(
+            atomic_inter_scale=1.0, atomic_inter_shift=0.0, r_max=HYPER["r_max"], num_bessel=HYPER["num_bessel"],
+            num_polynomial_cutoff=HYPER["num_polynomial_cutoff"], max_ell=HYPER["max_ell"],
+            interaction_cls=RealAgnosticResidualInteractionBlock, interaction_cls_first=RealAgnosticInteractionBlock,
+            num_interactions=HYPER["num_interactions"], num_elements=1,
+            hidden_irreps=o3.Irreps(HYPER["hidden_irreps"]), MLP_irreps=o3.Irreps(HYPER["MLP_irreps"]),
+            atomic_energies=np.zeros(1), avg_num_neighbors=HYPER["avg_num_neighbors"], atomic_numbers=[26],
+            correlation=HYPER["correlation"], gate=torch.nn.functional.silu, radial_MLP=HYPER["radial_MLP"])
+    return model.to(dtype)
+
+
+def mace_batch(batch):
+    """mace-torch's data dict from our graph (mace's vectors are pos[receiver] − pos[sender] + shift)."""
+    ei = batch["edge_index"]
+    return {"positions": batch["positions"], "node_attrs": batch["node_attrs"],
+            "edge_index": torch.stack([ei[1], ei[0]]), "shifts": batch["shifts"],
+            "unit_shifts": torch.zeros_like(batch["shifts"]), "cell": batch["cell"], "batch": batch["batch"],
+            "ptr": batch["ptr"], "head": torch.zeros(1, dtype=torch.int64, device=ei.device)}
+
+
+def timed(fn, repeats, sync=lambda: None):
+    fn()  # warm-up
+    sync()
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run(sizes, repeats, socs, device="cpu", dtypes=(torch.float64, torch.float32)):
+    sync = (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
+    rows = []
+    for dtype in dtypes:
+        plain = plain_mace(dtype).to(device)
+        models = {soc: MagneticMACEModel.build([26], soc=soc, dtype=dtype, seed=0, **HYPER).to(device) for soc in socs}
+        for n in sizes:
+            st = bcc_fe(n)
+            batch = build_batch([st], HYPER["r_max"], [26], dtype=dtype, device=device)
+            mb = mace_batch(batch)
+            if device == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            t_plain = timed(lambda: plain(dict(mb), compute_force=True), repeats, sync)
+            line = {"dtype": str(dtype).replace("torch.", ""), "atoms": n, "edges": batch["edge_index"].shape[1],
+                    "plain_us": 1e6 * t_plain / n}
+            for soc, model in models.items():
+                t = timed(lambda: model(batch, compute_forces=True, compute_magnetic_forces=True), repeats, sync)
+                line[f"soc={soc}_us"] = 1e6 * t / n
+                line[f"soc={soc}_ratio"] = t / t_plain
+            line["peak_MB"] = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else peak_rss_mb())
+            rows.append(line)
+            print("  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items()), flush=True)
+            del batch, mb
+            gc.collect()
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 1024, 8192])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--soc", choices=["both", "true", "false"], default="both")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    socs = {"both": (True, False), "true": (True,), "false": (False,)}[args.soc]
+    print(f"mMACE vs ScaleShiftMACE, hyperparameters {HYPER}")
+    print(f"time per atom in µs for energy + forces (+ magnetic forces for mMACE); torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads")
+    print("== CPU ==")
+    run(args.sizes, args.repeats, socs)
+    print("== CUDA float32 ==")
+    if not torch.cuda.is_available():
+        print("no GPU, skipped")
+    else:
+        rows = run(args.sizes, args.repeats, socs, device="cuda", dtypes=(torch.float32,))
+        for r in rows:
+            print(f"{r['atoms']} atoms: plain {1e6 / r['plain_us']:.0f} atoms/s; "
+                  + "; ".join(f"{k[:-3]} {1e6 / v:.0f} atoms/s" for k, v in r.items() if k.endswith("_us") and k != "plain_us"))
+
+
+if __name__ == "__main__":
+    main()
