@@ -24,6 +24,14 @@ the backward sweep is a symmetric composition, so the whole step is symplectic, 
 and second order; the spin lengths stay 1 to round-off. The two rotations of the last colour
 in a sweep are merged into one of dt/2 (its field does not change in between).
 
+Fast path: when every magnetic term of the potential has a method
+``spin_couplings(state, neighbors) -> (offsets, nbr, w, b)`` giving its rotation fields in the
+linear form h_i = b_i + Σ_{p in row i} w[p] s_{nbr[p]} (eV/μB; ``offsets``/``nbr``/``w`` may be
+None for a field-only term, ``b`` None for a pair-only term), e.g. ``BetheSlaterExchange`` and
+``Zeeman``, the couplings are built once per position update and a whole sweep runs in one
+numba kernel (no Python per colour, no distances or J(r) recomputed per colour). Otherwise each
+colour calls ``potential.rotation_fields``.
+
 For potentials whose ``local`` flag is False (they give all fields at once, e.g. mMACE) the
 spins are advanced all together by an explicit midpoint rotation: rotate by τ/2 about the
 fields at the start, evaluate the fields there, rotate the start spins by τ about those
