@@ -182,6 +182,24 @@ def heun_corrector(s, pred, hpred, f1, g, alpha, dt, out):
 
 
 # ---------------------------------------------------------------------------------- fields
+@numba.njit(cache=True)
+def projected_table_fields(spins, offs, nbr, jmat, out):
+    """out_i = (1 − s_i s_iᵀ) Σ_j jmat_ij s_j for every atom (eV/μB): the transverse magnetic
+    force of bilinear pair terms from their coupling table."""
+    for i in range(spins.shape[0]):
+        hx = hy = hz = 0.0
+        for p in range(offs[i], offs[i + 1]):
+            j = nbr[p]
+            sx, sy, sz = spins[j, 0], spins[j, 1], spins[j, 2]
+            hx += jmat[p, 0, 0] * sx + jmat[p, 0, 1] * sy + jmat[p, 0, 2] * sz
+            hy += jmat[p, 1, 0] * sx + jmat[p, 1, 1] * sy + jmat[p, 1, 2] * sz
+            hz += jmat[p, 2, 0] * sx + jmat[p, 2, 1] * sy + jmat[p, 2, 2] * sz
+        d = hx * spins[i, 0] + hy * spins[i, 1] + hz * spins[i, 2]
+        out[i, 0] = hx - d * spins[i, 0]
+        out[i, 1] = hy - d * spins[i, 1]
+        out[i, 2] = hz - d * spins[i, 2]
+
+
 class SpinFields:
     """Magnetic forces of all atoms for trial spin arrays on a frozen lattice.
 
@@ -189,12 +207,38 @@ class SpinFields:
     False``). ``__call__(spins)`` returns h = −∂E/∂m (eV/μB), (N, 3), at the given unit spins.
     """
 
-    def __init__(self, state, potential):
+    def __init__(self, state, potential, use_table=True):
         self.state = state
         terms = [t for t in potential.terms if getattr(t, "magnetic", True)]
         self.terms = terms
         self.nl = potential.neighbor_list(state) if any(t.cutoff > 0 for t in terms) else None
         self.atoms = np.arange(len(state), dtype=np.int64)
+        self.table = None
+        tabled = [t for t in terms if hasattr(t, "pairs")]
+        if use_table and tabled:
+            self._try_table(tabled)
+
+    def _try_table(self, tabled):
+        """Replace terms with a pair table (``Heisenberg``) by one numba kernel, if it reproduces
+        their magnetic forces on a random configuration."""
+        from .monte_carlo import linear_couplings
+
+        try:
+            table = linear_couplings(self.state, tabled, probe=False)
+        except Exception:  # noqa: BLE001 - keep the general path
+            return
+        if table is None:
+            return
+        rng = np.random.default_rng(0)
+        s = rng.normal(size=(len(self.state), 3))
+        s /= np.linalg.norm(s, axis=1)[:, None]
+        st = self.with_spins(s)
+        ref = sum(t.local_fields(st, self.nl if t.cutoff > 0 else None, self.atoms) for t in tabled)
+        got = np.empty_like(ref)
+        projected_table_fields(s, *table, got)
+        if np.abs(got - ref).max() <= 1e-10 * (np.abs(ref).max() + 1e-300):
+            self.table = table
+            self.terms = [t for t in self.terms if not any(t is u for u in tabled)]
 
     def with_spins(self, spins) -> State:
         st = self.state
@@ -204,6 +248,9 @@ class SpinFields:
     def __call__(self, spins) -> np.ndarray:
         st = self.with_spins(spins)
         h = None
+        if self.table is not None:
+            h = np.empty((len(st), 3))
+            projected_table_fields(spins, *self.table, h)
         for t in self.terms:
             ht = t.local_fields(st, self.nl if t.cutoff > 0 else None, self.atoms)
             h = ht if h is None else h + ht

@@ -1,0 +1,173 @@
+"""Metropolis Monte Carlo: kernels, Langevin function, Binder-cumulant T_c, determinism, bad input."""
+
+import numpy as np
+import pytest
+
+import spinlat as sl
+from spinlat import units
+from spinlat.errors import InputError
+from spinlat.integrators import MonteCarlo
+from spinlat.integrators.monte_carlo import coupling_table, cone_trials
+from spinlat.potentials import Potential, UniaxialAnisotropy, Zeeman
+
+from _nn_heisenberg import NNHeisenberg, simple_cubic
+
+
+def free_spins(n, moment=2.0, seed=1):
+    rng = np.random.default_rng(seed)
+    return sl.State(np.c_[np.arange(n) * 3.0, np.zeros(n), np.zeros(n)], [26] * n, moments=[moment] * n,
+                    spins=rng.normal(size=(n, 3)), validate=False)
+
+
+def test_cone_trials_uniform_on_cap(rng):
+    n = 20000
+    spins = np.tile([0.0, 0.6, 0.8], (n, 1))
+    atoms = np.arange(n, dtype=np.int64)
+    trial = np.empty((n, 3))
+    cone_trials(spins, atoms, rng.random((n, 3)), np.cos(0.7), trial)
+    c = trial @ spins[0]
+    assert np.allclose(np.linalg.norm(trial, axis=1), 1.0)
+    assert c.min() >= np.cos(0.7) - 1e-12
+    # uniform on the cap: cos θ uniform in [cos θc, 1], mean transverse part zero
+    assert abs(c.mean() - (1 + np.cos(0.7)) / 2) < 3e-3
+    assert np.abs((trial - c[:, None] * spins[0]).mean(axis=0)).max() < 5e-3
+
+
+def test_coupling_table_reproduces_fields():
+    st = simple_cubic(4)
+    pot = NNHeisenberg(2e-3, 2.6)
+    nl = pot.neighbor_list(st)
+    offs, nbr, jmat = coupling_table(st, [pot], nl, 2.6)
+    assert np.all(np.diff(offs) == 6)
+    assert np.allclose(jmat, 2e-3 * np.eye(3) / st.moments[0], atol=1e-15)
+
+
+@pytest.mark.parametrize("with_anisotropy", [False, True])
+def test_thermal_spins_follow_langevin_function(with_anisotropy):
+    n, B, x = 2000, 10.0, 2.0
+    T = units.MU_B * 2.0 * B / (x * units.K_B)
+    pot = Zeeman([0, 0, B])
+    if with_anisotropy:  # a zero anisotropy exercises the general on-site path with a second term
+        pot = pot + UniaxialAnisotropy(0.0, [1, 0, 0])
+    mc = MonteCarlo(T, seed=3)
+    st = mc.run(free_spins(n), pot, 100)
+    st = mc.run(st, pot, 1000)
+    m = mc.magnetization[:, 2]
+    langevin = 1 / np.tanh(x) - 1 / x
+    blocks = m.reshape(20, -1).mean(axis=1)
+    err = blocks.std(ddof=1) / np.sqrt(len(blocks))
+    assert abs(m.mean() - langevin) < 4 * err + 1e-4, (m.mean(), langevin, err)
+    assert 0.3 < mc.acceptance < 0.7
+
+
+def test_local_energy_changes_are_exact_with_anisotropy():
+    # the check probes single-spin moves against full energy differences
+    st = simple_cubic(3)
+    pot = NNHeisenberg(1e-3, 2.6) + Zeeman([0, 0, 3.0]) + UniaxialAnisotropy(2e-4, [1, 1, 0])
+    mc = MonteCarlo(5.0, seed=0, overrelax=1)
+    mc.check(st, pot)
+    # zero temperature with over-relaxation never raises the energy
+    cold = MonteCarlo(0.0, seed=0, overrelax=1)
+    e0 = pot.compute(st).energy
+    e = [e0]
+    s = st
+    for _ in range(5):
+        s = cold.run(s, pot, 2)
+        e.append(pot.compute(s).energy)
+    assert np.all(np.diff(e) <= 1e-12)
+    assert np.abs(np.linalg.norm(s.spins, axis=1) - 1).max() < 1e-12
+
+
+def test_same_seed_same_result():
+    st = simple_cubic(4)
+    pot = NNHeisenberg(1e-3, 2.6)
+    a = MonteCarlo(10.0, seed=4, overrelax=1).run(st, pot, 30)
+    mc = MonteCarlo(10.0, seed=4, overrelax=1)
+    b = mc.run(st, pot, 30)
+    c = MonteCarlo(10.0, seed=5, overrelax=1).run(st, pot, 30)
+    assert np.array_equal(a.spins, b.spins)
+    assert not np.array_equal(a.spins, c.spins)
+    pot2 = NNHeisenberg(1e-3, 2.6) + Zeeman([0, 0, 0.5])
+    a = MonteCarlo(10.0, seed=4).run(st, pot2, 10)
+    b = MonteCarlo(10.0, seed=4).run(st, pot2, 10)
+    assert np.array_equal(a.spins, b.spins)
+
+
+class _Biquadratic(Potential):
+    """E = −B Σ_pairs (s_i·s_j)²: not linear in each spin."""
+
+    cutoff = 2.6
+
+    def _evaluate(self, state, neighbors, forces, magnetic_forces, stress):
+        from spinlat.potentials.base import Evaluation, magnetic_forces_from_gradients
+
+        if neighbors is None:
+            neighbors = self.neighbor_list(state)
+        r = np.linalg.norm(neighbors.vectors(state.positions), axis=1)
+        k = neighbors.half[r[neighbors.half] < self.cutoff]
+        i, j = neighbors.i[k], neighbors.j[k]
+        d = np.sum(state.spins[i] * state.spins[j], axis=1)
+        g = np.zeros((len(state), 3))
+        np.add.at(g, i, -2e-3 * d[:, None] * state.spins[j])
+        np.add.at(g, j, -2e-3 * d[:, None] * state.spins[i])
+        n = len(state)
+        return Evaluation(float(-1e-3 * np.sum(d**2)), np.zeros((n, 3)),
+                          magnetic_forces_from_gradients(state, grad_s=g), None, np.zeros(n))
+
+
+class _NoMagnetic(Potential):
+    provides_magnetic_forces = False
+
+
+def test_bad_input():
+    with pytest.raises(InputError, match="temperature"):
+        MonteCarlo(-1.0)
+    with pytest.raises(InputError, match="cone"):
+        MonteCarlo(1.0, cone=4.0)
+    with pytest.raises(InputError, match="overrelax"):
+        MonteCarlo(1.0, overrelax=-1)
+    st = simple_cubic(3)
+    with pytest.raises(InputError, match="linear in each spin"):
+        MonteCarlo(10.0).run(st, _Biquadratic(), 1)
+    with pytest.raises(InputError, match="magnetic forces"):
+        MonteCarlo(10.0).run(st, _NoMagnetic(), 1)
+    with pytest.raises(InputError, match="no magnetic atoms"):
+        MonteCarlo(10.0).run(sl.State([[0, 0, 0]], [26]), Zeeman([0, 0, 1.0]), 1)
+
+
+def binder_sweep(sizes, ratios, sweeps, J=1e-3, seed=0, overrelax=2, therm=500):
+    """U4 and |m| of the sc nearest-neighbour Heisenberg ferromagnet at T = ratio · 1.443 J/k_B."""
+    pot = NNHeisenberg(J, 2.6)
+    tc = 1.443 * J / units.K_B
+    out = {}
+    for L in sizes:
+        for r in ratios:
+            mc = MonteCarlo(r * tc, seed=seed, overrelax=overrelax)
+            st = mc.run(simple_cubic(L, seed=seed), pot, therm)
+            mc.adapt = False  # fixed proposal while measuring: exact detailed balance
+            mc.run(st, pot, sweeps)
+            m2 = np.sum(mc.magnetization**2, axis=1)
+            out[L, r] = (1 - np.mean(m2**2) / (3 * np.mean(m2) ** 2), np.mean(np.sqrt(m2)))
+    return out
+
+
+def crossing_temperature(u, small, large, ratios):
+    """T/T_c where U4(small) and U4(large) cross: root of the difference fitted by a polynomial
+    of degree len(ratios) − 1 (the difference is convex, a straight line over a wide range
+    biases the root low)."""
+    r = np.asarray(ratios, float)
+    d = np.array([u[small, x][0] - u[large, x][0] for x in ratios])
+    roots = np.roots(np.polyfit(r - 1, d, len(r) - 1)) + 1
+    roots = roots[np.isreal(roots)].real
+    roots = roots[(roots > r.min() - 0.02) & (roots < r.max() + 0.02)]
+    return float(roots[np.argmin(np.abs(roots - 1))]) if len(roots) else float("nan")
+
+
+@pytest.mark.slow
+def test_binder_crossing_sc_heisenberg():
+    ratios = (0.98, 1.0, 1.02)
+    u = binder_sweep((8, 12), ratios, sweeps=30000)
+    # ordered side: the larger lattice has the larger U4; disordered side: the smaller
+    assert u[12, 0.98][0] > u[8, 0.98][0] and u[12, 1.02][0] < u[8, 1.02][0]
+    t = crossing_temperature(u, 8, 12, ratios)
+    assert abs(t - 1) < 0.01, t
