@@ -85,10 +85,8 @@ def spirit_positions_and_run(spins, solvers, steps):
             parameters.llg.set_output_general(p, any=False, initial=False, final=False)
             from spirit import geometry
 
-            pos = np.array(geometry.get_positions(p)).reshape(-1, 3)
-            order = np.lexsort((pos[:, 0], pos[:, 1]))
-            res["positions"] = pos
-            s = spins[order_inverse(order)] if False else spins
+            res["positions"] = np.array(geometry.get_positions(p)).reshape(-1, 3)
+            s = spins  # spinlat's State is built on Spirit's positions, so site k is the same
             system.get_spin_directions(p)[:] = s
             system.update_data(p)
             res["energy_meV"] = system.get_energy(p)
@@ -103,12 +101,6 @@ def spirit_positions_and_run(spins, solvers, steps):
                 system.update_data(p)
                 res[name + "_final_energy_meV"] = system.get_energy(p)
     return res
-
-
-def order_inverse(order):
-    inv = np.empty_like(order)
-    inv[order] = np.arange(len(order))
-    return inv
 
 
 def main(steps=2000):
