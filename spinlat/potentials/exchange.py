@@ -19,6 +19,8 @@ directions) all come from one numba kernel over the full CSR neighbour list, par
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
@@ -138,32 +140,145 @@ def _project_fields(atoms, spins, moments, active, grad, h):
 
 
 @numba.njit(cache=True)
-def _couplings_kernel(positions, moments, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq, out_off,
-                      out_nbr, out_w):
-    """Compact list of the pairs within the cutoff (self-images left out) with weights
-    J(r_ij)/|m_i| (eV/μB); returns the number of entries. out_off (N+1,), out_nbr/out_w at least as long as nbr."""
+def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vectors, r2max):
+    """Directed CSR list of the pairs of active atoms closer than sqrt(r2max) at ``ref_positions``
+    (self-images kept), taken from a full neighbour list.
+
+    Returns offsets (N+1,) int64, partners (P,) int32, shift index (P,) int32 and the distinct
+    shift vectors (K, 3) Å the index points into."""
     n = offsets.shape[0] - 1
+    out_off = np.zeros(n + 1, dtype=np.int64)
+    rmax = 0
+    for p in range(nbr.shape[0]):
+        for a in range(3):
+            s = abs(shifts[p, a])
+            if s > rmax:
+                rmax = s
+    keep = np.zeros(nbr.shape[0], dtype=np.bool_)
     q = 0
-    out_off[0] = 0
     for i in range(n):
         if active[i]:
-            inv = 1.0 / moments[i]
             for p in range(offsets[i], offsets[i + 1]):
                 j = nbr[p]
-                if j == i or not active[j]:  # a periodic self-image exerts no torque
+                if not active[j]:
                     continue
-                dx = positions[j, 0] - positions[i, 0] + shift_vectors[p, 0]
-                dy = positions[j, 1] - positions[i, 1] + shift_vectors[p, 1]
-                dz = positions[j, 2] - positions[i, 2] + shift_vectors[p, 2]
-                r2 = dx * dx + dy * dy + dz * dz
-                if r2 > cut2:
-                    continue
-                ra = r2 / j3sq
-                out_nbr[q] = j
-                out_w[q] = 4.0 * j1 * ra * (1.0 - j2 * ra) * np.exp(-ra) * inv
-                q += 1
+                dx = ref_positions[j, 0] - ref_positions[i, 0] + shift_vectors[p, 0]
+                dy = ref_positions[j, 1] - ref_positions[i, 1] + shift_vectors[p, 1]
+                dz = ref_positions[j, 2] - ref_positions[i, 2] + shift_vectors[p, 2]
+                if dx * dx + dy * dy + dz * dz < r2max:
+                    keep[p] = True
+                    q += 1
         out_off[i + 1] = q
-    return q
+    w = 2 * rmax + 1
+    lookup = np.full(w * w * w, -1, dtype=np.int64)
+    uniq = np.empty((min(w * w * w, max(q, 1)), 3))
+    cj = np.empty(q, dtype=np.int32)
+    cs = np.empty(q, dtype=np.int32)
+    nu = 0
+    k = 0
+    for p in range(nbr.shape[0]):
+        if keep[p]:
+            code = ((shifts[p, 0] + rmax) * w + shifts[p, 1] + rmax) * w + shifts[p, 2] + rmax
+            u = lookup[code]
+            if u < 0:
+                u = nu
+                lookup[code] = u
+                for a in range(3):
+                    uniq[u, a] = shift_vectors[p, a]
+                nu += 1
+            cj[k] = nbr[p]
+            cs[k] = u
+            k += 1
+    return out_off, cj, cs, uniq[:nu].copy()
+
+
+@numba.njit(cache=True)
+def _exchange_geometry(positions, moments, off, cj, cs, svec, cut2, j1, j2, j3sq, jr, gr, w):
+    """Per directed pair p of the compact list at the current positions: jr[p] = J(r) (eV),
+    gr[p] = (dJ/dr)/r (eV/Å²), w[p] = J(r)/|m_i| (eV/μB; 0 for a periodic self-image, which
+    exerts no torque); all 0 beyond the cutoff."""
+    n = off.shape[0] - 1
+    c8 = 8.0 * j1 / j3sq
+    for i in range(n):
+        p0 = off[i]
+        p1 = off[i + 1]
+        if p0 == p1:
+            continue
+        inv = 1.0 / moments[i]
+        xi = positions[i, 0]
+        yi = positions[i, 1]
+        zi = positions[i, 2]
+        for p in range(p0, p1):
+            j = cj[p]
+            s = cs[p]
+            dx = positions[j, 0] - xi + svec[s, 0]
+            dy = positions[j, 1] - yi + svec[s, 1]
+            dz = positions[j, 2] - zi + svec[s, 2]
+            r2 = dx * dx + dy * dy + dz * dz
+            if r2 > cut2:
+                jr[p] = 0.0
+                gr[p] = 0.0
+                w[p] = 0.0
+                continue
+            ra = r2 / j3sq
+            ex = math.exp(-ra)
+            jv = 4.0 * j1 * ra * (1.0 - j2 * ra) * ex
+            jr[p] = jv
+            gr[p] = c8 * ex * (1.0 - ra - j2 * ra * (2.0 - ra))
+            w[p] = 0.0 if j == i else jv * inv
+
+
+@numba.njit(cache=True)
+def _exchange_from_geometry(positions, spins, off, cj, cs, svec, jr, gr, delta, want_forces, energies, grad,
+                            forces):
+    """Energies, ∂E/∂s and lattice forces of every atom from the cached J(r), (dJ/dr)/r of
+    :func:`_exchange_geometry` (same quantities as :func:`_exchange_atom`); overwrites the
+    outputs (rows of atoms without pairs get 0)."""
+    n = off.shape[0] - 1
+    for i in range(n):
+        sx = spins[i, 0]
+        sy = spins[i, 1]
+        sz = spins[i, 2]
+        xi = positions[i, 0]
+        yi = positions[i, 1]
+        zi = positions[i, 2]
+        e = 0.0
+        gx = gy = gz = 0.0
+        fx = fy = fz = 0.0
+        for p in range(off[i], off[i + 1]):
+            j = cj[p]
+            jv = jr[p]
+            tx = spins[j, 0]
+            ty = spins[j, 1]
+            tz = spins[j, 2]
+            sd = sx * tx + sy * ty + sz * tz - delta
+            e -= 0.5 * jv * sd
+            gx -= jv * tx
+            gy -= jv * ty
+            gz -= jv * tz
+            if want_forces:
+                s = cs[p]
+                c = -gr[p] * sd
+                fx += c * (positions[j, 0] - xi + svec[s, 0])
+                fy += c * (positions[j, 1] - yi + svec[s, 1])
+                fz += c * (positions[j, 2] - zi + svec[s, 2])
+        energies[i] = e
+        grad[i, 0] = gx
+        grad[i, 1] = gy
+        grad[i, 2] = gz
+        if want_forces:
+            forces[i, 0] = fx
+            forces[i, 1] = fy
+            forces[i, 2] = fz
+
+
+_NONE3 = np.zeros((0, 3))
+
+
+class _PairCache:
+    """Exchange pairs of one neighbour-list build, and J(r), (dJ/dr)/r at one set of positions."""
+
+    __slots__ = ("nl", "builds", "active", "off", "cj", "cs", "svec", "jr", "gr", "w", "pos", "has_geometry")
 
 
 def bethe_slater(r, J1, J2, J3):
@@ -224,10 +339,53 @@ class BetheSlaterExchange(Potential):
                1.0 if self.offset else 0.0, want_forces, want_virial, energies, grad, forces, virial)
         return active, energies, grad, forces, virial
 
+    def _pair_cache(self, state, nl) -> _PairCache:
+        """The compact pair list of ``nl``'s current build (rebuilt with it) holding J(r) and
+        (dJ/dr)/r at ``state.positions`` (recomputed only when the positions change)."""
+        c = getattr(self, "_pair_store", None)
+        active = self._active(state)
+        if c is None or c.nl is not nl or c.builds != nl.n_builds or not np.array_equal(c.active, active):
+            ref = getattr(nl, "_ref_positions", None)
+            if ref is not None and len(ref) == len(state):
+                # the list stays valid while no atom moves more than skin/2 from ref: a pair
+                # within the cutoff then was within cutoff + skin at ref
+                r2max = ((self.cutoff + nl.skin) * (1.0 + 1e-12)) ** 2
+            else:
+                ref, r2max = state.positions, np.inf
+            c = _PairCache()
+            c.nl, c.builds, c.active = nl, nl.n_builds, active
+            c.off, c.cj, c.cs, c.svec = _compact_spin_list(ref, active, nl.offsets, nl.j, nl.shifts,
+                                                          nl.shift_vectors, r2max)
+            m = len(c.cj)
+            c.jr, c.gr, c.w = np.empty(m), np.empty(m), np.empty(m)
+            c.pos = np.empty_like(state.positions)
+            c.has_geometry = False
+            self._pair_store = c
+        if not c.has_geometry or not np.array_equal(c.pos, state.positions):
+            _exchange_geometry(state.positions, state.moments, c.off, c.cj, c.cs, c.svec, self.cutoff ** 2, self.J1,
+                               self.J2, self.J3 ** 2, c.jr, c.gr, c.w)
+            c.pos[:] = state.positions
+            c.has_geometry = True
+        return c
+
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:
         if neighbors is None:
             neighbors = self.neighbor_list(state)
         n = len(state)
+        if not stress:
+            # J(r) and dJ/dr of every pair cached per position update (spin integrators
+            # evaluate forces after moving only the spins since the last position update)
+            c = self._pair_cache(state, neighbors)
+            energies = np.empty(n)
+            grad = np.empty((n, 3))
+            f = np.empty((n, 3)) if forces else _NONE3
+            _exchange_from_geometry(state.positions, state.spins, c.off, c.cj, c.cs, c.svec, c.jr, c.gr,
+                                    1.0 if self.offset else 0.0, bool(forces), energies, grad, f)
+            h = None
+            if magnetic_forces:
+                h = np.empty((n, 3))
+                _project_fields(np.arange(n, dtype=np.int64), state.spins, state.moments, c.active, grad, h)
+            return Evaluation(float(energies.sum()), f if forces else None, h, None, energies)
         atoms = np.arange(n, dtype=np.int64)
         active, energies, grad, f, vir = self._run(state, neighbors, atoms, forces, stress)
         h = None
@@ -267,15 +425,8 @@ class BetheSlaterExchange(Potential):
         (eV/μB; w = J(r_ij)/|m_i|, b = None) — the same fields as :meth:`rotation_fields`."""
         if neighbors is None:
             neighbors = self.neighbor_list(state)
-        n = len(state)
-        m = len(neighbors.j)
-        buf = getattr(self, "_coupling_buffers", None)
-        if buf is None or buf[1].shape[0] < m or buf[0].shape[0] != n + 1:
-            buf = self._coupling_buffers = (np.empty(n + 1, np.int64), np.empty(m, np.int64), np.empty(m))
-        off, nbr, w = buf
-        q = _couplings_kernel(state.positions, state.moments, self._active(state), neighbors.offsets, neighbors.j,
-                              neighbors.shift_vectors, self.cutoff ** 2, self.J1, self.J2, self.J3 ** 2, off, nbr, w)
-        return off, nbr[:q], w[:q], None
+        c = self._pair_cache(state, neighbors)
+        return c.off, c.cj, c.w, None
 
     def __repr__(self):
         el = _names(self._species)
