@@ -1,0 +1,136 @@
+"""Magnon workflow: bcc k-paths and supercells, classical LSWT against magnopy, and the LLG
+precession frequency of a single spin wave against LSWT."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spinlat as sl
+from spinlat import units
+from spinlat.errors import CellError, InputError
+from spinlat.workflows import magnons as mg
+
+DATA = Path(__file__).resolve().parent / "data" / "tb2j"
+NEW = DATA / "bccFe_new_format.out"
+TB2J_FE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tb2j" / "bccFe" / "exchange.out"
+
+
+@pytest.fixture(scope="module")
+def fe():
+    return sl.io.read_tb2j(NEW)
+
+
+def test_g_gamma_is_ħγ_over_μB():
+    assert mg.G_GAMMA == pytest.approx(2.0023, abs=1e-4)
+
+
+def test_cubic_cell_of_rotated_primitive(fe):
+    st, _ = fe
+    cube = mg.bcc_cubic_cell(st.cell)
+    a = (2 * abs(np.linalg.det(st.cell))) ** (1 / 3)
+    assert np.linalg.det(cube) > 0
+    np.testing.assert_allclose(cube @ cube.T, a**2 * np.eye(3), atol=2e-3 * a**2)  # the file's cell is rounded
+    frac = cube @ np.linalg.inv(st.cell)
+    np.testing.assert_allclose(frac, np.round(frac), atol=1e-9)
+    # the cubic cell of the cubic cell is itself (up to order/sign of edges)
+    np.testing.assert_allclose(np.abs(np.linalg.det(mg.bcc_cubic_cell(cube))), np.abs(np.linalg.det(cube)))
+    with pytest.raises(CellError, match="neither a primitive bcc"):
+        mg.bcc_cubic_cell(np.diag([2.0, 3.0, 4.0]))
+
+
+def test_cubic_supercell_is_the_same_ferromagnet(fe):
+    st, ham = fe
+    big = mg.cubic_supercell(st, 3)
+    assert len(big) == 2 * 27
+    e = ham.compute(big).energy / len(big)
+    assert e == pytest.approx(ham.compute(st).energy, rel=1e-12)
+    np.testing.assert_allclose(big.moments, st.moments[0])
+
+
+def test_kpath_points_are_commensurate_with_the_cubic_supercell(fe):
+    st, _ = fe
+    L = 4
+    kp = mg.kpath_bcc(st.cell, L)
+    big = mg.cubic_supercell(st, L)
+    n = kp.qpoints @ big.cell.T / (2 * np.pi)  # integers for reciprocal vectors of the supercell
+    np.testing.assert_allclose(n, np.round(n), atol=1e-9)
+    assert kp.labels == ["Γ", "H", "N", "Γ", "P"]
+    assert len(kp) == 1 + L + L // 2 + L // 2 + L // 2
+    # standard orientation: H = 2π/a ẑ, N = (π/a)(1, 1, 0), P = (π/a)(1, 1, 1)
+    a = 2.87
+    k = mg.kpath_bcc(a, 2)
+    np.testing.assert_allclose(k.qpoints[2], [0, 0, 2 * np.pi / a])
+    np.testing.assert_allclose(k.qpoints[-1], [np.pi / a] * 3)
+    np.testing.assert_allclose(np.diff(k.ticks), [2 * np.pi / a, np.sqrt(1.5) * 2 * np.pi / a,
+                                                  np.sqrt(0.5) * 2 * np.pi / a, np.sqrt(0.75) * 2 * np.pi / a])
+    with pytest.raises(InputError):
+        mg.kpath_bcc(a, 4, path=("Γ", "X"))
+
+
+def test_lswt_nearest_neighbour_analytic():
+    """bcc with only nearest-neighbour J: J(q) = 8 J cos(qx a/2) cos(qy a/2) cos(qz a/2)."""
+    a, J, mu = 2.87, 0.01, 2.2
+    st = sl.State([[0, 0, 0]], [26], cell=0.5 * a * np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]]), pbc=True,
+                  moments=[mu])
+    ham = sl.potentials.Heisenberg.from_neighbors(st, J=[J])
+    kp = mg.kpath_bcc(a, 8)
+    w = mg.lswt_dispersion(ham, kp.qpoints, mu)[:, 0]
+    qx, qy, qz = (0.5 * a * kp.qpoints).T
+    ref = mg.G_GAMMA * 8 * J * (1 - np.cos(qx) * np.cos(qy) * np.cos(qz)) / mu / units.MEV
+    np.testing.assert_allclose(w, ref, rtol=1e-12, atol=1e-10)
+
+
+def test_lswt_two_sublattices_equals_one():
+    """The same bcc ferromagnet described by a two-atom cubic cell has the one-atom branch
+    branch ω(q) and its copy folded by (2π/a)(1, 0, 0) as its two branches."""
+    a, J, mu = 2.87, 0.01, 2.2
+    prim = sl.State([[0, 0, 0]], [26], cell=0.5 * a * np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]]), pbc=True,
+                    moments=[mu])
+    cub = sl.State([[0, 0, 0], [a / 2] * 3], [26, 26], cell=a * np.eye(3), pbc=True, moments=[mu, mu])
+    h1 = sl.potentials.Heisenberg.from_neighbors(prim, J=[J, 0.3 * J])
+    h2 = sl.potentials.Heisenberg.from_neighbors(cub, J=[J, 0.3 * J])
+    q = np.random.default_rng(0).normal(size=(6, 3))
+    g = np.array([2 * np.pi / a, 0, 0])  # a reciprocal vector of the cubic cell, not of bcc
+    ref = np.sort(np.concatenate([mg.lswt_dispersion(h1, q, mu), mg.lswt_dispersion(h1, q + g, mu)], axis=1))
+    np.testing.assert_allclose(mg.lswt_dispersion(h2, q, mu), ref, rtol=1e-10, atol=1e-9)
+
+
+def test_lswt_rejects_anisotropic_exchange():
+    with pytest.raises(InputError, match="isotropic"):
+        mg.lswt_dispersion(DATA / "bccFe_dmi_new_format.out", np.zeros((1, 3)))
+    _, ham = sl.io.read_tb2j(NEW)
+    with pytest.raises(InputError, match="moment"):
+        mg.lswt_dispersion(ham, np.zeros((1, 3)))
+
+
+@pytest.mark.peers
+def test_lswt_equals_magnopy_along_the_path(fe):
+    """magnopy (quantum LSWT, spin S = μ/g_γ) and our classical formula agree to 1e-6; with
+    magnopy's default S = μ/2 its energies are lower by exactly 2/g_γ."""
+    pytest.importorskip("magnopy")
+    st, ham = fe
+    kp = mg.kpath_bcc(st.cell, 20)
+    ours = mg.lswt_dispersion(NEW, kp.qpoints)
+    theirs = mg.magnopy_dispersion(NEW, kp.qpoints)
+    assert ours.shape == theirs.shape == (len(kp), 1)
+    assert ours.max() > 400.0  # meV: bcc Fe magnons reach ~0.5 eV at P
+    np.testing.assert_allclose(theirs, ours, rtol=1e-6, atol=1e-6 * ours.max())
+    default = mg.magnopy_dispersion(NEW, kp.qpoints[1:4], spin_values=st.moments / 2.0)
+    np.testing.assert_allclose(default / ours[1:4], 2.0 / mg.G_GAMMA, rtol=1e-9)
+    # the old-layout file (converted on the fly) gives the same dispersion
+    if TB2J_FE.exists():
+        np.testing.assert_allclose(mg.magnopy_dispersion(TB2J_FE, kp.qpoints[:5]), theirs[:5], rtol=1e-6,
+                                   atol=1e-6 * ours.max())
+
+
+@pytest.mark.parametrize("frac", [(0.0, 0.0, 0.5), (0.5, 0.5, 0.0)])
+def test_llg_spin_wave_precesses_at_the_lswt_frequency(fe, frac):
+    """A small circular spin wave at a wave vector of a 2×2×2 cubic cell precesses, under
+    undamped LLG, at the LSWT frequency (S(q, ω) peak)."""
+    st, ham = fe
+    big = mg.cubic_supercell(st, 2)
+    q = np.asarray(frac) @ (2 * np.pi * np.linalg.inv(mg.bcc_cubic_cell(st.cell)).T)
+    ref = mg.lswt_dispersion(ham, q[None], st.moments)[0, 0]
+    w = mg.spin_wave_frequency(big, ham, q, steps=5000, dt=0.1, every=5, amplitude=0.01)
+    assert w == pytest.approx(ref, rel=0.01)
