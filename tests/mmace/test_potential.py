@@ -1,0 +1,172 @@
+"""MagneticMACE as a spinlat potential: files, errors, batching, datasets, ASE."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import bcc_fe
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("mace")
+
+import spinlat as sl  # noqa: E402
+from spinlat.errors import DeviceError, FileFormatError, NonFiniteError, UnknownElementError  # noqa: E402
+from spinlat.potentials import MagneticMACE  # noqa: E402
+from spinlat.potentials.mmace.graph import build_batch  # noqa: E402
+
+TINY = dict(hidden_irreps="8x0e+8x1o", radial_MLP=[16, 16], MLP_irreps="8x0e", max_ell=2, r_max=4.0,
+            num_bessel=6, avg_num_neighbors=14.0)
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny graphs: one thread avoids OpenMP oversubscription on busy machines."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+@pytest.fixture(scope="module")
+def pot():
+    return MagneticMACE.create(["Fe"], soc=True, seed=2, **TINY)
+
+
+def test_interface(pot):
+    assert pot.cutoff == 4.0 and pot.local is False and pot.depends_on_magnitudes
+    assert pot.elements == (26,) and pot.dtype == torch.float64
+    json.dumps(pot.hyperparameters)
+    assert pot.hyperparameters["elements"] == ["Fe"] and pot.hyperparameters["soc"] is True
+    st = bcc_fe((2, 2, 2))
+    ev = pot.compute(st)
+    assert ev.forces.shape == (16, 3) and ev.magnetic_forces.shape == (16, 3) and ev.energies.shape == (16,)
+    rows = np.array([1, 5])
+    np.testing.assert_allclose(pot.local_fields(st, pot.neighbor_list(st), rows), ev.magnetic_forces[rows])
+    # seeds make models reproducible
+    again = MagneticMACE.create(["Fe"], soc=True, seed=2, **TINY)
+    assert again.compute(st).energy == ev.energy
+
+
+def test_save_load_round_trip(pot, tmp_path):
+    st = bcc_fe((2, 2, 2), seed=3)
+    path = tmp_path / "model.mmace"
+    pot.save(path)
+    back = MagneticMACE.load(path)
+    a, b = pot.compute(st, stress=True), back.compute(st, stress=True)
+    assert a.energy == b.energy
+    for k in ("forces", "magnetic_forces", "stress", "energies"):
+        assert np.array_equal(getattr(a, k), getattr(b, k))
+    assert back.hyperparameters == pot.hyperparameters
+    f32 = MagneticMACE.load(path, dtype="float32")
+    assert f32.dtype == torch.float32
+    assert abs(f32.compute(st).energy - a.energy) < 1e-4 * max(1.0, abs(a.energy))
+
+
+def test_tampered_and_foreign_files(pot, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    good = tmp_path / "good.mmace"
+    pot.save(good)
+    junk = tmp_path / "junk.mmace"
+    junk.write_bytes(b"\x80\x04not a model" * 10)
+    with pytest.raises(FileFormatError):
+        MagneticMACE.load(junk)
+    raw = bytearray(good.read_bytes())
+    trunc = tmp_path / "trunc.mmace"
+    trunc.write_bytes(bytes(raw[: len(raw) // 2]))
+    with pytest.raises(FileFormatError):
+        MagneticMACE.load(trunc)
+    tensors = load_file(str(good))
+    from safetensors import safe_open
+
+    with safe_open(str(good), framework="pt") as f:
+        meta = f.metadata()
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(foreign))
+    with pytest.raises(FileFormatError, match="format"):
+        MagneticMACE.load(foreign)
+    wrong_shape = dict(tensors)
+    key = next(k for k in wrong_shape if wrong_shape[k].ndim >= 1 and wrong_shape[k].numel() > 1)
+    wrong_shape[key] = torch.zeros(wrong_shape[key].numel() + 1, dtype=wrong_shape[key].dtype)
+    p = tmp_path / "shape.mmace"
+    save_file(wrong_shape, str(p), metadata=meta)
+    with pytest.raises(FileFormatError, match="shape"):
+        MagneticMACE.load(p)
+    missing = dict(tensors)
+    missing.pop(key)
+    p = tmp_path / "missing.mmace"
+    save_file(missing, str(p), metadata=meta)
+    with pytest.raises(FileFormatError, match="missing"):
+        MagneticMACE.load(p)
+    bad_meta = dict(meta, hyperparameters="{not json")
+    p = tmp_path / "meta.mmace"
+    save_file(tensors, str(p), metadata=bad_meta)
+    with pytest.raises(FileFormatError):
+        MagneticMACE.load(p)
+    p = tmp_path / "version.mmace"
+    save_file(tensors, str(p), metadata=dict(meta, version="99"))
+    with pytest.raises(FileFormatError, match="version"):
+        MagneticMACE.load(p)
+
+
+def test_bad_input(pot):
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError):
+            MagneticMACE.create(["Fe"], device="cuda", **TINY)
+    ni = sl.State([[0, 0, 0], [2.5, 0, 0]], [26, 28], moments=[2.2, 0.6])
+    with pytest.raises(UnknownElementError, match="Ni"):
+        pot.compute(ni)
+    with pytest.raises(UnknownElementError):
+        MagneticMACE.create(["Xx"], **TINY)
+    atoms = bcc_fe((1, 1, 1)).to_ase()
+    mag = np.ones((2, 3))
+    mag[1, 2] = np.nan
+    atoms.arrays["magmoms"] = mag
+    with pytest.raises(NonFiniteError, match="magmoms"):
+        build_batch([atoms], 4.0, [26])
+    with pytest.raises(sl.errors.ConfigError):
+        MagneticMACE.create(["Fe"], not_a_hyperparameter=3)
+
+
+def test_batched_equals_single(pot):
+    states = [bcc_fe((2, 2, 2), seed=s) for s in range(3)] + [bcc_fe((1, 2, 2), seed=9)]
+    evs = pot.compute_batch(states, stress=True)
+    for st, ev in zip(states, evs):
+        one = pot.compute(st, stress=True)
+        assert abs(one.energy - ev.energy) <= 1e-11 * abs(one.energy)
+        np.testing.assert_allclose(ev.forces, one.forces, atol=1e-12)
+        np.testing.assert_allclose(ev.magnetic_forces, one.magnetic_forces, atol=1e-12)
+        np.testing.assert_allclose(ev.stress, one.stress, atol=1e-12)
+
+
+def test_evaluate_dataset_and_atoms_input(pot):
+    states = [bcc_fe((2, 2, 2), seed=s) for s in range(3)]
+    data = []
+    for st in states:
+        ev = pot.compute(st)
+        atoms = st.to_ase()
+        atoms.arrays["magmoms"] = st.magnetic_moments
+        atoms.info["energy"] = ev.energy
+        atoms.arrays["forces"] = ev.forces
+        atoms.arrays["magnetic_forces"] = ev.magnetic_forces
+        data.append(atoms)
+    res = pot.evaluate(data)
+    assert set(res) == {"energy_rmse", "forces_rmse", "magnetic_forces_rmse"}
+    assert all(v < 1e-9 for v in res.values())
+    data[0].info["energy"] += 0.016  # 1 meV/atom on 16 atoms, one config of three
+    assert np.isclose(pot.evaluate(data)["energy_rmse"], np.sqrt(1 / 3), rtol=1e-6)
+    b = build_batch(data, 4.0, [26])
+    assert b["energy_mask"].all() and b["forces"].shape == (48, 3) and b["stress_mask"].sum() == 0
+
+
+def test_ase_calculator(pot):
+    calc_mod = pytest.importorskip("spinlat.ase")
+    st = bcc_fe((2, 2, 2), seed=4)
+    atoms = st.to_ase()
+    atoms.calc = calc_mod.SpinLatticeCalculator(pot)
+    ev = pot.compute(st, stress=True)
+    assert np.isclose(atoms.get_potential_energy(), ev.energy, rtol=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), ev.forces, atol=1e-12)
+    np.testing.assert_allclose(atoms.get_stress(), ev.stress, atol=1e-12)
+    np.testing.assert_allclose(atoms.calc.get_magnetic_forces(), ev.magnetic_forces, atol=1e-12)
