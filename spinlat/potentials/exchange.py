@@ -144,8 +144,9 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vector
     """Directed CSR list of the pairs of active atoms closer than sqrt(r2max) at ``ref_positions``
     (self-images kept), taken from a full neighbour list.
 
-    Returns offsets (N+1,) int64, partners (P,) int32, shift index (P,) int32 and the distinct
-    shift vectors (K, 3) Å the index points into."""
+    Returns offsets (N+1,) int64, partners (P,) int32, shift index (P,) int32, the distinct
+    shift vectors (K, 3) Å the index points into, and the index of each entry's reverse entry
+    (P,) int32 (−1 if it is missing from the list)."""
     n = offsets.shape[0] - 1
     out_off = np.zeros(n + 1, dtype=np.int64)
     rmax = 0
@@ -174,6 +175,7 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vector
     uniq = np.empty((min(w * w * w, max(q, 1)), 3))
     cj = np.empty(q, dtype=np.int32)
     cs = np.empty(q, dtype=np.int32)
+    code_of = np.empty(uniq.shape[0], dtype=np.int64)
     nu = 0
     k = 0
     for p in range(nbr.shape[0]):
@@ -183,20 +185,33 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vector
             if u < 0:
                 u = nu
                 lookup[code] = u
+                code_of[u] = code
                 for a in range(3):
                     uniq[u, a] = shift_vectors[p, a]
                 nu += 1
             cj[k] = nbr[p]
             cs[k] = u
             k += 1
-    return out_off, cj, cs, uniq[:nu].copy()
+    # reverse entry of each pair: j → i with the opposite shift (code(−S) = w³ − 1 − code(S))
+    rev = np.full(q, -1, dtype=np.int32)
+    top = w * w * w - 1
+    for i in range(n):
+        for p in range(out_off[i], out_off[i + 1]):
+            j = cj[p]
+            want = top - code_of[cs[p]]
+            for t in range(out_off[j], out_off[j + 1]):
+                if cj[t] == i and code_of[cs[t]] == want:
+                    rev[p] = t
+                    break
+    return out_off, cj, cs, uniq[:nu].copy(), rev
 
 
 @numba.njit(cache=True)
-def _exchange_geometry(positions, moments, off, cj, cs, svec, cut2, j1, j2, j3sq, jr, gr, w):
+def _exchange_geometry(positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w):
     """Per directed pair p of the compact list at the current positions: jr[p] = J(r) (eV),
     gr[p] = (dJ/dr)/r (eV/Å²), w[p] = J(r)/|m_i| (eV/μB; 0 for a periodic self-image, which
-    exerts no torque); all 0 beyond the cutoff."""
+    exerts no torque); all 0 beyond the cutoff. Each pair is computed once and written to both
+    of its entries (``rev``)."""
     n = off.shape[0] - 1
     c8 = 8.0 * j1 / j3sq
     for i in range(n):
@@ -209,23 +224,29 @@ def _exchange_geometry(positions, moments, off, cj, cs, svec, cut2, j1, j2, j3sq
         yi = positions[i, 1]
         zi = positions[i, 2]
         for p in range(p0, p1):
+            q = rev[p]
+            if 0 <= q < p:  # done from the other side
+                continue
             j = cj[p]
             s = cs[p]
             dx = positions[j, 0] - xi + svec[s, 0]
             dy = positions[j, 1] - yi + svec[s, 1]
             dz = positions[j, 2] - zi + svec[s, 2]
             r2 = dx * dx + dy * dy + dz * dz
-            if r2 > cut2:
-                jr[p] = 0.0
-                gr[p] = 0.0
-                w[p] = 0.0
-                continue
-            ra = r2 / j3sq
-            ex = math.exp(-ra)
-            jv = 4.0 * j1 * ra * (1.0 - j2 * ra) * ex
+            jv = 0.0
+            gv = 0.0
+            if r2 <= cut2:
+                ra = r2 / j3sq
+                ex = math.exp(-ra)
+                jv = 4.0 * j1 * ra * (1.0 - j2 * ra) * ex
+                gv = c8 * ex * (1.0 - ra - j2 * ra * (2.0 - ra))
             jr[p] = jv
-            gr[p] = c8 * ex * (1.0 - ra - j2 * ra * (2.0 - ra))
+            gr[p] = gv
             w[p] = 0.0 if j == i else jv * inv
+            if q >= 0:
+                jr[q] = jv
+                gr[q] = gv
+                w[q] = 0.0 if j == i else jv / moments[j]
 
 
 @numba.njit(cache=True)
@@ -276,9 +297,11 @@ _NONE3 = np.zeros((0, 3))
 
 
 class _PairCache:
-    """Exchange pairs of one neighbour-list build, and J(r), (dJ/dr)/r at one set of positions."""
+    """Exchange pairs of one neighbour-list build, and J(r), (dJ/dr)/r, J/|m_i| at one set of
+    positions and moments."""
 
-    __slots__ = ("nl", "builds", "active", "off", "cj", "cs", "svec", "jr", "gr", "w", "pos", "has_geometry")
+    __slots__ = ("nl", "builds", "active", "off", "cj", "cs", "svec", "rev", "jr", "gr", "w", "pos", "mom",
+                 "has_geometry")
 
 
 def bethe_slater(r, J1, J2, J3):
@@ -354,17 +377,18 @@ class BetheSlaterExchange(Potential):
                 ref, r2max = state.positions, np.inf
             c = _PairCache()
             c.nl, c.builds, c.active = nl, nl.n_builds, active
-            c.off, c.cj, c.cs, c.svec = _compact_spin_list(ref, active, nl.offsets, nl.j, nl.shifts,
+            c.off, c.cj, c.cs, c.svec, c.rev = _compact_spin_list(ref, active, nl.offsets, nl.j, nl.shifts,
                                                           nl.shift_vectors, r2max)
             m = len(c.cj)
             c.jr, c.gr, c.w = np.empty(m), np.empty(m), np.empty(m)
             c.pos = np.empty_like(state.positions)
             c.has_geometry = False
             self._pair_store = c
-        if not c.has_geometry or not np.array_equal(c.pos, state.positions):
-            _exchange_geometry(state.positions, state.moments, c.off, c.cj, c.cs, c.svec, self.cutoff ** 2, self.J1,
-                               self.J2, self.J3 ** 2, c.jr, c.gr, c.w)
+        if not (c.has_geometry and np.array_equal(c.pos, state.positions) and np.array_equal(c.mom, state.moments)):
+            _exchange_geometry(state.positions, state.moments, c.off, c.cj, c.cs, c.svec, c.rev, self.cutoff ** 2,
+                               self.J1, self.J2, self.J3 ** 2, c.jr, c.gr, c.w)
             c.pos[:] = state.positions
+            c.mom = state.moments.copy()
             c.has_geometry = True
         return c
 
