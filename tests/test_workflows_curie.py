@@ -1,0 +1,113 @@
+"""Curie-temperature workflow: mean-field T_c, exchange truncation, the Binder-crossing search,
+and Monte Carlo sweeps whose U4 crossing reproduces the known classical bcc Heisenberg T_c."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import spinlat as sl
+from spinlat import units
+from spinlat.errors import InputError
+from spinlat.workflows import curie as cw
+
+DATA = Path(__file__).resolve().parent / "data" / "tb2j"
+NEW = DATA / "bccFe_new_format.out"
+A = 2.87
+
+
+def bcc_nn(J, mu=2.2, cubic=False):
+    if cubic:
+        st = sl.State([[0, 0, 0], [A / 2] * 3], [26, 26], cell=A * np.eye(3), pbc=True, moments=[mu, mu])
+    else:
+        st = sl.State([[0, 0, 0]], [26], cell=0.5 * A * np.array([[-1, 1, 1], [1, -1, 1], [1, 1, -1]]), pbc=True,
+                      moments=[mu])
+    return st, sl.potentials.Heisenberg.from_neighbors(st, J=J)
+
+
+def test_mean_field_tc_nearest_neighbours_and_sublattices():
+    J = 0.01
+    for cubic in (False, True):
+        st, ham = bcc_nn([J, 0.4 * J], cubic=cubic)
+        assert cw.mean_field_tc(ham, st.moments) == pytest.approx((8 * J + 6 * 0.4 * J) / (3 * units.K_B), rel=1e-12)
+
+
+def test_mean_field_tc_of_the_tb2j_file_is_minus_two_thirds_of_the_ferromagnetic_energy():
+    st, ham = sl.io.read_tb2j(NEW)
+    e_fm = ham.compute(st).energy  # −J(0)/2 per atom
+    assert cw.mean_field_tc(ham) == pytest.approx(-2 * e_fm / (3 * units.K_B), rel=1e-12)
+    assert 1500 < cw.mean_field_tc(ham) < 1750
+
+
+def test_truncate_keeps_the_first_shells():
+    st, ham = sl.io.read_tb2j(NEW)
+    two = cw.truncate(ham, 3.0)  # 8 nearest (2.47 Å) + 6 next (2.85 Å) neighbours, each pair once
+    d = np.linalg.norm(two.R @ two.cell, axis=1)
+    assert sorted(np.round(d, 1)) == [2.5] * 4 + [2.8] * 3 or sorted(np.round(d, 1)) == [2.5] * 4 + [2.9] * 3
+    big = st.repeat(3)
+    i, _, _ = two.pairs(big)
+    assert len(i) == 7 * len(big)
+    assert two.compute(st).energy == pytest.approx(-np.sum(two.J[:, 0, 0]), rel=1e-12)
+    with pytest.raises(InputError, match="cutoff"):
+        cw.truncate(ham, 1.0)
+
+
+def test_binder_crossing_skips_noise_crossings_in_the_ordered_phase():
+    T = np.arange(10.0)
+    small = np.array([0.6660, 0.6650, 0.6655, 0.660, 0.64, 0.60, 0.55, 0.50, 0.48, 0.46])
+    large = np.array([0.6655, 0.6657, 0.6651, 0.664, 0.65, 0.58, 0.50, 0.46, 0.45, 0.445])
+    # a naive first crossing is at the noise (T ≈ 0.5); the transition crossing lies in 4..5
+    assert sl.analysis.crossing(T, small, large) < 1.0
+    tc = cw.binder_crossing(T, small, large)
+    assert 4.0 < tc < 5.0
+    assert np.isnan(cw.binder_crossing(T, small, small + 0.01))
+
+
+def test_curie_sweep_rejects_bad_input():
+    st, ham = bcc_nn([0.01])
+    with pytest.raises(InputError, match="temperatures"):
+        cw.curie_sweep(st, ham, [300.0, 200.0], [4], 10)
+    with pytest.raises(InputError, match="sizes"):
+        cw.curie_sweep(st, ham, [300.0], [0], 10)
+    with pytest.raises(InputError, match="cell"):
+        cw.curie_sweep(st, ham, [300.0], [4], 10, cell="hexagonal", workers=1)
+
+
+@pytest.mark.slow
+def test_nearest_neighbour_bcc_heisenberg_tc(tmp_path):
+    """Classical bcc Heisenberg with nearest-neighbour J: k_B T_c = 2.054 J (high-precision MC,
+    e.g. Chen, Ferrenberg and Landau), i.e. T_c/T_MF = 0.770."""
+    J = 0.01
+    st, ham = bcc_nn([J], cubic=True)
+    tc_exact = 2.0542 * J / units.K_B
+    temps = tc_exact * np.linspace(0.85, 1.15, 7)
+    res = cw.curie_sweep(st, ham, temps, [4, 6], sweeps=2500, thermalize=500, overrelax=1, seed=3, workers=2)
+    res.t_mf = cw.mean_field_tc(ham, st.moments)
+    assert list(res.n_spins) == [128, 432]
+    # M(T) falls, faster for the larger system above T_c; U4 from near 2/3 towards 4/9
+    assert np.all(np.diff(res.m, axis=1) < 0)
+    assert res.m[1, -1] < res.m[0, -1]
+    assert np.all(res.u4[:, 0] > 0.65) and np.all(res.u4[:, -1] < 0.56)
+    assert np.all(res.chi > 0) and np.all(res.c > 0)
+    tc = res.tc
+    assert tc == pytest.approx(tc_exact, rel=0.04)
+    assert 0.72 < tc / res.t_mf < 0.82
+    png = res.plot(tmp_path / "curie.png")
+    assert Path(png).stat().st_size > 10_000
+    assert "L = 6" in res.table()
+
+
+@pytest.mark.slow
+def test_tb2j_first_two_shells_curie_sweep():
+    """bcc Fe TB2J exchange cut to its first two shells: M(T) drops, U4 goes from ≈ 2/3 towards
+    4/9 and the crossing lies between 0.6 and 0.9 T_MF."""
+    st, ham = sl.io.read_tb2j(NEW)
+    two = cw.truncate(ham, 3.0)
+    t_mf = cw.mean_field_tc(two)
+    temps = t_mf * np.array([0.5, 0.65, 0.72, 0.78, 0.84, 0.95, 1.1])
+    res = cw.curie_sweep(st, two, temps, [4, 6], sweeps=1200, thermalize=300, overrelax=1, cell="cubic", seed=5,
+                         workers=2)
+    assert np.all(np.diff(res.m, axis=1) < 0)
+    assert res.m[1, 0] > 0.7 and res.m[1, -1] < 0.2
+    assert np.all(res.u4[:, 0] > 0.66) and np.all(res.u4[:, -1] < 0.55)
+    assert 0.6 * t_mf < res.tc < 0.9 * t_mf
