@@ -462,6 +462,18 @@ class Heisenberg(Potential):
         grad = self._gradient(state, atoms)
         return _fields_from_gradient(state.spins[atoms], state.moments[atoms], grad)
 
+    def rotation_fields(self, state, neighbors, atoms) -> np.ndarray:
+        """Unprojected fields −(1/|m_i|) ∂E/∂s_i = Σ_j J_ij s_j / |m_i| (eV/μB) of ``atoms`` (0 on
+        non-magnetic atoms): E is linear in each s_i, so rotating s_i about this field is the
+        exact motion of s_i (see ``Potential.rotation_fields``)."""
+        atoms = np.asarray(atoms, dtype=np.int64)
+        grad = self._gradient(state, atoms)
+        mom = state.moments[atoms]
+        mag = mom > 0
+        h = np.zeros_like(grad)
+        h[mag] = -grad[mag] / mom[mag, None]
+        return h
+
     @property
     def spin_rotation_invariant(self) -> bool:
         """True when every pair tensor is isotropic (J·1): no DMI, no anisotropic exchange."""

@@ -262,6 +262,9 @@ class Zeeman(_SingleSite):
     Magnetic forces h_i = μB B (eV/μB) on magnetic atoms of those species, 0 elsewhere.
     """
 
+    #: the field does not depend on the spins: spin integrators rotate about it explicitly
+    rotation_field_independent_of_own_spin = True
+
     def __init__(self, B, elements=None):
         b = _vector3(B, "Zeeman field B (tesla)")
         self.B = b
@@ -338,6 +341,20 @@ class UniaxialAnisotropy(_SingleSite):
         self._check_axes(state)
         _uniaxial_kernel(atoms, state.numbers, state.spins, state.moments, self._k, self._axes, energies, h)
 
+    def rotation_fields(self, state, neighbors, atoms) -> np.ndarray:
+        """Unprojected fields −(1/|m_i|) ∂E/∂s_i = (2K/|m_i|)(s_i·n_i) n_i (eV/μB) of ``atoms``:
+        a rotation about n_i keeps s_i·n_i, so rotating s_i about this field is the exact
+        motion under the anisotropy and conserves its energy (see ``Potential.rotation_fields``)."""
+        atoms = _atoms_array(atoms, len(state))
+        self._check_axes(state)
+        n = self._axes[atoms] if self.per_atom else np.broadcast_to(self._axes[0], (len(atoms), 3))
+        mom = state.moments[atoms]
+        k = self._k[state.numbers[atoms]]
+        on = (mom > 0) & (k != 0)
+        c = np.zeros(len(atoms))
+        c[on] = 2.0 * k[on] * np.einsum("ij,ij->i", state.spins[atoms][on], n[on]) / mom[on]
+        return c[:, None] * n
+
     def __repr__(self):
         ax = f"{len(self._axes)} per-atom axes" if self.per_atom else f"axis={self.axis.tolist()}"
         return f"UniaxialAnisotropy(K={self.K!r} eV, {ax})"
@@ -378,6 +395,22 @@ class CubicAnisotropy(_SingleSite):
     def _kernel(self, state, atoms, energies, h):
         _cubic_kernel(atoms, state.numbers, state.spins, state.moments, self._k1, self._k2, self.axes,
                       energies, h)
+
+    def rotation_fields(self, state, neighbors, atoms) -> np.ndarray:
+        """Unprojected fields −(1/|m_i|) ∂E/∂s_i (eV/μB) of ``atoms`` (0 where the term is off)."""
+        atoms = _atoms_array(atoms, len(state))
+        s = state.spins[atoms]
+        mom = state.moments[atoms]
+        k1, k2 = self._k1[state.numbers[atoms]], self._k2[state.numbers[atoms]]
+        on = (mom > 0) & ((k1 != 0) | (k2 != 0))
+        a = s @ self.axes.T  # components along the cubic axes
+        a2 = a * a
+        x2, y2, z2 = a2[:, 0], a2[:, 1], a2[:, 2]
+        ga = 2.0 * a * np.stack([k1 * (y2 + z2) + k2 * y2 * z2, k1 * (x2 + z2) + k2 * x2 * z2,
+                                 k1 * (x2 + y2) + k2 * x2 * y2], axis=1)  # dE/dα
+        h = np.zeros((len(atoms), 3))
+        h[on] = -(ga[on] @ self.axes) / mom[on, None]
+        return h
 
     def __repr__(self):
         return f"CubicAnisotropy(K1={self.K1!r} eV, K2={self.K2!r} eV)"
