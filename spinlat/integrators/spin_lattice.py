@@ -232,6 +232,14 @@ class _Work:
                 self._nl_builds = self.nl.n_builds
         elif self.nl is None or self.spin_cutoff <= 0:
             self.classes = [self.mag_atoms] if len(self.mag_atoms) else []
+        elif self.linear:  # the coupling graph itself (valid while the list is): no pair vectors
+            n = len(self.pos)
+            off, nbr = self.couplings[0], self.couplings[1]
+            rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(off))
+            offsets, nb = csr_from_pairs(rows, nbr, n)
+            self.classes = color_classes(best_coloring(offsets, nb, n, self.state.positions),
+                                         mask=self.moments > 0)
+            self._nl_builds = self.nl.n_builds
         else:
             cut = min(self.spin_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
             self.classes = spin_color_classes(self.state, self.nl, cutoff=cut)
