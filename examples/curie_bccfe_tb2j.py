@@ -31,7 +31,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tb2j", default=str(TB2J), help="TB2J exchange.out file")
     p.add_argument("--sizes", type=int, nargs="+", default=[6, 8], help="cubic supercell sizes L")
-    p.add_argument("--tmin", type=float, default=1000.0)
+    p.add_argument("--tmin", type=float, default=950.0)
     p.add_argument("--tmax", type=float, default=1250.0)
     p.add_argument("--dt", type=float, default=25.0, help="temperature step, K")
     p.add_argument("--sweeps", type=int, default=2000, help="measured sweeps per temperature")

@@ -56,7 +56,8 @@ def test_binder_crossing_skips_noise_crossings_in_the_ordered_phase():
     T = np.arange(10.0)
     small = np.array([0.6660, 0.6650, 0.6655, 0.660, 0.64, 0.60, 0.55, 0.50, 0.48, 0.46])
     large = np.array([0.6655, 0.6657, 0.6651, 0.664, 0.65, 0.58, 0.50, 0.46, 0.45, 0.445])
-    # a naive first crossing is at the noise (T ≈ 0.5); the transition crossing lies in 4..5
+    # a naive first crossing is at the noise (T ≈ 0.5); the transition crossing lies in 4..5, after
+    # which the larger system stays below
     assert sl.analysis.crossing(T, small, large) < 1.0
     tc = cw.binder_crossing(T, small, large)
     assert 4.0 < tc < 5.0

@@ -186,31 +186,31 @@ class CurieResult:
         return path
 
 
-def binder_crossing(temperatures, u_small, u_large, ordered=0.655, disordered=0.5):
-    """Temperature (K) where the Binder cumulants of two sizes cross inside the transition window.
+def binder_crossing(temperatures, u_small, u_large):
+    """Temperature (K) where the Binder cumulants of a smaller and a larger system cross.
 
-    Far below T_c both curves sit at 2/3 within noise and may cross at random, so the search is
-    restricted to the window between the last temperature where both exceed ``ordered`` and the
-    first where both are below ``disordered`` (around the steepest drop of the larger system);
-    the crossing is then :func:`spinlat.analysis.crossing` on that window. NaN if none."""
+    Below T_c the larger system's U4 lies above the smaller one's (closer to 2/3), above T_c
+    below it. Far below T_c both sit at 2/3 within noise and may cross at random, so among the
+    places where U_large − U_small changes from ≥ 0 to < 0 the one followed by the longest run of
+    negative differences is taken (the curves separate for good above T_c), and located by
+    :func:`spinlat.analysis.crossing` (linear interpolation). NaN if there is none."""
     from ..analysis import crossing
 
     T = np.asarray(temperatures, float)
-    a, b = np.asarray(u_small, float), np.asarray(u_large, float)
-    if len(T) < 2:
+    d = np.asarray(u_large, float) - np.asarray(u_small, float)
+    best, best_run = None, 0
+    for k in range(len(T) - 1):
+        if d[k] >= 0 > d[k + 1]:
+            run = 0
+            while k + 1 + run < len(T) and d[k + 1 + run] < 0:
+                run += 1
+            if run > best_run:
+                best, best_run = k, run
+    if best is None:
         return float("nan")
-    steep = int(np.argmin(np.diff(b))) if len(T) > 1 else 0
-    lo = 0
-    for k in range(steep, -1, -1):
-        if a[k] > ordered and b[k] > ordered:
-            lo = k
-            break
-    hi = len(T) - 1
-    for k in range(steep + 1, len(T)):
-        if a[k] < disordered and b[k] < disordered:
-            hi = k
-            break
-    return crossing(T[lo:hi + 1], a[lo:hi + 1], b[lo:hi + 1])
+    if d[best] == 0:
+        return float(T[best])
+    return crossing(T[best:best + 2], np.asarray(u_small, float)[best:best + 2], np.asarray(u_large, float)[best:best + 2])
 
 
 def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, every=10, overrelax=0,
