@@ -117,8 +117,8 @@ def structure_factor(spins, positions, qpoints, dt, window=True):
     ``spins`` (F, N, 3) at equally spaced times ``dt`` (fs) apart; ``positions`` (N, 3) Å
     (reference lattice sites); ``qpoints`` (K, 3) Cartesian wave vectors in 1/Å (with the 2π).
     S(q, ω) = Σ_α |FT_t[ s_q^α(t) ]|² / (N F), with s_q(t) = Σ_i s_i(t) e^{i q·r_i} and the static
-    part (the time average of each s_q) removed. Returns (frequencies THz (F,), energies meV (F,),
-    S (K, F)) with non-negative frequencies only.
+    part (the time average of each s_q) removed. Returns (frequencies THz, energies meV, S (K, ·))
+    on non-negative frequencies, with S(−ω) folded onto S(|ω|) so either precession sense shows.
     """
     s = np.asarray(spins, float)
     if s.ndim != 3 or s.shape[2] != 3:
@@ -133,11 +133,13 @@ def structure_factor(spins, positions, qpoints, dt, window=True):
         sq = sq * np.hanning(f)[None, None, :]
     ft = np.fft.fft(sq, axis=2)
     spec = np.sum(np.abs(ft) ** 2, axis=1) / (n * f)
-    freq = np.fft.fftfreq(f, d=dt)  # 1/fs
-    keep = freq >= 0
-    thz = freq[keep] * 1e3
+    # fold negative frequencies onto |ω|: spins magnetised along −B̂ precess the other way
+    nf = f // 2 + 1
+    folded = spec[:, :nf].copy()
+    folded[:, 1:(f + 1) // 2] += spec[:, f - 1:f - (f + 1) // 2:-1]
+    thz = np.arange(nf) / (f * dt) * 1e3
     mev = thz * 1e12 * 2 * np.pi * units.HBAR * 1e-15 * 1e3
-    return thz, mev, spec[:, keep]
+    return thz, mev, folded
 
 
 def energy_drift(time, energy, n_atoms=1):

@@ -65,3 +65,15 @@ def test_energy_drift():
     slope, dev = analysis.energy_drift(t, 2.0 * t * 1e-3, n_atoms=2)
     assert slope == pytest.approx(1.0)
     assert dev == pytest.approx(1.0)
+
+
+def test_structure_factor_sees_both_precession_senses():
+    n, f, dt = 4, 512, 10.0
+    pos = np.zeros((n, 3))
+    t = np.arange(f) * dt
+    nu = 25 / (f * dt)  # on the frequency grid: 0.488 THz
+    for sense in (1, -1):
+        ph = sense * 2 * np.pi * nu * t[:, None] + np.zeros((1, n))
+        spins = np.stack([0.1 * np.cos(ph), 0.1 * np.sin(ph), np.full_like(ph, -0.99)], axis=2)
+        thz, _, s = analysis.structure_factor(spins, pos, np.zeros((1, 3)), dt)
+        assert thz[np.argmax(s[0])] == pytest.approx(nu * 1e3, abs=1e-9)
