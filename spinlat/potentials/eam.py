@@ -39,6 +39,9 @@ import numpy as np
 from ..errors import FileFormatError, InputError
 from .base import Evaluation, Potential, virial_to_voigt
 
+#: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
+_FMA = {"contract"}
+
 __all__ = ["EAM", "read_eam_file", "spline_coefficients"]
 
 _FORMATS = ("alloy", "fs")
@@ -282,7 +285,7 @@ def _compact_half_list(n, pi, pj, shifts, half):
     return offsets, hj, hs, unique[:nuniq].copy()
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FMA)
 def _density_pass(pos, offsets, hj, hs, svec, types, nel, cutsq, rdr, nr, tab, sym, rho, energies, store, cache):
     """Densities ρ (added to ``rho``), pair energies (φ/2 added to ``energies`` of both atoms)
     over the CSR half list; returns Σ φ (eV).
@@ -379,7 +382,7 @@ def _embedding(rho, types, rdrho, nrho, rhomax, ftab, fp, energies):
     return e
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FMA)
 def _force_pass(pos, offsets, hj, hs, svec, sym, fp, cache, forces, virial, do_virial):
     """Forces −∂E/∂r (added to ``forces``, eV/Å) and the virial Σ (∂E/∂d)⊗d (eV, added to
     ``virial`` as xx, yy, zz, yz, xz, xy) from F'(ρ) ``fp`` and the pair ``cache`` of

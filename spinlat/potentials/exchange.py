@@ -28,6 +28,9 @@ from ..errors import InputError
 from .base import Evaluation, Potential, virial_to_voigt
 from .single_site import _atoms_array, _finite_scalar, _names, species_mask
 
+#: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
+_FMA = {"contract"}
+
 
 @numba.njit(cache=True)
 def _exchange_atom(a, i, positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq, delta,
@@ -206,7 +209,7 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vector
     return out_off, cj, cs, uniq[:nu].copy(), rev
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FMA)
 def _exchange_geometry(positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w):
     """Per directed pair p of the compact list at the current positions: jr[p] = J(r) (eV),
     gr[p] = (dJ/dr)/r (eV/Å²), w[p] = J(r)/|m_i| (eV/μB; 0 for a periodic self-image, which
@@ -249,7 +252,7 @@ def _exchange_geometry(positions, moments, off, cj, cs, svec, rev, cut2, j1, j2,
                 w[q] = 0.0 if j == i else jv / moments[j]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FMA)
 def _exchange_from_geometry(positions, spins, off, cj, cs, svec, jr, gr, delta, want_forces, energies, grad,
                             forces):
     """Energies, ∂E/∂s and lattice forces of every atom from the cached J(r), (dJ/dr)/r of
