@@ -71,15 +71,18 @@ def mace_batch(batch):
             "ptr": batch["ptr"], "head": torch.zeros(1, dtype=torch.int64, device=ei.device)}
 
 
-def timed(fn, repeats, sync=lambda: None):
-    fn()  # warm-up
-    sync()
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def timed(fns: dict, repeats, sync=lambda: None) -> dict:
+    """Best wall time of each callable; calls are interleaved so that load drifts hit all alike."""
+    for fn in fns.values():  # warm-up
         fn()
-        sync()
-        best = min(best, time.perf_counter() - t0)
+    sync()
+    best = {k: np.inf for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            best[k] = min(best[k], time.perf_counter() - t0)
     return best
 
 
@@ -99,11 +102,14 @@ def run(sizes, repeats, socs, device="cpu", dtypes=(torch.float64, torch.float32
             mb = mace_batch(batch)
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
-            t_plain = timed(lambda: plain(dict(mb), compute_force=True), repeats, sync)
+            fns = {"plain": lambda: plain(dict(mb), compute_force=True)}
+            for soc, model in models.items():
+                fns[soc] = (lambda model=model: model(batch, compute_forces=True, compute_magnetic_forces=True))
+            best = timed(fns, repeats, sync)
+            t_plain = best.pop("plain")
             line = {"dtype": str(dtype).replace("torch.", ""), "atoms": n, "edges": batch["edge_index"].shape[1],
                     "plain_us": 1e6 * t_plain / n}
-            for soc, model in models.items():
-                t = timed(lambda: model(batch, compute_forces=True, compute_magnetic_forces=True), repeats, sync)
+            for soc, t in best.items():
                 line[f"soc={soc}_us"] = 1e6 * t / n
                 line[f"soc={soc}_ratio"] = t / t_plain
             line["peak_MB"] = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else peak_rss_mb())
