@@ -3,7 +3,8 @@
 Pairs are built in O(N) by vesin (cell lists, any cutoff, including cutoffs larger than half
 the box) and stored as plain arrays that numba kernels consume:
 
-- ``i``, ``j``: atom indices of each ordered pair (full list: both i→j and j→i), sorted by ``i``;
+- ``i``, ``j``: atom indices of each ordered pair (full list: both i→j and j→i), sorted by ``i``
+  (int32, int64 beyond 2³¹ atoms; ``shifts`` likewise);
 - ``offsets``: CSR pointer, the neighbours of atom a are ``j[offsets[a]:offsets[a+1]]``;
 - ``shifts``: integer cell shifts S so that the vector from i to j is r_j − r_i + S·cell;
 - ``half``: indices into the full list that pick each unordered pair once.
@@ -20,7 +21,9 @@ import numpy as np
 from .errors import InputError
 
 
-def _vesin_pairs(positions, cell, pbc, cutoff, full=True, sort=False):
+def _vesin_pairs(positions, cell, pbc, cutoff, full=True, sort=False, index_dtype=np.int64, distances=True):
+    """(i, j, S, d) of the pairs closer than ``cutoff`` (d None unless ``distances``); indices
+    and shifts as ``index_dtype``."""
     from vesin import NeighborList as _VesinNL
 
     if cutoff <= 0:
@@ -35,11 +38,13 @@ def _vesin_pairs(positions, cell, pbc, cutoff, full=True, sort=False):
         # far away to interact
         box = _far_image_cell(pos, box, pbc, cutoff)
     calc = _VesinNL(cutoff=float(cutoff), full_list=full, sorted=sort)
-    i, j, S, d = calc.compute(pos, box, [True] * 3 if mixed else pbc.tolist(), quantities="ijSd")
-    S = S.astype(np.int64)
+    out = calc.compute(pos, box, [True] * 3 if mixed else pbc.tolist(), quantities="ijSd" if distances else "ijS")
+    i, j, S = out[:3]
+    d = out[3] if distances else None
+    S = S.astype(index_dtype, copy=False)
     if mixed and np.any(S[:, ~pbc]):  # pragma: no cover - excluded by the construction
         raise RuntimeError("neighbour search found an image across an open boundary")
-    return i.astype(np.int64), j.astype(np.int64), S, d
+    return i.astype(index_dtype), j.astype(index_dtype), S, d
 
 
 def _far_image_cell(positions, cell, pbc, cutoff):
@@ -128,9 +133,12 @@ class NeighborList:
 
     def build(self, state) -> None:
         """Build the list for ``state`` with cutoff + skin."""
-        self.i, self.j, self.shifts, _ = _vesin_pairs(state.positions, state.cell, state.pbc,
-                                                      self.cutoff + self.skin, full=True, sort=True)
         n = len(state)
+        # int32 indices and shifts (half the memory of int64) while they fit
+        itype = np.int32 if n < 2**31 - 1 else np.int64
+        self.i, self.j, self.shifts, _ = _vesin_pairs(state.positions, state.cell, state.pbc,
+                                                      self.cutoff + self.skin, full=True, sort=True,
+                                                      index_dtype=itype, distances=False)
         self.offsets = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(self.i, minlength=n), out=self.offsets[1:])
         self.half = np.flatnonzero(_half_mask(self.i, self.j, self.shifts)).astype(np.int64)
