@@ -279,14 +279,20 @@ class _Work:
     def refresh_couplings(self):
         """Linear fields of all magnetic terms at the current positions and moments."""
         n = len(self.pos)
-        b = np.zeros((n, 3))
+        fields = []
         pairs = []
         for t in self._mterms:
             off, nbr, w, bt = t.spin_couplings(self.state, self.nl if t.cutoff > 0 else None)
             if bt is not None:
-                b += bt
+                fields.append(bt)
             if off is not None and len(nbr):
                 pairs.append((off, nbr, w))
+        if len(fields) == 1:  # read only: no copy
+            b = np.ascontiguousarray(fields[0], dtype=np.float64)
+        else:
+            b = np.zeros((n, 3))
+            for bt in fields:
+                b += bt
         if not pairs:
             off, nbr, w = np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
         elif len(pairs) == 1:

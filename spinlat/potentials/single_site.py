@@ -273,9 +273,14 @@ class Zeeman(_SingleSite):
 
     def spin_couplings(self, state, neighbors):
         """Linear form of the fields for spin integrators: ``(None, None, None, b)`` with
-        b_i = μB B (eV/μB) on the magnetic atoms of the species the field acts on, 0 elsewhere."""
-        on = (state.moments > 0) & self._applies[state.numbers]
-        return None, None, None, np.where(on[:, None], self._field[None, :], 0.0)
+        b_i = μB B (eV/μB) on the magnetic atoms of the species the field acts on, 0 elsewhere
+        (the same read-only array while moments and numbers stay the same)."""
+        c = getattr(self, "_couplings_cache", None)  # (moments, numbers, b), reused while they hold
+        if c is None or not (np.array_equal(c[0], state.moments) and np.array_equal(c[1], state.numbers)):
+            on = (state.moments > 0) & self._applies[state.numbers]
+            c = self._couplings_cache = (state.moments.copy(), state.numbers.copy(),
+                                         np.where(on[:, None], self._field[None, :], 0.0))
+        return None, None, None, c[2]
 
     @classmethod
     def from_lammps(cls, H, direction, elements=None) -> "Zeeman":
