@@ -67,47 +67,6 @@ def run_spinlat(reps, starts, tmax, workers, seed):
             "iterations": float(np.mean(iters))}
 
 
-def _spirit_config(path, reps):
-    import spinlat as sl
-    from spinlat.neighbors import neighbor_pairs
-    from spinlat.workflows import mn3pt as M
-
-    a = M.A_MN3PT
-    frac = M.FRACTIONAL[1:]
-    unit = sl.State(frac * a, [25] * 3, cell=np.eye(3) * a, pbc=True, moments=[M.MOMENT_MN] * 3)
-    i, j, S, _ = neighbor_pairs(unit, 0.75 * a)  # each unique pair once, as Spirit counts them
-    pairs = [f"{p} {q} {s[0]} {s[1]} {s[2]} {M.J1_MN3PT * 1e3}" for p, q, s in zip(i, j, S.astype(int))]
-    aniso = [f"{k} {M.K_MN3PT * 1e3} {v[0]} {v[1]} {v[2]}" for k, v in enumerate(M.LOCAL_AXES)]
-    basis = "\n".join(" ".join(str(x) for x in f) for f in frac)
-    text = f"""bravais_vectors
-{a} 0 0
-0 {a} 0
-0 0 {a}
-basis
-3
-{basis}
-mu_s {M.MOMENT_MN} {M.MOMENT_MN} {M.MOMENT_MN}
-n_basis_cells {reps} {reps} {reps}
-lattice_constant 1.0
-hamiltonian heisenberg_pairs
-boundary_conditions 1 1 1
-external_field_magnitude 0.0
-external_field_normal 0 0 1
-ddi_method none
-n_anisotropy 3
-i K Kx Ky Kz
-{chr(10).join(aniso)}
-n_interaction_pairs {len(pairs)}
-i j da db dc Jij
-{chr(10).join(pairs)}
-log_to_console 0
-log_to_file 0
-llg_output_any 0
-"""
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def run_spirit(reps, starts, tmax, seed):
     from scipy.spatial import cKDTree
     from spirit import configuration, geometry, simulation, state, system
@@ -123,7 +82,7 @@ def run_spirit(reps, starts, tmax, seed):
     e_t1 = -6 * abs(M.J1_MN3PT) - 3 * M.K_MN3PT
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "mn3pt.cfg")
-        _spirit_config(cfg, reps)
+        M.write_spirit_config(cfg, reps)
         with state.State(cfg, quiet=True) as p:
             pos = np.array(geometry.get_positions(p)).reshape(-1, 3)
             L = M.A_MN3PT * reps

@@ -82,3 +82,32 @@ def test_bad_structure():
     st = M.mn3pt(reps=1)
     with pytest.raises(InputError, match="L1"):
         M.sublattices(st.copy(positions=st.positions + [0.3, 0, 0.1] * (np.arange(4)[:, None] == 1)))
+
+
+@pytest.mark.peers
+def test_spirit_gives_the_same_energies_with_per_site_anisotropy_axes(tmp_path):
+    pytest.importorskip("spirit")
+    from scipy.spatial import cKDTree
+    from spirit import geometry, state, system
+
+    reps = 2
+    st = M.mn3pt(reps=reps)
+    pot = M.mn3pt_potential(st)
+    cfg = tmp_path / "mn3pt.cfg"
+    M.write_spirit_config(cfg, reps)
+    mn = np.flatnonzero(st.numbers == 25)
+    L = M.A_MN3PT * reps
+    rng = np.random.default_rng(2)
+    with state.State(str(cfg), quiet=True) as p:
+        pos = np.array(geometry.get_positions(p)).reshape(-1, 3)
+        d, k = cKDTree(st.positions[mn] % L, boxsize=[L] * 3).query(pos % L)
+        assert len(pos) == len(mn) and d.max() < 1e-6
+        for _ in range(3):
+            s = rng.normal(size=(len(pos), 3))
+            s /= np.linalg.norm(s, axis=1)[:, None]
+            system.get_spin_directions(p)[:] = s
+            system.update_data(p)
+            spins = st.spins.copy()
+            spins[mn[k]] = s
+            e = pot.compute(st.copy(spins=spins), forces=False, magnetic_forces=False).energy
+            assert system.get_energy(p) * 1e-3 == pytest.approx(e, abs=2e-7)  # Spirit: float32 energies

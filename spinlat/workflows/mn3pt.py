@@ -198,3 +198,30 @@ def collinear_states(state, potential, axes=None, a=None, relax_axis=True, **min
                           np.cos(res.x[0])])
             out.append({"signs": signs, "axis": "optimised", "u": u, "energy": float(min(res.fun, best["energy"]))})
     return sorted(out, key=lambda r: r["energy"])
+
+
+def write_spirit_config(path, reps, J1=J1_MN3PT, K=K_MN3PT, a=A_MN3PT, moment=MOMENT_MN) -> None:
+    """Write a Spirit 2.2 input file with the same spin model on the Mn sublattice (Pt left out:
+    it carries no spin): ``heisenberg_pairs`` with the 12 unique nearest-neighbour Mn-Mn pairs
+    per cell (J1 in meV per unique pair, Spirit's E = −Σ J s_i·s_j as here) and per-basis-atom
+    uniaxial anisotropy via ``n_anisotropy`` (K in meV along the local axes), ``reps`` cells per
+    direction, periodic, no dipolar term."""
+    from ..neighbors import neighbor_pairs
+
+    frac = FRACTIONAL[1:]
+    unit = State(frac * a, [25] * 3, cell=np.eye(3) * a, pbc=True, moments=[moment] * 3)
+    i, j, S, _ = neighbor_pairs(unit, 0.75 * a)  # each unique pair once, as Spirit counts them
+    def num(x):
+        return repr(float(x))
+
+    pairs = [f"{p} {q} {s[0]} {s[1]} {s[2]} {num(J1 * 1e3)}" for p, q, s in zip(i, j, S.astype(int))]
+    aniso = [f"{k} {num(K * 1e3)} {num(v[0])} {num(v[1])} {num(v[2])}" for k, v in enumerate(LOCAL_AXES)]
+    a, moment = num(a), num(moment)
+    lines = ["bravais_vectors", f"{a} 0 0", f"0 {a} 0", f"0 0 {a}", "basis", "3",
+             *(" ".join(num(x) for x in f) for f in frac), f"mu_s {moment} {moment} {moment}",
+             f"n_basis_cells {reps} {reps} {reps}", "lattice_constant 1.0", "hamiltonian heisenberg_pairs",
+             "boundary_conditions 1 1 1", "external_field_magnitude 0.0", "external_field_normal 0 0 1",
+             "ddi_method none", "n_anisotropy 3", "i K Kx Ky Kz", *aniso, f"n_interaction_pairs {len(pairs)}",
+             "i j da db dc Jij", *pairs, "log_to_console 0", "log_to_file 0", "llg_output_any 0"]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
