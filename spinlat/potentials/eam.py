@@ -460,8 +460,6 @@ class EAM(Potential):
     #: no dependence on spins or moments: spin integrators skip this term
     magnetic = False
     spin_rotation_invariant = True
-    magnetic = False
-    spin_rotation_invariant = True  # no spin dependence at all
 
     def __init__(self, path, format=None):
         data = read_eam_file(path, format)
