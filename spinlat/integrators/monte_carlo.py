@@ -155,43 +155,50 @@ def metropolis_accept(spins, atoms, trial, dE, u, beta):
     return n
 
 
+@numba.njit(cache=True, inline="always")
+def coupled_field(sx, sy, sz, i, offs, nbr, tidx, tens):
+    """Σ_p tens[tidx[p]] @ s[nbr[p]] over the couplings p of atom i (CSR row i of a compressed
+    coupling table, see :func:`compress_couplings`), eV/μB; the spins given as three component
+    arrays (views of an (N, 3) or a (3, N) array). Shared by Monte Carlo and LLG."""
+    hx = hy = hz = 0.0
+    for p in range(offs[i], offs[i + 1]):
+        j = nbr[p]
+        t = tidx[p]
+        x, y, z = sx[j], sy[j], sz[j]
+        hx += tens[t, 0, 0] * x + tens[t, 0, 1] * y + tens[t, 0, 2] * z
+        hy += tens[t, 1, 0] * x + tens[t, 1, 1] * y + tens[t, 1, 2] * z
+        hz += tens[t, 2, 0] * x + tens[t, 2, 1] * y + tens[t, 2, 2] * z
+    return hx, hy, hz
+
+
 @numba.njit(cache=True)
-def table_fields(spins, atoms, offs, nbr, jmat, out):
-    """out[k] = Σ_p jmat[p] @ spins[nbr[p]] over the couplings of atom atoms[k] (eV/μB)."""
+def table_fields(spins, atoms, offs, nbr, tidx, tens, out):
+    """out[k] = Σ_p tens[tidx[p]] @ spins[nbr[p]] over the couplings of atom atoms[k] (eV/μB);
+    spins (N, 3)."""
+    sx, sy, sz = spins[:, 0], spins[:, 1], spins[:, 2]
     for k in range(atoms.shape[0]):
-        i = atoms[k]
-        hx = hy = hz = 0.0
-        for p in range(offs[i], offs[i + 1]):
-            j = nbr[p]
-            sx, sy, sz = spins[j, 0], spins[j, 1], spins[j, 2]
-            hx += jmat[p, 0, 0] * sx + jmat[p, 0, 1] * sy + jmat[p, 0, 2] * sz
-            hy += jmat[p, 1, 0] * sx + jmat[p, 1, 1] * sy + jmat[p, 1, 2] * sz
-            hz += jmat[p, 2, 0] * sx + jmat[p, 2, 1] * sy + jmat[p, 2, 2] * sz
-        out[k, 0] = hx
-        out[k, 1] = hy
-        out[k, 2] = hz
+        out[k, 0], out[k, 1], out[k, 2] = coupled_field(sx, sy, sz, atoms[k], offs, nbr, tidx, tens)
 
 
 @numba.njit(cache=True)
-def sweep_block(spins, moments, flat, class_ptr, offs, nbr, jmat, u, beta, cone, target, adapt, overrelax,
+def sweep_block(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, u, beta, cone, target, adapt, overrelax,
                 mag_out):
     """Sweeps of a pure pair Hamiltonian with coupling table (no on-site terms), all in numba.
 
-    ``flat``/``class_ptr``: atoms of each colour class, concatenated; ``u`` (S, M, 3) uniforms,
+    ``flat``/``class_ptr``: atoms of each colour class, concatenated; (offs, nbr, tidx, tens) the
+    compressed coupling table; ``u`` (S, M, 3) uniforms,
     one row per atom of ``flat`` and sweep; ``mag_out`` (S, 3) receives Σ_i m_i s_i / Σ_i m_i after
     each sweep. Returns (cone, acceptance of the last sweep)."""
     m = flat.shape[0]
-    H = np.empty((1, 3))
-    one = np.empty(1, dtype=np.int64)
     acc = 0.0
+    cx, cy, cz = spins[:, 0], spins[:, 1], spins[:, 2]
     for sw in range(u.shape[0]):
         cos_max = math.cos(cone)
         accepted = 0
         for c in range(class_ptr.shape[0] - 1):
             for k in range(class_ptr[c], class_ptr[c + 1]):
                 i = flat[k]
-                one[0] = i
-                table_fields(spins, one, offs, nbr, jmat, H)
+                hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
                 sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
                 ax, ay, az, bx, by, bz = _perp_basis(sx, sy, sz)
                 cth = 1.0 - u[sw, k, 0] * (1.0 - cos_max)
@@ -205,7 +212,7 @@ def sweep_block(spins, moments, flat, class_ptr, offs, nbr, jmat, u, beta, cone,
                 tx *= inv
                 ty *= inv
                 tz *= inv
-                d = -moments[i] * (H[0, 0] * (tx - sx) + H[0, 1] * (ty - sy) + H[0, 2] * (tz - sz))
+                d = -moments[i] * (hx * (tx - sx) + hy * (ty - sy) + hz * (tz - sz))
                 ok = d <= 0.0
                 if not ok and beta < np.inf:
                     ok = u[sw, k, 2] < math.exp(-beta * d)
@@ -222,9 +229,7 @@ def sweep_block(spins, moments, flat, class_ptr, offs, nbr, jmat, u, beta, cone,
             for c in range(class_ptr.shape[0] - 1):
                 for k in range(class_ptr[c], class_ptr[c + 1]):
                     i = flat[k]
-                    one[0] = i
-                    table_fields(spins, one, offs, nbr, jmat, H)
-                    hx, hy, hz = H[0, 0], H[0, 1], H[0, 2]
+                    hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
                     h2 = hx * hx + hy * hy + hz * hz
                     if h2 == 0.0:
                         continue
@@ -326,29 +331,37 @@ def _merge_couplings(n, rows, cols, mats):
     return offs, np.ascontiguousarray(j, dtype=np.int64), np.ascontiguousarray(m)
 
 
+def pair_entries(state, term):
+    """Directed coupling entries (rows, cols, mats) of a term with a ``pairs(state)`` method
+    (``Heisenberg``: E = −Σ_pairs s_iᵀ J_ij s_j, each pair once): H_i += mats @ s_cols for every
+    entry, mats = J/|m_i| (eV/μB), both directions; pairs touching non-magnetic atoms dropped."""
+    mom = state.moments
+    mag = mom > 0
+    i, j, J = term.pairs(state)
+    i = np.asarray(i, np.int64)
+    j = np.asarray(j, np.int64)
+    J = np.asarray(J, np.float64)
+    k = mag[i] & mag[j]
+    i, j, J = i[k], j[k], J[k]
+    return ([i, j], [j, i], [J / mom[i, None, None], np.swapaxes(J, 1, 2) / mom[j, None, None]])
+
+
 def linear_couplings(state, pair_terms, nl=None, probe=True):
     """Coupling table (offs, nbr, jmat) of terms bilinear in the spins: H_i = Σ_j jmat @ s_j
     (eV/μB), H_i = −(1/|m_i|) ∂E/∂s_i.
 
-    Terms with a ``pairs(state)`` method (``Heisenberg``: E = −Σ_pairs s_iᵀ J_ij s_j, each pair
-    once) give it directly; other terms with a cutoff are probed through their magnetic forces
-    (:func:`coupling_table`; needs the neighbour list ``nl``) when ``probe``, else ``None`` is
-    returned. Non-magnetic atoms get no couplings."""
+    Terms with a ``pairs(state)`` method (``Heisenberg``) give it directly (:func:`pair_entries`);
+    other terms with a cutoff are probed through their magnetic forces (:func:`coupling_table`;
+    needs the neighbour list ``nl``) when ``probe``, else ``None`` is returned. Non-magnetic atoms
+    get no couplings."""
     n = len(state)
-    mom = state.moments
-    mag = mom > 0
     rows, cols, mats = [], [], []
     for t in pair_terms:
         if hasattr(t, "pairs"):
-            i, j, J = t.pairs(state)
-            i = np.asarray(i, np.int64)
-            j = np.asarray(j, np.int64)
-            J = np.asarray(J, np.float64)
-            k = mag[i] & mag[j]
-            i, j, J = i[k], j[k], J[k]
-            rows += [i, j]
-            cols += [j, i]
-            mats += [J / mom[i, None, None], np.swapaxes(J, 1, 2) / mom[j, None, None]]
+            r, c, m = pair_entries(state, t)
+            rows += r
+            cols += c
+            mats += m
         elif probe and t.cutoff > 0 and nl is not None:
             offs, nbr, jm = coupling_table(state, [t], nl, t.cutoff)
             rows.append(np.repeat(np.arange(n), np.diff(offs)))
@@ -357,6 +370,22 @@ def linear_couplings(state, pair_terms, nl=None, probe=True):
         else:
             return None
     return _merge_couplings(n, rows, cols, mats)
+
+
+def compress_couplings(offs, nbr, jmat):
+    """Compressed coupling table (offs, nbr, tidx, tens) of a CSR table (offs, nbr, jmat): the
+    distinct 3×3 matrices ``tens`` (T, 3, 3) and, per entry, ``tidx`` (int32) with
+    jmat[p] == tens[tidx[p]]; ``nbr`` as int32. A periodic crystal has a handful of distinct
+    matrices, so the kernels read 8 bytes per coupling instead of 80."""
+    nbr = np.asarray(nbr)
+    if len(nbr) and int(nbr.max()) >= 2**31 - 1:
+        raise InputError("coupling table: more than 2**31 atoms are not supported")
+    if len(jmat):
+        tens, tidx = np.unique(np.asarray(jmat, np.float64).reshape(-1, 9), axis=0, return_inverse=True)
+    else:
+        tens, tidx = np.zeros((1, 9)), np.zeros(0, np.int64)
+    return (np.ascontiguousarray(offs, dtype=np.int64), np.ascontiguousarray(nbr, dtype=np.int32),
+            np.ascontiguousarray(tidx.reshape(-1), dtype=np.int32), np.ascontiguousarray(tens.reshape(-1, 3, 3)))
 
 
 # ---------------------------------------------------------------------------------- helpers (site)
@@ -537,6 +566,7 @@ class MonteCarlo(Integrator):
         for cls in self._class_list:
             pos = np.searchsorted(atoms, cls)
             ref[pos] = self._fields_H(s, state, pair, nl, cls)
+        table = compress_couplings(*table)
         got = np.zeros((len(atoms), 3))
         table_fields(s, atoms, *table, got)
         scale = np.abs(ref).max() + 1e-300

@@ -56,21 +56,22 @@ def _cos_sin(phi):
 
 
 @numba.njit(cache=True, inline="always")
-def _rotate_one(spins, i, hx, hy, hz, fac, damping):
+def rotate_vector(sx, sy, sz, hx, hy, hz, fac, damping):
+    """The unit vector s rotated for one step in the fixed field h (eV/μB): precession angle
+    fac·|h| about ĥ (right-handed) and, for damping α > 0, the exact damped polar motion (module
+    docstring). Returns the re-normalised components; s itself when h = 0."""
     b = math.sqrt(hx * hx + hy * hy + hz * hz)
     if b == 0.0:
-        return
+        return sx, sy, sz
     phi = fac * b
-    ib = 1.0 / b
-    bx, by, bz = hx * ib, hy * ib, hz * ib
-    sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
+    bx, by, bz = hx / b, hy / b, hz / b
     c = sx * bx + sy * by + sz * bz
     px, py, pz = sx - c * bx, sy - c * by, sz - c * bz  # transverse part
     # b̂ × s
     qx = by * sz - bz * sy
     qy = bz * sx - bx * sz
     qz = bx * sy - by * sx
-    cp, sp = _cos_sin(phi)
+    cp, sp = math.cos(phi), math.sin(phi)
     if damping != 0.0:
         x = damping * phi
         tx = math.tanh(x)
@@ -84,9 +85,43 @@ def _rotate_one(spins, i, hx, hy, hz, fac, damping):
     ny = c2 * by + f * (py * cp + qy * sp)
     nz = c2 * bz + f * (pz * cp + qz * sp)
     inv = 1.0 / math.sqrt(nx * nx + ny * ny + nz * nz)
-    spins[i, 0] = nx * inv
-    spins[i, 1] = ny * inv
-    spins[i, 2] = nz * inv
+    return nx * inv, ny * inv, nz * inv
+
+
+# Taylor coefficients of sin(φ)/φ = Σ (−x)^k/(2k+1)! and (1 − cos φ)/φ² = Σ (−x)^k/(2k+2)!, x = φ²;
+# nine terms each are exact to rounding for x ≤ SERIES_LIMIT (next terms 1/19!, 1/20! < 1e-17).
+SERIES_LIMIT = 1.0
+_S0, _S1, _S2, _S3, _S4, _S5, _S6, _S7, _S8 = ((-1.0) ** k / math.factorial(2 * k + 1) for k in range(9))
+_V0, _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8 = ((-1.0) ** k / math.factorial(2 * k + 2) for k in range(9))
+
+
+@numba.njit(cache=True, inline="always")
+def rotate_series(sx, sy, sz, ox, oy, oz, dt):
+    """s rotated by the angle |ω| dt about ω (right-handed, ds/dt = ω × s), as
+    s + dt S (ω×s) + dt² V ω×(ω×s) with S = sin φ/φ and V = (1 − cos φ)/φ² from their Taylor
+    series in x = φ² (no square root, division or trigonometric call, so loops of it
+    vectorise). Exact to rounding for x ≤ ``SERIES_LIMIT``; returns (s'x, s'y, s'z, x) with s'
+    re-normalised — callers redo spins with x > ``SERIES_LIMIT`` by :func:`rotate_vector`."""
+    x = (ox * ox + oy * oy + oz * oz) * (dt * dt)
+    s = dt * (_S0 + x * (_S1 + x * (_S2 + x * (_S3 + x * (_S4 + x * (_S5 + x * (_S6 + x * (_S7 + x * _S8))))))))
+    v = (dt * dt) * (_V0 + x * (_V1 + x * (_V2 + x * (_V3 + x * (_V4 + x * (_V5 + x * (_V6 + x * (_V7 + x * _V8))))))))
+    cx = oy * sz - oz * sy
+    cy = oz * sx - ox * sz
+    cz = ox * sy - oy * sx
+    nx = sx + s * cx + v * (oy * cz - oz * cy)
+    ny = sy + s * cy + v * (oz * cx - ox * cz)
+    nz = sz + s * cz + v * (ox * cy - oy * cx)
+    inv = 1.0 / math.sqrt(nx * nx + ny * ny + nz * nz)
+    return nx * inv, ny * inv, nz * inv, x
+
+
+@numba.njit(cache=True, inline="always")
+def _rotate_one(spins, i, hx, hy, hz, fac, damping):
+    """spins[i] ← :func:`rotate_vector` of spins[i] (in place)."""
+    if hx == 0.0 and hy == 0.0 and hz == 0.0:
+        return
+    spins[i, 0], spins[i, 1], spins[i, 2] = rotate_vector(spins[i, 0], spins[i, 1], spins[i, 2], hx, hy, hz,
+                                                          fac, damping)
 
 
 @numba.njit(cache=True)

@@ -156,3 +156,141 @@ def test_bad_potential_and_state():
     st = sl.State([[0, 0, 0]], [26])
     with pytest.raises(InputError, match="no magnetic atoms"):
         integ.run(st, Zeeman([0, 0, 1.0]), 1)
+
+
+# ------------------------------------------------------------------ fused field path
+def _mixed_system(n_cells=3, nonmagnetic=True):
+    """bcc Fe with exchange + DMI (Heisenberg), Bethe-Slater exchange, per-atom uniaxial axes,
+    a species-restricted Zeeman field and a cubic anisotropy (not fused); one atom non-magnetic."""
+    from spinlat.potentials import BetheSlaterExchange, CubicAnisotropy, Heisenberg, UniaxialAnisotropy
+
+    from conftest import bcc_fe
+
+    unit = sl.State([[0, 0, 0], [1.43, 1.43, 1.43]], [26, 26], cell=np.eye(3) * 2.8665, pbc=True,
+                    moments=[2.2, 2.2])
+    st = bcc_fe((n_cells,) * 3, rattle=0.0)
+    if nonmagnetic:
+        mom = st.moments.copy()
+        mom[4] = 0.0
+        st = st.copy(moments=mom)
+    rng = np.random.default_rng(3)
+    axes = rng.normal(size=(len(st), 3))
+    pot = (Heisenberg.from_neighbors(unit, J=[0.01, 0.004], D=[0.002, 0.0])
+           + BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+           + UniaxialAnisotropy(3e-4, axes) + Zeeman([0.5, -1.0, 3.0], elements=["Fe"])
+           + CubicAnisotropy(2e-5))
+    return st, pot
+
+
+def test_fused_fields_match_local_fields():
+    from spinlat.integrators.llg import SpinFields
+
+    st, pot = _mixed_system()
+    f = SpinFields(st, pot)
+    assert [type(t).__name__ for t in f.fused] == ["Heisenberg", "BetheSlaterExchange", "UniaxialAnisotropy",
+                                                   "Zeeman"]
+    assert [type(t).__name__ for t in f.extra] == ["CubicAnisotropy"]
+    # a handful of distinct 3×3 couplings for the whole crystal, plus one self term per atom axis
+    assert len(f.linear[-2]) < len(st) + 30
+    rng = np.random.default_rng(8)
+    for _ in range(3):
+        s = rng.normal(size=(len(st), 3))
+        s /= np.linalg.norm(s, axis=1)[:, None]
+        trial = st.copy(spins=s)
+        ref = pot.local_fields(trial, pot.neighbor_list(trial), np.arange(len(st)))
+        got = f(trial.spins)
+        assert np.abs(got - ref).max() <= 1e-12 * np.abs(ref).max()
+        assert np.array_equal(got[4], np.zeros(3))
+        general = SpinFields(st, pot, fuse=False)
+        assert not general.fused
+        assert np.abs(general(trial.spins) - ref).max() <= 1e-14 * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_fused_and_general_paths_agree(solver):
+    from spinlat.integrators.llg import SpinFields
+
+    st, pot = _mixed_system(2)
+    runs = []
+    for fuse in (True, False):
+        integ = LLG(1.0, damping=0.2, temperature=30.0, solver=solver, seed=4)
+        integ._fields = SpinFields(st, pot, fuse=fuse)
+        runs.append(integ.run(st, pot, 40).spins)
+        assert bool(integ._fields.fused) == fuse
+    assert np.abs(runs[0] - runs[1]).max() < 1e-11
+    assert np.array_equal(runs[0][4], st.spins[4])  # the non-magnetic atom does not move
+    # without the cubic term every term is fused: the whole run is one numba call
+    pure = sl.potentials.SumPotential(pot.terms[:-1])
+    integ = LLG(1.0, damping=0.2, solver=solver)
+    out = integ.run(st, pure, 40)
+    assert not integ._fields.extra
+    integ_g = LLG(1.0, damping=0.2, solver=solver)
+    integ_g._fields = SpinFields(st, pure, fuse=False)
+    assert np.abs(out.spins - integ_g.run(st, pure, 40).spins).max() < 1e-11
+
+
+def test_noise_blocks_do_not_change_the_stream(monkeypatch):
+    st = free_spins(30)
+    pot = Zeeman([0.3, 0, 2.0])
+    ref = LLG(1.0, damping=0.1, temperature=50.0, seed=9).run(st, pot, 37)
+    monkeypatch.setattr(LLG, "_NOISE_BLOCK", 90 * 5)  # 5 steps per block, drawn in a helper thread
+    got = LLG(1.0, damping=0.1, temperature=50.0, seed=9).run(st, pot, 37)
+    assert np.array_equal(ref.spins, got.spins)
+
+
+def test_rotation_series_matches_trigonometric_rotation(rng):
+    from spinlat.integrators.rotation import SERIES_LIMIT, rotate_series, rotate_vector
+
+    for _ in range(200):
+        s = rng.normal(size=3)
+        s /= np.linalg.norm(s)
+        w = rng.normal(size=3)
+        dt = rng.uniform(0.0, 1.0) * np.sqrt(SERIES_LIMIT) / np.linalg.norm(w)
+        *a, x = rotate_series(*s, *w, dt)
+        assert np.isclose(x, np.dot(w, w) * dt * dt, rtol=1e-14)
+        assert np.allclose(a, rotate_vector(*s, *w, dt, 0.0), rtol=0, atol=2e-15)
+
+
+@pytest.mark.parametrize("solver", ["sib", "depondt"])
+def test_large_rotation_angles(solver):
+    # 1000 T and dt = 10 fs: 1.76 rad per step. Depondt is exact for a fixed field (beyond the
+    # series' range the trigonometric rotation takes over); SIB's Cayley step turns by 2 atan(φ/2).
+    B, dt = 1000.0, 10.0
+    phi = units.GAMMA * B * dt
+    assert phi**2 > 1.0
+    st = LLG(dt, solver=solver).run(one_spin([1, 0, 0]), Zeeman([0, 0, B]), 7)
+    angle = np.arctan2(st.spins[0, 1], st.spins[0, 0])
+    expected = 7 * (phi if solver == "depondt" else 2 * np.arctan(phi / 2))
+    assert np.isclose(angle, np.angle(np.exp(1j * expected)), atol=1e-12)
+
+
+def test_slot_table_fields_match_numpy_reference(rng):
+    from spinlat.integrators.llg import _linear_fields_aos, slot_table
+    from spinlat.integrators.monte_carlo import compress_couplings
+
+    # ring of 40 atoms, couplings to ±1 and ±2 with 3 distinct matrices; atoms 7 and 30 have
+    # fewer couplings and atom 12 none, so the classes have gaps (non-contiguous path)
+    n = 40
+    mats = rng.normal(size=(3, 3, 3))
+    rows, cols, jm = [], [], []
+    for i in range(n):
+        for d, t in ((1, 0), (-1, 1), (2, 2), (-2, 2)):
+            if i == 12 or (i in (7, 30) and d == 2):
+                continue
+            rows.append(i)
+            cols.append((i + d) % n)
+            jm.append(mats[t])
+    offs = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=offs[1:])
+    table = slot_table(*compress_couplings(offs, np.array(cols), np.array(jm)))
+    cptr, catoms = table[0], table[1]
+    assert len(cptr) - 1 == 2 and sorted(catoms.tolist()) == sorted(set(range(n)) - {12})
+    b = rng.normal(size=(n, 3))
+    s = rng.normal(size=(n, 3))
+    s /= np.linalg.norm(s, axis=1)[:, None]
+    got = _linear_fields_aos(s, (*table, np.ascontiguousarray(b.T)))
+    raw = np.zeros((n, 3))
+    for i, j, m in zip(rows, cols, jm):
+        raw[i] += m @ s[j]
+    ref = raw - np.sum(raw * s, axis=1)[:, None] * s + b
+    assert np.allclose(got, ref, rtol=0, atol=1e-14)

@@ -7,7 +7,7 @@ import spinlat as sl
 from spinlat import units
 from spinlat.errors import InputError
 from spinlat.integrators import MonteCarlo
-from spinlat.integrators.monte_carlo import coupling_table, cone_trials
+from spinlat.integrators.monte_carlo import compress_couplings, cone_trials, coupling_table, table_fields
 from spinlat.potentials import Potential, UniaxialAnisotropy, Zeeman
 
 from _nn_heisenberg import NNHeisenberg, simple_cubic
@@ -40,6 +40,20 @@ def test_coupling_table_reproduces_fields():
     offs, nbr, jmat = coupling_table(st, [pot], nl, 2.6)
     assert np.all(np.diff(offs) == 6)
     assert np.allclose(jmat, 2e-3 * np.eye(3) / st.moments[0], atol=1e-15)
+
+
+def test_compressed_table_reproduces_the_full_one(rng):
+    offs = np.array([0, 2, 3, 5], dtype=np.int64)
+    nbr = np.array([1, 2, 0, 0, 1])
+    jmat = rng.normal(size=(3, 3, 3))[[0, 1, 0, 2, 1]]
+    o, n, tidx, tens = compress_couplings(offs, nbr, jmat)
+    assert len(tens) == 3 and tidx.dtype == np.int32 and n.dtype == np.int32
+    assert np.array_equal(tens[tidx], jmat)
+    spins = rng.normal(size=(3, 3))
+    got = np.empty((3, 3))
+    table_fields(spins, np.arange(3), o, n, tidx, tens, got)
+    ref = np.array([sum(jmat[p] @ spins[nbr[p]] for p in range(offs[i], offs[i + 1])) for i in range(3)])
+    assert np.allclose(got, ref, rtol=1e-14, atol=1e-15)
 
 
 @pytest.mark.parametrize("with_anisotropy", [False, True])
