@@ -126,6 +126,15 @@ def _exchange_parallel(atoms, positions, spins, active, offsets, nbr, shift_vect
 PARALLEL_MIN_ATOMS = 8192
 
 
+#: the cached-pair kernels do little work per atom (one exp per pair, or none): threads pay off
+#: only for large systems (at 8 192 atoms two threads were 2.4× slower on a loaded 2-core machine)
+CACHED_PARALLEL_MIN_ATOMS = 65536
+
+
+def _threaded(n):
+    return n >= CACHED_PARALLEL_MIN_ATOMS and numba.get_num_threads() > 1
+
+
 @numba.njit(cache=True)
 def _project_fields(atoms, spins, moments, active, grad, h):
     """h[a] = −(1/|m_i|)(g − (g·s_i) s_i) for active atoms, 0 otherwise (eV/μB)."""
@@ -209,47 +218,96 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vector
     return out_off, cj, cs, uniq[:nu].copy(), rev
 
 
+@numba.njit(cache=True, fastmath=_FMA, inline="always")
+def _geometry_row(i, positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w):
+    p0 = off[i]
+    p1 = off[i + 1]
+    if p0 == p1:
+        return
+    c8 = 8.0 * j1 / j3sq
+    inv = 1.0 / moments[i]
+    xi = positions[i, 0]
+    yi = positions[i, 1]
+    zi = positions[i, 2]
+    for p in range(p0, p1):
+        q = rev[p]
+        if 0 <= q < p:  # done from the other side
+            continue
+        j = cj[p]
+        s = cs[p]
+        dx = positions[j, 0] - xi + svec[s, 0]
+        dy = positions[j, 1] - yi + svec[s, 1]
+        dz = positions[j, 2] - zi + svec[s, 2]
+        r2 = dx * dx + dy * dy + dz * dz
+        jv = 0.0
+        gv = 0.0
+        if r2 <= cut2:
+            ra = r2 / j3sq
+            ex = math.exp(-ra)
+            jv = 4.0 * j1 * ra * (1.0 - j2 * ra) * ex
+            gv = c8 * ex * (1.0 - ra - j2 * ra * (2.0 - ra))
+        jr[p] = jv
+        gr[p] = gv
+        w[p] = 0.0 if j == i else jv * inv
+        if q >= 0:
+            jr[q] = jv
+            gr[q] = gv
+            w[q] = 0.0 if j == i else jv / moments[j]
+
+
 @numba.njit(cache=True, fastmath=_FMA)
 def _exchange_geometry(positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w):
     """Per directed pair p of the compact list at the current positions: jr[p] = J(r) (eV),
     gr[p] = (dJ/dr)/r (eV/Å²), w[p] = J(r)/|m_i| (eV/μB; 0 for a periodic self-image, which
     exerts no torque); all 0 beyond the cutoff. Each pair is computed once and written to both
     of its entries (``rev``)."""
-    n = off.shape[0] - 1
-    c8 = 8.0 * j1 / j3sq
-    for i in range(n):
-        p0 = off[i]
-        p1 = off[i + 1]
-        if p0 == p1:
-            continue
-        inv = 1.0 / moments[i]
-        xi = positions[i, 0]
-        yi = positions[i, 1]
-        zi = positions[i, 2]
-        for p in range(p0, p1):
-            q = rev[p]
-            if 0 <= q < p:  # done from the other side
-                continue
-            j = cj[p]
+    for i in range(off.shape[0] - 1):
+        _geometry_row(i, positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w)
+
+
+@numba.njit(cache=True, fastmath=_FMA, parallel=True)
+def _exchange_geometry_parallel(positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w):
+    """:func:`_exchange_geometry` with threads over atoms (each pair has one writer)."""
+    for i in numba.prange(off.shape[0] - 1):
+        _geometry_row(i, positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w)
+
+
+@numba.njit(cache=True, fastmath=_FMA, inline="always")
+def _from_geometry_row(i, positions, spins, off, cj, cs, svec, jr, gr, delta, want_forces, energies, grad, forces):
+    sx = spins[i, 0]
+    sy = spins[i, 1]
+    sz = spins[i, 2]
+    xi = positions[i, 0]
+    yi = positions[i, 1]
+    zi = positions[i, 2]
+    e = 0.0
+    gx = gy = gz = 0.0
+    fx = fy = fz = 0.0
+    for p in range(off[i], off[i + 1]):
+        j = cj[p]
+        jv = jr[p]
+        tx = spins[j, 0]
+        ty = spins[j, 1]
+        tz = spins[j, 2]
+        sd = sx * tx + sy * ty + sz * tz - delta
+        e -= 0.5 * jv * sd
+        gx -= jv * tx
+        gy -= jv * ty
+        gz -= jv * tz
+        if want_forces:
             s = cs[p]
-            dx = positions[j, 0] - xi + svec[s, 0]
-            dy = positions[j, 1] - yi + svec[s, 1]
-            dz = positions[j, 2] - zi + svec[s, 2]
-            r2 = dx * dx + dy * dy + dz * dz
-            jv = 0.0
-            gv = 0.0
-            if r2 <= cut2:
-                ra = r2 / j3sq
-                ex = math.exp(-ra)
-                jv = 4.0 * j1 * ra * (1.0 - j2 * ra) * ex
-                gv = c8 * ex * (1.0 - ra - j2 * ra * (2.0 - ra))
-            jr[p] = jv
-            gr[p] = gv
-            w[p] = 0.0 if j == i else jv * inv
-            if q >= 0:
-                jr[q] = jv
-                gr[q] = gv
-                w[q] = 0.0 if j == i else jv / moments[j]
+            c = -gr[p] * sd
+            fx += c * (positions[j, 0] - xi + svec[s, 0])
+            fy += c * (positions[j, 1] - yi + svec[s, 1])
+            fz += c * (positions[j, 2] - zi + svec[s, 2])
+    energies[i] = e
+    grad[i, 0] = gx
+    grad[i, 1] = gy
+    grad[i, 2] = gz
+    if want_forces:
+        forces[i, 0] = fx
+        forces[i, 1] = fy
+        forces[i, 2] = fz
 
 
 @numba.njit(cache=True, fastmath=_FMA)
@@ -258,42 +316,18 @@ def _exchange_from_geometry(positions, spins, off, cj, cs, svec, jr, gr, delta, 
     """Energies, ∂E/∂s and lattice forces of every atom from the cached J(r), (dJ/dr)/r of
     :func:`_exchange_geometry` (same quantities as :func:`_exchange_atom`); overwrites the
     outputs (rows of atoms without pairs get 0)."""
-    n = off.shape[0] - 1
-    for i in range(n):
-        sx = spins[i, 0]
-        sy = spins[i, 1]
-        sz = spins[i, 2]
-        xi = positions[i, 0]
-        yi = positions[i, 1]
-        zi = positions[i, 2]
-        e = 0.0
-        gx = gy = gz = 0.0
-        fx = fy = fz = 0.0
-        for p in range(off[i], off[i + 1]):
-            j = cj[p]
-            jv = jr[p]
-            tx = spins[j, 0]
-            ty = spins[j, 1]
-            tz = spins[j, 2]
-            sd = sx * tx + sy * ty + sz * tz - delta
-            e -= 0.5 * jv * sd
-            gx -= jv * tx
-            gy -= jv * ty
-            gz -= jv * tz
-            if want_forces:
-                s = cs[p]
-                c = -gr[p] * sd
-                fx += c * (positions[j, 0] - xi + svec[s, 0])
-                fy += c * (positions[j, 1] - yi + svec[s, 1])
-                fz += c * (positions[j, 2] - zi + svec[s, 2])
-        energies[i] = e
-        grad[i, 0] = gx
-        grad[i, 1] = gy
-        grad[i, 2] = gz
-        if want_forces:
-            forces[i, 0] = fx
-            forces[i, 1] = fy
-            forces[i, 2] = fz
+    for i in range(off.shape[0] - 1):
+        _from_geometry_row(i, positions, spins, off, cj, cs, svec, jr, gr, delta, want_forces, energies, grad,
+                           forces)
+
+
+@numba.njit(cache=True, fastmath=_FMA, parallel=True)
+def _exchange_from_geometry_parallel(positions, spins, off, cj, cs, svec, jr, gr, delta, want_forces, energies,
+                                     grad, forces):
+    """:func:`_exchange_from_geometry` with threads over atoms (no shared writes)."""
+    for i in numba.prange(off.shape[0] - 1):
+        _from_geometry_row(i, positions, spins, off, cj, cs, svec, jr, gr, delta, want_forces, energies, grad,
+                           forces)
 
 
 _NONE3 = np.zeros((0, 3))
@@ -388,8 +422,9 @@ class BetheSlaterExchange(Potential):
             c.has_geometry = False
             self._pair_store = c
         if not (c.has_geometry and np.array_equal(c.pos, state.positions) and np.array_equal(c.mom, state.moments)):
-            _exchange_geometry(state.positions, state.moments, c.off, c.cj, c.cs, c.svec, c.rev, self.cutoff ** 2,
-                               self.J1, self.J2, self.J3 ** 2, c.jr, c.gr, c.w)
+            kernel = _exchange_geometry_parallel if _threaded(len(state)) else _exchange_geometry
+            kernel(state.positions, state.moments, c.off, c.cj, c.cs, c.svec, c.rev, self.cutoff ** 2, self.J1,
+                   self.J2, self.J3 ** 2, c.jr, c.gr, c.w)
             c.pos[:] = state.positions
             c.mom = state.moments.copy()
             c.has_geometry = True
@@ -406,8 +441,9 @@ class BetheSlaterExchange(Potential):
             energies = np.empty(n)
             grad = np.empty((n, 3))
             f = np.empty((n, 3)) if forces else _NONE3
-            _exchange_from_geometry(state.positions, state.spins, c.off, c.cj, c.cs, c.svec, c.jr, c.gr,
-                                    1.0 if self.offset else 0.0, bool(forces), energies, grad, f)
+            kernel = _exchange_from_geometry_parallel if _threaded(n) else _exchange_from_geometry
+            kernel(state.positions, state.spins, c.off, c.cj, c.cs, c.svec, c.jr, c.gr, 1.0 if self.offset else 0.0,
+                   bool(forces), energies, grad, f)
             h = None
             if magnetic_forces:
                 h = np.empty((n, 3))
