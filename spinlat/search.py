@@ -65,14 +65,19 @@ def sweep(fn, values, workers=None, scheduler=None):
 class _Start:
     """One search start: random spins → optional annealing → minimisation (picklable)."""
 
-    def __init__(self, state, potential, anneal, minimize_kwargs):
+    def __init__(self, state, potential, anneal, minimize_kwargs, classes=None):
         self.state, self.potential, self.anneal, self.kw = state, potential, anneal, minimize_kwargs
+        self.classes = classes
 
     def __call__(self, seed):
         from .minimize import minimize
 
         rng = np.random.default_rng(seed)
-        st = self.state.copy(spins=rng.normal(size=(len(self.state), 3)))
+        if self.classes is None:
+            spins = rng.normal(size=(len(self.state), 3))
+        else:  # one random spin per site of the start cell, repeated over the supercell
+            spins = rng.normal(size=(self.classes.max() + 1, 3))[self.classes]
+        st = self.state.copy(spins=spins)
         if self.anneal:
             from .integrators import MonteCarlo
 
@@ -82,6 +87,35 @@ class _Start:
                 st = MonteCarlo(float(t), seed=int(rng.integers(2**31))).run(st, self.potential, sweeps)
         st, res = minimize(st, self.potential, return_result=True, **self.kw)
         return res.energy, st, res.converged
+
+
+def site_classes(state, start_cell, tol=1e-3):
+    """Index (N,) of each atom's site in ``start_cell``: atoms that differ by a lattice vector of
+    ``start_cell`` (a (3,3) cell in Å, or three integers dividing the state's cell) share an index.
+    Raises InputError when ``state`` is not a supercell of ``start_cell``."""
+    sc = np.asarray(start_cell, dtype=float)
+    if sc.shape == (3,):
+        sc = state.cell / sc[:, None]
+    if sc.shape != (3, 3) or abs(np.linalg.det(sc)) < 1e-9:
+        raise InputError(f"start_cell must be a non-singular (3,3) cell or three integers, got {start_cell!r}")
+    m = state.cell @ np.linalg.inv(sc)
+    if np.max(np.abs(m - np.round(m))) > 1e-6:
+        raise InputError("the state's cell is not a supercell of start_cell")
+    frac = state.positions @ np.linalg.inv(sc)
+    frac = frac - np.floor(frac + tol)
+    classes = -np.ones(len(state), dtype=np.int64)
+    reps = []
+    for a in range(len(state)):
+        for c, r in enumerate(reps):
+            d = frac[a] - frac[r]
+            d -= np.round(d)
+            if np.linalg.norm(d @ sc) < tol and state.numbers[a] == state.numbers[r]:
+                classes[a] = c
+                break
+        else:
+            classes[a] = len(reps)
+            reps.append(a)
+    return classes
 
 
 def _translations(state, tol=1e-3):
@@ -131,7 +165,7 @@ def same_configuration(a, b, perms, spin_rotations=False, tol=1e-3):
 
 
 def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotations=None, energy_tol=1e-5,
-                 angle_tol=1e-2, workers=None, scheduler=None, **minimize_kwargs):
+                 angle_tol=1e-2, workers=None, scheduler=None, start_cell=None, **minimize_kwargs):
     """Search for the magnetic ground state of ``state`` with ``potential``.
 
     Parameters
@@ -143,6 +177,10 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         ``spin_rotation_invariant`` attribute (False if absent, i.e. assume spin-orbit coupling).
     energy_tol : eV per atom; angle_tol : per-spin deviation (rad) for merging.
     workers / scheduler : local process count (default all cores) / Dask scheduler address.
+    start_cell : optional smaller magnetic cell ((3,3) Å or three integers dividing the state's
+        cell): random starts then repeat one random spin per site of that cell, so large
+        supercells start from commensurate orders (a weak anisotropy cannot sort out the
+        domains of a fully random start).
     minimize_kwargs : passed to :func:`spinlat.minimize` (e.g. tmax, positions=True).
 
     Returns a list of :class:`Minimum` (energy eV, state, count, starts), lowest first; each also
@@ -152,7 +190,8 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         raise InputError(f"ground_state needs at least one start, got {starts}")
     if spin_rotations is None:
         spin_rotations = bool(getattr(potential, "spin_rotation_invariant", False))
-    job = _Start(state, potential, anneal, minimize_kwargs)
+    classes = None if start_cell is None else site_classes(state, start_cell)
+    job = _Start(state, potential, anneal, minimize_kwargs, classes)
     results = _map(job, [seed + k for k in range(starts)], workers, scheduler)
     perms = _translations(state)
     n = len(state)

@@ -111,3 +111,17 @@ def test_spirit_gives_the_same_energies_with_per_site_anisotropy_axes(tmp_path):
             spins[mn[k]] = s
             e = pot.compute(st.copy(spins=spins), forces=False, magnetic_forces=False).energy
             assert system.get_energy(p) * 1e-3 == pytest.approx(e, abs=2e-7)  # Spirit: float32 energies
+
+
+def test_commensurate_starts_find_t1_on_a_larger_supercell():
+    # fully random starts on 3x3x3 get stuck in 120° domains; starts repeated from the 1x1x1
+    # magnetic cell (start_cell) reach T1
+    st = M.mn3pt(reps=3)
+    pot = M.mn3pt_potential(st)
+    minima = ground_state(st, pot, starts=6, seed=0, workers=1, start_cell=(3, 3, 3), tmax=1e-6)
+    order = M.triangular_order(minima[0].state)
+    n_cells = 27
+    assert minima[0].energy / n_cells == pytest.approx(6 * M.J1_MN3PT - 3 * M.K_MN3PT, abs=1e-7)
+    assert order["nn_angle_min"] == pytest.approx(120.0, abs=0.01)
+    assert order["nn_angle_max"] == pytest.approx(120.0, abs=0.01)
+    assert order["normal_to_111"] < 0.01
