@@ -1,0 +1,151 @@
+"""mMACE training: accuracy on teacher data, checkpoints and resume, fine-tuning, the CLI."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from spinlat import datasets
+from spinlat.errors import ConfigError, DeviceError
+from spinlat.potentials import MagneticMACE
+from spinlat.potentials.mmace import training
+from spinlat.potentials.mmace.data_cache import collate, graphs_of
+
+warnings.filterwarnings("ignore", category=UserWarning)
+
+TINY = dict(r_max=4.0, max_ell=1, hidden_irreps="4x0e+4x1o", radial_MLP=[8], num_bessel=4, correlation=2,
+            MLP_irreps="4x0e", num_moment_basis=3, num_exchange_basis=2)
+SMALL = dict(r_max=4.0, max_ell=2, hidden_irreps="16x0e+16x1o", radial_MLP=[32, 32], num_bessel=6, correlation=2,
+             MLP_irreps="16x0e")
+
+
+@pytest.fixture(scope="module")
+def fe_small():
+    return datasets.teacher("Fe", 8, seed=5)
+
+
+def test_transfer_weights_to_more_elements_is_exact(fe_small):
+    old = MagneticMACE.create(["Fe"], soc=True, seed=1, m_max=3.0, **TINY)
+    new = MagneticMACE.create(["Fe", "Ni"], soc=True, seed=2, m_max=3.0, **TINY)
+    with torch.no_grad():  # make every old parameter non-trivial
+        for p in old.model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+        old.model.atomic_energies.fill_(-3.0)
+    training.transfer_weights(old.model, new.model)
+    g_old = collate(graphs_of(fe_small[:3], 4.0, [26]))
+    g_new = collate(graphs_of(fe_small[:3], 4.0, [26, 28]))
+    a = old.model(g_old)
+    b = new.model(g_new)
+    assert torch.allclose(a["energy"], b["energy"], rtol=1e-12, atol=1e-10)
+    assert torch.allclose(a["forces"], b["forces"], atol=1e-10)
+    assert torch.allclose(a["magnetic_forces"], b["magnetic_forces"], atol=1e-10)
+
+
+def test_checkpoint_resume_is_exact(tmp_path, fe_small):
+    kw = dict(valid=fe_small[6:], seed=3, batch_size=2, lr=0.005, progress=False, **TINY)
+    straight = training.train(fe_small[:6], epochs=3, **kw)
+    ck = tmp_path / "ck"
+    training.train(fe_small[:6], epochs=1, checkpoint_dir=ck, **kw)
+    state = json.loads((ck / "checkpoint.json").read_text())
+    assert state["epoch"] == 1
+    resumed = training.train(fe_small[:6], epochs=3, checkpoint_dir=ck, **kw)
+    assert len(resumed.training_history) == 3
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    # a checkpoint of another run is refused
+    with pytest.raises(ConfigError, match="another run"):
+        training.train(fe_small[:6], epochs=3, checkpoint_dir=ck, **{**kw, "seed": 4})
+
+
+def test_graph_cache_round_trip(tmp_path, fe_small):
+    a = graphs_of(fe_small[:3], 4.0, [26], cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("graphs-*.safetensors"))) == 1
+    b = graphs_of(fe_small[:3], 4.0, [26], cache_dir=tmp_path)
+    for ga, gb in zip(a, b):
+        assert set(ga) == set(gb)
+        for k in ga:
+            assert torch.equal(ga[k], gb[k]), k
+
+
+def test_bad_input(fe_small):
+    data = [at.copy() for at in fe_small[:4]]
+    for at, src in zip(data, fe_small[:4]):
+        at.info.update(src.info)
+    del data[2].arrays["magnetic_forces"]
+    with pytest.raises(ConfigError, match="configuration 2 has no 'magnetic_forces'"):
+        training.train(data, epochs=1, progress=False, **TINY)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        training.train(fe_small, epochs=1, learning_rate=0.1, **TINY)
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA"):
+            training.train(fe_small, epochs=1, device="cuda", **TINY)
+
+
+def test_cli_train_end_to_end(tmp_path, capsys):
+    from spinlat.cli import main
+
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("""
+train: {teacher: {system: Fe, n_configs: 6, seed: 1}}
+test: {teacher: {system: Fe, n_configs: 2, seed: 2}}
+model: {soc: true, r_max: 4.0, max_ell: 1, hidden_irreps: 4x0e+4x1o, radial_MLP: [8], num_bessel: 4,
+        correlation: 2, MLP_irreps: 4x0e}
+training: {epochs: 2, batch_size: 2, seed: 0}
+output: out/model.mmace
+""")
+    assert main(["train", str(cfg), "--no-progress"]) == 0
+    model = MagneticMACE.load(tmp_path / "out" / "model.mmace")
+    assert model.soc
+    report = json.loads((tmp_path / "out" / "model.mmace.metrics.json").read_text())
+    assert len(report["history"]) == 2 and np.isfinite(report["test"]["energy_rmse"])
+    assert (tmp_path / "out" / "model.mmace.checkpoints" / "checkpoint.json").exists()
+    # bad keys are named before any work starts
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {teacher: {system: Fe, n_configs: 6, seed: 1}}\noutput: m.mmace\n"
+                   "training: {epochs: 2, learning_rate: 0.1}\n")
+    assert main(["train", str(bad)]) == 1
+    assert "training.learning_rate" in capsys.readouterr().err
+    from spinlat.cli import check_train_config
+
+    with pytest.raises(ConfigError, match="model.hidden_irreps: expected a string"):
+        check_train_config({"train": "x.extxyz", "output": "m", "model": {"hidden_irreps": 3}})
+    with pytest.raises(ConfigError, match="train.teacher.system"):
+        check_train_config({"train": {"teacher": {"system": "Co", "n_configs": 3, "seed": 0}}, "output": "m"})
+    with pytest.raises(ConfigError, match="output: missing"):
+        check_train_config({"train": "x.extxyz"})
+
+
+@pytest.mark.slow
+def test_trained_model_reaches_accuracy_on_held_out_teacher_data():
+    """bcc Fe, soc=True teacher; a short CI version of the 10-minute training (see the report in
+    examples/mmace_train_nve.py for the full run): held-out RMSEs well below the label spread."""
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    train_set = datasets.teacher("Fe", 120, seed=0)
+    test_set = datasets.teacher("Fe", 20, seed=1000)
+    pot = MagneticMACE.train(train_set, seed=0, max_minutes=2.5, epochs=1000, dtype="float32", progress=False,
+                             **SMALL)
+    err = pot.evaluate(test_set)
+    print("held-out RMSE after", pot.training_summary["seconds"], "s:", err)
+    spread_e = 1000 * np.std([a.info["energy"] / len(a) for a in test_set])
+    assert err["energy_rmse"] < 15.0 < spread_e
+    assert err["forces_rmse"] < 200.0
+    assert err["magnetic_forces_rmse"] < 50.0
+
+
+@pytest.mark.slow
+def test_fine_tuning_beats_scratch_on_50_feni_configurations():
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+    pre = datasets.teacher("Fe", 40, seed=10) + datasets.teacher("Ni", 40, seed=11)
+    target = datasets.teacher("FeNi", 50, seed=12)
+    test_set = datasets.teacher("FeNi", 20, seed=13)
+    base = MagneticMACE.train(pre, seed=0, max_minutes=1.5, epochs=1000, dtype="float32", progress=False, **SMALL)
+    ft = MagneticMACE.train(target, seed=1, max_minutes=0.5, epochs=1000, init_from=base, lr=0.005,
+                            dtype="float32", progress=False)
+    scratch = MagneticMACE.train(target, seed=1, max_minutes=0.5, epochs=1000, dtype="float32", progress=False,
+                                 **SMALL)
+    e_ft, e_sc = ft.evaluate(test_set), scratch.evaluate(test_set)
+    print("fine-tuned:", e_ft, "scratch:", e_sc)
+    assert e_ft["forces_rmse"] < e_sc["forces_rmse"]
+    assert e_ft["energy_rmse"] < e_sc["energy_rmse"]
