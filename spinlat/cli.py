@@ -259,15 +259,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_plugins() -> None:
-    """Import modules that register further subcommands (run, search, analyze, ...)."""
-    import importlib
+    """Register the workflow subcommands (run, minimize, search, analyze)."""
+    from .commands import register_all
 
-    for mod in ("spinlat.cli_commands",):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod:
-                raise
+    register_all(register)
 
 
 def main(argv=None) -> int:

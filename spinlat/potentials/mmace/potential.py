@@ -130,9 +130,11 @@ class MagneticMACE(Potential):
         return MagneticMACEModel.build(z_table, soc=hp["soc"], dtype=torch.float64, seed=seed, **kw)
 
     @classmethod
-    def train(cls, train, valid=None, soc: bool = True, max_minutes=None, seed: int = 0, init_from=None,
+    def train(cls, train, valid=None, soc: bool | None = None, max_minutes=None, seed: int = 0, init_from=None,
               **hyperparameters) -> "MagneticMACE":
-        """Train on ``train`` (list of ase.Atoms or extxyz path); see :mod:`.training`."""
+        """Train on ``train`` (list of ase.Atoms or extxyz path); see :mod:`.training`.
+
+        ``soc`` defaults to True, or to the symmetry of ``init_from`` when fine-tuning."""
         from . import training
 
         return training.train(train, valid=valid, soc=soc, max_minutes=max_minutes, seed=seed,
