@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from .errors import InputError
@@ -61,8 +62,8 @@ class _Problem:
         g = {}
         mag = st.moments > 0
         if self.spins:
-            tq = -st.moments[:, None] * np.cross(st.spins, ev.magnetic_forces)
-            tq[~mag] = 0.0
+            tq = np.empty_like(st.spins)
+            _torque_kernel(st.spins, ev.magnetic_forces, st.moments, tq)
             g["spins"] = tq
         if self.positions:
             g["positions"] = -ev.forces
@@ -96,7 +97,7 @@ class _Problem:
                           ("magnitudes", _MAX_DMOMENT)):
             if name in parts:
                 a = parts[name]
-                big = np.max(np.linalg.norm(a, axis=1)) if a.ndim == 2 and name != "cell" else np.max(np.abs(a))
+                big = _rowmax(a) if a.ndim == 2 and name != "cell" else np.max(np.abs(a))
                 if big > cap:
                     f = min(f, cap / big)
         return f
@@ -120,22 +121,52 @@ class _Problem:
         return type(st)._trusted(pos, st.numbers, cell, st.pbc, spins, moments, st.velocities, st.masses)
 
 
+@numba.njit(cache=True)
+def _torque_kernel(spins, h, moments, out):
+    """out_i = s_i × ∂E/∂s_i = −|m_i| s_i × h_i (eV); zero for non-magnetic atoms."""
+    for i in range(spins.shape[0]):
+        m = moments[i]
+        sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
+        out[i, 0] = -m * (sy * h[i, 2] - sz * h[i, 1])
+        out[i, 1] = -m * (sz * h[i, 0] - sx * h[i, 2])
+        out[i, 2] = -m * (sx * h[i, 1] - sy * h[i, 0])
+
+
+@numba.njit(cache=True)
+def _rotate_kernel(spins, theta, out):
+    for i in range(spins.shape[0]):
+        tx, ty, tz = theta[i, 0], theta[i, 1], theta[i, 2]
+        sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
+        ang = np.sqrt(tx * tx + ty * ty + tz * tz)
+        if ang == 0.0:
+            out[i, 0], out[i, 1], out[i, 2] = sx, sy, sz
+            continue
+        kx, ky, kz = tx / ang, ty / ang, tz / ang
+        c, sn = np.cos(ang), np.sin(ang)
+        kds = (kx * sx + ky * sy + kz * sz) * (1.0 - c)
+        ox = sx * c + (ky * sz - kz * sy) * sn + kx * kds
+        oy = sy * c + (kz * sx - kx * sz) * sn + ky * kds
+        oz = sz * c + (kx * sy - ky * sx) * sn + kz * kds
+        inv = 1.0 / np.sqrt(ox * ox + oy * oy + oz * oz)
+        out[i, 0], out[i, 1], out[i, 2] = ox * inv, oy * inv, oz * inv
+
+
 def _rotate(spins, theta):
     """Rotate each spin by its rotation vector (Rodrigues), keeping unit length."""
-    ang = np.linalg.norm(theta, axis=1)
-    axis = np.divide(theta, ang[:, None], out=np.zeros_like(theta), where=ang[:, None] > 0)
-    c, s = np.cos(ang)[:, None], np.sin(ang)[:, None]
-    kxs = np.cross(axis, spins)
-    kds = np.sum(axis * spins, axis=1)[:, None]
-    out = spins * c + kxs * s + axis * kds * (1 - c)
-    return out / np.linalg.norm(out, axis=1)[:, None]
+    out = np.empty_like(spins)
+    _rotate_kernel(spins, np.ascontiguousarray(theta), out)
+    return out
+
+
+def _rowmax(a):
+    return float(np.sqrt(np.max(np.einsum("ij,ij->i", a, a), initial=0.0)))
 
 
 def _norms(g):
     def mx(a, rows=True):
         if a is None:
             return 0.0
-        return float(np.max(np.linalg.norm(a, axis=1), initial=0.0) if rows else np.max(np.abs(a), initial=0.0))
+        return _rowmax(a) if rows else float(np.max(np.abs(a), initial=0.0))
 
     return (mx(g.get("spins")), mx(g.get("positions")), mx(g.get("cell"), False), mx(g.get("magnitudes"), False))
 

@@ -480,12 +480,6 @@ class Heisenberg(Potential):
         iso = np.trace(self.J, axis1=1, axis2=2)[:, None, None] / 3.0 * np.eye(3)[None]
         return bool(np.allclose(self.J, iso, rtol=0.0, atol=1e-12 * max(1.0, float(np.abs(self.J).max(initial=0.0)))))
 
-    @property
-    def spin_rotation_invariant(self) -> bool:
-        """True when every pair tensor is isotropic (J·1): no DMI, no anisotropic exchange."""
-        iso = np.trace(self.J, axis1=1, axis2=2)[:, None, None] / 3.0 * np.eye(3)[None]
-        return bool(np.allclose(self.J, iso, rtol=0.0, atol=1e-12 * max(1.0, float(np.abs(self.J).max(initial=0.0)))))
-
     def __repr__(self):
         return f"Heisenberg(n_sites={len(self.numbers)}, n_pairs={self.n_pairs})"
 
