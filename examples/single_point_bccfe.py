@@ -2,7 +2,7 @@
 
 Prints the energy, the largest force and the largest spin torque of a 5×5×5 bcc Fe supercell
 with random spins of 2.2 μB and thermal displacements.
-Run: bash scripts/demo.sh
+Run: .venv/bin/python examples/single_point_bccfe.py
 """
 
 from pathlib import Path
