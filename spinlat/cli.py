@@ -229,16 +229,10 @@ def run_train_config(cfg: dict, base: Path = Path("."), progress: bool = True):
 
 
 def _train(args) -> int:
-    import yaml
+    from .config import read_yaml
 
     path = Path(args.config)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    run_train_config(cfg, path.resolve().parent, progress=not args.no_progress)
+    run_train_config(read_yaml(path), path.resolve().parent, progress=not args.no_progress)
     return 0
 
 

@@ -42,6 +42,21 @@ def _setup_log(run_dir: Path):
     log.addHandler(sh)
 
 
+def _prepare(args, section, allowed):
+    """Config, its ``section`` options (checked against ``allowed``), state, potential and run
+    directory (with log and a copy of the config) of a minimize/search command."""
+    cfg = C.load(args.config)
+    opts = dict(cfg.get(section) or {})
+    if set(opts) - allowed:
+        raise ConfigError(f"{section}: unknown key(s) {sorted(set(opts) - allowed)}; expected some of {sorted(allowed)}")
+    state = C.build_structure(cfg)
+    pot = C.build_potential(cfg)
+    run_dir = _run_dir(cfg, args, Path(args.config).stem)
+    _setup_log(run_dir)
+    _save_config(args, run_dir)
+    return opts, state, pot, run_dir
+
+
 def _save_config(args, run_dir):
     src = Path(args.config)
     dst = run_dir / "config.yaml"
@@ -110,16 +125,7 @@ def run_minimize(args) -> int:
     from .io import write_extxyz
     from .minimize import minimize
 
-    cfg = C.load(args.config)
-    opts = cfg.get("minimize") or {}
-    if not isinstance(opts, dict) or set(opts) - _MIN_KEYS:
-        raise ConfigError(f"minimize: unknown key(s) {sorted(set(opts) - _MIN_KEYS)}; expected some of "
-                          f"{sorted(_MIN_KEYS)}")
-    state = C.build_structure(cfg)
-    pot = C.build_potential(cfg)
-    run_dir = _run_dir(cfg, args, Path(args.config).stem)
-    _setup_log(run_dir)
-    _save_config(args, run_dir)
+    opts, state, pot, run_dir = _prepare(args, "minimize", _MIN_KEYS)
     out, res = minimize(state, pot, return_result=True, **opts)
     write_extxyz(run_dir / "relaxed.extxyz", [out])
     log.info("minimize: %s after %d iterations (%d evaluations)", res.reason, res.iterations, res.n_evaluations)
@@ -142,16 +148,7 @@ def run_search(args) -> int:
     from .io import write_extxyz
     from .search import ground_state
 
-    cfg = C.load(args.config)
-    opts = dict(cfg.get("search") or {})
-    if set(opts) - _SEARCH_KEYS:
-        raise ConfigError(f"search: unknown key(s) {sorted(set(opts) - _SEARCH_KEYS)}; expected some of "
-                          f"{sorted(_SEARCH_KEYS)}")
-    state = C.build_structure(cfg)
-    pot = C.build_potential(cfg)
-    run_dir = _run_dir(cfg, args, Path(args.config).stem)
-    _setup_log(run_dir)
-    _save_config(args, run_dir)
+    opts, state, pot, run_dir = _prepare(args, "search", _SEARCH_KEYS)
     t0 = time.perf_counter()
     minima = ground_state(state, pot, **opts)
     wall = time.perf_counter() - t0

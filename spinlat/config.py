@@ -41,24 +41,30 @@ _STRUCTURE_KEYS = {"crystal", "element", "a", "c", "repeat", "file", "moments", 
                    "cubic"}
 
 
+def read_yaml(path) -> dict:
+    """A YAML mapping from ``path``; ConfigError if the file is missing, invalid or not a mapping."""
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        cfg = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(cfg).__name__}")
+    return cfg
+
+
 def load(path_or_dict) -> dict:
     """Read a YAML file (or take a dict) and check its top-level keys."""
     if isinstance(path_or_dict, dict):
         cfg = dict(path_or_dict)
         base = Path.cwd()
     else:
-        import yaml
-
-        p = Path(path_or_dict)
-        if not p.exists():
-            raise ConfigError(f"config file {p} does not exist")
-        try:
-            cfg = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-        if not isinstance(cfg, dict):
-            raise ConfigError(f"{p}: expected a mapping at the top level, got {type(cfg).__name__}")
-        base = p.resolve().parent
+        cfg = read_yaml(path_or_dict)
+        base = Path(path_or_dict).resolve().parent
     unknown = set(cfg) - _TOP_KEYS
     if unknown:
         raise ConfigError(f"unknown key(s) {sorted(unknown)}; expected some of {sorted(_TOP_KEYS)}")
