@@ -162,13 +162,35 @@ def coupled_field(sx, sy, sz, i, offs, nbr, tidx, tens):
     arrays (views of an (N, 3) or a (3, N) array). Shared by Monte Carlo and LLG."""
     hx = hy = hz = 0.0
     for p in range(offs[i], offs[i + 1]):
-        j = nbr[p]
-        t = tidx[p]
+        j = numba.uint32(nbr[p])  # unsigned: no negative-index wrap-around test per load
+        t = numba.uint32(tidx[p])
         x, y, z = sx[j], sy[j], sz[j]
         hx += tens[t, 0, 0] * x + tens[t, 0, 1] * y + tens[t, 0, 2] * z
         hy += tens[t, 1, 0] * x + tens[t, 1, 1] * y + tens[t, 1, 2] * z
         hz += tens[t, 2, 0] * x + tens[t, 2, 1] * y + tens[t, 2, 2] * z
     return hx, hy, hz
+
+
+@numba.njit(cache=True, inline="always")
+def coupled_field_iso(spins, i, offs, nbr, tidx, jiso):
+    """Σ_p jiso[tidx[p]] spins[nbr[p]] over the couplings p of atom i (eV/μB), spins (N, 3): the
+    isotropic form of :func:`coupled_field` (every coupling matrix J·1, one scalar per distinct
+    matrix). Indices are read as unsigned (no negative-index wrap-around test per load)."""
+    hx = hy = hz = 0.0
+    for p in range(offs[i], offs[i + 1]):
+        j = numba.uint32(nbr[p])
+        w = jiso[numba.uint32(tidx[p])]
+        hx += w * spins[j, 0]
+        hy += w * spins[j, 1]
+        hz += w * spins[j, 2]
+    return hx, hy, hz
+
+
+@numba.njit(cache=True)
+def table_fields_iso(spins, atoms, offs, nbr, tidx, jiso, out):
+    """out[k] = Σ_p jiso[tidx[p]] spins[nbr[p]] over the couplings of atom atoms[k] (eV/μB)."""
+    for k in range(atoms.shape[0]):
+        out[k, 0], out[k, 1], out[k, 2] = coupled_field_iso(spins, atoms[k], offs, nbr, tidx, jiso)
 
 
 @numba.njit(cache=True)
@@ -181,24 +203,30 @@ def table_fields(spins, atoms, offs, nbr, tidx, tens, out):
 
 
 @numba.njit(cache=True)
-def sweep_block(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, u, beta, cone, target, adapt, overrelax,
-                mag_out):
+def sweep_block(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, jiso, u, beta, cone, target, adapt,
+                overrelax, mag_out):
     """Sweeps of a pure pair Hamiltonian with coupling table (no on-site terms), all in numba.
 
     ``flat``/``class_ptr``: atoms of each colour class, concatenated; (offs, nbr, tidx, tens) the
-    compressed coupling table; ``u`` (S, M, 3) uniforms,
+    compressed coupling table; ``jiso`` (T,) the scalar couplings when every matrix of ``tens`` is
+    isotropic (tens[t] = jiso[t]·1, :func:`isotropic_couplings`; the scalar kernel is then used),
+    else an empty array; ``u`` (S, M, 3) uniforms,
     one row per atom of ``flat`` and sweep; ``mag_out`` (S, 3) receives Σ_i m_i s_i / Σ_i m_i after
     each sweep. Returns (cone, acceptance of the last sweep)."""
     m = flat.shape[0]
     acc = 0.0
     cx, cy, cz = spins[:, 0], spins[:, 1], spins[:, 2]
+    iso = jiso.shape[0] > 0
     for sw in range(u.shape[0]):
         cos_max = math.cos(cone)
         accepted = 0
         for c in range(class_ptr.shape[0] - 1):
             for k in range(class_ptr[c], class_ptr[c + 1]):
                 i = flat[k]
-                hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
+                if iso:
+                    hx, hy, hz = coupled_field_iso(spins, i, offs, nbr, tidx, jiso)
+                else:
+                    hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
                 sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
                 ax, ay, az, bx, by, bz = _perp_basis(sx, sy, sz)
                 cth = 1.0 - u[sw, k, 0] * (1.0 - cos_max)
@@ -229,7 +257,10 @@ def sweep_block(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, u, beta,
             for c in range(class_ptr.shape[0] - 1):
                 for k in range(class_ptr[c], class_ptr[c + 1]):
                     i = flat[k]
-                    hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
+                    if iso:
+                        hx, hy, hz = coupled_field_iso(spins, i, offs, nbr, tidx, jiso)
+                    else:
+                        hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
                     h2 = hx * hx + hy * hy + hz * hz
                     if h2 == 0.0:
                         continue
@@ -388,6 +419,18 @@ def compress_couplings(offs, nbr, jmat):
             np.ascontiguousarray(tidx.reshape(-1), dtype=np.int32), np.ascontiguousarray(tens.reshape(-1, 3, 3)))
 
 
+def isotropic_couplings(tens):
+    """Scalar couplings jiso (T,) (eV/μB) if every matrix of ``tens`` (T, 3, 3) is exactly
+    jiso[t]·1 (isotropic Heisenberg exchange: zero off-diagonal, equal diagonal elements), else
+    None. The scalar kernels then read one number per coupling instead of a 3×3 matrix."""
+    t = np.asarray(tens, np.float64).reshape(-1, 9)
+    if not len(t):
+        return None
+    if np.any(t[:, [1, 2, 3, 5, 6, 7]] != 0) or np.any(t[:, 4] != t[:, 0]) or np.any(t[:, 8] != t[:, 0]):
+        return None
+    return np.ascontiguousarray(t[:, 0])
+
+
 # ---------------------------------------------------------------------------------- helpers (site)
 def site_energies(term, state, atoms) -> np.ndarray:
     """Per-atom energies (eV) of an on-site term for the atoms ``atoms`` of ``state``.
@@ -499,7 +542,7 @@ class MonteCarlo(Integrator):
         if not pair:
             return H
         if table is not None:
-            table_fields(spins, atoms, *table, H)
+            _table_fields(spins, atoms, table, H)
             return H
         st = _with_spins(state, spins)
         hs = np.zeros((m, 3))
@@ -567,8 +610,10 @@ class MonteCarlo(Integrator):
             pos = np.searchsorted(atoms, cls)
             ref[pos] = self._fields_H(s, state, pair, nl, cls)
         table = compress_couplings(*table)
+        jiso = isotropic_couplings(table[3])
+        table = (*table, np.zeros(0) if jiso is None else jiso)
         got = np.zeros((len(atoms), 3))
-        table_fields(s, atoms, *table, got)
+        _table_fields(s, atoms, table, got)
         scale = np.abs(ref).max() + 1e-300
         return table if np.abs(got - ref).max() <= 1e-9 * scale else None
 
@@ -636,6 +681,16 @@ class MonteCarlo(Integrator):
                     else:
                         spins[atoms] = trial
             self.magnetization[sweep] = state.moments @ spins / state.moments.sum()
+
+
+def _table_fields(spins, atoms, table, out):
+    """Fields (eV/μB) of the verified coupling table (offs, nbr, tidx, tens, jiso) at ``atoms``:
+    the scalar kernel when ``jiso`` is not empty (isotropic couplings), else the 3×3 one."""
+    offs, nbr, tidx, tens, jiso = table
+    if len(jiso):
+        table_fields_iso(spins, atoms, offs, nbr, tidx, jiso, out)
+    else:
+        table_fields(spins, atoms, offs, nbr, tidx, tens, out)
 
 
 def _with_spins(state, spins):

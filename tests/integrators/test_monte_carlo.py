@@ -7,7 +7,8 @@ import spinlat as sl
 from spinlat import units
 from spinlat.errors import InputError
 from spinlat.integrators import MonteCarlo
-from spinlat.integrators.monte_carlo import compress_couplings, cone_trials, coupling_table, table_fields
+from spinlat.integrators.monte_carlo import (compress_couplings, cone_trials, coupling_table, isotropic_couplings,
+                                            table_fields, table_fields_iso)
 from spinlat.potentials import Potential, UniaxialAnisotropy, Zeeman
 
 from _nn_heisenberg import NNHeisenberg, simple_cubic
@@ -54,6 +55,49 @@ def test_compressed_table_reproduces_the_full_one(rng):
     table_fields(spins, np.arange(3), o, n, tidx, tens, got)
     ref = np.array([sum(jmat[p] @ spins[nbr[p]] for p in range(offs[i], offs[i + 1])) for i in range(3)])
     assert np.allclose(got, ref, rtol=1e-14, atol=1e-15)
+
+
+def test_isotropic_scalar_table_matches_the_tensor_table(rng):
+    offs = np.array([0, 3, 4, 6], dtype=np.int64)
+    nbr = np.array([1, 2, 1, 0, 0, 1])
+    jmat = np.array([0.3, -0.1, 0.3, 0.2, 0.2, 0.05])[:, None, None] * np.eye(3)
+    o, n, tidx, tens = compress_couplings(offs, nbr, jmat)
+    jiso = isotropic_couplings(tens)
+    assert jiso is not None and np.array_equal(jiso[tidx], jmat[:, 0, 0])
+    spins = rng.normal(size=(3, 3))
+    ref, got = np.empty((3, 3)), np.empty((3, 3))
+    table_fields(spins, np.arange(3), o, n, tidx, tens, ref)
+    table_fields_iso(spins, np.arange(3), o, n, tidx, jiso, got)
+    assert np.allclose(got, ref, rtol=1e-14, atol=1e-15)
+    # any off-diagonal element or unequal diagonal keeps the 3×3 kernel
+    for a, b in [(0, 1), (2, 2)]:
+        t = tens.copy()
+        t[1, a, b] += 1e-3
+        assert isotropic_couplings(t) is None
+
+
+def test_heisenberg_scalar_path_is_exact_and_reproducible():
+    # a Heisenberg term (pair table) on bcc Fe: isotropic, so Monte Carlo uses the scalar kernel
+    st = sl.State([[0, 0, 0], [1.435] * 3], [26, 26], cell=2.87 * np.eye(3), pbc=True, moments=[2.2, 2.2])
+    pot = sl.potentials.Heisenberg.from_neighbors(st, J=[0.02, 0.01, -0.002])
+    st = st.repeat(3)
+    mc = MonteCarlo(800.0, seed=2, overrelax=1)
+    a = mc.run(st, pot, 20)
+    assert mc._table is not None and len(mc._table[4]) > 0  # verified scalar table in use
+    b = MonteCarlo(800.0, seed=2, overrelax=1).run(st, pot, 20)
+    assert np.array_equal(a.spins, b.spins)
+    # the scalar table's fields equal the potential's (H = h + (H·s)s, from its magnetic forces)
+    from spinlat.integrators.monte_carlo import _table_fields
+
+    atoms = np.arange(len(a), dtype=np.int64)
+    H = np.zeros((len(a), 3))
+    _table_fields(a.spins, atoms, mc._table, H)
+    h = pot.compute(a).magnetic_forces
+    perp = H - np.sum(H * a.spins, axis=1)[:, None] * a.spins
+    assert np.allclose(perp, h, rtol=0, atol=1e-12 * np.abs(h).max())
+    # energy: E = −½ Σ |m_i| H_i·s_i for a pure pair Hamiltonian
+    e = -0.5 * np.sum(a.moments[:, None] * H * a.spins)
+    assert e == pytest.approx(pot.compute(a).energy, rel=1e-12)
 
 
 @pytest.mark.parametrize("with_anisotropy", [False, True])
