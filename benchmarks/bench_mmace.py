@@ -5,7 +5,13 @@ bcc Fe supercells of 128, 1 024 and 8 192 atoms on CPU in float64 and float32, p
 (goal: mMACE ≤ 1.3× plain MACE) and the peak resident memory. A CUDA section times float32 on the
 GPU when there is one, and says it is skipped otherwise.
 
+A last section (``--nve``) runs ``SpinLatticeNVE`` with an mMACE potential (float64, the same
+hyperparameters) at 1 024 atoms and prints the model calls per step and the fraction of the step
+time spent outside the model call (goal: ≤ 5 %), split into graph building/copies inside
+``MagneticMACE._evaluate`` and the integrator itself.
+
 Run: python benchmarks/bench_mmace.py [--sizes 128 1024 8192] [--repeats 3] [--soc both|true|false]
+     [--nve-atoms 1024] [--nve-steps 5] [--no-nve] [--only-nve]
 """
 
 from __future__ import annotations
@@ -120,12 +126,62 @@ def run(sizes, repeats, socs, device="cpu", dtypes=(torch.float64, torch.float32
     return rows
 
 
+def nve_overhead(n_atoms, steps, dtype="float64", hyper=None):
+    """Time SpinLatticeNVE steps with mMACE; fraction of the step time outside the model call."""
+    from spinlat.potentials import MagneticMACE
+
+    hyper = dict(HYPER if hyper is None else hyper)
+    pot = MagneticMACE.create(["Fe"], soc=True, seed=0, dtype=dtype, m_max=3.0, **hyper)
+    st = bcc_fe(n_atoms)
+    rng = np.random.default_rng(1)
+    st = st.copy(velocities=rng.normal(0, 0.005, (len(st), 3)))
+    model = pot.model
+    inner = model.forward
+    clock = {"model": 0.0, "calls": 0, "evaluate": 0.0}
+
+    def timed_forward(*a, **k):
+        t0 = time.perf_counter()
+        out = inner(*a, **k)
+        clock["model"] += time.perf_counter() - t0
+        clock["calls"] += 1
+        return out
+
+    evaluate = pot._evaluate
+
+    def timed_evaluate(*a, **k):
+        t0 = time.perf_counter()
+        out = evaluate(*a, **k)
+        clock["evaluate"] += time.perf_counter() - t0
+        return out
+
+    model.forward = timed_forward
+    pot._evaluate = timed_evaluate
+    integ = sl.integrators.SpinLatticeNVE(0.5)
+    st = integ.run(st, pot, 1)  # warm-up (initial evaluation, neighbour list)
+    clock.update(model=0.0, calls=0, evaluate=0.0)
+    t0 = time.perf_counter()
+    integ.run(st, pot, steps)
+    total = time.perf_counter() - t0
+    outside = total - clock["model"]
+    graph = clock["evaluate"] - clock["model"]
+    print(f"{len(st)} atoms, {dtype}, hidden {hyper['hidden_irreps']}, max_ell {hyper['max_ell']}, "
+          f"r_max {hyper['r_max']}: {total / steps:.3f} s/step, {clock['calls'] / steps:.2f} model calls/step "
+          f"({clock['model'] / max(clock['calls'], 1):.3f} s each); outside the model call "
+          f"{100 * outside / total:.1f} % of the step (graph building + copies {100 * graph / total:.1f} %, "
+          f"integrator {100 * (total - clock['evaluate']) / total:.1f} %)  [goal ≤ 5 %]", flush=True)
+    return outside / total
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 1024, 8192])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--soc", choices=["both", "true", "false"], default="both")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--nve-atoms", type=int, default=1024)
+    ap.add_argument("--nve-steps", type=int, default=5)
+    ap.add_argument("--no-nve", action="store_true")
+    ap.add_argument("--only-nve", action="store_true")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -133,6 +189,8 @@ def main():
     print(f"mMACE vs ScaleShiftMACE, hyperparameters {HYPER}")
     print(f"time per atom in µs for energy + forces (+ magnetic forces for mMACE); torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
+    if args.only_nve:
+        args.sizes = []
     print("== CPU ==")
     run(args.sizes, args.repeats, socs)
     print("== CUDA float32 ==")
@@ -143,6 +201,12 @@ def main():
         for r in rows:
             print(f"{r['atoms']} atoms: plain {1e6 / r['plain_us']:.0f} atoms/s; "
                   + "; ".join(f"{k[:-3]} {1e6 / v:.0f} atoms/s" for k, v in r.items() if k.endswith("_us") and k != "plain_us"))
+    if not args.no_nve:
+        print("== SpinLatticeNVE with mMACE (CPU) ==")
+        nve_overhead(args.nve_atoms, args.nve_steps)
+        small = dict(HYPER, r_max=4.0, max_ell=2, hidden_irreps="16x0e+16x1o", radial_MLP=[32, 32], num_bessel=6,
+                     correlation=2, avg_num_neighbors=14.0)
+        nve_overhead(args.nve_atoms, args.nve_steps, hyper=small)  # the small model of the examples
 
 
 if __name__ == "__main__":

@@ -41,9 +41,13 @@ numba kernel (no Python per colour, no distances or J(r) recomputed per colour).
 colour calls ``potential.rotation_fields``.
 
 For potentials whose ``local`` flag is False (they give all fields at once, e.g. mMACE) the
-spins are advanced all together by an explicit midpoint rotation: rotate by τ/2 about the
-fields at the start, evaluate the fields there, rotate the start spins by τ about those
-midpoint fields. Second order in dt, spin lengths conserved, not symplectic.
+spins are advanced all together by an explicit midpoint rotation: rotate by τ/2 about a
+predictor field, evaluate the fields there, rotate the start spins by τ about those midpoint
+fields. The predictor only has to be O(τ) accurate, so it is the field of the latest
+evaluation (no extra model call). NVE then uses the Strang splitting
+``kick dt/2 · drift dt/2 · spins dt · drift dt/2 · kick dt/2``: two model calls per step (the
+midpoint fields, then forces and fields together at the end, whose fields are the next step's
+predictor). Second order in dt, spin lengths conserved, not symplectic.
 
 Moment magnitudes stay fixed in NVE even when ``potential.depends_on_magnitudes``; only
 :class:`SpinLatticeLangevin` makes them dynamical (overdamped Langevin on |m|).
@@ -233,7 +237,7 @@ class _Work:
             self.classes = self._table_classes(table_terms)
             if self.nl is not None:
                 self._nl_builds = self.nl.n_builds
-        elif self.nl is None or self.spin_cutoff <= 0:
+        elif self.nl is None or self.spin_cutoff <= 0 or not pot.local:  # non-local: all spins at once
             self.classes = [self.mag_atoms] if len(self.mag_atoms) else []
         elif self.linear:  # the coupling graph itself (valid while the list is): no pair vectors
             n = len(self.pos)
@@ -415,12 +419,13 @@ class _SpinLatticeBase(Integrator):
         return ev.magnetic_forces
 
     def _global_spin_step(self, ws, tau, h0, damping=0.0, noise=None):
-        """Explicit midpoint rotation of all spins over tau fs (non-local potentials); h0 are
-        the fields at the current spins (or None). ``noise`` (N,3) eV/μB is added to both field
-        evaluations (Stratonovich-consistent)."""
+        """Explicit midpoint rotation of all spins over tau fs (non-local potentials); h0 is the
+        predictor field (eV/μB): the fields at the current spins, or those of any evaluation
+        O(tau) away (None: evaluated here). ``noise`` (N,3) eV/μB is added to both fields
+        (Stratonovich-consistent). Returns the midpoint fields without noise (a next predictor)."""
         atoms = ws.mag_atoms
         if len(atoms) == 0:
-            return
+            return h0
         spins = ws.spins
         s0 = spins.copy()
         if h0 is None:
@@ -432,10 +437,12 @@ class _SpinLatticeBase(Integrator):
         rotate_all(spins, h, angle_factor(0.5 * tau, damping), damping)
         h1 = np.array(self._global_fields(ws), dtype=np.float64)
         _project_transverse_all(h1, spins)
+        h_mid = h1
         if noise is not None:
-            h1 += noise
+            h1 = h1 + noise
         spins[:] = s0
         rotate_all(spins, h1, angle_factor(tau, damping), damping)
+        return h_mid
 
 
 #: implicit-midpoint sub-steps (fields that depend on the rotating spin itself): stop when
@@ -485,14 +492,15 @@ class SpinLatticeNVE(_SpinLatticeBase):
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
             if local:
                 self._sweep(ws, 0.5 * dt)
-            else:
-                self._global_spin_step(ws, 0.5 * dt, ev.magnetic_forces)
-            _drift(ws.pos, ws.vel, dt)
-            ws.update_neighbors()
-            if local:
+                _drift(ws.pos, ws.vel, dt)
+                ws.update_neighbors()
                 self._sweep(ws, 0.5 * dt)
-            else:
-                self._global_spin_step(ws, 0.5 * dt, None)
+            else:  # Strang: drift/2, all spins over dt (one model call), drift/2
+                _drift(ws.pos, ws.vel, 0.5 * dt)
+                ws.update_neighbors()
+                self._global_spin_step(ws, dt, ev.magnetic_forces)
+                _drift(ws.pos, ws.vel, 0.5 * dt)
+                ws.update_neighbors()
             ev = ws.evaluate(last or not local)
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
         if steps == 0:
@@ -586,13 +594,13 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         for step in range(steps):
             last = step == steps - 1
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
-            self._spins(ws, 0.5 * dt, alpha, sigma, rng, ev.magnetic_forces if not local else None, local)
+            h_pred = self._spins(ws, 0.5 * dt, alpha, sigma, rng, ev.magnetic_forces if not local else None, local)
             _drift(ws.pos, ws.vel, 0.5 * dt)
             if thermostat:
                 _ornstein_uhlenbeck(ws.vel, rng.standard_normal((n, 3)), c1, v_sigma)
             _drift(ws.pos, ws.vel, 0.5 * dt)
             ws.update_neighbors()
-            self._spins(ws, 0.5 * dt, alpha, sigma, rng, None, local)
+            self._spins(ws, 0.5 * dt, alpha, sigma, rng, h_pred, local)
             if longitudinal and len(ws.mag_atoms):
                 atoms = ws.mag_atoms
                 h = np.ascontiguousarray(potential.local_fields(ws.state, ws.nl, atoms), dtype=np.float64)
@@ -609,8 +617,8 @@ class SpinLatticeLangevin(_SpinLatticeBase):
     def _spins(self, ws, tau, alpha, sigma, rng, h0, local):
         if local:
             self._sweep(ws, tau, alpha, sigma, rng)
-        else:
-            noise = None
-            if sigma is not None:
-                noise = rng.standard_normal((len(ws.spins), 3)) * (sigma / math.sqrt(tau))[:, None]
-            self._global_spin_step(ws, tau, h0, alpha, noise)
+            return None
+        noise = None
+        if sigma is not None:
+            noise = rng.standard_normal((len(ws.spins), 3)) * (sigma / math.sqrt(tau))[:, None]
+        return self._global_spin_step(ws, tau, h0, alpha, noise)

@@ -170,3 +170,39 @@ def test_ase_calculator(pot):
     np.testing.assert_allclose(atoms.get_forces(), ev.forces, atol=1e-12)
     np.testing.assert_allclose(atoms.get_stress(), ev.stress, atol=1e-12)
     np.testing.assert_allclose(atoms.calc.get_magnetic_forces(), ev.magnetic_forces, atol=1e-12)
+
+
+def test_spin_lattice_nve_with_mmace_is_second_order(pot):
+    """SpinLatticeNVE with a non-local mMACE potential: two model calls per step, energy error
+    O(dt²) (halving dt divides it by ≈ 4), spin lengths kept."""
+    from spinlat.integrators import SpinLatticeNVE
+
+    st = bcc_fe((2, 2, 2), seed=6)
+    st = st.copy(velocities=np.random.default_rng(7).normal(0, 0.01, (len(st), 3)))
+    calls = []
+    inner = pot.model.forward
+
+    def counting(*a, **k):
+        calls.append(1)
+        return inner(*a, **k)
+
+    def energy(s):
+        return pot.compute(s, forces=False, magnetic_forces=False).energy + s.kinetic_energy()
+
+    e0 = energy(st)
+    errs = []
+    pot.model.forward = counting
+    try:
+        for dt in (1.0, 0.5):
+            s, err = st, 0.0
+            for _ in range(4):
+                s = SpinLatticeNVE(dt).run(s, pot, int(round(5.0 / dt)))
+                err = max(err, abs(energy(s) - e0))
+            errs.append(err)
+        calls.clear()
+        SpinLatticeNVE(0.5).run(s, pot, 3)
+    finally:
+        del pot.model.forward
+    assert len(calls) == 2 * 3 + 1  # the initial evaluation, then two per step
+    assert 3.0 < errs[0] / errs[1] < 5.5, errs
+    assert np.abs(np.linalg.norm(s.spins, axis=1) - 1).max() < 1e-12
