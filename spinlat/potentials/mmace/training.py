@@ -445,7 +445,8 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
         ``lr``, ``weight_decay``, ``energy_weight`` (per (eV/atom)²), ``forces_weight``
         (per (eV/Å)²), ``magnetic_forces_weight`` (per (eV/μB)²), ``stress_weight`` (per
         (eV/Å³)²), ``ema_decay``, ``patience`` (epochs without improvement before stopping),
-        ``scheduler`` ("plateau" | "cosine"), ``lr_factor``, ``scheduler_patience``, ``min_lr``,
+        ``scheduler`` ("plateau" | "cosine" over the
+        epochs | "cosine_time" over ``max_minutes``), ``lr_factor``, ``scheduler_patience``, ``min_lr``,
         ``valid_fraction``, ``fit_landau``, ``clip_grad``, ``checkpoint_dir``,
         ``checkpoint_every`` (epochs), ``resume``, ``cache_dir`` (on-disk graph cache),
         ``device``, ``dtype``, ``progress``, ``E0s`` ("average" or {element: eV});
@@ -467,8 +468,10 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
         else:
             raise ConfigError(f"unknown training option or hyperparameter {key!r}; expected one of "
                               f"{sorted(TRAIN_DEFAULTS)} or model hyperparameters {sorted(DEFAULTS)}")
-    if opts["scheduler"] not in ("plateau", "cosine"):
-        raise ConfigError(f"scheduler must be 'plateau' or 'cosine', got {opts['scheduler']!r}")
+    if opts["scheduler"] not in ("plateau", "cosine", "cosine_time"):
+        raise ConfigError(f"scheduler must be 'plateau', 'cosine' or 'cosine_time', got {opts['scheduler']!r}")
+    if opts["scheduler"] == "cosine_time" and max_minutes is None:
+        raise ConfigError("scheduler='cosine_time' decays the learning rate over max_minutes; give max_minutes")
     for key in ("energy_weight", "forces_weight", "magnetic_forces_weight", "stress_weight"):
         if not float(opts[key]) >= 0:
             raise ConfigError(f"{key} must be a non-negative number, got {opts[key]!r}")
@@ -593,9 +596,11 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=float(opts["lr_factor"]),
                                                                patience=int(opts["scheduler_patience"]),
                                                                min_lr=float(opts["min_lr"]))
-    else:
+    elif opts["scheduler"] == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1),
                                                                eta_min=float(opts["min_lr"]))
+    else:  # cosine_time: lr set per batch from the elapsed fraction of the time budget
+        scheduler = None
     ema = ExponentialMovingAverage(params, decay=float(opts["ema_decay"]))
     history, best, best_state, start_epoch = [], None, None, 0
     meta = {"elements": z_table, "soc": soc, "seed": int(seed), "hyperparameters": _jsonable(hp),
@@ -617,6 +622,7 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
 
     # ---- loop
     deadline = None if max_minutes is None else t_start + 60.0 * float(max_minutes)
+    t_loop = time.perf_counter()
     bs = int(opts["batch_size"])
     progress = bool(opts["progress"])
     if progress:
@@ -644,6 +650,12 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
 
                 raise SimulationError(f"training loss became {float(loss)} at epoch {epoch + 1}; "
                                       "lower lr or check the data")
+            if scheduler is None:  # cosine over the wall-clock budget
+                frac = min(1.0, (time.perf_counter() - t_loop) / (deadline - t_loop))
+                lr_now = float(opts["min_lr"]) + 0.5 * (float(opts["lr"]) - float(opts["min_lr"])) * (
+                    1.0 + math.cos(math.pi * frac))
+                for g in optimizer.param_groups:
+                    g["lr"] = lr_now
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if opts["clip_grad"]:
@@ -666,7 +678,7 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
         bad_epochs = 0 if improved else bad_epochs + 1
         if opts["scheduler"] == "plateau":
             scheduler.step(vloss)
-        else:
+        elif scheduler is not None:
             scheduler.step()
         row = {"epoch": epoch + 1, "train_loss": total / max(count, 1), "valid_loss": vloss, **metrics,
                "lr": optimizer.param_groups[0]["lr"], "time": time.perf_counter() - t_start,
