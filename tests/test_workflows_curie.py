@@ -112,3 +112,38 @@ def test_tb2j_first_two_shells_curie_sweep():
     assert res.m[1, 0] > 0.7 and res.m[1, -1] < 0.2
     assert np.all(res.u4[:, 0] > 0.66) and np.all(res.u4[:, -1] < 0.55)
     assert 0.6 * t_mf < res.tc < 0.9 * t_mf
+
+
+
+def test_tb2j_shells_complete_to_7_4_angstrom_only():
+    """TB2J lists the pairs of a box of lattice vectors, not of a sphere: the shells of the bcc Fe
+    file are complete up to 7.40 Å (10 shells, 168 neighbours) and partial beyond. The partial
+    shells break the cubic symmetry of J(q) and make J(q) exceed J(0) near Γ along one [110]
+    (a spurious long-wavelength spiral instability of the ferromagnet); cut at 7.7 Å, J(q) is
+    cubic and the ferromagnet stable."""
+    from spinlat.workflows.magnons import cubic_supercell, exchange_fourier
+
+    st, ham = sl.io.read_tb2j(NEW)
+    axes = cubic_supercell(st, 1).cell
+    axes = axes / np.linalg.norm(axes, axis=1)[:, None]
+    q = 0.2 / np.sqrt(2) * np.array([[0, 0, 0], [1, 1, 0], [1, -1, 0]]) @ axes  # two equivalent [110]
+    full = exchange_fourier(ham, q, st.moments)[:, 0, 0].real
+    assert full[1] > full[0] and abs(full[1] - full[2]) > 1e-2  # eV: asymmetric, unstable
+    cut = cw.truncate(ham, 7.7)
+    d = np.linalg.norm(cut.positions[cut.j] + cut.R @ cut.cell - cut.positions[cut.i], axis=1)
+    assert 2 * cut.n_pairs == 168 and d.max() < 7.45
+    j = exchange_fourier(cut, q, st.moments)[:, 0, 0].real
+    assert j[1] < j[0] - 0.02 and abs(j[1] - j[2]) < 1e-3 * abs(j[0])
+
+
+def test_complete_shell_tb2j_exchange_orders_below_and_disorders_above_tc():
+    """TB2J exchange cut to its complete shells (84 pairs per atom, to 7.4 Å) on 5 × 5 × 5 cubic
+    cells (250 spins, the scalar isotropic Monte Carlo kernel): ordered at 800 K, disordered at
+    1700 K, either side of the Binder-crossing T_c of examples/curie_bccfe_tb2j.py."""
+    st, ham = sl.io.read_tb2j(NEW)
+    res = cw.curie_sweep(st, cw.truncate(ham, 7.7), [800.0, 1700.0], [5], sweeps=300, thermalize=100, overrelax=1,
+                         cell="cubic", seed=1, workers=1)
+    assert res.n_spins[0] == 250
+    assert res.m[0, 0] > 0.75 and res.u4[0, 0] > 0.65
+    assert res.m[0, 1] < 0.3 and res.u4[0, 1] < 0.6
+    assert res.chi[0, 1] > 0

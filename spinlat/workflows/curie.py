@@ -35,7 +35,12 @@ U4_DISORDERED = 4.0 / 9.0  # of a Gaussian three-component order parameter
 # ------------------------------------------------------------------------------ Hamiltonian helpers
 def truncate(heisenberg, cutoff):
     """A copy of a :class:`~spinlat.potentials.Heisenberg` keeping only the pairs shorter than
-    ``cutoff`` Å (and on-site terms), e.g. the first two or three neighbour shells of a TB2J set."""
+    ``cutoff`` Å (and on-site terms), e.g. the first two or three neighbour shells of a TB2J set.
+
+    TB2J lists the pairs of a box of lattice vectors, not of a sphere, so its outer shells are
+    partial: they break the point symmetry of J(q) and can make the ferromagnet spuriously
+    unstable at long wavelengths (bcc Fe file: shells complete only to 7.40 Å). Cutting inside the
+    last complete shell restores a symmetric Hamiltonian."""
     from ..potentials.heisenberg import Heisenberg
 
     h = heisenberg
