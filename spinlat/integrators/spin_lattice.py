@@ -47,7 +47,9 @@ fields. The predictor only has to be O(τ) accurate, so it is the field of the l
 evaluation (no extra model call). NVE then uses the Strang splitting
 ``kick dt/2 · drift dt/2 · spins dt · drift dt/2 · kick dt/2``: two model calls per step (the
 midpoint fields, then forces and fields together at the end, whose fields are the next step's
-predictor). Second order in dt, spin lengths conserved, not symplectic.
+predictor). Second order in dt, spin lengths conserved, not symplectic: the total energy
+drifts slowly, at a rate ∝ dt³ (mMACE bcc Fe at 300 K: 1.5 meV/atom/ps at dt = 0.5 fs,
+0.2 at 0.25 fs).
 
 Moment magnitudes stay fixed in NVE even when ``potential.depends_on_magnitudes``; only
 :class:`SpinLatticeLangevin` makes them dynamical (overdamped Langevin on |m|).
