@@ -178,6 +178,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--soc", choices=["both", "true", "false"], default="both")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"], choices=["float64", "float32"],
+                    help="8 192 atoms in float64 need ~30 GB of memory")
     ap.add_argument("--nve-atoms", type=int, default=1024)
     ap.add_argument("--nve-steps", type=int, default=5)
     ap.add_argument("--no-nve", action="store_true")
@@ -192,7 +194,7 @@ def main():
     if args.only_nve:
         args.sizes = []
     print("== CPU ==")
-    run(args.sizes, args.repeats, socs)
+    run(args.sizes, args.repeats, socs, dtypes=tuple(getattr(torch, d) for d in args.dtypes))
     print("== CUDA float32 ==")
     if not torch.cuda.is_available():
         print("no GPU, skipped")
