@@ -186,6 +186,14 @@ def coupled_field_iso(spins, i, offs, nbr, tidx, jiso):
     return hx, hy, hz
 
 
+@numba.njit(cache=True, inline="always")
+def _site_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, tens, iso):
+    """Coupled field of spin i (eV/μB) from the scalar table when ``iso``, else the 3×3 one."""
+    if iso:
+        return coupled_field_iso(spins, i, offs, nbr, tidx, jiso)
+    return coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
+
+
 @numba.njit(cache=True)
 def table_fields_iso(spins, atoms, offs, nbr, tidx, jiso, out):
     """out[k] = Σ_p jiso[tidx[p]] spins[nbr[p]] over the couplings of atom atoms[k] (eV/μB)."""
@@ -223,10 +231,7 @@ def sweep_block(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, jiso, u,
         for c in range(class_ptr.shape[0] - 1):
             for k in range(class_ptr[c], class_ptr[c + 1]):
                 i = flat[k]
-                if iso:
-                    hx, hy, hz = coupled_field_iso(spins, i, offs, nbr, tidx, jiso)
-                else:
-                    hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
+                hx, hy, hz = _site_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, tens, iso)
                 sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
                 ax, ay, az, bx, by, bz = _perp_basis(sx, sy, sz)
                 cth = 1.0 - u[sw, k, 0] * (1.0 - cos_max)
@@ -257,10 +262,7 @@ def sweep_block(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, jiso, u,
             for c in range(class_ptr.shape[0] - 1):
                 for k in range(class_ptr[c], class_ptr[c + 1]):
                     i = flat[k]
-                    if iso:
-                        hx, hy, hz = coupled_field_iso(spins, i, offs, nbr, tidx, jiso)
-                    else:
-                        hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
+                    hx, hy, hz = _site_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, tens, iso)
                     h2 = hx * hx + hy * hy + hz * hz
                     if h2 == 0.0:
                         continue
