@@ -9,6 +9,9 @@ the box) and stored as plain arrays that numba kernels consume:
 - ``shifts``: integer cell shifts S so that the vector from i to j is r_j − r_i + S·cell;
 - ``half``: indices into the full list that pick each unordered pair once.
 
+Only the cell vectors along periodic directions are used: along non-periodic ones any vector,
+zero included (ASE's 2D cells), gives the same pairs.
+
 A :class:`NeighborList` is built with ``cutoff + skin`` and rebuilt only when some atom has
 moved more than half the skin, or when the cell, pbc or atoms changed.
 """
@@ -81,6 +84,13 @@ def neighbor_pairs(state, cutoff, full=False):
     """Pairs closer than ``cutoff`` Å: (i, j, shifts, distances), each unordered pair once
     unless ``full``."""
     return _vesin_pairs(state.positions, state.cell, state.pbc, cutoff, full=full)
+
+
+def point_pairs(positions, cell, pbc, cutoff, full=False):
+    """:func:`neighbor_pairs` of plain arrays: points ``positions`` (N, 3) Å in ``cell`` (3, 3)
+    rows with periodic directions ``pbc`` (vectors along non-periodic directions are not used
+    and may be zero). Returns (i, j, shifts, distances)."""
+    return _vesin_pairs(positions, cell, pbc, cutoff, full=full)
 
 
 def _half_mask(i, j, S):

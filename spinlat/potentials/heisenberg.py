@@ -16,12 +16,43 @@ The pair (j, i) with tensor J_ijᵀ is the same pair: it is never added a second
 i = j and R = 0 is an on-site term −s_iᵀ A s_i (single-ion anisotropy written as a tensor).
 
 The Hamiltonian is stored as a *template*: a reference cell with its atoms (cell rows, positions,
-atomic numbers) and pairs (i0, j0, R, J) where i0, j0 index the template's atoms and R is an integer
-lattice vector of the template cell: atom j0 sits at ``positions[j0] + R @ cell``. ``compute``
-maps the template onto any supercell of the template cell (an integer matrix between the cells,
-up to a small homogeneous strain), identifying every atom of the state with a template atom by its
-fractional position modulo the template cell. The expanded pair table is cached, so repeated
-evaluations on the same supercell cost only the kernel.
+atomic numbers, periodic directions) and pairs (i0, j0, R, J) where i0, j0 index the template's
+atoms and R is an integer lattice vector of the template cell (zero along non-periodic
+directions): atom j0 sits at ``positions[j0] + R @ cell``. ``compute`` applies it to any state
+that is a supercell of the template (an integer matrix between the periodic cells, up to a small
+homogeneous strain), or a copy of a template cluster, wherever that state sits.
+
+Pairs are bonds between atoms, as LAMMPS bonds are: they are found once and then follow the
+atoms. The rules (implemented in :mod:`spinlat.sites`):
+
+- Matching. Every atom of the state is identified with a template site (and a cell of the
+  supercell) up to one global translation: in the template's own frame if every atom is within
+  ``position_tolerance`` of a site there, else with the translation that puts atom 0 on the
+  lowest-index site of its species from which every atom fits. Only the periodic cell vectors are
+  used; vectors along non-periodic directions (vacuum, a zero vector as ASE writes for 2D systems,
+  no cell for a cluster) are ignored. So the energy is exactly the same (the same pair table) for
+  a rigidly translated state, for positions wrapped into the cell or not, and for any vacuum; a
+  state with its atoms reordered gets the pair table permuted accordingly (the same energy up to
+  the summation order).
+- Following. The pair table is kept, without matching again, while the states evaluated have
+  the same atom count, atomic numbers, pbc and supercell, and each atom moved by less than
+  ``position_tolerance`` relative to atom 0 since the previous evaluation. The pairs then follow
+  the atoms through any dynamics: a drifting centre of mass, positions leaving the cell, an atom
+  moving far from its original site (a hot or diffusing atom keeps its pairs; J does not depend on
+  distance). Anything else (another structure, another atom order: an atom would have to move
+  onto another atom's place) is matched afresh, and a structure that does not match raises
+  :class:`~spinlat.errors.CellError` (pbc or cell) or :class:`~spinlat.errors.InputError` (atom
+  counts, species, an atom farther than ``position_tolerance`` from every site, two atoms on one
+  site) naming the atom. Up to four pair tables are cached, so states of different sizes can be
+  evaluated in turn. Checking that a state follows costs one O(N) pass; matching costs
+  O(N log T) (k-d tree over the T template sites), and the pair table O(N × pairs per site).
+- Sublattices that only the exchange distinguishes (the structure maps onto itself under a
+  translation that is not a template lattice vector, but the pair tensors do not, e.g. the two
+  sites of an antiferromagnet's conventional cell with their own TB2J couplings): positions alone
+  cannot tell such sites apart. A state in the template's frame uses the frame; a translated
+  state is assigned by atom 0's site (the rule above) and a :class:`SublatticeAmbiguityWarning`
+  says so (see :meth:`Heisenberg.sublattice_ambiguity`). A state that follows keeps its
+  assignment in either case.
 
 J does not depend on interatomic distances here: lattice forces and stress are exactly zero, and
 the term needs no distance neighbour list (``cutoff = 0``). Spin terms act only on magnetic atoms
@@ -30,11 +61,22 @@ the term needs no distance neighbour list (``cutoff = 0``). Spin terms act only 
 
 from __future__ import annotations
 
+import warnings
+
 import numba
 import numpy as np
 
 from ..errors import CellError, InputError, ShapeError
+from ..sites import reduce_lattice
 from .base import Evaluation, Potential
+
+#: expansions kept per Heisenberg (states of different sizes or orders evaluated in turn)
+_MAX_TABLES = 4
+
+
+class SublatticeAmbiguityWarning(UserWarning):
+    """A translated state was matched to a template whose exchange distinguishes sites that its
+    structure does not; the assignment was decided by the atom order (module docstring)."""
 
 # --------------------------------------------------------------------------------- helpers
 
@@ -53,50 +95,6 @@ def dmi_vector(tensor) -> np.ndarray:
     """DMI vector D (eV) of the antisymmetric part of a pair tensor (inverse of :func:`dmi_matrix`)."""
     a = 0.5 * (np.asarray(tensor) - np.swapaxes(tensor, -1, -2))
     return np.stack([a[..., 1, 2], -a[..., 0, 2], a[..., 0, 1]], axis=-1)
-
-
-def _hermite_normal_form(m: np.ndarray) -> np.ndarray:
-    """Upper-triangular H with positive diagonal whose rows span the same integer lattice as ``m``'s."""
-    h = [[int(x) for x in row] for row in m]
-    n = 3
-    for c in range(n):
-        # Euclid on column c among rows c..2 until only row c is non-zero there
-        while True:
-            nz = [r for r in range(c, n) if h[r][c] != 0]
-            if not nz:
-                raise CellError("singular cell matrix")
-            piv = min(nz, key=lambda r: abs(h[r][c]))
-            h[c], h[piv] = h[piv], h[c]
-            done = True
-            for r in range(c + 1, n):
-                if h[r][c]:
-                    q = h[r][c] // h[c][c]
-                    h[r] = [a - q * b for a, b in zip(h[r], h[c])]
-                    if h[r][c]:
-                        done = False
-            if done:
-                break
-        if h[c][c] < 0:
-            h[c] = [-a for a in h[c]]
-    return np.array(h, dtype=np.int64)
-
-
-def _reduce(n: np.ndarray, hnf: np.ndarray) -> np.ndarray:
-    """Integer key in [0, det) of lattice vectors ``n`` (K, 3) modulo the lattice of ``hnf``'s rows."""
-    n = n.copy()
-    for k in range(3):
-        q = np.floor_divide(n[:, k], hnf[k, k])
-        n -= q[:, None] * hnf[k][None, :]
-    return (n[:, 0] * hnf[1, 1] + n[:, 1]) * hnf[2, 2] + n[:, 2]
-
-
-def _effective_cell(cell, pbc):
-    """The cell used for fractional coordinates: the identity when no direction is periodic and
-    the cell is singular (clusters)."""
-    cell = np.asarray(cell, dtype=np.float64)
-    if not np.any(pbc) and abs(np.linalg.det(cell)) < 1e-12:
-        return np.eye(3)
-    return cell
 
 
 # --------------------------------------------------------------------------------- numba kernel
@@ -138,10 +136,14 @@ def _fields_from_gradient(spins, moments, grad):
 
 
 class _Expansion:
-    """The template mapped onto one state: directed CSR table over the state's atoms."""
+    """The template mapped onto one state: its :class:`~spinlat.sites.SiteMap` and the directed CSR
+    table over the state's atoms."""
 
-    __slots__ = ("n", "cell", "numbers", "pbc", "positions", "offsets", "dst", "tidx", "pair_i", "pair_j",
-                 "pair_t", "tolerance")
+    __slots__ = ("sites", "offsets", "dst", "tidx", "pair_i", "pair_j", "pair_t")
+
+    @property
+    def n(self):
+        return self.sites.n
 
 
 # --------------------------------------------------------------------------------- the potential
@@ -161,16 +163,23 @@ class Heisenberg(Potential):
     J : (P, 3, 3) pair tensors in eV, or (P,) isotropic couplings (J·1) in eV.
     pbc : periodic directions of the template (default all).
     scaled : ``positions`` are fractional coordinates.
-    strain_tolerance : largest homogeneous strain (max |ε_ab|) accepted between the state's cell
-        and an integer supercell of the template cell (default 0.05).
-    position_tolerance : largest distance (Å) between a state atom and its template site; default
-        0.3 × the smallest distance between template sites, at most 0.5 Å.
+    strain_tolerance : largest homogeneous strain (max |ε_ab|) accepted between the state's
+        periodic cell and an integer supercell of the template cell (default 0.05).
+    position_tolerance : largest distance (Å) between a state atom and its template site when a
+        state is matched, and largest move of an atom relative to atom 0 between two evaluations
+        that keep the pair table (module docstring); default 0.4 × the smallest distance between
+        template sites (0.99 Å for bcc Fe), below half the smallest periodic cell height.
+
+    The cell vectors along non-periodic directions are not used (they may be zero). Raises
+    :class:`~spinlat.errors.CellError` if the periodic cell vectors are zero or dependent,
+    :class:`~spinlat.errors.InputError` for bad pairs or coinciding template atoms.
     """
 
     cutoff = 0.0
 
     def __init__(self, cell, positions, numbers, i, j, R, J, pbc=True, scaled=False,
                  strain_tolerance=0.05, position_tolerance=None):
+        from ..sites import SiteTemplate
         from ..state import _as_array, _numbers
 
         numbers = _numbers(numbers)
@@ -178,10 +187,10 @@ class Heisenberg(Potential):
         if nt == 0:
             raise InputError("Heisenberg template needs at least one atom")
         self.pbc = np.array(np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)))
-        self.cell = _effective_cell(_as_array(cell, "cell", (3, 3)), self.pbc)
-        if abs(np.linalg.det(self.cell)) < 1e-10:
-            raise CellError("Heisenberg template cell is singular")
+        self.cell = _as_array(np.zeros((3, 3)) if cell is None else cell, "cell", (3, 3))
         pos = _as_array(positions, "positions", (nt, 3))
+        if scaled and abs(np.linalg.det(self.cell)) < 1e-10:
+            raise CellError("Heisenberg: scaled (fractional) positions need a cell with three independent vectors")
         self.positions = pos @ self.cell if scaled else pos
         self.numbers = numbers
         i = np.atleast_1d(np.asarray(i))
@@ -201,11 +210,12 @@ class Heisenberg(Potential):
                 raise InputError(f"pair index {name} out of range 0..{nt - 1}")
         if p and np.any(self.R[:, ~self.pbc] != 0):
             raise InputError("pairs cross a non-periodic direction of the template (R ≠ 0 there)")
-        self.strain_tolerance = float(strain_tolerance)
-        if position_tolerance is None:
-            position_tolerance = min(0.5, 0.3 * self._min_site_separation())
-        self.position_tolerance = float(position_tolerance)
-        self._expansion = None
+        self._sites = SiteTemplate(self.cell, self.positions, numbers, self.pbc, strain_tolerance,
+                                   position_tolerance, name="Heisenberg template")
+        self.strain_tolerance = self._sites.strain_tolerance
+        self.position_tolerance = self._sites.tolerance
+        self._tables = []  # expansions, most recently used first
+        self._ambiguity = None
 
     # ----------------------------------------------------------------- constructors
     @classmethod
@@ -282,109 +292,74 @@ class Heisenberg(Potential):
         return ham
 
     # ----------------------------------------------------------------- template facts
-    def _min_site_separation(self) -> float:
-        from scipy.spatial import cKDTree
-
-        pts = self._site_images(self.positions @ np.linalg.inv(self.cell))[0]
-        if len(pts) < 2:
-            return float("inf")
-        d, _ = cKDTree(pts).query(pts, k=2)
-        return float(d[:, 1].min())
-
-    def _site_images(self, frac):
-        """Cartesian points of the template sites (fractional ``frac`` wrapped into [0,1) along
-        periodic axes) and their images shifted by −1, 0, 1 along periodic axes."""
-        f = frac.copy()
-        f[:, self.pbc] -= np.floor(f[:, self.pbc])
-        ranges = [(-1, 0, 1) if p else (0,) for p in self.pbc]
-        shifts = np.array(np.meshgrid(*ranges, indexing="ij")).reshape(3, -1).T
-        pts = (f[None, :, :] + shifts[:, None, :]).reshape(-1, 3) @ self.cell
-        site = np.tile(np.arange(len(f)), len(shifts))
-        return pts, site, np.repeat(shifts, len(f), axis=0)
-
     @property
     def n_pairs(self) -> int:
         """Number of template pairs (each unordered pair once)."""
         return len(self.i)
 
+    def _pair_shifts(self):
+        """Lattice shift of each pair between the *wrapped* template sites: atom j of the pair sits
+        at wrapped site j + shift when atom i sits at wrapped site i (template cell units)."""
+        off = self._sites.offset
+        return self.R + off[self.j] - off[self.i]
+
+    def _invariant_under(self, perm, shift) -> bool:
+        """Whether the pair set maps onto itself when template site a becomes site perm[a] shifted
+        by shift[a] (a translation of the structure, :meth:`SiteTemplate.structure_translations`)."""
+        ps = self._pair_shifts()
+        a = _canonical_pairs(self.i, self.j, ps, self.J)
+        b = _canonical_pairs(perm[self.i], perm[self.j], ps + shift[self.j] - shift[self.i], self.J)
+        scale = max(float(np.abs(self.J).max(initial=0.0)), 1e-300)
+        return a[0].shape == b[0].shape and np.array_equal(a[0], b[0]) and \
+            bool(np.allclose(a[1], b[1], rtol=0.0, atol=1e-6 * scale))
+
+    def sublattice_ambiguity(self):
+        """A translation τ (Å, (3,)) that maps the template's structure onto itself but not its
+        exchange, or None. When one exists, positions alone cannot say which template site an
+        atom of a translated state is on; see the module docstring for the rule then used."""
+        if self._ambiguity is None:
+            found = next(self._sites.structure_translations(symmetric=self._invariant_under), None)
+            self._ambiguity = (False,) if found is None else (True, found[0])
+        return self._ambiguity[1] if self._ambiguity[0] else None
+
+    @property
+    def _expansion(self):
+        """The most recently used expansion (None before the first evaluation)."""
+        return self._tables[0] if self._tables else None
+
     # ----------------------------------------------------------------- mapping onto a state
     def _expand(self, state) -> _Expansion:
-        ex = self._expansion
-        if ex is not None and ex.n == len(state) and np.array_equal(ex.cell, state.cell) and \
-                np.array_equal(ex.pbc, state.pbc) and np.array_equal(ex.numbers, state.numbers):
-            d = state.positions - ex.positions
-            if len(d):
-                f = d @ np.linalg.inv(_effective_cell(state.cell, state.pbc))
-                f[:, state.pbc] -= np.round(f[:, state.pbc])
-                d = f @ _effective_cell(state.cell, state.pbc)
-            if not len(d) or np.max(np.einsum("ij,ij->i", d, d)) < (0.5 * ex.tolerance) ** 2:
+        """The pair table of ``state``: a cached one while the state follows it (same atoms that
+        moved little since the previous call, :meth:`SiteMap.follows`), else a fresh match."""
+        for k, ex in enumerate(self._tables):
+            if ex.sites.follows(state):
+                if k:
+                    self._tables.insert(0, self._tables.pop(k))
                 return ex
-        self._expansion = ex = self._build_expansion(state)
+        sites = self._sites.match(state)
+        if sites.anchored:
+            tau = self.sublattice_ambiguity()
+            if tau is not None:
+                warnings.warn(
+                    f"Heisenberg: the state does not sit in the template's frame, and a translation by "
+                    f"{np.round(tau, 4).tolist()} Å maps the template's sites onto themselves but not its exchange; "
+                    f"the atoms were assigned by putting atom 0 on template site {int(sites.site[0])} (the "
+                    "lowest-index site that fits). Build the state in the template's frame or order its atoms "
+                    "so that atom 0 is on the intended site.", SublatticeAmbiguityWarning, stacklevel=4)
+        ex = self._build_expansion(sites)
+        self._tables.insert(0, ex)
+        del self._tables[_MAX_TABLES:]
         return ex
 
-    def _build_expansion(self, state) -> _Expansion:
-        from scipy.spatial import cKDTree
-
-        if not np.array_equal(state.pbc, self.pbc):
-            raise CellError(f"state pbc {state.pbc.tolist()} differs from the Heisenberg template's "
-                            f"{self.pbc.tolist()}")
-        cs = _effective_cell(state.cell, state.pbc)
-        if abs(np.linalg.det(cs)) < 1e-10:
-            raise CellError("state cell is singular; Heisenberg needs the state to be a supercell of its template")
-        mf = cs @ np.linalg.inv(self.cell)
-        mint = np.round(mf).astype(np.int64)
-        if abs(round(np.linalg.det(mint))) < 1 or np.max(np.abs(mf - mint)) > 0.25:
-            raise CellError("state is not a supercell of the Heisenberg template: its cell is not an integer "
-                            f"combination of the template cell vectors (cell matrix {np.round(mf, 3).tolist()})")
-        strain = np.linalg.solve(mint @ self.cell, cs) - np.eye(3)
-        if np.max(np.abs(strain)) > self.strain_tolerance:
-            raise CellError(f"state cell is a supercell of the Heisenberg template strained by "
-                            f"{np.max(np.abs(strain)):.3g}, more than strain_tolerance={self.strain_tolerance}")
-        for k in np.flatnonzero(~self.pbc):
-            if not np.array_equal(mint[k], np.eye(3, dtype=np.int64)[k]):
-                raise CellError(f"state cell differs from the template cell along non-periodic direction {k}")
-        hnf = _hermite_normal_form(mint)
-        ncell = int(hnf[0, 0] * hnf[1, 1] * hnf[2, 2])
-        nt = len(self.numbers)
-        n = len(state)
-        if n != nt * ncell:
-            raise InputError(f"state is not a supercell of the Heisenberg template: a {ncell}-cell supercell of "
-                             f"the {nt}-atom template has {nt * ncell} atoms, the state has {n}")
-        # fractional coordinates of state atoms in units of the (strained) template cell
-        f_state = state.positions @ np.linalg.inv(cs) @ mint
-        f_tmpl = self.positions @ np.linalg.inv(self.cell)
-        pts, site, shift = self._site_images(f_tmpl)
-        fw = f_state.copy()
-        fw[:, self.pbc] -= np.floor(fw[:, self.pbc])
-        dist, idx = cKDTree(pts).query(fw @ self.cell)
-        tol = self.position_tolerance
-        bad = dist > tol
-        if np.any(bad):
-            a = int(np.argmax(bad))
-            raise InputError(f"state is not a supercell of the Heisenberg template: atom {a} at "
-                             f"{np.round(state.positions[a], 4).tolist()} Å is {dist[a]:.3f} Å from the nearest "
-                             f"template site (tolerance {tol:.3f} Å)")
-        k_of = site[idx]
-        if not np.array_equal(state.numbers, self.numbers[k_of]):
-            a = int(np.argmax(state.numbers != self.numbers[k_of]))
-            raise InputError(f"state is not a supercell of the Heisenberg template: atom {a} has Z="
-                             f"{state.numbers[a]} but sits on a template site of Z={self.numbers[k_of[a]]}")
-        f0 = f_tmpl.copy()
-        f0[:, self.pbc] -= np.floor(f0[:, self.pbc])
-        # lattice vector of each atom relative to its wrapped template site f0
-        ncoord = np.round(f_state - f0[k_of]).astype(np.int64)
-        ncoord[:, ~self.pbc] = 0
-        key = k_of * ncell + _reduce(ncoord, hnf)
+    def _build_expansion(self, sites) -> _Expansion:
+        """Directed CSR pair table over the atoms of a matched state (``sites``)."""
+        k_of, ncoord, hnf, ncell = sites.site, sites.lattice, sites.hnf, sites.ncell
+        nt, n = len(self.numbers), sites.n
+        key = k_of * ncell + reduce_lattice(ncoord, hnf)
         lookup = np.full(nt * ncell, -1, dtype=np.int64)
         lookup[key] = np.arange(n)
-        if np.any(lookup < 0):
-            missing = int(np.argmax(lookup < 0))
-            raise InputError("state is not a supercell of the Heisenberg template: two atoms sit on the same "
-                             f"site and template atom {missing // ncell} is missing from one cell")
-        # template-atom bond lists: (tensor index, target template atom, lattice shift in f0 units)
-        pshift = self.R + np.floor(f_tmpl[self.j] * self.pbc).astype(np.int64) \
-            - np.floor(f_tmpl[self.i] * self.pbc).astype(np.int64)
-        # between wrapped sites: atom j of a pair sits at f0[j] + pshift when atom i sits at f0[i]
+        # template-atom bond lists: (tensor index, target template atom, lattice shift between wrapped sites)
+        pshift = self._pair_shifts()
         npair = len(self.i)
         bt = np.concatenate([np.arange(npair), npair + np.arange(npair)])
         bsrc = np.concatenate([self.i, self.j])
@@ -408,15 +383,13 @@ class Heisenberg(Potential):
             for c in range(0, len(atoms), chunk):
                 at = atoms[c:c + chunk]
                 cells = ncoord[at][:, None, :] + bR[sl][None, :, :]
-                tgt = btgt[sl][None, :] * ncell + _reduce(cells.reshape(-1, 3), hnf).reshape(len(at), nb[k])
+                tgt = btgt[sl][None, :] * ncell + reduce_lattice(cells.reshape(-1, 3), hnf).reshape(len(at), nb[k])
                 rows = offsets[at][:, None] + np.arange(nb[k])[None, :]
                 dst[rows] = lookup[tgt]
                 tidx[rows] = bt[sl][None, :]
         ex = _Expansion()
-        ex.n, ex.cell, ex.numbers, ex.pbc = n, state.cell.copy(), state.numbers.copy(), state.pbc.copy()
-        ex.positions = state.positions.copy()
+        ex.sites = sites
         ex.offsets, ex.dst, ex.tidx = offsets, dst, tidx
-        ex.tolerance = tol
         # each unordered expanded pair once: directed entries with tensor index < P
         src = np.repeat(np.arange(n), np.diff(offsets))
         first = tidx < npair
@@ -425,7 +398,8 @@ class Heisenberg(Potential):
 
     def pairs(self, state):
         """Expanded pair table on ``state``: (i, j, J) with J (E, 3, 3) in eV, each pair once
-        (a template pair that maps onto the same atoms twice in a small supercell appears twice)."""
+        (a template pair that maps onto the same atoms twice in a small supercell appears twice).
+        The table follows the atoms (module docstring); raises like ``compute``."""
         ex = self._expand(state)
         return ex.pair_i, ex.pair_j, self.J[ex.pair_t]
 
@@ -484,6 +458,20 @@ class Heisenberg(Potential):
         return f"Heisenberg(n_sites={len(self.numbers)}, n_pairs={self.n_pairs})"
 
 
+def _canonical_pairs(i, j, shift, J):
+    """Directed pair set (keys (K, 5): i, j, shift; summed 3×3 tensors (K, 3, 3)) of pairs
+    (i, j, shift, J), both directions ((j, i, −shift, Jᵀ)), zero tensors dropped, sorted by key."""
+    keys = np.column_stack([np.concatenate([i, j]), np.concatenate([j, i]), np.concatenate([shift, -shift])])
+    tens = np.concatenate([J, np.swapaxes(J, 1, 2)])
+    if not len(keys):
+        return keys.reshape(0, 5), tens
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    total = np.zeros((len(uniq), 3, 3))
+    np.add.at(total, inv.ravel(), tens)
+    keep = np.abs(total).reshape(len(total), -1).max(axis=1) > 0
+    return uniq[keep], total[keep]
+
+
 def _shells(d, tol):
     """Distinct distances (Å) grouped within ``tol``, ascending (each group's smallest member)."""
     if len(d) == 0:
@@ -493,4 +481,4 @@ def _shells(d, tol):
     return [float(x) for x in u[starts]]
 
 
-__all__ = ["Heisenberg", "dmi_matrix", "dmi_vector"]
+__all__ = ["Heisenberg", "SublatticeAmbiguityWarning", "dmi_matrix", "dmi_vector"]

@@ -212,10 +212,17 @@ def test_not_a_supercell_errors():
     with pytest.raises(InputError, match="atoms"):  # one atom missing
         big = unit.repeat((2, 1, 1))
         ham.compute(sl.State(big.positions[:3], big.numbers[:3], cell=big.cell, pbc=True))
-    with pytest.raises(InputError, match="template site"):  # atom far from any site
-        ham.compute(unit.copy(positions=[[0, 0, 0], [A / 2, A / 4, A / 2]]))
-    with pytest.raises(InputError, match="Z="):  # wrong species on a site
+    with pytest.raises(InputError, match="template site"):  # atom far from any site, whatever the translation
+        big = unit.repeat((2, 1, 1))
+        pos = big.positions.copy()
+        pos[1] = [A / 2, A / 2, 0.0]
+        ham.compute(big.copy(positions=pos))
+    with pytest.raises(InputError, match="1 Fe, 1 Co, the template needs 2 Fe"):  # other species
         ham.compute(sl.State(unit.positions, [26, 27], cell=unit.cell, pbc=True))
+    b2 = Heisenberg(unit.cell, unit.positions, [26, 27], [0], [1], [[0, 0, 0]], [0.01])
+    swapped = sl.State(unit.repeat((2, 1, 1)).positions, [26, 27, 27, 26], cell=unit.cell * [[2], [1], [1]], pbc=True)
+    with pytest.raises(InputError, match="Z=27 but sits on a template site of Z=26"):  # right counts, wrong sites
+        b2.compute(swapped)
     with pytest.raises(CellError, match="pbc"):
         ham.compute(unit.copy(pbc=[True, True, False]))
     with pytest.raises(InputError, match="dmi"):
