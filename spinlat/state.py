@@ -58,6 +58,23 @@ def _numbers(numbers):
     return arr
 
 
+def _check_periodic_cell(cell, pbc):
+    """Raise :class:`CellError` unless the cell vectors along the periodic directions are non-zero
+    and linearly independent. Vectors along non-periodic directions are free (zero, as ASE writes
+    for 2D systems, a vacuum box, or anything else): nothing in spinlat uses them."""
+    per = cell[pbc]
+    if not len(per):
+        return
+    lengths = np.linalg.norm(per, axis=1)
+    # |det| for three periodic vectors, the area for two, the length for one
+    measure = float(np.sqrt(abs(np.linalg.det(per @ per.T))))
+    if np.any(lengths == 0) or measure < 1e-8 * max(float(lengths.max()), 1.0) ** len(per):
+        what = {3: "volume", 2: "area", 1: "length"}[len(per)]
+        unit = {3: "Å^3", 2: "Å^2", 1: "Å"}[len(per)]
+        raise CellError(f"cell is singular along its periodic directions ({what} {measure:.3g} {unit} spanned by the "
+                        f"cell vectors {np.flatnonzero(pbc).tolist()}) but pbc={pbc.tolist()}")
+
+
 class State:
     """Atoms with classical magnetic moments.
 
@@ -66,7 +83,8 @@ class State:
     positions : (N, 3) array, Å.
     numbers : (N,) atomic numbers or chemical symbols.
     cell : (3, 3) array of lattice vectors as rows, Å; ``None`` for no cell.
-    pbc : bool or three bools; periodic directions need a non-singular cell.
+    pbc : bool or three bools; the cell vectors along periodic directions must be non-zero and
+        linearly independent; along non-periodic directions any vector (also zero) is accepted.
     spins : (N, 3) directions; normalised to unit length. Default +z. Zero-length spins are
         allowed only on non-magnetic atoms (moment 0), where they become +z.
     moments : (N,) moment magnitudes, μB, non-negative. Default 0 (non-magnetic).
@@ -96,11 +114,7 @@ class State:
             if c.shape == (3,):
                 c = np.diag(c)
             self.cell = _as_array(c, "cell", (3, 3))
-        if self.pbc.any():
-            vol = abs(np.linalg.det(self.cell))
-            lengths = np.linalg.norm(self.cell, axis=1)
-            if np.any(lengths[self.pbc] == 0) or vol < 1e-8 * max(lengths.max(), 1.0) ** 3:
-                raise CellError(f"cell is singular (volume {vol:.3g} Å^3) but pbc={self.pbc.tolist()}")
+        _check_periodic_cell(self.cell, self.pbc)
         self.moments = np.zeros(n) if moments is None else _as_array(moments, "moments", (n,))
         if np.any(self.moments < 0):
             i = int(np.argmax(self.moments < 0))
@@ -181,8 +195,15 @@ class State:
 
     @property
     def volume(self) -> float:
-        """Cell volume, Å³."""
-        return float(abs(np.linalg.det(self.cell)))
+        """Cell volume |det(cell)|, Å³. Raises :class:`CellError` when the cell has no volume (no
+        cell, or a zero or dependent vector along a non-periodic direction, as for 2D systems
+        built by ASE) rather than returning 0."""
+        vol = float(abs(np.linalg.det(self.cell)))
+        lengths = np.linalg.norm(self.cell, axis=1)
+        if vol <= 1e-8 * max(float(lengths.max()), 1.0) ** 3:
+            raise CellError(f"the cell has no volume (cell vectors of lengths {np.round(lengths, 6).tolist()} Å, "
+                            f"pbc={self.pbc.tolist()}); give a cell with three independent vectors")
+        return vol
 
     @property
     def magnetic(self) -> np.ndarray:
@@ -218,6 +239,10 @@ class State:
         reps = np.broadcast_to(np.asarray(reps, dtype=int), (3,))
         if np.any(reps < 1):
             raise InputError(f"repeat counts must be >= 1, got {reps.tolist()}")
+        flat = (reps > 1) & (np.linalg.norm(self.cell, axis=1) == 0)
+        if np.any(flat):
+            raise CellError(f"cannot repeat {reps.tolist()} times: cell vector {int(np.argmax(flat))} is zero "
+                            "(copies would sit on top of each other)")
         n = len(self)
         grid = np.stack(np.meshgrid(*[np.arange(r) for r in reps], indexing="ij"), -1).reshape(-1, 3)
         shifts = grid @ self.cell
