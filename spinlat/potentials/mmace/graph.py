@@ -88,6 +88,9 @@ def config_arrays(config, index=0) -> dict:
                 raise ShapeError(f"{where}: {key} must have shape ({n}, 3), got {a.shape}")
             out[key] = _finite(a, key, where)
     if "stress" in info:
+        if not out["pbc"].all():
+            raise InputError(f"{where}: info['stress'] is given but the cell is not periodic in all three directions "
+                             f"(pbc={out['pbc'].tolist()}): a stress needs a volume")
         out["stress"] = _finite(_stress_matrix(info["stress"], where), "stress", where)
     return out
 
@@ -110,11 +113,11 @@ def species_indices(numbers, z_table, where="configuration") -> np.ndarray:
 
 def edges(positions, cell, pbc, r_max):
     """(sender, receiver, Cartesian shifts) of all ordered pairs closer than ``r_max`` Å."""
-    from ...neighbors import _vesin_pairs
+    from ...neighbors import point_pairs
 
     if len(positions) < 2 and not np.any(pbc):
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
-    i, j, S, _ = _vesin_pairs(positions, cell, pbc, r_max, full=True)
+    i, j, S, _ = point_pairs(positions, cell, pbc, r_max, full=True)
     return j, i, S @ np.asarray(cell, dtype=np.float64)
 
 

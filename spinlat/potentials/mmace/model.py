@@ -291,6 +291,10 @@ class MagneticMACEModel(torch.nn.Module):
                 k += 1
             if compute_stress:
                 volume = torch.linalg.det(cell).abs()
+                # graphs without a volume (2D cells with a zero vector, clusters) carry no stress
+                # target (config_arrays refuses one) and are masked out of the loss; dividing
+                # them by 1 instead of 0 keeps inf/NaN out of the gradients of the whole batch
+                volume = torch.where(volume > 0, volume, torch.ones_like(volume))
                 out["stress"] = grads[k] / volume.view(-1, 1, 1)
         return out
 
