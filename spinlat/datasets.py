@@ -215,7 +215,7 @@ class TeacherHamiltonian:
         ``stress`` (6,) eV/Å³ Voigt with ASE's sign."""
         import torch
 
-        from .neighbors import _vesin_pairs
+        from .neighbors import point_pairs
 
         positions = np.asarray(positions, dtype=np.float64)
         magmoms = np.asarray(magmoms, dtype=np.float64)
@@ -226,7 +226,7 @@ class TeacherHamiltonian:
         if not (np.all(np.isfinite(positions)) and np.all(np.isfinite(magmoms))):
             raise InputError("positions and magmoms must be finite")
         species = _species_index(numbers)
-        i, j, S, _ = _vesin_pairs(positions, cell if pbc.any() else np.zeros((3, 3)), pbc, R_CUT, full=True)
+        i, j, S, _ = point_pairs(positions, cell, pbc, R_CUT, full=True)
         return self._evaluate_arrays(positions, cell, magmoms, species, i, j, S, stress and pbc.all())
 
     def _evaluate_arrays(self, positions, cell, magmoms, species, i, j, S, stress):

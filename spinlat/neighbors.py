@@ -35,6 +35,8 @@ def _vesin_pairs(positions, cell, pbc, cutoff, full=True, sort=False, index_dtyp
     box = np.array(cell, dtype=np.float64)
     pos = np.ascontiguousarray(positions, dtype=np.float64)
     mixed = bool(pbc.any() and not pbc.all())
+    if not pbc.any():  # nothing periodic: the cell is not used
+        box = np.zeros((3, 3))
     if mixed:
         # vesin 0.6 is very slow for mixed pbc (seconds for a few atoms at small cutoffs):
         # solve the equivalent fully periodic problem whose open directions have images too
