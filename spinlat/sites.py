@@ -118,25 +118,32 @@ def completed_basis(cell, pbc, normals=None) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _follow_kernel(positions, numbers, pbc, cell, ref_numbers, ref_pbc, ref_cell, to_frac, basis, ref, limit2):
-    """1 and ``ref`` ← fractional positions if the atomic numbers, pbc and cell equal the reference
-    ones and every atom moved by less than sqrt(limit2) Å relative to atom 0 since ``ref``; else
-    ``ref`` is untouched and the result is −1 (numbers or pbc differ), −2 (cell differs) or 0 (an
-    atom moved too far). Fractional coordinates are those of the state's own (completed) cell,
-    ``to_frac`` its inverse, so the minimum image is taken over the state's periodic lattice;
-    ``basis`` turns them into Å with the strain removed."""
+def _follow_kernel(positions, numbers, pbc, cell, ref_numbers, ref_pbc, ref_cell, ref_positions, to_frac, basis,
+                   ref, limit2, shortcut):
+    """1 if the atomic numbers, pbc and cell equal the reference ones and every atom moved by
+    less than sqrt(limit2) Å relative to atom 0 since the reference (then ``ref_positions`` ←
+    positions, ``ref`` ← fractional positions); else the references are untouched and the result
+    is −1 (numbers or pbc differ), −2 (cell differs) or 0 (an atom moved too far). Fractional
+    coordinates are those of the state's own (completed) cell, ``to_frac`` its inverse, so the
+    minimum image is taken over the state's periodic lattice; ``basis`` turns them into Å with
+    the strain removed. With ``shortcut``, unmoved positions (the common case between two position
+    updates of an integrator) cost one comparison pass."""
     n = positions.shape[0]
     for k in range(3):
         if pbc[k] != ref_pbc[k]:
-            return -1
-    for a in range(n):
-        if numbers[a] != ref_numbers[a]:
             return -1
     for a in range(3):
         for k in range(3):
             if cell[a, k] != ref_cell[a, k]:
                 return -2
-    if n == 0:
+    same = shortcut
+    for a in range(n):
+        if numbers[a] != ref_numbers[a]:
+            return -1
+        if same and (positions[a, 0] != ref_positions[a, 0] or positions[a, 1] != ref_positions[a, 1]
+                     or positions[a, 2] != ref_positions[a, 2]):
+            same = False
+    if same:
         return 1
     d0 = np.empty(3)
     for k in range(3):
@@ -158,6 +165,7 @@ def _follow_kernel(positions, numbers, pbc, cell, ref_numbers, ref_pbc, ref_cell
             return 0
     for a in range(n):
         for k in range(3):
+            ref_positions[a, k] = positions[a, k]
             ref[a, k] = positions[a, 0] * to_frac[0, k] + positions[a, 1] * to_frac[1, k] \
                 + positions[a, 2] * to_frac[2, k]
     return 1
@@ -176,8 +184,8 @@ class SiteMap:
     determinant (number of template cells); ``anchored`` True when the translation was decided by
     atom 0 (the state did not sit in the template's frame)."""
 
-    __slots__ = ("template", "n", "numbers", "pbc", "cell", "mint", "to_frac", "metric", "ref", "site",
-                 "lattice", "hnf", "ncell", "translation", "anchored")
+    __slots__ = ("template", "n", "numbers", "pbc", "cell", "mint", "to_frac", "metric", "positions", "ref",
+                 "site", "lattice", "hnf", "ncell", "translation", "anchored")
 
     def follows(self, state) -> bool:
         """True if ``state`` is a continuation of the state last matched or followed (module
@@ -188,8 +196,8 @@ class SiteMap:
         t = self.template
         pos = np.ascontiguousarray(state.positions, dtype=np.float64)
         cell = np.ascontiguousarray(state.cell, dtype=np.float64)
-        code = _follow_kernel(pos, state.numbers, state.pbc, cell, self.numbers, self.pbc, self.cell, self.to_frac,
-                              self.metric, self.ref, t.tolerance ** 2)
+        code = _follow_kernel(pos, state.numbers, state.pbc, cell, self.numbers, self.pbc, self.cell, self.positions,
+                              self.to_frac, self.metric, self.ref, t.tolerance ** 2, True)
         if code != -2:
             return code == 1
         try:  # a new cell: still the same supercell (strain within tolerance)?
@@ -198,8 +206,8 @@ class SiteMap:
             return False
         if not np.array_equal(mint, self.mint):
             return False
-        if _follow_kernel(pos, state.numbers, state.pbc, cell, self.numbers, self.pbc, cell, to_frac, self.metric,
-                          self.ref, t.tolerance ** 2) != 1:
+        if _follow_kernel(pos, state.numbers, state.pbc, cell, self.numbers, self.pbc, cell, self.positions, to_frac,
+                          self.metric, self.ref, t.tolerance ** 2, False) != 1:
             return False
         self.cell, self.to_frac = cell.copy(), to_frac
         return True
@@ -381,6 +389,7 @@ class SiteTemplate:
         m.template, m.n, m.numbers, m.pbc = self, n, state.numbers.copy(), state.pbc.copy()
         m.cell, m.mint, m.to_frac = np.array(state.cell, dtype=np.float64), mint, to_frac
         m.metric = np.ascontiguousarray(mint @ self.basis, dtype=np.float64)
+        m.positions = np.array(state.positions, dtype=np.float64, order="C")
         m.ref = np.ascontiguousarray(fs)
         m.site, m.lattice = found
         m.hnf, m.ncell = hnf, ncell
