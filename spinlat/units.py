@@ -33,6 +33,11 @@ TWO_PI = 2.0 * math.pi
 #: LAMMPS inputs exactly (see spinlat.potentials.single_site).
 LAMMPS_MU_B = 5.78901e-5
 
+#: 1 kcal/mol in eV as LAMMPS converts potential files tagged ``UNITS: real`` for a ``metal``
+#: run (``utils::get_conversion_factor``: 1/23.060549); used only to read such files as LAMMPS
+#: does (see spinlat.potentials.eam).
+LAMMPS_KCAL_MOL_IN_EV = 1.0 / 23.060549
+
 #: The unit system, as written into trajectory files.
 UNITS = {
     "length": "Angstrom",

@@ -37,6 +37,7 @@ import numba
 import numpy as np
 
 from ..errors import FileFormatError, InputError
+from ..io import _text
 from .base import Evaluation, Potential, virial_to_voigt
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -52,66 +53,172 @@ _FORMATS = ("alloy", "fs")
 # --------------------------------------------------------------------------------------
 
 
-class _Tokens:
-    """Whitespace-separated tokens of a text file, with line numbers for error messages."""
+class _EAMText:
+    """The lines of an EAM file read the way LAMMPS's ``PotentialFileReader`` reads them.
 
-    def __init__(self, path, lines, start):
+    LAMMPS (``TextFileReader``, used by ``pair_style eam/alloy`` and ``eam/fs``):
+
+    - ``skip_line``: the first three lines are comments, taken whole (even when blank);
+    - everything else is cut at the first ``#`` (a comment) and blank lines are skipped;
+    - a header record (``next_values(n)``) is the next non-blank line, joined with the following
+      lines until it holds at least n words; words beyond the n needed are ignored;
+    - a table (``next_dvector(n)``) takes the numbers of as many lines as it needs, so values
+      may be split over lines in any way; every table starts on a new line, and LAMMPS drops
+      what is left of the line where a table ends;
+    - words are separated by spaces, tabs, CR and form feeds.
+
+    spinlat reads the same values from every file LAMMPS reads correctly, and refuses what
+    LAMMPS reads wrongly or silently drops: values left over on the line where a table ends,
+    a header record that needs a continuation line and still leaves words over (a missing
+    field), data after the last table, a last number cut short by a truncated file, and NaN or
+    infinite values. Numbers follow :mod:`spinlat.io._text` (grammar ``"c"``).
+    """
+
+    def __init__(self, path, text):
         self.path = path
+        self.ends_with_newline = text.endswith("\n")
+        lines = text.split("\n")
+        if self.ends_with_newline:
+            lines.pop()
         self.lines = lines
-        self.line = start  # index of the next line to read
-        self.pending = []  # unread tokens of the current line
-        self.pending_line = None
+        self.k = 0  # index of the next line
 
-    def _fail(self, msg):
-        raise FileFormatError(f"{self.path}: {msg}")
+    def error(self, lineno, msg):
+        return FileFormatError(f"{self.path}: line {lineno}: {msg}" if lineno else f"{self.path}: {msg}")
 
-    def header_line(self, what, min_tokens):
-        """Tokens of the next non-empty line, which must start fresh (no values left over)."""
-        if self.pending:
-            self._fail(f"line {self.pending_line}: {len(self.pending)} more values than expected before {what}")
-        while self.line < len(self.lines):
-            toks = self.lines[self.line].split()
-            self.line += 1
-            if toks:
-                if len(toks) < min_tokens:
-                    self._fail(f"line {self.line}: {what} needs at least {min_tokens} fields, "
-                               f"got {len(toks)}: {self.lines[self.line - 1].strip()!r}")
-                return toks, self.line
-        self._fail(f"file ended where {what} was expected (truncated file?)")
+    @staticmethod
+    def words(line):
+        return line.split("#", 1)[0].split()
 
-    def values(self, n, what):
-        """``n`` floats that may span several lines."""
-        out = np.empty(n)
-        k = 0
-        while k < n:
-            if not self.pending:
-                if self.line >= len(self.lines):
-                    self._fail(f"file ended after {k} of the {n} values of {what} (truncated file?)")
-                self.pending = self.lines[self.line].split()
-                self.line += 1
-                self.pending_line = self.line
-                continue
-            take = min(n - k, len(self.pending))
-            chunk = self.pending[:take]
-            self.pending = self.pending[take:]
+    def skip_line(self, what):
+        if self.k >= len(self.lines):
+            raise self.error(None, f"the file ends after {self.k} lines, before {what} (truncated, or not an "
+                                   "EAM file?)")
+        self.k += 1
+
+    def units(self):
+        """The word after ``UNITS:`` on the first non-blank line (LAMMPS ``get_potential_units``)."""
+        for line in self.lines:
+            words = line.split()
+            if words:
+                for a, w in enumerate(words[:-1]):
+                    if w == "UNITS:":
+                        return words[a + 1]
+                return None
+        return None
+
+    def record(self, n, what, extra_ok=True):
+        """Words of the next header record (at least ``n``) and its first line number."""
+        words, first = [], None
+        while not words or len(words) < n:
+            if self.k >= len(self.lines):
+                if words:
+                    raise self.error(first, f"{what} needs {n} fields, the file ends after {len(words)}: "
+                                            f"{' '.join(words)!r} (truncated file?)")
+                raise self.error(None, f"the file ends where {what} was expected (truncated file?)")
+            w = self.words(self.lines[self.k])
+            self.k += 1
+            if w:
+                if first is None:
+                    first = self.k
+                words += w
+        if self.k != first and len(words) > n and not extra_ok:
+            raise self.error(first, f"{what} needs {n} fields; they continue on line {self.k}, which leaves "
+                                    f"{' '.join(words[n:])!r} over: a field is missing on line {first} "
+                                    f"({' '.join(self.words(self.lines[first - 1]))!r})")
+        return words, first
+
+    def _numbers(self, words, lineno, what):
+        if _text.all_decimal(words):
+            vals = [float(w) for w in words]
+            if all(map(math.isfinite, vals)):
+                return vals
+        out = []
+        for w in words:
             try:
-                vals = np.array(chunk, dtype=np.float64)
-            except ValueError:
-                bad = next(t for t in chunk if not _is_float(t))
-                self._fail(f"line {self.pending_line}: {bad!r} is not a number (in {what})")
-            if not np.all(np.isfinite(vals)):
-                self._fail(f"line {self.pending_line}: non-finite value in {what}")
-            out[k:k + take] = vals
-            k += take
+                out.append(_text.parse_float(w))
+            except ValueError as exc:
+                raise self.error(lineno, f"{exc} (in {what})") from None
         return out
 
+    def table(self, n, what):
+        """``n`` values, as LAMMPS's ``next_dvector``; refuses values left over on the last line."""
+        out = np.empty(n)
+        i = 0
+        counts = []  # (line number, values on it)
+        while i < n:
+            if self.k >= len(self.lines):
+                raise self.error(None, f"the file ends after {i} of the {n} values of {what} (truncated file?)")
+            words = self.words(self.lines[self.k])
+            self.k += 1
+            if not words:
+                continue
+            vals = self._numbers(words, self.k, what)
+            counts.append((self.k, len(vals)))
+            take = min(n - i, len(vals))
+            if take < len(vals):
+                raise self.error(self.k, f"{len(vals) - take} value(s) more than the {n} of {what}: the table "
+                                         f"ends inside this line{self._odd_line(counts)} (LAMMPS would drop "
+                                         f"{words[take:]} silently)")
+            out[i:i + take] = vals
+            i += take
+        if self.k == len(self.lines) and not self.ends_with_newline:
+            self._check_cut_number(counts, what)
+        return out
 
-def _is_float(t):
+    @staticmethod
+    def _odd_line(counts):
+        """Where a table's lines stop holding the usual number of values (a value too many there)."""
+        sizes = [c for _, c in counts[:-1]]
+        if len(sizes) < 3:
+            return "; are the sizes in the grid line right?"
+        usual = max(set(sizes), key=sizes.count)
+        odd = next((ln for ln, c in counts[:-1] if c != usual), None)
+        if odd is None:
+            return "; are the sizes in the grid line right?"
+        return f"; line {odd} holds a different number of values than the table's other lines ({usual})"
+
+    def _check_cut_number(self, counts, what):
+        """The file ends without a newline right after this table's last value: refuse the value
+        when it has fewer digits than the table's other values (a number cut by truncation)."""
+        lineno = counts[-1][0]
+        last = self.words(self.lines[lineno - 1])[-1]
+        shapes = []
+        for ln, _ in reversed(counts):
+            words = self.words(self.lines[ln - 1])
+            shapes += [_text.digit_shape(w) for w in (words[:-1] if ln == lineno else words)]
+            if len(shapes) >= 50:
+                break
+        shapes = [s for s in shapes if s is not None]
+        if len(shapes) < 4:
+            return
+        usual = max(set(shapes), key=shapes.count)
+        if shapes.count(usual) >= 0.8 * len(shapes) and _text.shorter_than(_text.digit_shape(last), usual):
+            raise self.error(lineno, f"the file ends without a newline inside a number: {last!r} has fewer digits "
+                                     f"than the other values of {what}, so the file is truncated (LAMMPS would "
+                                     f"read it as {float(last)!r}); if the value is complete, end the file with "
+                                     "a newline")
+
+    def check_end(self, what):
+        """Nothing but comments and blank lines may follow the last table."""
+        for k in range(self.k, len(self.lines)):
+            words = self.words(self.lines[k])
+            if words:
+                raise self.error(k + 1, f"data after the last table ({what}): {' '.join(words[:6])!r}; the "
+                                        "file has more values than its header announces")
+
+
+def _integer(words, a, lineno, what, rd):
+    if not _text.is_integer(words[a]):
+        raise rd.error(lineno, f"{what} {words[a]!r} is not an integer")
+    return int(words[a])
+
+
+def _real(words, a, lineno, what, rd):
     try:
-        float(t)
-        return True
-    except ValueError:
-        return False
+        return _text.parse_float(words[a])
+    except ValueError as exc:
+        raise rd.error(lineno, f"{what}: {exc}") from None
 
 
 def _format_from_path(path) -> str:
@@ -127,16 +234,28 @@ def _format_from_path(path) -> str:
 def read_eam_file(path, format=None) -> dict:
     """Read a LAMMPS setfl (``format="alloy"``) or Finnis-Sinclair (``format="fs"``) EAM file.
 
+    The file is read exactly as LAMMPS's ``pair_style eam/alloy`` / ``eam/fs`` reads it
+    (``#`` comments, blank lines, numbers split over lines in any way, an optional
+    ``UNITS: metal|real`` tag on the first line; see :class:`_EAMText`), and checked more
+    strictly: every table must hold exactly its number of values and end at the end of a line,
+    nothing but comments may follow the last table, a last value cut short by truncation, NaN,
+    infinity and Fortran ``D`` exponents are refused (LAMMPS drops the extra values, reads the
+    cut value and the NaN, and refuses ``D`` too). ``UNITS: real`` (kcal/mol) energies are
+    converted to eV with LAMMPS's factor :data:`spinlat.units.LAMMPS_KCAL_MOL_IN_EV`.
+
     Returns a dict with ``symbols`` (list), ``numbers`` (atomic numbers), ``masses`` (amu),
     ``nrho``, ``drho`` (density grid), ``nr``, ``dr`` (Å), ``cutoff`` (Å), ``frho``
     (nel, nrho) embedding energies F(ρ) in eV, ``rhor`` (nel, nel, nr) with ``rhor[b, a]`` the
-    density that an atom of element b creates at an atom of element a, and ``z2r`` (nel, nel,
-    nr) the tabulated r·φ(r) in eV·Å (symmetric). Grid points are x_k = k·δ, k = 0..n−1.
+    density that an atom of element b creates at an atom of element a, ``z2r`` (nel, nel,
+    nr) the tabulated r·φ(r) in eV·Å (symmetric), and ``units`` (the file's tag or None). Grid
+    points are x_k = k·δ, k = 0..n−1.
 
     Raises :class:`~spinlat.errors.FileFormatError` naming the file and line for malformed or
     truncated files.
     """
     from ase.data import atomic_numbers, chemical_symbols
+
+    from .. import units as _units
 
     path = os.fspath(path)
     fmt = (format or _format_from_path(path)).lower()
@@ -147,69 +266,71 @@ def read_eam_file(path, format=None) -> dict:
     if fmt not in _FORMATS:
         raise InputError(f"unknown EAM format {format!r}; use 'alloy' or 'fs'")
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            text = fh.read()
     except OSError as exc:
         raise FileFormatError(f"cannot read EAM file {path}: {exc.strerror}") from None
-    if len(lines) < 5:
-        raise FileFormatError(f"{path}: only {len(lines)} lines; an EAM {fmt} file starts with 3 comment "
-                              "lines, the element line and the grid line (truncated or not an EAM file?)")
-    tok = _Tokens(path, lines, 3)
-    toks, ln = tok.header_line("the element line (Nelements Element1 ...)", 2)
-    try:
-        nel = int(toks[0])
-    except ValueError:
-        raise FileFormatError(f"{path}: line {ln}: number of elements {toks[0]!r} is not an integer") from None
+    rd = _EAMText(path, text)
+    unit = rd.units()
+    if unit not in (None, "metal", "real"):
+        raise rd.error(1, f"UNITS: {unit}: an EAM file must be in LAMMPS 'metal' units (eV, Å) or 'real' "
+                          "units (kcal/mol, Å, converted)")
+    energy_factor = _units.LAMMPS_KCAL_MOL_IN_EV if unit == "real" else 1.0
+    for c in range(3):
+        rd.skip_line(f"the element line (line 4; an EAM {fmt} file starts with three comment lines)")
+    words, ln = rd.record(1, "the element line (Nelements Element1 ...)")
+    nel = _integer(words, 0, ln, "the number of elements", rd)
     if nel < 1:
-        raise FileFormatError(f"{path}: line {ln}: number of elements must be positive, got {nel}")
-    symbols = toks[1:]
+        raise rd.error(ln, f"the number of elements must be positive, got {nel}")
+    symbols = words[1:]
     if len(symbols) != nel:
-        raise FileFormatError(f"{path}: line {ln}: {nel} elements announced but {len(symbols)} names given")
-    toks, ln = tok.header_line("the grid line (Nrho drho Nr dr cutoff)", 5)
-    try:
-        nrho, nr = int(toks[0]), int(toks[2])
-        drho, dr, cut = float(toks[1]), float(toks[3]), float(toks[4])
-    except ValueError:
-        raise FileFormatError(f"{path}: line {ln}: cannot read 'Nrho drho Nr dr cutoff' from "
-                              f"{lines[ln - 1].strip()!r}") from None
+        raise rd.error(ln, f"{nel} element(s) announced but {len(symbols)} name(s) given: {' '.join(words)!r}")
+    if len(set(symbols)) != nel:
+        raise rd.error(ln, f"the same element appears twice in {symbols}")
+    words, ln = rd.record(5, "the grid line (Nrho drho Nr dr cutoff)", extra_ok=False)
+    nrho = _integer(words, 0, ln, "Nrho", rd)
+    drho = _real(words, 1, ln, "drho", rd)
+    nr = _integer(words, 2, ln, "Nr", rd)
+    dr = _real(words, 3, ln, "dr", rd)
+    cut = _real(words, 4, ln, "cutoff", rd)
     if nrho < 5 or nr < 5:
-        raise FileFormatError(f"{path}: line {ln}: need at least 5 grid points, got Nrho={nrho}, Nr={nr}")
-    if not (drho > 0 and dr > 0 and cut > 0 and math.isfinite(drho + dr + cut)):
-        raise FileFormatError(f"{path}: line {ln}: drho, dr and cutoff must be positive, got {drho}, {dr}, {cut}")
+        raise rd.error(ln, f"need at least 5 grid points, got Nrho={nrho}, Nr={nr}")
+    if not (drho > 0 and dr > 0 and cut > 0):
+        raise rd.error(ln, f"drho, dr and cutoff must be positive, got {drho}, {dr}, {cut}")
 
     numbers, masses = [], []
     frho = np.empty((nel, nrho))
     rhor = np.empty((nel, nel, nr))
     z2r = np.empty((nel, nel, nr))
     for a, sym in enumerate(symbols):
-        toks, ln = tok.header_line(f"the header line of element {sym} (Z mass a0 lattice)", 2)
-        try:
-            z_file, mass = int(float(toks[0])), float(toks[1])
-        except ValueError:
-            raise FileFormatError(f"{path}: line {ln}: cannot read atomic number and mass of {sym} from "
-                                  f"{lines[ln - 1].strip()!r}") from None
+        words, ln = rd.record(2, f"the header line of element {sym} (Z mass a0 lattice)")
+        z_file = _integer(words, 0, ln, f"the atomic number of {sym}", rd)
+        mass = _real(words, 1, ln, f"the mass of {sym}", rd)
+        if not mass > 0:
+            raise rd.error(ln, f"the mass of {sym} must be positive, got {mass}")
         if sym in atomic_numbers:
             z = atomic_numbers[sym]
         elif 1 <= z_file < len(chemical_symbols):
             z = z_file
         else:
-            raise FileFormatError(f"{path}: line {ln}: element {sym!r} is not a chemical symbol and its "
-                                  f"atomic number {toks[0]!r} is not valid")
+            raise rd.error(ln, f"element {sym!r} is not a chemical symbol and its atomic number {z_file} is "
+                               "not valid")
         numbers.append(z)
         masses.append(mass)
-        frho[a] = tok.values(nrho, f"F(rho) of {sym}")
+        frho[a] = rd.table(nrho, f"F(rho) of {sym}") * energy_factor
         if fmt == "alloy":
-            rhor[a, :] = tok.values(nr, f"rho(r) of {sym}")[None, :]
+            rhor[a, :] = rd.table(nr, f"rho(r) of {sym}")[None, :]
         else:
             for b, other in enumerate(symbols):
-                rhor[a, b] = tok.values(nr, f"rho(r) of {sym} at {other}")
+                rhor[a, b] = rd.table(nr, f"rho(r) of {sym} at {other}")
     for a in range(nel):
         for b in range(a + 1):
-            z2r[a, b] = z2r[b, a] = tok.values(nr, f"r*phi(r) of {symbols[a]}-{symbols[b]}")
+            z2r[a, b] = z2r[b, a] = rd.table(nr, f"r*phi(r) of {symbols[a]}-{symbols[b]}") * energy_factor
+    rd.check_end(f"r*phi(r) of {symbols[-1]}-{symbols[-1]}")
     if len(set(numbers)) != nel:
-        raise FileFormatError(f"{path}: the same element appears twice in {symbols}")
+        raise FileFormatError(f"{path}: the same element appears twice in {symbols} (atomic numbers {numbers})")
     return dict(format=fmt, symbols=list(symbols), numbers=numbers, masses=masses, nrho=nrho, drho=drho,
-                nr=nr, dr=dr, cutoff=cut, frho=frho, rhor=rhor, z2r=z2r)
+                nr=nr, dr=dr, cutoff=cut, frho=frho, rhor=rhor, z2r=z2r, units=unit)
 
 
 def spline_coefficients(f: np.ndarray) -> np.ndarray:
