@@ -151,29 +151,45 @@ def _project_fields(atoms, spins, moments, active, grad, h):
         h[a, 2] = -(g2 - gs * spins[i, 2]) * inv
 
 
+#: rows with more entries than this are sorted and bisected by the reverse-pair search; shorter
+#: rows are scanned (a scan of a few dozen entries is faster than sorting them)
+_SCAN_MAX = 64
+
+
 @numba.njit(cache=True)
 def _reverse_entries(off, cj, cs, code_of, lookup, top):
     """Index of the reverse entry (j → i, opposite shift) of every entry of a directed CSR pair
     list (−1 where it is missing). Entry p of row i has partner ``cj[p]`` and shift index
     ``cs[p]``; ``code_of[u]`` is the code of shift u and ``lookup[code]`` the shift index of a
-    code (−1 if absent), with code(−S) = top − code(S). Each row is sorted once by the key
-    partner·K + shift index and searched by bisection: O(P log degree)."""
+    code (−1 if absent), with code(−S) = top − code(S).
+
+    Rows longer than ``_SCAN_MAX`` are sorted once by the key partner·K + shift index and
+    searched by bisection, shorter rows are scanned: O(P log degree) in all, against O(P · degree)
+    for scanning every row (one atom in a tiny periodic cell has ~10⁵ self-images in its row)."""
     n = off.shape[0] - 1
     q = cj.shape[0]
     nu = code_of.shape[0]
-    neg = np.empty(nu, dtype=np.int64)
+    neg = np.empty(nu, dtype=np.int32)
     for u in range(nu):
         neg[u] = lookup[top - code_of[u]]
-    keys = np.empty(q, dtype=np.int64)
-    for p in range(q):
-        keys[p] = np.int64(cj[p]) * nu + cs[p]
-    order = np.empty(q, dtype=np.int64)
+    order = np.empty(0, dtype=np.int64)
+    sorted_keys = np.empty(0, dtype=np.int64)
+    big = False
     for i in range(n):
-        a = off[i]
-        b = off[i + 1]
-        if b > a:
-            order[a:b] = a + np.argsort(keys[a:b])
-    sorted_keys = keys[order]
+        if off[i + 1] - off[i] > _SCAN_MAX:
+            big = True
+            break
+    if big:
+        keys = np.empty(q, dtype=np.int64)
+        for p in range(q):
+            keys[p] = np.int64(cj[p]) * nu + cs[p]
+        order = np.arange(q)
+        for i in range(n):
+            a = off[i]
+            b = off[i + 1]
+            if b - a > _SCAN_MAX:
+                order[a:b] = a + np.argsort(keys[a:b])
+        sorted_keys = keys[order]
     rev = np.full(q, -1, dtype=np.int32)
     for i in range(n):
         for p in range(off[i], off[i + 1]):
@@ -181,12 +197,18 @@ def _reverse_entries(off, cj, cs, code_of, lookup, top):
             if u < 0:
                 continue
             j = cj[p]
-            want = np.int64(i) * nu + u
             a = off[j]
             b = off[j + 1]
-            t = a + np.searchsorted(sorted_keys[a:b], want)
-            if t < b and sorted_keys[t] == want:
-                rev[p] = order[t]
+            if b - a > _SCAN_MAX:
+                want = np.int64(i) * nu + u
+                t = a + np.searchsorted(sorted_keys[a:b], want)
+                if t < b and sorted_keys[t] == want:
+                    rev[p] = order[t]
+            else:
+                for t in range(a, b):
+                    if cj[t] == i and cs[t] == u:
+                        rev[p] = t
+                        break
     return rev
 
 
