@@ -8,10 +8,12 @@ difference shows where atoms have many neighbours: one atom in a small periodic 
 ~10⁵ self-images within the cutoff are all its neighbours (issue 9.9: > 150 s).
 
 Systems (``BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)``, neighbour list with 0.3 Å skin):
-bcc Fe 20×20×20 (16 000 atoms, 58 neighbours each) and one Fe atom in simple-cubic cells of
+bcc Fe 20×20×20 (16 000 atoms, 14 neighbours each) and one Fe atom in simple-cubic cells of
 0.3, 0.2 and 0.15 Å. Printed per system: pairs, the former row scan, the new search (both numba,
-compiled beforehand, best of 3), their ratio, the whole new pair-list build, and LAMMPS's ``run 0`` (neighbour lists + one
-evaluation, for scale; skipped when LAMMPS is not available or for cells it cannot set up).
+compiled beforehand, best of 3), their ratio, the whole new pair-list build, and LAMMPS's
+``run 0`` (neighbour lists + one evaluation, for scale; "n/a" where LAMMPS is not available or
+cannot set the system up: for the one-atom cells it stops with "Neighbor list overflow, boost
+neigh_modify one").
 
 Run: python benchmarks/bench_pair_search.py
 """

@@ -1,9 +1,11 @@
 """Embedded-atom method (EAM) potentials from LAMMPS tabulated files.
 
 Reads LAMMPS *setfl* (``pair_style eam/alloy``, ``.eam.alloy``) and *Finnis-Sinclair*
-(``pair_style eam/fs``, ``.eam.fs``) files with any number of elements, and interpolates the
-tables with the same cubic scheme as LAMMPS's ``pair_style eam`` so that energies and forces
-agree with LAMMPS to round-off:
+(``pair_style eam/fs``, ``.eam.fs``) files with any number of elements and DYNAMO *funcfl*
+files (``pair_style eam``, ``.eam``, one element per file), with LAMMPS's reader rules
+(comments, blank lines, numbers split over lines; see :func:`read_eam_file`), and interpolates
+the tables with the same cubic scheme as LAMMPS's ``pair_style eam`` so that energies and
+forces agree with LAMMPS to round-off:
 
 - every table f_1..f_n on a uniform grid (spacing δ) gets, at each knot, a slope estimate
   s_m (in table units): one-sided differences at the two end knots, central differences at the
@@ -15,7 +17,10 @@ agree with LAMMPS to round-off:
 - the segment index is m = min(int(x/δ + 1), n − 1) (and ≥ 1 for the density argument of
   F), p = min(x/δ + 1 − m, 1): beyond the last knot the value is held. For the embedding
   function, when ρ exceeds ρ_max = (n_ρ − 1) δ_ρ the energy is continued linearly,
-  F(ρ) = F(ρ_max) + F'(ρ_max)(ρ − ρ_max).
+  F(ρ) → F(ρ) + F'(ρ)(ρ − ρ_max) with F, F' taken at the held last knot;
+- funcfl files are first brought onto one grid as LAMMPS's ``PairEAM::file2array`` does
+  (4-point Lagrange interpolation, one knot fewer than the file, ρ_max of the file, pair term
+  r·φ = 27.2·0.529·Z_a(r)·Z_b(r) from the effective charges; see :func:`_funcfl_tables`).
 
 The pair term is tabulated as r·φ(r) (``z2r``); φ = z2r/r. Energy
 
@@ -45,7 +50,7 @@ _FMA = {"contract"}
 
 __all__ = ["EAM", "read_eam_file", "spline_coefficients"]
 
-_FORMATS = ("alloy", "fs")
+_FORMATS = ("alloy", "fs", "funcfl")
 
 
 # --------------------------------------------------------------------------------------
@@ -56,9 +61,10 @@ _FORMATS = ("alloy", "fs")
 class _EAMText:
     """The lines of an EAM file read the way LAMMPS's ``PotentialFileReader`` reads them.
 
-    LAMMPS (``TextFileReader``, used by ``pair_style eam/alloy`` and ``eam/fs``):
+    LAMMPS (``TextFileReader``, used by ``pair_style eam/alloy``, ``eam/fs`` and ``eam``):
 
-    - ``skip_line``: the first three lines are comments, taken whole (even when blank);
+    - ``skip_line``: the first three lines (one in a funcfl file) are comments, taken whole
+      (even when blank);
     - everything else is cut at the first ``#`` (a comment) and blank lines are skipped;
     - a header record (``next_values(n)``) is the next non-blank line, joined with the following
       lines until it holds at least n words; words beyond the n needed are ignored;
@@ -158,8 +164,8 @@ class _EAMText:
             take = min(n - i, len(vals))
             if take < len(vals):
                 raise self.error(self.k, f"{len(vals) - take} value(s) more than the {n} of {what}: the table "
-                                         f"ends inside this line{self._odd_line(counts)} (LAMMPS would drop "
-                                         f"{words[take:]} silently)")
+                                         f"ends inside this line, where LAMMPS would drop {words[take:]} "
+                                         f"silently{self._odd_line(counts)}")
             out[i:i + take] = vals
             i += take
         if self.k == len(self.lines) and not self.ends_with_newline:
@@ -221,18 +227,65 @@ def _real(words, a, lineno, what, rd):
         raise rd.error(lineno, f"{what}: {exc}") from None
 
 
-def _format_from_path(path) -> str:
-    name = Path(path).name.lower()
-    if name.endswith((".eam.fs", ".fs")):
-        return "fs"
-    if name.endswith((".eam.alloy", ".alloy", ".setfl")):
-        return "alloy"
-    raise InputError(f"{path}: cannot tell the EAM format from the file name; pass format='alloy' "
-                     "(setfl, pair_style eam/alloy) or format='fs' (Finnis-Sinclair, pair_style eam/fs)")
+def _grid(rd):
+    """Nrho, drho, Nr, dr, cutoff from the grid record."""
+    words, ln = rd.record(5, "the grid line (Nrho drho Nr dr cutoff)", extra_ok=False)
+    nrho = _integer(words, 0, ln, "Nrho", rd)
+    drho = _real(words, 1, ln, "drho", rd)
+    nr = _integer(words, 2, ln, "Nr", rd)
+    dr = _real(words, 3, ln, "dr", rd)
+    cut = _real(words, 4, ln, "cutoff", rd)
+    if nrho < 5 or nr < 5:
+        raise rd.error(ln, f"need at least 5 grid points, got Nrho={nrho}, Nr={nr}")
+    if not (drho > 0 and dr > 0 and cut > 0):
+        raise rd.error(ln, f"drho, dr and cutoff must be positive, got {drho}, {dr}, {cut}")
+    return nrho, drho, nr, dr, cut
+
+
+_ALIASES = {"setfl": "alloy", "eam/alloy": "alloy", "eam/fs": "fs", "eam": "funcfl"}
+
+
+def _format(path, format) -> str:
+    """'alloy', 'fs' or 'funcfl' from ``format`` or, when None, the file name."""
+    if format is None:
+        name = Path(path).name.lower()
+        if name.endswith((".eam.fs", ".fs")):
+            return "fs"
+        if name.endswith((".eam.alloy", ".alloy", ".setfl")):
+            return "alloy"
+        if name.endswith(".eam"):
+            return "funcfl"
+        raise InputError(f"{path}: cannot tell the EAM format from the file name; pass format='alloy' "
+                         "(setfl, pair_style eam/alloy), format='fs' (Finnis-Sinclair, pair_style eam/fs) or "
+                         "format='funcfl' (DYNAMO single-element file, pair_style eam)")
+    fmt = _ALIASES.get(str(format).lower(), str(format).lower())
+    if fmt not in _FORMATS:
+        raise InputError(f"unknown EAM format {format!r}; use 'alloy', 'fs' or 'funcfl'")
+    return fmt
+
+
+def _read_text(path) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise FileFormatError(f"cannot read EAM file {path}: {exc.strerror}") from None
+
+
+def _energy_factor(rd) -> tuple[float, str | None]:
+    """eV per file energy unit from the ``UNITS:`` tag (LAMMPS converts ``real`` for ``metal`` runs)."""
+    from .. import units as _units
+
+    unit = rd.units()
+    if unit not in (None, "metal", "real"):
+        raise rd.error(1, f"UNITS: {unit}: an EAM file must be in LAMMPS 'metal' units (eV, Å) or 'real' "
+                          "units (kcal/mol, Å, converted)")
+    return (_units.LAMMPS_KCAL_MOL_IN_EV if unit == "real" else 1.0), unit
 
 
 def read_eam_file(path, format=None) -> dict:
-    """Read a LAMMPS setfl (``format="alloy"``) or Finnis-Sinclair (``format="fs"``) EAM file.
+    """Read a LAMMPS setfl (``format="alloy"``), Finnis-Sinclair (``format="fs"``) or DYNAMO
+    funcfl (``format="funcfl"``) EAM file.
 
     The file is read exactly as LAMMPS's ``pair_style eam/alloy`` / ``eam/fs`` reads it
     (``#`` comments, blank lines, numbers split over lines in any way, an optional
@@ -248,35 +301,22 @@ def read_eam_file(path, format=None) -> dict:
     (nel, nrho) embedding energies F(ρ) in eV, ``rhor`` (nel, nel, nr) with ``rhor[b, a]`` the
     density that an atom of element b creates at an atom of element a, ``z2r`` (nel, nel,
     nr) the tabulated r·φ(r) in eV·Å (symmetric), and ``units`` (the file's tag or None). Grid
-    points are x_k = k·δ, k = 0..n−1.
+    points are x_k = k·δ, k = 0..n−1. A funcfl file gives these tables on LAMMPS's grid (see
+    :func:`_funcfl_tables`) and ``rhomax``, the density beyond which F continues linearly.
 
     Raises :class:`~spinlat.errors.FileFormatError` naming the file and line for malformed or
     truncated files.
     """
     from ase.data import atomic_numbers, chemical_symbols
 
-    from .. import units as _units
-
     path = os.fspath(path)
-    fmt = (format or _format_from_path(path)).lower()
-    if fmt in ("setfl", "eam/alloy"):
-        fmt = "alloy"
-    if fmt == "eam/fs":
-        fmt = "fs"
-    if fmt not in _FORMATS:
-        raise InputError(f"unknown EAM format {format!r}; use 'alloy' or 'fs'")
-    try:
-        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise FileFormatError(f"cannot read EAM file {path}: {exc.strerror}") from None
+    fmt = _format(path, format)
+    text = _read_text(path)
+    if fmt == "funcfl":
+        return _funcfl_tables([_read_funcfl(path, text)])
     rd = _EAMText(path, text)
-    unit = rd.units()
-    if unit not in (None, "metal", "real"):
-        raise rd.error(1, f"UNITS: {unit}: an EAM file must be in LAMMPS 'metal' units (eV, Å) or 'real' "
-                          "units (kcal/mol, Å, converted)")
-    energy_factor = _units.LAMMPS_KCAL_MOL_IN_EV if unit == "real" else 1.0
-    for c in range(3):
+    energy_factor, unit = _energy_factor(rd)
+    for _ in range(3):
         rd.skip_line(f"the element line (line 4; an EAM {fmt} file starts with three comment lines)")
     words, ln = rd.record(1, "the element line (Nelements Element1 ...)")
     nel = _integer(words, 0, ln, "the number of elements", rd)
@@ -287,16 +327,7 @@ def read_eam_file(path, format=None) -> dict:
         raise rd.error(ln, f"{nel} element(s) announced but {len(symbols)} name(s) given: {' '.join(words)!r}")
     if len(set(symbols)) != nel:
         raise rd.error(ln, f"the same element appears twice in {symbols}")
-    words, ln = rd.record(5, "the grid line (Nrho drho Nr dr cutoff)", extra_ok=False)
-    nrho = _integer(words, 0, ln, "Nrho", rd)
-    drho = _real(words, 1, ln, "drho", rd)
-    nr = _integer(words, 2, ln, "Nr", rd)
-    dr = _real(words, 3, ln, "dr", rd)
-    cut = _real(words, 4, ln, "cutoff", rd)
-    if nrho < 5 or nr < 5:
-        raise rd.error(ln, f"need at least 5 grid points, got Nrho={nrho}, Nr={nr}")
-    if not (drho > 0 and dr > 0 and cut > 0):
-        raise rd.error(ln, f"drho, dr and cutoff must be positive, got {drho}, {dr}, {cut}")
+    nrho, drho, nr, dr, cut = _grid(rd)
 
     numbers, masses = [], []
     frho = np.empty((nel, nrho))
@@ -331,6 +362,83 @@ def read_eam_file(path, format=None) -> dict:
         raise FileFormatError(f"{path}: the same element appears twice in {symbols} (atomic numbers {numbers})")
     return dict(format=fmt, symbols=list(symbols), numbers=numbers, masses=masses, nrho=nrho, drho=drho,
                 nr=nr, dr=dr, cutoff=cut, frho=frho, rhor=rhor, z2r=z2r, units=unit)
+
+
+def _read_funcfl(path, text):
+    """One DYNAMO *funcfl* file (``pair_style eam``), read as LAMMPS's ``PairEAM::read_file``:
+    a comment line, ``Z mass a0 lattice``, ``Nrho drho Nr dr cutoff``, then F(ρ) (Nrho values,
+    eV), Z(r) (Nr values, effective charge in √(Hartree·Bohr)) and ρ(r) (Nr values)."""
+    from ase.data import chemical_symbols
+
+    rd = _EAMText(path, text)
+    factor, unit = _energy_factor(rd)
+    rd.skip_line("the element line (line 2; a funcfl file starts with one comment line)")
+    words, ln = rd.record(2, "the element line (Z mass a0 lattice)")
+    z = _integer(words, 0, ln, "the atomic number", rd)
+    mass = _real(words, 1, ln, "the mass", rd)
+    if not 1 <= z < len(chemical_symbols):
+        raise rd.error(ln, f"atomic number {z} is not a chemical element (a funcfl file names its element "
+                           "only by Z)")
+    if not mass > 0:
+        raise rd.error(ln, f"the mass must be positive, got {mass}")
+    nrho, drho, nr, dr, cut = _grid(rd)
+    sym = chemical_symbols[z]
+    frho = rd.table(nrho, f"F(rho) of {sym}") * factor
+    zr = rd.table(nr, f"Z(r) of {sym}") * math.sqrt(factor)
+    rhor = rd.table(nr, f"rho(r) of {sym}")
+    rd.check_end(f"rho(r) of {sym}")
+    return dict(path=path, symbol=sym, number=z, mass=mass, nrho=nrho, drho=drho, nr=nr, dr=dr, cutoff=cut,
+                frho=frho, zr=zr, rhor=rhor, units=unit)
+
+
+def _lagrange4(f, n, delta, x):
+    """LAMMPS ``PairEAM::file2array``: 4-point Lagrange interpolation of the table ``f`` (n knots,
+    spacing ``delta``) at the points ``x``, in LAMMPS's arithmetic (same rounding)."""
+    sixth = 1.0 / 6.0
+    p = x / delta + 1.0
+    k = np.maximum(np.minimum(p.astype(np.int64), n - 2), 2)
+    p = np.minimum(p - k, 2.0)
+    cof1 = -sixth * p * (p - 1.0) * (p - 2.0)
+    cof2 = 0.5 * (p * p - 1.0) * (p - 2.0)
+    cof3 = -0.5 * p * (p + 1.0) * (p - 2.0)
+    cof4 = sixth * p * (p * p - 1.0)
+    v = np.concatenate(([0.0], f))  # 1-based like LAMMPS
+    return cof1 * v[k - 1] + cof2 * v[k] + cof3 * v[k + 1] + cof4 * v[k + 2]
+
+
+def _funcfl_tables(files) -> dict:
+    """The setfl-like tables LAMMPS builds from one or more funcfl files (``PairEAM::file2array``):
+    every table interpolated to the coarsest spacings, nr = round((Nr−1)·dr / dr_max) and
+    nrho likewise (one knot fewer than a file on that grid), ρ_max = max (Nρ−1)·δρ of the files
+    (beyond it F is continued linearly), cutoff = the largest file cutoff, and the pair term
+    r·φ_ab = 27.2·0.529·Z_a(r)·Z_b(r) (LAMMPS's Hartree·Bohr in eV·Å, :data:`units.LAMMPS_HARTREE_BOHR`)."""
+    from .. import units as _units
+
+    dr = max(f["dr"] for f in files)
+    drho = max(f["drho"] for f in files)
+    rmax = max((f["nr"] - 1) * f["dr"] for f in files)
+    rhomax = max((f["nrho"] - 1) * f["drho"] for f in files)
+    nr = int(rmax / dr + 0.5)
+    nrho = int(rhomax / drho + 0.5)
+    if nr < 5 or nrho < 5:
+        raise FileFormatError(f"{files[0]['path']}: the funcfl grids give {nrho} density and {nr} distance points "
+                              "(at least 5 needed)")
+    r = np.arange(nr) * dr
+    rho = np.arange(nrho) * drho
+    nel = len(files)
+    frho = np.array([_lagrange4(f["frho"], f["nrho"], f["drho"], rho) for f in files])
+    dens = np.array([_lagrange4(f["rhor"], f["nr"], f["dr"], r) for f in files])
+    charge = np.array([_lagrange4(f["zr"], f["nr"], f["dr"], r) for f in files])
+    rhor = np.repeat(dens[:, None, :], nel, axis=1)  # rhor[b, a]: created by b, at any a
+    z2r = _units.LAMMPS_HARTREE_BOHR * charge[:, None, :] * charge[None, :, :]
+    numbers = [f["number"] for f in files]
+    if len(set(numbers)) != nel:
+        raise InputError(f"two funcfl files for the same element: {[f['path'] for f in files]}")
+    units_ = {f["units"] for f in files}
+    return dict(format="funcfl", symbols=[f["symbol"] for f in files], numbers=numbers,
+                masses=[f["mass"] for f in files], nrho=nrho, drho=drho, nr=nr, dr=dr,
+                cutoff=max(f["cutoff"] for f in files), rhomax=rhomax, frho=frho, rhor=rhor, z2r=z2r,
+                units=units_.pop() if len(units_) == 1 else sorted(map(str, units_)))
 
 
 def spline_coefficients(f: np.ndarray) -> np.ndarray:
@@ -563,17 +671,22 @@ def _force_pass(pos, offsets, hj, hs, svec, sym, fp, cache, forces, virial, do_v
 
 
 class EAM(Potential):
-    """Embedded-atom potential from a LAMMPS ``.eam.alloy`` (setfl) or ``.eam.fs`` file.
+    """Embedded-atom potential from LAMMPS EAM files: ``.eam.alloy`` (setfl), ``.eam.fs``
+    (Finnis-Sinclair) or DYNAMO ``.eam`` (funcfl, one element per file).
 
     Parameters
     ----------
-    path : the potential file.
-    format : ``"alloy"`` or ``"fs"``; by default taken from the file name.
+    path : the potential file; for funcfl, one file or a list of files (one per element, as
+        ``pair_coeff i i file`` for each type of LAMMPS ``pair_style eam``).
+    format : ``"alloy"``, ``"fs"`` or ``"funcfl"``; by default taken from the file name.
 
     Attributes: ``cutoff`` (Å, from the file), ``elements`` (atomic numbers, file order),
     ``symbols``, ``masses`` (amu, from the file). Energies and forces follow LAMMPS's
-    ``pair_style eam/alloy`` / ``eam/fs`` interpolation exactly (see the module docstring).
-    Magnetic forces are zero (no magnetic dependence).
+    ``pair_style eam/alloy`` / ``eam/fs`` / ``eam`` interpolation exactly (see the module
+    docstring and :func:`read_eam_file`). Magnetic forces are zero (no magnetic dependence).
+
+    Raises :class:`~spinlat.errors.FileFormatError` (naming file and line) for malformed files
+    and :class:`~spinlat.errors.InputError` for an unknown format.
     """
 
     depends_on_magnitudes = False
@@ -583,8 +696,16 @@ class EAM(Potential):
     spin_rotation_invariant = True
 
     def __init__(self, path, format=None):
-        data = read_eam_file(path, format)
-        self.path = os.fspath(path)
+        paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+        if len(paths) == 1:
+            data = read_eam_file(paths[0], format)
+            self.path = os.fspath(paths[0])
+        else:
+            if not paths or any(_format(p, format) != "funcfl" for p in paths):
+                raise InputError(f"EAM: several files {paths} are only for funcfl (pair_style eam, one file per "
+                                 "element); setfl and Finnis-Sinclair files hold all elements")
+            data = _funcfl_tables([_read_funcfl(os.fspath(p), _read_text(p)) for p in paths])
+            self.path = tuple(os.fspath(p) for p in paths)
         self.format = data["format"]
         self.symbols = tuple(data["symbols"])
         self.elements = tuple(int(z) for z in data["numbers"])
@@ -597,7 +718,7 @@ class EAM(Potential):
         self._nrho, self._drho = data["nrho"], data["drho"]
         self._rdr = 1.0 / self._dr
         self._rdrho = 1.0 / self._drho
-        self._rhomax = (self._nrho - 1) * self._drho
+        self._rhomax = data.get("rhomax", (self._nrho - 1) * self._drho)  # F is linear beyond it
         self._cutsq = self.cutoff * self.cutoff
         zmap = np.full(119, -1, dtype=np.int64)
         zmap[list(self.elements)] = np.arange(nel)
@@ -622,7 +743,8 @@ class EAM(Potential):
         self._ftab = np.ascontiguousarray(np.array([spline_coefficients(data["frho"][a]) for a in range(nel)]))
 
     def __repr__(self):
-        return f"EAM({os.path.basename(self.path)!r}, format={self.format!r})"
+        names = [os.path.basename(p) for p in ((self.path,) if isinstance(self.path, str) else self.path)]
+        return f"EAM({names[0] if len(names) == 1 else names!r}, format={self.format!r})"
 
     def _types(self, state):
         return self._zmap[state.numbers]

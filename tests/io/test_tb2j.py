@@ -232,7 +232,8 @@ def test_missing_separator_line_swallows_nothing(tmp_path):
 @pytest.mark.parametrize("cut, message", [
     (lambda t: t[: t.rindex(" [") + 6], r"line 3097: J_ani row 3 of 3 expected"),        # inside the last matrix
     (lambda t: t[: t.rindex("[Experimental!]J_ani:")], r"last pair block lacks its J_ani line"),
-    (lambda t: t[: t.rindex("J_iso: -0.1921") + 10], r"line 3091: J_iso -0.0 differs from -0.1921 on the pair line 3090"),
+    (lambda t: t[: t.rindex("J_iso: -0.1921") + 10],
+     r"line 3091: J_iso -0.0 differs from -0.1921 on the pair line 3090"),
     (lambda t: t[: t.rindex("J_iso: -0.1921")], r"last pair block lacks its J_iso, DMI, J_ani"),
 ])
 def test_file_cut_inside_the_last_pair_is_refused(tmp_path, cut, message):

@@ -88,7 +88,7 @@ def ref_eam(path, st, fmt=None):
             z, dz = ref_eval(ref_spline(d["z2r"][a, b]), dist[sel], d["dr"])
             phi[sel] = z / dist[sel]
             dphi[sel] = dz / dist[sel] - z / dist[sel] ** 2
-    rhomax = (d["nrho"] - 1) * d["drho"]
+    rhomax = d.get("rhomax", (d["nrho"] - 1) * d["drho"])
     emb = np.zeros(n)
     fp = np.zeros(n)
     for a in range(len(d["numbers"])):
@@ -156,6 +156,26 @@ def write_eam(path, fmt, nrho=400, drho=0.1, nr=600, dr=0.01, cut=5.2, elements=
             lines += block(r * phi, f"r*phi of {elements[a]}-{elements[b]}")
     Path(path).write_bytes((newline.join(lines) + newline).encode())
     return Path(path)
+
+
+def write_funcfl(path, element="Fe", a=0, nrho=500, drho=0.05, nr=520, dr=0.0105, cut=5.3, comments=False):
+    """A DYNAMO funcfl file (``pair_style eam``): F(ρ) in eV, effective charge Z(r) in
+    √(Hartree·Bohr), density ρ(r); smooth analytic functions, ``a`` varies them per element."""
+    from ase.data import atomic_masses, atomic_numbers
+
+    r = np.arange(nr) * dr
+    rho = np.arange(nrho) * drho
+    tables = [("F(rho)", -(1.0 + 0.3 * a) * np.sqrt(rho) + 0.01 * (a + 1) * rho ** 2),
+              ("Z(r)", (0.9 + 0.2 * a) * np.exp(-0.8 * (r - 2.5)) * _smooth(r, cut)),
+              ("rho(r)", (2.0 + a) * np.exp(-(1.0 + 0.2 * a) * (r - 2.5)) * _smooth(r, cut))]
+    z = atomic_numbers[element]
+    lines = [f"funcfl {element} for spinlat tests", f"{z} {atomic_masses[z]:.4f} 2.87 BCC",
+             f"{nrho} {drho!r} {nr} {dr!r} {cut!r}" + ("   # grid" if comments else "")]
+    for title, v in tables:
+        lines += ["# " + title] if comments else []
+        lines += [" ".join(f"{x:.16e}" for x in v[k:k + 5]) for k in range(0, len(v), 5)]
+    Path(path).write_text("\n".join(lines) + "\n")
+    return Path(path), {t: v for t, v in tables}
 
 
 def binary_state(seed=1, reps=(3, 3, 3), rattle=0.06):
@@ -414,9 +434,11 @@ def _cut_last_digit(t):
     (lambda ln: ln[:-3], False, r"ends after 15 of the 30 values of r\*phi\(r\) of Ni-Ni"),
     (_cut_last_digit, True, r"line 45: the file ends without a newline inside a number: '-0.0000000000000000e\+0'"),
     # number syntax
-    (lambda ln: ln[:11] + [ln[11].replace("e", "D", 1)] + ln[12:], False, r"line 12: .*Fortran 'D' exponent.*rho\(r\) of Fe"),
+    (lambda ln: ln[:11] + [ln[11].replace("e", "D", 1)] + ln[12:], False,
+     r"line 12: .*Fortran 'D' exponent.*rho\(r\) of Fe"),
     (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "nan", 1)] + ln[8:], False, r"line 8: 'nan' is not a finite"),
-    (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "-inf", 1)] + ln[8:], False, r"line 8: '-inf' is not a finite"),
+    (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "-inf", 1)] + ln[8:], False,
+     r"line 8: '-inf' is not a finite"),
     (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "1e999", 1)] + ln[8:], False, r"line 8: '1e999' overflows"),
     (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "1_0", 1)] + ln[8:], False, r"line 8: '1_0' is not a number"),
     (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "abc", 1)] + ln[8:], False, r"line 8: 'abc' is not a number"),
@@ -432,7 +454,8 @@ def _cut_last_digit(t):
     (lambda ln: ln[:4] + ["20.0 0.1 30 0.2 5.0"] + ln[5:], False, r"line 5: Nrho '20.0' is not an integer"),
     (lambda ln: ln[:4] + ["20 0.1 30 -0.2 5.0"] + ln[5:], False, r"line 5: drho, dr and cutoff must be positive"),
     (lambda ln: ln[:4] + ["3 0.1 30 0.2 5.0"] + ln[5:], False, r"line 5: need at least 5 grid points"),
-    (lambda ln: ln[:5] + ["26.0 55.845 2.87 bcc"] + ln[6:], False, r"line 6: the atomic number of Fe '26.0' is not an integer"),
+    (lambda ln: ln[:5] + ["26.0 55.845 2.87 bcc"] + ln[6:], False,
+     r"line 6: the atomic number of Fe '26.0' is not an integer"),
     (lambda ln: ln[:5] + ["26 -55.845 2.87 bcc"] + ln[6:], False, r"line 6: the mass of Fe must be positive"),
     (lambda ln: ["DATE: 2020 UNITS: si"] + ln[1:], False, r"line 1: UNITS: si"),
 ])
@@ -564,3 +587,94 @@ def test_layouts_and_units_match_lammps(tmp_path, fmt, layout):
     assert abs(ev.energy - res["energy"]) / len(st) < 1e-9
     assert np.abs(ev.forces - res["forces"]).max() < 1e-8
     assert np.abs(ev.stress - res["stress"]).max() < 1e-9
+
+
+# ------------------------------------------------------------------------------------------
+# DYNAMO funcfl files (pair_style eam)
+# ------------------------------------------------------------------------------------------
+
+
+def test_funcfl_tables_are_the_file_values_on_lammps_grid(tmp_path):
+    """One funcfl file: LAMMPS's grid has one knot fewer than the file, its 4-point Lagrange
+    interpolation returns the file values at the knots, r·φ = 27.2·0.529·Z(r)², ρ_max and the
+    cutoff are the file's, the element comes from Z."""
+    from spinlat import units
+
+    path, tab = write_funcfl(tmp_path / "Fe.eam")
+    d = read_eam_file(path)
+    assert d["format"] == "funcfl" and d["symbols"] == ["Fe"] and d["numbers"] == [26]
+    assert (d["nrho"], d["nr"]) == (499, 519) and d["rhomax"] == 499 * 0.05 and d["cutoff"] == 5.3
+    np.testing.assert_allclose(d["frho"][0], tab["F(rho)"][:-1], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(d["rhor"][0, 0], tab["rho(r)"][:-1], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(d["z2r"][0, 0], units.LAMMPS_HARTREE_BOHR * tab["Z(r)"][:-1] ** 2, rtol=1e-13,
+                               atol=1e-15)
+    assert units.LAMMPS_HARTREE_BOHR == 27.2 * 0.529
+    commented, _ = write_funcfl(tmp_path / "Fe_c.eam", comments=True)
+    for key in ("frho", "rhor", "z2r"):
+        np.testing.assert_array_equal(read_eam_file(commented)[key], d[key])
+
+
+@pytest.mark.parametrize("files", ["one", "two"])
+def test_funcfl_kernel_matches_reference_and_finite_differences(tmp_path, files):
+    fe, _ = write_funcfl(tmp_path / "Fe.eam")
+    if files == "one":
+        pot, st = EAM(fe), bcc_fe((3, 3, 3), rattle=0.07, seed=8)
+        e, f, _ = ref_eam(fe, st)
+    else:
+        ni, _ = write_funcfl(tmp_path / "Ni.eam", "Ni", a=1, nrho=430, drho=0.061, nr=480, dr=0.0112, cut=5.1)
+        pot, st = EAM([fe, ni]), binary_state(seed=8)
+        assert pot.elements == (26, 28) and pot.cutoff == 5.3 and "Ni.eam" in repr(pot)
+        e = f = None
+    ev = pot.compute(st, stress=True)
+    if e is not None:
+        assert ev.energy == pytest.approx(e, abs=1e-9)
+        assert np.abs(ev.forces - f).max() < 1e-10
+    assert np.abs(fd_forces(pot, st, atoms=(0, 5)) - ev.forces[[0, 5]]).max() < 1e-6
+    assert np.abs(fd_stress(pot, st) - ev.stress).max() < 1e-7
+
+
+def test_funcfl_errors(tmp_path):
+    fe, _ = write_funcfl(tmp_path / "Fe.eam")
+    fe2, _ = write_funcfl(tmp_path / "Fe2.eam", a=1)
+    alloy = write_eam(tmp_path / "FeNi.eam.alloy", "alloy", **SMALL)
+    with pytest.raises(InputError, match="same element"):
+        EAM([fe, fe2])
+    with pytest.raises(InputError, match="only for funcfl"):
+        EAM([fe, alloy])
+    lines = fe.read_text().splitlines()
+    bad = tmp_path / "bad.eam"
+    bad.write_text("\n".join(lines[:1] + ["0 55.845 2.87 BCC"] + lines[2:]) + "\n")
+    with pytest.raises(FileFormatError, match="line 2: atomic number 0 is not a chemical element"):
+        EAM(bad)
+    bad.write_text("\n".join(lines[:-2]) + "\n")
+    with pytest.raises(FileFormatError, match=r"ends after 510 of the 520 values of rho\(r\) of Fe"):
+        EAM(bad)
+    bad.write_text("\n".join(lines[:5] + [lines[5] + " 1.0"] + lines[6:]) + "\n")
+    with pytest.raises(FileFormatError, match=r"line 103: 1 value\(s\) more than the 500 of F\(rho\) .*line 6 holds"):
+        EAM(bad)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("case", ["one", "two files, different grids", "beyond rho_max", "commented"])
+def test_funcfl_matches_lammps_pair_style_eam(tmp_path, case):
+    """LAMMPS ``pair_style eam`` with ``pair_coeff i i file`` per type: one file, two files on
+    different grids (LAMMPS interpolates both onto the coarser one), densities beyond the table
+    (F continued linearly from LAMMPS's ρ_max), and a commented file."""
+    lr = _lammps()
+    fe, _ = write_funcfl(tmp_path / "Fe.eam", nrho=36 if case == "beyond rho_max" else 500,
+                         comments=case == "commented")
+    if case == "two files, different grids":
+        ni, _ = write_funcfl(tmp_path / "Ni.eam", "Ni", a=1, nrho=430, drho=0.061, nr=480, dr=0.0112, cut=5.1)
+        pot, st, species = EAM([fe, ni]), binary_state(seed=9), [26, 28]
+        pair = ["pair_style eam", f"pair_coeff 1 1 {fe}", f"pair_coeff 2 2 {ni}"]
+    else:
+        pot, st, species = EAM(fe), bcc_fe((4, 4, 4), rattle=0.07, seed=9), [26]
+        pair = ["pair_style eam", f"pair_coeff 1 1 {fe}"]
+    if case == "beyond rho_max":
+        rho = pot.densities(st)
+        assert rho.max() > 35 * 0.05 > rho.min() and np.any((rho > 34 * 0.05) & (rho < 35 * 0.05))
+    ev = pot.compute(st, stress=True)
+    res = lr.run_lammps(st.positions, st.cell, st.numbers, pair, species=species)
+    assert abs(ev.energy - res["energy"]) / len(st) < 1e-12
+    assert np.abs(ev.forces - res["forces"]).max() < 1e-10
+    assert np.abs(ev.stress - res["stress"]).max() < 1e-12
