@@ -270,12 +270,15 @@ def _check_partners(entries, names, path):
         table[key] = (T, line)
     unpaired, worst = [], []
     for (i, j, R), (T, line) in table.items():
-        partner = table.get((j, i, tuple(-x for x in R)))
+        pkey = (j, i, tuple(-x for x in R))
+        partner = table.get(pkey)
         if partner is None:
             unpaired.append(f"{names[i]} {names[j]} R={R} (line {line})")
             continue
+        if pkey < (i, j, R):
+            continue  # each pair compared once
         dev = float(np.abs(T - partner[0].T).max())
-        if dev > SYMMETRY_ATOL_MEV + SYMMETRY_RTOL * max(np.abs(T).max(), np.abs(partner[0]).max()) and i <= j:
+        if dev > SYMMETRY_ATOL_MEV + SYMMETRY_RTOL * max(np.abs(T).max(), np.abs(partner[0]).max()):
             worst.append((dev, f"{names[i]} {names[j]} R={R} (lines {line}, {partner[1]})"))
     if unpaired:
         raise _err(path, None, f"{len(unpaired)} of {len(entries)} exchange entries lack their reversed partner "

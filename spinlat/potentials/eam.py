@@ -74,10 +74,27 @@ class _EAMText:
     - words are separated by spaces, tabs, CR and form feeds.
 
     spinlat reads the same values from every file LAMMPS reads correctly, and refuses what
-    LAMMPS reads wrongly or silently drops: values left over on the line where a table ends,
-    a header record that needs a continuation line and still leaves words over (a missing
-    field), data after the last table, a last number cut short by a truncated file, and NaN or
-    infinite values. Numbers follow :mod:`spinlat.io._text` (grammar ``"c"``).
+    LAMMPS reads wrongly or silently drops. What LAMMPS 2025.07.22 does with malformed files
+    (measured with its Python module) and what spinlat does instead:
+
+    - a value too many where a table ends: LAMMPS drops it; spinlat refuses (the line);
+    - a value too many inside a table: LAMMPS shifts the rest of that table by one and drops its
+      last value (different energies, no message); spinlat refuses, naming the line where the
+      table ends and the line whose count differs from the others;
+    - a value missing: LAMMPS fills the table from the next one and stops at the end of the
+      file ("9995/10000 values"); spinlat refuses at the first table that ends mid-line;
+    - the file cut inside its last number (``…E-0012`` → ``…E-0``): LAMMPS reads the stub;
+      spinlat refuses a last value without a final newline that has fewer digits than the
+      table's other values;
+    - data after the last table: LAMMPS ignores it; spinlat refuses (sizes in the header wrong);
+    - a header record missing a field, continued on the next line with words left over:
+      LAMMPS takes the next record's words; spinlat refuses;
+    - ``nan``, ``inf``: LAMMPS reads them (NaN energies); spinlat refuses;
+    - ``1.0D+00``, ``1_0``, ``1E+``, Z or Nrho written as ``26.0``: both refuse;
+    - more element names than announced: LAMMPS crashes; spinlat refuses;
+    - lines longer than LAMMPS's line buffer: LAMMPS cuts a number in two; spinlat reads them.
+
+    Numbers follow :mod:`spinlat.io._text` (grammar ``"c"``).
     """
 
     def __init__(self, path, text):
@@ -696,12 +713,17 @@ class EAM(Potential):
     spin_rotation_invariant = True
 
     def __init__(self, path, format=None):
-        paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+        if isinstance(path, (str, os.PathLike)):
+            paths = [path]
+        elif isinstance(path, (list, tuple)) and path and all(isinstance(p, (str, os.PathLike)) for p in path):
+            paths = list(path)
+        else:
+            raise InputError(f"EAM: path must be a file path (or a list of funcfl file paths), got {path!r}")
         if len(paths) == 1:
             data = read_eam_file(paths[0], format)
             self.path = os.fspath(paths[0])
         else:
-            if not paths or any(_format(p, format) != "funcfl" for p in paths):
+            if any(_format(p, format) != "funcfl" for p in paths):
                 raise InputError(f"EAM: several files {paths} are only for funcfl (pair_style eam, one file per "
                                  "element); setfl and Finnis-Sinclair files hold all elements")
             data = _funcfl_tables([_read_funcfl(os.fspath(p), _read_text(p)) for p in paths])

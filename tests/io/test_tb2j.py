@@ -258,6 +258,18 @@ def test_malformed_numbers_and_fields_name_the_line(tmp_path, mutate, message):
         read_tb2j(_broken(tmp_path, mutate(TB2J_FE.read_text())))
 
 
+def test_self_image_partners_that_disagree_are_reported_once(tmp_path):
+    text = TB2J_FE.read_text().replace("J_iso: 18.7397 ", "J_iso: 18.7397 ", 1)
+    lines = text.splitlines()
+    k = lines.index("J_iso: 18.7397 ")
+    lines[k - 1] = lines[k - 1].replace("18.7397", "18.7897")
+    lines[k] = "J_iso: 18.7897 "
+    with pytest.warns(UserWarning, match=r"^[^\n]*: 1 pair\(s\) whose two entries .* largest 0.05 meV for Fe1 Fe1"):
+        _, ham = read_tb2j(_broken(tmp_path, "\n".join(lines) + "\n"))
+    _, clean = read_tb2j(TB2J_FE)
+    assert np.abs(ham.J - clean.J).max() == pytest.approx(0.05e-3, abs=1e-12)  # T + T'ᵀ: 18.7897 + 18.7397
+
+
 def test_partners_that_disagree_are_reported_and_summed(tmp_path):
     """(i, j, R) and (j, i, −R) with different tensors: a warning names the pair, and the pair
     tensor is TB2J's literal sum T_ij + T_jiᵀ, so the energy is still E_TB2J."""

@@ -641,6 +641,9 @@ def test_funcfl_errors(tmp_path):
         EAM([fe, fe2])
     with pytest.raises(InputError, match="only for funcfl"):
         EAM([fe, alloy])
+    for bad_path in (5, None, [fe, 3], []):
+        with pytest.raises(InputError, match="path must be a file path"):
+            EAM(bad_path)
     lines = fe.read_text().splitlines()
     bad = tmp_path / "bad.eam"
     bad.write_text("\n".join(lines[:1] + ["0 55.845 2.87 BCC"] + lines[2:]) + "\n")
