@@ -87,8 +87,9 @@ class _EAMText:
       spinlat refuses a last value without a final newline that has fewer digits than the
       table's other values;
     - data after the last table: LAMMPS ignores it; spinlat refuses (sizes in the header wrong);
-    - a header record missing a field, continued on the next line with words left over:
-      LAMMPS takes the next record's words; spinlat refuses;
+    - a grid line missing its cutoff: LAMMPS takes the element's Z as the cutoff and fails at the
+      end of the file on the value count; spinlat refuses a header record continued on the next
+      line with words left over, naming the short line;
     - ``nan``, ``inf``: LAMMPS reads them (NaN energies); spinlat refuses;
     - ``1.0D+00``, ``1_0``, ``1E+``, Z or Nrho written as ``26.0``: both refuse;
     - more element names than announced: LAMMPS crashes; spinlat refuses;
