@@ -144,7 +144,7 @@ class State:
             self.masses = _as_array(masses, "masses", (n,))
             if np.any(self.masses <= 0):
                 raise InputError("masses must be positive (amu)")
-        if validate and n > 1:
+        if validate and (n > 1 or (n == 1 and self.pbc.any())):  # one atom can overlap its own images
             self.check_distances()
 
     # ------------------------------------------------------------------ construction helpers
@@ -173,6 +173,14 @@ class State:
         """Raise :class:`OverlappingAtomsError` if two atoms are closer than ``min_distance`` Å."""
         from .neighbors import neighbor_pairs
 
+        n = len(self)
+        if n and self.pbc.all() and self.volume < n * min_distance**3 / np.sqrt(2.0):
+            # n balls of diameter min_distance do not fit into the cell (their packing fraction
+            # would exceed π/√18, Kepler's bound): some atom is closer than min_distance to another
+            # atom or to an image; this also bounds the search below (images per atom) in tiny cells
+            raise OverlappingAtomsError(
+                f"the periodic cell ({self.volume:.4g} Å^3 for {n} atom(s)) is too small: atoms or their periodic "
+                f"images must be closer than {min_distance} Å")
         # vesin's cell search costs ~25 ms at tiny cutoffs whatever the size; for small and
         # medium systems a 1 Å search (then filtered) is 10-200x faster
         search = max(min_distance, 1.0) if len(self) < 4096 else min_distance
@@ -182,6 +190,10 @@ class State:
             i, j, d = i[close], j[close], d[close]
         if len(i):
             k = int(np.argmin(d))
+            if i[k] == j[k]:
+                raise OverlappingAtomsError(
+                    f"atom {int(i[k])} is {d[k]:.4f} Å from its own periodic image (minimum {min_distance} Å): "
+                    "the cell is too small")
             raise OverlappingAtomsError(
                 f"atoms {int(i[k])} and {int(j[k])} are {d[k]:.4f} Å apart (minimum {min_distance} Å)")
 

@@ -33,6 +33,16 @@ TWO_PI = 2.0 * math.pi
 #: LAMMPS inputs exactly (see spinlat.potentials.single_site).
 LAMMPS_MU_B = 5.78901e-5
 
+#: 1 kcal/mol in eV as LAMMPS converts potential files tagged ``UNITS: real`` for a ``metal``
+#: run (``utils::get_conversion_factor``: 1/23.060549); used only to read such files as LAMMPS
+#: does (see spinlat.potentials.eam).
+LAMMPS_KCAL_MOL_IN_EV = 1.0 / 23.060549
+
+#: Hartree × Bohr radius in eV·Å as LAMMPS's ``pair_style eam`` writes it (27.2 × 0.529, not
+#: CODATA): the pair term of DYNAMO funcfl files is r·φ = 27.2·0.529·Z_i(r)·Z_j(r) with the
+#: effective charges Z in √(Hartree·Bohr) (``PairEAM::file2array``); used only for funcfl files.
+LAMMPS_HARTREE_BOHR = 27.2 * 0.529
+
 #: The unit system, as written into trajectory files.
 UNITS = {
     "length": "Angstrom",

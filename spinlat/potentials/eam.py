@@ -1,9 +1,11 @@
 """Embedded-atom method (EAM) potentials from LAMMPS tabulated files.
 
 Reads LAMMPS *setfl* (``pair_style eam/alloy``, ``.eam.alloy``) and *Finnis-Sinclair*
-(``pair_style eam/fs``, ``.eam.fs``) files with any number of elements, and interpolates the
-tables with the same cubic scheme as LAMMPS's ``pair_style eam`` so that energies and forces
-agree with LAMMPS to round-off:
+(``pair_style eam/fs``, ``.eam.fs``) files with any number of elements and DYNAMO *funcfl*
+files (``pair_style eam``, ``.eam``, one element per file), with LAMMPS's reader rules
+(comments, blank lines, numbers split over lines; see :func:`read_eam_file`), and interpolates
+the tables with the same cubic scheme as LAMMPS's ``pair_style eam`` so that energies and
+forces agree with LAMMPS to round-off:
 
 - every table f_1..f_n on a uniform grid (spacing δ) gets, at each knot, a slope estimate
   s_m (in table units): one-sided differences at the two end knots, central differences at the
@@ -15,7 +17,10 @@ agree with LAMMPS to round-off:
 - the segment index is m = min(int(x/δ + 1), n − 1) (and ≥ 1 for the density argument of
   F), p = min(x/δ + 1 − m, 1): beyond the last knot the value is held. For the embedding
   function, when ρ exceeds ρ_max = (n_ρ − 1) δ_ρ the energy is continued linearly,
-  F(ρ) = F(ρ_max) + F'(ρ_max)(ρ − ρ_max).
+  F(ρ) → F(ρ) + F'(ρ)(ρ − ρ_max) with F, F' taken at the held last knot;
+- funcfl files are first brought onto one grid as LAMMPS's ``PairEAM::file2array`` does
+  (4-point Lagrange interpolation, one knot fewer than the file, ρ_max of the file, pair term
+  r·φ = 27.2·0.529·Z_a(r)·Z_b(r) from the effective charges; see :func:`_funcfl_tables`).
 
 The pair term is tabulated as r·φ(r) (``z2r``); φ = z2r/r. Energy
 
@@ -37,6 +42,7 @@ import numba
 import numpy as np
 
 from ..errors import FileFormatError, InputError
+from ..io import _text
 from .base import Evaluation, Potential, virial_to_voigt
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -44,7 +50,7 @@ _FMA = {"contract"}
 
 __all__ = ["EAM", "read_eam_file", "spline_coefficients"]
 
-_FORMATS = ("alloy", "fs")
+_FORMATS = ("alloy", "fs", "funcfl")
 
 
 # --------------------------------------------------------------------------------------
@@ -52,86 +58,269 @@ _FORMATS = ("alloy", "fs")
 # --------------------------------------------------------------------------------------
 
 
-class _Tokens:
-    """Whitespace-separated tokens of a text file, with line numbers for error messages."""
+class _EAMText:
+    """The lines of an EAM file read the way LAMMPS's ``PotentialFileReader`` reads them.
 
-    def __init__(self, path, lines, start):
+    LAMMPS (``TextFileReader``, used by ``pair_style eam/alloy``, ``eam/fs`` and ``eam``):
+
+    - ``skip_line``: the first three lines (one in a funcfl file) are comments, taken whole
+      (even when blank);
+    - everything else is cut at the first ``#`` (a comment) and blank lines are skipped;
+    - a header record (``next_values(n)``) is the next non-blank line, joined with the following
+      lines until it holds at least n words; words beyond the n needed are ignored;
+    - a table (``next_dvector(n)``) takes the numbers of as many lines as it needs, so values
+      may be split over lines in any way; every table starts on a new line, and LAMMPS drops
+      what is left of the line where a table ends;
+    - words are separated by spaces, tabs, CR and form feeds.
+
+    spinlat reads the same values from every file LAMMPS reads correctly, and refuses what
+    LAMMPS reads wrongly or silently drops. What LAMMPS 2025.07.22 does with malformed files
+    (measured with its Python module) and what spinlat does instead:
+
+    - a value too many where a table ends: LAMMPS drops it; spinlat refuses (the line);
+    - a value too many inside a table: LAMMPS shifts the rest of that table by one and drops its
+      last value (different energies, no message); spinlat refuses, naming the line where the
+      table ends and the line whose count differs from the others;
+    - a value missing: LAMMPS fills the table from the next one and stops at the end of the
+      file ("9995/10000 values"); spinlat refuses at the first table that ends mid-line;
+    - the file cut inside its last number (``…E-0012`` → ``…E-0``): LAMMPS reads the stub;
+      spinlat refuses a last value without a final newline that has fewer digits than the
+      table's other values;
+    - data after the last table: LAMMPS ignores it; spinlat refuses (sizes in the header wrong);
+    - a grid line missing its cutoff: LAMMPS takes the element's Z as the cutoff and fails at the
+      end of the file on the value count; spinlat refuses a header record continued on the next
+      line with words left over, naming the short line;
+    - ``nan``, ``inf``: LAMMPS reads them (NaN energies); spinlat refuses;
+    - ``1.0D+00``, ``1_0``, ``1E+``, Z or Nrho written as ``26.0``: both refuse;
+    - more element names than announced: LAMMPS crashes; spinlat refuses;
+    - lines longer than LAMMPS's line buffer: LAMMPS cuts a number in two; spinlat reads them.
+
+    Numbers follow :mod:`spinlat.io._text` (grammar ``"c"``).
+    """
+
+    def __init__(self, path, text):
         self.path = path
+        self.ends_with_newline = text.endswith("\n")
+        lines = text.split("\n")
+        if self.ends_with_newline:
+            lines.pop()
         self.lines = lines
-        self.line = start  # index of the next line to read
-        self.pending = []  # unread tokens of the current line
-        self.pending_line = None
+        self.k = 0  # index of the next line
 
-    def _fail(self, msg):
-        raise FileFormatError(f"{self.path}: {msg}")
+    def error(self, lineno, msg):
+        return FileFormatError(f"{self.path}: line {lineno}: {msg}" if lineno else f"{self.path}: {msg}")
 
-    def header_line(self, what, min_tokens):
-        """Tokens of the next non-empty line, which must start fresh (no values left over)."""
-        if self.pending:
-            self._fail(f"line {self.pending_line}: {len(self.pending)} more values than expected before {what}")
-        while self.line < len(self.lines):
-            toks = self.lines[self.line].split()
-            self.line += 1
-            if toks:
-                if len(toks) < min_tokens:
-                    self._fail(f"line {self.line}: {what} needs at least {min_tokens} fields, "
-                               f"got {len(toks)}: {self.lines[self.line - 1].strip()!r}")
-                return toks, self.line
-        self._fail(f"file ended where {what} was expected (truncated file?)")
+    @staticmethod
+    def words(line):
+        return line.split("#", 1)[0].split()
 
-    def values(self, n, what):
-        """``n`` floats that may span several lines."""
-        out = np.empty(n)
-        k = 0
-        while k < n:
-            if not self.pending:
-                if self.line >= len(self.lines):
-                    self._fail(f"file ended after {k} of the {n} values of {what} (truncated file?)")
-                self.pending = self.lines[self.line].split()
-                self.line += 1
-                self.pending_line = self.line
-                continue
-            take = min(n - k, len(self.pending))
-            chunk = self.pending[:take]
-            self.pending = self.pending[take:]
+    def skip_line(self, what):
+        if self.k >= len(self.lines):
+            raise self.error(None, f"the file ends after {self.k} lines, before {what} (truncated, or not an "
+                                   "EAM file?)")
+        self.k += 1
+
+    def units(self):
+        """The word after ``UNITS:`` on the first non-blank line (LAMMPS ``get_potential_units``)."""
+        for line in self.lines:
+            words = line.split()
+            if words:
+                for a, w in enumerate(words[:-1]):
+                    if w == "UNITS:":
+                        return words[a + 1]
+                return None
+        return None
+
+    def record(self, n, what, extra_ok=True):
+        """Words of the next header record (at least ``n``) and its first line number."""
+        words, first = [], None
+        while not words or len(words) < n:
+            if self.k >= len(self.lines):
+                if words:
+                    raise self.error(first, f"{what} needs {n} fields, the file ends after {len(words)}: "
+                                            f"{' '.join(words)!r} (truncated file?)")
+                raise self.error(None, f"the file ends where {what} was expected (truncated file?)")
+            w = self.words(self.lines[self.k])
+            self.k += 1
+            if w:
+                if first is None:
+                    first = self.k
+                words += w
+        if self.k != first and len(words) > n and not extra_ok:
+            raise self.error(first, f"{what} needs {n} fields; they continue on line {self.k}, which leaves "
+                                    f"{' '.join(words[n:])!r} over: a field is missing on line {first} "
+                                    f"({' '.join(self.words(self.lines[first - 1]))!r})")
+        return words, first
+
+    def _numbers(self, words, lineno, what):
+        if _text.all_decimal(words):
+            vals = [float(w) for w in words]
+            if all(map(math.isfinite, vals)):
+                return vals
+        out = []
+        for w in words:
             try:
-                vals = np.array(chunk, dtype=np.float64)
-            except ValueError:
-                bad = next(t for t in chunk if not _is_float(t))
-                self._fail(f"line {self.pending_line}: {bad!r} is not a number (in {what})")
-            if not np.all(np.isfinite(vals)):
-                self._fail(f"line {self.pending_line}: non-finite value in {what}")
-            out[k:k + take] = vals
-            k += take
+                out.append(_text.parse_float(w))
+            except ValueError as exc:
+                raise self.error(lineno, f"{exc} (in {what})") from None
         return out
 
+    def table(self, n, what):
+        """``n`` values, as LAMMPS's ``next_dvector``; refuses values left over on the last line."""
+        out = np.empty(n)
+        i = 0
+        counts = []  # (line number, values on it)
+        while i < n:
+            if self.k >= len(self.lines):
+                raise self.error(None, f"the file ends after {i} of the {n} values of {what} (truncated file?)")
+            words = self.words(self.lines[self.k])
+            self.k += 1
+            if not words:
+                continue
+            vals = self._numbers(words, self.k, what)
+            counts.append((self.k, len(vals)))
+            take = min(n - i, len(vals))
+            if take < len(vals):
+                raise self.error(self.k, f"{len(vals) - take} value(s) more than the {n} of {what}: the table "
+                                         f"ends inside this line, where LAMMPS would drop {words[take:]} "
+                                         f"silently{self._odd_line(counts)}")
+            out[i:i + take] = vals
+            i += take
+        if self.k == len(self.lines) and not self.ends_with_newline:
+            self._check_cut_number(counts, what)
+        return out
 
-def _is_float(t):
+    @staticmethod
+    def _odd_line(counts):
+        """Where a table's lines stop holding the usual number of values (a value too many there)."""
+        sizes = [c for _, c in counts[:-1]]
+        if len(sizes) < 3:
+            return "; are the sizes in the grid line right?"
+        usual = max(set(sizes), key=sizes.count)
+        odd = next((ln for ln, c in counts[:-1] if c != usual), None)
+        if odd is None:
+            return "; are the sizes in the grid line right?"
+        return f"; line {odd} holds a different number of values than the table's other lines ({usual})"
+
+    def _check_cut_number(self, counts, what):
+        """The file ends without a newline right after this table's last value: refuse the value
+        when it has fewer digits than the table's other values (a number cut by truncation)."""
+        lineno = counts[-1][0]
+        last = self.words(self.lines[lineno - 1])[-1]
+        shapes = []
+        for ln, _ in reversed(counts):
+            words = self.words(self.lines[ln - 1])
+            shapes += [_text.digit_shape(w) for w in (words[:-1] if ln == lineno else words)]
+            if len(shapes) >= 50:
+                break
+        shapes = [s for s in shapes if s is not None]
+        if len(shapes) < 4:
+            return
+        usual = max(set(shapes), key=shapes.count)
+        if shapes.count(usual) >= 0.8 * len(shapes) and _text.shorter_than(_text.digit_shape(last), usual):
+            raise self.error(lineno, f"the file ends without a newline inside a number: {last!r} has fewer digits "
+                                     f"than the other values of {what}, so the file is truncated (LAMMPS would "
+                                     f"read it as {float(last)!r}); if the value is complete, end the file with "
+                                     "a newline")
+
+    def check_end(self, what):
+        """Nothing but comments and blank lines may follow the last table."""
+        for k in range(self.k, len(self.lines)):
+            words = self.words(self.lines[k])
+            if words:
+                raise self.error(k + 1, f"data after the last table ({what}): {' '.join(words[:6])!r}; the "
+                                        "file has more values than its header announces")
+
+
+def _integer(words, a, lineno, what, rd):
+    if not _text.is_integer(words[a]):
+        raise rd.error(lineno, f"{what} {words[a]!r} is not an integer")
+    return int(words[a])
+
+
+def _real(words, a, lineno, what, rd):
     try:
-        float(t)
-        return True
-    except ValueError:
-        return False
+        return _text.parse_float(words[a])
+    except ValueError as exc:
+        raise rd.error(lineno, f"{what}: {exc}") from None
 
 
-def _format_from_path(path) -> str:
-    name = Path(path).name.lower()
-    if name.endswith((".eam.fs", ".fs")):
-        return "fs"
-    if name.endswith((".eam.alloy", ".alloy", ".setfl")):
-        return "alloy"
-    raise InputError(f"{path}: cannot tell the EAM format from the file name; pass format='alloy' "
-                     "(setfl, pair_style eam/alloy) or format='fs' (Finnis-Sinclair, pair_style eam/fs)")
+def _grid(rd):
+    """Nrho, drho, Nr, dr, cutoff from the grid record."""
+    words, ln = rd.record(5, "the grid line (Nrho drho Nr dr cutoff)", extra_ok=False)
+    nrho = _integer(words, 0, ln, "Nrho", rd)
+    drho = _real(words, 1, ln, "drho", rd)
+    nr = _integer(words, 2, ln, "Nr", rd)
+    dr = _real(words, 3, ln, "dr", rd)
+    cut = _real(words, 4, ln, "cutoff", rd)
+    if nrho < 5 or nr < 5:
+        raise rd.error(ln, f"need at least 5 grid points, got Nrho={nrho}, Nr={nr}")
+    if not (drho > 0 and dr > 0 and cut > 0):
+        raise rd.error(ln, f"drho, dr and cutoff must be positive, got {drho}, {dr}, {cut}")
+    return nrho, drho, nr, dr, cut
+
+
+_ALIASES = {"setfl": "alloy", "eam/alloy": "alloy", "eam/fs": "fs", "eam": "funcfl"}
+
+
+def _format(path, format) -> str:
+    """'alloy', 'fs' or 'funcfl' from ``format`` or, when None, the file name."""
+    if format is None:
+        name = Path(path).name.lower()
+        if name.endswith((".eam.fs", ".fs")):
+            return "fs"
+        if name.endswith((".eam.alloy", ".alloy", ".setfl")):
+            return "alloy"
+        if name.endswith(".eam"):
+            return "funcfl"
+        raise InputError(f"{path}: cannot tell the EAM format from the file name; pass format='alloy' "
+                         "(setfl, pair_style eam/alloy), format='fs' (Finnis-Sinclair, pair_style eam/fs) or "
+                         "format='funcfl' (DYNAMO single-element file, pair_style eam)")
+    fmt = _ALIASES.get(str(format).lower(), str(format).lower())
+    if fmt not in _FORMATS:
+        raise InputError(f"unknown EAM format {format!r}; use 'alloy', 'fs' or 'funcfl'")
+    return fmt
+
+
+def _read_text(path) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise FileFormatError(f"cannot read EAM file {path}: {exc.strerror}") from None
+
+
+def _energy_factor(rd) -> tuple[float, str | None]:
+    """eV per file energy unit from the ``UNITS:`` tag (LAMMPS converts ``real`` for ``metal`` runs)."""
+    from .. import units as _units
+
+    unit = rd.units()
+    if unit not in (None, "metal", "real"):
+        raise rd.error(1, f"UNITS: {unit}: an EAM file must be in LAMMPS 'metal' units (eV, Å) or 'real' "
+                          "units (kcal/mol, Å, converted)")
+    return (_units.LAMMPS_KCAL_MOL_IN_EV if unit == "real" else 1.0), unit
 
 
 def read_eam_file(path, format=None) -> dict:
-    """Read a LAMMPS setfl (``format="alloy"``) or Finnis-Sinclair (``format="fs"``) EAM file.
+    """Read a LAMMPS setfl (``format="alloy"``), Finnis-Sinclair (``format="fs"``) or DYNAMO
+    funcfl (``format="funcfl"``) EAM file.
+
+    The file is read exactly as LAMMPS's ``pair_style eam/alloy`` / ``eam/fs`` reads it
+    (``#`` comments, blank lines, numbers split over lines in any way, an optional
+    ``UNITS: metal|real`` tag on the first line; see :class:`_EAMText`), and checked more
+    strictly: every table must hold exactly its number of values and end at the end of a line,
+    nothing but comments may follow the last table, a last value cut short by truncation, NaN,
+    infinity and Fortran ``D`` exponents are refused (LAMMPS drops the extra values, reads the
+    cut value and the NaN, and refuses ``D`` too). ``UNITS: real`` (kcal/mol) energies are
+    converted to eV with LAMMPS's factor :data:`spinlat.units.LAMMPS_KCAL_MOL_IN_EV`.
 
     Returns a dict with ``symbols`` (list), ``numbers`` (atomic numbers), ``masses`` (amu),
     ``nrho``, ``drho`` (density grid), ``nr``, ``dr`` (Å), ``cutoff`` (Å), ``frho``
     (nel, nrho) embedding energies F(ρ) in eV, ``rhor`` (nel, nel, nr) with ``rhor[b, a]`` the
-    density that an atom of element b creates at an atom of element a, and ``z2r`` (nel, nel,
-    nr) the tabulated r·φ(r) in eV·Å (symmetric). Grid points are x_k = k·δ, k = 0..n−1.
+    density that an atom of element b creates at an atom of element a, ``z2r`` (nel, nel,
+    nr) the tabulated r·φ(r) in eV·Å (symmetric), and ``units`` (the file's tag or None). Grid
+    points are x_k = k·δ, k = 0..n−1. A funcfl file gives these tables on LAMMPS's grid (see
+    :func:`_funcfl_tables`) and ``rhomax``, the density beyond which F continues linearly.
 
     Raises :class:`~spinlat.errors.FileFormatError` naming the file and line for malformed or
     truncated files.
@@ -139,77 +328,135 @@ def read_eam_file(path, format=None) -> dict:
     from ase.data import atomic_numbers, chemical_symbols
 
     path = os.fspath(path)
-    fmt = (format or _format_from_path(path)).lower()
-    if fmt in ("setfl", "eam/alloy"):
-        fmt = "alloy"
-    if fmt == "eam/fs":
-        fmt = "fs"
-    if fmt not in _FORMATS:
-        raise InputError(f"unknown EAM format {format!r}; use 'alloy' or 'fs'")
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
-    except OSError as exc:
-        raise FileFormatError(f"cannot read EAM file {path}: {exc.strerror}") from None
-    if len(lines) < 5:
-        raise FileFormatError(f"{path}: only {len(lines)} lines; an EAM {fmt} file starts with 3 comment "
-                              "lines, the element line and the grid line (truncated or not an EAM file?)")
-    tok = _Tokens(path, lines, 3)
-    toks, ln = tok.header_line("the element line (Nelements Element1 ...)", 2)
-    try:
-        nel = int(toks[0])
-    except ValueError:
-        raise FileFormatError(f"{path}: line {ln}: number of elements {toks[0]!r} is not an integer") from None
+    fmt = _format(path, format)
+    text = _read_text(path)
+    if fmt == "funcfl":
+        return _funcfl_tables([_read_funcfl(path, text)])
+    rd = _EAMText(path, text)
+    energy_factor, unit = _energy_factor(rd)
+    for _ in range(3):
+        rd.skip_line(f"the element line (line 4; an EAM {fmt} file starts with three comment lines)")
+    words, ln = rd.record(1, "the element line (Nelements Element1 ...)")
+    nel = _integer(words, 0, ln, "the number of elements", rd)
     if nel < 1:
-        raise FileFormatError(f"{path}: line {ln}: number of elements must be positive, got {nel}")
-    symbols = toks[1:]
+        raise rd.error(ln, f"the number of elements must be positive, got {nel}")
+    symbols = words[1:]
     if len(symbols) != nel:
-        raise FileFormatError(f"{path}: line {ln}: {nel} elements announced but {len(symbols)} names given")
-    toks, ln = tok.header_line("the grid line (Nrho drho Nr dr cutoff)", 5)
-    try:
-        nrho, nr = int(toks[0]), int(toks[2])
-        drho, dr, cut = float(toks[1]), float(toks[3]), float(toks[4])
-    except ValueError:
-        raise FileFormatError(f"{path}: line {ln}: cannot read 'Nrho drho Nr dr cutoff' from "
-                              f"{lines[ln - 1].strip()!r}") from None
-    if nrho < 5 or nr < 5:
-        raise FileFormatError(f"{path}: line {ln}: need at least 5 grid points, got Nrho={nrho}, Nr={nr}")
-    if not (drho > 0 and dr > 0 and cut > 0 and math.isfinite(drho + dr + cut)):
-        raise FileFormatError(f"{path}: line {ln}: drho, dr and cutoff must be positive, got {drho}, {dr}, {cut}")
+        raise rd.error(ln, f"{nel} element(s) announced but {len(symbols)} name(s) given: {' '.join(words)!r}")
+    if len(set(symbols)) != nel:
+        raise rd.error(ln, f"the same element appears twice in {symbols}")
+    nrho, drho, nr, dr, cut = _grid(rd)
 
     numbers, masses = [], []
     frho = np.empty((nel, nrho))
     rhor = np.empty((nel, nel, nr))
     z2r = np.empty((nel, nel, nr))
     for a, sym in enumerate(symbols):
-        toks, ln = tok.header_line(f"the header line of element {sym} (Z mass a0 lattice)", 2)
-        try:
-            z_file, mass = int(float(toks[0])), float(toks[1])
-        except ValueError:
-            raise FileFormatError(f"{path}: line {ln}: cannot read atomic number and mass of {sym} from "
-                                  f"{lines[ln - 1].strip()!r}") from None
+        words, ln = rd.record(2, f"the header line of element {sym} (Z mass a0 lattice)")
+        z_file = _integer(words, 0, ln, f"the atomic number of {sym}", rd)
+        mass = _real(words, 1, ln, f"the mass of {sym}", rd)
+        if not mass > 0:
+            raise rd.error(ln, f"the mass of {sym} must be positive, got {mass}")
         if sym in atomic_numbers:
             z = atomic_numbers[sym]
         elif 1 <= z_file < len(chemical_symbols):
             z = z_file
         else:
-            raise FileFormatError(f"{path}: line {ln}: element {sym!r} is not a chemical symbol and its "
-                                  f"atomic number {toks[0]!r} is not valid")
+            raise rd.error(ln, f"element {sym!r} is not a chemical symbol and its atomic number {z_file} is "
+                               "not valid")
         numbers.append(z)
         masses.append(mass)
-        frho[a] = tok.values(nrho, f"F(rho) of {sym}")
+        frho[a] = rd.table(nrho, f"F(rho) of {sym}") * energy_factor
         if fmt == "alloy":
-            rhor[a, :] = tok.values(nr, f"rho(r) of {sym}")[None, :]
+            rhor[a, :] = rd.table(nr, f"rho(r) of {sym}")[None, :]
         else:
             for b, other in enumerate(symbols):
-                rhor[a, b] = tok.values(nr, f"rho(r) of {sym} at {other}")
+                rhor[a, b] = rd.table(nr, f"rho(r) of {sym} at {other}")
     for a in range(nel):
         for b in range(a + 1):
-            z2r[a, b] = z2r[b, a] = tok.values(nr, f"r*phi(r) of {symbols[a]}-{symbols[b]}")
+            z2r[a, b] = z2r[b, a] = rd.table(nr, f"r*phi(r) of {symbols[a]}-{symbols[b]}") * energy_factor
+    rd.check_end(f"r*phi(r) of {symbols[-1]}-{symbols[-1]}")
     if len(set(numbers)) != nel:
-        raise FileFormatError(f"{path}: the same element appears twice in {symbols}")
+        raise FileFormatError(f"{path}: the same element appears twice in {symbols} (atomic numbers {numbers})")
     return dict(format=fmt, symbols=list(symbols), numbers=numbers, masses=masses, nrho=nrho, drho=drho,
-                nr=nr, dr=dr, cutoff=cut, frho=frho, rhor=rhor, z2r=z2r)
+                nr=nr, dr=dr, cutoff=cut, frho=frho, rhor=rhor, z2r=z2r, units=unit)
+
+
+def _read_funcfl(path, text):
+    """One DYNAMO *funcfl* file (``pair_style eam``), read as LAMMPS's ``PairEAM::read_file``:
+    a comment line, ``Z mass a0 lattice``, ``Nrho drho Nr dr cutoff``, then F(ρ) (Nrho values,
+    eV), Z(r) (Nr values, effective charge in √(Hartree·Bohr)) and ρ(r) (Nr values)."""
+    from ase.data import chemical_symbols
+
+    rd = _EAMText(path, text)
+    factor, unit = _energy_factor(rd)
+    rd.skip_line("the element line (line 2; a funcfl file starts with one comment line)")
+    words, ln = rd.record(2, "the element line (Z mass a0 lattice)")
+    z = _integer(words, 0, ln, "the atomic number", rd)
+    mass = _real(words, 1, ln, "the mass", rd)
+    if not 1 <= z < len(chemical_symbols):
+        raise rd.error(ln, f"atomic number {z} is not a chemical element (a funcfl file names its element "
+                           "only by Z)")
+    if not mass > 0:
+        raise rd.error(ln, f"the mass must be positive, got {mass}")
+    nrho, drho, nr, dr, cut = _grid(rd)
+    sym = chemical_symbols[z]
+    frho = rd.table(nrho, f"F(rho) of {sym}") * factor
+    zr = rd.table(nr, f"Z(r) of {sym}") * math.sqrt(factor)
+    rhor = rd.table(nr, f"rho(r) of {sym}")
+    rd.check_end(f"rho(r) of {sym}")
+    return dict(path=path, symbol=sym, number=z, mass=mass, nrho=nrho, drho=drho, nr=nr, dr=dr, cutoff=cut,
+                frho=frho, zr=zr, rhor=rhor, units=unit)
+
+
+def _lagrange4(f, n, delta, x):
+    """LAMMPS ``PairEAM::file2array``: 4-point Lagrange interpolation of the table ``f`` (n knots,
+    spacing ``delta``) at the points ``x``, in LAMMPS's arithmetic (same rounding)."""
+    sixth = 1.0 / 6.0
+    p = x / delta + 1.0
+    k = np.maximum(np.minimum(p.astype(np.int64), n - 2), 2)
+    p = np.minimum(p - k, 2.0)
+    cof1 = -sixth * p * (p - 1.0) * (p - 2.0)
+    cof2 = 0.5 * (p * p - 1.0) * (p - 2.0)
+    cof3 = -0.5 * p * (p + 1.0) * (p - 2.0)
+    cof4 = sixth * p * (p * p - 1.0)
+    v = np.concatenate(([0.0], f))  # 1-based like LAMMPS
+    return cof1 * v[k - 1] + cof2 * v[k] + cof3 * v[k + 1] + cof4 * v[k + 2]
+
+
+def _funcfl_tables(files) -> dict:
+    """The setfl-like tables LAMMPS builds from one or more funcfl files (``PairEAM::file2array``):
+    every table interpolated to the coarsest spacings, nr = round((Nr−1)·dr / dr_max) and
+    nrho likewise (one knot fewer than a file on that grid), ρ_max = max (Nρ−1)·δρ of the files
+    (beyond it F is continued linearly), cutoff = the largest file cutoff, and the pair term
+    r·φ_ab = 27.2·0.529·Z_a(r)·Z_b(r) (LAMMPS's Hartree·Bohr in eV·Å, :data:`units.LAMMPS_HARTREE_BOHR`)."""
+    from .. import units as _units
+
+    dr = max(f["dr"] for f in files)
+    drho = max(f["drho"] for f in files)
+    rmax = max((f["nr"] - 1) * f["dr"] for f in files)
+    rhomax = max((f["nrho"] - 1) * f["drho"] for f in files)
+    nr = int(rmax / dr + 0.5)
+    nrho = int(rhomax / drho + 0.5)
+    if nr < 5 or nrho < 5:
+        raise FileFormatError(f"{files[0]['path']}: the funcfl grids give {nrho} density and {nr} distance points "
+                              "(at least 5 needed)")
+    r = np.arange(nr) * dr
+    rho = np.arange(nrho) * drho
+    nel = len(files)
+    frho = np.array([_lagrange4(f["frho"], f["nrho"], f["drho"], rho) for f in files])
+    dens = np.array([_lagrange4(f["rhor"], f["nr"], f["dr"], r) for f in files])
+    charge = np.array([_lagrange4(f["zr"], f["nr"], f["dr"], r) for f in files])
+    rhor = np.repeat(dens[:, None, :], nel, axis=1)  # rhor[b, a]: created by b, at any a
+    z2r = _units.LAMMPS_HARTREE_BOHR * charge[:, None, :] * charge[None, :, :]
+    numbers = [f["number"] for f in files]
+    if len(set(numbers)) != nel:
+        raise InputError(f"two funcfl files for the same element: {[f['path'] for f in files]}")
+    units_ = {f["units"] for f in files}
+    return dict(format="funcfl", symbols=[f["symbol"] for f in files], numbers=numbers,
+                masses=[f["mass"] for f in files], nrho=nrho, drho=drho, nr=nr, dr=dr,
+                cutoff=max(f["cutoff"] for f in files), rhomax=rhomax, frho=frho, rhor=rhor, z2r=z2r,
+                units=units_.pop() if len(units_) == 1 else sorted(map(str, units_)))
 
 
 def spline_coefficients(f: np.ndarray) -> np.ndarray:
@@ -442,17 +689,22 @@ def _force_pass(pos, offsets, hj, hs, svec, sym, fp, cache, forces, virial, do_v
 
 
 class EAM(Potential):
-    """Embedded-atom potential from a LAMMPS ``.eam.alloy`` (setfl) or ``.eam.fs`` file.
+    """Embedded-atom potential from LAMMPS EAM files: ``.eam.alloy`` (setfl), ``.eam.fs``
+    (Finnis-Sinclair) or DYNAMO ``.eam`` (funcfl, one element per file).
 
     Parameters
     ----------
-    path : the potential file.
-    format : ``"alloy"`` or ``"fs"``; by default taken from the file name.
+    path : the potential file; for funcfl, one file or a list of files (one per element, as
+        ``pair_coeff i i file`` for each type of LAMMPS ``pair_style eam``).
+    format : ``"alloy"``, ``"fs"`` or ``"funcfl"``; by default taken from the file name.
 
     Attributes: ``cutoff`` (Å, from the file), ``elements`` (atomic numbers, file order),
     ``symbols``, ``masses`` (amu, from the file). Energies and forces follow LAMMPS's
-    ``pair_style eam/alloy`` / ``eam/fs`` interpolation exactly (see the module docstring).
-    Magnetic forces are zero (no magnetic dependence).
+    ``pair_style eam/alloy`` / ``eam/fs`` / ``eam`` interpolation exactly (see the module
+    docstring and :func:`read_eam_file`). Magnetic forces are zero (no magnetic dependence).
+
+    Raises :class:`~spinlat.errors.FileFormatError` (naming file and line) for malformed files
+    and :class:`~spinlat.errors.InputError` for an unknown format.
     """
 
     depends_on_magnitudes = False
@@ -462,8 +714,21 @@ class EAM(Potential):
     spin_rotation_invariant = True
 
     def __init__(self, path, format=None):
-        data = read_eam_file(path, format)
-        self.path = os.fspath(path)
+        if isinstance(path, (str, os.PathLike)):
+            paths = [path]
+        elif isinstance(path, (list, tuple)) and path and all(isinstance(p, (str, os.PathLike)) for p in path):
+            paths = list(path)
+        else:
+            raise InputError(f"EAM: path must be a file path (or a list of funcfl file paths), got {path!r}")
+        if len(paths) == 1:
+            data = read_eam_file(paths[0], format)
+            self.path = os.fspath(paths[0])
+        else:
+            if any(_format(p, format) != "funcfl" for p in paths):
+                raise InputError(f"EAM: several files {paths} are only for funcfl (pair_style eam, one file per "
+                                 "element); setfl and Finnis-Sinclair files hold all elements")
+            data = _funcfl_tables([_read_funcfl(os.fspath(p), _read_text(p)) for p in paths])
+            self.path = tuple(os.fspath(p) for p in paths)
         self.format = data["format"]
         self.symbols = tuple(data["symbols"])
         self.elements = tuple(int(z) for z in data["numbers"])
@@ -476,7 +741,7 @@ class EAM(Potential):
         self._nrho, self._drho = data["nrho"], data["drho"]
         self._rdr = 1.0 / self._dr
         self._rdrho = 1.0 / self._drho
-        self._rhomax = (self._nrho - 1) * self._drho
+        self._rhomax = data.get("rhomax", (self._nrho - 1) * self._drho)  # F is linear beyond it
         self._cutsq = self.cutoff * self.cutoff
         zmap = np.full(119, -1, dtype=np.int64)
         zmap[list(self.elements)] = np.arange(nel)
@@ -501,7 +766,8 @@ class EAM(Potential):
         self._ftab = np.ascontiguousarray(np.array([spline_coefficients(data["frho"][a]) for a in range(nel)]))
 
     def __repr__(self):
-        return f"EAM({os.path.basename(self.path)!r}, format={self.format!r})"
+        names = [os.path.basename(p) for p in ((self.path,) if isinstance(self.path, str) else self.path)]
+        return f"EAM({names[0] if len(names) == 1 else names!r}, format={self.format!r})"
 
     def _types(self, state):
         return self._zmap[state.numbers]

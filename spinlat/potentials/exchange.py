@@ -151,6 +151,67 @@ def _project_fields(atoms, spins, moments, active, grad, h):
         h[a, 2] = -(g2 - gs * spins[i, 2]) * inv
 
 
+#: rows with more entries than this are sorted and bisected by the reverse-pair search; shorter
+#: rows are scanned (a scan of a few dozen entries is faster than sorting them)
+_SCAN_MAX = 64
+
+
+@numba.njit(cache=True)
+def _reverse_entries(off, cj, cs, code_of, lookup, top):
+    """Index of the reverse entry (j → i, opposite shift) of every entry of a directed CSR pair
+    list (−1 where it is missing). Entry p of row i has partner ``cj[p]`` and shift index
+    ``cs[p]``; ``code_of[u]`` is the code of shift u and ``lookup[code]`` the shift index of a
+    code (−1 if absent), with code(−S) = top − code(S).
+
+    Rows longer than ``_SCAN_MAX`` are sorted once by the key partner·K + shift index and
+    searched by bisection, shorter rows are scanned: O(P log degree) in all, against O(P · degree)
+    for scanning every row (one atom in a tiny periodic cell has ~10⁵ self-images in its row)."""
+    n = off.shape[0] - 1
+    q = cj.shape[0]
+    nu = code_of.shape[0]
+    neg = np.empty(nu, dtype=np.int32)
+    for u in range(nu):
+        neg[u] = lookup[top - code_of[u]]
+    order = np.empty(0, dtype=np.int64)
+    sorted_keys = np.empty(0, dtype=np.int64)
+    big = False
+    for i in range(n):
+        if off[i + 1] - off[i] > _SCAN_MAX:
+            big = True
+            break
+    if big:
+        keys = np.empty(q, dtype=np.int64)
+        for p in range(q):
+            keys[p] = np.int64(cj[p]) * nu + cs[p]
+        order = np.arange(q)
+        for i in range(n):
+            a = off[i]
+            b = off[i + 1]
+            if b - a > _SCAN_MAX:
+                order[a:b] = a + np.argsort(keys[a:b])
+        sorted_keys = keys[order]
+    rev = np.full(q, -1, dtype=np.int32)
+    for i in range(n):
+        for p in range(off[i], off[i + 1]):
+            u = neg[cs[p]]
+            if u < 0:
+                continue
+            j = cj[p]
+            a = off[j]
+            b = off[j + 1]
+            if b - a > _SCAN_MAX:
+                want = np.int64(i) * nu + u
+                t = a + np.searchsorted(sorted_keys[a:b], want)
+                if t < b and sorted_keys[t] == want:
+                    rev[p] = order[t]
+            else:
+                for t in range(a, b):
+                    if cj[t] == i and cs[t] == u:
+                        rev[p] = t
+                        break
+    return rev
+
+
 @numba.njit(cache=True)
 def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vectors, r2max):
     """Directed CSR list of the pairs of active atoms closer than sqrt(r2max) at ``ref_positions``
@@ -204,17 +265,11 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vector
             cj[k] = nbr[p]
             cs[k] = u
             k += 1
-    # reverse entry of each pair: j → i with the opposite shift (code(−S) = w³ − 1 − code(S))
-    rev = np.full(q, -1, dtype=np.int32)
-    top = w * w * w - 1
-    for i in range(n):
-        for p in range(out_off[i], out_off[i + 1]):
-            j = cj[p]
-            want = top - code_of[cs[p]]
-            for t in range(out_off[j], out_off[j + 1]):
-                if cj[t] == i and code_of[cs[t]] == want:
-                    rev[p] = t
-                    break
+    # reverse entry of each pair p (i → j, shift S): the entry j → i with shift −S
+    # (code(−S) = w³ − 1 − code(S)), found by binary search in row j sorted by (partner, shift):
+    # O(P log degree) in all (a scan of row j for every entry was O(P · degree), minutes for one
+    # atom in a tiny periodic cell with ~10⁵ self-images)
+    rev = _reverse_entries(out_off, cj, cs, code_of[:nu], lookup, w * w * w - 1)
     return out_off, cj, cs, uniq[:nu].copy(), rev
 
 

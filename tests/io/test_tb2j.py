@@ -1,5 +1,6 @@
 """TB2J exchange.out: both layouts, TB2J's double counting, round trip, malformed files."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -159,3 +160,139 @@ def test_malformed_files(tmp_path, mutate, message):
 def test_missing_file(tmp_path):
     with pytest.raises(FileFormatError, match="cannot read"):
         read_tb2j(tmp_path / "nope.out")
+
+
+# ------------------------------------------------------------------------------------------
+# number syntax, truncation, pair symmetry (issue 9.7)
+# ------------------------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+\.\d+(?![\w.])")
+
+
+def _fortran(text, start="Cell (Angstrom):"):
+    """Every decimal number after ``start`` rewritten with a Fortran D exponent and the same
+    digits (18.7397 → 1.87397D+1): the same values exactly."""
+    from decimal import Decimal
+
+    k = text.index(start)
+    body = _NUMBER.sub(lambda m: "{:E}".format(Decimal(m.group(0))).replace("E", "D"), text[k:])
+    return text[:k] + body
+
+
+def _entries(path):
+    return {(i, j, tuple(R)): T for i, j, R, T, _ in parse_tb2j(path)["entries"]}
+
+
+def _same_model(a, b):
+    (sa, ha), (sb, hb) = read_tb2j(a), read_tb2j(b)
+    np.testing.assert_array_equal(sa.positions, sb.positions)
+    np.testing.assert_array_equal(sa.cell, sb.cell)
+    np.testing.assert_array_equal(sa.moments, sb.moments)
+    np.testing.assert_array_equal(ha.J, hb.J)
+    np.testing.assert_array_equal(ha.R, hb.R)
+    assert ha.n_entries == hb.n_entries
+
+
+@pytest.mark.parametrize("source", [TB2J_FE, DATA / "bccFe_dmi_new_format.out"])
+def test_fortran_d_exponents_read_as_their_values(tmp_path, source):
+    """Issue 9.7: '1.87397D+01' was read as 1.87397 (J 10× too small)."""
+    text = source.read_text()
+    fortran = _fortran(text)
+    assert "1.87397D+1" in fortran or "D+1" in fortran
+    f = tmp_path / "exchange.out"
+    f.write_text(fortran)
+    _same_model(f, source)
+    _, ham = read_tb2j(f)
+    nn = np.argmin(np.linalg.norm(ham.R @ ham.cell, axis=1))
+    assert ham.J[nn][0, 0] > 0.035  # 2 × ~18.5 meV
+
+
+def _pair_starts(lines):
+    return [k for k, ln in enumerate(lines) if ln.startswith("-" * 80)]
+
+
+def test_file_cut_at_a_pair_boundary_is_refused(tmp_path):
+    """Issue 9.7: cut after 172 of 342 entries, 2 entries lack their (j, i, −R) partner."""
+    lines = TB2J_FE.read_text().splitlines()
+    cut = "\n".join(lines[:_pair_starts(lines)[172]]) + "\n"
+    with pytest.raises(FileFormatError, match=r"2 of 172 exchange entries lack their reversed partner.*"
+                                              r"Fe1 Fe1 R=\(-2, 0, 2\) \(line 1533\)"):
+        read_tb2j(_broken(tmp_path, cut))
+
+
+def test_missing_separator_line_swallows_nothing(tmp_path):
+    """Issue 9.7: a pair line without the separator before it is read as its own pair."""
+    lines = TB2J_FE.read_text().splitlines()
+    starts = _pair_starts(lines)
+    for k in (starts[5], starts[-1]):
+        f = _broken(tmp_path, "\n".join(lines[:k] + lines[k + 1:]) + "\n")
+        _same_model(f, TB2J_FE)
+
+
+@pytest.mark.parametrize("cut, message", [
+    (lambda t: t[: t.rindex(" [") + 6], r"line 3097: J_ani row 3 of 3 expected"),        # inside the last matrix
+    (lambda t: t[: t.rindex("[Experimental!]J_ani:")], r"last pair block lacks its J_ani line"),
+    (lambda t: t[: t.rindex("J_iso: -0.1921") + 10],
+     r"line 3091: J_iso -0.0 differs from -0.1921 on the pair line 3090"),
+    (lambda t: t[: t.rindex("J_iso: -0.1921")], r"last pair block lacks its J_iso, DMI, J_ani"),
+])
+def test_file_cut_inside_the_last_pair_is_refused(tmp_path, cut, message):
+    with pytest.raises(FileFormatError, match=message):
+        read_tb2j(_broken(tmp_path, cut(TB2J_FE.read_text())))
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda t: t.replace("J_iso: 18.7397 ", "J_iso: 18.73x7 ", 1), r"line 22: '18.73x7' is not a number"),
+    (lambda t: t.replace("J_iso: 18.7397 ", "J_iso: nan ", 1), r"line 22: 'nan' is not a finite number"),
+    (lambda t: t.replace("DMI: ( 0.0000  0.0000  0.0000)", "DMI: ( 0.0000  0.0000)", 1), r"line 24: expected 3 number"),
+    (lambda t: t.replace("[[ 0. -0. -0.]", "[[ 0. -0. -0. 1.]", 1), r"line 26: expected 3 number"),
+    (lambda t: t.replace("2.3205\nTotal", "2.3205  0.1\nTotal", 1), r"line 14: expected 7 number"),
+    (lambda t: t.replace("-0.822   2.325   0.000", "-0.822   2.325", 1), r"line 7: expected 3 number"),
+    (lambda t: t.replace("0(Fe1  ) ( -1,   0,   0) 18.7397", "0(Fe1  ) ( -1,   1,   0) 18.7397", 1),
+     r"line 21: the bond vector \[-2.467, 0.0, 0.0\] on the pair line is not r_j \+ R·cell − r_i"),
+    (lambda t: t.replace("0(Fe1  ) ( -1,   0,   0) 18.7397", "0(Fe1  ) (  1,   0,   0) 18.7397", 1),
+     r"line 21: the bond vector"),
+])
+def test_malformed_numbers_and_fields_name_the_line(tmp_path, mutate, message):
+    with pytest.raises(FileFormatError, match=message):
+        read_tb2j(_broken(tmp_path, mutate(TB2J_FE.read_text())))
+
+
+def test_self_image_partners_that_disagree_are_reported_once(tmp_path):
+    text = TB2J_FE.read_text().replace("J_iso: 18.7397 ", "J_iso: 18.7397 ", 1)
+    lines = text.splitlines()
+    k = lines.index("J_iso: 18.7397 ")
+    lines[k - 1] = lines[k - 1].replace("18.7397", "18.7897")
+    lines[k] = "J_iso: 18.7897 "
+    with pytest.warns(UserWarning, match=r"^[^\n]*: 1 pair\(s\) whose two entries .* largest 0.05 meV for Fe1 Fe1"):
+        _, ham = read_tb2j(_broken(tmp_path, "\n".join(lines) + "\n"))
+    _, clean = read_tb2j(TB2J_FE)
+    assert np.abs(ham.J - clean.J).max() == pytest.approx(0.05e-3, abs=1e-12)  # T + T'ᵀ: 18.7897 + 18.7397
+
+
+def test_partners_that_disagree_are_reported_and_summed(tmp_path):
+    """(i, j, R) and (j, i, −R) with different tensors: a warning names the pair, and the pair
+    tensor is TB2J's literal sum T_ij + T_jiᵀ, so the energy is still E_TB2J."""
+    text = NEW_FORMAT.replace("[Testing!] DMI: (-0.1000 -0.2000 -0.3000)", "[Testing!] DMI: (-0.1000 -0.2000 -0.2000)")
+    f = _broken(tmp_path, text)
+    with pytest.warns(UserWarning, match=r"1 pair\(s\) whose two entries .* largest 0.1 meV for Fe1 Fe2 R=\(0, 0, 0\)"):
+        st, ham = read_tb2j(f)
+    with pytest.warns(UserWarning, match="differ by more than"):
+        entries = _entries(f)
+    k = next(p for p in range(ham.n_pairs) if {ham.i[p], ham.j[p]} == {0, 1})
+    T12, T21 = entries[(0, 1, (0, 0, 0))], entries[(1, 0, (0, 0, 0))]
+    expect = T12 + T21.T if ham.i[k] == 0 else T21 + T12.T
+    np.testing.assert_allclose(ham.J[k], expect * 1e-3, atol=1e-15)
+    rng = np.random.default_rng(3)
+    s = rng.normal(size=(3, 3))
+    s /= np.linalg.norm(s, axis=1)[:, None]
+    e_tb2j = -sum(s[i] @ T @ s[j] for (i, j, R), T in entries.items()) * 1e-3 - 0.5e-3 * s[0, 2] ** 2
+    assert ham.compute(st.copy(spins=s)).energy == pytest.approx(e_tb2j, abs=1e-15)
+
+
+def test_total_line_that_is_not_the_sum_warns(tmp_path):
+    """An atom row that no pair refers to (O1) is lost without a trace but for the Total line."""
+    text = NEW_FORMAT.replace("O1              2.00000000    0.00000000    2.00000000    6.1000    0.0100\n", "")
+    with pytest.warns(UserWarning, match=r"line 19: the Total line \[19.1, 0.01\] is not the sum \[13.0, 0.0\]"):
+        st, _ = read_tb2j(_broken(tmp_path, text))
+    assert len(st) == 2

@@ -88,7 +88,7 @@ def ref_eam(path, st, fmt=None):
             z, dz = ref_eval(ref_spline(d["z2r"][a, b]), dist[sel], d["dr"])
             phi[sel] = z / dist[sel]
             dphi[sel] = dz / dist[sel] - z / dist[sel] ** 2
-    rhomax = (d["nrho"] - 1) * d["drho"]
+    rhomax = d.get("rhomax", (d["nrho"] - 1) * d["drho"])
     emb = np.zeros(n)
     fp = np.zeros(n)
     for a in range(len(d["numbers"])):
@@ -115,35 +115,67 @@ def _smooth(r, rc):
     return x ** 4
 
 
-def write_eam(path, fmt, nrho=400, drho=0.1, nr=600, dr=0.01, cut=5.2, elements=("Fe", "Ni")):
+def write_eam(path, fmt, nrho=400, drho=0.1, nr=600, dr=0.01, cut=5.2, elements=("Fe", "Ni"), per_line=5,
+              comments=False, first_line="synthetic EAM for spinlat tests", newline="\n"):
     """A two-element EAM file with smooth analytic functions (setfl or Finnis-Sinclair,
-    the latter with unequal cross densities)."""
+    the latter with unequal cross densities).
+
+    Layout options (the values stay the same): ``per_line`` values per line (None: each table
+    on one line), ``comments`` (a trailing comment on the element line, a comment line and a
+    blank line before every table, comments after some values), ``newline`` ("\r\n": DOS)."""
     from ase.data import atomic_masses, atomic_numbers
 
     r = np.arange(nr) * dr
     rho_grid = np.arange(nrho) * drho
-    lines = ["synthetic EAM for spinlat tests", "two elements", "smooth functions", f"{len(elements)} " + " ".join(elements),
+    lines = [first_line, "two elements", "smooth functions",
+             f"{len(elements)} " + " ".join(elements) + ("   # elements of this file" if comments else ""),
              f"{nrho} {drho!r} {nr} {dr!r} {cut!r}"]
 
-    def block(values):
-        return [" ".join(f"{v:.16e}" for v in values[k:k + 5]) for k in range(0, len(values), 5)]
+    def block(values, title):
+        step = per_line or len(values)
+        rows = [" ".join(f"{v:.16e}" for v in values[k:k + step]) for k in range(0, len(values), step)]
+        if comments:
+            rows = [row + ("  # " + title if k % 3 == 1 else "") for k, row in enumerate(rows)]
+            return ["# " + title, ""] + rows
+        return rows
 
     for a, el in enumerate(elements):
         z = atomic_numbers[el]
         lines.append(f"{z} {atomic_masses[z]:.4f} 2.87 bcc")
-        lines += block(-(1.0 + 0.3 * a) * np.sqrt(rho_grid) + 0.01 * (a + 1) * rho_grid ** 2)
+        lines += block(-(1.0 + 0.3 * a) * np.sqrt(rho_grid) + 0.01 * (a + 1) * rho_grid ** 2, f"F(rho) of {el}")
         if fmt == "alloy":
-            lines += block((2.0 + a) * np.exp(-(1.0 + 0.2 * a) * (r - 2.5)) * _smooth(r, cut))
+            lines += block((2.0 + a) * np.exp(-(1.0 + 0.2 * a) * (r - 2.5)) * _smooth(r, cut), f"rho(r) of {el}")
         else:
             for b in range(len(elements)):
-                lines += block((2.0 + a + 0.5 * b) * np.exp(-(1.0 + 0.2 * a + 0.1 * b) * (r - 2.5)) * _smooth(r, cut))
+                lines += block((2.0 + a + 0.5 * b) * np.exp(-(1.0 + 0.2 * a + 0.1 * b) * (r - 2.5)) * _smooth(r, cut),
+                               f"rho(r) of {el} at {elements[b]}")
     for a in range(len(elements)):
         for b in range(a + 1):
             d0 = 0.4 + 0.05 * (a + b)
             phi = d0 * (np.exp(-2 * 1.5 * (r - 2.5)) - 2 * np.exp(-1.5 * (r - 2.5))) * _smooth(r, cut)
-            lines += block(r * phi)
-    Path(path).write_text("\n".join(lines) + "\n")
+            lines += block(r * phi, f"r*phi of {elements[a]}-{elements[b]}")
+    Path(path).write_bytes((newline.join(lines) + newline).encode())
     return Path(path)
+
+
+def write_funcfl(path, element="Fe", a=0, nrho=500, drho=0.05, nr=520, dr=0.0105, cut=5.3, comments=False):
+    """A DYNAMO funcfl file (``pair_style eam``): F(ρ) in eV, effective charge Z(r) in
+    √(Hartree·Bohr), density ρ(r); smooth analytic functions, ``a`` varies them per element."""
+    from ase.data import atomic_masses, atomic_numbers
+
+    r = np.arange(nr) * dr
+    rho = np.arange(nrho) * drho
+    tables = [("F(rho)", -(1.0 + 0.3 * a) * np.sqrt(rho) + 0.01 * (a + 1) * rho ** 2),
+              ("Z(r)", (0.9 + 0.2 * a) * np.exp(-0.8 * (r - 2.5)) * _smooth(r, cut)),
+              ("rho(r)", (2.0 + a) * np.exp(-(1.0 + 0.2 * a) * (r - 2.5)) * _smooth(r, cut))]
+    z = atomic_numbers[element]
+    lines = [f"funcfl {element} for spinlat tests", f"{z} {atomic_masses[z]:.4f} 2.87 BCC",
+             f"{nrho} {drho!r} {nr} {dr!r} {cut!r}" + ("   # grid" if comments else "")]
+    for title, v in tables:
+        lines += ["# " + title] if comments else []
+        lines += [" ".join(f"{x:.16e}" for x in v[k:k + 5]) for k in range(0, len(v), 5)]
+    Path(path).write_text("\n".join(lines) + "\n")
+    return Path(path), {t: v for t, v in tables}
 
 
 def binary_state(seed=1, reps=(3, 3, 3), rattle=0.06):
@@ -293,32 +325,163 @@ def test_unknown_element(fe, tmp_path):
         pot.compute(st)
 
 
-def _mangle(tmp_path, name, transform):
-    src = write_eam(tmp_path / "src.eam.alloy", "alloy", nrho=20, nr=30, dr=0.2, cut=5.0)
-    lines = src.read_text().splitlines()
-    out = tmp_path / name
-    out.write_text("\n".join(transform(lines)) + "\n")
+# ------------------------------------------------------------------------------------------
+# file syntax: every layout LAMMPS reads gives the same values; malformed files name the line
+# ------------------------------------------------------------------------------------------
+
+SMALL = dict(nrho=20, nr=30, dr=0.2, cut=5.0)
+# line numbers (1-based) of the small two-element setfl file, 5 values per line:
+# 1-3 comments, 4 element line, 5 grid line, 6 Fe header, 7-10 F(rho) Fe, 11-16 rho(r) Fe,
+# 17 Ni header, 18-21 F(rho) Ni, 22-27 rho(r) Ni, 28-33 / 34-39 / 40-45 r*phi Fe-Fe, Ni-Fe, Ni-Ni
+
+
+def _small(tmp_path, name="clean.eam.alloy", **layout):
+    return write_eam(tmp_path / name, "alloy", **SMALL, **layout)
+
+
+def _energy(path, fmt=None, st=None):
+    st = binary_state(seed=5, reps=(2, 2, 2)) if st is None else st
+    ev = EAM(path, format=fmt).compute(st, stress=True)
+    return ev.energy, ev.forces, ev.stress
+
+
+def _assert_same_potential(path, clean, fmt=None):
+    """Same tables bit for bit, hence the same energies, forces and stress."""
+    a, b = read_eam_file(path, fmt), read_eam_file(clean, fmt)
+    for key in ("frho", "rhor", "z2r", "masses", "numbers", "cutoff", "drho", "dr"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    for x, y in zip(_energy(path, fmt), _energy(clean, fmt)):
+        np.testing.assert_array_equal(x, y)
+
+
+def _edit(path, transform, name="bad.eam.alloy", text=False):
+    raw = path.read_text()
+    out = path.parent / name
+    out.write_text(transform(raw) if text else "\n".join(transform(raw.splitlines())) + "\n")
     return out
 
 
-@pytest.mark.parametrize("transform, message", [
-    (lambda ln: ln[:-3], "file ended after .* r\\*phi"),          # truncated in the last table
-    (lambda ln: ln[:5], "file ended where the header line of element Fe"),  # header only
-    (lambda ln: ln[:2], "only 2 lines"),
-    (lambda ln: ln[:3] + ["2 Fe"] + ln[4:], "2 elements announced but 1"),
-    (lambda ln: ln[:3] + ["two Fe Ni"] + ln[4:], "not an integer"),
-    (lambda ln: ln[:4] + ["20 0.1 30 0.2"] + ln[5:], "line 5: the grid line"),
-    (lambda ln: ln[:4] + ["20 x 30 0.2 5.0"] + ln[5:], "line 5: cannot read"),
-    (lambda ln: ln[:4] + ["20 0.1 30 -0.2 5.0"] + ln[5:], "must be positive"),
-    (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "abc", 1)] + ln[8:], "line 8: 'abc' is not a number"),
-    (lambda ln: ln[:7] + [ln[7] + " 1.0 2.0"] + ln[8:], "more values than expected"),
-    (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[0], "nan", 1)] + ln[8:], "non-finite"),
+@pytest.mark.parametrize("layout", [
+    dict(comments=True),                       # `# ...` after the element line, comment lines between tables
+    dict(per_line=1),                          # one value per line
+    dict(per_line=3, comments=True),           # 3 per line: tables end mid-line in other files' terms
+    dict(per_line=None),                       # each table on one line
+    dict(newline="\r\n"),                      # DOS line endings
 ])
-def test_malformed_files(tmp_path, transform, message):
-    bad = _mangle(tmp_path, "bad.eam.alloy", transform)
+def test_layouts_lammps_reads_give_the_same_values(tmp_path, layout):
+    clean = _small(tmp_path)
+    _assert_same_potential(_small(tmp_path, "variant.eam.alloy", **layout), clean)
+
+
+@pytest.mark.parametrize("transform", [
+    lambda ln: ln[:4] + ["20 0.1", "30 0.2 5.0"] + ln[5:],                       # grid line over two lines
+    lambda ln: ln[:5] + ["26", "55.8450 2.87 bcc"] + ln[6:],                     # element header over two lines
+    lambda ln: ["", "", ""] + ln[3:],                                            # blank comment lines
+    lambda ln: ln[:3] + ["# a comment line before the element line", "  "] + ln[3:],
+    lambda ln: [x.replace(" ", "\t") for x in ln],                               # tabs
+    lambda ln: ln[:3] + ["2 Fe Ni# the elements"] + ln[4:],                     # '#' right after a name
+    lambda ln: ln + ["", "# the end"],                                           # comments after the last table
+])
+def test_header_and_comment_variants_give_the_same_values(tmp_path, transform):
+    clean = _small(tmp_path)
+    _assert_same_potential(_edit(clean, transform, "variant.eam.alloy"), clean)
+
+
+def test_number_forms_and_last_line_without_newline(tmp_path):
+    """Hexadecimal floats (C99, read by LAMMPS) and a complete last value without a final newline
+    give the same values; exponents longer than the table's others are no sign of truncation."""
+    clean = _small(tmp_path)
+    lines = clean.read_text().splitlines()
+    hexed = lines[:7] + [" ".join(float(t).hex() for t in lines[7].split())] + lines[8:]
+    _assert_same_potential(_edit(clean, lambda ln: hexed, "hex.eam.alloy"), clean)
+    _assert_same_potential(_edit(clean, lambda t: t.rstrip("\n"), "nonl.eam.alloy", text=True), clean)
+    tiny = _edit(clean, lambda t: t.rstrip("\n")[:-len("0.0000000000000000e+00")] + "1.0000000000000000e-300",
+                 "tiny.eam.alloy", text=True)
+    assert read_eam_file(tiny)["z2r"][1, 1, -1] == -1e-300
+
+
+def test_units_real_file_is_converted_like_lammps(tmp_path):
+    """A first line tagged ``UNITS: real`` holds kcal/mol: F and r·φ are scaled by LAMMPS's
+    1/23.060549 (densities are not), so every energy, force and stress scales by that factor."""
+    from spinlat import units
+
+    metal = _small(tmp_path, "m.eam.alloy", first_line="DATE: 2025-01-01 UNITS: metal CONTRIBUTOR: test")
+    real = _small(tmp_path, "r.eam.alloy", first_line="DATE: 2025-01-01 UNITS: real CONTRIBUTOR: test")
+    dm, dr_ = read_eam_file(metal), read_eam_file(real)
+    assert dm["units"] == "metal" and dr_["units"] == "real"
+    f = units.LAMMPS_KCAL_MOL_IN_EV
+    assert f == pytest.approx(0.0433641, rel=1e-6)
+    np.testing.assert_array_equal(dr_["frho"], dm["frho"] * f)
+    np.testing.assert_array_equal(dr_["z2r"], dm["z2r"] * f)
+    np.testing.assert_array_equal(dr_["rhor"], dm["rhor"])
+    for x, y in zip(_energy(real), _energy(metal)):
+        np.testing.assert_allclose(x, f * y, rtol=1e-12, atol=1e-14)
+
+
+def _cut_last_digit(t):
+    body = t.rstrip()
+    return body[:-1]  # the file ends inside its last number, without a newline
+
+
+@pytest.mark.parametrize("transform, text, message", [
+    # table sizes: LAMMPS drops values left over where a table ends, or shifts a table silently
+    (lambda ln: ln[:7] + [ln[7] + " 1.0"] + ln[8:], False,
+     r"line 10: 1 value\(s\) more than the 20 of F\(rho\) of Fe.*line 8 holds a different number"),
+    (lambda ln: ln[:7] + [" ".join(ln[7].split()[:-1])] + ln[8:], False,
+     r"line 11: 4 value\(s\) more than the 20 of F\(rho\) of Fe.*line 8 holds"),
+    (lambda ln: ln[:-1] + [ln[-1] + " 1.0"], False, r"line 45: 1 value\(s\) more than the 30 of r\*phi\(r\) of Ni-Ni"),
+    (lambda ln: ln + ["1.0 2.0"], False, r"line 46: data after the last table"),
+    (lambda ln: ln[:-3], False, r"ends after 15 of the 30 values of r\*phi\(r\) of Ni-Ni"),
+    (_cut_last_digit, True, r"line 45: the file ends without a newline inside a number: '-0.0000000000000000e\+0'"),
+    # number syntax
+    (lambda ln: ln[:11] + [ln[11].replace("e", "D", 1)] + ln[12:], False,
+     r"line 12: .*Fortran 'D' exponent.*rho\(r\) of Fe"),
+    (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "nan", 1)] + ln[8:], False, r"line 8: 'nan' is not a finite"),
+    (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "-inf", 1)] + ln[8:], False,
+     r"line 8: '-inf' is not a finite"),
+    (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "1e999", 1)] + ln[8:], False, r"line 8: '1e999' overflows"),
+    (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "1_0", 1)] + ln[8:], False, r"line 8: '1_0' is not a number"),
+    (lambda ln: ln[:7] + [ln[7].replace(ln[7].split()[1], "abc", 1)] + ln[8:], False, r"line 8: 'abc' is not a number"),
+    # header records
+    (lambda ln: ln[:2], False, r"ends after 2 lines, before the element line"),
+    (lambda ln: ln[:5], False, r"ends where the header line of element Fe"),
+    (lambda ln: ln[:3] + ["2 Fe"] + ln[4:], False, r"line 4: 2 element\(s\) announced but 1"),
+    (lambda ln: ln[:3] + ["2 Fe Ni Cr"] + ln[4:], False, r"line 4: 2 element\(s\) announced but 3"),
+    (lambda ln: ln[:3] + ["two Fe Ni"] + ln[4:], False, r"line 4: the number of elements 'two' is not an integer"),
+    (lambda ln: ln[:3] + ["2 Fe Fe"] + ln[4:], False, r"line 4: the same element appears twice"),
+    (lambda ln: ln[:4] + ["20 0.1 30 0.2"] + ln[5:], False, r"line 5: the grid line .* a field is missing on line 5"),
+    (lambda ln: ln[:4] + ["20 x 30 0.2 5.0"] + ln[5:], False, r"line 5: drho: 'x' is not a number"),
+    (lambda ln: ln[:4] + ["20.0 0.1 30 0.2 5.0"] + ln[5:], False, r"line 5: Nrho '20.0' is not an integer"),
+    (lambda ln: ln[:4] + ["20 0.1 30 -0.2 5.0"] + ln[5:], False, r"line 5: drho, dr and cutoff must be positive"),
+    (lambda ln: ln[:4] + ["3 0.1 30 0.2 5.0"] + ln[5:], False, r"line 5: need at least 5 grid points"),
+    (lambda ln: ln[:5] + ["26.0 55.845 2.87 bcc"] + ln[6:], False,
+     r"line 6: the atomic number of Fe '26.0' is not an integer"),
+    (lambda ln: ln[:5] + ["26 -55.845 2.87 bcc"] + ln[6:], False, r"line 6: the mass of Fe must be positive"),
+    (lambda ln: ["DATE: 2020 UNITS: si"] + ln[1:], False, r"line 1: UNITS: si"),
+])
+def test_malformed_files(tmp_path, transform, text, message):
+    bad = _edit(_small(tmp_path), transform, text=text)
     with pytest.raises(FileFormatError, match=message) as info:
         EAM(bad)
     assert "bad.eam.alloy" in str(info.value)
+
+
+def test_file_cut_inside_its_last_number_is_refused():
+    """Issue 9.6: Fe_mm.eam.fs cut to '…E-0' (a valid number, ×10⁰ instead of ×10⁻¹²) gave φ(5.30 Å)
+    = −0.67 eV; the cut is recognised because the table's other values have 4 exponent digits."""
+    import tempfile
+
+    text = EAM_FE.read_text().rstrip()
+    assert text.endswith("E-0012")
+    with tempfile.TemporaryDirectory() as d:
+        cut = Path(d) / "Fe_cut.eam.fs"
+        cut.write_text(text[:-3])
+        with pytest.raises(FileFormatError, match=r"line 6006: the file ends without a newline inside a number: "
+                                                  r"'-5.54605604224349E-0'.*truncated"):
+            EAM(cut)
+        whole = Path(d) / "Fe_nonl.eam.fs"
+        whole.write_text(text)  # complete, only the final newline missing: accepted
+        assert read_eam_file(whole)["z2r"][0, 0, -1] == pytest.approx(-5.54605604224349e-12, rel=1e-15)
 
 
 def test_missing_file(tmp_path):
@@ -369,3 +532,152 @@ def test_matches_lammps_two_elements(tmp_path, fmt):
     assert abs(ev.energy - res["energy"]) / len(st) < 1e-9
     assert np.abs(ev.forces - res["forces"]).max() < 1e-8
     assert np.abs(ev.stress - res["stress"]).max() < 1e-9
+
+
+def _commented_fe_file(path):
+    """Fe_mm.eam.fs as users edit it: a comment after the element line, whole comment lines and
+    blank lines between the tables, the numbers re-split 3 per line, DOS line endings."""
+    lines = EAM_FE.read_text().splitlines()
+    nrho = nr = 10000
+    values = " ".join(lines[6:]).split()
+    assert len(values) == nrho + 2 * nr
+    tables = [("F(rho)", values[:nrho]), ("rho(r)", values[nrho:nrho + nr]), ("r*phi(r)", values[nrho + nr:])]
+    out = lines[:3] + ["1  Fe   # one element", lines[4], lines[5] + "   # Z, mass, a0, lattice"]
+    for title, vals in tables:
+        out += ["", f"# {title} of Fe, {len(vals)} values"]
+        out += ["  ".join(vals[k:k + 3]) for k in range(0, len(vals), 3)]
+    path.write_bytes(("\r\n".join(out) + "\r\n").encode())
+    return path
+
+
+@pytest.mark.peers
+def test_commented_file_matches_lammps_and_the_clean_file(fe, tmp_path):
+    """Issue 8.2: the commented, re-split Fe file gives LAMMPS eam/fs and spinlat the energies of
+    the clean file (spinlat: bit for bit)."""
+    lr = _lammps()
+    path = _commented_fe_file(tmp_path / "Fe_commented.eam.fs")
+    pot = EAM(path)
+    st = bcc_fe((4, 4, 4), rattle=0.08, seed=12)
+    ev, clean = pot.compute(st, stress=True), fe.compute(st, stress=True)
+    assert ev.energy == clean.energy
+    np.testing.assert_array_equal(ev.forces, clean.forces)
+    res = lr.run_lammps(st.positions, st.cell, st.numbers, ["pair_style eam/fs", f"pair_coeff * * {path} Fe"])
+    ref = lr.run_lammps(st.positions, st.cell, st.numbers, ["pair_style eam/fs", f"pair_coeff * * {EAM_FE} Fe"])
+    assert res["energy"] == ref["energy"]
+    assert abs(ev.energy - res["energy"]) / len(st) < 1e-10
+    assert np.abs(ev.forces - res["forces"]).max() < 1e-8
+    assert np.abs(ev.stress - res["stress"]).max() < 1e-9
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("fmt, layout", [
+    ("fs", dict(comments=True, per_line=3)),
+    ("alloy", dict(comments=True, per_line=1, newline="\r\n")),
+    ("fs", dict(first_line="DATE: 2025-01-01 UNITS: real CONTRIBUTOR: spinlat tests")),
+])
+def test_layouts_and_units_match_lammps(tmp_path, fmt, layout):
+    """Two-element files in layouts LAMMPS reads, and a ``UNITS: real`` file that LAMMPS converts
+    to eV, against LAMMPS eam/alloy and eam/fs."""
+    lr = _lammps()
+    path = write_eam(tmp_path / f"FeNi.eam.{fmt}", fmt, **layout)
+    st = binary_state(seed=4)
+    ev = EAM(path).compute(st, stress=True)
+    res = lr.run_lammps(st.positions, st.cell, st.numbers, [f"pair_style eam/{fmt}", f"pair_coeff * * {path} Fe Ni"],
+                        species=[26, 28])
+    assert abs(ev.energy - res["energy"]) / len(st) < 1e-9
+    assert np.abs(ev.forces - res["forces"]).max() < 1e-8
+    assert np.abs(ev.stress - res["stress"]).max() < 1e-9
+
+
+# ------------------------------------------------------------------------------------------
+# DYNAMO funcfl files (pair_style eam)
+# ------------------------------------------------------------------------------------------
+
+
+def test_funcfl_tables_are_the_file_values_on_lammps_grid(tmp_path):
+    """One funcfl file: LAMMPS's grid has one knot fewer than the file, its 4-point Lagrange
+    interpolation returns the file values at the knots, r·φ = 27.2·0.529·Z(r)², ρ_max and the
+    cutoff are the file's, the element comes from Z."""
+    from spinlat import units
+
+    path, tab = write_funcfl(tmp_path / "Fe.eam")
+    d = read_eam_file(path)
+    assert d["format"] == "funcfl" and d["symbols"] == ["Fe"] and d["numbers"] == [26]
+    assert (d["nrho"], d["nr"]) == (499, 519) and d["rhomax"] == 499 * 0.05 and d["cutoff"] == 5.3
+    np.testing.assert_allclose(d["frho"][0], tab["F(rho)"][:-1], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(d["rhor"][0, 0], tab["rho(r)"][:-1], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(d["z2r"][0, 0], units.LAMMPS_HARTREE_BOHR * tab["Z(r)"][:-1] ** 2, rtol=1e-13,
+                               atol=1e-15)
+    assert units.LAMMPS_HARTREE_BOHR == 27.2 * 0.529
+    commented, _ = write_funcfl(tmp_path / "Fe_c.eam", comments=True)
+    for key in ("frho", "rhor", "z2r"):
+        np.testing.assert_array_equal(read_eam_file(commented)[key], d[key])
+
+
+@pytest.mark.parametrize("files", ["one", "two"])
+def test_funcfl_kernel_matches_reference_and_finite_differences(tmp_path, files):
+    fe, _ = write_funcfl(tmp_path / "Fe.eam")
+    if files == "one":
+        pot, st = EAM(fe), bcc_fe((3, 3, 3), rattle=0.07, seed=8)
+        e, f, _ = ref_eam(fe, st)
+    else:
+        ni, _ = write_funcfl(tmp_path / "Ni.eam", "Ni", a=1, nrho=430, drho=0.061, nr=480, dr=0.0112, cut=5.1)
+        pot, st = EAM([fe, ni]), binary_state(seed=8)
+        assert pot.elements == (26, 28) and pot.cutoff == 5.3 and "Ni.eam" in repr(pot)
+        e = f = None
+    ev = pot.compute(st, stress=True)
+    if e is not None:
+        assert ev.energy == pytest.approx(e, abs=1e-9)
+        assert np.abs(ev.forces - f).max() < 1e-10
+    assert np.abs(fd_forces(pot, st, atoms=(0, 5)) - ev.forces[[0, 5]]).max() < 1e-6
+    assert np.abs(fd_stress(pot, st) - ev.stress).max() < 1e-7
+
+
+def test_funcfl_errors(tmp_path):
+    fe, _ = write_funcfl(tmp_path / "Fe.eam")
+    fe2, _ = write_funcfl(tmp_path / "Fe2.eam", a=1)
+    alloy = write_eam(tmp_path / "FeNi.eam.alloy", "alloy", **SMALL)
+    with pytest.raises(InputError, match="same element"):
+        EAM([fe, fe2])
+    with pytest.raises(InputError, match="only for funcfl"):
+        EAM([fe, alloy])
+    for bad_path in (5, None, [fe, 3], []):
+        with pytest.raises(InputError, match="path must be a file path"):
+            EAM(bad_path)
+    lines = fe.read_text().splitlines()
+    bad = tmp_path / "bad.eam"
+    bad.write_text("\n".join(lines[:1] + ["0 55.845 2.87 BCC"] + lines[2:]) + "\n")
+    with pytest.raises(FileFormatError, match="line 2: atomic number 0 is not a chemical element"):
+        EAM(bad)
+    bad.write_text("\n".join(lines[:-2]) + "\n")
+    with pytest.raises(FileFormatError, match=r"ends after 510 of the 520 values of rho\(r\) of Fe"):
+        EAM(bad)
+    bad.write_text("\n".join(lines[:5] + [lines[5] + " 1.0"] + lines[6:]) + "\n")
+    with pytest.raises(FileFormatError, match=r"line 103: 1 value\(s\) more than the 500 of F\(rho\) .*line 6 holds"):
+        EAM(bad)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("case", ["one", "two files, different grids", "beyond rho_max", "commented"])
+def test_funcfl_matches_lammps_pair_style_eam(tmp_path, case):
+    """LAMMPS ``pair_style eam`` with ``pair_coeff i i file`` per type: one file, two files on
+    different grids (LAMMPS interpolates both onto the coarser one), densities beyond the table
+    (F continued linearly from LAMMPS's ρ_max), and a commented file."""
+    lr = _lammps()
+    fe, _ = write_funcfl(tmp_path / "Fe.eam", nrho=36 if case == "beyond rho_max" else 500,
+                         comments=case == "commented")
+    if case == "two files, different grids":
+        ni, _ = write_funcfl(tmp_path / "Ni.eam", "Ni", a=1, nrho=430, drho=0.061, nr=480, dr=0.0112, cut=5.1)
+        pot, st, species = EAM([fe, ni]), binary_state(seed=9), [26, 28]
+        pair = ["pair_style eam", f"pair_coeff 1 1 {fe}", f"pair_coeff 2 2 {ni}"]
+    else:
+        pot, st, species = EAM(fe), bcc_fe((4, 4, 4), rattle=0.07, seed=9), [26]
+        pair = ["pair_style eam", f"pair_coeff 1 1 {fe}"]
+    if case == "beyond rho_max":
+        rho = pot.densities(st)
+        assert rho.max() > 35 * 0.05 > rho.min() and np.any((rho > 34 * 0.05) & (rho < 35 * 0.05))
+    ev = pot.compute(st, stress=True)
+    res = lr.run_lammps(st.positions, st.cell, st.numbers, pair, species=species)
+    assert abs(ev.energy - res["energy"]) / len(st) < 1e-12
+    assert np.abs(ev.forces - res["forces"]).max() < 1e-10
+    assert np.abs(ev.stress - res["stress"]).max() < 1e-12

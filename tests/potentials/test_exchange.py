@@ -203,3 +203,74 @@ def test_cached_pair_kernels_match_direct_kernel_serial_and_threaded():
     np.testing.assert_allclose(e, e_ref, atol=1e-15)
     np.testing.assert_allclose(g, g_ref, atol=1e-15)
     np.testing.assert_allclose(f, f_ref, atol=1e-14)
+
+
+# ------------------------------------------------------------------------------------------
+# the reverse-pair search of the compact pair list, and one atom in a tiny periodic cell
+# ------------------------------------------------------------------------------------------
+
+
+def _reverse_reference(off, cj, cs, svec):
+    """Reverse entry of every directed entry by the plain definition (j → i with the opposite
+    shift vector), as the former row scan did: −1 when there is none."""
+    rev = np.full(len(cj), -1)
+    for i in range(len(off) - 1):
+        for p in range(off[i], off[i + 1]):
+            j = cj[p]
+            for t in range(off[j], off[j + 1]):
+                if cj[t] == i and np.array_equal(svec[cs[t]], -svec[cs[p]]):
+                    rev[p] = t
+                    break
+    return rev
+
+
+@pytest.mark.parametrize("case", ["bcc_3x3x3", "self_images", "partly_active"])
+def test_pair_search_gives_the_same_table_as_the_row_scan(case):
+    """_compact_spin_list's bisection search for reverse entries gives exactly the table of the
+    quadratic row scan it replaced, on a normal system, a small cell with many self-images and
+    with non-magnetic atoms left out; every entry's reverse points back to it."""
+    from spinlat.potentials.exchange import _compact_spin_list
+
+    if case == "bcc_3x3x3":
+        st, cut = bcc_fe((3, 3, 3), seed=21, rattle=0.08), 3.4
+    elif case == "self_images":
+        st, cut = bcc_fe((1, 1, 1), seed=22, rattle=0.05), 6.0
+    else:
+        st = bcc_fe((2, 2, 3), seed=23, rattle=0.05)
+        st, cut = st.copy(moments=np.where(np.arange(len(st)) % 3 == 0, 0.0, 2.2)), 3.4
+    pot = BetheSlaterExchange(cut, *PARAMS[1:])
+    nl = pot.neighbor_list(st)
+    active = st.moments > 0
+    off, cj, cs, svec, rev = _compact_spin_list(st.positions, active, nl.offsets, nl.j, nl.shifts,
+                                                nl.shift_vectors, np.inf)
+    np.testing.assert_array_equal(rev, _reverse_reference(off, cj, cs, svec))
+    assert np.all(rev >= 0)  # a full list: every entry has its reverse
+    p = np.arange(len(cj))
+    np.testing.assert_array_equal(rev[rev], p)
+    row = np.repeat(np.arange(len(st)), np.diff(off))
+    np.testing.assert_array_equal(cj[rev], row)
+    np.testing.assert_array_equal(svec[cs[rev]], -svec[cs])
+    assert active[row].all() and active[cj].all() and len(cj) > 0
+
+
+def test_one_atom_in_a_tiny_cell_is_refused_or_summed_over_its_images():
+    """One atom in a periodic cell: State refuses cells where it overlaps its own images (before
+    any neighbour search for cells far too small), and in a small valid cell the exchange is the
+    lattice sum over the ~10⁵ self-images, E = −½ Σ_{R≠0, |R|≤rc} J(|R|) for aligned spins."""
+    from spinlat.errors import OverlappingAtomsError
+
+    with pytest.raises(OverlappingAtomsError, match="too small"):
+        sl.State([[0, 0, 0]], [26], cell=np.eye(3) * 0.05, pbc=True, moments=[2.2])
+    with pytest.raises(OverlappingAtomsError, match="own periodic image"):
+        sl.State([[0, 0, 0]], [26], cell=np.eye(3) * 0.09, pbc=True, moments=[2.2])
+    a = 0.13
+    st = sl.State([[0.01, 0.02, 0.03]], [26], cell=np.eye(3) * a, pbc=True, moments=[2.2])
+    pot = BetheSlaterExchange(*PARAMS)
+    ev = pot.compute(st, forces=True)
+    m = int(np.ceil(PARAMS[0] / a))
+    g = np.arange(-m, m + 1) * a
+    r = np.sqrt(g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2).ravel()
+    r = r[(r > 0) & (r <= PARAMS[0])]
+    assert len(r) > 50_000
+    assert ev.energy == pytest.approx(-0.5 * bethe_slater(r, *PARAMS[1:]).sum(), rel=1e-12)
+    np.testing.assert_allclose(ev.forces, 0.0, atol=1e-9 * np.abs(bethe_slater(r, *PARAMS[1:])).sum())
