@@ -36,6 +36,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from .. import validation
 from ..errors import FileFormatError, InputError
 from .base import Evaluation, Potential, virial_to_voigt
 
@@ -462,7 +463,7 @@ class EAM(Potential):
     spin_rotation_invariant = True
 
     def __init__(self, path, format=None):
-        data = read_eam_file(path, format)
+        data = read_eam_file(validation.path(path, "EAM path"), format)
         self.path = os.fspath(path)
         self.format = data["format"]
         self.symbols = tuple(data["symbols"])
