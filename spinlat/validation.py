@@ -140,10 +140,10 @@ def real_array(value, name, shape=None, *, finite=True) -> np.ndarray:
         raise InputError(f"{name}: expected an array of real numbers, got an array of {kind}")
     arr = np.array(raw, dtype=np.float64, copy=True)
     if shape is not None and arr.shape != tuple(shape):
-        raise ShapeError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+        raise ShapeError(f"{name}: expected shape {tuple(shape)}, got {arr.shape}")
     if finite and not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise NonFiniteError(f"{name} holds NaN or inf (first at index {tuple(int(b) for b in bad)})")
+        raise NonFiniteError(f"{name}: holds NaN or inf (first at index {tuple(int(b) for b in bad)})")
     return arr
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import validation
 from ..errors import FileFormatError, InputError
 
 _PER_CONFIG = ("energy", "free_energy", "stress", "magmom", "dipole")
@@ -169,6 +170,7 @@ def write_extxyz(path, atoms_list, append=False) -> None:
 
     from ..state import State
 
+    path = Path(validation.path(path, "write_extxyz path"))
     if isinstance(atoms_list, (Atoms, State)):
         atoms_list = [atoms_list]
     lines = []
@@ -183,7 +185,6 @@ def write_extxyz(path, atoms_list, append=False) -> None:
             for _, kind, _, data in cols:
                 row.extend(_cell_text(kind, x) for x in np.ravel(data[a]))
             lines.append(" ".join(row))
-    path = Path(path)
     try:
         with open(path, "a" if append else "w") as fh:
             fh.write("\n".join(lines) + ("\n" if lines else ""))
@@ -214,7 +215,7 @@ def read_extxyz(path, index=":"):
     in Voigt order) and ``arrays`` (forces eV/Å, magmoms μB, magnetic_forces eV/μB)."""
     import ase.io
 
-    path = Path(path)
+    path = Path(validation.path(path, "read_extxyz path"))
     if not path.exists():
         raise FileNotFoundError(f"extxyz file {path} does not exist")
     try:
