@@ -182,10 +182,6 @@ def _integer(minimum=None):
     return lambda v, k: validation.integer(v, k, minimum=minimum)
 
 
-def _boolean(v, k):
-    return validation.boolean(v, k)
-
-
 def _choice(*options):
     return lambda v, k: validation.choice(v, k, options)
 
@@ -196,16 +192,8 @@ def _string(v, k):
     return v
 
 
-def _path(v, k):
-    return validation.path(v, k)
-
-
-def _seed(v, k):
-    return validation.seed(v, k)
-
-
-def _vector3(v, k):
-    return validation.vector3(v, k)
+# checks that are validation functions as they are: (value, key path) -> value
+_boolean, _path, _seed, _vector3 = validation.boolean, validation.path, validation.seed, validation.vector3
 
 
 def _matrix33(v, k):
@@ -471,11 +459,18 @@ def load(path_or_dict) -> dict:
     if isinstance(path_or_dict, dict):
         raw, base = dict(path_or_dict), Path(path_or_dict.get("_base") or Path.cwd())
         raw.pop("_base", None)
+        raw.pop("_checked", None)
     else:
         raw, base = read_yaml(path_or_dict), Path(path_or_dict).resolve().parent
     cfg = check_section(raw, "", RUN, "a run config")
     cfg["_base"] = str(base)
+    cfg["_checked"] = True
     return cfg
+
+
+def _loaded(cfg) -> dict:
+    """``cfg`` if :func:`load` made it, else ``load(cfg)``."""
+    return cfg if cfg.get("_checked") is True else load(cfg)
 
 
 def _resolve(base, p) -> Path:
@@ -524,8 +519,8 @@ def build_structure(cfg):
     """The State described by ``cfg["structure"]`` (see the module docstring)."""
     from .state import State
 
-    cfg = load(cfg) if "_base" not in cfg else cfg
-    sc = check_section(cfg["structure"], "structure", STRUCTURE, "the structure")
+    cfg = _loaded(cfg)
+    sc = cfg["structure"]
     rng = np.random.default_rng(cfg.get("seed") or 0)
     builder = [k for k in ("crystal", "element", "a", "c") if k in sc]
     if "file" in sc:
@@ -593,10 +588,11 @@ def build_potential(cfg):
     """The potential stack of ``cfg["potential"]`` (a list of terms, or one term)."""
     from . import potentials
 
-    cfg = load(cfg) if "_base" not in cfg else cfg
+    cfg = _loaded(cfg)
     pot = None
-    for n, term in enumerate(_potential_list(cfg["potential"], "potential")):
+    for n, term in enumerate(cfg["potential"]):
         where = f"potential[{n}]"
+        term = dict(term)
         name = term.pop("type")
         if name in _PATH_KEYS:
             key = _PATH_KEYS[name]
@@ -624,10 +620,10 @@ def build_integrator(cfg):
     integrator section gives one."""
     from . import integrators
 
-    cfg = load(cfg) if "_base" not in cfg else cfg
+    cfg = _loaded(cfg)
     if cfg.get("integrator") is None:
         raise ConfigError("integrator: missing ({type: ..., dt: ...}; one of " + ", ".join(INTEGRATORS) + ")")
-    params = _integrator(cfg["integrator"], "integrator")
+    params = dict(cfg["integrator"])
     name = params.pop("type")
     if "seed" in INTEGRATORS[name] and "seed" not in params and cfg.get("seed") is not None:
         params["seed"] = cfg["seed"]
@@ -636,7 +632,7 @@ def build_integrator(cfg):
 
 def check_run(cfg):
     """``(steps, every)`` of a run config; ConfigError if ``steps`` is missing."""
-    cfg = load(cfg) if "_base" not in cfg else cfg
+    cfg = _loaded(cfg)
     if cfg.get("steps") is None:
         raise ConfigError("steps: missing (number of steps of the run)")
     return cfg["steps"], cfg["every"]
@@ -644,8 +640,7 @@ def check_run(cfg):
 
 def section_options(cfg, section: str) -> dict:
     """The checked options of the ``minimize`` or ``search`` section (``{}`` if absent)."""
-    schema = {"minimize": MINIMIZE, "search": SEARCH}[section]
-    return check_section(cfg.get(section) or {}, section, schema, f"{section} options")
+    return dict(_loaded(cfg).get(section) or {})
 
 
 # ============================================================================== train config

@@ -47,12 +47,12 @@ class Integrator:
         return repr(self)
 
 
-def check_dt(dt, max_dt=10.0, name="dt"):
+def check_dt(dt, max_dt=10.0, name="time step dt"):
     """A time step in fs: a positive real number ≤ ``max_dt`` (a bool or a string is refused).
     Raises InputError naming ``name``."""
     dt = validation.number(dt, name, positive=True, unit="fs")
     if dt > max_dt:
-        raise InputError(f"{name}: time step {dt} fs is absurdly large (limit {max_dt} fs)")
+        raise InputError(f"{name} = {dt} fs is absurdly large (limit {max_dt} fs)")
     return dt
 
 
