@@ -107,9 +107,10 @@ def _yaml_loader():
         return float(text)
 
     def construct_mapping(loader, node, deep=False):
-        loader.flatten_mapping(node)
-        seen = {}
+        seen = {}  # the mapping's own keys (keys merged in with "<<" may be overridden)
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = loader.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
             if isinstance(key, (str, int, float, bool)) and key in seen:

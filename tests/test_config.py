@@ -42,6 +42,9 @@ def test_yaml_keeps_non_numbers_as_strings_and_refuses_duplicates():
     assert np.isnan(C.parse_yaml("x: .nan")["x"])
     with pytest.raises(ConfigError, match=r"line 3: duplicate key 'dt' \(first on line 1\)"):
         C.parse_yaml("dt: 0.1\nsteps: 5\ndt: 1.0\n", "c.yaml")
+    # anchors and merge keys: an explicit key overrides a merged one
+    d = C.parse_yaml("base: &b {dt: 1e-1, damping: 0.1}\nintegrator: {<<: *b, dt: 2e-1}\n")
+    assert d["integrator"] == {"dt": 0.2, "damping": 0.1}
     with pytest.raises(ConfigError, match="c.yaml: not valid YAML"):
         C.parse_yaml("a: [1, 2\n", "c.yaml")
 
