@@ -5,20 +5,25 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from .state import State
+from .state import State, ase_magnetic_moments
 
 
 class SpinLatticeCalculator(Calculator):
     """ASE calculator evaluating a spinlat :class:`~spinlat.potentials.base.Potential`.
 
-    Magnetic moments are read from the atoms' initial magnetic moments: (N, 3) non-collinear or
-    (N,) collinear along z, in μB. Results: ``energy``/``free_energy`` (eV), ``energies``
-    (N, eV), ``forces`` (N,3 eV/Å), ``stress`` (Voigt, eV/Å³, ASE sign; periodic cells only)
-    and ``magnetic_forces`` (N,3 eV/μB, h = −∂E/∂m). Changing the magnetic moments triggers a
-    new evaluation, as ASE tracks ``initial_magmoms``.
+    The magnetic moments are inputs, read as :meth:`spinlat.State.from_ase` reads them (the
+    atoms' initial magnetic moments, (N, 3) non-collinear or (N,) collinear along z, μB).
+    Results: ``energy``/``free_energy`` (eV), ``energies`` (N, eV), ``forces`` (N,3 eV/Å),
+    ``stress`` (Voigt, eV/Å³, ASE sign; periodic cells only), ``magnetic_forces`` (N,3 eV/μB,
+    h = −∂E/∂m), and the moments as ASE's calculators report them: ``magmoms`` — (N, 3) for
+    non-collinear input, (N,) signed z components for collinear input — and ``magmom``, their
+    sum ((3,) vector or a number, as ASE's non-collinear and collinear VASP results). So
+    ``atoms.get_magnetic_moments()`` and ``atoms.get_magnetic_moment()`` work. Changing the
+    magnetic moments triggers a new evaluation, as ASE tracks ``initial_magmoms``.
     """
 
-    implemented_properties = ["energy", "energies", "free_energy", "forces", "stress", "magnetic_forces"]
+    implemented_properties = ["energy", "energies", "free_energy", "forces", "stress", "magnetic_forces",
+                              "magmoms", "magmom"]
 
     def __init__(self, potential, **kwargs):
         super().__init__(**kwargs)
@@ -30,12 +35,16 @@ class SpinLatticeCalculator(Calculator):
         stress = "stress" in properties
         ev = self.potential.compute(state, forces=True, magnetic_forces=True, stress=stress)
         energy = float(ev.energy)
+        collinear = ase_magnetic_moments(self.atoms).ndim == 1
+        magmoms = state.moments * state.spins[:, 2] if collinear else state.magnetic_moments
         self.results = {
             "energy": energy,
             "free_energy": energy,
             "forces": np.array(ev.forces),
             "magnetic_forces": np.array(ev.magnetic_forces) if ev.magnetic_forces is not None
             else np.zeros((len(state), 3)),
+            "magmoms": np.array(magmoms),
+            "magmom": float(magmoms.sum()) if collinear else magmoms.sum(axis=0),
         }
         if ev.energies is not None:
             self.results["energies"] = np.array(ev.energies)

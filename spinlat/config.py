@@ -1,222 +1,763 @@
-"""Run configurations (YAML or dict) → structure, potential stack, integrator.
+"""Every spinlat config in one place: the YAML reader, the typed schemas, and the builders.
 
-Validated up front: a bad key raises :class:`~spinlat.errors.ConfigError` naming the key and
-what was expected, before any work starts. Schema (all lengths Å, times fs, fields T, K):
+Configs are YAML files (or dicts). They are validated before any work starts: an unknown key,
+a missing key or a value of the wrong type raises :class:`~spinlat.errors.ConfigError` whose
+message starts with the full key path (``integrator.dt``, ``potential[1].J1``,
+``structure.moments.Fe``) and says what was expected. Types are strict: a bool is not a number
+(``dt: true`` is refused), a string is not a number or a bool (``dt: "0.5"``,
+``store_forces: "false"`` are refused). Numbers are read as YAML 1.2 writes them: ``1e-1``,
+``2.2e0``, ``.5``, ``1_000``, ``0x1F``, ``.inf`` are numbers (PyYAML's YAML 1.1 rules would read
+``1e-1`` as a string and ``010`` as 8); a float with an integral value (``steps: 1e5``) counts
+as an integer. Duplicate keys are refused. All lengths Å, times fs, fields T, temperatures K,
+moments μB, energies eV.
+
+Run config (``spinlat run``; ``spinlat minimize`` and ``spinlat search`` read the same file and
+their own sections):
 
 .. code-block:: yaml
 
-    structure:                       # either a builder ...
-      crystal: bcc                   # bcc | fcc | sc | hcp (ase.build.bulk names)
+    structure:                       # a builder (ase.build.bulk) ...
+      crystal: bcc                   #   ase.build.bulk crystal structure (bcc, fcc, sc, hcp, ...)
       element: Fe
-      a: 2.8665
-      repeat: [6, 6, 6]
-      # ... or a file readable by ASE:  file: POSCAR
-      moments: 2.2                   # μB, a number or {element: value}
-      spins: random                  # random | [sx, sy, sz]
-      temperature: 100               # K, Maxwell-Boltzmann initial velocities (optional)
-      rattle: 0.0                    # Å, random displacements (optional)
-    potential:                       # a list of terms, summed
+      a: 2.8665                      #   Å (c for hcp); default: ASE's reference lattice constant
+      cubic: true                    #   conventional cubic cell (default true)
+      # ... or a file: the file's moments, spins and velocities are kept unless given below
+      # file: relaxed.extxyz         #   any format ase.io.read reads, or a spinlat trajectory (.h5)
+      # index: -1                    #   frame of a multi-frame file (default: the last)
+      # format: vasp                 #   ase.io format name, when the file name does not tell
+      repeat: [6, 6, 6]              # supercell: an integer or three (default 1)
+      moments: 2.2                   # μB: a number or {element: μB} (elements not named get 0);
+                                     #   default: the file's moments, or ASE's for the element
+      spins: random                  # random | file | [sx, sy, sz]; default: file when the file
+                                     #   has magnetic moments, else random
+      temperature: 100               # K: Maxwell-Boltzmann velocities (0: at rest); default:
+                                     #   the file's velocities, or at rest
+      rattle: 0.0                    # Å: Gaussian displacements (default 0)
+    potential:                       # one term or a list of terms, summed
       - {type: EAM, path: Fe_mm.eam.fs}
       - {type: BetheSlaterExchange, cutoff: 3.4, J1: 0.02726, J2: 0.2171, J3: 1.841}
       - {type: Zeeman, B: [0, 0, 1]}
     integrator: {type: SpinLatticeNVE, dt: 0.1}
-    steps: 1000
-    every: 10
-    seed: 0
-    output: runs/demo                # run directory: config, trajectory, log, plots
+    steps: 1000                      # total steps of the run (also the target of --restart)
+    every: 10                        # steps between trajectory frames (default 10)
+    seed: 0                          # structure randomness and the integrator's default seed
+    output: runs/demo                # run directory (default runs/<config name>)
+    progress: true                   # progress bar (default true)
+    store_forces: false              # forces and magnetic forces in the trajectory (default false)
+    minimize: {spins: true, tmax: 1.0e-6}   # options of `spinlat minimize` (spinlat.minimize)
+    search: {starts: 16, seed: 0}           # options of `spinlat search` (spinlat.search.ground_state)
+
+The keys of each potential and integrator ``type`` are its constructor's parameters (see
+:data:`POTENTIALS`, :data:`INTEGRATORS`); ``Heisenberg`` takes ``tb2j`` (a TB2J
+``exchange.out``), ``MagneticMACE`` takes ``path``, ``device``, ``dtype``. Relative paths are
+taken relative to the config file.
+
+Train config (``spinlat train``): see :func:`check_train_config`.
 """
 
 from __future__ import annotations
 
-import inspect
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ConfigError, SpinlatError
+from . import units, validation
+from .errors import ConfigError, InputError, SpinlatError
 
-_TOP_KEYS = {"structure", "potential", "integrator", "steps", "every", "seed", "output", "progress",
-             "minimize", "search", "store_forces"}
-_STRUCTURE_KEYS = {"crystal", "element", "a", "c", "repeat", "file", "moments", "spins", "temperature", "rattle",
-                   "cubic"}
+# ====================================================================================== YAML
+_INT_RE = re.compile(r"""^(?:[-+]?[0-9][0-9_]*
+                        |0o[0-7_]+
+                        |0x[0-9a-fA-F_]+)$""", re.X)
+_FLOAT_RE = re.compile(r"""^(?:[-+]?(?:\.[0-9][0-9_]*|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
+                          |[-+]?\.(?:inf|Inf|INF)
+                          |\.(?:nan|NaN|NAN))$""", re.X)
+
+
+def _yaml_loader():
+    """A safe PyYAML loader reading numbers by the YAML 1.2 core schema and refusing duplicate keys."""
+    import yaml
+
+    int_tag, float_tag = "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (int_tag, float_tag)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver(int_tag, _INT_RE, list("-+0123456789"))
+    Loader.add_implicit_resolver(float_tag, _FLOAT_RE, list("-+0123456789."))
+
+    def construct_int(loader, node):
+        text = loader.construct_scalar(node).replace("_", "")
+        if text.startswith(("0o", "0x")):
+            return int(text[2:], 8 if text[1] == "o" else 16)
+        return int(text)
+
+    def construct_float(loader, node):
+        text = loader.construct_scalar(node).replace("_", "")
+        low = text.lower()
+        if low.endswith(".inf"):
+            return float("-inf") if low.startswith("-") else float("inf")
+        if low == ".nan":
+            return float("nan")
+        return float(text)
+
+    def construct_mapping(loader, node, deep=False):
+        seen = {}  # the mapping's own keys (keys merged in with "<<" may be overridden)
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise ConfigError(f"line {line}: duplicate key {key!r} (first on line {seen[key]})")
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = line
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    Loader.add_constructor(int_tag, construct_int)
+    Loader.add_constructor(float_tag, construct_float)
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return Loader
+
+
+def parse_yaml(text: str, source: str = "<string>"):
+    """The data of a YAML document, with numbers read as YAML 1.2 writes them (``1e-1`` is a
+    float) and duplicate keys refused. Raises ConfigError (with ``source`` and the line)."""
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from None
 
 
 def read_yaml(path) -> dict:
-    """A YAML mapping from ``path``; ConfigError if the file is missing, invalid or not a mapping."""
-    import yaml
-
+    """A YAML mapping from ``path`` (see :func:`parse_yaml`); ConfigError if the file is
+    missing, unreadable, invalid or not a mapping."""
     p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"config file {p} does not exist")
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist" if not p.exists() else f"config {p} is not a file")
     try:
-        cfg = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {p} cannot be read ({exc})") from None
+    cfg = parse_yaml(text, str(p))
     if not isinstance(cfg, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level, got {type(cfg).__name__}")
+        raise ConfigError(f"{p}: expected a mapping of keys at the top level, got {type(cfg).__name__}")
     return cfg
 
 
-def load(path_or_dict) -> dict:
-    """Read a YAML file (or take a dict) and check its top-level keys."""
-    if isinstance(path_or_dict, dict):
-        cfg = dict(path_or_dict)
-        base = Path.cwd()
-    else:
-        cfg = read_yaml(path_or_dict)
-        base = Path(path_or_dict).resolve().parent
-    unknown = set(cfg) - _TOP_KEYS
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)}; expected some of {sorted(_TOP_KEYS)}")
-    cfg["_base"] = str(base)
-    return cfg
+# ================================================================================ schemas
+_REQUIRED = object()
+_OMIT = object()  # optional key without a default: left out unless given
 
 
-def _require(d, key, where, kind=None):
-    if key not in d:
-        raise ConfigError(f"{where}: missing key {key!r}")
-    v = d[key]
-    if kind is not None and not isinstance(v, kind):
-        raise ConfigError(f"{where}.{key}: expected {kind.__name__ if isinstance(kind, type) else kind}, "
-                          f"got {v!r}")
+@dataclass(frozen=True)
+class Key:
+    """One config key: ``check(value, key_path)`` returns the value in normal form or raises
+    InputError (turned into ConfigError); ``default`` (``_REQUIRED``: must be given; ``_OMIT``:
+    left out when not given, so the callee's default applies); ``doc`` says what it is."""
+
+    check: Callable[[Any, str], Any]
+    default: Any = _OMIT
+    doc: str = ""
+
+
+def _opt(check):
+    """``check`` that also accepts ``None`` (YAML ``null``)."""
+    return lambda v, k: None if v is None else check(v, k)
+
+
+def _number(unit=None, **kw):
+    return lambda v, k: validation.number(v, k, unit=unit, **kw)
+
+
+def _integer(minimum=None):
+    return lambda v, k: validation.integer(v, k, minimum=minimum)
+
+
+def _choice(*options):
+    return lambda v, k: validation.choice(v, k, options)
+
+
+def _string(v, k):
+    if not isinstance(v, str) or not v:
+        raise InputError(f"{k}: expected a non-empty string, got {v!r}")
     return v
 
 
-def _path(base, p):
-    q = Path(p)
-    return q if q.is_absolute() or q.exists() else Path(base) / q
+# checks that are validation functions as they are: (value, key path) -> value
+_boolean, _path, _seed, _vector3 = validation.boolean, validation.path, validation.seed, validation.vector3
+
+
+def _matrix33(v, k):
+    return validation.real_array(v, k, (3, 3))
+
+
+def _species_mapping(v, k, unit, nonnegative=False) -> dict:
+    """A mapping {element: number} (keys: symbols or Z) with its keys made chemical symbols."""
+    from ase.data import chemical_symbols
+
+    if not isinstance(v, dict) or not v:
+        raise InputError(f"{k}: expected a mapping element → number ({unit}), got {v!r}")
+    return {chemical_symbols[validation.atomic_number(e, f"{k}.{e}")]:
+            validation.number(x, f"{k}.{e}", unit=unit, nonnegative=nonnegative) for e, x in v.items()}
+
+
+def _species_number(unit, nonnegative=False):
+    """A number, or a mapping {element: number} (symbols or Z; see :func:`_species_mapping`)."""
+    def check(v, k):
+        if isinstance(v, dict):
+            return _species_mapping(v, k, unit, nonnegative)
+        if not validation.is_real_number(v):
+            raise InputError(f"{k}: expected a number or a mapping element → number ({unit}), got {v!r}")
+        return validation.number(v, k, unit=unit, nonnegative=nonnegative)
+    return check
+
+
+def _elements(v, k):
+    """One element or a list of elements (symbols or Z)."""
+    items = v if isinstance(v, list) else [v]
+    if not items:
+        raise InputError(f"{k}: expected an element or a list of elements, got an empty list")
+    for n, e in enumerate(items):
+        validation.atomic_number(e, f"{k}[{n}]" if isinstance(v, list) else k)
+    return v
+
+
+def _axis(v, k):
+    """A 3-vector, or one 3-vector per atom."""
+    a = validation.real_array(v, k)
+    if a.shape != (3,) and not (a.ndim == 2 and a.shape[1] == 3 and len(a) >= 1):
+        raise InputError(f"{k}: expected a 3-vector or a list of 3-vectors (one per atom), got shape {a.shape}")
+    return a.tolist()
+
+
+def _mapping(v, k):
+    if not isinstance(v, dict):
+        raise InputError(f"{k}: expected a mapping of keys, got {type(v).__name__} {v!r}")
+    return v
+
+
+def check_section(value, path: str, schema: dict, what: str = "") -> dict:
+    """Check the mapping ``value`` found at key path ``path`` against ``schema`` (key → :class:`Key`).
+
+    Returns a new dict with every value in normal form and the defaults filled in (keys whose
+    default is ``_OMIT`` are left out when not given). Raises ConfigError naming the key:
+    unknown keys (with the allowed ones), missing required keys, wrong values."""
+    where = path or "config"
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping{' of ' + what if what else ''}, got "
+                          f"{type(value).__name__} {value!r}")
+    unknown = [k for k in value if k not in schema]
+    if unknown:
+        raise ConfigError(f"{_join(path, unknown[0])}: unknown key{' for ' + what if what else ''}; expected one of "
+                          f"{', '.join(sorted(map(str, schema)))}")
+    out = {}
+    for key, spec in schema.items():
+        full = _join(path, key)
+        if key in value:
+            try:
+                out[key] = spec.check(value[key], full)
+            except ConfigError:
+                raise
+            except InputError as exc:
+                raise ConfigError(str(exc)) from None
+        elif spec.default is _REQUIRED:
+            raise ConfigError(f"{full}: missing{' (' + spec.doc + ')' if spec.doc else ''}")
+        elif spec.default is not _OMIT:
+            out[key] = spec.default
+    return out
+
+
+def _join(path, key) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+# ------------------------------------------------------------------------ run config schemas
+_DT = Key(_number("fs", positive=True), _REQUIRED, "time step, fs")
+
+#: integrator type → schema of its keys (the constructor's parameters)
+INTEGRATORS: dict[str, dict[str, Key]] = {
+    "SpinLatticeNVE": {"dt": _DT},
+    "SpinLatticeLangevin": {
+        "dt": _DT,
+        "temperature": Key(_number("K", nonnegative=True), _REQUIRED, "lattice bath temperature, K"),
+        "friction": Key(_number("1/fs", nonnegative=True), _REQUIRED, "Langevin friction, 1/fs"),
+        "damping": Key(_number("dimensionless Gilbert α", nonnegative=True), _REQUIRED, "Gilbert damping α"),
+        "spin_temperature": Key(_opt(_number("K", nonnegative=True))),
+        "longitudinal_damping": Key(_opt(_number("dimensionless", nonnegative=True))),
+        "seed": Key(_seed),
+    },
+    "LLG": {
+        "dt": _DT,
+        "damping": Key(_number("dimensionless Gilbert α", nonnegative=True)),
+        "temperature": Key(_number("K", nonnegative=True)),
+        "solver": Key(_choice("sib", "depondt", "heun")),
+        "seed": Key(_seed),
+    },
+    "MonteCarlo": {
+        "temperature": Key(_number("K", nonnegative=True), _REQUIRED, "temperature, K"),
+        "seed": Key(_seed),
+        "overrelax": Key(_integer(0)),
+        "cone": Key(_opt(_number("rad", positive=True, maximum=float(np.pi)))),
+        "target_acceptance": Key(_number(positive=True, maximum=1.0)),
+        "adapt": Key(_boolean),
+    },
+}
+
+#: potential type → schema of its keys (``Heisenberg`` and ``MagneticMACE`` read files)
+POTENTIALS: dict[str, dict[str, Key]] = {
+    "EAM": {"path": Key(_path, _REQUIRED, "EAM file (LAMMPS setfl or Finnis-Sinclair)"),
+            "format": Key(_opt(_choice("alloy", "fs")))},
+    "BetheSlaterExchange": {
+        "cutoff": Key(_number("Å", positive=True), _REQUIRED, "cutoff, Å"),
+        "J1": Key(_number("eV"), _REQUIRED, "J1, eV"),
+        "J2": Key(_number("dimensionless"), _REQUIRED, "J2"),
+        "J3": Key(_number("Å", positive=True), _REQUIRED, "J3, Å"),
+        "offset": Key(_boolean),
+        "elements": Key(_opt(_elements)),
+    },
+    "Heisenberg": {"tb2j": Key(_path, _REQUIRED, "TB2J exchange.out file")},
+    "Zeeman": {"B": Key(_vector3, _REQUIRED, "field [Bx, By, Bz], T"), "elements": Key(_opt(_elements))},
+    "UniaxialAnisotropy": {"K": Key(_species_number("eV"), _REQUIRED, "anisotropy constant, eV"),
+                           "axis": Key(_axis, _REQUIRED, "easy axis [x, y, z]")},
+    "CubicAnisotropy": {"K1": Key(_species_number("eV"), _REQUIRED, "K1, eV"), "K2": Key(_species_number("eV")),
+                        "axes": Key(_opt(_matrix33))},
+    "Landau": {"a": Key(_species_number("eV/μB²"), _REQUIRED, "a, eV/μB²"), "b": Key(_species_number("eV/μB⁴")),
+               "c": Key(_species_number("eV/μB⁶"))},
+    "MagneticMACE": {"path": Key(_path, _REQUIRED, "model file written by MagneticMACE.save"),
+                     "device": Key(_string), "dtype": Key(_choice("float32", "float64"))},
+}
+
+_PATH_KEYS = {"EAM": "path", "Heisenberg": "tb2j", "MagneticMACE": "path"}
+
+
+def _repeat(v, k):
+    if isinstance(v, list):
+        if len(v) != 3:
+            raise InputError(f"{k}: expected a positive integer or three of them, got {v!r}")
+        return [validation.integer(x, f"{k}[{n}]", minimum=1) for n, x in enumerate(v)]
+    return [validation.integer(v, k, minimum=1)] * 3
+
+
+def _spins(v, k):
+    if isinstance(v, str):
+        return validation.choice(v, k, ("random", "file"))
+    a = validation.real_array(v, k) if isinstance(v, list) else None
+    if a is None or a.shape != (3,):
+        raise InputError(f"{k}: expected 'random', 'file' or a direction [sx, sy, sz], got {v!r}")
+    if not np.linalg.norm(a) > 0:
+        raise InputError(f"{k}: the direction {v!r} has zero length")
+    return a.tolist()
+
+
+STRUCTURE: dict[str, Key] = {
+    "crystal": Key(_string, doc="ase.build.bulk crystal structure"),
+    "element": Key(_string, doc="chemical symbol(s) for ase.build.bulk"),
+    "a": Key(_number("Å", positive=True)),
+    "c": Key(_number("Å", positive=True)),
+    "cubic": Key(_boolean, True),
+    "file": Key(_path),
+    "index": Key(_integer()),
+    "format": Key(_string),
+    "repeat": Key(_repeat, [1, 1, 1]),
+    "moments": Key(_species_number("μB", nonnegative=True)),
+    "spins": Key(_spins),
+    "temperature": Key(_number("K", nonnegative=True)),
+    "rattle": Key(_number("Å", nonnegative=True), 0.0),
+}
+
+MINIMIZE: dict[str, Key] = {
+    "spins": Key(_boolean), "positions": Key(_boolean), "cell": Key(_boolean), "magnitudes": Key(_boolean),
+    "tmax": Key(_number("eV", positive=True)), "fmax": Key(_number("eV/Å", positive=True)),
+    "smax": Key(_number("eV/Å³", positive=True)), "hmax": Key(_number("eV/μB", positive=True)),
+    "max_steps": Key(_integer(1)), "method": Key(_choice("lbfgs", "precession")), "memory": Key(_integer(1)),
+}
+
+_ANNEAL = {"t_start": Key(_number("K", positive=True)), "t_end": Key(_number("K", positive=True)),
+           "stages": Key(_integer(1)), "sweeps": Key(_integer(1))}
+
+
+def _start_cell(v, k):
+    a = validation.real_array(v, k)
+    if a.shape == (3,):
+        return [validation.integer(x, f"{k}[{n}]", minimum=1) for n, x in enumerate(v)]
+    if a.shape != (3, 3):
+        raise InputError(f"{k}: expected three integers or a 3×3 cell (Å), got shape {a.shape}")
+    return a.tolist()
+
+
+SEARCH: dict[str, Key] = {
+    "starts": Key(_integer(1)), "seed": Key(_seed),
+    "anneal": Key(_opt(lambda v, k: check_section(v, k, _ANNEAL, "Monte Carlo annealing"))),
+    "spin_rotations": Key(_opt(_boolean)), "energy_tol": Key(_number("eV/atom", positive=True)),
+    "angle_tol": Key(_number("rad", positive=True)),
+    "workers": Key(_opt(_integer(1))), "scheduler": Key(_opt(_string)),
+    "start_cell": Key(_opt(_start_cell)),
+    **MINIMIZE,  # passed on to spinlat.minimize
+}
+
+
+def _potential_list(v, k):
+    terms = [v] if isinstance(v, dict) else v
+    if not isinstance(terms, list) or not terms:
+        raise InputError(f"{k}: expected a term {{type: ..., ...}} or a non-empty list of terms, got {v!r}")
+    out = []
+    for n, term in enumerate(terms):
+        where = f"{k}[{n}]"
+        if not isinstance(term, dict) or "type" not in term:
+            raise InputError(f"{where}: expected a mapping with a 'type' key (one of {', '.join(POTENTIALS)}), "
+                             f"got {term!r}")
+        name = term["type"]
+        if name not in POTENTIALS:
+            raise InputError(f"{where}.type: unknown potential {name!r}; expected one of {', '.join(POTENTIALS)}")
+        params = check_section({p: x for p, x in term.items() if p != "type"}, where, POTENTIALS[name], name)
+        out.append({"type": name, **params})
+    return out
+
+
+def _integrator(v, k):
+    ic = _mapping(v, k)
+    if "type" not in ic:
+        raise InputError(f"{k}.type: missing (one of {', '.join(INTEGRATORS)})")
+    name = ic["type"]
+    if name not in INTEGRATORS:
+        raise InputError(f"{k}.type: unknown integrator {name!r}; expected one of {', '.join(INTEGRATORS)}")
+    params = check_section({p: x for p, x in ic.items() if p != "type"}, k, INTEGRATORS[name], name)
+    return {"type": name, **params}
+
+
+RUN: dict[str, Key] = {
+    "structure": Key(lambda v, k: check_section(v, k, STRUCTURE, "the structure"), _REQUIRED,
+                     "the structure: a builder or a file"),
+    "potential": Key(_potential_list, _REQUIRED, "a list of potential terms"),
+    "integrator": Key(_integrator, doc="{type: ..., dt: ...}"),
+    "steps": Key(_integer(0), doc="number of steps"),
+    "every": Key(_integer(1), 10),
+    "seed": Key(_seed),
+    "output": Key(_path),
+    "progress": Key(_boolean, True),
+    "store_forces": Key(_boolean, False),
+    "minimize": Key(lambda v, k: check_section(v, k, MINIMIZE, "spinlat.minimize options")),
+    "search": Key(lambda v, k: check_section(v, k, SEARCH, "spinlat.search.ground_state options")),
+}
+
+
+# ================================================================================ run configs
+def load(path_or_dict) -> dict:
+    """A run config (YAML path, or a dict) checked against :data:`RUN` and in normal form:
+    every key present with its type checked, defaults filled in, ``_base`` = the directory
+    relative paths are taken from (the config's, or the working directory for a dict).
+    Raises ConfigError naming the first bad key."""
+    if isinstance(path_or_dict, dict):
+        raw, base = dict(path_or_dict), Path(path_or_dict.get("_base") or Path.cwd())
+        raw.pop("_base", None)
+        raw.pop("_checked", None)
+    else:
+        raw, base = read_yaml(path_or_dict), Path(path_or_dict).resolve().parent
+    cfg = check_section(raw, "", RUN, "a run config")
+    cfg["_base"] = str(base)
+    cfg["_checked"] = True
+    return cfg
+
+
+def _loaded(cfg) -> dict:
+    """``cfg`` if :func:`load` made it, else ``load(cfg)``."""
+    return cfg if cfg.get("_checked") is True else load(cfg)
+
+
+def _resolve(base, p) -> Path:
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else Path(base) / q
+
+
+def read_structure(path, index=-1, format=None, key="structure.file"):
+    """The State of frame ``index`` of a structure file, keeping its magnetic moments, spins
+    and velocities: a spinlat HDF5 trajectory (``.h5``/``.hdf5``), or any file ``ase.io.read``
+    reads (extxyz, POSCAR, CIF, OUTCAR, ...; moments from initial magmoms, a ``magmoms``
+    column or the calculator results, see :meth:`spinlat.State.from_ase`). Raises ConfigError
+    naming ``key``."""
+    from .state import State
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{key}: {p} does not exist" if not p.exists() else f"{key}: {p} is not a file")
+    if p.suffix.lower() in (".h5", ".hdf5") and format is None:
+        from .io import Trajectory
+
+        try:
+            with Trajectory(str(p)) as traj:
+                if len(traj) == 0:
+                    raise ConfigError(f"{key}: trajectory {p} holds no frame")
+                return traj[index]
+        except IndexError:
+            raise ConfigError(f"{key}: frame {index} is out of range for {p}") from None
+        except (SpinlatError, OSError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"{key}: cannot read {p} ({exc})") from None
+    from ase.io import read
+
+    try:
+        atoms = read(p, index=index, format=format)
+    except Exception as exc:  # noqa: BLE001 - ASE readers raise many types
+        raise ConfigError(f"{key}: cannot read {p} ({type(exc).__name__}: {exc})") from None
+    try:
+        return State.from_ase(atoms)
+    except InputError as exc:
+        raise ConfigError(f"{key}: {p} holds an unusable structure ({exc})") from None
 
 
 def build_structure(cfg):
-    """The State described by ``cfg["structure"]``."""
-    from ase import units as ase_units
-    from ase.build import bulk
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-
+    """The State described by ``cfg["structure"]`` (see the module docstring)."""
     from .state import State
 
-    sc = _require(cfg, "structure", "config", dict)
-    unknown = set(sc) - _STRUCTURE_KEYS
-    if unknown:
-        raise ConfigError(f"structure: unknown key(s) {sorted(unknown)}; expected some of {sorted(_STRUCTURE_KEYS)}")
-    rng = np.random.default_rng(cfg.get("seed", 0))
+    cfg = _loaded(cfg)
+    sc = cfg["structure"]
+    rng = np.random.default_rng(cfg.get("seed") or 0)
+    builder = [k for k in ("crystal", "element", "a", "c") if k in sc]
     if "file" in sc:
-        from ase.io import read
-
-        try:
-            atoms = read(_path(cfg["_base"], sc["file"]))
-        except Exception as exc:  # ASE raises many types
-            raise ConfigError(f"structure.file: cannot read {sc['file']!r} ({exc})") from None
+        if builder:
+            raise ConfigError(f"structure.{builder[0]}: not used with structure.file (give a file or a builder)")
+        st = read_structure(_resolve(cfg["_base"], sc["file"]), sc.get("index", -1), sc.get("format"))
+        file_magnetic = bool(np.any(st.moments > 0))
     else:
-        el = _require(sc, "element", "structure", str)
-        crystal = sc.get("crystal", "bcc")
+        for k in ("index", "format"):
+            if k in sc:
+                raise ConfigError(f"structure.{k}: only used with structure.file")
+        if "element" not in sc:
+            raise ConfigError("structure: give a file (structure.file) or a builder (structure.element, "
+                              "structure.crystal, structure.a)")
+        from ase.build import bulk
+
         kw = {k: sc[k] for k in ("a", "c") if k in sc}
         try:
-            atoms = bulk(el, crystal, cubic=sc.get("cubic", True), **kw)
-        except Exception as exc:
-            raise ConfigError(f"structure: cannot build {crystal} {el} ({exc})") from None
-    rep = sc.get("repeat", 1)
-    atoms = atoms.repeat(rep if isinstance(rep, (list, tuple)) else (rep,) * 3)
-    if sc.get("temperature"):
-        MaxwellBoltzmannDistribution(atoms, temperature_K=float(sc["temperature"]), rng=rng)
-    st = State.from_ase(atoms)
-    if sc.get("rattle"):
-        st = st.copy(positions=st.positions + rng.normal(0, float(sc["rattle"]), st.positions.shape))
+            atoms = bulk(sc["element"], sc.get("crystal"), cubic=sc["cubic"], **kw)
+        except Exception as exc:  # noqa: BLE001 - ase.build.bulk raises many types
+            raise ConfigError(f"structure: ase.build.bulk cannot build crystal={sc.get('crystal')!r} "
+                              f"element={sc['element']!r} ({exc})") from None
+        st = State.from_ase(atoms)
+        file_magnetic = False
+    st = st.repeat(sc["repeat"])
+    if "temperature" in sc:
+        # Maxwell-Boltzmann: each velocity component normal with variance k_B T / m
+        # (at 0 K no numbers are drawn, so the spins drawn next do not depend on it)
+        sigma = np.sqrt(units.K_B * sc["temperature"] / (st.masses * units.AMU_A2_PER_FS2_IN_EV))
+        v = rng.standard_normal((len(st), 3)) * sigma[:, None] if sc["temperature"] > 0 else np.zeros((len(st), 3))
+        st = st.copy(velocities=v)
+    if sc["rattle"] > 0:
+        st = st.copy(positions=st.positions + rng.normal(0, sc["rattle"], st.positions.shape))
     mom = sc.get("moments")
-    if mom is not None:
-        if isinstance(mom, dict):
-            arr = np.array([float(mom.get(s, 0.0)) for s in st.symbols])
-        elif isinstance(mom, (int, float)):
-            arr = np.full(len(st), float(mom))
-        else:
-            raise ConfigError(f"structure.moments: expected a number or {{element: μB}}, got {mom!r}")
-        st = st.copy(moments=arr)
-    spins = sc.get("spins", "random")
-    if isinstance(spins, str):
-        if spins != "random":
-            raise ConfigError(f"structure.spins: expected 'random' or [sx, sy, sz], got {spins!r}")
+    if isinstance(mom, dict):  # keys are symbols (see _species_mapping)
+        present = set(st.symbols)
+        for el in mom:
+            if el not in present:
+                raise ConfigError(f"structure.moments.{el}: the structure has no {el} (it holds "
+                                  f"{', '.join(sorted(present))})")
+        st = st.copy(moments=np.array([mom.get(s, 0.0) for s in st.symbols]))
+    elif mom is not None:
+        st = st.copy(moments=np.full(len(st), mom))
+    spins = sc.get("spins", "file" if file_magnetic else "random")
+    if isinstance(spins, str) and spins == "file":
+        if "file" not in sc:
+            raise ConfigError("structure.spins: 'file' needs structure.file")
+        if not file_magnetic:
+            raise ConfigError(f"structure.spins: 'file', but {sc['file']} holds no magnetic moments")
+    elif isinstance(spins, str):
         st = st.copy(spins=rng.normal(size=(len(st), 3)))
     else:
-        v = np.asarray(spins, float)
-        if v.shape != (3,):
-            raise ConfigError(f"structure.spins: expected 'random' or [sx, sy, sz], got {spins!r}")
-        st = st.copy(spins=np.tile(v, (len(st), 1)))
-    _ = ase_units
+        st = st.copy(spins=np.tile(np.asarray(spins, dtype=float), (len(st), 1)))
     return st
 
 
 def _construct(cls, params, where):
-    sig = inspect.signature(cls.__init__)
-    names = [n for n in sig.parameters if n != "self"]
-    unknown = set(params) - set(names)
-    if unknown:
-        raise ConfigError(f"{where}: unknown parameter(s) {sorted(unknown)} for {cls.__name__}; expected some of {names}")
     try:
         return cls(**params)
     except SpinlatError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    except TypeError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        raise ConfigError(f"{where} ({cls.__name__}): {exc}") from None
 
 
 def build_potential(cfg):
     """The potential stack of ``cfg["potential"]`` (a list of terms, or one term)."""
     from . import potentials
 
-    terms = cfg.get("potential")
-    if terms is None:
-        raise ConfigError("config: missing key 'potential'")
-    if isinstance(terms, dict):
-        terms = [terms]
+    cfg = _loaded(cfg)
     pot = None
-    for k, t in enumerate(terms):
-        where = f"potential[{k}]"
-        if not isinstance(t, dict) or "type" not in t:
-            raise ConfigError(f"{where}: expected a mapping with a 'type' key")
-        params = {key: v for key, v in t.items() if key != "type"}
-        name = t["type"]
-        if name == "MagneticMACE":
-            path = _require(params, "path", where)
-            term = potentials.MagneticMACE.load(_path(cfg["_base"], path), **{k: v for k, v in params.items()
-                                                                               if k != "path"})
-        elif name == "Heisenberg":
-            term = potentials.Heisenberg.from_tb2j(_path(cfg["_base"], _require(params, "tb2j", where)))
-        elif name in ("EAM", "BetheSlaterExchange", "Zeeman", "UniaxialAnisotropy", "CubicAnisotropy", "Landau"):
-            if name == "EAM" and "path" in params:
-                params["path"] = str(_path(cfg["_base"], params["path"]))
-            term = _construct(getattr(potentials, name), params, where)
+    for n, term in enumerate(cfg["potential"]):
+        where = f"potential[{n}]"
+        term = dict(term)
+        name = term.pop("type")
+        if name in _PATH_KEYS:
+            key = _PATH_KEYS[name]
+            term[key] = str(_resolve(cfg["_base"], term[key]))
+            if not Path(term[key]).is_file():
+                raise ConfigError(f"{where}.{key}: {term[key]} does not exist")
+        if name == "Heisenberg":
+            try:
+                t = potentials.Heisenberg.from_tb2j(term["tb2j"])
+            except SpinlatError as exc:
+                raise ConfigError(f"{where}.tb2j: {exc}") from None
+        elif name == "MagneticMACE":
+            try:
+                t = potentials.MagneticMACE.load(term.pop("path"), **term)
+            except SpinlatError as exc:
+                raise ConfigError(f"{where}.path: {exc}") from None
         else:
-            raise ConfigError(f"{where}.type: unknown potential {name!r}; expected one of EAM, "
-                              "BetheSlaterExchange, Heisenberg, Zeeman, UniaxialAnisotropy, CubicAnisotropy, "
-                              "Landau, MagneticMACE")
-        pot = term if pot is None else pot + term
-    if pot is None:
-        raise ConfigError("potential: the list is empty")
+            t = _construct(getattr(potentials, name), term, where)
+        pot = t if pot is None else pot + t
     return pot
 
 
 def build_integrator(cfg):
-    """The integrator of ``cfg["integrator"]``."""
+    """The integrator of ``cfg["integrator"]``; the top-level ``seed`` is its seed unless the
+    integrator section gives one."""
     from . import integrators
 
-    ic = _require(cfg, "integrator", "config", dict)
-    name = _require(ic, "type", "integrator", str)
-    names = ("SpinLatticeNVE", "SpinLatticeLangevin", "LLG", "MonteCarlo")
-    if name not in names:
-        raise ConfigError(f"integrator.type: unknown integrator {name!r}; expected one of {list(names)}")
-    params = {k: v for k, v in ic.items() if k != "type"}
-    cls = getattr(integrators, name)
-    if "seed" in inspect.signature(cls.__init__).parameters and "seed" not in params and "seed" in cfg:
+    cfg = _loaded(cfg)
+    if cfg.get("integrator") is None:
+        raise ConfigError("integrator: missing ({type: ..., dt: ...}; one of " + ", ".join(INTEGRATORS) + ")")
+    params = dict(cfg["integrator"])
+    name = params.pop("type")
+    if "seed" in INTEGRATORS[name] and "seed" not in params and cfg.get("seed") is not None:
         params["seed"] = cfg["seed"]
-    return _construct(cls, params, "integrator")
+    return _construct(getattr(integrators, name), params, "integrator")
 
 
 def check_run(cfg):
-    """Validate the scalar run options (steps, every)."""
-    steps = _require(cfg, "steps", "config")
-    if not isinstance(steps, int) or steps < 0:
-        raise ConfigError(f"steps: expected a non-negative integer, got {steps!r}")
-    every = cfg.get("every", 10)
-    if not isinstance(every, int) or every < 1:
-        raise ConfigError(f"every: expected a positive integer, got {every!r}")
-    return steps, every
+    """``(steps, every)`` of a run config; ConfigError if ``steps`` is missing."""
+    cfg = _loaded(cfg)
+    if cfg.get("steps") is None:
+        raise ConfigError("steps: missing (number of steps of the run)")
+    return cfg["steps"], cfg["every"]
+
+
+def section_options(cfg, section: str) -> dict:
+    """The checked options of the ``minimize`` or ``search`` section (``{}`` if absent)."""
+    return dict(_loaded(cfg).get(section) or {})
+
+
+# ============================================================================== train config
+_TRAIN_TOP = {"train": "dataset (extxyz path or {teacher: {...}})", "valid": "dataset", "test": "dataset",
+              "model": "mapping of soc and model hyperparameters", "training": "mapping of training options",
+              "output": "path of the model file to write"}
+
+_TEACHER = {"system": Key(_string, _REQUIRED, "one of spinlat.datasets.SYSTEMS"),
+            "n_configs": Key(_integer(1), _REQUIRED, "number of configurations"),
+            "seed": Key(_seed, _REQUIRED, "random seed"), "soc": Key(_boolean),
+            "max_displacement": Key(_number("Å", nonnegative=True)),
+            "max_strain": Key(_number(nonnegative=True)), "near_zero_fraction": Key(_number(nonnegative=True))}
+
+
+def _dataset_spec(value, key, base: Path):
+    if isinstance(value, str):
+        return str(_resolve(base, value))
+    if isinstance(value, dict):
+        if set(value) != {"teacher"}:
+            raise ConfigError(f"{key}: expected an extxyz path or {{teacher: {{system, n_configs, seed}}}}, got keys "
+                              f"{sorted(value)}")
+        spec = check_section(value["teacher"], f"{key}.teacher", _TEACHER, "a teacher data set")
+        from .datasets import SYSTEMS
+
+        if spec["system"] not in SYSTEMS:
+            raise ConfigError(f"{key}.teacher.system: expected one of {list(SYSTEMS)}, got {spec['system']!r}")
+        return {"teacher": spec}
+    raise ConfigError(f"{key}: expected an extxyz path or {{teacher: {{...}}}}, got {type(value).__name__}")
+
+
+def _like(default, key):
+    """The check of an option whose default is ``default``: the same type (ints count as floats)."""
+    if isinstance(default, bool):
+        return _boolean
+    if isinstance(default, int):
+        return _integer()
+    if isinstance(default, float):
+        if key == "m_max":
+            return _species_number("μB")
+        return _number()
+    if isinstance(default, str):
+        return lambda v, k: _expected(v, k, isinstance(v, str), "a string", default)
+    if isinstance(default, list):
+        return lambda v, k: _expected(v, k, isinstance(v, list) and all(
+            isinstance(x, int) and not isinstance(x, bool) for x in v), "a list of integers", default)
+    return lambda v, k: v
+
+
+def _expected(v, k, ok, what, default):
+    if not ok:
+        raise InputError(f"{k}: expected {what} (like the default {default!r}), got {v!r}")
+    return v
+
+
+def _train_schemas():
+    from .potentials.mmace.model import DEFAULTS
+    from .potentials.mmace.training import TRAIN_DEFAULTS
+
+    model = {"soc": Key(_boolean), **{k: Key(_like(v, k)) for k, v in DEFAULTS.items()}}
+    model["moment_channels"] = Key(_opt(_integer(1)))
+    training = {k: Key(_like(v, k)) for k, v in TRAIN_DEFAULTS.items()}
+    training.update({
+        "max_minutes": Key(_number("minutes", positive=True)), "seed": Key(_seed), "init_from": Key(_path),
+        "E0s": Key(lambda v, k: v if v == "average" else _species_mapping(v, k, "eV, or 'average'")),
+        "checkpoint_dir": Key(_opt(_path)), "cache_dir": Key(_opt(_path)),
+    })
+    return model, training
+
+
+def check_train_config(cfg: dict, base: Path = Path(".")) -> dict:
+    """Validate a ``spinlat train`` config (a dict); returns the normalised config (paths made
+    absolute relative to ``base``). Raises ConfigError naming the bad key and what was expected.
+
+    .. code-block:: yaml
+
+        train: data/train.extxyz            # or {teacher: {system: Fe, n_configs: 200, seed: 0, soc: true}}
+        valid: data/valid.extxyz            # optional (default: a split of train)
+        test: {teacher: {system: Fe, n_configs: 20, seed: 99}}   # optional, evaluated at the end
+        model:                              # soc + mMACE hyperparameters (mace-torch names)
+          soc: true
+          r_max: 4.0
+          hidden_irreps: 16x0e+16x1o
+        training:                           # options of spinlat.potentials.mmace.training.train
+          epochs: 100
+          max_minutes: 10
+          seed: 0
+          init_from: pretrained.mmace       # optional: fine-tune
+        output: model.mmace                 # the trained model; metrics go to model.metrics.json
+
+    Training checkpoints go to ``<output>.checkpoints/`` unless ``training.checkpoint_dir`` is
+    given (rerunning the same command resumes from there).
+    """
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"train config: expected a mapping at the top level, got {type(cfg).__name__}")
+    for key in cfg:
+        if key not in _TRAIN_TOP:
+            raise ConfigError(f"{key}: unknown key in train config; expected one of {sorted(_TRAIN_TOP)}")
+    for key in ("train", "output"):
+        if key not in cfg:
+            raise ConfigError(f"{key}: missing from train config ({_TRAIN_TOP[key]})")
+    out = {"train": _dataset_spec(cfg["train"], "train", base)}
+    for key in ("valid", "test"):
+        if cfg.get(key) is not None:
+            out[key] = _dataset_spec(cfg[key], key, base)
+    try:
+        out["output"] = str(_resolve(base, validation.path(cfg["output"], "output")))
+    except InputError as exc:
+        raise ConfigError(str(exc)) from None
+    model_schema, training_schema = _train_schemas()
+    out["model"] = check_section(cfg.get("model") or {}, "model", model_schema, "soc and mMACE hyperparameters")
+    training = check_section(cfg.get("training") or {}, "training", training_schema, "training options")
+    for k in ("init_from", "checkpoint_dir", "cache_dir"):
+        if isinstance(training.get(k), str):
+            training[k] = str(_resolve(base, training[k]))
+    training.setdefault("checkpoint_dir", out["output"] + ".checkpoints")
+    if "init_from" in training and not Path(training["init_from"]).is_file():
+        raise ConfigError(f"training.init_from: model file {training['init_from']} does not exist")
+    out["training"] = training
+    return out

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from . import validation
 from .errors import InputError
 
 _MAX_ROTATION = 0.3  # rad, largest spin rotation of one step
@@ -189,6 +190,16 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
 
     Returns the relaxed State, or ``(State, MinimizeResult)`` with ``return_result``.
     """
+    spins = validation.boolean(spins, "minimize: spins")
+    positions = validation.boolean(positions, "minimize: positions")
+    cell = validation.boolean(cell, "minimize: cell")
+    magnitudes = validation.boolean(magnitudes, "minimize: magnitudes")
+    tmax = validation.number(tmax, "minimize: tmax", positive=True, unit="eV")
+    fmax = validation.number(fmax, "minimize: fmax", positive=True, unit="eV/Å")
+    smax = validation.number(smax, "minimize: smax", positive=True, unit="eV/Å³")
+    hmax = validation.number(hmax, "minimize: hmax", positive=True, unit="eV/μB")
+    max_steps = validation.integer(max_steps, "minimize: max_steps", minimum=1)
+    memory = validation.integer(memory, "minimize: memory", minimum=1)
     if not (spins or positions or cell or magnitudes):
         raise InputError("minimize: nothing to relax (spins, positions, cell and magnitudes are all False)")
     if method not in ("lbfgs", "precession"):
@@ -199,9 +210,6 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
         raise InputError(f"minimize: magnitudes=True but {potential!r} does not depend on moment magnitudes")
     if (spins or magnitudes) and not potential.provides_magnetic_forces:
         raise InputError(f"minimize: {potential!r} gives no magnetic forces")
-    for name, v in (("tmax", tmax), ("fmax", fmax), ("smax", smax), ("hmax", hmax)):
-        if not v > 0:
-            raise InputError(f"minimize: {name} must be positive, got {v}")
 
     prob = _Problem(potential, spins, positions, cell, magnitudes)
     st = state.copy()

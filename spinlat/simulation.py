@@ -24,6 +24,7 @@ import sys
 
 import numpy as np
 
+from . import validation
 from .errors import InputError, SimulationError
 from .state import State
 
@@ -54,16 +55,16 @@ class Simulation:
                  store_forces=False, restart=False, max_energy_change=10.0, flush_every=10):
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise InputError(f"every must be a positive integer number of steps, got {every!r}")
-        if not (max_energy_change > 0):
-            raise InputError(f"max_energy_change must be positive (eV/atom), got {max_energy_change}")
+        max_energy_change = validation.number(max_energy_change, "max_energy_change", positive=True,
+                                              unit="eV/atom", finite=False)
         self.potential = potential
         self.integrator = integrator
         self.trajectory = trajectory
         self.every = int(every)
-        self.progress = bool(progress)
-        self.store_forces = bool(store_forces)
-        self.max_energy_change = float(max_energy_change)
-        self.flush_every = int(flush_every)
+        self.progress = validation.boolean(progress, "progress")
+        self.store_forces = validation.boolean(store_forces, "store_forces")
+        self.max_energy_change = max_energy_change
+        self.flush_every = validation.integer(flush_every, "flush_every", minimum=1)
         self.step = 0
         self.time = 0.0
         self.evaluation = None
@@ -89,6 +90,8 @@ class Simulation:
             self._frames_written = 1  # frame of the current state is in the file
         if not isinstance(state, State):
             raise InputError(f"Simulation needs a spinlat State, got {type(state).__name__}")
+        if len(state) == 0:
+            raise InputError("Simulation: the state has no atoms (nothing to simulate or record)")
         self.state = state
         self._last_energy = None
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import units
+from . import units, validation
 from .errors import (
     CellError,
     InputError,
-    NonFiniteError,
     OverlappingAtomsError,
     ShapeError,
     UnknownElementError,
@@ -23,31 +22,38 @@ _MAX_Z = 118
 
 
 def _as_array(value, name, shape, dtype=np.float64):
-    try:
-        arr = np.array(value, dtype=dtype, copy=True)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name}: cannot convert to a {np.dtype(dtype).name} array ({exc})") from None
-    if arr.shape != shape:
-        raise ShapeError(f"{name} must have shape {shape}, got {arr.shape}")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise NonFiniteError(f"{name} holds NaN or inf (first at index {tuple(int(b) for b in bad)})")
+    """A new array of real numbers of ``shape`` (see :func:`spinlat.validation.real_array`);
+    an integer ``dtype`` also requires integral values."""
+    arr = validation.real_array(value, name, shape)
+    if np.dtype(dtype).kind in "iu":
+        if np.any(arr != np.round(arr)):
+            raise InputError(f"{name}: expected integers, got {arr[arr != np.round(arr)][:3].tolist()}...")
+        arr = arr.astype(dtype)
     return arr
 
 
 def _numbers(numbers):
+    """Atomic numbers (int64) from integers (or integral floats) or chemical symbols."""
     arr = np.atleast_1d(np.asarray(numbers))
     if arr.ndim != 1:
         raise ShapeError(f"numbers must be one-dimensional, got shape {arr.shape}")
-    if arr.dtype.kind in "US O".replace(" ", ""):
+    if arr.dtype.kind in "USO":
         from ase.data import atomic_numbers
 
         out = []
-        for s in arr:
-            if str(s) not in atomic_numbers:
-                raise UnknownElementError(f"unknown element symbol {s!r}")
-            out.append(atomic_numbers[str(s)])
-        return np.array(out, dtype=np.int64)
+        for k, s in enumerate(arr):
+            if isinstance(s, np.str_):
+                s = str(s)
+            if isinstance(s, str) and s in atomic_numbers and atomic_numbers[s] > 0:
+                out.append(atomic_numbers[s])
+            elif validation.is_real_number(s) and arr.dtype.kind == "O":
+                out.append(s)
+            else:
+                raise UnknownElementError(f"numbers: unknown element symbol {s!r} at index {k}")
+        arr = np.array(out)
+    if arr.size and arr.dtype.kind not in "iuf":
+        raise UnknownElementError(f"numbers: expected atomic numbers or chemical symbols, got an array of "
+                                  f"dtype {arr.dtype} ({arr[:3].tolist()}...)")
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise UnknownElementError("atomic numbers must be integers")
@@ -75,6 +81,24 @@ def _check_periodic_cell(cell, pbc):
                         f"cell vectors {np.flatnonzero(pbc).tolist()}) but pbc={pbc.tolist()}")
 
 
+def ase_magnetic_moments(atoms) -> np.ndarray:
+    """The magnetic moments an ``ase.Atoms`` carries, (N,) or (N, 3) μB (zeros if none): the
+    first non-zero of initial magmoms, ``arrays["magmoms"]`` and calculator results ``magmoms``.
+    (A calculator's total ``magmom`` cannot be split into atoms and is not used.)"""
+    n = len(atoms)
+    calc = getattr(atoms, "calc", None)
+    results = getattr(calc, "results", None) or {}
+    for mag in (atoms.arrays.get("initial_magmoms"), atoms.arrays.get("magmoms"), results.get("magmoms")):
+        if mag is None:
+            continue
+        mag = validation.real_array(mag, "magnetic moments of the ase.Atoms")
+        if mag.shape not in ((n,), (n, 3)):
+            raise ShapeError(f"magnetic moments of the ase.Atoms must have shape ({n},) or ({n}, 3), got {mag.shape}")
+        if np.any(mag != 0):
+            return mag
+    return np.zeros(n)
+
+
 class State:
     """Atoms with classical magnetic moments.
 
@@ -100,17 +124,18 @@ class State:
 
     def __init__(self, positions, numbers, cell=None, pbc=False, spins=None, moments=None,
                  velocities=None, masses=None, validate=True):
+        validate = validation.boolean(validate, "validate")
         numbers = _numbers(numbers)
         n = len(numbers)
         self.numbers = numbers
         self.positions = _as_array(positions, "positions", (n, 3))
-        self.pbc = np.array(np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)))
+        self.pbc = validation.pbc(pbc)
         if cell is None:
             if self.pbc.any():
                 raise CellError("periodic boundary conditions need a cell")
             self.cell = np.zeros((3, 3))
         else:
-            c = np.asarray(cell, dtype=np.float64)
+            c = validation.real_array(cell, "cell", finite=False)
             if c.shape == (3,):
                 c = np.diag(c)
             self.cell = _as_array(c, "cell", (3, 3))
@@ -272,11 +297,15 @@ class State:
     def from_ase(cls, atoms, validate=True) -> "State":
         """State from ``ase.Atoms``.
 
-        Initial magnetic moments may be collinear (N,) — spins ±z, moments |m| — or
-        non-collinear (N, 3). Velocities are taken from the atoms' momenta (Å/fs)."""
+        Magnetic moments may be collinear (N,) — spins ±z, moments |m| — or non-collinear
+        (N, 3), μB. They are taken from the first non-zero of: the initial magnetic moments
+        (``arrays["initial_magmoms"]``), a ``magmoms`` array, and the ``magmoms`` result of an
+        attached calculator (where ``ase.io.read`` puts a ``magmoms`` column of an extxyz file,
+        and DFT readers put computed moments). Velocities are taken from the atoms' momenta (Å/fs).
+        """
         from ase import units as ase_units
 
-        mag = atoms.get_initial_magnetic_moments()
+        mag = ase_magnetic_moments(atoms)
         n = len(atoms)
         if mag.ndim == 1:
             moments = np.abs(mag)

@@ -128,3 +128,21 @@ def test_stress_without_pbc_is_an_error():
     assert np.isfinite(atoms.get_potential_energy())
     with pytest.raises(sl.errors.InputError, match="periodic"):
         atoms.get_stress()
+
+
+def test_magnetic_moments_as_ase_reports_them(system):
+    """Non-collinear input: ``magmoms`` (N, 3) and the total ``magmom`` (3,), as ASE's
+    non-collinear DFT results; collinear input: (N,) signed moments and a number."""
+    atoms = system.to_ase()
+    atoms.calc = SpinLatticeCalculator(PairSpin())
+    np.testing.assert_array_equal(atoms.get_magnetic_moments(), system.magnetic_moments)
+    np.testing.assert_allclose(atoms.get_magnetic_moment(), system.magnetization(), rtol=1e-14)
+    assert atoms.calc.get_magnetic_forces(atoms).shape == (len(atoms), 3)
+    coll = np.where(np.arange(len(atoms)) % 2 == 0, 2.2, -1.1)
+    plain = atoms.copy()
+    for k in ("spinlat_spins", "spinlat_moments", "initial_magmoms"):
+        del plain.arrays[k]
+    plain.set_initial_magnetic_moments(coll)
+    plain.calc = SpinLatticeCalculator(PairSpin())
+    np.testing.assert_array_equal(plain.get_magnetic_moments(), coll)
+    assert plain.get_magnetic_moment() == pytest.approx(coll.sum(), abs=1e-13)

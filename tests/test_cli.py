@@ -75,3 +75,190 @@ def test_minimize_and_search(tmp_path):
     cfg["potential"] = cfg["potential"][1:]
     assert main(["search", _write(tmp_path, cfg)]) == 0
     assert "rank" in (tmp_path / "run" / "minima.txt").read_text()
+
+
+# ------------------------------------------------------------------ no silent overwrite, restart
+def _frames(path):
+    with sl.io.Trajectory(str(path)) as t:
+        return {k: t.array(k) for k in ("step", "positions", "velocities", "spins", "total_energy")}
+
+
+def test_a_second_run_into_the_same_directory_is_refused(tmp_path, capsys):
+    cfg = _write(tmp_path, _base(tmp_path))
+    assert main(["run", cfg, "--no-progress"]) == 0
+    traj = tmp_path / "run" / "trajectory.h5"
+    before = traj.read_bytes()
+    capsys.readouterr()
+    assert main(["run", cfg, "--steps", "5", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "already holds trajectory.h5" in err and "--overwrite" in err and "--restart" in err
+    assert traj.read_bytes() == before  # the first run's data are intact
+    assert main(["run", cfg, "--steps", "5", "--overwrite", "--no-progress"]) == 0
+    assert _frames(traj)["step"].tolist() == [0, 5]
+    assert main(["run", cfg, "--overwrite", "--restart"]) == 1
+
+
+def test_restart_continues_to_the_total_steps_like_an_uninterrupted_run(tmp_path, capsys):
+    """NVE is deterministic: 20 steps, then --restart to the config's 40, equals 40 steps in one
+    go (up to the round-off of rebuilt neighbour lists)."""
+    cfg = _write(tmp_path, _base(tmp_path))
+    whole = _base(tmp_path, output=str(tmp_path / "whole"))
+    assert main(["run", _write(tmp_path, whole, "whole.yaml"), "--no-progress"]) == 0
+    assert main(["run", cfg, "--steps", "20", "--no-progress"]) == 0
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20]
+    assert main(["run", cfg, "--restart", "--no-progress"]) == 0
+    a, b = _frames(tmp_path / "run" / "trajectory.h5"), _frames(tmp_path / "whole" / "trajectory.h5")
+    assert a["step"].tolist() == b["step"].tolist() == [0, 10, 20, 30, 40]
+    for k in ("positions", "velocities", "spins"):
+        np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-10, err_msg=k)
+    np.testing.assert_allclose(a["total_energy"], b["total_energy"], rtol=0, atol=1e-9)
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert "restart from step 20" in log and log.count("spinlat run:") == 2  # the log is appended to
+    # at the total already: nothing to do; a changed integrator is refused; no run: refused
+    assert main(["run", cfg, "--restart", "--no-progress"]) == 0
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20, 30, 40]
+    capsys.readouterr()
+    changed = _base(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.1})
+    assert main(["run", _write(tmp_path, changed), "--restart", "--steps", "60"]) == 1
+    assert "integrator: differs from the run being restarted" in capsys.readouterr().err
+    assert main(["run", cfg, "--restart", "-o", str(tmp_path / "none")]) == 1
+    assert "--restart:" in capsys.readouterr().err
+
+
+def test_minimize_and_search_keep_the_run_files_and_write_their_own(tmp_path, capsys):
+    cfg = _base(tmp_path, minimize={"spins": True, "tmax": 1e-6}, search={"starts": 2, "seed": 0, "workers": 1})
+    cfg["potential"] = cfg["potential"][1:]
+    cfg["integrator"] = {"type": "LLG", "dt": 1.0, "damping": 0.1}
+    path = _write(tmp_path, cfg)
+    assert main(["run", path, "--no-progress"]) == 0
+    run = tmp_path / "run"
+    kept = {f: (run / f).read_bytes() for f in ("trajectory.h5", "log.txt", "config.yaml", "summary.json")}
+    assert main(["minimize", path]) == 0
+    assert main(["search", path]) == 0
+    for f in ("relaxed.extxyz", "minimize.log", "minimize.config.yaml", "minima.txt", "minima.extxyz",
+              "search.log", "search.config.yaml"):
+        assert (run / f).exists(), f
+    assert {f: (run / f).read_bytes() for f in kept} == kept
+    capsys.readouterr()
+    assert main(["minimize", path]) == 1
+    assert "already holds relaxed.extxyz" in capsys.readouterr().err
+    assert main(["search", path]) == 1
+    assert main(["minimize", path, "--overwrite"]) == 0
+
+
+def test_a_relaxed_structure_runs_with_its_moments(tmp_path):
+    """minimize → relaxed.extxyz → run with structure: {file: ...}: the spins come from the file."""
+    cfg = _base(tmp_path, minimize={"spins": True, "tmax": 1e-8})
+    cfg["potential"] = [{"type": "BetheSlaterExchange", "cutoff": 3.4, "J1": -0.02726, "J2": 0.2171, "J3": 1.841},
+                        {"type": "Zeeman", "B": [1.0, 0, 0]}]
+    cfg["structure"]["temperature"] = 0
+    assert main(["minimize", _write(tmp_path, cfg)]) == 0
+    relaxed = sl.State.from_ase(sl.io.read_extxyz(tmp_path / "run" / "relaxed.extxyz")[0])
+    assert relaxed.magnetic.all()
+    follow = _base(tmp_path, structure={"file": str(tmp_path / "run" / "relaxed.extxyz")},
+                   output=str(tmp_path / "follow"), steps=10)
+    follow["integrator"] = {"type": "LLG", "dt": 0.5, "damping": 0.1}
+    follow["potential"] = cfg["potential"]
+    assert main(["run", _write(tmp_path, follow, "follow.yaml"), "--no-progress"]) == 0
+    assert "magnetic=16" in (tmp_path / "follow" / "log.txt").read_text()
+    with sl.io.Trajectory(str(tmp_path / "follow" / "trajectory.h5")) as t:
+        first = t[0]
+    np.testing.assert_array_equal(first.spins, relaxed.spins)
+    np.testing.assert_array_equal(first.moments, relaxed.moments)
+
+
+# -------------------------------------------------------------------------- one-line errors
+def _error_cases(tmp_path):
+    (tmp_path / "bad.yaml").write_text("structure: {element: Fe\n")
+    (tmp_path / "text.h5").write_text("not hdf5\n")
+    st = sl.State([[0, 0, 0]], ["Fe"], moments=[2.0])
+    sl.io.TrajectoryWriter(str(tmp_path / "empty.h5"), st).close()
+    eam5 = _base(tmp_path)
+    eam5["potential"] = [{"type": "EAM", "path": 5}]
+    nofile = _base(tmp_path, structure={"file": "nowhere.extxyz"})
+    return [
+        ["analyze", str(tmp_path / "missing.h5")],
+        ["analyze", str(tmp_path / "empty.h5")],
+        ["analyze", str(tmp_path / "text.h5")],
+        ["analyze", str(tmp_path)],
+        ["run", str(tmp_path / "missing.yaml")],
+        ["run", str(tmp_path / "bad.yaml")],
+        ["run", _write(tmp_path, eam5, "eam5.yaml")],
+        ["run", _write(tmp_path, nofile, "nofile.yaml")],
+        ["run", _write(tmp_path, _base(tmp_path), "ok.yaml"), "--steps", "-1"],
+        ["minimize", _write(tmp_path, _base(tmp_path, minimize={"fmax": "small"}), "m.yaml")],
+        ["search", _write(tmp_path, _base(tmp_path, search={"workers": "many"}), "s.yaml")],
+        ["train", str(tmp_path / "missing.yaml")],
+        ["train", _write(tmp_path, {"train": "x.extxyz", "output": "m.mmace", "training": {"epochs": -1.5}}, "t.yaml")],
+    ]
+
+
+def test_every_user_error_is_one_line(tmp_path, capsys):
+    for argv in _error_cases(tmp_path):
+        capsys.readouterr()
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"spinlat {argv[0]}: error: "), (argv, err)
+        assert "Traceback" not in err
+
+
+def test_usage_errors_are_one_line(capsys):
+    for argv in (["run"], ["bogus"], ["analyze", "a.h5", "--bogus"], ["run", "c.yaml", "--steps", "many"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error:" in err and "--help" in err, err
+
+
+def test_debug_shows_the_traceback_and_bugs_are_not_hidden(tmp_path):
+    from spinlat.cli import COMMANDS, register
+    from spinlat.errors import InputError
+
+    with pytest.raises(InputError, match="missing.h5 does not exist"):
+        main(["--debug", "analyze", str(tmp_path / "missing.h5")])
+    with pytest.raises(InputError):
+        main(["analyze", str(tmp_path / "missing.h5"), "--debug"])
+
+    def add_arguments(parser):
+        parser.add_argument("x")
+
+    def run(args):
+        return 1 // 0
+
+    register("crash", "a command with a bug", add_arguments, run)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            main(["crash", "1"])
+    finally:
+        COMMANDS.pop("crash")
+
+
+def test_register_adds_a_command_as_documented(capsys):
+    from spinlat.cli import COMMANDS, register
+
+    def add_arguments(parser):
+        parser.add_argument("path")
+
+    def run(args) -> int:
+        print(f"hello {args.path}")
+        return 0
+
+    register("hello", "say hello", add_arguments, run)
+    try:
+        assert main(["hello", "world"]) == 0
+        assert capsys.readouterr().out == "hello world\n"
+    finally:
+        COMMANDS.pop("hello")
+
+
+def test_the_installed_command_prints_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    res = subprocess.run([sys.executable, "-m", "spinlat.cli", "analyze", str(tmp_path / "missing.h5")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 1
+    assert res.stderr == f"spinlat analyze: error: trajectory {tmp_path / 'missing.h5'} does not exist\n"

@@ -191,3 +191,72 @@ def test_kinetic_energy_and_temperature():
     # agrees with ASE
     atoms = st.to_ase()
     assert atoms.get_kinetic_energy() == pytest.approx(ke, rel=1e-7)  # ASE uses other CODATA values
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(pbc="False"), errors.InputError, "pbc: expected True/False or three of them"),
+    (dict(pbc=[True, False]), errors.InputError, r"pbc: expected .* got \[True, False\]"),
+    (dict(pbc=(1, 1, 1)), errors.InputError, "pbc: expected"),
+    (dict(pbc=None), errors.InputError, "pbc: expected"),
+    (dict(numbers=["Fe", "X"]), errors.UnknownElementError, "unknown element symbol 'X' at index 1"),
+    (dict(numbers=[True, True]), errors.UnknownElementError, "numbers: expected atomic numbers"),
+    (dict(numbers=[26, 26 + 0j]), errors.UnknownElementError, "numbers: expected atomic numbers"),
+    (dict(numbers=["Fe", None]), errors.UnknownElementError, "None"),
+    (dict(positions=np.array(POS) + 0j), errors.InputError, "positions: .* complex numbers"),
+    (dict(positions=np.ones((2, 3), bool)), errors.InputError, "positions: .* booleans"),
+    (dict(positions=[[0, 0, 0], [1.4, 1.4, True]]), errors.InputError, "positions: .* True at flat index 5"),
+    (dict(positions=[["0", "0", "0"], ["1.4", "1.4", "1.4"]]), errors.InputError, "positions: .* strings"),
+    (dict(positions=[[0, 0, 0], [1.4, 1.4, None]]), errors.InputError, "positions: .* None"),
+    (dict(cell=[["2.8", 0, 0], [0, 2.8, 0], [0, 0, 2.8]]), errors.InputError, "cell: .* strings"),
+    (dict(cell=np.eye(3, dtype=bool)), errors.InputError, "cell: .* booleans"),
+    (dict(spins=[[0, 0, 1j], [0, 0, 1]]), errors.InputError, "spins: .* complex numbers"),
+    (dict(moments=[True, True]), errors.InputError, "moments: .* booleans"),
+    (dict(moments="2.2"), errors.InputError, "moments: .* strings"),
+    (dict(velocities=[[0, 0, 0], [0, 0, False]]), errors.InputError, "velocities: .* False"),
+    (dict(masses=["55.8", "55.8"]), errors.InputError, "masses: .* strings"),
+    (dict(validate="no"), errors.InputError, "validate: expected true or false"),
+])
+def test_types_are_checked_strictly(kwargs, error, match):
+    """A bool is not a number, a string is not a number or a bool, complex is not real."""
+    args = dict(positions=POS, numbers=[26, 26], cell=CELL, pbc=True)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        sl.State(**args)
+
+
+def test_numbers_and_bools_that_are_fine():
+    st = sl.State(np.array(POS, dtype=np.float32), np.array([26.0, 28.0]), cell=np.eye(3, dtype=int) * 3,
+                  pbc=np.array([True, False, True]), moments=np.array([2, 1], dtype=np.int8))
+    assert st.positions.dtype == np.float64 and st.numbers.tolist() == [26, 28]
+    assert st.pbc.tolist() == [True, False, True] and st.moments.tolist() == [2.0, 1.0]
+    assert sl.State(POS, ["Fe", "Ni"], pbc=np.False_).numbers.tolist() == [26, 28]
+
+
+def test_from_ase_finds_moments_where_ase_puts_them():
+    """ase.io.read puts a ``magmoms`` column into the calculator results; DFT readers put
+    computed moments there; data sets keep ``arrays["magmoms"]``."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    st = bcc_fe((2, 1, 1), seed=5)
+    m = st.magnetic_moments
+    for put in ("arrays", "calc", "calc_collinear"):
+        atoms = Atoms(numbers=st.numbers, positions=st.positions, cell=st.cell, pbc=True)
+        if put == "arrays":
+            atoms.arrays["magmoms"] = m.copy()
+        elif put == "calc":
+            atoms.calc = SinglePointCalculator(atoms, energy=0.0, magmoms=m.copy())
+        else:
+            atoms.calc = SinglePointCalculator(atoms, energy=0.0, magmoms=np.array([2.0, -2.0, 1.0, 0.0]))
+        got = sl.State.from_ase(atoms)
+        if put == "calc_collinear":
+            np.testing.assert_array_equal(got.moments, [2.0, 2.0, 1.0, 0.0])
+            np.testing.assert_array_equal(got.spins[:, 2], [1, -1, 1, 1])
+        else:
+            np.testing.assert_allclose(got.magnetic_moments, m, rtol=0, atol=1e-15)
+    # initial magnetic moments win over the others
+    atoms.set_initial_magnetic_moments(np.full(len(atoms), 1.5))
+    np.testing.assert_array_equal(sl.State.from_ase(atoms).moments, 1.5)
+    atoms.set_initial_magnetic_moments(None)
+    atoms.calc = SinglePointCalculator(atoms, energy=0.0, magmoms=np.zeros((3, 3)))
+    with pytest.raises(errors.ShapeError, match="magnetic moments of the ase.Atoms"):
+        sl.State.from_ase(atoms)

@@ -9,8 +9,8 @@ trajectory bit for bit.
 
 from __future__ import annotations
 
-import numpy as np
 
+from .. import validation
 from ..errors import InputError
 
 
@@ -47,16 +47,21 @@ class Integrator:
         return repr(self)
 
 
-def check_dt(dt, max_dt=10.0):
-    """Validate a time step in fs."""
-    if dt is None or not np.isfinite(dt) or dt <= 0:
-        raise InputError(f"time step dt must be a positive number of fs, got {dt}")
+def check_dt(dt, max_dt=10.0, name="time step dt"):
+    """A time step in fs: a positive real number ≤ ``max_dt`` (a bool or a string is refused).
+    Raises InputError naming ``name``."""
+    dt = validation.number(dt, name, positive=True, unit="fs")
     if dt > max_dt:
-        raise InputError(f"time step dt = {dt} fs is absurdly large (limit {max_dt} fs)")
-    return float(dt)
+        raise InputError(f"{name} = {dt} fs is absurdly large (limit {max_dt} fs)")
+    return dt
 
 
 def check_nonnegative(value, name, unit):
-    if value is None or not np.isfinite(value) or value < 0:
-        raise InputError(f"{name} must be a non-negative number ({unit}), got {value}")
-    return float(value)
+    """A non-negative real number (``unit`` named in the error). Raises InputError."""
+    return validation.number(value, name, nonnegative=True, unit=unit)
+
+
+def check_seed(seed, name="seed"):
+    """A random seed for ``numpy.random.default_rng``: None, a non-negative integer, a
+    SeedSequence or a Generator. Raises InputError."""
+    return validation.seed(seed, name)

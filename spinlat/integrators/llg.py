@@ -46,7 +46,7 @@ import numpy as np
 from .. import units
 from ..errors import InputError
 from ..state import State
-from .base import Integrator, check_dt, check_nonnegative
+from .base import Integrator, check_dt, check_nonnegative, check_seed
 from .monte_carlo import _merge_couplings, compress_couplings, pair_entries
 from .rotation import SERIES_LIMIT, rotate_series, rotate_vector
 
@@ -471,7 +471,7 @@ class LLG(Integrator):
         self.solver = solver.lower()
         if self.temperature > 0 and self.damping == 0:
             raise InputError("LLG at temperature > 0 needs damping > 0 (the thermal field scales with α)")
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.rng = np.random.default_rng(seed)
         self._fields = None  # SpinFields of the last run
 

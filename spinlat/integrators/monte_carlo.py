@@ -41,7 +41,8 @@ import numpy as np
 from .. import units
 from ..errors import InputError
 from ..state import State
-from .base import Integrator, check_nonnegative
+from .. import validation
+from .base import Integrator, check_nonnegative, check_seed
 
 
 # ---------------------------------------------------------------------------------- kernels
@@ -474,19 +475,17 @@ class MonteCarlo(Integrator):
     def __init__(self, temperature, seed=None, overrelax=0, cone=None, target_acceptance=0.5, adapt=True):
         super().__init__()
         self.temperature = check_nonnegative(temperature, "temperature", "K")
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.rng = np.random.default_rng(seed)
-        if int(overrelax) != overrelax or overrelax < 0:
-            raise InputError(f"overrelax must be a non-negative integer, got {overrelax!r}")
-        self.overrelax = int(overrelax)
-        cone = math.pi / 2 if cone is None else cone
-        if not np.isfinite(cone) or not 0 < cone <= math.pi:
-            raise InputError(f"cone must be an angle in (0, π] rad, got {cone}")
+        self.overrelax = validation.integer(overrelax, "overrelax", minimum=0)
+        cone = math.pi / 2 if cone is None else validation.number(cone, "cone", positive=True, maximum=math.pi,
+                                                                  unit="half-angle in rad")
         self.cone = float(cone)
-        if not 0 < target_acceptance < 1:
+        target_acceptance = validation.number(target_acceptance, "target_acceptance", positive=True)
+        if not target_acceptance < 1:
             raise InputError(f"target_acceptance must lie in (0, 1), got {target_acceptance}")
-        self.target_acceptance = float(target_acceptance)
-        self.adapt = bool(adapt)
+        self.target_acceptance = target_acceptance
+        self.adapt = validation.boolean(adapt, "adapt")
         self.acceptance = None
         self._classes_key = None
         self._checked = None

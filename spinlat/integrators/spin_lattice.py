@@ -65,7 +65,7 @@ import numpy as np
 from .. import units
 from ..errors import InputError
 from ..state import State
-from .base import Integrator, check_dt, check_nonnegative
+from .base import Integrator, check_dt, check_nonnegative, check_seed
 from .coloring import best_coloring, color_classes, csr_from_pairs, spin_color_classes
 from .rotation import _rotate_one, angle_factor, rotate_all, rotate_spins
 
@@ -551,7 +551,7 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         self.longitudinal_damping = (self.damping if longitudinal_damping is None
                                      else check_nonnegative(longitudinal_damping, "longitudinal_damping",
                                                             "dimensionless"))
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.rng = np.random.default_rng(seed)
 
     def __repr__(self):

@@ -12,7 +12,10 @@ A configuration is an ``ase.Atoms`` with
 :func:`write_extxyz` writes every number with Python's shortest round-trip representation, so
 ``read_extxyz(write_extxyz(...))`` gives back the same float64 values. Results held by an attached
 calculator (e.g. a SinglePointCalculator) are written too, under the names above, unless
-``info``/``arrays`` already hold that name (those win). :func:`read_extxyz` reads any extxyz
+``info``/``arrays`` already hold that name (those win). Initial magnetic moments (e.g. of a
+State) are written both as ``magmoms`` and as ``initial_magmoms``, so that a plain
+``ase.io.read`` gives atoms that keep them (ASE turns a ``magmoms`` column into a calculator
+result, which is lost when another calculator is attached). :func:`read_extxyz` reads any extxyz
 file ASE reads and moves calculator results back into ``info``/``arrays``; it also sets the
 initial magnetic moments from ``magmoms`` so that :meth:`spinlat.State.from_ase` sees them.
 """
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import validation
 from ..errors import FileFormatError, InputError
 
 _PER_CONFIG = ("energy", "free_energy", "stress", "magmom", "dipole")
@@ -66,12 +70,12 @@ def _collect(atoms):
             arrays.setdefault(key, arr)
         else:
             info.setdefault(key, val)
-    # magnetic moments are stored once, as "magmoms"; the initial magmoms come back on reading
-    init = arrays.pop("initial_magmoms", None)
+    # the moments go to "magmoms" (the data-set convention; ase.io.read makes it a calculator
+    # result) and, when the atoms have initial moments, also to "initial_magmoms", which
+    # ase.io.read keeps on the atoms: they survive attaching another calculator
+    init = arrays.get("initial_magmoms")
     if init is not None and "magmoms" not in arrays:
         arrays["magmoms"] = init
-    elif init is not None and not (init.shape == arrays["magmoms"].shape and np.array_equal(init, arrays["magmoms"])):
-        arrays["initial_magmoms"] = init
     return info, arrays
 
 
@@ -166,6 +170,7 @@ def write_extxyz(path, atoms_list, append=False) -> None:
 
     from ..state import State
 
+    path = Path(validation.path(path, "write_extxyz path"))
     if isinstance(atoms_list, (Atoms, State)):
         atoms_list = [atoms_list]
     lines = []
@@ -180,7 +185,6 @@ def write_extxyz(path, atoms_list, append=False) -> None:
             for _, kind, _, data in cols:
                 row.extend(_cell_text(kind, x) for x in np.ravel(data[a]))
             lines.append(" ".join(row))
-    path = Path(path)
     try:
         with open(path, "a" if append else "w") as fh:
             fh.write("\n".join(lines) + ("\n" if lines else ""))
@@ -211,7 +215,7 @@ def read_extxyz(path, index=":"):
     in Voigt order) and ``arrays`` (forces eV/Å, magmoms μB, magnetic_forces eV/μB)."""
     import ase.io
 
-    path = Path(path)
+    path = Path(validation.path(path, "read_extxyz path"))
     if not path.exists():
         raise FileNotFoundError(f"extxyz file {path} does not exist")
     try:

@@ -41,6 +41,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from .. import validation
 from ..errors import FileFormatError, InputError
 from ..io import _text
 from .base import Evaluation, Potential, virial_to_voigt
@@ -720,6 +721,7 @@ class EAM(Potential):
             paths = list(path)
         else:
             raise InputError(f"EAM: path must be a file path (or a list of funcfl file paths), got {path!r}")
+        paths = [validation.path(p, "EAM path") for p in paths]
         if len(paths) == 1:
             data = read_eam_file(paths[0], format)
             self.path = os.fspath(paths[0])

@@ -30,8 +30,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .. import units
-from ..errors import InputError, NonFiniteError, ShapeError, UnknownElementError
+from .. import units, validation
+from ..errors import InputError, NonFiniteError, ShapeError
 from .base import Evaluation, Potential
 
 _NZ = 119  # table size: atomic numbers 0..118
@@ -39,29 +39,10 @@ _NZ = 119  # table size: atomic numbers 0..118
 
 # ---------------------------------------------------------------------------------- helpers
 def _atomic_number(key) -> int:
-    from ase.data import atomic_numbers
-
-    if isinstance(key, str):
-        if key not in atomic_numbers or key == "X":
-            raise UnknownElementError(f"unknown element symbol {key!r}")
-        return atomic_numbers[key]
-    try:
-        z = int(key)
-    except (TypeError, ValueError):
-        raise UnknownElementError(f"not an element: {key!r}") from None
-    if z != key or not 1 <= z < _NZ:
-        raise UnknownElementError(f"unknown atomic number {key!r}")
-    return z
+    return validation.atomic_number(key, "element")
 
 
-def _finite_scalar(value, name) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v):
-        raise NonFiniteError(f"{name} must be finite, got {v}")
-    return v
+_finite_scalar = validation.number  # (value, name) -> float
 
 
 def species_table(value, name):
@@ -99,22 +80,13 @@ def species_mask(elements):
     return mask
 
 
-def _vector3(v, name) -> np.ndarray:
-    try:
-        a = np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a 3-vector of numbers, got {v!r}") from None
-    if a.shape != (3,):
-        raise ShapeError(f"{name} must have shape (3,), got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise NonFiniteError(f"{name} holds NaN or inf: {a.tolist()}")
-    return a
+_vector3 = validation.vector3  # (value, name) -> (3,) float array
 
 
 def _is_numeric(v) -> bool:
     try:
-        np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError):
+        validation.real_array(v, "", finite=False)
+    except InputError:
         return False
     return True
 
@@ -386,12 +358,7 @@ class CubicAnisotropy(_SingleSite):
         if axes is None:
             self.axes = np.eye(3)
         else:
-            try:
-                ax = np.asarray(axes, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise InputError(f"cubic axes must be a 3×3 array, got {axes!r}") from None
-            if ax.shape != (3, 3):
-                raise ShapeError(f"cubic axes must have shape (3, 3), got {ax.shape}")
+            ax = validation.real_array(axes, "cubic axes", (3, 3))
             ax = np.array([_unit_vector(r, f"cubic axis {k}") for k, r in enumerate(ax)])
             if not np.allclose(ax @ ax.T, np.eye(3), atol=1e-8):
                 raise InputError("cubic axes must be mutually orthogonal")

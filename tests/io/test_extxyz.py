@@ -133,3 +133,52 @@ def test_bad_input(tmp_path):
         read_extxyz(bad)
     with pytest.raises(FileNotFoundError):
         read_extxyz(tmp_path / "missing.xyz")
+    with pytest.raises(InputError, match="read_extxyz path: expected a file path, got 5"):
+        read_extxyz(5)  # open(5) would read file descriptor 5
+    with pytest.raises(InputError, match="write_extxyz path: expected a file path"):
+        write_extxyz(5, [a])
+
+
+def _afm_state():
+    st = bcc_fe((2, 2, 2), seed=7)
+    spins = np.zeros((len(st), 3))
+    spins[:, 2] = np.where(np.arange(len(st)) % 2 == 0, 1.0, -1.0)
+    mom = np.full(len(st), 2.2)
+    mom[3] = 0.0
+    return st.copy(spins=spins, moments=mom)
+
+
+def test_states_read_back_through_plain_ase_with_their_moments(tmp_path):
+    """write_extxyz → ase.io.read → State.from_ase keeps spins and moments bit for bit, also
+    after another calculator is attached (ASE keeps the initial_magmoms column on the atoms)."""
+    import ase.io
+
+    from spinlat.ase import SpinLatticeCalculator
+    from spinlat.potentials import Zeeman
+
+    ref = _afm_state()
+    write_extxyz(tmp_path / "afm.extxyz", [ref, ref.copy(spins=-ref.spins)])
+    frames = ase.io.read(tmp_path / "afm.extxyz", index=":")
+    for atoms, spins in zip(frames, (ref.spins, -ref.spins)):
+        got = sl.State.from_ase(atoms)
+        np.testing.assert_array_equal(got.spins, spins)
+        np.testing.assert_array_equal(got.moments, ref.moments)
+        np.testing.assert_array_equal(atoms.get_initial_magnetic_moments(), ref.copy(spins=spins).magnetic_moments)
+    atoms = frames[0]
+    atoms.calc = SpinLatticeCalculator(Zeeman([0, 0, 2.0]))
+    expect = -sl.units.MU_B * 2.0 * ref.magnetic_moments[:, 2].sum()  # E = −μB Σ m_i·B
+    assert expect != 0 and atoms.get_potential_energy() == pytest.approx(expect, rel=1e-14)
+    np.testing.assert_array_equal(atoms.get_magnetic_moments(), ref.magnetic_moments)
+
+
+def test_trajectory_frames_and_search_results_keep_moments_through_extxyz(tmp_path):
+    """Every way a structure leaves spinlat as ase.Atoms keeps the moments."""
+    ref = _afm_state()
+    with sl.io.TrajectoryWriter(str(tmp_path / "t.h5"), ref) as w:
+        w.write(ref, 0, 0.0)
+    with sl.io.Trajectory(str(tmp_path / "t.h5")) as t:
+        atoms = t.atoms(0)
+    write_extxyz(tmp_path / "frame.extxyz", [atoms])
+    back = sl.State.from_ase(read_extxyz(tmp_path / "frame.extxyz")[0])
+    np.testing.assert_array_equal(back.spins, ref.spins)
+    np.testing.assert_array_equal(back.moments, ref.moments)

@@ -1,0 +1,113 @@
+"""The ``spinlat`` command line: ``spinlat [--debug] COMMAND ARGS``.
+
+One module per subcommand in this package (:mod:`~spinlat.cli.run`, ``minimize``, ``search``,
+``analyze``, ``train``), each with ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> exit status``; configs and their schemas live in :mod:`spinlat.config`.
+Adding a subcommand is a new module here plus its name in :data:`SUBCOMMANDS`. Code outside
+this package adds one with :func:`register`::
+
+    from spinlat.cli import register
+
+    def add_arguments(parser):
+        parser.add_argument("path")
+
+    def run(args) -> int:
+        ...
+        return 0
+
+    register("mycommand", "what it does, in one line", add_arguments, run)
+
+Errors: a user error (any :class:`~spinlat.errors.SpinlatError`, or a file that cannot be read
+or written) prints one line ``spinlat COMMAND: error: ...`` on stderr and exits with status 1
+(bad command-line arguments: status 2; Ctrl-C: 130). Anything else is a bug in spinlat and
+shows its traceback; ``--debug`` shows the traceback of user errors too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+from ..config import check_train_config  # noqa: F401  (public here since 0.1)
+from ..errors import SpinlatError
+
+#: the built-in subcommands: modules of this package, in the order ``spinlat --help`` lists them
+SUBCOMMANDS = ("run", "minimize", "search", "analyze", "train")
+
+
+@dataclass
+class Command:
+    """One subcommand: ``add_arguments(parser)`` and ``run(args) -> exit status``."""
+
+    help: str
+    add_arguments: Callable
+    run: Callable
+
+
+#: subcommand name → Command (the built-ins are added on the first :func:`main` / :func:`build_parser`)
+COMMANDS: dict[str, Command] = {}
+
+
+def register(name: str, help: str, add_arguments: Callable, run: Callable) -> None:
+    """Add (or replace) the subcommand ``name``: ``add_arguments(parser)`` adds its arguments
+    to an argparse sub-parser, ``run(args)`` runs it and returns the exit status."""
+    COMMANDS[name] = Command(help, add_arguments, run)
+
+
+def _load_builtin() -> None:
+    for name in SUBCOMMANDS:
+        if name not in COMMANDS:
+            mod = importlib.import_module(f".{name}", __name__)
+            register(name, mod.HELP, mod.add_arguments, mod.run)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of ``spinlat`` with every registered subcommand."""
+    from .. import __version__
+
+    _load_builtin()
+    parser = _Parser(prog="spinlat", description="spin-lattice simulation engine")
+    parser.add_argument("--version", action="version", version=f"spinlat {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the traceback of errors")
+        cmd.add_arguments(p)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``spinlat`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(COMMANDS[args.command].run(args) or 0)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"spinlat {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (SpinlatError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"spinlat {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1

@@ -1,0 +1,103 @@
+"""Pieces the workflow subcommands share: the run directory, the refusal to replace an earlier
+run's files, the log, and the copy of the config.
+
+A run directory holds the outputs of ``spinlat run`` (``trajectory.h5``, ``summary.json``,
+``overview.png``, ``log.txt``, ``config.yaml``) and, under their own names, those of
+``spinlat minimize`` (``relaxed.extxyz``, ``minimize.log``, ``minimize.config.yaml``) and
+``spinlat search`` (``minima.txt``, ``minima.extxyz``, ``search.log``, ``search.config.yaml``),
+so that minimising or searching with a run's config never touches that run's files. No command
+replaces files of an earlier one unless it is given ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from ..errors import ConfigError, InputError
+
+log = logging.getLogger("spinlat")
+
+
+def add_output_arguments(p) -> None:
+    """``--output/-o DIR`` and ``--overwrite``."""
+    p.add_argument("--output", "-o", help="run directory (default: the config's output, or runs/<config name>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of an earlier run in the run directory")
+
+
+def run_directory(cfg, args) -> Path:
+    """The run directory of a command (not created): ``--output``, else the config's
+    ``output`` (relative to the config file), else ``runs/<config name>``."""
+    if args.output is not None:
+        return Path(args.output)
+    if cfg.get("output"):
+        out = Path(cfg["output"]).expanduser()
+        return out if out.is_absolute() else Path(cfg["_base"]) / out
+    return Path("runs") / Path(args.config).stem
+
+
+def refuse_to_replace(run_dir: Path, outputs, args, hint: str = "") -> None:
+    """InputError if ``run_dir`` holds one of ``outputs`` and ``args.overwrite`` is not set."""
+    if getattr(args, "overwrite", False):
+        return
+    found = [name for name in outputs if (run_dir / name).exists()]
+    if found:
+        raise InputError(f"{run_dir} already holds {found[0]} from an earlier run; pass --overwrite to replace it"
+                         f"{hint}, or --output DIR to write elsewhere")
+
+
+def remove(run_dir: Path, names) -> None:
+    """Delete the files ``names`` of ``run_dir`` that exist (outputs of the run being replaced)."""
+    for name in names:
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def make_directory(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"output: cannot create run directory {run_dir} ({exc.strerror or exc})") from None
+
+
+def setup_log(path: Path, append: bool = False) -> None:
+    """Log the ``spinlat`` logger's INFO messages to ``path`` (with times) and to stderr."""
+    log.setLevel(logging.INFO)
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+    fh = logging.FileHandler(path, mode="a" if append else "w", encoding="utf-8")
+    fh.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    sh = logging.StreamHandler()
+    sh.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(fh)
+    log.addHandler(sh)
+
+
+def save_config(config_path, dst: Path) -> None:
+    """Copy the config file into the run directory (a record of what ran)."""
+    src = Path(config_path)
+    if src.resolve() != dst.resolve():
+        shutil.copyfile(src, dst)
+
+
+def prepare(args, command: str, outputs):
+    """The common start of ``spinlat minimize`` / ``search``: the config, the options of its
+    ``command`` section, the state, the potential and the run directory, after refusing to
+    replace ``outputs`` and opening ``<command>.log`` and ``<command>.config.yaml`` there."""
+    from .. import config as C
+
+    cfg = C.load(args.config)
+    opts = C.section_options(cfg, command)
+    run_dir = run_directory(cfg, args)
+    refuse_to_replace(run_dir, outputs, args)
+    state = C.build_structure(cfg)
+    pot = C.build_potential(cfg)
+    make_directory(run_dir)
+    setup_log(run_dir / f"{command}.log")
+    save_config(args.config, run_dir / f"{command}.config.yaml")
+    log.info("spinlat %s: %s", command, args.config)
+    log.info("state: %r", state)
+    log.info("potential: %r", pot)
+    return opts, state, pot, run_dir

@@ -1,0 +1,35 @@
+"""``spinlat minimize CONFIG``: relax spins, positions and/or the cell of a config's structure.
+
+Reads the run config's ``structure`` and ``potential`` and its ``minimize`` section (options of
+:func:`spinlat.minimize`, see :data:`spinlat.config.MINIMIZE`). Writes ``relaxed.extxyz`` (the
+relaxed structure with its moments), ``minimize.log`` and ``minimize.config.yaml`` in the run
+directory, next to (never over) the files of ``spinlat run``. Exit status 1 when the
+minimisation did not converge.
+"""
+
+from __future__ import annotations
+
+from .common import add_output_arguments, log, prepare
+
+HELP = "relax spins/positions/cell from a YAML config"
+
+OUTPUTS = ("relaxed.extxyz", "minimize.log", "minimize.config.yaml")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", help="YAML config with structure, potential and an optional minimize: section")
+    add_output_arguments(p)
+
+
+def run(args) -> int:
+    from ..io import write_extxyz
+    from ..minimize import minimize
+
+    opts, state, pot, run_dir = prepare(args, "minimize", OUTPUTS)
+    out, res = minimize(state, pot, return_result=True, **opts)
+    write_extxyz(run_dir / "relaxed.extxyz", [out])
+    log.info("minimize: %s after %d iterations (%d evaluations)", res.reason, res.iterations, res.n_evaluations)
+    log.info("energy %.8f eV (%.8f eV/atom); max torque %.3g eV, max force %.3g eV/Å", res.energy,
+             res.energy / len(out), res.max_torque, res.max_force)
+    log.info("relaxed structure: %s", run_dir / "relaxed.extxyz")
+    return 0 if res.converged else 1

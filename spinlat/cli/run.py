@@ -1,0 +1,115 @@
+"""``spinlat run CONFIG``: build, validate, simulate; write the trajectory, a log, a summary and a plot.
+
+The run directory gets ``trajectory.h5``, ``log.txt``, ``config.yaml`` (a copy of the config),
+``summary.json`` and ``overview.png``. A directory that already holds a trajectory is never
+replaced silently: ``--restart`` continues that run from its last frame up to the config's
+``steps`` (the total, counting the steps already done; the potential, integrator, seed,
+``every`` and ``store_forces`` must be those of the run), ``--overwrite`` replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .. import config as C
+from .. import validation
+from ..errors import ConfigError, InputError
+from .common import (add_output_arguments, log, make_directory, refuse_to_replace, remove, run_directory,
+                     save_config, setup_log)
+
+HELP = "run a spin-lattice simulation from a YAML config"
+
+TRAJECTORY, LOG, CONFIG, SUMMARY, PLOT = "trajectory.h5", "log.txt", "config.yaml", "summary.json", "overview.png"
+#: config keys a restart must share with the run it continues
+RESTART_KEYS = ("potential", "integrator", "seed", "every", "store_forces")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", help="YAML run configuration (see spinlat.config)")
+    add_output_arguments(p)
+    p.add_argument("--restart", action="store_true",
+                   help="continue the run in the run directory from its last frame up to the config's steps")
+    p.add_argument("--steps", type=int, help="override the config's number of steps (with --restart: the total)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _canonical(cfg, keys) -> dict:
+    return {k: json.loads(json.dumps(cfg.get(k), sort_keys=True, default=lambda a: a.tolist())) for k in keys}
+
+
+def _check_restart_config(cfg, run_dir: Path) -> None:
+    """ConfigError if the config differs from the saved one of the run in a key that changes the run."""
+    saved = run_dir / CONFIG
+    if not saved.is_file():
+        return
+    try:
+        old = C.load(saved)
+    except ConfigError:
+        return  # a damaged copy: the trajectory is what counts
+    a, b = _canonical(old, RESTART_KEYS), _canonical(cfg, RESTART_KEYS)
+    differ = [k for k in RESTART_KEYS if a[k] != b[k]]
+    if differ:
+        raise ConfigError(f"{differ[0]}: differs from the run being restarted ({saved}); a restart continues the "
+                          f"same run (only steps may change). For a new run from its last frame use "
+                          f"structure: {{file: {run_dir / TRAJECTORY}}} and another --output")
+
+
+def run(args) -> int:
+    from .. import analysis
+    from ..simulation import Simulation
+
+    if args.restart and args.overwrite:
+        raise InputError("--restart and --overwrite exclude each other")
+    cfg = C.load(args.config)
+    if args.steps is not None:
+        cfg["steps"] = validation.integer(args.steps, "--steps", minimum=0)
+    steps, every = C.check_run(cfg)
+    run_dir = run_directory(cfg, args)
+    traj = run_dir / TRAJECTORY
+    if args.restart and not traj.exists():
+        raise InputError(f"--restart: {traj} does not exist (no run to continue)")
+    if not args.restart:
+        refuse_to_replace(run_dir, [TRAJECTORY], args, hint=" or --restart to continue it")
+    pot = C.build_potential(cfg)
+    integ = C.build_integrator(cfg)
+    progress = not args.no_progress and cfg["progress"]
+    if args.restart:
+        _check_restart_config(cfg, run_dir)
+        sim = Simulation.restart(str(traj), pot, integ, every=every, progress=progress,
+                                 store_forces=cfg["store_forces"])
+        state = sim.state
+        integ.check(state, pot)
+    else:
+        state = C.build_structure(cfg)
+        integ.check(state, pot)
+    make_directory(run_dir)
+    if args.overwrite:
+        remove(run_dir, [TRAJECTORY, SUMMARY, PLOT])
+    setup_log(run_dir / LOG, append=args.restart)
+    save_config(args.config, run_dir / CONFIG)
+    log.info("spinlat run: %s%s", args.config, " (restart)" if args.restart else "")
+    log.info("state: %r", state)
+    log.info("potential: %r", pot)
+    log.info("integrator: %s", integ.describe())
+    if args.restart:
+        todo = max(steps - sim.step, 0)
+        log.info("restart from step %d of %s; %d steps to reach %d", sim.step, traj, todo, steps)
+    else:
+        sim = Simulation(state, pot, integ, trajectory=str(traj), every=every, progress=progress,
+                         store_forces=cfg["store_forces"])
+        todo = steps
+    t0 = time.perf_counter()
+    sim.run(todo)
+    wall = time.perf_counter() - t0
+    summary = analysis.summary(str(traj))
+    summary["wall_s"] = wall
+    summary["atom_steps_per_s"] = len(state) * todo / wall if wall > 0 else float("nan")
+    (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
+    png = analysis.plot_overview(str(traj), run_dir / PLOT)
+    for k, v in summary.items():
+        log.info("%-36s %s", k, f"{v:.6g}" if isinstance(v, float) else v)
+    log.info("trajectory: %s", traj)
+    log.info("plot: %s", png)
+    return 0

@@ -1,0 +1,42 @@
+"""``spinlat search CONFIG``: search the magnetic ground state of a config's structure.
+
+Reads the run config's ``structure`` and ``potential`` and its ``search`` section (options of
+:func:`spinlat.search.ground_state` and :func:`spinlat.minimize`, see
+:data:`spinlat.config.SEARCH`). Writes ``minima.txt`` (ranked energies), ``minima.extxyz`` (the
+distinct minima, lowest first, with their moments), ``search.log`` and ``search.config.yaml`` in
+the run directory, next to (never over) the files of ``spinlat run``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .common import add_output_arguments, log, prepare
+
+HELP = "search magnetic ground states from a YAML config"
+
+OUTPUTS = ("minima.txt", "minima.extxyz", "search.log", "search.config.yaml")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", help="YAML config with structure, potential and an optional search: section")
+    add_output_arguments(p)
+
+
+def run(args) -> int:
+    from ..io import write_extxyz
+    from ..search import ground_state
+
+    opts, state, pot, run_dir = prepare(args, "search", OUTPUTS)
+    t0 = time.perf_counter()
+    minima = ground_state(state, pot, **opts)
+    wall = time.perf_counter() - t0
+    lines = [f"{'rank':>4} {'E (eV)':>16} {'E - E0 (meV/atom)':>18} {'count':>6}"]
+    for k, m in enumerate(minima):
+        lines.append(f"{k:4d} {m.energy:16.8f} {(m.energy - minima[0].energy) / len(state) * 1e3:18.4f} {m.count:6d}")
+    (run_dir / "minima.txt").write_text("\n".join(lines) + "\n")
+    write_extxyz(run_dir / "minima.extxyz", [m.state for m in minima])
+    for line in lines:
+        log.info(line)
+    log.info("%d distinct minima from %d starts in %.1f s", len(minima), sum(m.count for m in minima), wall)
+    return 0

@@ -1,0 +1,62 @@
+"""``spinlat train CONFIG``: train (or fine-tune) an mMACE model from a YAML config.
+
+The config is described and validated by :func:`spinlat.config.check_train_config` before any
+work. Writes the model (``output``) and ``<output>.metrics.json``; checkpoints go to
+``<output>.checkpoints/`` (rerunning an interrupted command resumes from there). An existing
+model file is not replaced unless ``--overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import config as C
+from ..errors import InputError
+
+HELP = "train (or fine-tune) an mMACE model from a YAML config"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", help="YAML training config (see spinlat.config.check_train_config)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_train_config(cfg: dict, base: Path = Path("."), progress: bool = True):
+    """Validate and run a train config (dict); returns the trained MagneticMACE."""
+    cfg = C.check_train_config(cfg, base)
+    from ..potentials.mmace.training import train
+
+    model_opts = dict(cfg["model"])
+    soc = model_opts.pop("soc", None)
+    opts = dict(cfg["training"])
+    max_minutes = opts.pop("max_minutes", None)
+    seed = opts.pop("seed", 0)
+    init_from = opts.pop("init_from", None)
+    opts.setdefault("progress", progress)
+    pot = train(cfg["train"], valid=cfg.get("valid"), soc=soc, max_minutes=max_minutes, seed=seed,
+                init_from=init_from, **opts, **model_opts)
+    out = Path(cfg["output"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pot.save(out)
+    report = {"summary": pot.training_summary, "history": pot.training_history}
+    if "test" in cfg:
+        from ..potentials.mmace.data_cache import load_dataset
+
+        report["test"] = pot.evaluate(load_dataset(cfg["test"], "test"))
+        print("test: E {energy_rmse:.2f} meV/atom, F {forces_rmse:.1f} meV/Å, h {magnetic_forces_rmse:.1f} meV/μB"
+              .format(**report["test"]))
+    Path(str(out) + ".metrics.json").write_text(json.dumps(report, indent=1, default=str))
+    print(f"model written to {out}")
+    return pot
+
+
+def run(args) -> int:
+    path = Path(args.config)
+    base = path.resolve().parent
+    cfg = C.check_train_config(C.read_yaml(path), base)
+    if Path(cfg["output"]).exists() and not args.overwrite:
+        raise InputError(f"{cfg['output']} already exists; pass --overwrite to replace it, or change output")
+    run_train_config(cfg, base, progress=not args.no_progress)
+    return 0

@@ -1,0 +1,178 @@
+"""Strict checks of values given by users, shared by State, potentials, integrators and configs.
+
+The rules are the same everywhere: a bool is not a number, a string is not a number or a bool,
+a complex number is not real, and an array of booleans, strings or complex numbers is not an
+array of coordinates. Each check returns the value in its normal form (``float``, ``int``,
+``bool``, a float64 array, ...) or raises an :class:`~spinlat.errors.InputError` (a subclass
+where one fits) whose message starts with ``name`` and says what was expected, e.g.
+``"dt: expected a positive number (fs), got True"``. Config code passes the full key path as
+``name`` (``"integrator.dt"``) and re-raises as :class:`~spinlat.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from numbers import Integral, Real
+
+import numpy as np
+
+from .errors import InputError, NonFiniteError, ShapeError, UnknownElementError
+
+__all__ = ["is_real_number", "number", "integer", "boolean", "choice", "seed", "path", "real_array",
+           "vector3", "pbc", "atomic_number"]
+
+MAX_Z = 118  # heaviest element known to ASE's tables
+
+
+def _got(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def is_real_number(value) -> bool:
+    """True for Python/NumPy real numbers (int, float, np.integer, np.floating), False for bools,
+    strings, complex numbers and everything else."""
+    return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
+
+
+def number(value, name, *, positive=False, nonnegative=False, maximum=None, unit=None,
+           finite=True) -> float:
+    """A real number as ``float``.
+
+    ``positive`` / ``nonnegative``: require > 0 / ≥ 0; ``maximum``: require ≤ maximum;
+    ``unit``: named in the message; ``finite``: refuse NaN and ±inf (NaN is always refused).
+    Raises InputError (NonFiniteError for NaN/inf)."""
+    what = ("a positive number" if positive else "a non-negative number" if nonnegative else "a number")
+    if maximum is not None:
+        what += f" ≤ {maximum}"
+    if unit:
+        what += f" ({unit})"
+    if not is_real_number(value):
+        raise InputError(f"{name}: expected {what}, got {_got(value)}")
+    v = float(value)
+    if math.isnan(v) or (finite and math.isinf(v)):
+        raise NonFiniteError(f"{name}: expected {what}, got {v}")
+    if (positive and not v > 0) or (nonnegative and not v >= 0) or (maximum is not None and v > maximum):
+        raise InputError(f"{name}: expected {what}, got {_got(value)}")
+    return v
+
+
+def integer(value, name, *, minimum=None) -> int:
+    """An integer as ``int``; a float with an integral value (``1e5`` from a config) counts.
+
+    ``minimum``: require ≥ minimum. Raises InputError."""
+    what = "an integer" if minimum is None else ("a positive integer" if minimum == 1 else
+                                                 "a non-negative integer" if minimum == 0 else
+                                                 f"an integer ≥ {minimum}")
+    if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)):
+        v = int(value)
+    elif is_real_number(value) and math.isfinite(value) and float(value) == int(value):
+        v = int(value)
+    else:
+        raise InputError(f"{name}: expected {what}, got {_got(value)}")
+    if minimum is not None and v < minimum:
+        raise InputError(f"{name}: expected {what}, got {_got(value)}")
+    return v
+
+
+def boolean(value, name) -> bool:
+    """``True`` or ``False`` (Python or NumPy bools only). Raises InputError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name}: expected true or false, got {_got(value)}")
+    return bool(value)
+
+
+def choice(value, name, options) -> str:
+    """One of the strings ``options``. Raises InputError."""
+    options = tuple(options)
+    if not isinstance(value, str) or value not in options:
+        raise InputError(f"{name}: expected one of {', '.join(map(repr, options))}, got {_got(value)}")
+    return value
+
+
+def seed(value, name="seed"):
+    """A random seed: ``None`` (fresh entropy), a non-negative integer, or a
+    ``numpy.random.SeedSequence`` / ``Generator``, as ``numpy.random.default_rng`` takes.
+    Raises InputError."""
+    if value is None or isinstance(value, (np.random.SeedSequence, np.random.Generator)):
+        return value
+    if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)) and value >= 0:
+        return int(value)
+    raise InputError(f"{name}: expected a non-negative integer (or None), got {_got(value)}")
+
+
+def path(value, name) -> str:
+    """A file-system path (``str`` or ``os.PathLike``, not empty) as ``str``.
+    (An integer is refused: ``open(5)`` would read file descriptor 5.) Raises InputError."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{name}: expected a file path, got {_got(value)}")
+    return value
+
+
+def real_array(value, name, shape=None, *, finite=True) -> np.ndarray:
+    """A new float64 array of real numbers, of ``shape`` when given.
+
+    Integer and float inputs are accepted; booleans, complex numbers, strings and other objects
+    are refused (``np.array`` would coerce them silently). Raises InputError, ShapeError or
+    NonFiniteError (naming the first bad index)."""
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested sequences
+        raise InputError(f"{name}: expected an array of real numbers, got {_got(value)} ({exc})") from None
+    if raw.dtype.kind == "O":
+        flat = raw.reshape(-1)
+        bad = [k for k, x in enumerate(flat) if not is_real_number(x)]
+        if bad:
+            raise InputError(f"{name}: expected an array of real numbers, got {_got(flat[bad[0]])} at flat "
+                             f"index {bad[0]}")
+    elif raw.dtype.kind in "iuf" and isinstance(value, (list, tuple)):
+        # NumPy turns [0.5, True] into [0.5, 1.0]: look for bools among the items
+        flat = np.asarray(value, dtype=object).reshape(-1)
+        bad = [k for k, x in enumerate(flat) if isinstance(x, (bool, np.bool_))]
+        if bad:
+            raise InputError(f"{name}: expected an array of real numbers, got {flat[bad[0]]!r} at flat index {bad[0]}")
+    if raw.dtype.kind not in "iufO":
+        kind = {"b": "booleans", "c": "complex numbers", "U": "strings", "S": "bytes"}.get(raw.dtype.kind,
+                                                                                         f"dtype {raw.dtype}")
+        raise InputError(f"{name}: expected an array of real numbers, got an array of {kind}")
+    arr = np.array(raw, dtype=np.float64, copy=True)
+    if shape is not None and arr.shape != tuple(shape):
+        raise ShapeError(f"{name}: expected shape {tuple(shape)}, got {arr.shape}")
+    if finite and not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise NonFiniteError(f"{name}: holds NaN or inf (first at index {tuple(int(b) for b in bad)})")
+    return arr
+
+
+def vector3(value, name) -> np.ndarray:
+    """A finite real 3-vector as a float64 array (3,). Raises InputError, ShapeError,
+    NonFiniteError."""
+    return real_array(value, name, (3,))
+
+
+def pbc(value, name="pbc") -> np.ndarray:
+    """Periodic boundary conditions: one bool or three, as a bool array (3,). Raises InputError."""
+    arr = np.asarray(value, dtype=object) if not isinstance(value, np.ndarray) else value
+    if arr.ndim == 0 and isinstance(arr.item(), (bool, np.bool_)):
+        return np.full(3, bool(arr.item()))
+    if arr.shape == (3,) and all(isinstance(p, (bool, np.bool_)) for p in arr.tolist()):
+        return np.array([bool(p) for p in arr.tolist()])
+    raise InputError(f"{name}: expected True/False or three of them (one per cell vector), got {_got(value)}")
+
+
+def atomic_number(value, name="element") -> int:
+    """The atomic number (1-118) of a chemical symbol (``"Fe"``) or an integer Z. The dummy
+    symbol ``"X"`` (Z = 0), bools and other objects are refused with UnknownElementError."""
+    from ase.data import atomic_numbers
+
+    if isinstance(value, str):
+        z = atomic_numbers.get(value, 0)
+        if z < 1:
+            raise UnknownElementError(f"{name}: unknown element symbol {value!r}")
+        return z
+    if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)) and 1 <= value <= MAX_Z:
+        return int(value)
+    raise UnknownElementError(f"{name}: expected a chemical symbol or an atomic number 1-{MAX_Z}, got {_got(value)}")

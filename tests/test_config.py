@@ -1,0 +1,328 @@
+"""Configs: YAML numbers as people write them, strict types with full key paths, schemas that
+match the constructors they feed, and structures read from files with their moments."""
+
+import inspect
+
+import numpy as np
+import pytest
+import yaml
+
+import spinlat as sl
+from spinlat import config as C
+from spinlat import integrators, potentials
+from spinlat.errors import ConfigError
+from spinlat.search import ground_state
+
+from conftest import EAM_FE, bcc_fe
+
+
+def _cfg(tmp_path, **extra):
+    cfg = {"structure": {"crystal": "bcc", "element": "Fe", "a": 2.8665, "repeat": 2, "moments": 2.2},
+           "potential": [{"type": "Zeeman", "B": [0, 0, 1.0]}],
+           "integrator": {"type": "LLG", "dt": 0.1, "damping": 0.1}, "steps": 10, "seed": 3}
+    cfg.update(extra)
+    cfg["_base"] = str(tmp_path)
+    return cfg
+
+
+# ------------------------------------------------------------------------------ YAML numbers
+@pytest.mark.parametrize("text, value", [
+    ("1e-1", 0.1), ("2.2e0", 2.2), ("1E3", 1000.0), ("-1e-2", -0.01), ("+5e+1", 50.0), (".5", 0.5),
+    ("1.", 1.0), ("3.25", 3.25), ("1_000", 1000), ("0x1F", 31), ("0o17", 15), ("010", 10), ("-7", -7),
+    (".inf", np.inf), ("-.Inf", -np.inf),
+])
+def test_yaml_reads_numbers_as_yaml_1_2(text, value):
+    got = C.parse_yaml(f"x: {text}")["x"]
+    assert type(got) is type(value) and got == value  # 010 is ten, not octal 8
+
+
+def test_yaml_keeps_non_numbers_as_strings_and_refuses_duplicates():
+    d = C.parse_yaml("a: 1:30\nb: '1e-1'\nc: 300K\nd: true\ne: null\nf: 1e\ng: e5")
+    assert d == {"a": "1:30", "b": "1e-1", "c": "300K", "d": True, "e": None, "f": "1e", "g": "e5"}
+    assert np.isnan(C.parse_yaml("x: .nan")["x"])
+    with pytest.raises(ConfigError, match=r"line 3: duplicate key 'dt' \(first on line 1\)"):
+        C.parse_yaml("dt: 0.1\nsteps: 5\ndt: 1.0\n", "c.yaml")
+    # anchors and merge keys: an explicit key overrides a merged one
+    d = C.parse_yaml("base: &b {dt: 1e-1, damping: 0.1}\nintegrator: {<<: *b, dt: 2e-1}\n")
+    assert d["integrator"] == {"dt": 0.2, "damping": 0.1}
+    with pytest.raises(ConfigError, match="c.yaml: not valid YAML"):
+        C.parse_yaml("a: [1, 2\n", "c.yaml")
+
+
+def test_every_float_format_round_trips_through_yaml():
+    rng = np.random.default_rng(0)
+    for x in np.concatenate([10.0 ** rng.uniform(-12, 12, 200) * rng.choice([-1, 1], 200), [0.0, 1.0, 1e-1]]):
+        for text in (repr(float(x)), f"{x:e}", f"{x:.3E}", f"{x:g}"):
+            assert C.parse_yaml(f"x: {text}")["x"] == float(text), text
+
+
+def test_numbers_in_exponent_form_reach_the_objects(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(f"""
+structure: {{crystal: bcc, element: Fe, a: 2.8665e0, repeat: 2, moments: 2.2e0, temperature: 3e2}}
+potential:
+  - {{type: EAM, path: {EAM_FE}}}
+  - {{type: BetheSlaterExchange, cutoff: 3.4e0, J1: 2.726e-2, J2: 2.171e-1, J3: 1.841e0}}
+integrator: {{type: SpinLatticeLangevin, dt: 1e-1, temperature: 3e2, friction: 1e-2, damping: 1e-1}}
+steps: 1e2
+every: 1e1
+seed: 0
+""")
+    cfg = C.load(p)
+    integ = C.build_integrator(cfg)
+    assert (integ.dt, integ.temperature, integ.friction, integ.damping) == (0.1, 300.0, 0.01, 0.1)
+    assert C.check_run(cfg) == (100, 10)
+    st = C.build_structure(cfg)
+    np.testing.assert_array_equal(st.moments, 2.2)
+    pot = C.build_potential(cfg)
+    assert pot.terms[1].J1 == 0.02726
+
+
+# ---------------------------------------------------------------------------- strict types
+@pytest.mark.parametrize("change, message", [
+    ({"integrator": {"type": "LLG", "dt": True}}, "integrator.dt: expected a positive number (fs), got True"),
+    ({"integrator": {"type": "LLG", "dt": "0.5"}}, "integrator.dt: expected a positive number (fs), got '0.5'"),
+    ({"integrator": {"type": "LLG", "dt": [0.5]}}, "integrator.dt: expected a positive number"),
+    ({"integrator": {"type": "LLG", "dt": "300K"}}, "integrator.dt: expected"),
+    ({"integrator": {"type": "LLG", "dt": 0.1, "solver": "euler"}}, "integrator.solver: expected one of 'sib'"),
+    ({"integrator": {"type": "LLG"}}, "integrator.dt: missing"),
+    ({"integrator": {"dt": 0.1}}, "integrator.type: missing"),
+    ({"integrator": {"type": "MonteCarlo", "temperature": 10, "adapt": "yes"}}, "integrator.adapt: expected true or false"),
+    ({"integrator": {"type": "SpinLatticeLangevin", "dt": 0.1, "temperature": "hot", "friction": 0.01,
+                     "damping": 0.1}}, "integrator.temperature: expected a non-negative number (K)"),
+    ({"seed": "abc"}, "seed: expected a non-negative integer"),
+    ({"seed": -1}, "seed: expected a non-negative integer"),
+    ({"seed": 1.5}, "seed: expected a non-negative integer"),
+    ({"seed": True}, "seed: expected a non-negative integer"),
+    ({"steps": -3}, "steps: expected a non-negative integer"),
+    ({"steps": 2.5}, "steps: expected a non-negative integer"),
+    ({"every": 0}, "every: expected a positive integer"),
+    ({"store_forces": "false"}, "store_forces: expected true or false, got 'false'"),
+    ({"progress": "no"}, "progress: expected true or false, got 'no'"),
+    ({"progress": 1}, "progress: expected true or false, got 1"),
+    ({"minimize": {"max_steps": -5}}, "minimize.max_steps: expected a positive integer, got -5"),
+    ({"minimize": {"fmax": "small"}}, "minimize.fmax: expected a positive number (eV/Å), got 'small'"),
+    ({"minimize": {"spins": "yes"}}, "minimize.spins: expected true or false"),
+    ({"minimize": {"method": "bfgs"}}, "minimize.method: expected one of 'lbfgs', 'precession'"),
+    ({"search": {"workers": "many"}}, "search.workers: expected a positive integer, got 'many'"),
+    ({"search": {"starts": 0}}, "search.starts: expected a positive integer"),
+    ({"search": {"anneal": {"t_start": "hot"}}}, "search.anneal.t_start: expected a positive number (K)"),
+    ({"search": {"anneal": {"stages": 3, "cool": 1}}}, "search.anneal.cool: unknown key"),
+    ({"search": {"start_cell": [2, 2]}}, "search.start_cell: expected three integers or a 3×3 cell"),
+    ({"potential": [{"type": "EAM", "path": 5}]}, "potential[0].path: expected a file path, got 5"),
+    ({"potential": [{"type": "Zeeman", "B": [0, 0, True]}]}, "potential[0].B: expected an array of real numbers"),
+    ({"potential": [{"type": "Zeeman", "B": ["0", "0", "1"]}]}, "potential[0].B: expected an array of real numbers"),
+    ({"potential": [{"type": "Zeeman", "B": [0, 1]}]}, "potential[0].B: expected shape (3,), got (2,)"),
+    ({"potential": [{"type": "Zeeman", "B": [0, 0, 1], "elements": ["Xx"]}]},
+     "potential[0].elements[0]: unknown element symbol 'Xx'"),
+    ({"potential": [{"type": "Zeeman", "B": [0, 0, 1]}, {"type": "BetheSlaterExchange", "cutoff": 3.4,
+                                                          "J1": "0.02", "J2": 0.2, "J3": 1.8}]},
+     "potential[1].J1: expected a number (eV), got '0.02'"),
+    ({"potential": [{"type": "BetheSlaterExchange", "cutoff": 3.4, "J1": 0.02, "J2": 0.2, "J3": 1.8,
+                     "offset": "no"}]}, "potential[0].offset: expected true or false"),
+    ({"potential": [{"type": "UniaxialAnisotropy", "K": {"Fe": "big"}, "axis": [0, 0, 1]}]},
+     "potential[0].K.Fe: expected a number (eV)"),
+    ({"potential": [{"type": "Landau", "a": True}]}, "potential[0].a: expected a number or a mapping"),
+    ({"potential": [{"type": "Zeeman", "Bfield": [0, 0, 1]}]}, "potential[0].Bfield: unknown key for Zeeman"),
+    ({"potential": [{"type": "Magnet"}]}, "potential[0].type: unknown potential 'Magnet'"),
+    ({"potential": []}, "potential: expected a term"),
+    ({"structure": {"element": "Fe", "repeat": -1}}, "structure.repeat: expected a positive integer, got -1"),
+    ({"structure": {"element": "Fe", "repeat": "big"}}, "structure.repeat: expected a positive integer, got 'big'"),
+    ({"structure": {"element": "Fe", "repeat": 0}}, "structure.repeat: expected a positive integer, got 0"),
+    ({"structure": {"element": "Fe", "repeat": [2, 2]}}, "structure.repeat: expected a positive integer or three"),
+    ({"structure": {"element": "Fe", "repeat": [2, 2, 1.5]}}, "structure.repeat[2]: expected a positive integer"),
+    ({"structure": {"element": "Fe", "temperature": "hot"}}, "structure.temperature: expected a non-negative number (K)"),
+    ({"structure": {"element": "Fe", "temperature": -100}}, "structure.temperature: expected a non-negative number (K)"),
+    ({"structure": {"element": "Fe", "rattle": -0.1}}, "structure.rattle: expected a non-negative number (Å)"),
+    ({"structure": {"element": "Fe", "a": True}}, "structure.a: expected a positive number (Å)"),
+    ({"structure": {"element": "Fe", "cubic": "yes"}}, "structure.cubic: expected true or false"),
+    ({"structure": {"element": "Fe", "moments": {"Xx": 2.2}}}, "structure.moments.Xx: unknown element symbol 'Xx'"),
+    ({"structure": {"element": "Fe", "moments": {"X": 2.2}}}, "structure.moments.X: unknown element symbol 'X'"),
+    ({"structure": {"element": "Fe", "moments": -2.2}}, "structure.moments: expected a non-negative number (μB)"),
+    ({"structure": {"element": "Fe", "moments": "2.2"}}, "structure.moments: expected a number or a mapping"),
+    ({"structure": {"element": "Fe", "spins": "up"}}, "structure.spins: expected one of 'random', 'file'"),
+    ({"structure": {"element": "Fe", "spins": [0, 0, 0]}}, "structure.spins: the direction [0, 0, 0] has zero length"),
+    ({"structure": {"element": "Fe", "colour": "red"}}, "structure.colour: unknown key"),
+    ({"bogus": 1}, "bogus: unknown key"),
+])
+def test_bad_values_are_refused_with_the_full_key(tmp_path, change, message):
+    cfg = _cfg(tmp_path, **change)
+    with pytest.raises(ConfigError) as err:
+        cfg = C.load(cfg)
+        C.build_structure(cfg)
+        C.build_potential(cfg)
+        C.build_integrator(cfg)
+    assert str(err.value).startswith(message.split(":")[0] + ":"), str(err.value)
+    assert message in str(err.value)
+
+
+def test_moments_of_elements_missing_from_the_structure_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"structure.moments.Ni: the structure has no Ni \(it holds Fe\)"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"element": "Fe", "moments": {"Fe": 2.2, "Ni": 0.6}})))
+    # by atomic number, and elements not named get no moment
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"element": "Fe", "moments": {26: 1.5}})))
+    np.testing.assert_array_equal(st.moments, 1.5)
+
+
+def test_constructor_errors_name_the_term(tmp_path):
+    cfg = C.load(_cfg(tmp_path, potential=[{"type": "UniaxialAnisotropy", "K": 1e-4, "axis": [0, 0, 0]}]))
+    with pytest.raises(ConfigError, match=r"potential\[0\] \(UniaxialAnisotropy\): .*zero length"):
+        C.build_potential(cfg)
+    cfg = C.load(_cfg(tmp_path, integrator={"type": "LLG", "dt": 0.1, "temperature": 10}))
+    with pytest.raises(ConfigError, match=r"integrator \(LLG\): .*damping > 0"):
+        C.build_integrator(cfg)
+    cfg = C.load(_cfg(tmp_path, potential=[{"type": "EAM", "path": "missing.eam.fs"}]))
+    with pytest.raises(ConfigError, match=r"potential\[0\].path: .*missing.eam.fs does not exist"):
+        C.build_potential(cfg)
+
+
+def _params(fn, drop=()):
+    return {n for n, p in inspect.signature(fn).parameters.items()
+            if n not in ("self", "cls", *drop) and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+
+
+def test_schemas_match_the_constructors_they_feed():
+    for name, schema in C.INTEGRATORS.items():
+        assert set(schema) == _params(getattr(integrators, name).__init__), name
+    for name, schema in C.POTENTIALS.items():
+        if name == "Heisenberg":
+            assert set(schema) == {"tb2j"} and _params(potentials.Heisenberg.from_tb2j) == {"path"}
+        elif name == "MagneticMACE":
+            from spinlat.potentials.mmace.potential import MagneticMACE
+
+            assert set(schema) == _params(MagneticMACE.load)
+        else:
+            assert set(schema) == _params(getattr(potentials, name).__init__), name
+    assert set(C.MINIMIZE) == _params(sl.minimize, ("state", "potential", "return_result"))
+    assert set(C.SEARCH) - set(C.MINIMIZE) == _params(ground_state, ("state", "potential"))
+
+
+def test_the_seed_reaches_structure_and_integrator(tmp_path):
+    cfg = C.load(_cfg(tmp_path, structure={"element": "Fe", "moments": 2.2, "repeat": 2}))
+    a, b = C.build_structure(cfg), C.build_structure(cfg)
+    np.testing.assert_array_equal(a.spins, b.spins)  # random spins, from the seed
+    assert C.build_integrator(cfg).seed == 3
+    cfg = C.load(_cfg(tmp_path, integrator={"type": "LLG", "dt": 0.1, "seed": 8}))
+    assert C.build_integrator(cfg).seed == 8
+
+
+def test_maxwell_boltzmann_velocities(tmp_path):
+    """Velocities at T: each component normal with variance k_B T / m, so the measured
+    temperature of 3N components scatters by sqrt(2 / 3N) around T."""
+    cfg = C.load(_cfg(tmp_path, structure={"element": "Fe", "repeat": 8, "temperature": 300}))
+    st = C.build_structure(cfg)
+    n = len(st)
+    assert abs(st.temperature() / 300 - 1) < 4 * np.sqrt(2 / (3 * n))
+    sigma = np.sqrt(sl.units.K_B * 300 / (st.masses[0] * sl.units.AMU_A2_PER_FS2_IN_EV))
+    assert abs(np.std(st.velocities) / sigma - 1) < 4 / np.sqrt(2 * 3 * n)
+    st0 = C.build_structure(C.load(_cfg(tmp_path, structure={"element": "Fe", "temperature": 0})))
+    np.testing.assert_array_equal(st0.velocities, 0.0)
+
+
+# --------------------------------------------------------------------- structures from files
+def _afm(seed=1):
+    st = bcc_fe((2, 2, 2), seed=seed)
+    spins = np.zeros((len(st), 3))
+    spins[:, 0] = np.where(np.arange(len(st)) % 2 == 0, 1.0, -1.0)  # layered AFM along x
+    mom = np.where(np.arange(len(st)) % 3 == 0, 1.7, 2.3)
+    rng = np.random.default_rng(seed)
+    return st.copy(spins=spins, moments=mom, velocities=rng.normal(0, 0.01, (len(st), 3)))
+
+
+@pytest.mark.parametrize("suffix", ["extxyz", "xyz", "h5"])
+def test_a_structure_file_keeps_its_moments_spins_and_velocities(tmp_path, suffix):
+    ref = _afm()
+    path = tmp_path / f"afm.{suffix}"
+    if suffix == "h5":
+        with sl.io.TrajectoryWriter(str(path), ref) as w:
+            w.write(ref.copy(spins=-ref.spins), 0, 0.0)
+            w.write(ref, 10, 1.0)  # the last frame is read by default
+    else:
+        sl.io.write_extxyz(path, [ref])
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": path.name})))
+    for name in ("positions", "numbers", "cell", "pbc", "spins", "moments", "velocities"):
+        np.testing.assert_array_equal(getattr(st, name), getattr(ref, name), err_msg=name)
+    # repeat tiles them; the config can replace moments (keeping the file's spins) or spins
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": path.name, "repeat": [1, 1, 2],
+                                                            "moments": {"Fe": 2.0}})))
+    np.testing.assert_array_equal(st.spins, np.tile(ref.spins, (2, 1)))
+    np.testing.assert_array_equal(st.moments, 2.0)
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": path.name, "spins": [0, 0, 1]})))
+    np.testing.assert_array_equal(st.spins[:, 2], 1.0)
+    np.testing.assert_array_equal(st.moments, ref.moments)
+
+
+def test_file_formats_of_other_codes_keep_their_moments(tmp_path):
+    """A VASP-like file read by ASE: collinear initial moments → spins ±z."""
+    from ase.build import bulk
+    from ase.io import write
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    atoms.set_initial_magnetic_moments([2.1, -2.1])
+    write(tmp_path / "fe.traj", atoms)
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "fe.traj"})))
+    np.testing.assert_array_equal(st.moments, [2.1, 2.1])
+    np.testing.assert_array_equal(st.spins[:, 2], [1, -1])
+    # a file without moments: random spins by default, 'file' is refused
+    del atoms.arrays["initial_magmoms"]
+    write(tmp_path / "POSCAR", atoms, format="vasp")
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "POSCAR", "moments": 2.2})))
+    assert np.ptp(st.spins[:, 2]) > 0
+    with pytest.raises(ConfigError, match="structure.spins: 'file', but POSCAR holds no magnetic moments"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "POSCAR", "spins": "file"})))
+
+
+@pytest.mark.parametrize("structure, message", [
+    ({"file": "missing.extxyz"}, "structure.file: .*missing.extxyz does not exist"),
+    ({"file": "bad.extxyz"}, "structure.file: cannot read"),
+    ({"file": "empty.h5"}, "structure.file: trajectory .*empty.h5 holds no frame"),
+    ({"file": "afm.extxyz", "element": "Fe"}, "structure.element: not used with structure.file"),
+    ({"file": "afm.extxyz", "index": 5}, "structure.file: cannot read"),
+    ({"element": "Fe", "index": 0}, "structure.index: only used with structure.file"),
+    ({"crystal": "bcc"}, "structure: give a file"),
+    ({"element": "Fe", "spins": "file"}, "structure.spins: 'file' needs structure.file"),
+    ({"element": "Qq"}, "structure: ase.build.bulk cannot build"),
+])
+def test_bad_structure_files_are_named(tmp_path, structure, message):
+    sl.io.write_extxyz(tmp_path / "afm.extxyz", [_afm()])
+    (tmp_path / "bad.extxyz").write_text("3\nProperties=species:S:1:pos:R:3\nFe 0 0 0\n")
+    sl.io.TrajectoryWriter(str(tmp_path / "empty.h5"), _afm()).close()
+    with pytest.raises(ConfigError, match=message):
+        C.build_structure(C.load(_cfg(tmp_path, structure=structure)))
+
+
+# ------------------------------------------------------------------------------ train config
+def test_train_config_numbers_and_types(tmp_path):
+    cfg = C.parse_yaml("""
+train: {teacher: {system: Fe, n_configs: 6, seed: 1}}
+model: {soc: true, r_max: 4e0, m_max: {Fe: 3e0}}
+training: {epochs: 2, lr: 1e-3, max_minutes: 5e-1, E0s: {26: -3.5e0}}
+output: m.mmace
+""")
+    out = C.check_train_config(cfg, tmp_path)
+    assert out["model"]["r_max"] == 4.0 and out["model"]["m_max"] == {"Fe": 3.0}
+    assert out["training"]["lr"] == 1e-3 and out["training"]["max_minutes"] == 0.5
+    assert out["training"]["E0s"] == {"Fe": -3.5}
+    assert out["output"] == str(tmp_path / "m.mmace")
+    for bad, message in [({"training": {"epochs": True}}, "training.epochs: expected an integer"),
+                         ({"training": {"lr": "1e-3"}}, "training.lr: expected a number"),
+                         ({"training": {"seed": 1.5}}, "training.seed: expected a non-negative integer"),
+                         ({"model": {"soc": "yes"}}, "model.soc: expected true or false"),
+                         ({"model": {"radial_MLP": [8, True]}}, "model.radial_MLP: expected a list of integers"),
+                         ({"train": {"teacher": {"system": "Fe", "n_configs": "6", "seed": 1}}},
+                          "train.teacher.n_configs: expected a positive integer")]:
+        with pytest.raises(ConfigError, match=message):
+            C.check_train_config({**cfg, **bad}, tmp_path)
+
+
+def test_config_files_are_read_by_yaml_rules(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"structure": {"element": "Fe"}, "potential": {"type": "Zeeman", "B": [0, 0, 1]},
+                                 "steps": 1}) + "seed: 1\nseed: 2\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: line \d+: duplicate key 'seed' \(first on line \d+\)"):
+        C.load(p)
+    with pytest.raises(ConfigError, match="does not exist"):
+        C.load(tmp_path / "none.yaml")
+    p.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping of keys at the top level, got list"):
+        C.load(p)
