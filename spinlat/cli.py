@@ -238,6 +238,10 @@ def _train(args) -> int:
 
 register("train", "train (or fine-tune) an mMACE model from a YAML config", _train_args, _train)
 
+from . import cli_export  # noqa: E402
+
+register("export", cli_export.HELP, cli_export.add_arguments, cli_export.run)
+
 
 # -------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:

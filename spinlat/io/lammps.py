@@ -459,6 +459,10 @@ def _integrator_commands(integrator, magnetic_group):
     if integrator is None:
         # nve/spin also switches on the lattice forces of the spin pair styles (their lattice_flag)
         return [moving], None
+    if type(integrator) not in (SpinLatticeNVE, SpinLatticeLangevin, LLG):
+        raise ExportError(f"write_lammps: the integrator {integrator!r} ({type(integrator).__name__}) cannot be "
+                          "exported to LAMMPS; supported: SpinLatticeNVE (nve/spin), SpinLatticeLangevin (langevin + "
+                          "langevin/spin), LLG (nve/spin lattice frozen)")
     dt_ps = float(integrator.dt) / units.FS_PER_PS
     if type(integrator) is SpinLatticeNVE:
         return [moving], dt_ps
@@ -469,12 +473,8 @@ def _integrator_commands(integrator, magnetic_group):
             damp_ps = 1.0 / integrator.friction / units.FS_PER_PS
             lines.append(f"fix spinlat_lattice_bath all langevin {t} {t} {_fmt(damp_ps)} {_seed(integrator, 1)}")
         return lines + _spin_bath(integrator, magnetic_group, integrator.spin_temperature) + [moving], dt_ps
-    if type(integrator) is LLG:
-        return (_spin_bath(integrator, magnetic_group, integrator.temperature)
-                + ["fix spinlat_nve all nve/spin lattice frozen"], dt_ps)
-    raise ExportError(f"write_lammps: the integrator {integrator!r} ({type(integrator).__name__}) cannot be exported to "
-                      "LAMMPS; supported: SpinLatticeNVE (nve/spin), SpinLatticeLangevin (langevin + langevin/spin), "
-                      "LLG (nve/spin lattice frozen)")
+    return (_spin_bath(integrator, magnetic_group, integrator.temperature)
+            + ["fix spinlat_nve all nve/spin lattice frozen"], dt_ps)
 
 
 # ============================================================================== writing
