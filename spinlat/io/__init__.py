@@ -12,6 +12,10 @@ _LAZY = {
     "read_lammps_dump": ".lammps",
     "read_lammps_log": ".lammps",
     "LammpsDump": ".lammps",
+    "read_ovf": ".ovf",
+    "read_ovf_segments": ".ovf",
+    "write_ovf": ".ovf",
+    "spirit_order": ".ovf",
 }
 
 __all__ = list(_LAZY)
