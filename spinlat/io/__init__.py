@@ -16,6 +16,8 @@ _LAZY = {
     "read_ovf_segments": ".ovf",
     "write_ovf": ".ovf",
     "spirit_order": ".ovf",
+    "to_pymatgen": ".pymatgen",
+    "from_pymatgen": ".pymatgen",
 }
 
 __all__ = list(_LAZY)
