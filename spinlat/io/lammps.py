@@ -137,27 +137,28 @@ class _Box:
 
 
 def _complete_cell(state) -> np.ndarray:
-    """The state's cell with zero rows of non-periodic directions replaced by unit vectors
-    orthogonal to the others (right-handed where there is a choice)."""
+    """The state's cell with its zero rows (non-periodic directions without a vector) replaced by
+    unit vectors orthogonal to the other rows, the result right-handed."""
     cell = np.array(state.cell, dtype=float)
-    zero = np.linalg.norm(cell, axis=1) < 1e-12
-    if not zero.any():
-        return cell
-    keep = np.flatnonzero(~zero)
-    if len(keep) == 0:
+    missing = np.flatnonzero(np.linalg.norm(cell, axis=1) < 1e-12)
+    if len(missing) == 0:
+        return cell  # may be left-handed: the export frame then uses an improper rotation
+    if len(missing) == 3:
         return np.eye(3)
-    for k in np.flatnonzero(zero):
-        others = [cell[j] for j in range(3) if j != k and np.linalg.norm(cell[j]) > 1e-12]
+    zero = np.zeros(3, dtype=bool)
+    zero[missing] = True
+    for k in missing:
+        others = [cell[j] for j in range(3) if j != k and not zero[j]]
         if len(others) == 2:
-            v = np.cross(others[0], others[1]) if k == 2 or k == 0 else np.cross(others[1], others[0])
-        else:
+            v = np.cross(others[0], others[1])
+        else:  # any direction orthogonal to the single other row
             u = others[0] / np.linalg.norm(others[0])
-            trial = np.eye(3)[int(np.argmin(np.abs(u)))]
-            v = trial - (trial @ u) * u
+            v = np.eye(3)[int(np.argmin(np.abs(u)))]
+            v = v - (v @ u) * u
         cell[k] = v / np.linalg.norm(v)
-    if np.linalg.det(cell) < 0:  # a completed row can be flipped freely: keep the frame proper
-        k = int(np.flatnonzero(zero)[0])
-        cell[k] = -cell[k]
+        zero[k] = False
+    if np.linalg.det(cell) < 0:  # a completed row's sign is free: keep the frame proper
+        cell[missing[0]] = -cell[missing[0]]
     return cell
 
 

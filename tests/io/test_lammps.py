@@ -139,7 +139,11 @@ def _states():
                    velocities=st.velocities @ m.T)
     cluster = sl.State(st.positions - 3.0, st.numbers, spins=st.spins, moments=st.moments, velocities=st.velocities)
     slab = st.copy(pbc=[True, False, True])
-    return {"cubic": st, "rotated": rot, "left-handed": left, "cluster": cluster, "slab": slab}
+    c = st.cell.copy()
+    c[1:] = 0.0  # an open system with a partial cell
+    partial = sl.State(st.positions, st.numbers, cell=c, spins=st.spins, moments=st.moments)
+    return {"cubic": st, "rotated": rot, "left-handed": left, "cluster": cluster, "slab": slab,
+            "open-partial-cell": partial}
 
 
 @pytest.mark.parametrize("name", list(_states()))
