@@ -993,7 +993,8 @@ class LammpsDump:
     metadata : ``"auto"`` (``spinlat-export.json`` next to the dump), a path, a dict, or None:
         atom masses, the time step, and the rotation back into the exported frame.
     thermo : ``"auto"`` (``log.lammps`` next to the dump, if present), a log path, or None: the
-        ``PotEng`` column at each frame's step gives ``potential_energy`` (eV).
+        ``PotEng`` column at each frame's step gives ``potential_energy`` (eV). The log's ``KinEng``
+        is checked against the dumped velocities (FileFormatError if the log is another run's).
 
     Units: the dump must be ``units metal`` (ITEM: UNITS, if present, is checked). Times come from
     ``ITEM: TIME`` (ps → fs), else step × the metadata's dt, else NaN.
@@ -1110,13 +1111,31 @@ class LammpsDump:
             if not cand.exists():
                 return None
             thermo = cand
+        self._thermo_path = Path(thermo)
         blocks = read_lammps_log(thermo)
         out = {}
         for b in blocks:
             if "Step" in b and "PotEng" in b:
-                for s, e in zip(b["Step"], b["PotEng"]):
-                    out[int(s)] = float(e)
+                ke = b.get("KinEng", np.full(len(b["Step"]), np.nan))
+                for s, e, k in zip(b["Step"], b["PotEng"], ke):
+                    out[int(s)] = (float(e), float(k))
         return out
+
+    def _potential_energy(self, i) -> float:
+        """PotEng of the thermo line at frame i's step, after checking that the log belongs to this
+        dump: its KinEng must equal the kinetic energy of the dumped velocities."""
+        fr = self._frames[i]
+        if not self._thermo or fr.step not in self._thermo:
+            raise KeyError(f"{self.path}: the thermo output has no line for step {fr.step}; print thermo at the "
+                           "dump steps")
+        pe, ke_log = self._thermo[fr.step]
+        if math.isfinite(ke_log) and {"vx", "vy", "vz"} <= set(fr.columns):
+            ke = self._frame(i).kinetic_energy()
+            if abs(ke - ke_log) > 1e-6 * abs(ke_log) + 1e-9 * fr.n:
+                raise FileFormatError(f"{self._thermo_path} does not belong to {self.path}: at step {fr.step} its "
+                                      f"kinetic energy is {ke_log!r} eV, the dumped velocities give {ke!r} eV "
+                                      "(pass thermo=None or the right log)")
+        return pe
 
     # ------------------------------------------------------------------ frames
     def __len__(self) -> int:
@@ -1272,12 +1291,7 @@ class LammpsDump:
             return np.array([self._frames[i].step if name == "step" else self._parse(i)["time"]
                              for i in range(len(self))])
         if name in ("potential_energy", "total_energy"):
-            steps = [f.step for f in self._frames]
-            missing = [s for s in steps if s not in self._thermo]
-            if missing:
-                raise KeyError(f"{self.path}: the thermo output has no line for step(s) {missing[:5]}; print thermo "
-                               "at the dump steps")
-            pe = np.array([self._thermo[s] for s in steps])
+            pe = np.array([self._potential_energy(i) for i in range(len(self))])
             return pe if name == "potential_energy" else pe + self.array("kinetic_energy")
         out = []
         for i in range(len(self)):
@@ -1299,7 +1313,7 @@ class LammpsDump:
         out = dict(step=int(d["step"]), time=float(d["time"]), kinetic_energy=st.kinetic_energy(),
                    temperature=st.temperature())
         if self._thermo and d["step"] in self._thermo:
-            out["potential_energy"] = self._thermo[d["step"]]
+            out["potential_energy"] = self._potential_energy(i)
             out["total_energy"] = out["potential_energy"] + out["kinetic_energy"]
         return out
 

@@ -295,3 +295,20 @@ Atoms # spin
     p.write_text(base.replace("1 0 0 1 0.6", "1 0 0 x 0.6"))
     with pytest.raises(FileFormatError, match="line 17"):
         sl.io.read_lammps_data(p)
+
+
+def test_dump_thermo_from_log_is_checked(tmp_path):
+    p = tmp_path / "d.lammpstrj"
+    p.write_text(DUMP)
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    ke = sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols, thermo=None)[0].kinetic_energy()
+    log = tmp_path / "log.lammps"
+    log.write_text(f"   Step PotEng KinEng\n  15  -3.25  {ke * (1 + 6.3e-8)!r}\nLoop time of 1\n")
+    d = sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)  # finds log.lammps beside it
+    assert d["potential_energy"][0] == -3.25
+    assert d.scalars(0)["total_energy"] == pytest.approx(-3.25 + ke)
+    log.write_text("   Step PotEng KinEng\n  15  -3.25  1.0\nLoop time of 1\n")
+    with pytest.raises(FileFormatError, match="does not belong"):
+        sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)["potential_energy"]
+    assert "potential_energy" not in sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols,
+                                                            thermo=None).names
