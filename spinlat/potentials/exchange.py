@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import Evaluation, Potential, virial_to_voigt
-from .single_site import _atoms_array, _finite_scalar, _names, species_mask
+from .single_site import _atoms_array, _finite_scalar, _names, _species_tuple, species_mask
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
 _FMA = {"contract"}
@@ -432,6 +432,11 @@ class BetheSlaterExchange(Potential):
             raise InputError(f"offset must be True or False, got {offset!r}")
         self.offset = bool(offset)
         self._species = species_mask(elements)
+
+    @property
+    def species(self) -> tuple[int, ...] | None:
+        """Atomic numbers of the species taking part (read-only), ``None`` for every species."""
+        return _species_tuple(self._species)
 
     def J(self, r):
         """Exchange J(r) in eV at distances r (Å), without the cutoff."""

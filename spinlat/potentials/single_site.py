@@ -80,6 +80,13 @@ def species_mask(elements):
     return mask
 
 
+def _species_tuple(mask) -> tuple[int, ...] | None:
+    """Boolean table of :func:`species_mask` → atomic numbers it holds, ``None`` for every element."""
+    zs = np.flatnonzero(mask)
+    return None if len(zs) >= _NZ - 1 else tuple(int(z) for z in zs)
+
+
+
 _vector3 = validation.vector3  # (value, name) -> (3,) float array
 
 
@@ -242,6 +249,11 @@ class Zeeman(_SingleSite):
         self.B = b
         self._applies = species_mask(elements)
         self._field = units.MU_B * b  # eV/μB
+
+    @property
+    def species(self) -> tuple[int, ...] | None:
+        """Atomic numbers of the species the field acts on (read-only), ``None`` for every species."""
+        return _species_tuple(self._applies)
 
     def spin_couplings(self, state, neighbors):
         """Linear form of the fields for spin integrators: ``(None, None, None, b)`` with

@@ -41,7 +41,7 @@ from .. import units
 from ..errors import CellError, InputError
 
 #: ħγ/μB: the g-factor implied by DESIGN.md's gyromagnetic ratio (dimensionless, 2.00232).
-G_GAMMA = units.HBAR * units.GAMMA / units.MU_B
+G_GAMMA = units.G_GAMMA
 
 # bcc high-symmetry points in units of 2π/a along the cube axes
 BCC_POINTS = {"Γ": (0.0, 0.0, 0.0), "H": (0.0, 0.0, 1.0), "N": (0.5, 0.5, 0.0), "P": (0.5, 0.5, 0.5)}

@@ -1,0 +1,733 @@
+"""Readers of LAMMPS SPIN outputs: data files (``atom_style spin``), ``dump custom`` files with spin
+columns, and the thermo output of logs, into spinlat States and frames.
+
+Units and conventions are those of :mod:`spinlat.io.lammps` (the exporter): ``units metal`` in,
+spinlat units out (velocities Å/ps → Å/fs, times ps → fs, LAMMPS's magnetic force fm in rad/ps →
+h = (ħ/|m|)(1 − s sᵀ) fm in eV/μB). When ``spinlat-export.json`` (written by
+:func:`spinlat.io.write_lammps`) sits next to a file, the readers take atom types, masses, the
+time step and the rotation back into the exported frame from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import units
+from ..errors import FileFormatError, InputError
+from .lammps import FORMAT, METADATA_FILE, hbar_lammps
+
+def _load_metadata(path, metadata):
+    """The export metadata dict: ``metadata`` itself (dict), read from a path, or found next to
+    ``path`` ("auto"); None if there is none (or ``metadata`` is None)."""
+    if metadata is None:
+        return None
+    if isinstance(metadata, dict):
+        return metadata
+    if isinstance(metadata, str) and metadata == "auto":
+        cand = Path(path).resolve().parent / METADATA_FILE
+        if not cand.exists():
+            return None
+        metadata = cand
+    p = Path(metadata)
+    if p.is_dir():
+        p = p / METADATA_FILE
+    try:
+        meta = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FileFormatError(f"{p}: cannot read spinlat export metadata ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise FileFormatError(f"{p}: not a spinlat LAMMPS export metadata file (format {meta.get('format')!r})")
+    return meta
+
+
+class _TypeMap:
+    """LAMMPS atom type → atomic number and mass."""
+
+    def __init__(self, z: dict, mass: dict):
+        self.z, self.mass = z, mass
+
+    def numbers(self, types, where):
+        try:
+            return np.array([self.z[int(t)] for t in types], dtype=np.int64)
+        except KeyError as exc:
+            raise FileFormatError(f"{where}: no element known for atom type {exc.args[0]}; pass elements=[...] "
+                                  "(one symbol per type) or elements={type: symbol}") from None
+
+    def masses(self, types, numbers):
+        from ase.data import atomic_masses
+
+        return np.array([self.mass.get(int(t), atomic_masses[z]) for t, z in zip(types, numbers)], dtype=float)
+
+
+def _element_number(sym, where):
+    from ase.data import atomic_numbers
+
+    if isinstance(sym, (int, np.integer)):
+        if 1 <= int(sym) <= 118:
+            return int(sym)
+    elif str(sym) in atomic_numbers and str(sym) != "X":
+        return atomic_numbers[str(sym)]
+    raise InputError(f"{where}: {sym!r} is not a chemical element")
+
+
+def _explicit_types(elements, where):
+    if elements is None:
+        return None
+    if isinstance(elements, dict):
+        return {int(t): _element_number(s, where) for t, s in elements.items()}
+    if isinstance(elements, str):
+        elements = elements.split()
+    return {k + 1: _element_number(s, where) for k, s in enumerate(elements)}
+
+
+def _match_mass(mass):
+    """The element whose standard atomic mass is within 0.01 amu of ``mass`` (unique), else None."""
+    from ase.data import atomic_masses
+
+    close = np.flatnonzero(np.abs(atomic_masses[1:119] - mass) < 0.01) + 1
+    return int(close[0]) if len(close) == 1 else None
+
+
+def _rotate_back(meta, positions=None, vectors=(), axial=()):
+    rot = np.array(meta["rotation"], dtype=float)
+    if np.array_equal(rot, np.eye(3)):
+        return positions, list(vectors), list(axial)
+    sign = 1.0 if np.linalg.det(rot) > 0 else -1.0
+    back = rot.T
+    pos = None if positions is None else positions @ back
+    return pos, [None if v is None else v @ back for v in vectors], [None if v is None else sign * (v @ back)
+                                                                     for v in axial]
+
+
+def _state_cell(meta, box_cell):
+    """Cell rows in spinlat's frame: the box (rotated back) along periodic directions, the exported
+    cell along non-periodic ones."""
+    if meta is None:
+        return box_cell
+    rot = np.array(meta["rotation"], dtype=float)
+    cell = box_cell @ rot.T
+    orig = np.array(meta["cell"], dtype=float)
+    pbc = np.array(meta["pbc"], dtype=bool)
+    cell[~pbc] = orig[~pbc]
+    return cell
+
+
+def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
+    """A :class:`~spinlat.State` from a LAMMPS data file (``atom_style spin`` or ``atomic``).
+
+    Parameters
+    ----------
+    path : the data file (``read_data``/``write_data`` format; sections Masses, Atoms, Velocities,
+        Atom Type Labels are read, others skipped). Atoms columns ``id type x y z spx spy spz sp
+        [ix iy iz]`` (spin) or ``id type x y z [ix iy iz]`` (atomic, moments 0); image flags unwrap
+        the positions. Velocities Å/ps (metal) → Å/fs.
+    elements : element of each atom type: a list (type 1 first) or ``{type: symbol}``. Default:
+        the export metadata, else ``Atom Type Labels`` that are element symbols, else comments
+        ``# Fe`` on the Masses lines, else the element whose standard mass is within 0.01 amu of
+        the type's mass; :class:`~spinlat.errors.FileFormatError` if none of these decides.
+    metadata : ``"auto"`` (``spinlat-export.json`` next to the file, if any), a path, a dict, or
+        None. With it, the state is rotated back into the frame it was exported from.
+    pbc : periodic directions (a data file does not say); default: the metadata's, else all.
+
+    Returns the State, atoms sorted by id. Raises FileFormatError (file and line) on malformed files.
+    """
+    from ..state import State
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise FileFormatError(f"cannot read LAMMPS data file {path}: {exc.strerror}") from None
+    meta = _load_metadata(path, metadata)
+    lines = text.splitlines()
+    header = {}
+    lo = np.zeros(3)
+    hi = np.zeros(3)
+    tilt = np.zeros(3)
+    sections = {}
+    k = 1  # the first line is a title
+    section_names = {"Masses", "Atoms", "Velocities", "Atom Type Labels", "Pair Coeffs", "PairIJ Coeffs", "Bonds",
+                     "Angles", "Dihedrals", "Impropers", "Bond Coeffs", "Angle Coeffs", "Ellipsoids", "Lines",
+                     "Triangles", "Bodies", "Bond Type Labels", "Angle Type Labels", "Dihedral Type Labels",
+                     "Improper Type Labels", "Dihedral Coeffs", "Improper Coeffs", "BondBond Coeffs",
+                     "BondAngle Coeffs", "MiddleBondTorsion Coeffs", "EndBondTorsion Coeffs",
+                     "AngleTorsion Coeffs", "AngleAngleTorsion Coeffs", "BondBond13 Coeffs", "AngleAngle Coeffs"}
+    current = None
+    for k in range(1, len(lines)):
+        raw = lines[k]
+        content, _, comment = raw.partition("#")
+        s = content.strip()
+        if not s:
+            continue
+        if s in section_names:
+            current = s
+            sections[current] = {"line": k + 1, "rows": [], "style": comment.strip()}
+            continue
+        if current is None:
+            toks = s.split()
+            try:
+                if s.endswith("xlo xhi"):
+                    lo[0], hi[0] = float(toks[0]), float(toks[1])
+                elif s.endswith("ylo yhi"):
+                    lo[1], hi[1] = float(toks[0]), float(toks[1])
+                elif s.endswith("zlo zhi"):
+                    lo[2], hi[2] = float(toks[0]), float(toks[1])
+                elif s.endswith("xy xz yz"):
+                    tilt[:] = [float(t) for t in toks[:3]]
+                elif s.endswith(" atoms"):
+                    header["atoms"] = int(toks[0])
+                elif s.endswith("atom types"):
+                    header["types"] = int(toks[0])
+            except ValueError:
+                raise FileFormatError(f"{path}: line {k + 1}: cannot read header line {raw.strip()!r}") from None
+            continue
+        sections[current]["rows"].append((k + 1, s, comment.strip()))
+    if "atoms" not in header:
+        raise FileFormatError(f"{path}: no 'N atoms' header line (not a LAMMPS data file?)")
+    n = header["atoms"]
+    if "Atoms" not in sections:
+        raise FileFormatError(f"{path}: no Atoms section")
+    atoms = sections["Atoms"]
+    if len(atoms["rows"]) != n:
+        raise FileFormatError(f"{path}: the header announces {n} atoms but the Atoms section (line "
+                              f"{atoms['line']}) holds {len(atoms['rows'])} lines (truncated file?)")
+    style = atoms["style"].split()[0] if atoms["style"] else None
+    ncol = len(atoms["rows"][0][1].split()) if n else 0
+    if style is None:
+        style = "spin" if ncol in (9, 12) else "atomic" if ncol in (5, 8) else None
+    if style not in ("spin", "atomic"):
+        raise FileFormatError(f"{path}: line {atoms['line']}: atom style {style or '?'} with {ncol} columns; only "
+                              "atom_style spin (id type x y z spx spy spz sp) and atomic are read")
+    base = 9 if style == "spin" else 5
+    table = np.empty((n, base + 3))
+    has_image = False
+    for row, (ln, s, _) in enumerate(atoms["rows"]):
+        toks = s.split()
+        if len(toks) not in (base, base + 3):
+            raise FileFormatError(f"{path}: line {ln}: expected {base} or {base + 3} columns for atom_style {style}, "
+                                  f"got {len(toks)}")
+        try:
+            vals = [float(t) for t in toks]
+        except ValueError:
+            raise FileFormatError(f"{path}: line {ln}: non-numeric value in {s!r}") from None
+        if len(toks) == base:
+            vals += [0.0, 0.0, 0.0]
+        else:
+            has_image = True
+        table[row] = vals
+    order = np.argsort(table[:, 0], kind="stable")
+    table = table[order]
+    ids = table[:, 0].astype(np.int64)
+    types = table[:, 1].astype(np.int64)
+    box_cell = np.array([[hi[0] - lo[0], 0, 0], [tilt[0], hi[1] - lo[1], 0], [tilt[1], tilt[2], hi[2] - lo[2]]])
+    pos = table[:, 2:5]
+    if has_image:
+        pos = pos + table[:, base:base + 3] @ box_cell
+    if style == "spin":
+        spins, moments = table[:, 5:8], table[:, 8].copy()
+    else:
+        spins, moments = None, np.zeros(n)
+    vel = np.zeros((n, 3))
+    if "Velocities" in sections:
+        id_row = {int(i): r for r, i in enumerate(ids)}
+        for ln, s, _ in sections["Velocities"]["rows"]:
+            toks = s.split()
+            try:
+                vel[id_row[int(toks[0])]] = [float(t) for t in toks[1:4]]
+            except (ValueError, KeyError, IndexError):
+                raise FileFormatError(f"{path}: line {ln}: bad Velocities line {s!r}") from None
+        vel /= units.FS_PER_PS
+    tmap = _data_type_map(path, sections, meta, elements)
+    numbers = tmap.numbers(types, str(path))
+    masses = tmap.masses(types, numbers)
+    if meta is not None:
+        if meta.get("n_atoms") not in (None, n):
+            raise FileFormatError(f"{path}: {n} atoms but the export metadata describes {meta['n_atoms']}")
+        pos, (vel,), (spins,) = _rotate_back(meta, pos, [vel], [spins])
+        pbc = meta["pbc"] if pbc is None else pbc
+    cell = _state_cell(meta, box_cell)
+    return State(pos, numbers, cell=cell, pbc=True if pbc is None else pbc, spins=spins, moments=moments,
+                 velocities=vel, masses=masses, validate=False)
+
+
+def _data_type_map(path, sections, meta, elements) -> _TypeMap:
+    explicit = _explicit_types(elements, f"{path}: elements")
+    mass = {}
+    comments = {}
+    for ln, s, comment in sections.get("Masses", {}).get("rows", []):
+        toks = s.split()
+        try:
+            mass[int(toks[0])] = float(toks[1])
+        except (ValueError, IndexError):
+            raise FileFormatError(f"{path}: line {ln}: bad Masses line {s!r}") from None
+        if comment:
+            comments[int(toks[0])] = comment.split()[0]
+    labels = {}
+    for ln, s, _ in sections.get("Atom Type Labels", {}).get("rows", []):
+        toks = s.split()
+        if len(toks) >= 2:
+            labels[int(toks[0])] = toks[1]
+    if explicit is not None:
+        return _TypeMap(explicit, mass)
+    if meta is not None:
+        return _TypeMap({int(r["type"]): int(r["z"]) for r in meta["types"]},
+                        {int(r["type"]): float(r["mass"]) for r in meta["types"]} | mass)
+    z = {}
+    for source in (labels, comments):
+        for t, sym in source.items():
+            if t not in z:
+                try:
+                    z[t] = _element_number(sym, "")
+                except InputError:
+                    pass
+    for t, m in mass.items():
+        if t not in z:
+            guess = _match_mass(m)
+            if guess is not None:
+                z[t] = guess
+    return _TypeMap(z, mass)
+
+
+# ------------------------------------------------------------------------------ dumps
+@dataclass
+class _FrameIndex:
+    step: int
+    time: float  # ps, NaN if the dump has no TIME item
+    n: int
+    box: tuple  # (lo (3,), hi (3,), tilt (3,) or None, boundary str)
+    columns: list
+    offset: int  # byte offset of the first atom line
+    line: int  # its line number
+
+
+_REQUIRED = ("id", "type")
+
+
+class LammpsDump:
+    """Frames of a LAMMPS ``dump custom`` file (text), with the :class:`spinlat.io.Trajectory` API.
+
+    ``len(dump)`` frames; ``dump[i]`` is a :class:`~spinlat.State` (negative indices work; a
+    slice gives a list); iterating gives States; ``dump[name]`` / ``dump.array(name)`` give
+    ``step`` (F,), ``time`` (F,) fs, ``cell`` (F,3,3), ``positions``, ``velocities`` (Å/fs),
+    ``spins``, ``forces`` (eV/Å), ``magnetic_forces`` (eV/μB), ``magnetization`` (F,3 μB),
+    ``moments`` (F,N), ``kinetic_energy`` (eV), ``temperature`` (K, 3N degrees of freedom as in
+    spinlat), and with thermo (see ``thermo``) ``potential_energy`` and ``total_energy`` (eV);
+    ``dump.atoms(i)`` gives ``ase.Atoms`` with forces. Atoms are sorted by id in every frame.
+
+    Parameters
+    ----------
+    path : the dump file. Columns (names as in the ``ITEM: ATOMS`` line): ``id type``,
+        positions ``x y z`` / ``xu yu zu`` / ``xs ys zs`` / ``xsu ysu zsu`` (with ``ix iy iz`` the
+        wrapped ones are unwrapped), optional ``element``, ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
+        spin columns ``spx spy spz sp`` (unit vector, moment μB), optional ``fmx fmy fmz``
+        (rad/ps). Dumps that name them otherwise (e.g. ``c_outsp[1]`` of a compute
+        property/atom) are read with ``columns={"c_outsp[1]": "spx", ...}``.
+    elements : element per atom type (list, type 1 first, or ``{type: symbol}``); default: the
+        ``element`` column, else the export metadata; FileFormatError if neither exists.
+    metadata : ``"auto"`` (``spinlat-export.json`` next to the dump), a path, a dict, or None:
+        atom masses, the time step, and the rotation back into the exported frame.
+    thermo : ``"auto"`` (``log.lammps`` next to the dump, if present), a log path, or None: the
+        ``PotEng`` column at each frame's step gives ``potential_energy`` (eV). The log's ``KinEng``
+        is checked against the dumped velocities (FileFormatError if the log is another run's).
+
+    Units: the dump must be ``units metal`` (ITEM: UNITS, if present, is checked). Times come from
+    ``ITEM: TIME`` (ps → fs), else step × the metadata's dt, else NaN.
+    """
+
+    def __init__(self, path, elements=None, columns=None, metadata="auto", thermo="auto"):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"LAMMPS dump {self.path} does not exist")
+        self._meta = _load_metadata(self.path, metadata)
+        self._rename = dict(columns or {})
+        self._explicit = _explicit_types(elements, f"{self.path}: elements")
+        self._frames = self._scan()
+        if not self._frames:
+            raise FileFormatError(f"{self.path}: no frame found (not a LAMMPS dump, or empty)")
+        self._check_columns(self._frames[0])
+        self._thermo = self._read_thermo(thermo)
+        self._cache = {}
+
+    # ------------------------------------------------------------------ scanning
+    def _scan(self):
+        frames = []
+        units_name = None
+        with open(self.path, "rb") as fh:
+            ln = 0
+            time = math.nan
+            while True:
+                raw = fh.readline()
+                if not raw:
+                    break
+                ln += 1
+                line = raw.decode(errors="replace").strip()
+                if not line:
+                    continue
+                if not line.startswith("ITEM:"):
+                    raise FileFormatError(f"{self.path}: line {ln}: expected an 'ITEM:' line, got {line[:60]!r}")
+                item = line[5:].strip()
+                if item == "UNITS":
+                    units_name = fh.readline().decode().strip()
+                    ln += 1
+                    if units_name != "metal":
+                        raise FileFormatError(f"{self.path}: line {ln}: units {units_name!r}; only LAMMPS units "
+                                              "metal dumps are read")
+                elif item == "TIME":
+                    ln += 1
+                    time = self._float(fh.readline(), ln)
+                elif item == "TIMESTEP":
+                    ln += 1
+                    step = int(self._float(fh.readline(), ln))
+                elif item.startswith("NUMBER OF ATOMS"):
+                    ln += 1
+                    n = int(self._float(fh.readline(), ln))
+                elif item.startswith("BOX BOUNDS"):
+                    flags = item.split()[2:]
+                    triclinic = flags[:3] == ["xy", "xz", "yz"]
+                    if flags and flags[0] == "abc":
+                        raise FileFormatError(f"{self.path}: line {ln}: general triclinic box (abc origin) is "
+                                              "not supported; dump with dump_modify triclinic/general no")
+                    bnd = flags[3:] if triclinic else flags
+                    rows = []
+                    for _ in range(3):
+                        ln += 1
+                        toks = fh.readline().split()
+                        try:
+                            rows.append([float(t) for t in toks])
+                        except ValueError:
+                            raise FileFormatError(f"{self.path}: line {ln}: bad box bounds") from None
+                    rows = np.array([r + [0.0] * (3 - len(r)) for r in rows])
+                    pbc = "".join("p" if b.startswith("p") else "s" for b in bnd) if bnd else "ppp"
+                    frames_box = (rows, triclinic, pbc)
+                elif item.startswith("ATOMS"):
+                    cols = [self._rename.get(c, c) for c in item.split()[1:]]
+                    try:
+                        frames.append(_FrameIndex(step, time, n, frames_box, cols, fh.tell(), ln + 1))
+                    except NameError:
+                        raise FileFormatError(f"{self.path}: line {ln}: ATOMS before TIMESTEP, NUMBER OF ATOMS "
+                                              "and BOX BOUNDS") from None
+                    for _ in range(n):
+                        if not fh.readline():
+                            frames.pop()  # truncated last frame: dropped
+                            return frames
+                        ln += 1
+                    time = math.nan
+                else:
+                    raise FileFormatError(f"{self.path}: line {ln}: unknown item {item!r}")
+        return frames
+
+    def _float(self, raw, ln):
+        try:
+            return float(raw.split()[0])
+        except (ValueError, IndexError):
+            raise FileFormatError(f"{self.path}: line {ln}: expected a number, got {raw[:40]!r}") from None
+
+    def _check_columns(self, fr):
+        cols = set(fr.columns)
+        missing = [c for c in _REQUIRED if c not in cols]
+        pos_sets = [("x", "y", "z"), ("xu", "yu", "zu"), ("xs", "ys", "zs"), ("xsu", "ysu", "zsu")]
+        if not any(set(p) <= cols for p in pos_sets):
+            missing.append("x y z (or xu yu zu, xs ys zs)")
+        if not {"spx", "spy", "spz", "sp"} <= cols:
+            missing.append("spx spy spz sp (spin direction and moment; rename compute columns with columns={...})")
+        if missing:
+            raise FileFormatError(f"{self.path}: line {fr.line - 1}: the dump lacks {', '.join(missing)}; it has "
+                                  f"{' '.join(fr.columns)}")
+        if "element" not in cols and self._explicit is None and self._meta is None:
+            raise FileFormatError(f"{self.path}: the dump has no element column and no export metadata was found: "
+                                  "pass elements=[...] (one symbol per atom type)")
+
+    def _read_thermo(self, thermo):
+        if thermo is None:
+            return None
+        if isinstance(thermo, str) and thermo == "auto":
+            cand = self.path.resolve().parent / "log.lammps"
+            if not cand.exists():
+                return None
+            thermo = cand
+        self._thermo_path = Path(thermo)
+        blocks = read_lammps_log(thermo)
+        out = {}
+        for b in blocks:
+            if "Step" in b and "PotEng" in b:
+                ke = b.get("KinEng", np.full(len(b["Step"]), np.nan))
+                for s, e, k in zip(b["Step"], b["PotEng"], ke):
+                    out[int(s)] = (float(e), float(k))
+        return out
+
+    def _potential_energy(self, i) -> float:
+        """PotEng of the thermo line at frame i's step, after checking that the log belongs to this
+        dump: its KinEng must equal the kinetic energy of the dumped velocities."""
+        fr = self._frames[i]
+        if not self._thermo or fr.step not in self._thermo:
+            raise KeyError(f"{self.path}: the thermo output has no line for step {fr.step}; print thermo at the "
+                           "dump steps")
+        pe, ke_log = self._thermo[fr.step]
+        if math.isfinite(ke_log) and {"vx", "vy", "vz"} <= set(fr.columns):
+            ke = self._frame(i).kinetic_energy()
+            if abs(ke - ke_log) > 1e-6 * abs(ke_log) + 1e-9 * fr.n:
+                raise FileFormatError(f"{self._thermo_path} does not belong to {self.path}: at step {fr.step} its "
+                                      f"kinetic energy is {ke_log!r} eV, the dumped velocities give {ke!r} eV "
+                                      "(pass thermo=None or the right log)")
+        return pe
+
+    # ------------------------------------------------------------------ frames
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    @property
+    def n_atoms(self) -> int:
+        return self._frames[0].n
+
+    @property
+    def names(self) -> list[str]:
+        cols = set(self._frames[0].columns)
+        out = ["step", "time", "cell", "positions", "velocities", "spins", "moments", "magnetization",
+               "kinetic_energy", "temperature"]
+        if {"fx", "fy", "fz"} <= cols:
+            out.append("forces")
+        if {"fmx", "fmy", "fmz"} <= cols:
+            out.append("magnetic_forces")
+        if self._thermo:
+            out += ["potential_energy", "total_energy"]
+        return out
+
+    def _index(self, i) -> int:
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"frame {i} out of range: {self.path} holds {len(self)} frames")
+        return i
+
+    def _parse(self, i) -> dict:
+        """Arrays of frame i in spinlat units and frame (cached for the last frame read)."""
+        if i in self._cache:
+            return self._cache[i]
+        fr = self._frames[i]
+        with open(self.path, "rb") as fh:
+            fh.seek(fr.offset)
+            chunk = b"".join(fh.readline() for _ in range(fr.n)).decode(errors="replace")
+        toks = chunk.split()
+        ncol = len(fr.columns)
+        if len(toks) != fr.n * ncol:
+            raise FileFormatError(f"{self.path}: lines {fr.line}-{fr.line + fr.n - 1}: expected {fr.n} rows of {ncol} "
+                                  "columns")
+        arr = np.array(toks, dtype=object).reshape(fr.n, ncol)
+        col = {c: k for k, c in enumerate(fr.columns)}
+
+        def num(name, dtype=float):
+            try:
+                return arr[:, col[name]].astype(dtype)
+            except ValueError:
+                raise FileFormatError(f"{self.path}: frame at line {fr.line}: non-numeric value in column "
+                                      f"{name!r}") from None
+
+        ids = num("id", np.int64)
+        order = np.argsort(ids, kind="stable")
+        arr = arr[order]
+        types = num("type", np.int64)
+        rows, triclinic, pbc_s = fr.box
+        lo_b, hi_b = rows[:, 0], rows[:, 1]
+        xy, xz, yz = (rows[0, 2], rows[1, 2], rows[2, 2]) if triclinic else (0.0, 0.0, 0.0)
+        lo = lo_b - np.array([min(0.0, xy, xz, xy + xz), min(0.0, yz), 0.0])
+        hi = hi_b - np.array([max(0.0, xy, xz, xy + xz), max(0.0, yz), 0.0])
+        box_cell = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0], [xz, yz, hi[2] - lo[2]]])
+        cols = set(fr.columns)
+        if {"xu", "yu", "zu"} <= cols:
+            pos = np.stack([num("xu"), num("yu"), num("zu")], axis=1)
+        elif {"x", "y", "z"} <= cols:
+            pos = np.stack([num("x"), num("y"), num("z")], axis=1)
+            if {"ix", "iy", "iz"} <= cols:
+                pos = pos + np.stack([num("ix"), num("iy"), num("iz")], axis=1) @ box_cell
+        else:
+            s = ("xsu", "ysu", "zsu") if {"xsu", "ysu", "zsu"} <= cols else ("xs", "ys", "zs")
+            f = np.stack([num(c) for c in s], axis=1)
+            if s[0] == "xs" and {"ix", "iy", "iz"} <= cols:
+                f = f + np.stack([num("ix"), num("iy"), num("iz")], axis=1)
+            pos = lo + f @ box_cell
+        if "element" in cols and self._explicit is None:
+            numbers = np.array([_element_number(e, f"{self.path}: element column") for e in arr[:, col["element"]]])
+            tmap = self._type_map()
+        else:
+            tmap = self._type_map()
+            numbers = tmap.numbers(types, str(self.path))
+        masses = tmap.masses(types, numbers)
+        spins = np.stack([num("spx"), num("spy"), num("spz")], axis=1)
+        moments = num("sp")
+        vel = (np.stack([num("vx"), num("vy"), num("vz")], axis=1) / units.FS_PER_PS
+               if {"vx", "vy", "vz"} <= cols else np.zeros((fr.n, 3)))
+        forces = np.stack([num("fx"), num("fy"), num("fz")], axis=1) if {"fx", "fy", "fz"} <= cols else None
+        h = None
+        if {"fmx", "fmy", "fmz"} <= cols:
+            fm = np.stack([num("fmx"), num("fmy"), num("fmz")], axis=1)
+            s = spins / np.maximum(np.linalg.norm(spins, axis=1), 1e-300)[:, None]
+            perp = fm - np.sum(fm * s, axis=1)[:, None] * s
+            h = np.zeros_like(fm)
+            mag = moments > 0
+            h[mag] = hbar_lammps() * perp[mag] / moments[mag, None]
+        meta = self._meta
+        if meta is not None:
+            if meta.get("n_atoms") not in (None, fr.n):
+                raise FileFormatError(f"{self.path}: {fr.n} atoms but the export metadata describes {meta['n_atoms']}")
+            pos, (vel, forces), (spins, h) = _rotate_back(meta, pos, [vel, forces], [spins, h])
+            pbc = np.array(meta["pbc"], dtype=bool)
+        else:
+            pbc = np.array([c == "p" for c in pbc_s], dtype=bool)
+        cell = _state_cell(meta, box_cell)
+        time = fr.time * units.FS_PER_PS if math.isfinite(fr.time) else (
+            fr.step * meta["dt_fs"] if meta is not None and meta.get("dt_fs") else math.nan)
+        out = dict(step=fr.step, time=time, cell=cell, pbc=pbc, positions=pos, numbers=numbers, masses=masses,
+                   spins=spins, moments=moments, velocities=vel, forces=forces, magnetic_forces=h)
+        self._cache = {i: out}
+        return out
+
+    def _type_map(self) -> _TypeMap:
+        if self._explicit is not None:
+            mass = {}
+            if self._meta is not None:
+                mass = {int(r["type"]): float(r["mass"]) for r in self._meta["types"]}
+            return _TypeMap(self._explicit, mass)
+        if self._meta is not None:
+            return _TypeMap({int(r["type"]): int(r["z"]) for r in self._meta["types"]},
+                            {int(r["type"]): float(r["mass"]) for r in self._meta["types"]})
+        return _TypeMap({}, {})
+
+    def _frame(self, i):
+        from ..state import State
+
+        d = self._parse(self._index(i))
+        return State(d["positions"], d["numbers"], cell=d["cell"], pbc=d["pbc"], spins=d["spins"],
+                     moments=d["moments"], velocities=d["velocities"], masses=d["masses"], validate=False)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self.array(key)
+        if isinstance(key, slice):
+            return [self._frame(i) for i in range(*key.indices(len(self)))]
+        if isinstance(key, (int, np.integer)):
+            return self._frame(key)
+        raise TypeError(f"dump index must be an int, a slice or an array name, got {type(key).__name__}")
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self._frame(i)
+
+    def last(self):
+        """The last complete frame as a State (to continue the run in spinlat)."""
+        return self._frame(len(self) - 1)
+
+    def array(self, name) -> np.ndarray:
+        """Array ``name`` over all frames (see the class docstring for names and units)."""
+        if name not in self.names:
+            raise KeyError(f"{self.path}: no array {name!r}; available: {self.names}")
+        if name in ("step", "time"):
+            return np.array([self._frames[i].step if name == "step" else self._parse(i)["time"]
+                             for i in range(len(self))])
+        if name in ("potential_energy", "total_energy"):
+            pe = np.array([self._potential_energy(i) for i in range(len(self))])
+            return pe if name == "potential_energy" else pe + self.array("kinetic_energy")
+        out = []
+        for i in range(len(self)):
+            d = self._parse(i)
+            if name == "magnetization":
+                out.append(np.sum(d["spins"] * d["moments"][:, None], axis=0))
+            elif name in ("kinetic_energy", "temperature"):
+                st = self._frame(i)
+                out.append(st.kinetic_energy() if name == "kinetic_energy" else st.temperature())
+            else:
+                out.append(d[name])
+        return np.array(out)
+
+    def scalars(self, i) -> dict:
+        """step, time (fs), kinetic energy (eV), temperature (K), potential energy (eV, with thermo)."""
+        i = self._index(i)
+        st = self._frame(i)
+        d = self._parse(i)
+        out = dict(step=int(d["step"]), time=float(d["time"]), kinetic_energy=st.kinetic_energy(),
+                   temperature=st.temperature())
+        if self._thermo and d["step"] in self._thermo:
+            out["potential_energy"] = self._potential_energy(i)
+            out["total_energy"] = out["potential_energy"] + out["kinetic_energy"]
+        return out
+
+    def atoms(self, i):
+        """Frame i as ``ase.Atoms`` (non-collinear magmoms, velocities, forces and potential energy
+        in a SinglePointCalculator when known, ``arrays["magnetic_forces"]``)."""
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        i = self._index(i)
+        d = self._parse(i)
+        atoms = self._frame(i).to_ase()
+        sc = self.scalars(i)
+        atoms.info.update(step=sc["step"], time=sc["time"])
+        results = {}
+        if d["forces"] is not None:
+            results["forces"] = d["forces"]
+        if "potential_energy" in sc:
+            results["energy"] = results["free_energy"] = sc["potential_energy"]
+        if d["magnetic_forces"] is not None:
+            atoms.arrays["magnetic_forces"] = d["magnetic_forces"]
+        if results:
+            atoms.calc = SinglePointCalculator(atoms, **results)
+        return atoms
+
+    def __repr__(self) -> str:
+        return f"LammpsDump({str(self.path)!r}, frames={len(self)}, n_atoms={self.n_atoms})"
+
+
+def read_lammps_dump(path, elements=None, columns=None, metadata="auto", thermo="auto") -> LammpsDump:
+    """Open a LAMMPS spin dump as frames (:class:`LammpsDump`; see there for the arguments)."""
+    return LammpsDump(path, elements=elements, columns=columns, metadata=metadata, thermo=thermo)
+
+
+def read_lammps_log(path) -> list[dict]:
+    """Thermo output of a LAMMPS log: one dict per ``run``, column name (as LAMMPS prints it:
+    ``Step``, ``Time``, ``Temp``, ``PotEng``, ``KinEng``, ``TotEng``, ``Press``, ``c_ID[k]``, ...) →
+    array. Values in the run's units (metal: eV, ps, K, bar). Only the one-line thermo styles are
+    read; warning lines inside a block are skipped."""
+    path = Path(path)
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        raise FileFormatError(f"cannot read LAMMPS log {path}: {exc.strerror}") from None
+    blocks = []
+    cols = None
+    rows = []
+    for line in lines:
+        toks = line.split()
+        if not toks:
+            continue
+        if toks[0] == "Step" and all(not _is_number(t) for t in toks):
+            cols, rows = toks, []
+            continue
+        if cols is None:
+            continue
+        if line.startswith("Loop time") or line.startswith("ERROR"):
+            blocks.append({c: np.array([r[k] for r in rows]) for k, c in enumerate(cols)})
+            cols = None
+            continue
+        if len(toks) == len(cols) and all(_is_number(t) for t in toks):
+            rows.append([float(t) for t in toks])
+    if cols is not None and rows:
+        blocks.append({c: np.array([r[k] for r in rows]) for k, c in enumerate(cols)})
+    for b in blocks:
+        if "Step" in b:
+            b["Step"] = b["Step"].astype(np.int64)
+    return blocks
+
+
+def _is_number(t) -> bool:
+    try:
+        float(t)
+        return True
+    except ValueError:
+        return False
+
+
+__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "LammpsDump"]

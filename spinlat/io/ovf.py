@@ -1,0 +1,215 @@
+"""OVF 2.0 spin configurations (OOMMF vector-field files), as Spirit reads and writes them.
+
+An OVF file holds one or more *segments*, each a header (title, description, mesh) and N rows of
+``valuedim`` numbers, stored as text, CSV, or binary in 4 or 8 bytes per number. For atomistic
+codes such as Spirit each row is the unit spin vector of one site. The files are read and written
+with the ``ovf`` package (the OVF library of the Spirit project, ``pip install ovf``; spinlat extra
+``interop``). Binary 8 is lossless; text keeps 12 significant digits; binary 4 is float32.
+
+Site order. The rows follow the file's site order. Spirit orders the sites of a lattice with
+``n_cells = (n1, n2, n3)`` unit cells of ``nb`` basis atoms as
+
+    row = ib + nb·(i + n1·(j + n2·k))        (basis atom fastest, then the cell indices i, j, k),
+
+and writes ``xnodes = nb·n1, ynodes = n2, znodes = n3``. A spinlat state built as
+``unit.repeat((n1, n2, n3))`` is ordered ``((i·n2 + j)·n3 + k)·nb + ib`` instead; pass
+``repeat=(n1, n2, n3)`` to :func:`read_ovf` / :func:`write_ovf` to convert between the two
+(:func:`spirit_order`). A state built from Spirit's own positions (``spirit.geometry.
+get_positions``) is already in the file's order (``repeat=None``). OVF stores no atoms: the
+geometry (positions, species, moments) comes from the state you give.
+
+Spins: rows are normalised to unit length when they become a State's spins (Spirit writes unit
+vectors); a zero row is allowed only on a non-magnetic atom (moment 0). :func:`write_ovf` writes
+each atom's unit spin (non-magnetic atoms included, as their stored direction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FileFormatError, InputError, ShapeError
+
+_FORMATS = {"text": "FILEFORMAT_TEXT", "csv": "FILEFORMAT_CSV", "binary4": "FILEFORMAT_BIN4",
+            "binary8": "FILEFORMAT_BIN8"}
+
+
+def _lib():
+    try:
+        from ovf import ovf
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ImportError("OVF files need the 'ovf' package: pip install ovf (or spinlat[interop])") from None
+    return ovf
+
+
+@dataclass
+class OVFSegment:
+    """One OVF segment: ``vectors`` (N, valuedim) float64 in file order, and its header."""
+
+    vectors: np.ndarray
+    title: str = ""
+    comment: str = ""
+    n_cells: tuple = (0, 0, 0)
+    valuedim: int = 3
+    valuelabels: str = ""
+    valueunits: str = ""
+    meshunit: str = ""
+    meshtype: str = ""
+
+
+def spirit_order(repeat, n_basis) -> np.ndarray:
+    """Permutation ``p`` with ``spirit_rows = state_rows[p]`` for a state made by
+    ``unit.repeat(repeat)`` from a unit cell of ``n_basis`` atoms (Spirit: basis atom fastest,
+    then cells along a, b, c; State.repeat: cells along c fastest, atoms of one cell together).
+    Its inverse ``np.argsort(p)`` maps Spirit's rows back to the state's order."""
+    n1, n2, n3 = (int(r) for r in np.broadcast_to(np.asarray(repeat), (3,)))
+    nb = int(n_basis)
+    if min(n1, n2, n3, nb) < 1:
+        raise InputError(f"repeat and n_basis must be positive, got {repeat}, {n_basis}")
+    ib, i, j, k = np.meshgrid(np.arange(nb), np.arange(n1), np.arange(n2), np.arange(n3), indexing="ij")
+    spirit_row = ib + nb * (i + n1 * (j + n2 * k))
+    state_row = ((i * n2 + j) * n3 + k) * nb + ib
+    p = np.empty(nb * n1 * n2 * n3, dtype=np.int64)
+    p[spirit_row.ravel()] = state_row.ravel()
+    return p
+
+
+def _perm(repeat, n):
+    if repeat is None:
+        return None
+    cells = int(np.prod(np.broadcast_to(np.asarray(repeat), (3,))))
+    if cells < 1 or n % cells:
+        raise InputError(f"repeat={tuple(np.broadcast_to(np.asarray(repeat), (3,)).tolist())}: {n} atoms are not a "
+                         "whole number of unit cells")
+    return spirit_order(repeat, n // cells)
+
+
+def read_ovf_segments(path) -> list[OVFSegment]:
+    """Every segment of an OVF 2.0 file (text, CSV, binary 4 or 8), as :class:`OVFSegment`.
+
+    Raises FileNotFoundError, or :class:`~spinlat.errors.FileFormatError` naming the file and
+    the OVF library's message for malformed files."""
+    ovf = _lib()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"OVF file {path} does not exist")
+    out = []
+    with ovf.ovf_file(str(path)) as f:
+        if not f.is_ovf:
+            raise FileFormatError(f"{path}: not an OVF file ({f.get_latest_message() or 'no OVF header'})")
+        for k in range(f.n_segments):
+            seg = ovf.ovf_segment()
+            if f.read_segment_header(k, seg) != ovf.OK:
+                raise FileFormatError(f"{path}: segment {k}: {f.get_latest_message()}")
+            if seg.N <= 0 or seg.valuedim <= 0:
+                raise FileFormatError(f"{path}: segment {k}: {seg.N} nodes of dimension {seg.valuedim}")
+            data = np.zeros((seg.N, seg.valuedim), dtype=np.float64)
+            if f.read_segment_data(k, seg, data) != ovf.OK:
+                raise FileFormatError(f"{path}: segment {k}: {f.get_latest_message()}")
+            if not np.all(np.isfinite(data)):
+                raise FileFormatError(f"{path}: segment {k} holds NaN or inf")
+            text = (lambda b: (b or b"").decode(errors="replace").strip())
+            out.append(OVFSegment(data, text(seg.title), text(seg.comment), tuple(int(x) for x in seg.n_cells),
+                                  int(seg.valuedim), text(seg.valuelabels), text(seg.valueunits),
+                                  text(seg.meshunits), text(seg.meshtype)))
+    if not out:
+        raise FileFormatError(f"{path}: no segment (empty or truncated OVF file)")
+    return out
+
+
+def read_ovf(path, state=None, *, segment=0, repeat=None):
+    """Read one segment of an OVF file; with ``state``, return the state with those spins.
+
+    Parameters
+    ----------
+    path : OVF 2.0 file (Spirit's ``io.image_write``/``chain_write``, OOMMF, mumax).
+    state : a :class:`~spinlat.State` giving the geometry (its atom count must equal the number
+        of rows). Without it the :class:`OVFSegment` is returned.
+    segment : index of the segment (negative counts from the end; Spirit chains hold one per image).
+    repeat : ``(n1, n2, n3)`` when ``state`` is ``unit.repeat(repeat)``: rows in Spirit's order
+        are put into the state's order (module docstring); ``None``: rows are in the state's order.
+
+    Returns a new State (``state.copy(spins=...)``; moments, positions unchanged) or an OVFSegment.
+    Raises :class:`~spinlat.errors.ShapeError` when the counts differ or the segment is not 3D
+    vectors, :class:`~spinlat.errors.ZeroSpinError` for a zero row on a magnetic atom.
+    """
+    segs = read_ovf_segments(path)
+    try:
+        seg = segs[segment]
+    except IndexError:
+        raise InputError(f"{path}: segment {segment} requested but the file holds {len(segs)}") from None
+    if state is None:
+        return seg
+    if seg.valuedim != 3:
+        raise ShapeError(f"{path}: segment {segment} holds {seg.valuedim}-dimensional values, spins need 3")
+    n = len(state)
+    if len(seg.vectors) != n:
+        raise ShapeError(f"{path}: segment {segment} holds {len(seg.vectors)} spins but the state has {n} atoms")
+    v = seg.vectors
+    p = _perm(repeat, n)
+    if p is not None:
+        v = v[np.argsort(p)]
+    return state.copy(spins=v)
+
+
+def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", repeat=None, append=False):
+    """Write spins as an OVF 2.0 file (one segment per state) that Spirit and OOMMF tools read.
+
+    Parameters
+    ----------
+    path : the file (replaced, unless ``append``).
+    state : a :class:`~spinlat.State`, an (N, 3) array of vectors, or a list of them (one segment
+        each, e.g. the images of a GNEB path).
+    format : ``"binary8"`` (lossless, default), ``"binary4"`` (float32), ``"text"`` (12 digits),
+        ``"csv"``.
+    comment : the segment's description (one line; line breaks become "; ").
+    title : the segment title.
+    repeat : ``(n1, n2, n3)`` when the state is ``unit.repeat(repeat)``: rows are written in
+        Spirit's order with Spirit's node counts (nb·n1, n2, n3) (module docstring); ``None``: the
+        state's order, nodes (N, 1, 1).
+    append : add the segments to an existing OVF file.
+    """
+    from ..state import State
+
+    ovf = _lib()
+    if format not in _FORMATS:
+        raise InputError(f"OVF format must be one of {sorted(_FORMATS)}, got {format!r}")
+    items = list(state) if isinstance(state, (list, tuple)) else [state]
+    if not items:
+        raise InputError("write_ovf: nothing to write (empty list)")
+    path = Path(path)
+    if append and not path.exists():
+        raise FileNotFoundError(f"write_ovf(append=True): {path} does not exist")
+    for k, item in enumerate(items):
+        if isinstance(item, State):
+            v = item.spins
+        else:
+            v = np.asarray(item, dtype=np.float64)
+            if v.ndim != 2 or v.shape[1] != 3:
+                raise ShapeError(f"write_ovf: vectors must have shape (N, 3), got {v.shape}")
+            if not np.all(np.isfinite(v)):
+                raise InputError("write_ovf: vectors hold NaN or inf")
+        n = len(v)
+        p = _perm(repeat, n)
+        if p is not None:
+            v = v[p]
+            reps = np.broadcast_to(np.asarray(repeat), (3,))
+            nodes = [int(n // np.prod(reps) * reps[0]), int(reps[1]), int(reps[2])]
+        else:
+            nodes = [n, 1, 1]
+        seg = ovf.ovf_segment(title=str(title), comment="; ".join(str(comment).splitlines()),
+                              valuedim=3, valueunits="none none none", valuelabels="spin_x spin_y spin_z",
+                              meshtype="rectangular", meshunits="unspecified", n_cells=nodes)
+        data = np.ascontiguousarray(v, dtype=np.float64)
+        fmt = getattr(ovf, _FORMATS[format])
+        with ovf.ovf_file(str(path)) as f:
+            rc = (f.append_segment(seg, data, fileformat=fmt) if (append or k > 0)
+                  else f.write_segment(seg, data, fileformat=fmt))
+            if rc != ovf.OK:
+                raise FileFormatError(f"{path}: cannot write OVF segment {k}: {f.get_latest_message()}")
+    return path
+
+
+__all__ = ["read_ovf", "read_ovf_segments", "write_ovf", "spirit_order", "OVFSegment"]

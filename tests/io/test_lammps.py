@@ -1,0 +1,314 @@
+"""spinlat.io.lammps without LAMMPS: the exported script's mapping, errors, and the readers on
+files written here (LAMMPS itself runs in test_lammps_peers.py)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import EAM_FE, bcc_fe
+
+import spinlat as sl
+from spinlat import units
+from spinlat.errors import ExportError, FileFormatError, InputError
+from spinlat.integrators import LLG, MonteCarlo, SpinLatticeLangevin, SpinLatticeNVE
+from spinlat.potentials import (EAM, BetheSlaterExchange, CubicAnisotropy, Heisenberg, Landau, UniaxialAnisotropy,
+                                Zeeman)
+
+EXCHANGE = (3.4, 0.02726, 0.2171, 1.841)
+
+
+def script(tmp_path, state, pot, integrator=None, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ex = sl.io.write_lammps(tmp_path / "x", state, pot, integrator, **kw)
+    return ex, ex.input.read_text()
+
+
+def test_model_mapping_in_script(tmp_path):
+    st = bcc_fe((2, 2, 2))
+    pot = (EAM(EAM_FE) + BetheSlaterExchange(*EXCHANGE, offset=True) + Zeeman([0, 0, 2.0])
+           + UniaxialAnisotropy(0.002, [0, 0, 3]) + CubicAnisotropy(0.003, -0.001))
+    ex, text = script(tmp_path, st, pot)
+    assert "pair_style hybrid/overlay eam/fs spin/exchange 3.4" in text
+    assert "pair_coeff * * eam/fs Fe_mm.eam.fs Fe" in text
+    assert "pair_coeff * * spin/exchange exchange 3.4 0.02726 0.2171 1.841 offset yes" in text
+    h = 2.0 * units.MU_B / (2 * units.LAMMPS_MU_B)
+    assert f"precession/spin zeeman {h!r} 0.0 0.0 1.0" in text
+    assert Zeeman.from_lammps(h, [0, 0, 1]).B == pytest.approx([0, 0, 2.0], rel=1e-15)
+    assert "precession/spin anisotropy 0.002 0.0 0.0 1.0" in text
+    assert "precession/spin cubic -0.003 0.001 1.0 0.0 0.0 0.0 1.0 0.0 0.0 0.0 1.0" in text
+    assert text.count("energy yes") == 3
+    assert (tmp_path / "x" / "Fe_mm.eam.fs").read_bytes() == EAM_FE.read_bytes()
+    assert "fix spinlat_nve all nve/spin lattice moving" in text and "run 0" in text
+
+
+def test_integrator_mapping(tmp_path):
+    st = bcc_fe((2, 2, 2), moment=units.G_GAMMA)
+    pot = BetheSlaterExchange(*EXCHANGE)
+    _, text = script(tmp_path, st, pot, SpinLatticeLangevin(0.5, 300.0, friction=0.01, damping=0.1,
+                                                              spin_temperature=200.0, seed=4), steps=100, every=10,
+                     overwrite=True)
+    t = 300.0 * units.K_B / units.LAMMPS_BOLTZ_METAL
+    ts = 200.0 * units.K_B / units.LAMMPS_BOLTZ_METAL
+    assert f"fix spinlat_lattice_bath all langevin {t!r} {t!r} 0.1 " in text  # damp = 1/0.01 fs = 0.1 ps
+    assert f"langevin/spin {ts!r} 0.1 " in text
+    assert "timestep 0.0005" in text and "run 100" in text and "thermo 10" in text
+    lines = text.splitlines()
+    assert lines.index(next(l for l in lines if "langevin/spin" in l)) < lines.index(
+        "fix spinlat_nve all nve/spin lattice moving")
+    # the seed makes the script reproducible
+    _, again = script(tmp_path, st, pot, SpinLatticeLangevin(0.5, 300.0, friction=0.01, damping=0.1,
+                                                               spin_temperature=200.0, seed=4), steps=100, every=10,
+                      overwrite=True)
+    assert again == text
+    _, text = script(tmp_path, st, pot, LLG(1.0, damping=0.2, temperature=10.0), steps=5, overwrite=True)
+    assert "nve/spin lattice frozen" in text and "langevin/spin" in text and "timestep 0.001" in text
+    _, text = script(tmp_path, st, pot, SpinLatticeNVE(0.1), steps=5, overwrite=True)
+    assert "langevin" not in text and "nve/spin lattice moving" in text
+
+
+def test_species_types_and_groups(tmp_path):
+    st = bcc_fe((2, 2, 2))
+    numbers = np.where(np.arange(len(st)) % 2, 28, 26)
+    moments = np.where(numbers == 28, 0.6, 2.2)
+    moments[0] = 0.0  # one non-magnetic Fe: a type of its own, left out of the spin terms
+    st = st.copy(numbers=numbers, moments=moments)
+    pot = (BetheSlaterExchange(*EXCHANGE, elements=["Fe"]) + BetheSlaterExchange(3.0, 0.01, 0.3, 1.9)
+           + Zeeman([0, 0, 1.0], elements=["Ni"]) + UniaxialAnisotropy({"Ni": 0.001}, [1, 0, 0]))
+    ex, text = script(tmp_path, st, pot)
+    symbols = {r["type"]: (r["symbol"], r["magnetic"]) for r in ex.types}
+    assert sorted(symbols.values()) == [("Fe", False), ("Fe", True), ("Ni", True)]
+    fe_mag = next(t for t, v in symbols.items() if v == ("Fe", True))
+    ni = next(t for t, v in symbols.items() if v == ("Ni", True))
+    fe0 = next(t for t, v in symbols.items() if v == ("Fe", False))
+    assert "pair_style hybrid/overlay spin/exchange 3.4 spin/exchange 3.0" in text
+    assert f"pair_coeff {fe_mag} {fe_mag} spin/exchange 1 exchange 3.4" in text
+    assert f"pair_coeff {fe0} {fe0} none" in text
+    assert f"group spinlat_g1 type {ni}" in text
+    assert "fix spinlat_zeeman1 spinlat_g1 precession/spin zeeman" in text
+    assert "spinlat_g1 precession/spin anisotropy 0.001 1.0 0.0 0.0" in text
+
+
+@pytest.mark.parametrize("term, name", [
+    (lambda st: Heisenberg.from_neighbors(st, J=[0.01]), "Heisenberg"),
+    (lambda st: Landau(-0.1, 0.01), "Landau"),
+])
+def test_terms_lammps_cannot_express(tmp_path, term, name):
+    st = bcc_fe((2, 2, 2))
+    with pytest.raises(ExportError, match=name):
+        sl.io.write_lammps(tmp_path / "x", st, BetheSlaterExchange(*EXCHANGE) + term(st))
+    assert not (tmp_path / "x" / "in.spinlat").exists()
+
+
+def test_bad_arguments(tmp_path):
+    st = bcc_fe((2, 2, 2))
+    pot = BetheSlaterExchange(*EXCHANGE)
+    with pytest.raises(ExportError, match="MonteCarlo"):
+        sl.io.write_lammps(tmp_path / "a", st, pot, MonteCarlo(100.0), steps=10)
+    with pytest.raises(InputError, match="needs an integrator"):
+        sl.io.write_lammps(tmp_path / "b", st, pot, steps=10)
+    with pytest.raises(InputError, match="steps"):
+        sl.io.write_lammps(tmp_path / "b", st, pot, SpinLatticeNVE(0.1), steps=-1)
+    sl.io.write_lammps(tmp_path / "c", st, pot)
+    with pytest.raises(InputError, match="overwrite"):
+        sl.io.write_lammps(tmp_path / "c", st, pot)
+    sl.io.write_lammps(tmp_path / "c", st, pot, overwrite=True)
+
+
+def test_time_scale_warning(tmp_path):
+    pot = BetheSlaterExchange(*EXCHANGE)
+    with pytest.warns(UserWarning, match=r"1\.099 times faster"):
+        sl.io.write_lammps(tmp_path / "a", bcc_fe((2, 2, 2), moment=2.2), pot, SpinLatticeNVE(0.1), steps=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sl.io.write_lammps(tmp_path / "b", bcc_fe((2, 2, 2), moment=units.G_GAMMA), pot, SpinLatticeNVE(0.1), steps=1)
+        sl.io.write_lammps(tmp_path / "c", bcc_fe((2, 2, 2), moment=2.2), pot)  # no dynamics, no note
+
+
+def _states():
+    st = bcc_fe((3, 3, 3), seed=4)
+    rng = np.random.default_rng(1)
+    st = st.copy(velocities=rng.normal(0, 0.003, (len(st), 3)))
+    from scipy.spatial.transform import Rotation
+
+    r = Rotation.random(random_state=2).as_matrix()
+    rot = st.copy(positions=st.positions @ r.T, cell=st.cell @ r.T, spins=st.spins @ r.T,
+                  velocities=st.velocities @ r.T)
+    m = r @ np.diag([1, 1, -1.0])
+    left = st.copy(positions=st.positions @ m.T, cell=st.cell @ m.T, spins=-(st.spins @ m.T),
+                   velocities=st.velocities @ m.T)
+    cluster = sl.State(st.positions - 3.0, st.numbers, spins=st.spins, moments=st.moments, velocities=st.velocities)
+    slab = st.copy(pbc=[True, False, True])
+    c = st.cell.copy()
+    c[1:] = 0.0  # an open system with a partial cell
+    partial = sl.State(st.positions, st.numbers, cell=c, spins=st.spins, moments=st.moments)
+    return {"cubic": st, "rotated": rot, "left-handed": left, "cluster": cluster, "slab": slab,
+            "open-partial-cell": partial}
+
+
+@pytest.mark.parametrize("name", list(_states()))
+def test_data_file_round_trip(tmp_path, name):
+    st = _states()[name]
+    pot = BetheSlaterExchange(*EXCHANGE) + Zeeman([0.1, 0.2, 1.0])
+    ex, _ = script(tmp_path, st, pot)
+    back = sl.io.read_lammps_data(ex.data)
+    np.testing.assert_allclose(back.positions, st.positions, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(back.spins, st.spins, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(back.velocities, st.velocities, rtol=0, atol=1e-17)
+    np.testing.assert_allclose(back.cell, st.cell, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(back.pbc, st.pbc)
+    np.testing.assert_array_equal(back.numbers, st.numbers)
+    np.testing.assert_array_equal(back.moments, st.moments)
+    np.testing.assert_array_equal(back.masses, st.masses)
+    e0, e1 = pot.compute(st), pot.compute(back)
+    assert e1.energy == pytest.approx(e0.energy, abs=1e-12)
+    # in the LAMMPS frame (no metadata): the box is lower triangular, energies are the same
+    raw = sl.io.read_lammps_data(ex.data, metadata=None, pbc=st.pbc)
+    assert raw.cell[0, 1] == raw.cell[0, 2] == raw.cell[1, 2] == 0
+    if name == "cubic":
+        np.testing.assert_array_equal(raw.positions, st.positions)
+    else:
+        rotated_pot = BetheSlaterExchange(*EXCHANGE) + Zeeman(
+            np.linalg.det(ex.rotation) * (np.array([0.1, 0.2, 1.0]) @ ex.rotation))
+        assert rotated_pot.compute(raw).energy == pytest.approx(e0.energy, abs=1e-12)
+
+
+DUMP = """ITEM: UNITS
+metal
+ITEM: TIME
+0.0015
+ITEM: TIMESTEP
+15
+ITEM: NUMBER OF ATOMS
+3
+ITEM: BOX BOUNDS xy xz yz pp pp ss
+-0.5 10.5 1.0
+0.0 8.0 -0.5
+0.0 7.0 0.0
+ITEM: ATOMS id type x y z ix iy iz vx vy vz c_s[1] c_s[2] c_s[3] c_s[4] c_s[5] c_s[6] c_s[7]
+3 2 1.0 2.0 3.0 0 0 0 0 0 0 0 0 1 0 0 0 0
+1 1 0.5 0.5 0.5 1 -1 0 1000 0 -2000 1 0 0 2.0 0 3 4
+2 1 5.0 5.0 5.0 0 0 0 0 0 0 0.6 0.8 0 1.5 0 0 10
+"""
+
+
+def test_dump_reader(tmp_path):
+    p = tmp_path / "d.lammpstrj"
+    p.write_text(DUMP + DUMP.replace("TIMESTEP\n15", "TIMESTEP\n16") + DUMP[: DUMP.index("3 2 1.0")] + "3 2 1.0 2.0\n")
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    d = sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)
+    assert len(d) == 2  # the truncated third frame is dropped
+    np.testing.assert_array_equal(d["step"], [15, 16])
+    np.testing.assert_allclose(d["time"], [1.5, 1.5])  # ps → fs
+    st = d[0]
+    np.testing.assert_array_equal(st.numbers, [26, 26, 28])  # sorted by id
+    # box: xlo = -0.5 - min(0, xy, xz, xy+xz) = 0, xhi = 10.5 - max(...) = 9.5; y and z as given (yz = 0)
+    np.testing.assert_allclose(st.cell, [[9.5, 0, 0], [1.0, 8.0, 0], [-0.5, 0.0, 7.0]])
+    np.testing.assert_array_equal(st.pbc, [True, True, False])
+    # unwrapped with the image flags: x + 1·a − 1·b
+    np.testing.assert_allclose(st.positions[0], [0.5 + 9.5 - 1.0, 0.5 - 8.0, 0.5])
+    np.testing.assert_allclose(st.velocities[0], [1.0, 0, -2.0])  # Å/ps → Å/fs
+    np.testing.assert_allclose(st.moments, [2.0, 1.5, 0.0])
+    h = d["magnetic_forces"][0]
+    hbar = units.LAMMPS_HPLANCK_METAL / (2 * np.pi)
+    # h = (ħ/|m|)(fm − (fm·s)s): the part of fm along s is dropped; zero on non-magnetic atoms
+    np.testing.assert_allclose(h[0], hbar / 2.0 * np.array([0, 3, 4]), rtol=1e-15)
+    np.testing.assert_allclose(h[1], hbar / 1.5 * np.array([0, 0, 10]), rtol=1e-15)
+    np.testing.assert_array_equal(h[2], 0.0)
+    assert "forces" not in d.names and "potential_energy" not in d.names
+    atoms = d.atoms(1)
+    assert atoms.info["step"] == 16 and atoms.get_initial_magnetic_moments().shape == (3, 3)
+
+
+def test_dump_reader_errors(tmp_path):
+    p = tmp_path / "d.lammpstrj"
+    p.write_text(DUMP)
+    with pytest.raises(FileFormatError, match="spx spy spz sp"):
+        sl.io.read_lammps_dump(p, elements=["Fe", "Ni"])
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    with pytest.raises(FileFormatError, match="elements="):
+        sl.io.read_lammps_dump(p, columns=cols)
+    p.write_text(DUMP.replace("metal", "real"))
+    with pytest.raises(FileFormatError, match="units 'real'"):
+        sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)
+    p.write_text("hello\n")
+    with pytest.raises(FileFormatError, match="line 1"):
+        sl.io.read_lammps_dump(p, elements=["Fe"])
+
+
+LOG = """LAMMPS (22 Jul 2025)
+   Step          Time           Temp          PotEng
+         0   0                0             -10.5
+WARNING: something (src/x.cpp:1)
+        10   0.001            1.5           -10.25
+Loop time of 0.1 on 1 procs for 10 steps with 2 atoms
+   Step          Time           Temp          PotEng
+        10   0.001            1.5           -10.25
+        20   0.002            2.5           -10.0
+"""
+
+
+def test_log_reader(tmp_path):
+    p = tmp_path / "log.lammps"
+    p.write_text(LOG)
+    blocks = sl.io.read_lammps_log(p)
+    assert len(blocks) == 2
+    np.testing.assert_array_equal(blocks[0]["Step"], [0, 10])
+    np.testing.assert_array_equal(blocks[0]["PotEng"], [-10.5, -10.25])
+    np.testing.assert_array_equal(blocks[1]["Temp"], [1.5, 2.5])
+
+
+def test_data_reader_elements_and_errors(tmp_path):
+    p = tmp_path / "a.data"
+    base = """title
+
+2 atoms
+2 atom types
+
+0 4 xlo xhi
+0 4 ylo yhi
+0 4 zlo zhi
+
+Masses
+
+1 55.845
+2 58.6934
+
+Atoms # spin
+
+2 2 1 1 1 0 0 1 0.6
+1 1 0 0 0 1 0 0 2.2
+"""
+    p.write_text(base)
+    st = sl.io.read_lammps_data(p)  # element from the mass
+    np.testing.assert_array_equal(st.numbers, [26, 28])
+    np.testing.assert_array_equal(st.moments, [2.2, 0.6])
+    p.write_text(base.replace("58.6934", "58.6934 # Co"))  # a comment names the element
+    assert list(sl.io.read_lammps_data(p).numbers) == [26, 27]
+    assert list(sl.io.read_lammps_data(p, elements={1: "Mn", 2: "Pt"}).numbers) == [25, 78]
+    p.write_text(base.replace("58.6934", "57.3"))
+    with pytest.raises(FileFormatError, match="atom type 2"):
+        sl.io.read_lammps_data(p)
+    p.write_text(base.replace("2 atoms", "3 atoms"))
+    with pytest.raises(FileFormatError, match="3 atoms"):
+        sl.io.read_lammps_data(p)
+    p.write_text(base.replace("1 0 0 1 0.6", "1 0 0 x 0.6"))
+    with pytest.raises(FileFormatError, match="line 17"):
+        sl.io.read_lammps_data(p)
+
+
+def test_dump_thermo_from_log_is_checked(tmp_path):
+    p = tmp_path / "d.lammpstrj"
+    p.write_text(DUMP)
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    ke = sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols, thermo=None)[0].kinetic_energy()
+    log = tmp_path / "log.lammps"
+    log.write_text(f"   Step PotEng KinEng\n  15  -3.25  {ke * (1 + 6.3e-8)!r}\nLoop time of 1\n")
+    d = sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)  # finds log.lammps beside it
+    assert d["potential_energy"][0] == -3.25
+    assert d.scalars(0)["total_energy"] == pytest.approx(-3.25 + ke)
+    log.write_text("   Step PotEng KinEng\n  15  -3.25  1.0\nLoop time of 1\n")
+    with pytest.raises(FileFormatError, match="does not belong"):
+        sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)["potential_energy"]
+    assert "potential_energy" not in sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols,
+                                                            thermo=None).names

@@ -1,0 +1,217 @@
+"""OVF 2.0 spin configurations: round trips, site order, and states moving between Spirit and spinlat."""
+
+import numpy as np
+import pytest
+
+import spinlat as sl
+from spinlat import units
+from spinlat.errors import FileFormatError, InputError, ShapeError, ZeroSpinError
+from spinlat.potentials import Heisenberg, UniaxialAnisotropy, Zeeman
+
+pytest.importorskip("ovf")
+
+A = 2.8665
+
+
+def bcc_unit(moment=2.2):
+    return sl.State([[0, 0, 0], [A / 2, A / 2, A / 2]], [26, 26], cell=np.eye(3) * A, pbc=True,
+                    moments=[moment, moment])
+
+
+def random_spins(n, seed):
+    s = np.random.default_rng(seed).normal(size=(n, 3))
+    return s / np.linalg.norm(s, axis=1)[:, None]
+
+
+def test_spirit_order_matches_spirits_formula():
+    """Row ib + nb (i + n1 (j + n2 k)) of Spirit is the atom (i, j, k, ib) of State.repeat."""
+    reps = (3, 2, 4)
+    st = bcc_unit().repeat(reps)
+    p = sl.io.spirit_order(reps, 2)
+    pos = st.positions[p]
+    for ib, (i, j, k) in [(0, (0, 0, 0)), (1, (2, 1, 3)), (0, (1, 0, 2)), (1, (0, 1, 0))]:
+        row = ib + 2 * (i + 3 * (j + 2 * k))
+        np.testing.assert_allclose(pos[row], np.array([i, j, k]) * A + ib * A / 2, atol=1e-12)
+    np.testing.assert_array_equal(np.sort(p), np.arange(len(st)))
+
+
+@pytest.mark.parametrize("fmt, atol", [("binary8", 0.0), ("text", 1e-11), ("csv", 1e-11), ("binary4", 1e-7)])
+def test_round_trip_formats(tmp_path, fmt, atol):
+    st = bcc_unit().repeat((3, 2, 2))
+    st = st.copy(spins=random_spins(len(st), 1))
+    p = tmp_path / f"s.{fmt}.ovf"
+    sl.io.write_ovf(p, st, format=fmt, comment="line one\nline two", repeat=(3, 2, 2))
+    seg = sl.io.read_ovf(p)
+    assert seg.n_cells == (6, 2, 2) and seg.valuedim == 3 and seg.title == "spinlat"
+    assert seg.comment == "line one; line two"
+    back = sl.io.read_ovf(p, st.copy(spins=None), repeat=(3, 2, 2))
+    if atol == 0.0:
+        np.testing.assert_array_equal(back.spins, st.spins)
+    else:
+        np.testing.assert_allclose(back.spins, st.spins, rtol=0, atol=atol)
+    np.testing.assert_array_equal(back.positions, st.positions)
+    # without repeat the rows are in Spirit's order
+    np.testing.assert_allclose(seg.vectors, st.spins[sl.io.spirit_order((3, 2, 2), 2)], atol=max(atol, 1e-300))
+
+
+def test_segments_append_and_lists(tmp_path):
+    st = bcc_unit().repeat((2, 2, 2))
+    images = [st.copy(spins=random_spins(len(st), k)) for k in range(3)]
+    p = tmp_path / "chain.ovf"
+    sl.io.write_ovf(p, images[:2])
+    sl.io.write_ovf(p, images[2].spins, append=True, format="text")
+    segs = sl.io.read_ovf_segments(p)
+    assert len(segs) == 3
+    np.testing.assert_array_equal(sl.io.read_ovf(p, st, segment=1).spins, images[1].spins)
+    np.testing.assert_allclose(sl.io.read_ovf(p, st, segment=-1).spins, images[2].spins, atol=1e-11)
+
+
+def test_errors(tmp_path):
+    st = bcc_unit().repeat((2, 2, 2))
+    p = tmp_path / "s.ovf"
+    sl.io.write_ovf(p, st)
+    with pytest.raises(ShapeError, match="16 spins but the state has 2 atoms"):
+        sl.io.read_ovf(p, bcc_unit())
+    with pytest.raises(InputError, match="segment 3"):
+        sl.io.read_ovf(p, st, segment=3)
+    with pytest.raises(InputError, match="whole number of unit cells"):
+        sl.io.read_ovf(p, st, repeat=(3, 1, 1))
+    with pytest.raises(FileNotFoundError):
+        sl.io.read_ovf(tmp_path / "missing.ovf")
+    q = tmp_path / "bad.ovf"
+    q.write_text("not an ovf file\n")
+    with pytest.raises(FileFormatError, match="bad.ovf"):
+        sl.io.read_ovf(q)
+    with pytest.raises(InputError, match="format"):
+        sl.io.write_ovf(p, st, format="binary16")
+    zero = np.zeros((len(st), 3))
+    sl.io.write_ovf(p, zero)
+    with pytest.raises(ZeroSpinError):
+        sl.io.read_ovf(p, st)
+    nonmag = sl.io.read_ovf(p, st.copy(moments=np.zeros(len(st))))  # zero rows allowed on moment-0 atoms
+    np.testing.assert_array_equal(nonmag.spins[:, 2], 1.0)
+
+
+# ------------------------------------------------------------------------------ Spirit peers
+SQUARE_CFG = """bravais_lattice sc
+n_basis_cells 8 8 1
+boundary_conditions 1 1 0
+lattice_constant 1.0
+mu_s 2.0
+ddi_method 0
+log_to_console 0
+log_to_file 0
+"""
+
+def bcc_spirit_config(j1, j2, d2):
+    """Spirit input for bcc Fe as an sc lattice with a 2-atom basis and explicit unique pairs
+    (meV): 8 nearest-neighbour pairs 0→1 per cell (J1), the 3+3 second neighbours along the cube
+    axes (J2, Bloch DMI D2 along the bond)."""
+    nn = [(0, 0, 0), (-1, 0, 0), (0, -1, 0), (0, 0, -1), (-1, -1, 0), (-1, 0, -1), (0, -1, -1), (-1, -1, -1)]
+    rows = [f"0 1 {a} {b} {c} {j1 * 1e3!r} 0 0 0 0" for a, b, c in nn]
+    for i in (0, 1):
+        for axis in np.eye(3, dtype=int):
+            rows.append(f"{i} {i} {axis[0]} {axis[1]} {axis[2]} {j2 * 1e3!r} {d2 * 1e3!r} {axis[0]} {axis[1]} {axis[2]}")
+    pairs = "\n".join(rows)
+    return f"""bravais_lattice sc
+basis
+2
+0.0 0.0 0.0
+0.5 0.5 0.5
+n_basis_cells 4 4 4
+boundary_conditions 1 1 1
+lattice_constant {A}
+mu_s 2.2 2.2
+hamiltonian heisenberg_pairs
+n_interaction_pairs {len(rows)}
+i j da db dc Jij Dij Dijx Dijy Dijz
+{pairs}
+ddi_method 0
+log_to_console 0
+log_to_file 0
+"""
+
+
+def spirit_energy_tolerance(e):
+    """Spirit's get_energy is float32 in meV: a few ulp of |E|, plus round-off."""
+    return 4 * np.spacing(np.float32(abs(e) * 1e3)).item() * 1e-3 + 1e-12
+
+
+def spirit_mu_b():
+    from spirit import constants
+
+    return constants.mu_B * 1e-3  # eV/T
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("fmt", ["OVF_TEXT", "OVF_BIN4", "OVF_BIN8", "OVF_CSV"])
+def test_spirit_writes_spinlat_reads(tmp_path, fmt):
+    """Spirit's OVF (its own random state) read onto a State on Spirit's sites: spinlat's energy of the
+    same Hamiltonian (J, Bloch DMI, K, B) equals Spirit's."""
+    pytest.importorskip("spirit")
+    from spirit import configuration, geometry, hamiltonian, io, state, system
+
+    cfg = tmp_path / "in.cfg"
+    cfg.write_text(SQUARE_CFG)
+    J, D, K, B = 0.010, 0.006, 0.0005, 3.0  # eV, eV, eV, T
+    path = tmp_path / "spirit.ovf"
+    with state.State(str(cfg), quiet=True) as p:
+        hamiltonian.set_exchange(p, 1, [J * 1e3])
+        hamiltonian.set_dmi(p, 1, [D * 1e3], chirality=1)
+        hamiltonian.set_anisotropy(p, K * 1e3, [0, 0, 1])
+        hamiltonian.set_field(p, B, [0, 0, 1])
+        configuration.random(p)
+        system.update_data(p)
+        e_spirit = system.get_energy(p) * 1e-3
+        pos = np.array(geometry.get_positions(p)).reshape(-1, 3)
+        io.image_write(p, str(path), fileformat=getattr(io, f"FILEFORMAT_{fmt}"))
+    n = len(pos)
+    unit = sl.State([[0, 0, 0]], [26], cell=np.diag([1.0, 1.0, 10.0]), pbc=[True, True, False], moments=[2.0])
+    geometry_state = sl.State(pos, [26] * n, cell=np.diag([8.0, 8.0, 10.0]), pbc=[True, True, False],
+                              moments=np.full(n, 2.0))
+    st = sl.io.read_ovf(path, geometry_state)
+    pot = (Heisenberg.from_neighbors(unit, J=[J], D=[D], dmi="bloch") + UniaxialAnisotropy(K, [0, 0, 1])
+           + Zeeman([0, 0, B * spirit_mu_b() / units.MU_B]))
+    e = pot.compute(st).energy
+    # Spirit returns its energy as float32 (meV): 1e-7 relative; binary 4 stores float32 spins
+    tol = spirit_energy_tolerance(e_spirit) + (2e-7 * n * (J + D) if fmt == "OVF_BIN4" else 0.0)
+    print(f"{fmt}: spinlat {e:.12f} eV, Spirit {e_spirit:.12f} eV, difference {e - e_spirit:.2e}")
+    assert e == pytest.approx(e_spirit, abs=tol)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("fmt", ["binary8", "text"])
+def test_spinlat_writes_spirit_reads_and_back(tmp_path, fmt):
+    """A spinlat state of bcc Fe made with State.repeat (2-atom cubic cell) → OVF in Spirit's order →
+    Spirit (sc lattice with a 2-atom basis, explicit pairs) reads it: Spirit's energy equals spinlat's; Spirit's own
+    OVF of it comes back into the State.repeat order unchanged."""
+    pytest.importorskip("spirit")
+    from spirit import geometry, hamiltonian, io, state, system
+
+    reps = (4, 4, 4)
+    J1, J2, D2, K, B = 0.015, 0.004, 0.002, 0.0003, 2.0
+    unit = bcc_unit()
+    st = unit.repeat(reps)
+    st = st.copy(spins=random_spins(len(st), 9))
+    path = tmp_path / "spinlat.ovf"
+    sl.io.write_ovf(path, st, repeat=reps, format=fmt)
+    cfg = tmp_path / "in.cfg"
+    cfg.write_text(bcc_spirit_config(J1, J2, D2))
+    back_path = tmp_path / "spirit.ovf"
+    with state.State(str(cfg), quiet=True) as p:
+        hamiltonian.set_anisotropy(p, K * 1e3, [1, 0, 0])
+        hamiltonian.set_field(p, B, [0, 1, 0])
+        pos = np.array(geometry.get_positions(p)).reshape(-1, 3)
+        # Spirit's sites are spinlat's atoms in the documented order
+        np.testing.assert_allclose(pos, st.positions[sl.io.spirit_order(reps, 2)], atol=1e-10)
+        io.image_read(p, str(path))
+        system.update_data(p)
+        e_spirit = system.get_energy(p) * 1e-3
+        io.image_write(p, str(back_path), fileformat=io.FILEFORMAT_OVF_BIN8)
+    pot = (Heisenberg.from_neighbors(unit, J=[J1, J2], D=[0.0, D2], dmi="bloch") + UniaxialAnisotropy(K, [1, 0, 0])
+           + Zeeman([0, B * spirit_mu_b() / units.MU_B, 0]))
+    e = pot.compute(st).energy
+    print(f"{fmt}: spinlat {e:.12f} eV, Spirit {e_spirit:.12f} eV, difference {e - e_spirit:.2e}")
+    assert e == pytest.approx(e_spirit, abs=spirit_energy_tolerance(e_spirit))
+    again = sl.io.read_ovf(back_path, st, repeat=reps)
+    np.testing.assert_allclose(again.spins, st.spins, rtol=0, atol=1e-11 if fmt == "text" else 1e-15)

@@ -1,0 +1,103 @@
+"""State ⇄ pymatgen Structure / Molecule with vector Magmoms (optional dependency)."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import bcc_fe
+
+import spinlat as sl
+from spinlat.errors import InputError
+
+pmg = pytest.importorskip("pymatgen.core")
+from pymatgen.electronic_structure.core import Magmom  # noqa: E402
+
+
+def assert_same(a, b):
+    """Equal to round-off; the direction of a zero moment (a non-magnetic atom) has no meaning and
+    comes back as +z."""
+    np.testing.assert_allclose(b.positions, a.positions, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(b.cell, a.cell, rtol=0, atol=0)
+    np.testing.assert_array_equal(b.pbc, a.pbc)
+    np.testing.assert_array_equal(b.numbers, a.numbers)
+    mag = a.moments > 0
+    np.testing.assert_allclose(b.spins[mag], a.spins[mag], rtol=0, atol=4e-16)
+    np.testing.assert_array_equal(b.spins[~mag], np.tile([0.0, 0.0, 1.0], ((~mag).sum(), 1)))
+    np.testing.assert_allclose(b.moments, a.moments, rtol=4e-16, atol=0)
+    np.testing.assert_allclose(b.velocities, a.velocities, rtol=0, atol=0)
+    np.testing.assert_array_equal(b.masses, a.masses)
+
+
+def noncollinear():
+    st = bcc_fe((2, 2, 2), seed=3)
+    rng = np.random.default_rng(2)
+    moments = rng.uniform(0.5, 2.5, len(st))
+    moments[3] = 0.0  # a non-magnetic atom
+    numbers = st.numbers.copy()
+    numbers[5] = 27
+    return st.copy(moments=moments, numbers=numbers, velocities=rng.normal(0, 0.01, (len(st), 3)),
+                   masses=np.where(numbers == 27, 58.933194, 55.845))
+
+
+@pytest.mark.parametrize("pbc", [(True, True, True), (True, True, False)])
+def test_round_trip_structure(pbc):
+    st = noncollinear().copy(pbc=pbc)
+    s = sl.io.to_pymatgen(st)
+    assert isinstance(s, pmg.Structure)
+    assert tuple(s.lattice.pbc) == pbc
+    assert all(isinstance(m, Magmom) for m in s.site_properties["magmom"])
+    np.testing.assert_allclose([m.global_moment for m in s.site_properties["magmom"]], st.magnetic_moments, atol=0)
+    assert s[5].specie.symbol == "Co"
+    back = sl.io.from_pymatgen(s)
+    assert_same(st, back)
+    # through pymatgen's own JSON serialisation
+    again = sl.io.from_pymatgen(pmg.Structure.from_dict(json.loads(s.to_json())))
+    assert_same(st, again)
+
+
+def test_standard_masses_and_rest_are_not_stored():
+    st = bcc_fe((1, 1, 1))
+    s = sl.io.to_pymatgen(st)
+    assert set(s.site_properties) == {"magmom"}
+    assert_same(st, sl.io.from_pymatgen(s))
+
+
+def test_molecule_for_a_state_without_cell():
+    st = noncollinear()
+    cluster = sl.State(st.positions, st.numbers, spins=st.spins, moments=st.moments, velocities=st.velocities,
+                       masses=st.masses)
+    m = sl.io.to_pymatgen(cluster)
+    assert isinstance(m, pmg.Molecule)
+    assert_same(cluster, sl.io.from_pymatgen(m))
+
+
+def test_other_magmom_forms():
+    lattice = pmg.Lattice.cubic(2.8665)
+    coords = [[0, 0, 0], [0.5, 0.5, 0.5]]
+    collinear = pmg.Structure(lattice, ["Fe", "Fe"], coords, site_properties={"magmom": [2.2, -2.2]})
+    st = sl.io.from_pymatgen(collinear)
+    np.testing.assert_array_equal(st.spins, [[0, 0, 1], [0, 0, -1]])
+    np.testing.assert_array_equal(st.moments, [2.2, 2.2])
+    saxis = pmg.Structure(lattice, ["Fe", "Fe"], coords,
+                          site_properties={"magmom": [Magmom([0, 0, 2.0], saxis=[1, 0, 0]), [0.0, 1.5, 0.0]]})
+    st = sl.io.from_pymatgen(saxis)
+    np.testing.assert_allclose(st.magnetic_moments, [[2.0, 0, 0], [0, 1.5, 0]], atol=1e-15)
+    none = sl.io.from_pymatgen(pmg.Structure(lattice, ["Fe", "Fe"], coords))
+    np.testing.assert_array_equal(none.moments, [0.0, 0.0])
+    bad = pmg.Structure(lattice, ["Fe", "Fe"], coords, site_properties={"magmom": [[1, 2], [0, 0]]})
+    with pytest.raises(InputError, match="site 0"):
+        sl.io.from_pymatgen(bad)
+    disordered = pmg.Structure(lattice, [{"Fe": 0.5, "Co": 0.5}, "Fe"], coords)
+    with pytest.raises(InputError, match="disordered"):
+        sl.io.from_pymatgen(disordered)
+    with pytest.raises(InputError, match="Structure"):
+        sl.io.from_pymatgen(st)
+
+
+def test_energy_unchanged_through_pymatgen():
+    from spinlat.potentials import BetheSlaterExchange, Zeeman
+
+    st = bcc_fe((3, 3, 3), seed=8)
+    pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + Zeeman([0, 0.5, 1.0])
+    back = sl.io.from_pymatgen(sl.io.to_pymatgen(st))
+    assert pot.compute(back).energy == pytest.approx(pot.compute(st).energy, abs=1e-12)
