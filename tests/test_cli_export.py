@@ -54,7 +54,7 @@ def test_export_names_the_term_lammps_cannot_express(tmp_path, capsys):
     cfg.write_text(CONFIG.replace("  - {type: Zeeman, B: [0, 0, 1.0]}", "  - {type: Landau, a: -0.1, b: 0.01}"))
     assert main(["export", str(cfg), "--lammps", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err
-    assert "ExportError" in err and "Landau" in err
+    assert "cannot be exported to LAMMPS" in err and "Landau" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.peers

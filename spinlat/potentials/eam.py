@@ -720,7 +720,7 @@ class EAM(Potential):
         elif isinstance(path, (list, tuple)) and path and all(isinstance(p, (str, os.PathLike)) for p in path):
             paths = list(path)
         else:
-            raise InputError(f"EAM: path must be a file path (or a list of funcfl file paths), got {path!r}")
+            raise InputError(f"EAM path: expected a file path (or a list of funcfl file paths), got {path!r}")
         paths = [validation.path(p, "EAM path") for p in paths]
         if len(paths) == 1:
             data = read_eam_file(paths[0], format)
