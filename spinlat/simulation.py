@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 
 import numpy as np
 
-from .errors import InputError, SimulationError
+from .errors import InputError, SimulationError, SpinlatError
 from .state import State
 
 
@@ -84,18 +85,41 @@ class Simulation:
                 last = traj.last()
                 self.step = int(traj.array("step")[-1])
                 self.time = float(traj.array("time")[-1])
-            state = last if state is None else state
+                checkpoint = traj.checkpoint()
+            resumed = state is None
+            state = last if resumed else state
             self._append = True
             self._frames_written = 1  # frame of the current state is in the file
+            if resumed:
+                self.resumed = self._restore(checkpoint, state)
         if not isinstance(state, State):
             raise InputError(f"Simulation needs a spinlat State, got {type(state).__name__}")
         self.state = state
         self._last_energy = None
 
+    #: on restart: whether the integrator took over the checkpoint stored with the last frame
+    #: (its random stream, and what else it needs to continue exactly); False for a fresh start
+    resumed = False
+
+    def _restore(self, checkpoint, state) -> bool:
+        integ = self.integrator
+        saved = (checkpoint or {}).get("integrator_state")
+        if not isinstance(saved, dict) or saved.get("integrator") != type(integ).__name__:
+            return False
+        restore = getattr(integ, "restore", None)
+        if restore is None:
+            return False
+        restore(saved, state, self.potential)
+        return True
+
     @classmethod
     def restart(cls, path, potential, integrator, **kwargs) -> "Simulation":
-        """A Simulation continuing the trajectory ``path`` from its last frame, appending to it.
-        (The integrator's random stream is not stored: give it a new seed for a new stream.)"""
+        """A Simulation continuing the trajectory ``path`` from its last complete frame, appending
+        to it. The checkpoint stored with that frame is handed to ``integrator.restore`` when the
+        integrator is of the same class as the one that wrote it: with the same seed, the random
+        stream goes on where it stopped (a different seed starts a new one), so that a run killed
+        and restarted gives the trajectory of the uninterrupted run, bit for bit (see the module
+        docstring for which integrators)."""
         return cls(None, potential, integrator, trajectory=path, restart=True, **kwargs)
 
     # ------------------------------------------------------------------ helpers
@@ -139,12 +163,19 @@ class Simulation:
                     f"exploded (time step too large or atoms too close?); every earlier frame is kept")
         self._last_energy = etot
 
+    def _checkpoint(self):
+        take = getattr(self.integrator, "checkpoint", None)
+        if take is None:
+            return None
+        return {"integrator": type(self.integrator).__name__, **take(self.potential)}
+
     def _write(self, writer, state, ev):
         if writer is None:
             return
         writer.write(state, self.step, self.time, potential_energy=float(ev.energy),
                      forces=ev.forces if self.store_forces else None,
-                     magnetic_forces=ev.magnetic_forces if self.store_forces else None)
+                     magnetic_forces=ev.magnetic_forces if self.store_forces else None,
+                     checkpoint=self._checkpoint())
         self._frames_written += 1
 
     # ------------------------------------------------------------------ run
@@ -157,6 +188,7 @@ class Simulation:
         writer = self._open_writer()
         dt = getattr(self.integrator, "dt", None)
         bar = None
+        finished = False
         try:
             self._chunk = 0
             if self.evaluation is None:
@@ -185,12 +217,25 @@ class Simulation:
                     self._write(writer, state, ev)
                 if bar is not None:
                     bar.update(chunk)
+            finished = True
         finally:
             if bar is not None:
                 bar.close()
             if writer is not None:
-                writer.close()
+                self._close_writer(writer, finished)
         return self.state
+
+    @staticmethod
+    def _close_writer(writer, finished):
+        """Close the trajectory; while another error is propagating, a failure to write the
+        last frames becomes a warning instead of hiding that error."""
+        if finished:
+            writer.close()
+            return
+        try:
+            writer.close()
+        except SpinlatError as exc:
+            warnings.warn(str(exc), stacklevel=3)
 
     def __repr__(self):
         return (f"Simulation({self.state!r}, {self.potential!r}, {self.integrator!r}, step={self.step}, "

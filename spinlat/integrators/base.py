@@ -46,6 +46,50 @@ class Integrator:
     def describe(self) -> str:
         return repr(self)
 
+    # -------------------------------------------------------------- restarts
+    def checkpoint(self, potential=None) -> dict:
+        """What a run continued from the current State needs, besides that State, to go on
+        exactly as this integrator would: a dict of JSON scalars, nested dicts and NumPy arrays.
+
+        Here: ``seed`` (int or None) and ``rng``, the state of the random generator ``self.rng``
+        (``numpy.random.Generator.bit_generator.state``), when the integrator has one.
+        :class:`~spinlat.Simulation` stores the checkpoint of the last complete frame in the
+        trajectory and hands it to :meth:`restore` on restart."""
+        out = {}
+        rng = getattr(self, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            out["seed"] = seed_key(getattr(self, "seed", None))
+            out["rng"] = rng.bit_generator.state
+        return out
+
+    def restore(self, checkpoint, state, potential) -> None:
+        """Continue from a :meth:`checkpoint` taken at ``state``: the random stream goes on where
+        it stopped when the checkpoint's ``seed`` equals this integrator's (a different seed
+        asks for a new stream, which is then kept). Unknown or missing entries are ignored."""
+        saved = checkpoint.get("rng")
+        rng = getattr(self, "rng", None)
+        if not isinstance(saved, dict) or not isinstance(rng, np.random.Generator):
+            return
+        if checkpoint.get("seed") != seed_key(getattr(self, "seed", None)):
+            return
+        name = saved.get("bit_generator")
+        if name != type(rng.bit_generator).__name__:
+            cls = getattr(np.random, str(name), None)
+            if not (isinstance(cls, type) and issubclass(cls, np.random.BitGenerator)):
+                raise InputError(f"checkpoint holds the state of an unknown random generator {name!r}")
+            rng = self.rng = np.random.Generator(cls())
+        try:
+            rng.bit_generator.state = saved
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InputError(f"checkpoint holds an invalid {name} random generator state: {exc}") from None
+
+
+def seed_key(seed):
+    """A seed as stored in checkpoints and trajectories: an int, or None for anything else."""
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)):
+        return int(seed)
+    return None
+
 
 def check_dt(dt, max_dt=10.0):
     """Validate a time step in fs."""

@@ -495,6 +495,20 @@ class MonteCarlo(Integrator):
         return (f"MonteCarlo(temperature={self.temperature}, seed={self.seed}, overrelax={self.overrelax}, "
                 f"target_acceptance={self.target_acceptance})")
 
+    # -------------------------------------------------------------- restarts
+    def checkpoint(self, potential=None) -> dict:
+        """:meth:`Integrator.checkpoint` plus ``cone``, the adapted trial-cap half-angle (rad)."""
+        out = super().checkpoint(potential)
+        out["cone"] = self.cone
+        return out
+
+    def restore(self, checkpoint, state, potential) -> None:
+        """:meth:`Integrator.restore`, and take the checkpoint's adapted ``cone`` over."""
+        super().restore(checkpoint, state, potential)
+        cone = checkpoint.get("cone")
+        if isinstance(cone, float) and math.isfinite(cone) and 0 < cone <= math.pi:
+            self.cone = cone
+
     # -------------------------------------------------------------- set-up
     def _split(self, potential):
         mag = [t for t in potential.terms if getattr(t, "magnetic", True)]
