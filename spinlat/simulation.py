@@ -15,6 +15,18 @@ The run stops with :class:`~spinlat.errors.SimulationError` when the energy or t
 NaN/inf, or when the total energy changes by more than ``max_energy_change`` eV per atom between
 two frames (default 10 eV/atom: far beyond any thermostat's doing, typical of atoms crashing
 into each other); every good frame written before stays in the file.
+
+Each frame carries the integrator's :meth:`~spinlat.integrators.Integrator.checkpoint`; the
+trajectory keeps the one of its last complete frame, and :meth:`Simulation.restart` hands it
+back, so that a run killed and restarted gives the uninterrupted run's frames bit for bit, as
+does a run split into several ``run`` calls or written with another ``every`` (see
+:mod:`spinlat.integrators.base` for what is covered).
+
+Storage: the trajectory is locked while a run writes it (a second Simulation on the same path,
+in any process, gets :class:`~spinlat.errors.InputError` before the file is touched). When a
+flush cannot be written (disk full, file-size limit) the run stops with
+:class:`~spinlat.errors.StorageError` naming the frames the file keeps; free space and restart
+from it. See :mod:`spinlat.io.hdf5` for the guarantees.
 """
 
 from __future__ import annotations
@@ -42,7 +54,9 @@ class Simulation:
     every : steps between frames (> 0).
     progress : show a tqdm progress bar with steps/s (only on a terminal).
     store_forces : also store forces (eV/Å) and magnetic forces (eV/μB) per frame.
-    restart : continue ``trajectory`` from its last frame, appending to it (step and time go on).
+    restart : continue ``trajectory`` from its last frame, appending to it (step and time go on);
+        with ``state=None`` the integrator also takes over the checkpoint stored with that frame
+        (see :meth:`restart`).
     max_energy_change : largest allowed |ΔE_tot| per atom between frames, eV/atom.
     flush_every : frames kept in memory between writes to disk.
 

@@ -3,8 +3,25 @@
 An integrator is configured once (time step, temperatures, seed) and then advances states:
 ``run(state, potential, steps)`` takes a :class:`~spinlat.state.State` and returns a new one
 (state in, state out; the input is never modified). Random streams live in the integrator,
-so successive ``run`` calls continue one reproducible stream: same seed, same machine, same
-trajectory bit for bit.
+so successive ``run`` calls continue one reproducible stream.
+
+Reproducibility (``SpinLatticeNVE``, ``SpinLatticeLangevin``, ``LLG``, ``MonteCarlo``): the same
+seed and starting State give the same trajectory bit for bit
+
+- however the steps are split into ``run`` calls (``run(100)`` = ``run(47)`` + ``run(53)``; a
+  :class:`~spinlat.Simulation` writing a frame every 5 or every 10 steps): each random stream is
+  drawn in the same order whatever the chunks, and the spin integrators keep their colouring
+  (the order of the sequential spin updates) with the neighbour-list build it was made for;
+- when a run is killed and restarted from its trajectory: :meth:`Integrator.checkpoint` is
+  stored with every flushed frame and :meth:`Integrator.restore` takes it over (random
+  generator state, Monte Carlo's adapted cone, the positions the neighbour list was built at);
+- on any number of numba threads: every threaded kernel (spin colour sweeps, Bethe-Slater
+  exchange) has each atom's row computed by one thread in a fixed order, with the same
+  floating-point contraction as its serial twin, and no reduction across threads.
+
+Not covered: other machines, CPU instruction sets or numba/LLVM versions (the compiled code may
+contract or vectorise differently), and potentials evaluated by PyTorch (``MagneticMACE``), whose
+threaded reductions depend on ``torch.get_num_threads()``.
 """
 
 from __future__ import annotations

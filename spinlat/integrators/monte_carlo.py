@@ -456,7 +456,9 @@ class MonteCarlo(Integrator):
     Parameters
     ----------
     temperature : K (≥ 0; 0 accepts only moves that do not raise the energy).
-    seed : seed of the random stream (NumPy PCG64); same seed → same result, bit for bit.
+    seed : seed of the random stream (NumPy PCG64); same seed → same result, bit for bit,
+        however the sweeps are split or restarted (the checkpoint holds the generator state and
+        the adapted cone; see :mod:`spinlat.integrators.base`). One thread.
     overrelax : over-relaxation sweeps per sweep (0 = plain Metropolis).
     cone : initial half-angle of the trial cap, rad (0 < cone ≤ π; default π/2).
     target_acceptance : acceptance the cone adapts to (between 0 and 1).

@@ -53,6 +53,13 @@ drifts slowly, at a rate ∝ dt³ (mMACE bcc Fe at 300 K: 1.5 meV/atom/ps at dt 
 
 Moment magnitudes stay fixed in NVE even when ``potential.depends_on_magnitudes``; only
 :class:`SpinLatticeLangevin` makes them dynamical (overdamped Langevin on |m|).
+
+Reproducibility (see :mod:`spinlat.integrators.base`): bit for bit however a run is split, on 1
+or more numba threads, and across restarts. The colour classes are a function of the neighbour-
+list build (its pairs and the positions it was built at), kept by the integrator between runs,
+and the checkpoint carries those positions, so a restart rebuilds the same list. The colour sweep
+runs on threads (over the atoms of one colour) from :data:`PARALLEL_MIN_SPINS` magnetic atoms on,
+when numba has more than one thread; the threaded and the serial sweep give the same bits.
 """
 
 from __future__ import annotations
@@ -192,7 +199,8 @@ def _linear_sweep_parallel(spins, cls_off, cls_atoms, order, last, off, nbr, w, 
 
 
 #: below this many magnetic atoms the colour sweep runs on one thread (one colour is too little
-#: work per parallel region: thread synchronisation would cost more than it saves)
+#: work per parallel region: thread synchronisation would cost more than it saves). A module
+#: parameter: lower it to use threads on smaller systems (the result does not change by a bit)
 PARALLEL_MIN_SPINS = 65536
 
 
@@ -552,7 +560,8 @@ class SpinLatticeNVE(_SpinLatticeBase):
     colour classes, forward then backward, each spin rotated exactly about its effective
     field), full drift of the positions, half step of the spins, new forces, half kick (see the
     module docstring). Moment magnitudes are kept fixed. Total energy is conserved to O(dt²)
-    with no drift; spin lengths to round-off.
+    with no drift; spin lengths to round-off. Deterministic: the same State gives the same
+    trajectory bit for bit however the run is split, restarted or threaded.
     """
 
     def __init__(self, dt):
@@ -603,7 +612,8 @@ class SpinLatticeLangevin(_SpinLatticeBase):
     spin_temperature : spin bath temperature, K (default: ``temperature``).
     longitudinal_damping : α_L of the moment magnitudes (default: ``damping``); used only when
         ``potential.depends_on_magnitudes``.
-    seed : seed of the integrator's random stream (same seed → same trajectory bit for bit).
+    seed : seed of the integrator's random stream (same seed → same trajectory bit for bit,
+        however the run is split, restarted or threaded; see :mod:`spinlat.integrators.base`).
 
     Lattice: BAOAB splitting (Leimkuhler & Matthews): half kick, half drift, exact
     Ornstein-Uhlenbeck velocity step v ← e^{−γ_L dt} v + sqrt((1 − e^{−2γ_L dt}) kT/m) ξ, half drift,

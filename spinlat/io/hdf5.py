@@ -51,9 +51,12 @@ frames, so a frame counts only once its data is on disk:
 
 One writer at a time: a writer holds an exclusive ``flock`` on the file from before it opens it
 until it is closed; a second writer (another process, or another writer in this process) is
-refused with :class:`~spinlat.errors.InputError` before the file is touched. ``mode="w"``
-replaces only an empty file or an existing spinlat trajectory, never another file. Readers
-(:class:`Trajectory`) may open a file while it is being written.
+refused with :class:`~spinlat.errors.InputError` before the file is touched (HDF5's own lock
+comes too late for that: it truncates a file opened with mode "w" before locking it). The lock
+is as good as the filesystem's ``flock``: on network filesystems that keep locks per node it
+does not see writers on other nodes. ``mode="w"`` replaces only an empty file or an existing
+spinlat trajectory, never another file. Readers (:class:`Trajectory`) may open a file while it
+is being written.
 """
 
 from __future__ import annotations
@@ -636,11 +639,17 @@ class TrajectoryWriter:
         if len(self._buffer) >= self.flush_every:
             self.flush()
 
-    def _bytes_needed(self, data, arrays) -> int:
-        """Upper bound of the bytes a flush adds to the file: the raw (uncompressed) rows, the
-        checkpoint arrays and a margin for HDF5 metadata (chunk index entries, heaps)."""
-        raw = sum(np.asarray(v).nbytes for v in data.values()) + sum(a.nbytes for a in arrays.values())
-        return int(1.05 * raw) + _METADATA_MARGIN
+    def _bytes_needed(self, start, k, arrays) -> int:
+        """Upper bound of the bytes a flush of rows start..start+k−1 adds to the file: the chunks
+        it allocates at their uncompressed size (a compressed chunk is never stored larger, up to
+        a few bytes), the checkpoint arrays, and a margin for HDF5 metadata (chunk index
+        entries, heaps)."""
+        total = sum(a.nbytes for a in arrays.values())
+        for ds in self._datasets.values():
+            rows = ds.chunks[0]
+            new_chunks = -(-(start + k) // rows) - (-(-start // rows))
+            total += new_chunks * int(np.prod(ds.chunks)) * ds.dtype.itemsize
+        return int(1.02 * total) + _METADATA_MARGIN
 
     def _check_room(self, need) -> None:
         """StorageError, before anything is written, when the filesystem's free space or the
@@ -684,13 +693,13 @@ class TrajectoryWriter:
         data = {name: np.stack([np.asarray(fr[name]) for fr in self._buffer]) for name in names}
         slot = 1 - self._slot
         state, arrays = _split_arrays(self._checkpoint, f"{_CHECKPOINT}/{slot}")
-        self._check_room(self._bytes_needed(data, arrays))
+        if self._datasets is None:
+            self._datasets = {name: f[name] for name in _frame_fields(f)}
+        self._check_room(self._bytes_needed(start, k, arrays))
         last_step = int(data["step"][-1])
         record = {"n_frames": start + k, "step": last_step, "integrator_state": state}
         _encode_record(record)  # too large: InputError before the file is touched
         try:
-            if self._datasets is None:
-                self._datasets = {name: f[name] for name in _frame_fields(f)}
             ds = self._datasets
             # phase 1: the data. All datasets grow together, then the new rows (new chunks
             # only for per-atom data) and the checkpoint arrays of the free slot are written
