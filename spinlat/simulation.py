@@ -32,6 +32,7 @@ from it. See :mod:`spinlat.io.hdf5` for the guarantees.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 
@@ -67,10 +68,18 @@ class Simulation:
 
     def __init__(self, state, potential, integrator, trajectory=None, every=10, progress=True,
                  store_forces=False, restart=False, max_energy_change=10.0, flush_every=10):
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise InputError(f"every must be a positive integer number of steps, got {every!r}")
-        if not (max_energy_change > 0):
-            raise InputError(f"max_energy_change must be positive (eV/atom), got {max_energy_change}")
+        for name, value in (("every", every), ("flush_every", flush_every)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputError(f"{name} must be a positive integer number of {'steps' if name == 'every' else 'frames'}, "
+                                 f"got {value!r}")
+        for name, value in (("progress", progress), ("store_forces", store_forces), ("restart", restart)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise InputError(f"{name} must be True or False, got {value!r}")
+        if (isinstance(max_energy_change, (bool, np.bool_)) or not isinstance(max_energy_change, (int, float, np.integer, np.floating))
+                or not max_energy_change > 0 or not math.isfinite(max_energy_change)):
+            raise InputError(f"max_energy_change must be a positive number of eV/atom, got {max_energy_change!r}")
+        if trajectory is not None and not isinstance(trajectory, (str, os.PathLike)):
+            raise InputError(f"trajectory must be a file path or None, got {type(trajectory).__name__}")
         self.potential = potential
         self.integrator = integrator
         self.trajectory = trajectory

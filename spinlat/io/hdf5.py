@@ -427,6 +427,10 @@ class TrajectoryWriter:
             metadata_json = json.dumps(metadata or {}, default=_json_default)
         except (TypeError, ValueError) as exc:
             raise InputError(f"trajectory metadata must be JSON-serialisable: {exc}") from None
+        if not isinstance(state, State):
+            raise InputError(f"a trajectory is written from a spinlat State, got {type(state).__name__}")
+        if len(state) == 0:
+            raise InputError(f"cannot write trajectory {path}: the state has no atoms")
         self.path = Path(path)
         self.flush_every = int(flush_every)
         self.fsync = bool(fsync)

@@ -213,6 +213,11 @@ def test_bad_files_and_paths(tmp_path):
         w.write(st, 1, 1.0)
     with pytest.raises(InputError, match="flush_every"):
         TrajectoryWriter(tmp_path / "t2.h5", st, flush_every=0)
+    with pytest.raises(InputError, match="no atoms"):
+        TrajectoryWriter(tmp_path / "t3.h5", sl.State(np.zeros((0, 3)), [], cell=np.eye(3) * 3, pbc=True))
+    with pytest.raises(InputError, match="State"):
+        TrajectoryWriter(tmp_path / "t4.h5", st.to_ase())
+    assert not (tmp_path / "t3.h5").exists() and not (tmp_path / "t4.h5").exists()
 
 
 _WRITER = textwrap.dedent("""
