@@ -22,9 +22,13 @@ back, so that a run killed and restarted gives the uninterrupted run's frames bi
 does a run split into several ``run`` calls or written with another ``every`` (see
 :mod:`spinlat.integrators.base` for what is covered).
 
-Storage: the trajectory is locked while a run writes it (a second Simulation on the same path,
-in any process, gets :class:`~spinlat.errors.InputError` before the file is touched). When a
-flush cannot be written (disk full, file-size limit) the run stops with
+Storage: a Simulation reserves its trajectory at its first ``run`` until :meth:`Simulation.close`
+(or ``with Simulation(...) as sim:``, or garbage collection): another writer on the same path, in
+any process, gets :class:`~spinlat.errors.InputError` before the file is touched, during a run
+and between runs. Every frame of a run is on disk when ``run`` returns, and the file is closed
+(locked only against writers) until the next one: readers (:class:`~spinlat.io.Trajectory`,
+h5py, h5dump) may open it; one holding HDF5's lock at the start of the next run makes that run
+fail with InputError. When a flush cannot be written (disk full, file-size limit) the run stops with
 :class:`~spinlat.errors.StorageError` naming the frames the file keeps; free space and restart
 from it. See :mod:`spinlat.io.hdf5` for the guarantees.
 """
@@ -35,6 +39,7 @@ import math
 import os
 import sys
 import warnings
+import weakref
 
 import numpy as np
 
@@ -91,6 +96,8 @@ class Simulation:
         self.step = 0
         self.time = 0.0
         self.evaluation = None
+        self._writer = None  # TrajectoryWriter, open from the first run until close()
+        self._closer = None
         self._frames_written = 0
         self._append = False
         if restart:
@@ -152,6 +159,37 @@ class Simulation:
             ev = self.potential.compute(state, forces=True, magnetic_forces=True)
         return ev
 
+    def _run_writer(self):
+        """The trajectory writer of this Simulation: opened at the first run (which takes the
+        file's lock) and kept open, with the lock, until :meth:`close`."""
+        w = self._writer
+        if w is not None and not w.closed:
+            w.resume()
+            return w
+        w = self._writer = self._open_writer()
+        if w is not None:
+            if self._closer is not None:
+                self._closer.detach()
+            self._closer = weakref.finalize(self, _close_at_exit, w)
+        return w
+
+    def close(self) -> None:
+        """Flush and close the trajectory and release its lock (idempotent; done too when the
+        Simulation is garbage-collected or the interpreter exits). A later ``run`` reopens it
+        and appends. Until then no other writer can touch the file."""
+        w, self._writer = self._writer, None
+        if self._closer is not None:
+            self._closer.detach()
+            self._closer = None
+        if w is not None:
+            w.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def _open_writer(self):
         if self.trajectory is None:
             return None
@@ -208,7 +246,7 @@ class Simulation:
             raise InputError(f"steps must be a non-negative integer, got {steps!r}")
         steps = int(steps)
         self.integrator.check(self.state, self.potential)
-        writer = self._open_writer()
+        writer = self._run_writer()
         dt = getattr(self.integrator, "dt", None)
         bar = None
         finished = False
@@ -245,21 +283,31 @@ class Simulation:
             if bar is not None:
                 bar.close()
             if writer is not None:
-                self._close_writer(writer, finished)
+                self._flush_writer(writer, finished)
         return self.state
 
     @staticmethod
-    def _close_writer(writer, finished):
-        """Close the trajectory; while another error is propagating, a failure to write the
-        last frames becomes a warning instead of hiding that error."""
+    def _flush_writer(writer, finished):
+        """Put every frame of the run on disk and suspend the writer (file closed, still reserved
+        for the next run); while another error is propagating, a failure to write them becomes a
+        warning instead of hiding that error."""
         if finished:
-            writer.close()
+            writer.suspend()
             return
         try:
-            writer.close()
+            writer.suspend()
         except SpinlatError as exc:
             warnings.warn(str(exc), stacklevel=3)
 
     def __repr__(self):
         return (f"Simulation({self.state!r}, {self.potential!r}, {self.integrator!r}, step={self.step}, "
                 f"trajectory={self.trajectory!r})")
+
+
+def _close_at_exit(writer):
+    """Close a Simulation's writer when the Simulation is collected or Python exits (every frame
+    of its runs is on disk already: nothing is left to write)."""
+    try:
+        writer.close()
+    except Exception:  # noqa: BLE001 - nobody left to tell
+        pass

@@ -291,7 +291,7 @@ def test_second_simulation_on_a_live_trajectory_is_refused(tmp_path):
         assert _run_until(proc, 30) >= 30
         make_state, make_potential, make_integrator = CASES["llg"]
         for restart in (False, True):
-            with pytest.raises(InputError, match="in use by another process"):
+            with pytest.raises(InputError, match="in use by another writer"):
                 if restart:
                     sl.Simulation.restart(path, make_potential(), make_integrator(), progress=False).run(5)
                 else:
@@ -305,3 +305,30 @@ def test_second_simulation_on_a_live_trajectory_is_refused(tmp_path):
         assert len(traj) >= reached // EVERY  # frames flushed at the end of each run
         assert list(traj["step"]) == list(range(0, EVERY * len(traj), EVERY))
         assert np.all(traj["moments"] > 0)
+
+
+def test_trajectory_stays_locked_between_runs_until_closed(tmp_path, setup):
+    import gc
+
+    st, pot = setup
+    path = tmp_path / "run.h5"
+    first = sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=2, progress=False)
+    first.run(4)
+    with sl.io.Trajectory(path) as traj:  # every frame of the run is on disk, readers welcome
+        assert list(traj["step"]) == [0, 2, 4]
+    second = sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=2, progress=False)
+    with pytest.raises(InputError, match="close"):
+        second.run(2)
+    first.run(2)  # the owner goes on appending
+    first.close()
+    with sl.io.Trajectory(path) as traj:
+        assert list(traj["step"]) == [0, 2, 4, 6]
+    second.run(2)  # now free: the second run replaces the file
+    with sl.io.Trajectory(path) as traj:
+        assert list(traj["step"]) == [0, 2]
+    del second
+    gc.collect()  # a collected Simulation releases its file
+    with sl.Simulation.restart(path, pot, SpinLatticeNVE(1.0), every=2, progress=False) as sim:
+        sim.run(2)
+    with sl.io.Trajectory(path) as traj:
+        assert list(traj["step"]) == [0, 2, 4]

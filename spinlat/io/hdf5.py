@@ -50,8 +50,10 @@ frames, so a frame counts only once its data is on disk:
   (:func:`recover_trajectory`) that replaces it.
 
 One writer at a time: a writer holds an exclusive ``flock`` on the file from before it opens it
-until it is closed; a second writer (another process, or another writer in this process) is
-refused with :class:`~spinlat.errors.InputError` before the file is touched (HDF5's own lock
+until it is closed (a shared one while suspended between the runs of a Simulation, so that
+programs reading with HDF5's lock can open it); a second writer (another process, or another
+writer in this process) is refused with :class:`~spinlat.errors.InputError` before the file is
+touched (HDF5's own lock
 comes too late for that: it truncates a file opened with mode "w" before locking it). The lock
 is as good as the filesystem's ``flock``: on network filesystems that keep locks per node it
 does not see writers on other nodes. ``mode="w"`` replaces only an empty file or an existing
@@ -250,21 +252,24 @@ def _close_quietly(*objs):
             pass
 
 
-def _open_h5(path, mode, locking=None):
+def _open_h5(path, mode, locking=False):
     """Open an HDF5 file: (h5py.File, recovered). ``recovered`` is True when the file was cut short
-    and is read through a zero-padded view (mode "r" only). FileFormatError when it is no HDF5."""
+    and is read through a zero-padded view (mode "r" only). FileFormatError when it is no HDF5.
+
+    Readers open without HDF5's file lock (``locking=False``): they neither wait for nor block a
+    running simulation, whose flushes keep the file consistent; a file this process already holds
+    open with the lock is opened with it (HDF5 wants the same setting for one file)."""
     import h5py
 
     try:
-        return (h5py.File(path, mode) if locking is None else h5py.File(path, mode, locking=locking)), False
+        return h5py.File(path, mode, locking=locking), False
     except FileNotFoundError:
         raise
     except OSError as exc:
         msg = str(exc)
-    if mode == "r" and locking is None and "lock" in msg.lower():
-        # another process (a running simulation) holds the file: read without locking
+    if "flag values don't match" in msg:
         try:
-            return h5py.File(path, mode, locking=False), False
+            return h5py.File(path, mode, locking=not locking), False
         except OSError as exc2:
             msg = str(exc2)
     if not Path(path).exists():
@@ -349,8 +354,9 @@ def _lock(path, create):
     except BlockingIOError:
         os.close(fd)
         raise InputError(
-            f"trajectory {path} is in use by another process or writer (a running simulation, or a "
-            f"program holding it open); it was left untouched. Wait for it to finish, close it, or "
+            f"trajectory {path} is in use by another writer (a simulation running in another process, "
+            f"a Simulation or TrajectoryWriter of this process that was not closed, or a program "
+            f"holding the file open); it was left untouched. Let it finish or close it (close()), or "
             f"choose another trajectory path") from None
     except OSError as exc:
         if exc.errno not in _NO_LOCK_ERRNOS:
@@ -445,6 +451,7 @@ class TrajectoryWriter:
         self._checkpoint = None  # integrator state of the last buffered frame
         self._slot = 1  # checkpoint slot the committed record refers to (the next flush uses the other)
         self._last_step = None
+        self._suspended = False  # between runs: file closed, shared lock kept (see suspend)
         parent = self.path.parent if str(self.path.parent) else Path(".")
         if not parent.is_dir():
             raise InputError(f"cannot write trajectory {self.path}: directory {parent} does not exist")
@@ -456,7 +463,7 @@ class TrajectoryWriter:
             occupied = os.fstat(self._lock_fd).st_size > 0 if self._lock_fd is not None else existed
             if mode == "a" and occupied:
                 self._file = self._open_for_append()
-                self._open_existing(state, store_forces)
+                self._open_existing(store_forces)
             else:
                 if occupied:
                     self._check_replaceable()
@@ -479,6 +486,7 @@ class TrajectoryWriter:
             self._lock_fd = None
             raise
         self._n_flushed = _n_complete(self._file)
+        self._store_forces = "forces" in self._file
 
     # ------------------------------------------------------------------ file set-up
     def _check_replaceable(self):
@@ -557,7 +565,7 @@ class TrajectoryWriter:
                                  chunks=(_SMALL_CHUNK_ROWS, *shape), fillvalue=fill)
         f.flush()
 
-    def _open_existing(self, state, store_forces):
+    def _open_existing(self, store_forces):
         f = self._file
         _check_format(f, self.path)
         numbers = f["numbers"][()]
@@ -587,9 +595,9 @@ class TrajectoryWriter:
     @property
     def store_forces(self) -> bool:
         """Whether frames hold ``forces`` and ``magnetic_forces``."""
-        if self._store_forces is None:
-            self._store_forces = self._file is not None and "forces" in self._file
-        return self._store_forces
+        if self._store_forces is None and self._file is not None:
+            self._store_forces = "forces" in self._file
+        return bool(self._store_forces)
 
     def write(self, state, step, time, potential_energy=math.nan, kinetic_energy=None, temperature=None,
               forces=None, magnetic_forces=None, total_energy=None, checkpoint=None) -> None:
@@ -604,6 +612,8 @@ class TrajectoryWriter:
         of each flush is stored. StorageError when a flush this write starts fails."""
         if self._failed is not None:
             raise StorageError(self._failed)
+        if self._suspended:
+            self.resume()
         if self._file is None:
             raise InputError(f"trajectory writer for {self.path} is closed")
         if len(state) != self.n_atoms:
@@ -744,7 +754,7 @@ class TrajectoryWriter:
             self._abandon()
         else:
             self._release()
-        raise StorageError(message)
+        raise StorageError(message) from None  # the h5py error is in the message, not chained
 
     def _abandon(self):
         """Stop writing to the file at once: HDF5's remaining writes (it flushes on close) go to
@@ -765,6 +775,7 @@ class TrajectoryWriter:
 
     def _release(self):
         """Close the file (nothing left to write) and release the lock; on any error abandon it."""
+        self._suspended = False
         f, self._file, self._datasets = self._file, None, None
         if f is not None:
             try:
@@ -786,6 +797,66 @@ class TrajectoryWriter:
         finally:
             if self._file is not None:
                 self._release()
+
+    # ------------------------------------------------------------------ between runs
+    def suspend(self) -> None:
+        """Between two runs: write the buffered frames, close the HDF5 file and keep only a
+        shared lock on it, so that programs reading with HDF5's lock (h5dump, h5py) can open it
+        while no other writer can; :meth:`resume` (or the next :meth:`write`) takes it back.
+        StorageError as :meth:`flush`."""
+        if self._suspended or self.closed:
+            return
+        self.flush()
+        f, self._file, self._datasets = self._file, None, None
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001
+            self._file = f
+            self._abandon()
+            raise
+        self._suspended = True
+        if fcntl is not None and self._lock_fd is not None:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                pass  # no locks here: see _lock
+
+    def resume(self) -> None:
+        """Reopen a suspended writer for appending: the exclusive lock again (InputError when a
+        program holds the file meanwhile: it is left untouched), then the file."""
+        import h5py
+
+        if not self._suspended:
+            return
+        fd = self._lock_fd
+        if fcntl is not None and fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:  # the conversion may have dropped the shared lock: keep the file reserved
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except OSError:
+                    pass
+                raise InputError(f"trajectory {self.path} is open in another program (a reader holding "
+                                 f"HDF5's file lock, or another writer); close it to go on writing") from None
+            except OSError:
+                pass
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(self.path)) if fd is not None else True
+        except OSError:
+            same = False
+        if not same:
+            raise InputError(f"trajectory {self.path} was removed or replaced since the last run; this "
+                             f"writer will not write into another file")
+        self._file = h5py.File(self.path, "r+", locking=False)
+        self._suspended = False
+        self._open_existing(self.store_forces)
+        self._n_flushed = _n_complete(self._file)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the writer was closed (by :meth:`close`, or by a StorageError)."""
+        return self._file is None and not self._suspended
 
     @property
     def failed(self) -> str | None:

@@ -309,7 +309,7 @@ def test_second_writer_is_refused_before_touching_the_file(tmp_path):
         first.write(frames[k], step=k, time=float(k))
     before = _digest(path)
     for mode in ("w", "a"):
-        with pytest.raises(InputError, match="in use by another process or writer"):
+        with pytest.raises(InputError, match="in use by another writer"):
             TrajectoryWriter(path, frames[0], mode=mode)
         assert _digest(path) == before
     with Trajectory(path) as traj:  # readers are welcome meanwhile
@@ -614,3 +614,57 @@ def test_file_cut_short_is_read_and_repaired(tmp_path):
         assert not traj.recovered and len(traj) == 6
         np.testing.assert_array_equal(traj["step"], [0, 10, 20, 30, 40, 50])
         np.testing.assert_array_equal(traj["forces"][:5, 0, 0], np.arange(5.0))
+
+
+_HOLD_WITH_HDF5_LOCK = textwrap.dedent("""
+    import sys, time, h5py
+    with h5py.File(sys.argv[1], "r", locking=True) as f:   # HDF5's shared lock, as h5dump takes it
+        print(f["step"].shape[0], flush=True)
+        sys.stdin.readline()
+""")
+
+
+def test_suspended_writer_lets_readers_in_and_keeps_writers_out(tmp_path):
+    """Between two runs (suspend): HDF5 readers with their lock may open the file, writers may
+    not; a reader holding it makes resume fail without touching the file."""
+    frames = _frames(6)
+    path = tmp_path / "t.h5"
+    w = TrajectoryWriter(path, frames[0], flush_every=10)
+    for k in range(3):
+        w.write(frames[k], step=k, time=float(k))
+    w.suspend()
+    assert not w.closed
+    with h5py.File(path, "r", locking=True) as f:  # every frame is on disk
+        assert f["step"].shape[0] == 3
+    with pytest.raises(InputError, match="in use by another writer"):
+        TrajectoryWriter(path, frames[0], mode="a")
+    script = tmp_path / "hold.py"
+    script.write_text(_HOLD_WITH_HDF5_LOCK)
+    reader = subprocess.Popen([sys.executable, str(script), str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "3"
+        before = _digest(path)
+        with pytest.raises(InputError, match="open in another program"):
+            w.resume()
+        assert _digest(path) == before
+        with pytest.raises(InputError, match="in use by another writer"):  # still reserved
+            TrajectoryWriter(path, frames[0], mode="a")
+    finally:
+        reader.communicate("\n", timeout=60)
+    for k in range(3, 6):  # write() resumes by itself
+        w.write(frames[k], step=k, time=float(k))
+    w.close()
+    assert w.closed
+    with Trajectory(path) as traj:
+        assert len(traj) == 6
+        assert_same_state(traj[5], frames[5])
+    # a file replaced while the writer was suspended is not written into
+    w = TrajectoryWriter(path, frames[0], mode="a")
+    w.suspend()
+    os.replace(_write(tmp_path / "other.h5", frames[:2]), path)
+    with pytest.raises(InputError, match="removed or replaced"):
+        w.resume()
+    w.close()
+    with Trajectory(path) as traj:
+        assert len(traj) == 2
