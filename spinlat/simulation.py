@@ -73,16 +73,16 @@ class Simulation:
 
     def __init__(self, state, potential, integrator, trajectory=None, every=10, progress=True,
                  store_forces=False, restart=False, max_energy_change=10.0, flush_every=10):
-        for name, value in (("every", every), ("flush_every", flush_every)):
+        for name, value, unit in (("every", every, "steps"), ("flush_every", flush_every, "frames")):
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"{name} must be a positive integer number of {'steps' if name == 'every' else 'frames'}, "
-                                 f"got {value!r}")
+                raise InputError(f"{name} must be a positive integer number of {unit}, got {value!r}")
         for name, value in (("progress", progress), ("store_forces", store_forces), ("restart", restart)):
             if not isinstance(value, (bool, np.bool_)):
                 raise InputError(f"{name} must be True or False, got {value!r}")
-        if (isinstance(max_energy_change, (bool, np.bool_)) or not isinstance(max_energy_change, (int, float, np.integer, np.floating))
-                or not max_energy_change > 0 or not math.isfinite(max_energy_change)):
-            raise InputError(f"max_energy_change must be a positive number of eV/atom, got {max_energy_change!r}")
+        limit = max_energy_change
+        if (isinstance(limit, (bool, np.bool_)) or not isinstance(limit, (int, float, np.integer, np.floating))
+                or not limit > 0 or not math.isfinite(limit)):
+            raise InputError(f"max_energy_change must be a positive number of eV/atom, got {limit!r}")
         if trajectory is not None and not isinstance(trajectory, (str, os.PathLike)):
             raise InputError(f"trajectory must be a file path or None, got {type(trajectory).__name__}")
         self.potential = potential
@@ -161,7 +161,8 @@ class Simulation:
 
     def _run_writer(self):
         """The trajectory writer of this Simulation: opened at the first run (which takes the
-        file's lock) and kept open, with the lock, until :meth:`close`."""
+        file's lock), suspended between runs (file closed, still reserved against other writers)
+        and resumed for the next, until :meth:`close`."""
         w = self._writer
         if w is not None and not w.closed:
             w.resume()

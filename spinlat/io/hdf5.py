@@ -469,6 +469,12 @@ class TrajectoryWriter:
                     self._check_replaceable()
                 try:
                     self._file = h5py.File(self.path, "w", locking=False)
+                except OSError as exc:
+                    if "already open" in str(exc):
+                        raise InputError(f"cannot replace trajectory {self.path}: this process has it open "
+                                         f"(a Trajectory not closed?); close it first") from None
+                    raise StorageError(f"cannot create trajectory {self.path}: {_reason(exc)}") from None
+                try:
                     self._create(state, potential, integrator, seed, store_forces, metadata_json, compression)
                 except (OSError, RuntimeError) as exc:
                     self._abandon()

@@ -150,9 +150,9 @@ seed: 0
 progress: false
 output: {run_dir}
 """)
-    code = ("import sys\n"
-            + ("" if foreseen else "from spinlat.io.hdf5 import TrajectoryWriter as W\nW._check_room = lambda s, n: None\n")
-            + f"from spinlat.cli import main\nsys.exit(main(['run', {cfg!r}]))\n")
+    no_check = "from spinlat.io.hdf5 import TrajectoryWriter as W\nW._check_room = lambda s, n: None\n"
+    run = f"from spinlat.cli import main\nsys.exit(main(['run', {cfg!r}]))\n"
+    code = "import sys\n" + ("" if foreseen else no_check) + run
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     out = {"returncode": proc.returncode, "stderr": proc.stderr}
     if os.path.exists(os.path.join(run_dir, "trajectory.h5")):

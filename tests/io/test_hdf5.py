@@ -337,6 +337,9 @@ def test_mode_w_replaces_only_trajectories(tmp_path):
             TrajectoryWriter(path, st)
         assert _digest(path) == before
     old = _write(tmp_path / "old.h5", _frames(3))
+    with Trajectory(old):  # ... but not while this process reads it
+        with pytest.raises(InputError, match="close it first"):
+            TrajectoryWriter(old, st)
     with TrajectoryWriter(old, st) as w:  # an earlier run's trajectory is replaced
         w.write(st, 0, 0.0)
     empty = tmp_path / "empty.h5"
