@@ -54,5 +54,10 @@ class SimulationError(SpinlatError, RuntimeError):
     """A simulation became unphysical (NaN, exploding energy) and was stopped."""
 
 
+class StorageError(SpinlatError, OSError):
+    """A file could not be written or read back (disk full, file-size limit, I/O error, a file
+    held by another process); the message says what is safe on disk."""
+
+
 class DeviceError(SpinlatError, RuntimeError):
     """A compute device was asked for that is not available."""

@@ -161,6 +161,17 @@ class NeighborList:
         self._ref_numbers = state.numbers.copy()
         self.n_builds += 1
 
+    @property
+    def reference_positions(self):
+        """Positions (N, 3) Å the list was last built at (None before the first build); the list
+        holds every pair closer than cutoff + skin there, and stays valid while no atom moves
+        more than skin/2 from them. Read only."""
+        ref = self._ref_positions
+        if ref is not None:
+            ref = ref.view()
+            ref.flags.writeable = False
+        return ref
+
     def vectors(self, positions) -> np.ndarray:
         """(P, 3) vectors from atom i to atom j of every pair, Å."""
         return positions[self.j] - positions[self.i] + self.shift_vectors

@@ -15,17 +15,36 @@ The run stops with :class:`~spinlat.errors.SimulationError` when the energy or t
 NaN/inf, or when the total energy changes by more than ``max_energy_change`` eV per atom between
 two frames (default 10 eV/atom: far beyond any thermostat's doing, typical of atoms crashing
 into each other); every good frame written before stays in the file.
+
+Each frame carries the integrator's :meth:`~spinlat.integrators.Integrator.checkpoint`; the
+trajectory keeps the one of its last complete frame, and :meth:`Simulation.restart` hands it
+back, so that a run killed and restarted gives the uninterrupted run's frames bit for bit, as
+does a run split into several ``run`` calls or written with another ``every`` (see
+:mod:`spinlat.integrators.base` for what is covered).
+
+Storage: a Simulation reserves its trajectory at its first ``run`` until :meth:`Simulation.close`
+(or ``with Simulation(...) as sim:``, or garbage collection): another writer on the same path, in
+any process, gets :class:`~spinlat.errors.InputError` before the file is touched, during a run
+and between runs. Every frame of a run is on disk when ``run`` returns, and the file is closed
+(locked only against writers) until the next one: readers (:class:`~spinlat.io.Trajectory`,
+h5py, h5dump) may open it; one holding HDF5's lock at the start of the next run makes that run
+fail with InputError. When a flush cannot be written (disk full, file-size limit) the run stops with
+:class:`~spinlat.errors.StorageError` naming the frames the file keeps; free space and restart
+from it. See :mod:`spinlat.io.hdf5` for the guarantees.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import sys
+import warnings
+import weakref
 
 import numpy as np
 
 from . import validation
-from .errors import InputError, SimulationError
+from .errors import InputError, SimulationError, SpinlatError
 from .state import State
 
 
@@ -42,7 +61,9 @@ class Simulation:
     every : steps between frames (> 0).
     progress : show a tqdm progress bar with steps/s (only on a terminal).
     store_forces : also store forces (eV/Å) and magnetic forces (eV/μB) per frame.
-    restart : continue ``trajectory`` from its last frame, appending to it (step and time go on).
+    restart : continue ``trajectory`` from its last frame, appending to it (step and time go on);
+        with ``state=None`` the integrator also takes over the checkpoint stored with that frame
+        (see :meth:`restart`).
     max_energy_change : largest allowed |ΔE_tot| per atom between frames, eV/atom.
     flush_every : frames kept in memory between writes to disk.
 
@@ -53,10 +74,15 @@ class Simulation:
 
     def __init__(self, state, potential, integrator, trajectory=None, every=10, progress=True,
                  store_forces=False, restart=False, max_energy_change=10.0, flush_every=10):
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise InputError(f"every must be a positive integer number of steps, got {every!r}")
+        every = validation.integer(every, "every", minimum=1)
+        flush_every = validation.integer(flush_every, "flush_every", minimum=1)
+        progress = validation.boolean(progress, "progress")
+        store_forces = validation.boolean(store_forces, "store_forces")
+        restart = validation.boolean(restart, "restart")
         max_energy_change = validation.number(max_energy_change, "max_energy_change", positive=True,
                                               unit="eV/atom", finite=False)
+        if trajectory is not None:
+            trajectory = validation.path(trajectory, "trajectory")
         self.potential = potential
         self.integrator = integrator
         self.trajectory = trajectory
@@ -68,6 +94,8 @@ class Simulation:
         self.step = 0
         self.time = 0.0
         self.evaluation = None
+        self._writer = None  # TrajectoryWriter, open from the first run until close()
+        self._closer = None
         self._frames_written = 0
         self._append = False
         if restart:
@@ -85,9 +113,13 @@ class Simulation:
                 last = traj.last()
                 self.step = int(traj.array("step")[-1])
                 self.time = float(traj.array("time")[-1])
-            state = last if state is None else state
+                checkpoint = traj.checkpoint()
+            resumed = state is None
+            state = last if resumed else state
             self._append = True
             self._frames_written = 1  # frame of the current state is in the file
+            if resumed:
+                self.resumed = self._restore(checkpoint, state)
         if not isinstance(state, State):
             raise InputError(f"Simulation needs a spinlat State, got {type(state).__name__}")
         if len(state) == 0:
@@ -95,10 +127,29 @@ class Simulation:
         self.state = state
         self._last_energy = None
 
+    #: on restart: whether the integrator took over the checkpoint stored with the last frame
+    #: (its random stream, and what else it needs to continue exactly); False for a fresh start
+    resumed = False
+
+    def _restore(self, checkpoint, state) -> bool:
+        integ = self.integrator
+        saved = (checkpoint or {}).get("integrator_state")
+        if not isinstance(saved, dict) or saved.get("integrator") != type(integ).__name__:
+            return False
+        restore = getattr(integ, "restore", None)
+        if restore is None:
+            return False
+        restore(saved, state, self.potential)
+        return True
+
     @classmethod
     def restart(cls, path, potential, integrator, **kwargs) -> "Simulation":
-        """A Simulation continuing the trajectory ``path`` from its last frame, appending to it.
-        (The integrator's random stream is not stored: give it a new seed for a new stream.)"""
+        """A Simulation continuing the trajectory ``path`` from its last complete frame, appending
+        to it. The checkpoint stored with that frame is handed to ``integrator.restore`` when the
+        integrator is of the same class as the one that wrote it: with the same seed, the random
+        stream goes on where it stopped (a different seed starts a new one), so that a run killed
+        and restarted gives the trajectory of the uninterrupted run, bit for bit (see the module
+        docstring for which integrators)."""
         return cls(None, potential, integrator, trajectory=path, restart=True, **kwargs)
 
     # ------------------------------------------------------------------ helpers
@@ -107,6 +158,38 @@ class Simulation:
         if ev is None or (self.store_forces and (ev.forces is None or ev.magnetic_forces is None)):
             ev = self.potential.compute(state, forces=True, magnetic_forces=True)
         return ev
+
+    def _run_writer(self):
+        """The trajectory writer of this Simulation: opened at the first run (which takes the
+        file's lock), suspended between runs (file closed, still reserved against other writers)
+        and resumed for the next, until :meth:`close`."""
+        w = self._writer
+        if w is not None and not w.closed:
+            w.resume()
+            return w
+        w = self._writer = self._open_writer()
+        if w is not None:
+            if self._closer is not None:
+                self._closer.detach()
+            self._closer = weakref.finalize(self, _close_at_exit, w)
+        return w
+
+    def close(self) -> None:
+        """Flush and close the trajectory and release its lock (idempotent; done too when the
+        Simulation is garbage-collected or the interpreter exits). A later ``run`` reopens it
+        and appends. Until then no other writer can touch the file."""
+        w, self._writer = self._writer, None
+        if self._closer is not None:
+            self._closer.detach()
+            self._closer = None
+        if w is not None:
+            w.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def _open_writer(self):
         if self.trajectory is None:
@@ -142,12 +225,19 @@ class Simulation:
                     f"exploded (time step too large or atoms too close?); every earlier frame is kept")
         self._last_energy = etot
 
+    def _checkpoint(self):
+        take = getattr(self.integrator, "checkpoint", None)
+        if take is None:
+            return None
+        return {"integrator": type(self.integrator).__name__, **take(self.potential)}
+
     def _write(self, writer, state, ev):
         if writer is None:
             return
         writer.write(state, self.step, self.time, potential_energy=float(ev.energy),
                      forces=ev.forces if self.store_forces else None,
-                     magnetic_forces=ev.magnetic_forces if self.store_forces else None)
+                     magnetic_forces=ev.magnetic_forces if self.store_forces else None,
+                     checkpoint=self._checkpoint())
         self._frames_written += 1
 
     # ------------------------------------------------------------------ run
@@ -157,9 +247,10 @@ class Simulation:
             raise InputError(f"steps must be a non-negative integer, got {steps!r}")
         steps = int(steps)
         self.integrator.check(self.state, self.potential)
-        writer = self._open_writer()
+        writer = self._run_writer()
         dt = getattr(self.integrator, "dt", None)
         bar = None
+        finished = False
         try:
             self._chunk = 0
             if self.evaluation is None:
@@ -188,13 +279,36 @@ class Simulation:
                     self._write(writer, state, ev)
                 if bar is not None:
                     bar.update(chunk)
+            finished = True
         finally:
             if bar is not None:
                 bar.close()
             if writer is not None:
-                writer.close()
+                self._flush_writer(writer, finished)
         return self.state
+
+    @staticmethod
+    def _flush_writer(writer, finished):
+        """Put every frame of the run on disk and suspend the writer (file closed, still reserved
+        for the next run); while another error is propagating, a failure to write them becomes a
+        warning instead of hiding that error."""
+        if finished:
+            writer.suspend()
+            return
+        try:
+            writer.suspend()
+        except SpinlatError as exc:
+            warnings.warn(str(exc), stacklevel=3)
 
     def __repr__(self):
         return (f"Simulation({self.state!r}, {self.potential!r}, {self.integrator!r}, step={self.step}, "
                 f"trajectory={self.trajectory!r})")
+
+
+def _close_at_exit(writer):
+    """Close a Simulation's writer when the Simulation is collected or Python exits (every frame
+    of its runs is on disk already: nothing is left to write)."""
+    try:
+        writer.close()
+    except Exception:  # noqa: BLE001 - nobody left to tell
+        pass

@@ -1,7 +1,11 @@
-"""The simulation driver: trajectory frames, restart, early errors, explosion detection."""
+"""The simulation driver: trajectory frames, restart, early errors, explosion detection,
+reproducibility however a run is split or restarted, one writer per trajectory."""
 
 import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,7 @@ from spinlat.integrators import SpinLatticeLangevin, SpinLatticeNVE
 
 sys.path.insert(0, str(Path(__file__).parent / "integrators"))
 from test_spin_lattice import Field, PairSpin, crystal  # noqa: E402
+from _restart_cases import CASES, EVERY  # noqa: E402
 
 
 @pytest.fixture
@@ -55,10 +60,11 @@ def test_restart_continues_file(tmp_path, setup):
     with sl.io.Trajectory(path) as traj:
         assert list(traj.array("step")) == [0, 4, 8, 12, 16]
     ref = SpinLatticeNVE(1.0).run(st, pot, 16)
-    # a restart rebuilds the neighbour list, and with it the spin colouring (the order of the
-    # sequential spin updates), at another step: same dynamics up to the O(dt^3) splitting error
-    assert np.allclose(out.positions, ref.positions, atol=1e-8)
-    assert np.allclose(out.spins, ref.spins, atol=1e-6)
+    # the checkpoint restores the neighbour list where the run had built it, and with it the
+    # spin colouring (the order of the sequential spin updates): the same numbers bit for bit
+    assert sim.resumed
+    assert np.array_equal(out.positions, ref.positions)
+    assert np.array_equal(out.spins, ref.spins)
     # the keyword form does the same
     sim2 = sl.Simulation(None, pot, SpinLatticeNVE(1.0), trajectory=path, restart=True, progress=False)
     assert sim2.step == 16
@@ -98,6 +104,15 @@ def test_errors_before_any_work(tmp_path, setup):
             sl.Simulation(st, pot, Counting(1.0), trajectory=ro / "x.h5", progress=False).run(10)
     with pytest.raises(InputError):
         sl.Simulation(st, pot, Counting(1.0), every=0)
+    # strict types: a string is not a bool, a bool or a float is not a count
+    for kw, name in ((dict(flush_every=2.5), "flush_every"), (dict(flush_every=True), "flush_every"),
+                     (dict(every=5.0), "every"), (dict(progress="no"), "progress"),
+                     (dict(store_forces="false"), "store_forces"), (dict(restart=1), "restart"),
+                     (dict(max_energy_change=True), "max_energy_change"),
+                     (dict(max_energy_change="big"), "max_energy_change"),
+                     (dict(max_energy_change=float("inf")), "max_energy_change"), (dict(trajectory=5), "trajectory")):
+        with pytest.raises(InputError, match=name):
+            sl.Simulation(st, pot, Counting(1.0), **kw)
     with pytest.raises(InputError):
         sl.Simulation(st, pot, Counting(1.0), progress=False).run(-1)
 
@@ -142,3 +157,178 @@ def test_explosion_stops_and_keeps_good_frames(tmp_path, setup):
     with pytest.raises(SimulationError, match="nan"):
         sl.Simulation(st, NaNPot(), SpinLatticeNVE(1.0), trajectory=path2, every=2, progress=False).run(6)
     assert list(sl.io.Trajectory(path2).array("step")) == [0]
+
+
+# ------------------------------------------------------------------ reproducibility
+CASES_SCRIPT = Path(__file__).parent / "_restart_cases.py"
+_FIELDS = ("step", "positions", "velocities", "spins", "moments", "potential_energy")
+
+
+def _frames(path):
+    with sl.io.Trajectory(path) as traj:
+        return {k: traj[k] for k in _FIELDS}
+
+
+def _assert_same_frames(a, b, steps=None):
+    """Frames of two trajectories at the steps of ``steps`` (default: all of b's) are identical."""
+    steps = b["step"] if steps is None else steps
+    ia = np.searchsorted(a["step"], steps)
+    ib = np.searchsorted(b["step"], steps)
+    assert np.array_equal(a["step"][ia], steps) and np.array_equal(b["step"][ib], steps)
+    for k in _FIELDS[1:]:
+        assert np.array_equal(a[k][ia], b[k][ib], equal_nan=True), k
+
+
+def _assert_same_state(a, b):
+    for k in ("positions", "velocities", "spins", "moments"):
+        assert np.array_equal(getattr(a, k), getattr(b, k)), k
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_same_trajectory_however_the_run_is_split_written_or_restarted(tmp_path, name):
+    """run(100) = run(47) + run(53) = frames every 5 or every 10 steps = 47 steps, then a restart
+    from the file with new potential and integrator objects (as in a new process): bit for bit."""
+    make_state, make_potential, make_integrator = CASES[name]
+    st = make_state()
+    sim = sl.Simulation(st, make_potential(), make_integrator(), trajectory=tmp_path / "ref.h5", every=EVERY,
+                        progress=False)
+    ref = sim.run(100)
+    _assert_same_state(make_integrator().run(st, make_potential(), 100), ref)  # one integrator call
+
+    sim = sl.Simulation(st, make_potential(), make_integrator(), trajectory=tmp_path / "split.h5", every=EVERY,
+                        progress=False)
+    sim.run(47)
+    _assert_same_state(sim.run(53), ref)
+    sim = sl.Simulation(st, make_potential(), make_integrator(), trajectory=tmp_path / "ten.h5", every=10,
+                        progress=False)
+    _assert_same_state(sim.run(100), ref)
+
+    sl.Simulation(st, make_potential(), make_integrator(), trajectory=tmp_path / "restart.h5", every=EVERY,
+                  progress=False).run(47)
+    with sl.io.Trajectory(tmp_path / "restart.h5") as traj:
+        saved = traj.checkpoint()["integrator_state"]
+        at_47 = traj.last()
+    if "reference_positions" in saved:  # a list built before step 47 is what the restart must rebuild
+        assert not np.array_equal(saved["reference_positions"], at_47.positions)
+    sim = sl.Simulation.restart(tmp_path / "restart.h5", make_potential(), make_integrator(), every=EVERY,
+                                progress=False)
+    assert sim.resumed and sim.step == 47
+    _assert_same_state(sim.run(53), ref)
+
+    frames = _frames(tmp_path / "ref.h5")
+    assert list(frames["step"]) == list(range(0, 101, 5))
+    for other in ("split.h5", "restart.h5"):
+        got = _frames(tmp_path / other)
+        assert list(got["step"]) == sorted([*range(0, 101, EVERY), 47])
+        _assert_same_frames(got, frames, steps=frames["step"])
+    _assert_same_frames(_frames(tmp_path / "ten.h5"), frames, steps=np.arange(0, 101, 10))
+
+
+def test_restart_with_another_seed_starts_a_new_stream(tmp_path):
+    make_state, make_potential, make_integrator = CASES["llg"]
+    st = make_state()
+    path = tmp_path / "run.h5"
+    sl.Simulation(st, make_potential(), make_integrator(), trajectory=path, every=EVERY, progress=False).run(20)
+    same = sl.Simulation.restart(path, make_potential(), make_integrator(), progress=False, every=EVERY)
+    other = sl.Simulation.restart(path, make_potential(), make_integrator(seed=8), progress=False, every=EVERY)
+    a, b = same.integrator.run(same.state, same.potential, 10), other.integrator.run(other.state, other.potential, 10)
+    ref = make_integrator().run(st, make_potential(), 30)
+    assert np.array_equal(a.spins, ref.spins)
+    assert not np.array_equal(b.spins, ref.spins)
+    # another integrator class does not take the checkpoint over
+    mc = sl.Simulation.restart(path, make_potential(), sl.integrators.MonteCarlo(300.0, seed=7), progress=False)
+    assert not mc.resumed
+
+
+def _run_until(proc, target, timeout=180):
+    reached = 0
+    deadline = time.monotonic() + timeout
+    while reached < target and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        reached = int(line)
+    return reached
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["langevin_eam_bs", "llg", "monte_carlo"])
+def test_killed_and_restarted_run_continues_bit_for_bit(tmp_path, name):
+    """A run killed with SIGKILL at a random moment (perhaps mid-flush) and restarted from its
+    file gives the file of the uninterrupted run, every frame bit for bit."""
+    path = tmp_path / "killed.h5"
+    proc = subprocess.Popen([sys.executable, str(CASES_SCRIPT), name, str(path)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        reached = _run_until(proc, 45)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert reached >= 45, proc.stdout.read()
+    make_state, make_potential, make_integrator = CASES[name]
+    sim = sl.Simulation.restart(path, make_potential(), make_integrator(), every=EVERY, progress=False)
+    assert sim.resumed
+    start = sim.step
+    assert start >= 30 and start % EVERY == 0
+    out = sim.run(20)
+    ref = sl.Simulation(make_state(), make_potential(), make_integrator(), trajectory=tmp_path / "ref.h5",
+                        every=EVERY, progress=False).run(start + 20)
+    _assert_same_state(out, ref)
+    got, want = _frames(path), _frames(tmp_path / "ref.h5")
+    assert list(got["step"]) == list(want["step"]) == list(range(0, start + 21, EVERY))
+    _assert_same_frames(got, want)
+
+
+def test_second_simulation_on_a_live_trajectory_is_refused(tmp_path):
+    """Another process is writing the file: a Simulation on the same path is refused before it
+    touches the file, and every frame of the first run stays readable."""
+    path = tmp_path / "live.h5"
+    proc = subprocess.Popen([sys.executable, str(CASES_SCRIPT), "llg", str(path)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert _run_until(proc, 30) >= 30
+        make_state, make_potential, make_integrator = CASES["llg"]
+        for restart in (False, True):
+            with pytest.raises(InputError, match="in use by another writer"):
+                if restart:
+                    sl.Simulation.restart(path, make_potential(), make_integrator(), progress=False).run(5)
+                else:
+                    sl.Simulation(make_state(), make_potential(), make_integrator(), trajectory=path,
+                                  progress=False).run(5)
+        reached = _run_until(proc, 60)
+    finally:
+        proc.kill()
+        proc.wait()
+    with sl.io.Trajectory(path) as traj:
+        assert len(traj) >= reached // EVERY  # frames flushed at the end of each run
+        assert list(traj["step"]) == list(range(0, EVERY * len(traj), EVERY))
+        assert np.all(traj["moments"] > 0)
+
+
+def test_trajectory_stays_locked_between_runs_until_closed(tmp_path, setup):
+    import gc
+
+    st, pot = setup
+    path = tmp_path / "run.h5"
+    first = sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=2, progress=False)
+    first.run(4)
+    with sl.io.Trajectory(path) as traj:  # every frame of the run is on disk, readers welcome
+        assert list(traj["step"]) == [0, 2, 4]
+    second = sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=2, progress=False)
+    with pytest.raises(InputError, match="close"):
+        second.run(2)
+    first.run(2)  # the owner goes on appending
+    first.close()
+    with sl.io.Trajectory(path) as traj:
+        assert list(traj["step"]) == [0, 2, 4, 6]
+    second.run(2)  # now free: the second run replaces the file
+    with sl.io.Trajectory(path) as traj:
+        assert list(traj["step"]) == [0, 2]
+    del second
+    gc.collect()  # a collected Simulation releases its file
+    with sl.Simulation.restart(path, pot, SpinLatticeNVE(1.0), every=2, progress=False) as sim:
+        sim.run(2)
+    with sl.io.Trajectory(path) as traj:
+        assert list(traj["step"]) == [0, 2, 4]

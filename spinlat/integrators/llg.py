@@ -442,7 +442,10 @@ class LLG(Integrator):
     temperature : spin bath temperature, K (≥ 0; T > 0 needs α > 0).
     solver : ``"sib"`` (default; Mentink et al. 2010), ``"depondt"`` (Depondt & Mertens 2009)
         or ``"heun"`` (with renormalisation).
-    seed : seed of the thermal-noise stream (NumPy PCG64); same seed → same trajectory.
+    seed : seed of the thermal-noise stream (NumPy PCG64); same seed → same trajectory bit for
+        bit, however the run is split or restarted (the checkpoint holds the generator state;
+        see :mod:`spinlat.integrators.base`). The kernels run on one thread (the next block of
+        noise is drawn by NumPy in a helper thread meanwhile): the thread count changes nothing.
 
     ``run(state, potential, steps)`` returns the new State (positions, velocities unchanged);
     ``last_evaluation`` holds the potential's energy and magnetic forces at that state.

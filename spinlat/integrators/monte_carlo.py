@@ -457,7 +457,9 @@ class MonteCarlo(Integrator):
     Parameters
     ----------
     temperature : K (≥ 0; 0 accepts only moves that do not raise the energy).
-    seed : seed of the random stream (NumPy PCG64); same seed → same result, bit for bit.
+    seed : seed of the random stream (NumPy PCG64); same seed → same result, bit for bit,
+        however the sweeps are split or restarted (the checkpoint holds the generator state and
+        the adapted cone; see :mod:`spinlat.integrators.base`). One thread.
     overrelax : over-relaxation sweeps per sweep (0 = plain Metropolis).
     cone : initial half-angle of the trial cap, rad (0 < cone ≤ π; default π/2).
     target_acceptance : acceptance the cone adapts to (between 0 and 1).
@@ -493,6 +495,20 @@ class MonteCarlo(Integrator):
     def __repr__(self):
         return (f"MonteCarlo(temperature={self.temperature}, seed={self.seed}, overrelax={self.overrelax}, "
                 f"target_acceptance={self.target_acceptance})")
+
+    # -------------------------------------------------------------- restarts
+    def checkpoint(self, potential=None) -> dict:
+        """:meth:`Integrator.checkpoint` plus ``cone``, the adapted trial-cap half-angle (rad)."""
+        out = super().checkpoint(potential)
+        out["cone"] = self.cone
+        return out
+
+    def restore(self, checkpoint, state, potential) -> None:
+        """:meth:`Integrator.restore`, and take the checkpoint's adapted ``cone`` over."""
+        super().restore(checkpoint, state, potential)
+        cone = checkpoint.get("cone")
+        if isinstance(cone, float) and math.isfinite(cone) and 0 < cone <= math.pi:
+            self.cone = cone
 
     # -------------------------------------------------------------- set-up
     def _split(self, potential):

@@ -53,6 +53,13 @@ drifts slowly, at a rate ∝ dt³ (mMACE bcc Fe at 300 K: 1.5 meV/atom/ps at dt 
 
 Moment magnitudes stay fixed in NVE even when ``potential.depends_on_magnitudes``; only
 :class:`SpinLatticeLangevin` makes them dynamical (overdamped Langevin on |m|).
+
+Reproducibility (see :mod:`spinlat.integrators.base`): bit for bit however a run is split, on 1
+or more numba threads, and across restarts. The colour classes are a function of the neighbour-
+list build (its pairs and the positions it was built at), kept by the integrator between runs,
+and the checkpoint carries those positions, so a restart rebuilds the same list. The colour sweep
+runs on threads (over the atoms of one colour) from :data:`PARALLEL_MIN_SPINS` magnetic atoms on,
+when numba has more than one thread; the threaded and the serial sweep give the same bits.
 """
 
 from __future__ import annotations
@@ -172,7 +179,7 @@ def _linear_sweep(spins, cls_off, cls_atoms, order, last, off, nbr, w, b, fac_q,
         base += cls_off[c + 1] - k0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, fastmath=_FMA, parallel=True)
 def _linear_sweep_parallel(spins, cls_off, cls_atoms, order, last, off, nbr, w, b, fac_q, fac_h, damping, noise,
                            sig_q, sig_h):
     """:func:`_linear_sweep` with threads over the atoms of one colour (same result)."""
@@ -192,15 +199,36 @@ def _linear_sweep_parallel(spins, cls_off, cls_atoms, order, last, off, nbr, w, 
 
 
 #: below this many magnetic atoms the colour sweep runs on one thread (one colour is too little
-#: work per parallel region: thread synchronisation would cost more than it saves)
+#: work per parallel region: thread synchronisation would cost more than it saves). A module
+#: parameter: lower it to use threads on smaller systems (the result does not change by a bit)
 PARALLEL_MIN_SPINS = 65536
 
 
 # ------------------------------------------------------------------------------ workspace
+class _Colouring:
+    """Spin colour classes kept by an integrator between runs.
+
+    The classes are a function of the neighbour-list build they were made for (its pairs and its
+    reference positions), never of the positions a run happens to start from: a run split into
+    pieces, or restarted from a trajectory that restores the list (:meth:`checkpoint`), sweeps
+    the spins in the same order as one long run, so it gives the same trajectory bit for bit.
+    Without a neighbour list (pair tables only), the positions of the first colouring play the
+    reference's part."""
+
+    __slots__ = ("nl", "builds", "potential", "mask", "positions", "classes")
+
+    def __init__(self):
+        self.nl = self.builds = self.potential = self.mask = self.positions = self.classes = None
+
+    def matches(self, potential, nl, mask) -> bool:
+        return (self.classes is not None and self.potential is potential and self.nl is nl
+                and (nl is None or self.builds == nl.n_builds) and np.array_equal(self.mask, mask))
+
+
 class _Work:
     """Mutable arrays of one run, wrapped in a State the potential reads (never the input)."""
 
-    def __init__(self, state, potential):
+    def __init__(self, state, potential, colouring=None):
         self.pos = np.array(state.positions, dtype=np.float64, order="C")
         self.vel = np.array(state.velocities, dtype=np.float64, order="C")
         self.spins = np.array(state.spins, dtype=np.float64, order="C")
@@ -224,6 +252,7 @@ class _Work:
         # sub-steps use the symmetric implicit-midpoint rotation (see SpinLatticeNVE)
         self.self_dependent = not all(getattr(t, "rotation_field_independent_of_own_spin", False) for t in mterms)
         self.couplings = None
+        self.colouring = _Colouring() if colouring is None else colouring
         self.update_neighbors()
 
     def update_neighbors(self):
@@ -234,25 +263,15 @@ class _Work:
             self.refresh_couplings()
         if self.classes is not None and (self.nl is None or self.nl.n_builds == self._nl_builds):
             return
-        table_terms = [t for t in self._mterms if t.cutoff <= 0 and callable(getattr(t, "pairs", None))]
-        if table_terms:  # pairs from a table (Heisenberg), plus distance-based ones if any
-            self.classes = self._table_classes(table_terms)
-            if self.nl is not None:
-                self._nl_builds = self.nl.n_builds
-        elif self.nl is None or self.spin_cutoff <= 0 or not pot.local:  # non-local: all spins at once
-            self.classes = [self.mag_atoms] if len(self.mag_atoms) else []
-        elif self.linear:  # the coupling graph itself (valid while the list is): no pair vectors
-            n = len(self.pos)
-            off, nbr = self.couplings[0], self.couplings[1]
-            rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(off))
-            offsets, nb = csr_from_pairs(rows, nbr, n)
-            self.classes = color_classes(best_coloring(offsets, nb, n, self.state.positions),
-                                         mask=self.moments > 0)
+        if self.nl is not None:
             self._nl_builds = self.nl.n_builds
-        else:
-            cut = min(self.spin_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
-            self.classes = spin_color_classes(self.state, self.nl, cutoff=cut)
-            self._nl_builds = self.nl.n_builds
+        mask = self.moments > 0
+        col = self.colouring
+        if not col.matches(pot, self.nl, mask):
+            col.classes = self._colour_classes(self._reference_positions(col))
+            col.potential, col.nl, col.mask = pot, self.nl, mask.copy()
+            col.builds = self.nl.n_builds if self.nl is not None else None
+        self.classes = col.classes
         sizes = np.array([len(c) for c in self.classes], dtype=np.int64)
         self.cls_off = np.zeros(len(sizes) + 1, dtype=np.int64)
         np.cumsum(sizes, out=self.cls_off[1:])
@@ -262,7 +281,40 @@ class _Work:
         self.order = np.array(list(range(nc)) + list(range(nc - 2, -1, -1)), dtype=np.int64)
         self.n_rotations = int(sizes.sum() + sizes[:-1].sum()) if nc else 0
 
-    def _table_classes(self, table_terms):
+    def _reference_positions(self, col):
+        """Positions the colouring is made at: the neighbour list's reference positions (then
+        every pair that can come within the cutoff before the next rebuild is in the graph), or,
+        without a list, those of the integrator's first colouring (restored on restart)."""
+        if self.nl is not None:
+            ref = self.nl.reference_positions
+        elif col.positions is not None and col.positions.shape == self.pos.shape:
+            ref = col.positions
+        else:
+            ref = self.pos.copy()
+        col.positions = ref
+        return ref
+
+    def _colour_classes(self, ref):
+        """Colour classes of the magnetic atoms for the pairs of the current list, made at the
+        reference positions ``ref`` (N, 3) Å."""
+        pot = self.potential
+        table_terms = [t for t in self._mterms if t.cutoff <= 0 and callable(getattr(t, "pairs", None))]
+        if table_terms:  # pairs from a table (Heisenberg), plus distance-based ones if any
+            return self._table_classes(table_terms, ref)
+        if self.nl is None or self.spin_cutoff <= 0 or not pot.local:  # non-local: all spins at once
+            return [self.mag_atoms] if len(self.mag_atoms) else []
+        n = len(self.pos)
+        if self.linear:  # the coupling graph itself (valid while the list is): no pair vectors
+            off, nbr = self.couplings[0], self.couplings[1]
+            rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(off))
+            offsets, nb = csr_from_pairs(rows, nbr, n)
+            return color_classes(best_coloring(offsets, nb, n, ref), mask=self.moments > 0)
+        cut = min(self.spin_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
+        st = State._trusted(ref, self.state.numbers, self.state.cell, self.state.pbc, self.spins, self.moments,
+                            self.vel, self.state.masses)
+        return spin_color_classes(st, self.nl, cutoff=cut)
+
+    def _table_classes(self, table_terms, ref):
         """Colour classes of the union of the pair tables of ``table_terms`` (``pairs(state)``
         → i, j, ...) and the neighbour-list pairs within the other magnetic terms' cutoff."""
         st, n = self.state, len(self.pos)
@@ -273,14 +325,14 @@ class _Work:
             jj.append(np.asarray(j, dtype=np.int64))
         if self.nl is not None and self.spin_cutoff > 0:
             cut = min(self.spin_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
-            keep = np.linalg.norm(self.nl.vectors(st.positions), axis=1) < cut
+            keep = np.linalg.norm(self.nl.vectors(ref), axis=1) < cut
             ii.append(np.asarray(self.nl.i, dtype=np.int64)[keep])
             jj.append(np.asarray(self.nl.j, dtype=np.int64)[keep])
         i, j = np.concatenate(ii), np.concatenate(jj)
         mag = st.moments > 0
         keep = mag[i] & mag[j]
         offsets, nb = csr_from_pairs(i[keep], j[keep], n)
-        return color_classes(best_coloring(offsets, nb, n, st.positions), mask=mag)
+        return color_classes(best_coloring(offsets, nb, n, ref), mask=mag)
 
     def refresh_couplings(self):
         """Linear fields of all magnetic terms at the current positions and moments."""
@@ -334,6 +386,7 @@ class _SpinLatticeBase(Integrator):
         super().__init__()
         self.dt = check_dt(dt)
         self._cache = None  # (state returned last, potential, Evaluation with forces)
+        self._colouring = _Colouring()  # spin colour classes, kept between runs
 
     def check(self, state, potential) -> None:
         from ..potentials.base import Potential
@@ -345,6 +398,41 @@ class _SpinLatticeBase(Integrator):
         if not isinstance(state, State):
             raise InputError(f"{type(self).__name__} needs a spinlat State, got {type(state).__name__}")
         potential.check_state(state)
+
+    # -------------------------------------------------------------- restarts
+    def checkpoint(self, potential=None) -> dict:
+        """:meth:`Integrator.checkpoint` plus ``reference_positions`` (N, 3) Å: the positions the
+        neighbour list and the spin colouring of the last run were built at (absent before the
+        first run)."""
+        out = super().checkpoint(potential)
+        if self._colouring.positions is not None:
+            out["reference_positions"] = self._colouring.positions
+        return out
+
+    def restore(self, checkpoint, state, potential) -> None:
+        """:meth:`Integrator.restore`, and rebuild ``potential``'s neighbour list at the
+        checkpoint's ``reference_positions`` (where the interrupted run had built it), so that
+        the spin colouring, and with it the trajectory, continue bit for bit. A list that would
+        not be valid for ``state`` (atoms moved more than skin/2 from the reference) is built at
+        ``state`` instead."""
+        super().restore(checkpoint, state, potential)
+        self._colouring = _Colouring()
+        self._cache = None
+        ref = checkpoint.get("reference_positions")
+        if ref is None:
+            return
+        ref = np.array(ref, dtype=np.float64)
+        if ref.shape != np.shape(state.positions) or not np.all(np.isfinite(ref)):
+            return
+        if potential.cutoff > 0:
+            nl = potential.neighbor_list(state)
+            if not np.array_equal(nl.reference_positions, ref):
+                nl.build(State._trusted(ref, state.numbers, state.cell, state.pbc, state.spins, state.moments,
+                                        state.velocities, state.masses))
+                if nl.needs_rebuild(state):
+                    nl.build(state)
+                    return
+        self._colouring.positions = ref
 
     # -------------------------------------------------------------- shared pieces
     def _initial_forces(self, ws, state, potential, need_fields):
@@ -472,7 +560,8 @@ class SpinLatticeNVE(_SpinLatticeBase):
     colour classes, forward then backward, each spin rotated exactly about its effective
     field), full drift of the positions, half step of the spins, new forces, half kick (see the
     module docstring). Moment magnitudes are kept fixed. Total energy is conserved to O(dt²)
-    with no drift; spin lengths to round-off.
+    with no drift; spin lengths to round-off. Deterministic: the same State gives the same
+    trajectory bit for bit however the run is split, restarted or threaded.
     """
 
     def __init__(self, dt):
@@ -485,7 +574,7 @@ class SpinLatticeNVE(_SpinLatticeBase):
         """Advance ``steps`` steps of dt fs; return the new State (the input is not modified)."""
         steps = _as_steps(steps)
         self.check(state, potential)
-        ws = _Work(state, potential)
+        ws = _Work(state, potential, self._colouring)
         local = potential.local
         ev = self._initial_forces(ws, state, potential, need_fields=not local)
         dt = self.dt
@@ -523,7 +612,8 @@ class SpinLatticeLangevin(_SpinLatticeBase):
     spin_temperature : spin bath temperature, K (default: ``temperature``).
     longitudinal_damping : α_L of the moment magnitudes (default: ``damping``); used only when
         ``potential.depends_on_magnitudes``.
-    seed : seed of the integrator's random stream (same seed → same trajectory bit for bit).
+    seed : seed of the integrator's random stream (same seed → same trajectory bit for bit,
+        however the run is split, restarted or threaded; see :mod:`spinlat.integrators.base`).
 
     Lattice: BAOAB splitting (Leimkuhler & Matthews): half kick, half drift, exact
     Ornstein-Uhlenbeck velocity step v ← e^{−γ_L dt} v + sqrt((1 − e^{−2γ_L dt}) kT/m) ξ, half drift,
@@ -571,7 +661,7 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         """Advance ``steps`` steps of dt fs; return the new State (the input is not modified)."""
         steps = _as_steps(steps)
         self.check(state, potential)
-        ws = _Work(state, potential)
+        ws = _Work(state, potential, self._colouring)
         rng = self.rng
         dt = self.dt
         n = len(state)

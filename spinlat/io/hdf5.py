@@ -3,7 +3,8 @@
 Layout
 ------
 Root attributes: ``format``, ``version``, ``units`` (JSON), ``spinlat_version``, ``potential``,
-``integrator``, ``seed`` (an integer, or the string ``"none"``), ``metadata`` (JSON).
+``integrator``, ``seed`` (an integer, or the string ``"none"``), ``metadata`` (JSON), and
+``checkpoint`` (JSON, see below).
 
 Static datasets: ``numbers`` (N,), ``masses`` (N,) amu, ``pbc`` (3,) bool.
 
@@ -11,31 +12,78 @@ Per-frame datasets, resizable along axis 0, chunked and compressed: ``step`` (F,
 fs, ``cell`` (F,3,3) Å, ``positions`` (F,N,3) Å, ``velocities`` (F,N,3) Å/fs, ``spins``
 (F,N,3) unit vectors, ``moments`` (F,N) μB, ``potential_energy``, ``kinetic_energy``,
 ``total_energy`` (F,) eV, ``temperature`` (F,) K, ``magnetization`` (F,3) μB; optional
-``forces`` (F,N,3) eV/Å and ``magnetic_forces`` (F,N,3) eV/μB.
+``forces`` (F,N,3) eV/Å and ``magnetic_forces`` (F,N,3) eV/μB. Rows never written read as the
+fill values NaN (floats) and −1 (``step``).
 
-Crash safety
-------------
+``checkpoint`` (added to version 1; files without it read as before) is a JSON object padded
+with spaces to a fixed size, rewritten in place: ``n_frames``, the number of complete frames,
+``step`` of the last of them, and ``integrator_state``, what the integrator needs to continue
+from that frame exactly (the random generator's state, Monte Carlo's adapted cone, the
+positions the neighbour list was built at; see :meth:`spinlat.integrators.Integrator.checkpoint`),
+or null. Arrays of the integrator state are datasets ``checkpoint/0/…`` or ``checkpoint/1/…``
+(alternately, so that the ones the attribute names are never being overwritten), named in the
+JSON as ``{"__array__": "checkpoint/1/reference_positions"}``.
+
+Faults
+------
 The writer keeps frames in memory and touches the file only in :meth:`TrajectoryWriter.flush`
-(every ``flush_every`` frames): all per-frame datasets are resized together, written and the file
-is flushed. Between flushes the file on disk is complete and consistent, so a run killed with
-``kill -9`` leaves a file that opens and holds every frame flushed before the kill. The reader
-takes the number of frames as the shortest per-frame dataset, so even a kill in the middle of a
-flush leaves the earlier frames readable, and appending (``mode="a"``) trims such a file back to
-its last complete frame before going on.
+(every ``flush_every`` frames), in two phases: (1) all per-frame datasets grow together, the new
+rows are written, the file is flushed and ``fsync``-ed; (2) only then is ``checkpoint`` updated
+(in place) and flushed. Readers count ``min(checkpoint n_frames, shortest per-frame dataset)``
+frames, so a frame counts only once its data is on disk:
+
+- ``kill -9`` (or a power cut, thanks to the ``fsync``) at any moment leaves a file that opens and
+  holds every frame flushed before; appending (``mode="a"``) trims it back to those frames.
+- Before each flush the writer checks that the free space of the filesystem and the process's
+  file-size limit (``ulimit -f``, RLIMIT_FSIZE) leave room for the flush (its uncompressed size
+  plus 64 KiB of metadata); if not, it raises :class:`~spinlat.errors.StorageError` without
+  touching the file, which stays complete. Should a write fail anyway (another process filling
+  the disk, quotas), the writer stops writing to the file at once (HDF5's remaining writes go to
+  a scratch buffer, so it can close without a crash and without adding inconsistent metadata)
+  and raises StorageError saying how many frames the file keeps.
+- A file that HDF5 refuses to open because it ends before the end its superblock records
+  (``truncated file: eof = …, stored_eof = …``, the mark of an interrupted write at the size
+  limit) is read through a read-only view padded with zeros to the recorded end
+  (``Trajectory.recovered`` is then True): every frame that reads back complete — no read error,
+  no fill value, unit spins — up to the first one that does not, is available; the file itself is
+  not modified. Appending to such a file first rewrites those frames into a fresh file
+  (:func:`recover_trajectory`) that replaces it.
+
+One writer at a time: a writer holds an exclusive ``flock`` on the file from before it opens it
+until it is closed (a shared one while suspended between the runs of a Simulation, so that
+programs reading with HDF5's lock can open it); a second writer (another process, or another
+writer in this process) is refused with :class:`~spinlat.errors.InputError` before the file is
+touched (HDF5's own lock
+comes too late for that: it truncates a file opened with mode "w" before locking it). The lock
+is as good as the filesystem's ``flock``: on network filesystems that keep locks per node it
+does not see writers on other nodes. ``mode="w"`` replaces only an empty file or an existing
+spinlat trajectory, never another file. Readers (:class:`Trajectory`) may open a file while it
+is being written.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import math
 import os
+import re
+import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
 
 from .. import units
-from ..errors import FileFormatError, InputError, ShapeError
+from ..errors import FileFormatError, InputError, ShapeError, StorageError
 from ..state import State
+
+try:  # POSIX only: file locks and the file-size limit
+    import fcntl
+    import resource
+except ImportError:  # pragma: no cover - Windows
+    fcntl = resource = None
 
 FORMAT = "spinlat-trajectory"
 VERSION = 1
@@ -61,6 +109,10 @@ _OPTIONAL_FIELDS = {
 }
 _STATIC = ("numbers", "masses", "pbc")
 _SMALL_CHUNK_ROWS = 1024  # frames per chunk of the small per-frame datasets
+_CHECKPOINT = "checkpoint"  # root attribute and group
+_CHECKPOINT_BYTES = 4096  # fixed size of the checkpoint attribute (JSON padded with spaces)
+_METADATA_MARGIN = 64 * 1024  # bytes of HDF5 metadata a flush may add, beyond the raw data
+_NO_LOCK_ERRNOS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL, getattr(errno, "ENOTSUP", -1)}
 
 
 def _spinlat_version() -> str:
@@ -76,10 +128,30 @@ def _frame_fields(group) -> list[str]:
     return [k for k in (*_FRAME_FIELDS, *_OPTIONAL_FIELDS) if k in group]
 
 
+def _read_checkpoint(f):
+    """The decoded ``checkpoint`` record (dict) of an open file, or None (older file, damaged)."""
+    raw = f.attrs.get(_CHECKPOINT)
+    if raw is None:
+        return None
+    if isinstance(raw, np.ndarray):
+        raw = raw.item() if raw.size == 1 else None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    try:
+        rec = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("n_frames"), int) else None
+
+
 def _n_complete(f) -> int:
-    """Number of frames present in every per-frame dataset."""
+    """Number of complete frames: present in every per-frame dataset and committed."""
     lengths = [f[k].shape[0] for k in _frame_fields(f)]
-    return min(lengths) if lengths else 0
+    n = min(lengths) if lengths else 0
+    rec = _read_checkpoint(f)
+    if rec is not None:
+        n = min(n, max(rec["n_frames"], 0))
+    return n
 
 
 def _check_format(f, path) -> None:
@@ -96,25 +168,225 @@ def _check_format(f, path) -> None:
         raise FileFormatError(f"{path} is a damaged spinlat trajectory: dataset(s) {missing} are missing")
 
 
-def _open_h5(path, mode):
-    """Open an HDF5 file; FileFormatError when it is not one."""
+# ---------------------------------------------------------------------------- damaged files
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def stored_end_of_file(path) -> int | None:
+    """The end-of-file address an HDF5 file's superblock records (bytes, absolute), or None when
+    no superblock is found. Superblock versions 0-3 (HDF5 file format specification, "Disk Format:
+    Level 0A"); the superblock is searched at 0, 512, 1024, 2048, ... as HDF5 does."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        where = 0
+        while where + 64 <= size:
+            fh.seek(where)
+            head = fh.read(64)
+            if head[:8] == _SIGNATURE:
+                version = head[8]
+                if version in (0, 1):
+                    width = head[13]
+                    at = 24 if version == 0 else 28
+                elif version in (2, 3):
+                    width = head[9]
+                    at = 12
+                else:
+                    return None
+                if width not in (2, 4, 8):
+                    return None
+                base = int.from_bytes(head[at:at + width], "little")
+                eof = int.from_bytes(head[at + 2 * width:at + 3 * width], "little")
+                return base + eof
+            where = 512 if where == 0 else 2 * where
+    return None
+
+
+class _ZeroPaddedFile(io.RawIOBase):
+    """Read-only view of a file that reads as zeros past its real end, up to ``size`` bytes (for
+    h5py's file-object driver: an HDF5 file cut short at a size limit opens and the frames
+    stored before the cut read back; nothing is written)."""
+
+    def __init__(self, path, size):
+        super().__init__()
+        self._fh = open(path, "rb")
+        self._real = os.fstat(self._fh.fileno()).st_size
+        self._size = max(int(size), self._real)
+        self._pos = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + int(offset))
+        return self._pos
+
+    def tell(self):
+        return self._pos
+
+    def readinto(self, buffer):
+        view = memoryview(buffer).cast("B")
+        n = max(0, min(len(view), self._size - self._pos))
+        got = 0
+        if self._pos < self._real:
+            self._fh.seek(self._pos)
+            got = self._fh.readinto(view[:min(n, self._real - self._pos)]) or 0
+        view[got:n] = bytes(n - got)
+        self._pos += n
+        return n
+
+    def close(self):
+        if not self.closed:
+            self._fh.close()
+        super().close()
+
+
+def _close_quietly(*objs):
+    for obj in objs:
+        try:
+            obj.close()
+        except Exception:  # noqa: BLE001 - closing what is left of a damaged file
+            pass
+
+
+def _open_h5(path, mode, locking=False):
+    """Open an HDF5 file: (h5py.File, recovered). ``recovered`` is True when the file was cut short
+    and is read through a zero-padded view (mode "r" only). FileFormatError when it is no HDF5.
+
+    Readers open without HDF5's file lock (``locking=False``): they neither wait for nor block a
+    running simulation, whose flushes keep the file consistent; a file this process already holds
+    open with the lock is opened with it (HDF5 wants the same setting for one file)."""
     import h5py
 
     try:
-        return h5py.File(path, mode)
+        return h5py.File(path, mode, locking=locking), False
     except FileNotFoundError:
         raise
     except OSError as exc:
         msg = str(exc)
-        if mode == "r" and "lock" in msg.lower():
-            # another process (a running simulation) holds the file: read without locking
+    if "flag values don't match" in msg:
+        try:
+            return h5py.File(path, mode, locking=not locking), False
+        except OSError as exc2:
+            msg = str(exc2)
+    if not Path(path).exists():
+        raise FileNotFoundError(f"trajectory file {path} does not exist") from None
+    if mode == "r" and "truncated file" in msg:
+        end = stored_end_of_file(path)
+        if end is None:
+            match = re.search(r"stored_eof\s*=\s*(\d+)", msg)
+            end = int(match.group(1)) if match else None
+        if end is not None:
+            view = _ZeroPaddedFile(path, end)
             try:
-                return h5py.File(path, mode, locking=False)
-            except OSError as exc2:
-                msg = str(exc2)
-        if not Path(path).exists():
-            raise FileNotFoundError(f"trajectory file {path} does not exist") from None
-        raise FileFormatError(f"{path} cannot be opened as an HDF5 trajectory: {msg}") from None
+                f = h5py.File(view, "r")
+            except OSError as exc3:
+                view.close()
+                msg = f"{msg}; reading it zero-padded to {end} bytes failed too: {exc3}"
+            else:
+                f._spinlat_view = view  # closed with the file (see _close_h5)
+                return f, True
+    raise FileFormatError(f"{path} cannot be opened as an HDF5 trajectory: {msg}") from None
+
+
+def _close_h5(f):
+    view = getattr(f, "_spinlat_view", None)
+    try:
+        f.close()
+    finally:
+        if view is not None:
+            view.close()
+
+
+#: per-frame fields that hold the State of the frame: finite in every frame a writer was given
+#: (State refuses NaN and inf), so the fill value NaN marks rows that were never written
+_STATE_FIELDS = ("cell", "positions", "velocities", "moments")
+
+
+def _frame_is_complete(f, i) -> bool:
+    """Whether frame i reads back without error, with a finite State and unit spins (rows never
+    written read as NaN or, in files of older versions and past the end of a cut-short file, 0)."""
+    try:
+        for name in _frame_fields(f):
+            value = np.asarray(f[name][i])
+            if name in _STATE_FIELDS and not np.all(np.isfinite(value)):
+                return False
+            if name == "spins" and value.size and not np.all(np.abs(np.sum(value * value, axis=-1) - 1.0) < 1e-6):
+                return False
+    except Exception:  # noqa: BLE001 - any failure to read the frame back makes it incomplete
+        return False
+    return True
+
+
+def _readable_frames(f, n, full) -> int:
+    """Frames 0..k-1 that read back complete, k ≤ n: all of them checked when ``full`` (a file cut
+    short, where damaged metadata may hide any frame), else the last frames only, going back
+    from n − 1 until one is complete (a fault damages the frames of the last flush)."""
+    if full:
+        for i in range(n):
+            if not _frame_is_complete(f, i):
+                return i
+        return n
+    while n > 0 and not _frame_is_complete(f, n - 1):
+        n -= 1
+    return n
+
+
+# ---------------------------------------------------------------------------- locking
+def _lock(path, create):
+    """Open ``path`` (created empty when missing and ``create``) and take an exclusive flock on
+    it; returns the descriptor (None when the platform or filesystem has no locks). InputError
+    when another writer holds the file: it is then left exactly as it was."""
+    flags = os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except PermissionError:
+        raise InputError(f"cannot write trajectory {path}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"cannot write trajectory {path}: {exc.strerror}") from None
+    if fcntl is None:  # pragma: no cover - Windows
+        return fd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise InputError(
+            f"trajectory {path} is in use by another writer (a simulation running in another process, "
+            f"a Simulation or TrajectoryWriter of this process that was not closed, or a program "
+            f"holding the file open); it was left untouched. Let it finish or close it (close()), or "
+            f"choose another trajectory path") from None
+    except OSError as exc:
+        if exc.errno not in _NO_LOCK_ERRNOS:
+            os.close(fd)
+            raise InputError(f"cannot lock trajectory {path}: {exc.strerror}") from None
+        warnings.warn(f"the filesystem of {path} has no file locks: make sure no other run writes this "
+                      f"trajectory at the same time", stacklevel=3)
+    return fd
+
+
+def _unlock(fd):
+    if fd is not None:
+        try:
+            os.close(fd)  # releases the flock
+        except OSError:
+            pass
+
+
+def _scratch_descriptor():
+    """A descriptor that accepts every write at any offset: /dev/null (a character device: no
+    free space needed, and the file-size limit RLIMIT_FSIZE does not apply to it)."""
+    return os.open(os.devnull, os.O_RDWR)
+
+
+def _format_bytes(n) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
 
 
 class TrajectoryWriter:
@@ -127,8 +399,10 @@ class TrajectoryWriter:
         as a frame, call :meth:`write` for that.
     potential, integrator : descriptions stored as root attributes.
     seed : random seed of the run (int or None), stored as a root attribute.
-    mode : ``"w"`` creates (overwrites) the file, ``"a"`` appends to an existing trajectory of the
-        same atoms (created if missing).
+    mode : ``"w"`` creates the file, replacing an empty file or an existing spinlat trajectory
+        (any other file is refused with InputError); ``"a"`` appends to an existing trajectory of
+        the same atoms (created if missing; a damaged one is first repaired, see
+        :func:`recover_trajectory`).
     flush_every : frames kept in memory between flushes to disk (>= 1).
     store_forces : also store ``forces`` (eV/Å) and ``magnetic_forces`` (eV/μB) per frame.
     metadata : dict of extra JSON-serialisable metadata, stored as the ``metadata`` attribute.
@@ -136,52 +410,130 @@ class TrajectoryWriter:
         tools that have the lzf filter), ``"gzip"`` (level 1 with shuffle, readable by every HDF5
         tool, 2-3x slower to write for ~7% smaller files) or ``None``. Measured on 16 000 atoms of
         thermal bcc Fe with random spins: 19 ms/frame lzf, 51 ms gzip, 3 ms uncompressed.
+    fsync : ``fsync`` the file between writing the frames of a flush and counting them (default
+        True: a power cut cannot leave counted frames unwritten; one fsync per flush).
+
+    The writer holds an exclusive lock on the file until :meth:`close` (a second writer gets
+    InputError before the file is touched). A flush that cannot be written raises
+    :class:`~spinlat.errors.StorageError`; the file then keeps every frame of the earlier
+    flushes, and the writer is closed. See the module docstring for the guarantees.
     """
 
     def __init__(self, path, state, potential="", integrator="", seed=None, mode="w", flush_every=10,
-                 store_forces=False, metadata=None, compression="lzf"):
+                 store_forces=False, metadata=None, compression="lzf", fsync=True):
         import h5py
 
         if mode not in ("w", "a"):
             raise InputError(f"trajectory mode must be 'w' or 'a', got {mode!r}")
-        if int(flush_every) < 1:
-            raise InputError(f"flush_every must be >= 1, got {flush_every}")
+        if isinstance(flush_every, bool) or not isinstance(flush_every, (int, np.integer)) or flush_every < 1:
+            raise InputError(f"flush_every must be an integer >= 1, got {flush_every!r}")
         if compression not in ("gzip", "lzf", None):
             raise InputError(f"compression must be 'gzip', 'lzf' or None, got {compression!r}")
+        try:
+            metadata_json = json.dumps(metadata or {}, default=_json_default)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"trajectory metadata must be JSON-serialisable: {exc}") from None
+        if not isinstance(state, State):
+            raise InputError(f"a trajectory is written from a spinlat State, got {type(state).__name__}")
+        if len(state) == 0:
+            raise InputError(f"cannot write trajectory {path}: the state has no atoms")
         self.path = Path(path)
         self.flush_every = int(flush_every)
+        self.fsync = bool(fsync)
         self.n_atoms = len(state)
         self._numbers = np.asarray(state.numbers).copy()
         self._buffer: list[dict] = []
         self._file = None
         self._datasets = None
         self._store_forces = None
+        self._lock_fd = None
+        self._failed = None  # message of the StorageError that closed the writer
+        self._checkpoint = None  # integrator state of the last buffered frame
+        self._slot = 1  # checkpoint slot the committed record refers to (the next flush uses the other)
+        self._last_step = None
+        self._suspended = False  # between runs: file closed, shared lock kept (see suspend)
         parent = self.path.parent if str(self.path.parent) else Path(".")
         if not parent.is_dir():
             raise InputError(f"cannot write trajectory {self.path}: directory {parent} does not exist")
         if self.path.is_dir():
             raise InputError(f"cannot write trajectory {self.path}: it is a directory")
-
-        if mode == "a" and self.path.exists():
-            self._file = _open_h5(self.path, "a")
-            try:
-                self._open_existing(state, store_forces)
-            except BaseException:
-                self._file.close()
+        existed = self.path.exists()
+        self._lock_fd = _lock(self.path, create=True)
+        try:
+            occupied = os.fstat(self._lock_fd).st_size > 0 if self._lock_fd is not None else existed
+            if mode == "a" and occupied:
+                self._file = self._open_for_append()
+                self._open_existing(store_forces)
+            else:
+                if occupied:
+                    self._check_replaceable()
+                try:
+                    self._file = h5py.File(self.path, "w", locking=False)
+                except OSError as exc:
+                    if "already open" in str(exc):
+                        raise InputError(f"cannot replace trajectory {self.path}: this process has it open "
+                                         f"(a Trajectory not closed?); close it first") from None
+                    raise StorageError(f"cannot create trajectory {self.path}: {_reason(exc)}") from None
+                try:
+                    self._create(state, potential, integrator, seed, store_forces, metadata_json, compression)
+                except (OSError, RuntimeError) as exc:
+                    self._abandon()
+                    raise StorageError(f"cannot create trajectory {self.path}: {_reason(exc)}") from None
+        except BaseException:
+            if self._file is not None:
+                _close_quietly(self._file)
                 self._file = None
-                raise
-        else:
-            if not os.access(parent, os.W_OK) or (self.path.exists() and not os.access(self.path, os.W_OK)):
-                raise InputError(f"cannot write trajectory {self.path}: permission denied")
-            try:
-                self._file = h5py.File(self.path, "w")
-            except OSError as exc:
-                raise InputError(f"cannot write trajectory {self.path}: {exc}") from None
-            self._create(state, potential, integrator, seed, store_forces, metadata, compression)
+            if not existed:  # leave no trace of a file this writer created
+                try:
+                    self.path.unlink()
+                except OSError:
+                    pass
+            _unlock(self._lock_fd)
+            self._lock_fd = None
+            raise
         self._n_flushed = _n_complete(self._file)
+        self._store_forces = "forces" in self._file
 
     # ------------------------------------------------------------------ file set-up
-    def _create(self, state, potential, integrator, seed, store_forces, metadata, compression):
+    def _check_replaceable(self):
+        """mode "w" on a non-empty file: replace it only if it is a spinlat trajectory."""
+        try:
+            f, _ = _open_h5(self.path, "r", locking=False)
+        except (OSError, FileFormatError):
+            fmt = None
+        else:
+            try:
+                fmt = f.attrs.get("format")
+            finally:
+                _close_h5(f)
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode(errors="replace")
+        if fmt != FORMAT:
+            raise InputError(f"refusing to overwrite {self.path}: it exists and is not a spinlat trajectory; "
+                             f"choose another trajectory path or remove the file")
+
+    def _open_for_append(self):
+        """The existing trajectory opened for appending; a file cut short is repaired first."""
+        import h5py
+
+        try:
+            return h5py.File(self.path, "r+", locking=False)
+        except OSError as exc:
+            msg = str(exc)
+        if "truncated file" not in msg:
+            # not HDF5 at all, or damaged beyond what the reader can recover
+            raise FileFormatError(f"cannot append to {self.path}: it cannot be opened as an HDF5 trajectory "
+                                  f"({msg})")
+        n = recover_trajectory(self.path, _locked=True)
+        warnings.warn(f"trajectory {self.path} was cut short (an interrupted write); rewrote its {n} complete "
+                      f"frames into a fresh file before appending", stacklevel=4)
+        # the fresh file is a new inode: lock it in place of the old one
+        fd = _lock(self.path, create=False)
+        _unlock(self._lock_fd)
+        self._lock_fd = fd
+        return h5py.File(self.path, "r+", locking=False)
+
+    def _create(self, state, potential, integrator, seed, store_forces, metadata_json, compression):
         f = self._file
         n = self.n_atoms
         f.attrs["format"] = FORMAT
@@ -191,10 +543,8 @@ class TrajectoryWriter:
         f.attrs["potential"] = str(potential)
         f.attrs["integrator"] = str(integrator)
         f.attrs["seed"] = "none" if seed is None else int(seed)
-        try:
-            f.attrs["metadata"] = json.dumps(metadata or {}, default=_json_default)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"trajectory metadata must be JSON-serialisable: {exc}") from None
+        f.attrs["metadata"] = metadata_json
+        _set_record(f, {"n_frames": 0, "step": None, "integrator_state": None})
         f.create_dataset("numbers", data=np.asarray(state.numbers, dtype=np.int64))
         f.create_dataset("masses", data=np.asarray(state.masses, dtype=np.float64))
         f.create_dataset("pbc", data=np.asarray(state.pbc, dtype=bool))
@@ -208,19 +558,20 @@ class TrajectoryWriter:
             fields.update(_OPTIONAL_FIELDS)
         for name, (shape_of, dtype) in fields.items():
             shape = shape_of(n)
+            fill = -1 if name == "step" else np.nan
             if len(shape) and shape[0] == n:
                 # per-atom data: one frame per compressed chunk, so that a flush only adds new
                 # chunks and never rewrites (re-compresses) a chunk holding earlier frames
                 f.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
-                                 chunks=(1, *shape), **kw)
+                                 chunks=(1, *shape), fillvalue=fill, **kw)
             else:
                 # small per-frame values: uncompressed chunks, overwritten in place (earlier
                 # values keep their bytes even if a flush is interrupted)
                 f.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype,
-                                 chunks=(_SMALL_CHUNK_ROWS, *shape))
+                                 chunks=(_SMALL_CHUNK_ROWS, *shape), fillvalue=fill)
         f.flush()
 
-    def _open_existing(self, state, store_forces):
+    def _open_existing(self, store_forces):
         f = self._file
         _check_format(f, self.path)
         numbers = f["numbers"][()]
@@ -232,29 +583,43 @@ class TrajectoryWriter:
                              f"state {self._numbers[k]})")
         if store_forces and not all(k in f for k in _OPTIONAL_FIELDS):
             raise InputError(f"cannot append forces to {self.path}: it was written without store_forces")
-        # a kill during a flush can leave datasets of different lengths: trim to the complete frames
-        n = _n_complete(f)
+        # an interrupted flush can leave datasets longer than the committed frames, or frames
+        # that do not read back: trim to the complete frames
+        rec = _read_checkpoint(f)
+        n = _readable_frames(f, _n_complete(f), full=False)
         for k in _frame_fields(f):
             if f[k].shape[0] != n:
                 f[k].resize(n, axis=0)
+        if rec is not None and rec["n_frames"] == n:
+            self._slot = _record_slot(rec)
+        else:  # no record (older file), or one counting frames that are gone: count them anew
+            _set_record(f, {"n_frames": n, "step": int(f["step"][n - 1]) if n else None,
+                            "integrator_state": None})
         f.flush()
 
     # ------------------------------------------------------------------ writing
     @property
     def store_forces(self) -> bool:
         """Whether frames hold ``forces`` and ``magnetic_forces``."""
-        if self._store_forces is None:
-            self._store_forces = self._file is not None and "forces" in self._file
-        return self._store_forces
+        if self._store_forces is None and self._file is not None:
+            self._store_forces = "forces" in self._file
+        return bool(self._store_forces)
 
     def write(self, state, step, time, potential_energy=math.nan, kinetic_energy=None, temperature=None,
-              forces=None, magnetic_forces=None, total_energy=None) -> None:
+              forces=None, magnetic_forces=None, total_energy=None, checkpoint=None) -> None:
         """Append one frame.
 
         ``step`` (int), ``time`` (fs), ``potential_energy`` (eV); ``kinetic_energy`` (eV) and
         ``temperature`` (K) default to the state's lattice values; ``total_energy`` (eV) defaults
         to potential + kinetic. ``forces`` (N,3 eV/Å) and ``magnetic_forces`` (N,3 eV/μB) are
-        stored only when the writer was made with ``store_forces=True`` (NaN rows when missing)."""
+        stored only when the writer was made with ``store_forces=True`` (NaN rows when missing).
+        ``checkpoint``: the integrator's state at this frame (a dict of JSON values and NumPy
+        arrays, see :meth:`spinlat.integrators.Integrator.checkpoint`); the one of the last frame
+        of each flush is stored. StorageError when a flush this write starts fails."""
+        if self._failed is not None:
+            raise StorageError(self._failed)
+        if self._suspended:
+            self.resume()
         if self._file is None:
             raise InputError(f"trajectory writer for {self.path} is closed")
         if len(state) != self.n_atoms:
@@ -287,43 +652,222 @@ class TrajectoryWriter:
                     if arr.shape != (self.n_atoms, 3):
                         raise ShapeError(f"{name} must have shape {(self.n_atoms, 3)}, got {arr.shape}")
                 frame[name] = arr
+        if checkpoint is not None and not isinstance(checkpoint, dict):
+            raise InputError(f"checkpoint must be a dict, got {type(checkpoint).__name__}")
         self._buffer.append(frame)
+        self._checkpoint = checkpoint
         if len(self._buffer) >= self.flush_every:
             self.flush()
 
+    def _bytes_needed(self, start, k, arrays) -> int:
+        """Upper bound of the bytes a flush of rows start..start+k−1 adds to the file: the chunks
+        it allocates at their uncompressed size (a compressed chunk is never stored larger, up to
+        a few bytes), the checkpoint arrays, and a margin for HDF5 metadata (chunk index
+        entries, heaps)."""
+        total = sum(a.nbytes for a in arrays.values())
+        for ds in self._datasets.values():
+            rows = ds.chunks[0]
+            new_chunks = -(-(start + k) // rows) - (-(-start // rows))
+            total += new_chunks * int(np.prod(ds.chunks)) * ds.dtype.itemsize
+        return int(1.02 * total) + _METADATA_MARGIN
+
+    def _check_room(self, need) -> None:
+        """StorageError, before anything is written, when the filesystem's free space or the
+        process's file-size limit leaves less than ``need`` bytes."""
+        fd = self._lock_fd
+        where = None
+        if fd is not None and hasattr(os, "fstatvfs"):
+            try:
+                st = os.fstatvfs(fd)
+            except OSError:
+                st = None
+            if st is not None and st.f_blocks > 0:
+                free = st.f_bavail * st.f_frsize
+                if need > free:
+                    where = (f"its filesystem has {_format_bytes(free)} free, the next flush of "
+                             f"{len(self._buffer)} frames needs up to {_format_bytes(need)}")
+        if where is None and resource is not None:
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            if limit != resource.RLIM_INFINITY:
+                size = self._file.id.get_filesize()
+                if fd is not None:
+                    size = max(size, os.fstat(fd).st_size)
+                if size + need > limit:
+                    where = (f"the file-size limit of this process (ulimit -f) is {_format_bytes(limit)}, the "
+                             f"file has {_format_bytes(size)} and the next flush of {len(self._buffer)} frames "
+                             f"needs up to {_format_bytes(need)}")
+        if where is not None:
+            self._fail(f"not enough room to write trajectory {self.path}: {where}", abandon=False)
+
     def flush(self) -> None:
-        """Write the buffered frames and flush the file to disk."""
+        """Write the buffered frames to disk (see the module docstring); StorageError if they
+        cannot be (the file keeps the frames of the earlier flushes and the writer closes)."""
+        if self._failed is not None:
+            raise StorageError(self._failed)
         if self._file is None or not self._buffer:
-            if self._file is not None:
-                self._file.flush()
             return
         f = self._file
         k = len(self._buffer)
         start = self._n_flushed
         names = list(self._buffer[0])
+        data = {name: np.stack([np.asarray(fr[name]) for fr in self._buffer]) for name in names}
+        slot = 1 - self._slot
+        state, arrays = _split_arrays(self._checkpoint, f"{_CHECKPOINT}/{slot}")
         if self._datasets is None:
             self._datasets = {name: f[name] for name in _frame_fields(f)}
-        ds = self._datasets
-        data = {name: np.stack([np.asarray(fr[name]) for fr in self._buffer]) for name in names}
-        # all datasets grow together, then the new rows are written: a kill during this leaves
-        # earlier frames intact (new chunks only) and the reader trims to the shortest dataset
-        for name in names:
-            ds[name].resize(start + k, axis=0)
-        for name in names:
-            ds[name].write_direct(data[name], dest_sel=np.s_[start:start + k])
-        f.flush()
+        self._check_room(self._bytes_needed(start, k, arrays))
+        last_step = int(data["step"][-1])
+        record = {"n_frames": start + k, "step": last_step, "integrator_state": state}
+        _encode_record(record)  # too large: InputError before the file is touched
+        try:
+            ds = self._datasets
+            # phase 1: the data. All datasets grow together, then the new rows (new chunks
+            # only for per-atom data) and the checkpoint arrays of the free slot are written
+            for name in names:
+                ds[name].resize(start + k, axis=0)
+            for name in names:
+                ds[name].write_direct(data[name], dest_sel=np.s_[start:start + k])
+            _write_arrays(f, arrays)
+            f.flush()
+            if self.fsync:
+                os.fsync(self._lock_fd if self._lock_fd is not None else f.id.get_vfd_handle())
+            # phase 2: count the frames (one attribute, rewritten in place)
+            _set_record(f, record)
+            f.flush()
+        except Exception as exc:  # noqa: BLE001 - h5py raises OSError or RuntimeError
+            self._fail(f"writing trajectory {self.path} failed ({_reason(exc)})")
         self._n_flushed = start + k
+        self._slot = slot
+        self._last_step = last_step
         self._buffer.clear()
 
+    def _fail(self, message, abandon=True):
+        """Close the writer after a failed (or impossible) flush and raise StorageError."""
+        n = self._n_flushed
+        last = f"up to step {self._last_step}" if self._last_step is not None else ""
+        if self._last_step is None and n:
+            try:
+                last = f"up to step {int(self._file['step'][n - 1])}"
+            except Exception:  # noqa: BLE001
+                last = ""
+        lost = len(self._buffer)
+        message = (f"{message}. The file keeps its {n} complete frames{' ' + last if last else ''}; the "
+                   f"{lost} frame(s) of this flush are not in it. Free space (or raise the limit) and restart "
+                   f"from the file's last frame")
+        self._failed = message
+        self._buffer.clear()
+        if abandon:
+            self._abandon()
+        else:
+            self._release()
+        raise StorageError(message) from None  # the h5py error is in the message, not chained
+
+    def _abandon(self):
+        """Stop writing to the file at once: HDF5's remaining writes (it flushes on close) go to
+        a scratch descriptor in place of the file, then the file is closed; no error, no crash."""
+        f, self._file, self._datasets = self._file, None, None
+        if f is not None:
+            try:
+                fd = f.id.get_vfd_handle()
+            except Exception:  # noqa: BLE001
+                fd = None
+            if isinstance(fd, int) and fd >= 0:
+                scratch = _scratch_descriptor()
+                os.dup2(scratch, fd)
+                os.close(scratch)
+            _close_quietly(f)
+        _unlock(self._lock_fd)
+        self._lock_fd = None
+
+    def _release(self):
+        """Close the file (nothing left to write) and release the lock; on any error abandon it."""
+        self._suspended = False
+        f, self._file, self._datasets = self._file, None, None
+        if f is not None:
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001
+                self._file = f
+                self._abandon()
+        _unlock(self._lock_fd)
+        self._lock_fd = None
+
     def close(self) -> None:
-        """Flush and close the file (idempotent)."""
-        if self._file is None:
+        """Flush and close the file, releasing its lock (idempotent). After a StorageError the
+        file is only released (the frames that could not be written are dropped)."""
+        if self._file is None or self._failed is not None:
+            self._release()
             return
         try:
             self.flush()
         finally:
-            self._file.close()
-            self._file = None
+            if self._file is not None:
+                self._release()
+
+    # ------------------------------------------------------------------ between runs
+    def suspend(self) -> None:
+        """Between two runs: write the buffered frames, close the HDF5 file and keep only a
+        shared lock on it, so that programs reading with HDF5's lock (h5dump, h5py) can open it
+        while no other writer can; :meth:`resume` (or the next :meth:`write`) takes it back.
+        StorageError as :meth:`flush`."""
+        if self._suspended or self.closed:
+            return
+        self.flush()
+        f, self._file, self._datasets = self._file, None, None
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001
+            self._file = f
+            self._abandon()
+            raise
+        self._suspended = True
+        if fcntl is not None and self._lock_fd is not None:
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                pass  # no locks here: see _lock
+
+    def resume(self) -> None:
+        """Reopen a suspended writer for appending: the exclusive lock again (InputError when a
+        program holds the file meanwhile: it is left untouched), then the file."""
+        import h5py
+
+        if not self._suspended:
+            return
+        fd = self._lock_fd
+        if fcntl is not None and fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                try:  # the conversion may have dropped the shared lock: keep the file reserved
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except OSError:
+                    pass
+                raise InputError(f"trajectory {self.path} is open in another program (a reader holding "
+                                 f"HDF5's file lock, or another writer); close it to go on writing") from None
+            except OSError:
+                pass
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(self.path)) if fd is not None else True
+        except OSError:
+            same = False
+        if not same:
+            raise InputError(f"trajectory {self.path} was removed or replaced since the last run; this "
+                             f"writer will not write into another file")
+        self._file = h5py.File(self.path, "r+", locking=False)
+        self._suspended = False
+        self._open_existing(self.store_forces)
+        self._n_flushed = _n_complete(self._file)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the writer was closed (by :meth:`close`, or by a StorageError)."""
+        return self._file is None and not self._suspended
+
+    @property
+    def failed(self) -> str | None:
+        """The message of the StorageError that closed this writer, or None."""
+        return self._failed
 
     def __len__(self) -> int:
         return self._n_flushed + len(self._buffer)
@@ -339,6 +883,169 @@ class TrajectoryWriter:
             self.close()
         except Exception:
             pass
+
+
+def _reason(exc) -> str:
+    """The operating-system cause of an h5py error, in words."""
+    err = getattr(exc, "errno", None)
+    msg = str(exc)
+    match = re.search(r"errno = (\d+)", msg)
+    if err is None and match:
+        err = int(match.group(1))
+    if err:
+        return f"{os.strerror(err)} [errno {err}]"
+    return msg.splitlines()[0] if msg else type(exc).__name__
+
+
+def _encode_record(record) -> np.bytes_:
+    text = json.dumps(record, separators=(",", ":"), default=_json_default)
+    if len(text) > _CHECKPOINT_BYTES:
+        raise InputError(f"trajectory checkpoint too large ({len(text)} bytes of JSON, limit {_CHECKPOINT_BYTES}); "
+                         f"integrators must give large values as NumPy arrays")
+    return np.bytes_(text.ljust(_CHECKPOINT_BYTES).encode())
+
+
+def _set_record(f, record):
+    """Write the checkpoint record: in place when the attribute has the fixed size (one write of
+    one object-header message), else (re)created."""
+    value = _encode_record(record)
+    if _CHECKPOINT in f.attrs:
+        aid = f.attrs.get_id(_CHECKPOINT)
+        if aid.shape == () and aid.dtype == value.dtype:
+            f.attrs.modify(_CHECKPOINT, value)
+            return
+        del f.attrs[_CHECKPOINT]
+    f.attrs[_CHECKPOINT] = value
+
+
+def _record_slot(rec) -> int:
+    """The checkpoint slot (0 or 1) whose arrays the record names (1 when it names none)."""
+    found = []
+
+    def walk(v):
+        if isinstance(v, dict):
+            if set(v) == {"__array__"} and isinstance(v["__array__"], str):
+                found.append(v["__array__"])
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(rec.get("integrator_state"))
+    for name in found:
+        parts = name.split("/")
+        if len(parts) >= 2 and parts[1] in ("0", "1"):
+            return int(parts[1])
+    return 1
+
+
+def _split_arrays(state, prefix):
+    """(JSON-ready copy of ``state`` with every NumPy array replaced by {"__array__": path},
+    {path: array}); paths are ``prefix/<keys joined by '.'>``."""
+    arrays = {}
+
+    def walk(v, key):
+        if isinstance(v, np.ndarray):
+            path = f"{prefix}/{key or 'value'}"
+            arrays[path] = np.ascontiguousarray(v)
+            return {"__array__": path}
+        if isinstance(v, dict):
+            return {str(k): walk(x, f"{key}.{k}" if key else str(k)) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [walk(x, f"{key}.{i}") for i, x in enumerate(v)]
+        if isinstance(v, np.generic):
+            return v.item()
+        return v
+
+    if state is None:
+        return None, {}
+    return walk(state, ""), arrays
+
+
+def _write_arrays(f, arrays):
+    for path, arr in arrays.items():
+        ds = f.get(path)
+        if ds is not None and (ds.shape != arr.shape or ds.dtype != arr.dtype):
+            del f[path]
+            ds = None
+        if ds is None:
+            f.create_dataset(path, data=arr)
+        else:
+            ds.write_direct(arr)
+
+
+def _join_arrays(f, value):
+    """Inverse of :func:`_split_arrays` for an open file."""
+    if isinstance(value, dict):
+        if set(value) == {"__array__"}:
+            return np.array(f[value["__array__"]][()])
+        return {k: _join_arrays(f, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_join_arrays(f, v) for v in value]
+    return value
+
+
+def recover_trajectory(path, output=None, _locked=False) -> int:
+    """Rewrite the complete frames of a damaged trajectory into a fresh, consistent file.
+
+    Reads ``path`` as :class:`Trajectory` does (a file cut short through a zero-padded view; the
+    frames that read back complete), writes them with the same attributes, dataset settings and,
+    when it belongs to the last kept frame, the integrator checkpoint into ``output`` (default:
+    ``path`` itself, replaced atomically once the copy is complete and fsync-ed). Returns the
+    number of frames kept. InputError when another writer holds ``path``."""
+    import h5py
+
+    path = Path(path)
+    target = Path(output) if output is not None else path
+    fd = None if _locked else _lock(path, create=False)
+    tmp = target.with_name(f".{target.name}.recover-{os.getpid()}")
+    try:
+        src, _ = _open_h5(path, "r", locking=False)
+        try:
+            _check_format(src, path)
+            n = _readable_frames(src, _n_complete(src), full=True)
+            rec = _read_checkpoint(src)
+            with h5py.File(tmp, "w", locking=False) as dst:
+                for key, val in src.attrs.items():
+                    if key != _CHECKPOINT:
+                        dst.attrs[key] = val
+                for name in _STATIC:
+                    if name in src:
+                        dst.create_dataset(name, data=src[name][()])
+                for name in _frame_fields(src):
+                    d = src[name]
+                    out = dst.create_dataset(name, shape=(n, *d.shape[1:]), maxshape=(None, *d.shape[1:]),
+                                             dtype=d.dtype, chunks=d.chunks, compression=d.compression,
+                                             compression_opts=d.compression_opts, shuffle=d.shuffle,
+                                             fillvalue=-1 if name == "step" else np.nan)
+                    block = max(1, (64 << 20) // max(1, int(np.prod(d.shape[1:])) * d.dtype.itemsize))
+                    for a in range(0, n, block):
+                        out[a:min(n, a + block)] = d[a:min(n, a + block)]
+                state = None
+                if rec is not None and rec["n_frames"] == n and rec.get("integrator_state") is not None:
+                    try:
+                        state, arrays = _split_arrays(_join_arrays(src, rec["integrator_state"]),
+                                                      f"{_CHECKPOINT}/1")
+                        _write_arrays(dst, arrays)
+                    except Exception:  # noqa: BLE001 - a damaged checkpoint is dropped, not the frames
+                        state = None
+                step = int(dst["step"][n - 1]) if n else None
+                _set_record(dst, {"n_frames": n, "step": step, "integrator_state": state})
+                dst.flush()
+                os.fsync(dst.id.get_vfd_handle())
+        finally:
+            _close_h5(src)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    finally:
+        _unlock(fd)
+    return n
 
 
 def _json_default(obj):
@@ -364,16 +1071,28 @@ class Trajectory:
         self.path = Path(path)
         if not self.path.exists():
             raise FileNotFoundError(f"trajectory file {self.path} does not exist")
-        self._file = _open_h5(self.path, "r")
+        self._file, self.recovered = _open_h5(self.path, "r")
+        self._closer = weakref.finalize(self, _close_h5, self._file)  # also at interpreter exit
         try:
             _check_format(self._file, self.path)
+            written = _n_complete(self._file)
+            # frames that do not read back complete (a fault during the last flush, or a file cut
+            # short) are left out: at the end only, or from the first bad one when cut short
+            self._n = _readable_frames(self._file, written, full=self.recovered)
+            self._static = {k: self._file[k][()] for k in _STATIC if k in self._file}
         except BaseException:
-            self._file.close()
+            self.close()
             raise
-        self._n = _n_complete(self._file)
-        self._static = {k: self._file[k][()] for k in _STATIC if k in self._file}
         if "pbc" not in self._static:
             self._static["pbc"] = np.ones(3, dtype=bool)
+        if self.recovered:
+            warnings.warn(f"trajectory {self.path} was cut short by an interrupted write; reading its "
+                          f"{self._n} complete frames (the file is not modified; spinlat.io.hdf5."
+                          f"recover_trajectory rewrites them into a consistent file)", stacklevel=2)
+
+    #: True when the file was cut short and is read through a zero-padded view (see the module
+    #: docstring); its complete frames are then all checked on opening
+    recovered = False
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -498,11 +1217,24 @@ class Trajectory:
             atoms.calc = SinglePointCalculator(atoms, **results)
         return atoms
 
+    def checkpoint(self) -> dict | None:
+        """The integrator checkpoint stored with the last complete frame: ``{"n_frames", "step",
+        "integrator_state"}`` with the arrays read back, or None when the file has none for
+        that frame (older files, runs without an integrator)."""
+        rec = _read_checkpoint(self._f)
+        if rec is None or rec["n_frames"] != self._n or rec.get("integrator_state") is None:
+            return None
+        try:
+            rec["integrator_state"] = _join_arrays(self._f, rec["integrator_state"])
+        except Exception:  # noqa: BLE001 - a damaged checkpoint is no checkpoint
+            return None
+        return rec
+
     # ------------------------------------------------------------------ life cycle
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
             self._file = None
+            self._closer()
 
     def __enter__(self):
         return self

@@ -1,12 +1,17 @@
-"""HDF5 trajectories: layout, round trips, appending, crash safety."""
+"""HDF5 trajectories: layout, round trips, appending, crash safety, one writer at a time, full
+disks and file-size limits, integrator checkpoints."""
 
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,8 +19,9 @@ import pytest
 
 import spinlat as sl
 from spinlat import units
-from spinlat.errors import FileFormatError, InputError
+from spinlat.errors import FileFormatError, InputError, StorageError
 from spinlat.io import Trajectory, TrajectoryWriter
+from spinlat.io import hdf5
 
 from conftest import bcc_fe
 
@@ -185,6 +191,9 @@ def test_bad_files_and_paths(tmp_path):
         Trajectory(text)
     with pytest.raises(FileFormatError):
         TrajectoryWriter(text, st, mode="a")
+    with pytest.raises(InputError, match="refusing to overwrite"):
+        TrajectoryWriter(text, st)
+    assert text.read_text() == "hello"
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
         f.attrs["format"] = "something-else"
@@ -204,6 +213,11 @@ def test_bad_files_and_paths(tmp_path):
         w.write(st, 1, 1.0)
     with pytest.raises(InputError, match="flush_every"):
         TrajectoryWriter(tmp_path / "t2.h5", st, flush_every=0)
+    with pytest.raises(InputError, match="no atoms"):
+        TrajectoryWriter(tmp_path / "t3.h5", sl.State(np.zeros((0, 3)), [], cell=np.eye(3) * 3, pbc=True))
+    with pytest.raises(InputError, match="State"):
+        TrajectoryWriter(tmp_path / "t4.h5", st.to_ase())
+    assert not (tmp_path / "t3.h5").exists() and not (tmp_path / "t4.h5").exists()
 
 
 _WRITER = textwrap.dedent("""
@@ -280,3 +294,380 @@ def test_other_compressions(tmp_path, compression):
     with Trajectory(path) as traj:
         for k, st in enumerate(traj):
             assert_same_state(st, frames[k])
+
+
+# ------------------------------------------------------------------ one writer at a time
+def _digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_second_writer_is_refused_before_touching_the_file(tmp_path):
+    frames = _frames(6)
+    path = tmp_path / "t.h5"
+    first = TrajectoryWriter(path, frames[0], flush_every=1)
+    for k in range(3):
+        first.write(frames[k], step=k, time=float(k))
+    before = _digest(path)
+    for mode in ("w", "a"):
+        with pytest.raises(InputError, match="in use by another writer"):
+            TrajectoryWriter(path, frames[0], mode=mode)
+        assert _digest(path) == before
+    with Trajectory(path) as traj:  # readers are welcome meanwhile
+        assert len(traj) == 3
+    for k in range(3, 6):
+        first.write(frames[k], step=k, time=float(k))
+    first.close()
+    with Trajectory(path) as traj:
+        assert len(traj) == 6
+        assert_same_state(traj[5], frames[5])
+    with TrajectoryWriter(path, frames[0], mode="a") as w:  # the lock went with the first writer
+        assert len(w) == 6
+
+
+def test_mode_w_replaces_only_trajectories(tmp_path):
+    st = _frames(1)[0]
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["data"] = np.arange(5)
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    for path in (other, binary):
+        before = _digest(path)
+        with pytest.raises(InputError, match="not a spinlat trajectory"):
+            TrajectoryWriter(path, st)
+        assert _digest(path) == before
+    old = _write(tmp_path / "old.h5", _frames(3))
+    with Trajectory(old):  # ... but not while this process reads it
+        with pytest.raises(InputError, match="close it first"):
+            TrajectoryWriter(old, st)
+    with TrajectoryWriter(old, st) as w:  # an earlier run's trajectory is replaced
+        w.write(st, 0, 0.0)
+    empty = tmp_path / "empty.h5"
+    empty.touch()
+    with TrajectoryWriter(empty, st) as w:
+        w.write(st, 0, 0.0)
+    for path in (old, empty):
+        with Trajectory(path) as traj:
+            assert len(traj) == 1
+    # a writer that fails while setting up leaves no file behind
+    with pytest.raises(InputError, match="JSON"):
+        TrajectoryWriter(tmp_path / "new.h5", st, metadata={"x": object()})
+    assert not (tmp_path / "new.h5").exists()
+
+
+# ------------------------------------------------------------------ frames count once on disk
+def test_checkpoint_is_stored_with_the_last_flushed_frame(tmp_path):
+    frames = _frames(7)
+    path = tmp_path / "t.h5"
+    rng = np.random.default_rng(1)
+    saved = []
+    with TrajectoryWriter(path, frames[0], flush_every=3) as w:
+        for k, st in enumerate(frames):
+            ckpt = {"integrator": "Test", "rng": {"state": 2**100 + k, "key": rng.integers(0, 2**32, 8)},
+                    "reference_positions": st.positions + k, "cone": 0.1 * k}
+            saved.append(ckpt)
+            w.write(st, step=k, time=float(k), checkpoint=ckpt)
+            if k == 4:  # flushed frames 0-2 so far: the record is that of frame 2
+                with Trajectory(path) as traj:
+                    assert len(traj) == 3 and traj.checkpoint()["integrator_state"]["cone"] == 0.2
+    with Trajectory(path) as traj:
+        rec = traj.checkpoint()
+        assert rec["n_frames"] == 7 and rec["step"] == 6
+        state = rec["integrator_state"]
+        assert state["integrator"] == "Test" and state["cone"] == pytest.approx(0.6)
+        assert state["rng"]["state"] == 2**100 + 6
+        np.testing.assert_array_equal(state["rng"]["key"], saved[6]["rng"]["key"])
+        np.testing.assert_array_equal(state["reference_positions"], saved[6]["reference_positions"])
+    with h5py.File(path, "r") as f:  # the two slots alternate: the free one is written first
+        assert {"0", "1"} <= set(f["checkpoint"])
+        assert len(f.attrs["checkpoint"]) == 4096
+    # appending keeps counting; a frame without checkpoint stores none
+    with TrajectoryWriter(path, frames[0], mode="a") as w:
+        w.write(frames[0], step=7, time=7.0)
+    with Trajectory(path) as traj:
+        assert len(traj) == 8 and traj.checkpoint() is None
+
+
+_KILLED_BETWEEN_PHASES = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    import spinlat as sl
+    from spinlat.io import TrajectoryWriter, hdf5
+    calls = [0]
+    real_fsync = os.fsync
+    def fsync(fd):  # the data of the third flush is on disk, its frames are not counted yet
+        calls[0] += 1
+        real_fsync(fd)
+        if calls[0] == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+    hdf5.os.fsync = fsync
+    st = sl.State([[0, 0, 0], [1.4, 1.4, 1.4]], [26, 26], cell=np.eye(3) * 2.8, pbc=True,
+                  moments=[2.2, 2.2]).repeat(3)
+    with TrajectoryWriter(sys.argv[1], st, flush_every=4) as w:
+        for step in range(100):
+            w.write(st.copy(positions=st.positions + 1e-3 * step), step=step, time=float(step),
+                    checkpoint={"frame": step})
+""")
+
+
+def test_frames_count_only_once_their_data_is_on_disk(tmp_path):
+    """Killed after the third flush wrote its rows but before it counted them: the file holds 12
+    rows per dataset, the reader and an appending writer see the 8 counted frames."""
+    script = tmp_path / "writer.py"
+    script.write_text(_KILLED_BETWEEN_PHASES)
+    path = tmp_path / "t.h5"
+    proc = subprocess.run([sys.executable, str(script), str(path)])
+    assert proc.returncode == -signal.SIGKILL
+    with h5py.File(path, "r") as f:
+        assert f["positions"].shape[0] == 12 and f["step"][11] == 11
+    with Trajectory(path) as traj:
+        assert len(traj) == 8
+        assert traj.checkpoint()["integrator_state"] == {"frame": 7}
+        last = traj.last()
+    with TrajectoryWriter(path, last, mode="a") as w:
+        assert len(w) == 8
+        w.write(last, step=8, time=8.0)
+    with Trajectory(path) as traj:
+        np.testing.assert_array_equal(traj["step"], np.arange(9))
+
+
+def test_frames_that_do_not_read_back_are_left_out(tmp_path):
+    """Rows never written (fill value NaN, or 0 in files of earlier versions) are not frames."""
+    frames = _frames(4)
+    path = _write(tmp_path / "t.h5", frames)
+    with h5py.File(path, "a") as f:
+        del f.attrs["checkpoint"]  # as written by earlier versions: the shortest dataset counts
+        for name in hdf5._frame_fields(f):
+            f[name].resize(6, axis=0)
+        f["spins"][4] = 0.0  # zero-filled
+    with Trajectory(path) as traj:
+        assert len(traj) == 4
+    with TrajectoryWriter(path, frames[0], mode="a") as w:
+        assert len(w) == 4
+
+
+# ------------------------------------------------------------------ full disk, file-size limit
+FAULTS = Path(__file__).with_name("_storage_faults.py")
+_MOUNT = 'mount -t tmpfs -o size=3m tmpfs "$1" && shift && exec "$@"'
+
+
+def _small_tmpfs_prefix(mountpoint):
+    """(argv prefix running a command with a fresh 3 MB tmpfs mounted at ``mountpoint``, cleanup),
+    or (None, why not)."""
+    unshare = shutil.which("unshare")
+    if unshare:  # a private mount namespace: no root needed where user namespaces are enabled
+        prefix = [unshare, "--user", "--map-root-user", "--mount", "sh", "-c", _MOUNT, "sh", str(mountpoint)]
+        probe = subprocess.run(prefix + ["true"], capture_output=True, text=True)
+        if probe.returncode == 0:
+            return prefix, None
+        why = f"unshare: {probe.stderr.strip()}"
+    else:
+        why = "no unshare command"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        probe = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mountpoint)],
+                               capture_output=True, text=True)
+        if probe.returncode == 0:
+            return [], lambda: subprocess.run(["umount", str(mountpoint)], check=False)
+        why += f"; mount: {probe.stderr.strip()}"
+    return None, why
+
+
+def _run_faults(tmp_path, case, limit=None):
+    disk, refs = tmp_path / "disk", tmp_path / "refs"
+    disk.mkdir()
+    refs.mkdir()
+    prefix, cleanup = [], None
+    if limit is None:
+        prefix, cleanup = _small_tmpfs_prefix(disk)
+        if prefix is None:
+            pytest.skip(f"cannot mount a 3 MB tmpfs here ({cleanup}); the file-size-limit test covers the "
+                        f"same writer paths")
+    try:
+        args = [sys.executable, str(FAULTS), case, str(disk), str(refs)] + ([str(limit)] if limit else [])
+        proc = subprocess.run(prefix + args, capture_output=True, text=True, timeout=600)
+    finally:
+        if cleanup is not None:
+            cleanup()
+    assert proc.returncode == 0, proc.stderr  # no crash (the faults used to end in a segfault)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _check_fault(result, reason):
+    error, fault, restart = result["error"], result["after_fault"], result["after_restart"]
+    assert error["type"] == "StorageError" and reason in error["message"], error
+    n = fault["frames"]
+    assert n >= 50 and f"keeps its {n} complete frames up to step {n - 1}" in error["message"]
+    # every frame flushed before the fault is there, counted, and the reference run's bit for bit
+    assert fault["steps_consecutive"] and fault["same_as_reference"] and fault["zero_frames"] == 0
+    assert fault["checkpoint_step"] == n - 1
+    assert error["sim_step"] >= n  # the run had gone on: only the frames of the failed flush are lost
+    # once there is room again, the restart continues the same stream from the last frame
+    assert restart["resumed"] and restart["restart_step"] == n - 1
+    assert restart["frames"] == n + 25 and restart["steps_consecutive"] and restart["same_as_reference"]
+    assert restart["zero_frames"] == 0 and restart["plain_h5py_opens"] and not restart["recovered"]
+
+
+@pytest.mark.slow
+def test_full_disk_keeps_every_flushed_frame_and_restarts(tmp_path):
+    """A 3 MB tmpfs fills up: once foreseen by the writer's free-space check (nothing written),
+    once with the check off so that a write really fails with ENOSPC."""
+    res = _run_faults(tmp_path, "disk")
+    _check_fault(res["foreseen"], "its filesystem has")
+    _check_fault(res["write_failed"], "No space left on device")
+    for r in res.values():
+        assert r["after_fault"]["plain_h5py_opens"]
+
+
+@pytest.mark.slow
+def test_file_size_limit_keeps_every_flushed_frame_and_restarts(tmp_path):
+    """ulimit -f of 3 MB (RLIMIT_FSIZE, SIGXFSZ ignored): foreseen, and with a write failing with
+    EFBIG, which leaves a file HDF5 refuses (cut short): read through the zero-padded view."""
+    res = _run_faults(tmp_path, "fsize", limit=3_000_000)
+    _check_fault(res["foreseen"], "file-size limit")
+    _check_fault(res["write_failed"], "File too large")
+    assert res["foreseen"]["after_fault"]["plain_h5py_opens"]
+    failed = res["write_failed"]["after_fault"]
+    assert failed["recovered"] == (not failed["plain_h5py_opens"])
+    if failed["recovered"]:
+        assert "truncated file" in failed["plain_h5py_error"] and "cut short" in failed["warnings"][0]
+
+
+@pytest.mark.slow
+def test_cli_on_a_full_disk_exits_with_one_line(tmp_path):
+    res = _run_faults(tmp_path, "cli")
+    for r in res.values():
+        assert r["returncode"] == 1
+        assert "Traceback" not in r["stderr"]
+        last = r["stderr"].strip().splitlines()[-1]
+        assert last.startswith("spinlat run: error: StorageError: ") and "complete frames" in last
+        f = r["file"]
+        assert f["frames"] > 50 and f["steps_consecutive"] and f["zero_frames"] == 0
+
+
+def test_room_check_bounds_what_a_flush_adds(tmp_path, monkeypatch):
+    """The bytes a flush may add (checked against free space and RLIMIT_FSIZE before writing)
+    bound what it really adds, for incompressible frames, with and without forces."""
+    rng = np.random.default_rng(0)
+    needs = []
+    check = TrajectoryWriter._check_room
+    monkeypatch.setattr(TrajectoryWriter, "_check_room", lambda self, need: (needs.append(need), check(self, need)))
+    # (the last case crosses the 1024-row chunks of the per-frame scalars)
+    for reps, store_forces, flush_every, n_frames in (((2, 2, 2), True, 1, 40), ((6, 6, 6), False, 10, 40),
+                                                      ((6, 6, 6), True, 3, 40), ((1, 1, 1), False, 50, 1100)):
+        st = bcc_fe(reps)
+        path = tmp_path / f"t{len(needs)}.h5"
+        with TrajectoryWriter(path, st, flush_every=flush_every, store_forces=store_forces) as w:
+            for k in range(n_frames):
+                size = path.stat().st_size
+                n = len(needs)
+                frame = st.copy(positions=st.positions + rng.normal(0, 0.1, (len(st), 3)),
+                                spins=rng.normal(size=(len(st), 3)), velocities=rng.normal(size=(len(st), 3)))
+                w.write(frame, k, float(k), forces=rng.normal(size=(len(st), 3)),
+                        checkpoint={"reference_positions": frame.positions, "rng": {"state": 2**120}})
+                if len(needs) > n:
+                    assert path.stat().st_size - size <= needs[-1], (reps, store_forces, k)
+    assert len(needs) > 20
+
+
+def test_stored_end_and_the_zero_padded_view(tmp_path):
+    path = _write(tmp_path / "t.h5", _frames(4))
+    size = path.stat().st_size
+    assert hdf5.stored_end_of_file(path) == size
+    data = path.read_bytes()
+    view = hdf5._ZeroPaddedFile(path, size + 1000)
+    assert view.seek(0, 2) == size + 1000
+    view.seek(size - 10)
+    buf = bytearray(50)
+    assert view.readinto(buf) == 50 and bytes(buf) == data[-10:] + bytes(40)
+    view.seek(-5, 2)
+    assert view.readinto(buf) == 5 and view.tell() == size + 1000
+    view.close()
+    assert hdf5.stored_end_of_file(tmp_path / "t.h5") is not None
+    text = tmp_path / "x.txt"
+    text.write_text("not hdf5" * 20)
+    assert hdf5.stored_end_of_file(text) is None
+
+
+def test_file_cut_short_is_read_and_repaired(tmp_path):
+    """A file whose superblock records an end beyond its real end (what an interrupted write at a
+    size limit leaves): HDF5 refuses it; the reader recovers its frames, an appending writer
+    repairs it first."""
+    frames = _frames(5)
+    path = _write(tmp_path / "t.h5", frames, flush_every=2, store_forces=True)
+    data = bytearray(path.read_bytes())
+    assert data[8] == 0  # superblock version 0: end-of-file address at 24 + 2*8
+    end = int.from_bytes(data[40:48], "little")
+    data[40:48] = (end + 4096).to_bytes(8, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(OSError, match="truncated file"):
+        h5py.File(path, "r")
+    with pytest.warns(UserWarning, match="cut short"):
+        traj = Trajectory(path)
+    with traj:
+        assert traj.recovered and len(traj) == 5
+        for k in range(5):
+            assert_same_state(traj[k], frames[k])
+    assert path.read_bytes() == bytes(data)  # the reader changed nothing
+    with pytest.warns(UserWarning, match="rewrote its 5 complete frames"):
+        w = TrajectoryWriter(path, frames[0], mode="a", store_forces=True)
+    with w:
+        w.write(frames[0], step=50, time=7.5)
+    h5py.File(path, "r").close()
+    with Trajectory(path) as traj:
+        assert not traj.recovered and len(traj) == 6
+        np.testing.assert_array_equal(traj["step"], [0, 10, 20, 30, 40, 50])
+        np.testing.assert_array_equal(traj["forces"][:5, 0, 0], np.arange(5.0))
+
+
+_HOLD_WITH_HDF5_LOCK = textwrap.dedent("""
+    import sys, time, h5py
+    with h5py.File(sys.argv[1], "r", locking=True) as f:   # HDF5's shared lock, as h5dump takes it
+        print(f["step"].shape[0], flush=True)
+        sys.stdin.readline()
+""")
+
+
+def test_suspended_writer_lets_readers_in_and_keeps_writers_out(tmp_path):
+    """Between two runs (suspend): HDF5 readers with their lock may open the file, writers may
+    not; a reader holding it makes resume fail without touching the file."""
+    frames = _frames(6)
+    path = tmp_path / "t.h5"
+    w = TrajectoryWriter(path, frames[0], flush_every=10)
+    for k in range(3):
+        w.write(frames[k], step=k, time=float(k))
+    w.suspend()
+    assert not w.closed
+    with h5py.File(path, "r", locking=True) as f:  # every frame is on disk
+        assert f["step"].shape[0] == 3
+    with pytest.raises(InputError, match="in use by another writer"):
+        TrajectoryWriter(path, frames[0], mode="a")
+    script = tmp_path / "hold.py"
+    script.write_text(_HOLD_WITH_HDF5_LOCK)
+    reader = subprocess.Popen([sys.executable, str(script), str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout.readline().strip() == "3"
+        before = _digest(path)
+        with pytest.raises(InputError, match="open in another program"):
+            w.resume()
+        assert _digest(path) == before
+        with pytest.raises(InputError, match="in use by another writer"):  # still reserved
+            TrajectoryWriter(path, frames[0], mode="a")
+    finally:
+        reader.communicate("\n", timeout=60)
+    for k in range(3, 6):  # write() resumes by itself
+        w.write(frames[k], step=k, time=float(k))
+    w.close()
+    assert w.closed
+    with Trajectory(path) as traj:
+        assert len(traj) == 6
+        assert_same_state(traj[5], frames[5])
+    # a file replaced while the writer was suspended is not written into
+    w = TrajectoryWriter(path, frames[0], mode="a")
+    w.suspend()
+    os.replace(_write(tmp_path / "other.h5", frames[:2]), path)
+    with pytest.raises(InputError, match="removed or replaced"):
+        w.resume()
+    w.close()
+    with Trajectory(path) as traj:
+        assert len(traj) == 2

@@ -1,0 +1,104 @@
+"""Bitwise the same results on 1 and 2 numba threads.
+
+Every threaded numba kernel writes per-atom rows that one thread computes in a fixed order (no
+shared accumulators), with the same floating-point contraction as its serial twin, so the thread
+count must not change a single bit. The kernels switch to threads only above a size threshold
+(module parameters ``spin_lattice.PARALLEL_MIN_SPINS``, ``exchange.PARALLEL_MIN_ATOMS``,
+``exchange.CACHED_PARALLEL_MIN_ATOMS``); the tests lower them so that 128 atoms use threads, and
+count the calls of the threaded kernels to make sure they ran.
+"""
+
+import numba
+import numpy as np
+import pytest
+
+import spinlat.integrators.spin_lattice as spin_lattice
+import spinlat.potentials.exchange as exchange
+from spinlat import units
+from spinlat.integrators import SpinLatticeLangevin, SpinLatticeNVE
+from spinlat.potentials import EAM, BetheSlaterExchange, Zeeman
+
+from conftest import EAM_FE, bcc_fe
+
+pytestmark = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
+                                reason="numba has fewer than 2 threads here (NUMBA_NUM_THREADS)")
+
+_THREADED = {spin_lattice: ["_linear_sweep_parallel"],
+             exchange: ["_exchange_parallel", "_exchange_geometry_parallel", "_exchange_from_geometry_parallel"]}
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """Thresholds lowered to 1 atom; returns the call counts of the threaded kernels."""
+    monkeypatch.setattr(spin_lattice, "PARALLEL_MIN_SPINS", 1)
+    monkeypatch.setattr(exchange, "PARALLEL_MIN_ATOMS", 1)
+    monkeypatch.setattr(exchange, "CACHED_PARALLEL_MIN_ATOMS", 1)
+    calls = {}
+    for module, names in _THREADED.items():
+        for name in names:
+            kernel = getattr(module, name)
+            calls[name] = 0
+
+            def counted(*args, _kernel=kernel, _name=name):
+                calls[_name] += 1
+                return _kernel(*args)
+
+            monkeypatch.setattr(module, name, counted)
+    yield calls
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def _on_threads(n, fn):
+    numba.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+
+def _system():
+    st = bcc_fe((4, 4, 4), seed=1)
+    rng = np.random.default_rng(2)
+    v = rng.normal(size=(len(st), 3)) * np.sqrt(units.K_B * 600 * units.FORCE_TO_ACCELERATION / st.masses[:, None])
+    return st.copy(velocities=v)
+
+
+@pytest.mark.parametrize("make", [lambda: SpinLatticeNVE(0.5),
+                                  lambda: SpinLatticeLangevin(0.5, 600.0, 0.01, 0.1, seed=4)],
+                         ids=["nve", "langevin"])
+def test_spin_lattice_dynamics_same_bits_on_1_and_2_threads(threaded, make):
+    st = _system()
+
+    def run():
+        pot = EAM(EAM_FE) + BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + Zeeman([0, 0, 1.0])
+        return make().run(st, pot, 10)
+
+    one = _on_threads(1, run)
+    assert threaded["_linear_sweep_parallel"] == 0  # one thread: the serial kernels
+    two = _on_threads(2, run)
+    assert threaded["_linear_sweep_parallel"] > 0 and threaded["_exchange_from_geometry_parallel"] > 0
+    assert threaded["_exchange_geometry_parallel"] > 0
+    for name in ("positions", "velocities", "spins", "moments"):
+        assert np.array_equal(getattr(one, name), getattr(two, name)), name
+
+
+def test_exchange_kernels_same_bits_on_1_and_2_threads(threaded):
+    st = _system()
+    atoms = np.arange(0, len(st), 3)
+
+    def evaluate():
+        pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+        ev = pot.compute(st, forces=True, magnetic_forces=True, stress=True)  # the full kernel
+        h = pot.local_fields(st, pot.neighbor_list(st), atoms)
+        cached = pot.compute(st, forces=True, magnetic_forces=True)  # the cached-pair kernels
+        return ev, h, cached
+
+    one = _on_threads(1, evaluate)
+    two = _on_threads(2, evaluate)
+    assert threaded["_exchange_parallel"] > 0
+    for a, b in ((one[0], two[0]), (one[2], two[2])):
+        assert a.energy == b.energy
+        for name in ("forces", "magnetic_forces", "energies", "stress"):
+            if getattr(a, name) is not None:
+                assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert np.array_equal(one[1], two[1])
