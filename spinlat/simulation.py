@@ -64,7 +64,8 @@ class Simulation:
     restart : continue ``trajectory`` from its last frame, appending to it (step and time go on);
         with ``state=None`` the integrator also takes over the checkpoint stored with that frame
         (see :meth:`restart`).
-    max_energy_change : largest allowed |ΔE_tot| per atom between frames, eV/atom.
+    max_energy_change : largest allowed |ΔE_tot| per atom between frames, eV/atom (``math.inf``
+        turns the check off).
     flush_every : frames kept in memory between writes to disk.
 
     Attributes: ``state`` (current State), ``step`` (steps done, counting those of a restarted

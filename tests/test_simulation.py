@@ -106,11 +106,11 @@ def test_errors_before_any_work(tmp_path, setup):
         sl.Simulation(st, pot, Counting(1.0), every=0)
     # strict types: a string is not a bool, a bool or a float is not a count
     for kw, name in ((dict(flush_every=2.5), "flush_every"), (dict(flush_every=True), "flush_every"),
-                     (dict(every=5.0), "every"), (dict(progress="no"), "progress"),
+                     (dict(every=5.5), "every"), (dict(progress="no"), "progress"),
                      (dict(store_forces="false"), "store_forces"), (dict(restart=1), "restart"),
                      (dict(max_energy_change=True), "max_energy_change"),
                      (dict(max_energy_change="big"), "max_energy_change"),
-                     (dict(max_energy_change=float("inf")), "max_energy_change"), (dict(trajectory=5), "trajectory")):
+                     (dict(max_energy_change=float("nan")), "max_energy_change"), (dict(trajectory=5), "trajectory")):
         with pytest.raises(InputError, match=name):
             sl.Simulation(st, pot, Counting(1.0), **kw)
     with pytest.raises(InputError):

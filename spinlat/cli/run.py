@@ -101,7 +101,8 @@ def run(args) -> int:
                          store_forces=cfg["store_forces"])
         todo = steps
     t0 = time.perf_counter()
-    sim.run(todo)
+    with sim:  # releases the trajectory (lock, file) before the analysis reads it
+        sim.run(todo)
     wall = time.perf_counter() - t0
     summary = analysis.summary(str(traj))
     summary["wall_s"] = wall

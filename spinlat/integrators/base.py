@@ -26,6 +26,7 @@ threaded reductions depend on ``torch.get_num_threads()``.
 
 from __future__ import annotations
 
+import numpy as np
 
 from .. import validation
 from ..errors import InputError
