@@ -34,17 +34,28 @@ Per inner image ν (BUJ section 3):
   extrema), normalised in the metric;
 - force F = −∇E|⊥ + k (|τ+| − |τ−|) τ̂: the gradient without its component along τ̂ plus a
   spring along τ̂ (k = ``spring_constant``, eV/rad²);
-- the climbing image (the highest image when switched on) feels F = −∇E + 2 (∇E·τ̂) τ̂ and no
-  spring: it climbs to the saddle point (Henkelman et al. 2000). It is switched on once the
-  band's largest force is below ``climb_after`` (default: one tenth of the largest force of the
-  initial band, but not below 10 ``tol``), as Spirit's users do by hand; ``climbing=False``
-  relaxes the whole band without one.
+- the climbing image feels F = −∇E + 2 (∇E·τ̂) τ̂ and no spring: it climbs to the saddle point
+  (Henkelman et al. 2000). It is the highest inner image when climbing starts, once the band
+  lies near the minimum-energy path: its largest perpendicular force |∇E|⊥| (springs left out)
+  below ``climb_after`` (default: one tenth of that force on the initial band, but not below
+  10 ``tol``), as Spirit's users do by hand (a band restarted from a converged one climbs at
+  once). When the climbing image has reached its saddle (its force below ``tol``) while another
+  image lies higher, the band crosses a higher barrier elsewhere and that image climbs instead
+  (at most ``images`` such moves; a move only after convergence, so the band cannot hop between
+  two equal saddles). A path without an interior maximum above both endpoints has no climbing
+  image. ``climbing=False`` relaxes the whole band without one. With several barriers along the
+  path (intermediate minima) only the highest is resolved exactly; the others are bounded by
+  their images (and :meth:`GNEBResult.curve`).
 
 Optimiser: L-BFGS over all inner images at once in the tangent space, spins moved by orthogonal
 rotations (the rotation vector θ_i = s_i × v_i of a tangent vector v_i; Ivanov et al., Comput.
 Phys. Commun. 255, 107367 (2020), as Spirit's ``LBFGS_OSO``), without line search (the band force
 is not a gradient), each step capped at ``max_step`` (a spin rotation in rad, an atomic move in
 Å, a moment change in μB) and the memory reset when its direction stops pointing along the force.
+L-BFGS is fastest on smooth paths (a skyrmion collapse converges in about as many iterations as
+Spirit's ``LBFGS_OSO``) but can stall where the band crosses very soft modes (e.g. a shallow
+intermediate minimum); ``method="auto"`` then continues with FIRE (Bitzek et al. 2006), slower but
+robust, in the same variables (``method="fire"`` uses it throughout).
 
 Convergence: every inner image's force (the perpendicular force plus the spring; the full force
 on the climbing image), per atom, below ``tol`` in each block: eV/rad for spins (the torque
@@ -70,6 +81,7 @@ DEFAULT_MAX_STEP = {"spins": 0.1, "positions": 0.05, "magnitudes": 0.05}
 _BLOCKS = ("spins", "positions", "magnitudes")
 _UNITS = {"spins": "eV/rad", "positions": "eV/Angstrom", "magnitudes": "eV/mu_B"}
 _MIN_MOMENT = 1e-6  # μB, smallest moment magnitude a step may leave
+_PATIENCE = 300  # iterations without a 10 % drop of the band force before "auto" leaves L-BFGS for FIRE
 
 
 @dataclass
@@ -83,7 +95,7 @@ class GNEBResult:
     reaction_coordinate : (M,) path length from the initial image in the metric of the module
         docstring, rad (generalised radians when atoms or magnitudes move).
     slopes : (M,) dE/dx along the path tangent at each image, eV/rad.
-    saddle : index of the saddle image (the climbing image; without one, the highest image).
+    saddle : index of the saddle image: the climbing image (without one, the highest image).
     climbing : index of the climbing image, or None.
     converged, reason, iterations, n_evaluations : how the optimisation ended.
     max_force : {"spins": eV/rad, "positions": eV/Å, "magnitudes": eV/μB}, the largest per-atom
@@ -418,24 +430,29 @@ def geodesic_path(initial, final, images, spins=True, positions=False, magnitude
     return S, R, MU
 
 
-def _check_endpoints(initial, final, spins, positions, magnitudes):
+def _check_endpoints(initial, final, spins, positions, magnitudes, names=("initial", "final")):
+    """Raise InputError unless ``final`` can be reached from ``initial`` moving only the degrees
+    of freedom switched on (``names``: how the two are called in the messages)."""
     from .state import State
 
-    for name, st in (("initial", initial), ("final", final)):
+    first, second = names
+    for name, st in zip(names, (initial, final)):
         if not isinstance(st, State):
             raise InputError(f"gneb: {name} must be a spinlat.State, got {type(st).__name__}")
     if len(initial) != len(final):
-        raise InputError(f"gneb: initial has {len(initial)} atoms, final {len(final)}")
+        raise InputError(f"gneb: {first} has {len(initial)} atoms, {second} {len(final)}")
     if not np.array_equal(initial.numbers, final.numbers):
         k = int(np.argmax(initial.numbers != final.numbers))
-        raise InputError(f"gneb: atom {k} is element {initial.numbers[k]} in initial but {final.numbers[k]} in final")
+        raise InputError(f"gneb: atom {k} is element {initial.numbers[k]} in {first} but {final.numbers[k]} in "
+                         f"{second}")
     if not np.array_equal(initial.pbc, final.pbc) or not np.allclose(initial.cell, final.cell, rtol=0, atol=1e-10):
-        raise InputError("gneb: initial and final have different cells or periodicity (the cell is fixed)")
+        raise InputError(f"gneb: {first} and {second} have different cells or periodicity (the cell is fixed)")
     mi, mf = initial.moments > 0, final.moments > 0
     if np.any(mi != mf):
         k = int(np.argmax(mi != mf))
-        raise InputError(f"gneb: atom {k} is magnetic in one endpoint and not in the other "
-                         f"(moments {initial.moments[k]} and {final.moments[k]} μB)")
+        yes, no = (first, second) if mi[k] else (second, first)
+        raise InputError(f"gneb: atom {k} is magnetic in {yes} but not in {no} (moments {initial.moments[k]} "
+                         f"and {final.moments[k]} μB); a moment cannot appear along the path")
     checks = [("spins", spins, np.max(np.linalg.norm((initial.spins - final.spins)[mi], axis=1), initial=0.0), 1e-10,
                "rad"),
               ("moments", magnitudes, np.max(np.abs(initial.moments - final.moments), initial=0.0), 1e-10, "μB")]
@@ -445,7 +462,7 @@ def _check_endpoints(initial, final, spins, positions, magnitudes):
     for name, free, diff, limit, unit in checks:
         if not free and diff > limit:
             flag = "magnitudes" if name == "moments" else name
-            raise InputError(f"gneb: the {name} of initial and final differ (by up to {diff:.3g} {unit}) but "
+            raise InputError(f"gneb: the {name} of {first} and {second} differ (by up to {diff:.3g} {unit}) but "
                              f"{flag}=False keeps them fixed; pass {flag}=True or equal {name}")
 
 
@@ -468,7 +485,8 @@ def _option_dict(value, defaults, name):
 # ------------------------------------------------------------------------------------- driver
 def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnitudes=False, positions=False,
          tol=1e-5, max_iterations=10000, *, spring_constant=1e-3, weights=None, path=None, climb_after=None,
-         max_step=None, memory=5, relax_endpoints=False, callback=None) -> GNEBResult:
+         max_step=None, method="auto", memory=10, noise=0.0, seed=None, relax_endpoints=False,
+         callback=None) -> GNEBResult:
     """Minimum-energy path and barrier between ``initial`` and ``final`` by the geodesic nudged
     elastic band with a climbing image (method, metric and units in the module docstring).
 
@@ -476,12 +494,14 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
     ----------
     initial, final : :class:`~spinlat.State` endpoints (local minima; kept fixed unless
         ``relax_endpoints``). Same atoms, cell and magnetic atoms; the parts that do not move
-        (spins, positions or moment magnitudes switched off) must be equal.
+        (spins, positions or moment magnitudes switched off) must be equal. May be None when
+        ``path`` is given.
     potential : any spinlat potential (magnetic forces needed for ``spins``/``magnitudes``, forces
         for ``positions``; moment-dependent energy for ``magnitudes``).
     images : number of images M including both endpoints (≥ 3).
-    climbing : switch a climbing image on (the highest inner image, once the band's largest
-        force is below ``climb_after``); False relaxes the plain band throughout.
+    climbing : let the highest image climb to the saddle point once the band's perpendicular
+        force is below ``climb_after`` (module docstring); False relaxes the plain band
+        throughout.
     spins, magnitudes, positions : which degrees of freedom move along the path.
     tol : convergence threshold on every inner image's largest per-atom force: eV/rad (spins),
         eV/Å (positions), eV/μB (magnitudes); a number for all, or a dict per block.
@@ -490,14 +510,22 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
     weights : metric weights {"positions": w_r rad/Å, "magnitudes": w_m rad/μB} (default 1, 1).
     path : optional starting band, a list of States from ``initial`` to ``final`` (sets
         ``images``); default the geodesic interpolation :func:`geodesic_path`.
-    climb_after : force (largest block, its unit) below which the climbing image starts; default
-        max(10 tol, 0.1 × the largest force of the initial band).
+    climb_after : perpendicular force (largest block, its unit; springs left out) below which the
+        climbing image starts; default max(10 tol, 0.1 × that force on the initial band).
     max_step : largest move of one step {"spins": rad, "positions": Å, "magnitudes": μB}
         (default :data:`DEFAULT_MAX_STEP`).
+    method : optimiser: "lbfgs", "fire", or "auto" (L-BFGS, continued by FIRE if its largest force
+        has not dropped by 10 % for ``_PATIENCE`` iterations; the result's ``reason`` says so).
     memory : L-BFGS memory (pairs).
+    noise : standard deviation (rad) of random rotations applied to every spin of the inner images
+        of the starting band (as Spirit's ``transition.add_noise``): a band that starts on a
+        symmetric path can stay there, on a higher-order saddle, since its perpendicular forces
+        vanish by symmetry; a little noise lets it fall to the minimum-energy path.
+    seed : seed of that noise.
     relax_endpoints : first relax both endpoints with :func:`spinlat.minimize` (same degrees of
         freedom, tolerance ``tol``).
-    callback : called every iteration with a dict (iteration, max_force, energies, climbing).
+    callback : called every iteration with a dict (iteration, max_force, energies, climbing
+        (index or None)).
 
     Returns
     -------
@@ -529,8 +557,12 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
         raise InputError(f"gneb: spring_constant must be positive (eV/rad²), got {spring_constant!r}")
     if not isinstance(max_iterations, (int, np.integer)) or max_iterations < 0:
         raise InputError(f"gneb: max_iterations must be a non-negative integer, got {max_iterations!r}")
+    if method not in ("auto", "lbfgs", "fire"):
+        raise InputError(f"gneb: method must be 'auto', 'lbfgs' or 'fire', got {method!r}")
     if not isinstance(memory, (int, np.integer)) or memory < 1:
         raise InputError(f"gneb: memory must be a positive integer, got {memory!r}")
+    if not (isinstance(noise, (int, float)) and noise >= 0):
+        raise InputError(f"gneb: noise must be a non-negative angle (rad), got {noise!r}")
     if climb_after is not None and not climb_after > 0:
         raise InputError(f"gneb: climb_after must be positive, got {climb_after!r}")
     if (spins or magnitudes) and not potential.magnetic:
@@ -541,9 +573,14 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
     if magnitudes and not potential.depends_on_magnitudes:
         raise InputError(f"gneb: magnitudes=True but {potential!r} does not depend on moment magnitudes")
     if path is not None:
+        for name, given, end in (("initial", initial, path[0]), ("final", final, path[-1])):
+            if given is not None and given is not end and not all(
+                    np.array_equal(getattr(given, f), getattr(end, f)) for f in ("spins", "positions", "moments")):
+                raise InputError(f"gneb: {name} differs from the {'first' if name == 'initial' else 'last'} image of "
+                                 "path (pass None or the same State)")
         initial, final = path[0], path[-1]
         for k, st in enumerate(path):
-            _check_endpoints(initial, st, spins, positions, magnitudes)
+            _check_endpoints(initial, st, spins, positions, magnitudes, names=("path[0]", f"path[{k}]"))
     _check_endpoints(initial, final, spins, positions, magnitudes)
     if relax_endpoints:
         from .minimize import minimize
@@ -560,15 +597,94 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
                                                    initial.moments, final.moments)
     else:
         S, R, MU = geodesic_path(initial, final, images, spins, positions, magnitudes)
+    if noise > 0 and spins:
+        from .integrators.rotation import rotate_all
+
+        rng = np.random.default_rng(seed)
+        for k in range(1, len(S) - 1):
+            theta = rng.normal(0.0, noise, S[k].shape)
+            theta[MU[k] == 0] = 0.0
+            rotate_all(S[k], theta, 1.0, 0.0)
     band = _Band(initial.copy(), np.ascontiguousarray(S), np.ascontiguousarray(R), np.ascontiguousarray(MU),
                  potential, dofs, w)
     return _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps, int(memory),
-                  int(max_iterations), callback)
+                  int(max_iterations), method, callback)
 
 
-def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterations, callback):
-    from .integrators.lbfgs import dot, two_loop
+class _LBFGS:
+    """L-BFGS directions for the whole band (no line search: the band force is no gradient)."""
 
+    name = "lbfgs"
+
+    def __init__(self, memory):
+        self.memory, self.s, self.y = memory, [], []
+
+    def reset(self):
+        self.s.clear(), self.y.clear()
+
+    def direction(self, f, first):
+        """Step along the force f (flat, optimiser variables); ``first``: the step to take without
+        curvature information (a scaled copy of f)."""
+        from .integrators.lbfgs import dot, two_loop
+
+        d = two_loop(f, self.s, self.y) if self.s else None
+        if d is None or dot(d, f) <= 0.0:  # no memory, or not along the force: restart
+            self.reset()
+            d = first
+        return d
+
+    def capped(self, factor):
+        pass
+
+    def update(self, d, f, f_new):
+        from .integrators.lbfgs import dot
+
+        y = f - f_new  # change of the gradient (−force)
+        if dot(d, y) > 1e-12 * math.sqrt(dot(d, d) * dot(y, y)):
+            self.s.append(d)
+            self.y.append(y)
+            if len(self.s) > self.memory:
+                self.s.pop(0), self.y.pop(0)
+
+
+class _FIRE:
+    """Fast inertial relaxation engine (Bitzek et al., Phys. Rev. Lett. 97, 170201 (2006)) with
+    unit masses, its published parameters (N_min 5, f_inc 1.1, f_dec 0.5, α 0.1, f_α 0.99,
+    Δt_max = 10 Δt₀), Δt₀ set so that the first step moves ``first``."""
+
+    name = "fire"
+
+    def __init__(self):
+        self.v = None
+
+    def reset(self):
+        self.v = None
+
+    def direction(self, f, first):
+        from .integrators.lbfgs import dot
+
+        if self.v is None:  # Δt₀² |f| = |first|
+            self.dt = self.dt0 = math.sqrt(math.sqrt(dot(first, first) / max(dot(f, f), 1e-300)))
+            self.v, self.alpha, self.n_pos = np.zeros_like(f), 0.1, 0
+        if dot(self.v, f) > 0.0:
+            self.v = (1 - self.alpha) * self.v + self.alpha * math.sqrt(dot(self.v, self.v) / max(dot(f, f), 1e-300)) * f
+            if self.n_pos > 5:
+                self.dt, self.alpha = min(1.1 * self.dt, 10.0 * self.dt0), 0.99 * self.alpha
+            self.n_pos += 1
+        else:  # uphill: stop
+            self.v[:] = 0.0
+            self.dt, self.alpha, self.n_pos = 0.5 * self.dt, 0.1, 0
+        self.v = self.v + self.dt * f
+        return self.dt * self.v
+
+    def capped(self, factor):
+        self.v *= factor
+
+    def update(self, d, f, f_new):
+        pass
+
+
+def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterations, method, callback):
     m = len(band)
     E, G, EV = np.zeros(m), np.zeros((m, band.size)), [None] * m
     for k in range(m):
@@ -576,67 +692,86 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
     names = band.names
     tol_vec = np.array([tols[n] for n in names])
     cap_vec = np.array([caps[n] * band.w[n] for n in names])  # largest step per block, metric units
-    s_hist, y_hist = [], []
-    climb, climb_at = None, climb_after
-    reason, converged, it = "max_iterations reached", False, 0
+    opt = _FIRE() if method == "fire" else _LBFGS(memory)
+    climb, started, hops, climb_at = None, False, 0, climb_after
+    converged, it, switched = False, 0, None
+    best, best_it = math.inf, 0
     history = []
 
     def band_forces():
+        """Band forces F, tangents T, image distances, per-image block maxima of F (eV/rad, eV/Å,
+        eV/μB) and the largest perpendicular gradient force (springs left out)."""
         fwd, bwd, dist = band.logs()
-        F, T = np.zeros((m, band.size)), np.zeros((m, band.size))
+        F, T, P = np.zeros((m, band.size)), np.zeros((m, band.size)), np.zeros((m, band.size))
         for k in range(1, m - 1):
             tau = T[k] = _tangent(fwd[k], -bwd[k - 1], E[k - 1], E[k], E[k + 1])
             gt = G[k] @ tau
+            P[k] = -(G[k] - gt * tau)
             if k == climb:
                 F[k] = -G[k] + 2.0 * gt * tau
             else:
-                F[k] = -(G[k] - gt * tau) + k_spring * (dist[k] - dist[k - 1]) * tau
+                F[k] = P[k] + k_spring * (dist[k] - dist[k - 1]) * tau
         for k, v in ((0, fwd[0]), (m - 1, -bwd[-1])):
             nv = np.linalg.norm(v)
             T[k] = v / nv if nv > 0 else v
-        return F, T, dist, band.block_max(F, physical_force=True)
+        return F, T, dist, band.block_max(F, physical_force=True), float(band.block_max(P, True).max())
 
-    F, T, dist, per_image = band_forces()
+    F, T, dist, per_image, perp = band_forces()
     for it in range(max_iterations + 1):
         if climb_at is None:
-            climb_at = max(10.0 * float(tol_vec.max()), 0.1 * float(per_image.max()))
+            climb_at = max(10.0 * float(tol_vec.max()), 0.1 * perp)
         done = bool(np.all(per_image.max(axis=0) <= tol_vec))
-        if climbing and climb is None and (done or per_image.max() <= climb_at):
-            climb = 1 + int(np.argmax(E[1:-1]))
-            s_hist.clear(), y_hist.clear()
-            F, T, dist, per_image = band_forces()
+        top = 1 + int(np.argmax(E[1:-1]))
+        if climbing and not started and (done or perp <= climb_at):
+            started = True
+            if E[top] > max(E[0], E[-1]):
+                climb = top
+        elif climb is not None and top != climb and hops < m and np.all(per_image[climb] <= tol_vec) and \
+                E[top] > E[climb] + 1e-12 * max(1.0, abs(E[climb])):
+            climb, hops = top, hops + 1  # the climbing image sits on a lower saddle: move it up
+        else:
+            top = None
+        if top is not None and top == climb:
+            opt.reset()
+            best = math.inf
+            F, T, dist, per_image, perp = band_forces()
             done = bool(np.all(per_image.max(axis=0) <= tol_vec))
         history.append(float(per_image.max()))
         if callback is not None:
             callback({"iteration": it, "max_force": history[-1], "energies": E.copy(), "climbing": climb})
-        if done and (climb is not None or not climbing):
-            reason, converged = "converged", True
+        if done and (started or not climbing):
+            converged = True
             break
         if it == max_iterations:
             break
-        # L-BFGS step for all inner images at once: gradient −F, spins as rotation vectors
-        fv = band.to_step(1, F[1:-1]).ravel()
-        d = two_loop(fv, s_hist, y_hist) if s_hist else None
-        if d is None or dot(d, fv) <= 0.0:  # no memory, or not along the force: restart
-            s_hist.clear(), y_hist.clear()
-            d = fv * (0.1 * cap_vec.min() / max(float(band.block_max(fv.reshape(m - 2, -1)).max()), 1e-300))
+        # stalled quasi-Newton (soft modes, kinks): continue with the robust inertial relaxation
+        if history[-1] < 0.9 * best:
+            best, best_it = history[-1], it
+        elif method == "auto" and opt.name == "lbfgs" and it - best_it > _PATIENCE:
+            opt, switched, best, best_it = _FIRE(), it, history[-1], it
+        # one step for all inner images at once: gradient −F, spins as rotation vectors
+        f = band.to_step(1, F[1:-1]).ravel()
+        first = f * (0.1 * cap_vec.min() / max(float(band.block_max(f.reshape(m - 2, -1)).max()), 1e-300))
+        d = opt.direction(f, first)
         moves = band.block_max(d.reshape(m - 2, -1)).max(axis=0)
-        d *= min(1.0, float(np.min(cap_vec / np.maximum(moves, 1e-300))))
+        factor = min(1.0, float(np.min(cap_vec / np.maximum(moves, 1e-300))))
+        d *= factor
+        opt.capped(factor)
         band.apply(1, d.reshape(m - 2, -1))
         for k in range(1, m - 1):
             E[k], EV[k] = band.evaluate(k, G[k])
-        F, T, dist, per_image = band_forces()
-        y = fv - band.to_step(1, F[1:-1]).ravel()  # change of the gradient (−force)
-        if dot(d, y) > 1e-12 * math.sqrt(dot(d, d) * dot(y, y)):
-            s_hist.append(d)
-            y_hist.append(y)
-            if len(s_hist) > memory:
-                s_hist.pop(0), y_hist.pop(0)
+        F, T, dist, per_image, perp = band_forces()
+        opt.update(d, f, band.to_step(1, F[1:-1]).ravel())
+    reason = ("converged" if converged else "max_iterations reached") + (
+        "; no interior energy maximum, so no climbing image" if climbing and climb is None else "") + (
+        f"; L-BFGS stalled, FIRE from iteration {switched}" if switched is not None else "")
     slopes = np.einsum("ki,ki->k", G, T)
     x = np.concatenate([[0.0], np.cumsum(dist)])
     saddle = climb if climb is not None else int(np.argmax(E))
-    states = [band.template.copy(spins=band.S[k], positions=band.R[k], moments=band.MU[k]) for k in range(m)]
     dofs = band.dofs
+    moved = {f: arr for f, arr, on in (("spins", band.S, dofs["spins"]), ("positions", band.R, dofs["positions"]),
+                                         ("moments", band.MU, dofs["magnitudes"])) if on}
+    states = [band.template.copy(**{f: arr[k] for f, arr in moved.items()}) for k in range(m)]
     return GNEBResult(states=states, energies=E.copy(), reaction_coordinate=x, slopes=slopes, saddle=int(saddle),
                       climbing=climb, converged=converged, reason=reason, iterations=it, n_evaluations=band.n_eval,
                       max_force={n: float(b) for n, b in zip(names, per_image.max(axis=0))},

@@ -157,6 +157,40 @@ def test_domain_wall_path_of_a_long_chain_beats_coherent_rotation():
     assert np.sum(ev < -1e-7) == 1
 
 
+def test_mn3pt_reversal_goes_through_the_other_chirality():
+    # Mn3Pt model (spinlat.workflows.mn3pt), one cell: T1 (s_X = n_X) → its time reverse. With
+    # |J1| ≫ K the 120° triad turns rigidly: a rotation R by ψ about the easy axis n_A gives
+    # E − E_T1 = K [3 − 1 − 2((3 cos ψ + 1)/4)²] per cell, highest (2K) at cos ψ = −1/3 and a
+    # minimum 1.5K at ψ = π, the opposite vector chirality (s_A = n_A, s_B = n_C, s_C = n_B), whose
+    # in-plane rotations cost nothing: a flat intermediate valley that L-BFGS alone stalls in
+    from spinlat.workflows import mn3pt as M
+
+    st = M.mn3pt(reps=1)
+    pot = M.mn3pt_potential(st)
+    axes = M.mn3pt_local_axes(st)
+    mn = st.moments > 0
+    t1 = st.copy(spins=np.where(mn[:, None], axes, st.spins))
+    res = sl.gneb(t1, t1.copy(spins=np.where(mn[:, None], -axes, st.spins)), pot, images=13, tol=1e-5,
+                  max_iterations=3000)
+    assert res.converged, res.reason
+    K = M.K_MN3PT
+    assert res.barrier == pytest.approx(2 * K, rel=5e-3)  # corrections O(K/|J1|) to the rigid limit
+    e = res.energies - res.energies[0]
+    valley = int(np.argmin(e[3:-3])) + 3  # the band passes the opposite-chirality valley ...
+    assert 1.3 * K < e[valley] < 1.55 * K
+    assert e[valley] < e[valley - 2] and e[valley] < e[valley + 2]  # ... between two barriers
+
+
+def test_fire_reaches_the_same_saddle():
+    K, mu, B = 1e-3, 2.0, 3.0
+    h = mu * MU_B * B / (2 * K)
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    res = sl.gneb(_single_spin((0, 0, 1)), _single_spin((0, 0, -1)), pot, images=7, tol=1e-9, method="fire",
+                  max_iterations=5000)
+    assert res.converged, res.reason
+    assert res.barrier == pytest.approx(K * (1 - h) ** 2, rel=1e-6)
+
+
 # ----------------------------------------------------------------------- moment magnitudes
 def test_magnitudes_move_along_the_path_to_the_analytic_saddle():
     # one moment m = μ s: E = aμ² + bμ⁴ − K (s·z)² + μB μ B (s·z) (field along −z); the saddle
@@ -328,7 +362,7 @@ def test_bad_input_is_named():
         sl.gneb(a, b.copy(moments=[2.5]), pot)
     with pytest.raises(InputError, match="does not depend on moment magnitudes"):
         sl.gneb(a, b, pot, magnitudes=True)
-    with pytest.raises(InputError, match="magnetic in one endpoint"):
+    with pytest.raises(InputError, match="magnetic in initial but not in final"):
         sl.gneb(a, b.copy(moments=[0.0]), pot)
     with pytest.raises(InputError, match="atoms"):
         sl.gneb(a, sl.State([[0, 0, 0], [3, 0, 0]], ["Fe"] * 2, moments=[2, 2]), pot)
@@ -365,3 +399,28 @@ def test_skyrmion_collapse_barrier_matches_spirit():
     cosang = np.einsum("ij,ij->i", res.states[res.saddle].spins, sp["spins"][sp["climbing"]])
     assert np.min(cosang) > np.cos(0.02)
     assert _monotonic_each_side(res.energies, res.saddle)
+
+
+def test_barrierless_path_gets_no_climbing_image():
+    # downhill all the way (field along −z, no anisotropy): no interior maximum, no climbing image;
+    # the barrier is 0 and the reverse barrier the full drop 2 μ μB B
+    mu, B = 2.0, 1.0
+    pot = Zeeman([0, 0, -B])
+    res = sl.gneb(_single_spin((0, 0.1, 1)), _single_spin((0, -0.1, -1)), pot, images=7, tol=1e-9)
+    assert res.converged and res.climbing is None and "no climbing image" in res.reason
+    assert res.saddle == 0 and res.barrier == 0.0
+    assert np.all(np.diff(res.energies) < 0)
+
+
+def test_starting_path_and_endpoint_relaxation():
+    K, B = 1e-3, 3.0
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    a, b = _single_spin((0.05, 0, 1)), _single_spin((0.05, 0.02, -1))  # not quite minima
+    res = sl.gneb(a, b, pot, images=7, tol=1e-9, relax_endpoints=True)
+    assert np.allclose(np.abs(res.states[0].spins[0, 2]), 1, atol=1e-9)
+    assert np.allclose(np.abs(res.states[-1].spins[0, 2]), 1, atol=1e-9)
+    again = sl.gneb(None, None, pot, path=res.states, tol=1e-9)
+    assert again.converged and again.iterations <= 2
+    assert again.barrier == pytest.approx(res.barrier, rel=1e-9)
+    with pytest.raises(InputError, match="differs from the first image"):
+        sl.gneb(a, None, pot, path=res.states)
