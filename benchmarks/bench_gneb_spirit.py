@@ -24,8 +24,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 import spinlat as sl
 from spinlat.transitions import geodesic_path
 from spinlat.workflows import skyrmion as sk

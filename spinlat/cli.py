@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import cli_gneb
 from .errors import ConfigError, SpinlatError
 
 
@@ -237,6 +238,8 @@ def _train(args) -> int:
 
 
 register("train", "train (or fine-tune) an mMACE model from a YAML config", _train_args, _train)
+register("gneb", "minimum-energy path and energy barrier (geodesic nudged elastic band) from a YAML config",
+         cli_gneb.add_arguments, cli_gneb.run)
 
 
 # -------------------------------------------------------------------------------- main

@@ -73,6 +73,7 @@ import numba
 import numpy as np
 
 from .errors import InputError
+from .integrators.rotation import rotate_all
 
 #: default metric weights: w_r (rad/Å) for positions, w_m (rad/μB) for moment magnitudes
 DEFAULT_WEIGHTS = {"positions": 1.0, "magnitudes": 1.0}
@@ -162,6 +163,44 @@ class GNEBResult:
             out.append(atoms)
         return out
 
+    def plot(self, path, title=None):
+        """PNG (or any matplotlib format, by the suffix of ``path``) of E − E_initial (meV) against
+        the reaction coordinate (rad): the images, the interpolated curve (:meth:`curve`) and the
+        saddle marked with the barrier. Returns ``path``."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        x, e = self.curve(20)
+        e0 = self.energies[0]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(x, (e - e0) * 1e3, "-", color="C0", lw=1.2, label="cubic Hermite (tangential slopes)")
+        ax.plot(self.reaction_coordinate, (self.energies - e0) * 1e3, "o", color="C0", ms=4, label="images")
+        k = self.saddle
+        ax.plot(self.reaction_coordinate[k], (self.energies[k] - e0) * 1e3, "*", color="C3", ms=14,
+                label=f"saddle (image {k}{', climbing' if self.climbing == k else ''}): {self.barrier * 1e3:.4g} meV")
+        ax.set_xlabel("reaction coordinate (rad)")
+        ax.set_ylabel("E − E(initial) (meV)")
+        if title:
+            ax.set_title(title)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+    def summary(self) -> dict:
+        """JSON-ready summary: barrier, reverse barrier and interpolated barrier (eV), saddle and
+        climbing index, energies (eV), reaction coordinate (rad), convergence, largest forces."""
+        return {"barrier_eV": self.barrier, "reverse_barrier_eV": self.reverse_barrier,
+                "barrier_interpolated_eV": self.barrier_interpolated, "saddle": int(self.saddle),
+                "climbing": self.climbing, "images": len(self.states), "energies_eV": self.energies.tolist(),
+                "reaction_coordinate_rad": self.reaction_coordinate.tolist(), "converged": bool(self.converged),
+                "reason": self.reason, "iterations": int(self.iterations), "n_evaluations": int(self.n_evaluations),
+                "max_force": self.max_force, "max_force_units": {k: _UNITS[k] for k in self.max_force},
+                "weights": self.weights}
+
     def write(self, path, potential="", mode="w") -> None:
         """Write the band as a spinlat HDF5 trajectory (DESIGN.md layout): one frame per image,
         ``step`` = image index, ``time`` = 0, ``potential_energy`` the image energy (eV), with
@@ -242,6 +281,14 @@ def _spin_gradient(s, mu, h, out):
 
 
 @numba.njit(cache=True)
+def _rotate_images(S, theta):
+    """Rotate every spin S[k, i] (in place, unit length kept) by its rotation vector theta[k, i]
+    (angle |θ| rad about θ̂, right-handed; Rodrigues, ``rotation.rotate_all``)."""
+    for k in range(S.shape[0]):
+        rotate_all(S[k], theta[k], 1.0, 0.0)
+
+
+@numba.njit(cache=True)
 def _rotation_vectors(S, V, out):
     """out[k, i] = S[k, i] × V[k, i]: the rotation vector that moves spin i of image k along the
     tangent vector V[k, i] (same length)."""
@@ -291,10 +338,8 @@ class _Band:
         self.n_eval += 1
         d = self.dofs
         ev = self.pot.compute(self.state(k), forces=d["positions"], magnetic_forces=d["spins"] or d["magnitudes"])
-        if d["spins"]:
-            out = np.empty((self.n, 3))
-            _spin_gradient(self.S[k], self.MU[k], ev.magnetic_forces, out)
-            g[self.slices["spins"]] = out.ravel()
+        if d["spins"]:  # the spins block comes first: a contiguous (N, 3) view of g
+            _spin_gradient(self.S[k], self.MU[k], ev.magnetic_forces, g[self.slices["spins"]].reshape(self.n, 3))
         if d["positions"]:
             g[self.slices["positions"]] = -ev.forces.ravel() / self.w["positions"]
         if d["magnitudes"]:
@@ -309,10 +354,13 @@ class _Band:
         fwd, bwd = np.empty((m - 1, self.size)), np.empty((m - 1, self.size))
         d2 = np.zeros(m - 1)
         if self.dofs["spins"]:
-            f3, b3 = np.empty((m - 1, self.n, 3)), np.empty((m - 1, self.n, 3))
-            _spin_logs(self.S, self.mag, f3, b3, d2)
             sl = self.slices["spins"]
-            fwd[:, sl], bwd[:, sl] = f3.reshape(m - 1, -1), b3.reshape(m - 1, -1)
+            if self.size == sl.stop:  # spins only: write in place
+                _spin_logs(self.S, self.mag, fwd.reshape(m - 1, self.n, 3), bwd.reshape(m - 1, self.n, 3), d2)
+            else:
+                f3, b3 = np.empty((m - 1, self.n, 3)), np.empty((m - 1, self.n, 3))
+                _spin_logs(self.S, self.mag, f3, b3, d2)
+                fwd[:, sl], bwd[:, sl] = f3.reshape(m - 1, -1), b3.reshape(m - 1, -1)
         for name, arr in (("positions", self.R), ("magnitudes", self.MU)):
             if self.dofs[name]:
                 diff = np.diff(arr, axis=0)
@@ -338,26 +386,23 @@ class _Band:
         """Largest per-atom norm of each block of the vectors V (K, size): (K, n_blocks), in metric
         units, or with ``physical_force`` times the weights (a force in eV/rad, eV/Å, eV/μB); a
         step divided by the weights is the move in rad, Å, μB."""
-        K = V.shape[0]
-        out = np.zeros((K, len(self.names)))
+        out = np.zeros((V.shape[0], len(self.names)))
+        V = np.ascontiguousarray(V)
         for j, name in enumerate(self.names):
-            b = V[:, self.slices[name]]
-            if name == "magnitudes":
-                big = np.max(np.abs(b), axis=1, initial=0.0)
-            else:
-                b = b.reshape(K, -1, 3)
-                big = np.sqrt(np.max(np.einsum("kij,kij->ki", b, b), axis=1, initial=0.0))
-            out[:, j] = big * self.w[name] if physical_force else big
+            sl = self.slices[name]
+            _block_max(V, sl.start, sl.stop, 1 if name == "magnitudes" else 3, out, j)
+            if physical_force:
+                out[:, j] *= self.w[name]
         return out
 
     def apply(self, first, D):
         """Move images first, first+1, ... by the optimiser steps D (K, size)."""
-        from .integrators.rotation import rotate_all
-
-        for j in range(D.shape[0]):
+        K = D.shape[0]
+        if self.dofs["spins"]:
+            theta = np.ascontiguousarray(D[:, self.slices["spins"]]).reshape(K, self.n, 3)
+            _rotate_images(self.S[first:first + K], theta)
+        for j in range(K):
             k, d = first + j, D[j]
-            if self.dofs["spins"]:
-                rotate_all(self.S[k], np.ascontiguousarray(d[self.slices["spins"]]).reshape(-1, 3), 1.0, 0.0)
             if self.dofs["positions"]:
                 self.R[k] += d[self.slices["positions"]].reshape(-1, 3) / self.w["positions"]
             if self.dofs["magnitudes"]:
@@ -375,21 +420,73 @@ def _minimum_image(d, state):
     return frac @ state.cell
 
 
-def _tangent(tp, tm, e_minus, e0, e_plus):
-    """Improved tangent of Henkelman & Jónsson (2000), normalised; tp, tm: vectors to the next
-    image and from the previous one."""
-    if e_plus > e0 > e_minus:
-        t = tp
-    elif e_plus < e0 < e_minus:
-        t = tm
-    else:
-        big, small = max(abs(e_plus - e0), abs(e_minus - e0)), min(abs(e_plus - e0), abs(e_minus - e0))
-        t = tp * big + tm * small if e_plus > e_minus else tp * small + tm * big
-    nt = np.linalg.norm(t)
-    if nt == 0.0:  # flat: the bisector
-        t = tp / max(np.linalg.norm(tp), 1e-300) + tm / max(np.linalg.norm(tm), 1e-300)
-        nt = np.linalg.norm(t)
-    return t / nt if nt > 0 else t
+@numba.njit(cache=True)
+def _band_forces(fwd, bwd, dist, E, G, climb, k_spring, F, T, P):
+    """Forces on the inner images k = 1 … M−2 of a band (module docstring), all (M, size) arrays:
+    T[k] the improved tangent of Henkelman & Jónsson (2000) from τ+ = fwd[k] and τ− = −bwd[k−1]
+    (the uphill neighbour; at an extremum τ+ ΔE_max + τ− ΔE_min towards the higher neighbour; the
+    bisector of the unit vectors where all three energies are equal), normalised; P[k] = −(G − (G·τ)τ)
+    the perpendicular gradient force; F[k] = P[k] + k (|τ+| − |τ−|) τ, or −G + 2 (G·τ) τ for the
+    climbing image ``climb`` (−1: none). T[0], T[M−1] are the unit directions to the neighbour
+    image; rows 0 and M−1 of F and P are left as they are."""
+    m, n = G.shape
+    for k in range(1, m - 1):
+        ep, e0, em = E[k + 1], E[k], E[k - 1]
+        if ep > e0 > em:
+            a, b = 1.0, 0.0
+        elif ep < e0 < em:
+            a, b = 0.0, 1.0
+        else:
+            big, small = max(abs(ep - e0), abs(em - e0)), min(abs(ep - e0), abs(em - e0))
+            a, b = (big, small) if ep > em else (small, big)
+        nt2 = 0.0
+        for i in range(n):
+            x = a * fwd[k, i] - b * bwd[k - 1, i]
+            T[k, i] = x
+            nt2 += x * x
+        if nt2 == 0.0:
+            npl, nmi = 0.0, 0.0
+            for i in range(n):
+                npl += fwd[k, i] * fwd[k, i]
+                nmi += bwd[k - 1, i] * bwd[k - 1, i]
+            npl, nmi = max(math.sqrt(npl), 1e-300), max(math.sqrt(nmi), 1e-300)
+            for i in range(n):
+                x = fwd[k, i] / npl - bwd[k - 1, i] / nmi
+                T[k, i] = x
+                nt2 += x * x
+        inv = 1.0 / math.sqrt(nt2) if nt2 > 0.0 else 0.0
+        gt = 0.0
+        for i in range(n):
+            T[k, i] *= inv
+            gt += G[k, i] * T[k, i]
+        spring = k_spring * (dist[k] - dist[k - 1])
+        for i in range(n):
+            p = -(G[k, i] - gt * T[k, i])
+            P[k, i] = p
+            F[k, i] = -G[k, i] + 2.0 * gt * T[k, i] if k == climb else p + spring * T[k, i]
+    for k, row, sign in ((0, 0, 1.0), (m - 1, m - 2, -1.0)):
+        src = fwd if k == 0 else bwd
+        nv = 0.0
+        for i in range(n):
+            nv += src[row, i] * src[row, i]
+        inv = sign / math.sqrt(nv) if nv > 0.0 else 0.0
+        for i in range(n):
+            T[k, i] = src[row, i] * inv
+
+
+@numba.njit(cache=True)
+def _block_max(V, start, stop, width, out, col):
+    """out[k, col] = largest per-atom norm of V[k, start:stop] (rows of ``width`` 3 or 1)."""
+    for k in range(V.shape[0]):
+        big = 0.0
+        if width == 3:
+            for i in range(start, stop, 3):
+                big = max(big, V[k, i] * V[k, i] + V[k, i + 1] * V[k, i + 1] + V[k, i + 2] * V[k, i + 2])
+            big = math.sqrt(big)
+        else:
+            for i in range(start, stop):
+                big = max(big, abs(V[k, i]))
+        out[k, col] = big
 
 
 # ------------------------------------------------------------------------------ initial band
@@ -403,8 +500,6 @@ def geodesic_path(initial, final, images, spins=True, positions=False, magnitude
     a, b = initial.spins, final.spins
     S = np.repeat(a[None], m, axis=0)
     if spins:
-        from .integrators.rotation import rotate_all
-
         axis = np.cross(a, b)
         sin = np.linalg.norm(axis, axis=1)
         ang = np.arctan2(sin, np.einsum("ij,ij->i", a, b))
@@ -598,8 +693,6 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
     else:
         S, R, MU = geodesic_path(initial, final, images, spins, positions, magnitudes)
     if noise > 0 and spins:
-        from .integrators.rotation import rotate_all
-
         rng = np.random.default_rng(seed)
         for k in range(1, len(S) - 1):
             theta = rng.normal(0.0, noise, S[k].shape)
@@ -612,22 +705,24 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
 
 
 class _LBFGS:
-    """L-BFGS directions for the whole band (no line search: the band force is no gradient)."""
+    """L-BFGS directions for the whole band (no line search: the band force is no gradient); the
+    pairs live in a ring buffer of ``memory`` rows."""
 
     name = "lbfgs"
 
     def __init__(self, memory):
-        self.memory, self.s, self.y = memory, [], []
+        self.memory, self.S, self.Y, self.order = memory, None, None, []
+        self.rho, self.gamma = np.zeros(memory), 1.0
 
     def reset(self):
-        self.s.clear(), self.y.clear()
+        self.order = []
 
     def direction(self, f, first):
         """Step along the force f (flat, optimiser variables); ``first``: the step to take without
         curvature information (a scaled copy of f)."""
-        from .integrators.lbfgs import dot, two_loop
+        from .integrators.lbfgs import dot, two_loop_rows
 
-        d = two_loop(f, self.s, self.y) if self.s else None
+        d = two_loop_rows(f, self.S, self.Y, np.array(self.order), self.rho, self.gamma) if self.order else None
         if d is None or dot(d, f) <= 0.0:  # no memory, or not along the force: restart
             self.reset()
             d = first
@@ -639,12 +734,16 @@ class _LBFGS:
     def update(self, d, f, f_new):
         from .integrators.lbfgs import dot
 
+        if self.S is None:
+            self.S, self.Y = np.empty((self.memory, f.size)), np.empty((self.memory, f.size))
         y = f - f_new  # change of the gradient (−force)
-        if dot(d, y) > 1e-12 * math.sqrt(dot(d, d) * dot(y, y)):
-            self.s.append(d)
-            self.y.append(y)
-            if len(self.s) > self.memory:
-                self.s.pop(0), self.y.pop(0)
+        sy, yy = dot(d, y), dot(y, y)
+        if sy > 1e-12 * math.sqrt(dot(d, d) * yy):
+            # rows fill 0, 1, … after a reset, then the oldest is overwritten
+            row = self.order.pop(0) if len(self.order) == self.memory else len(self.order)
+            self.S[row], self.Y[row] = d, y
+            self.rho[row], self.gamma = 1.0 / sy, sy / yy
+            self.order.append(row)
 
 
 class _FIRE:
@@ -667,7 +766,8 @@ class _FIRE:
             self.dt = self.dt0 = math.sqrt(math.sqrt(dot(first, first) / max(dot(f, f), 1e-300)))
             self.v, self.alpha, self.n_pos = np.zeros_like(f), 0.1, 0
         if dot(self.v, f) > 0.0:
-            self.v = (1 - self.alpha) * self.v + self.alpha * math.sqrt(dot(self.v, self.v) / max(dot(f, f), 1e-300)) * f
+            mix = self.alpha * math.sqrt(dot(self.v, self.v) / max(dot(f, f), 1e-300))
+            self.v = (1 - self.alpha) * self.v + mix * f
             if self.n_pos > 5:
                 self.dt, self.alpha = min(1.1 * self.dt, 10.0 * self.dt0), 0.99 * self.alpha
             self.n_pos += 1
@@ -702,18 +802,8 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
         """Band forces F, tangents T, image distances, per-image block maxima of F (eV/rad, eV/Å,
         eV/μB) and the largest perpendicular gradient force (springs left out)."""
         fwd, bwd, dist = band.logs()
-        F, T, P = np.zeros((m, band.size)), np.zeros((m, band.size)), np.zeros((m, band.size))
-        for k in range(1, m - 1):
-            tau = T[k] = _tangent(fwd[k], -bwd[k - 1], E[k - 1], E[k], E[k + 1])
-            gt = G[k] @ tau
-            P[k] = -(G[k] - gt * tau)
-            if k == climb:
-                F[k] = -G[k] + 2.0 * gt * tau
-            else:
-                F[k] = P[k] + k_spring * (dist[k] - dist[k - 1]) * tau
-        for k, v in ((0, fwd[0]), (m - 1, -bwd[-1])):
-            nv = np.linalg.norm(v)
-            T[k] = v / nv if nv > 0 else v
+        F, T, P = np.zeros((m, band.size)), np.empty((m, band.size)), np.zeros((m, band.size))
+        _band_forces(fwd, bwd, dist, E, G, -1 if climb is None else climb, k_spring, F, T, P)
         return F, T, dist, band.block_max(F, physical_force=True), float(band.block_max(P, True).max())
 
     F, T, dist, per_image, perp = band_forces()

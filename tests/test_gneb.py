@@ -269,9 +269,19 @@ def test_positions_move_with_the_spins_and_lower_the_barrier(fe4_cluster):
 
 def test_mmace_path_with_magnitudes_and_positions_stays_finite():
     pytest.importorskip("mace")
-    from mmace._tiny import TINY, _one_thread  # noqa: F401  (one torch thread for tiny graphs)
+    import torch
+    from mmace._tiny import TINY
 
-    model = sl.potentials.MagneticMACE.create(elements=["Fe"], soc=True, seed=0, **TINY)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny graphs: one thread avoids oversubscription
+    try:
+        _mmace_path(TINY)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _mmace_path(tiny):
+    model = sl.potentials.MagneticMACE.create(elements=["Fe"], soc=True, seed=0, **tiny)
     pos = [[0, 0, 0], [2.3, 0, 0], [1.15, 2.0, 0]]
     a = sl.State(pos, ["Fe"] * 3, moments=[2.2, 2.0, 2.1], spins=[[0, 0, 1]] * 3)
     b = a.copy(spins=[[0, 0, 1], [1, 0, 0], [0, 0, -1]], moments=[2.0, 2.3, 1.9],
@@ -402,10 +412,9 @@ def test_skyrmion_collapse_barrier_matches_spirit():
 
 
 def test_barrierless_path_gets_no_climbing_image():
-    # downhill all the way (field along −z, no anisotropy): no interior maximum, no climbing image;
-    # the barrier is 0 and the reverse barrier the full drop 2 μ μB B
-    mu, B = 2.0, 1.0
-    pot = Zeeman([0, 0, -B])
+    # downhill all the way (field along −z, no anisotropy): no interior maximum, no climbing image,
+    # the barrier is 0
+    pot = Zeeman([0, 0, -1.0])
     res = sl.gneb(_single_spin((0, 0.1, 1)), _single_spin((0, -0.1, -1)), pot, images=7, tol=1e-9)
     assert res.converged and res.climbing is None and "no climbing image" in res.reason
     assert res.saddle == 0 and res.barrier == 0.0
@@ -424,3 +433,58 @@ def test_starting_path_and_endpoint_relaxation():
     assert again.barrier == pytest.approx(res.barrier, rel=1e-9)
     with pytest.raises(InputError, match="differs from the first image"):
         sl.gneb(a, None, pot, path=res.states)
+
+
+# ------------------------------------------------------------------- kernels vs NumPy references
+def test_band_kernels_match_numpy_references():
+    from spinlat.transitions import _band_forces, _block_max, _rotate_images, _rotation_vectors, _spin_logs
+
+    rng = np.random.default_rng(7)
+    m, n = 6, 5
+    S = rng.normal(size=(m, n, 3))
+    S /= np.linalg.norm(S, axis=2)[..., None]
+    mag = np.array([True, True, False, True, True])
+    # great-circle log maps: length = angle, direction = the great circle towards the next image
+    fwd, bwd, th2 = np.empty((m - 1, n, 3)), np.empty((m - 1, n, 3)), np.zeros(m - 1)
+    _spin_logs(S, mag, fwd, bwd, th2)
+    a, b = S[:-1], S[1:]
+    ang = np.arccos(np.clip(np.einsum("kij,kij->ki", a, b), -1, 1)) * mag
+    t = b - np.einsum("kij,kij->ki", a, b)[..., None] * a
+    ref = t / np.linalg.norm(t, axis=2)[..., None] * ang[..., None]
+    assert np.allclose(fwd, ref, atol=1e-12) and np.allclose(th2, np.sum(ang**2, axis=1))
+    assert np.allclose(np.linalg.norm(bwd, axis=2), ang) and np.allclose(np.einsum("kij,kij->ki", bwd, b), 0)
+    # rotation vectors s × v move s along v; rotating by them reaches the next image
+    theta = np.empty_like(fwd)
+    _rotation_vectors(np.ascontiguousarray(a), fwd, theta)
+    assert np.allclose(theta, np.cross(a, fwd))
+    moved = a.copy()
+    _rotate_images(moved, theta)
+    assert np.allclose(moved[:, mag], b[:, mag], atol=1e-12)
+    # band forces: improved tangent, perpendicular force, springs, climbing image
+    size = 3 * n
+    fw, bw = rng.normal(size=(m - 1, size)), rng.normal(size=(m - 1, size))
+    dist, E, G = rng.uniform(0.5, 1, m - 1), np.array([0.0, 1.0, 2.0, 1.5, 1.7, 0.2]), rng.normal(size=(m, size))
+    F, T, P = np.zeros((m, size)), np.empty((m, size)), np.zeros((m, size))
+    _band_forces(fw, bw, dist, E, G, 2, 0.3, F, T, P)
+    for k in range(1, m - 1):
+        tp, tm = fw[k], -bw[k - 1]
+        ep, e0, em = E[k + 1], E[k], E[k - 1]
+        if ep > e0 > em:
+            tau = tp
+        elif ep < e0 < em:
+            tau = tm
+        else:
+            big, small = max(abs(ep - e0), abs(em - e0)), min(abs(ep - e0), abs(em - e0))
+            tau = tp * big + tm * small if ep > em else tp * small + tm * big
+        tau = tau / np.linalg.norm(tau)
+        assert np.allclose(T[k], tau)
+        perp = -(G[k] - (G[k] @ tau) * tau)
+        assert np.allclose(P[k], perp)
+        want = -G[k] + 2 * (G[k] @ tau) * tau if k == 2 else perp + 0.3 * (dist[k] - dist[k - 1]) * tau
+        assert np.allclose(F[k], want)
+    assert np.allclose(T[0], fw[0] / np.linalg.norm(fw[0])) and np.allclose(T[-1], -bw[-1] / np.linalg.norm(bw[-1]))
+    out = np.zeros((m, 2))
+    _block_max(F, 0, 3 * n, 3, out, 0)
+    _block_max(F, 0, 3 * n, 1, out, 1)
+    assert np.allclose(out[:, 0], np.linalg.norm(F.reshape(m, n, 3), axis=2).max(axis=1))
+    assert np.allclose(out[:, 1], np.abs(F).max(axis=1))

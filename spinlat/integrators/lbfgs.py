@@ -3,14 +3,14 @@
 Nocedal & Wright, *Numerical Optimization*, 2nd ed. (2006), Algorithm 7.4, with the initial
 inverse Hessian γ·1, γ = sᵀy / yᵀy of the newest pair (their eq. 7.20).
 
-Dot products of the long flat vectors go through :func:`dot`, a serial numba loop: NumPy's ``@``
-calls a multithreaded BLAS for vectors longer than ~10⁴, which on a loaded machine costs
-milliseconds per call instead of microseconds.
+The recursion runs in one numba kernel: NumPy's ``@`` on long vectors calls a multithreaded BLAS,
+which on a loaded machine costs milliseconds per dot product instead of microseconds.
 """
 
 from __future__ import annotations
 
 import numba
+import numpy as np
 
 
 @numba.njit(cache=True, fastmath=True)
@@ -24,10 +24,46 @@ def dot(a, b):
 
 
 @numba.njit(cache=True, fastmath=True)
-def _axpy(alpha, x, y):
-    """y ← y + alpha x, in place."""
-    for k in range(y.shape[0]):
-        y[k] += alpha * x[k]
+def two_loop_rows(g, S, Y, order, rho, gamma):
+    """:func:`two_loop` on pairs stored as rows, for callers that keep their history in a ring
+    buffer: S, Y (capacity, n) arrays, ``order`` the row indices of the stored pairs, oldest first
+    (at least one), ``rho[row]`` = 1/(yᵀs) of each row and ``gamma`` = sᵀy/yᵀy of the newest pair.
+    Each vector update is fused with the next dot product: 2m + 2 passes over the history."""
+    n = g.shape[0]
+    m = order.shape[0]
+    q = g.copy()
+    alpha = np.empty(m)
+    a = rho[order[m - 1]] * dot(S[order[m - 1]], q)
+    for jj in range(m - 1, -1, -1):  # newest → oldest
+        j = order[jj]
+        alpha[jj] = a
+        if jj > 0:
+            jn, acc = order[jj - 1], 0.0
+            for k in range(n):
+                q[k] -= a * Y[j, k]
+                acc += S[jn, k] * q[k]
+            a = rho[jn] * acc
+        else:
+            for k in range(n):
+                q[k] -= a * Y[j, k]
+    j, acc = order[0], 0.0
+    for k in range(n):  # initial inverse Hessian γ·1
+        q[k] *= gamma
+        acc += Y[j, k] * q[k]
+    b = rho[j] * acc
+    for jj in range(m):  # oldest → newest
+        j = order[jj]
+        c = alpha[jj] - b
+        if jj < m - 1:
+            jn, acc = order[jj + 1], 0.0
+            for k in range(n):
+                q[k] += c * S[j, k]
+                acc += Y[jn, k] * q[k]
+            b = rho[jn] * acc
+        else:
+            for k in range(n):
+                q[k] += c * S[j, k]
+    return q
 
 
 def two_loop(g, s_hist, y_hist):
@@ -35,17 +71,9 @@ def two_loop(g, s_hist, y_hist):
     ``s_hist``, ``y_hist`` (lists of flat float64 arrays, oldest first; every pair with sᵀy > 0).
     With no pairs it returns a copy of ``g``. Returns a new array of g's shape and units
     (step units when g is a gradient)."""
-    q = g.copy()
-    alphas = []
-    for s, y in zip(reversed(s_hist), reversed(y_hist)):
-        rho = 1.0 / dot(y, s)
-        a = rho * dot(s, q)
-        alphas.append((a, rho, s, y))
-        _axpy(-a, y, q)
-    if s_hist:
-        s, y = s_hist[-1], y_hist[-1]
-        q *= dot(s, y) / dot(y, y)
-    for a, rho, s, y in reversed(alphas):
-        b = rho * dot(y, q)
-        _axpy(a - b, s, q)
-    return q
+    if not s_hist:
+        return np.array(g, dtype=np.float64)
+    S, Y = np.array(s_hist, dtype=np.float64), np.array(y_hist, dtype=np.float64)
+    sy = np.einsum("ij,ij->i", S, Y)
+    return two_loop_rows(np.ascontiguousarray(g, dtype=np.float64), S, Y, np.arange(len(S)), 1.0 / sy,
+                         sy[-1] / (Y[-1] @ Y[-1]))

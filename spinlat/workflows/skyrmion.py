@@ -131,7 +131,8 @@ def spirit_gneb(path_spins, L, J=J_SK, D=D_SK, K=K_SK, B=B_SK, tol=1e-5, spring_
     image climbing until ``tol`` (eV/rad). ``spring_constant`` in eV/rad², ``solver`` "lbfgs_oso"
     or "vp". Returns a dict: ``spins`` (M, L², 3) of the converged band, ``energies`` (M,) eV as
     Spirit reports them (float32), ``climbing`` index, ``iterations`` (both stages),
-    ``wall_s`` and ``cpu_s`` (seconds in Spirit's solver), ``max_torque`` (eV/rad) and ``positions`` (Spirit's site positions, Å)."""
+    ``wall_s`` and ``cpu_s`` (seconds in Spirit's solver), ``max_torque`` (eV/rad) and
+    ``positions`` (Spirit's site positions, Å)."""
     from spirit import chain, geometry, parameters, simulation, system
 
     solvers = {"lbfgs_oso": simulation.SOLVER_LBFGS_OSO, "vp": simulation.SOLVER_VP}
