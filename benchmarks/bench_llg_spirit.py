@@ -26,40 +26,24 @@ shared, so compare the ratios within one run; ``--repeat`` shows their spread.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 import spinlat as sl
 from spinlat.integrators import LLG
-from spinlat.potentials import Heisenberg, UniaxialAnisotropy, Zeeman
+from spinlat.workflows.skyrmion import skyrmion_potential, spirit_model
 
 L = 100
 J, D, K, B, MU, ALPHA, DT = 0.010, 0.006, 0.0001, 5.0, 2.0, 0.1, 1.0  # eV, eV, eV, T, μB, -, fs
 TEMPERATURE = 100.0  # K, for the stochastic LLG row
-
-SPIRIT_CFG = f"""\
-bravais_lattice sc
-n_basis_cells {L} {L} 1
-boundary_conditions 1 1 0
-lattice_constant 1.0
-mu_s {MU}
-ddi_method 0
-log_to_console 0
-log_to_file 0
-llg_output_any 0
-"""
 
 
 def spinlat_system(spins):
     unit = sl.State([[0, 0, 0]], [26], cell=np.diag([1.0, 1.0, 10.0]), pbc=[True, True, False], moments=[MU])
     st = unit.repeat((L, L, 1))
     st = st.copy(spins=spins)
-    pot = (Heisenberg.from_neighbors(unit, J=[J], D=[D], dmi="bloch")
-           + UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, B]))
-    return st, pot
+    return st, skyrmion_potential(J, D, K, B)
 
 
 CASES = (("sib", 0.0), ("depondt", 0.0), ("sib", TEMPERATURE))  # (solver, K)
@@ -80,36 +64,28 @@ def run_spinlat(st, pot, solver, steps, temperature=0.0):
 
 
 def spirit_positions_and_run(spins, steps):
-    from spirit import configuration, hamiltonian, parameters, simulation, state, system
-    from spirit import constants, geometry
+    from spirit import constants, geometry, parameters, simulation, system
 
     solvers = {"sib": simulation.SOLVER_SIB, "depondt": simulation.SOLVER_DEPONDT}
     res = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = Path(tmp) / "input.cfg"
-        cfg.write_text(SPIRIT_CFG)
-        with state.State(str(cfg), quiet=True) as p:
-            hamiltonian.set_exchange(p, 1, [J * 1e3])
-            hamiltonian.set_dmi(p, 1, [D * 1e3], chirality=1)
-            hamiltonian.set_anisotropy(p, K * 1e3, [0, 0, 1])
-            hamiltonian.set_field(p, B, [0, 0, 1])
-            parameters.llg.set_timestep(p, DT * 1e-3)
-            parameters.llg.set_damping(p, ALPHA)
-            parameters.llg.set_output_general(p, any=False, initial=False, final=False)
-            res["positions"] = np.array(geometry.get_positions(p)).reshape(-1, 3)
-            # spinlat's State is built on Spirit's positions, so site k is the same
+    with spirit_model(L, J, D, K, B, MU) as p:
+        parameters.llg.set_timestep(p, DT * 1e-3)
+        parameters.llg.set_damping(p, ALPHA)
+        parameters.llg.set_output_general(p, any=False, initial=False, final=False)
+        res["positions"] = np.array(geometry.get_positions(p)).reshape(-1, 3)
+        # spinlat's State is built on Spirit's positions, so site k is the same
+        system.get_spin_directions(p)[:] = spins
+        system.update_data(p)
+        res["energy_meV"] = system.get_energy(p)
+        res["mu_B"] = constants.mu_B
+        for solver, temp in CASES:
+            parameters.llg.set_temperature(p, temp)
             system.get_spin_directions(p)[:] = spins
             system.update_data(p)
-            res["energy_meV"] = system.get_energy(p)
-            res["mu_B"] = constants.mu_B
-            for solver, temp in CASES:
-                parameters.llg.set_temperature(p, temp)
-                system.get_spin_directions(p)[:] = spins
-                system.update_data(p)
-                _, wall, cpu = timed(lambda: simulation.start(p, simulation.METHOD_LLG, solvers[solver],
-                                                              n_iterations=steps, n_iterations_log=steps))
-                system.update_data(p)
-                res[solver, temp] = (wall, cpu, system.get_energy(p) * 1e-3)
+            _, wall, cpu = timed(lambda: simulation.start(p, simulation.METHOD_LLG, solvers[solver],
+                                                          n_iterations=steps, n_iterations_log=steps))
+            system.update_data(p)
+            res[solver, temp] = (wall, cpu, system.get_energy(p) * 1e-3)
     return res
 
 

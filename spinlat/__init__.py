@@ -21,6 +21,10 @@ def __getattr__(name):
         from .simulation import Simulation
 
         return Simulation
+    if name == "gneb":
+        from .transitions import gneb
+
+        return gneb
     if name == "sweep":
         from .search import sweep
 

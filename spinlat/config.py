@@ -452,18 +452,20 @@ RUN: dict[str, Key] = {
 
 
 # ================================================================================ run configs
-def load(path_or_dict) -> dict:
+def load(path_or_dict, *, structure: bool = True) -> dict:
     """A run config (YAML path, or a dict) checked against :data:`RUN` and in normal form:
     every key present with its type checked, defaults filled in, ``_base`` = the directory
     relative paths are taken from (the config's, or the working directory for a dict).
-    Raises ConfigError naming the first bad key."""
+    ``structure=False``: the ``structure`` section is optional (commands that take their
+    states from elsewhere, such as ``spinlat gneb``). Raises ConfigError naming the first bad key."""
     if isinstance(path_or_dict, dict):
         raw, base = dict(path_or_dict), Path(path_or_dict.get("_base") or Path.cwd())
         raw.pop("_base", None)
         raw.pop("_checked", None)
     else:
         raw, base = read_yaml(path_or_dict), Path(path_or_dict).resolve().parent
-    cfg = check_section(raw, "", RUN, "a run config")
+    schema = RUN if structure else {**RUN, "structure": Key(RUN["structure"].check, doc=RUN["structure"].doc)}
+    cfg = check_section(raw, "", schema, "a run config")
     cfg["_base"] = str(base)
     cfg["_checked"] = True
     return cfg
@@ -499,7 +501,7 @@ def read_structure(path, index=-1, format=None, key="structure.file"):
                     raise ConfigError(f"{key}: trajectory {p} holds no frame")
                 return traj[index]
         except IndexError:
-            raise ConfigError(f"{key}: frame {index} is out of range for {p}") from None
+            raise ConfigError(f"{key}: frame index {index} is out of range for {p}") from None
         except (SpinlatError, OSError) as exc:
             if isinstance(exc, ConfigError):
                 raise
@@ -508,6 +510,8 @@ def read_structure(path, index=-1, format=None, key="structure.file"):
 
     try:
         atoms = read(p, index=index, format=format)
+    except (IndexError, StopIteration):
+        raise ConfigError(f"{key}: frame index {index} is out of range for {p}") from None
     except Exception as exc:  # noqa: BLE001 - ASE readers raise many types
         raise ConfigError(f"{key}: cannot read {p} ({type(exc).__name__}: {exc})") from None
     try:
@@ -760,4 +764,89 @@ def check_train_config(cfg: dict, base: Path = Path(".")) -> dict:
     if "init_from" in training and not Path(training["init_from"]).is_file():
         raise ConfigError(f"training.init_from: model file {training['init_from']} does not exist")
     out["training"] = training
+    return out
+
+
+# ------------------------------------------------------------------------------- gneb
+#: keys of the gneb: section → (type, what is expected)
+_GNEB_KEYS = {"initial": "a state: file path, {file, index} or {search, rank}",
+         "final": "a state: file path, {file, index} or {search, rank}",
+         "images": int, "climbing": bool, "spins": bool, "positions": bool, "magnitudes": bool,
+         "tol": "a positive number or {spins, positions, magnitudes}", "max_iterations": int,
+         "spring_constant": float, "weights": "{positions: rad/Å, magnitudes: rad/μB}",
+         "method": "auto, lbfgs or fire", "noise": float, "relax_endpoints": bool,
+         "path": "a path.h5 of an earlier gneb run", "climb_after": float, "memory": int}
+
+
+def _gneb_abs(base, p):
+    q = Path(p)
+    return str(q if q.is_absolute() else Path(base) / q)
+
+
+def _gneb_state_spec(value, key, base):
+    if isinstance(value, str):
+        return {"file": _gneb_abs(base, value), "index": 0}
+    if isinstance(value, dict) and set(value) <= {"file", "index"} and "file" in value:
+        idx = value.get("index", 0)
+        if not isinstance(idx, int) or isinstance(idx, bool):
+            raise ConfigError(f"gneb.{key}.index: expected an integer frame index, got {idx!r}")
+        return {"file": _gneb_abs(base, value["file"]), "index": idx}
+    if isinstance(value, dict) and set(value) <= {"search", "rank"} and "search" in value:
+        rank = value.get("rank", 0)
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
+            raise ConfigError(f"gneb.{key}.rank: expected a non-negative integer (0 = lowest minimum), got {rank!r}")
+        p = Path(_gneb_abs(base, value["search"]))
+        return {"file": str(p / "minima.extxyz" if p.is_dir() else p), "index": rank}
+    raise ConfigError(f"gneb.{key}: expected {_GNEB_KEYS[key]}, got {value!r}")
+
+
+def check_gneb_config(cfg: dict, base=".") -> dict:
+    """Validate the ``gneb:`` section of a config (the dict of the whole config); returns the
+    normalised section: paths absolute (relative ones are taken from ``base``), endpoints as
+    ``{"file", "index"}``, every option checked for its type. Raises ConfigError naming the key."""
+    sec = cfg.get("gneb")
+    if not isinstance(sec, dict):
+        raise ConfigError("gneb: missing or not a mapping (the section with initial, final and the GNEB options)")
+    unknown = set(sec) - set(_GNEB_KEYS)
+    if unknown:
+        raise ConfigError(f"gneb: unknown key(s) {sorted(unknown)}; expected some of {sorted(_GNEB_KEYS)}")
+    out = {}
+    for key in ("initial", "final"):
+        if key not in sec and "path" not in sec:
+            raise ConfigError(f"gneb.{key}: missing ({_GNEB_KEYS[key]})")
+        if key in sec:
+            out[key] = _gneb_state_spec(sec[key], key, base)
+    for key, kind in _GNEB_KEYS.items():
+        if key not in sec or key in ("initial", "final"):
+            continue
+        v = sec[key]
+        if kind is bool and not isinstance(v, bool):
+            raise ConfigError(f"gneb.{key}: expected true or false, got {v!r}")
+        if kind is int and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise ConfigError(f"gneb.{key}: expected a positive integer, got {v!r}")
+        if kind is float and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
+            raise ConfigError(f"gneb.{key}: expected a non-negative number, got {v!r}")
+        out[key] = v
+    if "images" in out and out["images"] < 3:
+        raise ConfigError(f"gneb.images: expected at least 3 (both endpoints included), got {out['images']}")
+    tol = sec.get("tol")
+    if tol is not None and not ((isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol > 0) or (
+            isinstance(tol, dict) and set(tol) <= {"spins", "positions", "magnitudes"} and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in tol.values()))):
+        raise ConfigError(f"gneb.tol: expected {_GNEB_KEYS['tol']}, got {tol!r}")
+    w = sec.get("weights")
+    if w is not None and not (isinstance(w, dict) and set(w) <= {"positions", "magnitudes"} and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in w.values())):
+        raise ConfigError(f"gneb.weights: expected {_GNEB_KEYS['weights']} (positive numbers), got {w!r}")
+    if sec.get("method", "auto") not in ("auto", "lbfgs", "fire"):
+        raise ConfigError(f"gneb.method: expected auto, lbfgs or fire, got {sec['method']!r}")
+    if "path" in sec:
+        if not isinstance(sec["path"], str):
+            raise ConfigError(f"gneb.path: expected {_GNEB_KEYS['path']}, got {sec['path']!r}")
+        out["path"] = _gneb_abs(base, sec["path"])
+        if not Path(out["path"]).exists():
+            raise ConfigError(f"gneb.path: file {out['path']} does not exist")
+    for key in ("initial", "final"):
+        if key in out and not Path(out[key]["file"]).exists():
+            raise ConfigError(f"gneb.{key}: file {out[key]['file']} does not exist")
     return out

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import validation
 from .errors import InputError
+from .integrators.lbfgs import two_loop as _two_loop
 
 _MAX_ROTATION = 0.3  # rad, largest spin rotation of one step
 _MAX_DISPLACEMENT = 0.1  # Å, largest atomic move of one step
@@ -264,21 +265,3 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
     res = _norms(g)
     result = MinimizeResult(st, float(e), it, converged, reason, *res, n_evaluations=prob.n_eval, history=history)
     return (st, result) if return_result else st
-
-
-def _two_loop(g, s_hist, y_hist):
-    """L-BFGS two-loop recursion: approximate inverse Hessian times ``g``."""
-    q = g.copy()
-    alphas = []
-    for s, y in zip(reversed(s_hist), reversed(y_hist)):
-        rho = 1.0 / (y @ s)
-        a = rho * (s @ q)
-        alphas.append((a, rho, s, y))
-        q -= a * y
-    if s_hist:
-        s, y = s_hist[-1], y_hist[-1]
-        q *= (s @ y) / (y @ y)
-    for a, rho, s, y in reversed(alphas):
-        b = rho * (y @ q)
-        q += (a - b) * s
-    return q

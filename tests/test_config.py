@@ -277,7 +277,7 @@ def test_file_formats_of_other_codes_keep_their_moments(tmp_path):
     ({"file": "bad.extxyz"}, "structure.file: cannot read"),
     ({"file": "empty.h5"}, "structure.file: trajectory .*empty.h5 holds no frame"),
     ({"file": "afm.extxyz", "element": "Fe"}, "structure.element: not used with structure.file"),
-    ({"file": "afm.extxyz", "index": 5}, "structure.file: cannot read"),
+    ({"file": "afm.extxyz", "index": 5}, "structure.file: frame index 5 is out of range"),
     ({"element": "Fe", "index": 0}, "structure.index: only used with structure.file"),
     ({"crystal": "bcc"}, "structure: give a file"),
     ({"element": "Fe", "spins": "file"}, "structure.spins: 'file' needs structure.file"),

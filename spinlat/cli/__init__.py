@@ -1,7 +1,7 @@
 """The ``spinlat`` command line: ``spinlat [--debug] COMMAND ARGS``.
 
 One module per subcommand in this package (:mod:`~spinlat.cli.run`, ``minimize``, ``search``,
-``analyze``, ``train``, ``export``), each with ``HELP`` (one line), ``add_arguments(parser)`` and
+``analyze``, ``train``, ``export``, ``gneb``), each with ``HELP`` (one line), ``add_arguments(parser)`` and
 ``run(args) -> exit status``; configs and their schemas live in :mod:`spinlat.config`.
 Adding a subcommand is a new module here plus its name in :data:`SUBCOMMANDS`. Code outside
 this package adds one with :func:`register`::
@@ -35,7 +35,7 @@ from ..config import check_train_config  # noqa: F401  (public here since 0.1)
 from ..errors import SpinlatError
 
 #: the built-in subcommands: modules of this package, in the order ``spinlat --help`` lists them
-SUBCOMMANDS = ("run", "minimize", "search", "analyze", "train", "export")
+SUBCOMMANDS = ("run", "minimize", "search", "analyze", "train", "export", "gneb")
 
 
 @dataclass

@@ -126,12 +126,23 @@ def _gradient_kernel(offsets, dst, tidx, tensors, spins, magnetic, atoms, grad):
         grad[k, 2] = g2
 
 
+@numba.njit(cache=True)
+def _fields_kernel(spins, moments, grad, h):
+    """h_i = −(1/|m_i|)(g_i − (g_i·s_i) s_i) (eV/μB); zero where the moment is zero."""
+    for i in range(spins.shape[0]):
+        m = moments[i]
+        if m > 0:
+            gs = grad[i, 0] * spins[i, 0] + grad[i, 1] * spins[i, 1] + grad[i, 2] * spins[i, 2]
+            for c in range(3):
+                h[i, c] = -(grad[i, c] - gs * spins[i, c]) / m
+        else:
+            h[i, 0] = h[i, 1] = h[i, 2] = 0.0
+
+
 def _fields_from_gradient(spins, moments, grad):
     """h = −(1/|m|)(1 − ssᵀ) g (eV/μB); zero where the moment is zero."""
-    g = grad - np.sum(grad * spins, axis=1)[:, None] * spins
-    h = np.zeros_like(grad)
-    mag = moments > 0
-    h[mag] = -g[mag] / moments[mag, None]
+    h = np.empty_like(grad)
+    _fields_kernel(np.ascontiguousarray(spins), np.ascontiguousarray(moments), np.ascontiguousarray(grad), h)
     return h
 
 

@@ -1,0 +1,117 @@
+"""``spinlat gneb CONFIG``: minimum-energy path and barrier between two states by the geodesic
+nudged elastic band (:func:`spinlat.transitions.gneb`).
+
+The config is a run config (``potential:``, ``output:``, ``seed:``; see :mod:`spinlat.config`) with a
+``gneb:`` section; it is validated (:func:`spinlat.config.check_gneb_config`) before any work starts:
+
+.. code-block:: yaml
+
+    potential:
+      - {type: EAM, path: Fe_mm.eam.fs}
+      - {type: BetheSlaterExchange, cutoff: 3.4, J1: 0.02726, J2: 0.2171, J3: 1.841}
+    gneb:
+      initial: initial.extxyz            # a file (extxyz or any ASE format; first frame), or
+                                         # {file: path, index: 2}, or a `spinlat search` result:
+      final: {search: runs/search, rank: 1}   # the run directory (or its minima.extxyz), rank 0 = lowest
+      images: 16                         # images including both endpoints
+      climbing: true
+      spins: true
+      positions: false
+      magnitudes: false
+      tol: 1.0e-5                        # eV/rad, eV/Å, eV/μB (a number, or {spins:, positions:, magnitudes:})
+      max_iterations: 10000
+      spring_constant: 1.0e-3            # eV/rad²
+      weights: {positions: 1.0, magnitudes: 1.0}   # rad/Å, rad/μB
+      method: auto                       # auto | lbfgs | fire
+      noise: 0.0                         # rad, random rotations of the starting band (seeded by seed:)
+      relax_endpoints: false
+      path: old_run/path.h5              # optional starting band: a path.h5 of an earlier gneb run
+    output: runs/gneb                    # run directory
+    seed: 0
+
+Writes to the run directory: ``path.h5`` (spinlat HDF5 trajectory, one frame per image, the reaction
+coordinate and barrier in its metadata), ``path.extxyz``, ``energy.png`` (energy along the path,
+saddle marked), ``summary.json``, ``log.txt`` and a copy of the config. An existing ``path.h5`` is
+never replaced unless ``--overwrite`` is given. Exit status 0 when converged, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+HELP = "minimum-energy path and barrier between two states (geodesic nudged elastic band)"
+
+
+def add_arguments(parser):
+    parser.add_argument("config", help="YAML config with potential and a gneb: section (see spinlat.cli.gneb)")
+    parser.add_argument("--output", "-o", help="run directory (default: the config's output, or runs/<config name>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run there")
+    parser.add_argument("--every", type=int, default=50, help="log every N iterations (default 50)")
+
+
+def run(args) -> int:
+    """Run ``spinlat gneb CONFIG``; returns 0 when the band converged, 1 otherwise."""
+    from .. import config as C
+    from ..errors import ConfigError
+    from ..io import Trajectory, write_extxyz
+    from ..transitions import gneb
+
+    path = Path(args.config)
+    raw = C.read_yaml(path)
+    base = path.resolve().parent
+    sec = C.check_gneb_config(raw, base)
+    cfg = C.load({**{k: v for k, v in raw.items() if k != "gneb"}, "_base": str(base)}, structure=False)
+    cfg["_base"] = str(base)
+    pot = C.build_potential(cfg)
+    out = Path(args.output) if args.output else Path(cfg["output"]) if cfg.get("output") else Path("runs") / path.stem
+    if not out.is_absolute() and not args.output and cfg.get("output"):
+        out = base / out
+    files = {name: out / name for name in ("path.h5", "path.extxyz", "energy.png", "summary.json", "log.txt")}
+    if files["path.h5"].exists() and not args.overwrite:
+        raise ConfigError(f"output: {files['path.h5']} exists (an earlier run); pass --overwrite or another --output")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"output: cannot create run directory {out} ({exc})") from None
+    if path.resolve() != (out / "config.yaml").resolve():
+        shutil.copyfile(path, out / "config.yaml")
+    with open(files["log.txt"], "w") as logf:
+        def log(msg):
+            print(msg)
+            logf.write(msg + "\n")
+            logf.flush()
+
+        kw = {k: v for k, v in sec.items() if k not in ("initial", "final", "path")}
+        initial = C.read_structure(sec["initial"]["file"], sec["initial"]["index"], key="gneb.initial") if "initial" in sec else None
+        final = C.read_structure(sec["final"]["file"], sec["final"]["index"], key="gneb.final") if "final" in sec else None
+        if "path" in sec:
+            with Trajectory(sec["path"]) as tr:
+                kw["path"] = list(tr)
+        kw.setdefault("seed", cfg.get("seed"))
+        log(f"spinlat gneb: {path}")
+        log(f"potential: {pot!r}")
+
+        def progress(info):
+            if info["iteration"] % max(1, args.every) == 0:
+                e = info["energies"]
+                log(f"iteration {info['iteration']:6d}  max force {info['max_force']:.3e}  "
+                    f"highest image {(e[1:-1].max() - e[0]) * 1e3:.6f} meV  climbing {info['climbing']}")
+
+        t0 = time.perf_counter()
+        res = gneb(initial, final, pot, callback=progress, **kw)
+        wall = time.perf_counter() - t0
+        res.write(files["path.h5"], potential=pot)
+        write_extxyz(files["path.extxyz"], res.to_atoms())
+        res.plot(files["energy.png"], title=path.stem)
+        summary = {**res.summary(), "wall_s": wall}
+        files["summary.json"].write_text(json.dumps(summary, indent=2))
+        log(f"{res.reason} after {res.iterations} iterations ({res.n_evaluations} evaluations, {wall:.1f} s)")
+        log(f"barrier {res.barrier:.8f} eV (saddle image {res.saddle}), reverse barrier {res.reverse_barrier:.8f} eV")
+        log("largest forces: " + ", ".join(f"{k} {v:.3g} {u}" for (k, v), u in zip(
+            res.max_force.items(), summary["max_force_units"].values())))
+        for name in ("path.h5", "path.extxyz", "energy.png", "summary.json"):
+            log(f"{name}: {files[name]}")
+    return 0 if res.converged else 1

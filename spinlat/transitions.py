@@ -1,0 +1,872 @@
+"""Transitions between minima: the geodesic nudged elastic band (GNEB), minimum-energy paths and barriers.
+
+Method: Bessarab, Uzdin & Jónsson, Comput. Phys. Commun. 196, 335 (2015) ("BUJ"), extended from
+spins to moment magnitudes and atomic positions, with the climbing image of Henkelman, Uberuaga &
+Jónsson, J. Chem. Phys. 113, 9901 (2000) and the improved tangent of Henkelman & Jónsson, J. Chem.
+Phys. 113, 9978 (2000).
+
+A *band* of ``images`` configurations (the two fixed endpoints included) is relaxed until each
+inner image feels no force perpendicular to the path. Every image is a point of the manifold
+
+    (S²)^N_mag × R^{3N} × R^{N_mag}      (spin directions, positions, moment magnitudes)
+
+of which only the parts switched on (``spins``, ``positions``, ``magnitudes``) move.
+
+Metric (units explicit). The distance between two nearby images is
+
+    dx² = Σ_i θ_i² + w_r² Σ_i |Δr_i|² + w_m² Σ_i (Δ|m_i|)²
+
+with θ_i the great-circle angle (rad) between the two directions of spin i, Δr_i the
+displacement (Å, minimum image in periodic directions) and Δ|m_i| the change of the moment
+magnitude (μB). The weights w_r (rad/Å) and w_m (rad/μB) default to 1 (``weights``), so the
+reaction coordinate, the path length sqrt(Σθ²) of BUJ eq. (4) for spins only, is in radians
+("generalised radians" when atoms or magnitudes move: 1 Å counts as w_r rad, 1 μB as w_m rad).
+Spin angles are not weighted by the moment lengths (as in BUJ, Spirit and LAMMPS ``neb/spin``).
+
+Gradient in that metric, for an image with energy E (eV): spins −|m_i| (1 − s_i s_iᵀ) h_i (eV/rad,
+h = −∂E/∂m the magnetic forces, eV/μB), positions −F_i / w_r, magnitudes −(s_i·h_i) / w_m.
+
+Per inner image ν (BUJ section 3):
+
+- neighbour vectors τ± are the logarithmic maps (great-circle directions, length the angle) from
+  image ν to ν ± 1, so they lie in the tangent space of the spheres; the tangent τ̂ is the
+  improved tangent of Henkelman & Jónsson (the uphill neighbour; an energy-weighted mix at
+  extrema), normalised in the metric;
+- force F = −∇E|⊥ + k (|τ+| − |τ−|) τ̂: the gradient without its component along τ̂ plus a
+  spring along τ̂ (k = ``spring_constant``, eV/rad²);
+- the climbing image feels F = −∇E + 2 (∇E·τ̂) τ̂ and no spring: it climbs to the saddle point
+  (Henkelman et al. 2000). It is the highest inner image when climbing starts, once the band
+  lies near the minimum-energy path: its largest perpendicular force |∇E|⊥| (springs left out)
+  below ``climb_after`` (default: one tenth of that force on the initial band, but not below
+  10 ``tol``), as Spirit's users do by hand (a band restarted from a converged one climbs at
+  once). When the climbing image has reached its saddle (its force below ``tol``) while another
+  image lies higher, the band crosses a higher barrier elsewhere and that image climbs instead
+  (at most ``images`` such moves; a move only after convergence, so the band cannot hop between
+  two equal saddles). A path without an interior maximum above both endpoints has no climbing
+  image. ``climbing=False`` relaxes the whole band without one. With several barriers along the
+  path (intermediate minima) only the highest is resolved exactly; the others are bounded by
+  their images (and :meth:`GNEBResult.curve`).
+
+Optimiser: L-BFGS over all inner images at once in the tangent space, spins moved by orthogonal
+rotations (the rotation vector θ_i = s_i × v_i of a tangent vector v_i; Ivanov et al., Comput.
+Phys. Commun. 255, 107367 (2020), as Spirit's ``LBFGS_OSO``), without line search (the band force
+is not a gradient), each step capped at ``max_step`` (a spin rotation in rad, an atomic move in
+Å, a moment change in μB) and the memory reset when its direction stops pointing along the force.
+L-BFGS is fastest on smooth paths (a skyrmion collapse converges in about as many iterations as
+Spirit's ``LBFGS_OSO``) but can stall where the band crosses very soft modes (e.g. a shallow
+intermediate minimum); ``method="auto"`` then continues with FIRE (Bitzek et al. 2006), slower but
+robust, in the same variables (``method="fire"`` uses it throughout).
+
+Convergence: every inner image's force (the perpendicular force plus the spring; the full force
+on the climbing image), per atom, below ``tol`` in each block: eV/rad for spins (the torque
+|s_i × ∂E/∂s_i|), eV/Å for positions, eV/μB for moment magnitudes. The energy along the path is
+interpolated between images by cubic Hermite polynomials in the reaction coordinate, with the
+slopes dE/dx = ∇E·τ̂ at the images (as Spirit does).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from .errors import InputError
+from .integrators.rotation import rotate_all
+
+#: default metric weights: w_r (rad/Å) for positions, w_m (rad/μB) for moment magnitudes
+DEFAULT_WEIGHTS = {"positions": 1.0, "magnitudes": 1.0}
+#: default largest move of one optimiser step: spin rotation (rad), atomic move (Å), moment change (μB)
+DEFAULT_MAX_STEP = {"spins": 0.1, "positions": 0.05, "magnitudes": 0.05}
+_BLOCKS = ("spins", "positions", "magnitudes")
+_UNITS = {"spins": "eV/rad", "positions": "eV/Angstrom", "magnitudes": "eV/mu_B"}
+_MIN_MOMENT = 1e-6  # μB, smallest moment magnitude a step may leave
+_PATIENCE = 300  # iterations without a 10 % drop of the band force before "auto" leaves L-BFGS for FIRE
+
+
+@dataclass
+class GNEBResult:
+    """A converged (or stopped) band.
+
+    Attributes
+    ----------
+    states : list of :class:`~spinlat.State`, the images from initial to final.
+    energies : (M,) total potential energy of each image, eV.
+    reaction_coordinate : (M,) path length from the initial image in the metric of the module
+        docstring, rad (generalised radians when atoms or magnitudes move).
+    slopes : (M,) dE/dx along the path tangent at each image, eV/rad.
+    saddle : index of the saddle image: the climbing image (without one, the highest image).
+    climbing : index of the climbing image, or None.
+    converged, reason, iterations, n_evaluations : how the optimisation ended.
+    max_force : {"spins": eV/rad, "positions": eV/Å, "magnitudes": eV/μB}, the largest per-atom
+        force of the final band (only the blocks that moved).
+    image_forces : (M,) largest per-atom force on each image in its block's unit (0 at the ends).
+    history : largest force (max over blocks) at every iteration.
+    weights : the metric weights used, {"positions": rad/Å, "magnitudes": rad/μB}.
+    forces, magnetic_forces : (M, N, 3) forces (eV/Å) and magnetic forces (eV/μB) of the images
+        (None where not computed).
+    """
+
+    states: list
+    energies: np.ndarray
+    reaction_coordinate: np.ndarray
+    slopes: np.ndarray
+    saddle: int
+    climbing: int | None
+    converged: bool
+    reason: str
+    iterations: int
+    n_evaluations: int
+    max_force: dict
+    image_forces: np.ndarray
+    weights: dict
+    history: list = field(default_factory=list)
+    forces: np.ndarray | None = None
+    magnetic_forces: np.ndarray | None = None
+
+    @property
+    def barrier(self) -> float:
+        """Energy of the saddle image minus the initial image, eV."""
+        return float(self.energies[self.saddle] - self.energies[0])
+
+    @property
+    def reverse_barrier(self) -> float:
+        """Energy of the saddle image minus the final image, eV."""
+        return float(self.energies[self.saddle] - self.energies[-1])
+
+    def curve(self, n: int = 20):
+        """Energy along the path, interpolated between the images by cubic Hermite polynomials
+        in the reaction coordinate with the tangential slopes :attr:`slopes` (as Spirit's
+        ``Cubic_Hermite_Spline``). Returns ``(x, E)``: (n (M−1) + 1,) arrays, rad and eV, with
+        ``n`` points per segment (the images are among them)."""
+        return hermite_curve(self.reaction_coordinate, self.energies, self.slopes, n)
+
+    @property
+    def barrier_interpolated(self) -> float:
+        """Highest energy of :meth:`curve` minus the initial energy, eV (a sharper estimate than
+        :attr:`barrier` without a climbing image)."""
+        return float(np.max(self.curve(50)[1]) - self.energies[0])
+
+    def to_atoms(self) -> list:
+        """The images as ``ase.Atoms`` with ``info`` energy (eV), reaction_coordinate (rad),
+        image index and saddle flag, and the forces / magnetic forces arrays."""
+        out = []
+        for k, st in enumerate(self.states):
+            atoms = st.to_ase()
+            atoms.info.update(energy=float(self.energies[k]), reaction_coordinate=float(self.reaction_coordinate[k]),
+                              image=k, saddle=bool(k == self.saddle))
+            if self.forces is not None:
+                atoms.arrays["forces"] = self.forces[k].copy()
+            if self.magnetic_forces is not None:
+                atoms.arrays["magnetic_forces"] = self.magnetic_forces[k].copy()
+            out.append(atoms)
+        return out
+
+    def plot(self, path, title=None):
+        """PNG (or any matplotlib format, by the suffix of ``path``) of E − E_initial (meV) against
+        the reaction coordinate (rad): the images, the interpolated curve (:meth:`curve`) and the
+        saddle marked with the barrier. Returns ``path``."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        x, e = self.curve(20)
+        e0 = self.energies[0]
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(x, (e - e0) * 1e3, "-", color="C0", lw=1.2, label="cubic Hermite (tangential slopes)")
+        ax.plot(self.reaction_coordinate, (self.energies - e0) * 1e3, "o", color="C0", ms=4, label="images")
+        k = self.saddle
+        ax.plot(self.reaction_coordinate[k], (self.energies[k] - e0) * 1e3, "*", color="C3", ms=14,
+                label=f"saddle (image {k}{', climbing' if self.climbing == k else ''}): {self.barrier * 1e3:.4g} meV")
+        ax.set_xlabel("reaction coordinate (rad)")
+        ax.set_ylabel("E − E(initial) (meV)")
+        if title:
+            ax.set_title(title)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+    def summary(self) -> dict:
+        """JSON-ready summary: barrier, reverse barrier and interpolated barrier (eV), saddle and
+        climbing index, energies (eV), reaction coordinate (rad), convergence, largest forces."""
+        return {"barrier_eV": self.barrier, "reverse_barrier_eV": self.reverse_barrier,
+                "barrier_interpolated_eV": self.barrier_interpolated, "saddle": int(self.saddle),
+                "climbing": self.climbing, "images": len(self.states), "energies_eV": self.energies.tolist(),
+                "reaction_coordinate_rad": self.reaction_coordinate.tolist(), "converged": bool(self.converged),
+                "reason": self.reason, "iterations": int(self.iterations), "n_evaluations": int(self.n_evaluations),
+                "max_force": self.max_force, "max_force_units": {k: _UNITS[k] for k in self.max_force},
+                "weights": self.weights}
+
+    def write(self, path, potential="", mode="w") -> None:
+        """Write the band as a spinlat HDF5 trajectory (DESIGN.md layout): one frame per image,
+        ``step`` = image index, ``time`` = 0, ``potential_energy`` the image energy (eV), with
+        forces and magnetic forces; the reaction coordinate (rad), slopes (eV/rad), saddle, barrier
+        (eV) and convergence go into the ``metadata`` attribute (key ``"gneb"``)."""
+        from .io.hdf5 import TrajectoryWriter
+
+        meta = {"gneb": {"reaction_coordinate": self.reaction_coordinate.tolist(), "reaction_coordinate_unit": "rad",
+                         "slopes": self.slopes.tolist(), "slopes_unit": "eV/rad", "saddle": int(self.saddle),
+                         "climbing": self.climbing, "barrier": self.barrier, "barrier_unit": "eV",
+                         "converged": bool(self.converged), "iterations": int(self.iterations),
+                         "max_force": self.max_force, "max_force_units": {k: _UNITS[k] for k in self.max_force},
+                         "weights": self.weights}}
+        store = self.forces is not None or self.magnetic_forces is not None
+        with TrajectoryWriter(path, self.states[0], potential=str(potential), integrator="gneb", mode=mode,
+                              store_forces=store, metadata=meta, flush_every=len(self.states)) as w:
+            for k, st in enumerate(self.states):
+                w.write(st, k, 0.0, potential_energy=self.energies[k],
+                        forces=None if self.forces is None else self.forces[k],
+                        magnetic_forces=None if self.magnetic_forces is None else self.magnetic_forces[k])
+
+
+def hermite_curve(x, energies, slopes, n=20):
+    """Cubic Hermite interpolation of ``energies`` (M,) at the points ``x`` (M,, increasing) with
+    derivatives ``slopes`` (M,) = dE/dx; ``n`` points per interval. Returns ``(xs, Es)``."""
+    x, e, m = (np.asarray(a, dtype=float) for a in (x, energies, slopes))
+    if int(n) < 1:
+        raise InputError(f"curve: n must be a positive integer, got {n}")
+    t = np.arange(int(n)) / int(n)
+    h00, h10 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t
+    h01, h11 = -2 * t**3 + 3 * t**2, t**3 - t**2
+    dx = np.diff(x)[:, None]
+    xs = x[:-1, None] + t[None, :] * dx
+    es = h00 * e[:-1, None] + h10 * dx * m[:-1, None] + h01 * e[1:, None] + h11 * dx * m[1:, None]
+    return np.append(xs.ravel(), x[-1]), np.append(es.ravel(), e[-1])
+
+
+# ------------------------------------------------------------------------------- numba kernels
+@numba.njit(cache=True)
+def _spin_logs(S, mag, fwd, bwd, th2):
+    """Great-circle log maps between consecutive images: for k < M−1 and every spin i,
+    fwd[k, i] = log of S[k+1, i] at S[k, i] and bwd[k, i] = log of S[k, i] at S[k+1, i] (tangent
+    vectors of length the angle θ, rad), th2[k] = Σ_i θ_i². Antiparallel pairs have no unique
+    direction: their vectors are 0 (their angle π still counts). Non-magnetic atoms are skipped."""
+    for k in range(S.shape[0] - 1):
+        acc = 0.0
+        for i in range(S.shape[1]):
+            if not mag[i]:
+                for c in range(3):
+                    fwd[k, i, c] = 0.0
+                    bwd[k, i, c] = 0.0
+                continue
+            ax, ay, az = S[k, i, 0], S[k, i, 1], S[k, i, 2]
+            bx, by, bz = S[k + 1, i, 0], S[k + 1, i, 1], S[k + 1, i, 2]
+            c = ax * bx + ay * by + az * bz
+            cx, cy, cz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+            cr = math.sqrt(cx * cx + cy * cy + cz * cz)
+            th = math.atan2(cr, c)
+            if cr > 1e-12:
+                f = th / cr
+            elif c > 0.0:
+                f = 1.0
+            else:
+                f = 0.0
+            fwd[k, i, 0], fwd[k, i, 1], fwd[k, i, 2] = (bx - c * ax) * f, (by - c * ay) * f, (bz - c * az) * f
+            bwd[k, i, 0], bwd[k, i, 1], bwd[k, i, 2] = (ax - c * bx) * f, (ay - c * by) * f, (az - c * bz) * f
+            acc += th * th
+        th2[k] = acc
+
+
+@numba.njit(cache=True)
+def _spin_gradient(s, mu, h, out):
+    """out_i = −|m_i| (h_i − (s_i·h_i) s_i): the gradient of E on the sphere of spin i, eV/rad."""
+    for i in range(s.shape[0]):
+        sh = s[i, 0] * h[i, 0] + s[i, 1] * h[i, 1] + s[i, 2] * h[i, 2]
+        for c in range(3):
+            out[i, c] = -mu[i] * (h[i, c] - sh * s[i, c])
+
+
+@numba.njit(cache=True)
+def _rotate_images(S, theta):
+    """Rotate every spin S[k, i] (in place, unit length kept) by its rotation vector theta[k, i]
+    (angle |θ| rad about θ̂, right-handed; Rodrigues, ``rotation.rotate_all``)."""
+    for k in range(S.shape[0]):
+        rotate_all(S[k], theta[k], 1.0, 0.0)
+
+
+@numba.njit(cache=True)
+def _rotation_vectors(S, V, out):
+    """out[k, i] = S[k, i] × V[k, i]: the rotation vector that moves spin i of image k along the
+    tangent vector V[k, i] (same length)."""
+    for k in range(S.shape[0]):
+        for i in range(S.shape[1]):
+            sx, sy, sz = S[k, i, 0], S[k, i, 1], S[k, i, 2]
+            vx, vy, vz = V[k, i, 0], V[k, i, 1], V[k, i, 2]
+            out[k, i, 0] = sy * vz - sz * vy
+            out[k, i, 1] = sz * vx - sx * vz
+            out[k, i, 2] = sx * vy - sy * vx
+
+
+# ------------------------------------------------------------------------------------- the band
+class _Band:
+    """The images as stacked arrays (M images, N atoms), the metric of the module docstring and
+    the gradients. A tangent vector of one image is a flat array [spins (3N) | positions (3N) |
+    magnitudes (N)] of the blocks that move, in metric units (spins: v_i ⊥ s_i, rad); a (K, size)
+    array holds one per image."""
+
+    def __init__(self, template, S, R, MU, potential, dofs, weights):
+        self.template, self.S, self.R, self.MU, self.pot = template, S, R, MU, potential
+        self.dofs = dofs
+        self.w = {"spins": 1.0, **weights}
+        self.n = n = len(template)
+        self.mag = np.any(MU > 0, axis=0)
+        self.slices, k = {}, 0
+        for name, size in (("spins", 3 * n), ("positions", 3 * n), ("magnitudes", n)):
+            if dofs[name]:
+                self.slices[name] = slice(k, k + size)
+                k += size
+        self.size = k
+        self.names = list(self.slices)
+        self.n_eval = 0
+
+    def __len__(self):
+        return self.S.shape[0]
+
+    def state(self, k):
+        from .state import State
+
+        t = self.template
+        # the arrays are valid by construction (unit spins, moments >= 0): no validation pass
+        return State._trusted(self.R[k], t.numbers, t.cell, t.pbc, self.S[k], self.MU[k], t.velocities, t.masses)
+
+    def evaluate(self, k, g):
+        """Energy (eV) and Evaluation of image k; its gradient in the metric is written to g."""
+        self.n_eval += 1
+        d = self.dofs
+        ev = self.pot.compute(self.state(k), forces=d["positions"], magnetic_forces=d["spins"] or d["magnitudes"])
+        if d["spins"]:  # the spins block comes first: a contiguous (N, 3) view of g
+            _spin_gradient(self.S[k], self.MU[k], ev.magnetic_forces, g[self.slices["spins"]].reshape(self.n, 3))
+        if d["positions"]:
+            g[self.slices["positions"]] = -ev.forces.ravel() / self.w["positions"]
+        if d["magnitudes"]:
+            sh = np.einsum("ij,ij->i", self.S[k], ev.magnetic_forces)
+            g[self.slices["magnitudes"]] = np.where(self.mag, -sh, 0.0) / self.w["magnitudes"]
+        return float(ev.energy), ev
+
+    def logs(self):
+        """Neighbour vectors and distances: ``fwd[k]`` = log map from image k to k+1 (tangent at
+        k), ``bwd[k]`` = from k+1 to k (tangent at k+1), ``dist[k]`` = their metric length, rad."""
+        m = len(self)
+        fwd, bwd = np.empty((m - 1, self.size)), np.empty((m - 1, self.size))
+        d2 = np.zeros(m - 1)
+        if self.dofs["spins"]:
+            sl = self.slices["spins"]
+            if self.size == sl.stop:  # spins only: write in place
+                _spin_logs(self.S, self.mag, fwd.reshape(m - 1, self.n, 3), bwd.reshape(m - 1, self.n, 3), d2)
+            else:
+                f3, b3 = np.empty((m - 1, self.n, 3)), np.empty((m - 1, self.n, 3))
+                _spin_logs(self.S, self.mag, f3, b3, d2)
+                fwd[:, sl], bwd[:, sl] = f3.reshape(m - 1, -1), b3.reshape(m - 1, -1)
+        for name, arr in (("positions", self.R), ("magnitudes", self.MU)):
+            if self.dofs[name]:
+                diff = np.diff(arr, axis=0)
+                if name == "positions":
+                    diff = _minimum_image(diff, self.template)
+                diff = diff.reshape(m - 1, -1) * self.w[name]
+                fwd[:, self.slices[name]], bwd[:, self.slices[name]] = diff, -diff
+                d2 += np.einsum("ki,ki->k", diff, diff)
+        return fwd, bwd, np.sqrt(d2)
+
+    def to_step(self, first, V):
+        """Tangent vectors V (K, size) of images first, first+1, ... → optimiser variables (spins
+        as rotation vectors s × v, the rest unchanged), a new (K, size) array."""
+        out = V.copy()
+        if self.dofs["spins"]:
+            sl, K = self.slices["spins"], V.shape[0]
+            r = np.empty((K, self.n, 3))
+            _rotation_vectors(self.S[first:first + K], np.ascontiguousarray(V[:, sl]).reshape(K, self.n, 3), r)
+            out[:, sl] = r.reshape(K, -1)
+        return out
+
+    def block_max(self, V, physical_force=False):
+        """Largest per-atom norm of each block of the vectors V (K, size): (K, n_blocks), in metric
+        units, or with ``physical_force`` times the weights (a force in eV/rad, eV/Å, eV/μB); a
+        step divided by the weights is the move in rad, Å, μB."""
+        out = np.zeros((V.shape[0], len(self.names)))
+        V = np.ascontiguousarray(V)
+        for j, name in enumerate(self.names):
+            sl = self.slices[name]
+            _block_max(V, sl.start, sl.stop, 1 if name == "magnitudes" else 3, out, j)
+            if physical_force:
+                out[:, j] *= self.w[name]
+        return out
+
+    def apply(self, first, D):
+        """Move images first, first+1, ... by the optimiser steps D (K, size)."""
+        K = D.shape[0]
+        if self.dofs["spins"]:
+            theta = np.ascontiguousarray(D[:, self.slices["spins"]]).reshape(K, self.n, 3)
+            _rotate_images(self.S[first:first + K], theta)
+        for j in range(K):
+            k, d = first + j, D[j]
+            if self.dofs["positions"]:
+                self.R[k] += d[self.slices["positions"]].reshape(-1, 3) / self.w["positions"]
+            if self.dofs["magnitudes"]:
+                mu = self.MU[k] + d[self.slices["magnitudes"]] / self.w["magnitudes"]
+                self.MU[k] = np.where(self.mag, np.maximum(mu, _MIN_MOMENT), 0.0)
+
+
+def _minimum_image(d, state):
+    """Displacements d (..., 3) Å reduced to their shortest periodic images in ``state``'s cell."""
+    pbc = np.asarray(state.pbc, bool)
+    if not pbc.any():
+        return d
+    frac = d @ np.linalg.inv(state.cell)
+    frac[..., pbc] -= np.round(frac[..., pbc])
+    return frac @ state.cell
+
+
+@numba.njit(cache=True)
+def _band_forces(fwd, bwd, dist, E, G, climb, k_spring, F, T, P):
+    """Forces on the inner images k = 1 … M−2 of a band (module docstring), all (M, size) arrays:
+    T[k] the improved tangent of Henkelman & Jónsson (2000) from τ+ = fwd[k] and τ− = −bwd[k−1]
+    (the uphill neighbour; at an extremum τ+ ΔE_max + τ− ΔE_min towards the higher neighbour; the
+    bisector of the unit vectors where all three energies are equal), normalised; P[k] = −(G − (G·τ)τ)
+    the perpendicular gradient force; F[k] = P[k] + k (|τ+| − |τ−|) τ, or −G + 2 (G·τ) τ for the
+    climbing image ``climb`` (−1: none). T[0], T[M−1] are the unit directions to the neighbour
+    image; rows 0 and M−1 of F and P are left as they are."""
+    m, n = G.shape
+    for k in range(1, m - 1):
+        ep, e0, em = E[k + 1], E[k], E[k - 1]
+        if ep > e0 > em:
+            a, b = 1.0, 0.0
+        elif ep < e0 < em:
+            a, b = 0.0, 1.0
+        else:
+            big, small = max(abs(ep - e0), abs(em - e0)), min(abs(ep - e0), abs(em - e0))
+            a, b = (big, small) if ep > em else (small, big)
+        nt2 = 0.0
+        for i in range(n):
+            x = a * fwd[k, i] - b * bwd[k - 1, i]
+            T[k, i] = x
+            nt2 += x * x
+        if nt2 == 0.0:
+            npl, nmi = 0.0, 0.0
+            for i in range(n):
+                npl += fwd[k, i] * fwd[k, i]
+                nmi += bwd[k - 1, i] * bwd[k - 1, i]
+            npl, nmi = max(math.sqrt(npl), 1e-300), max(math.sqrt(nmi), 1e-300)
+            for i in range(n):
+                x = fwd[k, i] / npl - bwd[k - 1, i] / nmi
+                T[k, i] = x
+                nt2 += x * x
+        inv = 1.0 / math.sqrt(nt2) if nt2 > 0.0 else 0.0
+        gt = 0.0
+        for i in range(n):
+            T[k, i] *= inv
+            gt += G[k, i] * T[k, i]
+        spring = k_spring * (dist[k] - dist[k - 1])
+        for i in range(n):
+            p = -(G[k, i] - gt * T[k, i])
+            P[k, i] = p
+            F[k, i] = -G[k, i] + 2.0 * gt * T[k, i] if k == climb else p + spring * T[k, i]
+    for k, row, sign in ((0, 0, 1.0), (m - 1, m - 2, -1.0)):
+        src = fwd if k == 0 else bwd
+        nv = 0.0
+        for i in range(n):
+            nv += src[row, i] * src[row, i]
+        inv = sign / math.sqrt(nv) if nv > 0.0 else 0.0
+        for i in range(n):
+            T[k, i] = src[row, i] * inv
+
+
+@numba.njit(cache=True)
+def _block_max(V, start, stop, width, out, col):
+    """out[k, col] = largest per-atom norm of V[k, start:stop] (rows of ``width`` 3 or 1)."""
+    for k in range(V.shape[0]):
+        big = 0.0
+        if width == 3:
+            for i in range(start, stop, 3):
+                big = max(big, V[k, i] * V[k, i] + V[k, i + 1] * V[k, i + 1] + V[k, i + 2] * V[k, i + 2])
+            big = math.sqrt(big)
+        else:
+            for i in range(start, stop):
+                big = max(big, abs(V[k, i]))
+        out[k, col] = big
+
+
+# ------------------------------------------------------------------------------ initial band
+def geodesic_path(initial, final, images, spins=True, positions=False, magnitudes=False):
+    """Initial band between two States: spins along great circles at equal angle steps (BUJ eq.
+    (A.1); antiparallel pairs turn about s × e with e the Cartesian axis least aligned with s, as
+    any great circle is then geodesic), positions and moment magnitudes linear (positions by
+    the minimum-image displacement). Returns (S (M,N,3), R (M,N,3), MU (M,N)) arrays."""
+    m = int(images)
+    t = np.linspace(0.0, 1.0, m)
+    a, b = initial.spins, final.spins
+    S = np.repeat(a[None], m, axis=0)
+    if spins:
+        axis = np.cross(a, b)
+        sin = np.linalg.norm(axis, axis=1)
+        ang = np.arctan2(sin, np.einsum("ij,ij->i", a, b))
+        anti = (sin < 1e-12) & (ang > 1.0)
+        if np.any(anti):
+            e = np.eye(3)[np.argmin(np.abs(a[anti]), axis=1)]
+            axis[anti] = np.cross(a[anti], e)
+            sin[anti] = np.linalg.norm(axis[anti], axis=1)
+        axis = np.where(sin[:, None] > 0, axis / np.maximum(sin, 1e-300)[:, None], 0.0) * ang[:, None]
+        axis[(initial.moments == 0) & (final.moments == 0)] = 0.0
+        for k in range(1, m - 1):
+            rotate_all(S[k], np.ascontiguousarray(axis * t[k]), 1.0, 0.0)
+        S[-1] = b
+    R = np.repeat(initial.positions[None], m, axis=0)
+    if positions:
+        d = _minimum_image(final.positions - initial.positions, initial)
+        R = initial.positions[None] + t[:, None, None] * d[None]
+        R[-1] = final.positions
+    MU = np.repeat(initial.moments[None], m, axis=0)
+    if magnitudes:
+        MU = initial.moments[None] + t[:, None] * (final.moments - initial.moments)[None]
+        MU[-1] = final.moments
+    return S, R, MU
+
+
+def _check_endpoints(initial, final, spins, positions, magnitudes, names=("initial", "final")):
+    """Raise InputError unless ``final`` can be reached from ``initial`` moving only the degrees
+    of freedom switched on (``names``: how the two are called in the messages)."""
+    from .state import State
+
+    first, second = names
+    for name, st in zip(names, (initial, final)):
+        if not isinstance(st, State):
+            raise InputError(f"gneb: {name} must be a spinlat.State, got {type(st).__name__}")
+    if len(initial) != len(final):
+        raise InputError(f"gneb: {first} has {len(initial)} atoms, {second} {len(final)}")
+    if not np.array_equal(initial.numbers, final.numbers):
+        k = int(np.argmax(initial.numbers != final.numbers))
+        raise InputError(f"gneb: atom {k} is element {initial.numbers[k]} in {first} but {final.numbers[k]} in "
+                         f"{second}")
+    if not np.array_equal(initial.pbc, final.pbc) or not np.allclose(initial.cell, final.cell, rtol=0, atol=1e-10):
+        raise InputError(f"gneb: {first} and {second} have different cells or periodicity (the cell is fixed)")
+    mi, mf = initial.moments > 0, final.moments > 0
+    if np.any(mi != mf):
+        k = int(np.argmax(mi != mf))
+        yes, no = (first, second) if mi[k] else (second, first)
+        raise InputError(f"gneb: atom {k} is magnetic in {yes} but not in {no} (moments {initial.moments[k]} "
+                         f"and {final.moments[k]} μB); a moment cannot appear along the path")
+    checks = [("spins", spins, np.max(np.linalg.norm((initial.spins - final.spins)[mi], axis=1), initial=0.0), 1e-10,
+               "rad"),
+              ("moments", magnitudes, np.max(np.abs(initial.moments - final.moments), initial=0.0), 1e-10, "μB")]
+    if not positions:
+        d = _minimum_image(final.positions - initial.positions, initial)
+        checks.append(("positions", False, np.max(np.linalg.norm(d, axis=1), initial=0.0), 1e-8, "Å"))
+    for name, free, diff, limit, unit in checks:
+        if not free and diff > limit:
+            flag = "magnitudes" if name == "moments" else name
+            raise InputError(f"gneb: the {name} of {first} and {second} differ (by up to {diff:.3g} {unit}) but "
+                             f"{flag}=False keeps them fixed; pass {flag}=True or equal {name}")
+
+
+def _option_dict(value, defaults, name):
+    out = dict(defaults)
+    if value is None:
+        return out
+    if not isinstance(value, dict):
+        raise InputError(f"gneb: {name} must be a dict with keys from {sorted(defaults)}, got {value!r}")
+    bad = set(value) - set(defaults)
+    if bad:
+        raise InputError(f"gneb: unknown {name} key(s) {sorted(bad)}; expected some of {sorted(defaults)}")
+    for k, v in value.items():
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0):
+            raise InputError(f"gneb: {name}[{k!r}] must be a positive number, got {v!r}")
+        out[k] = float(v)
+    return out
+
+
+# ------------------------------------------------------------------------------------- driver
+def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnitudes=False, positions=False,
+         tol=1e-5, max_iterations=10000, *, spring_constant=1e-3, weights=None, path=None, climb_after=None,
+         max_step=None, method="auto", memory=10, noise=0.0, seed=None, relax_endpoints=False,
+         callback=None) -> GNEBResult:
+    """Minimum-energy path and barrier between ``initial`` and ``final`` by the geodesic nudged
+    elastic band with a climbing image (method, metric and units in the module docstring).
+
+    Parameters
+    ----------
+    initial, final : :class:`~spinlat.State` endpoints (local minima; kept fixed unless
+        ``relax_endpoints``). Same atoms, cell and magnetic atoms; the parts that do not move
+        (spins, positions or moment magnitudes switched off) must be equal. May be None when
+        ``path`` is given.
+    potential : any spinlat potential (magnetic forces needed for ``spins``/``magnitudes``, forces
+        for ``positions``; moment-dependent energy for ``magnitudes``).
+    images : number of images M including both endpoints (≥ 3).
+    climbing : let the highest image climb to the saddle point once the band's perpendicular
+        force is below ``climb_after`` (module docstring); False relaxes the plain band
+        throughout.
+    spins, magnitudes, positions : which degrees of freedom move along the path.
+    tol : convergence threshold on every inner image's largest per-atom force: eV/rad (spins),
+        eV/Å (positions), eV/μB (magnitudes); a number for all, or a dict per block.
+    max_iterations : optimiser iterations (each evaluates the M − 2 inner images once).
+    spring_constant : k, eV/rad² (Spirit's default, 1 meV/rad²).
+    weights : metric weights {"positions": w_r rad/Å, "magnitudes": w_m rad/μB} (default 1, 1).
+    path : optional starting band, a list of States from ``initial`` to ``final`` (sets
+        ``images``); default the geodesic interpolation :func:`geodesic_path`.
+    climb_after : perpendicular force (largest block, its unit; springs left out) below which the
+        climbing image starts; default max(10 tol, 0.1 × that force on the initial band).
+    max_step : largest move of one step {"spins": rad, "positions": Å, "magnitudes": μB}
+        (default :data:`DEFAULT_MAX_STEP`).
+    method : optimiser: "lbfgs", "fire", or "auto" (L-BFGS, continued by FIRE if its largest force
+        has not dropped by 10 % for ``_PATIENCE`` iterations; the result's ``reason`` says so).
+    memory : L-BFGS memory (pairs).
+    noise : standard deviation (rad) of random rotations applied to every spin of the inner images
+        of the starting band (as Spirit's ``transition.add_noise``): a band that starts on a
+        symmetric path can stay there, on a higher-order saddle, since its perpendicular forces
+        vanish by symmetry; a little noise lets it fall to the minimum-energy path.
+    seed : seed of that noise.
+    relax_endpoints : first relax both endpoints with :func:`spinlat.minimize` (same degrees of
+        freedom, tolerance ``tol``).
+    callback : called every iteration with a dict (iteration, max_force, energies, climbing
+        (index or None)).
+
+    Returns
+    -------
+    :class:`GNEBResult` — ``states``, ``energies`` (eV), ``reaction_coordinate`` (rad),
+    ``barrier`` (eV), ``saddle``, ``curve(n)``, convergence data.
+
+    Raises
+    ------
+    InputError for inconsistent endpoints, unknown options or a potential that lacks what the
+    moving degrees of freedom need.
+    """
+    if not (spins or positions or magnitudes):
+        raise InputError("gneb: nothing moves (spins, positions and magnitudes are all False)")
+    if path is not None:
+        path = list(path)
+        if len(path) < 3:
+            raise InputError(f"gneb: path needs at least 3 images, got {len(path)}")
+        images = len(path)
+    if isinstance(images, bool) or not isinstance(images, (int, np.integer)) or images < 3:
+        raise InputError(f"gneb: images must be an integer >= 3 (both endpoints included), got {images!r}")
+    tols = _option_dict(tol if isinstance(tol, dict) else None, {k: 1e-5 for k in _BLOCKS}, "tol")
+    if not isinstance(tol, dict):
+        if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol > 0):
+            raise InputError(f"gneb: tol must be a positive number (or a dict per block), got {tol!r}")
+        tols = {k: float(tol) for k in _BLOCKS}
+    w = _option_dict(weights, DEFAULT_WEIGHTS, "weights")
+    caps = _option_dict(max_step, DEFAULT_MAX_STEP, "max_step")
+    if not (isinstance(spring_constant, (int, float)) and spring_constant > 0):
+        raise InputError(f"gneb: spring_constant must be positive (eV/rad²), got {spring_constant!r}")
+    if not isinstance(max_iterations, (int, np.integer)) or max_iterations < 0:
+        raise InputError(f"gneb: max_iterations must be a non-negative integer, got {max_iterations!r}")
+    if method not in ("auto", "lbfgs", "fire"):
+        raise InputError(f"gneb: method must be 'auto', 'lbfgs' or 'fire', got {method!r}")
+    if not isinstance(memory, (int, np.integer)) or memory < 1:
+        raise InputError(f"gneb: memory must be a positive integer, got {memory!r}")
+    if not (isinstance(noise, (int, float)) and noise >= 0):
+        raise InputError(f"gneb: noise must be a non-negative angle (rad), got {noise!r}")
+    if climb_after is not None and not climb_after > 0:
+        raise InputError(f"gneb: climb_after must be positive, got {climb_after!r}")
+    if (spins or magnitudes) and not potential.magnetic:
+        raise InputError(f"gneb: the energy of {potential!r} does not depend on spins; spins/magnitudes cannot "
+                         "change it (pass spins=False, positions=True for a lattice path)")
+    if (spins or magnitudes) and not potential.provides_magnetic_forces:
+        raise InputError(f"gneb: {potential!r} gives no magnetic forces; spins/magnitudes cannot move")
+    if magnitudes and not potential.depends_on_magnitudes:
+        raise InputError(f"gneb: magnitudes=True but {potential!r} does not depend on moment magnitudes")
+    if path is not None:
+        for name, given, end in (("initial", initial, path[0]), ("final", final, path[-1])):
+            if given is not None and given is not end and not all(
+                    np.array_equal(getattr(given, f), getattr(end, f)) for f in ("spins", "positions", "moments")):
+                raise InputError(f"gneb: {name} differs from the {'first' if name == 'initial' else 'last'} image of "
+                                 "path (pass None or the same State)")
+        initial, final = path[0], path[-1]
+        for k, st in enumerate(path):
+            _check_endpoints(initial, st, spins, positions, magnitudes, names=("path[0]", f"path[{k}]"))
+    _check_endpoints(initial, final, spins, positions, magnitudes)
+    if relax_endpoints:
+        from .minimize import minimize
+
+        kw = dict(spins=spins, positions=positions, magnitudes=magnitudes, tmax=tols["spins"],
+                  fmax=tols["positions"], hmax=tols["magnitudes"])
+        initial, final = minimize(initial, potential, **kw), minimize(final, potential, **kw)
+    dofs = dict(spins=bool(spins), positions=bool(positions), magnitudes=bool(magnitudes))
+    if path is not None:
+        S = np.array([st.spins for st in path], dtype=float)
+        R = np.array([st.positions for st in path], dtype=float)
+        MU = np.array([st.moments for st in path], dtype=float)
+        S[0], S[-1], R[0], R[-1], MU[0], MU[-1] = (initial.spins, final.spins, initial.positions, final.positions,
+                                                   initial.moments, final.moments)
+    else:
+        S, R, MU = geodesic_path(initial, final, images, spins, positions, magnitudes)
+    if noise > 0 and spins:
+        rng = np.random.default_rng(seed)
+        for k in range(1, len(S) - 1):
+            theta = rng.normal(0.0, noise, S[k].shape)
+            theta[MU[k] == 0] = 0.0
+            rotate_all(S[k], theta, 1.0, 0.0)
+    band = _Band(initial.copy(), np.ascontiguousarray(S), np.ascontiguousarray(R), np.ascontiguousarray(MU),
+                 potential, dofs, w)
+    return _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps, int(memory),
+                  int(max_iterations), method, callback)
+
+
+class _LBFGS:
+    """L-BFGS directions for the whole band (no line search: the band force is no gradient); the
+    pairs live in a ring buffer of ``memory`` rows."""
+
+    name = "lbfgs"
+
+    def __init__(self, memory):
+        self.memory, self.S, self.Y, self.order = memory, None, None, []
+        self.rho, self.gamma = np.zeros(memory), 1.0
+
+    def reset(self):
+        self.order = []
+
+    def direction(self, f, first):
+        """Step along the force f (flat, optimiser variables); ``first``: the step to take without
+        curvature information (a scaled copy of f)."""
+        from .integrators.lbfgs import dot, two_loop_rows
+
+        d = two_loop_rows(f, self.S, self.Y, np.array(self.order), self.rho, self.gamma) if self.order else None
+        if d is None or dot(d, f) <= 0.0:  # no memory, or not along the force: restart
+            self.reset()
+            d = first
+        return d
+
+    def capped(self, factor):
+        pass
+
+    def update(self, d, f, f_new):
+        from .integrators.lbfgs import dot
+
+        if self.S is None:
+            self.S, self.Y = np.empty((self.memory, f.size)), np.empty((self.memory, f.size))
+        y = f - f_new  # change of the gradient (−force)
+        sy, yy = dot(d, y), dot(y, y)
+        if sy > 1e-12 * math.sqrt(dot(d, d) * yy):
+            # rows fill 0, 1, … after a reset, then the oldest is overwritten
+            row = self.order.pop(0) if len(self.order) == self.memory else len(self.order)
+            self.S[row], self.Y[row] = d, y
+            self.rho[row], self.gamma = 1.0 / sy, sy / yy
+            self.order.append(row)
+
+
+class _FIRE:
+    """Fast inertial relaxation engine (Bitzek et al., Phys. Rev. Lett. 97, 170201 (2006)) with
+    unit masses, its published parameters (N_min 5, f_inc 1.1, f_dec 0.5, α 0.1, f_α 0.99,
+    Δt_max = 10 Δt₀), Δt₀ set so that the first step moves ``first``."""
+
+    name = "fire"
+
+    def __init__(self):
+        self.v = None
+
+    def reset(self):
+        self.v = None
+
+    def direction(self, f, first):
+        from .integrators.lbfgs import dot
+
+        if self.v is None:  # Δt₀² |f| = |first|
+            self.dt = self.dt0 = math.sqrt(math.sqrt(dot(first, first) / max(dot(f, f), 1e-300)))
+            self.v, self.alpha, self.n_pos = np.zeros_like(f), 0.1, 0
+        if dot(self.v, f) > 0.0:
+            mix = self.alpha * math.sqrt(dot(self.v, self.v) / max(dot(f, f), 1e-300))
+            self.v = (1 - self.alpha) * self.v + mix * f
+            if self.n_pos > 5:
+                self.dt, self.alpha = min(1.1 * self.dt, 10.0 * self.dt0), 0.99 * self.alpha
+            self.n_pos += 1
+        else:  # uphill: stop
+            self.v[:] = 0.0
+            self.dt, self.alpha, self.n_pos = 0.5 * self.dt, 0.1, 0
+        self.v = self.v + self.dt * f
+        return self.dt * self.v
+
+    def capped(self, factor):
+        self.v *= factor
+
+    def update(self, d, f, f_new):
+        pass
+
+
+def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterations, method, callback):
+    m = len(band)
+    E, G, EV = np.zeros(m), np.zeros((m, band.size)), [None] * m
+    for k in range(m):
+        E[k], EV[k] = band.evaluate(k, G[k])
+    names = band.names
+    tol_vec = np.array([tols[n] for n in names])
+    cap_vec = np.array([caps[n] * band.w[n] for n in names])  # largest step per block, metric units
+    opt = _FIRE() if method == "fire" else _LBFGS(memory)
+    climb, started, hops, climb_at = None, False, 0, climb_after
+    converged, it, switched = False, 0, None
+    best, best_it = math.inf, 0
+    history = []
+
+    def band_forces():
+        """Band forces F, tangents T, image distances, per-image block maxima of F (eV/rad, eV/Å,
+        eV/μB) and the largest perpendicular gradient force (springs left out)."""
+        fwd, bwd, dist = band.logs()
+        F, T, P = np.zeros((m, band.size)), np.empty((m, band.size)), np.zeros((m, band.size))
+        _band_forces(fwd, bwd, dist, E, G, -1 if climb is None else climb, k_spring, F, T, P)
+        return F, T, dist, band.block_max(F, physical_force=True), float(band.block_max(P, True).max())
+
+    F, T, dist, per_image, perp = band_forces()
+    for it in range(max_iterations + 1):
+        if climb_at is None:
+            climb_at = max(10.0 * float(tol_vec.max()), 0.1 * perp)
+        done = bool(np.all(per_image.max(axis=0) <= tol_vec))
+        top = 1 + int(np.argmax(E[1:-1]))
+        if climbing and not started and (done or perp <= climb_at):
+            started = True
+            if E[top] > max(E[0], E[-1]):
+                climb = top
+        elif climb is not None and top != climb and hops < m and np.all(per_image[climb] <= tol_vec) and \
+                E[top] > E[climb] + 1e-12 * max(1.0, abs(E[climb])):
+            climb, hops = top, hops + 1  # the climbing image sits on a lower saddle: move it up
+        else:
+            top = None
+        if top is not None and top == climb:
+            opt.reset()
+            best = math.inf
+            F, T, dist, per_image, perp = band_forces()
+            done = bool(np.all(per_image.max(axis=0) <= tol_vec))
+        history.append(float(per_image.max()))
+        if callback is not None:
+            callback({"iteration": it, "max_force": history[-1], "energies": E.copy(), "climbing": climb})
+        if done and (started or not climbing):
+            converged = True
+            break
+        if it == max_iterations:
+            break
+        # stalled quasi-Newton (soft modes, kinks): continue with the robust inertial relaxation
+        if history[-1] < 0.9 * best:
+            best, best_it = history[-1], it
+        elif method == "auto" and opt.name == "lbfgs" and it - best_it > _PATIENCE:
+            opt, switched, best, best_it = _FIRE(), it, history[-1], it
+        # one step for all inner images at once: gradient −F, spins as rotation vectors
+        f = band.to_step(1, F[1:-1]).ravel()
+        first = f * (0.1 * cap_vec.min() / max(float(band.block_max(f.reshape(m - 2, -1)).max()), 1e-300))
+        d = opt.direction(f, first)
+        moves = band.block_max(d.reshape(m - 2, -1)).max(axis=0)
+        factor = min(1.0, float(np.min(cap_vec / np.maximum(moves, 1e-300))))
+        d *= factor
+        opt.capped(factor)
+        band.apply(1, d.reshape(m - 2, -1))
+        for k in range(1, m - 1):
+            E[k], EV[k] = band.evaluate(k, G[k])
+        F, T, dist, per_image, perp = band_forces()
+        opt.update(d, f, band.to_step(1, F[1:-1]).ravel())
+    reason = ("converged" if converged else "max_iterations reached") + (
+        "; no interior energy maximum, so no climbing image" if climbing and climb is None else "") + (
+        f"; L-BFGS stalled, FIRE from iteration {switched}" if switched is not None else "")
+    slopes = np.einsum("ki,ki->k", G, T)
+    x = np.concatenate([[0.0], np.cumsum(dist)])
+    saddle = climb if climb is not None else int(np.argmax(E))
+    dofs = band.dofs
+    moved = {f: arr for f, arr, on in (("spins", band.S, dofs["spins"]), ("positions", band.R, dofs["positions"]),
+                                         ("moments", band.MU, dofs["magnitudes"])) if on}
+    states = [band.template.copy(**{f: arr[k] for f, arr in moved.items()}) for k in range(m)]
+    return GNEBResult(states=states, energies=E.copy(), reaction_coordinate=x, slopes=slopes, saddle=int(saddle),
+                      climbing=climb, converged=converged, reason=reason, iterations=it, n_evaluations=band.n_eval,
+                      max_force={n: float(b) for n, b in zip(names, per_image.max(axis=0))},
+                      image_forces=per_image.max(axis=1), weights={k: v for k, v in band.w.items() if k != "spins"},
+                      history=history,
+                      forces=np.array([ev.forces for ev in EV]) if dofs["positions"] else None,
+                      magnetic_forces=np.array([ev.magnetic_forces for ev in EV])
+                      if (dofs["spins"] or dofs["magnitudes"]) else None)

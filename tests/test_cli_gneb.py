@@ -1,0 +1,101 @@
+"""``spinlat gneb CONFIG``: endpoints from files and from search results, outputs, config errors."""
+
+import json
+
+import pytest
+import yaml
+
+import spinlat as sl
+from spinlat.cli import main
+from spinlat.config import check_gneb_config
+from spinlat.errors import ConfigError
+
+K, B, MU = 1e-3, 3.0, 2.2  # eV, T (along −z), μB
+POTENTIAL = [{"type": "UniaxialAnisotropy", "K": K, "axis": [0, 0, 1]}, {"type": "Zeeman", "B": [0, 0, -B]}]
+
+
+def _write(tmp_path, cfg, name="gneb.yaml"):
+    p = tmp_path / name
+    p.write_text(yaml.safe_dump(cfg))
+    return str(p)
+
+
+def _endpoints(tmp_path):
+    a = sl.State([[0, 0, 0]], ["Fe"], moments=[MU], spins=[[0, 0, 1]])
+    sl.io.write_extxyz(tmp_path / "up.extxyz", [a])
+    sl.io.write_extxyz(tmp_path / "down.extxyz", [a.copy(spins=[[0, 0, -1]])])
+
+
+def test_gneb_from_files_writes_path_plot_and_summary(tmp_path, capsys):
+    _endpoints(tmp_path)
+    cfg = {"potential": POTENTIAL, "output": "run",
+           "gneb": {"initial": "up.extxyz", "final": {"file": "down.extxyz", "index": 0}, "images": 7,
+                    "tol": 1e-9}}
+    path = _write(tmp_path, cfg)
+    assert main(["gneb", path]) == 0
+    run = tmp_path / "run"
+    for f in ("path.h5", "path.extxyz", "energy.png", "summary.json", "log.txt", "config.yaml"):
+        assert (run / f).exists(), f
+    h = MU * sl.units.MU_B * B / (2 * K)
+    s = json.loads((run / "summary.json").read_text())
+    assert s["converged"] and s["barrier_eV"] == pytest.approx(K * (1 - h) ** 2, rel=1e-6)
+    assert s["max_force_units"] == {"spins": "eV/rad"}
+    with sl.io.Trajectory(run / "path.h5") as tr:
+        assert len(tr) == 7 and tr.attrs["integrator"] == "gneb"
+        assert tr.attrs["metadata"]["gneb"]["saddle"] == s["saddle"]
+    assert len(sl.io.read_extxyz(run / "path.extxyz")) == 7
+    assert "barrier" in (run / "log.txt").read_text()
+    # a second run does not replace the first unless asked
+    assert main(["gneb", path]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["gneb", path, "--overwrite"]) == 0
+    # restart from the written band
+    cfg["gneb"] = {"path": "run/path.h5", "tol": 1e-9}
+    assert main(["gneb", _write(tmp_path, cfg, "again.yaml"), "-o", str(tmp_path / "again")]) == 0
+    s2 = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert s2["iterations"] <= 2 and s2["barrier_eV"] == pytest.approx(s["barrier_eV"], rel=1e-9)
+
+
+def test_gneb_between_search_minima(tmp_path):
+    # spinlat search finds the two minima (along and against the field); gneb joins rank 1 → rank 0
+    search = {"structure": {"crystal": "sc", "element": "Fe", "a": 3.0, "repeat": 1, "moments": MU,
+                            "spins": "random"},
+              "potential": POTENTIAL, "output": str(tmp_path / "search"), "seed": 0,
+              "search": {"starts": 6, "seed": 0, "workers": 1, "tmax": 1e-9}}
+    assert main(["search", _write(tmp_path, search, "search.yaml")]) == 0
+    cfg = {"potential": POTENTIAL, "output": str(tmp_path / "gneb"),
+           "gneb": {"initial": {"search": "search", "rank": 1}, "final": {"search": "search/minima.extxyz"},
+                    "images": 7, "tol": 1e-8}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 0
+    s = json.loads((tmp_path / "gneb" / "summary.json").read_text())
+    h = MU * sl.units.MU_B * B / (2 * K)
+    assert s["barrier_eV"] == pytest.approx(K * (1 - h) ** 2, rel=1e-6)
+    assert s["energies_eV"][0] > s["energies_eV"][-1]  # from the metastable to the lowest minimum
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"final": "down.extxyz"}, "gneb.initial"),
+    ({"initial": "up.extxyz", "final": "missing.extxyz"}, "missing.extxyz"),
+    ({"initial": "up.extxyz", "final": "down.extxyz", "images": 2}, "gneb.images"),
+    ({"initial": "up.extxyz", "final": "down.extxyz", "climbing": "yes"}, "gneb.climbing"),
+    ({"initial": "up.extxyz", "final": "down.extxyz", "tol": -1}, "gneb.tol"),
+    ({"initial": "up.extxyz", "final": "down.extxyz", "weights": {"spins": 2}}, "gneb.weights"),
+    ({"initial": "up.extxyz", "final": "down.extxyz", "method": "newton"}, "gneb.method"),
+    ({"initial": "up.extxyz", "final": "down.extxyz", "colour": 1}, "colour"),
+    ({"initial": {"search": "s", "rank": -1}, "final": "down.extxyz"}, "gneb.initial.rank"),
+    ({"initial": {"file": "up.extxyz", "frame": 1}, "final": "down.extxyz"}, "gneb.initial"),
+])
+def test_bad_gneb_config_names_the_key(tmp_path, section, message):
+    _endpoints(tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        check_gneb_config({"gneb": section}, tmp_path)
+    assert main(["gneb", _write(tmp_path, {"potential": POTENTIAL, "gneb": section})]) == 1
+
+
+def test_bad_endpoint_frame_is_named(tmp_path, capsys):
+    _endpoints(tmp_path)
+    cfg = {"potential": POTENTIAL, "output": str(tmp_path / "run"),
+           "gneb": {"initial": {"file": "up.extxyz", "index": 3}, "final": "down.extxyz"}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "gneb.initial" in err and "index 3" in err

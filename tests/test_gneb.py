@@ -1,0 +1,490 @@
+"""Geodesic nudged elastic band: analytic barriers, saddle Hessians, spin-lattice and mMACE paths,
+and Spirit 2.2's GNEB on the same skyrmion collapse."""
+
+import numpy as np
+import pytest
+
+import spinlat as sl
+from conftest import EAM_FE
+from spinlat.errors import InputError
+from spinlat.potentials import EAM, BetheSlaterExchange, Heisenberg, Landau, UniaxialAnisotropy, Zeeman
+from spinlat.transitions import geodesic_path, hermite_curve
+
+MU_B = sl.units.MU_B
+
+
+def _single_spin(spin=(0, 0, 1), moment=2.0):
+    return sl.State([[0, 0, 0]], ["Fe"], moments=[moment], spins=[spin])
+
+
+def _chain(n=4, a=2.5, moment=2.0):
+    """Periodic ring of n spins along x (one atom per cell of the template)."""
+    unit = sl.State([[0, 0, 0]], ["Fe"], cell=np.diag([a, 20.0, 20.0]), pbc=[True, False, False],
+                    moments=[moment])
+    return unit, unit.repeat((n, 1, 1))
+
+
+def _tangent_basis(s):
+    """Two orthonormal vectors ⊥ s (rows), per spin: (N, 2, 3)."""
+    e = np.eye(3)[np.argmin(np.abs(s), axis=1)]
+    u = np.cross(s, e)
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    return np.stack([u, np.cross(s, u)], axis=1)
+
+
+def fd_sphere_hessian(pot, st, h=1e-3):
+    """Hessian of E on the product of spheres at ``st`` (2N × 2N, eV/rad²) by central differences of
+    energies in exponential-map coordinates s_i(v) = cos|v| s_i + sin|v| v̂ (v in the tangent plane)."""
+    n = len(st)
+    basis = _tangent_basis(st.spins)
+
+    def energy(v):
+        v = v.reshape(n, 2)
+        t = np.einsum("ia,iak->ik", v, basis)
+        ang = np.linalg.norm(t, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dirn = np.where(ang[:, None] > 0, t / ang[:, None], 0.0)
+        s = np.cos(ang)[:, None] * st.spins + np.sin(ang)[:, None] * dirn
+        return pot.compute(st.copy(spins=s), forces=False, magnetic_forces=False).energy
+
+    dim = 2 * n
+    H = np.zeros((dim, dim))
+    e0 = energy(np.zeros(dim))
+    for a in range(dim):
+        for b in range(a, dim):
+            if a == b:
+                v = np.zeros(dim)
+                v[a] = h
+                H[a, a] = (energy(v) - 2 * e0 + energy(-v)) / h**2
+            else:
+                vals = []
+                for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                    v = np.zeros(dim)
+                    v[a], v[b] = sa * h, sb * h
+                    vals.append(energy(v))
+                H[a, b] = H[b, a] = (vals[0] - vals[1] - vals[2] + vals[3]) / (4 * h**2)
+    return H
+
+
+def _monotonic_each_side(energies, saddle):
+    e = np.asarray(energies)
+    return bool(np.all(np.diff(e[:saddle + 1]) > 0) and np.all(np.diff(e[saddle:]) < 0))
+
+
+# ------------------------------------------------------------------------------ single spin
+def test_single_spin_barrier_in_opposing_field_is_analytic():
+    # E(θ) = −K cos²θ + μ μB B cosθ (field B along −z, initial spin +z): saddle at cosθ = h,
+    # h = μ μB B / (2K); forward barrier K(1 − h)², backward K(1 + h)²
+    K, mu, B = 1e-3, 2.0, 3.0
+    h = mu * MU_B * B / (2 * K)
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    a, b = _single_spin((0, 0, 1), mu), _single_spin((0, 0, -1), mu)
+    res = sl.gneb(a, b, pot, images=9, tol=1e-10)
+    assert res.converged, res.reason
+    assert res.climbing == res.saddle
+    assert res.barrier == pytest.approx(K * (1 - h) ** 2, rel=1e-6)
+    assert res.reverse_barrier == pytest.approx(K * (1 + h) ** 2, rel=1e-6)
+    assert res.states[res.saddle].spins[0, 2] == pytest.approx(h, abs=1e-6)
+    # the path is the great circle: length π, energies from compute, endpoints untouched
+    assert res.reaction_coordinate[-1] == pytest.approx(np.pi, rel=1e-12)
+    assert np.all(np.diff(res.reaction_coordinate) > 0)
+    for st, e in zip(res.states, res.energies):
+        assert pot.compute(st).energy == pytest.approx(e, abs=1e-15)
+    assert np.array_equal(res.states[0].spins, a.spins) and np.array_equal(res.states[-1].spins, b.spins)
+    assert _monotonic_each_side(res.energies, res.saddle)
+    # the interpolated curve passes through the images and peaks at the saddle energy
+    x, e = res.curve(10)
+    assert np.allclose(x[::10], res.reaction_coordinate) and np.allclose(e[::10], res.energies)
+    assert res.barrier_interpolated == pytest.approx(res.barrier, rel=1e-6)
+
+
+def test_without_climbing_image_the_band_stays_below_the_saddle():
+    K, mu, B = 1e-3, 2.0, 3.0
+    h = mu * MU_B * B / (2 * K)
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    res = sl.gneb(_single_spin((0, 0, 1)), _single_spin((0, 0, -1)), pot, images=8, climbing=False, tol=1e-9)
+    assert res.converged and res.climbing is None
+    exact = K * (1 - h) ** 2
+    assert res.barrier < exact
+    # equally spaced images (springs) along the great circle
+    assert np.allclose(np.diff(res.reaction_coordinate), np.pi / 7, rtol=1e-6)
+    # the Hermite curve with tangential slopes recovers the barrier between the images
+    assert abs(res.barrier_interpolated - exact) < 0.1 * abs(res.barrier - exact)
+
+
+# ------------------------------------------------------------------------- coherent chain
+def test_chain_coherent_rotation_barrier_and_saddle_hessian():
+    # ring of N spins, E = −J Σ s_i·s_{i+1} − K Σ s_z² + K2 Σ s_y² (hard axis y): for J λ₁ > 2K
+    # (λ₁ = 2 − 2cos(2π/N)) coherent rotation through ±x is the minimum-energy path, barrier N K;
+    # the saddle Hessian on the spheres has eigenvalues J λ_k − 2K (towards z) and J λ_k + 2K2
+    # (towards y), λ_k = 2 − 2cos(2πk/N): exactly one negative, −2K
+    n, J, K, K2 = 4, 0.010, 0.001, 0.0005
+    unit, st = _chain(n)
+    pot = Heisenberg.from_neighbors(unit, J=[J]) + UniaxialAnisotropy(K, [0, 0, 1]) + UniaxialAnisotropy(-K2, [0, 1, 0])
+    a = st.copy(spins=np.tile([0, 0, 1.0], (n, 1)))
+    b = st.copy(spins=np.tile([0, 0, -1.0], (n, 1)))
+    res = sl.gneb(a, b, pot, images=11, tol=1e-10)
+    assert res.converged, res.reason
+    assert res.barrier == pytest.approx(n * K, rel=1e-9)
+    sad = res.states[res.saddle]
+    assert np.allclose(np.abs(sad.spins[:, 0]), 1.0, atol=1e-6)
+    assert _monotonic_each_side(res.energies, res.saddle)
+    assert res.reaction_coordinate[-1] == pytest.approx(np.pi * np.sqrt(n), rel=1e-9)
+    ev = np.linalg.eigvalsh(fd_sphere_hessian(pot, sad))
+    lam = 2 - 2 * np.cos(2 * np.pi * np.arange(n) / n)
+    expected = np.sort(np.concatenate([J * lam - 2 * K, J * lam + 2 * K2]))
+    assert np.sum(ev < 0) == 1
+    assert np.allclose(ev, expected, atol=1e-7)
+
+
+def test_domain_wall_path_of_a_long_chain_beats_coherent_rotation():
+    # the same ring with weak exchange (J λ₁ < 2K): the band leaves coherent rotation for a
+    # non-uniform path with a lower saddle, which still has exactly one unstable mode
+    n, J, K, K2 = 8, 0.002, 0.001, 0.0005
+    unit, st = _chain(n)
+    pot = Heisenberg.from_neighbors(unit, J=[J]) + UniaxialAnisotropy(K, [0, 0, 1]) + UniaxialAnisotropy(-K2, [0, 1, 0])
+    rng = np.random.default_rng(0)
+    a = st.copy(spins=np.tile([0, 0, 1.0], (n, 1)))
+    b = st.copy(spins=np.tile([0, 0, -1.0], (n, 1)))
+    S, R, MU = geodesic_path(a, b, 12)
+    S[1:-1] += 0.02 * rng.normal(size=S[1:-1].shape)  # break the symmetry of the coherent band
+    path = [st.copy(spins=s) for s in S]
+    res = sl.gneb(a, b, pot, path=path, tol=1e-8, max_iterations=5000)
+    assert res.converged, res.reason
+    assert res.barrier < 0.9 * n * K
+    assert _monotonic_each_side(res.energies, res.saddle)
+    ev = np.linalg.eigvalsh(fd_sphere_hessian(pot, res.states[res.saddle]))
+    assert np.sum(ev < -1e-7) == 1
+
+
+def test_mn3pt_reversal_goes_through_the_other_chirality():
+    # Mn3Pt model (spinlat.workflows.mn3pt), one cell: T1 (s_X = n_X) → its time reverse. With
+    # |J1| ≫ K the 120° triad turns rigidly: a rotation R by ψ about the easy axis n_A gives
+    # E − E_T1 = K [3 − 1 − 2((3 cos ψ + 1)/4)²] per cell, highest (2K) at cos ψ = −1/3 and a
+    # minimum 1.5K at ψ = π, the opposite vector chirality (s_A = n_A, s_B = n_C, s_C = n_B), whose
+    # in-plane rotations cost nothing: a flat intermediate valley that L-BFGS alone stalls in
+    from spinlat.workflows import mn3pt as M
+
+    st = M.mn3pt(reps=1)
+    pot = M.mn3pt_potential(st)
+    axes = M.mn3pt_local_axes(st)
+    mn = st.moments > 0
+    t1 = st.copy(spins=np.where(mn[:, None], axes, st.spins))
+    res = sl.gneb(t1, t1.copy(spins=np.where(mn[:, None], -axes, st.spins)), pot, images=13, tol=1e-5,
+                  max_iterations=3000)
+    assert res.converged, res.reason
+    K = M.K_MN3PT
+    assert res.barrier == pytest.approx(2 * K, rel=5e-3)  # corrections O(K/|J1|) to the rigid limit
+    e = res.energies - res.energies[0]
+    valley = int(np.argmin(e[3:-3])) + 3  # the band passes the opposite-chirality valley ...
+    assert 1.3 * K < e[valley] < 1.55 * K
+    assert e[valley] < e[valley - 2] and e[valley] < e[valley + 2]  # ... between two barriers
+
+
+def test_fire_reaches_the_same_saddle():
+    K, mu, B = 1e-3, 2.0, 3.0
+    h = mu * MU_B * B / (2 * K)
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    res = sl.gneb(_single_spin((0, 0, 1)), _single_spin((0, 0, -1)), pot, images=7, tol=1e-9, method="fire",
+                  max_iterations=5000)
+    assert res.converged, res.reason
+    assert res.barrier == pytest.approx(K * (1 - h) ** 2, rel=1e-6)
+
+
+# ----------------------------------------------------------------------- moment magnitudes
+def test_magnitudes_move_along_the_path_to_the_analytic_saddle():
+    # one moment m = μ s: E = aμ² + bμ⁴ − K (s·z)² + μB μ B (s·z) (field along −z); the saddle
+    # solves ∂E/∂θ = ∂E/∂μ = 0 with the polar angle θ of s (one unstable direction)
+    from scipy.optimize import brentq
+
+    a_, b_, K, B = -0.1, 0.01, 0.01, 50.0
+    pot = Landau(a_, b_) + UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    mu0 = np.sqrt(-a_ / (2 * b_))
+
+    def mu_at(c):  # ∂E/∂μ = 2aμ + 4bμ³ + μB B c = 0 near the Landau minimum
+        return brentq(lambda m: 2 * a_ * m + 4 * b_ * m**3 + MU_B * B * c, 0.5 * mu0, 1.5 * mu0)
+
+    def energy(c, m):
+        return a_ * m**2 + b_ * m**4 - K * c**2 + MU_B * m * B * c
+
+    # ∂E/∂θ = −sinθ (2Kc − μB μ B) = 0 → c = μB μ(c) B / (2K), solved by fixed-point iteration
+    c = 0.0
+    for _ in range(100):
+        c = MU_B * mu_at(c) * B / (2 * K)
+    e_saddle = energy(c, mu_at(c))
+    ends = [mu_at(1.0), mu_at(-1.0)]
+    a = sl.State([[0, 0, 0]], ["Fe"], moments=[ends[0]], spins=[[0, 0, 1]])
+    b = sl.State([[0, 0, 0]], ["Fe"], moments=[ends[1]], spins=[[0, 0, -1]])
+    res = sl.gneb(a, b, pot, images=9, magnitudes=True, tol=1e-10, max_iterations=5000)
+    assert res.converged, res.reason
+    assert res.barrier == pytest.approx(e_saddle - energy(1.0, ends[0]), rel=1e-8)
+    sad = res.states[res.saddle]
+    assert sad.moments[0] == pytest.approx(mu_at(c), abs=1e-8)
+    assert sad.spins[0, 2] == pytest.approx(c, abs=1e-7)
+    assert set(res.max_force) == {"spins", "magnitudes"}
+
+
+# ------------------------------------------------------------------------- spin-lattice path
+@pytest.fixture(scope="module")
+def fe4_cluster():
+    """Fe tetrahedron (EAM + Bethe-Slater exchange + strong uniaxial anisotropy): the
+    ferromagnet and the state with one spin reversed, both relaxed in spins and positions."""
+    pot = EAM(EAM_FE) + BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + UniaxialAnisotropy(0.06, [0, 0, 1])
+    pos = [[0, 0, 0], [2.4, 0, 0], [1.2, 2.078, 0], [1.2, 0.693, 1.96]]
+    st = sl.State(pos, ["Fe"] * 4, moments=[2.2] * 4, spins=[[0, 0, 1]] * 4)
+    kw = dict(spins=True, positions=True, fmax=1e-7, tmax=1e-9, max_steps=5000)
+    a = sl.minimize(st, pot, **kw)
+    s = a.spins.copy()
+    s[3] = [0.01, 0.01, -1]
+    b = sl.minimize(a.copy(spins=s), pot, **kw)
+    assert b.spins[3, 2] < -0.99 and np.all(b.spins[:3, 2] > 0.99)
+    return pot, a, b
+
+
+def test_positions_move_with_the_spins_and_lower_the_barrier(fe4_cluster):
+    pot, a, b = fe4_cluster
+    tol = 1e-6
+    res = sl.gneb(a, b, pot, images=10, positions=True, tol=tol, max_iterations=3000)
+    assert res.converged, res.reason
+    assert set(res.max_force) == {"spins", "positions"}
+    assert max(res.max_force.values()) <= tol and np.all(res.image_forces <= tol)
+    # the climbing image is a saddle of E(r, s): every force and torque vanishes there
+    sad = res.states[res.saddle]
+    ev = pot.compute(sad)
+    assert ev.energy == pytest.approx(res.energies[res.saddle], abs=1e-12)
+    assert np.max(np.linalg.norm(ev.forces, axis=1)) <= tol
+    assert np.max(np.linalg.norm(sl.potentials.spin_torques(sad, ev), axis=1)) <= tol
+    assert _monotonic_each_side(res.energies, res.saddle)
+    # the atoms move along the path, the endpoints stay as given
+    assert np.max(np.linalg.norm(sad.positions - a.positions, axis=1)) > 1e-3
+    assert np.array_equal(res.states[0].positions, a.positions)
+    assert np.array_equal(res.states[-1].positions, b.positions)
+    # with the lattice frozen at the initial positions the saddle is higher: relaxing more
+    # degrees of freedom can only lower the highest point of the best path
+    b_frozen = sl.minimize(b.copy(positions=a.positions), pot, tmax=1e-9)
+    frozen = sl.gneb(a, b_frozen, pot, images=10, tol=tol)
+    assert frozen.converged
+    assert res.energies[res.saddle] < frozen.energies[frozen.saddle] - 1e-4
+
+
+def test_mmace_path_with_magnitudes_and_positions_stays_finite():
+    pytest.importorskip("mace")
+    import torch
+    from mmace._tiny import TINY
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny graphs: one thread avoids oversubscription
+    try:
+        _mmace_path(TINY)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _mmace_path(tiny):
+    model = sl.potentials.MagneticMACE.create(elements=["Fe"], soc=True, seed=0, **tiny)
+    pos = [[0, 0, 0], [2.3, 0, 0], [1.15, 2.0, 0]]
+    a = sl.State(pos, ["Fe"] * 3, moments=[2.2, 2.0, 2.1], spins=[[0, 0, 1]] * 3)
+    b = a.copy(spins=[[0, 0, 1], [1, 0, 0], [0, 0, -1]], moments=[2.0, 2.3, 1.9],
+               positions=np.array(pos) + [[0, 0, 0], [0.05, 0, 0], [0, -0.05, 0.02]])
+    res = sl.gneb(a, b, model, images=5, magnitudes=True, positions=True, tol=1e-6, max_iterations=3)
+    assert not res.converged and res.iterations == 3
+    assert np.all(np.isfinite(res.energies)) and np.all(np.isfinite(res.reaction_coordinate))
+    for st in res.states:
+        assert np.all(np.isfinite(st.positions)) and np.all(st.moments > 0)
+        assert np.allclose(np.linalg.norm(st.spins, axis=1), 1.0, atol=1e-12)
+    for k, end in ((0, a), (-1, b)):
+        st = res.states[k]
+        assert np.array_equal(st.positions, end.positions) and np.array_equal(st.moments, end.moments)
+        assert np.array_equal(st.spins, end.spins)
+    assert set(res.max_force) == {"spins", "positions", "magnitudes"}
+    assert res.forces.shape == (5, 3, 3) and res.magnetic_forces.shape == (5, 3, 3)
+
+
+# ---------------------------------------------------------------------------- pieces and I/O
+def test_geodesic_path_is_great_circle_and_linear_elsewhere():
+    rng = np.random.default_rng(3)
+    a = sl.State(rng.normal(size=(5, 3)) * 3, ["Fe"] * 5, moments=[2.0] * 5, spins=rng.normal(size=(5, 3)),
+                 validate=False)
+    b = a.copy(spins=rng.normal(size=(5, 3)), moments=[2.5] * 5, positions=a.positions + 0.1)
+    S, R, MU = geodesic_path(a, b, 7, spins=True, positions=True, magnitudes=True)
+
+    def angle(u, v):
+        return np.arctan2(np.linalg.norm(np.cross(u, v), axis=1), np.einsum("ij,ij->i", u, v))
+
+    ang = angle(a.spins, b.spins)
+    for k in range(7):
+        t = k / 6
+        assert np.allclose(angle(a.spins, S[k]), t * ang, atol=1e-12)
+        assert np.allclose(angle(S[k], b.spins), (1 - t) * ang, atol=1e-12)
+        # on the great circle through both: S[k] lies in the plane of a and b
+        assert np.allclose(np.einsum("ij,ij->i", S[k], np.cross(a.spins, b.spins)), 0, atol=1e-12)
+        assert np.allclose(R[k], a.positions + 0.1 * t) and np.allclose(MU[k], 2.0 + 0.5 * t)
+    # antiparallel spins turn through a fixed perpendicular axis (z turns through +x)
+    S, _, _ = geodesic_path(_single_spin((0, 0, 1)), _single_spin((0, 0, -1)), 3)
+    assert np.allclose(S[1, 0], [1, 0, 0], atol=1e-15)
+
+
+def test_positions_use_the_minimum_image():
+    st = sl.State([[0.1, 0, 0]], ["Fe"], cell=np.eye(3) * 5, pbc=True, moments=[2.0])
+    far = st.copy(positions=[[4.9, 0, 0]])
+    _, R, _ = geodesic_path(st, far, 3, spins=False, positions=True)
+    # through the boundary (0.2 Å), not across the cell (4.8 Å); the endpoint stays as given
+    assert np.allclose(R[:, 0, 0], [0.1, 0.0, 4.9], atol=1e-14)
+
+
+def test_hermite_curve_is_exact_for_cubics():
+    x = np.array([0.0, 0.7, 1.5, 2.0])
+    f = lambda t: 1 - 2 * t + 0.5 * t**2 - 0.3 * t**3  # noqa: E731
+    df = lambda t: -2 + t - 0.9 * t**2  # noqa: E731
+    xs, es = hermite_curve(x, f(x), df(x), 17)
+    assert np.allclose(es, f(xs), atol=1e-14)
+
+
+def test_result_writes_trajectory_and_extxyz(tmp_path):
+    K, B = 1e-3, 3.0
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    res = sl.gneb(_single_spin((0, 0, 1)), _single_spin((0, 0, -1)), pot, images=5, tol=1e-8)
+    res.write(tmp_path / "path.h5", potential=pot)
+    with sl.io.Trajectory(tmp_path / "path.h5") as tr:
+        assert len(tr) == 5
+        assert np.allclose(tr["potential_energy"], res.energies)
+        assert np.allclose(tr["spins"], [s.spins for s in res.states])
+        meta = tr.attrs["metadata"]["gneb"]
+        assert meta["saddle"] == res.saddle and np.allclose(meta["reaction_coordinate"], res.reaction_coordinate)
+    sl.io.write_extxyz(tmp_path / "path.extxyz", res.to_atoms())
+    back = sl.io.read_extxyz(tmp_path / "path.extxyz")
+    assert [at.info["energy"] for at in back] == pytest.approx(list(res.energies), abs=1e-15)
+    assert [at.info["image"] for at in back] == list(range(5))
+
+
+def test_bad_input_is_named():
+    pot = UniaxialAnisotropy(1e-3, [0, 0, 1])
+    a, b = _single_spin((0, 0, 1)), _single_spin((0, 0, -1))
+    with pytest.raises(InputError, match="images"):
+        sl.gneb(a, b, pot, images=2)
+    with pytest.raises(InputError, match="nothing moves"):
+        sl.gneb(a, b, pot, spins=False)
+    with pytest.raises(InputError, match="spins=False"):
+        sl.gneb(a, b, pot, spins=False, positions=True)
+    with pytest.raises(InputError, match="positions=False"):
+        sl.gneb(a, b.copy(positions=[[0.5, 0, 0]]), pot)
+    with pytest.raises(InputError, match="magnitudes=False"):
+        sl.gneb(a, b.copy(moments=[2.5]), pot)
+    with pytest.raises(InputError, match="does not depend on moment magnitudes"):
+        sl.gneb(a, b, pot, magnitudes=True)
+    with pytest.raises(InputError, match="magnetic in initial but not in final"):
+        sl.gneb(a, b.copy(moments=[0.0]), pot)
+    with pytest.raises(InputError, match="atoms"):
+        sl.gneb(a, sl.State([[0, 0, 0], [3, 0, 0]], ["Fe"] * 2, moments=[2, 2]), pot)
+    with pytest.raises(InputError, match="weights"):
+        sl.gneb(a, b, pot, weights={"position": 1.0})
+    with pytest.raises(InputError, match="tol"):
+        sl.gneb(a, b, pot, tol=-1)
+    with pytest.raises(InputError, match="EAM"):
+        sl.gneb(a, b, EAM(EAM_FE))
+
+
+# ------------------------------------------------------------------------------------ peers
+@pytest.mark.peers
+def test_skyrmion_collapse_barrier_matches_spirit():
+    pytest.importorskip("spirit")
+    from spinlat.workflows import skyrmion as sk
+
+    L, M, tol = 20, 12, 1e-5
+    pars = sk.spirit_parameters()
+    pot = sk.skyrmion_potential(*pars)
+    sky, fm = sk.relaxed_skyrmion(L, pot)
+    assert np.sum(sky.spins[:, 2] < 0) > 10
+    S, _, _ = geodesic_path(sky, fm, M)
+    res = sl.gneb(sky, fm, pot, images=M, tol=tol, climb_after=10 * tol)
+    assert res.converged, res.reason
+    sp = sk.spirit_gneb(S, L, *pars, tol=tol)
+    assert np.allclose(sp["positions"], fm.positions)  # the same site order
+    assert sp["max_torque"] < tol and sp["climbing"] == res.saddle
+    e_sp = np.array([pot.compute(fm.copy(spins=s), forces=False).energy for s in sp["spins"]])
+    b_sp = e_sp[sp["climbing"]] - e_sp[0]
+    assert res.barrier == pytest.approx(b_sp, rel=1e-5)  # Spirit's saddle in double precision
+    assert res.barrier == pytest.approx(sp["energies"][sp["climbing"]] - sp["energies"][0], rel=1e-3)  # float32
+    # the same saddle configuration (the collapsing skyrmion core)
+    cosang = np.einsum("ij,ij->i", res.states[res.saddle].spins, sp["spins"][sp["climbing"]])
+    assert np.min(cosang) > np.cos(0.02)
+    assert _monotonic_each_side(res.energies, res.saddle)
+
+
+def test_barrierless_path_gets_no_climbing_image():
+    # downhill all the way (field along −z, no anisotropy): no interior maximum, no climbing image,
+    # the barrier is 0
+    pot = Zeeman([0, 0, -1.0])
+    res = sl.gneb(_single_spin((0, 0.1, 1)), _single_spin((0, -0.1, -1)), pot, images=7, tol=1e-9)
+    assert res.converged and res.climbing is None and "no climbing image" in res.reason
+    assert res.saddle == 0 and res.barrier == 0.0
+    assert np.all(np.diff(res.energies) < 0)
+
+
+def test_starting_path_and_endpoint_relaxation():
+    K, B = 1e-3, 3.0
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    a, b = _single_spin((0.05, 0, 1)), _single_spin((0.05, 0.02, -1))  # not quite minima
+    res = sl.gneb(a, b, pot, images=7, tol=1e-9, relax_endpoints=True)
+    assert np.allclose(np.abs(res.states[0].spins[0, 2]), 1, atol=1e-9)
+    assert np.allclose(np.abs(res.states[-1].spins[0, 2]), 1, atol=1e-9)
+    again = sl.gneb(None, None, pot, path=res.states, tol=1e-9)
+    assert again.converged and again.iterations <= 2
+    assert again.barrier == pytest.approx(res.barrier, rel=1e-9)
+    with pytest.raises(InputError, match="differs from the first image"):
+        sl.gneb(a, None, pot, path=res.states)
+
+
+# ------------------------------------------------------------------- kernels vs NumPy references
+def test_band_kernels_match_numpy_references():
+    from spinlat.transitions import _band_forces, _block_max, _rotate_images, _rotation_vectors, _spin_logs
+
+    rng = np.random.default_rng(7)
+    m, n = 6, 5
+    S = rng.normal(size=(m, n, 3))
+    S /= np.linalg.norm(S, axis=2)[..., None]
+    mag = np.array([True, True, False, True, True])
+    # great-circle log maps: length = angle, direction = the great circle towards the next image
+    fwd, bwd, th2 = np.empty((m - 1, n, 3)), np.empty((m - 1, n, 3)), np.zeros(m - 1)
+    _spin_logs(S, mag, fwd, bwd, th2)
+    a, b = S[:-1], S[1:]
+    ang = np.arccos(np.clip(np.einsum("kij,kij->ki", a, b), -1, 1)) * mag
+    t = b - np.einsum("kij,kij->ki", a, b)[..., None] * a
+    ref = t / np.linalg.norm(t, axis=2)[..., None] * ang[..., None]
+    assert np.allclose(fwd, ref, atol=1e-12) and np.allclose(th2, np.sum(ang**2, axis=1))
+    assert np.allclose(np.linalg.norm(bwd, axis=2), ang) and np.allclose(np.einsum("kij,kij->ki", bwd, b), 0)
+    # rotation vectors s × v move s along v; rotating by them reaches the next image
+    theta = np.empty_like(fwd)
+    _rotation_vectors(np.ascontiguousarray(a), fwd, theta)
+    assert np.allclose(theta, np.cross(a, fwd))
+    moved = a.copy()
+    _rotate_images(moved, theta)
+    assert np.allclose(moved[:, mag], b[:, mag], atol=1e-12)
+    # band forces: improved tangent, perpendicular force, springs, climbing image
+    size = 3 * n
+    fw, bw = rng.normal(size=(m - 1, size)), rng.normal(size=(m - 1, size))
+    dist, E, G = rng.uniform(0.5, 1, m - 1), np.array([0.0, 1.0, 2.0, 1.5, 1.7, 0.2]), rng.normal(size=(m, size))
+    F, T, P = np.zeros((m, size)), np.empty((m, size)), np.zeros((m, size))
+    _band_forces(fw, bw, dist, E, G, 2, 0.3, F, T, P)
+    for k in range(1, m - 1):
+        tp, tm = fw[k], -bw[k - 1]
+        ep, e0, em = E[k + 1], E[k], E[k - 1]
+        if ep > e0 > em:
+            tau = tp
+        elif ep < e0 < em:
+            tau = tm
+        else:
+            big, small = max(abs(ep - e0), abs(em - e0)), min(abs(ep - e0), abs(em - e0))
+            tau = tp * big + tm * small if ep > em else tp * small + tm * big
+        tau = tau / np.linalg.norm(tau)
+        assert np.allclose(T[k], tau)
+        perp = -(G[k] - (G[k] @ tau) * tau)
+        assert np.allclose(P[k], perp)
+        want = -G[k] + 2 * (G[k] @ tau) * tau if k == 2 else perp + 0.3 * (dist[k] - dist[k - 1]) * tau
+        assert np.allclose(F[k], want)
+    assert np.allclose(T[0], fw[0] / np.linalg.norm(fw[0])) and np.allclose(T[-1], -bw[-1] / np.linalg.norm(bw[-1]))
+    out = np.zeros((m, 2))
+    _block_max(F, 0, 3 * n, 3, out, 0)
+    _block_max(F, 0, 3 * n, 1, out, 1)
+    assert np.allclose(out[:, 0], np.linalg.norm(F.reshape(m, n, 3), axis=2).max(axis=1))
+    assert np.allclose(out[:, 1], np.abs(F).max(axis=1))
