@@ -81,7 +81,7 @@ def symmetrize(blocks, nu: int, M: int):
             rows.append(np.sort(idx, axis=0).T)
             cols.append(np.full(idx.shape[1], k))
             vals.append(val.T)
-    if not rows:
+    if not rows or sum(len(r) for r in rows) == 0:
         return np.zeros((0, nu), np.int64), np.zeros((0, M, len(blocks)))
     rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     mono, inverse = np.unique(rows, axis=0, return_inverse=True)

@@ -104,7 +104,69 @@ def default_dtype(dtype):
         torch.set_default_dtype(old)
 
 
-class MagneticMACEModel(torch.nn.Module):
+class EnergyModel(torch.nn.Module):
+    """An energy model E(r, m) on a batched graph (:mod:`.graph`) with its derivatives by autograd.
+
+    Subclasses give ``_node_energy(positions, magmoms, node_attrs, species, sender, receiver,
+    shifts)`` → per-atom energies (N,) eV, where an edge's vector is
+    r_ij = positions[sender] − positions[receiver] + shift, and a buffer ``z_table``."""
+
+    def forward(self, batch: dict, compute_forces: bool = True, compute_magnetic_forces: bool = True,
+                compute_stress: bool = False, training: bool = False) -> dict:
+        """Energies (B,) eV, node_energy (N,) eV, forces (N,3) eV/Å, magnetic_forces −∂E/∂m (N,3) eV/μB,
+        stress (B,3,3) eV/Å³ (ASE sign); missing outputs are None."""
+        positions = batch["positions"]
+        magmoms = batch["magmoms"]
+        node_attrs = batch["node_attrs"]
+        species = batch["species"]
+        edge_index = batch["edge_index"]
+        shifts = batch["shifts"]
+        index = batch["batch"]
+        n_graphs = batch["ptr"].shape[0] - 1
+        sender, receiver = edge_index[0], edge_index[1]
+        inputs = []
+        if compute_forces:
+            positions = positions.detach().requires_grad_(True)
+            inputs.append(positions)
+        if compute_magnetic_forces:
+            magmoms = magmoms.detach().requires_grad_(True)
+            inputs.append(magmoms)
+        cell = batch["cell"]
+        if compute_stress:
+            displacement = torch.zeros((n_graphs, 3, 3), dtype=positions.dtype, device=positions.device,
+                                       requires_grad=True)
+            inputs.append(displacement)
+            sym = 0.5 * (displacement + displacement.transpose(-1, -2))
+            positions = positions + torch.einsum("ni,nij->nj", positions, sym[index])
+            shifts = shifts + torch.einsum("ei,eij->ej", shifts, sym[index[receiver]])
+            cell = cell + torch.matmul(cell, sym)
+
+        with torch.set_grad_enabled(bool(inputs) or torch.is_grad_enabled()):
+            node_energy = self._node_energy(positions, magmoms, node_attrs, species, sender, receiver, shifts)
+            energy = torch.zeros(n_graphs, dtype=node_energy.dtype, device=node_energy.device)
+            energy = energy.index_add(0, index, node_energy)
+        out = {"energy": energy, "node_energy": node_energy, "forces": None, "magnetic_forces": None, "stress": None}
+        if inputs:
+            grads = torch.autograd.grad([energy.sum()], inputs, create_graph=training, retain_graph=training,
+                                        allow_unused=True)
+            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
+            k = 0
+            if compute_forces:
+                out["forces"] = -grads[k]
+                k += 1
+            if compute_magnetic_forces:
+                out["magnetic_forces"] = -grads[k]
+                k += 1
+            if compute_stress:
+                volume = torch.linalg.det(cell).abs()
+                out["stress"] = grads[k] / volume.view(-1, 1, 1)
+        return out
+
+    def _node_energy(self, positions, magmoms, node_attrs, species, sender, receiver, shifts):
+        raise NotImplementedError
+
+
+class MagneticMACEModel(EnergyModel):
     """The mMACE network. See the module docstring for the architecture.
 
     Parameters are the hyperparameters of :data:`DEFAULTS` plus ``z_table`` (atomic numbers, the
@@ -242,57 +304,6 @@ class MagneticMACEModel(torch.nn.Module):
         else:
             ym = torch.ones(len(species), 1, dtype=mt.dtype, device=mt.device)
         return mt, u, feats, ym
-
-    def forward(self, batch: dict, compute_forces: bool = True, compute_magnetic_forces: bool = True,
-                compute_stress: bool = False, training: bool = False) -> dict:
-        """Energies (B,) eV, node_energy (N,) eV, forces (N,3) eV/Å, magnetic_forces −∂E/∂m (N,3) eV/μB,
-        stress (B,3,3) eV/Å³ (ASE sign); missing outputs are None."""
-        positions = batch["positions"]
-        magmoms = batch["magmoms"]
-        node_attrs = batch["node_attrs"]
-        species = batch["species"]
-        edge_index = batch["edge_index"]
-        shifts = batch["shifts"]
-        index = batch["batch"]
-        n_graphs = batch["ptr"].shape[0] - 1
-        sender, receiver = edge_index[0], edge_index[1]
-        inputs = []
-        if compute_forces:
-            positions = positions.detach().requires_grad_(True)
-            inputs.append(positions)
-        if compute_magnetic_forces:
-            magmoms = magmoms.detach().requires_grad_(True)
-            inputs.append(magmoms)
-        cell = batch["cell"]
-        if compute_stress:
-            displacement = torch.zeros((n_graphs, 3, 3), dtype=positions.dtype, device=positions.device,
-                                       requires_grad=True)
-            inputs.append(displacement)
-            sym = 0.5 * (displacement + displacement.transpose(-1, -2))
-            positions = positions + torch.einsum("ni,nij->nj", positions, sym[index])
-            shifts = shifts + torch.einsum("ei,eij->ej", shifts, sym[index[receiver]])
-            cell = cell + torch.matmul(cell, sym)
-
-        with torch.set_grad_enabled(bool(inputs) or torch.is_grad_enabled()):
-            node_energy = self._node_energy(positions, magmoms, node_attrs, species, sender, receiver, shifts)
-            energy = torch.zeros(n_graphs, dtype=node_energy.dtype, device=node_energy.device)
-            energy = energy.index_add(0, index, node_energy)
-        out = {"energy": energy, "node_energy": node_energy, "forces": None, "magnetic_forces": None, "stress": None}
-        if inputs:
-            grads = torch.autograd.grad([energy.sum()], inputs, create_graph=training, retain_graph=training,
-                                        allow_unused=True)
-            grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
-            k = 0
-            if compute_forces:
-                out["forces"] = -grads[k]
-                k += 1
-            if compute_magnetic_forces:
-                out["magnetic_forces"] = -grads[k]
-                k += 1
-            if compute_stress:
-                volume = torch.linalg.det(cell).abs()
-                out["stress"] = grads[k] / volume.view(-1, 1, 1)
-        return out
 
     def _node_energy(self, positions, magmoms, node_attrs, species, sender, receiver, shifts):
         vectors = positions[sender] - positions[receiver] + shifts            # r_ij = r_j - r_i (+shift)
