@@ -68,7 +68,7 @@ def train(out: Path):
     rng = np.random.default_rng(7)
     teacher = build()
     data = []
-    for atoms in configurations(12, 11):
+    for atoms in configurations(8, 11):
         atoms.arrays["REF_magmom"] = atoms.arrays.pop("mace_magmom")
         res = evaluate(teacher, atoms, magmom_key="REF_magmom")
         atoms.info["REF_energy"] = res["energy"] + rng.normal(0, 0.01)
@@ -80,8 +80,8 @@ def train(out: Path):
 
     for atoms in data:
         atoms.info["config_type"] = "Default"
-    write(out / "train.xyz", data[:10], format="extxyz")
-    write(out / "valid.xyz", data[10:], format="extxyz")
+    write(out / "train.xyz", data[:6], format="extxyz")
+    write(out / "valid.xyz", data[6:], format="extxyz")
     cmd = [sys.executable, "-m", "mace.cli.run_train", "--name", "ref", "--model", "MagneticScaleShiftMACE",
            "--train_file", str(out / "train.xyz"), "--valid_file", str(out / "valid.xyz"),
            "--E0s", "{26: -3.1, 28: -2.4}", "--energy_key", "REF_energy", "--forces_key", "REF_forces",
@@ -92,7 +92,7 @@ def train(out: Path):
            "--max_L", "1", "--max_ell", "2", "--correlation", "3", "--radial_MLP", "[16, 16]",
            "--m_max", "3.0", "1.0", "--max_m_ell", "2", "--num_mag_radial_basis", "6",
            "--use_magmom_one_body", "True", "--num_mag_radial_basis_one_body", "4",
-           "--batch_size", "2", "--valid_batch_size", "2", "--max_num_epochs", "3", "--default_dtype", "float64",
+           "--batch_size", "2", "--valid_batch_size", "2", "--max_num_epochs", "2", "--default_dtype", "float64",
            "--device", "cpu", "--seed", "1", "--model_dir", str(out), "--checkpoints_dir", str(out / "ck"),
            "--results_dir", str(out / "res"), "--log_dir", str(out / "log"), "--save_cpu", "--loss", "weighted"]
     proc = subprocess.run(cmd, cwd=out, capture_output=True, text=True, timeout=900)
