@@ -136,12 +136,13 @@ def test_reference_model_runs_spinlat_dynamics_and_batches(reference_run):
         assert abs(ev.energy - one.energy) <= 1e-12 * abs(one.energy)
         np.testing.assert_allclose(ev.magnetic_forces, one.magnetic_forces, rtol=0, atol=1e-12)
     st = states[2].copy(velocities=np.zeros((len(states[2]), 3)))
-    integ = sl.integrators.SpinLatticeNVE(0.2)
+    # a barely trained model has fields of tens of eV/μB (precession ~100 rad/fs): a tiny step
+    integ = sl.integrators.SpinLatticeNVE(1e-3)
     e0 = pot.compute(st).energy
     end = integ.run(st, pot, 4)
     assert np.all(np.isfinite(end.positions)) and np.allclose(np.linalg.norm(end.spins, axis=1), 1)
-    # 4 short NVE steps: total energy kept to well below the per-atom energy scale
-    assert abs(pot.compute(end).energy + end.kinetic_energy() - e0) < 1e-3 * len(st)
+    assert np.abs(end.spins - st.spins).max() > 1e-3                   # the spins did move
+    assert abs(pot.compute(end).energy + end.kinetic_energy() - e0) < 1e-5
 
 
 def test_safe_loader_refuses_other_files(tmp_path):

@@ -392,11 +392,12 @@ class ReferenceMagneticMACE(MagneticMACE):
             raise InputError(f"cannot run the Python interpreter {python!r}: {exc}") from None
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-            if any("No module named 'mace'" in line for line in tail) or any("has no attribute 'Magnetic" in line
-                                                                             for line in tail):
+            missing = ("No module named 'mace'", "Can't get attribute 'Magnetic", "has no attribute 'Magnetic",
+                       "No module named 'sphericart'")
+            if any(m in line for line in tail for m in missing):
                 raise InputError(f"{python} cannot unpickle {model_path}: the reference magnetic MACE package "
-                                 "(mace-torch pull request 1244) is not installed there; pass python= the "
-                                 "interpreter of an environment that has it")
+                                 "(mace-torch pull request 1244, with sphericart-torch) is not installed there; pass "
+                                 "python= the interpreter of an environment that has it")
             raise InputError(f"converting {model_path} failed ({python}): " + " | ".join(tail))
         return out_path
 
