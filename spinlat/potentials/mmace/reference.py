@@ -52,8 +52,6 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 import mace  # noqa: F401  -- mace-torch (PyPI), before e3nn; NOT the reference package
 import torch
 
@@ -61,7 +59,7 @@ from ...errors import FileFormatError, InputError
 from .blocks import SymmetricProduct, chebyshev, symmetrize_dense
 from .graded import GradedIrreps
 from .model import EnergyModel, default_dtype
-from .potential import MagneticMACE, _device, _dtype
+from .potential import MagneticMACE
 from .reference_export import FORMAT, VERSION
 
 with warnings.catch_warnings():
@@ -258,7 +256,7 @@ class ReferenceMagneticMACEModel(EnergyModel):
                 raise FileFormatError(f"reference tensor {k} has shape {tuple(src.shape)}, expected {tuple(v.shape)}")
             if src.dtype.is_floating_point and not torch.all(torch.isfinite(src)):
                 raise FileFormatError(f"reference tensor {k} holds NaN or inf")
-            new[k] = src.to(v.dtype) if v.dtype.is_floating_point else src.to(v.dtype)
+            new[k] = src.to(v.dtype)
         new["z_table"] = own["z_table"]
         self.load_state_dict(new)
 
@@ -346,10 +344,9 @@ class ReferenceMagneticMACE(MagneticMACE):
     @classmethod
     def load(cls, path, device="cpu", dtype="float64") -> "ReferenceMagneticMACE":
         """Load a safe file written by :meth:`convert` / :meth:`save` (no pickle, no reference package)."""
-        dev, dt = _device(device), _dtype(dtype)
         arch, state, meta = _read_reference_file(path)
         try:
-            return cls(arch, state, device=dev, dtype=dt, source=meta.get("source"))
+            return cls(arch, state, device=device, dtype=dtype, source=meta.get("source"))
         except FileFormatError as exc:
             raise FileFormatError(f"{path}: {exc}") from None
         except (KeyError, ValueError, TypeError, IndexError) as exc:
@@ -430,8 +427,3 @@ class ReferenceMagneticMACE(MagneticMACE):
     def __repr__(self):
         return (f"ReferenceMagneticMACE(elements={self.hyperparameters['elements']}, r_max={self.cutoff}, "
                 f"layers={len(self.architecture['interactions'])}, source={self.source!r})")
-
-
-def reference_numbers(arch: dict) -> np.ndarray:
-    """Atomic numbers the model knows (species order)."""
-    return np.asarray(arch["atomic_numbers"], dtype=np.int64)
