@@ -10,8 +10,13 @@ hyperparameters) at 1 024 atoms and prints the model calls per step and the frac
 time spent outside the model call (goal: ≤ 5 %), split into graph building/copies inside
 ``MagneticMACE._evaluate`` and the integrator itself.
 
+``--baseline DIR`` also times the ``MagneticMACEModel`` of another spinlat checkout (e.g. the
+commit before a change, from ``git archive``) with the same hyperparameters, interleaved with ours
+in the same process, and prints new/old ratios: the before/after figure that a loaded machine
+cannot spoil.
+
 Run: python benchmarks/bench_mmace.py [--sizes 128 1024 8192] [--repeats 3] [--soc both|true|false]
-     [--nve-atoms 1024] [--nve-steps 5] [--no-nve] [--only-nve]
+     [--nve-atoms 1024] [--nve-steps 5] [--no-nve] [--only-nve] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -92,16 +97,34 @@ def timed(fns: dict, repeats, sync=lambda: None) -> dict:
     return best
 
 
+def baseline_model_class(root):
+    """``MagneticMACEModel`` of the spinlat checkout at ``root``, imported as package ``_baseline_mmace``."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    pkg = Path(root) / "spinlat" / "potentials" / "mmace"
+    spec = importlib.util.spec_from_file_location("_baseline_mmace", pkg / "__init__.py",
+                                                  submodule_search_locations=[str(pkg)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["_baseline_mmace"] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module("_baseline_mmace.model").MagneticMACEModel
+
+
 def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run(sizes, repeats, socs, device="cpu", dtypes=(torch.float64, torch.float32)):
+def run(sizes, repeats, socs, device="cpu", dtypes=(torch.float64, torch.float32), baseline=None):
     sync = (lambda: torch.cuda.synchronize()) if device == "cuda" else (lambda: None)
     rows = []
     for dtype in dtypes:
         plain = plain_mace(dtype).to(device)
         models = {soc: MagneticMACEModel.build([26], soc=soc, dtype=dtype, seed=0, **HYPER).to(device) for soc in socs}
+        if baseline is not None:
+            models.update({f"old{soc}": baseline.build([26], soc=soc, dtype=dtype, seed=0, **HYPER).to(device)
+                           for soc in socs})
         for n in sizes:
             st = bcc_fe(n)
             batch = build_batch([st], HYPER["r_max"], [26], dtype=dtype, device=device)
@@ -118,6 +141,9 @@ def run(sizes, repeats, socs, device="cpu", dtypes=(torch.float64, torch.float32
             for soc, t in best.items():
                 line[f"soc={soc}_us"] = 1e6 * t / n
                 line[f"soc={soc}_ratio"] = t / t_plain
+            for soc in socs:
+                if f"old{soc}" in best:
+                    line[f"soc={soc}_new/old"] = best[soc] / best[f"old{soc}"]
             line["peak_MB"] = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else peak_rss_mb())
             rows.append(line)
             print("  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items()), flush=True)
@@ -184,6 +210,7 @@ def main():
     ap.add_argument("--nve-steps", type=int, default=5)
     ap.add_argument("--no-nve", action="store_true")
     ap.add_argument("--only-nve", action="store_true")
+    ap.add_argument("--baseline", default=None, help="another spinlat checkout whose mMACE model is timed alongside")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -194,7 +221,8 @@ def main():
     if args.only_nve:
         args.sizes = []
     print("== CPU ==")
-    run(args.sizes, args.repeats, socs, dtypes=tuple(getattr(torch, d) for d in args.dtypes))
+    baseline = baseline_model_class(args.baseline) if args.baseline else None
+    run(args.sizes, args.repeats, socs, dtypes=tuple(getattr(torch, d) for d in args.dtypes), baseline=baseline)
     print("== CUDA float32 ==")
     if not torch.cuda.is_available():
         print("no GPU, skipped")

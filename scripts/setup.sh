@@ -16,3 +16,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q -e ".[dev,peers,interop]"
     echo "$want" > "$stamp"
 fi
+# the reference magnetic MACE for the peers tests (only where ../shared/peers has its archive)
+bash scripts/setup_maceref.sh

@@ -13,8 +13,9 @@ Architecture (per interaction layer t, built from mace-torch's blocks on e3nn):
    polynomial cutoff envelope so every message vanishes smoothly at r_max. Moment irreps that
    the node features do not already carry (the l = 1 moment in layer 1) use ``moment_channels``
    channels on the edges instead of the full width: that keeps the edge cost near plain MACE.
-3. *Product basis*: mace-torch's ``EquivariantProductBasisBlock`` (symmetric contraction,
-   correlation ν, species-dependent weights), plus the residual self-connection for t > 0.
+3. *Product basis*: MACE's symmetric contraction (correlation ν, species-dependent weights) with
+   the time-reversal selection rule, evaluated on symmetric monomials of the message
+   (:class:`.blocks.SymmetricProduct`), plus the residual self-connection for t > 0.
 4. *Self coupling*: after the product basis each atom couples to its own moment,
    ``B_i ← B_i + Lin(TP(B_i, Y(m̃_i); w'(|m_i|, Z_i)))``. In the last layer the product basis gives
    scalars only (as plain MACE) and the moment couples to the message instead:
@@ -23,21 +24,28 @@ Architecture (per interaction layer t, built from mace-torch's blocks on e3nn):
    ``E_i = E0(Z_i) + scale · Σ_t readout_t + shift + Σ_k a_{Z_i,k} (|m_i|/m_max)^{2k}`` (the last sum
    is the optional Landau-like one-body term).
 
-Symmetries, exact by construction:
+Symmetries, exact by construction (tested to 1e-12 relative in float64, ``tests/mmace/test_symmetry.py``):
 
-- *Time reversal* E(r, m) = E(r, −m). With ``soc=True`` every feature carries the e3nn parity
-  label, and we use that label for time-reversal parity instead of spatial inversion: the
-  spherical harmonics of bond vectors are all labelled even (``1x0e+1x1e+...``, as mace's
-  ``use_so3``), the solid harmonics of the moment are labelled (−1)^l, and magnitudes and
-  m_i·m_j are even scalars. e3nn's layers are exactly equivariant under that label, so "m → −m"
-  acts on every feature as the parity operation and the ``0e`` energy cannot change. Spatial
-  inversion is therefore *not* imposed with ``soc=True`` (the model is SO(3)-equivariant in
-  space; inversion-related configurations are learned from data). With ``soc=False`` the moments
-  enter only through |m_i|² and m_i·m_j, both even, so time reversal holds trivially and full
-  O(3) equivariance in space is kept (ordinary MACE parity labels).
-- *Rotations*: ``soc=True`` — bond vectors and moments rotate together (anisotropy, DMI and
-  anisotropic exchange can be learned); ``soc=False`` — the energy is unchanged when all moments
-  rotate with the lattice fixed, since only |m_i| and m_i·m_j enter.
+- ``soc=True`` (spin-orbit coupled, spins locked to the lattice): the energy is invariant under
+  the group O(3) × {1, 𝒯} × translations × permutations, where R ∈ O(3) acts jointly as
+  r → R r, m → det(R) R m (moments are axial vectors) and time reversal 𝒯 as m → −m. In
+  particular spatial inversion (r → −r, m unchanged) and time reversal are each exact on their
+  own, and so is every improper rotation; a rotation of the moments alone is not a symmetry (so
+  anisotropy, Dzyaloshinskii-Moriya and anisotropic exchange can be learned, DMI only where the
+  structure lacks an inversion centre between the pair, as Moriya's rules demand). How: every
+  feature carries both its O(3) irrep (l, p) — e3nn's label, p the true spatial parity — and a
+  time-reversal parity τ (:mod:`.graded`): bond harmonics Y_l(r̂) are (l, (−1)^l, +), moment
+  harmonics Y_l(m̃) are (l, +, (−1)^l), magnitudes and m̃_i·m̃_j are (0, +, +); every tensor
+  product, linear map and product-basis coupling keeps only paths with p = p₁p₂ and τ = τ₁τ₂,
+  and the energy is read out from (0, +, +) scalars only. ``hidden_irreps`` is read with its
+  parity letter as τ (``1o`` = time-reversal-odd l = 1, as before); the spatial parity of such
+  hidden features is the moment-like +1 for τ = −1 and the bond-like (−1)^l for τ = +1. The
+  messages carry the bond harmonics (τ = +) and time-reversal-odd irreps of both spatial parities
+  for 1 ≤ l ≤ ``max_ell_odd`` (1e: the type of m; 1o: the type of r̂ × m, which DMI needs).
+- ``soc=False`` (no spin-orbit coupling): the moments enter only through |m_i| and m_i·m_j, so the
+  energy is invariant under O(3)_lattice × O(3)_spin × translations × permutations: any R ∈ O(3)
+  on positions and, independently, any Q ∈ O(3) on all moments (Q = −1 is time reversal), i.e.
+  E(R r, Q m) = E(r, m). Every feature is time-reversal even and carries ordinary O(3) labels.
 - *Smoothness at |m| → 0*: solid harmonics |m|^l Y_lm(m̂) are polynomials of m, the magnitude basis
   is a polynomial of x = (1 − u)/(1 + u), u = |m̃|², and m̃_i·m̃_j is bilinear, so the energy is a
   smooth function of m everywhere, including m = 0 (non-magnetic atoms).
@@ -57,16 +65,11 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from e3nn import nn as e3nn_nn
     from e3nn import o3
-    from mace.modules.blocks import (
-        EquivariantProductBasisBlock,
-        LinearNodeEmbeddingBlock,
-        LinearReadoutBlock,
-        NonLinearReadoutBlock,
-        RadialEmbeddingBlock,
-    )
-    from mace.modules.irreps_tools import reshape_irreps, tp_out_irreps_with_instructions
+    from mace.modules.blocks import LinearNodeEmbeddingBlock, NonLinearReadoutBlock, RadialEmbeddingBlock
 
-from .blocks import MomentCoupling, exchange_basis, moment_basis
+from . import graded
+from .blocks import MomentCoupling, ProductBasis, exchange_basis, moment_basis
+from .graded import GradedIrreps
 
 #: default hyperparameters (mace-torch names plus the magnetic ones)
 DEFAULTS = dict(
@@ -75,7 +78,7 @@ DEFAULTS = dict(
     num_polynomial_cutoff=5,
     max_ell=3,
     num_interactions=2,
-    hidden_irreps="32x0e+32x1o",
+    hidden_irreps="32x0e+32x1o",   # soc=True: the letter is the time-reversal parity (see module docstring)
     correlation=3,
     MLP_irreps="16x0e",
     radial_MLP=[64, 64, 64],
@@ -84,7 +87,7 @@ DEFAULTS = dict(
     m_max=3.0,               # μB, scale of the moment per species (float or {symbol: value})
     num_moment_basis=8,      # Chebyshev functions of the magnitude
     max_ell_m=1,             # highest l of the moment's solid harmonics (soc=True)
-    max_ell_odd=1,           # highest l of time-reversal-odd message irreps (soc=True)
+    max_ell_odd=1,           # highest l of time-reversal-odd message irreps, both parities (soc=True)
     num_exchange_basis=4,    # Chebyshev functions of m_i·m_j on the edges
     landau_order=3,          # one-body polynomial in |m|²: orders 1..landau_order (0: off)
     moment_channels=None,    # channels of moment irreps absent from the node features (None: C // 4)
@@ -101,147 +104,12 @@ def default_dtype(dtype):
         torch.set_default_dtype(old)
 
 
-class MagneticMACEModel(torch.nn.Module):
-    """The mMACE network. See the module docstring for the architecture.
+class EnergyModel(torch.nn.Module):
+    """An energy model E(r, m) on a batched graph (:mod:`.graph`) with its derivatives by autograd.
 
-    Parameters are the hyperparameters of :data:`DEFAULTS` plus ``z_table`` (atomic numbers, the
-    species order of one-hot ``node_attrs``), ``soc`` and ``m_max`` as a list per species (μB).
-    Settable by training: buffer ``atomic_energies`` (S,) eV, buffers ``scale`` and ``shift`` (eV).
-    """
-
-    def __init__(self, z_table, soc=True, *, r_max, num_bessel, num_polynomial_cutoff, max_ell, num_interactions,
-                 hidden_irreps, correlation, MLP_irreps, radial_MLP, avg_num_neighbors, m_max, num_moment_basis,
-                 max_ell_m, max_ell_odd, num_exchange_basis, landau_order, moment_channels=None):
-        super().__init__()
-        S = len(z_table)
-        self.soc = bool(soc)
-        self.num_interactions = int(num_interactions)
-        self.register_buffer("z_table", torch.tensor(list(z_table), dtype=torch.int64))
-        self.register_buffer("m_max", torch.tensor(np.broadcast_to(np.asarray(m_max, float), (S,)).copy()))
-        self.register_buffer("atomic_energies", torch.zeros(S))
-        self.register_buffer("scale", torch.tensor(1.0))
-        self.register_buffer("shift", torch.tensor(0.0))
-        self.num_moment_basis = int(num_moment_basis)
-        self.num_exchange_basis = int(num_exchange_basis)
-        self.landau_order = int(landau_order)
-        if self.landau_order > 0:
-            self.landau = torch.nn.Parameter(torch.zeros(S, self.landau_order))
-        hidden_irreps = o3.Irreps(hidden_irreps)
-        C = hidden_irreps.count(o3.Irrep(0, 1))
-        if C == 0 or any(mul != C for mul, _ in hidden_irreps):
-            raise ValueError(f"hidden_irreps must have the same multiplicity for every irrep incl. 0e, got {hidden_irreps}")
-        if isinstance(correlation, int):
-            correlation = [correlation] * num_interactions
-        attr_irreps = o3.Irreps(f"{S}x0e")
-        scalars = o3.Irreps(f"{C}x0e")
-
-        # --- harmonics of bonds and moments, and the parity bookkeeping (see module docstring)
-        if self.soc:
-            sh_r = o3.Irreps.spherical_harmonics(max_ell, p=1)        # bonds: time-reversal even
-            sh_m = o3.Irreps.spherical_harmonics(max_ell_m)          # moments: parity (-1)^l = TR parity
-            odd = o3.Irreps([(1, (l, -1)) for l in range(1, max_ell_odd + 1)]) if max_ell_odd >= 1 else o3.Irreps("")
-            message_irreps = (C * (sh_r + odd)).sort()[0].simplify()
-        else:
-            sh_r = o3.Irreps.spherical_harmonics(max_ell)            # ordinary O(3) labels
-            sh_m = o3.Irreps("0e")                                   # only |m| enters on the nodes
-            message_irreps = (C * sh_r).sort()[0].simplify()
-        self.sh_r_irreps, self.sh_m_irreps = sh_r, sh_m
-        self.spherical_harmonics = o3.SphericalHarmonics(sh_r, normalize=True, normalization="component")
-        self.node_embedding = LinearNodeEmbeddingBlock(attr_irreps, scalars)
-        self.radial_embedding = RadialEmbeddingBlock(r_max=r_max, num_bessel=num_bessel,
-                                                     num_polynomial_cutoff=num_polynomial_cutoff, apply_cutoff=False)
-        edge_dim = num_bessel + self.num_exchange_basis
-        M = max(1, C // 4) if moment_channels is None else int(moment_channels)
-        n_moment_feats = S * self.num_moment_basis
-
-        self.linear_up = torch.nn.ModuleList()
-        self.send = torch.nn.ModuleList()
-        self.conv_tp = torch.nn.ModuleList()
-        self.conv_tp_weights = torch.nn.ModuleList()
-        self.linear = torch.nn.ModuleList()
-        self.first_skip = None
-        self.skip = torch.nn.ModuleList()
-        self.reshape = torch.nn.ModuleList()
-        self.products = torch.nn.ModuleList()
-        self.self_coupling = torch.nn.ModuleList()
-        self.readouts = torch.nn.ModuleList()
-        node_irreps = scalars
-        for t in range(num_interactions):
-            last = t == num_interactions - 1
-            product_out = scalars if last else hidden_irreps
-            # 1. sender coupling, on the nodes
-            self.linear_up.append(o3.Linear(node_irreps, node_irreps))
-            # moment irreps already carried by the nodes keep C channels, new ones get M (cheaper edges)
-            node_set = {ir for _, ir in node_irreps}
-            edge_irreps = o3.Irreps([(C, ir) for ir in sorted(node_set)]
-                                    + [(M, ir) for _, ir in sh_m if ir not in node_set]).sort()[0].simplify()
-            self.send.append(MomentCoupling(node_irreps, sh_m, edge_irreps, n_moment_feats))
-            # 2. message
-            mid, instructions = tp_out_irreps_with_instructions(edge_irreps, sh_r, message_irreps)
-            tp = o3.TensorProduct(edge_irreps, sh_r, mid, instructions=instructions, shared_weights=False,
-                                  internal_weights=False)
-            self.conv_tp.append(tp)
-            self.conv_tp_weights.append(e3nn_nn.FullyConnectedNet([edge_dim] + list(radial_MLP) + [tp.weight_numel],
-                                                                  torch.nn.functional.silu))
-            self.linear.append(o3.Linear(mid, message_irreps))
-            if t == 0:
-                self.first_skip = o3.FullyConnectedTensorProduct(message_irreps, attr_irreps, message_irreps)
-            else:
-                self.skip.append(o3.FullyConnectedTensorProduct(node_irreps, attr_irreps, product_out))
-            self.reshape.append(reshape_irreps(message_irreps))
-            # 3. product basis
-            self.products.append(EquivariantProductBasisBlock(
-                node_feats_irreps=message_irreps, target_irreps=product_out, correlation=correlation[t],
-                num_elements=S, use_sc=t > 0))
-            # 4. self coupling
-            # (last layer: the product gives scalars only, as in plain MACE; the atom's own moment then
-            # couples to the message A_i itself, which keeps the direction coupling at node cost)
-            out = scalars if last else hidden_irreps
-            couple_in = message_irreps if (last and self.soc) else product_out
-            self.self_coupling.append(MomentCoupling(couple_in, sh_m, out, n_moment_feats))
-            # 5. readout
-            if last:
-                self.readouts.append(NonLinearReadoutBlock(out, o3.Irreps(MLP_irreps), torch.nn.functional.silu,
-                                                           o3.Irreps("0e")))
-            else:
-                self.readouts.append(LinearReadoutBlock(out, o3.Irreps("0e")))
-            node_irreps = out
-        self.avg_num_neighbors = float(avg_num_neighbors)
-        self.r_max = float(r_max)
-
-    @classmethod
-    def build(cls, z_table, soc=True, dtype=torch.float64, seed=None, **hyperparameters) -> "MagneticMACEModel":
-        """Construct with :data:`DEFAULTS` updated by ``hyperparameters``, parameters in ``dtype``
-        (initialised with ``torch.manual_seed(seed)`` when a seed is given)."""
-        hp = dict(DEFAULTS)
-        unknown = set(hyperparameters) - set(hp)
-        if unknown:
-            raise ValueError(f"unknown mMACE hyperparameter(s) {sorted(unknown)}; known: {sorted(hp)}")
-        hp.update(hyperparameters)
-        with warnings.catch_warnings(), default_dtype(torch.float64):
-            warnings.simplefilter("ignore")
-            if seed is not None:
-                with torch.random.fork_rng():
-                    torch.manual_seed(int(seed))
-                    model = cls(z_table, soc=soc, **hp)
-            else:
-                model = cls(z_table, soc=soc, **hp)
-        return model.to(dtype)
-
-    # ------------------------------------------------------------------ pieces
-    def _moment_inputs(self, magmoms, species):
-        """Scaled moments m̃ (N,3), per-node moment features (N, S·K) and harmonics Y(m̃)."""
-        mt = magmoms / self.m_max[species].unsqueeze(-1)
-        u = (mt * mt).sum(-1)
-        basis = moment_basis(u, self.num_moment_basis)                    # (N, K)
-        S = self.m_max.shape[0]
-        onehot = torch.nn.functional.one_hot(species, S).to(basis.dtype)
-        feats = (onehot.unsqueeze(-1) * basis.unsqueeze(1)).reshape(len(species), -1)
-        if self.soc:
-            ym = o3.spherical_harmonics(self.sh_m_irreps, mt, normalize=False, normalization="component")
-        else:
-            ym = torch.ones(len(species), 1, dtype=mt.dtype, device=mt.device)
-        return mt, u, feats, ym
+    Subclasses give ``_node_energy(positions, magmoms, node_attrs, species, sender, receiver,
+    shifts)`` → per-atom energies (N,) eV, where an edge's vector is
+    r_ij = positions[sender] − positions[receiver] + shift, and a buffer ``z_table``."""
 
     def forward(self, batch: dict, compute_forces: bool = True, compute_magnetic_forces: bool = True,
                 compute_stress: bool = False, training: bool = False) -> dict:
@@ -299,6 +167,149 @@ class MagneticMACEModel(torch.nn.Module):
         return out
 
     def _node_energy(self, positions, magmoms, node_attrs, species, sender, receiver, shifts):
+        raise NotImplementedError
+
+
+class MagneticMACEModel(EnergyModel):
+    """The mMACE network. See the module docstring for the architecture.
+
+    Parameters are the hyperparameters of :data:`DEFAULTS` plus ``z_table`` (atomic numbers, the
+    species order of one-hot ``node_attrs``), ``soc`` and ``m_max`` as a list per species (μB).
+    Settable by training: buffer ``atomic_energies`` (S,) eV, buffers ``scale`` and ``shift`` (eV).
+    """
+
+    def __init__(self, z_table, soc=True, *, r_max, num_bessel, num_polynomial_cutoff, max_ell, num_interactions,
+                 hidden_irreps, correlation, MLP_irreps, radial_MLP, avg_num_neighbors, m_max, num_moment_basis,
+                 max_ell_m, max_ell_odd, num_exchange_basis, landau_order, moment_channels=None):
+        super().__init__()
+        S = len(z_table)
+        self.soc = bool(soc)
+        self.num_interactions = int(num_interactions)
+        self.register_buffer("z_table", torch.tensor(list(z_table), dtype=torch.int64))
+        self.register_buffer("m_max", torch.tensor(np.broadcast_to(np.asarray(m_max, float), (S,)).copy()))
+        self.register_buffer("atomic_energies", torch.zeros(S))
+        self.register_buffer("scale", torch.tensor(1.0))
+        self.register_buffer("shift", torch.tensor(0.0))
+        self.num_moment_basis = int(num_moment_basis)
+        self.num_exchange_basis = int(num_exchange_basis)
+        self.landau_order = int(landau_order)
+        if self.landau_order > 0:
+            self.landau = torch.nn.Parameter(torch.zeros(S, self.landau_order))
+        hidden = graded.from_labels(hidden_irreps, time_reversal_labels=self.soc)
+        C = o3.Irreps(hidden_irreps).count(o3.Irrep(0, 1))
+        if C == 0 or any(mul != C for mul, _, _ in hidden):
+            raise ValueError(f"hidden_irreps must have the same multiplicity for every irrep incl. 0e, got {hidden_irreps}")
+        if isinstance(correlation, int):
+            correlation = [correlation] * num_interactions
+        attr = GradedIrreps([(S, "0e", 1)])
+        scalars = GradedIrreps([(C, "0e", 1)])
+        energy = GradedIrreps([(1, "0e", 1)])
+
+        # --- harmonics of bonds and moments with their (spatial, time-reversal) parities (graded.py)
+        sh_r = graded.harmonics_of_bonds(max_ell)                     # Y_l(r̂): ((−1)^l, +)
+        if self.soc:
+            sh_m = graded.harmonics_of_moments(max_ell_m)              # Y_l(m̃): (+, (−1)^l), m axial
+            odd = GradedIrreps([(C, (l, p), -1) for l in range(1, max_ell_odd + 1) for p in (1, -1)])
+            message = (sh_r * C + odd).simplify()
+        else:
+            sh_m = GradedIrreps([(1, "0e", 1)])                        # only |m| enters on the nodes
+            message = (sh_r * C).simplify()
+        self.sh_r_irreps, self.sh_m_irreps = sh_r, sh_m
+        self.hidden_irreps, self.message_irreps = hidden, message
+        self.spherical_harmonics = o3.SphericalHarmonics(sh_r.irreps, normalize=True, normalization="component")
+        self.node_embedding = LinearNodeEmbeddingBlock(attr.irreps, scalars.irreps)
+        self.radial_embedding = RadialEmbeddingBlock(r_max=r_max, num_bessel=num_bessel,
+                                                     num_polynomial_cutoff=num_polynomial_cutoff, apply_cutoff=False)
+        edge_dim = num_bessel + self.num_exchange_basis
+        M = max(1, C // 4) if moment_channels is None else int(moment_channels)
+        n_moment_feats = S * self.num_moment_basis
+
+        self.linear_up = torch.nn.ModuleList()
+        self.send = torch.nn.ModuleList()
+        self.conv_tp = torch.nn.ModuleList()
+        self.conv_tp_weights = torch.nn.ModuleList()
+        self.linear = torch.nn.ModuleList()
+        self.first_skip = None
+        self.skip = torch.nn.ModuleList()
+        self.products = torch.nn.ModuleList()
+        self.self_coupling = torch.nn.ModuleList()
+        self.readouts = torch.nn.ModuleList()
+        node = scalars
+        for t in range(num_interactions):
+            last = t == num_interactions - 1
+            product_out = scalars if last else hidden
+            # 1. sender coupling, on the nodes
+            self.linear_up.append(graded.linear(node, node))
+            # moment irreps already carried by the nodes keep C channels, new ones get M (cheaper edges)
+            edge = (GradedIrreps([(C, ir, tau) for _, ir, tau in node])
+                    + GradedIrreps([(M, ir, tau) for _, ir, tau in sh_m if (ir, tau) not in node.keys])).simplify()
+            self.send.append(MomentCoupling(node, sh_m, edge, n_moment_feats))
+            # 2. message
+            mid, instructions = graded.tp_out_with_instructions(edge, sh_r, message)
+            tp = o3.TensorProduct(edge.irreps, sh_r.irreps, mid.irreps, instructions=instructions,
+                                  shared_weights=False, internal_weights=False)
+            self.conv_tp.append(tp)
+            self.conv_tp_weights.append(e3nn_nn.FullyConnectedNet([edge_dim] + list(radial_MLP) + [tp.weight_numel],
+                                                                  torch.nn.functional.silu))
+            self.linear.append(graded.linear(mid, message))
+            if t == 0:
+                self.first_skip = graded.tensor_product(message, attr, message)
+            else:
+                self.skip.append(graded.tensor_product(node, attr, product_out))
+            # 3. product basis
+            self.products.append(ProductBasis(message, product_out, correlation[t], S))
+            # 4. self coupling
+            # (last layer: the product gives scalars only, as in plain MACE; the atom's own moment then
+            # couples to the message A_i itself, which keeps the direction coupling at node cost)
+            out = scalars if last else hidden
+            couple_in = message if (last and self.soc) else product_out
+            self.self_coupling.append(MomentCoupling(couple_in, sh_m, out, n_moment_feats))
+            # 5. readout (of the time-reversal-even invariants only)
+            if last:
+                self.readouts.append(NonLinearReadoutBlock(out.irreps, o3.Irreps(MLP_irreps), torch.nn.functional.silu,
+                                                           o3.Irreps("0e")))
+            else:
+                self.readouts.append(graded.linear(out, energy))
+            node = out
+        self.avg_num_neighbors = float(avg_num_neighbors)
+        self.r_max = float(r_max)
+
+    @classmethod
+    def build(cls, z_table, soc=True, dtype=torch.float64, seed=None, **hyperparameters) -> "MagneticMACEModel":
+        """Construct with :data:`DEFAULTS` updated by ``hyperparameters``, parameters in ``dtype``
+        (initialised with ``torch.manual_seed(seed)`` when a seed is given)."""
+        hp = dict(DEFAULTS)
+        unknown = set(hyperparameters) - set(hp)
+        if unknown:
+            raise ValueError(f"unknown mMACE hyperparameter(s) {sorted(unknown)}; known: {sorted(hp)}")
+        hp.update(hyperparameters)
+        with warnings.catch_warnings(), default_dtype(torch.float64):
+            warnings.simplefilter("ignore")
+            if seed is not None:
+                with torch.random.fork_rng():
+                    torch.manual_seed(int(seed))
+                    model = cls(z_table, soc=soc, **hp)
+            else:
+                model = cls(z_table, soc=soc, **hp)
+        return model.to(dtype)
+
+    # ------------------------------------------------------------------ pieces
+    def _moment_inputs(self, magmoms, species):
+        """Scaled moments m̃ (N,3), per-node moment features (N, S·K) and harmonics Y(m̃)."""
+        mt = magmoms / self.m_max[species].unsqueeze(-1)
+        u = (mt * mt).sum(-1)
+        basis = moment_basis(u, self.num_moment_basis)                    # (N, K)
+        S = self.m_max.shape[0]
+        onehot = torch.nn.functional.one_hot(species, S).to(basis.dtype)
+        feats = (onehot.unsqueeze(-1) * basis.unsqueeze(1)).reshape(len(species), -1)
+        if self.soc:
+            ls = [ir.l for _, ir, _ in self.sh_m_irreps]
+            ym = o3.spherical_harmonics(ls, mt, normalize=False, normalization="component")
+        else:
+            ym = torch.ones(len(species), 1, dtype=mt.dtype, device=mt.device)
+        return mt, u, feats, ym
+
+    def _node_energy(self, positions, magmoms, node_attrs, species, sender, receiver, shifts):
         vectors = positions[sender] - positions[receiver] + shifts            # r_ij = r_j - r_i (+shift)
         lengths = torch.linalg.norm(vectors, dim=-1, keepdim=True)
         mt, u, mfeats, ym = self._moment_inputs(magmoms, species)
@@ -324,7 +335,7 @@ class MagneticMACEModel(torch.nn.Module):
             msg = self.linear[t](msg) / self.avg_num_neighbors
             if t == 0:
                 msg = self.first_skip(msg, node_attrs)
-            b = self.products[t](node_feats=self.reshape[t](msg), sc=sc, node_attrs=node_attrs)
+            b = self.products[t](msg, sc, node_attrs)
             last = t == self.num_interactions - 1
             h = b + self.self_coupling[t](msg if (last and self.soc) else b, ym, mfeats)
             inter = inter + self.readouts[t](h).squeeze(-1)

@@ -22,7 +22,9 @@ from .graph import build_batch, species_indices
 from .model import DEFAULTS, MagneticMACEModel
 
 FORMAT = "spinlat-mmace"
-VERSION = 1
+#: 2: time-reversal-graded architecture (exact inversion with soc=True) and the symmetric-monomial
+#: product basis; version-1 weights have another layout and cannot be mapped
+VERSION = 2
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -171,6 +173,10 @@ class MagneticMACE(Potential):
         if meta.get("format") != FORMAT:
             raise FileFormatError(f"{path} is not a spinlat mMACE model file (format marker "
                                   f"{meta.get('format')!r}, expected {FORMAT!r})")
+        if meta.get("version") == "1":
+            raise FileFormatError(f"{path}: mMACE file version 1, written before the architecture of version {VERSION} "
+                                  "(exact inversion symmetry, new product basis); its weights cannot be mapped: "
+                                  "retrain the model with this spinlat")
         if meta.get("version") != str(VERSION):
             raise FileFormatError(f"{path}: unsupported mMACE file version {meta.get('version')!r} (this spinlat reads {VERSION})")
         try:
