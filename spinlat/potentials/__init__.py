@@ -3,7 +3,8 @@
 from .base import Evaluation, Potential, SumPotential, spin_torques
 
 __all__ = ["Evaluation", "Potential", "SumPotential", "spin_torques", "EAM", "BetheSlaterExchange",
-           "Heisenberg", "Zeeman", "UniaxialAnisotropy", "CubicAnisotropy", "Landau", "MagneticMACE"]
+           "Heisenberg", "Zeeman", "UniaxialAnisotropy", "CubicAnisotropy", "Landau", "MagneticMACE",
+           "ReferenceMagneticMACE"]
 
 _LAZY = {
     "EAM": ".eam",
@@ -14,6 +15,7 @@ _LAZY = {
     "CubicAnisotropy": ".single_site",
     "Landau": ".single_site",
     "MagneticMACE": ".mmace",
+    "ReferenceMagneticMACE": ".mmace",
 }
 
 
