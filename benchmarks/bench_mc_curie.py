@@ -21,7 +21,7 @@ import spinlat as sl
 from spinlat.integrators import MonteCarlo
 from spinlat.workflows.magnons import cubic_supercell
 
-TB2J = Path(__file__).resolve().parents[2] / "shared" / "data" / "tb2j" / "bccFe" / "exchange.out"
+TB2J = Path(__file__).resolve().parents[1] / "spinlat" / "data" / "bccFe_TB2J_exchange.out"  # shipped with spinlat
 
 
 def main():

@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-import mace  # noqa: F401  -- before e3nn
+from spinlat.potentials.mmace import safe_imports  # noqa: F401  -- mace-torch and e3nn, leaving torch.load safe
 import torch
 
 warnings.filterwarnings("ignore")

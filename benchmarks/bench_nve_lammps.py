@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-EAM_FILE = ROOT.parent / "shared" / "data" / "eam" / "Fe_mm.eam.fs"
+EAM_FILE = ROOT / "spinlat" / "data" / "Fe_mm.eam.fs"  # shipped with spinlat
 A = 2.8665
 MOMENT = 2.2
 J = (3.4, 0.02726, 0.2171, 1.841)

@@ -40,9 +40,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-EAM_FE = (ROOT.parent / "shared" / "data" / "eam" / "Fe_mm.eam.fs")
-if not EAM_FE.exists():
-    EAM_FE = Path(os.environ.get("SPINLAT_SHARED", "../shared")).resolve() / "data" / "eam" / "Fe_mm.eam.fs"
+EAM_FE = ROOT / "spinlat" / "data" / "Fe_mm.eam.fs"  # shipped with spinlat
 A = 2.8665
 MOMENT = 2.2
 EXCHANGE = (3.4, 0.02726, 0.2171, 1.841)

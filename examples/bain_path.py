@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+import spinlat as sl
 from spinlat.workflows.bain import SQRT2, bain_path, bct, format_table, write_table
 
-ROOT = Path(__file__).resolve().parents[1]
-EAM_FILE = ROOT.parent / "shared" / "data" / "eam" / "Fe_mm.eam.fs"
+EAM_FILE = sl.data.path("Fe_mm.eam.fs")  # shipped with spinlat (Mendelev et al. 2003)
 
 
 def analytic_fe():

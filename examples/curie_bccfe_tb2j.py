@@ -45,8 +45,7 @@ import numpy as np
 import spinlat as sl
 from spinlat.workflows.curie import curie_sweep, mean_field_tc, truncate
 
-ROOT = Path(__file__).resolve().parents[1]
-TB2J = ROOT.parent / "shared" / "data" / "tb2j" / "bccFe" / "exchange.out"
+TB2J = sl.data.path("bccFe_TB2J_exchange.out")  # shipped with spinlat (TB2J bcc Fe example)
 
 
 def main():

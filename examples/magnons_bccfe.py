@@ -32,8 +32,7 @@ import spinlat as sl
 from spinlat.analysis import structure_factor
 from spinlat.workflows import magnons as mg
 
-ROOT = Path(__file__).resolve().parents[1]
-TB2J = ROOT.parent / "shared" / "data" / "tb2j" / "bccFe" / "exchange.out"
+TB2J = sl.data.path("bccFe_TB2J_exchange.out")  # shipped with spinlat (TB2J bcc Fe example)
 
 
 def main():

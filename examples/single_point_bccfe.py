@@ -5,15 +5,12 @@ with random spins of 2.2 μB and thermal displacements.
 Run: .venv/bin/python examples/single_point_bccfe.py
 """
 
-from pathlib import Path
-
 import numpy as np
 
 import spinlat as sl
 from spinlat.potentials import EAM, BetheSlaterExchange, Zeeman, spin_torques
 
-ROOT = Path(__file__).resolve().parents[1]
-EAM_FILE = ROOT.parent / "shared" / "data" / "eam" / "Fe_mm.eam.fs"
+EAM_FILE = sl.data.path("Fe_mm.eam.fs")  # shipped with spinlat (Mendelev et al. 2003)
 
 
 def main():

@@ -61,3 +61,8 @@ class StorageError(SpinlatError, OSError):
 
 class DeviceError(SpinlatError, RuntimeError):
     """A compute device was asked for that is not available."""
+
+
+class WorkerError(SpinlatError, RuntimeError):
+    """Worker processes asked for (``workers=`` of a search or sweep) could not be started or
+    stopped before finishing; the message says why and what to change."""

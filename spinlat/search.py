@@ -1,20 +1,41 @@
-"""Magnetic ground-state searches and parameter sweeps, in parallel.
+"""Magnetic ground-state searches and parameter sweeps.
 
 :func:`ground_state` runs many random starts (optionally annealed by Monte Carlo), minimises
 each, merges minima that are the same configuration up to symmetry and returns the distinct
 minima ranked by energy. :func:`sweep` maps a function over parameter values (temperatures,
-fields). Both run over local processes by default, or on a Dask cluster when given a scheduler
-address (``scheduler="tcp://host:8786"``) — the same code, no changes.
+fields).
+
+Both run serially unless asked otherwise: ``workers=k`` (k > 1) runs the jobs on k local
+processes, ``scheduler="tcp://host:8786"`` (or a ``dask.distributed.Client``) on a Dask cluster —
+the same code, no changes. Local processes are *spawned*: each re-imports the script that called
+them, so in a script the call must sit under ``if __name__ == "__main__":``; a call from an
+unguarded script raises :class:`~spinlat.errors.WorkerError` saying so before any process starts.
+
+Merging minima (:class:`Translations`, :func:`same_configuration`): two spin configurations are
+the same when a pure translation of the structure onto itself (a lattice vector of its primitive
+cell, modulo the supercell), time reversal s → −s and — for spin-rotation-invariant potentials —
+a global spin rotation map one onto the other. The translations form a finite abelian group T;
+its Smith normal form writes T as Z_d1 × Z_d2 × Z_d3, so the overlap of two configurations for
+*every* translation at once is one FFT cross-correlation on that grid (Fourier correlation
+theorem), O(N log N) per comparison; the best global rotation for each translation follows from
+the singular values of the 3×3 cross-covariance (Kabsch, Acta Cryst. A 32, 922 (1976)). Finding
+T costs O(N log N) for crystals (k-d tree over fractional positions, group closure over a few
+generators); the atoms that can be images of a reference atom are restricted by a
+translation-invariant fingerprint of their surroundings, which keeps defective or disordered
+structures cheap too.
 """
 
 from __future__ import annotations
 
-import os
+import ast
+import inspect
+import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, WorkerError
 
 
 @dataclass
@@ -32,8 +53,63 @@ class Minimum:
         yield self.state
 
 
+# ------------------------------------------------------------------------ running jobs
+def _check_workers(workers, scheduler):
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, (int, np.integer))
+                                or workers < 1):
+        raise InputError(f"workers must be a positive number of processes (or None: serial), got {workers!r}")
+    if scheduler is not None:
+        if not (isinstance(scheduler, str) or hasattr(scheduler, "map")):
+            raise InputError(f"scheduler must be a Dask scheduler address ('tcp://host:8786') or a "
+                             f"dask.distributed.Client, got {scheduler!r}")
+        if workers is not None and workers > 1:
+            raise InputError(f"give either workers={workers} (local processes) or scheduler= (Dask), not both")
+
+
+def _is_main_test(node) -> bool:
+    """True for the test ``__name__ == "__main__"`` (either order)."""
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq)):
+        return False
+    sides = [node.left, node.comparators[0]]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    consts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(names) == 1 and len(consts) == 1
+
+
+def _unguarded_main_line():
+    """Line of the top-level statement of the ``__main__`` script that led to this call when that
+    statement is not inside ``if __name__ == "__main__":`` — spawned worker processes re-run such
+    statements while importing the script. None when the call is guarded, comes from elsewhere
+    (an interactive session, ``python -c``, a test runner) or the script cannot be read."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path:
+        return None
+    frame = inspect.currentframe()
+    line = None
+    while frame is not None:
+        if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":
+            line = frame.f_lineno
+            break
+        frame = frame.f_back
+    del frame
+    if line is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.If) and _is_main_test(node.test) and node.lineno <= line <= node.end_lineno:
+            return None
+    return line
+
+
 def _map(fn, items, workers=None, scheduler=None):
-    """Apply ``fn`` to every item: serially, over local processes, or on a Dask cluster."""
+    """Apply ``fn`` to every item, in order: serially (default), over ``workers`` local processes,
+    or on a Dask cluster (``scheduler``: address or Client)."""
+    _check_workers(workers, scheduler)
     items = list(items)
     if scheduler is not None:
         from dask.distributed import Client
@@ -44,21 +120,38 @@ def _map(fn, items, workers=None, scheduler=None):
         finally:
             if client is not scheduler:
                 client.close()
-    if workers is None:
-        workers = min(len(items), os.cpu_count() or 1)
+    workers = 1 if workers is None else int(workers)
     if workers <= 1 or len(items) <= 1:
         return [fn(x) for x in items]
+    line = _unguarded_main_line()
+    if line is not None:
+        script = getattr(sys.modules["__main__"], "__file__", "the script")
+        raise WorkerError(
+            f"workers={workers} needs worker processes, and they re-import {script}, whose line {line} "
+            f"(which started this call) is not under `if __name__ == \"__main__\":`. Put the script's "
+            f"top-level work under that guard, or use workers=None (serial).")
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
-        return list(ex.map(fn, items))
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=mp.get_context("spawn")) as ex:
+            return list(ex.map(fn, items))
+    except BrokenProcessPool as exc:
+        raise WorkerError(
+            f"a worker process stopped before finishing ({exc}). If this runs from a script, its top-level "
+            f"work must be under `if __name__ == \"__main__\":`; otherwise a worker crashed (out of memory?): "
+            f"rerun with workers=None to see the error in this process.") from None
 
 
 def sweep(fn, values, workers=None, scheduler=None):
-    """``[fn(v) for v in values]`` run in parallel over local processes (``workers``, default all
-    cores) or on a Dask cluster (``scheduler`` address or Client). ``fn`` must be picklable
-    (a module-level function or a functools.partial of one)."""
+    """``[fn(v) for v in values]``, in order.
+
+    Serial by default. ``workers`` (int > 1): that many local processes (spawned: ``fn`` must be
+    picklable — a module-level function or a functools.partial of one — and a calling script must
+    do its work under ``if __name__ == "__main__":``). ``scheduler``: a Dask scheduler address or
+    Client. Raises InputError for a bad ``workers``/``scheduler``, WorkerError when processes
+    cannot start or die."""
     return _map(fn, values, workers, scheduler)
 
 
@@ -118,25 +211,351 @@ def site_classes(state, start_cell, tol=1e-3):
     return classes
 
 
-def _translations(state, tol=1e-3):
-    """Permutations p such that atom p[i] sits at r_i + t for lattice translations t of the cell."""
-    if not state.pbc.all():
-        return [np.arange(len(state))]
-    inv = np.linalg.inv(state.cell)
-    frac = state.positions @ inv
-    perms = []
-    same = np.flatnonzero(state.numbers == state.numbers[0])
-    for k in same:
-        t = frac[k] - frac[0]
-        moved = frac + t
-        d = moved[:, None, :] - frac[None, :, :]
+# ----------------------------------------------------------------- symmetry of minima
+def _smith(a):
+    """Diagonalise an integer matrix by unimodular row and column operations (Smith normal form
+    without the divisibility ordering, which is not needed here).
+
+    Returns ``(d, U, V, Vinv)`` with ``U @ a @ V`` diagonal, its diagonal ``d`` (non-negative,
+    min(rows, cols) entries), U and V integer and unimodular, ``Vinv`` = V⁻¹ (all as int64 arrays;
+    the arithmetic runs on Python integers, so nothing overflows on the way)."""
+    A = [[int(x) for x in row] for row in np.asarray(a)]
+    k, c = len(A), len(A[0])
+    U = [[int(i == j) for j in range(k)] for i in range(k)]
+    V = [[int(i == j) for j in range(c)] for i in range(c)]
+    W = [[int(i == j) for j in range(c)] for i in range(c)]  # V⁻¹
+
+    def swap_cols(M, i, j):
+        for row in M:
+            row[i], row[j] = row[j], row[i]
+
+    def add_col(M, dst, src, q):  # col_dst -= q col_src
+        for row in M:
+            row[dst] -= q * row[src]
+
+    for t in range(min(k, c)):
+        while True:
+            nz = [(abs(A[i][j]), i, j) for i in range(t, k) for j in range(t, c) if A[i][j]]
+            if not nz:
+                break
+            _, i, j = min(nz)
+            A[t], A[i] = A[i], A[t]
+            U[t], U[i] = U[i], U[t]
+            if j != t:
+                swap_cols(A, t, j)
+                swap_cols(V, t, j)
+                W[t], W[j] = W[j], W[t]
+            p = A[t][t]
+            clean = True
+            for i in range(t + 1, k):
+                q = A[i][t] // p
+                if q:
+                    A[i] = [x - q * y for x, y in zip(A[i], A[t])]
+                    U[i] = [x - q * y for x, y in zip(U[i], U[t])]
+                clean &= A[i][t] == 0
+            for j in range(t + 1, c):
+                q = A[t][j] // p
+                if q:
+                    add_col(A, j, t, q)
+                    add_col(V, j, t, q)
+                    W[t] = [x + q * y for x, y in zip(W[t], W[j])]
+                clean &= A[t][j] == 0
+            if clean:
+                break
+        if t < k and A[t][t] < 0:
+            A[t] = [-x for x in A[t]]
+            U[t] = [-x for x in U[t]]
+    d = [A[i][i] for i in range(min(k, c))]
+    return (np.array(d, dtype=np.int64), np.array(U, dtype=np.int64), np.array(V, dtype=np.int64),
+            np.array(W, dtype=np.int64))
+
+
+def _periodic_cell(state):
+    """The state's cell with every open direction replaced by a vector orthogonal to the periodic
+    ones and longer than the atoms' extent plus 10 Å: translations of the resulting fully
+    periodic structure are exactly those of the original along its periodic directions."""
+    cell = np.array(state.cell, dtype=float)
+    pbc = np.asarray(state.pbc, dtype=bool)
+    if pbc.all():
+        return cell
+    periodic = cell[pbc]
+    if len(periodic):
+        q, _ = np.linalg.qr(periodic.T, mode="complete")
+        normals = q[:, len(periodic):].T
+    else:
+        normals = np.eye(3)
+    for row, k in zip(normals, np.flatnonzero(~pbc)):
+        proj = state.positions @ row
+        extent = float(np.ptp(proj)) if len(proj) else 0.0
+        cell[k] = row * (extent + 10.0)
+    return cell
+
+
+class Translations:
+    """Pure translations of a structure onto itself, modulo its cell, as a group Z_d1 × Z_d2 × Z_d3.
+
+    A translation t is a symmetry when every atom moved by t (modulo the periodic cell vectors)
+    lands within ``tol`` Å of an atom of the same element and moment magnitude. For a supercell
+    these are the lattice vectors of the structure's primitive cell (modulo the supercell); along
+    open directions nothing is periodic, so a slab keeps its in-plane translations and a cluster
+    only the identity.
+
+    Attributes
+    ----------
+    order : |T|, the number of translations (1 = identity only).
+    shape : (d1, d2, d3), the cyclic factors of T (Smith normal form); prod(shape) = order.
+    sites : (N,) orbit of each atom under T (atoms related by a translation share a site).
+    coords : (N, 3) integer group coordinates: translation τ ∈ Z_d1×Z_d2×Z_d3 moves atom
+        (sites[i], coords[i]) onto the atom (sites[i], coords[i] + τ mod shape).
+    """
+
+    #: neighbours in the translation-invariant fingerprint of each atom
+    FINGERPRINT = 12
+
+    def __init__(self, state, tol=1e-3):
+        from scipy.spatial import cKDTree
+
+        if not tol > 0:
+            raise InputError(f"translation tolerance must be positive (Å), got {tol!r}")
+        self.tol = float(tol)
+        n = len(state)
+        self.n_atoms = n
+        self._cell = _periodic_cell(state)
+        inv = np.linalg.inv(self._cell)
+        frac = state.positions @ inv
+        frac -= np.floor(frac)
+        frac[frac >= 1.0] = 0.0
+        self._frac = frac
+        key = np.column_stack([state.numbers.astype(float), np.round(state.moments, 6)])
+        self._types = np.unique(key, axis=0, return_inverse=True)[1].reshape(-1) if n else np.zeros(0, int)
+        # a Cartesian displacement of tol moves fractional coordinates by at most ftol
+        self._ftol = self.tol * float(np.linalg.norm(inv, 2))
+        gens = []
+        if n > 1:
+            self._tree = cKDTree(frac, boxsize=1.0)
+            gens = self._generators()
+        self._group(gens)
+
+    # -------------------------------------------------------------- finding the group
+    def _image(self, shift, atoms):
+        """Indices of the atoms at frac[atoms] + shift (same type, within tol Å), or None."""
+        n = self.n_atoms
+        q = self._frac[atoms] + shift
+        q -= np.floor(q)
+        q[q >= 1.0] = 0.0
+        k = min(4, n)
+        _, jj = self._tree.query(q, k=k, distance_upper_bound=self._ftol * (1 + 1e-9) + 1e-12)
+        jj = jj.reshape(len(q), k)
+        found = jj < n
+        jc = np.where(found, jj, 0)
+        d = self._frac[jc] - q[:, None, :]
         d -= np.round(d)
-        dist = np.linalg.norm(d @ state.cell, axis=2)
-        p = np.argmin(dist, axis=1)
-        if np.all(dist[np.arange(len(state)), p] < tol) and np.all(state.numbers[p] == state.numbers) and \
-                len(np.unique(p)) == len(p):
-            perms.append(p)
-    return perms
+        dist = np.linalg.norm(d @ self._cell, axis=2)
+        dist[~found] = np.inf
+        best = np.argmin(dist, axis=1)
+        rows = np.arange(len(q))
+        j = jc[rows, best]
+        if not np.all(dist[rows, best] < self.tol) or not np.array_equal(self._types[j], self._types[atoms]):
+            return None
+        return j
+
+    def _permutation_of(self, shift):
+        """Permutation p (atom p[i] sits at r_i + t) of the translation ``shift`` (fractional), or
+        None when it is not a symmetry. A few atoms are tried first: most non-symmetries fail there."""
+        n = self.n_atoms
+        probe = self._probe
+        if self._image(shift, probe) is None:
+            return None
+        p = self._image(shift, np.arange(n))
+        if p is None or len(np.unique(p)) != n:
+            return None
+        return p
+
+    def _generators(self):
+        """Permutations generating T. Candidates are the translations from a reference atom a0 to
+        atoms with the same type and fingerprint (sorted distances to the nearest neighbours in the
+        fractional metric, which translations preserve exactly); a0 is taken from the rarest
+        fingerprint. Candidates are tried shortest first; each accepted one closes the known
+        group, each rejected one rules out its whole coset."""
+        n, ftol = self.n_atoms, self._ftol
+        self._probe = np.random.default_rng(0).permutation(n)[:32]
+        kfp = min(self.FINGERPRINT, n - 1)
+        dist, _ = self._tree.query(self._frac, k=kfp + 1)
+        fp = dist[:, 1:]
+        grid = 8.0 * ftol + 1e-12
+        keys = np.column_stack([self._types, np.floor(fp / grid)])
+        _, cls, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+        cls = cls.reshape(-1)
+        a0 = int(np.flatnonzero(counts[cls] == counts.min())[0])
+        same = (self._types == self._types[a0]) & (np.max(np.abs(fp - fp[a0]), axis=1) <= 4.0 * ftol + 1e-12)
+        cand = np.flatnonzero(same)
+        d = self._frac[cand] - self._frac[a0]
+        d -= np.round(d)
+        cand = cand[np.argsort(np.linalg.norm(d @ self._cell, axis=1), kind="stable")]
+        valid = np.zeros(n, dtype=bool)
+        invalid = np.zeros(n, dtype=bool)
+        valid[a0] = True
+        gens = []
+        for k in cand:
+            if valid[k] or invalid[k]:
+                continue
+            shift = self._frac[k] - self._frac[a0]
+            p = self._permutation_of(shift - np.round(shift))
+            if p is None:
+                invalid[k] = True
+                _close(invalid, gens, np.array([k]))
+            else:
+                gens.append(p)
+                _close(valid, gens, np.flatnonzero(valid))
+                _close(invalid, gens, np.flatnonzero(invalid))
+        self._a0 = a0
+        return gens
+
+    def _group(self, gens):
+        """Orbits, the Smith normal form of T and every atom's group coordinates."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        n = self.n_atoms
+        self.gens = gens
+        if not gens:
+            self.shape = (1, 1, 1)
+            self.sites = np.arange(n)
+            self.coords = np.zeros((n, 3), dtype=np.int64)
+            self._index = np.arange(n).reshape(n, 1, 1, 1)
+            return
+        # translation vectors of the generators as exact fractions: order o_j, o_j · f_j integer
+        a0 = self._a0
+        orders, fracs = [], []
+        for p in gens:
+            o, k = 1, int(p[a0])
+            while k != a0:
+                k, o = int(p[k]), o + 1
+            f = self._frac[p[a0]] - self._frac[a0]
+            f -= np.round(f)
+            of = o * f
+            if np.max(np.abs(of - np.round(of))) > 0.25:  # pragma: no cover - tol far too large for the cell
+                raise InputError(f"translation tolerance {self.tol} Å is too large for this cell")
+            orders.append(o)
+            fracs.append(np.round(of).astype(np.int64))
+        big = math.lcm(*orders)
+        u = np.array([f * (big // o) for f, o in zip(fracs, orders)], dtype=np.int64) % big
+        # group elements of every atom relative to the first atom of its orbit, by breadth-first
+        # search over the generators (exact integer arithmetic, vectors in (Z/big)³)
+        rows = np.concatenate([np.arange(n)] * len(gens))
+        cols = np.concatenate(gens)
+        n_sites, sites = connected_components(coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n)),
+                                              directed=True, connection="weak")
+        _, reps = np.unique(sites, return_index=True)
+        x = np.zeros((n, 3), dtype=np.int64)
+        seen = np.zeros(n, dtype=bool)
+        seen[reps] = True
+        front = reps
+        while front.size:
+            new = []
+            for p, uj in zip(gens, u):
+                tgt = p[front]
+                fresh = ~seen[tgt]
+                tgt, src = tgt[fresh], front[fresh]
+                tgt, first = np.unique(tgt, return_index=True)
+                x[tgt] = (x[src[first]] + uj) % big
+                seen[tgt] = True
+                new.append(tgt)
+            front = np.concatenate(new)
+        # lattice Λ ⊂ Z³ spanned by the generators and big·Z³; T ≅ Λ / big·Z³
+        d1, _, v1, _ = _smith(np.vstack([u, big * np.eye(3, dtype=np.int64)]))
+        c = x @ v1
+        if np.any(c % d1):  # pragma: no cover - excluded by construction
+            raise RuntimeError("translation group: atom coordinates outside the lattice")
+        c //= d1
+        m = (big * v1) // d1  # big · B⁻¹, B = diag(d1) V1⁻¹ the basis of Λ
+        d2, _, v2, _ = _smith(m)
+        shape = tuple(int(v) for v in d2)
+        g = (c @ v2) % d2
+        index = np.full((n_sites,) + shape, -1, dtype=np.int64)
+        index[sites, g[:, 0], g[:, 1], g[:, 2]] = np.arange(n)
+        order = int(np.prod(shape))
+        if np.any(index < 0) or n_sites * order != n:  # pragma: no cover - excluded by construction
+            raise RuntimeError("translation group: orbits do not fill the group")
+        self.shape, self.sites, self.coords, self._index = shape, sites.astype(np.int64), g, index
+
+    # ---------------------------------------------------------------------- using it
+    @property
+    def order(self) -> int:
+        return int(np.prod(self.shape))
+
+    def permutation(self, tau) -> np.ndarray:
+        """Permutation p (N,) of the translation with group coordinates ``tau``: atom p[i] sits at
+        r_i + t."""
+        g = (self.coords + np.asarray(tau, dtype=np.int64)) % np.array(self.shape)
+        return self._index[self.sites, g[:, 0], g[:, 1], g[:, 2]]
+
+    def permutations(self) -> list:
+        """All |T| permutations (O(N·|T|) memory: for small structures and tests)."""
+        return [self.permutation(tau) for tau in np.ndindex(*self.shape)]
+
+    def spectrum(self, spins):
+        """Fourier transform over the group of spin vectors (N, 3): the input of :meth:`same`."""
+        spins = np.asarray(spins, dtype=float)
+        if spins.shape != (self.n_atoms, 3):
+            raise InputError(f"spins must be ({self.n_atoms}, 3), got {spins.shape}")
+        a = np.zeros(self._index.shape + (3,))
+        a[self.sites, self.coords[:, 0], self.coords[:, 1], self.coords[:, 2]] = spins
+        return np.fft.rfftn(a, axes=(1, 2, 3))
+
+    def same(self, a, b, spin_rotations=False, tol=1e-3, spectra=None) -> bool:
+        """True when spin configurations ``a`` and ``b`` ((N,3) unit vectors, zero rows for
+        non-magnetic atoms) are equal up to a translation, time reversal and, if
+        ``spin_rotations``, a global spin rotation: some combination brings every spin of ``b``
+        within ``tol`` (an angle-like distance, rad) of ``a``. ``spectra``: the :meth:`spectrum`
+        of a and b when already computed.
+
+        The overlaps Σ_i a_i ⊗ b_{t(i)} of all translations t come from one FFT correlation;
+        only translations whose summed squared deviation could be below N·tol² are checked
+        spin by spin."""
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        fa, fb = spectra if spectra is not None else (self.spectrum(a), self.spectrum(b))
+        n = self.n_atoms
+        if n == 0:
+            return True
+        norms = float(np.sum(a * a) + np.sum(b * b))
+        if spin_rotations:  # best orthogonal map (rotation, or rotation × time reversal) per translation
+            cov = np.fft.irfftn(np.einsum("s...c,s...e->...ce", fa.conj(), fb), s=self.shape, axes=(0, 1, 2))
+            score = np.linalg.svd(cov.reshape(-1, 3, 3), compute_uv=False).sum(axis=1)
+        else:
+            corr = np.fft.irfftn(np.einsum("s...c,s...c->...", fa.conj(), fb), s=self.shape, axes=(0, 1, 2))
+            score = np.abs(corr.reshape(-1))
+        residual = norms - 2.0 * score
+        limit = n * tol * tol + 1e-9 * max(norms, 1.0)
+        for flat in np.flatnonzero(residual <= limit)[np.argsort(residual[residual <= limit], kind="stable")]:
+            bp = b[self.permutation(np.unravel_index(flat, self.shape))]
+            if _same_aligned(a, bp, spin_rotations, tol):
+                return True
+        return False
+
+
+def _close(mask, gens, start):
+    """Extend the boolean ``mask`` (in place) by the images of ``start`` under the group
+    generated by the permutations ``gens``."""
+    front = np.asarray(start, dtype=np.int64)
+    while front.size and gens:
+        new = []
+        for p in gens:
+            t = p[front]
+            t = t[~mask[t]]
+            mask[t] = True
+            new.append(t)
+        front = np.unique(np.concatenate(new))
+
+
+def _same_aligned(a, bp, spin_rotations, tol):
+    """``a`` and the already translated ``bp`` agree spin by spin within ``tol`` after time
+    reversal or, if ``spin_rotations``, the best orthogonal map (Kabsch)."""
+    if spin_rotations:
+        u, _, vt = np.linalg.svd(bp.T @ a)
+        r = u @ vt
+        return bool(np.max(np.linalg.norm(a @ r.T - bp, axis=1)) < tol)
+    return any(bool(np.max(np.linalg.norm(sign * a - bp, axis=1)) < tol) for sign in (1.0, -1.0))
 
 
 def _directions(state):
@@ -144,24 +563,25 @@ def _directions(state):
     return np.where(state.moments[:, None] > 0, state.spins, 0.0)
 
 
-def same_configuration(a, b, perms, spin_rotations=False, tol=1e-3):
-    """True when spin configurations ``a`` and ``b`` ((N,3) unit vectors) are equal up to a lattice
-    translation (``perms``), time reversal (s → −s) and, if ``spin_rotations``, a global spin
-    rotation. ``tol`` is the largest allowed angle-like deviation per spin (rad)."""
-    n = len(a)
-    for p in perms:
-        bp = b[p]
-        if spin_rotations:
-            # best orthogonal map (proper rotation or rotation × time reversal), Kabsch
-            u, _, vt = np.linalg.svd(bp.T @ a)
-            r = u @ vt
-            if np.max(np.linalg.norm(a @ r.T - bp, axis=1)) < tol:
-                return True
-        else:
-            for sign in (1.0, -1.0):
-                if np.max(np.linalg.norm(sign * a - bp, axis=1)) < tol:
-                    return True
-    return False if n else True
+def same_configuration(a, b, translations, spin_rotations=False, tol=1e-3):
+    """True when spin configurations ``a`` and ``b`` ((N,3) unit vectors) are equal up to a
+    translation of ``translations`` (a :class:`Translations` of the structure), time reversal
+    (s → −s) and, if ``spin_rotations``, a global spin rotation. ``tol`` is the largest allowed
+    angle-like deviation per spin (rad)."""
+    if not isinstance(translations, Translations):
+        raise InputError(f"translations must be a spinlat.search.Translations, got {type(translations).__name__}")
+    return translations.same(a, b, spin_rotations, tol)
+
+
+def _check_count(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value) or value <= 0:
+        raise InputError(f"{name} must be a positive number, got {value!r}")
 
 
 def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotations=None, energy_tol=1e-5,
@@ -175,8 +595,11 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         each minimisation.
     spin_rotations : merge minima related by a global spin rotation; default: the potential's
         ``spin_rotation_invariant`` attribute (False if absent, i.e. assume spin-orbit coupling).
-    energy_tol : eV per atom; angle_tol : per-spin deviation (rad) for merging.
-    workers / scheduler : local process count (default all cores) / Dask scheduler address.
+    energy_tol : eV per atom; angle_tol : per-spin deviation (rad) for merging. Minima also merge
+        under the structure's translations (:class:`Translations`, tolerance 1e-3 Å) and time
+        reversal.
+    workers : None (default, serial) or the number of local processes; scheduler : a Dask
+        scheduler address or Client (see :func:`sweep`).
     start_cell : optional smaller magnetic cell ((3,3) Å or three integers dividing the state's
         cell): random starts then repeat one random spin per site of that cell, so large
         supercells start from commensurate orders (a weak anisotropy cannot sort out the
@@ -184,25 +607,41 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     minimize_kwargs : passed to :func:`spinlat.minimize` (e.g. tmax, positions=True).
 
     Returns a list of :class:`Minimum` (energy eV, state, count, starts), lowest first; each also
-    unpacks as ``energy, state``.
+    unpacks as ``energy, state``. Raises InputError for bad arguments, WorkerError when worker
+    processes cannot run.
     """
-    if starts < 1:
-        raise InputError(f"ground_state needs at least one start, got {starts}")
+    _check_count("starts (ground_state needs at least one start)", starts, 1)
+    _check_count("seed", seed, 0)
+    _check_positive("energy_tol", energy_tol)
+    _check_positive("angle_tol", angle_tol)
+    _check_workers(workers, scheduler)
     if spin_rotations is None:
         spin_rotations = bool(getattr(potential, "spin_rotation_invariant", False))
     classes = None if start_cell is None else site_classes(state, start_cell)
     job = _Start(state, potential, anneal, minimize_kwargs, classes)
     results = _map(job, [seed + k for k in range(starts)], workers, scheduler)
-    perms = _translations(state)
     n = len(state)
+    group = None
     minima: list[Minimum] = []
+    spectra: list = []  # per minimum: (directions, spectrum or None until needed)
     for k, (e, st, _) in sorted(enumerate(results), key=lambda kv: kv[1][0]):
-        for m in minima:
-            if abs(m.energy - e) <= energy_tol * n and same_configuration(_directions(m.state), _directions(st), perms,
-                                                                           spin_rotations, angle_tol):
+        d, fd = _directions(st), None
+        for idx, m in enumerate(minima):
+            if abs(m.energy - e) > energy_tol * n:
+                continue
+            if group is None:
+                group = Translations(state)
+            dm, fm = spectra[idx]
+            if fm is None:
+                fm = group.spectrum(dm)
+                spectra[idx] = (dm, fm)
+            if fd is None:
+                fd = group.spectrum(d)
+            if group.same(dm, d, spin_rotations, angle_tol, spectra=(fm, fd)):
                 m.count += 1
                 m.starts = m.starts + (k,)
                 break
         else:
             minima.append(Minimum(float(e), st, 1, (k,)))
+            spectra.append((d, fd))
     return minima

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("mace")
 
 import spinlat as sl  # noqa: E402
-from spinlat.errors import DeviceError, FileFormatError, NonFiniteError, UnknownElementError  # noqa: E402
+from spinlat.errors import DeviceError, FileFormatError, InputError, NonFiniteError, UnknownElementError  # noqa: E402
 from spinlat.potentials import MagneticMACE  # noqa: E402
 from spinlat.potentials.mmace.graph import build_batch  # noqa: E402
 
@@ -97,6 +97,112 @@ def test_tampered_and_foreign_files(pot, tmp_path):
     save_file(tensors, str(p), metadata=dict(meta, version="99"))
     with pytest.raises(FileFormatError, match="version"):
         MagneticMACE.load(p)
+
+
+def _header_of(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata(), {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+
+def test_header_shapes_are_the_ones_the_hyperparameters_imply(pot, tmp_path):
+    """implied_shapes agrees with every model built here (so load can trust it before building)."""
+    from spinlat.potentials.mmace.potential import implied_shapes
+
+    models = [pot, MagneticMACE.create(["Fe", "Ni"], soc=False, seed=1, **dict(TINY, num_interactions=3,
+                                                                               correlation=[3, 2, 1],
+                                                                               landau_order=0))]
+    for m in models:
+        path = tmp_path / "m.mmace"
+        m.save(path)
+        _, shapes = _header_of(path)
+        implied = implied_shapes(m.hyperparameters)
+        assert sum(v is not None for v in implied.values()) >= 10
+        for name, want in implied.items():
+            if want is None:
+                assert name not in shapes, name
+            else:
+                assert len(shapes[name]) == len(want), name
+                assert all(w is None or w == h for h, w in zip(shapes[name], want)), name
+
+
+def test_tampered_hyperparameters_are_refused_from_the_header(pot, tmp_path, monkeypatch):
+    """A small file whose metadata asks for a huge network is refused from the header and the
+    hyperparameter limits alone: the network is never built."""
+    from safetensors.torch import save_file
+
+    good = tmp_path / "good.mmace"
+    pot.save(good)
+    meta, _ = _header_of(good)
+    hp = json.loads(meta["hyperparameters"])
+
+    def refuse_building(*a, **k):
+        raise AssertionError("the network was built")
+
+    monkeypatch.setattr(MagneticMACE, "_build", staticmethod(refuse_building))
+    huge = dict(hp, hidden_irreps="1024x0e+1024x1o", radial_MLP=[4096, 4096, 4096], correlation=3)
+    tiny_tensors = {"weight": torch.zeros(3)}
+    p = tmp_path / "huge.mmace"
+    save_file(tiny_tensors, str(p), metadata=dict(meta, hyperparameters=json.dumps(huge)))
+    assert p.stat().st_size < 2000
+    with pytest.raises(FileFormatError, match="missing tensor|shape"):
+        MagneticMACE.load(p)
+    # the real weights with hyperparameters that imply other shapes: named tensor and shapes
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(good))
+    for key, value, match in (("hidden_irreps", "64x0e+64x1o", "node_embedding"),
+                              ("radial_MLP", [16, 16, 16], "conv_tp_weights"),
+                              ("correlation", 4, "U_matrix"),
+                              ("max_ell", 3, "U_matrix"),
+                              ("num_interactions", 3, r"missing tensor \w+\.2\."),
+                              ("num_moment_basis", 12, "weights.weight"),
+                              ("MLP_irreps", "64x0e", "readouts")):
+        p = tmp_path / f"{key}.mmace"
+        save_file(tensors, str(p), metadata=dict(meta, hyperparameters=json.dumps(dict(hp, **{key: value}))))
+        with pytest.raises(FileFormatError, match=match):
+            MagneticMACE.load(p)
+    # out of range or of the wrong type: named before anything else
+    for key, value in (("max_ell", 50), ("correlation", 40), ("num_interactions", True), ("r_max", -1.0),
+                       ("hidden_irreps", "8x0e+16x1o"), ("hidden_irreps", "1x5x"), ("radial_MLP", [10**6]),
+                       ("elements", ["Fe", "Fe"]), ("soc", "yes"), ("m_max", float("inf")),
+                       ("landau_order", 1.5), ("moment_channels", 10**7)):
+        p = tmp_path / "range.mmace"
+        save_file(tensors, str(p), metadata=dict(meta, hyperparameters=json.dumps(dict(hp, **{key: value}))))
+        with pytest.raises(FileFormatError, match=key):
+            MagneticMACE.load(p)
+    for bad in ({k: v for k, v in hp.items() if k != "max_ell"}, dict(hp, surprise=1), [1, 2]):
+        p = tmp_path / "keys.mmace"
+        save_file(tensors, str(p), metadata=dict(meta, hyperparameters=json.dumps(bad)))
+        with pytest.raises(FileFormatError, match="max_ell|surprise|mapping"):
+            MagneticMACE.load(p)
+
+
+def test_load_errors_name_the_problem(pot, tmp_path):
+    with pytest.raises(InputError, match="missing.mmace.*does not exist"):
+        MagneticMACE.load(tmp_path / "missing.mmace")
+    with pytest.raises(InputError, match="is not a file"):
+        MagneticMACE.load(tmp_path)
+    path = tmp_path / "m.mmace"
+    pot.save(path)
+    with pytest.raises(InputError, match="'devcie'.*'device'"):
+        MagneticMACE.load(path, devcie="cpu")
+    with pytest.raises(InputError, match="'weights_only'"):
+        MagneticMACE.load(path, weights_only=True)
+    with pytest.raises(InputError, match="path"):
+        MagneticMACE.load(5)
+    with pytest.raises(InputError, match="dtype"):
+        MagneticMACE.load(path, dtype="float16")
+
+
+def test_create_checks_hyperparameters():
+    for key, value in (("max_ell", -1), ("num_bessel", 0), ("correlation", [3]), ("r_max", "5"),
+                       ("hidden_irreps", "8x1o"), ("MLP_irreps", "8x1o"), ("avg_num_neighbors", 0)):
+        with pytest.raises(sl.errors.ConfigError, match=key):
+            MagneticMACE.create(["Fe"], **dict(TINY, **{key: value}))
+    with pytest.raises(sl.errors.ConfigError, match="soc"):
+        MagneticMACE.create(["Fe"], soc="no", **TINY)
 
 
 def test_bad_input(pot):

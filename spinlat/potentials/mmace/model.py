@@ -58,7 +58,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-import mace  # noqa: F401  -- must be imported before e3nn (sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD)
+from . import safe_imports  # noqa: F401  -- mace-torch and e3nn, leaving torch.load safe
 import torch
 
 with warnings.catch_warnings():
