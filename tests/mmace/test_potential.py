@@ -154,8 +154,8 @@ def test_tampered_hyperparameters_are_refused_from_the_header(pot, tmp_path, mon
     tensors = load_file(str(good))
     for key, value, match in (("hidden_irreps", "64x0e+64x1o", "node_embedding"),
                               ("radial_MLP", [16, 16, 16], "conv_tp_weights"),
-                              ("correlation", 4, "U_matrix"),
-                              ("max_ell", 3, "U_matrix"),
+                              ("correlation", 4, "symmetric_product.prefix_4"),
+                              ("max_ell", 3, "symmetric_product.first"),
                               ("num_interactions", 3, r"missing tensor \w+\.2\."),
                               ("num_moment_basis", 12, "weights.weight"),
                               ("MLP_irreps", "64x0e", "readouts")):

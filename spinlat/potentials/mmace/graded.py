@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import warnings
 
-import mace  # noqa: F401  -- before e3nn (sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD)
+from . import safe_imports  # noqa: F401  -- mace-torch and e3nn, leaving torch.load safe
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

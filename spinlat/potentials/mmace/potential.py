@@ -183,8 +183,9 @@ def implied_shapes(hp) -> dict:
     mlp = _irreps(hp["MLP_irreps"], "MLP_irreps", ValueError, "").num_irreps
     T, K, radial = hp["num_interactions"], hp["num_moment_basis"], hp["radial_MLP"]
     corr = hp["correlation"] if isinstance(hp["correlation"], list) else [hp["correlation"]] * T
-    # per-channel dimension of the message irreps: bond harmonics (+ time-reversal-odd l ≥ 1 with soc)
-    D = (hp["max_ell"] + 1) ** 2 + ((hp["max_ell_odd"] + 1) ** 2 - 1 if hp["soc"] else 0)
+    # per-channel dimension of the message: bond harmonics l = 0..max_ell and, with soc, the two
+    # time-reversal-odd copies (both spatial parities) of each l = 1..max_ell_odd
+    D = (hp["max_ell"] + 1) ** 2 + (2 * ((hp["max_ell_odd"] + 1) ** 2 - 1) if hp["soc"] else 0)
     shapes = {"z_table": (S,), "m_max": (S,), "atomic_energies": (S,), "scale": (), "shift": (),
               "landau": (S, hp["landau_order"]) if hp["landau_order"] > 0 else None,
               "node_embedding.linear.weight": (S * C,), "linear_up.0.weight": (C * C,),
@@ -197,13 +198,19 @@ def implied_shapes(hp) -> dict:
         shapes[f"conv_tp_weights.{t}.layer{len(widths)}.weight"] = None
         shapes[f"send.{t}.weights.weight"] = (None, S * K)
         shapes[f"self_coupling.{t}.weights.weight"] = (None, S * K)
-        base = f"products.{t}.symmetric_contractions.contractions"
-        for nu in range(1, corr[t] + 1):
-            shapes[f"{base}.0.U_matrix_{nu}"] = (D,) * nu + (None,)
-        shapes[f"{base}.0.U_matrix_{corr[t] + 1}"] = None
+        # product basis (blocks.SymmetricProduct): one prefix/last table per correlation order
+        # ν = 2..correlation, one weight tensor (species, paths, channels) per output irrep
+        base = f"products.{t}.symmetric_product"
+        # every message irrep enters the basis once ν ≥ 2 (l ⊗ l holds the scalar); with ν = 1
+        # only those equal to an output irrep do
+        shapes[f"{base}.first"] = (D,) if corr[t] >= 2 else (None,)
+        for nu in range(2, corr[t] + 1):
+            shapes[f"{base}.prefix_{nu}"] = (None,)
+        shapes[f"{base}.prefix_{corr[t] + 1}"] = None
         n_out = 1 if t == T - 1 else n_hidden
-        shapes[f"{base}.{n_out - 1}.weights_max"] = (S, None, C)
-        shapes[f"{base}.{n_out}.weights_max"] = None
+        for k in range(n_out):
+            shapes[f"{base}.weights.{k}"] = (S, None, C)
+        shapes[f"{base}.weights.{n_out}"] = None
     return shapes
 
 

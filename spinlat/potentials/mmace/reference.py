@@ -52,7 +52,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import mace  # noqa: F401  -- mace-torch (PyPI), before e3nn; NOT the reference package
+from . import safe_imports  # noqa: F401  -- mace-torch (PyPI) and e3nn, leaving torch.load safe
 import torch
 
 from ...errors import FileFormatError, InputError
