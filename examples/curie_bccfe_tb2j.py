@@ -19,11 +19,18 @@ measure ⟨|M|⟩, χ, C and the Binder cumulant U4 = 1 − ⟨M⁴⟩/(3⟨M²�
 the classical mean-field value T_MF = J(0)/(3 k_B) (J per pair counted once) is printed for
 comparison.
 
-Result of the defaults (sizes 6, 8, 10, 12 = 432-3456 spins; 1380-1650 K in 30 K steps;
-600 + 3000 sweeps; 194 s wall on 2 shared cores), cut at 7.7 Å:
+Every observable is printed with its statistical error (blocking / blocked jackknife over the
+correlated sweeps, :mod:`spinlat.statistics`), and T_c with the standard deviation of T_c over
+block-bootstrap replicas of every run (:mod:`spinlat.workflows.curie`): the statistical error at
+these sizes. The spread between the crossings of different size pairs is the finite-size drift,
+printed beside it, not an error bar.
 
-    U4 crossings  L=6/8: 1485 K,  L=8/10: 1477 K,  L=10/12: 1447 K
-    T_c = 1470 ± 20 K (mean ± half the spread of the pairs), T_MF = 1786 K, T_c/T_MF = 0.82
+Result of the defaults (sizes 6, 8, 10, 12 = 432-3456 spins; 1380-1650 K in 30 K steps;
+600 + 3000 sweeps; 194 s wall on 2 idle cores, 847 s on loaded ones), cut at 7.7 Å:
+
+    U4 crossings  L=6/8: 1485 ± 12 K,  L=8/10: 1477 ± 27 K,  L=10/12: 1447 ± 21 K
+    T_c = 1470 ± 11 K (bootstrap error); the pairs' crossings span 38 K (finite-size drift),
+    T_MF = 1786 K, T_c/T_MF = 0.82
     χ peak: L=6 ~1510 K, L=8 1500 K, L=10 1500 K, L=12 1470-1500 K
 
 (A classical Hamiltonian: well above the experimental 1043 K, as classical spins with these

@@ -228,4 +228,4 @@ def test_llg_precession_of_an_afm_spin_wave_is_the_lswt_frequency():
     dt, every = 0.2, 5
     _, spins, _ = mg.llg_spins(big, pot, 6000, every=every, dt=dt)
     _, mev, sqw = sl.analysis.structure_factor(spins, big.positions, q, dt * every)
-    assert mg.peak_energy(mev, sqw[0]) == pytest.approx(ref, rel=0.02)
+    assert mg.peak_energy(mev, sqw[0]) == pytest.approx(ref, rel=0.005)  # measured 3e-4
