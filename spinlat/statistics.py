@@ -234,22 +234,28 @@ def _columns(samples) -> np.ndarray:
     return a
 
 
-def optimal_block_length(samples) -> tuple[int, bool]:
-    """Block length (samples) for the blocked jackknife/bootstrap of the series in ``samples``
-    ((n,) or (n, k)): the largest blocking-optimal length (:func:`reblock`) over the k series,
-    shortened if needed to leave ``MIN_BLOCKS`` blocks. Returns (length, reliable) with reliable
-    False when a series has no optimal level or the length had to be shortened."""
-    a = _columns(samples)
+def _block_choice(a):
+    """(length, reliable, τ_int) for the columns of ``a`` (see :func:`optimal_block_length`)."""
     n = a.shape[0]
-    lengths, reliable = [1], True
+    lengths, taus, reliable = [1], [1.0], True
     for col in a.T:
         b = reblock(col)
         if b.optimal is None:
             reliable = False
         lengths.append(int(b.block_lengths[b.level]))
+        taus.append(b.tau_int)
     length = max(lengths)
     if n // length < MIN_BLOCKS:
         length, reliable = max(1, n // MIN_BLOCKS), False
+    return length, reliable, max(taus)
+
+
+def optimal_block_length(samples) -> tuple[int, bool]:
+    """Block length (samples) for the blocked jackknife/bootstrap of the series in ``samples``
+    ((n,) or (n, k)): the largest blocking-optimal length (:func:`reblock`) over the k series,
+    shortened if needed to leave ``MIN_BLOCKS`` blocks. Returns (length, reliable) with reliable
+    False when a series has no optimal level or the length had to be shortened."""
+    length, reliable, _ = _block_choice(_columns(samples))
     return length, reliable
 
 
@@ -260,10 +266,6 @@ def _blocks(a, length):
     return a[: n_b * length].reshape(n_b, length, a.shape[1]).mean(axis=1)  # (n_b, k) block means
 
 
-def _tau(a) -> float:
-    return max(reblock(col).tau_int if np.ptp(col) > 0 else 1.0 for col in a.T)
-
-
 def jackknife(func, samples, block_length: int | None = None) -> Estimate:
     """Blocked-jackknife error of a function of means (module docstring).
 
@@ -271,14 +273,15 @@ def jackknife(func, samples, block_length: int | None = None) -> Estimate:
     ``lambda m: 1 - m[1] / (3 m[0]**2)`` with series (M², M⁴)); ``samples`` (n, k) or (n,);
     ``block_length`` default :func:`optimal_block_length`. The value is ``func`` of the full-sample
     means (not bias-corrected; the jackknife bias estimate is in ``bias``); the samples beyond
-    the last whole block enter the value but not the error. Returns an :class:`Estimate` with
-    method "jackknife". Raises :class:`InputError` for bad samples or fewer than 2 blocks."""
+    the last whole block enter the value but not the error. ``reliable`` says whether the series
+    are long enough for their correlation times (and n_b ≥ ``MIN_BLOCKS``); whether a
+    ``block_length`` given by the caller exceeds the correlation time is the caller's choice.
+    Returns an :class:`Estimate` with method "jackknife". Raises :class:`InputError` for bad
+    samples or fewer than 2 blocks."""
     a = _columns(samples)
     n = a.shape[0]
-    reliable = True
-    if block_length is None:
-        block_length, reliable = optimal_block_length(a)
-    block_length = int(block_length)
+    auto_length, reliable, tau = _block_choice(a)
+    block_length = auto_length if block_length is None else int(block_length)
     if block_length < 1:
         raise InputError(f"block_length must be >= 1, got {block_length}")
     means = _blocks(a, block_length)
@@ -289,7 +292,6 @@ def jackknife(func, samples, block_length: int | None = None) -> Estimate:
     reps = np.array([float(func(m)) for m in loo])
     err = float(np.sqrt((n_b - 1) / n_b * np.sum((reps - reps.mean()) ** 2)))
     bias = float((n_b - 1) * (reps.mean() - theta))
-    tau = _tau(a)
     return Estimate(theta, err, tau, n, n / tau, "jackknife", block_length, n_b, bias,
                     bool(reliable and n_b >= MIN_BLOCKS and np.isfinite(err)))
 

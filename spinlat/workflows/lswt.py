@@ -134,7 +134,7 @@ class SpinModel:
         return h
 
 
-def _symbol_terms(potential):
+def _terms(potential):
     return list(potential.terms) if hasattr(potential, "terms") else [potential]
 
 
@@ -195,7 +195,7 @@ def spin_model(state, potential, torque_tolerance=1e-4) -> SpinModel:
     pi, pj, pl, pJ = [], [], [], []
     onsite = np.zeros((n, 3, 3))
     field = np.zeros((n, 3))
-    for term in _symbol_terms(potential):
+    for term in _terms(potential):
         if isinstance(term, Heisenberg):
             i, j, L, J, on = _heisenberg_pairs(term, state)
             pi.append(i)
@@ -238,9 +238,10 @@ def _model(state, potential):
     return state if isinstance(state, SpinModel) else spin_model(state, potential)
 
 
-def lswt_energies(state, potential=None, qpoints=np.zeros((1, 3)), stability_tolerance=1e-9):
+def lswt_energies(state, potential, qpoints, stability_tolerance=1e-9):
     """Classical linear spin-wave energies (meV), (K, M) ascending, about the ground state
-    ``state`` of ``potential`` (or a :class:`SpinModel` as ``state``), at Cartesian ``qpoints``
+    ``state`` of ``potential`` (or a :class:`SpinModel` as ``state``, ``potential`` then unused),
+    at Cartesian ``qpoints``
     (K, 3) 1/Å with the 2π; M = magnetic atoms of the cell (module docstring). A wave vector at
     which H(q) has an eigenvalue below −``stability_tolerance`` × the largest |H_ab(q)| over all
     ``qpoints`` (the state is not a minimum there) gives a row of NaN."""
@@ -267,8 +268,11 @@ def lswt_energies(state, potential=None, qpoints=np.zeros((1, 3)), stability_tol
 def to_magnopy(state, potential=None, spin_values=None):
     """A ``magnopy.SpinHamiltonian`` (meV) of the model on the magnetic cell (module docstring):
     only the magnetic atoms, named ``<symbol><index>``, at fractional positions of the model's
-    cell; spin values S_a = μ_a/g_γ unless ``spin_values`` (M,) is given; g-factors g_γ. Also
-    returns nothing else: pass ``model.spins`` as magnopy's spin directions (:func:`magnopy_energies`)."""
+    cell; spin values S_a = μ_a/g_γ unless ``spin_values`` (M,) is given; g-factors g_γ.
+    ``state`` may be a :class:`SpinModel`. The ground-state directions are not part of a magnopy
+    Hamiltonian: give ``model.spins`` to ``magnopy.LSWT`` (as :func:`magnopy_energies` does).
+    Raises :class:`InputError` (through :func:`spin_model`) for unsupported terms or a
+    non-stationary state, and for a magnetic atom without any coupling."""
     import magnopy
     from ase.data import chemical_symbols
 
@@ -298,7 +302,7 @@ def to_magnopy(state, potential=None, spin_values=None):
     return h
 
 
-def magnopy_energies(state, potential=None, qpoints=np.zeros((1, 3)), spin_values=None, complex_parts=False):
+def magnopy_energies(state, potential, qpoints, spin_values=None, complex_parts=False):
     """magnopy's LSWT energies (meV), (K, M) ascending real parts, of the model on the magnetic
     cell about its ground state, at Cartesian ``qpoints`` (K, 3) 1/Å with the 2π. With
     ``complex_parts`` also the (K, M) imaginary parts (non-zero where the state is unstable)."""
