@@ -11,6 +11,9 @@ every run (the statistical error at these sizes; the difference between the pair
 the finite-size drift, printed separately). Plots to curie_binder_sc.png.
 
 Usage: python examples/curie_binder_sc.py [sweeps] [workers]   (default 20000 sweeps per point)
+
+Result of the defaults (workers 2, ~10 min on 2 loaded cores): crossings L=6/8 16.61 K and
+L=8/12 16.77 K (each ± 0.1 K); T_c = 16.690 ± 0.045 K = 1.4383 ± 0.0038 J/k_B (−0.33 % from 1.443).
 """
 
 import sys

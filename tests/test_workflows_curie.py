@@ -175,7 +175,8 @@ def test_curie_sweep_gives_errors_and_a_bootstrap_tc_error():
     assert res.crossing_errors()[0] == pytest.approx(res.tc_error)
     assert abs(res.tc - tc_exact) < 3 * res.tc_error + 0.02 * tc_exact
     text = res.table()
-    assert "±" in text and f"T_c = {res.tc:.1f} ± {res.tc_error:.1f} K" in text
+    assert "±" in text and f"T_c = {cw.format_error(res.tc, res.tc_error)} K" in text
+    assert cw.format_error(16.6904, 0.0451) == "16.690 ± 0.045" and cw.format_error(1469.9, 11.0) == "1470 ± 11"
     # without replicas the error is NaN, the observables unchanged
     plain = cw.curie_sweep(unit, ham, temps[:2], [4], sweeps=200, thermalize=50, seed=2, workers=1, n_boot=0)
     assert plain.crossing_replicas is None and np.isnan(plain.tc_error) and np.isnan(plain.tc)

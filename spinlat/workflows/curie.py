@@ -196,8 +196,8 @@ class CurieResult:
                              f"{self.seconds[s, t]:7.1f}")
         if len(self.sizes) > 1:
             for ((la, lb), tc), err in zip(self.crossings(), self.crossing_errors()):
-                lines.append(f"U4 crossing L={la}/L={lb}: {tc:.1f} ± {err:.1f} K")
-            lines.append(f"T_c = {self.tc:.1f} ± {self.tc_error:.1f} K (mean of the crossings ± bootstrap error)")
+                lines.append(f"U4 crossing L={la}/L={lb}: {format_error(tc, err)} K")
+            lines.append(f"T_c = {format_error(self.tc, self.tc_error)} K (mean of the crossings ± bootstrap error)")
         return "\n".join(lines)
 
     def plot(self, path, title=None):
@@ -257,6 +257,15 @@ def _spread(replicas) -> float:
     if len(ok) < 2 or len(ok) < 0.5 * len(r):
         return float("nan")
     return float(np.std(ok, ddof=1))
+
+
+def format_error(value, error, unit_digits=1) -> str:
+    """``"value ± error"`` with the error to two significant digits and the value to the same
+    decimal place (``unit_digits`` decimals when the error is not finite or zero)."""
+    if not (np.isfinite(error) and error > 0):
+        return f"{value:.{unit_digits}f}" + (" ± nan" if not np.isfinite(error) else "")
+    digits = max(0, 1 - int(np.floor(np.log10(error))))
+    return f"{value:.{digits}f} ± {error:.{digits}f}"
 
 
 def _pm(values, errors, s, t, digits):
@@ -382,5 +391,5 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
                        replicas)
 
 
-__all__ = ["curie_sweep", "CurieResult", "binder_crossing", "bootstrap_crossings", "mean_field_tc", "truncate",
+__all__ = ["curie_sweep", "CurieResult", "binder_crossing", "bootstrap_crossings", "format_error", "mean_field_tc", "truncate",
            "U4_ORDERED", "U4_DISORDERED"]
