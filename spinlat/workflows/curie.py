@@ -228,8 +228,8 @@ class CurieResult:
         for ax in axes[1]:
             ax.set_xlabel("T (K)")
         axes[0, 0].legend(fontsize=8)
-        err = f" ± {self.tc_error:.0f}" if np.isfinite(self.tc_error) else ""
-        text = f"T_c (U₄ crossing) = {tc:.0f}{err} K" if np.isfinite(tc) else "no U₄ crossing"
+        shown = format_error(tc, self.tc_error) if np.isfinite(self.tc_error) else f"{tc:.1f}"
+        text = f"T_c (U₄ crossing) = {shown} K" if np.isfinite(tc) else "no U₄ crossing"
         if self.t_mf:
             text += f";  T_MF = {self.t_mf:.0f} K (red)"
         fig.suptitle(title + "\n" + text if title else text, fontsize=10)
