@@ -1,6 +1,8 @@
 """Analysis of trajectories and sampled observables: magnetisation, susceptibility, specific
 heat, Binder cumulant, spin-spin correlation, dynamic structure factor S(q, ω), energy drift,
-radial distribution, and PNG plots.
+radial distribution, and PNG plots. Averages and the fluctuation quantities (χ, C, U4) give error
+bars for correlated samples with ``with_errors=True`` (:mod:`spinlat.statistics`: blocking and
+the blocked jackknife), returning a :class:`spinlat.statistics.Estimate` instead of the float.
 
 Functions take plain arrays (so they also serve Monte Carlo samples) or a
 :class:`spinlat.io.Trajectory` / path where noted. Units: energies eV, temperatures K, times fs,
@@ -37,32 +39,74 @@ def magnetization(spins, moments=None, normalized=True):
     return m[0] if single else m
 
 
-def binder_cumulant(m):
-    """U4 = 1 − ⟨|M|⁴⟩ / (3⟨|M|²⟩²) of magnetisation samples ``m`` ((S,3) vectors or (S,) norms)."""
+def _norm2(m):
+    """|M|² per sample of magnetisation samples ((S, 3) vectors or (S,) norms/scalars)."""
     m = np.asarray(m, float)
-    m2 = np.sum(m**2, axis=-1) if m.ndim == 2 else m**2
-    return float(1.0 - np.mean(m2**2) / (3.0 * np.mean(m2) ** 2))
+    return np.sum(m**2, axis=-1) if m.ndim == 2 else m**2
 
 
-def susceptibility(m, temperature, n_spins, moment=1.0):
+def binder_cumulant(m, with_errors=False):
+    """U4 = 1 − ⟨|M|⁴⟩ / (3⟨|M|²⟩²) of magnetisation samples ``m`` ((S,3) vectors or (S,) norms).
+
+    With ``with_errors`` a :class:`spinlat.statistics.Estimate` (same value, error from the
+    blocked jackknife over the series (|M|², |M|⁴), :func:`spinlat.statistics.jackknife`) is
+    returned instead of the float; the samples are taken as a time series (consecutive
+    sweeps/frames) and need not be independent."""
+    m2 = _norm2(m)
+    if not with_errors:
+        return float(1.0 - np.mean(m2**2) / (3.0 * np.mean(m2) ** 2))
+    from .statistics import jackknife
+
+    return jackknife(lambda mean: 1.0 - mean[1] / (3.0 * mean[0] ** 2), np.column_stack([m2, m2**2]))
+
+
+def susceptibility(m, temperature, n_spins, moment=1.0, with_errors=False):
     """Magnetic susceptibility per spin from magnetisation samples.
 
     χ = N μ² (⟨|M|²⟩ − ⟨|M|⟩²) / (k_B T), with ``m`` normalised magnetisation samples ((S,3) or
-    (S,)), μ = ``moment`` (μB) → χ in μB²/eV per spin (multiply by μB (eV/T) for μB/T)."""
+    (S,)), μ = ``moment`` (μB) → χ in μB²/eV per spin (multiply by μB (eV/T) for μB/T).
+    With ``with_errors`` a :class:`spinlat.statistics.Estimate` (blocked jackknife over
+    (|M|, |M|²)) is returned instead of the float. Raises :class:`InputError` for T ≤ 0."""
     if not temperature > 0:
         raise InputError(f"susceptibility needs a positive temperature (K), got {temperature}")
     m = np.asarray(m, float)
     norm = np.linalg.norm(m, axis=-1) if m.ndim == 2 else np.abs(m)
-    return float(n_spins * moment**2 * (np.mean(norm**2) - np.mean(norm) ** 2) / (units.K_B * temperature))
+    scale = n_spins * moment**2 / (units.K_B * temperature)
+    if not with_errors:
+        return float(scale * (np.mean(norm**2) - np.mean(norm) ** 2))
+    from .statistics import jackknife
+
+    return jackknife(lambda mean: scale * (mean[1] - mean[0] ** 2), np.column_stack([norm, norm**2]))
 
 
-def specific_heat(energies, temperature, n_atoms):
+def specific_heat(energies, temperature, n_atoms, with_errors=False):
     """Specific heat per atom in units of k_B from total-energy samples (eV):
-    C = (⟨E²⟩ − ⟨E⟩²) / (N k_B² T²)."""
+    C = (⟨E²⟩ − ⟨E⟩²) / (N k_B² T²). With ``with_errors`` a
+    :class:`spinlat.statistics.Estimate` (blocked jackknife over (E − Ē, (E − Ē)²); the shift
+    avoids cancellation and leaves C unchanged) is returned instead of the float. Raises
+    :class:`InputError` for T ≤ 0."""
     if not temperature > 0:
         raise InputError(f"specific heat needs a positive temperature (K), got {temperature}")
     e = np.asarray(energies, float)
-    return float(np.var(e) / (n_atoms * (units.K_B * temperature) ** 2))
+    scale = 1.0 / (n_atoms * (units.K_B * temperature) ** 2)
+    if not with_errors:
+        return float(np.var(e) * scale)
+    from .statistics import jackknife
+
+    d = e - np.mean(e)
+    return jackknife(lambda mean: scale * (mean[1] - mean[0] ** 2), np.column_stack([d, d**2]))
+
+
+def average(samples, with_errors=False, method="blocking"):
+    """Mean of a series of samples (energies, |M|, temperatures, ...); with ``with_errors`` a
+    :class:`spinlat.statistics.Estimate` with the error of the mean of correlated samples
+    (``method`` "blocking" or "autocorrelation", :func:`spinlat.statistics.average`)."""
+    x = np.asarray(samples, float)
+    if not with_errors:
+        return float(np.mean(x))
+    from .statistics import average as _average
+
+    return _average(x, method=method)
 
 
 def crossing(x, ya, yb):
@@ -154,8 +198,17 @@ def energy_drift(time, energy, n_atoms=1):
 
 
 def summary(traj):
-    """Numbers describing a trajectory (path or :class:`~spinlat.io.Trajectory`): frames, time span,
-    mean temperature, mean |M|, energy drift."""
+    """Numbers describing a trajectory (path, :class:`~spinlat.io.Trajectory`, or any object with
+    the same ``array``/indexing interface): frames, time span, mean temperature, mean |M|, mean
+    potential energy per atom, energy drift.
+
+    Every mean ``X`` comes with ``X_error`` (standard error of the mean of the correlated
+    frames, Flyvbjerg–Petersen blocking, :func:`spinlat.statistics.average`), ``X_tau_int``
+    (integrated autocorrelation time in frames) and ``X_reliable`` (False when the run is too
+    short for its correlation time: the error is then a lower bound). Errors assume the frames
+    are stationary (equilibrated); for fewer than 2 frames they are None."""
+    from .statistics import average as _average
+
     t = _open(traj)
     n = t[0].n_atoms
     time = t.array("time")
@@ -164,15 +217,22 @@ def summary(traj):
     moments = t.array("moments")
     mnorm = np.linalg.norm(mag, axis=1) / np.maximum(moments.sum(axis=1), 1e-300)
     slope, dev = energy_drift(time, etot, n)
-    return {
+    out = {
         "frames": int(len(time)),
         "time_fs": float(time[-1] - time[0]) if len(time) else 0.0,
         "n_atoms": int(n),
-        "temperature_mean_K": float(np.mean(t.array("temperature"))),
-        "magnetization_mean": float(np.mean(mnorm)),
-        "energy_drift_eV_per_atom_per_ps": slope,
-        "energy_max_deviation_eV_per_atom": dev,
     }
+    series = {"temperature_mean_K": t.array("temperature"), "magnetization_mean": mnorm,
+              "potential_energy_mean_eV_per_atom": np.asarray(t.array("potential_energy"), float) / n}
+    for key, x in series.items():
+        out[key] = float(np.mean(x))
+        est = _average(x) if len(x) >= 2 and np.all(np.isfinite(x)) else None
+        out[key + "_error"] = est.error if est else None
+        out[key + "_tau_int"] = est.tau_int if est else None
+        out[key + "_reliable"] = est.reliable if est else False
+    out["energy_drift_eV_per_atom_per_ps"] = slope
+    out["energy_max_deviation_eV_per_atom"] = dev
+    return out
 
 
 def plot_overview(traj, path):

@@ -147,3 +147,54 @@ def test_complete_shell_tb2j_exchange_orders_below_and_disorders_above_tc():
     assert res.m[0, 0] > 0.75 and res.u4[0, 0] > 0.65
     assert res.m[0, 1] < 0.3 and res.u4[0, 1] < 0.6
     assert res.chi[0, 1] > 0
+
+
+def sc_nn(J=1e-3):
+    unit = sl.State([[0, 0, 0]], [26], cell=np.eye(3) * 2.5, pbc=True, moments=[1.0])
+    return unit, sl.potentials.Heisenberg.from_neighbors(unit, J=[J])
+
+
+def test_curie_sweep_gives_errors_and_a_bootstrap_tc_error():
+    """Classical nearest-neighbour Heisenberg ferromagnet on sc (k_B T_c = 1.443 J), L = 4 and 6:
+    every observable carries an error, the T_c error comes from the block bootstrap of the
+    runs (not from the spread of crossings: one pair of sizes has no spread), and T_c agrees
+    with 1.443 J within that error plus the small-size shift (≈ 1 %)."""
+    J = 1e-3
+    unit, ham = sc_nn(J)
+    tc_exact = 1.443 * J / units.K_B
+    temps = tc_exact * np.linspace(0.92, 1.08, 7)
+    res = cw.curie_sweep(unit, ham, temps, [4, 6], sweeps=3000, thermalize=500, overrelax=1, seed=2, workers=1,
+                         n_boot=400)
+    for name in ("m", "chi", "u4", "c"):
+        err = getattr(res, name + "_error")
+        assert err.shape == res.m.shape and np.all(np.isfinite(err)) and np.all(err > 0), name
+        assert np.all(err < 0.2 * np.abs(getattr(res, name))), name
+    assert res.tc_replicas.shape == (400,) and res.crossing_replicas.shape == (400, 1)
+    assert np.isfinite(res.tc_replicas).mean() > 0.95
+    assert 0.001 * tc_exact < res.tc_error < 0.03 * tc_exact
+    assert res.crossing_errors()[0] == pytest.approx(res.tc_error)
+    assert abs(res.tc - tc_exact) < 3 * res.tc_error + 0.02 * tc_exact
+    text = res.table()
+    assert "±" in text and f"T_c = {cw.format_error(res.tc, res.tc_error)} K" in text
+    assert cw.format_error(16.6904, 0.0451) == "16.690 ± 0.045" and cw.format_error(1469.9, 11.0) == "1470 ± 11"
+    # without replicas the error is NaN, the observables unchanged
+    plain = cw.curie_sweep(unit, ham, temps[:2], [4], sweeps=200, thermalize=50, seed=2, workers=1, n_boot=0)
+    assert plain.crossing_replicas is None and np.isnan(plain.tc_error) and np.isnan(plain.tc)
+
+
+@pytest.mark.slow
+def test_bootstrap_tc_error_matches_the_spread_over_independent_sweeps():
+    """Eight independent sweeps (different seeds) of the sc Heisenberg model, L = 4/6: the spread
+    of their T_c equals the root-mean-square bootstrap error within a factor 1.6 (the spread of
+    8 values is itself uncertain by 27 %)."""
+    J = 1e-3
+    unit, ham = sc_nn(J)
+    temps = 1.443 * J / units.K_B * np.linspace(0.92, 1.08, 7)
+    tcs, errs = [], []
+    for seed in range(8):
+        res = cw.curie_sweep(unit, ham, temps, [4, 6], sweeps=3000, thermalize=500, overrelax=1, seed=100 + seed,
+                             workers=1, n_boot=300)
+        tcs.append(res.tc)
+        errs.append(res.tc_error)
+    ratio = np.std(tcs, ddof=1) / np.sqrt(np.mean(np.square(errs)))
+    assert 1 / 1.6 < ratio < 1.6, (tcs, errs)

@@ -134,3 +134,77 @@ def test_llg_spin_wave_precesses_at_the_lswt_frequency(fe, frac):
     ref = mg.lswt_dispersion(ham, q[None], st.moments)[0, 0]
     w = mg.spin_wave_frequency(big, ham, q, steps=5000, dt=0.1, every=5, amplitude=0.01)
     assert w == pytest.approx(ref, rel=0.01)
+
+
+# ------------------------------------------------------------------------------ k-paths of any lattice
+def test_kpath_fcc_hcp_and_2d_labels_and_points():
+    """ASE's standard paths and special points, turned into Cartesian wave vectors with the 2π:
+    fcc |X| = 2π/a, |L| = √3 π/a, |K| = 3√2 π/(2a), |W| = √5 π/a; hcp |M| = 2π/(√3 a),
+    |K| = 4π/(3a), |A| = π/c; the triangular (2D) lattice |M| = 2π/(√3 a), |K| = 4π/(3a) in plane."""
+    from ase.build import bulk, graphene
+
+    a = 3.52
+    kp = mg.kpath(bulk("Ni", "fcc", a=a).cell, n=80)
+    assert kp.labels == ["Γ", "X", "W", "K", "Γ", "L", "U", "W", "L", "K|U", "X"]
+    at = {lab: np.linalg.norm(kp.qpoints[np.searchsorted(kp.distance, t)]) for lab, t in zip(kp.labels, kp.ticks)}
+    assert at["X"] == pytest.approx(2 * np.pi / a) and at["L"] == pytest.approx(np.sqrt(3) * np.pi / a)
+    assert at["K|U"] == pytest.approx(3 * np.sqrt(2) * np.pi / (2 * a)) and at["W"] == pytest.approx(np.sqrt(5) * np.pi / a)
+    assert np.all(np.diff(kp.distance) >= 0) and 70 <= len(kp) <= 90
+    # the break K|U: two points at one distance
+    k = np.searchsorted(kp.distance, kp.ticks[9])
+    assert kp.distance[k] == kp.distance[k + 1] and not np.allclose(kp.qpoints[k], kp.qpoints[k + 1])
+    # fractions are coordinates in the reciprocal basis of the cell
+    cell = bulk("Ni", "fcc", a=a).cell[:]
+    np.testing.assert_allclose(kp.fractions @ (2 * np.pi * np.linalg.inv(cell).T), kp.qpoints, atol=1e-12)
+
+    a, c = 2.5, 4.06
+    kp = mg.kpath(bulk("Co", "hcp", a=a, c=c).cell, n=60)
+    assert kp.labels == ["Γ", "M", "K", "Γ", "A", "L", "H", "A|L", "M|K", "H"]
+    at = {lab: np.linalg.norm(kp.qpoints[np.searchsorted(kp.distance, t)]) for lab, t in zip(kp.labels, kp.ticks)}
+    assert at["M"] == pytest.approx(2 * np.pi / (np.sqrt(3) * a))
+    assert at["K"] == pytest.approx(4 * np.pi / (3 * a)) and at["A"] == pytest.approx(np.pi / c)
+
+    g = sl.State.from_ase(graphene(a=2.46, vacuum=5.0))  # 2D: pbc (T, T, F)
+    kp = mg.kpath(g, n=30)
+    assert kp.labels == ["Γ", "M", "K", "Γ"]
+    np.testing.assert_allclose(kp.qpoints[:, 2], 0.0)
+    assert np.linalg.norm(kp.qpoints[np.searchsorted(kp.distance, kp.ticks[2])]) == pytest.approx(4 * np.pi / (3 * 2.46))
+    chain = mg.kpath(np.diag([3.0, 0.0, 0.0]), pbc=[True, False, False], n=10)  # 1D, zero vectors elsewhere
+    assert chain.labels == ["Γ", "X"] and chain.qpoints[-1] == pytest.approx([np.pi / 3.0, 0, 0])
+    with pytest.raises(InputError, match="unknown special point 'Q'"):
+        mg.kpath(bulk("Ni", "fcc", a=3.52).cell, path="GQ")
+
+
+def test_kpath_commensurate_with_a_supercell():
+    from ase.build import bulk
+
+    prim = sl.State.from_ase(bulk("Ni", "fcc", a=3.52))
+    kp = mg.kpath(prim, path="GXWKGL", commensurate=8)  # K = (3/8, 3/8, 3/4) needs multiples of 1/8
+    big = prim.repeat(8)
+    m = kp.qpoints @ big.cell.T / (2 * np.pi)
+    np.testing.assert_allclose(m, np.round(m), atol=1e-9)
+    assert len(kp) == 1 + 4 + 2 + 1 + 3 + 4  # steps: gcd of 8Δ on each segment (Γ-X: 8Δ = (4, 0, 4), ...)
+    with pytest.raises(InputError, match="K = .* is not a wave vector of the \\[4, 4, 4\\] supercell"):
+        mg.kpath(prim, path="GXWKGL", commensurate=4)
+
+
+def test_lswt_on_fcc_and_triangular_paths_is_the_analytic_ferromagnet():
+    """Nearest-neighbour ferromagnets along the ASE paths: fcc J(q) = 4J Σ_{i<j} cos(q_i a/2) cos(q_j a/2)
+    (12 neighbours), the triangular lattice J(q) = 2J Σ_k cos(q·a_k) (6 neighbours): ħω at K is
+    g_γ 9J/μ."""
+    from ase.build import bulk
+
+    J, mu, a = 0.01, 2.0, 3.52
+    fcc = sl.State.from_ase(bulk("Ni", "fcc", a=a)).copy(moments=[mu])
+    kp = mg.kpath(fcc, n=60)
+    w = mg.lswt_dispersion(sl.potentials.Heisenberg.from_neighbors(fcc, J=[J]), kp.qpoints, mu)[:, 0]
+    c = np.cos(0.5 * a * kp.qpoints)
+    jq = 4 * J * (c[:, 0] * c[:, 1] + c[:, 1] * c[:, 2] + c[:, 2] * c[:, 0])
+    np.testing.assert_allclose(w, mg.G_GAMMA * (12 * J - jq) / mu / units.MEV, rtol=1e-10, atol=1e-9)
+    b = 2.5
+    tri = sl.State([[0, 0, 0]], [26], cell=[[b, 0, 0], [-b / 2, b * np.sqrt(3) / 2, 0], [0, 0, 0]],
+                   pbc=[True, True, False], moments=[mu])
+    kp = mg.kpath(tri, n=40)
+    w = mg.lswt_dispersion(sl.potentials.Heisenberg.from_neighbors(tri, J=[J]), kp.qpoints, mu)[:, 0]
+    k_index = np.searchsorted(kp.distance, kp.ticks[kp.labels.index("K")])
+    assert w[k_index] == pytest.approx(mg.G_GAMMA * 9 * J / mu / units.MEV, rel=1e-10)

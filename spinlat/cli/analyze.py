@@ -1,4 +1,11 @@
-"""``spinlat analyze TRAJ.h5 [--plot]``: print a summary of a trajectory (JSON), optionally plot it."""
+"""``spinlat analyze TRAJ.h5 [--plot] [--format json|text]``: print a summary of a trajectory,
+optionally plot it.
+
+The summary (:func:`spinlat.analysis.summary`) gives every mean with its standard error
+(``*_error``, blocking analysis of the correlated frames), integrated autocorrelation time in
+frames (``*_tau_int``) and whether the run is long enough for that error (``*_reliable``).
+``--format json`` (default) prints it as JSON; ``--format text`` as lines ``name = value ± error``.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,34 @@ from pathlib import Path
 
 from ..errors import InputError
 
-HELP = "summarise and plot an HDF5 trajectory"
+HELP = "summarise and plot an HDF5 trajectory (means with error bars)"
+_SUFFIXES = ("_error", "_tau_int", "_reliable")
 
 
 def add_arguments(p) -> None:
     p.add_argument("trajectory", help="HDF5 trajectory written by spinlat")
     p.add_argument("--plot", action="store_true", help="write <trajectory>.png (energies, temperature, |M|)")
+    p.add_argument("--format", choices=("json", "text"), default="json",
+                   help="json (default) or text: one 'name = value ± error' line per quantity")
+
+
+def format_summary(summary: dict) -> str:
+    """Text lines ``name = value ± error (τ_int = t frames[, too short: error is a lower bound])``
+    for the means of a :func:`spinlat.analysis.summary` dict, ``name = value`` for the rest."""
+    lines = []
+    for key, value in summary.items():
+        if key.endswith(_SUFFIXES):
+            continue
+        if key + "_error" in summary:
+            err, tau = summary[key + "_error"], summary[key + "_tau_int"]
+            if err is None:
+                lines.append(f"{key} = {value:.6g} (no error: fewer than 2 frames)")
+                continue
+            note = "" if summary[key + "_reliable"] else ", run too short: error is a lower bound"
+            lines.append(f"{key} = {value:.6g} ± {err:.2g} (τ_int = {tau:.3g} frames{note})")
+        else:
+            lines.append(f"{key} = {value:.6g}" if isinstance(value, float) else f"{key} = {value}")
+    return "\n".join(lines)
 
 
 def run(args) -> int:
@@ -26,7 +55,7 @@ def run(args) -> int:
         if len(traj) == 0:
             raise InputError(f"trajectory {path} holds no frame (nothing to analyse)")
         summary = analysis.summary(traj)
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2) if args.format == "json" else format_summary(summary))
         if args.plot:
             png = path.with_suffix(".png")
             analysis.plot_overview(traj, png)

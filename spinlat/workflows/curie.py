@@ -4,9 +4,20 @@
 spin Hamiltonian on L × L × L supercells for every (size, temperature) pair in parallel
 (:func:`spinlat.sweep`: local processes or a Dask cluster), and collects per-sweep samples of the
 magnetisation and periodic samples of the energy. :class:`CurieResult` turns them into M(T),
-susceptibility χ(T), specific heat C(T) and the Binder cumulant U4(T) per size, finds T_c where
-the U4 curves of different sizes cross (:func:`spinlat.analysis.crossing`) and plots everything to
-PNG.
+susceptibility χ(T), specific heat C(T) and the Binder cumulant U4(T) per size, each with its
+statistical error (:mod:`spinlat.statistics`: blocking for ⟨|M|⟩, blocked jackknife for χ, C and
+U4), finds T_c where the U4 curves of different sizes cross (:func:`spinlat.analysis.crossing`)
+and plots everything to PNG.
+
+Error of T_c. The Monte Carlo runs at different (L, T) are independent, so the statistical error
+of T_c follows from resampling each run: every bootstrap replica redraws, for each run, its
+blocks of consecutive sweeps (block length from the blocking analysis, longer than the
+autocorrelation time) with replacement (non-overlapping block bootstrap,
+:func:`spinlat.statistics.block_bootstrap`; E. Carlstein, Ann. Stat. 14, 1171 (1986)),
+recomputes U4(T) of every size, the crossings and their mean T_c. ``tc_error`` is the standard
+deviation of the replicas' T_c. It is the statistical error of the estimate at these sizes, not
+the spread between the crossings of different size pairs (which measures finite-size
+corrections) and not an extrapolation error.
 
 Mean-field estimate. For E = −Σ_{pairs} J_ij s_i·s_j (each pair once, unit classical spins) the
 Weiss field on site i is Σ_j J_ij ⟨s_j⟩ and the Langevin function's slope 1/3 gives
@@ -115,8 +126,12 @@ class CurieResult:
     ``temperatures`` (T,) K, ``sizes`` (S,) supercell repetitions L, ``n_spins`` (S,);
     per size and temperature (S, T): ``m`` ⟨|M|⟩ (normalised, 0..1), ``chi`` susceptibility
     per spin (μB²/eV, :func:`spinlat.analysis.susceptibility`), ``u4`` Binder cumulant, ``c``
-    specific heat per spin (k_B), ``seconds`` wall time of each run. ``samples[(L, T)]`` keeps
-    the raw per-sweep magnetisation (n, 3) and energies (eV)."""
+    specific heat per spin (k_B), ``seconds`` wall time of each run, and the one-σ statistical
+    errors ``m_error``, ``chi_error``, ``u4_error``, ``c_error`` (same units; module docstring).
+    ``samples[(L, T)]`` keeps the raw per-sweep magnetisation (n, 3) and energies (eV).
+    ``tc_replicas`` (n_boot,) T_c of the bootstrap replicas (NaN where a replica has no crossing)
+    and ``crossing_replicas`` (n_boot, S − 1) those of each size pair; ``tc_error`` and
+    :meth:`crossing_errors` are their standard deviations (module docstring)."""
 
     temperatures: np.ndarray
     sizes: np.ndarray
@@ -128,6 +143,30 @@ class CurieResult:
     seconds: np.ndarray
     samples: dict = field(repr=False, default_factory=dict)
     t_mf: float | None = None
+    m_error: np.ndarray | None = None
+    chi_error: np.ndarray | None = None
+    u4_error: np.ndarray | None = None
+    c_error: np.ndarray | None = None
+    crossing_replicas: np.ndarray | None = field(repr=False, default=None)
+
+    @property
+    def tc_replicas(self) -> np.ndarray | None:
+        """T_c (K) of each bootstrap replica: the mean of its finite crossings (NaN if none)."""
+        if self.crossing_replicas is None:
+            return None
+        return _mean_finite(self.crossing_replicas)
+
+    @property
+    def tc_error(self) -> float:
+        """One-σ statistical error of :attr:`tc` (K): standard deviation of the bootstrap
+        replicas' T_c (NaN without replicas or when fewer than half of them cross)."""
+        return _spread(self.tc_replicas)
+
+    def crossing_errors(self):
+        """One-σ bootstrap errors (K) of :meth:`crossings`, one per pair of consecutive sizes."""
+        if self.crossing_replicas is None:
+            return [float("nan")] * (len(self.sizes) - 1)
+        return [_spread(col) for col in self.crossing_replicas.T]
 
     def crossings(self):
         """T_c estimates (K) from the U4 crossings of consecutive sizes: list of
@@ -140,7 +179,8 @@ class CurieResult:
 
     @property
     def tc(self) -> float:
-        """T_c (K): the mean of the finite U4 crossings of consecutive sizes (NaN if none)."""
+        """T_c (K): the mean of the finite U4 crossings of consecutive sizes (NaN if none);
+        its statistical error is :attr:`tc_error`."""
         vals = [t for _, t in self.crossings() if np.isfinite(t)]
         return float(np.mean(vals)) if vals else float("nan")
 
@@ -149,10 +189,15 @@ class CurieResult:
         lines = []
         for s, L in enumerate(self.sizes):
             lines.append(f"L = {L} ({self.n_spins[s]} spins)")
-            lines.append(f"{'T (K)':>8} {'<|M|>':>8} {'chi (muB^2/eV)':>15} {'U4':>8} {'C (kB)':>8} {'s':>7}")
+            lines.append(f"{'T (K)':>8} {'<|M|>':>17} {'chi (muB^2/eV)':>21} {'U4':>17} {'C (kB)':>17} {'s':>7}")
             for t, T in enumerate(self.temperatures):
-                lines.append(f"{T:8.1f} {self.m[s, t]:8.4f} {self.chi[s, t]:15.2f} {self.u4[s, t]:8.4f} "
-                             f"{self.c[s, t]:8.3f} {self.seconds[s, t]:7.1f}")
+                lines.append(f"{T:8.1f} {_pm(self.m, self.m_error, s, t, 4):>17} {_pm(self.chi, self.chi_error, s, t, 2):>21} "
+                             f"{_pm(self.u4, self.u4_error, s, t, 4):>17} {_pm(self.c, self.c_error, s, t, 3):>17} "
+                             f"{self.seconds[s, t]:7.1f}")
+        if len(self.sizes) > 1:
+            for ((la, lb), tc), err in zip(self.crossings(), self.crossing_errors()):
+                lines.append(f"U4 crossing L={la}/L={lb}: {format_error(tc, err)} K")
+            lines.append(f"T_c = {format_error(self.tc, self.tc_error)} K (mean of the crossings ± bootstrap error)")
         return "\n".join(lines)
 
     def plot(self, path, title=None):
@@ -166,22 +211,25 @@ class CurieResult:
         tc = self.tc
         for s, L in enumerate(self.sizes):
             lab = f"L = {L} ({self.n_spins[s]} spins)"
-            axes[0, 0].plot(self.temperatures, self.m[s], "o-", ms=3, label=lab)
-            axes[0, 1].plot(self.temperatures, self.chi[s], "o-", ms=3, label=lab)
-            axes[1, 0].plot(self.temperatures, self.u4[s], "o-", ms=3, label=lab)
-            axes[1, 1].plot(self.temperatures, self.c[s], "o-", ms=3, label=lab)
+            for ax, y, err in ((axes[0, 0], self.m, self.m_error), (axes[0, 1], self.chi, self.chi_error),
+                               (axes[1, 0], self.u4, self.u4_error), (axes[1, 1], self.c, self.c_error)):
+                ax.errorbar(self.temperatures, y[s], yerr=None if err is None else err[s], fmt="o-", ms=3,
+                            capsize=2, label=lab)
         axes[1, 0].axhline(U4_ORDERED, color="gray", lw=0.6, ls=":")
         axes[1, 0].axhline(U4_DISORDERED, color="gray", lw=0.6, ls=":")
         for ax, ylab in zip(axes.flat, ["⟨|M|⟩", "χ (μB²/eV per spin)", "Binder U₄", "C (k_B per spin)"]):
             ax.set_ylabel(ylab)
             if np.isfinite(tc):
                 ax.axvline(tc, color="k", lw=0.8, ls="--")
+                if np.isfinite(self.tc_error):
+                    ax.axvspan(tc - self.tc_error, tc + self.tc_error, color="k", alpha=0.1, lw=0)
             if self.t_mf:
                 ax.axvline(self.t_mf, color="r", lw=0.8, ls=":")
         for ax in axes[1]:
             ax.set_xlabel("T (K)")
         axes[0, 0].legend(fontsize=8)
-        text = f"T_c (U₄ crossing) = {tc:.0f} K" if np.isfinite(tc) else "no U₄ crossing"
+        shown = format_error(tc, self.tc_error) if np.isfinite(self.tc_error) else f"{tc:.1f}"
+        text = f"T_c (U₄ crossing) = {shown} K" if np.isfinite(tc) else "no U₄ crossing"
         if self.t_mf:
             text += f";  T_MF = {self.t_mf:.0f} K (red)"
         fig.suptitle(title + "\n" + text if title else text, fontsize=10)
@@ -189,6 +237,51 @@ class CurieResult:
         fig.savefig(path, dpi=120)
         plt.close(fig)
         return path
+
+
+def _mean_finite(a):
+    """Row means of the finite entries of a 2-D array (NaN for a row without any)."""
+    a = np.asarray(a, float)
+    ok = np.isfinite(a)
+    with np.errstate(invalid="ignore"):
+        return np.where(ok.any(axis=1), np.nansum(np.where(ok, a, 0.0), axis=1) / np.maximum(ok.sum(axis=1), 1), np.nan)
+
+
+def _spread(replicas) -> float:
+    """Standard deviation of the finite replicas; NaN if none or fewer than half are finite
+    (the crossing is then not resolved by the data)."""
+    if replicas is None:
+        return float("nan")
+    r = np.asarray(replicas, float)
+    ok = r[np.isfinite(r)]
+    if len(ok) < 2 or len(ok) < 0.5 * len(r):
+        return float("nan")
+    return float(np.std(ok, ddof=1))
+
+
+def format_error(value, error, unit_digits=1) -> str:
+    """``"value ± error"`` with the error to two significant digits and the value to the same
+    decimal place (``unit_digits`` decimals when the error is not finite or zero)."""
+    if not (np.isfinite(error) and error > 0):
+        return f"{value:.{unit_digits}f}" + (" ± nan" if not np.isfinite(error) else "")
+    digits = max(0, 1 - int(np.floor(np.log10(error))))
+    return f"{value:.{digits}f} ± {error:.{digits}f}"
+
+
+def _pm(values, errors, s, t, digits):
+    v = f"{values[s, t]:.{digits}f}"
+    return v if errors is None or not np.isfinite(errors[s, t]) else f"{v}±{errors[s, t]:.{digits}f}"
+
+
+def bootstrap_crossings(temperatures, u4_replicas):
+    """U4 crossings of consecutive sizes for each replica: ``u4_replicas`` (n_boot, S, T) →
+    (n_boot, S − 1) temperatures (K; NaN where a pair does not cross, :func:`binder_crossing`)."""
+    r = np.asarray(u4_replicas, float)
+    out = np.full((r.shape[0], r.shape[1] - 1), np.nan)
+    for b in range(r.shape[0]):
+        for a in range(r.shape[1] - 1):
+            out[b, a] = binder_crossing(temperatures, r[b, a], r[b, a + 1])
+    return out
 
 
 def binder_crossing(temperatures, u_small, u_large):
@@ -219,7 +312,7 @@ def binder_crossing(temperatures, u_small, u_large):
 
 
 def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, every=10, overrelax=0,
-                cell="repeat", seed=0, workers=None, scheduler=None):
+                cell="repeat", seed=0, workers=None, scheduler=None, n_boot=1000):
     """Monte Carlo temperature sweep on several sizes; returns a :class:`CurieResult`.
 
     Parameters
@@ -235,11 +328,14 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
         function (state, L) -> State.
     seed : base seed; the run (size index s, temperature index t) uses seed + 1000 s + t.
     workers / scheduler : :func:`spinlat.sweep` parallelism (local processes / Dask address).
+    n_boot : bootstrap replicas for the error of T_c (module docstring; 0: none). The replicas use
+        their own random stream (``seed``), so they do not change the Monte Carlo runs.
 
     Every run starts from the ferromagnetic state along z. Larger sizes are submitted first.
     """
-    from ..analysis import binder_cumulant, specific_heat, susceptibility
+    from ..analysis import average, binder_cumulant, specific_heat, susceptibility
     from ..search import sweep
+    from ..statistics import block_bootstrap
 
     temps = np.asarray(temperatures, dtype=float)
     if temps.ndim != 1 or len(temps) < 1 or np.any(temps <= 0) or np.any(np.diff(temps) <= 0):
@@ -260,6 +356,10 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
     by_task = {(r["L"], r["T"]): r for r in results}
     S, T = len(sizes), len(temps)
     m, chi, u4, c, sec = (np.zeros((S, T)) for _ in range(5))
+    m_err, chi_err, u4_err, c_err = (np.full((S, T), np.nan) for _ in range(4))
+    n_boot = max(0, int(n_boot))
+    u4_boot = np.full((n_boot, S, T), np.nan)
+    rng = np.random.default_rng([int(seed), 2**31 - 1])  # bootstrap stream, apart from the runs' seeds
     n_spins = np.zeros(S, dtype=int)
     samples = {}
     for s, L in enumerate(sizes):
@@ -267,15 +367,29 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
             r = by_task[(int(L), float(temp))]
             mag = r["magnetization"]
             n_spins[s] = r["n_spins"]
-            m[s, t] = float(np.mean(np.linalg.norm(mag, axis=1)))
+            m[s, t] = average(np.linalg.norm(mag, axis=1))
             chi[s, t] = susceptibility(mag, temp, r["n_spins"], r["moment"])
             u4[s, t] = binder_cumulant(mag)
             c[s, t] = specific_heat(r["energies"], temp, r["n_spins"]) if len(r["energies"]) > 1 else np.nan
+            if len(mag) >= 4:
+                m_err[s, t] = average(np.linalg.norm(mag, axis=1), with_errors=True).error
+                chi_err[s, t] = susceptibility(mag, temp, r["n_spins"], r["moment"], with_errors=True).error
+                u4_est = binder_cumulant(mag, with_errors=True)
+                u4_err[s, t] = u4_est.error
+                if n_boot:
+                    m2 = np.sum(mag**2, axis=1)
+                    u4_boot[:, s, t] = block_bootstrap(lambda mean: 1.0 - mean[1] / (3.0 * mean[0] ** 2),
+                                                       np.column_stack([m2, m2**2]), n_boot,
+                                                       block_length=u4_est.block_length, seed=rng)
+            if len(r["energies"]) >= 4:
+                c_err[s, t] = specific_heat(r["energies"], temp, r["n_spins"], with_errors=True).error
             sec[s, t] = r["seconds"]
             samples[(int(L), float(temp))] = dict(magnetization=mag, energies=r["energies"],
                                                   acceptance=r["acceptance"])
-    return CurieResult(temps, sizes, n_spins, m, chi, u4, c, sec, samples)
+    replicas = bootstrap_crossings(temps, u4_boot) if n_boot and S > 1 else None
+    return CurieResult(temps, sizes, n_spins, m, chi, u4, c, sec, samples, None, m_err, chi_err, u4_err, c_err,
+                       replicas)
 
 
-__all__ = ["curie_sweep", "CurieResult", "binder_crossing", "mean_field_tc", "truncate",
+__all__ = ["curie_sweep", "CurieResult", "binder_crossing", "bootstrap_crossings", "format_error", "mean_field_tc", "truncate",
            "U4_ORDERED", "U4_DISORDERED"]

@@ -1,5 +1,12 @@
-"""Magnons of a ferromagnet: the dynamic structure factor S(q, ω) from atomistic LLG and the
-linear spin-wave (LSWT) dispersion of the same Hamiltonian, ours and magnopy's.
+"""Magnons: k-paths of any lattice, the dynamic structure factor S(q, ω) from atomistic LLG, and
+the linear spin-wave (LSWT) dispersion of a ferromagnet with isotropic exchange, ours and
+magnopy's. LSWT about any other ground state (antiferromagnets, spirals, DMI, anisotropy, field)
+is in :mod:`spinlat.workflows.lswt` (ours, classical, and magnopy's through a converter, with
+the same conventions as here).
+
+k-paths: :func:`kpath` for any lattice (ASE's ``cell.bandpath`` special points and standard
+paths, 3D, 2D and 1D, optionally only the wave vectors of a supercell); :func:`kpath_bcc` for
+bcc in the cube-edge labelling Γ–H–N–Γ–P.
 
 Classical LSWT in spinlat's conventions. With E = −Σ_{pairs} J_ij s_i·s_j (unit spins, each
 pair once, J > 0 ferromagnetic), moments μ_i (μB) and the LLG equation of DESIGN.md
@@ -122,9 +129,11 @@ def cubic_supercell(state, L):
 @dataclass
 class KPath:
     """A path through the Brillouin zone: ``qpoints`` (K, 3) Cartesian 1/Å (with 2π),
-    ``distance`` (K,) cumulative path length (1/Å), ``ticks`` positions of the labelled points
-    on the distance axis, ``labels``, and ``fractions`` (K, 3), the points in units of 2π/a
-    along the cube edges."""
+    ``distance`` (K,) cumulative path length (1/Å; it does not advance across a break of the path,
+    where the two points before and after sit at the same distance), ``ticks`` positions of the
+    labelled points on the distance axis, ``labels`` (a break shows as ``"K|U"``), and
+    ``fractions`` (K, 3), the points in the reciprocal basis of the cell the path was made for
+    (for :func:`kpath_bcc`: units of 2π/a along the cube edges)."""
 
     qpoints: np.ndarray
     distance: np.ndarray
@@ -134,6 +143,115 @@ class KPath:
 
     def __len__(self):
         return len(self.qpoints)
+
+
+def _greek(label):
+    return "Γ" if label in ("G", "Gamma", "GAMMA") else label
+
+
+def kpath(cell, path=None, n=None, density=None, pbc=None, commensurate=None, special_points=None):
+    """High-symmetry path of any lattice, from ASE's Bravais-lattice analysis (``ase.cell.Cell.bandpath``:
+    the special points and standard path of W. Setyawan and S. Curtarolo, Comput. Mater. Sci. 49,
+    299 (2010), transformed to the cell as given, so the points are valid for this cell in any
+    setting or orientation; 2D and 1D lattices through ``pbc``).
+
+    Parameters
+    ----------
+    cell : (3, 3) rows Å, or a :class:`~spinlat.state.State` (its cell and pbc).
+    path : ASE path string such as ``"GXWKGLUWLK,UX"`` (a comma starts a new piece) or a
+        sequence of labels; default the standard path of the lattice. ``G`` is shown as Γ.
+    n : approximate total number of points (default 100), spread by segment length; or
+    density : points per 1/Å along the path (overrides ``n``); or
+    commensurate : int or (3,) ints L: only the wave vectors of the ``state.repeat(L)`` supercell
+        on each segment (each segment cut into the largest number of equal steps whose
+        fractional components are multiples of 1/L), the ones such a simulation cell resolves
+        (as :func:`kpath_bcc` does for cubic bcc supercells). Raises :class:`InputError` if a
+        special point of the path is not a reciprocal vector of that supercell.
+    pbc : periodic directions (default: the State's, or all).
+    special_points : dict label → fractional coordinates (reciprocal basis of ``cell``) to use or
+        add to ASE's.
+
+    Returns a :class:`KPath` (Cartesian wave vectors in 1/Å with the 2π; ``fractions`` in the
+    reciprocal basis of ``cell``). Raises :class:`InputError` for unknown labels or bad options.
+    """
+    from ase.cell import Cell
+    from ase.dft.kpoints import parse_path_string
+
+    from ..sites import completed_basis
+
+    if hasattr(cell, "cell") and hasattr(cell, "pbc"):
+        pbc = cell.pbc if pbc is None else pbc
+        cell = cell.cell
+    cell = np.asarray(cell, dtype=float)
+    if cell.shape != (3, 3):
+        raise CellError(f"kpath needs a (3, 3) cell, got shape {cell.shape}")
+    pbc = np.array(np.broadcast_to(np.asarray(True if pbc is None else pbc, dtype=bool), (3,)))
+    basis = completed_basis(cell, pbc)
+    bp = Cell(np.where(pbc[:, None], cell, basis)).bandpath(npoints=0, pbc=pbc)
+    points = {k: np.asarray(v, float) for k, v in bp.special_points.items()}
+    if special_points:
+        points.update({k: np.asarray(v, float) for k, v in special_points.items()})
+    if path is None:
+        pieces = parse_path_string(bp.path)
+    elif isinstance(path, str):
+        pieces = parse_path_string(path)
+    else:
+        pieces = [list(path)]
+    for piece in pieces:
+        for label in piece:
+            if label not in points:
+                raise InputError(f"unknown special point {label!r} for this {bp.cell.get_bravais_lattice().name} "
+                                 f"lattice; known: {sorted(points)}")
+        if len(piece) < 2:
+            raise InputError(f"a path piece needs at least two points, got {piece}")
+    recip = 2 * np.pi * np.linalg.inv(basis).T  # rows: reciprocal basis with the 2π
+    if commensurate is not None:
+        reps = np.broadcast_to(np.asarray(commensurate, dtype=int), (3,))
+        if np.any(reps < 1):
+            raise InputError(f"commensurate must be positive repetitions, got {commensurate}")
+        for piece in pieces:
+            for label in piece:
+                f = points[label] * reps
+                if not np.allclose(f, np.round(f), atol=1e-6):
+                    raise InputError(f"special point {label} = {np.round(points[label], 4).tolist()} is not a wave "
+                                     f"vector of the {reps.tolist()} supercell (its coordinates times "
+                                     f"{reps.tolist()} must be integers)")
+    else:
+        total = sum(np.linalg.norm((points[b] - points[a]) @ recip) for piece in pieces
+                    for a, b in zip(piece[:-1], piece[1:]))
+        if density is None:
+            n = 100 if n is None else int(n)
+            if n < 2:
+                raise InputError(f"kpath needs n >= 2 points, got {n}")
+            density = n / max(total, 1e-300)
+        elif not density > 0:
+            raise InputError(f"density must be positive (points per 1/Å), got {density}")
+    fracs, labels, tick_index, breaks = [], [], [], []
+    for pi, piece in enumerate(pieces):
+        for k, (a, b) in enumerate(zip(piece[:-1], piece[1:])):
+            p0, p1 = points[a], points[b]
+            if commensurate is not None:
+                delta = np.round((p1 - p0) * reps).astype(int)
+                steps = max(1, int(np.gcd.reduce(np.abs(delta))))
+            else:
+                steps = max(1, int(round(np.linalg.norm((p1 - p0) @ recip) * density)))
+            t = np.arange(0 if k == 0 else 1, steps + 1) / steps
+            if k == 0:
+                if pi > 0:
+                    labels[-1] = f"{labels[-1]}|{_greek(a)}"
+                    breaks.append(sum(len(f) for f in fracs))
+                else:
+                    labels.append(_greek(a))
+                    tick_index.append(0)
+            fracs.append(p0[None, :] + t[:, None] * (p1 - p0)[None, :])
+            labels.append(_greek(b))
+            tick_index.append(sum(len(f) for f in fracs) - 1)
+    frac = np.concatenate(fracs)
+    q = frac @ recip
+    step = np.linalg.norm(np.diff(q, axis=0), axis=1)
+    step[np.asarray(breaks, dtype=int) - 1] = 0.0  # no distance across a break
+    dist = np.concatenate([[0.0], np.cumsum(step)])
+    return KPath(q, dist, dist[tick_index], labels, frac)
 
 
 def kpath_bcc(a, n=20, path=BCC_PATH):
@@ -407,6 +525,6 @@ def plot_sqw(path, kpath, mev, sqw, lines=(), emax=None, title=None):
     return path
 
 
-__all__ = ["G_GAMMA", "BCC_POINTS", "BCC_PATH", "KPath", "bcc_cubic_cell", "cubic_supercell", "kpath_bcc",
+__all__ = ["G_GAMMA", "BCC_POINTS", "BCC_PATH", "KPath", "bcc_cubic_cell", "cubic_supercell", "kpath", "kpath_bcc",
            "exchange_fourier", "lswt_dispersion", "magnopy_dispersion", "tilted_spin_wave", "llg_spins",
            "spin_wave_frequency", "peak_energy", "plot_sqw"]
