@@ -395,16 +395,15 @@ class _Work:
         if c.n_couplings == 0:  # neighbour-list pairs only
             cut = min(extra_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
             return spin_color_classes(self.state.with_arrays(positions=ref), self.nl, cutoff=cut)
-        ii = [np.repeat(np.arange(n, dtype=np.int64), np.diff(c.offsets))]
-        jj = [np.asarray(c.neighbors, dtype=np.int64)]
+        # the coupling table holds magnetic atoms only
+        i, j = np.repeat(np.arange(n, dtype=np.int64), np.diff(c.offsets)), c.neighbors
         if self.nl is not None and extra_cutoff > 0:
             cut = min(extra_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
             keep = np.linalg.norm(self.nl.vectors(ref), axis=1) < cut
-            ii.append(np.asarray(self.nl.i, dtype=np.int64)[keep])
-            jj.append(np.asarray(self.nl.j, dtype=np.int64)[keep])
-        i, j = np.concatenate(ii), np.concatenate(jj)
-        keep = mag[i] & mag[j]
-        offsets, nb = csr_from_pairs(i[keep], j[keep], n)
+            keep &= mag[self.nl.i] & mag[self.nl.j]
+            i = np.concatenate([i, np.asarray(self.nl.i, dtype=np.int64)[keep]])
+            j = np.concatenate([np.asarray(j, dtype=np.int64), np.asarray(self.nl.j, dtype=np.int64)[keep]])
+        offsets, nb = csr_from_pairs(i, j, n)
         return color_classes(best_coloring(offsets, nb, n, ref), mask=mag)
 
     def rotation_fields(self, atoms):

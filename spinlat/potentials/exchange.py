@@ -393,8 +393,8 @@ class _PairCache:
     J(r), (dJ/dr)/r and the spin couplings at one set of positions (``couplings``: the
     :class:`LinearSpinCouplings` made of them, built on first request)."""
 
-    __slots__ = ("nl", "builds", "active", "off", "cj", "cs", "svec", "rev", "rows", "jr", "gr", "jc", "pos",
-                 "has_geometry", "couplings")
+    __slots__ = ("nl", "builds", "active", "off", "cj", "cs", "svec", "rev", "rows", "self_entries", "jr", "gr",
+                 "jc", "pos", "has_geometry", "couplings")
 
 
 def bethe_slater(r, J1, J2, J3):
@@ -477,14 +477,17 @@ class BetheSlaterExchange(Potential):
             c.nl, c.builds, c.active = nl, nl.n_builds, active
             c.off, c.cj, c.cs, c.svec, c.rev = _compact_spin_list(ref, active, nl.offsets, nl.j, nl.shifts,
                                                           nl.shift_vectors, r2max)
-            c.rows = None
+            m = len(c.cj)
+            c.rows = None  # the source atom of each entry, made when an offset is asked for
+            c.self_entries = np.flatnonzero(c.cj == np.repeat(np.arange(len(state)), np.diff(c.off)))
+            c.jr, c.gr = np.empty(m), np.empty(m)
             c.pos = np.empty_like(state.positions)
             c.has_geometry = False
             self._pair_store = c
         if not (c.has_geometry and np.array_equal(c.pos, state.positions)):
-            # new arrays for every position update: couplings handed out before stay valid
-            m = len(c.cj)
-            c.jr, c.gr, c.jc = np.empty(m), np.empty(m), np.empty(m)
+            # a new coupling array for every position update (couplings handed out before stay
+            # valid); J(r) and dJ/dr, used only here, are overwritten
+            c.jc = np.empty(len(c.cj))
             kernel = _exchange_geometry_parallel if _threaded(len(state)) else _exchange_geometry
             kernel(state.positions, c.off, c.cj, c.cs, c.svec, c.rev, self.cutoff ** 2, self.J1, self.J2,
                    self.J3 ** 2, c.jr, c.gr, c.jc)
@@ -557,12 +560,15 @@ class BetheSlaterExchange(Potential):
             neighbors = self.neighbor_list(state)
         c = self._pair_cache(state, neighbors)
         if c.couplings is None:
-            jr, jc, delta = c.jr, c.jc, 1.0 if self.offset else 0.0
+            n, delta, jc = len(state), 1.0 if self.offset else 0.0, c.jc
+            at = np.searchsorted(c.off, c.self_entries, side="right") - 1  # atoms of the self-images
+            j_self = c.jr[c.self_entries].copy()
 
-            def offset():
+            def offset():  # c_i = ½ δ Σ_j J(r_ij) + ½ (δ − 1) Σ_self-images J(r)
                 if c.rows is None:
-                    c.rows = np.repeat(np.arange(len(c.off) - 1), np.diff(c.off))
-                return 0.5 * np.bincount(c.rows, weights=delta * jr - (jr - jc), minlength=len(c.off) - 1)
+                    c.rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(c.off))
+                return 0.5 * (delta * np.bincount(c.rows, weights=jc, minlength=n)
+                              + (delta - 1.0) * np.bincount(at, weights=j_self, minlength=n))
 
             c.couplings = LinearSpinCouplings(len(state), c.off, c.cj, exchange=jc, offset=offset, self_coupled=False)
         return c.couplings
