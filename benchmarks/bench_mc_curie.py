@@ -41,7 +41,7 @@ def main():
             mc = MonteCarlo(1100.0, seed=1, overrelax=1)
             s = mc.run(st, ham, 5)  # set-up, compile, verify the table
             if name == "3x3":
-                mc._table = (*mc._table[:4], np.zeros(0))
+                mc._model.table = (*mc._model.table[:4], np.zeros(0))  # the kept model, without its scalar table
             runs[name] = [mc, s, []]
         for _ in range(args.repeat):
             for name, r in runs.items():

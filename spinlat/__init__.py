@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 from . import errors, units  # noqa: E402
 from .state import State  # noqa: E402
 from .neighbors import NeighborList  # noqa: E402
-from .minimize import minimize  # noqa: E402  (the function shadows its module on purpose)
+from .minimization import minimize  # noqa: E402  (the module is spinlat.minimization)
 
 
 def __getattr__(name):

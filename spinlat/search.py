@@ -163,7 +163,7 @@ class _Start:
         self.classes = classes
 
     def __call__(self, seed):
-        from .minimize import minimize
+        from .minimization import minimize
 
         rng = np.random.default_rng(seed)
         if self.classes is None:

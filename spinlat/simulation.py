@@ -56,7 +56,10 @@ class Simulation:
     state : initial :class:`~spinlat.State` (``None`` with ``restart=True``: the last frame of
         ``trajectory``).
     potential : the :class:`~spinlat.potentials.Potential`.
-    integrator : an :class:`~spinlat.integrators.Integrator` (``run(state, potential, steps)``).
+    integrator : an :class:`~spinlat.integrators.Integrator` (``run(state, potential, steps)``); the
+        Evaluation it leaves with the State it returns (:meth:`Integrator.evaluation_at
+        <spinlat.integrators.Integrator.evaluation_at>`) is written with the frame, so the potential
+        is not evaluated twice.
     trajectory : HDF5 path, or ``None`` for no file.
     every : steps between frames (> 0).
     progress : show a tqdm progress bar with steps/s (only on a terminal).
@@ -84,6 +87,11 @@ class Simulation:
                                               unit="eV/atom", finite=False)
         if trajectory is not None:
             trajectory = validation.path(trajectory, "trajectory")
+        from .integrators.base import Integrator
+
+        if not isinstance(integrator, Integrator):
+            raise InputError(f"Simulation needs a spinlat Integrator (spinlat.integrators), got "
+                             f"{type(integrator).__name__}")
         self.potential = potential
         self.integrator = integrator
         self.trajectory = trajectory
@@ -155,8 +163,11 @@ class Simulation:
 
     # ------------------------------------------------------------------ helpers
     def _evaluate(self, state):
-        ev = getattr(self.integrator, "last_evaluation", None)
-        if ev is None or (self.store_forces and (ev.forces is None or ev.magnetic_forces is None)):
+        """The potential's Evaluation at ``state``: the one the integrator left with it (holding
+        the forces when they are stored), else computed."""
+        ev = self.integrator.evaluation_at(state, self.potential, forces=self.store_forces,
+                                           magnetic_forces=self.store_forces)
+        if ev is None:
             ev = self.potential.compute(state, forces=True, magnetic_forces=True)
         return ev
 

@@ -19,6 +19,8 @@ from .errors import (
 )
 
 _MAX_Z = 118
+#: the fields of a State (its ``__slots__``)
+_FIELDS = frozenset(("positions", "numbers", "cell", "pbc", "spins", "moments", "velocities", "masses"))
 
 
 def _as_array(value, name, shape, dtype=np.float64):
@@ -179,6 +181,26 @@ class State:
         st = cls.__new__(cls)
         st.positions, st.numbers, st.cell, st.pbc = positions, numbers, cell, pbc
         st.spins, st.moments, st.velocities, st.masses = spins, moments, velocities, masses
+        return st
+
+    def with_arrays(self, **fields) -> "State":
+        """A State sharing this one's arrays, with the named fields (``positions``, ``spins``,
+        ``moments``, ``velocities``, ``cell``, ...) replaced by the arrays given, as they are.
+
+        The fast update for integrators, minimisers and other code that builds many states from
+        arrays it knows to be valid: no copies and no validation (shapes (N, 3) / (N,) float64,
+        unit spins, non-negative moments, no overlapping atoms are the caller's to guarantee).
+        The new State and this one share the arrays not replaced (and those given stay the
+        caller's): neither may be changed in place while the other is in use, unless that is
+        the point (an integrator's work state). Use :meth:`copy` or the constructor for
+        anything else. Raises :class:`~spinlat.errors.InputError` for an unknown field name."""
+        st = State.__new__(State)
+        st.positions, st.numbers, st.cell, st.pbc = self.positions, self.numbers, self.cell, self.pbc
+        st.spins, st.moments, st.velocities, st.masses = self.spins, self.moments, self.velocities, self.masses
+        for name, value in fields.items():
+            if name not in _FIELDS:
+                raise InputError(f"State has no field {name!r}; fields are {list(self.__slots__)}")
+            setattr(st, name, value)
         return st
 
     def copy(self, validate=False, **changes) -> "State":

@@ -281,6 +281,13 @@ def _spin_gradient(s, mu, h, out):
 
 
 @numba.njit(cache=True)
+def _spin_gradients(S, mu, H, out):
+    """:func:`_spin_gradient` of every image k: S, H, out (K, N, 3), mu (N,)."""
+    for k in range(S.shape[0]):
+        _spin_gradient(S[k], mu, H[k], out[k])
+
+
+@numba.njit(cache=True)
 def _rotate_images(S, theta):
     """Rotate every spin S[k, i] (in place, unit length kept) by its rotation vector theta[k, i]
     (angle |θ| rad about θ̂, right-handed; Rodrigues, ``rotation.rotate_all``)."""
@@ -306,7 +313,11 @@ class _Band:
     """The images as stacked arrays (M images, N atoms), the metric of the module docstring and
     the gradients. A tangent vector of one image is a flat array [spins (3N) | positions (3N) |
     magnitudes (N)] of the blocks that move, in metric units (spins: v_i ⊥ s_i, rad); a (K, size)
-    array holds one per image."""
+    array holds one per image.
+
+    Evaluations: when only the spins move and every magnetic term has linear couplings, all
+    images are evaluated at once by the field engine (one kernel over the stacked spins, plus the
+    constant energy of the lattice terms); otherwise image by image with ``potential.compute``."""
 
     def __init__(self, template, S, R, MU, potential, dofs, weights):
         self.template, self.S, self.R, self.MU, self.pot = template, S, R, MU, potential
@@ -322,16 +333,40 @@ class _Band:
         self.size = k
         self.names = list(self.slices)
         self.n_eval = 0
+        self.engine = None
+        frozen = all(np.array_equal(R[k], template.positions) and np.array_equal(MU[k], template.moments)
+                     for k in range(len(R)))
+        if dofs["spins"] and not (dofs["positions"] or dofs["magnitudes"]) and frozen:
+            from .integrators.fields import SpinFieldEngine
+
+            engine = SpinFieldEngine(potential)
+            self.nl = potential.neighbor_list(template) if potential.cutoff > 0 else None
+            engine.update(template, self.nl)
+            if engine.complete:
+                self.engine = engine
 
     def __len__(self):
         return self.S.shape[0]
 
     def state(self, k):
-        from .state import State
-
-        t = self.template
         # the arrays are valid by construction (unit spins, moments >= 0): no validation pass
-        return State._trusted(self.R[k], t.numbers, t.cell, t.pbc, self.S[k], self.MU[k], t.velocities, t.masses)
+        return self.template.with_arrays(positions=self.R[k], spins=self.S[k], moments=self.MU[k])
+
+    def evaluate_images(self, first, last, E, G, EV):
+        """Energies E[k] (eV), gradients G[k] in the metric and Evaluations EV[k] of the images
+        k = first … last − 1."""
+        if self.engine is None:
+            for k in range(first, last):
+                E[k], EV[k] = self.evaluate(k, G[k])
+            return
+        from .potentials.base import Evaluation
+
+        self.n_eval += last - first
+        e, h = self.engine.evaluate_images(self.template, self.S[first:last], self.nl)
+        _spin_gradients(self.S[first:last], self.template.moments, h, G[first:last].reshape(last - first, self.n, 3))
+        E[first:last] = e
+        for j, k in enumerate(range(first, last)):
+            EV[k] = Evaluation(float(e[j]), magnetic_forces=h[j])
 
     def evaluate(self, k, g):
         """Energy (eV) and Evaluation of image k; its gradient in the metric is written to g."""
@@ -678,7 +713,7 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
             _check_endpoints(initial, st, spins, positions, magnitudes, names=("path[0]", f"path[{k}]"))
     _check_endpoints(initial, final, spins, positions, magnitudes)
     if relax_endpoints:
-        from .minimize import minimize
+        from .minimization import minimize
 
         kw = dict(spins=spins, positions=positions, magnitudes=magnitudes, tmax=tols["spins"],
                   fmax=tols["positions"], hmax=tols["magnitudes"])
@@ -787,8 +822,7 @@ class _FIRE:
 def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterations, method, callback):
     m = len(band)
     E, G, EV = np.zeros(m), np.zeros((m, band.size)), [None] * m
-    for k in range(m):
-        E[k], EV[k] = band.evaluate(k, G[k])
+    band.evaluate_images(0, m, E, G, EV)
     names = band.names
     tol_vec = np.array([tols[n] for n in names])
     cap_vec = np.array([caps[n] * band.w[n] for n in names])  # largest step per block, metric units
@@ -848,8 +882,7 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
         d *= factor
         opt.capped(factor)
         band.apply(1, d.reshape(m - 2, -1))
-        for k in range(1, m - 1):
-            E[k], EV[k] = band.evaluate(k, G[k])
+        band.evaluate_images(1, m - 1, E, G, EV)
         F, T, dist, per_image, perp = band_forces()
         opt.update(d, f, band.to_step(1, F[1:-1]).ravel())
     reason = ("converged" if converged else "max_iterations reached") + (

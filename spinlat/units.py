@@ -18,15 +18,19 @@ HBAR = 0.6582119569
 GAMMA_SI = 1.760859e11
 #: Gyromagnetic ratio in rad/(fs·T).
 GAMMA = GAMMA_SI * 1e-15
+#: Elementary charge, C (exact since the 2019 SI; CODATA 2018): 1 eV = ELEMENTARY_CHARGE J.
+ELEMENTARY_CHARGE = 1.602176634e-19
+#: Atomic mass constant, kg (CODATA 2018).
+AMU_KG = 1.66053906660e-27
 #: 1 amu·Å²/fs² expressed in eV.
-AMU_A2_PER_FS2_IN_EV = 1.66053906660e-27 * 1e-20 / 1e-30 / 1.602176634e-19
+AMU_A2_PER_FS2_IN_EV = AMU_KG * 1e-20 / 1e-30 / ELEMENTARY_CHARGE
 #: Conversion eV/Å / amu → Å/fs² (acceleration from force and mass).
 FORCE_TO_ACCELERATION = 1.0 / AMU_A2_PER_FS2_IN_EV
-#: 1 eV/Å³ in GPa.
-EV_PER_A3_IN_GPA = 160.21766208
+#: 1 eV/Å³ in GPa: ELEMENTARY_CHARGE J / 1e-30 m³ / 1e9 (160.2176634, from the CODATA 2018 charge).
+EV_PER_A3_IN_GPA = ELEMENTARY_CHARGE * 1e30 / 1e9
 #: Smallest allowed distance between two atoms, Å.
 MIN_DISTANCE = 0.1
-#: Two pi.
+#: Two pi (ħ = h / 2π for LAMMPS's Planck constant, spinlat.io.lammps).
 TWO_PI = 2.0 * math.pi
 
 #: LAMMPS SPIN's rounded Bohr magneton, eV/T (fix precession/spin); used only to convert

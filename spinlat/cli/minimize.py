@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ..io import write_extxyz
-    from ..minimize import minimize
+    from ..minimization import minimize
 
     opts, state, pot, run_dir = prepare(args, "minimize", OUTPUTS)
     out, res = minimize(state, pot, return_result=True, **opts)

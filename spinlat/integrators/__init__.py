@@ -1,15 +1,17 @@
-"""Integrators: spin-lattice dynamics, frozen-lattice LLG, thermostats, Monte Carlo."""
+"""Integrators: spin-lattice dynamics, frozen-lattice LLG, thermostats, Monte Carlo, and the
+field engine they share (:mod:`spinlat.integrators.fields`)."""
 
-from .base import Integrator
+from .base import DynamicsState, Integrator
 
 _LAZY = {
     "SpinLatticeNVE": ".spin_lattice",
     "SpinLatticeLangevin": ".spin_lattice",
     "LLG": ".llg",
     "MonteCarlo": ".monte_carlo",
+    "SpinFieldEngine": ".fields",
 }
 
-__all__ = ["Integrator", *_LAZY]
+__all__ = ["DynamicsState", "Integrator", *_LAZY]
 
 
 def __getattr__(name):

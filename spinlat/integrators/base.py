@@ -22,14 +22,50 @@ seed and starting State give the same trajectory bit for bit
 Not covered: other machines, CPU instruction sets or numba/LLVM versions (the compiled code may
 contract or vectorise differently), and potentials evaluated by PyTorch (``MagneticMACE``), whose
 threaded reductions depend on ``torch.get_num_threads()``.
+
+The evaluation travels with the state: an integrator that ends a run with the potential's
+:class:`~spinlat.potentials.base.Evaluation` at the returned State (the forces a velocity-Verlet
+step computes anyway, LLG's final fields) records the pair as :attr:`Integrator.last_run`, a
+:class:`DynamicsState`. :meth:`Integrator.evaluation_at` hands it out for exactly that State
+object (and potential): the next ``run`` from that State starts from those forces, and
+:class:`~spinlat.Simulation` writes its frame without evaluating again.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import validation
 from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class DynamicsState:
+    """A State with the potential's Evaluation at it, as a run left them.
+
+    Attributes
+    ----------
+    state : the :class:`~spinlat.state.State` a run returned.
+    potential : the potential the run was made with.
+    evaluation : :class:`~spinlat.potentials.base.Evaluation` of ``potential`` at ``state``
+        (energy eV, forces eV/Å, magnetic forces eV/μB; arrays not computed are None), or None.
+    """
+
+    state: object
+    potential: object
+    evaluation: object = None
+
+    def evaluation_for(self, state, potential, *, forces=False, magnetic_forces=False):
+        """``evaluation`` if it belongs to this very ``state`` object and ``potential`` and holds
+        the forces / magnetic forces asked for, else None."""
+        ev = self.evaluation
+        if ev is None or state is not self.state or potential is not self.potential:
+            return None
+        if (forces and ev.forces is None) or (magnetic_forces and ev.magnetic_forces is None):
+            return None
+        return ev
 
 
 class Integrator:
@@ -38,23 +74,51 @@ class Integrator:
     Attributes
     ----------
     dt : time step in fs (``None`` for Monte Carlo, where one step is one sweep).
-    last_evaluation : the potential's :class:`~spinlat.potentials.Evaluation` at the state
-        returned by the last ``run`` when the integrator has it (saves a recomputation),
-        else ``None``.
+    seed : seed of the integrator's random stream (None: no stream, or an unseeded one).
+    last_run : :class:`DynamicsState` of the last ``run``: the State it returned and the
+        potential's Evaluation there when the integrator has it, else None.
+    last_evaluation : ``last_run.evaluation`` (None when there is none).
     """
 
     dt: float | None = None
+    seed = None
+    #: the random generator of the integrator's stream (None: no randomness)
+    rng = None
     #: whether the lattice moves (False for frozen-lattice LLG and Monte Carlo)
     moves_lattice: bool = True
     #: whether spins move
     moves_spins: bool = True
 
     def __init__(self):
-        self.last_evaluation = None
+        self.last_run = None
+
+    @property
+    def last_evaluation(self):
+        """The potential's :class:`~spinlat.potentials.Evaluation` at the State the last ``run``
+        returned, or None; assigning None forgets it (the State is then evaluated afresh)."""
+        return None if self.last_run is None else self.last_run.evaluation
+
+    @last_evaluation.setter
+    def last_evaluation(self, ev):
+        if self.last_run is not None:
+            self.last_run = DynamicsState(self.last_run.state, self.last_run.potential, ev)
+
+    def evaluation_at(self, state, potential, *, forces=False, magnetic_forces=False):
+        """The Evaluation of ``potential`` at ``state`` that the last run left, when ``state`` is the
+        very State object it returned and the Evaluation holds the forces / magnetic forces asked
+        for; else None (:meth:`DynamicsState.evaluation_for`)."""
+        run = self.last_run
+        return None if run is None else run.evaluation_for(state, potential, forces=forces,
+                                                          magnetic_forces=magnetic_forces)
+
+    def _record(self, state, potential, evaluation):
+        """Set :attr:`last_run` to (state, potential, evaluation) and return ``state``."""
+        self.last_run = DynamicsState(state, potential, evaluation)
+        return state
 
     def check(self, state, potential) -> None:
         """Raise a clear error if this integrator cannot run ``state`` with ``potential``."""
-        if self.moves_spins and not getattr(potential, "provides_magnetic_forces", False):
+        if self.moves_spins and not potential.provides_magnetic_forces:
             raise InputError(f"{type(self).__name__} moves spins but {potential!r} gives no magnetic forces")
 
     def run(self, state, potential, steps: int):  # pragma: no cover - abstract
@@ -74,10 +138,9 @@ class Integrator:
         :class:`~spinlat.Simulation` stores the checkpoint of the last complete frame in the
         trajectory and hands it to :meth:`restore` on restart."""
         out = {}
-        rng = getattr(self, "rng", None)
-        if isinstance(rng, np.random.Generator):
-            out["seed"] = seed_key(getattr(self, "seed", None))
-            out["rng"] = rng.bit_generator.state
+        if isinstance(self.rng, np.random.Generator):
+            out["seed"] = seed_key(self.seed)
+            out["rng"] = self.rng.bit_generator.state
         return out
 
     def restore(self, checkpoint, state, potential) -> None:
@@ -85,10 +148,10 @@ class Integrator:
         it stopped when the checkpoint's ``seed`` equals this integrator's (a different seed
         asks for a new stream, which is then kept). Unknown or missing entries are ignored."""
         saved = checkpoint.get("rng")
-        rng = getattr(self, "rng", None)
+        rng = self.rng
         if not isinstance(saved, dict) or not isinstance(rng, np.random.Generator):
             return
-        if checkpoint.get("seed") != seed_key(getattr(self, "seed", None)):
+        if checkpoint.get("seed") != seed_key(self.seed):
             return
         name = saved.get("bit_generator")
         if name != type(rng.bit_generator).__name__:

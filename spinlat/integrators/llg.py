@@ -38,6 +38,7 @@ skipped).
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -47,10 +48,20 @@ from .. import units
 from ..errors import InputError
 from ..state import State
 from .base import Integrator, check_dt, check_nonnegative, check_seed
-from .monte_carlo import _merge_couplings, compress_couplings, pair_entries
+from .fields import SpinFieldEngine, compress_couplings, per_moment_table
 from .rotation import SERIES_LIMIT, rotate_series, rotate_vector
 
 SOLVERS = ("sib", "depondt", "heun")
+
+#: The fused linear terms as the kernels read them: a :func:`slot_table` (cptr, catoms, qptr, qt,
+#: qoff, nb, tens) and the field b (3, N), eV/μB.
+LinearTable = namedtuple("LinearTable", "cptr catoms qptr qt qoff nb tens b")
+#: One solver step: ``solver`` 0 (SIB), 1 (Depondt) or 2 (Heun); ``g`` = γ/((1+α²) μB) in
+#: rad/(fs·eV/μB); ``alpha`` the Gilbert damping; ``dt`` fs.
+Stepper = namedtuple("Stepper", "solver g alpha dt")
+#: Work arrays of a step, each (3, N): ``mid`` the predictor, ``aux`` Depondt's Ω or Heun's slope
+#: carried between the stages, ``h`` the fields (scratch).
+StageBuffers = namedtuple("StageBuffers", "mid aux h")
 
 
 # ---------------------------------------------------------------------------------- kernels
@@ -63,12 +74,13 @@ _JIT = dict(cache=True, error_model="numpy", nogil=True)
 
 
 @numba.njit(**_JIT)
-def linear_fields(s, cptr, catoms, qptr, qt, qoff, nb, tens, b, hext, noise, sigma, h):
+def linear_fields(s, table, hext, noise, sigma, h):
     """h_i = (1 − s_i s_iᵀ) Σ_j T_ij s_j + b_i (eV/μB), plus hext_i when ``hext`` (N, 3) has rows
     and σ_i ξ_i when ``noise`` (N, 3) has rows: the fused linear terms of :class:`SpinFields`,
-    the other terms, the thermal field. s, b, h are (3, N); the couplings are a
-    :func:`slot_table`: per class of atoms with the same couplings, one pass per slot with its
-    3×3 matrix held in registers."""
+    the other terms, the thermal field. s, h are (3, N); ``table`` a :data:`LinearTable`: per
+    class of atoms with the same couplings, one pass per slot with its 3×3 matrix held in
+    registers, and b (3, N)."""
+    cptr, catoms, qptr, qt, qoff, nb, tens, b = table
     sx, sy, sz = s[0], s[1], s[2]
     hx, hy, hz = h[0], h[1], h[2]
     n = sx.shape[0]
@@ -262,23 +274,26 @@ def heun_update(s, x, h, g, alpha, dt, f, out, corrector):
 
 
 @numba.njit(**_JIT)
-def llg_stage(solver, stage, s, mid, aux, out, h, cptr, catoms, qptr, qt, qoff, nb, tens, b, hext, noise, sigma, g, alpha, dt):
-    """One stage of solver 0 (SIB), 1 (Depondt) or 2 (Heun): stage 0 (predictor) evaluates the
-    fields at s and writes mid; stage 1 (corrector) evaluates them at mid and writes out.
-    ``aux`` carries Depondt's Ω or Heun's slope between the stages; ``h`` is scratch."""
-    x = s if stage == 0 else mid
-    y = mid if stage == 0 else out
-    linear_fields(x, cptr, catoms, qptr, qt, qoff, nb, tens, b, hext, noise, sigma, h)
-    if solver == 0:
-        sib_update(s, x, h, g, alpha, dt, y, stage == 0)
-    elif solver == 1:
-        depondt_update(s, x, h, g, alpha, dt, aux, y, stage == 1)
+def llg_stage(step, stage, s, out, buf, table, hext, noise, sigma):
+    """One stage of the solver ``step.solver`` (a :data:`Stepper`): stage 0 (predictor) evaluates
+    the fields at s and writes ``buf.mid``; stage 1 (corrector) evaluates them at ``buf.mid`` and
+    writes ``out``. ``buf`` (:data:`StageBuffers`) carries Depondt's Ω or Heun's slope between the
+    stages; ``table`` (:data:`LinearTable`) the fused terms, ``hext`` (N, 3) the other terms'
+    fields or (0, 3), ``noise`` (N, 3) standard normals scaled by ``sigma`` (N,) eV/μB, or (0, 3)."""
+    x = s if stage == 0 else buf.mid
+    y = buf.mid if stage == 0 else out
+    h = buf.h
+    linear_fields(x, table, hext, noise, sigma, h)
+    if step.solver == 0:
+        sib_update(s, x, h, step.g, step.alpha, step.dt, y, stage == 0)
+    elif step.solver == 1:
+        depondt_update(s, x, h, step.g, step.alpha, step.dt, buf.aux, y, stage == 1)
     else:
-        heun_update(s, x, h, g, alpha, dt, aux, y, stage == 1)
+        heun_update(s, x, h, step.g, step.alpha, step.dt, buf.aux, y, stage == 1)
 
 
 @numba.njit(**_JIT)
-def run_steps(solver, s, out, mid, aux, h, cptr, catoms, qptr, qt, qoff, nb, tens, b, noise, sigma, g, alpha, dt, steps):
+def run_steps(step, s, out, buf, table, noise, sigma, steps):
     """``steps`` whole steps of a potential made only of fused linear terms, in one call.
 
     ``s``/``out`` are swapped after every step, so the result is in ``s`` for even ``steps`` and
@@ -287,69 +302,33 @@ def run_steps(solver, s, out, mid, aux, h, cptr, catoms, qptr, qt, qoff, nb, ten
     none = np.empty((0, 3))
     for k in range(steps):
         nk = noise[k] if noise.shape[0] > 0 else none
-        llg_stage(solver, 0, s, mid, aux, out, h, cptr, catoms, qptr, qt, qoff, nb, tens, b, none, nk, sigma, g, alpha, dt)
-        llg_stage(solver, 1, s, mid, aux, out, h, cptr, catoms, qptr, qt, qoff, nb, tens, b, none, nk, sigma, g, alpha, dt)
+        llg_stage(step, 0, s, out, buf, table, none, nk, sigma)
+        llg_stage(step, 1, s, out, buf, table, none, nk, sigma)
         s, out = out, s
 
 
 # ---------------------------------------------------------------------------------- fields
-def _linear_form(term, state, nl):
-    """(rows, cols, mats, b) of a term whose magnetic forces are h_i = (1 − s_i s_iᵀ) Σ mats s_cols
-    + b_i, built from its parameters (``Heisenberg.pairs``, ``UniaxialAnisotropy``'s K and axes
-    as a self coupling 2K n nᵀ/|m|, ``Zeeman``'s B, ``spin_couplings``), or None."""
-    from ..potentials import UniaxialAnisotropy, Zeeman
-
-    n = len(state)
-    mom = state.moments
-    mag = mom > 0
-    if hasattr(term, "pairs"):
-        return (*pair_entries(state, term), None)
-    if isinstance(term, UniaxialAnisotropy):
-        table = getattr(term, "_k", None)
-        k = table[state.numbers] if table is not None else np.full(n, float(term.K))
-        axes = np.broadcast_to(term.axis, (n, 3)) if term.axis.ndim == 1 else term.axis
-        if len(axes) != n:
-            return None
-        at = np.flatnonzero(mag & (k != 0))
-        ax = axes[at]
-        mats = (2.0 * k[at] / mom[at])[:, None, None] * ax[:, :, None] * ax[:, None, :]
-        return [at], [at], [mats], None
-    if isinstance(term, Zeeman):
-        on = mag & (term._applies[state.numbers] if hasattr(term, "_applies") else True)
-        return [], [], [], np.where(on[:, None], units.MU_B * np.asarray(term.B, float)[None, :], 0.0)
-    if callable(getattr(term, "spin_couplings", None)):
-        offs, nbr, w, b = term.spin_couplings(state, nl if term.cutoff > 0 else None)
-        rows, cols, mats = [], [], []
-        if offs is not None:
-            w = np.asarray(w, np.float64)
-            if w.ndim == 1:
-                w = w[:, None, None] * np.eye(3)
-            rows, cols, mats = [np.repeat(np.arange(n), np.diff(offs))], [np.asarray(nbr, np.int64)], [w]
-        return rows, cols, mats, (None if b is None else np.asarray(b, np.float64))
-    return None
-
-
 def _linear_fields_aos(spins, linear):
-    """:func:`linear_fields` of (N, 3) spins, returned as (N, 3) (eV/μB)."""
+    """:func:`linear_fields` of (N, 3) spins, returned as (N, 3) (eV/μB); ``linear`` a
+    :data:`LinearTable` (or the same eight arrays in a tuple)."""
     n = len(spins)
     h = np.empty((3, n))
     none = np.empty((0, 3))
-    linear_fields(np.ascontiguousarray(spins.T), *linear, none, none, np.empty(0), h)
+    linear_fields(np.ascontiguousarray(spins.T), LinearTable(*linear), none, none, np.empty(0), h)
     return np.ascontiguousarray(h.T)
 
 
 class SpinFields:
-    """Magnetic forces of all atoms for trial spin arrays on a frozen lattice.
+    """Magnetic forces of all atoms for trial spin arrays on a frozen lattice, for LLG.
 
-    Terms with ``magnetic = False`` (EAM) are skipped. Terms whose fields are linear in the
-    spins up to the transverse projection, h_i = (1 − s_i s_iᵀ) Σ_j T_ij s_j + b_i, are *fused*
-    into one coupling table (``linear``: a :func:`slot_table` and b (3, N)) evaluated by one
-    numba pass: ``Heisenberg`` (its ``pairs`` table), ``UniaxialAnisotropy`` (a self coupling
-    T_ii = 2K n_i n_iᵀ/|m_i|, per-atom axes allowed), ``Zeeman`` (b = μB B) and terms with a
-    ``spin_couplings`` method (``BetheSlaterExchange``). Each fused term is checked once
-    against its own ``local_fields`` on random spins (max deviation ≤ 1e-12 of the largest
-    field) and left to the general path otherwise. The other terms (``extra``) are evaluated
-    through ``local_fields`` every call.
+    The field engine (:class:`~spinlat.integrators.fields.SpinFieldEngine`) splits the magnetic
+    terms (``magnetic = False`` terms such as EAM are skipped): terms with linear couplings
+    (``Heisenberg``, ``BetheSlaterExchange``, ``UniaxialAnisotropy`` (per-atom axes allowed),
+    ``Zeeman``; each checked once against its own ``local_fields`` on random spins) are *fused*:
+    their rotation fields per moment, h_i = (1 − s_i s_iᵀ) Σ_j T_ij s_j + b_i with T_ij = J_ij/|m_i|
+    and T_ii = 2A_i/|m_i|, go into one coupling table (``linear``: a :data:`LinearTable`) evaluated
+    by one numba pass. The other terms (``extra``) are evaluated through ``local_fields`` every
+    call. ``fuse=False`` puts every term on that general path.
 
     ``__call__(spins)`` returns h = −∂E/∂m (eV/μB), (N, 3); ``extra_fields(spins)`` only the
     non-fused part (None when every term is fused).
@@ -358,47 +337,16 @@ class SpinFields:
     def __init__(self, state, potential, fuse=True):
         self.state = state
         self.potential = potential
-        terms = [t for t in potential.terms if getattr(t, "magnetic", True)]
-        self.nl = potential.neighbor_list(state) if any(t.cutoff > 0 for t in terms) else None
-        n = len(state)
-        self.atoms = np.arange(n, dtype=np.int64)
-        rng = np.random.default_rng(0)
-        probe = rng.normal(size=(n, 3))
-        probe /= np.linalg.norm(probe, axis=1)[:, None]
-        rows, cols, mats, b = [], [], [], np.zeros((n, 3))
-        self.fused, self.extra = [], []
-        for t in terms:
-            form = None
-            if fuse:
-                try:
-                    form = _linear_form(t, state, self.nl)
-                except Exception:  # noqa: BLE001 - an unusual term keeps the general path
-                    form = None
-            if form is not None and self._reproduces(t, form, probe):
-                rows += form[0]
-                cols += form[1]
-                mats += form[2]
-                if form[3] is not None:
-                    b += form[3]
-                self.fused.append(t)
-            else:
-                self.extra.append(t)
-        self.linear = (*slot_table(*compress_couplings(*_merge_couplings(n, rows, cols, mats))), np.ascontiguousarray(b.T))
-
-    def _reproduces(self, term, form, probe):
-        n = len(self.state)
-        rows, cols, mats, b = form
-        table = slot_table(*compress_couplings(*_merge_couplings(n, rows, cols, mats)))
-        got = _linear_fields_aos(probe, (*table, np.ascontiguousarray((np.zeros((n, 3)) if b is None else b).T)))
-        ref = term.local_fields(self.with_spins(probe), self.nl if term.cutoff > 0 else None, self.atoms)
-        ref = np.asarray(ref, dtype=np.float64)
-        return ref.shape == got.shape and bool(np.abs(got - ref).max(initial=0.0)
-                                               <= 1e-12 * np.abs(ref).max(initial=0.0))
+        engine = SpinFieldEngine(potential, fuse=fuse)
+        self.nl = potential.neighbor_list(state) if any(t.cutoff > 0 for t in engine.terms) else None
+        couplings = engine.update(state, self.nl)
+        self.fused, self.extra = engine.fused, engine.extra
+        self.atoms = np.arange(len(state), dtype=np.int64)
+        (offs, nbr, jmat), b = per_moment_table(couplings, state.moments)
+        self.linear = LinearTable(*slot_table(*compress_couplings(offs, nbr, jmat)), np.ascontiguousarray(b.T))
 
     def with_spins(self, spins) -> State:
-        st = self.state
-        return State._trusted(st.positions, st.numbers, st.cell, st.pbc, spins, st.moments,
-                              st.velocities, st.masses)
+        return self.state.with_arrays(spins=spins)
 
     def extra_fields(self, spins):
         """Σ local_fields of the non-fused terms (eV/μB), (N, 3), or None if there are none."""
@@ -534,28 +482,25 @@ class LLG(Integrator):
         fields = self.spin_fields(state, potential)
         n = len(state)
         s = np.array(state.spins.T, dtype=np.float64, order="C")  # (3, N) inside the run
-        out, mid, aux, h = (np.empty((3, n)) for _ in range(4))
-        a, dt = self.damping, self.dt
-        g = units.GAMMA / ((1.0 + a * a) * units.MU_B)
-        solver = SOLVERS.index(self.solver)
+        out = np.empty((3, n))
+        buf = StageBuffers(np.empty((3, n)), np.empty((3, n)), np.empty((3, n)))
+        a = self.damping
+        step = Stepper(SOLVERS.index(self.solver), units.GAMMA / ((1.0 + a * a) * units.MU_B), a, self.dt)
         sigma = self.noise_amplitudes(state)
         thermal = self.temperature > 0
         lin = fields.linear
         if not fields.extra:
             for nb, noise in self._noise_blocks(steps, n):
-                run_steps(solver, s, out, mid, aux, h, *lin, noise, sigma, g, a, dt, nb)
+                run_steps(step, s, out, buf, lin, noise, sigma, nb)
                 if nb % 2:
                     s, out = out, s
         else:
             none = np.empty((0, 3))
             for _ in range(steps):
                 noise = self.rng.standard_normal((n, 3)) if thermal else none
-                for stage, x in ((0, s), (1, mid)):
+                for stage, x in ((0, s), (1, buf.mid)):
                     hext = fields.extra_fields(np.ascontiguousarray(x.T))
-                    llg_stage(solver, stage, s, mid, aux, out, h, *lin, hext, noise, sigma, g, a, dt)
+                    llg_stage(step, stage, s, out, buf, lin, hext, noise, sigma)
                 s, out = out, s
-        new = State._trusted(state.positions.copy(), state.numbers.copy(), state.cell.copy(), state.pbc.copy(),
-                             np.ascontiguousarray(s.T), state.moments.copy(), state.velocities.copy(),
-                             state.masses.copy())
-        self.last_evaluation = potential.compute(new, forces=False, magnetic_forces=True)
-        return new
+        new = state.copy().with_arrays(spins=np.ascontiguousarray(s.T))
+        return self._record(new, potential, potential.compute(new, forces=False, magnetic_forces=True))

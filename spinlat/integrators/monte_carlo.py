@@ -14,16 +14,23 @@ another. Moves:
   exactly (it is accepted with the Metropolis test on the remaining on-site energy change), and
   decorrelates the magnetisation much faster near T_c.
 
-Energy changes, and what is exact. The magnetic terms of the potential split into
+Energy changes, and what is exact. The magnetic terms of the potential split into (the field
+engine, :class:`~spinlat.integrators.fields.SpinFieldEngine`)
 
-- pair terms (``cutoff > 0``), which must be linear in each single spin s_i when the others are
-  fixed (Heisenberg exchange with any 3×3 J_ij including DMI, Bethe-Slater exchange on a frozen
-  lattice). Their energy is E = const − |m_i| H_i·s_i with H_i independent of s_i; the
-  potential gives only the transverse part h_i = H_i − (H_i·s_i)s_i, so H_i is recovered exactly
-  from a second field evaluation with s_i replaced by a unit vector t_i ⊥ s_i:
-  H_i = h_i(s) + (h_i(t)·s_i) s_i. Then ΔE = −|m_i| H_i·(s'_i − s_i), exact;
-- on-site terms (``cutoff == 0``: Zeeman, anisotropies, Landau, any function of the atom's own
-  moment): ΔE from their per-atom energies at the old and the trial spin, exact for any form.
+- terms with :class:`~spinlat.potentials.couplings.LinearSpinCouplings` (Heisenberg exchange
+  with any 3×3 J_ij including DMI, Bethe-Slater exchange on a frozen lattice, Zeeman, uniaxial
+  anisotropy): with the others fixed, E = const − |m_i| H_i·s_i − s_iᵀ A_i s_i, with H_i (the pair
+  fields per moment and the field b_i) and A_i (the on-site form) independent of s_i, so
+  ΔE = −|m_i| H_i·(s'_i − s_i) − (s'_iᵀ A_i s'_i − s_iᵀ A_i s_i), exact. The per-moment pair
+  fields form one compressed coupling table;
+- other pair terms (``cutoff > 0``), which must be linear in each single spin s_i when the
+  others are fixed. The potential gives only the transverse part h_i = H_i − (H_i·s_i)s_i, so
+  H_i is recovered exactly from a second field evaluation with s_i replaced by a unit vector
+  t_i ⊥ s_i: H_i = h_i(s) + (h_i(t)·s_i) s_i; their couplings are probed once into the same
+  table (:func:`coupling_table`) and checked;
+- other on-site terms (``cutoff == 0``: cubic anisotropy, Landau, any function of the atom's own
+  moment): ΔE from their per-atom energies (``local_energies``) at the old and the trial spin,
+  exact for any form.
 
 ``check`` verifies this on a few random single-spin moves against full energy differences and
 raises :class:`~spinlat.errors.InputError` for potentials that are not of this form (e.g. a
@@ -38,11 +45,11 @@ import math
 import numba
 import numpy as np
 
-from .. import units
+from .. import units, validation
 from ..errors import InputError
-from ..state import State
-from .. import validation
 from .base import Integrator, check_nonnegative, check_seed
+from .coloring import best_coloring, color_classes
+from .fields import SpinFieldEngine, compress_couplings, isotropic_couplings, merge_entries
 
 
 # ---------------------------------------------------------------------------------- kernels
@@ -211,21 +218,46 @@ def table_fields(spins, atoms, offs, nbr, tidx, tens, out):
         out[k, 0], out[k, 1], out[k, 2] = coupled_field(sx, sy, sz, atoms[k], offs, nbr, tidx, tens)
 
 
-@numba.njit(cache=True)
-def sweep_block(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, jiso, u, beta, cone, target, adapt,
-                overrelax, mag_out):
-    """Sweeps of a pure pair Hamiltonian with coupling table (no on-site terms), all in numba.
+@numba.njit(cache=True, inline="always")
+def _quadratic(onsite, i, x, y, z):
+    """xᵀ A_i x for the on-site form A_i = onsite[i] (eV)."""
+    return (x * (onsite[i, 0, 0] * x + onsite[i, 0, 1] * y + onsite[i, 0, 2] * z)
+            + y * (onsite[i, 1, 0] * x + onsite[i, 1, 1] * y + onsite[i, 1, 2] * z)
+            + z * (onsite[i, 2, 0] * x + onsite[i, 2, 1] * y + onsite[i, 2, 2] * z))
 
-    ``flat``/``class_ptr``: atoms of each colour class, concatenated; (offs, nbr, tidx, tens) the
-    compressed coupling table; ``jiso`` (T,) the scalar couplings when every matrix of ``tens`` is
-    isotropic (tens[t] = jiso[t]·1, :func:`isotropic_couplings`; the scalar kernel is then used),
-    else an empty array; ``u`` (S, M, 3) uniforms,
-    one row per atom of ``flat`` and sweep; ``mag_out`` (S, 3) receives Σ_i m_i s_i / Σ_i m_i after
-    each sweep. Returns (cone, acceptance of the last sweep)."""
+
+@numba.njit(cache=True)
+def onsite_energy_change(spins, atoms, onsite, trial, dE):
+    """dE[k] −= t_kᵀ A_i t_k − s_iᵀ A_i s_i (eV) for i = atoms[k]: the change of −s_iᵀ A_i s_i."""
+    for k in range(atoms.shape[0]):
+        i = atoms[k]
+        dE[k] -= (_quadratic(onsite, i, trial[k, 0], trial[k, 1], trial[k, 2])
+                  - _quadratic(onsite, i, spins[i, 0], spins[i, 1], spins[i, 2]))
+
+
+@numba.njit(cache=True)
+def sweep_block(spins, moments, flat, class_ptr, table, field, onsite, u, beta, cone, target, adapt, overrelax,
+                mag_out):
+    """Sweeps of a Hamiltonian of linear couplings, all in numba: pairs from the compressed table
+    ``table`` = (offs, nbr, tidx, tens, jiso) (``jiso`` (T,) the scalar couplings when every matrix
+    of ``tens`` is isotropic, tens[t] = jiso[t]·1 (:func:`isotropic_couplings`; the scalar kernel is
+    then used), else empty), the field ``field`` (N, 3) eV/μB or (0, 3), the on-site forms ``onsite``
+    (N, 3, 3) eV or (0, 3, 3): ΔE = −|m_i| H_i·(t − s_i) − (tᵀA_i t − s_iᵀA_i s_i) with
+    H_i = Σ_p tens[tidx[p]] s_nbr[p] + b_i, exact.
+
+    ``flat``/``class_ptr``: atoms of each colour class, concatenated; ``u`` (S, M, 3 + R)
+    uniforms, one row per atom of ``flat`` and sweep: three for the Metropolis move, and with
+    on-site forms one per over-relaxation sweep (R = ``overrelax``; the reflection about H_i keeps
+    the linear energy and is accepted with the Metropolis test on the on-site change; without
+    on-site forms R = 0 and it is always accepted); ``mag_out`` (S, 3) receives
+    Σ_i m_i s_i / Σ_i m_i after each sweep. Returns (cone, acceptance of the last sweep)."""
+    offs, nbr, tidx, tens, jiso = table
     m = flat.shape[0]
     acc = 0.0
     cx, cy, cz = spins[:, 0], spins[:, 1], spins[:, 2]
     iso = jiso.shape[0] > 0
+    has_field = field.shape[0] > 0
+    has_onsite = onsite.shape[0] > 0
     for sw in range(u.shape[0]):
         cos_max = math.cos(cone)
         accepted = 0
@@ -233,6 +265,10 @@ def sweep_block(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, jiso, u,
             for k in range(class_ptr[c], class_ptr[c + 1]):
                 i = flat[k]
                 hx, hy, hz = _site_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, tens, iso)
+                if has_field:
+                    hx += field[i, 0]
+                    hy += field[i, 1]
+                    hz += field[i, 2]
                 sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
                 ax, ay, az, bx, by, bz = _perp_basis(sx, sy, sz)
                 cth = 1.0 - u[sw, k, 0] * (1.0 - cos_max)
@@ -247,6 +283,8 @@ def sweep_block(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, jiso, u,
                 ty *= inv
                 tz *= inv
                 d = -moments[i] * (hx * (tx - sx) + hy * (ty - sy) + hz * (tz - sz))
+                if has_onsite:
+                    d -= _quadratic(onsite, i, tx, ty, tz) - _quadratic(onsite, i, sx, sy, sz)
                 ok = d <= 0.0
                 if not ok and beta < np.inf:
                     ok = u[sw, k, 2] < math.exp(-beta * d)
@@ -259,11 +297,15 @@ def sweep_block(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, jiso, u,
         if adapt:
             f = (acc + 0.02) / (target + 0.02)
             cone = min(math.pi, max(1e-4, cone * min(2.0, max(0.5, f))))
-        for _ in range(overrelax):
+        for r in range(overrelax):
             for c in range(class_ptr.shape[0] - 1):
                 for k in range(class_ptr[c], class_ptr[c + 1]):
                     i = flat[k]
                     hx, hy, hz = _site_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, tens, iso)
+                    if has_field:
+                        hx += field[i, 0]
+                        hy += field[i, 1]
+                        hz += field[i, 2]
                     h2 = hx * hx + hy * hy + hz * hz
                     if h2 == 0.0:
                         continue
@@ -271,9 +313,19 @@ def sweep_block(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, jiso, u,
                     f = 2.0 * (sx * hx + sy * hy + sz * hz) / h2
                     tx, ty, tz = f * hx - sx, f * hy - sy, f * hz - sz
                     inv = 1.0 / math.sqrt(tx * tx + ty * ty + tz * tz)
-                    spins[i, 0] = tx * inv
-                    spins[i, 1] = ty * inv
-                    spins[i, 2] = tz * inv
+                    tx *= inv
+                    ty *= inv
+                    tz *= inv
+                    if has_onsite:
+                        d = -(_quadratic(onsite, i, tx, ty, tz) - _quadratic(onsite, i, sx, sy, sz))
+                        ok = d <= 0.0
+                        if not ok and beta < np.inf:
+                            ok = u[sw, k, 3 + r] < math.exp(-beta * d)
+                        if not ok:
+                            continue
+                    spins[i, 0] = tx
+                    spins[i, 1] = ty
+                    spins[i, 2] = tz
         mx = my = mz = 0.0
         mt = 0.0
         for k in range(m):
@@ -334,7 +386,7 @@ def coupling_table(state, pair, nl, cutoff):
                     s = np.tile(bg, (n, 1))
                     s[K] = 0.0
                     s[K, a] = sign
-                    st = _with_spins(state, s)
+                    st = state.with_arrays(spins=s)
                     h = sum(t.local_fields(st, nl, atoms) for t in pair)
                     dh = h if dh is None else dh - h
                 proj.append(dh[ii] / 2.0)
@@ -343,111 +395,16 @@ def coupling_table(state, pair, nl, cutoff):
     return offs, nbr, jmat
 
 
-def _merge_couplings(n, rows, cols, mats):
-    """Sum (i, j, 3×3) entries with equal (i, j) into a CSR table (offs, nbr, jmat)."""
-    if rows:
-        i = np.concatenate(rows)
-        j = np.concatenate(cols)
-        m = np.concatenate(mats)
-    else:
-        i = j = np.zeros(0, np.int64)
-        m = np.zeros((0, 3, 3))
-    order = np.lexsort((j, i))
-    i, j, m = i[order], j[order], m[order]
-    if len(i):
-        first = np.ones(len(i), dtype=bool)
-        first[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-        starts = np.flatnonzero(first)
-        m = np.add.reduceat(m, starts, axis=0)
-        i, j = i[starts], j[starts]
-    offs = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(i, minlength=n), out=offs[1:])
-    return offs, np.ascontiguousarray(j, dtype=np.int64), np.ascontiguousarray(m)
+class _Model:
+    """What Monte Carlo needs of a potential on one lattice (frozen positions and moments):
+    ``table`` the verified compressed per-moment pair table (offs, nbr, tidx, tens, jiso) of the
+    fused couplings and of the probed pair terms (see the module docstring), or None when the
+    probed part did not reproduce their fields (then ``probed`` lists those terms, evaluated by
+    probing at every move); ``field`` (N, 3) eV/μB or (0, 3); ``onsite`` (N, 3, 3) eV or (0, 3, 3);
+    ``site`` the other on-site terms (their ``local_energies``); ``classes`` the colour classes;
+    ``nl`` the neighbour list."""
 
-
-def pair_entries(state, term):
-    """Directed coupling entries (rows, cols, mats) of a term with a ``pairs(state)`` method
-    (``Heisenberg``: E = −Σ_pairs s_iᵀ J_ij s_j, each pair once): H_i += mats @ s_cols for every
-    entry, mats = J/|m_i| (eV/μB), both directions; pairs touching non-magnetic atoms dropped."""
-    mom = state.moments
-    mag = mom > 0
-    i, j, J = term.pairs(state)
-    i = np.asarray(i, np.int64)
-    j = np.asarray(j, np.int64)
-    J = np.asarray(J, np.float64)
-    k = mag[i] & mag[j]
-    i, j, J = i[k], j[k], J[k]
-    return ([i, j], [j, i], [J / mom[i, None, None], np.swapaxes(J, 1, 2) / mom[j, None, None]])
-
-
-def linear_couplings(state, pair_terms, nl=None, probe=True):
-    """Coupling table (offs, nbr, jmat) of terms bilinear in the spins: H_i = Σ_j jmat @ s_j
-    (eV/μB), H_i = −(1/|m_i|) ∂E/∂s_i.
-
-    Terms with a ``pairs(state)`` method (``Heisenberg``) give it directly (:func:`pair_entries`);
-    other terms with a cutoff are probed through their magnetic forces (:func:`coupling_table`;
-    needs the neighbour list ``nl``) when ``probe``, else ``None`` is returned. Non-magnetic atoms
-    get no couplings."""
-    n = len(state)
-    rows, cols, mats = [], [], []
-    for t in pair_terms:
-        if hasattr(t, "pairs"):
-            r, c, m = pair_entries(state, t)
-            rows += r
-            cols += c
-            mats += m
-        elif probe and t.cutoff > 0 and nl is not None:
-            offs, nbr, jm = coupling_table(state, [t], nl, t.cutoff)
-            rows.append(np.repeat(np.arange(n), np.diff(offs)))
-            cols.append(nbr)
-            mats.append(jm)
-        else:
-            return None
-    return _merge_couplings(n, rows, cols, mats)
-
-
-def compress_couplings(offs, nbr, jmat):
-    """Compressed coupling table (offs, nbr, tidx, tens) of a CSR table (offs, nbr, jmat): the
-    distinct 3×3 matrices ``tens`` (T, 3, 3) and, per entry, ``tidx`` (int32) with
-    jmat[p] == tens[tidx[p]]; ``nbr`` as int32. A periodic crystal has a handful of distinct
-    matrices, so the kernels read 8 bytes per coupling instead of 80."""
-    nbr = np.asarray(nbr)
-    if len(nbr) and int(nbr.max()) >= 2**31 - 1:
-        raise InputError("coupling table: more than 2**31 atoms are not supported")
-    if len(jmat):
-        tens, tidx = np.unique(np.asarray(jmat, np.float64).reshape(-1, 9), axis=0, return_inverse=True)
-    else:
-        tens, tidx = np.zeros((1, 9)), np.zeros(0, np.int64)
-    return (np.ascontiguousarray(offs, dtype=np.int64), np.ascontiguousarray(nbr, dtype=np.int32),
-            np.ascontiguousarray(tidx.reshape(-1), dtype=np.int32), np.ascontiguousarray(tens.reshape(-1, 3, 3)))
-
-
-def isotropic_couplings(tens):
-    """Scalar couplings jiso (T,) (eV/μB) if every matrix of ``tens`` (T, 3, 3) is exactly
-    jiso[t]·1 (isotropic Heisenberg exchange: zero off-diagonal, equal diagonal elements), else
-    None. The scalar kernels then read one number per coupling instead of a 3×3 matrix."""
-    t = np.asarray(tens, np.float64).reshape(-1, 9)
-    if not len(t):
-        return None
-    if np.any(t[:, [1, 2, 3, 5, 6, 7]] != 0) or np.any(t[:, 4] != t[:, 0]) or np.any(t[:, 8] != t[:, 0]):
-        return None
-    return np.ascontiguousarray(t[:, 0])
-
-
-# ---------------------------------------------------------------------------------- helpers (site)
-def site_energies(term, state, atoms) -> np.ndarray:
-    """Per-atom energies (eV) of an on-site term for the atoms ``atoms`` of ``state``.
-
-    Uses the term's ``site_energies(state, atoms)`` when it has one, else its single-site
-    kernel, else a full evaluation's per-atom energies."""
-    if hasattr(term, "site_energies"):
-        return np.asarray(term.site_energies(state, atoms), dtype=np.float64)
-    if hasattr(term, "_kernel"):
-        e = np.zeros(len(atoms))
-        h = np.zeros((len(atoms), 3))
-        term._kernel(state, atoms, e, h)
-        return e
-    return term._evaluate(state, None, False, False, False).energies[atoms]
+    __slots__ = ("table", "probed", "field", "onsite", "site", "classes", "nl", "fused_table")
 
 
 class MonteCarlo(Integrator):
@@ -468,6 +425,10 @@ class MonteCarlo(Integrator):
     Attributes ``acceptance`` (of the last sweep), ``cone`` (current half-angle, rad) and
     ``magnetization`` ((n, 3): the normalised magnetisation Σ m_i s_i / Σ m_i after each sweep
     of the last ``run``, for cheap Binder-cumulant and susceptibility statistics).
+
+    Speed: when every magnetic term has linear couplings (Heisenberg, Bethe-Slater exchange,
+    Zeeman, uniaxial anisotropy) a block of sweeps is one numba call (:func:`sweep_block`);
+    otherwise each colour class is a few NumPy/numba calls.
     """
 
     dt = None
@@ -489,12 +450,18 @@ class MonteCarlo(Integrator):
         self.target_acceptance = target_acceptance
         self.adapt = validation.boolean(adapt, "adapt")
         self.acceptance = None
-        self._classes_key = None
+        self._engine = None
+        self._model, self._model_key = None, None
         self._checked = None
 
     def __repr__(self):
         return (f"MonteCarlo(temperature={self.temperature}, seed={self.seed}, overrelax={self.overrelax}, "
                 f"target_acceptance={self.target_acceptance})")
+
+    @property
+    def _table(self):
+        """The verified compressed pair table of the last run (None: probed fields in use)."""
+        return None if self._model is None else self._model.table
 
     # -------------------------------------------------------------- restarts
     def checkpoint(self, potential=None) -> dict:
@@ -511,12 +478,6 @@ class MonteCarlo(Integrator):
             self.cone = cone
 
     # -------------------------------------------------------------- set-up
-    def _split(self, potential):
-        mag = [t for t in potential.terms if getattr(t, "magnetic", True)]
-        pair = [t for t in mag if t.cutoff > 0 or hasattr(t, "pairs")]
-        site = [t for t in mag if not (t.cutoff > 0 or hasattr(t, "pairs"))]
-        return pair, site
-
     def check(self, state, potential) -> None:
         Integrator.check(self, state, potential)
         if not np.any(state.moments > 0):
@@ -534,13 +495,12 @@ class MonteCarlo(Integrator):
         mag = np.flatnonzero(state.moments > 0)
         atoms = rng.choice(mag, size=min(n_moves, len(mag)), replace=False)
         e0 = potential.compute(state, forces=False, magnetic_forces=False).energy
-        pair, site = self._split(potential)
-        nl = potential.neighbor_list(state) if any(t.cutoff > 0 for t in pair) else None
+        model = self._prepare(state, potential)
         for i in atoms:
             a = np.array([i], dtype=np.int64)
             t = rng.normal(size=(1, 3))
             t /= np.linalg.norm(t)
-            dE = self._delta_energy(state.spins.copy(), state, pair, site, nl, a, t)[0]
+            dE = self._delta_energy(state.spins.copy(), state, model, a, t)[0]
             spins = state.spins.copy()
             spins[i] = t[0]
             e1 = potential.compute(state.copy(spins=spins), forces=False, magnetic_forces=False).energy
@@ -552,87 +512,116 @@ class MonteCarlo(Integrator):
                     f"on-site terms; for {potential!r} the local energy change of atom {int(i)} is "
                     f"{dE:.6g} eV but the full energy changes by {ref:.6g} eV")
 
-    def _fields_H(self, spins, state, pair, nl, atoms, table=None):
-        """Full linear field H (eV/μB) of the pair terms at ``atoms``, (M, 3)."""
+    def _prepare(self, state, potential) -> _Model:
+        """The :class:`_Model` of ``potential`` on the lattice of ``state`` (kept while the
+        potential, the neighbour-list build, positions, cell and moments stay the same)."""
+        nl = potential.neighbor_list(state) if potential.cutoff > 0 else None
+        key = (id(potential), id(nl), nl.n_builds if nl is not None else -1, len(state), state.moments.tobytes(),
+               state.positions.tobytes(), state.cell.tobytes(), state.numbers.tobytes())
+        if self._model_key == key:
+            return self._model
+        engine = self._engine
+        if engine is None or engine.potential is not potential:
+            engine = self._engine = SpinFieldEngine(potential)
+        couplings = engine.update(state, nl)
+        n = len(state)
+        model = _Model()
+        model.nl = nl
+        model.site = [t for t in engine.extra if t.cutoff <= 0]
+        probed = [t for t in engine.extra if t.cutoff > 0]
+        rows, cols, mats, b = couplings.per_moment_entries(state.moments, onsite=False)
+        model.field = b if couplings.field is not None else _NO_FIELD
+        model.onsite = couplings.onsite if couplings.onsite is not None else _NO_ONSITE
+        fused = merge_entries(n, [rows], [cols], [mats])
+        model.fused_table = _compressed(fused)
+        model.probed = []
+        table = fused
+        if probed:
+            offs, nbr, jm = coupling_table(state, probed, nl, max(t.cutoff for t in probed))
+            table = merge_entries(n, [rows, np.repeat(np.arange(n), np.diff(offs))], [cols, nbr], [mats, jm])
+        offs, nbr, _ = table
+        colors = best_coloring(offs, nbr, n, state.positions)
+        model.classes = color_classes(colors, mask=state.moments > 0)
+        model.table = _compressed(table)
+        if probed and not self._reproduces(state, model, probed):
+            model.table, model.probed = None, probed
+        self._model, self._model_key = model, key
+        return model
+
+    def _reproduces(self, state, model, probed):
+        """Whether the table's fields equal the fused fields plus the probed terms' full linear
+        fields (:meth:`_probed_fields`) on random spins (1e-9 of the largest)."""
+        rng = np.random.default_rng(7)
+        s = rng.normal(size=(len(state), 3))
+        s /= np.linalg.norm(s, axis=1)[:, None]
+        atoms = np.flatnonzero(state.moments > 0).astype(np.int64)
+        ref = np.zeros((len(atoms), 3))
+        _table_fields(s, atoms, model.fused_table, ref)
+        for cls in model.classes:
+            pos = np.searchsorted(atoms, cls)
+            ref[pos] += self._probed_fields(s, state, probed, model.nl, cls)
+        got = np.zeros((len(atoms), 3))
+        _table_fields(s, atoms, model.table, got)
+        scale = np.abs(ref).max() + 1e-300
+        return np.abs(got - ref).max() <= 1e-9 * scale
+
+    @staticmethod
+    def _probed_fields(spins, state, terms, nl, atoms):
+        """Full linear field H (eV/μB) of pair terms without couplings at ``atoms``, (M, 3): their
+        magnetic forces give only h = H − (H·s)s, so H = h(s) + (h(t)·s) s with t ⊥ s."""
         m = len(atoms)
-        H = np.zeros((m, 3))
-        if not pair:
-            return H
-        if table is not None:
-            _table_fields(spins, atoms, table, H)
-            return H
-        st = _with_spins(state, spins)
+        st = state.with_arrays(spins=spins)
         hs = np.zeros((m, 3))
-        for t in pair:
+        for t in terms:
             hs += t.local_fields(st, nl if t.cutoff > 0 else None, atoms)
         old = spins[atoms].copy()
         perp = np.empty((m, 3))
         perpendicular_spins(spins, atoms, perp)
         spins[atoms] = perp
         ht = np.zeros((m, 3))
-        for t in pair:
+        for t in terms:
             ht += t.local_fields(st, nl if t.cutoff > 0 else None, atoms)
         spins[atoms] = old
+        H = np.empty((m, 3))
         full_fields(spins, atoms, np.ascontiguousarray(hs), np.ascontiguousarray(ht), H)
         return H
 
-    def _site_change(self, spins, state, site, atoms, trial, dE):
-        if not site:
+    def _fields_H(self, spins, state, model, atoms):
+        """Full linear field H (eV/μB) of the pair and field terms at ``atoms``, (M, 3)."""
+        H = np.zeros((len(atoms), 3))
+        if model.table is not None:
+            _table_fields(spins, atoms, model.table, H)
+        else:
+            _table_fields(spins, atoms, model.fused_table, H)
+            H += self._probed_fields(spins, state, model.probed, model.nl, atoms)
+        if model.field.shape[0]:
+            H += model.field[atoms]
+        return H
+
+    def _site_change(self, spins, state, model, atoms, trial, dE):
+        """dE += the change of the on-site energies (forms and other on-site terms) when the
+        spins ``atoms`` become ``trial``."""
+        if model.onsite.shape[0]:
+            onsite_energy_change(spins, atoms, model.onsite, np.ascontiguousarray(trial), dE)
+        if not model.site:
             return
-        st = _with_spins(state, spins)
+        st = state.with_arrays(spins=spins)
         e_old = np.zeros(len(atoms))
-        for t in site:
-            e_old += site_energies(t, st, atoms)
+        for t in model.site:
+            e_old += t.local_energies(st, None, atoms)
         old = spins[atoms].copy()
         spins[atoms] = trial
-        for t in site:
-            dE += site_energies(t, st, atoms)
+        for t in model.site:
+            dE += t.local_energies(st, None, atoms)
         spins[atoms] = old
         dE -= e_old
 
-    def _delta_energy(self, spins, state, pair, site, nl, atoms, trial, table=None):
-        H = self._fields_H(spins, state, pair, nl, atoms, table)
+    def _delta_energy(self, spins, state, model, atoms, trial):
+        H = self._fields_H(spins, state, model, atoms)
         dE = np.zeros(len(atoms))
         linear_energy_change(spins, state.moments, atoms, H, trial, dE)
-        self._site_change(spins, state, site, atoms, trial, dE)
+        self._site_change(spins, state, model, atoms, trial, dE)
         return dE
-
-    def _classes(self, state, potential, pair):
-        if not pair:
-            return [np.flatnonzero(state.moments > 0).astype(np.int64)], None
-        nl = potential.neighbor_list(state) if any(t.cutoff > 0 for t in pair) else None
-        key = (id(potential), id(nl), nl.n_builds if nl is not None else -1, len(state),
-               state.moments.tobytes(), state.positions.tobytes())
-        if self._classes_key != key:
-            from .coloring import best_coloring, color_classes
-
-            table = linear_couplings(state, pair, nl)
-            if table is None:
-                raise InputError(f"MonteCarlo: cannot build the interaction graph of {potential!r}")
-            offs, nbr, _ = table
-            colors = best_coloring(offs, nbr, len(state), state.positions)
-            self._class_list = color_classes(colors, mask=state.moments > 0)
-            self._table = self._verify_table(state, pair, nl, table)
-            self._classes_key = key
-        return self._class_list, nl
-
-    def _verify_table(self, state, pair, nl, table):
-        """The coupling table if it reproduces the pair fields exactly, else None."""
-        rng = np.random.default_rng(7)
-        s = rng.normal(size=(len(state), 3))
-        s /= np.linalg.norm(s, axis=1)[:, None]
-        atoms = np.flatnonzero(state.moments > 0).astype(np.int64)
-        ref = np.zeros((len(atoms), 3))
-        for cls in self._class_list:
-            pos = np.searchsorted(atoms, cls)
-            ref[pos] = self._fields_H(s, state, pair, nl, cls)
-        table = compress_couplings(*table)
-        jiso = isotropic_couplings(table[3])
-        table = (*table, np.zeros(0) if jiso is None else jiso)
-        got = np.zeros((len(atoms), 3))
-        _table_fields(s, atoms, table, got)
-        scale = np.abs(ref).max() + 1e-300
-        return table if np.abs(got - ref).max() <= 1e-9 * scale else None
 
     # -------------------------------------------------------------- sweeps
     def run(self, state, potential, steps: int):
@@ -641,35 +630,35 @@ class MonteCarlo(Integrator):
         if steps < 0:
             raise InputError(f"steps must be non-negative, got {steps}")
         self.check(state, potential)
-        pair, site = self._split(potential)
-        classes, nl = self._classes(state, potential, pair)
+        model = self._prepare(state, potential)
         spins = np.array(state.spins, dtype=np.float64, order="C")
         beta = np.inf if self.temperature == 0 else 1.0 / (units.K_B * self.temperature)
-        n_mag = sum(len(c) for c in classes)
         self.magnetization = np.zeros((steps, 3))
-        table = getattr(self, "_table", None) if pair else None
-        if table is not None and not site:
-            self._run_fast(spins, state, classes, table, beta, steps)
+        if model.table is not None and not model.site:
+            self._run_fast(spins, state, model, beta, steps)
         else:
-            self._run_general(spins, state, pair, site, nl, classes, table, beta, steps, n_mag)
-        self.last_evaluation = None
-        return State._trusted(state.positions.copy(), state.numbers.copy(), state.cell.copy(), state.pbc.copy(),
-                              spins, state.moments.copy(), state.velocities.copy(), state.masses.copy())
+            self._run_general(spins, state, model, beta, steps)
+        return self._record(state.copy().with_arrays(spins=spins), potential, None)
 
-    def _run_fast(self, spins, state, classes, table, beta, steps, block=64):
+    def _run_fast(self, spins, state, model, beta, steps, block=64):
+        classes = model.classes
         flat = np.concatenate(classes).astype(np.int64)
         ptr = np.zeros(len(classes) + 1, dtype=np.int64)
         np.cumsum([len(c) for c in classes], out=ptr[1:])
+        width = 3 + (self.overrelax if model.onsite.shape[0] else 0)
         done = 0
         while done < steps:
             nb = min(block, steps - done)
-            u = self.rng.random((nb, len(flat), 3))
-            self.cone, self.acceptance = sweep_block(spins, state.moments, flat, ptr, *table, u, beta, self.cone,
-                                                     self.target_acceptance, self.adapt, self.overrelax,
-                                                     self.magnetization[done:done + nb])
+            u = self.rng.random((nb, len(flat), width))
+            self.cone, self.acceptance = sweep_block(spins, state.moments, flat, ptr, model.table, model.field,
+                                                     model.onsite, u, beta, self.cone, self.target_acceptance,
+                                                     self.adapt, self.overrelax, self.magnetization[done:done + nb])
             done += nb
 
-    def _run_general(self, spins, state, pair, site, nl, classes, table, beta, steps, n_mag):
+    def _run_general(self, spins, state, model, beta, steps):
+        classes = model.classes
+        n_mag = sum(len(c) for c in classes)
+        onsite = bool(model.site) or model.onsite.shape[0] > 0
         for sweep in range(steps):
             accepted = 0
             cos_max = math.cos(self.cone)
@@ -678,7 +667,7 @@ class MonteCarlo(Integrator):
                 u = self.rng.random((m, 3))
                 trial = np.empty((m, 3))
                 cone_trials(spins, atoms, u, cos_max, trial)
-                dE = self._delta_energy(spins, state, pair, site, nl, atoms, trial, table)
+                dE = self._delta_energy(spins, state, model, atoms, trial)
                 accepted += metropolis_accept(spins, atoms, trial, dE, np.ascontiguousarray(u[:, 2]), beta)
             self.acceptance = accepted / max(n_mag, 1)
             if self.adapt:
@@ -687,12 +676,12 @@ class MonteCarlo(Integrator):
             for _ in range(self.overrelax):
                 for atoms in classes:
                     m = len(atoms)
-                    H = self._fields_H(spins, state, pair, nl, atoms, table)
+                    H = self._fields_H(spins, state, model, atoms)
                     trial = np.empty((m, 3))
                     reflect_trials(spins, atoms, H, trial)
-                    if site:
+                    if onsite:
                         dE = np.zeros(m)
-                        self._site_change(spins, state, site, atoms, trial, dE)
+                        self._site_change(spins, state, model, atoms, trial, dE)
                         u = self.rng.random(m)
                         metropolis_accept(spins, atoms, trial, dE, u, beta)
                     else:
@@ -700,16 +689,22 @@ class MonteCarlo(Integrator):
             self.magnetization[sweep] = state.moments @ spins / state.moments.sum()
 
 
+_NO_FIELD = np.zeros((0, 3))
+_NO_ONSITE = np.zeros((0, 3, 3))
+
+
+def _compressed(table):
+    """Compressed pair table (offs, nbr, tidx, tens, jiso) of a CSR table (offs, nbr, jmat)."""
+    table = compress_couplings(*table)
+    jiso = isotropic_couplings(table[3])
+    return (*table, np.zeros(0) if jiso is None else jiso)
+
+
 def _table_fields(spins, atoms, table, out):
-    """Fields (eV/μB) of the verified coupling table (offs, nbr, tidx, tens, jiso) at ``atoms``:
+    """Fields (eV/μB) of a compressed coupling table (offs, nbr, tidx, tens, jiso) at ``atoms``:
     the scalar kernel when ``jiso`` is not empty (isotropic couplings), else the 3×3 one."""
     offs, nbr, tidx, tens, jiso = table
     if len(jiso):
         table_fields_iso(spins, atoms, offs, nbr, tidx, jiso, out)
     else:
         table_fields(spins, atoms, offs, nbr, tidx, tens, out)
-
-
-def _with_spins(state, spins):
-    return State._trusted(state.positions, state.numbers, state.cell, state.pbc, spins, state.moments,
-                          state.velocities, state.masses)

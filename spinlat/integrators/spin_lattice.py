@@ -24,21 +24,22 @@ the backward sweep is a symmetric composition, so the whole step is symplectic, 
 and second order; the spin lengths stay 1 to round-off. The two rotations of the last colour
 in a sweep are merged into one of dt/2 (its field does not change in between).
 
-When the rotation field of a spin depends on that spin itself (anisotropies, or any term
-without ``rotation_field_independent_of_own_spin = True``), a fixed-axis rotation is only a
-first-order approximation of its motion; such colours take the symmetric implicit-midpoint
+When the rotation field of a spin depends on that spin itself (anisotropies, a coupling with its
+own periodic image, or any term without linear couplings), a fixed-axis rotation is only a
+first-order approximation of its motion; such spins take the symmetric implicit-midpoint
 rotation s' = R(τ h((s + s')/2)) s instead (fixed-point iteration to 1e-14), which keeps the
 composition symmetric (energy error O(dt²)) and conserves quadratic single-spin energies such
-as uniaxial anisotropy plus exchange exactly. The spin graph colouring includes the pair tables
-of terms with ``pairs(state)`` (Heisenberg).
+as uniaxial anisotropy plus exchange exactly.
 
-Fast path: when every magnetic term of the potential has a method
-``spin_couplings(state, neighbors) -> (offsets, nbr, w, b)`` giving its rotation fields in the
-linear form h_i = b_i + Σ_{p in row i} w[p] s_{nbr[p]} (eV/μB; ``offsets``/``nbr``/``w`` may be
-None for a field-only term, ``b`` None for a pair-only term), e.g. ``BetheSlaterExchange`` and
-``Zeeman``, the couplings are built once per position update and a whole sweep runs in one
-numba kernel (no Python per colour, no distances or J(r) recomputed per colour). Otherwise each
-colour calls ``potential.rotation_fields``.
+The fields come from the field engine (:class:`~spinlat.integrators.fields.SpinFieldEngine`).
+Fast path: when every magnetic term gives
+:class:`~spinlat.potentials.couplings.LinearSpinCouplings` (Heisenberg, Bethe-Slater exchange,
+Zeeman, uniaxial anisotropy), their merged coupling table is refreshed once per position update
+and a whole sweep runs in one numba kernel (no Python per colour, no distances or J(r)
+recomputed per colour; the implicit midpoint per spin where needed). Otherwise each colour asks
+the engine for its rotation fields (the couplings' plus the other terms' ``rotation_fields``).
+The spin graph colouring is that of the coupling table plus, for terms without couplings, the
+neighbour-list pairs within their cutoff.
 
 For potentials whose ``local`` flag is False (they give all fields at once, e.g. mMACE) the
 spins are advanced all together by an explicit midpoint rotation: rotate by τ/2 about a
@@ -71,10 +72,12 @@ import numpy as np
 
 from .. import units
 from ..errors import InputError
+from ..potentials.couplings import coupled_rows, coupled_rows_parallel
 from ..state import State
-from .base import Integrator, check_dt, check_nonnegative, check_seed
+from .base import DynamicsState, Integrator, check_dt, check_nonnegative, check_seed
 from .coloring import best_coloring, color_classes, csr_from_pairs, spin_color_classes
-from .rotation import _rotate_one, angle_factor, rotate_all, rotate_spins
+from .fields import SpinFieldEngine
+from .rotation import angle_factor, rotate_all, rotate_spins, rotate_vector
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
 _FMA = {"contract"}
@@ -141,61 +144,137 @@ def _longitudinal_step(moments, spins, fields, atoms, mobility, kT, dt, noise):
         moments[i] = math.sqrt(x * x + y * y + z * z)
 
 
-@numba.njit(cache=True, inline="always")
-def _linear_rotate(spins, i, off, nbr, w, b, fac, damping, noise, row, sig):
-    hx, hy, hz = b[i, 0], b[i, 1], b[i, 2]
-    for p in range(off[i], off[i + 1]):
-        j = nbr[p]
-        wp = w[p]
-        hx += wp * spins[j, 0]
-        hy += wp * spins[j, 1]
-        hz += wp * spins[j, 2]
-    if noise.shape[0] > 0:
-        hx += sig * noise[row, 0]
-        hy += sig * noise[row, 1]
-        hz += sig * noise[row, 2]
-    _rotate_one(spins, i, hx, hy, hz, fac, damping)
+def _sweep_kernel(threaded):
+    """The colour-sweep kernel, serial (``threaded`` False) or with threads over the atoms of one
+    colour (True): one Python function compiled twice, so that both give the same bits (the
+    ``threaded`` flag, a closure constant, also keeps their numba cache entries apart)."""
+
+    @numba.njit(cache=True, fastmath=_FMA, parallel=threaded)
+    def sweep(spins, cls_off, cls_atoms, order, last, c, inv_m, selfc, fac_q, fac_h, damping, noise, sig_q, sig_h):
+        """One colour sweep with the fields of the couplings ``c`` (a
+        :meth:`~spinlat.potentials.couplings.LinearSpinCouplings.kernel_arrays` tuple), in place:
+        H_i = g_i/|m_i| + b_i (eV/μB; ``inv_m`` = 1/|m|; g_i from
+        :func:`~spinlat.potentials.couplings.coupled_rows` for the whole colour at once, its spins
+        being no neighbours of one another). Colours ``order`` in turn (colour ``last`` rotated with
+        ``fac_h``, the others ``fac_q``); ``selfc`` (N,) bool marks spins rotated by the implicit
+        midpoint rule (empty: none), the others are rotated exactly about their field; optional
+        noise rows (one per rotation, in sweep order) scaled by sig_q / sig_h (eV/μB)."""
+        field = c[6]
+        has_field = field.shape[0] > 0
+        has_noise = noise.shape[0] > 0
+        has_self = selfc.shape[0] > 0
+        n_max = 0
+        for col in range(cls_off.shape[0] - 1):
+            n_max = max(n_max, cls_off[col + 1] - cls_off[col])
+        g = np.empty((1, n_max, 3))
+        s0 = np.empty((n_max, 3))
+        s1 = np.empty((n_max, 3))
+        pending = np.empty(n_max, dtype=np.int64)
+        s3 = spins.reshape((1, spins.shape[0], 3))
+        base = 0
+        for t in range(order.shape[0]):
+            col = order[t]
+            full = col == last
+            fac = fac_h if full else fac_q
+            k0 = cls_off[col]
+            n = cls_off[col + 1] - k0
+            atoms = cls_atoms[k0:k0 + n]
+            if threaded:
+                coupled_rows_parallel(c, s3, atoms, g[:, :n])
+            else:
+                coupled_rows(c, s3, atoms, g[:, :n])
+            for a in numba.prange(n):
+                i = atoms[a]
+                inv = inv_m[i]
+                hx, hy, hz = g[0, a, 0] * inv, g[0, a, 1] * inv, g[0, a, 2] * inv
+                if has_noise:
+                    sig = sig_h[i] if full else sig_q[i]
+                    hx += sig * noise[base + a, 0]
+                    hy += sig * noise[base + a, 1]
+                    hz += sig * noise[base + a, 2]
+                if has_field:
+                    hx += field[i, 0]
+                    hy += field[i, 1]
+                    hz += field[i, 2]
+                x, y, z = rotate_vector(spins[i, 0], spins[i, 1], spins[i, 2], hx, hy, hz, fac, damping)
+                if has_self and selfc[i]:  # implicit midpoint: first guess s1, field at (s0 + s1)/2 next
+                    s0[a, 0], s0[a, 1], s0[a, 2] = spins[i, 0], spins[i, 1], spins[i, 2]
+                    s1[a, 0], s1[a, 1], s1[a, 2] = x, y, z
+                    x, y, z = 0.5 * (spins[i, 0] + x), 0.5 * (spins[i, 1] + y), 0.5 * (spins[i, 2] + z)
+                spins[i, 0], spins[i, 1], spins[i, 2] = x, y, z
+            if has_self:
+                _implicit_midpoints(spins, s3, atoms, c, inv_m, selfc, fac, damping, noise, base,
+                                    sig_h if full else sig_q, g, s0, s1, pending, threaded)
+            base += n
+
+    return sweep
 
 
 @numba.njit(cache=True, fastmath=_FMA)
-def _linear_sweep(spins, cls_off, cls_atoms, order, last, off, nbr, w, b, fac_q, fac_h, damping, noise, sig_q,
-                  sig_h):
-    """One colour sweep with linear fields h_i = b_i + Σ_p w[p] s_nbr[p] (eV/μB), in place.
+def _implicit_midpoints(spins, s3, atoms, c, inv_m, selfc, fac, damping, noise, base, sig, g, s0, s1, pending,
+                        threaded):
+    """Fixed-point iteration of the implicit midpoint rule s1 = R(h((s0 + s1)/2)) s0 for the
+    self-coupled spins of one colour (``selfc``), whose first guess s1 (``s1``, start ``s0``) the
+    sweep left, with the spins at (s0 + s1)/2: each spin until its s1 changes by at most
+    :data:`_MIDPOINT_TOLERANCE` (or :data:`_MAX_MIDPOINT_ITERATIONS` iterations); the spins end at
+    s1. ``g`` (1, n, 3) scratch, ``noise`` rows ``base + a`` scaled by ``sig``, as in the sweep."""
+    field = c[6]
+    has_field = field.shape[0] > 0
+    has_noise = noise.shape[0] > 0
+    npend = 0
+    for a in range(atoms.shape[0]):
+        if selfc[atoms[a]]:
+            pending[npend] = a
+            npend += 1
+    for _ in range(_MAX_MIDPOINT_ITERATIONS):
+        if npend == 0:
+            break
+        sub = np.empty(npend, dtype=np.int64)
+        for b in range(npend):
+            sub[b] = atoms[pending[b]]
+        if threaded:
+            coupled_rows_parallel(c, s3, sub, g[:, :npend])
+        else:
+            coupled_rows(c, s3, sub, g[:, :npend])
+        keep = 0
+        for b in range(npend):
+            a = pending[b]
+            i = atoms[a]
+            inv = inv_m[i]
+            hx, hy, hz = g[0, b, 0] * inv, g[0, b, 1] * inv, g[0, b, 2] * inv
+            if has_noise:
+                hx += sig[i] * noise[base + a, 0]
+                hy += sig[i] * noise[base + a, 1]
+                hz += sig[i] * noise[base + a, 2]
+            if has_field:
+                hx += field[i, 0]
+                hy += field[i, 1]
+                hz += field[i, 2]
+            x, y, z = rotate_vector(s0[a, 0], s0[a, 1], s0[a, 2], hx, hy, hz, fac, damping)
+            d = max(abs(x - s1[a, 0]), abs(y - s1[a, 1]), abs(z - s1[a, 2]))
+            s1[a, 0], s1[a, 1], s1[a, 2] = x, y, z
+            if d <= _MIDPOINT_TOLERANCE:
+                spins[i, 0], spins[i, 1], spins[i, 2] = x, y, z
+            else:
+                spins[i, 0], spins[i, 1], spins[i, 2] = 0.5 * (s0[a, 0] + x), 0.5 * (s0[a, 1] + y), 0.5 * (s0[a, 2] + z)
+                pending[keep] = a
+                keep += 1
+        npend = keep
+    for b in range(npend):
+        a = pending[b]
+        i = atoms[a]
+        spins[i, 0], spins[i, 1], spins[i, 2] = s1[a, 0], s1[a, 1], s1[a, 2]
 
-    Colours ``order`` in turn (colour ``last`` rotated with ``fac_h``, the others ``fac_q``);
-    optional noise rows (one per rotation, in sweep order) scaled by sig_q / sig_h (eV/μB)."""
-    base = 0
-    for t in range(order.shape[0]):
-        c = order[t]
-        full = c == last
-        fac = fac_h if full else fac_q
-        k0 = cls_off[c]
-        for k in range(k0, cls_off[c + 1]):
-            i = cls_atoms[k]
-            sig = 0.0
-            if noise.shape[0] > 0:
-                sig = sig_h[i] if full else sig_q[i]
-            _linear_rotate(spins, i, off, nbr, w, b, fac, damping, noise, base + k - k0, sig)
-        base += cls_off[c + 1] - k0
 
+#: implicit-midpoint sub-steps (fields that depend on the rotating spin itself): stop when
+#: the spins change by less than this between iterations, or after this many iterations
+_MIDPOINT_TOLERANCE = 1e-14
+_MAX_MIDPOINT_ITERATIONS = 30
 
-@numba.njit(cache=True, fastmath=_FMA, parallel=True)
-def _linear_sweep_parallel(spins, cls_off, cls_atoms, order, last, off, nbr, w, b, fac_q, fac_h, damping, noise,
-                           sig_q, sig_h):
-    """:func:`_linear_sweep` with threads over the atoms of one colour (same result)."""
-    base = 0
-    for t in range(order.shape[0]):
-        c = order[t]
-        full = c == last
-        fac = fac_h if full else fac_q
-        k0 = cls_off[c]
-        for k in numba.prange(k0, cls_off[c + 1]):
-            i = cls_atoms[k]
-            sig = 0.0
-            if noise.shape[0] > 0:
-                sig = sig_h[i] if full else sig_q[i]
-            _linear_rotate(spins, i, off, nbr, w, b, fac, damping, noise, base + k - k0, sig)
-        base += cls_off[c + 1] - k0
+#: one colour sweep (:func:`_sweep_kernel`), on one thread
+_linear_sweep = _sweep_kernel(False)
+#: the same with threads over the atoms of one colour (the same bits)
+_linear_sweep_parallel = _sweep_kernel(True)
 
 
 #: below this many magnetic atoms the colour sweep runs on one thread (one colour is too little
@@ -226,41 +305,42 @@ class _Colouring:
 
 
 class _Work:
-    """Mutable arrays of one run, wrapped in a State the potential reads (never the input)."""
+    """Mutable arrays of one run, wrapped in a State the potential reads (never the input), and
+    the field engine's couplings at the current positions."""
 
-    def __init__(self, state, potential, colouring=None):
+    def __init__(self, state, potential, colouring=None, engine=None):
         self.pos = np.array(state.positions, dtype=np.float64, order="C")
         self.vel = np.array(state.velocities, dtype=np.float64, order="C")
         self.spins = np.array(state.spins, dtype=np.float64, order="C")
         self.moments = np.array(state.moments, dtype=np.float64)
-        self.state = State._trusted(self.pos, state.numbers, state.cell, state.pbc, self.spins, self.moments,
-                                    self.vel, state.masses)
+        self.state = state.with_arrays(positions=self.pos, spins=self.spins, moments=self.moments,
+                                       velocities=self.vel)
         self.acc = units.FORCE_TO_ACCELERATION / np.asarray(state.masses, dtype=np.float64)
         self.potential = potential
+        self.engine = SpinFieldEngine(potential) if engine is None or engine.potential is not potential else engine
         self.mag_atoms = np.flatnonzero(self.moments > 0).astype(np.int64)
-        terms = potential.terms
-        self.spin_cutoff = max([t.cutoff for t in terms if t.magnetic], default=0.0)
         self.nl = None
         self._nl_builds = -1
         self.classes = None
-        mterms = [t for t in terms if t.magnetic]
-        # fast path: every magnetic term gives its rotation fields in linear form
-        self.linear = (potential.local and not potential.depends_on_magnitudes
-                       and all(callable(getattr(t, "spin_couplings", None)) for t in mterms))
-        self._mterms = mterms
-        # some term's rotation field of spin i depends on s_i itself (anisotropies): such
-        # sub-steps use the symmetric implicit-midpoint rotation (see SpinLatticeNVE)
-        self.self_dependent = not all(getattr(t, "rotation_field_independent_of_own_spin", False) for t in mterms)
         self.couplings = None
         self.colouring = _Colouring() if colouring is None else colouring
         self.update_neighbors()
+        self.inv_m = self.inverse_moments()
+        # fast path: every magnetic term gives linear couplings, the whole sweep is one kernel
+        self.linear = potential.local and not potential.depends_on_magnitudes and self.engine.complete
 
     def update_neighbors(self):
+        """After the positions moved: the neighbour list, the couplings and (when the list was
+        rebuilt) the colour classes."""
         pot = self.potential
         if pot.cutoff > 0:
             self.nl = pot.neighbor_list(self.state)
-        if self.linear:
-            self.refresh_couplings()
+        c = self.engine.update(self.state, self.nl)
+        if c is not self.couplings:
+            self.couplings = c
+            self.kernel_couplings = c.kernel_arrays()
+            mask = c.self_coupled_mask()
+            self.self_coupled = _NO_ATOMS if mask is False else mask
         if self.classes is not None and (self.nl is None or self.nl.n_builds == self._nl_builds):
             return
         if self.nl is not None:
@@ -281,6 +361,12 @@ class _Work:
         self.order = np.array(list(range(nc)) + list(range(nc - 2, -1, -1)), dtype=np.int64)
         self.n_rotations = int(sizes.sum() + sizes[:-1].sum()) if nc else 0
 
+    def inverse_moments(self):
+        """1/|m_i| (1/μB), 0 on non-magnetic atoms, at the current moments."""
+        inv = np.zeros_like(self.moments)
+        np.divide(1.0, self.moments, out=inv, where=self.moments > 0)
+        return inv
+
     def _reference_positions(self, col):
         """Positions the colouring is made at: the neighbour list's reference positions (then
         every pair that can come within the cutoff before the next rebuild is in the graph), or,
@@ -295,81 +381,41 @@ class _Work:
         return ref
 
     def _colour_classes(self, ref):
-        """Colour classes of the magnetic atoms for the pairs of the current list, made at the
-        reference positions ``ref`` (N, 3) Å."""
-        pot = self.potential
-        table_terms = [t for t in self._mterms if t.cutoff <= 0 and callable(getattr(t, "pairs", None))]
-        if table_terms:  # pairs from a table (Heisenberg), plus distance-based ones if any
-            return self._table_classes(table_terms, ref)
-        if self.nl is None or self.spin_cutoff <= 0 or not pot.local:  # non-local: all spins at once
+        """Colour classes of the magnetic atoms for the pairs of the coupling table and, for the
+        magnetic terms without couplings, the neighbour-list pairs within their cutoff (plus the
+        skin) at the reference positions ``ref`` (N, 3) Å."""
+        pot, n = self.potential, len(self.pos)
+        mag = self.moments > 0
+        if not pot.local:  # non-local: all spins at once
             return [self.mag_atoms] if len(self.mag_atoms) else []
-        n = len(self.pos)
-        if self.linear:  # the coupling graph itself (valid while the list is): no pair vectors
-            off, nbr = self.couplings[0], self.couplings[1]
-            rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(off))
-            offsets, nb = csr_from_pairs(rows, nbr, n)
-            return color_classes(best_coloring(offsets, nb, n, ref), mask=self.moments > 0)
-        cut = min(self.spin_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
-        st = State._trusted(ref, self.state.numbers, self.state.cell, self.state.pbc, self.spins, self.moments,
-                            self.vel, self.state.masses)
-        return spin_color_classes(st, self.nl, cutoff=cut)
-
-    def _table_classes(self, table_terms, ref):
-        """Colour classes of the union of the pair tables of ``table_terms`` (``pairs(state)``
-        → i, j, ...) and the neighbour-list pairs within the other magnetic terms' cutoff."""
-        st, n = self.state, len(self.pos)
-        ii, jj = [], []
-        for t in table_terms:
-            i, j = t.pairs(st)[:2]
-            ii.append(np.asarray(i, dtype=np.int64))
-            jj.append(np.asarray(j, dtype=np.int64))
-        if self.nl is not None and self.spin_cutoff > 0:
-            cut = min(self.spin_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
+        extra_cutoff = max([t.cutoff for t in self.engine.extra], default=0.0)
+        c = self.couplings
+        if c.n_couplings == 0 and (self.nl is None or extra_cutoff <= 0):
+            return [self.mag_atoms] if len(self.mag_atoms) else []
+        if c.n_couplings == 0:  # neighbour-list pairs only
+            cut = min(extra_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
+            return spin_color_classes(self.state.with_arrays(positions=ref), self.nl, cutoff=cut)
+        # the coupling table holds magnetic atoms only
+        i, j = np.repeat(np.arange(n, dtype=np.int64), np.diff(c.offsets)), c.neighbors
+        if self.nl is not None and extra_cutoff > 0:
+            cut = min(extra_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
             keep = np.linalg.norm(self.nl.vectors(ref), axis=1) < cut
-            ii.append(np.asarray(self.nl.i, dtype=np.int64)[keep])
-            jj.append(np.asarray(self.nl.j, dtype=np.int64)[keep])
-        i, j = np.concatenate(ii), np.concatenate(jj)
-        mag = st.moments > 0
-        keep = mag[i] & mag[j]
-        offsets, nb = csr_from_pairs(i[keep], j[keep], n)
+            keep &= mag[self.nl.i] & mag[self.nl.j]
+            i = np.concatenate([i, np.asarray(self.nl.i, dtype=np.int64)[keep]])
+            j = np.concatenate([np.asarray(j, dtype=np.int64), np.asarray(self.nl.j, dtype=np.int64)[keep]])
+        offsets, nb = csr_from_pairs(i, j, n)
         return color_classes(best_coloring(offsets, nb, n, ref), mask=mag)
 
-    def refresh_couplings(self):
-        """Linear fields of all magnetic terms at the current positions and moments."""
-        n = len(self.pos)
-        fields = []
-        pairs = []
-        for t in self._mterms:
-            off, nbr, w, bt = t.spin_couplings(self.state, self.nl if t.cutoff > 0 else None)
-            if bt is not None:
-                fields.append(bt)
-            if off is not None and len(nbr):
-                pairs.append((off, nbr, w))
-        if len(fields) == 1:  # read only: no copy
-            b = np.ascontiguousarray(fields[0], dtype=np.float64)
-        else:
-            b = np.zeros((n, 3))
-            for bt in fields:
-                b += bt
-        if not pairs:
-            off, nbr, w = np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
-        elif len(pairs) == 1:
-            off, nbr, w = pairs[0]
-        else:  # merge rows of several pair terms
-            rows = np.concatenate([np.repeat(np.arange(n), np.diff(o)) for o, _, _ in pairs])
-            order = np.argsort(rows, kind="stable")
-            nbr = np.concatenate([q for _, q, _ in pairs])[order]
-            w = np.concatenate([q for _, _, q in pairs])[order]
-            off = np.zeros(n + 1, dtype=np.int64)
-            np.cumsum(np.bincount(rows, minlength=n), out=off[1:])
-        self.couplings = (off, nbr, w, b)
+    def rotation_fields(self, atoms):
+        """Rotation fields (eV/μB) of the spins ``atoms`` from the field engine."""
+        return self.engine.rotation_fields(self.state, self.nl, atoms)
 
     def evaluate(self, magnetic_forces):
-        return self.potential._evaluate(self.state, self.nl, True, magnetic_forces, False)
+        """Forces (and magnetic forces if asked) of the potential at the current arrays."""
+        return self.potential.compute(self.state, self.nl, forces=True, magnetic_forces=magnetic_forces)
 
     def final_state(self):
-        return State._trusted(self.pos, self.state.numbers, self.state.cell, self.state.pbc, self.spins,
-                              self.moments, self.vel, self.state.masses)
+        return self.state.with_arrays()
 
 
 def _as_steps(steps):
@@ -385,8 +431,8 @@ class _SpinLatticeBase(Integrator):
     def __init__(self, dt):
         super().__init__()
         self.dt = check_dt(dt)
-        self._cache = None  # (state returned last, potential, Evaluation with forces)
         self._colouring = _Colouring()  # spin colour classes, kept between runs
+        self._engine = None  # field engine of the last potential, kept between runs
 
     def check(self, state, potential) -> None:
         from ..potentials.base import Potential
@@ -417,7 +463,7 @@ class _SpinLatticeBase(Integrator):
         ``state`` instead."""
         super().restore(checkpoint, state, potential)
         self._colouring = _Colouring()
-        self._cache = None
+        self.last_run = None
         ref = checkpoint.get("reference_positions")
         if ref is None:
             return
@@ -427,26 +473,26 @@ class _SpinLatticeBase(Integrator):
         if potential.cutoff > 0:
             nl = potential.neighbor_list(state)
             if not np.array_equal(nl.reference_positions, ref):
-                nl.build(State._trusted(ref, state.numbers, state.cell, state.pbc, state.spins, state.moments,
-                                        state.velocities, state.masses))
+                nl.build(state.with_arrays(positions=ref))
                 if nl.needs_rebuild(state):
                     nl.build(state)
                     return
         self._colouring.positions = ref
 
     # -------------------------------------------------------------- shared pieces
+    def _work(self, state, potential):
+        ws = _Work(state, potential, self._colouring, self._engine)
+        self._engine = ws.engine
+        return ws
+
     def _initial_forces(self, ws, state, potential, need_fields):
-        c = self._cache
-        if c is not None and c[0] is state and c[1] is potential and (
-                not need_fields or c[2].magnetic_forces is not None):
-            return c[2]
-        return ws.evaluate(need_fields)
+        """The forces (and fields if ``need_fields``) at ``state``: those the last run left with it
+        when ``state`` is the State it returned, else evaluated."""
+        ev = self.evaluation_at(state, potential, forces=True, magnetic_forces=need_fields)
+        return ws.evaluate(need_fields) if ev is None else ev
 
     def _finish(self, ws, potential, ev):
-        out = ws.final_state()
-        self.last_evaluation = ev
-        self._cache = (out, potential, ev)
-        return out
+        return self._record(ws.final_state(), potential, ev)
 
     def _sweep(self, ws, tau, damping=0.0, sigma=None, rng=None):
         """Advance the spins by tau fs: colours forward (tau/2 each), then backward (tau/2 each);
@@ -457,7 +503,6 @@ class _SpinLatticeBase(Integrator):
         if nc == 0:
             return
         if ws.linear:
-            off, nbr, w, b = ws.couplings
             q = 0.5 * tau
             if sigma is not None:
                 noise = rng.standard_normal((ws.n_rotations, 3))
@@ -466,18 +511,18 @@ class _SpinLatticeBase(Integrator):
                 noise, sig_q, sig_h = _NO_NOISE, _EMPTY, _EMPTY
             kernel = (_linear_sweep_parallel if numba.get_num_threads() > 1 and len(ws.mag_atoms) >= PARALLEL_MIN_SPINS
                       else _linear_sweep)
-            kernel(ws.spins, ws.cls_off, ws.cls_atoms, ws.order, nc - 1, off, nbr, w, b, angle_factor(q, damping),
-                   angle_factor(tau, damping), damping, noise, sig_q, sig_h)
+            kernel(ws.spins, ws.cls_off, ws.cls_atoms, ws.order, nc - 1, ws.kernel_couplings, ws.inv_m,
+                   ws.self_coupled, angle_factor(q, damping), angle_factor(tau, damping), damping, noise, sig_q, sig_h)
             return
-        pot, st, nl, spins = ws.potential, ws.state, ws.nl, ws.spins
+        spins = ws.spins
         q = 0.5 * tau
         fac_q = angle_factor(q, damping)
         fac_h = angle_factor(tau, damping)
         order = list(range(nc)) + list(range(nc - 2, -1, -1))
-        implicit = ws.self_dependent
+        implicit = ws.engine.self_dependent()
         for n, c in enumerate(order):
             atoms = classes[c]
-            h = pot.rotation_fields(st, nl, atoms)
+            h = ws.rotation_fields(atoms)
             duration = tau if c == nc - 1 else q
             fac = fac_h if c == nc - 1 else fac_q
             noise = None
@@ -493,7 +538,7 @@ class _SpinLatticeBase(Integrator):
             s1 = spins[atoms]
             for _ in range(_MAX_MIDPOINT_ITERATIONS):
                 spins[atoms] = 0.5 * (s0 + s1)
-                h = pot.rotation_fields(st, nl, atoms)
+                h = ws.rotation_fields(atoms)
                 if noise is not None:
                     h = h + noise
                 spins[atoms] = s0
@@ -505,8 +550,7 @@ class _SpinLatticeBase(Integrator):
                     break
 
     def _global_fields(self, ws):
-        ev = ws.potential._evaluate(ws.state, ws.nl, False, True, False)
-        return ev.magnetic_forces
+        return ws.potential.compute(ws.state, ws.nl, forces=False, magnetic_forces=True).magnetic_forces
 
     def _global_spin_step(self, ws, tau, h0, damping=0.0, noise=None):
         """Explicit midpoint rotation of all spins over tau fs (non-local potentials); h0 is the
@@ -535,13 +579,9 @@ class _SpinLatticeBase(Integrator):
         return h_mid
 
 
-#: implicit-midpoint sub-steps (fields that depend on the rotating spin itself): stop when
-#: the spins change by less than this between iterations, or after this many iterations
-_MIDPOINT_TOLERANCE = 1e-14
-_MAX_MIDPOINT_ITERATIONS = 30
-
 _NO_NOISE = np.zeros((0, 3))
 _EMPTY = np.zeros(0)
+_NO_ATOMS = np.zeros(0, dtype=np.bool_)
 
 
 def _project_transverse_all(h, spins):
@@ -574,7 +614,7 @@ class SpinLatticeNVE(_SpinLatticeBase):
         """Advance ``steps`` steps of dt fs; return the new State (the input is not modified)."""
         steps = _as_steps(steps)
         self.check(state, potential)
-        ws = _Work(state, potential, self._colouring)
+        ws = self._work(state, potential)
         local = potential.local
         ev = self._initial_forces(ws, state, potential, need_fields=not local)
         dt = self.dt
@@ -661,7 +701,7 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         """Advance ``steps`` steps of dt fs; return the new State (the input is not modified)."""
         steps = _as_steps(steps)
         self.check(state, potential)
-        ws = _Work(state, potential, self._colouring)
+        ws = self._work(state, potential)
         rng = self.rng
         dt = self.dt
         n = len(state)
@@ -700,6 +740,7 @@ class SpinLatticeLangevin(_SpinLatticeBase):
                                    rng.standard_normal((len(atoms), 3)))
                 if sigma is not None:  # noise amplitude follows the moment
                     sigma[atoms] = np.sqrt(2.0 * alpha * kTs * units.MU_B / (units.GAMMA * ws.moments[atoms]))
+                ws.inv_m = ws.inverse_moments()
             ev = ws.evaluate(last or not local)
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
         if steps == 0:

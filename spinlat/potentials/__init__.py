@@ -1,12 +1,14 @@
-"""Energy models behind one interface: ``compute(state, ...) -> Evaluation``."""
+"""Energy models behind one interface: ``compute(state, ...) -> Evaluation``; terms at most
+quadratic in each spin also give ``spin_couplings(state) -> LinearSpinCouplings``."""
 
 from .base import Evaluation, Potential, SumPotential, spin_torques
 
-__all__ = ["Evaluation", "Potential", "SumPotential", "spin_torques", "EAM", "BetheSlaterExchange",
-           "Heisenberg", "Zeeman", "UniaxialAnisotropy", "CubicAnisotropy", "Landau", "MagneticMACE",
-           "ReferenceMagneticMACE"]
+__all__ = ["Evaluation", "Potential", "SumPotential", "spin_torques", "LinearSpinCouplings", "EAM",
+           "BetheSlaterExchange", "Heisenberg", "Zeeman", "UniaxialAnisotropy", "CubicAnisotropy",
+           "Landau", "MagneticMACE", "ReferenceMagneticMACE"]
 
 _LAZY = {
+    "LinearSpinCouplings": ".couplings",
     "EAM": ".eam",
     "BetheSlaterExchange": ".exchange",
     "Heisenberg": ".heisenberg",

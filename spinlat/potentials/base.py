@@ -1,9 +1,13 @@
 """The potential interface: one protocol, results in one place.
 
-Every energy model derives from :class:`Potential` and implements ``_evaluate``; users call
-``compute(state, forces=True, magnetic_forces=True, stress=False)`` and get an
-:class:`Evaluation`. Potentials add: ``EAM(...) + BetheSlaterExchange(...) + Zeeman(...)`` is a
-:class:`SumPotential` that builds one neighbour list for all its terms.
+Every energy model derives from :class:`Potential` and implements ``_evaluate``; users (and
+integrators) call ``compute(state, neighbors=None, *, forces=True, magnetic_forces=True,
+stress=False)`` and get an :class:`Evaluation`. Potentials add: ``EAM(...) +
+BetheSlaterExchange(...) + Zeeman(...)`` is a :class:`SumPotential` that builds one neighbour list
+for all its terms. Terms at most quadratic in each spin also describe themselves as
+:class:`~spinlat.potentials.couplings.LinearSpinCouplings` (:meth:`Potential.spin_couplings`),
+which sums merge; spin integrators evaluate those in one kernel
+(:mod:`spinlat.integrators.fields`).
 
 Conventions (see DESIGN.md):
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from ..errors import InputError, UnknownElementError
@@ -56,8 +61,23 @@ class Evaluation:
 
 
 def spin_torques(state, ev: Evaluation) -> np.ndarray:
-    """Spin torques s_i × ∂E/∂s_i = −|m_i| s_i × h_i, eV, (N, 3)."""
-    return -state.moments[:, None] * np.cross(state.spins, ev.magnetic_forces)
+    """Spin torques s_i × ∂E/∂s_i = −|m_i| s_i × h_i (eV, (N, 3)) from the magnetic forces h (eV/μB)
+    of ``ev``; zero on non-magnetic atoms. (h_i = −∂E/∂m_i and ∂E/∂s_i = −|m_i| h_i on the sphere.)"""
+    out = np.empty_like(state.spins)
+    torque_kernel(np.ascontiguousarray(state.spins), np.ascontiguousarray(ev.magnetic_forces, dtype=np.float64),
+                  np.ascontiguousarray(state.moments), out)
+    return out
+
+
+@numba.njit(cache=True)
+def torque_kernel(spins, h, moments, out):
+    """out_i = −|m_i| s_i × h_i (eV) for spins (N, 3), magnetic forces h (N, 3) eV/μB, moments (N,) μB."""
+    for i in range(spins.shape[0]):
+        m = moments[i]
+        sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
+        out[i, 0] = -m * (sy * h[i, 2] - sz * h[i, 1])
+        out[i, 1] = -m * (sz * h[i, 0] - sx * h[i, 2])
+        out[i, 2] = -m * (sx * h[i, 1] - sy * h[i, 0])
 
 
 def virial_to_voigt(virial: np.ndarray, volume: float) -> np.ndarray:
@@ -92,9 +112,13 @@ class Potential:
     """Base class of every spinlat energy model.
 
     Subclasses set ``cutoff`` (Å; 0 for terms that need no distance neighbour list) and
-    implement ``_evaluate(state, neighbors, forces, magnetic_forces, stress)``, where
-    ``neighbors`` is a :class:`~spinlat.neighbors.NeighborList` built with a cutoff at least
-    ``cutoff`` (kernels must test distances against their own cutoff), or ``None``.
+    implement ``_evaluate(state, neighbors, forces, magnetic_forces, stress)`` (positional
+    arguments, called by :meth:`compute`), where ``neighbors`` is a
+    :class:`~spinlat.neighbors.NeighborList` built with a cutoff at least ``cutoff`` (kernels must
+    test distances against their own cutoff), or ``None``. Terms whose energy is at most quadratic
+    in each spin on a frozen lattice also implement :meth:`spin_couplings`; terms that can give
+    the fields of a few atoms cheaply override :meth:`local_fields` (and :meth:`rotation_fields`,
+    :meth:`local_energies`).
     """
 
     #: interaction range, Å (0: no neighbour list needed)
@@ -117,14 +141,42 @@ class Potential:
     #: spin-orbit coupling); used to merge equivalent minima in ground-state searches
     spin_rotation_invariant: bool = False
 
-    def compute(self, state, forces: bool = True, magnetic_forces: bool = True, stress: bool = False) -> Evaluation:
-        """Energy (eV), forces (eV/Å), magnetic forces −∂E/∂m (eV/μB), stress (eV/Å³, Voigt)
-        and per-atom energies (eV) of ``state``."""
+    def compute(self, state, neighbors=None, *, forces: bool = True, magnetic_forces: bool = True,
+                stress: bool = False) -> Evaluation:
+        """Energy (eV), forces (eV/Å), magnetic forces −∂E/∂m (eV/μB), stress (eV/Å³, Voigt, ASE
+        sign) and per-atom energies (eV) of ``state``: the one entry to every potential.
+
+        Parameters
+        ----------
+        state : :class:`~spinlat.state.State`.
+        neighbors : ``None`` (the potential's own neighbour list, updated for ``state``: see
+            :meth:`neighbor_list`), or a :class:`~spinlat.neighbors.NeighborList` that the caller
+            keeps up to date for ``state`` (integrators, which update it once per position
+            update), built with a cutoff of at least :attr:`cutoff`; it is used as given.
+        forces, magnetic_forces, stress : which arrays to compute (keyword-only); the others are
+            ``None`` in the :class:`Evaluation` (the energy and per-atom energies always come).
+
+        Raises :class:`~spinlat.errors.InputError` for stress without a cell periodic in all three
+        directions or an unsuitable ``neighbors``, and
+        :class:`~spinlat.errors.UnknownElementError` for elements the potential does not know.
+        """
         if stress and not state.pbc.all():
             raise InputError("stress needs a cell periodic in all three directions")
         self.check_state(state)
-        nl = self.neighbor_list(state) if self.cutoff > 0 else None
-        return self._evaluate(state, nl, forces, magnetic_forces, stress)
+        if self.cutoff <= 0:
+            nl = None
+        elif neighbors is None:
+            nl = self.neighbor_list(state)
+        else:
+            if not isinstance(neighbors, NeighborList):
+                raise InputError(f"{type(self).__name__}.compute: neighbors must be a spinlat NeighborList or None, "
+                                 f"got {type(neighbors).__name__} (forces, magnetic_forces and stress are "
+                                 "keyword-only)")
+            if neighbors.cutoff < self.cutoff:
+                raise InputError(f"{type(self).__name__}.compute: the neighbour list has cutoff {neighbors.cutoff} Å, "
+                                 f"below the potential's {self.cutoff} Å")
+            nl = neighbors
+        return self._evaluate(state, nl, bool(forces), bool(magnetic_forces), bool(stress))
 
     def neighbor_list(self, state) -> NeighborList:
         """The cached neighbour list of this potential, updated for ``state``."""
@@ -135,8 +187,12 @@ class Potential:
         return nl
 
     def check_state(self, state) -> None:
-        """Raise if ``state`` holds elements this potential does not know."""
+        """Raise if ``state`` holds elements this potential does not know. The answer is kept for
+        the ``numbers`` array last checked (integrators hand the same array on from step to step;
+        arrays of a State are not changed in place)."""
         if self.elements is not None:
+            if self.__dict__.get("_known_numbers") is state.numbers:
+                return
             known = np.asarray(self.elements)
             bad = ~np.isin(state.numbers, known)
             if np.any(bad):
@@ -146,9 +202,24 @@ class Potential:
                 names = [chemical_symbols[k] for k in known]
                 raise UnknownElementError(
                     f"{type(self).__name__} does not know element {chemical_symbols[z]} (Z={z}); it knows {names}")
+            self.__dict__["_known_numbers"] = state.numbers
 
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:  # pragma: no cover
         raise NotImplementedError
+
+    def spin_couplings(self, state, neighbors=None):
+        """This term's energy as :class:`~spinlat.potentials.couplings.LinearSpinCouplings` at the
+        positions, atomic numbers and magnetic atoms of ``state`` (valid while those stay the
+        same; not the moment magnitudes, which the couplings take as an argument), or ``None``
+        when the energy is not at most quadratic in each spin (the default: EAM-coupled
+        exchange with its forces is, Landau, cubic anisotropy and mMACE are not) or when the term
+        does not depend on spins at all (``magnetic = False``).
+
+        ``neighbors``: as in :meth:`compute`. Evaluated through the couplings, the energies,
+        per-atom energies and magnetic forces equal :meth:`compute`'s to round-off (tested for
+        every term, tests/potentials/test_couplings.py). A subclass may set ``spin_couplings =
+        None`` to keep integrators on the general path (``local_fields``)."""
+        return None
 
     def local_fields(self, state, neighbors, atoms: np.ndarray) -> np.ndarray:
         """Magnetic forces h = −∂E/∂m (eV/μB) of the atoms ``atoms`` only, (len(atoms), 3).
@@ -158,6 +229,13 @@ class Potential:
         default evaluates everything and picks the rows."""
         ev = self._evaluate(state, neighbors, False, True, False)
         return ev.magnetic_forces[atoms]
+
+    def local_energies(self, state, neighbors, atoms: np.ndarray) -> np.ndarray:
+        """Per-atom energies (eV, the split of :attr:`Evaluation.energies`) of the atoms ``atoms``,
+        (len(atoms),). For single-site terms this is the whole energy that depends on each atom's
+        own moment (Monte Carlo takes its on-site energy changes from it). Single-site terms
+        override it with their kernel; the default evaluates everything and picks the entries."""
+        return self._evaluate(state, neighbors, False, False, False).energies[atoms]
 
     def rotation_fields(self, state, neighbors, atoms: np.ndarray) -> np.ndarray:
         """Fields (eV/μB, (len(atoms), 3)) about which spin integrators rotate the spins ``atoms``.
@@ -198,6 +276,15 @@ def _terms(p):
     return p.terms
 
 
+def term_couplings(term, state, neighbors=None):
+    """``term.spin_couplings(state, neighbors)`` (neighbours passed only to terms with a cutoff),
+    or None when the term has switched the method off (``spin_couplings = None``)."""
+    get = term.spin_couplings
+    if get is None:
+        return None
+    return get(state, neighbors if term.cutoff > 0 else None)
+
+
 class SumPotential(Potential):
     """Sum of potentials sharing one neighbour list (built with the largest cutoff)."""
 
@@ -233,6 +320,29 @@ class SumPotential(Potential):
         for t in self._terms:
             h += t.local_fields(state, neighbors if t.cutoff > 0 else None, atoms)
         return h
+
+    def local_energies(self, state, neighbors, atoms):
+        e = np.zeros(len(atoms))
+        for t in self._terms:
+            e += t.local_energies(state, neighbors if t.cutoff > 0 else None, atoms)
+        return e
+
+    def spin_couplings(self, state, neighbors=None):
+        """The merged :class:`~spinlat.potentials.couplings.LinearSpinCouplings` of the magnetic
+        terms (:meth:`LinearSpinCouplings.merge`), or ``None`` if one of them has none. Terms with
+        ``magnetic = False`` (EAM) are left out: their energy does not depend on spins, so the
+        couplings' energy is the sum's minus theirs."""
+        from .couplings import LinearSpinCouplings
+
+        parts = []
+        for t in self._terms:
+            if not t.magnetic:
+                continue
+            c = term_couplings(t, state, neighbors)
+            if c is None:
+                return None
+            parts.append(c)
+        return LinearSpinCouplings.merge(parts) if parts else LinearSpinCouplings(len(state))
 
     def rotation_fields(self, state, neighbors, atoms):
         h = None

@@ -274,13 +274,12 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vector
 
 
 @numba.njit(cache=True, fastmath=_FMA, inline="always")
-def _geometry_row(i, positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w):
+def _geometry_row(i, positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, jc):
     p0 = off[i]
     p1 = off[i + 1]
     if p0 == p1:
         return
     c8 = 8.0 * j1 / j3sq
-    inv = 1.0 / moments[i]
     xi = positions[i, 0]
     yi = positions[i, 1]
     zi = positions[i, 2]
@@ -301,30 +300,31 @@ def _geometry_row(i, positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j
             ex = math.exp(-ra)
             jv = 4.0 * j1 * ra * (1.0 - j2 * ra) * ex
             gv = c8 * ex * (1.0 - ra - j2 * ra * (2.0 - ra))
+        cv = 0.0 if j == i else jv
         jr[p] = jv
         gr[p] = gv
-        w[p] = 0.0 if j == i else jv * inv
+        jc[p] = cv
         if q >= 0:
             jr[q] = jv
             gr[q] = gv
-            w[q] = 0.0 if j == i else jv / moments[j]
+            jc[q] = cv
 
 
 @numba.njit(cache=True, fastmath=_FMA)
-def _exchange_geometry(positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w):
+def _exchange_geometry(positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, jc):
     """Per directed pair p of the compact list at the current positions: jr[p] = J(r) (eV),
-    gr[p] = (dJ/dr)/r (eV/Å²), w[p] = J(r)/|m_i| (eV/μB; 0 for a periodic self-image, which
-    exerts no torque); all 0 beyond the cutoff. Each pair is computed once and written to both
-    of its entries (``rev``)."""
+    gr[p] = (dJ/dr)/r (eV/Å²), jc[p] = J(r) as a spin coupling (eV; 0 for a periodic self-image,
+    whose energy J(r)(1 − δ)/2 does not depend on the spin and which exerts no torque); all 0
+    beyond the cutoff. Each pair is computed once and written to both of its entries (``rev``)."""
     for i in range(off.shape[0] - 1):
-        _geometry_row(i, positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w)
+        _geometry_row(i, positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, jc)
 
 
 @numba.njit(cache=True, fastmath=_FMA, parallel=True)
-def _exchange_geometry_parallel(positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w):
+def _exchange_geometry_parallel(positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, jc):
     """:func:`_exchange_geometry` with threads over atoms (each pair has one writer)."""
     for i in numba.prange(off.shape[0] - 1):
-        _geometry_row(i, positions, moments, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, w)
+        _geometry_row(i, positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, jc)
 
 
 @numba.njit(cache=True, fastmath=_FMA, inline="always")
@@ -389,11 +389,12 @@ _NONE3 = np.zeros((0, 3))
 
 
 class _PairCache:
-    """Exchange pairs of one neighbour-list build, and J(r), (dJ/dr)/r, J/|m_i| at one set of
-    positions and moments."""
+    """Exchange pairs of one neighbour-list build (``rows``: the source atom of each entry), and
+    J(r), (dJ/dr)/r and the spin couplings at one set of positions (``couplings``: the
+    :class:`LinearSpinCouplings` made of them, built on first request)."""
 
-    __slots__ = ("nl", "builds", "active", "off", "cj", "cs", "svec", "rev", "jr", "gr", "w", "pos", "mom",
-                 "has_geometry")
+    __slots__ = ("nl", "builds", "active", "off", "cj", "cs", "svec", "rev", "rows", "self_entries", "jr", "gr",
+                 "jc", "pos", "has_geometry", "couplings")
 
 
 def bethe_slater(r, J1, J2, J3):
@@ -477,17 +478,22 @@ class BetheSlaterExchange(Potential):
             c.off, c.cj, c.cs, c.svec, c.rev = _compact_spin_list(ref, active, nl.offsets, nl.j, nl.shifts,
                                                           nl.shift_vectors, r2max)
             m = len(c.cj)
-            c.jr, c.gr, c.w = np.empty(m), np.empty(m), np.empty(m)
+            c.rows = None  # the source atom of each entry, made when an offset is asked for
+            c.self_entries = np.flatnonzero(c.cj == np.repeat(np.arange(len(state)), np.diff(c.off)))
+            c.jr, c.gr = np.empty(m), np.empty(m)
             c.pos = np.empty_like(state.positions)
             c.has_geometry = False
             self._pair_store = c
-        if not (c.has_geometry and np.array_equal(c.pos, state.positions) and np.array_equal(c.mom, state.moments)):
+        if not (c.has_geometry and np.array_equal(c.pos, state.positions)):
+            # a new coupling array for every position update (couplings handed out before stay
+            # valid); J(r) and dJ/dr, used only here, are overwritten
+            c.jc = np.empty(len(c.cj))
             kernel = _exchange_geometry_parallel if _threaded(len(state)) else _exchange_geometry
-            kernel(state.positions, state.moments, c.off, c.cj, c.cs, c.svec, c.rev, self.cutoff ** 2, self.J1,
-                   self.J2, self.J3 ** 2, c.jr, c.gr, c.w)
+            kernel(state.positions, c.off, c.cj, c.cs, c.svec, c.rev, self.cutoff ** 2, self.J1, self.J2,
+                   self.J3 ** 2, c.jr, c.gr, c.jc)
             c.pos[:] = state.positions
-            c.mom = state.moments.copy()
             c.has_geometry = True
+            c.couplings = None
         return c
 
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:
@@ -530,26 +536,42 @@ class BetheSlaterExchange(Potential):
         return h
 
     def rotation_fields(self, state, neighbors, atoms) -> np.ndarray:
-        """Unprojected fields −(1/|m_i|) ∂E/∂s_i = Σ_j J(r_ij) s_j / |m_i| (eV/μB) of ``atoms``:
-        rotating s_i about it is the exact motion of s_i (see ``Potential.rotation_fields``)."""
-        if neighbors is None:
-            neighbors = self.neighbor_list(state)
+        """Unprojected fields −(1/|m_i|) ∂E/∂s_i = Σ_j J(r_ij) s_j / |m_i| (eV/μB) of ``atoms``, the
+        periodic self-images of atom i left out (their energy is a constant on the sphere):
+        rotating s_i about it is the exact motion of s_i (see ``Potential.rotation_fields``).
+        From :meth:`spin_couplings`."""
         atoms = _atoms_array(atoms, len(state))
-        active, _, grad, _, _ = self._run(state, neighbors, atoms, False, False)
-        mom = state.moments[atoms]
-        ok = active[atoms]
-        h = np.zeros((len(atoms), 3))
-        h[ok] = -grad[ok] / mom[ok, None]
-        return h
+        return self._couplings(state, neighbors).rotation_fields(state.spins, state.moments, atoms)
 
-    def spin_couplings(self, state, neighbors):
-        """Linear form of the rotation fields for spin integrators, valid while the positions
-        stay fixed: ``(offsets, nbr, w, b)`` with h_i = b_i + Σ_{p in row i} w[p] s_{nbr[p]}
-        (eV/μB; w = J(r_ij)/|m_i|, b = None) — the same fields as :meth:`rotation_fields`."""
+    def spin_couplings(self, state, neighbors=None):
+        """:class:`~spinlat.potentials.couplings.LinearSpinCouplings` at the current positions:
+        scalar couplings J(r_ij) (eV) between the active atoms closer than the cutoff (a pair
+        within the neighbour-list skin gets 0), both directions; E = −Σ_pairs J(r)(s_i·s_j − δ)
+        gives per-atom offsets c_i = ½ Σ_j J(r_ij) δ, and a periodic self-image of atom i the
+        constant −½ J(r)(1 − δ) (no coupling: it exerts no torque). The same energies and
+        fields as :meth:`compute`; the rotation fields Σ_j J(r_ij) s_j/|m_i| are those of
+        :meth:`rotation_fields`. Valid while the positions stay the same (cached until then)."""
+        return self._couplings(state, neighbors)
+
+    def _couplings(self, state, neighbors):
+        from .couplings import LinearSpinCouplings
+
         if neighbors is None:
             neighbors = self.neighbor_list(state)
         c = self._pair_cache(state, neighbors)
-        return c.off, c.cj, c.w, None
+        if c.couplings is None:
+            n, delta, jc = len(state), 1.0 if self.offset else 0.0, c.jc
+            at = np.searchsorted(c.off, c.self_entries, side="right") - 1  # atoms of the self-images
+            j_self = c.jr[c.self_entries].copy()
+
+            def offset():  # c_i = ½ δ Σ_j J(r_ij) + ½ (δ − 1) Σ_self-images J(r)
+                if c.rows is None:
+                    c.rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(c.off))
+                return 0.5 * (delta * np.bincount(c.rows, weights=jc, minlength=n)
+                              + (delta - 1.0) * np.bincount(at, weights=j_self, minlength=n))
+
+            c.couplings = LinearSpinCouplings(len(state), c.off, c.cj, exchange=jc, offset=offset, self_coupled=False)
+        return c.couplings
 
     def __repr__(self):
         el = _names(self._species)

@@ -101,32 +101,6 @@ def dmi_vector(tensor) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _gradient_kernel(offsets, dst, tidx, tensors, spins, magnetic, atoms, grad):
-    """∂E/∂s_a (eV) for a in ``atoms`` (written to ``grad[k]`` for atoms[k]) over a directed CSR
-    table: E = −Σ_pairs s_iᵀ J s_j, so ∂E/∂s_a = −Σ_(a→b) T_e s_b with T_e = J or Jᵀ."""
-    for k in range(atoms.shape[0]):
-        a = atoms[k]
-        g0 = 0.0
-        g1 = 0.0
-        g2 = 0.0
-        if magnetic[a]:
-            for e in range(offsets[a], offsets[a + 1]):
-                b = dst[e]
-                if not magnetic[b]:
-                    continue
-                t = tidx[e]
-                s0 = spins[b, 0]
-                s1 = spins[b, 1]
-                s2 = spins[b, 2]
-                g0 -= tensors[t, 0, 0] * s0 + tensors[t, 0, 1] * s1 + tensors[t, 0, 2] * s2
-                g1 -= tensors[t, 1, 0] * s0 + tensors[t, 1, 1] * s1 + tensors[t, 1, 2] * s2
-                g2 -= tensors[t, 2, 0] * s0 + tensors[t, 2, 1] * s1 + tensors[t, 2, 2] * s2
-        grad[k, 0] = g0
-        grad[k, 1] = g1
-        grad[k, 2] = g2
-
-
-@numba.njit(cache=True)
 def _fields_kernel(spins, moments, grad, h):
     """h_i = −(1/|m_i|)(g_i − (g_i·s_i) s_i) (eV/μB); zero where the moment is zero."""
     for i in range(spins.shape[0]):
@@ -150,7 +124,7 @@ class _Expansion:
     """The template mapped onto one state: its :class:`~spinlat.sites.SiteMap` and the directed CSR
     table over the state's atoms."""
 
-    __slots__ = ("sites", "offsets", "dst", "tidx", "pair_i", "pair_j", "pair_t")
+    __slots__ = ("sites", "offsets", "dst", "tidx", "pair_i", "pair_j", "pair_t", "couplings")
 
     @property
     def n(self):
@@ -400,6 +374,7 @@ class Heisenberg(Potential):
                 tidx[rows] = bt[sl][None, :]
         ex = _Expansion()
         ex.sites = sites
+        ex.couplings = None
         ex.offsets, ex.dst, ex.tidx = offsets, dst, tidx
         # each unordered expanded pair once: directed entries with tensor index < P
         src = np.repeat(np.arange(n), np.diff(offsets))
@@ -422,42 +397,53 @@ class Heisenberg(Potential):
                 np.concatenate([self.J, np.swapaxes(self.J, 1, 2)]))
         return t
 
-    def _gradient(self, state, atoms):
+    def spin_couplings(self, state, neighbors=None):
+        """:class:`~spinlat.potentials.couplings.LinearSpinCouplings` of the expanded pair table on
+        ``state``: each pair (i, j, J) as (i → j, J) and (j → i, Jᵀ) over the table of the
+        template's tensors and their transposes, pairs touching a non-magnetic atom left out (a
+        template pair with i = j and R = 0, an on-site term, and pairs of an atom with its own
+        periodic image stay in the table as couplings of the atom with itself). The same object
+        while the state follows the same pair table with the same magnetic atoms; raises like
+        ``compute``."""
+        return self._couplings(state)
+
+    def _couplings(self, state):
+        from .couplings import LinearSpinCouplings
+
         ex = self._expand(state)
-        grad = np.zeros((len(atoms), 3))
-        if len(atoms) and len(ex.dst):
-            _gradient_kernel(ex.offsets, ex.dst, ex.tidx, self._tensors(), np.ascontiguousarray(state.spins),
-                             state.moments > 0, np.ascontiguousarray(atoms, dtype=np.int64), grad)
-        return grad
+        mag = state.moments > 0
+        if ex.couplings is not None and np.array_equal(ex.couplings[0], mag):
+            return ex.couplings[1]
+        offsets, dst, tidx = ex.offsets, ex.dst, ex.tidx
+        if not np.all(mag):
+            src = np.repeat(np.arange(ex.n), np.diff(offsets))
+            keep = mag[src] & mag[dst]
+            offsets = np.zeros(ex.n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(src[keep], minlength=ex.n), out=offsets[1:])
+            dst, tidx = dst[keep], tidx[keep]
+        c = LinearSpinCouplings(ex.n, offsets, dst, tensor_index=tidx, tensors=self._tensors())
+        ex.couplings = (mag, c)
+        return c
 
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:
         """Energy (eV), per-atom energies (each pair split half/half), zero forces (eV/Å) and
-        stress (eV/Å³), magnetic forces −∂E/∂m (eV/μB)."""
+        stress (eV/Å³), magnetic forces −∂E/∂m (eV/μB), from :meth:`spin_couplings`."""
         n = len(state)
-        grad = self._gradient(state, np.arange(n))
-        energies = 0.5 * np.einsum("ij,ij->i", state.spins, grad)
-        ev = Evaluation(float(energies.sum()), np.zeros((n, 3)) if forces else None,
-                        _fields_from_gradient(state.spins, state.moments, grad) if magnetic_forces else None,
-                        np.zeros(6) if stress else None, energies)
-        return ev
+        energies, h = self._couplings(state).evaluate(state.spins, state.moments, True, magnetic_forces)
+        return Evaluation(float(energies.sum()), np.zeros((n, 3)) if forces else None, h,
+                          np.zeros(6) if stress else None, energies)
 
     def local_fields(self, state, neighbors, atoms) -> np.ndarray:
         """Magnetic forces −∂E/∂m (eV/μB) of the atoms ``atoms`` only, touching only their pairs."""
         atoms = np.asarray(atoms, dtype=np.int64)
-        grad = self._gradient(state, atoms)
-        return _fields_from_gradient(state.spins[atoms], state.moments[atoms], grad)
+        g = self._couplings(state).coupled_fields(state.spins, atoms)  # −∂E/∂s
+        return _fields_from_gradient(state.spins[atoms], state.moments[atoms], -g)
 
     def rotation_fields(self, state, neighbors, atoms) -> np.ndarray:
         """Unprojected fields −(1/|m_i|) ∂E/∂s_i = Σ_j J_ij s_j / |m_i| (eV/μB) of ``atoms`` (0 on
         non-magnetic atoms): E is linear in each s_i, so rotating s_i about this field is the
         exact motion of s_i (see ``Potential.rotation_fields``)."""
-        atoms = np.asarray(atoms, dtype=np.int64)
-        grad = self._gradient(state, atoms)
-        mom = state.moments[atoms]
-        mag = mom > 0
-        h = np.zeros_like(grad)
-        h[mag] = -grad[mag] / mom[mag, None]
-        return h
+        return self._couplings(state).rotation_fields(state.spins, state.moments, atoms)
 
     @property
     def spin_rotation_invariant(self) -> bool:

@@ -145,6 +145,23 @@ class _SingleSite(Potential):
         self._kernel(state, atoms, energies, h)
         return h
 
+    def local_energies(self, state, neighbors, atoms) -> np.ndarray:
+        """Energies E_i (eV) of the atoms ``atoms`` only, (len(atoms),): each the whole energy that
+        depends on that atom's moment."""
+        atoms = _atoms_array(atoms, len(state))
+        energies = np.zeros(len(atoms))
+        self._kernel(state, atoms, energies, np.zeros((len(atoms), 3)))
+        return energies
+
+    def _cached_couplings(self, state, build):
+        """The couplings ``build(on)`` for the magnetic atoms ``on`` of ``state``, kept while the
+        atomic numbers and the set of magnetic atoms stay the same."""
+        on = state.moments > 0
+        c = self.__dict__.get("_couplings_cache")  # (magnetic mask, numbers, couplings)
+        if c is None or not (np.array_equal(c[0], on) and np.array_equal(c[1], state.numbers)):
+            c = self._couplings_cache = (on, state.numbers.copy(), build(on))
+        return c[2]
+
 
 # ---------------------------------------------------------------------------------- kernels
 @numba.njit(cache=True)
@@ -241,9 +258,6 @@ class Zeeman(_SingleSite):
     Magnetic forces h_i = μB B (eV/μB) on magnetic atoms of those species, 0 elsewhere.
     """
 
-    #: the field does not depend on the spins: spin integrators rotate about it explicitly
-    rotation_field_independent_of_own_spin = True
-
     def __init__(self, B, elements=None):
         b = _vector3(B, "Zeeman field B (tesla)")
         self.B = b
@@ -255,16 +269,17 @@ class Zeeman(_SingleSite):
         """Atomic numbers of the species the field acts on (read-only), ``None`` for every species."""
         return _species_tuple(self._applies)
 
-    def spin_couplings(self, state, neighbors):
-        """Linear form of the fields for spin integrators: ``(None, None, None, b)`` with
-        b_i = μB B (eV/μB) on the magnetic atoms of the species the field acts on, 0 elsewhere
-        (the same read-only array while moments and numbers stay the same)."""
-        c = getattr(self, "_couplings_cache", None)  # (moments, numbers, b), reused while they hold
-        if c is None or not (np.array_equal(c[0], state.moments) and np.array_equal(c[1], state.numbers)):
-            on = (state.moments > 0) & self._applies[state.numbers]
-            c = self._couplings_cache = (state.moments.copy(), state.numbers.copy(),
-                                         np.where(on[:, None], self._field[None, :], 0.0))
-        return None, None, None, c[2]
+    def spin_couplings(self, state, neighbors=None):
+        """:class:`~spinlat.potentials.couplings.LinearSpinCouplings` with the field b_i = μB B
+        (eV/μB) on the magnetic atoms of the species the field acts on (0 elsewhere): E = −Σ |m_i|
+        b_i·s_i. The same object while the atomic numbers and magnetic atoms stay the same."""
+        from .couplings import LinearSpinCouplings
+
+        def build(on):
+            on = on & self._applies[state.numbers]
+            return LinearSpinCouplings(len(state), field=np.where(on[:, None], self._field[None, :], 0.0))
+
+        return self._cached_couplings(state, build)
 
     @classmethod
     def from_lammps(cls, H, direction, elements=None) -> "Zeeman":
@@ -329,6 +344,23 @@ class UniaxialAnisotropy(_SingleSite):
     def _kernel(self, state, atoms, energies, h):
         self._check_axes(state)
         _uniaxial_kernel(atoms, state.numbers, state.spins, state.moments, self._k, self._axes, energies, h)
+
+    def spin_couplings(self, state, neighbors=None):
+        """:class:`~spinlat.potentials.couplings.LinearSpinCouplings` with the on-site forms
+        A_i = K_i n_i n_iᵀ (eV) of the magnetic atoms (E = −Σ s_iᵀ A_i s_i = −Σ K_i (s_i·n_i)²), zero
+        elsewhere. The same object while the atomic numbers and magnetic atoms stay the same.
+        Raises :class:`~spinlat.errors.ShapeError` when per-atom axes do not match the state."""
+        from .couplings import LinearSpinCouplings
+
+        self._check_axes(state)
+
+        def build(on):
+            n = len(state)
+            k = np.where(on, self._k[state.numbers], 0.0)
+            axes = self._axes if self.per_atom else np.broadcast_to(self._axes[0], (n, 3))
+            return LinearSpinCouplings(n, onsite=k[:, None, None] * axes[:, :, None] * axes[:, None, :])
+
+        return self._cached_couplings(state, build)
 
     def rotation_fields(self, state, neighbors, atoms) -> np.ndarray:
         """Unprojected fields −(1/|m_i|) ∂E/∂s_i = (2K/|m_i|)(s_i·n_i) n_i (eV/μB) of ``atoms``:

@@ -106,7 +106,7 @@ class _Evaluator:
         return st
 
     def __call__(self, order, ca, v):
-        from ..minimize import minimize
+        from ..minimization import minimize
 
         st = self.build(ca, v)
         n = len(st)

@@ -165,7 +165,7 @@ def collinear_states(state, potential, axes=None, a=None, relax_axis=True, **min
     lowest energy first."""
     from scipy.optimize import minimize as sp_minimize
 
-    from ..minimize import minimize
+    from ..minimization import minimize
 
     axes = COLLINEAR_AXES if axes is None else axes
     sub = sublattices(state, a)

@@ -76,7 +76,7 @@ def relaxed_skyrmion(L=20, potential=None, radius=3.0, tmax=1e-9):
     L × L :func:`square_lattice`: both Bloch helicities are relaxed from :func:`skyrmion_profile`
     with ``spinlat.minimize`` (torque tolerance ``tmax`` eV) and the lower one kept. Raises
     InputError when no skyrmion survives (it collapsed or the field is too weak)."""
-    from ..minimize import minimize
+    from ..minimization import minimize
 
     pot = skyrmion_potential() if potential is None else potential
     st = square_lattice(L)

@@ -191,8 +191,8 @@ def test_cached_pair_kernels_match_direct_kernel_serial_and_threaded():
     outs = []
     for geometry, forces in ((exchange._exchange_geometry, exchange._exchange_from_geometry),
                              (exchange._exchange_geometry_parallel, exchange._exchange_from_geometry_parallel)):
-        jr, gr, w = np.empty_like(c.jr), np.empty_like(c.gr), np.empty_like(c.w)
-        geometry(st.positions, st.moments, c.off, c.cj, c.cs, c.svec, c.rev, 3.4 ** 2, *PARAMS[1:3], PARAMS[3] ** 2,
+        jr, gr, w = np.empty_like(c.jr), np.empty_like(c.gr), np.empty_like(c.jc)
+        geometry(st.positions, c.off, c.cj, c.cs, c.svec, c.rev, 3.4 ** 2, *PARAMS[1:3], PARAMS[3] ** 2,
                  jr, gr, w)
         arrays = (np.empty(n), np.empty((n, 3)), np.empty((n, 3)))
         forces(st.positions, st.spins, c.off, c.cj, c.cs, c.svec, jr, gr, 1.0, True, *arrays)

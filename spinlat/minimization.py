@@ -10,18 +10,28 @@ spins stay exactly unit length. A damped-precession method is the fallback
 
 Convergence: largest torque ≤ ``tmax`` (eV), largest force ≤ ``fmax`` (eV/Å), largest stress
 component ≤ ``smax`` (eV/Å³), largest longitudinal field ≤ ``hmax`` (eV/μB).
+
+Evaluations: when only spin directions relax and every magnetic term has linear couplings
+(Heisenberg, Bethe-Slater exchange, Zeeman, uniaxial anisotropy), energies and magnetic forces
+come from the field engine (:class:`~spinlat.integrators.fields.SpinFieldEngine`: one kernel
+over the merged coupling table, plus the constant energy of the lattice terms); otherwise from
+``potential.compute``. Spin rotations are :func:`spinlat.integrators.rotation.rotate_all`, torques
+:func:`spinlat.potentials.base.spin_torques`.
+
+This module is ``spinlat.minimization``; its function is ``spinlat.minimize``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from . import validation
 from .errors import InputError
 from .integrators.lbfgs import two_loop as _two_loop
+from .integrators.rotation import rotate_all
+from .potentials.base import Evaluation, torque_kernel
 
 _MAX_ROTATION = 0.3  # rad, largest spin rotation of one step
 _MAX_DISPLACEMENT = 0.1  # Å, largest atomic move of one step
@@ -51,21 +61,36 @@ class MinimizeResult:
 class _Problem:
     """Maps a State onto a flat vector of step variables and back."""
 
-    def __init__(self, potential, spins, positions, cell, magnitudes):
+    def __init__(self, potential, spins, positions, cell, magnitudes, state):
         self.pot = potential
         self.spins, self.positions, self.cell, self.magnitudes = spins, positions, cell, magnitudes
         self.n_eval = 0
+        self.engine = None
+        if spins and not (positions or cell or magnitudes):  # frozen lattice and moments
+            from .integrators.fields import SpinFieldEngine
+
+            engine = SpinFieldEngine(potential)
+            nl = potential.neighbor_list(state) if potential.cutoff > 0 else None
+            engine.update(state, nl)
+            if engine.complete:
+                self.engine, self.nl = engine, nl
+
+    def _compute(self, st):
+        if self.engine is not None:
+            e, h = self.engine.evaluate_images(st, st.spins[None], self.nl)
+            return Evaluation(float(e[0]), magnetic_forces=h[0])
+        return self.pot.compute(st, forces=self.positions or self.cell,
+                                magnetic_forces=self.spins or self.magnitudes, stress=self.cell)
 
     def evaluate(self, st):
         """Energy (eV) and the gradient blocks of ``st``."""
         self.n_eval += 1
-        ev = self.pot.compute(st, forces=self.positions or self.cell, magnetic_forces=self.spins or self.magnitudes,
-                              stress=self.cell)
+        ev = self._compute(st)
         g = {}
         mag = st.moments > 0
         if self.spins:
             tq = np.empty_like(st.spins)
-            _torque_kernel(st.spins, ev.magnetic_forces, st.moments, tq)
+            torque_kernel(st.spins, ev.magnetic_forces, st.moments, tq)
             g["spins"] = tq
         if self.positions:
             g["positions"] = -ev.forces
@@ -120,43 +145,14 @@ class _Problem:
             deform = np.eye(3) + e
             pos = pos @ deform.T
             cell = cell @ deform.T
-        return type(st)._trusted(pos, st.numbers, cell, st.pbc, spins, moments, st.velocities, st.masses)
-
-
-@numba.njit(cache=True)
-def _torque_kernel(spins, h, moments, out):
-    """out_i = s_i × ∂E/∂s_i = −|m_i| s_i × h_i (eV); zero for non-magnetic atoms."""
-    for i in range(spins.shape[0]):
-        m = moments[i]
-        sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
-        out[i, 0] = -m * (sy * h[i, 2] - sz * h[i, 1])
-        out[i, 1] = -m * (sz * h[i, 0] - sx * h[i, 2])
-        out[i, 2] = -m * (sx * h[i, 1] - sy * h[i, 0])
-
-
-@numba.njit(cache=True)
-def _rotate_kernel(spins, theta, out):
-    for i in range(spins.shape[0]):
-        tx, ty, tz = theta[i, 0], theta[i, 1], theta[i, 2]
-        sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
-        ang = np.sqrt(tx * tx + ty * ty + tz * tz)
-        if ang == 0.0:
-            out[i, 0], out[i, 1], out[i, 2] = sx, sy, sz
-            continue
-        kx, ky, kz = tx / ang, ty / ang, tz / ang
-        c, sn = np.cos(ang), np.sin(ang)
-        kds = (kx * sx + ky * sy + kz * sz) * (1.0 - c)
-        ox = sx * c + (ky * sz - kz * sy) * sn + kx * kds
-        oy = sy * c + (kz * sx - kx * sz) * sn + ky * kds
-        oz = sz * c + (kx * sy - ky * sx) * sn + kz * kds
-        inv = 1.0 / np.sqrt(ox * ox + oy * oy + oz * oz)
-        out[i, 0], out[i, 1], out[i, 2] = ox * inv, oy * inv, oz * inv
+        return st.with_arrays(positions=pos, cell=cell, spins=spins, moments=moments)
 
 
 def _rotate(spins, theta):
-    """Rotate each spin by its rotation vector (Rodrigues), keeping unit length."""
-    out = np.empty_like(spins)
-    _rotate_kernel(spins, np.ascontiguousarray(theta), out)
+    """Each spin rotated by its rotation vector θ_i (angle |θ_i| rad about θ̂_i, right-handed;
+    Rodrigues, :func:`~spinlat.integrators.rotation.rotate_all`), unit length kept; a new array."""
+    out = np.array(spins, dtype=np.float64, order="C")
+    rotate_all(out, np.ascontiguousarray(theta, dtype=np.float64), 1.0, 0.0)
     return out
 
 
@@ -212,7 +208,7 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
     if (spins or magnitudes) and not potential.provides_magnetic_forces:
         raise InputError(f"minimize: {potential!r} gives no magnetic forces")
 
-    prob = _Problem(potential, spins, positions, cell, magnitudes)
+    prob = _Problem(potential, spins, positions, cell, magnitudes, state)
     st = state.copy()
     n = len(st)
     e, g = prob.evaluate(st)
