@@ -106,3 +106,18 @@ def test_yaml_example_keys_are_in_the_schema():
     assert {"compression", "thermo"} <= set(C.RUN)
     text = C.__doc__[C.__doc__.index(".. code-block:: yaml"):]
     assert "compression: gzip" in text and "thermo: 100" in text
+
+
+def test_train_results_to_stdout_epoch_table_to_stderr(tmp_path, capsys):
+    import yaml
+
+    model = dict(soc=False, r_max=3.5, max_ell=1, hidden_irreps="2x0e+2x1o", radial_MLP=[4], num_bessel=3,
+                 correlation=1, MLP_irreps="2x0e")
+    teacher = [{"teacher": {"system": "Fe", "n_configs": n, "seed": seed}} for n, seed in ((4, 1), (2, 2))]
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(yaml.safe_dump({"train": teacher[0], "test": teacher[1], "model": model, "output": "m.mmace",
+                                   "training": {"epochs": 1, "batch_size": 2, "seed": 0}}))
+    assert main(["train", str(cfg)]) == 0  # with progress: the epoch table is printed
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [out.splitlines()[0], f"model written to {tmp_path / 'm.mmace'}"]
+    assert out.startswith("test: E ") and "epoch" in err.lower() and "epoch" not in out.lower()
