@@ -69,7 +69,7 @@ def main():
                                        temperature=args.temperature, seed=args.seed, equilibrate=eq,
                                        equilibrate_damping=0.2, trajectory=args.trajectory)
     t_llg = time.perf_counter() - t0
-    m = np.linalg.norm(sl.analysis.magnetization(spins), axis=1)
+    m = np.linalg.norm(sl.observables.reduced_magnetization(spins), axis=1)  # equal moments: the mean spin
     thz, mev, sqw = structure_factor(spins, big.positions, kpath.qpoints, args.dt * args.every)
 
     ours_fine = mg.lswt_dispersion(ham, fine.qpoints, state.moments)

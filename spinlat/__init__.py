@@ -15,8 +15,8 @@ def __getattr__(name):
     # heavy sub-packages are imported on first use
     import importlib
 
-    if name in ("io", "potentials", "integrators", "analysis", "statistics", "datasets", "search", "ase",
-                "data"):
+    if name in ("io", "potentials", "integrators", "analysis", "observables", "statistics", "datasets", "search",
+                "ase", "data"):
         return importlib.import_module(f".{name}", __name__)
     if name == "Simulation":
         from .simulation import Simulation

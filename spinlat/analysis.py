@@ -1,8 +1,18 @@
-"""Analysis of trajectories and sampled observables: magnetisation, susceptibility, specific
-heat, Binder cumulant, spin-spin correlation, dynamic structure factor S(q, ω), energy drift,
-radial distribution, and PNG plots. Averages and the fluctuation quantities (χ, C, U4) give error
-bars for correlated samples with ``with_errors=True`` (:mod:`spinlat.statistics`: blocking and
-the blocked jackknife), returning a :class:`spinlat.statistics.Estimate` instead of the float.
+"""Analysis of trajectories and sampled observables: susceptibility, specific heat, Binder
+cumulant, spin-spin correlation, dynamic structure factor S(q, ω), radial distribution, run
+summaries and PNG plots. Averages and the fluctuation quantities (χ, C, U4) give error bars for
+correlated samples with ``with_errors=True`` (:mod:`spinlat.statistics`: blocking and the blocked
+jackknife), returning a :class:`spinlat.statistics.Estimate` instead of the float.
+
+The observables themselves (magnetisation in its forms, energy drift and fluctuation, spin
+temperature) are defined once, in :mod:`spinlat.observables`; ``energy_drift`` and
+``energy_fluctuation`` are importable from here too, and :func:`magnetization` keeps its
+signature on top of them.
+
+What a run reports depends on what kind of run it was (:func:`energy_conserving`,
+:func:`time_unit`): Monte Carlo runs are counted in sweeps, not femtoseconds; only runs that
+conserve energy (NVE, LLG without damping and noise) report an energy drift, thermostatted and
+Monte Carlo runs report the mean energy and its fluctuation instead.
 
 Functions take plain arrays (so they also serve Monte Carlo samples) or a
 :class:`spinlat.io.Trajectory` / path where noted. Units: energies eV, temperatures K, times fs,
@@ -11,10 +21,13 @@ moments μB, wave vectors 1/Å (Cartesian, including the 2π), frequencies THz a
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from . import units
 from .errors import InputError
+from .observables import energy_drift, energy_fluctuation  # noqa: F401  (defined there, public here)
 
 
 def _open(traj):
@@ -24,19 +37,15 @@ def _open(traj):
 
 
 def magnetization(spins, moments=None, normalized=True):
-    """Magnetisation per frame.
+    """Magnetisation per frame: the reduced magnetisation Σ_i m_i / Σ_i |m_i| (dimensionless,
+    |m| ≤ 1; :func:`spinlat.observables.reduced_magnetization`) if ``normalized``, else the total
+    moment Σ_i m_i in μB (:func:`spinlat.observables.total_moment`).
 
-    ``spins`` (F, N, 3) or (N, 3); ``moments`` (F, N) or (N,) μB, optional.
-    Returns (F, 3): Σ_i m_i / Σ_i |m_i| if ``normalized`` (dimensionless, |M| ≤ 1), else Σ_i m_i (μB)."""
-    s = np.asarray(spins, dtype=float)
-    single = s.ndim == 2
-    if single:
-        s = s[None]
-    mom = np.ones(s.shape[:2]) if moments is None else np.broadcast_to(np.asarray(moments, float), s.shape[:2])
-    m = np.einsum("fn,fnk->fk", mom, s)
-    if normalized:
-        m = m / np.maximum(mom.sum(axis=1), 1e-300)[:, None]
-    return m[0] if single else m
+    ``spins`` (F, N, 3) or (N, 3); ``moments`` (F, N) or (N,) μB, optional (unit moments).
+    Returns (F, 3) or (3,)."""
+    from .observables import reduced_magnetization, total_moment
+
+    return reduced_magnetization(spins, moments) if normalized else total_moment(spins, moments)
 
 
 def _norm2(m):
@@ -186,79 +195,192 @@ def structure_factor(spins, positions, qpoints, dt, window=True):
     return thz, mev, folded
 
 
-def energy_drift(time, energy, n_atoms=1):
-    """Drift of a total-energy series: (slope eV/atom/ps by least squares, largest deviation from
-    the first value eV/atom)."""
-    t = np.asarray(time, float) * 1e-3
-    e = np.asarray(energy, float) / n_atoms
-    if len(t) < 2:
-        return 0.0, 0.0
-    slope = np.polyfit(t, e, 1)[0]
-    return float(slope), float(np.max(np.abs(e - e[0])))
+# ------------------------------------------------------------------------------ kinds of runs
+_DESCRIPTION = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$", re.S)
+_PARAMETER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([^,()]+)")
 
 
-def summary(traj):
-    """Numbers describing a trajectory (path, :class:`~spinlat.io.Trajectory`, or any object with
-    the same ``array``/indexing interface): frames, time span, mean temperature, mean |M|, mean
-    potential energy per atom, energy drift.
+def _integrator_parameters(integrator):
+    """(class name, {parameter: value}) of an integrator object or of its description string
+    (``"LLG(dt=1.0, damping=0.0, temperature=0.0, ...)"``, as :meth:`Integrator.describe` and
+    the trajectory's ``integrator`` attribute give it); numbers as floats, None when unknown."""
+    if integrator is None:
+        return None, {}
+    if isinstance(integrator, str):
+        match = _DESCRIPTION.match(integrator)
+        if not match:
+            return integrator.strip() or None, {}
+        params = {}
+        for key, raw in _PARAMETER.findall(match.group(2)):
+            raw = raw.strip()
+            try:
+                params[key] = float(raw)
+            except ValueError:
+                params[key] = None if raw == "None" else raw.strip("'\"")
+        return match.group(1), params
+    params = {k: getattr(integrator, k) for k in ("dt", "damping", "temperature", "friction")
+              if hasattr(integrator, k)}
+    return type(integrator).__name__, params
+
+
+def energy_conserving(integrator):
+    """Whether a run of ``integrator`` (an integrator, or its description string as stored in a
+    trajectory's ``integrator`` attribute) conserves the total energy, so that its energy drift
+    measures the integration error: True for ``SpinLatticeNVE``, ``LLG`` without damping at
+    T = 0, ``SpinLatticeLangevin`` with friction and damping 0 (no thermostat acts); False for
+    ``MonteCarlo``, thermostatted and damped runs (their energy drifts by design); None when
+    unknown. An integrator may declare it itself with a boolean ``conserves_energy`` attribute."""
+    declared = getattr(integrator, "conserves_energy", None)
+    if isinstance(declared, bool):
+        return declared
+    name, p = _integrator_parameters(integrator)
+
+    def zero(*keys):
+        values = [p.get(k) for k in keys]
+        if any(not isinstance(v, (int, float)) for v in values):
+            return None
+        return all(v == 0 for v in values)
+
+    if name == "SpinLatticeNVE":
+        return True
+    if name == "MonteCarlo":
+        return False
+    if name == "LLG":
+        return zero("damping", "temperature")
+    if name == "SpinLatticeLangevin":
+        return zero("friction", "damping")
+    return None
+
+
+def time_unit(integrator) -> str:
+    """The unit a run's ``time`` counts in: ``"sweep"`` for Monte Carlo (one unit per sweep: an
+    integrator without a time step, ``dt`` None), else ``"fs"``. ``integrator``: an integrator or
+    its description string."""
+    name, _ = _integrator_parameters(integrator)
+    if name == "MonteCarlo" or (not isinstance(integrator, str) and integrator is not None
+                                and getattr(integrator, "dt", 0.0) is None):
+        return "sweep"
+    return "fs"
+
+
+def _run_kind(t):
+    """(time unit, energy conserving or None, integrator parameters) of a trajectory: from its
+    ``metadata`` (written by :class:`spinlat.Simulation`), else from its ``integrator``
+    description (files of earlier versions), else ("fs", None, {})."""
+    attrs = getattr(t, "attrs", None) or {}
+    meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
+    description = attrs.get("integrator") if isinstance(attrs.get("integrator"), str) else None
+    _, params = _integrator_parameters(description)
+    unit = meta.get("time_unit") or (time_unit(description) if description else "fs")
+    conserving = meta.get("energy_conserving") if "energy_conserving" in meta else energy_conserving(description)
+    return unit, conserving, params
+
+
+def summary(traj, energy_conserving=None):
+    """Numbers describing a run (path, :class:`~spinlat.io.Trajectory`, or any object with the
+    same ``array``/indexing interface).
+
+    Keys: ``frames``, ``n_atoms``, ``time_unit`` ("fs", or "sweep" for Monte Carlo), the span
+    ``time_fs`` (or ``sweeps``), ``energy_conserving`` (from the trajectory's metadata or its
+    integrator, :func:`energy_conserving`; the argument overrides it), the means
+    ``temperature_mean_K`` (lattice; for Monte Carlo, whose lattice is frozen, the sampling
+    temperature ``temperature_K`` instead), ``reduced_magnetization_mean`` (|M| / Σ|m_i|,
+    :func:`spinlat.observables.reduced_magnetization`) and
+    ``potential_energy_mean_eV_per_atom``; then, for a run that conserves energy,
+    ``energy_drift_eV_per_atom_per_ps`` and ``energy_max_deviation_eV_per_atom``
+    (:func:`spinlat.observables.energy_drift`), and for any other run (thermostatted, Monte
+    Carlo, unknown) ``total_energy_mean_eV_per_atom`` and ``total_energy_fluctuation_eV_per_atom``
+    (σ per atom, :func:`spinlat.observables.energy_fluctuation`): their energy moves by design.
 
     Every mean ``X`` comes with ``X_error`` (standard error of the mean of the correlated
     frames, Flyvbjerg–Petersen blocking, :func:`spinlat.statistics.average`), ``X_tau_int``
     (integrated autocorrelation time in frames) and ``X_reliable`` (False when the run is too
     short for its correlation time: the error is then a lower bound). Errors assume the frames
     are stationary (equilibrated); for fewer than 2 frames they are None."""
+    from .observables import energy_drift as drift
+    from .observables import energy_fluctuation as fluctuation
+    from .observables import reduced_from_total
     from .statistics import average as _average
 
     t = _open(traj)
     n = t[0].n_atoms
-    time = t.array("time")
-    etot = t.array("total_energy")
-    mag = t.array("magnetization")
-    moments = t.array("moments")
-    mnorm = np.linalg.norm(mag, axis=1) / np.maximum(moments.sum(axis=1), 1e-300)
-    slope, dev = energy_drift(time, etot, n)
-    out = {
-        "frames": int(len(time)),
-        "time_fs": float(time[-1] - time[0]) if len(time) else 0.0,
-        "n_atoms": int(n),
-    }
-    series = {"temperature_mean_K": t.array("temperature"), "magnetization_mean": mnorm,
-              "potential_energy_mean_eV_per_atom": np.asarray(t.array("potential_energy"), float) / n}
+    unit, conserving, params = _run_kind(t)
+    if energy_conserving is not None:
+        conserving = bool(energy_conserving)
+    time = np.asarray(t.array("time"), float)
+    etot = np.asarray(t.array("total_energy"), float)
+    reduced = np.linalg.norm(reduced_from_total(t.array("magnetization"), t.array("moments")), axis=1)
+    span = float(time[-1] - time[0]) if len(time) else 0.0
+    out = {"frames": int(len(time)), "n_atoms": int(n), "time_unit": unit,
+           ("sweeps" if unit == "sweep" else "time_fs"): span, "energy_conserving": conserving}
+    series = {}
+    if unit == "sweep":
+        if isinstance(params.get("temperature"), float):
+            out["temperature_K"] = params["temperature"]
+    else:
+        series["temperature_mean_K"] = t.array("temperature")
+    series["reduced_magnetization_mean"] = reduced
+    series["potential_energy_mean_eV_per_atom"] = np.asarray(t.array("potential_energy"), float) / n
+    if not conserving:
+        series["total_energy_mean_eV_per_atom"] = etot / n
     for key, x in series.items():
         out[key] = float(np.mean(x))
         est = _average(x) if len(x) >= 2 and np.all(np.isfinite(x)) else None
         out[key + "_error"] = est.error if est else None
         out[key + "_tau_int"] = est.tau_int if est else None
         out[key + "_reliable"] = est.reliable if est else False
-    out["energy_drift_eV_per_atom_per_ps"] = slope
-    out["energy_max_deviation_eV_per_atom"] = dev
+    if conserving:
+        slope, dev = drift(time, etot, n)
+        out["energy_drift_eV_per_atom_per_ps"] = slope
+        out["energy_max_deviation_eV_per_atom"] = dev
+    else:
+        out["total_energy_fluctuation_eV_per_atom"] = fluctuation(etot, n)
     return out
 
 
 def plot_overview(traj, path):
-    """PNG of potential/kinetic/total energy, temperature and |M| against time for a trajectory."""
+    """PNG of :func:`overview_figure` at ``path``; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = overview_figure(traj)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def overview_figure(traj):
+    """Matplotlib figure of a run against time (ps), or against sweeps for Monte Carlo: E − E(0)
+    per atom (potential, kinetic and total; Monte Carlo: the energy), the lattice temperature
+    (not for Monte Carlo, whose lattice is frozen) and the reduced magnetisation |M| / Σ|m_i|
+    (:func:`spinlat.observables.reduced_magnetization`). Uses the Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .observables import reduced_from_total
+
     t = _open(traj)
-    time = t.array("time") * 1e-3
+    unit, _, _ = _run_kind(t)
+    sweeps = unit == "sweep"
+    x = np.asarray(t.array("time"), float) * (1.0 if sweeps else 1e-3)
     n = t[0].n_atoms
-    fig, ax = plt.subplots(3, 1, figsize=(6, 7), sharex=True)
-    for name in ("potential_energy", "kinetic_energy", "total_energy"):
-        e = t.array(name)
-        ax[0].plot(time, (e - e[0]) / n * 1e3, label=name.replace("_", " "))
+    show_t = not sweeps
+    fig, ax = plt.subplots(3 if show_t else 2, 1, figsize=(6, 7 if show_t else 5), sharex=True)
+    names = ("potential_energy",) if sweeps else ("potential_energy", "kinetic_energy", "total_energy")
+    for name in names:
+        e = np.asarray(t.array(name), float)
+        ax[0].plot(x, (e - e[0]) / n * 1e3, label="energy" if sweeps else name.replace("_", " "))
     ax[0].set_ylabel("E − E(0) (meV/atom)")
     ax[0].legend(fontsize=8)
-    ax[1].plot(time, t.array("temperature"))
-    ax[1].set_ylabel("T lattice (K)")
-    mag = t.array("magnetization")
-    moments = t.array("moments")
-    ax[2].plot(time, np.linalg.norm(mag, axis=1) / np.maximum(moments.sum(axis=1), 1e-300))
-    ax[2].set_ylabel("|M| / Σ|m|")
-    ax[2].set_xlabel("time (ps)")
+    if show_t:
+        ax[1].plot(x, np.asarray(t.array("temperature"), float))
+        ax[1].set_ylabel("T lattice (K)")
+    ax[-1].plot(x, np.linalg.norm(reduced_from_total(t.array("magnetization"), t.array("moments")), axis=1))
+    ax[-1].set_ylabel("|M| / Σ|m|")
+    ax[-1].set_xlabel("Monte Carlo sweeps" if sweeps else "time (ps)")
+    integrator = (getattr(t, "attrs", None) or {}).get("integrator")
+    if isinstance(integrator, str) and integrator:
+        ax[0].set_title(integrator if len(integrator) <= 70 else integrator[:67] + "...", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig

@@ -42,8 +42,12 @@ their own sections):
     every: 10                        # steps between trajectory frames (default 10)
     seed: 0                          # structure randomness and the integrator's default seed
     output: runs/demo                # run directory (default runs/<config name>)
-    progress: true                   # progress bar (default true)
+    progress: true                   # progress bar on a terminal, thermo lines in batch jobs (default true)
+    thermo: 100                      # steps between thermo lines in the log (default: ~25 per run
+                                     #   when no bar is shown; 0: none)
     store_forces: false              # forces and magnetic forces in the trajectory (default false)
+    compression: gzip                # trajectory filter: gzip (default, every HDF5 tool reads it),
+                                     #   a gzip level 0-9, lzf (faster, h5py only) or none
     minimize: {spins: true, tmax: 1.0e-6}   # options of `spinlat minimize` (spinlat.minimize)
     search: {starts: 16, seed: 0}           # options of `spinlat search` (spinlat.search.ground_state)
 
@@ -435,6 +439,21 @@ def _integrator(v, k):
     return {"type": name, **params}
 
 
+def _compression(v, k):
+    """A trajectory ``compression``: "gzip", "lzf", "none" / null, or a gzip level 0-9."""
+    from .io.hdf5 import compression_filters
+
+    if isinstance(v, bool) or not (v is None or isinstance(v, (str, int))):
+        raise InputError(f"{k}: expected gzip, lzf, none or a gzip level 0-9, got {v!r}")
+    if isinstance(v, str) and v.lower() == "none":
+        v = None
+    try:
+        compression_filters(v)
+    except InputError:
+        raise InputError(f"{k}: expected gzip, lzf, none or a gzip level 0-9, got {v!r}") from None
+    return v
+
+
 RUN: dict[str, Key] = {
     "structure": Key(lambda v, k: check_section(v, k, STRUCTURE, "the structure"), _REQUIRED,
                      "the structure: a builder or a file"),
@@ -445,7 +464,9 @@ RUN: dict[str, Key] = {
     "seed": Key(_seed),
     "output": Key(_path),
     "progress": Key(_boolean, True),
+    "thermo": Key(_opt(_integer(0)), None, "steps between thermo lines (0: none; default ~25 per run in batch jobs)"),
     "store_forces": Key(_boolean, False),
+    "compression": Key(_compression, "gzip", "trajectory compression: gzip, a gzip level 0-9, lzf or none"),
     "minimize": Key(lambda v, k: check_section(v, k, MINIMIZE, "spinlat.minimize options")),
     "search": Key(lambda v, k: check_section(v, k, SEARCH, "spinlat.search.ground_state options")),
 }

@@ -1,4 +1,4 @@
-"""Observables of a spin-lattice state and of trajectories.
+"""Observables of a spin-lattice state and of trajectories: the one definition of each.
 
 Definitions (units eV, K, μB):
 
@@ -17,14 +17,38 @@ Definitions (units eV, K, μB):
   exact in equilibrium for energies linear in each spin (exchange, Zeeman; checked on free
   spins in a field), a good estimate otherwise. The fields come from
   :meth:`Potential.rotation_fields` (projected fields would make the denominator vanish);
-- magnetisation M = Σ_i m_i (μB), its norm |M|, and the reduced |M| / Σ|m_i|;
-- energy drift: least-squares slope (eV/atom/ps) and largest deviation (eV/atom) of E_tot(t).
+- energy drift of a total-energy series: least-squares slope (eV/atom/ps) and largest deviation
+  from the first value (eV/atom) — meaningful only for runs that conserve energy (NVE, LLG
+  without damping and noise); energy fluctuation: standard deviation per atom (eV/atom).
+
+Magnetisation, with m_i = moments_i · spins_i the moment of atom i (μB):
+
+- :func:`total_moment`: the total moment M = Σ_i m_i, a vector in μB;
+- :func:`magnetization_per_atom`: M / N over all N atoms, μB/atom;
+- :func:`magnetization_per_magnetic_atom`: M / N_mag over the atoms with |m_i| > 0, μB/atom;
+- :func:`reduced_magnetization`: m = M / Σ_i |m_i|, dimensionless, |m| ≤ 1 (also
+  :func:`reduced_from_total` from M and the moments, and :func:`reduced_magnetization_kernel`,
+  its compiled twin for numba loops).
+
+Who uses which, and why:
+
+- :meth:`spinlat.State.magnetization` and the HDF5 dataset ``magnetization`` (F, 3) are the total
+  moment M in μB (DESIGN.md): extensive, what a magnetometer measures, and what the reduced and
+  per-atom forms are computed from (:func:`reduced_from_total`) without reading the spins;
+- :attr:`spinlat.integrators.MonteCarlo.magnetization` (one row per sweep), the summaries and
+  plots of :mod:`spinlat.analysis`, the thermo lines of :class:`spinlat.Simulation` and the Curie
+  workflow use the reduced magnetisation m: the order parameter (1 for a saturated ferromagnet,
+  → 0 in the paramagnet, size-independent), which the Binder cumulant and the susceptibility
+  per spin (:func:`spinlat.analysis.susceptibility` with μ = moment) are written for;
+- M / N and M / N_mag compare with experiment (μB per Fe atom) and with DFT cells that hold
+  non-magnetic atoms.
 
 ``trajectory_observables(traj, potential=None)`` returns arrays per frame.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from . import units
@@ -71,20 +95,21 @@ def spin_energy(state, potential) -> float:
     return float(SumPotential(terms).compute(state, forces=False, magnetic_forces=False).energy)
 
 
-def spin_temperature(state, potential=None, fields=None) -> float:
+def spin_temperature(state, potential=None, fields=None, neighbors=None) -> float:
     """Spin temperature of Nurdin et al., K (module docstring).
 
     ``fields`` (N, 3) eV/μB: unprojected effective fields; by default
-    ``potential.rotation_fields`` of the magnetic atoms. Returns 0 for a state without
-    magnetic atoms and ``inf`` when Σ s·ω ≤ 0 (no temperature can be defined, e.g. spins
-    against the field)."""
+    ``potential.rotation_fields`` of the magnetic atoms, on ``neighbors`` (a
+    :class:`~spinlat.NeighborList` already updated for ``state``; default the potential's own
+    cached list). Returns 0 for a state without magnetic atoms and ``inf`` when Σ s·ω ≤ 0 (no
+    temperature can be defined, e.g. spins against the field)."""
     mag = np.flatnonzero(state.moments > 0)
     if len(mag) == 0:
         return 0.0
     if fields is None:
         if potential is None:
             raise InputError("spin_temperature needs a potential or fields")
-        nl = potential.neighbor_list(state) if potential.cutoff > 0 else None
+        nl = None if potential.cutoff <= 0 else neighbors if neighbors is not None else potential.neighbor_list(state)
         h = np.asarray(potential.rotation_fields(state, nl, mag), dtype=float)
     else:
         h = np.asarray(fields, dtype=float)
@@ -100,30 +125,123 @@ def spin_temperature(state, potential=None, fields=None) -> float:
     return num / (2.0 * units.K_B * den)
 
 
+# ------------------------------------------------------------------------------ magnetisation
+def _spins_moments(spins, moments):
+    """(spins (..., N, 3), moments (..., N)) as float arrays; ``spins`` may be a State (its own
+    moments are then used); ``moments`` None means unit moments."""
+    if hasattr(spins, "spins") and hasattr(spins, "moments"):
+        if moments is not None:
+            raise InputError("give either a State or spins and moments, not a State and moments")
+        return np.asarray(spins.spins, dtype=float), np.asarray(spins.moments, dtype=float)
+    s = np.asarray(spins, dtype=float)
+    if s.ndim < 2 or s.shape[-1] != 3:
+        raise InputError(f"spins must have shape (..., N, 3), got {s.shape}")
+    if moments is None:
+        return s, np.ones(s.shape[:-1])
+    m = np.asarray(moments, dtype=float)
+    try:
+        m = np.broadcast_to(m, s.shape[:-1])
+    except ValueError:
+        raise InputError(f"moments of shape {m.shape} do not match spins of shape {s.shape}") from None
+    return s, m
+
+
+def total_moment(spins, moments=None) -> np.ndarray:
+    """Total magnetic moment M = Σ_i moments_i spins_i, μB.
+
+    ``spins`` (N, 3) or (F, N, 3) unit vectors (or a :class:`~spinlat.State`); ``moments`` (N,) or
+    (F, N) μB (None: unit moments). Returns (3,) or (F, 3). Raises InputError for mismatched
+    shapes."""
+    s, m = _spins_moments(spins, moments)
+    return np.einsum("...n,...nk->...k", m, s)
+
+
+def reduced_from_total(total, moments) -> np.ndarray:
+    """Reduced magnetisation m = M / Σ_i |m_i| from the total moment ``total`` ((3,) or (F, 3) μB)
+    and the moment magnitudes ``moments`` ((N,) or (F, N) μB); 0 where no atom is magnetic."""
+    total = np.asarray(total, dtype=float)
+    norm = np.sum(np.abs(np.asarray(moments, dtype=float)), axis=-1)
+    safe = np.where(norm > 0, norm, 1.0)
+    return np.where(np.asarray(norm > 0)[..., None], total / np.asarray(safe)[..., None], 0.0)
+
+
+def reduced_magnetization(spins, moments=None) -> np.ndarray:
+    """Reduced magnetisation m = Σ_i m_i / Σ_i |m_i| (dimensionless, |m| ≤ 1; the order parameter).
+
+    Shapes as :func:`total_moment`; returns (3,) or (F, 3); the zero vector where no atom is
+    magnetic."""
+    s, m = _spins_moments(spins, moments)
+    return reduced_from_total(total_moment(s, m), m)
+
+
+def magnetization_per_atom(spins, moments=None) -> np.ndarray:
+    """M / N, μB per atom (N counts every atom, magnetic or not). Shapes as :func:`total_moment`."""
+    s, m = _spins_moments(spins, moments)
+    return total_moment(s, m) / max(s.shape[-2], 1)
+
+
+def magnetization_per_magnetic_atom(spins, moments=None) -> np.ndarray:
+    """M / N_mag, μB per magnetic atom (moment > 0); 0 without magnetic atoms. Shapes as
+    :func:`total_moment`."""
+    s, m = _spins_moments(spins, moments)
+    count = np.count_nonzero(m > 0, axis=-1)
+    return np.where(np.asarray(count > 0)[..., None], total_moment(s, m) / np.maximum(count, 1)[..., None], 0.0)
+
+
+@numba.njit(cache=True)
+def reduced_magnetization_kernel(spins, moments, atoms):
+    """Compiled twin of :func:`reduced_magnetization` for numba loops (Monte Carlo sweeps): the
+    reduced magnetisation over the atoms ``atoms`` (int64 (K,); the magnetic ones, others add
+    nothing), returned as (mx, my, mz); (0, 0, 0) when their moments sum to 0."""
+    mx = my = mz = mt = 0.0
+    for k in range(atoms.shape[0]):
+        i = atoms[k]
+        mx += moments[i] * spins[i, 0]
+        my += moments[i] * spins[i, 1]
+        mz += moments[i] * spins[i, 2]
+        mt += abs(moments[i])
+    if mt == 0.0:
+        return 0.0, 0.0, 0.0
+    return mx / mt, my / mt, mz / mt
+
+
 def magnetization(state) -> np.ndarray:
-    """Total moment vector Σ_i m_i, μB, (3,)."""
-    return state.magnetization()
+    """Total moment vector M = Σ_i m_i of a State, μB, (3,) (:func:`total_moment`; the same as
+    :meth:`spinlat.State.magnetization`)."""
+    return total_moment(state)
 
 
 def magnetization_norm(state, reduced=False) -> float:
-    """|Σ_i m_i| in μB, or divided by Σ_i |m_i| when ``reduced`` (0…1)."""
-    m = float(np.linalg.norm(state.magnetization()))
-    if reduced:
-        total = float(np.sum(state.moments))
-        return m / total if total > 0 else 0.0
-    return m
+    """|M| = |Σ_i m_i| in μB, or the reduced |m| = |M| / Σ_i |m_i| (0…1) when ``reduced``."""
+    vec = reduced_magnetization(state) if reduced else total_moment(state)
+    return float(np.linalg.norm(vec))
 
 
+# ------------------------------------------------------------------------------ energy series
 def energy_drift(time, energy, n_atoms=1):
-    """(slope eV/atom/ps by least squares, largest |E(t) − E(0)| eV/atom) of an energy series;
-    ``time`` in fs, ``energy`` in eV."""
-    from .analysis import energy_drift as _drift
+    """Drift of a total-energy series of a run that conserves energy: (least-squares slope,
+    eV/atom/ps; largest |E(t) − E(0)|, eV/atom). ``time`` (F,) fs, ``energy`` (F,) eV; (0, 0)
+    for fewer than 2 values."""
+    t = np.asarray(time, float) * 1e-3
+    e = np.asarray(energy, float) / n_atoms
+    if len(t) < 2:
+        return 0.0, 0.0
+    slope = np.polyfit(t, e, 1)[0]
+    return float(slope), float(np.max(np.abs(e - e[0])))
 
-    return _drift(time, energy, n_atoms)
+
+def energy_fluctuation(energy, n_atoms=1) -> float:
+    """Standard deviation of an energy series per atom, eV/atom (population σ; 0 for one value):
+    what a thermostatted or Monte Carlo run reports instead of a drift (its energy fluctuates
+    by design, σ² = k_B T² C for the canonical ensemble)."""
+    e = np.asarray(energy, float) / n_atoms
+    return float(np.std(e)) if len(e) else 0.0
 
 
 def state_observables(state, potential, evaluation=None) -> dict:
-    """All observables of one state as a dict (energies eV, temperatures K, magnetisation μB)."""
+    """All observables of one state as a dict (energies eV, temperatures K, ``magnetization`` the
+    total moment M (3,) μB, ``magnetization_norm`` |M| μB, ``reduced_magnetization_norm``
+    |M| / Σ|m_i|)."""
     ev = _evaluate(state, potential, evaluation)
     ekin = state.kinetic_energy()
     return {
@@ -133,26 +251,33 @@ def state_observables(state, potential, evaluation=None) -> dict:
         "spin_energy": spin_energy(state, potential),
         "temperature": state.temperature(),
         "spin_temperature": spin_temperature(state, potential),
-        "magnetization": state.magnetization(),
+        "magnetization": total_moment(state),
         "magnetization_norm": magnetization_norm(state),
+        "reduced_magnetization_norm": magnetization_norm(state, reduced=True),
     }
 
 
 def trajectory_observables(traj, potential=None) -> dict:
     """Observables per frame of a trajectory (path or :class:`~spinlat.io.Trajectory`).
 
-    Always: ``time`` (fs), ``potential_energy``, ``kinetic_energy``, ``total_energy`` (eV, as
-    stored), ``temperature`` (K), ``magnetization`` (F, 3) μB, ``magnetization_norm`` (F,) μB,
-    ``energy_drift`` (slope eV/atom/ps, max deviation eV/atom). With ``potential`` also
-    ``spin_energy`` (eV) and ``spin_temperature`` (K), recomputed frame by frame."""
+    Always: ``time`` (fs; sweeps for Monte Carlo), ``potential_energy``, ``kinetic_energy``,
+    ``total_energy`` (eV, as stored), ``temperature`` (K), ``magnetization`` (F, 3) the total
+    moment M in μB, ``magnetization_norm`` (F,) |M| μB, ``reduced_magnetization`` (F, 3) and
+    ``reduced_magnetization_norm`` (F,) (M / Σ|m_i|), ``energy_drift`` (slope eV/atom/ps, max
+    deviation eV/atom; meaningful for energy-conserving runs only) and ``energy_fluctuation``
+    (eV/atom). With ``potential`` also ``spin_energy`` (eV) and ``spin_temperature`` (K),
+    recomputed frame by frame."""
     from .io import Trajectory
 
     t = Trajectory(traj) if isinstance(traj, (str, bytes)) or hasattr(traj, "__fspath__") else traj
     out = {k: np.asarray(t.array(k)) for k in ("time", "potential_energy", "kinetic_energy", "total_energy",
                                                "temperature", "magnetization")}
     out["magnetization_norm"] = np.linalg.norm(out["magnetization"], axis=1)
+    out["reduced_magnetization"] = reduced_from_total(out["magnetization"], t.array("moments"))
+    out["reduced_magnetization_norm"] = np.linalg.norm(out["reduced_magnetization"], axis=1)
     n = len(t[0]) if len(t) else 1
     out["energy_drift"] = energy_drift(out["time"], out["total_energy"], n)
+    out["energy_fluctuation"] = energy_fluctuation(out["total_energy"], n)
     if potential is not None:
         frames = [t[i] for i in range(len(t))]
         out["spin_energy"] = np.array([spin_energy(f, potential) for f in frames])

@@ -22,6 +22,24 @@ back, so that a run killed and restarted gives the uninterrupted run's frames bi
 does a run split into several ``run`` calls or written with another ``every`` (see
 :mod:`spinlat.integrators.base` for what is covered).
 
+Progress and logs: with ``progress=True`` a run shows a progress bar (``tqdm.auto``: a text bar
+in a terminal, a widget in a Jupyter notebook) on stderr, with the lattice temperature, the total
+energy per atom and the reduced magnetisation of the last frame. When stderr is not a terminal
+(a batch job writing to a file) there is no bar; the run writes thermo lines instead, like
+LAMMPS's ``thermo`` output::
+
+      Step    Time_ps    T_lat_K   T_spin_K   Epot_eV/at   Ekin_eV/at   Etot_eV/at   |M|/Σ|m|   steps/s
+
+(Monte Carlo, whose lattice is frozen and which counts sweeps: ``Sweep T_spin_K E_eV/at
+|M|/Σ|m| sweeps/s``), at the start, every ``thermo`` steps (default: about 25 lines per run, at
+frame steps) and at the last step. ``thermo=N`` asks for lines every N steps always (also under
+a bar, also with ``progress=False``), ``thermo=0`` for none. T_spin is the spin temperature of
+Nurdin et al. (:func:`spinlat.observables.spin_temperature`; one field evaluation per line, on a
+neighbour list of its own so that the run's lists and results are untouched); |M|/Σ|m| the
+reduced magnetisation (:func:`spinlat.observables.reduced_magnetization`). Lines go to the
+``spinlat.simulation`` logger when logging is configured (the ``spinlat`` CLI sends it to stderr
+and the run's log file), else straight to stderr: never to stdout, which is left to results.
+
 Storage: a Simulation reserves its trajectory at its first ``run`` until :meth:`Simulation.close`
 (or ``with Simulation(...) as sim:``, or garbage collection): another writer on the same path, in
 any process, gets :class:`~spinlat.errors.InputError` before the file is touched, during a run
@@ -35,9 +53,11 @@ from it. See :mod:`spinlat.io.hdf5` for the guarantees.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
+import time as _time
 import warnings
 import weakref
 
@@ -62,7 +82,10 @@ class Simulation:
         is not evaluated twice.
     trajectory : HDF5 path, or ``None`` for no file.
     every : steps between frames (> 0).
-    progress : show a tqdm progress bar with steps/s (only on a terminal).
+    progress : show a progress bar (``tqdm.auto``; in a terminal or a Jupyter notebook), or, when
+        stderr is not a terminal (batch jobs), thermo lines (module docstring).
+    thermo : steps between thermo lines: None (default) for about 25 lines per run when no bar
+        can be shown and ``progress`` is set, 0 for none, N > 0 for every N steps always.
     store_forces : also store forces (eV/Å) and magnetic forces (eV/μB) per frame.
     restart : continue ``trajectory`` from its last frame, appending to it (step and time go on);
         with ``state=None`` the integrator also takes over the checkpoint stored with that frame
@@ -70,6 +93,9 @@ class Simulation:
     max_energy_change : largest allowed |ΔE_tot| per atom between frames, eV/atom (``math.inf``
         turns the check off).
     flush_every : frames kept in memory between writes to disk.
+    compression : filter of the trajectory's datasets when the file is created: ``"gzip"``
+        (default, read by every HDF5 tool), a gzip level 0-9, ``"lzf"`` (faster, h5py only) or
+        None (see :mod:`spinlat.io.hdf5`, "Compression").
 
     Attributes: ``state`` (current State), ``step`` (steps done, counting those of a restarted
     file), ``time`` (fs; for Monte Carlo, whose dt is None, the number of sweeps), ``evaluation``
@@ -77,8 +103,14 @@ class Simulation:
     """
 
     def __init__(self, state, potential, integrator, trajectory=None, every=10, progress=True,
-                 store_forces=False, restart=False, max_energy_change=10.0, flush_every=10):
+                 store_forces=False, restart=False, max_energy_change=10.0, flush_every=10,
+                 compression="gzip", thermo=None):
         every = validation.integer(every, "every", minimum=1)
+        if thermo is not None:
+            thermo = validation.integer(thermo, "thermo", minimum=0)
+        from .io.hdf5 import compression_filters
+
+        compression_filters(compression)  # InputError now, not at the first run
         flush_every = validation.integer(flush_every, "flush_every", minimum=1)
         progress = validation.boolean(progress, "progress")
         store_forces = validation.boolean(store_forces, "store_forces")
@@ -100,6 +132,9 @@ class Simulation:
         self.store_forces = validation.boolean(store_forces, "store_forces")
         self.max_energy_change = max_energy_change
         self.flush_every = validation.integer(flush_every, "flush_every", minimum=1)
+        self.compression = compression
+        self.thermo = thermo
+        self._thermo_nl = None  # neighbour list of the spin temperature of thermo lines
         self.step = 0
         self.time = 0.0
         self.evaluation = None
@@ -211,11 +246,15 @@ class Simulation:
         seed = getattr(self.integrator, "seed", None)
         describe = getattr(self.potential, "describe", lambda: repr(self.potential))
         idescribe = getattr(self.integrator, "describe", lambda: repr(self.integrator))
+        from .analysis import energy_conserving, time_unit
+
         mode = "a" if (self._append or self._frames_written) else "w"
+        metadata = {"every": self.every, "time_unit": time_unit(self.integrator),
+                    "energy_conserving": energy_conserving(self.integrator)}
         return TrajectoryWriter(self.trajectory, self.state, potential=describe(), integrator=idescribe(),
                                 seed=seed if isinstance(seed, (int, np.integer)) else None, mode=mode,
                                 flush_every=self.flush_every, store_forces=self.store_forces,
-                                metadata={"every": self.every})
+                                metadata=metadata, compression=self.compression)
 
     def _check(self, state, ev):
         n = max(len(state), 1)
@@ -271,14 +310,16 @@ class Simulation:
                 self.evaluation = ev
                 if self._frames_written == 0:
                     self._write(writer, self.state, ev)
-            if self.progress and steps >= 2 * self.every and sys.stderr.isatty():
-                from tqdm import tqdm
-
-                bar = tqdm(total=steps, unit="step", dynamic_ncols=True, smoothing=0.1)
+            bar = self._progress_bar(steps)
+            thermo = self._thermo_interval(steps, bar is not None)
+            if thermo:
+                self._thermo_line(self.state, self.evaluation, header=True)
             done = 0
             state = self.state
             while done < steps:
                 chunk = min(self.every - (self.step % self.every), steps - done)
+                if thermo:
+                    chunk = min(chunk, thermo - (self.step % thermo))
                 state = self.integrator.run(state, self.potential, chunk)
                 done += chunk
                 self.step += chunk
@@ -291,6 +332,10 @@ class Simulation:
                     self._write(writer, state, ev)
                 if bar is not None:
                     bar.update(chunk)
+                    if self.step % self.every == 0 or done == steps:
+                        bar.set_postfix(self._postfix(state, ev), refresh=False)
+                if thermo and (self.step % thermo == 0 or done == steps):
+                    self._thermo_line(state, ev, bar=bar)
             finished = True
         finally:
             if bar is not None:
@@ -298,6 +343,86 @@ class Simulation:
             if writer is not None:
                 self._flush_writer(writer, finished)
         return self.state
+
+    # ------------------------------------------------------------------ progress and thermo lines
+    def _progress_bar(self, steps):
+        """A ``tqdm.auto`` bar on stderr when ``progress`` is set and someone watches (a terminal
+        or a notebook), else None."""
+        if not self.progress or steps < 2 or not _interactive():
+            return None
+        from tqdm.auto import tqdm
+
+        sweeps = getattr(self.integrator, "dt", 0.0) is None
+        return tqdm(total=steps, unit="sweep" if sweeps else "step", dynamic_ncols=True, smoothing=0.1,
+                    file=sys.stderr, desc=type(self.integrator).__name__)
+
+    def _thermo_interval(self, steps, bar) -> int:
+        """Steps between thermo lines of a run of ``steps`` steps (0: none)."""
+        if self.thermo is not None:
+            return self.thermo
+        if bar or not self.progress or steps == 0:
+            return 0
+        return self.every * max(1, round(steps / (25 * self.every)))
+
+    def _postfix(self, state, ev) -> dict:
+        from .observables import magnetization_norm
+
+        n = max(len(state), 1)
+        out = {}
+        if getattr(self.integrator, "moves_lattice", True):
+            out["T"] = f"{state.temperature():.1f}K"
+        out["E"] = f"{(float(ev.energy) + state.kinetic_energy()) / n:.5f}eV/at"
+        out["m"] = f"{magnetization_norm(state, reduced=True):.4f}"
+        return out
+
+    def _spin_temperature(self, state) -> float:
+        from .neighbors import NeighborList
+        from .observables import spin_temperature
+
+        pot = self.potential
+        try:
+            nl = None
+            if pot.cutoff > 0:
+                if self._thermo_nl is None:
+                    self._thermo_nl = NeighborList(pot.cutoff, getattr(pot, "skin", 0.3))
+                nl = self._thermo_nl
+                nl.update(state)
+            return spin_temperature(state, pot, neighbors=nl)
+        except (SpinlatError, NotImplementedError, AttributeError):
+            return math.nan
+
+    def _thermo_line(self, state, ev, header=False, bar=None) -> None:
+        """One thermo line (module docstring) of ``state``; with ``header`` the column names
+        first."""
+        from .observables import magnetization_norm
+
+        sweeps = getattr(self.integrator, "dt", 0.0) is None
+        lines = []
+        now = _time.perf_counter()
+        if header:
+            if sweeps:  # frozen lattice, no time: the energy is the potential energy
+                cols = ["Sweep", "T_spin_K", "E_eV/at", "|M|/Σ|m|", "sweeps/s"]
+                widths = [10, 10, 13, 10, 10]
+            else:
+                cols = ["Step", "Time_ps", "T_lat_K", "T_spin_K", "Epot_eV/at", "Ekin_eV/at", "Etot_eV/at",
+                        "|M|/Σ|m|", "steps/s"]
+                widths = [10, 11, 10, 10, 13, 13, 13, 10, 10]
+            lines.append(" ".join(c.rjust(w) for c, w in zip(cols, widths)))
+            self._thermo_clock = (now, self.step)
+        n = max(len(state), 1)
+        epot, ekin = float(ev.energy) / n, state.kinetic_energy() / n
+        t0, s0 = getattr(self, "_thermo_clock", (now, self.step))
+        rate = (self.step - s0) / (now - t0) if now > t0 and self.step > s0 else math.nan
+        self._thermo_clock = (now, self.step)
+        spin_t, m = f"{self._spin_temperature(state):10.2f}", f"{magnetization_norm(state, reduced=True):10.5f}"
+        if sweeps:
+            fields = [f"{self.step:10d}", spin_t, f"{epot:13.6f}", m, f"{rate:10.3g}"]
+        else:
+            fields = [f"{self.step:10d}", f"{self.time * 1e-3:11.4f}", f"{state.temperature():10.2f}", spin_t,
+                      f"{epot:13.6f}", f"{ekin:13.6f}", f"{epot + ekin:13.6f}", m, f"{rate:10.3g}"]
+        lines.append(" ".join(fields))
+        for line in lines:
+            _emit(line, bar)
 
     @staticmethod
     def _flush_writer(writer, finished):
@@ -315,6 +440,37 @@ class Simulation:
     def __repr__(self):
         return (f"Simulation({self.state!r}, {self.potential!r}, {self.integrator!r}, step={self.step}, "
                 f"trajectory={self.trajectory!r})")
+
+
+_log = logging.getLogger("spinlat.simulation")
+
+
+def _interactive() -> bool:
+    """Whether someone watches the run: stderr is a terminal, or this is a Jupyter kernel."""
+    try:
+        if sys.stderr is not None and sys.stderr.isatty():
+            return True
+    except (AttributeError, ValueError):
+        pass
+    shell = sys.modules.get("IPython")
+    if shell is not None and "ipykernel" in sys.modules:
+        try:
+            ip = shell.get_ipython()
+        except AttributeError:
+            return False
+        return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+    return False
+
+
+def _emit(line, bar=None) -> None:
+    """A thermo line to the ``spinlat.simulation`` logger when logging is configured for it, else
+    to stderr (through the bar, if one is shown, so that it stays intact)."""
+    if _log.hasHandlers() and _log.isEnabledFor(logging.INFO):
+        _log.info(line)
+    elif bar is not None:
+        bar.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _close_at_exit(writer):

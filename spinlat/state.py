@@ -289,8 +289,11 @@ class State:
         return 2.0 * self.kinetic_energy() / (3 * max(len(self), 1) * units.K_B)
 
     def magnetization(self) -> np.ndarray:
-        """Total magnetic moment vector Σ_i m_i, μB."""
-        return self.magnetic_moments.sum(axis=0)
+        """Total magnetic moment vector M = Σ_i m_i, μB, (3,) (:func:`spinlat.observables.total_moment`;
+        the reduced and per-atom forms are there too)."""
+        from .observables import total_moment
+
+        return total_moment(self.spins, self.moments)
 
     # ------------------------------------------------------------------ supercells and ASE
     def repeat(self, reps) -> "State":

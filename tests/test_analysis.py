@@ -151,8 +151,99 @@ def test_summary_gives_errors_of_the_means(tmp_path):
     assert s["temperature_mean_K"] == pytest.approx(np.mean(temp))
     assert s["temperature_mean_K_error"] == pytest.approx(sl.statistics.average(temp).error)
     assert s["temperature_mean_K_tau_int"] >= 0.5
-    for key in ("magnetization_mean", "potential_energy_mean_eV_per_atom"):
+    for key in ("reduced_magnetization_mean", "potential_energy_mean_eV_per_atom"):
         assert s[key + "_error"] > 0 and isinstance(s[key + "_reliable"], bool)
     text = format_summary(s)
     assert "temperature_mean_K = " in text and "±" in text and "τ_int" in text
     assert main(["analyze", str(path), "--format", "text"]) == 0
+
+
+# ------------------------------------------------------------------ kinds of runs: sweeps, drift
+def test_energy_conserving_and_time_unit_of_integrators_and_their_descriptions():
+    from spinlat.integrators import LLG, MonteCarlo, SpinLatticeLangevin, SpinLatticeNVE
+
+    cases = [(SpinLatticeNVE(1.0), True, "fs"), (LLG(1.0), True, "fs"), (LLG(1.0, damping=0.1), False, "fs"),
+             (LLG(1.0, damping=0.1, temperature=10.0, seed=1), False, "fs"),
+             (SpinLatticeLangevin(1.0, 300.0, 0.01, 0.1, seed=1), False, "fs"),
+             (SpinLatticeLangevin(1.0, 300.0, 0.0, 0.0, seed=1), True, "fs"),
+             (MonteCarlo(300.0, seed=1), False, "sweep")]
+    for integ, conserving, unit in cases:
+        assert analysis.energy_conserving(integ) is conserving, integ
+        assert analysis.energy_conserving(integ.describe()) is conserving, integ.describe()
+        assert analysis.time_unit(integ) == unit and analysis.time_unit(integ.describe()) == unit
+    assert analysis.energy_conserving("gneb") is None and analysis.energy_conserving("") is None
+
+    class Declared:
+        dt = 1.0
+        conserves_energy = True
+
+    assert analysis.energy_conserving(Declared()) is True
+
+
+def _fe_run(tmp_path, integrator, steps, every=5, name="t.h5", **kw):
+    from spinlat.potentials import BetheSlaterExchange
+
+    a = 2.8665
+    st = sl.State([[0, 0, 0], [a / 2] * 3], [26, 26], cell=np.eye(3) * a, pbc=True, moments=[2.2, 2.2]).repeat(2)
+    st = st.copy(spins=np.random.default_rng(0).normal(size=(len(st), 3)))
+    path = tmp_path / name
+    with sl.Simulation(st, BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841), integrator, trajectory=str(path),
+                       every=every, progress=False, **kw) as sim:
+        sim.run(steps)
+    return path
+
+
+def test_monte_carlo_summary_counts_sweeps_and_reports_no_drift(tmp_path):
+    from spinlat.integrators import MonteCarlo
+
+    path = _fe_run(tmp_path, MonteCarlo(500.0, seed=3), 40, every=2)
+    s = analysis.summary(path)
+    with sl.io.Trajectory(path) as traj:
+        etot, n = traj.array("total_energy"), traj.n_atoms
+        assert traj.attrs["metadata"]["time_unit"] == "sweep"
+        np.testing.assert_array_equal(traj.array("time"), np.arange(0, 41, 2.0))
+    assert s["time_unit"] == "sweep" and s["sweeps"] == 40 and "time_fs" not in s
+    assert s["energy_conserving"] is False and s["temperature_K"] == 500.0
+    assert not any(k.startswith("energy_drift") or k.startswith("energy_max_deviation") for k in s)
+    assert "temperature_mean_K" not in s  # the lattice is frozen
+    assert s["total_energy_mean_eV_per_atom"] == pytest.approx(np.mean(etot) / n)
+    assert s["total_energy_fluctuation_eV_per_atom"] == pytest.approx(np.std(etot / n))
+    fig = analysis.overview_figure(path)
+    assert fig.axes[-1].get_xlabel() == "Monte Carlo sweeps" and len(fig.axes) == 2
+
+
+def test_thermostatted_run_reports_fluctuation_nve_reports_drift(tmp_path):
+    from spinlat.integrators import LLG, SpinLatticeNVE
+
+    damped = analysis.summary(_fe_run(tmp_path, LLG(1.0, damping=0.1, temperature=100.0, seed=1), 20, name="d.h5"))
+    assert damped["energy_conserving"] is False and damped["time_fs"] == 20.0
+    assert "energy_drift_eV_per_atom_per_ps" not in damped and "total_energy_fluctuation_eV_per_atom" in damped
+    nve_path = _fe_run(tmp_path, SpinLatticeNVE(0.5), 20, name="n.h5")
+    nve = analysis.summary(nve_path)
+    assert nve["energy_conserving"] is True and nve["time_fs"] == 10.0
+    assert abs(nve["energy_drift_eV_per_atom_per_ps"]) < 1e-3 and nve["energy_max_deviation_eV_per_atom"] < 1e-5
+    assert "total_energy_fluctuation_eV_per_atom" not in nve
+    assert analysis.overview_figure(nve_path).axes[-1].get_xlabel() == "time (ps)"
+    # the caller may say otherwise (files of other codes)
+    assert "energy_drift_eV_per_atom_per_ps" in analysis.summary(tmp_path / "d.h5", energy_conserving=True)
+
+
+def test_summary_of_files_without_run_metadata_reads_the_integrator(tmp_path):
+    """Trajectories written before the metadata said the time unit: the integrator attribute tells."""
+    from spinlat.io import TrajectoryWriter
+
+    a = 2.8665
+    st = sl.State([[0, 0, 0], [a / 2] * 3], [26, 26], cell=np.eye(3) * a, pbc=True, moments=[2.2, 2.2])
+    path = tmp_path / "old.h5"
+    with TrajectoryWriter(path, st, integrator="MonteCarlo(temperature=300.0, seed=1, overrelax=0, "
+                                               "target_acceptance=0.5)", metadata={"every": 1}) as w:
+        for k in range(4):
+            w.write(st, step=k, time=float(k), potential_energy=-1.0 - 0.01 * k)
+    s = analysis.summary(path)
+    assert s["time_unit"] == "sweep" and s["sweeps"] == 3 and s["energy_conserving"] is False
+    with TrajectoryWriter(path, st, integrator="", metadata={}) as w:
+        w.write(st, step=0, time=0.0, potential_energy=-1.0)
+        w.write(st, step=1, time=0.5, potential_energy=-1.0)
+    s = analysis.summary(path)
+    assert s["time_unit"] == "fs" and s["energy_conserving"] is None
+    assert "total_energy_fluctuation_eV_per_atom" in s

@@ -1,13 +1,16 @@
-"""Observables: energies, temperatures (lattice, Nurdin spin temperature), magnetisation."""
+"""Observables: energies, temperatures (lattice, Nurdin spin temperature), the forms of the
+magnetisation (one definition each, used by State, analysis and Monte Carlo), energy drift."""
 
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import spinlat as sl
+from spinlat import analysis, units
 from spinlat import observables as obs
-from spinlat import units
+from spinlat.errors import InputError
 from spinlat.integrators import SpinLatticeNVE
 
 sys.path.insert(0, str(Path(__file__).parent / "integrators"))
@@ -68,3 +71,100 @@ def test_trajectory_observables(tmp_path):
     assert np.isclose(out["spin_energy"][0], obs.spin_energy(st, pot))
     d = obs.state_observables(st, pot)
     assert np.isclose(d["total_energy"], out["total_energy"][0])
+
+
+# ------------------------------------------------------------------ magnetisation: one definition
+def _magnet(rng, n=40, nonmagnetic=7):
+    """A state with non-magnetic atoms and unequal moments."""
+    st = crystal(2)
+    n = len(st)
+    moments = rng.uniform(0.5, 3.0, n)
+    moments[rng.choice(n, nonmagnetic, replace=False)] = 0.0
+    return st.copy(spins=rng.normal(size=(n, 3)), moments=moments)
+
+
+def test_magnetisation_forms_by_hand():
+    rng = np.random.default_rng(3)
+    st = _magnet(rng)
+    m = st.spins * st.moments[:, None]
+    total = m.sum(axis=0)
+    n_mag = np.count_nonzero(st.moments)
+    np.testing.assert_allclose(obs.total_moment(st), total, rtol=1e-14)
+    np.testing.assert_allclose(obs.total_moment(st.spins, st.moments), total, rtol=1e-14)
+    np.testing.assert_array_equal(st.magnetization(), obs.total_moment(st))
+    np.testing.assert_array_equal(obs.magnetization(st), obs.total_moment(st))
+    np.testing.assert_allclose(obs.magnetization_per_atom(st), total / len(st), rtol=1e-14)
+    np.testing.assert_allclose(obs.magnetization_per_magnetic_atom(st), total / n_mag, rtol=1e-14)
+    np.testing.assert_allclose(obs.reduced_magnetization(st), total / st.moments.sum(), rtol=1e-14)
+    assert obs.magnetization_norm(st) == pytest.approx(np.linalg.norm(total), rel=1e-14)
+    assert obs.magnetization_norm(st, reduced=True) == pytest.approx(np.linalg.norm(total) / st.moments.sum(),
+                                                                     rel=1e-14)
+    # saturated ferromagnet: m = 1 whatever the moments; unit moments by default
+    sat = st.copy(spins=np.tile([0.0, 0.6, 0.8], (len(st), 1)))
+    np.testing.assert_allclose(obs.reduced_magnetization(sat), [0, 0.6, 0.8], rtol=1e-14)
+    np.testing.assert_allclose(obs.total_moment(sat.spins), [0, 0.6 * len(st), 0.8 * len(st)], rtol=1e-14)
+    # no magnetic atom: zero, not NaN
+    none = st.copy(moments=np.zeros(len(st)))
+    np.testing.assert_array_equal(obs.reduced_magnetization(none), 0.0)
+    np.testing.assert_array_equal(obs.magnetization_per_magnetic_atom(none), 0.0)
+    with pytest.raises(InputError):
+        obs.total_moment(st.spins, st.moments[:-1])
+    with pytest.raises(InputError):
+        obs.total_moment(st, st.moments)
+
+
+def test_magnetisation_of_frames_is_that_of_each_frame():
+    rng = np.random.default_rng(4)
+    frames = [_magnet(rng) for _ in range(5)]
+    spins = np.stack([f.spins for f in frames])
+    moments = np.stack([f.moments for f in frames])
+    for func in (obs.total_moment, obs.reduced_magnetization, obs.magnetization_per_atom,
+                 obs.magnetization_per_magnetic_atom):
+        per_frame = np.array([func(f) for f in frames])
+        np.testing.assert_allclose(func(spins, moments), per_frame, rtol=1e-14, err_msg=func.__name__)
+    np.testing.assert_allclose(obs.reduced_from_total(obs.total_moment(spins, moments), moments),
+                               obs.reduced_magnetization(spins, moments), rtol=1e-15)
+    # analysis keeps its signature on top of the same definitions
+    np.testing.assert_array_equal(analysis.magnetization(spins, moments), obs.reduced_magnetization(spins, moments))
+    np.testing.assert_array_equal(analysis.magnetization(spins, moments, normalized=False),
+                                  obs.total_moment(spins, moments))
+
+
+def test_reduced_magnetisation_kernel_matches_numpy():
+    rng = np.random.default_rng(5)
+    st = _magnet(rng)
+    atoms = np.flatnonzero(st.moments > 0).astype(np.int64)
+    got = obs.reduced_magnetization_kernel(st.spins, st.moments, atoms)
+    np.testing.assert_allclose(got, obs.reduced_magnetization(st), rtol=1e-13)
+    assert obs.reduced_magnetization_kernel(st.spins, np.zeros(len(st)), atoms) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("site_term", [False, True])
+def test_monte_carlo_records_the_reduced_magnetisation(site_term):
+    """MonteCarlo.magnetization (both its compiled and its general sweep) is the reduced
+    magnetisation of the spins after each sweep."""
+    from spinlat.integrators import MonteCarlo
+    from spinlat.potentials import BetheSlaterExchange, UniaxialAnisotropy
+
+    rng = np.random.default_rng(6)
+    st = _magnet(rng, nonmagnetic=3)
+    pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+    if site_term:
+        pot = pot + UniaxialAnisotropy(1e-4, [0, 0, 1])
+    mc = MonteCarlo(400.0, seed=2)
+    out = mc.run(st, pot, 3)
+    np.testing.assert_allclose(mc.magnetization[-1], obs.reduced_magnetization(out), rtol=1e-12, atol=1e-15)
+    one = MonteCarlo(400.0, seed=2)
+    first = one.run(st, pot, 1)
+    np.testing.assert_allclose(mc.magnetization[0], obs.reduced_magnetization(first), rtol=1e-12, atol=1e-15)
+
+
+def test_energy_drift_and_fluctuation_are_defined_once():
+    t = np.linspace(0, 1000, 11)
+    e = 2.0 * t * 1e-3 + 0.5
+    slope, dev = obs.energy_drift(t, e, n_atoms=2)
+    assert slope == pytest.approx(1.0) and dev == pytest.approx(1.0)
+    assert obs.energy_drift([0.0], [1.0]) == (0.0, 0.0)
+    assert obs.energy_fluctuation([1.0, 3.0, 1.0, 3.0], n_atoms=2) == pytest.approx(0.5)
+    assert analysis.energy_drift is obs.energy_drift
+    assert analysis.energy_fluctuation is obs.energy_fluctuation

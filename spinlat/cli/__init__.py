@@ -1,8 +1,10 @@
 """The ``spinlat`` command line: ``spinlat [--debug] COMMAND ARGS``.
 
 One module per subcommand in this package (:mod:`~spinlat.cli.run`, ``minimize``, ``search``,
-``analyze``, ``train``, ``export``, ``gneb``), each with ``HELP`` (one line), ``add_arguments(parser)`` and
-``run(args) -> exit status``; configs and their schemas live in :mod:`spinlat.config`.
+``analyze``, ``train``, ``export``, ``gneb``, ``convert``), each with ``HELP`` (one line),
+``add_arguments(parser)`` and ``run(args) -> exit status``; configs and their schemas live in
+:mod:`spinlat.config`. Results go to stdout, diagnostics (progress, thermo lines, notes, errors)
+to stderr.
 Adding a subcommand is a new module here plus its name in :data:`SUBCOMMANDS`. Code outside
 this package adds one with :func:`register`::
 
@@ -35,7 +37,7 @@ from ..config import check_train_config  # noqa: F401  (public here since 0.1)
 from ..errors import SpinlatError
 
 #: the built-in subcommands: modules of this package, in the order ``spinlat --help`` lists them
-SUBCOMMANDS = ("run", "minimize", "search", "analyze", "train", "export", "gneb")
+SUBCOMMANDS = ("run", "minimize", "search", "analyze", "train", "export", "gneb", "convert")
 
 
 @dataclass
@@ -99,6 +101,8 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from .common import close_log
+
     try:
         return int(COMMANDS[args.command].run(args) or 0)
     except KeyboardInterrupt:
@@ -111,3 +115,5 @@ def main(argv=None) -> int:
             raise
         print(f"spinlat {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    finally:
+        close_log()

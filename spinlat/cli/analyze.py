@@ -4,7 +4,11 @@ optionally plot it.
 The summary (:func:`spinlat.analysis.summary`) gives every mean with its standard error
 (``*_error``, blocking analysis of the correlated frames), integrated autocorrelation time in
 frames (``*_tau_int``) and whether the run is long enough for that error (``*_reliable``).
+Monte Carlo runs are measured in sweeps; an energy drift is reported only for runs that conserve
+energy (NVE, LLG without damping), the others report the mean energy and its fluctuation
+(``--energy-conserving yes|no`` overrides what the file says, e.g. for converted files).
 ``--format json`` (default) prints it as JSON; ``--format text`` as lines ``name = value ± error``.
+The summary and the plot's path go to stdout, errors to stderr.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ def add_arguments(p) -> None:
     p.add_argument("--plot", action="store_true", help="write <trajectory>.png (energies, temperature, |M|)")
     p.add_argument("--format", choices=("json", "text"), default="json",
                    help="json (default) or text: one 'name = value ± error' line per quantity")
+    p.add_argument("--energy-conserving", choices=("yes", "no"),
+                   help="whether the run conserved energy (drift reported) or not (mean and fluctuation); "
+                        "default: from the trajectory")
 
 
 def format_summary(summary: dict) -> str:
@@ -54,7 +61,8 @@ def run(args) -> int:
     with Trajectory(str(path)) as traj:
         if len(traj) == 0:
             raise InputError(f"trajectory {path} holds no frame (nothing to analyse)")
-        summary = analysis.summary(traj)
+        conserving = None if args.energy_conserving is None else args.energy_conserving == "yes"
+        summary = analysis.summary(traj, energy_conserving=conserving)
         print(json.dumps(summary, indent=2) if args.format == "json" else format_summary(summary))
         if args.plot:
             png = path.with_suffix(".png")

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 from ..errors import ConfigError, InputError
 
 log = logging.getLogger("spinlat")
+#: results of a command: stdout and the log file, not stderr (see :func:`result`)
+_results = logging.getLogger("spinlat.results")
+_results.propagate = False
 
 
 def add_output_arguments(p) -> None:
@@ -62,17 +66,40 @@ def make_directory(run_dir: Path) -> None:
 
 
 def setup_log(path: Path, append: bool = False) -> None:
-    """Log the ``spinlat`` logger's INFO messages to ``path`` (with times) and to stderr."""
+    """Log the ``spinlat`` logger's INFO messages (diagnostics: what runs, thermo lines of
+    :class:`spinlat.Simulation`) to ``path`` (with times) and to stderr; :func:`result` lines go
+    to ``path`` and stdout."""
     log.setLevel(logging.INFO)
-    for h in list(log.handlers):
-        log.removeHandler(h)
-        h.close()
+    _results.setLevel(logging.INFO)
+    for logger in (log, _results):
+        for h in list(logger.handlers):
+            logger.removeHandler(h)
+            h.close()
     fh = logging.FileHandler(path, mode="a" if append else "w", encoding="utf-8")
     fh.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    sh = logging.StreamHandler()
+    sh = logging.StreamHandler(sys.stderr)
     sh.setFormatter(logging.Formatter("%(message)s"))
     log.addHandler(fh)
     log.addHandler(sh)
+    _results.addHandler(fh)
+
+
+def close_log() -> None:
+    """Detach and close the handlers :func:`setup_log` added (at the end of every command, so
+    that a later command or library call in the same process does not write into this run's
+    log, nor into a stderr that has been replaced since)."""
+    for logger in (log, _results):
+        for h in list(logger.handlers):
+            logger.removeHandler(h)
+            h.close()
+        logger.setLevel(logging.NOTSET)
+
+
+def result(text: str) -> None:
+    """A result of the command (a summary line, a path written): to stdout, and to the log file
+    when :func:`setup_log` opened one. Diagnostics go through ``log`` (stderr and the file)."""
+    print(text, flush=True)
+    _results.info(text)
 
 
 def save_config(config_path, dst: Path) -> None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -79,8 +80,8 @@ def run(args) -> int:
     if path.resolve() != (out / "config.yaml").resolve():
         shutil.copyfile(path, out / "config.yaml")
     with open(files["log.txt"], "w") as logf:
-        def log(msg):
-            print(msg)
+        def log(msg, out=sys.stderr):  # diagnostics to stderr, results (out=sys.stdout) to stdout
+            print(msg, file=out, flush=True)
             logf.write(msg + "\n")
             logf.flush()
 
@@ -108,10 +109,12 @@ def run(args) -> int:
         res.plot(files["energy.png"], title=path.stem)
         summary = {**res.summary(), "wall_s": wall}
         files["summary.json"].write_text(json.dumps(summary, indent=2))
-        log(f"{res.reason} after {res.iterations} iterations ({res.n_evaluations} evaluations, {wall:.1f} s)")
-        log(f"barrier {res.barrier:.8f} eV (saddle image {res.saddle}), reverse barrier {res.reverse_barrier:.8f} eV")
+        log(f"{res.reason} after {res.iterations} iterations ({res.n_evaluations} evaluations, {wall:.1f} s)",
+            sys.stdout)
+        log(f"barrier {res.barrier:.8f} eV (saddle image {res.saddle}), reverse barrier {res.reverse_barrier:.8f} eV",
+            sys.stdout)
         log("largest forces: " + ", ".join(f"{k} {v:.3g} {u}" for (k, v), u in zip(
-            res.max_force.items(), summary["max_force_units"].values())))
+            res.max_force.items(), summary["max_force_units"].values())), sys.stdout)
         for name in ("path.h5", "path.extxyz", "energy.png", "summary.json"):
-            log(f"{name}: {files[name]}")
+            log(f"{name}: {files[name]}", sys.stdout)
     return 0 if res.converged else 1

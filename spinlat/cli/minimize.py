@@ -9,7 +9,7 @@ minimisation did not converge.
 
 from __future__ import annotations
 
-from .common import add_output_arguments, log, prepare
+from .common import add_output_arguments, prepare, result
 
 HELP = "relax spins/positions/cell from a YAML config"
 
@@ -28,8 +28,8 @@ def run(args) -> int:
     opts, state, pot, run_dir = prepare(args, "minimize", OUTPUTS)
     out, res = minimize(state, pot, return_result=True, **opts)
     write_extxyz(run_dir / "relaxed.extxyz", [out])
-    log.info("minimize: %s after %d iterations (%d evaluations)", res.reason, res.iterations, res.n_evaluations)
-    log.info("energy %.8f eV (%.8f eV/atom); max torque %.3g eV, max force %.3g eV/Å", res.energy,
-             res.energy / len(out), res.max_torque, res.max_force)
-    log.info("relaxed structure: %s", run_dir / "relaxed.extxyz")
+    result(f"minimize: {res.reason} after {res.iterations} iterations ({res.n_evaluations} evaluations)")
+    result(f"energy {res.energy:.8f} eV ({res.energy / len(out):.8f} eV/atom); max torque {res.max_torque:.3g} eV, "
+           f"max force {res.max_force:.3g} eV/Å")
+    result(f"relaxed structure: {run_dir / 'relaxed.extxyz'}")
     return 0 if res.converged else 1

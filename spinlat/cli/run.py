@@ -5,6 +5,12 @@ The run directory gets ``trajectory.h5``, ``log.txt``, ``config.yaml`` (a copy o
 replaced silently: ``--restart`` continues that run from its last frame up to the config's
 ``steps`` (the total, counting the steps already done; the potential, integrator, seed,
 ``every`` and ``store_forces`` must be those of the run), ``--overwrite`` replaces it.
+
+Output: diagnostics (config, state, potential, integrator, the progress bar on a terminal or
+thermo lines every ``thermo`` steps in a batch job, warnings) go to stderr; the results (the
+summary as ``name = value ± error`` lines, then the paths written) go to stdout; ``log.txt``
+gets both, with times. Monte Carlo runs count sweeps (``steps`` are sweeps) and report no
+energy drift; neither does any thermostatted run (see :func:`spinlat.analysis.summary`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from pathlib import Path
 from .. import config as C
 from .. import validation
 from ..errors import ConfigError, InputError
-from .common import (add_output_arguments, log, make_directory, refuse_to_replace, remove, run_directory,
+from .analyze import format_summary
+from .common import (add_output_arguments, log, make_directory, refuse_to_replace, remove, result, run_directory,
                      save_config, setup_log)
 
 HELP = "run a spin-lattice simulation from a YAML config"
@@ -32,7 +39,9 @@ def add_arguments(p) -> None:
     p.add_argument("--restart", action="store_true",
                    help="continue the run in the run directory from its last frame up to the config's steps")
     p.add_argument("--steps", type=int, help="override the config's number of steps (with --restart: the total)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (nor automatic thermo lines)")
+    p.add_argument("--thermo", type=int, metavar="N",
+                   help="a thermo line every N steps in the log (overrides the config's thermo; 0: none)")
 
 
 def _canonical(cfg, keys) -> dict:
@@ -75,10 +84,12 @@ def run(args) -> int:
     pot = C.build_potential(cfg)
     integ = C.build_integrator(cfg)
     progress = not args.no_progress and cfg["progress"]
+    thermo = cfg["thermo"] if args.thermo is None else validation.integer(args.thermo, "--thermo", minimum=0)
+    options = dict(every=every, progress=progress, store_forces=cfg["store_forces"], thermo=thermo,
+                   compression=cfg["compression"])
     if args.restart:
         _check_restart_config(cfg, run_dir)
-        sim = Simulation.restart(str(traj), pot, integ, every=every, progress=progress,
-                                 store_forces=cfg["store_forces"])
+        sim = Simulation.restart(str(traj), pot, integ, **options)
         state = sim.state
         integ.check(state, pot)
     else:
@@ -93,12 +104,12 @@ def run(args) -> int:
     log.info("state: %r", state)
     log.info("potential: %r", pot)
     log.info("integrator: %s", integ.describe())
+    step = "sweep" if analysis.time_unit(integ) == "sweep" else "step"
     if args.restart:
         todo = max(steps - sim.step, 0)
-        log.info("restart from step %d of %s; %d steps to reach %d", sim.step, traj, todo, steps)
+        log.info("restart from %s %d of %s; %d %ss to reach %d", step, sim.step, traj, todo, step, steps)
     else:
-        sim = Simulation(state, pot, integ, trajectory=str(traj), every=every, progress=progress,
-                         store_forces=cfg["store_forces"])
+        sim = Simulation(state, pot, integ, trajectory=str(traj), **options)
         todo = steps
     t0 = time.perf_counter()
     with sim:  # releases the trajectory (lock, file) before the analysis reads it
@@ -106,11 +117,11 @@ def run(args) -> int:
     wall = time.perf_counter() - t0
     summary = analysis.summary(str(traj))
     summary["wall_s"] = wall
-    summary["atom_steps_per_s"] = len(state) * todo / wall if wall > 0 else float("nan")
+    summary[f"atom_{step}s_per_s"] = len(state) * todo / wall if wall > 0 else float("nan")
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
     png = analysis.plot_overview(str(traj), run_dir / PLOT)
-    for k, v in summary.items():
-        log.info("%-36s %s", k, f"{v:.6g}" if isinstance(v, float) else v)
-    log.info("trajectory: %s", traj)
-    log.info("plot: %s", png)
+    result(format_summary(summary))
+    result(f"trajectory: {traj}")
+    result(f"summary: {run_dir / SUMMARY}")
+    result(f"plot: {png}")
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from .common import add_output_arguments, log, prepare
+from .common import add_output_arguments, prepare, result
 
 HELP = "search magnetic ground states from a YAML config"
 
@@ -37,6 +37,7 @@ def run(args) -> int:
     (run_dir / "minima.txt").write_text("\n".join(lines) + "\n")
     write_extxyz(run_dir / "minima.extxyz", [m.state for m in minima])
     for line in lines:
-        log.info(line)
-    log.info("%d distinct minima from %d starts in %.1f s", len(minima), sum(m.count for m in minima), wall)
+        result(line)
+    result(f"{len(minima)} distinct minima from {sum(m.count for m in minima)} starts in {wall:.1f} s")
+    result(f"minima: {run_dir / 'minima.txt'}, {run_dir / 'minima.extxyz'}")
     return 0

@@ -3,12 +3,15 @@
 The config is described and validated by :func:`spinlat.config.check_train_config` before any
 work. Writes the model (``output``) and ``<output>.metrics.json``; checkpoints go to
 ``<output>.checkpoints/`` (rerunning an interrupted command resumes from there). An existing
-model file is not replaced unless ``--overwrite`` is given.
+model file is not replaced unless ``--overwrite`` is given. The epoch table goes to stderr, the
+test errors and the path of the model to stdout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 
 from .. import config as C
@@ -35,8 +38,10 @@ def run_train_config(cfg: dict, base: Path = Path("."), progress: bool = True):
     seed = opts.pop("seed", 0)
     init_from = opts.pop("init_from", None)
     opts.setdefault("progress", progress)
-    pot = train(cfg["train"], valid=cfg.get("valid"), soc=soc, max_minutes=max_minutes, seed=seed,
-                init_from=init_from, **opts, **model_opts)
+    # the training's epoch table and notes are diagnostics: stderr (stdout carries the results)
+    with contextlib.redirect_stdout(sys.stderr):
+        pot = train(cfg["train"], valid=cfg.get("valid"), soc=soc, max_minutes=max_minutes, seed=seed,
+                    init_from=init_from, **opts, **model_opts)
     out = Path(cfg["output"])
     out.parent.mkdir(parents=True, exist_ok=True)
     pot.save(out)

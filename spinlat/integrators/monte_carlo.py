@@ -47,6 +47,7 @@ import numpy as np
 
 from .. import units, validation
 from ..errors import InputError
+from ..observables import reduced_magnetization, reduced_magnetization_kernel
 from .base import Integrator, check_nonnegative, check_seed
 from .coloring import best_coloring, color_classes
 from .fields import SpinFieldEngine, compress_couplings, isotropic_couplings, merge_entries
@@ -326,17 +327,7 @@ def sweep_block(spins, moments, flat, class_ptr, table, field, onsite, u, beta, 
                     spins[i, 0] = tx
                     spins[i, 1] = ty
                     spins[i, 2] = tz
-        mx = my = mz = 0.0
-        mt = 0.0
-        for k in range(m):
-            i = flat[k]
-            mx += moments[i] * spins[i, 0]
-            my += moments[i] * spins[i, 1]
-            mz += moments[i] * spins[i, 2]
-            mt += moments[i]
-        mag_out[sw, 0] = mx / mt
-        mag_out[sw, 1] = my / mt
-        mag_out[sw, 2] = mz / mt
+        mag_out[sw, 0], mag_out[sw, 1], mag_out[sw, 2] = reduced_magnetization_kernel(spins, moments, flat)
     return cone, acc
 
 
@@ -423,7 +414,8 @@ class MonteCarlo(Integrator):
     adapt : adapt the cone after every sweep.
 
     Attributes ``acceptance`` (of the last sweep), ``cone`` (current half-angle, rad) and
-    ``magnetization`` ((n, 3): the normalised magnetisation Σ m_i s_i / Σ m_i after each sweep
+    ``magnetization`` ((n, 3): the reduced magnetisation Σ m_i s_i / Σ |m_i| after each sweep
+    (:func:`spinlat.observables.reduced_magnetization`)
     of the last ``run``, for cheap Binder-cumulant and susceptibility statistics).
 
     Speed: when every magnetic term has linear couplings (Heisenberg, Bethe-Slater exchange,
@@ -686,7 +678,7 @@ class MonteCarlo(Integrator):
                         metropolis_accept(spins, atoms, trial, dE, u, beta)
                     else:
                         spins[atoms] = trial
-            self.magnetization[sweep] = state.moments @ spins / state.moments.sum()
+            self.magnetization[sweep] = reduced_magnetization(spins, state.moments)
 
 
 _NO_FIELD = np.zeros((0, 3))

@@ -1,5 +1,6 @@
 """Input and output: HDF5 trajectories, extxyz, TB2J exchange files, LAMMPS SPIN (export, data,
-dump, log), OVF 2.0 spin configurations (Spirit), pymatgen structures."""
+dump, log), OVF 2.0 spin configurations (Spirit), pymatgen structures, and trajectory conversion
+to and from any ASE format (:func:`convert`)."""
 
 _LAZY = {
     "Trajectory": ".hdf5",
@@ -16,6 +17,7 @@ _LAZY = {
     "read_ovf_segments": ".ovf",
     "write_ovf": ".ovf",
     "spirit_order": ".ovf",
+    "convert": ".conversion",
     "to_pymatgen": ".pymatgen",
     "from_pymatgen": ".pymatgen",
 }

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import units
 from ..errors import FileFormatError, InputError
+from ..observables import total_moment
 from .lammps import FORMAT, METADATA_FILE, hbar_lammps
 
 def _load_metadata(path, metadata):
@@ -636,7 +637,7 @@ class LammpsDump:
         for i in range(len(self)):
             d = self._parse(i)
             if name == "magnetization":
-                out.append(np.sum(d["spins"] * d["moments"][:, None], axis=0))
+                out.append(total_moment(d["spins"], d["moments"]))
             elif name in ("kinetic_energy", "temperature"):
                 st = self._frame(i)
                 out.append(st.kinetic_energy() if name == "kinetic_energy" else st.temperature())

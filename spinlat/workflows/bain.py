@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ..observables import magnetization_norm
 from ..state import State
 
 ORDERS = ("FM", "AFM", "relaxed")
@@ -206,12 +207,11 @@ def bain_path(structure, potential, ca_values=None, volume="fixed", orders=ORDER
             v = _relax_volume(ev, order, float(ca), volume_per_atom, volume_window) if volume == "relaxed" \
                 else float(volume_per_atom)
             e, st = ev(order, float(ca), v)
-            m = st.magnetic_moments
             mags = st.moments
             a = (2.0 * v / ca) ** (1.0 / 3.0)  # bct conventional cell, 2 atoms
             rows.append({"order": order, "ca": float(ca), "volume": v, "a": float(a), "c": float(ca * a),
                          "energy": float(e), "moment": float(mags[mags > 0].mean()) if np.any(mags > 0) else 0.0,
-                         "magnetization": float(np.linalg.norm(m.sum(axis=0)) / max(mags.sum(), 1e-300)),
+                         "magnetization": magnetization_norm(st, reduced=True),
                          "state": st})
     if plot is not None:
         plot_bain(rows, plot, title=f"Bain path ({volume} volume)")

@@ -296,6 +296,206 @@ def test_other_compressions(tmp_path, compression):
             assert_same_state(st, frames[k])
 
 
+# ------------------------------------------------------------------ compression
+_PER_FRAME = [*hdf5._FRAME_FIELDS, *hdf5._OPTIONAL_FIELDS]
+
+
+def _filters(ds):
+    plist = ds.id.get_create_plist()
+    return [plist.get_filter(i)[:3] for i in range(plist.get_nfilters())]
+
+
+def test_every_per_frame_dataset_is_gzip_compressed_by_default(tmp_path):
+    """DESIGN: per-frame datasets chunked and compressed; the default filter is deflate (gzip,
+    id 1) after byte shuffle (id 2), both built into every HDF5 library: no plugin needed."""
+    frames = _frames(7)
+    path = _write(tmp_path / "t.h5", frames, store_forces=True, flush_every=3)
+    with h5py.File(path, "r") as f:
+        for name in _PER_FRAME:
+            ds = f[name]
+            assert ds.compression == "gzip" and ds.compression_opts == hdf5.GZIP_LEVEL and ds.shuffle, name
+            assert [flt[0] for flt in _filters(ds)] == [2, 1], name  # shuffle, deflate
+            assert ds.chunks[0] == (1 if ds.ndim > 1 and ds.shape[1] == len(frames[0]) else 66), name
+        for name in ("numbers", "masses", "pbc"):
+            assert f[name].compression is None  # static, tiny
+    with Trajectory(path) as traj:
+        for k, st in enumerate(traj):
+            assert_same_state(st, frames[k])
+
+
+@pytest.mark.parametrize("compression, expect", [("gzip", ("gzip", 1)), (6, ("gzip", 6)), (0, ("gzip", 0)),
+                                                 ("lzf", ("lzf", None)), (None, (None, None)),
+                                                 ("none", (None, None))])
+def test_compression_choices_round_trip(tmp_path, compression, expect):
+    frames = _frames(5)
+    path = _write(tmp_path / "t.h5", frames, compression=compression, store_forces=True, flush_every=2)
+    with h5py.File(path, "r") as f:
+        for name in _PER_FRAME:
+            assert (f[name].compression, f[name].compression_opts) == expect, name
+    with Trajectory(path) as traj:
+        for k, st in enumerate(traj):
+            assert_same_state(st, frames[k])
+        np.testing.assert_array_equal(traj["forces"][:, 0, 0], np.arange(5.0))
+    # appending keeps the file's settings, whatever the new writer is given
+    with TrajectoryWriter(path, frames[0], mode="a", compression="gzip") as w:
+        w.write(frames[1], step=99, time=0.0)
+    with h5py.File(path, "r") as f:
+        assert (f["spins"].compression, f["spins"].compression_opts) == expect
+    with Trajectory(path) as traj:
+        assert len(traj) == 6
+        assert_same_state(traj[5], frames[1])
+
+
+@pytest.mark.parametrize("bad", ["zstd", "gzip9", 10, -1, True, 1.5])
+def test_unknown_compression_is_refused(tmp_path, bad):
+    with pytest.raises(InputError, match="compression"):
+        TrajectoryWriter(tmp_path / "t.h5", _frames(1)[0], compression=bad)
+    assert not (tmp_path / "t.h5").exists()
+    with pytest.raises(InputError, match="compression"):
+        sl.Simulation(_frames(1)[0], None, None, compression=bad)
+
+
+@pytest.mark.parametrize("level", [1, 5])
+def test_chunks_deflated_by_spinlat_are_what_hdf5_reads(tmp_path, level):
+    """Per-atom chunks are shuffled and deflated by spinlat (in parallel threads) and written as
+    they are: HDF5 must read them through its own filters, and unshuffling the raw zlib stream
+    by hand must give the data (the HDF5 shuffle layout: byte j of element i at j·n + i)."""
+    import zlib
+
+    frames = _frames(4)
+    path = _write(tmp_path / "t.h5", frames, compression=level, flush_every=3)
+    with h5py.File(path, "r") as f:
+        ds = f["spins"]
+        for k, st in enumerate(frames):
+            mask, raw = ds.id.read_direct_chunk((k, 0, 0))
+            assert mask == 0  # both filters applied
+            data = np.frombuffer(zlib.decompress(raw), np.uint8).reshape(8, -1).T.copy().view(np.float64)
+            np.testing.assert_array_equal(data.reshape(-1, 3), st.spins)
+            np.testing.assert_array_equal(ds[k], st.spins)
+    # the chunks HDF5 deflates itself (small per-frame datasets) read the same way
+    with h5py.File(path, "r") as f:
+        np.testing.assert_array_equal(f["step"][()], 10 * np.arange(4))
+
+
+def test_rewritten_small_chunks_never_overwrite_committed_bytes(tmp_path):
+    """A flush rewrites the compressed chunk of each small per-frame dataset it adds rows to.
+    With the files' "aggregate" file-space strategy the new copy never lands on bytes that the
+    chunk index committed by the previous flush still points to (HDF5's default strategy does
+    reuse them within a session: a kill between the data and the index would lose frames)."""
+    frames = _frames(3)
+    path = tmp_path / "t.h5"
+
+    def extents(f):
+        out = {}
+        for name in _frame_fields(f):
+            ds = f[name]
+            for i in range(ds.id.get_num_chunks()):
+                info = ds.id.get_chunk_info(i)
+                out[(name, info.chunk_offset)] = (info.byte_offset, info.size)
+        return out
+
+    with TrajectoryWriter(path, frames[0], flush_every=1000, store_forces=True) as w:
+        committed = None
+        rewrites = 0
+        for k in range(40):
+            w.write(frames[k % 3], step=k, time=float(k))
+            if k % 3 == 2 or k % 7 == 6:  # flushes of 3 frames, and some of other lengths
+                w.flush()
+                now = extents(w._file)  # the writer's open file (white-box)
+                if committed is not None:
+                    for key, (off, size) in now.items():
+                        if committed.get(key) == (off, size):
+                            continue
+                        rewrites += key in committed
+                        for other, (o2, s2) in committed.items():
+                            assert not (off < o2 + s2 and o2 < off + size), (key, other)
+                committed = now
+    assert rewrites > 0  # the case was exercised
+    with Trajectory(path) as traj:
+        np.testing.assert_array_equal(traj["step"], np.arange(40))
+
+
+def _frame_fields(f):
+    return [k for k in _PER_FRAME if k in f]
+
+
+def _h5dump():
+    exe = shutil.which("h5dump")
+    if exe is None:
+        pytest.skip("h5dump (Debian/Ubuntu: apt-get install hdf5-tools) is not installed")
+    return exe
+
+
+def _dump_values(exe, path, name):
+    r = subprocess.run([exe, "-m", "%.17g", "-d", name, str(path)], capture_output=True, text=True)
+    text = r.stdout + r.stderr
+    if r.returncode != 0 or "unable to print" in text or "error" in text.lower():
+        return None
+    body = text[text.index("DATA {") + 6:]
+    values = []
+    for line in body.splitlines():
+        if "):" in line:
+            values += [float(x) for x in line.split("):", 1)[1].replace(",", " ").split()]
+    return np.array(values)
+
+
+def test_gzip_files_are_read_by_the_hdf5_command_line_tools(tmp_path):
+    """h5dump (HDF5's own tool, no h5py, no plugins) reads every per-frame dataset of a default
+    file, value for value; an LZF file it cannot read (the reason gzip is the default)."""
+    exe = _h5dump()
+    frames = _frames(4)
+    path = _write(tmp_path / "t.h5", frames, store_forces=True, flush_every=3)
+    with h5py.File(path, "r") as f:
+        expected = {name: f[name][()] for name in _PER_FRAME}
+    for name, values in expected.items():
+        got = _dump_values(exe, path, "/" + name)
+        assert got is not None, name
+        np.testing.assert_array_equal(got, np.ravel(values).astype(float), err_msg=name)
+    ls = subprocess.run([shutil.which("h5ls") or "h5ls", "-v", f"{path}/spins"], capture_output=True, text=True)
+    assert "deflate" in ls.stdout and "shuffle" in ls.stdout
+    lzf = _write(tmp_path / "lzf.h5", frames, compression="lzf")
+    assert _dump_values(exe, lzf, "/moments") is None
+
+
+def _old_layout_copy(src, dst):
+    """A copy of a trajectory in the layout of earlier spinlat versions: LZF per-atom data, the
+    small per-frame datasets uncompressed in chunks of 1024 frames, HDF5's default file space."""
+    with h5py.File(src, "r") as a, h5py.File(dst, "w") as b:
+        for key, val in a.attrs.items():
+            b.attrs[key] = val
+        for name in a:
+            d = a[name]
+            if not isinstance(d, h5py.Dataset):
+                continue
+            if name not in _PER_FRAME:
+                b.create_dataset(name, data=d[()])
+                continue
+            per_atom = d.chunks[0] == 1
+            b.create_dataset(name, data=d[()], maxshape=(None, *d.shape[1:]),
+                             chunks=d.chunks if per_atom else (1024, *d.shape[1:]),
+                             compression="lzf" if per_atom else None, shuffle=per_atom,
+                             fillvalue=d.fillvalue)
+
+
+def test_files_of_earlier_versions_read_and_append(tmp_path):
+    frames = _frames(5)
+    new = _write(tmp_path / "new.h5", frames, flush_every=2)
+    old = tmp_path / "old.h5"
+    _old_layout_copy(new, old)
+    with Trajectory(old) as traj:
+        assert len(traj) == 5
+        for k, st in enumerate(traj):
+            assert_same_state(st, frames[k])
+    with TrajectoryWriter(old, frames[0], mode="a") as w:
+        for k in range(3):
+            w.write(frames[k], step=100 + k, time=0.0)
+    with Trajectory(old) as traj:
+        assert len(traj) == 8 and traj["step"][-1] == 102
+        assert_same_state(traj[7], frames[2])
+    with h5py.File(old, "r") as f:
+        assert f["spins"].compression == "lzf" and f["step"].compression is None
+
+
 # ------------------------------------------------------------------ one writer at a time
 def _digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -588,16 +788,66 @@ def test_stored_end_and_the_zero_padded_view(tmp_path):
     assert hdf5.stored_end_of_file(text) is None
 
 
+def _lookup3(data: bytes) -> int:
+    """Bob Jenkins' lookup3 ``hashlittle`` with initial value 0: the checksum of HDF5's version 2
+    superblock (HDF5 file format specification, "Disk Format: Level 0A"; H5_checksum_lookup3)."""
+    mask = 0xFFFFFFFF
+
+    def rot(x, k):
+        return ((x << k) | (x >> (32 - k))) & mask
+
+    n = len(data)
+    a = b = c = (0xDEADBEEF + n) & mask
+    k = 0
+    while n > 12:
+        a = (a + int.from_bytes(data[k:k + 4], "little")) & mask
+        b = (b + int.from_bytes(data[k + 4:k + 8], "little")) & mask
+        c = (c + int.from_bytes(data[k + 8:k + 12], "little")) & mask
+        for x, y, z, r in ((0, 2, 1, 4), (1, 0, 2, 6), (2, 1, 0, 8), (0, 2, 1, 16), (1, 0, 2, 19), (2, 1, 0, 4)):
+            v = [a, b, c]
+            v[x] = ((v[x] - v[y]) & mask) ^ rot(v[y], r)
+            v[y] = (v[y] + v[z]) & mask
+            a, b, c = v
+        n -= 12
+        k += 12
+    if n == 0:
+        return c
+    tail = data[k:k + n] + bytes(12 - n)
+    a = (a + int.from_bytes(tail[0:4], "little")) & mask
+    b = (b + int.from_bytes(tail[4:8], "little")) & mask
+    c = (c + int.from_bytes(tail[8:12], "little")) & mask
+    for x, y, r in ((2, 1, 14), (0, 2, 11), (1, 0, 25), (2, 1, 16), (0, 2, 4), (1, 0, 14), (2, 1, 24)):
+        v = [a, b, c]
+        v[x] = ((v[x] ^ v[y]) - rot(v[y], r)) & mask
+        a, b, c = v
+    return c
+
+
+def _record_end_beyond(data: bytes, extra: int) -> bytearray:
+    """The bytes of an HDF5 file whose superblock records an end ``extra`` bytes beyond the real
+    one (version 0: end-of-file address at 24 + 2·8; version 2: at 12 + 2·8, then the
+    superblock's lookup3 checksum after the root-group address)."""
+    data = bytearray(data)
+    if data[8] == 0:
+        at, check = 40, None
+    else:
+        assert data[8] == 2 and data[9] == 8, (data[8], data[9])  # spinlat's files: version 2, 8-byte offsets
+        at, check = 28, 12 + 4 * 8
+        assert _lookup3(bytes(data[:check])) == int.from_bytes(data[check:check + 4], "little")
+    end = int.from_bytes(data[at:at + 8], "little")
+    data[at:at + 8] = (end + extra).to_bytes(8, "little")
+    if check is not None:
+        data[check:check + 4] = _lookup3(bytes(data[:check])).to_bytes(4, "little")
+    return data
+
+
 def test_file_cut_short_is_read_and_repaired(tmp_path):
     """A file whose superblock records an end beyond its real end (what an interrupted write at a
     size limit leaves): HDF5 refuses it; the reader recovers its frames, an appending writer
     repairs it first."""
     frames = _frames(5)
     path = _write(tmp_path / "t.h5", frames, flush_every=2, store_forces=True)
-    data = bytearray(path.read_bytes())
-    assert data[8] == 0  # superblock version 0: end-of-file address at 24 + 2*8
-    end = int.from_bytes(data[40:48], "little")
-    data[40:48] = (end + 4096).to_bytes(8, "little")
+    data = _record_end_beyond(path.read_bytes(), 4096)
     path.write_bytes(bytes(data))
     with pytest.raises(OSError, match="truncated file"):
         h5py.File(path, "r")

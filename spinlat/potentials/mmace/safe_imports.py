@@ -15,9 +15,11 @@ this module first (or imports them under :func:`torch_load_kept_safe` itself); s
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, redirect_stdout
 
 import torch
 
@@ -42,7 +44,11 @@ def torch_load_kept_safe():
             os.environ[VARIABLE] = before
 
 
-with torch_load_kept_safe(), warnings.catch_warnings():
+# mace-torch prints "cuequivariance ... is not available" to stdout when imported (an optional GPU
+# accelerator spinlat does not use): that line is dropped; anything else it prints goes to stderr
+# (stdout carries the results of the spinlat commands)
+_printed = io.StringIO()
+with torch_load_kept_safe(), warnings.catch_warnings(), redirect_stdout(_printed):
     warnings.simplefilter("ignore")
     import e3nn.nn  # noqa: F401
     import e3nn.o3  # noqa: F401
@@ -50,5 +56,9 @@ with torch_load_kept_safe(), warnings.catch_warnings():
     import mace.modules  # noqa: F401
     import mace.modules.blocks  # noqa: F401
     import mace.modules.irreps_tools  # noqa: F401
+_rest = [line for line in _printed.getvalue().splitlines() if line.strip() and "cuequivariance" not in line.lower()]
+if _rest:
+    print("\n".join(_rest), file=sys.stderr)
+del _printed, _rest
 
 __all__ = ["VARIABLE", "torch_load_kept_safe"]

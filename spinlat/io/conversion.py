@@ -1,0 +1,253 @@
+"""Convert trajectories between spinlat's HDF5 format and the formats ASE reads and writes.
+
+``convert(source, target, frames=None)`` (``spinlat convert SOURCE TARGET [--frames SLICE]``):
+
+- HDF5 → any ASE format, chosen by the target's extension (or ``format``): ``.extxyz`` / ``.xyz``
+  through :func:`spinlat.io.write_extxyz` (every float at round-trip precision), others through
+  ``ase.io.write``. Each frame is :meth:`spinlat.io.Trajectory.atoms` with, per atom,
+  ``initial_magmoms`` and ``magmoms`` (N, 3) the moment vectors m_i (μB), ``spinlat_spins``
+  (N, 3) the unit spin vectors, ``spinlat_moments`` (N,) the moment magnitudes (μB),
+  ``spinlat_velocities`` (N, 3) Å/fs and ``momenta`` (ASE's units), ``masses`` (amu), and when
+  the run stored them ``forces`` (N, 3) eV/Å and ``magnetic_forces`` (N, 3) eV/μB; per frame
+  ``step``, ``time`` (fs, sweeps for Monte Carlo), ``energy`` (potential, eV),
+  ``kinetic_energy``, ``total_energy`` (eV) and ``temperature`` (K); the first frame also
+  carries the run's ``spinlat_potential``, ``spinlat_integrator``, ``spinlat_seed`` and
+  ``spinlat_metadata`` (JSON). OVITO's extended-XYZ reader turns every float column of the
+  ``Properties`` header into a particle property that its Color coding modifier can use
+  (``spinlat_spins.Z``, ``spinlat_moments``, ``magnetic_forces.X``, ``spinlat_velocities.X``,
+  ...; ``forces`` becomes its standard Force property) and the frame's values into global
+  attributes (checked with OVITO 3.17's ``ovito.io.import_file``).
+- any ASE-readable file → HDF5: every frame becomes a frame of a spinlat trajectory
+  (:meth:`spinlat.State.from_ase`: the moments, and the exact ``spinlat_*`` arrays when they
+  agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
+  ``magnetic_forces`` are taken from each frame where present (else the frame's index, NaN,
+  NaN, potential + kinetic, none). Positions, cell, pbc, spins, moments, velocities, masses,
+  steps, times, energies and forces of an HDF5 → extxyz → HDF5 round trip are bit for bit
+  those of the original.
+- HDF5 → HDF5: the selected frames with the run's attributes, written with another
+  ``compression`` (e.g. an older LZF file made readable by every HDF5 tool). The integrator
+  checkpoint is not copied (the copy cannot be continued with ``--restart``).
+
+``frames`` selects frames with Python's slice syntax on frame indices: ``"10"``, ``"-1"``,
+``"100:"``, ``":50"``, ``"::10"``, ``"5:100:5"`` (or a ``slice`` / int). An existing target is
+replaced only with ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FileFormatError, InputError
+
+_EXTXYZ = (".extxyz", ".xyz")
+_HDF5 = (".h5", ".hdf5")
+
+
+def parse_frames(spec):
+    """A frame selection: None (all), an int, a ``slice``, or a string in slice syntax
+    (``"5"``, ``"-1"``, ``"2:"``, ``"::10"``, ``"1:9:2"``). Returns an int or a slice;
+    InputError naming the bad text."""
+    if spec is None:
+        return slice(None)
+    if isinstance(spec, slice):
+        return spec
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        return int(spec)
+    if not isinstance(spec, str):
+        raise InputError(f"frames: expected an index or a slice such as '10:100:5', got {spec!r}")
+    text = spec.strip()
+    parts = text.split(":")
+    try:
+        if len(parts) == 1:
+            return int(parts[0])
+        if len(parts) > 3:
+            raise ValueError
+        values = [int(p) if p.strip() else None for p in parts]
+    except ValueError:
+        raise InputError(f"frames: {spec!r} is not an index or a slice start:stop:step of integers") from None
+    if len(values) == 3 and values[2] == 0:
+        raise InputError(f"frames: {spec!r} has step 0")
+    return slice(*values)
+
+
+def _indices(n, selection) -> list[int]:
+    if isinstance(selection, int):
+        i = selection + n if selection < 0 else selection
+        if not 0 <= i < n:
+            raise InputError(f"frames: index {selection} is out of range for {n} frames")
+        return [i]
+    return list(range(*selection.indices(n)))
+
+
+def _kind(path, format) -> str:
+    if format is not None:
+        return "hdf5" if format in ("h5", "hdf5") else "extxyz" if format in ("extxyz", "xyz") else "ase"
+    suffix = Path(path).suffix.lower()
+    return "hdf5" if suffix in _HDF5 else "extxyz" if suffix in _EXTXYZ else "ase"
+
+
+def frame_atoms(traj, i, header=False):
+    """Frame ``i`` of an open :class:`~spinlat.io.Trajectory` as ``ase.Atoms`` for export (module
+    docstring); with ``header`` the run's attributes go into its ``info``."""
+    atoms = traj.atoms(i)
+    if header:
+        attrs = traj.attrs
+        atoms.info["spinlat_potential"] = str(attrs.get("potential", ""))
+        atoms.info["spinlat_integrator"] = str(attrs.get("integrator", ""))
+        atoms.info["spinlat_seed"] = "none" if attrs.get("seed") is None else int(attrs["seed"])
+        atoms.info["spinlat_metadata"] = json.dumps(attrs.get("metadata") or {}, sort_keys=True)
+    return atoms
+
+
+def _write_ase(target, atoms_list, kind, format):
+    from .extxyz import write_extxyz
+
+    if kind == "extxyz":
+        for k, atoms in enumerate(atoms_list):
+            write_extxyz(target, [atoms], append=k > 0)
+        return
+    import ase.io
+
+    atoms_list = list(atoms_list)
+    try:
+        ase.io.write(str(target), atoms_list if len(atoms_list) > 1 else atoms_list[0], format=format)
+    except ValueError as exc:
+        hint = " (this format holds one frame: select one, e.g. --frames -1)" \
+            if len(atoms_list) > 1 else ""
+        raise InputError(f"cannot write {target}: {exc}{hint}") from None
+
+
+def _read_ase(source, kind, format, selection):
+    from .extxyz import read_extxyz
+
+    if kind == "extxyz":
+        frames = read_extxyz(source, index=":")
+    else:
+        import ase.io
+
+        try:
+            frames = ase.io.read(str(source), index=":", format=format)
+        except Exception as exc:  # noqa: BLE001 - ase raises many kinds for a bad file
+            raise FileFormatError(f"{source} cannot be read by ase.io.read: {exc}") from None
+        for atoms in frames:  # calculator results (energy, forces) as read_extxyz gives them
+            calc = atoms.calc
+            if calc is not None:
+                for key in ("energy", "forces"):
+                    if calc.results.get(key) is not None:
+                        (atoms.info if key == "energy" else atoms.arrays)[key] = np.array(calc.results[key])
+                atoms.calc = None
+    if isinstance(frames, list) and not frames:
+        raise FileFormatError(f"{source} holds no frame")
+    return [frames[i] for i in _indices(len(frames), selection)]
+
+
+def _number(info, key, default):
+    value = info.get(key, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def convert(source, target, frames=None, format=None, compression="gzip", overwrite=False) -> int:
+    """Convert ``source`` into ``target`` (module docstring); returns the number of frames
+    written. ``format``: ASE format name of the non-HDF5 side, when its extension does not tell;
+    ``compression``: of an HDF5 target (:mod:`spinlat.io.hdf5`). Raises InputError for a bad
+    selection, an existing target without ``overwrite``, or source and target the same file;
+    FileNotFoundError / FileFormatError for a missing or unreadable source."""
+    from ..state import State
+    from .hdf5 import Trajectory, compression_filters
+
+    source, target = Path(source), Path(target)
+    selection = parse_frames(frames)
+    compression_filters(compression)
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist")
+    if target.exists() and source.resolve() == target.resolve():
+        raise InputError(f"source and target are the same file ({source})")
+    if target.exists() and not overwrite:
+        raise InputError(f"{target} exists; pass --overwrite (overwrite=True) to replace it")
+    if not target.parent.is_dir():
+        raise InputError(f"cannot write {target}: directory {target.parent} does not exist")
+    src_kind, dst_kind = _kind(source, None), _kind(target, None)
+    if format is not None:  # names the format of the side that is not HDF5
+        src_kind = src_kind if src_kind == "hdf5" else _kind(source, format)
+        dst_kind = dst_kind if dst_kind == "hdf5" else _kind(target, format)
+    if src_kind != "hdf5" and dst_kind != "hdf5":
+        raise InputError(f"one side of a conversion must be a spinlat HDF5 trajectory (.h5), got {source} and "
+                         f"{target}; use ase.io for conversions between other formats")
+
+    if src_kind == "hdf5":
+        with Trajectory(source) as traj:
+            indices = _indices(len(traj), selection)
+            if not indices:
+                raise InputError(f"frames: {frames!r} selects no frame of the {len(traj)} in {source}")
+            if dst_kind != "hdf5":
+                if target.exists():
+                    target.unlink()
+                _write_ase(target, (frame_atoms(traj, i, header=(k == 0)) for k, i in enumerate(indices)),
+                           dst_kind, format)
+                return len(indices)
+            attrs = traj.attrs
+            forces = "forces" in traj.names
+            items = ((traj[i], traj.scalars(i), traj.array("forces")[i] if forces else None,
+                      traj.array("magnetic_forces")[i] if forces else None) for i in indices)
+            meta = dict(attrs.get("metadata") or {})
+            meta["converted_from"] = str(source)
+            return _write_h5(target, items, attrs.get("potential", ""), attrs.get("integrator", ""),
+                             attrs.get("seed"), meta, forces, compression, overwrite)
+
+    atoms_list = _read_ase(source, src_kind, format, selection)
+    if not atoms_list:
+        raise InputError(f"frames: {frames!r} selects no frame of {source}")
+    head = atoms_list[0].info
+    meta = {}
+    if isinstance(head.get("spinlat_metadata"), str):
+        try:
+            meta = json.loads(head["spinlat_metadata"])
+        except ValueError:
+            meta = {}
+    meta["converted_from"] = str(source)
+    seed = head.get("spinlat_seed")
+    seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
+    forces = any("forces" in a.arrays or "magnetic_forces" in a.arrays for a in atoms_list)
+
+    def items():
+        for k, atoms in enumerate(atoms_list):
+            state = State.from_ase(atoms)
+            pe = _number(atoms.info, "energy", math.nan)
+            scalars = {"step": int(_number(atoms.info, "step", k)), "time": _number(atoms.info, "time", math.nan),
+                       "potential_energy": pe}
+            if "total_energy" in atoms.info:
+                scalars["total_energy"] = _number(atoms.info, "total_energy", math.nan)
+            yield state, scalars, atoms.arrays.get("forces"), atoms.arrays.get("magnetic_forces")
+
+    return _write_h5(target, items(), str(head.get("spinlat_potential", "")), str(head.get("spinlat_integrator", "")),
+                     seed, meta, forces, compression, overwrite)
+
+
+def _write_h5(target, items, potential, integrator, seed, metadata, forces, compression, overwrite) -> int:
+    from .hdf5 import TrajectoryWriter
+
+    writer = None
+    count = 0
+    try:
+        for state, scalars, f, h in items:
+            if writer is None:
+                if overwrite and target.exists():
+                    target.unlink()
+                writer = TrajectoryWriter(target, state, potential=potential, integrator=integrator,
+                                          seed=seed if isinstance(seed, (int, np.integer)) else None,
+                                          mode="w", store_forces=forces, metadata=metadata,
+                                          compression=compression, flush_every=50)
+            writer.write(state, scalars["step"], scalars["time"], potential_energy=scalars["potential_energy"],
+                         total_energy=scalars.get("total_energy"), forces=f, magnetic_forces=h)
+            count += 1
+    finally:
+        if writer is not None:
+            writer.close()
+    return count

@@ -1,0 +1,162 @@
+"""``spinlat convert``: HDF5 trajectories to extxyz (OVITO) and any ASE format and back, frame
+selections, recompression; exact round trips."""
+
+import h5py
+import numpy as np
+import pytest
+
+import spinlat as sl
+from spinlat.cli import main
+from spinlat.errors import InputError
+from spinlat.integrators import SpinLatticeLangevin
+from spinlat.io import Trajectory, convert
+from spinlat.io.conversion import parse_frames
+from spinlat.potentials import BetheSlaterExchange, Zeeman
+
+A = 2.8665
+_PER_FRAME = ("step", "time", "cell", "positions", "velocities", "spins", "moments", "potential_energy",
+              "kinetic_energy", "total_energy", "temperature", "magnetization", "forces", "magnetic_forces")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A thermostatted run with forces: 6 frames, unequal moments, a non-magnetic atom."""
+    d = tmp_path_factory.mktemp("convert")
+    st = sl.State([[0, 0, 0], [A / 2] * 3], [26, 26], cell=np.eye(3) * A, pbc=True, moments=[2.2, 2.0]).repeat(2)
+    moments = st.moments.copy()
+    moments[3] = 0.0
+    st = st.copy(moments=moments, spins=np.random.default_rng(1).normal(size=(len(st), 3)))
+    pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + Zeeman([0, 0, 1.0])
+    path = d / "t.h5"
+    with sl.Simulation(st, pot, SpinLatticeLangevin(1.0, 300.0, 0.01, 0.1, seed=4), trajectory=str(path), every=4,
+                       store_forces=True, progress=False) as sim:
+        sim.run(20)
+    return path
+
+
+def _arrays(path):
+    with h5py.File(path, "r") as f:
+        return {name: f[name][()] for name in (*_PER_FRAME, "numbers", "masses", "pbc") if name in f}
+
+
+def test_h5_extxyz_h5_round_trip_is_exact(run, tmp_path, capsys):
+    xyz, back = tmp_path / "t.extxyz", tmp_path / "back.h5"
+    assert main(["convert", str(run), str(xyz)]) == 0
+    assert capsys.readouterr().out == f"wrote 6 frames to {xyz}\n"
+    assert main(["convert", str(xyz), str(back)]) == 0
+    a, b = _arrays(run), _arrays(back)
+    assert set(a) == set(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    with Trajectory(run) as t1, Trajectory(back) as t2:
+        for key in ("potential", "integrator", "seed"):
+            assert t1.attrs[key] == t2.attrs[key], key
+        meta = t2.attrs["metadata"]
+        assert meta["converted_from"] == str(xyz) and meta["time_unit"] == "fs" and meta["every"] == 4
+        assert sl.analysis.summary(back)["energy_conserving"] is False
+
+
+def test_extxyz_holds_the_magnetic_per_atom_columns(run, tmp_path):
+    import ase.io
+
+    xyz = tmp_path / "t.extxyz"
+    assert convert(run, xyz) == 6
+    header = xyz.read_text().splitlines()[1]
+    props = header.split("Properties=")[1].split()[0].split(":")
+    columns = dict(zip(props[0::3], zip(props[1::3], props[2::3])))
+    for name, width in (("initial_magmoms", "3"), ("magmoms", "3"), ("spinlat_spins", "3"),
+                        ("spinlat_moments", "1"), ("spinlat_velocities", "3"), ("forces", "3"),
+                        ("magnetic_forces", "3")):
+        assert columns[name] == ("R", width), name
+    frames = ase.io.read(xyz, index=":")  # plain ASE, as OVITO-side scripts would read it
+    with Trajectory(run) as traj:
+        for k, atoms in enumerate(frames):
+            st = traj[k]
+            np.testing.assert_array_equal(atoms.arrays["spinlat_spins"], st.spins)
+            np.testing.assert_array_equal(atoms.arrays["spinlat_moments"], st.moments)
+            np.testing.assert_array_equal(atoms.arrays["initial_magmoms"], st.magnetic_moments)
+            np.testing.assert_array_equal(atoms.arrays["magnetic_forces"], traj["magnetic_forces"][k])
+            assert atoms.info["step"] == traj["step"][k]
+
+
+def test_ovito_reads_the_columns(run, tmp_path):
+    ovito_io = pytest.importorskip("ovito.io")
+    xyz = tmp_path / "t.extxyz"
+    convert(run, xyz)
+    data = ovito_io.import_file(str(xyz)).compute(2)
+    with Trajectory(run) as traj:
+        np.testing.assert_allclose(np.asarray(data.particles["spinlat_spins"]), traj[2].spins, rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(data.particles["Force"]), traj["forces"][2], rtol=1e-12)
+    assert "spinlat_moments" in data.particles and "magnetic_forces" in data.particles
+
+
+def test_frame_selection(run, tmp_path):
+    with Trajectory(run) as traj:
+        steps = traj["step"]
+    for spec, picked in (("1::2", [1, 3, 5]), ("-1", [5]), ("2:4", [2, 3]), (":", list(range(6))),
+                         ("::-2", [5, 3, 1])):
+        out = tmp_path / f"sel{len(picked)}{spec.replace(':', 'c')}.h5"
+        assert convert(run, out, frames=spec) == len(picked)
+        with Trajectory(out) as t:
+            np.testing.assert_array_equal(t["step"], steps[picked])
+    assert parse_frames("5") == 5 and parse_frames(" 1:9:2 ") == slice(1, 9, 2) and parse_frames(None) == slice(None)
+    for bad in ("a:b", "1:2:3:4", "::0", "1.5", [1]):
+        with pytest.raises(InputError, match="frames"):
+            parse_frames(bad)
+    with pytest.raises(InputError, match="out of range"):
+        convert(run, tmp_path / "x.extxyz", frames="6")
+    with pytest.raises(InputError, match="selects no frame"):
+        convert(run, tmp_path / "x.extxyz", frames="4:2")
+
+
+def test_other_ase_formats_and_errors(run, tmp_path, capsys):
+    import ase.io
+
+    assert main(["convert", str(run), str(tmp_path / "last.vasp"), "--frames", "-1"]) == 0
+    atoms = ase.io.read(tmp_path / "last.vasp")
+    with Trajectory(run) as traj:
+        np.testing.assert_allclose(atoms.positions, traj[-1].positions, atol=1e-6)
+    capsys.readouterr()
+    assert main(["convert", str(run), str(tmp_path / "all.vasp")]) == 1
+    assert "--frames -1" in capsys.readouterr().err
+    assert main(["convert", str(run), str(tmp_path / "last.vasp"), "--frames", "-1"]) == 1
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["convert", str(run), str(tmp_path / "last.vasp"), "--frames", "0", "--overwrite"]) == 0
+    # an ASE trajectory file (binary float64: positions, cell, moments, info) back to spinlat
+    assert convert(run, tmp_path / "t.traj") == 6
+    back = tmp_path / "from_traj.h5"
+    assert convert(tmp_path / "t.traj", back) == 6
+    with Trajectory(run) as t1, Trajectory(back) as t2:
+        for name in ("positions", "cell", "step", "time", "potential_energy", "forces"):
+            np.testing.assert_array_equal(t2[name], t1[name], err_msg=name)
+        np.testing.assert_allclose(t2["spins"] * t2["moments"][..., None], t1["spins"] * t1["moments"][..., None],
+                                   atol=1e-14)
+    # a file without steps and times (a plain xyz): the frame index and NaN
+    import ase.io
+
+    ase.io.write(tmp_path / "plain.xyz", [traj_atoms.copy() for traj_atoms in ase.io.read(tmp_path / "t.traj", ":")],
+                 format="xyz")
+    plain = tmp_path / "plain.h5"
+    assert convert(tmp_path / "plain.xyz", plain, format="xyz") == 6
+    with Trajectory(plain) as t:
+        np.testing.assert_array_equal(t["step"], np.arange(6))
+        assert np.all(np.isnan(t["time"])) and np.all(np.isnan(t["potential_energy"]))
+    capsys.readouterr()
+    assert main(["convert", str(tmp_path / "t.traj"), str(tmp_path / "x.extxyz")]) == 1
+    assert "one side of a conversion must be a spinlat HDF5 trajectory" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "missing.h5"), str(tmp_path / "y.extxyz")]) == 1
+    assert main(["convert", str(run), str(run), "--overwrite"]) == 1
+    assert "same file" in capsys.readouterr().err
+
+
+def test_recompress_an_lzf_trajectory_for_other_hdf5_tools(run, tmp_path):
+    lzf, gz = tmp_path / "lzf.h5", tmp_path / "gz.h5"
+    assert convert(run, lzf, compression="lzf") == 6
+    with h5py.File(lzf, "r") as f:
+        assert f["spins"].compression == "lzf"
+    assert main(["convert", str(lzf), str(gz), "--compression", "gzip"]) == 0
+    with h5py.File(gz, "r") as f:
+        assert all(f[name].compression == "gzip" for name in _PER_FRAME)
+    a, b = _arrays(run), _arrays(gz)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
