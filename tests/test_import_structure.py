@@ -2,7 +2,9 @@
 (function-local ones included, since a lazy import is still a dependency).
 
 - nothing under ``spinlat/potentials/`` imports ``spinlat.io``, ``spinlat.datasets`` or
-  ``spinlat.training`` (those sit above the potentials: files, data sets, the optimiser);
+  ``spinlat.training`` (those sit above the potentials: files, data sets, the optimiser;
+  ``MagneticMACE.train`` reaches the training through ``spinlat.potentials.mmace.trainer``, which
+  ``spinlat.training`` fills in when imported);
 - the top-level parts of the package (``spinlat.state``, ``spinlat.io``, ``spinlat.potentials``,
   ``spinlat.training``, ...) import each other without a cycle.
 """
@@ -118,3 +120,16 @@ def test_the_cycle_check_finds_cycles():
     # and the parser sees relative, function-local imports
     found = dict((m, line) for line, m in _imports(PACKAGE / "potentials" / "heisenberg.py"))
     assert "spinlat.formats.tb2j" in found and "spinlat.potentials.base" in found
+
+
+def test_the_training_is_installed_behind_magnetic_mace_train():
+    """A fresh interpreter that imports only the potential finds the trainer (``import spinlat``,
+    which any ``spinlat.*`` import runs first, imports the light ``spinlat.training``)."""
+    import subprocess
+    import sys
+
+    code = ("from spinlat.potentials import mmace\n"
+            "import spinlat.training\n"
+            "assert mmace.trainer is spinlat.training.train, mmace.trainer\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(PACKAGE.parent))
+    assert r.returncode == 0, r.stderr

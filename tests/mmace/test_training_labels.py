@@ -56,7 +56,7 @@ def test_energies_only_trains_and_the_held_out_energy_error_falls(deterministic)
     data = [_without(a, "forces", "magnetic_forces", "stress") for a in datasets.teacher("Fe", 24, seed=3)]
     test_set = [_without(a, "forces", "magnetic_forces", "stress") for a in datasets.teacher("Fe", 8, seed=4)]
     kw = dict(seed=0, batch_size=4, lr=0.01, progress=False, **TINY)
-    start = train(data, epochs=0, **kw)
+    start = MagneticMACE.train(data, epochs=0, **kw)  # the public entry reaches spinlat.training
     pot = train(data, epochs=30, **kw)
     e0, e30 = start.evaluate(test_set), pot.evaluate(test_set)
     assert np.isnan(e30["forces_rmse"]) and np.isnan(e30["magnetic_forces_rmse"])
