@@ -9,6 +9,7 @@ from . import errors, units  # noqa: E402
 from .state import State  # noqa: E402
 from .neighbors import NeighborList  # noqa: E402
 from .minimization import minimize  # noqa: E402  (the module is spinlat.minimization)
+from . import training  # noqa: E402,F401  (light; installs the trainer behind MagneticMACE.train)
 
 
 def __getattr__(name):

@@ -70,6 +70,7 @@ import numpy as np
 
 from . import units, validation
 from .errors import ConfigError, InputError, SpinlatError
+from .options import element_mapping
 
 # ====================================================================================== YAML
 _INT_RE = re.compile(r"""^(?:[-+]?[0-9][0-9_]*
@@ -207,12 +208,8 @@ def _matrix33(v, k):
 
 def _species_mapping(v, k, unit, nonnegative=False) -> dict:
     """A mapping {element: number} (keys: symbols or Z) with its keys made chemical symbols."""
-    from ase.data import chemical_symbols
-
-    if not isinstance(v, dict) or not v:
-        raise InputError(f"{k}: expected a mapping element → number ({unit}), got {v!r}")
-    return {chemical_symbols[validation.atomic_number(e, f"{k}.{e}")]:
-            validation.number(x, f"{k}.{e}", unit=unit, nonnegative=nonnegative) for e, x in v.items()}
+    return element_mapping(lambda x, kk: validation.number(x, kk, unit=unit, nonnegative=nonnegative),
+                           f"number ({unit})")(v, k)
 
 
 def _species_number(unit, nonnegative=False):
@@ -674,7 +671,7 @@ _TRAIN_TOP = {"train": "dataset (extxyz path or {teacher: {...}})", "valid": "da
               "model": "mapping of soc and model hyperparameters", "training": "mapping of training options",
               "output": "path of the model file to write"}
 
-_TEACHER = {"system": Key(_string, _REQUIRED, "one of spinlat.datasets.SYSTEMS"),
+_TEACHER = {"system": Key(_string, _REQUIRED, "one of spinlat.training.teacher.SYSTEMS"),
             "n_configs": Key(_integer(1), _REQUIRED, "number of configurations"),
             "seed": Key(_seed, _REQUIRED, "random seed"), "soc": Key(_boolean),
             "max_displacement": Key(_number("Å", nonnegative=True)),
@@ -689,7 +686,7 @@ def _dataset_spec(value, key, base: Path):
             raise ConfigError(f"{key}: expected an extxyz path or {{teacher: {{system, n_configs, seed}}}}, got keys "
                               f"{sorted(value)}")
         spec = check_section(value["teacher"], f"{key}.teacher", _TEACHER, "a teacher data set")
-        from .datasets import SYSTEMS
+        from .training.teacher import SYSTEMS
 
         if spec["system"] not in SYSTEMS:
             raise ConfigError(f"{key}.teacher.system: expected one of {list(SYSTEMS)}, got {spec['system']!r}")
@@ -697,48 +694,14 @@ def _dataset_spec(value, key, base: Path):
     raise ConfigError(f"{key}: expected an extxyz path or {{teacher: {{...}}}}, got {type(value).__name__}")
 
 
-def _like(default, key):
-    """The check of an option whose default is ``default``: the same type (ints count as floats)."""
-    if isinstance(default, bool):
-        return _boolean
-    if isinstance(default, int):
-        return _integer()
-    if isinstance(default, float):
-        if key == "m_max":
-            return _species_number("μB")
-        return _number()
-    if isinstance(default, str):
-        return lambda v, k: _expected(v, k, isinstance(v, str), "a string", default)
-    if isinstance(default, list):
-        return lambda v, k: _expected(v, k, isinstance(v, list) and all(
-            isinstance(x, int) and not isinstance(x, bool) for x in v), "a list of integers", default)
-    return lambda v, k: v
-
-
-def _expected(v, k, ok, what, default):
-    if not ok:
-        raise InputError(f"{k}: expected {what} (like the default {default!r}), got {v!r}")
-    return v
-
-
-def _train_schemas():
-    from .potentials.mmace.model import DEFAULTS
-    from .potentials.mmace.training import TRAIN_DEFAULTS
-
-    model = {"soc": Key(_boolean), **{k: Key(_like(v, k)) for k, v in DEFAULTS.items()}}
-    model["moment_channels"] = Key(_opt(_integer(1)))
-    training = {k: Key(_like(v, k)) for k, v in TRAIN_DEFAULTS.items()}
-    training.update({
-        "max_minutes": Key(_number("minutes", positive=True)), "seed": Key(_seed), "init_from": Key(_path),
-        "E0s": Key(lambda v, k: v if v == "average" else _species_mapping(v, k, "eV, or 'average'")),
-        "checkpoint_dir": Key(_opt(_path)), "cache_dir": Key(_opt(_path)),
-    })
-    return model, training
-
-
 def check_train_config(cfg: dict, base: Path = Path(".")) -> dict:
     """Validate a ``spinlat train`` config (a dict); returns the normalised config (paths made
     absolute relative to ``base``). Raises ConfigError naming the bad key and what was expected.
+    The ``model:`` keys are those of :class:`spinlat.potentials.mmace.hyperparameters.Hyperparameters`
+    (but ``elements``, which the data give), the ``training:`` keys those of
+    :class:`spinlat.training.options.TrainingOptions` (loss weights ``energy_weight``,
+    ``forces_weight``, ``magnetic_forces_weight``, ``stress_weight``; ``seed``, ``max_minutes``,
+    ``init_from`` a model file): each checked there, with its type, default and range.
 
     .. code-block:: yaml
 
@@ -749,10 +712,11 @@ def check_train_config(cfg: dict, base: Path = Path(".")) -> dict:
           soc: true
           r_max: 4.0
           hidden_irreps: 16x0e+16x1o
-        training:                           # options of spinlat.potentials.mmace.training.train
+        training:                           # options of spinlat.training.train
           epochs: 100
-          max_minutes: 10
           seed: 0
+          energy_weight: 1                  # loss weights (see spinlat.training.loss)
+          forces_weight: 10
           init_from: pretrained.mmace       # optional: fine-tune
         output: model.mmace                 # the trained model; metrics go to model.metrics.json
 
@@ -775,9 +739,12 @@ def check_train_config(cfg: dict, base: Path = Path(".")) -> dict:
         out["output"] = str(_resolve(base, validation.path(cfg["output"], "output")))
     except InputError as exc:
         raise ConfigError(str(exc)) from None
-    model_schema, training_schema = _train_schemas()
-    out["model"] = check_section(cfg.get("model") or {}, "model", model_schema, "soc and mMACE hyperparameters")
-    training = check_section(cfg.get("training") or {}, "training", training_schema, "training options")
+    from .potentials.mmace.hyperparameters import Hyperparameters
+    from .training.options import TrainingOptions
+
+    out["model"] = Hyperparameters.check_values(cfg.get("model") or {}, "model.", ConfigError,
+                                                "soc and mMACE hyperparameters", exclude=("elements",))
+    training = TrainingOptions.check_values(cfg.get("training") or {}, "training.", ConfigError, "training options")
     for k in ("init_from", "checkpoint_dir", "cache_dir"):
         if isinstance(training.get(k), str):
             training[k] = str(_resolve(base, training[k]))

@@ -29,7 +29,7 @@ def add_arguments(p) -> None:
 def run_train_config(cfg: dict, base: Path = Path("."), progress: bool = True):
     """Validate and run a train config (dict); returns the trained MagneticMACE."""
     cfg = C.check_train_config(cfg, base)
-    from ..potentials.mmace.training import train
+    from ..training import train
 
     model_opts = dict(cfg["model"])
     soc = model_opts.pop("soc", None)
@@ -47,7 +47,7 @@ def run_train_config(cfg: dict, base: Path = Path("."), progress: bool = True):
     pot.save(out)
     report = {"summary": pot.training_summary, "history": pot.training_history}
     if "test" in cfg:
-        from ..potentials.mmace.data_cache import load_dataset
+        from ..training.data import load_dataset
 
         report["test"] = pot.evaluate(load_dataset(cfg["test"], "test"))
         print("test: E {energy_rmse:.2f} meV/atom, F {forces_rmse:.1f} meV/Å, h {magnetic_forces_rmse:.1f} meV/μB"

@@ -43,7 +43,7 @@ import numpy as np
 
 from .. import validation
 from ..errors import FileFormatError, InputError
-from ..io import _text
+from ..formats import number_syntax as _text
 from .base import Evaluation, Potential, virial_to_voigt
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -96,7 +96,7 @@ class _EAMText:
     - more element names than announced: LAMMPS crashes; spinlat refuses;
     - lines longer than LAMMPS's line buffer: LAMMPS cuts a number in two; spinlat reads them.
 
-    Numbers follow :mod:`spinlat.io._text` (grammar ``"c"``).
+    Numbers follow :mod:`spinlat.formats.number_syntax` (grammar ``"c"``).
     """
 
     def __init__(self, path, text):

@@ -67,6 +67,7 @@ import numba
 import numpy as np
 
 from ..errors import CellError, InputError, ShapeError
+from ..exchange_tensors import dmi_matrix, dmi_vector  # noqa: F401  -- public here too
 from ..sites import reduce_lattice
 from .base import Evaluation, Potential
 
@@ -77,24 +78,6 @@ _MAX_TABLES = 4
 class SublatticeAmbiguityWarning(UserWarning):
     """A translated state was matched to a template whose exchange distinguishes sites that its
     structure does not; the assignment was decided by the atom order (module docstring)."""
-
-# --------------------------------------------------------------------------------- helpers
-
-
-def dmi_matrix(d) -> np.ndarray:
-    """3×3 antisymmetric matrix [D] with s_iᵀ [D] s_j = D·(s_i × s_j); ``d`` in eV, (3,) or (P, 3)."""
-    d = np.asarray(d, dtype=np.float64)
-    out = np.zeros(d.shape[:-1] + (3, 3))
-    out[..., 0, 1], out[..., 0, 2] = d[..., 2], -d[..., 1]
-    out[..., 1, 0], out[..., 1, 2] = -d[..., 2], d[..., 0]
-    out[..., 2, 0], out[..., 2, 1] = d[..., 1], -d[..., 0]
-    return out
-
-
-def dmi_vector(tensor) -> np.ndarray:
-    """DMI vector D (eV) of the antisymmetric part of a pair tensor (inverse of :func:`dmi_matrix`)."""
-    a = 0.5 * (np.asarray(tensor) - np.swapaxes(tensor, -1, -2))
-    return np.stack([a[..., 1, 2], -a[..., 0, 2], a[..., 0, 1]], axis=-1)
 
 
 # --------------------------------------------------------------------------------- numba kernel
@@ -206,11 +189,19 @@ class Heisenberg(Potential):
     @classmethod
     def from_tb2j(cls, path) -> "Heisenberg":
         """The Heisenberg Hamiltonian of a TB2J ``exchange.out`` file (old 0.2.x or newer text
-        format), converted to the per-pair-once convention; see :mod:`spinlat.io.tb2j`. Applies
-        to any supercell of the file's cell."""
-        from ..io.tb2j import read_tb2j
+        format), converted to the per-pair-once convention; see :mod:`spinlat.formats.tb2j`.
+        Applies to any supercell of the file's cell. The result also carries ``source`` (the
+        path), ``n_entries`` (directed entries in the file) and ``tb2j_moments`` ((T, 3) μB, the
+        file's moments of the template atoms). Raises FileFormatError naming the line of a
+        malformed or truncated file."""
+        from ..formats.tb2j import pair_tensors, parse_tb2j
 
-        return read_tb2j(path)[1]
+        data = parse_tb2j(path)
+        ham = cls(data["cell"], data["positions"], data["numbers"], *pair_tensors(data, path), pbc=True)
+        ham.source = str(path)
+        ham.n_entries = len(data["entries"])
+        ham.tb2j_moments = data["magmoms"]
+        return ham
 
     @classmethod
     def from_neighbors(cls, state, J=(), D=(), dmi="bloch", normal=(0.0, 0.0, 1.0),

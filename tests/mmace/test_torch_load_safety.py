@@ -52,8 +52,8 @@ st = sl.State([[0, 0, 0], [a / 2, a / 2, a / 2]], [26, 26], cell=np.eye(3) * a, 
 pot.compute(st)
 pot.save(marker + ".mmace")
 MagneticMACE.load(marker + ".mmace").compute(st)
-import spinlat.potentials.mmace.training  # noqa: E402,F401
-import spinlat.potentials.mmace.data_cache  # noqa: E402,F401
+import spinlat.training.loop  # noqa: E402,F401
+import spinlat.training.data  # noqa: E402,F401
 
 attempt("use")
 '''

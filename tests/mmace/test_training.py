@@ -10,8 +10,9 @@ import torch
 from spinlat import datasets
 from spinlat.errors import ConfigError, DeviceError
 from spinlat.potentials import MagneticMACE
-from spinlat.potentials.mmace import training
-from spinlat.potentials.mmace.data_cache import collate, graphs_of
+from spinlat import training
+from spinlat.training.data import collate, graphs_of
+from spinlat.training.initial_model import transfer_weights
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -50,7 +51,7 @@ def test_transfer_weights_to_more_elements_is_exact(fe_small):
         for p in old.model.parameters():
             p.add_(0.1 * torch.randn_like(p))
         old.model.atomic_energies.fill_(-3.0)
-    training.transfer_weights(old.model, new.model)
+    transfer_weights(old.model, new.model)
     g_old = collate(graphs_of(fe_small[:3], 4.0, [26]))
     g_new = collate(graphs_of(fe_small[:3], 4.0, [26, 28]))
     a = old.model(g_old)
@@ -90,8 +91,16 @@ def test_bad_input(fe_small):
     data = [at.copy() for at in fe_small[:4]]
     for at, src in zip(data, fe_small[:4]):
         at.info.update(src.info)
-    del data[2].arrays["magnetic_forces"]
-    with pytest.raises(ConfigError, match="configuration 2 has no 'magnetic_forces'"):
+    for key in ("forces", "magnetic_forces"):  # labels may be missing, but not all of them
+        del data[2].arrays[key]
+    for key in ("energy", "stress"):
+        del data[2].info[key]
+    with pytest.raises(ConfigError, match="configuration 2 carries no label"):
+        training.train(data, epochs=1, progress=False, **TINY)
+    data[2] = fe_small[2].copy()
+    for key in ("magmoms", "initial_magmoms"):  # magnetic forces on atoms without moments
+        del data[2].arrays[key]
+    with pytest.raises(ConfigError, match="configuration 2 has magnetic_forces but no moments"):
         training.train(data, epochs=1, progress=False, **TINY)
     with pytest.raises(ConfigError, match="learning_rate"):
         training.train(fe_small, epochs=1, learning_rate=0.1, **TINY)

@@ -12,9 +12,11 @@ Keys (N atoms, E directed edges, B configurations):
 - ``edge_index`` (2,E) [sender j, receiver i] and ``shifts`` (E,3) Å, Cartesian, so that the
   vector of an edge is r_ij = positions[j] − positions[i] + shift (only pairs closer than r_max);
 - ``cell`` (B,3,3) Å rows, ``batch`` (N,), ``ptr`` (B+1,), ``n_atoms`` (B,);
-- targets (zeros where absent, with boolean masks ``*_mask`` (B,)): ``energy`` (B,) eV,
-  ``forces`` (N,3) eV/Å, ``magnetic_forces`` (N,3) eV/μB, ``stress`` (B,3,3) eV/Å³ with
-  ASE's sign, ``weight`` (B,) (``atoms.info["weight"]``, default 1).
+- labels with boolean masks ``*_mask`` (B,) saying which configurations carry them (:mod:`.labels`;
+  the value of an absent label is a placeholder that every loss and error leaves out through the
+  mask, :mod:`.metrics`): ``energy`` (B,) eV, ``forces`` (N,3) eV/Å, ``magnetic_forces`` (N,3)
+  eV/μB, ``stress`` (B,3,3) eV/Å³ with ASE's sign; ``weight`` (B,) (``atoms.info["weight"]``,
+  default 1).
 """
 
 from __future__ import annotations
@@ -22,36 +24,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...errors import InputError, NonFiniteError, ShapeError, UnknownElementError
-
-_VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
-
-
-def _stress_matrix(value, where) -> np.ndarray:
-    s = np.asarray(value, dtype=np.float64)
-    if s.shape == (3, 3):
-        return s
-    if s.size == 9:
-        return s.reshape(3, 3)
-    if s.shape == (6,):
-        m = np.zeros((3, 3))
-        for k, (a, b) in enumerate(_VOIGT):
-            m[a, b] = m[b, a] = s[k]
-        return m
-    raise ShapeError(f"{where}: stress must be Voigt (6,) or 3x3, got shape {s.shape}")
-
-
-def _finite(arr, name, where):
-    if not np.all(np.isfinite(arr)):
-        raise NonFiniteError(f"{where}: {name} holds NaN or inf")
-    return arr
+from ... import validation
+from ...errors import InputError, NonFiniteError, UnknownElementError
+from .labels import input_moments, read_labels
 
 
 def config_arrays(config, index=0) -> dict:
-    """Plain NumPy arrays of one configuration (State or ase.Atoms), with targets when present.
+    """Plain NumPy arrays of one configuration (State or ase.Atoms), with its labels when present.
 
-    Returns keys positions (Å), numbers, cell, pbc, magmoms (N,3 μB) and optionally energy (eV),
-    forces (eV/Å), magnetic_forces (eV/μB), stress (3×3 eV/Å³), weight."""
+    Returns keys positions (Å), numbers, cell, pbc, magmoms (N,3 μB), weight and the labels the
+    configuration carries: energy (eV), forces (eV/Å), magnetic_forces (eV/μB), stress (3×3 eV/Å³)
+    — read from ``info``/``arrays`` or calculator results, moments from ``magmoms``, a
+    calculator's moments or the initial moments (:mod:`.labels`)."""
     from ...state import State
 
     where = f"configuration {index}"
@@ -64,34 +48,14 @@ def config_arrays(config, index=0) -> dict:
         Atoms = ()
     if not isinstance(config, Atoms):
         raise InputError(f"{where}: expected a spinlat State or ase.Atoms, got {type(config).__name__}")
-    n = len(config)
-    pos = _finite(np.asarray(config.positions, dtype=np.float64), "positions", where)
-    if "magmoms" in config.arrays:
-        mag = np.asarray(config.arrays["magmoms"], dtype=np.float64)
-    else:
-        mag = np.asarray(config.get_initial_magnetic_moments(), dtype=np.float64)
-    if mag.shape == (n,):
-        mag = np.stack([np.zeros(n), np.zeros(n), mag], axis=1)
-    if mag.shape != (n, 3):
-        raise ShapeError(f"{where}: magmoms must have shape ({n}, 3) μB, got {mag.shape}")
-    _finite(mag, "magnetic moments (magmoms)", where)
+    pos = np.asarray(config.positions, dtype=np.float64)
+    if not np.all(np.isfinite(pos)):
+        raise NonFiniteError(f"{where}: positions hold NaN or inf")
     out = dict(positions=pos, numbers=np.asarray(config.numbers, dtype=np.int64),
                cell=np.asarray(config.cell.array, dtype=np.float64), pbc=np.asarray(config.pbc, dtype=bool),
-               magmoms=mag, weight=float(config.info.get("weight", 1.0)))
-    info, arrays = config.info, config.arrays
-    if "energy" in info:
-        out["energy"] = float(_finite(np.asarray(info["energy"], dtype=np.float64), "energy", where))
-    for key in ("forces", "magnetic_forces"):
-        if key in arrays:
-            a = np.asarray(arrays[key], dtype=np.float64)
-            if a.shape != (n, 3):
-                raise ShapeError(f"{where}: {key} must have shape ({n}, 3), got {a.shape}")
-            out[key] = _finite(a, key, where)
-    if "stress" in info:
-        if not out["pbc"].all():
-            raise InputError(f"{where}: info['stress'] is given but the cell is not periodic in all three directions "
-                             f"(pbc={out['pbc'].tolist()}): a stress needs a volume")
-        out["stress"] = _finite(_stress_matrix(info["stress"], where), "stress", where)
+               magmoms=input_moments(config, where),
+               weight=validation.number(config.info.get("weight", 1.0), f"{where}: info['weight']", nonnegative=True))
+    out.update(read_labels(config, where))
     return out
 
 

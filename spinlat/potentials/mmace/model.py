@@ -70,29 +70,7 @@ with warnings.catch_warnings():
 from . import graded
 from .blocks import MomentCoupling, ProductBasis, exchange_basis, moment_basis
 from .graded import GradedIrreps
-
-#: default hyperparameters (mace-torch names plus the magnetic ones)
-DEFAULTS = dict(
-    r_max=5.0,
-    num_bessel=8,
-    num_polynomial_cutoff=5,
-    max_ell=3,
-    num_interactions=2,
-    hidden_irreps="32x0e+32x1o",   # soc=True: the letter is the time-reversal parity (see module docstring)
-    correlation=3,
-    MLP_irreps="16x0e",
-    radial_MLP=[64, 64, 64],
-    avg_num_neighbors=30.0,
-    # magnetic
-    m_max=3.0,               # μB, scale of the moment per species (float or {symbol: value})
-    num_moment_basis=8,      # Chebyshev functions of the magnitude
-    max_ell_m=1,             # highest l of the moment's solid harmonics (soc=True)
-    max_ell_odd=1,           # highest l of time-reversal-odd message irreps, both parities (soc=True)
-    num_exchange_basis=4,    # Chebyshev functions of m_i·m_j on the edges
-    landau_order=3,          # one-body polynomial in |m|²: orders 1..landau_order (0: off)
-    moment_channels=None,    # channels of moment irreps absent from the node features (None: C // 4)
-)
-
+from .hyperparameters import DEFAULTS, Hyperparameters, m_max_per_species
 
 @contextmanager
 def default_dtype(dtype):
@@ -173,9 +151,9 @@ class EnergyModel(torch.nn.Module):
 class MagneticMACEModel(EnergyModel):
     """The mMACE network. See the module docstring for the architecture.
 
-    Parameters are the hyperparameters of :data:`DEFAULTS` plus ``z_table`` (atomic numbers, the
-    species order of one-hot ``node_attrs``), ``soc`` and ``m_max`` as a list per species (μB).
-    Settable by training: buffer ``atomic_energies`` (S,) eV, buffers ``scale`` and ``shift`` (eV).
+    Parameters are the hyperparameters of :class:`~.hyperparameters.Hyperparameters` (unchecked
+    here: build through :meth:`build`) plus ``z_table`` (atomic numbers, the species order of
+    one-hot ``node_attrs``), ``soc`` and ``m_max`` as a list per species (μB). Settable by training: buffer ``atomic_energies`` (S,) eV, buffers ``scale`` and ``shift`` (eV).
     """
 
     def __init__(self, z_table, soc=True, *, r_max, num_bessel, num_polynomial_cutoff, max_ell, num_interactions,
@@ -276,21 +254,25 @@ class MagneticMACEModel(EnergyModel):
 
     @classmethod
     def build(cls, z_table, soc=True, dtype=torch.float64, seed=None, **hyperparameters) -> "MagneticMACEModel":
-        """Construct with :data:`DEFAULTS` updated by ``hyperparameters``, parameters in ``dtype``
-        (initialised with ``torch.manual_seed(seed)`` when a seed is given)."""
-        hp = dict(DEFAULTS)
-        unknown = set(hyperparameters) - set(hp)
-        if unknown:
-            raise ValueError(f"unknown mMACE hyperparameter(s) {sorted(unknown)}; known: {sorted(hp)}")
-        hp.update(hyperparameters)
+        """Construct for the atomic numbers ``z_table`` (species order) from ``hyperparameters``
+        (:class:`~.hyperparameters.Hyperparameters`, defaults for those not given; ``m_max`` a
+        number or {symbol: μB}), checked there (ConfigError naming the key); parameters in
+        ``dtype``, initialised with ``torch.manual_seed(seed)`` when a seed is given."""
+        from ase.data import chemical_symbols
+
+        hp = Hyperparameters.from_values(
+            {"elements": [chemical_symbols[int(z)] for z in z_table], "soc": soc, **hyperparameters},
+            prefix="MagneticMACEModel.build: ", what="mMACE hyperparameters").as_dict()
+        kw = {k: hp[k] for k in DEFAULTS}
+        kw["m_max"] = m_max_per_species(hp["m_max"], hp["elements"])
         with warnings.catch_warnings(), default_dtype(torch.float64):
             warnings.simplefilter("ignore")
             if seed is not None:
                 with torch.random.fork_rng():
                     torch.manual_seed(int(seed))
-                    model = cls(z_table, soc=soc, **hp)
+                    model = cls(z_table, soc=hp["soc"], **kw)
             else:
-                model = cls(z_table, soc=soc, **hp)
+                model = cls(z_table, soc=hp["soc"], **kw)
         return model.to(dtype)
 
     # ------------------------------------------------------------------ pieces

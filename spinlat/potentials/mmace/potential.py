@@ -5,10 +5,10 @@ format marker, a version and the hyperparameters as JSON. Loading never executes
 pickle, no ``torch.load``); a file that is not such a file, lacks the metadata, or whose tensors
 do not match the hyperparameters raises :class:`~spinlat.errors.FileFormatError`.
 
-Before anything is built, the hyperparameters are checked against :data:`LIMITS` (types and
-ranges) and the tensor shapes in the safetensors header (read without loading any tensor) are
-checked against the shapes the hyperparameters imply (:func:`implied_shapes`): a small file
-cannot make spinlat build a huge network.
+Before anything is built, the hyperparameters are checked (types and ranges, one definition in
+:class:`~spinlat.potentials.mmace.hyperparameters.Hyperparameters`) and the tensor shapes in the
+safetensors header (read without loading any tensor) against the shapes the hyperparameters
+imply (:func:`implied_shapes`): a small file cannot make spinlat build a huge network.
 """
 
 from __future__ import annotations
@@ -22,26 +22,19 @@ import numpy as np
 from . import safe_imports  # noqa: F401  -- mace-torch and e3nn, leaving torch.load safe
 import torch
 
-from ...errors import ConfigError, DeviceError, FileFormatError, InputError, UnknownElementError
+from ...errors import DeviceError, FileFormatError, InputError, UnknownElementError
 from ..base import Evaluation, Potential
+from . import metrics
 from .graph import build_batch, species_indices
-from .model import DEFAULTS, MagneticMACEModel
+from .hyperparameters import DEFAULTS, Hyperparameters, irreps
+from .labels import raw_label, read_dataset
+from .model import MagneticMACEModel
 
 FORMAT = "spinlat-mmace"
 #: 2: time-reversal-graded architecture (exact inversion with soc=True) and the symmetric-monomial
 #: product basis; version-1 weights have another layout and cannot be mapped
 VERSION = 2
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-#: accepted range of every numeric hyperparameter (inclusive; ``r_max``, ``avg_num_neighbors`` and
-#: ``m_max`` must also be > 0). Far above any published MACE model, low enough that building a
-#: network stays bounded; ``channels`` is the multiplicity of ``hidden_irreps``, ``hidden_l`` its
-#: highest l, ``mlp_channels`` the multiplicity of ``MLP_irreps``.
-LIMITS = dict(elements=(1, 118), r_max=(0.0, 20.0), num_bessel=(1, 64), num_polynomial_cutoff=(1, 64),
-              max_ell=(0, 6), num_interactions=(1, 8), correlation=(1, 6), channels=(1, 1024), hidden_l=(0, 4),
-              mlp_channels=(1, 1024), radial_MLP_layers=(1, 8), radial_MLP_width=(1, 4096),
-              avg_num_neighbors=(0.0, 1e4), m_max=(0.0, 20.0), num_moment_basis=(1, 64), max_ell_m=(0, 4),
-              max_ell_odd=(0, 4), num_exchange_basis=(0, 64), landau_order=(0, 16), moment_channels=(1, 4096))
 
 
 def _device(device) -> torch.device:
@@ -81,106 +74,15 @@ def _atomic_numbers(elements) -> list[int]:
     return sorted(out)
 
 
-def _int_in(hp, key, error, where, lo=None, hi=None):
-    lo, hi = LIMITS[key] if lo is None else (lo, hi)
-    v = hp[key]
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not lo <= v <= hi:
-        raise error(f"{where}: hyperparameter {key} must be an integer in [{lo}, {hi}], got {v!r}")
-    return int(v)
-
-
-def _float_in(value, key, error, where):
-    lo, hi = LIMITS[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value) or not lo < value <= hi:
-        raise error(f"{where}: hyperparameter {key} must be a number in ({lo}, {hi}], got {value!r}")
-    return float(value)
-
-
-def _irreps(value, key, error, where):
-    from e3nn import o3
-
-    if not isinstance(value, str):
-        raise error(f"{where}: hyperparameter {key} must be an irreps string like '32x0e+32x1o', got {value!r}")
-    try:
-        return o3.Irreps(value)
-    except (ValueError, AssertionError, TypeError) as exc:
-        raise error(f"{where}: hyperparameter {key}={value!r} is not an irreps string ({exc})") from None
-
-
-def check_hyperparameters(hp, error=ConfigError, where="MagneticMACE") -> dict:
-    """Check a full hyperparameter dict (``elements``, ``soc`` and every key of
-    :data:`~spinlat.potentials.mmace.model.DEFAULTS`) against :data:`LIMITS`: types (a bool is not
-    a number) and ranges. Returns it normalised (plain ints, floats, lists); raises ``error``
-    naming the key otherwise."""
-    from ase.data import atomic_numbers
-
-    if not isinstance(hp, dict):
-        raise error(f"{where}: hyperparameters must be a mapping, got {type(hp).__name__}")
-    known = {"elements", "soc"} | set(DEFAULTS)
-    unknown, missing = sorted(set(hp) - known), sorted(known - set(hp))
-    if unknown:
-        raise error(f"{where}: unknown hyperparameter(s) {unknown}; known: {sorted(known)}")
-    if missing:
-        raise error(f"{where}: missing hyperparameter(s) {missing}")
-    out = dict(hp)
-    el = hp["elements"]
-    if not isinstance(el, list) or not LIMITS["elements"][0] <= len(el) <= LIMITS["elements"][1] \
-            or not all(isinstance(e, str) and e in atomic_numbers and e != "X" for e in el) or len(set(el)) != len(el):
-        raise error(f"{where}: hyperparameter elements must be a list of 1 to 118 distinct element symbols, got {el!r}")
-    if not isinstance(hp["soc"], bool):
-        raise error(f"{where}: hyperparameter soc must be true or false, got {hp['soc']!r}")
-    for key in ("num_bessel", "num_polynomial_cutoff", "max_ell", "num_interactions", "num_moment_basis",
-                "max_ell_m", "max_ell_odd", "num_exchange_basis", "landau_order"):
-        out[key] = _int_in(hp, key, error, where)
-    out["r_max"] = _float_in(hp["r_max"], "r_max", error, where)
-    out["avg_num_neighbors"] = _float_in(hp["avg_num_neighbors"], "avg_num_neighbors", error, where)
-    corr = hp["correlation"]
-    if isinstance(corr, list):
-        if len(corr) != out["num_interactions"]:
-            raise error(f"{where}: hyperparameter correlation has {len(corr)} entries for "
-                        f"{out['num_interactions']} interactions")
-        out["correlation"] = [_int_in({"correlation": c}, "correlation", error, where) for c in corr]
-    else:
-        out["correlation"] = _int_in(hp, "correlation", error, where)
-    rmlp = hp["radial_MLP"]
-    lo, hi = LIMITS["radial_MLP_layers"]
-    if not isinstance(rmlp, list) or not lo <= len(rmlp) <= hi:
-        raise error(f"{where}: hyperparameter radial_MLP must be a list of {lo} to {hi} layer widths, got {rmlp!r}")
-    out["radial_MLP"] = [_int_in({"radial_MLP": w}, "radial_MLP", error, where, *LIMITS["radial_MLP_width"])
-                         for w in rmlp]
-    hidden = _irreps(hp["hidden_irreps"], "hidden_irreps", error, where)
-    muls = {mul for mul, _ in hidden}
-    lo, hi = LIMITS["channels"]
-    if len(muls) != 1 or not lo <= next(iter(muls)) <= hi or hidden.lmax > LIMITS["hidden_l"][1] \
-            or "0e" not in [str(ir) for _, ir in hidden]:
-        raise error(f"{where}: hyperparameter hidden_irreps must hold 0e, one multiplicity in [{lo}, {hi}] and "
-                    f"l ≤ {LIMITS['hidden_l'][1]}, got {hp['hidden_irreps']!r}")
-    mlp = _irreps(hp["MLP_irreps"], "MLP_irreps", error, where)
-    lo, hi = LIMITS["mlp_channels"]
-    if mlp.lmax != 0 or not lo <= mlp.num_irreps <= hi:
-        raise error(f"{where}: hyperparameter MLP_irreps must be {lo} to {hi} scalars ('16x0e'), got {hp['MLP_irreps']!r}")
-    if hp["moment_channels"] is not None:
-        out["moment_channels"] = _int_in(hp, "moment_channels", error, where)
-    m = hp["m_max"]
-    if isinstance(m, dict):
-        if sorted(m) != sorted(el):
-            raise error(f"{where}: hyperparameter m_max must give one value per element {el}, got {m!r}")
-        out["m_max"] = {e: _float_in(m[e], "m_max", error, where) for e in el}
-    else:
-        out["m_max"] = _float_in(m, "m_max", error, where)
-    return out
-
-
 def implied_shapes(hp) -> dict:
     """Shapes of the model's tensors that follow directly from (checked) hyperparameters ``hp``:
     {name: shape}, where a shape entry None means "any" and a shape None means "must be absent".
     Together they pin every size that makes a network large (species, channels, radial MLP,
     number of layers, correlation order and harmonic degrees through the product-basis matrices)."""
     S = len(hp["elements"])
-    C = next(iter(mul for mul, _ in _irreps(hp["hidden_irreps"], "hidden_irreps", ValueError, "")))
-    n_hidden = len(_irreps(hp["hidden_irreps"], "hidden_irreps", ValueError, ""))
-    mlp = _irreps(hp["MLP_irreps"], "MLP_irreps", ValueError, "").num_irreps
+    hidden = irreps(hp["hidden_irreps"], "hidden_irreps")
+    C, n_hidden = next(iter(mul for mul, _ in hidden)), len(hidden)
+    mlp = irreps(hp["MLP_irreps"], "MLP_irreps").num_irreps
     T, K, radial = hp["num_interactions"], hp["num_moment_basis"], hp["radial_MLP"]
     corr = hp["correlation"] if isinstance(hp["correlation"], list) else [hp["correlation"]] * T
     # per-channel dimension of the message: bond harmonics l = 0..max_ell and, with soc, the two
@@ -264,54 +166,39 @@ class MagneticMACE(Potential):
         """An untrained model for ``elements`` (symbols or numbers). ``hyperparameters`` keep
         mace-torch's names (r_max Å, num_bessel, num_polynomial_cutoff, max_ell,
         num_interactions, hidden_irreps, correlation, MLP_irreps, radial_MLP, avg_num_neighbors)
-        plus the magnetic ones of :data:`~spinlat.potentials.mmace.model.DEFAULTS` (``m_max`` in μB
-        as a number or {symbol: μB}). Weights are initialised from ``seed``."""
+        plus the magnetic ones; types, defaults and ranges in
+        :class:`~spinlat.potentials.mmace.hyperparameters.Hyperparameters` (``m_max`` in μB as a
+        number or {symbol: μB}). Weights are initialised from ``seed``. Raises ConfigError naming a
+        bad hyperparameter, UnknownElementError for an unknown element."""
         from ase.data import chemical_symbols
 
         z_table = _atomic_numbers(elements)
-        unknown = set(hyperparameters) - set(DEFAULTS)
-        if unknown:
-            raise ConfigError(f"unknown mMACE hyperparameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        hp = dict(DEFAULTS)
-        hp.update(hyperparameters)
-        m_max = hp["m_max"]
-        if isinstance(m_max, dict):
-            missing = [chemical_symbols[z] for z in z_table if chemical_symbols[z] not in m_max]
-            if missing:
-                raise ConfigError(f"m_max has no value for element(s) {missing}")
-            hp["m_max"] = {chemical_symbols[z]: m_max[chemical_symbols[z]] for z in z_table}
-        for key in ("correlation", "radial_MLP"):
-            if isinstance(hp[key], tuple):
-                hp[key] = list(hp[key])
-        for key in ("hidden_irreps", "MLP_irreps"):  # e3nn Irreps objects are written as their strings
-            if type(hp[key]).__name__ == "Irreps":
-                hp[key] = str(hp[key])
-        if not isinstance(soc, (bool, np.bool_)):
-            raise ConfigError(f"MagneticMACE.create: soc must be True or False, got {soc!r}")
-        full = {"elements": [chemical_symbols[z] for z in z_table], "soc": bool(soc), **hp}
-        full = check_hyperparameters(full, ConfigError, "MagneticMACE.create")
-        return cls(cls._build(full, seed), full, device=device, dtype=dtype)
+        given = {"elements": [chemical_symbols[z] for z in z_table], "soc": soc, **hyperparameters}
+        hp = Hyperparameters.from_values(given, "MagneticMACE.create: ", what="mMACE hyperparameters").as_dict()
+        return cls(cls._build(hp, seed), hp, device=device, dtype=dtype)
 
     @staticmethod
     def _build(hp: dict, seed=None) -> MagneticMACEModel:
         from ase.data import atomic_numbers
 
         z_table = [atomic_numbers[e] for e in hp["elements"]]
-        kw = {k: hp[k] for k in DEFAULTS}
-        if isinstance(kw["m_max"], dict):
-            kw["m_max"] = [kw["m_max"][e] for e in hp["elements"]]
-        return MagneticMACEModel.build(z_table, soc=hp["soc"], dtype=torch.float64, seed=seed, **kw)
+        return MagneticMACEModel.build(z_table, soc=hp["soc"], dtype=torch.float64, seed=seed,
+                                       **{k: hp[k] for k in DEFAULTS})
 
     @classmethod
     def train(cls, train, valid=None, soc: bool | None = None, max_minutes=None, seed: int = 0, init_from=None,
               **hyperparameters) -> "MagneticMACE":
-        """Train on ``train`` (list of ase.Atoms or extxyz path); see :mod:`.training`.
+        """Train (or fine-tune) a model on ``train`` (list of ase.Atoms or a data-set file) and
+        return it: :func:`spinlat.training.train`, where the training lives (it sits above the
+        potentials: it reads data sets, runs the optimiser and writes checkpoints, and installs
+        itself as :data:`spinlat.potentials.mmace.trainer` when spinlat is imported).
+        ``hyperparameters`` are model hyperparameters and training options.
 
         ``soc`` defaults to True, or to the symmetry of ``init_from`` when fine-tuning."""
-        from . import training
+        from . import trainer
 
-        return training.train(train, valid=valid, soc=soc, max_minutes=max_minutes, seed=seed,
-                              init_from=init_from, **hyperparameters)
+        return trainer(train, valid=valid, soc=soc, max_minutes=max_minutes, seed=seed, init_from=init_from,
+                       **hyperparameters)
 
     # ------------------------------------------------------------------ files
     def save(self, path) -> None:
@@ -329,7 +216,8 @@ class MagneticMACE(Potential):
 
         Raises InputError for a missing file or an unknown keyword, FileFormatError for anything
         that is not a spinlat mMACE file: no safetensors header, no or a foreign format marker, a
-        newer version, hyperparameters outside :data:`LIMITS`, tensors whose names or shapes do not
+        newer version, hyperparameters of the wrong type or range (:class:`~.hyperparameters.Hyperparameters`),
+        tensors whose names or shapes do not
         match the hyperparameters (checked from the header, before any network is built), NaN/inf
         weights."""
         from safetensors import SafetensorError, safe_open
@@ -369,7 +257,8 @@ class MagneticMACE(Potential):
             hp = json.loads(meta["hyperparameters"])
         except (KeyError, TypeError, ValueError) as exc:
             raise FileFormatError(f"{path}: bad hyperparameters in the metadata ({exc})") from None
-        hp = check_hyperparameters(hp, FileFormatError, f"{path}")
+        hp = Hyperparameters.check_values(hp, f"{path}: hyperparameter ", FileFormatError, "mMACE hyperparameters",
+                                          complete=True)
         _check_header(path, shapes, dtypes, hp)
         try:
             model = cls._build(hp)
@@ -446,34 +335,20 @@ class MagneticMACE(Potential):
         return self._split(out, batch["ptr"].tolist(), forces, magnetic_forces, stress)
 
     def evaluate(self, dataset, batch_size: int = 8) -> dict:
-        """RMSE against a labelled dataset (list of ase.Atoms or extxyz path): ``energy_rmse``
-        meV/atom, ``forces_rmse`` meV/Å, ``magnetic_forces_rmse`` meV/μB (NaN when no labels)."""
-        if isinstance(dataset, (str, Path)):
-            from ...io import read_extxyz
-
-            dataset = read_extxyz(dataset)
+        """RMSEs against a labelled data set (list of ase.Atoms, or a file ``ase.io.read`` reads,
+        e.g. extxyz): ``energy_rmse`` meV/atom, ``forces_rmse`` meV/Å, ``magnetic_forces_rmse``
+        meV/μB, and ``stress_rmse`` meV/Å³ when some configuration has a stress. Each is taken
+        over the configurations (atoms) that carry the label (NaN when none does); labels are read
+        from ``info``/``arrays`` or calculator results (:mod:`.labels`, :mod:`.metrics`)."""
+        if isinstance(dataset, (str, os.PathLike)):
+            dataset = read_dataset(dataset, "MagneticMACE.evaluate: dataset")
         dataset = list(dataset)
-        se = {"energy": [], "forces": [], "magnetic_forces": []}
+        stress = any(raw_label(at, "stress") is not None for at in dataset if hasattr(at, "arrays"))
+        sums = {}
         for k in range(0, len(dataset), batch_size):
-            chunk = dataset[k:k + batch_size]
-            batch, out = self._run(chunk, None, True, True, False)
-            n = batch["n_atoms"].to(torch.float64)
-            em = batch["energy_mask"]
-            if em.any():
-                de = ((out["energy"].detach().double() - batch["energy"].double()) / n)[em]
-                se["energy"].append(de.cpu().numpy())
-            node_graph = batch["batch"]
-            for key in ("forces", "magnetic_forces"):
-                mask = batch[f"{key}_mask"][node_graph]
-                if mask.any():
-                    d = (out[key].detach().double() - batch[key].double())[mask]
-                    se[key].append(d.reshape(-1).cpu().numpy())
-
-        def rmse(parts):
-            return float(1000.0 * np.sqrt(np.mean(np.concatenate(parts) ** 2))) if parts else float("nan")
-
-        return {"energy_rmse": rmse(se["energy"]), "forces_rmse": rmse(se["forces"]),
-                "magnetic_forces_rmse": rmse(se["magnetic_forces"])}
+            batch, out = self._run(dataset[k:k + batch_size], None, True, True, stress)
+            metrics.add_errors(sums, metrics.squared_errors(out, batch))
+        return metrics.rmse(sums)
 
     def __repr__(self):
         return (f"MagneticMACE(elements={self.hyperparameters['elements']}, soc={self.soc}, "

@@ -1,15 +1,20 @@
-"""Datasets for mMACE training: loading and checking, per-configuration graphs, batching, and an
+"""Data sets for mMACE training: loading and checking, per-configuration graphs, batching, and an
 on-disk cache of built graphs.
 
-A dataset is a list of ``ase.Atoms`` (or an extxyz path) with ``info["energy"]`` (eV),
-``arrays["forces"]`` (eV/Å), ``arrays["magmoms"]`` (N,3 μB), ``arrays["magnetic_forces"]``
-(N,3 eV/μB) and optionally ``info["stress"]`` (eV/Å³) and ``info["weight"]``.
+A data set is a list of ``ase.Atoms``, a file ``ase.io.read`` reads (extxyz), or a teacher spec
+``{"teacher": {...}}`` (:func:`spinlat.training.teacher.teacher`). Each configuration carries
+moments as inputs and any of the labels energy, forces, magnetic forces and stress, in
+``info``/``arrays`` or as calculator results (:mod:`spinlat.potentials.mmace.labels`); labels may
+be missing per configuration (energies only, magnetic forces for some configurations): a missing
+label is left out of the loss, never taken as zero. ``info["weight"]`` (default 1) weights a
+configuration.
 
 Graphs are built once per configuration with :func:`~spinlat.potentials.mmace.graph.build_batch`
 and concatenated into batches by :func:`collate`. With a cache directory, the graphs of a whole
-dataset are stored in one safetensors file named by a hash of the data, the cutoff and the species
-table, so a second run on the same data skips the neighbour search (safetensors holds only
-arrays: loading it cannot execute code).
+data set are stored in one safetensors file named by a hash of what they are built from (the
+structures, moments, labels and weights, the cutoff and the species table), so a second run on
+the same data skips the neighbour search (safetensors holds only arrays: loading it cannot
+execute code).
 """
 
 from __future__ import annotations
@@ -20,11 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...errors import ConfigError, FileFormatError, InputError
-
-#: keys a training configuration must hold (where they sit in ase.Atoms), with their units
-REQUIRED = {"energy": ("info", "eV"), "forces": ("arrays", "eV/Å"), "magmoms": ("arrays", "μB"),
-            "magnetic_forces": ("arrays", "eV/μB")}
+from ..errors import ConfigError, FileFormatError, InputError
+from ..potentials.mmace.graph import build_batch, config_arrays
+from ..potentials.mmace.labels import LABELS, read_dataset
 
 _NODE_KEYS = ("positions", "magmoms", "node_attrs", "species", "forces", "magnetic_forces")
 _EDGE_KEYS = ("shifts",)
@@ -33,31 +36,26 @@ _GRAPH_KEYS = ("cell", "n_atoms", "weight", "energy", "stress", "energy_mask", "
 
 
 def load_dataset(data, name: str = "train") -> list:
-    """A list of ase.Atoms from a list/tuple of Atoms, an extxyz path, or a teacher spec
-    ``{"teacher": {"system": ..., "n_configs": ..., "seed": ..., "soc": ...}}``."""
+    """A list of ase.Atoms from a list/tuple of Atoms, a data-set file (``ase.io.read``), or a
+    teacher spec ``{"teacher": {"system": ..., "n_configs": ..., "seed": ..., "soc": ...}}``."""
     from ase import Atoms
 
     if isinstance(data, (str, Path)):
-        path = Path(data)
-        if not path.exists():
-            raise InputError(f"{name} dataset file {str(path)!r} does not exist")
-        from ...io import read_extxyz
-
-        data = read_extxyz(path)
+        data = read_dataset(data, f"{name} dataset")
     elif isinstance(data, dict):
         if set(data) != {"teacher"} or not isinstance(data["teacher"], dict):
             raise ConfigError(f"{name} dataset given as a mapping must be {{teacher: {{system, n_configs, seed}}}}, "
                               f"got keys {sorted(data)}")
-        from ... import datasets
+        from .teacher import teacher
 
         spec = dict(data["teacher"])
         missing = {"system", "n_configs", "seed"} - set(spec)
         if missing:
             raise ConfigError(f"{name}.teacher is missing {sorted(missing)} (expected system, n_configs, seed, "
                               "optional soc)")
-        data = datasets.teacher(**spec)
+        data = teacher(**spec)
     if not isinstance(data, (list, tuple)):
-        raise InputError(f"{name} dataset must be a list of ase.Atoms or an extxyz path, got {type(data).__name__}")
+        raise InputError(f"{name} dataset must be a list of ase.Atoms or a data-set file, got {type(data).__name__}")
     data = list(data)
     for k, at in enumerate(data):
         if not isinstance(at, Atoms):
@@ -65,27 +63,38 @@ def load_dataset(data, name: str = "train") -> list:
     return data
 
 
-def check_dataset(data, name: str = "train", optional=()) -> None:
-    """Raise :class:`ConfigError` naming the first configuration that lacks a required key.
+def check_dataset(data, name: str = "train") -> list[tuple]:
+    """Check every configuration's moments and labels (shapes, NaN/inf; errors name the
+    configuration) and return the labels each one carries (a tuple per configuration).
 
-    Keys in ``optional`` may be absent (their loss weight is zero)."""
+    Raises ConfigError for an empty data set, a configuration that carries no label at all, and
+    one with magnetic-force labels but no moments (moments read as :mod:`~spinlat.potentials.mmace.labels`
+    says; without them every atom would count as non-magnetic)."""
     if len(data) == 0:
         raise ConfigError(f"{name} dataset is empty")
+    out = []
     for k, at in enumerate(data):
-        for key, (where, unit) in REQUIRED.items():
-            if key in optional:
-                continue
-            holder = at.info if where == "info" else at.arrays
-            if key not in holder and not (key == "magmoms" and "initial_magmoms" in at.arrays):
-                raise ConfigError(f"{name} dataset configuration {k} has no {key!r} (atoms.{where}[{key!r}], {unit}); "
-                                  f"every configuration needs {sorted(REQUIRED)}")
+        arrays = config_arrays(at, k)
+        where = f"{name} dataset configuration {k}"
+        have = tuple(key for key in LABELS if key in arrays)
+        if not have:
+            raise ConfigError(f"{where} carries no label: none of energy (info), forces, magnetic_forces (arrays), "
+                              "stress (info), nor a calculator result of them")
+        if "magnetic_forces" in have and not np.any(arrays["magmoms"]):
+            raise ConfigError(f"{where} has magnetic_forces but no moments (arrays['magmoms'], a calculator's "
+                              "magmoms or initial_magmoms), so no atom would count as magnetic")
+        out.append(have)
+    return out
+
+
+def label_counts(labels) -> dict:
+    """{label: number of configurations carrying it} from :func:`check_dataset`'s result."""
+    return {key: sum(key in have for have in labels) for key in LABELS}
 
 
 def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = False) -> list[dict]:
     """Per-configuration graph dictionaries (float64, CPU) of ``data``; cached on disk in
     ``cache_dir`` if given."""
-    from .graph import build_batch
-
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"graphs-{dataset_hash(data, r_max, z_table)}.safetensors"
@@ -104,17 +113,15 @@ def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = Fals
 
 
 def dataset_hash(data, r_max, z_table) -> str:
+    """Hash of what the graphs of ``data`` are built from: per configuration the structure, the
+    input moments, the labels and the weight as :func:`~spinlat.potentials.mmace.graph.config_arrays`
+    reads them (calculator results included), with the cutoff and the species table."""
     h = hashlib.sha256()
     h.update(repr((float(r_max), [int(z) for z in z_table])).encode())
-    for at in data:
-        for arr in (at.numbers, at.positions, np.asarray(at.cell), at.pbc):
-            h.update(np.ascontiguousarray(arr).tobytes())
-        for key in ("magmoms", "initial_magmoms", "forces", "magnetic_forces"):
-            if key in at.arrays:
-                h.update(key.encode() + np.ascontiguousarray(at.arrays[key], dtype=np.float64).tobytes())
-        for key in ("energy", "stress", "weight"):
-            if key in at.info:
-                h.update(key.encode() + np.ascontiguousarray(at.info[key], dtype=np.float64).tobytes())
+    for k, at in enumerate(data):
+        arrays = config_arrays(at, k)
+        for key in sorted(arrays):
+            h.update(key.encode() + np.ascontiguousarray(arrays[key], dtype=np.float64).tobytes())
     return h.hexdigest()[:24]
 
 

@@ -1,0 +1,137 @@
+"""Reference labels and input moments of a configuration (``ase.Atoms``), read wherever ASE keeps them.
+
+Labels (all optional, per configuration):
+
+============================  ==========  ======================================================
+label                         unit        where
+============================  ==========  ======================================================
+energy                        eV          ``info["energy"]``, or a calculator's ``energy``
+forces (N, 3)                 eV/Å        ``arrays["forces"]``, or a calculator's ``forces``
+magnetic_forces (N, 3)        eV/μB       ``arrays["magnetic_forces"]`` (h = −∂E/∂m), or a calculator's
+stress, Voigt (6,) or 3×3     eV/Å³       ``info["stress"]`` (ASE's sign), or a calculator's ``stress``
+============================  ==========  ======================================================
+
+A calculator's results are those of ``atoms.calc.results`` — e.g. the ``SinglePointCalculator``
+that ``ase.io.read`` attaches to configurations read from an extxyz file. Where both places hold
+a label, ``info``/``arrays`` win (as :func:`spinlat.io.write_extxyz` writes them). A label found
+in neither place is *absent*: it is left out of every loss and error (masks in :mod:`.metrics`),
+never taken as zero. ``free_energy`` is not read as the energy.
+
+Moments are inputs of the model (a configuration may carry them without any magnetic-force
+label): :func:`input_moments` reads ``arrays["magmoms"]`` (the data-set convention), else a
+calculator's ``magmoms`` (the moments of the calculation that gave the labels: for a
+self-consistent DFT run its converged moments, not its starting guess), else the initial
+magnetic moments (``arrays["initial_magmoms"]``); none of them: a non-magnetic configuration.
+Collinear moments (N,) lie along +z.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import FileFormatError, InputError, NonFiniteError, ShapeError
+
+#: label → (holder in ase.Atoms, unit)
+LABELS = {"energy": ("info", "eV"), "forces": ("arrays", "eV/Å"), "magnetic_forces": ("arrays", "eV/μB"),
+          "stress": ("info", "eV/Å³")}
+
+_VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
+
+
+def _results(atoms) -> dict:
+    return getattr(getattr(atoms, "calc", None), "results", None) or {}
+
+
+def raw_label(atoms, key):
+    """The stored value of label ``key`` (module docstring), or None when the configuration lacks it."""
+    where, _ = LABELS[key]
+    holder = atoms.info if where == "info" else atoms.arrays
+    value = holder.get(key)
+    return _results(atoms).get(key) if value is None else value
+
+
+def _finite(arr, name, where):
+    if not np.all(np.isfinite(arr)):
+        raise NonFiniteError(f"{where}: {name} holds NaN or inf")
+    return arr
+
+
+def stress_matrix(value, where) -> np.ndarray:
+    """A stress given as Voigt (6,) (xx yy zz yz xz xy) or 3×3 as a 3×3 array."""
+    s = np.asarray(value, dtype=np.float64)
+    if s.shape == (3, 3):
+        return s
+    if s.size == 9:
+        return s.reshape(3, 3)
+    if s.shape == (6,):
+        m = np.zeros((3, 3))
+        for k, (a, b) in enumerate(_VOIGT):
+            m[a, b] = m[b, a] = s[k]
+        return m
+    raise ShapeError(f"{where}: stress must be Voigt (6,) or 3x3, got shape {s.shape}")
+
+
+def read_labels(atoms, where="configuration") -> dict:
+    """The labels a configuration carries, checked: ``energy`` (float eV), ``forces`` and
+    ``magnetic_forces`` ((N, 3)), ``stress`` (3×3); absent labels are absent keys. Raises
+    ShapeError / NonFiniteError naming ``where`` and the label, InputError for a stress on a
+    cell that is not periodic in all three directions (a stress needs a volume)."""
+    n = len(atoms)
+    out = {}
+    for key in LABELS:
+        value = raw_label(atoms, key)
+        if value is None:
+            continue
+        if key == "energy":
+            e = np.asarray(value, dtype=np.float64)
+            if e.size != 1:
+                raise ShapeError(f"{where}: energy must be one number (eV), got shape {e.shape}")
+            out[key] = float(_finite(e, "energy", where).reshape(()))
+        elif key == "stress":
+            if not np.all(atoms.pbc):
+                given = "info['stress']" if atoms.info.get("stress") is not None else "a calculator's stress"
+                raise InputError(f"{where}: {given} is given but the cell is not periodic in all three "
+                                 f"directions (pbc={np.asarray(atoms.pbc).tolist()}): a stress needs a volume")
+            out[key] = _finite(stress_matrix(value, where), "stress", where)
+        else:
+            a = np.asarray(value, dtype=np.float64)
+            if a.shape != (n, 3):
+                raise ShapeError(f"{where}: {key} must have shape ({n}, 3), got {a.shape}")
+            out[key] = _finite(a, key, where)
+    return out
+
+
+def input_moments(atoms, where="configuration") -> np.ndarray:
+    """Moment vectors (N, 3) μB of a configuration (module docstring for where they are read).
+    Raises ShapeError / NonFiniteError naming ``where``."""
+    n = len(atoms)
+    sources = (("magmoms", atoms.arrays.get("magmoms")), ("the calculator's magmoms", _results(atoms).get("magmoms")),
+               ("initial_magmoms", atoms.arrays.get("initial_magmoms")))
+    for name, mag in sources:
+        if mag is None:
+            continue
+        mag = np.asarray(mag, dtype=np.float64)
+        if mag.shape == (n,):
+            mag = np.stack([np.zeros(n), np.zeros(n), mag], axis=1)
+        if mag.shape != (n, 3):
+            raise ShapeError(f"{where}: moments ({name}) must have shape ({n}, 3) or ({n},) μB, got {mag.shape}")
+        return _finite(mag, f"magnetic moments ({name})", where)
+    return np.zeros((n, 3))
+
+
+def read_dataset(path, name="dataset") -> list:
+    """Configurations of a file as ase.Atoms (``ase.io.read``, every frame; extxyz and any format
+    ASE reads with its format guess). Raises InputError for a missing file, FileFormatError for
+    one ASE cannot read."""
+    import ase.io
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{name} file {str(p)!r} does not exist" if not p.exists() else f"{name}: {p} is not a file")
+    try:
+        frames = ase.io.read(p, index=":")
+    except Exception as exc:  # ASE raises many kinds for unreadable files
+        raise FileFormatError(f"{name}: cannot read {p} as configurations ({type(exc).__name__}: {exc})") from None
+    return list(frames)

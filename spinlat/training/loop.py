@@ -1,0 +1,360 @@
+"""Training and fine-tuning of mMACE models: :func:`train`, in named steps.
+
+1. :func:`check_options` — the training options and model hyperparameters, checked once
+   (:class:`~spinlat.training.options.TrainingOptions`,
+   :class:`~spinlat.potentials.mmace.hyperparameters.Hyperparameters`) before any work;
+2. :func:`prepare_data` — load and check both data sets (labels may be missing per
+   configuration), split off a validation set when none is given;
+3. :func:`~spinlat.training.initial_model.build_model` — the model to start from (fresh, or
+   fine-tuned from ``init_from``), with its one-body terms (E0, Landau) fitted by least squares
+   and its scale set from the data;
+4. :func:`make_optimiser` — Adam (AMSGrad), the learning-rate schedule and an exponential moving
+   average (EMA) of the weights;
+5. :func:`resume` — continue from the checkpoint in ``checkpoint_dir`` (safetensors + JSON,
+   :mod:`spinlat.training.checkpoint`), bit for bit: the shuffling depends only on the seed and
+   the epoch;
+6. :func:`run_epochs` — the epochs: masked loss (:mod:`spinlat.training.loss`), gradient clipping,
+   EMA, validation with the EMA weights, the schedule, early stopping on the validation loss, a
+   wall-clock budget (``max_minutes``; tests and reproducible scripts use ``epochs``) and a
+   checkpoint every ``checkpoint_every`` epochs;
+7. :func:`finish` — the best (EMA) weights, the history and a summary with the final validation
+   metrics (RMSE of E in meV/atom, F in meV/Å, magnetic forces in meV/μB, stress in meV/Å³).
+
+Data: energies (eV), forces (eV/Å), magnetic forces −∂E/∂m (eV/μB) and stresses (eV/Å³), any of
+them missing per configuration (an energies-only constrained spin-disorder set trains as it is);
+only the model outputs some training configuration carries a label for are computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, SimulationError
+from ..potentials.mmace.hyperparameters import Hyperparameters
+from ..potentials.mmace.metrics import add_errors, rmse, squared_errors
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import check_dataset, collate, label_counts, load_dataset
+from .initial_model import InitialModel, build_model
+from .loss import masked_loss, validation_loss
+from .options import TrainingOptions, resolve_device, resolve_dtype, split_options
+
+LABEL_KEYS = ("energy", "forces", "magnetic_forces", "stress")
+
+
+# ----------------------------------------------------------------------------- 1. options
+def check_options(soc, max_minutes, seed, init_from, options) -> tuple[TrainingOptions, dict]:
+    """(training options, checked model hyperparameters given by the user); ConfigError names a
+    bad or unknown key."""
+    train_opts, hyper = split_options(options)
+    opts = TrainingOptions.from_values({**train_opts, "max_minutes": max_minutes, "seed": seed,
+                                        "init_from": init_from}, what="training options")
+    hyper = Hyperparameters.check_values({**hyper, **({} if soc is None else {"soc": soc})},
+                                         what="mMACE hyperparameters", exclude=("elements",))
+    hyper.pop("soc", None)
+    return opts, hyper
+
+
+# -------------------------------------------------------------------------------- 2. data
+@dataclasses.dataclass
+class Data:
+    """The two data sets (lists of ase.Atoms) and how many configurations carry each label."""
+
+    train: list
+    valid: list
+    labels_train: dict
+    labels_valid: dict
+
+
+def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Data:
+    """Load and check the data sets; without ``valid``, hold out ``valid_fraction`` of ``train``
+    (chosen by the seed). Warns when a loss weight given in ``explicit_weights`` has no label to
+    act on in the training set."""
+    train_data = load_dataset(train, "train")
+    labels = check_dataset(train_data, "train")
+    if valid is None:
+        if len(train_data) < 2:
+            raise ConfigError("need at least 2 training configurations to split off a validation set "
+                              "(or give valid=...)")
+        perm = np.random.default_rng(opts.seed).permutation(len(train_data))
+        n_valid = max(1, int(round(opts.valid_fraction * len(train_data))))
+        keep = sorted(perm[n_valid:])
+        valid_data, labels_valid = [train_data[k] for k in perm[:n_valid]], [labels[k] for k in perm[:n_valid]]
+        train_data, labels = [train_data[k] for k in keep], [labels[k] for k in keep]
+    else:
+        valid_data = load_dataset(valid, "valid")
+        labels_valid = check_dataset(valid_data, "valid")
+    data = Data(train_data, valid_data, label_counts(labels), label_counts(labels_valid))
+    for key in LABEL_KEYS:
+        w = opts.loss_weights[key]
+        if f"{key}_weight" in explicit_weights and w > 0 and data.labels_train[key] == 0:
+            warnings.warn(f"{key}_weight={w:g} was given, but no training configuration carries {key}: "
+                          "that loss term is absent", stacklevel=4)
+    return data
+
+
+def _outputs(weights, labels) -> dict:
+    """Which model outputs to compute: those a positive loss weight and some label call for."""
+    return {key: weights[key] > 0 and labels[key] > 0 for key in ("forces", "magnetic_forces", "stress")}
+
+
+def _predict(model, batch, want, training=False):
+    return model(batch, compute_forces=want["forces"], compute_magnetic_forces=want["magnetic_forces"],
+                 compute_stress=want["stress"], training=training)
+
+
+def evaluate_graphs(model, graphs, batch_size=8, dtype=torch.float64, device="cpu") -> dict:
+    """RMSEs of ``model`` on prebuilt graphs (:func:`spinlat.potentials.mmace.metrics.rmse`):
+    ``energy_rmse`` meV/atom, ``forces_rmse`` meV/Å, ``magnetic_forces_rmse`` meV/μB (NaN where
+    no graph carries the label) and ``stress_rmse`` meV/Å³ where some graph has a stress."""
+    has = {key: any(bool(g[f"{key}_mask"].any()) for g in graphs) for key in LABEL_KEYS}
+    sums = {key: (0.0, 0) for key in ("energy", "forces", "magnetic_forces")}
+    for k in range(0, len(graphs), batch_size):
+        batch = collate(graphs[k:k + batch_size], dtype=dtype, device=device)
+        add_errors(sums, squared_errors(_predict(model, batch, has), batch))
+    return rmse(sums)
+
+
+# --------------------------------------------------------------------------- 4. optimiser
+@dataclasses.dataclass
+class Optimiser:
+    """Adam over the trainable ``params``, its learning-rate ``scheduler`` (None for
+    ``cosine_time``, which sets the rate per step) and the ``ema`` of the weights."""
+
+    params: list
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    ema: object
+
+
+def make_optimiser(model, opts: TrainingOptions) -> Optimiser:
+    from torch_ema import ExponentialMovingAverage
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=opts.lr, weight_decay=opts.weight_decay, amsgrad=True)
+    if opts.scheduler == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=opts.lr_factor,
+                                                               patience=opts.scheduler_patience, min_lr=opts.min_lr)
+    elif opts.scheduler == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(opts.epochs, 1),
+                                                               eta_min=opts.min_lr)
+    else:  # cosine_time: the rate is set per step from the elapsed fraction of the time budget
+        scheduler = None
+    return Optimiser(params, optimizer, scheduler, ExponentialMovingAverage(params, decay=opts.ema_decay))
+
+
+# ------------------------------------------------------------------------------ 5. resume
+@dataclasses.dataclass
+class Progress:
+    """Where a run stands: per-epoch ``history`` rows, the ``best`` validation row and its
+    (EMA) weights ``best_state``, the epochs done and the epochs since the last improvement."""
+
+    history: list = dataclasses.field(default_factory=list)
+    best: dict | None = None
+    best_state: dict | None = None
+    epoch: int = 0
+    bad_epochs: int = 0
+
+
+def _json_meta(meta):
+    import json
+
+    return json.loads(json.dumps(meta))
+
+
+def resume(opt: Optimiser, start: InitialModel, opts: TrainingOptions) -> Progress:
+    """The progress of an earlier run of the same training (same model, data and seed) from the
+    checkpoint in ``checkpoint_dir`` (with ``resume``), its state loaded into the model and
+    optimiser; a fresh Progress otherwise. ConfigError for a checkpoint of another run."""
+    if opts.checkpoint_dir is None or not opts.resume:
+        return Progress()
+    ck = load_checkpoint(opts.checkpoint_dir)
+    if ck is None:
+        return Progress()
+    if ck["meta"] != _json_meta(start.meta):
+        raise ConfigError(f"the checkpoint in {opts.checkpoint_dir} belongs to another run (model, data or seed "
+                          "differ); use another checkpoint_dir or resume=False")
+    start.model.load_state_dict(ck["model"])
+    opt.optimizer.load_state_dict(ck["optimizer"])
+    if ck["scheduler"] is not None:
+        opt.scheduler.load_state_dict(ck["scheduler"])
+    opt.ema.load_state_dict(ck["ema"])
+    history = ck["history"]
+    return Progress(history, ck["best"], ck["best_state"], ck["epoch"], history[-1].get("bad_epochs", 0) if history
+                    else 0)
+
+
+# ------------------------------------------------------------------------------ 6. epochs
+def _table_header():
+    return f"{'epoch':>5} {'loss':>10} {'E meV/at':>9} {'F meV/Å':>9} {'h meV/μB':>9} {'lr':>8} {'time s':>7}"
+
+
+def _table_row(row):
+    return (f"{row['epoch']:>5d} {row['train_loss']:>10.4g} {row['energy_rmse']:>9.2f} {row['forces_rmse']:>9.1f} "
+            f"{row['magnetic_forces_rmse']:>9.1f} {row['lr']:>8.2g} {row['time']:>7.1f}")
+
+
+def _train_epoch(epoch, start, opt, opts, want, dtype, device, clock):
+    """One pass over the training graphs in the order fixed by (seed, epoch); returns (mean
+    training loss per configuration, whether the time budget ran out)."""
+    graphs = start.graphs_train
+    bs = opts.batch_size
+    order = np.random.default_rng([opts.seed, epoch]).permutation(len(graphs))
+    batches = [order[k:k + bs] for k in range(0, len(order), bs)]
+    if opts.progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False)
+    model = start.model
+    model.train()
+    total, count = 0.0, 0
+    for idx in batches:
+        batch = collate([graphs[k] for k in idx], dtype=dtype, device=device)
+        loss = masked_loss(_predict(model, batch, want, training=True), batch, opts.loss_weights)
+        if loss is None:  # no label of this batch enters the loss: no step
+            continue
+        if not torch.isfinite(loss):
+            raise SimulationError(f"training loss became {float(loss)} at epoch {epoch + 1}; lower lr or check the data")
+        if opt.scheduler is None:  # cosine over the wall-clock budget
+            frac = min(1.0, clock.fraction())
+            lr = opts.min_lr + 0.5 * (opts.lr - opts.min_lr) * (1.0 + math.cos(math.pi * frac))
+            for g in opt.optimizer.param_groups:
+                g["lr"] = lr
+        opt.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if opts.clip_grad:
+            torch.nn.utils.clip_grad_norm_(opt.params, opts.clip_grad)
+        opt.optimizer.step()
+        opt.ema.update()
+        total += float(loss.detach()) * len(idx)
+        count += len(idx)
+        if clock.out_of_time():
+            return total / max(count, 1), True
+    return total / max(count, 1), False
+
+
+@dataclasses.dataclass
+class _Clock:
+    """The wall-clock budget of the loop (``max_minutes``; None: none)."""
+
+    t_start: float
+    t_loop: float
+    max_minutes: float | None
+
+    def fraction(self) -> float:
+        return (time.perf_counter() - self.t_loop) / (self.t_start + 60.0 * self.max_minutes - self.t_loop)
+
+    def out_of_time(self) -> bool:
+        return self.max_minutes is not None and time.perf_counter() > self.t_start + 60.0 * self.max_minutes
+
+
+def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOptions, progress: Progress,
+               dtype, device, t_start) -> str:
+    """Train from ``progress.epoch`` up to ``opts.epochs`` (updating ``progress``, writing
+    checkpoints); returns why it stopped: "epochs", "early stopping" or "time"."""
+    want = _outputs(opts.loss_weights, data.labels_train)
+    clock = _Clock(t_start, time.perf_counter(), opts.max_minutes)
+    if opts.progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(_table_header())
+    model = start.model
+    for epoch in range(progress.epoch, opts.epochs):
+        train_loss, out_of_time = _train_epoch(epoch, start, opt, opts, want, dtype, device, clock)
+        model.eval()
+        with opt.ema.average_parameters():
+            metrics = evaluate_graphs(model, start.graphs_valid, max(opts.batch_size, 8), dtype, device)
+            vloss = validation_loss(metrics, opts.loss_weights)
+            improved = progress.best is None or vloss < progress.best["valid_loss"]
+            if improved:
+                progress.best = {"valid_loss": vloss, "epoch": epoch + 1, **metrics}
+                progress.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        progress.bad_epochs = 0 if improved else progress.bad_epochs + 1
+        if opts.scheduler == "plateau":
+            opt.scheduler.step(vloss)
+        elif opt.scheduler is not None:
+            opt.scheduler.step()
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": vloss, **metrics,
+               "lr": opt.optimizer.param_groups[0]["lr"], "time": time.perf_counter() - t_start,
+               "bad_epochs": progress.bad_epochs}
+        progress.history.append(row)
+        progress.epoch = epoch + 1
+        if opts.progress:
+            tqdm.write(_table_row(row))
+        stop = "time" if out_of_time else "early stopping" if progress.bad_epochs >= opts.patience else None
+        if opts.checkpoint_dir is not None and (progress.epoch % opts.checkpoint_every == 0 or stop
+                                                or progress.epoch == opts.epochs):
+            save_checkpoint(opts.checkpoint_dir, model=model, optimizer=opt.optimizer, scheduler=opt.scheduler,
+                            ema=opt.ema, epoch=progress.epoch, history=progress.history, best=progress.best,
+                            best_state=progress.best_state, meta=start.meta)
+        if stop:
+            return stop
+    return "epochs"
+
+
+# ------------------------------------------------------------------------------ 7. finish
+def finish(start: InitialModel, data: Data, progress: Progress, stopped_by: str, opts: TrainingOptions,
+           dtype, device, t_start):
+    """The potential with the best validation weights, ``training_history`` (per-epoch rows) and
+    ``training_summary`` (best epoch, why it stopped, label counts, validation metrics of the
+    returned weights) attached."""
+    model, pot = start.model, start.pot
+    if progress.best_state is not None:
+        model.load_state_dict({k: v.to(device) for k, v in progress.best_state.items()})
+    model.eval()
+    final = evaluate_graphs(model, start.graphs_valid, max(opts.batch_size, 8), dtype, device)
+    pot.training_history = progress.history
+    pot.training_summary = {"best": progress.best, "stopped_by": stopped_by, "epochs": len(progress.history),
+                            "seconds": time.perf_counter() - t_start, "n_train": len(data.train),
+                            "n_valid": len(data.valid), "labels": {"train": data.labels_train,
+                                                                   "valid": data.labels_valid},
+                            "valid": final}
+    if opts.progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"validation ({'epoch ' + str(progress.best['epoch']) if progress.best else 'initial model'}): "
+                   f"E {final['energy_rmse']:.2f} meV/atom, F {final['forces_rmse']:.1f} meV/Å, "
+                   f"h {final['magnetic_forces_rmse']:.1f} meV/μB (stopped by {stopped_by})")
+    return pot
+
+
+def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None, **options):
+    """Train (or fine-tune) an mMACE model and return it as a ``MagneticMACE`` potential.
+
+    Parameters
+    ----------
+    train, valid : data sets — lists of ase.Atoms, data-set files (extxyz), or
+        ``{"teacher": {...}}`` specs (:func:`spinlat.training.teacher.teacher`). Labels may be
+        missing per configuration (:mod:`spinlat.potentials.mmace.labels`). Without ``valid``, a
+        fraction ``valid_fraction`` of ``train`` (chosen by ``seed``) is held out.
+    soc : the model's symmetry variant (default True; with ``init_from`` the old model's).
+    max_minutes : wall-clock budget of the training loop, minutes (None: none; runs that must be
+        reproducible use ``epochs``).
+    seed : seed of the model's initial weights, the split and the shuffling.
+    init_from : a MagneticMACE (or a model file) to fine-tune; it may know fewer elements than
+        the data (species weights are extended).
+    options : training options (:class:`~spinlat.training.options.TrainingOptions`: ``epochs``,
+        ``batch_size``, ``lr``, the loss weights ``energy_weight`` (per (eV/atom)²),
+        ``forces_weight`` (per (eV/Å)²), ``magnetic_forces_weight`` (per (eV/μB)²),
+        ``stress_weight`` (per (eV/Å³)²), ...) and model hyperparameters
+        (:class:`~spinlat.potentials.mmace.hyperparameters.Hyperparameters`).
+
+    Returns the model with the best validation loss (EMA weights), with ``training_history`` (a
+    list of per-epoch metric dicts) and ``training_summary`` attached. Raises ConfigError naming a
+    bad option, hyperparameter or data-set problem (before any training), DeviceError for an
+    unavailable device, SimulationError when the loss becomes non-finite.
+    """
+    opts, hyper = check_options(soc, max_minutes, seed, init_from, options)
+    dtype, device = resolve_dtype(opts.dtype), resolve_device(opts.device)
+    t_start = time.perf_counter()
+    data = prepare_data(train, valid, opts, explicit_weights=options)
+    start = build_model(data.train, data.valid, soc, hyper, opts, dtype, device)
+    opt = make_optimiser(start.model, opts)
+    progress = resume(opt, start, opts)
+    stopped_by = run_epochs(start, data, opt, opts, progress, dtype, device, t_start)
+    return finish(start, data, progress, stopped_by, opts, dtype, device, t_start)

@@ -1,0 +1,135 @@
+"""The package's layering, read from the source: every ``import`` statement of every module
+(function-local ones included, since a lazy import is still a dependency).
+
+- nothing under ``spinlat/potentials/`` imports ``spinlat.io``, ``spinlat.datasets`` or
+  ``spinlat.training`` (those sit above the potentials: files, data sets, the optimiser;
+  ``MagneticMACE.train`` reaches the training through ``spinlat.potentials.mmace.trainer``, which
+  ``spinlat.training`` fills in when imported);
+- the top-level parts of the package (``spinlat.state``, ``spinlat.io``, ``spinlat.potentials``,
+  ``spinlat.training``, ...) import each other without a cycle.
+"""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "spinlat"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path):
+    """(line, imported module) of every import in ``path``, relative imports made absolute; for
+    ``from m import x`` both ``m`` and ``m.x`` (x may be a submodule)."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            yield node.lineno, module
+            for alias in node.names:
+                yield node.lineno, f"{module}.{alias.name}"
+
+
+def _modules():
+    return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _part(module: str) -> str:
+    """The top-level part a module belongs to: ``spinlat.potentials.mmace.model`` → ``spinlat.potentials``."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_potentials_import_nothing_above_them():
+    above = ("spinlat.io", "spinlat.datasets", "spinlat.training")
+    bad = []
+    for path in sorted((PACKAGE / "potentials").rglob("*.py")):
+        for line, module in _imports(path):
+            if any(module == a or module.startswith(a + ".") for a in above):
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
+    assert not bad, "\n".join(bad)
+
+
+def _part_graph():
+    """{part: {imported part: [(file:line, module), ...]}} between distinct top-level parts
+    (the package root ``spinlat`` itself, which only re-exports, is left out)."""
+    modules = _modules()
+    graph = {}
+    for name, path in modules.items():
+        src = _part(name)
+        if src == "spinlat":
+            continue
+        for line, module in _imports(path):
+            if module not in modules or not module.startswith("spinlat."):
+                continue
+            dst = _part(module)
+            if dst not in (src, "spinlat"):
+                graph.setdefault(src, {}).setdefault(dst, []).append((f"{path.relative_to(PACKAGE.parent)}:{line}",
+                                                                        module))
+    return graph
+
+
+def _cycle(graph):
+    """One cycle of parts as a list [a, b, ..., a], or None (depth-first search)."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for nxt in sorted(graph.get(node, {})):
+            if state.get(nxt) == "open":
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycle_between_top_level_parts():
+    graph = _part_graph()
+    cycle = _cycle(graph)
+    if cycle:
+        where = [f"{a} -> {b}: " + ", ".join(f"{loc} ({m})" for loc, m in graph[a][b][:3])
+                 for a, b in zip(cycle, cycle[1:])]
+        raise AssertionError("import cycle between parts of spinlat:\n" + "\n".join(where))
+
+
+def test_the_cycle_check_finds_cycles():
+    """The check itself: a graph with a cycle is reported, one without is not."""
+    assert _cycle({"a": {"b": []}, "b": {"c": []}, "c": {"a": []}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b": [], "c": []}, "b": {"c": []}}) is None
+    # and the parser sees relative, function-local imports
+    found = dict((m, line) for line, m in _imports(PACKAGE / "potentials" / "heisenberg.py"))
+    assert "spinlat.formats.tb2j" in found and "spinlat.potentials.base" in found
+
+
+def test_the_training_is_installed_behind_magnetic_mace_train():
+    """A fresh interpreter that imports only the potential finds the trainer (``import spinlat``,
+    which any ``spinlat.*`` import runs first, imports the light ``spinlat.training``)."""
+    import subprocess
+    import sys
+
+    code = ("from spinlat.potentials import mmace\n"
+            "import spinlat.training\n"
+            "assert mmace.trainer is spinlat.training.train, mmace.trainer\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(PACKAGE.parent))
+    assert r.returncode == 0, r.stderr
