@@ -27,6 +27,7 @@ import numpy as np
 
 from . import units
 from .errors import InputError
+from .files import atomic_path
 from .observables import energy_drift, energy_fluctuation  # noqa: F401  (defined there, public here)
 
 
@@ -343,7 +344,8 @@ def plot_overview(traj, path):
     import matplotlib.pyplot as plt
 
     fig = overview_figure(traj)
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:   # the old figure stays until the new one is complete
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path
 

@@ -120,7 +120,11 @@ class Simulation:
         if trajectory is not None:
             trajectory = validation.path(trajectory, "trajectory")
         from .integrators.base import Integrator
+        from .potentials.base import Potential
 
+        if not isinstance(potential, Potential):
+            raise InputError(f"Simulation: potential must be a spinlat Potential (spinlat.potentials), got "
+                             f"{type(potential).__name__}")
         if not isinstance(integrator, Integrator):
             raise InputError(f"Simulation needs a spinlat Integrator (spinlat.integrators), got "
                              f"{type(integrator).__name__}")

@@ -18,52 +18,8 @@ from .errors import (
     ZeroSpinError,
 )
 
-_MAX_Z = 118
 #: the fields of a State (its ``__slots__``)
 _FIELDS = frozenset(("positions", "numbers", "cell", "pbc", "spins", "moments", "velocities", "masses"))
-
-
-def _as_array(value, name, shape, dtype=np.float64):
-    """A new array of real numbers of ``shape`` (see :func:`spinlat.validation.real_array`);
-    an integer ``dtype`` also requires integral values."""
-    arr = validation.real_array(value, name, shape)
-    if np.dtype(dtype).kind in "iu":
-        if np.any(arr != np.round(arr)):
-            raise InputError(f"{name}: expected integers, got {arr[arr != np.round(arr)][:3].tolist()}...")
-        arr = arr.astype(dtype)
-    return arr
-
-
-def _numbers(numbers):
-    """Atomic numbers (int64) from integers (or integral floats) or chemical symbols."""
-    arr = np.atleast_1d(np.asarray(numbers))
-    if arr.ndim != 1:
-        raise ShapeError(f"numbers must be one-dimensional, got shape {arr.shape}")
-    if arr.dtype.kind in "USO":
-        from ase.data import atomic_numbers
-
-        out = []
-        for k, s in enumerate(arr):
-            if isinstance(s, np.str_):
-                s = str(s)
-            if isinstance(s, str) and s in atomic_numbers and atomic_numbers[s] > 0:
-                out.append(atomic_numbers[s])
-            elif validation.is_real_number(s) and arr.dtype.kind == "O":
-                out.append(s)
-            else:
-                raise UnknownElementError(f"numbers: unknown element symbol {s!r} at index {k}")
-        arr = np.array(out)
-    if arr.size and arr.dtype.kind not in "iuf":
-        raise UnknownElementError(f"numbers: expected atomic numbers or chemical symbols, got an array of "
-                                  f"dtype {arr.dtype} ({arr[:3].tolist()}...)")
-    if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise UnknownElementError("atomic numbers must be integers")
-    arr = arr.astype(np.int64)
-    bad = (arr < 1) | (arr > _MAX_Z)
-    if np.any(bad):
-        raise UnknownElementError(f"unknown atomic number {int(arr[bad][0])} at index {int(np.argmax(bad))}")
-    return arr
 
 
 def _check_periodic_cell(cell, pbc):
@@ -127,10 +83,10 @@ class State:
     def __init__(self, positions, numbers, cell=None, pbc=False, spins=None, moments=None,
                  velocities=None, masses=None, validate=True):
         validate = validation.boolean(validate, "validate")
-        numbers = _numbers(numbers)
+        numbers = validation.atomic_numbers(numbers)
         n = len(numbers)
         self.numbers = numbers
-        self.positions = _as_array(positions, "positions", (n, 3))
+        self.positions = validation.real_array(positions, "positions", (n, 3))
         self.pbc = validation.pbc(pbc)
         if cell is None:
             if self.pbc.any():
@@ -140,9 +96,9 @@ class State:
             c = validation.real_array(cell, "cell", finite=False)
             if c.shape == (3,):
                 c = np.diag(c)
-            self.cell = _as_array(c, "cell", (3, 3))
+            self.cell = validation.real_array(c, "cell", (3, 3))
         _check_periodic_cell(self.cell, self.pbc)
-        self.moments = np.zeros(n) if moments is None else _as_array(moments, "moments", (n,))
+        self.moments = np.zeros(n) if moments is None else validation.real_array(moments, "moments", (n,))
         if np.any(self.moments < 0):
             i = int(np.argmax(self.moments < 0))
             raise InputError(f"moments must be non-negative (μB); atom {i} has {self.moments[i]}")
@@ -150,7 +106,7 @@ class State:
             self.spins = np.zeros((n, 3))
             self.spins[:, 2] = 1.0
         else:
-            s = _as_array(spins, "spins", (n, 3))
+            s = validation.real_array(spins, "spins", (n, 3))
             norm = np.linalg.norm(s, axis=1)
             zero = norm < 1e-12
             if np.any(zero & (self.moments > 0)):
@@ -162,13 +118,13 @@ class State:
             # round trips (to_ase/from_ase, files) are lossless
             norm[np.abs(norm - 1.0) <= 4.0 * np.finfo(np.float64).eps] = 1.0
             self.spins = s / norm[:, None]
-        self.velocities = np.zeros((n, 3)) if velocities is None else _as_array(velocities, "velocities", (n, 3))
+        self.velocities = np.zeros((n, 3)) if velocities is None else validation.real_array(velocities, "velocities", (n, 3))
         if masses is None:
             from ase.data import atomic_masses
 
             self.masses = atomic_masses[numbers].astype(np.float64)
         else:
-            self.masses = _as_array(masses, "masses", (n,))
+            self.masses = validation.real_array(masses, "masses", (n,))
             if np.any(self.masses <= 0):
                 raise InputError("masses must be positive (amu)")
         if validate and (n > 1 or (n == 1 and self.pbc.any())):  # one atom can overlap its own images
@@ -176,8 +132,13 @@ class State:
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def _trusted(cls, positions, numbers, cell, pbc, spins, moments, velocities, masses):
-        """Build a State from arrays already known to be valid (no copies, no checks)."""
+    def from_trusted_arrays(cls, positions, numbers, cell, pbc, spins, moments, velocities, masses):
+        """A State holding the given arrays themselves, already known to be valid (no copies, no
+        checks): positions (N, 3) Å, numbers (N,) int64, cell (3, 3) Å, pbc (3,) bool, spins (N, 3)
+        unit vectors, moments (N,) μB, velocities (N, 3) Å/fs, masses (N,) amu, all float64 where
+        not said. For readers and integrators that build states from arrays they produced or
+        checked themselves (e.g. :class:`spinlat.io.Trajectory` frames); anything from a user goes
+        through ``State(...)``."""
         st = cls.__new__(cls)
         st.positions, st.numbers, st.cell, st.pbc = positions, numbers, cell, pbc
         st.spins, st.moments, st.velocities, st.masses = spins, moments, velocities, masses
@@ -211,7 +172,7 @@ class State:
         if unknown:
             raise InputError(f"State has no field(s) {sorted(unknown)}; fields are {list(self.__slots__)}")
         if not changes:
-            return State._trusted(*(getattr(self, k).copy() for k in self.__slots__))
+            return State.from_trusted_arrays(*(getattr(self, k).copy() for k in self.__slots__))
         kw = {k: getattr(self, k) for k in self.__slots__}
         kw.update(changes)
         return State(validate=validate or "positions" in changes or "cell" in changes, **kw)
@@ -313,7 +274,7 @@ class State:
         def tile(a):
             return np.tile(a, (ncell,) + (1,) * (a.ndim - 1))
 
-        return State._trusted(
+        return State.from_trusted_arrays(
             (self.positions[None, :, :] + shifts[:, None, :]).reshape(-1, 3),
             tile(self.numbers), self.cell * reps[:, None], self.pbc.copy(), tile(self.spins),
             tile(self.moments), tile(self.velocities), tile(self.masses))

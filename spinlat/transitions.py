@@ -73,6 +73,7 @@ import numba
 import numpy as np
 
 from .errors import InputError
+from .files import atomic_path
 from .integrators.rotation import rotate_all
 
 #: default metric weights: w_r (rad/Å) for positions, w_m (rad/μB) for moment magnitudes
@@ -186,7 +187,8 @@ class GNEBResult:
             ax.set_title(title)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        with atomic_path(path) as tmp:   # the old figure stays until the new one is complete
+            fig.savefig(tmp, dpi=120)
         plt.close(fig)
         return path
 

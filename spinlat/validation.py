@@ -19,8 +19,8 @@ import numpy as np
 
 from .errors import InputError, NonFiniteError, ShapeError, UnknownElementError
 
-__all__ = ["is_real_number", "number", "integer", "boolean", "choice", "seed", "path", "real_array",
-           "vector3", "pbc", "atomic_number"]
+__all__ = ["is_real_number", "number", "integer", "boolean", "choice", "seed", "path", "paths", "instance",
+           "real_array", "integer_array", "atom_indices", "vector3", "pbc", "atomic_number", "atomic_numbers"]
 
 MAX_Z = 118  # heaviest element known to ASE's tables
 
@@ -112,6 +112,25 @@ def path(value, name) -> str:
     return value
 
 
+def paths(value, name) -> list[str]:
+    """One file path or a non-empty list/tuple of them (``str`` or ``os.PathLike``), as a list of
+    ``str``. Raises InputError naming the item."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise InputError(f"{name}: expected a file path or a list of them, got an empty list")
+        return [path(v, f"{name}[{k}]") for k, v in enumerate(value)]
+    return [path(value, name)]
+
+
+def instance(value, name, types, what):
+    """``value`` itself when it is an instance of ``types`` (a bool only where ``bool`` is named);
+    ``what`` describes the expected value in the message. Raises InputError."""
+    types = types if isinstance(types, tuple) else (types,)
+    if not isinstance(value, types) or (isinstance(value, (bool, np.bool_)) and bool not in types):
+        raise InputError(f"{name}: expected {what}, got {_got(value)}")
+    return value
+
+
 def real_array(value, name, shape=None, *, finite=True) -> np.ndarray:
     """A new float64 array of real numbers, of ``shape`` when given.
 
@@ -176,3 +195,55 @@ def atomic_number(value, name="element") -> int:
     if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)) and 1 <= value <= MAX_Z:
         return int(value)
     raise UnknownElementError(f"{name}: expected a chemical symbol or an atomic number 1-{MAX_Z}, got {_got(value)}")
+
+
+def atomic_numbers(value, name="numbers") -> np.ndarray:
+    """Atomic numbers (N,) int64 from a sequence of integers (or integral floats) or chemical
+    symbols. Raises ShapeError (not one-dimensional) or UnknownElementError naming the index."""
+    from ase.data import atomic_numbers as table
+
+    arr = np.atleast_1d(np.asarray(value))
+    if arr.ndim != 1:
+        raise ShapeError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if arr.dtype.kind in "USO":
+        out = []
+        for k, s in enumerate(arr):
+            if isinstance(s, np.str_):
+                s = str(s)
+            if isinstance(s, str) and s in table and table[s] > 0:
+                out.append(table[s])
+            elif is_real_number(s) and arr.dtype.kind == "O":
+                out.append(s)
+            else:
+                raise UnknownElementError(f"{name}: unknown element symbol {s!r} at index {k}")
+        arr = np.array(out)
+    if arr.size and arr.dtype.kind not in "iuf":
+        raise UnknownElementError(f"{name}: expected atomic numbers or chemical symbols, got an array of "
+                                  f"dtype {arr.dtype} ({arr[:3].tolist()}...)")
+    if arr.dtype.kind == "f":
+        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise UnknownElementError(f"{name}: atomic numbers must be integers")
+    arr = arr.astype(np.int64)
+    bad = (arr < 1) | (arr > MAX_Z)
+    if np.any(bad):
+        raise UnknownElementError(f"{name}: unknown atomic number {int(arr[bad][0])} at index {int(np.argmax(bad))}")
+    return arr
+
+
+def integer_array(value, name, shape=None) -> np.ndarray:
+    """A new int64 array of integral values (integral floats count), of ``shape`` when given.
+    Raises InputError, ShapeError or NonFiniteError (see :func:`real_array`)."""
+    arr = real_array(value, name, shape)
+    if np.any(arr != np.round(arr)):
+        raise InputError(f"{name}: expected integers, got {arr[arr != np.round(arr)][:3].tolist()}")
+    return arr.astype(np.int64)
+
+
+def atom_indices(value, name, n) -> np.ndarray:
+    """Indices of atoms of a system of ``n`` atoms, as a flat int64 array, each in [0, n).
+    Raises InputError."""
+    a = integer_array(np.reshape(value, -1) if isinstance(value, np.ndarray) else value, name)
+    a = a.reshape(-1)
+    if a.size and (a.min() < 0 or a.max() >= n):
+        raise InputError(f"{name}: atom indices must lie in [0, {n}), got range [{a.min()}, {a.max()}]")
+    return a

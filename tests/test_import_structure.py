@@ -133,3 +133,73 @@ def test_the_training_is_installed_behind_magnetic_mace_train():
             "assert mmace.trainer is spinlat.training.train, mmace.trainer\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(PACKAGE.parent))
     assert r.returncode == 0, r.stderr
+
+
+# ----------------------------------------------------------------------------- private names
+def _defined_names(tree) -> set:
+    """Names a module defines itself: functions, classes, assigned variables and attributes
+    (``x._y = ...``, ``setattr(x, "_y", ...)``)."""
+    names = set()
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(n.name)
+        elif isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store):
+            names.add(n.attr)
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            names.add(n.id)
+        elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "setattr"
+              and len(n.args) > 1 and isinstance(n.args[1], ast.Constant)):
+            names.add(n.args[1].value)
+    return names
+
+
+def _private_reads(source: str, filename: str = "<source>"):
+    """(line, text) of every read of another module's private name in ``source``: an attribute
+    ``obj._name`` or ``getattr/hasattr(obj, "_name")`` (``obj`` not ``self``/``cls``) whose
+    ``_name`` the module does not define itself, and ``from spinlat… import _name``. Dunder
+    names are public protocol and not counted."""
+    tree = ast.parse(source, filename)
+    mine = _defined_names(tree)
+    out = []
+    for n in ast.walk(tree):
+        name = obj = None
+        if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load):
+            name, obj = n.attr, n.value
+        elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "hasattr")
+              and len(n.args) > 1 and isinstance(n.args[1], ast.Constant) and isinstance(n.args[1].value, str)):
+            name, obj = n.args[1].value, n.args[0]
+        elif isinstance(n, ast.ImportFrom) and (n.level > 0 or (n.module or "").startswith("spinlat")):
+            for alias in n.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    out.append((n.lineno, f"from {'.' * n.level}{n.module or ''} import {alias.name}"))
+            continue
+        if not name or not name.startswith("_") or name.startswith("__"):
+            continue
+        if isinstance(obj, ast.Name) and obj.id in ("self", "cls"):
+            continue                       # a class's own (or inherited, protected) members
+        if name not in mine:
+            out.append((n.lineno, ast.unparse(n)))
+    return out
+
+
+def test_no_module_reads_another_modules_private_names():
+    """One module never reads another's private attributes or functions: each consumer goes
+    through a public seam (e.g. ``NeighborList.reference_positions``, ``State.from_trusted_arrays``,
+    ``validation.atomic_numbers``)."""
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for line, text in _private_reads(path.read_text(encoding="utf-8"), str(path)):
+            bad.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {text}")
+    assert not bad, "private names read across modules:\n" + "\n".join(bad)
+
+
+def test_the_private_read_check_finds_reads():
+    """The check itself, on small sources: foreign reads are found, own ones are not."""
+    src = ("from .state import _numbers\n"
+           "def f(nl, st):\n"
+           "    a = nl._ref_positions\n"
+           "    b = getattr(nl, '_cache', None)\n"
+           "    return self._x, nl.__class__\n")
+    assert [line for line, _ in _private_reads(src)] == [1, 3, 4]
+    own = "class A:\n    def __init__(self):\n        self._x = 1\ndef g(a):\n    return a._x\n"
+    assert _private_reads(own) == []

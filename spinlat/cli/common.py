@@ -106,7 +106,10 @@ def save_config(config_path, dst: Path) -> None:
     """Copy the config file into the run directory (a record of what ran)."""
     src = Path(config_path)
     if src.resolve() != dst.resolve():
-        shutil.copyfile(src, dst)
+        from ..files import atomic_path
+
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
 
 
 def prepare(args, command: str, outputs):

@@ -38,7 +38,6 @@ never replaced unless ``--overwrite`` is given. Exit status 0 when converged, 1 
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -57,8 +56,10 @@ def run(args) -> int:
     """Run ``spinlat gneb CONFIG``; returns 0 when the band converged, 1 otherwise."""
     from .. import config as C
     from ..errors import ConfigError
+    from ..files import atomic_write_text
     from ..io import Trajectory, write_extxyz
     from ..transitions import gneb
+    from .common import save_config
 
     path = Path(args.config)
     raw = C.read_yaml(path)
@@ -77,8 +78,7 @@ def run(args) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"output: cannot create run directory {out} ({exc})") from None
-    if path.resolve() != (out / "config.yaml").resolve():
-        shutil.copyfile(path, out / "config.yaml")
+    save_config(path, out / "config.yaml")
     with open(files["log.txt"], "w") as logf:
         def log(msg, out=sys.stderr):  # diagnostics to stderr, results (out=sys.stdout) to stdout
             print(msg, file=out, flush=True)
@@ -108,7 +108,7 @@ def run(args) -> int:
         write_extxyz(files["path.extxyz"], res.to_atoms())
         res.plot(files["energy.png"], title=path.stem)
         summary = {**res.summary(), "wall_s": wall}
-        files["summary.json"].write_text(json.dumps(summary, indent=2))
+        atomic_write_text(files["summary.json"], json.dumps(summary, indent=2))
         log(f"{res.reason} after {res.iterations} iterations ({res.n_evaluations} evaluations, {wall:.1f} s)",
             sys.stdout)
         log(f"barrier {res.barrier:.8f} eV (saddle image {res.saddle}), reverse barrier {res.reverse_barrier:.8f} eV",

@@ -22,6 +22,7 @@ from pathlib import Path
 from .. import config as C
 from .. import validation
 from ..errors import ConfigError, InputError
+from ..files import atomic_write_text
 from .analyze import format_summary
 from .common import (add_output_arguments, log, make_directory, refuse_to_replace, remove, result, run_directory,
                      save_config, setup_log)
@@ -118,7 +119,7 @@ def run(args) -> int:
     summary = analysis.summary(str(traj))
     summary["wall_s"] = wall
     summary[f"atom_{step}s_per_s"] = len(state) * todo / wall if wall > 0 else float("nan")
-    (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
+    atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2))
     png = analysis.plot_overview(str(traj), run_dir / PLOT)
     result(format_summary(summary))
     result(f"trajectory: {traj}")

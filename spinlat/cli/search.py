@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from ..files import atomic_write_text
 from .common import add_output_arguments, prepare, result
 
 HELP = "search magnetic ground states from a YAML config"
@@ -34,7 +35,7 @@ def run(args) -> int:
     lines = [f"{'rank':>4} {'E (eV)':>16} {'E - E0 (meV/atom)':>18} {'count':>6}"]
     for k, m in enumerate(minima):
         lines.append(f"{k:4d} {m.energy:16.8f} {(m.energy - minima[0].energy) / len(state) * 1e3:18.4f} {m.count:6d}")
-    (run_dir / "minima.txt").write_text("\n".join(lines) + "\n")
+    atomic_write_text(run_dir / "minima.txt", "\n".join(lines) + "\n")
     write_extxyz(run_dir / "minima.extxyz", [m.state for m in minima])
     for line in lines:
         result(line)

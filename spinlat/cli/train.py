@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import config as C
 from ..errors import InputError
+from ..files import atomic_write_text
 
 HELP = "train (or fine-tune) an mMACE model from a YAML config"
 
@@ -52,7 +53,7 @@ def run_train_config(cfg: dict, base: Path = Path("."), progress: bool = True):
         report["test"] = pot.evaluate(load_dataset(cfg["test"], "test"))
         print("test: E {energy_rmse:.2f} meV/atom, F {forces_rmse:.1f} meV/Å, h {magnetic_forces_rmse:.1f} meV/μB"
               .format(**report["test"]))
-    Path(str(out) + ".metrics.json").write_text(json.dumps(report, indent=1, default=str))
+    atomic_write_text(str(out) + ".metrics.json", json.dumps(report, indent=1, default=str))
     print(f"model written to {out}")
     return pot
 

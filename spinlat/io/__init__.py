@@ -20,6 +20,8 @@ _LAZY = {
     "convert": ".conversion",
     "to_pymatgen": ".pymatgen",
     "from_pymatgen": ".pymatgen",
+    "atomic_write": "..files",
+    "atomic_path": "..files",
 }
 
 __all__ = list(_LAZY)

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import validation
 from ..errors import FileFormatError, InputError
 
 _EXTXYZ = (".extxyz", ".xyz")
@@ -107,14 +108,16 @@ def _write_ase(target, atoms_list, kind, format):
     from .extxyz import write_extxyz
 
     if kind == "extxyz":
-        for k, atoms in enumerate(atoms_list):
-            write_extxyz(target, [atoms], append=k > 0)
+        write_extxyz(target, atoms_list)             # streams the frames, replaces target when complete
         return
     import ase.io
 
+    from ..files import atomic_path
+
     atoms_list = list(atoms_list)
     try:
-        ase.io.write(str(target), atoms_list if len(atoms_list) > 1 else atoms_list[0], format=format)
+        with atomic_path(target, name="convert target") as tmp:
+            ase.io.write(tmp, atoms_list if len(atoms_list) > 1 else atoms_list[0], format=format)
     except ValueError as exc:
         hint = " (this format holds one frame: select one, e.g. --frames -1)" \
             if len(atoms_list) > 1 else ""
@@ -162,9 +165,13 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     from ..state import State
     from .hdf5 import Trajectory, compression_filters
 
-    source, target = Path(source), Path(target)
+    source = Path(validation.path(source, "convert source"))
+    target = Path(validation.path(target, "convert target"))
     selection = parse_frames(frames)
     compression_filters(compression)
+    overwrite = validation.boolean(overwrite, "convert overwrite")
+    if format is not None:
+        format = validation.instance(format, "convert format", str, "an ASE format name")
     if not source.exists():
         raise FileNotFoundError(f"{source} does not exist")
     if target.exists() and source.resolve() == target.resolve():

@@ -28,6 +28,7 @@ import numpy as np
 
 from .. import validation
 from ..errors import FileFormatError, InputError
+from ..files import atomic_write
 
 _PER_CONFIG = ("energy", "free_energy", "stress", "magmom", "dipole")
 _SKIP_ARRAYS = {"numbers", "positions"}
@@ -171,25 +172,23 @@ def write_extxyz(path, atoms_list, append=False) -> None:
     from ..state import State
 
     path = Path(validation.path(path, "write_extxyz path"))
+    append = validation.boolean(append, "write_extxyz append")
     if isinstance(atoms_list, (Atoms, State)):
         atoms_list = [atoms_list]
-    lines = []
-    for item in atoms_list:
-        atoms = _atoms_of(item)
-        info, arrays = _collect(atoms)
-        cols = _columns(atoms, arrays)
-        lines.append(str(len(atoms)))
-        lines.append(_header(atoms, info, cols))
-        for a in range(len(atoms)):
-            row = []
-            for _, kind, _, data in cols:
-                row.extend(_cell_text(kind, x) for x in np.ravel(data[a]))
-            lines.append(" ".join(row))
-    try:
-        with open(path, "a" if append else "w") as fh:
-            fh.write("\n".join(lines) + ("\n" if lines else ""))
-    except OSError as exc:
-        raise InputError(f"cannot write extxyz file {path}: {exc}") from None
+    # frames are streamed (``atoms_list`` may be a generator) into a temporary file (a copy of the
+    # old one when appending) that replaces ``path`` only when complete (spinlat.files)
+    with atomic_write(path, "a" if append else "w", name="write_extxyz path") as fh:
+        for item in atoms_list:
+            atoms = _atoms_of(item)
+            info, arrays = _collect(atoms)
+            cols = _columns(atoms, arrays)
+            lines = [str(len(atoms)), _header(atoms, info, cols)]
+            for a in range(len(atoms)):
+                row = []
+                for _, kind, _, data in cols:
+                    row.extend(_cell_text(kind, x) for x in np.ravel(data[a]))
+                lines.append(" ".join(row))
+            fh.write("\n".join(lines) + "\n")
 
 
 def _restore(atoms):

@@ -101,7 +101,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import units
+from .. import units, validation
 from ..errors import FileFormatError, InputError, ShapeError, StorageError
 from ..state import State
 
@@ -552,10 +552,11 @@ class TrajectoryWriter:
                  store_forces=False, metadata=None, compression="gzip", fsync=True):
         import h5py
 
-        if mode not in ("w", "a"):
-            raise InputError(f"trajectory mode must be 'w' or 'a', got {mode!r}")
-        if isinstance(flush_every, bool) or not isinstance(flush_every, (int, np.integer)) or flush_every < 1:
-            raise InputError(f"flush_every must be an integer >= 1, got {flush_every!r}")
+        path = validation.path(path, "TrajectoryWriter path")
+        mode = validation.choice(mode, "TrajectoryWriter mode", ("w", "a"))
+        flush_every = validation.integer(flush_every, "TrajectoryWriter flush_every", minimum=1)
+        store_forces = validation.boolean(store_forces, "TrajectoryWriter store_forces")
+        fsync = validation.boolean(fsync, "TrajectoryWriter fsync")
         filters = compression_filters(compression)
         try:
             metadata_json = json.dumps(metadata or {}, default=_json_default)
@@ -1129,8 +1130,8 @@ def recover_trajectory(path, output=None, _locked=False) -> int:
     number of frames kept. InputError when another writer holds ``path``."""
     import h5py
 
-    path = Path(path)
-    target = Path(output) if output is not None else path
+    path = Path(validation.path(path, "recover_trajectory path"))
+    target = Path(validation.path(output, "recover_trajectory output")) if output is not None else path
     fd = None if _locked else _lock(path, create=False)
     tmp = target.with_name(f".{target.name}.recover-{os.getpid()}")
     try:
@@ -1201,7 +1202,7 @@ class Trajectory:
     """
 
     def __init__(self, path):
-        self.path = Path(path)
+        self.path = Path(validation.path(path, "Trajectory path"))
         if not self.path.exists():
             raise FileNotFoundError(f"trajectory file {self.path} does not exist")
         self._file, self.recovered = _open_h5(self.path, "r")
@@ -1290,7 +1291,7 @@ class Trajectory:
     def _frame(self, i) -> State:
         f = self._f
         i = self._index(i)
-        return State._trusted(
+        return State.from_trusted_arrays(
             f["positions"][i], self._static["numbers"].astype(np.int64), f["cell"][i],
             np.array(self._static["pbc"], dtype=bool), f["spins"][i], f["moments"][i], f["velocities"][i],
             np.array(self._static["masses"], dtype=np.float64))

@@ -83,8 +83,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import units
+from .. import units, validation
 from ..errors import ExportError, InputError
+from ..files import atomic_path, atomic_write
 
 FORMAT = "spinlat-lammps-export"
 VERSION = 1
@@ -563,6 +564,8 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     from .. import __version__
     from ..state import State
 
+    directory = validation.path(directory, "write_lammps directory")
+    overwrite = validation.boolean(overwrite, "write_lammps overwrite")
     if not isinstance(state, State):
         raise InputError(f"write_lammps: state must be a spinlat State, got {type(state).__name__}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
@@ -597,9 +600,11 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     for src, name in sc.files:
         dst = directory / name
         if not (dst.exists() and dst.resolve() == src):
-            shutil.copyfile(src, dst)
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
     title = f"spinlat {__version__} export: {potential!r}"[:240].replace("\n", " ")
-    (directory / DATA_FILE).write_text(_data_text(state, types, table, box, title))
+    with atomic_write(directory / DATA_FILE) as fh:
+        fh.write(_data_text(state, types, table, box, title))
 
     elements = " ".join(r["symbol"] for r in table)
     lines = [
@@ -662,7 +667,8 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         f"write_dump all custom {FINAL_DUMP_FILE} {dump_items} modify {modify}",
         f"write_data {FINAL_DATA_FILE}",
     ]
-    inp.write_text("\n".join(lines) + "\n")
+    with atomic_write(inp) as fh:
+        fh.write("\n".join(lines) + "\n")
 
     meta = {
         "format": FORMAT, "version": VERSION, "spinlat_version": __version__,
@@ -675,7 +681,8 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
                   "potentials": [name for _, name in sc.files]},
         "spin_time_scale": warn,
     }
-    (directory / METADATA_FILE).write_text(json.dumps(meta, indent=1))
+    with atomic_write(directory / METADATA_FILE) as fh:   # written last: marks a complete export
+        fh.write(json.dumps(meta, indent=1))
     return LammpsExport(directory, inp, directory / DATA_FILE, directory / METADATA_FILE,
                         [directory / name for _, name in sc.files], table, box.rotation.copy())
 

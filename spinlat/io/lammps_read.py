@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import units
+from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..observables import total_moment
 from .lammps import FORMAT, METADATA_FILE, hbar_lammps
@@ -139,7 +139,7 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     """
     from ..state import State
 
-    path = Path(path)
+    path = Path(validation.path(path, "read_lammps_data path"))
     try:
         text = path.read_text()
     except OSError as exc:
@@ -341,7 +341,7 @@ class LammpsDump:
     """
 
     def __init__(self, path, elements=None, columns=None, metadata="auto", thermo="auto"):
-        self.path = Path(path)
+        self.path = Path(validation.path(path, "read_lammps_dump path"))
         if not self.path.exists():
             raise FileNotFoundError(f"LAMMPS dump {self.path} does not exist")
         self._meta = _load_metadata(self.path, metadata)
@@ -692,7 +692,7 @@ def read_lammps_log(path) -> list[dict]:
     ``Step``, ``Time``, ``Temp``, ``PotEng``, ``KinEng``, ``TotEng``, ``Press``, ``c_ID[k]``, ...) →
     array. Values in the run's units (metal: eV, ps, K, bar). Only the one-line thermo styles are
     read; warning lines inside a block are skipped."""
-    path = Path(path)
+    path = Path(validation.path(path, "read_lammps_log path"))
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError as exc:

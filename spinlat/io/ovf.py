@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import validation
 from ..errors import FileFormatError, InputError, ShapeError
+from ..files import atomic_path
 
 _FORMATS = {"text": "FILEFORMAT_TEXT", "csv": "FILEFORMAT_CSV", "binary4": "FILEFORMAT_BIN4",
             "binary8": "FILEFORMAT_BIN8"}
@@ -91,8 +93,8 @@ def read_ovf_segments(path) -> list[OVFSegment]:
 
     Raises FileNotFoundError, or :class:`~spinlat.errors.FileFormatError` naming the file and
     the OVF library's message for malformed files."""
+    path = Path(validation.path(path, "OVF path"))
     ovf = _lib()
-    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"OVF file {path} does not exist")
     out = []
@@ -173,16 +175,20 @@ def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", rep
     """
     from ..state import State
 
+    path = validation.path(path, "write_ovf path")
+    format = validation.choice(format, "write_ovf format", sorted(_FORMATS))
+    comment = validation.instance(comment, "write_ovf comment", str, "a string")
+    title = validation.instance(title, "write_ovf title", str, "a string")
+    append = validation.boolean(append, "write_ovf append")
     ovf = _lib()
-    if format not in _FORMATS:
-        raise InputError(f"OVF format must be one of {sorted(_FORMATS)}, got {format!r}")
     items = list(state) if isinstance(state, (list, tuple)) else [state]
     if not items:
         raise InputError("write_ovf: nothing to write (empty list)")
     path = Path(path)
     if append and not path.exists():
         raise FileNotFoundError(f"write_ovf(append=True): {path} does not exist")
-    for k, item in enumerate(items):
+    vectors = []
+    for item in items:
         if isinstance(item, State):
             v = item.spins
         else:
@@ -191,25 +197,35 @@ def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", rep
                 raise ShapeError(f"write_ovf: vectors must have shape (N, 3), got {v.shape}")
             if not np.all(np.isfinite(v)):
                 raise InputError("write_ovf: vectors hold NaN or inf")
-        n = len(v)
-        p = _perm(repeat, n)
-        if p is not None:
-            v = v[p]
-            reps = np.broadcast_to(np.asarray(repeat), (3,))
-            nodes = [int(n // np.prod(reps) * reps[0]), int(reps[1]), int(reps[2])]
-        else:
-            nodes = [n, 1, 1]
-        seg = ovf.ovf_segment(title=str(title), comment="; ".join(str(comment).splitlines()),
-                              valuedim=3, valueunits="none none none", valuelabels="spin_x spin_y spin_z",
-                              meshtype="rectangular", meshunits="unspecified", n_cells=nodes)
-        data = np.ascontiguousarray(v, dtype=np.float64)
-        fmt = getattr(ovf, _FORMATS[format])
-        with ovf.ovf_file(str(path)) as f:
-            rc = (f.append_segment(seg, data, fileformat=fmt) if (append or k > 0)
-                  else f.write_segment(seg, data, fileformat=fmt))
-            if rc != ovf.OK:
-                raise FileFormatError(f"{path}: cannot write OVF segment {k}: {f.get_latest_message()}")
+        vectors.append(v)
+    # all segments go into a temporary file (a copy of the old one when appending) that replaces
+    # ``path`` when complete (spinlat.files): a failure leaves the old file as it was
+    with atomic_path(path, copy=append, name="write_ovf path") as tmp:
+        for k, v in enumerate(vectors):
+            _write_segment(ovf, tmp, path, k, v, format, comment, title, repeat, append)
     return path
+
+
+def _write_segment(ovf, tmp, path, k, v, format, comment, title, repeat, append):
+    """Write (or append, for ``append`` or k > 0) the vectors ``v`` (N, 3) as segment k into ``tmp``."""
+    n = len(v)
+    p = _perm(repeat, n)
+    if p is not None:
+        v = v[p]
+        reps = np.broadcast_to(np.asarray(repeat), (3,))
+        nodes = [int(n // np.prod(reps) * reps[0]), int(reps[1]), int(reps[2])]
+    else:
+        nodes = [n, 1, 1]
+    seg = ovf.ovf_segment(title=str(title), comment="; ".join(str(comment).splitlines()),
+                          valuedim=3, valueunits="none none none", valuelabels="spin_x spin_y spin_z",
+                          meshtype="rectangular", meshunits="unspecified", n_cells=nodes)
+    data = np.ascontiguousarray(v, dtype=np.float64)
+    fmt = getattr(ovf, _FORMATS[format])
+    with ovf.ovf_file(str(tmp)) as f:
+        rc = (f.append_segment(seg, data, fileformat=fmt) if (append or k > 0)
+              else f.write_segment(seg, data, fileformat=fmt))
+        if rc != ovf.OK:
+            raise FileFormatError(f"{path}: cannot write OVF segment {k}: {f.get_latest_message()}")
 
 
 __all__ = ["read_ovf", "read_ovf_segments", "write_ovf", "spirit_order", "OVFSegment"]

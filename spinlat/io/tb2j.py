@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import units
+from .. import units, validation
 from ..errors import FileFormatError
 from ..exchange_tensors import dmi_vector
+from ..files import atomic_write
 from ..formats.tb2j import parse_tb2j
 
 
@@ -32,6 +33,7 @@ def read_tb2j(path):
     from ..potentials.heisenberg import Heisenberg
     from ..state import State
 
+    path = validation.path(path, "read_tb2j path")
     ham = Heisenberg.from_tb2j(path)
     mag = ham.tb2j_moments
     moments = np.linalg.norm(mag, axis=1)
@@ -94,7 +96,8 @@ def write_tb2j(path, state, heisenberg, names=None):
         out.append("[Testing!]J_ani:")
         out += ["[[{:.10f} {:.10f} {:.10f}]".format(*jani[0]), " [{:.10f} {:.10f} {:.10f}]".format(*jani[1]),
                 " [{:.10f} {:.10f} {:.10f}]]".format(*jani[2])]
-    Path(path).write_text("\n".join(out) + "\n", encoding="utf-8")
+    with atomic_write(path, name="write_tb2j path") as fh:
+        fh.write("\n".join(out) + "\n")
 
 
 __all__ = ["read_tb2j", "parse_tb2j", "write_tb2j"]

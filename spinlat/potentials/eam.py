@@ -51,7 +51,7 @@ _FMA = {"contract"}
 
 __all__ = ["EAM", "read_eam_file", "spline_coefficients"]
 
-_FORMATS = ("alloy", "fs", "funcfl")
+FORMATS = ("alloy", "fs", "funcfl")
 
 
 # --------------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ def _grid(rd):
     return nrho, drho, nr, dr, cut
 
 
-_ALIASES = {"setfl": "alloy", "eam/alloy": "alloy", "eam/fs": "fs", "eam": "funcfl"}
+FORMAT_ALIASES = {"setfl": "alloy", "eam/alloy": "alloy", "eam/fs": "fs", "eam": "funcfl"}
 
 
 def _format(path, format) -> str:
@@ -277,9 +277,10 @@ def _format(path, format) -> str:
         raise InputError(f"{path}: cannot tell the EAM format from the file name; pass format='alloy' "
                          "(setfl, pair_style eam/alloy), format='fs' (Finnis-Sinclair, pair_style eam/fs) or "
                          "format='funcfl' (DYNAMO single-element file, pair_style eam)")
-    fmt = _ALIASES.get(str(format).lower(), str(format).lower())
-    if fmt not in _FORMATS:
-        raise InputError(f"unknown EAM format {format!r}; use 'alloy', 'fs' or 'funcfl'")
+    fmt = FORMAT_ALIASES.get(format.lower(), format.lower()) if isinstance(format, str) else None
+    if fmt not in FORMATS:
+        raise InputError(f"EAM format: expected 'alloy', 'fs' or 'funcfl' (or LAMMPS's names "
+                         f"{', '.join(map(repr, FORMAT_ALIASES))}), got {format!r}")
     return fmt
 
 
@@ -715,13 +716,7 @@ class EAM(Potential):
     spin_rotation_invariant = True
 
     def __init__(self, path, format=None):
-        if isinstance(path, (str, os.PathLike)):
-            paths = [path]
-        elif isinstance(path, (list, tuple)) and path and all(isinstance(p, (str, os.PathLike)) for p in path):
-            paths = list(path)
-        else:
-            raise InputError(f"EAM path: expected a file path (or a list of funcfl file paths), got {path!r}")
-        paths = [validation.path(p, "EAM path") for p in paths]
+        paths = validation.paths(path, "EAM path")
         if len(paths) == 1:
             data = read_eam_file(paths[0], format)
             self.path = os.fspath(paths[0])

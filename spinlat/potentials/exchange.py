@@ -24,9 +24,10 @@ import math
 import numba
 import numpy as np
 
+from .. import validation
 from ..errors import InputError
 from .base import Evaluation, Potential, virial_to_voigt
-from .single_site import _atoms_array, _finite_scalar, _names, _species_tuple, species_mask
+from .single_site import species_mask, species_names, species_tuple
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
 _FMA = {"contract"}
@@ -421,12 +422,12 @@ class BetheSlaterExchange(Potential):
     spin_rotation_invariant = True  # isotropic: depends on s_i·s_j only
 
     def __init__(self, cutoff, J1, J2, J3, offset=False, elements=None):
-        self.cutoff = _finite_scalar(cutoff, "exchange cutoff")
+        self.cutoff = validation.number(cutoff, "exchange cutoff")
         if self.cutoff <= 0:
             raise InputError(f"exchange cutoff must be positive, got {self.cutoff} Å")
-        self.J1 = _finite_scalar(J1, "J1")
-        self.J2 = _finite_scalar(J2, "J2")
-        self.J3 = _finite_scalar(J3, "J3")
+        self.J1 = validation.number(J1, "J1")
+        self.J2 = validation.number(J2, "J2")
+        self.J3 = validation.number(J3, "J3")
         if self.J3 <= 0:
             raise InputError(f"J3 must be a positive length, got {self.J3} Å")
         if not isinstance(offset, (bool, np.bool_)):
@@ -437,7 +438,7 @@ class BetheSlaterExchange(Potential):
     @property
     def species(self) -> tuple[int, ...] | None:
         """Atomic numbers of the species taking part (read-only), ``None`` for every species."""
-        return _species_tuple(self._species)
+        return species_tuple(self._species)
 
     def J(self, r):
         """Exchange J(r) in eV at distances r (Å), without the cutoff."""
@@ -466,7 +467,7 @@ class BetheSlaterExchange(Potential):
         c = getattr(self, "_pair_store", None)
         active = self._active(state)
         if c is None or c.nl is not nl or c.builds != nl.n_builds or not np.array_equal(c.active, active):
-            ref = getattr(nl, "_ref_positions", None)
+            ref = getattr(nl, "reference_positions", None)
             if ref is not None and len(ref) == len(state):
                 # the list stays valid while no atom moves more than skin/2 from ref: a pair
                 # within the cutoff then was within cutoff + skin at ref
@@ -529,7 +530,7 @@ class BetheSlaterExchange(Potential):
         neighbours."""
         if neighbors is None:
             neighbors = self.neighbor_list(state)
-        atoms = _atoms_array(atoms, len(state))
+        atoms = validation.atom_indices(atoms, "atoms", len(state))
         active, _, grad, _, _ = self._run(state, neighbors, atoms, False, False)
         h = np.empty((len(atoms), 3))
         _project_fields(atoms, state.spins, state.moments, active, grad, h)
@@ -540,7 +541,7 @@ class BetheSlaterExchange(Potential):
         periodic self-images of atom i left out (their energy is a constant on the sphere):
         rotating s_i about it is the exact motion of s_i (see ``Potential.rotation_fields``).
         From :meth:`spin_couplings`."""
-        atoms = _atoms_array(atoms, len(state))
+        atoms = validation.atom_indices(atoms, "atoms", len(state))
         return self._couplings(state, neighbors).rotation_fields(state.spins, state.moments, atoms)
 
     def spin_couplings(self, state, neighbors=None):
@@ -574,6 +575,6 @@ class BetheSlaterExchange(Potential):
         return c.couplings
 
     def __repr__(self):
-        el = _names(self._species)
+        el = species_names(self._species)
         return (f"BetheSlaterExchange(cutoff={self.cutoff}, J1={self.J1}, J2={self.J2}, J3={self.J3}"
                 + (", offset=True" if self.offset else "") + ("" if el == "all" else f", elements={el}") + ")")

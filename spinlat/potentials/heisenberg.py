@@ -66,6 +66,7 @@ import warnings
 import numba
 import numpy as np
 
+from .. import validation
 from ..errors import CellError, InputError, ShapeError
 from ..exchange_tensors import dmi_matrix, dmi_vector  # noqa: F401  -- public here too
 from ..sites import reduce_lattice
@@ -148,31 +149,30 @@ class Heisenberg(Potential):
     def __init__(self, cell, positions, numbers, i, j, R, J, pbc=True, scaled=False,
                  strain_tolerance=0.05, position_tolerance=None):
         from ..sites import SiteTemplate
-        from ..state import _as_array, _numbers
-
-        numbers = _numbers(numbers)
+        numbers = validation.atomic_numbers(numbers)
         nt = len(numbers)
         if nt == 0:
             raise InputError("Heisenberg template needs at least one atom")
-        self.pbc = np.array(np.broadcast_to(np.asarray(pbc, dtype=bool), (3,)))
-        self.cell = _as_array(np.zeros((3, 3)) if cell is None else cell, "cell", (3, 3))
-        pos = _as_array(positions, "positions", (nt, 3))
+        self.pbc = validation.pbc(pbc, "Heisenberg pbc")
+        scaled = validation.boolean(scaled, "Heisenberg scaled")
+        self.cell = validation.real_array(np.zeros((3, 3)) if cell is None else cell, "cell", (3, 3))
+        pos = validation.real_array(positions, "positions", (nt, 3))
         if scaled and abs(np.linalg.det(self.cell)) < 1e-10:
             raise CellError("Heisenberg: scaled (fractional) positions need a cell with three independent vectors")
         self.positions = pos @ self.cell if scaled else pos
         self.numbers = numbers
         i = np.atleast_1d(np.asarray(i))
         p = len(i)
-        self.i = _as_array(i, "i", (p,), np.int64)
-        self.j = _as_array(j, "j", (p,), np.int64)
-        self.R = _as_array(R, "R", (p, 3), np.float64)
+        self.i = validation.integer_array(i, "i", (p,))
+        self.j = validation.integer_array(j, "j", (p,))
+        self.R = validation.real_array(R, "R", (p, 3))
         if np.any(self.R != np.round(self.R)):
             raise InputError("pair lattice vectors R must be integers")
         self.R = self.R.astype(np.int64)
         J = np.asarray(J, dtype=np.float64)
         if J.shape == (p,):
             J = J[:, None, None] * np.eye(3)[None]
-        self.J = _as_array(J, "J", (p, 3, 3))
+        self.J = validation.real_array(J, "J", (p, 3, 3))
         for name, idx in (("i", self.i), ("j", self.j)):
             if p and (idx.min() < 0 or idx.max() >= nt):
                 raise InputError(f"pair index {name} out of range 0..{nt - 1}")
@@ -196,6 +196,7 @@ class Heisenberg(Potential):
         malformed or truncated file."""
         from ..formats.tb2j import pair_tensors, parse_tb2j
 
+        path = validation.path(path, "Heisenberg.from_tb2j path")
         data = parse_tb2j(path)
         ham = cls(data["cell"], data["positions"], data["numbers"], *pair_tensors(data, path), pbc=True)
         ham.source = str(path)

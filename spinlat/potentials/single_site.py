@@ -42,7 +42,6 @@ def _atomic_number(key) -> int:
     return validation.atomic_number(key, "element")
 
 
-_finite_scalar = validation.number  # (value, name) -> float
 
 
 def species_table(value, name):
@@ -56,10 +55,10 @@ def species_table(value, name):
             raise InputError(f"{name}: empty dict of per-species values")
         for key, v in value.items():
             z = _atomic_number(key)
-            table[z] = _finite_scalar(v, f"{name}[{key!r}]")
+            table[z] = validation.number(v, f"{name}[{key!r}]")
             applies[z] = True
     else:
-        table[1:] = _finite_scalar(value, name)
+        table[1:] = validation.number(value, name)
         applies[1:] = True
     return table, applies
 
@@ -72,15 +71,18 @@ def species_mask(elements):
         return mask
     if isinstance(elements, (str, int, np.integer)):
         elements = [elements]
+    if not isinstance(elements, (list, tuple, set, frozenset, np.ndarray)):
+        raise InputError(f"elements: expected None, a chemical symbol, an atomic number or a list of them, "
+                         f"got {elements!r}")
     elements = list(elements)
     if not elements:
         raise InputError("elements: empty list (give None for every element)")
-    for e in elements:
-        mask[_atomic_number(e)] = True
+    for k, e in enumerate(elements):
+        mask[validation.atomic_number(e, f"elements[{k}]")] = True
     return mask
 
 
-def _species_tuple(mask) -> tuple[int, ...] | None:
+def species_tuple(mask) -> tuple[int, ...] | None:
     """Boolean table of :func:`species_mask` → atomic numbers it holds, ``None`` for every element."""
     zs = np.flatnonzero(mask)
     return None if len(zs) >= _NZ - 1 else tuple(int(z) for z in zs)
@@ -106,14 +108,8 @@ def _unit_vector(v, name) -> np.ndarray:
     return a / n
 
 
-def _atoms_array(atoms, n) -> np.ndarray:
-    a = np.asarray(atoms, dtype=np.int64).reshape(-1)
-    if a.size and (a.min() < 0 or a.max() >= n):
-        raise InputError(f"atom indices must lie in [0, {n}), got range [{a.min()}, {a.max()}]")
-    return a
-
-
-def _names(table_mask) -> str:
+def species_names(table_mask) -> str:
+    """Boolean table of :func:`species_mask` → "Fe,Co" (chemical symbols), or "all"."""
     from ase.data import chemical_symbols
 
     zs = np.flatnonzero(table_mask)
@@ -139,7 +135,7 @@ class _SingleSite(Potential):
 
     def local_fields(self, state, neighbors, atoms) -> np.ndarray:
         """h = −∂E/∂m (eV/μB) of the atoms ``atoms`` only, (len(atoms), 3)."""
-        atoms = _atoms_array(atoms, len(state))
+        atoms = validation.atom_indices(atoms, "atoms", len(state))
         energies = np.zeros(len(atoms))
         h = np.zeros((len(atoms), 3))
         self._kernel(state, atoms, energies, h)
@@ -148,7 +144,7 @@ class _SingleSite(Potential):
     def local_energies(self, state, neighbors, atoms) -> np.ndarray:
         """Energies E_i (eV) of the atoms ``atoms`` only, (len(atoms),): each the whole energy that
         depends on that atom's moment."""
-        atoms = _atoms_array(atoms, len(state))
+        atoms = validation.atom_indices(atoms, "atoms", len(state))
         energies = np.zeros(len(atoms))
         self._kernel(state, atoms, energies, np.zeros((len(atoms), 3)))
         return energies
@@ -267,7 +263,7 @@ class Zeeman(_SingleSite):
     @property
     def species(self) -> tuple[int, ...] | None:
         """Atomic numbers of the species the field acts on (read-only), ``None`` for every species."""
-        return _species_tuple(self._applies)
+        return species_tuple(self._applies)
 
     def spin_couplings(self, state, neighbors=None):
         """:class:`~spinlat.potentials.couplings.LinearSpinCouplings` with the field b_i = μB B
@@ -287,7 +283,7 @@ class Zeeman(_SingleSite):
 
         LAMMPS uses g = 2 and μB' = ``units.LAMMPS_MU_B``: B = 2 (μB'/μB) H n̂."""
         n = _unit_vector(direction, "Zeeman direction")
-        h = _finite_scalar(H, "Zeeman field magnitude H")
+        h = validation.number(H, "Zeeman field magnitude H")
         return cls(2.0 * units.LAMMPS_MU_B / units.MU_B * h * n, elements=elements)
 
     def _kernel(self, state, atoms, energies, h):
@@ -295,7 +291,7 @@ class Zeeman(_SingleSite):
                        energies, h)
 
     def __repr__(self):
-        el = _names(self._applies)
+        el = species_names(self._applies)
         return f"Zeeman(B={self.B.tolist()} T" + ("" if el == "all" else f", elements={el}") + ")"
 
 
@@ -366,7 +362,7 @@ class UniaxialAnisotropy(_SingleSite):
         """Unprojected fields −(1/|m_i|) ∂E/∂s_i = (2K/|m_i|)(s_i·n_i) n_i (eV/μB) of ``atoms``:
         a rotation about n_i keeps s_i·n_i, so rotating s_i about this field is the exact
         motion under the anisotropy and conserves its energy (see ``Potential.rotation_fields``)."""
-        atoms = _atoms_array(atoms, len(state))
+        atoms = validation.atom_indices(atoms, "atoms", len(state))
         self._check_axes(state)
         n = self._axes[atoms] if self.per_atom else np.broadcast_to(self._axes[0], (len(atoms), 3))
         mom = state.moments[atoms]
@@ -414,7 +410,7 @@ class CubicAnisotropy(_SingleSite):
 
     def rotation_fields(self, state, neighbors, atoms) -> np.ndarray:
         """Unprojected fields −(1/|m_i|) ∂E/∂s_i (eV/μB) of ``atoms`` (0 where the term is off)."""
-        atoms = _atoms_array(atoms, len(state))
+        atoms = validation.atom_indices(atoms, "atoms", len(state))
         s = state.spins[atoms]
         mom = state.moments[atoms]
         k1, k2 = self._k1[state.numbers[atoms]], self._k2[state.numbers[atoms]]

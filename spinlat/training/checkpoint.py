@@ -66,11 +66,13 @@ def save_checkpoint(path_dir, *, model, optimizer, scheduler, ema, epoch, histor
         "epoch": int(epoch), "history": history, "best": best, "meta": meta,
         "format": FORMAT, "version": 1,
     }
-    tmp_t, tmp_j = d / "checkpoint.safetensors.tmp", d / "checkpoint.json.tmp"
-    save_file(tensors, str(tmp_t), metadata={"format": FORMAT})
-    tmp_j.write_text(json.dumps(state))
-    tmp_t.replace(d / "checkpoint.safetensors")
-    tmp_j.replace(d / "checkpoint.json")
+    from ..files import atomic_path, atomic_write_text
+
+    # each file is replaced atomically after fsync (spinlat.files); the tensors first, the JSON
+    # that names them last
+    with atomic_path(d / "checkpoint.safetensors") as tmp:
+        save_file(tensors, tmp, metadata={"format": FORMAT})
+    atomic_write_text(d / "checkpoint.json", json.dumps(state))
 
 
 def load_checkpoint(path_dir) -> dict | None:

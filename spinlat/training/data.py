@@ -20,6 +20,7 @@ execute code).
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,7 @@ def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = Fals
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(data, desc="graphs", leave=False)
+        it = tqdm(data, desc="graphs", leave=False, file=sys.stderr)
     graphs = [build_batch([at], r_max, z_table, dtype=torch.float64, device="cpu") for at in it]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,9 +136,10 @@ def _save_graphs(path, graphs):
     for k, v in big.items():
         if v.dtype == torch.bool:
             big[k] = v.to(torch.uint8)
-    tmp = Path(str(path) + ".tmp")
-    save_file({k: v.contiguous() for k, v in big.items()}, str(tmp), metadata={"format": "spinlat-mmace-graphs"})
-    tmp.replace(path)
+    from ..files import atomic_path
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in big.items()}, tmp, metadata={"format": "spinlat-mmace-graphs"})
 
 
 def _load_graphs(path) -> list[dict]:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ..files import atomic_path, atomic_write
 from ..observables import magnetization_norm
 from ..state import State
 
@@ -233,7 +234,7 @@ def format_table(rows) -> str:
 def write_table(rows, path) -> None:
     """CSV of :func:`bain_path` rows (no states): order, c/a, V Å³/atom, a Å, c Å, E eV/atom, |m| μB, M."""
     keys = ("order", "ca", "volume", "a", "c", "energy", "moment", "magnetization")
-    with open(path, "w") as f:
+    with atomic_write(path) as f:
         f.write(",".join(keys) + "\n")
         for r in rows:
             f.write(",".join(str(r[k]) for k in keys) + "\n")
@@ -261,5 +262,6 @@ def plot_bain(rows, path, title="Bain path") -> None:
     ax.set_title(title, pad=14)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:   # the old figure stays until the new one is complete
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)

@@ -38,6 +38,7 @@ import numpy as np
 
 from .. import units
 from ..errors import InputError
+from ..files import atomic_path
 
 U4_ORDERED = 2.0 / 3.0  # Binder cumulant of a saturated vector order parameter
 U4_DISORDERED = 4.0 / 9.0  # of a Gaussian three-component order parameter
@@ -234,7 +235,8 @@ class CurieResult:
             text += f";  T_MF = {self.t_mf:.0f} K (red)"
         fig.suptitle(title + "\n" + text if title else text, fontsize=10)
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        with atomic_path(path) as tmp:   # the old figure stays until the new one is complete
+            fig.savefig(tmp, dpi=120)
         plt.close(fig)
         return path
 

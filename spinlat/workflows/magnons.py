@@ -46,6 +46,7 @@ import numpy as np
 
 from .. import units
 from ..errors import CellError, InputError
+from ..files import atomic_path
 
 #: ħγ/μB: the g-factor implied by DESIGN.md's gyromagnetic ratio (dimensionless, 2.00232).
 G_GAMMA = units.G_GAMMA
@@ -520,7 +521,8 @@ def plot_sqw(path, kpath, mev, sqw, lines=(), emax=None, title=None):
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    with atomic_path(path) as tmp:   # the old figure stays until the new one is complete
+        fig.savefig(tmp, dpi=130)
     plt.close(fig)
     return path
 

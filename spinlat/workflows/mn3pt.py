@@ -223,5 +223,7 @@ def write_spirit_config(path, reps, J1=J1_MN3PT, K=K_MN3PT, a=A_MN3PT, moment=MO
              "boundary_conditions 1 1 1", "external_field_magnitude 0.0", "external_field_normal 0 0 1",
              "ddi_method none", "n_anisotropy 3", "i K Kx Ky Kz", *aniso, f"n_interaction_pairs {len(pairs)}",
              "i j da db dc Jij", *pairs, "log_to_console 0", "log_to_file 0", "llg_output_any 0"]
-    with open(path, "w") as f:
+    from ..files import atomic_write
+
+    with atomic_write(path) as f:
         f.write("\n".join(lines) + "\n")

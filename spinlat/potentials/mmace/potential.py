@@ -22,6 +22,7 @@ import numpy as np
 from . import safe_imports  # noqa: F401  -- mace-torch and e3nn, leaving torch.load safe
 import torch
 
+from ... import validation
 from ...errors import DeviceError, FileFormatError, InputError, UnknownElementError
 from ..base import Evaluation, Potential
 from . import metrics
@@ -38,7 +39,12 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def _device(device) -> torch.device:
-    dev = torch.device(device)
+    if not isinstance(device, (str, torch.device)) or not str(device):
+        raise InputError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError(f"device {device!r} asked for, but torch sees no CUDA GPU here; use device='cpu'")
     if dev.type not in ("cpu", "cuda"):
@@ -203,12 +209,15 @@ class MagneticMACE(Potential):
     # ------------------------------------------------------------------ files
     def save(self, path) -> None:
         """Write weights (safetensors) with hyperparameters, format marker and version in the metadata."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from ...files import atomic_write
 
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.model.state_dict().items()}
         meta = {"format": FORMAT, "version": str(VERSION), "hyperparameters": json.dumps(self.hyperparameters),
                 "dtype": str(self.dtype).replace("torch.", "")}
-        save_file(tensors, str(path), metadata=meta)
+        with atomic_write(path, "wb", name=f"{type(self).__name__}.save path") as fh:  # crash-safe
+            fh.write(save(tensors, metadata=meta))
 
     @classmethod
     def load(cls, path, device="cpu", dtype="float64", **unknown) -> "MagneticMACE":
@@ -229,9 +238,7 @@ class MagneticMACE(Potential):
             hints = {k: difflib.get_close_matches(k, ["path", "device", "dtype"], n=1) for k in unknown}
             said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
             raise InputError(f"MagneticMACE.load: unknown keyword(s) {said}; it takes path, device, dtype")
-        if not isinstance(path, (str, os.PathLike)):
-            raise InputError(f"MagneticMACE.load: path must be a file path, got {path!r}")
-        path = Path(path)
+        path = Path(validation.path(path, "MagneticMACE.load path"))
         dev, dt = _device(device), _dtype(dtype)
         if not path.exists():
             raise InputError(f"MagneticMACE.load: model file {str(path)!r} does not exist")

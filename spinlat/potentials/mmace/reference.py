@@ -55,6 +55,7 @@ from pathlib import Path
 from . import safe_imports  # noqa: F401  -- mace-torch (PyPI) and e3nn, leaving torch.load safe
 import torch
 
+from ... import validation
 from ...errors import FileFormatError, InputError
 from .blocks import SymmetricProduct, chebyshev, symmetrize_dense
 from .graded import GradedIrreps
@@ -299,7 +300,7 @@ def _read_reference_file(path):
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = Path(path)
+    path = Path(validation.path(path, "reference model path"))
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
@@ -372,7 +373,9 @@ class ReferenceMagneticMACE(MagneticMACE):
         """Write the safe file of a reference ``.model`` pickle. Unpickling runs code from the file, so
         ``trust=True`` is required; it runs in the interpreter ``python`` (default: this one), which
         must have the reference package installed. Returns ``out_path``."""
-        model_path, out_path = Path(model_path), Path(out_path)
+        model_path = Path(validation.path(model_path, "ReferenceMagneticMACE.convert model_path"))
+        out_path = Path(validation.path(out_path, "ReferenceMagneticMACE.convert out_path"))
+        trust = validation.boolean(trust, "ReferenceMagneticMACE.convert trust")
         if not trust:
             raise InputError(f"{model_path} is a torch pickle: loading it executes code from the file. "
                              "Pass trust=True only for a file you trust (or load a converted .safetensors "
@@ -402,6 +405,8 @@ class ReferenceMagneticMACE(MagneticMACE):
     def from_reference_model(cls, path, trust: bool = False, python=None, device="cpu",
                              dtype="float64") -> "ReferenceMagneticMACE":
         """Load a reference ``.model`` pickle (``trust=True`` required, see :meth:`convert`)."""
+        path = validation.path(path, "ReferenceMagneticMACE.from_reference_model path")
+        trust = validation.boolean(trust, "ReferenceMagneticMACE.from_reference_model trust")
         with tempfile.TemporaryDirectory() as tmp:
             out = cls.convert(path, Path(tmp) / "model.safetensors", trust=trust, python=python)
             return cls.load(out, device=device, dtype=dtype)
@@ -418,11 +423,14 @@ class ReferenceMagneticMACE(MagneticMACE):
 
     def save(self, path) -> None:
         """Write the safe file (reference state dict + architecture), loadable with :meth:`load`."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from ...files import atomic_write
 
         meta = {"format": FORMAT, "version": str(VERSION), "architecture": json.dumps(self.architecture),
                 "dtype": "float64", "source": str(self.source)}
-        save_file({k: v.contiguous() for k, v in self._reference_state.items()}, str(path), metadata=meta)
+        with atomic_write(path, "wb", name="ReferenceMagneticMACE.save path") as fh:
+            fh.write(save({k: v.contiguous() for k, v in self._reference_state.items()}, metadata=meta))
 
     def __repr__(self):
         return (f"ReferenceMagneticMACE(elements={self.hyperparameters['elements']}, r_max={self.cutoff}, "

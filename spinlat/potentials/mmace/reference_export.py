@@ -154,7 +154,9 @@ def write_safetensors(tensors: dict, path, metadata: dict) -> None:
         offset += len(raw)
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
-    with open(path, "wb") as f:
+    from ...files import atomic_write
+
+    with atomic_write(path, "wb") as f:
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
         for raw in chunks:
