@@ -202,6 +202,18 @@ def _string(v, k):
 _boolean, _path, _seed, _vector3 = validation.boolean, validation.path, validation.seed, validation.vector3
 
 
+def _eam_paths(v, k):
+    """One EAM file, or a list of funcfl files (as :class:`spinlat.potentials.EAM` takes)."""
+    return validation.paths(v, k) if isinstance(v, list) else validation.path(v, k)
+
+
+def _eam_format(v, k):
+    """An EAM format name as :class:`spinlat.potentials.EAM` takes it (its names and LAMMPS's)."""
+    from .potentials.eam import FORMAT_ALIASES, FORMATS
+
+    return validation.choice(v.lower() if isinstance(v, str) else v, k, FORMATS + tuple(FORMAT_ALIASES))
+
+
 def _matrix33(v, k):
     return validation.real_array(v, k, (3, 3))
 
@@ -316,8 +328,9 @@ INTEGRATORS: dict[str, dict[str, Key]] = {
 
 #: potential type → schema of its keys (``Heisenberg`` and ``MagneticMACE`` read files)
 POTENTIALS: dict[str, dict[str, Key]] = {
-    "EAM": {"path": Key(_path, _REQUIRED, "EAM file (LAMMPS setfl or Finnis-Sinclair)"),
-            "format": Key(_opt(_choice("alloy", "fs")))},
+    "EAM": {"path": Key(_eam_paths, _REQUIRED, "EAM file (LAMMPS setfl, Finnis-Sinclair or funcfl), or a list "
+                                               "of funcfl files (one per element)"),
+            "format": Key(_opt(_eam_format))},
     "BetheSlaterExchange": {
         "cutoff": Key(_number("Å", positive=True), _REQUIRED, "cutoff, Å"),
         "J1": Key(_number("eV"), _REQUIRED, "J1, eV"),
@@ -338,7 +351,7 @@ POTENTIALS: dict[str, dict[str, Key]] = {
                      "device": Key(_string), "dtype": Key(_choice("float32", "float64"))},
 }
 
-_PATH_KEYS = {"EAM": "path", "Heisenberg": "tb2j", "MagneticMACE": "path"}
+_PATH_KEYS = {"EAM": "path", "Heisenberg": "tb2j", "MagneticMACE": "path"}   # one path or (EAM) a list
 
 
 def _repeat(v, k):
@@ -619,9 +632,12 @@ def build_potential(cfg):
         name = term.pop("type")
         if name in _PATH_KEYS:
             key = _PATH_KEYS[name]
-            term[key] = str(_resolve(cfg["_base"], term[key]))
-            if not Path(term[key]).is_file():
-                raise ConfigError(f"{where}.{key}: {term[key]} does not exist")
+            given = term[key]
+            files = [str(_resolve(cfg["_base"], p)) for p in (given if isinstance(given, list) else [given])]
+            for k, f in enumerate(files):
+                if not Path(f).is_file():
+                    raise ConfigError(f"{where}.{key}{f'[{k}]' if isinstance(given, list) else ''}: {f} does not exist")
+            term[key] = files if isinstance(given, list) else files[0]
         if name == "Heisenberg":
             try:
                 t = potentials.Heisenberg.from_tb2j(term["tb2j"])

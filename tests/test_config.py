@@ -326,3 +326,50 @@ def test_config_files_are_read_by_yaml_rules(tmp_path):
     p.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="expected a mapping of keys at the top level, got list"):
         C.load(p)
+
+
+# ------------------------------------------------------------------------ EAM files in configs
+def _funcfl_writer():
+    """``write_funcfl`` of tests/potentials/test_eam.py (DYNAMO funcfl files of analytic tables)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("_eam_tests", Path(__file__).parent / "potentials" / "test_eam.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.write_funcfl
+
+
+def test_eam_configs_take_what_the_python_api_takes(tmp_path):
+    """``path`` as one file or a list of funcfl files (relative to the config file), ``format``
+    as EAM takes it (alloy, fs, funcfl and LAMMPS's names): the same potential as EAM(...)."""
+    write_funcfl = _funcfl_writer()
+    write_funcfl(tmp_path / "Fe.eam", "Fe", a=0)
+    write_funcfl(tmp_path / "Ni.eam", "Ni", a=1)
+    st = bcc_fe((2, 2, 2), rattle=0.05, seed=4)
+    numbers = np.where(np.arange(len(st)) % 3 == 0, 28, 26)
+    st = sl.State(st.positions, numbers, cell=st.cell, pbc=True, spins=st.spins, moments=st.moments)
+    ref = potentials.EAM([tmp_path / "Fe.eam", tmp_path / "Ni.eam"])
+    for term in ({"type": "EAM", "path": ["Fe.eam", "Ni.eam"]},
+                 {"type": "EAM", "path": ["Fe.eam", "Ni.eam"], "format": "funcfl"},
+                 {"type": "EAM", "path": ["Fe.eam", "Ni.eam"], "format": "eam"}):
+        pot = C.build_potential(C.load(_cfg(tmp_path, potential=[term])))
+        assert pot.format == "funcfl" and pot.path == ref.path
+        assert pot.compute(st).energy == ref.compute(st).energy
+    one = C.build_potential(C.load(_cfg(tmp_path, potential=[{"type": "EAM", "path": "Fe.eam", "format": "funcfl"}])))
+    assert one.format == "funcfl" and one.elements == (26,)
+    alloy = C.build_potential(C.load(_cfg(tmp_path, potential=[{"type": "EAM", "path": str(EAM_FE), "format": "FS"}])))
+    assert alloy.format == "fs"
+
+
+@pytest.mark.parametrize("term, message", [
+    ({"type": "EAM", "path": ["Fe.eam", 5]}, r"potential\[0\]\.path\[1\]: expected a file path, got 5"),
+    ({"type": "EAM", "path": []}, r"potential\[0\]\.path: expected a file path or a list of them, got an empty list"),
+    ({"type": "EAM", "path": ["Fe.eam", "missing.eam"]}, r"potential\[0\]\.path\[1\]: .*missing.eam does not exist"),
+    ({"type": "EAM", "path": "Fe.eam", "format": "dynamo"}, r"potential\[0\]\.format: expected one of 'alloy'"),
+    ({"type": "EAM", "path": "Fe.eam", "format": True}, r"potential\[0\]\.format: expected one of"),
+])
+def test_bad_eam_files_in_configs_name_the_key(tmp_path, term, message):
+    _funcfl_writer()(tmp_path / "Fe.eam", "Fe")
+    with pytest.raises(ConfigError, match=message):
+        C.build_potential(C.load(_cfg(tmp_path, potential=[term])))
