@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 import warnings
 
@@ -209,7 +210,7 @@ def _train_epoch(epoch, start, opt, opts, want, dtype, device, clock):
     if opts.progress:
         from tqdm.auto import tqdm
 
-        batches = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False)
+        batches = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, file=sys.stderr)
     model = start.model
     model.train()
     total, count = 0.0, 0
@@ -262,7 +263,7 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
     if opts.progress:
         from tqdm.auto import tqdm
 
-        tqdm.write(_table_header())
+        tqdm.write(_table_header(), file=sys.stderr)   # progress and diagnostics: stderr
     model = start.model
     for epoch in range(progress.epoch, opts.epochs):
         train_loss, out_of_time = _train_epoch(epoch, start, opt, opts, want, dtype, device, clock)
@@ -285,7 +286,7 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
         progress.history.append(row)
         progress.epoch = epoch + 1
         if opts.progress:
-            tqdm.write(_table_row(row))
+            tqdm.write(_table_row(row), file=sys.stderr)
         stop = "time" if out_of_time else "early stopping" if progress.bad_epochs >= opts.patience else None
         if opts.checkpoint_dir is not None and (progress.epoch % opts.checkpoint_every == 0 or stop
                                                 or progress.epoch == opts.epochs):
@@ -319,7 +320,7 @@ def finish(start: InitialModel, data: Data, progress: Progress, stopped_by: str,
 
         tqdm.write(f"validation ({'epoch ' + str(progress.best['epoch']) if progress.best else 'initial model'}): "
                    f"E {final['energy_rmse']:.2f} meV/atom, F {final['forces_rmse']:.1f} meV/Å, "
-                   f"h {final['magnetic_forces_rmse']:.1f} meV/μB (stopped by {stopped_by})")
+                   f"h {final['magnetic_forces_rmse']:.1f} meV/μB (stopped by {stopped_by})", file=sys.stderr)
     return pot
 
 
