@@ -1,8 +1,11 @@
 """Resumable training checkpoints in safetensors + JSON (no pickles).
 
 ``checkpoint.safetensors`` holds every tensor (model, optimiser, scheduler, EMA and best weights);
-``checkpoint.json`` the rest of the state as JSON, with each tensor replaced by its name. Both
-are written to temporary files and renamed, so a killed run leaves the previous checkpoint. Loading
+``checkpoint.json`` the rest of the state as JSON, with each tensor replaced by its name. The same
+JSON also travels in the metadata of ``checkpoint.safetensors``, which is what is read back: the
+tensors and the state that names them are then one file, replaced in one atomic rename after fsync
+(:mod:`spinlat.files`), so a run killed at any moment leaves either the previous checkpoint or the
+new one, never a mix (checkpoint.json is for people and for checkpoints written before). Loading
 never executes code. Resuming is bit-for-bit: the shuffling depends only on the seed and the
 epoch (:mod:`spinlat.training.loop`).
 """
@@ -70,20 +73,24 @@ def save_checkpoint(path_dir, *, model, optimizer, scheduler, ema, epoch, histor
 
     # each file is replaced atomically after fsync (spinlat.files); the tensors first, the JSON
     # that names them last
+    text = json.dumps(state)
     with atomic_path(d / "checkpoint.safetensors") as tmp:
-        save_file(tensors, tmp, metadata={"format": FORMAT})
-    atomic_write_text(d / "checkpoint.json", json.dumps(state))
+        save_file(tensors, tmp, metadata={"format": FORMAT, "state": text})
+    atomic_write_text(d / "checkpoint.json", text)
 
 
 def load_checkpoint(path_dir) -> dict | None:
     """The training state saved by :func:`save_checkpoint`, or None if there is none."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     d = Path(path_dir)
     if not (d / "checkpoint.json").exists() or not (d / "checkpoint.safetensors").exists():
         return None
     try:
-        state = json.loads((d / "checkpoint.json").read_text())
+        with safe_open(str(d / "checkpoint.safetensors"), framework="pt") as f:
+            text = (f.metadata() or {}).get("state")
+        state = json.loads(text if text is not None else (d / "checkpoint.json").read_text())
         tensors = load_file(str(d / "checkpoint.safetensors"))
     except Exception as exc:
         raise FileFormatError(f"cannot read the training checkpoint in {d}: {exc}") from exc

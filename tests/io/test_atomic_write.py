@@ -195,3 +195,16 @@ def test_atomic_path_keeps_the_extension_for_libraries_that_read_it(tmp_path):
         assert tmp.endswith("fig.png") and os.path.dirname(tmp) == str(tmp_path)
         open(tmp, "wb").write(b"png")
     assert (tmp_path / "fig.png").read_bytes() == b"png"
+
+
+def test_a_training_checkpoint_is_never_a_mix_of_two_epochs(tmp_path, monkeypatch):
+    """Killed between its two files, the checkpoint still reads as one epoch: the tensors file
+    carries the state that names them."""
+    from spinlat.training.checkpoint import load_checkpoint
+
+    _write_checkpoint(tmp_path, 1)
+    old_json = (tmp_path / "checkpoint.json").read_text()
+    _write_checkpoint(tmp_path, 2)
+    (tmp_path / "checkpoint.json").write_text(old_json)     # as if killed before the JSON was replaced
+    ck = load_checkpoint(tmp_path)
+    assert ck["epoch"] == 2 and float(ck["ema"]["w"][0]) == 2.0
