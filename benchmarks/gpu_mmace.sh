@@ -72,7 +72,7 @@ if [ -n "$QUICK" ]; then
     # most of them imports and model builds)
     timeout 300 "$PY" $BENCH --device "$DEVICE" --section replicas --quick --budget-s 100
     rc1=$?
-    timeout 660 "$PY" $BENCH --device "$DEVICE" --section large --quick --budget-s 600 "${REF_ARGS[@]}"
+    timeout 660 "$PY" $BENCH --device "$DEVICE" --section large --quick --budget-s 600 ${REF_ARGS[@]+"${REF_ARGS[@]}"}
     rc2=$?
 else
     # 10 minutes in all: ~2.5 for the replica table, ~6 for the large systems (ours and plain MACE
@@ -81,7 +81,7 @@ else
         --atoms 16 128 --counts 1 8 32 128 --max-atoms 16384 --repeats 3 --budget-s 140
     rc1=$?
     timeout 390 "$PY" $BENCH --device "$DEVICE" --section large --sizes 1000 10000 100000 \
-        --replica-atoms 128 --repeats 3 --budget-s 350 "${REF_ARGS[@]}"
+        --replica-atoms 128 --repeats 3 --budget-s 350 ${REF_ARGS[@]+"${REF_ARGS[@]}"}
     rc2=$?
 fi
 echo "== gpu_mmace.sh done: replicas exit $rc1, large exit $rc2 (124: stopped at its time limit) =="
