@@ -31,15 +31,6 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEN
 if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
     exec > >(tee -a "$OUT/gpu_mmace.log") 2>&1
 fi
-REF="${SPINLAT_MACEREF_PYTHON:-.venv-maceref/bin/python}"
-REF_ARGS=()
-if [ -x "$REF" ]; then
-    REF_ARGS=(--reference-python "$REF")
-    if [ "$DEVICE" = cuda ] && ! env -u PYTHONPATH "$REF" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-        echo "reference: $REF has no CUDA torch (scripts/setup_maceref.sh installs the CPU wheel): its rows will be errors"
-    fi
-fi
-
 echo "== gpu_mmace.sh: device $DEVICE ${QUICK:+(quick)}, $(date -u +%FT%TZ), $(git rev-parse --short HEAD 2>/dev/null || echo '?') =="
 missing=$("$PY" - <<'EOF'
 import importlib
@@ -62,6 +53,15 @@ if [ "$DEVICE" = cuda ]; then
         echo "gpu_mmace.sh: torch sees no CUDA GPU; run with --device cpu --quick to check the script"; exit 4; }
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 fi
+REF="${SPINLAT_MACEREF_PYTHON:-.venv-maceref/bin/python}"
+REF_ARGS=()
+if [ -x "$REF" ]; then
+    REF_ARGS=(--reference-python "$REF")
+    if [ "$DEVICE" = cuda ] && ! env -u PYTHONPATH "$REF" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+        echo "reference: $REF has no CUDA torch (scripts/setup_maceref.sh installs the CPU wheel): its rows will be errors"
+    fi
+fi
+
 if [ -z "${REF_ARGS[*]:-}" ]; then
     echo "reference: no Python with the reference magnetic MACE ($REF): its rows are not measured"
 fi
