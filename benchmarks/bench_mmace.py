@@ -56,20 +56,22 @@ def bcc_fe(n_atoms, seed=0):
     return st.copy(positions=st.positions + rng.normal(0, 0.05, (n, 3)), spins=rng.normal(size=(n, 3)))
 
 
-def plain_mace(dtype):
+def plain_mace(dtype, hyper=None):
+    """mace-torch's ScaleShiftMACE (Fe only) with the hyperparameters ``hyper`` (default :data:`HYPER`)."""
     from e3nn import o3
     from mace.modules import RealAgnosticInteractionBlock, RealAgnosticResidualInteractionBlock, ScaleShiftMACE
 
+    hp = HYPER if hyper is None else hyper
     with default_dtype(torch.float64):
         torch.manual_seed(0)
         model = ScaleShiftMACE(
-            atomic_inter_scale=1.0, atomic_inter_shift=0.0, r_max=HYPER["r_max"], num_bessel=HYPER["num_bessel"],
-            num_polynomial_cutoff=HYPER["num_polynomial_cutoff"], max_ell=HYPER["max_ell"],
+            atomic_inter_scale=1.0, atomic_inter_shift=0.0, r_max=hp["r_max"], num_bessel=hp["num_bessel"],
+            num_polynomial_cutoff=hp["num_polynomial_cutoff"], max_ell=hp["max_ell"],
             interaction_cls=RealAgnosticResidualInteractionBlock, interaction_cls_first=RealAgnosticInteractionBlock,
-            num_interactions=HYPER["num_interactions"], num_elements=1,
-            hidden_irreps=o3.Irreps(HYPER["hidden_irreps"]), MLP_irreps=o3.Irreps(HYPER["MLP_irreps"]),
-            atomic_energies=np.zeros(1), avg_num_neighbors=HYPER["avg_num_neighbors"], atomic_numbers=[26],
-            correlation=HYPER["correlation"], gate=torch.nn.functional.silu, radial_MLP=HYPER["radial_MLP"])
+            num_interactions=hp["num_interactions"], num_elements=1,
+            hidden_irreps=o3.Irreps(hp["hidden_irreps"]), MLP_irreps=o3.Irreps(hp["MLP_irreps"]),
+            atomic_energies=np.zeros(1), avg_num_neighbors=hp["avg_num_neighbors"], atomic_numbers=[26],
+            correlation=hp["correlation"], gate=torch.nn.functional.silu, radial_MLP=hp["radial_MLP"])
     return model.to(dtype)
 
 
@@ -79,7 +81,7 @@ def mace_batch(batch):
     return {"positions": batch["positions"], "node_attrs": batch["node_attrs"],
             "edge_index": torch.stack([ei[1], ei[0]]), "shifts": batch["shifts"],
             "unit_shifts": torch.zeros_like(batch["shifts"]), "cell": batch["cell"], "batch": batch["batch"],
-            "ptr": batch["ptr"], "head": torch.zeros(1, dtype=torch.int64, device=ei.device)}
+            "ptr": batch["ptr"], "head": torch.zeros(len(batch["ptr"]) - 1, dtype=torch.int64, device=ei.device)}
 
 
 def timed(fns: dict, repeats, sync=lambda: None) -> dict:

@@ -319,7 +319,8 @@ class _Band:
 
     Evaluations: when only the spins move and every magnetic term has linear couplings, all
     images are evaluated at once by the field engine (one kernel over the stacked spins, plus the
-    constant energy of the lattice terms); otherwise image by image with ``potential.compute``."""
+    constant energy of the lattice terms); otherwise in one ``potential.compute_many`` call (mMACE:
+    all images in one model call; analytic terms image by image)."""
 
     def __init__(self, template, S, R, MU, potential, dofs, weights):
         self.template, self.S, self.R, self.MU, self.pot = template, S, R, MU, potential
@@ -358,8 +359,11 @@ class _Band:
         """Energies E[k] (eV), gradients G[k] in the metric and Evaluations EV[k] of the images
         k = first … last − 1."""
         if self.engine is None:
-            for k in range(first, last):
-                E[k], EV[k] = self.evaluate(k, G[k])
+            d = self.dofs
+            evs = self.pot.compute_many([self.state(k) for k in range(first, last)], forces=d["positions"],
+                                        magnetic_forces=d["spins"] or d["magnitudes"])
+            for k, ev in zip(range(first, last), evs):
+                E[k], EV[k] = self.gradient(k, ev, G[k])
             return
         from .potentials.base import Evaluation
 
@@ -370,11 +374,10 @@ class _Band:
         for j, k in enumerate(range(first, last)):
             EV[k] = Evaluation(float(e[j]), magnetic_forces=h[j])
 
-    def evaluate(self, k, g):
-        """Energy (eV) and Evaluation of image k; its gradient in the metric is written to g."""
+    def gradient(self, k, ev, g):
+        """Energy (eV) and the Evaluation ``ev`` of image k; its gradient in the metric is written to g."""
         self.n_eval += 1
         d = self.dofs
-        ev = self.pot.compute(self.state(k), forces=d["positions"], magnetic_forces=d["spins"] or d["magnitudes"])
         if d["spins"]:  # the spins block comes first: a contiguous (N, 3) view of g
             _spin_gradient(self.S[k], self.MU[k], ev.magnetic_forces, g[self.slices["spins"]].reshape(self.n, 3))
         if d["positions"]:

@@ -2,7 +2,9 @@
 
 Every energy model derives from :class:`Potential` and implements ``_evaluate``; users (and
 integrators) call ``compute(state, neighbors=None, *, forces=True, magnetic_forces=True,
-stress=False)`` and get an :class:`Evaluation`. Potentials add: ``EAM(...) +
+stress=False)`` and get an :class:`Evaluation`; ``compute_many(states, ...)`` evaluates independent
+replicas (GNEB images, ensembles) and gives one Evaluation per replica, batched where the
+potential can (mMACE: one model call). Potentials add: ``EAM(...) +
 BetheSlaterExchange(...) + Zeeman(...)`` is a :class:`SumPotential` that builds one neighbour list
 for all its terms. Terms at most quadratic in each spin also describe themselves as
 :class:`~spinlat.potentials.couplings.LinearSpinCouplings` (:meth:`Potential.spin_couplings`),
@@ -140,6 +142,9 @@ class Potential:
     #: the energy is unchanged when all spins rotate together with the lattice fixed (no
     #: spin-orbit coupling); used to merge equivalent minima in ground-state searches
     spin_rotation_invariant: bool = False
+    #: :meth:`compute_many` evaluates many replicas together faster than one by one (it
+    #: overrides :meth:`_evaluate_many`; mMACE: one model call on the union of their graphs)
+    batches_replicas: bool = False
 
     def compute(self, state, neighbors=None, *, forces: bool = True, magnetic_forces: bool = True,
                 stress: bool = False) -> Evaluation:
@@ -163,20 +168,91 @@ class Potential:
         if stress and not state.pbc.all():
             raise InputError("stress needs a cell periodic in all three directions")
         self.check_state(state)
+        self._check_neighbors(neighbors, f"{type(self).__name__}.compute: neighbors", "(forces, magnetic_forces "
+                              "and stress are keyword-only)")
+        return self._evaluate(state, self._neighbors_for(state, neighbors), bool(forces), bool(magnetic_forces),
+                              bool(stress))
+
+    def compute_many(self, states, neighbors=None, *, forces: bool = True, magnetic_forces: bool = True,
+                     stress: bool = False) -> list[Evaluation]:
+        """Evaluations of several independent configurations (replicas: GNEB images, ensemble
+        members, search starts), one :class:`Evaluation` per state in the order of ``states``,
+        each equal to ``compute(states[k], neighbors[k], ...)`` to round-off.
+
+        Parameters
+        ----------
+        states : any iterable of :class:`~spinlat.state.State`; sizes, species, cells and
+            periodicity may differ from replica to replica.
+        neighbors : ``None`` (each replica as ``compute`` with ``neighbors=None``), or a sequence
+            of ``len(states)`` entries, each ``None`` or a :class:`~spinlat.neighbors.NeighborList`
+            kept up to date for its replica (as in :meth:`compute`).
+        forces, magnetic_forces, stress : as in :meth:`compute` (keyword-only).
+
+        Units and shapes as :meth:`compute`: per replica energy eV, forces (N_k, 3) eV/Å,
+        magnetic forces (N_k, 3) eV/μB, stress (6,) eV/Å³ Voigt (ASE sign), per-atom energies
+        (N_k,) eV. Raises :class:`~spinlat.errors.InputError` for an entry that is not a State,
+        stress with a replica not periodic in all three directions, or unsuitable ``neighbors``,
+        and :class:`~spinlat.errors.UnknownElementError` for an element the potential does not
+        know, each naming ``states[k]``.
+
+        This base implementation evaluates the replicas one by one (every analytic term keeps
+        its own kernels and neighbour list). Potentials for which one call on many small systems
+        is cheaper than many calls set :attr:`batches_replicas` and override
+        :meth:`_evaluate_many`: :class:`~spinlat.potentials.mmace.MagneticMACE` evaluates the
+        disjoint union of the replicas' graphs in one model call (as torch-sim batches systems),
+        and a :class:`SumPotential` holding such a term batches that term and loops over the
+        others. Consumers call ``compute_many`` for any potential."""
+        from ..state import State
+
+        states = list(states)
+        if neighbors is None:
+            neighbors = [None] * len(states)
+        elif isinstance(neighbors, NeighborList) or not hasattr(neighbors, "__len__") \
+                or len(neighbors) != len(states):
+            raise InputError(f"{type(self).__name__}.compute_many: neighbors must be None or a sequence of one "
+                             f"NeighborList (or None) per state ({len(states)}), got {type(neighbors).__name__}")
+        neighbors = list(neighbors)
+        for k, (st, nl) in enumerate(zip(states, neighbors)):
+            where = f"{type(self).__name__}.compute_many: states[{k}]"
+            if not isinstance(st, State):
+                raise InputError(f"{where} is a {type(st).__name__}, not a spinlat State (convert ase.Atoms with "
+                                 "spinlat.State.from_ase)")
+            if stress and not st.pbc.all():
+                raise InputError(f"{where}: stress needs a cell periodic in all three directions, "
+                                 f"got pbc={st.pbc.tolist()}")
+            try:
+                self.check_state(st)
+            except UnknownElementError as exc:
+                raise UnknownElementError(f"{where}: {exc}") from None
+            self._check_neighbors(nl, f"{type(self).__name__}.compute_many: neighbors[{k}]")
+        return self._evaluate_many(states, neighbors, bool(forces), bool(magnetic_forces), bool(stress))
+
+    def _check_neighbors(self, neighbors, where, hint=""):
+        """Raise InputError unless ``neighbors`` is None or a NeighborList reaching :attr:`cutoff`
+        (terms without a cutoff ignore the list but still refuse a non-list: a positional
+        ``compute(state, True)`` is a mistake)."""
+        if neighbors is None:
+            return
+        if not isinstance(neighbors, NeighborList):
+            raise InputError(f"{where} must be a spinlat NeighborList or None, got {type(neighbors).__name__}"
+                             + (f" {hint}" if hint else ""))
+        if neighbors.cutoff < self.cutoff:
+            raise InputError(f"{where}: the neighbour list has cutoff {neighbors.cutoff} Å, below the potential's "
+                             f"{self.cutoff} Å")
+
+    def _neighbors_for(self, state, neighbors):
+        """The neighbour list ``_evaluate`` gets for ``state``: None without a cutoff, the given
+        (checked) list, else the potential's own (:meth:`neighbor_list`)."""
         if self.cutoff <= 0:
-            nl = None
-        elif neighbors is None:
-            nl = self.neighbor_list(state)
-        else:
-            if not isinstance(neighbors, NeighborList):
-                raise InputError(f"{type(self).__name__}.compute: neighbors must be a spinlat NeighborList or None, "
-                                 f"got {type(neighbors).__name__} (forces, magnetic_forces and stress are "
-                                 "keyword-only)")
-            if neighbors.cutoff < self.cutoff:
-                raise InputError(f"{type(self).__name__}.compute: the neighbour list has cutoff {neighbors.cutoff} Å, "
-                                 f"below the potential's {self.cutoff} Å")
-            nl = neighbors
-        return self._evaluate(state, nl, bool(forces), bool(magnetic_forces), bool(stress))
+            return None
+        return self.neighbor_list(state) if neighbors is None else neighbors
+
+    def _evaluate_many(self, states, neighbors, forces, magnetic_forces, stress) -> list[Evaluation]:
+        """:meth:`compute_many` after its checks (``neighbors``: one entry per state, None or a
+        checked NeighborList). The default evaluates the replicas one by one with
+        :meth:`_evaluate`, exactly as :meth:`compute` would."""
+        return [self._evaluate(st, self._neighbors_for(st, nl), forces, magnetic_forces, stress)
+                for st, nl in zip(states, neighbors)]
 
     def neighbor_list(self, state) -> NeighborList:
         """The cached neighbour list of this potential, updated for ``state``."""
@@ -299,6 +375,7 @@ class SumPotential(Potential):
         self.magnetic = any(t.magnetic for t in self._terms)
         self.local = all(t.local for t in self._terms if t.magnetic)
         self.spin_rotation_invariant = all(t.spin_rotation_invariant for t in self._terms)
+        self.batches_replicas = any(t.batches_replicas for t in self._terms)
 
     @property
     def terms(self):
@@ -314,6 +391,28 @@ class SumPotential(Potential):
             ev = t._evaluate(state, neighbors if t.cutoff > 0 else None, forces, magnetic_forces, stress)
             total = ev if total is None else total + ev
         return total
+
+    def _evaluate_many(self, states, neighbors, forces, magnetic_forces, stress):
+        """Terms that batch replicas (:attr:`batches_replicas`, mMACE) evaluate all replicas in
+        their own :meth:`_evaluate_many` (with the caller's neighbour lists, else their own
+        graphs); the others replica by replica on the sum's neighbour list, as in
+        :meth:`_evaluate`. Per replica the terms are added in the same order as there."""
+        if not self.batches_replicas:
+            return super()._evaluate_many(states, neighbors, forces, magnetic_forces, stress)
+        batched = {i: t._evaluate_many(states, neighbors, forces, magnetic_forces, stress)
+                   for i, t in enumerate(self._terms) if t.batches_replicas}
+        need_list = any(t.cutoff > 0 and not t.batches_replicas for t in self._terms)
+        out = []
+        for k, (st, nl) in enumerate(zip(states, neighbors)):
+            if need_list:  # the sum's own list is updated replica by replica: used before the next
+                nl = self._neighbors_for(st, nl)
+            total = None
+            for i, t in enumerate(self._terms):
+                ev = batched[i][k] if i in batched else \
+                    t._evaluate(st, nl if t.cutoff > 0 else None, forces, magnetic_forces, stress)
+                total = ev if total is None else total + ev
+            out.append(total)
+        return out
 
     def local_fields(self, state, neighbors, atoms):
         h = np.zeros((len(atoms), 3))

@@ -325,7 +325,7 @@ class ReferenceMagneticMACE(MagneticMACE):
     """A model trained with the reference magnetic MACE as a spinlat potential (energies eV, forces
     eV/Å, magnetic forces −∂E/∂m eV/μB, stress eV/Å³ ASE sign). See the module docstring for what
     maps and how. Everything :class:`~spinlat.potentials.mmace.potential.MagneticMACE` evaluates
-    (``compute``, ``compute_batch``, ``evaluate``) works the same; training is the reference's job."""
+    (``compute``, ``compute_many``, ``evaluate``) works the same; training is the reference's job."""
 
     def __init__(self, arch: dict, state: dict, device="cpu", dtype="float64", source=None):
         from ase.data import chemical_symbols
