@@ -66,12 +66,13 @@ when numba has more than one thread; the threaded and the serial sweep give the 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numba
 import numpy as np
 
-from .. import units
-from ..errors import InputError
+from .. import units, validation
+from ..errors import ConvergenceWarning, InputError, SimulationError
 from ..potentials.couplings import coupled_rows, coupled_rows_parallel
 from ..state import State
 from .base import DynamicsState, Integrator, check_dt, check_nonnegative, check_seed
@@ -266,6 +267,11 @@ def _implicit_midpoints(spins, s3, atoms, c, inv_m, selfc, fac, damping, noise, 
         spins[i, 0], spins[i, 1], spins[i, 2] = s1[a, 0], s1[a, 1], s1[a, 2]
 
 
+#: passes (at most) of the spherical midpoint map with the predicted field that make the first
+#: iterate of the implicit spin step of non-local potentials consistent with it (no model calls;
+#: they stop at a tenth of the spin tolerance)
+_PREDICTOR_PASSES = 20
+
 #: implicit-midpoint sub-steps (fields that depend on the rotating spin itself): stop when
 #: the spins change by less than this between iterations, or after this many iterations
 _MIDPOINT_TOLERANCE = 1e-14
@@ -326,6 +332,9 @@ class _Work:
         self.colouring = _Colouring() if colouring is None else colouring
         self.update_neighbors()
         self.inv_m = self.inverse_moments()
+        self.calls = 0  # calls of potential.compute
+        self.spin_iterations = 0  # model calls of implicit spin steps
+        self.unconverged = []  # residuals of implicit spin steps that reached the iteration cap
         # fast path: every magnetic term gives linear couplings, the whole sweep is one kernel
         self.linear = potential.local and not potential.depends_on_magnitudes and self.engine.complete
 
@@ -412,7 +421,14 @@ class _Work:
 
     def evaluate(self, magnetic_forces):
         """Forces (and magnetic forces if asked) of the potential at the current arrays."""
+        self.calls += 1
         return self.potential.compute(self.state, self.nl, forces=True, magnetic_forces=magnetic_forces)
+
+    def fields(self):
+        """Magnetic forces h = −∂E/∂m (N, 3) eV/μB of the potential at the current arrays (one
+        call of ``potential.compute``)."""
+        self.calls += 1
+        return self.potential.compute(self.state, self.nl, forces=False, magnetic_forces=True).magnetic_forces
 
     def final_state(self):
         return self.state.with_arrays()
@@ -550,7 +566,43 @@ class _SpinLatticeBase(Integrator):
                     break
 
     def _global_fields(self, ws):
-        return ws.potential.compute(ws.state, ws.nl, forces=False, magnetic_forces=True).magnetic_forces
+        return ws.fields()
+
+    def _implicit_spin_step(self, ws, tau, h_pred):
+        """Spherical-midpoint step of all spins over tau fs at fixed positions and moment
+        magnitudes (non-local potentials, no damping): s1 solves s1 = Φ(s0, h(m̂)), m̂ =
+        (s0 + s1)/|s0 + s1| (:func:`_spherical_midpoint`), by fixed-point iteration on the field.
+        ``h_pred`` (N, 3) eV/μB, a prediction of the midpoint field, gives the first iterate
+        without a model call; each further iterate costs one call of ``potential.compute`` for
+        the magnetic forces at the midpoints. Stops when an iterate changes no spin component
+        by more than ``spin_tolerance``; after ``max_spin_iterations`` calls it warns
+        (:class:`~spinlat.errors.ConvergenceWarning`) and keeps the last iterate (spin lengths
+        are exact whatever the iterate). Returns the field at the last midpoint (eV/μB)."""
+        spins = ws.spins
+        s0 = spins.copy()
+        s1 = s0.copy()
+        new = np.empty_like(s0)
+        fac = angle_factor(tau)
+        h = np.ascontiguousarray(h_pred, dtype=np.float64)
+        for _ in range(_PREDICTOR_PASSES):  # consistent with the predicted field: no model call
+            res = _spherical_midpoint(s0, s1, h, fac, new)
+            s1, new = new, s1
+            if res <= 0.1 * self.spin_tolerance:
+                break
+        res = prev = np.inf
+        for _ in range(self.max_spin_iterations):
+            _normalised_midpoints(s0, s1, spins)
+            h = np.ascontiguousarray(ws.fields(), dtype=np.float64)
+            ws.spin_iterations += 1
+            res = _spherical_midpoint(s0, s1, h, fac, new)
+            s1, new = new, s1
+            if _iteration_error(res, prev) <= self.spin_tolerance:
+                break
+            prev = res
+        else:
+            ws.unconverged.append(res)
+        spins[:] = s1
+        return h
 
     def _global_spin_step(self, ws, tau, h0, damping=0.0, noise=None):
         """Explicit midpoint rotation of all spins over tau fs (non-local potentials); h0 is the
@@ -588,6 +640,48 @@ def _project_transverse_all(h, spins):
     _project_transverse(h, spins, np.arange(len(h), dtype=np.int64))
 
 
+@numba.njit(cache=True, fastmath=_FMA)
+def _spherical_midpoint(s0, s1, h, fac, out):
+    """One spherical-midpoint map (McLachlan, Modin & Verdier, Phys. Rev. E 89, 061301 (2014);
+    BIT 56, 1373 (2016)) of every spin, in the field ``h`` (N, 3) eV/μB taken at the midpoints:
+    out_i = the solution of (out_i − s0_i) = (fac/ρ_i) h⊥_i × (s0_i + out_i), ρ_i = |s0_i + s1_i|,
+    h⊥_i = h_i minus its part along m̂_i = (s0_i + s1_i)/ρ_i, with ``fac`` = γτ/μB
+    (:func:`~spinlat.integrators.rotation.angle_factor`). For fixed h⊥ and ρ that equation is
+    the Cayley transform: s0 rotated about h⊥ (right-handed) by 2 atan(fac |h⊥| / ρ), so spin
+    lengths stay 1. ``s1`` is the current iterate (it fixes m̂ and ρ). Returns the largest
+    component change max |out − s1| (the fixed-point residual)."""
+    res = 0.0
+    for i in range(s0.shape[0]):
+        ax, ay, az = s0[i, 0] + s1[i, 0], s0[i, 1] + s1[i, 1], s0[i, 2] + s1[i, 2]
+        rho = math.sqrt(ax * ax + ay * ay + az * az)
+        hx, hy, hz = h[i, 0], h[i, 1], h[i, 2]
+        if rho > 0.0:
+            mx, my, mz = ax / rho, ay / rho, az / rho
+            c = hx * mx + hy * my + hz * mz
+            hx, hy, hz = hx - c * mx, hy - c * my, hz - c * mz
+        b = math.sqrt(hx * hx + hy * hy + hz * hz)
+        if b == 0.0 or rho == 0.0:
+            x, y, z = s0[i, 0], s0[i, 1], s0[i, 2]
+        else:
+            phi = 2.0 * math.atan(fac * b / rho)
+            x, y, z = rotate_vector(s0[i, 0], s0[i, 1], s0[i, 2], hx, hy, hz, phi / b, 0.0)
+        res = max(res, abs(x - s1[i, 0]), abs(y - s1[i, 1]), abs(z - s1[i, 2]))
+        out[i, 0], out[i, 1], out[i, 2] = x, y, z
+    return res
+
+
+@numba.njit(cache=True)
+def _normalised_midpoints(s0, s1, out):
+    """out_i = (s0_i + s1_i)/|s0_i + s1_i| (s0_i where the sum vanishes), in place."""
+    for i in range(s0.shape[0]):
+        ax, ay, az = s0[i, 0] + s1[i, 0], s0[i, 1] + s1[i, 1], s0[i, 2] + s1[i, 2]
+        r = math.sqrt(ax * ax + ay * ay + az * az)
+        if r > 0.0:
+            out[i, 0], out[i, 1], out[i, 2] = ax / r, ay / r, az / r
+        else:
+            out[i, 0], out[i, 1], out[i, 2] = s0[i, 0], s0[i, 1], s0[i, 2]
+
+
 # ------------------------------------------------------------------------------ NVE
 class SpinLatticeNVE(_SpinLatticeBase):
     """Symplectic coupled spin-lattice dynamics at constant energy (no damping, no noise).
@@ -595,6 +689,17 @@ class SpinLatticeNVE(_SpinLatticeBase):
     Parameters
     ----------
     dt : time step, fs (0 < dt ≤ 10).
+    spin_step : spin step of potentials whose ``local`` flag is False (mMACE; local potentials
+        always take the colour sweeps): ``"implicit_midpoint"`` (default; the spherical
+        midpoint rule, symplectic and time-reversible, solved by fixed-point iteration on the
+        field) or ``"explicit_midpoint"`` (the earlier scheme, two model calls per step, energy
+        drift ∝ dt²·t; kept for comparison).
+    spin_tolerance : the implicit spin step stops when an iterate changes no spin component by
+        more than this (dimensionless, ~rad; default 1e-10). Reversibility holds to about this.
+    max_spin_iterations : model calls allowed per implicit spin step (default 8); reaching it
+        gives a :class:`~spinlat.errors.ConvergenceWarning` at the end of the run (or a
+        :class:`~spinlat.errors.SimulationError` when the residual is above 1e-3: the step
+        diverges; lower dt).
 
     One step: half kick of the velocities, half step of the spins (sequential sweep over
     colour classes, forward then backward, each spin rotated exactly about its effective
@@ -602,20 +707,68 @@ class SpinLatticeNVE(_SpinLatticeBase):
     module docstring). Moment magnitudes are kept fixed. Total energy is conserved to O(dt²)
     with no drift; spin lengths to round-off. Deterministic: the same State gives the same
     trajectory bit for bit however the run is split, restarted or threaded.
+
+    Attributes
+    ----------
+    statistics : dict of the last ``run``: ``steps``, ``model_calls`` (calls of
+        ``potential.compute``, the initial evaluation included when it was not cached),
+        ``spin_iterations`` (of those, the implicit spin steps' field calls) and
+        ``unconverged_steps``.
     """
 
-    def __init__(self, dt):
+    def __init__(self, dt, spin_step="implicit_midpoint", spin_tolerance=1e-10, max_spin_iterations=8):
         super().__init__(dt)
+        self.spin_step = validation.choice(spin_step, "spin_step", SPIN_STEPS)
+        self.spin_tolerance = validation.number(spin_tolerance, "spin_tolerance", positive=True)
+        self.max_spin_iterations = validation.integer(max_spin_iterations, "max_spin_iterations", minimum=1)
+        self.statistics = {}
+        self._midpoint_fields = None  # (State, potential, [fields]): the last run's midpoint fields
 
     def __repr__(self):
-        return f"SpinLatticeNVE(dt={self.dt})"
+        extra = ("" if self.spin_step == "implicit_midpoint" and self.spin_tolerance == 1e-10
+                 and self.max_spin_iterations == 8 else
+                 f", spin_step={self.spin_step!r}, spin_tolerance={self.spin_tolerance}, "
+                 f"max_spin_iterations={self.max_spin_iterations}")
+        return f"SpinLatticeNVE(dt={self.dt}{extra})"
+
+    def _history(self, state, potential):
+        """Midpoint fields of the last steps before ``state`` (the State the last run returned, or
+        restored from a checkpoint), oldest first; [] for any other State."""
+        saved = self._midpoint_fields
+        if saved is None or saved[0] is not state or saved[1] is not potential:
+            return []
+        return [np.array(h, dtype=np.float64) for h in saved[2]]
+
+    def checkpoint(self, potential=None) -> dict:
+        """:meth:`_SpinLatticeBase.checkpoint` plus ``midpoint_fields`` (K, N, 3) eV/μB, K ≤ 4: the
+        implicit spin steps' last midpoint fields, which predict the next one (so that a restart
+        continues bit for bit)."""
+        out = super().checkpoint(potential)
+        saved = self._midpoint_fields
+        if saved is not None and saved[2]:
+            out["midpoint_fields"] = np.array(saved[2], dtype=np.float64)
+        return out
+
+    def restore(self, checkpoint, state, potential) -> None:
+        super().restore(checkpoint, state, potential)
+        self._midpoint_fields = None
+        h = checkpoint.get("midpoint_fields")
+        if h is None:
+            return
+        h = np.asarray(h, dtype=np.float64)
+        if h.ndim == 3 and h.shape[1:] == (len(state), 3) and 0 < len(h) <= _HISTORY and np.all(np.isfinite(h)):
+            self._midpoint_fields = (state, potential, list(h))
 
     def run(self, state, potential, steps: int) -> State:
-        """Advance ``steps`` steps of dt fs; return the new State (the input is not modified)."""
+        """Advance ``steps`` steps of dt fs; return the new State (the input is not modified).
+
+        Raises SimulationError when the implicit spin step diverges (time step too large)."""
         steps = _as_steps(steps)
         self.check(state, potential)
         ws = self._work(state, potential)
         local = potential.local
+        implicit = not local and self.spin_step == "implicit_midpoint"
+        history = self._history(state, potential) if implicit else []
         ev = self._initial_forces(ws, state, potential, need_fields=not local)
         dt = self.dt
         for step in range(steps):
@@ -626,17 +779,75 @@ class SpinLatticeNVE(_SpinLatticeBase):
                 _drift(ws.pos, ws.vel, dt)
                 ws.update_neighbors()
                 self._sweep(ws, 0.5 * dt)
-            else:  # Strang: drift/2, all spins over dt (one model call), drift/2
+            else:  # Strang: drift/2, all spins over dt, drift/2
                 _drift(ws.pos, ws.vel, 0.5 * dt)
                 ws.update_neighbors()
-                self._global_spin_step(ws, dt, ev.magnetic_forces)
+                if implicit:
+                    n_bad = len(ws.unconverged)
+                    history.append(self._implicit_spin_step(ws, dt, _predict_field(history, ev.magnetic_forces)))
+                    del history[:-_HISTORY]
+                    if len(ws.unconverged) > n_bad and not ws.unconverged[-1] <= _DIVERGED:
+                        raise SimulationError(
+                            f"SpinLatticeNVE: the implicit midpoint spin step diverges at step {step + 1} of this run "
+                            f"(residual {ws.unconverged[-1]:.3g} after max_spin_iterations="
+                            f"{self.max_spin_iterations} model calls): the time step dt = {dt} fs is too large "
+                            f"for these fields; lower dt")
+                else:
+                    self._global_spin_step(ws, dt, ev.magnetic_forces)
                 _drift(ws.pos, ws.vel, 0.5 * dt)
                 ws.update_neighbors()
             ev = ws.evaluate(last or not local)
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
         if steps == 0:
             ev = ws.evaluate(True) if ev.magnetic_forces is None else ev
-        return self._finish(ws, potential, ev)
+        self.statistics = {"steps": steps, "model_calls": ws.calls, "spin_iterations": ws.spin_iterations,
+                           "unconverged_steps": len(ws.unconverged)}
+        if ws.unconverged:
+            warnings.warn(ConvergenceWarning(
+                f"SpinLatticeNVE: the implicit midpoint spin step stopped at max_spin_iterations="
+                f"{self.max_spin_iterations} before spin_tolerance={self.spin_tolerance:g} in {len(ws.unconverged)} "
+                f"of {steps} steps (largest residual {max(ws.unconverged):.3g}); time reversibility holds only to "
+                f"that residual: lower dt or raise max_spin_iterations"), stacklevel=2)
+        out = self._finish(ws, potential, ev)
+        self._midpoint_fields = (out, potential, history) if implicit else None
+        return out
+
+
+#: spin steps of :class:`SpinLatticeNVE` for non-local potentials
+SPIN_STEPS = ("implicit_midpoint", "explicit_midpoint")
+
+#: midpoint fields kept to predict the next one (cubic extrapolation)
+_HISTORY = 4
+
+#: an implicit spin step whose residual stays above this at the iteration cap diverges
+_DIVERGED = 1e-3
+
+
+def _iteration_error(res, prev):
+    """Estimated error of the newest iterate of a linearly converging fixed-point iteration whose
+    last two changes were ``prev`` and ``res``: res·q/(1 − q) with the observed contraction
+    q = res/prev (Ostrowski's / Aitken's estimate; e.g. Quarteroni, Sacco & Saleri, *Numerical
+    Mathematics*, 2nd ed., §6.3.1); ``res`` itself when there is no previous change or q ≥ 1/2."""
+    q = res / prev if 0.0 < prev < math.inf else 1.0
+    return res * q / (1.0 - q) if q < 0.5 else res
+
+
+def _predict_field(history, h_end):
+    """Prediction of the next midpoint field (eV/μB) for the first iterate of the implicit spin
+    step: the cubic extrapolation 4h₋₁ − 6h₋₂ + 4h₋₃ − h₋₄ of the last four midpoint fields
+    ``history`` (oldest first; error O(dt⁴)), the polynomial through fewer when there are fewer,
+    and the fields ``h_end`` of the evaluation that ended the previous step when there are none
+    (the first step of a run from a State this integrator did not return)."""
+    k = len(history)
+    if k >= 4:
+        return 4.0 * (history[-1] + history[-3]) - 6.0 * history[-2] - history[-4]
+    if k == 3:
+        return 3.0 * (history[-1] - history[-2]) + history[-3]
+    if k == 2:
+        return 2.0 * history[-1] - history[-2]
+    if k == 1:
+        return history[-1]
+    return h_end
 
 
 # ------------------------------------------------------------------------------ Langevin
