@@ -335,6 +335,7 @@ class _Work:
         self.calls = 0  # calls of potential.compute
         self.spin_iterations = 0  # model calls of implicit spin steps
         self.unconverged = []  # residuals of implicit spin steps that reached the iteration cap
+        self.diverged = None  # the growing residual of a diverging implicit spin step
         # fast path: every magnetic term gives linear couplings, the whole sweep is one kernel
         self.linear = potential.local and not potential.depends_on_magnitudes and self.engine.complete
 
@@ -598,6 +599,9 @@ class _SpinLatticeBase(Integrator):
             s1, new = new, s1
             if _iteration_error(res, prev) <= self.spin_tolerance:
                 break
+            if not res < prev:  # growing changes: the iteration diverges
+                ws.diverged = res
+                break
             prev = res
         else:
             ws.unconverged.append(res)
@@ -697,9 +701,9 @@ class SpinLatticeNVE(_SpinLatticeBase):
     spin_tolerance : the implicit spin step stops when an iterate changes no spin component by
         more than this (dimensionless, ~rad; default 1e-10). Reversibility holds to about this.
     max_spin_iterations : model calls allowed per implicit spin step (default 8); reaching it
-        gives a :class:`~spinlat.errors.ConvergenceWarning` at the end of the run (or a
-        :class:`~spinlat.errors.SimulationError` when the residual is above 1e-3: the step
-        diverges; lower dt).
+        gives a :class:`~spinlat.errors.ConvergenceWarning` at the end of the run; an iteration
+        whose changes grow raises :class:`~spinlat.errors.SimulationError` (the step diverges:
+        lower dt).
 
     One step: half kick of the velocities, half step of the spins (sequential sweep over
     colour classes, forward then backward, each spin rotated exactly about its effective
@@ -783,15 +787,13 @@ class SpinLatticeNVE(_SpinLatticeBase):
                 _drift(ws.pos, ws.vel, 0.5 * dt)
                 ws.update_neighbors()
                 if implicit:
-                    n_bad = len(ws.unconverged)
                     history.append(self._implicit_spin_step(ws, dt, _predict_field(history, ev.magnetic_forces)))
                     del history[:-_HISTORY]
-                    if len(ws.unconverged) > n_bad and not ws.unconverged[-1] <= _DIVERGED:
+                    if ws.diverged is not None:
                         raise SimulationError(
                             f"SpinLatticeNVE: the implicit midpoint spin step diverges at step {step + 1} of this run "
-                            f"(residual {ws.unconverged[-1]:.3g} after max_spin_iterations="
-                            f"{self.max_spin_iterations} model calls): the time step dt = {dt} fs is too large "
-                            f"for these fields; lower dt")
+                            f"(the fixed-point changes grow, to {ws.diverged:.3g}): the time step dt = {dt} fs is "
+                            f"too large for these fields; lower dt")
                 else:
                     self._global_spin_step(ws, dt, ev.magnetic_forces)
                 _drift(ws.pos, ws.vel, 0.5 * dt)
@@ -818,9 +820,6 @@ SPIN_STEPS = ("implicit_midpoint", "explicit_midpoint")
 
 #: midpoint fields kept to predict the next one (cubic extrapolation)
 _HISTORY = 4
-
-#: an implicit spin step whose residual stays above this at the iteration cap diverges
-_DIVERGED = 1e-3
 
 
 def _iteration_error(res, prev):

@@ -156,14 +156,64 @@ def test_nve_energy_error_second_order():
     assert np.array_equal(s2.moments, st.moments)
 
 
-def test_nve_nonlocal_scheme_second_order():
+@pytest.mark.parametrize("spin_step", ["implicit_midpoint", "explicit_midpoint"])
+def test_nve_nonlocal_scheme_second_order(spin_step):
     pot = NonLocal() + Field([0, 0, 2.0])
     assert pot.local is False
     st = crystal(2, T=600.0)
-    e1, _ = max_energy_error(SpinLatticeNVE, pot, st, 2.0, t_total=40)
-    e2, s2 = max_energy_error(SpinLatticeNVE, pot, st, 1.0, t_total=40)
+
+    def integ(dt):
+        return SpinLatticeNVE(dt, spin_step=spin_step)
+
+    e1, _ = max_energy_error(integ, pot, st, 2.0, t_total=40)
+    e2, s2 = max_energy_error(integ, pot, st, 1.0, t_total=40)
     assert 3.0 < e1 / e2 < 5.5, (e1, e2)
     assert np.abs(np.linalg.norm(s2.spins, axis=1) - 1).max() < 1e-13
+
+
+def _reversal_error(pot, pot_reversed, st, dt, steps, **options):
+    """Run ``steps`` forward, apply time reversal (v → −v, m → −m; ``pot_reversed`` is ``pot``
+    with its time-odd parameters reversed), run ``steps`` forward again: the largest difference
+    from the time-reversed start (positions Å, velocities Å/fs, spins)."""
+    out = SpinLatticeNVE(dt, **options).run(st, pot, steps)
+    flipped = out.copy(velocities=-out.velocities, spins=-out.spins)
+    back = SpinLatticeNVE(dt, **options).run(flipped, pot_reversed, steps)
+    return (np.abs(back.positions - st.positions).max(), np.abs(back.velocities + st.velocities).max(),
+            np.abs(back.spins + st.spins).max(), back)
+
+
+def test_nve_nonlocal_implicit_step_is_time_reversible():
+    """Forward N steps, reverse velocities and moments (and the Zeeman field, the time-odd
+    parameter), forward N steps: the implicit spin step returns to the start to its solver
+    tolerance; the explicit midpoint does not."""
+    pot, pot_reversed = NonLocal() + Field([0, 0, 2.0]), NonLocal() + Field([0, 0, -2.0])
+    st = crystal(2, T=600.0)
+    dr, dv, ds, back = _reversal_error(pot, pot_reversed, st, 1.0, 40, spin_tolerance=1e-13,
+                                       max_spin_iterations=30)
+    assert dr < 1e-10 and dv < 1e-12 and ds < 1e-10, (dr, dv, ds)
+    assert np.abs(np.linalg.norm(back.spins, axis=1) - 1).max() < 1e-13
+    # the old scheme: off by the size of its local error, many orders of magnitude more
+    er, ev_, es, _ = _reversal_error(pot, pot_reversed, st, 1.0, 40, spin_step="explicit_midpoint")
+    assert es > 1e4 * max(ds, 1e-14), (es, ds)
+
+
+def test_nve_nonlocal_implicit_step_statistics_and_warning():
+    pot = NonLocal()
+    st = crystal(2, T=300.0)
+    integ = SpinLatticeNVE(0.5)
+    out = integ.run(st, pot, 10)
+    stats = integ.statistics
+    assert stats["steps"] == 10 and stats["unconverged_steps"] == 0
+    assert stats["model_calls"] == 1 + 10 + stats["spin_iterations"]
+    # continuing from the returned State predicts from the kept midpoint fields: ≤ 2 field calls
+    integ.run(out, pot, 10)
+    assert integ.statistics["model_calls"] <= 3 * 10, integ.statistics
+    assert "midpoint_fields" in integ.checkpoint(pot)
+    with pytest.warns(sl.errors.ConvergenceWarning, match="max_spin_iterations=1"):
+        SpinLatticeNVE(1.0, spin_tolerance=1e-15, max_spin_iterations=1).run(st, pot, 3)
+    for bad in (dict(spin_step="rk4"), dict(spin_tolerance=0.0), dict(max_spin_iterations=0)):
+        with pytest.raises(InputError):
+            SpinLatticeNVE(1.0, **bad)
 
 
 def test_nve_single_spin_precesses_at_larmor_frequency():
