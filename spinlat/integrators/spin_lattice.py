@@ -336,6 +336,8 @@ class _Work:
         self.spin_iterations = 0  # model calls of implicit spin steps
         self.unconverged = []  # residuals of implicit spin steps that reached the iteration cap
         self.diverged = None  # the growing residual of a diverging implicit spin step
+        self.magnitude_calls = 0  # model calls of adiabatic magnitude relaxations
+        self.magnitudes_unconverged = []  # longitudinal fields of relaxations that hit their cap
         # fast path: every magnetic term gives linear couplings, the whole sweep is one kernel
         self.linear = potential.local and not potential.depends_on_magnitudes and self.engine.complete
 
@@ -569,6 +571,61 @@ class _SpinLatticeBase(Integrator):
     def _global_fields(self, ws):
         return ws.fields()
 
+    # -------------------------------------------------------------- adiabatic magnitudes
+    def _magnitude_options(self, adiabatic_magnitudes, magnitude_tolerance, max_magnitude_iterations):
+        self.adiabatic_magnitudes = validation.boolean(adiabatic_magnitudes, "adiabatic_magnitudes")
+        self.magnitude_tolerance = validation.number(magnitude_tolerance, "magnitude_tolerance", positive=True,
+                                                     unit="eV/μB")
+        self.max_magnitude_iterations = validation.integer(max_magnitude_iterations, "max_magnitude_iterations",
+                                                           minimum=1)
+
+    def _magnitude_repr(self):
+        if not self.adiabatic_magnitudes:
+            return ""
+        return (f", adiabatic_magnitudes=True, magnitude_tolerance={self.magnitude_tolerance}, "
+                f"max_magnitude_iterations={self.max_magnitude_iterations}")
+
+    def _check_magnitudes(self, potential):
+        if self.adiabatic_magnitudes and not potential.depends_on_magnitudes:
+            raise InputError(f"{type(self).__name__}: adiabatic_magnitudes=True but {potential!r} does not depend "
+                             f"on moment magnitudes")
+
+    def _adiabatic_start(self, ws, ev):
+        """The run's first evaluation with relaxed magnitudes: ``ev`` itself when its longitudinal
+        fields are already within the tolerance (a State this integrator returned), else
+        :meth:`_relax_magnitudes`."""
+        h = ev.magnetic_forces
+        mag = ws.mag_atoms
+        if h is not None and (len(mag) == 0 or np.max(np.abs(np.einsum("ij,ij->i", h[mag], ws.spins[mag])))
+                              <= self.magnitude_tolerance):
+            return ev
+        return self._relax_magnitudes(ws)
+
+    def _relax_magnitudes(self, ws):
+        """Relax the moment magnitudes of the run's arrays at their positions and spin directions
+        (:func:`spinlat.minimization.relax_magnitudes`, L-BFGS from the current magnitudes, to
+        ``magnitude_tolerance`` eV/μB), in place; returns the Evaluation (forces and magnetic
+        forces) at the relaxed magnitudes, the descent's last one."""
+        from ..minimization import relax_magnitudes
+
+        st, ev, res = relax_magnitudes(ws.state, ws.potential, ws.nl, hmax=self.magnitude_tolerance,
+                                       max_steps=self.max_magnitude_iterations)
+        ws.calls += res.n_evaluations
+        ws.magnitude_calls += res.n_evaluations
+        if not res.converged:
+            ws.magnitudes_unconverged.append(res.max_longitudinal)
+        ws.moments[:] = st.moments
+        ws.inv_m = ws.inverse_moments()
+        return ev
+
+    def _warn_magnitudes(self, ws, steps):
+        if ws.magnitudes_unconverged:
+            warnings.warn(ConvergenceWarning(
+                f"{type(self).__name__}: the adiabatic magnitude relaxation stopped at max_magnitude_iterations="
+                f"{self.max_magnitude_iterations} before magnitude_tolerance={self.magnitude_tolerance:g} eV/μB "
+                f"{len(ws.magnitudes_unconverged)} times in {steps} steps (largest longitudinal field "
+                f"{max(ws.magnitudes_unconverged):.3g} eV/μB)"), stacklevel=3)
+
     def _implicit_spin_step(self, ws, tau, h_pred):
         """Spherical-midpoint step of all spins over tau fs at fixed positions and moment
         magnitudes (non-local potentials, no damping): s1 solves s1 = Φ(s0, h(m̂)), m̂ =
@@ -720,8 +777,10 @@ class SpinLatticeNVE(_SpinLatticeBase):
         ``unconverged_steps``.
     """
 
-    def __init__(self, dt, spin_step="implicit_midpoint", spin_tolerance=1e-10, max_spin_iterations=8):
+    def __init__(self, dt, spin_step="implicit_midpoint", spin_tolerance=1e-10, max_spin_iterations=8,
+                 adiabatic_magnitudes=False, magnitude_tolerance=1e-6, max_magnitude_iterations=100):
         super().__init__(dt)
+        self._magnitude_options(adiabatic_magnitudes, magnitude_tolerance, max_magnitude_iterations)
         self.spin_step = validation.choice(spin_step, "spin_step", SPIN_STEPS)
         self.spin_tolerance = validation.number(spin_tolerance, "spin_tolerance", positive=True)
         self.max_spin_iterations = validation.integer(max_spin_iterations, "max_spin_iterations", minimum=1)
@@ -733,7 +792,11 @@ class SpinLatticeNVE(_SpinLatticeBase):
                  and self.max_spin_iterations == 8 else
                  f", spin_step={self.spin_step!r}, spin_tolerance={self.spin_tolerance}, "
                  f"max_spin_iterations={self.max_spin_iterations}")
-        return f"SpinLatticeNVE(dt={self.dt}{extra})"
+        return f"SpinLatticeNVE(dt={self.dt}{extra}{self._magnitude_repr()})"
+
+    def check(self, state, potential) -> None:
+        super().check(state, potential)
+        self._check_magnitudes(potential)
 
     def _history(self, state, potential):
         """Midpoint fields of the last steps before ``state`` (the State the last run returned, or
@@ -773,7 +836,10 @@ class SpinLatticeNVE(_SpinLatticeBase):
         local = potential.local
         implicit = not local and self.spin_step == "implicit_midpoint"
         history = self._history(state, potential) if implicit else []
-        ev = self._initial_forces(ws, state, potential, need_fields=not local)
+        adiabatic = self.adiabatic_magnitudes
+        ev = self._initial_forces(ws, state, potential, need_fields=not local or adiabatic)
+        if adiabatic:
+            ev = self._adiabatic_start(ws, ev)
         dt = self.dt
         for step in range(steps):
             last = step == steps - 1
@@ -798,12 +864,13 @@ class SpinLatticeNVE(_SpinLatticeBase):
                     self._global_spin_step(ws, dt, ev.magnetic_forces)
                 _drift(ws.pos, ws.vel, 0.5 * dt)
                 ws.update_neighbors()
-            ev = ws.evaluate(last or not local)
+            ev = self._relax_magnitudes(ws) if adiabatic else ws.evaluate(last or not local)
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
         if steps == 0:
             ev = ws.evaluate(True) if ev.magnetic_forces is None else ev
         self.statistics = {"steps": steps, "model_calls": ws.calls, "spin_iterations": ws.spin_iterations,
-                           "unconverged_steps": len(ws.unconverged)}
+                           "unconverged_steps": len(ws.unconverged), "magnitude_calls": ws.magnitude_calls}
+        self._warn_magnitudes(ws, steps)
         if ws.unconverged:
             warnings.warn(ConvergenceWarning(
                 f"SpinLatticeNVE: the implicit midpoint spin step stopped at max_spin_iterations="
@@ -881,8 +948,9 @@ class SpinLatticeLangevin(_SpinLatticeBase):
     """
 
     def __init__(self, dt, temperature, friction, damping, spin_temperature=None, longitudinal_damping=None,
-                 seed=None):
+                 seed=None, adiabatic_magnitudes=False, magnitude_tolerance=1e-6, max_magnitude_iterations=100):
         super().__init__(dt)
+        self._magnitude_options(adiabatic_magnitudes, magnitude_tolerance, max_magnitude_iterations)
         self.temperature = check_nonnegative(temperature, "temperature", "K")
         self.friction = check_nonnegative(friction, "friction", "1/fs")
         self.damping = check_nonnegative(damping, "damping", "dimensionless")
@@ -897,7 +965,7 @@ class SpinLatticeLangevin(_SpinLatticeBase):
     def __repr__(self):
         return (f"SpinLatticeLangevin(dt={self.dt}, temperature={self.temperature}, friction={self.friction}, "
                 f"damping={self.damping}, spin_temperature={self.spin_temperature}, "
-                f"longitudinal_damping={self.longitudinal_damping}, seed={self.seed})")
+                f"longitudinal_damping={self.longitudinal_damping}, seed={self.seed}{self._magnitude_repr()})")
 
     def check(self, state, potential) -> None:
         super().check(state, potential)
@@ -906,6 +974,7 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         check_nonnegative(self.damping, "damping", "dimensionless")
         check_nonnegative(self.spin_temperature, "spin_temperature", "K")
         check_nonnegative(self.longitudinal_damping, "longitudinal_damping", "dimensionless")
+        self._check_magnitudes(potential)
 
     def run(self, state, potential, steps: int) -> State:
         """Advance ``steps`` steps of dt fs; return the new State (the input is not modified)."""
@@ -916,7 +985,8 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         dt = self.dt
         n = len(state)
         local = potential.local
-        longitudinal = potential.depends_on_magnitudes and self.longitudinal_damping > 0
+        adiabatic = self.adiabatic_magnitudes
+        longitudinal = potential.depends_on_magnitudes and self.longitudinal_damping > 0 and not adiabatic
         kT = units.K_B * self.temperature
         kTs = units.K_B * self.spin_temperature
         alpha = self.damping
@@ -925,6 +995,9 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         v_sigma = np.sqrt((1.0 - c1 * c1) * kT * ws.acc)  # Å/fs (acc = 1/(m in eV fs²/Å²))
         thermostat = self.friction > 0
         # spin noise: h_noise = sigma_i / sqrt(duration) ξ (eV/μB)
+        ev = self._initial_forces(ws, state, potential, need_fields=not local or adiabatic)
+        if adiabatic:
+            ev = self._adiabatic_start(ws, ev)
         sigma = None
         if alpha > 0 and kTs > 0:
             with np.errstate(divide="ignore"):
@@ -932,7 +1005,6 @@ class SpinLatticeLangevin(_SpinLatticeBase):
                                  np.sqrt(2.0 * alpha * kTs * units.MU_B / (units.GAMMA * np.where(
                                      ws.moments > 0, ws.moments, 1.0))), 0.0)
         mobility = self.longitudinal_damping * units.GAMMA / units.MU_B
-        ev = self._initial_forces(ws, state, potential, need_fields=not local)
         for step in range(steps):
             last = step == steps - 1
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
@@ -951,10 +1023,17 @@ class SpinLatticeLangevin(_SpinLatticeBase):
                 if sigma is not None:  # noise amplitude follows the moment
                     sigma[atoms] = np.sqrt(2.0 * alpha * kTs * units.MU_B / (units.GAMMA * ws.moments[atoms]))
                 ws.inv_m = ws.inverse_moments()
-            ev = ws.evaluate(last or not local)
+            if adiabatic:
+                ev = self._relax_magnitudes(ws)
+                if sigma is not None:  # noise amplitude follows the moments
+                    sigma[ws.mag_atoms] = np.sqrt(2.0 * alpha * kTs * units.MU_B
+                                                  / (units.GAMMA * ws.moments[ws.mag_atoms]))
+            else:
+                ev = ws.evaluate(last or not local)
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
         if steps == 0:
             ev = ws.evaluate(True) if ev.magnetic_forces is None else ev
+        self._warn_magnitudes(ws, steps)
         return self._finish(ws, potential, ev)
 
     def _spins(self, ws, tau, alpha, sigma, rng, h0, local):
