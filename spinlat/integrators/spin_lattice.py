@@ -626,35 +626,49 @@ class _SpinLatticeBase(Integrator):
                 f"{len(ws.magnitudes_unconverged)} times in {steps} steps (largest longitudinal field "
                 f"{max(ws.magnitudes_unconverged):.3g} eV/μB)"), stacklevel=3)
 
-    def _implicit_spin_step(self, ws, tau, h_pred):
+    def _implicit_spin_step(self, ws, tau, predictor, h_end):
         """Spherical-midpoint step of all spins over tau fs at fixed positions and moment
         magnitudes (non-local potentials, no damping): s1 solves s1 = Φ(s0, h(m̂)), m̂ =
         (s0 + s1)/|s0 + s1| (:func:`_spherical_midpoint`), by fixed-point iteration on the field.
-        ``h_pred`` (N, 3) eV/μB, a prediction of the midpoint field, gives the first iterate
-        without a model call; each further iterate costs one call of ``potential.compute`` for
-        the magnetic forces at the midpoints. Stops when an iterate changes no spin component
-        by more than ``spin_tolerance``; after ``max_spin_iterations`` calls it warns
-        (:class:`~spinlat.errors.ConvergenceWarning`) and keeps the last iterate (spin lengths
-        are exact whatever the iterate). Returns the field at the last midpoint (eV/μB)."""
+
+        The first iterate comes without a model call from the field ``predictor``
+        (:class:`_MidpointPredictor`) extrapolates (``h_end``, the fields of the evaluation that
+        ended the previous step, when it has no history); each further iterate costs one call of
+        ``potential.compute`` for the magnetic forces at the midpoints. It stops when the
+        estimated error of the newest iterate is ≤ ``spin_tolerance``: Ostrowski's estimate
+        r·q/(1 − q) from the last change r and the contraction q (observed in this step, or, after
+        the first call, twice the one observed in a recent step; every :data:`_RECHECK` steps
+        the contraction is measured again). After ``max_spin_iterations`` calls it records the
+        step as unconverged (the run warns, :class:`~spinlat.errors.ConvergenceWarning`) and
+        keeps the last iterate; growing changes mark it as diverging (the run raises). Spin
+        lengths are exact whatever the iterate."""
         spins = ws.spins
         s0 = spins.copy()
         s1 = s0.copy()
         new = np.empty_like(s0)
         fac = angle_factor(tau)
-        h = np.ascontiguousarray(h_pred, dtype=np.float64)
+        h = np.ascontiguousarray(predictor.predict(h_end), dtype=np.float64)
         for _ in range(_PREDICTOR_PASSES):  # consistent with the predicted field: no model call
             res = _spherical_midpoint(s0, s1, h, fac, new)
             s1, new = new, s1
             if res <= 0.1 * self.spin_tolerance:
                 break
+        known = predictor.contraction if predictor.unchecked < _RECHECK else None
         res = prev = np.inf
-        for _ in range(self.max_spin_iterations):
+        calls = 0
+        for calls in range(1, self.max_spin_iterations + 1):
             _normalised_midpoints(s0, s1, spins)
             h = np.ascontiguousarray(ws.fields(), dtype=np.float64)
             ws.spin_iterations += 1
             res = _spherical_midpoint(s0, s1, h, fac, new)
             s1, new = new, s1
-            if _iteration_error(res, prev) <= self.spin_tolerance:
+            if calls == 1 and known is not None:
+                err = _iteration_error(res, res / min(2.0 * known, 1.0) if known > 0 else np.inf)
+            else:
+                err = _iteration_error(res, prev)
+            if calls > 1 and prev > 0:
+                predictor.contraction = res / prev
+            if err <= self.spin_tolerance:
                 break
             if not res < prev:  # growing changes: the iteration diverges
                 ws.diverged = res
@@ -662,8 +676,9 @@ class _SpinLatticeBase(Integrator):
             prev = res
         else:
             ws.unconverged.append(res)
+        predictor.unchecked = predictor.unchecked + 1 if calls == 1 else 0
+        predictor.record(h)
         spins[:] = s1
-        return h
 
     def _global_spin_step(self, ws, tau, h0, damping=0.0, noise=None):
         """Explicit midpoint rotation of all spins over tau fs (non-local potentials); h0 is the
@@ -785,7 +800,7 @@ class SpinLatticeNVE(_SpinLatticeBase):
         self.spin_tolerance = validation.number(spin_tolerance, "spin_tolerance", positive=True)
         self.max_spin_iterations = validation.integer(max_spin_iterations, "max_spin_iterations", minimum=1)
         self.statistics = {}
-        self._midpoint_fields = None  # (State, potential, [fields]): the last run's midpoint fields
+        self._midpoint_fields = None  # (State, potential, _MidpointPredictor) of the last run
 
     def __repr__(self):
         extra = ("" if self.spin_step == "implicit_midpoint" and self.spin_tolerance == 1e-10
@@ -798,33 +813,30 @@ class SpinLatticeNVE(_SpinLatticeBase):
         super().check(state, potential)
         self._check_magnitudes(potential)
 
-    def _history(self, state, potential):
-        """Midpoint fields of the last steps before ``state`` (the State the last run returned, or
-        restored from a checkpoint), oldest first; [] for any other State."""
+    def _predictor(self, state, potential):
+        """The :class:`_MidpointPredictor` the last run left with ``state`` (the State it returned,
+        or restored from a checkpoint); a fresh one for any other State."""
         saved = self._midpoint_fields
         if saved is None or saved[0] is not state or saved[1] is not potential:
-            return []
-        return [np.array(h, dtype=np.float64) for h in saved[2]]
+            return _MidpointPredictor()
+        return saved[2].copy()
 
     def checkpoint(self, potential=None) -> dict:
-        """:meth:`_SpinLatticeBase.checkpoint` plus ``midpoint_fields`` (K, N, 3) eV/μB, K ≤ 4: the
-        implicit spin steps' last midpoint fields, which predict the next one (so that a restart
-        continues bit for bit)."""
+        """:meth:`_SpinLatticeBase.checkpoint` plus the implicit spin step's state (so that a
+        restart continues bit for bit): ``midpoint_fields`` (K, N, 3) eV/μB, K ≤ 4, the last
+        midpoint fields, which predict the next one; ``spin_contraction``, the observed
+        contraction of its iteration (−1: none yet); ``spin_unchecked``, steps since it was
+        observed."""
         out = super().checkpoint(potential)
         saved = self._midpoint_fields
-        if saved is not None and saved[2]:
-            out["midpoint_fields"] = np.array(saved[2], dtype=np.float64)
+        if saved is not None:
+            out.update(saved[2].as_checkpoint())
         return out
 
     def restore(self, checkpoint, state, potential) -> None:
         super().restore(checkpoint, state, potential)
-        self._midpoint_fields = None
-        h = checkpoint.get("midpoint_fields")
-        if h is None:
-            return
-        h = np.asarray(h, dtype=np.float64)
-        if h.ndim == 3 and h.shape[1:] == (len(state), 3) and 0 < len(h) <= _HISTORY and np.all(np.isfinite(h)):
-            self._midpoint_fields = (state, potential, list(h))
+        pred = _MidpointPredictor.from_checkpoint(checkpoint, len(state))
+        self._midpoint_fields = None if pred is None else (state, potential, pred)
 
     def run(self, state, potential, steps: int) -> State:
         """Advance ``steps`` steps of dt fs; return the new State (the input is not modified).
@@ -835,7 +847,7 @@ class SpinLatticeNVE(_SpinLatticeBase):
         ws = self._work(state, potential)
         local = potential.local
         implicit = not local and self.spin_step == "implicit_midpoint"
-        history = self._history(state, potential) if implicit else []
+        predictor = self._predictor(state, potential) if implicit else None
         adiabatic = self.adiabatic_magnitudes
         ev = self._initial_forces(ws, state, potential, need_fields=not local or adiabatic)
         if adiabatic:
@@ -853,8 +865,7 @@ class SpinLatticeNVE(_SpinLatticeBase):
                 _drift(ws.pos, ws.vel, 0.5 * dt)
                 ws.update_neighbors()
                 if implicit:
-                    history.append(self._implicit_spin_step(ws, dt, _predict_field(history, ev.magnetic_forces)))
-                    del history[:-_HISTORY]
+                    self._implicit_spin_step(ws, dt, predictor, ev.magnetic_forces)
                     if ws.diverged is not None:
                         raise SimulationError(
                             f"SpinLatticeNVE: the implicit midpoint spin step diverges at step {step + 1} of this run "
@@ -878,7 +889,7 @@ class SpinLatticeNVE(_SpinLatticeBase):
                 f"of {steps} steps (largest residual {max(ws.unconverged):.3g}); time reversibility holds only to "
                 f"that residual: lower dt or raise max_spin_iterations"), stacklevel=2)
         out = self._finish(ws, potential, ev)
-        self._midpoint_fields = (out, potential, history) if implicit else None
+        self._midpoint_fields = (out, potential, predictor) if implicit else None
         return out
 
 
@@ -887,6 +898,58 @@ SPIN_STEPS = ("implicit_midpoint", "explicit_midpoint")
 
 #: midpoint fields kept to predict the next one (cubic extrapolation)
 _HISTORY = 4
+
+
+class _MidpointPredictor:
+    """What the implicit spin step of :class:`SpinLatticeNVE` carries from step to step: the
+    last :data:`_HISTORY` midpoint fields ``fields`` (eV/μB, oldest first; they predict the next
+    one, :func:`_predict_field`), the last observed ``contraction`` of the fixed-point iteration
+    (None: not yet) and ``unchecked``, the steps since it was observed."""
+
+    __slots__ = ("fields", "contraction", "unchecked")
+
+    def __init__(self, fields=(), contraction=None, unchecked=0):
+        self.fields = [np.array(h, dtype=np.float64) for h in fields]
+        self.contraction = contraction
+        self.unchecked = unchecked
+
+    def copy(self):
+        return _MidpointPredictor(self.fields, self.contraction, self.unchecked)
+
+    def predict(self, h_end):
+        return _predict_field(self.fields, h_end)
+
+    def record(self, h):
+        self.fields.append(h)
+        del self.fields[:-_HISTORY]
+
+    def as_checkpoint(self) -> dict:
+        if not self.fields:
+            return {}
+        return {"midpoint_fields": np.array(self.fields, dtype=np.float64),
+                "spin_contraction": -1.0 if self.contraction is None else float(self.contraction),
+                "spin_unchecked": int(self.unchecked)}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint, n):
+        """The predictor stored by :meth:`as_checkpoint` for ``n`` atoms, or None (absent or
+        malformed)."""
+        h = checkpoint.get("midpoint_fields")
+        if h is None:
+            return None
+        h = np.asarray(h, dtype=np.float64)
+        if not (h.ndim == 3 and h.shape[1:] == (n, 3) and 0 < len(h) <= _HISTORY and np.all(np.isfinite(h))):
+            return None
+        q = checkpoint.get("spin_contraction", -1.0)
+        u = checkpoint.get("spin_unchecked", _RECHECK)
+        q = float(q) if isinstance(q, (int, float)) and math.isfinite(q) and q >= 0 else None
+        u = int(u) if isinstance(u, int) and u >= 0 else _RECHECK
+        return cls(list(h), q, u)
+
+
+#: the implicit spin step measures the contraction of its iteration again (two model calls)
+#: after this many steps that stopped after one call
+_RECHECK = 8
 
 
 def _iteration_error(res, prev):

@@ -390,3 +390,89 @@ def test_linear_fast_path_matches_generic_sweep():
     a = SpinLatticeLangevin(0.5, 300, 0.01, 0.2, seed=5).run(st, fast, 20)
     b = SpinLatticeLangevin(0.5, 300, 0.01, 0.2, seed=5).run(st, slow, 20)
     assert np.allclose(a.spins, b.spins, atol=1e-10) and np.allclose(a.velocities, b.velocities, atol=1e-12)
+
+
+# ------------------------------------------------------------------ adiabatic magnitudes
+class MagnitudeExchange(PairSpin):
+    """PairSpin whose exchange acts on the moments, E_x = −Σ J(r) c(r) m_i·m_j, plus a Landau
+    term a|m|² + b|m|⁴ per atom: the relaxed magnitudes depend on the spins and positions."""
+
+    depends_on_magnitudes = True
+
+    def __init__(self, a=-0.4, b=0.05, **kw):
+        super().__init__(**kw)
+        self.a, self.b = a, b
+
+    def _evaluate(self, state, nl, forces, magnetic_forces, stress):
+        n, m = len(state), state.moments
+        i, j, d, r = self._pairs(state, nl)
+        lj, dlj, J, dJ, c, dc = self._radial(r)
+        mv = state.spins * m[:, None]
+        md = np.sum(mv[i] * mv[j], axis=1)
+        e_pair = (lj - J * md) * c
+        e_l = self.a * m**2 + self.b * m**4
+        energies = e_l.copy()
+        np.add.at(energies, i, 0.5 * e_pair)
+        np.add.at(energies, j, 0.5 * e_pair)
+        ev = Evaluation(float(energies.sum()), energies=energies)
+        if forces:
+            de = (dlj - dJ * md) * c + (lj - J * md) * dc
+            fij = (de / r)[:, None] * d
+            f = np.zeros((n, 3))
+            np.add.at(f, i, fij)
+            np.add.at(f, j, -fij)
+            ev.forces = f
+        if magnetic_forces:
+            g = np.zeros((n, 3))
+            np.add.at(g, i, (J * c)[:, None] * mv[j])
+            np.add.at(g, j, (J * c)[:, None] * mv[i])
+            ev.magnetic_forces = g - (2 * self.a * m + 4 * self.b * m**3)[:, None] * state.spins
+        return ev
+
+    def rotation_fields(self, state, nl, atoms):
+        return self.compute(state, nl, forces=False, magnetic_forces=True).magnetic_forces[atoms]
+
+
+def test_adiabatic_magnitudes_local_potential_matches_minimize_and_conserves_energy():
+    pot = MagnitudeExchange()
+    st = crystal(2, T=300.0)
+    # magnetic forces are −∂E/∂m (finite differences)
+    ev = pot.compute(st)
+    k, eps = 3, 1e-6
+    for d in range(3):
+        m = st.spins * st.moments[:, None]
+        for sgn in (1, -1):
+            mm = m.copy()
+            mm[k, d] += sgn * eps
+            e = pot.compute(st.copy(spins=mm / np.linalg.norm(mm, axis=1)[:, None],
+                                    moments=np.linalg.norm(mm, axis=1)), forces=False).energy
+            m_e = e if sgn == 1 else m_e - e  # noqa: F821
+        assert abs(-m_e / (2 * eps) - ev.magnetic_forces[k, d]) < 1e-6
+    integ = SpinLatticeNVE(1.0, adiabatic_magnitudes=True, magnitude_tolerance=1e-10)
+    out = integ.run(st, pot, 5)
+    ref = sl.minimize(out.copy(moments=st.moments), pot, spins=False, magnitudes=True, hmax=1e-11, max_steps=500)
+    assert np.abs(out.moments - ref.moments).max() < 1e-8
+    assert np.ptp(out.moments) > 1e-3  # the relaxed magnitudes differ from atom to atom
+    # the Born-Oppenheimer-like energy E(r, s, |m|*) + kinetic energy: second-order, bounded error
+    errs = []
+    for dt in (1.0, 0.5):
+        integ = SpinLatticeNVE(dt, adiabatic_magnitudes=True, magnitude_tolerance=1e-10)
+        s = integ.run(st, pot, 0)
+        e0 = total_energy(s, pot)
+        err = 0.0
+        for _ in range(4):
+            s = integ.run(s, pot, int(round(10 / dt)))
+            err = max(err, abs(total_energy(s, pot) - e0))
+        errs.append(err)
+    assert 3.0 < errs[0] / errs[1] < 5.5, errs
+    lang = SpinLatticeLangevin(0.5, 300.0, 0.01, 0.1, seed=1, adiabatic_magnitudes=True, magnitude_tolerance=1e-10)
+    out = lang.run(st, pot, 3)
+    ref = sl.minimize(out.copy(moments=st.moments), pot, spins=False, magnitudes=True, hmax=1e-11, max_steps=500)
+    assert np.abs(out.moments - ref.moments).max() < 1e-8
+
+
+def test_adiabatic_magnitudes_need_a_magnitude_dependent_potential():
+    with pytest.raises(InputError, match="does not depend on moment magnitudes"):
+        SpinLatticeNVE(1.0, adiabatic_magnitudes=True).run(crystal(2), PairSpin(), 1)
+    with pytest.raises(InputError, match="adiabatic_magnitudes"):
+        SpinLatticeNVE(1.0, adiabatic_magnitudes=1)
