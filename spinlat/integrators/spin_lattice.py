@@ -41,19 +41,41 @@ the engine for its rotation fields (the couplings' plus the other terms' ``rotat
 The spin graph colouring is that of the coupling table plus, for terms without couplings, the
 neighbour-list pairs within their cutoff.
 
-For potentials whose ``local`` flag is False (they give all fields at once, e.g. mMACE) the
-spins are advanced all together by an explicit midpoint rotation: rotate by τ/2 about a
-predictor field, evaluate the fields there, rotate the start spins by τ about those midpoint
-fields. The predictor only has to be O(τ) accurate, so it is the field of the latest
-evaluation (no extra model call). NVE then uses the Strang splitting
-``kick dt/2 · drift dt/2 · spins dt · drift dt/2 · kick dt/2``: two model calls per step (the
-midpoint fields, then forces and fields together at the end, whose fields are the next step's
-predictor). Second order in dt, spin lengths conserved, not symplectic: the total energy
-drifts slowly, at a rate ∝ dt³ (mMACE bcc Fe at 300 K: 1.5 meV/atom/ps at dt = 0.5 fs,
-0.2 at 0.25 fs).
+For potentials whose ``local`` flag is False (they give all fields at once, e.g. mMACE), NVE uses
+the Strang splitting ``kick dt/2 · drift dt/2 · spins dt · drift dt/2 · kick dt/2`` and moves all
+spins together by the spherical midpoint rule (McLachlan, Modin & Verdier, Phys. Rev. E 89,
+061301 (2014)): s_i' − s_i = τ (γ/μB) h_i(m̂) × m̂_i with m̂_i = (s_i + s_i')/|s_i + s_i'|, i.e. s_i
+rotated about the transverse midpoint field by 2 atan(τγ|h⊥|/(μB|s_i + s_i'|)) (a Cayley
+rotation: spin lengths exact). The rule is symplectic on the product of spheres and symmetric,
+so with the symmetric splitting the whole step is time-reversible: (r, v, m) → (r, −v, −m) runs the
+trajectory back (for a time-reversal-even energy, e.g. mMACE) to the solver tolerance, and the
+energy error stays bounded, O(dt²), with no secular drift. The implicit equation is solved by
+fixed-point iteration on the field (contraction ∝ τ γ|∂h/∂m|, ≈ 5e-3 for mMACE bcc Fe at 0.5 fs):
+the first iterate comes without a model call from the midpoint fields of the last four steps
+(cubic extrapolation, or the fields of the evaluation that ended the previous step at the start
+of a run), each further iterate costs one model call; it stops when the estimated error of the
+spins (Ostrowski: change × q/(1 − q), q the observed contraction) is ≤ ``spin_tolerance`` (1e-10
+by default), and warns (:class:`~spinlat.errors.ConvergenceWarning`) after
+``max_spin_iterations`` calls (8). Usually one or two field calls per step, plus the end-of-step
+evaluation of forces and fields: ≤ 3 model calls per step on average (measured in
+``benchmarks/bench_mmace_nve_drift.py``). ``spin_step="explicit_midpoint"`` keeps the earlier
+scheme (rotate by τ/2 about the latest fields, evaluate, rotate the start spins by τ about those
+midpoint fields: two model calls per step, second order but neither symplectic nor reversible:
+the energy drifts, 2.6 meV/atom over 2 ps at dt = 0.5 fs in ``examples/mmace_train_nve.py``).
+:class:`SpinLatticeLangevin` (not reversible anyway) uses the explicit midpoint with the damped
+rotations and noise for non-local potentials.
 
-Moment magnitudes stay fixed in NVE even when ``potential.depends_on_magnitudes``; only
-:class:`SpinLatticeLangevin` makes them dynamical (overdamped Langevin on |m|).
+Moment magnitudes stay fixed in NVE unless ``adiabatic_magnitudes=True``; then, for potentials
+with ``depends_on_magnitudes``, both integrators relax |m_i| at fixed positions and directions
+after every step (:func:`spinlat.minimization.relax_magnitudes`: the minimiser's L-BFGS on |m|
+with the longitudinal force −∂E/∂|m_i| = s_i·h_i, to ``magnitude_tolerance`` eV/μB, warm-started,
+its last evaluation giving the step's forces), so the dynamics runs on the Born-Oppenheimer-like
+surface E_BO(r, s) = min_|m| E(r, s, |m|), whose forces and transverse fields are E's at the
+relaxed magnitudes (∂E/∂|m| = 0 there). During a step the spins precess at magnitudes
+extrapolated to the middle of the step (μ_n + (μ_n − μ_{n−1})/2), which keeps E_BO + kinetic
+energy conserved to second order (magnitudes held at μ_n would lose O(dt²) per step to each
+relaxation, a drift ∝ dt). Without the option :class:`SpinLatticeLangevin` makes the magnitudes
+dynamical (overdamped Langevin on |m|).
 
 Reproducibility (see :mod:`spinlat.integrators.base`): bit for bit however a run is split, on 1
 or more numba threads, and across restarts. The colour classes are a function of the neighbour-
@@ -451,6 +473,7 @@ class _SpinLatticeBase(Integrator):
         super().__init__()
         self.dt = check_dt(dt)
         self._colouring = _Colouring()  # spin colour classes, kept between runs
+        self._relaxed = None  # (State, potential, relaxed magnitudes of the step before it)
         self._engine = None  # field engine of the last potential, kept between runs
 
     def check(self, state, potential) -> None:
@@ -468,10 +491,13 @@ class _SpinLatticeBase(Integrator):
     def checkpoint(self, potential=None) -> dict:
         """:meth:`Integrator.checkpoint` plus ``reference_positions`` (N, 3) Å: the positions the
         neighbour list and the spin colouring of the last run were built at (absent before the
-        first run)."""
+        first run), and with adiabatic magnitudes ``previous_magnitudes`` (N,) μB, the relaxed
+        magnitudes of the step before the last (they extrapolate the next step's)."""
         out = super().checkpoint(potential)
         if self._colouring.positions is not None:
             out["reference_positions"] = self._colouring.positions
+        if self._relaxed is not None and self._relaxed[2] is not None:
+            out["previous_magnitudes"] = self._relaxed[2]
         return out
 
     def restore(self, checkpoint, state, potential) -> None:
@@ -483,6 +509,10 @@ class _SpinLatticeBase(Integrator):
         super().restore(checkpoint, state, potential)
         self._colouring = _Colouring()
         self.last_run = None
+        prev = checkpoint.get("previous_magnitudes")
+        prev = None if prev is None else np.array(prev, dtype=np.float64)
+        ok = prev is not None and prev.shape == (len(state),) and np.all(np.isfinite(prev)) and np.all(prev >= 0)
+        self._relaxed = (state, potential, prev) if ok else None
         ref = checkpoint.get("reference_positions")
         if ref is None:
             return
@@ -600,6 +630,28 @@ class _SpinLatticeBase(Integrator):
                               <= self.magnitude_tolerance):
             return ev
         return self._relax_magnitudes(ws)
+
+    def _previous_magnitudes(self, state, potential):
+        """The relaxed magnitudes of the step before ``state`` (the State the last run returned),
+        or None."""
+        saved = self._relaxed
+        if saved is None or saved[0] is not state or saved[1] is not potential:
+            return None
+        return saved[2]
+
+    def _midstep_magnitudes(self, ws, previous):
+        """Before the spins and positions move: the magnitudes the step's spin motion uses,
+        extrapolated to the middle of the step, μ_n + (μ_n − μ_{n−1})/2, from the relaxed ones
+        μ_n (now in the arrays) and ``previous`` μ_{n−1} (None: μ_n). Held at μ_n, the spins would
+        precess at magnitudes lagging the relaxed ones by O(dt) and each relaxation would take
+        O(dt²) of energy away (a drift ∝ dt); at the midpoint values those losses cancel to
+        leading order. Returns μ_n (the next call's ``previous``)."""
+        now = ws.moments.copy()
+        if previous is not None and previous.shape == now.shape:
+            mag = now > 0
+            ws.moments[mag] = np.maximum(now[mag] + 0.5 * (now[mag] - previous[mag]), 0.5 * now[mag])
+            ws.inv_m = ws.inverse_moments()
+        return now
 
     def _relax_magnitudes(self, ws):
         """Relax the moment magnitudes of the run's arrays at their positions and spin directions
@@ -777,12 +829,24 @@ class SpinLatticeNVE(_SpinLatticeBase):
         whose changes grow raises :class:`~spinlat.errors.SimulationError` (the step diverges:
         lower dt).
 
+    adiabatic_magnitudes : relax the moment magnitudes at fixed directions after every step
+        (potentials with ``depends_on_magnitudes``; default False: magnitudes fixed).
+    magnitude_tolerance : largest longitudinal field |s_i·h_i| the relaxation leaves, eV/μB
+        (default 1e-6).
+    max_magnitude_iterations : L-BFGS iterations per relaxation (default 100); reaching it warns
+        (:class:`~spinlat.errors.ConvergenceWarning`).
+
     One step: half kick of the velocities, half step of the spins (sequential sweep over
     colour classes, forward then backward, each spin rotated exactly about its effective
-    field), full drift of the positions, half step of the spins, new forces, half kick (see the
-    module docstring). Moment magnitudes are kept fixed. Total energy is conserved to O(dt²)
-    with no drift; spin lengths to round-off. Deterministic: the same State gives the same
-    trajectory bit for bit however the run is split, restarted or threaded.
+    field), full drift of the positions, half step of the spins, new forces, half kick; for
+    non-local potentials half drift, implicit spin step, half drift (see the module
+    docstring). Total energy is conserved to O(dt²) with no drift; spin lengths to round-off.
+    Deterministic: the same State gives the same trajectory bit for bit however the run is
+    split, restarted or threaded (the implicit spin step's predictor and the previous relaxed
+    magnitudes travel with the returned State and in :meth:`checkpoint`).
+
+    Raises InputError for bad options, or ``adiabatic_magnitudes`` with a potential that does
+    not depend on magnitudes; SimulationError when the implicit spin step diverges.
 
     Attributes
     ----------
@@ -852,10 +916,13 @@ class SpinLatticeNVE(_SpinLatticeBase):
         ev = self._initial_forces(ws, state, potential, need_fields=not local or adiabatic)
         if adiabatic:
             ev = self._adiabatic_start(ws, ev)
+            previous = self._previous_magnitudes(state, potential)
         dt = self.dt
         for step in range(steps):
             last = step == steps - 1
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
+            if adiabatic:
+                previous = self._midstep_magnitudes(ws, previous)
             if local:
                 self._sweep(ws, 0.5 * dt)
                 _drift(ws.pos, ws.vel, dt)
@@ -890,6 +957,7 @@ class SpinLatticeNVE(_SpinLatticeBase):
                 f"that residual: lower dt or raise max_spin_iterations"), stacklevel=2)
         out = self._finish(ws, potential, ev)
         self._midpoint_fields = (out, potential, predictor) if implicit else None
+        self._relaxed = (out, potential, previous) if adiabatic and steps else None
         return out
 
 
@@ -1008,6 +1076,10 @@ class SpinLatticeLangevin(_SpinLatticeBase):
     longitudinal force f = −∂E/∂|m_i| = h_i·s_i and mobility Γ = α_L γ/μB (μB²/(eV·fs)), taken
     as the radial part of a 3D Brownian step so that the stationary distribution is
     μ² exp(−E/k_B T_s). This step is first order: keep Γ·∂²E/∂μ²·dt ≪ 1.
+
+    ``adiabatic_magnitudes``, ``magnitude_tolerance``, ``max_magnitude_iterations``: as in
+    :class:`SpinLatticeNVE`; the magnitudes are then relaxed after every step instead (no
+    longitudinal fluctuations, ``longitudinal_damping`` unused).
     """
 
     def __init__(self, dt, temperature, friction, damping, spin_temperature=None, longitudinal_damping=None,
@@ -1061,6 +1133,7 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         ev = self._initial_forces(ws, state, potential, need_fields=not local or adiabatic)
         if adiabatic:
             ev = self._adiabatic_start(ws, ev)
+            previous = self._previous_magnitudes(state, potential)
         sigma = None
         if alpha > 0 and kTs > 0:
             with np.errstate(divide="ignore"):
@@ -1071,6 +1144,8 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         for step in range(steps):
             last = step == steps - 1
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
+            if adiabatic:
+                previous = self._midstep_magnitudes(ws, previous)
             h_pred = self._spins(ws, 0.5 * dt, alpha, sigma, rng, ev.magnetic_forces if not local else None, local)
             _drift(ws.pos, ws.vel, 0.5 * dt)
             if thermostat:
@@ -1097,7 +1172,9 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         if steps == 0:
             ev = ws.evaluate(True) if ev.magnetic_forces is None else ev
         self._warn_magnitudes(ws, steps)
-        return self._finish(ws, potential, ev)
+        out = self._finish(ws, potential, ev)
+        self._relaxed = (out, potential, previous) if adiabatic and steps else None
+        return out
 
     def _spins(self, ws, tau, alpha, sigma, rng, h0, local):
         if local:
