@@ -476,3 +476,26 @@ def test_adiabatic_magnitudes_need_a_magnitude_dependent_potential():
         SpinLatticeNVE(1.0, adiabatic_magnitudes=True).run(crystal(2), PairSpin(), 1)
     with pytest.raises(InputError, match="adiabatic_magnitudes"):
         SpinLatticeNVE(1.0, adiabatic_magnitudes=1)
+
+
+@pytest.mark.parametrize("pot, options", [(NonLocal(), {}), (MagnitudeExchange(), dict(adiabatic_magnitudes=True))],
+                         ids=["implicit-spin-step", "adiabatic-magnitudes"])
+def test_implicit_and_adiabatic_runs_split_and_restarted_bit_for_bit(tmp_path, pot, options):
+    """The implicit spin step's field predictor and the previous relaxed magnitudes travel with
+    the returned State and in the trajectory's checkpoint: split or restarted runs are one run."""
+    st = crystal(2, T=300.0)
+    once = SpinLatticeNVE(0.5, **options).run(st, pot, 12)
+    integ = SpinLatticeNVE(0.5, **options)
+    split = integ.run(integ.run(st, pot, 5), pot, 7)
+    sim = sl.Simulation(st, pot, SpinLatticeNVE(0.5, **options), trajectory=str(tmp_path / "t.h5"), every=3,
+                        progress=False)
+    sim.run(6)
+    sim.close()
+    again = sl.Simulation(None, pot, SpinLatticeNVE(0.5, **options), trajectory=str(tmp_path / "t.h5"), every=3,
+                          restart=True, progress=False)
+    assert again.resumed
+    restarted = again.run(6)
+    again.close()
+    for out in (split, restarted):
+        for k in ("positions", "velocities", "spins", "moments"):
+            assert np.array_equal(getattr(out, k), getattr(once, k)), k
