@@ -43,6 +43,7 @@ def total_energy(pot, s):
     return pot.compute(s, forces=False, magnetic_forces=False).energy + s.kinetic_energy()
 
 
+@pytest.mark.slow
 def test_implicit_nve_is_time_reversible(fitted):
     """soc=True mMACE is exactly even under m → −m, so (r, v, m) → (r, −v, −m) is the time
     reversal of the dynamics: N steps, reverse, N steps return to the reversed start to the
@@ -60,6 +61,7 @@ def test_implicit_nve_is_time_reversible(fitted):
     assert errors["explicit_midpoint"][2] > 1e3 * max(ds, 1e-14), errors
 
 
+@pytest.mark.slow
 def test_implicit_nve_calls_spin_lengths_and_bounded_energy(fitted):
     """≤ 3 model calls per step on average (the end-of-step evaluation included), spin lengths
     exact, and an energy error that stays bounded: no secular drift beyond the fluctuation."""
@@ -91,12 +93,12 @@ def test_adiabatic_magnitudes_equal_minimize(fitted):
         ref = sl.minimize(out.copy(moments=st.moments), pot, spins=False, magnitudes=True, hmax=1e-10,
                           max_steps=500)
         assert np.abs(out.moments - ref.moments).max() < 1e-7, np.abs(out.moments - ref.moments).max()
-        assert np.array_equal(out.spins, out.spins / np.linalg.norm(out.spins, axis=1)[:, None]) or \
-            np.abs(np.linalg.norm(out.spins, axis=1) - 1).max() < 1e-13
+        assert np.abs(np.linalg.norm(out.spins, axis=1) - 1).max() < 1e-13
         assert integ.last_evaluation.forces is not None
         np.testing.assert_allclose(integ.last_evaluation.forces, pot.compute(out).forces, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_adiabatic_nve_conserves_the_relaxed_energy(fitted):
     """E(r, s, |m|*(r, s)) + kinetic energy: bounded error, second order in dt."""
     pot = fitted + Landau(a=-0.5, b=0.05)
