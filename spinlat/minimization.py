@@ -304,3 +304,14 @@ def _descend(prob, st, tol, max_steps, method, memory):
     else:
         it = max_steps
     return st, e, g, it, converged, reason, history
+
+
+def _install():
+    """Make :func:`relax_magnitudes` the integrators' magnitude relaxation (they sit below this
+    module and cannot import it)."""
+    from .integrators import spin_lattice
+
+    spin_lattice.magnitude_relaxer = relax_magnitudes
+
+
+_install()

@@ -658,9 +658,7 @@ class _SpinLatticeBase(Integrator):
         (:func:`spinlat.minimization.relax_magnitudes`, L-BFGS from the current magnitudes, to
         ``magnitude_tolerance`` eV/μB), in place; returns the Evaluation (forces and magnetic
         forces) at the relaxed magnitudes, the descent's last one."""
-        from ..minimization import relax_magnitudes
-
-        st, ev, res = relax_magnitudes(ws.state, ws.potential, ws.nl, hmax=self.magnitude_tolerance,
+        st, ev, res = magnitude_relaxer(ws.state, ws.potential, ws.nl, hmax=self.magnitude_tolerance,
                                        max_steps=self.max_magnitude_iterations)
         ws.calls += res.n_evaluations
         ws.magnitude_calls += res.n_evaluations
@@ -960,6 +958,12 @@ class SpinLatticeNVE(_SpinLatticeBase):
         self._relaxed = (out, potential, previous) if adiabatic and steps else None
         return out
 
+
+#: the magnitude relaxation of ``adiabatic_magnitudes``: :func:`spinlat.minimization.relax_magnitudes`,
+#: installed here by :mod:`spinlat.minimization` when it is imported (``import spinlat`` does),
+#: which sits above the integrators (it uses their rotations and L-BFGS), as
+#: ``spinlat.potentials.mmace.trainer`` is filled in by :mod:`spinlat.training`
+magnitude_relaxer = None
 
 #: spin steps of :class:`SpinLatticeNVE` for non-local potentials
 SPIN_STEPS = ("implicit_midpoint", "explicit_midpoint")
