@@ -4,9 +4,13 @@
    :mod:`spinlat.datasets` (synthetic data, not DFT) and trains a small soc=True mMACE model
    for ``--minutes`` minutes on the CPU; prints held-out RMSEs.
 2. Runs ``SpinLatticeNVE`` (coupled atoms and spins, no bath) with the model in float64 on a
-   3×3×3 bcc Fe supercell for ``--steps`` × ``--dt`` fs, writing an HDF5 trajectory.
+   3×3×3 bcc Fe supercell for ``--steps`` × ``--dt`` fs, writing an HDF5 trajectory. The spins
+   take the time-reversible implicit (spherical) midpoint step, ≤ 3 model calls per step;
+   ``--spin-step explicit_midpoint`` runs the earlier explicit midpoint (2 calls per step, whose
+   total energy drifted by 2.6 meV/atom over 2 ps at dt = 0.5 fs with this setup).
 3. Plots the total, potential and kinetic energy against time to ``<out>/energy.png`` and prints
-   the drift of the total energy.
+   the secular drift of the total energy (slope of a least-squares line), its fluctuation about
+   that line and the model calls per step.
 
     python examples/mmace_train_nve.py --minutes 10 --steps 6000 --dt 0.5 --out runs/mmace_nve
 
@@ -65,6 +69,7 @@ def main(argv=None):
     parser.add_argument("--dt", type=float, default=0.5, help="time step, fs")
     parser.add_argument("--every", type=int, default=20)
     parser.add_argument("--temperature", type=float, default=300.0, help="initial lattice temperature, K")
+    parser.add_argument("--spin-step", default="implicit_midpoint", choices=["implicit_midpoint", "explicit_midpoint"])
     parser.add_argument("--out", default="runs/mmace_nve")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -75,19 +80,32 @@ def main(argv=None):
 
     st = initial_state(args.temperature)
     traj_path = out / "nve.h5"
-    sim = sl.Simulation(st, pot, sl.integrators.SpinLatticeNVE(args.dt), trajectory=str(traj_path),
-                        every=args.every, progress=True)
+    integ = sl.integrators.SpinLatticeNVE(args.dt, spin_step=args.spin_step)
+    sim = sl.Simulation(st, pot, integ, trajectory=str(traj_path), every=args.every, progress=True)
+    calls = []
+    inner = pot.model.forward
+
+    def counting(*a, **k):
+        calls.append(1)
+        return inner(*a, **k)
+
+    pot.model.forward = counting  # count model calls (frames are written from the integrator's evaluations)
     t0 = time.perf_counter()
-    sim.run(args.steps)
-    print(f"{args.steps} steps ({args.steps * args.dt / 1000:.2f} ps) in {time.perf_counter() - t0:.0f} s")
+    try:
+        sim.run(args.steps)
+    finally:
+        del pot.model.forward
+    print(f"{args.steps} steps ({args.steps * args.dt / 1000:.2f} ps) in {time.perf_counter() - t0:.0f} s, "
+          f"{len(calls) / args.steps:.2f} model calls per step ({args.spin_step})")
 
     traj = sl.io.Trajectory(str(traj_path))
     t = traj.array("time") / 1000.0  # ps
     etot, epot, ekin = (traj.array(k) for k in ("total_energy", "potential_energy", "kinetic_energy"))
     n = traj.n_atoms
-    drift = (etot[-1] - etot[0]) / n * 1000
-    spread = np.ptp(etot) / n * 1000
-    print(f"total energy: drift {drift:+.3f} meV/atom, peak-to-peak {spread:.3f} meV/atom over {t[-1]:.2f} ps "
+    e = (etot - etot[0]) / n * 1000
+    slope, icpt = np.polyfit(t, e, 1)
+    print(f"total energy over {t[-1]:.2f} ps: secular drift {slope:+.3f} meV/atom/ps, fluctuation "
+          f"{np.std(e - (slope * t + icpt)):.4f} meV/atom, end − start {e[-1]:+.3f} meV/atom "
           f"(kinetic energy fluctuates by {np.ptp(ekin) / n * 1000:.1f} meV/atom)")
 
     import matplotlib

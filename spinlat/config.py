@@ -38,6 +38,11 @@ their own sections):
       - {type: BetheSlaterExchange, cutoff: 3.4, J1: 0.02726, J2: 0.2171, J3: 1.841}
       - {type: Zeeman, B: [0, 0, 1]}
     integrator: {type: SpinLatticeNVE, dt: 0.1}
+    # non-local potentials (mMACE):  spin_step: implicit_midpoint (default; time-reversible) or
+    #   explicit_midpoint; spin_tolerance: 1.0e-10; max_spin_iterations: 8
+    # potentials with moment magnitudes (SpinLatticeNVE and SpinLatticeLangevin):
+    #   adiabatic_magnitudes: true (relax |m_i| every step); magnitude_tolerance: 1.0e-6 (eV/μB);
+    #   max_magnitude_iterations: 100
     steps: 1000                      # total steps of the run (also the target of --restart)
     every: 10                        # steps between trajectory frames (default 10)
     seed: 0                          # structure randomness and the integrator's default seed
@@ -298,9 +303,26 @@ def _join(path, key) -> str:
 _DT = Key(_number("fs", positive=True), _REQUIRED, "time step, fs")
 
 #: integrator type → schema of its keys (the constructor's parameters)
+_ADIABATIC = {
+    "adiabatic_magnitudes": Key(_boolean, doc="relax |m_i| at fixed directions every step (potentials that "
+                                              "depend on magnitudes; default false)"),
+    "magnitude_tolerance": Key(_number("eV/μB", positive=True), doc="largest longitudinal field left by the "
+                                                                     "relaxation, eV/μB (default 1e-6)"),
+    "max_magnitude_iterations": Key(_integer(1), doc="L-BFGS iterations per relaxation (default 100)"),
+}
+
 INTEGRATORS: dict[str, dict[str, Key]] = {
-    "SpinLatticeNVE": {"dt": _DT},
+    "SpinLatticeNVE": {
+        "dt": _DT,
+        "spin_step": Key(_choice("implicit_midpoint", "explicit_midpoint"),
+                         doc="spin step of non-local potentials (mMACE; default implicit_midpoint)"),
+        "spin_tolerance": Key(_number("dimensionless", positive=True),
+                              doc="implicit spin step: estimated error of the spins (default 1e-10)"),
+        "max_spin_iterations": Key(_integer(1), doc="implicit spin step: model calls per step at most (default 8)"),
+        **_ADIABATIC,
+    },
     "SpinLatticeLangevin": {
+        **_ADIABATIC,
         "dt": _DT,
         "temperature": Key(_number("K", nonnegative=True), _REQUIRED, "lattice bath temperature, K"),
         "friction": Key(_number("1/fs", nonnegative=True), _REQUIRED, "Langevin friction, 1/fs"),

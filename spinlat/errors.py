@@ -66,3 +66,9 @@ class DeviceError(SpinlatError, RuntimeError):
 class WorkerError(SpinlatError, RuntimeError):
     """Worker processes asked for (``workers=`` of a search or sweep) could not be started or
     stopped before finishing; the message says why and what to change."""
+
+
+class ConvergenceWarning(UserWarning):
+    """An iterative solver inside a run (e.g. the implicit spin step of
+    :class:`~spinlat.integrators.SpinLatticeNVE`) stopped at its iteration cap before reaching its
+    tolerance; the message names the tolerance, the residual and what to change."""

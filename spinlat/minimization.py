@@ -61,11 +61,14 @@ class MinimizeResult:
 class _Problem:
     """Maps a State onto a flat vector of step variables and back."""
 
-    def __init__(self, potential, spins, positions, cell, magnitudes, state):
+    def __init__(self, potential, spins, positions, cell, magnitudes, state, forces=False, neighbors=None):
         self.pot = potential
         self.spins, self.positions, self.cell, self.magnitudes = spins, positions, cell, magnitudes
+        self.forces = forces or positions or cell  # atomic forces in every evaluation
+        self.neighbors = neighbors
         self.n_eval = 0
         self.engine = None
+        self.last = (None, None)  # (State, Evaluation) of the latest evaluation
         if spins and not (positions or cell or magnitudes):  # frozen lattice and moments
             from .integrators.fields import SpinFieldEngine
 
@@ -79,13 +82,14 @@ class _Problem:
         if self.engine is not None:
             e, h = self.engine.evaluate_images(st, st.spins[None], self.nl)
             return Evaluation(float(e[0]), magnetic_forces=h[0])
-        return self.pot.compute(st, forces=self.positions or self.cell,
+        return self.pot.compute(st, self.neighbors, forces=self.forces,
                                 magnetic_forces=self.spins or self.magnitudes, stress=self.cell)
 
     def evaluate(self, st):
         """Energy (eV) and the gradient blocks of ``st``."""
         self.n_eval += 1
         ev = self._compute(st)
+        self.last = (st, ev)
         g = {}
         mag = st.moments > 0
         if self.spins:
@@ -209,10 +213,51 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
         raise InputError(f"minimize: {potential!r} gives no magnetic forces")
 
     prob = _Problem(potential, spins, positions, cell, magnitudes, state)
-    st = state.copy()
+    tol = np.array([tmax, fmax, smax, hmax])
+    st, e, g, it, converged, reason, history = _descend(prob, state.copy(), tol, max_steps, method, memory)
+    res = _norms(g)
+    result = MinimizeResult(st, float(e), it, converged, reason, *res, n_evaluations=prob.n_eval, history=history)
+    return (st, result) if return_result else st
+
+
+def relax_magnitudes(state, potential, neighbors=None, hmax=1e-6, max_steps=200, memory=10):
+    """The moment magnitudes |m_i| that minimise the energy at the fixed positions and spin
+    directions of ``state`` (the Born-Oppenheimer-like surface E_BO(r, s) = min_|m| E(r, s, |m|)):
+    :func:`minimize` with ``spins=False, magnitudes=True`` (L-BFGS on |m|, gradient −s_i·h_i
+    eV/μB, the same line search and trust limit), every evaluation also computing the atomic
+    forces so that the last one serves the caller (a dynamics step) without another call.
+
+    Parameters
+    ----------
+    state : State; ``neighbors`` the potential's neighbour list for it (None: the potential's own).
+    hmax : tolerance on the largest longitudinal field |s_i·h_i|, eV/μB.
+    max_steps, memory : L-BFGS iteration limit and history length.
+
+    Returns ``(State, Evaluation, MinimizeResult)``: the relaxed State, the potential's
+    Evaluation there (energy eV, forces eV/Å, magnetic forces eV/μB) and what the descent did
+    (``converged``, ``max_longitudinal``, ``n_evaluations``). Raises InputError when the
+    potential does not depend on moment magnitudes."""
+    if not potential.depends_on_magnitudes:
+        raise InputError(f"relax_magnitudes: {potential!r} does not depend on moment magnitudes")
+    prob = _Problem(potential, False, False, False, True, state, forces=True, neighbors=neighbors)
+    tol = np.array([np.inf, np.inf, np.inf, hmax])
+    st, e, g, it, converged, reason, history = _descend(prob, state, tol, max_steps, "lbfgs", memory)
+    last, ev = prob.last
+    if last is not st:
+        ev = prob.pot.compute(st, neighbors, forces=True, magnetic_forces=True)
+        prob.n_eval += 1
+    result = MinimizeResult(st, float(e), it, converged, reason, *_norms(g), n_evaluations=prob.n_eval,
+                            history=history)
+    return st, ev, result
+
+
+def _descend(prob, st, tol, max_steps, method, memory):
+    """The minimiser's loop (L-BFGS or damped precession, backtracking Armijo line search, trust
+    limits of :meth:`_Problem.limit`) from the State ``st`` until the residuals (torque, force,
+    stress, longitudinal field) are within ``tol`` (4,). Returns (State, energy, gradient blocks,
+    iterations, converged, reason, energy history)."""
     n = len(st)
     e, g = prob.evaluate(st)
-    tol = np.array([tmax, fmax, smax, hmax])
     s_hist, y_hist = [], []
     reason, it, converged = "max_steps reached", 0, False
     history = [e]
@@ -258,6 +303,15 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
         history.append(e)
     else:
         it = max_steps
-    res = _norms(g)
-    result = MinimizeResult(st, float(e), it, converged, reason, *res, n_evaluations=prob.n_eval, history=history)
-    return (st, result) if return_result else st
+    return st, e, g, it, converged, reason, history
+
+
+def _install():
+    """Make :func:`relax_magnitudes` the integrators' magnitude relaxation (they sit below this
+    module and cannot import it)."""
+    from .integrators import spin_lattice
+
+    spin_lattice.magnitude_relaxer = relax_magnitudes
+
+
+_install()

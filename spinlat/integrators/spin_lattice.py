@@ -41,19 +41,41 @@ the engine for its rotation fields (the couplings' plus the other terms' ``rotat
 The spin graph colouring is that of the coupling table plus, for terms without couplings, the
 neighbour-list pairs within their cutoff.
 
-For potentials whose ``local`` flag is False (they give all fields at once, e.g. mMACE) the
-spins are advanced all together by an explicit midpoint rotation: rotate by τ/2 about a
-predictor field, evaluate the fields there, rotate the start spins by τ about those midpoint
-fields. The predictor only has to be O(τ) accurate, so it is the field of the latest
-evaluation (no extra model call). NVE then uses the Strang splitting
-``kick dt/2 · drift dt/2 · spins dt · drift dt/2 · kick dt/2``: two model calls per step (the
-midpoint fields, then forces and fields together at the end, whose fields are the next step's
-predictor). Second order in dt, spin lengths conserved, not symplectic: the total energy
-drifts slowly, at a rate ∝ dt³ (mMACE bcc Fe at 300 K: 1.5 meV/atom/ps at dt = 0.5 fs,
-0.2 at 0.25 fs).
+For potentials whose ``local`` flag is False (they give all fields at once, e.g. mMACE), NVE uses
+the Strang splitting ``kick dt/2 · drift dt/2 · spins dt · drift dt/2 · kick dt/2`` and moves all
+spins together by the spherical midpoint rule (McLachlan, Modin & Verdier, Phys. Rev. E 89,
+061301 (2014)): s_i' − s_i = τ (γ/μB) h_i(m̂) × m̂_i with m̂_i = (s_i + s_i')/|s_i + s_i'|, i.e. s_i
+rotated about the transverse midpoint field by 2 atan(τγ|h⊥|/(μB|s_i + s_i'|)) (a Cayley
+rotation: spin lengths exact). The rule is symplectic on the product of spheres and symmetric,
+so with the symmetric splitting the whole step is time-reversible: (r, v, m) → (r, −v, −m) runs the
+trajectory back (for a time-reversal-even energy, e.g. mMACE) to the solver tolerance, and the
+energy error stays bounded, O(dt²), with no secular drift. The implicit equation is solved by
+fixed-point iteration on the field (contraction ∝ τ γ|∂h/∂m|, ≈ 5e-3 for mMACE bcc Fe at 0.5 fs):
+the first iterate comes without a model call from the midpoint fields of the last four steps
+(cubic extrapolation, or the fields of the evaluation that ended the previous step at the start
+of a run), each further iterate costs one model call; it stops when the estimated error of the
+spins (Ostrowski: change × q/(1 − q), q the observed contraction) is ≤ ``spin_tolerance`` (1e-10
+by default), and warns (:class:`~spinlat.errors.ConvergenceWarning`) after
+``max_spin_iterations`` calls (8). Usually one or two field calls per step, plus the end-of-step
+evaluation of forces and fields: ≤ 3 model calls per step on average (measured in
+``benchmarks/bench_mmace_nve_drift.py``). ``spin_step="explicit_midpoint"`` keeps the earlier
+scheme (rotate by τ/2 about the latest fields, evaluate, rotate the start spins by τ about those
+midpoint fields: two model calls per step, second order but neither symplectic nor reversible:
+the energy drifts, 2.6 meV/atom over 2 ps at dt = 0.5 fs in ``examples/mmace_train_nve.py``).
+:class:`SpinLatticeLangevin` (not reversible anyway) uses the explicit midpoint with the damped
+rotations and noise for non-local potentials.
 
-Moment magnitudes stay fixed in NVE even when ``potential.depends_on_magnitudes``; only
-:class:`SpinLatticeLangevin` makes them dynamical (overdamped Langevin on |m|).
+Moment magnitudes stay fixed in NVE unless ``adiabatic_magnitudes=True``; then, for potentials
+with ``depends_on_magnitudes``, both integrators relax |m_i| at fixed positions and directions
+after every step (:func:`spinlat.minimization.relax_magnitudes`: the minimiser's L-BFGS on |m|
+with the longitudinal force −∂E/∂|m_i| = s_i·h_i, to ``magnitude_tolerance`` eV/μB, warm-started,
+its last evaluation giving the step's forces), so the dynamics runs on the Born-Oppenheimer-like
+surface E_BO(r, s) = min_|m| E(r, s, |m|), whose forces and transverse fields are E's at the
+relaxed magnitudes (∂E/∂|m| = 0 there). During a step the spins precess at magnitudes
+extrapolated to the middle of the step (μ_n + (μ_n − μ_{n−1})/2), which keeps E_BO + kinetic
+energy conserved to second order (magnitudes held at μ_n would lose O(dt²) per step to each
+relaxation, a drift ∝ dt). Without the option :class:`SpinLatticeLangevin` makes the magnitudes
+dynamical (overdamped Langevin on |m|).
 
 Reproducibility (see :mod:`spinlat.integrators.base`): bit for bit however a run is split, on 1
 or more numba threads, and across restarts. The colour classes are a function of the neighbour-
@@ -66,12 +88,13 @@ when numba has more than one thread; the threaded and the serial sweep give the 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numba
 import numpy as np
 
-from .. import units
-from ..errors import InputError
+from .. import units, validation
+from ..errors import ConvergenceWarning, InputError, SimulationError
 from ..potentials.couplings import coupled_rows, coupled_rows_parallel
 from ..state import State
 from .base import DynamicsState, Integrator, check_dt, check_nonnegative, check_seed
@@ -266,6 +289,11 @@ def _implicit_midpoints(spins, s3, atoms, c, inv_m, selfc, fac, damping, noise, 
         spins[i, 0], spins[i, 1], spins[i, 2] = s1[a, 0], s1[a, 1], s1[a, 2]
 
 
+#: passes (at most) of the spherical midpoint map with the predicted field that make the first
+#: iterate of the implicit spin step of non-local potentials consistent with it (no model calls;
+#: they stop at a tenth of the spin tolerance)
+_PREDICTOR_PASSES = 20
+
 #: implicit-midpoint sub-steps (fields that depend on the rotating spin itself): stop when
 #: the spins change by less than this between iterations, or after this many iterations
 _MIDPOINT_TOLERANCE = 1e-14
@@ -326,6 +354,12 @@ class _Work:
         self.colouring = _Colouring() if colouring is None else colouring
         self.update_neighbors()
         self.inv_m = self.inverse_moments()
+        self.calls = 0  # calls of potential.compute
+        self.spin_iterations = 0  # model calls of implicit spin steps
+        self.unconverged = []  # residuals of implicit spin steps that reached the iteration cap
+        self.diverged = None  # the growing residual of a diverging implicit spin step
+        self.magnitude_calls = 0  # model calls of adiabatic magnitude relaxations
+        self.magnitudes_unconverged = []  # longitudinal fields of relaxations that hit their cap
         # fast path: every magnetic term gives linear couplings, the whole sweep is one kernel
         self.linear = potential.local and not potential.depends_on_magnitudes and self.engine.complete
 
@@ -412,7 +446,14 @@ class _Work:
 
     def evaluate(self, magnetic_forces):
         """Forces (and magnetic forces if asked) of the potential at the current arrays."""
+        self.calls += 1
         return self.potential.compute(self.state, self.nl, forces=True, magnetic_forces=magnetic_forces)
+
+    def fields(self):
+        """Magnetic forces h = −∂E/∂m (N, 3) eV/μB of the potential at the current arrays (one
+        call of ``potential.compute``)."""
+        self.calls += 1
+        return self.potential.compute(self.state, self.nl, forces=False, magnetic_forces=True).magnetic_forces
 
     def final_state(self):
         return self.state.with_arrays()
@@ -432,6 +473,7 @@ class _SpinLatticeBase(Integrator):
         super().__init__()
         self.dt = check_dt(dt)
         self._colouring = _Colouring()  # spin colour classes, kept between runs
+        self._relaxed = None  # (State, potential, relaxed magnitudes of the step before it)
         self._engine = None  # field engine of the last potential, kept between runs
 
     def check(self, state, potential) -> None:
@@ -449,10 +491,13 @@ class _SpinLatticeBase(Integrator):
     def checkpoint(self, potential=None) -> dict:
         """:meth:`Integrator.checkpoint` plus ``reference_positions`` (N, 3) Å: the positions the
         neighbour list and the spin colouring of the last run were built at (absent before the
-        first run)."""
+        first run), and with adiabatic magnitudes ``previous_magnitudes`` (N,) μB, the relaxed
+        magnitudes of the step before the last (they extrapolate the next step's)."""
         out = super().checkpoint(potential)
         if self._colouring.positions is not None:
             out["reference_positions"] = self._colouring.positions
+        if self._relaxed is not None and self._relaxed[2] is not None:
+            out["previous_magnitudes"] = self._relaxed[2]
         return out
 
     def restore(self, checkpoint, state, potential) -> None:
@@ -464,6 +509,10 @@ class _SpinLatticeBase(Integrator):
         super().restore(checkpoint, state, potential)
         self._colouring = _Colouring()
         self.last_run = None
+        prev = checkpoint.get("previous_magnitudes")
+        prev = None if prev is None else np.array(prev, dtype=np.float64)
+        ok = prev is not None and prev.shape == (len(state),) and np.all(np.isfinite(prev)) and np.all(prev >= 0)
+        self._relaxed = (state, potential, prev) if ok else None
         ref = checkpoint.get("reference_positions")
         if ref is None:
             return
@@ -550,7 +599,136 @@ class _SpinLatticeBase(Integrator):
                     break
 
     def _global_fields(self, ws):
-        return ws.potential.compute(ws.state, ws.nl, forces=False, magnetic_forces=True).magnetic_forces
+        return ws.fields()
+
+    # -------------------------------------------------------------- adiabatic magnitudes
+    def _magnitude_options(self, adiabatic_magnitudes, magnitude_tolerance, max_magnitude_iterations):
+        self.adiabatic_magnitudes = validation.boolean(adiabatic_magnitudes, "adiabatic_magnitudes")
+        self.magnitude_tolerance = validation.number(magnitude_tolerance, "magnitude_tolerance", positive=True,
+                                                     unit="eV/μB")
+        self.max_magnitude_iterations = validation.integer(max_magnitude_iterations, "max_magnitude_iterations",
+                                                           minimum=1)
+
+    def _magnitude_repr(self):
+        if not self.adiabatic_magnitudes:
+            return ""
+        return (f", adiabatic_magnitudes=True, magnitude_tolerance={self.magnitude_tolerance}, "
+                f"max_magnitude_iterations={self.max_magnitude_iterations}")
+
+    def _check_magnitudes(self, potential):
+        if self.adiabatic_magnitudes and not potential.depends_on_magnitudes:
+            raise InputError(f"{type(self).__name__}: adiabatic_magnitudes=True but {potential!r} does not depend "
+                             f"on moment magnitudes")
+
+    def _adiabatic_start(self, ws, ev):
+        """The run's first evaluation with relaxed magnitudes: ``ev`` itself when its longitudinal
+        fields are already within the tolerance (a State this integrator returned), else
+        :meth:`_relax_magnitudes`."""
+        h = ev.magnetic_forces
+        mag = ws.mag_atoms
+        if h is not None and (len(mag) == 0 or np.max(np.abs(np.einsum("ij,ij->i", h[mag], ws.spins[mag])))
+                              <= self.magnitude_tolerance):
+            return ev
+        return self._relax_magnitudes(ws)
+
+    def _previous_magnitudes(self, state, potential):
+        """The relaxed magnitudes of the step before ``state`` (the State the last run returned),
+        or None."""
+        saved = self._relaxed
+        if saved is None or saved[0] is not state or saved[1] is not potential:
+            return None
+        return saved[2]
+
+    def _midstep_magnitudes(self, ws, previous):
+        """Before the spins and positions move: the magnitudes the step's spin motion uses,
+        extrapolated to the middle of the step, μ_n + (μ_n − μ_{n−1})/2, from the relaxed ones
+        μ_n (now in the arrays) and ``previous`` μ_{n−1} (None: μ_n). Held at μ_n, the spins would
+        precess at magnitudes lagging the relaxed ones by O(dt) and each relaxation would take
+        O(dt²) of energy away (a drift ∝ dt); at the midpoint values those losses cancel to
+        leading order. Returns μ_n (the next call's ``previous``)."""
+        now = ws.moments.copy()
+        if previous is not None and previous.shape == now.shape:
+            mag = now > 0
+            ws.moments[mag] = np.maximum(now[mag] + 0.5 * (now[mag] - previous[mag]), 0.5 * now[mag])
+            ws.inv_m = ws.inverse_moments()
+        return now
+
+    def _relax_magnitudes(self, ws):
+        """Relax the moment magnitudes of the run's arrays at their positions and spin directions
+        (:func:`spinlat.minimization.relax_magnitudes`, L-BFGS from the current magnitudes, to
+        ``magnitude_tolerance`` eV/μB), in place; returns the Evaluation (forces and magnetic
+        forces) at the relaxed magnitudes, the descent's last one."""
+        st, ev, res = magnitude_relaxer(ws.state, ws.potential, ws.nl, hmax=self.magnitude_tolerance,
+                                       max_steps=self.max_magnitude_iterations)
+        ws.calls += res.n_evaluations
+        ws.magnitude_calls += res.n_evaluations
+        if not res.converged:
+            ws.magnitudes_unconverged.append(res.max_longitudinal)
+        ws.moments[:] = st.moments
+        ws.inv_m = ws.inverse_moments()
+        return ev
+
+    def _warn_magnitudes(self, ws, steps):
+        if ws.magnitudes_unconverged:
+            warnings.warn(ConvergenceWarning(
+                f"{type(self).__name__}: the adiabatic magnitude relaxation stopped at max_magnitude_iterations="
+                f"{self.max_magnitude_iterations} before magnitude_tolerance={self.magnitude_tolerance:g} eV/μB "
+                f"{len(ws.magnitudes_unconverged)} times in {steps} steps (largest longitudinal field "
+                f"{max(ws.magnitudes_unconverged):.3g} eV/μB)"), stacklevel=3)
+
+    def _implicit_spin_step(self, ws, tau, predictor, h_end):
+        """Spherical-midpoint step of all spins over tau fs at fixed positions and moment
+        magnitudes (non-local potentials, no damping): s1 solves s1 = Φ(s0, h(m̂)), m̂ =
+        (s0 + s1)/|s0 + s1| (:func:`_spherical_midpoint`), by fixed-point iteration on the field.
+
+        The first iterate comes without a model call from the field ``predictor``
+        (:class:`_MidpointPredictor`) extrapolates (``h_end``, the fields of the evaluation that
+        ended the previous step, when it has no history); each further iterate costs one call of
+        ``potential.compute`` for the magnetic forces at the midpoints. It stops when the
+        estimated error of the newest iterate is ≤ ``spin_tolerance``: Ostrowski's estimate
+        r·q/(1 − q) from the last change r and the contraction q (observed in this step, or, after
+        the first call, twice the one observed in a recent step; every :data:`_RECHECK` steps
+        the contraction is measured again). After ``max_spin_iterations`` calls it records the
+        step as unconverged (the run warns, :class:`~spinlat.errors.ConvergenceWarning`) and
+        keeps the last iterate; growing changes mark it as diverging (the run raises). Spin
+        lengths are exact whatever the iterate."""
+        spins = ws.spins
+        s0 = spins.copy()
+        s1 = s0.copy()
+        new = np.empty_like(s0)
+        fac = angle_factor(tau)
+        h = np.ascontiguousarray(predictor.predict(h_end), dtype=np.float64)
+        for _ in range(_PREDICTOR_PASSES):  # consistent with the predicted field: no model call
+            res = _spherical_midpoint(s0, s1, h, fac, new)
+            s1, new = new, s1
+            if res <= 0.1 * self.spin_tolerance:
+                break
+        known = predictor.contraction if predictor.unchecked < _RECHECK else None
+        res = prev = np.inf
+        calls = 0
+        for calls in range(1, self.max_spin_iterations + 1):
+            _normalised_midpoints(s0, s1, spins)
+            h = np.ascontiguousarray(ws.fields(), dtype=np.float64)
+            ws.spin_iterations += 1
+            res = _spherical_midpoint(s0, s1, h, fac, new)
+            s1, new = new, s1
+            if calls == 1 and known is not None:
+                err = _iteration_error(res, res / min(2.0 * known, 1.0) if known > 0 else np.inf)
+            else:
+                err = _iteration_error(res, prev)
+            if calls > 1 and prev > 0:
+                predictor.contraction = res / prev
+            if err <= self.spin_tolerance:
+                break
+            if not res < prev:  # growing changes: the iteration diverges
+                ws.diverged = res
+                break
+            prev = res
+        else:
+            ws.unconverged.append(res)
+        predictor.unchecked = predictor.unchecked + 1 if calls == 1 else 0
+        predictor.record(h)
+        spins[:] = s1
 
     def _global_spin_step(self, ws, tau, h0, damping=0.0, noise=None):
         """Explicit midpoint rotation of all spins over tau fs (non-local potentials); h0 is the
@@ -588,6 +766,48 @@ def _project_transverse_all(h, spins):
     _project_transverse(h, spins, np.arange(len(h), dtype=np.int64))
 
 
+@numba.njit(cache=True, fastmath=_FMA)
+def _spherical_midpoint(s0, s1, h, fac, out):
+    """One spherical-midpoint map (McLachlan, Modin & Verdier, Phys. Rev. E 89, 061301 (2014);
+    BIT 56, 1373 (2016)) of every spin, in the field ``h`` (N, 3) eV/μB taken at the midpoints:
+    out_i = the solution of (out_i − s0_i) = (fac/ρ_i) h⊥_i × (s0_i + out_i), ρ_i = |s0_i + s1_i|,
+    h⊥_i = h_i minus its part along m̂_i = (s0_i + s1_i)/ρ_i, with ``fac`` = γτ/μB
+    (:func:`~spinlat.integrators.rotation.angle_factor`). For fixed h⊥ and ρ that equation is
+    the Cayley transform: s0 rotated about h⊥ (right-handed) by 2 atan(fac |h⊥| / ρ), so spin
+    lengths stay 1. ``s1`` is the current iterate (it fixes m̂ and ρ). Returns the largest
+    component change max |out − s1| (the fixed-point residual)."""
+    res = 0.0
+    for i in range(s0.shape[0]):
+        ax, ay, az = s0[i, 0] + s1[i, 0], s0[i, 1] + s1[i, 1], s0[i, 2] + s1[i, 2]
+        rho = math.sqrt(ax * ax + ay * ay + az * az)
+        hx, hy, hz = h[i, 0], h[i, 1], h[i, 2]
+        if rho > 0.0:
+            mx, my, mz = ax / rho, ay / rho, az / rho
+            c = hx * mx + hy * my + hz * mz
+            hx, hy, hz = hx - c * mx, hy - c * my, hz - c * mz
+        b = math.sqrt(hx * hx + hy * hy + hz * hz)
+        if b == 0.0 or rho == 0.0:
+            x, y, z = s0[i, 0], s0[i, 1], s0[i, 2]
+        else:
+            phi = 2.0 * math.atan(fac * b / rho)
+            x, y, z = rotate_vector(s0[i, 0], s0[i, 1], s0[i, 2], hx, hy, hz, phi / b, 0.0)
+        res = max(res, abs(x - s1[i, 0]), abs(y - s1[i, 1]), abs(z - s1[i, 2]))
+        out[i, 0], out[i, 1], out[i, 2] = x, y, z
+    return res
+
+
+@numba.njit(cache=True)
+def _normalised_midpoints(s0, s1, out):
+    """out_i = (s0_i + s1_i)/|s0_i + s1_i| (s0_i where the sum vanishes), in place."""
+    for i in range(s0.shape[0]):
+        ax, ay, az = s0[i, 0] + s1[i, 0], s0[i, 1] + s1[i, 1], s0[i, 2] + s1[i, 2]
+        r = math.sqrt(ax * ax + ay * ay + az * az)
+        if r > 0.0:
+            out[i, 0], out[i, 1], out[i, 2] = ax / r, ay / r, az / r
+        else:
+            out[i, 0], out[i, 1], out[i, 2] = s0[i, 0], s0[i, 1], s0[i, 2]
+
+
 # ------------------------------------------------------------------------------ NVE
 class SpinLatticeNVE(_SpinLatticeBase):
     """Symplectic coupled spin-lattice dynamics at constant energy (no damping, no noise).
@@ -595,48 +815,240 @@ class SpinLatticeNVE(_SpinLatticeBase):
     Parameters
     ----------
     dt : time step, fs (0 < dt ≤ 10).
+    spin_step : spin step of potentials whose ``local`` flag is False (mMACE; local potentials
+        always take the colour sweeps): ``"implicit_midpoint"`` (default; the spherical
+        midpoint rule, symplectic and time-reversible, solved by fixed-point iteration on the
+        field) or ``"explicit_midpoint"`` (the earlier scheme, two model calls per step, energy
+        drift ∝ dt²·t; kept for comparison).
+    spin_tolerance : the implicit spin step stops when an iterate changes no spin component by
+        more than this (dimensionless, ~rad; default 1e-10). Reversibility holds to about this.
+    max_spin_iterations : model calls allowed per implicit spin step (default 8); reaching it
+        gives a :class:`~spinlat.errors.ConvergenceWarning` at the end of the run; an iteration
+        whose changes grow raises :class:`~spinlat.errors.SimulationError` (the step diverges:
+        lower dt).
+
+    adiabatic_magnitudes : relax the moment magnitudes at fixed directions after every step
+        (potentials with ``depends_on_magnitudes``; default False: magnitudes fixed).
+    magnitude_tolerance : largest longitudinal field |s_i·h_i| the relaxation leaves, eV/μB
+        (default 1e-6).
+    max_magnitude_iterations : L-BFGS iterations per relaxation (default 100); reaching it warns
+        (:class:`~spinlat.errors.ConvergenceWarning`).
 
     One step: half kick of the velocities, half step of the spins (sequential sweep over
     colour classes, forward then backward, each spin rotated exactly about its effective
-    field), full drift of the positions, half step of the spins, new forces, half kick (see the
-    module docstring). Moment magnitudes are kept fixed. Total energy is conserved to O(dt²)
-    with no drift; spin lengths to round-off. Deterministic: the same State gives the same
-    trajectory bit for bit however the run is split, restarted or threaded.
+    field), full drift of the positions, half step of the spins, new forces, half kick; for
+    non-local potentials half drift, implicit spin step, half drift (see the module
+    docstring). Total energy is conserved to O(dt²) with no drift; spin lengths to round-off.
+    Deterministic: the same State gives the same trajectory bit for bit however the run is
+    split, restarted or threaded (the implicit spin step's predictor and the previous relaxed
+    magnitudes travel with the returned State and in :meth:`checkpoint`).
+
+    Raises InputError for bad options, or ``adiabatic_magnitudes`` with a potential that does
+    not depend on magnitudes; SimulationError when the implicit spin step diverges.
+
+    Attributes
+    ----------
+    statistics : dict of the last ``run``: ``steps``, ``model_calls`` (calls of
+        ``potential.compute``, the initial evaluation included when it was not cached),
+        ``spin_iterations`` (of those, the implicit spin steps' field calls) and
+        ``unconverged_steps``.
     """
 
-    def __init__(self, dt):
+    def __init__(self, dt, spin_step="implicit_midpoint", spin_tolerance=1e-10, max_spin_iterations=8,
+                 adiabatic_magnitudes=False, magnitude_tolerance=1e-6, max_magnitude_iterations=100):
         super().__init__(dt)
+        self._magnitude_options(adiabatic_magnitudes, magnitude_tolerance, max_magnitude_iterations)
+        self.spin_step = validation.choice(spin_step, "spin_step", SPIN_STEPS)
+        self.spin_tolerance = validation.number(spin_tolerance, "spin_tolerance", positive=True)
+        self.max_spin_iterations = validation.integer(max_spin_iterations, "max_spin_iterations", minimum=1)
+        self.statistics = {}
+        self._midpoint_fields = None  # (State, potential, _MidpointPredictor) of the last run
 
     def __repr__(self):
-        return f"SpinLatticeNVE(dt={self.dt})"
+        extra = ("" if self.spin_step == "implicit_midpoint" and self.spin_tolerance == 1e-10
+                 and self.max_spin_iterations == 8 else
+                 f", spin_step={self.spin_step!r}, spin_tolerance={self.spin_tolerance}, "
+                 f"max_spin_iterations={self.max_spin_iterations}")
+        return f"SpinLatticeNVE(dt={self.dt}{extra}{self._magnitude_repr()})"
+
+    def check(self, state, potential) -> None:
+        super().check(state, potential)
+        self._check_magnitudes(potential)
+
+    def _predictor(self, state, potential):
+        """The :class:`_MidpointPredictor` the last run left with ``state`` (the State it returned,
+        or restored from a checkpoint); a fresh one for any other State."""
+        saved = self._midpoint_fields
+        if saved is None or saved[0] is not state or saved[1] is not potential:
+            return _MidpointPredictor()
+        return saved[2].copy()
+
+    def checkpoint(self, potential=None) -> dict:
+        """:meth:`_SpinLatticeBase.checkpoint` plus the implicit spin step's state (so that a
+        restart continues bit for bit): ``midpoint_fields`` (K, N, 3) eV/μB, K ≤ 4, the last
+        midpoint fields, which predict the next one; ``spin_contraction``, the observed
+        contraction of its iteration (−1: none yet); ``spin_unchecked``, steps since it was
+        observed."""
+        out = super().checkpoint(potential)
+        saved = self._midpoint_fields
+        if saved is not None:
+            out.update(saved[2].as_checkpoint())
+        return out
+
+    def restore(self, checkpoint, state, potential) -> None:
+        super().restore(checkpoint, state, potential)
+        pred = _MidpointPredictor.from_checkpoint(checkpoint, len(state))
+        self._midpoint_fields = None if pred is None else (state, potential, pred)
 
     def run(self, state, potential, steps: int) -> State:
-        """Advance ``steps`` steps of dt fs; return the new State (the input is not modified)."""
+        """Advance ``steps`` steps of dt fs; return the new State (the input is not modified).
+
+        Raises SimulationError when the implicit spin step diverges (time step too large)."""
         steps = _as_steps(steps)
         self.check(state, potential)
         ws = self._work(state, potential)
         local = potential.local
-        ev = self._initial_forces(ws, state, potential, need_fields=not local)
+        implicit = not local and self.spin_step == "implicit_midpoint"
+        predictor = self._predictor(state, potential) if implicit else None
+        adiabatic = self.adiabatic_magnitudes
+        ev = self._initial_forces(ws, state, potential, need_fields=not local or adiabatic)
+        if adiabatic:
+            ev = self._adiabatic_start(ws, ev)
+            previous = self._previous_magnitudes(state, potential)
         dt = self.dt
         for step in range(steps):
             last = step == steps - 1
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
+            if adiabatic:
+                previous = self._midstep_magnitudes(ws, previous)
             if local:
                 self._sweep(ws, 0.5 * dt)
                 _drift(ws.pos, ws.vel, dt)
                 ws.update_neighbors()
                 self._sweep(ws, 0.5 * dt)
-            else:  # Strang: drift/2, all spins over dt (one model call), drift/2
+            else:  # Strang: drift/2, all spins over dt, drift/2
                 _drift(ws.pos, ws.vel, 0.5 * dt)
                 ws.update_neighbors()
-                self._global_spin_step(ws, dt, ev.magnetic_forces)
+                if implicit:
+                    self._implicit_spin_step(ws, dt, predictor, ev.magnetic_forces)
+                    if ws.diverged is not None:
+                        raise SimulationError(
+                            f"SpinLatticeNVE: the implicit midpoint spin step diverges at step {step + 1} of this run "
+                            f"(the fixed-point changes grow, to {ws.diverged:.3g}): the time step dt = {dt} fs is "
+                            f"too large for these fields; lower dt")
+                else:
+                    self._global_spin_step(ws, dt, ev.magnetic_forces)
                 _drift(ws.pos, ws.vel, 0.5 * dt)
                 ws.update_neighbors()
-            ev = ws.evaluate(last or not local)
+            ev = self._relax_magnitudes(ws) if adiabatic else ws.evaluate(last or not local)
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
         if steps == 0:
             ev = ws.evaluate(True) if ev.magnetic_forces is None else ev
-        return self._finish(ws, potential, ev)
+        self.statistics = {"steps": steps, "model_calls": ws.calls, "spin_iterations": ws.spin_iterations,
+                           "unconverged_steps": len(ws.unconverged), "magnitude_calls": ws.magnitude_calls}
+        self._warn_magnitudes(ws, steps)
+        if ws.unconverged:
+            warnings.warn(ConvergenceWarning(
+                f"SpinLatticeNVE: the implicit midpoint spin step stopped at max_spin_iterations="
+                f"{self.max_spin_iterations} before spin_tolerance={self.spin_tolerance:g} in {len(ws.unconverged)} "
+                f"of {steps} steps (largest residual {max(ws.unconverged):.3g}); time reversibility holds only to "
+                f"that residual: lower dt or raise max_spin_iterations"), stacklevel=2)
+        out = self._finish(ws, potential, ev)
+        self._midpoint_fields = (out, potential, predictor) if implicit else None
+        self._relaxed = (out, potential, previous) if adiabatic and steps else None
+        return out
+
+
+#: the magnitude relaxation of ``adiabatic_magnitudes``: :func:`spinlat.minimization.relax_magnitudes`,
+#: installed here by :mod:`spinlat.minimization` when it is imported (``import spinlat`` does),
+#: which sits above the integrators (it uses their rotations and L-BFGS), as
+#: ``spinlat.potentials.mmace.trainer`` is filled in by :mod:`spinlat.training`
+magnitude_relaxer = None
+
+#: spin steps of :class:`SpinLatticeNVE` for non-local potentials
+SPIN_STEPS = ("implicit_midpoint", "explicit_midpoint")
+
+#: midpoint fields kept to predict the next one (cubic extrapolation)
+_HISTORY = 4
+
+
+class _MidpointPredictor:
+    """What the implicit spin step of :class:`SpinLatticeNVE` carries from step to step: the
+    last :data:`_HISTORY` midpoint fields ``fields`` (eV/μB, oldest first; they predict the next
+    one, :func:`_predict_field`), the last observed ``contraction`` of the fixed-point iteration
+    (None: not yet) and ``unchecked``, the steps since it was observed."""
+
+    __slots__ = ("fields", "contraction", "unchecked")
+
+    def __init__(self, fields=(), contraction=None, unchecked=0):
+        self.fields = [np.array(h, dtype=np.float64) for h in fields]
+        self.contraction = contraction
+        self.unchecked = unchecked
+
+    def copy(self):
+        return _MidpointPredictor(self.fields, self.contraction, self.unchecked)
+
+    def predict(self, h_end):
+        return _predict_field(self.fields, h_end)
+
+    def record(self, h):
+        self.fields.append(h)
+        del self.fields[:-_HISTORY]
+
+    def as_checkpoint(self) -> dict:
+        if not self.fields:
+            return {}
+        return {"midpoint_fields": np.array(self.fields, dtype=np.float64),
+                "spin_contraction": -1.0 if self.contraction is None else float(self.contraction),
+                "spin_unchecked": int(self.unchecked)}
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint, n):
+        """The predictor stored by :meth:`as_checkpoint` for ``n`` atoms, or None (absent or
+        malformed)."""
+        h = checkpoint.get("midpoint_fields")
+        if h is None:
+            return None
+        h = np.asarray(h, dtype=np.float64)
+        if not (h.ndim == 3 and h.shape[1:] == (n, 3) and 0 < len(h) <= _HISTORY and np.all(np.isfinite(h))):
+            return None
+        q = checkpoint.get("spin_contraction", -1.0)
+        u = checkpoint.get("spin_unchecked", _RECHECK)
+        q = float(q) if isinstance(q, (int, float)) and math.isfinite(q) and q >= 0 else None
+        u = int(u) if isinstance(u, int) and u >= 0 else _RECHECK
+        return cls(list(h), q, u)
+
+
+#: the implicit spin step measures the contraction of its iteration again (two model calls)
+#: after this many steps that stopped after one call
+_RECHECK = 8
+
+
+def _iteration_error(res, prev):
+    """Estimated error of the newest iterate of a linearly converging fixed-point iteration whose
+    last two changes were ``prev`` and ``res``: res·q/(1 − q) with the observed contraction
+    q = res/prev (Ostrowski's / Aitken's estimate; e.g. Quarteroni, Sacco & Saleri, *Numerical
+    Mathematics*, 2nd ed., §6.3.1); ``res`` itself when there is no previous change or q ≥ 1/2."""
+    q = res / prev if 0.0 < prev < math.inf else 1.0
+    return res * q / (1.0 - q) if q < 0.5 else res
+
+
+def _predict_field(history, h_end):
+    """Prediction of the next midpoint field (eV/μB) for the first iterate of the implicit spin
+    step: the cubic extrapolation 4h₋₁ − 6h₋₂ + 4h₋₃ − h₋₄ of the last four midpoint fields
+    ``history`` (oldest first; error O(dt⁴)), the polynomial through fewer when there are fewer,
+    and the fields ``h_end`` of the evaluation that ended the previous step when there are none
+    (the first step of a run from a State this integrator did not return)."""
+    k = len(history)
+    if k >= 4:
+        return 4.0 * (history[-1] + history[-3]) - 6.0 * history[-2] - history[-4]
+    if k == 3:
+        return 3.0 * (history[-1] - history[-2]) + history[-3]
+    if k == 2:
+        return 2.0 * history[-1] - history[-2]
+    if k == 1:
+        return history[-1]
+    return h_end
 
 
 # ------------------------------------------------------------------------------ Langevin
@@ -668,11 +1080,16 @@ class SpinLatticeLangevin(_SpinLatticeBase):
     longitudinal force f = −∂E/∂|m_i| = h_i·s_i and mobility Γ = α_L γ/μB (μB²/(eV·fs)), taken
     as the radial part of a 3D Brownian step so that the stationary distribution is
     μ² exp(−E/k_B T_s). This step is first order: keep Γ·∂²E/∂μ²·dt ≪ 1.
+
+    ``adiabatic_magnitudes``, ``magnitude_tolerance``, ``max_magnitude_iterations``: as in
+    :class:`SpinLatticeNVE`; the magnitudes are then relaxed after every step instead (no
+    longitudinal fluctuations, ``longitudinal_damping`` unused).
     """
 
     def __init__(self, dt, temperature, friction, damping, spin_temperature=None, longitudinal_damping=None,
-                 seed=None):
+                 seed=None, adiabatic_magnitudes=False, magnitude_tolerance=1e-6, max_magnitude_iterations=100):
         super().__init__(dt)
+        self._magnitude_options(adiabatic_magnitudes, magnitude_tolerance, max_magnitude_iterations)
         self.temperature = check_nonnegative(temperature, "temperature", "K")
         self.friction = check_nonnegative(friction, "friction", "1/fs")
         self.damping = check_nonnegative(damping, "damping", "dimensionless")
@@ -687,7 +1104,7 @@ class SpinLatticeLangevin(_SpinLatticeBase):
     def __repr__(self):
         return (f"SpinLatticeLangevin(dt={self.dt}, temperature={self.temperature}, friction={self.friction}, "
                 f"damping={self.damping}, spin_temperature={self.spin_temperature}, "
-                f"longitudinal_damping={self.longitudinal_damping}, seed={self.seed})")
+                f"longitudinal_damping={self.longitudinal_damping}, seed={self.seed}{self._magnitude_repr()})")
 
     def check(self, state, potential) -> None:
         super().check(state, potential)
@@ -696,6 +1113,7 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         check_nonnegative(self.damping, "damping", "dimensionless")
         check_nonnegative(self.spin_temperature, "spin_temperature", "K")
         check_nonnegative(self.longitudinal_damping, "longitudinal_damping", "dimensionless")
+        self._check_magnitudes(potential)
 
     def run(self, state, potential, steps: int) -> State:
         """Advance ``steps`` steps of dt fs; return the new State (the input is not modified)."""
@@ -706,7 +1124,8 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         dt = self.dt
         n = len(state)
         local = potential.local
-        longitudinal = potential.depends_on_magnitudes and self.longitudinal_damping > 0
+        adiabatic = self.adiabatic_magnitudes
+        longitudinal = potential.depends_on_magnitudes and self.longitudinal_damping > 0 and not adiabatic
         kT = units.K_B * self.temperature
         kTs = units.K_B * self.spin_temperature
         alpha = self.damping
@@ -715,6 +1134,10 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         v_sigma = np.sqrt((1.0 - c1 * c1) * kT * ws.acc)  # Å/fs (acc = 1/(m in eV fs²/Å²))
         thermostat = self.friction > 0
         # spin noise: h_noise = sigma_i / sqrt(duration) ξ (eV/μB)
+        ev = self._initial_forces(ws, state, potential, need_fields=not local or adiabatic)
+        if adiabatic:
+            ev = self._adiabatic_start(ws, ev)
+            previous = self._previous_magnitudes(state, potential)
         sigma = None
         if alpha > 0 and kTs > 0:
             with np.errstate(divide="ignore"):
@@ -722,10 +1145,11 @@ class SpinLatticeLangevin(_SpinLatticeBase):
                                  np.sqrt(2.0 * alpha * kTs * units.MU_B / (units.GAMMA * np.where(
                                      ws.moments > 0, ws.moments, 1.0))), 0.0)
         mobility = self.longitudinal_damping * units.GAMMA / units.MU_B
-        ev = self._initial_forces(ws, state, potential, need_fields=not local)
         for step in range(steps):
             last = step == steps - 1
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
+            if adiabatic:
+                previous = self._midstep_magnitudes(ws, previous)
             h_pred = self._spins(ws, 0.5 * dt, alpha, sigma, rng, ev.magnetic_forces if not local else None, local)
             _drift(ws.pos, ws.vel, 0.5 * dt)
             if thermostat:
@@ -741,11 +1165,20 @@ class SpinLatticeLangevin(_SpinLatticeBase):
                 if sigma is not None:  # noise amplitude follows the moment
                     sigma[atoms] = np.sqrt(2.0 * alpha * kTs * units.MU_B / (units.GAMMA * ws.moments[atoms]))
                 ws.inv_m = ws.inverse_moments()
-            ev = ws.evaluate(last or not local)
+            if adiabatic:
+                ev = self._relax_magnitudes(ws)
+                if sigma is not None:  # noise amplitude follows the moments
+                    sigma[ws.mag_atoms] = np.sqrt(2.0 * alpha * kTs * units.MU_B
+                                                  / (units.GAMMA * ws.moments[ws.mag_atoms]))
+            else:
+                ev = ws.evaluate(last or not local)
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
         if steps == 0:
             ev = ws.evaluate(True) if ev.magnetic_forces is None else ev
-        return self._finish(ws, potential, ev)
+        self._warn_magnitudes(ws, steps)
+        out = self._finish(ws, potential, ev)
+        self._relaxed = (out, potential, previous) if adiabatic and steps else None
+        return out
 
     def _spins(self, ws, tau, alpha, sigma, rng, h0, local):
         if local:

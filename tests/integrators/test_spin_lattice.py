@@ -156,14 +156,64 @@ def test_nve_energy_error_second_order():
     assert np.array_equal(s2.moments, st.moments)
 
 
-def test_nve_nonlocal_scheme_second_order():
+@pytest.mark.parametrize("spin_step", ["implicit_midpoint", "explicit_midpoint"])
+def test_nve_nonlocal_scheme_second_order(spin_step):
     pot = NonLocal() + Field([0, 0, 2.0])
     assert pot.local is False
     st = crystal(2, T=600.0)
-    e1, _ = max_energy_error(SpinLatticeNVE, pot, st, 2.0, t_total=40)
-    e2, s2 = max_energy_error(SpinLatticeNVE, pot, st, 1.0, t_total=40)
+
+    def integ(dt):
+        return SpinLatticeNVE(dt, spin_step=spin_step)
+
+    e1, _ = max_energy_error(integ, pot, st, 2.0, t_total=40)
+    e2, s2 = max_energy_error(integ, pot, st, 1.0, t_total=40)
     assert 3.0 < e1 / e2 < 5.5, (e1, e2)
     assert np.abs(np.linalg.norm(s2.spins, axis=1) - 1).max() < 1e-13
+
+
+def _reversal_error(pot, pot_reversed, st, dt, steps, **options):
+    """Run ``steps`` forward, apply time reversal (v → −v, m → −m; ``pot_reversed`` is ``pot``
+    with its time-odd parameters reversed), run ``steps`` forward again: the largest difference
+    from the time-reversed start (positions Å, velocities Å/fs, spins)."""
+    out = SpinLatticeNVE(dt, **options).run(st, pot, steps)
+    flipped = out.copy(velocities=-out.velocities, spins=-out.spins)
+    back = SpinLatticeNVE(dt, **options).run(flipped, pot_reversed, steps)
+    return (np.abs(back.positions - st.positions).max(), np.abs(back.velocities + st.velocities).max(),
+            np.abs(back.spins + st.spins).max(), back)
+
+
+def test_nve_nonlocal_implicit_step_is_time_reversible():
+    """Forward N steps, reverse velocities and moments (and the Zeeman field, the time-odd
+    parameter), forward N steps: the implicit spin step returns to the start to its solver
+    tolerance; the explicit midpoint does not."""
+    pot, pot_reversed = NonLocal() + Field([0, 0, 2.0]), NonLocal() + Field([0, 0, -2.0])
+    st = crystal(2, T=600.0)
+    dr, dv, ds, back = _reversal_error(pot, pot_reversed, st, 1.0, 40, spin_tolerance=1e-13,
+                                       max_spin_iterations=30)
+    assert dr < 1e-10 and dv < 1e-12 and ds < 1e-10, (dr, dv, ds)
+    assert np.abs(np.linalg.norm(back.spins, axis=1) - 1).max() < 1e-13
+    # the old scheme: off by the size of its local error, many orders of magnitude more
+    er, ev_, es, _ = _reversal_error(pot, pot_reversed, st, 1.0, 40, spin_step="explicit_midpoint")
+    assert es > 1e4 * max(ds, 1e-14), (es, ds)
+
+
+def test_nve_nonlocal_implicit_step_statistics_and_warning():
+    pot = NonLocal()
+    st = crystal(2, T=300.0)
+    integ = SpinLatticeNVE(0.5)
+    out = integ.run(st, pot, 10)
+    stats = integ.statistics
+    assert stats["steps"] == 10 and stats["unconverged_steps"] == 0
+    assert stats["model_calls"] == 1 + 10 + stats["spin_iterations"]
+    # continuing from the returned State predicts from the kept midpoint fields: ≤ 2 field calls
+    integ.run(out, pot, 10)
+    assert integ.statistics["model_calls"] <= 3 * 10, integ.statistics
+    assert "midpoint_fields" in integ.checkpoint(pot)
+    with pytest.warns(sl.errors.ConvergenceWarning, match="max_spin_iterations=1"):
+        SpinLatticeNVE(1.0, spin_tolerance=1e-15, max_spin_iterations=1).run(st, pot, 3)
+    for bad in (dict(spin_step="rk4"), dict(spin_tolerance=0.0), dict(max_spin_iterations=0)):
+        with pytest.raises(InputError):
+            SpinLatticeNVE(1.0, **bad)
 
 
 def test_nve_single_spin_precesses_at_larmor_frequency():
@@ -340,3 +390,138 @@ def test_linear_fast_path_matches_generic_sweep():
     a = SpinLatticeLangevin(0.5, 300, 0.01, 0.2, seed=5).run(st, fast, 20)
     b = SpinLatticeLangevin(0.5, 300, 0.01, 0.2, seed=5).run(st, slow, 20)
     assert np.allclose(a.spins, b.spins, atol=1e-10) and np.allclose(a.velocities, b.velocities, atol=1e-12)
+
+
+# ------------------------------------------------------------------ adiabatic magnitudes
+class MagnitudeExchange(PairSpin):
+    """PairSpin whose exchange acts on the moments, E_x = −Σ J(r) c(r) m_i·m_j, plus a Landau
+    term a|m|² + b|m|⁴ per atom: the relaxed magnitudes depend on the spins and positions."""
+
+    depends_on_magnitudes = True
+
+    def __init__(self, a=-0.4, b=0.05, **kw):
+        super().__init__(**kw)
+        self.a, self.b = a, b
+
+    def _evaluate(self, state, nl, forces, magnetic_forces, stress):
+        n, m = len(state), state.moments
+        i, j, d, r = self._pairs(state, nl)
+        lj, dlj, J, dJ, c, dc = self._radial(r)
+        mv = state.spins * m[:, None]
+        md = np.sum(mv[i] * mv[j], axis=1)
+        e_pair = (lj - J * md) * c
+        e_l = self.a * m**2 + self.b * m**4
+        energies = e_l.copy()
+        np.add.at(energies, i, 0.5 * e_pair)
+        np.add.at(energies, j, 0.5 * e_pair)
+        ev = Evaluation(float(energies.sum()), energies=energies)
+        if forces:
+            de = (dlj - dJ * md) * c + (lj - J * md) * dc
+            fij = (de / r)[:, None] * d
+            f = np.zeros((n, 3))
+            np.add.at(f, i, fij)
+            np.add.at(f, j, -fij)
+            ev.forces = f
+        if magnetic_forces:
+            g = np.zeros((n, 3))
+            np.add.at(g, i, (J * c)[:, None] * mv[j])
+            np.add.at(g, j, (J * c)[:, None] * mv[i])
+            ev.magnetic_forces = g - (2 * self.a * m + 4 * self.b * m**3)[:, None] * state.spins
+        return ev
+
+    def rotation_fields(self, state, nl, atoms):
+        return self.compute(state, nl, forces=False, magnetic_forces=True).magnetic_forces[atoms]
+
+
+def test_adiabatic_magnitudes_local_potential_matches_minimize_and_conserves_energy():
+    pot = MagnitudeExchange()
+    st = crystal(2, T=300.0)
+    # magnetic forces are −∂E/∂m (finite differences)
+    ev = pot.compute(st)
+    k, eps = 3, 1e-6
+    for d in range(3):
+        m = st.spins * st.moments[:, None]
+        for sgn in (1, -1):
+            mm = m.copy()
+            mm[k, d] += sgn * eps
+            e = pot.compute(st.copy(spins=mm / np.linalg.norm(mm, axis=1)[:, None],
+                                    moments=np.linalg.norm(mm, axis=1)), forces=False).energy
+            m_e = e if sgn == 1 else m_e - e  # noqa: F821
+        assert abs(-m_e / (2 * eps) - ev.magnetic_forces[k, d]) < 1e-6
+    integ = SpinLatticeNVE(1.0, adiabatic_magnitudes=True, magnitude_tolerance=1e-10)
+    out = integ.run(st, pot, 5)
+    ref = sl.minimize(out.copy(moments=st.moments), pot, spins=False, magnitudes=True, hmax=1e-11, max_steps=500)
+    assert np.abs(out.moments - ref.moments).max() < 1e-8
+    assert np.ptp(out.moments) > 1e-3  # the relaxed magnitudes differ from atom to atom
+    # the Born-Oppenheimer-like energy E(r, s, |m|*) + kinetic energy: second-order, bounded error
+    errs = []
+    for dt in (1.0, 0.5):
+        integ = SpinLatticeNVE(dt, adiabatic_magnitudes=True, magnitude_tolerance=1e-10)
+        s = integ.run(st, pot, 0)
+        e0 = total_energy(s, pot)
+        err = 0.0
+        for _ in range(4):
+            s = integ.run(s, pot, int(round(10 / dt)))
+            err = max(err, abs(total_energy(s, pot) - e0))
+        errs.append(err)
+    assert 3.0 < errs[0] / errs[1] < 5.5, errs
+    lang = SpinLatticeLangevin(0.5, 300.0, 0.01, 0.1, seed=1, adiabatic_magnitudes=True, magnitude_tolerance=1e-10)
+    out = lang.run(st, pot, 3)
+    ref = sl.minimize(out.copy(moments=st.moments), pot, spins=False, magnitudes=True, hmax=1e-11, max_steps=500)
+    assert np.abs(out.moments - ref.moments).max() < 1e-8
+
+
+def test_adiabatic_magnitudes_need_a_magnitude_dependent_potential():
+    with pytest.raises(InputError, match="does not depend on moment magnitudes"):
+        SpinLatticeNVE(1.0, adiabatic_magnitudes=True).run(crystal(2), PairSpin(), 1)
+    with pytest.raises(InputError, match="adiabatic_magnitudes"):
+        SpinLatticeNVE(1.0, adiabatic_magnitudes=1)
+
+
+@pytest.mark.parametrize("pot, options", [(NonLocal(), {}), (MagnitudeExchange(), dict(adiabatic_magnitudes=True))],
+                         ids=["implicit-spin-step", "adiabatic-magnitudes"])
+def test_implicit_and_adiabatic_runs_split_and_restarted_bit_for_bit(tmp_path, pot, options):
+    """The implicit spin step's field predictor and the previous relaxed magnitudes travel with
+    the returned State and in the trajectory's checkpoint: split or restarted runs are one run."""
+    st = crystal(2, T=300.0)
+    once = SpinLatticeNVE(0.5, **options).run(st, pot, 12)
+    integ = SpinLatticeNVE(0.5, **options)
+    split = integ.run(integ.run(st, pot, 5), pot, 7)
+    sim = sl.Simulation(st, pot, SpinLatticeNVE(0.5, **options), trajectory=str(tmp_path / "t.h5"), every=3,
+                        progress=False)
+    sim.run(6)
+    sim.close()
+    again = sl.Simulation(None, pot, SpinLatticeNVE(0.5, **options), trajectory=str(tmp_path / "t.h5"), every=3,
+                          restart=True, progress=False)
+    assert again.resumed
+    restarted = again.run(6)
+    again.close()
+    for out in (split, restarted):
+        for k in ("positions", "velocities", "spins", "moments"):
+            assert np.array_equal(getattr(out, k), getattr(once, k)), k
+
+
+def test_spherical_midpoint_kernel_solves_the_cayley_equation():
+    """NumPy check of the kernel: out − s0 = (fac/ρ) h⊥ × (s0 + out), ρ = |s0 + s1|, h⊥ ⊥ m̂ =
+    (s0 + s1)/ρ, |out| = 1; zero field leaves s0; the returned residual is max |out − s1|."""
+    from spinlat.integrators.spin_lattice import _spherical_midpoint
+
+    rng = np.random.default_rng(5)
+    s0 = rng.normal(size=(50, 3))
+    s0 /= np.linalg.norm(s0, axis=1)[:, None]
+    s1 = s0 + 0.1 * rng.normal(size=(50, 3))
+    s1 /= np.linalg.norm(s1, axis=1)[:, None]
+    h = rng.normal(size=(50, 3)) * 0.5
+    h[7] = 0.0
+    fac = 0.3
+    out = np.empty_like(s0)
+    res = _spherical_midpoint(s0, s1, h, fac, out)
+    a = s0 + s1
+    rho = np.linalg.norm(a, axis=1)
+    m = a / rho[:, None]
+    hp = h - np.sum(h * m, axis=1)[:, None] * m
+    rhs = (fac / rho)[:, None] * np.cross(hp, s0 + out)
+    np.testing.assert_allclose(out - s0, rhs, atol=1e-14)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-15)
+    assert np.array_equal(out[7], s0[7])
+    assert res == np.abs(out - s1).max()

@@ -268,8 +268,9 @@ def test_ase_calculator(pot):
 
 
 def test_spin_lattice_nve_with_mmace_is_second_order(pot):
-    """SpinLatticeNVE with a non-local mMACE potential: two model calls per step, energy error
-    O(dt²) (halving dt divides it by ≈ 4), spin lengths kept."""
+    """SpinLatticeNVE with a non-local mMACE potential: energy error O(dt²) (halving dt divides it
+    by ≈ 4), spin lengths kept; the explicit midpoint spin step makes two model calls per step, the
+    implicit one (default) at most three on average."""
     from spinlat.integrators import SpinLatticeNVE
 
     st = bcc_fe((2, 2, 2), seed=6)
@@ -295,9 +296,16 @@ def test_spin_lattice_nve_with_mmace_is_second_order(pot):
                 err = max(err, abs(energy(s) - e0))
             errs.append(err)
         calls.clear()
-        SpinLatticeNVE(0.5).run(s, pot, 3)
+        SpinLatticeNVE(0.5, spin_step="explicit_midpoint").run(s, pot, 3)
+        assert len(calls) == 2 * 3 + 1  # the initial evaluation, then two per step
+        calls.clear()
+        integ = SpinLatticeNVE(0.5)
+        s = integ.run(s, pot, 8)
+        first = integ.statistics["model_calls"]
+        s = integ.run(s, pot, 16)
     finally:
         del pot.model.forward
-    assert len(calls) == 2 * 3 + 1  # the initial evaluation, then two per step
+    assert len(calls) == first + integ.statistics["model_calls"]  # every model call is counted
+    assert integ.statistics["model_calls"] <= 3 * 16, integ.statistics  # continued run: no initial evaluation
     assert 3.0 < errs[0] / errs[1] < 5.5, errs
     assert np.abs(np.linalg.norm(s.spins, axis=1) - 1).max() < 1e-12
