@@ -126,9 +126,10 @@ def _exchange_parallel(atoms, positions, spins, active, offsets, nbr, shift_vect
 PARALLEL_MIN_ATOMS = 8192
 
 
-#: the cached-pair kernels do little work per atom (one exp per pair, or none): threads pay off
-#: only for large systems (at 8 192 atoms two threads were 2.4× slower on a loaded 2-core machine)
-CACHED_PARALLEL_MIN_ATOMS = 65536
+#: the cached-pair kernels do little work per atom (one exp per pair, or none): below this many
+#: atoms they run on one thread. Threads pay off from ~10⁴ atoms on idle cores; on cores busy with
+#: other processes a parallel region waits for its slowest thread, so there they may not
+CACHED_PARALLEL_MIN_ATOMS = 8192
 
 
 def _threaded(n):
