@@ -44,6 +44,7 @@ import numpy as np
 from .. import validation
 from ..errors import FileFormatError, InputError
 from ..formats import number_syntax as _text
+from ..neighbors import _positive_shifts
 from .base import Evaluation, Potential, virial_to_voigt
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -494,43 +495,30 @@ def spline_coefficients(f: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _compact_half_list(n, pi, pj, shifts, half):
-    """CSR half list from a full neighbour list: for atom i the pairs k in
-    ``offsets[i]:offsets[i+1]`` have partner ``hj[k]`` and cell shift ``unique[hs[k]]``.
-
-    ``half`` picks each unordered pair once and is sorted by i. Returns offsets (n+1,),
-    hj (P,) int32, hs (P,) int32, unique shifts (K, 3) int64."""
-    npairs = half.shape[0]
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    hj = np.empty(npairs, dtype=np.int32)
-    hs = np.empty(npairs, dtype=np.int32)
-    rmax = 0
-    for k in range(npairs):
-        q = half[k]
-        for a in range(3):
-            s = abs(shifts[q, a])
-            if s > rmax:
-                rmax = s
-    w = 2 * rmax + 1
-    lookup = np.full(w * w * w, -1, dtype=np.int64)
-    unique = np.empty((min(w * w * w, max(npairs, 1)), 3), dtype=np.int64)
-    nuniq = 0
-    for k in range(npairs):
-        q = half[k]
-        offsets[pi[q] + 1] += 1
-        hj[k] = pj[q]
-        code = ((shifts[q, 0] + rmax) * w + shifts[q, 1] + rmax) * w + shifts[q, 2] + rmax
-        u = lookup[code]
-        if u < 0:
-            u = nuniq
-            lookup[code] = u
-            for a in range(3):
-                unique[u, a] = shifts[q, a]
-            nuniq += 1
-        hs[k] = u
-    for a in range(n):
-        offsets[a + 1] += offsets[a]
-    return offsets, hj, hs, unique[:nuniq].copy()
+def _compact_half_list(n, offsets, nbr, sidx, positive):
+    """CSR half list from a compact full neighbour list (``offsets``, partners ``nbr``, shift
+    index ``sidx`` into the list's distinct shifts): each unordered pair once, kept in the row of
+    its smaller atom (a self-image in the row of its lexically positive shift, ``positive``).
+    Returns offsets (n+1,) int64, partners hj (P,) int32 and shift index hs (P,) int32."""
+    out = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        c = 0
+        for p in range(offsets[i], offsets[i + 1]):
+            j = nbr[p]
+            if j > i or (j == i and positive[sidx[p]]):
+                c += 1
+        out[i + 1] = out[i] + c
+    hj = np.empty(out[n], dtype=np.int32)
+    hs = np.empty(out[n], dtype=np.int32)
+    for i in range(n):
+        k = out[i]
+        for p in range(offsets[i], offsets[i + 1]):
+            j = nbr[p]
+            if j > i or (j == i and positive[sidx[p]]):
+                hj[k] = j
+                hs[k] = sidx[p]
+                k += 1
+    return out, hj, hs
 
 
 @numba.njit(cache=True)
@@ -856,9 +844,10 @@ class EAM(Potential):
         key = getattr(self, "_half_key", None)
         if key is None or key[0] is not nl or key[1] != nl.n_builds or key[2] != len(state):
             self._half_arrays = None  # let the old arrays go before the new ones are made
-            offsets, hj, hs, uniq = _compact_half_list(len(state), nl.i, nl.j, nl.shifts, nl.half)
+            offsets, hj, hs = _compact_half_list(len(state), nl.offsets, nl.j, nl.shift_index,
+                                                 _positive_shifts(nl.unique_shifts))
             hi, toff, tk = _transpose_half_list(len(state), offsets, hj)
-            svec = np.ascontiguousarray(uniq.astype(np.float64) @ state.cell)
+            svec = nl.unique_vectors
             self._half_arrays = (offsets, hj, hs, svec, hi, toff, tk)
             self._half_key = (nl, nl.n_builds, len(state))
         return self._half_arrays
