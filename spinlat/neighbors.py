@@ -7,8 +7,8 @@ holds (about 6 bytes per ordered pair; 58 pairs per atom for bcc Fe at 5.6 Å):
 - ``offsets``: CSR pointer (int64), the neighbours of atom a are ``j[offsets[a]:offsets[a+1]]``,
   each row sorted by (partner, shift): the full list, both i→j and j→i;
 - ``j``: partner of each ordered pair (int32, int64 beyond 2³¹ atoms);
-- ``shift_index``: per pair the row of ``unique_shifts`` (int16, int32 when there are more than
-  32 767 distinct shifts), the distinct integer cell shifts S (K, 3) so that the vector from i to
+- ``shift_index``: per pair the row of ``unique_shifts`` (int16 while every shift is within ±15
+  cells, else int32), the distinct integer cell shifts S (K, 3) so that the vector from i to
   j is r_j − r_i + S·cell; ``unique_vectors`` (K, 3) Å are S·cell.
 
 The per-pair arrays of the expanded form, ``i`` (the row of each pair, sorted), ``shifts``
@@ -104,18 +104,24 @@ def point_pairs(positions, cell, pbc, cutoff, full=False):
 
 
 @numba.njit(cache=True)
-def _full_from_half(n, hi, hj, S):
-    """Full CSR list from a half list (each unordered pair once: atoms ``hi``, ``hj``, shifts
-    ``S`` (H, 3)): offsets (n+1,) int64, partners (P,) int64, shift index (P,) int32 into the
-    distinct shifts (K, 3) int64. Each row is sorted by (partner, shift code); the distinct
-    shifts are numbered in order of first appearance in the sorted list."""
-    h = hi.shape[0]
+def _shift_range(S):
     rmax = 0
-    for k in range(h):
+    for k in range(S.shape[0]):
         for a in range(3):
             v = abs(S[k, a])
             if v > rmax:
                 rmax = v
+    return rmax
+
+
+@numba.njit(cache=True)
+def _full_from_half(n, hi, hj, S, rmax, nbr, sidx):
+    """Full CSR list from a half list (each unordered pair once: atoms ``hi``, ``hj``, shifts
+    ``S`` (H, 3), |S| ≤ ``rmax``), written to ``nbr`` (2H,) partners and ``sidx`` (2H,) shift
+    indices (any integer dtypes wide enough); returns offsets (n+1,) int64 and the distinct
+    shifts (K, 3) int64 ``sidx`` points into. Each row is sorted by (partner, shift code); the
+    distinct shifts are numbered in order of first appearance in the sorted list."""
+    h = hi.shape[0]
     w = 2 * rmax + 1
     w3 = w * w * w
     offsets = np.zeros(n + 1, dtype=np.int64)
@@ -124,36 +130,45 @@ def _full_from_half(n, hi, hj, S):
         offsets[hj[k] + 1] += 1
     for a in range(n):
         offsets[a + 1] += offsets[a]
+    # scatter (partner, shift code) into the rows: nbr holds the partner, sidx the code for now
     fill = offsets[:-1].copy()
-    keys = np.empty(2 * h, dtype=np.int64)  # partner · w³ + code of the shift
     for k in range(h):
         code = ((S[k, 0] + rmax) * w + S[k, 1] + rmax) * w + S[k, 2] + rmax
         a, b = hi[k], hj[k]
-        keys[fill[a]] = np.int64(b) * w3 + code
+        nbr[fill[a]] = b
+        sidx[fill[a]] = code
         fill[a] += 1
-        keys[fill[b]] = np.int64(a) * w3 + (w3 - 1 - code)  # the reverse pair: shift −S
+        nbr[fill[b]] = a
+        sidx[fill[b]] = w3 - 1 - code  # the reverse pair: shift −S
         fill[b] += 1
-    for a in range(n):
-        keys[offsets[a]:offsets[a + 1]] = np.sort(keys[offsets[a]:offsets[a + 1]])
-    nbr = np.empty(2 * h, dtype=np.int64)
-    sidx = np.empty(2 * h, dtype=np.int32)
     lookup = np.full(w3, -1, dtype=np.int64)
     uniq = np.empty((min(w3, max(2 * h, 1)), 3), dtype=np.int64)
     nu = 0
-    for p in range(2 * h):
-        key = keys[p]
-        nbr[p] = key // w3
-        code = key - nbr[p] * w3
-        u = lookup[code]
-        if u < 0:
-            u = nu
-            lookup[code] = u
-            uniq[u, 0] = code // (w * w) - rmax
-            uniq[u, 1] = (code // w) % w - rmax
-            uniq[u, 2] = code % w - rmax
-            nu += 1
-        sidx[p] = u
-    return offsets, nbr, sidx, uniq[:nu].copy()
+    maxrow = 0
+    for a in range(n):
+        maxrow = max(maxrow, offsets[a + 1] - offsets[a])
+    keys = np.empty(maxrow, dtype=np.int64)
+    for a in range(n):
+        p0 = offsets[a]
+        m = offsets[a + 1] - p0
+        for q in range(m):
+            keys[q] = np.int64(nbr[p0 + q]) * w3 + sidx[p0 + q]
+        row = np.sort(keys[:m])
+        for q in range(m):
+            key = row[q]
+            j = key // w3
+            code = key - j * w3
+            u = lookup[code]
+            if u < 0:
+                u = nu
+                lookup[code] = u
+                uniq[u, 0] = code // (w * w) - rmax
+                uniq[u, 1] = (code // w) % w - rmax
+                uniq[u, 2] = code % w - rmax
+                nu += 1
+            nbr[p0 + q] = j
+            sidx[p0 + q] = u
+    return offsets, uniq[:nu].copy()
 
 
 def _positive_shifts(unique_shifts):
@@ -216,13 +231,13 @@ class NeighborList:
         self.offsets = self.j = self.shift_index = None  # let the old list go first
         hi, hj, S, _ = _vesin_pairs(state.positions, state.cell, state.pbc, self.cutoff + self.skin, full=False,
                                     index_dtype=None, distances=False)
-        offsets, nbr, sidx, uniq = _full_from_half(n, hi, hj, S)
+        rmax = int(_shift_range(S))
+        # the shift codes (and later the shift indices) fit int16 when (2 rmax + 1)³ < 2¹⁵
+        nbr = np.empty(2 * len(hi), dtype=itype)
+        sidx = np.empty(2 * len(hi), dtype=np.int16 if (2 * rmax + 1) ** 3 < 2**15 else np.int32)
+        offsets, uniq = _full_from_half(n, hi, hj, S, rmax, nbr, sidx)
         del hi, hj, S
-        self.offsets = offsets
-        self.j = nbr.astype(itype)
-        del nbr
-        self.shift_index = sidx.astype(np.int16) if len(uniq) < 2**15 else sidx
-        del sidx
+        self.offsets, self.j, self.shift_index = offsets, nbr, sidx
         self.unique_shifts = uniq.astype(itype)
         self.unique_vectors = np.ascontiguousarray(uniq.astype(np.float64) @ np.asarray(state.cell, np.float64))
         self._itype = itype

@@ -493,6 +493,20 @@ def spline_coefficients(f: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
+@numba.njit(cache=True, inline="always")
+def _segment(r, rdr, nr):
+    """LAMMPS ``pair_style eam`` table position of distance r: segment m and fraction p, the
+    value held beyond the last knot."""
+    p = r * rdr + 1.0
+    m = int(p)
+    if m > nr - 1:
+        m = nr - 1
+    p -= m
+    if p > 1.0:
+        p = 1.0
+    return m, p
+
+
 def _eam_kernels(threaded):
     """The EAM passes over the full neighbour list, serial (``threaded`` False) or with threads
     over the atoms (True): one Python source compiled twice, so both give the same bits. Each
@@ -521,14 +535,7 @@ def _eam_kernels(threaded):
                 rsq = dx * dx + dy * dy + dz * dz
                 if rsq < cutsq:
                     r = math.sqrt(rsq)
-                    # LAMMPS pair_style eam: segment m, fraction p, held beyond the last knot
-                    p = r * rdr + 1.0
-                    m = int(p)
-                    if m > nr - 1:
-                        m = nr - 1
-                    p -= m
-                    if p > 1.0:
-                        p = 1.0
+                    m, p = _segment(r, rdr, nr)
                     t = ti + types[j]
                     rhoi += ((tab[t, m, 0] * p + tab[t, m, 1]) * p + tab[t, m, 2]) * p + tab[t, m, 3]
                     z2 = ((tab[t, m, zoff] * p + tab[t, m, zoff + 1]) * p + tab[t, m, zoff + 2]) * p \
@@ -587,13 +594,7 @@ def _eam_kernels(threaded):
                 if rsq < cutsq:
                     r = math.sqrt(rsq)
                     recip = 1.0 / r
-                    p = r * rdr + 1.0
-                    m = int(p)
-                    if m > nr - 1:
-                        m = nr - 1
-                    p -= m
-                    if p > 1.0:
-                        p = 1.0
+                    m, p = _segment(r, rdr, nr)
                     tj = types[j]
                     t = ti * nel + tj
                     drho_i = ((3.0 * tab[t, m, 0] * p + 2.0 * tab[t, m, 1]) * p + tab[t, m, 2]) * rdr
