@@ -75,7 +75,7 @@ import numpy as np
 
 from .. import units
 from ..errors import InputError
-from ..potentials.couplings import coupled_row, coupled_rows, coupled_rows_parallel
+from ..potentials.couplings import coupled_rows, coupled_rows_parallel
 from ..state import State
 from .base import DynamicsState, Integrator, check_dt, check_nonnegative, check_seed
 from .coloring import best_coloring, color_classes, csr_from_pairs, spin_color_classes
@@ -186,8 +186,8 @@ def _sweep_kernel(threaded):
         """One colour sweep with the fields of the couplings ``c`` (a
         :meth:`~spinlat.potentials.couplings.LinearSpinCouplings.kernel_arrays` tuple), in place:
         H_i = g_i/|m_i| + b_i (eV/μB; ``inv_m`` = 1/|m|; g_i from
-        :func:`~spinlat.potentials.couplings.coupled_row`, computed and the spin rotated in one
-        parallel loop per colour: the spins of a colour are no neighbours of one another). Colours ``order`` in turn (colour ``last`` rotated with
+        :func:`~spinlat.potentials.couplings.coupled_rows` for the whole colour at once, its spins
+        being no neighbours of one another). Colours ``order`` in turn (colour ``last`` rotated with
         ``fac_h``, the others ``fac_q``); ``selfc`` (N,) bool marks spins rotated by the implicit
         midpoint rule (empty: none), the others are rotated exactly about their field; optional
         noise rows (one per rotation, in sweep order) scaled by sig_q / sig_h (eV/μB)."""
@@ -198,11 +198,10 @@ def _sweep_kernel(threaded):
         n_max = 0
         for col in range(cls_off.shape[0] - 1):
             n_max = max(n_max, cls_off[col + 1] - cls_off[col])
-        m_self = n_max if has_self else 0  # scratch of the implicit midpoints only
-        g = np.empty((1, m_self, 3))
-        s0 = np.empty((m_self, 3))
-        s1 = np.empty((m_self, 3))
-        pending = np.empty(m_self, dtype=np.int64)
+        g = np.empty((1, n_max, 3))
+        s0 = np.empty((n_max, 3))
+        s1 = np.empty((n_max, 3))
+        pending = np.empty(n_max, dtype=np.int64)
         s3 = spins.reshape((1, spins.shape[0], 3))
         base = 0
         for t in range(order.shape[0]):
@@ -212,13 +211,14 @@ def _sweep_kernel(threaded):
             k0 = cls_off[col]
             n = cls_off[col + 1] - k0
             atoms = cls_atoms[k0:k0 + n]
-            # one parallel loop per colour: the field of each spin (its neighbours are of other
-            # colours, so no spin it reads moves in this loop), then its rotation
+            if threaded:
+                coupled_rows_parallel(c, s3, atoms, g[:, :n])
+            else:
+                coupled_rows(c, s3, atoms, g[:, :n])
             for a in numba.prange(n):
                 i = atoms[a]
                 inv = inv_m[i]
-                gx, gy, gz = coupled_row(c, spins, i)
-                hx, hy, hz = gx * inv, gy * inv, gz * inv
+                hx, hy, hz = g[0, a, 0] * inv, g[0, a, 1] * inv, g[0, a, 2] * inv
                 if has_noise:
                     sig = sig_h[i] if full else sig_q[i]
                     hx += sig * noise[base + a, 0]

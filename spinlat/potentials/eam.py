@@ -44,6 +44,7 @@ import numpy as np
 from .. import validation
 from ..errors import FileFormatError, InputError
 from ..formats import number_syntax as _text
+from ..neighbors import _positive_shifts
 from .base import Evaluation, Potential, virial_to_voigt
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -493,32 +494,74 @@ def spline_coefficients(f: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, inline="always")
-def _segment(r, rdr, nr):
-    """LAMMPS ``pair_style eam`` table position of distance r: segment m and fraction p, the
-    value held beyond the last knot."""
-    p = r * rdr + 1.0
-    m = int(p)
-    if m > nr - 1:
-        m = nr - 1
-    p -= m
-    if p > 1.0:
-        p = 1.0
-    return m, p
+@numba.njit(cache=True)
+def _compact_half_list(n, offsets, nbr, sidx, positive):
+    """CSR half list from a compact full neighbour list (``offsets``, partners ``nbr``, shift
+    index ``sidx`` into the list's distinct shifts): each unordered pair once, kept in the row of
+    its smaller atom (a self-image in the row of its lexically positive shift, ``positive``).
+    Returns offsets (n+1,) int64, partners hj (P,) int32 and shift index hs (P,) int32."""
+    out = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        c = 0
+        for p in range(offsets[i], offsets[i + 1]):
+            j = nbr[p]
+            if j > i or (j == i and positive[sidx[p]]):
+                c += 1
+        out[i + 1] = out[i] + c
+    hj = np.empty(out[n], dtype=np.int32)
+    hs = np.empty(out[n], dtype=np.int32)
+    for i in range(n):
+        k = out[i]
+        for p in range(offsets[i], offsets[i + 1]):
+            j = nbr[p]
+            if j > i or (j == i and positive[sidx[p]]):
+                hj[k] = j
+                hs[k] = sidx[p]
+                k += 1
+    return out, hj, hs
+
+
+@numba.njit(cache=True)
+def _transpose_half_list(n, offsets, hj):
+    """Owner ``hi`` (P,) int32 of every pair of a CSR half list and its transpose: the pairs
+    whose partner is atom a are ``tk[toff[a]:toff[a+1]]`` (int32, increasing), so that a kernel
+    can gather what every pair gives an atom without a write shared between threads."""
+    npairs = hj.shape[0]
+    hi = np.empty(npairs, dtype=np.int32)
+    toff = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        for k in range(offsets[i], offsets[i + 1]):
+            hi[k] = i
+            toff[hj[k] + 1] += 1
+    for a in range(n):
+        toff[a + 1] += toff[a]
+    fill = toff[:-1].copy()
+    tk = np.empty(npairs, dtype=np.int32)
+    for k in range(npairs):
+        a = hj[k]
+        tk[fill[a]] = k
+        fill[a] += 1
+    return hi, toff, tk
 
 
 def _eam_kernels(threaded):
-    """The EAM passes over the full neighbour list, serial (``threaded`` False) or with threads
-    over the atoms (True): one Python source compiled twice, so both give the same bits. Each
-    atom gathers over its own row (every pair is seen from both of its atoms, as in LAMMPS's
-    ``newton off``): no write is shared between threads, no reduction depends on their number,
-    and nothing is stored per pair (the list's partner and shift index are all the kernels read)."""
+    """The EAM passes, serial (``threaded`` False) or with threads over the atoms (True): one
+    Python source compiled twice, so both give the same bits. Every atom's sums run in a fixed
+    order (its own half-list row, then the pairs where it is the partner, in pair order), and
+    each thread writes only its own atoms' rows and pairs: no reduction depends on the threads."""
 
     @numba.njit(cache=True, fastmath=_FMA, parallel=threaded)
-    def density(pos, offsets, nbr, sidx, svec, types, nel, cutsq, rdr, nr, tab, sym, rho, energies):
-        """ρ_i = Σ_j ρ_{j→i}(r_ij) written to ``rho`` and ½ Σ_j φ(r_ij) to ``energies``."""
+    def density_rows(pos, offsets, hj, hs, svec, types, nel, cutsq, rdr, nr, tab, sym, rho, energies, store,
+                     cache, pv):
+        """Per half-list row i: ρ_i and ½ Σ φ of the row written to ``rho[i]`` and
+        ``energies[i]``; per pair k the density the pair gives its partner j (``pv[k, 0]``) and φ
+        (``pv[k, 1]``), zeros beyond the cutoff. With ``store``, also the radial derivatives
+        divided by r, eV/Å² per unit F': ``cache[k, 0]`` = (dρ_{j→i}/dr)/r, then (not ``sym``)
+        ``cache[k, 1]`` = (dρ_{i→j}/dr)/r, and last (dφ/dr)/r; zeros beyond the cutoff."""
         _ = threaded  # a closure constant: it keeps the numba cache entries of the two variants apart
         zoff = 4 if sym else 8
+        roff = 0 if sym else 4
+        cphi = 1 if sym else 2
         for i in numba.prange(pos.shape[0]):
             xi = pos[i, 0]
             yi = pos[i, 1]
@@ -526,23 +569,70 @@ def _eam_kernels(threaded):
             ti = types[i] * nel
             rhoi = 0.0
             ei = 0.0
-            for q in range(offsets[i], offsets[i + 1]):
-                j = nbr[q]
-                u = sidx[q]
-                dx = pos[j, 0] - xi + svec[u, 0]
-                dy = pos[j, 1] - yi + svec[u, 1]
-                dz = pos[j, 2] - zi + svec[u, 2]
+            for k in range(offsets[i], offsets[i + 1]):
+                j = hj[k]
+                s = hs[k]
+                dx = pos[j, 0] - xi + svec[s, 0]
+                dy = pos[j, 1] - yi + svec[s, 1]
+                dz = pos[j, 2] - zi + svec[s, 2]
                 rsq = dx * dx + dy * dy + dz * dz
                 if rsq < cutsq:
                     r = math.sqrt(rsq)
-                    m, p = _segment(r, rdr, nr)
+                    recip = 1.0 / r
+                    # LAMMPS pair_style eam: segment m, fraction p, held beyond the last knot
+                    p = r * rdr + 1.0
+                    m = int(p)
+                    if m > nr - 1:
+                        m = nr - 1
+                    p -= m
+                    if p > 1.0:
+                        p = 1.0
                     t = ti + types[j]
-                    rhoi += ((tab[t, m, 0] * p + tab[t, m, 1]) * p + tab[t, m, 2]) * p + tab[t, m, 3]
-                    z2 = ((tab[t, m, zoff] * p + tab[t, m, zoff + 1]) * p + tab[t, m, zoff + 2]) * p \
-                        + tab[t, m, zoff + 3]
-                    ei += 0.5 * (z2 / r)
+                    a0 = tab[t, m, 0]
+                    a1 = tab[t, m, 1]
+                    a2 = tab[t, m, 2]
+                    rho_here = ((a0 * p + a1) * p + a2) * p + tab[t, m, 3]
+                    rhoi += rho_here
+                    b0 = tab[t, m, zoff]
+                    b1 = tab[t, m, zoff + 1]
+                    b2 = tab[t, m, zoff + 2]
+                    phi = (((b0 * p + b1) * p + b2) * p + tab[t, m, zoff + 3]) * recip
+                    if sym:
+                        pv[k, 0] = rho_here
+                    else:
+                        pv[k, 0] = ((tab[t, m, roff] * p + tab[t, m, roff + 1]) * p + tab[t, m, roff + 2]) * p \
+                            + tab[t, m, roff + 3]
+                    pv[k, 1] = phi
+                    ei += 0.5 * phi
+                    if store:
+                        cache[k, 0] = ((3.0 * a0 * p + 2.0 * a1) * p + a2) * rdr * recip
+                        if not sym:
+                            cache[k, 1] = ((3.0 * tab[t, m, roff] * p + 2.0 * tab[t, m, roff + 1]) * p
+                                           + tab[t, m, roff + 2]) * rdr * recip
+                        z2p = ((3.0 * b0 * p + 2.0 * b1) * p + b2) * rdr
+                        cache[k, cphi] = (z2p * recip - phi * recip) * recip
+                else:
+                    pv[k, 0] = 0.0
+                    pv[k, 1] = 0.0
+                    if store:
+                        for c in range(cache.shape[1]):
+                            cache[k, c] = 0.0
             rho[i] = rhoi
             energies[i] = ei
+
+    @numba.njit(cache=True, parallel=threaded)
+    def density_gather(toff, tk, pv, rho, energies):
+        """Add to ρ_a and the pair energy of atom a what the pairs where a is the partner give it."""
+        _ = threaded
+        for a in numba.prange(rho.shape[0]):
+            r = rho[a]
+            e = energies[a]
+            for q in range(toff[a], toff[a + 1]):
+                k = tk[q]
+                r += pv[k, 0]
+                e += 0.5 * pv[k, 1]
+            rho[a] = r
+            energies[a] = e
 
     @numba.njit(cache=True, parallel=threaded)
     def embedding(rho, types, rdrho, nrho, rhomax, ftab, fp, femb):
@@ -570,76 +660,81 @@ def _eam_kernels(threaded):
             femb[i] = f
 
     @numba.njit(cache=True, fastmath=_FMA, parallel=threaded)
-    def force(pos, offsets, nbr, sidx, svec, types, nel, cutsq, rdr, nr, tab, sym, fp, forces, virial, do_virial):
-        """Forces −∂E/∂r_i (eV/Å) written to ``forces`` from F'(ρ) ``fp``: Σ_j g_ij d_ij with
-        g = (dE_ij/dr)/r = [F'_i ρ'_{j→i} + F'_j ρ'_{i→j} + φ']/r. With ``do_virial``, half
-        atom i's share of the virial Σ (∂E/∂d)⊗d (eV; xx, yy, zz, yz, xz, xy) to ``virial[i]``."""
+    def force_gather(pos, offsets, hj, hs, svec, hi, toff, tk, sym, fp, cache, forces, virial, do_virial):
+        """Forces −∂E/∂r_i (eV/Å) written to ``forces`` from F'(ρ) ``fp`` and the pair ``cache``
+        of ``density_rows``: atom i's own row, then the pairs where i is the partner. With
+        ``do_virial`` the virial Σ (∂E/∂d)⊗d of i's own row (eV; xx, yy, zz, yz, xz, xy) goes
+        to ``virial[i]`` (every pair once)."""
         _ = threaded
-        zoff = 4 if sym else 8
         for i in numba.prange(pos.shape[0]):
             xi = pos[i, 0]
             yi = pos[i, 1]
             zi = pos[i, 2]
-            ti = types[i]
             fpi = fp[i]
-            fx = fy = fz = 0.0
+            fxi = 0.0
+            fyi = 0.0
+            fzi = 0.0
             vxx = vyy = vzz = vyz = vxz = vxy = 0.0
-            for q in range(offsets[i], offsets[i + 1]):
-                j = nbr[q]
-                u = sidx[q]
-                dx = pos[j, 0] - xi + svec[u, 0]
-                dy = pos[j, 1] - yi + svec[u, 1]
-                dz = pos[j, 2] - zi + svec[u, 2]
-                rsq = dx * dx + dy * dy + dz * dz
-                if rsq < cutsq:
-                    r = math.sqrt(rsq)
-                    recip = 1.0 / r
-                    m, p = _segment(r, rdr, nr)
-                    tj = types[j]
-                    t = ti * nel + tj
-                    drho_i = ((3.0 * tab[t, m, 0] * p + 2.0 * tab[t, m, 1]) * p + tab[t, m, 2]) * rdr
-                    if sym:
-                        drho_j = drho_i
-                    else:
-                        t2 = tj * nel + ti
-                        drho_j = ((3.0 * tab[t2, m, 0] * p + 2.0 * tab[t2, m, 1]) * p + tab[t2, m, 2]) * rdr
-                    b0 = tab[t, m, zoff]
-                    b1 = tab[t, m, zoff + 1]
-                    b2 = tab[t, m, zoff + 2]
-                    phi = (((b0 * p + b1) * p + b2) * p + tab[t, m, zoff + 3]) * recip
-                    z2p = ((3.0 * b0 * p + 2.0 * b1) * p + b2) * rdr
-                    g = (fpi * drho_i + fp[j] * drho_j + (z2p - phi) * recip) * recip
-                    gx = g * dx
-                    gy = g * dy
-                    gz = g * dz
-                    fx += gx
-                    fy += gy
-                    fz += gz
-                    if do_virial:
-                        vxx += gx * dx
-                        vyy += gy * dy
-                        vzz += gz * dz
-                        vyz += gy * dz
-                        vxz += gx * dz
-                        vxy += gx * dy
-            forces[i, 0] = fx
-            forces[i, 1] = fy
-            forces[i, 2] = fz
+            for k in range(offsets[i], offsets[i + 1]):
+                j = hj[k]
+                # (dE/dr)/r of this pair
+                if sym:
+                    g = (fpi + fp[j]) * cache[k, 0] + cache[k, 1]
+                else:
+                    g = fpi * cache[k, 0] + fp[j] * cache[k, 1] + cache[k, 2]
+                if g == 0.0:
+                    continue
+                s = hs[k]
+                dx = pos[j, 0] - xi + svec[s, 0]
+                dy = pos[j, 1] - yi + svec[s, 1]
+                dz = pos[j, 2] - zi + svec[s, 2]
+                fx = g * dx
+                fy = g * dy
+                fz = g * dz
+                fxi += fx
+                fyi += fy
+                fzi += fz
+                if do_virial:
+                    vxx += fx * dx
+                    vyy += fy * dy
+                    vzz += fz * dz
+                    vyz += fy * dz
+                    vxz += fx * dz
+                    vxy += fx * dy
+            for q in range(toff[i], toff[i + 1]):
+                k = tk[q]
+                o = hi[k]
+                if sym:
+                    g = (fp[o] + fpi) * cache[k, 0] + cache[k, 1]
+                else:
+                    g = fp[o] * cache[k, 0] + fpi * cache[k, 1] + cache[k, 2]
+                if g == 0.0:
+                    continue
+                s = hs[k]
+                dx = xi - pos[o, 0] + svec[s, 0]
+                dy = yi - pos[o, 1] + svec[s, 1]
+                dz = zi - pos[o, 2] + svec[s, 2]
+                fxi -= g * dx
+                fyi -= g * dy
+                fzi -= g * dz
+            forces[i, 0] = fxi
+            forces[i, 1] = fyi
+            forces[i, 2] = fzi
             if do_virial:
-                virial[i, 0] = 0.5 * vxx
-                virial[i, 1] = 0.5 * vyy
-                virial[i, 2] = 0.5 * vzz
-                virial[i, 3] = 0.5 * vyz
-                virial[i, 4] = 0.5 * vxz
-                virial[i, 5] = 0.5 * vxy
+                virial[i, 0] = vxx
+                virial[i, 1] = vyy
+                virial[i, 2] = vzz
+                virial[i, 3] = vyz
+                virial[i, 4] = vxz
+                virial[i, 5] = vxy
 
-    return density, embedding, force
+    return density_rows, density_gather, embedding, force_gather
 
 
 #: the EAM passes on one thread (see :func:`_eam_kernels`)
-_density, _embedding, _force = _eam_kernels(False)
+_density_rows, _density_gather, _embedding, _force_gather = _eam_kernels(False)
 #: the same with threads over the atoms (the same bits)
-_density_parallel, _embedding_parallel, _force_parallel = _eam_kernels(True)
+_density_rows_parallel, _density_gather_parallel, _embedding_parallel, _force_gather_parallel = _eam_kernels(True)
 
 #: below this many atoms the EAM passes run on one thread (a parallel region costs more than the
 #: work it shares); a module parameter: the result does not change by a bit
@@ -648,8 +743,9 @@ PARALLEL_MIN_ATOMS = 8192
 
 def _kernels(n):
     if n >= PARALLEL_MIN_ATOMS and numba.get_num_threads() > 1:
-        return _density_parallel, _embedding_parallel, _force_parallel
-    return _density, _embedding, _force
+        return _density_rows_parallel, _density_gather_parallel, _embedding_parallel, _force_gather_parallel
+    return _density_rows, _density_gather, _embedding, _force_gather
+
 
 
 # --------------------------------------------------------------------------------------
@@ -742,42 +838,72 @@ class EAM(Potential):
     def _types(self, state):
         return self._zmap[state.numbers]
 
-    def _work(self, n):
-        """Work arrays reused between calls: ρ, F'(ρ), F(ρ), each (n,)."""
+    def _half(self, nl, state):
+        """The CSR half list of ``nl`` with its owners and transpose (cached until ``nl`` is
+        rebuilt): (offsets, hj, hs, svec, hi, toff, tk)."""
+        key = getattr(self, "_half_key", None)
+        if key is None or key[0] is not nl or key[1] != nl.n_builds or key[2] != len(state):
+            self._half_arrays = None  # let the old arrays go before the new ones are made
+            offsets, hj, hs = _compact_half_list(len(state), nl.offsets, nl.j, nl.shift_index,
+                                                 _positive_shifts(nl.unique_shifts))
+            hi, toff, tk = _transpose_half_list(len(state), offsets, hj)
+            svec = nl.unique_vectors
+            self._half_arrays = (offsets, hj, hs, svec, hi, toff, tk)
+            self._half_key = (nl, nl.n_builds, len(state))
+        return self._half_arrays
+
+    def _work(self, n, npairs, need_cache):
+        """Work arrays reused between calls: rho, fp, F(rho) (n,), pair values (≥ npairs, 2) and
+        pair cache (≥ npairs, 2 or 3)."""
         w = getattr(self, "_work_arrays", None)
         if w is None or w[0].shape[0] != n:
-            w = self._work_arrays = (np.empty(n), np.empty(n), np.empty(n))
+            w = [np.empty(n), np.empty(n), np.empty(n), np.empty((0, 2)), np.empty((0, 2 if self._sym else 3))]
+        if w[3].shape[0] < npairs:
+            w[3] = np.empty((npairs, 2))
+        if need_cache and w[4].shape[0] < npairs:
+            w[4] = np.empty((npairs, w[4].shape[1]))
+        self._work_arrays = w
         return w
 
-    def _args(self, state, nl):
-        return (state.positions, nl.offsets, nl.j, nl.shift_index, nl.unique_vectors, self._types(state), self._nel,
-                self._cutsq, self._rdr, self._nr, self._tab, self._sym)
+    def _densities(self, state, offsets, hj, hs, svec, toff, tk, energies, store):
+        """ρ (the work array) and the pair energies (written to ``energies``); returns ρ, the pair
+        cache and Σ φ (eV)."""
+        n = len(state)
+        rows, gather, _, _ = _kernels(n)
+        rho, _, _, pv, cache = self._work(n, len(hj), store)
+        rows(state.positions, offsets, hj, hs, svec, self._types(state), self._nel, self._cutsq, self._rdr,
+             self._nr, self._tab, self._sym, rho, energies, store, cache, pv)
+        epair = 2.0 * float(energies.sum())  # Σ ½φ over the rows: every pair once (×2 is exact)
+        gather(toff, tk, pv, rho, energies)
+        return rho, cache, epair
 
     def densities(self, state) -> np.ndarray:
         """Host electron densities ρ_i (file units) of every atom, (N,)."""
         self.check_state(state)
         nl = self.neighbor_list(state)
-        rho = np.empty(len(state))
-        _kernels(len(state))[0](*self._args(state, nl), rho, np.empty(len(state)))
-        return rho
+        offsets, hj, hs, svec, _, toff, tk = self._half(nl, state)
+        rho, _, _ = self._densities(state, offsets, hj, hs, svec, toff, tk, np.empty(len(state)), False)
+        return rho.copy()
 
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:
         n = len(state)
-        density, embedding, force = _kernels(n)
-        args = self._args(state, neighbors)
-        rho, fp, femb = self._work(n)
+        offsets, hj, hs, svec, hi, toff, tk = self._half(neighbors, state)
+        types = self._types(state)
+        need_grad = bool(forces or stress)
         energies = np.empty(n)
-        density(*args, rho, energies)
-        epair = float(energies.sum())  # Σ_i ½ Σ_j φ(r_ij): every pair once
-        embedding(rho, args[5], self._rdrho, self._nrho, self._rhomax, self._ftab, fp, femb)
+        rho, cache, epair = self._densities(state, offsets, hj, hs, svec, toff, tk, energies, need_grad)
+        _, _, embedding, force_gather = _kernels(n)
+        _, fp, femb, _, _ = self._work_arrays
+        embedding(rho, types, self._rdrho, self._nrho, self._rhomax, self._ftab, fp, femb)
         eemb = float(femb.sum())
         energies += femb
         f = None
         sigma = None
-        if forces or stress:
+        if need_grad:
             fbuf = np.empty((n, 3))
             vir = np.empty((n if stress else 0, 6))
-            force(*args, fp, fbuf, vir, bool(stress))
+            force_gather(state.positions, offsets, hj, hs, svec, hi, toff, tk, self._sym, fp, cache, fbuf, vir,
+                         bool(stress))
             f = fbuf if forces else None
             if stress:
                 v = vir.sum(axis=0)

@@ -25,7 +25,8 @@ pytestmark = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
                                 reason="numba has fewer than 2 threads here (NUMBA_NUM_THREADS)")
 
 _THREADED = {spin_lattice: ["_linear_sweep_parallel", "_kick_parallel", "_drift_parallel"],
-             eam: ["_density_parallel", "_embedding_parallel", "_force_parallel"],
+             eam: ["_density_rows_parallel", "_density_gather_parallel", "_embedding_parallel",
+                   "_force_gather_parallel"],
              exchange: ["_exchange_parallel", "_exchange_geometry_parallel", "_exchange_from_geometry_parallel"]}
 
 
@@ -82,8 +83,8 @@ def test_spin_lattice_dynamics_same_bits_on_1_and_2_threads(threaded, make):
     two = _on_threads(2, run)
     assert threaded["_linear_sweep_parallel"] > 0 and threaded["_exchange_from_geometry_parallel"] > 0
     assert threaded["_exchange_geometry_parallel"] > 0
-    for name in ("_density_parallel", "_embedding_parallel", "_force_parallel", "_kick_parallel",
-                 "_drift_parallel"):
+    for name in ("_density_rows_parallel", "_density_gather_parallel", "_embedding_parallel",
+                 "_force_gather_parallel", "_kick_parallel", "_drift_parallel"):
         assert threaded[name] > 0, name
     for name in ("positions", "velocities", "spins", "moments"):
         assert np.array_equal(getattr(one, name), getattr(two, name)), name
@@ -130,9 +131,9 @@ def test_eam_kernels_same_bits_on_1_and_2_threads(threaded, path, tmp_path):
         return pot.compute(st, forces=True, stress=True), pot.compute(st, forces=True), pot.densities(st)
 
     one = _on_threads(1, evaluate)
-    calls = threaded["_force_parallel"]
+    calls = threaded["_force_gather_parallel"]
     two = _on_threads(2, evaluate)
-    assert threaded["_force_parallel"] > calls and threaded["_density_parallel"] > 0
+    assert threaded["_force_gather_parallel"] > calls and threaded["_density_rows_parallel"] > 0
     for a, b in zip(one[:2], two[:2]):
         assert a.energy == b.energy
         for name in ("forces", "energies", "stress"):
