@@ -224,8 +224,10 @@ def memory(args):
         cells = cells_for(n)
         res = {}
         for mode in ("single", "nve"):
+            # run outside the repository: ``python -c`` puts the working directory first on
+            # sys.path, which would shadow the spinlat chosen by PYTHONPATH
             r = subprocess.run([sys.executable, "-c", MEMORY_CHILD, here, json.dumps(cells), mode],
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, cwd=tempfile.gettempdir())
             if r.returncode != 0:
                 raise RuntimeError(r.stderr[-3000:])
             res[mode] = json.loads(r.stdout.strip().splitlines()[-1])
