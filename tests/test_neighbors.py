@@ -174,3 +174,28 @@ def test_slab_far_image_cell():
     z = slab.positions[:, 2]
     # surface atoms have fewer neighbours than bulk ones (8 + 6 in bulk bcc)
     assert counts[z == z.min()].max() < 14 and counts[np.isclose(z, z.min() + 1.5 * a)].min() == 14
+
+
+def test_compact_list_keeps_no_expanded_arrays_in_spin_lattice_evaluations():
+    """The list holds ~6 bytes per pair (partner int32 + shift index int16); the expanded per-pair
+    arrays (i, shifts, shift_vectors, half: 44 bytes per pair) are made only when something asks
+    for them, and EAM and the Bethe-Slater exchange never do. Rows are sorted by partner, and the
+    compact form gives the same pairs and vectors as the expanded one."""
+    from spinlat.potentials import EAM, BetheSlaterExchange
+
+    from conftest import EAM_FE, bcc_fe
+
+    st = bcc_fe((3, 3, 3), seed=3, rattle=0.05)
+    pot = EAM(EAM_FE) + BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+    pot.compute(st, forces=True, magnetic_forces=True)
+    nl = pot.terms[0].neighbor_list(st)
+    assert nl.j.dtype == np.int32 and nl.shift_index.dtype == np.int16
+    assert not {"i", "shifts", "shift_vectors", "half"} & set(vars(nl))
+    for a in range(len(st)):
+        row = nl.j[nl.offsets[a]:nl.offsets[a + 1]]
+        assert np.all(np.diff(row) >= 0)
+    np.testing.assert_array_equal(nl.shifts, nl.unique_shifts[nl.shift_index])
+    np.testing.assert_allclose(nl.shift_vectors, nl.shifts @ st.cell, atol=1e-12)
+    assert pair_set(nl.i, nl.j, nl.shifts) == ase_pairs(st, nl.cutoff + nl.skin)
+    nl.build(st)  # a rebuild drops the expanded arrays again
+    assert not {"i", "shifts", "shift_vectors", "half"} & set(vars(nl))

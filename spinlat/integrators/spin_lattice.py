@@ -80,9 +80,12 @@ dynamical (overdamped Langevin on |m|).
 Reproducibility (see :mod:`spinlat.integrators.base`): bit for bit however a run is split, on 1
 or more numba threads, and across restarts. The colour classes are a function of the neighbour-
 list build (its pairs and the positions it was built at), kept by the integrator between runs,
-and the checkpoint carries those positions, so a restart rebuilds the same list. The colour sweep
-runs on threads (over the atoms of one colour) from :data:`PARALLEL_MIN_SPINS` magnetic atoms on,
-when numba has more than one thread; the threaded and the serial sweep give the same bits.
+and the checkpoint carries those positions, so a restart rebuilds the same list. With more than one
+numba thread every pass of a step runs on threads: the colour sweep (over the atoms of one colour)
+from :data:`PARALLEL_MIN_SPINS` magnetic atoms on, the kicks and drifts from
+:data:`PARALLEL_MIN_ATOMS` atoms, and the potentials' own kernels (EAM, exchange) from their
+thresholds. Each threaded kernel gives every atom's sums in a fixed order (no reduction whose
+order depends on the threads), so threaded and serial runs give the same bits.
 """
 
 from __future__ import annotations
@@ -107,23 +110,52 @@ _FMA = {"contract"}
 
 
 # ------------------------------------------------------------------------------ kernels
-@numba.njit(cache=True)
+def _lattice_kernels(threaded):
+    """The lattice updates, serial (``threaded`` False) or with threads over the atoms (True);
+    every atom's update is independent, so both give the same bits."""
+
+    @numba.njit(cache=True, parallel=threaded)
+    def kick(vel, forces, acc_factor, h):
+        """v_i += h · F_i · acc_factor_i (acc_factor = FORCE_TO_ACCELERATION / m_i), in place."""
+        _ = threaded  # a closure constant: it keeps the numba cache entries of the two variants apart
+        for i in numba.prange(vel.shape[0]):
+            c = h * acc_factor[i]
+            vel[i, 0] += c * forces[i, 0]
+            vel[i, 1] += c * forces[i, 1]
+            vel[i, 2] += c * forces[i, 2]
+
+    @numba.njit(cache=True, parallel=threaded)
+    def drift(pos, vel, h):
+        """r_i += h v_i, in place."""
+        _ = threaded
+        for i in numba.prange(pos.shape[0]):
+            pos[i, 0] += h * vel[i, 0]
+            pos[i, 1] += h * vel[i, 1]
+            pos[i, 2] += h * vel[i, 2]
+
+    return kick, drift
+
+
+_kick_serial, _drift_serial = _lattice_kernels(False)
+_kick_parallel, _drift_parallel = _lattice_kernels(True)
+
+#: below this many atoms the lattice updates run on one thread (module parameter; the result
+#: does not change by a bit)
+PARALLEL_MIN_ATOMS = 8192
+
+
+def _threads_for(n):
+    return n >= PARALLEL_MIN_ATOMS and numba.get_num_threads() > 1
+
+
 def _kick(vel, forces, acc_factor, h):
-    """v_i += h · F_i · acc_factor_i (acc_factor = FORCE_TO_ACCELERATION / m_i), in place."""
-    for i in range(vel.shape[0]):
-        c = h * acc_factor[i]
-        vel[i, 0] += c * forces[i, 0]
-        vel[i, 1] += c * forces[i, 1]
-        vel[i, 2] += c * forces[i, 2]
+    """v_i += h · F_i · acc_factor_i, in place (threads from :data:`PARALLEL_MIN_ATOMS` atoms)."""
+    (_kick_parallel if _threads_for(vel.shape[0]) else _kick_serial)(vel, forces, acc_factor, h)
 
 
-@numba.njit(cache=True)
 def _drift(pos, vel, h):
-    """r_i += h v_i, in place."""
-    for i in range(pos.shape[0]):
-        pos[i, 0] += h * vel[i, 0]
-        pos[i, 1] += h * vel[i, 1]
-        pos[i, 2] += h * vel[i, 2]
+    """r_i += h v_i, in place (threads from :data:`PARALLEL_MIN_ATOMS` atoms)."""
+    (_drift_parallel if _threads_for(pos.shape[0]) else _drift_serial)(pos, vel, h)
 
 
 @numba.njit(cache=True)
@@ -307,8 +339,8 @@ _linear_sweep_parallel = _sweep_kernel(True)
 
 #: below this many magnetic atoms the colour sweep runs on one thread (one colour is too little
 #: work per parallel region: thread synchronisation would cost more than it saves). A module
-#: parameter: lower it to use threads on smaller systems (the result does not change by a bit)
-PARALLEL_MIN_SPINS = 65536
+#: parameter (the result does not change by a bit)
+PARALLEL_MIN_SPINS = 8192
 
 
 # ------------------------------------------------------------------------------ workspace

@@ -44,6 +44,7 @@ import numpy as np
 from .. import validation
 from ..errors import FileFormatError, InputError
 from ..formats import number_syntax as _text
+from ..neighbors import _positive_shifts
 from .base import Evaluation, Potential, virial_to_voigt
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -495,194 +496,257 @@ def spline_coefficients(f: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _compact_half_list(n, pi, pj, shifts, half):
-    """CSR half list from a full neighbour list: for atom i the pairs k in
-    ``offsets[i]:offsets[i+1]`` have partner ``hj[k]`` and cell shift ``unique[hs[k]]``.
-
-    ``half`` picks each unordered pair once and is sorted by i. Returns offsets (n+1,),
-    hj (P,) int32, hs (P,) int32, unique shifts (K, 3) int64."""
-    npairs = half.shape[0]
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    hj = np.empty(npairs, dtype=np.int32)
-    hs = np.empty(npairs, dtype=np.int32)
-    rmax = 0
-    for k in range(npairs):
-        q = half[k]
-        for a in range(3):
-            s = abs(shifts[q, a])
-            if s > rmax:
-                rmax = s
-    w = 2 * rmax + 1
-    lookup = np.full(w * w * w, -1, dtype=np.int64)
-    unique = np.empty((min(w * w * w, max(npairs, 1)), 3), dtype=np.int64)
-    nuniq = 0
-    for k in range(npairs):
-        q = half[k]
-        offsets[pi[q] + 1] += 1
-        hj[k] = pj[q]
-        code = ((shifts[q, 0] + rmax) * w + shifts[q, 1] + rmax) * w + shifts[q, 2] + rmax
-        u = lookup[code]
-        if u < 0:
-            u = nuniq
-            lookup[code] = u
-            for a in range(3):
-                unique[u, a] = shifts[q, a]
-            nuniq += 1
-        hs[k] = u
-    for a in range(n):
-        offsets[a + 1] += offsets[a]
-    return offsets, hj, hs, unique[:nuniq].copy()
-
-
-@numba.njit(cache=True, fastmath=_FMA)
-def _density_pass(pos, offsets, hj, hs, svec, types, nel, cutsq, rdr, nr, tab, sym, rho, energies, store, cache):
-    """Densities ρ (added to ``rho``), pair energies (φ/2 added to ``energies`` of both atoms)
-    over the CSR half list; returns Σ φ (eV).
-
-    With ``store``, also writes per pair k the radial derivatives divided by r, in eV/Å²
-    per unit F': ``cache[k, 0]`` = (dρ_{j→i}/dr)/r, then (not ``sym``) ``cache[k, 1]`` =
-    (dρ_{i→j}/dr)/r, and last (dφ/dr)/r; zeros beyond the cutoff."""
-    epair = 0.0
-    zoff = 4 if sym else 8
-    roff = 0 if sym else 4
-    cphi = 1 if sym else 2
-    for i in range(pos.shape[0]):
-        xi = pos[i, 0]
-        yi = pos[i, 1]
-        zi = pos[i, 2]
-        ti = types[i] * nel
-        rhoi = 0.0
-        ei = 0.0
-        for k in range(offsets[i], offsets[i + 1]):
-            j = hj[k]
-            s = hs[k]
-            dx = pos[j, 0] - xi + svec[s, 0]
-            dy = pos[j, 1] - yi + svec[s, 1]
-            dz = pos[j, 2] - zi + svec[s, 2]
-            rsq = dx * dx + dy * dy + dz * dz
-            if rsq < cutsq:
-                r = math.sqrt(rsq)
-                recip = 1.0 / r
-                # LAMMPS pair_style eam: segment m, fraction p, held beyond the last knot
-                p = r * rdr + 1.0
-                m = int(p)
-                if m > nr - 1:
-                    m = nr - 1
-                p -= m
-                if p > 1.0:
-                    p = 1.0
-                t = ti + types[j]
-                a0 = tab[t, m, 0]
-                a1 = tab[t, m, 1]
-                a2 = tab[t, m, 2]
-                rhoi += ((a0 * p + a1) * p + a2) * p + tab[t, m, 3]
-                b0 = tab[t, m, zoff]
-                b1 = tab[t, m, zoff + 1]
-                b2 = tab[t, m, zoff + 2]
-                phi = (((b0 * p + b1) * p + b2) * p + tab[t, m, zoff + 3]) * recip
-                if sym:
-                    rho[j] += ((a0 * p + a1) * p + a2) * p + tab[t, m, 3]
-                else:
-                    rho[j] += ((tab[t, m, roff] * p + tab[t, m, roff + 1]) * p + tab[t, m, roff + 2]) * p \
-                        + tab[t, m, roff + 3]
-                epair += phi
-                ei += 0.5 * phi
-                energies[j] += 0.5 * phi
-                if store:
-                    cache[k, 0] = ((3.0 * a0 * p + 2.0 * a1) * p + a2) * rdr * recip
-                    if not sym:
-                        cache[k, 1] = ((3.0 * tab[t, m, roff] * p + 2.0 * tab[t, m, roff + 1]) * p
-                                       + tab[t, m, roff + 2]) * rdr * recip
-                    z2p = ((3.0 * b0 * p + 2.0 * b1) * p + b2) * rdr
-                    cache[k, cphi] = (z2p * recip - phi * recip) * recip
-            elif store:
-                for c in range(cache.shape[1]):
-                    cache[k, c] = 0.0
-        rho[i] += rhoi
-        energies[i] += ei
-    return epair
+def _compact_half_list(n, offsets, nbr, sidx, positive):
+    """CSR half list from a compact full neighbour list (``offsets``, partners ``nbr``, shift
+    index ``sidx`` into the list's distinct shifts): each unordered pair once, kept in the row of
+    its smaller atom (a self-image in the row of its lexically positive shift, ``positive``).
+    Returns offsets (n+1,) int64, partners hj (P,) int32 and shift index hs (P,) int32."""
+    out = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        c = 0
+        for p in range(offsets[i], offsets[i + 1]):
+            j = nbr[p]
+            if j > i or (j == i and positive[sidx[p]]):
+                c += 1
+        out[i + 1] = out[i] + c
+    hj = np.empty(out[n], dtype=np.int32)
+    hs = np.empty(out[n], dtype=np.int32)
+    for i in range(n):
+        k = out[i]
+        for p in range(offsets[i], offsets[i + 1]):
+            j = nbr[p]
+            if j > i or (j == i and positive[sidx[p]]):
+                hj[k] = j
+                hs[k] = sidx[p]
+                k += 1
+    return out, hj, hs
 
 
 @numba.njit(cache=True)
-def _embedding(rho, types, rdrho, nrho, rhomax, ftab, fp, energies):
-    """F(ρ_i) added to ``energies``, F'(ρ_i) written to ``fp``; returns Σ F (eV)."""
-    e = 0.0
-    for i in range(rho.shape[0]):
-        p = rho[i] * rdrho + 1.0
-        m = int(p)
-        if m > nrho - 1:
-            m = nrho - 1
-        if m < 1:
-            m = 1
-        p -= m
-        if p > 1.0:
-            p = 1.0
-        t = types[i]
-        c0 = ftab[t, m, 0]
-        c1 = ftab[t, m, 1]
-        c2 = ftab[t, m, 2]
-        d = ((3.0 * c0 * p + 2.0 * c1) * p + c2) * rdrho
-        fp[i] = d
-        f = ((c0 * p + c1) * p + c2) * p + ftab[t, m, 3]
-        if rho[i] > rhomax:  # beyond the table: continue linearly (as LAMMPS)
-            f += d * (rho[i] - rhomax)
-        energies[i] += f
-        e += f
-    return e
-
-
-@numba.njit(cache=True, fastmath=_FMA)
-def _force_pass(pos, offsets, hj, hs, svec, sym, fp, cache, forces, virial, do_virial):
-    """Forces −∂E/∂r (added to ``forces``, eV/Å) and the virial Σ (∂E/∂d)⊗d (eV, added to
-    ``virial`` as xx, yy, zz, yz, xz, xy) from F'(ρ) ``fp`` and the pair ``cache`` of
-    :func:`_density_pass`."""
-    vxx = vyy = vzz = vyz = vxz = vxy = 0.0
-    for i in range(pos.shape[0]):
-        xi = pos[i, 0]
-        yi = pos[i, 1]
-        zi = pos[i, 2]
-        fpi = fp[i]
-        fxi = 0.0
-        fyi = 0.0
-        fzi = 0.0
+def _transpose_half_list(n, offsets, hj):
+    """Owner ``hi`` (P,) int32 of every pair of a CSR half list and its transpose: the pairs
+    whose partner is atom a are ``tk[toff[a]:toff[a+1]]`` (int32, increasing), so that a kernel
+    can gather what every pair gives an atom without a write shared between threads."""
+    npairs = hj.shape[0]
+    hi = np.empty(npairs, dtype=np.int32)
+    toff = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
         for k in range(offsets[i], offsets[i + 1]):
-            j = hj[k]
-            s = hs[k]
-            # (dE/dr)/r of this pair
-            if sym:
-                g = (fpi + fp[j]) * cache[k, 0] + cache[k, 1]
-            else:
-                g = fpi * cache[k, 0] + fp[j] * cache[k, 1] + cache[k, 2]
-            if g == 0.0:
-                continue
-            dx = pos[j, 0] - xi + svec[s, 0]
-            dy = pos[j, 1] - yi + svec[s, 1]
-            dz = pos[j, 2] - zi + svec[s, 2]
-            fx = g * dx
-            fy = g * dy
-            fz = g * dz
-            fxi += fx
-            fyi += fy
-            fzi += fz
-            forces[j, 0] -= fx
-            forces[j, 1] -= fy
-            forces[j, 2] -= fz
+            hi[k] = i
+            toff[hj[k] + 1] += 1
+    for a in range(n):
+        toff[a + 1] += toff[a]
+    fill = toff[:-1].copy()
+    tk = np.empty(npairs, dtype=np.int32)
+    for k in range(npairs):
+        a = hj[k]
+        tk[fill[a]] = k
+        fill[a] += 1
+    return hi, toff, tk
+
+
+def _eam_kernels(threaded):
+    """The EAM passes, serial (``threaded`` False) or with threads over the atoms (True): one
+    Python source compiled twice, so both give the same bits. Every atom's sums run in a fixed
+    order (its own half-list row, then the pairs where it is the partner, in pair order), and
+    each thread writes only its own atoms' rows and pairs: no reduction depends on the threads."""
+
+    @numba.njit(cache=True, fastmath=_FMA, parallel=threaded)
+    def density_rows(pos, offsets, hj, hs, svec, types, nel, cutsq, rdr, nr, tab, sym, rho, energies, store,
+                     cache, pv):
+        """Per half-list row i: ρ_i and ½ Σ φ of the row written to ``rho[i]`` and
+        ``energies[i]``; per pair k the density the pair gives its partner j (``pv[k, 0]``) and φ
+        (``pv[k, 1]``), zeros beyond the cutoff. With ``store``, also the radial derivatives
+        divided by r, eV/Å² per unit F': ``cache[k, 0]`` = (dρ_{j→i}/dr)/r, then (not ``sym``)
+        ``cache[k, 1]`` = (dρ_{i→j}/dr)/r, and last (dφ/dr)/r; zeros beyond the cutoff."""
+        _ = threaded  # a closure constant: it keeps the numba cache entries of the two variants apart
+        zoff = 4 if sym else 8
+        roff = 0 if sym else 4
+        cphi = 1 if sym else 2
+        for i in numba.prange(pos.shape[0]):
+            xi = pos[i, 0]
+            yi = pos[i, 1]
+            zi = pos[i, 2]
+            ti = types[i] * nel
+            rhoi = 0.0
+            ei = 0.0
+            for k in range(offsets[i], offsets[i + 1]):
+                j = hj[k]
+                s = hs[k]
+                dx = pos[j, 0] - xi + svec[s, 0]
+                dy = pos[j, 1] - yi + svec[s, 1]
+                dz = pos[j, 2] - zi + svec[s, 2]
+                rsq = dx * dx + dy * dy + dz * dz
+                if rsq < cutsq:
+                    r = math.sqrt(rsq)
+                    recip = 1.0 / r
+                    # LAMMPS pair_style eam: segment m, fraction p, held beyond the last knot
+                    p = r * rdr + 1.0
+                    m = int(p)
+                    if m > nr - 1:
+                        m = nr - 1
+                    p -= m
+                    if p > 1.0:
+                        p = 1.0
+                    t = ti + types[j]
+                    a0 = tab[t, m, 0]
+                    a1 = tab[t, m, 1]
+                    a2 = tab[t, m, 2]
+                    rho_here = ((a0 * p + a1) * p + a2) * p + tab[t, m, 3]
+                    rhoi += rho_here
+                    b0 = tab[t, m, zoff]
+                    b1 = tab[t, m, zoff + 1]
+                    b2 = tab[t, m, zoff + 2]
+                    phi = (((b0 * p + b1) * p + b2) * p + tab[t, m, zoff + 3]) * recip
+                    if sym:
+                        pv[k, 0] = rho_here
+                    else:
+                        pv[k, 0] = ((tab[t, m, roff] * p + tab[t, m, roff + 1]) * p + tab[t, m, roff + 2]) * p \
+                            + tab[t, m, roff + 3]
+                    pv[k, 1] = phi
+                    ei += 0.5 * phi
+                    if store:
+                        cache[k, 0] = ((3.0 * a0 * p + 2.0 * a1) * p + a2) * rdr * recip
+                        if not sym:
+                            cache[k, 1] = ((3.0 * tab[t, m, roff] * p + 2.0 * tab[t, m, roff + 1]) * p
+                                           + tab[t, m, roff + 2]) * rdr * recip
+                        z2p = ((3.0 * b0 * p + 2.0 * b1) * p + b2) * rdr
+                        cache[k, cphi] = (z2p * recip - phi * recip) * recip
+                else:
+                    pv[k, 0] = 0.0
+                    pv[k, 1] = 0.0
+                    if store:
+                        for c in range(cache.shape[1]):
+                            cache[k, c] = 0.0
+            rho[i] = rhoi
+            energies[i] = ei
+
+    @numba.njit(cache=True, parallel=threaded)
+    def density_gather(toff, tk, pv, rho, energies):
+        """Add to ρ_a and the pair energy of atom a what the pairs where a is the partner give it."""
+        _ = threaded
+        for a in numba.prange(rho.shape[0]):
+            r = rho[a]
+            e = energies[a]
+            for q in range(toff[a], toff[a + 1]):
+                k = tk[q]
+                r += pv[k, 0]
+                e += 0.5 * pv[k, 1]
+            rho[a] = r
+            energies[a] = e
+
+    @numba.njit(cache=True, parallel=threaded)
+    def embedding(rho, types, rdrho, nrho, rhomax, ftab, fp, femb):
+        """F(ρ_i) written to ``femb``, F'(ρ_i) to ``fp``."""
+        _ = threaded
+        for i in numba.prange(rho.shape[0]):
+            p = rho[i] * rdrho + 1.0
+            m = int(p)
+            if m > nrho - 1:
+                m = nrho - 1
+            if m < 1:
+                m = 1
+            p -= m
+            if p > 1.0:
+                p = 1.0
+            t = types[i]
+            c0 = ftab[t, m, 0]
+            c1 = ftab[t, m, 1]
+            c2 = ftab[t, m, 2]
+            d = ((3.0 * c0 * p + 2.0 * c1) * p + c2) * rdrho
+            fp[i] = d
+            f = ((c0 * p + c1) * p + c2) * p + ftab[t, m, 3]
+            if rho[i] > rhomax:  # beyond the table: continue linearly (as LAMMPS)
+                f += d * (rho[i] - rhomax)
+            femb[i] = f
+
+    @numba.njit(cache=True, fastmath=_FMA, parallel=threaded)
+    def force_gather(pos, offsets, hj, hs, svec, hi, toff, tk, sym, fp, cache, forces, virial, do_virial):
+        """Forces −∂E/∂r_i (eV/Å) written to ``forces`` from F'(ρ) ``fp`` and the pair ``cache``
+        of ``density_rows``: atom i's own row, then the pairs where i is the partner. With
+        ``do_virial`` the virial Σ (∂E/∂d)⊗d of i's own row (eV; xx, yy, zz, yz, xz, xy) goes
+        to ``virial[i]`` (every pair once)."""
+        _ = threaded
+        for i in numba.prange(pos.shape[0]):
+            xi = pos[i, 0]
+            yi = pos[i, 1]
+            zi = pos[i, 2]
+            fpi = fp[i]
+            fxi = 0.0
+            fyi = 0.0
+            fzi = 0.0
+            vxx = vyy = vzz = vyz = vxz = vxy = 0.0
+            for k in range(offsets[i], offsets[i + 1]):
+                j = hj[k]
+                # (dE/dr)/r of this pair
+                if sym:
+                    g = (fpi + fp[j]) * cache[k, 0] + cache[k, 1]
+                else:
+                    g = fpi * cache[k, 0] + fp[j] * cache[k, 1] + cache[k, 2]
+                if g == 0.0:
+                    continue
+                s = hs[k]
+                dx = pos[j, 0] - xi + svec[s, 0]
+                dy = pos[j, 1] - yi + svec[s, 1]
+                dz = pos[j, 2] - zi + svec[s, 2]
+                fx = g * dx
+                fy = g * dy
+                fz = g * dz
+                fxi += fx
+                fyi += fy
+                fzi += fz
+                if do_virial:
+                    vxx += fx * dx
+                    vyy += fy * dy
+                    vzz += fz * dz
+                    vyz += fy * dz
+                    vxz += fx * dz
+                    vxy += fx * dy
+            for q in range(toff[i], toff[i + 1]):
+                k = tk[q]
+                o = hi[k]
+                if sym:
+                    g = (fp[o] + fpi) * cache[k, 0] + cache[k, 1]
+                else:
+                    g = fp[o] * cache[k, 0] + fpi * cache[k, 1] + cache[k, 2]
+                if g == 0.0:
+                    continue
+                s = hs[k]
+                dx = xi - pos[o, 0] + svec[s, 0]
+                dy = yi - pos[o, 1] + svec[s, 1]
+                dz = zi - pos[o, 2] + svec[s, 2]
+                fxi -= g * dx
+                fyi -= g * dy
+                fzi -= g * dz
+            forces[i, 0] = fxi
+            forces[i, 1] = fyi
+            forces[i, 2] = fzi
             if do_virial:
-                vxx += fx * dx
-                vyy += fy * dy
-                vzz += fz * dz
-                vyz += fy * dz
-                vxz += fx * dz
-                vxy += fx * dy
-        forces[i, 0] += fxi
-        forces[i, 1] += fyi
-        forces[i, 2] += fzi
-    virial[0] += vxx
-    virial[1] += vyy
-    virial[2] += vzz
-    virial[3] += vyz
-    virial[4] += vxz
-    virial[5] += vxy
+                virial[i, 0] = vxx
+                virial[i, 1] = vyy
+                virial[i, 2] = vzz
+                virial[i, 3] = vyz
+                virial[i, 4] = vxz
+                virial[i, 5] = vxy
+
+    return density_rows, density_gather, embedding, force_gather
+
+
+#: the EAM passes on one thread (see :func:`_eam_kernels`)
+_density_rows, _density_gather, _embedding, _force_gather = _eam_kernels(False)
+#: the same with threads over the atoms (the same bits)
+_density_rows_parallel, _density_gather_parallel, _embedding_parallel, _force_gather_parallel = _eam_kernels(True)
+
+#: below this many atoms the EAM passes run on one thread (a parallel region costs more than the
+#: work it shares); a module parameter: the result does not change by a bit
+PARALLEL_MIN_ATOMS = 8192
+
+
+def _kernels(n):
+    if n >= PARALLEL_MIN_ATOMS and numba.get_num_threads() > 1:
+        return _density_rows_parallel, _density_gather_parallel, _embedding_parallel, _force_gather_parallel
+    return _density_rows, _density_gather, _embedding, _force_gather
+
 
 
 # --------------------------------------------------------------------------------------
@@ -770,60 +834,78 @@ class EAM(Potential):
         return self._zmap[state.numbers]
 
     def _half(self, nl, state):
-        """The CSR half list of ``nl`` (cached until ``nl`` is rebuilt)."""
+        """The CSR half list of ``nl`` with its owners and transpose (cached until ``nl`` is
+        rebuilt): (offsets, hj, hs, svec, hi, toff, tk)."""
         key = getattr(self, "_half_key", None)
         if key is None or key[0] is not nl or key[1] != nl.n_builds or key[2] != len(state):
-            offsets, hj, hs, uniq = _compact_half_list(len(state), nl.i, nl.j, nl.shifts, nl.half)
-            svec = np.ascontiguousarray(uniq.astype(np.float64) @ state.cell)
-            self._half_arrays = (offsets, hj, hs, svec)
+            self._half_arrays = None  # let the old arrays go before the new ones are made
+            offsets, hj, hs = _compact_half_list(len(state), nl.offsets, nl.j, nl.shift_index,
+                                                 _positive_shifts(nl.unique_shifts))
+            hi, toff, tk = _transpose_half_list(len(state), offsets, hj)
+            svec = nl.unique_vectors
+            self._half_arrays = (offsets, hj, hs, svec, hi, toff, tk)
             self._half_key = (nl, nl.n_builds, len(state))
         return self._half_arrays
 
     def _work(self, n, npairs, need_cache):
-        """Work arrays reused between calls: rho, fp (n,), pair cache (≥ npairs, 2 or 3)."""
+        """Work arrays reused between calls: rho, fp, F(rho) (n,), pair values (≥ npairs, 2) and
+        pair cache (≥ npairs, 2 or 3)."""
         w = getattr(self, "_work_arrays", None)
         if w is None or w[0].shape[0] != n:
-            w = [np.empty(n), np.empty(n), np.empty((0, 2 if self._sym else 3))]
-        if need_cache and w[2].shape[0] < npairs:
-            w[2] = np.empty((npairs, w[2].shape[1]))
+            w = [np.empty(n), np.empty(n), np.empty(n), np.empty((0, 2)), np.empty((0, 2 if self._sym else 3))]
+        if w[3].shape[0] < npairs:
+            w[3] = np.empty((npairs, 2))
+        if need_cache and w[4].shape[0] < npairs:
+            w[4] = np.empty((npairs, w[4].shape[1]))
         self._work_arrays = w
         return w
+
+    def _densities(self, state, offsets, hj, hs, svec, toff, tk, energies, store):
+        """ρ (the work array) and the pair energies (written to ``energies``); returns ρ, the pair
+        cache and Σ φ (eV)."""
+        n = len(state)
+        rows, gather, _, _ = _kernels(n)
+        rho, _, _, pv, cache = self._work(n, len(hj), store)
+        rows(state.positions, offsets, hj, hs, svec, self._types(state), self._nel, self._cutsq, self._rdr,
+             self._nr, self._tab, self._sym, rho, energies, store, cache, pv)
+        epair = 2.0 * float(energies.sum())  # Σ ½φ over the rows: every pair once (×2 is exact)
+        gather(toff, tk, pv, rho, energies)
+        return rho, cache, epair
 
     def densities(self, state) -> np.ndarray:
         """Host electron densities ρ_i (file units) of every atom, (N,)."""
         self.check_state(state)
         nl = self.neighbor_list(state)
-        offsets, hj, hs, svec = self._half(nl, state)
-        n = len(state)
-        rho = np.zeros(n)
-        _density_pass(state.positions, offsets, hj, hs, svec, self._types(state), self._nel, self._cutsq,
-                      self._rdr, self._nr, self._tab, self._sym, rho, np.zeros(n), False, np.empty((0, 3)))
-        return rho
+        offsets, hj, hs, svec, _, toff, tk = self._half(nl, state)
+        rho, _, _ = self._densities(state, offsets, hj, hs, svec, toff, tk, np.empty(len(state)), False)
+        return rho.copy()
 
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:
         n = len(state)
-        offsets, hj, hs, svec = self._half(neighbors, state)
+        offsets, hj, hs, svec, hi, toff, tk = self._half(neighbors, state)
         types = self._types(state)
-        pos = state.positions
         need_grad = bool(forces or stress)
-        rho, fp, cache = self._work(n, len(hj), need_grad)
-        rho[:] = 0.0
-        energies = np.zeros(n)
-        epair = _density_pass(pos, offsets, hj, hs, svec, types, self._nel, self._cutsq, self._rdr, self._nr,
-                              self._tab, self._sym, rho, energies, need_grad, cache)
-        eemb = _embedding(rho, types, self._rdrho, self._nrho, self._rhomax, self._ftab, fp, energies)
+        energies = np.empty(n)
+        rho, cache, epair = self._densities(state, offsets, hj, hs, svec, toff, tk, energies, need_grad)
+        _, _, embedding, force_gather = _kernels(n)
+        _, fp, femb, _, _ = self._work_arrays
+        embedding(rho, types, self._rdrho, self._nrho, self._rhomax, self._ftab, fp, femb)
+        eemb = float(femb.sum())
+        energies += femb
         f = None
         sigma = None
         if need_grad:
-            fbuf = np.zeros((n, 3))
-            vir = np.zeros(6)
-            _force_pass(pos, offsets, hj, hs, svec, self._sym, fp, cache, fbuf, vir, bool(stress))
+            fbuf = np.empty((n, 3))
+            vir = np.empty((n if stress else 0, 6))
+            force_gather(state.positions, offsets, hj, hs, svec, hi, toff, tk, self._sym, fp, cache, fbuf, vir,
+                         bool(stress))
             f = fbuf if forces else None
             if stress:
-                w = np.array([[vir[0], vir[5], vir[4]], [vir[5], vir[1], vir[3]], [vir[4], vir[3], vir[2]]])
+                v = vir.sum(axis=0)
+                w = np.array([[v[0], v[5], v[4]], [v[5], v[1], v[3]], [v[4], v[3], v[2]]])
                 sigma = virial_to_voigt(w, state.volume)
         h = np.zeros((n, 3)) if magnetic_forces else None
-        return Evaluation(float(epair + eemb), f, h, sigma, energies)
+        return Evaluation(epair + eemb, f, h, sigma, energies)
 
     def local_fields(self, state, neighbors, atoms) -> np.ndarray:
         """Zero: EAM does not depend on the magnetic moments, (len(atoms), 3) eV/μB."""

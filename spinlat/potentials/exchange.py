@@ -34,7 +34,7 @@ _FMA = {"contract"}
 
 
 @numba.njit(cache=True)
-def _exchange_atom(a, i, positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq, delta,
+def _exchange_atom(a, i, positions, spins, active, offsets, nbr, sidx, svec, cut2, j1, j2, j3sq, delta,
                    want_forces, want_virial, energies, grad, forces, virial):
     """Bethe-Slater exchange of atom i over its full-list neighbours; results go to row a.
 
@@ -54,9 +54,10 @@ def _exchange_atom(a, i, positions, spins, active, offsets, nbr, shift_vectors, 
         j = nbr[p]
         if not active[j]:
             continue
-        dx = positions[j, 0] - positions[i, 0] + shift_vectors[p, 0]
-        dy = positions[j, 1] - positions[i, 1] + shift_vectors[p, 1]
-        dz = positions[j, 2] - positions[i, 2] + shift_vectors[p, 2]
+        u = sidx[p]
+        dx = positions[j, 0] - positions[i, 0] + svec[u, 0]
+        dy = positions[j, 1] - positions[i, 1] + svec[u, 1]
+        dz = positions[j, 2] - positions[i, 2] + svec[u, 2]
         r2 = dx * dx + dy * dy + dz * dz
         if r2 > cut2:
             continue
@@ -105,20 +106,20 @@ def _exchange_atom(a, i, positions, spins, active, offsets, nbr, shift_vectors, 
 
 
 @numba.njit(cache=True)
-def _exchange_serial(atoms, positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq, delta,
+def _exchange_serial(atoms, positions, spins, active, offsets, nbr, sidx, svec, cut2, j1, j2, j3sq, delta,
                      want_forces, want_virial, energies, grad, forces, virial):
     """:func:`_exchange_atom` for every listed atom, one thread."""
     for a in range(len(atoms)):
-        _exchange_atom(a, atoms[a], positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq,
+        _exchange_atom(a, atoms[a], positions, spins, active, offsets, nbr, sidx, svec, cut2, j1, j2, j3sq,
                        delta, want_forces, want_virial, energies, grad, forces, virial)
 
 
 @numba.njit(cache=True, parallel=True)
-def _exchange_parallel(atoms, positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq, delta,
+def _exchange_parallel(atoms, positions, spins, active, offsets, nbr, sidx, svec, cut2, j1, j2, j3sq, delta,
                        want_forces, want_virial, energies, grad, forces, virial):
     """:func:`_exchange_atom` for every listed atom, threads over atoms (no shared writes)."""
     for a in numba.prange(len(atoms)):
-        _exchange_atom(a, atoms[a], positions, spins, active, offsets, nbr, shift_vectors, cut2, j1, j2, j3sq,
+        _exchange_atom(a, atoms[a], positions, spins, active, offsets, nbr, sidx, svec, cut2, j1, j2, j3sq,
                        delta, want_forces, want_virial, energies, grad, forces, virial)
 
 
@@ -127,9 +128,10 @@ def _exchange_parallel(atoms, positions, spins, active, offsets, nbr, shift_vect
 PARALLEL_MIN_ATOMS = 8192
 
 
-#: the cached-pair kernels do little work per atom (one exp per pair, or none): threads pay off
-#: only for large systems (at 8 192 atoms two threads were 2.4× slower on a loaded 2-core machine)
-CACHED_PARALLEL_MIN_ATOMS = 65536
+#: the cached-pair kernels do little work per atom (one exp per pair, or none): below this many
+#: atoms they run on one thread. Threads pay off from ~10⁴ atoms on idle cores; on cores busy with
+#: other processes a parallel region waits for its slowest thread, so there they may not
+CACHED_PARALLEL_MIN_ATOMS = 8192
 
 
 def _threaded(n):
@@ -214,9 +216,10 @@ def _reverse_entries(off, cj, cs, code_of, lookup, top):
 
 
 @numba.njit(cache=True)
-def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vectors, r2max):
+def _compact_spin_list(ref_positions, active, offsets, nbr, sidx, shifts, shift_vectors, r2max):
     """Directed CSR list of the pairs of active atoms closer than sqrt(r2max) at ``ref_positions``
-    (self-images kept), taken from a full neighbour list.
+    (self-images kept), taken from a compact full neighbour list (pair p has partner ``nbr[p]``
+    and the integer shift ``shifts[sidx[p]]``, vector ``shift_vectors[sidx[p]]``).
 
     Returns offsets (N+1,) int64, partners (P,) int32, shift index (P,) int32, the distinct
     shift vectors (K, 3) Å the index points into, and the index of each entry's reverse entry
@@ -224,9 +227,9 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vector
     n = offsets.shape[0] - 1
     out_off = np.zeros(n + 1, dtype=np.int64)
     rmax = 0
-    for p in range(nbr.shape[0]):
+    for u in range(shifts.shape[0]):
         for a in range(3):
-            s = abs(shifts[p, a])
+            s = abs(shifts[u, a])
             if s > rmax:
                 rmax = s
     keep = np.zeros(nbr.shape[0], dtype=np.bool_)
@@ -237,9 +240,10 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vector
                 j = nbr[p]
                 if not active[j]:
                     continue
-                dx = ref_positions[j, 0] - ref_positions[i, 0] + shift_vectors[p, 0]
-                dy = ref_positions[j, 1] - ref_positions[i, 1] + shift_vectors[p, 1]
-                dz = ref_positions[j, 2] - ref_positions[i, 2] + shift_vectors[p, 2]
+                u = sidx[p]
+                dx = ref_positions[j, 0] - ref_positions[i, 0] + shift_vectors[u, 0]
+                dy = ref_positions[j, 1] - ref_positions[i, 1] + shift_vectors[u, 1]
+                dz = ref_positions[j, 2] - ref_positions[i, 2] + shift_vectors[u, 2]
                 if dx * dx + dy * dy + dz * dz < r2max:
                     keep[p] = True
                     q += 1
@@ -254,14 +258,15 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, shifts, shift_vector
     k = 0
     for p in range(nbr.shape[0]):
         if keep[p]:
-            code = ((shifts[p, 0] + rmax) * w + shifts[p, 1] + rmax) * w + shifts[p, 2] + rmax
+            v = sidx[p]
+            code = ((shifts[v, 0] + rmax) * w + shifts[v, 1] + rmax) * w + shifts[v, 2] + rmax
             u = lookup[code]
             if u < 0:
                 u = nu
                 lookup[code] = u
                 code_of[u] = code
                 for a in range(3):
-                    uniq[u, a] = shift_vectors[p, a]
+                    uniq[u, a] = shift_vectors[v, a]
                 nu += 1
             cj[k] = nbr[p]
             cs[k] = u
@@ -457,7 +462,7 @@ class BetheSlaterExchange(Potential):
         threaded = n_sel >= PARALLEL_MIN_ATOMS and numba.get_num_threads() > 1
         kernel = _exchange_parallel if threaded else _exchange_serial
         kernel(atoms, state.positions, state.spins, active, neighbors.offsets, neighbors.j,
-               neighbors.shift_vectors, self.cutoff ** 2, self.J1, self.J2, self.J3 ** 2,
+               neighbors.shift_index, neighbors.unique_vectors, self.cutoff ** 2, self.J1, self.J2, self.J3 ** 2,
                1.0 if self.offset else 0.0, want_forces, want_virial, energies, grad, forces, virial)
         return active, energies, grad, forces, virial
 
@@ -476,8 +481,8 @@ class BetheSlaterExchange(Potential):
                 ref, r2max = state.positions, np.inf
             c = _PairCache()
             c.nl, c.builds, c.active = nl, nl.n_builds, active
-            c.off, c.cj, c.cs, c.svec, c.rev = _compact_spin_list(ref, active, nl.offsets, nl.j, nl.shifts,
-                                                          nl.shift_vectors, r2max)
+            c.off, c.cj, c.cs, c.svec, c.rev = _compact_spin_list(ref, active, nl.offsets, nl.j, nl.shift_index,
+                                                                  nl.unique_shifts, nl.unique_vectors, r2max)
             m = len(c.cj)
             c.rows = None  # the source atom of each entry, made when an offset is asked for
             c.self_entries = np.flatnonzero(c.cj == np.repeat(np.arange(len(state)), np.diff(c.off)))

@@ -4,7 +4,7 @@ Every threaded numba kernel writes per-atom rows that one thread computes in a f
 shared accumulators), with the same floating-point contraction as its serial twin, so the thread
 count must not change a single bit. The kernels switch to threads only above a size threshold
 (module parameters ``spin_lattice.PARALLEL_MIN_SPINS``, ``exchange.PARALLEL_MIN_ATOMS``,
-``exchange.CACHED_PARALLEL_MIN_ATOMS``); the tests lower them so that 128 atoms use threads, and
+``exchange.CACHED_PARALLEL_MIN_ATOMS``, ``eam.PARALLEL_MIN_ATOMS``, ``spin_lattice.PARALLEL_MIN_ATOMS``); the tests lower them so that 128 atoms use threads, and
 count the calls of the threaded kernels to make sure they ran.
 """
 
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import spinlat.integrators.spin_lattice as spin_lattice
+import spinlat.potentials.eam as eam
 import spinlat.potentials.exchange as exchange
 from spinlat import units
 from spinlat.integrators import SpinLatticeLangevin, SpinLatticeNVE
@@ -23,7 +24,9 @@ from conftest import EAM_FE, bcc_fe
 pytestmark = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
                                 reason="numba has fewer than 2 threads here (NUMBA_NUM_THREADS)")
 
-_THREADED = {spin_lattice: ["_linear_sweep_parallel"],
+_THREADED = {spin_lattice: ["_linear_sweep_parallel", "_kick_parallel", "_drift_parallel"],
+             eam: ["_density_rows_parallel", "_density_gather_parallel", "_embedding_parallel",
+                   "_force_gather_parallel"],
              exchange: ["_exchange_parallel", "_exchange_geometry_parallel", "_exchange_from_geometry_parallel"]}
 
 
@@ -33,6 +36,8 @@ def threaded(monkeypatch):
     monkeypatch.setattr(spin_lattice, "PARALLEL_MIN_SPINS", 1)
     monkeypatch.setattr(exchange, "PARALLEL_MIN_ATOMS", 1)
     monkeypatch.setattr(exchange, "CACHED_PARALLEL_MIN_ATOMS", 1)
+    monkeypatch.setattr(eam, "PARALLEL_MIN_ATOMS", 1)
+    monkeypatch.setattr(spin_lattice, "PARALLEL_MIN_ATOMS", 1)
     calls = {}
     for module, names in _THREADED.items():
         for name in names:
@@ -78,6 +83,9 @@ def test_spin_lattice_dynamics_same_bits_on_1_and_2_threads(threaded, make):
     two = _on_threads(2, run)
     assert threaded["_linear_sweep_parallel"] > 0 and threaded["_exchange_from_geometry_parallel"] > 0
     assert threaded["_exchange_geometry_parallel"] > 0
+    for name in ("_density_rows_parallel", "_density_gather_parallel", "_embedding_parallel",
+                 "_force_gather_parallel", "_kick_parallel", "_drift_parallel"):
+        assert threaded[name] > 0, name
     for name in ("positions", "velocities", "spins", "moments"):
         assert np.array_equal(getattr(one, name), getattr(two, name)), name
 
@@ -102,3 +110,68 @@ def test_exchange_kernels_same_bits_on_1_and_2_threads(threaded):
             if getattr(a, name) is not None:
                 assert np.array_equal(getattr(a, name), getattr(b, name)), name
     assert np.array_equal(one[1], two[1])
+
+
+@pytest.mark.parametrize("path", ["fs", "alloy"])
+def test_eam_kernels_same_bits_on_1_and_2_threads(threaded, path, tmp_path):
+    """Densities, energies, forces and stress of the threaded EAM passes equal the serial ones bit
+    for bit, for a symmetric (one element) and an asymmetric density table (Finnis-Sinclair file
+    with two elements whose cross densities differ)."""
+    st = _system()
+    if path == "fs":
+        make = lambda: EAM(EAM_FE)  # noqa: E731
+    else:
+        st = st.copy(numbers=np.where(np.arange(len(st)) % 3 == 0, 24, 26))
+        make = lambda: EAM(_two_element_fs(tmp_path))  # noqa: E731
+    rng = np.random.default_rng(5)
+    st = st.copy(positions=st.positions + rng.normal(scale=0.05, size=st.positions.shape))
+
+    def evaluate():
+        pot = make()
+        return pot.compute(st, forces=True, stress=True), pot.compute(st, forces=True), pot.densities(st)
+
+    one = _on_threads(1, evaluate)
+    calls = threaded["_force_gather_parallel"]
+    two = _on_threads(2, evaluate)
+    assert threaded["_force_gather_parallel"] > calls and threaded["_density_rows_parallel"] > 0
+    for a, b in zip(one[:2], two[:2]):
+        assert a.energy == b.energy
+        for name in ("forces", "energies", "stress"):
+            if getattr(a, name) is not None:
+                assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert np.array_equal(one[2], two[2])
+    # the energy is the sum of the per-atom energies, and the forces its gradient (central
+    # differences on one atom)
+    pot = make()
+    assert one[0].energy == pytest.approx(one[0].energies.sum(), rel=1e-13)
+    k, h = 7, 1e-5
+    for d in range(3):
+        up, dn = st.positions.copy(), st.positions.copy()
+        up[k, d] += h
+        dn[k, d] -= h
+        fd = -(pot.compute(st.copy(positions=up)).energy - pot.compute(st.copy(positions=dn)).energy) / (2 * h)
+        assert one[0].forces[k, d] == pytest.approx(fd, abs=1e-6)
+
+
+def _two_element_fs(tmp_path):
+    """A Finnis-Sinclair file for Cr and Fe made from the Fe tables, with different cross
+    densities (ρ_Cr→Fe = 0.8 ρ, ρ_Fe→Cr = 1.1 ρ), so the density table is not symmetric."""
+    from spinlat.potentials.eam import read_eam_file
+
+    d = read_eam_file(EAM_FE)
+    nrho, drho, nr, dr, cut = d["nrho"], d["drho"], d["nr"], d["dr"], d["cutoff"]
+    rho = d["rhor"][0, 0]
+    frho = d["frho"][0]
+    z2r = d["z2r"][0, 0]
+    lines = ["two elements", "made from Fe_mm", "for a test", "2 Cr Fe", f"{nrho} {drho!r} {nr} {dr!r} {cut!r}"]
+    fmt = lambda a: "\n".join(" ".join(repr(float(x)) for x in a[i:i + 5]) for i in range(0, len(a), 5))  # noqa: E731
+    for z, mass, scale in ((24, 51.996, (1.0, 1.1)), (26, 55.845, (0.8, 1.0))):
+        lines.append(f"{z} {mass} 2.88 bcc")
+        lines.append(fmt(frho * (0.9 if z == 24 else 1.0)))
+        for s in scale:
+            lines.append(fmt(rho * s))
+    for a, b in ((0, 0), (1, 0), (1, 1)):
+        lines.append(fmt(z2r * (1.0 + 0.05 * (a + b))))
+    path = tmp_path / "CrFe.eam.fs"
+    path.write_text("\n".join(lines) + "\n")
+    return path

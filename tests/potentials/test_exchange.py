@@ -140,8 +140,8 @@ def test_threaded_kernel_equals_serial_kernel():
     outs = []
     for kernel in (exchange._exchange_serial, exchange._exchange_parallel):
         arrays = (np.zeros(n), np.zeros((n, 3)), np.zeros((n, 3)), np.zeros((n, 9)))
-        kernel(atoms, st.positions, st.spins, st.moments > 0, nl.offsets, nl.j, nl.shift_vectors, 3.4 ** 2,
-               PARAMS[1], PARAMS[2], PARAMS[3] ** 2, 1.0, True, True, *arrays)
+        kernel(atoms, st.positions, st.spins, st.moments > 0, nl.offsets, nl.j, nl.shift_index, nl.unique_vectors,
+               3.4 ** 2, PARAMS[1], PARAMS[2], PARAMS[3] ** 2, 1.0, True, True, *arrays)
         outs.append(arrays)
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
@@ -241,8 +241,8 @@ def test_pair_search_gives_the_same_table_as_the_row_scan(case):
     pot = BetheSlaterExchange(cut, *PARAMS[1:])
     nl = pot.neighbor_list(st)
     active = st.moments > 0
-    off, cj, cs, svec, rev = _compact_spin_list(st.positions, active, nl.offsets, nl.j, nl.shifts,
-                                                nl.shift_vectors, np.inf)
+    off, cj, cs, svec, rev = _compact_spin_list(st.positions, active, nl.offsets, nl.j, nl.shift_index,
+                                                nl.unique_shifts, nl.unique_vectors, np.inf)
     np.testing.assert_array_equal(rev, _reverse_reference(off, cj, cs, svec))
     assert np.all(rev >= 0)  # a full list: every entry has its reverse
     p = np.arange(len(cj))
