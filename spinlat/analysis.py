@@ -29,6 +29,7 @@ from . import units
 from .errors import InputError
 from .files import atomic_path
 from .observables import energy_drift, energy_fluctuation  # noqa: F401  (defined there, public here)
+from .observables import reduced_from_total, spin_energy, spin_temperature
 
 
 def _open(traj):
@@ -386,3 +387,31 @@ def overview_figure(traj):
         ax[0].set_title(integrator if len(integrator) <= 70 else integrator[:67] + "...", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def trajectory_observables(traj, potential=None) -> dict:
+    """Observables per frame of a trajectory (path or :class:`~spinlat.io.Trajectory`).
+
+    Always: ``time`` (fs; sweeps for Monte Carlo), ``potential_energy``, ``kinetic_energy``,
+    ``total_energy`` (eV, as stored), ``temperature`` (K), ``magnetization`` (F, 3) the total
+    moment M in μB, ``magnetization_norm`` (F,) |M| μB, ``reduced_magnetization`` (F, 3) and
+    ``reduced_magnetization_norm`` (F,) (M / Σ|m_i|), ``energy_drift`` (slope eV/atom/ps, max
+    deviation eV/atom; meaningful for energy-conserving runs only) and ``energy_fluctuation``
+    (eV/atom). With ``potential`` also ``spin_energy`` (eV) and ``spin_temperature`` (K),
+    recomputed frame by frame."""
+    from .io import Trajectory
+
+    t = Trajectory(traj) if isinstance(traj, (str, bytes)) or hasattr(traj, "__fspath__") else traj
+    out = {k: np.asarray(t.array(k)) for k in ("time", "potential_energy", "kinetic_energy", "total_energy",
+                                               "temperature", "magnetization")}
+    out["magnetization_norm"] = np.linalg.norm(out["magnetization"], axis=1)
+    out["reduced_magnetization"] = reduced_from_total(out["magnetization"], t.array("moments"))
+    out["reduced_magnetization_norm"] = np.linalg.norm(out["reduced_magnetization"], axis=1)
+    n = len(t[0]) if len(t) else 1
+    out["energy_drift"] = energy_drift(out["time"], out["total_energy"], n)
+    out["energy_fluctuation"] = energy_fluctuation(out["total_energy"], n)
+    if potential is not None:
+        frames = [t[i] for i in range(len(t))]
+        out["spin_energy"] = np.array([spin_energy(f, potential) for f in frames])
+        out["spin_temperature"] = np.array([spin_temperature(f, potential) for f in frames])
+    return out

@@ -171,7 +171,7 @@ def _full_from_half(n, hi, hj, S, rmax, nbr, sidx):
     return offsets, uniq[:nu].copy()
 
 
-def _positive_shifts(unique_shifts):
+def positive_shifts(unique_shifts):
     """Per distinct shift: whether it is lexically positive (first non-zero component > 0)."""
     S = np.asarray(unique_shifts)
     lex = np.where(S[:, 0] != 0, S[:, 0], np.where(S[:, 1] != 0, S[:, 1], S[:, 2]))
@@ -277,7 +277,7 @@ class NeighborList:
         if "half" not in self.__dict__:
             i, j = self.i, self.j
             self.__dict__["half"] = np.flatnonzero(
-                (i < j) | ((i == j) & _positive_shifts(self.unique_shifts)[self.shift_index])).astype(np.int64)
+                (i < j) | ((i == j) & positive_shifts(self.unique_shifts)[self.shift_index])).astype(np.int64)
         return self.__dict__["half"]
 
     @property

@@ -43,7 +43,8 @@ Who uses which, and why:
 - M / N and M / N_mag compare with experiment (μB per Fe atom) and with DFT cells that hold
   non-magnetic atoms.
 
-``trajectory_observables(traj, potential=None)`` returns arrays per frame.
+Per-frame arrays of a whole trajectory: :func:`spinlat.analysis.trajectory_observables` (it opens
+files, so it lives above :mod:`spinlat.io`; this module stays below the integrators that use it).
 """
 
 from __future__ import annotations
@@ -90,9 +91,10 @@ def spin_energy(state, potential) -> float:
         return 0.0
     if len(terms) == len(potential.terms):
         return float(potential.compute(state, forces=False, magnetic_forces=False).energy)
-    from .potentials.base import SumPotential
-
-    return float(SumPotential(terms).compute(state, forces=False, magnetic_forces=False).energy)
+    magnetic = terms[0]
+    for t in terms[1:]:
+        magnetic = magnetic + t  # a sum of potentials (one neighbour list), without importing potentials
+    return float(magnetic.compute(state, forces=False, magnetic_forces=False).energy)
 
 
 def spin_temperature(state, potential=None, fields=None, neighbors=None) -> float:
@@ -255,31 +257,3 @@ def state_observables(state, potential, evaluation=None) -> dict:
         "magnetization_norm": magnetization_norm(state),
         "reduced_magnetization_norm": magnetization_norm(state, reduced=True),
     }
-
-
-def trajectory_observables(traj, potential=None) -> dict:
-    """Observables per frame of a trajectory (path or :class:`~spinlat.io.Trajectory`).
-
-    Always: ``time`` (fs; sweeps for Monte Carlo), ``potential_energy``, ``kinetic_energy``,
-    ``total_energy`` (eV, as stored), ``temperature`` (K), ``magnetization`` (F, 3) the total
-    moment M in μB, ``magnetization_norm`` (F,) |M| μB, ``reduced_magnetization`` (F, 3) and
-    ``reduced_magnetization_norm`` (F,) (M / Σ|m_i|), ``energy_drift`` (slope eV/atom/ps, max
-    deviation eV/atom; meaningful for energy-conserving runs only) and ``energy_fluctuation``
-    (eV/atom). With ``potential`` also ``spin_energy`` (eV) and ``spin_temperature`` (K),
-    recomputed frame by frame."""
-    from .io import Trajectory
-
-    t = Trajectory(traj) if isinstance(traj, (str, bytes)) or hasattr(traj, "__fspath__") else traj
-    out = {k: np.asarray(t.array(k)) for k in ("time", "potential_energy", "kinetic_energy", "total_energy",
-                                               "temperature", "magnetization")}
-    out["magnetization_norm"] = np.linalg.norm(out["magnetization"], axis=1)
-    out["reduced_magnetization"] = reduced_from_total(out["magnetization"], t.array("moments"))
-    out["reduced_magnetization_norm"] = np.linalg.norm(out["reduced_magnetization"], axis=1)
-    n = len(t[0]) if len(t) else 1
-    out["energy_drift"] = energy_drift(out["time"], out["total_energy"], n)
-    out["energy_fluctuation"] = energy_fluctuation(out["total_energy"], n)
-    if potential is not None:
-        frames = [t[i] for i in range(len(t))]
-        out["spin_energy"] = np.array([spin_energy(f, potential) for f in frames])
-        out["spin_temperature"] = np.array([spin_temperature(f, potential) for f in frames])
-    return out

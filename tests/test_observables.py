@@ -61,7 +61,7 @@ def test_trajectory_observables(tmp_path):
     pot = PairSpin() + Field([0, 0, 1.0])
     path = tmp_path / "t.h5"
     sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=5, progress=False).run(20)
-    out = obs.trajectory_observables(path, pot)
+    out = sl.analysis.trajectory_observables(path, pot)
     assert out["total_energy"].shape == (5,)
     assert out["magnetization"].shape == (5, 3)
     assert np.allclose(out["magnetization_norm"], np.linalg.norm(out["magnetization"], axis=1))

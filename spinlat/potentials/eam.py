@@ -44,7 +44,7 @@ import numpy as np
 from .. import validation
 from ..errors import FileFormatError, InputError
 from ..formats import number_syntax as _text
-from ..neighbors import _positive_shifts
+from ..neighbors import positive_shifts
 from .base import Evaluation, Potential, virial_to_voigt
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -840,7 +840,7 @@ class EAM(Potential):
         if key is None or key[0] is not nl or key[1] != nl.n_builds or key[2] != len(state):
             self._half_arrays = None  # let the old arrays go before the new ones are made
             offsets, hj, hs = _compact_half_list(len(state), nl.offsets, nl.j, nl.shift_index,
-                                                 _positive_shifts(nl.unique_shifts))
+                                                 positive_shifts(nl.unique_shifts))
             hi, toff, tk = _transpose_half_list(len(state), offsets, hj)
             svec = nl.unique_vectors
             self._half_arrays = (offsets, hj, hs, svec, hi, toff, tk)
