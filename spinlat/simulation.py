@@ -150,13 +150,17 @@ class Simulation:
             if trajectory is None:
                 raise InputError("restart=True needs a trajectory path")
             from .io import Trajectory
-
+            from .io.hdf5 import check_not_in_use
             try:
                 traj = Trajectory(trajectory)
             except FileNotFoundError:
                 raise InputError(f"cannot restart: trajectory {trajectory} does not exist") from None
+            except Exception:
+                check_not_in_use(trajectory)  # a live run elsewhere: say so rather than how its file reads
+                raise
             with traj:
                 if len(traj) == 0:
+                    check_not_in_use(trajectory)  # a live run that has not flushed yet
                     raise InputError(f"cannot restart: trajectory {trajectory} holds no frame")
                 last = traj.last()
                 self.step = int(traj.array("step")[-1])

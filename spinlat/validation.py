@@ -108,7 +108,7 @@ def path(value, name) -> str:
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if not isinstance(value, str) or not value:
-        raise InputError(f"{name}: expected a file path, got {_got(value)}")
+        raise InputError(f"{name}: expected a file path (str or os.PathLike), got {_got(value)}")
     return value
 
 

@@ -109,7 +109,7 @@ seed: 0
     ({"search": {"anneal": {"t_start": "hot"}}}, "search.anneal.t_start: expected a positive number (K)"),
     ({"search": {"anneal": {"stages": 3, "cool": 1}}}, "search.anneal.cool: unknown key"),
     ({"search": {"start_cell": [2, 2]}}, "search.start_cell: expected three integers or a 3×3 cell"),
-    ({"potential": [{"type": "EAM", "path": 5}]}, "potential[0].path: expected a file path, got 5"),
+    ({"potential": [{"type": "EAM", "path": 5}]}, "potential[0].path: expected a file path (str or os.PathLike), got 5"),
     ({"potential": [{"type": "Zeeman", "B": [0, 0, True]}]}, "potential[0].B: expected an array of real numbers"),
     ({"potential": [{"type": "Zeeman", "B": ["0", "0", "1"]}]}, "potential[0].B: expected an array of real numbers"),
     ({"potential": [{"type": "Zeeman", "B": [0, 1]}]}, "potential[0].B: expected shape (3,), got (2,)"),
@@ -384,7 +384,7 @@ def test_eam_configs_take_what_the_python_api_takes(tmp_path):
 
 
 @pytest.mark.parametrize("term, message", [
-    ({"type": "EAM", "path": ["Fe.eam", 5]}, r"potential\[0\]\.path\[1\]: expected a file path, got 5"),
+    ({"type": "EAM", "path": ["Fe.eam", 5]}, r"potential\[0\]\.path\[1\]: expected a file path.*got 5"),
     ({"type": "EAM", "path": []}, r"potential\[0\]\.path: expected a file path or a list of them, got an empty list"),
     ({"type": "EAM", "path": ["Fe.eam", "missing.eam"]}, r"potential\[0\]\.path\[1\]: .*missing.eam does not exist"),
     ({"type": "EAM", "path": "Fe.eam", "format": "dynamo"}, r"potential\[0\]\.format: expected one of 'alloy'"),

@@ -406,6 +406,15 @@ def _lock(path, create):
     return fd
 
 
+def check_not_in_use(path) -> None:
+    """Raise InputError when another writer holds trajectory ``path`` (the exclusive ``flock`` a
+    :class:`TrajectoryWriter` keeps from before it opens the file until it is closed); the file
+    is not changed. Used before reading a trajectory that is about to be continued (restarts), so
+    a live run is reported as such rather than through whatever its half-written file shows."""
+    if os.path.exists(path):
+        _unlock(_lock(path, create=False))
+
+
 def _unlock(fd):
     if fd is not None:
         try:

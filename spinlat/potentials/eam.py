@@ -280,8 +280,8 @@ def _format(path, format) -> str:
                          "format='funcfl' (DYNAMO single-element file, pair_style eam)")
     fmt = FORMAT_ALIASES.get(format.lower(), format.lower()) if isinstance(format, str) else None
     if fmt not in FORMATS:
-        raise InputError(f"EAM format: expected 'alloy', 'fs' or 'funcfl' (or LAMMPS's names "
-                         f"{', '.join(map(repr, FORMAT_ALIASES))}), got {format!r}")
+        raise InputError(f"EAM format: unknown EAM format {format!r}; expected 'alloy', 'fs' or 'funcfl' (or LAMMPS's names "
+                         f"{', '.join(map(repr, FORMAT_ALIASES))})")
     return fmt
 
 

@@ -642,7 +642,7 @@ def test_funcfl_errors(tmp_path):
     with pytest.raises(InputError, match="only for funcfl"):
         EAM([fe, alloy])
     for bad_path in (5, None, [fe, 3], []):
-        with pytest.raises(InputError, match="EAM path: expected a file path"):
+        with pytest.raises(InputError, match=r"EAM path(\[\d+\])?: expected a file path"):
             EAM(bad_path)
     lines = fe.read_text().splitlines()
     bad = tmp_path / "bad.eam"

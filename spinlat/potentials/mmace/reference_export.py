@@ -154,13 +154,27 @@ def write_safetensors(tensors: dict, path, metadata: dict) -> None:
         offset += len(raw)
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
-    from ...files import atomic_write
+    # atomic like spinlat.files.atomic_write (this file is standalone, so it cannot import it):
+    # a temporary file beside the target, fsync, then os.replace; a crash leaves the old file
+    import os
+    import tempfile
 
-    with atomic_write(path, "wb") as f:
-        f.write(struct.pack("<Q", len(blob)))
-        f.write(blob)
-        for raw in chunks:
-            f.write(raw)
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(struct.pack("<Q", len(blob)))
+            f.write(blob)
+            for raw in chunks:
+                f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def export(model, path) -> dict:
