@@ -9,7 +9,7 @@ largest first, for load balance). Worker processes are spawned (``spinlat.sweep`
 repeated ``--repeat`` times, interleaved, and the best wall time kept; the load average is
 printed — on a shared machine the speed-up is bounded by the cores actually free.
 
-Run: python benchmarks/bench_curie_parallel.py [--workers 1 2] [--sizes 6 8] [--sweeps 400] [--repeat 2]
+Run: python benchmarks/bench_curie_parallel.py [--workers 1 2] [--sizes 8 12] [--sweeps 1200] [--repeat 2]
      [--dask]
 """
 
@@ -51,9 +51,9 @@ def same(a, b):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[6, 8])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[8, 12])
     ap.add_argument("--temperatures", type=int, default=4)
-    ap.add_argument("--sweeps", type=int, default=400)
+    ap.add_argument("--sweeps", type=int, default=1200)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--dask", action="store_true", help="also a dask.distributed LocalCluster of max(--workers)")
     args = ap.parse_args()

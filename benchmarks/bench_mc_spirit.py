@@ -13,7 +13,9 @@ cap of a fixed half-angle around the current spin (``--cone`` degrees; Spirit
 ``MonteCarlo(cone=rad, adapt=False)``, no over-relaxation), accepted with min(1, e^{−ΔE/k_BT}).
 With the same proposal and Hamiltonian the acceptance must agree, and so must the equilibrium
 energy per spin and |M| (checked with error bars from blocking, ``spinlat.statistics.average``):
-that is what makes the speed comparison fair. Spirit 2.2 proposes its N moves per iteration at
+that is what makes the speed comparison fair. As a referee independent of either Metropolis
+implementation, both codes' stochastic LLG (SIB with a Langevin bath, α = 0.5, dt = 0.5 fs) sample
+the same canonical ensemble (rows "LLG"; ``--no-referee`` skips them). Spirit 2.2 proposes its N moves per iteration at
 random sites (spinlat: every spin once per sweep, colour class by colour class), and its Python
 API does not report the acceptance: it is inferred from the fraction f of spins that moved in a
 one-iteration run, a = −ln(1 − f) (Poisson(1) proposals per spin).
@@ -21,8 +23,7 @@ one-iteration run, a = −ln(1 − f) (Poisson(1) proposals per spin).
 Timing: sweeps/s of one process on one core (NUMBA_NUM_THREADS=1; Spirit's pip build is
 single-threaded), best of ``--repeat`` interleaved batches of ``--sweeps`` sweeps after
 thermalisation (set-up and compilation excluded), with the load average printed beside them.
-Memory: bytes per spin of each code's process growth over the run (max RSS after minus before
-creating the system; includes the spins, the coupling table and the solver's buffers).
+Memory per spin against N, each code in a process of its own: ``bench_scaling_llg_mc.py``.
 
 Run: python benchmarks/bench_mc_spirit.py [--sizes 16 32] [--temperatures 100 250] [--sweeps 200]
      [--repeat 3] [--samples 600] [--cone 40]
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import tempfile
 import time
 
@@ -47,11 +47,6 @@ from spinlat.potentials import Heisenberg, UniaxialAnisotropy  # noqa: E402
 from spinlat.statistics import average  # noqa: E402
 
 J, K, MU = 0.010, 0.0001, 2.0  # eV, eV, μB
-
-
-def _rss():
-    """Max resident set size of this process so far, bytes (Linux: ru_maxrss in kB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def spinlat_system(L):
@@ -128,6 +123,54 @@ class SpiritRun:
         self._tmp.cleanup()
 
 
+class SpinlatLLGRun(SpinlatRun):
+    """The referee: stochastic LLG (SIB, Langevin bath at T, α = 0.5, dt = 0.5 fs) samples the
+    same canonical ensemble by other means; one "sweep" = ``LLG_STEPS`` steps."""
+
+    def __init__(self, L, T, seed=1):
+        from spinlat.integrators import LLG
+
+        self.st, self.pot = spinlat_system(L)
+        self.n = len(self.st)
+        self.llg = LLG(LLG_DT, damping=LLG_ALPHA, solver="sib", temperature=T, seed=seed)
+
+    def sweeps(self, n):
+        self.st = self.llg.run(self.st, self.pot, n * LLG_STEPS)
+
+    def sample(self):
+        e = self.pot.compute(self.st, forces=False, magnetic_forces=False).energy / self.n
+        return e, float(np.linalg.norm(self.st.spins.mean(axis=0))), np.nan
+
+
+class SpiritLLGRun(SpiritRun):
+    """Spirit's stochastic LLG (SIB, same α, dt and T) on the same system."""
+
+    def __init__(self, L, T):
+        from spirit import parameters
+
+        super().__init__(L, T, 40.0)
+        parameters.llg.set_temperature(self.p, T)
+        parameters.llg.set_damping(self.p, LLG_ALPHA)
+        parameters.llg.set_timestep(self.p, LLG_DT * 1e-3)  # ps
+        parameters.llg.set_output_general(self.p, any=False, initial=False, final=False)
+
+    def sweeps(self, n):
+        from spirit import simulation
+
+        k = n * LLG_STEPS
+        simulation.start(self.p, simulation.METHOD_LLG, simulation.SOLVER_SIB, n_iterations=k, n_iterations_log=k)
+
+    def sample(self):
+        from spirit import system
+
+        system.update_data(self.p)
+        s = self.spins()
+        return system.get_energy(self.p) * 1e-3 / self.n, float(np.linalg.norm(s.mean(axis=0))), np.nan
+
+
+LLG_DT, LLG_ALPHA, LLG_STEPS = 0.5, 0.5, 10  # fs, Gilbert damping, steps per "sweep"
+
+
 def measure(run, thermalize, samples, every):
     run.sweeps(thermalize)
     rows = []
@@ -136,7 +179,7 @@ def measure(run, thermalize, samples, every):
             run.sweeps(every - 1)
         rows.append(run.sample())
     a = np.array(rows)
-    return [average(a[:, k]) for k in range(3)]
+    return [average(a[:, k]) if np.all(np.isfinite(a[:, k])) else None for k in range(3)]  # LLG: no acceptance
 
 
 def main():
@@ -150,6 +193,9 @@ def main():
     ap.add_argument("--thermalize", type=int, default=300)
     ap.add_argument("--stats-size", type=int, default=12, help="L of the equilibrium comparison")
     ap.add_argument("--cone", type=float, default=40.0, help="trial-cap half-angle, degrees")
+    ap.add_argument("--no-referee", dest="referee", action="store_false",
+                    help="skip the stochastic-LLG referee rows of the equilibrium table")
+    ap.add_argument("--no-speed", dest="speed", action="store_false", help="only the equilibrium table")
     args = ap.parse_args()
     try:
         import spirit  # noqa: F401
@@ -164,34 +210,41 @@ def main():
     L = args.stats_size
     print(f"\nEquilibrium, L = {L} ({L ** 3} spins), {args.thermalize} sweeps thermalised, {args.samples} samples "
           f"every {args.every} sweeps (± one σ, blocking)")
-    print(f"{'T (K)':>6} {'code':8s} {'E (meV/spin)':>22} {'|M|':>20} {'acceptance':>18} {'ΔE/σ':>6} {'Δ|M|/σ':>7}")
+    print(f"{'T (K)':>6} {'code':11s} {'E (meV/spin)':>22} {'|M|':>20} {'acceptance':>18} {'ΔE/σ':>6} {'Δ|M|/σ':>7}"
+          "   (Δ: from spinlat MC)")
     for T in args.temperatures:
         ours = measure(SpinlatRun(L, T, cone, seed=7), args.thermalize, args.samples, args.every)
+        rows = [("spinlat MC", ours)]
         sp = SpiritRun(L, T, args.cone)
-        theirs = measure(sp, args.thermalize, args.samples, args.every)
+        rows.append(("Spirit MC", measure(sp, args.thermalize, args.samples, args.every)))
         sp.close()
-        z = [abs(a.value - b.value) / np.hypot(a.error, b.error) for a, b in zip(ours, theirs)]
-        for name, est in (("spinlat", ours), ("Spirit", theirs)):
+        if args.referee:
+            rows.append(("spinlat LLG", measure(SpinlatLLGRun(L, T, seed=3), args.thermalize, args.samples,
+                                                args.every)))
+            sp = SpiritLLGRun(L, T)
+            rows.append(("Spirit LLG", measure(sp, args.thermalize, args.samples, args.every)))
+            sp.close()
+        for name, est in rows:
             e, m, acc = est
-            tail = f"{z[0]:6.1f} {z[1]:7.1f}" if name == "Spirit" else ""
-            print(f"{T:6.0f} {name:8s} {e.value * 1e3:12.5f} ± {e.error * 1e3:7.5f} {m.value:10.5f} ± {m.error:7.5f} "
-                  f"{acc.value:8.4f} ± {acc.error:6.4f} {tail}", flush=True)
+            z = [abs(a.value - b.value) / np.hypot(a.error, b.error) for a, b in zip(ours[:2], est[:2])]
+            tail = f"{z[0]:6.1f} {z[1]:7.1f}" if est is not ours else ""
+            a = f"{acc.value:8.4f} ± {acc.error:6.4f}" if acc is not None else f"{'-':>17s}"
+            print(f"{T:6.0f} {name:11s} {e.value * 1e3:12.5f} ± {e.error * 1e3:7.5f} {m.value:10.5f} ± {m.error:7.5f} "
+                  f"{a} {tail}", flush=True)
 
+    if not args.speed:
+        return
     # ---- speed
     print(f"\nSpeed: best of {args.repeat} interleaved batches of {args.sweeps} sweeps after {args.sweeps} warm-up "
-          f"sweeps; bytes/spin = max-RSS growth of the process while building and running the system")
+          f"sweeps (Spirit's acceptance inferred as above)")
     print(f"{'L':>4} {'spins':>7} {'T (K)':>6} {'spinlat sweeps/s':>17} {'Spirit sweeps/s':>16} {'ratio':>6} "
-          f"{'spinlat Mspin/s':>16} {'acc ours':>8} {'acc Spirit':>10} {'B/spin ours':>11} {'B/spin Spirit':>13} "
-          f"{'load':>5}")
+          f"{'spinlat Mspin/s':>16} {'acc ours':>8} {'acc Spirit':>10} {'load':>5}")
     for L in args.sizes:
         for T in args.temperatures:
-            r0 = _rss()
             ours = SpinlatRun(L, T, cone)
             ours.sweeps(args.sweeps)
-            r1 = _rss()
             sp = SpiritRun(L, T, args.cone)
             sp.sweeps(args.sweeps)
-            r2 = _rss()
             t_ours, t_sp, loads = [], [], []
             for _ in range(args.repeat):
                 loads.append(os.getloadavg()[0])
@@ -201,17 +254,13 @@ def main():
                 t = time.perf_counter()
                 sp.sweeps(args.sweeps)
                 t_sp.append(time.perf_counter() - t)
-            r3 = _rss()
             acc_ours = ours.sample()[2]
             acc_sp = sp.sample()[2]
             sp.close()
             a, b = args.sweeps / min(t_ours), args.sweeps / min(t_sp)
             n = L ** 3
             print(f"{L:4d} {n:7d} {T:6.0f} {a:17.1f} {b:16.1f} {a / b:6.2f} {a * n / 1e6:16.2f} {acc_ours:8.3f} "
-                  f"{acc_sp:10.3f} {(r1 - r0) / n:11.0f} {max(r2 - r1, r3 - r1) / n:13.0f} {max(loads):5.2f}",
-                  flush=True)
-    print("\nbytes/spin: first size only is meaningful when a later system fits in memory the process already "
-          "holds (max RSS never falls); run one size per process for clean figures.")
+                  f"{acc_sp:10.3f} {max(loads):5.2f}", flush=True)
 
 
 if __name__ == "__main__":
