@@ -173,8 +173,130 @@ def _norms(g):
     return (mx(g.get("spins")), mx(g.get("positions")), mx(g.get("cell"), False), mx(g.get("magnitudes"), False))
 
 
+def _kernel_couplings(couplings):
+    """The couplings' ``kernel_arrays()``, with a tensor table whose matrices are all J·1 turned
+    into scalar exchange (one number per coupling instead of nine: the same fields)."""
+    from .integrators.fields import isotropic_couplings
+
+    c = couplings.kernel_arrays()
+    if not c[5] and len(c[1]):
+        jiso = isotropic_couplings(c[4])
+        if jiso is not None:
+            empty_i, empty_t = np.zeros(0, np.int32), np.zeros((0, 3, 3))
+            c = (c[0], c[1], np.ascontiguousarray(jiso[c[3]]), empty_i, empty_t, True, c[6], c[7])
+    return c
+
+
+def _minimize_compiled(prob, state, starts, tmax, max_steps, memory):
+    """L-BFGS of the spin directions of every start (``starts`` (M, N, 3) unit spins on the lattice
+    of ``state``) in one kernel call (:mod:`spinlat.integrators.spin_lbfgs`) on the field engine's
+    merged couplings; a list of M :class:`MinimizeResult` with the fields of the Python loop."""
+    from .integrators import spin_lbfgs as K
+
+    engine = prob.engine
+    cpl = engine.couplings
+    off = cpl.offset
+    e_const = (0.0 if off is None else float(off.sum())) + engine.lattice_energy(state, prob.nl)
+    spins = np.array(starts, dtype=np.float64, order="C")
+    m = len(spins)
+    moments = np.ascontiguousarray(state.moments, dtype=np.float64)
+    energy, torque = np.empty(m), np.empty(m)
+    iters, status, nev = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
+    history = np.full((m, max_steps + 1), np.nan)  # entries of rejected iterations stay NaN
+    K.lbfgs_oso(_kernel_couplings(cpl), moments, e_const, spins, tmax, max_steps, memory, _MAX_ROTATION, energy,
+                iters, status, torque, nev, history)
+    base = state.copy()
+    out = []
+    for k in range(m):
+        code, it, tq = int(status[k]), int(iters[k]), float(torque[k])
+        if code == K.CONVERGED:
+            reason, converged = "converged", True
+        elif code == K.MAX_STEPS:
+            reason, converged = "max_steps reached", False
+        else:
+            reason = "line search failed (energy cannot decrease further at this precision)"
+            converged = tq <= 10 * tmax
+        hist = history[k, :it + 1]
+        st = base.with_arrays(spins=spins[k]) if m == 1 else base.copy().with_arrays(spins=spins[k])
+        out.append(MinimizeResult(st, float(energy[k]), it, converged, reason, max_torque=tq,
+                                  n_evaluations=int(nev[k]), history=hist[~np.isnan(hist)].tolist()))
+    return out
+
+
+def _check_options(state, potential, spins, positions, cell, magnitudes, tmax, fmax, smax, hmax, max_steps, method,
+                   memory, compiled):
+    """The validated options of :func:`minimize`, as a dict; InputError names a bad one."""
+    o = dict(spins=validation.boolean(spins, "minimize: spins"),
+             positions=validation.boolean(positions, "minimize: positions"),
+             cell=validation.boolean(cell, "minimize: cell"),
+             magnitudes=validation.boolean(magnitudes, "minimize: magnitudes"),
+             tmax=validation.number(tmax, "minimize: tmax", positive=True, unit="eV"),
+             fmax=validation.number(fmax, "minimize: fmax", positive=True, unit="eV/Å"),
+             smax=validation.number(smax, "minimize: smax", positive=True, unit="eV/Å³"),
+             hmax=validation.number(hmax, "minimize: hmax", positive=True, unit="eV/μB"),
+             max_steps=validation.integer(max_steps, "minimize: max_steps", minimum=1),
+             memory=validation.integer(memory, "minimize: memory", minimum=1), method=method, compiled=compiled)
+    if not (o["spins"] or o["positions"] or o["cell"] or o["magnitudes"]):
+        raise InputError("minimize: nothing to relax (spins, positions, cell and magnitudes are all False)")
+    if method not in ("lbfgs", "precession"):
+        raise InputError(f"minimize: unknown method {method!r}; use 'lbfgs' or 'precession'")
+    if o["cell"] and not state.pbc.all():
+        raise InputError("minimize: cell relaxation needs a cell periodic in all directions")
+    if o["magnitudes"] and not potential.depends_on_magnitudes:
+        raise InputError(f"minimize: magnitudes=True but {potential!r} does not depend on moment magnitudes")
+    if (o["spins"] or o["magnitudes"]) and not potential.provides_magnetic_forces:
+        raise InputError(f"minimize: {potential!r} gives no magnetic forces")
+    if compiled is not None and compiled is not True and compiled is not False:
+        raise InputError(f"minimize: compiled must be None (automatic), True or False, got {compiled!r}")
+    return o
+
+
+def _compiled_problem(state, potential, o):
+    """The :class:`_Problem` of the options ``o`` and whether the compiled kernel runs it;
+    InputError for compiled=True when it cannot."""
+    prob = _Problem(potential, o["spins"], o["positions"], o["cell"], o["magnitudes"], state)
+    use = o["method"] == "lbfgs" and o["compiled"] is not False and prob.engine is not None
+    if o["compiled"] and not use:
+        raise InputError("minimize: compiled=True needs method='lbfgs', only spins relaxing and every magnetic "
+                         f"term with linear spin couplings; {potential!r} with these options has none")
+    return prob, use
+
+
+def minimize_starts(state, potential, starts, **minimize_kwargs):
+    """:func:`minimize` of many starting spin configurations on the lattice of ``state``: ``starts``
+    (M, N, 3) unit spins (rows of non-magnetic atoms as in ``state``). When the compiled kernel
+    applies (see ``compiled`` of :func:`minimize`) all M run in one kernel call; otherwise one
+    :func:`minimize` each. The same minima as M separate calls, start by start.
+
+    Returns a list of M :class:`MinimizeResult` (``.state`` the relaxed State). Raises InputError
+    for bad options (:func:`minimize`'s) or starts that are not (M, N, 3) unit vectors."""
+    minimize_kwargs.pop("return_result", None)
+    starts = np.asarray(starts, dtype=np.float64)
+    if starts.ndim != 3 or starts.shape[1:] != (len(state), 3):
+        raise InputError(f"minimize_starts: starts must have shape (M, {len(state)}, 3), got {starts.shape}")
+    if not np.allclose(np.einsum("mia,mia->mi", starts, starts), 1.0, atol=1e-10):
+        raise InputError("minimize_starts: starts must be unit spin vectors")
+    unknown = set(minimize_kwargs) - set(_defaults())
+    if unknown:
+        raise InputError(f"minimize_starts: unknown option(s) {sorted(unknown)}")
+    o = _check_options(state, potential, **{**_defaults(), **minimize_kwargs})
+    prob, use = _compiled_problem(state, potential, o)
+    if use:
+        return _minimize_compiled(prob, state, starts, o["tmax"], o["max_steps"], o["memory"])
+    return [minimize(state.copy().with_arrays(spins=np.ascontiguousarray(s)), potential, return_result=True,
+                     **minimize_kwargs)[1] for s in starts]
+
+
+def _defaults():
+    """The default options of :func:`minimize` (from its signature)."""
+    import inspect
+
+    return {k: p.default for k, p in inspect.signature(minimize).parameters.items()
+            if k not in ("state", "potential", "return_result")}
+
+
 def minimize(state, potential, spins=True, positions=False, cell=False, magnitudes=False, tmax=1e-5, fmax=1e-3,
-             smax=1e-5, hmax=1e-4, max_steps=2000, method="lbfgs", memory=10, return_result=False):
+             smax=1e-5, hmax=1e-4, max_steps=2000, method="lbfgs", memory=10, return_result=False, compiled=None):
     """Minimise the energy of ``state`` with ``potential``.
 
     Parameters
@@ -188,31 +310,21 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
     max_steps : iteration limit.
     method : "lbfgs" (default) or "precession" (damped precession / steepest descent on the spheres).
     return_result : also return a :class:`MinimizeResult` (iterations, reason, final residuals).
+    compiled : None (default): the whole L-BFGS runs in one compiled kernel
+        (:func:`spinlat.integrators.spin_lbfgs.lbfgs_oso`, the same algorithm) when it can — method
+        "lbfgs", only spins relaxing and every magnetic term with linear couplings — and in Python
+        otherwise; False: always the Python loop; True: the kernel, InputError when it cannot run.
 
     Returns the relaxed State, or ``(State, MinimizeResult)`` with ``return_result``.
     """
-    spins = validation.boolean(spins, "minimize: spins")
-    positions = validation.boolean(positions, "minimize: positions")
-    cell = validation.boolean(cell, "minimize: cell")
-    magnitudes = validation.boolean(magnitudes, "minimize: magnitudes")
-    tmax = validation.number(tmax, "minimize: tmax", positive=True, unit="eV")
-    fmax = validation.number(fmax, "minimize: fmax", positive=True, unit="eV/Å")
-    smax = validation.number(smax, "minimize: smax", positive=True, unit="eV/Å³")
-    hmax = validation.number(hmax, "minimize: hmax", positive=True, unit="eV/μB")
-    max_steps = validation.integer(max_steps, "minimize: max_steps", minimum=1)
-    memory = validation.integer(memory, "minimize: memory", minimum=1)
-    if not (spins or positions or cell or magnitudes):
-        raise InputError("minimize: nothing to relax (spins, positions, cell and magnitudes are all False)")
-    if method not in ("lbfgs", "precession"):
-        raise InputError(f"minimize: unknown method {method!r}; use 'lbfgs' or 'precession'")
-    if cell and not state.pbc.all():
-        raise InputError("minimize: cell relaxation needs a cell periodic in all directions")
-    if magnitudes and not potential.depends_on_magnitudes:
-        raise InputError(f"minimize: magnitudes=True but {potential!r} does not depend on moment magnitudes")
-    if (spins or magnitudes) and not potential.provides_magnetic_forces:
-        raise InputError(f"minimize: {potential!r} gives no magnetic forces")
-
-    prob = _Problem(potential, spins, positions, cell, magnitudes, state)
+    o = _check_options(state, potential, spins, positions, cell, magnitudes, tmax, fmax, smax, hmax, max_steps,
+                       method, memory, compiled)
+    tmax, fmax, smax, hmax = o["tmax"], o["fmax"], o["smax"], o["hmax"]
+    max_steps, memory = o["max_steps"], o["memory"]
+    prob, use = _compiled_problem(state, potential, o)
+    if use:
+        result = _minimize_compiled(prob, state, state.spins[None], tmax, max_steps, memory)[0]
+        return (result.state, result) if return_result else result.state
     tol = np.array([tmax, fmax, smax, hmax])
     st, e, g, it, converged, reason, history = _descend(prob, state.copy(), tol, max_steps, method, memory)
     res = _norms(g)

@@ -41,7 +41,7 @@ from .errors import InputError, WorkerError
 @dataclass
 class Minimum:
     """One distinct minimum: ``energy`` (eV), ``state``, how many starts reached it (``count``),
-    and the ``start`` indices that did."""
+    and the ``starts`` indices that did (ascending)."""
 
     energy: float
     state: object
@@ -156,15 +156,17 @@ def sweep(fn, values, workers=None, scheduler=None):
 
 
 class _Start:
-    """One search start: random spins → optional annealing → minimisation (picklable)."""
+    """A batch of search starts: random spins → optional annealing → minimisation (picklable).
+    Called with a sequence of seeds (start k uses ``default_rng(seed_k)``); the minimisations of
+    the batch go to :func:`~spinlat.minimization.minimize_starts` together (one compiled kernel
+    call when the potential allows it), and each start's result is what it would be alone."""
 
     def __init__(self, state, potential, anneal, minimize_kwargs, classes=None):
         self.state, self.potential, self.anneal, self.kw = state, potential, anneal, minimize_kwargs
         self.classes = classes
 
-    def __call__(self, seed):
-        from .minimization import minimize
-
+    def start(self, seed):
+        """The start of ``seed``: random spins (one per start-cell site when ``classes``), annealed."""
         rng = np.random.default_rng(seed)
         if self.classes is None:
             spins = rng.normal(size=(len(self.state), 3))
@@ -178,8 +180,23 @@ class _Start:
             stages, sweeps = int(self.anneal.get("stages", 10)), int(self.anneal.get("sweeps", 50))
             for k, t in enumerate(np.geomspace(t0, t1, stages)):
                 st = MonteCarlo(float(t), seed=int(rng.integers(2**31))).run(st, self.potential, sweeps)
-        st, res = minimize(st, self.potential, return_result=True, **self.kw)
-        return res.energy, st, res.converged
+        return st
+
+    def __call__(self, seeds):
+        from .minimization import minimize_starts
+
+        starts = np.stack([self.start(seed).spins for seed in seeds])
+        results = minimize_starts(self.state, self.potential, starts, **self.kw)
+        return [(r.energy, r.state, r.converged) for r in results]
+
+
+def _batches(items, workers, scheduler):
+    """``items`` cut into consecutive batches: one when serial, else about four per worker (Dask:
+    sixteen in all) so that uneven starts still balance."""
+    parts = 1 if scheduler is None and (workers is None or workers <= 1) else 16 if scheduler is not None \
+        else 4 * int(workers)
+    size = max(1, math.ceil(len(items) / parts))
+    return [tuple(items[k:k + size]) for k in range(0, len(items), size)]
 
 
 def site_classes(state, start_cell, tol=1e-3):
@@ -619,7 +636,8 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         spin_rotations = bool(getattr(potential, "spin_rotation_invariant", False))
     classes = None if start_cell is None else site_classes(state, start_cell)
     job = _Start(state, potential, anneal, minimize_kwargs, classes)
-    results = _map(job, [seed + k for k in range(starts)], workers, scheduler)
+    batches = _map(job, _batches([seed + k for k in range(starts)], workers, scheduler), workers, scheduler)
+    results = [r for batch in batches for r in batch]
     n = len(state)
     group = None
     minima: list[Minimum] = []
@@ -639,7 +657,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
                 fd = group.spectrum(d)
             if group.same(dm, d, spin_rotations, angle_tol, spectra=(fm, fd)):
                 m.count += 1
-                m.starts = m.starts + (k,)
+                m.starts = tuple(sorted(m.starts + (k,)))
                 break
         else:
             minima.append(Minimum(float(e), st, 1, (k,)))

@@ -204,8 +204,7 @@ def test_search_merges_like_the_reference(mn3pt_search):
     st, pot, minima = mn3pt_search
     perms = reference_translations(st)
     job = _Start(st, pot, None, {})
-    for k in range(6):
-        e, fin, _ = job(3 + k)
+    for k, (e, fin, _) in enumerate(job(tuple(3 + k for k in range(6)))):
         owner = [m for m in minima if k in m.starts]
         assert len(owner) == 1
         assert reference_same(_directions(owner[0].state), _directions(fin), perms, False, 1e-2)

@@ -198,3 +198,29 @@ def test_bootstrap_tc_error_matches_the_spread_over_independent_sweeps():
         errs.append(res.tc_error)
     ratio = np.std(tcs, ddof=1) / np.sqrt(np.mean(np.square(errs)))
     assert 1 / 1.6 < ratio < 1.6, (tcs, errs)
+
+
+def test_curie_sweep_over_processes_and_dask_equals_the_serial_run():
+    """Each (L, T) task has its own seed: two worker processes, or a Dask cluster, give the serial
+    samples bit for bit."""
+    st, ham = bcc_nn([0.01])
+    kw = dict(temperatures=[400.0, 900.0, 1400.0], sizes=[2, 3], sweeps=40, thermalize=10, seed=4, n_boot=20)
+    serial = cw.curie_sweep(st, ham, **kw)
+    runs = [cw.curie_sweep(st, ham, workers=2, **kw)]
+    distributed = None
+    try:
+        import dask.distributed as distributed
+    except ImportError:
+        pass
+    if distributed is not None:
+        with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            runs.append(cw.curie_sweep(st, ham, scheduler=client, **kw))
+    for other in runs:
+        assert serial.samples.keys() == other.samples.keys()
+        for key, a in serial.samples.items():
+            b = other.samples[key]
+            np.testing.assert_array_equal(a["magnetization"], b["magnetization"])
+            np.testing.assert_array_equal(a["energies"], b["energies"])
+        for name in ("m", "chi", "u4", "c", "m_error", "u4_error"):
+            np.testing.assert_array_equal(getattr(serial, name), getattr(other, name))

@@ -632,12 +632,17 @@ class MonteCarlo(Integrator):
             self._run_general(spins, state, model, beta, steps)
         return self._record(state.copy().with_arrays(spins=spins), potential, None)
 
+    #: uniforms drawn per kernel call, at most (1 MiB of float64; a block is at least one sweep):
+    #: a bounded buffer whatever N, and the same stream as one draw for all sweeps
+    _UNIFORMS_PER_BLOCK = 1 << 17
+
     def _run_fast(self, spins, state, model, beta, steps, block=64):
         classes = model.classes
         flat = np.concatenate(classes).astype(np.int64)
         ptr = np.zeros(len(classes) + 1, dtype=np.int64)
         np.cumsum([len(c) for c in classes], out=ptr[1:])
         width = 3 + (self.overrelax if model.onsite.shape[0] else 0)
+        block = max(1, min(block, self._UNIFORMS_PER_BLOCK // max(1, len(flat) * width)))
         done = 0
         while done < steps:
             nb = min(block, steps - done)

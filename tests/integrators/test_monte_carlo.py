@@ -229,3 +229,18 @@ def test_binder_crossing_sc_heisenberg():
     assert u[12, 0.98][0] > u[8, 0.98][0] and u[12, 1.02][0] < u[8, 1.02][0]
     t = crossing_temperature(u, 8, 12, ratios)
     assert abs(t - 1) < 0.01, t
+
+
+def test_uniform_blocks_do_not_change_the_stream():
+    """The compiled path draws its uniforms in blocks of bounded size: any block size gives the
+    same sweeps bit for bit (NumPy fills a (k, M, w) draw in stream order)."""
+    unit = sl.State([[0, 0, 0]], [26], cell=np.eye(3) * 2.5, pbc=True, moments=[2.0])
+    st = unit.repeat((4, 4, 4))
+    pot = sl.potentials.Heisenberg.from_neighbors(unit, J=[0.01]) + sl.potentials.UniaxialAnisotropy(1e-4, [0, 0, 1])
+    runs = []
+    for per_block in (MonteCarlo._UNIFORMS_PER_BLOCK, 64 * 3 * 3, 1):
+        mc = MonteCarlo(300.0, seed=5, overrelax=1)
+        mc._UNIFORMS_PER_BLOCK = per_block
+        runs.append((mc.run(st, pot, 20).spins, mc.magnetization.copy(), mc.cone))
+    for spins, mag, cone in runs[1:]:
+        assert np.array_equal(spins, runs[0][0]) and np.array_equal(mag, runs[0][1]) and cone == runs[0][2]
