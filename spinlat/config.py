@@ -28,6 +28,8 @@ their own sections):
       repeat: [6, 6, 6]              # supercell: an integer or three (default 1)
       moments: 2.2                   # μB: a number or {element: μB} (elements not named get 0);
                                      #   default: the file's moments, or ASE's for the element
+                                     #   (ase.build.bulk: Fe, Co, Ni); required when neither has
+                                     #   any (POSCAR, CIF, plain xyz; 0 for a non-magnetic run)
       spins: random                  # random | file | [sx, sy, sz]; default: file when the file
                                      #   has magnetic moments, else random
       temperature: 100               # K: Maxwell-Boltzmann velocities (0: at rest); default:
@@ -538,6 +540,11 @@ def read_structure(path, index=-1, format=None, key="structure.file"):
         raise ConfigError(f"{key}: {p} holds an unusable structure ({exc})") from None
 
 
+def _is_spinlat_trajectory(sc) -> bool:
+    """Whether ``structure`` reads a spinlat HDF5 trajectory (which stores every moment, zeros included)."""
+    return "file" in sc and sc.get("format") is None and Path(sc["file"]).suffix.lower() in (".h5", ".hdf5")
+
+
 def build_structure(cfg):
     """The State described by ``cfg["structure"]`` (see the module docstring)."""
     from .state import State
@@ -597,6 +604,13 @@ def build_structure(cfg):
         st = st.copy(spins=rng.normal(size=(len(st), 3)))
     else:
         st = st.copy(spins=np.tile(np.asarray(spins, dtype=float), (len(st), 1)))
+    if mom is None and not np.any(st.moments > 0) and not _is_spinlat_trajectory(sc):
+        # POSCAR, CIF, plain xyz and ase.build.bulk of most elements carry no moments: never
+        # turn a magnetic material into a non-magnetic one without being told
+        source = f"{sc['file']} holds" if "file" in sc else f"ase.build.bulk gives {sc['element']}"
+        raise ConfigError(f"structure.moments: missing, and {source} no magnetic moments (POSCAR, CIF and "
+                          "plain xyz files carry none): give structure.moments in μB (a number, or "
+                          "{element: μB}; 0 for a non-magnetic run)")
     return st
 
 

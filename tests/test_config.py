@@ -272,6 +272,32 @@ def test_file_formats_of_other_codes_keep_their_moments(tmp_path):
         C.build_structure(C.load(_cfg(tmp_path, structure={"file": "POSCAR", "spins": "file"})))
 
 
+@pytest.mark.parametrize("fmt", ["vasp", "cif", "xyz"])
+def test_a_structure_without_moments_needs_them_named(tmp_path, fmt):
+    """POSCAR, CIF and plain xyz carry no moments: a run is never made non-magnetic silently;
+    structure.moments fixes them (0 asks for a non-magnetic run), a spinlat trajectory keeps its zeros."""
+    from ase.build import bulk
+    from ase.io import write
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    atoms.set_initial_magnetic_moments([2.1, -2.1])
+    name = {"vasp": "POSCAR", "cif": "fe.cif", "xyz": "fe.xyz"}[fmt]
+    write(tmp_path / name, atoms, format=fmt)
+    with pytest.raises(ConfigError, match=rf"structure.moments: missing, and {name} holds no magnetic moments"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": name})))
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": name, "moments": 2.1})))
+    np.testing.assert_array_equal(st.moments, 2.1)
+    np.testing.assert_allclose(st.positions % 2.8665, atoms.positions % 2.8665, atol=1e-6)
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": name, "moments": 0})))
+    np.testing.assert_array_equal(st.moments, 0.0)
+    # a builder whose element ASE gives no moment, and a trajectory of a non-magnetic run
+    with pytest.raises(ConfigError, match="structure.moments: missing, and ase.build.bulk gives Cu no magnetic"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"crystal": "fcc", "element": "Cu"})))
+    with sl.io.TrajectoryWriter(str(tmp_path / "cu.h5"), st) as w:
+        w.write(st, 0, 0.0)
+    np.testing.assert_array_equal(C.build_structure(C.load(_cfg(tmp_path, structure={"file": "cu.h5"}))).moments, 0.0)
+
+
 @pytest.mark.parametrize("structure, message", [
     ({"file": "missing.extxyz"}, "structure.file: .*missing.extxyz does not exist"),
     ({"file": "bad.extxyz"}, "structure.file: cannot read"),
