@@ -149,6 +149,26 @@ def test_other_ase_formats_and_errors(run, tmp_path, capsys):
     assert "same file" in capsys.readouterr().err
 
 
+def test_formats_that_drop_moments_say_so(run, tmp_path, capsys):
+    """POSCAR and CIF keep no moments: writing one from a magnetic run, or reading one into a
+    trajectory, says so on stderr (a UserWarning from the library); extxyz and .traj do not."""
+    for name in ("last.vasp", "last.cif"):
+        assert main(["convert", str(run), str(tmp_path / name), "--frames", "-1"]) == 0
+        err = capsys.readouterr().err
+        assert f"spinlat convert: note: {tmp_path / name}: its format keeps no magnetic moments" in err
+    assert main(["convert", str(tmp_path / "last.vasp"), str(tmp_path / "p.h5"), "--format", "vasp"]) == 0
+    assert "last.vasp holds no magnetic moments" in capsys.readouterr().err
+    with Trajectory(tmp_path / "p.h5") as t:
+        np.testing.assert_array_equal(t["moments"], 0.0)
+    with pytest.warns(UserWarning, match="holds no magnetic moments"):
+        convert(tmp_path / "last.vasp", tmp_path / "q.h5", format="vasp")
+    for name in ("t.extxyz", "t.traj"):
+        assert main(["convert", str(run), str(tmp_path / name)]) == 0
+        assert "note" not in capsys.readouterr().err
+        assert main(["convert", str(tmp_path / name), str(tmp_path / f"{name}.h5")]) == 0
+        assert "note" not in capsys.readouterr().err
+
+
 def test_recompress_an_lzf_trajectory_for_other_hdf5_tools(run, tmp_path):
     lzf, gz = tmp_path / "lzf.h5", tmp_path / "gz.h5"
     assert convert(run, lzf, compression="lzf") == 6
