@@ -76,7 +76,7 @@ def main(argv=None):
     st = initial_state(args.temperature)
     traj_path = out / "nve.h5"
     sim = sl.Simulation(st, pot, sl.integrators.SpinLatticeNVE(args.dt), trajectory=str(traj_path),
-                        every=args.every, progress=True)
+                        every=args.every, progress=True, overwrite=True)  # this example's own output
     t0 = time.perf_counter()
     sim.run(args.steps)
     print(f"{args.steps} steps ({args.steps * args.dt / 1000:.2f} ps) in {time.perf_counter() - t0:.0f} s")
