@@ -25,6 +25,10 @@ their own sections):
       # file: relaxed.extxyz         #   any format ase.io.read reads, or a spinlat trajectory (.h5)
       # index: -1                    #   frame of a multi-frame file (default: the last)
       # format: vasp                 #   ase.io format name, when the file name does not tell
+      #                              #   (LAMMPS data files and spin dumps are recognised and read
+      #                              #   with their spins, moments and units; format: lammps-data)
+      # elements: [Fe, Ni]           #   LAMMPS files: element of each atom type, when the file
+      #                              #   does not say (no element column, labels or known masses)
       repeat: [6, 6, 6]              # supercell: an integer or three (default 1)
       moments: 2.2                   # μB: a number or {element: μB} (elements not named get 0);
                                      #   default: the file's moments, or ASE's for the element
@@ -351,6 +355,17 @@ def _repeat(v, k):
     return [validation.integer(v, k, minimum=1)] * 3
 
 
+def _lammps_elements(v, k):
+    """The element of each LAMMPS atom type: a list (type 1 first) or {type: element}."""
+    if isinstance(v, list) and v and all(isinstance(e, str) for e in v):
+        return list(v)
+    if isinstance(v, dict) and v and all(isinstance(t, int) and not isinstance(t, bool) and t >= 1
+                                         and isinstance(e, str) for t, e in v.items()):
+        return dict(v)
+    raise ConfigError(f"{k}: expected the element of each LAMMPS atom type, a list [Fe, Ni] (type 1 first) or "
+                      f"{{1: Fe, 2: Ni}}, got {v!r}")
+
+
 def _spins(v, k):
     if isinstance(v, str):
         return validation.choice(v, k, ("random", "file"))
@@ -371,6 +386,7 @@ STRUCTURE: dict[str, Key] = {
     "file": Key(_path),
     "index": Key(_integer()),
     "format": Key(_string),
+    "elements": Key(_lammps_elements),
     "repeat": Key(_repeat, [1, 1, 1]),
     "moments": Key(_species_number("μB", nonnegative=True)),
     "spins": Key(_spins),
@@ -501,17 +517,77 @@ def _resolve(base, p) -> Path:
     return q if q.is_absolute() else Path(base) / q
 
 
-def read_structure(path, index=-1, format=None, key="structure.file"):
+_LAMMPS_FORMATS = {"lammps-data": "data", "lammps-dump-text": "dump", "lammps-dump": "dump"}
+
+
+def lammps_file_kind(path, format=None):
+    """``"data"`` for a LAMMPS data file, ``"dump"`` for a LAMMPS text dump, else None: from an
+    ASE-style ``format`` name (``lammps-data``, ``lammps-dump-text``) or, without one, from the
+    file's first lines (a dump opens with ``ITEM:``; a data file has a title line, then an
+    ``N atoms`` line and an ``xlo xhi`` line before its first section)."""
+    if format is not None:
+        return _LAMMPS_FORMATS.get(format)
+    try:
+        with open(path, "rb") as fh:
+            head = [fh.readline().decode(errors="replace") for _ in range(40)]
+    except OSError:
+        return None
+    first = next((ln.strip() for ln in head if ln.strip()), "")
+    if first.startswith("ITEM:"):
+        return "dump"
+    body = [ln.partition("#")[0].split() for ln in head[1:]]
+    if any(t[-1:] == ["atoms"] and len(t) == 2 and t[0].isdigit() for t in body) and any(
+            t[-2:] == ["xlo", "xhi"] for t in body):
+        return "data"
+    return None
+
+
+def _read_lammps(p, kind, index, elements, key):
+    """The State of a LAMMPS data file or frame ``index`` of a dump, through spinlat's readers
+    (spins, moments, metal units converted; :mod:`spinlat.io.lammps_read`)."""
+    from .io import read_lammps_data, read_lammps_dump
+
+    try:
+        if kind == "data":
+            if index not in (0, -1):
+                raise ConfigError(f"{key}: frame index {index} is out of range for {p} (a LAMMPS data file "
+                                  "holds one structure)")
+            return read_lammps_data(p, elements=elements)
+        frames = read_lammps_dump(p, elements=elements)
+        try:
+            return frames[index]
+        except IndexError:
+            raise ConfigError(f"{key}: frame index {index} is out of range for {p} ({len(frames)} frames)") from None
+    except (SpinlatError, OSError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        hint = "" if elements is not None or "element" not in str(exc) else \
+            " (structure.elements names the element of each atom type, type 1 first)"
+        raise ConfigError(f"{key}: cannot read LAMMPS {kind} file {p} ({exc}){hint}") from None
+
+
+def read_structure(path, index=-1, format=None, key="structure.file", elements=None):
     """The State of frame ``index`` of a structure file, keeping its magnetic moments, spins
-    and velocities: a spinlat HDF5 trajectory (``.h5``/``.hdf5``), or any file ``ase.io.read``
+    and velocities: a spinlat HDF5 trajectory (``.h5``/``.hdf5``), a LAMMPS data file or spin
+    dump (recognised by content or ``format: lammps-data`` / ``lammps-dump-text``; read by
+    :func:`spinlat.io.read_lammps_data` / :func:`spinlat.io.read_lammps_dump`, with ``elements``
+    the element of each atom type when the file does not say), or any file ``ase.io.read``
     reads (extxyz, POSCAR, CIF, OUTCAR, ...; moments from initial magmoms, a ``magmoms``
-    column or the calculator results, see :meth:`spinlat.State.from_ase`). Raises ConfigError
-    naming ``key``."""
+    column or the calculator results, see :meth:`spinlat.State.from_ase`). OVF files hold
+    spins only, no atoms (:func:`spinlat.io.read_ovf`). Raises ConfigError naming ``key``."""
     from .state import State
 
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{key}: {p} does not exist" if not p.exists() else f"{key}: {p} is not a file")
+    if p.suffix.lower() == ".ovf" or format == "ovf":
+        raise ConfigError(f"{key}: {p} is an OVF file, which holds spin directions but no atoms: give the "
+                          "structure (a file or a builder) and read the spins in Python with spinlat.io.read_ovf")
+    kind = lammps_file_kind(p, format)
+    if kind is not None:
+        return _read_lammps(p, kind, index, elements, key)
+    if elements is not None:
+        raise ConfigError(f"{key.rsplit('.', 1)[0]}.elements: only used with LAMMPS data and dump files")
     if p.suffix.lower() in (".h5", ".hdf5") and format is None:
         from .io import Trajectory
 
@@ -556,10 +632,11 @@ def build_structure(cfg):
     if "file" in sc:
         if builder:
             raise ConfigError(f"structure.{builder[0]}: not used with structure.file (give a file or a builder)")
-        st = read_structure(_resolve(cfg["_base"], sc["file"]), sc.get("index", -1), sc.get("format"))
+        st = read_structure(_resolve(cfg["_base"], sc["file"]), sc.get("index", -1), sc.get("format"),
+                            elements=sc.get("elements"))
         file_magnetic = bool(np.any(st.moments > 0))
     else:
-        for k in ("index", "format"):
+        for k in ("index", "format", "elements"):
             if k in sc:
                 raise ConfigError(f"structure.{k}: only used with structure.file")
         if "element" not in sc:
