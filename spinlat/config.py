@@ -517,31 +517,6 @@ def _resolve(base, p) -> Path:
     return q if q.is_absolute() else Path(base) / q
 
 
-_LAMMPS_FORMATS = {"lammps-data": "data", "lammps-dump-text": "dump", "lammps-dump": "dump"}
-
-
-def lammps_file_kind(path, format=None):
-    """``"data"`` for a LAMMPS data file, ``"dump"`` for a LAMMPS text dump, else None: from an
-    ASE-style ``format`` name (``lammps-data``, ``lammps-dump-text``) or, without one, from the
-    file's first lines (a dump opens with ``ITEM:``; a data file has a title line, then an
-    ``N atoms`` line and an ``xlo xhi`` line before its first section)."""
-    if format is not None:
-        return _LAMMPS_FORMATS.get(format)
-    try:
-        with open(path, "rb") as fh:
-            head = [fh.readline().decode(errors="replace") for _ in range(40)]
-    except OSError:
-        return None
-    first = next((ln.strip() for ln in head if ln.strip()), "")
-    if first.startswith("ITEM:"):
-        return "dump"
-    body = [ln.partition("#")[0].split() for ln in head[1:]]
-    if any(t[-1:] == ["atoms"] and len(t) == 2 and t[0].isdigit() for t in body) and any(
-            t[-2:] == ["xlo", "xhi"] for t in body):
-        return "data"
-    return None
-
-
 def _read_lammps(p, kind, index, elements, key):
     """The State of a LAMMPS data file or frame ``index`` of a dump, through spinlat's readers
     (spins, moments, metal units converted; :mod:`spinlat.io.lammps_read`)."""
@@ -583,6 +558,8 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
     if p.suffix.lower() == ".ovf" or format == "ovf":
         raise ConfigError(f"{key}: {p} is an OVF file, which holds spin directions but no atoms: give the "
                           "structure (a file or a builder) and read the spins in Python with spinlat.io.read_ovf")
+    from .io.lammps_read import lammps_file_kind
+
     kind = lammps_file_kind(p, format)
     if kind is not None:
         return _read_lammps(p, kind, index, elements, key)

@@ -19,6 +19,10 @@
   attributes (checked with OVITO 3.17's ``ovito.io.import_file``). Formats that store no
   magnetic moments (POSCAR, CIF, ...) lose them: a UserWarning says so (a note of
   ``spinlat convert``), found by reading the first frame back.
+- a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
+  :func:`~spinlat.io.read_lammps_data` (spins, moments, magnetic forces, metal units converted;
+  the dump's elements from its ``element`` column or the export metadata beside it), never by
+  ASE's readers, which keep neither spins nor moments.
 - any ASE-readable file → HDF5: every frame becomes a frame of a spinlat trajectory
   (:meth:`spinlat.State.from_ase`: the moments, and the exact ``spinlat_*`` arrays when they
   agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
@@ -128,8 +132,17 @@ def _write_ase(target, atoms_list, kind, format):
 
 def _read_ase(source, kind, format, selection):
     from .extxyz import read_extxyz
+    from .lammps_read import lammps_file_kind, read_lammps_data, read_lammps_dump
 
-    if kind == "extxyz":
+    lammps = lammps_file_kind(source, format) if kind == "ase" else None
+    if lammps == "data":
+        frames = [read_lammps_data(source).to_ase()]
+    elif lammps == "dump":  # spins, moments, magnetic forces and metal units: ASE's reader keeps none
+        dump = read_lammps_dump(source)
+        frames = [dump.atoms(i) for i in _indices(len(dump), selection)]
+        selection = slice(None)
+        _calc_results_to_arrays(frames)
+    elif kind == "extxyz":
         frames = read_extxyz(source, index=":")
     else:
         import ase.io
@@ -138,13 +151,7 @@ def _read_ase(source, kind, format, selection):
             frames = ase.io.read(str(source), index=":", format=format)
         except Exception as exc:  # noqa: BLE001 - ase raises many kinds for a bad file
             raise FileFormatError(f"{source} cannot be read by ase.io.read: {exc}") from None
-        for atoms in frames:  # calculator results (energy, forces) as read_extxyz gives them
-            calc = atoms.calc
-            if calc is not None:
-                for key in ("energy", "forces"):
-                    if calc.results.get(key) is not None:
-                        (atoms.info if key == "energy" else atoms.arrays)[key] = np.array(calc.results[key])
-                atoms.calc = None
+        _calc_results_to_arrays(frames)
     if isinstance(frames, list) and not frames:
         raise FileFormatError(f"{source} holds no frame")
     return [frames[i] for i in _indices(len(frames), selection)]
@@ -164,6 +171,17 @@ def _warn_if_moments_lost(target, format, moments):
     if not np.any(ase_magnetic_moments(back) != 0):
         warnings.warn(f"{target}: its format keeps no magnetic moments, so the moments and spins are not in it "
                       "(.extxyz and .traj keep them)", UserWarning, stacklevel=3)
+
+
+def _calc_results_to_arrays(frames):
+    """Calculator results (energy, forces) moved into info/arrays, as read_extxyz gives them."""
+    for atoms in frames:
+        calc = atoms.calc
+        if calc is not None:
+            for key in ("energy", "forces"):
+                if calc.results.get(key) is not None:
+                    (atoms.info if key == "energy" else atoms.arrays)[key] = np.array(calc.results[key])
+            atoms.calc = None
 
 
 def _number(info, key, default):
