@@ -81,7 +81,8 @@ def main(argv=None):
     st = initial_state(args.temperature)
     traj_path = out / "nve.h5"
     integ = sl.integrators.SpinLatticeNVE(args.dt, spin_step=args.spin_step)
-    sim = sl.Simulation(st, pot, integ, trajectory=str(traj_path), every=args.every, progress=True)
+    sim = sl.Simulation(st, pot, integ, trajectory=str(traj_path), every=args.every, progress=True,
+                         overwrite=True)  # this example's own output
     calls = []
     inner = pot.model.forward
 

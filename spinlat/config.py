@@ -25,9 +25,15 @@ their own sections):
       # file: relaxed.extxyz         #   any format ase.io.read reads, or a spinlat trajectory (.h5)
       # index: -1                    #   frame of a multi-frame file (default: the last)
       # format: vasp                 #   ase.io format name, when the file name does not tell
+      #                              #   (LAMMPS data files and spin dumps are recognised and read
+      #                              #   with their spins, moments and units; format: lammps-data)
+      # elements: [Fe, Ni]           #   LAMMPS files: element of each atom type, when the file
+      #                              #   does not say (no element column, labels or known masses)
       repeat: [6, 6, 6]              # supercell: an integer or three (default 1)
       moments: 2.2                   # μB: a number or {element: μB} (elements not named get 0);
                                      #   default: the file's moments, or ASE's for the element
+                                     #   (ase.build.bulk: Fe, Co, Ni); required when neither has
+                                     #   any (POSCAR, CIF, plain xyz; 0 for a non-magnetic run)
       spins: random                  # random | file | [sx, sy, sz]; default: file when the file
                                      #   has magnetic moments, else random
       temperature: 100               # K: Maxwell-Boltzmann velocities (0: at rest); default:
@@ -384,6 +390,17 @@ def _repeat(v, k):
     return [validation.integer(v, k, minimum=1)] * 3
 
 
+def _lammps_elements(v, k):
+    """The element of each LAMMPS atom type: a list (type 1 first) or {type: element}."""
+    if isinstance(v, list) and v and all(isinstance(e, str) for e in v):
+        return list(v)
+    if isinstance(v, dict) and v and all(isinstance(t, int) and not isinstance(t, bool) and t >= 1
+                                         and isinstance(e, str) for t, e in v.items()):
+        return dict(v)
+    raise ConfigError(f"{k}: expected the element of each LAMMPS atom type, a list [Fe, Ni] (type 1 first) or "
+                      f"{{1: Fe, 2: Ni}}, got {v!r}")
+
+
 def _spins(v, k):
     if isinstance(v, str):
         return validation.choice(v, k, ("random", "file"))
@@ -404,6 +421,7 @@ STRUCTURE: dict[str, Key] = {
     "file": Key(_path),
     "index": Key(_integer()),
     "format": Key(_string),
+    "elements": Key(_lammps_elements),
     "repeat": Key(_repeat, [1, 1, 1]),
     "moments": Key(_species_number("μB", nonnegative=True)),
     "spins": Key(_spins),
@@ -534,17 +552,54 @@ def _resolve(base, p) -> Path:
     return q if q.is_absolute() else Path(base) / q
 
 
-def read_structure(path, index=-1, format=None, key="structure.file"):
+def _read_lammps(p, kind, index, elements, key):
+    """The State of a LAMMPS data file or frame ``index`` of a dump, through spinlat's readers
+    (spins, moments, metal units converted; :mod:`spinlat.io.lammps_read`)."""
+    from .io import read_lammps_data, read_lammps_dump
+
+    try:
+        if kind == "data":
+            if index not in (0, -1):
+                raise ConfigError(f"{key}: frame index {index} is out of range for {p} (a LAMMPS data file "
+                                  "holds one structure)")
+            return read_lammps_data(p, elements=elements)
+        frames = read_lammps_dump(p, elements=elements)
+        try:
+            return frames[index]
+        except IndexError:
+            raise ConfigError(f"{key}: frame index {index} is out of range for {p} ({len(frames)} frames)") from None
+    except (SpinlatError, OSError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        hint = "" if elements is not None or "element" not in str(exc) else \
+            " (structure.elements names the element of each atom type, type 1 first)"
+        raise ConfigError(f"{key}: cannot read LAMMPS {kind} file {p} ({exc}){hint}") from None
+
+
+def read_structure(path, index=-1, format=None, key="structure.file", elements=None):
     """The State of frame ``index`` of a structure file, keeping its magnetic moments, spins
-    and velocities: a spinlat HDF5 trajectory (``.h5``/``.hdf5``), or any file ``ase.io.read``
+    and velocities: a spinlat HDF5 trajectory (``.h5``/``.hdf5``), a LAMMPS data file or spin
+    dump (recognised by content or ``format: lammps-data`` / ``lammps-dump-text``; read by
+    :func:`spinlat.io.read_lammps_data` / :func:`spinlat.io.read_lammps_dump`, with ``elements``
+    the element of each atom type when the file does not say), or any file ``ase.io.read``
     reads (extxyz, POSCAR, CIF, OUTCAR, ...; moments from initial magmoms, a ``magmoms``
-    column or the calculator results, see :meth:`spinlat.State.from_ase`). Raises ConfigError
-    naming ``key``."""
+    column or the calculator results, see :meth:`spinlat.State.from_ase`). OVF files hold
+    spins only, no atoms (:func:`spinlat.io.read_ovf`). Raises ConfigError naming ``key``."""
     from .state import State
 
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{key}: {p} does not exist" if not p.exists() else f"{key}: {p} is not a file")
+    if p.suffix.lower() == ".ovf" or format == "ovf":
+        raise ConfigError(f"{key}: {p} is an OVF file, which holds spin directions but no atoms: give the "
+                          "structure (a file or a builder) and read the spins in Python with spinlat.io.read_ovf")
+    from .io.lammps_read import lammps_file_kind
+
+    kind = lammps_file_kind(p, format)
+    if kind is not None:
+        return _read_lammps(p, kind, index, elements, key)
+    if elements is not None:
+        raise ConfigError(f"{key.rsplit('.', 1)[0]}.elements: only used with LAMMPS data and dump files")
     if p.suffix.lower() in (".h5", ".hdf5") and format is None:
         from .io import Trajectory
 
@@ -573,6 +628,11 @@ def read_structure(path, index=-1, format=None, key="structure.file"):
         raise ConfigError(f"{key}: {p} holds an unusable structure ({exc})") from None
 
 
+def _is_spinlat_trajectory(sc) -> bool:
+    """Whether ``structure`` reads a spinlat HDF5 trajectory (which stores every moment, zeros included)."""
+    return "file" in sc and sc.get("format") is None and Path(sc["file"]).suffix.lower() in (".h5", ".hdf5")
+
+
 def build_structure(cfg):
     """The State described by ``cfg["structure"]`` (see the module docstring)."""
     from .state import State
@@ -584,10 +644,11 @@ def build_structure(cfg):
     if "file" in sc:
         if builder:
             raise ConfigError(f"structure.{builder[0]}: not used with structure.file (give a file or a builder)")
-        st = read_structure(_resolve(cfg["_base"], sc["file"]), sc.get("index", -1), sc.get("format"))
+        st = read_structure(_resolve(cfg["_base"], sc["file"]), sc.get("index", -1), sc.get("format"),
+                            elements=sc.get("elements"))
         file_magnetic = bool(np.any(st.moments > 0))
     else:
-        for k in ("index", "format"):
+        for k in ("index", "format", "elements"):
             if k in sc:
                 raise ConfigError(f"structure.{k}: only used with structure.file")
         if "element" not in sc:
@@ -632,6 +693,13 @@ def build_structure(cfg):
         st = st.copy(spins=rng.normal(size=(len(st), 3)))
     else:
         st = st.copy(spins=np.tile(np.asarray(spins, dtype=float), (len(st), 1)))
+    if mom is None and not np.any(st.moments > 0) and not _is_spinlat_trajectory(sc):
+        # POSCAR, CIF, plain xyz and ase.build.bulk of most elements carry no moments: never
+        # turn a magnetic material into a non-magnetic one without being told
+        source = f"{sc['file']} holds" if "file" in sc else f"ase.build.bulk gives {sc['element']}"
+        raise ConfigError(f"structure.moments: missing, and {source} no magnetic moments (POSCAR, CIF and "
+                          "plain xyz files carry none): give structure.moments in μB (a number, or "
+                          "{element: μB}; 0 for a non-magnetic run)")
     return st
 
 

@@ -90,6 +90,8 @@ class Simulation:
     restart : continue ``trajectory`` from its last frame, appending to it (step and time go on);
         with ``state=None`` the integrator also takes over the checkpoint stored with that frame
         (see :meth:`restart`).
+    overwrite : replace an existing ``trajectory`` file. Without it (and without ``restart``) an
+        existing file is never touched: InputError, as ``spinlat run`` refuses without ``--overwrite``.
     max_energy_change : largest allowed |ΔE_tot| per atom between frames, eV/atom (``math.inf``
         turns the check off).
     flush_every : frames kept in memory between writes to disk.
@@ -104,7 +106,7 @@ class Simulation:
 
     def __init__(self, state, potential, integrator, trajectory=None, every=10, progress=True,
                  store_forces=False, restart=False, max_energy_change=10.0, flush_every=10,
-                 compression="gzip", thermo=None):
+                 compression="gzip", thermo=None, overwrite=False):
         every = validation.integer(every, "every", minimum=1)
         if thermo is not None:
             thermo = validation.integer(thermo, "thermo", minimum=0)
@@ -115,10 +117,16 @@ class Simulation:
         progress = validation.boolean(progress, "progress")
         store_forces = validation.boolean(store_forces, "store_forces")
         restart = validation.boolean(restart, "restart")
+        overwrite = validation.boolean(overwrite, "overwrite")
         max_energy_change = validation.number(max_energy_change, "max_energy_change", positive=True,
                                               unit="eV/atom", finite=False)
         if trajectory is not None:
             trajectory = validation.path(trajectory, "trajectory")
+            if restart and overwrite:
+                raise InputError("restart=True continues the trajectory and overwrite=True replaces it: give one")
+            if not restart and not overwrite and os.path.lexists(trajectory):
+                raise InputError(f"trajectory {trajectory} already exists (an earlier run?); pass restart=True to "
+                                 "continue it, overwrite=True to replace it, or another path")
         from .integrators.base import Integrator
         from .potentials.base import Potential
 

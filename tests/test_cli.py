@@ -114,9 +114,15 @@ def test_restart_continues_to_the_total_steps_like_an_uninterrupted_run(tmp_path
     np.testing.assert_allclose(a["total_energy"], b["total_energy"], rtol=0, atol=1e-9)
     log = (tmp_path / "run" / "log.txt").read_text()
     assert "restart from step 20" in log and log.count("spinlat run:") == 2  # the log is appended to
-    # at the total already: nothing to do; a changed integrator is refused; no run: refused
+    # at the total already: nothing to do (the last run's timing stays in the summary); a changed
+    # integrator is refused; no run: refused
+    timing = {k: v for k, v in json.loads((tmp_path / "run" / "summary.json").read_text()).items()
+              if k in ("wall_s", "atom_steps_per_s")}
+    assert len(timing) == 2 and timing["atom_steps_per_s"] > 0
     assert main(["run", cfg, "--restart", "--no-progress"]) == 0
     assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20, 30, 40]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert {k: summary[k] for k in timing} == timing
     capsys.readouterr()
     changed = _base(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.1})
     assert main(["run", _write(tmp_path, changed), "--restart", "--steps", "60"]) == 1

@@ -149,6 +149,57 @@ def test_other_ase_formats_and_errors(run, tmp_path, capsys):
     assert "same file" in capsys.readouterr().err
 
 
+def test_formats_that_drop_moments_say_so(run, tmp_path, capsys):
+    """POSCAR and CIF keep no moments: writing one from a magnetic run, or reading one into a
+    trajectory, says so on stderr (a UserWarning from the library); extxyz and .traj do not."""
+    for name in ("last.vasp", "last.cif"):
+        assert main(["convert", str(run), str(tmp_path / name), "--frames", "-1"]) == 0
+        err = capsys.readouterr().err
+        assert f"spinlat convert: note: {tmp_path / name}: its format keeps no magnetic moments" in err
+    assert main(["convert", str(tmp_path / "last.vasp"), str(tmp_path / "p.h5"), "--format", "vasp"]) == 0
+    assert "last.vasp holds no magnetic moments" in capsys.readouterr().err
+    with Trajectory(tmp_path / "p.h5") as t:
+        np.testing.assert_array_equal(t["moments"], 0.0)
+    with pytest.warns(UserWarning, match="holds no magnetic moments"):
+        convert(tmp_path / "last.vasp", tmp_path / "q.h5", format="vasp")
+    for name in ("t.extxyz", "t.traj"):
+        assert main(["convert", str(run), str(tmp_path / name)]) == 0
+        assert "note" not in capsys.readouterr().err
+        assert main(["convert", str(tmp_path / name), str(tmp_path / f"{name}.h5")]) == 0
+        assert "note" not in capsys.readouterr().err
+
+
+def test_lammps_files_convert_with_their_spins(run, tmp_path, capsys):
+    """A LAMMPS spin dump or data file → HDF5 goes through spinlat's LAMMPS readers (ASE's keep no
+    spins or moments): spins, moments and velocities (Å/ps in the file) of every frame come back."""
+    with Trajectory(run) as traj:
+        states = [traj[0], traj[-1]]
+        steps = [int(traj["step"][0]), int(traj["step"][-1])]
+    text = ""
+    for st, step in zip(states, steps):
+        rows = "\n".join(f"{i + 1} 1 Fe " + " ".join(repr(float(c)) for c in (*x, *(v * 1000.0), *sp, m))
+                         for i, (x, v, sp, m) in enumerate(zip(st.positions, st.velocities, st.spins, st.moments)))
+        box = "\n".join(f"0 {float(L)!r}" for L in np.diag(st.cell))
+        text += (f"ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n{len(st)}\nITEM: BOX BOUNDS pp pp pp\n{box}\n"
+                 f"ITEM: ATOMS id type element x y z vx vy vz spx spy spz sp\n{rows}\n")
+    (tmp_path / "traj.lammpstrj").write_text(text)
+    assert main(["convert", str(tmp_path / "traj.lammpstrj"), str(tmp_path / "d.h5")]) == 0
+    assert "note" not in capsys.readouterr().err
+    with Trajectory(tmp_path / "d.h5") as t:
+        assert list(t["step"]) == steps
+        for k, st in enumerate(states):
+            np.testing.assert_allclose(t["spins"][k], st.spins, atol=1e-15)
+            np.testing.assert_allclose(t["moments"][k], st.moments, rtol=1e-15)
+            np.testing.assert_allclose(t["velocities"][k], st.velocities, rtol=1e-13, atol=1e-18)
+    assert convert(tmp_path / "traj.lammpstrj", tmp_path / "last.h5", frames="-1") == 1
+    sl.io.write_lammps(tmp_path / "lmp", states[1], Zeeman([0, 0, 1.0]))
+    assert convert(tmp_path / "lmp" / "data.spinlat", tmp_path / "data.h5") == 1
+    for path in ("last.h5", "data.h5"):
+        with Trajectory(tmp_path / path) as t:
+            np.testing.assert_allclose(t["spins"][0], states[1].spins, atol=1e-15, err_msg=path)
+            np.testing.assert_allclose(t["moments"][0], states[1].moments, rtol=1e-15, err_msg=path)
+
+
 def test_recompress_an_lzf_trajectory_for_other_hdf5_tools(run, tmp_path):
     lzf, gz = tmp_path / "lzf.h5", tmp_path / "gz.h5"
     assert convert(run, lzf, compression="lzf") == 6

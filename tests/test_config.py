@@ -293,6 +293,74 @@ def test_file_formats_of_other_codes_keep_their_moments(tmp_path):
         C.build_structure(C.load(_cfg(tmp_path, structure={"file": "POSCAR", "spins": "file"})))
 
 
+def test_lammps_files_are_read_with_their_spins_moments_and_units(tmp_path):
+    """structure.file: a LAMMPS data file (spinlat's export, or one without its metadata) or a
+    spin dump is read by spinlat's LAMMPS readers, not by ASE (which drops the spins and moments
+    of atom_style spin): spins, moments, positions and velocities (Å/ps in the file) come back."""
+    import shutil
+
+    ref = _afm()
+    sl.io.write_lammps(tmp_path / "lmp", ref, sl.potentials.Zeeman([0, 0, 1.0]))
+    shutil.copy(tmp_path / "lmp" / "data.spinlat", tmp_path / "plain.data")  # no export metadata beside it
+    for name in ("lmp/data.spinlat", "plain.data"):
+        st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": name})))
+        np.testing.assert_allclose(st.positions, ref.positions, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(st.spins, ref.spins, atol=1e-15, err_msg=name)
+        np.testing.assert_allclose(st.moments, ref.moments, rtol=1e-15, err_msg=name)
+        np.testing.assert_allclose(st.velocities, ref.velocities, rtol=1e-12, atol=1e-18, err_msg=name)
+        assert st.symbols == ref.symbols
+    # a dump as LAMMPS writes it (no element column): the elements come from the config
+    v_ps = ref.velocities * 1000.0
+    rows = "\n".join(f"{i + 1} 1 " + " ".join(repr(float(c)) for c in (*x, *v, *s, m))
+                     for i, (x, v, s, m) in enumerate(zip(ref.positions, v_ps, ref.spins, ref.moments)))
+    box = "\n".join(f"0 {float(L)!r}" for L in np.diag(ref.cell))
+    frame = (f"ITEM: TIMESTEP\n{{step}}\nITEM: NUMBER OF ATOMS\n{len(ref)}\nITEM: BOX BOUNDS pp pp pp\n{box}\n"
+             f"ITEM: ATOMS id type x y z vx vy vz spx spy spz sp\n{rows}\n")
+    (tmp_path / "spins.dump").write_text(frame.format(step=0) + frame.format(step=10))
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "spins.dump", "elements": ["Fe"]})))
+    np.testing.assert_allclose(st.spins, ref.spins, atol=1e-15)
+    np.testing.assert_allclose(st.moments, ref.moments, rtol=1e-15)
+    np.testing.assert_allclose(st.velocities, ref.velocities, rtol=1e-14)
+    with pytest.raises(ConfigError, match="structure.file: cannot read LAMMPS dump file .*structure.elements"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "spins.dump"})))
+    with pytest.raises(ConfigError, match="frame index 5 is out of range .*2 frames"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "spins.dump", "elements": ["Fe"], "index": 5})))
+    with pytest.raises(ConfigError, match="structure.elements: only used with LAMMPS"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "lmp/../plain.data", "elements": ["Fe"],
+                                                           "format": "vasp"})))
+    with pytest.raises(ConfigError, match="structure.elements: expected the element of each LAMMPS atom type"):
+        C.load(_cfg(tmp_path, structure={"file": "plain.data", "elements": "Fe"}))
+    (tmp_path / "s.ovf").write_text("# OOMMF OVF 2.0\n")
+    with pytest.raises(ConfigError, match="s.ovf is an OVF file, which holds spin directions but no atoms"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "s.ovf"})))
+
+
+@pytest.mark.parametrize("fmt", ["vasp", "cif", "xyz"])
+def test_a_structure_without_moments_needs_them_named(tmp_path, fmt):
+    """POSCAR, CIF and plain xyz carry no moments: a run is never made non-magnetic silently;
+    structure.moments fixes them (0 asks for a non-magnetic run), a spinlat trajectory keeps its zeros."""
+    from ase.build import bulk
+    from ase.io import write
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    atoms.set_initial_magnetic_moments([2.1, -2.1])
+    name = {"vasp": "POSCAR", "cif": "fe.cif", "xyz": "fe.xyz"}[fmt]
+    write(tmp_path / name, atoms, format=fmt)
+    with pytest.raises(ConfigError, match=rf"structure.moments: missing, and {name} holds no magnetic moments"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": name})))
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": name, "moments": 2.1})))
+    np.testing.assert_array_equal(st.moments, 2.1)
+    np.testing.assert_allclose(st.positions % 2.8665, atoms.positions % 2.8665, atol=1e-6)
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": name, "moments": 0})))
+    np.testing.assert_array_equal(st.moments, 0.0)
+    # a builder whose element ASE gives no moment, and a trajectory of a non-magnetic run
+    with pytest.raises(ConfigError, match="structure.moments: missing, and ase.build.bulk gives Cu no magnetic"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"crystal": "fcc", "element": "Cu"})))
+    with sl.io.TrajectoryWriter(str(tmp_path / "cu.h5"), st) as w:
+        w.write(st, 0, 0.0)
+    np.testing.assert_array_equal(C.build_structure(C.load(_cfg(tmp_path, structure={"file": "cu.h5"}))).moments, 0.0)
+
+
 @pytest.mark.parametrize("structure, message", [
     ({"file": "missing.extxyz"}, "structure.file: .*missing.extxyz does not exist"),
     ({"file": "bad.extxyz"}, "structure.file: cannot read"),

@@ -296,7 +296,7 @@ def test_second_simulation_on_a_live_trajectory_is_refused(tmp_path):
                     sl.Simulation.restart(path, make_potential(), make_integrator(), progress=False).run(5)
                 else:
                     sl.Simulation(make_state(), make_potential(), make_integrator(), trajectory=path,
-                                  progress=False).run(5)
+                                  progress=False, overwrite=True).run(5)
         reached = _run_until(proc, 60)
     finally:
         proc.kill()
@@ -316,7 +316,7 @@ def test_trajectory_stays_locked_between_runs_until_closed(tmp_path, setup):
     first.run(4)
     with sl.io.Trajectory(path) as traj:  # every frame of the run is on disk, readers welcome
         assert list(traj["step"]) == [0, 2, 4]
-    second = sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=2, progress=False)
+    second = sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=2, progress=False, overwrite=True)
     with pytest.raises(InputError, match="close"):
         second.run(2)
     first.run(2)  # the owner goes on appending
@@ -332,3 +332,23 @@ def test_trajectory_stays_locked_between_runs_until_closed(tmp_path, setup):
         sim.run(2)
     with sl.io.Trajectory(path) as traj:
         assert list(traj["step"]) == [0, 2, 4]
+
+
+def test_an_existing_trajectory_is_never_replaced_unasked(tmp_path, setup):
+    """As `spinlat run` without --overwrite: a second Simulation on the path of an earlier run is
+    refused before it touches the file; overwrite=True replaces it, restart=True continues it."""
+    st, pot = setup
+    path = tmp_path / "run.h5"
+    with sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=2, progress=False) as sim:
+        sim.run(6)
+    before = path.read_bytes()
+    with pytest.raises(InputError, match=r"run.h5 already exists .*restart=True.*overwrite=True"):
+        sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=2, progress=False)
+    with pytest.raises(InputError, match="give one"):
+        sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, restart=True, overwrite=True)
+    assert path.read_bytes() == before
+    with sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=2, progress=False,
+                       overwrite=True) as sim:
+        sim.run(2)
+    with sl.io.Trajectory(path) as traj:
+        assert list(traj["step"]) == [0, 2]

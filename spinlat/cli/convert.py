@@ -10,6 +10,9 @@ See :mod:`spinlat.io.conversion` for the columns and what round-trips exactly.
 
 from __future__ import annotations
 
+import sys
+import warnings
+
 HELP = "convert a trajectory: HDF5 to extxyz (OVITO) or any ASE format, and back"
 
 
@@ -32,7 +35,11 @@ def run(args) -> int:
         compression = None
     elif compression.isdigit():
         compression = int(compression)
-    n = convert(args.source, args.target, frames=args.frames, format=args.format, compression=compression,
-                overwrite=args.overwrite)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        n = convert(args.source, args.target, frames=args.frames, format=args.format, compression=compression,
+                    overwrite=args.overwrite)
+    for w in caught:
+        print(f"spinlat convert: note: {w.message}", file=sys.stderr)
     print(f"wrote {n} frame{'s' if n != 1 else ''} to {args.target}")
     return 0

@@ -117,8 +117,16 @@ def run(args) -> int:
         sim.run(todo)
     wall = time.perf_counter() - t0
     summary = analysis.summary(str(traj))
-    summary["wall_s"] = wall
-    summary[f"atom_{step}s_per_s"] = len(state) * todo / wall if wall > 0 else float("nan")
+    rate = f"atom_{step}s_per_s"
+    if todo > 0 or not (run_dir / SUMMARY).exists():
+        summary["wall_s"] = wall
+        summary[rate] = len(state) * todo / wall if todo > 0 and wall > 0 else float("nan")
+    else:  # a restart of a finished run: nothing ran, the last run's timing stays
+        try:
+            previous = json.loads((run_dir / SUMMARY).read_text())
+        except (OSError, ValueError):
+            previous = {}
+        summary.update({k: previous[k] for k in ("wall_s", rate) if k in previous})
     atomic_write_text(run_dir / SUMMARY, json.dumps(summary, indent=2))
     png = analysis.plot_overview(str(traj), run_dir / PLOT)
     result(format_summary(summary))

@@ -16,12 +16,19 @@
   ``Properties`` header into a particle property that its Color coding modifier can use
   (``spinlat_spins.Z``, ``spinlat_moments``, ``magnetic_forces.X``, ``spinlat_velocities.X``,
   ...; ``forces`` becomes its standard Force property) and the frame's values into global
-  attributes (checked with OVITO 3.17's ``ovito.io.import_file``).
+  attributes (checked with OVITO 3.17's ``ovito.io.import_file``). Formats that store no
+  magnetic moments (POSCAR, CIF, ...) lose them: a UserWarning says so (a note of
+  ``spinlat convert``), found by reading the first frame back.
+- a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
+  :func:`~spinlat.io.read_lammps_data` (spins, moments, magnetic forces, metal units converted;
+  the dump's elements from its ``element`` column or the export metadata beside it), never by
+  ASE's readers, which keep neither spins nor moments.
 - any ASE-readable file → HDF5: every frame becomes a frame of a spinlat trajectory
   (:meth:`spinlat.State.from_ase`: the moments, and the exact ``spinlat_*`` arrays when they
   agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
   ``magnetic_forces`` are taken from each frame where present (else the frame's index, NaN,
-  NaN, potential + kinetic, none). Positions, cell, pbc, spins, moments, velocities, masses,
+  NaN, potential + kinetic, none). A source without any magnetic moments gives non-magnetic
+  atoms, with a UserWarning. Positions, cell, pbc, spins, moments, velocities, masses,
   steps, times, energies and forces of an HDF5 → extxyz → HDF5 round trip are bit for bit
   those of the original.
 - HDF5 → HDF5: the selected frames with the run's attributes, written with another
@@ -37,12 +44,14 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .. import validation
 from ..errors import FileFormatError, InputError
+from ..state import ase_magnetic_moments
 
 _EXTXYZ = (".extxyz", ".xyz")
 _HDF5 = (".h5", ".hdf5")
@@ -126,8 +135,17 @@ def _write_ase(target, atoms_list, kind, format):
 
 def _read_ase(source, kind, format, selection):
     from .extxyz import read_extxyz
+    from .lammps_read import lammps_file_kind, read_lammps_data, read_lammps_dump
 
-    if kind == "extxyz":
+    lammps = lammps_file_kind(source, format) if kind == "ase" else None
+    if lammps == "data":
+        frames = [read_lammps_data(source).to_ase()]
+    elif lammps == "dump":  # spins, moments, magnetic forces and metal units: ASE's reader keeps none
+        dump = read_lammps_dump(source)
+        frames = [dump.atoms(i) for i in _indices(len(dump), selection)]
+        selection = slice(None)
+        _calc_results_to_arrays(frames)
+    elif kind == "extxyz":
         frames = read_extxyz(source, index=":")
     else:
         import ase.io
@@ -136,16 +154,37 @@ def _read_ase(source, kind, format, selection):
             frames = ase.io.read(str(source), index=":", format=format)
         except Exception as exc:  # noqa: BLE001 - ase raises many kinds for a bad file
             raise FileFormatError(f"{source} cannot be read by ase.io.read: {exc}") from None
-        for atoms in frames:  # calculator results (energy, forces) as read_extxyz gives them
-            calc = atoms.calc
-            if calc is not None:
-                for key in ("energy", "forces"):
-                    if calc.results.get(key) is not None:
-                        (atoms.info if key == "energy" else atoms.arrays)[key] = np.array(calc.results[key])
-                atoms.calc = None
+        _calc_results_to_arrays(frames)
     if isinstance(frames, list) and not frames:
         raise FileFormatError(f"{source} holds no frame")
     return [frames[i] for i in _indices(len(frames), selection)]
+
+
+def _warn_if_moments_lost(target, format, moments):
+    """Warn (UserWarning) when ``target``, just written by ase.io.write, reads back without the
+    magnetic moments its first frame had (formats such as POSCAR and CIF store none)."""
+    if not np.any(moments > 0):
+        return
+    import ase.io
+
+    try:
+        back = ase.io.read(str(target), index=0, format=format)
+    except Exception:  # noqa: BLE001 - a format ASE writes but cannot read back: nothing to check
+        return
+    if not np.any(ase_magnetic_moments(back) != 0):
+        warnings.warn(f"{target}: its format keeps no magnetic moments, so the moments and spins are not in it "
+                      "(.extxyz and .traj keep them)", UserWarning, stacklevel=3)
+
+
+def _calc_results_to_arrays(frames):
+    """Calculator results (energy, forces) moved into info/arrays, as read_extxyz gives them."""
+    for atoms in frames:
+        calc = atoms.calc
+        if calc is not None:
+            for key in ("energy", "forces"):
+                if calc.results.get(key) is not None:
+                    (atoms.info if key == "energy" else atoms.arrays)[key] = np.array(calc.results[key])
+            atoms.calc = None
 
 
 def _number(info, key, default):
@@ -198,6 +237,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                     target.unlink()
                 _write_ase(target, (frame_atoms(traj, i, header=(k == 0)) for k, i in enumerate(indices)),
                            dst_kind, format)
+                if dst_kind == "ase":
+                    _warn_if_moments_lost(target, format, traj.array("moments")[indices[0]])
                 return len(indices)
             attrs = traj.attrs
             forces = "forces" in traj.names
@@ -211,6 +252,10 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     atoms_list = _read_ase(source, src_kind, format, selection)
     if not atoms_list:
         raise InputError(f"frames: {frames!r} selects no frame of {source}")
+    if not any(np.any(ase_magnetic_moments(a) != 0) for a in atoms_list):
+        warnings.warn(f"{source} holds no magnetic moments (POSCAR, CIF and plain xyz files carry none): every "
+                      f"atom of {target} is non-magnetic (moment 0); set moments with a run config's "
+                      "structure.moments, or State.copy(moments=...)", UserWarning, stacklevel=2)
     head = atoms_list[0].info
     meta = {}
     if isinstance(head.get("spinlat_metadata"), str):

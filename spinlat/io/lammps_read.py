@@ -687,6 +687,31 @@ def read_lammps_dump(path, elements=None, columns=None, metadata="auto", thermo=
     return LammpsDump(path, elements=elements, columns=columns, metadata=metadata, thermo=thermo)
 
 
+_LAMMPS_FORMATS = {"lammps-data": "data", "lammps-dump-text": "dump", "lammps-dump": "dump"}
+
+
+def lammps_file_kind(path, format=None):
+    """``"data"`` for a LAMMPS data file, ``"dump"`` for a LAMMPS text dump, else None: from an
+    ASE-style ``format`` name (``lammps-data``, ``lammps-dump-text``) or, without one, from the
+    file's first lines (a dump opens with ``ITEM:``; a data file has a title line, then an
+    ``N atoms`` line and an ``xlo xhi`` line before its first section)."""
+    if format is not None:
+        return _LAMMPS_FORMATS.get(format)
+    try:
+        with open(path, "rb") as fh:
+            head = [fh.readline().decode(errors="replace") for _ in range(40)]
+    except OSError:
+        return None
+    first = next((ln.strip() for ln in head if ln.strip()), "")
+    if first.startswith("ITEM:"):
+        return "dump"
+    body = [ln.partition("#")[0].split() for ln in head[1:]]
+    if any(t[-1:] == ["atoms"] and len(t) == 2 and t[0].isdigit() for t in body) and any(
+            t[-2:] == ["xlo", "xhi"] for t in body):
+        return "data"
+    return None
+
+
 def read_lammps_log(path) -> list[dict]:
     """Thermo output of a LAMMPS log: one dict per ``run``, column name (as LAMMPS prints it:
     ``Step``, ``Time``, ``Temp``, ``PotEng``, ``KinEng``, ``TotEng``, ``Press``, ``c_ID[k]``, ...) →
