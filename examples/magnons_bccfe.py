@@ -49,6 +49,7 @@ def main():
     p.add_argument("--damping", type=float, default=0.005)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--trajectory", default=None, help="write the production run to this HDF5 file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --trajectory file")
     p.add_argument("--emax", type=float, default=620.0, help="meV, top of the plot")
     p.add_argument("--out", default=".")
     args = p.parse_args()
@@ -67,7 +68,8 @@ def main():
     t0 = time.perf_counter()
     times, spins, final = mg.llg_spins(big, ham, steps, every=args.every, dt=args.dt, damping=args.damping,
                                        temperature=args.temperature, seed=args.seed, equilibrate=eq,
-                                       equilibrate_damping=0.2, trajectory=args.trajectory)
+                                       equilibrate_damping=0.2, trajectory=args.trajectory,
+                                       overwrite=args.overwrite)
     t_llg = time.perf_counter() - t0
     m = np.linalg.norm(sl.observables.reduced_magnetization(spins), axis=1)  # equal moments: the mean spin
     thz, mev, sqw = structure_factor(spins, big.positions, kpath.qpoints, args.dt * args.every)

@@ -104,13 +104,21 @@ def spin_temperature(state, potential=None, fields=None, neighbors=None) -> floa
     ``potential.rotation_fields`` of the magnetic atoms, on ``neighbors`` (a
     :class:`~spinlat.NeighborList` already updated for ``state``; default the potential's own
     cached list). Returns 0 for a state without magnetic atoms and ``inf`` when Σ s·ω ≤ 0 (no
-    temperature can be defined, e.g. spins against the field)."""
+    temperature can be defined, e.g. spins against the field).
+
+    The estimator T = Σ|s×ω|² / (2 k_B Σ s·ω) is the spherical-Laplacian form for energies linear
+    in each spin (exchange, Zeeman; Nurdin et al., Phys. Rev. E 61, 3579 (2000)); for energies
+    that are not (mMACE, Landau, any term that depends on moment magnitudes) it also needs the
+    trace of each spin's ambient Hessian, which those terms do not give, and their rotation fields
+    carry no longitudinal part: there it returns ``nan`` (undefined) rather than a wrong number."""
     mag = np.flatnonzero(state.moments > 0)
     if len(mag) == 0:
         return 0.0
     if fields is None:
         if potential is None:
             raise InputError("spin_temperature needs a potential or fields")
+        if potential.depends_on_magnitudes:
+            return float("nan")
         nl = None if potential.cutoff <= 0 else neighbors if neighbors is not None else potential.neighbor_list(state)
         h = np.asarray(potential.rotation_fields(state, nl, mag), dtype=float)
     else:

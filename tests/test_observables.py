@@ -168,3 +168,14 @@ def test_energy_drift_and_fluctuation_are_defined_once():
     assert obs.energy_fluctuation([1.0, 3.0, 1.0, 3.0], n_atoms=2) == pytest.approx(0.5)
     assert analysis.energy_drift is obs.energy_drift
     assert analysis.energy_fluctuation is obs.energy_fluctuation
+
+
+def test_spin_temperature_is_undefined_where_the_estimator_does_not_hold():
+    """Nurdin's estimator needs energies linear in each spin; a term that depends on moment
+    magnitudes (Landau here, mMACE alike) gives only projected rotation fields: nan, not inf."""
+    from spinlat.potentials import Landau
+
+    st = crystal(2, T=300.0)
+    assert np.isnan(obs.spin_temperature(st, Landau(-0.5, 0.1)))
+    assert np.isnan(obs.spin_temperature(st, PairSpin() + Landau(-0.5, 0.1)))
+    assert np.isfinite(obs.spin_temperature(st, PairSpin()))

@@ -208,3 +208,18 @@ def test_lswt_on_fcc_and_triangular_paths_is_the_analytic_ferromagnet():
     w = mg.lswt_dispersion(sl.potentials.Heisenberg.from_neighbors(tri, J=[J]), kp.qpoints, mu)[:, 0]
     k_index = np.searchsorted(kp.distance, kp.ticks[kp.labels.index("K")])
     assert w[k_index] == pytest.approx(mg.G_GAMMA * 9 * J / mu / units.MEV, rel=1e-10)
+
+
+def test_llg_spins_keeps_an_existing_trajectory_unless_told(fe, tmp_path):
+    """Running the magnon sampling twice on one trajectory path: the second run is refused and
+    the first run's frames stay; with overwrite=True it replaces them with the same frames."""
+    st, ham = fe
+    big = mg.cubic_supercell(st, 2)
+    path = tmp_path / "magnons.h5"
+    t1, s1, _ = mg.llg_spins(big, ham, 8, every=4, dt=0.5, trajectory=path)
+    with pytest.raises(InputError, match="overwrite"):
+        mg.llg_spins(big, ham, 8, every=4, dt=0.5, trajectory=path)
+    with sl.io.Trajectory(path) as traj:
+        assert np.array_equal(traj.array("spins"), s1)
+    t2, s2, _ = mg.llg_spins(big, ham, 8, every=4, dt=0.5, trajectory=path, overwrite=True)
+    assert np.array_equal(s2, s1) and np.array_equal(t2, t1)

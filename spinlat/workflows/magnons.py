@@ -416,14 +416,15 @@ def tilted_spin_wave(state, q, amplitude=0.05, axis=(0.0, 0.0, 1.0)):
 
 
 def llg_spins(state, potential, steps, every=4, dt=0.5, damping=0.0, temperature=0.0, seed=None,
-              equilibrate=0, equilibrate_damping=0.1, trajectory=None, progress=False):
+              equilibrate=0, equilibrate_damping=0.1, trajectory=None, progress=False, overwrite=False):
     """Run frozen-lattice LLG and return the spins it samples.
 
     ``equilibrate`` steps with ``equilibrate_damping`` at ``temperature`` first (skipped if 0),
     then ``steps`` steps of length ``dt`` (fs) with ``damping`` (and thermal noise at
     ``temperature`` K when > 0), keeping a frame every ``every`` steps. With ``trajectory`` (an
     HDF5 path) the production run goes through :class:`spinlat.Simulation`, the frames are
-    written there and read back with :class:`spinlat.io.Trajectory`.
+    written there and read back with :class:`spinlat.io.Trajectory`; an existing file is refused
+    (InputError, the file untouched) unless ``overwrite`` (:class:`spinlat.Simulation`'s rule).
 
     Returns (times fs (F,), spins (F, N, 3), final State); frame 0 is the start of production."""
     from ..integrators import LLG
@@ -441,8 +442,9 @@ def llg_spins(state, potential, steps, every=4, dt=0.5, damping=0.0, temperature
         from ..io import Trajectory
         from ..simulation import Simulation
 
-        sim = Simulation(st, potential, integ, trajectory=str(trajectory), every=every, progress=progress)
-        final = sim.run(steps)
+        with Simulation(st, potential, integ, trajectory=str(trajectory), every=every, progress=progress,
+                        overwrite=overwrite) as sim:
+            final = sim.run(steps)
         with Trajectory(str(trajectory)) as traj:
             spins = traj.array("spins")
             times = traj.array("time")
