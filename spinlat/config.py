@@ -434,6 +434,7 @@ MINIMIZE: dict[str, Key] = {
     "tmax": Key(_number("eV", positive=True)), "fmax": Key(_number("eV/Å", positive=True)),
     "smax": Key(_number("eV/Å³", positive=True)), "hmax": Key(_number("eV/μB", positive=True)),
     "max_steps": Key(_integer(1)), "method": Key(_choice("lbfgs", "precession")), "memory": Key(_integer(1)),
+    "compiled": Key(_opt(_boolean)),  # None/absent: the compiled L-BFGS kernel where it applies
 }
 
 _ANNEAL = {"t_start": Key(_number("K", positive=True)), "t_end": Key(_number("K", positive=True)),
