@@ -104,7 +104,8 @@ def point_pairs(positions, cell, pbc, cutoff, full=False):
 
 
 @numba.njit(cache=True)
-def _shift_range(S):
+def shift_range(S):
+    """Largest |component| of the integer lattice shifts S (K, 3) (0 when K = 0)."""
     rmax = 0
     for k in range(S.shape[0]):
         for a in range(3):
@@ -231,7 +232,7 @@ class NeighborList:
         self.offsets = self.j = self.shift_index = None  # let the old list go first
         hi, hj, S, _ = _vesin_pairs(state.positions, state.cell, state.pbc, self.cutoff + self.skin, full=False,
                                     index_dtype=None, distances=False)
-        rmax = int(_shift_range(S))
+        rmax = int(shift_range(S))
         # the shift codes (and later the shift indices) fit int16 when (2 rmax + 1)³ < 2¹⁵
         nbr = np.empty(2 * len(hi), dtype=itype)
         sidx = np.empty(2 * len(hi), dtype=np.int16 if (2 * rmax + 1) ** 3 < 2**15 else np.int32)

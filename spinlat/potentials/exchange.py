@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import validation
 from ..errors import InputError
+from ..neighbors import shift_range
 from .base import Evaluation, Potential, virial_to_voigt
 from .single_site import species_mask, species_names, species_tuple
 
@@ -226,12 +227,7 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, sidx, shifts, shift_
     (P,) int32 (−1 if it is missing from the list)."""
     n = offsets.shape[0] - 1
     out_off = np.zeros(n + 1, dtype=np.int64)
-    rmax = 0
-    for u in range(shifts.shape[0]):
-        for a in range(3):
-            s = abs(shifts[u, a])
-            if s > rmax:
-                rmax = s
+    rmax = shift_range(shifts)
     keep = np.zeros(nbr.shape[0], dtype=np.bool_)
     q = 0
     for i in range(n):
