@@ -42,6 +42,11 @@ class ExportError(InputError):
     the message names the term or setting."""
 
 
+class MissingFileError(InputError, FileNotFoundError):
+    """A file given to spinlat to read does not exist (also a ``FileNotFoundError``, so code that
+    catches the built-in keeps working)."""
+
+
 class FileFormatError(SpinlatError, ValueError):
     """A file is malformed, truncated, or not of the expected format."""
 

@@ -64,7 +64,7 @@ import weakref
 import numpy as np
 
 from . import validation
-from .errors import InputError, SimulationError, SpinlatError
+from .errors import InputError, MissingFileError, SimulationError, SpinlatError
 from .state import State
 
 
@@ -162,7 +162,7 @@ class Simulation:
             try:
                 traj = Trajectory(trajectory)
             except FileNotFoundError:
-                raise InputError(f"cannot restart: trajectory {trajectory} does not exist") from None
+                raise MissingFileError(f"cannot restart: trajectory {trajectory} does not exist") from None
             except Exception:
                 check_not_in_use(trajectory)  # a live run elsewhere: say so rather than how its file reads
                 raise

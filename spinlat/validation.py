@@ -17,7 +17,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from .errors import InputError, NonFiniteError, ShapeError, UnknownElementError
+from .errors import InputError, MissingFileError, NonFiniteError, ShapeError, UnknownElementError
 
 __all__ = ["is_real_number", "number", "integer", "boolean", "choice", "seed", "path", "paths", "instance",
            "real_array", "integer_array", "atom_indices", "vector3", "pbc", "atomic_number", "atomic_numbers"]
@@ -109,6 +109,19 @@ def path(value, name) -> str:
         value = os.fspath(value)
     if not isinstance(value, str) or not value:
         raise InputError(f"{name}: expected a file path (str or os.PathLike), got {_got(value)}")
+    return value
+
+
+def existing_file(value, name, what="file") -> str:
+    """A path (as :func:`path`) to an existing regular file, for readers: ``what`` names the kind
+    of file in messages (``"EAM file"``, ``"LAMMPS dump"``). Raises InputError for a bad path or a
+    directory, :class:`~spinlat.errors.MissingFileError` (also a ``FileNotFoundError``) for a
+    file that does not exist."""
+    value = path(value, name)
+    if not os.path.exists(value):
+        raise MissingFileError(f"{what} {value} does not exist")
+    if os.path.isdir(value):
+        raise InputError(f"{name}: {value} is a directory, not a file")
     return value
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import validation
 from ..errors import InputError
 
 HELP = "summarise and plot an HDF5 trajectory (means with error bars)"
@@ -55,9 +56,7 @@ def run(args) -> int:
     from .. import analysis
     from ..io import Trajectory
 
-    path = Path(args.trajectory)
-    if not path.is_file():
-        raise InputError(f"trajectory {path} does not exist" if not path.exists() else f"{path} is not a file")
+    path = Path(validation.existing_file(args.trajectory, "trajectory", "trajectory"))
     with Trajectory(str(path)) as traj:
         if len(traj) == 0:
             raise InputError(f"trajectory {path} holds no frame (nothing to analyse)")

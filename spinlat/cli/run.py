@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import config as C
 from .. import validation
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, MissingFileError
 from ..files import atomic_write_text
 from .analyze import format_summary
 from .common import (add_output_arguments, log, make_directory, refuse_to_replace, remove, result, run_directory,
@@ -79,7 +79,7 @@ def run(args) -> int:
     run_dir = run_directory(cfg, args)
     traj = run_dir / TRAJECTORY
     if args.restart and not traj.exists():
-        raise InputError(f"--restart: {traj} does not exist (no run to continue)")
+        raise MissingFileError(f"--restart: {traj} does not exist (no run to continue)")
     if not args.restart:
         refuse_to_replace(run_dir, [TRAJECTORY], args, hint=" or --restart to continue it")
     pot = C.build_potential(cfg)

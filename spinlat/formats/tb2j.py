@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import units
+from .. import units, validation
 from ..errors import FileFormatError
 from ..exchange_tensors import dmi_matrix
 from . import number_syntax as _text
@@ -303,7 +303,7 @@ def parse_tb2j(path) -> dict:
     entry with its reversed partner — and ``sia`` — list of (i, k1 meV, k1dir (3,)). Raises
     :class:`FileFormatError` naming the line for malformed or truncated files (see the module
     docstring for the checks)."""
-    path = Path(path)
+    path = Path(validation.existing_file(path, "TB2J path", "TB2J file"))
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:

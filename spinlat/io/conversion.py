@@ -200,7 +200,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     written. ``format``: ASE format name of the non-HDF5 side, when its extension does not tell;
     ``compression``: of an HDF5 target (:mod:`spinlat.io.hdf5`). Raises InputError for a bad
     selection, an existing target without ``overwrite``, or source and target the same file;
-    FileNotFoundError / FileFormatError for a missing or unreadable source."""
+    MissingFileError (a FileNotFoundError) / FileFormatError for a missing or unreadable source."""
     from ..state import State
     from .hdf5 import Trajectory, compression_filters
 
@@ -211,8 +211,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     overwrite = validation.boolean(overwrite, "convert overwrite")
     if format is not None:
         format = validation.instance(format, "convert format", str, "an ASE format name")
-    if not source.exists():
-        raise FileNotFoundError(f"{source} does not exist")
+    validation.existing_file(source, "convert source", "convert source")
     if target.exists() and source.resolve() == target.resolve():
         raise InputError(f"source and target are the same file ({source})")
     if target.exists() and not overwrite:

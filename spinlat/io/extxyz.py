@@ -214,9 +214,7 @@ def read_extxyz(path, index=":"):
     in Voigt order) and ``arrays`` (forces eV/Å, magmoms μB, magnetic_forces eV/μB)."""
     import ase.io
 
-    path = Path(validation.path(path, "read_extxyz path"))
-    if not path.exists():
-        raise FileNotFoundError(f"extxyz file {path} does not exist")
+    path = Path(validation.existing_file(path, "read_extxyz path", "extxyz file"))
     try:
         out = ase.io.read(path, index=index, format="extxyz")
     except (ValueError, IndexError, KeyError, OSError) as exc:

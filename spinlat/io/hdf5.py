@@ -102,7 +102,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import units, validation
-from ..errors import FileFormatError, InputError, ShapeError, StorageError
+from ..errors import FileFormatError, InputError, MissingFileError, ShapeError, StorageError
 from ..state import State
 
 try:  # POSIX only: file locks and the file-size limit
@@ -312,7 +312,7 @@ def _open_h5(path, mode, locking=False):
         except OSError as exc2:
             msg = str(exc2)
     if not Path(path).exists():
-        raise FileNotFoundError(f"trajectory file {path} does not exist") from None
+        raise MissingFileError(f"trajectory file {path} does not exist") from None
     if mode == "r" and "truncated file" in msg:
         end = stored_end_of_file(path)
         if end is None:
@@ -1211,9 +1211,7 @@ class Trajectory:
     """
 
     def __init__(self, path):
-        self.path = Path(validation.path(path, "Trajectory path"))
-        if not self.path.exists():
-            raise FileNotFoundError(f"trajectory file {self.path} does not exist")
+        self.path = Path(validation.existing_file(path, "Trajectory path", "trajectory file"))
         self._file, self.recovered = _open_h5(self.path, "r")
         self._closer = weakref.finalize(self, _close_h5, self._file)  # also at interpreter exit
         try:

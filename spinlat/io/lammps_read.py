@@ -139,7 +139,7 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     """
     from ..state import State
 
-    path = Path(validation.path(path, "read_lammps_data path"))
+    path = Path(validation.existing_file(path, "read_lammps_data path", "LAMMPS data file"))
     try:
         text = path.read_text()
     except OSError as exc:
@@ -341,9 +341,7 @@ class LammpsDump:
     """
 
     def __init__(self, path, elements=None, columns=None, metadata="auto", thermo="auto"):
-        self.path = Path(validation.path(path, "read_lammps_dump path"))
-        if not self.path.exists():
-            raise FileNotFoundError(f"LAMMPS dump {self.path} does not exist")
+        self.path = Path(validation.existing_file(path, "read_lammps_dump path", "LAMMPS dump"))
         self._meta = _load_metadata(self.path, metadata)
         self._rename = dict(columns or {})
         self._explicit = _explicit_types(elements, f"{self.path}: elements")
@@ -717,7 +715,7 @@ def read_lammps_log(path) -> list[dict]:
     ``Step``, ``Time``, ``Temp``, ``PotEng``, ``KinEng``, ``TotEng``, ``Press``, ``c_ID[k]``, ...) →
     array. Values in the run's units (metal: eV, ps, K, bar). Only the one-line thermo styles are
     read; warning lines inside a block are skipped."""
-    path = Path(validation.path(path, "read_lammps_log path"))
+    path = Path(validation.existing_file(path, "read_lammps_log path", "LAMMPS log"))
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError as exc:

@@ -91,12 +91,11 @@ def _perm(repeat, n):
 def read_ovf_segments(path) -> list[OVFSegment]:
     """Every segment of an OVF 2.0 file (text, CSV, binary 4 or 8), as :class:`OVFSegment`.
 
-    Raises FileNotFoundError, or :class:`~spinlat.errors.FileFormatError` naming the file and
-    the OVF library's message for malformed files."""
-    path = Path(validation.path(path, "OVF path"))
+    Raises :class:`~spinlat.errors.MissingFileError` (a ``FileNotFoundError``), or
+    :class:`~spinlat.errors.FileFormatError` naming the file and the OVF library's message for
+    malformed files."""
+    path = Path(validation.existing_file(path, "OVF path", "OVF file"))
     ovf = _lib()
-    if not path.exists():
-        raise FileNotFoundError(f"OVF file {path} does not exist")
     out = []
     with ovf.ovf_file(str(path)) as f:
         if not f.is_ovf:
@@ -184,9 +183,9 @@ def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", rep
     items = list(state) if isinstance(state, (list, tuple)) else [state]
     if not items:
         raise InputError("write_ovf: nothing to write (empty list)")
-    path = Path(path)
-    if append and not path.exists():
-        raise FileNotFoundError(f"write_ovf(append=True): {path} does not exist")
+    path = Path(validation.path(path, "write_ovf path"))
+    if append:
+        validation.existing_file(path, "write_ovf path", "write_ovf(append=True): file")
     vectors = []
     for item in items:
         if isinstance(item, State):

@@ -330,7 +330,10 @@ def read_eam_file(path, format=None) -> dict:
     """
     from ase.data import atomic_numbers, chemical_symbols
 
-    path = os.fspath(path)
+    path = validation.path(path, "EAM path")
+    if format is not None:  # the arguments first, then the file
+        _format(path, format)
+    path = validation.existing_file(path, "EAM path", "EAM file")
     fmt = _format(path, format)
     text = _read_text(path)
     if fmt == "funcfl":
@@ -788,7 +791,8 @@ class EAM(Potential):
             if any(_format(p, format) != "funcfl" for p in paths):
                 raise InputError(f"EAM: several files {paths} are only for funcfl (pair_style eam, one file per "
                                  "element); setfl and Finnis-Sinclair files hold all elements")
-            data = _funcfl_tables([_read_funcfl(os.fspath(p), _read_text(p)) for p in paths])
+            paths = [validation.existing_file(p, f"EAM path[{k}]", "EAM file") for k, p in enumerate(paths)]
+            data = _funcfl_tables([_read_funcfl(p, _read_text(p)) for p in paths])
             self.path = tuple(os.fspath(p) for p in paths)
         self.format = data["format"]
         self.symbols = tuple(data["symbols"])

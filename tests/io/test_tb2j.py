@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spinlat.errors import FileFormatError
+from spinlat.errors import FileFormatError, MissingFileError
 from spinlat.io.tb2j import parse_tb2j, read_tb2j, write_tb2j
 from spinlat.potentials import Heisenberg
 
@@ -158,7 +158,7 @@ def test_malformed_files(tmp_path, mutate, message):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(FileFormatError, match="cannot read"):
+    with pytest.raises(MissingFileError, match="TB2J file .*nope.out does not exist"):
         read_tb2j(tmp_path / "nope.out")
 
 

@@ -182,7 +182,7 @@ def test_tampered_hyperparameters_are_refused_from_the_header(pot, tmp_path, mon
 def test_load_errors_name_the_problem(pot, tmp_path):
     with pytest.raises(InputError, match="missing.mmace.*does not exist"):
         MagneticMACE.load(tmp_path / "missing.mmace")
-    with pytest.raises(InputError, match="is not a file"):
+    with pytest.raises(InputError, match="is a directory, not a file"):
         MagneticMACE.load(tmp_path)
     path = tmp_path / "m.mmace"
     pot.save(path)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spinlat as sl
-from spinlat.errors import FileFormatError, InputError, UnknownElementError
+from spinlat.errors import FileFormatError, InputError, MissingFileError, UnknownElementError
 from spinlat.potentials import EAM
 from spinlat.potentials.eam import read_eam_file
 
@@ -485,7 +485,7 @@ def test_file_cut_inside_its_last_number_is_refused():
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(FileFormatError, match="cannot read EAM file"):
+    with pytest.raises(MissingFileError, match="EAM file .*nothing.eam.fs does not exist"):
         EAM(tmp_path / "nothing.eam.fs")
 
 

@@ -269,12 +269,8 @@ class MagneticMACE(Potential):
             hints = {k: difflib.get_close_matches(k, ["path", "device", "dtype"], n=1) for k in unknown}
             said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
             raise InputError(f"MagneticMACE.load: unknown keyword(s) {said}; it takes path, device, dtype")
-        path = Path(validation.path(path, "MagneticMACE.load path"))
+        path = Path(validation.existing_file(path, "MagneticMACE.load path", "MagneticMACE.load: model file"))
         dev, dt = _device(device), _dtype(dtype)
-        if not path.exists():
-            raise InputError(f"MagneticMACE.load: model file {str(path)!r} does not exist")
-        if not path.is_file():
-            raise InputError(f"MagneticMACE.load: {str(path)!r} is not a file")
         try:  # the header only: names, shapes, dtypes, metadata (no tensor is read)
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}

@@ -300,9 +300,7 @@ def _read_reference_file(path):
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    path = Path(validation.path(path, "reference model path"))
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
+    path = Path(validation.existing_file(path, "reference model path", "model file"))
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -380,8 +378,7 @@ class ReferenceMagneticMACE(MagneticMACE):
             raise InputError(f"{model_path} is a torch pickle: loading it executes code from the file. "
                              "Pass trust=True only for a file you trust (or load a converted .safetensors "
                              "file with ReferenceMagneticMACE.load)")
-        if not model_path.is_file():
-            raise FileNotFoundError(f"model file {model_path} does not exist")
+        validation.existing_file(model_path, "reference model path", "model file")
         python = str(python or sys.executable)
         script = Path(__file__).with_name("reference_export.py")
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
