@@ -29,6 +29,9 @@ their own sections):
       #                              #   with their spins, moments and units; format: lammps-data)
       # elements: [Fe, Ni]           #   LAMMPS files: element of each atom type, when the file
       #                              #   does not say (no element column, labels or known masses)
+      # columns: {c_outsp[1]: spx, c_outsp[2]: spy, c_outsp[3]: spz, c_outsp[4]: sp}
+      #                              #   LAMMPS dumps: renames of compute columns to spx spy spz
+      #                              #   sp (and fmx fmy fmz), as `dump ... c_outsp[1] ...` writes them
       repeat: [6, 6, 6]              # supercell: an integer or three (default 1)
       moments: 2.2                   # μB: a number or {element: μB} (elements not named get 0);
                                      #   default: the file's moments, or ASE's for the element
@@ -401,6 +404,14 @@ def _lammps_elements(v, k):
                       f"{{1: Fe, 2: Ni}}, got {v!r}")
 
 
+def _dump_columns(v, k):
+    """Renames of LAMMPS dump columns to the reader's names, e.g. {"c_outsp[1]": spx, ...}."""
+    if isinstance(v, dict) and v and all(isinstance(a, str) and a and isinstance(b, str) and b for a, b in v.items()):
+        return dict(v)
+    raise ConfigError(f"{k}: expected a mapping from LAMMPS dump column names to spinlat's (e.g. "
+                      f"{{c_outsp[1]: spx, c_outsp[2]: spy, c_outsp[3]: spz, c_outsp[4]: sp}}), got {v!r}")
+
+
 def _spins(v, k):
     if isinstance(v, str):
         return validation.choice(v, k, ("random", "file"))
@@ -422,6 +433,7 @@ STRUCTURE: dict[str, Key] = {
     "index": Key(_integer()),
     "format": Key(_string),
     "elements": Key(_lammps_elements),
+    "columns": Key(_dump_columns, doc="LAMMPS dump column renames, e.g. {c_outsp[1]: spx}"),
     "repeat": Key(_repeat, [1, 1, 1]),
     "moments": Key(_species_number("μB", nonnegative=True)),
     "spins": Key(_spins),
@@ -553,18 +565,21 @@ def _resolve(base, p) -> Path:
     return q if q.is_absolute() else Path(base) / q
 
 
-def _read_lammps(p, kind, index, elements, key):
+def _read_lammps(p, kind, index, elements, key, columns=None):
     """The State of a LAMMPS data file or frame ``index`` of a dump, through spinlat's readers
     (spins, moments, metal units converted; :mod:`spinlat.io.lammps_read`)."""
     from .io import read_lammps_data, read_lammps_dump
 
     try:
         if kind == "data":
+            if columns is not None:
+                raise ConfigError(f"{key.rsplit('.', 1)[0]}.columns: only used with LAMMPS dump files, and {p} is a "
+                                  "LAMMPS data file")
             if index not in (0, -1):
                 raise ConfigError(f"{key}: frame index {index} is out of range for {p} (a LAMMPS data file "
                                   "holds one structure)")
             return read_lammps_data(p, elements=elements)
-        frames = read_lammps_dump(p, elements=elements)
+        frames = read_lammps_dump(p, elements=elements, columns=columns)
         try:
             return frames[index]
         except IndexError:
@@ -574,15 +589,18 @@ def _read_lammps(p, kind, index, elements, key):
             raise
         hint = "" if elements is not None or "element" not in str(exc) else \
             " (structure.elements names the element of each atom type, type 1 first)"
+        if columns is None and "rename compute columns" in str(exc):
+            hint += " (structure.columns renames dump columns, e.g. {c_outsp[1]: spx, ...})"
         raise ConfigError(f"{key}: cannot read LAMMPS {kind} file {p} ({exc}){hint}") from None
 
 
-def read_structure(path, index=-1, format=None, key="structure.file", elements=None):
+def read_structure(path, index=-1, format=None, key="structure.file", elements=None, columns=None):
     """The State of frame ``index`` of a structure file, keeping its magnetic moments, spins
     and velocities: a spinlat HDF5 trajectory (``.h5``/``.hdf5``), a LAMMPS data file or spin
     dump (recognised by content or ``format: lammps-data`` / ``lammps-dump-text``; read by
     :func:`spinlat.io.read_lammps_data` / :func:`spinlat.io.read_lammps_dump`, with ``elements``
-    the element of each atom type when the file does not say), or any file ``ase.io.read``
+    the element of each atom type when the file does not say and ``columns`` renames of dump
+    columns such as ``{"c_outsp[1]": "spx"}``), or any file ``ase.io.read``
     reads (extxyz, POSCAR, CIF, OUTCAR, ...; moments from initial magmoms, a ``magmoms``
     column or the calculator results, see :meth:`spinlat.State.from_ase`). OVF files hold
     spins only, no atoms (:func:`spinlat.io.read_ovf`). Raises ConfigError naming ``key``."""
@@ -598,9 +616,11 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
 
     kind = lammps_file_kind(p, format)
     if kind is not None:
-        return _read_lammps(p, kind, index, elements, key)
+        return _read_lammps(p, kind, index, elements, key, columns)
     if elements is not None:
         raise ConfigError(f"{key.rsplit('.', 1)[0]}.elements: only used with LAMMPS data and dump files")
+    if columns is not None:
+        raise ConfigError(f"{key.rsplit('.', 1)[0]}.columns: only used with LAMMPS dump files")
     if p.suffix.lower() in (".h5", ".hdf5") and format is None:
         from .io import Trajectory
 
@@ -646,10 +666,10 @@ def build_structure(cfg):
         if builder:
             raise ConfigError(f"structure.{builder[0]}: not used with structure.file (give a file or a builder)")
         st = read_structure(_resolve(cfg["_base"], sc["file"]), sc.get("index", -1), sc.get("format"),
-                            elements=sc.get("elements"))
+                            elements=sc.get("elements"), columns=sc.get("columns"))
         file_magnetic = bool(np.any(st.moments > 0))
     else:
-        for k in ("index", "format", "elements"):
+        for k in ("index", "format", "elements", "columns"):
             if k in sc:
                 raise ConfigError(f"structure.{k}: only used with structure.file")
         if "element" not in sc:

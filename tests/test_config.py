@@ -323,6 +323,21 @@ def test_lammps_files_are_read_with_their_spins_moments_and_units(tmp_path):
     np.testing.assert_allclose(st.velocities, ref.velocities, rtol=1e-14)
     with pytest.raises(ConfigError, match="structure.file: cannot read LAMMPS dump file .*structure.elements"):
         C.build_structure(C.load(_cfg(tmp_path, structure={"file": "spins.dump"})))
+    # the usual SPIN dump: `compute outsp all spin/property sp spx spy spz` → c_outsp[k] columns
+    computed = frame.replace("spx spy spz sp", "c_outsp[2] c_outsp[3] c_outsp[4] c_outsp[1]")
+    (tmp_path / "compute.dump").write_text(computed.format(step=0))
+    with pytest.raises(ConfigError, match=r"spx spy spz sp .*structure.columns renames dump columns"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "compute.dump", "elements": ["Fe"]})))
+    rename = {"c_outsp[1]": "sp", "c_outsp[2]": "spx", "c_outsp[3]": "spy", "c_outsp[4]": "spz"}
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "compute.dump", "elements": ["Fe"],
+                                                            "columns": rename})))
+    np.testing.assert_allclose(st.spins, ref.spins, atol=1e-15)
+    np.testing.assert_allclose(st.moments, ref.moments, rtol=1e-15)
+    with pytest.raises(ConfigError, match="structure.columns: only used with LAMMPS dump files, and .*plain.data is a "
+                                          "LAMMPS data file"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "plain.data", "columns": rename})))
+    with pytest.raises(ConfigError, match="structure.columns: expected a mapping from LAMMPS dump column names"):
+        C.load(_cfg(tmp_path, structure={"file": "compute.dump", "columns": ["spx"]}))
     with pytest.raises(ConfigError, match="frame index 5 is out of range .*2 frames"):
         C.build_structure(C.load(_cfg(tmp_path, structure={"file": "spins.dump", "elements": ["Fe"], "index": 5})))
     with pytest.raises(ConfigError, match="structure.elements: only used with LAMMPS"):
