@@ -67,11 +67,17 @@ def test_compiled_lbfgs_follows_the_python_loop(case, seed):
     slow, rs = sl.minimize(st, pot, tmax=1e-8, return_result=True, compiled=False)
     assert rf.converged and rs.converged, (rf.reason, rs.reason)
     assert rf.max_torque <= 1e-8 and rs.max_torque <= 1e-8
-    # the same algorithm: the same path up to round-off in the last bits
-    assert abs(rf.iterations - rs.iterations) <= 2
+    # the same algorithm: the same path up to round-off in the last bits. The energies agree along
+    # the whole common path; where the torque creeps across tmax on a flat stretch, round-off of
+    # the order of the last bits decides the stopping iteration (seen: 190 vs 186 after 186 steps
+    # equal to 1e-12 eV, with numba 0.68 / NumPy 2.4), so the counts agree to a few per cent.
+    assert abs(rf.iterations - rs.iterations) <= max(2, 0.05 * rs.iterations)
     assert rf.energy == pytest.approx(rs.energy, abs=1e-10)
-    np.testing.assert_allclose(fast.spins, slow.spins, atol=1e-5)
-    np.testing.assert_allclose(rf.history[:20], rs.history[:20], atol=1e-10)
+    # two states with torques ≤ tmax lie within 2·tmax/k of each other along the softest mode; in the
+    # chain that is the uniaxial one, k ≈ 2K = 4e-4 eV/rad² (seen: 1.5e-5 apart at equal energies)
+    np.testing.assert_allclose(fast.spins, slow.spins, atol=2 * 1e-8 / 4e-4)
+    n = min(len(rf.history), len(rs.history))
+    np.testing.assert_allclose(rf.history[:n], rs.history[:n], atol=1e-10)
     assert np.all(np.diff(rf.history) <= 1e-12 * np.abs(rf.history[1:]) + 1e-15)
     # the reported torque and energy are those of the returned state
     ev = pot.compute(fast)
