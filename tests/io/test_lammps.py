@@ -2,6 +2,7 @@
 files written here (LAMMPS itself runs in test_lammps_peers.py)."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -312,3 +313,64 @@ def test_dump_thermo_from_log_is_checked(tmp_path):
         sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)["potential_energy"]
     assert "potential_energy" not in sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols,
                                                             thermo=None).names
+
+
+# A real LAMMPS (22 Jul 2025, SPIN package) log and dump of 16 bcc Fe atoms: four runs of 10 steps of
+# 1e-4 ps with thermo styles custom (with Time), multi, yaml, and custom with `thermo_modify norm yes`
+# (in.spin beside them); the dump names the spin columns c_outsp[k] of `compute outsp all
+# property/atom sp spx spy spz fmx fmy fmz`.
+SPIN_STYLES = Path(__file__).parent.parent / "data" / "lammps" / "spin_styles"
+
+
+def test_log_reader_reads_every_thermo_style_and_the_normalisation():
+    blocks = sl.io.read_lammps_log(SPIN_STYLES / "log.lammps")
+    assert [b.style for b in blocks] == ["one", "multi", "yaml", "one"]
+    assert [b.norm for b in blocks] == [False, False, False, True]
+    assert all(b.natoms == 16 and b.units == "metal" and b.timestep == 1e-4 for b in blocks)
+    np.testing.assert_array_equal(blocks[0]["Time"], [0, 0.0005, 0.001])
+    np.testing.assert_array_equal(blocks[1]["Step"], [10, 15, 20])  # multi: "---- Step 10 ----", Name = value
+    np.testing.assert_array_equal(blocks[1]["PotEng"], [-67.7230, -67.7225, -67.7219])
+    np.testing.assert_array_equal(blocks[1]["Press"], [-37602.5957, -37610.2961, -37620.9737])
+    np.testing.assert_array_equal(blocks[2]["Step"], [20, 25, 30])  # yaml: keywords + data rows
+    np.testing.assert_array_equal(blocks[2]["PotEng"], [-67.7218845020252, -67.721042847514, -67.7200179447646])
+    # norm yes: per-atom energies as printed; extensive() gives the totals
+    np.testing.assert_array_equal(blocks[3]["PotEng"], [-4.2325011, -4.2324258, -4.2323392])
+    np.testing.assert_allclose(blocks[3].extensive("PotEng"), 16 * np.array([-4.2325011, -4.2324258, -4.2323392]),
+                               rtol=1e-15)
+    # the same state (step 30) printed by the yaml run and the normalised run: one energy
+    assert blocks[3].extensive("PotEng")[0] == pytest.approx(blocks[2]["PotEng"][2], rel=1e-8)
+    assert blocks[0]["PotEng"][2] == pytest.approx(blocks[1]["PotEng"][0], abs=0.5e-4)  # step 10, 4 decimals
+    np.testing.assert_array_equal(blocks[0].extensive("PotEng"), blocks[0]["PotEng"])  # not normalised
+
+
+def test_log_reader_follows_lammps_rules_for_norm_and_headers(tmp_path):
+    p = tmp_path / "log.lammps"
+    run = "Per MPI rank memory allocation (min/avg/max) = 5.6 | 5.6 | 5.6 Mbytes\n{h}\n{r}\nLoop time of 1 on 1 procs " \
+          "for 10 steps with 4 atoms\n"
+    p.write_text("units lj\n" + run.format(h="Step PotEng", r="0 -1.5")  # lj: per atom by default
+                 + "units metal\nthermo_modify norm yes\n" + run.format(h="Step PotEng", r="0 -1.5")
+                 + "thermo_style custom time step pe\n"  # thermo_style restores norm no
+                 + run.format(h="   Time   Step   PotEng", r="0.1 100 -6.0")
+                 + "Memory usage per processor = 1.2 Mbytes\nWARNING: x (src/y.cpp:1)\n   Time Step PotEng\n 0 5 -7\n")
+    blocks = sl.io.read_lammps_log(p)
+    assert [b.norm for b in blocks] == [True, True, False, False]
+    np.testing.assert_array_equal([b["Step"][0] for b in blocks], [0, 0, 100, 5])  # Step anywhere in the header
+    assert blocks[0].extensive("PotEng")[0] == -6.0 and blocks[2].extensive("PotEng")[0] == -6.0
+    assert blocks[3].natoms is None  # cut short: complete rows kept
+    blocks[3].norm = True
+    with pytest.raises(FileFormatError, match="per atom .* atom count is unknown"):
+        blocks[3].extensive("PotEng")
+
+
+def test_dump_energies_and_times_from_a_log_of_every_style():
+    d = sl.io.read_lammps_dump(SPIN_STYLES / "dump.lammpstrj", elements=["Fe"])
+    np.testing.assert_array_equal(d["step"], np.arange(0, 45, 5))
+    # Time column (steps 0-10), then step × the log's timestep 1e-4 ps; ps → fs
+    np.testing.assert_allclose(d["time"], np.arange(0, 45, 5) * 0.1, rtol=1e-12, atol=1e-15)
+    pe = d["potential_energy"]
+    blocks = sl.io.read_lammps_log(SPIN_STYLES / "log.lammps")
+    np.testing.assert_array_equal(pe[:3], blocks[0]["PotEng"])          # first line of a repeated step
+    np.testing.assert_array_equal(pe[3:5], blocks[1]["PotEng"][1:])     # multi
+    np.testing.assert_array_equal(pe[5:7], blocks[2]["PotEng"][1:])     # yaml
+    np.testing.assert_allclose(pe[7:], 16 * blocks[3]["PotEng"][1:], rtol=1e-15)  # norm yes → extensive
+    assert np.ptp(d["total_energy"]) < 1e-4  # NVE: conserved across the four runs (none is per atom)
