@@ -32,6 +32,7 @@ their own sections):
       # columns: {c_outsp[1]: spx, c_outsp[2]: spy, c_outsp[3]: spz, c_outsp[4]: sp}
       #                              #   LAMMPS dumps: renames of compute columns to spx spy spz
       #                              #   sp (and fmx fmy fmz), as `dump ... c_outsp[1] ...` writes them
+      #                              #   (default for both: what a log.lammps beside the dump says)
       repeat: [6, 6, 6]              # supercell: an integer or three (default 1)
       moments: 2.2                   # μB: a number or {element: μB} (elements not named get 0);
                                      #   default: the file's moments, or ASE's for the element

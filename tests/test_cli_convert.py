@@ -199,6 +199,22 @@ def test_lammps_files_convert_with_their_spins(run, tmp_path, capsys):
             np.testing.assert_allclose(t["spins"][0], states[1].spins, atol=1e-15, err_msg=path)
             np.testing.assert_allclose(t["moments"][0], states[1].moments, rtol=1e-15, err_msg=path)
 
+    # a dump of compute columns without an element column: --columns and --elements name them
+    text = text.replace(" Fe ", " ").replace("element ", "").replace("spx spy spz sp", "c_s[2] c_s[3] c_s[4] c_s[1]")
+    (tmp_path / "c.lammpstrj").write_text(text)  # as from `compute s all property/atom sp spx spy spz`
+    argv = ["convert", str(tmp_path / "c.lammpstrj"), str(tmp_path / "c.h5")]
+    assert main(argv) == 1
+    assert "spx spy spz sp" in capsys.readouterr().err
+    assert main(argv + ["--columns", "c_s[1]=sp,c_s[2]=spx,c_s[3]=spy,c_s[4]=spz", "--elements", "Fe"]) == 0
+    with Trajectory(tmp_path / "c.h5") as t, Trajectory(tmp_path / "d.h5") as ref:
+        for name in ("spins", "moments", "positions", "velocities", "step"):
+            np.testing.assert_array_equal(t[name], ref[name], err_msg=name)
+        np.testing.assert_array_equal(t[0].numbers, 26)
+    assert main(argv[:2] + [str(tmp_path / "c2.h5"), "--columns", "c_s[1]"]) == 1
+    assert "--columns: expected OLD=NEW pairs" in capsys.readouterr().err
+    with pytest.raises(InputError, match="options of LAMMPS"):
+        convert(run, tmp_path / "x.extxyz", elements=["Fe"])
+
 
 def test_recompress_an_lzf_trajectory_for_other_hdf5_tools(run, tmp_path):
     lzf, gz = tmp_path / "lzf.h5", tmp_path / "gz.h5"

@@ -293,6 +293,23 @@ def test_file_formats_of_other_codes_keep_their_moments(tmp_path):
         C.build_structure(C.load(_cfg(tmp_path, structure={"file": "POSCAR", "spins": "file"})))
 
 
+def test_lammps_dump_with_its_log_needs_no_columns_nor_elements(tmp_path):
+    """A SPIN dump of c_outsp[k] columns and no element column, with the log.lammps of the run
+    beside it: the log's compute property/atom and mass commands name them (real LAMMPS output)."""
+    import shutil
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data" / "lammps" / "spin_styles"
+    for name in ("dump.lammpstrj", "log.lammps"):
+        shutil.copy(data / name, tmp_path / name)
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "dump.lammpstrj", "index": 2})))
+    ref = sl.io.read_lammps_dump(data / "dump.lammpstrj", elements=["Fe"],
+                                 columns={"c_outsp[1]": "sp", "c_outsp[2]": "spx", "c_outsp[3]": "spy",
+                                          "c_outsp[4]": "spz"}, thermo=None)[2]
+    for name in ("positions", "velocities", "spins", "moments", "numbers"):
+        np.testing.assert_array_equal(getattr(st, name), getattr(ref, name), err_msg=name)
+
+
 def test_lammps_files_are_read_with_their_spins_moments_and_units(tmp_path):
     """structure.file: a LAMMPS data file (spinlat's export, or one without its metadata) or a
     spin dump is read by spinlat's LAMMPS readers, not by ASE (which drops the spins and moments

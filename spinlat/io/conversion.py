@@ -133,16 +133,22 @@ def _write_ase(target, atoms_list, kind, format):
         raise InputError(f"cannot write {target}: {exc}{hint}") from None
 
 
-def _read_ase(source, kind, format, selection):
+def _read_ase(source, kind, format, selection, columns=None, elements=None):
     from .extxyz import read_extxyz
     from .lammps_read import lammps_file_kind, read_lammps_data, read_lammps_dump
 
     lammps = lammps_file_kind(source, format) if kind == "ase" else None
+    if lammps is None and (columns is not None or elements is not None):
+        raise InputError(f"columns and elements are options of LAMMPS dump and data sources; {source} is not one")
     if lammps == "data":
-        frames = [read_lammps_data(source).to_ase()]
+        if columns is not None:
+            raise InputError(f"columns: only used with LAMMPS dumps, and {source} is a LAMMPS data file")
+        frames = [read_lammps_data(source, elements=elements).to_ase()]
     elif lammps == "dump":  # spins, moments, magnetic forces and metal units: ASE's reader keeps none
-        dump = read_lammps_dump(source)
-        frames = [dump.atoms(i) for i in _indices(len(dump), selection)]
+        dump = read_lammps_dump(source, elements=elements, columns=columns)
+        indices = _indices(len(dump), selection)
+        dump.check_atom_count(indices)
+        frames = [dump.atoms(i) for i in indices]
         selection = slice(None)
         _calc_results_to_arrays(frames)
     elif kind == "extxyz":
@@ -157,7 +163,13 @@ def _read_ase(source, kind, format, selection):
         _calc_results_to_arrays(frames)
     if isinstance(frames, list) and not frames:
         raise FileFormatError(f"{source} holds no frame")
-    return [frames[i] for i in _indices(len(frames), selection)]
+    chosen = _indices(len(frames), selection)
+    for i in chosen:
+        if len(frames[i]) != len(frames[chosen[0]]):
+            raise FileFormatError(f"{source}: frame {i} holds {len(frames[i])} atoms, frame {chosen[0]} holds "
+                                  f"{len(frames[chosen[0]])}: a spinlat trajectory holds a fixed set of atoms "
+                                  "(convert frames with one count, --frames)")
+    return [frames[i] for i in chosen]
 
 
 def _warn_if_moments_lost(target, format, moments):
@@ -195,10 +207,15 @@ def _number(info, key, default):
         return default
 
 
-def convert(source, target, frames=None, format=None, compression="gzip", overwrite=False) -> int:
+def convert(source, target, frames=None, format=None, compression="gzip", overwrite=False, columns=None,
+            elements=None) -> int:
     """Convert ``source`` into ``target`` (module docstring); returns the number of frames
     written. ``format``: ASE format name of the non-HDF5 side, when its extension does not tell;
-    ``compression``: of an HDF5 target (:mod:`spinlat.io.hdf5`). Raises InputError for a bad
+    ``compression``: of an HDF5 target (:mod:`spinlat.io.hdf5`); ``columns`` (renames of dump
+    columns, ``{"c_outsp[1]": "sp", ...}``) and ``elements`` (element of each atom type) for a
+    LAMMPS dump or data source, as :func:`spinlat.io.read_lammps_dump` takes them (by default a
+    ``log.lammps`` beside the dump names both when it can). A source whose frames hold
+    different numbers of atoms is refused (FileFormatError naming the frame). Raises InputError for a bad
     selection, an existing target without ``overwrite``, or source and target the same file;
     MissingFileError (a FileNotFoundError) / FileFormatError for a missing or unreadable source."""
     from ..state import State
@@ -227,6 +244,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                          f"{target}; use ase.io for conversions between other formats")
 
     if src_kind == "hdf5":
+        if columns is not None or elements is not None:
+            raise InputError(f"columns and elements are options of LAMMPS sources; {source} is a spinlat trajectory")
         with Trajectory(source) as traj:
             indices = _indices(len(traj), selection)
             if not indices:
@@ -248,7 +267,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             return _write_h5(target, items, attrs.get("potential", ""), attrs.get("integrator", ""),
                              attrs.get("seed"), meta, forces, compression, overwrite)
 
-    atoms_list = _read_ase(source, src_kind, format, selection)
+    atoms_list = _read_ase(source, src_kind, format, selection, columns, elements)
     if not atoms_list:
         raise InputError(f"frames: {frames!r} selects no frame of {source}")
     if not any(np.any(ase_magnetic_moments(a) != 0) for a in atoms_list):

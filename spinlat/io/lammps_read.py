@@ -359,8 +359,10 @@ class LammpsDump:
         if not self._frames:
             raise FileFormatError(f"{self.path}: no frame found (not a LAMMPS dump, or empty)")
         self._log_blocks, self._log = self._find_log(thermo)
+        columns = dict(columns or {})
         rename = {} if self._log is None else self._log.renames(self._frames[0].columns)
-        rename.update(columns or {})
+        rename = {a: b for a, b in rename.items() if a not in columns and b not in columns.values()}
+        rename.update(columns)
         for fr in self._frames:
             fr.columns = [rename.get(c, c) for c in fr.columns]
         self._check_columns(self._frames[0])
@@ -443,6 +445,9 @@ class LammpsDump:
 
     def _check_columns(self, fr):
         cols = set(fr.columns)
+        twice = sorted(c for c in cols if fr.columns.count(c) > 1)
+        if twice:
+            raise FileFormatError(f"{self.path}: column {twice[0]} appears twice after renaming (columns {fr.columns})")
         missing = [c for c in _REQUIRED if c not in cols]
         pos_sets = [("x", "y", "z"), ("xu", "yu", "zu"), ("xs", "ys", "zs"), ("xsu", "ysu", "zsu")]
         if not any(set(p) <= cols for p in pos_sets):
@@ -672,10 +677,32 @@ class LammpsDump:
         """The last complete frame as a State (to continue the run in spinlat)."""
         return self._frame(len(self) - 1)
 
+    def check_atom_count(self, indices=None) -> int:
+        """The number of atoms of the frames ``indices`` (default: all), after checking that it is
+        the same in each; FileFormatError naming the first frame (index, step and line) whose
+        count differs (atoms lost or deposited during the LAMMPS run): per-atom arrays and spinlat
+        trajectories need one set of atoms, so read such frames one by one."""
+        indices = range(len(self)) if indices is None else [self._index(i) for i in indices]
+        first = None
+        for i in indices:
+            fr = self._frames[i]
+            if first is None:
+                first = (i, fr)
+            elif fr.n != first[1].n:
+                f0 = first[1]
+                raise FileFormatError(f"{self.path}: frame {i} (step {fr.step}, line {fr.line - 1}) holds {fr.n} atoms, "
+                                      f"frame {first[0]} (step {f0.step}) holds {f0.n}: the number of atoms changes "
+                                      "during the dump; per-atom arrays and trajectories need a fixed set of atoms "
+                                      "(read frames one by one, or select frames with one count)")
+        return 0 if first is None else first[1].n
+
     def array(self, name) -> np.ndarray:
-        """Array ``name`` over all frames (see the class docstring for names and units)."""
+        """Array ``name`` over all frames (see the class docstring for names and units); per-atom
+        arrays need the same atoms in every frame (:meth:`check_atom_count`)."""
         if name not in self.names:
             raise KeyError(f"{self.path}: no array {name!r}; available: {self.names}")
+        if name in ("positions", "velocities", "spins", "moments", "forces", "magnetic_forces"):
+            self.check_atom_count()
         if name in ("step", "time"):
             return np.array([self._frames[i].step if name == "step" else self._parse(i)["time"]
                              for i in range(len(self))])

@@ -374,3 +374,65 @@ def test_dump_energies_and_times_from_a_log_of_every_style():
     np.testing.assert_array_equal(pe[5:7], blocks[2]["PotEng"][1:])     # yaml
     np.testing.assert_allclose(pe[7:], 16 * blocks[3]["PotEng"][1:], rtol=1e-15)  # norm yes → extensive
     assert np.ptp(d["total_energy"]) < 1e-4  # NVE: conserved across the four runs (none is per atom)
+
+
+def _spin_dump_copy(tmp_path, with_log=True, n_frames=None, drop_atom_in=None):
+    """The spin_styles dump (first ``n_frames``; one atom fewer in frame ``drop_atom_in``) in
+    tmp_path, with its log.lammps beside it when ``with_log``."""
+    import shutil
+
+    frames = ["ITEM: TIMESTEP" + f for f in (SPIN_STYLES / "dump.lammpstrj").read_text().split("ITEM: TIMESTEP")[1:]]
+    frames = frames[:n_frames]
+    if drop_atom_in is not None:
+        lines = frames[drop_atom_in].splitlines()
+        lines[lines.index("16")] = "15"
+        frames[drop_atom_in] = "\n".join(lines[:-1]) + "\n"
+    (tmp_path / "dump.lammpstrj").write_text("".join(frames))
+    if with_log:
+        shutil.copy(SPIN_STYLES / "log.lammps", tmp_path / "log.lammps")
+    return tmp_path / "dump.lammpstrj"
+
+
+def test_dump_spin_columns_and_elements_from_the_log_beside_it(tmp_path):
+    p = _spin_dump_copy(tmp_path)
+    d = sl.io.read_lammps_dump(p)  # compute outsp all property/atom sp spx spy spz fmx fmy fmz; mass 1 55.845
+    st = d[0]
+    np.testing.assert_array_equal(st.numbers, 26)
+    np.testing.assert_array_equal(st.moments, 2.2)
+    np.testing.assert_array_equal(st.spins, np.tile([0, 0, 1.0], (16, 1)))
+    # c_outsp[7] = fmz = 338.167 rad/ps along s: no transverse part, h = 0
+    np.testing.assert_array_equal(d["magnetic_forces"][0], 0.0)
+    # explicit renames win over the log's (here: a deliberately wrong one)
+    swapped = sl.io.read_lammps_dump(p, columns={"c_outsp[1]": "spx", "c_outsp[2]": "sp"})
+    np.testing.assert_array_equal(swapped[0].moments, 0.0)
+    np.testing.assert_allclose(swapped[0].spins[:, 0], 2.2 / np.hypot(2.2, 1.0), rtol=1e-15)  # (sp, 0, spz)
+    with pytest.raises(FileFormatError, match="column spx appears twice"):
+        sl.io.read_lammps_dump(p, columns={"c_outsp[1]": "spx", "c_outsp[2]": "spx"})
+    with pytest.raises(FileFormatError, match="spx spy spz sp"):
+        sl.io.read_lammps_dump(p, thermo=None)  # no log: nothing names the c_outsp columns
+    p = _spin_dump_copy(tmp_path / "alone", with_log=False) if (tmp_path / "alone").mkdir() is None else None
+    cols = {"c_outsp[1]": "sp", "c_outsp[2]": "spx", "c_outsp[3]": "spy", "c_outsp[4]": "spz"}
+    with pytest.raises(FileFormatError, match="no element column, and neither export metadata nor a log.lammps"):
+        sl.io.read_lammps_dump(p, columns=cols)
+    log = (SPIN_STYLES / "log.lammps").read_text()
+    (tmp_path / "alone" / "log.lammps").write_text(log.replace("mass 1 55.845", "mass 1 1.0")
+                                                   .replace("Fe_mm.eam.fs Fe", "Fe_mm.eam.fs Ni"))
+    assert sl.io.read_lammps_dump(p)[0].numbers[0] == 28  # pair_coeff * * eam/fs FILE Ni
+    (tmp_path / "alone" / "log.lammps").write_text(log.replace("units metal", "units real"))
+    with pytest.raises(FileFormatError, match="units 'real'"):
+        sl.io.read_lammps_dump(p)
+
+
+def test_dump_with_a_changing_atom_count_names_the_frame(tmp_path):
+    p = _spin_dump_copy(tmp_path, n_frames=3, drop_atom_in=2)
+    d = sl.io.read_lammps_dump(p)
+    assert len(d[2]) == 15 and len(d[0]) == 16  # frames one by one
+    np.testing.assert_array_equal(d["step"], [0, 5, 10])
+    with pytest.raises(FileFormatError, match=r"frame 2 \(step 10, line 59\) holds 15 atoms, frame 0 \(step 0\) "
+                                              "holds 16"):
+        d["positions"]
+    assert d.check_atom_count([0, 1]) == 16
+    with pytest.raises(FileFormatError, match="frame 2 .* holds 15 atoms"):
+        sl.io.convert(p, tmp_path / "t.h5")
+    assert not (tmp_path / "t.h5").exists()
+    assert sl.io.convert(p, tmp_path / "t.h5", frames=":2") == 2
