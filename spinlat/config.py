@@ -33,6 +33,9 @@ their own sections):
       #                              #   LAMMPS dumps: renames of compute columns to spx spy spz
       #                              #   sp (and fmx fmy fmz), as `dump ... c_outsp[1] ...` writes them
       #                              #   (default for both: what a log.lammps beside the dump says)
+      # constraints: ignore          #   ASE constraints in the file (FixAtoms, a POSCAR's selective
+      #                              #   dynamics): refused by default, as spinlat's dynamics do not
+      #                              #   apply them; ignore: drop them and let every atom move
       repeat: [6, 6, 6]              # supercell: an integer or three (default 1)
       moments: 2.2                   # μB: a number or {element: μB} (elements not named get 0);
                                      #   default: the file's moments, or ASE's for the element
@@ -438,6 +441,7 @@ STRUCTURE: dict[str, Key] = {
     "repeat": Key(_repeat, [1, 1, 1]),
     "moments": Key(_species_number("μB", nonnegative=True)),
     "spins": Key(_spins),
+    "constraints": Key(_choice("error", "ignore"), doc="ASE constraints of the file: error (default) | ignore"),
     "temperature": Key(_number("K", nonnegative=True)),
     "rattle": Key(_number("Å", nonnegative=True), 0.0),
 }
@@ -595,7 +599,8 @@ def _read_lammps(p, kind, index, elements, key, columns=None):
         raise ConfigError(f"{key}: cannot read LAMMPS {kind} file {p} ({exc}){hint}") from None
 
 
-def read_structure(path, index=-1, format=None, key="structure.file", elements=None, columns=None):
+def read_structure(path, index=-1, format=None, key="structure.file", elements=None, columns=None,
+                   constraints="error"):
     """The State of frame ``index`` of a structure file, keeping its magnetic moments, spins
     and velocities: a spinlat HDF5 trajectory (``.h5``/``.hdf5``), a LAMMPS data file or spin
     dump (recognised by content or ``format: lammps-data`` / ``lammps-dump-text``; read by
@@ -603,7 +608,8 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
     the element of each atom type when the file does not say and ``columns`` renames of dump
     columns such as ``{"c_outsp[1]": "spx"}``), or any file ``ase.io.read``
     reads (extxyz, POSCAR, CIF, OUTCAR, ...; moments from initial magmoms, a ``magmoms``
-    column or the calculator results, see :meth:`spinlat.State.from_ase`). OVF files hold
+    column or the calculator results, see :meth:`spinlat.State.from_ase`; ``constraints``
+    "error" refuses ASE constraints on the atoms, "ignore" drops them). OVF files hold
     spins only, no atoms (:func:`spinlat.io.read_ovf`). Raises ConfigError naming ``key``."""
     from .state import State
 
@@ -644,8 +650,14 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
         raise ConfigError(f"{key}: frame index {index} is out of range for {p}") from None
     except Exception as exc:  # noqa: BLE001 - ASE readers raise many types
         raise ConfigError(f"{key}: cannot read {p} ({type(exc).__name__}: {exc})") from None
+    if constraints == "error" and atoms.constraints:
+        from .state import describe_constraints
+
+        raise ConfigError(f"{key}: {p} carries ASE constraints ({describe_constraints(atoms)}), which spinlat's "
+                          f"dynamics do not apply: set {key.rsplit('.', 1)[0]}.constraints: ignore to run with every "
+                          "atom free, or remove them from the file")
     try:
-        return State.from_ase(atoms)
+        return State.from_ase(atoms, constraints="ignore")
     except InputError as exc:
         raise ConfigError(f"{key}: {p} holds an unusable structure ({exc})") from None
 
@@ -667,10 +679,11 @@ def build_structure(cfg):
         if builder:
             raise ConfigError(f"structure.{builder[0]}: not used with structure.file (give a file or a builder)")
         st = read_structure(_resolve(cfg["_base"], sc["file"]), sc.get("index", -1), sc.get("format"),
-                            elements=sc.get("elements"), columns=sc.get("columns"))
+                            elements=sc.get("elements"), columns=sc.get("columns"),
+                            constraints=sc.get("constraints", "error"))
         file_magnetic = bool(np.any(st.moments > 0))
     else:
-        for k in ("index", "format", "elements", "columns"):
+        for k in ("index", "format", "elements", "columns", "constraints"):
             if k in sc:
                 raise ConfigError(f"structure.{k}: only used with structure.file")
         if "element" not in sc:

@@ -57,6 +57,22 @@ def ase_magnetic_moments(atoms) -> np.ndarray:
     return np.zeros(n)
 
 
+def describe_constraints(atoms) -> str:
+    """The ASE constraints of ``atoms`` in words, e.g. ``FixAtoms on atoms [0, 1, 2]``."""
+    out = []
+    for c in atoms.constraints:
+        idx = getattr(c, "index", None)
+        where = ""
+        if idx is not None:
+            idx = np.asarray(idx).ravel()
+            if idx.dtype == bool:
+                idx = np.flatnonzero(idx)
+            shown = idx[:8].tolist()
+            where = f" on atoms {shown}{' ...' if len(idx) > 8 else ''} ({len(idx)} atoms)"
+        out.append(type(c).__name__ + where)
+    return "; ".join(out)
+
+
 class State:
     """Atoms with classical magnetic moments.
 
@@ -280,7 +296,7 @@ class State:
             tile(self.moments), tile(self.velocities), tile(self.masses))
 
     @classmethod
-    def from_ase(cls, atoms, validate=True) -> "State":
+    def from_ase(cls, atoms, validate=True, constraints="error") -> "State":
         """State from ``ase.Atoms``.
 
         Magnetic moments may be collinear (N,) — spins ±z, moments |m| — or non-collinear
@@ -288,9 +304,22 @@ class State:
         (``arrays["initial_magmoms"]``), a ``magmoms`` array, and the ``magmoms`` result of an
         attached calculator (where ``ase.io.read`` puts a ``magmoms`` column of an extxyz file,
         and DFT readers put computed moments). Velocities are taken from the atoms' momenta (Å/fs).
+
+        ``constraints``: what to do with ASE constraints on the atoms (``FixAtoms``,
+        ``FixCartesian``, ``FixBondLength``, the selective dynamics of a POSCAR, ...), which a
+        State cannot hold and spinlat's integrators and minimisers do not apply: ``"error"``
+        (default) raises :class:`~spinlat.errors.InputError` naming them, so that atoms meant
+        to stay fixed never move silently; ``"ignore"`` drops them knowingly (the run config's
+        ``structure.constraints: ignore``). :class:`spinlat.ase.SpinLatticeCalculator` ignores
+        them, as every ASE calculator does: ASE's dynamics apply them to the forces.
         """
         from ase import units as ase_units
 
+        constraints = validation.choice(constraints, "constraints", ("error", "ignore"))
+        if constraints == "error" and atoms.constraints:
+            raise InputError(f"the ase.Atoms carries constraints ({describe_constraints(atoms)}) that a spinlat State "
+                             "cannot hold and spinlat's dynamics do not apply: remove them (del atoms.constraints) or "
+                             "pass constraints='ignore' to drop them knowingly (config: structure.constraints: ignore)")
         mag = ase_magnetic_moments(atoms)
         n = len(atoms)
         if mag.ndim == 1:

@@ -227,3 +227,18 @@ def test_recompress_an_lzf_trajectory_for_other_hdf5_tools(run, tmp_path):
     a, b = _arrays(run), _arrays(gz)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_constraints_of_an_ase_file_are_reported_as_dropped(tmp_path, capsys):
+    from ase.build import bulk
+    from ase.constraints import FixAtoms
+    from ase.io import write
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True).repeat(2)
+    atoms.set_initial_magnetic_moments([2.2] * len(atoms))
+    atoms.set_constraint(FixAtoms(indices=[1]))
+    write(tmp_path / "fixed.traj", atoms)
+    assert main(["convert", str(tmp_path / "fixed.traj"), str(tmp_path / "fixed.h5")]) == 0
+    assert "FixAtoms on atoms [1] (1 atoms)) are not kept" in capsys.readouterr().err
+    with Trajectory(tmp_path / "fixed.h5") as t:
+        np.testing.assert_array_equal(t["moments"][0], 2.2)

@@ -293,6 +293,28 @@ def test_file_formats_of_other_codes_keep_their_moments(tmp_path):
         C.build_structure(C.load(_cfg(tmp_path, structure={"file": "POSCAR", "spins": "file"})))
 
 
+def test_structure_file_constraints_are_refused_unless_ignored(tmp_path):
+    """A POSCAR with selective dynamics (ASE reads it as FixAtoms / FixScaled): refused by
+    default (spinlat's dynamics would move the fixed atoms), structure.constraints: ignore drops it."""
+    from ase.build import bulk
+    from ase.constraints import FixAtoms
+    from ase.io import write
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True).repeat(2)
+    atoms.set_constraint(FixAtoms(indices=[0, 1]))
+    write(tmp_path / "POSCAR", atoms, format="vasp")
+    with pytest.raises(ConfigError, match=r"structure.file: .*POSCAR carries ASE constraints \(Fix.*\).*"
+                                          "structure.constraints: ignore"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "POSCAR", "moments": 2.2})))
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "POSCAR", "moments": 2.2,
+                                                            "constraints": "ignore"})))
+    np.testing.assert_allclose(st.positions, atoms.positions, atol=1e-12)
+    with pytest.raises(ConfigError, match="structure.constraints: expected one of 'error', 'ignore'"):
+        C.load(_cfg(tmp_path, structure={"file": "POSCAR", "constraints": "yes"}))
+    with pytest.raises(ConfigError, match="structure.constraints: only used with structure.file"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"element": "Fe", "moments": 2.2, "constraints": "ignore"})))
+
+
 def test_lammps_dump_with_its_log_needs_no_columns_nor_elements(tmp_path):
     """A SPIN dump of c_outsp[k] columns and no element column, with the log.lammps of the run
     beside it: the log's compute property/atom and mass commands name them (real LAMMPS output)."""

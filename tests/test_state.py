@@ -260,3 +260,24 @@ def test_from_ase_finds_moments_where_ase_puts_them():
     atoms.calc = SinglePointCalculator(atoms, energy=0.0, magmoms=np.zeros((3, 3)))
     with pytest.raises(errors.ShapeError, match="magnetic moments of the ase.Atoms"):
         sl.State.from_ase(atoms)
+
+
+def test_from_ase_refuses_constraints_unless_told_to_ignore_them():
+    """FixAtoms (or a POSCAR's selective dynamics) on the atoms: a State cannot hold them and
+    spinlat's dynamics would move the fixed atoms, so from_ase refuses by default."""
+    from ase.build import bulk
+    from ase.constraints import FixAtoms, FixCartesian
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True).repeat(2)
+    atoms.set_initial_magnetic_moments([2.2] * len(atoms))
+    atoms.set_constraint([FixAtoms(indices=[0, 3]), FixCartesian(5, mask=(1, 0, 0))])
+    with pytest.raises(errors.InputError, match=r"constraints \(FixAtoms on atoms \[0, 3\] \(2 atoms\); FixCartesian "
+                                                r"on atoms \[5\] \(1 atoms\)\).*constraints='ignore'"):
+        sl.State.from_ase(atoms)
+    st = sl.State.from_ase(atoms, constraints="ignore")
+    np.testing.assert_array_equal(st.positions, atoms.positions)
+    with pytest.raises(errors.InputError, match="constraints: expected one of 'error', 'ignore'"):
+        sl.State.from_ase(atoms, constraints="warn")
+    atoms.set_constraint(FixAtoms(mask=[True] + [False] * 15))
+    with pytest.raises(errors.InputError, match=r"FixAtoms on atoms \[0\]"):
+        sl.State.from_ase(atoms)

@@ -270,6 +270,12 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     atoms_list = _read_ase(source, src_kind, format, selection, columns, elements)
     if not atoms_list:
         raise InputError(f"frames: {frames!r} selects no frame of {source}")
+    constrained = next((a for a in atoms_list if a.constraints), None)
+    if constrained is not None:
+        from ..state import describe_constraints
+
+        warnings.warn(f"{source}: the ASE constraints ({describe_constraints(constrained)}) are not kept: a spinlat "
+                      "trajectory holds none, and a run started from it moves every atom", UserWarning, stacklevel=2)
     if not any(np.any(ase_magnetic_moments(a) != 0) for a in atoms_list):
         warnings.warn(f"{source} holds no magnetic moments (POSCAR, CIF and plain xyz files carry none): every "
                       f"atom of {target} is non-magnetic (moment 0); set moments with a run config's "
@@ -288,7 +294,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
 
     def items():
         for k, atoms in enumerate(atoms_list):
-            state = State.from_ase(atoms)
+            state = State.from_ase(atoms, constraints="ignore")  # said above
             pe = _number(atoms.info, "energy", math.nan)
             scalars = {"step": int(_number(atoms.info, "step", k)), "time": _number(atoms.info, "time", math.nan),
                        "potential_energy": pe}
