@@ -35,11 +35,12 @@ class SpinLatticeCalculator(Calculator):
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         # constraints are ASE's to apply (to the forces, in its dynamics and optimisers)
-        state = State.from_ase(self.atoms, validate=False, constraints="ignore")
+        # the moments are inputs: the initial ones (a copy of the atoms carries no results)
+        state = State.from_ase(self.atoms, validate=False, constraints="ignore", prefer_moments="initial")
         stress = "stress" in properties
         ev = self.potential.compute(state, forces=True, magnetic_forces=True, stress=stress)
         energy = float(ev.energy)
-        collinear = ase_magnetic_moments(self.atoms).ndim == 1
+        collinear = ase_magnetic_moments(self.atoms, "initial").ndim == 1
         magmoms = state.moments * state.spins[:, 2] if collinear else state.magnetic_moments
         self.results = {
             "energy": energy,

@@ -36,6 +36,8 @@ their own sections):
       # constraints: ignore          #   ASE constraints in the file (FixAtoms, a POSCAR's selective
       #                              #   dynamics): refused by default, as spinlat's dynamics do not
       #                              #   apply them; ignore: drop them and let every atom move
+      # prefer_moments: computed     #   ASE files holding computed moments (DFT results) and initial
+      #                              #   ones (the DFT starting guess): computed (default) or initial
       repeat: [6, 6, 6]              # supercell: an integer or three (default 1)
       moments: 2.2                   # μB: a number or {element: μB} (elements not named get 0);
                                      #   default: the file's moments, or ASE's for the element
@@ -442,6 +444,7 @@ STRUCTURE: dict[str, Key] = {
     "moments": Key(_species_number("μB", nonnegative=True)),
     "spins": Key(_spins),
     "constraints": Key(_choice("error", "ignore"), doc="ASE constraints of the file: error (default) | ignore"),
+    "prefer_moments": Key(_choice("computed", "initial"), doc="ASE files with both: computed (default) | initial"),
     "temperature": Key(_number("K", nonnegative=True)),
     "rattle": Key(_number("Å", nonnegative=True), 0.0),
 }
@@ -600,7 +603,7 @@ def _read_lammps(p, kind, index, elements, key, columns=None):
 
 
 def read_structure(path, index=-1, format=None, key="structure.file", elements=None, columns=None,
-                   constraints="error"):
+                   constraints="error", prefer_moments="computed"):
     """The State of frame ``index`` of a structure file, keeping its magnetic moments, spins
     and velocities: a spinlat HDF5 trajectory (``.h5``/``.hdf5``), a LAMMPS data file or spin
     dump (recognised by content or ``format: lammps-data`` / ``lammps-dump-text``; read by
@@ -609,7 +612,8 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
     columns such as ``{"c_outsp[1]": "spx"}``), or any file ``ase.io.read``
     reads (extxyz, POSCAR, CIF, OUTCAR, ...; moments from initial magmoms, a ``magmoms``
     column or the calculator results, see :meth:`spinlat.State.from_ase`; ``constraints``
-    "error" refuses ASE constraints on the atoms, "ignore" drops them). OVF files hold
+    "error" refuses ASE constraints on the atoms, "ignore" drops them; ``prefer_moments``
+    "computed" or "initial" when the file has both). OVF files hold
     spins only, no atoms (:func:`spinlat.io.read_ovf`). Raises ConfigError naming ``key``."""
     from .state import State
 
@@ -657,7 +661,7 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
                           f"dynamics do not apply: set {key.rsplit('.', 1)[0]}.constraints: ignore to run with every "
                           "atom free, or remove them from the file")
     try:
-        return State.from_ase(atoms, constraints="ignore")
+        return State.from_ase(atoms, constraints="ignore", prefer_moments=prefer_moments)
     except InputError as exc:
         raise ConfigError(f"{key}: {p} holds an unusable structure ({exc})") from None
 
@@ -680,10 +684,11 @@ def build_structure(cfg):
             raise ConfigError(f"structure.{builder[0]}: not used with structure.file (give a file or a builder)")
         st = read_structure(_resolve(cfg["_base"], sc["file"]), sc.get("index", -1), sc.get("format"),
                             elements=sc.get("elements"), columns=sc.get("columns"),
-                            constraints=sc.get("constraints", "error"))
+                            constraints=sc.get("constraints", "error"),
+                            prefer_moments=sc.get("prefer_moments", "computed"))
         file_magnetic = bool(np.any(st.moments > 0))
     else:
-        for k in ("index", "format", "elements", "columns", "constraints"):
+        for k in ("index", "format", "elements", "columns", "constraints", "prefer_moments"):
             if k in sc:
                 raise ConfigError(f"structure.{k}: only used with structure.file")
         if "element" not in sc:

@@ -24,8 +24,8 @@
   the dump's elements from its ``element`` column or the export metadata beside it), never by
   ASE's readers, which keep neither spins nor moments.
 - any ASE-readable file → HDF5: every frame becomes a frame of a spinlat trajectory
-  (:meth:`spinlat.State.from_ase`: the moments, and the exact ``spinlat_*`` arrays when they
-  agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
+  (:meth:`spinlat.State.from_ase`: the moments — computed ones, e.g. a DFT code's, before the
+  initial guesses — and the exact ``spinlat_*`` arrays when they agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
   ``magnetic_forces`` are taken from each frame where present (else the frame's index, NaN,
   NaN, potential + kinetic, none). A source without any magnetic moments gives non-magnetic
   atoms, with a UserWarning. Positions, cell, pbc, spins, moments, velocities, masses,
@@ -189,11 +189,13 @@ def _warn_if_moments_lost(target, format, moments):
 
 
 def _calc_results_to_arrays(frames):
-    """Calculator results (energy, forces) moved into info/arrays, as read_extxyz gives them."""
+    """Calculator results (energy, forces, computed magnetic moments ``magmoms``) moved into
+    info/arrays, as read_extxyz gives them (``arrays["magmoms"]`` is preferred over the initial
+    magmoms by :meth:`spinlat.State.from_ase`)."""
     for atoms in frames:
         calc = atoms.calc
         if calc is not None:
-            for key in ("energy", "forces"):
+            for key in ("energy", "forces", "magmoms"):
                 if calc.results.get(key) is not None:
                     (atoms.info if key == "energy" else atoms.arrays)[key] = np.array(calc.results[key])
             atoms.calc = None
