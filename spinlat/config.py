@@ -73,7 +73,7 @@ their own sections):
 
 The keys of each potential and integrator ``type`` are its constructor's parameters (see
 :data:`POTENTIALS`, :data:`INTEGRATORS`); ``Heisenberg`` takes ``tb2j`` (a TB2J
-``exchange.out``), ``MagneticMACE`` takes ``path``, ``device``, ``dtype``. Relative paths are
+``exchange.out``) and ``sites`` (``all`` or ``coupled``, :meth:`Heisenberg.from_tb2j`), ``MagneticMACE`` takes ``path``, ``device``, ``dtype``. Relative paths are
 taken relative to the config file.
 
 Train config (``spinlat train``): see :func:`check_train_config`.
@@ -376,7 +376,8 @@ POTENTIALS: dict[str, dict[str, Key]] = {
         "offset": Key(_boolean),
         "elements": Key(_opt(_elements)),
     },
-    "Heisenberg": {"tb2j": Key(_path, _REQUIRED, "TB2J exchange.out file")},
+    "Heisenberg": {"tb2j": Key(_path, _REQUIRED, "TB2J exchange.out file"),
+                   "sites": Key(_choice("all", "coupled"), "all", "all | coupled (atoms in a pair or anisotropy term)")},
     "Zeeman": {"B": Key(_vector3, _REQUIRED, "field [Bx, By, Bz], T"), "elements": Key(_opt(_elements))},
     "UniaxialAnisotropy": {"K": Key(_species_number("eV"), _REQUIRED, "anisotropy constant, eV"),
                            "axis": Key(_axis, _REQUIRED, "easy axis [x, y, z]")},
@@ -770,7 +771,7 @@ def build_potential(cfg):
             term[key] = files if isinstance(given, list) else files[0]
         if name == "Heisenberg":
             try:
-                t = potentials.Heisenberg.from_tb2j(term["tb2j"])
+                t = potentials.Heisenberg.from_tb2j(term["tb2j"], sites=term.get("sites", "all"))
             except SpinlatError as exc:
                 raise ConfigError(f"{where}.tb2j: {exc}") from None
         elif name == "MagneticMACE":

@@ -186,7 +186,7 @@ def test_schemas_match_the_constructors_they_feed():
         assert set(schema) == _params(getattr(integrators, name).__init__), name
     for name, schema in C.POTENTIALS.items():
         if name == "Heisenberg":
-            assert set(schema) == {"tb2j"} and _params(potentials.Heisenberg.from_tb2j) == {"path"}
+            assert set(schema) == {"tb2j", "sites"} and _params(potentials.Heisenberg.from_tb2j) == {"path", "sites"}
         elif name == "MagneticMACE":
             from spinlat.potentials.mmace.potential import MagneticMACE
 
@@ -516,3 +516,23 @@ def test_bad_eam_files_in_configs_name_the_key(tmp_path, term, message):
     _funcfl_writer()(tmp_path / "Fe.eam", "Fe")
     with pytest.raises(ConfigError, match=message):
         C.build_potential(C.load(_cfg(tmp_path, potential=[term])))
+
+
+def test_heisenberg_sites_keeps_the_coupled_atoms_of_a_tb2j_file(tmp_path):
+    """potential: {type: Heisenberg, tb2j: FILE, sites: coupled} → the template of the atoms in a
+    pair (here Fe, not the ligand O)."""
+    from spinlat.io.tb2j import write_tb2j
+
+    cell = np.eye(3) * 4.0
+    pos = [[0, 0, 0], [2.0, 2.0, 0], [2.0, 0, 2.0]]
+    ham = potentials.Heisenberg(cell, pos, [26, 26, 8], [0, 0], [1, 0], [[0, 0, 0], [1, 0, 0]], [-0.003, 0.0015])
+    write_tb2j(tmp_path / "exchange.out", sl.State(pos, [26, 26, 8], cell=cell, pbc=True, moments=[2.5, 2.5, 0.01]),
+               ham)
+    cfg = _cfg(tmp_path, potential=[{"type": "Heisenberg", "tb2j": "exchange.out", "sites": "coupled"}])
+    pot = C.build_potential(C.load(cfg))
+    assert list(pot.numbers) == [26, 26]
+    cfg["potential"][0]["sites"] = "all"
+    assert list(C.build_potential(C.load(cfg)).numbers) == [26, 26, 8]
+    cfg["potential"][0]["sites"] = "some"
+    with pytest.raises(ConfigError, match=r"potential\[0\].sites: expected one of 'all', 'coupled'"):
+        C.load(cfg)
