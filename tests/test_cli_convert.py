@@ -107,6 +107,18 @@ def test_frame_selection(run, tmp_path):
         convert(run, tmp_path / "x.extxyz", frames="6")
     with pytest.raises(InputError, match="selects no frame"):
         convert(run, tmp_path / "x.extxyz", frames="4:2")
+    # on the command line too, negative slices after the option (argparse alone stops at '-3:')
+    for spec, picked in (("-3:", [3, 4, 5]), ("-1", [5]), ("-5:-1:2", [1, 3]), ("::-2", [5, 3, 1])):
+        out = tmp_path / f"cli{spec.replace(':', 'c')}.h5"
+        assert main(["convert", str(run), str(out), "--frames", spec]) == 0
+        with Trajectory(out) as t:
+            np.testing.assert_array_equal(t["step"], steps[picked])
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "spinlat", "convert", str(run), str(tmp_path / "m.extxyz"),
+                           "--frames", "-2:"], capture_output=True, text=True)
+    assert done.returncode == 0 and "wrote 2 frames" in done.stdout, done.stderr  # python -m spinlat
 
 
 def test_other_ase_formats_and_errors(run, tmp_path, capsys):
