@@ -56,6 +56,31 @@ def test_h5_extxyz_h5_round_trip_is_exact(run, tmp_path, capsys):
         assert sl.analysis.summary(back)["energy_conserving"] is False
 
 
+@pytest.mark.parametrize("ext", ["json", "db", "traj"])
+def test_ase_database_and_traj_round_trips_keep_steps_times_and_run_attributes(run, tmp_path, ext):
+    """ASE's JSON and SQLite databases: ase.io.write keeps no atoms.info, so steps, times, energies
+    and the run's attributes were lost (steps became frame indices, times NaN); spinlat writes them
+    as key-value pairs and data of each row and reads them back, every array bit for bit."""
+    path, back = tmp_path / f"t.{ext}", tmp_path / f"back_{ext}.h5"
+    assert convert(run, path) == 6
+    assert convert(path, back) == 6
+    a, b = _arrays(run), _arrays(back)
+    assert set(a) == set(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    with Trajectory(run) as t1, Trajectory(back) as t2:
+        for key in ("potential", "integrator", "seed"):
+            assert t1.attrs[key] == t2.attrs[key], key
+        assert t2.attrs["metadata"]["every"] == 4
+    if ext == "json":  # plain ASE reads the moments and the frame values too
+        import ase.db
+
+        row = next(ase.db.connect(str(path)).select(id=2))
+        with Trajectory(run) as t:
+            assert row.step == int(t["step"][1]) and row.time == float(t["time"][1])
+            np.testing.assert_array_equal(row.toatoms().get_initial_magnetic_moments(), t[1].magnetic_moments)
+
+
 def test_extxyz_holds_the_magnetic_per_atom_columns(run, tmp_path):
     import ase.io
 

@@ -16,7 +16,10 @@
   ``Properties`` header into a particle property that its Color coding modifier can use
   (``spinlat_spins.Z``, ``spinlat_moments``, ``magnetic_forces.X``, ``spinlat_velocities.X``,
   ...; ``forces`` becomes its standard Force property) and the frame's values into global
-  attributes (checked with OVITO 3.17's ``ovito.io.import_file``). Formats that store no
+  attributes (checked with OVITO 3.17's ``ovito.io.import_file``). ASE databases (``.json``,
+  ``.db``), whose ase.io writer keeps no ``info``, get each frame's values as key-value pairs
+  and the per-atom spinlat arrays as the row's ``data``; a ``.traj`` gets those arrays in
+  ``info["spinlat_arrays"]`` (it drops unknown arrays): both round-trip exactly. Formats that store no
   magnetic moments (POSCAR, CIF, ...) lose them: a UserWarning says so (a note of
   ``spinlat convert``), found by reading the first frame back.
 - a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
@@ -113,17 +116,92 @@ def frame_atoms(traj, i, header=False):
     return atoms
 
 
+#: ASE database formats: ase.io.write/read keep no ``info`` (steps, times, energies) in them
+_DB_TYPES = ("json", "db")
+#: per-atom arrays an ASE database does not store, kept in each row's ``data`` (and, for SQLite
+#: ``.db``, the non-collinear initial magmoms, which it stores flattened and cannot read back)
+_DB_ARRAYS = ("spinlat_spins", "spinlat_moments", "spinlat_velocities", "magnetic_forces", "initial_magmoms")
+
+
+def _db_type(path, format):
+    name = (format or Path(path).suffix.lstrip(".")).lower()
+    return name if name in _DB_TYPES else None
+
+
+def _write_db(target, atoms_list, db_type):
+    """Frames into an ASE database (.json / .db): each frame's ``info`` goes into the row's
+    key-value pairs (finite numbers, strings, bools under names the database allows) or its
+    ``data`` (the rest), the per-atom spinlat arrays into ``data`` (see :func:`_read_db`)."""
+    import ase.db
+    from ase.db.core import reserved_keys
+
+    from ..files import atomic_path
+
+    with atomic_path(target, name="convert target") as tmp:
+        with ase.db.connect(str(tmp), type=db_type, serial=True, append=False) as con:
+            for atoms in atoms_list:
+                kvp, data = {}, {}
+                for key, value in atoms.info.items():
+                    scalar = isinstance(value, (str, bool, np.bool_)) or (
+                        isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value))
+                    if scalar and key.isidentifier() and key not in reserved_keys:
+                        kvp[key] = value.item() if isinstance(value, np.generic) else value
+                    else:
+                        data[key] = value
+                data.update((k, atoms.arrays[k]) for k in _DB_ARRAYS[:-1] if k in atoms.arrays)
+                mag = atoms.arrays.get("initial_magmoms")
+                if db_type == "db" and mag is not None and mag.ndim == 2:
+                    from ase.calculators.singlepoint import SinglePointCalculator
+
+                    data["initial_magmoms"] = mag
+                    results = dict(atoms.calc.results) if atoms.calc is not None else {}
+                    atoms = atoms.copy()
+                    del atoms.arrays["initial_magmoms"]
+                    if results:
+                        atoms.calc = SinglePointCalculator(atoms, **results)
+                con.write(atoms, key_value_pairs=kvp, data=data)
+
+
+def _read_db(source, db_type):
+    """The frames of an ASE database with their ``info`` back from key-value pairs and data
+    (what :func:`_write_db` wrote; for other databases, whatever their rows hold)."""
+    import ase.db
+
+    frames = []
+    with ase.db.connect(str(source), type=db_type, serial=True) as con:
+        for row in con.select():
+            atoms = row.toatoms(add_additional_information=True)
+            info = atoms.info
+            kvp, data = info.pop("key_value_pairs", {}), info.pop("data", {})
+            info.pop("unique_id", None)
+            for key, value in data.items():
+                if key in _DB_ARRAYS and np.shape(value)[:1] == (len(atoms),):
+                    atoms.arrays[key] = np.asarray(value)
+                else:
+                    info[key] = value
+            info.update(kvp)
+            frames.append(atoms)
+    return frames
+
+
 def _write_ase(target, atoms_list, kind, format):
     from .extxyz import write_extxyz
 
     if kind == "extxyz":
         write_extxyz(target, atoms_list)             # streams the frames, replaces target when complete
         return
+    if _db_type(target, format):
+        _write_db(target, atoms_list, _db_type(target, format))
+        return
     import ase.io
 
     from ..files import atomic_path
 
     atoms_list = list(atoms_list)
+    if (format or Path(target).suffix.lstrip(".")).lower() == "traj":
+        # ASE's .traj keeps atoms.info but drops per-atom arrays it does not know
+        for atoms in atoms_list:
+            atoms.info["spinlat_arrays"] = {k: atoms.arrays[k] for k in _DB_ARRAYS[:-1] if k in atoms.arrays}
     try:
         with atomic_path(target, name="convert target") as tmp:
             ase.io.write(tmp, atoms_list if len(atoms_list) > 1 else atoms_list[0], format=format)
@@ -153,6 +231,12 @@ def _read_ase(source, kind, format, selection, columns=None, elements=None):
         _calc_results_to_arrays(frames)
     elif kind == "extxyz":
         frames = read_extxyz(source, index=":")
+    elif _db_type(source, format):
+        try:
+            frames = _read_db(source, _db_type(source, format))
+        except Exception as exc:  # noqa: BLE001 - ase.db raises many kinds for a bad file
+            raise FileFormatError(f"{source} cannot be read as an ASE database: {exc}") from None
+        _calc_results_to_arrays(frames)
     else:
         import ase.io
 
@@ -160,6 +244,11 @@ def _read_ase(source, kind, format, selection, columns=None, elements=None):
             frames = ase.io.read(str(source), index=":", format=format)
         except Exception as exc:  # noqa: BLE001 - ase raises many kinds for a bad file
             raise FileFormatError(f"{source} cannot be read by ase.io.read: {exc}") from None
+        for atoms in frames:  # per-atom arrays a .traj written by spinlat keeps in info
+            kept = atoms.info.pop("spinlat_arrays", None)
+            if isinstance(kept, dict):
+                atoms.arrays.update((k, np.asarray(v)) for k, v in kept.items()
+                                    if k in _DB_ARRAYS and np.shape(v)[:1] == (len(atoms),))
         _calc_results_to_arrays(frames)
     if isinstance(frames, list) and not frames:
         raise FileFormatError(f"{source} holds no frame")
@@ -257,7 +346,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                     target.unlink()
                 _write_ase(target, (frame_atoms(traj, i, header=(k == 0)) for k, i in enumerate(indices)),
                            dst_kind, format)
-                if dst_kind == "ase":
+                if dst_kind == "ase" and _db_type(target, format) != "db":  # .db: moments in the rows' data
                     _warn_if_moments_lost(target, format, traj.array("moments")[indices[0]])
                 return len(indices)
             attrs = traj.attrs
