@@ -39,11 +39,8 @@ def _arrays(path):
         return {name: f[name][()] for name in (*_PER_FRAME, "numbers", "masses", "pbc") if name in f}
 
 
-def test_h5_extxyz_h5_round_trip_is_exact(run, tmp_path, capsys):
-    xyz, back = tmp_path / "t.extxyz", tmp_path / "back.h5"
-    assert main(["convert", str(run), str(xyz)]) == 0
-    assert capsys.readouterr().out == f"wrote 6 frames to {xyz}\n"
-    assert main(["convert", str(xyz), str(back)]) == 0
+def _assert_same_run(run, back):
+    """Every per-frame array and the run attributes of ``back`` are those of ``run``, bit for bit."""
     a, b = _arrays(run), _arrays(back)
     assert set(a) == set(b)
     for name in a:
@@ -51,6 +48,15 @@ def test_h5_extxyz_h5_round_trip_is_exact(run, tmp_path, capsys):
     with Trajectory(run) as t1, Trajectory(back) as t2:
         for key in ("potential", "integrator", "seed"):
             assert t1.attrs[key] == t2.attrs[key], key
+
+
+def test_h5_extxyz_h5_round_trip_is_exact(run, tmp_path, capsys):
+    xyz, back = tmp_path / "t.extxyz", tmp_path / "back.h5"
+    assert main(["convert", str(run), str(xyz)]) == 0
+    assert capsys.readouterr().out == f"wrote 6 frames to {xyz}\n"
+    assert main(["convert", str(xyz), str(back)]) == 0
+    _assert_same_run(run, back)
+    with Trajectory(back) as t2:
         meta = t2.attrs["metadata"]
         assert meta["converted_from"] == str(xyz) and meta["time_unit"] == "fs" and meta["every"] == 4
         assert sl.analysis.summary(back)["energy_conserving"] is False
@@ -64,13 +70,8 @@ def test_ase_database_and_traj_round_trips_keep_steps_times_and_run_attributes(r
     path, back = tmp_path / f"t.{ext}", tmp_path / f"back_{ext}.h5"
     assert convert(run, path) == 6
     assert convert(path, back) == 6
-    a, b = _arrays(run), _arrays(back)
-    assert set(a) == set(b)
-    for name in a:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    with Trajectory(run) as t1, Trajectory(back) as t2:
-        for key in ("potential", "integrator", "seed"):
-            assert t1.attrs[key] == t2.attrs[key], key
+    _assert_same_run(run, back)
+    with Trajectory(back) as t2:
         assert t2.attrs["metadata"]["every"] == 4
     if ext == "json":  # plain ASE reads the moments and the frame values too
         import ase.db
