@@ -298,7 +298,13 @@ def summary(traj, energy_conserving=None):
     frames, Flyvbjerg–Petersen blocking, :func:`spinlat.statistics.average`), ``X_tau_int``
     (integrated autocorrelation time in frames) and ``X_reliable`` (False when the run is too
     short for its correlation time: the error is then a lower bound). Errors assume the frames
-    are stationary (equilibrated); for fewer than 2 frames they are None."""
+    are stationary (equilibrated); for fewer than 2 frames they are None.
+
+    Quantities a trajectory does not hold (NaN in every frame: energies of a file converted
+    from a format without them, times of frames without one) are left out, and ``missing``
+    lists them (``potential_energy``, ``total_energy``, ``temperature``, ``time``; a NaN time
+    span is None); a series with NaN in some frames is averaged over the others, and
+    ``X_frames`` says over how many. So every number of the summary is finite (valid JSON)."""
     from .observables import energy_drift as drift
     from .observables import energy_fluctuation as fluctuation
     from .observables import reduced_from_total
@@ -313,6 +319,10 @@ def summary(traj, energy_conserving=None):
     etot = np.asarray(t.array("total_energy"), float)
     reduced = np.linalg.norm(reduced_from_total(t.array("magnetization"), t.array("moments")), axis=1)
     span = float(time[-1] - time[0]) if len(time) else 0.0
+    missing = []
+    if not np.isfinite(span):
+        span = None
+        missing.append("time")
     out = {"frames": int(len(time)), "n_atoms": int(n), "time_unit": unit,
            ("sweeps" if unit == "sweep" else "time_fs"): span, "energy_conserving": conserving}
     series = {}
@@ -326,17 +336,31 @@ def summary(traj, energy_conserving=None):
     if not conserving:
         series["total_energy_mean_eV_per_atom"] = etot / n
     for key, x in series.items():
+        x = np.asarray(x, float)
+        finite = np.isfinite(x)
+        if not finite.any():
+            missing.append(re.sub(r"_mean.*", "", key))
+            continue
+        if not finite.all():
+            out[key + "_frames"] = int(finite.sum())
+            x = x[finite]
         out[key] = float(np.mean(x))
-        est = _average(x) if len(x) >= 2 and np.all(np.isfinite(x)) else None
+        est = _average(x) if len(x) >= 2 else None
         out[key + "_error"] = est.error if est else None
         out[key + "_tau_int"] = est.tau_int if est else None
         out[key + "_reliable"] = est.reliable if est else False
-    if conserving:
-        slope, dev = drift(time, etot, n)
+    kept = np.isfinite(etot) & (np.isfinite(time) if conserving else True)
+    if not kept.any():
+        if "total_energy" not in missing:
+            missing.append("total_energy")
+    elif conserving:
+        slope, dev = drift(time[kept], etot[kept], n)
         out["energy_drift_eV_per_atom_per_ps"] = slope
         out["energy_max_deviation_eV_per_atom"] = dev
     else:
-        out["total_energy_fluctuation_eV_per_atom"] = fluctuation(etot, n)
+        out["total_energy_fluctuation_eV_per_atom"] = fluctuation(etot[kept], n)
+    if missing:
+        out["missing"] = missing
     return out
 
 

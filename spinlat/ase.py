@@ -20,6 +20,9 @@ class SpinLatticeCalculator(Calculator):
     sum ((3,) vector or a number, as ASE's non-collinear and collinear VASP results). So
     ``atoms.get_magnetic_moments()`` and ``atoms.get_magnetic_moment()`` work. Changing the
     magnetic moments triggers a new evaluation, as ASE tracks ``initial_magmoms``.
+
+    Constraints on the atoms (``FixAtoms``, ...) are left to ASE, as with every ASE calculator:
+    the results are the unconstrained ones and ``atoms.get_forces()`` applies the constraints.
     """
 
     implemented_properties = ["energy", "energies", "free_energy", "forces", "stress", "magnetic_forces",
@@ -31,11 +34,13 @@ class SpinLatticeCalculator(Calculator):
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        state = State.from_ase(self.atoms, validate=False)
+        # constraints are ASE's to apply (to the forces, in its dynamics and optimisers)
+        # the moments are inputs: the initial ones (a copy of the atoms carries no results)
+        state = State.from_ase(self.atoms, validate=False, constraints="ignore", prefer_moments="initial")
         stress = "stress" in properties
         ev = self.potential.compute(state, forces=True, magnetic_forces=True, stress=stress)
         energy = float(ev.energy)
-        collinear = ase_magnetic_moments(self.atoms).ndim == 1
+        collinear = ase_magnetic_moments(self.atoms, "initial").ndim == 1
         magmoms = state.moments * state.spins[:, 2] if collinear else state.magnetic_moments
         self.results = {
             "energy": energy,

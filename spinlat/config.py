@@ -32,6 +32,12 @@ their own sections):
       # columns: {c_outsp[1]: spx, c_outsp[2]: spy, c_outsp[3]: spz, c_outsp[4]: sp}
       #                              #   LAMMPS dumps: renames of compute columns to spx spy spz
       #                              #   sp (and fmx fmy fmz), as `dump ... c_outsp[1] ...` writes them
+      #                              #   (default for both: what a log.lammps beside the dump says)
+      # constraints: ignore          #   ASE constraints in the file (FixAtoms, a POSCAR's selective
+      #                              #   dynamics): refused by default, as spinlat's dynamics do not
+      #                              #   apply them; ignore: drop them and let every atom move
+      # prefer_moments: computed     #   ASE files holding computed moments (DFT results) and initial
+      #                              #   ones (the DFT starting guess): computed (default) or initial
       repeat: [6, 6, 6]              # supercell: an integer or three (default 1)
       moments: 2.2                   # μB: a number or {element: μB} (elements not named get 0);
                                      #   default: the file's moments, or ASE's for the element
@@ -67,7 +73,7 @@ their own sections):
 
 The keys of each potential and integrator ``type`` are its constructor's parameters (see
 :data:`POTENTIALS`, :data:`INTEGRATORS`); ``Heisenberg`` takes ``tb2j`` (a TB2J
-``exchange.out``), ``MagneticMACE`` takes ``path``, ``device``, ``dtype``. Relative paths are
+``exchange.out``) and ``sites`` (``all`` or ``coupled``, :meth:`Heisenberg.from_tb2j`), ``MagneticMACE`` takes ``path``, ``device``, ``dtype``. Relative paths are
 taken relative to the config file.
 
 Train config (``spinlat train``): see :func:`check_train_config`.
@@ -370,7 +376,8 @@ POTENTIALS: dict[str, dict[str, Key]] = {
         "offset": Key(_boolean),
         "elements": Key(_opt(_elements)),
     },
-    "Heisenberg": {"tb2j": Key(_path, _REQUIRED, "TB2J exchange.out file")},
+    "Heisenberg": {"tb2j": Key(_path, _REQUIRED, "TB2J exchange.out file"),
+                   "sites": Key(_choice("all", "coupled"), "all", "all | coupled (atoms in a pair or anisotropy term)")},
     "Zeeman": {"B": Key(_vector3, _REQUIRED, "field [Bx, By, Bz], T"), "elements": Key(_opt(_elements))},
     "UniaxialAnisotropy": {"K": Key(_species_number("eV"), _REQUIRED, "anisotropy constant, eV"),
                            "axis": Key(_axis, _REQUIRED, "easy axis [x, y, z]")},
@@ -437,6 +444,8 @@ STRUCTURE: dict[str, Key] = {
     "repeat": Key(_repeat, [1, 1, 1]),
     "moments": Key(_species_number("μB", nonnegative=True)),
     "spins": Key(_spins),
+    "constraints": Key(_choice("error", "ignore"), doc="ASE constraints of the file: error (default) | ignore"),
+    "prefer_moments": Key(_choice("computed", "initial"), doc="ASE files with both: computed (default) | initial"),
     "temperature": Key(_number("K", nonnegative=True)),
     "rattle": Key(_number("Å", nonnegative=True), 0.0),
 }
@@ -594,7 +603,8 @@ def _read_lammps(p, kind, index, elements, key, columns=None):
         raise ConfigError(f"{key}: cannot read LAMMPS {kind} file {p} ({exc}){hint}") from None
 
 
-def read_structure(path, index=-1, format=None, key="structure.file", elements=None, columns=None):
+def read_structure(path, index=-1, format=None, key="structure.file", elements=None, columns=None,
+                   constraints="error", prefer_moments="computed"):
     """The State of frame ``index`` of a structure file, keeping its magnetic moments, spins
     and velocities: a spinlat HDF5 trajectory (``.h5``/``.hdf5``), a LAMMPS data file or spin
     dump (recognised by content or ``format: lammps-data`` / ``lammps-dump-text``; read by
@@ -602,7 +612,9 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
     the element of each atom type when the file does not say and ``columns`` renames of dump
     columns such as ``{"c_outsp[1]": "spx"}``), or any file ``ase.io.read``
     reads (extxyz, POSCAR, CIF, OUTCAR, ...; moments from initial magmoms, a ``magmoms``
-    column or the calculator results, see :meth:`spinlat.State.from_ase`). OVF files hold
+    column or the calculator results, see :meth:`spinlat.State.from_ase`; ``constraints``
+    "error" refuses ASE constraints on the atoms, "ignore" drops them; ``prefer_moments``
+    "computed" or "initial" when the file has both). OVF files hold
     spins only, no atoms (:func:`spinlat.io.read_ovf`). Raises ConfigError naming ``key``."""
     from .state import State
 
@@ -643,8 +655,14 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
         raise ConfigError(f"{key}: frame index {index} is out of range for {p}") from None
     except Exception as exc:  # noqa: BLE001 - ASE readers raise many types
         raise ConfigError(f"{key}: cannot read {p} ({type(exc).__name__}: {exc})") from None
+    if constraints == "error" and atoms.constraints:
+        from .state import describe_constraints
+
+        raise ConfigError(f"{key}: {p} carries ASE constraints ({describe_constraints(atoms)}), which spinlat's "
+                          f"dynamics do not apply: set {key.rsplit('.', 1)[0]}.constraints: ignore to run with every "
+                          "atom free, or remove them from the file")
     try:
-        return State.from_ase(atoms)
+        return State.from_ase(atoms, constraints="ignore", prefer_moments=prefer_moments)
     except InputError as exc:
         raise ConfigError(f"{key}: {p} holds an unusable structure ({exc})") from None
 
@@ -666,10 +684,12 @@ def build_structure(cfg):
         if builder:
             raise ConfigError(f"structure.{builder[0]}: not used with structure.file (give a file or a builder)")
         st = read_structure(_resolve(cfg["_base"], sc["file"]), sc.get("index", -1), sc.get("format"),
-                            elements=sc.get("elements"), columns=sc.get("columns"))
+                            elements=sc.get("elements"), columns=sc.get("columns"),
+                            constraints=sc.get("constraints", "error"),
+                            prefer_moments=sc.get("prefer_moments", "computed"))
         file_magnetic = bool(np.any(st.moments > 0))
     else:
-        for k in ("index", "format", "elements", "columns"):
+        for k in ("index", "format", "elements", "columns", "constraints", "prefer_moments"):
             if k in sc:
                 raise ConfigError(f"structure.{k}: only used with structure.file")
         if "element" not in sc:
@@ -751,7 +771,7 @@ def build_potential(cfg):
             term[key] = files if isinstance(given, list) else files[0]
         if name == "Heisenberg":
             try:
-                t = potentials.Heisenberg.from_tb2j(term["tb2j"])
+                t = potentials.Heisenberg.from_tb2j(term["tb2j"], sites=term.get("sites", "all"))
             except SpinlatError as exc:
                 raise ConfigError(f"{where}.tb2j: {exc}") from None
         elif name == "MagneticMACE":

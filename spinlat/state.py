@@ -39,14 +39,20 @@ def _check_periodic_cell(cell, pbc):
                         f"cell vectors {np.flatnonzero(pbc).tolist()}) but pbc={pbc.tolist()}")
 
 
-def ase_magnetic_moments(atoms) -> np.ndarray:
-    """The magnetic moments an ``ase.Atoms`` carries, (N,) or (N, 3) μB (zeros if none): the
-    first non-zero of initial magmoms, ``arrays["magmoms"]`` and calculator results ``magmoms``.
-    (A calculator's total ``magmom`` cannot be split into atoms and is not used.)"""
+def ase_magnetic_moments(atoms, prefer="computed") -> np.ndarray:
+    """The magnetic moments an ``ase.Atoms`` carries, (N,) or (N, 3) μB (zeros if none): with
+    ``prefer="computed"`` (default) the first non-zero of the calculator results ``magmoms``
+    (moments a DFT code computed: ASE's OUTCAR, vasprun.xml and .traj readers put them there,
+    and ``ase.io.read`` a ``magmoms`` column of an extxyz file), ``arrays["magmoms"]`` and the
+    initial magmoms (for a DFT run, the starting guess: INCAR's MAGMOM); with
+    ``prefer="initial"`` the initial magmoms first, then ``arrays["magmoms"]``, then the
+    results. (A calculator's total ``magmom`` cannot be split into atoms and is not used.)"""
+    prefer = validation.choice(prefer, "prefer_moments", ("computed", "initial"))
     n = len(atoms)
     calc = getattr(atoms, "calc", None)
     results = getattr(calc, "results", None) or {}
-    for mag in (atoms.arrays.get("initial_magmoms"), atoms.arrays.get("magmoms"), results.get("magmoms")):
+    order = [atoms.arrays.get("initial_magmoms"), atoms.arrays.get("magmoms"), results.get("magmoms")]
+    for mag in (order if prefer == "initial" else order[::-1]):
         if mag is None:
             continue
         mag = validation.real_array(mag, "magnetic moments of the ase.Atoms")
@@ -55,6 +61,22 @@ def ase_magnetic_moments(atoms) -> np.ndarray:
         if np.any(mag != 0):
             return mag
     return np.zeros(n)
+
+
+def describe_constraints(atoms) -> str:
+    """The ASE constraints of ``atoms`` in words, e.g. ``FixAtoms on atoms [0, 1, 2]``."""
+    out = []
+    for c in atoms.constraints:
+        idx = getattr(c, "index", None)
+        where = ""
+        if idx is not None:
+            idx = np.asarray(idx).ravel()
+            if idx.dtype == bool:
+                idx = np.flatnonzero(idx)
+            shown = idx[:8].tolist()
+            where = f" on atoms {shown}{' ...' if len(idx) > 8 else ''} ({len(idx)} atoms)"
+        out.append(type(c).__name__ + where)
+    return "; ".join(out)
 
 
 class State:
@@ -280,18 +302,34 @@ class State:
             tile(self.moments), tile(self.velocities), tile(self.masses))
 
     @classmethod
-    def from_ase(cls, atoms, validate=True) -> "State":
+    def from_ase(cls, atoms, validate=True, constraints="error", prefer_moments="computed") -> "State":
         """State from ``ase.Atoms``.
 
         Magnetic moments may be collinear (N,) — spins ±z, moments |m| — or non-collinear
-        (N, 3), μB. They are taken from the first non-zero of: the initial magnetic moments
-        (``arrays["initial_magmoms"]``), a ``magmoms`` array, and the ``magmoms`` result of an
-        attached calculator (where ``ase.io.read`` puts a ``magmoms`` column of an extxyz file,
-        and DFT readers put computed moments). Velocities are taken from the atoms' momenta (Å/fs).
+        (N, 3), μB. With ``prefer_moments="computed"`` (default) they are taken from the first
+        non-zero of: the ``magmoms`` result of an attached calculator (where DFT readers put
+        the computed moments and ``ase.io.read`` a ``magmoms`` column of an extxyz file), a
+        ``magmoms`` array, and the initial magnetic moments (``arrays["initial_magmoms"]``: for
+        a DFT run only the starting guess, e.g. INCAR's MAGMOM); ``prefer_moments="initial"``
+        takes the initial moments first (:func:`ase_magnetic_moments`). Velocities are taken
+        from the atoms' momenta (Å/fs).
+
+        ``constraints``: what to do with ASE constraints on the atoms (``FixAtoms``,
+        ``FixCartesian``, ``FixBondLength``, the selective dynamics of a POSCAR, ...), which a
+        State cannot hold and spinlat's integrators and minimisers do not apply: ``"error"``
+        (default) raises :class:`~spinlat.errors.InputError` naming them, so that atoms meant
+        to stay fixed never move silently; ``"ignore"`` drops them knowingly (the run config's
+        ``structure.constraints: ignore``). :class:`spinlat.ase.SpinLatticeCalculator` ignores
+        them, as every ASE calculator does: ASE's dynamics apply them to the forces.
         """
         from ase import units as ase_units
 
-        mag = ase_magnetic_moments(atoms)
+        constraints = validation.choice(constraints, "constraints", ("error", "ignore"))
+        if constraints == "error" and atoms.constraints:
+            raise InputError(f"the ase.Atoms carries constraints ({describe_constraints(atoms)}) that a spinlat State "
+                             "cannot hold and spinlat's dynamics do not apply: remove them (del atoms.constraints) or "
+                             "pass constraints='ignore' to drop them knowingly (config: structure.constraints: ignore)")
+        mag = ase_magnetic_moments(atoms, prefer_moments)
         n = len(atoms)
         if mag.ndim == 1:
             moments = np.abs(mag)

@@ -247,3 +247,45 @@ def test_summary_of_files_without_run_metadata_reads_the_integrator(tmp_path):
     s = analysis.summary(path)
     assert s["time_unit"] == "fs" and s["energy_conserving"] is None
     assert "total_energy_fluctuation_eV_per_atom" in s
+
+
+def test_summary_of_a_trajectory_without_energies_or_times_is_valid_json(tmp_path, capsys):
+    """A trajectory converted from frames that carry no energies and no times (an extxyz of ASE
+    Atoms): the summary leaves those out (listed under ``missing``), never NaN, and ``spinlat
+    analyze`` prints strict JSON; energies present in some frames are averaged over those."""
+    import json
+
+    import ase.io
+    from ase.build import bulk
+
+    from spinlat.cli import main
+
+    frames = []
+    for k in range(6):
+        a = bulk("Fe", "bcc", a=2.8665, cubic=True).repeat(2)
+        a.set_initial_magnetic_moments([2.2] * len(a))
+        a.rattle(0.01, seed=k)
+        frames.append(a)
+    ase.io.write(tmp_path / "plain.extxyz", frames)
+    sl.io.convert(tmp_path / "plain.extxyz", tmp_path / "plain.h5")
+    s = analysis.summary(str(tmp_path / "plain.h5"))
+    assert s["missing"] == ["time", "potential_energy", "total_energy"]
+    assert s["time_fs"] is None and s["frames"] == 6 and s["reduced_magnetization_mean"] == pytest.approx(1.0)
+    assert not any(k.startswith(("potential_energy", "total_energy", "energy_drift", "energy_max")) for k in s)
+    json.dumps(s, allow_nan=False)
+    assert main(["analyze", str(tmp_path / "plain.h5")]) == 0
+    assert json.loads(capsys.readouterr().out)["missing"] == ["time", "potential_energy", "total_energy"]
+    assert main(["analyze", str(tmp_path / "plain.h5"), "--format", "text"]) == 0
+    assert "not in the trajectory: time, potential_energy, total_energy" in capsys.readouterr().out
+    # energies in frames 1, 3, 5 only: means over those three frames, counted
+    for k, a in enumerate(frames):
+        a.info.update(step=10 * k, time=0.5 * k)
+        if k % 2:
+            a.info["energy"] = -8.0 * k
+    ase.io.write(tmp_path / "some.extxyz", frames)
+    sl.io.convert(tmp_path / "some.extxyz", tmp_path / "some.h5")
+    s = analysis.summary(str(tmp_path / "some.h5"))
+    assert s["potential_energy_mean_eV_per_atom_frames"] == 3
+    assert s["potential_energy_mean_eV_per_atom"] == pytest.approx(-8.0 * 3 / 16)
+    assert s["time_fs"] == 2.5 and "missing" not in s
+    json.dumps(s, allow_nan=False)

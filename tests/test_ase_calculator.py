@@ -146,3 +146,21 @@ def test_magnetic_moments_as_ase_reports_them(system):
     plain.calc = SpinLatticeCalculator(PairSpin())
     np.testing.assert_array_equal(plain.get_magnetic_moments(), coll)
     assert plain.get_magnetic_moment() == pytest.approx(coll.sum(), abs=1e-13)
+
+
+def test_constraints_are_applied_by_ase_not_refused():
+    """Like every ASE calculator: raw results, ASE applies FixAtoms to the forces it returns."""
+    from ase.constraints import FixAtoms
+
+    from spinlat.potentials import EAM
+    from conftest import EAM_FE
+
+    st = bcc_fe(2, rattle=0.05, seed=1)
+    atoms = st.to_ase()
+    atoms.calc = SpinLatticeCalculator(EAM(EAM_FE))
+    free = atoms.get_forces().copy()
+    atoms.set_constraint(FixAtoms(indices=[0, 2]))
+    fixed = atoms.get_forces()
+    np.testing.assert_array_equal(fixed[[0, 2]], 0.0)
+    np.testing.assert_array_equal(np.delete(fixed, [0, 2], axis=0), np.delete(free, [0, 2], axis=0))
+    np.testing.assert_array_equal(atoms.get_forces(apply_constraint=False), free)

@@ -39,11 +39,8 @@ def _arrays(path):
         return {name: f[name][()] for name in (*_PER_FRAME, "numbers", "masses", "pbc") if name in f}
 
 
-def test_h5_extxyz_h5_round_trip_is_exact(run, tmp_path, capsys):
-    xyz, back = tmp_path / "t.extxyz", tmp_path / "back.h5"
-    assert main(["convert", str(run), str(xyz)]) == 0
-    assert capsys.readouterr().out == f"wrote 6 frames to {xyz}\n"
-    assert main(["convert", str(xyz), str(back)]) == 0
+def _assert_same_run(run, back):
+    """Every per-frame array and the run attributes of ``back`` are those of ``run``, bit for bit."""
     a, b = _arrays(run), _arrays(back)
     assert set(a) == set(b)
     for name in a:
@@ -51,9 +48,38 @@ def test_h5_extxyz_h5_round_trip_is_exact(run, tmp_path, capsys):
     with Trajectory(run) as t1, Trajectory(back) as t2:
         for key in ("potential", "integrator", "seed"):
             assert t1.attrs[key] == t2.attrs[key], key
+
+
+def test_h5_extxyz_h5_round_trip_is_exact(run, tmp_path, capsys):
+    xyz, back = tmp_path / "t.extxyz", tmp_path / "back.h5"
+    assert main(["convert", str(run), str(xyz)]) == 0
+    assert capsys.readouterr().out == f"wrote 6 frames to {xyz}\n"
+    assert main(["convert", str(xyz), str(back)]) == 0
+    _assert_same_run(run, back)
+    with Trajectory(back) as t2:
         meta = t2.attrs["metadata"]
         assert meta["converted_from"] == str(xyz) and meta["time_unit"] == "fs" and meta["every"] == 4
         assert sl.analysis.summary(back)["energy_conserving"] is False
+
+
+@pytest.mark.parametrize("ext", ["json", "db", "traj"])
+def test_ase_database_and_traj_round_trips_keep_steps_times_and_run_attributes(run, tmp_path, ext):
+    """ASE's JSON and SQLite databases: ase.io.write keeps no atoms.info, so steps, times, energies
+    and the run's attributes were lost (steps became frame indices, times NaN); spinlat writes them
+    as key-value pairs and data of each row and reads them back, every array bit for bit."""
+    path, back = tmp_path / f"t.{ext}", tmp_path / f"back_{ext}.h5"
+    assert convert(run, path) == 6
+    assert convert(path, back) == 6
+    _assert_same_run(run, back)
+    with Trajectory(back) as t2:
+        assert t2.attrs["metadata"]["every"] == 4
+    if ext == "json":  # plain ASE reads the moments and the frame values too
+        import ase.db
+
+        row = next(ase.db.connect(str(path)).select(id=2))
+        with Trajectory(run) as t:
+            assert row.step == int(t["step"][1]) and row.time == float(t["time"][1])
+            np.testing.assert_array_equal(row.toatoms().get_initial_magnetic_moments(), t[1].magnetic_moments)
 
 
 def test_extxyz_holds_the_magnetic_per_atom_columns(run, tmp_path):
@@ -107,6 +133,18 @@ def test_frame_selection(run, tmp_path):
         convert(run, tmp_path / "x.extxyz", frames="6")
     with pytest.raises(InputError, match="selects no frame"):
         convert(run, tmp_path / "x.extxyz", frames="4:2")
+    # on the command line too, negative slices after the option (argparse alone stops at '-3:')
+    for spec, picked in (("-3:", [3, 4, 5]), ("-1", [5]), ("-5:-1:2", [1, 3]), ("::-2", [5, 3, 1])):
+        out = tmp_path / f"cli{spec.replace(':', 'c')}.h5"
+        assert main(["convert", str(run), str(out), "--frames", spec]) == 0
+        with Trajectory(out) as t:
+            np.testing.assert_array_equal(t["step"], steps[picked])
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "spinlat", "convert", str(run), str(tmp_path / "m.extxyz"),
+                           "--frames", "-2:"], capture_output=True, text=True)
+    assert done.returncode == 0 and "wrote 2 frames" in done.stdout, done.stderr  # python -m spinlat
 
 
 def test_other_ase_formats_and_errors(run, tmp_path, capsys):
@@ -199,6 +237,22 @@ def test_lammps_files_convert_with_their_spins(run, tmp_path, capsys):
             np.testing.assert_allclose(t["spins"][0], states[1].spins, atol=1e-15, err_msg=path)
             np.testing.assert_allclose(t["moments"][0], states[1].moments, rtol=1e-15, err_msg=path)
 
+    # a dump of compute columns without an element column: --columns and --elements name them
+    text = text.replace(" Fe ", " ").replace("element ", "").replace("spx spy spz sp", "c_s[2] c_s[3] c_s[4] c_s[1]")
+    (tmp_path / "c.lammpstrj").write_text(text)  # as from `compute s all property/atom sp spx spy spz`
+    argv = ["convert", str(tmp_path / "c.lammpstrj"), str(tmp_path / "c.h5")]
+    assert main(argv) == 1
+    assert "spx spy spz sp" in capsys.readouterr().err
+    assert main(argv + ["--columns", "c_s[1]=sp,c_s[2]=spx,c_s[3]=spy,c_s[4]=spz", "--elements", "Fe"]) == 0
+    with Trajectory(tmp_path / "c.h5") as t, Trajectory(tmp_path / "d.h5") as ref:
+        for name in ("spins", "moments", "positions", "velocities", "step"):
+            np.testing.assert_array_equal(t[name], ref[name], err_msg=name)
+        np.testing.assert_array_equal(t[0].numbers, 26)
+    assert main(argv[:2] + [str(tmp_path / "c2.h5"), "--columns", "c_s[1]"]) == 1
+    assert "--columns: expected OLD=NEW pairs" in capsys.readouterr().err
+    with pytest.raises(InputError, match="options of LAMMPS"):
+        convert(run, tmp_path / "x.extxyz", elements=["Fe"])
+
 
 def test_recompress_an_lzf_trajectory_for_other_hdf5_tools(run, tmp_path):
     lzf, gz = tmp_path / "lzf.h5", tmp_path / "gz.h5"
@@ -211,3 +265,18 @@ def test_recompress_an_lzf_trajectory_for_other_hdf5_tools(run, tmp_path):
     a, b = _arrays(run), _arrays(gz)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_constraints_of_an_ase_file_are_reported_as_dropped(tmp_path, capsys):
+    from ase.build import bulk
+    from ase.constraints import FixAtoms
+    from ase.io import write
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True).repeat(2)
+    atoms.set_initial_magnetic_moments([2.2] * len(atoms))
+    atoms.set_constraint(FixAtoms(indices=[1]))
+    write(tmp_path / "fixed.traj", atoms)
+    assert main(["convert", str(tmp_path / "fixed.traj"), str(tmp_path / "fixed.h5")]) == 0
+    assert "FixAtoms on atoms [1] (1 atoms)) are not kept" in capsys.readouterr().err
+    with Trajectory(tmp_path / "fixed.h5") as t:
+        np.testing.assert_array_equal(t["moments"][0], 2.2)

@@ -186,7 +186,7 @@ def test_schemas_match_the_constructors_they_feed():
         assert set(schema) == _params(getattr(integrators, name).__init__), name
     for name, schema in C.POTENTIALS.items():
         if name == "Heisenberg":
-            assert set(schema) == {"tb2j"} and _params(potentials.Heisenberg.from_tb2j) == {"path"}
+            assert set(schema) == {"tb2j", "sites"} and _params(potentials.Heisenberg.from_tb2j) == {"path", "sites"}
         elif name == "MagneticMACE":
             from spinlat.potentials.mmace.potential import MagneticMACE
 
@@ -291,6 +291,45 @@ def test_file_formats_of_other_codes_keep_their_moments(tmp_path):
     assert np.ptp(st.spins[:, 2]) > 0
     with pytest.raises(ConfigError, match="structure.spins: 'file', but POSCAR holds no magnetic moments"):
         C.build_structure(C.load(_cfg(tmp_path, structure={"file": "POSCAR", "spins": "file"})))
+
+
+def test_structure_file_constraints_are_refused_unless_ignored(tmp_path):
+    """A POSCAR with selective dynamics (ASE reads it as FixAtoms / FixScaled): refused by
+    default (spinlat's dynamics would move the fixed atoms), structure.constraints: ignore drops it."""
+    from ase.build import bulk
+    from ase.constraints import FixAtoms
+    from ase.io import write
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True).repeat(2)
+    atoms.set_constraint(FixAtoms(indices=[0, 1]))
+    write(tmp_path / "POSCAR", atoms, format="vasp")
+    with pytest.raises(ConfigError, match=r"structure.file: .*POSCAR carries ASE constraints \(Fix.*\).*"
+                                          "structure.constraints: ignore"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "POSCAR", "moments": 2.2})))
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "POSCAR", "moments": 2.2,
+                                                            "constraints": "ignore"})))
+    np.testing.assert_allclose(st.positions, atoms.positions, atol=1e-12)
+    with pytest.raises(ConfigError, match="structure.constraints: expected one of 'error', 'ignore'"):
+        C.load(_cfg(tmp_path, structure={"file": "POSCAR", "constraints": "yes"}))
+    with pytest.raises(ConfigError, match="structure.constraints: only used with structure.file"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"element": "Fe", "moments": 2.2, "constraints": "ignore"})))
+
+
+def test_lammps_dump_with_its_log_needs_no_columns_nor_elements(tmp_path):
+    """A SPIN dump of c_outsp[k] columns and no element column, with the log.lammps of the run
+    beside it: the log's compute property/atom and mass commands name them (real LAMMPS output)."""
+    import shutil
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data" / "lammps" / "spin_styles"
+    for name in ("dump.lammpstrj", "log.lammps"):
+        shutil.copy(data / name, tmp_path / name)
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "dump.lammpstrj", "index": 2})))
+    ref = sl.io.read_lammps_dump(data / "dump.lammpstrj", elements=["Fe"],
+                                 columns={"c_outsp[1]": "sp", "c_outsp[2]": "spx", "c_outsp[3]": "spy",
+                                          "c_outsp[4]": "spz"}, thermo=None)[2]
+    for name in ("positions", "velocities", "spins", "moments", "numbers"):
+        np.testing.assert_array_equal(getattr(st, name), getattr(ref, name), err_msg=name)
 
 
 def test_lammps_files_are_read_with_their_spins_moments_and_units(tmp_path):
@@ -477,3 +516,23 @@ def test_bad_eam_files_in_configs_name_the_key(tmp_path, term, message):
     _funcfl_writer()(tmp_path / "Fe.eam", "Fe")
     with pytest.raises(ConfigError, match=message):
         C.build_potential(C.load(_cfg(tmp_path, potential=[term])))
+
+
+def test_heisenberg_sites_keeps_the_coupled_atoms_of_a_tb2j_file(tmp_path):
+    """potential: {type: Heisenberg, tb2j: FILE, sites: coupled} → the template of the atoms in a
+    pair (here Fe, not the ligand O)."""
+    from spinlat.io.tb2j import write_tb2j
+
+    cell = np.eye(3) * 4.0
+    pos = [[0, 0, 0], [2.0, 2.0, 0], [2.0, 0, 2.0]]
+    ham = potentials.Heisenberg(cell, pos, [26, 26, 8], [0, 0], [1, 0], [[0, 0, 0], [1, 0, 0]], [-0.003, 0.0015])
+    write_tb2j(tmp_path / "exchange.out", sl.State(pos, [26, 26, 8], cell=cell, pbc=True, moments=[2.5, 2.5, 0.01]),
+               ham)
+    cfg = _cfg(tmp_path, potential=[{"type": "Heisenberg", "tb2j": "exchange.out", "sites": "coupled"}])
+    pot = C.build_potential(C.load(cfg))
+    assert list(pot.numbers) == [26, 26]
+    cfg["potential"][0]["sites"] = "all"
+    assert list(C.build_potential(C.load(cfg)).numbers) == [26, 26, 8]
+    cfg["potential"][0]["sites"] = "some"
+    with pytest.raises(ConfigError, match=r"potential\[0\].sites: expected one of 'all', 'coupled'"):
+        C.load(cfg)

@@ -253,10 +253,65 @@ def test_from_ase_finds_moments_where_ase_puts_them():
             np.testing.assert_array_equal(got.spins[:, 2], [1, -1, 1, 1])
         else:
             np.testing.assert_allclose(got.magnetic_moments, m, rtol=0, atol=1e-15)
-    # initial magnetic moments win over the others
+    # computed moments (here the collinear calculator result) win over the initial ones (a DFT
+    # run's starting guess), unless prefer_moments="initial"
     atoms.set_initial_magnetic_moments(np.full(len(atoms), 1.5))
-    np.testing.assert_array_equal(sl.State.from_ase(atoms).moments, 1.5)
+    np.testing.assert_array_equal(sl.State.from_ase(atoms).moments, [2.0, 2.0, 1.0, 0.0])
+    np.testing.assert_array_equal(sl.State.from_ase(atoms, prefer_moments="initial").moments, 1.5)
     atoms.set_initial_magnetic_moments(None)
     atoms.calc = SinglePointCalculator(atoms, energy=0.0, magmoms=np.zeros((3, 3)))
     with pytest.raises(errors.ShapeError, match="magnetic moments of the ase.Atoms"):
         sl.State.from_ase(atoms)
+
+
+def test_from_ase_refuses_constraints_unless_told_to_ignore_them():
+    """FixAtoms (or a POSCAR's selective dynamics) on the atoms: a State cannot hold them and
+    spinlat's dynamics would move the fixed atoms, so from_ase refuses by default."""
+    from ase.build import bulk
+    from ase.constraints import FixAtoms, FixCartesian
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True).repeat(2)
+    atoms.set_initial_magnetic_moments([2.2] * len(atoms))
+    atoms.set_constraint([FixAtoms(indices=[0, 3]), FixCartesian(5, mask=(1, 0, 0))])
+    with pytest.raises(errors.InputError, match=r"constraints \(FixAtoms on atoms \[0, 3\] \(2 atoms\); FixCartesian "
+                                                r"on atoms \[5\] \(1 atoms\)\).*constraints='ignore'"):
+        sl.State.from_ase(atoms)
+    st = sl.State.from_ase(atoms, constraints="ignore")
+    np.testing.assert_array_equal(st.positions, atoms.positions)
+    with pytest.raises(errors.InputError, match="constraints: expected one of 'error', 'ignore'"):
+        sl.State.from_ase(atoms, constraints="warn")
+    atoms.set_constraint(FixAtoms(mask=[True] + [False] * 15))
+    with pytest.raises(errors.InputError, match=r"FixAtoms on atoms \[0\]"):
+        sl.State.from_ase(atoms)
+
+
+def test_dft_output_gives_the_computed_moments_not_the_starting_guess(tmp_path):
+    """An ASE .traj of a DFT run keeps INCAR's MAGMOM guess as initial magmoms and the converged
+    moments as calculator results: State.from_ase, the run config and spinlat convert take the
+    computed ones (prefer_moments="computed", the default)."""
+    import ase.io
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from spinlat import config as C
+
+    a = bulk("Fe", "bcc", a=2.8665, cubic=True)
+    a.set_initial_magnetic_moments([3.0, -3.0])
+    a.calc = SinglePointCalculator(a, energy=-16.5, forces=np.zeros((2, 3)), magmoms=np.array([2.31, -2.29]))
+    ase.io.write(tmp_path / "dft.traj", a)
+    back = ase.io.read(tmp_path / "dft.traj")
+    st = sl.State.from_ase(back)
+    np.testing.assert_array_equal(st.moments, [2.31, 2.29])
+    np.testing.assert_array_equal(st.spins[:, 2], [1, -1])
+    np.testing.assert_array_equal(sl.State.from_ase(back, prefer_moments="initial").moments, [3.0, 3.0])
+    with pytest.raises(errors.InputError, match="prefer_moments: expected one of 'computed', 'initial'"):
+        sl.State.from_ase(back, prefer_moments="dft")
+    cfg = {"structure": {"file": "dft.traj"}, "potential": [{"type": "Zeeman", "B": [0, 0, 1.0]}],
+           "integrator": {"type": "LLG", "dt": 0.1}, "steps": 1, "_base": str(tmp_path)}
+    np.testing.assert_array_equal(C.build_structure(C.load(cfg)).moments, [2.31, 2.29])
+    cfg["structure"]["prefer_moments"] = "initial"
+    np.testing.assert_array_equal(C.build_structure(C.load(cfg)).moments, [3.0, 3.0])
+    assert sl.io.convert(tmp_path / "dft.traj", tmp_path / "dft.h5") == 1
+    with sl.io.Trajectory(tmp_path / "dft.h5") as t:
+        np.testing.assert_array_equal(t["moments"][0], [2.31, 2.29])
+        assert t["potential_energy"][0] == -16.5

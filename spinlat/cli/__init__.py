@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -94,9 +95,27 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+#: a negative index or a slice that starts with one (``-3:``, ``-10::2``, ``-5:-1``)
+_NEGATIVE_SLICE = re.compile(r"^-\d+(:-?\d*)?(:-?\d*)?$")
+
+
+def _join_negative_slices(argv):
+    """``--frames -3:`` → ``--frames=-3:``: argparse takes a value that starts with ``-`` and is
+    not a plain number for an option and stops with "expected one argument"; a value in slice
+    syntax after a long option is joined to it, for every option of every subcommand."""
+    out = []
+    for tok in argv:
+        if out and _NEGATIVE_SLICE.match(tok) and out[-1].startswith("--") and "=" not in out[-1]:
+            out[-1] = f"{out[-1]}={tok}"
+        else:
+            out.append(tok)
+    return out
+
+
 def main(argv=None) -> int:
     """Entry point of the ``spinlat`` command; returns the exit status."""
     parser = build_parser()
+    argv = _join_negative_slices(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -20,7 +20,7 @@ from .. import validation
 from ..errors import InputError
 
 HELP = "summarise and plot an HDF5 trajectory (means with error bars)"
-_SUFFIXES = ("_error", "_tau_int", "_reliable")
+_SUFFIXES = ("_error", "_tau_int", "_reliable", "_frames")
 
 
 def add_arguments(p) -> None:
@@ -46,7 +46,11 @@ def format_summary(summary: dict) -> str:
                 lines.append(f"{key} = {value:.6g} (no error: fewer than 2 frames)")
                 continue
             note = "" if summary[key + "_reliable"] else ", run too short: error is a lower bound"
+            if key + "_frames" in summary:
+                note += f", over the {summary[key + '_frames']} frames that hold it"
             lines.append(f"{key} = {value:.6g} ± {err:.2g} (τ_int = {tau:.3g} frames{note})")
+        elif key == "missing":
+            lines.append(f"not in the trajectory: {', '.join(value)}")
         else:
             lines.append(f"{key} = {value:.6g}" if isinstance(value, float) else f"{key} = {value}")
     return "\n".join(lines)
@@ -62,7 +66,7 @@ def run(args) -> int:
             raise InputError(f"trajectory {path} holds no frame (nothing to analyse)")
         conserving = None if args.energy_conserving is None else args.energy_conserving == "yes"
         summary = analysis.summary(traj, energy_conserving=conserving)
-        print(json.dumps(summary, indent=2) if args.format == "json" else format_summary(summary))
+        print(json.dumps(summary, indent=2, allow_nan=False) if args.format == "json" else format_summary(summary))
         if args.plot:
             png = path.with_suffix(".png")
             analysis.plot_overview(traj, png)

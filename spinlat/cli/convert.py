@@ -4,14 +4,21 @@ magnitudes, velocities and magnetic forces as per-atom columns), any file ASE re
 spinlat trajectory, or an HDF5 trajectory to another with a different compression.
 See :mod:`spinlat.io.conversion` for the columns and what round-trips exactly.
 
-``--frames`` takes Python's slice syntax on frame indices (``-1``, ``100:``, ``::10``,
+``--frames`` takes Python's slice syntax on frame indices (``-1``, ``100:``, ``-3:``, ``::10``,
 ``5:100:5``). The number of frames and the path written go to stdout.
+
+LAMMPS sources: ``--columns c_outsp[1]=sp,c_outsp[2]=spx,c_outsp[3]=spy,c_outsp[4]=spz`` renames
+dump columns, ``--elements Fe,Ni`` names the element of each atom type (type 1 first); without
+them a ``log.lammps`` beside the dump is read for both (its ``compute ... property/atom``,
+``pair_coeff``, ``labelmap`` and ``mass`` commands).
 """
 
 from __future__ import annotations
 
 import sys
 import warnings
+
+from ..errors import InputError
 
 HELP = "convert a trajectory: HDF5 to extxyz (OVITO) or any ASE format, and back"
 
@@ -25,6 +32,34 @@ def add_arguments(p) -> None:
     p.add_argument("--compression", default="gzip",
                    help="compression of an HDF5 target: gzip (default), a gzip level 0-9, lzf or none")
     p.add_argument("--overwrite", action="store_true", help="replace an existing target")
+    p.add_argument("--columns", metavar="OLD=NEW,...",
+                   help="LAMMPS dump source: column renames, e.g. c_outsp[1]=sp,c_outsp[2]=spx,c_outsp[3]=spy,"
+                        "c_outsp[4]=spz (default: from log.lammps beside the dump)")
+    p.add_argument("--elements", metavar="EL,...",
+                   help="LAMMPS source: element of each atom type, type 1 first, e.g. Fe,Ni (default: from the "
+                        "file, its export metadata or log.lammps beside it)")
+
+
+def parse_columns(text):
+    """``"a=b,c=d"`` (commas or spaces) → ``{"a": "b", "c": "d"}``; None stays None."""
+    if text is None:
+        return None
+    items = text.replace(",", " ").split()
+    pairs = [item.split("=") for item in items]
+    if not pairs or any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
+        raise InputError(f"--columns: expected OLD=NEW pairs separated by commas (e.g. c_outsp[1]=sp,"
+                         f"c_outsp[2]=spx), got {text!r}")
+    return dict(pairs)
+
+
+def parse_elements(text):
+    """``"Fe,Ni"`` (commas or spaces) → ``["Fe", "Ni"]``; None stays None."""
+    if text is None:
+        return None
+    items = text.replace(",", " ").split()
+    if not items:
+        raise InputError(f"--elements: expected element symbols separated by commas (e.g. Fe,Ni), got {text!r}")
+    return items
 
 
 def run(args) -> int:
@@ -38,7 +73,8 @@ def run(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         n = convert(args.source, args.target, frames=args.frames, format=args.format, compression=compression,
-                    overwrite=args.overwrite)
+                    overwrite=args.overwrite, columns=parse_columns(args.columns),
+                    elements=parse_elements(args.elements))
     for w in caught:
         print(f"spinlat convert: note: {w.message}", file=sys.stderr)
     print(f"wrote {n} frame{'s' if n != 1 else ''} to {args.target}")

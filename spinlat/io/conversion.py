@@ -16,7 +16,10 @@
   ``Properties`` header into a particle property that its Color coding modifier can use
   (``spinlat_spins.Z``, ``spinlat_moments``, ``magnetic_forces.X``, ``spinlat_velocities.X``,
   ...; ``forces`` becomes its standard Force property) and the frame's values into global
-  attributes (checked with OVITO 3.17's ``ovito.io.import_file``). Formats that store no
+  attributes (checked with OVITO 3.17's ``ovito.io.import_file``). ASE databases (``.json``,
+  ``.db``), whose ase.io writer keeps no ``info``, get each frame's values as key-value pairs
+  and the per-atom spinlat arrays as the row's ``data``; a ``.traj`` gets those arrays in
+  ``info["spinlat_arrays"]`` (it drops unknown arrays): both round-trip exactly. Formats that store no
   magnetic moments (POSCAR, CIF, ...) lose them: a UserWarning says so (a note of
   ``spinlat convert``), found by reading the first frame back.
 - a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
@@ -24,8 +27,8 @@
   the dump's elements from its ``element`` column or the export metadata beside it), never by
   ASE's readers, which keep neither spins nor moments.
 - any ASE-readable file → HDF5: every frame becomes a frame of a spinlat trajectory
-  (:meth:`spinlat.State.from_ase`: the moments, and the exact ``spinlat_*`` arrays when they
-  agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
+  (:meth:`spinlat.State.from_ase`: the moments — computed ones, e.g. a DFT code's, before the
+  initial guesses — and the exact ``spinlat_*`` arrays when they agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
   ``magnetic_forces`` are taken from each frame where present (else the frame's index, NaN,
   NaN, potential + kinetic, none). A source without any magnetic moments gives non-magnetic
   atoms, with a UserWarning. Positions, cell, pbc, spins, moments, velocities, masses,
@@ -113,17 +116,92 @@ def frame_atoms(traj, i, header=False):
     return atoms
 
 
+#: ASE database formats: ase.io.write/read keep no ``info`` (steps, times, energies) in them
+_DB_TYPES = ("json", "db")
+#: per-atom arrays an ASE database does not store, kept in each row's ``data`` (and, for SQLite
+#: ``.db``, the non-collinear initial magmoms, which it stores flattened and cannot read back)
+_DB_ARRAYS = ("spinlat_spins", "spinlat_moments", "spinlat_velocities", "magnetic_forces", "initial_magmoms")
+
+
+def _db_type(path, format):
+    name = (format or Path(path).suffix.lstrip(".")).lower()
+    return name if name in _DB_TYPES else None
+
+
+def _write_db(target, atoms_list, db_type):
+    """Frames into an ASE database (.json / .db): each frame's ``info`` goes into the row's
+    key-value pairs (finite numbers, strings, bools under names the database allows) or its
+    ``data`` (the rest), the per-atom spinlat arrays into ``data`` (see :func:`_read_db`)."""
+    import ase.db
+    from ase.db.core import reserved_keys
+
+    from ..files import atomic_path
+
+    with atomic_path(target, name="convert target") as tmp:
+        with ase.db.connect(str(tmp), type=db_type, serial=True, append=False) as con:
+            for atoms in atoms_list:
+                kvp, data = {}, {}
+                for key, value in atoms.info.items():
+                    scalar = isinstance(value, (str, bool, np.bool_)) or (
+                        isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value))
+                    if scalar and key.isidentifier() and key not in reserved_keys:
+                        kvp[key] = value.item() if isinstance(value, np.generic) else value
+                    else:
+                        data[key] = value
+                data.update((k, atoms.arrays[k]) for k in _DB_ARRAYS[:-1] if k in atoms.arrays)
+                mag = atoms.arrays.get("initial_magmoms")
+                if db_type == "db" and mag is not None and mag.ndim == 2:
+                    from ase.calculators.singlepoint import SinglePointCalculator
+
+                    data["initial_magmoms"] = mag
+                    results = dict(atoms.calc.results) if atoms.calc is not None else {}
+                    atoms = atoms.copy()
+                    del atoms.arrays["initial_magmoms"]
+                    if results:
+                        atoms.calc = SinglePointCalculator(atoms, **results)
+                con.write(atoms, key_value_pairs=kvp, data=data)
+
+
+def _read_db(source, db_type):
+    """The frames of an ASE database with their ``info`` back from key-value pairs and data
+    (what :func:`_write_db` wrote; for other databases, whatever their rows hold)."""
+    import ase.db
+
+    frames = []
+    with ase.db.connect(str(source), type=db_type, serial=True) as con:
+        for row in con.select():
+            atoms = row.toatoms(add_additional_information=True)
+            info = atoms.info
+            kvp, data = info.pop("key_value_pairs", {}), info.pop("data", {})
+            info.pop("unique_id", None)
+            for key, value in data.items():
+                if key in _DB_ARRAYS and np.shape(value)[:1] == (len(atoms),):
+                    atoms.arrays[key] = np.asarray(value)
+                else:
+                    info[key] = value
+            info.update(kvp)
+            frames.append(atoms)
+    return frames
+
+
 def _write_ase(target, atoms_list, kind, format):
     from .extxyz import write_extxyz
 
     if kind == "extxyz":
         write_extxyz(target, atoms_list)             # streams the frames, replaces target when complete
         return
+    if _db_type(target, format):
+        _write_db(target, atoms_list, _db_type(target, format))
+        return
     import ase.io
 
     from ..files import atomic_path
 
     atoms_list = list(atoms_list)
+    if (format or Path(target).suffix.lstrip(".")).lower() == "traj":
+        # ASE's .traj keeps atoms.info but drops per-atom arrays it does not know
+        for atoms in atoms_list:
+            atoms.info["spinlat_arrays"] = {k: atoms.arrays[k] for k in _DB_ARRAYS[:-1] if k in atoms.arrays}
     try:
         with atomic_path(target, name="convert target") as tmp:
             ase.io.write(tmp, atoms_list if len(atoms_list) > 1 else atoms_list[0], format=format)
@@ -133,20 +211,32 @@ def _write_ase(target, atoms_list, kind, format):
         raise InputError(f"cannot write {target}: {exc}{hint}") from None
 
 
-def _read_ase(source, kind, format, selection):
+def _read_ase(source, kind, format, selection, columns=None, elements=None):
     from .extxyz import read_extxyz
     from .lammps_read import lammps_file_kind, read_lammps_data, read_lammps_dump
 
     lammps = lammps_file_kind(source, format) if kind == "ase" else None
+    if lammps is None and (columns is not None or elements is not None):
+        raise InputError(f"columns and elements are options of LAMMPS dump and data sources; {source} is not one")
     if lammps == "data":
-        frames = [read_lammps_data(source).to_ase()]
+        if columns is not None:
+            raise InputError(f"columns: only used with LAMMPS dumps, and {source} is a LAMMPS data file")
+        frames = [read_lammps_data(source, elements=elements).to_ase()]
     elif lammps == "dump":  # spins, moments, magnetic forces and metal units: ASE's reader keeps none
-        dump = read_lammps_dump(source)
-        frames = [dump.atoms(i) for i in _indices(len(dump), selection)]
+        dump = read_lammps_dump(source, elements=elements, columns=columns)
+        indices = _indices(len(dump), selection)
+        dump.check_atom_count(indices)
+        frames = [dump.atoms(i) for i in indices]
         selection = slice(None)
         _calc_results_to_arrays(frames)
     elif kind == "extxyz":
         frames = read_extxyz(source, index=":")
+    elif _db_type(source, format):
+        try:
+            frames = _read_db(source, _db_type(source, format))
+        except Exception as exc:  # noqa: BLE001 - ase.db raises many kinds for a bad file
+            raise FileFormatError(f"{source} cannot be read as an ASE database: {exc}") from None
+        _calc_results_to_arrays(frames)
     else:
         import ase.io
 
@@ -154,10 +244,21 @@ def _read_ase(source, kind, format, selection):
             frames = ase.io.read(str(source), index=":", format=format)
         except Exception as exc:  # noqa: BLE001 - ase raises many kinds for a bad file
             raise FileFormatError(f"{source} cannot be read by ase.io.read: {exc}") from None
+        for atoms in frames:  # per-atom arrays a .traj written by spinlat keeps in info
+            kept = atoms.info.pop("spinlat_arrays", None)
+            if isinstance(kept, dict):
+                atoms.arrays.update((k, np.asarray(v)) for k, v in kept.items()
+                                    if k in _DB_ARRAYS and np.shape(v)[:1] == (len(atoms),))
         _calc_results_to_arrays(frames)
     if isinstance(frames, list) and not frames:
         raise FileFormatError(f"{source} holds no frame")
-    return [frames[i] for i in _indices(len(frames), selection)]
+    chosen = _indices(len(frames), selection)
+    for i in chosen:
+        if len(frames[i]) != len(frames[chosen[0]]):
+            raise FileFormatError(f"{source}: frame {i} holds {len(frames[i])} atoms, frame {chosen[0]} holds "
+                                  f"{len(frames[chosen[0]])}: a spinlat trajectory holds a fixed set of atoms "
+                                  "(convert frames with one count, --frames)")
+    return [frames[i] for i in chosen]
 
 
 def _warn_if_moments_lost(target, format, moments):
@@ -177,11 +278,13 @@ def _warn_if_moments_lost(target, format, moments):
 
 
 def _calc_results_to_arrays(frames):
-    """Calculator results (energy, forces) moved into info/arrays, as read_extxyz gives them."""
+    """Calculator results (energy, forces, computed magnetic moments ``magmoms``) moved into
+    info/arrays, as read_extxyz gives them (``arrays["magmoms"]`` is preferred over the initial
+    magmoms by :meth:`spinlat.State.from_ase`)."""
     for atoms in frames:
         calc = atoms.calc
         if calc is not None:
-            for key in ("energy", "forces"):
+            for key in ("energy", "forces", "magmoms"):
                 if calc.results.get(key) is not None:
                     (atoms.info if key == "energy" else atoms.arrays)[key] = np.array(calc.results[key])
             atoms.calc = None
@@ -195,10 +298,15 @@ def _number(info, key, default):
         return default
 
 
-def convert(source, target, frames=None, format=None, compression="gzip", overwrite=False) -> int:
+def convert(source, target, frames=None, format=None, compression="gzip", overwrite=False, columns=None,
+            elements=None) -> int:
     """Convert ``source`` into ``target`` (module docstring); returns the number of frames
     written. ``format``: ASE format name of the non-HDF5 side, when its extension does not tell;
-    ``compression``: of an HDF5 target (:mod:`spinlat.io.hdf5`). Raises InputError for a bad
+    ``compression``: of an HDF5 target (:mod:`spinlat.io.hdf5`); ``columns`` (renames of dump
+    columns, ``{"c_outsp[1]": "sp", ...}``) and ``elements`` (element of each atom type) for a
+    LAMMPS dump or data source, as :func:`spinlat.io.read_lammps_dump` takes them (by default a
+    ``log.lammps`` beside the dump names both when it can). A source whose frames hold
+    different numbers of atoms is refused (FileFormatError naming the frame). Raises InputError for a bad
     selection, an existing target without ``overwrite``, or source and target the same file;
     MissingFileError (a FileNotFoundError) / FileFormatError for a missing or unreadable source."""
     from ..state import State
@@ -227,6 +335,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                          f"{target}; use ase.io for conversions between other formats")
 
     if src_kind == "hdf5":
+        if columns is not None or elements is not None:
+            raise InputError(f"columns and elements are options of LAMMPS sources; {source} is a spinlat trajectory")
         with Trajectory(source) as traj:
             indices = _indices(len(traj), selection)
             if not indices:
@@ -236,7 +346,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                     target.unlink()
                 _write_ase(target, (frame_atoms(traj, i, header=(k == 0)) for k, i in enumerate(indices)),
                            dst_kind, format)
-                if dst_kind == "ase":
+                if dst_kind == "ase" and _db_type(target, format) != "db":  # .db: moments in the rows' data
                     _warn_if_moments_lost(target, format, traj.array("moments")[indices[0]])
                 return len(indices)
             attrs = traj.attrs
@@ -248,9 +358,15 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             return _write_h5(target, items, attrs.get("potential", ""), attrs.get("integrator", ""),
                              attrs.get("seed"), meta, forces, compression, overwrite)
 
-    atoms_list = _read_ase(source, src_kind, format, selection)
+    atoms_list = _read_ase(source, src_kind, format, selection, columns, elements)
     if not atoms_list:
         raise InputError(f"frames: {frames!r} selects no frame of {source}")
+    constrained = next((a for a in atoms_list if a.constraints), None)
+    if constrained is not None:
+        from ..state import describe_constraints
+
+        warnings.warn(f"{source}: the ASE constraints ({describe_constraints(constrained)}) are not kept: a spinlat "
+                      "trajectory holds none, and a run started from it moves every atom", UserWarning, stacklevel=2)
     if not any(np.any(ase_magnetic_moments(a) != 0) for a in atoms_list):
         warnings.warn(f"{source} holds no magnetic moments (POSCAR, CIF and plain xyz files carry none): every "
                       f"atom of {target} is non-magnetic (moment 0); set moments with a run config's "
@@ -269,7 +385,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
 
     def items():
         for k, atoms in enumerate(atoms_list):
-            state = State.from_ase(atoms)
+            state = State.from_ase(atoms, constraints="ignore")  # said above
             pe = _number(atoms.info, "energy", math.nan)
             scalars = {"step": int(_number(atoms.info, "step", k)), "time": _number(atoms.info, "time", math.nan),
                        "potential_energy": pe}

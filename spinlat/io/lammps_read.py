@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,20 +279,21 @@ def _data_type_map(path, sections, meta, elements) -> _TypeMap:
     if meta is not None:
         return _TypeMap({int(r["type"]): int(r["z"]) for r in meta["types"]},
                         {int(r["type"]): float(r["mass"]) for r in meta["types"]} | mass)
+    return _TypeMap(_types_from(labels, comments, masses=mass), mass)
+
+
+def _types_from(*named, masses) -> dict:
+    """atom type → atomic number: the first of the ``{type: symbol}`` maps ``named`` whose symbol is
+    an element, else the element of the type's mass (:func:`_match_mass`)."""
     z = {}
-    for source in (labels, comments):
+    for source in named:
         for t, sym in source.items():
-            if t not in z:
-                try:
-                    z[t] = _element_number(sym, "")
-                except InputError:
-                    pass
-    for t, m in mass.items():
-        if t not in z:
-            guess = _match_mass(m)
-            if guess is not None:
-                z[t] = guess
-    return _TypeMap(z, mass)
+            if t not in z and _element_or_none(sym):
+                z[t] = _element_or_none(sym)
+    for t, m in masses.items():
+        if t not in z and _match_mass(m) is not None:
+            z[t] = _match_mass(m)
+    return z
 
 
 # ------------------------------------------------------------------------------ dumps
@@ -333,23 +335,38 @@ class LammpsDump:
     metadata : ``"auto"`` (``spinlat-export.json`` next to the dump), a path, a dict, or None:
         atom masses, the time step, and the rotation back into the exported frame.
     thermo : ``"auto"`` (``log.lammps`` next to the dump, if present), a log path, or None: the
-        ``PotEng`` column at each frame's step gives ``potential_energy`` (eV). The log's ``KinEng``
-        is checked against the dumped velocities (FileFormatError if the log is another run's).
+        ``PotEng`` column at each frame's step gives ``potential_energy`` (eV, any thermo style
+        of :func:`read_lammps_log`; per-atom values of ``thermo_modify norm yes`` are multiplied
+        by the atom count; multi style prints 4 decimals). The log's ``KinEng`` is checked
+        against the dumped velocities (FileFormatError if the log is another run's; the
+        tolerance allows the 6 digits a dump prints). Its echoed commands also name the spin
+        columns (``compute ID all property/atom sp spx spy spz ...`` → ``c_ID[k]``) and the
+        elements (``labelmap``, ``pair_coeff * * ... file El ...``, else ``mass`` within
+        0.01 amu) when ``columns`` / ``elements`` do not; a log of units other than metal is
+        refused.
 
     Units: the dump must be ``units metal`` (ITEM: UNITS, if present, is checked). Times come from
-    ``ITEM: TIME`` (ps → fs), else step × the metadata's dt, else NaN.
+    ``ITEM: TIME`` (ps → fs), else the log's ``Time`` column at that step, else step × the
+    metadata's dt, else step × the log's ``timestep`` (when it sets one value and never resets
+    the step counter), else NaN.
     """
 
     def __init__(self, path, elements=None, columns=None, metadata="auto", thermo="auto"):
         self.path = Path(validation.existing_file(path, "read_lammps_dump path", "LAMMPS dump"))
         self._meta = _load_metadata(self.path, metadata)
-        self._rename = dict(columns or {})
         self._explicit = _explicit_types(elements, f"{self.path}: elements")
         self._frames = self._scan()
         if not self._frames:
             raise FileFormatError(f"{self.path}: no frame found (not a LAMMPS dump, or empty)")
+        self._log_blocks, self._log = self._find_log(thermo)
+        columns = dict(columns or {})
+        rename = {} if self._log is None else self._log.renames(self._frames[0].columns)
+        rename = {a: b for a, b in rename.items() if a not in columns and b not in columns.values()}
+        rename.update(columns)
+        for fr in self._frames:
+            fr.columns = [rename.get(c, c) for c in fr.columns]
         self._check_columns(self._frames[0])
-        self._thermo = self._read_thermo(thermo)
+        self._thermo = self._read_thermo()
         self._cache = {}
 
     # ------------------------------------------------------------------ scanning
@@ -404,7 +421,7 @@ class LammpsDump:
                     pbc = "".join("p" if b.startswith("p") else "s" for b in bnd) if bnd else "ppp"
                     frames_box = (rows, triclinic, pbc)
                 elif item.startswith("ATOMS"):
-                    cols = [self._rename.get(c, c) for c in item.split()[1:]]
+                    cols = item.split()[1:]
                     try:
                         frames.append(_FrameIndex(step, time, n, frames_box, cols, fh.tell(), ln + 1))
                     except NameError:
@@ -428,6 +445,9 @@ class LammpsDump:
 
     def _check_columns(self, fr):
         cols = set(fr.columns)
+        twice = sorted(c for c in cols if fr.columns.count(c) > 1)
+        if twice:
+            raise FileFormatError(f"{self.path}: column {twice[0]} appears twice after renaming (columns {fr.columns})")
         missing = [c for c in _REQUIRED if c not in cols]
         pos_sets = [("x", "y", "z"), ("xu", "yu", "zu"), ("xs", "ys", "zs"), ("xsu", "ysu", "zsu")]
         if not any(set(p) <= cols for p in pos_sets):
@@ -437,39 +457,61 @@ class LammpsDump:
         if missing:
             raise FileFormatError(f"{self.path}: line {fr.line - 1}: the dump lacks {', '.join(missing)}; it has "
                                   f"{' '.join(fr.columns)}")
-        if "element" not in cols and self._explicit is None and self._meta is None:
-            raise FileFormatError(f"{self.path}: the dump has no element column and no export metadata was found: "
-                                  "pass elements=[...] (one symbol per atom type)")
+        if ("element" not in cols and self._explicit is None and self._meta is None
+                and not (self._log is not None and self._log.elements())):
+            raise FileFormatError(f"{self.path}: the dump has no element column, and neither export metadata nor a "
+                                  "log.lammps naming the elements (mass, pair_coeff or labelmap) was found: pass "
+                                  "elements=[...] (one symbol per atom type)")
 
-    def _read_thermo(self, thermo):
+    def _find_log(self, thermo):
+        """The thermo blocks and echoed commands of the log (``thermo``), or (None, None)."""
         if thermo is None:
-            return None
+            return None, None
         if isinstance(thermo, str) and thermo == "auto":
             cand = self.path.resolve().parent / "log.lammps"
             if not cand.exists():
-                return None
+                return None, None
             thermo = cand
         self._thermo_path = Path(thermo)
-        blocks = read_lammps_log(thermo)
+        blocks, cmd = _read_log(thermo)
+        if cmd.units not in (None, "metal"):
+            raise FileFormatError(f"{self._thermo_path}: units {cmd.units!r}; only LAMMPS units metal logs are read "
+                                  "(pass thermo=None to read the dump without its log)")
+        return blocks, cmd
+
+    def _read_thermo(self):
+        """step → (potential energy eV, kinetic energy eV, time ps, absolute rounding eV),
+        totals over the atoms (per-atom columns of ``thermo_modify norm yes`` multiplied by the
+        atom count). A step printed by two runs keeps the first run's line (multi style prints
+        energies with 4 decimals only, the rounding recorded)."""
+        if self._log is None:
+            return None
         out = {}
-        for b in blocks:
-            if "Step" in b and "PotEng" in b:
-                ke = b.get("KinEng", np.full(len(b["Step"]), np.nan))
-                for s, e, k in zip(b["Step"], b["PotEng"], ke):
-                    out[int(s)] = (float(e), float(k))
+        n = self._frames[0].n
+        for b in self._log_blocks:
+            if "Step" not in b:
+                continue
+            nan = np.full(len(b["Step"]), np.nan)
+            pe = b.extensive("PotEng", n) if "PotEng" in b else nan
+            ke = b.extensive("KinEng", n) if "KinEng" in b else nan
+            time = b.get("Time", nan)
+            rounding = 0.5e-4 * (n if b.norm else 1) if b.style == "multi" else 0.0
+            for s, e, k, t in zip(b["Step"], pe, ke, time):
+                if int(s) not in out or math.isnan(out[int(s)][0]):
+                    out[int(s)] = (float(e), float(k), float(t), rounding)
         return out
 
     def _potential_energy(self, i) -> float:
         """PotEng of the thermo line at frame i's step, after checking that the log belongs to this
         dump: its KinEng must equal the kinetic energy of the dumped velocities."""
         fr = self._frames[i]
-        if not self._thermo or fr.step not in self._thermo:
-            raise KeyError(f"{self.path}: the thermo output has no line for step {fr.step}; print thermo at the "
-                           "dump steps")
-        pe, ke_log = self._thermo[fr.step]
+        if not self._thermo or fr.step not in self._thermo or math.isnan(self._thermo[fr.step][0]):
+            raise KeyError(f"{self.path}: the thermo output has no PotEng for step {fr.step}; print thermo (with pe) "
+                           "at the dump steps")
+        pe, ke_log, _, rounding = self._thermo[fr.step]
         if math.isfinite(ke_log) and {"vx", "vy", "vz"} <= set(fr.columns):
             ke = self._frame(i).kinetic_energy()
-            if abs(ke - ke_log) > 1e-6 * abs(ke_log) + 1e-9 * fr.n:
+            if abs(ke - ke_log) > 1e-5 * abs(ke_log) + 1e-9 * fr.n + rounding:  # dumps print 6 digits (%g)
                 raise FileFormatError(f"{self._thermo_path} does not belong to {self.path}: at step {fr.step} its "
                                       f"kinetic energy is {ke_log!r} eV, the dumped velocities give {ke!r} eV "
                                       "(pass thermo=None or the right log)")
@@ -492,7 +534,7 @@ class LammpsDump:
             out.append("forces")
         if {"fmx", "fmy", "fmz"} <= cols:
             out.append("magnetic_forces")
-        if self._thermo:
+        if self._thermo and any(math.isfinite(v[0]) for v in self._thermo.values()):
             out += ["potential_energy", "total_energy"]
         return out
 
@@ -579,12 +621,24 @@ class LammpsDump:
         else:
             pbc = np.array([c == "p" for c in pbc_s], dtype=bool)
         cell = _state_cell(meta, box_cell)
-        time = fr.time * units.FS_PER_PS if math.isfinite(fr.time) else (
-            fr.step * meta["dt_fs"] if meta is not None and meta.get("dt_fs") else math.nan)
+        time = self._time(fr, meta)
         out = dict(step=fr.step, time=time, cell=cell, pbc=pbc, positions=pos, numbers=numbers, masses=masses,
                    spins=spins, moments=moments, velocities=vel, forces=forces, magnetic_forces=h)
         self._cache = {i: out}
         return out
+
+    def _time(self, fr, meta) -> float:
+        """fs: the dump's TIME item, else the log's Time column at this step, else step × the
+        metadata's dt, else step × the log's timestep (one value, step counter never reset), else NaN."""
+        if math.isfinite(fr.time):
+            return fr.time * units.FS_PER_PS
+        if self._thermo and fr.step in self._thermo and math.isfinite(self._thermo[fr.step][2]):
+            return self._thermo[fr.step][2] * units.FS_PER_PS
+        if meta is not None and meta.get("dt_fs"):
+            return fr.step * meta["dt_fs"]
+        if self._log is not None and self._log.dt is not None:
+            return fr.step * self._log.dt * units.FS_PER_PS
+        return math.nan
 
     def _type_map(self) -> _TypeMap:
         if self._explicit is not None:
@@ -595,6 +649,8 @@ class LammpsDump:
         if self._meta is not None:
             return _TypeMap({int(r["type"]): int(r["z"]) for r in self._meta["types"]},
                             {int(r["type"]): float(r["mass"]) for r in self._meta["types"]})
+        if self._log is not None:
+            return _TypeMap(self._log.elements(), dict(self._log.masses))
         return _TypeMap({}, {})
 
     def _frame(self, i):
@@ -621,10 +677,32 @@ class LammpsDump:
         """The last complete frame as a State (to continue the run in spinlat)."""
         return self._frame(len(self) - 1)
 
+    def check_atom_count(self, indices=None) -> int:
+        """The number of atoms of the frames ``indices`` (default: all), after checking that it is
+        the same in each; FileFormatError naming the first frame (index, step and line) whose
+        count differs (atoms lost or deposited during the LAMMPS run): per-atom arrays and spinlat
+        trajectories need one set of atoms, so read such frames one by one."""
+        indices = range(len(self)) if indices is None else [self._index(i) for i in indices]
+        first = None
+        for i in indices:
+            fr = self._frames[i]
+            if first is None:
+                first = (i, fr)
+            elif fr.n != first[1].n:
+                f0 = first[1]
+                raise FileFormatError(f"{self.path}: frame {i} (step {fr.step}, line {fr.line - 1}) holds {fr.n} atoms, "
+                                      f"frame {first[0]} (step {f0.step}) holds {f0.n}: the number of atoms changes "
+                                      "during the dump; per-atom arrays and trajectories need a fixed set of atoms "
+                                      "(read frames one by one, or select frames with one count)")
+        return 0 if first is None else first[1].n
+
     def array(self, name) -> np.ndarray:
-        """Array ``name`` over all frames (see the class docstring for names and units)."""
+        """Array ``name`` over all frames (see the class docstring for names and units); per-atom
+        arrays need the same atoms in every frame (:meth:`check_atom_count`)."""
         if name not in self.names:
             raise KeyError(f"{self.path}: no array {name!r}; available: {self.names}")
+        if name in ("positions", "velocities", "spins", "moments", "forces", "magnetic_forces"):
+            self.check_atom_count()
         if name in ("step", "time"):
             return np.array([self._frames[i].step if name == "step" else self._parse(i)["time"]
                              for i in range(len(self))])
@@ -710,40 +788,247 @@ def lammps_file_kind(path, format=None):
     return None
 
 
-def read_lammps_log(path) -> list[dict]:
-    """Thermo output of a LAMMPS log: one dict per ``run``, column name (as LAMMPS prints it:
-    ``Step``, ``Time``, ``Temp``, ``PotEng``, ``KinEng``, ``TotEng``, ``Press``, ``c_ID[k]``, ...) →
-    array. Values in the run's units (metal: eV, ps, K, bar). Only the one-line thermo styles are
-    read; warning lines inside a block are skipped."""
+class ThermoBlock(dict):
+    """Thermo output of one ``run`` of a LAMMPS log: column name → array, as LAMMPS printed it.
+
+    Attributes: ``style`` (``"one"`` for the one-line styles one and custom, ``"multi"``,
+    ``"yaml"``), ``norm`` (True when the extensive columns — PotEng, KinEng, TotEng, E_*,
+    Enthalpy, Ecouple, Econserve — are per atom: ``thermo_modify norm yes``, or units lj, where
+    it is LAMMPS's default; a ``thermo_style`` command restores the default, as in LAMMPS),
+    ``natoms`` (from the run's ``Loop time ... with N atoms`` line, else None), ``units`` (the
+    ``units`` command in force; None when the log echoes none, e.g. after ``echo none``: the
+    energies are then taken as extensive unless a ``thermo_modify norm yes`` is echoed) and
+    ``timestep`` (the ``timestep`` command in force, in the run's time unit, else None).
+    """
+
+    style = "one"
+    norm = False
+    natoms = None
+    units = None
+    timestep = None
+
+    def extensive(self, name, natoms=None) -> np.ndarray:
+        """Column ``name`` as a total over the atoms: multiplied by the atom count (``natoms`` of
+        the block, else the argument) when the block is normalised (``norm``) and ``name`` is an
+        extensive column; as printed otherwise. Raises FileFormatError when a normalised block
+        has no atom count."""
+        values = self[name]
+        if not (self.norm and _is_extensive(name)):
+            return values
+        natoms = self.natoms if self.natoms is not None else natoms
+        if natoms is None:
+            raise FileFormatError(f"thermo column {name} is per atom (thermo_modify norm yes) and the run's "
+                                  "atom count is unknown (no 'Loop time ... with N atoms' line)")
+        return values * natoms
+
+
+_EXTENSIVE = {"PotEng", "KinEng", "TotEng", "Enthalpy", "Ecouple", "Econserve", "Volume"}
+
+
+def _is_extensive(name) -> bool:
+    return name in _EXTENSIVE or (name.startswith("E_") and name != "E_long_ratio")
+
+
+@dataclass
+class _LogCommands:
+    """What the input commands echoed in a log say about its dumps: spin column renames, the
+    element of each atom type and the time step."""
+
+    properties: dict  # compute ID → attributes of `compute ID group property/atom a b ...`
+    labels: dict  # atom type → symbol (labelmap atom)
+    pair_elements: dict  # atom type → symbol (pair_coeff * * ... file El1 El2 ...)
+    masses: dict  # atom type → mass (mass T m)
+    timesteps: set  # values of the timestep commands
+    timestep: float | None  # the one in force
+    reset: bool  # a reset_timestep command was seen
+    units: str | None
+
+    def renames(self, columns) -> dict:
+        """``{"c_ID[k]": attribute}`` for dump columns that are elements of a property/atom compute
+        and name a column the dump reader knows (sp, spx, ..., fmz, vx, ...)."""
+        out = {}
+        for c in columns:
+            m = re.fullmatch(r"c_([^\[\]]+)\[(\d+)\]", c)
+            if m and m.group(1) in self.properties:
+                attrs = self.properties[m.group(1)]
+                k = int(m.group(2))
+                if 1 <= k <= len(attrs) and attrs[k - 1] in _DUMP_COLUMNS and attrs[k - 1] not in columns:
+                    out[c] = attrs[k - 1]
+        return out
+
+    def elements(self) -> dict:
+        """atom type → atomic number, from labelmap, else pair_coeff element lists, else masses."""
+        return _types_from(self.labels, self.pair_elements, masses=self.masses)
+
+    @property
+    def dt(self):
+        """The time step (the run's time unit) when the log sets one and never resets the step counter."""
+        return next(iter(self.timesteps)) if len(self.timesteps) == 1 and not self.reset else None
+
+
+_DUMP_COLUMNS = {"sp", "spx", "spy", "spz", "fmx", "fmy", "fmz", "x", "y", "z", "xu", "yu", "zu", "xs", "ys",
+                 "zs", "xsu", "ysu", "zsu", "ix", "iy", "iz", "vx", "vy", "vz", "fx", "fy", "fz", "id", "type",
+                 "element", "mass"}
+_MEMORY = ("Per MPI rank memory", "Memory usage per processor")
+_MULTI = re.compile(r"^-+ Step\s+(\d+) -+")
+_PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_/\[\]]*)\s*=\s*(\S+)")
+
+
+def read_lammps_log(path) -> list:
+    """Thermo output of a LAMMPS log: one :class:`ThermoBlock` (a dict: column name as LAMMPS
+    prints it — ``Step``, ``Time``, ``Temp``, ``PotEng``, ``KinEng``, ``TotEng``, ``Press``,
+    ``c_ID[k]``, ``v_name``, ... — → array) per ``run`` or ``minimize``, in the order of the
+    log. Every thermo style is read: one and custom (a header line, then rows), multi
+    (``---- Step N ----`` then ``Name = value`` pairs), yaml (``keywords:`` and ``data:``).
+    Values are as printed, in the run's units (metal: eV, ps, K, bar); with ``thermo_modify
+    norm yes`` (or units lj) the energies are per atom: ``block.norm`` says so and
+    ``block.extensive(name)`` multiplies by the atom count. Warning lines inside a block are
+    skipped; a run cut short (no ``Loop time`` line) keeps its complete rows.
+    Raises MissingFileError / FileFormatError for a missing or unreadable file."""
+    return _read_log(path)[0]
+
+
+def _read_log(path):
     path = Path(validation.existing_file(path, "read_lammps_log path", "LAMMPS log"))
     try:
         lines = path.read_text(errors="replace").splitlines()
     except OSError as exc:
         raise FileFormatError(f"cannot read LAMMPS log {path}: {exc.strerror}") from None
+    cmd = _LogCommands({}, {}, {}, {}, set(), None, False, None)
+    norm = None  # None: the units' default
     blocks = []
-    cols = None
-    rows = []
-    for line in lines:
+    block = None  # (ThermoBlock, style, columns, rows)
+    after_memory = False
+
+    def close(natoms=None):
+        nonlocal block
+        if block is None:
+            return
+        b, style, cols, rows = block
+        if style == "multi":
+            cols = list(dict.fromkeys(k for r in rows for k in r))
+            rows = [[r.get(c, math.nan) for c in cols] for r in rows]
+        if cols:
+            for k, c in enumerate(cols):
+                b[c] = np.array([r[k] for r in rows], dtype=float)
+            if "Step" in b:
+                b["Step"] = b["Step"].astype(np.int64)
+            b.natoms = natoms
+            blocks.append(b)
+        block = None
+
+    def start(style, cols):
+        nonlocal block
+        close()
+        b = ThermoBlock()
+        b.style, b.units, b.timestep = style, cmd.units, cmd.timestep
+        b.norm = cmd.units == "lj" if norm is None else norm
+        block = (b, style, cols, [])
+
+    yaml_keys = False
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
         toks = line.split()
-        if not toks:
+        if line.startswith("WARNING"):
             continue
-        if toks[0] == "Step" and all(not _is_number(t) for t in toks):
-            cols, rows = toks, []
+        if line.startswith(_MEMORY):
+            close()
+            after_memory = True
             continue
-        if cols is None:
+        m = _MULTI.match(line)
+        if m:
+            if block is None or block[1] != "multi":
+                start("multi", None)
+            block[3].append({"Step": float(m.group(1))})
+            after_memory = False
             continue
-        if line.startswith("Loop time") or line.startswith("ERROR"):
-            blocks.append({c: np.array([r[k] for r in rows]) for k, c in enumerate(cols)})
-            cols = None
+        if line.startswith("Loop time"):
+            m = re.search(r"with\s+(\d+)\s+atoms", line)
+            close(int(m.group(1)) if m else None)
             continue
-        if len(toks) == len(cols) and all(_is_number(t) for t in toks):
-            rows.append([float(t) for t in toks])
-    if cols is not None and rows:
-        blocks.append({c: np.array([r[k] for r in rows]) for k, c in enumerate(cols)})
-    for b in blocks:
-        if "Step" in b:
-            b["Step"] = b["Step"].astype(np.int64)
-    return blocks
+        if line.startswith("ERROR") or line.startswith("Last command"):
+            close()
+            continue
+        if after_memory and line == "---":
+            start("yaml", None)
+            after_memory = False
+            continue
+        if block is not None and block[1] == "yaml":
+            if line.startswith("keywords:"):
+                block = block[:2] + ([k.strip().strip("'\"") for k in line[9:].strip().strip("[]").split(",")
+                                      if k.strip()],) + block[3:]
+            elif line.startswith("- [") and block[2]:
+                vals = [v.strip() for v in line[3:].rstrip("]").split(",") if v.strip()]
+                if len(vals) == len(block[2]) and all(_is_number(v) for v in vals):
+                    block[3].append([float(v) for v in vals])
+            elif line == "...":
+                pass
+            continue
+        if block is not None and block[1] == "multi":
+            pairs = _PAIR.findall(line)
+            if pairs and all(_is_number(v) for _, v in pairs):
+                block[3][-1].update((k, float(v)) for k, v in pairs)
+                continue
+        is_header = all(not _is_number(t) for t in toks) and (toks[0] == "Step" or (after_memory and "Step" in toks))
+        if is_header:
+            start("one", toks)
+            after_memory = False
+            continue
+        after_memory = False
+        if block is not None and block[1] == "one":
+            if len(toks) == len(block[2]) and all(_is_number(t) for t in toks):
+                block[3].append([float(t) for t in toks])
+            continue
+        norm = _echoed_command(toks, cmd, norm)
+    close()
+    return blocks, cmd
+
+
+def _echoed_command(toks, cmd, norm):
+    """Record what an input command echoed in the log says (units, thermo normalisation, time
+    step, property/atom computes, type labels, pair_coeff elements, masses); returns the
+    ``thermo_modify norm`` setting in force (None: the units' default)."""
+    name, args = toks[0], toks[1:]
+    if name == "units" and args:
+        cmd.units = args[0]
+    elif name == "thermo_style":
+        norm = None  # LAMMPS restores every thermo_modify setting to its default
+    elif name == "thermo_modify":
+        for k in range(len(args) - 1):
+            if args[k] == "norm" and args[k + 1] in ("yes", "no"):
+                norm = args[k + 1] == "yes"
+    elif name == "timestep" and args and _is_number(args[0]):
+        cmd.timestep = float(args[0])
+        cmd.timesteps.add(cmd.timestep)
+    elif name == "reset_timestep":
+        cmd.reset = True
+    elif name == "compute" and len(args) >= 3 and args[2] == "property/atom":
+        cmd.properties[args[0]] = args[3:]
+    elif name == "labelmap" and args[:1] == ["atom"]:
+        for t, sym in zip(args[1::2], args[2::2]):
+            if t.isdigit():
+                cmd.labels[int(t)] = sym
+    elif name == "mass" and len(args) >= 2 and args[0].isdigit() and _is_number(args[1]):
+        cmd.masses[int(args[0])] = float(args[1])
+    elif name == "pair_coeff" and args[:2] == ["*", "*"]:
+        # many-body styles: pair_coeff * * [substyle] FILE El1 El2 ... (NULL: a type the style skips)
+        files = [k for k, t in enumerate(args) if "." in t or "/" in t]
+        if files:
+            tail = args[files[-1] + 1:]
+            if tail and all(t == "NULL" or _element_or_none(t) for t in tail):
+                for t, sym in enumerate(tail, start=1):
+                    if sym != "NULL":
+                        cmd.pair_elements.setdefault(t, sym)
+    return norm
+
+
+def _element_or_none(sym):
+    try:
+        return _element_number(sym, "")
+    except InputError:
+        return None
 
 
 def _is_number(t) -> bool:
@@ -754,4 +1039,4 @@ def _is_number(t) -> bool:
         return False
 
 
-__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "LammpsDump"]
+__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "LammpsDump", "ThermoBlock"]

@@ -131,6 +131,9 @@ def read_ovf(path, state=None, *, segment=0, repeat=None):
     segment : index of the segment (negative counts from the end; Spirit chains hold one per image).
     repeat : ``(n1, n2, n3)`` when ``state`` is ``unit.repeat(repeat)``: rows in Spirit's order
         are put into the state's order (module docstring); ``None``: rows are in the state's order.
+        The file's mesh must then be Spirit's for that supercell, ``(nb·n1, n2, n3)`` nodes
+        (ShapeError otherwise: a file of another supercell of the same size, e.g. 4×2×1 read as
+        2×2×2, or one in plain row order, nodes (N, 1, 1), would be reordered wrongly).
 
     Returns a new State (``state.copy(spins=...)``; moments, positions unchanged) or an OVFSegment.
     Raises :class:`~spinlat.errors.ShapeError` when the counts differ or the segment is not 3D
@@ -151,8 +154,24 @@ def read_ovf(path, state=None, *, segment=0, repeat=None):
     v = seg.vectors
     p = _perm(repeat, n)
     if p is not None:
+        want = _spirit_nodes(repeat, n)
+        if tuple(seg.n_cells) != tuple(want):
+            raise ShapeError(f"{path}: segment {segment} has a mesh of {tuple(seg.n_cells)} nodes, but repeat="
+                             f"{_reps(repeat)} puts the {n} atoms on Spirit's mesh {tuple(want)} (basis atoms × n1, "
+                             "n2, n3): the file holds another supercell or another site order (repeat=None reads "
+                             "the rows as they are)")
         v = v[np.argsort(p)]
     return state.copy(spins=v)
+
+
+def _reps(repeat) -> tuple:
+    return tuple(int(r) for r in np.broadcast_to(np.asarray(repeat), (3,)))
+
+
+def _spirit_nodes(repeat, n) -> list:
+    """Spirit's node counts (nb·n1, n2, n3) for ``n`` atoms in a ``repeat`` supercell."""
+    reps = _reps(repeat)
+    return [n // int(np.prod(reps)) * reps[0], reps[1], reps[2]]
 
 
 def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", repeat=None, append=False):
@@ -211,8 +230,7 @@ def _write_segment(ovf, tmp, path, k, v, format, comment, title, repeat, append)
     p = _perm(repeat, n)
     if p is not None:
         v = v[p]
-        reps = np.broadcast_to(np.asarray(repeat), (3,))
-        nodes = [int(n // np.prod(reps) * reps[0]), int(reps[1]), int(reps[2])]
+        nodes = _spirit_nodes(repeat, n)
     else:
         nodes = [n, 1, 1]
     seg = ovf.ovf_segment(title=str(title), comment="; ".join(str(comment).splitlines()),

@@ -21,12 +21,17 @@ from ..files import atomic_write
 from ..formats.tb2j import parse_tb2j
 
 
-def read_tb2j(path):
+def read_tb2j(path, sites="all"):
     """Read a TB2J ``exchange.out`` file (old 0.2.x or newer text layout).
 
     Returns ``(state, heisenberg)``: the unit-cell :class:`~spinlat.State` (positions Å, periodic,
     spins and moments (μB) from TB2J's Wannier moments, moment = |M|) and
-    :meth:`Heisenberg.from_tb2j(path) <spinlat.potentials.Heisenberg.from_tb2j>`, with pair
+    :meth:`Heisenberg.from_tb2j(path, sites) <spinlat.potentials.Heisenberg.from_tb2j>`
+    (``sites="coupled"`` keeps only the atoms in an exchange pair or anisotropy term). Atoms of
+    the file that take part in no term (ligands such as the O of an oxide, whose Wannier
+    functions TB2J lists with the small moment the metal polarises on them) get moment 0:
+    nothing in the file couples their spin, and as magnetic atoms they would add free spins of
+    a few hundredths of a μB (with a thermostat, noise ∝ 1/√m) to every run. Pair
     tensors in eV, each pair once (see :mod:`spinlat.formats.tb2j` for the conversion from TB2J's
     double-counted sum). The Heisenberg applies to any supercell of the file's cell. Malformed or
     truncated files raise :class:`~spinlat.errors.FileFormatError` naming the line."""
@@ -34,9 +39,9 @@ def read_tb2j(path):
     from ..state import State
 
     path = validation.path(path, "read_tb2j path")
-    ham = Heisenberg.from_tb2j(path)
+    ham = Heisenberg.from_tb2j(path, sites=sites)
     mag = ham.tb2j_moments
-    moments = np.linalg.norm(mag, axis=1)
+    moments = np.where(ham.coupled, np.linalg.norm(mag, axis=1), 0.0)
     spins = np.where(moments[:, None] > 0, mag, [0.0, 0.0, 1.0])
     state = State(ham.positions, ham.numbers, cell=ham.cell, pbc=True, spins=spins, moments=moments)
     return state, ham

@@ -187,21 +187,40 @@ class Heisenberg(Potential):
 
     # ----------------------------------------------------------------- constructors
     @classmethod
-    def from_tb2j(cls, path) -> "Heisenberg":
+    def from_tb2j(cls, path, sites="all") -> "Heisenberg":
         """The Heisenberg Hamiltonian of a TB2J ``exchange.out`` file (old 0.2.x or newer text
         format), converted to the per-pair-once convention; see :mod:`spinlat.formats.tb2j`.
-        Applies to any supercell of the file's cell. The result also carries ``source`` (the
-        path), ``n_entries`` (directed entries in the file) and ``tb2j_moments`` ((T, 3) μB, the
-        file's moments of the template atoms). Raises FileFormatError naming the line of a
-        malformed or truncated file."""
+        Applies to any supercell of the file's cell.
+
+        ``sites``: ``"all"`` (default) keeps every atom of the file in the template (states
+        must hold the ligands too, e.g. the O of an oxide); ``"coupled"`` keeps only the atoms
+        that take part in a term of the file (an exchange pair or a single-ion anisotropy), for
+        states of the magnetic sublattice alone. The result also carries ``source`` (the path),
+        ``n_entries`` (directed entries in the file), ``tb2j_moments`` ((T, 3) μB, the file's
+        moments of the template atoms) and ``coupled`` ((T,) bool, whether each template atom
+        takes part in a term). Raises FileFormatError naming the line of a malformed or
+        truncated file, InputError for another ``sites``."""
         from ..formats.tb2j import pair_tensors, parse_tb2j
 
         path = validation.path(path, "Heisenberg.from_tb2j path")
+        sites = validation.choice(sites, "Heisenberg.from_tb2j sites", ("all", "coupled"))
         data = parse_tb2j(path)
-        ham = cls(data["cell"], data["positions"], data["numbers"], *pair_tensors(data, path), pbc=True)
+        i, j, R, J = pair_tensors(data, path)
+        positions, numbers, moments = data["positions"], data["numbers"], data["magmoms"]
+        coupled = np.zeros(len(numbers), dtype=bool)
+        coupled[i] = coupled[j] = True
+        if sites == "coupled":
+            if not coupled.any():
+                raise FileFormatError(f"{path}: no exchange pair nor anisotropy term: no coupled site to keep")
+            new = np.cumsum(coupled) - 1
+            i, j = new[i], new[j]
+            positions, numbers, moments = positions[coupled], numbers[coupled], moments[coupled]
+            coupled = coupled[coupled]
+        ham = cls(data["cell"], positions, numbers, i, j, R, J, pbc=True)
         ham.source = str(path)
         ham.n_entries = len(data["entries"])
-        ham.tb2j_moments = data["magmoms"]
+        ham.tb2j_moments = moments
+        ham.coupled = coupled
         return ham
 
     @classmethod

@@ -2,6 +2,7 @@
 files written here (LAMMPS itself runs in test_lammps_peers.py)."""
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -312,3 +313,126 @@ def test_dump_thermo_from_log_is_checked(tmp_path):
         sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)["potential_energy"]
     assert "potential_energy" not in sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols,
                                                             thermo=None).names
+
+
+# A real LAMMPS (22 Jul 2025, SPIN package) log and dump of 16 bcc Fe atoms: four runs of 10 steps of
+# 1e-4 ps with thermo styles custom (with Time), multi, yaml, and custom with `thermo_modify norm yes`
+# (in.spin beside them); the dump names the spin columns c_outsp[k] of `compute outsp all
+# property/atom sp spx spy spz fmx fmy fmz`.
+SPIN_STYLES = Path(__file__).parent.parent / "data" / "lammps" / "spin_styles"
+
+
+def test_log_reader_reads_every_thermo_style_and_the_normalisation():
+    blocks = sl.io.read_lammps_log(SPIN_STYLES / "log.lammps")
+    assert [b.style for b in blocks] == ["one", "multi", "yaml", "one"]
+    assert [b.norm for b in blocks] == [False, False, False, True]
+    assert all(b.natoms == 16 and b.units == "metal" and b.timestep == 1e-4 for b in blocks)
+    np.testing.assert_array_equal(blocks[0]["Time"], [0, 0.0005, 0.001])
+    np.testing.assert_array_equal(blocks[1]["Step"], [10, 15, 20])  # multi: "---- Step 10 ----", Name = value
+    np.testing.assert_array_equal(blocks[1]["PotEng"], [-67.7230, -67.7225, -67.7219])
+    np.testing.assert_array_equal(blocks[1]["Press"], [-37602.5957, -37610.2961, -37620.9737])
+    np.testing.assert_array_equal(blocks[2]["Step"], [20, 25, 30])  # yaml: keywords + data rows
+    np.testing.assert_array_equal(blocks[2]["PotEng"], [-67.7218845020252, -67.721042847514, -67.7200179447646])
+    # norm yes: per-atom energies as printed; extensive() gives the totals
+    np.testing.assert_array_equal(blocks[3]["PotEng"], [-4.2325011, -4.2324258, -4.2323392])
+    np.testing.assert_allclose(blocks[3].extensive("PotEng"), 16 * np.array([-4.2325011, -4.2324258, -4.2323392]),
+                               rtol=1e-15)
+    # the same state (step 30) printed by the yaml run and the normalised run: one energy
+    assert blocks[3].extensive("PotEng")[0] == pytest.approx(blocks[2]["PotEng"][2], rel=1e-8)
+    assert blocks[0]["PotEng"][2] == pytest.approx(blocks[1]["PotEng"][0], abs=0.5e-4)  # step 10, 4 decimals
+    np.testing.assert_array_equal(blocks[0].extensive("PotEng"), blocks[0]["PotEng"])  # not normalised
+
+
+def test_log_reader_follows_lammps_rules_for_norm_and_headers(tmp_path):
+    p = tmp_path / "log.lammps"
+    run = "Per MPI rank memory allocation (min/avg/max) = 5.6 | 5.6 | 5.6 Mbytes\n{h}\n{r}\nLoop time of 1 on 1 procs " \
+          "for 10 steps with 4 atoms\n"
+    p.write_text("units lj\n" + run.format(h="Step PotEng", r="0 -1.5")  # lj: per atom by default
+                 + "units metal\nthermo_modify norm yes\n" + run.format(h="Step PotEng", r="0 -1.5")
+                 + "thermo_style custom time step pe\n"  # thermo_style restores norm no
+                 + run.format(h="   Time   Step   PotEng", r="0.1 100 -6.0")
+                 + "Memory usage per processor = 1.2 Mbytes\nWARNING: x (src/y.cpp:1)\n   Time Step PotEng\n 0 5 -7\n")
+    blocks = sl.io.read_lammps_log(p)
+    assert [b.norm for b in blocks] == [True, True, False, False]
+    np.testing.assert_array_equal([b["Step"][0] for b in blocks], [0, 0, 100, 5])  # Step anywhere in the header
+    assert blocks[0].extensive("PotEng")[0] == -6.0 and blocks[2].extensive("PotEng")[0] == -6.0
+    assert blocks[3].natoms is None  # cut short: complete rows kept
+    blocks[3].norm = True
+    with pytest.raises(FileFormatError, match="per atom .* atom count is unknown"):
+        blocks[3].extensive("PotEng")
+
+
+def test_dump_energies_and_times_from_a_log_of_every_style():
+    d = sl.io.read_lammps_dump(SPIN_STYLES / "dump.lammpstrj", elements=["Fe"])
+    np.testing.assert_array_equal(d["step"], np.arange(0, 45, 5))
+    # Time column (steps 0-10), then step × the log's timestep 1e-4 ps; ps → fs
+    np.testing.assert_allclose(d["time"], np.arange(0, 45, 5) * 0.1, rtol=1e-12, atol=1e-15)
+    pe = d["potential_energy"]
+    blocks = sl.io.read_lammps_log(SPIN_STYLES / "log.lammps")
+    np.testing.assert_array_equal(pe[:3], blocks[0]["PotEng"])          # first line of a repeated step
+    np.testing.assert_array_equal(pe[3:5], blocks[1]["PotEng"][1:])     # multi
+    np.testing.assert_array_equal(pe[5:7], blocks[2]["PotEng"][1:])     # yaml
+    np.testing.assert_allclose(pe[7:], 16 * blocks[3]["PotEng"][1:], rtol=1e-15)  # norm yes → extensive
+    assert np.ptp(d["total_energy"]) < 1e-4  # NVE: conserved across the four runs (none is per atom)
+
+
+def _spin_dump_copy(tmp_path, with_log=True, n_frames=None, drop_atom_in=None):
+    """The spin_styles dump (first ``n_frames``; one atom fewer in frame ``drop_atom_in``) in
+    tmp_path, with its log.lammps beside it when ``with_log``."""
+    import shutil
+
+    frames = ["ITEM: TIMESTEP" + f for f in (SPIN_STYLES / "dump.lammpstrj").read_text().split("ITEM: TIMESTEP")[1:]]
+    frames = frames[:n_frames]
+    if drop_atom_in is not None:
+        lines = frames[drop_atom_in].splitlines()
+        lines[lines.index("16")] = "15"
+        frames[drop_atom_in] = "\n".join(lines[:-1]) + "\n"
+    (tmp_path / "dump.lammpstrj").write_text("".join(frames))
+    if with_log:
+        shutil.copy(SPIN_STYLES / "log.lammps", tmp_path / "log.lammps")
+    return tmp_path / "dump.lammpstrj"
+
+
+def test_dump_spin_columns_and_elements_from_the_log_beside_it(tmp_path):
+    p = _spin_dump_copy(tmp_path)
+    d = sl.io.read_lammps_dump(p)  # compute outsp all property/atom sp spx spy spz fmx fmy fmz; mass 1 55.845
+    st = d[0]
+    np.testing.assert_array_equal(st.numbers, 26)
+    np.testing.assert_array_equal(st.moments, 2.2)
+    np.testing.assert_array_equal(st.spins, np.tile([0, 0, 1.0], (16, 1)))
+    # c_outsp[7] = fmz = 338.167 rad/ps along s: no transverse part, h = 0
+    np.testing.assert_array_equal(d["magnetic_forces"][0], 0.0)
+    # explicit renames win over the log's (here: a deliberately wrong one)
+    swapped = sl.io.read_lammps_dump(p, columns={"c_outsp[1]": "spx", "c_outsp[2]": "sp"})
+    np.testing.assert_array_equal(swapped[0].moments, 0.0)
+    np.testing.assert_allclose(swapped[0].spins[:, 0], 2.2 / np.hypot(2.2, 1.0), rtol=1e-15)  # (sp, 0, spz)
+    with pytest.raises(FileFormatError, match="column spx appears twice"):
+        sl.io.read_lammps_dump(p, columns={"c_outsp[1]": "spx", "c_outsp[2]": "spx"})
+    with pytest.raises(FileFormatError, match="spx spy spz sp"):
+        sl.io.read_lammps_dump(p, thermo=None)  # no log: nothing names the c_outsp columns
+    p = _spin_dump_copy(tmp_path / "alone", with_log=False) if (tmp_path / "alone").mkdir() is None else None
+    cols = {"c_outsp[1]": "sp", "c_outsp[2]": "spx", "c_outsp[3]": "spy", "c_outsp[4]": "spz"}
+    with pytest.raises(FileFormatError, match="no element column, and neither export metadata nor a log.lammps"):
+        sl.io.read_lammps_dump(p, columns=cols)
+    log = (SPIN_STYLES / "log.lammps").read_text()
+    (tmp_path / "alone" / "log.lammps").write_text(log.replace("mass 1 55.845", "mass 1 1.0")
+                                                   .replace("Fe_mm.eam.fs Fe", "Fe_mm.eam.fs Ni"))
+    assert sl.io.read_lammps_dump(p)[0].numbers[0] == 28  # pair_coeff * * eam/fs FILE Ni
+    (tmp_path / "alone" / "log.lammps").write_text(log.replace("units metal", "units real"))
+    with pytest.raises(FileFormatError, match="units 'real'"):
+        sl.io.read_lammps_dump(p)
+
+
+def test_dump_with_a_changing_atom_count_names_the_frame(tmp_path):
+    p = _spin_dump_copy(tmp_path, n_frames=3, drop_atom_in=2)
+    d = sl.io.read_lammps_dump(p)
+    assert len(d[2]) == 15 and len(d[0]) == 16  # frames one by one
+    np.testing.assert_array_equal(d["step"], [0, 5, 10])
+    with pytest.raises(FileFormatError, match=r"frame 2 \(step 10, line 59\) holds 15 atoms, frame 0 \(step 0\) "
+                                              "holds 16"):
+        d["positions"]
+    assert d.check_atom_count([0, 1]) == 16
+    with pytest.raises(FileFormatError, match="frame 2 .* holds 15 atoms"):
+        sl.io.convert(p, tmp_path / "t.h5")
+    assert not (tmp_path / "t.h5").exists()
+    assert sl.io.convert(p, tmp_path / "t.h5", frames=":2") == 2

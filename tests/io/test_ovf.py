@@ -215,3 +215,54 @@ def test_spinlat_writes_spirit_reads_and_back(tmp_path, fmt):
     assert e == pytest.approx(e_spirit, abs=spirit_energy_tolerance(e_spirit))
     again = sl.io.read_ovf(back_path, st, repeat=reps)
     np.testing.assert_allclose(again.spins, st.spins, rtol=0, atol=1e-11 if fmt == "text" else 1e-15)
+
+
+def test_repeat_must_match_the_files_mesh(tmp_path):
+    """Reading with repeat reorders the rows from Spirit's order: a file of another supercell of
+    the same size (4×2×1 read as 2×2×2) or in plain row order would come back scrambled, so the
+    mesh (nb·n1, n2, n3) is checked."""
+    unit = bcc_unit()
+    st = unit.repeat((4, 2, 1))
+    st = st.copy(spins=random_spins(len(st), 3))
+    sl.io.write_ovf(tmp_path / "421.ovf", st, repeat=(4, 2, 1))
+    assert sl.io.read_ovf(tmp_path / "421.ovf").n_cells == (8, 2, 1)
+    other = unit.repeat((2, 2, 2))
+    with pytest.raises(ShapeError, match=r"mesh of \(8, 2, 1\) nodes, but repeat=\(2, 2, 2\) puts the 16 atoms on "
+                                         r"Spirit's mesh \(4, 2, 2\)"):
+        sl.io.read_ovf(tmp_path / "421.ovf", other, repeat=(2, 2, 2))
+    back = sl.io.read_ovf(tmp_path / "421.ovf", st, repeat=(4, 2, 1))
+    np.testing.assert_array_equal(back.spins, st.spins)
+    sl.io.write_ovf(tmp_path / "rows.ovf", st)  # state order, nodes (16, 1, 1)
+    with pytest.raises(ShapeError, match=r"mesh of \(16, 1, 1\) nodes"):
+        sl.io.read_ovf(tmp_path / "rows.ovf", st, repeat=(4, 2, 1))
+    np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "rows.ovf", st).spins, st.spins)
+
+
+@pytest.mark.peers
+def test_chain_round_trip_through_spirit(tmp_path):
+    """A GNEB-like chain of 3 images written by spinlat (one segment each, Spirit's order) is read
+    by Spirit's chain_read, written by its chain_write, and comes back into State.repeat order
+    image by image."""
+    pytest.importorskip("spirit")
+    from spirit import chain, io, state
+
+    reps = (4, 4, 4)
+    unit = bcc_unit()
+    st = unit.repeat(reps)
+    images = [st.copy(spins=random_spins(len(st), 20 + k)) for k in range(3)]
+    path = tmp_path / "chain.ovf"
+    sl.io.write_ovf(path, images, repeat=reps)
+    assert len(sl.io.read_ovf_segments(path)) == 3
+    cfg = tmp_path / "in.cfg"
+    cfg.write_text(bcc_spirit_config(0.01, 0.0, 0.0))
+    back_path = tmp_path / "spirit_chain.ovf"
+    with state.State(str(cfg), quiet=True) as p:
+        chain.set_length(p, 3)
+        io.chain_read(p, str(path))
+        assert chain.get_noi(p) == 3
+        io.chain_write(p, str(back_path), fileformat=io.FILEFORMAT_OVF_BIN8)
+    segs = sl.io.read_ovf_segments(back_path)
+    assert len(segs) == 3 and all(s.n_cells == (8, 4, 4) for s in segs)
+    for k, image in enumerate(images):
+        again = sl.io.read_ovf(back_path, st, segment=k, repeat=reps)
+        np.testing.assert_allclose(again.spins, image.spins, rtol=0, atol=1e-15, err_msg=f"image {k}")

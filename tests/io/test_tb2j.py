@@ -101,7 +101,7 @@ def test_new_format_features(tmp_path):
     f.write_text(NEW_FORMAT)
     st, ham = read_tb2j(f)
     assert st.symbols == ["Fe", "Fe", "O"]
-    np.testing.assert_allclose(st.moments, [2.5, 2.5, 0.01])
+    np.testing.assert_allclose(st.moments, [2.5, 2.5, 0.0])  # O1 is in no pair: a ligand, moment 0
     np.testing.assert_allclose(st.spins[:, 2], [1, -1, 1])
     assert ham.n_pairs == 3  # Fe1-Fe2, Fe1-Fe1(R=x), on-site k1 of Fe1
     rng = np.random.default_rng(0)
@@ -296,3 +296,34 @@ def test_total_line_that_is_not_the_sum_warns(tmp_path):
     with pytest.warns(UserWarning, match=r"line 19: the Total line \[19.1, 0.01\] is not the sum \[13.0, 0.0\]"):
         st, _ = read_tb2j(_broken(tmp_path, text))
     assert len(st) == 2
+
+
+def test_ligands_get_no_moment_and_can_be_left_out(tmp_path):
+    """O1 takes part in no exchange pair and no anisotropy term: read_tb2j gives it moment 0 (not
+    TB2J's 0.01 μB Wannier moment); sites="coupled" keeps the Fe sublattice alone, with the same
+    energy for the same Fe spins."""
+    from spinlat import State
+    from spinlat.errors import InputError
+
+    f = tmp_path / "exchange.out"
+    f.write_text(NEW_FORMAT)
+    st, ham = read_tb2j(f)
+    np.testing.assert_array_equal(ham.coupled, [True, True, False])
+    np.testing.assert_array_equal(st.magnetic, [True, True, False])
+    fe, ham_fe = read_tb2j(f, sites="coupled")
+    assert fe.symbols == ["Fe", "Fe"] and ham_fe.n_pairs == ham.n_pairs == 3
+    np.testing.assert_array_equal(fe.moments, [2.5, 2.5])
+    np.testing.assert_array_equal(fe.positions, st.positions[:2])
+    np.testing.assert_array_equal(ham_fe.coupled, [True, True])
+    rng = np.random.default_rng(4)
+    s = rng.normal(size=(3, 3))
+    big = st.repeat(2).copy(spins=np.tile(s, (8, 1)))
+    small = fe.repeat(2).copy(spins=np.tile(s[:2], (8, 1)))
+    assert ham_fe.compute(small).energy == pytest.approx(ham.compute(big).energy, abs=1e-15)
+    np.testing.assert_allclose(Heisenberg.from_tb2j(f, sites="coupled").J, ham.J, rtol=0, atol=0)
+    with pytest.raises(InputError, match="sites: expected one of 'all', 'coupled'"):
+        Heisenberg.from_tb2j(f, sites="magnetic")
+    # every atom of bcc Fe is coupled: nothing changes
+    st_all, _ = read_tb2j(TB2J_FE)
+    st_c, _ = read_tb2j(TB2J_FE, sites="coupled")
+    np.testing.assert_array_equal(st_all.moments, st_c.moments)
