@@ -49,9 +49,16 @@ rotated about the transverse midpoint field by 2 atan(τγ|h⊥|/(μB|s_i + s_i'
 rotation: spin lengths exact). The rule is symplectic on the product of spheres and symmetric,
 so with the symmetric splitting the whole step is time-reversible: (r, v, m) → (r, −v, −m) runs the
 trajectory back (for a time-reversal-even energy, e.g. mMACE) to the solver tolerance, and the
-energy error stays bounded, O(dt²), with no secular drift. The implicit equation is solved by
-fixed-point iteration on the field (contraction ∝ τ γ|∂h/∂m|, ≈ 5e-3 for mMACE bcc Fe at 0.5 fs):
-the first iterate comes without a model call from the midpoint fields of the last four steps
+energy error stays bounded, O(dt²), with no secular drift. By default (``spin_solver=
+"anderson"``) the implicit equation is solved by Anderson acceleration (Walker & Ni, SIAM J.
+Numer. Anal. 49, 1715 (2011)) of the fixed-point iteration on the end spins, each iterate one
+model call for the midpoint fields, the single-spin part of the equation solved exactly inside
+an iterate, the secant pairs (depth 5) carried from step to step and checkpointed, the first
+iterate predicted from the fields of the evaluation that ended the previous step plus the
+extrapolated midpoint-minus-start increments, and a damped fixed-point fallback when a residual
+grows (:meth:`_SpinLatticeBase._anderson_spin_step`); it stops at the same estimated error.
+``spin_solver="fixed_point"`` keeps the plain fixed-point iteration on the field (contraction
+∝ τ γ|∂h/∂m|, ≈ 5e-3 for mMACE bcc Fe at 0.5 fs): the first iterate comes without a model call from the midpoint fields of the last four steps
 (cubic extrapolation, or the fields of the evaluation that ended the previous step at the start
 of a run), each further iterate costs one model call; it stops when the estimated error of the
 spins (Ostrowski: change × q/(1 − q), q the observed contraction) is ≤ ``spin_tolerance`` (1e-10

@@ -581,6 +581,30 @@ def test_adiabatic_magnitudes_local_potential_matches_minimize_and_conserves_ene
     assert np.abs(out.moments - ref.moments).max() < 1e-8
 
 
+def test_magnitude_relaxation_warm_started_from_earlier_pairs():
+    """relax_magnitudes with the L-BFGS pairs of a relaxation at nearby positions (as the NVE
+    step carries them): the same magnitudes to the tolerance, in no more evaluations (this
+    nearly diagonal Landau problem converges in a few either way; the saving with mMACE is
+    in tests/mmace/test_dynamics.py)."""
+    from spinlat.minimization import relax_magnitudes
+
+    pot = MagnitudeExchange()
+    st = crystal(2, T=300.0)
+    pairs = ([], [])
+    first, _, _ = relax_magnitudes(st, pot, hmax=1e-10, pairs=pairs)
+    assert 0 < len(pairs[0]) == len(pairs[1]) <= 10 and pairs[0][0].shape == (len(st),)
+    rng = np.random.default_rng(4)
+    moved = first.copy(positions=first.positions + rng.normal(0, 0.01, (len(st), 3)))
+    cold, _, rc = relax_magnitudes(moved, pot, hmax=1e-10)
+    warm, _, rw = relax_magnitudes(moved, pot, hmax=1e-10, pairs=pairs)
+    assert rc.converged and rw.converged
+    assert np.abs(warm.moments - cold.moments).max() < 1e-9
+    assert rw.n_evaluations <= rc.n_evaluations, (rw.n_evaluations, rc.n_evaluations)
+    bad = ([np.ones(3)], [np.ones(3)])  # pairs of another problem size are dropped
+    again, _, _ = relax_magnitudes(moved, pot, hmax=1e-10, pairs=bad)
+    assert np.abs(again.moments - cold.moments).max() < 1e-9
+
+
 def test_adiabatic_magnitudes_need_a_magnitude_dependent_potential():
     with pytest.raises(InputError, match="does not depend on moment magnitudes"):
         SpinLatticeNVE(1.0, adiabatic_magnitudes=True).run(crystal(2), PairSpin(), 1)
