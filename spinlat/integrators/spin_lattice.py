@@ -63,9 +63,10 @@ grows (:meth:`_SpinLatticeBase._anderson_spin_step`); it stops at the same estim
 of a run), each further iterate costs one model call; it stops when the estimated error of the
 spins (Ostrowski: change × q/(1 − q), q the observed contraction) is ≤ ``spin_tolerance`` (1e-10
 by default), and warns (:class:`~spinlat.errors.ConvergenceWarning`) after
-``max_spin_iterations`` calls (8). Usually one or two field calls per step, plus the end-of-step
-evaluation of forces and fields: ≤ 3 model calls per step on average (measured in
-``benchmarks/bench_mmace_nve_drift.py``). ``spin_step="explicit_midpoint"`` keeps the earlier
+``max_spin_iterations`` calls (8). Model calls per step (the end-of-step evaluation of forces and
+fields included; ``calls_per_step``) depend on how fast the fields change over dt: at 1 fs 2.2
+(Anderson) vs 3.3 (fixed point) for the tiny model of ``tests/mmace/test_dynamics.py``, 9.6 vs
+14 for the 20-epoch model of ``benchmarks/bench_mmace_nve_drift.py``. ``spin_step="explicit_midpoint"`` keeps the earlier
 scheme (rotate by τ/2 about the latest fields, evaluate, rotate the start spins by τ about those
 midpoint fields: two model calls per step, second order but neither symplectic nor reversible:
 the energy drifts, 2.6 meV/atom over 2 ps at dt = 0.5 fs in ``examples/mmace_train_nve.py``).
