@@ -1,21 +1,26 @@
-"""Energy drift of SpinLatticeNVE with mMACE: implicit (spherical) midpoint vs explicit midpoint.
+"""Energy drift and model calls of SpinLatticeNVE with mMACE: the implicit (spherical) midpoint
+spin step solved by Anderson acceleration (``spin_solver="anderson"``, the default) or by the
+plain fixed-point iteration (``"fixed_point"``), and the explicit midpoint (``spin_step=
+"explicit_midpoint"``, the earlier scheme).
 
-Fits a small soc=True mMACE to synthetic bcc Fe teacher data (or loads ``--model``), then runs
-NVE on a warm bcc Fe supercell (lattice at ``--temperature``, spins a tilted ferromagnet) with
-both spin steps of :class:`spinlat.integrators.SpinLatticeNVE` for each time step ``--dts``,
+Fits a small soc=True mMACE to synthetic bcc Fe teacher data (or loads ``--model``; ``--save``
+keeps the fitted one), then runs NVE on a warm bcc Fe supercell (lattice at ``--temperature``,
+spins a tilted ferromagnet) with each scheme of ``--schemes`` for each time step ``--dts``,
 recording the total energy every ``--every`` steps. Prints per run: secular drift (slope of a
 least-squares line through E_tot(t), meV/atom/ps), fluctuation (standard deviation about that
-line, meV/atom), largest |E_tot − E_tot(0)| (meV/atom), model calls per step (initial evaluation
-excluded), implicit steps that reached ``max_spin_iterations`` (time step too large for the
-fields: the contraction of the fixed-point iteration, ∝ dt·γ|∂h/∂m|, is then near 1), wall time per step, and the machine load (``os.getloadavg``) beside them. The two
-schemes run interleaved chunk by chunk in one process, so load changes hit both.
+line, meV/atom), largest |E_tot − E_tot(0)| (meV/atom), model calls per step (the integrator's
+``calls_per_step``: the initial evaluation excluded), implicit steps that reached
+``max_spin_iterations`` (``--max-spin-iterations``, 40 here so that both solvers converge and
+their calls compare), wall time per step, and the machine load (``os.getloadavg``) beside them;
+then the ratio of calls per step fixed_point / anderson. The schemes run interleaved chunk by
+chunk in one process, so load changes hit all of them.
 
-Expectation: implicit — no secular drift beyond the noise of the fit, fluctuation ∝ dt², ≤ 3 model
-calls per step while dt resolves the spin precession (more when the fixed-point contraction
-approaches 1: then lower dt); explicit — drift growing with dt, exactly 2 calls per step.
+Expectation: implicit — no secular drift beyond the noise of the fit, fluctuation ∝ dt²; Anderson
+fewer calls than the fixed-point iteration, the more so the larger dt; explicit — drift growing
+with dt, exactly 2 calls per step.
 
-Run: python benchmarks/bench_mmace_nve_drift.py [--ps 10] [--dts 1.0 0.5 0.25] [--repeat 2]
-     [--model FILE] [--epochs 40]
+Run: python benchmarks/bench_mmace_nve_drift.py [--ps 10] [--dts 2 1 0.5 0.25] [--repeat 2]
+     [--model FILE | --epochs 20 --save FILE] [--schemes anderson fixed_point explicit]
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ import spinlat as sl
 from spinlat import datasets, units
 from spinlat.integrators import SpinLatticeNVE
 from spinlat.potentials import MagneticMACE
+
+#: the compared schemes: constructor options of SpinLatticeNVE
+SCHEMES = {"anderson": dict(spin_solver="anderson"), "fixed_point": dict(spin_solver="fixed_point"),
+           "explicit": dict(spin_step="explicit_midpoint")}
 
 SMALL = dict(hidden_irreps="8x0e+8x1o", radial_MLP=[16, 16], MLP_irreps="8x0e", max_ell=2, r_max=4.0,
              num_bessel=6, avg_num_neighbors=14.0)
@@ -61,18 +70,23 @@ def initial_state(repeat, temperature, seed=1):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ps", type=float, default=10.0, help="length of each run, ps")
-    p.add_argument("--dts", type=float, nargs="+", default=[1.0, 0.5, 0.25], help="time steps, fs")
+    p.add_argument("--dts", type=float, nargs="+", default=[2.0, 1.0, 0.5, 0.25], help="time steps, fs")
     p.add_argument("--every", type=int, default=20, help="steps between energy samples")
     p.add_argument("--repeat", type=int, default=2, help="supercell repeat of the 2-atom bcc cell")
     p.add_argument("--temperature", type=float, default=300.0)
     p.add_argument("--model", help="saved MagneticMACE model (default: fit a small one)")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--save", help="save the fitted model here (then --model FILE reuses it)")
+    p.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=list(SCHEMES))
+    p.add_argument("--max-spin-iterations", type=int, default=40)
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
     import torch
 
     torch.set_num_threads(1)
     pot = MagneticMACE.load(args.model, dtype="float64") if args.model else fitted_model(args.epochs)
+    if args.save and not args.model:
+        pot.save(args.save)
     st0 = initial_state(args.repeat, args.temperature)
     n = len(st0)
 
@@ -86,14 +100,15 @@ def main(argv=None):
     for dt in args.dts:
         steps = int(round(args.ps * 1000 / dt))
         chunks = max(1, steps // args.every)
-        runs = {k: dict(integ=SpinLatticeNVE(dt, spin_step=k), state=st0, t=[0.0], e=[0.0], calls=0, wall=0.0, bad=0)
-                for k in ("implicit_midpoint", "explicit_midpoint")}
+        runs = {k: dict(integ=SpinLatticeNVE(dt, max_spin_iterations=args.max_spin_iterations, **SCHEMES[k]),
+                        state=st0, t=[0.0], e=[0.0], calls=0, wall=0.0, bad=0)
+                for k in args.schemes}
         for c in range(chunks):
             for r in runs.values():
                 t0 = time.perf_counter()
                 r["state"] = r["integ"].run(r["state"], pot, args.every)
                 r["wall"] += time.perf_counter() - t0
-                r["calls"] += r["integ"].statistics["model_calls"] - (1 if c == 0 else 0)
+                r["calls"] += r["integ"].calls_per_step * args.every
                 r["bad"] += r["integ"].statistics.get("unconverged_steps", 0)
                 r["t"].append((c + 1) * args.every * dt / 1000.0)
                 r["e"].append((etot(r["state"]) - e0) / n * 1000.0)
@@ -104,6 +119,9 @@ def main(argv=None):
             print(f"{dt:6.3g} {name:>18} {slope:18.3e} {fluct:15.3e} {np.abs(e).max():17.3e} "
                   f"{r['calls'] / (chunks * args.every):10.2f} {r['bad']:11d} {1000 * r['wall'] / (chunks * args.every):8.1f} "
                   f"{os.getloadavg()[0]:5.1f}")
+        if "anderson" in runs and "fixed_point" in runs:
+            print(f"{dt:6.3g} calls per step fixed_point / anderson: "
+                  f"{runs['fixed_point']['calls'] / runs['anderson']['calls']:.2f}")
 
 
 if __name__ == "__main__":

@@ -332,7 +332,7 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
     return (st, result) if return_result else st
 
 
-def relax_magnitudes(state, potential, neighbors=None, hmax=1e-6, max_steps=200, memory=10):
+def relax_magnitudes(state, potential, neighbors=None, hmax=1e-6, max_steps=200, memory=10, pairs=None):
     """The moment magnitudes |m_i| that minimise the energy at the fixed positions and spin
     directions of ``state`` (the Born-Oppenheimer-like surface E_BO(r, s) = min_|m| E(r, s, |m|)):
     :func:`minimize` with ``spins=False, magnitudes=True`` (L-BFGS on |m|, gradient −s_i·h_i
@@ -344,6 +344,11 @@ def relax_magnitudes(state, potential, neighbors=None, hmax=1e-6, max_steps=200,
     state : State; ``neighbors`` the potential's neighbour list for it (None: the potential's own).
     hmax : tolerance on the largest longitudinal field |s_i·h_i|, eV/μB.
     max_steps, memory : L-BFGS iteration limit and history length.
+    pairs : None, or a pair of lists ``(steps, gradient_changes)`` of (N,) arrays (μB, eV/μB)
+        holding earlier L-BFGS pairs of this problem, oldest first (e.g. those a relaxation of
+        the previous step of a trajectory left: the curvature ∂²E/∂|m|² changes little from one
+        step to the next): the descent starts with them as its inverse-Hessian model instead of
+        an empty one, and leaves its own in them (updated in place, at most ``memory``).
 
     Returns ``(State, Evaluation, MinimizeResult)``: the relaxed State, the potential's
     Evaluation there (energy eV, forces eV/Å, magnetic forces eV/μB) and what the descent did
@@ -352,8 +357,13 @@ def relax_magnitudes(state, potential, neighbors=None, hmax=1e-6, max_steps=200,
     if not potential.depends_on_magnitudes:
         raise InputError(f"relax_magnitudes: {potential!r} does not depend on moment magnitudes")
     prob = _Problem(potential, False, False, False, True, state, forces=True, neighbors=neighbors)
+    if pairs is not None:
+        s_hist, y_hist = pairs
+        if len(s_hist) != len(y_hist) or any(np.shape(a) != (len(state),) for a in (*s_hist, *y_hist)):
+            s_hist.clear(), y_hist.clear()
+        del s_hist[:-memory], y_hist[:-memory]
     tol = np.array([np.inf, np.inf, np.inf, hmax])
-    st, e, g, it, converged, reason, history = _descend(prob, state, tol, max_steps, "lbfgs", memory)
+    st, e, g, it, converged, reason, history = _descend(prob, state, tol, max_steps, "lbfgs", memory, pairs)
     last, ev = prob.last
     if last is not st:
         ev = prob.pot.compute(st, neighbors, forces=True, magnetic_forces=True)
@@ -363,14 +373,15 @@ def relax_magnitudes(state, potential, neighbors=None, hmax=1e-6, max_steps=200,
     return st, ev, result
 
 
-def _descend(prob, st, tol, max_steps, method, memory):
+def _descend(prob, st, tol, max_steps, method, memory, pairs=None):
     """The minimiser's loop (L-BFGS or damped precession, backtracking Armijo line search, trust
     limits of :meth:`_Problem.limit`) from the State ``st`` until the residuals (torque, force,
-    stress, longitudinal field) are within ``tol`` (4,). Returns (State, energy, gradient blocks,
-    iterations, converged, reason, energy history)."""
+    stress, longitudinal field) are within ``tol`` (4,). ``pairs``: None, or the lists
+    ``(s_hist, y_hist)`` of earlier pairs to start from, updated in place. Returns (State,
+    energy, gradient blocks, iterations, converged, reason, energy history)."""
     n = len(st)
     e, g = prob.evaluate(st)
-    s_hist, y_hist = [], []
+    s_hist, y_hist = ([], []) if pairs is None else pairs
     reason, it, converged = "max_steps reached", 0, False
     history = [e]
     for it in range(1, max_steps + 1):

@@ -200,18 +200,21 @@ def test_schemas_match_the_constructors_they_feed():
 def test_spin_step_and_adiabatic_magnitude_keys(tmp_path):
     cfg = C.load(_cfg(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.5, "spin_step": "explicit_midpoint",
                                             "spin_tolerance": 1e-9, "max_spin_iterations": 5,
+                                            "spin_solver": "fixed_point",
                                             "adiabatic_magnitudes": True, "magnitude_tolerance": 1e-7,
                                             "max_magnitude_iterations": 50}))
     integ = C.build_integrator(cfg)
     assert (integ.spin_step, integ.spin_tolerance, integ.max_spin_iterations) == ("explicit_midpoint", 1e-9, 5)
+    assert integ.spin_solver == "fixed_point"
     assert (integ.adiabatic_magnitudes, integ.magnitude_tolerance, integ.max_magnitude_iterations) == (True, 1e-7, 50)
     integ = C.build_integrator(C.load(_cfg(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.5})))
-    assert (integ.spin_step, integ.adiabatic_magnitudes) == ("implicit_midpoint", False)
+    assert (integ.spin_step, integ.spin_solver, integ.adiabatic_magnitudes) == ("implicit_midpoint", "anderson", False)
     integ = C.build_integrator(C.load(_cfg(tmp_path, integrator={
         "type": "SpinLatticeLangevin", "dt": 0.5, "temperature": 300, "friction": 0.01, "damping": 0.1,
         "adiabatic_magnitudes": True})))
     assert integ.adiabatic_magnitudes and integ.magnitude_tolerance == 1e-6
     for bad, key in (({"spin_step": "rk4"}, "integrator.spin_step"), ({"spin_tolerance": 0}, "integrator.spin_tolerance"),
+                     ({"spin_solver": "newton"}, "integrator.spin_solver"),
                      ({"adiabatic_magnitudes": "yes"}, "integrator.adiabatic_magnitudes"),
                      ({"max_magnitude_iterations": 0}, "integrator.max_magnitude_iterations")):
         with pytest.raises(ConfigError, match=key):

@@ -49,16 +49,24 @@ rotated about the transverse midpoint field by 2 atan(τγ|h⊥|/(μB|s_i + s_i'
 rotation: spin lengths exact). The rule is symplectic on the product of spheres and symmetric,
 so with the symmetric splitting the whole step is time-reversible: (r, v, m) → (r, −v, −m) runs the
 trajectory back (for a time-reversal-even energy, e.g. mMACE) to the solver tolerance, and the
-energy error stays bounded, O(dt²), with no secular drift. The implicit equation is solved by
-fixed-point iteration on the field (contraction ∝ τ γ|∂h/∂m|, ≈ 5e-3 for mMACE bcc Fe at 0.5 fs):
-the first iterate comes without a model call from the midpoint fields of the last four steps
+energy error stays bounded, O(dt²), with no secular drift. By default (``spin_solver=
+"anderson"``) the implicit equation is solved by Anderson acceleration (Walker & Ni, SIAM J.
+Numer. Anal. 49, 1715 (2011)) of the fixed-point iteration on the end spins, each iterate one
+model call for the midpoint fields, the single-spin part of the equation solved exactly inside
+an iterate, the secant pairs (depth 5) carried from step to step and checkpointed, the first
+iterate predicted from the fields of the evaluation that ended the previous step plus the
+extrapolated midpoint-minus-start increments, and a damped fixed-point fallback when a residual
+grows (:meth:`_SpinLatticeBase._anderson_spin_step`); it stops at the same estimated error.
+``spin_solver="fixed_point"`` keeps the plain fixed-point iteration on the field (contraction
+∝ τ γ|∂h/∂m|, ≈ 5e-3 for mMACE bcc Fe at 0.5 fs): the first iterate comes without a model call from the midpoint fields of the last four steps
 (cubic extrapolation, or the fields of the evaluation that ended the previous step at the start
 of a run), each further iterate costs one model call; it stops when the estimated error of the
 spins (Ostrowski: change × q/(1 − q), q the observed contraction) is ≤ ``spin_tolerance`` (1e-10
 by default), and warns (:class:`~spinlat.errors.ConvergenceWarning`) after
-``max_spin_iterations`` calls (8). Usually one or two field calls per step, plus the end-of-step
-evaluation of forces and fields: ≤ 3 model calls per step on average (measured in
-``benchmarks/bench_mmace_nve_drift.py``). ``spin_step="explicit_midpoint"`` keeps the earlier
+``max_spin_iterations`` calls (8). Model calls per step (the end-of-step evaluation of forces and
+fields included; ``calls_per_step``) depend on how fast the fields change over dt: at 1 fs 2.2
+(Anderson) vs 3.3 (fixed point) for the tiny model of ``tests/mmace/test_dynamics.py``, 9.6 vs
+14 for the 20-epoch model of ``benchmarks/bench_mmace_nve_drift.py``. ``spin_step="explicit_midpoint"`` keeps the earlier
 scheme (rotate by τ/2 about the latest fields, evaluate, rotate the start spins by τ about those
 midpoint fields: two model calls per step, second order but neither symplectic nor reversible:
 the energy drifts, 2.6 meV/atom over 2 ps at dt = 0.5 fs in ``examples/mmace_train_nve.py``).
@@ -326,6 +334,18 @@ def _implicit_midpoints(spins, s3, atoms, c, inv_m, selfc, fac, damping, noise, 
 #: they stop at a tenth of the spin tolerance)
 _PREDICTOR_PASSES = 20
 
+#: per-spin passes (at most) of the fixed-field spherical midpoint inside one iterate of the
+#: Anderson spin solver (:func:`_transverse_midpoint_solve`; no model calls)
+_INNER_PASSES = 60
+
+#: Anderson spin solver: secant pairs kept (the depth m of Walker & Ni), the relative size below
+#: which a pair's residual difference counts as linearly dependent on the newer ones (dropped
+#: from the least-squares problem), and the smallest damping of the safeguard before the step
+#: counts as diverging
+_ANDERSON_DEPTH = 5
+_ANDERSON_CONDITION = 1e-8
+_MIN_DAMPING = 1.0 / 8.0
+
 #: implicit-midpoint sub-steps (fields that depend on the rotating spin itself): stop when
 #: the spins change by less than this between iterations, or after this many iterations
 _MIDPOINT_TOLERANCE = 1e-14
@@ -391,6 +411,7 @@ class _Work:
         self.unconverged = []  # residuals of implicit spin steps that reached the iteration cap
         self.diverged = None  # the growing residual of a diverging implicit spin step
         self.magnitude_calls = 0  # model calls of adiabatic magnitude relaxations
+        self.magnitude_pairs = None  # L-BFGS pairs carried from relaxation to relaxation (NVE), or None
         self.magnitudes_unconverged = []  # longitudinal fields of relaxations that hit their cap
         # fast path: every magnetic term gives linear couplings, the whole sweep is one kernel
         self.linear = potential.local and not potential.depends_on_magnitudes and self.engine.complete
@@ -685,13 +706,23 @@ class _SpinLatticeBase(Integrator):
             ws.inv_m = ws.inverse_moments()
         return now
 
-    def _relax_magnitudes(self, ws):
+    def _relax_magnitudes(self, ws, now=None):
         """Relax the moment magnitudes of the run's arrays at their positions and spin directions
         (:func:`spinlat.minimization.relax_magnitudes`, L-BFGS from the current magnitudes, to
         ``magnitude_tolerance`` eV/μB), in place; returns the Evaluation (forces and magnetic
-        forces) at the relaxed magnitudes, the descent's last one."""
+        forces) at the relaxed magnitudes, the descent's last one.
+
+        Warm start (when ``ws.magnitude_pairs`` holds the L-BFGS pairs of the previous
+        relaxations, :class:`SpinLatticeNVE`): the descent starts with those pairs as its
+        inverse-Hessian model and, given ``now`` (the relaxed magnitudes μ_n the step started
+        from; the arrays hold the mid-step ones μ_n + (μ_n − μ_{n−1})/2), from the linear
+        extrapolation μ_n + (μ_n − μ_{n−1}) instead of the mid-step values. Only the starting
+        point changes: the result is the relaxed magnitudes to the same tolerance."""
+        if now is not None and ws.magnitude_pairs is not None and now.shape == ws.moments.shape:
+            mag = ws.mag_atoms
+            ws.moments[mag] = np.maximum(2.0 * ws.moments[mag] - now[mag], 0.5 * now[mag])
         st, ev, res = magnitude_relaxer(ws.state, ws.potential, ws.nl, hmax=self.magnitude_tolerance,
-                                       max_steps=self.max_magnitude_iterations)
+                                       max_steps=self.max_magnitude_iterations, pairs=ws.magnitude_pairs)
         ws.calls += res.n_evaluations
         ws.magnitude_calls += res.n_evaluations
         if not res.converged:
@@ -762,6 +793,107 @@ class _SpinLatticeBase(Integrator):
         predictor.record(h)
         spins[:] = s1
 
+    def _anderson_spin_step(self, ws, tau, predictor, h_end):
+        """Spherical-midpoint step of all spins over tau fs (the equation of
+        :meth:`_implicit_spin_step`) solved by Anderson acceleration of the fixed-point iteration
+        (Walker & Ni, SIAM J. Numer. Anal. 49, 1715 (2011); mixing β = 1, depth
+        :data:`_ANDERSON_DEPTH`) on the iterate x of the end spins, each iterate one model call.
+
+        Map: x → the midpoints m̂ = (s0 + x)/|s0 + x| → h(m̂) (one call of ``potential.compute``)
+        → T(x), the spins of the spherical midpoint step in the part of h transverse to m̂ with
+        the single-spin dependence on the midpoint solved exactly
+        (:func:`_transverse_midpoint_solve`); residual f = T(x) − x, its largest component the
+        error measure. Anderson mixing: x⁺ = x + f − Σ_j γ_j (Δx_j + Δf_j), γ the least-squares
+        fit of f by the residual differences Δf_j of the last secant pairs (:func:`_anderson_coefficients`).
+        The pairs (the Jacobian of the map changes little from step to step) are carried from step
+        to step in ``predictor`` and checkpointed.
+
+        First iterate, no model call: the spins consistent with the predicted field h⊥(start) +
+        δ, h⊥(start) the fields ``h_end`` of the evaluation that ended the previous step
+        (transverse to the start spins) and δ the cubic extrapolation of the same increments
+        (midpoint field − start field, transverse parts) of the last four steps.
+
+        Stops when the estimated error of T(x) is ≤ ``spin_tolerance``: ‖f‖·L/(1 − L) with L the
+        largest secant ratio ‖ΔT‖/‖Δx‖ of the step (before any, twice the last step's; none
+        known: ‖f‖ itself), Ostrowski's bound for a map of Lipschitz constant L < 1/2, and
+        keeps T(x) (unit spins to round-off). Safeguard: when a residual exceeds the smallest of
+        the step, the secant pairs are dropped and the iteration restarts from the best iterate
+        with a damped fixed-point step x + β f, β halved each time; below β =
+        :data:`_MIN_DAMPING` the step counts as diverging (the run raises). After
+        ``max_spin_iterations`` calls it records the step as unconverged (the run warns)."""
+        spins = ws.spins
+        s0 = spins.copy()
+        fac = angle_factor(tau)
+        tol = self.spin_tolerance
+        inner_tol = max(1e-3 * tol, 1e-15)
+        h_start = np.empty_like(s0)
+        _project_on_midpoints(np.ascontiguousarray(h_end, dtype=np.float64), s0, s0, h_start)
+        h = np.ascontiguousarray(predictor.predict_from_start(h_start), dtype=np.float64)
+        x = s0.copy()
+        new = np.empty_like(s0)
+        for _ in range(_PREDICTOR_PASSES):  # consistent with the predicted field: no model call
+            res = _spherical_midpoint(s0, x, h, fac, new)
+            x, new = new, x
+            if res <= 0.1 * tol:
+                break
+        memory = predictor.memory
+        carried = predictor.lipschitz
+        lip = None  # largest secant ratio of this step
+        g = np.empty_like(s0)
+        h_perp = np.empty_like(s0)
+        x_prev = f_prev = None
+        best = None  # (residual, x, f) of the best iterate
+        beta = 1.0
+        fn = np.inf
+        converged = False
+        for _ in range(self.max_spin_iterations):
+            _normalised_midpoints(s0, x, spins)
+            h = np.ascontiguousarray(ws.fields(), dtype=np.float64)
+            ws.spin_iterations += 1
+            fn = _transverse_midpoint_solve(s0, x, h, fac, g, inner_tol)
+            f = g - x
+            if x_prev is not None:
+                dx, df = x - x_prev, f - f_prev
+                ndx = math.sqrt(float(np.sum(dx * dx)))
+                if ndx > 0.0:
+                    ratio = math.sqrt(float(np.sum((dx + df) ** 2))) / ndx
+                    lip = ratio if lip is None else max(lip, ratio)
+                    memory.append((dx, df))
+                    del memory[:-_ANDERSON_DEPTH]
+            q = lip if lip is not None else (2.0 * carried if carried is not None else None)
+            err = fn * q / (1.0 - q) if q is not None and q < 0.5 else fn
+            if err <= tol:
+                converged = True
+                break
+            if best is not None and not fn < best[0]:  # the residual grew: safeguard
+                memory.clear()
+                beta *= 0.5
+                if beta < _MIN_DAMPING:
+                    ws.diverged = fn
+                    break
+                _, x_prev, f_prev = best
+                x = x_prev + beta * f_prev
+                continue
+            best = (fn, x, f)
+            x_prev, f_prev = x, f
+            if memory:
+                gamma = _anderson_coefficients(np.array([p[1].ravel() for p in memory]), f.ravel(),
+                                               _ANDERSON_CONDITION)
+                x = x + beta * f
+                for c, (dx, df) in zip(gamma, memory):
+                    if c != 0.0:
+                        x -= c * (dx + beta * df)
+            else:
+                x = x + beta * f
+        if not converged and ws.diverged is None:
+            ws.unconverged.append(fn)
+        if lip is not None:
+            predictor.lipschitz = lip
+        _project_on_midpoints(h, s0, x, h_perp)
+        predictor.record(h)
+        predictor.record_increment(h_perp - h_start)
+        spins[:] = g
+
     def _global_spin_step(self, ws, tau, h0, damping=0.0, noise=None):
         """Explicit midpoint rotation of all spins over tau fs (non-local potentials); h0 is the
         predictor field (eV/μB): the fields at the current spins, or those of any evaluation
@@ -810,22 +942,33 @@ def _spherical_midpoint(s0, s1, h, fac, out):
     component change max |out − s1| (the fixed-point residual)."""
     res = 0.0
     for i in range(s0.shape[0]):
-        ax, ay, az = s0[i, 0] + s1[i, 0], s0[i, 1] + s1[i, 1], s0[i, 2] + s1[i, 2]
-        rho = math.sqrt(ax * ax + ay * ay + az * az)
-        hx, hy, hz = h[i, 0], h[i, 1], h[i, 2]
-        if rho > 0.0:
-            mx, my, mz = ax / rho, ay / rho, az / rho
-            c = hx * mx + hy * my + hz * mz
-            hx, hy, hz = hx - c * mx, hy - c * my, hz - c * mz
-        b = math.sqrt(hx * hx + hy * hy + hz * hz)
-        if b == 0.0 or rho == 0.0:
-            x, y, z = s0[i, 0], s0[i, 1], s0[i, 2]
-        else:
-            phi = 2.0 * math.atan(fac * b / rho)
-            x, y, z = rotate_vector(s0[i, 0], s0[i, 1], s0[i, 2], hx, hy, hz, phi / b, 0.0)
+        x, y, z = _cayley(s0[i, 0], s0[i, 1], s0[i, 2], s1[i, 0], s1[i, 1], s1[i, 2], h[i, 0], h[i, 1], h[i, 2], fac)
         res = max(res, abs(x - s1[i, 0]), abs(y - s1[i, 1]), abs(z - s1[i, 2]))
         out[i, 0], out[i, 1], out[i, 2] = x, y, z
     return res
+
+
+@numba.njit(cache=True, inline="always")
+def _reject(hx, hy, hz, ax, ay, az):
+    """(h minus its part along â, |a|) for 3-vectors h and a (h itself when a = 0)."""
+    r = math.sqrt(ax * ax + ay * ay + az * az)
+    if r > 0.0:
+        mx, my, mz = ax / r, ay / r, az / r
+        c = hx * mx + hy * my + hz * mz
+        hx, hy, hz = hx - c * mx, hy - c * my, hz - c * mz
+    return hx, hy, hz, r
+
+
+@numba.njit(cache=True, fastmath=_FMA, inline="always")
+def _cayley(s0x, s0y, s0z, yx, yy, yz, hx, hy, hz, fac):
+    """One spin of :func:`_spherical_midpoint`: s0 rotated about h⊥ (h without its part along
+    s0 + y) by 2 atan(fac |h⊥| / |s0 + y|); s0 itself when h⊥ or s0 + y vanishes."""
+    hx, hy, hz, rho = _reject(hx, hy, hz, s0x + yx, s0y + yy, s0z + yz)
+    b = math.sqrt(hx * hx + hy * hy + hz * hz)
+    if b == 0.0 or rho == 0.0:
+        return s0x, s0y, s0z
+    phi = 2.0 * math.atan(fac * b / rho)
+    return rotate_vector(s0x, s0y, s0z, hx, hy, hz, phi / b, 0.0)
 
 
 @numba.njit(cache=True)
@@ -838,6 +981,90 @@ def _normalised_midpoints(s0, s1, out):
             out[i, 0], out[i, 1], out[i, 2] = ax / r, ay / r, az / r
         else:
             out[i, 0], out[i, 1], out[i, 2] = s0[i, 0], s0[i, 1], s0[i, 2]
+
+
+@numba.njit(cache=True, fastmath=_FMA)
+def _transverse_midpoint_solve(s0, x, h, fac, out, inner_tol):
+    """The spin map of the Anderson spin solver: the spherical midpoint step of every spin in
+    the part of ``h`` (N, 3) eV/μB transverse to the midpoint m̂ of the iterate ``x``
+    (m̂_i = (s0_i + x_i)/|s0_i + x_i|: the point the fields were computed at; their longitudinal
+    part never acts), solved exactly for that fixed field: out_i = s0_i rotated by the Cayley
+    rotation of :func:`_spherical_midpoint` with m̂ and ρ taken at out_i itself (per-spin
+    iteration to ``inner_tol``, no model call; its rate is about fac|h⊥|/2). This takes the
+    local, single-spin part of the dependence of the step on the midpoint out of the outer
+    iteration, which then sees only the model's ∂h/∂m. Returns max |out − x| (the residual of
+    the outer fixed point; ``out`` is a unit vector to round-off whatever ``x``)."""
+    res = 0.0
+    for i in range(s0.shape[0]):
+        gx, gy, gz, _ = _reject(h[i, 0], h[i, 1], h[i, 2], s0[i, 0] + x[i, 0], s0[i, 1] + x[i, 1], s0[i, 2] + x[i, 2])
+        yx, yy, yz = x[i, 0], x[i, 1], x[i, 2]
+        for _ in range(_INNER_PASSES):
+            nx, ny, nz = _cayley(s0[i, 0], s0[i, 1], s0[i, 2], yx, yy, yz, gx, gy, gz, fac)
+            d = max(abs(nx - yx), abs(ny - yy), abs(nz - yz))
+            yx, yy, yz = nx, ny, nz
+            if d <= inner_tol:
+                break
+        res = max(res, abs(yx - x[i, 0]), abs(yy - x[i, 1]), abs(yz - x[i, 2]))
+        out[i, 0], out[i, 1], out[i, 2] = yx, yy, yz
+    return res
+
+
+@numba.njit(cache=True)
+def _project_on_midpoints(h, s0, x, out):
+    """out_i = h_i minus its part along m̂_i = (s0_i + x_i)/|s0_i + x_i| (h_i where that vanishes)."""
+    for i in range(h.shape[0]):
+        out[i, 0], out[i, 1], out[i, 2], _ = _reject(h[i, 0], h[i, 1], h[i, 2], s0[i, 0] + x[i, 0], s0[i, 1] + x[i, 1],
+                                                     s0[i, 2] + x[i, 2])
+
+
+@numba.njit(cache=True)
+def _anderson_coefficients(dfs, f, cond):
+    """Least-squares coefficients γ = argmin ‖f − Σ_j γ_j dfs[j]‖₂ of Anderson mixing (Walker &
+    Ni, SIAM J. Numer. Anal. 49, 1715 (2011), eq. (1.2) in the difference form) by modified
+    Gram-Schmidt QR of the columns ``dfs`` (k, M), newest last, serially (the same bits on any
+    number of threads). A column whose part orthogonal to the newer ones is below ``cond`` times
+    its norm is dropped (γ_j = 0), the newest kept first (Walker & Ni's conditioning control).
+    Returns γ (k,)."""
+    k, m = dfs.shape
+    q = np.zeros((k, m))
+    r = np.zeros((k, k))
+    used = np.zeros(k, dtype=np.bool_)
+    order = np.empty(k, dtype=np.int64)
+    nq = 0
+    for jj in range(k):
+        j = k - 1 - jj  # newest first
+        v = dfs[j].copy()
+        norm0 = math.sqrt(np.sum(v * v))
+        if norm0 == 0.0:
+            continue
+        coef = np.zeros(k)
+        for a in range(nq):
+            c = np.sum(q[a] * v)
+            coef[a] = c
+            v -= c * q[a]
+        nv = math.sqrt(np.sum(v * v))
+        if nv <= cond * norm0:
+            continue
+        q[nq] = v / nv
+        for a in range(nq):
+            r[a, nq] = coef[a]
+        r[nq, nq] = nv
+        order[nq] = j
+        used[j] = True
+        nq += 1
+    z = np.zeros(nq)
+    for a in range(nq):
+        z[a] = np.sum(q[a] * f)
+    g = np.zeros(nq)
+    for a in range(nq - 1, -1, -1):
+        s = z[a]
+        for b in range(a + 1, nq):
+            s -= r[a, b] * g[b]
+        g[a] = s / r[a, a]
+    gamma = np.zeros(k)
+    for a in range(nq):
+        gamma[order[a]] = g[a]
+    return gamma
 
 
 # ------------------------------------------------------------------------------ NVE
@@ -858,6 +1085,12 @@ class SpinLatticeNVE(_SpinLatticeBase):
         gives a :class:`~spinlat.errors.ConvergenceWarning` at the end of the run; an iteration
         whose changes grow raises :class:`~spinlat.errors.SimulationError` (the step diverges:
         lower dt).
+    spin_solver : how the implicit spin step is solved: ``"anderson"`` (default; Anderson
+        acceleration of the fixed-point iteration with secant pairs carried from step to step,
+        a predictor from the start fields and a damped fallback, see
+        :meth:`_SpinLatticeBase._anderson_spin_step`) or ``"fixed_point"`` (the plain fixed-point
+        iteration of :meth:`_SpinLatticeBase._implicit_spin_step`). Both solve the same equation
+        to ``spin_tolerance``: the trajectories agree to about that.
 
     adiabatic_magnitudes : relax the moment magnitudes at fixed directions after every step
         (potentials with ``depends_on_magnitudes``; default False: magnitudes fixed).
@@ -882,25 +1115,33 @@ class SpinLatticeNVE(_SpinLatticeBase):
     ----------
     statistics : dict of the last ``run``: ``steps``, ``model_calls`` (calls of
         ``potential.compute``, the initial evaluation included when it was not cached),
-        ``spin_iterations`` (of those, the implicit spin steps' field calls) and
-        ``unconverged_steps``.
+        ``initial_calls`` (the calls before the first step: 0 when the State came from this
+        integrator's last run, else 1, plus the magnitude relaxation's with adiabatic
+        magnitudes), ``calls_per_step`` ((model_calls − initial_calls)/steps; 0 for no steps),
+        ``spin_iterations`` (of those, the implicit spin steps' field calls),
+        ``unconverged_steps`` and ``magnitude_calls``.
+    initial_calls, calls_per_step : the same two numbers as attributes (None before a run).
     """
 
     def __init__(self, dt, spin_step="implicit_midpoint", spin_tolerance=1e-10, max_spin_iterations=8,
-                 adiabatic_magnitudes=False, magnitude_tolerance=1e-6, max_magnitude_iterations=100):
+                 adiabatic_magnitudes=False, magnitude_tolerance=1e-6, max_magnitude_iterations=100,
+                 spin_solver="anderson"):
         super().__init__(dt)
         self._magnitude_options(adiabatic_magnitudes, magnitude_tolerance, max_magnitude_iterations)
         self.spin_step = validation.choice(spin_step, "spin_step", SPIN_STEPS)
         self.spin_tolerance = validation.number(spin_tolerance, "spin_tolerance", positive=True)
         self.max_spin_iterations = validation.integer(max_spin_iterations, "max_spin_iterations", minimum=1)
+        self.spin_solver = validation.choice(spin_solver, "spin_solver", SPIN_SOLVERS)
         self.statistics = {}
+        self.initial_calls = self.calls_per_step = None
+        self._magnitude_pairs = None  # (State, potential, (steps, gradient changes)) of the last run
         self._midpoint_fields = None  # (State, potential, _MidpointPredictor) of the last run
 
     def __repr__(self):
         extra = ("" if self.spin_step == "implicit_midpoint" and self.spin_tolerance == 1e-10
-                 and self.max_spin_iterations == 8 else
+                 and self.max_spin_iterations == 8 and self.spin_solver == "anderson" else
                  f", spin_step={self.spin_step!r}, spin_tolerance={self.spin_tolerance}, "
-                 f"max_spin_iterations={self.max_spin_iterations}")
+                 f"max_spin_iterations={self.max_spin_iterations}, spin_solver={self.spin_solver!r}")
         return f"SpinLatticeNVE(dt={self.dt}{extra}{self._magnitude_repr()})"
 
     def check(self, state, potential) -> None:
@@ -920,17 +1161,34 @@ class SpinLatticeNVE(_SpinLatticeBase):
         restart continues bit for bit): ``midpoint_fields`` (K, N, 3) eV/μB, K ≤ 4, the last
         midpoint fields, which predict the next one; ``spin_contraction``, the observed
         contraction of its iteration (−1: none yet); ``spin_unchecked``, steps since it was
-        observed."""
+        observed; for the Anderson solver ``midpoint_increments`` (K, N, 3) eV/μB, the last
+        midpoint-minus-start field increments, ``anderson_dx`` and ``anderson_df`` (M, N, 3),
+        M ≤ 5, its secant pairs, and ``spin_lipschitz``, its last secant ratio (each absent when
+        empty; a checkpoint without them restarts with a new memory); with adiabatic magnitudes
+        ``magnitude_steps`` and ``magnitude_gradient_changes`` (K, N), the L-BFGS pairs the
+        relaxations carry (μB, eV/μB)."""
         out = super().checkpoint(potential)
         saved = self._midpoint_fields
         if saved is not None:
             out.update(saved[2].as_checkpoint())
+        pairs = self._magnitude_pairs
+        if pairs is not None and pairs[2][0]:
+            out["magnitude_steps"] = np.array(pairs[2][0], dtype=np.float64)
+            out["magnitude_gradient_changes"] = np.array(pairs[2][1], dtype=np.float64)
         return out
 
     def restore(self, checkpoint, state, potential) -> None:
         super().restore(checkpoint, state, potential)
         pred = _MidpointPredictor.from_checkpoint(checkpoint, len(state))
         self._midpoint_fields = None if pred is None else (state, potential, pred)
+        try:
+            steps, changes = (np.asarray(checkpoint.get(k, ()), dtype=np.float64)
+                              for k in ("magnitude_steps", "magnitude_gradient_changes"))
+        except (TypeError, ValueError):
+            steps = changes = np.zeros(0)
+        ok = (steps.ndim == 2 and steps.shape == changes.shape and steps.shape[1] == len(state)
+              and np.all(np.isfinite(steps)) and np.all(np.isfinite(changes)))
+        self._magnitude_pairs = (state, potential, (list(steps), list(changes))) if ok else None
 
     def run(self, state, potential, steps: int) -> State:
         """Advance ``steps`` steps of dt fs; return the new State (the input is not modified).
@@ -942,11 +1200,14 @@ class SpinLatticeNVE(_SpinLatticeBase):
         local = potential.local
         implicit = not local and self.spin_step == "implicit_midpoint"
         predictor = self._predictor(state, potential) if implicit else None
+        spin_step = self._anderson_spin_step if self.spin_solver == "anderson" else self._implicit_spin_step
         adiabatic = self.adiabatic_magnitudes
         ev = self._initial_forces(ws, state, potential, need_fields=not local or adiabatic)
         if adiabatic:
+            ws.magnitude_pairs = self._saved_pairs(state, potential)
             ev = self._adiabatic_start(ws, ev)
             previous = self._previous_magnitudes(state, potential)
+        initial_calls = ws.calls
         dt = self.dt
         for step in range(steps):
             last = step == steps - 1
@@ -962,7 +1223,7 @@ class SpinLatticeNVE(_SpinLatticeBase):
                 _drift(ws.pos, ws.vel, 0.5 * dt)
                 ws.update_neighbors()
                 if implicit:
-                    self._implicit_spin_step(ws, dt, predictor, ev.magnetic_forces)
+                    spin_step(ws, dt, predictor, ev.magnetic_forces)
                     if ws.diverged is not None:
                         raise SimulationError(
                             f"SpinLatticeNVE: the implicit midpoint spin step diverges at step {step + 1} of this run "
@@ -972,11 +1233,14 @@ class SpinLatticeNVE(_SpinLatticeBase):
                     self._global_spin_step(ws, dt, ev.magnetic_forces)
                 _drift(ws.pos, ws.vel, 0.5 * dt)
                 ws.update_neighbors()
-            ev = self._relax_magnitudes(ws) if adiabatic else ws.evaluate(last or not local)
+            ev = self._relax_magnitudes(ws, previous) if adiabatic else ws.evaluate(last or not local)
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
         if steps == 0:
             ev = ws.evaluate(True) if ev.magnetic_forces is None else ev
-        self.statistics = {"steps": steps, "model_calls": ws.calls, "spin_iterations": ws.spin_iterations,
+        self.initial_calls = initial_calls
+        self.calls_per_step = (ws.calls - initial_calls) / steps if steps else 0.0
+        self.statistics = {"steps": steps, "model_calls": ws.calls, "initial_calls": self.initial_calls,
+                           "calls_per_step": self.calls_per_step, "spin_iterations": ws.spin_iterations,
                            "unconverged_steps": len(ws.unconverged), "magnitude_calls": ws.magnitude_calls}
         self._warn_magnitudes(ws, steps)
         if ws.unconverged:
@@ -988,7 +1252,16 @@ class SpinLatticeNVE(_SpinLatticeBase):
         out = self._finish(ws, potential, ev)
         self._midpoint_fields = (out, potential, predictor) if implicit else None
         self._relaxed = (out, potential, previous) if adiabatic and steps else None
+        self._magnitude_pairs = (out, potential, ws.magnitude_pairs) if adiabatic and steps else None
         return out
+
+    def _saved_pairs(self, state, potential):
+        """Copies of the L-BFGS pair lists of the magnitude relaxations the last run left with
+        ``state`` (the State it returned, or restored from a checkpoint); empty ones otherwise."""
+        saved = self._magnitude_pairs
+        if saved is None or saved[0] is not state or saved[1] is not potential:
+            return [], []
+        return list(saved[2][0]), list(saved[2][1])
 
 
 #: the magnitude relaxation of ``adiabatic_magnitudes``: :func:`spinlat.minimization.relax_magnitudes`,
@@ -1000,6 +1273,9 @@ magnitude_relaxer = None
 #: spin steps of :class:`SpinLatticeNVE` for non-local potentials
 SPIN_STEPS = ("implicit_midpoint", "explicit_midpoint")
 
+#: solvers of the implicit spin step of :class:`SpinLatticeNVE`
+SPIN_SOLVERS = ("anderson", "fixed_point")
+
 #: midpoint fields kept to predict the next one (cubic extrapolation)
 _HISTORY = 4
 
@@ -1008,47 +1284,89 @@ class _MidpointPredictor:
     """What the implicit spin step of :class:`SpinLatticeNVE` carries from step to step: the
     last :data:`_HISTORY` midpoint fields ``fields`` (eV/μB, oldest first; they predict the next
     one, :func:`_predict_field`), the last observed ``contraction`` of the fixed-point iteration
-    (None: not yet) and ``unchecked``, the steps since it was observed."""
+    (None: not yet) and ``unchecked``, the steps since it was observed; for the Anderson solver
+    also the last :data:`_HISTORY` ``increments`` (transverse midpoint field minus transverse
+    start field, eV/μB), the secant pairs ``memory`` [(Δx, Δf), …] (N, 3) each, oldest first, and
+    ``lipschitz``, the largest secant ratio of the last step that measured one (None: none)."""
 
-    __slots__ = ("fields", "contraction", "unchecked")
+    __slots__ = ("fields", "contraction", "unchecked", "increments", "memory", "lipschitz")
 
-    def __init__(self, fields=(), contraction=None, unchecked=0):
+    def __init__(self, fields=(), contraction=None, unchecked=0, increments=(), memory=(), lipschitz=None):
         self.fields = [np.array(h, dtype=np.float64) for h in fields]
         self.contraction = contraction
         self.unchecked = unchecked
+        self.increments = [np.array(h, dtype=np.float64) for h in increments]
+        self.memory = [(np.array(dx, dtype=np.float64), np.array(df, dtype=np.float64)) for dx, df in memory]
+        self.lipschitz = lipschitz
 
     def copy(self):
-        return _MidpointPredictor(self.fields, self.contraction, self.unchecked)
+        return _MidpointPredictor(self.fields, self.contraction, self.unchecked, self.increments, self.memory,
+                                  self.lipschitz)
 
     def predict(self, h_end):
         return _predict_field(self.fields, h_end)
+
+    def predict_from_start(self, h_start):
+        """The Anderson solver's predicted midpoint field: ``h_start`` (the transverse start
+        field) plus the extrapolated increments; without increments (a checkpoint written before
+        they existed) the extrapolated midpoint fields, or ``h_start`` alone."""
+        if self.increments:
+            return h_start + _predict_field(self.increments, None)
+        return _predict_field(self.fields, h_start)
 
     def record(self, h):
         self.fields.append(h)
         del self.fields[:-_HISTORY]
 
+    def record_increment(self, dh):
+        self.increments.append(dh)
+        del self.increments[:-_HISTORY]
+
     def as_checkpoint(self) -> dict:
         if not self.fields:
             return {}
-        return {"midpoint_fields": np.array(self.fields, dtype=np.float64),
-                "spin_contraction": -1.0 if self.contraction is None else float(self.contraction),
-                "spin_unchecked": int(self.unchecked)}
+        out = {"midpoint_fields": np.array(self.fields, dtype=np.float64),
+               "spin_contraction": -1.0 if self.contraction is None else float(self.contraction),
+               "spin_unchecked": int(self.unchecked)}
+        if self.increments:
+            out["midpoint_increments"] = np.array(self.increments, dtype=np.float64)
+        if self.memory:
+            out["anderson_dx"] = np.array([p[0] for p in self.memory], dtype=np.float64)
+            out["anderson_df"] = np.array([p[1] for p in self.memory], dtype=np.float64)
+        if self.lipschitz is not None:
+            out["spin_lipschitz"] = float(self.lipschitz)
+        return out
 
     @classmethod
     def from_checkpoint(cls, checkpoint, n):
         """The predictor stored by :meth:`as_checkpoint` for ``n`` atoms, or None (absent or
-        malformed)."""
-        h = checkpoint.get("midpoint_fields")
+        malformed). The Anderson solver's entries are optional (checkpoints written before them,
+        or by the fixed-point solver, restart with none: the solver starts a new memory)."""
+        h = _stack(checkpoint.get("midpoint_fields"), n)
         if h is None:
-            return None
-        h = np.asarray(h, dtype=np.float64)
-        if not (h.ndim == 3 and h.shape[1:] == (n, 3) and 0 < len(h) <= _HISTORY and np.all(np.isfinite(h))):
             return None
         q = checkpoint.get("spin_contraction", -1.0)
         u = checkpoint.get("spin_unchecked", _RECHECK)
         q = float(q) if isinstance(q, (int, float)) and math.isfinite(q) and q >= 0 else None
         u = int(u) if isinstance(u, int) and u >= 0 else _RECHECK
-        return cls(list(h), q, u)
+        inc = _stack(checkpoint.get("midpoint_increments"), n)
+        dx = _stack(checkpoint.get("anderson_dx"), n, _ANDERSON_DEPTH)
+        df = _stack(checkpoint.get("anderson_df"), n, _ANDERSON_DEPTH)
+        memory = list(zip(dx, df)) if dx is not None and df is not None and len(dx) == len(df) else ()
+        lip = checkpoint.get("spin_lipschitz")
+        lip = float(lip) if isinstance(lip, (int, float)) and math.isfinite(lip) and lip >= 0 else None
+        return cls(list(h), q, u, () if inc is None else list(inc), memory, lip)
+
+
+def _stack(a, n, most=_HISTORY):
+    """A checkpoint's stack of (N, 3) arrays: (K, n, 3) float64 with 0 < K ≤ ``most`` and finite,
+    or None."""
+    if a is None:
+        return None
+    a = np.asarray(a, dtype=np.float64)
+    if not (a.ndim == 3 and a.shape[1:] == (n, 3) and 0 < len(a) <= most and np.all(np.isfinite(a))):
+        return None
+    return a
 
 
 #: the implicit spin step measures the contraction of its iteration again (two model calls)

@@ -182,38 +182,148 @@ def _reversal_error(pot, pot_reversed, st, dt, steps, **options):
             np.abs(back.spins + st.spins).max(), back)
 
 
-def test_nve_nonlocal_implicit_step_is_time_reversible():
+@pytest.mark.parametrize("solver", ["anderson", "fixed_point"])
+def test_nve_nonlocal_implicit_step_is_time_reversible(solver):
     """Forward N steps, reverse velocities and moments (and the Zeeman field, the time-odd
     parameter), forward N steps: the implicit spin step returns to the start to its solver
-    tolerance; the explicit midpoint does not."""
+    tolerance, with either solver; the explicit midpoint does not."""
     pot, pot_reversed = NonLocal() + Field([0, 0, 2.0]), NonLocal() + Field([0, 0, -2.0])
     st = crystal(2, T=600.0)
     dr, dv, ds, back = _reversal_error(pot, pot_reversed, st, 1.0, 40, spin_tolerance=1e-13,
-                                       max_spin_iterations=30)
+                                       max_spin_iterations=30, spin_solver=solver)
     assert dr < 1e-10 and dv < 1e-12 and ds < 1e-10, (dr, dv, ds)
     assert np.abs(np.linalg.norm(back.spins, axis=1) - 1).max() < 1e-13
+    # at the default tolerance (1e-10) the return is to about that tolerance
+    dr1, dv1, ds1, _ = _reversal_error(pot, pot_reversed, st, 1.0, 40, spin_solver=solver)
+    assert ds1 < 1e-8 and ds1 > ds, (ds1, ds)
+    if solver == "fixed_point":
+        return
     # the old scheme: off by the size of its local error, many orders of magnitude more
     er, ev_, es, _ = _reversal_error(pot, pot_reversed, st, 1.0, 40, spin_step="explicit_midpoint")
     assert es > 1e4 * max(ds, 1e-14), (es, ds)
 
 
-def test_nve_nonlocal_implicit_step_statistics_and_warning():
+@pytest.mark.parametrize("solver", ["anderson", "fixed_point"])
+def test_nve_nonlocal_implicit_step_statistics_and_warning(solver):
     pot = NonLocal()
     st = crystal(2, T=300.0)
-    integ = SpinLatticeNVE(0.5)
+    integ = SpinLatticeNVE(0.5, spin_solver=solver)
     out = integ.run(st, pot, 10)
     stats = integ.statistics
     assert stats["steps"] == 10 and stats["unconverged_steps"] == 0
     assert stats["model_calls"] == 1 + 10 + stats["spin_iterations"]
+    assert integ.initial_calls == stats["initial_calls"] == 1
+    assert integ.calls_per_step == stats["calls_per_step"] == (stats["model_calls"] - 1) / 10
     # continuing from the returned State predicts from the kept midpoint fields: ≤ 2 field calls
     integ.run(out, pot, 10)
     assert integ.statistics["model_calls"] <= 3 * 10, integ.statistics
+    assert integ.initial_calls == 0  # the State it returned: forces and fields kept
     assert "midpoint_fields" in integ.checkpoint(pot)
     with pytest.warns(sl.errors.ConvergenceWarning, match="max_spin_iterations=1"):
-        SpinLatticeNVE(1.0, spin_tolerance=1e-15, max_spin_iterations=1).run(st, pot, 3)
-    for bad in (dict(spin_step="rk4"), dict(spin_tolerance=0.0), dict(max_spin_iterations=0)):
+        SpinLatticeNVE(1.0, spin_tolerance=1e-15, max_spin_iterations=1, spin_solver=solver).run(st, pot, 3)
+    for bad in (dict(spin_step="rk4"), dict(spin_tolerance=0.0), dict(max_spin_iterations=0),
+                dict(spin_solver="newton")):
         with pytest.raises(InputError):
             SpinLatticeNVE(1.0, **bad)
+
+
+def test_nve_nonlocal_anderson_and_fixed_point_solve_the_same_step_with_fewer_calls():
+    """Both solvers converge to the same implicit step (trajectories agree to about the
+    tolerance); Anderson's carried secant pairs and start-field predictor need fewer calls."""
+    pot = NonLocal() + Field([0, 0, 2.0])
+    st = crystal(2, T=600.0)
+    out, calls = {}, {}
+    for solver in ("anderson", "fixed_point"):
+        integ = SpinLatticeNVE(1.0, spin_tolerance=1e-12, max_spin_iterations=30, spin_solver=solver)
+        out[solver] = integ.run(st, pot, 30)
+        calls[solver] = integ.statistics["model_calls"]
+        assert integ.statistics["unconverged_steps"] == 0
+    a, f = out["anderson"], out["fixed_point"]
+    assert np.abs(a.spins - f.spins).max() < 1e-9 and np.abs(a.positions - f.positions).max() < 1e-10
+    assert np.abs(np.linalg.norm(a.spins, axis=1) - 1).max() < 1e-13
+    assert calls["anderson"] < 0.8 * calls["fixed_point"], calls
+
+
+def test_nve_nonlocal_anderson_checkpoint_old_checkpoint_and_bad_memory():
+    """The Anderson state (secant pairs, increments, Lipschitz estimate) is in the checkpoint: a
+    restored integrator continues bit for bit. A checkpoint without it (written before it
+    existed) restarts with a new memory, and a memory of nonsense is caught by the safeguard:
+    both continue the same trajectory to about the solver tolerance."""
+    pot = NonLocal() + Field([0, 0, 2.0])
+    st = crystal(2, T=600.0)
+    integ = SpinLatticeNVE(1.0)
+    mid = integ.run(st, pot, 12)
+    ck = integ.checkpoint(pot)
+    assert {"anderson_dx", "anderson_df", "midpoint_increments", "spin_lipschitz"} <= set(ck)
+    assert ck["anderson_dx"].shape[1:] == (len(st), 3) and 1 <= len(ck["anderson_dx"]) <= 5
+    ref = integ.run(mid, pot, 12)
+
+    def resumed(checkpoint):
+        fresh = SpinLatticeNVE(1.0)
+        fresh.restore(checkpoint, mid, pot)
+        out = fresh.run(mid, pot, 12)
+        assert fresh.statistics["unconverged_steps"] == 0
+        return out, fresh.statistics
+
+    again, _ = resumed(ck)
+    for k in ("positions", "velocities", "spins"):
+        assert np.array_equal(getattr(again, k), getattr(ref, k)), k
+    old = {k: v for k, v in ck.items() if k not in ("anderson_dx", "anderson_df", "midpoint_increments",
+                                                    "spin_lipschitz")}
+    rng = np.random.default_rng(0)
+    bad = dict(ck, anderson_dx=rng.normal(size=ck["anderson_dx"].shape),
+               anderson_df=rng.normal(size=ck["anderson_df"].shape))
+    for checkpoint in (old, bad):
+        out, stats = resumed(checkpoint)
+        assert np.abs(out.spins - ref.spins).max() < 1e-8, np.abs(out.spins - ref.spins).max()
+        assert np.abs(np.linalg.norm(out.spins, axis=1) - 1).max() < 1e-13
+        assert stats["calls_per_step"] < 5, stats
+
+
+def test_anderson_coefficients_kernel_is_the_least_squares_fit():
+    """NumPy reference: γ = argmin ‖f − Σ γ_j df_j‖; a column dependent on the newer ones is dropped."""
+    from spinlat.integrators.spin_lattice import _anderson_coefficients
+
+    rng = np.random.default_rng(1)
+    dfs = rng.normal(size=(4, 30))
+    f = rng.normal(size=30)
+    gamma = _anderson_coefficients(dfs, f, 1e-8)
+    ref = np.linalg.lstsq(dfs.T, f, rcond=None)[0]
+    np.testing.assert_allclose(gamma, ref, rtol=1e-10, atol=1e-12)
+    dep = np.vstack([dfs[1:2] * 0.5 + dfs[2:3] * 0.25, dfs[1:]])  # oldest = combination of newer ones
+    gamma = _anderson_coefficients(dep, f, 1e-8)
+    assert gamma[0] == 0.0
+    np.testing.assert_allclose(gamma[1:], np.linalg.lstsq(dfs[1:].T, f, rcond=None)[0], rtol=1e-10, atol=1e-12)
+
+
+def test_transverse_midpoint_solve_kernel():
+    """NumPy check: out is the spherical-midpoint step in the part of h transverse to the
+    iterate's midpoint m̂_x, consistent with its own midpoint: out − s0 = (fac/ρ) g⊥ × (s0 + out)
+    with ρ = |s0 + out|, g = h − (h·m̂_x) m̂_x and g⊥ ⊥ (s0 + out); unit length; the returned
+    residual is max |out − x|; a longitudinal field (along m̂_x) does nothing."""
+    from spinlat.integrators.spin_lattice import _transverse_midpoint_solve
+
+    rng = np.random.default_rng(2)
+    s0 = rng.normal(size=(40, 3))
+    s0 /= np.linalg.norm(s0, axis=1)[:, None]
+    x = s0 + 0.1 * rng.normal(size=(40, 3))
+    x /= np.linalg.norm(x, axis=1)[:, None]
+    h = 0.5 * rng.normal(size=(40, 3))
+    fac = 0.3
+    out = np.empty_like(s0)
+    res = _transverse_midpoint_solve(s0, x, h, fac, out, 1e-15)
+    mx = (s0 + x) / np.linalg.norm(s0 + x, axis=1)[:, None]
+    g = h - np.sum(h * mx, axis=1)[:, None] * mx
+    a = s0 + out
+    rho = np.linalg.norm(a, axis=1)
+    m = a / rho[:, None]
+    gp = g - np.sum(g * m, axis=1)[:, None] * m
+    np.testing.assert_allclose(out - s0, (fac / rho)[:, None] * np.cross(gp, a), atol=1e-13)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-14)
+    assert res == np.abs(out - x).max()
+    out2 = np.empty_like(s0)
+    _transverse_midpoint_solve(s0, x, h + 3.0 * mx, fac, out2, 1e-15)
+    np.testing.assert_allclose(out2, out, atol=1e-14)
 
 
 def test_nve_single_spin_precesses_at_larmor_frequency():
@@ -471,6 +581,30 @@ def test_adiabatic_magnitudes_local_potential_matches_minimize_and_conserves_ene
     assert np.abs(out.moments - ref.moments).max() < 1e-8
 
 
+def test_magnitude_relaxation_warm_started_from_earlier_pairs():
+    """relax_magnitudes with the L-BFGS pairs of a relaxation at nearby positions (as the NVE
+    step carries them): the same magnitudes to the tolerance, in no more evaluations (this
+    nearly diagonal Landau problem converges in a few either way; the saving with mMACE is
+    in tests/mmace/test_dynamics.py)."""
+    from spinlat.minimization import relax_magnitudes
+
+    pot = MagnitudeExchange()
+    st = crystal(2, T=300.0)
+    pairs = ([], [])
+    first, _, _ = relax_magnitudes(st, pot, hmax=1e-10, pairs=pairs)
+    assert 0 < len(pairs[0]) == len(pairs[1]) <= 10 and pairs[0][0].shape == (len(st),)
+    rng = np.random.default_rng(4)
+    moved = first.copy(positions=first.positions + rng.normal(0, 0.01, (len(st), 3)))
+    cold, _, rc = relax_magnitudes(moved, pot, hmax=1e-10)
+    warm, _, rw = relax_magnitudes(moved, pot, hmax=1e-10, pairs=pairs)
+    assert rc.converged and rw.converged
+    assert np.abs(warm.moments - cold.moments).max() < 1e-9
+    assert rw.n_evaluations <= rc.n_evaluations, (rw.n_evaluations, rc.n_evaluations)
+    bad = ([np.ones(3)], [np.ones(3)])  # pairs of another problem size are dropped
+    again, _, _ = relax_magnitudes(moved, pot, hmax=1e-10, pairs=bad)
+    assert np.abs(again.moments - cold.moments).max() < 1e-9
+
+
 def test_adiabatic_magnitudes_need_a_magnitude_dependent_potential():
     with pytest.raises(InputError, match="does not depend on moment magnitudes"):
         SpinLatticeNVE(1.0, adiabatic_magnitudes=True).run(crystal(2), PairSpin(), 1)
@@ -478,11 +612,19 @@ def test_adiabatic_magnitudes_need_a_magnitude_dependent_potential():
         SpinLatticeNVE(1.0, adiabatic_magnitudes=1)
 
 
-@pytest.mark.parametrize("pot, options", [(NonLocal(), {}), (MagnitudeExchange(), dict(adiabatic_magnitudes=True))],
-                         ids=["implicit-spin-step", "adiabatic-magnitudes"])
+class NonLocalMagnitudeExchange(MagnitudeExchange):
+    local = False
+
+
+@pytest.mark.parametrize("pot, options", [(NonLocal(), {}), (NonLocal(), dict(spin_solver="fixed_point")),
+                                          (MagnitudeExchange(), dict(adiabatic_magnitudes=True)),
+                                          (NonLocalMagnitudeExchange(), dict(adiabatic_magnitudes=True))],
+                         ids=["implicit-spin-step", "fixed-point-solver", "adiabatic-magnitudes",
+                              "implicit-adiabatic"])
 def test_implicit_and_adiabatic_runs_split_and_restarted_bit_for_bit(tmp_path, pot, options):
-    """The implicit spin step's field predictor and the previous relaxed magnitudes travel with
-    the returned State and in the trajectory's checkpoint: split or restarted runs are one run."""
+    """The implicit spin step's field predictor and Anderson memory, the previous relaxed
+    magnitudes and the relaxations' L-BFGS pairs travel with the returned State and in the
+    trajectory's checkpoint: split or restarted runs are one run."""
     st = crystal(2, T=300.0)
     once = SpinLatticeNVE(0.5, **options).run(st, pot, 12)
     integ = SpinLatticeNVE(0.5, **options)
