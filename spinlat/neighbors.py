@@ -318,7 +318,9 @@ def build_compact(positions, cell, pbc, cutoff, index_dtype=np.int32):
     frac = np.linalg.solve(box.T, pos.T).T if n else np.zeros((0, 3))
     img = np.floor(frac)
     frac -= img
-    frac[frac >= 1.0] = 0.0  # −1e-17 wrapped to 1.0: bin 0 of the next image (its img is one lower)
+    wrap = frac >= 1.0  # −1e-17 − (−1) rounds to 1.0: it is 0 in the next image
+    frac[wrap] = 0.0
+    img[wrap] += 1.0
     img = img.astype(np.int64)
     bin_of, bin_start, bin_atoms = _bin_atoms(frac, bins)
     del frac

@@ -317,3 +317,17 @@ def test_half_start_splits_every_row_into_reverse_entries_and_the_half_list(seed
     neg = {tuple(s): k for k, s in enumerate(nl.unique_shifts)}
     for k, s in enumerate(nl.unique_shifts):
         assert np.array_equal(nl.unique_vectors[neg[tuple(-s)]], -nl.unique_vectors[k])
+
+
+def test_build_with_atoms_a_rounding_error_below_a_cell_face():
+    """Fractional coordinates of −1e-17 wrap to 1.0 in floating point: such atoms belong to bin 0
+    of the next image, and no pair of theirs is lost (bcc at dt-sized displacements)."""
+    a = 2.8665
+    st = sl.State([[0, 0, 0], [a / 2] * 3], [26, 26], cell=np.eye(3) * a, pbc=True).repeat((2, 2, 2))
+    p = st.positions.copy()
+    p[p == 0.0] = -1e-17
+    tiny = st.copy(positions=p)
+    for cutoff in (2.6, 5.9):
+        nl = NeighborList(cutoff, skin=0.0)
+        nl.build(tiny)
+        assert pair_set(nl.i, nl.j, nl.shifts) == ase_pairs(tiny, cutoff)
