@@ -19,7 +19,7 @@ speed (default): atom-steps/s of
 memory (``--memory``): peak memory per atom for a single point (energy, forces, magnetic forces)
 and for an NVE run of 3 steps, each size in a fresh process:
   - spinlat ``tracemalloc``: the peak of NumPy/Python allocations from building the State to the
-    end of the run (numba kernels allocate through NumPy, so this sees every array);
+    end of the run (arrays allocated inside numba kernels are not seen: the RSS figure is);
   - spinlat ``RSS``: max resident set size at the end minus the resident size before the State
     is built (after imports and JIT compilation on a tiny system);
   - LAMMPS: its own "Per MPI rank memory allocation" (summed over ranks), and max RSS of the
