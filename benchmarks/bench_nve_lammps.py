@@ -53,10 +53,10 @@ def build_state(cells, seed=0):
     return st.copy(spins=rng.normal(size=(n, 3)), velocities=v)
 
 
-def potential():
+def potential(low_memory=False):
     from spinlat.potentials import EAM, BetheSlaterExchange, Zeeman
 
-    return EAM(EAM_FILE) + BetheSlaterExchange(*J) + Zeeman([0, 0, 1.0])
+    return EAM(EAM_FILE, low_memory=low_memory) + BetheSlaterExchange(*J) + Zeeman([0, 0, 1.0])
 
 
 def run_spinlat(st, steps, threads):

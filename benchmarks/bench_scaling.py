@@ -19,21 +19,23 @@ speed (default): atom-steps/s of
 memory (``--memory``): peak memory per atom for a single point (energy, forces, magnetic forces)
 and for an NVE run of 3 steps, each size in a fresh process:
   - spinlat ``tracemalloc``: the peak of NumPy/Python allocations from building the State to the
-    end of the run (numba kernels allocate through NumPy, so this sees every array);
+    end of the run (arrays allocated inside numba kernels are not seen: the RSS figure is);
   - spinlat ``RSS``: max resident set size at the end minus the resident size before the State
     is built (after imports and JIT compilation on a tiny system);
   - LAMMPS: its own "Per MPI rank memory allocation" (summed over ranks), and max RSS of the
     ``lmp`` process minus that of the same input with 2 atoms.
   Both codes hold the same physics; LAMMPS keeps one half neighbour list for EAM and a full one
-  for the spin pair style, spinlat one compact full list (partner + shift index, 6 B/pair) plus
-  the EAM half list, the exchange couplings and the spin colour classes (see README).
+  for the spin pair style, spinlat one compact full list (partner + shift index, 6 B/pair) whose
+  row tails are the EAM half list, the EAM pair tables (none with ``--low-memory``: EAM(low_memory=
+  True)), the exchange couplings and the spin colour classes (see README and
+  ``bench_memory_breakdown.py``).
 
 LAMMPS needs ``LD_LIBRARY_PATH=<venv>/lib`` (set here for the subprocesses) and mpich's
 ``mpirun`` from the same venv (``--venv``, default: the running interpreter's prefix).
 
 Usage:
   python benchmarks/bench_scaling.py [--sizes 16384,131072] [--threads 2] [--ranks 2] [--repeats 3]
-  python benchmarks/bench_scaling.py --memory [--sizes 2000,16000,128000,1024000]
+  python benchmarks/bench_scaling.py --memory [--sizes 2000,16000,128000,1024000] [--low-memory]
 """
 
 from __future__ import annotations
@@ -84,12 +86,12 @@ def make_integrator(kind, seed=1):
                                seed=seed)
 
 
-def spinlat_windows(st, kind, steps, repeats, threads, out):
+def spinlat_windows(st, kind, steps, repeats, threads, out, low_memory=False):
     """Alternate windows of ``steps`` steps on 1 and ``threads`` threads (one integrator and one
     potential, so the neighbour list and colouring are built once); best times go to ``out``."""
     import numba
 
-    pot = base.potential()
+    pot = base.potential(low_memory=low_memory)
     integ = make_integrator(kind)
     state = st
     for t in sorted({1, threads}):  # compile and warm up
@@ -157,12 +159,12 @@ def speed(args):
         for kind in ("nve", "langevin"):
             ours = {}
             load0 = load()
-            spinlat_windows(st, kind, steps, args.repeats, args.threads, ours)
+            spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, args.low_memory)
             lmp = {}
             if not args.skip_lammps:
                 for ranks in sorted({1, args.ranks}):
                     lmp[ranks] = run_lammps(cells, kind, steps, args.repeats, ranks, venv)["best"]
-                spinlat_windows(st, kind, steps, args.repeats, args.threads, ours)  # after LAMMPS too
+                spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, args.low_memory)  # after LAMMPS too
             row = {"n": n, "kind": kind, "steps": steps, "load": 0.5 * (load0 + load())}
             row.update({f"ours_{t}": n * steps / v for t, v in ours.items()})
             row.update({f"lmp_{r}": n * steps / v for r, v in lmp.items()})
@@ -191,15 +193,17 @@ def rss_kb():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() // 1024
 
-cells, mode = tuple(json.loads(sys.argv[2])), sys.argv[3]
+cells, mode, lean = tuple(json.loads(sys.argv[2])), sys.argv[3], sys.argv[4] == "1"
+def potential():
+    return base.potential(low_memory=lean)
 tiny = base.build_state((3, 3, 3))  # compile every kernel on a tiny system first
-SpinLatticeNVE(base.DT).run(tiny, base.potential(), 2)
-base.potential().compute(tiny, forces=True, magnetic_forces=True)
+SpinLatticeNVE(base.DT).run(tiny, potential(), 2)
+potential().compute(tiny, forces=True, magnetic_forces=True)
 del tiny
 rss0 = rss_kb()
 tracemalloc.start()
 st = base.build_state(cells)
-pot = base.potential()
+pot = potential()
 if mode == "single":
     ev = pot.compute(st, forces=True, magnetic_forces=True)
 else:
@@ -214,7 +218,8 @@ print(json.dumps({"n": n, "traced": peak / n, "rss": (maxrss - rss0) * 1024 / n}
 
 def memory(args):
     here = str(Path(__file__).resolve().parent)
-    print(f"peak memory per atom (bytes), spinlat vs LAMMPS (1 MPI rank); load average {load():.1f}")
+    lean = " (spinlat EAM low_memory=True)" if args.low_memory else ""
+    print(f"peak memory per atom (bytes), spinlat vs LAMMPS (1 MPI rank){lean}; load average {load():.1f}")
     print(f"{'N':>8s} {'single tracemalloc':>19s} {'single RSS':>11s} {'NVE tracemalloc':>16s} {'NVE RSS':>9s} "
           f"{'LAMMPS report':>14s} {'LAMMPS RSS':>11s} {'NVE RSS/LAMMPS RSS':>19s}")
     base_rss = None
@@ -226,7 +231,8 @@ def memory(args):
         for mode in ("single", "nve"):
             # run outside the repository: ``python -c`` puts the working directory first on
             # sys.path, which would shadow the spinlat chosen by PYTHONPATH
-            r = subprocess.run([sys.executable, "-c", MEMORY_CHILD, here, json.dumps(cells), mode],
+            r = subprocess.run([sys.executable, "-c", MEMORY_CHILD, here, json.dumps(cells), mode,
+                                "1" if args.low_memory else "0"],
                                capture_output=True, text=True, cwd=tempfile.gettempdir())
             if r.returncode != 0:
                 raise RuntimeError(r.stderr[-3000:])
@@ -249,6 +255,7 @@ def main():
     p.add_argument("--atom-steps", type=float, default=5e5, help="atom-steps per timed window")
     p.add_argument("--memory", action="store_true", help="memory per atom instead of speed")
     p.add_argument("--skip-lammps", action="store_true")
+    p.add_argument("--low-memory", action="store_true", help="spinlat's EAM(low_memory=True) (no per-pair tables)")
     p.add_argument("--venv", default=sys.prefix, help="virtual environment holding lmp and mpirun")
     args = p.parse_args()
     default = "2000,16000,128000,1024000" if args.memory else "16384,131072"

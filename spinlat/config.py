@@ -370,7 +370,8 @@ INTEGRATORS: dict[str, dict[str, Key]] = {
 POTENTIALS: dict[str, dict[str, Key]] = {
     "EAM": {"path": Key(_eam_paths, _REQUIRED, "EAM file (LAMMPS setfl, Finnis-Sinclair or funcfl), or a list "
                                                "of funcfl files (one per element)"),
-            "format": Key(_opt(_eam_format))},
+            "format": Key(_opt(_eam_format)),
+            "low_memory": Key(_boolean, doc="keep no per-pair tables (less memory, slower forces)")},
     "BetheSlaterExchange": {
         "cutoff": Key(_number("Å", positive=True), _REQUIRED, "cutoff, Å"),
         "J1": Key(_number("eV"), _REQUIRED, "J1, eV"),

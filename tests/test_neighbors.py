@@ -199,3 +199,135 @@ def test_compact_list_keeps_no_expanded_arrays_in_spin_lattice_evaluations():
     assert pair_set(nl.i, nl.j, nl.shifts) == ase_pairs(st, nl.cutoff + nl.skin)
     nl.build(st)  # a rebuild drops the expanded arrays again
     assert not {"i", "shifts", "shift_vectors", "half"} & set(vars(nl))
+
+
+# ------------------------------------------------------------------------------------------
+# the cell-list build (build_compact) against vesin and a brute-force search
+# ------------------------------------------------------------------------------------------
+
+
+def brute_force_pairs(positions, cell, pbc, cutoff):
+    """Every (i, j, S) with |r_j − r_i + S·cell| < cutoff, trying every shift in range (atoms
+    inside the 3D cell ``cell``; shifts only along periodic directions)."""
+    cell = np.asarray(cell, float)
+    vol = abs(np.linalg.det(cell))
+    heights = [vol / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3)]
+    reach = [int(np.ceil(cutoff / h)) + 1 if p else 0 for h, p in zip(heights, np.broadcast_to(pbc, (3,)))]
+    shifts = np.array([(a, b, c) for a in range(-reach[0], reach[0] + 1) for b in range(-reach[1], reach[1] + 1)
+                       for c in range(-reach[2], reach[2] + 1)])
+    vec = shifts @ cell
+    out = set()
+    for i in range(len(positions)):
+        d = positions[None, :, :] - positions[i] + vec[:, None, :]
+        for s, j in zip(*np.nonzero(np.linalg.norm(d, axis=2) < cutoff)):
+            if j != i or np.any(shifts[s]):
+                out.add((i, int(j), *map(int, shifts[s])))
+    return out
+
+
+def vesin_full_list(st, cutoff):
+    """The former build: vesin's full list as CSR rows sorted by (partner, shift)."""
+    i, j, S, _ = neighbor_pairs(st, cutoff, full=True)
+    order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, i))
+    return i[order], j[order], S[order]
+
+
+BUILD_CASES = CASES + [
+    (8, True, 2.0), (9, (False, True, True), 6.0), (10, True, 14.0),  # many images of every pair
+    (11, (True, False, False), 5.0), (12, (False, False, False), 50.0),
+]
+
+
+@pytest.mark.parametrize("seed, pbc, cutoff", BUILD_CASES)
+def test_build_matches_vesin_and_brute_force(seed, pbc, cutoff):
+    """The cell-list build gives the pairs of vesin's search (the former build) and of a brute
+    force over all shifts, rows sorted by (partner, shift) exactly as before."""
+    st = random_state(seed, n=8 if cutoff > 10 else (12 if cutoff > 6 else 20), pbc=pbc)
+    nl = NeighborList(cutoff, skin=0.0)
+    nl.build(st)
+    i, j, S = vesin_full_list(st, cutoff)
+    np.testing.assert_array_equal(nl.i, i)
+    np.testing.assert_array_equal(nl.j, j)
+    np.testing.assert_array_equal(nl.shifts, S)
+    assert pair_set(nl.i, nl.j, nl.shifts) == brute_force_pairs(st.positions, st.cell, st.pbc, cutoff)
+    assert nl.j.dtype == np.int32 and nl.shift_index.dtype == np.int16
+
+
+@pytest.mark.parametrize("pbc", [True, (True, True, False), (False, True, False), False])
+def test_build_of_unwrapped_positions_far_outside_the_cell(pbc):
+    """Atoms tens of cells away from the cell (unwrapped trajectories) keep their shifts; a shift
+    beyond ±600 cells is a clear error."""
+    st = random_state(31, pbc=pbc)
+    rng = np.random.default_rng(4)
+    far = rng.integers(-40, 41, (len(st), 3)).astype(float)
+    moved = st.copy(positions=st.positions + far @ st.cell, validate=False)
+    nl = NeighborList(3.5, skin=0.0)
+    nl.build(moved)
+    assert pair_set(nl.i, nl.j, nl.shifts) == ase_pairs(moved, 3.5)
+    if np.all(pbc):
+        too_far = st.positions.copy()
+        too_far[0] += 700 * st.cell[0]
+        with pytest.raises(InputError, match="wrap the positions"):
+            NeighborList(3.5, skin=0.0).build(st.copy(positions=too_far, validate=False))
+
+
+def test_build_of_a_flat_cell_with_a_zero_vector():
+    """A 2D cell whose non-periodic vector is zero (ASE's 2D builders): the same pairs as with a
+    vacuum vector, every shift zero along the open direction."""
+    a = 2.5
+    cell = np.array([[a, 0, 0], [a / 2, a * np.sqrt(3) / 2, 0], [0, 0, 0]])
+    flat = sl.State([[0, 0, 0]], [26], cell=cell, pbc=(True, True, False)).repeat((5, 4, 1))
+    rng = np.random.default_rng(1)
+    flat = flat.copy(positions=flat.positions + rng.normal(0, 0.1, (len(flat), 3)))
+    vac = flat.copy(cell=[*flat.cell[:2], [0, 0, 30.0]])
+    for cutoff in (2.6, 7.3):
+        lists = []
+        for st in (flat, vac):
+            nl = NeighborList(cutoff, skin=0.0)
+            nl.build(st)
+            lists.append((nl.i, nl.j, nl.shifts))
+        for x, y in zip(*lists):
+            np.testing.assert_array_equal(x, y)
+        assert np.all(lists[0][2][:, 2] == 0)
+        assert pair_set(*lists[1]) == ase_pairs(vac, cutoff)
+
+
+def test_build_threaded_equals_serial(monkeypatch):
+    """The threaded passes of the build give the serial list bit for bit."""
+    import spinlat.neighbors as neighbors
+
+    st = random_state(3, n=60, pbc=True, scale=10.0)
+    nl = NeighborList(4.0, skin=0.3)
+    nl.build(st)
+    monkeypatch.setattr(neighbors, "PARALLEL_MIN_ATOMS", 1)
+    other = NeighborList(4.0, skin=0.3)
+    other.build(st)
+    for name in ("offsets", "j", "shift_index", "unique_shifts", "unique_vectors"):
+        np.testing.assert_array_equal(getattr(nl, name), getattr(other, name))
+
+
+@pytest.mark.parametrize("seed, pbc, cutoff", BUILD_CASES)
+def test_half_start_splits_every_row_into_reverse_entries_and_the_half_list(seed, pbc, cutoff):
+    st = random_state(seed, n=8 if cutoff > 10 else (12 if cutoff > 6 else 20), pbc=pbc)
+    nl = NeighborList(cutoff, skin=0.1)
+    nl.build(st)
+    tail = np.concatenate([np.arange(nl.half_start[a], nl.offsets[a + 1]) for a in range(len(st))])
+    np.testing.assert_array_equal(tail, nl.half)
+    # shift vectors are odd: the vector of (j, i, −S) is exactly minus that of (i, j, S)
+    neg = {tuple(s): k for k, s in enumerate(nl.unique_shifts)}
+    for k, s in enumerate(nl.unique_shifts):
+        assert np.array_equal(nl.unique_vectors[neg[tuple(-s)]], -nl.unique_vectors[k])
+
+
+def test_build_with_atoms_a_rounding_error_below_a_cell_face():
+    """Fractional coordinates of −1e-17 wrap to 1.0 in floating point: such atoms belong to bin 0
+    of the next image, and no pair of theirs is lost (bcc at dt-sized displacements)."""
+    a = 2.8665
+    st = sl.State([[0, 0, 0], [a / 2] * 3], [26, 26], cell=np.eye(3) * a, pbc=True).repeat((2, 2, 2))
+    p = st.positions.copy()
+    p[p == 0.0] = -1e-17
+    tiny = st.copy(positions=p)
+    for cutoff in (2.6, 5.9):
+        nl = NeighborList(cutoff, skin=0.0)
+        nl.build(tiny)
+        assert pair_set(nl.i, nl.j, nl.shifts) == ase_pairs(tiny, cutoff)

@@ -361,6 +361,23 @@ def term_couplings(term, state, neighbors=None):
     return get(state, neighbors if term.cutoff > 0 else None)
 
 
+def _accumulate(total: Evaluation | None, ev: Evaluation) -> Evaluation:
+    """``total + ev`` (``ev`` when ``total`` is None) into arrays of the sum's own: ``total``
+    (made here) is added to in place, so that a sum of K terms holds one set of result arrays at a
+    time, not a new set per term (a term's arrays are copied, never changed)."""
+    if total is None:
+        return Evaluation(ev.energy, *(None if a is None else np.array(a, dtype=np.float64)
+                                        for a in (ev.forces, ev.magnetic_forces, ev.stress, ev.energies)))
+    for name in ("forces", "magnetic_forces", "stress", "energies"):
+        a, b = getattr(total, name), getattr(ev, name)
+        if a is None:
+            setattr(total, name, None if b is None else np.array(b, dtype=np.float64))
+        elif b is not None:
+            a += b
+    total.energy += ev.energy
+    return total
+
+
 class SumPotential(Potential):
     """Sum of potentials sharing one neighbour list (built with the largest cutoff)."""
 
@@ -386,10 +403,14 @@ class SumPotential(Potential):
             t.check_state(state)
 
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress):
+        if len(self._terms) == 1:
+            t = self._terms[0]
+            return t._evaluate(state, neighbors if t.cutoff > 0 else None, forces, magnetic_forces, stress)
         total = None
         for t in self._terms:
             ev = t._evaluate(state, neighbors if t.cutoff > 0 else None, forces, magnetic_forces, stress)
-            total = ev if total is None else total + ev
+            total = _accumulate(total, ev)
+            del ev  # the term's arrays go before the next term makes its own
         return total
 
     def _evaluate_many(self, states, neighbors, forces, magnetic_forces, stress):

@@ -44,7 +44,6 @@ import numpy as np
 from .. import validation
 from ..errors import FileFormatError, InputError
 from ..formats import number_syntax as _text
-from ..neighbors import positive_shifts
 from .base import Evaluation, Potential, virial_to_voigt
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -499,64 +498,76 @@ def spline_coefficients(f: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _compact_half_list(n, offsets, nbr, sidx, positive):
-    """CSR half list from a compact full neighbour list (``offsets``, partners ``nbr``, shift
-    index ``sidx`` into the list's distinct shifts): each unordered pair once, kept in the row of
-    its smaller atom (a self-image in the row of its lexically positive shift, ``positive``).
-    Returns offsets (n+1,) int64, partners hj (P,) int32 and shift index hs (P,) int32."""
-    out = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
-        c = 0
-        for p in range(offsets[i], offsets[i + 1]):
-            j = nbr[p]
-            if j > i or (j == i and positive[sidx[p]]):
-                c += 1
-        out[i + 1] = out[i] + c
-    hj = np.empty(out[n], dtype=np.int32)
-    hs = np.empty(out[n], dtype=np.int32)
-    for i in range(n):
-        k = out[i]
-        for p in range(offsets[i], offsets[i + 1]):
-            j = nbr[p]
-            if j > i or (j == i and positive[sidx[p]]):
-                hj[k] = j
-                hs[k] = sidx[p]
-                k += 1
-    return out, hj, hs
+def _half_offsets(offsets, hstart):
+    """CSR offsets (n+1,) int64 of the half list that is the tail ``hstart[a]:offsets[a+1]`` of
+    every row of a full list (:attr:`~spinlat.neighbors.NeighborList.half_start`): half pair k of
+    row a is full-list entry ``k − hoff[a] + hstart[a]``, and the head entry p of row a (its
+    reverse entries) has the index ``p − hoff[a]`` in the heads' CSR order."""
+    n = hstart.shape[0]
+    hoff = np.zeros(n + 1, dtype=np.int64)
+    for a in range(n):
+        hoff[a + 1] = hoff[a] + offsets[a + 1] - hstart[a]
+    return hoff
 
 
 @numba.njit(cache=True)
-def _transpose_half_list(n, offsets, hj):
-    """Owner ``hi`` (P,) int32 of every pair of a CSR half list and its transpose: the pairs
-    whose partner is atom a are ``tk[toff[a]:toff[a+1]]`` (int32, increasing), so that a kernel
-    can gather what every pair gives an atom without a write shared between threads."""
-    npairs = hj.shape[0]
-    hi = np.empty(npairs, dtype=np.int32)
-    toff = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
-        for k in range(offsets[i], offsets[i + 1]):
-            hi[k] = i
-            toff[hj[k] + 1] += 1
+def _reverse_half_pairs(offsets, hstart, hoff, nbr):
+    """For every head entry of a full list (partner j < a, or a itself with a lexically negative
+    shift; index ``p − hoff[a]``) the half pair it is the reverse of, (H,) int32: what lets a
+    kernel gather what every pair gives an atom without a write shared between threads.
+
+    Rows are sorted by (partner, shift in lexical order), so the g entries a → j (shifts S_0 <
+    … < S_{g−1}) of row a's tail have their reverses j → a (shifts −S_{g−1} < … < −S_0) as one
+    group of row j's head, in the opposite order; rows taken in increasing order fill every
+    head group by group from its start."""
+    n = hstart.shape[0]
+    tk = np.empty(hoff[n], dtype=np.int32)
+    fill = offsets[:n].copy()  # next unfilled head entry of every row
     for a in range(n):
-        toff[a + 1] += toff[a]
-    fill = toff[:-1].copy()
-    tk = np.empty(npairs, dtype=np.int32)
-    for k in range(npairs):
-        a = hj[k]
-        tk[fill[a]] = k
-        fill[a] += 1
-    return hi, toff, tk
+        p = hstart[a]
+        end = offsets[a + 1]
+        while p < end:
+            j = nbr[p]
+            q = p
+            while q < end and nbr[q] == j:
+                q += 1
+            g = q - p
+            base = fill[j] - hoff[j]
+            for t in range(g):
+                tk[base + g - 1 - t] = p + t - hstart[a] + hoff[a]
+            fill[j] += g
+            p = q
+    return tk
+
+
+@numba.njit(cache=True, fastmath=_FMA, inline="always")
+def _segment(r, rdr, nr):
+    """LAMMPS pair_style eam: segment m and fraction p of distance r, held beyond the last knot."""
+    p = r * rdr + 1.0
+    m = int(p)
+    if m > nr - 1:
+        m = nr - 1
+    p -= m
+    if p > 1.0:
+        p = 1.0
+    return m, p
 
 
 def _eam_kernels(threaded):
     """The EAM passes, serial (``threaded`` False) or with threads over the atoms (True): one
     Python source compiled twice, so both give the same bits. Every atom's sums run in a fixed
-    order (its own half-list row, then the pairs where it is the partner, in pair order), and
-    each thread writes only its own atoms' rows and pairs: no reduction depends on the threads."""
+    order (its own half-list row, then the pairs where it is the partner, in the order of its
+    row's head; or its full row), and each thread writes only its own atoms' rows and pairs: no
+    reduction depends on the threads.
+
+    The half list is the tail ``hstart[i]:offsets[i+1]`` of every row of the compact full
+    neighbour list (partners ``nbr``, shift index ``sidx`` into the shift vectors ``svec``);
+    pair k of row i is entry ``k − hoff[i] + hstart[i]``; ``tk`` maps the head entries to the
+    half pairs they reverse (:func:`_reverse_half_pairs`)."""
 
     @numba.njit(cache=True, fastmath=_FMA, parallel=threaded)
-    def density_rows(pos, offsets, hj, hs, svec, types, nel, cutsq, rdr, nr, tab, sym, rho, energies, store,
-                     cache, pv):
+    def density_rows(pos, offsets, hstart, hoff, nbr, sidx, svec, types, nel, cutsq, rdr, nr, tab, sym, rho,
+                     energies, store, cache, pv):
         """Per half-list row i: ρ_i and ½ Σ φ of the row written to ``rho[i]`` and
         ``energies[i]``; per pair k the density the pair gives its partner j (``pv[k, 0]``) and φ
         (``pv[k, 1]``), zeros beyond the cutoff. With ``store``, also the radial derivatives
@@ -573,9 +584,12 @@ def _eam_kernels(threaded):
             ti = types[i] * nel
             rhoi = 0.0
             ei = 0.0
-            for k in range(offsets[i], offsets[i + 1]):
-                j = hj[k]
-                s = hs[k]
+            h0 = hstart[i]
+            k0 = hoff[i]
+            for e in range(h0, offsets[i + 1]):
+                k = e - h0 + k0
+                j = nbr[e]
+                s = sidx[e]
                 dx = pos[j, 0] - xi + svec[s, 0]
                 dy = pos[j, 1] - yi + svec[s, 1]
                 dz = pos[j, 2] - zi + svec[s, 2]
@@ -583,14 +597,7 @@ def _eam_kernels(threaded):
                 if rsq < cutsq:
                     r = math.sqrt(rsq)
                     recip = 1.0 / r
-                    # LAMMPS pair_style eam: segment m, fraction p, held beyond the last knot
-                    p = r * rdr + 1.0
-                    m = int(p)
-                    if m > nr - 1:
-                        m = nr - 1
-                    p -= m
-                    if p > 1.0:
-                        p = 1.0
+                    m, p = _segment(r, rdr, nr)
                     t = ti + types[j]
                     a0 = tab[t, m, 0]
                     a1 = tab[t, m, 1]
@@ -625,18 +632,48 @@ def _eam_kernels(threaded):
             energies[i] = ei
 
     @numba.njit(cache=True, parallel=threaded)
-    def density_gather(toff, tk, pv, rho, energies):
+    def density_gather(offsets, hstart, hoff, tk, pv, rho, energies):
         """Add to ρ_a and the pair energy of atom a what the pairs where a is the partner give it."""
         _ = threaded
         for a in numba.prange(rho.shape[0]):
             r = rho[a]
             e = energies[a]
-            for q in range(toff[a], toff[a + 1]):
+            for q in range(offsets[a] - hoff[a], hstart[a] - hoff[a]):
                 k = tk[q]
                 r += pv[k, 0]
                 e += 0.5 * pv[k, 1]
             rho[a] = r
             energies[a] = e
+
+    @numba.njit(cache=True, fastmath=_FMA, parallel=threaded)
+    def density_full(pos, offsets, nbr, sidx, svec, types, nel, cutsq, rdr, nr, tab, sym, rho, energies):
+        """Without pair tables (``EAM(low_memory=True)``): ρ_i and ½ Σ_j φ(r_ij) over atom i's
+        full row, written to ``rho[i]`` and ``energies[i]``."""
+        _ = threaded
+        zoff = 4 if sym else 8
+        for i in numba.prange(pos.shape[0]):
+            xi = pos[i, 0]
+            yi = pos[i, 1]
+            zi = pos[i, 2]
+            ti = types[i] * nel
+            rhoi = 0.0
+            ei = 0.0
+            for e in range(offsets[i], offsets[i + 1]):
+                j = nbr[e]
+                s = sidx[e]
+                dx = pos[j, 0] - xi + svec[s, 0]
+                dy = pos[j, 1] - yi + svec[s, 1]
+                dz = pos[j, 2] - zi + svec[s, 2]
+                rsq = dx * dx + dy * dy + dz * dz
+                if rsq < cutsq:
+                    r = math.sqrt(rsq)
+                    m, p = _segment(r, rdr, nr)
+                    t = ti + types[j]
+                    rhoi += ((tab[t, m, 0] * p + tab[t, m, 1]) * p + tab[t, m, 2]) * p + tab[t, m, 3]
+                    ei += 0.5 * ((((tab[t, m, zoff] * p + tab[t, m, zoff + 1]) * p + tab[t, m, zoff + 2]) * p
+                                  + tab[t, m, zoff + 3]) / r)
+            rho[i] = rhoi
+            energies[i] = ei
 
     @numba.njit(cache=True, parallel=threaded)
     def embedding(rho, types, rdrho, nrho, rhomax, ftab, fp, femb):
@@ -664,11 +701,11 @@ def _eam_kernels(threaded):
             femb[i] = f
 
     @numba.njit(cache=True, fastmath=_FMA, parallel=threaded)
-    def force_gather(pos, offsets, hj, hs, svec, hi, toff, tk, sym, fp, cache, forces, virial, do_virial):
+    def force_gather(pos, offsets, hstart, hoff, nbr, sidx, svec, tk, sym, fp, cache, forces, virial, do_virial):
         """Forces −∂E/∂r_i (eV/Å) written to ``forces`` from F'(ρ) ``fp`` and the pair ``cache``
-        of ``density_rows``: atom i's own row, then the pairs where i is the partner. With
-        ``do_virial`` the virial Σ (∂E/∂d)⊗d of i's own row (eV; xx, yy, zz, yz, xz, xy) goes
-        to ``virial[i]`` (every pair once)."""
+        of ``density_rows``: atom i's own half row, then the pairs where i is the partner (its
+        row's head). With ``do_virial`` the virial Σ (∂E/∂d)⊗d of i's own half row (eV; xx, yy,
+        zz, yz, xz, xy) goes to ``virial[i]`` (every pair once)."""
         _ = threaded
         for i in numba.prange(pos.shape[0]):
             xi = pos[i, 0]
@@ -679,8 +716,11 @@ def _eam_kernels(threaded):
             fyi = 0.0
             fzi = 0.0
             vxx = vyy = vzz = vyz = vxz = vxy = 0.0
-            for k in range(offsets[i], offsets[i + 1]):
-                j = hj[k]
+            h0 = hstart[i]
+            k0 = hoff[i]
+            for e in range(h0, offsets[i + 1]):
+                k = e - h0 + k0
+                j = nbr[e]
                 # (dE/dr)/r of this pair
                 if sym:
                     g = (fpi + fp[j]) * cache[k, 0] + cache[k, 1]
@@ -688,7 +728,7 @@ def _eam_kernels(threaded):
                     g = fpi * cache[k, 0] + fp[j] * cache[k, 1] + cache[k, 2]
                 if g == 0.0:
                     continue
-                s = hs[k]
+                s = sidx[e]
                 dx = pos[j, 0] - xi + svec[s, 0]
                 dy = pos[j, 1] - yi + svec[s, 1]
                 dz = pos[j, 2] - zi + svec[s, 2]
@@ -705,22 +745,19 @@ def _eam_kernels(threaded):
                     vyz += fy * dz
                     vxz += fx * dz
                     vxy += fx * dy
-            for q in range(toff[i], toff[i + 1]):
-                k = tk[q]
-                o = hi[k]
+            for e in range(offsets[i], h0):
+                k = tk[e - k0]
+                o = nbr[e]
                 if sym:
                     g = (fp[o] + fpi) * cache[k, 0] + cache[k, 1]
                 else:
                     g = fp[o] * cache[k, 0] + fpi * cache[k, 1] + cache[k, 2]
                 if g == 0.0:
                     continue
-                s = hs[k]
-                dx = xi - pos[o, 0] + svec[s, 0]
-                dy = yi - pos[o, 1] + svec[s, 1]
-                dz = zi - pos[o, 2] + svec[s, 2]
-                fxi -= g * dx
-                fyi -= g * dy
-                fzi -= g * dz
+                s = sidx[e]  # the vector from i to o: minus the pair's (exact: shift vectors are odd)
+                fxi += g * (pos[o, 0] - xi + svec[s, 0])
+                fyi += g * (pos[o, 1] - yi + svec[s, 1])
+                fzi += g * (pos[o, 2] - zi + svec[s, 2])
             forces[i, 0] = fxi
             forces[i, 1] = fyi
             forces[i, 2] = fzi
@@ -732,13 +769,92 @@ def _eam_kernels(threaded):
                 virial[i, 4] = vxz
                 virial[i, 5] = vxy
 
-    return density_rows, density_gather, embedding, force_gather
+    @numba.njit(cache=True, fastmath=_FMA, parallel=threaded)
+    def force_full(pos, offsets, nbr, sidx, svec, types, nel, cutsq, rdr, nr, tab, sym, fp, forces, virial,
+                   do_virial):
+        """Without pair tables (``EAM(low_memory=True)``): forces −∂E/∂r_i (eV/Å) over atom i's full
+        row, the radial derivatives evaluated for every entry; with ``do_virial`` half the virial
+        Σ (∂E/∂d)⊗d of the row (every pair is in two rows) to ``virial[i]``. The two entries of a
+        pair add the same terms in the same order (the smaller atom's first), so they give the
+        same (dE/dr)/r bit for bit and the forces sum to zero as in the half-list pass."""
+        _ = threaded
+        zoff = 4 if sym else 8
+        roff = 0 if sym else 4
+        for i in numba.prange(pos.shape[0]):
+            xi = pos[i, 0]
+            yi = pos[i, 1]
+            zi = pos[i, 2]
+            ti = types[i] * nel
+            fpi = fp[i]
+            fxi = 0.0
+            fyi = 0.0
+            fzi = 0.0
+            vxx = vyy = vzz = vyz = vxz = vxy = 0.0
+            for e in range(offsets[i], offsets[i + 1]):
+                j = nbr[e]
+                s = sidx[e]
+                dx = pos[j, 0] - xi + svec[s, 0]
+                dy = pos[j, 1] - yi + svec[s, 1]
+                dz = pos[j, 2] - zi + svec[s, 2]
+                rsq = dx * dx + dy * dy + dz * dz
+                if rsq >= cutsq:
+                    continue
+                r = math.sqrt(rsq)
+                recip = 1.0 / r
+                m, p = _segment(r, rdr, nr)
+                t = ti + types[j]
+                # dρ_{j→i}/dr (at i), dρ_{i→j}/dr (at j), d(rφ)/dr and φ
+                dri = ((3.0 * tab[t, m, 0] * p + 2.0 * tab[t, m, 1]) * p + tab[t, m, 2]) * rdr * recip
+                if sym:
+                    drj = dri
+                else:
+                    drj = ((3.0 * tab[t, m, roff] * p + 2.0 * tab[t, m, roff + 1]) * p
+                           + tab[t, m, roff + 2]) * rdr * recip
+                b0 = tab[t, m, zoff]
+                b1 = tab[t, m, zoff + 1]
+                b2 = tab[t, m, zoff + 2]
+                phi = (((b0 * p + b1) * p + b2) * p + tab[t, m, zoff + 3]) * recip
+                z2p = ((3.0 * b0 * p + 2.0 * b1) * p + b2) * rdr
+                dphi = (z2p * recip - phi * recip) * recip
+                if i <= j:
+                    g = (fpi * dri + fp[j] * drj) + dphi
+                else:
+                    g = (fp[j] * drj + fpi * dri) + dphi
+                fx = g * dx
+                fy = g * dy
+                fz = g * dz
+                fxi += fx
+                fyi += fy
+                fzi += fz
+                if do_virial:
+                    vxx += 0.5 * fx * dx
+                    vyy += 0.5 * fy * dy
+                    vzz += 0.5 * fz * dz
+                    vyz += 0.5 * fy * dz
+                    vxz += 0.5 * fx * dz
+                    vxy += 0.5 * fx * dy
+            forces[i, 0] = fxi
+            forces[i, 1] = fyi
+            forces[i, 2] = fzi
+            if do_virial:
+                virial[i, 0] = vxx
+                virial[i, 1] = vyy
+                virial[i, 2] = vzz
+                virial[i, 3] = vyz
+                virial[i, 4] = vxz
+                virial[i, 5] = vxy
+
+    return density_rows, density_gather, embedding, force_gather, density_full, force_full
 
 
 #: the EAM passes on one thread (see :func:`_eam_kernels`)
-_density_rows, _density_gather, _embedding, _force_gather = _eam_kernels(False)
+(_density_rows, _density_gather, _embedding, _force_gather, _density_full,
+ _force_full) = _eam_kernels(False)
 #: the same with threads over the atoms (the same bits)
-_density_rows_parallel, _density_gather_parallel, _embedding_parallel, _force_gather_parallel = _eam_kernels(True)
+(_density_rows_parallel, _density_gather_parallel, _embedding_parallel, _force_gather_parallel,
+ _density_full_parallel, _force_full_parallel) = _eam_kernels(True)
+
+_NO_PAIRS = np.zeros(0, dtype=np.int32)
 
 #: below this many atoms the EAM passes run on one thread (a parallel region costs more than the
 #: work it shares); a module parameter: the result does not change by a bit
@@ -746,9 +862,12 @@ PARALLEL_MIN_ATOMS = 8192
 
 
 def _kernels(n):
+    """(density_rows, density_gather, embedding, force_gather, density_full, force_full) for n
+    atoms (looked up at each call: tests count the calls of the threaded ones)."""
     if n >= PARALLEL_MIN_ATOMS and numba.get_num_threads() > 1:
-        return _density_rows_parallel, _density_gather_parallel, _embedding_parallel, _force_gather_parallel
-    return _density_rows, _density_gather, _embedding, _force_gather
+        return (_density_rows_parallel, _density_gather_parallel, _embedding_parallel, _force_gather_parallel,
+                _density_full_parallel, _force_full_parallel)
+    return _density_rows, _density_gather, _embedding, _force_gather, _density_full, _force_full
 
 
 
@@ -766,6 +885,14 @@ class EAM(Potential):
     path : the potential file; for funcfl, one file or a list of files (one per element, as
         ``pair_coeff i i file`` for each type of LAMMPS ``pair_style eam``).
     format : ``"alloy"``, ``"fs"`` or ``"funcfl"``; by default taken from the file name.
+    low_memory : keep no per-pair tables (default False). By default the densities pass over the
+        half list (each pair once, in the row of its smaller atom, inside the neighbour list's
+        full rows) and keeps, per pair, the density it gives the partner and φ (16 bytes), the
+        radial derivatives for the forces (16 bytes; 24 for Finnis-Sinclair files whose cross
+        densities differ) and the index that gathers them for the partner (4 bytes): ~1 kB/atom
+        for bcc Fe at 5.6 Å. With ``low_memory=True`` every atom sums over its full row and the
+        forces evaluate the derivatives again (LAMMPS ``newton off`` style): no per-pair memory,
+        each pair computed twice (slower; the same energies and forces to round-off).
 
     Attributes: ``cutoff`` (Å, from the file), ``elements`` (atomic numbers, file order),
     ``symbols``, ``masses`` (amu, from the file). Energies and forces follow LAMMPS's
@@ -782,7 +909,8 @@ class EAM(Potential):
     magnetic = False
     spin_rotation_invariant = True
 
-    def __init__(self, path, format=None):
+    def __init__(self, path, format=None, low_memory=False):
+        self.low_memory = validation.boolean(low_memory, "low_memory")
         paths = validation.paths(path, "EAM path")
         if len(paths) == 1:
             data = read_eam_file(paths[0], format)
@@ -832,66 +960,75 @@ class EAM(Potential):
 
     def __repr__(self):
         names = [os.path.basename(p) for p in ((self.path,) if isinstance(self.path, str) else self.path)]
-        return f"EAM({names[0] if len(names) == 1 else names!r}, format={self.format!r})"
+        lean = ", low_memory=True" if self.low_memory else ""
+        return f"EAM({names[0] if len(names) == 1 else names!r}, format={self.format!r}{lean})"
 
     def _types(self, state):
         return self._zmap[state.numbers]
 
     def _half(self, nl, state):
-        """The CSR half list of ``nl`` with its owners and transpose (cached until ``nl`` is
-        rebuilt): (offsets, hj, hs, svec, hi, toff, tk)."""
+        """The half list inside ``nl``'s full list (cached until ``nl`` is rebuilt): (offsets,
+        hstart, hoff, nbr, sidx, svec, tk): the tails ``hstart[a]:offsets[a+1]`` of the rows,
+        their CSR offsets ``hoff`` and ``tk``, the half pair of every head entry (4 bytes per
+        pair; with ``low_memory`` not made: tk is empty)."""
         key = getattr(self, "_half_key", None)
         if key is None or key[0] is not nl or key[1] != nl.n_builds or key[2] != len(state):
             self._half_arrays = None  # let the old arrays go before the new ones are made
-            offsets, hj, hs = _compact_half_list(len(state), nl.offsets, nl.j, nl.shift_index,
-                                                 positive_shifts(nl.unique_shifts))
-            hi, toff, tk = _transpose_half_list(len(state), offsets, hj)
-            svec = nl.unique_vectors
-            self._half_arrays = (offsets, hj, hs, svec, hi, toff, tk)
+            hstart = nl.half_start
+            hoff = _half_offsets(nl.offsets, hstart)
+            tk = _NO_PAIRS if self.low_memory else _reverse_half_pairs(nl.offsets, hstart, hoff, nl.j)
+            self._half_arrays = (nl.offsets, hstart, hoff, nl.j, nl.shift_index, nl.unique_vectors, tk)
             self._half_key = (nl, nl.n_builds, len(state))
         return self._half_arrays
 
     def _work(self, n, npairs, need_cache):
         """Work arrays reused between calls: rho, fp, F(rho) (n,), pair values (≥ npairs, 2) and
-        pair cache (≥ npairs, 2 or 3)."""
+        pair cache (≥ npairs, 2 or 3); no pair arrays with ``low_memory``."""
         w = getattr(self, "_work_arrays", None)
         if w is None or w[0].shape[0] != n:
             w = [np.empty(n), np.empty(n), np.empty(n), np.empty((0, 2)), np.empty((0, 2 if self._sym else 3))]
-        if w[3].shape[0] < npairs:
-            w[3] = np.empty((npairs, 2))
-        if need_cache and w[4].shape[0] < npairs:
-            w[4] = np.empty((npairs, w[4].shape[1]))
+        if not self.low_memory:
+            if w[3].shape[0] < npairs:
+                w[3] = None
+                w[3] = np.empty((npairs, 2))
+            if need_cache and w[4].shape[0] < npairs:
+                w[4] = None
+                w[4] = np.empty((npairs, 2 if self._sym else 3))
         self._work_arrays = w
         return w
 
-    def _densities(self, state, offsets, hj, hs, svec, toff, tk, energies, store):
+    def _densities(self, state, half, energies, store):
         """ρ (the work array) and the pair energies (written to ``energies``); returns ρ, the pair
         cache and Σ φ (eV)."""
         n = len(state)
-        rows, gather, _, _ = _kernels(n)
-        rho, _, _, pv, cache = self._work(n, len(hj), store)
-        rows(state.positions, offsets, hj, hs, svec, self._types(state), self._nel, self._cutsq, self._rdr,
-             self._nr, self._tab, self._sym, rho, energies, store, cache, pv)
+        rows, gather, _, _, full, _ = _kernels(n)
+        offsets, hstart, hoff, nbr, sidx, svec, tk = half
+        rho, _, _, pv, cache = self._work(n, int(hoff[-1]), store)
+        args = (self._types(state), self._nel, self._cutsq, self._rdr, self._nr, self._tab, self._sym, rho, energies)
+        if self.low_memory:
+            full(state.positions, offsets, nbr, sidx, svec, *args)
+            return rho, cache, float(energies.sum())
+        rows(state.positions, offsets, hstart, hoff, nbr, sidx, svec, *args, store, cache, pv)
         epair = 2.0 * float(energies.sum())  # Σ ½φ over the rows: every pair once (×2 is exact)
-        gather(toff, tk, pv, rho, energies)
+        gather(offsets, hstart, hoff, tk, pv, rho, energies)
         return rho, cache, epair
 
     def densities(self, state) -> np.ndarray:
         """Host electron densities ρ_i (file units) of every atom, (N,)."""
         self.check_state(state)
         nl = self.neighbor_list(state)
-        offsets, hj, hs, svec, _, toff, tk = self._half(nl, state)
-        rho, _, _ = self._densities(state, offsets, hj, hs, svec, toff, tk, np.empty(len(state)), False)
+        rho, _, _ = self._densities(state, self._half(nl, state), np.empty(len(state)), False)
         return rho.copy()
 
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:
         n = len(state)
-        offsets, hj, hs, svec, hi, toff, tk = self._half(neighbors, state)
+        half = self._half(neighbors, state)
+        offsets, hstart, hoff, nbr, sidx, svec, tk = half
         types = self._types(state)
         need_grad = bool(forces or stress)
         energies = np.empty(n)
-        rho, cache, epair = self._densities(state, offsets, hj, hs, svec, toff, tk, energies, need_grad)
-        _, _, embedding, force_gather = _kernels(n)
+        rho, cache, epair = self._densities(state, half, energies, need_grad)
+        _, _, embedding, force_gather, _, force_full = _kernels(n)
         _, fp, femb, _, _ = self._work_arrays
         embedding(rho, types, self._rdrho, self._nrho, self._rhomax, self._ftab, fp, femb)
         eemb = float(femb.sum())
@@ -901,8 +1038,12 @@ class EAM(Potential):
         if need_grad:
             fbuf = np.empty((n, 3))
             vir = np.empty((n if stress else 0, 6))
-            force_gather(state.positions, offsets, hj, hs, svec, hi, toff, tk, self._sym, fp, cache, fbuf, vir,
-                         bool(stress))
+            if self.low_memory:
+                force_full(state.positions, offsets, nbr, sidx, svec, types, self._nel, self._cutsq, self._rdr,
+                           self._nr, self._tab, self._sym, fp, fbuf, vir, bool(stress))
+            else:
+                force_gather(state.positions, offsets, hstart, hoff, nbr, sidx, svec, tk, self._sym, fp, cache, fbuf,
+                             vir, bool(stress))
             f = fbuf if forces else None
             if stress:
                 v = vir.sum(axis=0)

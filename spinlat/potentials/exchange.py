@@ -276,12 +276,20 @@ def _compact_spin_list(ref_positions, active, offsets, nbr, sidx, shifts, shift_
 
 
 @numba.njit(cache=True, fastmath=_FMA, inline="always")
-def _geometry_row(i, positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, jc):
+def _bethe_slater_pair(r2, j1, j2, j3sq):
+    """J(r) (eV) and (dJ/dr)/r (eV/Å²) at the squared distance r2 (Å²): the one expression every
+    cached-pair kernel inlines."""
+    ra = r2 / j3sq
+    ex = math.exp(-ra)
+    return 4.0 * j1 * ra * (1.0 - j2 * ra) * ex, (8.0 * j1 / j3sq) * ex * (1.0 - ra - j2 * ra * (2.0 - ra))
+
+
+@numba.njit(cache=True, fastmath=_FMA, inline="always")
+def _geometry_row(i, positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jc):
     p0 = off[i]
     p1 = off[i + 1]
     if p0 == p1:
         return
-    c8 = 8.0 * j1 / j3sq
     xi = positions[i, 0]
     yi = positions[i, 1]
     zi = positions[i, 2]
@@ -295,42 +303,54 @@ def _geometry_row(i, positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, 
         dy = positions[j, 1] - yi + svec[s, 1]
         dz = positions[j, 2] - zi + svec[s, 2]
         r2 = dx * dx + dy * dy + dz * dz
-        jv = 0.0
-        gv = 0.0
-        if r2 <= cut2:
-            ra = r2 / j3sq
-            ex = math.exp(-ra)
-            jv = 4.0 * j1 * ra * (1.0 - j2 * ra) * ex
-            gv = c8 * ex * (1.0 - ra - j2 * ra * (2.0 - ra))
-        cv = 0.0 if j == i else jv
-        jr[p] = jv
-        gr[p] = gv
+        cv = 0.0
+        if r2 <= cut2 and j != i:
+            cv, _ = _bethe_slater_pair(r2, j1, j2, j3sq)
         jc[p] = cv
         if q >= 0:
-            jr[q] = jv
-            gr[q] = gv
             jc[q] = cv
 
 
 @numba.njit(cache=True, fastmath=_FMA)
-def _exchange_geometry(positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, jc):
-    """Per directed pair p of the compact list at the current positions: jr[p] = J(r) (eV),
-    gr[p] = (dJ/dr)/r (eV/Å²), jc[p] = J(r) as a spin coupling (eV; 0 for a periodic self-image,
-    whose energy J(r)(1 − δ)/2 does not depend on the spin and which exerts no torque); all 0
-    beyond the cutoff. Each pair is computed once and written to both of its entries (``rev``)."""
+def _exchange_geometry(positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jc):
+    """Per directed pair p of the compact list at the current positions: jc[p] = J(r) as a spin
+    coupling (eV; 0 for a periodic self-image, whose energy J(r)(1 − δ)/2 does not depend on the
+    spin and which exerts no torque, and beyond the cutoff). Each pair is computed once and
+    written to both of its entries (``rev``)."""
     for i in range(off.shape[0] - 1):
-        _geometry_row(i, positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, jc)
+        _geometry_row(i, positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jc)
 
 
 @numba.njit(cache=True, fastmath=_FMA, parallel=True)
-def _exchange_geometry_parallel(positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, jc):
+def _exchange_geometry_parallel(positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jc):
     """:func:`_exchange_geometry` with threads over atoms (each pair has one writer)."""
     for i in numba.prange(off.shape[0] - 1):
-        _geometry_row(i, positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jr, gr, jc)
+        _geometry_row(i, positions, off, cj, cs, svec, rev, cut2, j1, j2, j3sq, jc)
+
+
+@numba.njit(cache=True, fastmath=_FMA)
+def _self_image_exchange(positions, off, cj, cs, svec, entries, cut2, j1, j2, j3sq):
+    """J(r) (eV; 0 beyond the cutoff) of the self-image entries ``entries`` of the compact list."""
+    out = np.zeros(entries.shape[0])
+    n = off.shape[0] - 1
+    i = 0
+    for k in range(entries.shape[0]):
+        p = entries[k]
+        while off[i + 1] <= p:
+            i += 1
+        s = cs[p]
+        dx = positions[cj[p], 0] - positions[i, 0] + svec[s, 0]
+        dy = positions[cj[p], 1] - positions[i, 1] + svec[s, 1]
+        dz = positions[cj[p], 2] - positions[i, 2] + svec[s, 2]
+        r2 = dx * dx + dy * dy + dz * dz
+        if r2 <= cut2 and i < n:
+            out[k], _ = _bethe_slater_pair(r2, j1, j2, j3sq)
+    return out
 
 
 @numba.njit(cache=True, fastmath=_FMA, inline="always")
-def _from_geometry_row(i, positions, spins, off, cj, cs, svec, jr, gr, delta, want_forces, energies, grad, forces):
+def _from_geometry_row(i, positions, spins, off, cj, cs, svec, cut2, j1, j2, j3sq, delta, want_forces, energies,
+                       grad, forces):
     sx = spins[i, 0]
     sy = spins[i, 1]
     sz = spins[i, 2]
@@ -342,7 +362,14 @@ def _from_geometry_row(i, positions, spins, off, cj, cs, svec, jr, gr, delta, wa
     fx = fy = fz = 0.0
     for p in range(off[i], off[i + 1]):
         j = cj[p]
-        jv = jr[p]
+        s = cs[p]
+        dx = positions[j, 0] - xi + svec[s, 0]
+        dy = positions[j, 1] - yi + svec[s, 1]
+        dz = positions[j, 2] - zi + svec[s, 2]
+        r2 = dx * dx + dy * dy + dz * dz
+        if r2 > cut2:
+            continue
+        jv, gv = _bethe_slater_pair(r2, j1, j2, j3sq)
         tx = spins[j, 0]
         ty = spins[j, 1]
         tz = spins[j, 2]
@@ -352,11 +379,10 @@ def _from_geometry_row(i, positions, spins, off, cj, cs, svec, jr, gr, delta, wa
         gy -= jv * ty
         gz -= jv * tz
         if want_forces:
-            s = cs[p]
-            c = -gr[p] * sd
-            fx += c * (positions[j, 0] - xi + svec[s, 0])
-            fy += c * (positions[j, 1] - yi + svec[s, 1])
-            fz += c * (positions[j, 2] - zi + svec[s, 2])
+            c = -gv * sd
+            fx += c * dx
+            fy += c * dy
+            fz += c * dz
     energies[i] = e
     grad[i, 0] = gx
     grad[i, 1] = gy
@@ -368,35 +394,55 @@ def _from_geometry_row(i, positions, spins, off, cj, cs, svec, jr, gr, delta, wa
 
 
 @numba.njit(cache=True, fastmath=_FMA)
-def _exchange_from_geometry(positions, spins, off, cj, cs, svec, jr, gr, delta, want_forces, energies, grad,
-                            forces):
-    """Energies, ∂E/∂s and lattice forces of every atom from the cached J(r), (dJ/dr)/r of
-    :func:`_exchange_geometry` (same quantities as :func:`_exchange_atom`); overwrites the
-    outputs (rows of atoms without pairs get 0)."""
+def _exchange_from_geometry(positions, spins, off, cj, cs, svec, cut2, j1, j2, j3sq, delta, want_forces, energies,
+                            grad, forces):
+    """Energies, ∂E/∂s and lattice forces of every atom over the compact pair list (same
+    quantities as :func:`_exchange_atom`), J(r) and dJ/dr evaluated per entry (nothing stored
+    per pair); overwrites the outputs (rows of atoms without pairs get 0)."""
     for i in range(off.shape[0] - 1):
-        _from_geometry_row(i, positions, spins, off, cj, cs, svec, jr, gr, delta, want_forces, energies, grad,
-                           forces)
+        _from_geometry_row(i, positions, spins, off, cj, cs, svec, cut2, j1, j2, j3sq, delta, want_forces,
+                           energies, grad, forces)
 
 
 @numba.njit(cache=True, fastmath=_FMA, parallel=True)
-def _exchange_from_geometry_parallel(positions, spins, off, cj, cs, svec, jr, gr, delta, want_forces, energies,
-                                     grad, forces):
+def _exchange_from_geometry_parallel(positions, spins, off, cj, cs, svec, cut2, j1, j2, j3sq, delta, want_forces,
+                                     energies, grad, forces):
     """:func:`_exchange_from_geometry` with threads over atoms (no shared writes)."""
     for i in numba.prange(off.shape[0] - 1):
-        _from_geometry_row(i, positions, spins, off, cj, cs, svec, jr, gr, delta, want_forces, energies, grad,
-                           forces)
+        _from_geometry_row(i, positions, spins, off, cj, cs, svec, cut2, j1, j2, j3sq, delta, want_forces,
+                           energies, grad, forces)
 
 
 _NONE3 = np.zeros((0, 3))
 
 
+@numba.njit(cache=True)
+def _self_entries(off, cj):
+    """Indices (int64) of the entries of a CSR pair list whose partner is the row's own atom."""
+    m = 0
+    for i in range(off.shape[0] - 1):
+        for p in range(off[i], off[i + 1]):
+            if cj[p] == i:
+                m += 1
+    out = np.empty(m, dtype=np.int64)
+    m = 0
+    for i in range(off.shape[0] - 1):
+        for p in range(off[i], off[i + 1]):
+            if cj[p] == i:
+                out[m] = p
+                m += 1
+    return out
+
+
 class _PairCache:
     """Exchange pairs of one neighbour-list build (``rows``: the source atom of each entry), and
-    J(r), (dJ/dr)/r and the spin couplings at one set of positions (``couplings``: the
-    :class:`LinearSpinCouplings` made of them, built on first request)."""
+    the spin couplings J(r) at one set of positions (``couplings``: the
+    :class:`LinearSpinCouplings` made of them, built on first request). Per directed pair:
+    partner (int32), shift index (int16 while it fits), reverse entry (int32) and coupling
+    (float64): 18 bytes; J and dJ/dr for energies and forces are evaluated in the kernel."""
 
-    __slots__ = ("nl", "builds", "active", "off", "cj", "cs", "svec", "rev", "rows", "self_entries", "jr", "gr",
-                 "jc", "pos", "has_geometry", "couplings")
+    __slots__ = ("nl", "builds", "active", "off", "cj", "cs", "svec", "rev", "rows", "self_entries", "jc", "pos",
+                 "has_geometry", "couplings")
 
 
 def bethe_slater(r, J1, J2, J3):
@@ -462,9 +508,8 @@ class BetheSlaterExchange(Potential):
                1.0 if self.offset else 0.0, want_forces, want_virial, energies, grad, forces, virial)
         return active, energies, grad, forces, virial
 
-    def _pair_cache(self, state, nl) -> _PairCache:
-        """The compact pair list of ``nl``'s current build (rebuilt with it) holding J(r) and
-        (dJ/dr)/r at ``state.positions`` (recomputed only when the positions change)."""
+    def _pair_list(self, state, nl) -> _PairCache:
+        """The compact pair list of ``nl``'s current build (rebuilt with it)."""
         c = getattr(self, "_pair_store", None)
         active = self._active(state)
         if c is None or c.nl is not nl or c.builds != nl.n_builds or not np.array_equal(c.active, active):
@@ -475,24 +520,35 @@ class BetheSlaterExchange(Potential):
                 r2max = ((self.cutoff + nl.skin) * (1.0 + 1e-12)) ** 2
             else:
                 ref, r2max = state.positions, np.inf
+            self._pair_store = c = None  # let the old list go first
             c = _PairCache()
             c.nl, c.builds, c.active = nl, nl.n_builds, active
-            c.off, c.cj, c.cs, c.svec, c.rev = _compact_spin_list(ref, active, nl.offsets, nl.j, nl.shift_index,
-                                                                  nl.unique_shifts, nl.unique_vectors, r2max)
-            m = len(c.cj)
+            c.off, c.cj, cs, c.svec, c.rev = _compact_spin_list(ref, active, nl.offsets, nl.j, nl.shift_index,
+                                                                nl.unique_shifts, nl.unique_vectors, r2max)
+            c.cs = cs.astype(np.int16) if len(c.svec) <= 2**15 else cs
+            del cs
             c.rows = None  # the source atom of each entry, made when an offset is asked for
-            c.self_entries = np.flatnonzero(c.cj == np.repeat(np.arange(len(state)), np.diff(c.off)))
-            c.jr, c.gr = np.empty(m), np.empty(m)
-            c.pos = np.empty_like(state.positions)
+            c.self_entries = _self_entries(c.off, c.cj)
+            c.jc = None
+            c.pos = None
             c.has_geometry = False
+            c.couplings = None
             self._pair_store = c
+        return c
+
+    def _pair_cache(self, state, nl) -> _PairCache:
+        """:meth:`_pair_list` holding the couplings J(r) at ``state.positions`` (recomputed only
+        when the positions change)."""
+        c = self._pair_list(state, nl)
         if not (c.has_geometry and np.array_equal(c.pos, state.positions)):
             # a new coupling array for every position update (couplings handed out before stay
-            # valid); J(r) and dJ/dr, used only here, are overwritten
+            # valid)
             c.jc = np.empty(len(c.cj))
             kernel = _exchange_geometry_parallel if _threaded(len(state)) else _exchange_geometry
             kernel(state.positions, c.off, c.cj, c.cs, c.svec, c.rev, self.cutoff ** 2, self.J1, self.J2,
-                   self.J3 ** 2, c.jr, c.gr, c.jc)
+                   self.J3 ** 2, c.jc)
+            if c.pos is None:
+                c.pos = np.empty_like(state.positions)
             c.pos[:] = state.positions
             c.has_geometry = True
             c.couplings = None
@@ -503,18 +559,18 @@ class BetheSlaterExchange(Potential):
             neighbors = self.neighbor_list(state)
         n = len(state)
         if not stress:
-            # J(r) and dJ/dr of every pair cached per position update (spin integrators
-            # evaluate forces after moving only the spins since the last position update)
-            c = self._pair_cache(state, neighbors)
+            # the compact pair list of the active atoms (rebuilt with the neighbour list); J(r)
+            # and dJ/dr evaluated in the kernel
+            c = self._pair_list(state, neighbors)
             energies = np.empty(n)
             grad = np.empty((n, 3))
             f = np.empty((n, 3)) if forces else _NONE3
             kernel = _exchange_from_geometry_parallel if _threaded(n) else _exchange_from_geometry
-            kernel(state.positions, state.spins, c.off, c.cj, c.cs, c.svec, c.jr, c.gr, 1.0 if self.offset else 0.0,
-                   bool(forces), energies, grad, f)
+            kernel(state.positions, state.spins, c.off, c.cj, c.cs, c.svec, self.cutoff ** 2, self.J1, self.J2,
+                   self.J3 ** 2, 1.0 if self.offset else 0.0, bool(forces), energies, grad, f)
             h = None
             if magnetic_forces:
-                h = np.empty((n, 3))
+                h = grad  # projected in place: ∂E/∂s is not returned
                 _project_fields(np.arange(n, dtype=np.int64), state.spins, state.moments, c.active, grad, h)
             return Evaluation(float(energies.sum()), f if forces else None, h, None, energies)
         atoms = np.arange(n, dtype=np.int64)
@@ -564,7 +620,8 @@ class BetheSlaterExchange(Potential):
         if c.couplings is None:
             n, delta, jc = len(state), 1.0 if self.offset else 0.0, c.jc
             at = np.searchsorted(c.off, c.self_entries, side="right") - 1  # atoms of the self-images
-            j_self = c.jr[c.self_entries].copy()
+            j_self = _self_image_exchange(state.positions, c.off, c.cj, c.cs, c.svec, c.self_entries,
+                                          self.cutoff ** 2, self.J1, self.J2, self.J3 ** 2)
 
             def offset():  # c_i = ½ δ Σ_j J(r_ij) + ½ (δ − 1) Σ_self-images J(r)
                 if c.rows is None:

@@ -289,6 +289,59 @@ def test_two_element_file(tmp_path, fmt):
     assert np.abs(fd_stress(pot, st) - ev.stress).max() < 1e-7
 
 
+@pytest.mark.parametrize("case", ["fe", "alloy", "fs", "small cell", "cluster"])
+def test_low_memory_gives_the_tabled_results(tmp_path, case):
+    """EAM(low_memory=True) (full rows, no per-pair tables) gives the energies, per-atom
+    energies, densities, forces and stress of the half-list pass with its tables, to round-off,
+    also for asymmetric Finnis-Sinclair densities, self-images and open boundaries; it keeps no
+    pair arrays."""
+    path, st = EAM_FE, bcc_fe((3, 3, 3), rattle=0.07, seed=5)
+    if case in ("alloy", "fs"):
+        path, st = write_eam(tmp_path / f"FeNi.eam.{case}", case), binary_state(seed=4)
+    elif case == "small cell":
+        st = sl.State([[0, 0, 0], [1.43, 1.43, 1.43]], [26, 26], cell=np.eye(3) * 2.8665, pbc=True)
+        st = st.copy(positions=st.positions + [[0.05, -0.02, 0.01], [0.0, 0.03, -0.04]])
+    elif case == "cluster":
+        st = sl.State(bcc_fe((2, 2, 2), rattle=0.05).positions, [26] * 16)
+    tabled, lean = EAM(path), EAM(path, low_memory=True)
+    stress = bool(st.pbc.all())
+    a, b = tabled.compute(st, stress=stress), lean.compute(st, stress=stress)
+    assert b.energy == pytest.approx(a.energy, rel=1e-14, abs=1e-12)
+    np.testing.assert_allclose(b.energies, a.energies, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(b.forces, a.forces, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(lean.densities(st), tabled.densities(st), rtol=1e-14, atol=0)
+    if stress:
+        np.testing.assert_allclose(b.stress, a.stress, rtol=0, atol=1e-14)
+    assert abs(b.forces.sum(axis=0)).max() < 1e-11
+    assert lean.compute(st, forces=False).energy == b.energy
+    assert lean._work_arrays[3].size == 0 and lean._work_arrays[4].size == 0 and lean._half_arrays[-1].size == 0
+    assert "low_memory=True" in repr(lean)
+    with pytest.raises(InputError, match="low_memory"):
+        EAM(path, low_memory="yes")
+
+
+def test_half_list_reverse_map(fe):
+    """The reverse map of the half list inside the full neighbour list: every head entry
+    (j → i) points at the half pair (i → j) with the opposite shift."""
+    from spinlat.potentials.eam import _half_offsets, _reverse_half_pairs
+
+    for st in (bcc_fe((3, 3, 3), rattle=0.07, seed=5),
+               sl.State([[0, 0, 0], [1.43, 1.43, 1.43]], [26, 26], cell=np.eye(3) * 2.8665, pbc=True)):
+        nl = fe.neighbor_list(st)
+        hs = nl.half_start
+        hoff = _half_offsets(nl.offsets, hs)
+        tk = _reverse_half_pairs(nl.offsets, hs, hoff, nl.j)
+        owner = np.repeat(np.arange(len(st)), np.diff(nl.offsets))
+        half_entries = np.concatenate([np.arange(hs[a], nl.offsets[a + 1]) for a in range(len(st))])
+        heads = np.concatenate([np.arange(nl.offsets[a], hs[a]) for a in range(len(st))])
+        assert len(tk) == len(half_entries) == len(heads)
+        assert sorted(tk.tolist()) == list(range(len(tk)))
+        rev = half_entries[tk]
+        np.testing.assert_array_equal(nl.j[rev], owner[heads])
+        np.testing.assert_array_equal(owner[rev], nl.j[heads])
+        np.testing.assert_array_equal(nl.shifts[rev], -nl.shifts[heads])
+
+
 def test_density_beyond_table_continues_linearly(tmp_path):
     """ρ above ρ_max = (Nρ−1)δρ: F continues linearly (LAMMPS), forces stay consistent."""
     path = write_eam(tmp_path / "small.eam.alloy", "alloy", nrho=50, drho=0.0375)

@@ -175,9 +175,10 @@ def test_open_boundaries():
 
 
 def test_cached_pair_kernels_match_direct_kernel_serial_and_threaded():
-    """The per-position-update cache (compact pair list, J and dJ/dr per pair) used for
-    forces without stress gives the direct kernel's energies, forces and fields; its threaded
-    variants give the serial results bit for bit."""
+    """The compact pair list used for forces without stress (J and dJ/dr evaluated per entry)
+    gives the direct kernel's energies, forces and fields, and the couplings of the geometry
+    pass are J(r) (0 for self-images); their threaded variants give the serial results bit for
+    bit."""
     from spinlat.potentials import exchange
 
     st = bcc_fe((3, 3, 3), seed=11, rattle=0.08)
@@ -188,18 +189,23 @@ def test_cached_pair_kernels_match_direct_kernel_serial_and_threaded():
     active, e_ref, g_ref, f_ref, _ = pot._run(st, nl, atoms, True, False)
     c = pot._pair_cache(st, nl)
     assert np.all(c.rev[c.rev] == np.arange(len(c.rev)))
+    assert c.cs.dtype == np.int16
     outs = []
     for geometry, forces in ((exchange._exchange_geometry, exchange._exchange_from_geometry),
                              (exchange._exchange_geometry_parallel, exchange._exchange_from_geometry_parallel)):
-        jr, gr, w = np.empty_like(c.jr), np.empty_like(c.gr), np.empty_like(c.jc)
-        geometry(st.positions, c.off, c.cj, c.cs, c.svec, c.rev, 3.4 ** 2, *PARAMS[1:3], PARAMS[3] ** 2,
-                 jr, gr, w)
+        w = np.empty_like(c.jc)
+        geometry(st.positions, c.off, c.cj, c.cs, c.svec, c.rev, 3.4 ** 2, *PARAMS[1:3], PARAMS[3] ** 2, w)
         arrays = (np.empty(n), np.empty((n, 3)), np.empty((n, 3)))
-        forces(st.positions, st.spins, c.off, c.cj, c.cs, c.svec, jr, gr, 1.0, True, *arrays)
-        outs.append((jr, gr, w) + arrays)
+        forces(st.positions, st.spins, c.off, c.cj, c.cs, c.svec, 3.4 ** 2, *PARAMS[1:3], PARAMS[3] ** 2, 1.0, True,
+               *arrays)
+        outs.append((w,) + arrays)
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
-    e, g, f = outs[0][3:]
+    w, e, g, f = outs[0]
+    rows = np.repeat(np.arange(n), np.diff(c.off))
+    r = np.linalg.norm(st.positions[c.cj] - st.positions[rows] + c.svec[c.cs], axis=1)
+    np.testing.assert_allclose(w, np.where((r <= 3.4) & (c.cj != rows), bethe_slater(r, *PARAMS[1:]), 0.0),
+                               rtol=1e-14, atol=1e-18)
     np.testing.assert_allclose(e, e_ref, atol=1e-15)
     np.testing.assert_allclose(g, g_ref, atol=1e-15)
     np.testing.assert_allclose(f, f_ref, atol=1e-14)
