@@ -103,7 +103,7 @@ def normal3(k0, k1, counter, i):
 
 
 def _fill_kernels(threaded):
-    """Block fills, serial (``threaded`` False) or with threads over the rows (True); the same
+    """The block fill, serial (``threaded`` False) or with threads over the rows (True); the same
     numbers either way (each row is a pure function of its index)."""
 
     @numba.njit(cache=True, parallel=threaded, nogil=True)
@@ -120,23 +120,11 @@ def _fill_kernels(threaded):
             out[s, i, 1] = z1
             out[s, i, 2] = z2
 
-    @numba.njit(cache=True, parallel=threaded)
-    def ornstein_uhlenbeck(vel, k0, k1, counter, c1, sigma):
-        """v_i ← c1 v_i + sigma_i ξ_i, ξ_i = :func:`normal3` of row i (exact Ornstein-Uhlenbeck
-        step), in place."""
-        _ = threaded
-        for i in numba.prange(vel.shape[0]):
-            z0, z1, z2 = normal3(k0, k1, counter, np.uint64(i))
-            s = sigma[i]
-            vel[i, 0] = c1 * vel[i, 0] + s * z0
-            vel[i, 1] = c1 * vel[i, 1] + s * z1
-            vel[i, 2] = c1 * vel[i, 2] + s * z2
-
-    return fill, ornstein_uhlenbeck
+    return fill
 
 
-_fill_serial, _ou_serial = _fill_kernels(False)
-_fill_parallel, _ou_parallel = _fill_kernels(True)
+_fill_serial = _fill_kernels(False)
+_fill_parallel = _fill_kernels(True)
 
 
 def _threaded(rows):
@@ -197,12 +185,6 @@ class PhiloxNoise:
         out = np.empty((int(draws), int(rows), 3))
         fill_normals(self.key, self.take(draws), out, serial)
         return out
-
-    def ornstein_uhlenbeck(self, vel, c1, sigma):
-        """v_i ← c1 v_i + sigma_i ξ_i with the next draw's rows ξ_i, in place (threads from
-        :data:`PARALLEL_MIN_ROWS` atoms)."""
-        kernel = _ou_parallel if _threaded(vel.shape[0]) else _ou_serial
-        kernel(vel, np.uint64(self.key[0]), np.uint64(self.key[1]), self.take(), c1, sigma)
 
     def state(self) -> dict:
         return {"generator": GENERATOR, "key": [int(self.key[0]), int(self.key[1])], "counter": int(self.counter)}

@@ -103,7 +103,7 @@ from ..state import State
 from .base import DynamicsState, Integrator, check_dt, check_nonnegative, check_seed
 from .coloring import best_coloring, color_classes, csr_from_pairs, spin_color_classes
 from .fields import SpinFieldEngine
-from .noise import PhiloxNoise
+from .noise import PhiloxNoise, normal3
 from .rotation import angle_factor, rotate_all, rotate_spins, rotate_vector
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -134,11 +134,31 @@ def _lattice_kernels(threaded):
             pos[i, 1] += h * vel[i, 1]
             pos[i, 2] += h * vel[i, 2]
 
-    return kick, drift
+    @numba.njit(cache=True, parallel=threaded)
+    def drift_o_drift(pos, vel, h, k0, k1, counter, c1, sigma):
+        """BAOAB's middle, r += h v; v ← c1 v + sigma_i ξ_i (exact Ornstein-Uhlenbeck step,
+        ξ_i row i of Philox draw ``counter`` under key (k0, k1),
+        :func:`~spinlat.integrators.noise.normal3`); r += h v, in place, in one pass: the same
+        operations per atom as the three passes apart."""
+        _ = threaded
+        for i in numba.prange(pos.shape[0]):
+            z0, z1, z2 = normal3(k0, k1, counter, np.uint64(i))
+            s = sigma[i]
+            pos[i, 0] += h * vel[i, 0]
+            pos[i, 1] += h * vel[i, 1]
+            pos[i, 2] += h * vel[i, 2]
+            vel[i, 0] = c1 * vel[i, 0] + s * z0
+            vel[i, 1] = c1 * vel[i, 1] + s * z1
+            vel[i, 2] = c1 * vel[i, 2] + s * z2
+            pos[i, 0] += h * vel[i, 0]
+            pos[i, 1] += h * vel[i, 1]
+            pos[i, 2] += h * vel[i, 2]
+
+    return kick, drift, drift_o_drift
 
 
-_kick_serial, _drift_serial = _lattice_kernels(False)
-_kick_parallel, _drift_parallel = _lattice_kernels(True)
+_kick_serial, _drift_serial, _drift_o_drift_serial = _lattice_kernels(False)
+_kick_parallel, _drift_parallel, _drift_o_drift_parallel = _lattice_kernels(True)
 
 #: below this many atoms the lattice updates run on one thread (module parameter; the result
 #: does not change by a bit)
@@ -157,6 +177,15 @@ def _kick(vel, forces, acc_factor, h):
 def _drift(pos, vel, h):
     """r_i += h v_i, in place (threads from :data:`PARALLEL_MIN_ATOMS` atoms)."""
     (_drift_parallel if _threads_for(pos.shape[0]) else _drift_serial)(pos, vel, h)
+
+
+def _drift_o_drift(pos, vel, h, noise, c1, sigma):
+    """Drift h, Ornstein-Uhlenbeck step with the next draw of ``noise`` (a
+    :class:`~spinlat.integrators.noise.PhiloxNoise`), drift h, in place, in one threaded pass
+    (threads from :data:`PARALLEL_MIN_ATOMS` atoms; the same bits as the passes apart)."""
+    k0, k1, _ = noise.words
+    kernel = _drift_o_drift_parallel if _threads_for(pos.shape[0]) else _drift_o_drift_serial
+    kernel(pos, vel, h, k0, k1, noise.take(), c1, sigma)
 
 
 @numba.njit(cache=True)
@@ -1179,10 +1208,11 @@ class SpinLatticeLangevin(_SpinLatticeBase):
             if adiabatic:
                 previous = self._midstep_magnitudes(ws, previous)
             h_pred = self._spins(ws, 0.5 * dt, alpha, sigma, rng, ev.magnetic_forces if not local else None, local)
-            _drift(ws.pos, ws.vel, 0.5 * dt)
             if thermostat:
-                rng.ornstein_uhlenbeck(ws.vel, c1, v_sigma)
-            _drift(ws.pos, ws.vel, 0.5 * dt)
+                _drift_o_drift(ws.pos, ws.vel, 0.5 * dt, rng, c1, v_sigma)
+            else:
+                _drift(ws.pos, ws.vel, 0.5 * dt)
+                _drift(ws.pos, ws.vel, 0.5 * dt)
             ws.update_neighbors()
             self._spins(ws, 0.5 * dt, alpha, sigma, rng, h_pred, local)
             if longitudinal and len(ws.mag_atoms):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import spinlat.integrators.noise as noise
+import spinlat.integrators.spin_lattice as spin_lattice
 from spinlat.errors import InputError, ReproducibilityWarning
 from spinlat.integrators import LLG
 from spinlat.integrators.noise import PhiloxNoise, fill_normals, philox4x32_array
@@ -95,28 +96,31 @@ def test_components_rows_and_draws_are_uncorrelated():
 
 def test_stream_is_independent_of_blocks_and_threads(monkeypatch):
     monkeypatch.setattr(noise, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(spin_lattice, "PARALLEL_MIN_ATOMS", 1)
     one = PhiloxNoise(seed=5)
     per_draw = np.stack([one.normals(300) for _ in range(4)])
     blocked = PhiloxNoise(seed=5).blocks(4, 300)
     serial = PhiloxNoise(seed=5).blocks(4, 300, serial=True)
     assert np.array_equal(per_draw, blocked) and np.array_equal(per_draw, serial)
+
+    def baoab_middle():
+        pos, vel = np.zeros((300, 3)), np.ones((300, 3))
+        spin_lattice._drift_o_drift(pos, vel, 0.25, PhiloxNoise(seed=6), 0.5, np.full(300, 0.3))
+        return pos, vel
+
     if numba.config.NUMBA_NUM_THREADS >= 2:
         try:
             numba.set_num_threads(1)
-            a = PhiloxNoise(seed=5).blocks(4, 300)
-            v1 = np.ones((300, 3))
-            PhiloxNoise(seed=6).ornstein_uhlenbeck(v1, 0.5, np.full(300, 0.3))
+            a, (p1, v1) = PhiloxNoise(seed=5).blocks(4, 300), baoab_middle()
             numba.set_num_threads(2)
-            b = PhiloxNoise(seed=5).blocks(4, 300)
-            v2 = np.ones((300, 3))
-            PhiloxNoise(seed=6).ornstein_uhlenbeck(v2, 0.5, np.full(300, 0.3))
+            b, (p2, v2) = PhiloxNoise(seed=5).blocks(4, 300), baoab_middle()
         finally:
             numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        assert np.array_equal(a, b) and np.array_equal(v1, v2)
-    # the O-step uses the draw's rows: v = c1 v + sigma ξ
-    v = np.ones((300, 3))
-    PhiloxNoise(seed=6).ornstein_uhlenbeck(v, 0.5, np.full(300, 0.3))
-    np.testing.assert_allclose(v, 0.5 + 0.3 * PhiloxNoise(seed=6).normals(300), rtol=0, atol=1e-15)
+        assert np.array_equal(a, b) and np.array_equal(v1, v2) and np.array_equal(p1, p2)
+    # BAOAB's middle: r += h v, v = c1 v + sigma ξ (the draw's rows), r += h v
+    pos, vel = baoab_middle()
+    v = 0.5 + 0.3 * PhiloxNoise(seed=6).normals(300)
+    assert np.array_equal(vel, v) and np.array_equal(pos, 0.25 + 0.25 * v)
 
 
 def test_seeds_keys_and_state_round_trip():
