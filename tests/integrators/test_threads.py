@@ -88,8 +88,9 @@ def test_spin_lattice_dynamics_same_bits_on_1_and_2_threads(threaded, make):
     assert threaded["_linear_sweep_parallel"] > 0 and threaded["_exchange_from_geometry_parallel"] > 0
     assert threaded["_exchange_geometry_parallel"] > 0
     langevin = isinstance(make(), SpinLatticeLangevin)
+    drift = "_drift_o_drift_parallel" if langevin else "_drift_parallel"
     for name in ("_density_rows_parallel", "_density_gather_parallel", "_embedding_parallel",
-                 "_force_gather_parallel", "_kick_parallel", "_drift_o_drift_parallel" if langevin else "_drift_parallel"):
+                 "_force_gather_parallel", "_kick_parallel", drift):
         assert threaded[name] > 0, name
     if langevin:  # the noise was drawn inside threaded kernels (sweep noise, BAOAB's O-step)
         assert threaded["_fill_parallel"] > 0
