@@ -77,3 +77,9 @@ class ConvergenceWarning(UserWarning):
     """An iterative solver inside a run (e.g. the implicit spin step of
     :class:`~spinlat.integrators.SpinLatticeNVE`) stopped at its iteration cap before reaching its
     tolerance; the message names the tolerance, the residual and what to change."""
+
+
+class ReproducibilityWarning(UserWarning):
+    """A run cannot continue a random stream bit for bit (e.g. a restart from a checkpoint written
+    by an older spinlat whose noise generator differs): the run goes on correctly, but its
+    trajectory differs from the one the interrupted run would have followed."""

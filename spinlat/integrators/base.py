@@ -33,12 +33,14 @@ object (and potential): the next ``run`` from that State starts from those force
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from .. import validation
-from ..errors import InputError
+from ..errors import InputError, ReproducibilityWarning
+from .noise import GENERATOR, PhiloxNoise
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,9 @@ class Integrator:
 
     dt: float | None = None
     seed = None
-    #: the random generator of the integrator's stream (None: no randomness)
+    #: the random generator of the integrator's stream: a ``numpy.random.Generator``, a
+    #: :class:`~spinlat.integrators.noise.PhiloxNoise` (Gaussian noise drawn inside the threaded
+    #: kernels), or None (no randomness)
     rng = None
     #: whether the lattice moves (False for frozen-lattice LLG and Monte Carlo)
     moves_lattice: bool = True
@@ -133,36 +137,76 @@ class Integrator:
         """What a run continued from the current State needs, besides that State, to go on
         exactly as this integrator would: a dict of JSON scalars, nested dicts and NumPy arrays.
 
-        Here: ``seed`` (int or None) and ``rng``, the state of the random generator ``self.rng``
-        (``numpy.random.Generator.bit_generator.state``), when the integrator has one.
-        :class:`~spinlat.Simulation` stores the checkpoint of the last complete frame in the
-        trajectory and hands it to :meth:`restore` on restart."""
+        Here: ``seed`` (int or None) and ``rng``, the state of the random stream ``self.rng``
+        when the integrator has one: ``numpy.random.Generator.bit_generator.state``, or for a
+        :class:`~spinlat.integrators.noise.PhiloxNoise` ``{"generator": "philox4x32", "key":
+        [k0, k1], "counter": int}``. :class:`~spinlat.Simulation` stores the checkpoint of the
+        last complete frame in the trajectory and hands it to :meth:`restore` on restart."""
         out = {}
         if isinstance(self.rng, np.random.Generator):
             out["seed"] = seed_key(self.seed)
             out["rng"] = self.rng.bit_generator.state
+        elif isinstance(self.rng, PhiloxNoise):
+            out["seed"] = seed_key(self.seed)
+            out["rng"] = self.rng.state()
         return out
 
     def restore(self, checkpoint, state, potential) -> None:
         """Continue from a :meth:`checkpoint` taken at ``state``: the random stream goes on where
         it stopped when the checkpoint's ``seed`` equals this integrator's (a different seed
-        asks for a new stream, which is then kept). Unknown or missing entries are ignored."""
+        asks for a new stream, which is then kept). Unknown or missing entries are ignored.
+
+        A checkpoint holding a NumPy bit-generator state for an integrator whose stream is now a
+        :class:`~spinlat.integrators.noise.PhiloxNoise` (a trajectory written before the noise
+        moved into the threaded kernels) restarts with a Philox key drawn from that saved
+        generator (a stream of its own, not a repeat of the run's first draws) and warns
+        (:class:`~spinlat.errors.ReproducibilityWarning`): the continued run is correct but
+        not the trajectory the interrupted run would have followed. Raises InputError for a
+        malformed or unknown generator state."""
         saved = checkpoint.get("rng")
         rng = self.rng
-        if not isinstance(saved, dict) or not isinstance(rng, np.random.Generator):
+        if not isinstance(saved, dict) or checkpoint.get("seed") != seed_key(self.seed):
             return
-        if checkpoint.get("seed") != seed_key(self.seed):
+        if isinstance(rng, PhiloxNoise):
+            if saved.get("generator") == GENERATOR:
+                rng.set_state(saved)
+                return
+            if "bit_generator" not in saved:
+                raise InputError(f"checkpoint holds the state of an unknown random generator "
+                                 f"{saved.get('generator')!r}")
+            old = _numpy_generator(saved)
+            words = np.random.SeedSequence(old.integers(0, 2**32, size=4, dtype=np.uint64)).generate_state(2)
+            rng.key = (int(words[0]), int(words[1]))
+            rng.counter = 0
+            warnings.warn(ReproducibilityWarning(
+                f"{type(self).__name__}: the checkpoint holds a {saved.get('bit_generator')} state from an older "
+                f"spinlat; the noise is now {GENERATOR} (drawn inside the threaded kernels), so the restarted run "
+                f"continues with a new random stream (keyed from the saved one) and does not repeat the "
+                f"interrupted trajectory bit for bit"), stacklevel=2)
             return
-        name = saved.get("bit_generator")
-        if name != type(rng.bit_generator).__name__:
-            cls = getattr(np.random, str(name), None)
-            if not (isinstance(cls, type) and issubclass(cls, np.random.BitGenerator)):
-                raise InputError(f"checkpoint holds the state of an unknown random generator {name!r}")
-            rng = self.rng = np.random.Generator(cls())
-        try:
-            rng.bit_generator.state = saved
-        except (TypeError, ValueError, KeyError) as exc:
-            raise InputError(f"checkpoint holds an invalid {name} random generator state: {exc}") from None
+        if not isinstance(rng, np.random.Generator):
+            return
+        if "bit_generator" not in saved:
+            raise InputError(f"checkpoint holds the state of an unknown random generator {saved.get('generator')!r}")
+        new = _numpy_generator(saved, rng)
+        if new is not rng:
+            self.rng = new
+
+
+def _numpy_generator(saved, rng=None):
+    """A NumPy Generator in the bit-generator state ``saved`` (``rng`` itself when its bit
+    generator is of that kind). Raises InputError for an unknown or invalid state."""
+    name = saved.get("bit_generator")
+    if rng is None or name != type(rng.bit_generator).__name__:
+        cls = getattr(np.random, str(name), None)
+        if not (isinstance(cls, type) and issubclass(cls, np.random.BitGenerator)):
+            raise InputError(f"checkpoint holds the state of an unknown random generator {name!r}")
+        rng = np.random.Generator(cls())
+    try:
+        rng.bit_generator.state = saved
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InputError(f"checkpoint holds an invalid {name} random generator state: {exc}") from None
+    return rng
 
 
 def seed_key(seed):

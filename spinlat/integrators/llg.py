@@ -49,6 +49,7 @@ from ..errors import InputError
 from ..state import State
 from .base import Integrator, check_dt, check_nonnegative, check_seed
 from .fields import SpinFieldEngine, compress_couplings, per_moment_table
+from .noise import PhiloxNoise
 from .rotation import SERIES_LIMIT, rotate_series, rotate_vector
 
 SOLVERS = ("sib", "depondt", "heun")
@@ -390,17 +391,18 @@ class LLG(Integrator):
     temperature : spin bath temperature, K (≥ 0; T > 0 needs α > 0).
     solver : ``"sib"`` (default; Mentink et al. 2010), ``"depondt"`` (Depondt & Mertens 2009)
         or ``"heun"`` (with renormalisation).
-    seed : seed of the thermal-noise stream (NumPy PCG64); same seed → same trajectory bit for
-        bit, however the run is split or restarted (the checkpoint holds the generator state;
-        see :mod:`spinlat.integrators.base`). The kernels run on one thread (the next block of
-        noise is drawn by NumPy in a helper thread meanwhile): the thread count changes nothing.
+    seed : seed of the thermal-noise stream (:class:`~spinlat.integrators.noise.PhiloxNoise`,
+        counter-based Philox4x32-10); same seed → same trajectory bit for bit, however the run is
+        split or restarted (the checkpoint holds key and counter; see
+        :mod:`spinlat.integrators.base`). The kernels run on one thread (the next block of
+        noise is drawn in a helper thread meanwhile): the thread count changes nothing.
 
     ``run(state, potential, steps)`` returns the new State (positions, velocities unchanged);
     ``last_evaluation`` holds the potential's energy and magnetic forces at that state.
 
     Speed: when every magnetic term is fused (see :class:`SpinFields`), a whole run is one numba
     call (:func:`run_steps`; at T > 0 one call per block of steps, with the block's noise drawn
-    beforehand by the integrator's NumPy generator in the same order as one (N, 3) draw per step,
+    beforehand, one (N, 3) Philox draw per step,
     so the stream, and the trajectory, do not depend on how the steps are split into runs).
     Other terms are evaluated through ``potential.local_fields`` between the numba stages. The
     fused table is kept between runs while the lattice (positions, cell, moments, species) and
@@ -423,7 +425,7 @@ class LLG(Integrator):
         if self.temperature > 0 and self.damping == 0:
             raise InputError("LLG at temperature > 0 needs damping > 0 (the thermal field scales with α)")
         self.seed = check_seed(seed)
-        self.rng = np.random.default_rng(seed)
+        self.rng = PhiloxNoise(seed)
         self._fields = None  # SpinFields of the last run
 
     def __repr__(self):
@@ -453,9 +455,9 @@ class LLG(Integrator):
 
     def _noise_blocks(self, steps, n):
         """Yield (steps in block, noise (steps, n, 3) or (0, n, 3) at T = 0). At T > 0 the
-        stream is the generator's standard normals in the order of one (n, 3) draw per step,
+        stream is one Philox draw (:class:`~spinlat.integrators.noise.PhiloxNoise`) per step,
         whatever the blocks; the next block is drawn in a helper thread while the caller
-        integrates the current one (NumPy and the nogil kernels release the GIL)."""
+        integrates the current one (the fill and the LLG kernels release the GIL)."""
         if self.temperature == 0:
             if steps:
                 yield steps, np.empty((0, n, 3))
@@ -464,14 +466,14 @@ class LLG(Integrator):
         sizes = [min(block, steps - k) for k in range(0, steps, block)]
         if len(sizes) < 2:
             for nb in sizes:
-                yield nb, self.rng.standard_normal((nb, n, 3))
+                yield nb, self.rng.blocks(nb, n)
             return
         with ThreadPoolExecutor(1) as pool:
-            nxt = pool.submit(self.rng.standard_normal, (sizes[0], n, 3))
+            nxt = pool.submit(self.rng.blocks, sizes[0], n, True)
             for k, nb in enumerate(sizes):
                 noise = nxt.result()
                 if k + 1 < len(sizes):
-                    nxt = pool.submit(self.rng.standard_normal, (sizes[k + 1], n, 3))
+                    nxt = pool.submit(self.rng.blocks, sizes[k + 1], n, True)
                 yield nb, noise
 
     def run(self, state, potential, steps: int):
@@ -497,7 +499,7 @@ class LLG(Integrator):
         else:
             none = np.empty((0, 3))
             for _ in range(steps):
-                noise = self.rng.standard_normal((n, 3)) if thermal else none
+                noise = self.rng.normals(n) if thermal else none
                 for stage, x in ((0, s), (1, buf.mid)):
                     hext = fields.extra_fields(np.ascontiguousarray(x.T))
                     llg_stage(step, stage, s, out, buf, lin, hext, noise, sigma)

@@ -236,9 +236,186 @@ def onsite_energy_change(spins, atoms, onsite, trial, dE):
                   - _quadratic(onsite, i, spins[i, 0], spins[i, 1], spins[i, 2]))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
+def coupled_field_dmi(spins, i, offs, nbr, tidx, jdmi):
+    """:func:`coupled_field` for matrices of the form [[J, a, b], [−a, J, c], [−b, −c, J]]
+    (isotropic exchange plus DMI: jdmi[t] = (J, a, b, c), see :func:`dmi_couplings`), eV/μB; the
+    same products and sums in the same order as the 3×3 kernel, so the same bits."""
+    hx = hy = hz = 0.0
+    for p in range(offs[i], offs[i + 1]):
+        j = numba.uint32(nbr[p])
+        t = numba.uint32(tidx[p])
+        w, a, b, c = jdmi[t, 0], jdmi[t, 1], jdmi[t, 2], jdmi[t, 3]
+        x, y, z = spins[j, 0], spins[j, 1], spins[j, 2]
+        hx += w * x + a * y + b * z
+        hy += -(a * x) + w * y + c * z
+        hz += -(b * x) - (c * y) + w * z
+    return hx, hy, hz
+
+
+def dmi_couplings(tens):
+    """(T, 4) rows (J, a, b, c) if every matrix of ``tens`` (T, 3, 3) is exactly
+    [[J, a, b], [−a, J, c], [−b, −c, J]] (equal diagonal, antisymmetric off-diagonal part, bit
+    for bit including signed zeros), else None."""
+    t = np.ascontiguousarray(tens, np.float64).reshape(-1, 9)
+    if not len(t):
+        return None
+    bits = t.view(np.int64)
+    neg = (-t).view(np.int64)
+    if not (np.array_equal(bits[:, 4], bits[:, 0]) and np.array_equal(bits[:, 8], bits[:, 0])
+            and np.array_equal(bits[:, 3], neg[:, 1]) and np.array_equal(bits[:, 6], neg[:, 2])
+            and np.array_equal(bits[:, 7], neg[:, 5])):
+        return None
+    return np.ascontiguousarray(t[:, [0, 1, 2, 5]])
+
+
+#: pair-table kinds of the sweep variants (compile-time constants): chosen at run time (the
+#: general kernel), isotropic scalars, isotropic + DMI, full 3×3 matrices
+_ANY, _ISO, _DMI, _TENSOR = 0, 1, 2, 3
+#: modes of the per-atom field and on-site forms: chosen at run time, absent, one row for every
+#: atom (passed as a (1, …) array), one row per atom
+_RUNTIME, _ABSENT, _UNIFORM, _PER_ATOM = 0, 1, 2, 3
+
+
+def _sweep_block_kernel(kind, field_mode, onsite_mode):
+    """One variant of the Metropolis sweep kernel (:func:`sweep_block`), with the pair-table
+    kind and the field / on-site modes fixed at compile time (closure constants), so that the
+    common cases (isotropic exchange alone, with anisotropy) do not test for, load or multiply
+    what they do not have. Every variant does the same floating-point operations in the same
+    order as the general one (``_ANY``, ``_RUNTIME``), so all give the same bits."""
+
+    @numba.njit(cache=True)
+    def sweep(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, jiso, jdmi, field, onsite, u, beta, cone,
+              target, adapt, overrelax, mag_out):
+        _ = (kind, field_mode, onsite_mode)  # closure constants: they keep the numba cache entries apart
+        m = flat.shape[0]
+        acc = 0.0
+        cx, cy, cz = spins[:, 0], spins[:, 1], spins[:, 2]
+        iso = jiso.shape[0] > 0
+        has_field = field.shape[0] > 0 if field_mode == _RUNTIME else field_mode != _ABSENT
+        has_onsite = onsite.shape[0] > 0 if onsite_mode == _RUNTIME else onsite_mode != _ABSENT
+        for sw in range(u.shape[0]):
+            cos_max = math.cos(cone)
+            accepted = 0
+            for c in range(class_ptr.shape[0] - 1):
+                for k in range(class_ptr[c], class_ptr[c + 1]):
+                    i = flat[k]
+                    if kind == _ISO:
+                        hx, hy, hz = coupled_field_iso(spins, i, offs, nbr, tidx, jiso)
+                    elif kind == _DMI:
+                        hx, hy, hz = coupled_field_dmi(spins, i, offs, nbr, tidx, jdmi)
+                    elif kind == _TENSOR:
+                        hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
+                    else:
+                        hx, hy, hz = _site_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, tens, iso)
+                    if has_field:
+                        f = 0 if field_mode == _UNIFORM else i
+                        hx += field[f, 0]
+                        hy += field[f, 1]
+                        hz += field[f, 2]
+                    sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
+                    ax, ay, az, bx, by, bz = _perp_basis(sx, sy, sz)
+                    cth = 1.0 - u[sw, k, 0] * (1.0 - cos_max)
+                    sn = math.sqrt(max(0.0, 1.0 - cth * cth))
+                    phi = 2.0 * math.pi * u[sw, k, 1]
+                    cp, sp = math.cos(phi) * sn, math.sin(phi) * sn
+                    tx = cth * sx + cp * ax + sp * bx
+                    ty = cth * sy + cp * ay + sp * by
+                    tz = cth * sz + cp * az + sp * bz
+                    inv = 1.0 / math.sqrt(tx * tx + ty * ty + tz * tz)
+                    tx *= inv
+                    ty *= inv
+                    tz *= inv
+                    d = -moments[i] * (hx * (tx - sx) + hy * (ty - sy) + hz * (tz - sz))
+                    if has_onsite:
+                        o = 0 if onsite_mode == _UNIFORM else i
+                        d -= _quadratic(onsite, o, tx, ty, tz) - _quadratic(onsite, o, sx, sy, sz)
+                    ok = d <= 0.0
+                    if not ok and beta < np.inf:
+                        ok = u[sw, k, 2] < math.exp(-beta * d)
+                    if ok:
+                        spins[i, 0] = tx
+                        spins[i, 1] = ty
+                        spins[i, 2] = tz
+                        accepted += 1
+            acc = accepted / max(m, 1)
+            if adapt:
+                f = (acc + 0.02) / (target + 0.02)
+                cone = min(math.pi, max(1e-4, cone * min(2.0, max(0.5, f))))
+            for r in range(overrelax):
+                for c in range(class_ptr.shape[0] - 1):
+                    for k in range(class_ptr[c], class_ptr[c + 1]):
+                        i = flat[k]
+                        if kind == _ISO:
+                            hx, hy, hz = coupled_field_iso(spins, i, offs, nbr, tidx, jiso)
+                        elif kind == _DMI:
+                            hx, hy, hz = coupled_field_dmi(spins, i, offs, nbr, tidx, jdmi)
+                        elif kind == _TENSOR:
+                            hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
+                        else:
+                            hx, hy, hz = _site_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, tens, iso)
+                        if has_field:
+                            f = 0 if field_mode == _UNIFORM else i
+                            hx += field[f, 0]
+                            hy += field[f, 1]
+                            hz += field[f, 2]
+                        h2 = hx * hx + hy * hy + hz * hz
+                        if h2 == 0.0:
+                            continue
+                        sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
+                        g = 2.0 * (sx * hx + sy * hy + sz * hz) / h2
+                        tx, ty, tz = g * hx - sx, g * hy - sy, g * hz - sz
+                        inv = 1.0 / math.sqrt(tx * tx + ty * ty + tz * tz)
+                        tx *= inv
+                        ty *= inv
+                        tz *= inv
+                        if has_onsite:
+                            o = 0 if onsite_mode == _UNIFORM else i
+                            d = -(_quadratic(onsite, o, tx, ty, tz) - _quadratic(onsite, o, sx, sy, sz))
+                            ok = d <= 0.0
+                            if not ok and beta < np.inf:
+                                ok = u[sw, k, 3 + r] < math.exp(-beta * d)
+                            if not ok:
+                                continue
+                        spins[i, 0] = tx
+                        spins[i, 1] = ty
+                        spins[i, 2] = tz
+            mag_out[sw, 0], mag_out[sw, 1], mag_out[sw, 2] = reduced_magnetization_kernel(spins, moments, flat)
+        return cone, acc
+
+    return sweep
+
+
+_SWEEP_VARIANTS = {}
+
+
+def _sweep_variant(kind, field_mode, onsite_mode):
+    """The compiled :func:`_sweep_block_kernel` variant (made once per process)."""
+    key = (kind, field_mode, onsite_mode)
+    fn = _SWEEP_VARIANTS.get(key)
+    if fn is None:
+        fn = _SWEEP_VARIANTS[key] = _sweep_block_kernel(*key)
+    return fn
+
+
+def _uniform_rows(a):
+    """``a[:1]`` if every row of ``a`` equals the first bit for bit, else None."""
+    if a.shape[0] == 0:
+        return None
+    bits = np.ascontiguousarray(a).reshape(a.shape[0], -1).view(np.int64)
+    return np.ascontiguousarray(a[:1]) if (bits == bits[:1]).all() else None
+
+
+def _per_atom_mode(a):
+    """(mode, array) of a field (N, 3) or on-site forms (N, 3, 3): absent, uniform or per atom."""
+    if a.shape[0] == 0:
+        return _ABSENT, a
+    one = _uniform_rows(a)
+    return (_PER_ATOM, a) if one is None else (_UNIFORM, one)
+
+
 def sweep_block(spins, moments, flat, class_ptr, table, field, onsite, u, beta, cone, target, adapt, overrelax,
-                mag_out):
+                mag_out, specialise=True):
     """Sweeps of a Hamiltonian of linear couplings, all in numba: pairs from the compressed table
     ``table`` = (offs, nbr, tidx, tens, jiso) (``jiso`` (T,) the scalar couplings when every matrix
     of ``tens`` is isotropic, tens[t] = jiso[t]·1 (:func:`isotropic_couplings`; the scalar kernel is
@@ -251,84 +428,33 @@ def sweep_block(spins, moments, flat, class_ptr, table, field, onsite, u, beta, 
     on-site forms one per over-relaxation sweep (R = ``overrelax``; the reflection about H_i keeps
     the linear energy and is accepted with the Metropolis test on the on-site change; without
     on-site forms R = 0 and it is always accepted); ``mag_out`` (S, 3) receives
-    Σ_i m_i s_i / Σ_i m_i after each sweep. Returns (cone, acceptance of the last sweep)."""
+    Σ_i m_i s_i / Σ_i m_i after each sweep. Returns (cone, acceptance of the last sweep).
+
+    ``specialise`` (default) runs the kernel variant compiled for this table's kind (isotropic,
+    isotropic + DMI (:func:`dmi_couplings`), full matrices) and for an absent, uniform (the same
+    row for every atom) or per-atom field and on-site form; False the general kernel that
+    decides at run time. Both give the same bits (the same operations in the same order)."""
+    kernel, arrays = sweep_plan(table, field, onsite, specialise)
+    return kernel(spins, moments, flat, class_ptr, *arrays, u, beta, cone, target, adapt, overrelax, mag_out)
+
+
+def sweep_plan(table, field, onsite, specialise=True):
+    """(kernel, arrays) for :func:`sweep_block`: the kernel variant for ``table``, ``field`` and
+    ``onsite`` and the arrays it takes in their place, ``kernel(spins, moments, flat, class_ptr,
+    *arrays, u, beta, cone, target, adapt, overrelax, mag_out)``. Worked out once per model (it
+    compares the per-atom rows)."""
     offs, nbr, tidx, tens, jiso = table
-    m = flat.shape[0]
-    acc = 0.0
-    cx, cy, cz = spins[:, 0], spins[:, 1], spins[:, 2]
-    iso = jiso.shape[0] > 0
-    has_field = field.shape[0] > 0
-    has_onsite = onsite.shape[0] > 0
-    for sw in range(u.shape[0]):
-        cos_max = math.cos(cone)
-        accepted = 0
-        for c in range(class_ptr.shape[0] - 1):
-            for k in range(class_ptr[c], class_ptr[c + 1]):
-                i = flat[k]
-                hx, hy, hz = _site_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, tens, iso)
-                if has_field:
-                    hx += field[i, 0]
-                    hy += field[i, 1]
-                    hz += field[i, 2]
-                sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
-                ax, ay, az, bx, by, bz = _perp_basis(sx, sy, sz)
-                cth = 1.0 - u[sw, k, 0] * (1.0 - cos_max)
-                sn = math.sqrt(max(0.0, 1.0 - cth * cth))
-                phi = 2.0 * math.pi * u[sw, k, 1]
-                cp, sp = math.cos(phi) * sn, math.sin(phi) * sn
-                tx = cth * sx + cp * ax + sp * bx
-                ty = cth * sy + cp * ay + sp * by
-                tz = cth * sz + cp * az + sp * bz
-                inv = 1.0 / math.sqrt(tx * tx + ty * ty + tz * tz)
-                tx *= inv
-                ty *= inv
-                tz *= inv
-                d = -moments[i] * (hx * (tx - sx) + hy * (ty - sy) + hz * (tz - sz))
-                if has_onsite:
-                    d -= _quadratic(onsite, i, tx, ty, tz) - _quadratic(onsite, i, sx, sy, sz)
-                ok = d <= 0.0
-                if not ok and beta < np.inf:
-                    ok = u[sw, k, 2] < math.exp(-beta * d)
-                if ok:
-                    spins[i, 0] = tx
-                    spins[i, 1] = ty
-                    spins[i, 2] = tz
-                    accepted += 1
-        acc = accepted / max(m, 1)
-        if adapt:
-            f = (acc + 0.02) / (target + 0.02)
-            cone = min(math.pi, max(1e-4, cone * min(2.0, max(0.5, f))))
-        for r in range(overrelax):
-            for c in range(class_ptr.shape[0] - 1):
-                for k in range(class_ptr[c], class_ptr[c + 1]):
-                    i = flat[k]
-                    hx, hy, hz = _site_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, tens, iso)
-                    if has_field:
-                        hx += field[i, 0]
-                        hy += field[i, 1]
-                        hz += field[i, 2]
-                    h2 = hx * hx + hy * hy + hz * hz
-                    if h2 == 0.0:
-                        continue
-                    sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
-                    f = 2.0 * (sx * hx + sy * hy + sz * hz) / h2
-                    tx, ty, tz = f * hx - sx, f * hy - sy, f * hz - sz
-                    inv = 1.0 / math.sqrt(tx * tx + ty * ty + tz * tz)
-                    tx *= inv
-                    ty *= inv
-                    tz *= inv
-                    if has_onsite:
-                        d = -(_quadratic(onsite, i, tx, ty, tz) - _quadratic(onsite, i, sx, sy, sz))
-                        ok = d <= 0.0
-                        if not ok and beta < np.inf:
-                            ok = u[sw, k, 3 + r] < math.exp(-beta * d)
-                        if not ok:
-                            continue
-                    spins[i, 0] = tx
-                    spins[i, 1] = ty
-                    spins[i, 2] = tz
-        mag_out[sw, 0], mag_out[sw, 1], mag_out[sw, 2] = reduced_magnetization_kernel(spins, moments, flat)
-    return cone, acc
+    if not specialise:
+        return _sweep_variant(_ANY, _RUNTIME, _RUNTIME), (offs, nbr, tidx, tens, jiso, _NO_DMI, field, onsite)
+    jdmi = None if len(jiso) else dmi_couplings(tens)
+    kind = _ISO if len(jiso) else (_TENSOR if jdmi is None else _DMI)
+    jdmi = _NO_DMI if jdmi is None else jdmi
+    field_mode, field = _per_atom_mode(field)
+    onsite_mode, onsite = _per_atom_mode(onsite)
+    return _sweep_variant(kind, field_mode, onsite_mode), (offs, nbr, tidx, tens, jiso, jdmi, field, onsite)
+
+
+_NO_DMI = np.zeros((0, 4))
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -393,9 +519,9 @@ class _Model:
     probed part did not reproduce their fields (then ``probed`` lists those terms, evaluated by
     probing at every move); ``field`` (N, 3) eV/μB or (0, 3); ``onsite`` (N, 3, 3) eV or (0, 3, 3);
     ``site`` the other on-site terms (their ``local_energies``); ``classes`` the colour classes;
-    ``nl`` the neighbour list."""
+    ``nl`` the neighbour list; ``plan`` the :func:`sweep_plan` of the table (None without one)."""
 
-    __slots__ = ("table", "probed", "field", "onsite", "site", "classes", "nl", "fused_table")
+    __slots__ = ("table", "probed", "field", "onsite", "site", "classes", "nl", "fused_table", "plan")
 
 
 class MonteCarlo(Integrator):
@@ -419,8 +545,10 @@ class MonteCarlo(Integrator):
     of the last ``run``, for cheap Binder-cumulant and susceptibility statistics).
 
     Speed: when every magnetic term has linear couplings (Heisenberg, Bethe-Slater exchange,
-    Zeeman, uniaxial anisotropy) a block of sweeps is one numba call (:func:`sweep_block`);
-    otherwise each colour class is a few NumPy/numba calls.
+    Zeeman, uniaxial anisotropy) a block of sweeps is one numba call (:func:`sweep_block`, in the
+    variant compiled for the couplings at hand: isotropic exchange alone does not pay for 3×3
+    matrices, a field or on-site forms it does not have); otherwise each colour class is a few
+    NumPy/numba calls.
     """
 
     dt = None
@@ -537,6 +665,7 @@ class MonteCarlo(Integrator):
         model.table = _compressed(table)
         if probed and not self._reproduces(state, model, probed):
             model.table, model.probed = None, probed
+        model.plan = None if model.table is None else sweep_plan(model.table, model.field, model.onsite)
         self._model, self._model_key = model, key
         return model
 
@@ -647,9 +776,10 @@ class MonteCarlo(Integrator):
         while done < steps:
             nb = min(block, steps - done)
             u = self.rng.random((nb, len(flat), width))
-            self.cone, self.acceptance = sweep_block(spins, state.moments, flat, ptr, model.table, model.field,
-                                                     model.onsite, u, beta, self.cone, self.target_acceptance,
-                                                     self.adapt, self.overrelax, self.magnetization[done:done + nb])
+            kernel, arrays = model.plan
+            self.cone, self.acceptance = kernel(spins, state.moments, flat, ptr, *arrays, u, beta, self.cone,
+                                                self.target_acceptance, self.adapt, self.overrelax,
+                                                self.magnetization[done:done + nb])
             done += nb
 
     def _run_general(self, spins, state, model, beta, steps):

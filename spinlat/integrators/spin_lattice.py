@@ -111,6 +111,7 @@ from ..state import State
 from .base import DynamicsState, Integrator, check_dt, check_nonnegative, check_seed
 from .coloring import best_coloring, color_classes, csr_from_pairs, spin_color_classes
 from .fields import SpinFieldEngine
+from .noise import PhiloxNoise, normal3
 from .rotation import angle_factor, rotate_all, rotate_spins, rotate_vector
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -141,11 +142,31 @@ def _lattice_kernels(threaded):
             pos[i, 1] += h * vel[i, 1]
             pos[i, 2] += h * vel[i, 2]
 
-    return kick, drift
+    @numba.njit(cache=True, parallel=threaded)
+    def drift_o_drift(pos, vel, h, k0, k1, counter, c1, sigma):
+        """BAOAB's middle, r += h v; v ← c1 v + sigma_i ξ_i (exact Ornstein-Uhlenbeck step,
+        ξ_i row i of Philox draw ``counter`` under key (k0, k1),
+        :func:`~spinlat.integrators.noise.normal3`); r += h v, in place, in one pass: the same
+        operations per atom as the three passes apart."""
+        _ = threaded
+        for i in numba.prange(pos.shape[0]):
+            z0, z1, z2 = normal3(k0, k1, counter, np.uint64(i))
+            s = sigma[i]
+            pos[i, 0] += h * vel[i, 0]
+            pos[i, 1] += h * vel[i, 1]
+            pos[i, 2] += h * vel[i, 2]
+            vel[i, 0] = c1 * vel[i, 0] + s * z0
+            vel[i, 1] = c1 * vel[i, 1] + s * z1
+            vel[i, 2] = c1 * vel[i, 2] + s * z2
+            pos[i, 0] += h * vel[i, 0]
+            pos[i, 1] += h * vel[i, 1]
+            pos[i, 2] += h * vel[i, 2]
+
+    return kick, drift, drift_o_drift
 
 
-_kick_serial, _drift_serial = _lattice_kernels(False)
-_kick_parallel, _drift_parallel = _lattice_kernels(True)
+_kick_serial, _drift_serial, _drift_o_drift_serial = _lattice_kernels(False)
+_kick_parallel, _drift_parallel, _drift_o_drift_parallel = _lattice_kernels(True)
 
 #: below this many atoms the lattice updates run on one thread (module parameter; the result
 #: does not change by a bit)
@@ -166,14 +187,13 @@ def _drift(pos, vel, h):
     (_drift_parallel if _threads_for(pos.shape[0]) else _drift_serial)(pos, vel, h)
 
 
-@numba.njit(cache=True)
-def _ornstein_uhlenbeck(vel, noise, c1, sigma):
-    """v_i ← c1 v_i + sigma_i ξ_i (exact Ornstein-Uhlenbeck step), in place; noise (N,3) N(0,1)."""
-    for i in range(vel.shape[0]):
-        s = sigma[i]
-        vel[i, 0] = c1 * vel[i, 0] + s * noise[i, 0]
-        vel[i, 1] = c1 * vel[i, 1] + s * noise[i, 1]
-        vel[i, 2] = c1 * vel[i, 2] + s * noise[i, 2]
+def _drift_o_drift(pos, vel, h, noise, c1, sigma):
+    """Drift h, Ornstein-Uhlenbeck step with the next draw of ``noise`` (a
+    :class:`~spinlat.integrators.noise.PhiloxNoise`), drift h, in place, in one threaded pass
+    (threads from :data:`PARALLEL_MIN_ATOMS` atoms; the same bits as the passes apart)."""
+    k0, k1, _ = noise.words
+    kernel = _drift_o_drift_parallel if _threads_for(pos.shape[0]) else _drift_o_drift_serial
+    kernel(pos, vel, h, k0, k1, noise.take(), c1, sigma)
 
 
 @numba.njit(cache=True)
@@ -599,7 +619,8 @@ class _SpinLatticeBase(Integrator):
     def _sweep(self, ws, tau, damping=0.0, sigma=None, rng=None):
         """Advance the spins by tau fs: colours forward (tau/2 each), then backward (tau/2 each);
         the last colour's two rotations merged. ``sigma`` (N,) noise amplitude per unit
-        duration^-1/2 (eV/μB·fs^½) for stochastic LLG."""
+        duration^-1/2 (eV/μB·fs^½) for stochastic LLG, with ``rng`` the
+        :class:`~spinlat.integrators.noise.PhiloxNoise` stream (one draw per call)."""
         classes = ws.classes
         nc = len(classes)
         if nc == 0:
@@ -607,7 +628,7 @@ class _SpinLatticeBase(Integrator):
         if ws.linear:
             q = 0.5 * tau
             if sigma is not None:
-                noise = rng.standard_normal((ws.n_rotations, 3))
+                noise = rng.normals(ws.n_rotations)
                 sig_q, sig_h = sigma / math.sqrt(q), sigma / math.sqrt(tau)
             else:
                 noise, sig_q, sig_h = _NO_NOISE, _EMPTY, _EMPTY
@@ -622,6 +643,8 @@ class _SpinLatticeBase(Integrator):
         fac_h = angle_factor(tau, damping)
         order = list(range(nc)) + list(range(nc - 2, -1, -1))
         implicit = ws.engine.self_dependent()
+        rows = rng.normals(ws.n_rotations) if sigma is not None else None  # one draw, rows in sweep order
+        base = 0
         for n, c in enumerate(order):
             atoms = classes[c]
             h = ws.rotation_fields(atoms)
@@ -629,7 +652,8 @@ class _SpinLatticeBase(Integrator):
             fac = fac_h if c == nc - 1 else fac_q
             noise = None
             if sigma is not None:
-                noise = rng.standard_normal((len(atoms), 3)) * (sigma[atoms] / math.sqrt(duration))[:, None]
+                noise = rows[base:base + len(atoms)] * (sigma[atoms] / math.sqrt(duration))[:, None]
+                base += len(atoms)
                 h = h + noise
             if not implicit:
                 rotate_spins(spins, np.ascontiguousarray(h), atoms, fac, damping)
@@ -1414,8 +1438,10 @@ class SpinLatticeLangevin(_SpinLatticeBase):
     spin_temperature : spin bath temperature, K (default: ``temperature``).
     longitudinal_damping : α_L of the moment magnitudes (default: ``damping``); used only when
         ``potential.depends_on_magnitudes``.
-    seed : seed of the integrator's random stream (same seed → same trajectory bit for bit,
-        however the run is split, restarted or threaded; see :mod:`spinlat.integrators.base`).
+    seed : seed of the integrator's noise stream (:class:`~spinlat.integrators.noise.PhiloxNoise`,
+        counter-based Philox4x32-10 drawn inside the threaded kernels; same seed → same trajectory
+        bit for bit, however the run is split, restarted or threaded; see
+        :mod:`spinlat.integrators.base`).
 
     Lattice: BAOAB splitting (Leimkuhler & Matthews): half kick, half drift, exact
     Ornstein-Uhlenbeck velocity step v ← e^{−γ_L dt} v + sqrt((1 − e^{−2γ_L dt}) kT/m) ξ, half drift,
@@ -1449,7 +1475,7 @@ class SpinLatticeLangevin(_SpinLatticeBase):
                                      else check_nonnegative(longitudinal_damping, "longitudinal_damping",
                                                             "dimensionless"))
         self.seed = check_seed(seed)
-        self.rng = np.random.default_rng(seed)
+        self.rng = PhiloxNoise(seed)
 
     def __repr__(self):
         return (f"SpinLatticeLangevin(dt={self.dt}, temperature={self.temperature}, friction={self.friction}, "
@@ -1472,7 +1498,6 @@ class SpinLatticeLangevin(_SpinLatticeBase):
         ws = self._work(state, potential)
         rng = self.rng
         dt = self.dt
-        n = len(state)
         local = potential.local
         adiabatic = self.adiabatic_magnitudes
         longitudinal = potential.depends_on_magnitudes and self.longitudinal_damping > 0 and not adiabatic
@@ -1501,17 +1526,18 @@ class SpinLatticeLangevin(_SpinLatticeBase):
             if adiabatic:
                 previous = self._midstep_magnitudes(ws, previous)
             h_pred = self._spins(ws, 0.5 * dt, alpha, sigma, rng, ev.magnetic_forces if not local else None, local)
-            _drift(ws.pos, ws.vel, 0.5 * dt)
             if thermostat:
-                _ornstein_uhlenbeck(ws.vel, rng.standard_normal((n, 3)), c1, v_sigma)
-            _drift(ws.pos, ws.vel, 0.5 * dt)
+                _drift_o_drift(ws.pos, ws.vel, 0.5 * dt, rng, c1, v_sigma)
+            else:
+                _drift(ws.pos, ws.vel, 0.5 * dt)
+                _drift(ws.pos, ws.vel, 0.5 * dt)
             ws.update_neighbors()
             self._spins(ws, 0.5 * dt, alpha, sigma, rng, h_pred, local)
             if longitudinal and len(ws.mag_atoms):
                 atoms = ws.mag_atoms
                 h = np.ascontiguousarray(potential.local_fields(ws.state, ws.nl, atoms), dtype=np.float64)
                 _longitudinal_step(ws.moments, ws.spins, h, atoms, mobility, kTs, dt,
-                                   rng.standard_normal((len(atoms), 3)))
+                                   rng.normals(len(atoms)))
                 if sigma is not None:  # noise amplitude follows the moment
                     sigma[atoms] = np.sqrt(2.0 * alpha * kTs * units.MU_B / (units.GAMMA * ws.moments[atoms]))
                 ws.inv_m = ws.inverse_moments()
@@ -1536,5 +1562,5 @@ class SpinLatticeLangevin(_SpinLatticeBase):
             return None
         noise = None
         if sigma is not None:
-            noise = rng.standard_normal((len(ws.spins), 3)) * (sigma / math.sqrt(tau))[:, None]
+            noise = rng.normals(len(ws.spins)) * (sigma / math.sqrt(tau))[:, None]
         return self._global_spin_step(ws, tau, h0, alpha, noise)

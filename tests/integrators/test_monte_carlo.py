@@ -244,3 +244,85 @@ def test_uniform_blocks_do_not_change_the_stream():
         runs.append((mc.run(st, pot, 20).spins, mc.magnetization.copy(), mc.cone))
     for spins, mag, cone in runs[1:]:
         assert np.array_equal(spins, runs[0][0]) and np.array_equal(mag, runs[0][1]) and cone == runs[0][2]
+
+
+def _sc_table(L, kind, rng, n_types=3):
+    """Compressed table (offs, nbr, tidx, tens, jiso) of the periodic L³ simple-cubic lattice,
+    six neighbours each, with ``n_types`` matrices of ``kind`` (iso, dmi or tensor)."""
+    idx = np.arange(L**3).reshape(L, L, L)
+    nbrs = [np.roll(idx, s, axis=a).ravel() for a in range(3) for s in (1, -1)]
+    nbr = np.stack(nbrs, axis=1).ravel().astype(np.int64)
+    offs = np.arange(0, 6 * L**3 + 1, 6, dtype=np.int64)
+    tidx = rng.integers(0, n_types, len(nbr)).astype(np.int64)
+    j = 0.01 * (1 + rng.random(n_types))
+    tens = j[:, None, None] * np.eye(3)
+    if kind == "dmi":
+        d = 0.003 * rng.normal(size=(n_types, 3))
+        tens = tens + np.cross(np.eye(3)[None, :, :], d[:, None, :])  # J·1 + [D]_×
+    elif kind == "tensor":
+        tens = tens + 0.002 * rng.normal(size=(n_types, 3, 3))
+    jiso = j if kind == "iso" else np.zeros(0)
+    return offs, nbr, tidx, np.ascontiguousarray(tens), jiso
+
+
+@pytest.mark.parametrize("kind, field, onsite", [
+    ("iso", "none", "none"), ("iso", "none", "uniform"), ("iso", "uniform", "per_atom"), ("iso", "per_atom", "none"),
+    ("dmi", "none", "none"), ("dmi", "per_atom", "uniform"), ("tensor", "uniform", "none"),
+    ("tensor", "per_atom", "per_atom")])
+def test_specialised_sweep_kernels_give_the_general_kernels_bits(kind, field, onsite):
+    """Every compiled variant of the Metropolis sweep (pair-table kind × field × on-site form)
+    gives the same spins, magnetisation, cone and acceptance, bit for bit, as the general kernel
+    that decides at run time (the one spinlat had before the variants)."""
+    from spinlat.integrators import monte_carlo as mc
+
+    rng = np.random.default_rng(11)
+    L = 4
+    n = L**3
+    table = _sc_table(L, kind, rng)
+    if kind == "dmi":
+        assert mc.dmi_couplings(table[3]) is not None
+    b = {"none": np.zeros((0, 3)), "uniform": np.tile([0.01, -0.02, 0.03], (n, 1)),
+         "per_atom": 0.02 * rng.normal(size=(n, 3))}[field]
+    a = rng.normal(size=(n, 3, 3)) * 1e-3
+    A = {"none": np.zeros((0, 3, 3)), "uniform": np.tile(2e-3 * np.outer([0, 0.6, 0.8], [0, 0.6, 0.8]), (n, 1, 1)),
+         "per_atom": a + a.transpose(0, 2, 1)}[onsite]
+    parity = np.indices((L, L, L)).sum(axis=0).ravel() % 2
+    flat = np.concatenate([np.flatnonzero(parity == 0), np.flatnonzero(parity == 1)]).astype(np.int64)
+    ptr = np.array([0, n // 2, n], dtype=np.int64)
+    moments = 2.0 + rng.random(n)
+    s0 = rng.normal(size=(n, 3))
+    s0 /= np.linalg.norm(s0, axis=1)[:, None]
+    overrelax = 2
+    u = rng.random((6, n, 3 + overrelax))
+    beta = 1.0 / (units.K_B * 150.0)
+    out = []
+    for specialise in (False, True):
+        spins, mag = s0.copy(), np.zeros((6, 3))
+        cone, acc = mc.sweep_block(spins, moments, flat, ptr, table, b, A, u, beta, 0.8, 0.5, True, overrelax, mag,
+                                   specialise=specialise)
+        out.append((spins, mag, cone, acc))
+    (s1, m1, c1, a1), (s2, m2, c2, a2) = out
+    assert np.array_equal(s1.view(np.int64), s2.view(np.int64)) and np.array_equal(m1, m2)
+    assert c1 == c2 and a1 == a2 and 0 < a1 < 1
+    assert not np.array_equal(s1, s0)
+
+
+def test_integrator_takes_the_specialised_variant():
+    """Heisenberg + uniaxial anisotropy (the Spirit benchmark's Hamiltonian) runs the isotropic
+    variant with one on-site form for all atoms; the general kernel gives the same bits."""
+    from spinlat.integrators import monte_carlo as mc
+
+    unit = sl.State([[0, 0, 0]], [26], cell=np.eye(3) * 2.5, pbc=True, moments=[2.0])
+    st = unit.repeat((4, 4, 4))
+    pot = sl.potentials.Heisenberg.from_neighbors(unit, J=[0.01]) + UniaxialAnisotropy(1e-4, [0, 0, 1])
+    fast = MonteCarlo(300.0, seed=5, overrelax=1)
+    a = fast.run(st, pot, 15)
+    kernel, arrays = fast._model.plan
+    assert kernel is mc._sweep_variant(mc._ISO, mc._ABSENT, mc._UNIFORM) and arrays[7].shape == (1, 3, 3)
+    slow = MonteCarlo(300.0, seed=5, overrelax=1)
+    slow.check(st, pot)
+    model = slow._prepare(st, pot)
+    model.plan = mc.sweep_plan(model.table, model.field, model.onsite, specialise=False)
+    b = slow.run(st, pot, 15)
+    assert np.array_equal(a.spins, b.spins) and np.array_equal(fast.magnetization, slow.magnetization)
+    assert fast.cone == slow.cone and fast.acceptance == slow.acceptance

@@ -4,7 +4,8 @@ Every threaded numba kernel writes per-atom rows that one thread computes in a f
 shared accumulators), with the same floating-point contraction as its serial twin, so the thread
 count must not change a single bit. The kernels switch to threads only above a size threshold
 (module parameters ``spin_lattice.PARALLEL_MIN_SPINS``, ``exchange.PARALLEL_MIN_ATOMS``,
-``exchange.CACHED_PARALLEL_MIN_ATOMS``, ``eam.PARALLEL_MIN_ATOMS``, ``spin_lattice.PARALLEL_MIN_ATOMS``); the tests lower them so that 128 atoms use threads, and
+``exchange.CACHED_PARALLEL_MIN_ATOMS``, ``eam.PARALLEL_MIN_ATOMS``, ``spin_lattice.PARALLEL_MIN_ATOMS``,
+``noise.PARALLEL_MIN_ROWS``); the tests lower them so that 128 atoms use threads, and
 count the calls of the threaded kernels to make sure they ran.
 """
 
@@ -12,6 +13,7 @@ import numba
 import numpy as np
 import pytest
 
+import spinlat.integrators.noise as noise
 import spinlat.integrators.spin_lattice as spin_lattice
 import spinlat.potentials.eam as eam
 import spinlat.potentials.exchange as exchange
@@ -24,10 +26,11 @@ from conftest import EAM_FE, bcc_fe
 pytestmark = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
                                 reason="numba has fewer than 2 threads here (NUMBA_NUM_THREADS)")
 
-_THREADED = {spin_lattice: ["_linear_sweep_parallel", "_kick_parallel", "_drift_parallel"],
+_THREADED = {spin_lattice: ["_linear_sweep_parallel", "_kick_parallel", "_drift_parallel", "_drift_o_drift_parallel"],
              eam: ["_density_rows_parallel", "_density_gather_parallel", "_embedding_parallel",
                    "_force_gather_parallel"],
-             exchange: ["_exchange_parallel", "_exchange_geometry_parallel", "_exchange_from_geometry_parallel"]}
+             exchange: ["_exchange_parallel", "_exchange_geometry_parallel", "_exchange_from_geometry_parallel"],
+             noise: ["_fill_parallel"]}
 
 
 @pytest.fixture
@@ -38,6 +41,7 @@ def threaded(monkeypatch):
     monkeypatch.setattr(exchange, "CACHED_PARALLEL_MIN_ATOMS", 1)
     monkeypatch.setattr(eam, "PARALLEL_MIN_ATOMS", 1)
     monkeypatch.setattr(spin_lattice, "PARALLEL_MIN_ATOMS", 1)
+    monkeypatch.setattr(noise, "PARALLEL_MIN_ROWS", 1)
     calls = {}
     for module, names in _THREADED.items():
         for name in names:
@@ -83,9 +87,13 @@ def test_spin_lattice_dynamics_same_bits_on_1_and_2_threads(threaded, make):
     two = _on_threads(2, run)
     assert threaded["_linear_sweep_parallel"] > 0 and threaded["_exchange_from_geometry_parallel"] > 0
     assert threaded["_exchange_geometry_parallel"] > 0
+    langevin = isinstance(make(), SpinLatticeLangevin)
+    drift = "_drift_o_drift_parallel" if langevin else "_drift_parallel"
     for name in ("_density_rows_parallel", "_density_gather_parallel", "_embedding_parallel",
-                 "_force_gather_parallel", "_kick_parallel", "_drift_parallel"):
+                 "_force_gather_parallel", "_kick_parallel", drift):
         assert threaded[name] > 0, name
+    if langevin:  # the noise was drawn inside threaded kernels (sweep noise, BAOAB's O-step)
+        assert threaded["_fill_parallel"] > 0
     for name in ("positions", "velocities", "spins", "moments"):
         assert np.array_equal(getattr(one, name), getattr(two, name)), name
 
