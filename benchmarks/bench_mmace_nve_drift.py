@@ -79,6 +79,8 @@ def main(argv=None):
     p.add_argument("--save", help="save the fitted model here (then --model FILE reuses it)")
     p.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=list(SCHEMES))
     p.add_argument("--max-spin-iterations", type=int, default=40)
+    p.add_argument("--log", help="append every sample here as it is taken (dt, scheme, t ps, dE meV/atom, "
+                   "calls/step of the chunk, ms/step of the chunk): a long run leaves its series even if stopped")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
     import torch
@@ -103,6 +105,7 @@ def main(argv=None):
         runs = {k: dict(integ=SpinLatticeNVE(dt, max_spin_iterations=args.max_spin_iterations, **SCHEMES[k]),
                         state=st0, t=[0.0], e=[0.0], calls=0, wall=0.0, bad=0)
                 for k in args.schemes}
+        name_of = {id(r): k for k, r in runs.items()}
         for c in range(chunks):
             for r in runs.values():
                 t0 = time.perf_counter()
@@ -112,6 +115,10 @@ def main(argv=None):
                 r["bad"] += r["integ"].statistics.get("unconverged_steps", 0)
                 r["t"].append((c + 1) * args.every * dt / 1000.0)
                 r["e"].append((etot(r["state"]) - e0) / n * 1000.0)
+                if args.log:
+                    with open(args.log, "a") as fh:
+                        fh.write(f"{dt} {name_of[id(r)]} {r['t'][-1]:.6f} {r['e'][-1]:.9e} "
+                                 f"{r['integ'].calls_per_step:.3f} {1000 * (time.perf_counter() - t0) / args.every:.1f}\n")
         for name, r in runs.items():
             t, e = np.array(r["t"]), np.array(r["e"])
             slope, icpt = np.polyfit(t, e, 1)
