@@ -34,6 +34,11 @@ Rules (what makes the result independent of where the crystal sits):
   the same state keeps them too. A state whose atoms were reordered fails the test (an atom would
   have to move onto another atom's place, farther than ``tolerance``) and is matched afresh.
 
+- Orientation: a fully periodic state may also be the template crystal turned by a rotation Q
+  (r_state = Q r_template; :meth:`SiteTemplate.oriented_supercell` finds it from the bonds around
+  atom 0 when the template's own orientation does not fit); matching then runs in fractional
+  coordinates, which do not see Q, and ``SiteMap.rotation`` carries it for the owner (whose
+  vector and tensor quantities live in the template's frame).
 The default ``tolerance`` is 0.4 × the smallest distance between template sites: each atom is then
 closer to its own site than to any other. Errors: :class:`~spinlat.errors.CellError` when the cell
 or pbc cannot be a supercell of the template, :class:`~spinlat.errors.InputError` when atom counts,
@@ -114,6 +119,36 @@ def completed_basis(cell, pbc, normals=None) -> np.ndarray:
     return out
 
 
+def _kabsch(src, dst):
+    """Proper rotation Q (3, 3) that best maps the rows of ``src`` onto those of ``dst`` (K, 3),
+    dst_k ≈ Q src_k, by least squares (Kabsch, Acta Cryst. A 32, 922 (1976)); for two vectors
+    their cross product is added so that the rotation is fixed."""
+    src, dst = np.asarray(src, dtype=np.float64), np.asarray(dst, dtype=np.float64)
+    if len(src) == 2:
+        src = np.vstack([src, np.cross(src[0], src[1]) / max(np.linalg.norm(src[0]), 1e-300)])
+        dst = np.vstack([dst, np.cross(dst[0], dst[1]) / max(np.linalg.norm(dst[0]), 1e-300)])
+    u, _, vt = np.linalg.svd(dst.T @ src)
+    d = np.sign(np.linalg.det(u @ vt)) or 1.0
+    return u @ np.diag([1.0, 1.0, d]) @ vt
+
+
+def _refine_rotation(q, bt, zt, bs, zs, tol):
+    """(``q`` refitted by :func:`_kabsch` on the state bonds ``bs`` paired with template bonds
+    ``bt`` (rows), whether every state bond paired up): a state bond pairs up when, rotated back by
+    ``q``, it lies within ``tol`` Å of a template bond of the same species. A rotation that leaves
+    a bond of atom 0 without a partner does not put the crystal on the template (e.g. a
+    coincidence-site rotation, which maps the supercell's lattice, but not the sites, into the
+    template's)."""
+    back = bs @ q  # Q⁻¹ b as rows
+    d = np.linalg.norm(back[:, None, :] - bt[None, :, :], axis=2)
+    d[zs[:, None] != zt[None, :]] = np.inf
+    near = np.argmin(d, axis=1)
+    ok = d[np.arange(len(bs)), near] <= tol
+    if not ok.all():
+        return q, False
+    return _kabsch(bt[near], bs), True
+
+
 # --------------------------------------------------------------------------------- following kernel
 
 
@@ -182,10 +217,14 @@ class SiteMap:
     template site ``site[a]`` wrapped into the template cell, plus ``lattice[a]``, plus the global
     ``translation`` (Å); ``hnf`` the Hermite normal form of the supercell matrix and ``ncell`` its
     determinant (number of template cells); ``anchored`` True when the translation was decided by
-    atom 0 (the state did not sit in the template's frame)."""
+    atom 0 (the state did not sit in the template's frame); ``rotation`` None, or the rotation Q
+    (3, 3) with r_state = Q r_template when the state is the template crystal turned
+    (:meth:`SiteTemplate.oriented_supercell`; ``translation`` is then in the template's frame);
+    ``rotation_choices`` the number of distinct rotations that fit (more than one when the
+    lattice's symmetry makes orientations indistinguishable by positions; the smallest was taken)."""
 
     __slots__ = ("template", "n", "numbers", "pbc", "cell", "mint", "to_frac", "metric", "positions", "ref",
-                 "site", "lattice", "hnf", "ncell", "translation", "anchored")
+                 "site", "lattice", "hnf", "ncell", "translation", "anchored", "rotation", "rotation_choices")
 
     def follows(self, state) -> bool:
         """True if ``state`` is a continuation of the state last matched or followed (module
@@ -201,10 +240,11 @@ class SiteMap:
         if code != -2:
             return code == 1
         try:  # a new cell: still the same supercell (strain within tolerance)?
-            mint, to_frac = t.supercell(state)
+            mint, to_frac, rotation = t.oriented_supercell(state)
         except CellError:
             return False
-        if not np.array_equal(mint, self.mint):
+        if not np.array_equal(mint, self.mint) or (rotation is None) != (self.rotation is None) or (
+                rotation is not None and np.max(np.abs(rotation - self.rotation)) > 1e-9):
             return False
         if _follow_kernel(pos, state.numbers, state.pbc, cell, self.numbers, self.pbc, cell, self.positions, to_frac,
                           self.metric, self.ref, t.tolerance ** 2, False) != 1:
@@ -240,6 +280,8 @@ class SiteTemplate:
         self.numbers = np.asarray(numbers, dtype=np.int64)
         self.name = name
         self.strain_tolerance = float(strain_tolerance)
+        #: distinct rotations that fitted in the last :meth:`oriented_supercell` that needed one
+        self.last_rotation_choices = 1
         self._inv_basis = np.linalg.inv(self.basis)
         frac = self.positions @ self._inv_basis
         #: integer offset of each site from its wrapped copy (periodic axes), and the wrapped sites
@@ -303,31 +345,161 @@ class SiteTemplate:
         return dist, k, lattice, g - self.frac0[k] - lattice
 
     def supercell(self, state):
-        """(M, to_frac) for ``state``: the integer matrix M (3, 3) with state periodic cell ≈
-        M · template cell (identity rows along non-periodic axes) and the (3, 3) inverse of the
-        state's completed cell, taking Cartesian positions to the state's fractional coordinates
-        (``@ M`` then gives template units with the strain removed). Raises
-        :class:`CellError` if the pbc differ or the cell is not a supercell within the strain
-        tolerance."""
+        """(M, to_frac) of :meth:`oriented_supercell` (without the rotation)."""
+        mint, to_frac, _ = self.oriented_supercell(state)
+        return mint, to_frac
+
+    def oriented_supercell(self, state):
+        """(M, to_frac, rotation) for ``state``: the integer matrix M (3, 3) with state periodic
+        cell ≈ M · template cell (identity rows along non-periodic axes), up to a rotation, the
+        (3, 3) inverse of the state's completed cell, taking Cartesian positions to the state's
+        fractional coordinates (``@ M`` then gives template units with the strain and rotation
+        removed), and the rotation Q (3, 3), r_state = Q r_template (column vectors), or None
+        when the state has the template's orientation.
+
+        The template's orientation is tried first: M = round(cell · template cell⁻¹), the
+        deviation counted as strain (small rotations within ``strain_tolerance`` included, as
+        before rotations were matched). If that fails and every direction is periodic, the state
+        may be the template crystal turned (e.g. an ASE cubic cell against the primitive cell of a
+        TB2J file, in the DFT code's own orientation): rotations are proposed by aligning the
+        bonds around atom 0 with those around each template site of its species (two
+        non-collinear bonds, Kabsch, refined on all bonds within the shell), M is the rounded
+        cell in the rotated frame, and the polar decomposition of the remaining deformation gives
+        the strain (symmetric part) and the exact rotation; of the proper rotations that fit with
+        the least strain (other lattice vectors of similar lengths may fit a loose tolerance with a
+        percent or more of strain), the one by the smallest angle is taken (symmetry-equivalent orientations of the lattice give
+        the same sites; for anisotropic exchange the owner rotates its tensors by it).
+
+        Raises :class:`CellError` if the pbc differ or the cell is not a supercell in any
+        orientation within the strain tolerance; the message gives the volume per template cell
+        against the template's (a different lattice constant shows there)."""
         if not np.array_equal(state.pbc, self.pbc):
             raise CellError(f"state pbc {state.pbc.tolist()} differs from the {self.name}'s {self.pbc.tolist()}")
         cs = completed_basis(state.cell, self.pbc, normals=self.basis[~self.pbc])
         mf = cs @ self._inv_basis
         mint = np.round(mf).astype(np.int64)
-        if abs(round(np.linalg.det(mint))) < 1 or np.max(np.abs(mf - mint)) > 0.25:
-            raise CellError(f"state is not a supercell of the {self.name}: its periodic cell vectors are not "
-                            f"integer combinations of the template's (cell matrix {np.round(mf, 3).tolist()})")
-        strain = np.linalg.solve(mint @ self.basis, cs) - np.eye(3)
-        if np.max(np.abs(strain)) > self.strain_tolerance:
+        if abs(round(np.linalg.det(mint))) >= 1 and np.max(np.abs(mf - mint)) <= 0.25:
+            strain = np.linalg.solve(mint @ self.basis, cs) - np.eye(3)
+            if np.max(np.abs(strain)) <= self.strain_tolerance:
+                return mint, np.linalg.inv(cs), None
+            rotated = self._rotated_supercell(state, cs) if self.pbc.all() else None
+            if rotated is not None:
+                return rotated
             raise CellError(f"state cell is a supercell of the {self.name} strained by {np.max(np.abs(strain)):.3g}, "
-                            f"more than strain_tolerance={self.strain_tolerance}")
-        return mint, np.linalg.inv(cs)
+                            f"more than strain_tolerance={self.strain_tolerance}{self._volume_note(state, cs)}")
+        rotated = self._rotated_supercell(state, cs) if self.pbc.all() else None
+        if rotated is not None:
+            return rotated
+        how = " in any orientation" if self.pbc.all() else ""
+        raise CellError(f"state is not a supercell of the {self.name}: its periodic cell vectors are not "
+                        f"integer combinations of the template's{how} (cell matrix {np.round(mf, 3).tolist()})"
+                        f"{self._volume_note(state, cs)}")
+
+    def _volume_note(self, state, cs):
+        """Text comparing the state's volume per template cell (N/T cells) with the template's."""
+        if not self.pbc.all() or len(state) % len(self.numbers):
+            return ""
+        ncell = len(state) // len(self.numbers)
+        v_state = abs(np.linalg.det(cs)) / ncell
+        v_tpl = abs(np.linalg.det(self.basis))
+        ratio = (v_state / v_tpl) ** (1.0 / 3.0) - 1.0
+        if abs(ratio) < 1e-3:
+            return ""
+        return (f"; the state has {v_state:.4g} Å³ per template cell ({ncell} cells for {len(state)} atoms) against "
+                f"the template's {v_tpl:.4g} Å³: lattice constants differ by {100 * ratio:+.2f} %")
+
+    def _bonds(self, positions, cell, numbers, atom, radius):
+        """Bond vectors (K, 3) Å from ``atom`` to the points within ``radius`` (periodic images
+        included, every direction periodic) and the atomic numbers (K,) at their ends, by length."""
+        from .neighbors import point_pairs
+
+        heights = 1.0 / np.linalg.norm(np.linalg.inv(cell), axis=0)
+        if radius < 0.5 * heights.min():  # minimum image of the differences: no list needed
+            frac = (positions - positions[atom]) @ np.linalg.inv(cell)
+            vec = (frac - np.round(frac)) @ cell
+            d = np.linalg.norm(vec, axis=1)
+            keep = (d <= radius) & (d > 0)
+            vec, z = vec[keep], numbers[keep]
+        else:
+            i, j, S, _ = point_pairs(positions, cell, np.ones(3, bool), radius, full=True)
+            sel = i == atom
+            vec = positions[j[sel]] + S[sel] @ cell - positions[atom]
+            z = numbers[j[sel]]
+        order = np.argsort(np.linalg.norm(vec, axis=1), kind="stable")
+        return vec[order], z[order]
+
+    def _rotated_supercell(self, state, cs):
+        """(M, to_frac, Q) of a rotated template that ``state``'s cell is a supercell of, or None
+        (see :meth:`oriented_supercell`)."""
+        if not np.isfinite(self.min_separation) or len(state) == 0:
+            return None
+        radius = 1.75 * self.min_separation
+        pos = np.asarray(state.positions, dtype=np.float64)
+        bs, zs = self._bonds(pos, cs, state.numbers, 0, radius)
+        if len(bs) < 2:
+            return None
+        lb = np.linalg.norm(bs, axis=1)
+        b0 = 0
+        cross = np.linalg.norm(np.cross(bs[b0], bs), axis=1) / (lb[b0] * lb)
+        noncol = np.flatnonzero(cross > 0.3)
+        if not len(noncol):
+            return None
+        b1 = int(noncol[0])
+        slack = self.strain_tolerance + self.tolerance / self.min_separation  # relative, thermal motion included
+        inv_basis = self._inv_basis
+        found = []
+        for k in np.flatnonzero(self.numbers == state.numbers[0]):
+            bt, zt = self._bonds(self.positions, self.basis, self.numbers, int(k), radius * (1 + slack))
+            lt = np.linalg.norm(bt, axis=1)
+            ca = np.flatnonzero((zt == zs[b0]) & (np.abs(lt - lb[b0]) <= slack * lb[b0]))
+            cb = np.flatnonzero((zt == zs[b1]) & (np.abs(lt - lb[b1]) <= slack * lb[b1]))
+            cos_s = bs[b0] @ bs[b1] / (lb[b0] * lb[b1])
+            for a in ca:
+                for b in cb:
+                    if a == b or abs(bt[a] @ bt[b] / (lt[a] * lt[b]) - cos_s) > 2 * slack:
+                        continue
+                    q = _kabsch(bt[[a, b]], bs[[b0, b1]])
+                    q, fits = _refine_rotation(q, bt, zt, bs, zs, self.tolerance)
+                    if not fits:
+                        continue
+                    q, fits = _refine_rotation(q, bt, zt, bs, zs, self.tolerance)
+                    if not fits:
+                        continue
+                    mf = cs @ q @ inv_basis  # state cell in the template's frame, template units
+                    mint = np.round(mf).astype(np.int64)
+                    if abs(round(np.linalg.det(mint))) < 1 or np.max(np.abs(mf - mint)) > 0.25:
+                        continue
+                    f = np.linalg.solve(mint @ self.basis, cs)  # rows: state = template-frame rows @ f
+                    w, sig, vt = np.linalg.svd(f)
+                    r = w @ vt
+                    if np.linalg.det(r) < 0:
+                        continue
+                    strain = float(np.max(np.abs(w @ np.diag(sig) @ w.T - np.eye(3))))
+                    if strain > self.strain_tolerance:
+                        continue
+                    angle = float(np.arccos(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0)))
+                    found.append((round(angle, 9), strain, len(found), mint, r.T))
+        if not found:
+            return None
+        # the least strained fits (other lattice vectors of about the same lengths can fit within a
+        # loose strain tolerance too, strained by a percent or more), then the smallest rotation
+        least = min(c[1] for c in found)
+        found = [c for c in found if c[1] <= least + 1e-6]
+        angle, _, _, mint, q = min(found, key=lambda c: c[:3])
+        distinct = []
+        for c in found:
+            if not any(np.max(np.abs(c[4] - d)) < 1e-6 for d in distinct):
+                distinct.append(c[4])
+        self.last_rotation_choices = len(distinct)
+        return mint, np.linalg.inv(cs), (None if angle == 0.0 else q)
 
     # ----------------------------------------------------------------- matching
     def match(self, state) -> SiteMap:
         """A fresh :class:`SiteMap` of ``state`` (module docstring); raises :class:`CellError` or
         :class:`InputError` when the state is not a supercell (or cluster) of the template."""
-        mint, to_frac = self.supercell(state)
+        self.last_rotation_choices = 1
+        mint, to_frac, rotation = self.oriented_supercell(state)
+        choices = self.last_rotation_choices if rotation is not None else 1
         hnf = hermite_normal_form(mint)
         ncell = int(hnf[0, 0] * hnf[1, 1] * hnf[2, 2])
         nt, n = len(self.numbers), len(state)
@@ -395,6 +567,7 @@ class SiteTemplate:
         m.hnf, m.ncell = hnf, ncell
         m.translation = (u - np.where(self.pbc, np.round(u), 0.0)) @ self.basis
         m.anchored = anchored
+        m.rotation, m.rotation_choices = rotation, choices
         return m
 
     def _explain_failure(self, what, state, f, u, hnf, ncell):

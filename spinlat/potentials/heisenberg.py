@@ -46,6 +46,15 @@ atoms. The rules (implemented in :mod:`spinlat.sites`):
   site) naming the atom. Up to four pair tables are cached, so states of different sizes can be
   evaluated in turn. Checking that a state follows costs one O(N) pass; matching costs
   O(N log T) (k-d tree over the T template sites), and the pair table O(N × pairs per site).
+- Orientation. A fully periodic state may be the template crystal turned (an ASE cubic cell
+  against the primitive cell of a TB2J file written in the DFT code's orientation): the rotation
+  Q is found from the bonds around atom 0 (:meth:`spinlat.sites.SiteTemplate.oriented_supercell`,
+  the smallest rotation that fits) and the pair tensors are turned with the crystal, J → Q J Qᵀ
+  (:meth:`Heisenberg.tensors_on`), so DMI vectors and anisotropy axes stay attached to the
+  bonds; isotropic exchange is unchanged. The positions fix the rotation only up to the
+  lattice's point group: when several rotations fit, the smallest is taken and, for anisotropic
+  tensors, an :class:`OrientationAmbiguityWarning` says so. A crystal turned by less than the
+  strain tolerance keeps the template's orientation (the deviation counts as strain).
 - Sublattices that only the exchange distinguishes (the structure maps onto itself under a
   translation that is not a template lattice vector, but the pair tensors do not, e.g. the two
   sites of an antiferromagnet's conventional cell with their own TB2J couplings): positions alone
@@ -79,6 +88,12 @@ _MAX_TABLES = 4
 class SublatticeAmbiguityWarning(UserWarning):
     """A translated state was matched to a template whose exchange distinguishes sites that its
     structure does not; the assignment was decided by the atom order (module docstring)."""
+
+
+class OrientationAmbiguityWarning(UserWarning):
+    """A state turned against the template was matched with one of several rotations its
+    positions cannot tell apart, and the template has anisotropic tensors that turn with it
+    (module docstring, "Orientation")."""
 
 
 # --------------------------------------------------------------------------------- numba kernel
@@ -342,6 +357,18 @@ class Heisenberg(Potential):
                     f"the atoms were assigned by putting atom 0 on template site {int(sites.site[0])} (the "
                     "lowest-index site that fits). Build the state in the template's frame or order its atoms "
                     "so that atom 0 is on the intended site.", SublatticeAmbiguityWarning, stacklevel=4)
+        if sites.rotation is not None and sites.rotation_choices > 1 and not self.spin_rotation_invariant:
+            from scipy.spatial.transform import Rotation
+
+            rv = Rotation.from_matrix(sites.rotation).as_rotvec()
+            angle = float(np.linalg.norm(rv))
+            warnings.warn(
+                f"Heisenberg: the state is the template crystal turned by {np.degrees(angle):.2f}° about "
+                f"{np.round(rv / angle, 4).tolist()}, and its positions fit {sites.rotation_choices} orientations "
+                "that the lattice's symmetry makes indistinguishable; the anisotropic exchange tensors (DMI, "
+                "anisotropy) were turned by the smallest of these rotations. If the exchange does not share that "
+                "symmetry the choice matters: build the state in the template's orientation to avoid it.",
+                OrientationAmbiguityWarning, stacklevel=4)
         ex = self._build_expansion(sites)
         self._tables.insert(0, ex)
         del self._tables[_MAX_TABLES:]
@@ -398,15 +425,26 @@ class Heisenberg(Potential):
         (a template pair that maps onto the same atoms twice in a small supercell appears twice).
         The table follows the atoms (module docstring); raises like ``compute``."""
         ex = self._expand(state)
-        return ex.pair_i, ex.pair_j, self.J[ex.pair_t]
+        return ex.pair_i, ex.pair_j, self._tensors(ex.sites.rotation)[ex.pair_t]
 
     # ----------------------------------------------------------------- evaluation
-    def _tensors(self):
+    def _tensors(self, rotation=None):
+        """The (2P, 3, 3) table of the pair tensors and their transposes (eV), in the state's frame:
+        turned by ``rotation`` Q (J → Q J Qᵀ: spins are axial vectors and Q proper) when the state
+        is the template crystal rotated (:attr:`SiteMap.rotation`); isotropic tensors unchanged."""
         t = getattr(self, "_tensor_table", None)
         if t is None or t.shape[0] != 2 * len(self.J):
             t = self._tensor_table = np.ascontiguousarray(
                 np.concatenate([self.J, np.swapaxes(self.J, 1, 2)]))
-        return t
+        if rotation is None or self.spin_rotation_invariant:
+            return t
+        return np.ascontiguousarray(np.einsum("ab,pbc,dc->pad", rotation, t, rotation))
+
+    def tensors_on(self, state):
+        """Pair tensors (P, 3, 3) eV of the template in ``state``'s Cartesian frame: ``J`` itself
+        unless ``state`` is the template crystal rotated by Q (then Q J Qᵀ); raises like
+        ``compute``."""
+        return self._tensors(self._expand(state).sites.rotation)[:len(self.J)]
 
     def spin_couplings(self, state, neighbors=None):
         """:class:`~spinlat.potentials.couplings.LinearSpinCouplings` of the expanded pair table on
@@ -432,7 +470,7 @@ class Heisenberg(Potential):
             offsets = np.zeros(ex.n + 1, dtype=np.int64)
             np.cumsum(np.bincount(src[keep], minlength=ex.n), out=offsets[1:])
             dst, tidx = dst[keep], tidx[keep]
-        c = LinearSpinCouplings(ex.n, offsets, dst, tensor_index=tidx, tensors=self._tensors())
+        c = LinearSpinCouplings(ex.n, offsets, dst, tensor_index=tidx, tensors=self._tensors(ex.sites.rotation))
         ex.couplings = (mag, c)
         return c
 
@@ -489,4 +527,4 @@ def _shells(d, tol):
     return [float(x) for x in u[starts]]
 
 
-__all__ = ["Heisenberg", "SublatticeAmbiguityWarning", "dmi_matrix", "dmi_vector"]
+__all__ = ["Heisenberg", "OrientationAmbiguityWarning", "SublatticeAmbiguityWarning", "dmi_matrix", "dmi_vector"]

@@ -146,6 +146,7 @@ def _heisenberg_pairs(ham, state):
     tpl = SiteTemplate(ham.cell, ham.positions, ham.numbers, ham.pbc, ham.strain_tolerance, ham.position_tolerance,
                        name="Heisenberg template")
     sm = tpl.match(state)
+    J = ham.tensors_on(state)  # in the state's frame (rotated with a turned crystal)
     n = len(state)
     lookup = {}
     cellkey = reduce_lattice(sm.lattice, sm.hnf)
@@ -159,7 +160,7 @@ def _heisenberg_pairs(ham, state):
         i0, j0, r0 = int(ham.i[p]), int(ham.j[p]), ham.R[p]
         atoms = np.flatnonzero(sm.site == i0)
         if i0 == j0 and not r0.any():
-            onsite[atoms] += 0.5 * (ham.J[p] + ham.J[p].T)
+            onsite[atoms] += 0.5 * (J[p] + J[p].T)
             continue
         target = sm.lattice[atoms] + r0 + offset[j0] - offset[i0]
         tkey = reduce_lattice(target, sm.hnf)
@@ -169,7 +170,7 @@ def _heisenberg_pairs(ham, state):
             ii.append(a)
             jj.append(b)
             LL.append(np.round(shift).astype(np.int64))
-            JJ.append(ham.J[p])
+            JJ.append(J[p])
     return (np.array(ii, np.int64), np.array(jj, np.int64), np.array(LL, np.int64).reshape(-1, 3),
             np.array(JJ).reshape(-1, 3, 3), onsite)
 
