@@ -222,7 +222,7 @@ def test_nve_nonlocal_implicit_step_statistics_and_warning(solver):
     with pytest.warns(sl.errors.ConvergenceWarning, match="max_spin_iterations=1"):
         SpinLatticeNVE(1.0, spin_tolerance=1e-15, max_spin_iterations=1, spin_solver=solver).run(st, pot, 3)
     for bad in (dict(spin_step="rk4"), dict(spin_tolerance=0.0), dict(max_spin_iterations=0),
-                dict(spin_solver="newton")):
+                dict(spin_solver="broyden")):
         with pytest.raises(InputError):
             SpinLatticeNVE(1.0, **bad)
 
