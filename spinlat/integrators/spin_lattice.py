@@ -66,7 +66,20 @@ by default), and warns (:class:`~spinlat.errors.ConvergenceWarning`) after
 ``max_spin_iterations`` calls (8). Model calls per step (the end-of-step evaluation of forces and
 fields included; ``calls_per_step``) depend on how fast the fields change over dt: at 1 fs 2.2
 (Anderson) vs 3.3 (fixed point) for the tiny model of ``tests/mmace/test_dynamics.py``, 9.6 vs
-14 for the 20-epoch model of ``benchmarks/bench_mmace_nve_drift.py``. ``spin_step="explicit_midpoint"`` keeps the earlier
+14 for the 20-epoch model of ``benchmarks/bench_mmace_nve_drift.py``. ``spin_solver="newton"`` solves the same equation by inexact Newton-Krylov
+(:meth:`_SpinLatticeBase._newton_spin_step`): each iterate one model call that also keeps the
+graph of the field (``MagneticMACE.field_linearization``), GMRES on the Newton equation with one
+field-Jacobian product (a double backward) per Krylov vector; it converges quadratically (1 fs,
+20-epoch model: predicted-iterate error ~5e-3 → ~1e-6 → ~1e-12) but each product costs about one
+model call (``JVP_COST``; statistics ``jvp_calls`` and ``call_equivalents_per_step``), so it is
+not cheaper: 4.1 calls + 10.6 products per step at 1 fs for the 20-epoch model (≈ 14.7 call
+equivalents vs Anderson's 9.7), 2.0-4.5 vs 2.0-3.0 for the tiny model; potentials without
+``field_linearization`` fall back to Anderson. No solver reaches 3 calls per step at 1 fs on the
+20-epoch model: its spins turn ~0.35 rad per fs, the predicted first iterate is off by ~5e-3,
+and one further model call can at best square that error (Newton). A looser ``spin_tolerance``
+keeps the energy (1 fs, 0.2 ps: drift and max |ΔE| equal to the digits printed at 1e-10, 1e-8,
+1e-6) but not the reversibility, which chaos amplifies (200 steps forward and back: spins off
+by 1.5e-5, 3e-3, 0.18) at 9.5, 7.2, 5.1 calls per step. ``spin_step="explicit_midpoint"`` keeps the earlier
 scheme (rotate by τ/2 about the latest fields, evaluate, rotate the start spins by τ about those
 midpoint fields: two model calls per step, second order but neither symplectic nor reversible:
 the energy drifts, 2.6 meV/atom over 2 ps at dt = 0.5 fs in ``examples/mmace_train_nve.py``).
@@ -1266,8 +1279,10 @@ class SpinLatticeNVE(_SpinLatticeBase):
         acceleration of the fixed-point iteration with secant pairs carried from step to step,
         a predictor from the start fields and a damped fallback, see
         :meth:`_SpinLatticeBase._anderson_spin_step`) or ``"fixed_point"`` (the plain fixed-point
-        iteration of :meth:`_SpinLatticeBase._implicit_spin_step`). Both solve the same equation
-        to ``spin_tolerance``: the trajectories agree to about that.
+        iteration of :meth:`_SpinLatticeBase._implicit_spin_step`) or ``"newton"`` (Newton-Krylov
+        with the model's field-Jacobian products, :meth:`_SpinLatticeBase._newton_spin_step`;
+        mMACE, other potentials take Anderson). All solve the same equation to
+        ``spin_tolerance``: the trajectories agree to about that.
 
     adiabatic_magnitudes : relax the moment magnitudes at fixed directions after every step
         (potentials with ``depends_on_magnitudes``; default False: magnitudes fixed).
@@ -1295,9 +1310,12 @@ class SpinLatticeNVE(_SpinLatticeBase):
         ``initial_calls`` (the calls before the first step: 0 when the State came from this
         integrator's last run, else 1, plus the magnitude relaxation's with adiabatic
         magnitudes), ``calls_per_step`` ((model_calls − initial_calls)/steps; 0 for no steps),
-        ``spin_iterations`` (of those, the implicit spin steps' field calls),
+        ``spin_iterations`` (of those, the implicit spin steps' field calls), ``jvp_calls``
+        (field-Jacobian products of the Newton solver), ``call_equivalents_per_step``
+        ((model_calls − initial_calls + :data:`JVP_COST` · jvp_calls)/steps),
         ``unconverged_steps`` and ``magnitude_calls``.
-    initial_calls, calls_per_step : the same two numbers as attributes (None before a run).
+    initial_calls, calls_per_step, call_equivalents_per_step : the same numbers as attributes
+        (None before a run).
     """
 
     def __init__(self, dt, spin_step="implicit_midpoint", spin_tolerance=1e-10, max_spin_iterations=8,

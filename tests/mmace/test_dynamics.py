@@ -75,6 +75,7 @@ def test_implicit_nve_calls_spin_lengths_and_bounded_energy(fitted):
         assert integ.initial_calls == (1 if chunk == 0 else 0)
         calls += integ.calls_per_step * 10
         steps += 10
+        assert integ.call_equivalents_per_step == integ.calls_per_step  # Anderson: no Jacobian products
         err.append(total_energy(fitted, s) - e0)
     assert integ.statistics["unconverged_steps"] == 0
     assert calls / steps <= 3.0, (calls, steps)
