@@ -73,7 +73,7 @@ field-Jacobian product (a double backward) per Krylov vector; it converges quadr
 20-epoch model: predicted-iterate error ~5e-3 → ~1e-6 → ~1e-12) but each product costs about one
 model call (``JVP_COST``; statistics ``jvp_calls`` and ``call_equivalents_per_step``), so it is
 not cheaper: 4.1 calls + 10.6 products per step at 1 fs for the 20-epoch model (≈ 14.7 call
-equivalents vs Anderson's 9.7), 2.0-4.5 vs 2.0-3.0 for the tiny model; potentials without
+equivalents vs Anderson's 9.7; 9.8 vs 6.1 at 0.5 fs, 26.6 vs 16.0 at 2 fs), 2.0-4.5 vs 2.0-3.0 for the tiny model; potentials without
 ``field_linearization`` fall back to Anderson. No solver reaches 3 calls per step at 1 fs on the
 20-epoch model: its spins turn ~0.35 rad per fs, the predicted first iterate is off by ~5e-3,
 and one further model call can at best square that error (Newton). A looser ``spin_tolerance``
