@@ -93,7 +93,8 @@ def product_cost(pot, st, repeats=8):
             times[k].append(time.perf_counter() - t0)
     med = {k: float(np.median(t)) for k, t in times.items()}
     prod = (med["linearisation + 4 products"] - med["linearisation"]) / 4
-    print(f"compute (E, F, h) {1000 * med['compute']:.1f} ms; linearisation / compute {med['linearisation'] / med['compute']:.2f}; "
+    print(f"compute (E, F, h) {1000 * med['compute']:.1f} ms; "
+          f"linearisation / compute {med['linearisation'] / med['compute']:.2f}; "
           f"one product / compute {prod / med['compute']:.2f} (counted as {JVP_COST}); load {os.getloadavg()[0]:.1f}")
 
 
@@ -157,7 +158,8 @@ def main(argv=None):
             slope, icpt = np.polyfit(t, e, 1)
             fluct = np.std(e - (slope * t + icpt))
             print(f"{dt:6.3g} {name:>18} {slope:18.3e} {fluct:15.3e} {np.abs(e).max():17.3e} "
-                  f"{r['calls'] / (chunks * args.every):10.2f} {r['equivalents'] / (chunks * args.every):12.2f} {r['bad']:11d} {1000 * r['wall'] / (chunks * args.every):8.1f} "
+                  f"{r['calls'] / (chunks * args.every):10.2f} {r['equivalents'] / (chunks * args.every):12.2f} "
+                  f"{r['bad']:11d} {1000 * r['wall'] / (chunks * args.every):8.1f} "
                   f"{os.getloadavg()[0]:5.1f}")
         if "anderson" in runs and "fixed_point" in runs:
             print(f"{dt:6.3g} calls per step fixed_point / anderson: "

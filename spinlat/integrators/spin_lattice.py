@@ -66,21 +66,22 @@ by default), and warns (:class:`~spinlat.errors.ConvergenceWarning`) after
 ``max_spin_iterations`` calls (8). Model calls per step (the end-of-step evaluation of forces and
 fields included; ``calls_per_step``) depend on how fast the fields change over dt: at 1 fs 2.2
 (Anderson) vs 3.3 (fixed point) for the tiny model of ``tests/mmace/test_dynamics.py``, 9.6 vs
-14 for the 20-epoch model of ``benchmarks/bench_mmace_nve_drift.py``. ``spin_solver="newton"`` solves the same equation by inexact Newton-Krylov
-(:meth:`_SpinLatticeBase._newton_spin_step`): each iterate one model call that also keeps the
-graph of the field (``MagneticMACE.field_linearization``), GMRES on the Newton equation with one
-field-Jacobian product (a double backward) per Krylov vector; it converges quadratically (1 fs,
-20-epoch model: predicted-iterate error ~5e-3 → ~1e-6 → ~1e-12) but each product costs about one
-model call (``JVP_COST``; statistics ``jvp_calls`` and ``call_equivalents_per_step``), so it is
-not cheaper: 4.1 calls + 10.6 products per step at 1 fs for the 20-epoch model (≈ 14.7 call
-equivalents vs Anderson's 9.7; 9.8 vs 6.1 at 0.5 fs, 26.6 vs 16.0 at 2 fs), 2.0-4.5 vs 2.0-3.0 for the tiny model; potentials without
-``field_linearization`` fall back to Anderson. No solver reaches 3 calls per step at 1 fs on the
-20-epoch model: its spins turn ~0.35 rad per fs, the predicted first iterate is off by ~5e-3,
-and one further model call can at best square that error (Newton). A looser ``spin_tolerance``
-keeps the energy (1 fs, 0.2 ps: drift and max |ΔE| equal to the digits printed at 1e-10, 1e-8,
-1e-6) but not the reversibility, which chaos amplifies (200 steps forward and back: spins off
-by 1.5e-5, 3e-3, 0.18) at 9.5, 7.2, 5.1 calls per step. ``spin_step="explicit_midpoint"`` keeps the earlier
-scheme (rotate by τ/2 about the latest fields, evaluate, rotate the start spins by τ about those
+14 for the 20-epoch model of ``benchmarks/bench_mmace_nve_drift.py``. ``spin_solver="newton"``
+solves the same equation by inexact Newton-Krylov (:meth:`_SpinLatticeBase._newton_spin_step`): each
+iterate one model call that also keeps the graph of the field
+(``MagneticMACE.field_linearization``), GMRES on the Newton equation with one field-Jacobian product
+(a double backward) per Krylov vector; it converges quadratically (1 fs, 20-epoch model:
+predicted-iterate error ~5e-3 → ~1e-6 → ~1e-12) but each product costs about one model call
+(``JVP_COST``; statistics ``jvp_calls`` and ``call_equivalents_per_step``), so it is not cheaper:
+4.1 calls + 10.6 products per step at 1 fs for the 20-epoch model (≈ 14.7 call equivalents vs
+Anderson's 9.7; 9.8 vs 6.1 at 0.5 fs, 26.6 vs 16.0 at 2 fs), 2.0-4.5 vs 2.0-3.0 for the tiny model;
+potentials without ``field_linearization`` fall back to Anderson. No solver reaches 3 calls per step
+at 1 fs on the 20-epoch model: its spins turn ~0.35 rad per fs, the predicted first iterate is off
+by ~5e-3, and one further model call can at best square that error (Newton). A looser
+``spin_tolerance`` keeps the energy (1 fs, 0.2 ps: drift and max |ΔE| equal to the digits printed at
+1e-10, 1e-8, 1e-6) but not the reversibility, which chaos amplifies (200 steps forward and back:
+spins off by 1.5e-5, 3e-3, 0.18) at 9.5, 7.2, 5.1 calls per step.
+``spin_step="explicit_midpoint"`` keeps the earlier scheme (rotate by τ/2 about the latest fields, evaluate, rotate the start spins by τ about those
 midpoint fields: two model calls per step, second order but neither symplectic nor reversible:
 the energy drifts, 2.6 meV/atom over 2 ps at dt = 0.5 fs in ``examples/mmace_train_nve.py``).
 :class:`SpinLatticeLangevin` (not reversible anyway) uses the explicit midpoint with the damped
