@@ -1,7 +1,8 @@
 """Energy drift and model calls of SpinLatticeNVE with mMACE: the implicit (spherical) midpoint
 spin step solved by Anderson acceleration (``spin_solver="anderson"``, the default) or by the
 plain fixed-point iteration (``"fixed_point"``), and the explicit midpoint (``spin_step=
-"explicit_midpoint"``, the earlier scheme).
+"explicit_midpoint"``, the earlier scheme), or by Newton-Krylov with the model's field-Jacobian
+products (``"newton"``).
 
 Fits a small soc=True mMACE to synthetic bcc Fe teacher data (or loads ``--model``; ``--save``
 keeps the fitted one), then runs NVE on a warm bcc Fe supercell (lattice at ``--temperature``,
@@ -9,7 +10,10 @@ spins a tilted ferromagnet) with each scheme of ``--schemes`` for each time step
 recording the total energy every ``--every`` steps. Prints per run: secular drift (slope of a
 least-squares line through E_tot(t), meV/atom/ps), fluctuation (standard deviation about that
 line, meV/atom), largest |E_tot − E_tot(0)| (meV/atom), model calls per step (the integrator's
-``calls_per_step``: the initial evaluation excluded), implicit steps that reached
+``calls_per_step``: the initial evaluation excluded), model-call equivalents per step (the
+integrator's ``call_equivalents_per_step``: calls plus field-Jacobian products at
+``spin_lattice.JVP_COST`` each; the cost of a product relative to a ``compute`` call with forces
+and fields is measured and printed first, interleaved), implicit steps that reached
 ``max_spin_iterations`` (``--max-spin-iterations``, 40 here so that both solvers converge and
 their calls compare), wall time per step, and the machine load (``os.getloadavg``) beside them;
 then the ratio of calls per step fixed_point / anderson. The schemes run interleaved chunk by
@@ -20,7 +24,7 @@ fewer calls than the fixed-point iteration, the more so the larger dt; explicit 
 with dt, exactly 2 calls per step.
 
 Run: python benchmarks/bench_mmace_nve_drift.py [--ps 10] [--dts 2 1 0.5 0.25] [--repeat 2]
-     [--model FILE | --epochs 20 --save FILE] [--schemes anderson fixed_point explicit]
+     [--model FILE | --epochs 20 --save FILE] [--schemes anderson fixed_point newton explicit]
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ import numpy as np
 import spinlat as sl
 from spinlat import datasets, units
 from spinlat.integrators import SpinLatticeNVE
+from spinlat.integrators.spin_lattice import JVP_COST
 from spinlat.potentials import MagneticMACE
 
 #: the compared schemes: constructor options of SpinLatticeNVE
 SCHEMES = {"anderson": dict(spin_solver="anderson"), "fixed_point": dict(spin_solver="fixed_point"),
-           "explicit": dict(spin_step="explicit_midpoint")}
+           "newton": dict(spin_solver="newton"), "explicit": dict(spin_step="explicit_midpoint")}
 
 SMALL = dict(hidden_irreps="8x0e+8x1o", radial_MLP=[16, 16], MLP_irreps="8x0e", max_ell=2, r_max=4.0,
              num_bessel=6, avg_num_neighbors=14.0)
@@ -65,6 +70,32 @@ def initial_state(repeat, temperature, seed=1):
     v = rng.normal(size=(n, 3)) * sigma[:, None]
     v -= v.mean(axis=0)
     return st.copy(spins=spins, velocities=v, positions=st.positions + rng.normal(0, 0.02, (n, 3)))
+
+
+def product_cost(pot, st, repeats=8):
+    """Print the cost of a field linearisation and of one field-Jacobian product relative to a
+    ``compute`` call with forces and fields (medians of interleaved repeats)."""
+    nl = pot.neighbor_list(st)
+    v = np.random.default_rng(0).normal(size=(len(st), 3))
+
+    def linearise(products):
+        lin = pot.field_linearization(st, nl)
+        for _ in range(products):
+            lin.apply(v)
+
+    jobs = {"compute": lambda: pot.compute(st, nl), "linearisation": lambda: linearise(0),
+            "linearisation + 4 products": lambda: linearise(4)}
+    times = {k: [] for k in jobs}
+    for _ in range(repeats):
+        for k, f in jobs.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    med = {k: float(np.median(t)) for k, t in times.items()}
+    prod = (med["linearisation + 4 products"] - med["linearisation"]) / 4
+    print(f"compute (E, F, h) {1000 * med['compute']:.1f} ms; "
+          f"linearisation / compute {med['linearisation'] / med['compute']:.2f}; "
+          f"one product / compute {prod / med['compute']:.2f} (counted as {JVP_COST}); load {os.getloadavg()[0]:.1f}")
 
 
 def main(argv=None):
@@ -96,14 +127,16 @@ def main(argv=None):
         return pot.compute(s, forces=False, magnetic_forces=False).energy + s.kinetic_energy()
 
     e0 = etot(st0)
+    if "newton" in args.schemes:
+        product_cost(pot, st0)
     print(f"{n} atoms, {args.ps} ps per run, load {os.getloadavg()[0]:.1f}")
     print(f"{'dt fs':>6} {'spin step':>18} {'drift meV/atom/ps':>18} {'fluct meV/atom':>15} {'max|dE| meV/atom':>17} "
-          f"{'calls/step':>10} {'unconverged':>11} {'ms/step':>8} {'load':>5}")
+          f"{'calls/step':>10} {'call-eq/step':>12} {'unconverged':>11} {'ms/step':>8} {'load':>5}")
     for dt in args.dts:
         steps = int(round(args.ps * 1000 / dt))
         chunks = max(1, steps // args.every)
         runs = {k: dict(integ=SpinLatticeNVE(dt, max_spin_iterations=args.max_spin_iterations, **SCHEMES[k]),
-                        state=st0, t=[0.0], e=[0.0], calls=0, wall=0.0, bad=0)
+                        state=st0, t=[0.0], e=[0.0], calls=0, equivalents=0, wall=0.0, bad=0)
                 for k in args.schemes}
         name_of = {id(r): k for k, r in runs.items()}
         for c in range(chunks):
@@ -112,6 +145,7 @@ def main(argv=None):
                 r["state"] = r["integ"].run(r["state"], pot, args.every)
                 r["wall"] += time.perf_counter() - t0
                 r["calls"] += r["integ"].calls_per_step * args.every
+                r["equivalents"] += r["integ"].call_equivalents_per_step * args.every
                 r["bad"] += r["integ"].statistics.get("unconverged_steps", 0)
                 r["t"].append((c + 1) * args.every * dt / 1000.0)
                 r["e"].append((etot(r["state"]) - e0) / n * 1000.0)
@@ -124,11 +158,15 @@ def main(argv=None):
             slope, icpt = np.polyfit(t, e, 1)
             fluct = np.std(e - (slope * t + icpt))
             print(f"{dt:6.3g} {name:>18} {slope:18.3e} {fluct:15.3e} {np.abs(e).max():17.3e} "
-                  f"{r['calls'] / (chunks * args.every):10.2f} {r['bad']:11d} {1000 * r['wall'] / (chunks * args.every):8.1f} "
+                  f"{r['calls'] / (chunks * args.every):10.2f} {r['equivalents'] / (chunks * args.every):12.2f} "
+                  f"{r['bad']:11d} {1000 * r['wall'] / (chunks * args.every):8.1f} "
                   f"{os.getloadavg()[0]:5.1f}")
         if "anderson" in runs and "fixed_point" in runs:
             print(f"{dt:6.3g} calls per step fixed_point / anderson: "
                   f"{runs['fixed_point']['calls'] / runs['anderson']['calls']:.2f}")
+        if "anderson" in runs and "newton" in runs:
+            print(f"{dt:6.3g} call equivalents per step newton / anderson: "
+                  f"{runs['newton']['equivalents'] / runs['anderson']['equivalents']:.2f}")
 
 
 if __name__ == "__main__":

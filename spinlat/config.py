@@ -55,7 +55,7 @@ their own sections):
     integrator: {type: SpinLatticeNVE, dt: 0.1}
     # non-local potentials (mMACE):  spin_step: implicit_midpoint (default; time-reversible) or
     #   explicit_midpoint; spin_tolerance: 1.0e-10; max_spin_iterations: 8;
-    #   spin_solver: anderson (default) or fixed_point
+    #   spin_solver: anderson (default), fixed_point or newton
     # potentials with moment magnitudes (SpinLatticeNVE and SpinLatticeLangevin):
     #   adiabatic_magnitudes: true (relax |m_i| every step); magnitude_tolerance: 1.0e-6 (eV/μB);
     #   max_magnitude_iterations: 100
@@ -335,8 +335,9 @@ INTEGRATORS: dict[str, dict[str, Key]] = {
         "spin_tolerance": Key(_number("dimensionless", positive=True),
                               doc="implicit spin step: estimated error of the spins (default 1e-10)"),
         "max_spin_iterations": Key(_integer(1), doc="implicit spin step: model calls per step at most (default 8)"),
-        "spin_solver": Key(_choice("anderson", "fixed_point"),
-                           doc="implicit spin step: Anderson-accelerated (default) or plain fixed-point iteration"),
+        "spin_solver": Key(_choice("anderson", "fixed_point", "newton"),
+                           doc="implicit spin step: Anderson-accelerated (default), plain fixed-point iteration, "
+                               "or Newton-Krylov with field-Jacobian products (mMACE)"),
         **_ADIABATIC,
     },
     "SpinLatticeLangevin": {

@@ -209,12 +209,15 @@ def test_spin_step_and_adiabatic_magnitude_keys(tmp_path):
     assert (integ.adiabatic_magnitudes, integ.magnitude_tolerance, integ.max_magnitude_iterations) == (True, 1e-7, 50)
     integ = C.build_integrator(C.load(_cfg(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.5})))
     assert (integ.spin_step, integ.spin_solver, integ.adiabatic_magnitudes) == ("implicit_midpoint", "anderson", False)
+    integ = C.build_integrator(C.load(_cfg(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.5,
+                                                                  "spin_solver": "newton"})))
+    assert integ.spin_solver == "newton"
     integ = C.build_integrator(C.load(_cfg(tmp_path, integrator={
         "type": "SpinLatticeLangevin", "dt": 0.5, "temperature": 300, "friction": 0.01, "damping": 0.1,
         "adiabatic_magnitudes": True})))
     assert integ.adiabatic_magnitudes and integ.magnitude_tolerance == 1e-6
     for bad, key in (({"spin_step": "rk4"}, "integrator.spin_step"), ({"spin_tolerance": 0}, "integrator.spin_tolerance"),
-                     ({"spin_solver": "newton"}, "integrator.spin_solver"),
+                     ({"spin_solver": "broyden"}, "integrator.spin_solver"),
                      ({"adiabatic_magnitudes": "yes"}, "integrator.adiabatic_magnitudes"),
                      ({"max_magnitude_iterations": 0}, "integrator.max_magnitude_iterations")):
         with pytest.raises(ConfigError, match=key):

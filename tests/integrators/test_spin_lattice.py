@@ -222,7 +222,7 @@ def test_nve_nonlocal_implicit_step_statistics_and_warning(solver):
     with pytest.warns(sl.errors.ConvergenceWarning, match="max_spin_iterations=1"):
         SpinLatticeNVE(1.0, spin_tolerance=1e-15, max_spin_iterations=1, spin_solver=solver).run(st, pot, 3)
     for bad in (dict(spin_step="rk4"), dict(spin_tolerance=0.0), dict(max_spin_iterations=0),
-                dict(spin_solver="newton")):
+                dict(spin_solver="broyden")):
         with pytest.raises(InputError):
             SpinLatticeNVE(1.0, **bad)
 
@@ -667,3 +667,18 @@ def test_spherical_midpoint_kernel_solves_the_cayley_equation():
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-15)
     assert np.array_equal(out[7], s0[7])
     assert res == np.abs(out - s1).max()
+
+
+def test_nve_nonlocal_newton_without_field_jacobian_takes_anderson():
+    """A non-local potential without ``field_linearization`` (no field-Jacobian products) runs
+    ``spin_solver="newton"`` as the Anderson solver: the same trajectory bit for bit, no products."""
+    pot = NonLocal() + Field([0, 0, 2.0])
+    st = crystal(2, T=600.0)
+    out = {}
+    for solver in ("anderson", "newton"):
+        integ = SpinLatticeNVE(1.0, spin_solver=solver)
+        out[solver] = integ.run(st, pot, 8)
+        assert integ.statistics["jvp_calls"] == 0
+        assert integ.call_equivalents_per_step == integ.calls_per_step
+    for k in ("positions", "velocities", "spins"):
+        assert np.array_equal(getattr(out["anderson"], k), getattr(out["newton"], k)), k
