@@ -111,7 +111,7 @@ from ..state import State
 from .base import DynamicsState, Integrator, check_dt, check_nonnegative, check_seed
 from .coloring import best_coloring, color_classes, csr_from_pairs, spin_color_classes
 from .fields import SpinFieldEngine
-from .noise import PhiloxNoise, normal3
+from .noise import PhiloxNoise, check_rows, normal3
 from .rotation import angle_factor, rotate_all, rotate_spins, rotate_vector
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -191,6 +191,7 @@ def _drift_o_drift(pos, vel, h, noise, c1, sigma):
     """Drift h, Ornstein-Uhlenbeck step with the next draw of ``noise`` (a
     :class:`~spinlat.integrators.noise.PhiloxNoise`), drift h, in place, in one threaded pass
     (threads from :data:`PARALLEL_MIN_ATOMS` atoms; the same bits as the passes apart)."""
+    check_rows(pos.shape[0])
     k0, k1, _ = noise.words
     kernel = _drift_o_drift_parallel if _threads_for(pos.shape[0]) else _drift_o_drift_serial
     kernel(pos, vel, h, k0, k1, noise.take(), c1, sigma)
