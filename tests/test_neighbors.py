@@ -344,7 +344,7 @@ def test_largest_displacement_threaded_and_serial_equal_numpy(monkeypatch):
         expect = np.max(np.sum((pos - ref) ** 2, axis=1), initial=0.0)
         assert nbmod._largest_displacement2(pos, ref) == expect
         assert nbmod._largest_displacement2_parallel(pos, ref) == expect
-        monkeypatch.setattr(nbmod, "PARALLEL_MIN_ATOMS", 1)
+        monkeypatch.setattr(nbmod, "DISPLACEMENT_PARALLEL_MIN_ATOMS", 1)
         for t in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(t)
             assert nbmod.largest_displacement2(pos, ref) == expect

@@ -44,6 +44,7 @@ def threaded(monkeypatch):
     monkeypatch.setattr(spin_lattice, "PARALLEL_MIN_ATOMS", 1)
     monkeypatch.setattr(noise, "PARALLEL_MIN_ROWS", 1)
     monkeypatch.setattr(neighbors, "PARALLEL_MIN_ATOMS", 1)
+    monkeypatch.setattr(neighbors, "DISPLACEMENT_PARALLEL_MIN_ATOMS", 1)
     calls = {}
     for module, names in _THREADED.items():
         for name in names:
