@@ -13,7 +13,7 @@ however the rows are split between them; a checkpoint is two numbers (key, count
 - :func:`normal3` — the three standard normals of row ``i`` of draw ``counter``: the ziggurat
   method (G. Marsaglia, W. W. Tsang, J. Stat. Softw. 5(8) (2000); 256 strips, tables computed at
   import by :func:`_ziggurat_tables`) on three 42-bit draws cut from one Philox output of the
-  counter (i, 0, counter lo, counter hi); the ~1 % of normals that fail the strip's rectangle
+  counter (i, 0, counter lo, counter hi); the 1.5 % of normals that fail the strip's rectangle
   test take further uniforms from the row's spare Philox outputs (counter (i, q, …), q = 1, 2, …),
   in a fixed order, so every row is still a pure function of (key, counter, i). One Philox output
   and three table look-ups per row on the fast path, against two outputs and two logarithms,
@@ -192,7 +192,7 @@ def normal3(k0, k1, counter, i):
     the ziggurat (:func:`_zig_fast`, :func:`_zig_slow`) of three 42-bit draws cut from the 128
     bits of :func:`philox4x32` of the counter (i, 0, counter lo, counter hi): with A = x0·2³² + x1
     and B = x2·2³² + x3, draw 0 = A bits 63–22, draw 1 = A bits 21–0 then B bits 63–44, draw 2 =
-    B bits 41–0. Rejections (about 1 % of normals) take spare words of the row in order: normal
+    B bits 41–0. Rejections (1.5 % of normals) take spare words of the row in order: normal
     0's first, then normal 1's, then normal 2's."""
     x0, x1, x2, x3 = philox4x32(i, np.uint64(0), counter & _LO, counter >> _S32, k0, k1)
     a = (x0 << _S32) | x1
