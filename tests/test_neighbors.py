@@ -331,3 +331,23 @@ def test_build_with_atoms_a_rounding_error_below_a_cell_face():
         nl = NeighborList(cutoff, skin=0.0)
         nl.build(tiny)
         assert pair_set(nl.i, nl.j, nl.shifts) == ase_pairs(tiny, cutoff)
+
+
+def test_largest_displacement_threaded_and_serial_equal_numpy(monkeypatch):
+    import numba
+
+    import spinlat.neighbors as nbmod
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 7, 1000):
+        pos, ref = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
+        expect = np.max(np.sum((pos - ref) ** 2, axis=1), initial=0.0)
+        assert nbmod._largest_displacement2(pos, ref) == expect
+        assert nbmod._largest_displacement2_parallel(pos, ref) == expect
+        monkeypatch.setattr(nbmod, "DISPLACEMENT_PARALLEL_MIN_ATOMS", 1)
+        for t in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(t)
+            assert nbmod.largest_displacement2(pos, ref) == expect
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    pos[5, 1] = np.nan  # a NaN comes out as NumPy's maximum gives it
+    assert np.isnan(nbmod._largest_displacement2_parallel(pos, ref)) and np.isnan(nbmod._largest_displacement2(pos, ref))

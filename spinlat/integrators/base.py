@@ -140,7 +140,7 @@ class Integrator:
         Here: ``seed`` (int or None) and ``rng``, the state of the random stream ``self.rng``
         when the integrator has one: ``numpy.random.Generator.bit_generator.state``, or for a
         :class:`~spinlat.integrators.noise.PhiloxNoise` ``{"generator": "philox4x32", "key":
-        [k0, k1], "counter": int}``. :class:`~spinlat.Simulation` stores the checkpoint of the
+        [k0, k1], "counter": int, "normals": "ziggurat256"}``. :class:`~spinlat.Simulation` stores the checkpoint of the
         last complete frame in the trajectory and hands it to :meth:`restore` on restart."""
         out = {}
         if isinstance(self.rng, np.random.Generator):

@@ -120,12 +120,12 @@ import numpy as np
 
 from .. import units, validation
 from ..errors import ConvergenceWarning, InputError, SimulationError
-from ..potentials.couplings import coupled_rows, coupled_rows_parallel
+from ..potentials.couplings import coupled_row, coupled_rows, coupled_rows_parallel
 from ..state import State
 from .base import DynamicsState, Integrator, check_dt, check_nonnegative, check_seed
 from .coloring import best_coloring, color_classes, csr_from_pairs, spin_color_classes
 from .fields import SpinFieldEngine
-from .noise import PhiloxNoise, normal3
+from .noise import PhiloxNoise, check_rows, normal3
 from .rotation import angle_factor, rotate_all, rotate_spins, rotate_vector
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
@@ -205,6 +205,7 @@ def _drift_o_drift(pos, vel, h, noise, c1, sigma):
     """Drift h, Ornstein-Uhlenbeck step with the next draw of ``noise`` (a
     :class:`~spinlat.integrators.noise.PhiloxNoise`), drift h, in place, in one threaded pass
     (threads from :data:`PARALLEL_MIN_ATOMS` atoms; the same bits as the passes apart)."""
+    check_rows(pos.shape[0])
     k0, k1, _ = noise.words
     kernel = _drift_o_drift_parallel if _threads_for(pos.shape[0]) else _drift_o_drift_serial
     kernel(pos, vel, h, k0, k1, noise.take(), c1, sigma)
@@ -251,11 +252,13 @@ def _sweep_kernel(threaded):
         """One colour sweep with the fields of the couplings ``c`` (a
         :meth:`~spinlat.potentials.couplings.LinearSpinCouplings.kernel_arrays` tuple), in place:
         H_i = g_i/|m_i| + b_i (eV/μB; ``inv_m`` = 1/|m|; g_i from
-        :func:`~spinlat.potentials.couplings.coupled_rows` for the whole colour at once, its spins
-        being no neighbours of one another). Colours ``order`` in turn (colour ``last`` rotated with
+        :func:`~spinlat.potentials.couplings.coupled_row`, computed and used in one pass over the
+        colour, its spins being no neighbours of one another). Colours ``order`` in turn (colour ``last`` rotated with
         ``fac_h``, the others ``fac_q``); ``selfc`` (N,) bool marks spins rotated by the implicit
         midpoint rule (empty: none), the others are rotated exactly about their field; optional
-        noise rows (one per rotation, in sweep order) scaled by sig_q / sig_h (eV/μB)."""
+        noise: ``noise`` = (k0, k1, counter) uint64 (empty: none), the rows of that Philox draw
+        (:func:`~spinlat.integrators.noise.normal3`, one per rotation, in sweep order, drawn here
+        per atom) scaled by sig_q / sig_h (eV/μB)."""
         field = c[6]
         has_field = field.shape[0] > 0
         has_noise = noise.shape[0] > 0
@@ -276,19 +279,17 @@ def _sweep_kernel(threaded):
             k0 = cls_off[col]
             n = cls_off[col + 1] - k0
             atoms = cls_atoms[k0:k0 + n]
-            if threaded:
-                coupled_rows_parallel(c, s3, atoms, g[:, :n])
-            else:
-                coupled_rows(c, s3, atoms, g[:, :n])
-            for a in numba.prange(n):
+            for a in numba.prange(n):  # the colour's spins are no neighbours of one another
                 i = atoms[a]
                 inv = inv_m[i]
-                hx, hy, hz = g[0, a, 0] * inv, g[0, a, 1] * inv, g[0, a, 2] * inv
+                gx, gy, gz = coupled_row(c, spins, i)
+                hx, hy, hz = gx * inv, gy * inv, gz * inv
                 if has_noise:
                     sig = sig_h[i] if full else sig_q[i]
-                    hx += sig * noise[base + a, 0]
-                    hy += sig * noise[base + a, 1]
-                    hz += sig * noise[base + a, 2]
+                    z0, z1, z2 = normal3(noise[0], noise[1], noise[2], np.uint64(base + a))
+                    hx += sig * z0
+                    hy += sig * z1
+                    hz += sig * z2
                 if has_field:
                     hx += field[i, 0]
                     hy += field[i, 1]
@@ -314,7 +315,8 @@ def _implicit_midpoints(spins, s3, atoms, c, inv_m, selfc, fac, damping, noise, 
     self-coupled spins of one colour (``selfc``), whose first guess s1 (``s1``, start ``s0``) the
     sweep left, with the spins at (s0 + s1)/2: each spin until its s1 changes by at most
     :data:`_MIDPOINT_TOLERANCE` (or :data:`_MAX_MIDPOINT_ITERATIONS` iterations); the spins end at
-    s1. ``g`` (1, n, 3) scratch, ``noise`` rows ``base + a`` scaled by ``sig``, as in the sweep."""
+    s1. ``g`` (1, n, 3) scratch, ``noise`` (k0, k1, counter) or empty: rows ``base + a`` of that
+    draw scaled by ``sig``, as in the sweep."""
     field = c[6]
     has_field = field.shape[0] > 0
     has_noise = noise.shape[0] > 0
@@ -340,9 +342,10 @@ def _implicit_midpoints(spins, s3, atoms, c, inv_m, selfc, fac, damping, noise, 
             inv = inv_m[i]
             hx, hy, hz = g[0, b, 0] * inv, g[0, b, 1] * inv, g[0, b, 2] * inv
             if has_noise:
-                hx += sig[i] * noise[base + a, 0]
-                hy += sig[i] * noise[base + a, 1]
-                hz += sig[i] * noise[base + a, 2]
+                z0, z1, z2 = normal3(noise[0], noise[1], noise[2], np.uint64(base + a))
+                hx += sig[i] * z0
+                hy += sig[i] * z1
+                hz += sig[i] * z2
             if has_field:
                 hx += field[i, 0]
                 hy += field[i, 1]
@@ -655,8 +658,10 @@ class _SpinLatticeBase(Integrator):
             return
         if ws.linear:
             q = 0.5 * tau
-            if sigma is not None:
-                noise = rng.normals(ws.n_rotations)
+            if sigma is not None:  # one draw, rows in sweep order, drawn inside the kernel
+                check_rows(ws.n_rotations)
+                k0, k1, _ = rng.words
+                noise = np.array([k0, k1, rng.take()], dtype=np.uint64)
                 sig_q, sig_h = sigma / math.sqrt(q), sigma / math.sqrt(tau)
             else:
                 noise, sig_q, sig_h = _NO_NOISE, _EMPTY, _EMPTY
@@ -1038,7 +1043,7 @@ class _SpinLatticeBase(Integrator):
         return h_mid
 
 
-_NO_NOISE = np.zeros((0, 3))
+_NO_NOISE = np.zeros(0, dtype=np.uint64)
 _EMPTY = np.zeros(0)
 _NO_ATOMS = np.zeros(0, dtype=np.bool_)
 

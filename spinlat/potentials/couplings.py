@@ -409,6 +409,38 @@ def _self_coupled(c, out):
         out[i] = hit
 
 
+@numba.njit(cache=True, fastmath=_FMA, inline="always")
+def coupled_row(c, s, i):
+    """g_i = Σ_{p ∈ row i} J_p s_{j_p} + 2 A_i s_i (eV) of atom i for spins ``s`` (N, 3), ``c`` the
+    couplings as :meth:`LinearSpinCouplings.kernel_arrays` gives them (the field is not
+    included); the pair sum runs in the row's order. Inlined into the kernels that call it
+    (:func:`coupled_rows`, the spin integrators' colour sweep): no call, and the same operations
+    in each, so the same bits."""
+    offsets, neighbors, exchange, tensor_index, tensors, iso, field, onsite = c
+    gx = gy = gz = 0.0
+    if iso:
+        for p in range(offsets[i], offsets[i + 1]):
+            j = neighbors[p]
+            w = exchange[p]
+            gx += w * s[j, 0]
+            gy += w * s[j, 1]
+            gz += w * s[j, 2]
+    else:
+        for p in range(offsets[i], offsets[i + 1]):
+            j = neighbors[p]
+            t = tensor_index[p]
+            x, y, z = s[j, 0], s[j, 1], s[j, 2]
+            gx += tensors[t, 0, 0] * x + tensors[t, 0, 1] * y + tensors[t, 0, 2] * z
+            gy += tensors[t, 1, 0] * x + tensors[t, 1, 1] * y + tensors[t, 1, 2] * z
+            gz += tensors[t, 2, 0] * x + tensors[t, 2, 1] * y + tensors[t, 2, 2] * z
+    if onsite.shape[0] > 0:
+        x, y, z = s[i, 0], s[i, 1], s[i, 2]
+        gx += 2.0 * (onsite[i, 0, 0] * x + onsite[i, 0, 1] * y + onsite[i, 0, 2] * z)
+        gy += 2.0 * (onsite[i, 1, 0] * x + onsite[i, 1, 1] * y + onsite[i, 1, 2] * z)
+        gz += 2.0 * (onsite[i, 2, 0] * x + onsite[i, 2, 1] * y + onsite[i, 2, 2] * z)
+    return gx, gy, gz
+
+
 def _rows_kernel(threaded):
     """:func:`coupled_rows`, serial (``threaded`` False) or with threads over the atoms (True): one
     Python function compiled twice, so that both give the same bits (the flag, a closure constant,
@@ -416,40 +448,13 @@ def _rows_kernel(threaded):
 
     @numba.njit(cache=True, fastmath=_FMA, parallel=threaded)
     def rows(c, spins, atoms, g):
-        """g[k, a] = Σ_{p ∈ row i} J_p s_{j_p} + 2 A_i s_i (eV) of atom i = atoms[a] in every image k
-        of spins (M, N, 3): ``c`` the couplings as :meth:`LinearSpinCouplings.kernel_arrays` gives
-        them (the field is not included), g (M, len(atoms), 3). Each pair sum runs in its row's
-        order. (The row loop is written out here rather than in a helper called per atom: numba
-        passes every array argument of a call with its reference count, which made such a helper
-        several times slower than the loop itself.)"""
+        """g[k, a] = :func:`coupled_row` of atom atoms[a] in every image k of spins (M, N, 3), g
+        (M, len(atoms), 3)."""
         _ = threaded  # a closure constant: it keeps the numba cache entries of the two variants apart
-        offsets, neighbors, exchange, tensor_index, tensors, iso, field, onsite = c
-        has_onsite = onsite.shape[0] > 0
         for k in range(spins.shape[0]):
             s = spins[k]
             for a in numba.prange(atoms.shape[0]):
-                i = atoms[a]
-                gx = gy = gz = 0.0
-                if iso:
-                    for p in range(offsets[i], offsets[i + 1]):
-                        j = neighbors[p]
-                        w = exchange[p]
-                        gx += w * s[j, 0]
-                        gy += w * s[j, 1]
-                        gz += w * s[j, 2]
-                else:
-                    for p in range(offsets[i], offsets[i + 1]):
-                        j = neighbors[p]
-                        t = tensor_index[p]
-                        x, y, z = s[j, 0], s[j, 1], s[j, 2]
-                        gx += tensors[t, 0, 0] * x + tensors[t, 0, 1] * y + tensors[t, 0, 2] * z
-                        gy += tensors[t, 1, 0] * x + tensors[t, 1, 1] * y + tensors[t, 1, 2] * z
-                        gz += tensors[t, 2, 0] * x + tensors[t, 2, 1] * y + tensors[t, 2, 2] * z
-                if has_onsite:
-                    x, y, z = s[i, 0], s[i, 1], s[i, 2]
-                    gx += 2.0 * (onsite[i, 0, 0] * x + onsite[i, 0, 1] * y + onsite[i, 0, 2] * z)
-                    gy += 2.0 * (onsite[i, 1, 0] * x + onsite[i, 1, 1] * y + onsite[i, 1, 2] * z)
-                    gz += 2.0 * (onsite[i, 2, 0] * x + onsite[i, 2, 1] * y + onsite[i, 2, 2] * z)
+                gx, gy, gz = coupled_row(c, s, atoms[a])
                 g[k, a, 0] = gx
                 g[k, a, 1] = gy
                 g[k, a, 2] = gz
@@ -519,4 +524,4 @@ def reference_evaluate(couplings: LinearSpinCouplings, spins, moments):
     return e, h
 
 
-__all__ = ["LinearSpinCouplings", "coupled_rows", "coupled_rows_parallel", "reference_evaluate"]
+__all__ = ["LinearSpinCouplings", "coupled_row", "coupled_rows", "coupled_rows_parallel", "reference_evaluate"]

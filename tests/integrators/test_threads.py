@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import spinlat.integrators.noise as noise
+import spinlat.neighbors as neighbors
 import spinlat.integrators.spin_lattice as spin_lattice
 import spinlat.potentials.eam as eam
 import spinlat.potentials.exchange as exchange
@@ -30,7 +31,7 @@ _THREADED = {spin_lattice: ["_linear_sweep_parallel", "_kick_parallel", "_drift_
              eam: ["_density_rows_parallel", "_density_gather_parallel", "_embedding_parallel",
                    "_force_gather_parallel"],
              exchange: ["_exchange_parallel", "_exchange_geometry_parallel", "_exchange_from_geometry_parallel"],
-             noise: ["_fill_parallel"]}
+             noise: ["_fill_parallel"], neighbors: ["_largest_displacement2_parallel"]}
 
 
 @pytest.fixture
@@ -42,6 +43,8 @@ def threaded(monkeypatch):
     monkeypatch.setattr(eam, "PARALLEL_MIN_ATOMS", 1)
     monkeypatch.setattr(spin_lattice, "PARALLEL_MIN_ATOMS", 1)
     monkeypatch.setattr(noise, "PARALLEL_MIN_ROWS", 1)
+    monkeypatch.setattr(neighbors, "PARALLEL_MIN_ATOMS", 1)
+    monkeypatch.setattr(neighbors, "DISPLACEMENT_PARALLEL_MIN_ATOMS", 1)
     calls = {}
     for module, names in _THREADED.items():
         for name in names:
@@ -90,10 +93,10 @@ def test_spin_lattice_dynamics_same_bits_on_1_and_2_threads(threaded, make):
     langevin = isinstance(make(), SpinLatticeLangevin)
     drift = "_drift_o_drift_parallel" if langevin else "_drift_parallel"
     for name in ("_density_rows_parallel", "_density_gather_parallel", "_embedding_parallel",
-                 "_force_gather_parallel", "_kick_parallel", drift):
+                 "_force_gather_parallel", "_kick_parallel", drift, "_largest_displacement2_parallel"):
         assert threaded[name] > 0, name
-    if langevin:  # the noise was drawn inside threaded kernels (sweep noise, BAOAB's O-step)
-        assert threaded["_fill_parallel"] > 0
+    # the noise is drawn inside the threaded sweep and O-step kernels, not filled into a block first
+    assert threaded["_fill_parallel"] == 0
     for name in ("positions", "velocities", "spins", "moments"):
         assert np.array_equal(getattr(one, name), getattr(two, name)), name
 
