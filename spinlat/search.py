@@ -7,9 +7,15 @@ fields).
 
 Both run serially unless asked otherwise: ``workers=k`` (k > 1) runs the jobs on k local
 processes, ``scheduler="tcp://host:8786"`` (or a ``dask.distributed.Client``) on a Dask cluster —
-the same code, no changes. Local processes are *spawned*: each re-imports the script that called
-them, so in a script the call must sit under ``if __name__ == "__main__":``; a call from an
-unguarded script raises :class:`~spinlat.errors.WorkerError` saying so before any process starts.
+the same code, no changes. Local processes form a pool kept between calls (their start-up is
+paid once; :func:`shutdown_workers` ends them). They are *forked* on Linux while this process runs
+no other thread (no Dask client, numba's thread pool not yet launched: start the sweep before
+any threaded kernel, or see :func:`_fork_is_safe`) — they then inherit the imports and compiled
+kernels and start in milliseconds — and *spawned* otherwise (seconds each: interpreter, imports,
+numba cache loads). A spawned process re-imports the script that called it, so in a script the
+call must sit under ``if __name__ == "__main__":`` — required on every platform, so that a script
+runs the same wherever it is spawned; a call from an unguarded script raises
+:class:`~spinlat.errors.WorkerError` saying so before any process starts.
 
 Merging minima (:class:`Translations`, :func:`same_configuration`): two spin configurations are
 the same when a pure translation of the structure onto itself (a lattice vector of its primitive
@@ -214,10 +220,11 @@ def shutdown_workers():
 def sweep(fn, values, workers=None, scheduler=None):
     """``[fn(v) for v in values]``, in order.
 
-    Serial by default. ``workers`` (int > 1): that many local processes (spawned: ``fn`` must be
-    picklable — a module-level function or a functools.partial of one — and a calling script must
-    do its work under ``if __name__ == "__main__":``). ``scheduler``: a Dask scheduler address or
-    Client. Raises InputError for a bad ``workers``/``scheduler``, WorkerError when processes
+    Serial by default. ``workers`` (int > 1): that many local processes (``fn`` must be picklable —
+    a module-level function or a functools.partial of one — and a calling script must do its work
+    under ``if __name__ == "__main__":``), kept for later calls with the same count and forked
+    where safe (module docstring); each worker takes the next value when it is free. ``scheduler``:
+    a Dask scheduler address or Client. Raises InputError for a bad ``workers``/``scheduler``, WorkerError when processes
     cannot start or die."""
     return _map(fn, values, workers, scheduler)
 
