@@ -88,7 +88,7 @@ def make_integrator(kind, seed=1):
                                seed=seed)
 
 
-def spinlat_windows(st, kind, steps, repeats, threads, out, low_memory=False):
+def spinlat_windows(st, kind, steps, repeats, threads, out, low_memory="auto"):
     """Alternate windows of ``steps`` steps on 1 and ``threads`` threads (one integrator and one
     potential, so the neighbour list and colouring are built once); best times go to ``out``."""
     import numba
@@ -161,12 +161,12 @@ def speed(args):
         for kind in ("nve", "langevin"):
             ours = {}
             load0 = load()
-            spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, args.low_memory)
+            spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, "auto" if args.eam is None else args.eam)
             lmp = {}
             if not args.skip_lammps:
                 for ranks in sorted({1, args.ranks}):
                     lmp[ranks] = run_lammps(cells, kind, steps, args.repeats, ranks, venv)["best"]
-                spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, args.low_memory)  # after LAMMPS too
+                spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, "auto" if args.eam is None else args.eam)  # after LAMMPS too
             row = {"n": n, "kind": kind, "steps": steps, "load": 0.5 * (load0 + load())}
             row.update({f"ours_{t}": n * steps / v for t, v in ours.items()})
             row.update({f"lmp_{r}": n * steps / v for r, v in lmp.items()})
@@ -197,7 +197,7 @@ def status_kb(key):
 
 cells, mode, eam = tuple(json.loads(sys.argv[2])), sys.argv[3], json.loads(sys.argv[4])
 def potential():
-    return base.potential() if eam is None else base.potential(low_memory=eam)
+    return base.potential("auto" if eam is None else eam)
 # compile / load every kernel first, the threaded ones too (8 192 atoms), then give the freed heap
 # back to the system and restart the peak: the growth below is the run's own memory
 warm = base.build_state((16, 16, 16))
