@@ -39,9 +39,9 @@ from spinlat.integrators import SpinLatticeNVE
 cells, mode, eam = tuple(json.loads(sys.argv[2])), sys.argv[3], json.loads(sys.argv[4])
 def potential():
     return base.potential("auto" if eam is None else eam)
-warm = base.build_state((16, 16, 16))  # 8 192 atoms: compiles or loads the threaded kernels too
-SpinLatticeNVE(base.DT).run(warm, potential(), 2)
-potential().compute(warm, forces=True, magnetic_forces=True)
+for warm in (base.build_state((3, 3, 3)), base.build_state((16, 16, 16))):  # serial and threaded kernels
+    SpinLatticeNVE(base.DT).run(warm, potential(), 2)
+    potential().compute(warm, forces=True, magnetic_forces=True)
 del warm
 tracemalloc.start()
 st = base.build_state(cells)

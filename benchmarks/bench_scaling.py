@@ -21,7 +21,7 @@ and for an NVE run of 3 steps, each size in a fresh process:
   - spinlat ``tracemalloc``: the peak of NumPy/Python allocations from building the State to the
     end of the run (arrays allocated inside numba kernels are not seen: the RSS figure is);
   - spinlat ``RSS``: peak resident set size (VmHWM) minus the resident size before the State is
-    built, measured after imports and a warm-up run of 8 192 atoms that compiles or loads every
+    built, measured after imports and warm-up runs of 54 and 8 192 atoms that compile or load every
     kernel (threaded ones too), with the freed heap then returned (``malloc_trim``) and the peak
     restarted (``/proc/self/clear_refs``): the growth is the run's own memory, not code or caches;
   - LAMMPS: its own "Per MPI rank memory allocation" (summed over ranks), and max RSS of the
@@ -198,11 +198,11 @@ def status_kb(key):
 cells, mode, eam = tuple(json.loads(sys.argv[2])), sys.argv[3], json.loads(sys.argv[4])
 def potential():
     return base.potential("auto" if eam is None else eam)
-# compile / load every kernel first, the threaded ones too (8 192 atoms), then give the freed heap
+# compile / load every kernel first (54 atoms: serial, tabled EAM; 8 192: threaded), then give the freed heap
 # back to the system and restart the peak: the growth below is the run's own memory
-warm = base.build_state((16, 16, 16))
-SpinLatticeNVE(base.DT).run(warm, potential(), 2)
-potential().compute(warm, forces=True, magnetic_forces=True)
+for warm in (base.build_state((3, 3, 3)), base.build_state((16, 16, 16))):
+    SpinLatticeNVE(base.DT).run(warm, potential(), 2)
+    potential().compute(warm, forces=True, magnetic_forces=True)
 del warm
 gc.collect()
 ctypes.CDLL("libc.so.6").malloc_trim(0)
