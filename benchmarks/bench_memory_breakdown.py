@@ -10,12 +10,13 @@ reaches it, in this order):
 - ``neighbour list``: the potential's :class:`~spinlat.neighbors.NeighborList` (partners, shift
   indices, offsets, half-list starts, reference positions);
 - ``EAM``: its half-list index (reverse map) and work arrays (per-pair densities, φ and
-  derivative cache; none with ``--low-memory``);
+  derivative cache; none with ``--low-memory``, nor by default from 8 192 atoms:
+  ``low_memory="auto"``; ``--tabled`` keeps them);
 - ``exchange``: the compact spin pair list (partners, shifts, reverse entries, couplings);
 - ``integrator``: colour classes, field engine (merged couplings), last evaluation;
 - ``state``: the input and the returned State.
 
-Usage: python benchmarks/bench_memory_breakdown.py [--sizes 16000,128000] [--low-memory] [--mode nve|single]
+Usage: python benchmarks/bench_memory_breakdown.py [--sizes 16000,128000] [--low-memory | --tabled] [--mode nve|single]
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ import bench_nve_lammps as base
 from bench_memory_breakdown import held_by_part
 from spinlat.integrators import SpinLatticeNVE
 
-cells, mode, lean = tuple(json.loads(sys.argv[2])), sys.argv[3], sys.argv[4] == "1"
+cells, mode, eam = tuple(json.loads(sys.argv[2])), sys.argv[3], json.loads(sys.argv[4])
 def potential():
-    return base.potential(low_memory=lean)
-tiny = base.build_state((3, 3, 3))
-SpinLatticeNVE(base.DT).run(tiny, potential(), 2)
-del tiny
+    return base.potential("auto" if eam is None else eam)
+for warm in (base.build_state((3, 3, 3)), base.build_state((16, 16, 16))):  # serial and threaded kernels
+    SpinLatticeNVE(base.DT).run(warm, potential(), 2)
+    potential().compute(warm, forces=True, magnetic_forces=True)
+del warm
 tracemalloc.start()
 st = base.build_state(cells)
 pot = potential()
@@ -111,18 +113,20 @@ def main():
     p.add_argument("--sizes", default="16000,128000")
     p.add_argument("--mode", choices=("nve", "single"), default="nve")
     p.add_argument("--low-memory", action="store_true", help="EAM(low_memory=True)")
+    p.add_argument("--tabled", action="store_true", help="EAM(low_memory=False) (default: 'auto')")
     args = p.parse_args()
+    eam = True if args.low_memory else False if args.tabled else None
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_scaling import cells_for
 
     here = str(Path(__file__).resolve().parent)
     cols = ["neighbour list", "EAM", "exchange", "integrator", "state"]
-    print(f"bytes per atom, {args.mode}{' (EAM low_memory)' if args.low_memory else ''}: tracemalloc peak, "
+    print(f"bytes per atom, {args.mode}{'' if eam is None else f' (EAM low_memory={eam})'}: tracemalloc peak, "
           "held at the end, and the arrays each part holds")
     print(f"{'N':>8s} {'peak':>7s} {'held':>7s} " + " ".join(f"{c:>14s}" for c in cols))
     for n in (int(s) for s in args.sizes.split(",")):
         r = subprocess.run([sys.executable, "-c", CHILD, here, json.dumps(cells_for(n)), args.mode,
-                            "1" if args.low_memory else "0"], capture_output=True, text=True,
+                            json.dumps(eam)], capture_output=True, text=True,
                            cwd=tempfile.gettempdir())
         if r.returncode != 0:
             raise RuntimeError(r.stderr[-3000:])

@@ -53,7 +53,7 @@ def build_state(cells, seed=0):
     return st.copy(spins=rng.normal(size=(n, 3)), velocities=v)
 
 
-def potential(low_memory=False):
+def potential(low_memory="auto"):
     from spinlat.potentials import EAM, BetheSlaterExchange, Zeeman
 
     return EAM(EAM_FILE, low_memory=low_memory) + BetheSlaterExchange(*J) + Zeeman([0, 0, 1.0])

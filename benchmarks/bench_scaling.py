@@ -20,8 +20,10 @@ memory (``--memory``): peak memory per atom for a single point (energy, forces, 
 and for an NVE run of 3 steps, each size in a fresh process:
   - spinlat ``tracemalloc``: the peak of NumPy/Python allocations from building the State to the
     end of the run (arrays allocated inside numba kernels are not seen: the RSS figure is);
-  - spinlat ``RSS``: max resident set size at the end minus the resident size before the State
-    is built (after imports and JIT compilation on a tiny system);
+  - spinlat ``RSS``: peak resident set size (VmHWM) minus the resident size before the State is
+    built, measured after imports and warm-up runs of 54 and 8 192 atoms that compile or load every
+    kernel (threaded ones too), with the freed heap then returned (``malloc_trim``) and the peak
+    restarted (``/proc/self/clear_refs``): the growth is the run's own memory, not code or caches;
   - LAMMPS: its own "Per MPI rank memory allocation" (summed over ranks), and max RSS of the
     ``lmp`` process minus that of the same input with 2 atoms.
   Both codes hold the same physics; LAMMPS keeps one half neighbour list for EAM and a full one
@@ -35,7 +37,7 @@ LAMMPS needs ``LD_LIBRARY_PATH=<venv>/lib`` (set here for the subprocesses) and 
 
 Usage:
   python benchmarks/bench_scaling.py [--sizes 16384,131072] [--threads 2] [--ranks 2] [--repeats 3]
-  python benchmarks/bench_scaling.py --memory [--sizes 2000,16000,128000,1024000] [--low-memory]
+  python benchmarks/bench_scaling.py --memory [--sizes 2000,16000,128000,1024000] [--low-memory | --tabled]
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def make_integrator(kind, seed=1):
                                seed=seed)
 
 
-def spinlat_windows(st, kind, steps, repeats, threads, out, low_memory=False):
+def spinlat_windows(st, kind, steps, repeats, threads, out, low_memory="auto"):
     """Alternate windows of ``steps`` steps on 1 and ``threads`` threads (one integrator and one
     potential, so the neighbour list and colouring are built once); best times go to ``out``."""
     import numba
@@ -159,12 +161,12 @@ def speed(args):
         for kind in ("nve", "langevin"):
             ours = {}
             load0 = load()
-            spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, args.low_memory)
+            spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, "auto" if args.eam is None else args.eam)
             lmp = {}
             if not args.skip_lammps:
                 for ranks in sorted({1, args.ranks}):
                     lmp[ranks] = run_lammps(cells, kind, steps, args.repeats, ranks, venv)["best"]
-                spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, args.low_memory)  # after LAMMPS too
+                spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, "auto" if args.eam is None else args.eam)  # after LAMMPS too
             row = {"n": n, "kind": kind, "steps": steps, "load": 0.5 * (load0 + load())}
             row.update({f"ours_{t}": n * steps / v for t, v in ours.items()})
             row.update({f"lmp_{r}": n * steps / v for r, v in lmp.items()})
@@ -183,24 +185,30 @@ def speed(args):
 
 # ------------------------------------------------------------------------------------ memory mode
 MEMORY_CHILD = r"""
-import json, resource, sys, tracemalloc
+import ctypes, gc, json, sys, tracemalloc
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import bench_nve_lammps as base
 from spinlat.integrators import SpinLatticeNVE
 
-def rss_kb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize() // 1024
+def status_kb(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key + ":"))
 
-cells, mode, lean = tuple(json.loads(sys.argv[2])), sys.argv[3], sys.argv[4] == "1"
+cells, mode, eam = tuple(json.loads(sys.argv[2])), sys.argv[3], json.loads(sys.argv[4])
 def potential():
-    return base.potential(low_memory=lean)
-tiny = base.build_state((3, 3, 3))  # compile every kernel on a tiny system first
-SpinLatticeNVE(base.DT).run(tiny, potential(), 2)
-potential().compute(tiny, forces=True, magnetic_forces=True)
-del tiny
-rss0 = rss_kb()
+    return base.potential("auto" if eam is None else eam)
+# compile / load every kernel first (54 atoms: serial, tabled EAM; 8 192: threaded), then give the freed heap
+# back to the system and restart the peak: the growth below is the run's own memory
+for warm in (base.build_state((3, 3, 3)), base.build_state((16, 16, 16))):
+    SpinLatticeNVE(base.DT).run(warm, potential(), 2)
+    potential().compute(warm, forces=True, magnetic_forces=True)
+del warm
+gc.collect()
+ctypes.CDLL("libc.so.6").malloc_trim(0)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # VmHWM := VmRSS (Linux >= 4.0)
+rss0 = status_kb("VmRSS")
 tracemalloc.start()
 st = base.build_state(cells)
 pot = potential()
@@ -210,15 +218,15 @@ else:
     out = SpinLatticeNVE(base.DT).run(st, pot, 3)
 _, peak = tracemalloc.get_traced_memory()
 tracemalloc.stop()
-maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+maxrss = status_kb("VmHWM")
 n = len(st)
-print(json.dumps({"n": n, "traced": peak / n, "rss": (maxrss - rss0) * 1024 / n}))
+print(json.dumps({"n": n, "traced": peak / n, "rss": (maxrss - rss0) * 1024 / n, "rss0_mb": rss0 / 1024}))
 """
 
 
 def memory(args):
     here = str(Path(__file__).resolve().parent)
-    lean = " (spinlat EAM low_memory=True)" if args.low_memory else ""
+    lean = "" if args.eam is None else f" (spinlat EAM low_memory={args.eam!r})"
     print(f"peak memory per atom (bytes), spinlat vs LAMMPS (1 MPI rank){lean}; load average {load():.1f}")
     print(f"{'N':>8s} {'single tracemalloc':>19s} {'single RSS':>11s} {'NVE tracemalloc':>16s} {'NVE RSS':>9s} "
           f"{'LAMMPS report':>14s} {'LAMMPS RSS':>11s} {'NVE RSS/LAMMPS RSS':>19s}")
@@ -232,7 +240,7 @@ def memory(args):
             # run outside the repository: ``python -c`` puts the working directory first on
             # sys.path, which would shadow the spinlat chosen by PYTHONPATH
             r = subprocess.run([sys.executable, "-c", MEMORY_CHILD, here, json.dumps(cells), mode,
-                                "1" if args.low_memory else "0"],
+                                json.dumps(args.eam)],
                                capture_output=True, text=True, cwd=tempfile.gettempdir())
             if r.returncode != 0:
                 raise RuntimeError(r.stderr[-3000:])
@@ -256,8 +264,10 @@ def main():
     p.add_argument("--memory", action="store_true", help="memory per atom instead of speed")
     p.add_argument("--skip-lammps", action="store_true")
     p.add_argument("--low-memory", action="store_true", help="spinlat's EAM(low_memory=True) (no per-pair tables)")
+    p.add_argument("--tabled", action="store_true", help="spinlat's EAM(low_memory=False) (per-pair tables)")
     p.add_argument("--venv", default=sys.prefix, help="virtual environment holding lmp and mpirun")
     args = p.parse_args()
+    args.eam = True if args.low_memory else False if args.tabled else None  # None: the EAM default
     default = "2000,16000,128000,1024000" if args.memory else "16384,131072"
     args.sizes = [int(s) for s in (args.sizes or default).split(",")]
     (memory if args.memory else speed)(args)

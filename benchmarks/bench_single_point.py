@@ -114,8 +114,9 @@ def worker_spinlat(n, seconds, eam_only):
     import tracemalloc
 
     pot = potential(eam_only)
-    warm = bcc_fe(2 * 4 ** 3)
-    pot.compute(warm, forces=True, magnetic_forces=True)  # compile / load the numba kernels
+    for warm in (bcc_fe(2 * 4 ** 3), bcc_fe(2 * 16 ** 3)):  # compile / load the numba kernels (serial, threaded)
+        pot.compute(warm, forces=True, magnetic_forces=True)
+    del warm
     st = bcc_fe(n)
     _reset_peak()
     rss0 = _status("VmRSS")

@@ -213,6 +213,10 @@ def _choice(*options):
     return lambda v, k: validation.choice(v, k, options)
 
 
+def _low_memory(v, k):
+    return v if isinstance(v, str) and v == "auto" else _boolean(v, k)
+
+
 def _string(v, k):
     if not isinstance(v, str) or not v:
         raise InputError(f"{k}: expected a non-empty string, got {v!r}")
@@ -372,7 +376,8 @@ POTENTIALS: dict[str, dict[str, Key]] = {
     "EAM": {"path": Key(_eam_paths, _REQUIRED, "EAM file (LAMMPS setfl, Finnis-Sinclair or funcfl), or a list "
                                                "of funcfl files (one per element)"),
             "format": Key(_opt(_eam_format)),
-            "low_memory": Key(_boolean, doc="keep no per-pair tables (less memory, slower forces)")},
+            "low_memory": Key(_low_memory, doc="'auto' (default: no per-pair tables from 8 192 atoms), true "
+                                                "(never: less memory) or false (always)")},
     "BetheSlaterExchange": {
         "cutoff": Key(_number("Å", positive=True), _REQUIRED, "cutoff, Å"),
         "J1": Key(_number("eV"), _REQUIRED, "J1, eV"),

@@ -7,9 +7,15 @@ fields).
 
 Both run serially unless asked otherwise: ``workers=k`` (k > 1) runs the jobs on k local
 processes, ``scheduler="tcp://host:8786"`` (or a ``dask.distributed.Client``) on a Dask cluster —
-the same code, no changes. Local processes are *spawned*: each re-imports the script that called
-them, so in a script the call must sit under ``if __name__ == "__main__":``; a call from an
-unguarded script raises :class:`~spinlat.errors.WorkerError` saying so before any process starts.
+the same code, no changes. Local processes form a pool kept between calls (their start-up is
+paid once; :func:`shutdown_workers` ends them). They are *forked* on Linux while this process runs
+no other thread (no Dask client, numba's thread pool not yet launched: start the sweep before
+any threaded kernel, or see :func:`_fork_is_safe`) — they then inherit the imports and compiled
+kernels and start in milliseconds — and *spawned* otherwise (seconds each: interpreter, imports,
+numba cache loads). A spawned process re-imports the script that called it, so in a script the
+call must sit under ``if __name__ == "__main__":`` — required on every platform, so that a script
+runs the same wherever it is spawned; a call from an unguarded script raises
+:class:`~spinlat.errors.WorkerError` saying so before any process starts.
 
 Merging minima (:class:`Translations`, :func:`same_configuration`): two spin configurations are
 the same when a pure translation of the structure onto itself (a lattice vector of its primitive
@@ -130,27 +136,95 @@ def _map(fn, items, workers=None, scheduler=None):
             f"workers={workers} needs worker processes, and they re-import {script}, whose line {line} "
             f"(which started this call) is not under `if __name__ == \"__main__\":`. Put the script's "
             f"top-level work under that guard, or use workers=None (serial).")
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
     try:
-        with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=mp.get_context("spawn")) as ex:
-            return list(ex.map(fn, items))
+        return list(_pool(workers).map(fn, items))
     except BrokenProcessPool as exc:
+        shutdown_workers()
         raise WorkerError(
             f"a worker process stopped before finishing ({exc}). If this runs from a script, its top-level "
             f"work must be under `if __name__ == \"__main__\":`; otherwise a worker crashed (out of memory?): "
             f"rerun with workers=None to see the error in this process.") from None
 
 
+#: the local worker pool kept between calls: (workers, start method, executor) or None
+_POOL = None
+
+
+def _fork_is_safe() -> bool:
+    """True where worker processes may be forked from this one: Linux, no Python thread besides
+    this one, and numba's thread pool not launched (or its layer is ``workqueue`` / ``tbb``,
+    which numba declares fork-safe; GNU OpenMP is not). A fork copies the calling thread alone,
+    so a lock held by another thread (a Dask client, the manager thread of an earlier process
+    pool, an OpenMP pool) would stay locked in the child; then processes are spawned. OpenBLAS's
+    idle pools re-form themselves in the child; torch's OpenMP pool is not re-formed, so forked
+    workers run torch on one thread (:func:`_worker_start`)."""
+    import multiprocessing as mp
+    import threading
+
+    if not sys.platform.startswith("linux") or "fork" not in mp.get_all_start_methods():
+        return False
+    if threading.active_count() > 1:
+        return False
+    try:
+        import numba
+        from numba.np.ufunc import parallel
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return True
+    return not parallel._is_initialized or numba.threading_layer() in ("workqueue", "tbb")
+
+
+def _worker_start(threads, forked):
+    """Initialiser of a worker process: ``threads`` numba threads (workers × threads ≤ the CPUs;
+    results do not depend on the thread count); forked, torch on one thread (a GNU OpenMP pool
+    the parent started does not survive a fork, and one thread never uses it)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
+    if forked and "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def _pool(workers):
+    """The local pool of ``workers`` processes, started on first use and reused by later calls
+    (start-up: interpreter, imports and numba cache loads, is paid once per session). Processes are
+    forked where :func:`_fork_is_safe` (they inherit the imports and the kernels compiled so far:
+    start-up in milliseconds), spawned otherwise. A call with another worker count replaces the
+    pool; :func:`shutdown_workers` ends it (it also ends when the interpreter exits)."""
+    global _POOL
+    import multiprocessing as mp
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    if _POOL is not None and _POOL[0] == workers and not getattr(_POOL[2], "_broken", False):
+        return _POOL[2]
+    shutdown_workers()
+    method = "fork" if _fork_is_safe() else "spawn"
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_start,
+                             initargs=(threads, method == "fork"))
+    _POOL = (workers, method, ex)
+    return ex
+
+
+def shutdown_workers():
+    """End the local worker processes kept by :func:`sweep` and :func:`ground_state` between calls
+    (they hold their memory until then or until the interpreter exits). Harmless when none run."""
+    global _POOL
+    pool, _POOL = _POOL, None
+    if pool is not None:
+        pool[2].shutdown(wait=True, cancel_futures=True)
+
+
 def sweep(fn, values, workers=None, scheduler=None):
     """``[fn(v) for v in values]``, in order.
 
-    Serial by default. ``workers`` (int > 1): that many local processes (spawned: ``fn`` must be
-    picklable — a module-level function or a functools.partial of one — and a calling script must
-    do its work under ``if __name__ == "__main__":``). ``scheduler``: a Dask scheduler address or
-    Client. Raises InputError for a bad ``workers``/``scheduler``, WorkerError when processes
+    Serial by default. ``workers`` (int > 1): that many local processes (``fn`` must be picklable —
+    a module-level function or a functools.partial of one — and a calling script must do its work
+    under ``if __name__ == "__main__":``), kept for later calls with the same count and forked
+    where safe (module docstring); each worker takes the next value when it is free. ``scheduler``:
+    a Dask scheduler address or Client. Raises InputError for a bad ``workers``/``scheduler``, WorkerError when processes
     cannot start or die."""
     return _map(fn, values, workers, scheduler)
 

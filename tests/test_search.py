@@ -261,6 +261,28 @@ def test_sweep_over_processes_keeps_order():
     assert sl.sweep(abs, [-1, 2], workers=1) == [1, 2]
 
 
+def test_sweep_reuses_its_worker_pool_until_shut_down():
+    """A second call with the same worker count reuses the processes of the first (forked where
+    this process runs one thread, spawned otherwise: the same values either way); another count
+    replaces them; shutdown_workers ends them."""
+    from spinlat import search
+
+    search.shutdown_workers()
+    values = [1.0, 2.0, 3.0]
+    expect = [2.0 ** v for v in values]
+    assert sl.sweep(functools.partial(math.pow, 2.0), values, workers=2) == expect
+    pool = search._POOL
+    assert pool[0] == 2 and pool[1] in ("fork", "spawn")
+    pids = set(pool[2]._processes)
+    assert sl.sweep(functools.partial(math.pow, 2.0), values[::-1], workers=2) == expect[::-1]
+    assert search._POOL is pool and set(pool[2]._processes) == pids
+    assert sl.sweep(functools.partial(math.pow, 2.0), values, workers=3) == expect
+    assert search._POOL[0] == 3 and search._POOL[2] is not pool[2]
+    search.shutdown_workers()
+    assert search._POOL is None
+    search.shutdown_workers()  # harmless when none run
+
+
 def test_bad_search_requests():
     st = _fe()
     with pytest.raises(InputError, match="at least one start"):

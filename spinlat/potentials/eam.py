@@ -856,6 +856,13 @@ def _eam_kernels(threaded):
 
 _NO_PAIRS = np.zeros(0, dtype=np.int32)
 
+#: from this many atoms ``EAM(low_memory="auto")`` (the default) keeps no per-pair tables: measured
+#: (``benchmarks/bench_eam_low_memory.py``, 2 shared cores, load 5.5-6.8) the full-row passes ran
+#: at 0.80-2.27× the tabled rate at 16 384 and 131 072 atoms (1 and 2 threads, EAM alone and NVE:
+#: as fast within the noise; the tables stream ~1 kB/atom through memory every step) and at
+#: 0.29-0.85× at 2 000 atoms; a module parameter: both give the same results to round-off
+LOW_MEMORY_MIN_ATOMS = 8192
+
 #: below this many atoms the EAM passes run on one thread (a parallel region costs more than the
 #: work it shares); a module parameter: the result does not change by a bit
 PARALLEL_MIN_ATOMS = 8192
@@ -885,14 +892,16 @@ class EAM(Potential):
     path : the potential file; for funcfl, one file or a list of files (one per element, as
         ``pair_coeff i i file`` for each type of LAMMPS ``pair_style eam``).
     format : ``"alloy"``, ``"fs"`` or ``"funcfl"``; by default taken from the file name.
-    low_memory : keep no per-pair tables (default False). By default the densities pass over the
+    low_memory : ``"auto"`` (default), True or False. False (tabled): the densities pass over the
         half list (each pair once, in the row of its smaller atom, inside the neighbour list's
         full rows) and keeps, per pair, the density it gives the partner and φ (16 bytes), the
         radial derivatives for the forces (16 bytes; 24 for Finnis-Sinclair files whose cross
         densities differ) and the index that gathers them for the partner (4 bytes): ~1 kB/atom
-        for bcc Fe at 5.6 Å. With ``low_memory=True`` every atom sums over its full row and the
-        forces evaluate the derivatives again (LAMMPS ``newton off`` style): no per-pair memory,
-        each pair computed twice (slower; the same energies and forces to round-off).
+        for bcc Fe at 5.6 Å. True: every atom sums over its full row and the forces evaluate the
+        derivatives again (LAMMPS ``newton off`` style): no per-pair memory, each pair computed
+        twice. ``"auto"``: tabled below :data:`LOW_MEMORY_MIN_ATOMS` (8 192) atoms, full rows
+        from there (where they measured as fast or faster: README, Scaling). Every choice gives
+        the same energies and forces to round-off. Raises InputError for any other value.
 
     Attributes: ``cutoff`` (Å, from the file), ``elements`` (atomic numbers, file order),
     ``symbols``, ``masses`` (amu, from the file). Energies and forces follow LAMMPS's
@@ -909,8 +918,11 @@ class EAM(Potential):
     magnetic = False
     spin_rotation_invariant = True
 
-    def __init__(self, path, format=None, low_memory=False):
-        self.low_memory = validation.boolean(low_memory, "low_memory")
+    def __init__(self, path, format=None, low_memory="auto"):
+        if isinstance(low_memory, str) and low_memory == "auto":
+            self.low_memory = "auto"
+        else:
+            self.low_memory = validation.boolean(low_memory, "low_memory (true, false or 'auto')")
         paths = validation.paths(path, "EAM path")
         if len(paths) == 1:
             data = read_eam_file(paths[0], format)
@@ -960,8 +972,14 @@ class EAM(Potential):
 
     def __repr__(self):
         names = [os.path.basename(p) for p in ((self.path,) if isinstance(self.path, str) else self.path)]
-        lean = ", low_memory=True" if self.low_memory else ""
+        lean = "" if self.low_memory == "auto" else f", low_memory={self.low_memory}"
         return f"EAM({names[0] if len(names) == 1 else names!r}, format={self.format!r}{lean})"
+
+    def _lean(self, n) -> bool:
+        """Whether n atoms are evaluated without per-pair tables (full rows)."""
+        if self.low_memory == "auto":
+            return n >= LOW_MEMORY_MIN_ATOMS
+        return self.low_memory
 
     def _types(self, state):
         return self._zmap[state.numbers]
@@ -976,7 +994,7 @@ class EAM(Potential):
             self._half_arrays = None  # let the old arrays go before the new ones are made
             hstart = nl.half_start
             hoff = _half_offsets(nl.offsets, hstart)
-            tk = _NO_PAIRS if self.low_memory else _reverse_half_pairs(nl.offsets, hstart, hoff, nl.j)
+            tk = _NO_PAIRS if self._lean(len(state)) else _reverse_half_pairs(nl.offsets, hstart, hoff, nl.j)
             self._half_arrays = (nl.offsets, hstart, hoff, nl.j, nl.shift_index, nl.unique_vectors, tk)
             self._half_key = (nl, nl.n_builds, len(state))
         return self._half_arrays
@@ -987,7 +1005,7 @@ class EAM(Potential):
         w = getattr(self, "_work_arrays", None)
         if w is None or w[0].shape[0] != n:
             w = [np.empty(n), np.empty(n), np.empty(n), np.empty((0, 2)), np.empty((0, 2 if self._sym else 3))]
-        if not self.low_memory:
+        if not self._lean(n):
             if w[3].shape[0] < npairs:
                 w[3] = None
                 w[3] = np.empty((npairs, 2))
@@ -1005,7 +1023,7 @@ class EAM(Potential):
         offsets, hstart, hoff, nbr, sidx, svec, tk = half
         rho, _, _, pv, cache = self._work(n, int(hoff[-1]), store)
         args = (self._types(state), self._nel, self._cutsq, self._rdr, self._nr, self._tab, self._sym, rho, energies)
-        if self.low_memory:
+        if self._lean(n):
             full(state.positions, offsets, nbr, sidx, svec, *args)
             return rho, cache, float(energies.sum())
         rows(state.positions, offsets, hstart, hoff, nbr, sidx, svec, *args, store, cache, pv)
@@ -1038,7 +1056,7 @@ class EAM(Potential):
         if need_grad:
             fbuf = np.empty((n, 3))
             vir = np.empty((n if stress else 0, 6))
-            if self.low_memory:
+            if self._lean(n):
                 force_full(state.positions, offsets, nbr, sidx, svec, types, self._nel, self._cutsq, self._rdr,
                            self._nr, self._tab, self._sym, fp, fbuf, vir, bool(stress))
             else:

@@ -9,6 +9,18 @@ statistical error (:mod:`spinlat.statistics`: blocking for ⟨|M|⟩, blocked ja
 U4), finds T_c where the U4 curves of different sizes cross (:func:`spinlat.analysis.crossing`)
 and plots everything to PNG.
 
+Parallel sweeps. Every (L, T) run is one task with its own seed (seed + 1000 s + t), so the
+samples do not depend on how the tasks are spread: ``workers=k`` or a Dask ``scheduler`` give the
+serial samples bit for bit. The largest sizes go first and a free worker takes the next task
+(longest-first list scheduling), so the workers finish together when there are several tasks per
+worker. The local worker processes are kept between calls (:func:`spinlat.search.shutdown_workers`
+ends them) and are forked on Linux while this process runs no other thread — call the sweep
+before anything that starts numba's thread pool (an EAM or spin-lattice run of ≥ 8 192 atoms), a
+Dask client or torch threads — so they start in milliseconds with the compiled kernels of this
+process; otherwise they are spawned (seconds each: interpreter, imports, numba cache loads; paid
+once per session). Each worker runs numba on cpu_count // workers threads. Measured
+(``benchmarks/bench_curie_parallel.py``, README): see the Curie row of the results table.
+
 Error of T_c. The Monte Carlo runs at different (L, T) are independent, so the statistical error
 of T_c follows from resampling each run: every bootstrap replica redraws, for each run, its
 blocks of consecutive sweeps (block length from the blocking analysis, longer than the

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2,
 
 _THREADED = {spin_lattice: ["_linear_sweep_parallel", "_kick_parallel", "_drift_parallel", "_drift_o_drift_parallel"],
              eam: ["_density_rows_parallel", "_density_gather_parallel", "_embedding_parallel",
-                   "_force_gather_parallel"],
+                   "_force_gather_parallel", "_density_full_parallel", "_force_full_parallel"],
              exchange: ["_exchange_parallel", "_exchange_geometry_parallel", "_exchange_from_geometry_parallel"],
              noise: ["_fill_parallel"], neighbors: ["_largest_displacement2_parallel"]}
 
@@ -162,6 +162,29 @@ def test_eam_kernels_same_bits_on_1_and_2_threads(threaded, path, tmp_path):
         dn[k, d] -= h
         fd = -(pot.compute(st.copy(positions=up)).energy - pot.compute(st.copy(positions=dn)).energy) / (2 * h)
         assert one[0].forces[k, d] == pytest.approx(fd, abs=1e-6)
+
+
+def test_eam_full_row_kernels_same_bits_on_1_and_2_threads(threaded):
+    """EAM(low_memory=True) (full rows, the default from LOW_MEMORY_MIN_ATOMS atoms): energies,
+    per-atom energies, forces and stress on 2 threads equal those on 1 bit for bit, and agree
+    with the tabled half-list pass to 1e-12."""
+    rng = np.random.default_rng(6)
+    st = _system()
+    st = st.copy(positions=st.positions + rng.normal(scale=0.05, size=st.positions.shape))
+
+    def evaluate():
+        return EAM(EAM_FE, low_memory=True).compute(st, forces=True, stress=True)
+
+    one = _on_threads(1, evaluate)
+    calls = threaded["_force_full_parallel"]
+    two = _on_threads(2, evaluate)
+    assert threaded["_force_full_parallel"] > calls and threaded["_density_full_parallel"] > 0
+    assert one.energy == two.energy
+    for name in ("forces", "energies", "stress"):
+        assert np.array_equal(getattr(one, name), getattr(two, name)), name
+    tabled = EAM(EAM_FE, low_memory=False).compute(st, forces=True, stress=True)
+    np.testing.assert_allclose(one.forces, tabled.forces, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(one.energies, tabled.energies, rtol=0, atol=1e-12)
 
 
 def _two_element_fs(tmp_path):

@@ -320,6 +320,30 @@ def test_low_memory_gives_the_tabled_results(tmp_path, case):
         EAM(path, low_memory="yes")
 
 
+def test_low_memory_auto_keeps_tables_below_the_threshold_only(monkeypatch):
+    """EAM(low_memory="auto"), the default, keeps the per-pair tables below
+    LOW_MEMORY_MIN_ATOMS atoms and none from there; each way it gives the bits of the explicit
+    choice (tabled / full rows), and the two agree to round-off."""
+    import spinlat.potentials.eam as eam_module
+
+    st = bcc_fe((3, 3, 3), rattle=0.07, seed=5)  # 54 atoms
+    tabled, lean = EAM(EAM_FE, low_memory=False), EAM(EAM_FE, low_memory=True)
+    assert EAM(EAM_FE).low_memory == "auto" and "low_memory" not in repr(EAM(EAM_FE))
+    a, b = tabled.compute(st, stress=True), lean.compute(st, stress=True)
+    for threshold, expect, pairs in ((len(st) + 1, a, True), (len(st), b, False)):
+        monkeypatch.setattr(eam_module, "LOW_MEMORY_MIN_ATOMS", threshold)
+        auto = EAM(EAM_FE, low_memory="auto")
+        c = auto.compute(st, stress=True)
+        assert c.energy == expect.energy
+        for name in ("forces", "energies", "stress"):
+            assert np.array_equal(getattr(c, name), getattr(expect, name)), name
+        assert (auto._work_arrays[3].size > 0) is pairs and (auto._half_arrays[-1].size > 0) is pairs
+    np.testing.assert_allclose(b.forces, a.forces, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(b.energies, a.energies, rtol=0, atol=1e-12)
+    with pytest.raises(InputError, match="low_memory"):
+        EAM(EAM_FE, low_memory="Auto")
+
+
 def test_half_list_reverse_map(fe):
     """The reverse map of the half list inside the full neighbour list: every head entry
     (j → i) points at the half pair (i → j) with the opposite shift."""
