@@ -34,6 +34,7 @@ structures cheap too.
 from __future__ import annotations
 
 import ast
+import atexit
 import inspect
 import math
 import sys
@@ -150,6 +151,9 @@ def _map(fn, items, workers=None, scheduler=None):
 
 #: the local worker pool kept between calls: (workers, start method, executor) or None
 _POOL = None
+# ended while the interpreter is still whole (a pool left to module teardown prints
+# "Exception ignored in ... weakref_cb" at exit)
+atexit.register(lambda: shutdown_workers())
 
 
 def _fork_is_safe() -> bool:
@@ -167,12 +171,13 @@ def _fork_is_safe() -> bool:
         return False
     if threading.active_count() > 1:
         return False
+    import numba
+
     try:
-        import numba
-        from numba.np.ufunc import parallel
-    except ImportError:  # pragma: no cover - numba is a dependency
+        layer = numba.threading_layer()
+    except ValueError:  # numba's thread pool not launched yet
         return True
-    return not parallel._is_initialized or numba.threading_layer() in ("workqueue", "tbb")
+    return layer in ("workqueue", "tbb")
 
 
 def _worker_start(threads, forked):
@@ -197,7 +202,7 @@ def _pool(workers):
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    if _POOL is not None and _POOL[0] == workers and not getattr(_POOL[2], "_broken", False):
+    if _POOL is not None and _POOL[0] == workers:  # a broken pool was ended by _map's handler
         return _POOL[2]
     shutdown_workers()
     method = "fork" if _fork_is_safe() else "spawn"

@@ -89,6 +89,12 @@ class EnergyModel(torch.nn.Module):
     shifts)`` → per-atom energies (N,) eV, where an edge's vector is
     r_ij = positions[sender] − positions[receiver] + shift, and a buffer ``z_table``."""
 
+    def node_energies(self, positions, magmoms, node_attrs, species, sender, receiver, shifts):
+        """Per-atom energies (N,) eV of a batched graph (arguments as ``_node_energy``), with the
+        autograd graph kept: what :meth:`forward` sums, for callers that differentiate it further
+        (e.g. the field-Jacobian products of ``MagneticMACE.field_linearization``)."""
+        return self._node_energy(positions, magmoms, node_attrs, species, sender, receiver, shifts)
+
     def forward(self, batch: dict, compute_forces: bool = True, compute_magnetic_forces: bool = True,
                 compute_stress: bool = False, training: bool = False) -> dict:
         """Energies (B,) eV, node_energy (N,) eV, forces (N,3) eV/Å, magnetic_forces −∂E/∂m (N,3) eV/μB,

@@ -395,7 +395,7 @@ class MagneticMACE(Potential):
                             edge_lists=edge_lists)
         with torch.set_grad_enabled(True):
             m = batch["magmoms"].detach().requires_grad_(True)
-            node_e = self.model._node_energy(batch["positions"], m, batch["node_attrs"], batch["species"],
+            node_e = self.model.node_energies(batch["positions"], m, batch["node_attrs"], batch["species"],
                                              batch["edge_index"][0], batch["edge_index"][1], batch["shifts"])
             grad, = torch.autograd.grad(node_e.sum(), m, create_graph=True)
         return FieldLinearization(m, grad)
