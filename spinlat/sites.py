@@ -280,8 +280,6 @@ class SiteTemplate:
         self.numbers = np.asarray(numbers, dtype=np.int64)
         self.name = name
         self.strain_tolerance = float(strain_tolerance)
-        #: distinct rotations that fitted in the last :meth:`oriented_supercell` that needed one
-        self.last_rotation_choices = 1
         self._inv_basis = np.linalg.inv(self.basis)
         frac = self.positions @ self._inv_basis
         #: integer offset of each site from its wrapped copy (periodic axes), and the wrapped sites
@@ -346,8 +344,7 @@ class SiteTemplate:
 
     def supercell(self, state):
         """(M, to_frac) of :meth:`oriented_supercell` (without the rotation)."""
-        mint, to_frac, _ = self.oriented_supercell(state)
-        return mint, to_frac
+        return self._oriented(state)[:2]
 
     def oriented_supercell(self, state):
         """(M, to_frac, rotation) for ``state``: the integer matrix M (3, 3) with state periodic
@@ -373,23 +370,27 @@ class SiteTemplate:
         Raises :class:`CellError` if the pbc differ or the cell is not a supercell in any
         orientation within the strain tolerance; the message gives the volume per template cell
         against the template's (a different lattice constant shows there)."""
+        return self._oriented(state)[:3]
+
+    def _oriented(self, state):
+        """:meth:`oriented_supercell`'s (M, to_frac, rotation) and the number of distinct
+        rotations that fit (1 without a rotation)."""
         if not np.array_equal(state.pbc, self.pbc):
             raise CellError(f"state pbc {state.pbc.tolist()} differs from the {self.name}'s {self.pbc.tolist()}")
         cs = completed_basis(state.cell, self.pbc, normals=self.basis[~self.pbc])
         mf = cs @ self._inv_basis
         mint = np.round(mf).astype(np.int64)
-        if abs(round(np.linalg.det(mint))) >= 1 and np.max(np.abs(mf - mint)) <= 0.25:
-            strain = np.linalg.solve(mint @ self.basis, cs) - np.eye(3)
-            if np.max(np.abs(strain)) <= self.strain_tolerance:
-                return mint, np.linalg.inv(cs), None
-            rotated = self._rotated_supercell(state, cs) if self.pbc.all() else None
-            if rotated is not None:
-                return rotated
-            raise CellError(f"state cell is a supercell of the {self.name} strained by {np.max(np.abs(strain)):.3g}, "
-                            f"more than strain_tolerance={self.strain_tolerance}{self._volume_note(state, cs)}")
+        integral = abs(round(np.linalg.det(mint))) >= 1 and np.max(np.abs(mf - mint)) <= 0.25
+        if integral:
+            strain = np.max(np.abs(np.linalg.solve(mint @ self.basis, cs) - np.eye(3)))
+            if strain <= self.strain_tolerance:
+                return mint, np.linalg.inv(cs), None, 1
         rotated = self._rotated_supercell(state, cs) if self.pbc.all() else None
         if rotated is not None:
             return rotated
+        if integral:
+            raise CellError(f"state cell is a supercell of the {self.name} strained by {strain:.3g}, "
+                            f"more than strain_tolerance={self.strain_tolerance}{self._volume_note(state, cs)}")
         how = " in any orientation" if self.pbc.all() else ""
         raise CellError(f"state is not a supercell of the {self.name}: its periodic cell vectors are not "
                         f"integer combinations of the template's{how} (cell matrix {np.round(mf, 3).tolist()})"
@@ -429,8 +430,8 @@ class SiteTemplate:
         return vec[order], z[order]
 
     def _rotated_supercell(self, state, cs):
-        """(M, to_frac, Q) of a rotated template that ``state``'s cell is a supercell of, or None
-        (see :meth:`oriented_supercell`)."""
+        """(M, to_frac, Q, number of distinct rotations that fit) of a rotated template that
+        ``state``'s cell is a supercell of, or None (see :meth:`oriented_supercell`)."""
         if not np.isfinite(self.min_separation) or len(state) == 0:
             return None
         radius = 1.75 * self.min_separation
@@ -490,16 +491,13 @@ class SiteTemplate:
         for c in found:
             if not any(np.max(np.abs(c[4] - d)) < 1e-6 for d in distinct):
                 distinct.append(c[4])
-        self.last_rotation_choices = len(distinct)
-        return mint, np.linalg.inv(cs), (None if angle == 0.0 else q)
+        return mint, np.linalg.inv(cs), (None if angle == 0.0 else q), len(distinct)
 
     # ----------------------------------------------------------------- matching
     def match(self, state) -> SiteMap:
         """A fresh :class:`SiteMap` of ``state`` (module docstring); raises :class:`CellError` or
         :class:`InputError` when the state is not a supercell (or cluster) of the template."""
-        self.last_rotation_choices = 1
-        mint, to_frac, rotation = self.oriented_supercell(state)
-        choices = self.last_rotation_choices if rotation is not None else 1
+        mint, to_frac, rotation, choices = self._oriented(state)
         hnf = hermite_normal_form(mint)
         ncell = int(hnf[0, 0] * hnf[1, 1] * hnf[2, 2])
         nt, n = len(self.numbers), len(state)
