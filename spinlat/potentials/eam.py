@@ -540,6 +540,22 @@ def _reverse_half_pairs(offsets, hstart, hoff, nbr):
     return tk
 
 
+@numba.njit(cache=True, inline="always")
+def _store_row(forces, virial, i, fx, fy, fz, vxx, vyy, vzz, vyz, vxz, vxy, do_virial):
+    """Atom i's row sums of a force pass: ``forces[i]`` ← (fx, fy, fz) eV/Å and, with
+    ``do_virial``, ``virial[i]`` ← (xx, yy, zz, yz, xz, xy) eV."""
+    forces[i, 0] = fx
+    forces[i, 1] = fy
+    forces[i, 2] = fz
+    if do_virial:
+        virial[i, 0] = vxx
+        virial[i, 1] = vyy
+        virial[i, 2] = vzz
+        virial[i, 3] = vyz
+        virial[i, 4] = vxz
+        virial[i, 5] = vxy
+
+
 @numba.njit(cache=True, fastmath=_FMA, inline="always")
 def _segment(r, rdr, nr):
     """LAMMPS pair_style eam: segment m and fraction p of distance r, held beyond the last knot."""
@@ -758,16 +774,7 @@ def _eam_kernels(threaded):
                 fxi += g * (pos[o, 0] - xi + svec[s, 0])
                 fyi += g * (pos[o, 1] - yi + svec[s, 1])
                 fzi += g * (pos[o, 2] - zi + svec[s, 2])
-            forces[i, 0] = fxi
-            forces[i, 1] = fyi
-            forces[i, 2] = fzi
-            if do_virial:
-                virial[i, 0] = vxx
-                virial[i, 1] = vyy
-                virial[i, 2] = vzz
-                virial[i, 3] = vyz
-                virial[i, 4] = vxz
-                virial[i, 5] = vxy
+            _store_row(forces, virial, i, fxi, fyi, fzi, vxx, vyy, vzz, vyz, vxz, vxy, do_virial)
 
     @numba.njit(cache=True, fastmath=_FMA, parallel=threaded)
     def force_full(pos, offsets, nbr, sidx, svec, types, nel, cutsq, rdr, nr, tab, sym, fp, forces, virial,
@@ -833,16 +840,7 @@ def _eam_kernels(threaded):
                     vyz += 0.5 * fy * dz
                     vxz += 0.5 * fx * dz
                     vxy += 0.5 * fx * dy
-            forces[i, 0] = fxi
-            forces[i, 1] = fyi
-            forces[i, 2] = fzi
-            if do_virial:
-                virial[i, 0] = vxx
-                virial[i, 1] = vyy
-                virial[i, 2] = vzz
-                virial[i, 3] = vyz
-                virial[i, 4] = vxz
-                virial[i, 5] = vxy
+            _store_row(forces, virial, i, fxi, fyi, fzi, vxx, vyy, vzz, vyz, vxz, vxy, do_virial)
 
     return density_rows, density_gather, embedding, force_gather, density_full, force_full
 
