@@ -138,9 +138,8 @@ def main(argv=None):
         runs = {k: dict(integ=SpinLatticeNVE(dt, max_spin_iterations=args.max_spin_iterations, **SCHEMES[k]),
                         state=st0, t=[0.0], e=[0.0], calls=0, equivalents=0, wall=0.0, bad=0)
                 for k in args.schemes}
-        name_of = {id(r): k for k, r in runs.items()}
         for c in range(chunks):
-            for r in runs.values():
+            for name, r in runs.items():
                 t0 = time.perf_counter()
                 r["state"] = r["integ"].run(r["state"], pot, args.every)
                 r["wall"] += time.perf_counter() - t0
@@ -151,7 +150,7 @@ def main(argv=None):
                 r["e"].append((etot(r["state"]) - e0) / n * 1000.0)
                 if args.log:
                     with open(args.log, "a") as fh:
-                        fh.write(f"{dt} {name_of[id(r)]} {r['t'][-1]:.6f} {r['e'][-1]:.9e} "
+                        fh.write(f"{dt} {name} {r['t'][-1]:.6f} {r['e'][-1]:.9e} "
                                  f"{r['integ'].calls_per_step:.3f} {1000 * (time.perf_counter() - t0) / args.every:.1f}\n")
         for name, r in runs.items():
             t, e = np.array(r["t"]), np.array(r["e"])
