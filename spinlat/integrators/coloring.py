@@ -50,7 +50,8 @@ def color_graph(offsets, neighbors, n, order=None) -> np.ndarray:
     ----------
     offsets : (n + 1,) int CSR pointer.
     neighbors : (P,) int neighbour indices (the list should be symmetric: if b is a neighbour
-        of a, a is a neighbour of b).
+        of a, a is a neighbour of b; a neighbour listed twice changes nothing); int32 and int64
+        are used without a copy.
     n : number of vertices (atoms).
     order : optional visiting order (permutation of range(n)); default natural order.
 
@@ -60,7 +61,9 @@ def color_graph(offsets, neighbors, n, order=None) -> np.ndarray:
         (a ≠ b). At most max degree + 1 colours are used.
     """
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-    neighbors = np.ascontiguousarray(neighbors, dtype=np.int64)
+    neighbors = np.ascontiguousarray(neighbors)
+    if neighbors.dtype not in (np.int32, np.int64):  # int32 tables are coloured as they are: no copy
+        neighbors = neighbors.astype(np.int64)
     n = int(n)
     if offsets.shape != (n + 1,):
         raise InputError(f"offsets must have shape ({n + 1},), got {offsets.shape}")

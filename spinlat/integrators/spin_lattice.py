@@ -527,14 +527,17 @@ class _Work:
         if c.n_couplings == 0:  # neighbour-list pairs only
             cut = min(extra_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
             return spin_color_classes(self.state.with_arrays(positions=ref), self.nl, cutoff=cut)
-        # the coupling table holds magnetic atoms only
+        # the coupling table holds magnetic atoms only, every pair in both rows: a symmetric
+        # graph as it is (no pair arrays: at 128 000 bcc atoms they were a third of the NVE
+        # peak memory, ~450 B/atom, bench_memory_breakdown.py --transients)
+        if self.nl is None or extra_cutoff <= 0:
+            return color_classes(best_coloring(c.offsets, c.neighbors, n, ref), mask=mag)
         i, j = np.repeat(np.arange(n, dtype=np.int64), np.diff(c.offsets)), c.neighbors
-        if self.nl is not None and extra_cutoff > 0:
-            cut = min(extra_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
-            keep = np.linalg.norm(self.nl.vectors(ref), axis=1) < cut
-            keep &= mag[self.nl.i] & mag[self.nl.j]
-            i = np.concatenate([i, np.asarray(self.nl.i, dtype=np.int64)[keep]])
-            j = np.concatenate([np.asarray(j, dtype=np.int64), np.asarray(self.nl.j, dtype=np.int64)[keep]])
+        cut = min(extra_cutoff + self.nl.skin, self.nl.cutoff + self.nl.skin)
+        keep = np.linalg.norm(self.nl.vectors(ref), axis=1) < cut
+        keep &= mag[self.nl.i] & mag[self.nl.j]
+        i = np.concatenate([i, np.asarray(self.nl.i, dtype=np.int64)[keep]])
+        j = np.concatenate([np.asarray(j, dtype=np.int64), np.asarray(self.nl.j, dtype=np.int64)[keep]])
         offsets, nb = csr_from_pairs(i, j, n)
         return color_classes(best_coloring(offsets, nb, n, ref), mask=mag)
 
