@@ -86,3 +86,25 @@ def test_bad_csr_raises():
         color_graph(np.array([0, 1]), np.array([0, 1]), 3)
     with pytest.raises(InputError, match="neighbour indices"):
         color_graph(np.array([0, 1, 2]), np.array([1, 5]), 2)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_symmetric_table_coloured_as_it_is_equals_the_expanded_pairs(dtype):
+    """A coupling table that lists every pair in both rows (self-images and repeated partners
+    included, as periodic images give) is coloured as it is — no pair arrays — with exactly the
+    colours of the CSR rebuilt from its expanded pairs (what the integrators did before)."""
+    rng = np.random.default_rng(7)
+    n = 300
+    i = rng.integers(0, n, 2500)
+    j = (i + rng.integers(-12, 13, 2500)) % n  # local pairs, some self-images (j == i)
+    i = np.concatenate([i, i[:40]])  # repeated pairs: two images of one partner
+    j = np.concatenate([j, j[:40]])
+    offsets, nb = csr_from_pairs(i, j, n)  # symmetric: both rows of every pair
+    table = nb.astype(dtype)
+    pos = rng.uniform(0.0, 20.0, (n, 3))
+    direct = best_coloring(offsets, table, n, pos)
+    rows = np.repeat(np.arange(n), np.diff(offsets))
+    expanded = best_coloring(*csr_from_pairs(rows, table.astype(np.int64), n), n, pos)
+    assert np.array_equal(direct, expanded)
+    ok = i != j
+    assert np.all(direct[i[ok]] != direct[j[ok]])
