@@ -365,7 +365,12 @@ class LammpsDump:
         rename.update(columns)
         for fr in self._frames:
             fr.columns = [rename.get(c, c) for c in fr.columns]
-        self._check_columns(self._frames[0])
+        # every frame's columns (a dump appended to by a later run may dump other ones)
+        checked = []
+        for fr in self._frames:
+            if fr.columns not in checked:
+                self._check_columns(fr)
+                checked.append(fr.columns)
         self._thermo = self._read_thermo()
         self._cache = {}
 
@@ -455,7 +460,8 @@ class LammpsDump:
         if not {"spx", "spy", "spz", "sp"} <= cols:
             missing.append("spx spy spz sp (spin direction and moment; rename compute columns with columns={...})")
         if missing:
-            raise FileFormatError(f"{self.path}: line {fr.line - 1}: the dump lacks {', '.join(missing)}; it has "
+            where = "" if fr is self._frames[0] else f" (frame at step {fr.step})"
+            raise FileFormatError(f"{self.path}: line {fr.line - 1}: the dump{where} lacks {', '.join(missing)}; it has "
                                   f"{' '.join(fr.columns)}")
         if ("element" not in cols and self._explicit is None and self._meta is None
                 and not (self._log is not None and self._log.elements())):
@@ -728,7 +734,9 @@ class LammpsDump:
         d = self._parse(i)
         out = dict(step=int(d["step"]), time=float(d["time"]), kinetic_energy=st.kinetic_energy(),
                    temperature=st.temperature())
-        if self._thermo and d["step"] in self._thermo:
+        if self._thermo and d["step"] in self._thermo and math.isfinite(self._thermo[d["step"]][0]):
+            # (a thermo style without PotEng, e.g. LAMMPS's default one: Step Temp E_pair E_mol
+            # TotEng Press, gives no potential energy; E_pair leaves out the fixes' energies)
             out["potential_energy"] = self._potential_energy(i)
             out["total_energy"] = out["potential_energy"] + out["kinetic_energy"]
         return out

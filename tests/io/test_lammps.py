@@ -436,3 +436,47 @@ def test_dump_with_a_changing_atom_count_names_the_frame(tmp_path):
         sl.io.convert(p, tmp_path / "t.h5")
     assert not (tmp_path / "t.h5").exists()
     assert sl.io.convert(p, tmp_path / "t.h5", frames=":2") == 2
+
+
+def test_dump_with_a_log_of_lammps_default_thermo_style_converts_without_energies(tmp_path):
+    # `thermo N` alone prints LAMMPS's default style one: Step Temp E_pair E_mol TotEng Press,
+    # without PotEng (E_pair leaves out the fixes' energies): no potential energy, not a KeyError
+    (tmp_path / "d.lammpstrj").write_text(DUMP + DUMP.replace("TIMESTEP\n15", "TIMESTEP\n16"))
+    (tmp_path / "log.lammps").write_text(
+        "units metal\n   Step          Temp          E_pair         E_mol          TotEng         Press\n"
+        "        15   300           -0.22891825     0              57.938147      146764.03\n"
+        "        16   301           -0.23027333     0              57.939341      146793.1\n"
+        "Loop time of 0.1 on 1 procs for 1 steps with 3 atoms\n")
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    d = sl.io.read_lammps_dump(tmp_path / "d.lammpstrj", elements=["Fe", "Ni"], columns=cols)
+    assert "potential_energy" not in d.names and "potential_energy" not in d.scalars(0)
+    assert d.scalars(1)["step"] == 16 and "energy" not in d.atoms(1).info
+    assert d.atoms(1).calc is None
+    assert sl.io.convert(tmp_path / "d.lammpstrj", tmp_path / "t.h5", elements=["Fe", "Ni"], columns=cols) == 2
+    with sl.io.Trajectory(tmp_path / "t.h5") as t:
+        assert np.isnan(t["potential_energy"]).all()
+        np.testing.assert_allclose(t[1].moments, [2.0, 1.5, 0.0])
+
+
+def test_dump_whose_columns_change_between_frames_names_the_frame(tmp_path):
+    # a dump appended to by a later run that dumped other columns (no spin columns in frame 2)
+    second = DUMP.replace("TIMESTEP\n15", "TIMESTEP\n16")
+    head, rows = second.split("ITEM: ATOMS")
+    rows = rows.splitlines()
+    second = head + "ITEM: ATOMS id type x y z\n" + "".join(" ".join(r.split()[:5]) + "\n" for r in rows[1:])
+    p = tmp_path / "d.lammpstrj"
+    p.write_text(DUMP + second)
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    with pytest.raises(FileFormatError, match=r"line 29: the dump \(frame at step 16\) lacks spx spy spz sp"):
+        sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)
+    # columns in another order in a later frame are read by name
+    rows = DUMP.split("ITEM: ATOMS")[1].splitlines()
+    names = rows[0].split()
+    perm = [7, 0, 4, 3, 2, 1, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+    body = "".join(" ".join(r.split()[k] for k in perm) + "\n" for r in rows[1:])
+    third = DUMP.split("ITEM: ATOMS")[0].replace("TIMESTEP\n15", "TIMESTEP\n17") + "ITEM: ATOMS " + " ".join(
+        names[k] for k in perm) + "\n" + body
+    p.write_text(DUMP + third)
+    d = sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)
+    for name in ("positions", "spins", "moments", "velocities", "magnetic_forces"):
+        np.testing.assert_array_equal(d[name][1], d[name][0])
