@@ -44,7 +44,8 @@ their own sections):
                                      #   (ase.build.bulk: Fe, Co, Ni); required when neither has
                                      #   any (POSCAR, CIF, plain xyz; 0 for a non-magnetic run)
       spins: random                  # random | file | [sx, sy, sz]; default: file when the file
-                                     #   has magnetic moments, else random
+                                     #   has magnetic moments or spin directions (an extxyz
+                                     #   'spins' column), else random
       temperature: 100               # K: Maxwell-Boltzmann velocities (0: at rest); default:
                                      #   the file's velocities, or at rest
       rattle: 0.0                    # Å: Gaussian displacements (default 0)
@@ -698,6 +699,9 @@ def build_structure(cfg):
                             constraints=sc.get("constraints", "error"),
                             prefer_moments=sc.get("prefer_moments", "computed"))
         file_magnetic = bool(np.any(st.moments > 0))
+        # spin directions of a file without moments (an extxyz 'spins' column, a LAMMPS file
+        # with sp = 0): kept when structure.moments gives the moments
+        file_spins = file_magnetic or bool(np.any(st.spins != [0.0, 0.0, 1.0]))
     else:
         for k in ("index", "format", "elements", "columns", "constraints", "prefer_moments"):
             if k in sc:
@@ -714,7 +718,7 @@ def build_structure(cfg):
             raise ConfigError(f"structure: ase.build.bulk cannot build crystal={sc.get('crystal')!r} "
                               f"element={sc['element']!r} ({exc})") from None
         st = State.from_ase(atoms)
-        file_magnetic = False
+        file_magnetic = file_spins = False
     st = st.repeat(sc["repeat"])
     if "temperature" in sc:
         # Maxwell-Boltzmann: each velocity component normal with variance k_B T / m
@@ -734,12 +738,13 @@ def build_structure(cfg):
         st = st.copy(moments=np.array([mom.get(s, 0.0) for s in st.symbols]))
     elif mom is not None:
         st = st.copy(moments=np.full(len(st), mom))
-    spins = sc.get("spins", "file" if file_magnetic else "random")
+    spins = sc.get("spins", "file" if file_spins else "random")
     if isinstance(spins, str) and spins == "file":
         if "file" not in sc:
             raise ConfigError("structure.spins: 'file' needs structure.file")
-        if not file_magnetic:
-            raise ConfigError(f"structure.spins: 'file', but {sc['file']} holds no magnetic moments")
+        if not file_spins:
+            raise ConfigError(f"structure.spins: 'file', but {sc['file']} holds no magnetic moments nor spin "
+                              "directions")
     elif isinstance(spins, str):
         st = st.copy(spins=rng.normal(size=(len(st), 3)))
     else:
