@@ -136,6 +136,9 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         None. With it, the state is rotated back into the frame it was exported from.
     pbc : periodic directions (a data file does not say); default: the metadata's, else all.
 
+    Units: LAMMPS ``metal``; a title line naming other units (``units = real``, as
+    ``write_data`` writes it) raises FileFormatError.
+
     Returns the State, atoms sorted by id. Raises FileFormatError (file and line) on malformed files.
     """
     from ..state import State
@@ -147,6 +150,12 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         raise FileFormatError(f"cannot read LAMMPS data file {path}: {exc.strerror}") from None
     meta = _load_metadata(path, metadata)
     lines = text.splitlines()
+    # write_data names the units in the title line ("... timestep = 0, units = metal"); the
+    # values are read as metal (Å, Å/ps, amu), so other units would be misread silently
+    title_units = re.search(r"\bunits\s*=\s*(\w+)", lines[0]) if lines else None
+    if title_units and title_units.group(1) != "metal":
+        raise FileFormatError(f"{path}: line 1: units {title_units.group(1)!r} (written by LAMMPS's write_data); only "
+                              "LAMMPS units metal data files are read (Å, Å/ps): write it from a units metal run")
     header = {}
     lo = np.zeros(3)
     hi = np.zeros(3)

@@ -480,3 +480,41 @@ def test_dump_whose_columns_change_between_frames_names_the_frame(tmp_path):
     d = sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)
     for name in ("positions", "spins", "moments", "velocities", "magnetic_forces"):
         np.testing.assert_array_equal(d[name][1], d[name][0])
+
+
+def test_data_file_of_other_units_is_refused(tmp_path):
+    # write_data names the units in its title; a units real file (velocities Å/fs, masses g/mol)
+    # was read as metal: velocities 1000 times too small, 300 K became 3e-4 K
+    body = """
+2 atoms
+1 atom types
+
+0 4 xlo xhi
+0 4 ylo yhi
+0 4 zlo zhi
+
+Masses
+
+1 55.845
+
+Atoms # spin
+
+1 1 0 0 0 1 0 0 2.2 0 0 0
+2 1 2 2 2 0 1 0 2.2 0 0 0
+
+Velocities
+
+1 0.5 0 0
+2 0 0 -0.5
+"""
+    p = tmp_path / "a.data"
+    p.write_text("LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = metal\n" + body)
+    np.testing.assert_array_equal(sl.io.read_lammps_data(p).velocities[:, 0], [5e-4, 0])  # Å/ps → Å/fs
+    p.write_text("LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = real\n" + body)
+    with pytest.raises(FileFormatError, match=r"a.data: line 1: units 'real' .* only LAMMPS units metal"):
+        sl.io.read_lammps_data(p)
+    from spinlat import config as C
+    from spinlat.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"structure.file: cannot read LAMMPS data file .*units 'real'"):
+        C.read_structure(p)
