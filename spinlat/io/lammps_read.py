@@ -217,11 +217,13 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     base = 9 if style == "spin" else 5
     table = np.empty((n, base + 3))
     has_image = False
+    label_type = {label: t for t, label in _type_labels(path, sections).items()}
     for row, (ln, s, _) in enumerate(atoms["rows"]):
         toks = s.split()
         if len(toks) not in (base, base + 3):
             raise FileFormatError(f"{path}: line {ln}: expected {base} or {base + 3} columns for atom_style {style}, "
                                   f"got {len(toks)}")
+        toks[1] = _numeric_type(toks[1], label_type, path, ln)  # `write_data ... types labels`
         try:
             vals = [float(t) for t in toks]
         except ValueError:
@@ -270,25 +272,45 @@ def _data_type_map(path, sections, meta, elements) -> _TypeMap:
     explicit = _explicit_types(elements, f"{path}: elements")
     mass = {}
     comments = {}
+    labels = _type_labels(path, sections)
+    label_type = {label: t for t, label in labels.items()}
     for ln, s, comment in sections.get("Masses", {}).get("rows", []):
         toks = s.split()
         try:
-            mass[int(toks[0])] = float(toks[1])
+            t = int(_numeric_type(toks[0], label_type, path, ln))
+            mass[t] = float(toks[1])
         except (ValueError, IndexError):
             raise FileFormatError(f"{path}: line {ln}: bad Masses line {s!r}") from None
         if comment:
-            comments[int(toks[0])] = comment.split()[0]
-    labels = {}
-    for ln, s, _ in sections.get("Atom Type Labels", {}).get("rows", []):
-        toks = s.split()
-        if len(toks) >= 2:
-            labels[int(toks[0])] = toks[1]
+            comments[t] = comment.split()[0]
     if explicit is not None:
         return _TypeMap(explicit, mass)
     if meta is not None:
         return _TypeMap({int(r["type"]): int(r["z"]) for r in meta["types"]},
                         {int(r["type"]): float(r["mass"]) for r in meta["types"]} | mass)
     return _TypeMap(_types_from(labels, comments, masses=mass), mass)
+
+
+def _type_labels(path, sections) -> dict:
+    """atom type → label, from the ``Atom Type Labels`` section of a data file."""
+    labels = {}
+    for ln, s, _ in sections.get("Atom Type Labels", {}).get("rows", []):
+        toks = s.split()
+        try:
+            labels[int(toks[0])] = toks[1]
+        except (ValueError, IndexError):
+            raise FileFormatError(f"{path}: line {ln}: bad Atom Type Labels line {s!r} (expected: type label)") from None
+    return labels
+
+
+def _numeric_type(tok, label_type, path, ln) -> str:
+    """The atom type ``tok`` as a number (text): itself, or the type its label names."""
+    if tok.lstrip("+-").isdigit():
+        return tok
+    if tok in label_type:
+        return str(label_type[tok])
+    raise FileFormatError(f"{path}: line {ln}: atom type {tok!r} is neither a number nor a label of the Atom Type "
+                          f"Labels section ({', '.join(label_type) or 'none'})")
 
 
 def _types_from(*named, masses) -> dict:

@@ -518,3 +518,47 @@ Velocities
 
     with pytest.raises(ConfigError, match=r"structure.file: cannot read LAMMPS data file .*units 'real'"):
         C.read_structure(p)
+
+
+def test_data_file_with_type_labels_in_its_atoms_section(tmp_path):
+    # `labelmap atom 1 Fe 2 Ni` + `write_data FILE types labels` (LAMMPS 2023+): the Atoms and
+    # Masses sections name the types by their labels
+    numeric = """LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = metal
+
+3 atoms
+2 atom types
+
+0 4 xlo xhi
+0 4 ylo yhi
+0 4 zlo zhi
+
+Atom Type Labels
+
+1 Fe
+2 Ni
+
+Masses
+
+1 55.845
+2 58.6934
+
+Atoms # spin
+
+3 1 1 1 1 0 0 1 2.2 0 0 0
+1 2 0 0 0 1 0 0 0.6 0 0 0
+2 1 2 2 2 0 1 0 2.2 1 0 0
+"""
+    labelled = numeric.replace("\n1 55.845", "\nFe 55.845").replace("\n2 58.6934", "\nNi 58.6934")
+    for k in (1, 2, 3):
+        labelled = labelled.replace(f"\n{k} 1 ", f"\n{k} Fe ").replace(f"\n{k} 2 ", f"\n{k} Ni ")
+    assert "1 Ni 0 0 0" in labelled and "Fe 55.845" in labelled
+    (tmp_path / "n.data").write_text(numeric)
+    (tmp_path / "l.data").write_text(labelled)
+    a, b = sl.io.read_lammps_data(tmp_path / "n.data"), sl.io.read_lammps_data(tmp_path / "l.data")
+    np.testing.assert_array_equal(b.numbers, [28, 26, 26])
+    for name in ("positions", "numbers", "masses", "spins", "moments", "cell"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
+    np.testing.assert_array_equal(b.positions[1], [6.0, 2.0, 2.0])  # image flag 1 along x
+    (tmp_path / "l.data").write_text(labelled.replace("2 Fe 2 2 2", "2 Co 2 2 2"))
+    with pytest.raises(FileFormatError, match=r"l.data: line 24: atom type 'Co' is neither a number nor a label .*Fe, Ni"):
+        sl.io.read_lammps_data(tmp_path / "l.data")
