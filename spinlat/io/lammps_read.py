@@ -357,7 +357,8 @@ class LammpsDump:
     ----------
     path : the dump file. Columns (names as in the ``ITEM: ATOMS`` line): ``id type``,
         positions ``x y z`` / ``xu yu zu`` / ``xs ys zs`` / ``xsu ysu zsu`` (with ``ix iy iz`` the
-        wrapped ones are unwrapped), optional ``element``, ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
+        wrapped ones are unwrapped), optional ``element`` (or ``typelabel`` in place of ``type``:
+        type labels that are element symbols), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
         spin columns ``spx spy spz sp`` (unit vector, moment μB), optional ``fmx fmy fmz``
         (rad/ps). Dumps that name them otherwise (e.g. ``c_outsp[1]`` of a compute
         property/atom) are read with ``columns={"c_outsp[1]": "spx", ...}``.
@@ -484,7 +485,7 @@ class LammpsDump:
         twice = sorted(c for c in cols if fr.columns.count(c) > 1)
         if twice:
             raise FileFormatError(f"{self.path}: column {twice[0]} appears twice after renaming (columns {fr.columns})")
-        missing = [c for c in _REQUIRED if c not in cols]
+        missing = [c for c in _REQUIRED if c not in cols and not (c == "type" and "typelabel" in cols)]
         pos_sets = [("x", "y", "z"), ("xu", "yu", "zu"), ("xs", "ys", "zs"), ("xsu", "ysu", "zsu")]
         if not any(set(p) <= cols for p in pos_sets):
             missing.append("x y z (or xu yu zu, xs ys zs)")
@@ -494,7 +495,7 @@ class LammpsDump:
             where = "" if fr is self._frames[0] else f" (frame at step {fr.step})"
             raise FileFormatError(f"{self.path}: line {fr.line - 1}: the dump{where} lacks {', '.join(missing)}; it has "
                                   f"{' '.join(fr.columns)}")
-        if ("element" not in cols and self._explicit is None and self._meta is None
+        if ("element" not in cols and "typelabel" not in cols and self._explicit is None and self._meta is None
                 and not (self._log is not None and self._log.elements())):
             raise FileFormatError(f"{self.path}: the dump has no element column, and neither export metadata nor a "
                                   "log.lammps naming the elements (mass, pair_coeff or labelmap) was found: pass "
@@ -609,7 +610,8 @@ class LammpsDump:
         ids = num("id", np.int64)
         order = np.argsort(ids, kind="stable")
         arr = arr[order]
-        types = num("type", np.int64)
+        labels = arr[:, col["typelabel"]] if "typelabel" in col else None
+        types = num("type", np.int64) if "type" in col else self._label_types(labels, fr)
         rows, triclinic, pbc_s = fr.box
         lo_b, hi_b = rows[:, 0], rows[:, 1]
         xy, xz, yz = (rows[0, 2], rows[1, 2], rows[2, 2]) if triclinic else (0.0, 0.0, 0.0)
@@ -631,6 +633,13 @@ class LammpsDump:
             pos = lo + f @ box_cell
         if "element" in cols and self._explicit is None:
             numbers = np.array([_element_number(e, f"{self.path}: element column") for e in arr[:, col["element"]]])
+            tmap = self._type_map()
+        elif labels is not None and not np.all(types > 0):
+            # `dump custom ... typelabel` without a labelmap giving the types: labels that are
+            # element symbols name the elements
+            numbers = np.array([_element_number(e, f"{self.path}: typelabel column (labels that are not element "
+                                                   "symbols need a log.lammps with the labelmap and elements=[...])")
+                                for e in labels])
             tmap = self._type_map()
         else:
             tmap = self._type_map()
@@ -663,6 +672,12 @@ class LammpsDump:
                    spins=spins, moments=moments, velocities=vel, forces=forces, magnetic_forces=h)
         self._cache = {i: out}
         return out
+
+    def _label_types(self, labels, fr) -> np.ndarray:
+        """Atom types of a ``typelabel`` column: from the ``labelmap`` echoed in the log beside
+        the dump, else 0 (unknown: masses then come from the elements)."""
+        label_type = {} if self._log is None else {sym: t for t, sym in self._log.labels.items()}
+        return np.array([label_type.get(str(lab), 0) for lab in labels], dtype=np.int64)
 
     def _time(self, fr, meta) -> float:
         """fs: the dump's TIME item, else the log's Time column at this step, else step × the

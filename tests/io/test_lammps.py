@@ -562,3 +562,26 @@ Atoms # spin
     (tmp_path / "l.data").write_text(labelled.replace("2 Fe 2 2 2", "2 Co 2 2 2"))
     with pytest.raises(FileFormatError, match=r"l.data: line 24: atom type 'Co' is neither a number nor a label .*Fe, Ni"):
         sl.io.read_lammps_data(tmp_path / "l.data")
+
+
+def test_dump_with_a_typelabel_column(tmp_path):
+    # `dump custom ... id typelabel x y z ...` (LAMMPS type labels, `labelmap atom 1 Fe 2 Ni`)
+    numeric = DUMP.replace("c_s[1] c_s[2] c_s[3] c_s[4] c_s[5] c_s[6] c_s[7]", "spx spy spz sp fmx fmy fmz")
+    rows = numeric.split("ITEM: ATOMS id type ")
+    body = rows[1].splitlines()
+    labelled = rows[0] + "ITEM: ATOMS id typelabel " + body[0] + "\n" + "".join(
+        " ".join([r.split()[0], {"1": "Fe", "2": "Ni"}[r.split()[1]]] + r.split()[2:]) + "\n" for r in body[1:])
+    (tmp_path / "n.dump").write_text(numeric)
+    (tmp_path / "l.dump").write_text(labelled)
+    a = sl.io.read_lammps_dump(tmp_path / "n.dump", elements=["Fe", "Ni"])[0]
+    b = sl.io.read_lammps_dump(tmp_path / "l.dump")[0]  # the labels are element symbols
+    for name in ("positions", "numbers", "masses", "spins", "moments", "velocities", "cell"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
+    (tmp_path / "l.dump").write_text(labelled.replace(" Ni ", " B2 "))
+    with pytest.raises(InputError, match="typelabel column .*'B2' is not a chemical element"):
+        sl.io.read_lammps_dump(tmp_path / "l.dump")[0]
+    # with the log's labelmap the labels give the types, and elements= names them
+    (tmp_path / "log.lammps").write_text("units metal\nlabelmap atom 1 A1 2 B2\n")
+    (tmp_path / "l.dump").write_text(labelled.replace(" Ni ", " B2 ").replace(" Fe ", " A1 "))
+    c = sl.io.read_lammps_dump(tmp_path / "l.dump", elements=["Fe", "Ni"])[0]
+    np.testing.assert_array_equal(c.numbers, a.numbers)
