@@ -98,6 +98,23 @@ def _combine_spin_directions(mag, direction):
     return np.where(moments[:, None] > 0, mag, direction), moments
 
 
+#: per-atom arrays other codes write velocities into (GPUMD's extxyz ``vel``, ``velo``, ...)
+_VELOCITY_NAMES = ("vel", "velo", "velocity", "velocities")
+
+
+def _warn_unread_velocities(atoms):
+    """UserWarning when ``atoms`` has no momenta but a per-atom array named like velocities, in
+    units no file states: :meth:`State.from_ase` takes velocities from the momenta only."""
+    named = [k for k in atoms.arrays if k.lower() in _VELOCITY_NAMES and np.ndim(atoms.arrays[k]) == 2]
+    if named:
+        import warnings
+
+        warnings.warn(f"the ase.Atoms carry no momenta but a per-atom array {named[0]!r}: spinlat takes velocities "
+                      "only from the momenta (ASE's units), so the atoms start at rest; if it holds velocities in "
+                      f"Å/fs, set them with atoms.set_velocities(atoms.arrays[{named[0]!r}] / ase.units.fs) (or give "
+                      "structure.temperature in a run config)", UserWarning, stacklevel=3)
+
+
 def describe_constraints(atoms) -> str:
     """The ASE constraints of ``atoms`` in words, e.g. ``FixAtoms on atoms [0, 1, 2]``."""
     out = []
@@ -351,7 +368,9 @@ class State:
         directions: collinear moments (N,) become magnitudes |m| along it (a negative moment
         reverses its row), non-collinear moments must point along it (InputError naming the
         first atom that does not), and atoms without moments keep its directions. Velocities
-        are taken from the atoms' momenta (Å/fs).
+        are taken from the atoms' momenta (Å/fs); without momenta, a per-atom array named like
+        velocities (``vel``, ``velo``, ``velocities``: units unknown) is not read and a
+        UserWarning says so.
 
         ``constraints``: what to do with ASE constraints on the atoms (``FixAtoms``,
         ``FixCartesian``, ``FixBondLength``, the selective dynamics of a POSCAR, ...), which a
@@ -382,6 +401,8 @@ class State:
             spins = mag
         vel = atoms.get_velocities()  # ASE units: Å / (Å sqrt(amu/eV))
         vel = np.zeros((n, 3)) if vel is None else vel * ase_units.fs
+        if "momenta" not in atoms.arrays:
+            _warn_unread_velocities(atoms)
         # exact arrays written by to_ase, used while they still agree with what ASE holds
         exact = {k: atoms.arrays.get(f"spinlat_{k}") for k in ("spins", "moments", "velocities")}
         if exact["spins"] is not None and exact["moments"] is not None and mag.ndim == 2 and np.allclose(

@@ -369,3 +369,22 @@ def test_calculator_reports_moments_along_a_spins_column():
     np.testing.assert_array_equal(atoms.get_magnetic_moments(), [[2.0, 0, 0], [0, 0, -2.0]])
     # E = −μB Σ m·B: only the first moment lies along B
     assert atoms.get_potential_energy() == pytest.approx(-sl.units.MU_B * 2.0, rel=1e-14)
+
+
+def test_from_ase_says_when_a_velocity_column_is_not_read(tmp_path):
+    """An extxyz with a ``vel`` column (GPUMD, OVITO) but no momenta: not read (units unknown), said."""
+    import ase.io
+    from ase.build import bulk
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    atoms.arrays["vel"] = np.full((2, 3), 0.01)
+    ase.io.write(tmp_path / "v.extxyz", atoms)
+    with pytest.warns(UserWarning, match="no momenta but a per-atom array 'vel'.*atoms start at rest"):
+        st = sl.State.from_ase(ase.io.read(tmp_path / "v.extxyz"))
+    np.testing.assert_array_equal(st.velocities, 0.0)
+    atoms.set_velocities(atoms.arrays["vel"] / ase_units.fs)  # as the warning says
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(sl.State.from_ase(atoms).velocities, 0.01, rtol=1e-14)
