@@ -23,6 +23,33 @@ from ..errors import FileFormatError, InputError
 from ..observables import total_moment
 from .lammps import FORMAT, METADATA_FILE, hbar_lammps
 
+#: magic bytes of the compressed files LAMMPS writes (``dump ... FILE.gz``, ``.bz2``, ``.xz``)
+_COMPRESSION = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+
+
+def _open_lammps_file(path):
+    """``path`` opened for binary reading, decompressed when it is gzip, bzip2 or xz (recognised
+    by content, as LAMMPS writes ``dump ... dump.lammpstrj.gz``): the handle reads, tells and
+    seeks in the uncompressed text. Raises OSError as ``open`` does."""
+    import importlib
+
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    for signature, module in _COMPRESSION:
+        if magic.startswith(signature):
+            return importlib.import_module(module).open(path, "rb")
+    return open(path, "rb")
+
+
+def _read_lammps_text(path, what) -> str:
+    """The text of a (possibly compressed) LAMMPS file; FileFormatError naming ``what`` if unreadable."""
+    try:
+        with _open_lammps_file(path) as fh:
+            return fh.read().decode(errors="replace")
+    except (OSError, EOFError) as exc:
+        raise FileFormatError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 def _load_metadata(path, metadata):
     """The export metadata dict: ``metadata`` itself (dict), read from a path, or found next to
     ``path`` ("auto"); None if there is none (or ``metadata`` is None)."""
@@ -124,8 +151,8 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
 
     Parameters
     ----------
-    path : the data file (``read_data``/``write_data`` format; sections Masses, Atoms, Velocities,
-        Atom Type Labels are read, others skipped). Atoms columns ``id type x y z spx spy spz sp
+    path : the data file, plain or compressed (gzip, bzip2, xz), in ``read_data``/``write_data``
+        format (sections Masses, Atoms, Velocities, Atom Type Labels are read, others skipped). Atoms columns ``id type x y z spx spy spz sp
         [ix iy iz]`` (spin) or ``id type x y z [ix iy iz]`` (atomic, moments 0); image flags unwrap
         the positions. Velocities Å/ps (metal) → Å/fs.
     elements : element of each atom type: a list (type 1 first) or ``{type: symbol}``. Default:
@@ -144,10 +171,7 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     from ..state import State
 
     path = Path(validation.existing_file(path, "read_lammps_data path", "LAMMPS data file"))
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise FileFormatError(f"cannot read LAMMPS data file {path}: {exc.strerror}") from None
+    text = _read_lammps_text(path, "LAMMPS data file")
     meta = _load_metadata(path, metadata)
     lines = text.splitlines()
     # write_data names the units in the title line ("... timestep = 0, units = metal"); the
@@ -355,7 +379,8 @@ class LammpsDump:
 
     Parameters
     ----------
-    path : the dump file. Columns (names as in the ``ITEM: ATOMS`` line): ``id type``,
+    path : the dump file, plain or compressed (``dump ... FILE.gz``; gzip, bzip2, xz). Columns
+        (names as in the ``ITEM: ATOMS`` line): ``id type``,
         positions ``x y z`` / ``xu yu zu`` / ``xs ys zs`` / ``xsu ysu zsu`` (with ``ix iy iz`` the
         wrapped ones are unwrapped), optional ``element`` (or ``typelabel`` in place of ``type``:
         type labels that are element symbols), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
@@ -410,7 +435,7 @@ class LammpsDump:
     def _scan(self):
         frames = []
         units_name = None
-        with open(self.path, "rb") as fh:
+        with _open_lammps_file(self.path) as fh:
             ln = 0
             time = math.nan
             while True:
@@ -589,7 +614,7 @@ class LammpsDump:
         if i in self._cache:
             return self._cache[i]
         fr = self._frames[i]
-        with open(self.path, "rb") as fh:
+        with _open_lammps_file(self.path) as fh:  # (a compressed dump: decompressed up to the frame)
             fh.seek(fr.offset)
             chunk = b"".join(fh.readline() for _ in range(fr.n)).decode(errors="replace")
         toks = chunk.split()
@@ -828,9 +853,9 @@ def lammps_file_kind(path, format=None):
     if format is not None:
         return _LAMMPS_FORMATS.get(format)
     try:
-        with open(path, "rb") as fh:
+        with _open_lammps_file(path) as fh:
             head = [fh.readline().decode(errors="replace") for _ in range(40)]
-    except OSError:
+    except (OSError, EOFError):
         return None
     first = next((ln.strip() for ln in head if ln.strip()), "")
     if first.startswith("ITEM:"):
@@ -944,10 +969,7 @@ def read_lammps_log(path) -> list:
 
 def _read_log(path):
     path = Path(validation.existing_file(path, "read_lammps_log path", "LAMMPS log"))
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError as exc:
-        raise FileFormatError(f"cannot read LAMMPS log {path}: {exc.strerror}") from None
+    lines = _read_lammps_text(path, "LAMMPS log").splitlines()
     cmd = _LogCommands({}, {}, {}, {}, set(), None, False, None)
     norm = None  # None: the units' default
     blocks = []

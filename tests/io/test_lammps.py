@@ -585,3 +585,33 @@ def test_dump_with_a_typelabel_column(tmp_path):
     (tmp_path / "l.dump").write_text(labelled.replace(" Ni ", " B2 ").replace(" Fe ", " A1 "))
     c = sl.io.read_lammps_dump(tmp_path / "l.dump", elements=["Fe", "Ni"])[0]
     np.testing.assert_array_equal(c.numbers, a.numbers)
+
+
+@pytest.mark.parametrize("module, suffix", [("gzip", ".gz"), ("bz2", ".bz2"), ("lzma", ".xz")])
+def test_compressed_dumps_and_data_files_keep_their_spins(tmp_path, module, suffix):
+    # `dump ... dump.lammpstrj.gz`: ASE decompresses it and reads it without spins or moments,
+    # so such files were read as non-magnetic; spinlat's readers now read them
+    import importlib
+
+    from spinlat import config as C
+
+    compress = importlib.import_module(module).compress
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    text = DUMP + DUMP.replace("TIMESTEP\n15", "TIMESTEP\n16")
+    (tmp_path / "d.lammpstrj").write_text(text)
+    (tmp_path / f"d.lammpstrj{suffix}").write_bytes(compress(text.encode()))
+    plain = sl.io.read_lammps_dump(tmp_path / "d.lammpstrj", elements=["Fe", "Ni"], columns=cols)
+    packed = sl.io.read_lammps_dump(tmp_path / f"d.lammpstrj{suffix}", elements=["Fe", "Ni"], columns=cols)
+    assert len(packed) == 2
+    for name in ("step", "time", "positions", "spins", "moments", "velocities", "magnetic_forces", "cell"):
+        np.testing.assert_array_equal(packed[name], plain[name])
+    st = C.read_structure(tmp_path / f"d.lammpstrj{suffix}", index=0, elements=["Fe", "Ni"], columns=cols)
+    np.testing.assert_array_equal(st.moments, [2.0, 1.5, 0.0])
+    data = tmp_path / "a.data"
+    sl.io.write_lammps(tmp_path / "export", bcc_fe(2), EAM(EAM_FE))
+    raw = (tmp_path / "export" / "data.spinlat").read_bytes()
+    data.write_bytes(compress(raw))
+    ref = sl.io.read_lammps_data(tmp_path / "export" / "data.spinlat", metadata=None)
+    back = C.read_structure(data, elements=["Fe"])
+    for name in ("positions", "spins", "moments", "velocities", "cell", "numbers"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(ref, name))
