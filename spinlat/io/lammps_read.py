@@ -383,7 +383,7 @@ class LammpsDump:
         (names as in the ``ITEM: ATOMS`` line): ``id type``,
         positions ``x y z`` / ``xu yu zu`` / ``xs ys zs`` / ``xsu ysu zsu`` (with ``ix iy iz`` the
         wrapped ones are unwrapped), optional ``element`` (or ``typelabel`` in place of ``type``:
-        type labels that are element symbols), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
+        type labels that are element symbols), ``mass`` (amu), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
         spin columns ``spx spy spz sp`` (unit vector, moment μB), optional ``fmx fmy fmz``
         (rad/ps). Dumps that name them otherwise (e.g. ``c_outsp[1]`` of a compute
         property/atom) are read with ``columns={"c_outsp[1]": "spx", ...}``.
@@ -669,7 +669,8 @@ class LammpsDump:
         else:
             tmap = self._type_map()
             numbers = tmap.numbers(types, str(self.path))
-        masses = tmap.masses(types, numbers)
+        # a dumped mass column (amu) wins over the type's mass (log, metadata or the element's)
+        masses = num("mass") if "mass" in cols else tmap.masses(types, numbers)
         spins = np.stack([num("spx"), num("spy"), num("spz")], axis=1)
         moments = num("sp")
         vel = (np.stack([num("vx"), num("vy"), num("vz")], axis=1) / units.FS_PER_PS

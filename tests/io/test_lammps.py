@@ -615,3 +615,20 @@ def test_compressed_dumps_and_data_files_keep_their_spins(tmp_path, module, suff
     back = C.read_structure(data, elements=["Fe"])
     for name in ("positions", "spins", "moments", "velocities", "cell", "numbers"):
         np.testing.assert_array_equal(getattr(back, name), getattr(ref, name))
+
+
+def test_dump_mass_column_gives_the_masses(tmp_path):
+    # `dump custom ... id type mass ...` of a run with non-standard masses (`mass 1 50.0`), read
+    # without its log: the dumped masses, not the elements' standard ones
+    text = DUMP.replace("ITEM: ATOMS id type ", "ITEM: ATOMS id type mass ")
+    rows = text.split("ITEM: ATOMS")[1].splitlines()[1:]
+    for r in rows:
+        t = r.split()
+        text = text.replace(r, " ".join(t[:2] + [{"1": "50.0", "2": "2.5e1"}[t[1]]] + t[2:]))
+    (tmp_path / "d.lammpstrj").write_text(text)
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    d = sl.io.read_lammps_dump(tmp_path / "d.lammpstrj", elements=["Fe", "Ni"], columns=cols)
+    np.testing.assert_array_equal(d[0].masses, [50.0, 50.0, 25.0])  # sorted by id: Fe Fe Ni
+    np.testing.assert_array_equal(d[0].numbers, [26, 26, 28])
+    # the kinetic energy uses them: ½ m v² with v = (1, 0, −2) Å/fs for atom 1 (the others at rest)
+    assert d[0].kinetic_energy() == pytest.approx(0.5 * 50.0 * 5.0 * units.AMU_A2_PER_FS2_IN_EV, rel=1e-14)
