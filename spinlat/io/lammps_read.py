@@ -374,7 +374,10 @@ class LammpsDump:
     ``step`` (F,), ``time`` (F,) fs, ``cell`` (F,3,3), ``positions``, ``velocities`` (Å/fs),
     ``spins``, ``forces`` (eV/Å), ``magnetic_forces`` (eV/μB), ``magnetization`` (F,3 μB),
     ``moments`` (F,N), ``kinetic_energy`` (eV), ``temperature`` (K, 3N degrees of freedom as in
-    spinlat), and with thermo (see ``thermo``) ``potential_energy`` and ``total_energy`` (eV);
+    spinlat), and with thermo (see ``thermo``) ``potential_energy`` and ``total_energy`` (eV;
+    listed in ``names`` when the log has a PotEng column; ``array`` gives them always, NaN at the
+    frames whose step the log does not print with PotEng — every frame without a log — as a
+    :class:`~spinlat.io.Trajectory` converted from a file without energies);
     ``dump.atoms(i)`` gives ``ase.Atoms`` with forces. Atoms are sorted by id in every frame.
 
     Parameters
@@ -563,6 +566,13 @@ class LammpsDump:
                 if int(s) not in out or math.isnan(out[int(s)][0]):
                     out[int(s)] = (float(e), float(k), float(t), rounding)
         return out
+
+    def _has_potential_energy(self, i) -> bool:
+        """Whether the log prints PotEng at frame i's step (a thermo style without it, such as
+        LAMMPS's default one: Step Temp E_pair E_mol TotEng Press, gives none; E_pair leaves
+        out the fixes' energies, so it is not used instead)."""
+        step = self._frames[i].step
+        return bool(self._thermo) and step in self._thermo and math.isfinite(self._thermo[step][0])
 
     def _potential_energy(self, i) -> float:
         """PotEng of the thermo line at frame i's step, after checking that the log belongs to this
@@ -777,7 +787,7 @@ class LammpsDump:
     def array(self, name) -> np.ndarray:
         """Array ``name`` over all frames (see the class docstring for names and units); per-atom
         arrays need the same atoms in every frame (:meth:`check_atom_count`)."""
-        if name not in self.names:
+        if name not in self.names and name not in ("potential_energy", "total_energy"):
             raise KeyError(f"{self.path}: no array {name!r}; available: {self.names}")
         if name in ("positions", "velocities", "spins", "moments", "forces", "magnetic_forces"):
             self.check_atom_count()
@@ -785,7 +795,8 @@ class LammpsDump:
             return np.array([self._frames[i].step if name == "step" else self._parse(i)["time"]
                              for i in range(len(self))])
         if name in ("potential_energy", "total_energy"):
-            pe = np.array([self._potential_energy(i) for i in range(len(self))])
+            pe = np.array([self._potential_energy(i) if self._has_potential_energy(i) else math.nan
+                           for i in range(len(self))])
             return pe if name == "potential_energy" else pe + self.array("kinetic_energy")
         out = []
         for i in range(len(self)):
@@ -806,9 +817,7 @@ class LammpsDump:
         d = self._parse(i)
         out = dict(step=int(d["step"]), time=float(d["time"]), kinetic_energy=st.kinetic_energy(),
                    temperature=st.temperature())
-        if self._thermo and d["step"] in self._thermo and math.isfinite(self._thermo[d["step"]][0]):
-            # (a thermo style without PotEng, e.g. LAMMPS's default one: Step Temp E_pair E_mol
-            # TotEng Press, gives no potential energy; E_pair leaves out the fixes' energies)
+        if self._has_potential_energy(i):
             out["potential_energy"] = self._potential_energy(i)
             out["total_energy"] = out["potential_energy"] + out["kinetic_energy"]
         return out

@@ -632,3 +632,23 @@ def test_dump_mass_column_gives_the_masses(tmp_path):
     np.testing.assert_array_equal(d[0].numbers, [26, 26, 28])
     # the kinetic energy uses them: ½ m v² with v = (1, 0, −2) Å/fs for atom 1 (the others at rest)
     assert d[0].kinetic_energy() == pytest.approx(0.5 * 50.0 * 5.0 * units.AMU_A2_PER_FS2_IN_EV, rel=1e-14)
+
+
+def test_summary_of_a_dump_without_potential_energies(tmp_path):
+    # sl.analysis.summary(dump) raised KeyError 'total_energy' for a dump without a log, or with
+    # a log of LAMMPS's default thermo style (no PotEng): the energies are missing, as for a
+    # trajectory converted from a file without them
+    p = _spin_dump_copy(tmp_path, with_log=False, n_frames=4)
+    cols = {"c_outsp[1]": "sp", "c_outsp[2]": "spx", "c_outsp[3]": "spy", "c_outsp[4]": "spz"}
+    d = sl.io.read_lammps_dump(p, elements=["Fe"], columns=cols)
+    assert "potential_energy" not in d.names
+    assert np.isnan(d["potential_energy"]).all() and np.isnan(d["total_energy"]).all()
+    s = sl.analysis.summary(d)
+    assert s["frames"] == 4 and "potential_energy" in s["missing"] and "total_energy" in s["missing"]
+    assert s["temperature_mean_K"] == pytest.approx(np.mean(d["temperature"]), rel=1e-12)
+    # a log printing PotEng at some dump steps only: NaN at the others
+    (tmp_path / "log.lammps").write_text("units metal\n   Step          PotEng\n         5   -67.5\n"
+                                         "Loop time of 0.1 on 1 procs for 5 steps with 16 atoms\n")
+    d = sl.io.read_lammps_dump(p, elements=["Fe"], columns=cols)
+    np.testing.assert_array_equal(d["potential_energy"], [np.nan, -67.5, np.nan, np.nan])
+    assert sl.analysis.summary(d)["potential_energy_mean_eV_per_atom"] == -67.5 / 16
