@@ -10,6 +10,7 @@ time step and the rotation back into the exported frame from it.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -433,6 +434,7 @@ class LammpsDump:
                 checked.append(fr.columns)
         self._thermo = self._read_thermo()
         self._cache = {}
+        self._compressed = None  # open handle of a compressed dump, reused while frames go forward
 
     # ------------------------------------------------------------------ scanning
     def _scan(self):
@@ -501,6 +503,22 @@ class LammpsDump:
                 else:
                     raise FileFormatError(f"{self.path}: line {ln}: unknown item {item!r}")
         return frames
+
+    def _rows(self, fr) -> bytes:
+        """The atom lines of frame ``fr``. A compressed dump keeps one handle open while the frames
+        are read forward (seeking in it decompresses from its position; backwards: from the start)."""
+        fh = self._compressed
+        if fh is None or fh.tell() > fr.offset:
+            if fh is not None:
+                fh.close()
+            fh = _open_lammps_file(self.path)
+            if isinstance(fh, io.BufferedReader):  # a plain file: opened per frame
+                with fh:
+                    fh.seek(fr.offset)
+                    return b"".join(fh.readline() for _ in range(fr.n))
+            self._compressed = fh
+        fh.seek(fr.offset)
+        return b"".join(fh.readline() for _ in range(fr.n))
 
     def _float(self, raw, ln):
         try:
@@ -624,9 +642,7 @@ class LammpsDump:
         if i in self._cache:
             return self._cache[i]
         fr = self._frames[i]
-        with _open_lammps_file(self.path) as fh:  # (a compressed dump: decompressed up to the frame)
-            fh.seek(fr.offset)
-            chunk = b"".join(fh.readline() for _ in range(fr.n)).decode(errors="replace")
+        chunk = self._rows(fr).decode(errors="replace")
         toks = chunk.split()
         ncol = len(fr.columns)
         if len(toks) != fr.n * ncol:

@@ -605,6 +605,8 @@ def test_compressed_dumps_and_data_files_keep_their_spins(tmp_path, module, suff
     assert len(packed) == 2
     for name in ("step", "time", "positions", "spins", "moments", "velocities", "magnetic_forces", "cell"):
         np.testing.assert_array_equal(packed[name], plain[name])
+    for i in (1, 0, 1):  # one handle read forward, reopened to go back
+        np.testing.assert_array_equal(packed[i].spins, plain[i].spins)
     st = C.read_structure(tmp_path / f"d.lammpstrj{suffix}", index=0, elements=["Fe", "Ni"], columns=cols)
     np.testing.assert_array_equal(st.moments, [2.0, 1.5, 0.0])
     data = tmp_path / "a.data"
