@@ -261,6 +261,9 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     order = np.argsort(table[:, 0], kind="stable")
     table = table[order]
     ids = table[:, 0].astype(np.int64)
+    twice = ids[1:][ids[1:] == ids[:-1]]
+    if len(twice):
+        raise FileFormatError(f"{path}: the Atoms section (line {atoms['line']}) holds atom id {twice[0]} twice")
     types = table[:, 1].astype(np.int64)
     box_cell = np.array([[hi[0] - lo[0], 0, 0], [tilt[0], hi[1] - lo[1], 0], [tilt[1], tilt[2], hi[2] - lo[2]]])
     pos = table[:, 2:5]
@@ -272,13 +275,21 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         spins, moments = None, np.zeros(n)
     vel = np.zeros((n, 3))
     if "Velocities" in sections:
+        section = sections["Velocities"]
+        if len(section["rows"]) != n:  # LAMMPS's read_data wants one line per atom
+            raise FileFormatError(f"{path}: the Velocities section (line {section['line']}) holds "
+                                  f"{len(section['rows'])} lines for {n} atoms (truncated file?)")
         id_row = {int(i): r for r, i in enumerate(ids)}
-        for ln, s, _ in sections["Velocities"]["rows"]:
+        seen = set()
+        for ln, s, _ in section["rows"]:
             toks = s.split()
             try:
                 vel[id_row[int(toks[0])]] = [float(t) for t in toks[1:4]]
             except (ValueError, KeyError, IndexError):
                 raise FileFormatError(f"{path}: line {ln}: bad Velocities line {s!r}") from None
+            if int(toks[0]) in seen:
+                raise FileFormatError(f"{path}: line {ln}: a second Velocities line for atom {toks[0]}")
+            seen.add(int(toks[0]))
         vel /= units.FS_PER_PS
     tmap = _data_type_map(path, sections, meta, elements)
     numbers = tmap.numbers(types, str(path))

@@ -654,3 +654,26 @@ def test_summary_of_a_dump_without_potential_energies(tmp_path):
     d = sl.io.read_lammps_dump(p, elements=["Fe"], columns=cols)
     np.testing.assert_array_equal(d["potential_energy"], [np.nan, -67.5, np.nan, np.nan])
     assert sl.analysis.summary(d)["potential_energy_mean_eV_per_atom"] == -67.5 / 16
+
+
+def test_data_file_cut_or_doubled_in_its_velocities_or_atoms_is_refused(tmp_path):
+    # a file cut inside its Velocities section gave the missing atoms velocity 0 silently
+    sl.io.write_lammps(tmp_path / "x", bcc_fe(2).copy(velocities=np.full((16, 3), 0.01)), EAM(EAM_FE))
+    text = (tmp_path / "x" / "data.spinlat").read_text().rstrip("\n").splitlines()
+    p = tmp_path / "a.data"
+    p.write_text("\n".join(text) + "\n")
+    np.testing.assert_allclose(sl.io.read_lammps_data(p, metadata=None).velocities, 0.01, rtol=1e-14)
+    p.write_text("\n".join(text[:-2]) + "\n")
+    with pytest.raises(FileFormatError, match=r"Velocities section \(line \d+\) holds 14 lines for 16 atoms"):
+        sl.io.read_lammps_data(p, metadata=None)
+    vel = text.index("Velocities")
+    doubled = text[:-1] + [text[-1].replace(text[-1].split()[0], text[vel + 2].split()[0], 1)]
+    p.write_text("\n".join(doubled) + "\n")
+    with pytest.raises(FileFormatError, match=rf"line {len(text)}: a second Velocities line for atom"):
+        sl.io.read_lammps_data(p, metadata=None)
+    first = next(k for k, line in enumerate(text) if line.startswith("Atoms")) + 2
+    doubled = list(text)
+    doubled[first + 1] = doubled[first + 1].replace(doubled[first + 1].split()[0], doubled[first].split()[0], 1)
+    p.write_text("\n".join(doubled) + "\n")
+    with pytest.raises(FileFormatError, match=r"Atoms section \(line \d+\) holds atom id 1 twice"):
+        sl.io.read_lammps_data(p, metadata=None)
