@@ -29,7 +29,7 @@ their own sections):
       #                              #   with their spins, moments and units; format: lammps-data)
       # elements: [Fe, Ni]           #   LAMMPS files: element of each atom type, when the file
       #                              #   does not say (no element column, labels or known masses)
-      # columns: {c_outsp[1]: spx, c_outsp[2]: spy, c_outsp[3]: spz, c_outsp[4]: sp}
+      # columns: {"c_outsp[1]": spx, "c_outsp[2]": spy, "c_outsp[3]": spz, "c_outsp[4]": sp}
       #                              #   LAMMPS dumps: renames of compute columns to spx spy spz
       #                              #   sp (and fmx fmy fmz), as `dump ... c_outsp[1] ...` writes them
       #                              #   (default for both: what a log.lammps beside the dump says)
@@ -162,7 +162,11 @@ def parse_yaml(text: str, source: str = "<string>"):
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from None
+        msg = " ".join(str(exc).split())
+        # `{c_outsp[1]: spx}`: inside { } or [ ], YAML reads a bracket as the start of a list
+        hint = ("; inside { } a name with brackets must be quoted, e.g. {\"c_outsp[1]\": spx}"
+                if "flow mapping" in msg and "but got '['" in msg else "")
+        raise ConfigError(f"{source}: not valid YAML ({msg}){hint}") from None
 
 
 def read_yaml(path) -> dict:
@@ -427,7 +431,8 @@ def _dump_columns(v, k):
     if isinstance(v, dict) and v and all(isinstance(a, str) and a and isinstance(b, str) and b for a, b in v.items()):
         return dict(v)
     raise ConfigError(f"{k}: expected a mapping from LAMMPS dump column names to spinlat's (e.g. "
-                      f"{{c_outsp[1]: spx, c_outsp[2]: spy, c_outsp[3]: spz, c_outsp[4]: sp}}), got {v!r}")
+                      f"{{\"c_outsp[1]\": spx, \"c_outsp[2]\": spy, \"c_outsp[3]\": spz, \"c_outsp[4]\": sp}}: "
+                      f"quote names with brackets), got {v!r}")
 
 
 def _spins(v, k):
@@ -451,7 +456,7 @@ STRUCTURE: dict[str, Key] = {
     "index": Key(_integer()),
     "format": Key(_string),
     "elements": Key(_lammps_elements),
-    "columns": Key(_dump_columns, doc="LAMMPS dump column renames, e.g. {c_outsp[1]: spx}"),
+    "columns": Key(_dump_columns, doc='LAMMPS dump column renames, e.g. {"c_outsp[1]": spx}'),
     "repeat": Key(_repeat, [1, 1, 1]),
     "moments": Key(_species_number("μB", nonnegative=True)),
     "spins": Key(_spins),
@@ -610,7 +615,7 @@ def _read_lammps(p, kind, index, elements, key, columns=None):
         hint = "" if elements is not None or "element" not in str(exc) else \
             " (structure.elements names the element of each atom type, type 1 first)"
         if columns is None and "rename compute columns" in str(exc):
-            hint += " (structure.columns renames dump columns, e.g. {c_outsp[1]: spx, ...})"
+            hint += " (structure.columns renames dump columns, e.g. {\"c_outsp[1]\": spx, ...})"
         raise ConfigError(f"{key}: cannot read LAMMPS {kind} file {p} ({exc}){hint}") from None
 
 

@@ -561,3 +561,15 @@ def test_spin_directions_of_a_file_without_moments_are_kept(tmp_path):
     np.testing.assert_array_equal(st.spins[:2], [[1.0, 0, 0], [0, -1.0, 0]])
     with pytest.raises(ConfigError, match="structure.moments: missing"):
         C.build_structure(C.load(_cfg(tmp_path, structure={"file": "s.extxyz"})))
+
+
+def test_dump_column_renames_in_flow_style_need_quotes_and_the_error_says_so(tmp_path):
+    # the documented `columns: {c_outsp[1]: spx, ...}` is not YAML: a bracket inside { } opens a list
+    line = next(ln for ln in C.__doc__.splitlines() if "# columns: {" in ln)
+    example = line.split("# ", 1)[1]
+    assert C.parse_yaml(example)["columns"] == {"c_outsp[1]": "spx", "c_outsp[2]": "spy", "c_outsp[3]": "spz",
+                                                "c_outsp[4]": "sp"}
+    with pytest.raises(ConfigError, match=r"not valid YAML .*; inside \{ \} a name with brackets must be quoted, "
+                                          r"e.g. \{\"c_outsp\[1\]\": spx\}"):
+        C.parse_yaml("structure: {file: d.lammpstrj, columns: {c_outsp[1]: spx}}", "c.yaml")
+    assert C.parse_yaml("columns:\n  c_outsp[1]: spx\n")["columns"] == {"c_outsp[1]": "spx"}  # block style: fine
