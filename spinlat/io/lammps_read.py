@@ -415,7 +415,8 @@ class LammpsDump:
         columns (``compute ID all property/atom sp spx spy spz ...`` → ``c_ID[k]``) and the
         elements (``labelmap``, ``pair_coeff * * ... file El ...``, else ``mass`` within
         0.01 amu) when ``columns`` / ``elements`` do not; a log of units other than metal is
-        refused.
+        refused; ``dimension 2`` makes z non-periodic (LAMMPS's 2D runs keep a periodic z box
+        that makes no images; read as periodic, its thickness would put images in range).
 
     Units: the dump must be ``units metal`` (ITEM: UNITS, if present, is checked). Times come from
     ``ITEM: TIME`` (ps → fs), else the log's ``Time`` column at that step, else step × the
@@ -729,6 +730,8 @@ class LammpsDump:
             pbc = np.array(meta["pbc"], dtype=bool)
         else:
             pbc = np.array([c == "p" for c in pbc_s], dtype=bool)
+            if self._log is not None and self._log.dimension == 2:
+                pbc[2] = False  # LAMMPS's 2D runs have a periodic z that makes no images: a layer
         cell = _state_cell(meta, box_cell)
         time = self._time(fr, meta)
         out = dict(step=fr.step, time=time, cell=cell, pbc=pbc, positions=pos, numbers=numbers, masses=masses,
@@ -958,6 +961,7 @@ class _LogCommands:
     timestep: float | None  # the one in force
     reset: bool  # a reset_timestep command was seen
     units: str | None
+    dimension: int = 3  # `dimension 2`: a 2D run, whose periodic z does not make images
 
     def renames(self, columns) -> dict:
         """``{"c_ID[k]": attribute}`` for dump columns that are elements of a property/atom compute
@@ -1104,7 +1108,9 @@ def _echoed_command(toks, cmd, norm):
     step, property/atom computes, type labels, pair_coeff elements, masses); returns the
     ``thermo_modify norm`` setting in force (None: the units' default)."""
     name, args = toks[0], toks[1:]
-    if name == "units" and args:
+    if name == "dimension" and args[:1] in (["2"], ["3"]):
+        cmd.dimension = int(args[0])
+    elif name == "units" and args:
         cmd.units = args[0]
     elif name == "thermo_style":
         norm = None  # LAMMPS restores every thermo_modify setting to its default

@@ -677,3 +677,24 @@ def test_data_file_cut_or_doubled_in_its_velocities_or_atoms_is_refused(tmp_path
     p.write_text("\n".join(doubled) + "\n")
     with pytest.raises(FileFormatError, match=r"Atoms section \(line \d+\) holds atom id 1 twice"):
         sl.io.read_lammps_data(p, metadata=None)
+
+
+def test_dump_of_a_2d_run_has_no_periodic_images_along_z(tmp_path):
+    # `dimension 2`, `lattice sq 2.5`, 4×4 cells, box z −1.25..1.25 (boundary p p p, as LAMMPS
+    # requires): LAMMPS's PotEng with spin/exchange 3.4 0.02726 0.2171 1.841 is −0.61031055 eV.
+    # Read with a periodic z, the 2.5 Å thick box put images in range (−0.915 eV)
+    rows = [f"{k + 1} 1 {2.5 * (k % 4)} {2.5 * (k // 4)} 0 2.2 0 0 1" for k in range(16)]
+    dump = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n16\nITEM: BOX BOUNDS pp pp pp\n0 10\n0 10\n-1.25 1.25\n"
+            "ITEM: ATOMS id type x y z c_s[1] c_s[2] c_s[3] c_s[4]\n" + "\n".join(rows) + "\n")
+    (tmp_path / "sq.dump").write_text(dump)
+    log = ("units metal\ndimension 2\nboundary p p p\nmass 1 55.845\ncompute s all property/atom sp spx spy spz\n"
+           "   Step         PotEng    \n         0  -0.61031055   \n"
+           "Loop time of 1e-06 on 1 procs for 0 steps with 16 atoms\n")
+    (tmp_path / "log.lammps").write_text(log)
+    d = sl.io.read_lammps_dump(tmp_path / "sq.dump")
+    st = d[0]
+    np.testing.assert_array_equal(st.pbc, [True, True, False])
+    e = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841).compute(st).energy
+    assert e == pytest.approx(d["potential_energy"][0], abs=1e-8)
+    (tmp_path / "log.lammps").write_text(log.replace("dimension 2\n", ""))  # a 3D run: z periodic
+    np.testing.assert_array_equal(sl.io.read_lammps_dump(tmp_path / "sq.dump")[0].pbc, [True, True, True])
