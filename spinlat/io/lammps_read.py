@@ -162,7 +162,9 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         the type's mass; :class:`~spinlat.errors.FileFormatError` if none of these decides.
     metadata : ``"auto"`` (``spinlat-export.json`` next to the file, if any), a path, a dict, or
         None. With it, the state is rotated back into the frame it was exported from.
-    pbc : periodic directions (a data file does not say); default: the metadata's, else all.
+    pbc : periodic directions (a data file does not say); default: the metadata's, else x and y
+        when a ``log.lammps`` beside the file echoes ``dimension 2`` (a 2D run's thin periodic z
+        box makes no images in LAMMPS), else all.
 
     Units: LAMMPS ``metal``; a title line naming other units (``units = real``, as
     ``write_data`` writes it) raises FileFormatError.
@@ -299,6 +301,11 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
             raise FileFormatError(f"{path}: {n} atoms but the export metadata describes {meta['n_atoms']}")
         pos, (vel,), (spins,) = _rotate_back(meta, pos, [vel], [spins])
         pbc = meta["pbc"] if pbc is None else pbc
+    if pbc is None and (path.resolve().parent / "log.lammps").is_file():
+        # a 2D run (`dimension 2` in the log beside the file) keeps a thin periodic z box that
+        # makes no images in LAMMPS
+        if _read_log(path.resolve().parent / "log.lammps")[1].dimension == 2:
+            pbc = [True, True, False]
     cell = _state_cell(meta, box_cell)
     return State(pos, numbers, cell=cell, pbc=True if pbc is None else pbc, spins=spins, moments=moments,
                  velocities=vel, masses=masses, validate=False)

@@ -696,5 +696,15 @@ def test_dump_of_a_2d_run_has_no_periodic_images_along_z(tmp_path):
     np.testing.assert_array_equal(st.pbc, [True, True, False])
     e = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841).compute(st).energy
     assert e == pytest.approx(d["potential_energy"][0], abs=1e-8)
+    # the data file written by that run (`write_data sq.data`), with its log beside it
+    data = ["LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = metal", "", "16 atoms",
+            "1 atom types", "", "0 10 xlo xhi", "0 10 ylo yhi", "-1.25 1.25 zlo zhi", "", "Masses", "", "1 55.845", "",
+            "Atoms # spin", ""] + [r.split(" ", 2)[0] + " 1 " + " ".join(r.split()[2:5]) + " 0 0 1 2.2 0 0 0"
+                                   for r in rows]
+    (tmp_path / "sq.data").write_text("\n".join(data) + "\n")
+    st = sl.io.read_lammps_data(tmp_path / "sq.data")
+    np.testing.assert_array_equal(st.pbc, [True, True, False])
+    assert BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841).compute(st).energy == pytest.approx(-0.61031055, abs=1e-8)
     (tmp_path / "log.lammps").write_text(log.replace("dimension 2\n", ""))  # a 3D run: z periodic
     np.testing.assert_array_equal(sl.io.read_lammps_dump(tmp_path / "sq.dump")[0].pbc, [True, True, True])
+    np.testing.assert_array_equal(sl.io.read_lammps_data(tmp_path / "sq.data").pbc, [True, True, True])
