@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from .state import State, ase_magnetic_moments
+from .state import State, ase_magnetic_moments, ase_spin_directions
 
 
 class SpinLatticeCalculator(Calculator):
@@ -40,7 +40,8 @@ class SpinLatticeCalculator(Calculator):
         stress = "stress" in properties
         ev = self.potential.compute(state, forces=True, magnetic_forces=True, stress=stress)
         energy = float(ev.energy)
-        collinear = ase_magnetic_moments(self.atoms, "initial").ndim == 1
+        # collinear: (N,) moments along z; with a 'spins' array (N, 3) they point along it
+        collinear = ase_magnetic_moments(self.atoms, "initial").ndim == 1 and ase_spin_directions(self.atoms) is None
         magmoms = state.moments * state.spins[:, 2] if collinear else state.magnetic_moments
         self.results = {
             "energy": energy,

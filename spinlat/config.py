@@ -29,7 +29,7 @@ their own sections):
       #                              #   with their spins, moments and units; format: lammps-data)
       # elements: [Fe, Ni]           #   LAMMPS files: element of each atom type, when the file
       #                              #   does not say (no element column, labels or known masses)
-      # columns: {c_outsp[1]: spx, c_outsp[2]: spy, c_outsp[3]: spz, c_outsp[4]: sp}
+      # columns: {"c_outsp[1]": spx, "c_outsp[2]": spy, "c_outsp[3]": spz, "c_outsp[4]": sp}
       #                              #   LAMMPS dumps: renames of compute columns to spx spy spz
       #                              #   sp (and fmx fmy fmz), as `dump ... c_outsp[1] ...` writes them
       #                              #   (default for both: what a log.lammps beside the dump says)
@@ -44,7 +44,8 @@ their own sections):
                                      #   (ase.build.bulk: Fe, Co, Ni); required when neither has
                                      #   any (POSCAR, CIF, plain xyz; 0 for a non-magnetic run)
       spins: random                  # random | file | [sx, sy, sz]; default: file when the file
-                                     #   has magnetic moments, else random
+                                     #   has magnetic moments or spin directions (an extxyz
+                                     #   'spins' column), else random
       temperature: 100               # K: Maxwell-Boltzmann velocities (0: at rest); default:
                                      #   the file's velocities, or at rest
       rattle: 0.0                    # Å: Gaussian displacements (default 0)
@@ -161,7 +162,11 @@ def parse_yaml(text: str, source: str = "<string>"):
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({' '.join(str(exc).split())})") from None
+        msg = " ".join(str(exc).split())
+        # `{c_outsp[1]: spx}`: inside { } or [ ], YAML reads a bracket as the start of a list
+        hint = ("; inside { } a name with brackets must be quoted, e.g. {\"c_outsp[1]\": spx}"
+                if "flow mapping" in msg and "but got '['" in msg else "")
+        raise ConfigError(f"{source}: not valid YAML ({msg}){hint}") from None
 
 
 def read_yaml(path) -> dict:
@@ -426,7 +431,8 @@ def _dump_columns(v, k):
     if isinstance(v, dict) and v and all(isinstance(a, str) and a and isinstance(b, str) and b for a, b in v.items()):
         return dict(v)
     raise ConfigError(f"{k}: expected a mapping from LAMMPS dump column names to spinlat's (e.g. "
-                      f"{{c_outsp[1]: spx, c_outsp[2]: spy, c_outsp[3]: spz, c_outsp[4]: sp}}), got {v!r}")
+                      f"{{\"c_outsp[1]\": spx, \"c_outsp[2]\": spy, \"c_outsp[3]\": spz, \"c_outsp[4]\": sp}}: "
+                      f"quote names with brackets), got {v!r}")
 
 
 def _spins(v, k):
@@ -450,7 +456,7 @@ STRUCTURE: dict[str, Key] = {
     "index": Key(_integer()),
     "format": Key(_string),
     "elements": Key(_lammps_elements),
-    "columns": Key(_dump_columns, doc="LAMMPS dump column renames, e.g. {c_outsp[1]: spx}"),
+    "columns": Key(_dump_columns, doc='LAMMPS dump column renames, e.g. {"c_outsp[1]": spx}'),
     "repeat": Key(_repeat, [1, 1, 1]),
     "moments": Key(_species_number("μB", nonnegative=True)),
     "spins": Key(_spins),
@@ -609,7 +615,7 @@ def _read_lammps(p, kind, index, elements, key, columns=None):
         hint = "" if elements is not None or "element" not in str(exc) else \
             " (structure.elements names the element of each atom type, type 1 first)"
         if columns is None and "rename compute columns" in str(exc):
-            hint += " (structure.columns renames dump columns, e.g. {c_outsp[1]: spx, ...})"
+            hint += " (structure.columns renames dump columns, e.g. {\"c_outsp[1]\": spx, ...})"
         raise ConfigError(f"{key}: cannot read LAMMPS {kind} file {p} ({exc}){hint}") from None
 
 
@@ -698,6 +704,9 @@ def build_structure(cfg):
                             constraints=sc.get("constraints", "error"),
                             prefer_moments=sc.get("prefer_moments", "computed"))
         file_magnetic = bool(np.any(st.moments > 0))
+        # spin directions of a file without moments (an extxyz 'spins' column, a LAMMPS file
+        # with sp = 0): kept when structure.moments gives the moments
+        file_spins = file_magnetic or bool(np.any(st.spins != [0.0, 0.0, 1.0]))
     else:
         for k in ("index", "format", "elements", "columns", "constraints", "prefer_moments"):
             if k in sc:
@@ -714,7 +723,7 @@ def build_structure(cfg):
             raise ConfigError(f"structure: ase.build.bulk cannot build crystal={sc.get('crystal')!r} "
                               f"element={sc['element']!r} ({exc})") from None
         st = State.from_ase(atoms)
-        file_magnetic = False
+        file_magnetic = file_spins = False
     st = st.repeat(sc["repeat"])
     if "temperature" in sc:
         # Maxwell-Boltzmann: each velocity component normal with variance k_B T / m
@@ -734,12 +743,13 @@ def build_structure(cfg):
         st = st.copy(moments=np.array([mom.get(s, 0.0) for s in st.symbols]))
     elif mom is not None:
         st = st.copy(moments=np.full(len(st), mom))
-    spins = sc.get("spins", "file" if file_magnetic else "random")
+    spins = sc.get("spins", "file" if file_spins else "random")
     if isinstance(spins, str) and spins == "file":
         if "file" not in sc:
             raise ConfigError("structure.spins: 'file' needs structure.file")
-        if not file_magnetic:
-            raise ConfigError(f"structure.spins: 'file', but {sc['file']} holds no magnetic moments")
+        if not file_spins:
+            raise ConfigError(f"structure.spins: 'file', but {sc['file']} holds no magnetic moments nor spin "
+                              "directions")
     elif isinstance(spins, str):
         st = st.copy(spins=rng.normal(size=(len(st), 3)))
     else:

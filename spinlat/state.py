@@ -63,6 +63,58 @@ def ase_magnetic_moments(atoms, prefer="computed") -> np.ndarray:
     return np.zeros(n)
 
 
+def ase_spin_directions(atoms):
+    """The spin directions an ``ase.Atoms`` carries in a per-atom array ``spins`` of shape (N, 3)
+    (an extxyz ``spins:R:3`` column), as float64; None when it has none. ASE itself defines no
+    such array; :meth:`State.from_ase` combines it with the magnetic moments."""
+    direction = atoms.arrays.get("spins")
+    if direction is None:
+        return None
+    direction = validation.real_array(direction, "the 'spins' array of the ase.Atoms")
+    if direction.shape != (len(atoms), 3):
+        raise ShapeError(f"the 'spins' array of the ase.Atoms must hold one direction per atom, shape "
+                         f"({len(atoms)}, 3), got {direction.shape}")
+    return direction
+
+
+def _combine_spin_directions(mag, direction):
+    """(spins, moments) from the moments ``mag`` ((N,) signed or (N, 3), μB) and the directions of
+    a ``spins`` array: |m| with the column's direction (reversed for a negative collinear moment);
+    a non-collinear moment must point along its row (InputError naming the first atom that does not)."""
+    norm = np.linalg.norm(direction, axis=1)
+    if mag.ndim == 1:
+        sign = np.where(mag < 0, -1.0, 1.0)
+        return direction * sign[:, None], np.abs(mag)
+    moments = np.linalg.norm(mag, axis=1)
+    both = (moments > 0) & (norm > 0)
+    cos = np.ones(len(mag))
+    cos[both] = np.sum(mag[both] * direction[both], axis=1) / (moments[both] * norm[both])
+    bad = np.flatnonzero(cos < 1.0 - 1e-9)
+    if len(bad):
+        k = int(bad[0])
+        raise InputError(f"the ase.Atoms' 'spins' array and its magnetic moments disagree: atom {k} has spin "
+                         f"direction {direction[k].tolist()} but moment {mag[k].tolist()} μB ({len(bad)} atoms "
+                         "differ); remove one of them, or give the moments as magnitudes (N,)")
+    return np.where(moments[:, None] > 0, mag, direction), moments
+
+
+#: per-atom arrays other codes write velocities into (GPUMD's extxyz ``vel``, ``velo``, ...)
+_VELOCITY_NAMES = ("vel", "velo", "velocity", "velocities")
+
+
+def _warn_unread_velocities(atoms):
+    """UserWarning when ``atoms`` has no momenta but a per-atom array named like velocities, in
+    units no file states: :meth:`State.from_ase` takes velocities from the momenta only."""
+    named = [k for k in atoms.arrays if k.lower() in _VELOCITY_NAMES and np.ndim(atoms.arrays[k]) == 2]
+    if named:
+        import warnings
+
+        warnings.warn(f"the ase.Atoms carry no momenta but a per-atom array {named[0]!r}: spinlat takes velocities "
+                      "only from the momenta (ASE's units), so the atoms start at rest; if it holds velocities in "
+                      f"Å/fs, set them with atoms.set_velocities(atoms.arrays[{named[0]!r}] / ase.units.fs) (or give "
+                      "structure.temperature in a run config)", UserWarning, stacklevel=3)
+
+
 def describe_constraints(atoms) -> str:
     """The ASE constraints of ``atoms`` in words, e.g. ``FixAtoms on atoms [0, 1, 2]``."""
     out = []
@@ -311,8 +363,14 @@ class State:
         the computed moments and ``ase.io.read`` a ``magmoms`` column of an extxyz file), a
         ``magmoms`` array, and the initial magnetic moments (``arrays["initial_magmoms"]``: for
         a DFT run only the starting guess, e.g. INCAR's MAGMOM); ``prefer_moments="initial"``
-        takes the initial moments first (:func:`ase_magnetic_moments`). Velocities are taken
-        from the atoms' momenta (Å/fs).
+        takes the initial moments first (:func:`ase_magnetic_moments`). A per-atom array
+        ``spins`` (N, 3) (an extxyz ``spins`` column, :func:`ase_spin_directions`) gives the spin
+        directions: collinear moments (N,) become magnitudes |m| along it (a negative moment
+        reverses its row), non-collinear moments must point along it (InputError naming the
+        first atom that does not), and atoms without moments keep its directions. Velocities
+        are taken from the atoms' momenta (Å/fs); without momenta, a per-atom array named like
+        velocities (``vel``, ``velo``, ``velocities``: units unknown) is not read and a
+        UserWarning says so.
 
         ``constraints``: what to do with ASE constraints on the atoms (``FixAtoms``,
         ``FixCartesian``, ``FixBondLength``, the selective dynamics of a POSCAR, ...), which a
@@ -331,7 +389,10 @@ class State:
                              "pass constraints='ignore' to drop them knowingly (config: structure.constraints: ignore)")
         mag = ase_magnetic_moments(atoms, prefer_moments)
         n = len(atoms)
-        if mag.ndim == 1:
+        direction = ase_spin_directions(atoms)
+        if direction is not None:
+            spins, moments = _combine_spin_directions(mag, direction)
+        elif mag.ndim == 1:
             moments = np.abs(mag)
             spins = np.zeros((n, 3))
             spins[:, 2] = np.where(mag < 0, -1.0, 1.0)
@@ -340,6 +401,8 @@ class State:
             spins = mag
         vel = atoms.get_velocities()  # ASE units: Å / (Å sqrt(amu/eV))
         vel = np.zeros((n, 3)) if vel is None else vel * ase_units.fs
+        if "momenta" not in atoms.arrays:
+            _warn_unread_velocities(atoms)
         # exact arrays written by to_ase, used while they still agree with what ASE holds
         exact = {k: atoms.arrays.get(f"spinlat_{k}") for k in ("spins", "moments", "velocities")}
         if exact["spins"] is not None and exact["moments"] is not None and mag.ndim == 2 and np.allclose(

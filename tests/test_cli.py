@@ -268,3 +268,21 @@ def test_the_installed_command_prints_one_line(tmp_path):
                          capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 1
     assert res.stderr == f"spinlat analyze: error: trajectory {tmp_path / 'missing.h5'} does not exist\n"
+
+
+def test_analyze_of_a_file_that_is_no_trajectory_says_how_to_make_one(tmp_path, capsys):
+    st = sl.State([[0, 0, 0], [1.4, 1.4, 1.4]], ["Fe", "Fe"], cell=np.eye(3) * 2.8, pbc=True, moments=[2.2, 2.2])
+    sl.io.write_extxyz(tmp_path / "run.extxyz", [st])
+    sl.io.write_lammps(tmp_path / "lmp", st, sl.potentials.EAM(EAM_FE))
+    (tmp_path / "d.lammpstrj").write_text("ITEM: TIMESTEP\n0\n")
+    (tmp_path / "text.h5").write_text("not hdf5\n")
+    for name, what in [("run.extxyz", "not an HDF5 file"), ("lmp/data.spinlat", "a LAMMPS data file"),
+                       ("d.lammpstrj", "a LAMMPS dump file")]:
+        capsys.readouterr()
+        assert main(["analyze", str(tmp_path / name)]) == 1
+        err = capsys.readouterr().err
+        stem = name.split("/")[-1].rsplit(".", 1)[0]
+        assert f"cannot be opened as an HDF5 trajectory: it is {what}; `spinlat convert " in err, err
+        assert f" {stem}.h5` turns a LAMMPS spin dump" in err, err
+    assert main(["analyze", str(tmp_path / "text.h5")]) == 1
+    assert capsys.readouterr().err.endswith("cannot be opened as an HDF5 trajectory: it is not an HDF5 file\n")

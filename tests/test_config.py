@@ -542,3 +542,34 @@ def test_heisenberg_sites_keeps_the_coupled_atoms_of_a_tb2j_file(tmp_path):
     cfg["potential"][0]["sites"] = "some"
     with pytest.raises(ConfigError, match=r"potential\[0\].sites: expected one of 'all', 'coupled'"):
         C.load(cfg)
+
+
+def test_spin_directions_of_a_file_without_moments_are_kept(tmp_path):
+    """An extxyz with a ``spins`` column but no moments: structure.moments gives the moments and
+    the spins come from the file (not drawn at random)."""
+    from ase.build import bulk
+    from ase.io import write
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    del atoms.arrays["initial_magmoms"]
+    atoms.arrays["spins"] = np.array([[1.0, 0, 0], [0, -1.0, 0]])
+    write(tmp_path / "s.extxyz", atoms)
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "s.extxyz", "moments": 2.2})))
+    np.testing.assert_array_equal(st.spins, [[1.0, 0, 0], [0, -1.0, 0]])
+    np.testing.assert_array_equal(st.moments, 2.2)
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "s.extxyz", "moments": 2.2, "spins": "file"})))
+    np.testing.assert_array_equal(st.spins[:2], [[1.0, 0, 0], [0, -1.0, 0]])
+    with pytest.raises(ConfigError, match="structure.moments: missing"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "s.extxyz"})))
+
+
+def test_dump_column_renames_in_flow_style_need_quotes_and_the_error_says_so(tmp_path):
+    # the documented `columns: {c_outsp[1]: spx, ...}` is not YAML: a bracket inside { } opens a list
+    line = next(ln for ln in C.__doc__.splitlines() if "# columns: {" in ln)
+    example = line.split("# ", 1)[1]
+    assert C.parse_yaml(example)["columns"] == {"c_outsp[1]": "spx", "c_outsp[2]": "spy", "c_outsp[3]": "spz",
+                                                "c_outsp[4]": "sp"}
+    with pytest.raises(ConfigError, match=r"not valid YAML .*; inside \{ \} a name with brackets must be quoted, "
+                                          r"e.g. \{\"c_outsp\[1\]\": spx\}"):
+        C.parse_yaml("structure: {file: d.lammpstrj, columns: {c_outsp[1]: spx}}", "c.yaml")
+    assert C.parse_yaml("columns:\n  c_outsp[1]: spx\n")["columns"] == {"c_outsp[1]": "spx"}  # block style: fine

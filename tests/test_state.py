@@ -315,3 +315,76 @@ def test_dft_output_gives_the_computed_moments_not_the_starting_guess(tmp_path):
     with sl.io.Trajectory(tmp_path / "dft.h5") as t:
         np.testing.assert_array_equal(t["moments"][0], [2.31, 2.29])
         assert t["potential_energy"][0] == -16.5
+
+
+def test_from_ase_takes_spin_directions_from_a_spins_column(tmp_path):
+    """An extxyz with a ``spins`` column: its directions are kept, not replaced by ±z."""
+    import ase.io
+    from ase.build import bulk
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True).repeat(2)
+    n = len(atoms)
+    rng = np.random.default_rng(4)
+    s = rng.normal(size=(n, 3))
+    s /= np.linalg.norm(s, axis=1)[:, None]
+    m = np.linspace(-2.2, 2.2, n)
+    m[3] = 0.0
+    atoms.arrays["spins"] = s
+    atoms.set_initial_magnetic_moments(m)  # collinear magnitudes, signed
+    ase.io.write(tmp_path / "scalar.extxyz", atoms)
+    st = sl.State.from_ase(ase.io.read(tmp_path / "scalar.extxyz"))
+    np.testing.assert_allclose(st.moments, np.abs(m), rtol=0, atol=1e-8)
+    sign = np.where(m < 0, -1.0, 1.0)[:, None]
+    np.testing.assert_allclose(st.spins, sign * s, rtol=0, atol=1e-7)   # ASE writes 8 decimals
+    np.testing.assert_allclose(st.magnetic_moments, m[:, None] * s, rtol=0, atol=1e-6)
+    # non-collinear moments along the column: the same state; against it: refused, naming the atom
+    atoms.set_initial_magnetic_moments(None)
+    atoms.set_initial_magnetic_moments(np.abs(m)[:, None] * s)
+    np.testing.assert_allclose(sl.State.from_ase(atoms).magnetic_moments, np.abs(m)[:, None] * s, rtol=0,
+                               atol=1e-15)
+    bad = atoms.copy()
+    bad.arrays["spins"][5] *= -1
+    with pytest.raises(errors.InputError, match="'spins' array and its magnetic moments disagree: atom 5"):
+        sl.State.from_ase(bad)
+    # a spins column alone: directions kept, moments 0
+    del atoms.arrays["initial_magmoms"]
+    st = sl.State.from_ase(atoms)
+    np.testing.assert_array_equal(st.moments, 0.0)
+    np.testing.assert_allclose(st.spins, s, rtol=0, atol=1e-15)
+    atoms.arrays["spins"] = s[:, :2].copy()
+    with pytest.raises(errors.ShapeError, match=r"'spins' array .* shape \(16, 3\), got \(16, 2\)"):
+        sl.State.from_ase(atoms)
+
+
+def test_calculator_reports_moments_along_a_spins_column():
+    from ase.build import bulk
+
+    from spinlat.ase import SpinLatticeCalculator
+    from spinlat.potentials import Zeeman
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    atoms.set_initial_magnetic_moments([2.0, 2.0])
+    atoms.arrays["spins"] = np.array([[1.0, 0, 0], [0, 0, -1.0]])
+    atoms.calc = SpinLatticeCalculator(Zeeman([1.0, 0, 0]))
+    np.testing.assert_array_equal(atoms.get_magnetic_moments(), [[2.0, 0, 0], [0, 0, -2.0]])
+    # E = −μB Σ m·B: only the first moment lies along B
+    assert atoms.get_potential_energy() == pytest.approx(-sl.units.MU_B * 2.0, rel=1e-14)
+
+
+def test_from_ase_says_when_a_velocity_column_is_not_read(tmp_path):
+    """An extxyz with a ``vel`` column (GPUMD, OVITO) but no momenta: not read (units unknown), said."""
+    import ase.io
+    from ase.build import bulk
+
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    atoms.arrays["vel"] = np.full((2, 3), 0.01)
+    ase.io.write(tmp_path / "v.extxyz", atoms)
+    with pytest.warns(UserWarning, match="no momenta but a per-atom array 'vel'.*atoms start at rest"):
+        st = sl.State.from_ase(ase.io.read(tmp_path / "v.extxyz"))
+    np.testing.assert_array_equal(st.velocities, 0.0)
+    atoms.set_velocities(atoms.arrays["vel"] / ase_units.fs)  # as the warning says
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(sl.State.from_ase(atoms).velocities, 0.01, rtol=1e-14)

@@ -18,6 +18,8 @@ State) are written both as ``magmoms`` and as ``initial_magmoms``, so that a pla
 result, which is lost when another calculator is attached). :func:`read_extxyz` reads any extxyz
 file ASE reads and moves calculator results back into ``info``/``arrays``; it also sets the
 initial magnetic moments from ``magmoms`` so that :meth:`spinlat.State.from_ase` sees them.
+An ``info`` value that is an empty (or blank) string is not written: the extxyz header cannot
+hold one (ASE would read ``key=`` as taking the next key as its value), so it reads back absent.
 """
 
 from __future__ import annotations
@@ -123,6 +125,8 @@ def _header(atoms, info, columns) -> str:
     for key, val in info.items():
         if key in ("Lattice", "Properties", "pbc"):
             continue
+        if isinstance(val, str) and not val.strip():
+            continue  # ASE's extxyz cannot hold an empty string: `key=` would swallow the next key
         s = _info_value(key, val)
         if s is None:
             rest[key] = val

@@ -328,6 +328,14 @@ def _open_h5(path, mode, locking=False):
             else:
                 f._spinlat_view = view  # closed with the file (see _close_h5)
                 return f, True
+    if "file signature not found" in msg:  # not HDF5 at all: say how to make a trajectory of it
+        from .lammps_read import lammps_file_kind
+
+        kind = lammps_file_kind(path)
+        what = f"a LAMMPS {kind} file" if kind else "not an HDF5 file"
+        msg = f"it is {what}" + ("" if Path(path).suffix.lower() in (".h5", ".hdf5") else (
+            f"; `spinlat convert {Path(path).name} {Path(path).stem}.h5` turns a LAMMPS spin dump or data file, an "
+            "extxyz or any file ASE reads into a spinlat trajectory"))
     raise FileFormatError(f"{path} cannot be opened as an HDF5 trajectory: {msg}") from None
 
 

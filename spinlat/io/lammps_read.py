@@ -10,6 +10,7 @@ time step and the rotation back into the exported frame from it.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -22,6 +23,33 @@ from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..observables import total_moment
 from .lammps import FORMAT, METADATA_FILE, hbar_lammps
+
+#: magic bytes of the compressed files LAMMPS writes (``dump ... FILE.gz``, ``.bz2``, ``.xz``)
+_COMPRESSION = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+
+
+def _open_lammps_file(path):
+    """``path`` opened for binary reading, decompressed when it is gzip, bzip2 or xz (recognised
+    by content, as LAMMPS writes ``dump ... dump.lammpstrj.gz``): the handle reads, tells and
+    seeks in the uncompressed text. Raises OSError as ``open`` does."""
+    import importlib
+
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    for signature, module in _COMPRESSION:
+        if magic.startswith(signature):
+            return importlib.import_module(module).open(path, "rb")
+    return open(path, "rb")
+
+
+def _read_lammps_text(path, what) -> str:
+    """The text of a (possibly compressed) LAMMPS file; FileFormatError naming ``what`` if unreadable."""
+    try:
+        with _open_lammps_file(path) as fh:
+            return fh.read().decode(errors="replace")
+    except (OSError, EOFError) as exc:
+        raise FileFormatError(f"cannot read {what} {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
 
 def _load_metadata(path, metadata):
     """The export metadata dict: ``metadata`` itself (dict), read from a path, or found next to
@@ -124,8 +152,8 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
 
     Parameters
     ----------
-    path : the data file (``read_data``/``write_data`` format; sections Masses, Atoms, Velocities,
-        Atom Type Labels are read, others skipped). Atoms columns ``id type x y z spx spy spz sp
+    path : the data file, plain or compressed (gzip, bzip2, xz), in ``read_data``/``write_data``
+        format (sections Masses, Atoms, Velocities, Atom Type Labels are read, others skipped). Atoms columns ``id type x y z spx spy spz sp
         [ix iy iz]`` (spin) or ``id type x y z [ix iy iz]`` (atomic, moments 0); image flags unwrap
         the positions. Velocities Å/ps (metal) → Å/fs.
     elements : element of each atom type: a list (type 1 first) or ``{type: symbol}``. Default:
@@ -134,19 +162,27 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         the type's mass; :class:`~spinlat.errors.FileFormatError` if none of these decides.
     metadata : ``"auto"`` (``spinlat-export.json`` next to the file, if any), a path, a dict, or
         None. With it, the state is rotated back into the frame it was exported from.
-    pbc : periodic directions (a data file does not say); default: the metadata's, else all.
+    pbc : periodic directions (a data file does not say); default: the metadata's, else x and y
+        when a ``log.lammps`` beside the file echoes ``dimension 2`` (a 2D run's thin periodic z
+        box makes no images in LAMMPS), else all.
+
+    Units: LAMMPS ``metal``; a title line naming other units (``units = real``, as
+    ``write_data`` writes it) raises FileFormatError.
 
     Returns the State, atoms sorted by id. Raises FileFormatError (file and line) on malformed files.
     """
     from ..state import State
 
     path = Path(validation.existing_file(path, "read_lammps_data path", "LAMMPS data file"))
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise FileFormatError(f"cannot read LAMMPS data file {path}: {exc.strerror}") from None
+    text = _read_lammps_text(path, "LAMMPS data file")
     meta = _load_metadata(path, metadata)
     lines = text.splitlines()
+    # write_data names the units in the title line ("... timestep = 0, units = metal"); the
+    # values are read as metal (Å, Å/ps, amu), so other units would be misread silently
+    title_units = re.search(r"\bunits\s*=\s*(\w+)", lines[0]) if lines else None
+    if title_units and title_units.group(1) != "metal":
+        raise FileFormatError(f"{path}: line 1: units {title_units.group(1)!r} (written by LAMMPS's write_data); only "
+                              "LAMMPS units metal data files are read (Å, Å/ps): write it from a units metal run")
     header = {}
     lo = np.zeros(3)
     hi = np.zeros(3)
@@ -208,11 +244,13 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     base = 9 if style == "spin" else 5
     table = np.empty((n, base + 3))
     has_image = False
+    label_type = {label: t for t, label in _type_labels(path, sections).items()}
     for row, (ln, s, _) in enumerate(atoms["rows"]):
         toks = s.split()
         if len(toks) not in (base, base + 3):
             raise FileFormatError(f"{path}: line {ln}: expected {base} or {base + 3} columns for atom_style {style}, "
                                   f"got {len(toks)}")
+        toks[1] = _numeric_type(toks[1], label_type, path, ln)  # `write_data ... types labels`
         try:
             vals = [float(t) for t in toks]
         except ValueError:
@@ -225,6 +263,9 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     order = np.argsort(table[:, 0], kind="stable")
     table = table[order]
     ids = table[:, 0].astype(np.int64)
+    twice = ids[1:][ids[1:] == ids[:-1]]
+    if len(twice):
+        raise FileFormatError(f"{path}: the Atoms section (line {atoms['line']}) holds atom id {twice[0]} twice")
     types = table[:, 1].astype(np.int64)
     box_cell = np.array([[hi[0] - lo[0], 0, 0], [tilt[0], hi[1] - lo[1], 0], [tilt[1], tilt[2], hi[2] - lo[2]]])
     pos = table[:, 2:5]
@@ -236,13 +277,21 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         spins, moments = None, np.zeros(n)
     vel = np.zeros((n, 3))
     if "Velocities" in sections:
+        section = sections["Velocities"]
+        if len(section["rows"]) != n:  # LAMMPS's read_data wants one line per atom
+            raise FileFormatError(f"{path}: the Velocities section (line {section['line']}) holds "
+                                  f"{len(section['rows'])} lines for {n} atoms (truncated file?)")
         id_row = {int(i): r for r, i in enumerate(ids)}
-        for ln, s, _ in sections["Velocities"]["rows"]:
+        seen = set()
+        for ln, s, _ in section["rows"]:
             toks = s.split()
             try:
                 vel[id_row[int(toks[0])]] = [float(t) for t in toks[1:4]]
             except (ValueError, KeyError, IndexError):
                 raise FileFormatError(f"{path}: line {ln}: bad Velocities line {s!r}") from None
+            if int(toks[0]) in seen:
+                raise FileFormatError(f"{path}: line {ln}: a second Velocities line for atom {toks[0]}")
+            seen.add(int(toks[0]))
         vel /= units.FS_PER_PS
     tmap = _data_type_map(path, sections, meta, elements)
     numbers = tmap.numbers(types, str(path))
@@ -252,6 +301,11 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
             raise FileFormatError(f"{path}: {n} atoms but the export metadata describes {meta['n_atoms']}")
         pos, (vel,), (spins,) = _rotate_back(meta, pos, [vel], [spins])
         pbc = meta["pbc"] if pbc is None else pbc
+    if pbc is None and (path.resolve().parent / "log.lammps").is_file():
+        # a 2D run (`dimension 2` in the log beside the file) keeps a thin periodic z box that
+        # makes no images in LAMMPS
+        if _read_log(path.resolve().parent / "log.lammps")[1].dimension == 2:
+            pbc = [True, True, False]
     cell = _state_cell(meta, box_cell)
     return State(pos, numbers, cell=cell, pbc=True if pbc is None else pbc, spins=spins, moments=moments,
                  velocities=vel, masses=masses, validate=False)
@@ -261,25 +315,45 @@ def _data_type_map(path, sections, meta, elements) -> _TypeMap:
     explicit = _explicit_types(elements, f"{path}: elements")
     mass = {}
     comments = {}
+    labels = _type_labels(path, sections)
+    label_type = {label: t for t, label in labels.items()}
     for ln, s, comment in sections.get("Masses", {}).get("rows", []):
         toks = s.split()
         try:
-            mass[int(toks[0])] = float(toks[1])
+            t = int(_numeric_type(toks[0], label_type, path, ln))
+            mass[t] = float(toks[1])
         except (ValueError, IndexError):
             raise FileFormatError(f"{path}: line {ln}: bad Masses line {s!r}") from None
         if comment:
-            comments[int(toks[0])] = comment.split()[0]
-    labels = {}
-    for ln, s, _ in sections.get("Atom Type Labels", {}).get("rows", []):
-        toks = s.split()
-        if len(toks) >= 2:
-            labels[int(toks[0])] = toks[1]
+            comments[t] = comment.split()[0]
     if explicit is not None:
         return _TypeMap(explicit, mass)
     if meta is not None:
         return _TypeMap({int(r["type"]): int(r["z"]) for r in meta["types"]},
                         {int(r["type"]): float(r["mass"]) for r in meta["types"]} | mass)
     return _TypeMap(_types_from(labels, comments, masses=mass), mass)
+
+
+def _type_labels(path, sections) -> dict:
+    """atom type → label, from the ``Atom Type Labels`` section of a data file."""
+    labels = {}
+    for ln, s, _ in sections.get("Atom Type Labels", {}).get("rows", []):
+        toks = s.split()
+        try:
+            labels[int(toks[0])] = toks[1]
+        except (ValueError, IndexError):
+            raise FileFormatError(f"{path}: line {ln}: bad Atom Type Labels line {s!r} (expected: type label)") from None
+    return labels
+
+
+def _numeric_type(tok, label_type, path, ln) -> str:
+    """The atom type ``tok`` as a number (text): itself, or the type its label names."""
+    if tok.lstrip("+-").isdigit():
+        return tok
+    if tok in label_type:
+        return str(label_type[tok])
+    raise FileFormatError(f"{path}: line {ln}: atom type {tok!r} is neither a number nor a label of the Atom Type "
+                          f"Labels section ({', '.join(label_type) or 'none'})")
 
 
 def _types_from(*named, masses) -> dict:
@@ -319,14 +393,19 @@ class LammpsDump:
     ``step`` (F,), ``time`` (F,) fs, ``cell`` (F,3,3), ``positions``, ``velocities`` (Å/fs),
     ``spins``, ``forces`` (eV/Å), ``magnetic_forces`` (eV/μB), ``magnetization`` (F,3 μB),
     ``moments`` (F,N), ``kinetic_energy`` (eV), ``temperature`` (K, 3N degrees of freedom as in
-    spinlat), and with thermo (see ``thermo``) ``potential_energy`` and ``total_energy`` (eV);
+    spinlat), and with thermo (see ``thermo``) ``potential_energy`` and ``total_energy`` (eV;
+    listed in ``names`` when the log has a PotEng column; ``array`` gives them always, NaN at the
+    frames whose step the log does not print with PotEng — every frame without a log — as a
+    :class:`~spinlat.io.Trajectory` converted from a file without energies);
     ``dump.atoms(i)`` gives ``ase.Atoms`` with forces. Atoms are sorted by id in every frame.
 
     Parameters
     ----------
-    path : the dump file. Columns (names as in the ``ITEM: ATOMS`` line): ``id type``,
+    path : the dump file, plain or compressed (``dump ... FILE.gz``; gzip, bzip2, xz). Columns
+        (names as in the ``ITEM: ATOMS`` line): ``id type``,
         positions ``x y z`` / ``xu yu zu`` / ``xs ys zs`` / ``xsu ysu zsu`` (with ``ix iy iz`` the
-        wrapped ones are unwrapped), optional ``element``, ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
+        wrapped ones are unwrapped), optional ``element`` (or ``typelabel`` in place of ``type``:
+        type labels that are element symbols), ``mass`` (amu), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
         spin columns ``spx spy spz sp`` (unit vector, moment μB), optional ``fmx fmy fmz``
         (rad/ps). Dumps that name them otherwise (e.g. ``c_outsp[1]`` of a compute
         property/atom) are read with ``columns={"c_outsp[1]": "spx", ...}``.
@@ -343,7 +422,8 @@ class LammpsDump:
         columns (``compute ID all property/atom sp spx spy spz ...`` → ``c_ID[k]``) and the
         elements (``labelmap``, ``pair_coeff * * ... file El ...``, else ``mass`` within
         0.01 amu) when ``columns`` / ``elements`` do not; a log of units other than metal is
-        refused.
+        refused; ``dimension 2`` makes z non-periodic (LAMMPS's 2D runs keep a periodic z box
+        that makes no images; read as periodic, its thickness would put images in range).
 
     Units: the dump must be ``units metal`` (ITEM: UNITS, if present, is checked). Times come from
     ``ITEM: TIME`` (ps → fs), else the log's ``Time`` column at that step, else step × the
@@ -365,15 +445,21 @@ class LammpsDump:
         rename.update(columns)
         for fr in self._frames:
             fr.columns = [rename.get(c, c) for c in fr.columns]
-        self._check_columns(self._frames[0])
+        # every frame's columns (a dump appended to by a later run may dump other ones)
+        checked = []
+        for fr in self._frames:
+            if fr.columns not in checked:
+                self._check_columns(fr)
+                checked.append(fr.columns)
         self._thermo = self._read_thermo()
         self._cache = {}
+        self._compressed = None  # open handle of a compressed dump, reused while frames go forward
 
     # ------------------------------------------------------------------ scanning
     def _scan(self):
         frames = []
         units_name = None
-        with open(self.path, "rb") as fh:
+        with _open_lammps_file(self.path) as fh:
             ln = 0
             time = math.nan
             while True:
@@ -437,6 +523,22 @@ class LammpsDump:
                     raise FileFormatError(f"{self.path}: line {ln}: unknown item {item!r}")
         return frames
 
+    def _rows(self, fr) -> bytes:
+        """The atom lines of frame ``fr``. A compressed dump keeps one handle open while the frames
+        are read forward (seeking in it decompresses from its position; backwards: from the start)."""
+        fh = self._compressed
+        if fh is None or fh.tell() > fr.offset:
+            if fh is not None:
+                fh.close()
+            fh = _open_lammps_file(self.path)
+            if isinstance(fh, io.BufferedReader):  # a plain file: opened per frame
+                with fh:
+                    fh.seek(fr.offset)
+                    return b"".join(fh.readline() for _ in range(fr.n))
+            self._compressed = fh
+        fh.seek(fr.offset)
+        return b"".join(fh.readline() for _ in range(fr.n))
+
     def _float(self, raw, ln):
         try:
             return float(raw.split()[0])
@@ -448,16 +550,17 @@ class LammpsDump:
         twice = sorted(c for c in cols if fr.columns.count(c) > 1)
         if twice:
             raise FileFormatError(f"{self.path}: column {twice[0]} appears twice after renaming (columns {fr.columns})")
-        missing = [c for c in _REQUIRED if c not in cols]
+        missing = [c for c in _REQUIRED if c not in cols and not (c == "type" and "typelabel" in cols)]
         pos_sets = [("x", "y", "z"), ("xu", "yu", "zu"), ("xs", "ys", "zs"), ("xsu", "ysu", "zsu")]
         if not any(set(p) <= cols for p in pos_sets):
             missing.append("x y z (or xu yu zu, xs ys zs)")
         if not {"spx", "spy", "spz", "sp"} <= cols:
             missing.append("spx spy spz sp (spin direction and moment; rename compute columns with columns={...})")
         if missing:
-            raise FileFormatError(f"{self.path}: line {fr.line - 1}: the dump lacks {', '.join(missing)}; it has "
+            where = "" if fr is self._frames[0] else f" (frame at step {fr.step})"
+            raise FileFormatError(f"{self.path}: line {fr.line - 1}: the dump{where} lacks {', '.join(missing)}; it has "
                                   f"{' '.join(fr.columns)}")
-        if ("element" not in cols and self._explicit is None and self._meta is None
+        if ("element" not in cols and "typelabel" not in cols and self._explicit is None and self._meta is None
                 and not (self._log is not None and self._log.elements())):
             raise FileFormatError(f"{self.path}: the dump has no element column, and neither export metadata nor a "
                                   "log.lammps naming the elements (mass, pair_coeff or labelmap) was found: pass "
@@ -500,6 +603,13 @@ class LammpsDump:
                 if int(s) not in out or math.isnan(out[int(s)][0]):
                     out[int(s)] = (float(e), float(k), float(t), rounding)
         return out
+
+    def _has_potential_energy(self, i) -> bool:
+        """Whether the log prints PotEng at frame i's step (a thermo style without it, such as
+        LAMMPS's default one: Step Temp E_pair E_mol TotEng Press, gives none; E_pair leaves
+        out the fixes' energies, so it is not used instead)."""
+        step = self._frames[i].step
+        return bool(self._thermo) and step in self._thermo and math.isfinite(self._thermo[step][0])
 
     def _potential_energy(self, i) -> float:
         """PotEng of the thermo line at frame i's step, after checking that the log belongs to this
@@ -551,9 +661,7 @@ class LammpsDump:
         if i in self._cache:
             return self._cache[i]
         fr = self._frames[i]
-        with open(self.path, "rb") as fh:
-            fh.seek(fr.offset)
-            chunk = b"".join(fh.readline() for _ in range(fr.n)).decode(errors="replace")
+        chunk = self._rows(fr).decode(errors="replace")
         toks = chunk.split()
         ncol = len(fr.columns)
         if len(toks) != fr.n * ncol:
@@ -572,7 +680,8 @@ class LammpsDump:
         ids = num("id", np.int64)
         order = np.argsort(ids, kind="stable")
         arr = arr[order]
-        types = num("type", np.int64)
+        labels = arr[:, col["typelabel"]] if "typelabel" in col else None
+        types = num("type", np.int64) if "type" in col else self._label_types(labels, fr)
         rows, triclinic, pbc_s = fr.box
         lo_b, hi_b = rows[:, 0], rows[:, 1]
         xy, xz, yz = (rows[0, 2], rows[1, 2], rows[2, 2]) if triclinic else (0.0, 0.0, 0.0)
@@ -595,10 +704,18 @@ class LammpsDump:
         if "element" in cols and self._explicit is None:
             numbers = np.array([_element_number(e, f"{self.path}: element column") for e in arr[:, col["element"]]])
             tmap = self._type_map()
+        elif labels is not None and not np.all(types > 0):
+            # `dump custom ... typelabel` without a labelmap giving the types: labels that are
+            # element symbols name the elements
+            numbers = np.array([_element_number(e, f"{self.path}: typelabel column (labels that are not element "
+                                                   "symbols need a log.lammps with the labelmap and elements=[...])")
+                                for e in labels])
+            tmap = self._type_map()
         else:
             tmap = self._type_map()
             numbers = tmap.numbers(types, str(self.path))
-        masses = tmap.masses(types, numbers)
+        # a dumped mass column (amu) wins over the type's mass (log, metadata or the element's)
+        masses = num("mass") if "mass" in cols else tmap.masses(types, numbers)
         spins = np.stack([num("spx"), num("spy"), num("spz")], axis=1)
         moments = num("sp")
         vel = (np.stack([num("vx"), num("vy"), num("vz")], axis=1) / units.FS_PER_PS
@@ -620,12 +737,20 @@ class LammpsDump:
             pbc = np.array(meta["pbc"], dtype=bool)
         else:
             pbc = np.array([c == "p" for c in pbc_s], dtype=bool)
+            if self._log is not None and self._log.dimension == 2:
+                pbc[2] = False  # LAMMPS's 2D runs have a periodic z that makes no images: a layer
         cell = _state_cell(meta, box_cell)
         time = self._time(fr, meta)
         out = dict(step=fr.step, time=time, cell=cell, pbc=pbc, positions=pos, numbers=numbers, masses=masses,
                    spins=spins, moments=moments, velocities=vel, forces=forces, magnetic_forces=h)
         self._cache = {i: out}
         return out
+
+    def _label_types(self, labels, fr) -> np.ndarray:
+        """Atom types of a ``typelabel`` column: from the ``labelmap`` echoed in the log beside
+        the dump, else 0 (unknown: masses then come from the elements)."""
+        label_type = {} if self._log is None else {sym: t for t, sym in self._log.labels.items()}
+        return np.array([label_type.get(str(lab), 0) for lab in labels], dtype=np.int64)
 
     def _time(self, fr, meta) -> float:
         """fs: the dump's TIME item, else the log's Time column at this step, else step × the
@@ -699,7 +824,7 @@ class LammpsDump:
     def array(self, name) -> np.ndarray:
         """Array ``name`` over all frames (see the class docstring for names and units); per-atom
         arrays need the same atoms in every frame (:meth:`check_atom_count`)."""
-        if name not in self.names:
+        if name not in self.names and name not in ("potential_energy", "total_energy"):
             raise KeyError(f"{self.path}: no array {name!r}; available: {self.names}")
         if name in ("positions", "velocities", "spins", "moments", "forces", "magnetic_forces"):
             self.check_atom_count()
@@ -707,7 +832,8 @@ class LammpsDump:
             return np.array([self._frames[i].step if name == "step" else self._parse(i)["time"]
                              for i in range(len(self))])
         if name in ("potential_energy", "total_energy"):
-            pe = np.array([self._potential_energy(i) for i in range(len(self))])
+            pe = np.array([self._potential_energy(i) if self._has_potential_energy(i) else math.nan
+                           for i in range(len(self))])
             return pe if name == "potential_energy" else pe + self.array("kinetic_energy")
         out = []
         for i in range(len(self)):
@@ -728,7 +854,7 @@ class LammpsDump:
         d = self._parse(i)
         out = dict(step=int(d["step"]), time=float(d["time"]), kinetic_energy=st.kinetic_energy(),
                    temperature=st.temperature())
-        if self._thermo and d["step"] in self._thermo:
+        if self._has_potential_energy(i):
             out["potential_energy"] = self._potential_energy(i)
             out["total_energy"] = out["potential_energy"] + out["kinetic_energy"]
         return out
@@ -774,9 +900,9 @@ def lammps_file_kind(path, format=None):
     if format is not None:
         return _LAMMPS_FORMATS.get(format)
     try:
-        with open(path, "rb") as fh:
+        with _open_lammps_file(path) as fh:
             head = [fh.readline().decode(errors="replace") for _ in range(40)]
-    except OSError:
+    except (OSError, EOFError):
         return None
     first = next((ln.strip() for ln in head if ln.strip()), "")
     if first.startswith("ITEM:"):
@@ -842,6 +968,7 @@ class _LogCommands:
     timestep: float | None  # the one in force
     reset: bool  # a reset_timestep command was seen
     units: str | None
+    dimension: int = 3  # `dimension 2`: a 2D run, whose periodic z does not make images
 
     def renames(self, columns) -> dict:
         """``{"c_ID[k]": attribute}`` for dump columns that are elements of a property/atom compute
@@ -890,10 +1017,7 @@ def read_lammps_log(path) -> list:
 
 def _read_log(path):
     path = Path(validation.existing_file(path, "read_lammps_log path", "LAMMPS log"))
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except OSError as exc:
-        raise FileFormatError(f"cannot read LAMMPS log {path}: {exc.strerror}") from None
+    lines = _read_lammps_text(path, "LAMMPS log").splitlines()
     cmd = _LogCommands({}, {}, {}, {}, set(), None, False, None)
     norm = None  # None: the units' default
     blocks = []
@@ -991,7 +1115,9 @@ def _echoed_command(toks, cmd, norm):
     step, property/atom computes, type labels, pair_coeff elements, masses); returns the
     ``thermo_modify norm`` setting in force (None: the units' default)."""
     name, args = toks[0], toks[1:]
-    if name == "units" and args:
+    if name == "dimension" and args[:1] in (["2"], ["3"]):
+        cmd.dimension = int(args[0])
+    elif name == "units" and args:
         cmd.units = args[0]
     elif name == "thermo_style":
         norm = None  # LAMMPS restores every thermo_modify setting to its default

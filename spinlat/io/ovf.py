@@ -133,7 +133,9 @@ def read_ovf(path, state=None, *, segment=0, repeat=None):
         are put into the state's order (module docstring); ``None``: rows are in the state's order.
         The file's mesh must then be Spirit's for that supercell, ``(nb·n1, n2, n3)`` nodes
         (ShapeError otherwise: a file of another supercell of the same size, e.g. 4×2×1 read as
-        2×2×2, or one in plain row order, nodes (N, 1, 1), would be reordered wrongly).
+        2×2×2, or one in plain row order, nodes (N, 1, 1), would be reordered wrongly). With
+        ``repeat=None``, a file on Spirit's mesh read into a state whose positions are in
+        ``unit.repeat`` order (and not in the file's) raises ShapeError naming the ``repeat`` to pass.
 
     Returns a new State (``state.copy(spins=...)``; moments, positions unchanged) or an OVFSegment.
     Raises :class:`~spinlat.errors.ShapeError` when the counts differ or the segment is not 3D
@@ -153,6 +155,13 @@ def read_ovf(path, state=None, *, segment=0, repeat=None):
         raise ShapeError(f"{path}: segment {segment} holds {len(seg.vectors)} spins but the state has {n} atoms")
     v = seg.vectors
     p = _perm(repeat, n)
+    if p is None:
+        reps = _repeat_order_of(state, seg.n_cells)
+        if reps is not None:
+            raise ShapeError(f"{path}: segment {segment} holds its {n} spins in Spirit's site order (mesh "
+                             f"{tuple(seg.n_cells)}: basis atoms, then cells along a, b, c), but the state's atoms "
+                             f"are in the order of unit.repeat({reps}) (cells along c fastest): pass repeat={reps} "
+                             "to put the rows in the state's order")
     if p is not None:
         want = _spirit_nodes(repeat, n)
         if tuple(seg.n_cells) != tuple(want):
@@ -162,6 +171,34 @@ def read_ovf(path, state=None, *, segment=0, repeat=None):
                              "the rows as they are)")
         v = v[np.argsort(p)]
     return state.copy(spins=v)
+
+
+def _in_lattice_order(positions, cell, reps, nb, perm=None) -> bool:
+    """Whether ``positions`` (rows permuted by ``perm`` into Spirit's order) are a lattice of
+    ``reps`` cells of ``nb`` basis atoms in Spirit's order: row ib + nb(i + n1(j + n2 k)) at
+    row ib + i a + j b + k c (a, b, c the cell vectors over reps; modulo the cell)."""
+    n1, n2, n3 = reps
+    rows = positions if perm is None else positions[perm]
+    ib, i, j, k = np.meshgrid(np.arange(nb), np.arange(n1), np.arange(n2), np.arange(n3), indexing="ij")
+    spirit_row = (ib + nb * (i + n1 * (j + n2 * k))).ravel()
+    shift = np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1) / np.array(reps, dtype=float)
+    d = (rows[spirit_row] - rows[ib.ravel()]) @ np.linalg.inv(cell) - shift
+    return bool(np.all(np.abs(d - np.round(d)) < 1e-6))
+
+
+def _repeat_order_of(state, nodes):
+    """``(n1, n2, n3)`` when ``state`` (with a full cell) is in ``unit.repeat`` order and not in the
+    Spirit order of a file with mesh ``nodes`` (nb·n1, n2, n3), else None (also when both fit)."""
+    x, n2, n3 = (int(t) for t in nodes)
+    n = len(state)
+    if n2 * n3 <= 1 or x * n2 * n3 != n or abs(np.linalg.det(state.cell)) < 1e-12:
+        return None
+    for nb in (d for d in range(1, x + 1) if x % d == 0):
+        reps = (x // nb, n2, n3)
+        if (_in_lattice_order(state.positions, state.cell, reps, nb, spirit_order(reps, nb))
+                and not _in_lattice_order(state.positions, state.cell, reps, nb)):
+            return reps
+    return None
 
 
 def _reps(repeat) -> tuple:

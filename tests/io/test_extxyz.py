@@ -182,3 +182,26 @@ def test_trajectory_frames_and_search_results_keep_moments_through_extxyz(tmp_pa
     back = sl.State.from_ase(read_extxyz(tmp_path / "frame.extxyz")[0])
     np.testing.assert_array_equal(back.spins, ref.spins)
     np.testing.assert_array_equal(back.moments, ref.moments)
+
+
+def test_empty_string_info_does_not_swallow_the_next_key(tmp_path):
+    # ASE reads `a= b=3` as a = "b=3": an empty string is left out, the keys after it survive
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    atoms.info.update(a="", blank="  ", b=3, c="x y")
+    write_extxyz(tmp_path / "e.extxyz", [atoms])
+    back = read_extxyz(tmp_path / "e.extxyz")[0]
+    assert "a" not in back.info and "blank" not in back.info
+    assert back.info["b"] == 3 and back.info["c"] == "x y"
+
+
+def test_run_attributes_survive_h5_extxyz_h5_when_the_potential_is_empty(tmp_path):
+    # a trajectory converted from a LAMMPS dump has potential "": its integrator and seed were
+    # lost (and the potential became "spinlat_integrator=...") on the way through extxyz
+    ref = _afm_state()
+    with sl.io.TrajectoryWriter(str(tmp_path / "t.h5"), ref, potential="", integrator="LLG(dt=0.1)", seed=7) as w:
+        w.write(ref, 0, 0.0)
+    sl.io.convert(tmp_path / "t.h5", tmp_path / "t.extxyz")
+    sl.io.convert(tmp_path / "t.extxyz", tmp_path / "back.h5")
+    with sl.io.Trajectory(str(tmp_path / "back.h5")) as t:
+        assert t.attrs["potential"] == "" and t.attrs["integrator"] == "LLG(dt=0.1)" and t.attrs["seed"] == 7
+        np.testing.assert_array_equal(t[0].spins, ref.spins)

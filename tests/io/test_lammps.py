@@ -436,3 +436,275 @@ def test_dump_with_a_changing_atom_count_names_the_frame(tmp_path):
         sl.io.convert(p, tmp_path / "t.h5")
     assert not (tmp_path / "t.h5").exists()
     assert sl.io.convert(p, tmp_path / "t.h5", frames=":2") == 2
+
+
+def test_dump_with_a_log_of_lammps_default_thermo_style_converts_without_energies(tmp_path):
+    # `thermo N` alone prints LAMMPS's default style one: Step Temp E_pair E_mol TotEng Press,
+    # without PotEng (E_pair leaves out the fixes' energies): no potential energy, not a KeyError
+    (tmp_path / "d.lammpstrj").write_text(DUMP + DUMP.replace("TIMESTEP\n15", "TIMESTEP\n16"))
+    (tmp_path / "log.lammps").write_text(
+        "units metal\n   Step          Temp          E_pair         E_mol          TotEng         Press\n"
+        "        15   300           -0.22891825     0              57.938147      146764.03\n"
+        "        16   301           -0.23027333     0              57.939341      146793.1\n"
+        "Loop time of 0.1 on 1 procs for 1 steps with 3 atoms\n")
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    d = sl.io.read_lammps_dump(tmp_path / "d.lammpstrj", elements=["Fe", "Ni"], columns=cols)
+    assert "potential_energy" not in d.names and "potential_energy" not in d.scalars(0)
+    assert d.scalars(1)["step"] == 16 and "energy" not in d.atoms(1).info
+    assert d.atoms(1).calc is None
+    assert sl.io.convert(tmp_path / "d.lammpstrj", tmp_path / "t.h5", elements=["Fe", "Ni"], columns=cols) == 2
+    with sl.io.Trajectory(tmp_path / "t.h5") as t:
+        assert np.isnan(t["potential_energy"]).all()
+        np.testing.assert_allclose(t[1].moments, [2.0, 1.5, 0.0])
+
+
+def test_dump_whose_columns_change_between_frames_names_the_frame(tmp_path):
+    # a dump appended to by a later run that dumped other columns (no spin columns in frame 2)
+    second = DUMP.replace("TIMESTEP\n15", "TIMESTEP\n16")
+    head, rows = second.split("ITEM: ATOMS")
+    rows = rows.splitlines()
+    second = head + "ITEM: ATOMS id type x y z\n" + "".join(" ".join(r.split()[:5]) + "\n" for r in rows[1:])
+    p = tmp_path / "d.lammpstrj"
+    p.write_text(DUMP + second)
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    with pytest.raises(FileFormatError, match=r"line 29: the dump \(frame at step 16\) lacks spx spy spz sp"):
+        sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)
+    # columns in another order in a later frame are read by name
+    rows = DUMP.split("ITEM: ATOMS")[1].splitlines()
+    names = rows[0].split()
+    perm = [7, 0, 4, 3, 2, 1, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+    body = "".join(" ".join(r.split()[k] for k in perm) + "\n" for r in rows[1:])
+    third = DUMP.split("ITEM: ATOMS")[0].replace("TIMESTEP\n15", "TIMESTEP\n17") + "ITEM: ATOMS " + " ".join(
+        names[k] for k in perm) + "\n" + body
+    p.write_text(DUMP + third)
+    d = sl.io.read_lammps_dump(p, elements=["Fe", "Ni"], columns=cols)
+    for name in ("positions", "spins", "moments", "velocities", "magnetic_forces"):
+        np.testing.assert_array_equal(d[name][1], d[name][0])
+
+
+def test_data_file_of_other_units_is_refused(tmp_path):
+    # write_data names the units in its title; a units real file (velocities Å/fs, masses g/mol)
+    # was read as metal: velocities 1000 times too small, 300 K became 3e-4 K
+    body = """
+2 atoms
+1 atom types
+
+0 4 xlo xhi
+0 4 ylo yhi
+0 4 zlo zhi
+
+Masses
+
+1 55.845
+
+Atoms # spin
+
+1 1 0 0 0 1 0 0 2.2 0 0 0
+2 1 2 2 2 0 1 0 2.2 0 0 0
+
+Velocities
+
+1 0.5 0 0
+2 0 0 -0.5
+"""
+    p = tmp_path / "a.data"
+    p.write_text("LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = metal\n" + body)
+    np.testing.assert_array_equal(sl.io.read_lammps_data(p).velocities[:, 0], [5e-4, 0])  # Å/ps → Å/fs
+    p.write_text("LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = real\n" + body)
+    with pytest.raises(FileFormatError, match=r"a.data: line 1: units 'real' .* only LAMMPS units metal"):
+        sl.io.read_lammps_data(p)
+    from spinlat import config as C
+    from spinlat.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"structure.file: cannot read LAMMPS data file .*units 'real'"):
+        C.read_structure(p)
+
+
+def test_data_file_with_type_labels_in_its_atoms_section(tmp_path):
+    # `labelmap atom 1 Fe 2 Ni` + `write_data FILE types labels` (LAMMPS 2023+): the Atoms and
+    # Masses sections name the types by their labels
+    numeric = """LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = metal
+
+3 atoms
+2 atom types
+
+0 4 xlo xhi
+0 4 ylo yhi
+0 4 zlo zhi
+
+Atom Type Labels
+
+1 Fe
+2 Ni
+
+Masses
+
+1 55.845
+2 58.6934
+
+Atoms # spin
+
+3 1 1 1 1 0 0 1 2.2 0 0 0
+1 2 0 0 0 1 0 0 0.6 0 0 0
+2 1 2 2 2 0 1 0 2.2 1 0 0
+"""
+    labelled = numeric.replace("\n1 55.845", "\nFe 55.845").replace("\n2 58.6934", "\nNi 58.6934")
+    for k in (1, 2, 3):
+        labelled = labelled.replace(f"\n{k} 1 ", f"\n{k} Fe ").replace(f"\n{k} 2 ", f"\n{k} Ni ")
+    assert "1 Ni 0 0 0" in labelled and "Fe 55.845" in labelled
+    (tmp_path / "n.data").write_text(numeric)
+    (tmp_path / "l.data").write_text(labelled)
+    a, b = sl.io.read_lammps_data(tmp_path / "n.data"), sl.io.read_lammps_data(tmp_path / "l.data")
+    np.testing.assert_array_equal(b.numbers, [28, 26, 26])
+    for name in ("positions", "numbers", "masses", "spins", "moments", "cell"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
+    np.testing.assert_array_equal(b.positions[1], [6.0, 2.0, 2.0])  # image flag 1 along x
+    (tmp_path / "l.data").write_text(labelled.replace("2 Fe 2 2 2", "2 Co 2 2 2"))
+    with pytest.raises(FileFormatError, match=r"l.data: line 24: atom type 'Co' is neither a number nor a label .*Fe, Ni"):
+        sl.io.read_lammps_data(tmp_path / "l.data")
+
+
+def test_dump_with_a_typelabel_column(tmp_path):
+    # `dump custom ... id typelabel x y z ...` (LAMMPS type labels, `labelmap atom 1 Fe 2 Ni`)
+    numeric = DUMP.replace("c_s[1] c_s[2] c_s[3] c_s[4] c_s[5] c_s[6] c_s[7]", "spx spy spz sp fmx fmy fmz")
+    rows = numeric.split("ITEM: ATOMS id type ")
+    body = rows[1].splitlines()
+    labelled = rows[0] + "ITEM: ATOMS id typelabel " + body[0] + "\n" + "".join(
+        " ".join([r.split()[0], {"1": "Fe", "2": "Ni"}[r.split()[1]]] + r.split()[2:]) + "\n" for r in body[1:])
+    (tmp_path / "n.dump").write_text(numeric)
+    (tmp_path / "l.dump").write_text(labelled)
+    a = sl.io.read_lammps_dump(tmp_path / "n.dump", elements=["Fe", "Ni"])[0]
+    b = sl.io.read_lammps_dump(tmp_path / "l.dump")[0]  # the labels are element symbols
+    for name in ("positions", "numbers", "masses", "spins", "moments", "velocities", "cell"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
+    (tmp_path / "l.dump").write_text(labelled.replace(" Ni ", " B2 "))
+    with pytest.raises(InputError, match="typelabel column .*'B2' is not a chemical element"):
+        sl.io.read_lammps_dump(tmp_path / "l.dump")[0]
+    # with the log's labelmap the labels give the types, and elements= names them
+    (tmp_path / "log.lammps").write_text("units metal\nlabelmap atom 1 A1 2 B2\n")
+    (tmp_path / "l.dump").write_text(labelled.replace(" Ni ", " B2 ").replace(" Fe ", " A1 "))
+    c = sl.io.read_lammps_dump(tmp_path / "l.dump", elements=["Fe", "Ni"])[0]
+    np.testing.assert_array_equal(c.numbers, a.numbers)
+
+
+@pytest.mark.parametrize("module, suffix", [("gzip", ".gz"), ("bz2", ".bz2"), ("lzma", ".xz")])
+def test_compressed_dumps_and_data_files_keep_their_spins(tmp_path, module, suffix):
+    # `dump ... dump.lammpstrj.gz`: ASE decompresses it and reads it without spins or moments,
+    # so such files were read as non-magnetic; spinlat's readers now read them
+    import importlib
+
+    from spinlat import config as C
+
+    compress = importlib.import_module(module).compress
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    text = DUMP + DUMP.replace("TIMESTEP\n15", "TIMESTEP\n16")
+    (tmp_path / "d.lammpstrj").write_text(text)
+    (tmp_path / f"d.lammpstrj{suffix}").write_bytes(compress(text.encode()))
+    plain = sl.io.read_lammps_dump(tmp_path / "d.lammpstrj", elements=["Fe", "Ni"], columns=cols)
+    packed = sl.io.read_lammps_dump(tmp_path / f"d.lammpstrj{suffix}", elements=["Fe", "Ni"], columns=cols)
+    assert len(packed) == 2
+    for name in ("step", "time", "positions", "spins", "moments", "velocities", "magnetic_forces", "cell"):
+        np.testing.assert_array_equal(packed[name], plain[name])
+    for i in (1, 0, 1):  # one handle read forward, reopened to go back
+        np.testing.assert_array_equal(packed[i].spins, plain[i].spins)
+    st = C.read_structure(tmp_path / f"d.lammpstrj{suffix}", index=0, elements=["Fe", "Ni"], columns=cols)
+    np.testing.assert_array_equal(st.moments, [2.0, 1.5, 0.0])
+    data = tmp_path / "a.data"
+    sl.io.write_lammps(tmp_path / "export", bcc_fe(2), EAM(EAM_FE))
+    raw = (tmp_path / "export" / "data.spinlat").read_bytes()
+    data.write_bytes(compress(raw))
+    ref = sl.io.read_lammps_data(tmp_path / "export" / "data.spinlat", metadata=None)
+    back = C.read_structure(data, elements=["Fe"])
+    for name in ("positions", "spins", "moments", "velocities", "cell", "numbers"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(ref, name))
+
+
+def test_dump_mass_column_gives_the_masses(tmp_path):
+    # `dump custom ... id type mass ...` of a run with non-standard masses (`mass 1 50.0`), read
+    # without its log: the dumped masses, not the elements' standard ones
+    text = DUMP.replace("ITEM: ATOMS id type ", "ITEM: ATOMS id type mass ")
+    rows = text.split("ITEM: ATOMS")[1].splitlines()[1:]
+    for r in rows:
+        t = r.split()
+        text = text.replace(r, " ".join(t[:2] + [{"1": "50.0", "2": "2.5e1"}[t[1]]] + t[2:]))
+    (tmp_path / "d.lammpstrj").write_text(text)
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    d = sl.io.read_lammps_dump(tmp_path / "d.lammpstrj", elements=["Fe", "Ni"], columns=cols)
+    np.testing.assert_array_equal(d[0].masses, [50.0, 50.0, 25.0])  # sorted by id: Fe Fe Ni
+    np.testing.assert_array_equal(d[0].numbers, [26, 26, 28])
+    # the kinetic energy uses them: ½ m v² with v = (1, 0, −2) Å/fs for atom 1 (the others at rest)
+    assert d[0].kinetic_energy() == pytest.approx(0.5 * 50.0 * 5.0 * units.AMU_A2_PER_FS2_IN_EV, rel=1e-14)
+
+
+def test_summary_of_a_dump_without_potential_energies(tmp_path):
+    # sl.analysis.summary(dump) raised KeyError 'total_energy' for a dump without a log, or with
+    # a log of LAMMPS's default thermo style (no PotEng): the energies are missing, as for a
+    # trajectory converted from a file without them
+    p = _spin_dump_copy(tmp_path, with_log=False, n_frames=4)
+    cols = {"c_outsp[1]": "sp", "c_outsp[2]": "spx", "c_outsp[3]": "spy", "c_outsp[4]": "spz"}
+    d = sl.io.read_lammps_dump(p, elements=["Fe"], columns=cols)
+    assert "potential_energy" not in d.names
+    assert np.isnan(d["potential_energy"]).all() and np.isnan(d["total_energy"]).all()
+    s = sl.analysis.summary(d)
+    assert s["frames"] == 4 and "potential_energy" in s["missing"] and "total_energy" in s["missing"]
+    assert s["temperature_mean_K"] == pytest.approx(np.mean(d["temperature"]), rel=1e-12)
+    # a log printing PotEng at some dump steps only: NaN at the others
+    (tmp_path / "log.lammps").write_text("units metal\n   Step          PotEng\n         5   -67.5\n"
+                                         "Loop time of 0.1 on 1 procs for 5 steps with 16 atoms\n")
+    d = sl.io.read_lammps_dump(p, elements=["Fe"], columns=cols)
+    np.testing.assert_array_equal(d["potential_energy"], [np.nan, -67.5, np.nan, np.nan])
+    assert sl.analysis.summary(d)["potential_energy_mean_eV_per_atom"] == -67.5 / 16
+
+
+def test_data_file_cut_or_doubled_in_its_velocities_or_atoms_is_refused(tmp_path):
+    # a file cut inside its Velocities section gave the missing atoms velocity 0 silently
+    sl.io.write_lammps(tmp_path / "x", bcc_fe(2).copy(velocities=np.full((16, 3), 0.01)), EAM(EAM_FE))
+    text = (tmp_path / "x" / "data.spinlat").read_text().rstrip("\n").splitlines()
+    p = tmp_path / "a.data"
+    p.write_text("\n".join(text) + "\n")
+    np.testing.assert_allclose(sl.io.read_lammps_data(p, metadata=None).velocities, 0.01, rtol=1e-14)
+    p.write_text("\n".join(text[:-2]) + "\n")
+    with pytest.raises(FileFormatError, match=r"Velocities section \(line \d+\) holds 14 lines for 16 atoms"):
+        sl.io.read_lammps_data(p, metadata=None)
+    vel = text.index("Velocities")
+    doubled = text[:-1] + [text[-1].replace(text[-1].split()[0], text[vel + 2].split()[0], 1)]
+    p.write_text("\n".join(doubled) + "\n")
+    with pytest.raises(FileFormatError, match=rf"line {len(text)}: a second Velocities line for atom"):
+        sl.io.read_lammps_data(p, metadata=None)
+    first = next(k for k, line in enumerate(text) if line.startswith("Atoms")) + 2
+    doubled = list(text)
+    doubled[first + 1] = doubled[first + 1].replace(doubled[first + 1].split()[0], doubled[first].split()[0], 1)
+    p.write_text("\n".join(doubled) + "\n")
+    with pytest.raises(FileFormatError, match=r"Atoms section \(line \d+\) holds atom id 1 twice"):
+        sl.io.read_lammps_data(p, metadata=None)
+
+
+def test_dump_of_a_2d_run_has_no_periodic_images_along_z(tmp_path):
+    # `dimension 2`, `lattice sq 2.5`, 4×4 cells, box z −1.25..1.25 (boundary p p p, as LAMMPS
+    # requires): LAMMPS's PotEng with spin/exchange 3.4 0.02726 0.2171 1.841 is −0.61031055 eV.
+    # Read with a periodic z, the 2.5 Å thick box put images in range (−0.915 eV)
+    rows = [f"{k + 1} 1 {2.5 * (k % 4)} {2.5 * (k // 4)} 0 2.2 0 0 1" for k in range(16)]
+    dump = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n16\nITEM: BOX BOUNDS pp pp pp\n0 10\n0 10\n-1.25 1.25\n"
+            "ITEM: ATOMS id type x y z c_s[1] c_s[2] c_s[3] c_s[4]\n" + "\n".join(rows) + "\n")
+    (tmp_path / "sq.dump").write_text(dump)
+    log = ("units metal\ndimension 2\nboundary p p p\nmass 1 55.845\ncompute s all property/atom sp spx spy spz\n"
+           "   Step         PotEng    \n         0  -0.61031055   \n"
+           "Loop time of 1e-06 on 1 procs for 0 steps with 16 atoms\n")
+    (tmp_path / "log.lammps").write_text(log)
+    d = sl.io.read_lammps_dump(tmp_path / "sq.dump")
+    st = d[0]
+    np.testing.assert_array_equal(st.pbc, [True, True, False])
+    e = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841).compute(st).energy
+    assert e == pytest.approx(d["potential_energy"][0], abs=1e-8)
+    # the data file written by that run (`write_data sq.data`), with its log beside it
+    data = ["LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = metal", "", "16 atoms",
+            "1 atom types", "", "0 10 xlo xhi", "0 10 ylo yhi", "-1.25 1.25 zlo zhi", "", "Masses", "", "1 55.845", "",
+            "Atoms # spin", ""] + [r.split(" ", 2)[0] + " 1 " + " ".join(r.split()[2:5]) + " 0 0 1 2.2 0 0 0"
+                                   for r in rows]
+    (tmp_path / "sq.data").write_text("\n".join(data) + "\n")
+    st = sl.io.read_lammps_data(tmp_path / "sq.data")
+    np.testing.assert_array_equal(st.pbc, [True, True, False])
+    assert BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841).compute(st).energy == pytest.approx(-0.61031055, abs=1e-8)
+    (tmp_path / "log.lammps").write_text(log.replace("dimension 2\n", ""))  # a 3D run: z periodic
+    np.testing.assert_array_equal(sl.io.read_lammps_dump(tmp_path / "sq.dump")[0].pbc, [True, True, True])
+    np.testing.assert_array_equal(sl.io.read_lammps_data(tmp_path / "sq.data").pbc, [True, True, True])

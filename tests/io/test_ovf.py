@@ -266,3 +266,23 @@ def test_chain_round_trip_through_spirit(tmp_path):
     for k, image in enumerate(images):
         again = sl.io.read_ovf(back_path, st, segment=k, repeat=reps)
         np.testing.assert_allclose(again.spins, image.spins, rtol=0, atol=1e-15, err_msg=f"image {k}")
+
+
+def test_spirit_ordered_file_read_without_repeat_into_a_repeated_state_is_refused(tmp_path):
+    """Spirit's site order (basis, then a, b, c) read with repeat=None onto ``unit.repeat`` (c
+    fastest) scrambled the spins silently; the state's geometry tells which order it has."""
+    unit = bcc_unit()
+    st = unit.repeat((3, 2, 2))
+    st = st.copy(spins=random_spins(len(st), 5))
+    sl.io.write_ovf(tmp_path / "s.ovf", st, repeat=(3, 2, 2))  # Spirit's order and mesh (6, 2, 2)
+    with pytest.raises(ShapeError, match=r"in Spirit's site order \(mesh \(6, 2, 2\).*unit.repeat\(\(3, 2, 2\)\).*"
+                                         r"pass repeat=\(3, 2, 2\)"):
+        sl.io.read_ovf(tmp_path / "s.ovf", st)
+    np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "s.ovf", st, repeat=(3, 2, 2)).spins, st.spins)
+    # the same sites in Spirit's order (a state built from Spirit's positions): read as they are
+    p = sl.io.spirit_order((3, 2, 2), 2)
+    spirit_state = sl.State(st.positions[p], st.numbers[p], cell=st.cell, pbc=True, moments=st.moments[p])
+    np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "s.ovf", spirit_state).spins, st.spins[p])
+    # rattled positions fit neither order exactly: nothing is claimed
+    rattled = st.copy(positions=st.positions + np.random.default_rng(0).normal(0, 0.05, st.positions.shape))
+    assert len(sl.io.read_ovf(tmp_path / "s.ovf", rattled)) == 24
