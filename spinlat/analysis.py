@@ -33,9 +33,13 @@ from .observables import reduced_from_total, spin_energy, spin_temperature
 
 
 def _open(traj):
+    """A trajectory (path or object) holding at least one frame; InputError naming it otherwise."""
     from .io import Trajectory
 
-    return Trajectory(traj) if isinstance(traj, (str, bytes)) or hasattr(traj, "__fspath__") else traj
+    t = Trajectory(traj) if isinstance(traj, (str, bytes)) or hasattr(traj, "__fspath__") else traj
+    if hasattr(t, "__len__") and len(t) == 0:
+        raise InputError(f"trajectory {getattr(t, 'path', traj)} holds no frame (nothing to analyse)")
+    return t
 
 
 def magnetization(spins, moments=None, normalized=True):

@@ -12,8 +12,9 @@ Frames (DESIGN.md trajectory format) are written at step 0 and every ``every`` s
 last step of each ``run``. Before any work, ``run`` checks the integrator against the state and
 potential and opens the trajectory (unwritable path → :class:`~spinlat.errors.InputError`).
 The run stops with :class:`~spinlat.errors.SimulationError` when the energy or the state holds
-NaN/inf, or when the total energy changes by more than ``max_energy_change`` eV per atom between
-two frames (default 10 eV/atom: far beyond any thermostat's doing, typical of atoms crashing
+NaN/inf, when the forces of a frame would move an atom by more than 1 Å in one step (overlapping
+atoms: :attr:`Simulation.MAX_STEP_DISPLACEMENT`), or when the total energy changes by more than
+``max_energy_change`` eV per atom between two frames (default 10 eV/atom: far beyond any thermostat's doing, typical of atoms crashing
 into each other); every good frame written before stays in the file.
 
 Each frame carries the integrator's :meth:`~spinlat.integrators.Integrator.checkpoint`; the
@@ -171,7 +172,9 @@ class Simulation:
             with traj:
                 if len(traj) == 0:
                     check_not_in_use(trajectory)  # a live run that has not flushed yet
-                    raise InputError(f"cannot restart: trajectory {trajectory} holds no frame")
+                    raise InputError(f"cannot restart: trajectory {trajectory} holds no frame (its run stopped before "
+                                     f"the first frame reached the disk); start the run afresh instead "
+                                     f"(overwrite=True; spinlat run --overwrite)")
                 last = traj.last()
                 self.step = int(traj.array("step")[-1])
                 self.time = float(traj.array("time")[-1])
@@ -321,6 +324,7 @@ class Simulation:
             if not np.all(np.isfinite(getattr(state, name))):
                 raise SimulationError(f"{name} hold NaN or inf at step {self.step}; stopped "
                                       f"(every earlier frame is kept)")
+        self._check_forces(state, ev)
         etot = e + state.kinetic_energy()
         if self._last_energy is not None:
             jump = abs(etot - self._last_energy) / n
@@ -330,6 +334,29 @@ class Simulation:
                     f"between step {self.step - self._chunk} and step {self.step}: the simulation "
                     f"exploded (time step too large or atoms too close?); every earlier frame is kept")
         self._last_energy = etot
+
+    #: largest displacement (Å) one time step may give an atom from rest under the forces of a
+    #: frame, ½ (F/m) dt²: beyond it the atoms overlap (or the time step is absurd) and the run
+    #: would explode within the step, ending in a misleading error from the neighbour list
+    MAX_STEP_DISPLACEMENT = 1.0
+
+    def _check_forces(self, state, ev):
+        """SimulationError when the forces of ``ev`` (if computed) would move an atom by more than
+        :attr:`MAX_STEP_DISPLACEMENT` in one step of a lattice-moving integrator."""
+        dt = getattr(self.integrator, "dt", None)
+        forces = getattr(ev, "forces", None)
+        if dt is None or forces is None or not getattr(self.integrator, "moves_lattice", True) or len(state) == 0:
+            return
+        from .units import FORCE_TO_ACCELERATION
+
+        f = np.linalg.norm(forces, axis=1)
+        step = 0.5 * f / state.masses * FORCE_TO_ACCELERATION * dt * dt
+        i = int(np.argmax(step))
+        if step[i] > self.MAX_STEP_DISPLACEMENT:
+            raise SimulationError(
+                f"the force on atom {i} at step {self.step} is {f[i]:.3g} eV/Å: one step of {dt} fs would move it "
+                f"{step[i]:.3g} Å (atoms overlapping?); minimise the positions first (sl.minimize(..., positions=True)) "
+                f"or check the structure; every earlier frame is kept")
 
     def _checkpoint(self):
         take = getattr(self.integrator, "checkpoint", None)

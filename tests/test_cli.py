@@ -131,6 +131,22 @@ def test_restart_continues_to_the_total_steps_like_an_uninterrupted_run(tmp_path
     assert "--restart:" in capsys.readouterr().err
 
 
+def test_a_run_killed_before_its_first_frame_says_how_to_start_again(tmp_path, capsys):
+    """A SIGKILL before the first flush leaves a trajectory with no frame: plain run refuses to
+    replace it, --restart said only 'holds no frame' (now: start afresh with --overwrite), and
+    --overwrite runs."""
+    cfg = _write(tmp_path, _base(tmp_path))
+    (tmp_path / "run").mkdir()
+    st = sl.State([[0, 0, 0]], ["Fe"], moments=[2.0])
+    sl.io.TrajectoryWriter(str(tmp_path / "run" / "trajectory.h5"), st).close()  # what the kill leaves
+    capsys.readouterr()
+    assert main(["run", cfg, "--restart", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no frame" in err and "spinlat run --overwrite" in err, err
+    assert main(["run", cfg, "--overwrite", "--no-progress"]) == 0
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20, 30, 40]
+
+
 def test_minimize_and_search_keep_the_run_files_and_write_their_own(tmp_path, capsys):
     cfg = _base(tmp_path, minimize={"spins": True, "tmax": 1e-6}, search={"starts": 2, "seed": 0, "workers": 1})
     cfg["potential"] = cfg["potential"][1:]

@@ -423,6 +423,7 @@ def test_a_structure_without_moments_needs_them_named(tmp_path, fmt):
 
 @pytest.mark.parametrize("structure, message", [
     ({"file": "missing.extxyz"}, "structure.file: .*missing.extxyz does not exist"),
+    ({"file": "."}, "structure.file: .* is a directory, not a file"),
     ({"file": "bad.extxyz"}, "structure.file: cannot read"),
     ({"file": "empty.h5"}, "structure.file: trajectory .*empty.h5 holds no frame"),
     ({"file": "afm.extxyz", "element": "Fe"}, "structure.element: not used with structure.file"),
@@ -515,6 +516,7 @@ def test_eam_configs_take_what_the_python_api_takes(tmp_path):
     ({"type": "EAM", "path": ["Fe.eam", 5]}, r"potential\[0\]\.path\[1\]: expected a file path.*got 5"),
     ({"type": "EAM", "path": []}, r"potential\[0\]\.path: expected a file path or a list of them, got an empty list"),
     ({"type": "EAM", "path": ["Fe.eam", "missing.eam"]}, r"potential\[0\]\.path\[1\]: .*missing.eam does not exist"),
+    ({"type": "EAM", "path": "."}, r"potential\[0\]\.path: .* is a directory, not a file"),  # said "does not exist"
     ({"type": "EAM", "path": "Fe.eam", "format": "dynamo"}, r"potential\[0\]\.format: expected one of 'alloy'"),
     ({"type": "EAM", "path": "Fe.eam", "format": True}, r"potential\[0\]\.format: expected one of"),
 ])

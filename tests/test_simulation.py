@@ -398,3 +398,25 @@ def test_largest_seed_is_stored_and_restarts(tmp_path):
     assert np.array_equal(out.spins, make_integrator(seed=2**64 - 1).run(st, make_potential(), 20).spins)
     with pytest.raises(InputError, match="seed: expected a non-negative integer up to 2"):
         make_integrator(seed=2**64)
+
+
+def test_overlapping_atoms_stop_the_run_before_the_first_step(tmp_path, setup):
+    """Two atoms 0.3 Å apart: the first step moved them ~1e8 Å and the run died in the neighbour
+    list with 'a pair's cell shift is ... cells; wrap the positions into the cell'. Now the forces
+    of the initial frame are checked: SimulationError naming the atom and the force, nothing
+    written; a frozen lattice (LLG) is not concerned."""
+    st, pot = setup
+    pos = st.positions.copy()
+    pos[1] = pos[0] + [0.3, 0.0, 0.0]
+    bad = st.copy(positions=pos)
+    path = tmp_path / "run.h5"
+    with pytest.raises(SimulationError, match=r"the force on atom [01] at step 0 is .* eV/Å: one step of 1.0 fs "
+                                              r"would move it .* Å \(atoms overlapping\?\)"):
+        sl.Simulation(bad, pot, SpinLatticeNVE(1.0), trajectory=path, progress=False).run(5)
+    with sl.io.Trajectory(path) as traj:
+        assert len(traj) == 0
+    # the same forces are harmless when the lattice does not move
+    out = sl.Simulation(bad, pot, sl.integrators.LLG(1.0, damping=0.1), progress=False).run(2)
+    assert np.all(np.isfinite(out.spins))
+    # an ordinary hot run is not stopped
+    sl.Simulation(st, pot, SpinLatticeLangevin(2.0, 3000.0, 0.01, 0.1, seed=1), progress=False).run(5)

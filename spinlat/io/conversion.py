@@ -338,6 +338,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
         if columns is not None or elements is not None:
             raise InputError(f"columns and elements are options of LAMMPS sources; {source} is a spinlat trajectory")
         with Trajectory(source) as traj:
+            if len(traj) == 0:
+                raise InputError(f"trajectory {source} holds no frame (nothing to convert)")
             indices = _indices(len(traj), selection)
             if not indices:
                 raise InputError(f"frames: {frames!r} selects no frame of the {len(traj)} in {source}")
