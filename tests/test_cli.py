@@ -147,6 +147,43 @@ def test_a_run_killed_before_its_first_frame_says_how_to_start_again(tmp_path, c
     assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20, 30, 40]
 
 
+def test_sigterm_flushes_every_frame_reached_and_the_run_restarts(tmp_path):
+    """A batch scheduler ends a job with SIGTERM: the process died at once (status -15), losing the
+    up to flush_every frames held in memory. Now SIGTERM is handled like Ctrl-C: every frame
+    reached is on disk, one line says so, status 143, and --restart continues from the last."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cfg = _write(tmp_path, _base(tmp_path, steps=100000, every=1))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "spinlat", "run", cfg, "--no-progress", "--thermo", "1"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    reached, seen = -1, []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            fields = line.split()
+            if fields and fields[0].isdigit():
+                reached = int(fields[0])
+                if reached >= 25:  # frames 0..25 reached; the writer flushes every 10 frames
+                    break
+        assert reached >= 25, "".join(seen[-20:])
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == 143, "".join(seen[-5:]) + rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "spinlat run: terminated (SIGTERM)" in rest
+    steps = _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist()
+    assert steps[-1] >= reached and steps == list(range(steps[-1] + 1))
+    assert main(["run", _write(tmp_path, _base(tmp_path, steps=steps[-1] + 3, every=1)), "--restart",
+                 "--no-progress"]) == 0
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == list(range(steps[-1] + 4))
+
+
 def test_minimize_and_search_keep_the_run_files_and_write_their_own(tmp_path, capsys):
     cfg = _base(tmp_path, minimize={"spins": True, "tmax": 1e-6}, search={"starts": 2, "seed": 0, "workers": 1})
     cfg["potential"] = cfg["potential"][1:]
