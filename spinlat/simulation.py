@@ -125,6 +125,9 @@ class Simulation:
                                               unit="eV/atom", finite=False)
         if trajectory is not None:
             trajectory = validation.path(trajectory, "trajectory")
+            if os.path.isdir(trajectory):
+                raise InputError(f"trajectory {trajectory} is a directory; give the path of an HDF5 file in it "
+                                 f"(e.g. {os.path.join(trajectory, 'trajectory.h5')})")
             if restart and overwrite:
                 raise InputError("restart=True continues the trajectory and overwrite=True replaces it: give one")
             if not restart and not overwrite and os.path.lexists(trajectory):

@@ -104,6 +104,10 @@ def test_errors_before_any_work(tmp_path, setup):
             sl.Simulation(st, pot, Counting(1.0), trajectory=ro / "x.h5", progress=False).run(10)
     with pytest.raises(InputError):
         sl.Simulation(st, pot, Counting(1.0), every=0)
+    # a directory given as the trajectory was called "already exists (an earlier run?)"
+    for kw in ({}, {"overwrite": True}):
+        with pytest.raises(InputError, match=r"is a directory; give the path of an HDF5 file in it \(e.g. .*trajectory.h5"):
+            sl.Simulation(st, pot, Counting(1.0), trajectory=tmp_path, **kw)
     # strict types: a string is not a bool, a bool or a float is not a count
     for kw, name in ((dict(flush_every=2.5), "flush_every"), (dict(flush_every=True), "flush_every"),
                      (dict(every=5.5), "every"), (dict(progress="no"), "progress"),
