@@ -316,3 +316,17 @@ def test_trajectories_with_no_frame_or_one_frame(tmp_path, capsys):
     assert s["reduced_magnetization_mean_error"] is None
     assert s["potential_energy_mean_eV_per_atom"] == pytest.approx(-float(units.MU_B) * 2.0, rel=1e-12)
     assert analysis.plot_overview(one, tmp_path / "one.png") is not None and (tmp_path / "one.png").stat().st_size > 0
+    # one frame measures no fluctuation nor drift: None, not 0 ("no drift")
+    assert s["total_energy_fluctuation_eV_per_atom"] is None
+    nve = tmp_path / "nve.h5"
+    with sl.Simulation(st, pot, sl.integrators.SpinLatticeNVE(1.0), trajectory=nve, progress=False) as sim:
+        sim.run(0)
+    s = analysis.summary(str(nve))
+    assert s["energy_drift_eV_per_atom_per_ps"] is None and s["energy_max_deviation_eV_per_atom"] is None
+    capsys.readouterr()
+    assert main(["analyze", str(nve), "--format", "text"]) == 0
+    assert "energy_drift_eV_per_atom_per_ps = undefined (fewer than 2 frames)" in capsys.readouterr().out
+    with sl.Simulation.restart(nve, pot, sl.integrators.SpinLatticeNVE(1.0), progress=False) as sim:
+        sim.run(3)
+    s = analysis.summary(str(nve))
+    assert s["energy_drift_eV_per_atom_per_ps"] is not None and abs(s["energy_max_deviation_eV_per_atom"]) < 1e-12
