@@ -703,14 +703,17 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     minimize_kwargs : passed to :func:`spinlat.minimize` (e.g. tmax, positions=True).
 
     Returns a list of :class:`Minimum` (energy eV, state, count, starts), lowest first; each also
-    unpacks as ``energy, state``. Raises InputError for bad arguments, WorkerError when worker
-    processes cannot run.
+    unpacks as ``energy, state``. Raises InputError for bad arguments or a state without magnetic
+    atoms, WorkerError when worker processes cannot run.
     """
     _check_count("starts (ground_state needs at least one start)", starts, 1)
     _check_count("seed", seed, 0)
     _check_positive("energy_tol", energy_tol)
     _check_positive("angle_tol", angle_tol)
     _check_workers(workers, scheduler)
+    if not np.any(np.asarray(getattr(state, "moments", ()), dtype=float) > 0):
+        raise InputError("ground_state: the state has no magnetic atoms (all moments are 0): there are no spins "
+                         "to search over; relax the structure with spinlat.minimize(..., spins=False, positions=True)")
     if spin_rotations is None:
         spin_rotations = bool(getattr(potential, "spin_rotation_invariant", False))
     classes = None if start_cell is None else site_classes(state, start_cell)

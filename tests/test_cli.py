@@ -184,6 +184,29 @@ def test_sigterm_flushes_every_frame_reached_and_the_run_restarts(tmp_path):
     assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == list(range(steps[-1] + 4))
 
 
+def test_a_failed_minimize_or_search_does_not_block_the_next_attempt(tmp_path, capsys):
+    """minimize/search open their log and copy the config before the work; when the work then
+    failed, the next attempt was refused ('already holds minimize.log from an earlier run') though
+    no result existed. Only results block now; they still do."""
+    bad = _write(tmp_path, _base(tmp_path, minimize={"spins": False}), "bad.yaml")
+    assert main(["minimize", bad]) == 1
+    assert "nothing to relax" in capsys.readouterr().err
+    assert (tmp_path / "run" / "minimize.log").exists()
+    good = _write(tmp_path, _base(tmp_path, minimize={"spins": True, "max_steps": 5}), "good.yaml")
+    assert main(["minimize", good]) in (0, 1)  # converged or not: it ran and wrote its result
+    assert (tmp_path / "run" / "relaxed.extxyz").exists()
+    assert "minimize.config.yaml" in {p.name for p in (tmp_path / "run").iterdir()}
+    capsys.readouterr()
+    assert main(["minimize", good]) == 1  # a result is there: refused
+    assert "already holds relaxed.extxyz" in capsys.readouterr().err
+    nonmag = _base(tmp_path, search={"starts": 2})
+    nonmag["structure"]["moments"] = 0
+    assert main(["search", _write(tmp_path, nonmag, "s0.yaml")]) == 1
+    assert "ground_state: the state has no magnetic atoms" in capsys.readouterr().err
+    assert main(["search", _write(tmp_path, _base(tmp_path, search={"starts": 2}), "s.yaml")]) == 0
+    assert (tmp_path / "run" / "minima.txt").exists()
+
+
 def test_minimize_and_search_keep_the_run_files_and_write_their_own(tmp_path, capsys):
     cfg = _base(tmp_path, minimize={"spins": True, "tmax": 1e-6}, search={"starts": 2, "seed": 0, "workers": 1})
     cfg["potential"] = cfg["potential"][1:]

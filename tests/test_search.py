@@ -287,6 +287,9 @@ def test_bad_search_requests():
     st = _fe()
     with pytest.raises(InputError, match="at least one start"):
         ground_state(st, BetheSlaterExchange(*EXCHANGE), starts=0)
+    # no magnetic atoms: 'spinlat search' ran its starts and ranked identical "minima"
+    with pytest.raises(InputError, match="ground_state: the state has no magnetic atoms"):
+        ground_state(st.copy(moments=np.zeros(len(st))), BetheSlaterExchange(*EXCHANGE), starts=2)
 
 
 def test_bad_parallel_requests():
