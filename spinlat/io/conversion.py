@@ -322,6 +322,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     validation.existing_file(source, "convert source", "convert source")
     if target.exists() and source.resolve() == target.resolve():
         raise InputError(f"source and target are the same file ({source})")
+    if target.is_dir():
+        raise InputError(f"cannot write {target}: it is a directory; give a file name (its extension picks the format)")
     if target.exists() and not overwrite:
         raise InputError(f"{target} exists; pass --overwrite (overwrite=True) to replace it")
     if not target.parent.is_dir():
