@@ -234,7 +234,15 @@ def _string(v, k):
 
 
 # checks that are validation functions as they are: (value, key path) -> value
-_boolean, _path, _seed, _vector3 = validation.boolean, validation.path, validation.seed, validation.vector3
+_boolean, _path, _vector3 = validation.boolean, validation.path, validation.vector3
+
+
+def _seed(v, k):
+    """validation.seed, with an integral float (``seed: 1e3``) counting as an integer like every
+    other integer of a config (module docstring)."""
+    if isinstance(v, float) and v.is_integer() and v >= 0:
+        v = int(v)
+    return validation.seed(v, k)
 
 
 def _eam_paths(v, k):

@@ -231,6 +231,11 @@ def test_the_seed_reaches_structure_and_integrator(tmp_path):
     assert C.build_integrator(cfg).seed == 3
     cfg = C.load(_cfg(tmp_path, integrator={"type": "LLG", "dt": 0.1, "seed": 8}))
     assert C.build_integrator(cfg).seed == 8
+    # an integral float counts as an integer, as for steps and every (``seed: 1e3`` was refused)
+    cfg = C.load(_cfg(tmp_path, seed=1e3, integrator={"type": "LLG", "dt": 0.1, "seed": 8.0}))
+    assert cfg["seed"] == 1000 and type(cfg["seed"]) is int
+    integ = C.build_integrator(cfg)
+    assert integ.seed == 8 and type(integ.seed) is int
 
 
 def test_maxwell_boltzmann_velocities(tmp_path):
