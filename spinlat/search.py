@@ -137,6 +137,14 @@ def _map(fn, items, workers=None, scheduler=None):
             f"workers={workers} needs worker processes, and they re-import {script}, whose line {line} "
             f"(which started this call) is not under `if __name__ == \"__main__\":`. Put the script's "
             f"top-level work under that guard, or use workers=None (serial).")
+    import pickle
+
+    try:  # a lambda or a local function fails in the pool with a bare PicklingError
+        pickle.dumps(fn)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise InputError(f"workers={workers}: the function {getattr(fn, '__qualname__', fn)!r} cannot be sent to "
+                         f"worker processes ({exc}); use a module-level function or a functools.partial of one, "
+                         f"or workers=None (serial)") from None
     from concurrent.futures.process import BrokenProcessPool
 
     try:
@@ -229,7 +237,8 @@ def sweep(fn, values, workers=None, scheduler=None):
     a module-level function or a functools.partial of one — and a calling script must do its work
     under ``if __name__ == "__main__":``), kept for later calls with the same count and forked
     where safe (module docstring); each worker takes the next value when it is free. ``scheduler``:
-    a Dask scheduler address or Client. Raises InputError for a bad ``workers``/``scheduler``, WorkerError when processes
+    a Dask scheduler address or Client. Raises InputError for a bad ``workers``/``scheduler`` or an ``fn``
+    that cannot be pickled for worker processes (a lambda, a local function), WorkerError when processes
     cannot start or die."""
     return _map(fn, values, workers, scheduler)
 
