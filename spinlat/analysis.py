@@ -33,9 +33,13 @@ from .observables import reduced_from_total, spin_energy, spin_temperature
 
 
 def _open(traj):
+    """A trajectory (path or object) holding at least one frame; InputError naming it otherwise."""
     from .io import Trajectory
 
-    return Trajectory(traj) if isinstance(traj, (str, bytes)) or hasattr(traj, "__fspath__") else traj
+    t = Trajectory(traj) if isinstance(traj, (str, bytes)) or hasattr(traj, "__fspath__") else traj
+    if hasattr(t, "__len__") and len(t) == 0:
+        raise InputError(f"trajectory {getattr(t, 'path', traj)} holds no frame (nothing to analyse)")
+    return t
 
 
 def magnetization(spins, moments=None, normalized=True):
@@ -293,6 +297,8 @@ def summary(traj, energy_conserving=None):
     (:func:`spinlat.observables.energy_drift`), and for any other run (thermostatted, Monte
     Carlo, unknown) ``total_energy_mean_eV_per_atom`` and ``total_energy_fluctuation_eV_per_atom``
     (σ per atom, :func:`spinlat.observables.energy_fluctuation`): their energy moves by design.
+    With fewer than 2 frames holding the total energy, the drift, the deviation and the
+    fluctuation are None (unmeasured, not 0).
 
     Every mean ``X`` comes with ``X_error`` (standard error of the mean of the correlated
     frames, Flyvbjerg–Petersen blocking, :func:`spinlat.statistics.average`), ``X_tau_int``
@@ -353,12 +359,12 @@ def summary(traj, energy_conserving=None):
     if not kept.any():
         if "total_energy" not in missing:
             missing.append("total_energy")
-    elif conserving:
-        slope, dev = drift(time[kept], etot[kept], n)
+    elif conserving:  # one frame measures no drift: None (it read 0, "no drift")
+        slope, dev = drift(time[kept], etot[kept], n) if kept.sum() >= 2 else (None, None)
         out["energy_drift_eV_per_atom_per_ps"] = slope
         out["energy_max_deviation_eV_per_atom"] = dev
     else:
-        out["total_energy_fluctuation_eV_per_atom"] = fluctuation(etot[kept], n)
+        out["total_energy_fluctuation_eV_per_atom"] = fluctuation(etot[kept], n) if kept.sum() >= 2 else None
     if missing:
         out["missing"] = missing
     return out

@@ -169,6 +169,16 @@ def parse_yaml(text: str, source: str = "<string>"):
         raise ConfigError(f"{source}: not valid YAML ({msg}){hint}") from None
 
 
+def _require_file(path, key: str, what: str = "") -> None:
+    """ConfigError naming ``key`` when ``path`` does not exist or is not a regular file (a
+    directory given where a file belongs was reported as missing)."""
+    p = Path(path)
+    if not p.is_file():
+        what = f"{what} " if what else ""
+        raise ConfigError(f"{key}: {what}{p} does not exist" if not p.exists()
+                          else f"{key}: {what}{p} is {'a directory' if p.is_dir() else 'not a regular file'}, not a file")
+
+
 def read_yaml(path) -> dict:
     """A YAML mapping from ``path`` (see :func:`parse_yaml`); ConfigError if the file is
     missing, unreadable, invalid or not a mapping."""
@@ -229,7 +239,15 @@ def _string(v, k):
 
 
 # checks that are validation functions as they are: (value, key path) -> value
-_boolean, _path, _seed, _vector3 = validation.boolean, validation.path, validation.seed, validation.vector3
+_boolean, _path, _vector3 = validation.boolean, validation.path, validation.vector3
+
+
+def _seed(v, k):
+    """validation.seed, with an integral float (``seed: 1e3``) counting as an integer like every
+    other integer of a config (module docstring)."""
+    if isinstance(v, float) and v.is_integer() and v >= 0:
+        v = int(v)
+    return validation.seed(v, k)
 
 
 def _eam_paths(v, k):
@@ -635,8 +653,7 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
     from .state import State
 
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{key}: {p} does not exist" if not p.exists() else f"{key}: {p} is not a file")
+    _require_file(p, key)
     if p.suffix.lower() == ".ovf" or format == "ovf":
         raise ConfigError(f"{key}: {p} is an OVF file, which holds spin directions but no atoms: give the "
                           "structure (a file or a builder) and read the spins in Python with spinlat.io.read_ovf")
@@ -786,8 +803,7 @@ def build_potential(cfg):
             given = term[key]
             files = [str(_resolve(cfg["_base"], p)) for p in (given if isinstance(given, list) else [given])]
             for k, f in enumerate(files):
-                if not Path(f).is_file():
-                    raise ConfigError(f"{where}.{key}{f'[{k}]' if isinstance(given, list) else ''}: {f} does not exist")
+                _require_file(f, f"{where}.{key}{f'[{k}]' if isinstance(given, list) else ''}")
             term[key] = files if isinstance(given, list) else files[0]
         if name == "Heisenberg":
             try:
@@ -916,8 +932,8 @@ def check_train_config(cfg: dict, base: Path = Path(".")) -> dict:
         if isinstance(training.get(k), str):
             training[k] = str(_resolve(base, training[k]))
     training.setdefault("checkpoint_dir", out["output"] + ".checkpoints")
-    if "init_from" in training and not Path(training["init_from"]).is_file():
-        raise ConfigError(f"training.init_from: model file {training['init_from']} does not exist")
+    if "init_from" in training:
+        _require_file(training["init_from"], "training.init_from", "model file")
     out["training"] = training
     return out
 
@@ -999,9 +1015,8 @@ def check_gneb_config(cfg: dict, base=".") -> dict:
         if not isinstance(sec["path"], str):
             raise ConfigError(f"gneb.path: expected {_GNEB_KEYS['path']}, got {sec['path']!r}")
         out["path"] = _gneb_abs(base, sec["path"])
-        if not Path(out["path"]).exists():
-            raise ConfigError(f"gneb.path: file {out['path']} does not exist")
+        _require_file(out["path"], "gneb.path", "file")
     for key in ("initial", "final"):
-        if key in out and not Path(out[key]["file"]).exists():
-            raise ConfigError(f"gneb.{key}: file {out[key]['file']} does not exist")
+        if key in out:
+            _require_file(out[key]["file"], f"gneb.{key}", "file")
     return out

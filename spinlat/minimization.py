@@ -315,7 +315,9 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
         "lbfgs", only spins relaxing and every magnetic term with linear couplings — and in Python
         otherwise; False: always the Python loop; True: the kernel, InputError when it cannot run.
 
-    Returns the relaxed State, or ``(State, MinimizeResult)`` with ``return_result``.
+    Returns the relaxed State, or ``(State, MinimizeResult)`` with ``return_result``. Without
+    ``return_result`` a run that stops before its tolerances (``max_steps`` reached, a stalled line
+    search: overlapping atoms, a huge force) gives a :class:`~spinlat.errors.ConvergenceWarning`.
     """
     o = _check_options(state, potential, spins, positions, cell, magnitudes, tmax, fmax, smax, hmax, max_steps,
                        method, memory, compiled)
@@ -324,12 +326,23 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
     prob, use = _compiled_problem(state, potential, o)
     if use:
         result = _minimize_compiled(prob, state, state.spins[None], tmax, max_steps, memory)[0]
-        return (result.state, result) if return_result else result.state
-    tol = np.array([tmax, fmax, smax, hmax])
-    st, e, g, it, converged, reason, history = _descend(prob, state.copy(), tol, max_steps, method, memory)
-    res = _norms(g)
-    result = MinimizeResult(st, float(e), it, converged, reason, *res, n_evaluations=prob.n_eval, history=history)
-    return (st, result) if return_result else st
+    else:
+        tol = np.array([tmax, fmax, smax, hmax])
+        st, e, g, it, converged, reason, history = _descend(prob, state.copy(), tol, max_steps, method, memory)
+        result = MinimizeResult(st, float(e), it, converged, reason, *_norms(g), n_evaluations=prob.n_eval,
+                                history=history)
+    if return_result:
+        return result.state, result
+    if not result.converged:  # the caller gets no result to see it in
+        import warnings
+
+        from .errors import ConvergenceWarning
+
+        warnings.warn(f"minimize: not converged ({result.reason} after {result.iterations} iterations; max torque "
+                      f"{result.max_torque:.3g} eV, max force {result.max_force:.3g} eV/Å, energy {result.energy:.6g} "
+                      f"eV): the State returned is not a minimum (return_result=True gives the details)",
+                      ConvergenceWarning, stacklevel=2)
+    return result.state
 
 
 def relax_magnitudes(state, potential, neighbors=None, hmax=1e-6, max_steps=200, memory=10, pairs=None):

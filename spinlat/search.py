@@ -137,6 +137,14 @@ def _map(fn, items, workers=None, scheduler=None):
             f"workers={workers} needs worker processes, and they re-import {script}, whose line {line} "
             f"(which started this call) is not under `if __name__ == \"__main__\":`. Put the script's "
             f"top-level work under that guard, or use workers=None (serial).")
+    import pickle
+
+    try:  # a lambda or a local function fails in the pool with a bare PicklingError
+        pickle.dumps(fn)
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        raise InputError(f"workers={workers}: the function {getattr(fn, '__qualname__', fn)!r} cannot be sent to "
+                         f"worker processes ({exc}); use a module-level function or a functools.partial of one, "
+                         f"or workers=None (serial)") from None
     from concurrent.futures.process import BrokenProcessPool
 
     try:
@@ -229,7 +237,8 @@ def sweep(fn, values, workers=None, scheduler=None):
     a module-level function or a functools.partial of one — and a calling script must do its work
     under ``if __name__ == "__main__":``), kept for later calls with the same count and forked
     where safe (module docstring); each worker takes the next value when it is free. ``scheduler``:
-    a Dask scheduler address or Client. Raises InputError for a bad ``workers``/``scheduler``, WorkerError when processes
+    a Dask scheduler address or Client. Raises InputError for a bad ``workers``/``scheduler`` or an ``fn``
+    that cannot be pickled for worker processes (a lambda, a local function), WorkerError when processes
     cannot start or die."""
     return _map(fn, values, workers, scheduler)
 
@@ -703,14 +712,17 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     minimize_kwargs : passed to :func:`spinlat.minimize` (e.g. tmax, positions=True).
 
     Returns a list of :class:`Minimum` (energy eV, state, count, starts), lowest first; each also
-    unpacks as ``energy, state``. Raises InputError for bad arguments, WorkerError when worker
-    processes cannot run.
+    unpacks as ``energy, state``. Raises InputError for bad arguments or a state without magnetic
+    atoms, WorkerError when worker processes cannot run.
     """
     _check_count("starts (ground_state needs at least one start)", starts, 1)
     _check_count("seed", seed, 0)
     _check_positive("energy_tol", energy_tol)
     _check_positive("angle_tol", angle_tol)
     _check_workers(workers, scheduler)
+    if not np.any(np.asarray(getattr(state, "moments", ()), dtype=float) > 0):
+        raise InputError("ground_state: the state has no magnetic atoms (all moments are 0): there are no spins "
+                         "to search over; relax the structure with spinlat.minimize(..., spins=False, positions=True)")
     if spin_rotations is None:
         spin_rotations = bool(getattr(potential, "spin_rotation_invariant", False))
     classes = None if start_cell is None else site_classes(state, start_cell)

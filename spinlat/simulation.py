@@ -12,8 +12,9 @@ Frames (DESIGN.md trajectory format) are written at step 0 and every ``every`` s
 last step of each ``run``. Before any work, ``run`` checks the integrator against the state and
 potential and opens the trajectory (unwritable path → :class:`~spinlat.errors.InputError`).
 The run stops with :class:`~spinlat.errors.SimulationError` when the energy or the state holds
-NaN/inf, or when the total energy changes by more than ``max_energy_change`` eV per atom between
-two frames (default 10 eV/atom: far beyond any thermostat's doing, typical of atoms crashing
+NaN/inf, when the forces of a frame would move an atom by more than 1 Å in one step (overlapping
+atoms: :attr:`Simulation.MAX_STEP_DISPLACEMENT`), or when the total energy changes by more than
+``max_energy_change`` eV per atom between two frames (default 10 eV/atom: far beyond any thermostat's doing, typical of atoms crashing
 into each other); every good frame written before stays in the file.
 
 Each frame carries the integrator's :meth:`~spinlat.integrators.Integrator.checkpoint`; the
@@ -81,7 +82,8 @@ class Simulation:
         <spinlat.integrators.Integrator.evaluation_at>`) is written with the frame, so the potential
         is not evaluated twice.
     trajectory : HDF5 path, or ``None`` for no file.
-    every : steps between frames (> 0).
+    every : steps between frames (> 0; default 10, and on restart the ``every`` the trajectory
+        was written with, so that its frames stay evenly spaced).
     progress : show a progress bar (``tqdm.auto``; in a terminal or a Jupyter notebook), or, when
         stderr is not a terminal (batch jobs), thermo lines (module docstring).
     thermo : steps between thermo lines: None (default) for about 25 lines per run when no bar
@@ -104,10 +106,11 @@ class Simulation:
     (potential evaluation of ``state``).
     """
 
-    def __init__(self, state, potential, integrator, trajectory=None, every=10, progress=True,
+    def __init__(self, state, potential, integrator, trajectory=None, every=None, progress=True,
                  store_forces=False, restart=False, max_energy_change=10.0, flush_every=10,
                  compression="gzip", thermo=None, overwrite=False):
-        every = validation.integer(every, "every", minimum=1)
+        if every is not None:
+            every = validation.integer(every, "every", minimum=1)
         if thermo is not None:
             thermo = validation.integer(thermo, "thermo", minimum=0)
         from .io.hdf5 import compression_filters
@@ -122,6 +125,9 @@ class Simulation:
                                               unit="eV/atom", finite=False)
         if trajectory is not None:
             trajectory = validation.path(trajectory, "trajectory")
+            if os.path.isdir(trajectory):
+                raise InputError(f"trajectory {trajectory} is a directory; give the path of an HDF5 file in it "
+                                 f"(e.g. {os.path.join(trajectory, 'trajectory.h5')})")
             if restart and overwrite:
                 raise InputError("restart=True continues the trajectory and overwrite=True replaces it: give one")
             if not restart and not overwrite and os.path.lexists(trajectory):
@@ -139,7 +145,7 @@ class Simulation:
         self.potential = potential
         self.integrator = integrator
         self.trajectory = trajectory
-        self.every = int(every)
+        self.every = 10 if every is None else int(every)
         self.progress = validation.boolean(progress, "progress")
         self.store_forces = validation.boolean(store_forces, "store_forces")
         self.max_energy_change = max_energy_change
@@ -169,11 +175,18 @@ class Simulation:
             with traj:
                 if len(traj) == 0:
                     check_not_in_use(trajectory)  # a live run that has not flushed yet
-                    raise InputError(f"cannot restart: trajectory {trajectory} holds no frame")
+                    raise InputError(f"cannot restart: trajectory {trajectory} holds no frame (its run stopped before "
+                                     f"the first frame reached the disk); start the run afresh instead "
+                                     f"(overwrite=True; spinlat run --overwrite)")
                 last = traj.last()
                 self.step = int(traj.array("step")[-1])
                 self.time = float(traj.array("time")[-1])
                 checkpoint = traj.checkpoint()
+                written_by = traj.attrs
+            self._check_continuation(trajectory, written_by, potential, integrator)
+            meta = written_by.get("metadata")
+            if every is None and isinstance(meta, dict) and isinstance(meta.get("every"), int) and meta["every"] > 0:
+                self.every = meta["every"]
             resumed = state is None
             state = last if resumed else state
             self._append = True
@@ -190,6 +203,32 @@ class Simulation:
     #: on restart: whether the integrator took over the checkpoint stored with the last frame
     #: (its random stream, and what else it needs to continue exactly); False for a fresh start
     resumed = False
+
+    @staticmethod
+    def _check_continuation(path, attrs, potential, integrator) -> None:
+        """On restart: InputError when ``integrator`` counts time in another unit than the run
+        that wrote ``path`` (fs against Monte Carlo sweeps: the file's time axis would mix them);
+        a UserWarning when the potential's or the integrator's description differs from the one
+        the file records (the file's attributes keep describing the run that created it)."""
+        from .analysis import time_unit
+
+        meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
+        old_unit, new_unit = meta.get("time_unit"), time_unit(integrator)
+        if old_unit is not None and old_unit != new_unit:
+            counts = {"fs": "time in fs", "sweep": "time in Monte Carlo sweeps"}
+            raise InputError(f"cannot restart trajectory {path} with {type(integrator).__name__}: the file counts "
+                             f"{counts.get(old_unit, old_unit)}, this integrator {counts.get(new_unit, new_unit)}; "
+                             f"start a new trajectory from its last frame (sl.io.Trajectory(path).last())")
+        changed = []
+        for what, obj in (("potential", potential), ("integrator", integrator)):
+            old = attrs.get(what)
+            new = getattr(obj, "describe", lambda o=obj: repr(o))()
+            if isinstance(old, str) and old and old != new:
+                changed.append(f"{what} {new} (the file records {old})")
+        if changed:
+            warnings.warn(f"restarting {path} with another " + " and ".join(changed) + "; the frames appended "
+                          "follow the new model, while the file's attributes keep describing the run that "
+                          "created it", UserWarning, stacklevel=4)
 
     def _restore(self, checkpoint, state) -> bool:
         integ = self.integrator
@@ -209,7 +248,13 @@ class Simulation:
         integrator is of the same class as the one that wrote it: with the same seed, the random
         stream goes on where it stopped (a different seed starts a new one), so that a run killed
         and restarted gives the trajectory of the uninterrupted run, bit for bit (see the module
-        docstring for which integrators)."""
+        docstring for which integrators). ``every`` defaults to the trajectory's own.
+
+        An integrator whose time counts in other units than the file's (Monte Carlo sweeps against
+        fs) is refused with InputError; another potential or integrator than the ones the file
+        records gives a UserWarning (the frames appended follow the new model; the restored
+        checkpoint needs the same integrator class, else the integrator starts afresh and
+        ``resumed`` is False)."""
         return cls(None, potential, integrator, trajectory=path, restart=True, **kwargs)
 
     # ------------------------------------------------------------------ helpers
@@ -282,6 +327,7 @@ class Simulation:
             if not np.all(np.isfinite(getattr(state, name))):
                 raise SimulationError(f"{name} hold NaN or inf at step {self.step}; stopped "
                                       f"(every earlier frame is kept)")
+        self._check_forces(state, ev)
         etot = e + state.kinetic_energy()
         if self._last_energy is not None:
             jump = abs(etot - self._last_energy) / n
@@ -291,6 +337,29 @@ class Simulation:
                     f"between step {self.step - self._chunk} and step {self.step}: the simulation "
                     f"exploded (time step too large or atoms too close?); every earlier frame is kept")
         self._last_energy = etot
+
+    #: largest displacement (Å) one time step may give an atom from rest under the forces of a
+    #: frame, ½ (F/m) dt²: beyond it the atoms overlap (or the time step is absurd) and the run
+    #: would explode within the step, ending in a misleading error from the neighbour list
+    MAX_STEP_DISPLACEMENT = 1.0
+
+    def _check_forces(self, state, ev):
+        """SimulationError when the forces of ``ev`` (if computed) would move an atom by more than
+        :attr:`MAX_STEP_DISPLACEMENT` in one step of a lattice-moving integrator."""
+        dt = getattr(self.integrator, "dt", None)
+        forces = getattr(ev, "forces", None)
+        if dt is None or forces is None or not getattr(self.integrator, "moves_lattice", True) or len(state) == 0:
+            return
+        from .units import FORCE_TO_ACCELERATION
+
+        f = np.linalg.norm(forces, axis=1)
+        step = 0.5 * f / state.masses * FORCE_TO_ACCELERATION * dt * dt
+        i = int(np.argmax(step))
+        if step[i] > self.MAX_STEP_DISPLACEMENT:
+            raise SimulationError(
+                f"the force on atom {i} at step {self.step} is {f[i]:.3g} eV/Å: one step of {dt} fs would move it "
+                f"{step[i]:.3g} Å (atoms overlapping?); minimise the positions first (sl.minimize(..., positions=True)) "
+                f"or check the structure; every earlier frame is kept")
 
     def _checkpoint(self):
         take = getattr(self.integrator, "checkpoint", None)

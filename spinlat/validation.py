@@ -91,15 +91,19 @@ def choice(value, name, options) -> str:
     return value
 
 
+#: seeds are stored as HDF5 attributes and in checkpoints: at most a 64-bit unsigned integer
+MAX_SEED = 2**64 - 1
+
+
 def seed(value, name="seed"):
-    """A random seed: ``None`` (fresh entropy), a non-negative integer, or a
-    ``numpy.random.SeedSequence`` / ``Generator``, as ``numpy.random.default_rng`` takes.
-    Raises InputError."""
+    """A random seed: ``None`` (fresh entropy), an integer 0 ≤ seed ≤ :data:`MAX_SEED` (2⁶⁴ − 1,
+    the largest a trajectory stores), or a ``numpy.random.SeedSequence`` / ``Generator``, as
+    ``numpy.random.default_rng`` takes. Raises InputError."""
     if value is None or isinstance(value, (np.random.SeedSequence, np.random.Generator)):
         return value
-    if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)) and value >= 0:
+    if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)) and 0 <= value <= MAX_SEED:
         return int(value)
-    raise InputError(f"{name}: expected a non-negative integer (or None), got {_got(value)}")
+    raise InputError(f"{name}: expected a non-negative integer up to 2**64 - 1 (or None), got {_got(value)}")
 
 
 def path(value, name) -> str:

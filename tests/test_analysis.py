@@ -289,3 +289,44 @@ def test_summary_of_a_trajectory_without_energies_or_times_is_valid_json(tmp_pat
     assert s["potential_energy_mean_eV_per_atom"] == pytest.approx(-8.0 * 3 / 16)
     assert s["time_fs"] == 2.5 and "missing" not in s
     json.dumps(s, allow_nan=False)
+
+
+def test_trajectories_with_no_frame_or_one_frame(tmp_path, capsys):
+    """A run killed before its first flush leaves a trajectory of 0 frames: the summary, the plot
+    and the conversion say so (an IndexError 'frame 0 out of range' before, and convert named
+    'frames: None'); a single frame gives means without errors and a plot."""
+    from spinlat.cli import main
+
+    st = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.5, pbc=True, moments=[2.0]).repeat(2)
+    empty = tmp_path / "empty.h5"
+    sl.io.TrajectoryWriter(empty, st).close()
+    for call in (lambda: analysis.summary(str(empty)), lambda: analysis.plot_overview(empty, tmp_path / "e.png"),
+                 lambda: sl.io.convert(empty, tmp_path / "e.extxyz")):
+        with pytest.raises(InputError, match="empty.h5 holds no frame"):
+            call()
+    assert not (tmp_path / "e.png").exists() and not (tmp_path / "e.extxyz").exists()
+    assert main(["convert", str(empty), str(tmp_path / "e.extxyz")]) == 1
+    assert "holds no frame (nothing to convert)" in capsys.readouterr().err
+    one = tmp_path / "one.h5"
+    pot = sl.potentials.Zeeman([0, 0, 1.0])
+    with sl.Simulation(st, pot, sl.integrators.LLG(1.0, damping=0.1, seed=1), trajectory=one, progress=False) as sim:
+        sim.run(0)
+    s = analysis.summary(str(one))
+    assert s["frames"] == 1 and s["reduced_magnetization_mean"] == pytest.approx(1.0)
+    assert s["reduced_magnetization_mean_error"] is None
+    assert s["potential_energy_mean_eV_per_atom"] == pytest.approx(-float(units.MU_B) * 2.0, rel=1e-12)
+    assert analysis.plot_overview(one, tmp_path / "one.png") is not None and (tmp_path / "one.png").stat().st_size > 0
+    # one frame measures no fluctuation nor drift: None, not 0 ("no drift")
+    assert s["total_energy_fluctuation_eV_per_atom"] is None
+    nve = tmp_path / "nve.h5"
+    with sl.Simulation(st, pot, sl.integrators.SpinLatticeNVE(1.0), trajectory=nve, progress=False) as sim:
+        sim.run(0)
+    s = analysis.summary(str(nve))
+    assert s["energy_drift_eV_per_atom_per_ps"] is None and s["energy_max_deviation_eV_per_atom"] is None
+    capsys.readouterr()
+    assert main(["analyze", str(nve), "--format", "text"]) == 0
+    assert "energy_drift_eV_per_atom_per_ps = undefined (fewer than 2 frames)" in capsys.readouterr().out
+    with sl.Simulation.restart(nve, pot, sl.integrators.SpinLatticeNVE(1.0), progress=False) as sim:
+        sim.run(3)
+    s = analysis.summary(str(nve))
+    assert s["energy_drift_eV_per_atom_per_ps"] is not None and abs(s["energy_max_deviation_eV_per_atom"]) < 1e-12

@@ -131,6 +131,82 @@ def test_restart_continues_to_the_total_steps_like_an_uninterrupted_run(tmp_path
     assert "--restart:" in capsys.readouterr().err
 
 
+def test_a_run_killed_before_its_first_frame_says_how_to_start_again(tmp_path, capsys):
+    """A SIGKILL before the first flush leaves a trajectory with no frame: plain run refuses to
+    replace it, --restart said only 'holds no frame' (now: start afresh with --overwrite), and
+    --overwrite runs."""
+    cfg = _write(tmp_path, _base(tmp_path))
+    (tmp_path / "run").mkdir()
+    st = sl.State([[0, 0, 0]], ["Fe"], moments=[2.0])
+    sl.io.TrajectoryWriter(str(tmp_path / "run" / "trajectory.h5"), st).close()  # what the kill leaves
+    capsys.readouterr()
+    assert main(["run", cfg, "--restart", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds no frame" in err and "spinlat run --overwrite" in err, err
+    assert main(["run", cfg, "--overwrite", "--no-progress"]) == 0
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20, 30, 40]
+
+
+def test_sigterm_flushes_every_frame_reached_and_the_run_restarts(tmp_path):
+    """A batch scheduler ends a job with SIGTERM: the process died at once (status -15), losing the
+    up to flush_every frames held in memory. Now SIGTERM is handled like Ctrl-C: every frame
+    reached is on disk, one line says so, status 143, and --restart continues from the last."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cfg = _write(tmp_path, _base(tmp_path, steps=100000, every=1))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "spinlat", "run", cfg, "--no-progress", "--thermo", "1"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    reached, seen = -1, []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            fields = line.split()
+            if fields and fields[0].isdigit():
+                reached = int(fields[0])
+                if reached >= 25:  # frames 0..25 reached; the writer flushes every 10 frames
+                    break
+        assert reached >= 25, "".join(seen[-20:])
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == 143, "".join(seen[-5:]) + rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "spinlat run: terminated (SIGTERM)" in rest
+    steps = _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist()
+    assert steps[-1] >= reached and steps == list(range(steps[-1] + 1))
+    assert main(["run", _write(tmp_path, _base(tmp_path, steps=steps[-1] + 3, every=1)), "--restart",
+                 "--no-progress"]) == 0
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == list(range(steps[-1] + 4))
+
+
+def test_a_failed_minimize_or_search_does_not_block_the_next_attempt(tmp_path, capsys):
+    """minimize/search open their log and copy the config before the work; when the work then
+    failed, the next attempt was refused ('already holds minimize.log from an earlier run') though
+    no result existed. Only results block now; they still do."""
+    bad = _write(tmp_path, _base(tmp_path, minimize={"spins": False}), "bad.yaml")
+    assert main(["minimize", bad]) == 1
+    assert "nothing to relax" in capsys.readouterr().err
+    assert (tmp_path / "run" / "minimize.log").exists()
+    good = _write(tmp_path, _base(tmp_path, minimize={"spins": True, "max_steps": 5}), "good.yaml")
+    assert main(["minimize", good]) in (0, 1)  # converged or not: it ran and wrote its result
+    assert (tmp_path / "run" / "relaxed.extxyz").exists()
+    assert "minimize.config.yaml" in {p.name for p in (tmp_path / "run").iterdir()}
+    capsys.readouterr()
+    assert main(["minimize", good]) == 1  # a result is there: refused
+    assert "already holds relaxed.extxyz" in capsys.readouterr().err
+    nonmag = _base(tmp_path, search={"starts": 2})
+    nonmag["structure"]["moments"] = 0
+    assert main(["search", _write(tmp_path, nonmag, "s0.yaml")]) == 1
+    assert "ground_state: the state has no magnetic atoms" in capsys.readouterr().err
+    assert main(["search", _write(tmp_path, _base(tmp_path, search={"starts": 2}), "s.yaml")]) == 0
+    assert (tmp_path / "run" / "minima.txt").exists()
+
+
 def test_minimize_and_search_keep_the_run_files_and_write_their_own(tmp_path, capsys):
     cfg = _base(tmp_path, minimize={"spins": True, "tmax": 1e-6}, search={"starts": 2, "seed": 0, "workers": 1})
     cfg["potential"] = cfg["potential"][1:]

@@ -185,6 +185,12 @@ def test_other_ase_formats_and_errors(run, tmp_path, capsys):
     assert main(["convert", str(tmp_path / "missing.h5"), str(tmp_path / "y.extxyz")]) == 1
     assert main(["convert", str(run), str(run), "--overwrite"]) == 1
     assert "same file" in capsys.readouterr().err
+    # a directory as the target: "[Errno 21] Is a directory" with --overwrite before
+    (tmp_path / "d.extxyz").mkdir()
+    for extra in ([], ["--overwrite"]):
+        assert main(["convert", str(run), str(tmp_path / "d.extxyz"), *extra]) == 1
+        assert "d.extxyz: it is a directory; give a file name" in capsys.readouterr().err
+    assert (tmp_path / "d.extxyz").is_dir()
 
 
 def test_formats_that_drop_moments_say_so(run, tmp_path, capsys):

@@ -44,9 +44,16 @@ def test_export_writes_lammps_input(tmp_path, capsys):
     np.testing.assert_allclose(back.velocities, st.velocities, atol=1e-17)
     # an existing export is kept unless --overwrite
     assert main(["export", str(cfg), "--lammps", str(out), "--steps", "5"]) == 1
-    assert "overwrite" in capsys.readouterr().err
+    assert "spinlat export --overwrite" in capsys.readouterr().err
     assert main(["export", str(cfg), "--lammps", str(out), "--steps", "0", "--overwrite"]) == 0
     assert "run 0" in (out / "in.spinlat").read_text()
+    # a file given as the directory was a raw "[Errno 17] File exists" (with --overwrite too)
+    capsys.readouterr()
+    for extra in ([], ["--overwrite"]):
+        assert main(["export", str(cfg), "--lammps", str(out / "in.spinlat"), *extra]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "in.spinlat is a file; the export needs a directory" in err, err
+    assert "run 0" in (out / "in.spinlat").read_text()  # untouched
 
 
 def test_export_names_the_term_lammps_cannot_express(tmp_path, capsys):

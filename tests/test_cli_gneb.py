@@ -77,6 +77,7 @@ def test_gneb_between_search_minima(tmp_path):
     ({"final": "down.extxyz"}, "gneb.initial"),
     ({"initial": "up.extxyz", "final": "missing.extxyz"}, "missing.extxyz"),
     ({"initial": "up.extxyz", "final": "down.extxyz", "images": 2}, "gneb.images"),
+    ({"initial": ".", "final": "down.extxyz"}, "gneb.initial: file .* is a directory, not a file"),
     ({"initial": "up.extxyz", "final": "down.extxyz", "climbing": "yes"}, "gneb.climbing"),
     ({"initial": "up.extxyz", "final": "down.extxyz", "tol": -1}, "gneb.tol"),
     ({"initial": "up.extxyz", "final": "down.extxyz", "weights": {"spins": 2}}, "gneb.weights"),

@@ -231,6 +231,11 @@ def test_the_seed_reaches_structure_and_integrator(tmp_path):
     assert C.build_integrator(cfg).seed == 3
     cfg = C.load(_cfg(tmp_path, integrator={"type": "LLG", "dt": 0.1, "seed": 8}))
     assert C.build_integrator(cfg).seed == 8
+    # an integral float counts as an integer, as for steps and every (``seed: 1e3`` was refused)
+    cfg = C.load(_cfg(tmp_path, seed=1e3, integrator={"type": "LLG", "dt": 0.1, "seed": 8.0}))
+    assert cfg["seed"] == 1000 and type(cfg["seed"]) is int
+    integ = C.build_integrator(cfg)
+    assert integ.seed == 8 and type(integ.seed) is int
 
 
 def test_maxwell_boltzmann_velocities(tmp_path):
@@ -423,6 +428,7 @@ def test_a_structure_without_moments_needs_them_named(tmp_path, fmt):
 
 @pytest.mark.parametrize("structure, message", [
     ({"file": "missing.extxyz"}, "structure.file: .*missing.extxyz does not exist"),
+    ({"file": "."}, "structure.file: .* is a directory, not a file"),
     ({"file": "bad.extxyz"}, "structure.file: cannot read"),
     ({"file": "empty.h5"}, "structure.file: trajectory .*empty.h5 holds no frame"),
     ({"file": "afm.extxyz", "element": "Fe"}, "structure.element: not used with structure.file"),
@@ -515,6 +521,7 @@ def test_eam_configs_take_what_the_python_api_takes(tmp_path):
     ({"type": "EAM", "path": ["Fe.eam", 5]}, r"potential\[0\]\.path\[1\]: expected a file path.*got 5"),
     ({"type": "EAM", "path": []}, r"potential\[0\]\.path: expected a file path or a list of them, got an empty list"),
     ({"type": "EAM", "path": ["Fe.eam", "missing.eam"]}, r"potential\[0\]\.path\[1\]: .*missing.eam does not exist"),
+    ({"type": "EAM", "path": "."}, r"potential\[0\]\.path: .* is a directory, not a file"),  # said "does not exist"
     ({"type": "EAM", "path": "Fe.eam", "format": "dynamo"}, r"potential\[0\]\.format: expected one of 'alloy'"),
     ({"type": "EAM", "path": "Fe.eam", "format": True}, r"potential\[0\]\.format: expected one of"),
 ])

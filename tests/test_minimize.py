@@ -71,3 +71,25 @@ def test_bad_requests():
         sl.minimize(st, Zeeman([0, 0, 1]), magnitudes=True)
     with pytest.raises(InputError, match="method"):
         sl.minimize(st, Zeeman([0, 0, 1]), method="newton")
+
+
+def test_unconverged_minimisation_warns_when_no_result_is_asked_for():
+    """sl.minimize returned a State that is no minimum without a word when it stopped at
+    max_steps (e.g. from overlapping atoms): now a ConvergenceWarning names the reason and the
+    residuals; with return_result=True the result says it and no warning is given."""
+    import warnings
+
+    from spinlat.errors import ConvergenceWarning
+
+    st = bcc_fe((2, 2, 2), rattle=0.0, random_spins=False)
+    pos = st.positions.copy()
+    pos[1] = pos[0] + [0.3, 0.0, 0.0]  # overlapping atoms: forces ~1e13 eV/Å
+    st = st.copy(positions=pos)
+    with pytest.warns(ConvergenceWarning, match=r"minimize: not converged \(max_steps reached after 5 iterations"):
+        out = sl.minimize(st, EAM(EAM_FE), spins=False, positions=True, max_steps=5)
+    assert np.all(np.isfinite(out.positions))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, res = sl.minimize(st, EAM(EAM_FE), spins=False, positions=True, max_steps=5, return_result=True)
+        assert not res.converged and res.iterations == 5
+        sl.minimize(_single_spins(), Zeeman([0, 0, 1]))  # a converged minimisation stays silent

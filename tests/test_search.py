@@ -261,6 +261,20 @@ def test_sweep_over_processes_keeps_order():
     assert sl.sweep(abs, [-1, 2], workers=1) == [1, 2]
 
 
+
+def test_sweep_of_an_unpicklable_function_over_processes_is_refused_clearly():
+    """A lambda with workers=2 raised a bare PicklingError from the process pool; now an
+    InputError names the function and the remedies. Serially it runs."""
+    def local(x):
+        return x + 1
+
+    for fn, name in ((lambda x: 2 * x, "<lambda>"), (local, "local")):
+        with pytest.raises(InputError, match=f"workers=2: the function .*{name}.* cannot be sent to worker processes.*"
+                                             "module-level function"):
+            sl.sweep(fn, [1, 2, 3], workers=2)
+        assert sl.sweep(fn, [1, 2]) == [fn(1), fn(2)]
+
+
 def test_sweep_reuses_its_worker_pool_until_shut_down():
     """A second call with the same worker count reuses the processes of the first (forked where
     this process runs one thread, spawned otherwise: the same values either way); another count
@@ -287,6 +301,9 @@ def test_bad_search_requests():
     st = _fe()
     with pytest.raises(InputError, match="at least one start"):
         ground_state(st, BetheSlaterExchange(*EXCHANGE), starts=0)
+    # no magnetic atoms: 'spinlat search' ran its starts and ranked identical "minima"
+    with pytest.raises(InputError, match="ground_state: the state has no magnetic atoms"):
+        ground_state(st.copy(moments=np.zeros(len(st))), BetheSlaterExchange(*EXCHANGE), starts=2)
 
 
 def test_bad_parallel_requests():

@@ -104,6 +104,10 @@ def test_errors_before_any_work(tmp_path, setup):
             sl.Simulation(st, pot, Counting(1.0), trajectory=ro / "x.h5", progress=False).run(10)
     with pytest.raises(InputError):
         sl.Simulation(st, pot, Counting(1.0), every=0)
+    # a directory given as the trajectory was called "already exists (an earlier run?)"
+    for kw in ({}, {"overwrite": True}):
+        with pytest.raises(InputError, match=r"is a directory; give the path of an HDF5 file in it \(e.g. .*trajectory.h5"):
+            sl.Simulation(st, pot, Counting(1.0), trajectory=tmp_path, **kw)
     # strict types: a string is not a bool, a bool or a float is not a count
     for kw, name in ((dict(flush_every=2.5), "flush_every"), (dict(flush_every=True), "flush_every"),
                      (dict(every=5.5), "every"), (dict(progress="no"), "progress"),
@@ -235,9 +239,37 @@ def test_restart_with_another_seed_starts_a_new_stream(tmp_path):
     ref = make_integrator().run(st, make_potential(), 30)
     assert np.array_equal(a.spins, ref.spins)
     assert not np.array_equal(b.spins, ref.spins)
-    # another integrator class does not take the checkpoint over
-    mc = sl.Simulation.restart(path, make_potential(), sl.integrators.MonteCarlo(300.0, seed=7), progress=False)
-    assert not mc.resumed
+    # another integrator class does not take the checkpoint over (and is named in a warning)
+    with pytest.warns(UserWarning, match="another integrator SpinLatticeNVE"):
+        nve = sl.Simulation.restart(path, make_potential(), SpinLatticeNVE(0.5), progress=False)
+    assert not nve.resumed
+
+
+def test_restart_keeps_the_files_every_and_time_unit(tmp_path, setup):
+    """Simulation.restart without ``every`` continues with the file's spacing (it took 10 and
+    left a frame gap before); an integrator counting sweeps cannot append to a file counting fs
+    (nor the reverse), and another potential is named in a warning."""
+    st, pot = setup
+    path = tmp_path / "run.h5"
+    with sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=5, progress=False) as sim:
+        sim.run(10)
+    with sl.Simulation.restart(path, pot, SpinLatticeNVE(1.0), progress=False) as sim:
+        assert sim.every == 5
+        sim.run(10)
+    with sl.io.Trajectory(path) as traj:
+        assert list(traj["step"]) == [0, 5, 10, 15, 20]
+        assert list(traj["time"]) == [0.0, 5.0, 10.0, 15.0, 20.0]
+    with pytest.raises(InputError, match="counts time in fs, this integrator time in Monte Carlo sweeps"):
+        sl.Simulation.restart(path, pot, sl.integrators.MonteCarlo(300.0, seed=7), progress=False)
+    with pytest.warns(UserWarning, match=r"another potential .* \(the file records"):
+        sl.Simulation.restart(path, PairSpin(), SpinLatticeNVE(1.0), progress=False)
+    mc_path = tmp_path / "mc.h5"
+    with sl.Simulation(st, pot, sl.integrators.MonteCarlo(300.0, seed=7), trajectory=mc_path, progress=False) as sim:
+        sim.run(2)
+    with pytest.raises(InputError, match="counts time in Monte Carlo sweeps, this integrator time in fs"):
+        sl.Simulation.restart(mc_path, pot, SpinLatticeNVE(1.0), progress=False)
+    with sl.io.Trajectory(mc_path) as traj:
+        assert list(traj["step"]) == [0, 2]  # untouched by the refused restarts
 
 
 def _run_until(proc, target, timeout=180):
@@ -352,3 +384,43 @@ def test_an_existing_trajectory_is_never_replaced_unasked(tmp_path, setup):
         sim.run(2)
     with sl.io.Trajectory(path) as traj:
         assert list(traj["step"]) == [0, 2]
+
+
+def test_largest_seed_is_stored_and_restarts(tmp_path):
+    """A seed of 2**64 - 1 (the largest the trajectory's attribute holds) runs, is stored and
+    restarts bit for bit; a larger one is refused by the integrator, not by h5py mid-run."""
+    make_state, make_potential, make_integrator = CASES["llg"]
+    st, path = make_state(), tmp_path / "run.h5"
+    with sl.Simulation(st, make_potential(), make_integrator(seed=2**64 - 1), trajectory=path, every=EVERY,
+                       progress=False) as sim:
+        sim.run(10)
+    with sl.Simulation.restart(path, make_potential(), make_integrator(seed=2**64 - 1), progress=False) as sim:
+        assert sim.resumed
+        out = sim.run(10)
+    with sl.io.Trajectory(path) as traj:
+        assert traj.attrs["seed"] == 2**64 - 1
+    assert np.array_equal(out.spins, make_integrator(seed=2**64 - 1).run(st, make_potential(), 20).spins)
+    with pytest.raises(InputError, match="seed: expected a non-negative integer up to 2"):
+        make_integrator(seed=2**64)
+
+
+def test_overlapping_atoms_stop_the_run_before_the_first_step(tmp_path, setup):
+    """Two atoms 0.3 Å apart: the first step moved them ~1e8 Å and the run died in the neighbour
+    list with 'a pair's cell shift is ... cells; wrap the positions into the cell'. Now the forces
+    of the initial frame are checked: SimulationError naming the atom and the force, nothing
+    written; a frozen lattice (LLG) is not concerned."""
+    st, pot = setup
+    pos = st.positions.copy()
+    pos[1] = pos[0] + [0.3, 0.0, 0.0]
+    bad = st.copy(positions=pos)
+    path = tmp_path / "run.h5"
+    with pytest.raises(SimulationError, match=r"the force on atom [01] at step 0 is .* eV/Å: one step of 1.0 fs "
+                                              r"would move it .* Å \(atoms overlapping\?\)"):
+        sl.Simulation(bad, pot, SpinLatticeNVE(1.0), trajectory=path, progress=False).run(5)
+    with sl.io.Trajectory(path) as traj:
+        assert len(traj) == 0
+    # the same forces are harmless when the lattice does not move
+    out = sl.Simulation(bad, pot, sl.integrators.LLG(1.0, damping=0.1), progress=False).run(2)
+    assert np.all(np.isfinite(out.spins))
+    # an ordinary hot run is not stopped
+    sl.Simulation(st, pot, SpinLatticeLangevin(2.0, 3000.0, 0.01, 0.1, seed=1), progress=False).run(5)

@@ -51,9 +51,10 @@ def test_integer_boolean_choice_seed_path():
     assert V.seed(None) is None and V.seed(np.uint8(3)) == 3
     gen = np.random.default_rng(0)
     assert V.seed(gen) is gen
-    for bad in ("abc", -1, 1.5, True):
+    for bad in ("abc", -1, 1.5, True, 2**64, 2**70):  # 2**70 crashed in h5py when the trajectory stored it
         with pytest.raises(InputError, match="seed: expected a non-negative integer"):
             V.seed(bad)
+    assert V.seed(2**64 - 1) == V.MAX_SEED
     from pathlib import Path
 
     assert V.path(Path("a/b"), "p") == "a/b"

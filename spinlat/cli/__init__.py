@@ -21,7 +21,8 @@ this package adds one with :func:`register`::
 
 Errors: a user error (any :class:`~spinlat.errors.SpinlatError`, or a file that cannot be read
 or written) prints one line ``spinlat COMMAND: error: ...`` on stderr and exits with status 1
-(bad command-line arguments: status 2; Ctrl-C: 130). Anything else is a bug in spinlat and
+(bad command-line arguments: status 2; Ctrl-C: 130; SIGTERM, as batch schedulers send at their
+time limit: 143, after a run has flushed every frame it holds, as on Ctrl-C). Anything else is a bug in spinlat and
 shows its traceback; ``--debug`` shows the traceback of user errors too.
 """
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import re
+import signal
 import sys
 from dataclasses import dataclass
 from typing import Callable
@@ -122,11 +124,15 @@ def main(argv=None) -> int:
         return 2
     from .common import close_log
 
+    previous = _terminate_like_interrupt()
     try:
         return int(COMMANDS[args.command].run(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.debug:
             raise
+        if isinstance(exc, Terminated):
+            print(f"spinlat {args.command}: terminated (SIGTERM); what was done is on disk", file=sys.stderr)
+            return 128 + signal.SIGTERM
         print(f"spinlat {args.command}: interrupted", file=sys.stderr)
         return 130
     except (SpinlatError, OSError) as exc:
@@ -136,3 +142,26 @@ def main(argv=None) -> int:
         return 1
     finally:
         close_log()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's time limit, ``kill``) received by a ``spinlat`` command: raised
+    like Ctrl-C, so that a run flushes every frame it holds before it exits (status 143)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _terminate_like_interrupt():
+    """Make SIGTERM raise :class:`Terminated` while a command runs, when SIGTERM has its default
+    action and this is the main thread; returns the handler to put back (None: unchanged)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)

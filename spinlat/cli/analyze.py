@@ -49,6 +49,8 @@ def format_summary(summary: dict) -> str:
             if key + "_frames" in summary:
                 note += f", over the {summary[key + '_frames']} frames that hold it"
             lines.append(f"{key} = {value:.6g} ± {err:.2g} (τ_int = {tau:.3g} frames{note})")
+        elif value is None and key.startswith(("energy_drift", "energy_max_deviation", "total_energy_fluctuation")):
+            lines.append(f"{key} = undefined (fewer than 2 frames)")
         elif key == "missing":
             lines.append(f"not in the trajectory: {', '.join(value)}")
         else:

@@ -6,7 +6,9 @@ A run directory holds the outputs of ``spinlat run`` (``trajectory.h5``, ``summa
 ``spinlat minimize`` (``relaxed.extxyz``, ``minimize.log``, ``minimize.config.yaml``) and
 ``spinlat search`` (``minima.txt``, ``minima.extxyz``, ``search.log``, ``search.config.yaml``),
 so that minimising or searching with a run's config never touches that run's files. No command
-replaces files of an earlier one unless it is given ``--overwrite``.
+replaces files of an earlier one unless it is given ``--overwrite``; only the log and config copy
+of a ``minimize`` or ``search`` that failed before writing its results are replaced by the next
+attempt.
 """
 
 from __future__ import annotations
@@ -121,7 +123,9 @@ def prepare(args, command: str, outputs):
     cfg = C.load(args.config)
     opts = C.section_options(cfg, command)
     run_dir = run_directory(cfg, args)
-    refuse_to_replace(run_dir, outputs, args)
+    # results only: the log and config copy of an attempt that failed before writing any result
+    # must not block the next attempt (they are replaced with it)
+    refuse_to_replace(run_dir, [o for o in outputs if o not in (f"{command}.log", f"{command}.config.yaml")], args)
     state = C.build_structure(cfg)
     pot = C.build_potential(cfg)
     make_directory(run_dir)

@@ -322,6 +322,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     validation.existing_file(source, "convert source", "convert source")
     if target.exists() and source.resolve() == target.resolve():
         raise InputError(f"source and target are the same file ({source})")
+    if target.is_dir():
+        raise InputError(f"cannot write {target}: it is a directory; give a file name (its extension picks the format)")
     if target.exists() and not overwrite:
         raise InputError(f"{target} exists; pass --overwrite (overwrite=True) to replace it")
     if not target.parent.is_dir():
@@ -338,6 +340,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
         if columns is not None or elements is not None:
             raise InputError(f"columns and elements are options of LAMMPS sources; {source} is a spinlat trajectory")
         with Trajectory(source) as traj:
+            if len(traj) == 0:
+                raise InputError(f"trajectory {source} holds no frame (nothing to convert)")
             indices = _indices(len(traj), selection)
             if not indices:
                 raise InputError(f"frames: {frames!r} selects no frame of the {len(traj)} in {source}")

@@ -581,9 +581,16 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     potential.check_state(state)
     directory = Path(directory)
     inp = directory / INPUT_FILE
+    if directory.exists() and not directory.is_dir():
+        raise InputError(f"write_lammps: {directory} is a file; the export needs a directory (it writes "
+                         f"{INPUT_FILE}, the data file and the potential files there)")
     if inp.exists() and not overwrite:
-        raise InputError(f"write_lammps: {inp} exists; pass overwrite=True to replace that export")
-    directory.mkdir(parents=True, exist_ok=True)
+        raise InputError(f"write_lammps: {inp} exists; pass overwrite=True (spinlat export --overwrite) to replace "
+                         f"that export")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"write_lammps: cannot create the export directory {directory} ({exc.strerror or exc})") from None
 
     box = _lammps_box(state)
     types, table, axis_rows = _atom_types(state, terms)
