@@ -53,10 +53,12 @@ def test_frames_and_energies(tmp_path, setup):
 def test_restart_continues_file(tmp_path, setup):
     st, pot = setup
     path = tmp_path / "run.h5"
-    sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=4, progress=False).run(8)
+    with sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=path, every=4, progress=False) as first:
+        first.run(8)  # closed here, not when the garbage collector gets to it
     sim = sl.Simulation.restart(path, pot, SpinLatticeNVE(1.0), every=4, progress=False)
     assert sim.step == 8
     out = sim.run(8)
+    sim.close()
     with sl.io.Trajectory(path) as traj:
         assert list(traj.array("step")) == [0, 4, 8, 12, 16]
     ref = SpinLatticeNVE(1.0).run(st, pot, 16)
