@@ -244,7 +244,8 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     base = 9 if style == "spin" else 5
     table = np.empty((n, base + 3))
     has_image = False
-    label_type = {label: t for t, label in _type_labels(path, sections).items()}
+    labels = _type_labels(path, sections)
+    label_type = {label: t for t, label in labels.items()}
     for row, (ln, s, _) in enumerate(atoms["rows"]):
         toks = s.split()
         if len(toks) not in (base, base + 3):
@@ -293,7 +294,7 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
                 raise FileFormatError(f"{path}: line {ln}: a second Velocities line for atom {toks[0]}")
             seen.add(int(toks[0]))
         vel /= units.FS_PER_PS
-    tmap = _data_type_map(path, sections, meta, elements)
+    tmap = _data_type_map(path, sections, meta, elements, labels)
     numbers = tmap.numbers(types, str(path))
     masses = tmap.masses(types, numbers)
     if meta is not None:
@@ -311,11 +312,10 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
                  velocities=vel, masses=masses, validate=False)
 
 
-def _data_type_map(path, sections, meta, elements) -> _TypeMap:
+def _data_type_map(path, sections, meta, elements, labels) -> _TypeMap:
     explicit = _explicit_types(elements, f"{path}: elements")
     mass = {}
     comments = {}
-    labels = _type_labels(path, sections)
     label_type = {label: t for t, label in labels.items()}
     for ln, s, comment in sections.get("Masses", {}).get("rows", []):
         toks = s.split()
@@ -460,6 +460,8 @@ class LammpsDump:
         frames = []
         units_name = None
         with _open_lammps_file(self.path) as fh:
+            # gzip, bzip2 or xz (by content): frames are then read through one kept handle (_rows)
+            self._is_compressed = not isinstance(fh, io.BufferedReader)
             ln = 0
             time = math.nan
             while True:
@@ -526,16 +528,15 @@ class LammpsDump:
     def _rows(self, fr) -> bytes:
         """The atom lines of frame ``fr``. A compressed dump keeps one handle open while the frames
         are read forward (seeking in it decompresses from its position; backwards: from the start)."""
+        if not self._is_compressed:  # a plain file: opened per frame
+            with open(self.path, "rb") as fh:
+                fh.seek(fr.offset)
+                return b"".join(fh.readline() for _ in range(fr.n))
         fh = self._compressed
         if fh is None or fh.tell() > fr.offset:
             if fh is not None:
                 fh.close()
-            fh = _open_lammps_file(self.path)
-            if isinstance(fh, io.BufferedReader):  # a plain file: opened per frame
-                with fh:
-                    fh.seek(fr.offset)
-                    return b"".join(fh.readline() for _ in range(fr.n))
-            self._compressed = fh
+            fh = self._compressed = _open_lammps_file(self.path)
         fh.seek(fr.offset)
         return b"".join(fh.readline() for _ in range(fr.n))
 
