@@ -66,6 +66,7 @@ import numpy as np
 
 from . import validation
 from .errors import InputError, MissingFileError, SimulationError, SpinlatError
+from .interrupts import check, deferred, interrupt_cause
 from .state import State
 
 
@@ -378,7 +379,14 @@ class Simulation:
 
     # ------------------------------------------------------------------ run
     def run(self, steps: int) -> State:
-        """Advance ``steps`` steps (sweeps for Monte Carlo); return the final State."""
+        """Advance ``steps`` steps (sweeps for Monte Carlo); return the final State.
+
+        Ctrl-C (SIGINT) and SIGTERM are held back to the end of the chunk of steps under way
+        (a chunk ends at the next frame or thermo line, so at most ``every`` steps): that frame
+        is written, every frame held in memory is flushed, and ``KeyboardInterrupt`` (SIGTERM:
+        :class:`~spinlat.interrupts.Terminated`) is raised; a second signal stops at once, and
+        the frames are flushed then too (:func:`spinlat.interrupts.deferred`). The file can be
+        continued with :meth:`restart`."""
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise InputError(f"steps must be a non-negative integer, got {steps!r}")
         steps = int(steps)
@@ -387,46 +395,54 @@ class Simulation:
         dt = getattr(self.integrator, "dt", None)
         bar = None
         finished = False
-        try:
-            self._chunk = 0
-            if self.evaluation is None:
-                ev = self.potential.compute(self.state, forces=True, magnetic_forces=True)
-                self._check(self.state, ev)
-                self.evaluation = ev
-                if self._frames_written == 0:
-                    self._write(writer, self.state, ev)
-            bar = self._progress_bar(steps)
-            thermo = self._thermo_interval(steps, bar is not None)
-            if thermo:
-                self._thermo_line(self.state, self.evaluation, header=True)
-            done = 0
-            state = self.state
-            while done < steps:
-                chunk = min(self.every - (self.step % self.every), steps - done)
+        with deferred():
+            try:
+                self._chunk = 0
+                if self.evaluation is None:
+                    ev = self.potential.compute(self.state, forces=True, magnetic_forces=True)
+                    self._check(self.state, ev)
+                    self.evaluation = ev
+                    if self._frames_written == 0:
+                        self._write(writer, self.state, ev)
+                bar = self._progress_bar(steps)
+                thermo = self._thermo_interval(steps, bar is not None)
                 if thermo:
-                    chunk = min(chunk, thermo - (self.step % thermo))
-                state = self.integrator.run(state, self.potential, chunk)
-                done += chunk
-                self.step += chunk
-                self.time += chunk * (dt if dt is not None else 1.0)
-                self._chunk = chunk
-                ev = self._evaluate(state)
-                self._check(state, ev)
-                self.state, self.evaluation = state, ev
-                if self.step % self.every == 0 or done == steps:
-                    self._write(writer, state, ev)
-                if bar is not None:
-                    bar.update(chunk)
+                    self._thermo_line(self.state, self.evaluation, header=True)
+                check()
+                done = 0
+                state = self.state
+                while done < steps:
+                    chunk = min(self.every - (self.step % self.every), steps - done)
+                    if thermo:
+                        chunk = min(chunk, thermo - (self.step % thermo))
+                    state = self.integrator.run(state, self.potential, chunk)
+                    done += chunk
+                    self.step += chunk
+                    self.time += chunk * (dt if dt is not None else 1.0)
+                    self._chunk = chunk
+                    ev = self._evaluate(state)
+                    self._check(state, ev)
+                    self.state, self.evaluation = state, ev
                     if self.step % self.every == 0 or done == steps:
-                        bar.set_postfix(self._postfix(state, ev), refresh=False)
-                if thermo and (self.step % thermo == 0 or done == steps):
-                    self._thermo_line(state, ev, bar=bar)
-            finished = True
-        finally:
-            if bar is not None:
-                bar.close()
-            if writer is not None:
-                self._flush_writer(writer, finished)
+                        self._write(writer, state, ev)
+                    if bar is not None:
+                        bar.update(chunk)
+                        if self.step % self.every == 0 or done == steps:
+                            bar.set_postfix(self._postfix(state, ev), refresh=False)
+                    if thermo and (self.step % thermo == 0 or done == steps):
+                        self._thermo_line(state, ev, bar=bar)
+                    check()  # Ctrl-C / SIGTERM held back to here: the chunk is whole, its frame written
+                finished = True
+            except Exception as exc:
+                interrupt = interrupt_cause(exc)  # a second signal that landed inside C code
+                if interrupt is None:
+                    raise
+                raise interrupt from None
+            finally:
+                if bar is not None:
+                    bar.close()
+                if writer is not None:
+                    self._flush_writer(writer, finished)
         return self.state
 
     # ------------------------------------------------------------------ progress and thermo lines

@@ -38,6 +38,7 @@ from typing import Callable
 
 from ..config import check_train_config  # noqa: F401  (public here since 0.1)
 from ..errors import SpinlatError
+from ..interrupts import Terminated, interrupt_cause, raise_terminated  # noqa: F401  (Terminated public here)
 
 #: the built-in subcommands: modules of this package, in the order ``spinlat --help`` lists them
 SUBCOMMANDS = ("run", "minimize", "search", "analyze", "train", "export", "gneb", "convert")
@@ -127,41 +128,37 @@ def main(argv=None) -> int:
     previous = _terminate_like_interrupt()
     try:
         return int(COMMANDS[args.command].run(args) or 0)
-    except KeyboardInterrupt as exc:
-        if args.debug:
-            raise
-        if isinstance(exc, Terminated):
-            print(f"spinlat {args.command}: terminated (SIGTERM); what was done is on disk", file=sys.stderr)
-            return 128 + signal.SIGTERM
-        print(f"spinlat {args.command}: interrupted", file=sys.stderr)
-        return 130
     except (SpinlatError, OSError) as exc:
         if args.debug:
             raise
         print(f"spinlat {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except BaseException as exc:
+        # Ctrl-C or SIGTERM; also when it reached us as the SystemError of C code that had
+        # called back into Python when it arrived (numba's dispatcher, torch, h5py)
+        interrupt = interrupt_cause(exc)
+        if interrupt is None or args.debug:
+            raise
+        if isinstance(interrupt, Terminated):
+            print(f"spinlat {args.command}: terminated (SIGTERM); what was done is on disk", file=sys.stderr)
+            return 128 + signal.SIGTERM
+        print(f"spinlat {args.command}: interrupted", file=sys.stderr)
+        return 130
     finally:
         close_log()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a batch scheduler's time limit, ``kill``) received by a ``spinlat`` command: raised
-    like Ctrl-C, so that a run flushes every frame it holds before it exits (status 143)."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
-
-
 def _terminate_like_interrupt():
-    """Make SIGTERM raise :class:`Terminated` while a command runs, when SIGTERM has its default
-    action and this is the main thread; returns the handler to put back (None: unchanged)."""
+    """Make SIGTERM raise :class:`~spinlat.interrupts.Terminated` while a command runs, when
+    SIGTERM has its default action and this is the main thread (a run holds it back to the end
+    of its chunk, :func:`spinlat.interrupts.deferred`); returns the handler to put back (None:
+    unchanged)."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return None
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         return None
-    return signal.signal(signal.SIGTERM, _raise_terminated)
+    return signal.signal(signal.SIGTERM, raise_terminated)

@@ -1,0 +1,116 @@
+"""Ctrl-C (SIGINT) and SIGTERM held back to a safe point of a run.
+
+Python runs a signal handler between two bytecodes of the main thread, and the exception it
+raises (``KeyboardInterrupt``) lands wherever that happens to be, including Python code that C
+code called back: numba's dispatcher unpickling a constant, a torch or h5py callback. The C caller
+then reports a ``SystemError`` "returned a result with an exception set" instead of the
+interrupt, and a half-done update (a neighbour list, a trajectory append) is abandoned midway.
+:func:`deferred` holds both signals back instead: the first one is recorded, and
+:func:`check` raises it where the caller knows the state is whole (spinlat's
+:meth:`~spinlat.simulation.Simulation.run` checks after each chunk of steps, once the frame of
+that chunk is written); a second signal while one is pending raises at once, for a user who does
+not want to wait. This is GROMACS's convention for ``mdrun`` (first signal: stop at the next safe
+step and write what is due; second: stop now).
+
+SIGTERM (the signal batch schedulers send at a job's time limit, then SIGKILL after a grace time:
+30 s by default in Slurm, ``KillWait``) raises :class:`Terminated`, a ``KeyboardInterrupt``, so
+code that cleans up on Ctrl-C cleans up on it too. Only handlers left at their defaults (Python's
+``default_int_handler`` for SIGINT; ``SIG_DFL`` or :func:`raise_terminated` for SIGTERM) are taken
+over, and only in the main thread; handlers a user installed are left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+__all__ = ["Terminated", "raise_terminated", "deferred", "check", "interrupt_cause"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received (a batch scheduler's time limit, ``kill``): raised like Ctrl-C's
+    ``KeyboardInterrupt`` so that a run flushes every frame it holds before it exits (the
+    ``spinlat`` command then exits with status 143 = 128 + SIGTERM)."""
+
+
+def raise_terminated(signum, frame):
+    """Signal handler: raise :class:`Terminated` at once."""
+    raise Terminated()
+
+
+def _exception_for(signum) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+class _Pending:
+    """The signal held back by the innermost active :func:`deferred` (main thread only)."""
+
+    active = 0
+    signum = None
+
+
+def _hold(signum, frame):
+    if _Pending.signum is not None:  # a second signal: the user does not want to wait
+        _Pending.signum = None
+        raise _exception_for(signum)
+    _Pending.signum = signum
+
+
+def _takes_over(signum, handler) -> bool:
+    if signum == signal.SIGINT:
+        return handler is signal.default_int_handler
+    return handler is signal.SIG_DFL or handler is raise_terminated
+
+
+@contextlib.contextmanager
+def deferred():
+    """Hold SIGINT and SIGTERM back while the block runs (see the module's description).
+
+    Inside the block, the first signal is recorded and raised by :func:`check` (as
+    ``KeyboardInterrupt``, or :class:`Terminated` for SIGTERM); a second signal raises at once.
+    When the block ends the previous handlers are restored and a signal still pending is raised
+    (unless the block ends by an exception, which then wins). Re-entrant; outside the main thread
+    it changes nothing (Python delivers signals to the main thread only)."""
+    if threading.current_thread() is not threading.main_thread() or _Pending.active:
+        yield
+        return
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if _takes_over(signum, handler):
+            previous[signum] = signal.signal(signum, _hold)
+    _Pending.active, _Pending.signum = 1, None
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        _Pending.active = 0
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        pending, _Pending.signum = _Pending.signum, None
+        if ok and pending is not None:
+            raise _exception_for(pending)
+
+
+def check() -> None:
+    """Raise the signal held back by :func:`deferred`, if one arrived; call it at safe points.
+    Raises ``KeyboardInterrupt`` (SIGINT) or :class:`Terminated` (SIGTERM)."""
+    pending = _Pending.signum
+    if pending is not None:
+        _Pending.signum = None
+        raise _exception_for(pending)
+
+
+def interrupt_cause(exc: BaseException) -> KeyboardInterrupt | None:
+    """The ``KeyboardInterrupt`` that ``exc`` is or that caused it (following ``__cause__`` and
+    ``__context__``), else None: an interrupt raised inside Python code called from C reaches the
+    caller as a ``SystemError`` chained to it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ if exc.__cause__ is not None else exc.__context__
+    return None
