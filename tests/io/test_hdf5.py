@@ -904,7 +904,7 @@ def test_suspended_writer_lets_readers_in_and_keeps_writers_out(tmp_path):
         with pytest.raises(InputError, match="in use by another writer"):  # still reserved
             TrajectoryWriter(path, frames[0], mode="a")
     finally:
-        reader.communicate("\n", timeout=60)
+        reader.communicate("\n", timeout=600)
     for k in range(3, 6):  # write() resumes by itself
         w.write(frames[k], step=k, time=float(k))
     w.close()
