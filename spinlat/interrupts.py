@@ -25,7 +25,7 @@ import contextlib
 import signal
 import threading
 
-__all__ = ["Terminated", "raise_terminated", "deferred", "check", "interrupt_cause"]
+__all__ = ["Terminated", "raise_terminated", "deferred", "pending", "check", "interrupt_cause"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -94,13 +94,22 @@ def deferred():
             raise _exception_for(pending)
 
 
-def check() -> None:
+def pending() -> bool:
+    """Whether a signal held back by :func:`deferred` waits to be raised by :func:`check`."""
+    return _Pending.signum is not None
+
+
+def check(partial_result=None) -> None:
     """Raise the signal held back by :func:`deferred`, if one arrived; call it at safe points.
-    Raises ``KeyboardInterrupt`` (SIGINT) or :class:`Terminated` (SIGTERM)."""
-    pending = _Pending.signum
-    if pending is not None:
+    Raises ``KeyboardInterrupt`` (SIGINT) or :class:`Terminated` (SIGTERM); ``partial_result``
+    (any object, e.g. the band of a GNEB stopped midway) travels with it as the exception's
+    ``partial_result`` attribute, for the caller to save."""
+    signum = _Pending.signum
+    if signum is not None:
         _Pending.signum = None
-        raise _exception_for(pending)
+        exc = _exception_for(signum)
+        exc.partial_result = partial_result
+        raise exc
 
 
 def interrupt_cause(exc: BaseException) -> KeyboardInterrupt | None:

@@ -31,6 +31,7 @@ from . import validation
 from .errors import InputError
 from .integrators.lbfgs import two_loop as _two_loop
 from .integrators.rotation import rotate_all
+from .interrupts import check, deferred, pending
 from .potentials.base import Evaluation, torque_kernel
 
 _MAX_ROTATION = 0.3  # rad, largest spin rotation of one step
@@ -315,6 +316,10 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
         "lbfgs", only spins relaxing and every magnetic term with linear couplings — and in Python
         otherwise; False: always the Python loop; True: the kernel, InputError when it cannot run.
 
+    Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) is held back to the end of the
+    iteration under way (the compiled kernel: to its end) and raised as ``KeyboardInterrupt``
+    whose ``partial_result`` is the :class:`MinimizeResult` reached (``reason`` "interrupted").
+
     Returns the relaxed State, or ``(State, MinimizeResult)`` with ``return_result``. Without
     ``return_result`` a run that stops before its tolerances (``max_steps`` reached, a stalled line
     search: overlapping atoms, a huge force) gives a :class:`~spinlat.errors.ConvergenceWarning`.
@@ -324,13 +329,16 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
     tmax, fmax, smax, hmax = o["tmax"], o["fmax"], o["smax"], o["hmax"]
     max_steps, memory = o["max_steps"], o["memory"]
     prob, use = _compiled_problem(state, potential, o)
-    if use:
-        result = _minimize_compiled(prob, state, state.spins[None], tmax, max_steps, memory)[0]
-    else:
-        tol = np.array([tmax, fmax, smax, hmax])
-        st, e, g, it, converged, reason, history = _descend(prob, state.copy(), tol, max_steps, method, memory)
-        result = MinimizeResult(st, float(e), it, converged, reason, *_norms(g), n_evaluations=prob.n_eval,
-                                history=history)
+    with deferred():  # Ctrl-C / SIGTERM stop the Python loop between iterations, with the state reached
+        if use:
+            result = _minimize_compiled(prob, state, state.spins[None], tmax, max_steps, memory)[0]
+        else:
+            tol = np.array([tmax, fmax, smax, hmax])
+            st, e, g, it, converged, reason, history = _descend(prob, state.copy(), tol, max_steps, method, memory,
+                                                                interruptible=True)
+            result = MinimizeResult(st, float(e), it, converged, reason, *_norms(g), n_evaluations=prob.n_eval,
+                                    history=history)
+        check(result)
     if return_result:
         return result.state, result
     if not result.converged:  # the caller gets no result to see it in
@@ -386,12 +394,14 @@ def relax_magnitudes(state, potential, neighbors=None, hmax=1e-6, max_steps=200,
     return st, ev, result
 
 
-def _descend(prob, st, tol, max_steps, method, memory, pairs=None):
+def _descend(prob, st, tol, max_steps, method, memory, pairs=None, interruptible=False):
     """The minimiser's loop (L-BFGS or damped precession, backtracking Armijo line search, trust
     limits of :meth:`_Problem.limit`) from the State ``st`` until the residuals (torque, force,
     stress, longitudinal field) are within ``tol`` (4,). ``pairs``: None, or the lists
-    ``(s_hist, y_hist)`` of earlier pairs to start from, updated in place. Returns (State,
-    energy, gradient blocks, iterations, converged, reason, energy history)."""
+    ``(s_hist, y_hist)`` of earlier pairs to start from, updated in place. ``interruptible``: stop
+    (reason "interrupted") at the start of an iteration when a Ctrl-C / SIGTERM held back by
+    :func:`spinlat.interrupts.deferred` waits (never inside a dynamics step's magnitude relaxation).
+    Returns (State, energy, gradient blocks, iterations, converged, reason, energy history)."""
     n = len(st)
     e, g = prob.evaluate(st)
     s_hist, y_hist = ([], []) if pairs is None else pairs
@@ -401,6 +411,9 @@ def _descend(prob, st, tol, max_steps, method, memory, pairs=None):
         res = np.array(_norms(g))
         if np.all(res <= tol):
             reason, converged, it = "converged", True, it - 1
+            break
+        if interruptible and pending():
+            reason, it = "interrupted", it - 1
             break
         gv = prob.flatten(g)
         if method == "lbfgs":

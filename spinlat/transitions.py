@@ -75,6 +75,7 @@ import numpy as np
 from .errors import InputError
 from .files import atomic_path
 from .integrators.rotation import rotate_all
+from .interrupts import check, deferred, pending
 
 #: default metric weights: w_r (rad/Å) for positions, w_m (rad/μB) for moment magnitudes
 DEFAULT_WEIGHTS = {"positions": 1.0, "magnitudes": 1.0}
@@ -670,7 +671,10 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
     Raises
     ------
     InputError for inconsistent endpoints, unknown options or a potential that lacks what the
-    moving degrees of freedom need.
+    moving degrees of freedom need. ``KeyboardInterrupt`` on Ctrl-C (SIGTERM:
+    :class:`~spinlat.interrupts.Terminated`), held back to the end of the iteration under way: its
+    ``partial_result`` attribute is the :class:`GNEBResult` of the band at that iteration
+    (``reason`` "interrupted"), whose ``states`` can start a new call as ``path``.
     """
     if not (spins or positions or magnitudes):
         raise InputError("gneb: nothing moves (spins, positions and magnitudes are all False)")
@@ -740,8 +744,11 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
             rotate_all(S[k], theta, 1.0, 0.0)
     band = _Band(initial.copy(), np.ascontiguousarray(S), np.ascontiguousarray(R), np.ascontiguousarray(MU),
                  potential, dofs, w)
-    return _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps, int(memory),
-                  int(max_iterations), method, callback)
+    with deferred():  # Ctrl-C / SIGTERM end the relaxation at the next whole band
+        result = _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps, int(memory),
+                        int(max_iterations), method, callback)
+        check(result)  # interrupted: raised with the band so far as ``partial_result``
+    return result
 
 
 class _LBFGS:
@@ -833,7 +840,7 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
     cap_vec = np.array([caps[n] * band.w[n] for n in names])  # largest step per block, metric units
     opt = _FIRE() if method == "fire" else _LBFGS(memory)
     climb, started, hops, climb_at = None, False, 0, climb_after
-    converged, it, switched = False, 0, None
+    converged, interrupted, it, switched = False, False, 0, None
     best, best_it = math.inf, 0
     history = []
 
@@ -868,6 +875,9 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
         history.append(float(per_image.max()))
         if callback is not None:
             callback({"iteration": it, "max_force": history[-1], "energies": E.copy(), "climbing": climb})
+        if pending():  # Ctrl-C / SIGTERM held back to here: the band is whole and evaluated
+            interrupted = True
+            break
         if done and (started or not climbing):
             converged = True
             break
@@ -890,7 +900,7 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
         band.evaluate_images(1, m - 1, E, G, EV)
         F, T, dist, per_image, perp = band_forces()
         opt.update(d, f, band.to_step(1, F[1:-1]).ravel())
-    reason = ("converged" if converged else "max_iterations reached") + (
+    reason = ("converged" if converged else "interrupted" if interrupted else "max_iterations reached") + (
         "; no interior energy maximum, so no climbing image" if climbing and climb is None else "") + (
         f"; L-BFGS stalled, FIRE from iteration {switched}" if switched is not None else "")
     slopes = np.einsum("ki,ki->k", G, T)

@@ -362,3 +362,29 @@ def test_analyze_of_a_file_that_is_no_trajectory_says_how_to_make_one(tmp_path, 
         assert f" {stem}.h5` turns a LAMMPS spin dump" in err, err
     assert main(["analyze", str(tmp_path / "text.h5")]) == 1
     assert capsys.readouterr().err.endswith("cannot be opened as an HDF5 trajectory: it is not an HDF5 file\n")
+
+
+def test_minimize_interrupted_writes_the_structure_reached(tmp_path, capsys, monkeypatch):
+    """SIGTERM during `spinlat minimize` (positions and spins: the Python loop) lost the relaxation;
+    now the structure of the iteration reached is written to interrupted.extxyz, status 143."""
+    import os
+    import signal
+
+    from spinlat.potentials import EAM
+
+    compute, calls = EAM.compute, []
+
+    def counting(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return compute(self, *args, **kw)
+
+    monkeypatch.setattr(EAM, "compute", counting)
+    cfg = _base(tmp_path, minimize={"spins": False, "positions": True, "cell": True, "smax": 1e-8})
+    cfg["potential"] = cfg["potential"][:1]
+    assert main(["minimize", _write(tmp_path, cfg)]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "interrupted after" in err and "interrupted.extxyz" in err and "terminated (SIGTERM)" in err, err
+    reached = sl.State.from_ase(sl.io.read_extxyz(str(tmp_path / "run" / "interrupted.extxyz"))[0])
+    assert len(reached) == 16 and not (tmp_path / "run" / "relaxed.extxyz").exists()

@@ -100,3 +100,40 @@ def test_bad_endpoint_frame_is_named(tmp_path, capsys):
     assert main(["gneb", _write(tmp_path, cfg)]) == 1
     err = capsys.readouterr().err
     assert "gneb.initial" in err and "index 3" in err
+
+
+def test_gneb_interrupted_keeps_the_band_and_says_how_to_continue(tmp_path, capsys, monkeypatch):
+    """SIGTERM (a batch scheduler's time limit) during `spinlat gneb` lost the band: now the
+    band of the iteration reached is written (path.h5, summary.json with reason "interrupted"),
+    the command exits with 143, and the written band continues to the converged barrier."""
+    import os
+    import signal
+
+    from spinlat import transitions
+
+    real = transitions.gneb
+
+    def gneb_stopped_at_3(*args, callback=None, **kw):
+        def cb(info):
+            callback(info)
+            if info["iteration"] == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, callback=cb, **kw)
+
+    monkeypatch.setattr(transitions, "gneb", gneb_stopped_at_3)
+    _endpoints(tmp_path)
+    cfg = {"potential": POTENTIAL, "output": "run",
+           "gneb": {"initial": "up.extxyz", "final": "down.extxyz", "images": 7, "tol": 1e-9}}
+    assert main(["gneb", _write(tmp_path, cfg), "--every", "1"]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "interrupted at iteration 3" in err and "terminated (SIGTERM)" in err, err
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["reason"].startswith("interrupted") and s["iterations"] == 3 and not s["converged"]
+    with sl.io.Trajectory(tmp_path / "run" / "path.h5") as tr:
+        assert len(tr) == 7
+    monkeypatch.setattr(transitions, "gneb", real)
+    cfg["gneb"] = {"path": "run/path.h5", "tol": 1e-9}
+    assert main(["gneb", _write(tmp_path, cfg, "again.yaml"), "--overwrite"]) == 0
+    s2 = json.loads((tmp_path / "run" / "summary.json").read_text())
+    h = MU * sl.units.MU_B * B / (2 * K)
+    assert s2["converged"] and s2["barrier_eV"] == pytest.approx(K * (1 - h) ** 2, rel=1e-6)

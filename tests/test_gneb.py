@@ -1,12 +1,16 @@
 """Geodesic nudged elastic band: analytic barriers, saddle Hessians, spin-lattice and mMACE paths,
 and Spirit 2.2's GNEB on the same skyrmion collapse."""
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
 import spinlat as sl
 from conftest import EAM_FE
 from spinlat.errors import InputError
+from spinlat.interrupts import Terminated
 from spinlat.potentials import EAM, BetheSlaterExchange, Heisenberg, Landau, UniaxialAnisotropy, Zeeman
 from spinlat.transitions import geodesic_path, hermite_curve
 
@@ -488,3 +492,36 @@ def test_band_kernels_match_numpy_references():
     _block_max(F, 0, 3 * n, 1, out, 1)
     assert np.allclose(out[:, 0], np.linalg.norm(F.reshape(m, n, 3), axis=2).max(axis=1))
     assert np.allclose(out[:, 1], np.abs(F).max(axis=1))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_band_is_kept_and_continues_to_the_same_saddle(signum):
+    """Ctrl-C or a batch scheduler's SIGTERM during a long GNEB lost every iteration. Now the
+    signal is held back to the end of the iteration under way and raised with the band so far
+    (``partial_result``), which starts a new call as ``path``."""
+    n, J, K, K2 = 4, 0.010, 0.001, 0.0005
+    unit, st = _chain(n)
+    pot = Heisenberg.from_neighbors(unit, J=[J]) + UniaxialAnisotropy(K, [0, 0, 1]) + UniaxialAnisotropy(-K2, [0, 1, 0])
+    a = st.copy(spins=np.tile([0, 0, 1.0], (n, 1)))
+    b = st.copy(spins=np.tile([0, 0, -1.0], (n, 1)))
+    seen = []
+
+    def stop_at_5(info):
+        seen.append(info["iteration"])
+        if info["iteration"] == 5:
+            os.kill(os.getpid(), signum)  # held back: this iteration still finishes
+            seen.append("after the signal")
+
+    kind = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    with pytest.raises(kind) as info:
+        sl.gneb(a, b, pot, images=11, tol=1e-10, noise=0.3, seed=1, callback=stop_at_5)  # 109 iterations
+    assert seen == [0, 1, 2, 3, 4, 5, "after the signal"]
+    part = info.value.partial_result
+    assert isinstance(part, sl.transitions.GNEBResult) and part.reason.startswith("interrupted")
+    assert part.iterations == 5 and not part.converged and len(part.states) == 11
+    for s, e in zip(part.states, part.energies):  # the band as it stood, energies its own
+        assert pot.compute(s).energy == pytest.approx(e, abs=1e-14)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    res = sl.gneb(None, None, pot, path=part.states, tol=1e-10)
+    assert res.converged and res.barrier == pytest.approx(n * K, rel=1e-9)

@@ -93,3 +93,33 @@ def test_unconverged_minimisation_warns_when_no_result_is_asked_for():
         _, res = sl.minimize(st, EAM(EAM_FE), spins=False, positions=True, max_steps=5, return_result=True)
         assert not res.converged and res.iterations == 5
         sl.minimize(_single_spins(), Zeeman([0, 0, 1]))  # a converged minimisation stays silent
+
+
+def test_an_interrupted_minimisation_stops_between_iterations_with_the_state_reached():
+    """Ctrl-C / SIGTERM during a long relaxation lost it; now the signal waits for the iteration
+    under way and comes with the MinimizeResult reached (``partial_result``), which continues."""
+    import os
+    import signal
+
+    from spinlat.interrupts import Terminated
+
+    st = bcc_fe((2, 2, 2), a=2.90, rattle=0.03, random_spins=False)
+    pot = EAM(EAM_FE)
+    compute, calls = pot.compute, []
+
+    def counting(*args, **kw):
+        calls.append(1)
+        if len(calls) == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return compute(*args, **kw)
+
+    pot.compute = counting
+    with pytest.raises(Terminated) as info:
+        sl.minimize(st, pot, spins=False, positions=True, cell=True, fmax=1e-4, smax=1e-6, max_steps=500)
+    part = info.value.partial_result
+    assert part.reason == "interrupted" and not part.converged and 1 <= part.iterations < 6
+    assert part.energy == pytest.approx(compute(part.state).energy, abs=1e-12) and part.energy < compute(st).energy
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    out, res = sl.minimize(part.state, pot, spins=False, positions=True, cell=True, fmax=1e-4, smax=1e-6,
+                           max_steps=500, return_result=True)
+    assert res.converged and np.cbrt(out.volume / len(out) * 2) == pytest.approx(2.8553, abs=2e-3)

@@ -101,14 +101,27 @@ def run(args) -> int:
                 log(f"iteration {info['iteration']:6d}  max force {info['max_force']:.3e}  "
                     f"highest image {(e[1:-1].max() - e[0]) * 1e3:.6f} meV  climbing {info['climbing']}")
 
+        def save(res, wall):
+            res.write(files["path.h5"], potential=pot)
+            write_extxyz(files["path.extxyz"], res.to_atoms())
+            res.plot(files["energy.png"], title=path.stem)
+            summary = {**res.summary(), "wall_s": wall}
+            atomic_write_text(files["summary.json"], json.dumps(summary, indent=2))
+            return summary
+
         t0 = time.perf_counter()
-        res = gneb(initial, final, pot, callback=progress, **kw)
+        try:
+            res = gneb(initial, final, pot, callback=progress, **kw)
+        except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the band so far is kept
+            part = getattr(exc, "partial_result", None)
+            if part is not None:
+                save(part, time.perf_counter() - t0)
+                log(f"interrupted at iteration {part.iterations}: the band so far is in {files['path.h5']}; "
+                    f"continue from it with 'path: {files['path.h5']}' in the gneb section (and another --output, "
+                    "or --overwrite)")
+            raise
         wall = time.perf_counter() - t0
-        res.write(files["path.h5"], potential=pot)
-        write_extxyz(files["path.extxyz"], res.to_atoms())
-        res.plot(files["energy.png"], title=path.stem)
-        summary = {**res.summary(), "wall_s": wall}
-        atomic_write_text(files["summary.json"], json.dumps(summary, indent=2))
+        summary = save(res, wall)
         log(f"{res.reason} after {res.iterations} iterations ({res.n_evaluations} evaluations, {wall:.1f} s)",
             sys.stdout)
         log(f"barrier {res.barrier:.8f} eV (saddle image {res.saddle}), reverse barrier {res.reverse_barrier:.8f} eV",

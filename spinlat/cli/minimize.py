@@ -4,16 +4,17 @@ Reads the run config's ``structure`` and ``potential`` and its ``minimize`` sect
 :func:`spinlat.minimize`, see :data:`spinlat.config.MINIMIZE`). Writes ``relaxed.extxyz`` (the
 relaxed structure with its moments), ``minimize.log`` and ``minimize.config.yaml`` in the run
 directory, next to (never over) the files of ``spinlat run``. Exit status 1 when the
-minimisation did not converge.
+minimisation did not converge. Ctrl-C or SIGTERM stop it at the end of the iteration under way
+and write the structure reached to ``interrupted.extxyz`` (status 130 / 143).
 """
 
 from __future__ import annotations
 
-from .common import add_output_arguments, prepare, result
+from .common import add_output_arguments, log, prepare, result
 
 HELP = "relax spins/positions/cell from a YAML config"
 
-OUTPUTS = ("relaxed.extxyz", "minimize.log", "minimize.config.yaml")
+OUTPUTS = ("relaxed.extxyz", "interrupted.extxyz", "minimize.log", "minimize.config.yaml")
 
 
 def add_arguments(p) -> None:
@@ -26,7 +27,16 @@ def run(args) -> int:
     from ..minimization import minimize
 
     opts, state, pot, run_dir = prepare(args, "minimize", OUTPUTS)
-    out, res = minimize(state, pot, return_result=True, **opts)
+    try:
+        out, res = minimize(state, pot, return_result=True, **opts)
+    except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the structure reached is kept
+        part = getattr(exc, "partial_result", None)
+        if part is not None:
+            write_extxyz(run_dir / "interrupted.extxyz", [part.state])
+            log.warning(f"minimize: interrupted after {part.iterations} iterations (energy {part.energy:.8f} eV, "
+                        f"max torque {part.max_torque:.3g} eV, max force {part.max_force:.3g} eV/Å); the structure "
+                        f"reached, not a minimum, is in {run_dir / 'interrupted.extxyz'}: start from it to continue")
+        raise
     write_extxyz(run_dir / "relaxed.extxyz", [out])
     result(f"minimize: {res.reason} after {res.iterations} iterations ({res.n_evaluations} evaluations)")
     result(f"energy {res.energy:.8f} eV ({res.energy / len(out):.8f} eV/atom); max torque {res.max_torque:.3g} eV, "
