@@ -9,7 +9,7 @@ interrupt, and a half-done update (a neighbour list, a trajectory append) is aba
 :func:`check` raises it where the caller knows the state is whole (spinlat's
 :meth:`~spinlat.simulation.Simulation.run` checks after each chunk of steps, once the frame of
 that chunk is written); a second signal while one is pending raises at once, for a user who does
-not want to wait. This is GROMACS's convention for ``mdrun`` (first signal: stop at the next safe
+not want to wait; the first one prints a line saying so on stderr. This is GROMACS's convention for ``mdrun`` (first signal: stop at the next safe
 step and write what is due; second: stop now).
 
 SIGTERM (the signal batch schedulers send at a job's time limit, then SIGKILL after a grace time:
@@ -22,6 +22,7 @@ over, and only in the main thread; handlers a user installed are left alone.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
@@ -55,6 +56,12 @@ def _hold(signum, frame):
         _Pending.signum = None
         raise _exception_for(signum)
     _Pending.signum = signum
+    name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+    try:  # os.write, not print: a handler that prints while the program prints raises "reentrant call"
+        os.write(2, f"spinlat: {name} received; stopping at the end of the step chunk or iteration under way "
+                    f"(send it again to stop at once)\n".encode())
+    except OSError:
+        pass
 
 
 def _takes_over(signum, handler) -> bool:

@@ -193,3 +193,12 @@ def test_cli_reports_an_interrupt_wrapped_in_a_system_error_as_sigterm(monkeypat
     assert cli.main(["boom"]) == 128 + signal.SIGTERM
     assert "terminated (SIGTERM)" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_the_first_signal_says_on_stderr_that_the_run_will_stop(capfd):
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            interrupts.check()
+    err = capfd.readouterr().err
+    assert "Ctrl-C received" in err and "again to stop at once" in err
