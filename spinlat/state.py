@@ -115,6 +115,29 @@ def _warn_unread_velocities(atoms):
                       "structure.temperature in a run config)", UserWarning, stacklevel=3)
 
 
+#: per-atom arrays of an ase.Atoms that a State cannot hold, with what they usually mean
+_UNHELD_ARRAYS = {"tags": "ASE's surface and cluster builders number layers or groups with them",
+                  "initial_charges": "charges a State does not model"}
+
+
+def _warn_dropped_arrays(atoms):
+    """One UserWarning naming the per-atom data of ``atoms`` that :meth:`State.from_ase` drops:
+    non-zero ``tags`` and ``initial_charges`` (all-zero ones are ASE's defaults, carry nothing,
+    and are not mentioned)."""
+    dropped = []
+    for name, meaning in _UNHELD_ARRAYS.items():
+        values = atoms.arrays.get(name)
+        if values is not None and np.any(values != 0):
+            k = int(np.count_nonzero(np.asarray(values).reshape(len(atoms), -1).any(axis=1)))
+            dropped.append(f"{name} (non-zero on {k} of {len(atoms)} atoms; {meaning})")
+    if dropped:
+        import warnings
+
+        warnings.warn(f"the ase.Atoms' {' and '.join(dropped)} are not kept: a spinlat State holds no such data. "
+                      "The atom order is kept, so keep them beside the State (e.g. tags = atoms.get_tags()); pass "
+                      "warn_dropped=False to State.from_ase to drop them knowingly", UserWarning, stacklevel=3)
+
+
 def describe_constraints(atoms) -> str:
     """The ASE constraints of ``atoms`` in words, e.g. ``FixAtoms on atoms [0, 1, 2]``."""
     out = []
@@ -354,7 +377,8 @@ class State:
             tile(self.moments), tile(self.velocities), tile(self.masses))
 
     @classmethod
-    def from_ase(cls, atoms, validate=True, constraints="error", prefer_moments="computed") -> "State":
+    def from_ase(cls, atoms, validate=True, constraints="error", prefer_moments="computed",
+                 warn_dropped=True) -> "State":
         """State from ``ase.Atoms``.
 
         Magnetic moments may be collinear (N,) — spins ±z, moments |m| — or non-collinear
@@ -379,10 +403,17 @@ class State:
         to stay fixed never move silently; ``"ignore"`` drops them knowingly (the run config's
         ``structure.constraints: ignore``). :class:`spinlat.ase.SpinLatticeCalculator` ignores
         them, as every ASE calculator does: ASE's dynamics apply them to the forces.
+
+        ``warn_dropped``: a State has no place for ASE's ``tags`` (the layer numbers of
+        ``ase.build.fcc111`` and the other surface builders) or ``initial_charges``; when they
+        are non-zero a UserWarning names them (default), ``False`` drops them silently. The
+        atom order is kept, so they can be kept beside the State.
         """
         from ase import units as ase_units
 
         constraints = validation.choice(constraints, "constraints", ("error", "ignore"))
+        if validation.boolean(warn_dropped, "warn_dropped"):
+            _warn_dropped_arrays(atoms)
         if constraints == "error" and atoms.constraints:
             raise InputError(f"the ase.Atoms carries constraints ({describe_constraints(atoms)}) that a spinlat State "
                              "cannot hold and spinlat's dynamics do not apply: remove them (del atoms.constraints) or "

@@ -285,6 +285,46 @@ def test_from_ase_refuses_constraints_unless_told_to_ignore_them():
         sl.State.from_ase(atoms)
 
 
+def test_from_ase_names_the_tags_and_charges_it_drops(tmp_path):
+    """ASE's surface builders number the layers with tags; a State has no place for them, so
+    from_ase warns once naming them (never for all-zero tags, ASE's default), also through a
+    run config and spinlat convert, and not from the ASE calculator (the tags stay on its atoms)."""
+    import warnings
+
+    import ase.io
+    from ase.build import bcc110, bulk
+
+    from spinlat import config as C
+    from spinlat.ase import SpinLatticeCalculator
+    from spinlat.potentials import Zeeman
+
+    slab = bcc110("Fe", (2, 2, 3), a=2.8665, vacuum=6.0)
+    slab.set_initial_magnetic_moments([2.2] * len(slab))
+    assert slab.get_tags().tolist() == [3] * 4 + [2] * 4 + [1] * 4
+    with pytest.warns(UserWarning, match=r"tags \(non-zero on 12 of 12 atoms; ASE's surface.*not kept") as rec:
+        st = sl.State.from_ase(slab)
+    assert len([w for w in rec if "tags" in str(w.message)]) == 1
+    np.testing.assert_array_equal(st.positions, slab.positions)   # the order is kept
+    slab.set_initial_charges([0.5] + [0.0] * 11)
+    with pytest.warns(UserWarning, match=r"tags .* and initial_charges \(non-zero on 1 of 12 atoms"):
+        sl.State.from_ase(slab)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sl.State.from_ase(slab, warn_dropped=False)
+        plain = bulk("Fe", "bcc", 2.8665, cubic=True)
+        plain.set_tags([0, 0])                                     # all zero: nothing to say
+        sl.State.from_ase(plain)
+        slab.calc = SpinLatticeCalculator(Zeeman([0, 0, 1.0]))
+        slab.get_potential_energy()
+    ase.io.write(tmp_path / "slab.traj", [slab, slab])
+    with pytest.warns(UserWarning, match="tags"):
+        C.read_structure(tmp_path / "slab.traj")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        sl.io.convert(tmp_path / "slab.traj", tmp_path / "slab.h5")
+    assert len([w for w in rec if "tags" in str(w.message)]) == 1  # once, not per frame
+
+
 def test_dft_output_gives_the_computed_moments_not_the_starting_guess(tmp_path):
     """An ASE .traj of a DFT run keeps INCAR's MAGMOM guess as initial magmoms and the converged
     moments as calculator results: State.from_ase, the run config and spinlat convert take the

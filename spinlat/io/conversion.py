@@ -389,7 +389,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
 
     def items():
         for k, atoms in enumerate(atoms_list):
-            state = State.from_ase(atoms, constraints="ignore")  # said above
+            # constraints: said above; dropped tags / charges: said once, for the first frame
+            state = State.from_ase(atoms, constraints="ignore", warn_dropped=(k == 0))
             pe = _number(atoms.info, "energy", math.nan)
             scalars = {"step": int(_number(atoms.info, "step", k)), "time": _number(atoms.info, "time", math.nan),
                        "potential_energy": pe}
