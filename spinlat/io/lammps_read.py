@@ -163,8 +163,13 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     metadata : ``"auto"`` (``spinlat-export.json`` next to the file, if any), a path, a dict, or
         None. With it, the state is rotated back into the frame it was exported from.
     pbc : periodic directions (a data file does not say); default: the metadata's, else x and y
-        when a ``log.lammps`` beside the file echoes ``dimension 2`` (a 2D run's thin periodic z
-        box makes no images in LAMMPS), else all.
+        when a ``log.lammps`` beside the file echoes ``dimension 2`` before its first run (a 2D
+        run's thin periodic z box makes no images in LAMMPS; only the commands up to the first
+        ``run``/``minimize`` are read, :func:`log_dimension`), else all. A data file alone cannot
+        say that it is 2D: when every atom lies at z = 0 in a z box that straddles 0 without xz/yz
+        tilt (what LAMMPS's 2D runs write, and what a 3D stack of layers Lz apart can look like)
+        and none of the above decides, it is read periodic in z with a UserWarning naming the
+        layer spacing; pass ``pbc`` to decide.
 
     Units: LAMMPS ``metal``; a title line naming other units (``units = real``, as
     ``write_data`` writes it) raises FileFormatError.
@@ -304,12 +309,50 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         pbc = meta["pbc"] if pbc is None else pbc
     if pbc is None and (path.resolve().parent / "log.lammps").is_file():
         # a 2D run (`dimension 2` in the log beside the file) keeps a thin periodic z box that
-        # makes no images in LAMMPS
-        if _read_log(path.resolve().parent / "log.lammps")[1].dimension == 2:
-            pbc = [True, True, False]
+        # makes no images in LAMMPS; a log without it says the run was 3D
+        pbc = [True, True, log_dimension(path.resolve().parent / "log.lammps") == 3]
+    if pbc is None:
+        _warn_if_2d_like(path, pos[:, 2], lo[2], hi[2], tilt[1:],
+                         "pass pbc=(True, True, False) (or put its log.lammps beside it)")
     cell = _state_cell(meta, box_cell)
     return State(pos, numbers, cell=cell, pbc=True if pbc is None else pbc, spins=spins, moments=moments,
                  velocities=vel, masses=masses, validate=False)
+
+
+def _warn_if_2d_like(path, z, zlo, zhi, tilt_z, remedy):
+    """UserWarning when a LAMMPS file whose periodicity nothing else decides looks like a 2D
+    run's (every atom at z = 0, a z box straddling 0, no xz/yz tilt): LAMMPS's 2D runs keep a
+    periodic z that makes no images, but the file alone does not say it was 2D, so it is read
+    periodic in z, as a stack of layers zhi - zlo apart."""
+    if len(z) and zlo < 0.0 < zhi and not np.any(tilt_z) and not np.any(z):
+        import warnings
+
+        warnings.warn(f"{path}: every atom lies at z = 0 in a z box [{zlo:g}, {zhi:g}] that straddles 0, as LAMMPS "
+                      "writes for a 2D run (dimension 2), but nothing says it was one: it is read periodic in z, a "
+                      f"stack of layers {zhi - zlo:g} Å apart; for a 2D system {remedy}", UserWarning,
+                      stacklevel=3)
+
+
+def log_dimension(path) -> int:
+    """The dimension (2 or 3) a LAMMPS log's echoed ``dimension`` command sets, 3 if none: only
+    the input commands up to the first ``run``, ``rerun`` or ``minimize`` are read (LAMMPS
+    takes ``dimension`` only before the box exists), not the thermo output of a long run.
+    Raises MissingFileError / FileFormatError for a missing or unreadable file."""
+    path = Path(validation.existing_file(path, "log_dimension path", "LAMMPS log"))
+    dimension = 3
+    try:
+        with _open_lammps_file(path) as fh:
+            for raw in fh:
+                toks = raw.decode(errors="replace").split()
+                if not toks:
+                    continue
+                if toks[0] in ("run", "rerun") or toks[0].startswith("minimize"):
+                    break
+                if toks[0] == "dimension" and toks[1:2] in (["2"], ["3"]):
+                    dimension = int(toks[1])
+    except (OSError, EOFError) as exc:
+        raise FileFormatError(f"cannot read LAMMPS log {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return dimension
 
 
 def _data_type_map(path, sections, meta, elements, labels) -> _TypeMap:
@@ -453,6 +496,7 @@ class LammpsDump:
                 checked.append(fr.columns)
         self._thermo = self._read_thermo()
         self._cache = {}
+        self._warned_2d = False  # the 2D-like warning (_warn_if_2d_like) given
         self._compressed = None  # open handle of a compressed dump, reused while frames go forward
 
     # ------------------------------------------------------------------ scanning
@@ -740,6 +784,10 @@ class LammpsDump:
             pbc = np.array([c == "p" for c in pbc_s], dtype=bool)
             if self._log is not None and self._log.dimension == 2:
                 pbc[2] = False  # LAMMPS's 2D runs have a periodic z that makes no images: a layer
+            elif self._log is None and pbc[2] and not self._warned_2d:
+                self._warned_2d = True  # once per dump
+                _warn_if_2d_like(self.path, pos[:, 2], lo[2], hi[2], (xz, yz),
+                                 "put the run's log.lammps beside the dump (or pass thermo=LOG)")
         cell = _state_cell(meta, box_cell)
         time = self._time(fr, meta)
         out = dict(step=fr.step, time=time, cell=cell, pbc=pbc, positions=pos, numbers=numbers, masses=masses,
@@ -1166,4 +1214,4 @@ def _is_number(t) -> bool:
         return False
 
 
-__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "LammpsDump", "ThermoBlock"]
+__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "log_dimension", "LammpsDump", "ThermoBlock"]

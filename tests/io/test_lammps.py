@@ -705,6 +705,51 @@ def test_dump_of_a_2d_run_has_no_periodic_images_along_z(tmp_path):
     st = sl.io.read_lammps_data(tmp_path / "sq.data")
     np.testing.assert_array_equal(st.pbc, [True, True, False])
     assert BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841).compute(st).energy == pytest.approx(-0.61031055, abs=1e-8)
-    (tmp_path / "log.lammps").write_text(log.replace("dimension 2\n", ""))  # a 3D run: z periodic
-    np.testing.assert_array_equal(sl.io.read_lammps_dump(tmp_path / "sq.dump")[0].pbc, [True, True, True])
-    np.testing.assert_array_equal(sl.io.read_lammps_data(tmp_path / "sq.data").pbc, [True, True, True])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the log decides: nothing to warn about
+        (tmp_path / "log.lammps").write_text(log.replace("dimension 2\n", ""))  # a 3D run: z periodic
+        np.testing.assert_array_equal(sl.io.read_lammps_dump(tmp_path / "sq.dump")[0].pbc, [True, True, True])
+        np.testing.assert_array_equal(sl.io.read_lammps_data(tmp_path / "sq.data").pbc, [True, True, True])
+    # without the log nothing says the run was 2D: read periodic in z (the 3D stack LAMMPS would
+    # build from the file), with a warning naming the layer spacing and the remedy
+    (tmp_path / "log.lammps").unlink()
+    with pytest.warns(UserWarning, match=r"sq.data: every atom lies at z = 0 in a z box \[-1.25, 1.25\].*layers 2.5 Å "
+                                         r"apart; for a 2D system pass pbc=\(True, True, False\)"):
+        st = sl.io.read_lammps_data(tmp_path / "sq.data")
+    np.testing.assert_array_equal(st.pbc, [True, True, True])
+    with pytest.warns(UserWarning, match=r"sq.dump: every atom lies at z = 0.*log.lammps beside the dump"):
+        renames = {f"c_s[{k + 1}]": c for k, c in enumerate(("sp", "spx", "spy", "spz"))}
+        dump = sl.io.read_lammps_dump(tmp_path / "sq.dump", elements=["Fe"], columns=renames)
+        assert dump[0].pbc.tolist() == [True, True, True]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sl.io.read_lammps_data(tmp_path / "sq.data", pbc=(True, True, False)).pbc.tolist() == [True, True, False]
+        lifted = "\n".join(data).replace(" 0 0 0 1 2.2", " 0.1 0 0 1 2.2", 1)   # not all at z = 0: a 3D file
+        (tmp_path / "lifted.data").write_text(lifted + "\n")
+        sl.io.read_lammps_data(tmp_path / "lifted.data")
+
+
+def test_data_file_reads_only_the_commands_of_its_log(tmp_path, monkeypatch):
+    """`dimension` is known before the first run: the data reader reads the log's commands up to
+    the first run/minimize, never the thermo output of a long run."""
+    from spinlat.io import lammps_read
+
+    head = "LAMMPS (22 Jul 2025)\nunits metal\ndimension 2\nboundary p p p\nread_data sq.data\n"
+    log = tmp_path / "log.lammps"
+    log.write_text(head + "run 10\n   Step   PotEng\n  0  -1.0\nclear\ndimension 3\nrun 5\n")
+    assert lammps_read.log_dimension(log) == 2                       # the later 3D input is not read
+    log.write_text("units metal\nminimize 1e-8 1e-8 100 100\ndimension 2\n")
+    assert lammps_read.log_dimension(log) == 3
+    log.write_text("units metal\n")
+    assert lammps_read.log_dimension(log) == 3
+    data = ["LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = metal", "", "2 atoms",
+            "1 atom types", "", "0 5 xlo xhi", "0 2.5 ylo yhi", "-1.25 1.25 zlo zhi", "", "Masses", "", "1 55.845", "",
+            "Atoms # spin", "", "1 1 0 0 0 0 0 1 2.2", "2 1 2.5 0 0 0 0 1 2.2"]
+    (tmp_path / "sq.data").write_text("\n".join(data) + "\n")
+    log.write_text(head + "run 1000000\n" + "   Step   PotEng\n" + "".join(f"{k} -1.0\n" for k in range(2000)))
+
+    def whole_log(*args, **kwargs):
+        raise AssertionError("the whole log was parsed")
+
+    monkeypatch.setattr(lammps_read, "_read_log", whole_log)
+    assert sl.io.read_lammps_data(tmp_path / "sq.data").pbc.tolist() == [True, True, False]
