@@ -201,6 +201,38 @@ def _repeat_order_of(state, nodes):
     return None
 
 
+def _inferred_repeat(state):
+    """``(n1, n2, n3)`` with n2·n3 > 1 when ``state`` (with a full cell) is ``unit.repeat((n1, n2,
+    n3))`` of some unit cell, in that order and not in Spirit's (for n2 = n3 = 1 the two orders
+    are the same), else None. The counts are read off the positions: the first atom of the
+    second cell along c (row nb) sits c/n3 from atom 0, the first of the second cell along b
+    (row nb·n3) b/n2 from it; each candidate is then checked on every atom."""
+    n = len(state)
+    if n < 4 or abs(np.linalg.det(state.cell)) < 1e-12:
+        return None
+    frac = state.positions @ np.linalg.inv(state.cell)
+    for nb in (d for d in range(1, n // 4 + 1) if n % d == 0):
+        counts = [1, 1, 1]
+        row = nb
+        for axis in (2, 1):
+            if row >= n:
+                break
+            d = (frac[row] - frac[0]) % 1.0
+            d[d > 1.0 - 1e-9] = 0.0
+            x = d[axis]
+            if np.all(d[[a for a in range(3) if a != axis]] < 1e-9) and 1e-9 < x <= 0.5 + 1e-9:
+                m = int(round(1.0 / x))
+                if abs(m * x - 1.0) < 1e-6 and (n // nb) % (counts[1] * counts[2] * m) == 0:
+                    counts[axis] = m
+                    row *= m
+        counts[0] = n // (nb * counts[1] * counts[2])
+        reps = tuple(counts)
+        if (reps[1] * reps[2] > 1 and _in_lattice_order(state.positions, state.cell, reps, nb, spirit_order(reps, nb))
+                and not _in_lattice_order(state.positions, state.cell, reps, nb)):
+            return reps
+    return None
+
+
 def _reps(repeat) -> tuple:
     return tuple(int(r) for r in np.broadcast_to(np.asarray(repeat), (3,)))
 
@@ -225,8 +257,15 @@ def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", rep
     title : the segment title.
     repeat : ``(n1, n2, n3)`` when the state is ``unit.repeat(repeat)``: rows are written in
         Spirit's order with Spirit's node counts (nb·n1, n2, n3) (module docstring); ``None``: the
-        state's order, nodes (N, 1, 1).
+        state's order, nodes (N, 1, 1). Spirit reads rows in its own order whatever the mesh,
+        so a State whose atoms are in ``unit.repeat((n1, n2, n3))`` order (n2·n3 > 1, found from
+        its positions) written with ``repeat=None`` raises ShapeError naming the ``repeat`` to
+        pass (as :func:`read_ovf` refuses such a file); to write its rows as they are, pass the
+        array ``state.spins``.
     append : add the segments to an existing OVF file.
+
+    Returns the path. Raises ShapeError (above; vectors not (N, 3)), InputError (bad format,
+    NaN, an empty list), MissingFileError (``append`` to a missing file).
     """
     from ..state import State
 
@@ -246,6 +285,13 @@ def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", rep
     for item in items:
         if isinstance(item, State):
             v = item.spins
+            reps = _inferred_repeat(item) if repeat is None else None
+            if reps is not None:
+                raise ShapeError(f"write_ovf: the state's {len(item)} atoms are in the order of unit.repeat({reps}) "
+                                 "(cells along c fastest), but Spirit reads an OVF file's rows in its own site order "
+                                 "(basis atoms, then cells along a, b, c) and would put these spins on the wrong "
+                                 f"sites: pass repeat={reps} to write Spirit's order (read_ovf(..., repeat={reps}) "
+                                 "reads it back), or the array state.spins to write the rows as they are")
         else:
             v = np.asarray(item, dtype=np.float64)
             if v.ndim != 2 or v.shape[1] != 3:

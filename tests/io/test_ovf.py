@@ -1,5 +1,7 @@
 """OVF 2.0 spin configurations: round trips, site order, and states moving between Spirit and spinlat."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -58,7 +60,7 @@ def test_segments_append_and_lists(tmp_path):
     st = bcc_unit().repeat((2, 2, 2))
     images = [st.copy(spins=random_spins(len(st), k)) for k in range(3)]
     p = tmp_path / "chain.ovf"
-    sl.io.write_ovf(p, images[:2])
+    sl.io.write_ovf(p, [im.spins for im in images[:2]])              # the rows as they are
     sl.io.write_ovf(p, images[2].spins, append=True, format="text")
     segs = sl.io.read_ovf_segments(p)
     assert len(segs) == 3
@@ -69,7 +71,7 @@ def test_segments_append_and_lists(tmp_path):
 def test_errors(tmp_path):
     st = bcc_unit().repeat((2, 2, 2))
     p = tmp_path / "s.ovf"
-    sl.io.write_ovf(p, st)
+    sl.io.write_ovf(p, st.spins)
     with pytest.raises(ShapeError, match="16 spins but the state has 2 atoms"):
         sl.io.read_ovf(p, bcc_unit())
     with pytest.raises(InputError, match="segment 3"):
@@ -232,10 +234,38 @@ def test_repeat_must_match_the_files_mesh(tmp_path):
         sl.io.read_ovf(tmp_path / "421.ovf", other, repeat=(2, 2, 2))
     back = sl.io.read_ovf(tmp_path / "421.ovf", st, repeat=(4, 2, 1))
     np.testing.assert_array_equal(back.spins, st.spins)
-    sl.io.write_ovf(tmp_path / "rows.ovf", st)  # state order, nodes (16, 1, 1)
+    sl.io.write_ovf(tmp_path / "rows.ovf", st.spins)  # state order, nodes (16, 1, 1)
     with pytest.raises(ShapeError, match=r"mesh of \(16, 1, 1\) nodes"):
         sl.io.read_ovf(tmp_path / "rows.ovf", st, repeat=(4, 2, 1))
     np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "rows.ovf", st).spins, st.spins)
+
+
+@pytest.mark.parametrize("reps, nb", [((4, 2, 1), 2), ((2, 2, 2), 2), ((1, 3, 2), 2), ((3, 1, 2), 1),
+                                      ((2, 3, 4), 2)])
+def test_writer_refuses_a_repeated_state_without_repeat(tmp_path, reps, nb):
+    """Spirit reads an OVF's rows in its own order whatever the mesh (checked with Spirit 2.2: a
+    file of nodes (N, 1, 1) in State.repeat order goes onto the wrong sites), so the writer refuses
+    what the reader refuses: a State in unit.repeat order written with repeat=None. The repeat
+    found from the positions is the one to pass, and the spins array writes the rows as they are."""
+    unit = bcc_unit() if nb == 2 else sl.State([[0, 0, 0]], [26], cell=np.eye(3) * A, pbc=True, moments=[2.2])
+    st = unit.repeat(reps)
+    st = st.copy(spins=random_spins(len(st), 4))
+    with pytest.raises(ShapeError, match=rf"unit.repeat\({re.escape(str(reps))}\).*pass repeat="
+                                         rf"{re.escape(str(reps))} to write Spirit's order"):
+        sl.io.write_ovf(tmp_path / "s.ovf", st)
+    with pytest.raises(ShapeError, match="unit.repeat"):
+        sl.io.write_ovf(tmp_path / "s.ovf", [st, st])
+    sl.io.write_ovf(tmp_path / "s.ovf", st, repeat=reps)
+    np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "s.ovf", st, repeat=reps).spins, st.spins)
+    sl.io.write_ovf(tmp_path / "rows.ovf", st.spins)
+    np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "rows.ovf", st).spins, st.spins)
+    # a state already in Spirit's order (built from Spirit's positions), or a repeat along one
+    # axis only (the two orders agree), is written as it is
+    spirit = st.copy(positions=st.positions[sl.io.spirit_order(reps, nb)], spins=st.spins[sl.io.spirit_order(reps, nb)])
+    sl.io.write_ovf(tmp_path / "spirit.ovf", spirit)
+    np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "spirit.ovf", spirit).spins, spirit.spins)
+    sl.io.write_ovf(tmp_path / "line.ovf", unit.repeat((5, 1, 1)))
+    sl.io.write_ovf(tmp_path / "one.ovf", unit)
 
 
 @pytest.mark.peers
