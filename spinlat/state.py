@@ -98,6 +98,51 @@ def _combine_spin_directions(mag, direction):
     return np.where(moments[:, None] > 0, mag, direction), moments
 
 
+#: names other codes give per-atom magnetic moments (an extxyz column ``magmom``, which ASE turns
+#: into a calculator result, ``magnetic_moments``, ...) that spinlat does not read as moments
+_MOMENT_NAMES = ("magmom", "magnetic_moment", "magnetic_moments", "mag_moments", "moments")
+
+
+def unread_moment_arrays(atoms) -> list:
+    """Where ``atoms`` hold non-zero per-atom data named like magnetic moments that spinlat does
+    not read as moments (:func:`ase_magnetic_moments` reads ``initial_magmoms`` and ``magmoms``
+    only): e.g. ``["calculator results['magmom']"]`` for the extxyz column ``magmom:R:3``
+    (ASE makes it a result named like the total moment), ``["arrays['magnetic_moments']"]``. An
+    entry holds one row per atom ((N,) or (N, 3)); a (3,) value of a 3-atom structure outside
+    ``arrays`` is a total moment and not listed."""
+    n = len(atoms)
+    calc = getattr(atoms, "calc", None)
+    results = getattr(calc, "results", None) or {}
+    found = []
+    for where, table in (("arrays", atoms.arrays), ("info", atoms.info), ("calculator results", results)):
+        for key, value in table.items():
+            if not isinstance(key, str) or key.lower() not in _MOMENT_NAMES:
+                continue
+            try:
+                a = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                continue
+            per_atom = (a.ndim == 2 and a.shape == (n, 3)) or (a.ndim == 1 and len(a) == n
+                                                                 and (where == "arrays" or n != 3))
+            if per_atom and np.any(a != 0):
+                found.append(f"{where}[{key!r}]")
+    return found
+
+
+def _warn_unread_moments(atoms, stacklevel=3):
+    """UserWarning naming per-atom data that look like moments (:func:`unread_moment_arrays`),
+    for atoms whose moments spinlat reads as all zero."""
+    names = unread_moment_arrays(atoms)
+    if names:
+        import warnings
+
+        warnings.warn(f"the ase.Atoms carry no magnetic moments where spinlat reads them (initial_magmoms, a "
+                      f"'magmoms' array or calculator result) but {' and '.join(names)} looks like per-atom moments: "
+                      "the atoms are read as non-magnetic. If it holds moments in μB, name the extxyz column "
+                      "'magmoms' or call atoms.set_initial_magnetic_moments(...) with it", UserWarning,
+                      stacklevel=stacklevel)
+
+
 #: per-atom arrays other codes write velocities into (GPUMD's extxyz ``vel``, ``velo``, ...)
 _VELOCITY_NAMES = ("vel", "velo", "velocity", "velocities")
 
@@ -407,7 +452,9 @@ class State:
         ``warn_dropped``: a State has no place for ASE's ``tags`` (the layer numbers of
         ``ase.build.fcc111`` and the other surface builders) or ``initial_charges``; when they
         are non-zero a UserWarning names them (default), ``False`` drops them silently. The
-        atom order is kept, so they can be kept beside the State.
+        atom order is kept, so they can be kept beside the State. It also names per-atom data
+        that look like moments but are not read (:func:`unread_moment_arrays`: an extxyz column
+        ``magmom`` or ``magnetic_moments``) when no moments are found.
         """
         from ase import units as ase_units
 
@@ -419,6 +466,8 @@ class State:
                              "cannot hold and spinlat's dynamics do not apply: remove them (del atoms.constraints) or "
                              "pass constraints='ignore' to drop them knowingly (config: structure.constraints: ignore)")
         mag = ase_magnetic_moments(atoms, prefer_moments)
+        if warn_dropped and not np.any(mag != 0):
+            _warn_unread_moments(atoms)
         n = len(atoms)
         direction = ase_spin_directions(atoms)
         if direction is not None:

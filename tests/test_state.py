@@ -1,5 +1,7 @@
 """State: validation, ASE round trips, supercells, copies."""
 
+import re
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -323,6 +325,45 @@ def test_from_ase_names_the_tags_and_charges_it_drops(tmp_path):
         warnings.simplefilter("always")
         sl.io.convert(tmp_path / "slab.traj", tmp_path / "slab.h5")
     assert len([w for w in rec if "tags" in str(w.message)]) == 1  # once, not per frame
+
+
+@pytest.mark.parametrize("column", ["magmom:R:3", "magmom:R:1", "magnetic_moments:R:1", "moments:R:3"])
+def test_moments_under_other_names_are_named_not_silently_dropped(tmp_path, column):
+    """An extxyz column 'magmom' (ASE makes it a calculator result named like the total moment)
+    or 'magnetic_moments' is not where spinlat reads moments: the atoms come out non-magnetic,
+    and from_ase, read_extxyz + from_ase and the training input say which data were not read."""
+    import warnings
+
+    import ase.io
+
+    from spinlat.potentials.mmace.labels import input_moments
+    from spinlat.state import unread_moment_arrays
+
+    name, _, width = column.split(":")
+    rows = ["0 0 2.2", "0 0 -2.2"] if width == "3" else ["2.2", "-2.2"]
+    (tmp_path / "m.xyz").write_text(
+        f'2\nLattice="2.8665 0 0 0 2.8665 0 0 0 2.8665" Properties=species:S:1:pos:R:3:{column} pbc="T T T"\n'
+        f"Fe 0 0 0 {rows[0]}\nFe 1.43325 1.43325 1.43325 {rows[1]}\n")
+    atoms = ase.io.read(tmp_path / "m.xyz")
+    where = "calculator results['magmom']" if name == "magmom" else f"arrays[{name!r}]"
+    assert unread_moment_arrays(atoms) == [where]
+    with pytest.warns(UserWarning, match=re.escape(where) + r" looks like per-atom moments: the atoms are read as "
+                                                          r"non-magnetic.*name the extxyz column 'magmoms'"):
+        st = sl.State.from_ase(atoms)
+    np.testing.assert_array_equal(st.moments, 0.0)
+    with pytest.warns(UserWarning, match=r"\['magmom'\]|magnetic_moments|moments"):
+        sl.State.from_ase(sl.io.read_extxyz(tmp_path / "m.xyz")[0])  # there 'magmom' went into info
+    with pytest.warns(UserWarning, match="used as non-magnetic"):
+        np.testing.assert_array_equal(input_moments(atoms), 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        good = ase.io.read(tmp_path / "m.xyz")
+        good.set_initial_magnetic_moments(np.array([[0, 0, 2.2], [0, 0, -2.2]]))
+        assert sl.State.from_ase(good).moments.tolist() == [2.2, 2.2]    # moments found: nothing to say
+        total = sl.State(np.zeros((3, 3)) + np.arange(3)[:, None] * 2.0, [26] * 3).to_ase()
+        total.info["magmom"] = np.array([0.0, 0.0, 6.6])              # a (3,) total of 3 atoms: not per atom
+        total.set_initial_magnetic_moments(None)
+        assert unread_moment_arrays(total) == []
 
 
 def test_dft_output_gives_the_computed_moments_not_the_starting_guess(tmp_path):

@@ -21,8 +21,10 @@ Moments are inputs of the model (a configuration may carry them without any magn
 label): :func:`input_moments` reads ``arrays["magmoms"]`` (the data-set convention), else a
 calculator's ``magmoms`` (the moments of the calculation that gave the labels: for a
 self-consistent DFT run its converged moments, not its starting guess), else the initial
-magnetic moments (``arrays["initial_magmoms"]``); none of them: a non-magnetic configuration.
-Collinear moments (N,) lie along +z.
+magnetic moments (``arrays["initial_magmoms"]``); none of them: a non-magnetic configuration
+(with a UserWarning when it carries per-atom data named like moments, e.g. an extxyz column
+``magmom`` or ``magnetic_moments``: :func:`spinlat.state.unread_moment_arrays`). Collinear
+moments (N,) lie along +z.
 """
 
 from __future__ import annotations
@@ -118,6 +120,16 @@ def input_moments(atoms, where="configuration") -> np.ndarray:
         if mag.shape != (n, 3):
             raise ShapeError(f"{where}: moments ({name}) must have shape ({n}, 3) or ({n},) μB, got {mag.shape}")
         return _finite(mag, f"magnetic moments ({name})", where)
+    from ...state import unread_moment_arrays
+
+    unread = unread_moment_arrays(atoms)
+    if unread:  # once per data set (the message names no configuration)
+        import warnings
+
+        warnings.warn(f"a configuration carries {' and '.join(unread)}, which looks like per-atom magnetic moments but "
+                      "is not where moments are read (arrays['magmoms'], a calculator's magmoms, initial_magmoms): it "
+                      "is used as non-magnetic; name the extxyz column 'magmoms' if it holds moments in μB",
+                      UserWarning, stacklevel=2)
     return np.zeros((n, 3))
 
 
