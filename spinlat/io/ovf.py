@@ -173,17 +173,26 @@ def read_ovf(path, state=None, *, segment=0, repeat=None):
     return state.copy(spins=v)
 
 
+#: how far (Å) an atom's offset from its basis atom may differ from the lattice vector between
+#: their cells and still count as that lattice site: thermal displacements after spin-lattice
+#: dynamics (two atoms, ~0.1-0.2 Å each) pass, a neighbouring site (≥ 2 Å away in metals) does not
+_SITE_TOLERANCE = 0.6
+
+
 def _in_lattice_order(positions, cell, reps, nb, perm=None) -> bool:
     """Whether ``positions`` (rows permuted by ``perm`` into Spirit's order) are a lattice of
     ``reps`` cells of ``nb`` basis atoms in Spirit's order: row ib + nb(i + n1(j + n2 k)) at
-    row ib + i a + j b + k c (a, b, c the cell vectors over reps; modulo the cell)."""
+    row ib + i a + j b + k c (a, b, c the cell vectors over reps; modulo the cell), each within
+    :data:`_SITE_TOLERANCE` Å and a quarter of the shortest of a, b, c (atoms displaced by
+    dynamics still sit on their sites)."""
     n1, n2, n3 = reps
     rows = positions if perm is None else positions[perm]
     ib, i, j, k = np.meshgrid(np.arange(nb), np.arange(n1), np.arange(n2), np.arange(n3), indexing="ij")
     spirit_row = (ib + nb * (i + n1 * (j + n2 * k))).ravel()
     shift = np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1) / np.array(reps, dtype=float)
     d = (rows[spirit_row] - rows[ib.ravel()]) @ np.linalg.inv(cell) - shift
-    return bool(np.all(np.abs(d - np.round(d)) < 1e-6))
+    tol = min(_SITE_TOLERANCE, 0.25 * float(np.min(np.linalg.norm(cell / np.array(reps)[:, None], axis=1))))
+    return bool(np.all(np.linalg.norm((d - np.round(d)) @ cell, axis=1) < tol))
 
 
 def _repeat_order_of(state, nodes):
@@ -217,14 +226,19 @@ def _inferred_repeat(state):
         for axis in (2, 1):
             if row >= n:
                 break
-            d = (frac[row] - frac[0]) % 1.0
-            d[d > 1.0 - 1e-9] = 0.0
-            x = d[axis]
-            if np.all(d[[a for a in range(3) if a != axis]] < 1e-9) and 1e-9 < x <= 0.5 + 1e-9:
-                m = int(round(1.0 / x))
-                if abs(m * x - 1.0) < 1e-6 and (n // nb) % (counts[1] * counts[2] * m) == 0:
-                    counts[axis] = m
-                    row *= m
+            d = frac[row] - frac[0]
+            d -= np.round(d)
+            if abs(d[axis]) < 1e-3 or (d[axis] < 0 and abs(d[axis]) < 0.45):  # no step forward along axis
+                continue
+            m = int(round(1.0 / abs(d[axis])))
+            step = np.zeros(3)
+            step[axis] = 1.0 / m
+            off = d - step
+            off -= np.round(off)
+            if (m >= 2 and np.linalg.norm(off @ state.cell) < _SITE_TOLERANCE * 2
+                    and (n // nb) % (counts[1] * counts[2] * m) == 0):
+                counts[axis] = m
+                row *= m
         counts[0] = n // (nb * counts[1] * counts[2])
         reps = tuple(counts)
         if (reps[1] * reps[2] > 1 and _in_lattice_order(state.positions, state.cell, reps, nb, spirit_order(reps, nb))

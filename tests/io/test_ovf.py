@@ -266,6 +266,14 @@ def test_writer_refuses_a_repeated_state_without_repeat(tmp_path, reps, nb):
     np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "spirit.ovf", spirit).spins, spirit.spins)
     sl.io.write_ovf(tmp_path / "line.ovf", unit.repeat((5, 1, 1)))
     sl.io.write_ovf(tmp_path / "one.ovf", unit)
+    # after spin-lattice dynamics the atoms are off their sites (here 0.1 Å rms): still refused,
+    # by the writer and by the reader of the Spirit-order file written with repeat
+    hot = st.copy(positions=st.positions + np.random.default_rng(7).normal(0.0, 0.1, st.positions.shape))
+    with pytest.raises(ShapeError, match=rf"pass repeat={re.escape(str(reps))}"):
+        sl.io.write_ovf(tmp_path / "hot.ovf", hot)
+    with pytest.raises(ShapeError, match=rf"pass repeat={re.escape(str(reps))} to put the rows in the state's order"):
+        sl.io.read_ovf(tmp_path / "s.ovf", hot)
+    np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "s.ovf", hot, repeat=reps).spins, st.spins)
 
 
 @pytest.mark.peers
@@ -313,6 +321,11 @@ def test_spirit_ordered_file_read_without_repeat_into_a_repeated_state_is_refuse
     p = sl.io.spirit_order((3, 2, 2), 2)
     spirit_state = sl.State(st.positions[p], st.numbers[p], cell=st.cell, pbc=True, moments=st.moments[p])
     np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "s.ovf", spirit_state).spins, st.spins[p])
-    # rattled positions fit neither order exactly: nothing is claimed
+    # rattled positions (a state after spin-lattice dynamics) are still on their sites in
+    # unit.repeat order: refused as well (they were read scrambled); atoms in neither order
+    # (shuffled) are read as they are: nothing is claimed
     rattled = st.copy(positions=st.positions + np.random.default_rng(0).normal(0, 0.05, st.positions.shape))
-    assert len(sl.io.read_ovf(tmp_path / "s.ovf", rattled)) == 24
+    with pytest.raises(ShapeError, match=r"pass repeat=\(3, 2, 2\)"):
+        sl.io.read_ovf(tmp_path / "s.ovf", rattled)
+    shuffled = st.copy(positions=st.positions[np.random.default_rng(1).permutation(len(st))])
+    assert len(sl.io.read_ovf(tmp_path / "s.ovf", shuffled)) == 24
