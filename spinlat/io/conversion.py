@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import validation
+from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..state import ase_magnetic_moments
 
@@ -226,6 +226,12 @@ def _read_ase(source, kind, format, selection, columns=None, elements=None):
         dump = read_lammps_dump(source, elements=elements, columns=columns)
         indices = _indices(len(dump), selection)
         dump.check_atom_count(indices)
+        bare = sum(not dump.has_velocities(i) for i in indices)
+        if bare:
+            warnings.warn(f"{source}: the dump holds no velocities (vx vy vz) at {bare} of the {len(indices)} frames "
+                          "converted: their atoms are stored at "
+                          "rest, with the kinetic energy and temperature of the log's KinEng where it prints one, else "
+                          "NaN (add vx vy vz to the dump custom columns to keep them)", UserWarning, stacklevel=3)
         frames = [dump.atoms(i) for i in indices]
         selection = slice(None)
         _calc_results_to_arrays(frames)
@@ -396,6 +402,12 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                        "potential_energy": pe}
             if "total_energy" in atoms.info:
                 scalars["total_energy"] = _number(atoms.info, "total_energy", math.nan)
+            if not np.any(state.velocities) and "kinetic_energy" in atoms.info:
+                # atoms without velocities whose kinetic energy is known otherwise (or NaN: a LAMMPS
+                # dump without vx vy vz), not the 0 of the missing velocities
+                ke = _number(atoms.info, "kinetic_energy", math.nan)
+                scalars["kinetic_energy"] = ke
+                scalars["temperature"] = 2.0 * ke / (3 * max(len(state), 1) * units.K_B)
             yield state, scalars, atoms.arrays.get("forces"), atoms.arrays.get("magnetic_forces")
 
     return _write_h5(target, items(), str(head.get("spinlat_potential", "")), str(head.get("spinlat_integrator", "")),
@@ -417,6 +429,7 @@ def _write_h5(target, items, potential, integrator, seed, metadata, forces, comp
                                           mode="w", store_forces=forces, metadata=metadata,
                                           compression=compression, flush_every=50)
             writer.write(state, scalars["step"], scalars["time"], potential_energy=scalars["potential_energy"],
+                         kinetic_energy=scalars.get("kinetic_energy"), temperature=scalars.get("temperature"),
                          total_energy=scalars.get("total_energy"), forces=f, magnetic_forces=h)
             count += 1
     finally:

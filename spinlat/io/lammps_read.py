@@ -436,7 +436,8 @@ class LammpsDump:
     ``step`` (F,), ``time`` (F,) fs, ``cell`` (F,3,3), ``positions``, ``velocities`` (Å/fs),
     ``spins``, ``forces`` (eV/Å), ``magnetic_forces`` (eV/μB), ``magnetization`` (F,3 μB),
     ``moments`` (F,N), ``kinetic_energy`` (eV), ``temperature`` (K, 3N degrees of freedom as in
-    spinlat), and with thermo (see ``thermo``) ``potential_energy`` and ``total_energy`` (eV;
+    spinlat; a dump without ``vx vy vz`` gives States at rest, and its kinetic energy and
+    temperature come from the log's KinEng, else are NaN: :meth:`kinetic_energy`), and with thermo (see ``thermo``) ``potential_energy`` and ``total_energy`` (eV;
     listed in ``names`` when the log has a PotEng column; ``array`` gives them always, NaN at the
     frames whose step the log does not print with PotEng — every frame without a log — as a
     :class:`~spinlat.io.Trajectory` converted from a file without energies);
@@ -596,6 +597,10 @@ class LammpsDump:
         if twice:
             raise FileFormatError(f"{self.path}: column {twice[0]} appears twice after renaming (columns {fr.columns})")
         missing = [c for c in _REQUIRED if c not in cols and not (c == "type" and "typelabel" in cols)]
+        if "id" in missing:  # as in LAMMPS's own SPIN examples (dump ... type x y z c_outsp[1] ...)
+            missing[missing.index("id")] = ("id (without it LAMMPS writes the atoms in its internal order, which its "
+                                            "spatial sorting and reneighbouring change between frames: add id to the "
+                                            "dump custom columns)")
         pos_sets = [("x", "y", "z"), ("xu", "yu", "zu"), ("xs", "ys", "zs"), ("xsu", "ysu", "zsu")]
         if not any(set(p) <= cols for p in pos_sets):
             missing.append("x y z (or xu yu zu, xs ys zs)")
@@ -671,6 +676,27 @@ class LammpsDump:
                                       f"kinetic energy is {ke_log!r} eV, the dumped velocities give {ke!r} eV "
                                       "(pass thermo=None or the right log)")
         return pe
+
+    def has_velocities(self, i) -> bool:
+        """Whether frame i dumps the velocities (``vx vy vz``); without them its State's velocities
+        are 0 and its kinetic energy is not known from the dump (:meth:`kinetic_energy`)."""
+        return {"vx", "vy", "vz"} <= set(self._frames[self._index(i)].columns)
+
+    def kinetic_energy(self, i) -> float:
+        """Lattice kinetic energy of frame i, eV: from the dumped velocities, else the log's KinEng
+        at its step, else NaN (unknown: never the 0 of velocities that were not dumped)."""
+        i = self._index(i)
+        if self.has_velocities(i):
+            return self._frame(i).kinetic_energy()
+        step = self._frames[i].step
+        if self._thermo and step in self._thermo and math.isfinite(self._thermo[step][1]):
+            return self._thermo[step][1]
+        return math.nan
+
+    def _temperature(self, i, ke) -> float:
+        """The lattice temperature of kinetic energy ``ke`` with 3N degrees of freedom (as
+        :meth:`spinlat.State.temperature`), K."""
+        return 2.0 * ke / (3 * max(self._frames[i].n, 1) * units.K_B)
 
     # ------------------------------------------------------------------ frames
     def __len__(self) -> int:
@@ -890,8 +916,8 @@ class LammpsDump:
             if name == "magnetization":
                 out.append(total_moment(d["spins"], d["moments"]))
             elif name in ("kinetic_energy", "temperature"):
-                st = self._frame(i)
-                out.append(st.kinetic_energy() if name == "kinetic_energy" else st.temperature())
+                ke = self.kinetic_energy(i)
+                out.append(ke if name == "kinetic_energy" else self._temperature(i, ke))
             else:
                 out.append(d[name])
         return np.array(out)
@@ -899,10 +925,9 @@ class LammpsDump:
     def scalars(self, i) -> dict:
         """step, time (fs), kinetic energy (eV), temperature (K), potential energy (eV, with thermo)."""
         i = self._index(i)
-        st = self._frame(i)
         d = self._parse(i)
-        out = dict(step=int(d["step"]), time=float(d["time"]), kinetic_energy=st.kinetic_energy(),
-                   temperature=st.temperature())
+        ke = self.kinetic_energy(i)
+        out = dict(step=int(d["step"]), time=float(d["time"]), kinetic_energy=ke, temperature=self._temperature(i, ke))
         if self._has_potential_energy(i):
             out["potential_energy"] = self._potential_energy(i)
             out["total_energy"] = out["potential_energy"] + out["kinetic_energy"]
@@ -918,6 +943,8 @@ class LammpsDump:
         atoms = self._frame(i).to_ase()
         sc = self.scalars(i)
         atoms.info.update(step=sc["step"], time=sc["time"])
+        if not self.has_velocities(i):  # the atoms' velocities are 0 for want of any: say what is known
+            atoms.info["kinetic_energy"] = sc["kinetic_energy"]
         results = {}
         if d["forces"] is not None:
             results["forces"] = d["forces"]

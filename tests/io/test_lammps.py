@@ -753,3 +753,47 @@ def test_data_file_reads_only_the_commands_of_its_log(tmp_path, monkeypatch):
 
     monkeypatch.setattr(lammps_read, "_read_log", whole_log)
     assert sl.io.read_lammps_data(tmp_path / "sq.data").pbc.tolist() == [True, True, False]
+
+
+def test_dump_without_atom_ids_is_refused_with_the_reason(tmp_path):
+    """LAMMPS's own SPIN examples dump `type x y z c_outsp[1] ...` without id: the row order then
+    changes between frames (spatial sorting), so the reader refuses and says to add id."""
+    rows = "\n".join(f"1 {1.43325 * k} 0 0 0 0 1 2.2" for k in range(2))
+    (tmp_path / "noid.dump").write_text("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS pp pp pp\n"
+                                        "0 2.8665\n0 2.8665\n0 2.8665\nITEM: ATOMS type x y z spx spy spz sp\n"
+                                        + rows + "\n")
+    with pytest.raises(FileFormatError, match=r"noid.dump: line 9: the dump lacks id \(without it LAMMPS writes the "
+                                              r"atoms in its internal order.*add id to the dump custom columns\)"):
+        sl.io.read_lammps_dump(tmp_path / "noid.dump", elements=["Fe"])
+
+
+def test_dump_without_velocities_gives_no_made_up_temperature(tmp_path):
+    """A dump without vx vy vz (LAMMPS's SPIN examples dump none) of a 200 K run: its States are at
+    rest for want of velocities, but its kinetic energy, temperature and total energy are the
+    log's KinEng where printed, else NaN, never the 0 K of the missing velocities; convert stores
+    the same and says so."""
+    import math
+
+    rows = "\n".join(f"{k + 1} 1 {1.43325 * k} 0 0 0 0 1 2.2" for k in range(2))
+    frame = ("ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS pp pp pp\n0 2.8665\n0 2.8665\n"
+             "0 2.8665\nITEM: ATOMS id type x y z spx spy spz sp\n" + rows + "\n")
+    (tmp_path / "d.dump").write_text(frame.format(step=0) + frame.format(step=10))
+    log = ("units metal\nmass 1 55.845\ntimestep 0.0001\n   Step   PotEng   KinEng   Temp\n"
+           "  0  -8.0  0.0517  200.0\n  10  -7.9  0.0400  154.7\nLoop time of 1 on 1 procs for 10 steps with 2 atoms\n")
+    (tmp_path / "log.lammps").write_text(log)
+    d = sl.io.read_lammps_dump(tmp_path / "d.dump")
+    assert not d.has_velocities(0)
+    np.testing.assert_array_equal(d[0].velocities, 0.0)
+    np.testing.assert_array_equal(d["kinetic_energy"], [0.0517, 0.04])
+    np.testing.assert_allclose(d["temperature"], 2 * np.array([0.0517, 0.04]) / (6 * units.K_B), rtol=1e-12)
+    np.testing.assert_allclose(d["total_energy"], [-8.0 + 0.0517, -7.9 + 0.04], rtol=1e-12)
+    assert d.scalars(1)["kinetic_energy"] == 0.04
+    (tmp_path / "log.lammps").write_text(log.replace("KinEng", "TotEng"))   # no KinEng: unknown
+    d = sl.io.read_lammps_dump(tmp_path / "d.dump")
+    assert all(math.isnan(x) for x in d["kinetic_energy"].tolist() + d["temperature"].tolist())
+    assert math.isnan(d.scalars(0)["total_energy"]) and d.scalars(0)["potential_energy"] == -8.0
+    with pytest.warns(UserWarning, match=r"d.dump: the dump holds no velocities \(vx vy vz\) at 2 of the 2 frames"):
+        sl.io.convert(tmp_path / "d.dump", tmp_path / "d.h5")
+    with sl.io.Trajectory(tmp_path / "d.h5") as t:
+        assert np.isnan(t["temperature"]).all() and np.isnan(t["kinetic_energy"]).all()
+        np.testing.assert_array_equal(t["potential_energy"], [-8.0, -7.9])
