@@ -196,10 +196,12 @@ def test_other_ase_formats_and_errors(run, tmp_path, capsys):
 def test_formats_that_drop_moments_say_so(run, tmp_path, capsys):
     """POSCAR and CIF keep no moments: writing one from a magnetic run, or reading one into a
     trajectory, says so on stderr (a UserWarning from the library); extxyz and .traj do not."""
-    for name in ("last.vasp", "last.cif"):
+    # ... nor the velocities (CIF) and forces (POSCAR, CIF) of a run that had them: named too
+    for name, lost in (("last.vasp", "no forces"), ("last.cif", "no velocities, no forces")):
         assert main(["convert", str(run), str(tmp_path / name), "--frames", "-1"]) == 0
         err = capsys.readouterr().err
-        assert f"spinlat convert: note: {tmp_path / name}: its format keeps no magnetic moments" in err
+        assert (f"spinlat convert: note: {tmp_path / name}: its format keeps no magnetic moments (the moments and "
+                f"spins), {lost}, so they are not in it") in err
     assert main(["convert", str(tmp_path / "last.vasp"), str(tmp_path / "p.h5"), "--format", "vasp"]) == 0
     assert "last.vasp holds no magnetic moments" in capsys.readouterr().err
     with Trajectory(tmp_path / "p.h5") as t:

@@ -20,8 +20,8 @@
   ``.db``), whose ase.io writer keeps no ``info``, get each frame's values as key-value pairs
   and the per-atom spinlat arrays as the row's ``data``; a ``.traj`` gets those arrays in
   ``info["spinlat_arrays"]`` (it drops unknown arrays): both round-trip exactly. Formats that store no
-  magnetic moments (POSCAR, CIF, ...) lose them: a UserWarning says so (a note of
-  ``spinlat convert``), found by reading the first frame back.
+  magnetic moments, velocities or forces (POSCAR, CIF, xsf, ...) lose them: a UserWarning names
+  what is lost (a note of ``spinlat convert``), found by reading the first frame back.
 - a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
   :func:`~spinlat.io.read_lammps_data` (spins, moments, magnetic forces, metal units converted;
   the dump's elements from its ``element`` column or the export metadata beside it), never by
@@ -267,20 +267,33 @@ def _read_ase(source, kind, format, selection, columns=None, elements=None):
     return [frames[i] for i in chosen]
 
 
-def _warn_if_moments_lost(target, format, moments):
+def _warn_if_data_lost(target, format, written):
     """Warn (UserWarning) when ``target``, just written by ase.io.write, reads back without the
-    magnetic moments its first frame had (formats such as POSCAR and CIF store none)."""
-    if not np.any(moments > 0):
-        return
+    magnetic moments, velocities or forces that its first frame ``written`` (the ase.Atoms of
+    :func:`frame_atoms`) had (POSCAR and CIF store no moments, CIF and xsf no velocities, ...),
+    naming what is lost."""
     import ase.io
 
     try:
         back = ase.io.read(str(target), index=0, format=format)
     except Exception:  # noqa: BLE001 - a format ASE writes but cannot read back: nothing to check
         return
-    if not np.any(ase_magnetic_moments(back) != 0):
-        warnings.warn(f"{target}: its format keeps no magnetic moments, so the moments and spins are not in it "
-                      "(.extxyz and .traj keep them)", UserWarning, stacklevel=3)
+    lost = []
+    if np.any(written.arrays["spinlat_moments"] > 0) and not np.any(ase_magnetic_moments(back) != 0):
+        lost.append("magnetic moments (the moments and spins)")
+    if np.any(written.arrays["spinlat_velocities"] != 0) and not np.any(back.get_velocities() != 0):
+        lost.append("velocities")
+
+    def forces(atoms):
+        calc = getattr(atoms, "calc", None)
+        kept = atoms.arrays.get("forces")
+        return calc.results.get("forces") if kept is None and calc is not None else kept
+
+    if forces(written) is not None and np.any(forces(written) != 0) and forces(back) is None:
+        lost.append("forces")
+    if lost:
+        warnings.warn(f"{target}: its format keeps no {', no '.join(lost)}, so they are not in it (.extxyz and "
+                      ".traj keep them)", UserWarning, stacklevel=3)
 
 
 def _calc_results_to_arrays(frames):
@@ -357,7 +370,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                 _write_ase(target, (frame_atoms(traj, i, header=(k == 0)) for k, i in enumerate(indices)),
                            dst_kind, format)
                 if dst_kind == "ase" and _db_type(target, format) != "db":  # .db: moments in the rows' data
-                    _warn_if_moments_lost(target, format, traj.array("moments")[indices[0]])
+                    _warn_if_data_lost(target, format, frame_atoms(traj, indices[0]))
                 return len(indices)
             attrs = traj.attrs
             forces = "forces" in traj.names
