@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spinlat.errors import FileFormatError, MissingFileError
+from spinlat.errors import FileFormatError, InputError, MissingFileError
 from spinlat.io.tb2j import parse_tb2j, read_tb2j, write_tb2j
 from spinlat.potentials import Heisenberg
 
@@ -160,6 +160,15 @@ def test_malformed_files(tmp_path, mutate, message):
 def test_missing_file(tmp_path):
     with pytest.raises(MissingFileError, match="TB2J file .*nope.out does not exist"):
         read_tb2j(tmp_path / "nope.out")
+    # TB2J's output directory given for its file: the file in it is named
+    results = tmp_path / "TB2J_results"
+    results.mkdir()
+    with pytest.raises(InputError, match=r"TB2J_results is a directory, not a file$"):
+        read_tb2j(results)
+    (results / "exchange.out").write_text(TB2J_FE.read_text())
+    with pytest.raises(InputError, match=r"TB2J_results is a directory, not a file; give the TB2J file in it, "
+                                         r".*TB2J_results/exchange.out"):
+        Heisenberg.from_tb2j(results)
 
 
 # ------------------------------------------------------------------------------------------
