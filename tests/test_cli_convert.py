@@ -288,3 +288,27 @@ def test_constraints_of_an_ase_file_are_reported_as_dropped(tmp_path, capsys):
     assert "FixAtoms on atoms [1] (1 atoms)) are not kept" in capsys.readouterr().err
     with Trajectory(tmp_path / "fixed.h5") as t:
         np.testing.assert_array_equal(t["moments"][0], 2.2)
+
+
+def test_stress_of_the_source_is_named_as_lost(tmp_path):
+    """A DFT trajectory (.traj, extxyz) with stresses: a spinlat trajectory holds none, so convert
+    says it leaves them out (they were dropped silently); energies, forces and moments are kept."""
+    import ase.io
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for k in range(2):
+        a = bulk("Fe", "bcc", 2.8665 + 0.01 * k, cubic=True)
+        a.set_initial_magnetic_moments([2.0, 2.0])
+        a.calc = SinglePointCalculator(a, energy=-16.0 - k, forces=np.full((2, 3), 0.1 * k),
+                                       stress=np.array([0.01, 0.01, 0.01, 0, 0, 0]), magmoms=np.array([2.2, 2.2]))
+        frames.append(a)
+    for name in ("dft.traj", "dft.extxyz"):
+        ase.io.write(tmp_path / name, frames)
+        with pytest.warns(UserWarning, match=rf"{name}: 2 of the 2 frames carry a stress, which a spinlat trajectory "
+                                             "does not hold"):
+            convert(tmp_path / name, tmp_path / f"{name}.h5")
+        with Trajectory(tmp_path / f"{name}.h5") as t:
+            np.testing.assert_array_equal(t["potential_energy"], [-16.0, -17.0])
+            np.testing.assert_array_equal(t["moments"], 2.2)

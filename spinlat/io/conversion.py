@@ -297,15 +297,15 @@ def _warn_if_data_lost(target, format, written):
 
 
 def _calc_results_to_arrays(frames):
-    """Calculator results (energy, forces, computed magnetic moments ``magmoms``) moved into
-    info/arrays, as read_extxyz gives them (``arrays["magmoms"]`` is preferred over the initial
+    """Calculator results (energy, stress, forces, computed magnetic moments ``magmoms``) moved
+    into info/arrays, as read_extxyz gives them (``arrays["magmoms"]`` is preferred over the initial
     magmoms by :meth:`spinlat.State.from_ase`)."""
     for atoms in frames:
         calc = atoms.calc
         if calc is not None:
-            for key in ("energy", "forces", "magmoms"):
+            for key in ("energy", "stress", "forces", "magmoms"):
                 if calc.results.get(key) is not None:
-                    (atoms.info if key == "energy" else atoms.arrays)[key] = np.array(calc.results[key])
+                    (atoms.info if key in ("energy", "stress") else atoms.arrays)[key] = np.array(calc.results[key])
             atoms.calc = None
 
 
@@ -390,6 +390,11 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
 
         warnings.warn(f"{source}: the ASE constraints ({describe_constraints(constrained)}) are not kept: a spinlat "
                       "trajectory holds none, and a run started from it moves every atom", UserWarning, stacklevel=2)
+    stressed = sum("stress" in a.info for a in atoms_list)
+    if stressed:
+        warnings.warn(f"{source}: {stressed} of the {len(atoms_list)} frames carry a stress, which a spinlat trajectory "
+                      "does not hold: it is not in the converted file (keep the source, or convert to .extxyz with "
+                      "ase.io for a data set)", UserWarning, stacklevel=2)
     if not any(np.any(ase_magnetic_moments(a) != 0) for a in atoms_list):
         warnings.warn(f"{source} holds no magnetic moments (POSCAR, CIF and plain xyz files carry none): every "
                       f"atom of {target} is non-magnetic (moment 0); set moments with a run config's "
