@@ -11,7 +11,9 @@ Optional dependency: ``pip install pymatgen-core`` (or the full ``pymatgen``; sp
   them back. On reading, a :class:`pymatgen.electronic_structure.core.Magmom` with any spin
   axis (its global moment is used; also as the dict its ``as_dict`` gives), a plain number
   (collinear magmom, as read from VASP files: ±z) and a 3-vector (Cartesian) are accepted.
-  Sites without magmom are non-magnetic.
+  Without a magmom property, a ``spin`` of the sites' species (``Species("Fe", 3, spin=2.2)``)
+  is the collinear moment, as pymatgen's magnetism analysis reads it. Sites without either are
+  non-magnetic.
 - ``site_properties["velocities"]``: Å/fs (as pymatgen's POSCAR/XDATCAR readers), written (plain
   lists) when any atom moves.
 - ``site_properties["selective_dynamics"]`` (a POSCAR's fixed coordinates): a State cannot hold
@@ -126,6 +128,9 @@ def from_pymatgen(structure, validate=True, constraints="error"):
     if constraints == "error":
         _refuse_selective_dynamics(props, n)
     magmom = props.get("magmom")
+    if magmom is None:  # pymatgen's other place for collinear moments: Species("Fe", 3, spin=5)
+        spins = [getattr(site.specie, "spin", None) for site in structure]
+        magmom = spins if any(v for v in spins) else None
     m = np.zeros((n, 3))
     if magmom is not None:
         for i, v in enumerate(magmom):
