@@ -18,8 +18,9 @@ State) are written both as ``magmoms`` and as ``initial_magmoms``, so that a pla
 result, which is lost when another calculator is attached). :func:`read_extxyz` reads any extxyz
 file ASE reads and moves calculator results back into ``info``/``arrays``; it also sets the
 initial magnetic moments from ``magmoms`` so that :meth:`spinlat.State.from_ase` sees them.
-An ``info`` value that is an empty (or blank) string is not written: the extxyz header cannot
-hold one (ASE would read ``key=`` as taking the next key as its value), so it reads back absent.
+An ``info`` value that is an empty (or blank) string or None is not written: the extxyz header
+cannot hold one (ASE would read ``key=`` as taking the next key as its value, and writes None as
+a bare ``key``, which reads back as True), so it reads back absent.
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ def _header(atoms, info, columns) -> str:
             continue
         if isinstance(val, str) and not val.strip():
             continue  # ASE's extxyz cannot hold an empty string: `key=` would swallow the next key
+        if val is None:
+            continue  # a bare `key` (what ASE writes for None) reads back as True
         s = _info_value(key, val)
         if s is None:
             rest[key] = val

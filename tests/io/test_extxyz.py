@@ -194,6 +194,16 @@ def test_empty_string_info_does_not_swallow_the_next_key(tmp_path):
     assert back.info["b"] == 3 and back.info["c"] == "x y"
 
 
+def test_none_info_is_left_out_not_read_back_as_true(tmp_path):
+    # ASE writes None as a bare key, which it reads back as True (a flag)
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    atoms.info.update(converged=None, flag=True, b=3)
+    write_extxyz(tmp_path / "n.extxyz", [atoms])
+    back = read_extxyz(tmp_path / "n.extxyz")[0]
+    assert "converged" not in back.info
+    assert back.info["flag"] is True and back.info["b"] == 3
+
+
 def test_run_attributes_survive_h5_extxyz_h5_when_the_potential_is_empty(tmp_path):
     # a trajectory converted from a LAMMPS dump has potential "": its integrator and seed were
     # lost (and the potential became "spinlat_integrator=...") on the way through extxyz
