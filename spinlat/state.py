@@ -129,13 +129,22 @@ def unread_moment_arrays(atoms) -> list:
     return found
 
 
-def _warn_unread_moments(atoms, stacklevel=3):
-    """UserWarning naming per-atom data that look like moments (:func:`unread_moment_arrays`),
-    for atoms whose moments spinlat reads as all zero."""
+def warn_unread_moments(atoms, stacklevel=3):
+    """For atoms whose moments spinlat reads as all zero (:func:`ase_magnetic_moments`): a
+    UserWarning when a calculator reports a non-zero total moment (which cannot be split into
+    atoms), and one naming per-atom data that look like moments (:func:`unread_moment_arrays`).
+    ``stacklevel`` as for :func:`warnings.warn`, counted from the caller."""
+    import warnings
+
+    calc = getattr(atoms, "calc", None)
+    total = (getattr(calc, "results", None) or {}).get("magmom")
+    if total is not None and np.size(total) in (1, 3) and np.any(np.asarray(total, dtype=float) != 0):
+        warnings.warn(f"the ase.Atoms' calculator reports a total magnetic moment {np.round(total, 4).tolist()} μB but "
+                      "no moment per atom (VASP prints them with LORBIT = 11; ASE reads them as 'magmoms'): the "
+                      "atoms are read as non-magnetic; set atoms.set_initial_magnetic_moments(...) or give the "
+                      "moments (a run config's structure.moments)", UserWarning, stacklevel=stacklevel)
     names = unread_moment_arrays(atoms)
     if names:
-        import warnings
-
         warnings.warn(f"the ase.Atoms carry no magnetic moments where spinlat reads them (initial_magmoms, a "
                       f"'magmoms' array or calculator result) but {' and '.join(names)} looks like per-atom moments: "
                       "the atoms are read as non-magnetic. If it holds moments in μB, name the extxyz column "
@@ -467,7 +476,7 @@ class State:
                              "pass constraints='ignore' to drop them knowingly (config: structure.constraints: ignore)")
         mag = ase_magnetic_moments(atoms, prefer_moments)
         if warn_dropped and not np.any(mag != 0):
-            _warn_unread_moments(atoms)
+            warn_unread_moments(atoms)
         n = len(atoms)
         direction = ase_spin_directions(atoms)
         if direction is not None:

@@ -353,7 +353,7 @@ def test_moments_under_other_names_are_named_not_silently_dropped(tmp_path, colu
     np.testing.assert_array_equal(st.moments, 0.0)
     with pytest.warns(UserWarning, match=r"\['magmom'\]|magnetic_moments|moments"):
         sl.State.from_ase(sl.io.read_extxyz(tmp_path / "m.xyz")[0])  # there 'magmom' went into info
-    with pytest.warns(UserWarning, match="used as non-magnetic"):
+    with pytest.warns(UserWarning, match=re.escape(where) + " looks like per-atom moments"):
         np.testing.assert_array_equal(input_moments(atoms), 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -364,6 +364,27 @@ def test_moments_under_other_names_are_named_not_silently_dropped(tmp_path, colu
         total.info["magmom"] = np.array([0.0, 0.0, 6.6])              # a (3,) total of 3 atoms: not per atom
         total.set_initial_magnetic_moments(None)
         assert unread_moment_arrays(total) == []
+
+
+def test_a_total_moment_without_moments_per_atom_is_named():
+    """A DFT result with only the cell's total moment (VASP without LORBIT) cannot be split into
+    atoms: the atoms are read as non-magnetic, and from_ase says why."""
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    a = bulk("Fe", "bcc", 2.8665, cubic=True)
+    a.set_initial_magnetic_moments(None)
+    a.calc = SinglePointCalculator(a, energy=-16.5, magmom=4.62)
+    with pytest.warns(UserWarning, match=r"total magnetic moment 4.62 μB but no moment per atom \(VASP prints them "
+                                         r"with LORBIT = 11"):
+        st = sl.State.from_ase(a)
+    np.testing.assert_array_equal(st.moments, 0.0)
+    a.calc = SinglePointCalculator(a, energy=-16.5, magmom=4.62, magmoms=np.array([2.31, 2.31]))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sl.State.from_ase(a).moments.tolist() == [2.31, 2.31]
 
 
 def test_dft_output_gives_the_computed_moments_not_the_starting_guess(tmp_path):

@@ -23,7 +23,8 @@ calculator's ``magmoms`` (the moments of the calculation that gave the labels: f
 self-consistent DFT run its converged moments, not its starting guess), else the initial
 magnetic moments (``arrays["initial_magmoms"]``); none of them: a non-magnetic configuration
 (with a UserWarning when it carries per-atom data named like moments, e.g. an extxyz column
-``magmom`` or ``magnetic_moments``: :func:`spinlat.state.unread_moment_arrays`). Collinear
+``magmom`` or ``magnetic_moments``, or only a calculator's total moment:
+:func:`spinlat.state.warn_unread_moments`). Collinear
 moments (N,) lie along +z.
 """
 
@@ -120,16 +121,9 @@ def input_moments(atoms, where="configuration") -> np.ndarray:
         if mag.shape != (n, 3):
             raise ShapeError(f"{where}: moments ({name}) must have shape ({n}, 3) or ({n},) μB, got {mag.shape}")
         return _finite(mag, f"magnetic moments ({name})", where)
-    from ...state import unread_moment_arrays
+    from ...state import warn_unread_moments
 
-    unread = unread_moment_arrays(atoms)
-    if unread:  # once per data set (the message names no configuration)
-        import warnings
-
-        warnings.warn(f"a configuration carries {' and '.join(unread)}, which looks like per-atom magnetic moments but "
-                      "is not where moments are read (arrays['magmoms'], a calculator's magmoms, initial_magmoms): it "
-                      "is used as non-magnetic; name the extxyz column 'magmoms' if it holds moments in μB",
-                      UserWarning, stacklevel=2)
+    warn_unread_moments(atoms)  # moments the configuration carries elsewhere, or only as a total
     return np.zeros((n, 3))
 
 
