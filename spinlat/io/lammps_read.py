@@ -266,6 +266,9 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         else:
             has_image = True
         table[row] = vals
+    lines_of = [ln for ln, _, _ in atoms["rows"]]
+    _check_atom_values(path, table[:, 2:5], table[:, 5:8] if style == "spin" else None,
+                       table[:, 8] if style == "spin" else None, lambda r: lines_of[r])
     order = np.argsort(table[:, 0], kind="stable")
     table = table[order]
     ids = table[:, 0].astype(np.int64)
@@ -317,6 +320,25 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     cell = _state_cell(meta, box_cell)
     return State(pos, numbers, cell=cell, pbc=True if pbc is None else pbc, spins=spins, moments=moments,
                  velocities=vel, masses=masses, validate=False)
+
+
+def _check_atom_values(path, positions, spins, moments, line_of):
+    """FileFormatError naming the file and line (``line_of(row)``) of the first atom whose
+    position or spin is NaN/inf, whose moment ``sp`` is negative, or whose spin direction is zero
+    while its moment is not (LAMMPS's atom_style spin: sp is the magnitude, spx spy spz the
+    direction); ``spins``/``moments`` None for atom_style atomic."""
+    checks = [(~np.isfinite(positions).all(axis=1), "a position that is NaN or infinite")]
+    if spins is not None:
+        checks += [(~(np.isfinite(spins).all(axis=1) & np.isfinite(moments)), "a spin value that is NaN or infinite"),
+                   (moments < 0, "a negative moment sp (LAMMPS's sp is the magnitude, μB; reverse spx spy spz "
+                                 "instead)"),
+                   (np.all(spins == 0, axis=1) & (moments > 0),
+                    "a zero spin direction spx spy spz with a non-zero moment sp")]
+    for bad, what in checks:
+        rows = np.flatnonzero(bad)
+        if len(rows):
+            raise FileFormatError(f"{path}: line {line_of(int(rows[0]))}: atom with {what}"
+                                  f"{f' ({len(rows)} atoms)' if len(rows) > 1 else ''}")
 
 
 def _warn_if_2d_like(path, z, zlo, zhi, tilt_z, remedy):
@@ -789,6 +811,7 @@ class LammpsDump:
         masses = num("mass") if "mass" in cols else tmap.masses(types, numbers)
         spins = np.stack([num("spx"), num("spy"), num("spz")], axis=1)
         moments = num("sp")
+        _check_atom_values(self.path, pos, spins, moments, lambda r: fr.line + int(order[r]))
         vel = (np.stack([num("vx"), num("vy"), num("vz")], axis=1) / units.FS_PER_PS
                if {"vx", "vy", "vz"} <= cols else np.zeros((fr.n, 3)))
         forces = np.stack([num("fx"), num("fy"), num("fz")], axis=1) if {"fx", "fy", "fz"} <= cols else None

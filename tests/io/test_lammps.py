@@ -797,3 +797,24 @@ def test_dump_without_velocities_gives_no_made_up_temperature(tmp_path):
     with sl.io.Trajectory(tmp_path / "d.h5") as t:
         assert np.isnan(t["temperature"]).all() and np.isnan(t["kinetic_energy"]).all()
         np.testing.assert_array_equal(t["potential_energy"], [-8.0, -7.9])
+
+
+@pytest.mark.parametrize("row, message", [
+    ("2 1 2.8665 0 0 0 0 1 -2.2", r"atom with a negative moment sp \(LAMMPS's sp is the magnitude"),
+    ("2 1 2.8665 0 0 0 0 0 2.2", r"atom with a zero spin direction spx spy spz with a non-zero moment"),
+    ("2 1 nan 0 0 0 0 1 2.2", r"atom with a position that is NaN or infinite"),
+    ("2 1 2.8665 0 0 inf 0 1 2.2", r"atom with a spin value that is NaN or infinite"),
+])
+def test_bad_atom_values_name_the_file_and_line(tmp_path, row, message):
+    """A negative sp, a zero spin direction of a magnetic atom, NaN or inf: the data and dump
+    readers name the file and line (were State errors naming only an atom index)."""
+    lines = ["LAMMPS data file", "", "2 atoms", "1 atom types", "", "0 5.733 xlo xhi", "0 5.733 ylo yhi",
+             "0 5.733 zlo zhi", "", "Atoms # spin", "", "1 1 0 0 0 0 0 1 2.2", row]
+    (tmp_path / "bad.data").write_text("\n".join(lines) + "\n")
+    with pytest.raises(FileFormatError, match=r"bad.data: line 13: " + message):
+        sl.io.read_lammps_data(tmp_path / "bad.data", elements=["Fe"], metadata=None)
+    dump = ["ITEM: TIMESTEP", "0", "ITEM: NUMBER OF ATOMS", "2", "ITEM: BOX BOUNDS pp pp pp", "0 5.733", "0 5.733",
+            "0 5.733", "ITEM: ATOMS id type x y z spx spy spz sp", row, "1 1 0 0 0 0 0 1 2.2"]
+    (tmp_path / "bad.dump").write_text("\n".join(dump) + "\n")
+    with pytest.raises(FileFormatError, match=r"bad.dump: line 10: " + message):
+        sl.io.read_lammps_dump(tmp_path / "bad.dump", elements=["Fe"])[0]
