@@ -7,7 +7,7 @@ import pytest
 
 import spinlat as sl
 from spinlat.cli import main
-from spinlat.errors import InputError
+from spinlat.errors import FileFormatError, InputError
 from spinlat.integrators import SpinLatticeLangevin
 from spinlat.io import Trajectory, convert
 from spinlat.io.conversion import parse_frames
@@ -312,3 +312,15 @@ def test_stress_of_the_source_is_named_as_lost(tmp_path):
         with Trajectory(tmp_path / f"{name}.h5") as t:
             np.testing.assert_array_equal(t["potential_energy"], [-16.0, -17.0])
             np.testing.assert_array_equal(t["moments"], 2.2)
+
+
+def test_unusable_frame_names_the_file_and_frame(tmp_path, capsys):
+    """NaN in an extxyz source: the error names the file and frame (was a State error alone)."""
+    head = 'Lattice="2.8665 0 0 0 2.8665 0 0 0 2.8665" Properties=species:S:1:pos:R:3:magmoms:R:3 pbc="T T T"'
+    good = "2\n" + head + "\nFe 0 0 0 0 0 2.2\nFe 1.43325 1.43325 1.43325 0 0 2.2\n"
+    (tmp_path / "m.xyz").write_text(good + good.replace("0 0 2.2\nFe 1", "0 0 nan\nFe 1"))
+    with pytest.raises(FileFormatError, match=r"m.xyz: frame 1 holds an unusable structure: magnetic moments .*NaN"):
+        convert(tmp_path / "m.xyz", tmp_path / "m.h5")
+    (tmp_path / "p.xyz").write_text(good + good.replace("Fe 0 0 0 0 0", "Fe 0 0 inf 0 0"))
+    assert main(["convert", str(tmp_path / "p.xyz"), str(tmp_path / "p.h5")]) == 1
+    assert "p.xyz: frame 1 holds an unusable structure: positions" in capsys.readouterr().err

@@ -395,7 +395,13 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
         warnings.warn(f"{source}: {stressed} of the {len(atoms_list)} frames carry a stress, which a spinlat trajectory "
                       "does not hold: it is not in the converted file (keep the source, or convert to .extxyz with "
                       "ase.io for a data set)", UserWarning, stacklevel=2)
-    if not any(np.any(ase_magnetic_moments(a) != 0) for a in atoms_list):
+    magnetic = False
+    for k, atoms in enumerate(atoms_list):
+        try:
+            magnetic = magnetic or bool(np.any(ase_magnetic_moments(atoms) != 0))
+        except InputError as exc:
+            raise FileFormatError(f"{source}: frame {k} holds unusable magnetic moments: {exc}") from None
+    if not magnetic:
         warnings.warn(f"{source} holds no magnetic moments (POSCAR, CIF and plain xyz files carry none): every "
                       f"atom of {target} is non-magnetic (moment 0); set moments with a run config's "
                       "structure.moments, or State.copy(moments=...)", UserWarning, stacklevel=2)
@@ -414,7 +420,10 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     def items():
         for k, atoms in enumerate(atoms_list):
             # constraints: said above; dropped tags / charges: said once, for the first frame
-            state = State.from_ase(atoms, constraints="ignore", warn_dropped=(k == 0))
+            try:
+                state = State.from_ase(atoms, constraints="ignore", warn_dropped=(k == 0))
+            except InputError as exc:
+                raise FileFormatError(f"{source}: frame {k} holds an unusable structure: {exc}") from None
             pe = _number(atoms.info, "energy", math.nan)
             scalars = {"step": int(_number(atoms.info, "step", k)), "time": _number(atoms.info, "time", math.nan),
                        "potential_energy": pe}
