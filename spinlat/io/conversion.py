@@ -25,13 +25,17 @@
 - a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
   :func:`~spinlat.io.read_lammps_data` (spins, moments, magnetic forces, metal units converted;
   the dump's elements from its ``element`` column or the export metadata beside it), never by
-  ASE's readers, which keep neither spins nor moments.
+  ASE's readers, which keep neither spins nor moments. Frames of a dump without ``vx vy vz`` are
+  stored at rest with the kinetic energy and temperature of the log's KinEng, else NaN (a
+  UserWarning says so).
 - any ASE-readable file → HDF5: every frame becomes a frame of a spinlat trajectory
   (:meth:`spinlat.State.from_ase`: the moments — computed ones, e.g. a DFT code's, before the
   initial guesses — and the exact ``spinlat_*`` arrays when they agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
   ``magnetic_forces`` are taken from each frame where present (else the frame's index, NaN,
   NaN, potential + kinetic, none). A source without any magnetic moments gives non-magnetic
-  atoms, with a UserWarning. Positions, cell, pbc, spins, moments, velocities, masses,
+  atoms, with a UserWarning; so do stresses, which a trajectory does not hold, and ASE tags
+  and charges (:meth:`~spinlat.State.from_ase`). An unusable frame (NaN, negative moments)
+  raises FileFormatError naming the file and frame. Positions, cell, pbc, spins, moments, velocities, masses,
   steps, times, energies and forces of an HDF5 → extxyz → HDF5 round trip are bit for bit
   those of the original.
 - HDF5 → HDF5: the selected frames with the run's attributes, written with another
