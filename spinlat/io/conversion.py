@@ -33,8 +33,8 @@
   initial guesses — and the exact ``spinlat_*`` arrays when they agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
   ``magnetic_forces`` are taken from each frame where present (else the frame's index, NaN,
   NaN, potential + kinetic, none). A source without any magnetic moments gives non-magnetic
-  atoms, with a UserWarning; so do stresses, which a trajectory does not hold, and ASE tags
-  and charges (:meth:`~spinlat.State.from_ase`). An unusable frame (NaN, negative moments)
+  atoms, with a UserWarning; a UserWarning also names stresses, which a trajectory does not
+  hold, and ASE tags and charges (:meth:`~spinlat.State.from_ase`). An unusable frame (NaN, negative moments)
   raises FileFormatError naming the file and frame. Positions, cell, pbc, spins, moments, velocities, masses,
   steps, times, energies and forces of an HDF5 → extxyz → HDF5 round trip are bit for bit
   those of the original.
