@@ -268,7 +268,7 @@ def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", rep
     format : ``"binary8"`` (lossless, default), ``"binary4"`` (float32), ``"text"`` (12 digits),
         ``"csv"``.
     comment : the segment's description (one line; line breaks become "; ").
-    title : the segment title.
+    title : the segment title (one line; line breaks become "; ").
     repeat : ``(n1, n2, n3)`` when the state is ``unit.repeat(repeat)``: rows are written in
         Spirit's order with Spirit's node counts (nb·n1, n2, n3) (module docstring); ``None``: the
         state's order, nodes (N, 1, 1). Spirit reads rows in its own order whatever the mesh,
@@ -330,7 +330,8 @@ def _write_segment(ovf, tmp, path, k, v, format, comment, title, repeat, append)
         nodes = _spirit_nodes(repeat, n)
     else:
         nodes = [n, 1, 1]
-    seg = ovf.ovf_segment(title=str(title), comment="; ".join(str(comment).splitlines()),
+    # a line break in the title or comment would end the header line (a file no reader opens)
+    seg = ovf.ovf_segment(title="; ".join(str(title).splitlines()), comment="; ".join(str(comment).splitlines()),
                           valuedim=3, valueunits="none none none", valuelabels="spin_x spin_y spin_z",
                           meshtype="rectangular", meshunits="unspecified", n_cells=nodes)
     data = np.ascontiguousarray(v, dtype=np.float64)

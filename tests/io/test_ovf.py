@@ -42,9 +42,9 @@ def test_round_trip_formats(tmp_path, fmt, atol):
     st = bcc_unit().repeat((3, 2, 2))
     st = st.copy(spins=random_spins(len(st), 1))
     p = tmp_path / f"s.{fmt}.ovf"
-    sl.io.write_ovf(p, st, format=fmt, comment="line one\nline two", repeat=(3, 2, 2))
-    seg = sl.io.read_ovf(p)
-    assert seg.n_cells == (6, 2, 2) and seg.valuedim == 3 and seg.title == "spinlat"
+    sl.io.write_ovf(p, st, format=fmt, comment="line one\nline two", repeat=(3, 2, 2), title="spinlat\nrun 2")
+    seg = sl.io.read_ovf(p)   # a line break in the title gave a file no reader opens
+    assert seg.n_cells == (6, 2, 2) and seg.valuedim == 3 and seg.title == "spinlat; run 2"
     assert seg.comment == "line one; line two"
     back = sl.io.read_ovf(p, st.copy(spins=None), repeat=(3, 2, 2))
     if atol == 0.0:
