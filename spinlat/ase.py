@@ -36,7 +36,9 @@ class SpinLatticeCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         # constraints are ASE's to apply (to the forces, in its dynamics and optimisers)
         # the moments are inputs: the initial ones (a copy of the atoms carries no results)
-        state = State.from_ase(self.atoms, validate=False, constraints="ignore", prefer_moments="initial")
+        # (tags and charges stay on the atoms: nothing is dropped from the user's view)
+        state = State.from_ase(self.atoms, validate=False, constraints="ignore", prefer_moments="initial",
+                               warn_dropped=False)
         stress = "stress" in properties
         ev = self.potential.compute(state, forces=True, magnetic_forces=True, stress=stress)
         energy = float(ev.energy)

@@ -98,6 +98,60 @@ def _combine_spin_directions(mag, direction):
     return np.where(moments[:, None] > 0, mag, direction), moments
 
 
+#: names other codes give per-atom magnetic moments (an extxyz column ``magmom``, which ASE turns
+#: into a calculator result, ``magnetic_moments``, ...) that spinlat does not read as moments
+_MOMENT_NAMES = ("magmom", "magnetic_moment", "magnetic_moments", "mag_moments", "moments")
+
+
+def unread_moment_arrays(atoms) -> list:
+    """Where ``atoms`` hold non-zero per-atom data named like magnetic moments that spinlat does
+    not read as moments (:func:`ase_magnetic_moments` reads ``initial_magmoms`` and ``magmoms``
+    only): e.g. ``["calculator results['magmom']"]`` for the extxyz column ``magmom:R:3``
+    (ASE makes it a result named like the total moment), ``["arrays['magnetic_moments']"]``. An
+    entry holds one row per atom ((N,) or (N, 3)); a (3,) value of a 3-atom structure outside
+    ``arrays`` is a total moment and not listed."""
+    n = len(atoms)
+    calc = getattr(atoms, "calc", None)
+    results = getattr(calc, "results", None) or {}
+    found = []
+    for where, table in (("arrays", atoms.arrays), ("info", atoms.info), ("calculator results", results)):
+        for key, value in table.items():
+            if not isinstance(key, str) or key.lower() not in _MOMENT_NAMES:
+                continue
+            try:
+                a = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                continue
+            per_atom = (a.ndim == 2 and a.shape == (n, 3)) or (a.ndim == 1 and len(a) == n
+                                                                 and (where == "arrays" or n != 3))
+            if per_atom and np.any(a != 0):
+                found.append(f"{where}[{key!r}]")
+    return found
+
+
+def warn_unread_moments(atoms, stacklevel=3):
+    """For atoms whose moments spinlat reads as all zero (:func:`ase_magnetic_moments`): a
+    UserWarning when a calculator reports a non-zero total moment (which cannot be split into
+    atoms), and one naming per-atom data that look like moments (:func:`unread_moment_arrays`).
+    ``stacklevel`` as for :func:`warnings.warn`, counted from the caller."""
+    import warnings
+
+    calc = getattr(atoms, "calc", None)
+    total = (getattr(calc, "results", None) or {}).get("magmom")
+    if total is not None and np.size(total) in (1, 3) and np.any(np.asarray(total, dtype=float) != 0):
+        warnings.warn(f"the ase.Atoms' calculator reports a total magnetic moment {np.round(total, 4).tolist()} μB but "
+                      "no moment per atom (VASP prints them with LORBIT = 11; ASE reads them as 'magmoms'): the "
+                      "atoms are read as non-magnetic; set atoms.set_initial_magnetic_moments(...) or give the "
+                      "moments (a run config's structure.moments)", UserWarning, stacklevel=stacklevel)
+    names = unread_moment_arrays(atoms)
+    if names:
+        warnings.warn(f"the ase.Atoms carry no magnetic moments where spinlat reads them (initial_magmoms, a "
+                      f"'magmoms' array or calculator result) but {' and '.join(names)} looks like per-atom moments: "
+                      "the atoms are read as non-magnetic. If it holds moments in μB, name the extxyz column "
+                      "'magmoms' or call atoms.set_initial_magnetic_moments(...) with it", UserWarning,
+                      stacklevel=stacklevel)
+
+
 #: per-atom arrays other codes write velocities into (GPUMD's extxyz ``vel``, ``velo``, ...)
 _VELOCITY_NAMES = ("vel", "velo", "velocity", "velocities")
 
@@ -113,6 +167,29 @@ def _warn_unread_velocities(atoms):
                       "only from the momenta (ASE's units), so the atoms start at rest; if it holds velocities in "
                       f"Å/fs, set them with atoms.set_velocities(atoms.arrays[{named[0]!r}] / ase.units.fs) (or give "
                       "structure.temperature in a run config)", UserWarning, stacklevel=3)
+
+
+#: per-atom arrays of an ase.Atoms that a State cannot hold, with what they usually mean
+_UNHELD_ARRAYS = {"tags": "ASE's surface and cluster builders number layers or groups with them",
+                  "initial_charges": "charges a State does not model"}
+
+
+def _warn_dropped_arrays(atoms):
+    """One UserWarning naming the per-atom data of ``atoms`` that :meth:`State.from_ase` drops:
+    non-zero ``tags`` and ``initial_charges`` (all-zero ones are ASE's defaults, carry nothing,
+    and are not mentioned)."""
+    dropped = []
+    for name, meaning in _UNHELD_ARRAYS.items():
+        values = atoms.arrays.get(name)
+        if values is not None and np.any(values != 0):
+            k = int(np.count_nonzero(np.asarray(values).reshape(len(atoms), -1).any(axis=1)))
+            dropped.append(f"{name} (non-zero on {k} of {len(atoms)} atoms; {meaning})")
+    if dropped:
+        import warnings
+
+        warnings.warn(f"the ase.Atoms' {' and '.join(dropped)} are not kept: a spinlat State holds no such data. "
+                      "The atom order is kept, so keep them beside the State (e.g. tags = atoms.get_tags()); pass "
+                      "warn_dropped=False to State.from_ase to drop them knowingly", UserWarning, stacklevel=3)
 
 
 def describe_constraints(atoms) -> str:
@@ -354,7 +431,8 @@ class State:
             tile(self.moments), tile(self.velocities), tile(self.masses))
 
     @classmethod
-    def from_ase(cls, atoms, validate=True, constraints="error", prefer_moments="computed") -> "State":
+    def from_ase(cls, atoms, validate=True, constraints="error", prefer_moments="computed",
+                 warn_dropped=True) -> "State":
         """State from ``ase.Atoms``.
 
         Magnetic moments may be collinear (N,) — spins ±z, moments |m| — or non-collinear
@@ -379,15 +457,26 @@ class State:
         to stay fixed never move silently; ``"ignore"`` drops them knowingly (the run config's
         ``structure.constraints: ignore``). :class:`spinlat.ase.SpinLatticeCalculator` ignores
         them, as every ASE calculator does: ASE's dynamics apply them to the forces.
+
+        ``warn_dropped``: a State has no place for ASE's ``tags`` (the layer numbers of
+        ``ase.build.fcc111`` and the other surface builders) or ``initial_charges``; when they
+        are non-zero a UserWarning names them (default), ``False`` drops them silently. The
+        atom order is kept, so they can be kept beside the State. It also names per-atom data
+        that look like moments but are not read (:func:`unread_moment_arrays`: an extxyz column
+        ``magmom`` or ``magnetic_moments``) when no moments are found.
         """
         from ase import units as ase_units
 
         constraints = validation.choice(constraints, "constraints", ("error", "ignore"))
+        if validation.boolean(warn_dropped, "warn_dropped"):
+            _warn_dropped_arrays(atoms)
         if constraints == "error" and atoms.constraints:
             raise InputError(f"the ase.Atoms carries constraints ({describe_constraints(atoms)}) that a spinlat State "
                              "cannot hold and spinlat's dynamics do not apply: remove them (del atoms.constraints) or "
                              "pass constraints='ignore' to drop them knowingly (config: structure.constraints: ignore)")
         mag = ase_magnetic_moments(atoms, prefer_moments)
+        if warn_dropped and not np.any(mag != 0):
+            warn_unread_moments(atoms)
         n = len(atoms)
         direction = ase_spin_directions(atoms)
         if direction is not None:

@@ -116,16 +116,20 @@ def path(value, name) -> str:
     return value
 
 
-def existing_file(value, name, what="file") -> str:
+def existing_file(value, name, what="file", inside=None) -> str:
     """A path (as :func:`path`) to an existing regular file, for readers: ``what`` names the kind
     of file in messages (``"EAM file"``, ``"LAMMPS dump"``). Raises InputError for a bad path or a
-    directory, :class:`~spinlat.errors.MissingFileError` (also a ``FileNotFoundError``) for a
-    file that does not exist."""
+    directory (naming ``DIR/inside`` when a directory holds the file ``inside`` a program writes
+    there, e.g. TB2J's ``TB2J_results/exchange.out``), :class:`~spinlat.errors.MissingFileError`
+    (also a ``FileNotFoundError``) for a file that does not exist."""
     value = path(value, name)
     if not os.path.exists(value):
         raise MissingFileError(f"{what} {value} does not exist")
     if os.path.isdir(value):
-        raise InputError(f"{name}: {value} is a directory, not a file")
+        hint = ""
+        if inside is not None and os.path.isfile(os.path.join(value, inside)):
+            hint = f"; give the {what} in it, {os.path.join(value, inside)}"
+        raise InputError(f"{name}: {value} is a directory, not a file{hint}")
     return value
 
 

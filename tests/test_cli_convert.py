@@ -7,7 +7,7 @@ import pytest
 
 import spinlat as sl
 from spinlat.cli import main
-from spinlat.errors import InputError
+from spinlat.errors import FileFormatError, InputError
 from spinlat.integrators import SpinLatticeLangevin
 from spinlat.io import Trajectory, convert
 from spinlat.io.conversion import parse_frames
@@ -196,10 +196,12 @@ def test_other_ase_formats_and_errors(run, tmp_path, capsys):
 def test_formats_that_drop_moments_say_so(run, tmp_path, capsys):
     """POSCAR and CIF keep no moments: writing one from a magnetic run, or reading one into a
     trajectory, says so on stderr (a UserWarning from the library); extxyz and .traj do not."""
-    for name in ("last.vasp", "last.cif"):
+    # ... nor the velocities (CIF) and forces (POSCAR, CIF) of a run that had them: named too
+    for name, lost in (("last.vasp", "no forces"), ("last.cif", "no velocities, no forces")):
         assert main(["convert", str(run), str(tmp_path / name), "--frames", "-1"]) == 0
         err = capsys.readouterr().err
-        assert f"spinlat convert: note: {tmp_path / name}: its format keeps no magnetic moments" in err
+        assert (f"spinlat convert: note: {tmp_path / name}: its format keeps no magnetic moments (the moments and "
+                f"spins), {lost}, so they are not in it") in err
     assert main(["convert", str(tmp_path / "last.vasp"), str(tmp_path / "p.h5"), "--format", "vasp"]) == 0
     assert "last.vasp holds no magnetic moments" in capsys.readouterr().err
     with Trajectory(tmp_path / "p.h5") as t:
@@ -286,3 +288,39 @@ def test_constraints_of_an_ase_file_are_reported_as_dropped(tmp_path, capsys):
     assert "FixAtoms on atoms [1] (1 atoms)) are not kept" in capsys.readouterr().err
     with Trajectory(tmp_path / "fixed.h5") as t:
         np.testing.assert_array_equal(t["moments"][0], 2.2)
+
+
+def test_stress_of_the_source_is_named_as_lost(tmp_path):
+    """A DFT trajectory (.traj, extxyz) with stresses: a spinlat trajectory holds none, so convert
+    says it leaves them out (they were dropped silently); energies, forces and moments are kept."""
+    import ase.io
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    frames = []
+    for k in range(2):
+        a = bulk("Fe", "bcc", 2.8665 + 0.01 * k, cubic=True)
+        a.set_initial_magnetic_moments([2.0, 2.0])
+        a.calc = SinglePointCalculator(a, energy=-16.0 - k, forces=np.full((2, 3), 0.1 * k),
+                                       stress=np.array([0.01, 0.01, 0.01, 0, 0, 0]), magmoms=np.array([2.2, 2.2]))
+        frames.append(a)
+    for name in ("dft.traj", "dft.extxyz"):
+        ase.io.write(tmp_path / name, frames)
+        with pytest.warns(UserWarning, match=rf"{name}: 2 of the 2 frames carry a stress, which a spinlat trajectory "
+                                             "does not hold"):
+            convert(tmp_path / name, tmp_path / f"{name}.h5")
+        with Trajectory(tmp_path / f"{name}.h5") as t:
+            np.testing.assert_array_equal(t["potential_energy"], [-16.0, -17.0])
+            np.testing.assert_array_equal(t["moments"], 2.2)
+
+
+def test_unusable_frame_names_the_file_and_frame(tmp_path, capsys):
+    """NaN in an extxyz source: the error names the file and frame (was a State error alone)."""
+    head = 'Lattice="2.8665 0 0 0 2.8665 0 0 0 2.8665" Properties=species:S:1:pos:R:3:magmoms:R:3 pbc="T T T"'
+    good = "2\n" + head + "\nFe 0 0 0 0 0 2.2\nFe 1.43325 1.43325 1.43325 0 0 2.2\n"
+    (tmp_path / "m.xyz").write_text(good + good.replace("0 0 2.2\nFe 1", "0 0 nan\nFe 1"))
+    with pytest.raises(FileFormatError, match=r"m.xyz: frame 1 holds an unusable structure: magnetic moments .*NaN"):
+        convert(tmp_path / "m.xyz", tmp_path / "m.h5")
+    (tmp_path / "p.xyz").write_text(good + good.replace("Fe 0 0 0 0 0", "Fe 0 0 inf 0 0"))
+    assert main(["convert", str(tmp_path / "p.xyz"), str(tmp_path / "p.h5")]) == 1
+    assert "p.xyz: frame 1 holds an unusable structure: positions" in capsys.readouterr().err

@@ -1,5 +1,7 @@
 """State: validation, ASE round trips, supercells, copies."""
 
+import re
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -283,6 +285,106 @@ def test_from_ase_refuses_constraints_unless_told_to_ignore_them():
     atoms.set_constraint(FixAtoms(mask=[True] + [False] * 15))
     with pytest.raises(errors.InputError, match=r"FixAtoms on atoms \[0\]"):
         sl.State.from_ase(atoms)
+
+
+def test_from_ase_names_the_tags_and_charges_it_drops(tmp_path):
+    """ASE's surface builders number the layers with tags; a State has no place for them, so
+    from_ase warns once naming them (never for all-zero tags, ASE's default), also through a
+    run config and spinlat convert, and not from the ASE calculator (the tags stay on its atoms)."""
+    import warnings
+
+    import ase.io
+    from ase.build import bcc110, bulk
+
+    from spinlat import config as C
+    from spinlat.ase import SpinLatticeCalculator
+    from spinlat.potentials import Zeeman
+
+    slab = bcc110("Fe", (2, 2, 3), a=2.8665, vacuum=6.0)
+    slab.set_initial_magnetic_moments([2.2] * len(slab))
+    assert slab.get_tags().tolist() == [3] * 4 + [2] * 4 + [1] * 4
+    with pytest.warns(UserWarning, match=r"tags \(non-zero on 12 of 12 atoms; ASE's surface.*not kept") as rec:
+        st = sl.State.from_ase(slab)
+    assert len([w for w in rec if "tags" in str(w.message)]) == 1
+    np.testing.assert_array_equal(st.positions, slab.positions)   # the order is kept
+    slab.set_initial_charges([0.5] + [0.0] * 11)
+    with pytest.warns(UserWarning, match=r"tags .* and initial_charges \(non-zero on 1 of 12 atoms"):
+        sl.State.from_ase(slab)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sl.State.from_ase(slab, warn_dropped=False)
+        plain = bulk("Fe", "bcc", 2.8665, cubic=True)
+        plain.set_tags([0, 0])                                     # all zero: nothing to say
+        sl.State.from_ase(plain)
+        slab.calc = SpinLatticeCalculator(Zeeman([0, 0, 1.0]))
+        slab.get_potential_energy()
+    ase.io.write(tmp_path / "slab.traj", [slab, slab])
+    with pytest.warns(UserWarning, match="tags"):
+        C.read_structure(tmp_path / "slab.traj")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        sl.io.convert(tmp_path / "slab.traj", tmp_path / "slab.h5")
+    assert len([w for w in rec if "tags" in str(w.message)]) == 1  # once, not per frame
+
+
+@pytest.mark.parametrize("column", ["magmom:R:3", "magmom:R:1", "magnetic_moments:R:1", "moments:R:3"])
+def test_moments_under_other_names_are_named_not_silently_dropped(tmp_path, column):
+    """An extxyz column 'magmom' (ASE makes it a calculator result named like the total moment)
+    or 'magnetic_moments' is not where spinlat reads moments: the atoms come out non-magnetic,
+    and from_ase, read_extxyz + from_ase and the training input say which data were not read."""
+    import warnings
+
+    import ase.io
+
+    from spinlat.potentials.mmace.labels import input_moments
+    from spinlat.state import unread_moment_arrays
+
+    name, _, width = column.split(":")
+    rows = ["0 0 2.2", "0 0 -2.2"] if width == "3" else ["2.2", "-2.2"]
+    (tmp_path / "m.xyz").write_text(
+        f'2\nLattice="2.8665 0 0 0 2.8665 0 0 0 2.8665" Properties=species:S:1:pos:R:3:{column} pbc="T T T"\n'
+        f"Fe 0 0 0 {rows[0]}\nFe 1.43325 1.43325 1.43325 {rows[1]}\n")
+    atoms = ase.io.read(tmp_path / "m.xyz")
+    where = "calculator results['magmom']" if name == "magmom" else f"arrays[{name!r}]"
+    assert unread_moment_arrays(atoms) == [where]
+    with pytest.warns(UserWarning, match=re.escape(where) + r" looks like per-atom moments: the atoms are read as "
+                                                          r"non-magnetic.*name the extxyz column 'magmoms'"):
+        st = sl.State.from_ase(atoms)
+    np.testing.assert_array_equal(st.moments, 0.0)
+    with pytest.warns(UserWarning, match=r"\['magmom'\]|magnetic_moments|moments"):
+        sl.State.from_ase(sl.io.read_extxyz(tmp_path / "m.xyz")[0])  # there 'magmom' went into info
+    with pytest.warns(UserWarning, match=re.escape(where) + " looks like per-atom moments"):
+        np.testing.assert_array_equal(input_moments(atoms), 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        good = ase.io.read(tmp_path / "m.xyz")
+        good.set_initial_magnetic_moments(np.array([[0, 0, 2.2], [0, 0, -2.2]]))
+        assert sl.State.from_ase(good).moments.tolist() == [2.2, 2.2]    # moments found: nothing to say
+        total = sl.State(np.zeros((3, 3)) + np.arange(3)[:, None] * 2.0, [26] * 3).to_ase()
+        total.info["magmom"] = np.array([0.0, 0.0, 6.6])              # a (3,) total of 3 atoms: not per atom
+        total.set_initial_magnetic_moments(None)
+        assert unread_moment_arrays(total) == []
+
+
+def test_a_total_moment_without_moments_per_atom_is_named():
+    """A DFT result with only the cell's total moment (VASP without LORBIT) cannot be split into
+    atoms: the atoms are read as non-magnetic, and from_ase says why."""
+    from ase.build import bulk
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    a = bulk("Fe", "bcc", 2.8665, cubic=True)
+    a.set_initial_magnetic_moments(None)
+    a.calc = SinglePointCalculator(a, energy=-16.5, magmom=4.62)
+    with pytest.warns(UserWarning, match=r"total magnetic moment 4.62 μB but no moment per atom \(VASP prints them "
+                                         r"with LORBIT = 11"):
+        st = sl.State.from_ase(a)
+    np.testing.assert_array_equal(st.moments, 0.0)
+    a.calc = SinglePointCalculator(a, energy=-16.5, magmom=4.62, magmoms=np.array([2.31, 2.31]))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sl.State.from_ase(a).moments.tolist() == [2.31, 2.31]
 
 
 def test_dft_output_gives_the_computed_moments_not_the_starting_guess(tmp_path):

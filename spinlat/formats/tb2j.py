@@ -303,7 +303,7 @@ def parse_tb2j(path) -> dict:
     entry with its reversed partner — and ``sia`` — list of (i, k1 meV, k1dir (3,)). Raises
     :class:`FileFormatError` naming the line for malformed or truncated files (see the module
     docstring for the checks)."""
-    path = Path(validation.existing_file(path, "TB2J path", "TB2J file"))
+    path = Path(validation.existing_file(path, "TB2J path", "TB2J file", inside="exchange.out"))
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:

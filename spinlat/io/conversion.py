@@ -20,18 +20,22 @@
   ``.db``), whose ase.io writer keeps no ``info``, get each frame's values as key-value pairs
   and the per-atom spinlat arrays as the row's ``data``; a ``.traj`` gets those arrays in
   ``info["spinlat_arrays"]`` (it drops unknown arrays): both round-trip exactly. Formats that store no
-  magnetic moments (POSCAR, CIF, ...) lose them: a UserWarning says so (a note of
-  ``spinlat convert``), found by reading the first frame back.
+  magnetic moments, velocities or forces (POSCAR, CIF, xsf, ...) lose them: a UserWarning names
+  what is lost (a note of ``spinlat convert``), found by reading the first frame back.
 - a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
   :func:`~spinlat.io.read_lammps_data` (spins, moments, magnetic forces, metal units converted;
   the dump's elements from its ``element`` column or the export metadata beside it), never by
-  ASE's readers, which keep neither spins nor moments.
+  ASE's readers, which keep neither spins nor moments. Frames of a dump without ``vx vy vz`` are
+  stored at rest with the kinetic energy and temperature of the log's KinEng, else NaN (a
+  UserWarning says so).
 - any ASE-readable file → HDF5: every frame becomes a frame of a spinlat trajectory
   (:meth:`spinlat.State.from_ase`: the moments — computed ones, e.g. a DFT code's, before the
   initial guesses — and the exact ``spinlat_*`` arrays when they agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
   ``magnetic_forces`` are taken from each frame where present (else the frame's index, NaN,
   NaN, potential + kinetic, none). A source without any magnetic moments gives non-magnetic
-  atoms, with a UserWarning. Positions, cell, pbc, spins, moments, velocities, masses,
+  atoms, with a UserWarning; a UserWarning also names stresses, which a trajectory does not
+  hold, and ASE tags and charges (:meth:`~spinlat.State.from_ase`). An unusable frame (NaN, negative moments)
+  raises FileFormatError naming the file and frame. Positions, cell, pbc, spins, moments, velocities, masses,
   steps, times, energies and forces of an HDF5 → extxyz → HDF5 round trip are bit for bit
   those of the original.
 - HDF5 → HDF5: the selected frames with the run's attributes, written with another
@@ -52,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import validation
+from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..state import ase_magnetic_moments
 
@@ -226,6 +230,12 @@ def _read_ase(source, kind, format, selection, columns=None, elements=None):
         dump = read_lammps_dump(source, elements=elements, columns=columns)
         indices = _indices(len(dump), selection)
         dump.check_atom_count(indices)
+        bare = sum(not dump.has_velocities(i) for i in indices)
+        if bare:
+            warnings.warn(f"{source}: the dump holds no velocities (vx vy vz) at {bare} of the {len(indices)} frames "
+                          "converted: their atoms are stored at "
+                          "rest, with the kinetic energy and temperature of the log's KinEng where it prints one, else "
+                          "NaN (add vx vy vz to the dump custom columns to keep them)", UserWarning, stacklevel=3)
         frames = [dump.atoms(i) for i in indices]
         selection = slice(None)
         _calc_results_to_arrays(frames)
@@ -261,32 +271,45 @@ def _read_ase(source, kind, format, selection, columns=None, elements=None):
     return [frames[i] for i in chosen]
 
 
-def _warn_if_moments_lost(target, format, moments):
+def _warn_if_data_lost(target, format, written):
     """Warn (UserWarning) when ``target``, just written by ase.io.write, reads back without the
-    magnetic moments its first frame had (formats such as POSCAR and CIF store none)."""
-    if not np.any(moments > 0):
-        return
+    magnetic moments, velocities or forces that its first frame ``written`` (the ase.Atoms of
+    :func:`frame_atoms`) had (POSCAR and CIF store no moments, CIF and xsf no velocities, ...),
+    naming what is lost."""
     import ase.io
 
     try:
         back = ase.io.read(str(target), index=0, format=format)
     except Exception:  # noqa: BLE001 - a format ASE writes but cannot read back: nothing to check
         return
-    if not np.any(ase_magnetic_moments(back) != 0):
-        warnings.warn(f"{target}: its format keeps no magnetic moments, so the moments and spins are not in it "
-                      "(.extxyz and .traj keep them)", UserWarning, stacklevel=3)
+    lost = []
+    if np.any(written.arrays["spinlat_moments"] > 0) and not np.any(ase_magnetic_moments(back) != 0):
+        lost.append("magnetic moments (the moments and spins)")
+    if np.any(written.arrays["spinlat_velocities"] != 0) and not np.any(back.get_velocities() != 0):
+        lost.append("velocities")
+
+    def forces(atoms):
+        calc = getattr(atoms, "calc", None)
+        kept = atoms.arrays.get("forces")
+        return calc.results.get("forces") if kept is None and calc is not None else kept
+
+    if forces(written) is not None and np.any(forces(written) != 0) and forces(back) is None:
+        lost.append("forces")
+    if lost:
+        warnings.warn(f"{target}: its format keeps no {', no '.join(lost)}, so they are not in it (.extxyz and "
+                      ".traj keep them)", UserWarning, stacklevel=3)
 
 
 def _calc_results_to_arrays(frames):
-    """Calculator results (energy, forces, computed magnetic moments ``magmoms``) moved into
-    info/arrays, as read_extxyz gives them (``arrays["magmoms"]`` is preferred over the initial
+    """Calculator results (energy, stress, forces, computed magnetic moments ``magmoms``) moved
+    into info/arrays, as read_extxyz gives them (``arrays["magmoms"]`` is preferred over the initial
     magmoms by :meth:`spinlat.State.from_ase`)."""
     for atoms in frames:
         calc = atoms.calc
         if calc is not None:
-            for key in ("energy", "forces", "magmoms"):
+            for key in ("energy", "stress", "forces", "magmoms"):
                 if calc.results.get(key) is not None:
-                    (atoms.info if key == "energy" else atoms.arrays)[key] = np.array(calc.results[key])
+                    (atoms.info if key in ("energy", "stress") else atoms.arrays)[key] = np.array(calc.results[key])
             atoms.calc = None
 
 
@@ -351,7 +374,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                 _write_ase(target, (frame_atoms(traj, i, header=(k == 0)) for k, i in enumerate(indices)),
                            dst_kind, format)
                 if dst_kind == "ase" and _db_type(target, format) != "db":  # .db: moments in the rows' data
-                    _warn_if_moments_lost(target, format, traj.array("moments")[indices[0]])
+                    _warn_if_data_lost(target, format, frame_atoms(traj, indices[0]))
                 return len(indices)
             attrs = traj.attrs
             forces = "forces" in traj.names
@@ -371,7 +394,18 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
 
         warnings.warn(f"{source}: the ASE constraints ({describe_constraints(constrained)}) are not kept: a spinlat "
                       "trajectory holds none, and a run started from it moves every atom", UserWarning, stacklevel=2)
-    if not any(np.any(ase_magnetic_moments(a) != 0) for a in atoms_list):
+    stressed = sum("stress" in a.info for a in atoms_list)
+    if stressed:
+        warnings.warn(f"{source}: {stressed} of the {len(atoms_list)} frames carry a stress, which a spinlat trajectory "
+                      "does not hold: it is not in the converted file (keep the source, or convert to .extxyz with "
+                      "ase.io for a data set)", UserWarning, stacklevel=2)
+    magnetic = False
+    for k, atoms in enumerate(atoms_list):
+        try:
+            magnetic = magnetic or bool(np.any(ase_magnetic_moments(atoms) != 0))
+        except InputError as exc:
+            raise FileFormatError(f"{source}: frame {k} holds unusable magnetic moments: {exc}") from None
+    if not magnetic:
         warnings.warn(f"{source} holds no magnetic moments (POSCAR, CIF and plain xyz files carry none): every "
                       f"atom of {target} is non-magnetic (moment 0); set moments with a run config's "
                       "structure.moments, or State.copy(moments=...)", UserWarning, stacklevel=2)
@@ -389,12 +423,22 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
 
     def items():
         for k, atoms in enumerate(atoms_list):
-            state = State.from_ase(atoms, constraints="ignore")  # said above
+            # constraints: said above; dropped tags / charges: said once, for the first frame
+            try:
+                state = State.from_ase(atoms, constraints="ignore", warn_dropped=(k == 0))
+            except InputError as exc:
+                raise FileFormatError(f"{source}: frame {k} holds an unusable structure: {exc}") from None
             pe = _number(atoms.info, "energy", math.nan)
             scalars = {"step": int(_number(atoms.info, "step", k)), "time": _number(atoms.info, "time", math.nan),
                        "potential_energy": pe}
             if "total_energy" in atoms.info:
                 scalars["total_energy"] = _number(atoms.info, "total_energy", math.nan)
+            if not np.any(state.velocities) and "kinetic_energy" in atoms.info:
+                # atoms without velocities whose kinetic energy is known otherwise (or NaN: a LAMMPS
+                # dump without vx vy vz), not the 0 of the missing velocities
+                ke = _number(atoms.info, "kinetic_energy", math.nan)
+                scalars["kinetic_energy"] = ke
+                scalars["temperature"] = 2.0 * ke / (3 * max(len(state), 1) * units.K_B)
             yield state, scalars, atoms.arrays.get("forces"), atoms.arrays.get("magnetic_forces")
 
     return _write_h5(target, items(), str(head.get("spinlat_potential", "")), str(head.get("spinlat_integrator", "")),
@@ -416,6 +460,7 @@ def _write_h5(target, items, potential, integrator, seed, metadata, forces, comp
                                           mode="w", store_forces=forces, metadata=metadata,
                                           compression=compression, flush_every=50)
             writer.write(state, scalars["step"], scalars["time"], potential_energy=scalars["potential_energy"],
+                         kinetic_energy=scalars.get("kinetic_energy"), temperature=scalars.get("temperature"),
                          total_energy=scalars.get("total_energy"), forces=f, magnetic_forces=h)
             count += 1
     finally:

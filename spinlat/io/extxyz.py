@@ -18,12 +18,16 @@ State) are written both as ``magmoms`` and as ``initial_magmoms``, so that a pla
 result, which is lost when another calculator is attached). :func:`read_extxyz` reads any extxyz
 file ASE reads and moves calculator results back into ``info``/``arrays``; it also sets the
 initial magnetic moments from ``magmoms`` so that :meth:`spinlat.State.from_ase` sees them.
-An ``info`` value that is an empty (or blank) string is not written: the extxyz header cannot
-hold one (ASE would read ``key=`` as taking the next key as its value), so it reads back absent.
+An ``info`` value that is an empty (or blank) string or None is not written: the extxyz header
+cannot hold one (ASE would read ``key=`` as taking the next key as its value, and writes None as
+a bare ``key``, which reads back as True), so it reads back absent. An info key or array name
+that the header would split or rename (blanks, ``=``, quotes, brackets, braces, commas; colons
+in array names) raises InputError naming it.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +116,20 @@ def _info_value(key, val) -> str | None:
     return None
 
 
+#: characters an extxyz header cannot hold in a key (they split or quote it: ASE reads an info key
+#: ``"a b"`` as two keys, ``x[1]`` as ``x1``, ``k=v`` as ``k``), and in a per-atom array name also ``:``
+_BAD_KEY = re.compile(r"[\s=\"'\[\]{},]")
+
+
+def _check_key(key, what, extra=""):
+    """InputError unless ``key`` (an info key or array name) reads back as itself."""
+    if not isinstance(key, str) or not key or _BAD_KEY.search(key) or any(c in key for c in extra):
+        fixed = re.sub(r"[^A-Za-z0-9_.+-]", "_", str(key)) or "_"
+        raise InputError(f"write_extxyz: {what} {key!r} cannot be written to extxyz: the header would split or rename "
+                         f"it (blanks, '=', quotes, brackets, braces, commas{', colons' if extra else ''}); rename it, "
+                         f"e.g. to {fixed!r}")
+
+
 def _header(atoms, info, columns) -> str:
     from ase.io.extxyz import key_val_dict_to_str
 
@@ -125,8 +143,11 @@ def _header(atoms, info, columns) -> str:
     for key, val in info.items():
         if key in ("Lattice", "Properties", "pbc"):
             continue
+        _check_key(key, "info key")
         if isinstance(val, str) and not val.strip():
             continue  # ASE's extxyz cannot hold an empty string: `key=` would swallow the next key
+        if val is None:
+            continue  # a bare `key` (what ASE writes for None) reads back as True
         s = _info_value(key, val)
         if s is None:
             rest[key] = val
@@ -143,6 +164,7 @@ def _columns(atoms, arrays):
     cols = [("species", "S", 1, np.array(atoms.get_chemical_symbols(), dtype=object)[:, None]),
             ("pos", "R", 3, np.asarray(atoms.positions, dtype=np.float64))]
     for name, arr in arrays.items():
+        _check_key(name, "per-atom array", extra=":")
         arr = np.asarray(arr)
         if arr.shape[:1] != (n,):
             raise InputError(f"per-atom array {name!r} has shape {arr.shape}; expected {n} rows")

@@ -163,8 +163,13 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     metadata : ``"auto"`` (``spinlat-export.json`` next to the file, if any), a path, a dict, or
         None. With it, the state is rotated back into the frame it was exported from.
     pbc : periodic directions (a data file does not say); default: the metadata's, else x and y
-        when a ``log.lammps`` beside the file echoes ``dimension 2`` (a 2D run's thin periodic z
-        box makes no images in LAMMPS), else all.
+        when a ``log.lammps`` beside the file echoes ``dimension 2`` before its first run (a 2D
+        run's thin periodic z box makes no images in LAMMPS; only the commands up to the first
+        ``run``/``minimize`` are read, :func:`log_dimension`), else all. A data file alone cannot
+        say that it is 2D: when every atom lies at z = 0 in a z box that straddles 0 without xz/yz
+        tilt (what LAMMPS's 2D runs write, and what a 3D stack of layers Lz apart can look like)
+        and none of the above decides, it is read periodic in z with a UserWarning naming the
+        layer spacing; pass ``pbc`` to decide.
 
     Units: LAMMPS ``metal``; a title line naming other units (``units = real``, as
     ``write_data`` writes it) raises FileFormatError.
@@ -261,6 +266,9 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         else:
             has_image = True
         table[row] = vals
+    lines_of = [ln for ln, _, _ in atoms["rows"]]
+    _check_atom_values(path, table[:, 2:5], table[:, 5:8] if style == "spin" else None,
+                       table[:, 8] if style == "spin" else None, lambda r: lines_of[r])
     order = np.argsort(table[:, 0], kind="stable")
     table = table[order]
     ids = table[:, 0].astype(np.int64)
@@ -304,12 +312,69 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         pbc = meta["pbc"] if pbc is None else pbc
     if pbc is None and (path.resolve().parent / "log.lammps").is_file():
         # a 2D run (`dimension 2` in the log beside the file) keeps a thin periodic z box that
-        # makes no images in LAMMPS
-        if _read_log(path.resolve().parent / "log.lammps")[1].dimension == 2:
-            pbc = [True, True, False]
+        # makes no images in LAMMPS; a log without it says the run was 3D
+        pbc = [True, True, log_dimension(path.resolve().parent / "log.lammps") == 3]
+    if pbc is None:
+        _warn_if_2d_like(path, pos[:, 2], lo[2], hi[2], tilt[1:],
+                         "pass pbc=(True, True, False) (or put its log.lammps beside it)")
     cell = _state_cell(meta, box_cell)
     return State(pos, numbers, cell=cell, pbc=True if pbc is None else pbc, spins=spins, moments=moments,
                  velocities=vel, masses=masses, validate=False)
+
+
+def _check_atom_values(path, positions, spins, moments, line_of):
+    """FileFormatError naming the file and line (``line_of(row)``) of the first atom whose
+    position or spin is NaN/inf, whose moment ``sp`` is negative, or whose spin direction is zero
+    while its moment is not (LAMMPS's atom_style spin: sp is the magnitude, spx spy spz the
+    direction); ``spins``/``moments`` None for atom_style atomic."""
+    checks = [(~np.isfinite(positions).all(axis=1), "a position that is NaN or infinite")]
+    if spins is not None:
+        checks += [(~(np.isfinite(spins).all(axis=1) & np.isfinite(moments)), "a spin value that is NaN or infinite"),
+                   (moments < 0, "a negative moment sp (LAMMPS's sp is the magnitude, μB; reverse spx spy spz "
+                                 "instead)"),
+                   (np.all(spins == 0, axis=1) & (moments > 0),
+                    "a zero spin direction spx spy spz with a non-zero moment sp")]
+    for bad, what in checks:
+        rows = np.flatnonzero(bad)
+        if len(rows):
+            raise FileFormatError(f"{path}: line {line_of(int(rows[0]))}: atom with {what}"
+                                  f"{f' ({len(rows)} atoms)' if len(rows) > 1 else ''}")
+
+
+def _warn_if_2d_like(path, z, zlo, zhi, tilt_z, remedy):
+    """UserWarning when a LAMMPS file whose periodicity nothing else decides looks like a 2D
+    run's (every atom at z = 0, a z box straddling 0, no xz/yz tilt): LAMMPS's 2D runs keep a
+    periodic z that makes no images, but the file alone does not say it was 2D, so it is read
+    periodic in z, as a stack of layers zhi - zlo apart."""
+    if len(z) and zlo < 0.0 < zhi and not np.any(tilt_z) and not np.any(z):
+        import warnings
+
+        warnings.warn(f"{path}: every atom lies at z = 0 in a z box [{zlo:g}, {zhi:g}] that straddles 0, as LAMMPS "
+                      "writes for a 2D run (dimension 2), but nothing says it was one: it is read periodic in z, a "
+                      f"stack of layers {zhi - zlo:g} Å apart; for a 2D system {remedy}", UserWarning,
+                      stacklevel=3)
+
+
+def log_dimension(path) -> int:
+    """The dimension (2 or 3) a LAMMPS log's echoed ``dimension`` command sets, 3 if none: only
+    the input commands up to the first ``run``, ``rerun`` or ``minimize`` are read (LAMMPS
+    takes ``dimension`` only before the box exists), not the thermo output of a long run.
+    Raises MissingFileError / FileFormatError for a missing or unreadable file."""
+    path = Path(validation.existing_file(path, "log_dimension path", "LAMMPS log"))
+    dimension = 3
+    try:
+        with _open_lammps_file(path) as fh:
+            for raw in fh:
+                toks = raw.decode(errors="replace").split()
+                if not toks:
+                    continue
+                if toks[0] in ("run", "rerun") or toks[0].startswith("minimize"):
+                    break
+                if toks[0] == "dimension" and toks[1:2] in (["2"], ["3"]):
+                    dimension = int(toks[1])
+    except (OSError, EOFError) as exc:
+        raise FileFormatError(f"cannot read LAMMPS log {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    return dimension
 
 
 def _data_type_map(path, sections, meta, elements, labels) -> _TypeMap:
@@ -393,7 +458,8 @@ class LammpsDump:
     ``step`` (F,), ``time`` (F,) fs, ``cell`` (F,3,3), ``positions``, ``velocities`` (Å/fs),
     ``spins``, ``forces`` (eV/Å), ``magnetic_forces`` (eV/μB), ``magnetization`` (F,3 μB),
     ``moments`` (F,N), ``kinetic_energy`` (eV), ``temperature`` (K, 3N degrees of freedom as in
-    spinlat), and with thermo (see ``thermo``) ``potential_energy`` and ``total_energy`` (eV;
+    spinlat; a dump without ``vx vy vz`` gives States at rest, and its kinetic energy and
+    temperature come from the log's KinEng, else are NaN: :meth:`kinetic_energy`), and with thermo (see ``thermo``) ``potential_energy`` and ``total_energy`` (eV;
     listed in ``names`` when the log has a PotEng column; ``array`` gives them always, NaN at the
     frames whose step the log does not print with PotEng — every frame without a log — as a
     :class:`~spinlat.io.Trajectory` converted from a file without energies);
@@ -453,6 +519,7 @@ class LammpsDump:
                 checked.append(fr.columns)
         self._thermo = self._read_thermo()
         self._cache = {}
+        self._warned_2d = False  # the 2D-like warning (_warn_if_2d_like) given
         self._compressed = None  # open handle of a compressed dump, reused while frames go forward
 
     # ------------------------------------------------------------------ scanning
@@ -552,6 +619,10 @@ class LammpsDump:
         if twice:
             raise FileFormatError(f"{self.path}: column {twice[0]} appears twice after renaming (columns {fr.columns})")
         missing = [c for c in _REQUIRED if c not in cols and not (c == "type" and "typelabel" in cols)]
+        if "id" in missing:  # as in LAMMPS's own SPIN examples (dump ... type x y z c_outsp[1] ...)
+            missing[missing.index("id")] = ("id (without it LAMMPS writes the atoms in its internal order, which its "
+                                            "spatial sorting and reneighbouring change between frames: add id to the "
+                                            "dump custom columns)")
         pos_sets = [("x", "y", "z"), ("xu", "yu", "zu"), ("xs", "ys", "zs"), ("xsu", "ysu", "zsu")]
         if not any(set(p) <= cols for p in pos_sets):
             missing.append("x y z (or xu yu zu, xs ys zs)")
@@ -627,6 +698,27 @@ class LammpsDump:
                                       f"kinetic energy is {ke_log!r} eV, the dumped velocities give {ke!r} eV "
                                       "(pass thermo=None or the right log)")
         return pe
+
+    def has_velocities(self, i) -> bool:
+        """Whether frame i dumps the velocities (``vx vy vz``); without them its State's velocities
+        are 0 and its kinetic energy is not known from the dump (:meth:`kinetic_energy`)."""
+        return {"vx", "vy", "vz"} <= set(self._frames[self._index(i)].columns)
+
+    def kinetic_energy(self, i) -> float:
+        """Lattice kinetic energy of frame i, eV: from the dumped velocities, else the log's KinEng
+        at its step, else NaN (unknown: never the 0 of velocities that were not dumped)."""
+        i = self._index(i)
+        if self.has_velocities(i):
+            return self._frame(i).kinetic_energy()
+        step = self._frames[i].step
+        if self._thermo and step in self._thermo and math.isfinite(self._thermo[step][1]):
+            return self._thermo[step][1]
+        return math.nan
+
+    def _temperature(self, i, ke) -> float:
+        """The lattice temperature of kinetic energy ``ke`` with 3N degrees of freedom (as
+        :meth:`spinlat.State.temperature`), K."""
+        return 2.0 * ke / (3 * max(self._frames[i].n, 1) * units.K_B)
 
     # ------------------------------------------------------------------ frames
     def __len__(self) -> int:
@@ -719,6 +811,7 @@ class LammpsDump:
         masses = num("mass") if "mass" in cols else tmap.masses(types, numbers)
         spins = np.stack([num("spx"), num("spy"), num("spz")], axis=1)
         moments = num("sp")
+        _check_atom_values(self.path, pos, spins, moments, lambda r: fr.line + int(order[r]))
         vel = (np.stack([num("vx"), num("vy"), num("vz")], axis=1) / units.FS_PER_PS
                if {"vx", "vy", "vz"} <= cols else np.zeros((fr.n, 3)))
         forces = np.stack([num("fx"), num("fy"), num("fz")], axis=1) if {"fx", "fy", "fz"} <= cols else None
@@ -740,6 +833,10 @@ class LammpsDump:
             pbc = np.array([c == "p" for c in pbc_s], dtype=bool)
             if self._log is not None and self._log.dimension == 2:
                 pbc[2] = False  # LAMMPS's 2D runs have a periodic z that makes no images: a layer
+            elif self._log is None and pbc[2] and not self._warned_2d:
+                self._warned_2d = True  # once per dump
+                _warn_if_2d_like(self.path, pos[:, 2], lo[2], hi[2], (xz, yz),
+                                 "put the run's log.lammps beside the dump (or pass thermo=LOG)")
         cell = _state_cell(meta, box_cell)
         time = self._time(fr, meta)
         out = dict(step=fr.step, time=time, cell=cell, pbc=pbc, positions=pos, numbers=numbers, masses=masses,
@@ -842,8 +939,8 @@ class LammpsDump:
             if name == "magnetization":
                 out.append(total_moment(d["spins"], d["moments"]))
             elif name in ("kinetic_energy", "temperature"):
-                st = self._frame(i)
-                out.append(st.kinetic_energy() if name == "kinetic_energy" else st.temperature())
+                ke = self.kinetic_energy(i)
+                out.append(ke if name == "kinetic_energy" else self._temperature(i, ke))
             else:
                 out.append(d[name])
         return np.array(out)
@@ -851,10 +948,9 @@ class LammpsDump:
     def scalars(self, i) -> dict:
         """step, time (fs), kinetic energy (eV), temperature (K), potential energy (eV, with thermo)."""
         i = self._index(i)
-        st = self._frame(i)
         d = self._parse(i)
-        out = dict(step=int(d["step"]), time=float(d["time"]), kinetic_energy=st.kinetic_energy(),
-                   temperature=st.temperature())
+        ke = self.kinetic_energy(i)
+        out = dict(step=int(d["step"]), time=float(d["time"]), kinetic_energy=ke, temperature=self._temperature(i, ke))
         if self._has_potential_energy(i):
             out["potential_energy"] = self._potential_energy(i)
             out["total_energy"] = out["potential_energy"] + out["kinetic_energy"]
@@ -870,6 +966,8 @@ class LammpsDump:
         atoms = self._frame(i).to_ase()
         sc = self.scalars(i)
         atoms.info.update(step=sc["step"], time=sc["time"])
+        if not self.has_velocities(i):  # the atoms' velocities are 0 for want of any: say what is known
+            atoms.info["kinetic_energy"] = sc["kinetic_energy"]
         results = {}
         if d["forces"] is not None:
             results["forces"] = d["forces"]
@@ -1166,4 +1264,4 @@ def _is_number(t) -> bool:
         return False
 
 
-__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "LammpsDump", "ThermoBlock"]
+__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "log_dimension", "LammpsDump", "ThermoBlock"]

@@ -173,17 +173,26 @@ def read_ovf(path, state=None, *, segment=0, repeat=None):
     return state.copy(spins=v)
 
 
+#: how far (Å) an atom's offset from its basis atom may differ from the lattice vector between
+#: their cells and still count as that lattice site: thermal displacements after spin-lattice
+#: dynamics (two atoms, ~0.1-0.2 Å each) pass, a neighbouring site (≥ 2 Å away in metals) does not
+_SITE_TOLERANCE = 0.6
+
+
 def _in_lattice_order(positions, cell, reps, nb, perm=None) -> bool:
     """Whether ``positions`` (rows permuted by ``perm`` into Spirit's order) are a lattice of
     ``reps`` cells of ``nb`` basis atoms in Spirit's order: row ib + nb(i + n1(j + n2 k)) at
-    row ib + i a + j b + k c (a, b, c the cell vectors over reps; modulo the cell)."""
+    row ib + i a + j b + k c (a, b, c the cell vectors over reps; modulo the cell), each within
+    :data:`_SITE_TOLERANCE` Å and a quarter of the shortest of a, b, c (atoms displaced by
+    dynamics still sit on their sites)."""
     n1, n2, n3 = reps
     rows = positions if perm is None else positions[perm]
     ib, i, j, k = np.meshgrid(np.arange(nb), np.arange(n1), np.arange(n2), np.arange(n3), indexing="ij")
     spirit_row = (ib + nb * (i + n1 * (j + n2 * k))).ravel()
     shift = np.stack([i.ravel(), j.ravel(), k.ravel()], axis=1) / np.array(reps, dtype=float)
     d = (rows[spirit_row] - rows[ib.ravel()]) @ np.linalg.inv(cell) - shift
-    return bool(np.all(np.abs(d - np.round(d)) < 1e-6))
+    tol = min(_SITE_TOLERANCE, 0.25 * float(np.min(np.linalg.norm(cell / np.array(reps)[:, None], axis=1))))
+    return bool(np.all(np.linalg.norm((d - np.round(d)) @ cell, axis=1) < tol))
 
 
 def _repeat_order_of(state, nodes):
@@ -196,6 +205,43 @@ def _repeat_order_of(state, nodes):
     for nb in (d for d in range(1, x + 1) if x % d == 0):
         reps = (x // nb, n2, n3)
         if (_in_lattice_order(state.positions, state.cell, reps, nb, spirit_order(reps, nb))
+                and not _in_lattice_order(state.positions, state.cell, reps, nb)):
+            return reps
+    return None
+
+
+def _inferred_repeat(state):
+    """``(n1, n2, n3)`` with n2·n3 > 1 when ``state`` (with a full cell) is ``unit.repeat((n1, n2,
+    n3))`` of some unit cell, in that order and not in Spirit's (for n2 = n3 = 1 the two orders
+    are the same), else None. The counts are read off the positions: the first atom of the
+    second cell along c (row nb) sits c/n3 from atom 0, the first of the second cell along b
+    (row nb·n3) b/n2 from it; each candidate is then checked on every atom."""
+    n = len(state)
+    if n < 4 or abs(np.linalg.det(state.cell)) < 1e-12:
+        return None
+    frac = state.positions @ np.linalg.inv(state.cell)
+    for nb in (d for d in range(1, n // 4 + 1) if n % d == 0):
+        counts = [1, 1, 1]
+        row = nb
+        for axis in (2, 1):
+            if row >= n:
+                break
+            d = frac[row] - frac[0]
+            d -= np.round(d)
+            if abs(d[axis]) < 1e-3 or (d[axis] < 0 and abs(d[axis]) < 0.45):  # no step forward along axis
+                continue
+            m = int(round(1.0 / abs(d[axis])))
+            step = np.zeros(3)
+            step[axis] = 1.0 / m
+            off = d - step
+            off -= np.round(off)
+            if (m >= 2 and np.linalg.norm(off @ state.cell) < _SITE_TOLERANCE * 2
+                    and (n // nb) % (counts[1] * counts[2] * m) == 0):
+                counts[axis] = m
+                row *= m
+        counts[0] = n // (nb * counts[1] * counts[2])
+        reps = tuple(counts)
+        if (reps[1] * reps[2] > 1 and _in_lattice_order(state.positions, state.cell, reps, nb, spirit_order(reps, nb))
                 and not _in_lattice_order(state.positions, state.cell, reps, nb)):
             return reps
     return None
@@ -222,11 +268,18 @@ def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", rep
     format : ``"binary8"`` (lossless, default), ``"binary4"`` (float32), ``"text"`` (12 digits),
         ``"csv"``.
     comment : the segment's description (one line; line breaks become "; ").
-    title : the segment title.
+    title : the segment title (one line; line breaks become "; ").
     repeat : ``(n1, n2, n3)`` when the state is ``unit.repeat(repeat)``: rows are written in
         Spirit's order with Spirit's node counts (nb·n1, n2, n3) (module docstring); ``None``: the
-        state's order, nodes (N, 1, 1).
+        state's order, nodes (N, 1, 1). Spirit reads rows in its own order whatever the mesh,
+        so a State whose atoms are in ``unit.repeat((n1, n2, n3))`` order (n2·n3 > 1, found from
+        its positions) written with ``repeat=None`` raises ShapeError naming the ``repeat`` to
+        pass (as :func:`read_ovf` refuses such a file); to write its rows as they are, pass the
+        array ``state.spins``.
     append : add the segments to an existing OVF file.
+
+    Returns the path. Raises ShapeError (above; vectors not (N, 3)), InputError (bad format,
+    NaN, an empty list), MissingFileError (``append`` to a missing file).
     """
     from ..state import State
 
@@ -246,6 +299,13 @@ def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", rep
     for item in items:
         if isinstance(item, State):
             v = item.spins
+            reps = _inferred_repeat(item) if repeat is None else None
+            if reps is not None:
+                raise ShapeError(f"write_ovf: the state's {len(item)} atoms are in the order of unit.repeat({reps}) "
+                                 "(cells along c fastest), but Spirit reads an OVF file's rows in its own site order "
+                                 "(basis atoms, then cells along a, b, c) and would put these spins on the wrong "
+                                 f"sites: pass repeat={reps} to write Spirit's order (read_ovf(..., repeat={reps}) "
+                                 "reads it back), or the array state.spins to write the rows as they are")
         else:
             v = np.asarray(item, dtype=np.float64)
             if v.ndim != 2 or v.shape[1] != 3:
@@ -270,7 +330,8 @@ def _write_segment(ovf, tmp, path, k, v, format, comment, title, repeat, append)
         nodes = _spirit_nodes(repeat, n)
     else:
         nodes = [n, 1, 1]
-    seg = ovf.ovf_segment(title=str(title), comment="; ".join(str(comment).splitlines()),
+    # a line break in the title or comment would end the header line (a file no reader opens)
+    seg = ovf.ovf_segment(title="; ".join(str(title).splitlines()), comment="; ".join(str(comment).splitlines()),
                           valuedim=3, valueunits="none none none", valuelabels="spin_x spin_y spin_z",
                           meshtype="rectangular", meshunits="unspecified", n_cells=nodes)
     data = np.ascontiguousarray(v, dtype=np.float64)

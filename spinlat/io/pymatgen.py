@@ -3,13 +3,22 @@
 Optional dependency: ``pip install pymatgen-core`` (or the full ``pymatgen``; spinlat extra
 ``interop``). Conventions (pymatgen's):
 
-- ``site_properties["magmom"]``: one :class:`pymatgen.electronic_structure.core.Magmom` per site,
-  the moment vector m_i = moments_i · spins_i in μB with the default spin axis (0, 0, 1), so its
-  ``global_moment`` is the Cartesian vector. On reading, any spin axis is accepted (the global
-  moment is used); a plain number (collinear magmom, as read from VASP files) means ±z, a 3-vector
-  is taken as Cartesian. Sites without magmom are non-magnetic.
-- ``site_properties["velocities"]``: Å/fs (as pymatgen's POSCAR/XDATCAR readers), written when any
-  atom moves.
+- ``site_properties["magmom"]``: written as one plain list ``[mx, my, mz]`` of floats per site,
+  the Cartesian moment vector m_i = moments_i · spins_i in μB (what pymatgen's ``Magmom`` with the
+  default spin axis (0, 0, 1) holds), so that every serialisation of the structure works:
+  ``json.dumps(structure.as_dict())``, ``structure.to(filename="x.json")`` (pymatgen's orjson
+  writer cannot encode ``Magmom`` objects), ``to_json``, YAML, and ``Structure.from_dict`` gives
+  them back. On reading, a :class:`pymatgen.electronic_structure.core.Magmom` with any spin
+  axis (its global moment is used; also as the dict its ``as_dict`` gives), a plain number
+  (collinear magmom, as read from VASP files: ±z) and a 3-vector (Cartesian) are accepted.
+  Without a magmom property, a ``spin`` of the sites' species (``Species("Fe", 3, spin=2.2)``)
+  is the collinear moment, as pymatgen's magnetism analysis reads it. Sites without either are
+  non-magnetic.
+- ``site_properties["velocities"]``: Å/fs (as pymatgen's POSCAR/XDATCAR readers), written (plain
+  lists) when any atom moves.
+- ``site_properties["selective_dynamics"]`` (a POSCAR's fixed coordinates): a State cannot hold
+  them and spinlat's dynamics do not apply them, so :func:`from_pymatgen` refuses a structure
+  that fixes any coordinate unless ``constraints="ignore"`` (as :meth:`spinlat.State.from_ase`).
 - ``site_properties["masses"]``: amu, written only when a mass differs from the standard atomic
   mass (pymatgen's species carry no per-site mass).
 - the lattice carries ``pbc``; a State without a cell (all-zero) becomes a ``Molecule``.
@@ -37,18 +46,20 @@ def _require():
 
 
 def to_pymatgen(state):
-    """A pymatgen ``Structure`` (``Molecule`` for a state without a cell) with vector magmoms,
-    velocities (Å/fs) and non-standard masses as site properties (module docstring)."""
+    """A pymatgen ``Structure`` (``Molecule`` for a state without a cell) with vector magmoms
+    ([mx, my, mz] μB lists), velocities (Å/fs) and non-standard masses (amu) as site properties
+    (module docstring). Raises InputError unless ``state`` is a State."""
     from ase.data import atomic_masses
 
     from ..state import State
 
-    Lattice, Molecule, Structure, Magmom = _require()
+    Lattice, Molecule, Structure, _ = _require()
     if not isinstance(state, State):
         raise InputError(f"to_pymatgen: expected a spinlat State, got {type(state).__name__}")
-    props = {"magmom": [Magmom(m) for m in state.magnetic_moments]}
+    # plain lists, not Magmom objects or arrays: every JSON writer encodes them (module docstring)
+    props = {"magmom": state.magnetic_moments.tolist()}
     if np.any(state.velocities != 0):
-        props["velocities"] = [v.copy() for v in state.velocities]
+        props["velocities"] = state.velocities.tolist()
     if not np.array_equal(state.masses, atomic_masses[state.numbers]):
         props["masses"] = [float(m) for m in state.masses]
     species = [int(z) for z in state.numbers]
@@ -60,9 +71,17 @@ def to_pymatgen(state):
 
 def _moment_vector(m, where):
     _, _, _, Magmom = _require()
+    if isinstance(m, dict) and m.get("@class") == "Magmom":  # Magmom.as_dict() not decoded
+        try:
+            m = Magmom.from_dict(m)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{where}: magmom {m!r} is not a valid Magmom dict ({exc})") from None
     if isinstance(m, Magmom):
         return np.asarray(m.global_moment, dtype=float)
-    a = np.asarray(m, dtype=float)
+    try:
+        a = np.asarray(m, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: magmom must be a number, a 3-vector or a Magmom, got {m!r}") from None
     if a.shape == ():
         return np.array([0.0, 0.0, float(a)])
     if a.shape == (3,):
@@ -70,16 +89,34 @@ def _moment_vector(m, where):
     raise InputError(f"{where}: magmom must be a number, a 3-vector or a Magmom, got {m!r}")
 
 
-def from_pymatgen(structure, validate=True):
+def _refuse_selective_dynamics(props, n):
+    """InputError naming the sites whose ``selective_dynamics`` fix a coordinate (any False)."""
+    fixed = [i for i, flags in enumerate(props.get("selective_dynamics") or [])
+             if flags is not None and not all(bool(f) for f in np.ravel(flags))]
+    if fixed:
+        shown = fixed[:8]
+        raise InputError(f"from_pymatgen: site_properties['selective_dynamics'] fix coordinates of sites {shown}"
+                         f"{' ...' if len(fixed) > 8 else ''} ({len(fixed)} of {n} sites), which a spinlat State "
+                         "cannot hold and spinlat's dynamics do not apply: pass constraints='ignore' to drop them "
+                         "knowingly, or remove the property")
+
+
+def from_pymatgen(structure, validate=True, constraints="error"):
     """A :class:`~spinlat.State` from a pymatgen ``Structure`` or ``Molecule``: Cartesian
     positions, atomic numbers, lattice and its ``pbc`` (a Molecule: no cell, not periodic), moments
     and spins from ``site_properties["magmom"]``, velocities (Å/fs) and masses if present.
 
-    Raises :class:`~spinlat.errors.InputError` for disordered sites (several species on a site) or
-    malformed magmoms."""
+    ``constraints``: ``"error"`` (default) refuses a ``selective_dynamics`` site property that
+    fixes any coordinate (a POSCAR's selective dynamics), ``"ignore"`` drops it.
+
+    Raises :class:`~spinlat.errors.InputError` for disordered sites (several species on a site),
+    malformed magmoms (naming the site) or fixed coordinates."""
     from ..state import State
 
+    from .. import validation
+
     Lattice, Molecule, Structure, Magmom = _require()
+    constraints = validation.choice(constraints, "constraints", ("error", "ignore"))
     if not isinstance(structure, (Structure, Molecule)):
         raise InputError(f"from_pymatgen: expected a pymatgen Structure or Molecule, got {type(structure).__name__}")
     if not structure.is_ordered:
@@ -88,7 +125,12 @@ def from_pymatgen(structure, validate=True):
     numbers = [site.specie.Z for site in structure]
     props = structure.site_properties
     n = len(structure)
+    if constraints == "error":
+        _refuse_selective_dynamics(props, n)
     magmom = props.get("magmom")
+    if magmom is None:  # pymatgen's other place for collinear moments: Species("Fe", 3, spin=5)
+        spins = [getattr(site.specie, "spin", None) for site in structure]
+        magmom = spins if any(v for v in spins) else None
     m = np.zeros((n, 3))
     if magmom is not None:
         for i, v in enumerate(magmom):

@@ -47,12 +47,42 @@ def read_tb2j(path, sites="all"):
     return state, ham
 
 
+def _single_ion_terms(h, names):
+    """[(atom, k1 meV, k1dir (3,))] of the on-site tensors of Heisenberg ``h`` (summed per atom),
+    each of the form k1 e eᵀ; ExportError naming the atom for any other."""
+    from ..errors import ExportError
+
+    onsite = {}
+    for i, j, R, J in zip(h.i, h.j, h.R, h.J):
+        if i == j and not R.any():
+            onsite[int(i)] = onsite.get(int(i), 0.0) + np.asarray(J) / units.MEV
+    out = []
+    for a, A in sorted(onsite.items()):
+        if not np.any(A):
+            continue
+        w, v = np.linalg.eigh(0.5 * (A + A.T))
+        k = int(np.argmax(np.abs(w)))
+        k1, e = float(w[k]), v[:, k]
+        rest = A - k1 * np.outer(e, e)
+        if np.abs(rest).max() > 1e-9 * max(abs(k1), 1e-12):
+            raise ExportError(f"write_tb2j: the on-site tensor of atom {names[a]} (eigenvalues {np.round(w, 6).tolist()} "
+                              "meV, or not symmetric) is not a single-ion term -k1 (s·k1dir)², the only on-site term "
+                              "TB2J's text layout holds")
+        e = e * (1.0 if e[np.argmax(np.abs(e))] > 0 else -1.0)
+        out.append((a, k1, e))
+    return out
+
+
 def write_tb2j(path, state, heisenberg, names=None):
     """Write ``heisenberg`` (template atoms: ``state``'s atoms, same order) as a TB2J ``exchange.out``
     in the newer text layout, with TB2J's double counting: each pair (i, j, R) with tensor J (eV)
     becomes the entries (i, j, R) and (j, i, −R) with T = J/2 and Tᵀ, written as J_iso = tr T/3
-    (meV), DMI (antisymmetric part) and J_ani = sym T − J_iso·1. On-site terms are not written.
-    ``state`` must be the template unit cell (positions Å, moments μB)."""
+    (meV), DMI (antisymmetric part) and J_ani = sym T − J_iso·1. On-site terms (i = j, R = 0;
+    summed per atom) go into TB2J's ``Single Ion Anisotropy (meV)`` section as k1 and k1dir when
+    they are the single-ion term −k1 (s·k1dir)² (tensor k1 k1dir k1dirᵀ, as :func:`read_tb2j`
+    reads that section); any other on-site tensor raises ExportError naming the atom (TB2J's
+    text layout holds nothing else). ``state`` must be the template unit cell (positions Å,
+    moments μB)."""
     from ase.data import chemical_symbols
 
     h = heisenberg
@@ -77,6 +107,11 @@ def write_tb2j(path, state, heisenberg, names=None):
             names[a], *pos[a], 0.0, *mag[a]))
     out.append("{:<12s} {:13s} {:13s} {:13s} {:9.4f} {:9.4f} {:9.4f} {:9.4f}".format(
         "Total", "", "", "", 0.0, *mag.sum(axis=0)))
+    sia = _single_ion_terms(h, names)
+    if sia:
+        out += ["", "-" * 90, "Single Ion Anisotropy (meV): ",
+                "(k1 is the anisotropy constant, k1dir is the direction vector)", "Atom number       k1              k1dir"]
+        out += ["{:<12s} {:.10f} ({:.10f}, {:.10f}, {:.10f})".format(names[a], k1, *e) for a, k1, e in sia]
     out += ["", "=" * 90, "Exchange: ",
             "{:6s} {:5s} {:15s} {:7s} {:24s} {:11s} ".format("    i", "    j", "         R", "  J_iso(meV)",
                                                               "         vector", "distance(A)")]

@@ -249,6 +249,13 @@ def _real(words, a, lineno, what, rd):
 def _grid(rd):
     """Nrho, drho, Nr, dr, cutoff from the grid record."""
     words, ln = rd.record(5, "the grid line (Nrho drho Nr dr cutoff)", extra_ok=False)
+    if len(words) > 5:  # LAMMPS's eam/alloy, eam/fs and eam read 5 and drop the rest silently
+        he = (" A sixth value (rhomax) is what pair_style eam/he files hold: their F(rho) table starts at rhomax "
+              "- (Nrho-1)*drho, not at 0, and would be misread; spinlat does not read eam/he files."
+              if len(words) == 6 else "")
+        raise rd.error(ln, f"the grid line (Nrho drho Nr dr cutoff) holds {len(words)} values: "
+                           f"{' '.join(words)!r}.{he} Remove the extra value(s) if the file is an eam/alloy, eam/fs "
+                           "or funcfl file")
     nrho = _integer(words, 0, ln, "Nrho", rd)
     drho = _real(words, 1, ln, "drho", rd)
     nr = _integer(words, 2, ln, "Nr", rd)
@@ -264,10 +271,17 @@ def _grid(rd):
 FORMAT_ALIASES = {"setfl": "alloy", "eam/alloy": "alloy", "eam/fs": "fs", "eam": "funcfl"}
 
 
+_EAM_HE = ("{path}: a LAMMPS pair_style eam/he file, which spinlat does not read (its grid line adds rhomax, and "
+           "F(rho) is tabulated from rhomax - (Nrho-1)*drho, which may be negative); use it with LAMMPS, or an "
+           "eam/fs, eam/alloy or funcfl potential")
+
+
 def _format(path, format) -> str:
     """'alloy', 'fs' or 'funcfl' from ``format`` or, when None, the file name."""
     if format is None:
         name = Path(path).name.lower()
+        if name.endswith(".he"):
+            raise InputError(_EAM_HE.format(path=path))
         if name.endswith((".eam.fs", ".fs")):
             return "fs"
         if name.endswith((".eam.alloy", ".alloy", ".setfl")):
@@ -278,6 +292,8 @@ def _format(path, format) -> str:
                          "(setfl, pair_style eam/alloy), format='fs' (Finnis-Sinclair, pair_style eam/fs) or "
                          "format='funcfl' (DYNAMO single-element file, pair_style eam)")
     fmt = FORMAT_ALIASES.get(format.lower(), format.lower()) if isinstance(format, str) else None
+    if fmt in ("he", "eam/he"):
+        raise InputError(_EAM_HE.format(path=path))
     if fmt not in FORMATS:
         raise InputError(f"EAM format: unknown EAM format {format!r}; expected 'alloy', 'fs' or 'funcfl' (or LAMMPS's names "
                          f"{', '.join(map(repr, FORMAT_ALIASES))})")

@@ -1,5 +1,7 @@
 """extxyz for magnetic data sets: lossless float64 round trips."""
 
+import re
+
 import numpy as np
 import pytest
 from ase.build import bulk
@@ -192,6 +194,40 @@ def test_empty_string_info_does_not_swallow_the_next_key(tmp_path):
     back = read_extxyz(tmp_path / "e.extxyz")[0]
     assert "a" not in back.info and "blank" not in back.info
     assert back.info["b"] == 3 and back.info["c"] == "x y"
+
+
+@pytest.mark.parametrize("where, key", [("info", "with space"), ("info", "x[1]"), ("info", "k=v"),
+                                        ("arrays", "with space"), ("arrays", "c_outsp[1]"), ("arrays", "a:b")])
+def test_keys_the_header_would_split_or_rename_are_refused(tmp_path, where, key):
+    # ASE read 'with space' as two keys (and lost the columns after such an array), 'x[1]' as
+    # 'x1', 'k=v' as k = 'v=...'; an array named 'a:b' gave a file it cannot read
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    if where == "info":
+        atoms.info[key] = 1.5
+    else:
+        atoms.arrays[key] = np.array([1.5, 2.5])
+    kind = "info key" if where == "info" else "per-atom array"
+    with pytest.raises(InputError, match=rf"write_extxyz: {kind} {re.escape(repr(key))} cannot be written to extxyz.*"
+                                         r"rename it, e.g. to '"):
+        write_extxyz(tmp_path / "k.extxyz", [atoms])
+    assert not (tmp_path / "k.extxyz").exists()
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    atoms.info.update({"ok.name": 1.5, "a-b": 2, "REF_energy": -1.0})
+    atoms.arrays["c_outsp_1"] = np.array([1.5, 2.5])
+    write_extxyz(tmp_path / "k.extxyz", [atoms])
+    back = read_extxyz(tmp_path / "k.extxyz")[0]
+    assert back.info["ok.name"] == 1.5 and back.info["a-b"] == 2 and back.info["REF_energy"] == -1.0
+    assert back.arrays["c_outsp_1"].tolist() == [1.5, 2.5]
+
+
+def test_none_info_is_left_out_not_read_back_as_true(tmp_path):
+    # ASE writes None as a bare key, which it reads back as True (a flag)
+    atoms = bulk("Fe", "bcc", 2.8665, cubic=True)
+    atoms.info.update(converged=None, flag=True, b=3)
+    write_extxyz(tmp_path / "n.extxyz", [atoms])
+    back = read_extxyz(tmp_path / "n.extxyz")[0]
+    assert "converged" not in back.info
+    assert back.info["flag"] is True and back.info["b"] == 3
 
 
 def test_run_attributes_survive_h5_extxyz_h5_when_the_potential_is_empty(tmp_path):

@@ -705,6 +705,116 @@ def test_dump_of_a_2d_run_has_no_periodic_images_along_z(tmp_path):
     st = sl.io.read_lammps_data(tmp_path / "sq.data")
     np.testing.assert_array_equal(st.pbc, [True, True, False])
     assert BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841).compute(st).energy == pytest.approx(-0.61031055, abs=1e-8)
-    (tmp_path / "log.lammps").write_text(log.replace("dimension 2\n", ""))  # a 3D run: z periodic
-    np.testing.assert_array_equal(sl.io.read_lammps_dump(tmp_path / "sq.dump")[0].pbc, [True, True, True])
-    np.testing.assert_array_equal(sl.io.read_lammps_data(tmp_path / "sq.data").pbc, [True, True, True])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the log decides: nothing to warn about
+        (tmp_path / "log.lammps").write_text(log.replace("dimension 2\n", ""))  # a 3D run: z periodic
+        np.testing.assert_array_equal(sl.io.read_lammps_dump(tmp_path / "sq.dump")[0].pbc, [True, True, True])
+        np.testing.assert_array_equal(sl.io.read_lammps_data(tmp_path / "sq.data").pbc, [True, True, True])
+    # without the log nothing says the run was 2D: read periodic in z (the 3D stack LAMMPS would
+    # build from the file), with a warning naming the layer spacing and the remedy
+    (tmp_path / "log.lammps").unlink()
+    with pytest.warns(UserWarning, match=r"sq.data: every atom lies at z = 0 in a z box \[-1.25, 1.25\].*layers 2.5 Å "
+                                         r"apart; for a 2D system pass pbc=\(True, True, False\)"):
+        st = sl.io.read_lammps_data(tmp_path / "sq.data")
+    np.testing.assert_array_equal(st.pbc, [True, True, True])
+    with pytest.warns(UserWarning, match=r"sq.dump: every atom lies at z = 0.*log.lammps beside the dump"):
+        renames = {f"c_s[{k + 1}]": c for k, c in enumerate(("sp", "spx", "spy", "spz"))}
+        dump = sl.io.read_lammps_dump(tmp_path / "sq.dump", elements=["Fe"], columns=renames)
+        assert dump[0].pbc.tolist() == [True, True, True]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert sl.io.read_lammps_data(tmp_path / "sq.data", pbc=(True, True, False)).pbc.tolist() == [True, True, False]
+        lifted = "\n".join(data).replace(" 0 0 0 1 2.2", " 0.1 0 0 1 2.2", 1)   # not all at z = 0: a 3D file
+        (tmp_path / "lifted.data").write_text(lifted + "\n")
+        sl.io.read_lammps_data(tmp_path / "lifted.data")
+
+
+def test_data_file_reads_only_the_commands_of_its_log(tmp_path, monkeypatch):
+    """`dimension` is known before the first run: the data reader reads the log's commands up to
+    the first run/minimize, never the thermo output of a long run."""
+    from spinlat.io import lammps_read
+
+    head = "LAMMPS (22 Jul 2025)\nunits metal\ndimension 2\nboundary p p p\nread_data sq.data\n"
+    log = tmp_path / "log.lammps"
+    log.write_text(head + "run 10\n   Step   PotEng\n  0  -1.0\nclear\ndimension 3\nrun 5\n")
+    assert lammps_read.log_dimension(log) == 2                       # the later 3D input is not read
+    log.write_text("units metal\nminimize 1e-8 1e-8 100 100\ndimension 2\n")
+    assert lammps_read.log_dimension(log) == 3
+    log.write_text("units metal\n")
+    assert lammps_read.log_dimension(log) == 3
+    data = ["LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = metal", "", "2 atoms",
+            "1 atom types", "", "0 5 xlo xhi", "0 2.5 ylo yhi", "-1.25 1.25 zlo zhi", "", "Masses", "", "1 55.845", "",
+            "Atoms # spin", "", "1 1 0 0 0 0 0 1 2.2", "2 1 2.5 0 0 0 0 1 2.2"]
+    (tmp_path / "sq.data").write_text("\n".join(data) + "\n")
+    log.write_text(head + "run 1000000\n" + "   Step   PotEng\n" + "".join(f"{k} -1.0\n" for k in range(2000)))
+
+    def whole_log(*args, **kwargs):
+        raise AssertionError("the whole log was parsed")
+
+    monkeypatch.setattr(lammps_read, "_read_log", whole_log)
+    assert sl.io.read_lammps_data(tmp_path / "sq.data").pbc.tolist() == [True, True, False]
+
+
+def test_dump_without_atom_ids_is_refused_with_the_reason(tmp_path):
+    """LAMMPS's own SPIN examples dump `type x y z c_outsp[1] ...` without id: the row order then
+    changes between frames (spatial sorting), so the reader refuses and says to add id."""
+    rows = "\n".join(f"1 {1.43325 * k} 0 0 0 0 1 2.2" for k in range(2))
+    (tmp_path / "noid.dump").write_text("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS pp pp pp\n"
+                                        "0 2.8665\n0 2.8665\n0 2.8665\nITEM: ATOMS type x y z spx spy spz sp\n"
+                                        + rows + "\n")
+    with pytest.raises(FileFormatError, match=r"noid.dump: line 9: the dump lacks id \(without it LAMMPS writes the "
+                                              r"atoms in its internal order.*add id to the dump custom columns\)"):
+        sl.io.read_lammps_dump(tmp_path / "noid.dump", elements=["Fe"])
+
+
+def test_dump_without_velocities_gives_no_made_up_temperature(tmp_path):
+    """A dump without vx vy vz (LAMMPS's SPIN examples dump none) of a 200 K run: its States are at
+    rest for want of velocities, but its kinetic energy, temperature and total energy are the
+    log's KinEng where printed, else NaN, never the 0 K of the missing velocities; convert stores
+    the same and says so."""
+    import math
+
+    rows = "\n".join(f"{k + 1} 1 {1.43325 * k} 0 0 0 0 1 2.2" for k in range(2))
+    frame = ("ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n2\nITEM: BOX BOUNDS pp pp pp\n0 2.8665\n0 2.8665\n"
+             "0 2.8665\nITEM: ATOMS id type x y z spx spy spz sp\n" + rows + "\n")
+    (tmp_path / "d.dump").write_text(frame.format(step=0) + frame.format(step=10))
+    log = ("units metal\nmass 1 55.845\ntimestep 0.0001\n   Step   PotEng   KinEng   Temp\n"
+           "  0  -8.0  0.0517  200.0\n  10  -7.9  0.0400  154.7\nLoop time of 1 on 1 procs for 10 steps with 2 atoms\n")
+    (tmp_path / "log.lammps").write_text(log)
+    d = sl.io.read_lammps_dump(tmp_path / "d.dump")
+    assert not d.has_velocities(0)
+    np.testing.assert_array_equal(d[0].velocities, 0.0)
+    np.testing.assert_array_equal(d["kinetic_energy"], [0.0517, 0.04])
+    np.testing.assert_allclose(d["temperature"], 2 * np.array([0.0517, 0.04]) / (6 * units.K_B), rtol=1e-12)
+    np.testing.assert_allclose(d["total_energy"], [-8.0 + 0.0517, -7.9 + 0.04], rtol=1e-12)
+    assert d.scalars(1)["kinetic_energy"] == 0.04
+    (tmp_path / "log.lammps").write_text(log.replace("KinEng", "TotEng"))   # no KinEng: unknown
+    d = sl.io.read_lammps_dump(tmp_path / "d.dump")
+    assert all(math.isnan(x) for x in d["kinetic_energy"].tolist() + d["temperature"].tolist())
+    assert math.isnan(d.scalars(0)["total_energy"]) and d.scalars(0)["potential_energy"] == -8.0
+    with pytest.warns(UserWarning, match=r"d.dump: the dump holds no velocities \(vx vy vz\) at 2 of the 2 frames"):
+        sl.io.convert(tmp_path / "d.dump", tmp_path / "d.h5")
+    with sl.io.Trajectory(tmp_path / "d.h5") as t:
+        assert np.isnan(t["temperature"]).all() and np.isnan(t["kinetic_energy"]).all()
+        np.testing.assert_array_equal(t["potential_energy"], [-8.0, -7.9])
+
+
+@pytest.mark.parametrize("row, message", [
+    ("2 1 2.8665 0 0 0 0 1 -2.2", r"atom with a negative moment sp \(LAMMPS's sp is the magnitude"),
+    ("2 1 2.8665 0 0 0 0 0 2.2", r"atom with a zero spin direction spx spy spz with a non-zero moment"),
+    ("2 1 nan 0 0 0 0 1 2.2", r"atom with a position that is NaN or infinite"),
+    ("2 1 2.8665 0 0 inf 0 1 2.2", r"atom with a spin value that is NaN or infinite"),
+])
+def test_bad_atom_values_name_the_file_and_line(tmp_path, row, message):
+    """A negative sp, a zero spin direction of a magnetic atom, NaN or inf: the data and dump
+    readers name the file and line (were State errors naming only an atom index)."""
+    lines = ["LAMMPS data file", "", "2 atoms", "1 atom types", "", "0 5.733 xlo xhi", "0 5.733 ylo yhi",
+             "0 5.733 zlo zhi", "", "Atoms # spin", "", "1 1 0 0 0 0 0 1 2.2", row]
+    (tmp_path / "bad.data").write_text("\n".join(lines) + "\n")
+    with pytest.raises(FileFormatError, match=r"bad.data: line 13: " + message):
+        sl.io.read_lammps_data(tmp_path / "bad.data", elements=["Fe"], metadata=None)
+    dump = ["ITEM: TIMESTEP", "0", "ITEM: NUMBER OF ATOMS", "2", "ITEM: BOX BOUNDS pp pp pp", "0 5.733", "0 5.733",
+            "0 5.733", "ITEM: ATOMS id type x y z spx spy spz sp", row, "1 1 0 0 0 0 0 1 2.2"]
+    (tmp_path / "bad.dump").write_text("\n".join(dump) + "\n")
+    with pytest.raises(FileFormatError, match=r"bad.dump: line 10: " + message):
+        sl.io.read_lammps_dump(tmp_path / "bad.dump", elements=["Fe"])[0]

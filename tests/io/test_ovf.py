@@ -1,5 +1,7 @@
 """OVF 2.0 spin configurations: round trips, site order, and states moving between Spirit and spinlat."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -40,9 +42,9 @@ def test_round_trip_formats(tmp_path, fmt, atol):
     st = bcc_unit().repeat((3, 2, 2))
     st = st.copy(spins=random_spins(len(st), 1))
     p = tmp_path / f"s.{fmt}.ovf"
-    sl.io.write_ovf(p, st, format=fmt, comment="line one\nline two", repeat=(3, 2, 2))
-    seg = sl.io.read_ovf(p)
-    assert seg.n_cells == (6, 2, 2) and seg.valuedim == 3 and seg.title == "spinlat"
+    sl.io.write_ovf(p, st, format=fmt, comment="line one\nline two", repeat=(3, 2, 2), title="spinlat\nrun 2")
+    seg = sl.io.read_ovf(p)   # a line break in the title gave a file no reader opens
+    assert seg.n_cells == (6, 2, 2) and seg.valuedim == 3 and seg.title == "spinlat; run 2"
     assert seg.comment == "line one; line two"
     back = sl.io.read_ovf(p, st.copy(spins=None), repeat=(3, 2, 2))
     if atol == 0.0:
@@ -58,7 +60,7 @@ def test_segments_append_and_lists(tmp_path):
     st = bcc_unit().repeat((2, 2, 2))
     images = [st.copy(spins=random_spins(len(st), k)) for k in range(3)]
     p = tmp_path / "chain.ovf"
-    sl.io.write_ovf(p, images[:2])
+    sl.io.write_ovf(p, [im.spins for im in images[:2]])              # the rows as they are
     sl.io.write_ovf(p, images[2].spins, append=True, format="text")
     segs = sl.io.read_ovf_segments(p)
     assert len(segs) == 3
@@ -69,7 +71,7 @@ def test_segments_append_and_lists(tmp_path):
 def test_errors(tmp_path):
     st = bcc_unit().repeat((2, 2, 2))
     p = tmp_path / "s.ovf"
-    sl.io.write_ovf(p, st)
+    sl.io.write_ovf(p, st.spins)
     with pytest.raises(ShapeError, match="16 spins but the state has 2 atoms"):
         sl.io.read_ovf(p, bcc_unit())
     with pytest.raises(InputError, match="segment 3"):
@@ -232,10 +234,46 @@ def test_repeat_must_match_the_files_mesh(tmp_path):
         sl.io.read_ovf(tmp_path / "421.ovf", other, repeat=(2, 2, 2))
     back = sl.io.read_ovf(tmp_path / "421.ovf", st, repeat=(4, 2, 1))
     np.testing.assert_array_equal(back.spins, st.spins)
-    sl.io.write_ovf(tmp_path / "rows.ovf", st)  # state order, nodes (16, 1, 1)
+    sl.io.write_ovf(tmp_path / "rows.ovf", st.spins)  # state order, nodes (16, 1, 1)
     with pytest.raises(ShapeError, match=r"mesh of \(16, 1, 1\) nodes"):
         sl.io.read_ovf(tmp_path / "rows.ovf", st, repeat=(4, 2, 1))
     np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "rows.ovf", st).spins, st.spins)
+
+
+@pytest.mark.parametrize("reps, nb", [((4, 2, 1), 2), ((2, 2, 2), 2), ((1, 3, 2), 2), ((3, 1, 2), 1),
+                                      ((2, 3, 4), 2)])
+def test_writer_refuses_a_repeated_state_without_repeat(tmp_path, reps, nb):
+    """Spirit reads an OVF's rows in its own order whatever the mesh (checked with Spirit 2.2: a
+    file of nodes (N, 1, 1) in State.repeat order goes onto the wrong sites), so the writer refuses
+    what the reader refuses: a State in unit.repeat order written with repeat=None. The repeat
+    found from the positions is the one to pass, and the spins array writes the rows as they are."""
+    unit = bcc_unit() if nb == 2 else sl.State([[0, 0, 0]], [26], cell=np.eye(3) * A, pbc=True, moments=[2.2])
+    st = unit.repeat(reps)
+    st = st.copy(spins=random_spins(len(st), 4))
+    with pytest.raises(ShapeError, match=rf"unit.repeat\({re.escape(str(reps))}\).*pass repeat="
+                                         rf"{re.escape(str(reps))} to write Spirit's order"):
+        sl.io.write_ovf(tmp_path / "s.ovf", st)
+    with pytest.raises(ShapeError, match="unit.repeat"):
+        sl.io.write_ovf(tmp_path / "s.ovf", [st, st])
+    sl.io.write_ovf(tmp_path / "s.ovf", st, repeat=reps)
+    np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "s.ovf", st, repeat=reps).spins, st.spins)
+    sl.io.write_ovf(tmp_path / "rows.ovf", st.spins)
+    np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "rows.ovf", st).spins, st.spins)
+    # a state already in Spirit's order (built from Spirit's positions), or a repeat along one
+    # axis only (the two orders agree), is written as it is
+    spirit = st.copy(positions=st.positions[sl.io.spirit_order(reps, nb)], spins=st.spins[sl.io.spirit_order(reps, nb)])
+    sl.io.write_ovf(tmp_path / "spirit.ovf", spirit)
+    np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "spirit.ovf", spirit).spins, spirit.spins)
+    sl.io.write_ovf(tmp_path / "line.ovf", unit.repeat((5, 1, 1)))
+    sl.io.write_ovf(tmp_path / "one.ovf", unit)
+    # after spin-lattice dynamics the atoms are off their sites (here 0.1 Å rms): still refused,
+    # by the writer and by the reader of the Spirit-order file written with repeat
+    hot = st.copy(positions=st.positions + np.random.default_rng(7).normal(0.0, 0.1, st.positions.shape))
+    with pytest.raises(ShapeError, match=rf"pass repeat={re.escape(str(reps))}"):
+        sl.io.write_ovf(tmp_path / "hot.ovf", hot)
+    with pytest.raises(ShapeError, match=rf"pass repeat={re.escape(str(reps))} to put the rows in the state's order"):
+        sl.io.read_ovf(tmp_path / "s.ovf", hot)
+    np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "s.ovf", hot, repeat=reps).spins, st.spins)
 
 
 @pytest.mark.peers
@@ -283,6 +321,11 @@ def test_spirit_ordered_file_read_without_repeat_into_a_repeated_state_is_refuse
     p = sl.io.spirit_order((3, 2, 2), 2)
     spirit_state = sl.State(st.positions[p], st.numbers[p], cell=st.cell, pbc=True, moments=st.moments[p])
     np.testing.assert_array_equal(sl.io.read_ovf(tmp_path / "s.ovf", spirit_state).spins, st.spins[p])
-    # rattled positions fit neither order exactly: nothing is claimed
+    # rattled positions (a state after spin-lattice dynamics) are still on their sites in
+    # unit.repeat order: refused as well (they were read scrambled); atoms in neither order
+    # (shuffled) are read as they are: nothing is claimed
     rattled = st.copy(positions=st.positions + np.random.default_rng(0).normal(0, 0.05, st.positions.shape))
-    assert len(sl.io.read_ovf(tmp_path / "s.ovf", rattled)) == 24
+    with pytest.raises(ShapeError, match=r"pass repeat=\(3, 2, 2\)"):
+        sl.io.read_ovf(tmp_path / "s.ovf", rattled)
+    shuffled = st.copy(positions=st.positions[np.random.default_rng(1).permutation(len(st))])
+    assert len(sl.io.read_ovf(tmp_path / "s.ovf", shuffled)) == 24

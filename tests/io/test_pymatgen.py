@@ -45,14 +45,57 @@ def test_round_trip_structure(pbc):
     s = sl.io.to_pymatgen(st)
     assert isinstance(s, pmg.Structure)
     assert tuple(s.lattice.pbc) == pbc
-    assert all(isinstance(m, Magmom) for m in s.site_properties["magmom"])
-    np.testing.assert_allclose([m.global_moment for m in s.site_properties["magmom"]], st.magnetic_moments, atol=0)
+    # plain [mx, my, mz] lists: what Magmom(m).global_moment gives, and JSON-encodable
+    assert all(type(m) is list for m in s.site_properties["magmom"])
+    np.testing.assert_allclose([Magmom(m).global_moment for m in s.site_properties["magmom"]], st.magnetic_moments,
+                               atol=0)
     assert s[5].specie.symbol == "Co"
     back = sl.io.from_pymatgen(s)
     assert_same(st, back)
     # through pymatgen's own JSON serialisation
     again = sl.io.from_pymatgen(pmg.Structure.from_dict(json.loads(s.to_json())))
     assert_same(st, again)
+
+
+@pytest.mark.parametrize("route", ["json.dumps", "Structure.to json", "to_json", "Magmom objects", "Magmom dicts"])
+def test_every_json_route_round_trips(tmp_path, route):
+    """pymatgen's own file writer (orjson) cannot encode Magmom objects and json.dumps no numpy
+    arrays: a converted structure is saved and read back through each route, exactly."""
+    st = noncollinear().copy(pbc=(True, True, False))
+    s = sl.io.to_pymatgen(st)
+    if route == "json.dumps":
+        back = pmg.Structure.from_dict(json.loads(json.dumps(s.as_dict())))
+    elif route == "Structure.to json":
+        s.to(filename=str(tmp_path / "s.json"))
+        back = pmg.Structure.from_file(str(tmp_path / "s.json"))
+    elif route == "to_json":
+        back = pmg.Structure.from_dict(json.loads(s.to_json()))
+    else:  # structures made elsewhere with Magmom objects (e.g. pymatgen's mcif reader)
+        mags = [Magmom.from_global_moment_and_saxis(m, [1, 1, 0]) if i % 2 else Magmom(m)
+                for i, m in enumerate(st.magnetic_moments)]
+        back = s.copy(site_properties={"magmom": mags if route == "Magmom objects" else [m.as_dict() for m in mags]})
+        got = sl.io.from_pymatgen(back)
+        np.testing.assert_allclose(got.magnetic_moments, st.magnetic_moments, rtol=0, atol=1e-14)
+        return
+    assert_same(st, sl.io.from_pymatgen(back))
+
+
+def test_selective_dynamics_are_refused_unless_ignored(tmp_path):
+    """A POSCAR with selective dynamics read by pymatgen fixes coordinates that spinlat's
+    dynamics would move: refused (naming the sites), like ASE constraints in State.from_ase."""
+    from pymatgen.io.vasp import Poscar
+
+    st = bcc_fe((1, 1, 1)).copy(moments=[2.2, 2.2])
+    s = sl.io.to_pymatgen(st)
+    s.add_site_property("selective_dynamics", [[True, True, True], [False, False, True]])
+    Poscar(s).write_file(str(tmp_path / "POSCAR"))
+    read = Poscar.from_file(str(tmp_path / "POSCAR")).structure
+    with pytest.raises(InputError, match=r"selective_dynamics'\] fix coordinates of sites \[1\] \(1 of 2 sites\)"):
+        sl.io.from_pymatgen(read)
+    got = sl.io.from_pymatgen(read, constraints="ignore")
+    np.testing.assert_allclose(got.positions, st.positions, atol=1e-12)
+    free = s.copy(site_properties={"selective_dynamics": [[True] * 3] * 2})
+    assert_same(st, sl.io.from_pymatgen(free))                   # nothing fixed: nothing to refuse
 
 
 def test_standard_masses_and_rest_are_not_stored():
@@ -82,11 +125,17 @@ def test_other_magmom_forms():
                           site_properties={"magmom": [Magmom([0, 0, 2.0], saxis=[1, 0, 0]), [0.0, 1.5, 0.0]]})
     st = sl.io.from_pymatgen(saxis)
     np.testing.assert_allclose(st.magnetic_moments, [[2.0, 0, 0], [0, 1.5, 0]], atol=1e-15)
+    # moments on the species (pymatgen's magnetism analysis reads them when there is no magmom)
+    species = pmg.Structure(lattice, [pmg.Species("Fe", 0, spin=2.2), pmg.Species("Fe", 0, spin=-2.1)], coords)
+    st = sl.io.from_pymatgen(species)
+    np.testing.assert_array_equal(st.magnetic_moments, [[0, 0, 2.2], [0, 0, -2.1]])
     none = sl.io.from_pymatgen(pmg.Structure(lattice, ["Fe", "Fe"], coords))
     np.testing.assert_array_equal(none.moments, [0.0, 0.0])
     bad = pmg.Structure(lattice, ["Fe", "Fe"], coords, site_properties={"magmom": [[1, 2], [0, 0]]})
     with pytest.raises(InputError, match="site 0"):
         sl.io.from_pymatgen(bad)
+    with pytest.raises(InputError, match="site 1: magmom must be"):
+        sl.io.from_pymatgen(pmg.Structure(lattice, ["Fe", "Fe"], coords, site_properties={"magmom": [1.0, "up"]}))
     disordered = pmg.Structure(lattice, [{"Fe": 0.5, "Co": 0.5}, "Fe"], coords)
     with pytest.raises(InputError, match="disordered"):
         sl.io.from_pymatgen(disordered)

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spinlat.errors import FileFormatError, MissingFileError
+from spinlat.errors import FileFormatError, InputError, MissingFileError
 from spinlat.io.tb2j import parse_tb2j, read_tb2j, write_tb2j
 from spinlat.potentials import Heisenberg
 
@@ -127,6 +127,27 @@ def test_collinear_and_dmi_round_trip(tmp_path):
     np.testing.assert_allclose(st2.positions, st.positions)
 
 
+def test_single_ion_anisotropy_round_trips(tmp_path):
+    """A file's Single Ion Anisotropy section (k1, k1dir) is read as on-site terms: write_tb2j
+    writes them back (they were dropped), so the energy survives read → write → read; an on-site
+    tensor that is no single-ion term is refused, naming the atom."""
+    from spinlat.errors import ExportError
+
+    st, ham = read_tb2j(_broken(tmp_path, NEW_FORMAT))
+    assert np.any([(i == j and not R.any()) for i, j, R in zip(ham.i, ham.j, ham.R)])
+    write_tb2j(tmp_path / "x.out", st, ham)
+    assert "Single Ion Anisotropy (meV)" in (tmp_path / "x.out").read_text()
+    st2, ham2 = read_tb2j(tmp_path / "x.out")
+    big = st.repeat((2, 2, 2)).copy(spins=np.random.default_rng(4).normal(size=(8 * len(st), 3)))
+    assert ham2.compute(big).energy == pytest.approx(ham.compute(big).energy, abs=1e-14)
+    onsite = [k for k, (i, j, R) in enumerate(zip(ham.i, ham.j, ham.R)) if i == j and not R.any()]
+    J = ham.J.copy()
+    J[onsite[0]] = np.diag([0.1, 0.2, 0.3]) * 1e-3                    # biaxial: no k1 (s·e)² term
+    bad = Heisenberg(ham.cell, ham.positions, ham.numbers, ham.i, ham.j, ham.R, J)
+    with pytest.raises(ExportError, match=r"on-site tensor of atom Fe1 .* is not a single-ion term"):
+        write_tb2j(tmp_path / "y.out", st, bad)
+
+
 def test_new_format_file_equals_old():
     st, old = read_tb2j(TB2J_FE)
     _, new = read_tb2j(DATA / "bccFe_new_format.out")
@@ -160,6 +181,15 @@ def test_malformed_files(tmp_path, mutate, message):
 def test_missing_file(tmp_path):
     with pytest.raises(MissingFileError, match="TB2J file .*nope.out does not exist"):
         read_tb2j(tmp_path / "nope.out")
+    # TB2J's output directory given for its file: the file in it is named
+    results = tmp_path / "TB2J_results"
+    results.mkdir()
+    with pytest.raises(InputError, match=r"TB2J_results is a directory, not a file$"):
+        read_tb2j(results)
+    (results / "exchange.out").write_text(TB2J_FE.read_text())
+    with pytest.raises(InputError, match=r"TB2J_results is a directory, not a file; give the TB2J file in it, "
+                                         r".*TB2J_results/exchange.out"):
+        Heisenberg.from_tb2j(results)
 
 
 # ------------------------------------------------------------------------------------------

@@ -392,6 +392,27 @@ def test_format_option_and_unknown_extension(tmp_path):
         EAM(other, format="meam")
 
 
+def test_eam_he_files_are_refused(tmp_path):
+    """A LAMMPS eam/he file (the Finnis-Sinclair layout with rhomax added to the grid line, F(rho)
+    tabulated from rhomax - (Nrho-1) drho) named as such, given format='eam/he', or renamed to
+    .eam.fs (LAMMPS's eam/fs would drop rhomax and misread F) is refused, naming eam/he."""
+    lines = EAM_FE.read_text().split("\n")
+    grid = lines[4].split()
+    lines[4] = " ".join(grid + [repr(0.5 * (int(grid[0]) - 1) * float(grid[1]))])  # F from -rhomax to rhomax
+    he = tmp_path / "Fe.eam.he"
+    he.write_text("\n".join(lines))
+    with pytest.raises(InputError, match=r"Fe.eam.he: a LAMMPS pair_style eam/he file, which spinlat does not read"):
+        EAM(he)
+    with pytest.raises(InputError, match=r"eam/he file, which spinlat does not read"):
+        EAM(he, format="eam/he")
+    renamed = tmp_path / "Fe.eam.fs"
+    renamed.write_text(he.read_text())
+    with pytest.raises(FileFormatError, match=r"Fe.eam.fs: line 5: the grid line .* holds 6 values.*eam/he"):
+        EAM(renamed)
+    with pytest.raises(FileFormatError, match=r"line 5: .*eam/he"):
+        EAM(he, format="fs")
+
+
 def test_unknown_element(fe, tmp_path):
     st = binary_state()
     with pytest.raises(UnknownElementError, match="Ni"):
@@ -527,6 +548,11 @@ def _cut_last_digit(t):
     (lambda ln: ln[:3] + ["two Fe Ni"] + ln[4:], False, r"line 4: the number of elements 'two' is not an integer"),
     (lambda ln: ln[:3] + ["2 Fe Fe"] + ln[4:], False, r"line 4: the same element appears twice"),
     (lambda ln: ln[:4] + ["20 0.1 30 0.2"] + ln[5:], False, r"line 5: the grid line .* a field is missing on line 5"),
+    # a sixth value (LAMMPS reads five and drops the rest): eam/he's rhomax, whose F(rho) grid is shifted
+    (lambda ln: ln[:4] + [ln[4] + " 1.5"] + ln[5:], False,
+     r"line 5: the grid line \(Nrho drho Nr dr cutoff\) holds 6 values.*eam/he files hold: their F\(rho\) table "
+     r"starts at rhomax - \(Nrho-1\)\*drho"),
+    (lambda ln: ln[:4] + [ln[4] + " 1.5 2.0"] + ln[5:], False, r"line 5: .* holds 7 values: .*Remove the extra"),
     (lambda ln: ln[:4] + ["20 x 30 0.2 5.0"] + ln[5:], False, r"line 5: drho: 'x' is not a number"),
     (lambda ln: ln[:4] + ["20.0 0.1 30 0.2 5.0"] + ln[5:], False, r"line 5: Nrho '20.0' is not an integer"),
     (lambda ln: ln[:4] + ["20 0.1 30 -0.2 5.0"] + ln[5:], False, r"line 5: drho, dr and cutoff must be positive"),

@@ -21,8 +21,11 @@ Moments are inputs of the model (a configuration may carry them without any magn
 label): :func:`input_moments` reads ``arrays["magmoms"]`` (the data-set convention), else a
 calculator's ``magmoms`` (the moments of the calculation that gave the labels: for a
 self-consistent DFT run its converged moments, not its starting guess), else the initial
-magnetic moments (``arrays["initial_magmoms"]``); none of them: a non-magnetic configuration.
-Collinear moments (N,) lie along +z.
+magnetic moments (``arrays["initial_magmoms"]``); none of them: a non-magnetic configuration
+(with a UserWarning when it carries per-atom data named like moments, e.g. an extxyz column
+``magmom`` or ``magnetic_moments``, or only a calculator's total moment:
+:func:`spinlat.state.warn_unread_moments`). Collinear
+moments (N,) lie along +z.
 """
 
 from __future__ import annotations
@@ -118,6 +121,9 @@ def input_moments(atoms, where="configuration") -> np.ndarray:
         if mag.shape != (n, 3):
             raise ShapeError(f"{where}: moments ({name}) must have shape ({n}, 3) or ({n},) μB, got {mag.shape}")
         return _finite(mag, f"magnetic moments ({name})", where)
+    from ...state import warn_unread_moments
+
+    warn_unread_moments(atoms)  # moments the configuration carries elsewhere, or only as a total
     return np.zeros((n, 3))
 
 
