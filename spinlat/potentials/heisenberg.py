@@ -503,6 +503,13 @@ class Heisenberg(Potential):
     def __repr__(self):
         return f"Heisenberg(n_sites={len(self.numbers)}, n_pairs={self.n_pairs})"
 
+    def digest_items(self) -> tuple:
+        """Template (cell, positions, numbers, pbc), the canonical pair set (pair order and
+        direction do not count) and the matching tolerances, for :meth:`parameter_digest`."""
+        keys, tensors = _canonical_pairs(self.i, self.j, self.R, self.J)
+        return (self.cell, self.positions, self.numbers, self.pbc, keys, tensors,
+                self.strain_tolerance, self.position_tolerance)
+
 
 def _canonical_pairs(i, j, shift, J):
     """Directed pair set (keys (K, 5): i, j, shift; summed 3×3 tensors (K, 3, 3)) of pairs
