@@ -69,6 +69,20 @@ from .errors import InputError, MissingFileError, SimulationError, SpinlatError
 from .state import State
 
 
+def _continuation_changes(attrs, potential, integrator) -> list:
+    """:meth:`Simulation.continuation_changes` from the trajectory's decoded root attributes."""
+    changed = []
+    for what, obj in (("potential", potential), ("integrator", integrator)):
+        old = attrs.get(what)
+        new = getattr(obj, "describe", lambda o=obj: repr(o))()
+        if isinstance(old, str) and old and old != new:
+            changed.append(f"another {what} {new} (the file records {old})")
+    if not changed:  # same descriptions: are the parameters behind them the same?
+        meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
+        changed += _changed_parameters(meta.get("potential_digests"), potential.term_digests())
+    return changed
+
+
 def _changed_parameters(old, new) -> list:
     """Terms of the potential whose parameters differ from those recorded in a trajectory's
     metadata: ``old``, ``new`` are ``[[repr, digest], ...]`` (Potential.term_digests); a file
@@ -233,14 +247,7 @@ class Simulation:
             raise InputError(f"cannot restart trajectory {path} with {type(integrator).__name__}: the file counts "
                              f"{counts.get(old_unit, old_unit)}, this integrator {counts.get(new_unit, new_unit)}; "
                              f"start a new trajectory from its last frame (sl.io.Trajectory(path).last())")
-        changed = []
-        for what, obj in (("potential", potential), ("integrator", integrator)):
-            old = attrs.get(what)
-            new = getattr(obj, "describe", lambda o=obj: repr(o))()
-            if isinstance(old, str) and old and old != new:
-                changed.append(f"another {what} {new} (the file records {old})")
-        if not changed:  # same descriptions: are the parameters behind them the same?
-            changed += _changed_parameters(meta.get("potential_digests"), potential.term_digests())
+        changed = _continuation_changes(attrs, potential, integrator)
         if changed:
             warnings.warn(f"restarting {path} with " + " and ".join(changed) + "; the frames appended "
                           "follow the new model, while the file's attributes keep describing the run that "
@@ -256,6 +263,24 @@ class Simulation:
             return False
         restore(saved, state, self.potential)
         return True
+
+    @staticmethod
+    def continuation_changes(path, potential, integrator) -> list:
+        """What differs between ``potential``, ``integrator`` and those that wrote the trajectory
+        ``path``: one phrase per difference (another description, or the same description with
+        other parameters, e.g. a TB2J or EAM file edited since), empty when none is seen. This
+        is what :meth:`restart` warns about; a caller that must not continue with another model
+        (``spinlat run --restart``) refuses on it instead. Raises MissingFileError for a missing
+        file, FileFormatError for one that is not a trajectory."""
+        from .io import Trajectory
+
+        try:
+            traj = Trajectory(path)
+        except FileNotFoundError:
+            raise MissingFileError(f"trajectory {path} does not exist") from None
+        with traj:
+            attrs = traj.attrs
+        return _continuation_changes(attrs, potential, integrator)
 
     @classmethod
     def restart(cls, path, potential, integrator, **kwargs) -> "Simulation":
