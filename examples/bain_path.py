@@ -11,13 +11,14 @@ the body centres (B2 at c/a = 1, L1₀ at c/a = √2) for Fe-Ni models.
 Writes OUT/bain_{fixed,relaxed}.csv and .png. Run: python examples/bain_path.py [--out bain_out]
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 
 import spinlat as sl
 from spinlat.workflows.bain import SQRT2, bain_path, bct, format_table, write_table
+
+from _example import ArgumentParser, run  # examples/_example.py: one-line errors
 
 EAM_FILE = sl.data.path("Fe_mm.eam.fs")  # shipped with spinlat (Mendelev et al. 2003)
 
@@ -29,7 +30,7 @@ def analytic_fe():
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="bain_out", help="output folder")
     p.add_argument("--model", default=None, help="MagneticMACE model file (default: analytic Fe potential)")
     p.add_argument("--alloy", action="store_true", help="Fe on corners, Ni on body centres (FeNi)")
@@ -63,4 +64,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

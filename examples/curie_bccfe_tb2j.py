@@ -43,7 +43,6 @@ larger pairs do not cross in the window.
 Writes curie_bccfe.png and curie_bccfe.txt to --out (default: the current directory).
 """
 
-import argparse
 import time
 from pathlib import Path
 
@@ -52,11 +51,13 @@ import numpy as np
 import spinlat as sl
 from spinlat.workflows.curie import curie_sweep, mean_field_tc, truncate
 
+from _example import ArgumentParser, run  # examples/_example.py: one-line errors
+
 TB2J = sl.data.path("bccFe_TB2J_exchange.out")  # shipped with spinlat (TB2J bcc Fe example)
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tb2j", default=str(TB2J), help="TB2J exchange.out file")
     p.add_argument("--cutoff", type=float, default=7.7,
                    help="keep the exchange pairs shorter than this, Å (0: all); the file's shells are complete "
@@ -109,4 +110,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

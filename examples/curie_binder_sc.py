@@ -16,14 +16,14 @@ Result of the defaults (workers 2, ~10 min on 2 loaded cores): crossings L=6/8 1
 L=8/12 16.77 K (each ± 0.1 K); T_c = 16.690 ± 0.045 K = 1.4383 ± 0.0038 J/k_B (−0.33 % from 1.443).
 """
 
-import sys
-
 import numpy as np
 
 import spinlat as sl
 from spinlat import units
 from spinlat.potentials import Heisenberg
 from spinlat.workflows.curie import curie_sweep
+
+from _example import ArgumentParser, run  # examples/_example.py: one-line errors
 
 J = 1e-3  # eV per pair
 TC = 1.443 * J / units.K_B  # K
@@ -49,5 +49,13 @@ def main(sweeps=20000, workers=None):
     print("wrote curie_binder_sc.png")
 
 
+def cli():
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("sweeps", nargs="?", type=int, default=20000, help="measured sweeps per point")
+    p.add_argument("workers", nargs="?", type=int, default=None, help="worker processes (default serial)")
+    args = p.parse_args()
+    main(args.sweeps, args.workers)
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20000, int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    run(cli)

@@ -16,7 +16,6 @@ of the sublattice moments is printed along the path (+1 for T1 and −T1, −1 f
 Run: python examples/gneb_mn3pt.py [--reps 1] [--images 13] [--tol 1e-5] [--out gneb_mn3pt]
 """
 
-import argparse
 import time
 from pathlib import Path
 
@@ -24,6 +23,8 @@ import numpy as np
 
 import spinlat as sl
 from spinlat.workflows import mn3pt as M
+
+from _example import ArgumentParser, run  # examples/_example.py: one-line errors
 
 
 def chirality(state):
@@ -35,7 +36,7 @@ def chirality(state):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=1, help="supercell repeats of the cubic cell")
     p.add_argument("--images", type=int, default=13)
     p.add_argument("--tol", type=float, default=1e-5, help="force tolerance, eV/rad")
@@ -76,4 +77,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -10,7 +10,6 @@ Run: python examples/gneb_skyrmion.py [--L 20] [--images 16] [--tol 1e-5] [--out
 Writes <out>/path.h5 (one frame per image), <out>/path.extxyz and <out>/energy.png.
 """
 
-import argparse
 import time
 from pathlib import Path
 
@@ -20,9 +19,11 @@ import spinlat as sl
 from spinlat.transitions import geodesic_path
 from spinlat.workflows import skyrmion as sk
 
+from _example import ArgumentParser, run  # examples/_example.py: one-line errors
+
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--L", type=int, default=20, help="lattice size (sites per side)")
     p.add_argument("--images", type=int, default=16)
     p.add_argument("--tol", type=float, default=1e-5, help="force tolerance, eV/rad")
@@ -72,4 +73,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

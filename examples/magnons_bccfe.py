@@ -24,7 +24,6 @@ short steps (0.7 % at 530 meV for dt = 0.25 fs), which sets the default time ste
 Writes magnons_bccfe.png and magnons_bccfe.txt to --out.
 """
 
-import argparse
 import time
 from pathlib import Path
 
@@ -34,11 +33,13 @@ import spinlat as sl
 from spinlat.analysis import structure_factor
 from spinlat.workflows import magnons as mg
 
+from _example import ArgumentParser, run  # examples/_example.py: one-line errors
+
 TB2J = sl.data.path("bccFe_TB2J_exchange.out")  # shipped with spinlat (TB2J bcc Fe example)
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tb2j", default=str(TB2J))
     p.add_argument("--size", type=int, default=8, help="cubic supercell L (even)")
     p.add_argument("--temperature", type=float, default=30.0, help="K")
@@ -109,4 +110,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

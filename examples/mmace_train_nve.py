@@ -30,6 +30,8 @@ import spinlat as sl
 from spinlat import datasets, units
 from spinlat.potentials import MagneticMACE
 
+from _example import ArgumentParser, run  # examples/_example.py: one-line errors
+
 HYPERPARAMETERS = dict(r_max=4.0, max_ell=2, hidden_irreps="16x0e+16x1o", radial_MLP=[32, 32], num_bessel=6,
                        correlation=2, MLP_irreps="16x0e")
 
@@ -62,7 +64,7 @@ def initial_state(temperature: float, seed: int = 1) -> sl.State:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget, minutes")
     parser.add_argument("--model", help="use this saved model instead of training")
     parser.add_argument("--steps", type=int, default=6000)
@@ -129,4 +131,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -10,7 +10,6 @@ with every collinear sublattice state.
 Run: python examples/mn3pt_ground_state.py [--reps 2] [--starts 16] [--workers 2]
 """
 
-import argparse
 import time
 
 import numpy as np
@@ -18,9 +17,11 @@ import numpy as np
 from spinlat.search import ground_state
 from spinlat.workflows import mn3pt as M
 
+from _example import ArgumentParser, run  # examples/_example.py: one-line errors
+
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=2, help="supercell repeats of the cubic cell")
     p.add_argument("--starts", type=int, default=16)
     p.add_argument("--workers", type=int, default=1)
@@ -68,4 +69,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -10,10 +10,13 @@ import numpy as np
 import spinlat as sl
 from spinlat.potentials import EAM, BetheSlaterExchange, Zeeman, spin_torques
 
+from _example import ArgumentParser, run  # examples/_example.py: one-line errors
+
 EAM_FILE = sl.data.path("Fe_mm.eam.fs")  # shipped with spinlat (Mendelev et al. 2003)
 
 
 def main():
+    ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no arguments (--help, --debug)
     a = 2.8665
     rng = np.random.default_rng(0)
     unit = sl.State([[0, 0, 0], [a / 2, a / 2, a / 2]], ["Fe", "Fe"], cell=np.eye(3) * a, pbc=True,
@@ -33,4 +36,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -282,6 +282,27 @@ def _run_kind(t):
     return unit, conserving, params
 
 
+def _band_metadata(t):
+    """The ``gneb`` entry of a trajectory's metadata (a band written by GNEBResult.write), or None."""
+    attrs = getattr(t, "attrs", None) or {}
+    meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
+    return meta["gneb"] if isinstance(meta.get("gneb"), dict) else None
+
+
+def _band_summary(t, n, gneb) -> dict:
+    """:func:`summary` of a GNEB band written by :meth:`spinlat.transitions.GNEBResult.write`:
+    its images lie along a reaction coordinate, so means and error bars over them mean nothing."""
+    e = np.asarray(t.array("potential_energy"), float)
+    out = {"frames": int(len(e)), "n_atoms": int(n), "kind": "gneb band (images along a reaction coordinate)"}
+    for key in ("barrier", "saddle", "converged", "iterations"):
+        if key in gneb:
+            out[key + ("_eV" if key == "barrier" else "")] = gneb[key]
+    out["energies_relative_eV"] = (e - e[0]).tolist()
+    if "reaction_coordinate" in gneb:
+        out["reaction_coordinate_rad"] = list(gneb["reaction_coordinate"])
+    return out
+
+
 def summary(traj, energy_conserving=None):
     """Numbers describing a run (path, :class:`~spinlat.io.Trajectory`, or any object with the
     same ``array``/indexing interface).
@@ -298,7 +319,10 @@ def summary(traj, energy_conserving=None):
     Carlo, unknown) ``total_energy_mean_eV_per_atom`` and ``total_energy_fluctuation_eV_per_atom``
     (σ per atom, :func:`spinlat.observables.energy_fluctuation`): their energy moves by design.
     With fewer than 2 frames holding the total energy, the drift, the deviation and the
-    fluctuation are None (unmeasured, not 0).
+    fluctuation are None (unmeasured, not 0). A GNEB band (:meth:`GNEBResult.write
+    <spinlat.transitions.GNEBResult.write>`) gets ``frames`` (images), ``n_atoms``, ``kind``,
+    ``barrier_eV``, ``saddle``, ``converged``, ``iterations``, ``energies_relative_eV`` (to
+    the first image) and ``reaction_coordinate_rad`` instead: no means over its images.
 
     Every mean ``X`` comes with ``X_error`` (standard error of the mean of the correlated
     frames, Flyvbjerg–Petersen blocking, :func:`spinlat.statistics.average`), ``X_tau_int``
@@ -318,6 +342,9 @@ def summary(traj, energy_conserving=None):
 
     t = _open(traj)
     n = t[0].n_atoms
+    band = _band_metadata(t)
+    if band is not None:  # images of a band, not frames of a run
+        return _band_summary(t, n, band)
     unit, conserving, params = _run_kind(t)
     if energy_conserving is not None:
         conserving = bool(energy_conserving)
@@ -385,7 +412,8 @@ def overview_figure(traj):
     """Matplotlib figure of a run against time (ps), or against sweeps for Monte Carlo: E − E(0)
     per atom (potential, kinetic and total; Monte Carlo: the energy), the lattice temperature
     (not for Monte Carlo, whose lattice is frozen) and the reduced magnetisation |M| / Σ|m_i|
-    (:func:`spinlat.observables.reduced_magnetization`). Uses the Agg backend."""
+    (:func:`spinlat.observables.reduced_magnetization`); for a GNEB band, its energy (meV)
+    against the reaction coordinate (rad), saddle marked. Uses the Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -394,6 +422,19 @@ def overview_figure(traj):
     from .observables import reduced_from_total
 
     t = _open(traj)
+    band = _band_metadata(t)
+    if band is not None:  # a GNEB band: the energy profile along its reaction coordinate
+        e = np.asarray(t.array("potential_energy"), float)
+        x = np.asarray(band.get("reaction_coordinate", np.arange(len(e))), float)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(x, (e - e[0]) * 1e3, "o-")
+        if isinstance(band.get("saddle"), int) and 0 <= band["saddle"] < len(e):
+            ax.plot(x[band["saddle"]], (e[band["saddle"]] - e[0]) * 1e3, "r*", ms=12, label="saddle")
+            ax.legend(fontsize=8)
+        ax.set_xlabel("reaction coordinate (rad)" if "reaction_coordinate" in band else "image")
+        ax.set_ylabel("E − E(initial) (meV)")
+        fig.tight_layout()
+        return fig
     unit, _, _ = _run_kind(t)
     sweeps = unit == "sweep"
     x = np.asarray(t.array("time"), float) * (1.0 if sweeps else 1e-3)

@@ -58,6 +58,20 @@ class MinimizeResult:
     n_evaluations: int = 0
     history: list = field(default_factory=list)
 
+    def warn_if_unconverged(self, what="minimize", stacklevel=2) -> None:
+        """A :class:`~spinlat.errors.ConvergenceWarning` naming ``what`` (e.g. the workflow and
+        its point) when the minimisation did not converge: its state is then not a minimum."""
+        if self.converged:
+            return
+        import warnings
+
+        from .errors import ConvergenceWarning
+
+        warnings.warn(f"{what}: not converged ({self.reason} after {self.iterations} iterations; max torque "
+                      f"{self.max_torque:.3g} eV, max force {self.max_force:.3g} eV/Å, energy {self.energy:.6g} "
+                      f"eV): the State returned is not a minimum (return_result=True gives the details)",
+                      ConvergenceWarning, stacklevel=stacklevel + 1)
+
 
 class _Problem:
     """Maps a State onto a flat vector of step variables and back."""
@@ -341,15 +355,7 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
         check(result)
     if return_result:
         return result.state, result
-    if not result.converged:  # the caller gets no result to see it in
-        import warnings
-
-        from .errors import ConvergenceWarning
-
-        warnings.warn(f"minimize: not converged ({result.reason} after {result.iterations} iterations; max torque "
-                      f"{result.max_torque:.3g} eV, max force {result.max_force:.3g} eV/Å, energy {result.energy:.6g} "
-                      f"eV): the State returned is not a minimum (return_result=True gives the details)",
-                      ConvergenceWarning, stacklevel=2)
+    result.warn_if_unconverged()  # the caller gets no result to see it in
     return result.state
 
 

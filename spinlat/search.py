@@ -48,12 +48,15 @@ from .errors import InputError, WorkerError
 @dataclass
 class Minimum:
     """One distinct minimum: ``energy`` (eV), ``state``, how many starts reached it (``count``),
-    and the ``starts`` indices that did (ascending)."""
+    the ``starts`` indices that did (ascending), and whether the minimisation that gave
+    ``state`` converged (``converged``; False: it stopped at ``max_steps`` or a failed line search
+    with torques above the tolerance, so ``state`` is not a minimum)."""
 
     energy: float
     state: object
     count: int = 1
     starts: tuple = ()
+    converged: bool = True
 
     def __iter__(self):  # allows ``for energy, state in minima``
         yield self.energy
@@ -711,9 +714,11 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         domains of a fully random start).
     minimize_kwargs : passed to :func:`spinlat.minimize` (e.g. tmax, positions=True).
 
-    Returns a list of :class:`Minimum` (energy eV, state, count, starts), lowest first; each also
-    unpacks as ``energy, state``. Raises InputError for bad arguments or a state without magnetic
-    atoms, WorkerError when worker processes cannot run.
+    Returns a list of :class:`Minimum` (energy eV, state, count, starts, converged), lowest first;
+    each also unpacks as ``energy, state``. Starts whose minimisation did not converge give one
+    :class:`~spinlat.errors.ConvergenceWarning`; their minima have ``converged=False`` unless a
+    converged start reached the same minimum. Raises InputError for bad arguments or a state
+    without magnetic atoms, WorkerError when worker processes cannot run.
     """
     _check_count("starts (ground_state needs at least one start)", starts, 1)
     _check_count("seed", seed, 0)
@@ -733,7 +738,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     group = None
     minima: list[Minimum] = []
     spectra: list = []  # per minimum: (directions, spectrum or None until needed)
-    for k, (e, st, _) in sorted(enumerate(results), key=lambda kv: kv[1][0]):
+    for k, (e, st, ok) in sorted(enumerate(results), key=lambda kv: kv[1][0]):
         d, fd = _directions(st), None
         for idx, m in enumerate(minima):
             if abs(m.energy - e) > energy_tol * n:
@@ -749,8 +754,21 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
             if group.same(dm, d, spin_rotations, angle_tol, spectra=(fm, fd)):
                 m.count += 1
                 m.starts = tuple(sorted(m.starts + (k,)))
+                if ok and not m.converged:  # a converged start of the same minimum represents it
+                    m.energy, m.state, m.converged = float(e), st, True
+                    spectra[idx] = (d, fd)
                 break
         else:
-            minima.append(Minimum(float(e), st, 1, (k,)))
+            minima.append(Minimum(float(e), st, 1, (k,), bool(ok)))
             spectra.append((d, fd))
+    failed = [k for k, r in enumerate(results) if not r[2]]
+    if failed:
+        import warnings
+
+        from .errors import ConvergenceWarning
+
+        bad = sum(not m.converged for m in minima)
+        warnings.warn(f"ground_state: {len(failed)} of {starts} starts did not converge (starts {failed[:10]}"
+                      f"{' ...' if len(failed) > 10 else ''}); {bad} of the {len(minima)} minima returned are not "
+                      f"minima (converged=False); raise max_steps or loosen tmax", ConvergenceWarning, stacklevel=2)
     return minima

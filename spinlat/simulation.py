@@ -70,6 +70,31 @@ from .interrupts import check, deferred, interrupt_cause
 from .state import State
 
 
+def _continuation_changes(attrs, potential, integrator) -> list:
+    """:meth:`Simulation.continuation_changes` from the trajectory's decoded root attributes."""
+    changed = []
+    for what, obj in (("potential", potential), ("integrator", integrator)):
+        old = attrs.get(what)
+        new = getattr(obj, "describe", lambda o=obj: repr(o))()
+        if isinstance(old, str) and old and old != new:
+            changed.append(f"another {what} {new} (the file records {old})")
+    if not changed:  # same descriptions: are the parameters behind them the same?
+        meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
+        changed += _changed_parameters(meta.get("potential_digests"), potential.term_digests())
+    return changed
+
+
+def _changed_parameters(old, new) -> list:
+    """Terms of the potential whose parameters differ from those recorded in a trajectory's
+    metadata: ``old``, ``new`` are ``[[repr, digest], ...]`` (Potential.term_digests); a file
+    written before digests were recorded (``old`` not such a list) compares nothing."""
+    if not isinstance(old, list) or len(old) != len(new) or \
+            not all(isinstance(o, list) and len(o) == 2 for o in old):
+        return []
+    return [f"other parameters in potential term {k + 1}, {text} (digest {digest}; the file records {o[1]})"
+            for k, ((text, digest), o) in enumerate(zip(new, old)) if o[0] == text and o[1] != digest]
+
+
 class Simulation:
     """Run an integrator on a state and record a trajectory.
 
@@ -210,7 +235,10 @@ class Simulation:
         """On restart: InputError when ``integrator`` counts time in another unit than the run
         that wrote ``path`` (fs against Monte Carlo sweeps: the file's time axis would mix them);
         a UserWarning when the potential's or the integrator's description differs from the one
-        the file records (the file's attributes keep describing the run that created it)."""
+        the file records, or when the descriptions agree but a term's parameters (its
+        :meth:`~spinlat.potentials.Potential.parameter_digest`, in the file's ``metadata`` as
+        ``potential_digests``) do not, e.g. one Heisenberg J (the file's attributes keep
+        describing the run that created it)."""
         from .analysis import time_unit
 
         meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
@@ -220,14 +248,9 @@ class Simulation:
             raise InputError(f"cannot restart trajectory {path} with {type(integrator).__name__}: the file counts "
                              f"{counts.get(old_unit, old_unit)}, this integrator {counts.get(new_unit, new_unit)}; "
                              f"start a new trajectory from its last frame (sl.io.Trajectory(path).last())")
-        changed = []
-        for what, obj in (("potential", potential), ("integrator", integrator)):
-            old = attrs.get(what)
-            new = getattr(obj, "describe", lambda o=obj: repr(o))()
-            if isinstance(old, str) and old and old != new:
-                changed.append(f"{what} {new} (the file records {old})")
+        changed = _continuation_changes(attrs, potential, integrator)
         if changed:
-            warnings.warn(f"restarting {path} with another " + " and ".join(changed) + "; the frames appended "
+            warnings.warn(f"restarting {path} with " + " and ".join(changed) + "; the frames appended "
                           "follow the new model, while the file's attributes keep describing the run that "
                           "created it", UserWarning, stacklevel=4)
 
@@ -241,6 +264,24 @@ class Simulation:
             return False
         restore(saved, state, self.potential)
         return True
+
+    @staticmethod
+    def continuation_changes(path, potential, integrator) -> list:
+        """What differs between ``potential``, ``integrator`` and those that wrote the trajectory
+        ``path``: one phrase per difference (another description, or the same description with
+        other parameters, e.g. a TB2J or EAM file edited since), empty when none is seen. This
+        is what :meth:`restart` warns about; a caller that must not continue with another model
+        (``spinlat run --restart``) refuses on it instead. Raises MissingFileError for a missing
+        file, FileFormatError for one that is not a trajectory."""
+        from .io import Trajectory
+
+        try:
+            traj = Trajectory(path)
+        except FileNotFoundError:
+            raise MissingFileError(f"trajectory {path} does not exist") from None
+        with traj:
+            attrs = traj.attrs
+        return _continuation_changes(attrs, potential, integrator)
 
     @classmethod
     def restart(cls, path, potential, integrator, **kwargs) -> "Simulation":
@@ -312,7 +353,8 @@ class Simulation:
 
         mode = "a" if (self._append or self._frames_written) else "w"
         metadata = {"every": self.every, "time_unit": time_unit(self.integrator),
-                    "energy_conserving": energy_conserving(self.integrator)}
+                    "energy_conserving": energy_conserving(self.integrator),
+                    "potential_digests": self.potential.term_digests()}
         return TrajectoryWriter(self.trajectory, self.state, potential=describe(), integrator=idescribe(),
                                 seed=seed if isinstance(seed, (int, np.integer)) else None, mode=mode,
                                 flush_every=self.flush_every, store_forces=self.store_forces,

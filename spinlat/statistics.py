@@ -136,9 +136,13 @@ class Blocking:
     def level(self) -> int:
         """The level used for the error: ``optimal``, or, when none meets the criterion, the
         level with the largest SE among those with at least ``MIN_BLOCKS`` blocks (the error
-        is then a lower bound)."""
-        if self.optimal is not None:
-            return self.optimal
+        is then a lower bound). An optimal level of fewer than ``MIN_BLOCKS`` blocks whose SE
+        falls below SE_0 is not taken: in a series that short, a small SE of a few block means
+        is chance (4 frames could claim τ_int = 0.003 and an error 100 times below σ/√n),
+        so the fallback, whose SE is at least SE_0, is used."""
+        k = self.optimal
+        if k is not None and (self.n_blocks[k] >= MIN_BLOCKS or self.errors[k] >= self.errors[0]):
+            return k
         ok = np.flatnonzero(self.n_blocks >= MIN_BLOCKS)
         ok = ok if len(ok) else np.arange(len(self.errors))
         return int(ok[np.argmax(self.errors[ok])])

@@ -330,3 +330,28 @@ def test_trajectories_with_no_frame_or_one_frame(tmp_path, capsys):
         sim.run(3)
     s = analysis.summary(str(nve))
     assert s["energy_drift_eV_per_atom_per_ps"] is not None and abs(s["energy_max_deviation_eV_per_atom"]) < 1e-12
+
+
+def test_summary_of_a_gneb_band_reports_the_barrier_not_means(tmp_path, capsys):
+    """A band written by GNEBResult.write is images along a reaction coordinate (time 0 for all):
+    `spinlat analyze path.h5` gave means ± errors over the images and a τ_int; now it gives the
+    barrier, the saddle and the energy profile."""
+    from spinlat.cli import main
+    from spinlat.potentials import UniaxialAnisotropy
+
+    one = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.5, pbc=True, moments=[2.0])
+    pot = UniaxialAnisotropy(1e-3, [0, 0, 1])
+    band = sl.gneb(one.copy(spins=[[0, 0, 1]]), one.copy(spins=[[0, 0, -1]]), pot, images=5, tol=1e-7)
+    band.write(tmp_path / "path.h5", potential=pot)
+    s = sl.analysis.summary(str(tmp_path / "path.h5"))
+    assert s["frames"] == 5 and s["saddle"] == 2 and s["converged"] is True
+    assert s["barrier_eV"] == pytest.approx(1e-3, rel=1e-6)
+    np.testing.assert_allclose(s["energies_relative_eV"], [0, 5e-4, 1e-3, 5e-4, 0], atol=1e-9)
+    assert not any(k.endswith(("_tau_int", "_error")) for k in s)
+    assert main(["analyze", str(tmp_path / "path.h5"), "--format", "text"]) == 0
+    out = capsys.readouterr().out
+    assert "barrier_eV = 0.001" in out and "kind = gneb band" in out and "±" not in out
+    fig = sl.analysis.overview_figure(str(tmp_path / "path.h5"))  # the profile, not a time axis
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "reaction coordinate (rad)"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0, 0.5, 1, 0.5, 0], atol=1e-6)

@@ -147,6 +147,31 @@ def test_a_run_killed_before_its_first_frame_says_how_to_start_again(tmp_path, c
     assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20, 30, 40]
 
 
+def test_restart_after_a_potential_file_changed_is_refused(tmp_path, capsys):
+    """The config names the same EAM file, but its tables were edited since the run started: the
+    trajectory's parameter digests tell, and --restart refuses (as for a changed config) instead
+    of appending frames of another model; with the file put back it continues."""
+    eam = tmp_path / "Fe.eam.fs"
+    text = EAM_FE.read_text() if hasattr(EAM_FE, "read_text") else open(EAM_FE).read()
+    eam.write_text(text)
+    cfg = _base(tmp_path, steps=20)
+    cfg["potential"] = [{"type": "EAM", "path": str(eam)}] + cfg["potential"][1:]
+    path = _write(tmp_path, cfg)
+    assert main(["run", path, "--steps", "10", "--no-progress"]) == 0
+    old = "-1.73205399300000E-0001"
+    assert text.count(old) == 1
+    eam.write_text(text.replace(old, "-1.73205399300001E-0001"))
+    capsys.readouterr()
+    assert main(["run", path, "--restart", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "spinlat run: error: potential: the run being restarted" in err
+    assert "other parameters in potential term 1, EAM('Fe.eam.fs', format='fs')" in err
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10]  # untouched
+    eam.write_text(text)
+    assert main(["run", path, "--restart", "--no-progress"]) == 0
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20]
+
+
 def test_sigterm_flushes_every_frame_reached_and_the_run_restarts(tmp_path):
     """A batch scheduler ends a job with SIGTERM: the process died at once (status -15), losing the
     up to flush_every frames held in memory. Now SIGTERM is handled like Ctrl-C: every frame

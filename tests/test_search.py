@@ -379,3 +379,24 @@ if __name__ == "__main__":
 """)
     assert guarded.returncode == 0, guarded.stderr
     assert guarded.stdout.splitlines() == lines  # the same minima as the serial run, the same sweep
+
+
+def test_unconverged_starts_are_flagged_not_listed_as_minima():
+    """A start whose minimisation stops at max_steps is not a minimum: ground_state warns (naming
+    how many starts) and its Minimum has converged=False; converged ones keep converged=True."""
+    from spinlat.errors import ConvergenceWarning
+
+    st = _fe()
+    pot = BetheSlaterExchange(*EXCHANGE) + UniaxialAnisotropy(1e-3, [0, 0, 1])
+    with pytest.warns(ConvergenceWarning, match=r"ground_state: 4 of 4 starts did not converge .* are not minima"):
+        stuck = ground_state(st, pot, starts=4, seed=0, max_steps=2)
+    assert stuck and not any(m.converged for m in stuck)
+    for m in stuck:  # indeed not minima: torques far above the tolerance
+        tq = sl.potentials.spin_torques(m.state, pot.compute(m.state, magnetic_forces=True))
+        assert np.abs(tq).max() > 1e-3
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        done = ground_state(st, pot, starts=4, seed=0, tmax=1e-8)
+    assert all(m.converged for m in done)

@@ -426,3 +426,48 @@ def test_overlapping_atoms_stop_the_run_before_the_first_step(tmp_path, setup):
     assert np.all(np.isfinite(out.spins))
     # an ordinary hot run is not stopped
     sl.Simulation(st, pot, SpinLatticeLangevin(2.0, 3000.0, 0.01, 0.1, seed=1), progress=False).run(5)
+
+
+def test_restart_with_other_exchange_values_is_named(tmp_path):
+    """Two Heisenberg Hamiltonians with the same counts but another J print the same description;
+    the per-term parameter digests in the file's metadata tell them apart: a restart with another
+    J warns naming the term, the same J (pairs given in another order) does not, and a file
+    written before digests were recorded compares descriptions only."""
+    import json
+    import warnings
+
+    import h5py
+
+    from spinlat.potentials import Heisenberg, Zeeman
+
+    st = sl.State(np.zeros((1, 3)), [26], cell=np.eye(3) * 2.5, pbc=True, moments=[2.2]).repeat(3)
+    st = st.copy(spins=np.random.default_rng(3).normal(size=(len(st), 3)))
+    cell, pos = np.eye(3) * 2.5, np.zeros((1, 3))
+    R = np.eye(3, dtype=int)
+
+    def model(J, order=slice(None)):
+        return Heisenberg(cell, pos, [26], [0, 0, 0], [0, 0, 0], R[order], np.asarray(J)[order]) + Zeeman([0, 0, 1.0])
+
+    pot = model([0.01, 0.01, 0.02])
+    path = tmp_path / "run.h5"
+    with sl.Simulation(st, pot, sl.integrators.LLG(1.0, damping=0.1), trajectory=path, every=2,
+                       progress=False) as sim:
+        sim.run(2)
+    same = model([0.01, 0.01, 0.02], order=[2, 0, 1])
+    other = model([0.01, 0.01, 0.03])
+    assert repr(other) == repr(pot) and other.parameter_digest() != pot.parameter_digest()
+    assert same.parameter_digest() == pot.parameter_digest()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sl.Simulation.restart(path, same, sl.integrators.LLG(1.0, damping=0.1), progress=False).close()
+    with pytest.warns(UserWarning, match=r"other parameters in potential term 1, Heisenberg\(n_sites=1, n_pairs=3\) "
+                                         r"\(digest [0-9a-f]{16}; the file records [0-9a-f]{16}\)") as rec:
+        sl.Simulation.restart(path, other, sl.integrators.LLG(1.0, damping=0.1), progress=False).close()
+    assert "Zeeman" not in str(rec[0].message)  # only the term that differs is named
+    with h5py.File(path, "r+") as f:  # as written by a version without digests
+        meta = json.loads(f.attrs["metadata"])
+        del meta["potential_digests"]
+        f.attrs["metadata"] = json.dumps(meta)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sl.Simulation.restart(path, other, sl.integrators.LLG(1.0, damping=0.1), progress=False).close()

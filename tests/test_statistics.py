@@ -164,3 +164,15 @@ def test_bad_input_is_named():
         st.jackknife(lambda m: m[0], np.arange(10.0), block_length=6)
     with pytest.raises(InputError, match="block_length"):
         st.jackknife(lambda m: m[0], np.arange(10.0), block_length=0)
+
+
+def test_few_samples_never_claim_an_error_below_the_naive_one():
+    """Four frames whose pair means happen to agree (1, 2, 1.001, 2.001) met the Lee criterion at
+    2 blocks and claimed τ_int = 3e-6 and an error of 0.0005, 1000 times below σ/√n, while
+    flagged 'error is a lower bound'. Now the level falls back to the largest SE: τ_int ≥ 1."""
+    x = np.array([1.0, 2.0, 1.001, 2.001])
+    e = st.average(x)
+    naive = x.std(ddof=1) / np.sqrt(len(x))
+    assert not e.reliable
+    assert e.tau_int >= 1.0 and e.error >= naive
+    assert e.error == pytest.approx(naive)

@@ -151,3 +151,12 @@ def test_works_with_an_mmace_model():
     scale = abs(e[round(SQRT2 + H, 12)] - e[round(SQRT2, 12)]) + abs(e[round(SQRT2 - H, 12)] - e[round(SQRT2, 12)])
     assert scale > 1e-6
     assert abs(_slope(e, SQRT2)) * 2 * H < 0.05 * scale  # the two sides rise (or fall) alike
+
+
+def test_unconverged_relaxation_is_named_in_a_warning(pot):
+    """A point whose spin/magnitude relaxation stops at max_steps gives a ConvergenceWarning naming
+    the order and c/a (before, the energy of a state that is no minimum entered the table silently)."""
+    from spinlat.errors import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match=r"bain_path, order FM at c/a 1\.2, volume 11\.5 Å³/atom: not converged"):
+        bain_path("Fe", pot, [1.2], orders=("FM",), volume_per_atom=11.5, reps=(1, 1, 1), moment=1.0, max_steps=1)

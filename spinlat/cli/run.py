@@ -90,6 +90,12 @@ def run(args) -> int:
                    compression=cfg["compression"])
     if args.restart:
         _check_restart_config(cfg, run_dir)
+        changed = Simulation.continuation_changes(str(traj), pot, integ)
+        if changed:  # the same config, so a file the potential reads has changed since
+            raise ConfigError(f"potential: the run being restarted ({traj}) was made with another model: "
+                              f"{'; '.join(changed)}; a file the potential reads changed since. A restart "
+                              f"continues the same run: put the file back, or for a new run from its last "
+                              f"frame use structure: {{file: {traj}}} and another --output")
         sim = Simulation.restart(str(traj), pot, integ, **options)
         state = sim.state
         integ.check(state, pot)

@@ -32,9 +32,10 @@ def run(args) -> int:
     t0 = time.perf_counter()
     minima = ground_state(state, pot, **opts)
     wall = time.perf_counter() - t0
-    lines = [f"{'rank':>4} {'E (eV)':>16} {'E - E0 (meV/atom)':>18} {'count':>6}"]
+    lines = [f"{'rank':>4} {'E (eV)':>16} {'E - E0 (meV/atom)':>18} {'count':>6} {'converged':>9}"]
     for k, m in enumerate(minima):
-        lines.append(f"{k:4d} {m.energy:16.8f} {(m.energy - minima[0].energy) / len(state) * 1e3:18.4f} {m.count:6d}")
+        lines.append(f"{k:4d} {m.energy:16.8f} {(m.energy - minima[0].energy) / len(state) * 1e3:18.4f} {m.count:6d} "
+                     f"{'yes' if m.converged else 'NO':>9}")
     atomic_write_text(run_dir / "minima.txt", "\n".join(lines) + "\n")
     write_extxyz(run_dir / "minima.extxyz", [m.state for m in minima])
     for line in lines:

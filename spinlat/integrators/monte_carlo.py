@@ -521,6 +521,25 @@ class _Model:
     __slots__ = ("table", "probed", "field", "onsite", "site", "classes", "nl", "fused_table", "plan")
 
 
+def _self_images_onsite(rows, cols, mats, onsite, moments):
+    """Pair entries of an atom with its own periodic image (rows[e] == cols[e], in a cell smaller
+    than the coupling range) are quadratic in that spin, not linear: the Metropolis ΔE must not
+    take them as a field of the old spin. They become on-site forms: row i's self entries J_p
+    (mats[e] |m_i|, both directions of each pair) carry −½ Σ_p s_iᵀ J_p s_i = −s_iᵀ A_i s_i with
+    A_i = ½ Σ_p (J_p + J_pᵀ)/2. Returns (rows, cols, mats) without them and the forms (N, 3, 3)
+    added to ``onsite`` (None stays None when there are none)."""
+    own = rows == cols
+    if not np.any(own):
+        return rows, cols, mats, onsite
+    n = len(moments)
+    forms = np.zeros((n, 3, 3)) if onsite is None else np.array(onsite, dtype=np.float64)
+    at = rows[own]
+    J = mats[own] * np.asarray(moments, dtype=np.float64)[at, None, None]
+    np.add.at(forms, at, 0.25 * (J + np.swapaxes(J, 1, 2)))
+    keep = ~own
+    return rows[keep], cols[keep], mats[keep], np.ascontiguousarray(forms)
+
+
 class MonteCarlo(Integrator):
     """Metropolis Monte Carlo of the spins (lattice frozen); ``run(state, potential, n)`` does
     n sweeps.
@@ -647,8 +666,9 @@ class MonteCarlo(Integrator):
         model.site = [t for t in engine.extra if t.cutoff <= 0]
         probed = [t for t in engine.extra if t.cutoff > 0]
         rows, cols, mats, b = couplings.per_moment_entries(state.moments, onsite=False)
+        rows, cols, mats, onsite = _self_images_onsite(rows, cols, mats, couplings.onsite, state.moments)
         model.field = b if couplings.field is not None else _NO_FIELD
-        model.onsite = couplings.onsite if couplings.onsite is not None else _NO_ONSITE
+        model.onsite = onsite if onsite is not None else _NO_ONSITE
         fused = merge_entries(n, [rows], [cols], [mats])
         model.fused_table = _compressed(fused)
         model.probed = []

@@ -23,6 +23,7 @@ Conventions (see DESIGN.md):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import hashlib
 
 import numba
 import numpy as np
@@ -347,6 +348,53 @@ class Potential:
         """One-line description used in trajectory metadata."""
         return repr(self)
 
+    def digest_items(self) -> tuple:
+        """What decides this term's energy beyond its ``repr`` (which may only count, e.g.
+        ``Heisenberg(n_sites=2, n_pairs=8)``): arrays, numbers, strings, nested lists/dicts.
+        Hashed by :meth:`parameter_digest`. Default: nothing beyond the repr."""
+        return ()
+
+    def parameter_digest(self) -> str:
+        """16 hexadecimal digits of SHA-256 over the term's ``repr`` and :meth:`digest_items`
+        (array dtypes, shapes and bytes): equal for terms with the same parameters, different
+        (with overwhelming probability) when any parameter differs, e.g. one Heisenberg J.
+        Stored per term in a trajectory's ``metadata`` (``potential_digests``) so that a restart
+        with other parameters is noticed (:meth:`spinlat.Simulation.restart`)."""
+        h = hashlib.sha256(repr(self).encode())
+        _feed_digest(h, self.digest_items())
+        return h.hexdigest()[:16]
+
+    def term_digests(self) -> list:
+        """``[[repr(term), term.parameter_digest()], ...]`` for each of :attr:`terms`."""
+        return [[repr(t), t.parameter_digest()] for t in self.terms]
+
+
+def _feed_digest(h, x) -> None:
+    """Add ``x`` (None, bool, number, str, bytes, NumPy or torch array, list/tuple, dict) to the
+    hash ``h`` with its type, so that e.g. 1 and 1.0 or [1, 2] and [[1], [2]] differ."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor, without importing torch
+        x = x.detach().cpu().numpy()
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, np.ndarray):
+        a = np.ascontiguousarray(x)
+        h.update(f"A{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    elif isinstance(x, dict):
+        h.update(f"D{len(x)}".encode())
+        for k in sorted(x, key=repr):
+            _feed_digest(h, k)
+            _feed_digest(h, x[k])
+    elif isinstance(x, (list, tuple)):
+        h.update(f"L{len(x)}".encode())
+        for v in x:
+            _feed_digest(h, v)
+    elif isinstance(x, bytes):
+        h.update(b"B%d:" % len(x) + x)
+    else:  # None, bool, int, float, str, NumPy scalars: repr is exact (floats round-trip)
+        r = repr(x)
+        h.update(f"S{type(x).__name__}{len(r)}:{r}".encode())
+
 
 def _terms(p):
     return p.terms
@@ -397,6 +445,10 @@ class SumPotential(Potential):
     @property
     def terms(self):
         return list(self._terms)
+
+    def digest_items(self) -> tuple:
+        """Each term's :meth:`parameter_digest`, in order."""
+        return tuple(t.parameter_digest() for t in self._terms)
 
     def check_state(self, state):
         for t in self._terms:

@@ -989,6 +989,10 @@ class EAM(Potential):
         lean = "" if self.low_memory == "auto" else f", low_memory={self.low_memory}"
         return f"EAM({names[0] if len(names) == 1 else names!r}, format={self.format!r}{lean})"
 
+    def digest_items(self) -> tuple:
+        """The tables read from the file(s) (not their paths), for :meth:`parameter_digest`."""
+        return (self._data,)
+
     def _lean(self, n) -> bool:
         """Whether n atoms are evaluated without per-pair tables (full rows)."""
         if self.low_memory == "auto":

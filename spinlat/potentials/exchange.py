@@ -508,11 +508,20 @@ class BetheSlaterExchange(Potential):
                1.0 if self.offset else 0.0, want_forces, want_virial, energies, grad, forces, virial)
         return active, energies, grad, forces, virial
 
+    #: compact pair lists kept, one per neighbour list, most recently used first: two, so that a
+    #: second list used alongside a run's own (the spin temperature of thermo lines keeps one of
+    #: its own) does not rebuild both lists' pairs and couplings at every alternation
+    PAIR_LISTS = 2
+
     def _pair_list(self, state, nl) -> _PairCache:
         """The compact pair list of ``nl``'s current build (rebuilt with it)."""
-        c = getattr(self, "_pair_store", None)
+        stores = self.__dict__.setdefault("_pair_stores", [])
         active = self._active(state)
-        if c is None or c.nl is not nl or c.builds != nl.n_builds or not np.array_equal(c.active, active):
+        c = next((s for s in stores if s.nl is nl), None)
+        if c is not None:
+            stores.remove(c)
+            stores.insert(0, c)
+        if c is None or c.builds != nl.n_builds or not np.array_equal(c.active, active):
             ref = getattr(nl, "reference_positions", None)
             if ref is not None and len(ref) == len(state):
                 # the list stays valid while no atom moves more than skin/2 from ref: a pair
@@ -520,7 +529,9 @@ class BetheSlaterExchange(Potential):
                 r2max = ((self.cutoff + nl.skin) * (1.0 + 1e-12)) ** 2
             else:
                 ref, r2max = state.positions, np.inf
-            self._pair_store = c = None  # let the old list go first
+            if c is not None:  # let the old list go first
+                del stores[0]
+            del stores[self.PAIR_LISTS - 1:]  # and the least recently used one, to keep PAIR_LISTS
             c = _PairCache()
             c.nl, c.builds, c.active = nl, nl.n_builds, active
             c.off, c.cj, cs, c.svec, c.rev = _compact_spin_list(ref, active, nl.offsets, nl.j, nl.shift_index,
@@ -533,7 +544,7 @@ class BetheSlaterExchange(Potential):
             c.pos = None
             c.has_geometry = False
             c.couplings = None
-            self._pair_store = c
+            stores.insert(0, c)
         return c
 
     def _pair_cache(self, state, nl) -> _PairCache:

@@ -244,7 +244,9 @@ class Heisenberg(Potential):
         """Exchange and DMI by neighbour shells of ``state`` (which becomes the template).
 
         Shells are the distinct pair distances (grouped within ``shell_tolerance`` Å), nearest
-        first, over all atom pairs. Every unordered pair in shell k gets the isotropic coupling
+        first, over all atom pairs (non-magnetic atoms included: a shell none of whose pairs joins
+        two atoms of moment > 0 while J or D of it is non-zero gives a UserWarning, since that
+        value acts on nothing). Every unordered pair in shell k gets the isotropic coupling
         ``J[k]`` (eV) and a DMI vector of magnitude ``D[k]`` (eV):
 
         - ``dmi="bloch"``: D_ij = D r̂_ij, along the bond from i to j (bulk/B20 chirality);
@@ -296,6 +298,7 @@ class Heisenberg(Potential):
         rhat = vec / d[:, None]
         Jp = np.concatenate([J, np.zeros(nshell - len(J))])[shell]
         Dp = np.concatenate([D, np.zeros(nshell - len(D))])[shell]
+        _warn_inert_shells(state, i, j, shell, radii, J, D)
         dvec = rhat if dmi == "bloch" else np.cross(normal[None, :], rhat)
         tensors = Jp[:, None, None] * np.eye(3)[None] + dmi_matrix(Dp[:, None] * dvec)
         ham = cls(state.cell, state.positions, state.numbers, i, j, S, tensors, pbc=state.pbc, **kwargs)
@@ -502,6 +505,30 @@ class Heisenberg(Potential):
 
     def __repr__(self):
         return f"Heisenberg(n_sites={len(self.numbers)}, n_pairs={self.n_pairs})"
+
+    def digest_items(self) -> tuple:
+        """Template (cell, positions, numbers, pbc), the canonical pair set (pair order and
+        direction do not count) and the matching tolerances, for :meth:`parameter_digest`."""
+        keys, tensors = _canonical_pairs(self.i, self.j, self.R, self.J)
+        return (self.cell, self.positions, self.numbers, self.pbc, keys, tensors,
+                self.strain_tolerance, self.position_tolerance)
+
+
+def _warn_inert_shells(state, i, j, shell, radii, J, D) -> None:
+    """UserWarning for each shell with a non-zero J or D none of whose pairs joins two magnetic
+    atoms of ``state`` (moment > 0), when ``state`` has both magnetic and non-magnetic atoms: the
+    shells count all atom pairs, so such a coupling acts on nothing."""
+    mag = np.asarray(state.moments) > 0
+    if mag.all() or not mag.any():
+        return
+    both = mag[i] & mag[j]
+    for k, r in enumerate(radii):
+        value = [f"{name}[{k}] = {v[k]:g} eV" for name, v in (("J", J), ("D", D)) if k < len(v) and v[k] != 0]
+        if value and not np.any(both[shell == k]):
+            warnings.warn(f"Heisenberg.from_neighbors: shell {k + 1} ({r:.4f} Å) holds no pair of two magnetic "
+                          f"atoms (its pairs involve an atom of moment 0), so {' and '.join(value)} acts on "
+                          f"nothing; shells count all atom pairs (the result's shell_radii): give 0 for this shell "
+                          f"and the value for the shell of the magnetic pairs meant", UserWarning, stacklevel=3)
 
 
 def _canonical_pairs(i, j, shift, J):

@@ -376,6 +376,10 @@ class UniaxialAnisotropy(_SingleSite):
         ax = f"{len(self._axes)} per-atom axes" if self.per_atom else f"axis={self.axis.tolist()}"
         return f"UniaxialAnisotropy(K={self.K!r} eV, {ax})"
 
+    def digest_items(self) -> tuple:
+        """The per-species K table and the (normalised) axes, for :meth:`parameter_digest`."""
+        return (self._k, self._axes)
+
 
 class CubicAnisotropy(_SingleSite):
     """Cubic anisotropy, standard form (eV):
@@ -427,6 +431,10 @@ class CubicAnisotropy(_SingleSite):
     def __repr__(self):
         return f"CubicAnisotropy(K1={self.K1!r} eV, K2={self.K2!r} eV)"
 
+    def digest_items(self) -> tuple:
+        """The per-species K1, K2 tables and the cubic axes, for :meth:`parameter_digest`."""
+        return (self._k1, self._k2, self.axes)
+
 
 class Landau(_SingleSite):
     """Landau expansion in the moment magnitude, per species (eV):
@@ -457,3 +465,7 @@ class Landau(_SingleSite):
 
     def __repr__(self):
         return f"Landau(a={self.a!r}, b={self.b!r}, c={self.c!r})"
+
+    def digest_items(self) -> tuple:
+        """The per-species a, b, c tables, for :meth:`parameter_digest`."""
+        return (self._a, self._b, self._c)

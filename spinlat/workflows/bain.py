@@ -123,7 +123,7 @@ class _Evaluator:
             starts = [z, z * layered_signs(st)[:, None]] + [rng.normal(size=(n, 3)) for _ in range(self.n_random)]
         best = None
         for s in starts:
-            trial = st.copy(spins=s)
+            trial, res = st.copy(spins=s), None
             if order == "relaxed":
                 trial, res = minimize(trial, self.pot, spins=True, magnitudes=self.mags, return_result=True, **self.kw)
                 e = res.energy
@@ -133,7 +133,9 @@ class _Evaluator:
             else:
                 e = self.pot.compute(trial, forces=False, magnetic_forces=False).energy
             if best is None or e < best[0]:
-                best = (e, trial)
+                best = (e, trial, res)
+        if best[2] is not None:
+            best[2].warn_if_unconverged(f"bain_path, order {order} at c/a {ca:.6g}, volume {v:.6g} Å³/atom")
         return best[0] / n, best[1]
 
 

@@ -177,7 +177,9 @@ def collinear_states(state, potential, axes=None, a=None, relax_axis=True, **min
         spins[mn] = np.asarray(signs, float)[sub[mn], None] * u[None, :]
         st = state.copy(spins=spins)
         if potential.depends_on_magnitudes:
-            return minimize(st, potential, spins=False, magnitudes=True, return_result=True, **minimize_kwargs)[1].energy
+            res = minimize(st, potential, spins=False, magnitudes=True, return_result=True, **minimize_kwargs)[1]
+            res.warn_if_unconverged(f"mn3pt anisotropy scan, signs {tuple(signs)}, axis {np.round(u, 6).tolist()}")
+            return res.energy
         return potential.compute(st, forces=False, magnetic_forces=False).energy
 
     out = []

@@ -326,3 +326,33 @@ def test_integrator_takes_the_specialised_variant():
     b = slow.run(st, pot, 15)
     assert np.array_equal(a.spins, b.spins) and np.array_equal(fast.magnetization, slow.magnetization)
     assert fast.cone == slow.cone and fast.acceptance == slow.acceptance
+
+
+def test_cell_smaller_than_the_coupling_range_couples_spins_to_their_own_images():
+    """A 1-atom cell (or any cell smaller than twice the exchange range) couples each spin to its
+    own periodic images: −s_iᵀ J s_i is quadratic in s_i, an on-site form. Monte Carlo used to
+    take it as a field of the old spin and refused the potential ("local energy change ... but the
+    full energy changes by ..."); now its ΔE are exact: the run passes the check, a zero-
+    temperature run never raises the energy, and the anisotropic self-image exchange
+    diag(1, 1, 3) meV orders the spin along z like UniaxialAnisotropy(2 meV, z), with the same
+    random stream and the same accepted moves."""
+    from spinlat.potentials import Heisenberg
+
+    unit = sl.State([[0, 0, 0]], [26], cell=np.eye(3) * 2.5, pbc=True, moments=[1.0], spins=[[1, 0, 0.1]])
+    iso = Heisenberg.from_neighbors(unit, J=[1e-3])  # six images: a constant energy
+    MonteCarlo(10.0, seed=1).run(unit, iso, 5)
+    J = np.diag([1e-3, 1e-3, 3e-3])[None]
+    aniso = Heisenberg(np.eye(3) * 2.5, [[0, 0, 0]], [26], [0], [0], [[1, 0, 0]], J)
+    # two atoms along y, coupled to each other along y and to their own images along x
+    mixed = Heisenberg(np.eye(3) * 2.5, [[0, 0, 0]], [26], [0, 0], [0, 0], [[1, 0, 0], [0, 1, 0]],
+                       np.concatenate([J, 1e-3 * np.eye(3)[None]]))
+    s = unit.repeat((1, 2, 1)).copy(spins=[[1, 0, 0.1], [0, 1, 0.2]])
+    e = [mixed.compute(s).energy]
+    for _ in range(5):
+        s = MonteCarlo(0.0, seed=3).run(s, mixed, 2)
+        e.append(mixed.compute(s).energy)
+    assert np.all(np.diff(e) <= 1e-15)
+    a = MonteCarlo(2.0, seed=7).run(unit, aniso, 200)
+    b = MonteCarlo(2.0, seed=7).run(unit, UniaxialAnisotropy(2e-3, [0, 0, 1]), 200)
+    assert np.allclose(a.spins, b.spins, atol=1e-9)
+    assert abs(a.spins[0, 2]) > 0.9

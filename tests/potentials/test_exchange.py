@@ -280,3 +280,37 @@ def test_one_atom_in_a_tiny_cell_is_refused_or_summed_over_its_images():
     assert len(r) > 50_000
     assert ev.energy == pytest.approx(-0.5 * bethe_slater(r, *PARAMS[1:]).sum(), rel=1e-12)
     np.testing.assert_allclose(ev.forces, 0.0, atol=1e-9 * np.abs(bethe_slater(r, *PARAMS[1:])).sum())
+
+
+def test_two_neighbour_lists_in_turn_keep_their_pair_lists(monkeypatch):
+    """A run's own list and a second one used alongside (Simulation's thermo lines compute the
+    spin temperature on a list of their own) each keep their compact pair list: alternating
+    between them rebuilt both at every turn (3x the cost of a step with a thermo line per step);
+    the results are the same bits as with fresh lists, and a third list evicts the least
+    recently used one."""
+    from spinlat.neighbors import NeighborList
+    from spinlat.potentials import exchange
+
+    calls = []
+    build = exchange._compact_spin_list
+    monkeypatch.setattr(exchange, "_compact_spin_list", lambda *a: calls.append(1) or build(*a))
+    st = bcc_fe((3, 3, 3), seed=5, rattle=0.05)
+    pot = BetheSlaterExchange(*PARAMS)
+    lists = [NeighborList(pot.cutoff, pot.skin) for _ in range(3)]
+    for nl in lists:
+        nl.update(st)
+    first = [pot.compute(st, nl, magnetic_forces=True) for nl in lists[:2]]
+    assert len(calls) == 2
+    for _ in range(3):
+        again = [pot.compute(st, nl, magnetic_forces=True) for nl in lists[:2]]
+    assert len(calls) == 2  # no rebuild while two lists alternate
+    fresh = BetheSlaterExchange(*PARAMS).compute(st, lists[0], magnetic_forces=True)
+    calls.pop()  # the fresh potential's own list
+    for ev in (*first, *again):
+        assert ev.energy == fresh.energy and np.array_equal(ev.magnetic_forces, fresh.magnetic_forces)
+        assert np.array_equal(ev.forces, fresh.forces)
+    pot.compute(st, lists[2])  # a third list: lists[0], used least recently, goes
+    pot.compute(st, lists[1])
+    assert len(calls) == 3
+    pot.compute(st, lists[0])
+    assert len(calls) == 4

@@ -279,3 +279,24 @@ def test_open_cluster_without_cell():
     expected = -0.01 * s0 @ s1 - 0.002 * np.array([0, 0, 1.0]) @ np.cross(s0, s1)
     assert ham.compute(dimer).energy == pytest.approx(expected, abs=1e-15)
     np.testing.assert_allclose(ham.compute(dimer).magnetic_forces, fd_magnetic_forces(ham, dimer, (0, 1)), atol=1e-9)
+
+
+def test_from_neighbors_warns_for_shells_without_a_magnetic_pair():
+    """Shells count all atom pairs: in an ordered Fe-Pt cell with moment-0 Pt the nearest shell
+    holds Fe-Pt pairs only, so its J acts on nothing; that is said in a warning naming the shell
+    and the value (a shell with Fe-Fe pairs, or a state without moments, gives none)."""
+    import warnings
+
+    a = 3.8
+    frac = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    st = sl.State(frac * a, ["Fe", "Pt", "Pt", "Pt"], cell=np.eye(3) * a, pbc=True, moments=[2.5, 0.0, 0.0, 0.0])
+    with pytest.warns(UserWarning, match=r"shell 1 \(2\.6870 Å\) holds no pair of two magnetic atoms .* "
+                                         r"J\[0\] = 0\.01 eV acts on nothing") as rec:
+        ham = Heisenberg.from_neighbors(st, J=[0.01, 0.02])
+    assert len(rec) == 1  # shell 2 (3.8 Å, Fe-Fe along the cube edges) is fine
+    # indeed: only the second shell's J reaches the energy (6 Fe-Fe bonds per Fe, 3 per cell)
+    assert ham.compute(st).energy == pytest.approx(-3 * 0.02)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Heisenberg.from_neighbors(st.copy(moments=np.zeros(4)), J=[0.01])  # no moments: nothing to judge
+        Heisenberg.from_neighbors(st.copy(moments=[2.5, 0.5, 0.5, 0.5]), J=[0.01])

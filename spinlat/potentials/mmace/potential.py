@@ -430,6 +430,10 @@ class MagneticMACE(Potential):
             metrics.add_errors(sums, metrics.squared_errors(out, batch))
         return metrics.rmse(sums)
 
+    def digest_items(self) -> tuple:
+        """Hyperparameters and every weight of the model, for :meth:`parameter_digest`."""
+        return (self.hyperparameters, dict(self.model.state_dict()))
+
     def __repr__(self):
         return (f"MagneticMACE(elements={self.hyperparameters['elements']}, soc={self.soc}, "
                 f"r_max={self.cutoff}, hidden_irreps={self.hyperparameters['hidden_irreps']!r})")

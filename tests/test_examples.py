@@ -1,0 +1,47 @@
+"""The example scripts fail on bad command-line arguments and user errors with one line on stderr
+and a non-zero status (examples/_example.py), never a Python traceback."""
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+SCRIPTS = sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
+
+
+def _run(tmp_path, script, *args):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLES.parent), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("script, args, status, message", [
+    ("curie_binder_sc.py", ["many"], 2, "curie_binder_sc.py: error: argument sweeps: invalid int value: 'many'"),
+    ("curie_bccfe_tb2j.py", ["--tb2j", "missing.out"], 1,
+     "curie_bccfe_tb2j.py: error: TB2J file missing.out does not exist"),
+    ("mn3pt_ground_state.py", ["--starts", "0"], 1, "mn3pt_ground_state.py: error: starts"),
+    ("single_point_bccfe.py", ["extra"], 2, "single_point_bccfe.py: error: unrecognized arguments: extra"),
+])
+def test_bad_arguments_give_one_line_and_a_status(tmp_path, script, args, status, message):
+    out = _run(tmp_path, script, *args)
+    assert out.returncode == status, out.stderr
+    assert "Traceback" not in out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith(message), out.stderr
+
+
+def test_every_example_runs_its_main_through_the_shared_handler():
+    """Each script's ``if __name__ == "__main__":`` block is ``run(...)`` from _example, and no
+    script parses sys.argv by hand (where a bad value would be a traceback)."""
+    bad = []
+    for p in SCRIPTS:
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        guard = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]
+        body = ast.unparse(guard[0].body[0]) if guard else ""
+        if not body.startswith("run(") or "sys.argv" in p.read_text(encoding="utf-8"):
+            bad.append(f"{p.name}: {body or 'no __main__ block'}")
+    assert SCRIPTS and not bad, bad
