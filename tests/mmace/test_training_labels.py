@@ -225,3 +225,32 @@ output: m.mmace
     report = json.loads((tmp_path / "m.mmace.metrics.json").read_text())
     assert report["summary"]["labels"]["train"]["forces"] == 0 and len(report["history"]) == 2
     assert not MagneticMACE.load(tmp_path / "m.mmace").soc
+
+
+def test_moments_as_magnitudes_with_a_spins_column_point_along_it(tmp_path, fe):
+    """An extxyz file whose moments are magnitudes (N,) with the directions in a ``spins`` column
+    (as State.from_ase reads it) gives the moment vectors, not moments along +z; (N, 3) moments
+    that disagree with the column are an error naming the configuration."""
+    import ase.io
+
+    from spinlat import State
+    from spinlat.errors import InputError
+
+    m = fe[0].arrays["magmoms"]
+    at = _without(fe[0], "magmoms", "initial_magmoms")
+    size = np.linalg.norm(m, axis=1)
+    at.set_initial_magnetic_moments(size)
+    at.arrays["spins"] = m / size[:, None]
+    ase.io.write(tmp_path / "spins.extxyz", [at], format="extxyz")
+    back = ase.io.read(tmp_path / "spins.extxyz", index=":")
+    g = build_batch(back, 4.0, [26])
+    np.testing.assert_allclose(g["magmoms"].numpy(), m, atol=1e-8)
+    np.testing.assert_allclose(State.from_ase(back[0]).magnetic_moments, m, atol=1e-8)
+    relabelled = datasets.TeacherHamiltonian().label(back[0].copy())   # the teacher reads them alike
+    np.testing.assert_allclose(relabelled.arrays["magmoms"], m, atol=1e-8)
+    np.testing.assert_allclose(relabelled.arrays["magnetic_forces"], fe[0].arrays["magnetic_forces"], atol=1e-6)
+    bad = at.copy()
+    del bad.arrays["initial_magmoms"]
+    bad.set_initial_magnetic_moments(np.tile([0.0, 0.0, 2.0], (len(bad), 1)))
+    with pytest.raises(InputError, match="configuration 0.*spins"):
+        build_batch([bad], 4.0, [26])

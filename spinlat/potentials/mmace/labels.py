@@ -22,7 +22,9 @@ label): :func:`input_moments` reads ``arrays["magmoms"]`` (the data-set conventi
 calculator's ``magmoms`` (the moments of the calculation that gave the labels: for a
 self-consistent DFT run its converged moments, not its starting guess), else the initial
 magnetic moments (``arrays["initial_magmoms"]``); none of them: a non-magnetic configuration.
-Collinear moments (N,) lie along +z.
+Collinear moments (N,) lie along +z, unless the configuration has a per-atom ``spins`` array
+(N, 3) of directions (an extxyz ``spins`` column, as :meth:`spinlat.State.from_ase` reads it):
+then moments (N,) are magnitudes along it and moments (N, 3) must point along it.
 """
 
 from __future__ import annotations
@@ -105,7 +107,11 @@ def read_labels(atoms, where="configuration") -> dict:
 
 def input_moments(atoms, where="configuration") -> np.ndarray:
     """Moment vectors (N, 3) μB of a configuration (module docstring for where they are read).
-    Raises ShapeError / NonFiniteError naming ``where``."""
+    A ``spins`` array (N, 3) gives the directions, as in :meth:`spinlat.State.from_ase`.
+    Raises ShapeError / NonFiniteError naming ``where``, InputError (naming ``where``) when
+    moments (N, 3) and the ``spins`` array disagree."""
+    from ...state import ase_spin_directions, combine_spin_directions
+
     n = len(atoms)
     sources = (("magmoms", atoms.arrays.get("magmoms")), ("the calculator's magmoms", _results(atoms).get("magmoms")),
                ("initial_magmoms", atoms.arrays.get("initial_magmoms")))
@@ -113,11 +119,20 @@ def input_moments(atoms, where="configuration") -> np.ndarray:
         if mag is None:
             continue
         mag = np.asarray(mag, dtype=np.float64)
-        if mag.shape == (n,):
-            mag = np.stack([np.zeros(n), np.zeros(n), mag], axis=1)
-        if mag.shape != (n, 3):
+        if mag.shape not in ((n,), (n, 3)):
             raise ShapeError(f"{where}: moments ({name}) must have shape ({n}, 3) or ({n},) μB, got {mag.shape}")
-        return _finite(mag, f"magnetic moments ({name})", where)
+        mag = _finite(mag, f"magnetic moments ({name})", where)
+        try:
+            direction = ase_spin_directions(atoms)
+            if direction is not None:
+                spins, moments = combine_spin_directions(mag, _finite(direction, "spins", where))
+                norm = np.linalg.norm(spins, axis=1)
+                return spins / np.where(norm > 0, norm, 1.0)[:, None] * moments[:, None]
+        except InputError as exc:  # ShapeError / NonFiniteError / InputError, kept, naming the configuration
+            raise type(exc)(f"{where}: {exc}") from None
+        if mag.ndim == 1:
+            mag = np.stack([np.zeros(n), np.zeros(n), mag], axis=1)
+        return mag
     return np.zeros((n, 3))
 
 
