@@ -58,6 +58,13 @@ class MinimizeResult:
     n_evaluations: int = 0
     history: list = field(default_factory=list)
 
+    @property
+    def residuals(self) -> str:
+        """The final residual of every degree of freedom, with units, as one line of text (what
+        the convergence tests compare; those not relaxed read 0)."""
+        return (f"max torque {self.max_torque:.3g} eV, max force {self.max_force:.3g} eV/Å, max stress "
+                f"{self.max_stress:.3g} eV/Å³, max longitudinal field {self.max_longitudinal:.3g} eV/μB")
+
 
 class _Problem:
     """Maps a State onto a flat vector of step variables and back."""
@@ -346,9 +353,8 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
 
         from .errors import ConvergenceWarning
 
-        warnings.warn(f"minimize: not converged ({result.reason} after {result.iterations} iterations; max torque "
-                      f"{result.max_torque:.3g} eV, max force {result.max_force:.3g} eV/Å, energy {result.energy:.6g} "
-                      f"eV): the State returned is not a minimum (return_result=True gives the details)",
+        warnings.warn(f"minimize: not converged ({result.reason} after {result.iterations} iterations; "
+                      f"{result.residuals}, energy {result.energy:.6g} eV): the State returned is not a minimum (return_result=True gives the details)",
                       ConvergenceWarning, stacklevel=2)
     return result.state
 

@@ -388,3 +388,20 @@ def test_minimize_interrupted_writes_the_structure_reached(tmp_path, capsys, mon
     assert "interrupted after" in err and "interrupted.extxyz" in err and "terminated (SIGTERM)" in err, err
     reached = sl.State.from_ase(sl.io.read_extxyz(str(tmp_path / "run" / "interrupted.extxyz"))[0])
     assert len(reached) == 16 and not (tmp_path / "run" / "relaxed.extxyz").exists()
+
+
+def test_minimize_reports_the_longitudinal_residual_of_relaxed_magnitudes(tmp_path, capsys):
+    """With magnitudes: true the residual that decides convergence is the longitudinal field
+    h·s (eV/μB): the summary and the not-converged warning name it with its value (before,
+    only the torque and the force were printed: 0 and 0 for a stuck magnitude relaxation)."""
+    cfg = _base(tmp_path, minimize={"spins": False, "magnitudes": True, "max_steps": 1})
+    cfg["structure"].update(spins=[0, 0, 1], repeat=[1, 1, 1])
+    cfg["potential"] = [{"type": "Landau", "a": -0.5, "b": 0.05}]   # minimum at |m| = sqrt(5) μB
+    assert main(["minimize", _write(tmp_path, cfg)]) == 1
+    out = capsys.readouterr().out
+    line = next(s for s in out.splitlines() if "max longitudinal field" in s)
+    value = float(line.split("max longitudinal field ")[1].split()[0])
+    st = sl.State.from_ase(sl.io.read_extxyz(str(tmp_path / "run" / "relaxed.extxyz"))[0])
+    h = sl.potentials.Landau(-0.5, 0.05).compute(st, magnetic_forces=True).magnetic_forces
+    assert value == pytest.approx(np.max(np.abs(np.sum(h * st.spins, axis=1))), rel=2e-3)
+    assert value > 1e-3 and "eV/μB" in line
