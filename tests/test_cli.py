@@ -131,6 +131,29 @@ def test_restart_continues_to_the_total_steps_like_an_uninterrupted_run(tmp_path
     assert "--restart:" in capsys.readouterr().err
 
 
+def test_restart_refuses_a_potential_file_that_changed_since_the_run_started(tmp_path, capsys):
+    """A retrained model or an edited EAM table under the same path: --restart continued the run
+    with another potential, silently. inputs.json keeps the SHA-256 of the files; a changed one
+    is refused naming the key and the file, an unchanged one restarts."""
+    import shutil
+
+    eam = tmp_path / "Fe.eam.fs"
+    shutil.copyfile(EAM_FE, eam)
+    cfg = _base(tmp_path, steps=4, every=2)
+    cfg["potential"][0]["path"] = "Fe.eam.fs"           # relative to the config
+    cfg = _write(tmp_path, cfg)
+    assert main(["run", cfg, "--steps", "2", "--no-progress"]) == 0
+    inputs = json.loads((tmp_path / "run" / "inputs.json").read_text())
+    assert inputs["potential[0].path"]["path"] == str(eam)
+    assert main(["run", cfg, "--restart", "--steps", "4", "--no-progress"]) == 0
+    eam.write_text(eam.read_text() + "\n")                # same path, other content
+    capsys.readouterr()
+    assert main(["run", cfg, "--restart", "--steps", "6", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "potential[0].path" in err and str(eam) in err and "changed" in err
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 2, 4]
+
+
 def test_a_run_killed_before_its_first_frame_says_how_to_start_again(tmp_path, capsys):
     """A SIGKILL before the first flush leaves a trajectory with no frame: plain run refuses to
     replace it, --restart said only 'holds no frame' (now: start afresh with --overwrite), and
