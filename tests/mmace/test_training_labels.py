@@ -254,3 +254,30 @@ def test_moments_as_magnitudes_with_a_spins_column_point_along_it(tmp_path, fe):
     bad.set_initial_magnetic_moments(np.tile([0.0, 0.0, 2.0], (len(bad), 1)))
     with pytest.raises(InputError, match="configuration 0.*spins"):
         build_batch([bad], 4.0, [26])
+
+
+def test_a_data_set_whose_labels_hide_under_other_names_is_refused_naming_them(tmp_path, fe):
+    """Labels stored under mace's names (REF_energy, REF_forces): evaluate returned all NaN
+    silently; it and training now refuse, naming what the configuration holds."""
+    from spinlat.errors import ConfigError, InputError
+
+    hidden = []
+    for at in fe[:2]:
+        at = at.copy()
+        at.info["REF_energy"] = at.info.pop("energy")
+        at.arrays["REF_forces"] = at.arrays.pop("forces")
+        for key in ("magnetic_forces",):
+            at.arrays.pop(key)
+        at.info.pop("stress")
+        hidden.append(at)
+    model = MagneticMACE.create(elements=["Fe"], seed=0, **TINY)
+    with pytest.raises(InputError, match="no configuration carries a label.*REF_energy.*REF_forces"):
+        model.evaluate(hidden)
+    with pytest.raises(InputError, match="empty"):
+        model.evaluate([])
+    with pytest.raises(ConfigError, match="configuration 0 carries no label.*REF_energy"):
+        train(hidden, epochs=1, seed=0, progress=False, **TINY)
+    # one labelled configuration is enough: the others' absent labels are left out, not refused
+    mixed = [hidden[0], fe[2]]
+    assert np.isfinite(model.evaluate(mixed)["energy_rmse"])
+    assert model.evaluate(mixed) == model.evaluate([fe[2]])

@@ -75,6 +75,19 @@ def stress_matrix(value, where) -> np.ndarray:
     raise ShapeError(f"{where}: stress must be Voigt (6,) or 3x3, got shape {s.shape}")
 
 
+def stored_keys(atoms) -> str:
+    """What a configuration holds, for error messages: its ``info`` keys, ``arrays`` names and
+    calculator results (labels stored under other names, e.g. mace's ``REF_energy``, show here)."""
+    arrays = [k for k in atoms.arrays if k not in ("numbers", "positions")]
+    return (f"info keys {sorted(atoms.info)}, arrays {sorted(arrays)}, calculator results "
+            f"{sorted(_results(atoms))}")
+
+
+def has_label(atoms) -> bool:
+    """Whether a configuration carries any label (module docstring), checked or not."""
+    return any(raw_label(atoms, key) is not None for key in LABELS)
+
+
 def read_labels(atoms, where="configuration") -> dict:
     """The labels a configuration carries, checked: ``energy`` (float eV), ``forces`` and
     ``magnetic_forces`` ((N, 3)), ``stress`` (3×3); absent labels are absent keys. Raises
