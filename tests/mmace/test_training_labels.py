@@ -225,6 +225,15 @@ output: m.mmace
     report = json.loads((tmp_path / "m.mmace.metrics.json").read_text())
     assert report["summary"]["labels"]["train"]["forces"] == 0 and len(report["history"]) == 2
     assert not MagneticMACE.load(tmp_path / "m.mmace").soc
+    # the same command with another seed: the checkpoint left by the first run is another run's;
+    # the refusal says how to train afresh from the config, and the model file is kept
+    before = (tmp_path / "m.mmace").read_bytes()
+    cfg.write_text(cfg.read_text().replace("seed: 0", "seed: 1"))
+    capsys.readouterr()
+    assert main(["train", str(cfg), "--no-progress", "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "belongs to another run" in err and "training.resume: false" in err and "m.mmace.checkpoints" in err
+    assert (tmp_path / "m.mmace").read_bytes() == before
 
 
 def test_moments_as_magnitudes_with_a_spins_column_point_along_it(tmp_path, fe):
