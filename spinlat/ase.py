@@ -19,7 +19,9 @@ class SpinLatticeCalculator(Calculator):
     non-collinear input, (N,) signed z components for collinear input — and ``magmom``, their
     sum ((3,) vector or a number, as ASE's non-collinear and collinear VASP results). So
     ``atoms.get_magnetic_moments()`` and ``atoms.get_magnetic_moment()`` work. Changing the
-    magnetic moments triggers a new evaluation, as ASE tracks ``initial_magmoms``.
+    magnetic moments triggers a new evaluation: ASE tracks ``initial_magmoms``, and this
+    calculator also the other per-atom arrays it reads, ``magmoms`` and ``spins``
+    (:meth:`check_state`).
 
     Constraints on the atoms (``FixAtoms``, ...) are left to ASE, as with every ASE calculator:
     the results are the unconstrained ones and ``atoms.get_forces()`` applies the constraints.
@@ -31,6 +33,22 @@ class SpinLatticeCalculator(Calculator):
     def __init__(self, potential, **kwargs):
         super().__init__(**kwargs)
         self.potential = potential
+
+    #: per-atom arrays read as inputs beyond those ASE tracks (all_changes): see State.from_ase
+    input_arrays = ("magmoms", "spins")
+
+    def check_state(self, atoms, tol=1e-15):
+        """ASE's changes since the last calculation, plus changes of the ``magmoms`` and
+        ``spins`` arrays (moments and spin directions that ASE's own check does not see)."""
+        changes = super().check_state(atoms, tol=tol)
+        if self.atoms is None:
+            return changes
+        for name in self.input_arrays:
+            old, new = self.atoms.arrays.get(name), atoms.arrays.get(name)
+            if (old is None) != (new is None) or (old is not None and (
+                    old.shape != new.shape or not np.allclose(old, new, rtol=0, atol=tol))):
+                changes.append(name)
+        return changes
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

@@ -788,6 +788,33 @@ def _construct(cls, params, where):
         raise ConfigError(f"{where} ({cls.__name__}): {exc}") from None
 
 
+def _term_files(cfg, n) -> dict:
+    """{"potential[n].key" or "potential[n].key[k]": absolute Path} of the files term ``n`` reads,
+    each checked to exist (ConfigError naming the key)."""
+    term = cfg["potential"][n]
+    key = _PATH_KEYS.get(term["type"])
+    if key is None:
+        return {}
+    given = term[key]
+    out = {}
+    for k, p in enumerate(given if isinstance(given, list) else [given]):
+        label = f"potential[{n}].{key}{f'[{k}]' if isinstance(given, list) else ''}"
+        out[label] = _resolve(cfg["_base"], p)
+        _require_file(out[label], label)
+    return out
+
+
+def potential_files(cfg) -> dict:
+    """The files the potential of a run config reads (EAM tables, TB2J files, mMACE models):
+    ``{"potential[n].path": absolute Path, ...}`` keyed as errors name them. Raises ConfigError
+    naming the key of a file that does not exist."""
+    cfg = _loaded(cfg)
+    out = {}
+    for n in range(len(cfg["potential"])):
+        out.update(_term_files(cfg, n))
+    return out
+
+
 def build_potential(cfg):
     """The potential stack of ``cfg["potential"]`` (a list of terms, or one term)."""
     from . import potentials
@@ -800,11 +827,8 @@ def build_potential(cfg):
         name = term.pop("type")
         if name in _PATH_KEYS:
             key = _PATH_KEYS[name]
-            given = term[key]
-            files = [str(_resolve(cfg["_base"], p)) for p in (given if isinstance(given, list) else [given])]
-            for k, f in enumerate(files):
-                _require_file(f, f"{where}.{key}{f'[{k}]' if isinstance(given, list) else ''}")
-            term[key] = files if isinstance(given, list) else files[0]
+            files = [str(f) for f in _term_files(cfg, n).values()]
+            term[key] = files if isinstance(term[key], list) else files[0]
         if name == "Heisenberg":
             try:
                 t = potentials.Heisenberg.from_tb2j(term["tb2j"], sites=term.get("sites", "all"))

@@ -123,3 +123,14 @@ def atomic_write_text(path, text: str, *, name: str = "path") -> None:
     """Write the string ``text`` (UTF-8) to ``path`` with :func:`atomic_write`."""
     with atomic_write(path, name=name) as fh:
         fh.write(text)
+
+
+def file_digest(path) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

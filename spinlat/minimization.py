@@ -67,10 +67,16 @@ class MinimizeResult:
 
         from .errors import ConvergenceWarning
 
-        warnings.warn(f"{what}: not converged ({self.reason} after {self.iterations} iterations; max torque "
-                      f"{self.max_torque:.3g} eV, max force {self.max_force:.3g} eV/Å, energy {self.energy:.6g} "
-                      f"eV): the State returned is not a minimum (return_result=True gives the details)",
-                      ConvergenceWarning, stacklevel=stacklevel + 1)
+        warnings.warn(f"{what}: not converged ({self.reason} after {self.iterations} iterations; {self.residuals}, "
+                      f"energy {self.energy:.6g} eV): the State returned is not a minimum (return_result=True "
+                      f"gives the details)", ConvergenceWarning, stacklevel=stacklevel + 1)
+
+    @property
+    def residuals(self) -> str:
+        """The final residual of every degree of freedom, with units, as one line of text (what
+        the convergence tests compare; those not relaxed read 0)."""
+        return (f"max torque {self.max_torque:.3g} eV, max force {self.max_force:.3g} eV/Å, max stress "
+                f"{self.max_stress:.3g} eV/Å³, max longitudinal field {self.max_longitudinal:.3g} eV/μB")
 
 
 class _Problem:

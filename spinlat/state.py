@@ -77,8 +77,8 @@ def ase_spin_directions(atoms):
     return direction
 
 
-def _combine_spin_directions(mag, direction):
-    """(spins, moments) from the moments ``mag`` ((N,) signed or (N, 3), μB) and the directions of
+def combine_spin_directions(mag, direction):
+    """(spins (N, 3), moments (N,) μB) from the moments ``mag`` ((N,) signed or (N, 3), μB) and the directions of
     a ``spins`` array: |m| with the column's direction (reversed for a negative collinear moment);
     a non-collinear moment must point along its row (InputError naming the first atom that does not)."""
     norm = np.linalg.norm(direction, axis=1)
@@ -480,7 +480,7 @@ class State:
         n = len(atoms)
         direction = ase_spin_directions(atoms)
         if direction is not None:
-            spins, moments = _combine_spin_directions(mag, direction)
+            spins, moments = combine_spin_directions(mag, direction)
         elif mag.ndim == 1:
             moments = np.abs(mag)
             spins = np.zeros((n, 3))

@@ -105,6 +105,30 @@ def test_changing_magmoms_triggers_recalculation(system):
     assert e1 == pytest.approx(PairSpin().compute(st).energy, abs=1e-12)
 
 
+def test_changing_the_spins_or_magmoms_array_triggers_recalculation(system):
+    """The 'spins' directions and a 'magmoms' array are inputs (State.from_ase) that ASE's own
+    change check does not track: changing them in place gave the cached, stale energy."""
+    atoms = system.to_ase()
+    for k in ("spinlat_spins", "spinlat_moments", "initial_magmoms"):
+        del atoms.arrays[k]
+    atoms.set_initial_magnetic_moments(np.full(len(atoms), 2.2))
+    atoms.arrays["spins"] = np.tile([0.0, 0.0, 1.0], (len(atoms), 1))
+    atoms.calc = SpinLatticeCalculator(PairSpin())
+    e0 = atoms.get_potential_energy()
+    atoms.arrays["spins"][0] = [1.0, 0.0, 0.0]                     # in place
+    e1 = atoms.get_potential_energy()
+    assert e1 == pytest.approx(PairSpin().compute(sl.State.from_ase(atoms)).energy, abs=1e-12)
+    assert e1 != e0
+    np.testing.assert_allclose(atoms.get_magnetic_moments()[0], [2.2, 0.0, 0.0])
+    del atoms.arrays["spins"], atoms.arrays["initial_magmoms"]
+    atoms.arrays["magmoms"] = np.tile([0.0, 2.2, 0.0], (len(atoms), 1))
+    e2 = atoms.get_potential_energy()
+    atoms.arrays["magmoms"][1] = [0.0, 0.0, 2.2]
+    e3 = atoms.get_potential_energy()
+    assert e3 == pytest.approx(PairSpin().compute(sl.State.from_ase(atoms)).energy, abs=1e-12)
+    assert e3 != e2
+
+
 def test_collinear_magmoms():
     st = bcc_fe((2, 2, 2), random_spins=False, seed=1)
     atoms = st.to_ase()

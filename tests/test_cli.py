@@ -131,6 +131,29 @@ def test_restart_continues_to_the_total_steps_like_an_uninterrupted_run(tmp_path
     assert "--restart:" in capsys.readouterr().err
 
 
+def test_restart_refuses_a_potential_file_that_changed_since_the_run_started(tmp_path, capsys):
+    """A retrained model or an edited EAM table under the same path: --restart continued the run
+    with another potential, silently. inputs.json keeps the SHA-256 of the files; a changed one
+    is refused naming the key and the file, an unchanged one restarts."""
+    import shutil
+
+    eam = tmp_path / "Fe.eam.fs"
+    shutil.copyfile(EAM_FE, eam)
+    cfg = _base(tmp_path, steps=4, every=2)
+    cfg["potential"][0]["path"] = "Fe.eam.fs"           # relative to the config
+    cfg = _write(tmp_path, cfg)
+    assert main(["run", cfg, "--steps", "2", "--no-progress"]) == 0
+    inputs = json.loads((tmp_path / "run" / "inputs.json").read_text())
+    assert inputs["potential[0].path"]["path"] == str(eam)
+    assert main(["run", cfg, "--restart", "--steps", "4", "--no-progress"]) == 0
+    eam.write_text(eam.read_text() + "\n")                # same path, other content
+    capsys.readouterr()
+    assert main(["run", cfg, "--restart", "--steps", "6", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "potential[0].path" in err and str(eam) in err and "changed" in err
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 2, 4]
+
+
 def test_a_run_killed_before_its_first_frame_says_how_to_start_again(tmp_path, capsys):
     """A SIGKILL before the first flush leaves a trajectory with no frame: plain run refuses to
     replace it, --restart said only 'holds no frame' (now: start afresh with --overwrite), and
@@ -413,3 +436,20 @@ def test_minimize_interrupted_writes_the_structure_reached(tmp_path, capsys, mon
     assert "interrupted after" in err and "interrupted.extxyz" in err and "terminated (SIGTERM)" in err, err
     reached = sl.State.from_ase(sl.io.read_extxyz(str(tmp_path / "run" / "interrupted.extxyz"))[0])
     assert len(reached) == 16 and not (tmp_path / "run" / "relaxed.extxyz").exists()
+
+
+def test_minimize_reports_the_longitudinal_residual_of_relaxed_magnitudes(tmp_path, capsys):
+    """With magnitudes: true the residual that decides convergence is the longitudinal field
+    h·s (eV/μB): the summary and the not-converged warning name it with its value (before,
+    only the torque and the force were printed: 0 and 0 for a stuck magnitude relaxation)."""
+    cfg = _base(tmp_path, minimize={"spins": False, "magnitudes": True, "max_steps": 1})
+    cfg["structure"].update(spins=[0, 0, 1], repeat=[1, 1, 1])
+    cfg["potential"] = [{"type": "Landau", "a": -0.5, "b": 0.05}]   # minimum at |m| = sqrt(5) μB
+    assert main(["minimize", _write(tmp_path, cfg)]) == 1
+    out = capsys.readouterr().out
+    line = next(s for s in out.splitlines() if "max longitudinal field" in s)
+    value = float(line.split("max longitudinal field ")[1].split()[0])
+    st = sl.State.from_ase(sl.io.read_extxyz(str(tmp_path / "run" / "relaxed.extxyz"))[0])
+    h = sl.potentials.Landau(-0.5, 0.05).compute(st, magnetic_forces=True).magnetic_forces
+    assert value == pytest.approx(np.max(np.abs(np.sum(h * st.spins, axis=1))), rel=2e-3)
+    assert value > 1e-3 and "eV/μB" in line

@@ -34,12 +34,11 @@ def run(args) -> int:
         if part is not None:
             write_extxyz(run_dir / "interrupted.extxyz", [part.state])
             log.warning(f"minimize: interrupted after {part.iterations} iterations (energy {part.energy:.8f} eV, "
-                        f"max torque {part.max_torque:.3g} eV, max force {part.max_force:.3g} eV/Å); the structure "
+                        f"{part.residuals}); the structure "
                         f"reached, not a minimum, is in {run_dir / 'interrupted.extxyz'}: start from it to continue")
         raise
     write_extxyz(run_dir / "relaxed.extxyz", [out])
     result(f"minimize: {res.reason} after {res.iterations} iterations ({res.n_evaluations} evaluations)")
-    result(f"energy {res.energy:.8f} eV ({res.energy / len(out):.8f} eV/atom); max torque {res.max_torque:.3g} eV, "
-           f"max force {res.max_force:.3g} eV/Å")
+    result(f"energy {res.energy:.8f} eV ({res.energy / len(out):.8f} eV/atom); {res.residuals}")
     result(f"relaxed structure: {run_dir / 'relaxed.extxyz'}")
     return 0 if res.converged else 1

@@ -4,7 +4,9 @@ The run directory gets ``trajectory.h5``, ``log.txt``, ``config.yaml`` (a copy o
 ``summary.json`` and ``overview.png``. A directory that already holds a trajectory is never
 replaced silently: ``--restart`` continues that run from its last frame up to the config's
 ``steps`` (the total, counting the steps already done; the potential, integrator, seed,
-``every`` and ``store_forces`` must be those of the run), ``--overwrite`` replaces it.
+``every`` and ``store_forces`` must be those of the run, and the files the potential reads —
+EAM tables, TB2J files, mMACE models — must hold what they held when the run started:
+``inputs.json`` keeps their SHA-256), ``--overwrite`` replaces it.
 
 Output: diagnostics (config, state, potential, integrator, the progress bar on a terminal or
 thermo lines every ``thermo`` steps in a batch job, warnings) go to stderr; the results (the
@@ -30,6 +32,7 @@ from .common import (add_output_arguments, log, make_directory, refuse_to_replac
 HELP = "run a spin-lattice simulation from a YAML config"
 
 TRAJECTORY, LOG, CONFIG, SUMMARY, PLOT = "trajectory.h5", "log.txt", "config.yaml", "summary.json", "overview.png"
+INPUTS = "inputs.json"   # SHA-256 of the files the potential reads, checked by --restart
 #: config keys a restart must share with the run it continues
 RESTART_KEYS = ("potential", "integrator", "seed", "every", "store_forces")
 
@@ -66,6 +69,28 @@ def _check_restart_config(cfg, run_dir: Path) -> None:
                           f"structure: {{file: {run_dir / TRAJECTORY}}} and another --output")
 
 
+def _input_digests(cfg) -> dict:
+    from ..files import file_digest
+
+    return {key: {"path": str(p), "sha256": file_digest(p)} for key, p in C.potential_files(cfg).items()}
+
+
+def _check_restart_inputs(digests: dict, run_dir: Path) -> None:
+    """ConfigError if a file the potential reads changed since the run started (a retrained
+    model, an edited EAM table): the restart would continue with another potential."""
+    try:
+        old = json.loads((run_dir / INPUTS).read_text())
+    except (OSError, ValueError):
+        return  # a run from before inputs.json, or a damaged copy: nothing to compare
+    for key, now in digests.items():
+        then = old.get(key) if isinstance(old, dict) else None
+        if isinstance(then, dict) and then.get("sha256") not in (None, now["sha256"]):
+            raise ConfigError(f"{key}: {now['path']} is not the file the run being restarted used (its content "
+                              f"changed since; {run_dir / INPUTS} holds the SHA-256 of the original); a restart "
+                              f"continues the same run. Restore the file, or start a new run from the last frame "
+                              f"with structure: {{file: {run_dir / TRAJECTORY}}} and another --output")
+
+
 def run(args) -> int:
     from .. import analysis
     from ..simulation import Simulation
@@ -88,8 +113,10 @@ def run(args) -> int:
     thermo = cfg["thermo"] if args.thermo is None else validation.integer(args.thermo, "--thermo", minimum=0)
     options = dict(every=every, progress=progress, store_forces=cfg["store_forces"], thermo=thermo,
                    compression=cfg["compression"])
+    digests = _input_digests(cfg)
     if args.restart:
         _check_restart_config(cfg, run_dir)
+        _check_restart_inputs(digests, run_dir)
         changed = Simulation.continuation_changes(str(traj), pot, integ)
         if changed:  # the same config, so a file the potential reads has changed since
             raise ConfigError(f"potential: the run being restarted ({traj}) was made with another model: "
@@ -107,6 +134,8 @@ def run(args) -> int:
         remove(run_dir, [TRAJECTORY, SUMMARY, PLOT])
     setup_log(run_dir / LOG, append=args.restart)
     save_config(args.config, run_dir / CONFIG)
+    if not args.restart or not (run_dir / INPUTS).exists():
+        atomic_write_text(run_dir / INPUTS, json.dumps(digests, indent=1))
     log.info("spinlat run: %s%s", args.config, " (restart)" if args.restart else "")
     log.info("state: %r", state)
     log.info("potential: %r", pot)

@@ -28,7 +28,7 @@ import torch
 
 from ..errors import ConfigError, FileFormatError, InputError
 from ..potentials.mmace.graph import build_batch, config_arrays
-from ..potentials.mmace.labels import LABELS, read_dataset
+from ..potentials.mmace.labels import LABELS, read_dataset, stored_keys
 
 _NODE_KEYS = ("positions", "magmoms", "node_attrs", "species", "forces", "magnetic_forces")
 _EDGE_KEYS = ("shifts",)
@@ -80,7 +80,7 @@ def check_dataset(data, name: str = "train") -> list[tuple]:
         have = tuple(key for key in LABELS if key in arrays)
         if not have:
             raise ConfigError(f"{where} carries no label: none of energy (info), forces, magnetic_forces (arrays), "
-                              "stress (info), nor a calculator result of them")
+                              f"stress (info), nor a calculator result of them; it holds {stored_keys(at)}")
         if "magnetic_forces" in have and not np.any(arrays["magmoms"]):
             raise ConfigError(f"{where} has magnetic_forces but no moments (arrays['magmoms'], a calculator's "
                               "magmoms or initial_magmoms), so no atom would count as magnetic")

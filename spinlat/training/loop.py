@@ -179,7 +179,9 @@ def resume(opt: Optimiser, start: InitialModel, opts: TrainingOptions) -> Progre
         return Progress()
     if ck["meta"] != _json_meta(start.meta):
         raise ConfigError(f"the checkpoint in {opts.checkpoint_dir} belongs to another run (model, data or seed "
-                          "differ); use another checkpoint_dir or resume=False")
+                          "differ): it would resume that run. To train afresh use another checkpoint_dir, "
+                          "resume=False (in a spinlat train config: training.resume: false) or remove "
+                          f"{opts.checkpoint_dir}")
     start.model.load_state_dict(ck["model"])
     opt.optimizer.load_state_dict(ck["optimizer"])
     if ck["scheduler"] is not None:

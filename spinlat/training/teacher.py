@@ -254,14 +254,13 @@ class TeacherHamiltonian:
     def label(self, atoms, magmoms=None):
         """Attach the teacher's labels to ``atoms`` (in place) and return it.
 
-        The moments come from ``magmoms`` (N,3) μB, else ``atoms.arrays["magmoms"]``, else the
-        atoms' initial magnetic moments."""
+        The moments come from ``magmoms`` (N,3) μB, else from the atoms as training reads them
+        (:func:`spinlat.potentials.mmace.labels.input_moments`: ``arrays["magmoms"]``, a
+        calculator's moments, the initial magnetic moments; with a ``spins`` column of directions)."""
         if magmoms is None:
-            magmoms = atoms.arrays.get("magmoms")
-        if magmoms is None:
-            magmoms = atoms.get_initial_magnetic_moments()
-            if magmoms.ndim == 1:
-                magmoms = np.stack([np.zeros_like(magmoms), np.zeros_like(magmoms), magmoms], axis=1)
+            from ..potentials.mmace.labels import input_moments
+
+            magmoms = input_moments(atoms)
         magmoms = np.asarray(magmoms, dtype=np.float64)
         pbc = atoms.get_pbc()
         res = self.evaluate(atoms.get_positions(), atoms.get_atomic_numbers(), np.array(atoms.get_cell()),

@@ -225,3 +225,68 @@ output: m.mmace
     report = json.loads((tmp_path / "m.mmace.metrics.json").read_text())
     assert report["summary"]["labels"]["train"]["forces"] == 0 and len(report["history"]) == 2
     assert not MagneticMACE.load(tmp_path / "m.mmace").soc
+    # the same command with another seed: the checkpoint left by the first run is another run's;
+    # the refusal says how to train afresh from the config, and the model file is kept
+    before = (tmp_path / "m.mmace").read_bytes()
+    cfg.write_text(cfg.read_text().replace("seed: 0", "seed: 1"))
+    capsys.readouterr()
+    assert main(["train", str(cfg), "--no-progress", "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "belongs to another run" in err and "training.resume: false" in err and "m.mmace.checkpoints" in err
+    assert (tmp_path / "m.mmace").read_bytes() == before
+
+
+def test_moments_as_magnitudes_with_a_spins_column_point_along_it(tmp_path, fe):
+    """An extxyz file whose moments are magnitudes (N,) with the directions in a ``spins`` column
+    (as State.from_ase reads it) gives the moment vectors, not moments along +z; (N, 3) moments
+    that disagree with the column are an error naming the configuration."""
+    import ase.io
+
+    from spinlat import State
+    from spinlat.errors import InputError
+
+    m = fe[0].arrays["magmoms"]
+    at = _without(fe[0], "magmoms", "initial_magmoms")
+    size = np.linalg.norm(m, axis=1)
+    at.set_initial_magnetic_moments(size)
+    at.arrays["spins"] = m / size[:, None]
+    ase.io.write(tmp_path / "spins.extxyz", [at], format="extxyz")
+    back = ase.io.read(tmp_path / "spins.extxyz", index=":")
+    g = build_batch(back, 4.0, [26])
+    np.testing.assert_allclose(g["magmoms"].numpy(), m, atol=1e-8)
+    np.testing.assert_allclose(State.from_ase(back[0]).magnetic_moments, m, atol=1e-8)
+    relabelled = datasets.TeacherHamiltonian().label(back[0].copy())   # the teacher reads them alike
+    np.testing.assert_allclose(relabelled.arrays["magmoms"], m, atol=1e-8)
+    np.testing.assert_allclose(relabelled.arrays["magnetic_forces"], fe[0].arrays["magnetic_forces"], atol=1e-6)
+    bad = at.copy()
+    del bad.arrays["initial_magmoms"]
+    bad.set_initial_magnetic_moments(np.tile([0.0, 0.0, 2.0], (len(bad), 1)))
+    with pytest.raises(InputError, match="configuration 0.*spins"):
+        build_batch([bad], 4.0, [26])
+
+
+def test_a_data_set_whose_labels_hide_under_other_names_is_refused_naming_them(tmp_path, fe):
+    """Labels stored under mace's names (REF_energy, REF_forces): evaluate returned all NaN
+    silently; it and training now refuse, naming what the configuration holds."""
+    from spinlat.errors import ConfigError, InputError
+
+    hidden = []
+    for at in fe[:2]:
+        at = at.copy()
+        at.info["REF_energy"] = at.info.pop("energy")
+        at.arrays["REF_forces"] = at.arrays.pop("forces")
+        for key in ("magnetic_forces",):
+            at.arrays.pop(key)
+        at.info.pop("stress")
+        hidden.append(at)
+    model = MagneticMACE.create(elements=["Fe"], seed=0, **TINY)
+    with pytest.raises(InputError, match="no configuration carries a label.*REF_energy.*REF_forces"):
+        model.evaluate(hidden)
+    with pytest.raises(InputError, match="empty"):
+        model.evaluate([])
+    with pytest.raises(ConfigError, match="configuration 0 carries no label.*REF_energy"):
+        train(hidden, epochs=1, seed=0, progress=False, **TINY)
+    # one labelled configuration is enough: the others' absent labels are left out, not refused
+    mixed = [hidden[0], fe[2]]
+    assert np.isfinite(model.evaluate(mixed)["energy_rmse"])
+    assert model.evaluate(mixed) == model.evaluate([fe[2]])

@@ -24,8 +24,10 @@ self-consistent DFT run its converged moments, not its starting guess), else the
 magnetic moments (``arrays["initial_magmoms"]``); none of them: a non-magnetic configuration
 (with a UserWarning when it carries per-atom data named like moments, e.g. an extxyz column
 ``magmom`` or ``magnetic_moments``, or only a calculator's total moment:
-:func:`spinlat.state.warn_unread_moments`). Collinear
-moments (N,) lie along +z.
+:func:`spinlat.state.warn_unread_moments`). Collinear moments (N,) lie along +z, unless the
+configuration has a per-atom ``spins`` array (N, 3) of directions (an extxyz ``spins`` column, as
+:meth:`spinlat.State.from_ase` reads it): then moments (N,) are magnitudes along it and moments
+(N, 3) must point along it.
 """
 
 from __future__ import annotations
@@ -76,6 +78,19 @@ def stress_matrix(value, where) -> np.ndarray:
     raise ShapeError(f"{where}: stress must be Voigt (6,) or 3x3, got shape {s.shape}")
 
 
+def stored_keys(atoms) -> str:
+    """What a configuration holds, for error messages: its ``info`` keys, ``arrays`` names and
+    calculator results (labels stored under other names, e.g. mace's ``REF_energy``, show here)."""
+    arrays = [k for k in atoms.arrays if k not in ("numbers", "positions")]
+    return (f"info keys {sorted(atoms.info)}, arrays {sorted(arrays)}, calculator results "
+            f"{sorted(_results(atoms))}")
+
+
+def has_label(atoms) -> bool:
+    """Whether a configuration carries any label (module docstring), checked or not."""
+    return any(raw_label(atoms, key) is not None for key in LABELS)
+
+
 def read_labels(atoms, where="configuration") -> dict:
     """The labels a configuration carries, checked: ``energy`` (float eV), ``forces`` and
     ``magnetic_forces`` ((N, 3)), ``stress`` (3×3); absent labels are absent keys. Raises
@@ -108,7 +123,11 @@ def read_labels(atoms, where="configuration") -> dict:
 
 def input_moments(atoms, where="configuration") -> np.ndarray:
     """Moment vectors (N, 3) μB of a configuration (module docstring for where they are read).
-    Raises ShapeError / NonFiniteError naming ``where``."""
+    A ``spins`` array (N, 3) gives the directions, as in :meth:`spinlat.State.from_ase`.
+    Raises ShapeError / NonFiniteError naming ``where``, InputError (naming ``where``) when
+    moments (N, 3) and the ``spins`` array disagree."""
+    from ...state import ase_spin_directions, combine_spin_directions, warn_unread_moments
+
     n = len(atoms)
     sources = (("magmoms", atoms.arrays.get("magmoms")), ("the calculator's magmoms", _results(atoms).get("magmoms")),
                ("initial_magmoms", atoms.arrays.get("initial_magmoms")))
@@ -116,13 +135,20 @@ def input_moments(atoms, where="configuration") -> np.ndarray:
         if mag is None:
             continue
         mag = np.asarray(mag, dtype=np.float64)
-        if mag.shape == (n,):
-            mag = np.stack([np.zeros(n), np.zeros(n), mag], axis=1)
-        if mag.shape != (n, 3):
+        if mag.shape not in ((n,), (n, 3)):
             raise ShapeError(f"{where}: moments ({name}) must have shape ({n}, 3) or ({n},) μB, got {mag.shape}")
-        return _finite(mag, f"magnetic moments ({name})", where)
-    from ...state import warn_unread_moments
-
+        mag = _finite(mag, f"magnetic moments ({name})", where)
+        try:
+            direction = ase_spin_directions(atoms)
+            if direction is not None:
+                spins, moments = combine_spin_directions(mag, _finite(direction, "spins", where))
+                norm = np.linalg.norm(spins, axis=1)
+                return spins / np.where(norm > 0, norm, 1.0)[:, None] * moments[:, None]
+        except InputError as exc:  # ShapeError / NonFiniteError / InputError, kept, naming the configuration
+            raise type(exc)(f"{where}: {exc}") from None
+        if mag.ndim == 1:
+            mag = np.stack([np.zeros(n), np.zeros(n), mag], axis=1)
+        return mag
     warn_unread_moments(atoms)  # moments the configuration carries elsewhere, or only as a total
     return np.zeros((n, 3))
 

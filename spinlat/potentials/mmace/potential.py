@@ -28,7 +28,7 @@ from ..base import Evaluation, Potential
 from . import metrics
 from .graph import build_batch, edges, species_indices
 from .hyperparameters import DEFAULTS, Hyperparameters, irreps
-from .labels import raw_label, read_dataset
+from .labels import has_label, raw_label, read_dataset, stored_keys
 from .model import MagneticMACEModel
 
 FORMAT = "spinlat-mmace"
@@ -419,10 +419,19 @@ class MagneticMACE(Potential):
         e.g. extxyz): ``energy_rmse`` meV/atom, ``forces_rmse`` meV/Å, ``magnetic_forces_rmse``
         meV/μB, and ``stress_rmse`` meV/Å³ when some configuration has a stress. Each is taken
         over the configurations (atoms) that carry the label (NaN when none does); labels are read
-        from ``info``/``arrays`` or calculator results (:mod:`.labels`, :mod:`.metrics`)."""
+        from ``info``/``arrays`` or calculator results (:mod:`.labels`, :mod:`.metrics`). Raises
+        InputError for an empty data set and for one where no configuration carries any label
+        (all NaN otherwise), naming what the first configuration holds."""
         if isinstance(dataset, (str, os.PathLike)):
             dataset = read_dataset(dataset, "MagneticMACE.evaluate: dataset")
         dataset = list(dataset)
+        if not dataset:
+            raise InputError("MagneticMACE.evaluate: the data set is empty")
+        labelled = [at for at in dataset if hasattr(at, "arrays")]
+        if len(labelled) == len(dataset) and not any(has_label(at) for at in labelled):
+            raise InputError("MagneticMACE.evaluate: no configuration carries a label (energy in info, forces or "
+                             "magnetic_forces in arrays, stress in info, or a calculator result of them); "
+                             f"configuration 0 holds {stored_keys(dataset[0])}")
         stress = any(raw_label(at, "stress") is not None for at in dataset if hasattr(at, "arrays"))
         sums = {}
         for k in range(0, len(dataset), batch_size):
