@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import units, validation
-from ..errors import FileFormatError
+from ..errors import FileFormatError, InputError
 from ..exchange_tensors import dmi_vector
 from ..files import atomic_write
 from ..formats.tb2j import parse_tb2j
@@ -82,12 +82,22 @@ def write_tb2j(path, state, heisenberg, names=None):
     they are the single-ion term −k1 (s·k1dir)² (tensor k1 k1dir k1dirᵀ, as :func:`read_tb2j`
     reads that section); any other on-site tensor raises ExportError naming the atom (TB2J's
     text layout holds nothing else). ``state`` must be the template unit cell (positions Å,
-    moments μB)."""
+    moments μB). ``names``: the atom names (default: element symbol and its count, Fe1, Fe2, ...);
+    InputError for names the file could not be read back with (blanks, parentheses, not
+    starting with a capital letter, repeated, or not one per atom)."""
     from ase.data import chemical_symbols
 
     h = heisenberg
     if len(state) != len(h.numbers) or not np.array_equal(state.numbers, h.numbers):
         raise FileFormatError("write_tb2j: state must hold the Heisenberg template's atoms")
+    if names is not None:
+        names = [str(nm) for nm in names]
+        bad = next((nm for nm in names if not nm or any(c.isspace() for c in nm) or "(" in nm or ")" in nm
+                    or not nm[:1].isupper()), None)
+        if len(names) != len(state) or bad is not None or len(set(names)) != len(names):
+            raise InputError(f"write_tb2j: names must be {len(state)} distinct atom names without blanks or "
+                             "parentheses, each starting with its element symbol (as TB2J writes Fe1, O2, ...; the "
+                             f"file could not be read back otherwise), got {names}")
     if names is None:
         count = {}
         names = []

@@ -148,6 +148,17 @@ def test_single_ion_anisotropy_round_trips(tmp_path):
         write_tb2j(tmp_path / "y.out", st, bad)
 
 
+def test_written_names_must_read_back(tmp_path):
+    """write_tb2j(names=...) with a blank or repeated name wrote a file its reader refuses."""
+    st, ham = read_tb2j(DATA / "bccFe_dmi_new_format.out")
+    for names in (["Fe 1"] * len(st), ["fe1"], ["Fe1", "Fe1"][:len(st)] * 2, ["Fe(1)"]):
+        names = (names * len(st))[:len(st)] if len(names) == 1 else names
+        with pytest.raises(InputError, match="write_tb2j: names must be"):
+            write_tb2j(tmp_path / "n.out", st, ham, names=names)
+    write_tb2j(tmp_path / "n.out", st, ham, names=[f"Fe_a{k}" for k in range(len(st))])
+    np.testing.assert_allclose(read_tb2j(tmp_path / "n.out")[1].J, ham.J, atol=1e-12)
+
+
 def test_new_format_file_equals_old():
     st, old = read_tb2j(TB2J_FE)
     _, new = read_tb2j(DATA / "bccFe_new_format.out")
