@@ -274,11 +274,15 @@ class Simulation:
         (``spinlat run --restart``) refuses on it instead. Raises MissingFileError for a missing
         file, FileFormatError for one that is not a trajectory."""
         from .io import Trajectory
+        from .io.hdf5 import check_not_in_use
 
         try:
             traj = Trajectory(path)
         except FileNotFoundError:
             raise MissingFileError(f"trajectory {path} does not exist") from None
+        except Exception:
+            check_not_in_use(path)  # a live run elsewhere: say so rather than how its file reads
+            raise
         with traj:
             attrs = traj.attrs
         return _continuation_changes(attrs, potential, integrator)
