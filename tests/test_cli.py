@@ -453,3 +453,28 @@ def test_minimize_reports_the_longitudinal_residual_of_relaxed_magnitudes(tmp_pa
     h = sl.potentials.Landau(-0.5, 0.05).compute(st, magnetic_forces=True).magnetic_forces
     assert value == pytest.approx(np.max(np.abs(np.sum(h * st.spins, axis=1))), rel=2e-3)
     assert value > 1e-3 and "eV/μB" in line
+
+
+def test_warnings_are_one_line_naming_the_command(capsys, monkeypatch):
+    """Warnings printed in Python's form (library file, line number and source line) looked like a
+    crash; now one line 'spinlat COMMAND: warning: ...', the category named unless a plain
+    UserWarning; --debug keeps Python's form."""
+    import warnings
+
+    from spinlat import cli
+    from spinlat.errors import ConvergenceWarning
+
+    def warns(args):
+        warnings.warn("the structure has\ntwo lines", UserWarning)
+        warnings.warn("not converged", ConvergenceWarning)
+        return 0
+
+    monkeypatch.setattr(cli, "COMMANDS", {})
+    cli.register("warns", "warns twice", lambda p: None, warns)
+    assert cli.main(["warns"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["spinlat warns: warning: the structure has two lines",
+                                "spinlat warns: warning: not converged (ConvergenceWarning)"], err
+    with pytest.warns(UserWarning, match="two lines"):  # --debug: Python's own warning machinery
+        assert cli.main(["--debug", "warns"]) == 0
+    assert "spinlat warns: warning" not in capsys.readouterr().err

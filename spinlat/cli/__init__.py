@@ -19,7 +19,8 @@ this package adds one with :func:`register`::
 
     register("mycommand", "what it does, in one line", add_arguments, run)
 
-Errors: a user error (any :class:`~spinlat.errors.SpinlatError`, or a file that cannot be read
+Warnings (a convergence warning, a file column that was not read) print as one line ``spinlat
+COMMAND: warning: ...`` on stderr and in the run's log. Errors: a user error (any :class:`~spinlat.errors.SpinlatError`, or a file that cannot be read
 or written) prints one line ``spinlat COMMAND: error: ...`` on stderr and exits with status 1
 (bad command-line arguments: status 2; Ctrl-C: 130; SIGTERM, as batch schedulers send at their
 time limit: 143, after a run has flushed every frame it holds, as on Ctrl-C). Anything else is a bug in spinlat and
@@ -33,6 +34,7 @@ import importlib
 import re
 import signal
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
@@ -127,7 +129,10 @@ def main(argv=None) -> int:
 
     previous = _terminate_like_interrupt()
     try:
-        return int(COMMANDS[args.command].run(args) or 0)
+        with warnings.catch_warnings():
+            if not args.debug:  # --debug keeps Python's form (file, line and source of the warning)
+                warnings.showwarning = _warning_line(args.command)
+            return int(COMMANDS[args.command].run(args) or 0)
     except (SpinlatError, OSError) as exc:
         if args.debug:
             raise
@@ -148,6 +153,23 @@ def main(argv=None) -> int:
         close_log()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _warning_line(command):
+    """``warnings.showwarning`` for a command: one line ``spinlat COMMAND: warning: ...`` (the
+    category named unless it is a plain UserWarning) on stderr, and in the run's log file when
+    the command keeps one; Python's form adds the file, line and source line of the library."""
+    from .common import log
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        kind = "" if category is UserWarning else f" ({category.__name__})"
+        text = f"spinlat {command}: warning: {' '.join(str(message).split())}{kind}"
+        if log.handlers:  # setup_log ran: stderr and the log file
+            log.warning(text)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    return show
 
 
 def _terminate_like_interrupt():
