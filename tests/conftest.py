@@ -76,3 +76,16 @@ def fd_stress(pot, st, eps=1e-6):
             e.append(pot.compute(s2, forces=False, magnetic_forces=False).energy)
         out[a] = (e[0] - e[1]) / (2 * eps) / v
     return out
+
+
+@pytest.fixture
+def default_signal_handlers():
+    """SIGINT and SIGTERM as an interactive Python has them (default_int_handler, SIG_DFL) for
+    tests that send them to the test process: a test run started in the background of a
+    non-interactive shell ignores SIGINT, which spinlat.interrupts.deferred rightly leaves alone."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler), signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGINT, before[0])
+    signal.signal(signal.SIGTERM, before[1])

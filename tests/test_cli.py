@@ -186,7 +186,11 @@ def test_restart_after_a_potential_file_changed_is_refused(tmp_path, capsys):
     eam.write_text(text.replace(old, "-1.73205399300001E-0001"))
     capsys.readouterr()
     assert main(["run", path, "--restart", "--no-progress"]) == 1
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err  # inputs.json's SHA-256 of the file tells first, naming the file
+    assert err.count("\n") == 1 and f"spinlat run: error: potential[0].path: {eam} is not the file" in err, err
+    (tmp_path / "run" / "inputs.json").unlink()  # a run directory from before inputs.json
+    assert main(["run", path, "--restart", "--no-progress"]) == 1
+    err = capsys.readouterr().err  # the trajectory's parameter digests tell then
     assert err.count("\n") == 1 and "spinlat run: error: potential: the run being restarted" in err
     assert "other parameters in potential term 1, EAM('Fe.eam.fs', format='fs')" in err
     assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10]  # untouched
@@ -412,6 +416,7 @@ def test_analyze_of_a_file_that_is_no_trajectory_says_how_to_make_one(tmp_path, 
     assert capsys.readouterr().err.endswith("cannot be opened as an HDF5 trajectory: it is not an HDF5 file\n")
 
 
+@pytest.mark.usefixtures("default_signal_handlers")
 def test_minimize_interrupted_writes_the_structure_reached(tmp_path, capsys, monkeypatch):
     """SIGTERM during `spinlat minimize` (positions and spins: the Python loop) lost the relaxation;
     now the structure of the iteration reached is written to interrupted.extxyz, status 143."""

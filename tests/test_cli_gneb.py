@@ -102,6 +102,7 @@ def test_bad_endpoint_frame_is_named(tmp_path, capsys):
     assert "gneb.initial" in err and "index 3" in err
 
 
+@pytest.mark.usefixtures("default_signal_handlers")
 def test_gneb_interrupted_keeps_the_band_and_says_how_to_continue(tmp_path, capsys, monkeypatch):
     """SIGTERM (a batch scheduler's time limit) during `spinlat gneb` lost the band: now the
     band of the iteration reached is written (path.h5, summary.json with reason "interrupted"),

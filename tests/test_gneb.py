@@ -495,6 +495,7 @@ def test_band_kernels_match_numpy_references():
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.usefixtures("default_signal_handlers")
 def test_an_interrupted_band_is_kept_and_continues_to_the_same_saddle(signum):
     """Ctrl-C or a batch scheduler's SIGTERM during a long GNEB lost every iteration. Now the
     signal is held back to the end of the iteration under way and raised with the band so far

@@ -24,6 +24,18 @@ sys.path.insert(0, str(Path(__file__).parent / "integrators"))
 from test_spin_lattice import Field, PairSpin, crystal  # noqa: E402
 
 
+pytestmark = pytest.mark.usefixtures("default_signal_handlers")
+
+
+def test_an_ignored_sigint_stays_ignored():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with interrupts.deferred():
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)
+        interrupts.check()
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
 def _handlers():
     return signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 

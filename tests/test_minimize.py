@@ -95,6 +95,7 @@ def test_unconverged_minimisation_warns_when_no_result_is_asked_for():
         sl.minimize(_single_spins(), Zeeman([0, 0, 1]))  # a converged minimisation stays silent
 
 
+@pytest.mark.usefixtures("default_signal_handlers")
 def test_an_interrupted_minimisation_stops_between_iterations_with_the_state_reached():
     """Ctrl-C / SIGTERM during a long relaxation lost it; now the signal waits for the iteration
     under way and comes with the MinimizeResult reached (``partial_result``), which continues."""
