@@ -183,6 +183,8 @@ class MagneticMACE(Potential):
     local = False
     #: many replicas in one model call (:meth:`compute_many`)
     batches_replicas = True
+    #: many-body in the moments (no single-spin local energy change: MonteCarlo refuses it)
+    many_body_spins = True
 
     def __init__(self, model: MagneticMACEModel, hyperparameters: dict, device="cpu", dtype="float64"):
         self.device = _device(device)
