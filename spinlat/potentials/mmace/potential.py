@@ -336,11 +336,17 @@ class MagneticMACE(Potential):
         return batch, out
 
     @staticmethod
-    def _split(out, ptr, forces, magnetic_forces, stress):
+    def _split(out, batch, forces, magnetic_forces, stress):
+        """Per-configuration Evaluations of a model call on ``batch``. Non-magnetic atoms (moment
+        0) get h = 0, as for every potential (:mod:`spinlat.potentials.base`): the model's
+        −∂E/∂m there is the pull of the neighbours' moments on an atom that carries none."""
         def np_(x):
             return None if x is None else x.detach().to("cpu", torch.float64).numpy()
 
+        ptr = batch["ptr"].tolist()
         e, ne, f, h, s = (np_(out[k]) for k in ("energy", "node_energy", "forces", "magnetic_forces", "stress"))
+        if h is not None:
+            h[~np.any(np_(batch["magmoms"]) != 0, axis=1)] = 0.0
         evs = []
         for b in range(len(e)):
             a, z = int(ptr[b]), int(ptr[b + 1])
@@ -356,7 +362,7 @@ class MagneticMACE(Potential):
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:
         edges = None if neighbors is None else [self._edges_from_list(state, neighbors)]
         batch, out = self._run([state], edges, forces, magnetic_forces, stress)
-        return self._split(out, [0, len(state)], forces, magnetic_forces, stress)[0]
+        return self._split(out, batch, forces, magnetic_forces, stress)[0]
 
     def _evaluate_many(self, states, neighbors, forces, magnetic_forces, stress) -> list[Evaluation]:
         """The replicas' graphs as one disjoint union, evaluated in one model call (:meth:`compute_many`).
@@ -374,7 +380,7 @@ class MagneticMACE(Potential):
         for group in _edge_groups([len(p[0]) for p in pairs], self.batch_edges):
             batch, res = self._run([states[k] for k in group], [pairs[k] for k in group], forces, magnetic_forces,
                                    stress)
-            out.extend(self._split(res, batch["ptr"].tolist(), forces, magnetic_forces, stress))
+            out.extend(self._split(res, batch, forces, magnetic_forces, stress))
         return out
 
     def field_linearization(self, state, neighbors=None) -> "FieldLinearization":
