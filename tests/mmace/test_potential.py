@@ -360,3 +360,17 @@ def test_non_magnetic_atoms_get_zero_magnetic_forces(pot):
             e.append(pot.compute(st.copy(spins=mm / np.linalg.norm(mm, axis=1, keepdims=True).clip(1e-300),
                                          moments=np.linalg.norm(mm, axis=1))).energy)
         assert ev.magnetic_forces[0, c] == pytest.approx(-(e[0] - e[1]) / (2 * d), rel=1e-5, abs=1e-9)
+
+
+def test_loading_a_checkpoint_or_graph_cache_as_a_model_says_what_it_is(tmp_path):
+    """A user pointing MagneticMACE.load at the training checkpoint or the graph cache (both
+    safetensors files of spinlat) is told what the file is and where the model is."""
+    from safetensors.torch import save_file
+
+    for marker, words in (("spinlat-mmace-checkpoint", "training checkpoint.*output"),
+                          ("spinlat-mmace-graphs", "cache of training-data graphs"),
+                          ("spinlat-mmace-reference", "ReferenceMagneticMACE.load")):
+        path = tmp_path / f"{marker}.safetensors"
+        save_file({"x": torch.zeros(1)}, str(path), metadata={"format": marker})
+        with pytest.raises(FileFormatError, match=f"not a spinlat mMACE model file.*{words}"):
+            MagneticMACE.load(path)

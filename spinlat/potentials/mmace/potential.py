@@ -32,6 +32,13 @@ from .labels import has_label, raw_label, read_dataset, stored_keys
 from .model import MagneticMACEModel
 
 FORMAT = "spinlat-mmace"
+#: format markers of spinlat's other mMACE safetensors files → what the file is, for load's error
+_OTHER_FILES = {
+    "spinlat-mmace-checkpoint": ": it is a training checkpoint (<output>.checkpoints/); the trained model is the "
+                                "file named by the train config's output, written when training ends",
+    "spinlat-mmace-graphs": ": it is a cache of training-data graphs (cache_dir), not a model",
+    "spinlat-mmace-reference": ": it is a converted reference model; load it with ReferenceMagneticMACE.load",
+}
 #: 2: time-reversal-graded architecture (exact inversion with soc=True) and the symmetric-monomial
 #: product basis; version-1 weights have another layout and cannot be mapped
 VERSION = 2
@@ -282,7 +289,8 @@ class MagneticMACE(Potential):
             raise FileFormatError(f"{path} is not a spinlat mMACE model file (not readable as safetensors: {exc})") from None
         if meta.get("format") != FORMAT:
             raise FileFormatError(f"{path} is not a spinlat mMACE model file (format marker "
-                                  f"{meta.get('format')!r}, expected {FORMAT!r})")
+                                  f"{meta.get('format')!r}, expected {FORMAT!r})"
+                                  + _OTHER_FILES.get(meta.get("format"), ""))
         if meta.get("version") == "1":
             raise FileFormatError(f"{path}: mMACE file version 1, written before the architecture of version {VERSION} "
                                   "(exact inversion symmetry, new product basis); its weights cannot be mapped: "
