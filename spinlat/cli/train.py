@@ -24,7 +24,7 @@ HELP = "train (or fine-tune) an mMACE model from a YAML config"
 def add_arguments(p) -> None:
     p.add_argument("config", help="YAML training config (see spinlat.config.check_train_config)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (the per-epoch table stays)")
 
 
 def run_train_config(cfg: dict, base: Path = Path("."), progress: bool = True):
@@ -38,7 +38,7 @@ def run_train_config(cfg: dict, base: Path = Path("."), progress: bool = True):
     max_minutes = opts.pop("max_minutes", None)
     seed = opts.pop("seed", 0)
     init_from = opts.pop("init_from", None)
-    opts.setdefault("progress", progress)
+    opts.setdefault("progress", True if progress else "table")   # --no-progress: no bars, the table stays
     # the training's epoch table and notes are diagnostics: stderr (stdout carries the results)
     with contextlib.redirect_stdout(sys.stderr):
         pot = train(cfg["train"], valid=cfg.get("valid"), soc=soc, max_minutes=max_minutes, seed=seed,

@@ -618,6 +618,11 @@ class MonteCarlo(Integrator):
         Integrator.check(self, state, potential)
         if not np.any(state.moments > 0):
             raise InputError("MonteCarlo: the state has no magnetic atoms (all moments are 0)")
+        many_body = [t for t in potential.terms if t.magnetic and t.many_body_spins]
+        if many_body:   # refused before the probe, which for such a model takes minutes to say the same
+            raise InputError(f"MonteCarlo needs energy changes local to the moved spin (pair and on-site spin "
+                             f"terms); {many_body[0]!r} is a many-body model that gives its magnetic forces only "
+                             "all at once. Sample temperature with LLG(temperature=...) or SpinLatticeLangevin")
         key = (id(potential), len(state), state.positions.tobytes(), state.moments.tobytes(),
                state.cell.tobytes())
         if self._checked == key:

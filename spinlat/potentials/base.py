@@ -146,6 +146,9 @@ class Potential:
     #: :meth:`compute_many` evaluates many replicas together faster than one by one (it
     #: overrides :meth:`_evaluate_many`; mMACE: one model call on the union of their graphs)
     batches_replicas: bool = False
+    #: the spin energy is many-body: not a sum of pair terms linear in each spin plus on-site
+    #: terms (mMACE), so no local energy change of one moved spin exists (MonteCarlo refuses it)
+    many_body_spins: bool = False
 
     def compute(self, state, neighbors=None, *, forces: bool = True, magnetic_forces: bool = True,
                 stress: bool = False) -> Evaluation:
@@ -441,6 +444,7 @@ class SumPotential(Potential):
         self.local = all(t.local for t in self._terms if t.magnetic)
         self.spin_rotation_invariant = all(t.spin_rotation_invariant for t in self._terms)
         self.batches_replicas = any(t.batches_replicas for t in self._terms)
+        self.many_body_spins = any(t.many_body_spins for t in self._terms if t.magnetic)
 
     @property
     def terms(self):

@@ -209,7 +209,7 @@ def _train_epoch(epoch, start, opt, opts, want, dtype, device, clock):
     bs = opts.batch_size
     order = np.random.default_rng([opts.seed, epoch]).permutation(len(graphs))
     batches = [order[k:k + bs] for k in range(0, len(order), bs)]
-    if opts.progress:
+    if opts.progress is True:   # bars; "table": the epoch lines only
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, file=sys.stderr)

@@ -74,7 +74,9 @@ class TrainingOptions(Options):
     cache_dir: str | None = option(None, path_or_none, "directory of the on-disk graph cache")
     device: str = option("cpu", _device, "torch device: cpu or cuda[:k]")
     dtype: str = option("float64", lambda v, k: validation.choice(v, k, DTYPES), "float64 or float32")
-    progress: bool = option(True, validation.boolean, "progress bars and the per-epoch table")
+    progress: bool | str = option(True, lambda v, k: v if v == "table" else validation.boolean(v, k),
+                                  "progress bars and the per-epoch table (True), the table only ('table'), "
+                                  "or nothing (False)")
     E0s: str | dict = option("average", _e0s, "per-element reference energies: 'average' (least squares) or "
                                               "{element: eV}")
     seed: int = option(0, lambda v, k: integer_in(0)(validation.seed(v, k), k),

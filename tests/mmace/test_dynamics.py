@@ -163,3 +163,19 @@ def test_newton_spin_solver_same_step_reversible_restartable(fitted):
         assert np.array_equal(getattr(again, k), getattr(ref, k)), k
     for k in ("spin_iterations", "jvp_calls", "unconverged_steps"):  # the restored run evaluates its start once
         assert fresh.statistics[k] == integ.statistics[k], k
+
+
+def test_monte_carlo_refuses_mmace_at_once_naming_what_to_use():
+    """MonteCarlo moves one spin with a local energy change; an mMACE model (alone or in a sum)
+    is refused before any model call (the probe took minutes on a small cell to refuse it)."""
+    from spinlat.errors import InputError
+    from spinlat.integrators import MonteCarlo
+
+    model = MagneticMACE.create(elements=["Fe"], seed=0, **TINY)
+    calls = []
+    model.compute = lambda *a, **k: calls.append(1)
+    st = bcc_fe((1, 1, 1), seed=0)
+    for pot in (model, Landau(-0.5, 0.05) + model):
+        with pytest.raises(InputError, match="MagneticMACE.*many-body.*LLG"):
+            MonteCarlo(100.0, seed=0).check(st, pot)
+    assert calls == []

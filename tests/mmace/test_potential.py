@@ -340,3 +340,37 @@ def test_field_jacobian_vector_matches_finite_differences(pot):
     for bad in (np.zeros((n, 2)), np.zeros((0, n, 3)), np.full((n, 3), np.nan)):
         with pytest.raises(InputError):
             pot.field_jacobian_vector(st, bad)
+
+
+def test_non_magnetic_atoms_get_zero_magnetic_forces(pot):
+    """An atom with moment 0 is non-magnetic: h = 0 there, as for every potential (the model's
+    −∂E/∂m of it, the pull of its magnetic neighbours, came out); the other atoms' h are −∂E/∂m
+    by finite differences, through compute and compute_many alike."""
+    st = bcc_fe((1, 1, 1), rattle=0.05, seed=4)
+    st = st.copy(moments=np.array([2.2, 0.0]))
+    ev = pot.compute(st)
+    np.testing.assert_array_equal(ev.magnetic_forces[1], 0.0)
+    np.testing.assert_allclose(pot.compute_many([st, st])[1].magnetic_forces, ev.magnetic_forces, rtol=1e-12, atol=0)
+    m, d = st.magnetic_moments, 1e-5
+    for c in range(3):
+        e = []
+        for sign in (1, -1):
+            mm = m.copy()
+            mm[0, c] += sign * d
+            e.append(pot.compute(st.copy(spins=mm / np.linalg.norm(mm, axis=1, keepdims=True).clip(1e-300),
+                                         moments=np.linalg.norm(mm, axis=1))).energy)
+        assert ev.magnetic_forces[0, c] == pytest.approx(-(e[0] - e[1]) / (2 * d), rel=1e-5, abs=1e-9)
+
+
+def test_loading_a_checkpoint_or_graph_cache_as_a_model_says_what_it_is(tmp_path):
+    """A user pointing MagneticMACE.load at the training checkpoint or the graph cache (both
+    safetensors files of spinlat) is told what the file is and where the model is."""
+    from safetensors.torch import save_file
+
+    for marker, words in (("spinlat-mmace-checkpoint", "training checkpoint.*output"),
+                          ("spinlat-mmace-graphs", "cache of training-data graphs"),
+                          ("spinlat-mmace-reference", "ReferenceMagneticMACE.load")):
+        path = tmp_path / f"{marker}.safetensors"
+        save_file({"x": torch.zeros(1)}, str(path), metadata={"format": marker})
+        with pytest.raises(FileFormatError, match=f"not a spinlat mMACE model file.*{words}"):
+            MagneticMACE.load(path)

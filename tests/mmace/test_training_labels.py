@@ -221,7 +221,13 @@ output: m.mmace
         check_train_config({"train": "e.extxyz", "output": "m", "training": {"forces_weight": -1}})
     with pytest.raises(ConfigError, match="training.energy_weigth: unknown key .*did you mean 'energy_weight'"):
         check_train_config({"train": "e.extxyz", "output": "m", "training": {"energy_weigth": 1}})
+    capsys.readouterr()
     assert main(["train", str(cfg), "--no-progress"]) == 0
+    err = capsys.readouterr().err   # --no-progress: no bars, but the per-epoch table (a batch job's log)
+    lines = err.splitlines()
+    assert any(line.split()[:2] == ["epoch", "loss"] for line in lines)
+    assert [line.split()[0] for line in lines if line.split() and line.split()[0] in ("1", "2")] == ["1", "2"]
+    assert "epoch 1:" not in err   # no tqdm bar
     report = json.loads((tmp_path / "m.mmace.metrics.json").read_text())
     assert report["summary"]["labels"]["train"]["forces"] == 0 and len(report["history"]) == 2
     assert not MagneticMACE.load(tmp_path / "m.mmace").soc

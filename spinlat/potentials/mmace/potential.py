@@ -32,6 +32,13 @@ from .labels import has_label, raw_label, read_dataset, stored_keys
 from .model import MagneticMACEModel
 
 FORMAT = "spinlat-mmace"
+#: format markers of spinlat's other mMACE safetensors files → what the file is, for load's error
+_OTHER_FILES = {
+    "spinlat-mmace-checkpoint": ": it is a training checkpoint (<output>.checkpoints/); the trained model is the "
+                                "file named by the train config's output, written when training ends",
+    "spinlat-mmace-graphs": ": it is a cache of training-data graphs (cache_dir), not a model",
+    "spinlat-mmace-reference": ": it is a converted reference model; load it with ReferenceMagneticMACE.load",
+}
 #: 2: time-reversal-graded architecture (exact inversion with soc=True) and the symmetric-monomial
 #: product basis; version-1 weights have another layout and cannot be mapped
 VERSION = 2
@@ -183,6 +190,8 @@ class MagneticMACE(Potential):
     local = False
     #: many replicas in one model call (:meth:`compute_many`)
     batches_replicas = True
+    #: many-body in the moments (no single-spin local energy change: MonteCarlo refuses it)
+    many_body_spins = True
 
     def __init__(self, model: MagneticMACEModel, hyperparameters: dict, device="cpu", dtype="float64"):
         self.device = _device(device)
@@ -280,7 +289,8 @@ class MagneticMACE(Potential):
             raise FileFormatError(f"{path} is not a spinlat mMACE model file (not readable as safetensors: {exc})") from None
         if meta.get("format") != FORMAT:
             raise FileFormatError(f"{path} is not a spinlat mMACE model file (format marker "
-                                  f"{meta.get('format')!r}, expected {FORMAT!r})")
+                                  f"{meta.get('format')!r}, expected {FORMAT!r})"
+                                  + _OTHER_FILES.get(meta.get("format"), ""))
         if meta.get("version") == "1":
             raise FileFormatError(f"{path}: mMACE file version 1, written before the architecture of version {VERSION} "
                                   "(exact inversion symmetry, new product basis); its weights cannot be mapped: "
@@ -334,11 +344,17 @@ class MagneticMACE(Potential):
         return batch, out
 
     @staticmethod
-    def _split(out, ptr, forces, magnetic_forces, stress):
+    def _split(out, batch, forces, magnetic_forces, stress):
+        """Per-configuration Evaluations of a model call on ``batch``. Non-magnetic atoms (moment
+        0) get h = 0, as for every potential (:mod:`spinlat.potentials.base`): the model's
+        −∂E/∂m there is the pull of the neighbours' moments on an atom that carries none."""
         def np_(x):
             return None if x is None else x.detach().to("cpu", torch.float64).numpy()
 
+        ptr = batch["ptr"].tolist()
         e, ne, f, h, s = (np_(out[k]) for k in ("energy", "node_energy", "forces", "magnetic_forces", "stress"))
+        if h is not None:
+            h[~np.any(np_(batch["magmoms"]) != 0, axis=1)] = 0.0
         evs = []
         for b in range(len(e)):
             a, z = int(ptr[b]), int(ptr[b + 1])
@@ -354,7 +370,7 @@ class MagneticMACE(Potential):
     def _evaluate(self, state, neighbors, forces, magnetic_forces, stress) -> Evaluation:
         edges = None if neighbors is None else [self._edges_from_list(state, neighbors)]
         batch, out = self._run([state], edges, forces, magnetic_forces, stress)
-        return self._split(out, [0, len(state)], forces, magnetic_forces, stress)[0]
+        return self._split(out, batch, forces, magnetic_forces, stress)[0]
 
     def _evaluate_many(self, states, neighbors, forces, magnetic_forces, stress) -> list[Evaluation]:
         """The replicas' graphs as one disjoint union, evaluated in one model call (:meth:`compute_many`).
@@ -372,7 +388,7 @@ class MagneticMACE(Potential):
         for group in _edge_groups([len(p[0]) for p in pairs], self.batch_edges):
             batch, res = self._run([states[k] for k in group], [pairs[k] for k in group], forces, magnetic_forces,
                                    stress)
-            out.extend(self._split(res, batch["ptr"].tolist(), forces, magnetic_forces, stress))
+            out.extend(self._split(res, batch, forces, magnetic_forces, stress))
         return out
 
     def field_linearization(self, state, neighbors=None) -> "FieldLinearization":
