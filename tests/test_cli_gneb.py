@@ -138,3 +138,19 @@ def test_gneb_interrupted_keeps_the_band_and_says_how_to_continue(tmp_path, caps
     s2 = json.loads((tmp_path / "run" / "summary.json").read_text())
     h = MU * sl.units.MU_B * B / (2 * K)
     assert s2["converged"] and s2["barrier_eV"] == pytest.approx(K * (1 - h) ** 2, rel=1e-6)
+
+
+def test_every_command_that_runs_a_config_accepts_no_progress(tmp_path, capsys):
+    """A batch script passing --no-progress to every command stopped at gneb, minimize and search
+    (argparse: unrecognized arguments)."""
+    _endpoints(tmp_path)
+    cfg = {"potential": POTENTIAL, "output": "run",
+           "gneb": {"initial": "up.extxyz", "final": "down.extxyz", "images": 7, "tol": 1e-9}}
+    assert main(["gneb", _write(tmp_path, cfg), "--every", "1", "--no-progress"]) == 0
+    out = capsys.readouterr()
+    assert "iteration " not in out.err and "barrier" in out.out
+    cfg = {"structure": {"file": "up.extxyz"}, "potential": POTENTIAL, "output": "relax",
+           "minimize": {"tmax": 1e-8}, "search": {"starts": 2, "workers": 1}}
+    path = _write(tmp_path, cfg, "relax.yaml")
+    assert main(["minimize", path, "--no-progress"]) == 0
+    assert main(["search", path, "--no-progress"]) == 0

@@ -50,6 +50,8 @@ def add_arguments(parser):
     parser.add_argument("--output", "-o", help="run directory (default: the config's output, or runs/<config name>)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an earlier run there")
     parser.add_argument("--every", type=int, default=50, help="log every N iterations (default 50)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no per-iteration lines (the result lines and log.txt's summary stay)")
 
 
 def run(args) -> int:
@@ -96,7 +98,7 @@ def run(args) -> int:
         log(f"potential: {pot!r}")
 
         def progress(info):
-            if info["iteration"] % max(1, args.every) == 0:
+            if not args.no_progress and info["iteration"] % max(1, args.every) == 0:
                 e = info["energies"]
                 log(f"iteration {info['iteration']:6d}  max force {info['max_force']:.3e}  "
                     f"highest image {(e[1:-1].max() - e[0]) * 1e3:.6f} meV  climbing {info['climbing']}")

@@ -20,6 +20,8 @@ OUTPUTS = ("relaxed.extxyz", "interrupted.extxyz", "minimize.log", "minimize.con
 def add_arguments(p) -> None:
     p.add_argument("config", help="YAML config with structure, potential and an optional minimize: section")
     add_output_arguments(p)
+    p.add_argument("--no-progress", action="store_true",
+                   help="accepted as by spinlat run and train (this command shows no progress bar)")
 
 
 def run(args) -> int:

@@ -22,6 +22,8 @@ OUTPUTS = ("minima.txt", "minima.extxyz", "search.log", "search.config.yaml")
 def add_arguments(p) -> None:
     p.add_argument("config", help="YAML config with structure, potential and an optional search: section")
     add_output_arguments(p)
+    p.add_argument("--no-progress", action="store_true",
+                   help="accepted as by spinlat run and train (this command shows no progress bar)")
 
 
 def run(args) -> int:
