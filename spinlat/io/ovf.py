@@ -279,7 +279,8 @@ def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", rep
     append : add the segments to an existing OVF file.
 
     Returns the path. Raises ShapeError (above; vectors not (N, 3)), InputError (bad format,
-    NaN, an empty list), MissingFileError (``append`` to a missing file).
+    NaN, an empty list), MissingFileError (``append`` to a missing file), ShapeError for segments
+    with different numbers of spins (in one call, or against the file appended to).
     """
     from ..state import State
 
@@ -313,6 +314,20 @@ def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", rep
             if not np.all(np.isfinite(v)):
                 raise InputError("write_ovf: vectors hold NaN or inf")
         vectors.append(v)
+    # the segments of a file are images of one system (Spirit's chains, GNEB bands): one atom count
+    counts = [len(v) for v in vectors]
+    if append:
+        with ovf.ovf_file(str(path)) as f:
+            seg = ovf.ovf_segment()
+            if not f.is_ovf or f.n_segments < 1 or f.read_segment_header(0, seg) != ovf.OK:
+                raise FileFormatError(f"write_ovf(append=True): {path} is not an OVF file with a segment to append "
+                                      f"to ({f.get_latest_message() or 'no OVF header'})")
+            counts.insert(0, int(seg.N))
+    if len(set(counts)) > 1:
+        where = f"{path} holds segments of {counts[0]} spins" if append else f"segment 0 has {counts[0]} spins"
+        bad = next(c for c in counts if c != counts[0])
+        raise ShapeError(f"write_ovf: {where}, another segment {bad}: the segments of an OVF file are images of one "
+                         "system (Spirit reads them as a chain), so they need the same number of spins")
     # all segments go into a temporary file (a copy of the old one when appending) that replaces
     # ``path`` when complete (spinlat.files): a failure leaves the old file as it was
     with atomic_path(path, copy=append, name="write_ovf path") as tmp:

@@ -329,3 +329,21 @@ def test_spirit_ordered_file_read_without_repeat_into_a_repeated_state_is_refuse
         sl.io.read_ovf(tmp_path / "s.ovf", rattled)
     shuffled = st.copy(positions=st.positions[np.random.default_rng(1).permutation(len(st))])
     assert len(sl.io.read_ovf(tmp_path / "s.ovf", shuffled)) == 24
+
+
+def test_segments_of_another_atom_count_are_refused(tmp_path):
+    """write_ovf(append=True) added a 2-atom segment to a 16-spin chain: a file Spirit reads as a
+    chain of images of one system, now refused naming both counts (the file left as it was)."""
+    st = bcc_unit().repeat((2, 2, 2))
+    p = tmp_path / "chain.ovf"
+    sl.io.write_ovf(p, st.spins)
+    before = p.read_bytes()
+    with pytest.raises(ShapeError, match="holds segments of 16 spins, another segment 2"):
+        sl.io.write_ovf(p, bcc_unit().spins, append=True)
+    assert p.read_bytes() == before
+    with pytest.raises(ShapeError, match="segment 0 has 16 spins, another segment 2"):
+        sl.io.write_ovf(tmp_path / "mixed.ovf", [st.spins, bcc_unit().spins])
+    assert not (tmp_path / "mixed.ovf").exists()
+    (tmp_path / "text.ovf").write_text("not an OVF file\n")
+    with pytest.raises(FileFormatError, match="not an OVF file with a segment"):
+        sl.io.write_ovf(tmp_path / "text.ovf", st.spins, append=True)
