@@ -345,6 +345,21 @@ def test_usage_errors_are_one_line(capsys):
         assert err.count("\n") == 1 and "error:" in err and "--help" in err, err
 
 
+def test_an_unknown_option_is_named_by_its_subcommand(capsys):
+    # was "spinlat: error: unrecognized arguments: --no-progress (see spinlat --help)"
+    for argv in (["minimize", "c.yaml", "--no-progress"], ["analyze", "a.h5", "--bogus", "x"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+        extra = " ".join(argv[2:])
+        assert capsys.readouterr().err == (f"spinlat {argv[0]}: error: unrecognized arguments: {extra} "
+                                           f"(see spinlat {argv[0]} --help)\n")
+    with pytest.raises(SystemExit):
+        main(["--bogus", "run", "c.yaml"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: unrecognized arguments: --bogus" in err, err
+
+
 def test_debug_shows_the_traceback_and_bugs_are_not_hidden(tmp_path):
     from spinlat.cli import COMMANDS, register
     from spinlat.errors import InputError

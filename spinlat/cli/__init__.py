@@ -88,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spinlat {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.subcommand_parsers = {}  # name → its parser, so that main can report its own usage errors
     for name, cmd in COMMANDS.items():
         p = sub.add_parser(name, help=cmd.help, description=cmd.help)
+        parser.subcommand_parsers[name] = p
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the traceback of errors")
         cmd.add_arguments(p)
@@ -121,7 +123,9 @@ def main(argv=None) -> int:
     """Entry point of the ``spinlat`` command; returns the exit status."""
     parser = build_parser()
     argv = _join_negative_slices(list(sys.argv[1:] if argv is None else argv))
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand's parser: "spinlat run: error: ... (see spinlat run --help)"
+        parser.subcommand_parsers.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2
