@@ -346,8 +346,8 @@ def test_usage_errors_are_one_line(capsys):
 
 
 def test_an_unknown_option_is_named_by_its_subcommand(capsys):
-    # was "spinlat: error: unrecognized arguments: --no-progress (see spinlat --help)"
-    for argv in (["minimize", "c.yaml", "--no-progress"], ["analyze", "a.h5", "--bogus", "x"]):
+    # was "spinlat: error: unrecognized arguments: --thermo (see spinlat --help)"
+    for argv in (["minimize", "c.yaml", "--thermo"], ["analyze", "a.h5", "--bogus", "x"]):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2
@@ -498,3 +498,16 @@ def test_warnings_are_one_line_naming_the_command(capsys, monkeypatch):
     with pytest.warns(UserWarning, match="two lines"):  # --debug: Python's own warning machinery
         assert cli.main(["--debug", "warns"]) == 0
     assert "spinlat warns: warning" not in capsys.readouterr().err
+
+
+def test_a_relative_output_is_printed_without_dot_dot(tmp_path, capsys):
+    """`output: ../runs/x` of a config in examples/ was printed as examples/../runs/x."""
+    (tmp_path / "examples").mkdir()
+    cfg = _base(tmp_path, minimize={"spins": True, "tmax": 1e-6})
+    cfg["potential"] = cfg["potential"][1:]
+    cfg["output"] = "../runs/relaxed"
+    path = tmp_path / "examples" / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert main(["minimize", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"relaxed structure: {tmp_path / 'runs' / 'relaxed' / 'relaxed.extxyz'}" in out and ".." not in out

@@ -14,6 +14,7 @@ attempt.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -40,7 +41,8 @@ def run_directory(cfg, args) -> Path:
         return Path(args.output)
     if cfg.get("output"):
         out = Path(cfg["output"]).expanduser()
-        return out if out.is_absolute() else Path(cfg["_base"]) / out
+        # normpath: "examples/../runs/demo" printed as it was joined reads like a mistake
+        return out if out.is_absolute() else Path(os.path.normpath(Path(cfg["_base"]) / out))
     return Path("runs") / Path(args.config).stem
 
 

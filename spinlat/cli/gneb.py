@@ -38,6 +38,7 @@ never replaced unless ``--overwrite`` is given. Exit status 0 when converged, 1 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -72,7 +73,7 @@ def run(args) -> int:
     pot = C.build_potential(cfg)
     out = Path(args.output) if args.output else Path(cfg["output"]) if cfg.get("output") else Path("runs") / path.stem
     if not out.is_absolute() and not args.output and cfg.get("output"):
-        out = base / out
+        out = Path(os.path.normpath(base / out))
     files = {name: out / name for name in ("path.h5", "path.extxyz", "energy.png", "summary.json", "log.txt")}
     if files["path.h5"].exists() and not args.overwrite:
         raise ConfigError(f"output: {files['path.h5']} exists (an earlier run); pass --overwrite or another --output")
