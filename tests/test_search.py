@@ -400,3 +400,21 @@ def test_unconverged_starts_are_flagged_not_listed_as_minima():
         warnings.simplefilter("error", ConvergenceWarning)
         done = ground_state(st, pot, starts=4, seed=0, tmax=1e-8)
     assert all(m.converged for m in done)
+
+
+def test_a_flat_direction_does_not_list_one_minimum_many_times():
+    """16 spins, J = 10 meV, B = 0.05 T along z: the Zeeman torque (≤ 5.8e-6 eV) is below the default
+    tmax (1e-5 eV), so every ferromagnetic direction within ~60° of z passed as converged and 12
+    starts gave 7 'distinct minima'. Near-degenerate minima are now polished before they are told
+    apart: one minimum, along the field, reached by every start."""
+    from spinlat.potentials import Heisenberg, Zeeman
+
+    unit = sl.State([[0, 0, 0]], ["Fe"], cell=np.diag([2.5, 2.5, 2.5]), pbc=True, moments=[2.0])
+    st = unit.repeat((4, 4, 1))
+    pot = Heisenberg.from_neighbors(unit, J=[0.01]) + Zeeman([0, 0, 0.05])
+    minima = sl.search.ground_state(st, pot, starts=12, seed=0)
+    assert len(minima) == 1 and minima[0].count == 12 and minima[0].starts == tuple(range(12))
+    assert minima[0].converged
+    np.testing.assert_allclose(minima[0].state.spins[:, 2], 1.0, atol=1e-4)
+    ev = pot.compute(minima[0].state, magnetic_forces=True)
+    assert minima[0].energy == pytest.approx(ev.energy, abs=1e-12)
