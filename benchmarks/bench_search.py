@@ -52,7 +52,7 @@ def run_spinlat(reps, starts, tmax, workers, seed, commensurate=False, compiled=
     st = M.mn3pt(reps=reps)
     pot = M.mn3pt_potential(st)
     pot.compute(st)  # numba kernels loaded, pair table built
-    sl.minimize(st, pot, max_steps=2, compiled=compiled)
+    sl.minimize(st, pot, max_steps=2, compiled=compiled, return_result=True)  # warm-up: kernels compiled (no warning)
     t = time.perf_counter()
     start_cell = (reps,) * 3 if commensurate else None
     minima = sl.search.ground_state(st, pot, starts=starts, seed=seed, workers=workers, tmax=tmax,
