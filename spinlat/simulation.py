@@ -95,6 +95,23 @@ def _changed_parameters(old, new) -> list:
             for k, ((text, digest), o) in enumerate(zip(new, old)) if o[0] == text and o[1] != digest]
 
 
+def _open_trajectory(path, missing: str):
+    """The :class:`~spinlat.io.Trajectory` at ``path`` for a restart: MissingFileError with the
+    message ``missing`` when there is no file; a file that does not open as a trajectory first
+    gets :func:`~spinlat.io.hdf5.check_not_in_use` (a live run elsewhere is named as such rather
+    than by how its half-written file reads)."""
+    from .io import Trajectory
+    from .io.hdf5 import check_not_in_use
+
+    try:
+        return Trajectory(path)
+    except FileNotFoundError:
+        raise MissingFileError(missing) from None
+    except Exception:
+        check_not_in_use(path)
+        raise
+
+
 class Simulation:
     """Run an integrator on a state and record a trajectory.
 
@@ -189,15 +206,9 @@ class Simulation:
         if restart:
             if trajectory is None:
                 raise InputError("restart=True needs a trajectory path")
-            from .io import Trajectory
             from .io.hdf5 import check_not_in_use
-            try:
-                traj = Trajectory(trajectory)
-            except FileNotFoundError:
-                raise MissingFileError(f"cannot restart: trajectory {trajectory} does not exist") from None
-            except Exception:
-                check_not_in_use(trajectory)  # a live run elsewhere: say so rather than how its file reads
-                raise
+
+            traj = _open_trajectory(trajectory, f"cannot restart: trajectory {trajectory} does not exist")
             with traj:
                 if len(traj) == 0:
                     check_not_in_use(trajectory)  # a live run that has not flushed yet
@@ -273,17 +284,7 @@ class Simulation:
         is what :meth:`restart` warns about; a caller that must not continue with another model
         (``spinlat run --restart``) refuses on it instead. Raises MissingFileError for a missing
         file, FileFormatError for one that is not a trajectory."""
-        from .io import Trajectory
-        from .io.hdf5 import check_not_in_use
-
-        try:
-            traj = Trajectory(path)
-        except FileNotFoundError:
-            raise MissingFileError(f"trajectory {path} does not exist") from None
-        except Exception:
-            check_not_in_use(path)  # a live run elsewhere: say so rather than how its file reads
-            raise
-        with traj:
+        with _open_trajectory(path, f"trajectory {path} does not exist") as traj:
             attrs = traj.attrs
         return _continuation_changes(attrs, potential, integrator)
 
