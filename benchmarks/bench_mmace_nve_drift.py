@@ -2,7 +2,9 @@
 spin step solved by Anderson acceleration (``spin_solver="anderson"``, the default) or by the
 plain fixed-point iteration (``"fixed_point"``), and the explicit midpoint (``spin_step=
 "explicit_midpoint"``, the earlier scheme), or by Newton-Krylov with the model's field-Jacobian
-products (``"newton"``).
+products (``"newton"``), and the extended-Lagrangian step (``spin_step="extended_lagrangian"``, scheme
+``extended_lagrangian``: one model call per step, the fields of auxiliary spins that follow the
+spins).
 
 Fits a small soc=True mMACE to synthetic bcc Fe teacher data (or loads ``--model``; ``--save``
 keeps the fitted one), then runs NVE on a warm bcc Fe supercell (lattice at ``--temperature``,
@@ -21,10 +23,11 @@ chunk in one process, so load changes hit all of them.
 
 Expectation: implicit — no secular drift beyond the noise of the fit, fluctuation ∝ dt²; Anderson
 fewer calls than the fixed-point iteration, the more so the larger dt; explicit — drift growing
-with dt, exactly 2 calls per step.
+with dt, exactly 2 calls per step; extended_lagrangian — exactly 1 call per step, no secular drift,
+an error ∝ dt² larger than the implicit step's at the same dt but smaller at the same calls per fs.
 
 Run: python benchmarks/bench_mmace_nve_drift.py [--ps 10] [--dts 2 1 0.5 0.25] [--repeat 2]
-     [--model FILE | --epochs 20 --save FILE] [--schemes anderson fixed_point newton explicit]
+     [--model FILE | --epochs 20 --save FILE] [--schemes anderson fixed_point newton explicit extended_lagrangian]
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from spinlat.potentials import MagneticMACE
 
 #: the compared schemes: constructor options of SpinLatticeNVE
 SCHEMES = {"anderson": dict(spin_solver="anderson"), "fixed_point": dict(spin_solver="fixed_point"),
-           "newton": dict(spin_solver="newton"), "explicit": dict(spin_step="explicit_midpoint")}
+           "newton": dict(spin_solver="newton"), "explicit": dict(spin_step="explicit_midpoint"),
+           "extended_lagrangian": dict(spin_step="extended_lagrangian")}
 
 class TwoStepLeapfrog:
     """The explicit symmetric two-step scheme (scheme ``two_step``, for comparison only; not in
