@@ -82,7 +82,9 @@ class TrainingOptions(Options):
     seed: int = option(0, lambda v, k: integer_in(0)(validation.seed(v, k), k),
                        "seed of the initial weights, the validation split and the shuffling")
     max_minutes: float | None = option(None, optional(number_in(0.0, low_open=True, unit="minutes")),
-                                       "wall-clock budget of the training loop (scripts; tests use epochs)")
+                                       "wall-clock budget from the start of training, checked before each batch "
+                                       "(preparation and validation passes are not cut short; scripts; tests use "
+                                       "epochs)")
     init_from: object = option(None, _init_from, "a MagneticMACE or model file to fine-tune")
 
     @classmethod

@@ -179,3 +179,17 @@ def test_fine_tuning_beats_scratch_on_50_feni_configurations(deterministic_torch
     _metrics("scratch", e_sc)
     assert e_ft["forces_rmse"] < e_sc["forces_rmse"]
     assert e_ft["energy_rmse"] < e_sc["energy_rmse"]
+
+
+def test_a_budget_spent_before_the_first_batch_trains_nothing_and_says_so(fe_small):
+    """max_minutes was checked only after each batch: preparation (teacher labels, graphs, the
+    initial model) used a 12 s budget, then a first batch and a validation pass ran anyway (154 s
+    in all under load). Now no batch starts once the budget is spent. A budget of 1e-9 minutes
+    (60 ns) is spent before any batch whatever the machine's speed."""
+    kw = dict(valid=fe_small[6:], seed=3, batch_size=2, lr=0.005, progress=False, **TINY)
+    with pytest.warns(UserWarning, match=r"max_minutes=1e-09 was spent before the first training step .* initial "
+                                         r"model it started from"):
+        pot = training.train(fe_small[:6], epochs=5, max_minutes=1e-9, **kw)
+    s = pot.training_summary
+    assert s["stopped_by"] == "time" and s["epochs"] == 0 and s["best"] is None and pot.training_history == []
+    assert np.isfinite(s["valid"]["energy_rmse"])  # the initial model's validation, reported
