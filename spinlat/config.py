@@ -423,7 +423,7 @@ POTENTIALS: dict[str, dict[str, Key]] = {
     "Landau": {"a": Key(_species_number("eV/μB²"), _REQUIRED, "a, eV/μB²"), "b": Key(_species_number("eV/μB⁴")),
                "c": Key(_species_number("eV/μB⁶"))},
     "MagneticMACE": {"path": Key(_path, _REQUIRED, "model file written by MagneticMACE.save"),
-                     "device": Key(_string), "dtype": Key(_choice("float32", "float64"))},
+                     "device": Key(_string), "dtype": Key(validation.float_dtype)},
 }
 
 _PATH_KEYS = {"EAM": "path", "Heisenberg": "tb2j", "MagneticMACE": "path"}   # one path or (EAM) a list
