@@ -259,7 +259,21 @@ def sweep(fn, values, workers=None, scheduler=None):
     where safe (module docstring); each worker takes the next value when it is free. ``scheduler``:
     a Dask scheduler address or Client. Raises InputError for a bad ``workers``/``scheduler`` or an ``fn``
     that cannot be pickled for worker processes (a lambda, a local function), WorkerError when processes
-    cannot start or die."""
+    cannot start or die.
+
+    Serial, a Ctrl-C or SIGTERM (``KeyboardInterrupt``) stops it as usual and carries the results of
+    the values finished, ``[fn(v) for v in values[:k]]``, as its ``partial_result`` (replacing one
+    that ``fn`` itself attached)."""
+    _check_workers(workers, scheduler)
+    if scheduler is None and (workers is None or workers <= 1):
+        done = []
+        try:
+            for v in values:
+                done.append(fn(v))
+        except KeyboardInterrupt as exc:
+            exc.partial_result = done
+            raise
+        return done
     return _map(fn, values, workers, scheduler)
 
 

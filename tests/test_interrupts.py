@@ -326,3 +326,15 @@ def test_cli_search_writes_the_minima_found_when_terminated(monkeypatch, tmp_pat
     assert text[2].split()[-2:] == ["2", "yes"]  # one minimum, reached by both finished starts
     assert len(sl.io.read_extxyz(str(tmp_path / "run" / "minima.extxyz"))) == 1
     assert "interrupted after 2 of 5 starts" in capsys.readouterr().err
+
+
+def test_an_interrupted_serial_sweep_keeps_the_values_finished():
+    def fn(v):
+        if v == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # not deferred here: raised inside fn, as a user's loop sees it
+        return v * v
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        sl.sweep(fn, range(6))
+    assert info.value.partial_result == [0, 1, 4]
+    assert sl.sweep(lambda v: v + 1, [1, 2]) == [2, 3]
