@@ -852,8 +852,9 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
             batches = _map(job, _batches([seed + k for k in range(starts)], workers, scheduler), workers, scheduler)
         except KeyboardInterrupt as exc:  # serial: the starts finished come with it (worker processes: none)
             done = getattr(exc, "partial_result", None)
-            if serial and isinstance(done, list):
-                exc.partial_result = InterruptedSearch(merged(done), tuple(range(len(done))), starts)
+            # (a worker's own partial result counts its starts from its batch's first: not passed on)
+            exc.partial_result = InterruptedSearch(merged(done), tuple(range(len(done))), starts) \
+                if serial and isinstance(done, list) else None
             raise
         results = [r for batch in batches for r in batch]
         minima = merged(results)
