@@ -49,6 +49,10 @@ their own sections):
       temperature: 100               # K: Maxwell-Boltzmann velocities (0: at rest); default:
                                      #   the file's velocities, or at rest
       rattle: 0.0                    # Å: Gaussian displacements (default 0)
+      pbc: [true, true, false]       # periodic directions, one per cell vector (or one bool for
+                                     #   all); default: the file's (a LAMMPS data file does not say:
+                                     #   all, or x y for a 2D run whose log.lammps lies beside it),
+                                     #   the builder's (all)
     potential:                       # one term or a list of terms, summed
       - {type: EAM, path: Fe_mm.eam.fs}
       - {type: BetheSlaterExchange, cutoff: 3.4, J1: 0.02726, J2: 0.2171, J3: 1.841}
@@ -423,7 +427,7 @@ POTENTIALS: dict[str, dict[str, Key]] = {
     "Landau": {"a": Key(_species_number("eV/μB²"), _REQUIRED, "a, eV/μB²"), "b": Key(_species_number("eV/μB⁴")),
                "c": Key(_species_number("eV/μB⁶"))},
     "MagneticMACE": {"path": Key(_path, _REQUIRED, "model file written by MagneticMACE.save"),
-                     "device": Key(_string), "dtype": Key(_choice("float32", "float64"))},
+                     "device": Key(_string), "dtype": Key(validation.float_dtype)},
 }
 
 _PATH_KEYS = {"EAM": "path", "Heisenberg": "tb2j", "MagneticMACE": "path"}   # one path or (EAM) a list
@@ -486,6 +490,8 @@ STRUCTURE: dict[str, Key] = {
     "prefer_moments": Key(_choice("computed", "initial"), doc="ASE files with both: computed (default) | initial"),
     "temperature": Key(_number("K", nonnegative=True)),
     "rattle": Key(_number("Å", nonnegative=True), 0.0),
+    "pbc": Key(lambda v, k: validation.pbc(v, k).tolist(),
+               doc="periodic directions: true/false or three of them; default: the file's (the builder's: all)"),
 }
 
 MINIMIZE: dict[str, Key] = {
@@ -612,9 +618,19 @@ def _resolve(base, p) -> Path:
     return q if q.is_absolute() else Path(base) / q
 
 
-def _read_lammps(p, kind, index, elements, key, columns=None):
+def _read_lammps(p, kind, index, elements, key, columns=None, pbc=None):
     """The State of a LAMMPS data file or frame ``index`` of a dump, through spinlat's readers
-    (spins, moments, metal units converted; :mod:`spinlat.io.lammps_read`)."""
+    (spins, moments, metal units converted; :mod:`spinlat.io.lammps_read`); ``pbc`` given: the
+    readers' guess of a 2D run is not needed (the caller applies ``pbc``), and not warned about."""
+    import warnings
+
+    with warnings.catch_warnings():
+        if pbc is not None:
+            warnings.filterwarnings("ignore", message=".*as LAMMPS writes for a 2D run")
+        return _read_lammps_file(p, kind, index, elements, key, columns, pbc)
+
+
+def _read_lammps_file(p, kind, index, elements, key, columns, pbc):
     from .io import read_lammps_data, read_lammps_dump
 
     try:
@@ -625,7 +641,7 @@ def _read_lammps(p, kind, index, elements, key, columns=None):
             if index not in (0, -1):
                 raise ConfigError(f"{key}: frame index {index} is out of range for {p} (a LAMMPS data file "
                                   "holds one structure)")
-            return read_lammps_data(p, elements=elements)
+            return read_lammps_data(p, elements=elements, pbc=pbc)
         frames = read_lammps_dump(p, elements=elements, columns=columns)
         try:
             return frames[index]
@@ -642,7 +658,7 @@ def _read_lammps(p, kind, index, elements, key, columns=None):
 
 
 def read_structure(path, index=-1, format=None, key="structure.file", elements=None, columns=None,
-                   constraints="error", prefer_moments="computed"):
+                   constraints="error", prefer_moments="computed", pbc=None):
     """The State of frame ``index`` of a structure file, keeping its magnetic moments, spins
     and velocities: a spinlat HDF5 trajectory (``.h5``/``.hdf5``), a LAMMPS data file or spin
     dump (recognised by content or ``format: lammps-data`` / ``lammps-dump-text``; read by
@@ -653,7 +669,25 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
     column or the calculator results, see :meth:`spinlat.State.from_ase`; ``constraints``
     "error" refuses ASE constraints on the atoms, "ignore" drops them; ``prefer_moments``
     "computed" or "initial" when the file has both). OVF files hold
-    spins only, no atoms (:func:`spinlat.io.read_ovf`). Raises ConfigError naming ``key``."""
+    spins only, no atoms (:func:`spinlat.io.read_ovf`). ``pbc`` (one bool or three): the periodic
+    directions of the State, whatever the file says (a LAMMPS data file cannot say; ASE formats
+    and trajectories can); None: the file's. Raises ConfigError naming ``key``."""
+    st = _read_structure(path, index, format, key, elements, columns, constraints, prefer_moments, pbc)
+    pbc_key = key[:-len(".file")] + ".pbc" if key.endswith(".file") else key + ".pbc"
+    return st if pbc is None else with_pbc(st, pbc, pbc_key)
+
+
+def with_pbc(state, pbc, key="structure.pbc"):
+    """``state`` with the periodic directions ``pbc`` (one bool or three); ConfigError naming
+    ``key`` when a direction made periodic has no cell vector or its images overlap atoms."""
+    try:
+        pbc = validation.pbc(pbc, key)
+        return state if np.array_equal(pbc, state.pbc) else state.copy(pbc=pbc, validate=True)
+    except InputError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _read_structure(path, index, format, key, elements, columns, constraints, prefer_moments, pbc):
     from .state import State
 
     p = Path(path)
@@ -665,7 +699,7 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
 
     kind = lammps_file_kind(p, format)
     if kind is not None:
-        return _read_lammps(p, kind, index, elements, key, columns)
+        return _read_lammps(p, kind, index, elements, key, columns, pbc)
     if elements is not None:
         raise ConfigError(f"{key.rsplit('.', 1)[0]}.elements: only used with LAMMPS data and dump files")
     if columns is not None:
@@ -723,7 +757,7 @@ def build_structure(cfg):
         st = read_structure(_resolve(cfg["_base"], sc["file"]), sc.get("index", -1), sc.get("format"),
                             elements=sc.get("elements"), columns=sc.get("columns"),
                             constraints=sc.get("constraints", "error"),
-                            prefer_moments=sc.get("prefer_moments", "computed"))
+                            prefer_moments=sc.get("prefer_moments", "computed"), pbc=sc.get("pbc"))
         file_magnetic = bool(np.any(st.moments > 0))
         # spin directions of a file without moments (an extxyz 'spins' column, a LAMMPS file
         # with sp = 0): kept when structure.moments gives the moments
@@ -744,6 +778,8 @@ def build_structure(cfg):
             raise ConfigError(f"structure: ase.build.bulk cannot build crystal={sc.get('crystal')!r} "
                               f"element={sc['element']!r} ({exc})") from None
         st = State.from_ase(atoms)
+        if "pbc" in sc:
+            st = with_pbc(st, sc["pbc"])
         file_magnetic = file_spins = False
     st = st.repeat(sc["repeat"])
     if "temperature" in sc:
@@ -968,8 +1004,8 @@ def check_train_config(cfg: dict, base: Path = Path(".")) -> dict:
 
 # ------------------------------------------------------------------------------- gneb
 #: keys of the gneb: section → (type, what is expected)
-_GNEB_KEYS = {"initial": "a state: file path, {file, index} or {search, rank}",
-         "final": "a state: file path, {file, index} or {search, rank}",
+_GNEB_KEYS = {"initial": "a state: file path, {file, index, pbc} or {search, rank}",
+         "final": "a state: file path, {file, index, pbc} or {search, rank}",
          "images": int, "climbing": bool, "spins": bool, "positions": bool, "magnitudes": bool,
          "tol": "a positive number or {spins, positions, magnitudes}", "max_iterations": int,
          "spring_constant": float, "weights": "{positions: rad/Å, magnitudes: rad/μB}",
@@ -985,11 +1021,17 @@ def _gneb_abs(base, p):
 def _gneb_state_spec(value, key, base):
     if isinstance(value, str):
         return {"file": _gneb_abs(base, value), "index": 0}
-    if isinstance(value, dict) and set(value) <= {"file", "index"} and "file" in value:
+    if isinstance(value, dict) and set(value) <= {"file", "index", "pbc"} and "file" in value:
         idx = value.get("index", 0)
         if not isinstance(idx, int) or isinstance(idx, bool):
             raise ConfigError(f"gneb.{key}.index: expected an integer frame index, got {idx!r}")
-        return {"file": _gneb_abs(base, value["file"]), "index": idx}
+        out = {"file": _gneb_abs(base, value["file"]), "index": idx}
+        if "pbc" in value:
+            try:
+                out["pbc"] = validation.pbc(value["pbc"], f"gneb.{key}.pbc").tolist()
+            except InputError as exc:
+                raise ConfigError(str(exc)) from None
+        return out
     if isinstance(value, dict) and set(value) <= {"search", "rank"} and "search" in value:
         rank = value.get("rank", 0)
         if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:

@@ -208,10 +208,13 @@ def _kernel_couplings(couplings):
     return c
 
 
-def _minimize_compiled(prob, state, starts, tmax, max_steps, memory):
+def _minimize_compiled(prob, state, starts, tmax, max_steps, memory, interruptible=False):
     """L-BFGS of the spin directions of every start (``starts`` (M, N, 3) unit spins on the lattice
-    of ``state``) in one kernel call (:mod:`spinlat.integrators.spin_lbfgs`) on the field engine's
-    merged couplings; a list of M :class:`MinimizeResult` with the fields of the Python loop."""
+    of ``state``) by the kernel (:mod:`spinlat.integrators.spin_lbfgs`) on the field engine's
+    merged couplings; a list of M :class:`MinimizeResult` with the fields of the Python loop.
+    ``interruptible``: one kernel call per start (the kernel treats starts one after the other,
+    so the results are the same), stopping before the next start when a Ctrl-C / SIGTERM held
+    back by :func:`spinlat.interrupts.deferred` waits: the list then holds the starts finished."""
     from .integrators import spin_lbfgs as K
 
     engine = prob.engine
@@ -224,11 +227,22 @@ def _minimize_compiled(prob, state, starts, tmax, max_steps, memory):
     energy, torque = np.empty(m), np.empty(m)
     iters, status, nev = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
     history = np.full((m, max_steps + 1), np.nan)  # entries of rejected iterations stay NaN
-    K.lbfgs_oso(_kernel_couplings(cpl), moments, e_const, spins, tmax, max_steps, memory, _MAX_ROTATION, energy,
-                iters, status, torque, nev, history)
+    c = _kernel_couplings(cpl)
+    done = m
+    if interruptible:
+        for k in range(m):
+            if pending():
+                done = k
+                break
+            one = slice(k, k + 1)
+            K.lbfgs_oso(c, moments, e_const, spins[one], tmax, max_steps, memory, _MAX_ROTATION, energy[one],
+                        iters[one], status[one], torque[one], nev[one], history[one])
+    else:
+        K.lbfgs_oso(c, moments, e_const, spins, tmax, max_steps, memory, _MAX_ROTATION, energy, iters, status,
+                    torque, nev, history)
     base = state.copy()
     out = []
-    for k in range(m):
+    for k in range(done):
         code, it, tq = int(status[k]), int(iters[k]), float(torque[k])
         if code == K.CONVERGED:
             reason, converged = "converged", True
@@ -289,6 +303,11 @@ def minimize_starts(state, potential, starts, **minimize_kwargs):
     applies (see ``compiled`` of :func:`minimize`) all M run in one kernel call; otherwise one
     :func:`minimize` each. The same minima as M separate calls, start by start.
 
+    Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) is held back to the end of the start
+    under way (the compiled kernel runs one start per call for this; the results are the same)
+    and raised as ``KeyboardInterrupt`` whose ``partial_result`` is the list of the
+    :class:`MinimizeResult` of the starts finished (the first k, in order).
+
     Returns a list of M :class:`MinimizeResult` (``.state`` the relaxed State). Raises InputError
     for bad options (:func:`minimize`'s) or starts that are not (M, N, 3) unit vectors."""
     minimize_kwargs.pop("return_result", None)
@@ -302,10 +321,21 @@ def minimize_starts(state, potential, starts, **minimize_kwargs):
         raise InputError(f"minimize_starts: unknown option(s) {sorted(unknown)}")
     o = _check_options(state, potential, **{**_defaults(), **minimize_kwargs})
     prob, use = _compiled_problem(state, potential, o)
-    if use:
-        return _minimize_compiled(prob, state, starts, o["tmax"], o["max_steps"], o["memory"])
-    return [minimize(state.copy().with_arrays(spins=np.ascontiguousarray(s)), potential, return_result=True,
-                     **minimize_kwargs)[1] for s in starts]
+    out = []
+    with deferred():  # Ctrl-C / SIGTERM stop between starts, with the starts finished
+        if use:
+            out = _minimize_compiled(prob, state, starts, o["tmax"], o["max_steps"], o["memory"], interruptible=True)
+        else:
+            for s in starts:
+                check(out)
+                try:
+                    out.append(minimize(state.copy().with_arrays(spins=np.ascontiguousarray(s)), potential,
+                                        return_result=True, **minimize_kwargs)[1])
+                except KeyboardInterrupt as exc:  # raised inside this start: the finished ones go with it
+                    exc.partial_result = out
+                    raise
+        check(out)
+    return out
 
 
 def _defaults():

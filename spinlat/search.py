@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import contextlib
 import inspect
 import math
 import sys
@@ -43,6 +44,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError, WorkerError
+from .interrupts import check, deferred
+
+
+@dataclass
+class InterruptedSearch:
+    """What :func:`ground_state` had when Ctrl-C or SIGTERM stopped it (the ``partial_result`` of
+    the ``KeyboardInterrupt`` / :class:`~spinlat.interrupts.Terminated` it raised): ``minima``, the
+    distinct minima of the starts that finished (:class:`Minimum`, lowest first, merged as in a
+    whole search but not re-minimised at the tighter tolerance of near-degenerate ones),
+    ``finished`` (the indices of those starts, ascending) and ``starts`` (how many were asked
+    for). ``interrupted`` is always True."""
+
+    minima: list
+    finished: tuple
+    starts: int
+    interrupted: bool = True
 
 
 @dataclass
@@ -242,7 +259,21 @@ def sweep(fn, values, workers=None, scheduler=None):
     where safe (module docstring); each worker takes the next value when it is free. ``scheduler``:
     a Dask scheduler address or Client. Raises InputError for a bad ``workers``/``scheduler`` or an ``fn``
     that cannot be pickled for worker processes (a lambda, a local function), WorkerError when processes
-    cannot start or die."""
+    cannot start or die.
+
+    Serial, a Ctrl-C or SIGTERM (``KeyboardInterrupt``) stops it as usual and carries the results of
+    the values finished, ``[fn(v) for v in values[:k]]``, as its ``partial_result`` (replacing one
+    that ``fn`` itself attached)."""
+    _check_workers(workers, scheduler)
+    if scheduler is None and (workers is None or workers <= 1):
+        done = []
+        try:
+            for v in values:
+                done.append(fn(v))
+        except KeyboardInterrupt as exc:
+            exc.partial_result = done
+            raise
+        return done
     return _map(fn, values, workers, scheduler)
 
 
@@ -274,11 +305,28 @@ class _Start:
         return st
 
     def __call__(self, seeds):
+        """``[(energy, State, converged)]`` of the starts of ``seeds``, in order. Ctrl-C / SIGTERM
+        (held back by :func:`spinlat.interrupts.deferred`) stop it between starts: the
+        ``KeyboardInterrupt`` raised carries the list of the starts finished (the first k) as
+        ``partial_result``. Annealed starts are annealed and minimised one by one (an annealing is
+        long), others generated together and minimised in one batch."""
         from .minimization import minimize_starts
 
-        starts = np.stack([self.start(seed).spins for seed in seeds])
-        results = minimize_starts(self.state, self.potential, starts, **self.kw)
-        return [(r.energy, r.state, r.converged) for r in results]
+        done = []
+        chunks = [seeds[k:k + 1] for k in range(len(seeds))] if self.anneal else [seeds]
+        with deferred():
+            for chunk in chunks:
+                check(done)
+                starts = np.stack([self.start(seed).spins for seed in chunk])
+                try:
+                    results = minimize_starts(self.state, self.potential, starts, **self.kw)
+                except KeyboardInterrupt as exc:  # keep the starts this chunk finished, with the earlier ones
+                    exc.partial_result = done + [(r.energy, r.state, r.converged)
+                                                 for r in getattr(exc, "partial_result", None) or ()]
+                    raise
+                done += [(r.energy, r.state, r.converged) for r in results]
+            check(done)
+        return done
 
 
 def _batches(items, workers, scheduler):
@@ -767,6 +815,12 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         domains of a fully random start).
     minimize_kwargs : passed to :func:`spinlat.minimize` (e.g. tmax, positions=True).
 
+    Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) stops a serial search at the end of
+    the start under way (the compiled minimiser runs one start per kernel call for this: the
+    results are the same) and is raised as ``KeyboardInterrupt`` whose ``partial_result`` is an
+    :class:`InterruptedSearch` (the merged minima of the starts finished). With ``workers`` or
+    ``scheduler`` the interrupt is raised without a partial result.
+
     Returns a list of :class:`Minimum` (energy eV, state, count, starts, converged), lowest first;
     each also unpacks as ``energy, state``. Starts whose minimisation did not converge give one
     :class:`~spinlat.errors.ConvergenceWarning`; their minima have ``converged=False`` unless a
@@ -785,31 +839,34 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         spin_rotations = bool(getattr(potential, "spin_rotation_invariant", False))
     classes = None if start_cell is None else site_classes(state, start_cell)
     job = _Start(state, potential, anneal, minimize_kwargs, classes)
-    batches = _map(job, _batches([seed + k for k in range(starts)], workers, scheduler), workers, scheduler)
-    results = [r for batch in batches for r in batch]
     merge = _Merger(state, spin_rotations, energy_tol, angle_tol)
-    minima = merge([Minimum(float(e), st, 1, (k,), bool(ok)) for k, (e, st, ok) in enumerate(results)])
-    polish = _near_degenerate(minima, energy_tol * len(state))
-    if polish:
-        # minima within energy_tol of another one are told apart only after a tighter minimisation: along
-        # a flat direction (a weak field, a weak anisotropy) the torque tolerance is met far from the
-        # minimum, and one minimum would be listed several times (measured: 16 spins, J = 10 meV, B =
-        # 0.05 T along z: 7 "minima" from 12 starts at tmax = 1e-5 eV, their spins up to 60° apart)
-        import inspect
 
-        from .minimization import minimize, minimize_starts
+    def merged(results):
+        return merge([Minimum(float(e), st, 1, (k,), bool(ok)) for k, (e, st, ok) in enumerate(results)])
 
-        tmax = minimize_kwargs.get("tmax", inspect.signature(minimize).parameters["tmax"].default)
-        kw = {**minimize_kwargs, "tmax": tmax / POLISH_FACTOR}
-        if any(minimize_kwargs.get(k) for k in ("positions", "cell", "magnitudes")):
-            # from the whole state reached (positions, magnitudes moved too)
-            redone = [minimize(minima[i].state, potential, return_result=True, **kw)[1] for i in polish]
-        else:  # spins only: one batch (one compiled kernel call when the potential allows it)
-            redone = minimize_starts(state, potential, np.stack([minima[i].state.spins for i in polish]), **kw)
-        for i, r in zip(polish, redone):
-            m = minima[i]
-            minima[i] = Minimum(float(r.energy), r.state, m.count, m.starts, m.converged and r.converged)
-        minima = merge(minima)
+    serial = scheduler is None and (workers is None or workers <= 1)
+    # serial: Ctrl-C / SIGTERM held back for the whole search (its end too), raised between starts with the
+    # minima found so far; worker processes forked inside deferred() would inherit its handler
+    with deferred() if serial else contextlib.nullcontext():
+        try:
+            batches = _map(job, _batches([seed + k for k in range(starts)], workers, scheduler), workers, scheduler)
+        except KeyboardInterrupt as exc:  # serial: the starts finished come with it (worker processes: none)
+            done = getattr(exc, "partial_result", None)
+            # (a worker's own partial result counts its starts from its batch's first: not passed on)
+            exc.partial_result = InterruptedSearch(merged(done), tuple(range(len(done))), starts) \
+                if serial and isinstance(done, list) else None
+            raise
+        results = [r for batch in batches for r in batch]
+        minima = merged(results)
+        check(InterruptedSearch(minima, tuple(range(starts)), starts))
+        polish = _near_degenerate(minima, energy_tol * len(state))
+        if polish:
+            try:
+                minima = merge(_polish(minima, polish, state, potential, minimize_kwargs))
+            except KeyboardInterrupt as exc:  # the minima before polishing
+                exc.partial_result = InterruptedSearch(minima, tuple(range(starts)), starts)
+                raise
+        check(InterruptedSearch(minima, tuple(range(starts)), starts))
     failed = [k for k, r in enumerate(results) if not r[2]]
     if failed:
         import warnings
@@ -820,4 +877,27 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         warnings.warn(f"ground_state: {len(failed)} of {starts} starts did not converge (starts {failed[:10]}"
                       f"{' ...' if len(failed) > 10 else ''}); {bad} of the {len(minima)} minima returned are not "
                       f"minima (converged=False); raise max_steps or loosen tmax", ConvergenceWarning, stacklevel=2)
+    return minima
+
+
+def _polish(minima, polish, state, potential, minimize_kwargs) -> list:
+    """``minima`` with those of the indices ``polish`` re-minimised at the torque tolerance divided
+    by :data:`POLISH_FACTOR`: minima within energy_tol of another one are told apart only after a
+    tighter minimisation: along a flat direction (a weak field, a weak anisotropy) the torque
+    tolerance is met far from the minimum, and one minimum would be listed several times
+    (measured: 16 spins, J = 10 meV, B = 0.05 T along z: 7 "minima" from 12 starts at
+    tmax = 1e-5 eV, their spins up to 60° apart)."""
+    from .minimization import minimize, minimize_starts
+
+    tmax = minimize_kwargs.get("tmax", inspect.signature(minimize).parameters["tmax"].default)
+    kw = {**minimize_kwargs, "tmax": tmax / POLISH_FACTOR}
+    if any(minimize_kwargs.get(k) for k in ("positions", "cell", "magnitudes")):
+        # from the whole state reached (positions, magnitudes moved too)
+        redone = [minimize(minima[i].state, potential, return_result=True, **kw)[1] for i in polish]
+    else:  # spins only: one batch (one compiled kernel call when the potential allows it)
+        redone = minimize_starts(state, potential, np.stack([minima[i].state.spins for i in polish]), **kw)
+    minima = list(minima)
+    for i, r in zip(polish, redone):
+        m = minima[i]
+        minima[i] = Minimum(float(r.energy), r.state, m.count, m.starts, m.converged and r.converged)
     return minima

@@ -39,28 +39,53 @@ def _check_periodic_cell(cell, pbc):
                         f"cell vectors {np.flatnonzero(pbc).tolist()}) but pbc={pbc.tolist()}")
 
 
-def ase_magnetic_moments(atoms, prefer="computed") -> np.ndarray:
+def ase_magnetic_moments(atoms, prefer="computed", stacklevel=3) -> np.ndarray:
     """The magnetic moments an ``ase.Atoms`` carries, (N,) or (N, 3) μB (zeros if none): with
     ``prefer="computed"`` (default) the first non-zero of the calculator results ``magmoms``
     (moments a DFT code computed: ASE's OUTCAR, vasprun.xml and .traj readers put them there,
     and ``ase.io.read`` a ``magmoms`` column of an extxyz file), ``arrays["magmoms"]`` and the
     initial magmoms (for a DFT run, the starting guess: INCAR's MAGMOM); with
     ``prefer="initial"`` the initial magmoms first, then ``arrays["magmoms"]``, then the
-    results. (A calculator's total ``magmom`` cannot be split into atoms and is not used.)"""
+    results. (A calculator's total ``magmom`` cannot be split into atoms and is not used.)
+
+    This one rule serves :meth:`State.from_ase` and the model inputs of training data
+    (:func:`spinlat.potentials.mmace.labels.input_moments`). When the calculator's ``magmoms``
+    and a ``magmoms`` array are both non-zero and differ (beyond 1e-8 μB; a collinear (N,) and
+    a vector (N, 3) compare as the vector along z), a UserWarning names both and the one used
+    (``stacklevel`` as for :func:`warnings.warn`, counted from the caller). Raises ShapeError for
+    moments that are not (N,) or (N, 3)."""
     prefer = validation.choice(prefer, "prefer_moments", ("computed", "initial"))
     n = len(atoms)
     calc = getattr(atoms, "calc", None)
     results = getattr(calc, "results", None) or {}
+    names = ("initial magmoms", "the 'magmoms' array", "the calculator's magmoms")
     order = [atoms.arrays.get("initial_magmoms"), atoms.arrays.get("magmoms"), results.get("magmoms")]
-    for mag in (order if prefer == "initial" else order[::-1]):
+    found = {}
+    for name, mag in zip(names, order):
         if mag is None:
             continue
-        mag = validation.real_array(mag, "magnetic moments of the ase.Atoms")
+        mag = validation.real_array(mag, f"magnetic moments of the ase.Atoms ({name})")
         if mag.shape not in ((n,), (n, 3)):
-            raise ShapeError(f"magnetic moments of the ase.Atoms must have shape ({n},) or ({n}, 3), got {mag.shape}")
+            raise ShapeError(f"magnetic moments of the ase.Atoms ({name}) must have shape ({n},) or ({n}, 3), got "
+                             f"{mag.shape}")
         if np.any(mag != 0):
-            return mag
-    return np.zeros(n)
+            found[name] = mag
+    chosen = next((k for k in (names if prefer == "initial" else names[::-1]) if k in found), None)
+    both = [k for k in names[1:] if k in found]
+    if len(both) == 2 and not np.allclose(_as_vectors(found[both[0]]), _as_vectors(found[both[1]]), rtol=0,
+                                          atol=1e-8):
+        import warnings
+
+        diff = np.max(np.abs(_as_vectors(found[both[0]]) - _as_vectors(found[both[1]])))
+        warnings.warn(f"the ase.Atoms carry two different sets of magnetic moments, {both[0]} and {both[1]} (largest "
+                      f"difference {diff:.3g} μB); {chosen} are read (spinlat.state.ase_magnetic_moments, "
+                      f"prefer_moments={prefer!r}); remove the stale one", UserWarning, stacklevel=stacklevel)
+    return found[chosen] if chosen is not None else np.zeros(n)
+
+
+def _as_vectors(mag):
+    """Moments (N,) (collinear, along z) or (N, 3) as (N, 3)."""
+    return mag if mag.ndim == 2 else np.stack([np.zeros_like(mag), np.zeros_like(mag), mag], axis=1)
 
 
 def ase_spin_directions(atoms):

@@ -91,6 +91,37 @@ def choice(value, name, options) -> str:
     return value
 
 
+#: the floating-point precisions of models (mMACE) and training, by their canonical names
+FLOAT_DTYPES = ("float64", "float32")
+
+
+def float_dtype(value, name="dtype") -> str:
+    """``"float64"`` or ``"float32"`` from any standard spelling of those precisions: the names
+    (``"float64"``, ``"double"``, ``"f8"``, ``"<f8"``, ``"fp64"``, ``"torch.float64"``; likewise
+    32-bit: ``"single"``, ``"f4"``, ``"fp32"``), the Python type ``float`` (64-bit), NumPy dtypes and
+    scalar types (``np.dtype("float32")``, ``np.float32``) and torch dtypes (``torch.float32``,
+    ``torch.double``). Other precisions (float16, bfloat16, integers) and other objects raise
+    InputError naming ``name``."""
+    text, dt = None, None
+    if type(value).__name__ == "dtype" and type(value).__module__ == "torch":  # torch.float32 (no torch import)
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    if text is not None:
+        if text.startswith("torch."):  # torch's names: torch.float is 32-bit, torch.double 64-bit
+            text = {"float": "float32", "double": "float64"}.get(text[len("torch."):], text[len("torch."):])
+        text = {"fp64": "float64", "fp32": "float32"}.get(text.lower(), text)
+    if text is not None or isinstance(value, (np.dtype, type)):
+        try:  # NumPy's names ("float" and "double": 64-bit, "single": 32-bit, "f4", "<f8") and types
+            dt = np.dtype(text if text is not None else value)
+        except (TypeError, ValueError):
+            pass
+    if dt is None or dt.kind != "f" or dt.itemsize not in (4, 8):
+        raise InputError(f"{name}: expected 'float64' or 'float32' (or a NumPy or torch float dtype such as "
+                         f"np.float32, torch.float64), got {_got(value)}")
+    return f"float{8 * dt.itemsize}"
+
+
 #: seeds are stored as HDF5 attributes and in checkpoints: at most a 64-bit unsigned integer
 MAX_SEED = 2**64 - 1
 

@@ -123,3 +123,44 @@ def test_nothing_is_written_for_a_refused_argument(tmp_path):
     with pytest.raises(SpinlatError):
         sio.write_extxyz(tmp_path / "x.extxyz", [_state()], append="yes")
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ float precisions
+def _spellings(bits):
+    torch = pytest.importorskip("torch")
+    if bits == 32:
+        return ["float32", "single", "f4", "<f4", "fp32", "torch.float32", "torch.float", np.float32,
+                np.dtype("float32"), torch.float32, torch.float]
+    return ["float64", "double", "float", "f8", "<f8", "fp64", "torch.float64", "torch.double", np.float64,
+            np.dtype("float64"), float, torch.float64, torch.double]
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_every_standard_spelling_of_a_float_precision_is_one_precision(bits):
+    """dtype=np.float32 (a NumPy type), np.dtype objects and NumPy's names were refused where the
+    strings 'float32'/'float64' and torch dtypes worked (training, MagneticMACE): one rule now."""
+    from spinlat.training.options import TrainingOptions, resolve_dtype
+    from spinlat.validation import float_dtype
+
+    torch = pytest.importorskip("torch")
+    for v in _spellings(bits):
+        assert float_dtype(v) == f"float{bits}", v
+        assert resolve_dtype(v) == (torch.float32 if bits == 32 else torch.float64), v
+        assert TrainingOptions.from_values({"dtype": v}).dtype == f"float{bits}", v
+
+
+@pytest.mark.parametrize("value", ["float16", "half", "bfloat16", "torch.float16", np.float16, np.int32, int, "int64",
+                                   3, True, None, "bogus", object])
+def test_other_precisions_and_objects_are_refused_naming_the_argument(value):
+    from spinlat.errors import InputError
+    from spinlat.validation import float_dtype
+
+    with pytest.raises(InputError, match=r"^dtype: expected 'float64' or 'float32' \(or a NumPy or torch float dtype"):
+        float_dtype(value)
+
+
+def test_magnetic_mace_takes_numpy_dtypes():
+    torch = pytest.importorskip("torch")
+    pot = P.MagneticMACE.create(["Fe"], dtype=np.float32, hidden_irreps="4x0e+4x1o", radial_MLP=[8], MLP_irreps="4x0e",
+                                max_ell=1, r_max=4.0, num_bessel=4)
+    assert pot.dtype == torch.float32

@@ -324,3 +324,25 @@ def test_unusable_frame_names_the_file_and_frame(tmp_path, capsys):
     (tmp_path / "p.xyz").write_text(good + good.replace("Fe 0 0 0 0 0", "Fe 0 0 inf 0 0"))
     assert main(["convert", str(tmp_path / "p.xyz"), str(tmp_path / "p.h5")]) == 1
     assert "p.xyz: frame 1 holds an unusable structure: positions" in capsys.readouterr().err
+
+
+def test_pbc_of_a_2d_lammps_data_file(tmp_path, capsys):
+    """spinlat convert of a LAMMPS data file of a 2D run needed its log.lammps beside it (the data
+    file cannot say that it is 2D; read periodic in z, a stack of layers); --pbc says it."""
+    rows = [f"{k + 1} 1 {2.5 * (k % 4)} {2.5 * (k // 4)} 0 0 0 1 2.2" for k in range(16)]
+    data = ["LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = metal", "", "16 atoms",
+            "1 atom types", "", "0 10 xlo xhi", "0 10 ylo yhi", "-1.25 1.25 zlo zhi", "", "Masses", "", "1 55.845", "",
+            "Atoms # spin", ""] + rows
+    (tmp_path / "sq.data").write_text("\n".join(data) + "\n")
+    assert main(["convert", str(tmp_path / "sq.data"), str(tmp_path / "a.h5")]) == 0
+    assert "every atom lies at z = 0" in capsys.readouterr().err
+    with sl.io.Trajectory(str(tmp_path / "a.h5")) as t:
+        assert t[0].pbc.tolist() == [True, True, True]
+    assert main(["convert", str(tmp_path / "sq.data"), str(tmp_path / "b.h5"), "--pbc", "T,T,F"]) == 0
+    assert "every atom lies" not in capsys.readouterr().err
+    with sl.io.Trajectory(str(tmp_path / "b.h5")) as t:
+        assert t[0].pbc.tolist() == [True, True, False]
+    assert main(["convert", str(tmp_path / "b.h5"), str(tmp_path / "c.extxyz"), "--pbc", "T"]) == 1
+    assert "pbc sets the periodic directions" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "sq.data"), str(tmp_path / "d.h5"), "--pbc", "T,F"]) == 1
+    assert "--pbc: expected one or three of T/F" in capsys.readouterr().err

@@ -81,3 +81,34 @@ def test_exported_config_runs_in_lammps(tmp_path):
     assert dump["potential_energy"][0] == pytest.approx(pot.compute(st).energy, abs=1e-8 * len(st))
     for k, frame in enumerate(dump):  # every frame LAMMPS wrote has the energy spinlat computes
         assert pot.compute(frame).energy == pytest.approx(dump["potential_energy"][k], abs=1e-8 * len(st))
+
+
+@pytest.mark.parametrize("term, integrator, message", [
+    ("{type: MagneticMACE, path: model.safetensors}", None,
+     "write_lammps: MagneticMACE cannot be exported to LAMMPS: the machine-learned mMACE potential has no LAMMPS pair "
+     "style (term potential[2])"),
+    ("{type: Landau, a: -0.1, b: 0.01}", None, "write_lammps: Landau cannot be exported to LAMMPS"),
+    ("{type: Zeeman, B: [0, 0, 1.0]}", "{type: MonteCarlo, temperature: 300}",
+     "write_lammps: the integrator integrator (MonteCarlo) cannot be exported to LAMMPS; supported: SpinLatticeNVE"),
+])
+def test_export_refuses_before_loading_the_model_or_building_anything(tmp_path, capsys, monkeypatch, term, integrator,
+                                                                      message):
+    """spinlat export loaded an mMACE model (seconds to minutes, a GPU's memory) and built the
+    structure before write_lammps refused the model; now the config's types are checked first."""
+    (tmp_path / "model.safetensors").write_bytes(b"not a model: loading it would fail otherwise")
+    text = CONFIG.replace("  - {type: Zeeman, B: [0, 0, 1.0]}", f"  - {term}")
+    if integrator is not None:
+        text = text.replace("integrator: {type: SpinLatticeLangevin, dt: 0.2, temperature: 300, friction: 0.01, "
+                            "damping: 0.1}", f"integrator: {integrator}")
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+
+    def never(*args, **kw):
+        raise AssertionError("built before the export was refused")
+
+    monkeypatch.setattr(C, "build_structure", never)
+    monkeypatch.setattr(C, "build_potential", never)
+    assert main(["export", str(cfg), "--lammps", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x").exists()

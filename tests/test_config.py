@@ -588,3 +588,69 @@ def test_dump_column_renames_in_flow_style_need_quotes_and_the_error_says_so(tmp
                                           r"e.g. \{\"c_outsp\[1\]\": spx\}"):
         C.parse_yaml("structure: {file: d.lammpstrj, columns: {c_outsp[1]: spx}}", "c.yaml")
     assert C.parse_yaml("columns:\n  c_outsp[1]: spx\n")["columns"] == {"c_outsp[1]": "spx"}  # block style: fine
+
+
+def _square_layer(tmp_path):
+    """A LAMMPS data file of a 2D run (4×4 square layer, 2.5 Å, every atom at z = 0 in a z box
+    −1.25..1.25), as `write_data` writes it, with no log.lammps beside it."""
+    rows = [f"{k + 1} 1 {2.5 * (k % 4)} {2.5 * (k // 4)} 0 0 0 1 2.2" for k in range(16)]
+    data = ["LAMMPS data file via write_data, version 22 Jul 2025, timestep = 0, units = metal", "", "16 atoms",
+            "1 atom types", "", "0 10 xlo xhi", "0 10 ylo yhi", "-1.25 1.25 zlo zhi", "", "Masses", "", "1 55.845", "",
+            "Atoms # spin", ""] + rows
+    (tmp_path / "sq.data").write_text("\n".join(data) + "\n")
+    return tmp_path / "sq.data"
+
+
+def test_structure_pbc_applies_to_every_structure_source(tmp_path):
+    """A 2D LAMMPS data file read from a config needed its log.lammps beside it (the data file
+    cannot say it is 2D); structure.pbc now says so, for files of any kind and the builder."""
+    import warnings
+
+    _square_layer(tmp_path)
+    with pytest.warns(UserWarning, match="every atom lies at z = 0"):  # nothing says 2D: read periodic in z
+        st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "sq.data"})))
+    assert st.pbc.tolist() == [True, True, True]
+    layer = {"file": "sq.data", "pbc": [True, True, False], "repeat": [2, 2, 1]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pbc decides: nothing to warn about
+        st = C.build_structure(C.load(_cfg(tmp_path, structure=layer)))
+    assert st.pbc.tolist() == [True, True, False] and len(st) == 64
+    # LAMMPS's energy of that 2D run (test_lammps's 4×4 layer): no images along z
+    e = potentials.BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841).compute(st).energy
+    assert e == pytest.approx(4 * -0.61031055, abs=4e-8)
+    # an extxyz file and the builder
+    sl.io.write_extxyz(tmp_path / "layer.extxyz", [st])
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "layer.extxyz", "pbc": True})))
+    assert st.pbc.tolist() == [True, True, True]
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"element": "Fe", "repeat": 2, "pbc": [True, False, True]})))
+    assert st.pbc.tolist() == [True, False, True]
+    # and a gneb endpoint
+    gneb = C.check_gneb_config({"gneb": {"initial": {"file": "sq.data", "pbc": [True, True, False]},
+                                         "final": "layer.extxyz"}}, base=tmp_path)
+    assert gneb["initial"]["pbc"] == [True, True, False]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        st = C.read_structure(gneb["initial"]["file"], 0, key="gneb.initial", pbc=gneb["initial"]["pbc"])
+    assert st.pbc.tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize("structure, message", [
+    ({"element": "Fe", "pbc": "yes"}, "structure.pbc: expected True/False or three of them"),
+    ({"element": "Fe", "pbc": [True, False]}, "structure.pbc: expected True/False or three of them"),
+    ({"element": "Fe", "pbc": [1, 1, 0]}, "structure.pbc: expected True/False or three of them"),
+])
+def test_bad_structure_pbc_is_refused_naming_the_key(tmp_path, structure, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        C.build_structure(C.load(_cfg(tmp_path, structure=structure)))
+
+
+def test_a_direction_made_periodic_needs_a_cell_vector(tmp_path):
+    from ase import Atoms
+    from ase.io import write
+
+    write(tmp_path / "dimer.xyz", Atoms("Fe2", positions=[[0, 0, 0], [0, 0, 2.3]]))
+    with pytest.raises(ConfigError, match=r"structure.pbc: .*cell"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "dimer.xyz", "moments": 2.2, "pbc": True})))
+    with pytest.raises(ConfigError, match=r"gneb.initial.pbc: expected True/False"):
+        C.check_gneb_config({"gneb": {"initial": {"file": "dimer.xyz", "pbc": "no"}, "final": "dimer.xyz"}},
+                            base=tmp_path)

@@ -6,6 +6,7 @@ SystemError, the CLI exited with status 1 instead of 143. Signals are sent to th
 with os.kill: Python runs the handler before the next bytecode, so nothing here depends on timing.
 """
 
+import functools
 import os
 import signal
 import sys
@@ -214,3 +215,126 @@ def test_the_first_signal_says_on_stderr_that_the_run_will_stop(capfd):
             interrupts.check()
     err = capfd.readouterr().err
     assert "Ctrl-C received" in err and "again to stop at once" in err
+
+
+# ------------------------------------------------------------------ ground-state searches
+def _signal_after_kernel_call(monkeypatch, signum, at):
+    """Make the compiled L-BFGS kernel send ``signum`` to this process when its ``at``-th call
+    has finished (the search then stops before the next start)."""
+    from spinlat.integrators import spin_lbfgs
+
+    kernel, calls = spin_lbfgs.lbfgs_oso, []
+
+    def counting(*args):
+        kernel(*args)
+        calls.append(1)
+        if len(calls) == at:
+            os.kill(os.getpid(), signum)
+
+    monkeypatch.setattr(spin_lbfgs, "lbfgs_oso", counting)
+    return calls
+
+
+def _fe_search():
+    from conftest import bcc_fe
+    from spinlat.potentials import BetheSlaterExchange, UniaxialAnisotropy
+
+    st = bcc_fe((2, 2, 2), rattle=0.0, seed=4)
+    return st, BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + UniaxialAnisotropy(1e-3, [0, 0, 1])
+
+
+@pytest.mark.parametrize("signum, kind", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+def test_an_interrupted_search_keeps_the_minima_of_the_finished_starts(monkeypatch, signum, kind):
+    """ground_state ran all its starts in one compiled call and kept nothing on Ctrl-C / SIGTERM;
+    now it stops after the start under way with the merged minima of the finished starts."""
+    from spinlat.search import InterruptedSearch, ground_state
+
+    st, pot = _fe_search()
+    whole = ground_state(st, pot, starts=3, seed=2, tmax=1e-8)  # the first three starts, uninterrupted
+    calls = _signal_after_kernel_call(monkeypatch, signum, at=3)
+    with pytest.raises(kind) as info:
+        ground_state(st, pot, starts=8, seed=2, tmax=1e-8)
+    assert len(calls) == 3  # no start after the signal
+    part = info.value.partial_result
+    assert isinstance(part, InterruptedSearch) and part.interrupted
+    assert part.finished == (0, 1, 2) and part.starts == 8
+    assert [(m.count, m.starts) for m in part.minima] == [(m.count, m.starts) for m in whole] == [(3, (0, 1, 2))]
+    assert part.minima[0].energy == whole[0].energy
+    np.testing.assert_array_equal(part.minima[0].state.spins, whole[0].state.spins)
+    assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
+def test_an_interrupted_annealed_search_stops_between_starts(monkeypatch):
+    from spinlat.search import ground_state
+
+    st, pot = _fe_search()
+    calls = _signal_after_kernel_call(monkeypatch, signal.SIGTERM, at=2)
+    anneal = {"t_start": 50.0, "t_end": 5.0, "stages": 2, "sweeps": 2}
+    with pytest.raises(Terminated) as info:
+        ground_state(st, pot, starts=5, seed=0, tmax=1e-8, anneal=anneal)
+    assert len(calls) == 2 and info.value.partial_result.finished == (0, 1)
+    assert sum(m.count for m in info.value.partial_result.minima) == 2
+
+
+def test_minimize_starts_keeps_the_finished_starts_on_python_and_compiled_paths(monkeypatch):
+    from spinlat.minimization import minimize_starts
+
+    st, pot = _fe_search()
+    rng = np.random.default_rng(0)
+    starts = rng.normal(size=(4, len(st), 3))
+    starts /= np.linalg.norm(starts, axis=-1, keepdims=True)
+    whole = minimize_starts(st, pot, starts, tmax=1e-8)
+    _signal_after_kernel_call(monkeypatch, signal.SIGINT, at=2)
+    with pytest.raises(KeyboardInterrupt) as info:
+        minimize_starts(st, pot, starts, tmax=1e-8)
+    done = info.value.partial_result
+    assert len(done) == 2 and [r.energy for r in done] == [r.energy for r in whole[:2]]
+    monkeypatch.undo()
+    from spinlat import minimization
+
+    real, n = minimization.minimize, []
+
+    @functools.wraps(real)  # minimize_starts reads minimize's signature
+    def signalling(*args, **kw):  # the Python loop: a signal as the second start begins
+        n.append(1)
+        if len(n) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(minimization, "minimize", signalling)
+    with pytest.raises(Terminated) as info:
+        minimize_starts(st, pot, starts, tmax=1e-8, compiled=False)
+    assert len(n) == 2 and len(info.value.partial_result) == 1
+    assert info.value.partial_result[0].energy == pytest.approx(whole[0].energy, abs=1e-9)
+
+
+def test_cli_search_writes_the_minima_found_when_terminated(monkeypatch, tmp_path, capsys):
+    import yaml
+
+    from spinlat.cli import main
+
+    cfg = {"structure": {"crystal": "bcc", "element": "Fe", "a": 2.8665, "repeat": [2, 2, 2], "moments": 2.2},
+           "potential": [{"type": "BetheSlaterExchange", "cutoff": 3.4, "J1": 0.02726, "J2": 0.2171, "J3": 1.841},
+                         {"type": "UniaxialAnisotropy", "K": 1e-3, "axis": [0, 0, 1]}],
+           "search": {"starts": 5, "seed": 0, "tmax": 1e-8}, "output": str(tmp_path / "run")}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    _signal_after_kernel_call(monkeypatch, signal.SIGTERM, at=2)
+    assert main(["search", str(path)]) == 128 + signal.SIGTERM
+    text = (tmp_path / "run" / "minima.txt").read_text().splitlines()
+    assert text[0].startswith("# interrupted after 2 of 5 starts")
+    assert text[2].split()[-2:] == ["2", "yes"]  # one minimum, reached by both finished starts
+    assert len(sl.io.read_extxyz(str(tmp_path / "run" / "minima.extxyz"))) == 1
+    assert "interrupted after 2 of 5 starts" in capsys.readouterr().err
+
+
+def test_an_interrupted_serial_sweep_keeps_the_values_finished():
+    def fn(v):
+        if v == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # not deferred here: raised inside fn, as a user's loop sees it
+        return v * v
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        sl.sweep(fn, range(6))
+    assert info.value.partial_result == [0, 1, 4]
+    assert sl.sweep(lambda v: v + 1, [1, 2]) == [2, 3]

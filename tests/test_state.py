@@ -490,3 +490,37 @@ def test_from_ase_says_when_a_velocity_column_is_not_read(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_allclose(sl.State.from_ase(atoms).velocities, 0.01, rtol=1e-14)
+
+
+def test_training_inputs_and_from_ase_read_moments_by_one_rule_and_warn_when_they_disagree():
+    """input_moments (training) preferred a 'magmoms' array over a calculator's moments, while
+    State.from_ase preferred the calculator's: the same atoms gave the model other moments than
+    a simulation of them. One rule now (spinlat.state.ase_magnetic_moments), and two different
+    sets say so."""
+    import warnings
+
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from spinlat.potentials.mmace.labels import input_moments
+
+    atoms = sl.State(np.array([[0.0, 0, 0], [1.4, 1.4, 1.4]]), [26, 26], cell=np.eye(3) * 2.8665, pbc=True).to_ase()
+    atoms.set_initial_magnetic_moments(None)
+    computed = np.array([2.2, -2.1])
+    atoms.calc = SinglePointCalculator(atoms, magmoms=computed, energy=-8.0)
+    atoms.arrays["magmoms"] = np.array([[0.0, 0, 2.0], [0, 0, 2.0]])  # stale: the starting guess of the data set
+    with pytest.warns(UserWarning, match=r"two different sets of magnetic moments, the 'magmoms' array and the "
+                                         r"calculator's magmoms \(largest difference 4.1 μB\); the calculator's "
+                                         r"magmoms are read"):
+        st = sl.State.from_ase(atoms)
+    with pytest.warns(UserWarning, match="two different sets of magnetic moments"):
+        m = input_moments(atoms)
+    np.testing.assert_array_equal(m, [[0, 0, 2.2], [0, 0, -2.1]])
+    np.testing.assert_array_equal(st.moments, [2.2, 2.1])
+    np.testing.assert_array_equal(st.spins[:, 2], [1.0, -1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same moments in both places: nothing to say
+        atoms.arrays["magmoms"] = np.array([[0.0, 0, 2.2], [0, 0, -2.1]])
+        np.testing.assert_array_equal(input_moments(atoms), m)
+        sl.State.from_ase(atoms)
+        del atoms.arrays["magmoms"]  # one source: read by both
+        np.testing.assert_array_equal(input_moments(atoms), m)

@@ -10,7 +10,9 @@ See :mod:`spinlat.io.conversion` for the columns and what round-trips exactly.
 LAMMPS sources: ``--columns c_outsp[1]=sp,c_outsp[2]=spx,c_outsp[3]=spy,c_outsp[4]=spz`` renames
 dump columns, ``--elements Fe,Ni`` names the element of each atom type (type 1 first); without
 them a ``log.lammps`` beside the dump is read for both (its ``compute ... property/atom``,
-``pair_coeff``, ``labelmap`` and ``mass`` commands).
+``pair_coeff``, ``labelmap`` and ``mass`` commands). ``--pbc T,T,F`` sets the periodic
+directions (a LAMMPS data file cannot say that its run was 2D; without it or a log.lammps
+beside the file it is read periodic in z, with a warning).
 """
 
 from __future__ import annotations
@@ -38,6 +40,23 @@ def add_arguments(p) -> None:
     p.add_argument("--elements", metavar="EL,...",
                    help="LAMMPS source: element of each atom type, type 1 first, e.g. Fe,Ni (default: from the "
                         "file, its export metadata or log.lammps beside it)")
+    p.add_argument("--pbc", metavar="T,T,F",
+                   help="periodic directions of the source's frames, one per cell vector or one for all (a LAMMPS "
+                        "data file of a 2D run: T,T,F; default: what the source says)")
+
+
+def parse_pbc(text):
+    """``"T,T,F"`` / ``"true true false"`` / ``"1,1,0"`` (or one value for all) → [bool, bool, bool];
+    None stays None. InputError naming ``--pbc`` otherwise."""
+    if text is None:
+        return None
+    words = {"t": True, "true": True, "1": True, "p": True, "f": False, "false": False, "0": False, "n": False,
+             "s": False}
+    items = text.replace(",", " ").lower().split()
+    if len(items) not in (1, 3) or any(i not in words for i in items):
+        raise InputError(f"--pbc: expected one or three of T/F (true/false, 1/0; LAMMPS's p/s/f), e.g. T,T,F, got "
+                         f"{text!r}")
+    return [words[i] for i in items] * (3 if len(items) == 1 else 1)
 
 
 def parse_columns(text):
@@ -74,7 +93,7 @@ def run(args) -> int:
         warnings.simplefilter("always", UserWarning)
         n = convert(args.source, args.target, frames=args.frames, format=args.format, compression=compression,
                     overwrite=args.overwrite, columns=parse_columns(args.columns),
-                    elements=parse_elements(args.elements))
+                    elements=parse_elements(args.elements), pbc=parse_pbc(args.pbc))
     for w in caught:
         print(f"spinlat convert: note: {w.message}", file=sys.stderr)
     print(f"wrote {n} frame{'s' if n != 1 else ''} to {args.target}")

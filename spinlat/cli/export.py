@@ -30,9 +30,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from .. import config as C
     from ..errors import ConfigError
-    from ..io.lammps import write_lammps
+    from ..io.lammps import check_exportable, write_lammps
 
     cfg = C.load(args.config)
+    # refused before anything is read or built (an mMACE model, a large structure file)
+    check_exportable([t["type"] for t in cfg["potential"]],
+                     cfg["integrator"]["type"] if cfg.get("integrator") is not None else None)
     state = C.build_structure(cfg)
     potential = C.build_potential(cfg)
     integrator = C.build_integrator(cfg) if cfg.get("integrator") is not None else None

@@ -11,7 +11,9 @@ The config is a run config (``potential:``, ``output:``, ``seed:``; see :mod:`sp
       - {type: BetheSlaterExchange, cutoff: 3.4, J1: 0.02726, J2: 0.2171, J3: 1.841}
     gneb:
       initial: initial.extxyz            # a file (extxyz or any ASE format; first frame), or
-                                         # {file: path, index: 2}, or a `spinlat search` result:
+                                         # {file: path, index: 2, pbc: [true, true, false]} (pbc:
+                                         # the periodic directions, default the file's), or a
+                                         # `spinlat search` result:
       final: {search: runs/search, rank: 1}   # the run directory (or its minima.extxyz), rank 0 = lowest
       images: 16                         # images including both endpoints
       climbing: true
@@ -89,8 +91,8 @@ def run(args) -> int:
             logf.flush()
 
         kw = {k: v for k, v in sec.items() if k not in ("initial", "final", "path")}
-        initial = C.read_structure(sec["initial"]["file"], sec["initial"]["index"], key="gneb.initial") if "initial" in sec else None
-        final = C.read_structure(sec["final"]["file"], sec["final"]["index"], key="gneb.final") if "final" in sec else None
+        initial, final = (C.read_structure(sec[k]["file"], sec[k]["index"], key=f"gneb.{k}",
+                                           pbc=sec[k].get("pbc")) if k in sec else None for k in ("initial", "final"))
         if "path" in sec:
             with Trajectory(sec["path"]) as tr:
                 kw["path"] = list(tr)

@@ -215,7 +215,20 @@ def _write_ase(target, atoms_list, kind, format):
         raise InputError(f"cannot write {target}: {exc}{hint}") from None
 
 
-def _read_ase(source, kind, format, selection, columns=None, elements=None):
+def _read_ase(source, kind, format, selection, columns=None, elements=None, pbc=None):
+    """The frames of a non-HDF5 source as ase.Atoms; ``pbc`` (3,) bool or None: set on every
+    frame (a LAMMPS source then reads no 2D guess and warns none)."""
+    if pbc is None:
+        return _read_frames(source, kind, format, selection, columns, elements, None)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*as LAMMPS writes for a 2D run")
+        frames = _read_frames(source, kind, format, selection, columns, elements, pbc)
+    for atoms in frames:
+        atoms.pbc = pbc
+    return frames
+
+
+def _read_frames(source, kind, format, selection, columns, elements, pbc):
     from .extxyz import read_extxyz
     from .lammps_read import lammps_file_kind, read_lammps_data, read_lammps_dump
 
@@ -225,7 +238,7 @@ def _read_ase(source, kind, format, selection, columns=None, elements=None):
     if lammps == "data":
         if columns is not None:
             raise InputError(f"columns: only used with LAMMPS dumps, and {source} is a LAMMPS data file")
-        frames = [read_lammps_data(source, elements=elements).to_ase()]
+        frames = [read_lammps_data(source, elements=elements, pbc=pbc).to_ase()]
     elif lammps == "dump":  # spins, moments, magnetic forces and metal units: ASE's reader keeps none
         dump = read_lammps_dump(source, elements=elements, columns=columns)
         indices = _indices(len(dump), selection)
@@ -322,13 +335,15 @@ def _number(info, key, default):
 
 
 def convert(source, target, frames=None, format=None, compression="gzip", overwrite=False, columns=None,
-            elements=None) -> int:
+            elements=None, pbc=None) -> int:
     """Convert ``source`` into ``target`` (module docstring); returns the number of frames
     written. ``format``: ASE format name of the non-HDF5 side, when its extension does not tell;
     ``compression``: of an HDF5 target (:mod:`spinlat.io.hdf5`); ``columns`` (renames of dump
     columns, ``{"c_outsp[1]": "sp", ...}``) and ``elements`` (element of each atom type) for a
     LAMMPS dump or data source, as :func:`spinlat.io.read_lammps_dump` takes them (by default a
-    ``log.lammps`` beside the dump names both when it can). A source whose frames hold
+    ``log.lammps`` beside the dump names both when it can). ``pbc`` (one bool or three): the
+    periodic directions of every frame of a non-HDF5 source, whatever it says (a LAMMPS data file
+    cannot say that it is 2D); None: the source's. A source whose frames hold
     different numbers of atoms is refused (FileFormatError naming the frame). Raises InputError for a bad
     selection, an existing target without ``overwrite``, or source and target the same file;
     MissingFileError (a FileNotFoundError) / FileFormatError for a missing or unreadable source."""
@@ -359,9 +374,14 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
         raise InputError(f"one side of a conversion must be a spinlat HDF5 trajectory (.h5), got {source} and "
                          f"{target}; use ase.io for conversions between other formats")
 
+    if pbc is not None:
+        pbc = validation.pbc(pbc, "convert pbc")
     if src_kind == "hdf5":
         if columns is not None or elements is not None:
             raise InputError(f"columns and elements are options of LAMMPS sources; {source} is a spinlat trajectory")
+        if pbc is not None:
+            raise InputError(f"pbc sets the periodic directions of a source that does not store them (a LAMMPS data "
+                             f"file) or stores them wrongly; {source} is a spinlat trajectory, which stores them")
         with Trajectory(source) as traj:
             if len(traj) == 0:
                 raise InputError(f"trajectory {source} holds no frame (nothing to convert)")
@@ -385,7 +405,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             return _write_h5(target, items, attrs.get("potential", ""), attrs.get("integrator", ""),
                              attrs.get("seed"), meta, forces, compression, overwrite)
 
-    atoms_list = _read_ase(source, src_kind, format, selection, columns, elements)
+    atoms_list = _read_ase(source, src_kind, format, selection, columns, elements, pbc)
     if not atoms_list:
         raise InputError(f"frames: {frames!r} selects no frame of {source}")
     constrained = next((a for a in atoms_list if a.constraints), None)

@@ -239,16 +239,48 @@ def _species_of(value):
     return {int(z): float(table[z]) for z in np.flatnonzero(applies)}
 
 
+#: the potential terms and integrators :func:`write_lammps` exports, by class name (a config's ``type``)
+EXPORTABLE_TERMS = ("EAM", "BetheSlaterExchange", "Zeeman", "UniaxialAnisotropy", "CubicAnisotropy")
+EXPORTABLE_INTEGRATORS = ("SpinLatticeNVE", "SpinLatticeLangevin", "LLG")
+
+
+def _term_refusal(name, what, supported):
+    """The ExportError of a term of class ``name`` (``what``: how to name it) LAMMPS cannot express."""
+    if name in _CANNOT:
+        return ExportError(f"write_lammps: {name} cannot be exported to LAMMPS: {_CANNOT[name]} (term {what})")
+    if not supported:
+        return ExportError(f"write_lammps: the term {what} ({name}) cannot be exported to LAMMPS; supported: "
+                           f"{', '.join(EXPORTABLE_TERMS)}")
+    return None
+
+
+def _integrator_refusal(name, what):
+    """The ExportError of an integrator of class ``name`` (``what``: how to name it)."""
+    return ExportError(f"write_lammps: the integrator {what} ({name}) cannot be exported to LAMMPS; supported: "
+                       "SpinLatticeNVE (nve/spin), SpinLatticeLangevin (langevin + langevin/spin), LLG (nve/spin "
+                       "lattice frozen)")
+
+
+def check_exportable(term_types=(), integrator_type=None) -> None:
+    """Refuse, before anything is built or loaded (a model file, a large structure), the potential
+    terms and integrator that :func:`write_lammps` cannot export, by class name (a config's
+    ``type``): ``term_types`` a sequence of names (term k named ``potential[k]``),
+    ``integrator_type`` a name or None. Raises the :class:`~spinlat.errors.ExportError` that
+    :func:`write_lammps` would raise for them."""
+    for k, name in enumerate(term_types):
+        exc = _term_refusal(name, f"potential[{k}]", name in EXPORTABLE_TERMS)
+        if exc is not None:
+            raise exc
+    if integrator_type is not None and integrator_type not in EXPORTABLE_INTEGRATORS:
+        raise _integrator_refusal(integrator_type, "integrator")
+
+
 def _check_terms(terms):
     kinds = _term_kinds()
     for t in terms:
-        name = type(t).__name__
-        if name in _CANNOT:
-            raise ExportError(f"write_lammps: {name} cannot be exported to LAMMPS: {_CANNOT[name]} (term {t!r})")
-        if not any(isinstance(t, kinds[k]) for k in ("EAM", "BetheSlaterExchange", "Zeeman", "UniaxialAnisotropy",
-                                                      "CubicAnisotropy")):
-            raise ExportError(f"write_lammps: the term {t!r} ({name}) cannot be exported to LAMMPS; supported: EAM, "
-                              "BetheSlaterExchange, Zeeman, UniaxialAnisotropy, CubicAnisotropy")
+        exc = _term_refusal(type(t).__name__, repr(t), any(isinstance(t, kinds[k]) for k in EXPORTABLE_TERMS))
+        if exc is not None:
+            raise exc
 
 
 def _atom_types(state, terms):
@@ -461,9 +493,7 @@ def _integrator_commands(integrator, magnetic_group):
         # nve/spin also switches on the lattice forces of the spin pair styles (their lattice_flag)
         return [moving], None
     if type(integrator) not in (SpinLatticeNVE, SpinLatticeLangevin, LLG):
-        raise ExportError(f"write_lammps: the integrator {integrator!r} ({type(integrator).__name__}) cannot be "
-                          "exported to LAMMPS; supported: SpinLatticeNVE (nve/spin), SpinLatticeLangevin (langevin + "
-                          "langevin/spin), LLG (nve/spin lattice frozen)")
+        raise _integrator_refusal(type(integrator).__name__, repr(integrator))
     dt_ps = float(integrator.dt) / units.FS_PER_PS
     if type(integrator) is SpinLatticeNVE:
         return [moving], dt_ps
@@ -694,4 +724,4 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
                         [directory / name for _, name in sc.files], table, box.rotation.copy())
 
 
-__all__ = ["write_lammps", "LammpsExport"]
+__all__ = ["write_lammps", "LammpsExport", "check_exportable", "EXPORTABLE_TERMS", "EXPORTABLE_INTEGRATORS"]

@@ -93,6 +93,45 @@ def label_counts(labels) -> dict:
     return {key: sum(key in have for have in labels) for key in LABELS}
 
 
+#: ``info`` keys (and calculator parameters) whose true value says a configuration was computed with
+#: spin-orbit coupling: spinlat's, a common spelling and VASP's INCAR tag
+SPIN_ORBIT_KEYS = ("soc", "spin_orbit", "lsorbit", "LSORBIT")
+
+
+def spin_orbit_label(atoms) -> str | None:
+    """How ``atoms`` (an ase.Atoms of a data set) says it was computed with spin-orbit coupling,
+    or None: an ``info`` entry or calculator parameter of :data:`SPIN_ORBIT_KEYS` that is true,
+    or an ``info["source"]`` naming ``soc=True`` (what :func:`spinlat.datasets.teacher` writes)."""
+    params = getattr(getattr(atoms, "calc", None), "parameters", None) or {}
+    for where, table in (("info", atoms.info), ("calculator parameter", params)):
+        for key in SPIN_ORBIT_KEYS:
+            value = table.get(key) if hasattr(table, "get") else None
+            if isinstance(value, (bool, np.bool_)) and value or isinstance(value, str) and value.strip().upper() in (
+                    "T", "TRUE", ".TRUE.", "YES"):
+                return f"{where} {key}={value}"
+    source = atoms.info.get("source")
+    if isinstance(source, str) and "soc=True" in source:
+        return f"source {source!r}"
+    return None
+
+
+def warn_if_spin_orbit_data(data, soc, name="train") -> None:
+    """UserWarning when a ``soc``=False model is to be trained on configurations whose metadata
+    say spin-orbit coupling (:func:`spin_orbit_label`): such a model is invariant under global
+    spin rotations and cannot fit the anisotropic (spin-orbit) part of their energies."""
+    if soc:
+        return
+    found = [(k, lab) for k, at in enumerate(data) if (lab := spin_orbit_label(at)) is not None]
+    if found:
+        import warnings
+
+        k, lab = found[0]
+        warnings.warn(f"a soc=False model (no spin-orbit terms: its energy is invariant under global spin rotations) "
+                      f"is trained on {len(found)} of the {len(data)} {name} configurations computed with spin-orbit "
+                      f"coupling (configuration {k}: {lab}); it cannot fit their anisotropic energies: train with "
+                      "soc=True, or use data without spin-orbit coupling", UserWarning, stacklevel=5)
+
+
 def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = False) -> list[dict]:
     """Per-configuration graph dictionaries (float64, CPU) of ``data``; cached on disk in
     ``cache_dir`` if given."""

@@ -25,7 +25,7 @@ from ..errors import ConfigError, InputError
 from ..potentials.mmace.hyperparameters import Hyperparameters
 from ..potentials.mmace.labels import input_moments
 from ..potentials.mmace.metrics import label_masks
-from .data import collate, graphs_of
+from .data import collate, graphs_of, warn_if_spin_orbit_data
 
 
 def element_list(data) -> list[int]:
@@ -272,6 +272,7 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
     else:
         soc = True if soc is None else soc
         hp = dict(hyper)
+    warn_if_spin_orbit_data(train_data, soc)
     elements = sorted(set(old_z) | set(element_list(train_data)) | set(element_list(valid_data)))
     r_max = float(hp.get("r_max", Hyperparameters.defaults()["r_max"]))
     graphs_train = graphs_of(train_data, r_max, elements, opts.cache_dir)

@@ -217,6 +217,8 @@ def _train_epoch(epoch, start, opt, opts, want, dtype, device, clock):
     model.train()
     total, count = 0.0, 0
     for idx in batches:
+        if clock.out_of_time():  # checked before each batch: none starts once the budget is spent
+            return total / max(count, 1), True
         batch = collate([graphs[k] for k in idx], dtype=dtype, device=device)
         loss = masked_loss(_predict(model, batch, want, training=True), batch, opts.loss_weights)
         if loss is None:  # no label of this batch enters the loss: no step
@@ -236,6 +238,7 @@ def _train_epoch(epoch, start, opt, opts, want, dtype, device, clock):
         opt.ema.update()
         total += float(loss.detach()) * len(idx)
         count += len(idx)
+        clock.steps += 1
         if clock.out_of_time():
             return total / max(count, 1), True
     return total / max(count, 1), False
@@ -248,6 +251,7 @@ class _Clock:
     t_start: float
     t_loop: float
     max_minutes: float | None
+    steps: int = 0  # optimiser steps taken by this call
 
     def fraction(self) -> float:
         return (time.perf_counter() - self.t_loop) / (self.t_start + 60.0 * self.max_minutes - self.t_loop)
@@ -268,6 +272,15 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
         tqdm.write(_table_header(), file=sys.stderr)   # progress and diagnostics: stderr
     model = start.model
     for epoch in range(progress.epoch, opts.epochs):
+        if clock.out_of_time():  # spent before this epoch's first batch: no epoch to validate
+            if clock.steps:
+                return "time"
+            warnings.warn(f"max_minutes={opts.max_minutes:g} was spent before the first training step (loading the "
+                          f"data, labelling, building the graphs and the initial model took "
+                          f"{clock.t_loop - clock.t_start:.1f} s): the model returned is the "
+                          f"{'checkpoint' if progress.epoch else 'initial model'} it started from, not trained "
+                          "further; raise max_minutes", stacklevel=3)
+            return "time"
         train_loss, out_of_time = _train_epoch(epoch, start, opt, opts, want, dtype, device, clock)
         model.eval()
         with opt.ema.average_parameters():
@@ -336,8 +349,13 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
         missing per configuration (:mod:`spinlat.potentials.mmace.labels`). Without ``valid``, a
         fraction ``valid_fraction`` of ``train`` (chosen by ``seed``) is held out.
     soc : the model's symmetry variant (default True; with ``init_from`` the old model's).
-    max_minutes : wall-clock budget of the training loop, minutes (None: none; runs that must be
-        reproducible use ``epochs``).
+    max_minutes : wall-clock budget, minutes, counted from this call's start (None: none; runs
+        that must be reproducible use ``epochs``). It is checked before and after every training
+        batch: no batch starts once it is spent (the one under way finishes). Not bounded by it:
+        the preparation before the first batch (loading and labelling the data, building the
+        graphs, fitting the one-body terms: no model without it), the validation pass of the
+        epoch that ran out of time and the final validation. A budget spent before the first
+        batch returns the model it started from, untrained, with a warning.
     seed : seed of the model's initial weights, the split and the shuffling.
     init_from : a MagneticMACE (or a model file) to fine-tune; it may know fewer elements than
         the data (species weights are extended).

@@ -20,7 +20,7 @@ from ..errors import ConfigError, DeviceError, InputError
 from ..options import Options, element_mapping, integer_in, number_in, optional, option, path_or_none
 
 SCHEDULERS = ("plateau", "cosine", "cosine_time")
-DTYPES = ("float64", "float32")
+DTYPES = validation.FLOAT_DTYPES
 
 
 def _device(v, k):
@@ -73,7 +73,8 @@ class TrainingOptions(Options):
     resume: bool = option(True, validation.boolean, "continue from the checkpoint in checkpoint_dir")
     cache_dir: str | None = option(None, path_or_none, "directory of the on-disk graph cache")
     device: str = option("cpu", _device, "torch device: cpu or cuda[:k]")
-    dtype: str = option("float64", lambda v, k: validation.choice(v, k, DTYPES), "float64 or float32")
+    dtype: str = option("float64", validation.float_dtype,
+                        "float64 or float32 (any spelling: 'f4', np.float32, torch.float32, ...)")
     progress: bool | str = option(True, lambda v, k: v if v == "table" else validation.boolean(v, k),
                                   "progress bars and the per-epoch table (True), the table only ('table'), "
                                   "or nothing (False)")
@@ -82,7 +83,9 @@ class TrainingOptions(Options):
     seed: int = option(0, lambda v, k: integer_in(0)(validation.seed(v, k), k),
                        "seed of the initial weights, the validation split and the shuffling")
     max_minutes: float | None = option(None, optional(number_in(0.0, low_open=True, unit="minutes")),
-                                       "wall-clock budget of the training loop (scripts; tests use epochs)")
+                                       "wall-clock budget from the start of training, checked before each batch "
+                                       "(preparation and validation passes are not cut short; scripts; tests use "
+                                       "epochs)")
     init_from: object = option(None, _init_from, "a MagneticMACE or model file to fine-tune")
 
     @classmethod
@@ -118,12 +121,10 @@ def split_options(options: dict, prefix: str = "") -> tuple[dict, dict]:
 
 
 def resolve_dtype(dtype):
-    """torch dtype of ``"float64"`` / ``"float32"`` (or of a torch dtype)."""
+    """torch dtype of a 64- or 32-bit float precision in any spelling (:func:`spinlat.validation.float_dtype`)."""
     import torch
 
-    if isinstance(dtype, torch.dtype) and dtype in (torch.float32, torch.float64):
-        return dtype
-    return {"float64": torch.float64, "float32": torch.float32}[validation.choice(dtype, "dtype", DTYPES)]
+    return {"float64": torch.float64, "float32": torch.float32}[validation.float_dtype(dtype, "dtype")]
 
 
 def resolve_device(device):

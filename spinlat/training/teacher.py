@@ -255,8 +255,9 @@ class TeacherHamiltonian:
         """Attach the teacher's labels to ``atoms`` (in place) and return it.
 
         The moments come from ``magmoms`` (N,3) μB, else from the atoms as training reads them
-        (:func:`spinlat.potentials.mmace.labels.input_moments`: ``arrays["magmoms"]``, a
-        calculator's moments, the initial magnetic moments; with a ``spins`` column of directions)."""
+        (:func:`spinlat.potentials.mmace.labels.input_moments`: a calculator's moments, an
+        ``arrays["magmoms"]``, the initial magnetic moments, as :meth:`spinlat.State.from_ase` reads
+        them; with a ``spins`` column of directions)."""
         if magmoms is None:
             from ..potentials.mmace.labels import input_moments
 

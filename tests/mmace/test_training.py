@@ -179,3 +179,40 @@ def test_fine_tuning_beats_scratch_on_50_feni_configurations(deterministic_torch
     _metrics("scratch", e_sc)
     assert e_ft["forces_rmse"] < e_sc["forces_rmse"]
     assert e_ft["energy_rmse"] < e_sc["energy_rmse"]
+
+
+def test_a_budget_spent_before_the_first_batch_trains_nothing_and_says_so(fe_small):
+    """max_minutes was checked only after each batch: preparation (teacher labels, graphs, the
+    initial model) used a 12 s budget, then a first batch and a validation pass ran anyway (154 s
+    in all under load). Now no batch starts once the budget is spent. A budget of 1e-9 minutes
+    (60 ns) is spent before any batch whatever the machine's speed."""
+    kw = dict(valid=fe_small[6:], seed=3, batch_size=2, lr=0.005, progress=False, **TINY)
+    with pytest.warns(UserWarning, match=r"max_minutes=1e-09 was spent before the first training step .* initial "
+                                         r"model it started from"):
+        pot = training.train(fe_small[:6], epochs=5, max_minutes=1e-9, **kw)
+    s = pot.training_summary
+    assert s["stopped_by"] == "time" and s["epochs"] == 0 and s["best"] is None and pot.training_history == []
+    assert np.isfinite(s["valid"]["energy_rmse"])  # the initial model's validation, reported
+
+
+def test_a_soc_false_model_on_spin_orbit_data_warns_naming_both(fe_small):
+    """A soc=False model trained on soc=True teacher data (or data whose metadata say spin-orbit
+    coupling) trained without a word, though it cannot fit the spin-orbit energies."""
+    kw = dict(valid=fe_small[6:], seed=3, batch_size=2, lr=0.005, progress=False, epochs=1, **TINY)
+    assert "soc=True" in fe_small[0].info["source"]  # datasets.teacher's default
+    with pytest.warns(UserWarning, match=r"a soc=False model .* trained on 6 of the 6 train configurations computed "
+                                         r"with spin-orbit coupling \(configuration 0: source .*soc=True"):
+        training.train(fe_small[:6], soc=False, **kw)
+    plain = [at.copy() for at in fe_small[:6]]
+    for at in plain:
+        at.info["source"] = "DFT, collinear"
+    plain[2].info["lsorbit"] = True
+    with pytest.warns(UserWarning, match=r"1 of the 6 train configurations .* \(configuration 2: info lsorbit=True\)"):
+        training.train(plain, soc=False, **kw)
+    del plain[2].info["lsorbit"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # nothing says spin-orbit, or the model has it: silent
+        from spinlat.training.data import warn_if_spin_orbit_data
+
+        warn_if_spin_orbit_data(plain, soc=False)
+        warn_if_spin_orbit_data(fe_small[:6], soc=True)

@@ -18,10 +18,12 @@ in neither place is *absent*: it is left out of every loss and error (masks in :
 never taken as zero. ``free_energy`` is not read as the energy.
 
 Moments are inputs of the model (a configuration may carry them without any magnetic-force
-label): :func:`input_moments` reads ``arrays["magmoms"]`` (the data-set convention), else a
+label): :func:`input_moments` reads them by the rule of :meth:`spinlat.State.from_ase`
+(:func:`spinlat.state.ase_magnetic_moments`, one helper for both): the first non-zero of a
 calculator's ``magmoms`` (the moments of the calculation that gave the labels: for a
-self-consistent DFT run its converged moments, not its starting guess), else the initial
-magnetic moments (``arrays["initial_magmoms"]``); none of them: a non-magnetic configuration
+self-consistent DFT run its converged moments, not its starting guess), ``arrays["magmoms"]``
+(the data-set convention) and the initial magnetic moments (``arrays["initial_magmoms"]``), with
+a UserWarning when the first two are both non-zero and differ; none of them: a non-magnetic configuration
 (with a UserWarning when it carries per-atom data named like moments, e.g. an extxyz column
 ``magmom`` or ``magnetic_moments``, or only a calculator's total moment:
 :func:`spinlat.state.warn_unread_moments`). Collinear moments (N,) lie along +z, unless the
@@ -126,31 +128,24 @@ def input_moments(atoms, where="configuration") -> np.ndarray:
     A ``spins`` array (N, 3) gives the directions, as in :meth:`spinlat.State.from_ase`.
     Raises ShapeError / NonFiniteError naming ``where``, InputError (naming ``where``) when
     moments (N, 3) and the ``spins`` array disagree."""
-    from ...state import ase_spin_directions, combine_spin_directions, warn_unread_moments
+    from ...state import ase_magnetic_moments, ase_spin_directions, combine_spin_directions, warn_unread_moments
 
     n = len(atoms)
-    sources = (("magmoms", atoms.arrays.get("magmoms")), ("the calculator's magmoms", _results(atoms).get("magmoms")),
-               ("initial_magmoms", atoms.arrays.get("initial_magmoms")))
-    for name, mag in sources:
-        if mag is None:
-            continue
-        mag = np.asarray(mag, dtype=np.float64)
-        if mag.shape not in ((n,), (n, 3)):
-            raise ShapeError(f"{where}: moments ({name}) must have shape ({n}, 3) or ({n},) μB, got {mag.shape}")
-        mag = _finite(mag, f"magnetic moments ({name})", where)
-        try:
-            direction = ase_spin_directions(atoms)
-            if direction is not None:
-                spins, moments = combine_spin_directions(mag, _finite(direction, "spins", where))
-                norm = np.linalg.norm(spins, axis=1)
-                return spins / np.where(norm > 0, norm, 1.0)[:, None] * moments[:, None]
-        except InputError as exc:  # ShapeError / NonFiniteError / InputError, kept, naming the configuration
-            raise type(exc)(f"{where}: {exc}") from None
-        if mag.ndim == 1:
-            mag = np.stack([np.zeros(n), np.zeros(n), mag], axis=1)
-        return mag
-    warn_unread_moments(atoms)  # moments the configuration carries elsewhere, or only as a total
-    return np.zeros((n, 3))
+    try:
+        mag = _finite(ase_magnetic_moments(atoms, "computed", stacklevel=4), "magnetic moments", where)
+        if not np.any(mag != 0):
+            warn_unread_moments(atoms, stacklevel=4)  # moments the configuration carries elsewhere, or only as a total
+            return np.zeros((n, 3))
+        direction = ase_spin_directions(atoms)
+        if direction is not None:
+            spins, moments = combine_spin_directions(mag, _finite(direction, "spins", where))
+            norm = np.linalg.norm(spins, axis=1)
+            return spins / np.where(norm > 0, norm, 1.0)[:, None] * moments[:, None]
+    except InputError as exc:  # ShapeError / NonFiniteError / InputError, kept, naming the configuration
+        raise exc if str(exc).startswith(f"{where}: ") else type(exc)(f"{where}: {exc}") from None
+    if mag.ndim == 1:
+        mag = np.stack([np.zeros(n), np.zeros(n), mag], axis=1)
+    return mag
 
 
 def read_dataset(path, name="dataset") -> list:

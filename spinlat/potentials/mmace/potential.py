@@ -67,12 +67,7 @@ def _device(device) -> torch.device:
 
 
 def _dtype(dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        if dtype in _DTYPES.values():
-            return dtype
-    elif str(dtype) in _DTYPES:
-        return _DTYPES[str(dtype)]
-    raise InputError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    return _DTYPES[validation.float_dtype(dtype)]  # any spelling: "f4", np.float32, torch.float32, ...
 
 
 def _atomic_numbers(elements) -> list[int]:
