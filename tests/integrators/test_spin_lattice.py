@@ -418,18 +418,22 @@ def test_langevin_longitudinal_boltzmann_distribution():
     pot = LandauTest(a, b)
     integ = SpinLatticeLangevin(0.5, 0.0, friction=0.0, damping=0.05, spin_temperature=T, seed=3)
     s = integ.run(st, pot, 1000)
-    m2 = []
+    m1, m2 = np.zeros(n), np.zeros(n)
     for _ in range(200):
         s = integ.run(s, pot, 10)
-        m2.append(np.mean(s.moments**2))
+        m1 += s.moments / 200
+        m2 += s.moments**2 / 200
     kT = units.K_B * T
 
-    def w(m):
+    def w(m):  # the measure the docstring names: μ² exp(−E/k_B T)
         return m**2 * np.exp(-(a * m**2 + b * m**4) / kT)
 
-    expected = quad(lambda m: m**2 * w(m), 0, 20)[0] / quad(w, 0, 20)[0]
-    err = np.std(m2) / np.sqrt(len(m2) / 5)
-    assert abs(np.mean(m2) / expected - 1) < max(4 * err / expected, 0.02), (np.mean(m2), expected)
+    z = quad(w, 0, 20)[0]
+    # per-spin time averages are independent across the free spins
+    for avg, power in ((average(m1), 1), (average(m2), 2)):
+        expected = quad(lambda m: m**power * w(m), 0, 20)[0] / z
+        assert avg.reliable and avg.error < 0.01 * expected
+        assert abs(avg.value - expected) < 4 * avg.error, (power, avg, expected)
     assert np.all(s.moments > 0)
 
 
