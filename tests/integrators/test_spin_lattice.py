@@ -369,6 +369,35 @@ def test_nve_with_real_potentials_conserves_energy():
     assert 3.2 < e1 / e2 < 5.0, (e1, e2)
 
 
+
+def test_nve_isotropic_exchange_keeps_total_moment_to_second_order_and_momentum_exactly():
+    """EAM + Bethe-Slater exchange (no field, no anisotropy): the energy is invariant under a
+    global spin rotation, so the total moment M = Σ m_i is a constant of motion. The colour-class
+    spin sweeps rotate one class at a time, so M is kept to O(dt²) (bounded), the total momentum
+    to round-off (pair forces)."""
+    eam_mod = pytest.importorskip("spinlat.potentials.eam")
+    from conftest import EAM_FE, bcc_fe
+
+    if not EAM_FE.exists():
+        pytest.skip("EAM file missing")
+    from spinlat.potentials import BetheSlaterExchange
+
+    pot = eam_mod.EAM(EAM_FE) + BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+    st = bcc_fe((3, 3, 3), rattle=0.05, seed=2)
+    s = np.array([0, 0, 1.0]) + 0.5 * np.random.default_rng(0).normal(size=(len(st), 3))
+    st = st.copy(spins=s)
+    m0 = st.magnetization()
+    errors = []
+    for dt in (0.5, 0.25):
+        x, err, integ = st, 0.0, SpinLatticeNVE(dt)
+        for _ in range(5):
+            x = integ.run(x, pot, int(10 / dt))
+            err = max(err, np.abs(x.magnetization() - m0).max())
+        errors.append(err)
+        assert np.abs((x.velocities * x.masses[:, None]).sum(axis=0)).max() < 1e-12
+    assert 3.2 < errors[0] / errors[1] < 5.0, errors
+    assert errors[0] < 1e-4 * np.linalg.norm(m0)
+
 # ------------------------------------------------------------------ Langevin
 def test_langevin_lattice_equipartition():
     st = crystal(2, moment=0.0, T=50.0, seed=3)
