@@ -12,10 +12,12 @@ Definitions (units eV, K, μB):
 - spin temperature (Nurdin, Schotte, Schotte, Phys. Rev. E 61, 3579 (2000)), with
   ω_i = −∂E/∂s_i = |m_i| h_i (eV) the unprojected field on unit spin i::
 
-      k_B T_s = Σ_i |s_i × ω_i|² / (2 Σ_i s_i·ω_i)
+      k_B T_s = Σ_i |s_i × ω_i|² / Σ_i (2 s_i·ω_i + c_i)
 
-  exact in equilibrium for energies linear in each spin (exchange, Zeeman; checked on free
-  spins in a field), a good estimate otherwise. The fields come from
+  exact in equilibrium; the denominator is the sum of the Laplacians of E on the spins' unit
+  spheres, c_i = tr H_i − s_iᵀ H_i s_i from each spin's own ambient Hessian H_i
+  (:meth:`Potential.spin_curvatures`; 0 for energies linear in each spin: exchange, Zeeman;
+  checked on free spins in a field with and without uniaxial and cubic anisotropy). The fields come from
   :meth:`Potential.rotation_fields` (projected fields would make the denominator vanish);
 - energy drift of a total-energy series: least-squares slope (eV/atom/ps) and largest deviation
   from the first value (eV/atom) — meaningful only for runs that conserve energy (NVE, LLG
@@ -103,17 +105,22 @@ def spin_temperature(state, potential=None, fields=None, neighbors=None) -> floa
     ``fields`` (N, 3) eV/μB: unprojected effective fields; by default
     ``potential.rotation_fields`` of the magnetic atoms, on ``neighbors`` (a
     :class:`~spinlat.NeighborList` already updated for ``state``; default the potential's own
-    cached list). Returns 0 for a state without magnetic atoms and ``inf`` when Σ s·ω ≤ 0 (no
-    temperature can be defined, e.g. spins against the field).
+    cached list). Returns 0 for a state without magnetic atoms and ``inf`` when the sum of the
+    Laplacians is ≤ 0 (no temperature can be defined, e.g. spins against the field).
 
-    The estimator T = Σ|s×ω|² / (2 k_B Σ s·ω) is the spherical-Laplacian form for energies linear
-    in each spin (exchange, Zeeman; Nurdin et al., Phys. Rev. E 61, 3579 (2000)); for energies
-    that are not (mMACE, Landau, any term that depends on moment magnitudes) it also needs the
-    trace of each spin's ambient Hessian, which those terms do not give, and their rotation fields
-    carry no longitudinal part: there it returns ``nan`` (undefined) rather than a wrong number."""
+    The estimator k_B T = Σ|s×ω|² / Σ Δ_S E is exact in equilibrium (Nurdin et al., Phys. Rev. E
+    61, 3579 (2000)); the spherical Laplacians are Δ_S E = 2 s_i·ω_i + c_i with the curvatures
+    c_i of :meth:`Potential.spin_curvatures <spinlat.potentials.base.Potential.spin_curvatures>`
+    (0 for energies linear in each spin: exchange, Zeeman; uniaxial and cubic anisotropy and
+    couplings to an atom's own periodic images give theirs). Without them (read with
+    ``fields``, which must then be linear in each spin) the form 2 Σ s·ω is used. For energies
+    that depend on moment magnitudes or are many-body in the spins (Landau, mMACE) the rotation
+    fields carry no longitudinal part and no per-spin Hessian is known: there it returns ``nan``
+    (undefined) rather than a wrong number."""
     mag = np.flatnonzero(state.moments > 0)
     if len(mag) == 0:
         return 0.0
+    curv = 0.0
     if fields is None:
         if potential is None:
             raise InputError("spin_temperature needs a potential or fields")
@@ -121,6 +128,10 @@ def spin_temperature(state, potential=None, fields=None, neighbors=None) -> floa
             return float("nan")
         nl = None if potential.cutoff <= 0 else neighbors if neighbors is not None else potential.neighbor_list(state)
         h = np.asarray(potential.rotation_fields(state, nl, mag), dtype=float)
+        c = potential.spin_curvatures(state, nl, mag)
+        if c is None:
+            return float("nan")
+        curv = float(np.sum(c))
     else:
         h = np.asarray(fields, dtype=float)
         if h.shape != (len(state), 3):
@@ -129,10 +140,10 @@ def spin_temperature(state, potential=None, fields=None, neighbors=None) -> floa
     s = state.spins[mag]
     w = state.moments[mag, None] * h  # ω = −∂E/∂s, eV
     num = float(np.sum(np.cross(s, w) ** 2))
-    den = float(np.sum(s * w))
+    den = 2.0 * float(np.sum(s * w)) + curv  # Σ_i Δ_S E, the spherical Laplacians
     if den <= 0:
         return float("inf")
-    return num / (2.0 * units.K_B * den)
+    return num / (units.K_B * den)
 
 
 # ------------------------------------------------------------------------------ magnetisation

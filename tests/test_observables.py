@@ -56,6 +56,107 @@ def test_spin_temperature_of_boltzmann_spins_in_field():
     assert obs.spin_temperature(st.copy(moments=np.zeros(n))) == 0.0
 
 
+def _boltzmann_unit_vectors(log_weight, log_weight_max, n, rng):
+    """n unit vectors with density ∝ exp(log_weight(s)) on the sphere (rejection from uniform)."""
+    out, have = [], 0
+    while have < n:
+        s = rng.normal(size=(n, 3))
+        s /= np.linalg.norm(s, axis=1)[:, None]
+        s = s[rng.random(n) < np.exp(log_weight(s) - log_weight_max)]
+        out.append(s)
+        have += len(s)
+    return np.concatenate(out)[:n]
+
+
+def _block_spin_temperature(spins, moment, pot, blocks=20):
+    """Spin temperature of ``blocks`` independent groups of free spins: mean and standard error."""
+    ts = [obs.spin_temperature(sl.State(np.zeros((len(b), 3)), [26] * len(b), spins=b, moments=[moment] * len(b),
+                                        validate=False), pot)
+          for b in np.array_split(spins, blocks)]
+    return np.mean(ts), np.std(ts, ddof=1) / np.sqrt(blocks)
+
+
+@pytest.mark.parametrize("case", ["uniaxial", "uniaxial_weak_with_field", "easy_plane", "cubic"])
+def test_spin_temperature_of_boltzmann_spins_with_anisotropy(case):
+    """Nurdin's estimator with terms quadratic and quartic in a spin: the denominator is the
+    spherical Laplacian 2 s·ω + c (c = tr H − sᵀHs). Without c it read 3.7 K for 20 K at
+    K = kT/2 and 11 K at K = 2kT (free spins, uniaxial anisotropy)."""
+    from spinlat.potentials import CubicAnisotropy, UniaxialAnisotropy, Zeeman
+
+    rng = np.random.default_rng(5)
+    n, moment, T = 100_000, 2.0, 20.0
+    kT = units.K_B * T
+    n_axis = np.array([1.0, 2.0, 2.0]) / 3.0
+    if case == "uniaxial":
+        pot = UniaxialAnisotropy(2 * kT, n_axis)
+        s = _boltzmann_unit_vectors(lambda s: 2 * (s @ n_axis) ** 2, 2.0, n, rng)
+    elif case == "uniaxial_weak_with_field":
+        B = 10.0
+        x = moment * units.MU_B * B / kT
+        pot = Zeeman([0, 0, B]) + UniaxialAnisotropy(0.5 * kT, [1, 0, 0])
+        s = _boltzmann_unit_vectors(lambda s: x * s[:, 2] + 0.5 * s[:, 0] ** 2, x + 0.5, n, rng)
+    elif case == "easy_plane":
+        pot = UniaxialAnisotropy(-3 * kT, [0, 0, 1])
+        s = _boltzmann_unit_vectors(lambda s: -3 * s[:, 2] ** 2, 0.0, n, rng)
+    else:
+        k1, k2 = 2 * kT, -5 * kT
+        pot = CubicAnisotropy(k1, k2)
+
+        def log_w(s):
+            a2 = s**2
+            return -(k1 * (a2[:, 0] * a2[:, 1] + a2[:, 1] * a2[:, 2] + a2[:, 2] * a2[:, 0])
+                     + k2 * a2[:, 0] * a2[:, 1] * a2[:, 2]) / kT
+
+        s = _boltzmann_unit_vectors(log_w, 5.0 / 27.0, n, rng)
+    t, err = _block_spin_temperature(s, moment, pot)
+    assert abs(t - T) < 4 * err, (t, err)
+    assert err < 0.05 * T  # the test resolves a few-per-cent error
+
+
+def _sphere_laplacians(state, pot, t=1e-3):
+    """Laplace–Beltrami operator of the energy on each magnetic spin's unit sphere, by second
+    differences along two orthogonal great circles (geodesic normal coordinates)."""
+    e0 = pot.compute(state).energy
+    out = []
+    for i in np.flatnonzero(state.moments > 0):
+        s = state.spins[i]
+        e1 = np.cross(s, [0.3, -0.5, 0.8])
+        e1 /= np.linalg.norm(e1)
+        lap = 0.0
+        for e in (e1, np.cross(s, e1)):
+            d2 = -2.0 * e0
+            for sign in (1, -1):
+                spins = state.spins.copy()
+                spins[i] = np.cos(t) * s + sign * np.sin(t) * e
+                d2 += pot.compute(state.copy(spins=spins)).energy
+            lap += d2 / t**2
+        out.append(lap)
+    return np.array(out)
+
+
+def test_spin_curvatures_give_the_laplacian_of_the_energy_on_each_spin():
+    """2 s·ω + c equals the numerical spherical Laplacian of E for exchange on a cell small
+    enough that atoms couple to their own images (E quadratic in s_i), DMI, uniaxial and cubic
+    anisotropy and a field."""
+    from spinlat.potentials import CubicAnisotropy, Heisenberg, UniaxialAnisotropy, Zeeman
+
+    rng = np.random.default_rng(3)
+    st = sl.State([[0, 0, 0], [1.4, 1.4, 1.4]], [26, 26], cell=np.eye(3) * 2.8, pbc=True,
+                  moments=[2.2, 1.7]).repeat((1, 1, 2))
+    st = st.copy(spins=rng.normal(size=(len(st), 3)))
+    ham = Heisenberg.from_neighbors(st, J=[0.02, 0.01], D=[0.003])
+    pot = ham + UniaxialAnisotropy(0.004, [1, 1, 0]) + CubicAnisotropy(0.003, -0.002) + Zeeman([0.3, 0, 2.0])
+    mag = np.flatnonzero(st.moments > 0)
+    assert ham.spin_couplings(st).self_coupled_atoms().all()
+    nl = pot.neighbor_list(st) if pot.cutoff > 0 else None
+    w = st.moments[mag, None] * pot.rotation_fields(st, nl, mag)
+    ours = 2 * np.sum(st.spins[mag] * w, axis=1) + pot.spin_curvatures(st, nl, mag)
+    np.testing.assert_allclose(ours, _sphere_laplacians(st, pot), rtol=1e-5, atol=1e-8)
+    from spinlat.potentials import Landau
+
+    assert (Zeeman([0, 0, 1.0]) + Landau(-0.5, 0.1)).spin_curvatures(st, None, mag) is None
+
+
 def test_trajectory_observables(tmp_path):
     st = crystal(2, T=300.0)
     pot = PairSpin() + Field([0, 0, 1.0])

@@ -223,3 +223,53 @@ def test_llg_spins_keeps_an_existing_trajectory_unless_told(fe, tmp_path):
         assert np.array_equal(traj.array("spins"), s1)
     t2, s2, _ = mg.llg_spins(big, ham, 8, every=4, dt=0.5, trajectory=path, overwrite=True)
     assert np.array_equal(s2, s1) and np.array_equal(t2, t1)
+
+
+# ------------------------------------------------------------------------------ analytic sc dispersion
+@pytest.mark.parametrize("n", [(1, 0, 0), (1, 1, 0), (2, 2, 2), (3, 0, 0)])
+@pytest.mark.parametrize("integrator", ["llg", "nve"])
+def test_sc_ferromagnet_spin_wave_frequency_is_the_analytic_dispersion(n, integrator):
+    """Nearest-neighbour sc ferromagnet, E = −J Σ_<ij> s_i·s_j (each pair once, DESIGN.md):
+    a single circular spin wave of tilt θ precesses (positive sense about the magnetisation) at
+    ω(q) = (γJ/(μ μB)) 2 Σ_α (1 − cos q_α a) · cos θ (the exact frequency of the uniformly tilted
+    wave). Undamped LLG and frozen-lattice SpinLatticeNVE; energy and total spin conserved.
+    The classical LSWT of spinlat (and magnopy's, when installed) give the θ → 0 value."""
+    from spinlat.integrators import LLG, SpinLatticeNVE
+    from spinlat.potentials import Heisenberg
+
+    a, L, J, mu, theta, dt = 2.5, 6, 1e-3, 2.0, 0.01, 0.5
+    unit = sl.State([[0, 0, 0]], [26], cell=np.eye(3) * a, pbc=True, moments=[mu])
+    st = unit.repeat((L, L, L))
+    ham = Heisenberg.from_neighbors(unit, J=[J])
+    q = 2 * np.pi * np.array(n) / (L * a)
+    w0 = units.GAMMA * J * 2 * np.sum(1 - np.cos(q * a)) / (mu * units.MU_B)  # rad/fs
+    assert mg.lswt_dispersion(ham, q[None], [mu])[0, 0] * units.MEV / units.HBAR == pytest.approx(w0, rel=1e-12)
+    s = st.copy(spins=mg.tilted_spin_wave(st, q, theta))
+    e0, total0 = ham.compute(s).energy, s.spins.sum(axis=0)
+    integ = LLG(dt) if integrator == "llg" else SpinLatticeNVE(dt)
+    every = max(1, int(2 * np.pi / w0 / dt / 20))
+    phase, t = [], []
+    for k in range(40):
+        s = integ.run(s, ham, every)
+        t.append((k + 1) * every * dt)
+        phase.append(np.angle(np.sum((s.spins[:, 0] + 1j * s.spins[:, 1]) * np.exp(1j * (s.positions @ q)))))
+    w = np.polyfit(t, np.unwrap(phase), 1)[0]
+    # the schemes' own phase error is O((ω dt)²) ≤ 2e-5 here
+    assert w == pytest.approx(w0 * np.cos(theta), rel=3e-6 + (w0 * dt) ** 2)
+    assert abs(ham.compute(s).energy - e0) < 1e-9 * abs(e0)
+    np.testing.assert_allclose(s.spins.sum(axis=0), total0, atol=1e-8)
+
+
+def test_sc_ferromagnet_lswt_equals_magnopy():
+    pytest.importorskip("magnopy")
+    from spinlat.potentials import Heisenberg
+    from spinlat.workflows import lswt
+
+    a, J, mu = 2.5, 1e-3, 2.0
+    unit = sl.State([[0, 0, 0]], [26], cell=np.eye(3) * a, pbc=True, moments=[mu], spins=[[0, 0, 1.0]])
+    ham = Heisenberg.from_neighbors(unit, J=[J])
+    q = 2 * np.pi / a * np.array([[0.1, 0, 0], [0.25, 0.25, 0], [0.5, 0.5, 0.5], [0.3, 0.1, 0.2]])
+    ours = mg.lswt_dispersion(ham, q, [mu])[:, 0]
+    analytic = units.G_GAMMA * J * 2 * np.sum(1 - np.cos(q * a), axis=1) / mu / units.MEV
+    np.testing.assert_allclose(ours, analytic, rtol=1e-12)
+    np.testing.assert_allclose(lswt.magnopy_energies(unit, ham, q)[:, 0], analytic, rtol=1e-6)

@@ -332,6 +332,31 @@ class Potential:
             h = h - np.sum(h * s, axis=1)[:, None] * s
         return h
 
+    def spin_curvatures(self, state, neighbors, atoms: np.ndarray) -> np.ndarray | None:
+        """c_i = tr H_i − s_iᵀ H_i s_i (eV, (len(atoms),)) of ``atoms``, H_i = ∂²E/∂s_i∂s_iᵀ the
+        Hessian of this term's energy in the ambient components of spin i's own vector; or
+        ``None`` when it is not known.
+
+        With the unprojected field ω_i = −∂E/∂s_i = |m_i| H_i of :meth:`rotation_fields`, the
+        Laplacian of E on spin i's unit sphere is 2 s_i·ω_i + c_i (for f(s) on ℝ³ restricted to
+        |s| = 1: Δ_S f = tr ∇²f − sᵀ∇²f s − 2 s·∇f); the spin temperature
+        (:func:`spinlat.observables.spin_temperature`) divides by it. c_i = 0 for energies linear
+        in each spin (pair exchange, Zeeman); uniaxial anisotropy −K (s·n)² gives
+        c_i = 2K((s·n)² − 1). The default takes the term's :meth:`spin_couplings` (on-site forms,
+        couplings to an atom's own periodic images); a term without couplings gives zeros
+        (``magnetic = False``: no spin dependence; otherwise it is taken to be linear in each
+        spin, and a term that is not overrides this), ``None`` when the energy depends on moment
+        magnitudes or is many-body in the spins (mMACE: no per-spin Hessian is available)."""
+        atoms = np.asarray(atoms, dtype=np.int64)
+        if not self.magnetic:
+            return np.zeros(len(atoms))
+        if self.depends_on_magnitudes or self.many_body_spins:
+            return None
+        c = term_couplings(self, state, neighbors)
+        if c is None:
+            return np.zeros(len(atoms))
+        return c.spin_curvatures(state.spins, atoms)
+
     def _zero(self, state, forces, magnetic_forces, stress) -> Evaluation:
         n = len(state)
         return Evaluation(0.0, np.zeros((n, 3)) if forces else None,
@@ -527,6 +552,18 @@ class SumPotential(Potential):
                 ht = t.rotation_fields(state, neighbors if t.cutoff > 0 else None, atoms)
                 h = ht if h is None else h + ht
         return np.zeros((len(atoms), 3)) if h is None else h
+
+    def spin_curvatures(self, state, neighbors, atoms):
+        """The sum of the magnetic terms' :meth:`Potential.spin_curvatures` (``None`` if one of
+        them has none)."""
+        c = np.zeros(len(atoms))
+        for t in self._terms:
+            if t.magnetic:
+                ct = t.spin_curvatures(state, neighbors if t.cutoff > 0 else None, atoms)
+                if ct is None:
+                    return None
+                c = c + ct
+        return c
 
     def __repr__(self):
         return " + ".join(repr(t) for t in self._terms)

@@ -282,6 +282,31 @@ class LinearSpinCouplings:
             h[mag] += self.field[atoms[mag]]
         return h
 
+    def spin_curvatures(self, spins, atoms=None) -> np.ndarray:
+        """c_i = tr H_i − s_iᵀ H_i s_i (eV) of ``atoms`` (default all), (len(atoms),), with
+        H_i = ∂²E/∂s_i∂s_iᵀ = −2 A_i − Σ_{p ∈ row i, j_p = i} J_p the Hessian of the energy in the
+        ambient components of spin i's own vector (on-site forms and couplings to its own periodic
+        images; the other terms are linear in s_i). The spherical Laplacian of E in s_i is
+        −2 s_i·∂E/∂s_i + c_i (:meth:`Potential.spin_curvatures
+        <spinlat.potentials.base.Potential.spin_curvatures>`); 0 for atoms without self-coupling."""
+        s = np.asarray(spins, dtype=np.float64)
+        n = self.n_atoms
+        atoms = np.arange(n, dtype=np.int64) if atoms is None else np.ascontiguousarray(atoms, dtype=np.int64)
+        hess = np.zeros((len(atoms), 3, 3))
+        if self.onsite is not None:
+            hess -= 2.0 * self.onsite[atoms]
+        if self.n_couplings and self.self_coupled_mask() is not False:
+            rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.offsets))
+            own = np.flatnonzero(self.neighbors == rows)
+            where = np.full(n, -1, dtype=np.int64)
+            where[atoms] = np.arange(len(atoms))
+            own = own[where[rows[own]] >= 0]
+            tensors = (self.exchange[own, None, None] * np.eye(3)[None] if self.isotropic
+                       else self.tensors[self.tensor_index[own]])
+            np.add.at(hess, where[rows[own]], -tensors)
+        si = s[atoms]
+        return np.trace(hess, axis1=1, axis2=2) - np.einsum("ai,aij,aj->a", si, hess, si)
+
     # ------------------------------------------------------------------ tables for integrators
     def per_moment_entries(self, moments, onsite=True):
         """The couplings as fields per moment, for integrators that build their own tables:

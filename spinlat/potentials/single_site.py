@@ -428,6 +428,19 @@ class CubicAnisotropy(_SingleSite):
         h[on] = -(ga[on] @ self.axes) / mom[on, None]
         return h
 
+    def spin_curvatures(self, state, neighbors, atoms) -> np.ndarray:
+        """c_i = tr H_i − s_iᵀ H_i s_i (eV) of ``atoms`` for the polynomial E(α) above (the one
+        :meth:`rotation_fields` differentiates; :meth:`Potential.spin_curvatures`): with
+        P = αx²αy² + αy²αz² + αz²αx² and Q = αx²αy²αz², c = 4K1 + 2K2 P − 12K1 P − 30K2 Q
+        (0 on non-magnetic atoms)."""
+        atoms = validation.atom_indices(atoms, "atoms", len(state))
+        a2 = (state.spins[atoms] @ self.axes.T) ** 2
+        k1, k2 = self._k1[state.numbers[atoms]], self._k2[state.numbers[atoms]]
+        p = a2[:, 0] * a2[:, 1] + a2[:, 1] * a2[:, 2] + a2[:, 2] * a2[:, 0]
+        q = a2[:, 0] * a2[:, 1] * a2[:, 2]
+        c = 4.0 * k1 + 2.0 * k2 * p - 12.0 * k1 * p - 30.0 * k2 * q
+        return np.where(state.moments[atoms] > 0, c, 0.0)
+
     def __repr__(self):
         return f"CubicAnisotropy(K1={self.K1!r} eV, K2={self.K2!r} eV)"
 

@@ -356,3 +356,28 @@ def test_cell_smaller_than_the_coupling_range_couples_spins_to_their_own_images(
     b = MonteCarlo(2.0, seed=7).run(unit, UniaxialAnisotropy(2e-3, [0, 0, 1]), 200)
     assert np.allclose(a.spins, b.spins, atol=1e-9)
     assert abs(a.spins[0, 2]) > 0.9
+
+
+def test_public_heisenberg_sc_energy_follows_the_high_temperature_series():
+    """The J convention of ``Heisenberg.from_neighbors`` (E = −J Σ_<ij> s_i·s_j, each pair once,
+    DESIGN.md; the convention of Chen, Ferrenberg & Landau's T_c = 1.443 J/k_B): at K = J/k_BT = 0.2
+    the sc ferromagnet's energy per spin is −3J ⟨s_i·s_j⟩ with ⟨s_i·s_j⟩ = u + 4u³ + O(u⁵),
+    u = coth K − 1/K (one bond, then the four plaquettes through it; O(u⁵) ≈ 0.1 % here). A pair
+    counted twice would double E/N. Tolerance 4σ (blocked error of the sampled series)."""
+    from spinlat.potentials import Heisenberg
+    from spinlat.statistics import average
+
+    J, K = 1e-3, 0.2
+    st = simple_cubic(6, moment=2.0, seed=1)
+    pot = Heisenberg.from_neighbors(st, J=[J])
+    mc = MonteCarlo(J / (K * units.K_B), seed=4)
+    st = mc.run(st, pot, 300)
+    mc.adapt = False
+    e = []
+    for _ in range(1000):
+        st = mc.run(st, pot, 10)
+        e.append(pot.compute(st, forces=False, magnetic_forces=False).energy / (len(st) * J))
+    est = average(e)
+    u = 1 / np.tanh(K) - 1 / K
+    assert est.reliable and est.error < 0.02 * 3 * u
+    assert abs(est.value + 3 * (u + 4 * u**3)) < 4 * est.error, (est, -3 * (u + 4 * u**3))
