@@ -233,9 +233,39 @@ def test_noise_blocks_do_not_change_the_stream(monkeypatch):
     st = free_spins(30)
     pot = Zeeman([0.3, 0, 2.0])
     ref = LLG(1.0, damping=0.1, temperature=50.0, seed=9).run(st, pot, 37)
-    monkeypatch.setattr(LLG, "_NOISE_BLOCK", 90 * 5)  # 5 steps per block, drawn in a helper thread
+    monkeypatch.setattr(LLG, "_NOISE_BLOCK", 90 * 5)  # 5 steps per block, drawn in the calling thread
     got = LLG(1.0, damping=0.1, temperature=50.0, seed=9).run(st, pot, 37)
     assert np.array_equal(ref.spins, got.spins)
+    monkeypatch.setattr(LLG, "_OVERLAP_MIN", 0)  # ... and in a helper thread
+    got = LLG(1.0, damping=0.1, temperature=50.0, seed=9).run(st, pot, 37)
+    assert np.array_equal(ref.spins, got.spins)
+
+
+def test_short_thermal_runs_start_no_noise_thread(monkeypatch):
+    """A run of few noise numbers (a sample-every-few-steps loop) draws its noise in the calling
+    thread: a helper thread per call cost 3-5 ms, 10x the whole call for 64 spins and 10 steps.
+    Long runs still overlap the draw with the integration; both give the same stream."""
+    import spinlat.integrators.llg as llg_module
+
+    st = free_spins(64)
+    pot = Zeeman([0.3, 0, 2.0])
+    ref = LLG(1.0, damping=0.1, temperature=50.0, seed=4).run(st, pot, 40)
+    started = []
+
+    class Recording(llg_module.ThreadPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            started.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(llg_module, "ThreadPoolExecutor", Recording)
+    integ = LLG(1.0, damping=0.1, temperature=50.0, seed=4)
+    s = st
+    for _ in range(4):
+        s = integ.run(s, pot, 10)
+    assert started == [] and np.array_equal(s.spins, ref.spins)
+    monkeypatch.setattr(LLG, "_OVERLAP_MIN", 3 * 64 * 40)
+    assert np.array_equal(LLG(1.0, damping=0.1, temperature=50.0, seed=4).run(st, pot, 40).spins, ref.spins)
+    assert started == [1]
 
 
 def test_rotation_series_matches_trigonometric_rotation(rng):
