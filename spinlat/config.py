@@ -58,8 +58,7 @@ their own sections):
       - {type: BetheSlaterExchange, cutoff: 3.4, J1: 0.02726, J2: 0.2171, J3: 1.841}
       - {type: Zeeman, B: [0, 0, 1]}
     integrator: {type: SpinLatticeNVE, dt: 0.1}
-    # non-local potentials (mMACE):  spin_step: implicit_midpoint (default; time-reversible),
-    #   extended_lagrangian (time-reversible, one model call per step; xl_kappa: 3.2) or
+    # non-local potentials (mMACE):  spin_step: implicit_midpoint (default; time-reversible) or
     #   explicit_midpoint; spin_tolerance: 1.0e-10; max_spin_iterations: 8;
     #   spin_solver: anderson (default), fixed_point or newton
     # potentials with moment magnitudes (SpinLatticeNVE and SpinLatticeLangevin):
@@ -362,11 +361,8 @@ _ADIABATIC = {
 INTEGRATORS: dict[str, dict[str, Key]] = {
     "SpinLatticeNVE": {
         "dt": _DT,
-        "spin_step": Key(_choice("implicit_midpoint", "explicit_midpoint", "extended_lagrangian"),
+        "spin_step": Key(_choice("implicit_midpoint", "explicit_midpoint"),
                          doc="spin step of non-local potentials (mMACE; default implicit_midpoint)"),
-        "xl_kappa": Key(_number("dimensionless", positive=True),
-                        doc="extended_lagrangian spin step: κ = (ω dt)² of the auxiliary spins, below 4 "
-                            "(default 3.2)"),
         "spin_tolerance": Key(_number("dimensionless", positive=True),
                               doc="implicit spin step: estimated error of the spins (default 1e-10)"),
         "max_spin_iterations": Key(_integer(1), doc="implicit spin step: model calls per step at most (default 8)"),

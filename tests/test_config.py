@@ -10,7 +10,7 @@ import yaml
 import spinlat as sl
 from spinlat import config as C
 from spinlat import integrators, potentials
-from spinlat.errors import ConfigError, InputError
+from spinlat.errors import ConfigError
 from spinlat.search import ground_state
 
 from conftest import EAM_FE, bcc_fe
@@ -212,20 +212,12 @@ def test_spin_step_and_adiabatic_magnitude_keys(tmp_path):
     integ = C.build_integrator(C.load(_cfg(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.5,
                                                                   "spin_solver": "newton"})))
     assert integ.spin_solver == "newton"
-    integ = C.build_integrator(C.load(_cfg(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.5,
-                                                                  "spin_step": "extended_lagrangian",
-                                                                  "xl_kappa": 2.5})))
-    assert (integ.spin_step, integ.xl_kappa) == ("extended_lagrangian", 2.5)
-    with pytest.raises(InputError, match="xl_kappa must be below 4"):
-        C.build_integrator(C.load(_cfg(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.5,
-                                                              "spin_step": "extended_lagrangian", "xl_kappa": 4})))
     integ = C.build_integrator(C.load(_cfg(tmp_path, integrator={
         "type": "SpinLatticeLangevin", "dt": 0.5, "temperature": 300, "friction": 0.01, "damping": 0.1,
         "adiabatic_magnitudes": True})))
     assert integ.adiabatic_magnitudes and integ.magnitude_tolerance == 1e-6
     for bad, key in (({"spin_step": "rk4"}, "integrator.spin_step"), ({"spin_tolerance": 0}, "integrator.spin_tolerance"),
                      ({"spin_solver": "broyden"}, "integrator.spin_solver"),
-                     ({"xl_kappa": -1}, "integrator.xl_kappa"),
                      ({"adiabatic_magnitudes": "yes"}, "integrator.adiabatic_magnitudes"),
                      ({"max_magnitude_iterations": 0}, "integrator.max_magnitude_iterations")):
         with pytest.raises(ConfigError, match=key):

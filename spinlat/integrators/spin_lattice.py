@@ -81,18 +81,6 @@ by ~5e-3, and one further model call can at best square that error (Newton). A l
 ``spin_tolerance`` keeps the energy (1 fs, 0.2 ps: drift and max |ΔE| equal to the digits printed at
 1e-10, 1e-8, 1e-6) but not the reversibility, which chaos amplifies (200 steps forward and back:
 spins off by 1.5e-5, 3e-3, 0.18) at 9.5, 7.2, 5.1 calls per step.
-``spin_step="extended_lagrangian"`` needs one model call per step and no solver: the fields come
-from auxiliary spins q that follow the spins as a harmonic oscillator, q̈ = ω²(s − q) with
-κ = (ω dt)² (``xl_kappa``, 3.2), the time-reversible propagation of the unknown that extended-
-Lagrangian Born-Oppenheimer MD uses for the SCF density (Niklasson, Phys. Rev. Lett. 100, 123004
-(2008)); the step ``spins dt/2 · drift dt · spins dt/2`` with kicks and the auxiliary's Verlet
-half-kicks around it is a palindrome of exact flows, so it is time-reversible to round-off and the
-spin lengths are exact, but not symplectic: its energy error is that of spins precessing in the
-fields of q̂ ≈ s − dt² s̈/κ, bounded and ∝ dt² (:class:`_AuxiliarySpins`). For the 20-epoch model of
-``benchmarks/bench_mmace_nve_drift.py`` at 0.5 fs it keeps the energy to 0.08 meV/atom over 2 ps
-with no secular drift at 1 call per step, where the implicit midpoint needs 6.1 calls per step
-at 0.5 fs (0.013 meV/atom) and 9.6 at 1 fs (0.042 meV/atom): the same accuracy as the implicit step
-at 1 fs costs 2 calls per fs instead of 9.6.
 ``spin_step="explicit_midpoint"`` keeps the earlier scheme (rotate by τ/2 about the latest fields, evaluate, rotate the start spins by τ about those
 midpoint fields: two model calls per step, second order but neither symplectic nor reversible:
 the energy drifts, 2.6 meV/atom over 2 ps at dt = 0.5 fs in ``examples/mmace_train_nve.py``).
@@ -561,13 +549,6 @@ class _Work:
         """Forces (and magnetic forces if asked) of the potential at the current arrays."""
         self.calls += 1
         return self.potential.compute(self.state, self.nl, forces=True, magnetic_forces=magnetic_forces)
-
-    def evaluate_at_spins(self, spins):
-        """Forces and magnetic forces of the potential at the current positions and moments with
-        the unit spins ``spins`` (N, 3) instead of the current ones (one call)."""
-        self.calls += 1
-        return self.potential.compute(self.state.with_arrays(spins=spins), self.nl, forces=True,
-                                      magnetic_forces=True)
 
     def fields(self):
         """Magnetic forces h = −∂E/∂m (N, 3) eV/μB of the potential at the current arrays (one
@@ -1286,13 +1267,6 @@ def _anderson_coefficients(dfs, f, cond):
 
 
 # ------------------------------------------------------------------------------ NVE
-#: default κ = (ω δt)² of the auxiliary spins of ``spin_step="extended_lagrangian"``: the
-#: Verlet oscillator is stable for κ < 4 and the auxiliary lags the spins by ≈ (δt² s̈)/κ, so
-#: large κ tracks closest; 3.2 gave the smallest energy error at 0.5 and 1 fs for the 20-epoch
-#: model of ``benchmarks/bench_mmace_nve_drift.py`` (κ = 1.0 / 1.8 / 3.2 / 3.7 scanned)
-XL_KAPPA = 3.2
-
-
 class SpinLatticeNVE(_SpinLatticeBase):
     """Symplectic coupled spin-lattice dynamics at constant energy (no damping, no noise).
 
@@ -1302,10 +1276,8 @@ class SpinLatticeNVE(_SpinLatticeBase):
     spin_step : spin step of potentials whose ``local`` flag is False (mMACE; local potentials
         always take the colour sweeps): ``"implicit_midpoint"`` (default; the spherical
         midpoint rule, symplectic and time-reversible, solved by fixed-point iteration on the
-        field), ``"extended_lagrangian"`` (time-reversible, one model call per step, no solver:
-        the fields of auxiliary spins that follow the spins, :class:`_AuxiliarySpins`; energy error
-        bounded, ∝ dt²) or ``"explicit_midpoint"`` (the earlier scheme, two model calls per step,
-        energy drift ∝ dt²·t; kept for comparison).
+        field) or ``"explicit_midpoint"`` (the earlier scheme, two model calls per step, energy
+        drift ∝ dt²·t; kept for comparison).
     spin_tolerance : the implicit spin step stops when an iterate changes no spin component by
         more than this (dimensionless, ~rad; default 1e-10). Reversibility holds to about this.
     max_spin_iterations : model calls allowed per implicit spin step (default 8); reaching it
@@ -1320,9 +1292,6 @@ class SpinLatticeNVE(_SpinLatticeBase):
         with the model's field-Jacobian products, :meth:`_SpinLatticeBase._newton_spin_step`;
         mMACE, other potentials take Anderson). All solve the same equation to
         ``spin_tolerance``: the trajectories agree to about that.
-    xl_kappa : κ = (ω dt)² of the auxiliary spins of ``spin_step="extended_lagrangian"``,
-        0 < κ < 4 (the Verlet oscillator's stability limit; default :data:`XL_KAPPA` = 3.2): the
-        auxiliary lags the spins by ≈ dt² s̈/κ.
 
     adiabatic_magnitudes : relax the moment magnitudes at fixed directions after every step
         (potentials with ``depends_on_magnitudes``; default False: magnitudes fixed).
@@ -1360,40 +1329,28 @@ class SpinLatticeNVE(_SpinLatticeBase):
 
     def __init__(self, dt, spin_step="implicit_midpoint", spin_tolerance=1e-10, max_spin_iterations=8,
                  adiabatic_magnitudes=False, magnitude_tolerance=1e-6, max_magnitude_iterations=100,
-                 spin_solver="anderson", xl_kappa=XL_KAPPA):
+                 spin_solver="anderson"):
         super().__init__(dt)
         self._magnitude_options(adiabatic_magnitudes, magnitude_tolerance, max_magnitude_iterations)
         self.spin_step = validation.choice(spin_step, "spin_step", SPIN_STEPS)
         self.spin_tolerance = validation.number(spin_tolerance, "spin_tolerance", positive=True)
         self.max_spin_iterations = validation.integer(max_spin_iterations, "max_spin_iterations", minimum=1)
         self.spin_solver = validation.choice(spin_solver, "spin_solver", SPIN_SOLVERS)
-        self.xl_kappa = validation.number(xl_kappa, "xl_kappa", positive=True)
-        if self.xl_kappa >= 4.0:
-            raise InputError(f"SpinLatticeNVE: xl_kappa must be below 4 (the auxiliary spins' Verlet oscillator is "
-                             f"unstable from κ = 4 on), got {self.xl_kappa}")
         self.statistics = {}
         self.initial_calls = self.calls_per_step = self.call_equivalents_per_step = None
         self._magnitude_pairs = None  # (State, potential, (steps, gradient changes)) of the last run
         self._midpoint_fields = None  # (State, potential, _MidpointPredictor) of the last run
-        self._auxiliary = None  # (State, potential, _AuxiliarySpins) of the last extended-Lagrangian run
 
     def __repr__(self):
-        if self.spin_step == "extended_lagrangian":
-            extra = f", spin_step='extended_lagrangian', xl_kappa={self.xl_kappa}"
-        else:
-            extra = ("" if self.spin_step == "implicit_midpoint" and self.spin_tolerance == 1e-10
-                     and self.max_spin_iterations == 8 and self.spin_solver == "anderson" else
-                     f", spin_step={self.spin_step!r}, spin_tolerance={self.spin_tolerance}, "
-                     f"max_spin_iterations={self.max_spin_iterations}, spin_solver={self.spin_solver!r}")
+        extra = ("" if self.spin_step == "implicit_midpoint" and self.spin_tolerance == 1e-10
+                 and self.max_spin_iterations == 8 and self.spin_solver == "anderson" else
+                 f", spin_step={self.spin_step!r}, spin_tolerance={self.spin_tolerance}, "
+                 f"max_spin_iterations={self.max_spin_iterations}, spin_solver={self.spin_solver!r}")
         return f"SpinLatticeNVE(dt={self.dt}{extra}{self._magnitude_repr()})"
 
     def check(self, state, potential) -> None:
         super().check(state, potential)
         self._check_magnitudes(potential)
-        if self.adiabatic_magnitudes and self.spin_step == "extended_lagrangian" and not potential.local:
-            raise InputError("SpinLatticeNVE: adiabatic_magnitudes is not available with spin_step="
-                             "'extended_lagrangian' (the fields come from the auxiliary spins); use the "
-                             "implicit_midpoint spin step")
 
     def _predictor(self, state, potential):
         """The :class:`_MidpointPredictor` the last run left with ``state`` (the State it returned,
@@ -1413,15 +1370,11 @@ class SpinLatticeNVE(_SpinLatticeBase):
         M ≤ 5, its secant pairs, and ``spin_lipschitz``, its last secant ratio (each absent when
         empty; a checkpoint without them restarts with a new memory); with adiabatic magnitudes
         ``magnitude_steps`` and ``magnitude_gradient_changes`` (K, N), the L-BFGS pairs the
-        relaxations carry (μB, eV/μB); with ``spin_step="extended_lagrangian"``
-        ``auxiliary_spins`` (N, 3) and ``auxiliary_velocities`` (N, 3) 1/fs, the auxiliary
-        spins q and their velocities (:class:`_AuxiliarySpins`)."""
+        relaxations carry (μB, eV/μB)."""
         out = super().checkpoint(potential)
         saved = self._midpoint_fields
         if saved is not None:
             out.update(saved[2].as_checkpoint())
-        if self._auxiliary is not None:
-            out.update(self._auxiliary[2].as_checkpoint())
         pairs = self._magnitude_pairs
         if pairs is not None and pairs[2][0]:
             out["magnitude_steps"] = np.array(pairs[2][0], dtype=np.float64)
@@ -1432,8 +1385,6 @@ class SpinLatticeNVE(_SpinLatticeBase):
         super().restore(checkpoint, state, potential)
         pred = _MidpointPredictor.from_checkpoint(checkpoint, len(state))
         self._midpoint_fields = None if pred is None else (state, potential, pred)
-        aux = _AuxiliarySpins.from_checkpoint(checkpoint, len(state))
-        self._auxiliary = None if aux is None else (state, potential, aux)
         try:
             steps, changes = (np.asarray(checkpoint.get(k, ()), dtype=np.float64)
                               for k in ("magnitude_steps", "magnitude_gradient_changes"))
@@ -1459,25 +1410,14 @@ class SpinLatticeNVE(_SpinLatticeBase):
         spin_step = {"anderson": self._anderson_spin_step, "fixed_point": self._implicit_spin_step,
                      "newton": self._newton_spin_step}[solver]
         adiabatic = self.adiabatic_magnitudes
-        xl = not local and self.spin_step == "extended_lagrangian"
-        carried = self._carried_auxiliary(state, potential) if xl else None
-        if carried is not None:
-            ev = carried.evaluation
-        else:
-            ev = self._initial_forces(ws, state, potential, need_fields=not local or adiabatic)
+        ev = self._initial_forces(ws, state, potential, need_fields=not local or adiabatic)
         if adiabatic:
             ws.magnitude_pairs = self._saved_pairs(state, potential)
             ev = self._adiabatic_start(ws, ev)
             previous = self._previous_magnitudes(state, potential)
-        if xl:
-            aux = self._auxiliary_start(ws, carried, ev)
-            ev = aux.evaluation
         initial_calls = ws.calls
         dt = self.dt
         for step in range(steps):
-            if xl:
-                ev = self._extended_lagrangian_step(ws, aux, ev, dt)
-                continue
             last = step == steps - 1
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
             if adiabatic:
@@ -1503,7 +1443,7 @@ class SpinLatticeNVE(_SpinLatticeBase):
                 ws.update_neighbors()
             ev = self._relax_magnitudes(ws, previous) if adiabatic else ws.evaluate(last or not local)
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
-        if steps == 0 and not xl:
+        if steps == 0:
             ev = ws.evaluate(True) if ev.magnetic_forces is None else ev
         self.initial_calls = initial_calls
         self.calls_per_step = (ws.calls - initial_calls) / steps if steps else 0.0
@@ -1519,53 +1459,11 @@ class SpinLatticeNVE(_SpinLatticeBase):
                 f"{self.max_spin_iterations} before spin_tolerance={self.spin_tolerance:g} in {len(ws.unconverged)} "
                 f"of {steps} steps (largest residual {max(ws.unconverged):.3g}); time reversibility holds only to "
                 f"that residual: lower dt or raise max_spin_iterations"), stacklevel=2)
-        # the extended-Lagrangian evaluation is at the auxiliary spins, not at the State's: none is
-        # recorded for the State (a Simulation frame evaluates it), the auxiliary carries it
-        out = self._finish(ws, potential, None if xl and (steps or carried is not None) else ev)
+        out = self._finish(ws, potential, ev)
         self._midpoint_fields = (out, potential, predictor) if implicit else None
-        self._auxiliary = (out, potential, aux) if xl else None
         self._relaxed = (out, potential, previous) if adiabatic and steps else None
         self._magnitude_pairs = (out, potential, ws.magnitude_pairs) if adiabatic and steps else None
         return out
-
-    def _carried_auxiliary(self, state, potential):
-        """The :class:`_AuxiliarySpins` the last extended-Lagrangian run left with ``state`` (the
-        State it returned, or restored from a checkpoint), or None."""
-        saved = self._auxiliary
-        if saved is None or saved[0] is not state or saved[1] is not potential:
-            return None
-        return saved[2].copy()
-
-    def _auxiliary_start(self, ws, carried, ev):
-        """The auxiliary spins a run starts from: those carried (their evaluation made here when a
-        checkpoint restored them without it), else q = s and q̇ = ṡ = (γ/μB) h × s from ``ev``,
-        the evaluation at the State."""
-        if carried is None:
-            h = ev.magnetic_forces
-            return _AuxiliarySpins(ws.spins.copy(), units.GAMMA / units.MU_B * np.cross(h, ws.spins), ev)
-        if carried.evaluation is None:
-            carried.evaluation = ws.evaluate_at_spins(carried.unit())
-        return carried
-
-    def _extended_lagrangian_step(self, ws, aux, ev, dt):
-        """One step of the extended-Lagrangian spin-lattice scheme (``spin_step=
-        "extended_lagrangian"``, one model call); ``ev`` is the evaluation at the current positions
-        and auxiliary spins, the one of the new ones is returned. See :class:`_AuxiliarySpins`."""
-        w2 = self.xl_kappa / (self.dt * self.dt)
-        fac = angle_factor(0.5 * dt)
-        s, q, u = ws.spins, aux.spins, aux.velocities
-        u += 0.5 * dt * _auxiliary_acceleration(w2, s, q, ev.magnetic_forces)
-        _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
-        rotate_all(s, ev.magnetic_forces, fac)
-        _drift(ws.pos, ws.vel, dt)
-        q += dt * u
-        ws.update_neighbors()
-        ev = ws.evaluate_at_spins(aux.unit())
-        aux.evaluation = ev
-        _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
-        rotate_all(s, ev.magnetic_forces, fac)
-        u += 0.5 * dt * _auxiliary_acceleration(w2, s, q, ev.magnetic_forces)
-        return ev
 
     def _saved_pairs(self, state, potential):
         """Copies of the L-BFGS pair lists of the magnitude relaxations the last run left with
@@ -1583,8 +1481,7 @@ class SpinLatticeNVE(_SpinLatticeBase):
 magnitude_relaxer = None
 
 #: spin steps of :class:`SpinLatticeNVE` for non-local potentials
-SPIN_STEPS = ("implicit_midpoint", "explicit_midpoint", "extended_lagrangian")
-
+SPIN_STEPS = ("implicit_midpoint", "explicit_midpoint")
 
 #: cost of one field-Jacobian product (a double backward through the graph the linearising model
 #: call keeps, :meth:`~spinlat.potentials.MagneticMACE.field_linearization`) in calls of
@@ -1598,76 +1495,6 @@ SPIN_SOLVERS = ("anderson", "fixed_point", "newton")
 
 #: midpoint fields kept to predict the next one (cubic extrapolation)
 _HISTORY = 4
-
-
-def _auxiliary_acceleration(w2, s, q, h):
-    """q̈ of the auxiliary spins (N, 3) 1/fs²: ω² (s − q) plus the spins' own acceleration in the
-    fixed field h (eV/μB), (γ/μB)² h × (h × s), so that a precession about a constant field is
-    followed without lag (:class:`_AuxiliarySpins`)."""
-    g = units.GAMMA / units.MU_B
-    return w2 * (s - q) + (g * g) * np.cross(h, np.cross(h, s))
-
-
-class _AuxiliarySpins:
-    """Auxiliary spins of the extended-Lagrangian spin step (``spin_step="extended_lagrangian"``).
-
-    The implicit midpoint rule needs the fields at spins not yet known; extended-Lagrangian
-    Born-Oppenheimer MD (Niklasson, Tymczak & Challacombe, Phys. Rev. Lett. 97, 123001 (2006);
-    Niklasson, Phys. Rev. Lett. 100, 123004 (2008)) meets the same problem for the SCF density
-    and replaces the unknown by an auxiliary variable that is itself propagated time-reversibly,
-    a harmonic oscillator centred on the quantity it tracks. Here the auxiliary q_i (3-vectors,
-    one per atom) follows the spins: q̈ = a(s, q, h) = ω² (s − q) + (γ/μB)² h × (h × s), κ = (ω δt)²,
-    the second term being the spins' own acceleration in the current field h = h(r, q̂) (a
-    precession about a constant field is then followed without lag; it halved the energy error
-    of the 20-epoch benchmark model at 1 fs), integrated by velocity Verlet together with the
-    lattice, and the model is evaluated once per step at the normalised auxiliary q̂ = q/|q|
-    (moments unchanged). A step (δt = dt)::
-
-        q̇ ← q̇ + (δt/2) a(s, q, h);   v ← v + (δt/2) F(r, q̂)/m;   s ← R(δt/2, h(r, q̂)) s
-        r ← r + δt v;   q ← q + δt q̇;   evaluate F, h at (r, q̂)
-        v ← v + (δt/2) F/m;   s ← R(δt/2, h) s;   q̇ ← q̇ + (δt/2) a(s, q, h)
-
-    with R(τ, h) the exact rotation about the fixed field h (:func:`rotation.rotate_all`). Every
-    sub-step is the exact flow of a piece with the others fixed and the sequence is a palindrome,
-    so the step is time-reversible to round-off (with ``dt → −dt``, or (v, s, q) → (−v, −s, −q)
-    for a time-reversal-even energy) at one model call, and the spin lengths stay exact. It is
-    not symplectic: the energy is that of spins precessing in the fields of q̂ ≈ s − (δt²/κ) s̈,
-    so its error is bounded by the lag, ∝ δt², and no solver tolerance is involved. The
-    auxiliary starts at q = s, q̇ = (γ/μB) h × s (the spins' own velocity) and travels with the
-    returned State and in checkpoints, so split, restarted and continued runs stay bit for bit.
-
-    Attributes: ``spins`` q (N, 3), ``velocities`` q̇ (N, 3) 1/fs, ``evaluation`` the potential's
-    :class:`~spinlat.potentials.Evaluation` at (r, q̂) (None until evaluated after a restore)."""
-
-    def __init__(self, spins, velocities, evaluation=None):
-        self.spins = np.array(spins, dtype=np.float64, order="C")
-        self.velocities = np.array(velocities, dtype=np.float64, order="C")
-        self.evaluation = evaluation
-
-    def copy(self):
-        return _AuxiliarySpins(self.spins, self.velocities, self.evaluation)
-
-    def unit(self):
-        """q̂ = q/|q| (N, 3); the spins' own direction where |q| = 0 cannot be normalised."""
-        norm = np.linalg.norm(self.spins, axis=1)
-        out = self.spins / np.where(norm > 0, norm, 1.0)[:, None]
-        out[norm == 0] = (0.0, 0.0, 1.0)
-        return out
-
-    def as_checkpoint(self) -> dict:
-        return {"auxiliary_spins": self.spins.copy(), "auxiliary_velocities": self.velocities.copy()}
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint, n):
-        """The auxiliary spins of a checkpoint for N atoms, or None (absent or malformed: the run
-        then starts a new auxiliary)."""
-        try:
-            q, u = (np.asarray(checkpoint[k], dtype=np.float64) for k in ("auxiliary_spins", "auxiliary_velocities"))
-        except (KeyError, TypeError, ValueError):
-            return None
-        if q.shape != (n, 3) or u.shape != (n, 3) or not (np.all(np.isfinite(q)) and np.all(np.isfinite(u))):
-            return None
-        return cls(q, u)
 
 
 class _MidpointPredictor:
@@ -1915,7 +1742,7 @@ class SpinLatticeLangevin(_SpinLatticeBase):
             else:
                 ev = ws.evaluate(last or not local)
             _kick(ws.vel, ev.forces, ws.acc, 0.5 * dt)
-        if steps == 0 and not xl:
+        if steps == 0:
             ev = ws.evaluate(True) if ev.magnetic_forces is None else ev
         self._warn_magnitudes(ws, steps)
         out = self._finish(ws, potential, ev)
