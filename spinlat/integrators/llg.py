@@ -30,6 +30,12 @@ Solvers (one or two field evaluations per step, all spins at once, numba kernels
 - ``"heun"``: Heun's predictor-corrector on ds/dt with renormalisation after each stage.
 
 Here Ω_i = γ' (B_i + b_i + α s_i × (B_i + b_i)), so that ds/dt = Ω × s is the LLG equation.
+
+At T > 0 the schemes are weakly first order: thermal averages carry a bias ∝ dt. Measured on free
+spins in a field plus uniaxial anisotropy (K = k_BT, ``tests/integrators/test_llg.py``): the spin
+temperature read −1.4 ± 0.6 % low at γ|B|dt = 0.018 rad per step and −2.7 ± 0.6 % at 0.036 rad;
+Heisenberg energies against Monte Carlo converge as dt halves. Keep γ|B|dt ≲ 0.02 for 1 %
+thermal averages, or extrapolate runs at dt and dt/2 (2 A(dt/2) − A(dt)).
 Non-magnetic atoms (moment 0) do not move. The lattice stays frozen; the potential is asked
 only for magnetic forces of the magnetic terms (terms with ``magnetic = False`` such as EAM are
 skipped).
