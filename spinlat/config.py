@@ -617,16 +617,7 @@ def _resolve(base, p) -> Path:
 def _read_lammps(p, kind, index, elements, key, columns=None, pbc=None):
     """The State of a LAMMPS data file or frame ``index`` of a dump, through spinlat's readers
     (spins, moments, metal units converted; :mod:`spinlat.io.lammps_read`); ``pbc`` given: the
-    readers' guess of a 2D run is not needed (the caller applies ``pbc``), and not warned about."""
-    import warnings
-
-    with warnings.catch_warnings():
-        if pbc is not None:
-            warnings.filterwarnings("ignore", message=".*as LAMMPS writes for a 2D run")
-        return _read_lammps_file(p, kind, index, elements, key, columns, pbc)
-
-
-def _read_lammps_file(p, kind, index, elements, key, columns, pbc):
+    readers take it instead of guessing a 2D run."""
     from .io import read_lammps_data, read_lammps_dump
 
     try:
@@ -638,7 +629,7 @@ def _read_lammps_file(p, kind, index, elements, key, columns, pbc):
                 raise ConfigError(f"{key}: frame index {index} is out of range for {p} (a LAMMPS data file "
                                   "holds one structure)")
             return read_lammps_data(p, elements=elements, pbc=pbc)
-        frames = read_lammps_dump(p, elements=elements, columns=columns)
+        frames = read_lammps_dump(p, elements=elements, columns=columns, pbc=pbc)
         try:
             return frames[index]
         except IndexError:

@@ -228,18 +228,15 @@ def _minimize_compiled(prob, state, starts, tmax, max_steps, memory, interruptib
     iters, status, nev = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
     history = np.full((m, max_steps + 1), np.nan)  # entries of rejected iterations stay NaN
     c = _kernel_couplings(cpl)
+    # one call for all starts, or (interruptible) one per start: the kernel takes them one after the other
+    calls = [slice(k, k + 1) for k in range(m)] if interruptible else [slice(0, m)]
     done = m
-    if interruptible:
-        for k in range(m):
-            if pending():
-                done = k
-                break
-            one = slice(k, k + 1)
-            K.lbfgs_oso(c, moments, e_const, spins[one], tmax, max_steps, memory, _MAX_ROTATION, energy[one],
-                        iters[one], status[one], torque[one], nev[one], history[one])
-    else:
-        K.lbfgs_oso(c, moments, e_const, spins, tmax, max_steps, memory, _MAX_ROTATION, energy, iters, status,
-                    torque, nev, history)
+    for part in calls:
+        if interruptible and pending():
+            done = part.start
+            break
+        K.lbfgs_oso(c, moments, e_const, spins[part], tmax, max_steps, memory, _MAX_ROTATION, energy[part],
+                    iters[part], status[part], torque[part], nev[part], history[part])
     base = state.copy()
     out = []
     for k in range(done):

@@ -616,6 +616,19 @@ def test_structure_pbc_applies_to_every_structure_source(tmp_path):
     assert st.pbc.tolist() == [True, True, True]
     st = C.build_structure(C.load(_cfg(tmp_path, structure={"element": "Fe", "repeat": 2, "pbc": [True, False, True]})))
     assert st.pbc.tolist() == [True, False, True]
+    # a LAMMPS dump of the same layer: the reader takes pbc (no 2D guess, no warning)
+    rows = [f"{k + 1} 1 {2.5 * (k % 4)} {2.5 * (k // 4)} 0 0 0 1 2.2" for k in range(16)]
+    dump = ["ITEM: TIMESTEP", "0", "ITEM: NUMBER OF ATOMS", "16", "ITEM: BOX BOUNDS pp pp pp", "0 10", "0 10",
+            "-1.25 1.25", "ITEM: ATOMS id type x y z spx spy spz sp"] + rows
+    (tmp_path / "sq.dump").write_text("\n".join(dump) + "\n")
+    with pytest.warns(UserWarning, match="every atom lies at z = 0"):
+        st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "sq.dump", "elements": ["Fe"]})))
+    assert st.pbc.tolist() == [True, True, True]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "sq.dump", "elements": ["Fe"],
+                                                                "pbc": [True, True, False]})))
+    assert st.pbc.tolist() == [True, True, False]
     # and a gneb endpoint
     gneb = C.check_gneb_config({"gneb": {"initial": {"file": "sq.data", "pbc": [True, True, False]},
                                          "final": "layer.extxyz"}}, base=tmp_path)

@@ -218,13 +218,10 @@ def _write_ase(target, atoms_list, kind, format):
 def _read_ase(source, kind, format, selection, columns=None, elements=None, pbc=None):
     """The frames of a non-HDF5 source as ase.Atoms; ``pbc`` (3,) bool or None: set on every
     frame (a LAMMPS source then reads no 2D guess and warns none)."""
-    if pbc is None:
-        return _read_frames(source, kind, format, selection, columns, elements, None)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*as LAMMPS writes for a 2D run")
-        frames = _read_frames(source, kind, format, selection, columns, elements, pbc)
-    for atoms in frames:
-        atoms.pbc = pbc
+    frames = _read_frames(source, kind, format, selection, columns, elements, pbc)
+    if pbc is not None:
+        for atoms in frames:
+            atoms.pbc = pbc
     return frames
 
 
@@ -240,7 +237,7 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
             raise InputError(f"columns: only used with LAMMPS dumps, and {source} is a LAMMPS data file")
         frames = [read_lammps_data(source, elements=elements, pbc=pbc).to_ase()]
     elif lammps == "dump":  # spins, moments, magnetic forces and metal units: ASE's reader keeps none
-        dump = read_lammps_dump(source, elements=elements, columns=columns)
+        dump = read_lammps_dump(source, elements=elements, columns=columns, pbc=pbc)
         indices = _indices(len(dump), selection)
         dump.check_atom_count(indices)
         bare = sum(not dump.has_velocities(i) for i in indices)

@@ -490,6 +490,8 @@ class LammpsDump:
         0.01 amu) when ``columns`` / ``elements`` do not; a log of units other than metal is
         refused; ``dimension 2`` makes z non-periodic (LAMMPS's 2D runs keep a periodic z box
         that makes no images; read as periodic, its thickness would put images in range).
+    pbc : periodic directions of every frame (one bool or three), whatever the dump's box, the
+        metadata and the log say (then no 2D guess is made or warned about); None: theirs.
 
     Units: the dump must be ``units metal`` (ITEM: UNITS, if present, is checked). Times come from
     ``ITEM: TIME`` (ps → fs), else the log's ``Time`` column at that step, else step × the
@@ -497,8 +499,9 @@ class LammpsDump:
     the step counter), else NaN.
     """
 
-    def __init__(self, path, elements=None, columns=None, metadata="auto", thermo="auto"):
+    def __init__(self, path, elements=None, columns=None, metadata="auto", thermo="auto", pbc=None):
         self.path = Path(validation.existing_file(path, "read_lammps_dump path", "LAMMPS dump"))
+        self._pbc = None if pbc is None else validation.pbc(pbc, "read_lammps_dump pbc")
         self._meta = _load_metadata(self.path, metadata)
         self._explicit = _explicit_types(elements, f"{self.path}: elements")
         self._frames = self._scan()
@@ -829,7 +832,9 @@ class LammpsDump:
                 raise FileFormatError(f"{self.path}: {fr.n} atoms but the export metadata describes {meta['n_atoms']}")
             pos, (vel, forces), (spins, h) = _rotate_back(meta, pos, [vel, forces], [spins, h])
             pbc = np.array(meta["pbc"], dtype=bool)
-        else:
+        if self._pbc is not None:
+            pbc = self._pbc.copy()
+        elif meta is None:
             pbc = np.array([c == "p" for c in pbc_s], dtype=bool)
             if self._log is not None and self._log.dimension == 2:
                 pbc[2] = False  # LAMMPS's 2D runs have a periodic z that makes no images: a layer
@@ -983,9 +988,9 @@ class LammpsDump:
         return f"LammpsDump({str(self.path)!r}, frames={len(self)}, n_atoms={self.n_atoms})"
 
 
-def read_lammps_dump(path, elements=None, columns=None, metadata="auto", thermo="auto") -> LammpsDump:
+def read_lammps_dump(path, elements=None, columns=None, metadata="auto", thermo="auto", pbc=None) -> LammpsDump:
     """Open a LAMMPS spin dump as frames (:class:`LammpsDump`; see there for the arguments)."""
-    return LammpsDump(path, elements=elements, columns=columns, metadata=metadata, thermo=thermo)
+    return LammpsDump(path, elements=elements, columns=columns, metadata=metadata, thermo=thermo, pbc=pbc)
 
 
 _LAMMPS_FORMATS = {"lammps-data": "data", "lammps-dump-text": "dump", "lammps-dump": "dump"}

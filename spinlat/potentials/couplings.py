@@ -292,10 +292,13 @@ class LinearSpinCouplings:
         s = np.asarray(spins, dtype=np.float64)
         n = self.n_atoms
         atoms = np.arange(n, dtype=np.int64) if atoms is None else np.ascontiguousarray(atoms, dtype=np.int64)
+        self_coupled = self.n_couplings and self.self_coupled_mask() is not False
+        if self.onsite is None and not self_coupled:  # linear in every spin (pairs, fields): no curvature
+            return np.zeros(len(atoms))
         hess = np.zeros((len(atoms), 3, 3))
         if self.onsite is not None:
             hess -= 2.0 * self.onsite[atoms]
-        if self.n_couplings and self.self_coupled_mask() is not False:
+        if self_coupled:
             rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.offsets))
             own = np.flatnonzero(self.neighbors == rows)
             where = np.full(n, -1, dtype=np.int64)
