@@ -841,7 +841,8 @@ class LammpsDump:
             elif self._log is None and pbc[2] and not self._warned_2d:
                 self._warned_2d = True  # once per dump
                 _warn_if_2d_like(self.path, pos[:, 2], lo[2], hi[2], (xz, yz),
-                                 "put the run's log.lammps beside the dump (or pass thermo=LOG)")
+                                 "pass pbc=(True, True, False) (spinlat convert --pbc T,T,F, a config's "
+                                 "structure.pbc) or put the run's log.lammps beside the dump (or pass thermo=LOG)")
         cell = _state_cell(meta, box_cell)
         time = self._time(fr, meta)
         out = dict(step=fr.step, time=time, cell=cell, pbc=pbc, positions=pos, numbers=numbers, masses=masses,
