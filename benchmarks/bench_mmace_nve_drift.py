@@ -25,6 +25,7 @@ with dt, exactly 2 calls per step.
 
 Run: python benchmarks/bench_mmace_nve_drift.py [--ps 10] [--dts 2 1 0.5 0.25] [--repeat 2]
      [--model FILE | --epochs 20 --save FILE] [--schemes anderson fixed_point newton explicit extended_lagrangian two_step]
+     [--spin-tolerance 1e-10] [--reversal-steps 100] [--log FILE]
 """
 
 from __future__ import annotations
@@ -198,6 +199,18 @@ def product_cost(pot, st, repeats=8):
           f"one product / compute {prod / med['compute']:.2f} (counted as {JVP_COST}); load {os.getloadavg()[0]:.1f}")
 
 
+def reversal_miss(integ, pot, state, steps):
+    """Largest |Δs| and |Δr| (Å) between ``state`` and the state reached by ``steps`` steps of
+    ``integ`` forward, the time reversal (r, v, m) → (r, −v, −m), ``steps`` steps more and the
+    reversal again: zero for an exactly time-reversible scheme (the energy is even in m)."""
+    def flip(s):
+        return s.copy(velocities=-s.velocities, spins=-s.spins)
+
+    forward = integ.run(state, pot, steps)
+    back = flip(integ.run(flip(forward), pot, steps))
+    return float(np.abs(back.spins - state.spins).max()), float(np.abs(back.positions - state.positions).max())
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ps", type=float, default=10.0, help="length of each run, ps")
@@ -212,6 +225,11 @@ def main(argv=None):
                    help="two_step: the explicit symmetric two-step scheme (TwoStepLeapfrog); extended_lagrangian: "
                         "auxiliary spins for the fields (ExtendedLagrangian); neither in the default list")
     p.add_argument("--max-spin-iterations", type=int, default=40)
+    p.add_argument("--spin-tolerance", type=float, default=1e-10,
+                   help="spin_tolerance of the implicit schemes (estimated error of the end spins)")
+    p.add_argument("--reversal-steps", type=int, default=0,
+                   help="after the runs: this many steps forward from the start, time reversal (v, m) -> (-v, -m), "
+                        "as many back; prints how far the spins and positions miss the start (0: skip)")
     p.add_argument("--log", help="append every sample here as it is taken (dt, scheme, t ps, dE meV/atom, "
                    "calls/step of the chunk, ms/step of the chunk): a long run leaves its series even if stopped")
     args = p.parse_args(argv)
@@ -238,7 +256,8 @@ def main(argv=None):
         steps = int(round(args.ps * 1000 / dt))
         chunks = max(1, steps // args.every)
         runs = {k: dict(integ=EXTRA[k](dt) if k in EXTRA else
-                        SpinLatticeNVE(dt, max_spin_iterations=args.max_spin_iterations, **SCHEMES[k]),
+                        SpinLatticeNVE(dt, max_spin_iterations=args.max_spin_iterations,
+                                       spin_tolerance=args.spin_tolerance, **SCHEMES[k]),
                         state=st0, t=[0.0], e=[0.0], calls=0, equivalents=0, wall=0.0, bad=0)
                 for k in args.schemes}
         for c in range(chunks):
@@ -263,6 +282,14 @@ def main(argv=None):
                   f"{r['calls'] / (chunks * args.every):10.2f} {r['equivalents'] / (chunks * args.every):12.2f} "
                   f"{r['bad']:11d} {1000 * r['wall'] / (chunks * args.every):8.1f} "
                   f"{os.getloadavg()[0]:5.1f}")
+        if args.reversal_steps > 0:
+            for name in args.schemes:
+                integ = EXTRA[name](dt) if name in EXTRA else SpinLatticeNVE(
+                    dt, max_spin_iterations=args.max_spin_iterations, spin_tolerance=args.spin_tolerance,
+                    **SCHEMES[name])
+                miss = reversal_miss(integ, pot, st0, args.reversal_steps)
+                print(f"{dt:6.3g} {name:>18} {args.reversal_steps} steps forward and back: spins miss the start by "
+                      f"{miss[0]:.2e}, positions by {miss[1]:.2e} Å")
         if "anderson" in runs and "fixed_point" in runs:
             print(f"{dt:6.3g} calls per step fixed_point / anderson: "
                   f"{runs['fixed_point']['calls'] / runs['anderson']['calls']:.2f}")
