@@ -349,7 +349,9 @@ def _write_segment(ovf, tmp, path, k, v, format, comment, title, repeat, append)
     seg = ovf.ovf_segment(title="; ".join(str(title).splitlines()), comment="; ".join(str(comment).splitlines()),
                           valuedim=3, valueunits="none none none", valuelabels="spin_x spin_y spin_z",
                           meshtype="rectangular", meshunits="unspecified", n_cells=nodes)
-    data = np.ascontiguousarray(v, dtype=np.float64)
+    # the OVF library writes binary data in the precision of the array it is given, whatever the
+    # requested format: float32 for "binary4" (a float64 array gave a "Binary 8" file)
+    data = np.ascontiguousarray(v, dtype=np.float32 if format == "binary4" else np.float64)
     fmt = getattr(ovf, _FORMATS[format])
     with ovf.ovf_file(str(tmp)) as f:
         rc = (f.append_segment(seg, data, fileformat=fmt) if (append or k > 0)

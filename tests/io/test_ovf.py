@@ -47,8 +47,15 @@ def test_round_trip_formats(tmp_path, fmt, atol):
     assert seg.n_cells == (6, 2, 2) and seg.valuedim == 3 and seg.title == "spinlat; run 2"
     assert seg.comment == "line one; line two"
     back = sl.io.read_ovf(p, st.copy(spins=None), repeat=(3, 2, 2))
+    # the file holds the format asked for (binary4 was written as Binary 8)
+    data_line = re.search(rb"# Begin: Data ([^\n]*)", p.read_bytes()).group(1).decode().strip()
+    assert data_line == {"binary8": "Binary 8", "binary4": "Binary 4", "text": "Text", "csv": "CSV"}[fmt]
     if atol == 0.0:
         np.testing.assert_array_equal(back.spins, st.spins)
+    elif fmt == "binary4":   # float32 values, normalised again on reading
+        f32 = st.spins.astype(np.float32).astype(np.float64)
+        np.testing.assert_allclose(back.spins, f32 / np.linalg.norm(f32, axis=1)[:, None], rtol=0, atol=1e-15)
+        assert np.max(np.abs(back.spins - st.spins)) > 1e-10
     else:
         np.testing.assert_allclose(back.spins, st.spins, rtol=0, atol=atol)
     np.testing.assert_array_equal(back.positions, st.positions)
