@@ -193,6 +193,44 @@ def test_other_ase_formats_and_errors(run, tmp_path, capsys):
     assert (tmp_path / "d.extxyz").is_dir()
 
 
+def test_unwritable_targets_are_named_and_a_failed_conversion_keeps_the_old_target(run, tmp_path, capsys):
+    """A target extension ASE does not write (.lammpstrj, .foo) gave a traceback
+    (UnknownFileTypeError); with --overwrite a conversion that failed had deleted the existing
+    target first (a 6-frame run to a one-frame format; an unusable frame into an .h5)."""
+    for name in ("t.lammpstrj", "t.foo"):
+        assert main(["convert", str(run), str(tmp_path / name)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"spinlat convert: error: cannot write {tmp_path / name}: no format known for its "
+                              f"extension '.{name.split('.')[1]}'") and "Traceback" not in err
+    assert "spinlat export CONFIG --lammps DIR" in str(pytest.raises(InputError, convert, run,
+                                                                    tmp_path / "t.lammpstrj").value)
+    with pytest.raises(InputError, match="ASE has no format 'nonsense'"):
+        convert(run, tmp_path / "t.out", format="nonsense")
+    assert not list(tmp_path.iterdir())
+    # a format that holds one frame: the existing POSCAR stays
+    old = tmp_path / "old.vasp"
+    assert convert(run, old, frames=-1) == 1
+    before = old.read_bytes()
+    with pytest.raises(InputError, match="one frame"):
+        convert(run, old, overwrite=True)
+    assert old.read_bytes() == before
+    # an unusable frame (NaN position) into an existing trajectory: the trajectory stays
+    import ase.io
+
+    frames = ase.io.read(tmp_path / "old.vasp", ":") * 3
+    frames[2] = frames[2].copy()
+    frames[2].positions[0, 0] = np.nan
+    ase.io.write(tmp_path / "bad.traj", frames)
+    h5 = tmp_path / "kept.h5"
+    assert convert(run, h5, frames="0:2") == 2
+    before = _arrays(h5)
+    with pytest.raises(FileFormatError, match="frame 2"):
+        convert(tmp_path / "bad.traj", h5, overwrite=True)
+    after = _arrays(h5)
+    assert set(after) == set(before) and all(np.array_equal(after[k], before[k]) for k in before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.traj", "kept.h5", "old.vasp"]
+
+
 def test_formats_that_drop_moments_say_so(run, tmp_path, capsys):
     """POSCAR and CIF keep no moments: writing one from a magnetic run, or reading one into a
     trajectory, says so on stderr (a UserWarning from the library); extxyz and .traj do not."""

@@ -188,6 +188,30 @@ def _read_db(source, db_type):
     return frames
 
 
+def _check_ase_target(target, format):
+    """InputError naming ``target`` when ASE cannot write it: no format known for its extension
+    (``.lammpstrj``, ``.foo``; ``ase.io.write`` raised UnknownFileTypeError), or a ``format`` ASE does not
+    know or only reads."""
+    from ase.io.formats import UnknownFileTypeError, filetype, ioformats
+
+    name = format
+    if name is None:
+        try:
+            name = filetype(str(target), read=False)
+        except UnknownFileTypeError:
+            name = None
+    fmt = ioformats.get(name) if name is not None else None
+    if fmt is not None and fmt.can_write:
+        return
+    why = (f"ASE has no format {format!r}" if format is not None and fmt is None
+           else f"ASE reads the {name} format but cannot write it" if fmt is not None
+           else f"no format known for its extension {Path(target).suffix or '(none)'!r}")
+    lammps = (" (LAMMPS: spinlat export CONFIG --lammps DIR, or sl.io.write_lammps, writes an atom_style spin data "
+              "file)") if "lammps" in str(target).lower() or "lammps" in str(format).lower() else ""
+    raise InputError(f"cannot write {target}: {why}; give it an extension ASE writes (.extxyz, .traj, .xyz, .cif, "
+                     f".vasp, ...) or pass --format (format=) with an ASE format name{lammps}")
+
+
 def _write_ase(target, atoms_list, kind, format):
     from .extxyz import write_extxyz
 
@@ -370,6 +394,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     if src_kind != "hdf5" and dst_kind != "hdf5":
         raise InputError(f"one side of a conversion must be a spinlat HDF5 trajectory (.h5), got {source} and "
                          f"{target}; use ase.io for conversions between other formats")
+    if dst_kind == "ase":
+        _check_ase_target(target, format)
 
     if pbc is not None:
         pbc = validation.pbc(pbc, "convert pbc")
@@ -386,8 +412,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             if not indices:
                 raise InputError(f"frames: {frames!r} selects no frame of the {len(traj)} in {source}")
             if dst_kind != "hdf5":
-                if target.exists():
-                    target.unlink()
+                # the target is replaced only once the new file is complete (atomic_path): a format
+                # that fails to write leaves the old file as it was
                 _write_ase(target, (frame_atoms(traj, i, header=(k == 0)) for k, i in enumerate(indices)),
                            dst_kind, format)
                 if dst_kind == "ase" and _db_type(target, format) != "db":  # .db: moments in the rows' data
@@ -400,7 +426,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             meta = dict(attrs.get("metadata") or {})
             meta["converted_from"] = str(source)
             return _write_h5(target, items, attrs.get("potential", ""), attrs.get("integrator", ""),
-                             attrs.get("seed"), meta, forces, compression, overwrite)
+                             attrs.get("seed"), meta, forces, compression)
 
     atoms_list = _read_ase(source, src_kind, format, selection, columns, elements, pbc)
     if not atoms_list:
@@ -459,10 +485,23 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             yield state, scalars, atoms.arrays.get("forces"), atoms.arrays.get("magnetic_forces")
 
     return _write_h5(target, items(), str(head.get("spinlat_potential", "")), str(head.get("spinlat_integrator", "")),
-                     seed, meta, forces, compression, overwrite)
+                     seed, meta, forces, compression)
 
 
-def _write_h5(target, items, potential, integrator, seed, metadata, forces, compression, overwrite) -> int:
+def _write_h5(target, items, potential, integrator, seed, metadata, forces, compression) -> int:
+    """Write the frames ``items`` into the trajectory ``target``, built beside it and renamed over it
+    when complete: a frame that fails to convert leaves an existing target (replaced with
+    ``overwrite=True``) as it was."""
+    from ..files import atomic_path
+
+    with atomic_path(target, name="convert target") as tmp:
+        count = _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression)
+        if not count:
+            raise InputError(f"nothing to write to {target}: no frame selected")
+    return count
+
+
+def _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression) -> int:
     from .hdf5 import TrajectoryWriter
 
     writer = None
@@ -470,9 +509,7 @@ def _write_h5(target, items, potential, integrator, seed, metadata, forces, comp
     try:
         for state, scalars, f, h in items:
             if writer is None:
-                if overwrite and target.exists():
-                    target.unlink()
-                writer = TrajectoryWriter(target, state, potential=potential, integrator=integrator,
+                writer = TrajectoryWriter(tmp, state, potential=potential, integrator=integrator,
                                           seed=seed if isinstance(seed, (int, np.integer)) else None,
                                           mode="w", store_forces=forces, metadata=metadata,
                                           compression=compression, flush_every=50)
