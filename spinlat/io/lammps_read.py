@@ -470,8 +470,8 @@ class LammpsDump:
     path : the dump file, plain or compressed (``dump ... FILE.gz``; gzip, bzip2, xz). Columns
         (names as in the ``ITEM: ATOMS`` line): ``id type``,
         positions ``x y z`` / ``xu yu zu`` / ``xs ys zs`` / ``xsu ysu zsu`` (with ``ix iy iz`` the
-        wrapped ones are unwrapped), optional ``element`` (or ``typelabel`` in place of ``type``:
-        type labels that are element symbols), ``mass`` (amu), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
+        wrapped ones are unwrapped), optional ``element`` (which may replace ``type``: ``dump_modify
+        element``; or ``typelabel`` in place of ``type``: type labels that are element symbols), ``mass`` (amu), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
         spin columns ``spx spy spz sp`` (unit vector, moment μB), optional ``fmx fmy fmz``
         (rad/ps). Dumps that name them otherwise (e.g. ``c_outsp[1]`` of a compute
         property/atom) are read with ``columns={"c_outsp[1]": "spx", ...}``.
@@ -621,7 +621,12 @@ class LammpsDump:
         twice = sorted(c for c in cols if fr.columns.count(c) > 1)
         if twice:
             raise FileFormatError(f"{self.path}: column {twice[0]} appears twice after renaming (columns {fr.columns})")
-        missing = [c for c in _REQUIRED if c not in cols and not (c == "type" and "typelabel" in cols)]
+        # `dump custom ... id element x y z ...` (OVITO-style, no type): the element column names the atoms
+        missing = [c for c in _REQUIRED if c not in cols and not (c == "type" and cols & {"typelabel", "element"})]
+        if "type" not in cols and "typelabel" not in cols and self._explicit is not None:
+            raise FileFormatError(f"{self.path}: line {fr.line - 1}: elements= names the element of each atom type, "
+                                  "but the dump has no type column (its element column names the elements): leave "
+                                  "elements out")
         if "id" in missing:  # as in LAMMPS's own SPIN examples (dump ... type x y z c_outsp[1] ...)
             missing[missing.index("id")] = ("id (without it LAMMPS writes the atoms in its internal order, which its "
                                             "spatial sorting and reneighbouring change between frames: add id to the "
@@ -777,7 +782,8 @@ class LammpsDump:
         order = np.argsort(ids, kind="stable")
         arr = arr[order]
         labels = arr[:, col["typelabel"]] if "typelabel" in col else None
-        types = num("type", np.int64) if "type" in col else self._label_types(labels, fr)
+        types = (num("type", np.int64) if "type" in col else self._label_types(labels, fr) if labels is not None
+                 else np.zeros(fr.n, dtype=np.int64))  # element column only: masses from the elements
         rows, triclinic, pbc_s = fr.box
         lo_b, hi_b = rows[:, 0], rows[:, 1]
         xy, xz, yz = (rows[0, 2], rows[1, 2], rows[2, 2]) if triclinic else (0.0, 0.0, 0.0)

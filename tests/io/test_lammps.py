@@ -587,6 +587,31 @@ def test_dump_with_a_typelabel_column(tmp_path):
     np.testing.assert_array_equal(c.numbers, a.numbers)
 
 
+def test_dump_with_an_element_column_and_no_type(tmp_path):
+    # `dump custom ... id element xs ys zs ...` + `dump_modify element Fe Ni` (as for OVITO): the
+    # element column names the atoms, and the dump was refused for lacking 'type'
+    numeric = DUMP.replace("c_s[1] c_s[2] c_s[3] c_s[4] c_s[5] c_s[6] c_s[7]", "spx spy spz sp fmx fmy fmz")
+    rows = numeric.split("ITEM: ATOMS id type ")
+    body = rows[1].splitlines()
+    named = rows[0] + "ITEM: ATOMS id element " + body[0] + "\n" + "".join(
+        " ".join([r.split()[0], {"1": "Fe", "2": "Ni"}[r.split()[1]]] + r.split()[2:]) + "\n" for r in body[1:])
+    (tmp_path / "n.dump").write_text(numeric)
+    (tmp_path / "e.dump").write_text(named)
+    a = sl.io.read_lammps_dump(tmp_path / "n.dump", elements=["Fe", "Ni"])
+    b = sl.io.read_lammps_dump(tmp_path / "e.dump")
+    for name in ("positions", "numbers", "masses", "spins", "moments", "velocities", "cell"):
+        np.testing.assert_array_equal(getattr(b[0], name), getattr(a[0], name))
+    np.testing.assert_array_equal(b["magnetic_forces"], a["magnetic_forces"])
+    np.testing.assert_array_equal(b[0].numbers, [26, 26, 28])
+    # elements= maps atom types, which this dump does not have
+    with pytest.raises(FileFormatError, match="e.dump: line 13: elements= names the element of each atom type, but "
+                                              "the dump has no type column"):
+        sl.io.read_lammps_dump(tmp_path / "e.dump", elements=["Fe", "Ni"])
+    assert sl.io.convert(tmp_path / "e.dump", tmp_path / "e.h5") == 1
+    with sl.io.Trajectory(tmp_path / "e.h5") as t:
+        np.testing.assert_array_equal(t["spins"][0], a[0].spins)
+
+
 @pytest.mark.parametrize("module, suffix", [("gzip", ".gz"), ("bz2", ".bz2"), ("lzma", ".xz")])
 def test_compressed_dumps_and_data_files_keep_their_spins(tmp_path, module, suffix):
     # `dump ... dump.lammpstrj.gz`: ASE decompresses it and reads it without spins or moments,
