@@ -564,13 +564,18 @@ Atoms # spin
         sl.io.read_lammps_data(tmp_path / "l.data")
 
 
-def test_dump_with_a_typelabel_column(tmp_path):
-    # `dump custom ... id typelabel x y z ...` (LAMMPS type labels, `labelmap atom 1 Fe 2 Ni`)
+def _dump_with_symbols(column):
+    """(DUMP with named spin columns, the same dump whose type column is ``column`` holding Fe / Ni)."""
     numeric = DUMP.replace("c_s[1] c_s[2] c_s[3] c_s[4] c_s[5] c_s[6] c_s[7]", "spx spy spz sp fmx fmy fmz")
     rows = numeric.split("ITEM: ATOMS id type ")
     body = rows[1].splitlines()
-    labelled = rows[0] + "ITEM: ATOMS id typelabel " + body[0] + "\n" + "".join(
+    return numeric, rows[0] + f"ITEM: ATOMS id {column} " + body[0] + "\n" + "".join(
         " ".join([r.split()[0], {"1": "Fe", "2": "Ni"}[r.split()[1]]] + r.split()[2:]) + "\n" for r in body[1:])
+
+
+def test_dump_with_a_typelabel_column(tmp_path):
+    # `dump custom ... id typelabel x y z ...` (LAMMPS type labels, `labelmap atom 1 Fe 2 Ni`)
+    numeric, labelled = _dump_with_symbols("typelabel")
     (tmp_path / "n.dump").write_text(numeric)
     (tmp_path / "l.dump").write_text(labelled)
     a = sl.io.read_lammps_dump(tmp_path / "n.dump", elements=["Fe", "Ni"])[0]
@@ -590,11 +595,7 @@ def test_dump_with_a_typelabel_column(tmp_path):
 def test_dump_with_an_element_column_and_no_type(tmp_path):
     # `dump custom ... id element xs ys zs ...` + `dump_modify element Fe Ni` (as for OVITO): the
     # element column names the atoms, and the dump was refused for lacking 'type'
-    numeric = DUMP.replace("c_s[1] c_s[2] c_s[3] c_s[4] c_s[5] c_s[6] c_s[7]", "spx spy spz sp fmx fmy fmz")
-    rows = numeric.split("ITEM: ATOMS id type ")
-    body = rows[1].splitlines()
-    named = rows[0] + "ITEM: ATOMS id element " + body[0] + "\n" + "".join(
-        " ".join([r.split()[0], {"1": "Fe", "2": "Ni"}[r.split()[1]]] + r.split()[2:]) + "\n" for r in body[1:])
+    numeric, named = _dump_with_symbols("element")
     (tmp_path / "n.dump").write_text(numeric)
     (tmp_path / "e.dump").write_text(named)
     a = sl.io.read_lammps_dump(tmp_path / "n.dump", elements=["Fe", "Ni"])
