@@ -134,6 +134,17 @@ def _rotate_back(meta, positions=None, vectors=(), axial=()):
                                                                      for v in axial]
 
 
+def general_rotation(cell) -> np.ndarray:
+    """The rotation R (3×3) from LAMMPS's restricted triclinic frame into the frame of a general
+    triclinic box with edge vectors ``cell`` (rows A, B, C): ``v_general = v_restricted @ R``.
+    LAMMPS runs such a box turned so that A lies along +x and B in the xy plane with +y (LAMMPS
+    documentation, Howto triclinic): the restricted edges are the rows of L in ``cell = L @ R``,
+    L lower triangular with a positive diagonal (an LQ decomposition)."""
+    q, r = np.linalg.qr(np.asarray(cell, dtype=float).T)
+    q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    return q.T
+
+
 def _state_cell(meta, box_cell):
     """Cell rows in spinlat's frame: the box (rotated back) along periodic directions, the exported
     cell along non-periodic ones."""
@@ -155,7 +166,10 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     path : the data file, plain or compressed (gzip, bzip2, xz), in ``read_data``/``write_data``
         format (sections Masses, Atoms, Velocities, Atom Type Labels are read, others skipped). Atoms columns ``id type x y z spx spy spz sp
         [ix iy iz]`` (spin) or ``id type x y z [ix iy iz]`` (atomic, moments 0); image flags unwrap
-        the positions. Velocities Å/ps (metal) → Å/fs.
+        the positions. Velocities Å/ps (metal) → Å/fs. The box: ``xlo xhi`` ... ``xy xz yz``
+        lines (LAMMPS's restricted triclinic frame), or a general triclinic box (``avec``,
+        ``bvec``, ``cvec``, ``abc origin`` lines, ``write_data ... triclinic/general``), whose edge
+        vectors become the cell rows as they are, with the atoms, spins and velocities in its frame.
     elements : element of each atom type: a list (type 1 first) or ``{type: symbol}``. Default:
         the export metadata, else ``Atom Type Labels`` that are element symbols, else comments
         ``# Fe`` on the Masses lines, else the element whose standard mass is within 0.01 amu of
@@ -192,6 +206,7 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     lo = np.zeros(3)
     hi = np.zeros(3)
     tilt = np.zeros(3)
+    general = {}  # "a", "b", "c", "o" → edge vectors and origin of a general triclinic box
     sections = {}
     k = 1  # the first line is a title
     section_names = {"Masses", "Atoms", "Velocities", "Atom Type Labels", "Pair Coeffs", "PairIJ Coeffs", "Bonds",
@@ -222,6 +237,10 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
                     lo[2], hi[2] = float(toks[0]), float(toks[1])
                 elif s.endswith("xy xz yz"):
                     tilt[:] = [float(t) for t in toks[:3]]
+                elif s.endswith(("avec", "bvec", "cvec", "abc origin")):
+                    # a general triclinic box (`write_data ... triclinic/general`): edge vectors A, B, C
+                    # and the origin; atoms, spins and velocities are in the same frame
+                    general[s.split()[-1][0] if s.endswith("vec") else "o"] = [float(t) for t in toks[:3]]
                 elif s.endswith(" atoms"):
                     header["atoms"] = int(toks[0])
                 elif s.endswith("atom types"):
@@ -277,6 +296,12 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         raise FileFormatError(f"{path}: the Atoms section (line {atoms['line']}) holds atom id {twice[0]} twice")
     types = table[:, 1].astype(np.int64)
     box_cell = np.array([[hi[0] - lo[0], 0, 0], [tilt[0], hi[1] - lo[1], 0], [tilt[1], tilt[2], hi[2] - lo[2]]])
+    if general:
+        missing = [f"{k}vec" for k in "abc" if k not in general]
+        if missing or np.any(hi - lo) or np.any(tilt):
+            raise FileFormatError(f"{path}: a general triclinic box needs the avec, bvec and cvec lines and no xlo xhi, "
+                                  f"ylo yhi, zlo zhi or xy xz yz lines ({'missing ' + ', '.join(missing) if missing else 'both given'})")
+        box_cell = np.array([general["a"], general["b"], general["c"]])
     pos = table[:, 2:5]
     if has_image:
         pos = pos + table[:, base:base + 3] @ box_cell
@@ -314,7 +339,7 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         # a 2D run (`dimension 2` in the log beside the file) keeps a thin periodic z box that
         # makes no images in LAMMPS; a log without it says the run was 3D
         pbc = [True, True, log_dimension(path.resolve().parent / "log.lammps") == 3]
-    if pbc is None:
+    if pbc is None and not general:
         _warn_if_2d_like(path, pos[:, 2], lo[2], hi[2], tilt[1:],
                          "pass pbc=(True, True, False) (or put its log.lammps beside it)")
     cell = _state_cell(meta, box_cell)
@@ -441,13 +466,17 @@ class _FrameIndex:
     step: int
     time: float  # ps, NaN if the dump has no TIME item
     n: int
-    box: tuple  # (lo (3,), hi (3,), tilt (3,) or None, boundary str)
+    box: tuple  # (rows (3, 3) lo hi tilt, or (3, 4) A B C + origin; False / True / "general"; boundary str)
     columns: list
     offset: int  # byte offset of the first atom line
     line: int  # its line number
+    raw_columns: list = None  # the column names as the dump writes them (before renames)
 
 
 _REQUIRED = ("id", "type")
+#: dump columns whose values LAMMPS writes in its restricted frame even with dump_modify
+#: triclinic/general (computes, fixes, variables, custom properties)
+_NOT_TURNED = ("c_", "f_", "v_", "d_", "d2_", "i_", "i2_")
 
 
 class LammpsDump:
@@ -470,7 +499,10 @@ class LammpsDump:
     path : the dump file, plain or compressed (``dump ... FILE.gz``; gzip, bzip2, xz). Columns
         (names as in the ``ITEM: ATOMS`` line): ``id type``,
         positions ``x y z`` / ``xu yu zu`` / ``xs ys zs`` / ``xsu ysu zsu`` (with ``ix iy iz`` the
-        wrapped ones are unwrapped), optional ``element`` (which may replace ``type``: ``dump_modify
+        wrapped ones are unwrapped; in a box of ``dump_modify triclinic/general yes``, ``BOX BOUNDS
+        abc origin``, the cell rows are its edge vectors and the spin and fm columns of computes,
+        which LAMMPS leaves in its restricted frame while it turns x, v and f, are turned into the
+        general frame, :func:`general_rotation`), optional ``element`` (which may replace ``type``: ``dump_modify
         element``; or ``typelabel`` in place of ``type``: type labels that are element symbols), ``mass`` (amu), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
         spin columns ``spx spy spz sp`` (unit vector, moment μB), optional ``fmx fmy fmz``
         (rad/ps). Dumps that name them otherwise (e.g. ``c_outsp[1]`` of a compute
@@ -513,6 +545,7 @@ class LammpsDump:
         rename = {a: b for a, b in rename.items() if a not in columns and b not in columns.values()}
         rename.update(columns)
         for fr in self._frames:
+            fr.raw_columns = list(fr.columns)
             fr.columns = [rename.get(c, c) for c in fr.columns]
         # every frame's columns (a dump appended to by a later run may dump other ones)
         checked = []
@@ -562,11 +595,10 @@ class LammpsDump:
                     n = int(self._float(fh.readline(), ln))
                 elif item.startswith("BOX BOUNDS"):
                     flags = item.split()[2:]
-                    triclinic = flags[:3] == ["xy", "xz", "yz"]
-                    if flags and flags[0] == "abc":
-                        raise FileFormatError(f"{self.path}: line {ln}: general triclinic box (abc origin) is "
-                                              "not supported; dump with dump_modify triclinic/general no")
-                    bnd = flags[3:] if triclinic else flags
+                    # "xy xz yz": restricted triclinic (lo hi tilt rows); "abc origin" (dump_modify
+                    # triclinic/general yes): rows A, B, C with the origin's x, y, z as 4th values
+                    triclinic = "general" if flags[:2] == ["abc", "origin"] else flags[:3] == ["xy", "xz", "yz"]
+                    bnd = flags[2:] if triclinic == "general" else flags[3:] if triclinic else flags
                     rows = []
                     for _ in range(3):
                         ln += 1
@@ -575,6 +607,9 @@ class LammpsDump:
                             rows.append([float(t) for t in toks])
                         except ValueError:
                             raise FileFormatError(f"{self.path}: line {ln}: bad box bounds") from None
+                    if triclinic == "general" and any(len(r) != 4 for r in rows):
+                        raise FileFormatError(f"{self.path}: line {ln}: a general triclinic box (abc origin) needs "
+                                              "4 values per line (edge vector, origin coordinate)")
                     rows = np.array([r + [0.0] * (3 - len(r)) for r in rows])
                     pbc = "".join("p" if b.startswith("p") else "s" for b in bnd) if bnd else "ppp"
                     frames_box = (rows, triclinic, pbc)
@@ -785,11 +820,14 @@ class LammpsDump:
         types = (num("type", np.int64) if "type" in col else self._label_types(labels, fr) if labels is not None
                  else np.zeros(fr.n, dtype=np.int64))  # element column only: masses from the elements
         rows, triclinic, pbc_s = fr.box
-        lo_b, hi_b = rows[:, 0], rows[:, 1]
-        xy, xz, yz = (rows[0, 2], rows[1, 2], rows[2, 2]) if triclinic else (0.0, 0.0, 0.0)
-        lo = lo_b - np.array([min(0.0, xy, xz, xy + xz), min(0.0, yz), 0.0])
-        hi = hi_b - np.array([max(0.0, xy, xz, xy + xz), max(0.0, yz), 0.0])
-        box_cell = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0], [xz, yz, hi[2] - lo[2]]])
+        if triclinic == "general":
+            box_cell, lo = rows[:, :3].copy(), rows[:, 3].copy()
+        else:
+            lo_b, hi_b = rows[:, 0], rows[:, 1]
+            xy, xz, yz = (rows[0, 2], rows[1, 2], rows[2, 2]) if triclinic else (0.0, 0.0, 0.0)
+            lo = lo_b - np.array([min(0.0, xy, xz, xy + xz), min(0.0, yz), 0.0])
+            hi = hi_b - np.array([max(0.0, xy, xz, xy + xz), max(0.0, yz), 0.0])
+            box_cell = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0], [xz, yz, hi[2] - lo[2]]])
         cols = set(fr.columns)
         if {"xu", "yu", "zu"} <= cols:
             pos = np.stack([num("xu"), num("yu"), num("zu")], axis=1)
@@ -820,6 +858,12 @@ class LammpsDump:
         masses = num("mass") if "mass" in cols else tmap.masses(types, numbers)
         spins = np.stack([num("spx"), num("spy"), num("spz")], axis=1)
         moments = num("sp")
+        # dump_modify triclinic/general turns x, v, f (LAMMPS's own attributes) into the general
+        # frame but not the values of computes, fixes and variables (c_outsp[1], ...): checked with
+        # LAMMPS 22 Jul 2025; those spin columns are turned here
+        turn = general_rotation(box_cell) if triclinic == "general" else None
+        if turn is not None and fr.raw_columns[fr.columns.index("spx")].startswith(_NOT_TURNED):
+            spins = spins @ turn
         _check_atom_values(self.path, pos, spins, moments, lambda r: fr.line + int(order[r]))
         vel = (np.stack([num("vx"), num("vy"), num("vz")], axis=1) / units.FS_PER_PS
                if {"vx", "vy", "vz"} <= cols else np.zeros((fr.n, 3)))
@@ -827,6 +871,8 @@ class LammpsDump:
         h = None
         if {"fmx", "fmy", "fmz"} <= cols:
             fm = np.stack([num("fmx"), num("fmy"), num("fmz")], axis=1)
+            if turn is not None and fr.raw_columns[fr.columns.index("fmx")].startswith(_NOT_TURNED):
+                fm = fm @ turn
             s = spins / np.maximum(np.linalg.norm(spins, axis=1), 1e-300)[:, None]
             perp = fm - np.sum(fm * s, axis=1)[:, None] * s
             h = np.zeros_like(fm)
@@ -844,7 +890,7 @@ class LammpsDump:
             pbc = np.array([c == "p" for c in pbc_s], dtype=bool)
             if self._log is not None and self._log.dimension == 2:
                 pbc[2] = False  # LAMMPS's 2D runs have a periodic z that makes no images: a layer
-            elif self._log is None and pbc[2] and not self._warned_2d:
+            elif self._log is None and pbc[2] and not self._warned_2d and triclinic != "general":
                 self._warned_2d = True  # once per dump
                 _warn_if_2d_like(self.path, pos[:, 2], lo[2], hi[2], (xz, yz),
                                  "pass pbc=(True, True, False) (spinlat convert --pbc T,T,F, a config's "
@@ -1276,4 +1322,5 @@ def _is_number(t) -> bool:
         return False
 
 
-__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "log_dimension", "LammpsDump", "ThermoBlock"]
+__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "log_dimension", "general_rotation", "LammpsDump",
+           "ThermoBlock"]

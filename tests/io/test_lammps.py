@@ -844,3 +844,51 @@ def test_bad_atom_values_name_the_file_and_line(tmp_path, row, message):
     (tmp_path / "bad.dump").write_text("\n".join(dump) + "\n")
     with pytest.raises(FileFormatError, match=r"bad.dump: line 10: " + message):
         sl.io.read_lammps_dump(tmp_path / "bad.dump", elements=["Fe"])[0]
+
+
+GENERAL = Path(__file__).parent.parent / "data" / "lammps" / "general_triclinic"
+
+
+def test_general_triclinic_data_files_and_dumps(tmp_path):
+    """LAMMPS ≥ 2024 writes general triclinic boxes (`write_data ... triclinic/general`: avec, bvec,
+    cvec, abc origin lines; `dump_modify triclinic/general yes`: BOX BOUNDS abc origin). The data
+    file was misread as a zero cell ("cell is singular"), the dump refused. Files written by LAMMPS
+    22 Jul 2025 from one state (in.general): the general frame is the restricted one turned by R."""
+    gen = sl.io.read_lammps_data(GENERAL / "data.general")
+    res = sl.io.read_lammps_data(GENERAL / "data.restricted")
+    a = 1.4
+    np.testing.assert_allclose(gen.cell, [[2 * a, 2 * a, -2 * a], [-2 * a, 2 * a, 2 * a], [2 * a, -2 * a, 2 * a]],
+                               rtol=0, atol=1e-14)
+    rot = sl.io.lammps_read.general_rotation(gen.cell)
+    np.testing.assert_allclose(rot @ rot.T, np.eye(3), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(res.cell @ rot, gen.cell, rtol=0, atol=1e-14)
+    for name in ("positions", "spins", "velocities"):  # image flags unwrap along the general edges
+        np.testing.assert_allclose(getattr(res, name) @ rot, getattr(gen, name), rtol=0, atol=1e-14, err_msg=name)
+    np.testing.assert_array_equal(gen.moments, res.moments)
+    pot = BetheSlaterExchange(*EXCHANGE)
+    assert pot.compute(gen).energy == pytest.approx(pot.compute(res).energy, rel=1e-13)
+    # the dumps: x, v, f turned by LAMMPS, the compute's spin and fm columns not (turned on reading)
+    cols = {f"c_outsp[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    dg, dr = (sl.io.read_lammps_dump(GENERAL / f"dump.{kind}", elements=["Fe"], columns=cols)
+              for kind in ("general", "restricted"))
+    g, r = dg[0], dr[0]
+    np.testing.assert_allclose(g.cell, gen.cell, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(r.spins @ rot, g.spins, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(dr["magnetic_forces"][0] @ rot, dg["magnetic_forces"][0], rtol=0, atol=1e-16)
+    np.testing.assert_allclose(r.positions @ rot, g.positions, rtol=0, atol=2e-5)   # 6 digits in a dump
+    np.testing.assert_allclose(r.velocities @ rot, g.velocities, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(dr.atoms(0).calc.results["forces"] @ rot, dg.atoms(0).calc.results["forces"],
+                               rtol=0, atol=1e-7)
+    # the same state as the general data file, and the scaled dump with image flags
+    d = (g.positions - gen.positions) @ np.linalg.inv(gen.cell)   # the dump's x y z are wrapped
+    assert np.any(np.abs(d) > 0.5) and np.max(np.abs((d - np.round(d)) @ gen.cell)) < 1e-5
+    np.testing.assert_allclose(g.spins, gen.spins, rtol=0, atol=1e-6)
+    scaled = sl.io.read_lammps_dump(GENERAL / "dump.general_scaled", elements=["Fe"], columns=cols)[0]
+    np.testing.assert_allclose(scaled.positions, gen.positions, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(scaled.spins, gen.spins, rtol=0, atol=1e-6)
+    # a general box lacking a vector is named
+    text = (GENERAL / "data.general").read_text()
+    (tmp_path / "cut.data").write_text("\n".join(ln for ln in text.splitlines() if not ln.endswith("bvec")))
+    with pytest.raises(FileFormatError, match="cut.data: a general triclinic box needs the avec, bvec and cvec lines "
+                                              r".*\(missing bvec\)"):
+        sl.io.read_lammps_data(tmp_path / "cut.data")
