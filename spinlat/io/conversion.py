@@ -3,7 +3,8 @@
 ``convert(source, target, frames=None)`` (``spinlat convert SOURCE TARGET [--frames SLICE]``):
 
 - HDF5 → any ASE format, chosen by the target's extension (or ``format``): ``.extxyz`` / ``.xyz``
-  through :func:`spinlat.io.write_extxyz` (every float at round-trip precision), others through
+  (also compressed: ``.extxyz.gz``, ``.bz2``, ``.xz``) through :func:`spinlat.io.write_extxyz`
+  (every float at round-trip precision), others through
   ``ase.io.write``. Each frame is :meth:`spinlat.io.Trajectory.atoms` with, per atom,
   ``initial_magmoms`` and ``magmoms`` (N, 3) the moment vectors m_i (μB), ``spinlat_spins``
   (N, 3) the unit spin vectors, ``spinlat_moments`` (N,) the moment magnitudes (μB),
@@ -59,6 +60,7 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..state import ase_magnetic_moments
+from .extxyz import compression_of
 
 _EXTXYZ = (".extxyz", ".xyz")
 _HDF5 = (".h5", ".hdf5")
@@ -103,7 +105,10 @@ def _indices(n, selection) -> list[int]:
 def _kind(path, format) -> str:
     if format is not None:
         return "hdf5" if format in ("h5", "hdf5") else "extxyz" if format in ("extxyz", "xyz") else "ase"
-    suffix = Path(path).suffix.lower()
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and compression_of(path) is not None:  # t.extxyz.gz: a compressed extxyz
+        return "extxyz" if suffixes[-2:-1] and suffixes[-2] in _EXTXYZ else "ase"
+    suffix = suffixes[-1] if suffixes else ""
     return "hdf5" if suffix in _HDF5 else "extxyz" if suffix in _EXTXYZ else "ase"
 
 
