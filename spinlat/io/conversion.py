@@ -22,7 +22,10 @@
   and the per-atom spinlat arrays as the row's ``data``; a ``.traj`` gets those arrays in
   ``info["spinlat_arrays"]`` (it drops unknown arrays): both round-trip exactly. Formats that store no
   magnetic moments, velocities or forces (POSCAR, CIF, xsf, ...) lose them: a UserWarning names
-  what is lost (a note of ``spinlat convert``), found by reading the first frame back.
+  what is lost (a note of ``spinlat convert``), found by reading the first frame back. A
+  ``.mcif`` target gets one frame as a magnetic CIF with every moment
+  (:func:`spinlat.io.write_magnetic_cif`); a magnetic CIF source (``.mcif``, or a ``.cif`` with
+  moments or magnetic symmetry) is read by pymatgen (:func:`spinlat.io.read_magnetic_cif`).
 - a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
   :func:`~spinlat.io.read_lammps_data` (spins, moments, magnetic forces, metal units converted;
   the dump's elements from its ``element`` column or the export metadata beside it), never by
@@ -61,6 +64,7 @@ from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..state import ase_magnetic_moments
 from .extxyz import compression_of
+from .pymatgen import is_magnetic_cif, read_magnetic_cif, write_magnetic_cif
 
 _EXTXYZ = (".extxyz", ".xyz")
 _HDF5 = (".h5", ".hdf5")
@@ -286,6 +290,8 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
         except Exception as exc:  # noqa: BLE001 - ase.db raises many kinds for a bad file
             raise FileFormatError(f"{source} cannot be read as an ASE database: {exc}") from None
         _calc_results_to_arrays(frames)
+    elif is_magnetic_cif(source, format):  # moments and magnetic symmetry: ASE's CIF reader skips both
+        frames = [st.to_ase() for st in read_magnetic_cif(source, ":")]
     else:
         import ase.io
 
@@ -399,7 +405,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     if src_kind != "hdf5" and dst_kind != "hdf5":
         raise InputError(f"one side of a conversion must be a spinlat HDF5 trajectory (.h5), got {source} and "
                          f"{target}; use ase.io for conversions between other formats")
-    if dst_kind == "ase":
+    magnetic_cif = dst_kind == "ase" and (format == "mcif" or format is None and target.suffix.lower() == ".mcif")
+    if dst_kind == "ase" and not magnetic_cif:
         _check_ase_target(target, format)
 
     if pbc is not None:
@@ -416,6 +423,12 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             indices = _indices(len(traj), selection)
             if not indices:
                 raise InputError(f"frames: {frames!r} selects no frame of the {len(traj)} in {source}")
+            if magnetic_cif:  # moments along the crystal axes, which ASE's CIF writer leaves out
+                if len(indices) > 1:
+                    raise InputError(f"cannot write {target}: a magnetic CIF holds one frame ({len(indices)} "
+                                     "selected): select one, e.g. --frames -1")
+                write_magnetic_cif(target, traj[indices[0]])
+                return 1
             if dst_kind != "hdf5":
                 # the target is replaced only once the new file is complete (atomic_path): a format
                 # that fails to write leaves the old file as it was
