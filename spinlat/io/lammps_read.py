@@ -21,25 +21,14 @@ import numpy as np
 
 from .. import units, validation
 from ..errors import FileFormatError, InputError
+from ..files import open_decompressed
 from ..observables import total_moment
 from .lammps import FORMAT, METADATA_FILE, hbar_lammps
 
-#: magic bytes of the compressed files LAMMPS writes (``dump ... FILE.gz``, ``.bz2``, ``.xz``)
-_COMPRESSION = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
-
-
 def _open_lammps_file(path):
     """``path`` opened for binary reading, decompressed when it is gzip, bzip2 or xz (recognised
-    by content, as LAMMPS writes ``dump ... dump.lammpstrj.gz``): the handle reads, tells and
-    seeks in the uncompressed text. Raises OSError as ``open`` does."""
-    import importlib
-
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
-    for signature, module in _COMPRESSION:
-        if magic.startswith(signature):
-            return importlib.import_module(module).open(path, "rb")
-    return open(path, "rb")
+    by content, as LAMMPS writes ``dump ... dump.lammpstrj.gz``; :func:`spinlat.files.open_decompressed`)."""
+    return open_decompressed(path)
 
 
 def _read_lammps_text(path, what) -> str:
