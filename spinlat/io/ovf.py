@@ -25,6 +25,7 @@ each atom's unit spin (non-magnetic atoms included, as their stored direction).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,11 @@ def read_ovf_segments(path) -> list[OVFSegment]:
     out = []
     with ovf.ovf_file(str(path)) as f:
         if not f.is_ovf:
+            with open(path, "rb") as fh:
+                first = fh.readline(200).decode(errors="replace").strip()
+            if re.match(r"#\s*OOMMF\s*:?\s*(rectangular|irregular) mesh v1|#\s*OOMMF OVF 1", first, re.I):
+                raise FileFormatError(f"{path}: an OVF 1.0 file ({first!r}); spinlat reads OVF 2.0 (as Spirit and mumax3 "
+                                      "write it): save it again as OVF 2.0, e.g. with OOMMF's avf2ovf")
             raise FileFormatError(f"{path}: not an OVF file ({f.get_latest_message() or 'no OVF header'})")
         for k in range(f.n_segments):
             seg = ovf.ovf_segment()

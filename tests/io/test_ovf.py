@@ -354,3 +354,17 @@ def test_segments_of_another_atom_count_are_refused(tmp_path):
     (tmp_path / "text.ovf").write_text("not an OVF file\n")
     with pytest.raises(FileFormatError, match="not an OVF file with a segment"):
         sl.io.write_ovf(tmp_path / "text.ovf", st.spins, append=True)
+
+
+def test_ovf_1_file_is_named(tmp_path):
+    """An OOMMF OVF 1.0 file was 'not an OVF file (libovf initial: pegtl parse error ...version)'."""
+    p = tmp_path / "old.ovf"
+    p.write_text("# OOMMF: rectangular mesh v1.0\n# Segment count: 1\n# Begin: Segment\n# Begin: Header\n"
+                 "# xnodes: 1\n# ynodes: 1\n# znodes: 1\n# End: Header\n# Begin: Data Text\n1 0 0\n"
+                 "# End: Data Text\n# End: Segment\n")
+    with pytest.raises(FileFormatError, match=r"old.ovf: an OVF 1.0 file \('# OOMMF: rectangular mesh v1.0'\); "
+                                              "spinlat reads OVF 2.0"):
+        sl.io.read_ovf_segments(p)
+    p.write_text("hello\n")
+    with pytest.raises(FileFormatError, match="old.ovf: not an OVF file"):
+        sl.io.read_ovf_segments(p)
