@@ -313,6 +313,10 @@ def parse_tb2j(path) -> dict:
     find = {key: next((k for k, ln in enumerate(lines) if ln.strip().startswith(key)), None)
             for key in ("Cell (Angstrom):", "Atoms:", "Exchange:")}
     if find["Cell (Angstrom):"] is None:
+        head = next((ln.strip() for ln in lines if ln.strip()), "")
+        if head.startswith("<"):  # TB2J's Multibinit exchange.xml, or other XML
+            raise _err(path, 0, f"an XML file ({head[:40]!r}), such as TB2J's Multibinit exchange.xml; spinlat reads "
+                                "TB2J's exchange.out (in the same TB2J_results directory)")
         raise _err(path, 0, "no 'Cell (Angstrom):' section; not a TB2J exchange.out file")
     if find["Atoms:"] is None:
         raise _err(path, 0, "no 'Atoms:' section; truncated or not a TB2J exchange.out file")

@@ -390,3 +390,13 @@ def test_compressed_tb2j_files_are_read(tmp_path, module):
     packed.write_bytes(packed.read_bytes()[:40])   # cut short: named, not a traceback
     with pytest.raises(FileFormatError, match="exchange.out.packed: cannot read TB2J file"):
         read_tb2j(packed)
+
+
+def test_tb2j_xml_file_is_named(tmp_path):
+    """TB2J_results/Multibinit/exchange.xml given instead of exchange.out said only 'no Cell
+    (Angstrom) section; not a TB2J exchange.out file'."""
+    f = tmp_path / "exchange.xml"
+    f.write_text('<?xml version="1.0" ?>\n<System_definition>\n</System_definition>\n')
+    with pytest.raises(FileFormatError, match=r"exchange.xml: an XML file \('<\?xml version=\"1.0\" \?>'\), such as "
+                                              "TB2J's Multibinit exchange.xml; spinlat reads TB2J's exchange.out"):
+        Heisenberg.from_tb2j(f)
