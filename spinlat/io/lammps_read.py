@@ -459,13 +459,9 @@ class _FrameIndex:
     columns: list
     offset: int  # byte offset of the first atom line
     line: int  # its line number
-    raw_columns: list = None  # the column names as the dump writes them (before renames)
 
 
 _REQUIRED = ("id", "type")
-#: dump columns whose values LAMMPS writes in its restricted frame even with dump_modify
-#: triclinic/general (computes, fixes, variables, custom properties)
-_NOT_TURNED = ("c_", "f_", "v_", "d_", "d2_", "i_", "i2_")
 
 
 class LammpsDump:
@@ -534,7 +530,6 @@ class LammpsDump:
         rename = {a: b for a, b in rename.items() if a not in columns and b not in columns.values()}
         rename.update(columns)
         for fr in self._frames:
-            fr.raw_columns = list(fr.columns)
             fr.columns = [rename.get(c, c) for c in fr.columns]
         # every frame's columns (a dump appended to by a later run may dump other ones)
         checked = []
@@ -848,10 +843,11 @@ class LammpsDump:
         spins = np.stack([num("spx"), num("spy"), num("spz")], axis=1)
         moments = num("sp")
         # dump_modify triclinic/general turns x, v, f (LAMMPS's own attributes) into the general
-        # frame but not the values of computes, fixes and variables (c_outsp[1], ...): checked with
-        # LAMMPS 22 Jul 2025; those spin columns are turned here
+        # frame but not the values of computes, fixes and variables (c_outsp[1], ..., also when
+        # dump_modify colname names them spx ...): checked with LAMMPS 22 Jul 2025. dump custom has
+        # no spin attribute of its own, so the spin and fm columns are always turned here
         turn = general_rotation(box_cell) if triclinic == "general" else None
-        if turn is not None and fr.raw_columns[fr.columns.index("spx")].startswith(_NOT_TURNED):
+        if turn is not None:
             spins = spins @ turn
         _check_atom_values(self.path, pos, spins, moments, lambda r: fr.line + int(order[r]))
         vel = (np.stack([num("vx"), num("vy"), num("vz")], axis=1) / units.FS_PER_PS
@@ -860,7 +856,7 @@ class LammpsDump:
         h = None
         if {"fmx", "fmy", "fmz"} <= cols:
             fm = np.stack([num("fmx"), num("fmy"), num("fmz")], axis=1)
-            if turn is not None and fr.raw_columns[fr.columns.index("fmx")].startswith(_NOT_TURNED):
+            if turn is not None:
                 fm = fm @ turn
             s = spins / np.maximum(np.linalg.norm(spins, axis=1), 1e-300)[:, None]
             perp = fm - np.sum(fm * s, axis=1)[:, None] * s

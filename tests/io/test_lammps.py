@@ -883,6 +883,10 @@ def test_general_triclinic_data_files_and_dumps(tmp_path):
     d = (g.positions - gen.positions) @ np.linalg.inv(gen.cell)   # the dump's x y z are wrapped
     assert np.any(np.abs(d) > 0.5) and np.max(np.abs((d - np.round(d)) @ gen.cell)) < 1e-5
     np.testing.assert_allclose(g.spins, gen.spins, rtol=0, atol=1e-6)
+    # spin columns named spx ... by dump_modify colname: still the compute's values, turned too
+    named = sl.io.read_lammps_dump(GENERAL / "dump.general_colname", elements=["Fe"])
+    np.testing.assert_array_equal(named[0].spins, g.spins)
+    np.testing.assert_array_equal(named["magnetic_forces"], dg["magnetic_forces"])
     scaled = sl.io.read_lammps_dump(GENERAL / "dump.general_scaled", elements=["Fe"], columns=cols)[0]
     np.testing.assert_allclose(scaled.positions, gen.positions, rtol=0, atol=1e-5)
     np.testing.assert_allclose(scaled.spins, gen.spins, rtol=0, atol=1e-6)
