@@ -208,7 +208,7 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     for k in range(1, len(lines)):
         raw = lines[k]
         content, _, comment = raw.partition("#")
-        s = content.strip()
+        s = " ".join(content.split())  # tabs or runs of blanks between words ("54\tatoms", "xlo  xhi")
         if not s:
             continue
         if s in section_names:
@@ -556,7 +556,7 @@ class LammpsDump:
                 if not raw:
                     break
                 ln += 1
-                line = raw.decode(errors="replace").strip()
+                line = " ".join(raw.decode(errors="replace").split())  # tabs between words, as in data files
                 if not line:
                     continue
                 if not line.startswith("ITEM:"):

@@ -896,3 +896,28 @@ def test_general_triclinic_data_files_and_dumps(tmp_path):
     with pytest.raises(FileFormatError, match="cut.data: a general triclinic box needs the avec, bvec and cvec lines "
                                               r".*\(missing bvec\)"):
         sl.io.read_lammps_data(tmp_path / "cut.data")
+
+
+def test_data_file_and_dump_with_tabs_between_words(tmp_path):
+    """A data file whose header words are separated by tabs ('54<TAB>atoms', '0<TAB>8.6<TAB>xlo<TAB>xhi',
+    as LAMMPS's read_data accepts) was refused: "no 'N atoms' header line"; a dump so written:
+    "unknown item 'BOX\tBOUNDS ...'"."""
+    st = bcc_fe(2, seed=3).copy(velocities=np.full((16, 3), 0.01))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        sl.io.write_lammps(tmp_path / "x", st, BetheSlaterExchange(*EXCHANGE))
+    text = (tmp_path / "x" / "data.spinlat").read_text()
+    (tmp_path / "tabs.data").write_text(text.replace(" ", "\t"))
+    (tmp_path / "blanks.data").write_text(text.replace(" ", "  "))
+    ref = sl.io.read_lammps_data(tmp_path / "x" / "data.spinlat", metadata=None)
+    for name in ("tabs.data", "blanks.data"):
+        back = sl.io.read_lammps_data(tmp_path / name)
+        for field in ("positions", "spins", "moments", "velocities", "cell", "numbers", "masses"):
+            np.testing.assert_array_equal(getattr(back, field), getattr(ref, field), err_msg=f"{name} {field}")
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    (tmp_path / "d.lammpstrj").write_text(DUMP)
+    (tmp_path / "tabs.lammpstrj").write_text(DUMP.replace(" ", "\t"))
+    plain = sl.io.read_lammps_dump(tmp_path / "d.lammpstrj", elements=["Fe", "Ni"], columns=cols)
+    tabbed = sl.io.read_lammps_dump(tmp_path / "tabs.lammpstrj", elements=["Fe", "Ni"], columns=cols)
+    for name in ("step", "time", "cell", "positions", "spins", "moments", "velocities", "magnetic_forces"):
+        np.testing.assert_array_equal(tabbed[name], plain[name], err_msg=name)
