@@ -253,6 +253,23 @@ def test_unwritable_targets_are_named_and_a_failed_conversion_keeps_the_old_targ
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.traj", "kept.h5", "old.vasp"]
 
 
+def test_lammps_data_target_keeps_elements_and_velocities(run, tmp_path, capsys):
+    """--format lammps-data wrote ASE's default data file: no Masses (spinlat's and LAMMPS's readers
+    could not tell the elements) and no velocities; a bare .data target became a RuNNer file."""
+    assert main(["convert", str(run), str(tmp_path / "final.data"), "--frames", "-1"]) == 1
+    assert "ASE takes .data for RuNNer's format; pass --format lammps-data" in capsys.readouterr().err
+    assert main(["convert", str(run), str(tmp_path / "final.data"), "--frames", "-1", "--format", "lammps-data"]) == 0
+    assert "keeps no magnetic moments" in capsys.readouterr().err        # atom_style atomic: said
+    back = sl.io.read_lammps_data(tmp_path / "final.data")
+    with Trajectory(run) as t:
+        st = t[-1]
+    np.testing.assert_array_equal(back.numbers, st.numbers)
+    np.testing.assert_allclose(back.masses, st.masses, rtol=1e-9)        # ASE's amu -> g/mol round-off
+    np.testing.assert_allclose(back.positions, st.positions, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(back.velocities, st.velocities, rtol=1e-13, atol=1e-18)
+    assert np.any(st.velocities != 0) and not np.any(back.moments)
+
+
 def test_formats_that_drop_moments_say_so(run, tmp_path, capsys):
     """POSCAR and CIF keep no moments: writing one from a magnetic run, or reading one into a
     trajectory, says so on stderr (a UserWarning from the library); extxyz and .traj do not."""

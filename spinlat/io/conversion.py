@@ -26,6 +26,9 @@
   ``.mcif`` target gets one frame as a magnetic CIF with every moment
   (:func:`spinlat.io.write_magnetic_cif`); a magnetic CIF source (``.mcif``, or a ``.cif`` with
   moments or magnetic symmetry) is read by pymatgen (:func:`spinlat.io.read_magnetic_cif`).
+  ``format="lammps-data"``: ASE's writer in metal units with Masses (element comments) and
+  Velocities, atom_style atomic (no spins: :func:`spinlat.io.write_lammps` writes atom_style
+  spin); a ``.data`` target without ``format`` is refused (ASE would take it for RuNNer's format).
 - a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
   :func:`~spinlat.io.read_lammps_data` (spins, moments, magnetic forces, metal units converted;
   the dump's elements from its ``element`` column or the export metadata beside it), never by
@@ -205,6 +208,11 @@ def _check_ase_target(target, format):
 
     name = format
     if name is None:
+        if Path(target).suffix.lower() == ".data":  # ASE's guess: RuNNer, where a LAMMPS user means LAMMPS
+            raise InputError(f"cannot write {target}: ASE takes .data for RuNNer's format; pass --format lammps-data "
+                             "(format=) for a LAMMPS data file (atom_style atomic: positions, velocities, masses "
+                             "naming the elements, no spins; spinlat export CONFIG --lammps DIR writes atom_style "
+                             "spin) or --format runnerdata for RuNNer")
         try:
             name = filetype(str(target), read=False)
         except UnknownFileTypeError:
@@ -219,6 +227,13 @@ def _check_ase_target(target, format):
               "file)") if "lammps" in str(target).lower() or "lammps" in str(format).lower() else ""
     raise InputError(f"cannot write {target}: {why}; give it an extension ASE writes (.extxyz, .traj, .xyz, .cif, "
                      f".vasp, ...) or pass --format (format=) with an ASE format name{lammps}")
+
+
+#: ase.io.write options for a LAMMPS data target: the units spinlat's readers take (metal), a
+#: Masses section (with element comments: the elements come back) and the velocities, which ASE
+#: leaves out by default; atom_style atomic holds no spins (spinlat export writes atom_style spin)
+_LAMMPS_DATA_WRITE = {"lammps-data": dict(atom_style="atomic", masses=True, velocities=True, units="metal")}
+_LAMMPS_DATA_READ = {"lammps-data": dict(atom_style="atomic", units="metal")}
 
 
 def _write_ase(target, atoms_list, kind, format):
@@ -241,7 +256,8 @@ def _write_ase(target, atoms_list, kind, format):
             atoms.info["spinlat_arrays"] = {k: atoms.arrays[k] for k in _DB_ARRAYS[:-1] if k in atoms.arrays}
     try:
         with atomic_path(target, name="convert target") as tmp:
-            ase.io.write(tmp, atoms_list if len(atoms_list) > 1 else atoms_list[0], format=format)
+            ase.io.write(tmp, atoms_list if len(atoms_list) > 1 else atoms_list[0], format=format,
+                         **_LAMMPS_DATA_WRITE.get(format, {}))
     except ValueError as exc:
         hint = " (this format holds one frame: select one, e.g. --frames -1)" \
             if len(atoms_list) > 1 else ""
@@ -324,7 +340,7 @@ def _warn_if_data_lost(target, format, written):
     import ase.io
 
     try:
-        back = ase.io.read(str(target), index=0, format=format)
+        back = ase.io.read(str(target), index=0, format=format, **_LAMMPS_DATA_READ.get(format, {}))
     except Exception:  # noqa: BLE001 - a format ASE writes but cannot read back: nothing to check
         return
     lost = []
