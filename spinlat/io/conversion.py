@@ -307,7 +307,10 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
             raise FileFormatError(f"{source} cannot be read as an ASE database: {exc}") from None
         _calc_results_to_arrays(frames)
     elif is_magnetic_cif(source, format):  # moments and magnetic symmetry: ASE's CIF reader skips both
-        frames = [st.to_ase() for st in read_magnetic_cif(source, ":")]
+        try:
+            frames = [st.to_ase() for st in read_magnetic_cif(source, ":")]
+        except ImportError as exc:
+            raise InputError(f"{source} is a magnetic CIF, which spinlat reads with pymatgen: {exc}") from None
     else:
         import ase.io
 
@@ -443,7 +446,11 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                 if len(indices) > 1:
                     raise InputError(f"cannot write {target}: a magnetic CIF holds one frame ({len(indices)} "
                                      "selected): select one, e.g. --frames -1")
-                write_magnetic_cif(target, traj[indices[0]])
+                try:
+                    write_magnetic_cif(target, traj[indices[0]])
+                except ImportError as exc:
+                    raise InputError(f"cannot write {target}: spinlat writes magnetic CIF files with pymatgen: "
+                                     f"{exc}") from None
                 return 1
             if dst_kind != "hdf5":
                 # the target is replaced only once the new file is complete (atomic_path): a format
