@@ -201,3 +201,21 @@ def test_trajectory_to_magnetic_cif_and_back(tmp_path):
     d = (back.positions[order] - st.positions[ref]) @ np.linalg.inv(st.cell)
     np.testing.assert_allclose((d - np.round(d)) @ st.cell, 0.0, atol=1e-7)
     np.testing.assert_allclose(back.magnetic_moments[order], -st.magnetic_moments[ref], rtol=0, atol=1e-7)
+
+
+def test_magnetic_cif_without_pymatgen_is_one_line(tmp_path, monkeypatch):
+    """Without pymatgen's CIF module a magnetic CIF is refused naming pymatgen (not a traceback)."""
+    import sys
+
+    from spinlat.config import read_structure
+    from spinlat.errors import ConfigError
+
+    path = tmp_path / "MnF2.mcif"
+    path.write_bytes(MNF2.read_bytes())
+    monkeypatch.setitem(sys.modules, "pymatgen.io.cif", None)
+    with pytest.raises(InputError, match="MnF2.mcif is a magnetic CIF, which spinlat reads with pymatgen"):
+        sl.io.convert(path, tmp_path / "m.h5")
+    with pytest.raises(ConfigError, match="structure.file: .*MnF2.mcif is a magnetic CIF, which spinlat reads with "
+                                          "pymatgen"):
+        read_structure(path)
+    assert not (tmp_path / "m.h5").exists()
