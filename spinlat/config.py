@@ -727,6 +727,9 @@ def _read_structure(path, index, format, key, elements, columns, constraints, pr
         raise ConfigError(f"{key}: frame index {index} is out of range for {p}") from None
     except Exception as exc:  # noqa: BLE001 - ASE readers raise many types
         raise ConfigError(f"{key}: cannot read {p} ({type(exc).__name__}: {exc})") from None
+    from .io.conversion import drop_initial_guesses
+
+    drop_initial_guesses([atoms], p, format)
     if constraints == "error" and atoms.constraints:
         from .state import describe_constraints
 

@@ -200,6 +200,35 @@ def _read_db(source, db_type):
     return frames
 
 
+#: ASE formats whose readers put something other than moments in μB into the initial magmoms:
+#: pw.x's starting_magnetization is a fraction of the valence charge, per species symbol (Fe1 and
+#: Fe2 of an antiferromagnet both get the last one)
+_NOT_MOMENTS = {"espresso-in": "pw.x's starting_magnetization (a fraction of the valence charge, -1 to 1, set per "
+                               "species: ASE gives Fe1 and Fe2 the same one), not moments in μB"}
+
+
+def drop_initial_guesses(atoms_list, source, format=None):
+    """Remove the initial magmoms of frames read by ``ase.io.read`` from a format whose reader fills
+    them with something other than moments in μB (a Quantum ESPRESSO input: starting_magnetization),
+    with a UserWarning naming the file, so that they are given as moments (a run config's
+    structure.moments) instead of being read wrongly. Returns ``atoms_list``."""
+    from ase.io.formats import UnknownFileTypeError, filetype
+
+    name = format
+    if name is None:
+        try:
+            name = filetype(str(source))
+        except (UnknownFileTypeError, OSError):
+            return atoms_list
+    what = _NOT_MOMENTS.get(name)
+    if what and any(a.has("initial_magmoms") and np.any(a.arrays["initial_magmoms"] != 0) for a in atoms_list):
+        for atoms in atoms_list:
+            atoms.set_initial_magnetic_moments(None)
+        warnings.warn(f"{source}: its initial magnetic moments are {what}; they are not read: give the moments in μB "
+                      "(a run config's structure.moments, State.copy(moments=...))", UserWarning, stacklevel=3)
+    return atoms_list
+
+
 def _check_ase_target(target, format):
     """InputError naming ``target`` when ASE cannot write it: no format known for its extension
     (``.lammpstrj``, ``.foo``; ``ase.io.write`` raised UnknownFileTypeError), or a ``format`` ASE does not
@@ -318,6 +347,7 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
             frames = ase.io.read(str(source), index=":", format=format)
         except Exception as exc:  # noqa: BLE001 - ase raises many kinds for a bad file
             raise FileFormatError(f"{source} cannot be read by ase.io.read: {exc}") from None
+        drop_initial_guesses(frames, source, format)
         for atoms in frames:  # per-atom arrays a .traj written by spinlat keeps in info
             kept = atoms.info.pop("spinlat_arrays", None)
             if isinstance(kept, dict):
