@@ -288,8 +288,9 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     if general:
         missing = [f"{k}vec" for k in "abc" if k not in general]
         if missing or np.any(hi - lo) or np.any(tilt):
-            raise FileFormatError(f"{path}: a general triclinic box needs the avec, bvec and cvec lines and no xlo xhi, "
-                                  f"ylo yhi, zlo zhi or xy xz yz lines ({'missing ' + ', '.join(missing) if missing else 'both given'})")
+            why = f"missing {', '.join(missing)}" if missing else "both given"
+            raise FileFormatError(f"{path}: a general triclinic box needs the avec, bvec and cvec lines and no "
+                                  f"xlo xhi, ylo yhi, zlo zhi or xy xz yz lines ({why})")
         box_cell = np.array([general["a"], general["b"], general["c"]])
     pos = table[:, 2:5]
     if has_image:
@@ -487,8 +488,9 @@ class LammpsDump:
         wrapped ones are unwrapped; in a box of ``dump_modify triclinic/general yes``, ``BOX BOUNDS
         abc origin``, the cell rows are its edge vectors and the spin and fm columns of computes,
         which LAMMPS leaves in its restricted frame while it turns x, v and f, are turned into the
-        general frame, :func:`general_rotation`), optional ``element`` (which may replace ``type``: ``dump_modify
-        element``; or ``typelabel`` in place of ``type``: type labels that are element symbols), ``mass`` (amu), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
+        general frame, :func:`general_rotation`), optional ``element`` (which may replace
+        ``type``: ``dump_modify element``; or ``typelabel`` in place of ``type``: type labels
+        that are element symbols), ``mass`` (amu), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
         spin columns ``spx spy spz sp`` (unit vector, moment μB), optional ``fmx fmy fmz``
         (rad/ps). Dumps that name them otherwise (e.g. ``c_outsp[1]`` of a compute
         property/atom) are read with ``columns={"c_outsp[1]": "spx", ...}``.

@@ -103,8 +103,8 @@ def read_ovf_segments(path) -> list[OVFSegment]:
             with open(path, "rb") as fh:
                 first = fh.readline(200).decode(errors="replace").strip()
             if re.match(r"#\s*OOMMF\s*:?\s*(rectangular|irregular) mesh v1|#\s*OOMMF OVF 1", first, re.I):
-                raise FileFormatError(f"{path}: an OVF 1.0 file ({first!r}); spinlat reads OVF 2.0 (as Spirit and mumax3 "
-                                      "write it): save it again as OVF 2.0, e.g. with OOMMF's avf2ovf")
+                raise FileFormatError(f"{path}: an OVF 1.0 file ({first!r}); spinlat reads OVF 2.0 (as Spirit and "
+                                      "mumax3 write it): save it again as OVF 2.0, e.g. with OOMMF's avf2ovf")
             raise FileFormatError(f"{path}: not an OVF file ({f.get_latest_message() or 'no OVF header'})")
         for k in range(f.n_segments):
             seg = ovf.ovf_segment()
