@@ -183,8 +183,9 @@ def read_magnetic_cif(path, index=-1):
     ``":"``: a list, one State per block) of a magnetic CIF file, read by pymatgen's
     ``CifParser``: the magnetic (or ordinary) symmetry operations applied to the atoms and their
     moments (time reversal included), moments given along the crystal axes (``crystalaxis_x``...)
-    turned Cartesian (μB), a site without a moment non-magnetic (:func:`from_pymatgen`). Raises FileFormatError naming the file when pymatgen
-    cannot read it, InputError for an index out of range."""
+    turned Cartesian (μB), a site without a moment non-magnetic (:func:`from_pymatgen`). Raises
+    FileFormatError naming the file when pymatgen cannot read it, InputError for an index out of
+    range."""
     from ..errors import FileFormatError
 
     _require()
