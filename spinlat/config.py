@@ -22,7 +22,8 @@ their own sections):
       a: 2.8665                      #   Å (c for hcp); default: ASE's reference lattice constant
       cubic: true                    #   conventional cubic cell (default true)
       # ... or a file: the file's moments, spins and velocities are kept unless given below
-      # file: relaxed.extxyz         #   any format ase.io.read reads, or a spinlat trajectory (.h5)
+      # file: relaxed.extxyz         #   any format ase.io.read reads, a spinlat trajectory (.h5),
+      #                              #   or a magnetic CIF (.mcif, a .cif with moments: pymatgen)
       # index: -1                    #   frame of a multi-frame file (default: the last)
       # format: vasp                 #   ase.io format name, when the file name does not tell
       #                              #   (LAMMPS data files and spin dumps are recognised and read
@@ -652,7 +653,9 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
     :func:`spinlat.io.read_lammps_data` / :func:`spinlat.io.read_lammps_dump`, with ``elements``
     the element of each atom type when the file does not say and ``columns`` renames of dump
     columns such as ``{"c_outsp[1]": "spx"}``), or any file ``ase.io.read``
-    reads (extxyz, POSCAR, CIF, OUTCAR, ...; moments from initial magmoms, a ``magmoms``
+    reads (extxyz, POSCAR, CIF, OUTCAR, ...; a magnetic CIF — ``.mcif``, or a ``.cif`` with
+    moments or magnetic symmetry — through pymatgen, :func:`spinlat.io.read_magnetic_cif`;
+    moments from initial magmoms, a ``magmoms``
     column or the calculator results, see :meth:`spinlat.State.from_ase`; ``constraints``
     "error" refuses ASE constraints on the atoms, "ignore" drops them; ``prefer_moments``
     "computed" or "initial" when the file has both). OVF files hold
@@ -705,6 +708,17 @@ def _read_structure(path, index, format, key, elements, columns, constraints, pr
             if isinstance(exc, ConfigError):
                 raise
             raise ConfigError(f"{key}: cannot read {p} ({exc})") from None
+    from .io.pymatgen import is_magnetic_cif, read_magnetic_cif
+
+    if is_magnetic_cif(p, format):
+        # moments and magnetic symmetry, which ASE's CIF reader skips (it gave the asymmetric
+        # unit's atoms, without moments)
+        try:
+            return read_magnetic_cif(p, index)
+        except ImportError as exc:
+            raise ConfigError(f"{key}: {p} is a magnetic CIF, which spinlat reads with pymatgen: {exc}") from None
+        except SpinlatError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
     from ase.io import read
 
     try:
@@ -713,6 +727,9 @@ def _read_structure(path, index, format, key, elements, columns, constraints, pr
         raise ConfigError(f"{key}: frame index {index} is out of range for {p}") from None
     except Exception as exc:  # noqa: BLE001 - ASE readers raise many types
         raise ConfigError(f"{key}: cannot read {p} ({type(exc).__name__}: {exc})") from None
+    from .io.conversion import drop_initial_guesses
+
+    drop_initial_guesses([atoms], p, format)
     if constraints == "error" and atoms.constraints:
         from .state import describe_constraints
 

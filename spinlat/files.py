@@ -119,6 +119,25 @@ def atomic_write(path, mode: str = "w", *, encoding: str | None = "utf-8", newli
         _fsync_directory(os.path.dirname(os.path.abspath(os.fspath(path))))
 
 
+#: magic bytes of the compressed files other codes write (LAMMPS's ``dump ... FILE.gz``, gzip-ed
+#: TB2J outputs and potential tables) → the module that reads them
+_COMPRESSION = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
+
+
+def open_decompressed(path):
+    """``path`` opened for binary reading, decompressed when it is gzip, bzip2 or xz (recognised by
+    its first bytes, whatever its name): the handle reads, tells and seeks in the uncompressed
+    bytes. Raises OSError as ``open`` does (EOFError later, for a compressed file cut short)."""
+    import importlib
+
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    for signature, module in _COMPRESSION:
+        if magic.startswith(signature):
+            return importlib.import_module(module).open(path, "rb")
+    return open(path, "rb")
+
+
 def atomic_write_text(path, text: str, *, name: str = "path") -> None:
     """Write the string ``text`` (UTF-8) to ``path`` with :func:`atomic_write`."""
     with atomic_write(path, name=name) as fh:

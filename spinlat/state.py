@@ -6,6 +6,8 @@ Integrators take a State and return a new one; they never mutate their input.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from . import units, validation
@@ -168,6 +170,14 @@ def warn_unread_moments(atoms, stacklevel=3):
                       "no moment per atom (VASP prints them with LORBIT = 11; ASE reads them as 'magmoms'): the "
                       "atoms are read as non-magnetic; set atoms.set_initial_magnetic_moments(...) or give the "
                       "moments (a run config's structure.moments)", UserWarning, stacklevel=stacklevel)
+    spin_columns = [k for k in atoms.arrays
+                    if isinstance(k, str) and re.fullmatch(r"sp[xyz]?|fm[xyz]|[cfv]_\w+\[\d+\]", k)]
+    if "type" in atoms.arrays and spin_columns:
+        warnings.warn(f"the ase.Atoms look like ASE's reading of a LAMMPS dump (a 'type' array and the columns "
+                      f"{', '.join(spin_columns[:4])}{' ...' if len(spin_columns) > 4 else ''}): ASE keeps neither the "
+                      "spins and moments nor, without an element column, the elements (type 1 becomes H, 2 He, "
+                      "...); read the dump with spinlat.io.read_lammps_dump (spinlat convert DUMP TRAJ.h5, a run "
+                      "config's structure.file)", UserWarning, stacklevel=stacklevel)
     names = unread_moment_arrays(atoms)
     if names:
         warnings.warn(f"the ase.Atoms carry no magnetic moments where spinlat reads them (initial_magmoms, a "

@@ -62,6 +62,28 @@ def test_h5_extxyz_h5_round_trip_is_exact(run, tmp_path, capsys):
         assert sl.analysis.summary(back)["energy_conserving"] is False
 
 
+@pytest.mark.parametrize("name", ["t.extxyz.gz", "t.xyz.bz2", "t.extxyz.xz"])
+def test_compressed_extxyz_round_trip_is_exact(run, tmp_path, name):
+    """t.extxyz.gz went through ASE's extxyz writer (8 decimals: positions off by 5e-9 Å, the stored
+    spin of the non-magnetic atom lost); it is spinlat's writer, compressed."""
+    import importlib
+
+    import ase.io
+
+    path, back = tmp_path / name, tmp_path / "back.h5"
+    assert convert(run, path) == 6
+    module = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}[path.suffix]
+    with importlib.import_module(module).open(path, "rt") as fh:   # really compressed, full precision
+        assert fh.readline().strip() == "16" and "spinlat_spins:R:3" in fh.readline()
+    assert len(ase.io.read(path, ":")) == 6
+    assert convert(path, back) == 6
+    _assert_same_run(run, back)
+    if module == "gzip":   # the stream names the file, not the temporary one it was written as
+        assert path.read_bytes()[10:10 + len(path.stem) + 1] == path.stem.encode() + b"\0"
+    sl.io.write_extxyz(path, ase.io.read(path, "0"), append=True)   # appending adds a stream
+    assert len(sl.io.read_extxyz(path)) == 7
+
+
 @pytest.mark.parametrize("ext", ["json", "db", "traj"])
 def test_ase_database_and_traj_round_trips_keep_steps_times_and_run_attributes(run, tmp_path, ext):
     """ASE's JSON and SQLite databases: ase.io.write keeps no atoms.info, so steps, times, energies
@@ -191,6 +213,61 @@ def test_other_ase_formats_and_errors(run, tmp_path, capsys):
         assert main(["convert", str(run), str(tmp_path / "d.extxyz"), *extra]) == 1
         assert "d.extxyz: it is a directory; give a file name" in capsys.readouterr().err
     assert (tmp_path / "d.extxyz").is_dir()
+
+
+def test_unwritable_targets_are_named_and_a_failed_conversion_keeps_the_old_target(run, tmp_path, capsys):
+    """A target extension ASE does not write (.lammpstrj, .foo) gave a traceback
+    (UnknownFileTypeError); with --overwrite a conversion that failed had deleted the existing
+    target first (a 6-frame run to a one-frame format; an unusable frame into an .h5)."""
+    for name in ("t.lammpstrj", "t.foo"):
+        assert main(["convert", str(run), str(tmp_path / name)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"spinlat convert: error: cannot write {tmp_path / name}: no format known for its "
+                              f"extension '.{name.split('.')[1]}'") and "Traceback" not in err
+    assert "spinlat export CONFIG --lammps DIR" in str(pytest.raises(InputError, convert, run,
+                                                                    tmp_path / "t.lammpstrj").value)
+    with pytest.raises(InputError, match="ASE has no format 'nonsense'"):
+        convert(run, tmp_path / "t.out", format="nonsense")
+    assert not list(tmp_path.iterdir())
+    # a format that holds one frame: the existing POSCAR stays
+    old = tmp_path / "old.vasp"
+    assert convert(run, old, frames=-1) == 1
+    before = old.read_bytes()
+    with pytest.raises(InputError, match="one frame"):
+        convert(run, old, overwrite=True)
+    assert old.read_bytes() == before
+    # an unusable frame (NaN position) into an existing trajectory: the trajectory stays
+    import ase.io
+
+    frames = ase.io.read(tmp_path / "old.vasp", ":") * 3
+    frames[2] = frames[2].copy()
+    frames[2].positions[0, 0] = np.nan
+    ase.io.write(tmp_path / "bad.traj", frames)
+    h5 = tmp_path / "kept.h5"
+    assert convert(run, h5, frames="0:2") == 2
+    before = _arrays(h5)
+    with pytest.raises(FileFormatError, match="frame 2"):
+        convert(tmp_path / "bad.traj", h5, overwrite=True)
+    after = _arrays(h5)
+    assert set(after) == set(before) and all(np.array_equal(after[k], before[k]) for k in before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.traj", "kept.h5", "old.vasp"]
+
+
+def test_lammps_data_target_keeps_elements_and_velocities(run, tmp_path, capsys):
+    """--format lammps-data wrote ASE's default data file: no Masses (spinlat's and LAMMPS's readers
+    could not tell the elements) and no velocities; a bare .data target became a RuNNer file."""
+    assert main(["convert", str(run), str(tmp_path / "final.data"), "--frames", "-1"]) == 1
+    assert "ASE takes .data for RuNNer's format; pass --format lammps-data" in capsys.readouterr().err
+    assert main(["convert", str(run), str(tmp_path / "final.data"), "--frames", "-1", "--format", "lammps-data"]) == 0
+    assert "keeps no magnetic moments" in capsys.readouterr().err        # atom_style atomic: said
+    back = sl.io.read_lammps_data(tmp_path / "final.data")
+    with Trajectory(run) as t:
+        st = t[-1]
+    np.testing.assert_array_equal(back.numbers, st.numbers)
+    np.testing.assert_allclose(back.masses, st.masses, rtol=1e-9)        # ASE's amu -> g/mol round-off
+    np.testing.assert_allclose(back.positions, st.positions, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(back.velocities, st.velocities, rtol=1e-13, atol=1e-18)
+    assert np.any(st.velocities != 0) and not np.any(back.moments)
 
 
 def test_formats_that_drop_moments_say_so(run, tmp_path, capsys):

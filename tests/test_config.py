@@ -659,3 +659,53 @@ def test_a_direction_made_periodic_needs_a_cell_vector(tmp_path):
     with pytest.raises(ConfigError, match=r"gneb.initial.pbc: expected True/False"):
         C.check_gneb_config({"gneb": {"initial": {"file": "dimer.xyz", "pbc": "no"}, "final": "dimer.xyz"}},
                             base=tmp_path)
+
+
+_PW_IN = """&control
+  calculation = 'scf'
+/
+&system
+  ibrav = 0, nat = 2, ntyp = 2, ecutwfc = 40, nspin = 2,
+  starting_magnetization(1) = 0.5
+  starting_magnetization(2) = -0.5
+/
+&electrons
+/
+ATOMIC_SPECIES
+Fe1 55.845 Fe.pbe.UPF
+Fe2 55.845 Fe.pbe.UPF
+CELL_PARAMETERS angstrom
+2.8665 0 0
+0 2.8665 0
+0 0 2.8665
+ATOMIC_POSITIONS angstrom
+Fe1 0 0 0
+Fe2 1.43325 1.43325 1.43325
+K_POINTS automatic
+8 8 8 0 0 0
+"""
+
+
+def test_quantum_espresso_input_starting_magnetization_is_not_read_as_moments(tmp_path):
+    """ASE's pw.x input reader fills the initial magmoms with starting_magnetization (a fraction of
+    the valence charge, per species symbol): this antiferromagnet (Fe1 +0.5, Fe2 -0.5) was read as
+    two -0.5 μB moments. They are dropped with a warning, and the config asks for the moments."""
+    from spinlat.config import read_structure
+
+    (tmp_path / "pw.in").write_text(_PW_IN)
+    with pytest.warns(UserWarning, match=r"pw.in: its initial magnetic moments are pw.x's starting_magnetization "
+                                         r"\(a fraction of the valence charge"):
+        st = read_structure(tmp_path / "pw.in", format="espresso-in")
+    np.testing.assert_array_equal(st.moments, 0.0)
+    cfg = {"structure": {"file": str(tmp_path / "pw.in"), "format": "espresso-in"},
+           "potential": {"type": "Zeeman", "B": [0, 0, 1.0]}, "integrator": {"type": "LLG", "dt": 0.1}, "steps": 1}
+    with pytest.warns(UserWarning, match="starting_magnetization"), \
+            pytest.raises(ConfigError, match="structure.moments: missing"):
+        C.build_structure(C.load(cfg))
+    cfg["structure"]["moments"] = 2.2
+    with pytest.warns(UserWarning, match="starting_magnetization"):
+        np.testing.assert_array_equal(C.build_structure(C.load(cfg)).moments, [2.2, 2.2])
+    with pytest.warns(UserWarning, match="starting_magnetization"):
+        assert sl.io.convert(tmp_path / "pw.in", tmp_path / "pw.h5", format="espresso-in") == 1
+    with sl.io.Trajectory(tmp_path / "pw.h5") as t:
+        np.testing.assert_array_equal(t["moments"], 0.0)

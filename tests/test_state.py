@@ -366,6 +366,25 @@ def test_moments_under_other_names_are_named_not_silently_dropped(tmp_path, colu
         assert unread_moment_arrays(total) == []
 
 
+def test_a_lammps_spin_dump_read_by_ase_is_named():
+    """ase.io.read of a LAMMPS spin dump gives H atoms (type 1) with the spin columns as arrays
+    c_outsp[1] ...; State.from_ase made a non-magnetic hydrogen crystal of it without a word."""
+    from pathlib import Path
+
+    import ase.io
+
+    dump = Path(__file__).parent / "data" / "lammps" / "spin_styles" / "dump.lammpstrj"
+    atoms = ase.io.read(dump, format="lammps-dump-text", index=0)
+    assert set(atoms.get_chemical_symbols()) == {"H"}
+    with pytest.warns(UserWarning, match=r"look like ASE's reading of a LAMMPS dump \(a 'type' array and the columns "
+                                         r"c_outsp\[1\], c_outsp\[2\], c_outsp\[3\], c_outsp\[4\] \.\.\.\): ASE keeps "
+                                         r"neither the spins and moments.*spinlat.io.read_lammps_dump"):
+        sl.State.from_ase(atoms)
+    st = sl.io.read_lammps_dump(dump, elements=["Fe"], columns={f"c_outsp[{k}]": n for k, n in
+                                                                  zip((1, 2, 3, 4), ("sp", "spx", "spy", "spz"))})[0]
+    np.testing.assert_array_equal(st.moments, 2.2)
+
+
 def test_a_total_moment_without_moments_per_atom_is_named():
     """A DFT result with only the cell's total moment (VASP without LORBIT) cannot be split into
     atoms: the atoms are read as non-magnetic, and from_ase says why."""

@@ -61,6 +61,7 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError
 from ..exchange_tensors import dmi_matrix
+from ..files import open_decompressed
 from . import number_syntax as _text
 
 #: partners (i, j, R), (j, i, −R) whose tensors differ by more than this (meV), plus
@@ -305,12 +306,17 @@ def parse_tb2j(path) -> dict:
     docstring for the checks)."""
     path = Path(validation.existing_file(path, "TB2J path", "TB2J file", inside="exchange.out"))
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
+        with open_decompressed(path) as fh:   # also gzip, bzip2 or xz (by content)
+            lines = fh.read().decode("utf-8", errors="replace").splitlines()
+    except (OSError, EOFError) as exc:
         raise FileFormatError(f"{path}: cannot read TB2J file ({exc})") from None
     find = {key: next((k for k, ln in enumerate(lines) if ln.strip().startswith(key)), None)
             for key in ("Cell (Angstrom):", "Atoms:", "Exchange:")}
     if find["Cell (Angstrom):"] is None:
+        head = next((ln.strip() for ln in lines if ln.strip()), "")
+        if head.startswith("<"):  # TB2J's Multibinit exchange.xml, or other XML
+            raise _err(path, 0, f"an XML file ({head[:40]!r}), such as TB2J's Multibinit exchange.xml; spinlat reads "
+                                "TB2J's exchange.out (in the same TB2J_results directory)")
         raise _err(path, 0, "no 'Cell (Angstrom):' section; not a TB2J exchange.out file")
     if find["Atoms:"] is None:
         raise _err(path, 0, "no 'Atoms:' section; truncated or not a TB2J exchange.out file")

@@ -1,6 +1,6 @@
 """Input and output: HDF5 trajectories, extxyz, TB2J exchange files, LAMMPS SPIN (export, data,
-dump, log), OVF 2.0 spin configurations (Spirit), pymatgen structures, and trajectory conversion
-to and from any ASE format (:func:`convert`)."""
+dump, log), OVF 2.0 spin configurations (Spirit), pymatgen structures and magnetic CIF files, and
+trajectory conversion to and from any ASE format (:func:`convert`)."""
 
 _LAZY = {
     "Trajectory": ".hdf5",
@@ -20,6 +20,8 @@ _LAZY = {
     "convert": ".conversion",
     "to_pymatgen": ".pymatgen",
     "from_pymatgen": ".pymatgen",
+    "read_magnetic_cif": ".pymatgen",
+    "write_magnetic_cif": ".pymatgen",
     "atomic_write": "..files",
     "atomic_path": "..files",
 }

@@ -3,7 +3,8 @@
 ``convert(source, target, frames=None)`` (``spinlat convert SOURCE TARGET [--frames SLICE]``):
 
 - HDF5 → any ASE format, chosen by the target's extension (or ``format``): ``.extxyz`` / ``.xyz``
-  through :func:`spinlat.io.write_extxyz` (every float at round-trip precision), others through
+  (also compressed: ``.extxyz.gz``, ``.bz2``, ``.xz``) through :func:`spinlat.io.write_extxyz`
+  (every float at round-trip precision), others through
   ``ase.io.write``. Each frame is :meth:`spinlat.io.Trajectory.atoms` with, per atom,
   ``initial_magmoms`` and ``magmoms`` (N, 3) the moment vectors m_i (μB), ``spinlat_spins``
   (N, 3) the unit spin vectors, ``spinlat_moments`` (N,) the moment magnitudes (μB),
@@ -21,7 +22,13 @@
   and the per-atom spinlat arrays as the row's ``data``; a ``.traj`` gets those arrays in
   ``info["spinlat_arrays"]`` (it drops unknown arrays): both round-trip exactly. Formats that store no
   magnetic moments, velocities or forces (POSCAR, CIF, xsf, ...) lose them: a UserWarning names
-  what is lost (a note of ``spinlat convert``), found by reading the first frame back.
+  what is lost (a note of ``spinlat convert``), found by reading the first frame back. A
+  ``.mcif`` target gets one frame as a magnetic CIF with every moment
+  (:func:`spinlat.io.write_magnetic_cif`); a magnetic CIF source (``.mcif``, or a ``.cif`` with
+  moments or magnetic symmetry) is read by pymatgen (:func:`spinlat.io.read_magnetic_cif`).
+  ``format="lammps-data"``: ASE's writer in metal units with Masses (element comments) and
+  Velocities, atom_style atomic (no spins: :func:`spinlat.io.write_lammps` writes atom_style
+  spin); a ``.data`` target without ``format`` is refused (ASE would take it for RuNNer's format).
 - a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
   :func:`~spinlat.io.read_lammps_data` (spins, moments, magnetic forces, metal units converted;
   the dump's elements from its ``element`` column or the export metadata beside it), never by
@@ -59,6 +66,8 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..state import ase_magnetic_moments
+from .extxyz import compression_of
+from .pymatgen import is_magnetic_cif, read_magnetic_cif, write_magnetic_cif
 
 _EXTXYZ = (".extxyz", ".xyz")
 _HDF5 = (".h5", ".hdf5")
@@ -103,7 +112,10 @@ def _indices(n, selection) -> list[int]:
 def _kind(path, format) -> str:
     if format is not None:
         return "hdf5" if format in ("h5", "hdf5") else "extxyz" if format in ("extxyz", "xyz") else "ase"
-    suffix = Path(path).suffix.lower()
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and compression_of(path) is not None:  # t.extxyz.gz: a compressed extxyz
+        return "extxyz" if suffixes[-2:-1] and suffixes[-2] in _EXTXYZ else "ase"
+    suffix = suffixes[-1] if suffixes else ""
     return "hdf5" if suffix in _HDF5 else "extxyz" if suffix in _EXTXYZ else "ase"
 
 
@@ -188,6 +200,71 @@ def _read_db(source, db_type):
     return frames
 
 
+#: ASE formats whose readers put something other than moments in μB into the initial magmoms:
+#: pw.x's starting_magnetization is a fraction of the valence charge, per species symbol (Fe1 and
+#: Fe2 of an antiferromagnet both get the last one)
+_NOT_MOMENTS = {"espresso-in": "pw.x's starting_magnetization (a fraction of the valence charge, -1 to 1, set per "
+                               "species: ASE gives Fe1 and Fe2 the same one), not moments in μB"}
+
+
+def drop_initial_guesses(atoms_list, source, format=None):
+    """Remove the initial magmoms of frames read by ``ase.io.read`` from a format whose reader fills
+    them with something other than moments in μB (a Quantum ESPRESSO input: starting_magnetization),
+    with a UserWarning naming the file, so that they are given as moments (a run config's
+    structure.moments) instead of being read wrongly. Returns ``atoms_list``."""
+    from ase.io.formats import UnknownFileTypeError, filetype
+
+    name = format
+    if name is None:
+        try:
+            name = filetype(str(source))
+        except (UnknownFileTypeError, OSError):
+            return atoms_list
+    what = _NOT_MOMENTS.get(name)
+    if what and any(a.has("initial_magmoms") and np.any(a.arrays["initial_magmoms"] != 0) for a in atoms_list):
+        for atoms in atoms_list:
+            atoms.set_initial_magnetic_moments(None)
+        warnings.warn(f"{source}: its initial magnetic moments are {what}; they are not read: give the moments in μB "
+                      "(a run config's structure.moments, State.copy(moments=...))", UserWarning, stacklevel=3)
+    return atoms_list
+
+
+def _check_ase_target(target, format):
+    """InputError naming ``target`` when ASE cannot write it: no format known for its extension
+    (``.lammpstrj``, ``.foo``; ``ase.io.write`` raised UnknownFileTypeError), or a ``format`` ASE does not
+    know or only reads."""
+    from ase.io.formats import UnknownFileTypeError, filetype, ioformats
+
+    name = format
+    if name is None:
+        if Path(target).suffix.lower() == ".data":  # ASE's guess: RuNNer, where a LAMMPS user means LAMMPS
+            raise InputError(f"cannot write {target}: ASE takes .data for RuNNer's format; pass --format lammps-data "
+                             "(format=) for a LAMMPS data file (atom_style atomic: positions, velocities, masses "
+                             "naming the elements, no spins; spinlat export CONFIG --lammps DIR writes atom_style "
+                             "spin) or --format runnerdata for RuNNer")
+        try:
+            name = filetype(str(target), read=False)
+        except UnknownFileTypeError:
+            name = None
+    fmt = ioformats.get(name) if name is not None else None
+    if fmt is not None and fmt.can_write:
+        return
+    why = (f"ASE has no format {format!r}" if format is not None and fmt is None
+           else f"ASE reads the {name} format but cannot write it" if fmt is not None
+           else f"no format known for its extension {Path(target).suffix or '(none)'!r}")
+    lammps = (" (LAMMPS: spinlat export CONFIG --lammps DIR, or sl.io.write_lammps, writes an atom_style spin data "
+              "file)") if "lammps" in str(target).lower() or "lammps" in str(format).lower() else ""
+    raise InputError(f"cannot write {target}: {why}; give it an extension ASE writes (.extxyz, .traj, .xyz, .cif, "
+                     f".vasp, ...) or pass --format (format=) with an ASE format name{lammps}")
+
+
+#: ase.io.write options for a LAMMPS data target: the units spinlat's readers take (metal), a
+#: Masses section (with element comments: the elements come back) and the velocities, which ASE
+#: leaves out by default; atom_style atomic holds no spins (spinlat export writes atom_style spin)
+_LAMMPS_DATA_WRITE = {"lammps-data": dict(atom_style="atomic", masses=True, velocities=True, units="metal")}
+_LAMMPS_DATA_READ = {"lammps-data": dict(atom_style="atomic", units="metal")}
+
+
 def _write_ase(target, atoms_list, kind, format):
     from .extxyz import write_extxyz
 
@@ -208,7 +285,8 @@ def _write_ase(target, atoms_list, kind, format):
             atoms.info["spinlat_arrays"] = {k: atoms.arrays[k] for k in _DB_ARRAYS[:-1] if k in atoms.arrays}
     try:
         with atomic_path(target, name="convert target") as tmp:
-            ase.io.write(tmp, atoms_list if len(atoms_list) > 1 else atoms_list[0], format=format)
+            ase.io.write(tmp, atoms_list if len(atoms_list) > 1 else atoms_list[0], format=format,
+                         **_LAMMPS_DATA_WRITE.get(format, {}))
     except ValueError as exc:
         hint = " (this format holds one frame: select one, e.g. --frames -1)" \
             if len(atoms_list) > 1 else ""
@@ -257,6 +335,11 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
         except Exception as exc:  # noqa: BLE001 - ase.db raises many kinds for a bad file
             raise FileFormatError(f"{source} cannot be read as an ASE database: {exc}") from None
         _calc_results_to_arrays(frames)
+    elif is_magnetic_cif(source, format):  # moments and magnetic symmetry: ASE's CIF reader skips both
+        try:
+            frames = [st.to_ase() for st in read_magnetic_cif(source, ":")]
+        except ImportError as exc:
+            raise InputError(f"{source} is a magnetic CIF, which spinlat reads with pymatgen: {exc}") from None
     else:
         import ase.io
 
@@ -264,6 +347,7 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
             frames = ase.io.read(str(source), index=":", format=format)
         except Exception as exc:  # noqa: BLE001 - ase raises many kinds for a bad file
             raise FileFormatError(f"{source} cannot be read by ase.io.read: {exc}") from None
+        drop_initial_guesses(frames, source, format)
         for atoms in frames:  # per-atom arrays a .traj written by spinlat keeps in info
             kept = atoms.info.pop("spinlat_arrays", None)
             if isinstance(kept, dict):
@@ -289,7 +373,7 @@ def _warn_if_data_lost(target, format, written):
     import ase.io
 
     try:
-        back = ase.io.read(str(target), index=0, format=format)
+        back = ase.io.read(str(target), index=0, format=format, **_LAMMPS_DATA_READ.get(format, {}))
     except Exception:  # noqa: BLE001 - a format ASE writes but cannot read back: nothing to check
         return
     lost = []
@@ -370,6 +454,9 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     if src_kind != "hdf5" and dst_kind != "hdf5":
         raise InputError(f"one side of a conversion must be a spinlat HDF5 trajectory (.h5), got {source} and "
                          f"{target}; use ase.io for conversions between other formats")
+    magnetic_cif = dst_kind == "ase" and (format == "mcif" or format is None and target.suffix.lower() == ".mcif")
+    if dst_kind == "ase" and not magnetic_cif:
+        _check_ase_target(target, format)
 
     if pbc is not None:
         pbc = validation.pbc(pbc, "convert pbc")
@@ -385,9 +472,19 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             indices = _indices(len(traj), selection)
             if not indices:
                 raise InputError(f"frames: {frames!r} selects no frame of the {len(traj)} in {source}")
+            if magnetic_cif:  # moments along the crystal axes, which ASE's CIF writer leaves out
+                if len(indices) > 1:
+                    raise InputError(f"cannot write {target}: a magnetic CIF holds one frame ({len(indices)} "
+                                     "selected): select one, e.g. --frames -1")
+                try:
+                    write_magnetic_cif(target, traj[indices[0]])
+                except ImportError as exc:
+                    raise InputError(f"cannot write {target}: spinlat writes magnetic CIF files with pymatgen: "
+                                     f"{exc}") from None
+                return 1
             if dst_kind != "hdf5":
-                if target.exists():
-                    target.unlink()
+                # the target is replaced only once the new file is complete (atomic_path): a format
+                # that fails to write leaves the old file as it was
                 _write_ase(target, (frame_atoms(traj, i, header=(k == 0)) for k, i in enumerate(indices)),
                            dst_kind, format)
                 if dst_kind == "ase" and _db_type(target, format) != "db":  # .db: moments in the rows' data
@@ -400,7 +497,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             meta = dict(attrs.get("metadata") or {})
             meta["converted_from"] = str(source)
             return _write_h5(target, items, attrs.get("potential", ""), attrs.get("integrator", ""),
-                             attrs.get("seed"), meta, forces, compression, overwrite)
+                             attrs.get("seed"), meta, forces, compression)
 
     atoms_list = _read_ase(source, src_kind, format, selection, columns, elements, pbc)
     if not atoms_list:
@@ -459,10 +556,23 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             yield state, scalars, atoms.arrays.get("forces"), atoms.arrays.get("magnetic_forces")
 
     return _write_h5(target, items(), str(head.get("spinlat_potential", "")), str(head.get("spinlat_integrator", "")),
-                     seed, meta, forces, compression, overwrite)
+                     seed, meta, forces, compression)
 
 
-def _write_h5(target, items, potential, integrator, seed, metadata, forces, compression, overwrite) -> int:
+def _write_h5(target, items, potential, integrator, seed, metadata, forces, compression) -> int:
+    """Write the frames ``items`` into the trajectory ``target``, built beside it and renamed over it
+    when complete: a frame that fails to convert leaves an existing target (replaced with
+    ``overwrite=True``) as it was."""
+    from ..files import atomic_path
+
+    with atomic_path(target, name="convert target") as tmp:
+        count = _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression)
+        if not count:
+            raise InputError(f"nothing to write to {target}: no frame selected")
+    return count
+
+
+def _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression) -> int:
     from .hdf5 import TrajectoryWriter
 
     writer = None
@@ -470,9 +580,7 @@ def _write_h5(target, items, potential, integrator, seed, metadata, forces, comp
     try:
         for state, scalars, f, h in items:
             if writer is None:
-                if overwrite and target.exists():
-                    target.unlink()
-                writer = TrajectoryWriter(target, state, potential=potential, integrator=integrator,
+                writer = TrajectoryWriter(tmp, state, potential=potential, integrator=integrator,
                                           seed=seed if isinstance(seed, (int, np.integer)) else None,
                                           mode="w", store_forces=forces, metadata=metadata,
                                           compression=compression, flush_every=50)

@@ -27,6 +27,7 @@ in array names) raises InputError naming it.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -34,7 +35,7 @@ import numpy as np
 
 from .. import validation
 from ..errors import FileFormatError, InputError
-from ..files import atomic_write
+from ..files import atomic_path
 
 _PER_CONFIG = ("energy", "free_energy", "stress", "magmom", "dipole")
 _SKIP_ARRAYS = {"numbers", "positions"}
@@ -188,11 +189,44 @@ def _cell_text(kind, x) -> str:
     return str(x)
 
 
+#: compressed-file suffixes → the module that writes them (the ones ``ase.io.read`` decompresses)
+_COMPRESSED = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
+
+
+def compression_of(path):
+    """The compression module name (``"gzip"``, ``"bz2"``, ``"lzma"``) that the suffix of ``path``
+    names, else None."""
+    return _COMPRESSED.get(Path(path).suffix.lower())
+
+
+@contextlib.contextmanager
+def _open_text(path, mode, compression, name=None):
+    """``path`` opened for UTF-8 text writing (``mode`` "w" or "a"), through ``compression``; a
+    gzip stream records ``name`` (the final file's name without .gz, not the temporary one)."""
+    if compression is None:
+        with open(path, mode, encoding="utf-8") as fh:
+            yield fh
+    elif compression == "gzip":
+        import gzip
+        import io
+
+        with open(path, mode + "b") as raw, gzip.GzipFile(filename=name or "", mode=mode + "b", fileobj=raw) as gz, \
+                io.TextIOWrapper(gz, encoding="utf-8") as fh:
+            yield fh
+    else:
+        import importlib
+
+        with importlib.import_module(compression).open(path, mode + "t", encoding="utf-8") as fh:
+            yield fh
+
+
 def write_extxyz(path, atoms_list, append=False) -> None:
     """Write configurations (``ase.Atoms`` or :class:`~spinlat.State`) to an extxyz file.
 
     Units as stored: positions Å, ``magmoms`` μB, ``forces`` eV/Å, ``magnetic_forces`` eV/μB,
-    ``energy`` eV, ``stress`` eV/Å³. Floats are written at full (round-trip) precision."""
+    ``energy`` eV, ``stress`` eV/Å³. Floats are written at full (round-trip) precision. A
+    ``path`` ending ``.gz``, ``.bz2`` or ``.xz`` is written compressed (``ase.io.read`` and
+    :func:`read_extxyz` read it back)."""
     from ase import Atoms
 
     from ..state import State
@@ -202,8 +236,10 @@ def write_extxyz(path, atoms_list, append=False) -> None:
     if isinstance(atoms_list, (Atoms, State)):
         atoms_list = [atoms_list]
     # frames are streamed (``atoms_list`` may be a generator) into a temporary file (a copy of the
-    # old one when appending) that replaces ``path`` only when complete (spinlat.files)
-    with atomic_write(path, "a" if append else "w", name="write_extxyz path") as fh:
+    # old one when appending) that replaces ``path`` only when complete (spinlat.files); a name
+    # ending .gz, .bz2 or .xz is written compressed (appending adds a stream, which readers join)
+    with atomic_path(path, copy=append, name="write_extxyz path") as tmp, \
+            _open_text(tmp, "a" if append else "w", compression_of(path), path.stem) as fh:
         for item in atoms_list:
             atoms = _atoms_of(item)
             info, arrays = _collect(atoms)

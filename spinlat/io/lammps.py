@@ -76,6 +76,7 @@ of fm along s_i turns nothing and is dropped, as spinlat's terms on unit spins h
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -358,7 +359,9 @@ def _translate(terms, table, axis_rows, box) -> _Script:
         if isinstance(t, kinds["EAM"]):
             style = "eam/fs" if t.format == "fs" else "eam/alloy"
             src = Path(t.path)
-            dst_name = src.name
+            # the copy's name is a word of the input script: LAMMPS splits it at blanks, ends the
+            # line at '#' and expands '$' ("Fe mm#1.eam.fs" became the file "Fe")
+            dst_name = re.sub(r"[^A-Za-z0-9._+-]", "_", src.name)
             if any(f[1] == dst_name and f[0] != src.resolve() for f in sc.files):
                 dst_name = f"{src.stem}_{n_eam}{src.suffix}"
             sc.files.append((src.resolve(), dst_name))

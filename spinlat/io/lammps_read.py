@@ -21,25 +21,14 @@ import numpy as np
 
 from .. import units, validation
 from ..errors import FileFormatError, InputError
+from ..files import open_decompressed
 from ..observables import total_moment
 from .lammps import FORMAT, METADATA_FILE, hbar_lammps
 
-#: magic bytes of the compressed files LAMMPS writes (``dump ... FILE.gz``, ``.bz2``, ``.xz``)
-_COMPRESSION = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"))
-
-
 def _open_lammps_file(path):
     """``path`` opened for binary reading, decompressed when it is gzip, bzip2 or xz (recognised
-    by content, as LAMMPS writes ``dump ... dump.lammpstrj.gz``): the handle reads, tells and
-    seeks in the uncompressed text. Raises OSError as ``open`` does."""
-    import importlib
-
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
-    for signature, module in _COMPRESSION:
-        if magic.startswith(signature):
-            return importlib.import_module(module).open(path, "rb")
-    return open(path, "rb")
+    by content, as LAMMPS writes ``dump ... dump.lammpstrj.gz``; :func:`spinlat.files.open_decompressed`)."""
+    return open_decompressed(path)
 
 
 def _read_lammps_text(path, what) -> str:
@@ -134,6 +123,17 @@ def _rotate_back(meta, positions=None, vectors=(), axial=()):
                                                                      for v in axial]
 
 
+def general_rotation(cell) -> np.ndarray:
+    """The rotation R (3×3) from LAMMPS's restricted triclinic frame into the frame of a general
+    triclinic box with edge vectors ``cell`` (rows A, B, C): ``v_general = v_restricted @ R``.
+    LAMMPS runs such a box turned so that A lies along +x and B in the xy plane with +y (LAMMPS
+    documentation, Howto triclinic): the restricted edges are the rows of L in ``cell = L @ R``,
+    L lower triangular with a positive diagonal (an LQ decomposition)."""
+    q, r = np.linalg.qr(np.asarray(cell, dtype=float).T)
+    q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    return q.T
+
+
 def _state_cell(meta, box_cell):
     """Cell rows in spinlat's frame: the box (rotated back) along periodic directions, the exported
     cell along non-periodic ones."""
@@ -155,7 +155,10 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     path : the data file, plain or compressed (gzip, bzip2, xz), in ``read_data``/``write_data``
         format (sections Masses, Atoms, Velocities, Atom Type Labels are read, others skipped). Atoms columns ``id type x y z spx spy spz sp
         [ix iy iz]`` (spin) or ``id type x y z [ix iy iz]`` (atomic, moments 0); image flags unwrap
-        the positions. Velocities Å/ps (metal) → Å/fs.
+        the positions. Velocities Å/ps (metal) → Å/fs. The box: ``xlo xhi`` ... ``xy xz yz``
+        lines (LAMMPS's restricted triclinic frame), or a general triclinic box (``avec``,
+        ``bvec``, ``cvec``, ``abc origin`` lines, ``write_data ... triclinic/general``), whose edge
+        vectors become the cell rows as they are, with the atoms, spins and velocities in its frame.
     elements : element of each atom type: a list (type 1 first) or ``{type: symbol}``. Default:
         the export metadata, else ``Atom Type Labels`` that are element symbols, else comments
         ``# Fe`` on the Masses lines, else the element whose standard mass is within 0.01 amu of
@@ -192,6 +195,7 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     lo = np.zeros(3)
     hi = np.zeros(3)
     tilt = np.zeros(3)
+    general = {}  # "a", "b", "c", "o" → edge vectors and origin of a general triclinic box
     sections = {}
     k = 1  # the first line is a title
     section_names = {"Masses", "Atoms", "Velocities", "Atom Type Labels", "Pair Coeffs", "PairIJ Coeffs", "Bonds",
@@ -204,7 +208,7 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     for k in range(1, len(lines)):
         raw = lines[k]
         content, _, comment = raw.partition("#")
-        s = content.strip()
+        s = " ".join(content.split())  # tabs or runs of blanks between words ("54\tatoms", "xlo  xhi")
         if not s:
             continue
         if s in section_names:
@@ -222,6 +226,10 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
                     lo[2], hi[2] = float(toks[0]), float(toks[1])
                 elif s.endswith("xy xz yz"):
                     tilt[:] = [float(t) for t in toks[:3]]
+                elif s.endswith(("avec", "bvec", "cvec", "abc origin")):
+                    # a general triclinic box (`write_data ... triclinic/general`): edge vectors A, B, C
+                    # and the origin; atoms, spins and velocities are in the same frame
+                    general[s.split()[-1][0] if s.endswith("vec") else "o"] = [float(t) for t in toks[:3]]
                 elif s.endswith(" atoms"):
                     header["atoms"] = int(toks[0])
                 elif s.endswith("atom types"):
@@ -277,6 +285,13 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         raise FileFormatError(f"{path}: the Atoms section (line {atoms['line']}) holds atom id {twice[0]} twice")
     types = table[:, 1].astype(np.int64)
     box_cell = np.array([[hi[0] - lo[0], 0, 0], [tilt[0], hi[1] - lo[1], 0], [tilt[1], tilt[2], hi[2] - lo[2]]])
+    if general:
+        missing = [f"{k}vec" for k in "abc" if k not in general]
+        if missing or np.any(hi - lo) or np.any(tilt):
+            why = f"missing {', '.join(missing)}" if missing else "both given"
+            raise FileFormatError(f"{path}: a general triclinic box needs the avec, bvec and cvec lines and no "
+                                  f"xlo xhi, ylo yhi, zlo zhi or xy xz yz lines ({why})")
+        box_cell = np.array([general["a"], general["b"], general["c"]])
     pos = table[:, 2:5]
     if has_image:
         pos = pos + table[:, base:base + 3] @ box_cell
@@ -314,7 +329,7 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         # a 2D run (`dimension 2` in the log beside the file) keeps a thin periodic z box that
         # makes no images in LAMMPS; a log without it says the run was 3D
         pbc = [True, True, log_dimension(path.resolve().parent / "log.lammps") == 3]
-    if pbc is None:
+    if pbc is None and not general:
         _warn_if_2d_like(path, pos[:, 2], lo[2], hi[2], tilt[1:],
                          "pass pbc=(True, True, False) (or put its log.lammps beside it)")
     cell = _state_cell(meta, box_cell)
@@ -441,7 +456,7 @@ class _FrameIndex:
     step: int
     time: float  # ps, NaN if the dump has no TIME item
     n: int
-    box: tuple  # (lo (3,), hi (3,), tilt (3,) or None, boundary str)
+    box: tuple  # (rows (3, 3) lo hi tilt, or (3, 4) A B C + origin; False / True / "general"; boundary str)
     columns: list
     offset: int  # byte offset of the first atom line
     line: int  # its line number
@@ -470,8 +485,12 @@ class LammpsDump:
     path : the dump file, plain or compressed (``dump ... FILE.gz``; gzip, bzip2, xz). Columns
         (names as in the ``ITEM: ATOMS`` line): ``id type``,
         positions ``x y z`` / ``xu yu zu`` / ``xs ys zs`` / ``xsu ysu zsu`` (with ``ix iy iz`` the
-        wrapped ones are unwrapped), optional ``element`` (or ``typelabel`` in place of ``type``:
-        type labels that are element symbols), ``mass`` (amu), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
+        wrapped ones are unwrapped; in a box of ``dump_modify triclinic/general yes``, ``BOX BOUNDS
+        abc origin``, the cell rows are its edge vectors and the spin and fm columns of computes,
+        which LAMMPS leaves in its restricted frame while it turns x, v and f, are turned into the
+        general frame, :func:`general_rotation`), optional ``element`` (which may replace
+        ``type``: ``dump_modify element``; or ``typelabel`` in place of ``type``: type labels
+        that are element symbols), ``mass`` (amu), ``vx vy vz`` (Å/ps), ``fx fy fz``, and the
         spin columns ``spx spy spz sp`` (unit vector, moment μB), optional ``fmx fmy fmz``
         (rad/ps). Dumps that name them otherwise (e.g. ``c_outsp[1]`` of a compute
         property/atom) are read with ``columns={"c_outsp[1]": "spx", ...}``.
@@ -539,7 +558,7 @@ class LammpsDump:
                 if not raw:
                     break
                 ln += 1
-                line = raw.decode(errors="replace").strip()
+                line = " ".join(raw.decode(errors="replace").split())  # tabs between words, as in data files
                 if not line:
                     continue
                 if not line.startswith("ITEM:"):
@@ -562,11 +581,10 @@ class LammpsDump:
                     n = int(self._float(fh.readline(), ln))
                 elif item.startswith("BOX BOUNDS"):
                     flags = item.split()[2:]
-                    triclinic = flags[:3] == ["xy", "xz", "yz"]
-                    if flags and flags[0] == "abc":
-                        raise FileFormatError(f"{self.path}: line {ln}: general triclinic box (abc origin) is "
-                                              "not supported; dump with dump_modify triclinic/general no")
-                    bnd = flags[3:] if triclinic else flags
+                    # "xy xz yz": restricted triclinic (lo hi tilt rows); "abc origin" (dump_modify
+                    # triclinic/general yes): rows A, B, C with the origin's x, y, z as 4th values
+                    triclinic = "general" if flags[:2] == ["abc", "origin"] else flags[:3] == ["xy", "xz", "yz"]
+                    bnd = flags[2:] if triclinic == "general" else flags[3:] if triclinic else flags
                     rows = []
                     for _ in range(3):
                         ln += 1
@@ -575,6 +593,9 @@ class LammpsDump:
                             rows.append([float(t) for t in toks])
                         except ValueError:
                             raise FileFormatError(f"{self.path}: line {ln}: bad box bounds") from None
+                    if triclinic == "general" and any(len(r) != 4 for r in rows):
+                        raise FileFormatError(f"{self.path}: line {ln}: a general triclinic box (abc origin) needs "
+                                              "4 values per line (edge vector, origin coordinate)")
                     rows = np.array([r + [0.0] * (3 - len(r)) for r in rows])
                     pbc = "".join("p" if b.startswith("p") else "s" for b in bnd) if bnd else "ppp"
                     frames_box = (rows, triclinic, pbc)
@@ -621,7 +642,12 @@ class LammpsDump:
         twice = sorted(c for c in cols if fr.columns.count(c) > 1)
         if twice:
             raise FileFormatError(f"{self.path}: column {twice[0]} appears twice after renaming (columns {fr.columns})")
-        missing = [c for c in _REQUIRED if c not in cols and not (c == "type" and "typelabel" in cols)]
+        # `dump custom ... id element x y z ...` (OVITO-style, no type): the element column names the atoms
+        missing = [c for c in _REQUIRED if c not in cols and not (c == "type" and cols & {"typelabel", "element"})]
+        if "type" not in cols and "typelabel" not in cols and self._explicit is not None:
+            raise FileFormatError(f"{self.path}: line {fr.line - 1}: elements= names the element of each atom type, "
+                                  "but the dump has no type column (its element column names the elements): leave "
+                                  "elements out")
         if "id" in missing:  # as in LAMMPS's own SPIN examples (dump ... type x y z c_outsp[1] ...)
             missing[missing.index("id")] = ("id (without it LAMMPS writes the atoms in its internal order, which its "
                                             "spatial sorting and reneighbouring change between frames: add id to the "
@@ -777,13 +803,17 @@ class LammpsDump:
         order = np.argsort(ids, kind="stable")
         arr = arr[order]
         labels = arr[:, col["typelabel"]] if "typelabel" in col else None
-        types = num("type", np.int64) if "type" in col else self._label_types(labels, fr)
+        types = (num("type", np.int64) if "type" in col else self._label_types(labels, fr) if labels is not None
+                 else np.zeros(fr.n, dtype=np.int64))  # element column only: masses from the elements
         rows, triclinic, pbc_s = fr.box
-        lo_b, hi_b = rows[:, 0], rows[:, 1]
-        xy, xz, yz = (rows[0, 2], rows[1, 2], rows[2, 2]) if triclinic else (0.0, 0.0, 0.0)
-        lo = lo_b - np.array([min(0.0, xy, xz, xy + xz), min(0.0, yz), 0.0])
-        hi = hi_b - np.array([max(0.0, xy, xz, xy + xz), max(0.0, yz), 0.0])
-        box_cell = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0], [xz, yz, hi[2] - lo[2]]])
+        if triclinic == "general":
+            box_cell, lo = rows[:, :3].copy(), rows[:, 3].copy()
+        else:
+            lo_b, hi_b = rows[:, 0], rows[:, 1]
+            xy, xz, yz = (rows[0, 2], rows[1, 2], rows[2, 2]) if triclinic else (0.0, 0.0, 0.0)
+            lo = lo_b - np.array([min(0.0, xy, xz, xy + xz), min(0.0, yz), 0.0])
+            hi = hi_b - np.array([max(0.0, xy, xz, xy + xz), max(0.0, yz), 0.0])
+            box_cell = np.array([[hi[0] - lo[0], 0, 0], [xy, hi[1] - lo[1], 0], [xz, yz, hi[2] - lo[2]]])
         cols = set(fr.columns)
         if {"xu", "yu", "zu"} <= cols:
             pos = np.stack([num("xu"), num("yu"), num("zu")], axis=1)
@@ -814,6 +844,13 @@ class LammpsDump:
         masses = num("mass") if "mass" in cols else tmap.masses(types, numbers)
         spins = np.stack([num("spx"), num("spy"), num("spz")], axis=1)
         moments = num("sp")
+        # dump_modify triclinic/general turns x, v, f (LAMMPS's own attributes) into the general
+        # frame but not the values of computes, fixes and variables (c_outsp[1], ..., also when
+        # dump_modify colname names them spx ...): checked with LAMMPS 22 Jul 2025. dump custom has
+        # no spin attribute of its own, so the spin and fm columns are always turned here
+        turn = general_rotation(box_cell) if triclinic == "general" else None
+        if turn is not None:
+            spins = spins @ turn
         _check_atom_values(self.path, pos, spins, moments, lambda r: fr.line + int(order[r]))
         vel = (np.stack([num("vx"), num("vy"), num("vz")], axis=1) / units.FS_PER_PS
                if {"vx", "vy", "vz"} <= cols else np.zeros((fr.n, 3)))
@@ -821,6 +858,8 @@ class LammpsDump:
         h = None
         if {"fmx", "fmy", "fmz"} <= cols:
             fm = np.stack([num("fmx"), num("fmy"), num("fmz")], axis=1)
+            if turn is not None:
+                fm = fm @ turn
             s = spins / np.maximum(np.linalg.norm(spins, axis=1), 1e-300)[:, None]
             perp = fm - np.sum(fm * s, axis=1)[:, None] * s
             h = np.zeros_like(fm)
@@ -838,7 +877,7 @@ class LammpsDump:
             pbc = np.array([c == "p" for c in pbc_s], dtype=bool)
             if self._log is not None and self._log.dimension == 2:
                 pbc[2] = False  # LAMMPS's 2D runs have a periodic z that makes no images: a layer
-            elif self._log is None and pbc[2] and not self._warned_2d:
+            elif self._log is None and pbc[2] and not self._warned_2d and triclinic != "general":
                 self._warned_2d = True  # once per dump
                 _warn_if_2d_like(self.path, pos[:, 2], lo[2], hi[2], (xz, yz),
                                  "pass pbc=(True, True, False) (spinlat convert --pbc T,T,F, a config's "
@@ -1270,4 +1309,5 @@ def _is_number(t) -> bool:
         return False
 
 
-__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "log_dimension", "LammpsDump", "ThermoBlock"]
+__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "log_dimension", "general_rotation", "LammpsDump",
+           "ThermoBlock"]

@@ -25,6 +25,7 @@ each atom's unit spin (non-magnetic atoms included, as their stored direction).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,11 @@ def read_ovf_segments(path) -> list[OVFSegment]:
     out = []
     with ovf.ovf_file(str(path)) as f:
         if not f.is_ovf:
+            with open(path, "rb") as fh:
+                first = fh.readline(200).decode(errors="replace").strip()
+            if re.match(r"#\s*OOMMF\s*:?\s*(rectangular|irregular) mesh v1|#\s*OOMMF OVF 1", first, re.I):
+                raise FileFormatError(f"{path}: an OVF 1.0 file ({first!r}); spinlat reads OVF 2.0 (as Spirit and "
+                                      "mumax3 write it): save it again as OVF 2.0, e.g. with OOMMF's avf2ovf")
             raise FileFormatError(f"{path}: not an OVF file ({f.get_latest_message() or 'no OVF header'})")
         for k in range(f.n_segments):
             seg = ovf.ovf_segment()
@@ -349,7 +355,9 @@ def _write_segment(ovf, tmp, path, k, v, format, comment, title, repeat, append)
     seg = ovf.ovf_segment(title="; ".join(str(title).splitlines()), comment="; ".join(str(comment).splitlines()),
                           valuedim=3, valueunits="none none none", valuelabels="spin_x spin_y spin_z",
                           meshtype="rectangular", meshunits="unspecified", n_cells=nodes)
-    data = np.ascontiguousarray(v, dtype=np.float64)
+    # the OVF library writes binary data in the precision of the array it is given, whatever the
+    # requested format: float32 for "binary4" (a float64 array gave a "Binary 8" file)
+    data = np.ascontiguousarray(v, dtype=np.float32 if format == "binary4" else np.float64)
     fmt = getattr(ovf, _FORMATS[format])
     with ovf.ovf_file(str(tmp)) as f:
         rc = (f.append_segment(seg, data, fileformat=fmt) if (append or k > 0)

@@ -31,6 +31,8 @@ direction to store; it comes back as +z, spinlat's default.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import InputError
@@ -148,4 +150,80 @@ def from_pymatgen(structure, validate=True, constraints="error"):
                  spins=spins, moments=moments, velocities=velocities, masses=masses, validate=validate)
 
 
-__all__ = ["to_pymatgen", "from_pymatgen"]
+#: CIF data names that only magnetic CIF files (mCIF: MAGNDATA, ISODISTORT, pymatgen's
+#: ``CifWriter(write_magmoms=True)``) carry: moments, magnetic symmetry operations and groups
+_MAGNETIC_CIF_NAMES = ("_atom_site_moment", "_space_group_symop_magn", "_space_group_magn", "_space_group.magn",
+                       "_magnetic_space_group")
+
+
+def is_magnetic_cif(path, format=None) -> bool:
+    """Whether ``path`` is a magnetic CIF: named ``.mcif``, or a ``.cif`` (``format`` None, "cif"
+    or "mcif") whose text holds atomic moments or magnetic symmetry operations (data names
+    starting ``_atom_site_moment``, ``_space_group_symop_magn``, ``_space_group_magn``, ...).
+    ASE's CIF reader skips both: it would give the magnetic atoms of the asymmetric unit only,
+    without moments (for MnF2 in P4_2'/mnm': Mn F instead of Mn2 F4)."""
+    from pathlib import Path
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if format not in (None, "cif", "mcif") or suffix not in (".cif", ".mcif") and format is None:
+        return False
+    if suffix == ".mcif" or format == "mcif":
+        return True
+    try:
+        with open(p, "rb") as fh:
+            text = fh.read().decode(errors="replace").lower()
+    except OSError:
+        return False
+    return any(name in text for name in _MAGNETIC_CIF_NAMES)
+
+
+def read_magnetic_cif(path, index=-1):
+    """The :class:`~spinlat.State` of data block ``index`` (default the last, as ``ase.io.read``;
+    ``":"``: a list, one State per block) of a magnetic CIF file, read by pymatgen's
+    ``CifParser``: the magnetic (or ordinary) symmetry operations applied to the atoms and their
+    moments (time reversal included), moments given along the crystal axes (``crystalaxis_x``...)
+    turned Cartesian (μB), a site without a moment non-magnetic (:func:`from_pymatgen`). Raises
+    FileFormatError naming the file when pymatgen cannot read it, InputError for an index out of
+    range."""
+    from ..errors import FileFormatError
+
+    _require()
+    from pymatgen.io.cif import CifParser
+
+    try:
+        with warnings.catch_warnings():  # a note of pymatgen's that says nothing about the structure
+            warnings.filterwarnings("ignore", message=".*Skipping relative stoichiometry check", category=UserWarning)
+            structures = CifParser(str(path)).parse_structures(primitive=False)
+    except Exception as exc:  # noqa: BLE001 - pymatgen raises many kinds for a bad file
+        raise FileFormatError(f"{path}: cannot read this magnetic CIF with pymatgen ({type(exc).__name__}: {exc})") \
+            from None
+    if not structures:
+        raise FileFormatError(f"{path}: pymatgen found no structure in this magnetic CIF")
+    if isinstance(index, str) and index == ":":
+        return [from_pymatgen(st) for st in structures]
+    try:
+        structure = structures[index]
+    except (IndexError, TypeError):
+        raise InputError(f"{path}: data block index {index!r} is out of range ({len(structures)} blocks)") from None
+    return from_pymatgen(structure)
+
+
+def write_magnetic_cif(path, state):
+    """Write ``state`` as a magnetic CIF (pymatgen's ``CifWriter(write_magmoms=True)``: space group
+    P1, every atom with its moment along the crystal axes, μB, 8 significant digits), which VESTA,
+    pymatgen and :func:`read_magnetic_cif` read. The file is replaced only once complete
+    (:func:`spinlat.files.atomic_path`). Raises InputError for a State without a cell."""
+    from ..files import atomic_path
+
+    structure = to_pymatgen(state)
+    if not hasattr(structure, "lattice"):
+        raise InputError(f"cannot write {path}: a magnetic CIF needs a cell, and the state has none")
+    from pymatgen.io.cif import CifWriter
+
+    with atomic_path(path, name="magnetic CIF path") as tmp:
+        CifWriter(structure, write_magmoms=True).write_file(tmp)
+    return path
+
+
+__all__ = ["to_pymatgen", "from_pymatgen", "is_magnetic_cif", "read_magnetic_cif", "write_magnetic_cif"]

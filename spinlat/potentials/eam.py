@@ -43,6 +43,7 @@ import numpy as np
 
 from .. import validation
 from ..errors import FileFormatError, InputError
+from ..files import open_decompressed
 from ..formats import number_syntax as _text
 from .base import Evaluation, Potential, virial_to_voigt
 
@@ -280,6 +281,8 @@ def _format(path, format) -> str:
     """'alloy', 'fs' or 'funcfl' from ``format`` or, when None, the file name."""
     if format is None:
         name = Path(path).name.lower()
+        for suffix in (".gz", ".bz2", ".xz"):   # Fe.eam.fs.gz: the format is the name's before it
+            name = name.removesuffix(suffix)
         if name.endswith(".he"):
             raise InputError(_EAM_HE.format(path=path))
         if name.endswith((".eam.fs", ".fs")):
@@ -301,11 +304,12 @@ def _format(path, format) -> str:
 
 
 def _read_text(path) -> str:
+    """The text of an EAM table, also gzip, bzip2 or xz compressed (LAMMPS reads ``Fe.eam.fs.gz``)."""
     try:
-        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise FileFormatError(f"cannot read EAM file {path}: {exc.strerror}") from None
+        with open_decompressed(path) as fh:
+            return fh.read().decode("utf-8", errors="replace")
+    except (OSError, EOFError) as exc:
+        raise FileFormatError(f"cannot read EAM file {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _energy_factor(rd) -> tuple[float, str | None]:

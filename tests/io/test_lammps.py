@@ -564,13 +564,18 @@ Atoms # spin
         sl.io.read_lammps_data(tmp_path / "l.data")
 
 
-def test_dump_with_a_typelabel_column(tmp_path):
-    # `dump custom ... id typelabel x y z ...` (LAMMPS type labels, `labelmap atom 1 Fe 2 Ni`)
+def _dump_with_symbols(column):
+    """(DUMP with named spin columns, the same dump whose type column is ``column`` holding Fe / Ni)."""
     numeric = DUMP.replace("c_s[1] c_s[2] c_s[3] c_s[4] c_s[5] c_s[6] c_s[7]", "spx spy spz sp fmx fmy fmz")
     rows = numeric.split("ITEM: ATOMS id type ")
     body = rows[1].splitlines()
-    labelled = rows[0] + "ITEM: ATOMS id typelabel " + body[0] + "\n" + "".join(
+    return numeric, rows[0] + f"ITEM: ATOMS id {column} " + body[0] + "\n" + "".join(
         " ".join([r.split()[0], {"1": "Fe", "2": "Ni"}[r.split()[1]]] + r.split()[2:]) + "\n" for r in body[1:])
+
+
+def test_dump_with_a_typelabel_column(tmp_path):
+    # `dump custom ... id typelabel x y z ...` (LAMMPS type labels, `labelmap atom 1 Fe 2 Ni`)
+    numeric, labelled = _dump_with_symbols("typelabel")
     (tmp_path / "n.dump").write_text(numeric)
     (tmp_path / "l.dump").write_text(labelled)
     a = sl.io.read_lammps_dump(tmp_path / "n.dump", elements=["Fe", "Ni"])[0]
@@ -585,6 +590,27 @@ def test_dump_with_a_typelabel_column(tmp_path):
     (tmp_path / "l.dump").write_text(labelled.replace(" Ni ", " B2 ").replace(" Fe ", " A1 "))
     c = sl.io.read_lammps_dump(tmp_path / "l.dump", elements=["Fe", "Ni"])[0]
     np.testing.assert_array_equal(c.numbers, a.numbers)
+
+
+def test_dump_with_an_element_column_and_no_type(tmp_path):
+    # `dump custom ... id element xs ys zs ...` + `dump_modify element Fe Ni` (as for OVITO): the
+    # element column names the atoms, and the dump was refused for lacking 'type'
+    numeric, named = _dump_with_symbols("element")
+    (tmp_path / "n.dump").write_text(numeric)
+    (tmp_path / "e.dump").write_text(named)
+    a = sl.io.read_lammps_dump(tmp_path / "n.dump", elements=["Fe", "Ni"])
+    b = sl.io.read_lammps_dump(tmp_path / "e.dump")
+    for name in ("positions", "numbers", "masses", "spins", "moments", "velocities", "cell"):
+        np.testing.assert_array_equal(getattr(b[0], name), getattr(a[0], name))
+    np.testing.assert_array_equal(b["magnetic_forces"], a["magnetic_forces"])
+    np.testing.assert_array_equal(b[0].numbers, [26, 26, 28])
+    # elements= maps atom types, which this dump does not have
+    with pytest.raises(FileFormatError, match="e.dump: line 13: elements= names the element of each atom type, but "
+                                              "the dump has no type column"):
+        sl.io.read_lammps_dump(tmp_path / "e.dump", elements=["Fe", "Ni"])
+    assert sl.io.convert(tmp_path / "e.dump", tmp_path / "e.h5") == 1
+    with sl.io.Trajectory(tmp_path / "e.h5") as t:
+        np.testing.assert_array_equal(t["spins"][0], a[0].spins)
 
 
 @pytest.mark.parametrize("module, suffix", [("gzip", ".gz"), ("bz2", ".bz2"), ("lzma", ".xz")])
@@ -818,3 +844,80 @@ def test_bad_atom_values_name_the_file_and_line(tmp_path, row, message):
     (tmp_path / "bad.dump").write_text("\n".join(dump) + "\n")
     with pytest.raises(FileFormatError, match=r"bad.dump: line 10: " + message):
         sl.io.read_lammps_dump(tmp_path / "bad.dump", elements=["Fe"])[0]
+
+
+GENERAL = Path(__file__).parent.parent / "data" / "lammps" / "general_triclinic"
+
+
+def test_general_triclinic_data_files_and_dumps(tmp_path):
+    """LAMMPS ≥ 2024 writes general triclinic boxes (`write_data ... triclinic/general`: avec, bvec,
+    cvec, abc origin lines; `dump_modify triclinic/general yes`: BOX BOUNDS abc origin). The data
+    file was misread as a zero cell ("cell is singular"), the dump refused. Files written by LAMMPS
+    22 Jul 2025 from one state (in.general): the general frame is the restricted one turned by R."""
+    gen = sl.io.read_lammps_data(GENERAL / "data.general")
+    res = sl.io.read_lammps_data(GENERAL / "data.restricted")
+    a = 1.4
+    np.testing.assert_allclose(gen.cell, [[2 * a, 2 * a, -2 * a], [-2 * a, 2 * a, 2 * a], [2 * a, -2 * a, 2 * a]],
+                               rtol=0, atol=1e-14)
+    rot = sl.io.lammps_read.general_rotation(gen.cell)
+    np.testing.assert_allclose(rot @ rot.T, np.eye(3), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(res.cell @ rot, gen.cell, rtol=0, atol=1e-14)
+    for name in ("positions", "spins", "velocities"):  # image flags unwrap along the general edges
+        np.testing.assert_allclose(getattr(res, name) @ rot, getattr(gen, name), rtol=0, atol=1e-14, err_msg=name)
+    np.testing.assert_array_equal(gen.moments, res.moments)
+    pot = BetheSlaterExchange(*EXCHANGE)
+    assert pot.compute(gen).energy == pytest.approx(pot.compute(res).energy, rel=1e-13)
+    # the dumps: x, v, f turned by LAMMPS, the compute's spin and fm columns not (turned on reading)
+    cols = {f"c_outsp[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    dg, dr = (sl.io.read_lammps_dump(GENERAL / f"dump.{kind}", elements=["Fe"], columns=cols)
+              for kind in ("general", "restricted"))
+    g, r = dg[0], dr[0]
+    np.testing.assert_allclose(g.cell, gen.cell, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(r.spins @ rot, g.spins, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(dr["magnetic_forces"][0] @ rot, dg["magnetic_forces"][0], rtol=0, atol=1e-16)
+    np.testing.assert_allclose(r.positions @ rot, g.positions, rtol=0, atol=2e-5)   # 6 digits in a dump
+    np.testing.assert_allclose(r.velocities @ rot, g.velocities, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(dr.atoms(0).calc.results["forces"] @ rot, dg.atoms(0).calc.results["forces"],
+                               rtol=0, atol=1e-7)
+    # the same state as the general data file, and the scaled dump with image flags
+    d = (g.positions - gen.positions) @ np.linalg.inv(gen.cell)   # the dump's x y z are wrapped
+    assert np.any(np.abs(d) > 0.5) and np.max(np.abs((d - np.round(d)) @ gen.cell)) < 1e-5
+    np.testing.assert_allclose(g.spins, gen.spins, rtol=0, atol=1e-6)
+    # spin columns named spx ... by dump_modify colname: still the compute's values, turned too
+    named = sl.io.read_lammps_dump(GENERAL / "dump.general_colname", elements=["Fe"])
+    np.testing.assert_array_equal(named[0].spins, g.spins)
+    np.testing.assert_array_equal(named["magnetic_forces"], dg["magnetic_forces"])
+    scaled = sl.io.read_lammps_dump(GENERAL / "dump.general_scaled", elements=["Fe"], columns=cols)[0]
+    np.testing.assert_allclose(scaled.positions, gen.positions, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(scaled.spins, gen.spins, rtol=0, atol=1e-6)
+    # a general box lacking a vector is named
+    text = (GENERAL / "data.general").read_text()
+    (tmp_path / "cut.data").write_text("\n".join(ln for ln in text.splitlines() if not ln.endswith("bvec")))
+    with pytest.raises(FileFormatError, match="cut.data: a general triclinic box needs the avec, bvec and cvec lines "
+                                              r".*\(missing bvec\)"):
+        sl.io.read_lammps_data(tmp_path / "cut.data")
+
+
+def test_data_file_and_dump_with_tabs_between_words(tmp_path):
+    """A data file whose header words are separated by tabs ('54<TAB>atoms', '0<TAB>8.6<TAB>xlo<TAB>xhi',
+    as LAMMPS's read_data accepts) was refused: "no 'N atoms' header line"; a dump so written:
+    "unknown item 'BOX\tBOUNDS ...'"."""
+    st = bcc_fe(2, seed=3).copy(velocities=np.full((16, 3), 0.01))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        sl.io.write_lammps(tmp_path / "x", st, BetheSlaterExchange(*EXCHANGE))
+    text = (tmp_path / "x" / "data.spinlat").read_text()
+    (tmp_path / "tabs.data").write_text(text.replace(" ", "\t"))
+    (tmp_path / "blanks.data").write_text(text.replace(" ", "  "))
+    ref = sl.io.read_lammps_data(tmp_path / "x" / "data.spinlat", metadata=None)
+    for name in ("tabs.data", "blanks.data"):
+        back = sl.io.read_lammps_data(tmp_path / name)
+        for field in ("positions", "spins", "moments", "velocities", "cell", "numbers", "masses"):
+            np.testing.assert_array_equal(getattr(back, field), getattr(ref, field), err_msg=f"{name} {field}")
+    cols = {f"c_s[{k + 1}]": n for k, n in enumerate(["spx", "spy", "spz", "sp", "fmx", "fmy", "fmz"])}
+    (tmp_path / "d.lammpstrj").write_text(DUMP)
+    (tmp_path / "tabs.lammpstrj").write_text(DUMP.replace(" ", "\t"))
+    plain = sl.io.read_lammps_dump(tmp_path / "d.lammpstrj", elements=["Fe", "Ni"], columns=cols)
+    tabbed = sl.io.read_lammps_dump(tmp_path / "tabs.lammpstrj", elements=["Fe", "Ni"], columns=cols)
+    for name in ("step", "time", "cell", "positions", "spins", "moments", "velocities", "magnetic_forces"):
+        np.testing.assert_array_equal(tabbed[name], plain[name], err_msg=name)

@@ -347,3 +347,20 @@ def test_langevin_lattice_bath_temperature(tmp_path):
     print(f"lattice T = {t_lattice:.1f} K, LAMMPS spin temperature = {t_spin:.1f} K (target {temperature})")
     assert abs(t_lattice - temperature) < 0.08 * temperature
     assert abs(t_spin - temperature) < 0.15 * temperature
+
+
+def test_eam_file_with_blanks_and_hash_in_its_name(tmp_path):
+    """An EAM table named 'Fe mm#1.eam.fs' was written into the input script as it is: LAMMPS split
+    the pair_coeff line at the blank and looked for a file 'Fe'. The copy gets a name LAMMPS reads
+    as one word; the run (in a directory with a blank and a non-ASCII letter) gives spinlat's energy."""
+    import shutil
+
+    table = tmp_path / "Fe mm#1 $x.eam.fs"
+    shutil.copyfile(EAM_FE, table)
+    st = bcc_fe(2, seed=1)
+    pot = EAM(table) + BetheSlaterExchange(*EXCHANGE)
+    d = export_and_run(tmp_path, st, pot, name="run ö")
+    assert (d / "Fe_mm_1__x.eam.fs").read_bytes() == table.read_bytes()
+    assert "pair_coeff * * eam/fs Fe_mm_1__x.eam.fs Fe\n" in (d / "in.spinlat").read_text()
+    dump = sl.io.read_lammps_dump(d / "final.lammpstrj")
+    assert dump["potential_energy"][0] == pytest.approx(pot.compute(st).energy, rel=1e-12)

@@ -47,8 +47,15 @@ def test_round_trip_formats(tmp_path, fmt, atol):
     assert seg.n_cells == (6, 2, 2) and seg.valuedim == 3 and seg.title == "spinlat; run 2"
     assert seg.comment == "line one; line two"
     back = sl.io.read_ovf(p, st.copy(spins=None), repeat=(3, 2, 2))
+    # the file holds the format asked for (binary4 was written as Binary 8)
+    data_line = re.search(rb"# Begin: Data ([^\n]*)", p.read_bytes()).group(1).decode().strip()
+    assert data_line == {"binary8": "Binary 8", "binary4": "Binary 4", "text": "Text", "csv": "CSV"}[fmt]
     if atol == 0.0:
         np.testing.assert_array_equal(back.spins, st.spins)
+    elif fmt == "binary4":   # float32 values, normalised again on reading
+        f32 = st.spins.astype(np.float32).astype(np.float64)
+        np.testing.assert_allclose(back.spins, f32 / np.linalg.norm(f32, axis=1)[:, None], rtol=0, atol=1e-15)
+        assert np.max(np.abs(back.spins - st.spins)) > 1e-10
     else:
         np.testing.assert_allclose(back.spins, st.spins, rtol=0, atol=atol)
     np.testing.assert_array_equal(back.positions, st.positions)
@@ -347,3 +354,17 @@ def test_segments_of_another_atom_count_are_refused(tmp_path):
     (tmp_path / "text.ovf").write_text("not an OVF file\n")
     with pytest.raises(FileFormatError, match="not an OVF file with a segment"):
         sl.io.write_ovf(tmp_path / "text.ovf", st.spins, append=True)
+
+
+def test_ovf_1_file_is_named(tmp_path):
+    """An OOMMF OVF 1.0 file was 'not an OVF file (libovf initial: pegtl parse error ...version)'."""
+    p = tmp_path / "old.ovf"
+    p.write_text("# OOMMF: rectangular mesh v1.0\n# Segment count: 1\n# Begin: Segment\n# Begin: Header\n"
+                 "# xnodes: 1\n# ynodes: 1\n# znodes: 1\n# End: Header\n# Begin: Data Text\n1 0 0\n"
+                 "# End: Data Text\n# End: Segment\n")
+    with pytest.raises(FileFormatError, match=r"old.ovf: an OVF 1.0 file \('# OOMMF: rectangular mesh v1.0'\); "
+                                              "spinlat reads OVF 2.0"):
+        sl.io.read_ovf_segments(p)
+    p.write_text("hello\n")
+    with pytest.raises(FileFormatError, match="old.ovf: not an OVF file"):
+        sl.io.read_ovf_segments(p)

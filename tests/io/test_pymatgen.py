@@ -1,6 +1,7 @@
 """State ⇄ pymatgen Structure / Molecule with vector Magmoms (optional dependency)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,71 @@ def test_energy_unchanged_through_pymatgen():
     pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + Zeeman([0, 0.5, 1.0])
     back = sl.io.from_pymatgen(sl.io.to_pymatgen(st))
     assert pot.compute(back).energy == pytest.approx(pot.compute(st).energy, abs=1e-12)
+
+
+MNF2 = Path(__file__).parent.parent / "data" / "mcif" / "MnF2.mcif"
+
+
+@pytest.mark.parametrize("name", ["MnF2.mcif", "MnF2.cif"])
+def test_magnetic_cif_keeps_its_moments_and_magnetic_symmetry(tmp_path, name):
+    """A magnetic CIF (MAGNDATA layout: P4_2'/mnm' operations with time reversal, one Mn moment
+    along c): as .cif, ASE's reader gave Mn F (the asymmetric unit, no moments; the config then
+    asked for structure.moments), as .mcif no reader at all. Read with pymatgen: Mn2 F4, the
+    body-centre Mn reversed by the primed operations."""
+    from spinlat.config import read_structure
+
+    path = tmp_path / name
+    path.write_bytes(MNF2.read_bytes())
+    st = read_structure(path)
+    assert st.symbols == ["Mn", "Mn", "F", "F", "F", "F"]
+    np.testing.assert_allclose(st.cell, np.diag([4.8734, 4.8734, 3.2925]), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(st.positions[1], [4.8734 / 2, 4.8734 / 2, 3.2925 / 2], rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(st.magnetic_moments[:2], [[0.0, 0.0, 4.6], [0.0, 0.0, -4.6]])
+    np.testing.assert_array_equal(st.moments[2:], 0.0)
+    assert sl.io.convert(path, tmp_path / "m.h5") == 1
+    with sl.io.Trajectory(tmp_path / "m.h5") as t:
+        np.testing.assert_array_equal(t[0].magnetic_moments, st.magnetic_moments)
+    # a run config reads it with its moments (no structure.moments needed)
+    cfg = {"structure": {"file": str(path)}, "potential": {"type": "Zeeman", "B": [0, 0, 1.0]},
+           "integrator": {"type": "LLG", "dt": 0.1}, "steps": 1}
+    from spinlat import config
+
+    built = config.build_structure(config.load(cfg))
+    np.testing.assert_array_equal(built.magnetic_moments, st.magnetic_moments)
+
+
+def test_trajectory_to_magnetic_cif_and_back(tmp_path):
+    """spinlat convert TRAJ.h5 OUT.mcif writes the moments (ASE's CIF writer keeps none): VESTA
+    and pymatgen read them; the round trip gives every atom's moment vector to 8 digits."""
+    st = noncollinear()
+    traj = tmp_path / "t.h5"
+    with sl.io.TrajectoryWriter(traj, st) as w:
+        w.write(st, 0, 0.0)
+        w.write(st.copy(spins=-st.spins), 1, 1.0)
+    with pytest.raises(InputError, match="a magnetic CIF holds one frame"):
+        sl.io.convert(traj, tmp_path / "t.mcif")
+    assert sl.io.convert(traj, tmp_path / "t.mcif", frames=-1) == 1
+    back = sl.io.read_magnetic_cif(tmp_path / "t.mcif")
+    order = np.argsort(back.numbers, kind="stable")  # pymatgen groups the sites by species
+    ref = np.argsort(st.numbers, kind="stable")
+    d = (back.positions[order] - st.positions[ref]) @ np.linalg.inv(st.cell)
+    np.testing.assert_allclose((d - np.round(d)) @ st.cell, 0.0, atol=1e-7)
+    np.testing.assert_allclose(back.magnetic_moments[order], -st.magnetic_moments[ref], rtol=0, atol=1e-7)
+
+
+def test_magnetic_cif_without_pymatgen_is_one_line(tmp_path, monkeypatch):
+    """Without pymatgen's CIF module a magnetic CIF is refused naming pymatgen (not a traceback)."""
+    import sys
+
+    from spinlat.config import read_structure
+    from spinlat.errors import ConfigError
+
+    path = tmp_path / "MnF2.mcif"
+    path.write_bytes(MNF2.read_bytes())
+    monkeypatch.setitem(sys.modules, "pymatgen.io.cif", None)
+    with pytest.raises(InputError, match="MnF2.mcif is a magnetic CIF, which spinlat reads with pymatgen"):
+        sl.io.convert(path, tmp_path / "m.h5")
+    with pytest.raises(ConfigError, match="structure.file: .*MnF2.mcif is a magnetic CIF, which spinlat reads with "
+                                          "pymatgen"):
+        read_structure(path)
+    assert not (tmp_path / "m.h5").exists()

@@ -368,3 +368,35 @@ def test_ligands_get_no_moment_and_can_be_left_out(tmp_path):
     st_all, _ = read_tb2j(TB2J_FE)
     st_c, _ = read_tb2j(TB2J_FE, sites="coupled")
     np.testing.assert_array_equal(st_all.moments, st_c.moments)
+
+
+@pytest.mark.parametrize("module", ["gzip", "bz2", "lzma"])
+def test_compressed_tb2j_files_are_read(tmp_path, module):
+    """exchange.out.gz (as archives keep DFT outputs) was refused as 'no Cell (Angstrom) section; not
+    a TB2J exchange.out file'; it is read by content, as the LAMMPS readers read compressed dumps."""
+    import importlib
+
+    f = tmp_path / "exchange.out"
+    f.write_text(NEW_FORMAT)
+    packed = tmp_path / "exchange.out.packed"
+    packed.write_bytes(importlib.import_module(module).compress(f.read_bytes()))
+    st, ham = read_tb2j(f)
+    st2, ham2 = read_tb2j(packed)
+    for name in ("positions", "numbers", "spins", "moments", "cell"):
+        np.testing.assert_array_equal(getattr(st2, name), getattr(st, name))
+    s = np.random.default_rng(1).normal(size=(3, 3))
+    assert ham2.compute(st.copy(spins=s)).energy == ham.compute(st.copy(spins=s)).energy
+    assert Heisenberg.from_tb2j(packed).compute(st.copy(spins=s)).energy == ham.compute(st.copy(spins=s)).energy
+    packed.write_bytes(packed.read_bytes()[:40])   # cut short: named, not a traceback
+    with pytest.raises(FileFormatError, match="exchange.out.packed: cannot read TB2J file"):
+        read_tb2j(packed)
+
+
+def test_tb2j_xml_file_is_named(tmp_path):
+    """TB2J_results/Multibinit/exchange.xml given instead of exchange.out said only 'no Cell
+    (Angstrom) section; not a TB2J exchange.out file'."""
+    f = tmp_path / "exchange.xml"
+    f.write_text('<?xml version="1.0" ?>\n<System_definition>\n</System_definition>\n')
+    with pytest.raises(FileFormatError, match=r"exchange.xml: an XML file \('<\?xml version=\"1.0\" \?>'\), such as "
+                                              "TB2J's Multibinit exchange.xml; spinlat reads TB2J's exchange.out"):
+        Heisenberg.from_tb2j(f)

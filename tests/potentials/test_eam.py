@@ -784,3 +784,18 @@ def test_funcfl_matches_lammps_pair_style_eam(tmp_path, case):
     assert abs(ev.energy - res["energy"]) / len(st) < 1e-12
     assert np.abs(ev.forces - res["forces"]).max() < 1e-10
     assert np.abs(ev.stress - res["stress"]).max() < 1e-12
+
+
+@pytest.mark.parametrize("module, suffix", [("gzip", ".gz"), ("bz2", ".bz2"), ("lzma", ".xz")])
+def test_compressed_tables_are_read(tmp_path, module, suffix):
+    """Fe_mm.eam.fs.gz (LAMMPS reads compressed potential files): the format from the name before
+    the suffix, the table by content; it was 'cannot tell the EAM format from the file name'."""
+    import importlib
+
+    packed = tmp_path / f"Fe_mm.eam.fs{suffix}"
+    packed.write_bytes(importlib.import_module(module).compress(Path(EAM_FE).read_bytes()))
+    st = bcc_fe(2, seed=1)
+    a = EAM(EAM_FE).compute(st, forces=True)
+    b = EAM(packed).compute(st, forces=True)
+    assert b.energy == a.energy
+    np.testing.assert_array_equal(b.forces, a.forces)
