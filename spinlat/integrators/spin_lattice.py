@@ -80,7 +80,14 @@ at 1 fs on the 20-epoch model: its spins turn ~0.35 rad per fs, the predicted fi
 by ~5e-3, and one further model call can at best square that error (Newton). A looser
 ``spin_tolerance`` keeps the energy (1 fs, 0.2 ps: drift and max |ΔE| equal to the digits printed at
 1e-10, 1e-8, 1e-6) but not the reversibility, which chaos amplifies (200 steps forward and back:
-spins off by 1.5e-5, 3e-3, 0.18) at 9.5, 7.2, 5.1 calls per step.
+spins off by 1.5e-5, 3e-3, 0.18) at 9.5, 7.2, 5.1 calls per step; over 10 ps at 1 fs, 1e-6 (4.9 calls
+per step) lets the energy wander (max |ΔE| 0.14 against 0.042 meV/atom at 1e-10). At dt = 0.5 fs (half the turn
+per step to predict) ``spin_tolerance=1e-6`` takes **2.94 calls per step** (two
+solver calls and the end-of-step evaluation) with a bounded energy over 10 ps (20 000 steps: drift
+1.3e-3 meV/atom/ps, fluctuation 0.004, max |ΔE| 0.018 meV/atom; the explicit midpoint drifts 6.5
+meV/atom/ps at the same dt with 2 calls), reversible to the tolerance (100 steps forward and back:
+spins off by 2.0e-5, against 3.2e-9 at 1e-10 and 6.1 calls per step): the setting for runs that
+must cost ≤ 3 model calls per step (``benchmarks/bench_mmace_nve_drift.py``, README).
 ``spin_step="explicit_midpoint"`` keeps the earlier scheme (rotate by τ/2 about the latest fields, evaluate, rotate the start spins by τ about those
 midpoint fields: two model calls per step, second order but neither symplectic nor reversible:
 the energy drifts, 2.6 meV/atom over 2 ps at dt = 0.5 fs in ``examples/mmace_train_nve.py``).

@@ -62,6 +62,26 @@ def test_implicit_nve_is_time_reversible(fitted):
 
 
 @pytest.mark.slow
+def test_reversal_miss_follows_spin_tolerance(fitted):
+    """``spin_tolerance`` is the documented price of fewer model calls: N steps, the time reversal,
+    N steps back miss the start spins by no more than the per-step tolerance accumulated over the
+    2N steps (the tiny model is not chaotic over 20 fs), and a looser tolerance takes fewer calls."""
+    st = warm()
+    miss, calls = {}, {}
+    for tol in (1e-5, 1e-9):
+        fwd = SpinLatticeNVE(1.0, spin_tolerance=tol, max_spin_iterations=20)
+        out = fwd.run(st, fitted, 20)
+        calls[tol] = fwd.calls_per_step
+        back = SpinLatticeNVE(1.0, spin_tolerance=tol, max_spin_iterations=20).run(
+            out.copy(velocities=-out.velocities, spins=-out.spins), fitted, 20)
+        miss[tol] = np.abs(back.spins + st.spins).max()
+        np.testing.assert_allclose(np.linalg.norm(back.spins, axis=1), 1.0, atol=1e-13)
+    assert miss[1e-9] <= 40 * 1e-9 and miss[1e-5] <= 40 * 1e-5, miss
+    assert miss[1e-9] < miss[1e-5], miss
+    assert calls[1e-5] < calls[1e-9], calls
+
+
+@pytest.mark.slow
 def test_implicit_nve_calls_spin_lengths_and_bounded_energy(fitted):
     """At dt = 1 fs: ≤ 3 model calls per step on average (the end-of-step evaluation included;
     a count, the Anderson solver's), spin lengths exact, and an energy error that stays bounded:
