@@ -226,15 +226,22 @@ def _end_pool(unfinished):
     """Cancel ``unfinished`` futures of the local pool; when some of them run, end the pool at
     once (its processes killed and reaped: a job cannot be stopped otherwise, and the worker
     processes would keep running it after this process exits)."""
+    import os
+    import signal
+
     running = [f for f in unfinished if not f.cancel()]
     if running and _POOL is not None:
-        ex = _POOL[2]
-        for proc in list((getattr(ex, "_processes", None) or {}).values()):  # Python < 3.14: no kill_workers()
-            proc.kill()
-        shutdown_workers()
+        pids = _POOL[3]  # each worker's process id, sent by _worker_start (Python < 3.14: no kill_workers())
+        while not pids.empty():
+            try:
+                os.kill(pids.get(), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutdown_workers()  # reaps them
 
 
-#: the local worker pool kept between calls: (workers, start method, executor) or None
+#: the local worker pool kept between calls: (workers, start method, executor, queue of its workers' process
+#: ids) or None
 _POOL = None
 # ended while the interpreter is still whole (a pool left to module teardown prints
 # "Exception ignored in ... weakref_cb" at exit)
@@ -265,10 +272,11 @@ def _fork_is_safe() -> bool:
     return layer in ("workqueue", "tbb")
 
 
-def _worker_start(threads, forked):
+def _worker_start(threads, forked, pids=None):
     """Initialiser of a worker process: ``threads`` numba threads (workers × threads ≤ the CPUs;
     results do not depend on the thread count); forked, torch on one thread (a GNU OpenMP pool
-    the parent started does not survive a fork, and one thread never uses it)."""
+    the parent started does not survive a fork, and one thread never uses it); Ctrl-C and SIGTERM
+    ignored; its process id put on ``pids`` (a multiprocessing queue) when given."""
     import signal
 
     import numba
@@ -278,6 +286,10 @@ def _worker_start(threads, forked):
     # jobs finished and ends the workers, :func:`_gather`)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
+    if pids is not None:  # for the calling process to end this one (_end_pool)
+        import os
+
+        pids.put(os.getpid())
     numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     if forked and "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
@@ -299,9 +311,11 @@ def _pool(workers):
     shutdown_workers()
     method = "fork" if _fork_is_safe() else "spawn"
     threads = max(1, (os.cpu_count() or 1) // workers)
-    ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_start,
-                             initargs=(threads, method == "fork"))
-    _POOL = (workers, method, ex)
+    ctx = mp.get_context(method)
+    pids = ctx.SimpleQueue()
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start,
+                             initargs=(threads, method == "fork", pids))
+    _POOL = (workers, method, ex, pids)
     return ex
 
 
