@@ -109,13 +109,17 @@ def _predict(model, batch, want, training=False):
                  compute_stress=want["stress"], training=training)
 
 
-def evaluate_graphs(model, graphs, batch_size=8, dtype=torch.float64, device="cpu") -> dict:
+def evaluate_graphs(model, graphs, batch_size=8, dtype=torch.float64, device="cpu", out_of_time=None) -> dict | None:
     """RMSEs of ``model`` on prebuilt graphs (:func:`spinlat.potentials.mmace.metrics.rmse`):
     ``energy_rmse`` meV/atom, ``forces_rmse`` meV/Å, ``magnetic_forces_rmse`` meV/μB (NaN where
-    no graph carries the label) and ``stress_rmse`` meV/Å³ where some graph has a stress."""
+    no graph carries the label) and ``stress_rmse`` meV/Å³ where some graph has a stress.
+    ``out_of_time``: optional callable checked before each batch; when it returns True the pass
+    is abandoned and None returned (a wall-clock budget, :func:`train`'s ``max_minutes``)."""
     has = {key: any(bool(g[f"{key}_mask"].any()) for g in graphs) for key in LABEL_KEYS}
     sums = {key: (0.0, 0) for key in ("energy", "forces", "magnetic_forces")}
     for k in range(0, len(graphs), batch_size):
+        if out_of_time is not None and out_of_time():
+            return None
         batch = collate(graphs[k:k + batch_size], dtype=dtype, device=device)
         add_errors(sums, squared_errors(_predict(model, batch, has), batch))
     return rmse(sums)
@@ -284,17 +288,26 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
         train_loss, out_of_time = _train_epoch(epoch, start, opt, opts, want, dtype, device, clock)
         model.eval()
         with opt.ema.average_parameters():
-            metrics = evaluate_graphs(model, start.graphs_valid, max(opts.batch_size, 8), dtype, device)
-            vloss = validation_loss(metrics, opts.loss_weights)
-            improved = progress.best is None or vloss < progress.best["valid_loss"]
+            # the budget bounds the validation pass too: none starts, and one under way stops, once it is spent
+            metrics = evaluate_graphs(model, start.graphs_valid, max(opts.batch_size, 8), dtype, device,
+                                      out_of_time=clock.out_of_time if opts.max_minutes is not None else None)
+            if metrics is None:
+                out_of_time = True
+                _unvalidated(epoch, progress, model, opts)
+                metrics = {k: float("nan") for k in ("energy_rmse", "forces_rmse", "magnetic_forces_rmse")}
+                vloss, improved = float("nan"), False
+            else:
+                vloss = validation_loss(metrics, opts.loss_weights)
+                improved = progress.best is None or vloss < progress.best["valid_loss"]
             if improved:
                 progress.best = {"valid_loss": vloss, "epoch": epoch + 1, **metrics}
                 progress.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        progress.bad_epochs = 0 if improved else progress.bad_epochs + 1
-        if opts.scheduler == "plateau":
-            opt.scheduler.step(vloss)
-        elif opt.scheduler is not None:
-            opt.scheduler.step()
+        if np.isfinite(vloss):
+            progress.bad_epochs = 0 if improved else progress.bad_epochs + 1
+            if opts.scheduler == "plateau":
+                opt.scheduler.step(vloss)
+            elif opt.scheduler is not None:
+                opt.scheduler.step()
         row = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": vloss, **metrics,
                "lr": opt.optimizer.param_groups[0]["lr"], "time": time.perf_counter() - t_start,
                "bad_epochs": progress.bad_epochs}
@@ -313,6 +326,19 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
     return "epochs"
 
 
+def _unvalidated(epoch, progress, model, opts) -> None:
+    """The validation pass of ``epoch`` was cut by the budget: warn; with no validated epoch
+    before, its (EMA) weights become the ones returned, unvalidated (``model`` holds them now)."""
+    if progress.best_state is None:
+        progress.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        kept = f"the weights of epoch {epoch + 1}, not validated"
+    else:
+        kept = f"those of epoch {progress.best['epoch']}, the best validated"
+    warnings.warn(f"max_minutes={opts.max_minutes:g} was spent before the validation pass of epoch {epoch + 1} "
+                  f"ended: the pass was cut short and the epoch is not validated (its metrics are NaN in the "
+                  f"history); the model returned has {kept}. Raise max_minutes for a validated end", stacklevel=4)
+
+
 # ------------------------------------------------------------------------------ 7. finish
 def finish(start: InitialModel, data: Data, progress: Progress, stopped_by: str, opts: TrainingOptions,
            dtype, device, t_start):
@@ -323,14 +349,19 @@ def finish(start: InitialModel, data: Data, progress: Progress, stopped_by: str,
     if progress.best_state is not None:
         model.load_state_dict({k: v.to(device) for k, v in progress.best_state.items()})
     model.eval()
-    final = evaluate_graphs(model, start.graphs_valid, max(opts.batch_size, 8), dtype, device)
+    clock = _Clock(t_start, t_start, opts.max_minutes)
+    if stopped_by == "time" and clock.out_of_time():  # no pass beyond the budget: the returned weights' own
+        final = ({k: v for k, v in progress.best.items() if k not in ("valid_loss", "epoch")}
+                 if progress.best is not None else None)
+    else:
+        final = evaluate_graphs(model, start.graphs_valid, max(opts.batch_size, 8), dtype, device)
     pot.training_history = progress.history
     pot.training_summary = {"best": progress.best, "stopped_by": stopped_by, "epochs": len(progress.history),
                             "seconds": time.perf_counter() - t_start, "n_train": len(data.train),
                             "n_valid": len(data.valid), "labels": {"train": data.labels_train,
                                                                    "valid": data.labels_valid},
                             "valid": final}
-    if opts.progress:
+    if opts.progress and final is not None:
         from tqdm.auto import tqdm
 
         tqdm.write(f"validation ({'epoch ' + str(progress.best['epoch']) if progress.best else 'initial model'}): "
@@ -351,11 +382,15 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
     soc : the model's symmetry variant (default True; with ``init_from`` the old model's).
     max_minutes : wall-clock budget, minutes, counted from this call's start (None: none; runs
         that must be reproducible use ``epochs``). It is checked before and after every training
-        batch: no batch starts once it is spent (the one under way finishes). Not bounded by it:
-        the preparation before the first batch (loading and labelling the data, building the
-        graphs, fitting the one-body terms: no model without it), the validation pass of the
-        epoch that ran out of time and the final validation. A budget spent before the first
-        batch returns the model it started from, untrained, with a warning.
+        batch and before every validation batch: no batch starts once it is spent (the one under
+        way finishes). A validation pass it cuts leaves its epoch unvalidated (NaN metrics in the
+        history, a warning; the model returned is the best validated epoch's, or that epoch's
+        weights when none was validated); when it is spent the final validation is not redone
+        (``training_summary["valid"]`` is the returned weights' epoch's, or None when none was
+        validated). Not bounded by it: the preparation before the first batch (loading and
+        labelling the data, building the graphs, fitting the one-body terms: no model without
+        it). A budget spent before the first batch returns the model it started from, untrained,
+        with a warning. Without a budget spent, results do not depend on it.
     seed : seed of the model's initial weights, the split and the shuffling.
     init_from : a MagneticMACE (or a model file) to fine-tune; it may know fewer elements than
         the data (species weights are extended).

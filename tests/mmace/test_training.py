@@ -192,7 +192,41 @@ def test_a_budget_spent_before_the_first_batch_trains_nothing_and_says_so(fe_sma
         pot = training.train(fe_small[:6], epochs=5, max_minutes=1e-9, **kw)
     s = pot.training_summary
     assert s["stopped_by"] == "time" and s["epochs"] == 0 and s["best"] is None and pot.training_history == []
-    assert np.isfinite(s["valid"]["energy_rmse"])  # the initial model's validation, reported
+    assert s["valid"] is None  # no validation pass beyond the budget either
+
+
+def test_the_budget_bounds_the_validation_passes(fe_small, deterministic_torch, monkeypatch):
+    """max_minutes did not bound the validation passes: the pass of the epoch that ran out of
+    time and the final one ran whatever their length. Now a pass the budget cuts leaves its epoch
+    unvalidated (the best validated epoch's weights are returned) and no final pass is redone.
+    The budget is a fake clock here, spent from its 16th look: epoch 1 (1 look before it, 6 around
+    its 3 batches, 1 before its validation batch) is validated, epoch 2's validation is cut."""
+    from spinlat.training import loop
+
+    kw = dict(valid=fe_small[6:], seed=3, batch_size=2, lr=0.005, progress=False, epochs=3, **TINY)
+    plain = training.train(fe_small[:6], **kw)
+    roomy = training.train(fe_small[:6], max_minutes=1e4, **kw)  # a budget not spent changes nothing
+    untimed = [{k: v for k, v in r.items() if k != "time"} for r in plain.training_history]
+    assert [{k: v for k, v in r.items() if k != "time"} for r in roomy.training_history] == untimed
+    assert roomy.training_summary["valid"] == plain.training_summary["valid"]
+
+    class SpentClock(loop._Clock):
+        looks = 0
+
+        def out_of_time(self):
+            SpentClock.looks += 1
+            return SpentClock.looks >= 16
+
+    monkeypatch.setattr(loop, "_Clock", SpentClock)
+    with pytest.warns(UserWarning, match=r"spent before the validation pass of epoch 2 ended.*epoch 1, the best "
+                                         r"validated"):
+        pot = training.train(fe_small[:6], max_minutes=1e4, **kw)
+    h, s = pot.training_history, pot.training_summary
+    assert len(h) == 2 and s["stopped_by"] == "time" and s["best"]["epoch"] == 1
+    assert {k: v for k, v in h[0].items() if k != "time"} == untimed[0]
+    assert np.isnan(h[1]["valid_loss"]) and np.isnan(h[1]["energy_rmse"])
+    assert s["valid"] == {k: v for k, v in s["best"].items() if k not in ("valid_loss", "epoch")}
+    assert s["valid"]["energy_rmse"] == plain.training_history[0]["energy_rmse"]
 
 
 def test_a_soc_false_model_on_spin_orbit_data_warns_naming_both(fe_small):
