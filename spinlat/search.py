@@ -930,7 +930,10 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     # Ctrl-C / SIGTERM held back for the whole search (its end too), raised between starts (serial) or
     # between jobs (workers, scheduler) with the minima of the starts finished; worker processes ignore both
     with deferred():
-        jobs = _batches([seed + k for k in range(starts)], workers, scheduler)
+        seeds = [seed + k for k in range(starts)]
+        serial = scheduler is None and (workers is None or workers <= 1)
+        # annealed starts run one by one anyway: one per job elsewhere, so an interrupt loses at most one per worker
+        jobs = [(s,) for s in seeds] if anneal and not serial else _batches(seeds, workers, scheduler)
         try:
             batches = _map(job, jobs, workers, scheduler)
         except KeyboardInterrupt as exc:  # the starts finished come with it
