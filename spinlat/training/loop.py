@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, SimulationError
+from ..interrupts import check, deferred, pending
 from ..potentials.mmace.hyperparameters import Hyperparameters
 from ..potentials.mmace.metrics import add_errors, rmse, squared_errors
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -261,13 +262,18 @@ class _Clock:
         return (time.perf_counter() - self.t_loop) / (self.t_start + 60.0 * self.max_minutes - self.t_loop)
 
     def out_of_time(self) -> bool:
-        return self.max_minutes is not None and time.perf_counter() > self.t_start + 60.0 * self.max_minutes
+        """The budget is spent, or Ctrl-C / SIGTERM arrived (held back by
+        :func:`~spinlat.interrupts.deferred`): the loop stops at the next batch either way."""
+        return pending() or (self.max_minutes is not None
+                             and time.perf_counter() > self.t_start + 60.0 * self.max_minutes)
 
 
 def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOptions, progress: Progress,
                dtype, device, t_start) -> str:
     """Train from ``progress.epoch`` up to ``opts.epochs`` (updating ``progress``, writing
-    checkpoints); returns why it stopped: "epochs", "early stopping" or "time"."""
+    checkpoints); returns why it stopped: "epochs", "early stopping", "time" or "interrupted"
+    (Ctrl-C / SIGTERM held back by :func:`~spinlat.interrupts.deferred`: the epoch stops after its
+    batch under way, is validated unless the pass is cut, and is checkpointed)."""
     want = _outputs(opts.loss_weights, data.labels_train)
     clock = _Clock(t_start, time.perf_counter(), opts.max_minutes)
     if opts.progress:
@@ -276,6 +282,8 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
         tqdm.write(_table_header(), file=sys.stderr)   # progress and diagnostics: stderr
     model = start.model
     for epoch in range(progress.epoch, opts.epochs):
+        if pending():  # Ctrl-C / SIGTERM between two epochs
+            return "interrupted"
         if clock.out_of_time():  # spent before this epoch's first batch: no epoch to validate
             if clock.steps:
                 return "time"
@@ -315,7 +323,8 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
         progress.epoch = epoch + 1
         if opts.progress:
             tqdm.write(_table_row(row), file=sys.stderr)
-        stop = "time" if out_of_time else "early stopping" if progress.bad_epochs >= opts.patience else None
+        stop = ("interrupted" if pending() else "time") if out_of_time else \
+            "early stopping" if progress.bad_epochs >= opts.patience else None
         if opts.checkpoint_dir is not None and (progress.epoch % opts.checkpoint_every == 0 or stop
                                                 or progress.epoch == opts.epochs):
             save_checkpoint(opts.checkpoint_dir, model=model, optimizer=opt.optimizer, scheduler=opt.scheduler,
@@ -327,16 +336,17 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
 
 
 def _unvalidated(epoch, progress, model, opts) -> None:
-    """The validation pass of ``epoch`` was cut by the budget: warn; with no validated epoch
+    """The validation pass of ``epoch`` was cut by the budget (or an interrupt): warn; with no validated epoch
     before, its (EMA) weights become the ones returned, unvalidated (``model`` holds them now)."""
     if progress.best_state is None:
         progress.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         kept = f"the weights of epoch {epoch + 1}, not validated"
     else:
         kept = f"those of epoch {progress.best['epoch']}, the best validated"
-    warnings.warn(f"max_minutes={opts.max_minutes:g} was spent before the validation pass of epoch {epoch + 1} "
-                  f"ended: the pass was cut short and the epoch is not validated (its metrics are NaN in the "
-                  f"history); the model returned has {kept}. Raise max_minutes for a validated end", stacklevel=4)
+    cause = "Ctrl-C or SIGTERM arrived" if pending() else f"max_minutes={opts.max_minutes:g} was spent"
+    warnings.warn(f"{cause} before the validation pass of epoch {epoch + 1} ended: the pass was cut short and the "
+                  f"epoch is not validated (its metrics are NaN in the history); the model returned has {kept}",
+                  stacklevel=4)
 
 
 # ------------------------------------------------------------------------------ 7. finish
@@ -350,7 +360,8 @@ def finish(start: InitialModel, data: Data, progress: Progress, stopped_by: str,
         model.load_state_dict({k: v.to(device) for k, v in progress.best_state.items()})
     model.eval()
     clock = _Clock(t_start, t_start, opts.max_minutes)
-    if stopped_by == "time" and clock.out_of_time():  # no pass beyond the budget: the returned weights' own
+    if stopped_by == "interrupted" or (stopped_by == "time" and clock.out_of_time()):
+        # no pass beyond the budget or after an interrupt: the returned weights' own
         final = ({k: v for k, v in progress.best.items() if k not in ("valid_loss", "epoch")}
                  if progress.best is not None else None)
     else:
@@ -401,7 +412,11 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
         (:class:`~spinlat.potentials.mmace.hyperparameters.Hyperparameters`).
 
     Returns the model with the best validation loss (EMA weights), with ``training_history`` (a
-    list of per-epoch metric dicts) and ``training_summary`` attached. Raises ConfigError naming a
+    list of per-epoch metric dicts) and ``training_summary`` attached. Ctrl-C or SIGTERM stop
+    the training after the batch under way (the epoch is validated unless the budget cuts the
+    pass, and checkpointed when ``checkpoint_dir`` is set) and raise ``KeyboardInterrupt``
+    (:class:`~spinlat.interrupts.Terminated`) whose ``partial_result`` is that model
+    (``stopped_by`` "interrupted"); a second signal stops at once, keeping nothing. Raises ConfigError naming a
     bad option, hyperparameter or data-set problem (before any training), DeviceError for an
     unavailable device, SimulationError when the loss becomes non-finite.
     """
@@ -412,5 +427,8 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
     start = build_model(data.train, data.valid, soc, hyper, opts, dtype, device)
     opt = make_optimiser(start.model, opts)
     progress = resume(opt, start, opts)
-    stopped_by = run_epochs(start, data, opt, opts, progress, dtype, device, t_start)
-    return finish(start, data, progress, stopped_by, opts, dtype, device, t_start)
+    with deferred():  # Ctrl-C / SIGTERM: stop after the batch under way, keep what was trained
+        stopped_by = run_epochs(start, data, opt, opts, progress, dtype, device, t_start)
+        pot = finish(start, data, progress, stopped_by, opts, dtype, device, t_start)
+        check(partial_result=pot)
+    return pot

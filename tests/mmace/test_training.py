@@ -250,3 +250,47 @@ def test_a_soc_false_model_on_spin_orbit_data_warns_naming_both(fe_small):
 
         warn_if_spin_orbit_data(plain, soc=False)
         warn_if_spin_orbit_data(fe_small[:6], soc=True)
+
+
+def test_an_interrupted_cli_train_writes_the_model_so_far_and_a_rerun_continues(tmp_path, capsys, monkeypatch,
+                                                                                 default_signal_handlers):
+    """Ctrl-C / SIGTERM in `spinlat train` kept nothing but the last periodic checkpoint: the
+    model was written only at the end. Now the training stops after the batch under way, the
+    epoch is validated and checkpointed, the best model so far is written (stopped_by
+    interrupted), and rerunning the command continues without --overwrite."""
+    import os
+    import signal
+
+    from spinlat.cli import main
+    from spinlat.training import loop
+
+    real, calls = loop.masked_loss, []
+
+    def signalling(*args, **kw):  # SIGTERM during the 5th batch (epoch 2 of 3 batches each)
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text("""
+train: {teacher: {system: Fe, n_configs: 8, seed: 1}}
+valid: {teacher: {system: Fe, n_configs: 2, seed: 2}}
+model: {soc: true, r_max: 4.0, max_ell: 1, hidden_irreps: 4x0e+4x1o, radial_MLP: [8], num_bessel: 4,
+        correlation: 2, MLP_irreps: 4x0e}
+training: {epochs: 3, batch_size: 3, seed: 0}
+output: out/model.mmace
+""")
+    monkeypatch.setattr(loop, "masked_loss", signalling)
+    assert main(["train", str(cfg), "--no-progress"]) == 128 + signal.SIGTERM
+    assert len(calls) == 5  # no batch after the one under way
+    report = json.loads((tmp_path / "out" / "model.mmace.metrics.json").read_text())
+    assert report["summary"]["stopped_by"] == "interrupted" and len(report["history"]) == 2
+    assert all(np.isfinite(r["energy_rmse"]) for r in report["history"])  # epoch 2 validated
+    assert MagneticMACE.load(tmp_path / "out" / "model.mmace").soc
+    assert "interrupted after 2 epochs" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["train", str(cfg), "--no-progress"]) == 0  # continues from the checkpoint of epoch 2
+    report = json.loads((tmp_path / "out" / "model.mmace.metrics.json").read_text())
+    assert report["summary"]["stopped_by"] == "epochs" and len(report["history"]) == 3
+    assert main(["train", str(cfg), "--no-progress"]) == 1  # a finished model is not replaced
