@@ -109,18 +109,25 @@ def test_bad_input(fe_small):
             training.train(fe_small, epochs=1, device="cuda", **TINY)
 
 
+def _tiny_train_config(tmp_path, n_train, other, epochs, batch_size):
+    """A `spinlat train` config of a TINY model on Fe teacher data: ``n_train`` configurations
+    to train on, two more as the ``other`` set ("test" or "valid"); written in ``tmp_path``."""
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(f"""
+train: {{teacher: {{system: Fe, n_configs: {n_train}, seed: 1}}}}
+{other}: {{teacher: {{system: Fe, n_configs: 2, seed: 2}}}}
+model: {{soc: true, r_max: 4.0, max_ell: 1, hidden_irreps: 4x0e+4x1o, radial_MLP: [8], num_bessel: 4,
+        correlation: 2, MLP_irreps: 4x0e}}
+training: {{epochs: {epochs}, batch_size: {batch_size}, seed: 0}}
+output: out/model.mmace
+""")
+    return cfg
+
+
 def test_cli_train_end_to_end(tmp_path, capsys):
     from spinlat.cli import main
 
-    cfg = tmp_path / "train.yaml"
-    cfg.write_text("""
-train: {teacher: {system: Fe, n_configs: 6, seed: 1}}
-test: {teacher: {system: Fe, n_configs: 2, seed: 2}}
-model: {soc: true, r_max: 4.0, max_ell: 1, hidden_irreps: 4x0e+4x1o, radial_MLP: [8], num_bessel: 4,
-        correlation: 2, MLP_irreps: 4x0e}
-training: {epochs: 2, batch_size: 2, seed: 0}
-output: out/model.mmace
-""")
+    cfg = _tiny_train_config(tmp_path, 6, "test", epochs=2, batch_size=2)
     assert main(["train", str(cfg), "--no-progress"]) == 0
     model = MagneticMACE.load(tmp_path / "out" / "model.mmace")
     assert model.soc
@@ -272,15 +279,7 @@ def test_an_interrupted_cli_train_writes_the_model_so_far_and_a_rerun_continues(
             os.kill(os.getpid(), signal.SIGTERM)
         return real(*args, **kw)
 
-    cfg = tmp_path / "train.yaml"
-    cfg.write_text("""
-train: {teacher: {system: Fe, n_configs: 8, seed: 1}}
-valid: {teacher: {system: Fe, n_configs: 2, seed: 2}}
-model: {soc: true, r_max: 4.0, max_ell: 1, hidden_irreps: 4x0e+4x1o, radial_MLP: [8], num_bessel: 4,
-        correlation: 2, MLP_irreps: 4x0e}
-training: {epochs: 3, batch_size: 3, seed: 0}
-output: out/model.mmace
-""")
+    cfg = _tiny_train_config(tmp_path, 8, "valid", epochs=3, batch_size=3)
     monkeypatch.setattr(loop, "masked_loss", signalling)
     assert main(["train", str(cfg), "--no-progress"]) == 128 + signal.SIGTERM
     assert len(calls) == 5  # no batch after the one under way
