@@ -17,7 +17,7 @@ Convention mapping (energies compared on the same configuration):
 
 Also a stochastic row: SIB at T = 100 K (each code with its own noise generator).
 
-Usage: ``python benchmarks/bench_llg_spirit.py [steps] [--repeat=R]``. Spirit's pip build has no
+Usage: ``python benchmarks/bench_llg_spirit.py [steps] [--repeat R]`` (``--help``). Spirit's pip build has no
 OpenMP (one thread); spinlat's kernels are serial numba (at T > 0 NumPy draws the next block of
 noise in a second thread). Wall-clock and CPU-time rates are printed for both; the machine may be
 shared, so compare the ratios within one run; ``--repeat`` shows their spread.
@@ -25,7 +25,7 @@ shared, so compare the ratios within one run; ``--repeat`` shows their spread.
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 
 import numpy as np
@@ -148,7 +148,17 @@ def main(steps=2000, repeat=1):
                   f"(wall range {r[:, 0].min():.2f}-{r[:, 0].max():.2f})")
 
 
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--repeat")]
-    reps = [int(a.split("=")[1]) for a in sys.argv[1:] if a.startswith("--repeat=")]
-    main(int(args[0]) if args else 2000, reps[0] if reps else 1)
+    ap = argparse.ArgumentParser(description="Frozen-lattice LLG, spinlat vs Spirit 2.2 (100x100 square lattice, "
+                                             "SIB and Depondt, T = 0 and 100 K); see the module docstring.")
+    ap.add_argument("steps", nargs="?", type=_positive, default=2000, help="LLG steps per case (default 2000)")
+    ap.add_argument("--repeat", type=_positive, default=1, help="repetitions, to show the spread (default 1)")
+    args = ap.parse_args()
+    main(args.steps, args.repeat)

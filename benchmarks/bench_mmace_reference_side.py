@@ -12,10 +12,17 @@ case it times one model call on the whole batch (energy, forces −∂E/∂r and
 {"label", "atoms", "seconds"} or {"label", "error"} (e.g. out of memory).
 """
 
+import argparse
 import json
-import sys
 import time
 import warnings
+
+if __name__ == "__main__":  # before the reference's imports: --help works without them
+    _ap = argparse.ArgumentParser(description="Times the reference magnetic MACE (mace-torch PR 1244) in its own "
+                                              "environment on the cases of SPEC (module docstring); one JSON line "
+                                              "per case.")
+    _ap.add_argument("spec", help="SPEC.json written by bench_mmace_batched.py")
+    ARGS = _ap.parse_args()
 
 warnings.filterwarnings("ignore")
 
@@ -62,7 +69,8 @@ def batch_of(npz, r_max, device):
 
 
 def main():
-    spec = json.loads(open(sys.argv[1]).read())
+    with open(ARGS.spec) as fh:
+        spec = json.load(fh)
     start = time.monotonic()
     deadline = start + float(spec["deadline"])
     device, dtype, hp = spec["device"], spec["dtype"], spec["hyperparameters"]

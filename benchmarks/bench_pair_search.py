@@ -15,7 +15,7 @@ compiled beforehand, best of 3), their ratio, the whole new pair-list build, and
 cannot set the system up: for the one-atom cells it stops with "Neighbor list overflow, boost
 neigh_modify one").
 
-Run: python benchmarks/bench_pair_search.py
+Run: python benchmarks/bench_pair_search.py [--repeat N] [--cells A ...] [--no-lammps] (``--help``)
 """
 
 from __future__ import annotations
@@ -72,11 +72,11 @@ def best(f, n=3):
     return min(out)
 
 
-def systems():
+def systems(repeat=20, cells=(0.3, 0.2, 0.15)):
     a = 2.8665
     bcc = sl.State([[0, 0, 0], [a / 2] * 3], [26, 26], cell=np.eye(3) * a, pbc=True, moments=[2.2, 2.2])
-    yield "bcc Fe 20x20x20", bcc.repeat(20)
-    for c in (0.3, 0.2, 0.15):
+    yield f"bcc Fe {repeat}x{repeat}x{repeat}", bcc.repeat(repeat)
+    for c in cells:
         yield f"1 atom, {c} Å cell", sl.State([[0, 0, 0]], [26], cell=np.eye(3) * c, pbc=True, moments=[2.2])
 
 
@@ -96,24 +96,37 @@ def lammps_run0(st):
         return None
 
 
-def main():
+def main(repeat=20, cells=(0.3, 0.2, 0.15), lammps=True):
     print(f"{'system':22s} {'pairs':>9s} {'row scan':>10s} {'new search':>10s} {'ratio':>7s} {'whole build':>12s} "
           f"{'LAMMPS run 0':>13s}")
-    for name, st in systems():
+    for name, st in systems(repeat, cells):
         pot = BetheSlaterExchange(*PARAMS)
         nl = pot.neighbor_list(st)
-        args = (st.positions, st.moments > 0, nl.offsets, nl.j, nl.shifts, nl.shift_vectors, np.inf)
+        args = (st.positions, st.moments > 0, nl.offsets, nl.j, nl.shift_index, nl.unique_shifts, nl.unique_vectors,
+                np.inf)
         off, cj, cs, svec, rev = _compact_spin_list(*args)
         assert np.array_equal(rev, _row_scan(off, cj, cs, svec))
         t_build = best(lambda: _compact_spin_list(*args))
         t_old = best(lambda: _row_scan(off, cj, cs, svec))
-        codes = _codes(svec, st.cell, nl.shifts)
+        codes = _codes(svec, st.cell, nl.unique_shifts)
         assert np.array_equal(_reverse_entries(off, cj, cs, *codes), rev)
         t_new = best(lambda: _reverse_entries(off, cj, cs, *codes))
-        t_lmp = lammps_run0(st)
+        t_lmp = lammps_run0(st) if lammps else None
         lmp = f"{t_lmp:12.3f}s" if t_lmp is not None else f"{'n/a':>13s}"
         print(f"{name:22s} {len(cj):9d} {t_old:9.4f}s {t_new:9.4f}s {t_old / t_new:6.1f}× {t_build:11.4f}s {lmp}")
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Reverse-pair search of the exchange pair list, former row scan vs "
+                                             "sorted search, LAMMPS run 0 beside it (module docstring).")
+    ap.add_argument("--repeat", type=int, default=20, help="bcc Fe supercell edge in cubic cells (default 20: "
+                                                           "16 000 atoms)")
+    ap.add_argument("--cells", type=float, nargs="*", default=[0.3, 0.2, 0.15],
+                    help="edges (Å) of the one-atom simple-cubic cells (default 0.3 0.2 0.15)")
+    ap.add_argument("--no-lammps", action="store_true", help="skip the LAMMPS column")
+    args = ap.parse_args()
+    if args.repeat < 1 or any(c <= 0 for c in args.cells):
+        ap.error("--repeat must be positive and --cells edges positive")
+    main(args.repeat, tuple(args.cells), not args.no_lammps)

@@ -99,39 +99,56 @@ def spin_energy(state, potential) -> float:
     return float(magnetic.compute(state, forces=False, magnetic_forces=False).energy)
 
 
-def spin_temperature(state, potential=None, fields=None, neighbors=None) -> float:
+def spin_temperature(state, potential=None, fields=None, neighbors=None, curvatures=None) -> float:
     """Spin temperature of Nurdin et al., K (module docstring).
 
     ``fields`` (N, 3) eV/μB: unprojected effective fields; by default
     ``potential.rotation_fields`` of the magnetic atoms, on ``neighbors`` (a
     :class:`~spinlat.NeighborList` already updated for ``state``; default the potential's own
-    cached list). Returns 0 for a state without magnetic atoms and ``inf`` when the sum of the
-    Laplacians is ≤ 0 (no temperature can be defined, e.g. spins against the field).
+    cached list). ``curvatures`` (N,) eV, or one number for every atom: the c_i below, needed with
+    ``fields`` (0 for energies linear in each spin) unless ``potential`` is given to compute them.
+    Returns 0 for a state without magnetic atoms and ``inf`` when the sum of the Laplacians is
+    ≤ 0 (no temperature can be defined, e.g. spins against the field). Raises InputError for
+    ``fields`` without ``curvatures`` or ``potential`` (the energy may not be linear in each spin:
+    the form 2 Σ s·ω alone read 3.7 K for 20 K of free spins with uniaxial anisotropy K = kT/2)
+    and for arrays of the wrong shape.
 
     The estimator k_B T = Σ|s×ω|² / Σ Δ_S E is exact in equilibrium (Nurdin et al., Phys. Rev. E
     61, 3579 (2000)); the spherical Laplacians are Δ_S E = 2 s_i·ω_i + c_i with the curvatures
     c_i of :meth:`Potential.spin_curvatures <spinlat.potentials.base.Potential.spin_curvatures>`
     (0 for energies linear in each spin: exchange, Zeeman; uniaxial and cubic anisotropy and
-    couplings to an atom's own periodic images give theirs). Without them (read with
-    ``fields``, which must then be linear in each spin) the form 2 Σ s·ω is used. For energies
-    that depend on moment magnitudes or are many-body in the spins (Landau, mMACE) the rotation
-    fields carry no longitudinal part and no per-spin Hessian is known: there it returns ``nan``
-    (undefined) rather than a wrong number."""
+    couplings to an atom's own periodic images give theirs). For energies that depend on moment
+    magnitudes or are many-body in the spins (Landau, mMACE) the rotation fields carry no
+    longitudinal part and no per-spin Hessian is known: there, unless ``curvatures`` are given,
+    it returns ``nan`` (undefined) rather than a wrong number."""
     mag = np.flatnonzero(state.moments > 0)
     if len(mag) == 0:
         return 0.0
-    curv = 0.0
-    if fields is None:
-        if potential is None:
-            raise InputError("spin_temperature needs a potential or fields")
+    if fields is None and potential is None:
+        raise InputError("spin_temperature needs a potential or fields")
+    if fields is not None and curvatures is None and potential is None:
+        raise InputError("spin_temperature(fields=...) needs curvatures= ((N,) eV: Potential.spin_curvatures; 0 "
+                         "for energies linear in each spin, exchange and Zeeman) or potential= to compute them: "
+                         "without them an anisotropy reads a wrong temperature")
+    nl = None
+    if potential is not None and (fields is None or curvatures is None):
         if potential.depends_on_magnitudes:
             return float("nan")
         nl = None if potential.cutoff <= 0 else neighbors if neighbors is not None else potential.neighbor_list(state)
-        h = np.asarray(potential.rotation_fields(state, nl, mag), dtype=float)
+    if curvatures is None:
         c = potential.spin_curvatures(state, nl, mag)
         if c is None:
             return float("nan")
         curv = float(np.sum(c))
+    else:
+        c = np.asarray(curvatures, dtype=float)
+        if c.ndim == 0:
+            c = np.full(len(state), float(c))
+        if c.shape != (len(state),):
+            raise InputError(f"curvatures must have shape {(len(state),)} (or be one number), got {c.shape}")
+        curv = float(np.sum(c[mag]))
+    if fields is None:
+        h = np.asarray(potential.rotation_fields(state, nl, mag), dtype=float)
     else:
         h = np.asarray(fields, dtype=float)
         if h.shape != (len(state), 3):

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import ast
 import atexit
-import contextlib
 import inspect
 import math
 import sys
@@ -143,7 +142,7 @@ def _map(fn, items, workers=None, scheduler=None):
 
         client = scheduler if hasattr(scheduler, "map") else Client(scheduler)
         try:
-            return client.gather(client.map(fn, items, pure=False))
+            return _gather(client.map(fn, items, pure=False), _dask_wait, lambda rest: client.cancel(rest))
         finally:
             if client is not scheduler:
                 client.close()
@@ -167,8 +166,12 @@ def _map(fn, items, workers=None, scheduler=None):
                          f"or workers=None (serial)") from None
     from concurrent.futures.process import BrokenProcessPool
 
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    ex = _pool(workers)
     try:
-        return list(_pool(workers).map(fn, items))
+        return _gather([ex.submit(fn, x) for x in items],
+                       lambda fs: wait(fs, timeout=_POLL_S, return_when=FIRST_COMPLETED)[0], _end_pool)
     except BrokenProcessPool as exc:
         shutdown_workers()
         raise WorkerError(
@@ -177,7 +180,68 @@ def _map(fn, items, workers=None, scheduler=None):
             f"rerun with workers=None to see the error in this process.") from None
 
 
-#: the local worker pool kept between calls: (workers, start method, executor) or None
+#: seconds between two looks for a pending Ctrl-C / SIGTERM while jobs run elsewhere
+_POLL_S = 0.2
+
+
+def _gather(futures, wait_some, stop):
+    """Results of ``futures`` (in their order), collected as they finish, with Ctrl-C and SIGTERM
+    held back (:func:`~spinlat.interrupts.deferred`) and looked for every :data:`_POLL_S` s.
+    ``wait_some(pending)`` returns the futures of ``pending`` finished (after a short wait);
+    ``stop(unfinished)`` cancels the futures not finished and ends what runs them.
+
+    An interrupt (a second one, raised at once, too) calls ``stop`` and is raised with
+    ``partial_result`` = {index: result} of the futures finished (any order of indices); a job that
+    failed calls ``stop`` and raises its exception."""
+    results, pending = {}, set(range(len(futures)))
+    with deferred():
+        try:
+            while pending:
+                done = wait_some([futures[k] for k in pending])
+                for k in [k for k in pending if futures[k] in done]:
+                    results[k] = futures[k].result()
+                    pending.discard(k)
+                check(results)
+        except BaseException as exc:
+            stop([futures[k] for k in sorted(pending)])
+            if isinstance(exc, KeyboardInterrupt):
+                exc.partial_result = results
+            raise
+    return [results[k] for k in range(len(futures))]
+
+
+def _dask_wait(fs):
+    """The Dask futures of ``fs`` finished (polled for up to :data:`_POLL_S` s)."""
+    import time
+
+    end = time.monotonic() + _POLL_S
+    while True:
+        done = {f for f in fs if f.done()}
+        if done or time.monotonic() > end:
+            return done
+        time.sleep(0.01)
+
+
+def _end_pool(unfinished):
+    """Cancel ``unfinished`` futures of the local pool; when some of them run, end the pool at
+    once (its processes killed and reaped: a job cannot be stopped otherwise, and the worker
+    processes would keep running it after this process exits)."""
+    import os
+    import signal
+
+    running = [f for f in unfinished if not f.cancel()]
+    if running and _POOL is not None:
+        pids = _POOL[3]  # each worker's process id, sent by _worker_start (Python < 3.14: no kill_workers())
+        while not pids.empty():
+            try:
+                os.kill(pids.get(), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutdown_workers()  # reaps them
+
+
+#: the local worker pool kept between calls: (workers, start method, executor, queue of its workers' process
+#: ids) or None
 _POOL = None
 # ended while the interpreter is still whole (a pool left to module teardown prints
 # "Exception ignored in ... weakref_cb" at exit)
@@ -208,12 +272,24 @@ def _fork_is_safe() -> bool:
     return layer in ("workqueue", "tbb")
 
 
-def _worker_start(threads, forked):
+def _worker_start(threads, forked, pids=None):
     """Initialiser of a worker process: ``threads`` numba threads (workers × threads ≤ the CPUs;
     results do not depend on the thread count); forked, torch on one thread (a GNU OpenMP pool
-    the parent started does not survive a fork, and one thread never uses it)."""
+    the parent started does not survive a fork, and one thread never uses it); Ctrl-C and SIGTERM
+    ignored; its process id put on ``pids`` (a multiprocessing queue) when given."""
+    import signal
+
     import numba
 
+    # Ctrl-C reaches every process of the terminal's foreground group, and a batch scheduler's
+    # SIGTERM often every process of the job: the calling process alone decides (it keeps the
+    # jobs finished and ends the workers, :func:`_gather`)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    if pids is not None:  # for the calling process to end this one (_end_pool)
+        import os
+
+        pids.put(os.getpid())
     numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     if forked and "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
@@ -235,9 +311,11 @@ def _pool(workers):
     shutdown_workers()
     method = "fork" if _fork_is_safe() else "spawn"
     threads = max(1, (os.cpu_count() or 1) // workers)
-    ex = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_start,
-                             initargs=(threads, method == "fork"))
-    _POOL = (workers, method, ex)
+    ctx = mp.get_context(method)
+    pids = ctx.SimpleQueue()
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start,
+                             initargs=(threads, method == "fork", pids))
+    _POOL = (workers, method, ex, pids)
     return ex
 
 
@@ -263,7 +341,10 @@ def sweep(fn, values, workers=None, scheduler=None):
 
     Serial, a Ctrl-C or SIGTERM (``KeyboardInterrupt``) stops it as usual and carries the results of
     the values finished, ``[fn(v) for v in values[:k]]``, as its ``partial_result`` (replacing one
-    that ``fn`` itself attached)."""
+    that ``fn`` itself attached). With ``workers`` or ``scheduler`` it stops the sweep at once
+    (jobs not started are cancelled, local worker processes running one are ended: they ignore
+    Ctrl-C and SIGTERM themselves) and its ``partial_result`` is ``{k: fn(values[k])}`` for the
+    values finished, in any order (not a prefix: the jobs finish out of order)."""
     _check_workers(workers, scheduler)
     if scheduler is None and (workers is None or workers <= 1):
         done = []
@@ -819,7 +900,9 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     the start under way (the compiled minimiser runs one start per kernel call for this: the
     results are the same) and is raised as ``KeyboardInterrupt`` whose ``partial_result`` is an
     :class:`InterruptedSearch` (the merged minima of the starts finished). With ``workers`` or
-    ``scheduler`` the interrupt is raised without a partial result.
+    ``scheduler`` it stops the search at once: the starts of the jobs (batches of starts) finished
+    are kept the same way, the jobs not started are cancelled and local worker processes running
+    a job are ended (they ignore Ctrl-C and SIGTERM themselves: the calling process decides).
 
     Returns a list of :class:`Minimum` (energy eV, state, count, starts, converged), lowest first;
     each also unpacks as ``energy, state``. Starts whose minimisation did not converge give one
@@ -841,23 +924,30 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     job = _Start(state, potential, anneal, minimize_kwargs, classes)
     merge = _Merger(state, spin_rotations, energy_tol, angle_tol)
 
-    def merged(results):
-        return merge([Minimum(float(e), st, 1, (k,), bool(ok)) for k, (e, st, ok) in enumerate(results)])
+    def merged(numbered):  # (start index, (energy, state, converged)) pairs
+        return merge([Minimum(float(e), st, 1, (k,), bool(ok)) for k, (e, st, ok) in numbered])
 
-    serial = scheduler is None and (workers is None or workers <= 1)
-    # serial: Ctrl-C / SIGTERM held back for the whole search (its end too), raised between starts with the
-    # minima found so far; worker processes forked inside deferred() would inherit its handler
-    with deferred() if serial else contextlib.nullcontext():
+    # Ctrl-C / SIGTERM held back for the whole search (its end too), raised between starts (serial) or
+    # between jobs (workers, scheduler) with the minima of the starts finished; worker processes ignore both
+    with deferred():
+        seeds = [seed + k for k in range(starts)]
+        serial = scheduler is None and (workers is None or workers <= 1)
+        # annealed starts run one by one anyway: one per job elsewhere, so an interrupt loses at most one per worker
+        jobs = [(s,) for s in seeds] if anneal and not serial else _batches(seeds, workers, scheduler)
         try:
-            batches = _map(job, _batches([seed + k for k in range(starts)], workers, scheduler), workers, scheduler)
-        except KeyboardInterrupt as exc:  # serial: the starts finished come with it (worker processes: none)
+            batches = _map(job, jobs, workers, scheduler)
+        except KeyboardInterrupt as exc:  # the starts finished come with it
             done = getattr(exc, "partial_result", None)
-            # (a worker's own partial result counts its starts from its batch's first: not passed on)
-            exc.partial_result = InterruptedSearch(merged(done), tuple(range(len(done))), starts) \
-                if serial and isinstance(done, list) else None
+            if isinstance(done, dict):  # jobs run elsewhere: {job index: results of its starts}
+                done = {s - seed: r for k, batch in done.items() for s, r in zip(jobs[k], batch)}
+            elif isinstance(done, list):  # one job run here: its first starts
+                done = dict(enumerate(done))
+            if isinstance(done, dict):
+                finished = tuple(sorted(done))
+                exc.partial_result = InterruptedSearch(merged((k, done[k]) for k in finished), finished, starts)
             raise
         results = [r for batch in batches for r in batch]
-        minima = merged(results)
+        minima = merged(enumerate(results))
         check(InterruptedSearch(minima, tuple(range(starts)), starts))
         polish = _near_degenerate(minima, energy_tol * len(state))
         if polish:

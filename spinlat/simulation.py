@@ -67,6 +67,7 @@ import numpy as np
 from . import validation
 from .errors import InputError, MissingFileError, SimulationError, SpinlatError
 from .interrupts import check, deferred, interrupt_cause
+from .potentials.base import changed_parameters
 from .state import State
 
 
@@ -80,19 +81,8 @@ def _continuation_changes(attrs, potential, integrator) -> list:
             changed.append(f"another {what} {new} (the file records {old})")
     if not changed:  # same descriptions: are the parameters behind them the same?
         meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
-        changed += _changed_parameters(meta.get("potential_digests"), potential.term_digests())
+        changed += changed_parameters(meta.get("potential_digests"), potential.term_digests())
     return changed
-
-
-def _changed_parameters(old, new) -> list:
-    """Terms of the potential whose parameters differ from those recorded in a trajectory's
-    metadata: ``old``, ``new`` are ``[[repr, digest], ...]`` (Potential.term_digests); a file
-    written before digests were recorded (``old`` not such a list) compares nothing."""
-    if not isinstance(old, list) or len(old) != len(new) or \
-            not all(isinstance(o, list) and len(o) == 2 for o in old):
-        return []
-    return [f"other parameters in potential term {k + 1}, {text} (digest {digest}; the file records {o[1]})"
-            for k, ((text, digest), o) in enumerate(zip(new, old)) if o[0] == text and o[1] != digest]
 
 
 def _open_trajectory(path, missing: str):

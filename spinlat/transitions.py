@@ -126,6 +126,7 @@ class GNEBResult:
     history: list = field(default_factory=list)
     forces: np.ndarray | None = None
     magnetic_forces: np.ndarray | None = None
+    parameters: dict = field(default_factory=dict)
 
     @property
     def barrier(self) -> float:
@@ -208,7 +209,9 @@ class GNEBResult:
         """Write the band as a spinlat HDF5 trajectory (DESIGN.md layout): one frame per image,
         ``step`` = image index, ``time`` = 0, ``potential_energy`` the image energy (eV), with
         forces and magnetic forces; the reaction coordinate (rad), slopes (eV/rad), saddle, barrier
-        (eV) and convergence go into the ``metadata`` attribute (key ``"gneb"``)."""
+        (eV), convergence and the band's :attr:`parameters` go into the ``metadata`` attribute (key
+        ``"gneb"``), with the digests of ``potential``'s terms (``"potential_digests"``, when it is
+        a Potential) for :func:`band_changes`."""
         from .io.hdf5 import TrajectoryWriter
 
         meta = {"gneb": {"reaction_coordinate": self.reaction_coordinate.tolist(), "reaction_coordinate_unit": "rad",
@@ -216,7 +219,9 @@ class GNEBResult:
                          "climbing": self.climbing, "barrier": self.barrier, "barrier_unit": "eV",
                          "converged": bool(self.converged), "iterations": int(self.iterations),
                          "max_force": self.max_force, "max_force_units": {k: _UNITS[k] for k in self.max_force},
-                         "weights": self.weights}}
+                         "weights": self.weights, "parameters": self.parameters}}
+        if hasattr(potential, "term_digests"):  # what a restart from this band compares (band_changes)
+            meta["potential_digests"] = potential.term_digests()
         store = self.forces is not None or self.magnetic_forces is not None
         with TrajectoryWriter(path, self.states[0], potential=str(potential), integrator="gneb", mode=mode,
                               store_forces=store, metadata=meta, flush_every=len(self.states)) as w:
@@ -619,7 +624,7 @@ def _option_dict(value, defaults, name):
 
 
 # ------------------------------------------------------------------------------------- driver
-def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnitudes=False, positions=False,
+def gneb(initial, final, potential, images=None, climbing=True, spins=True, magnitudes=False, positions=False,
          tol=1e-5, max_iterations=10000, *, spring_constant=1e-3, weights=None, path=None, climb_after=None,
          max_step=None, method="auto", memory=10, noise=0.0, seed=None, relax_endpoints=False,
          callback=None) -> GNEBResult:
@@ -634,7 +639,8 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
         ``path`` is given.
     potential : any spinlat potential (magnetic forces needed for ``spins``/``magnitudes``, forces
         for ``positions``; moment-dependent energy for ``magnitudes``).
-    images : number of images M including both endpoints (≥ 3).
+    images : number of images M including both endpoints (≥ 3; default 16, or the length of
+        ``path``, which another number contradicts: InputError).
     climbing : let the highest image climb to the saddle point once the band's perpendicular
         force is below ``climb_after`` (module docstring); False relaxes the plain band
         throughout.
@@ -682,7 +688,12 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
         path = list(path)
         if len(path) < 3:
             raise InputError(f"gneb: path needs at least 3 images, got {len(path)}")
+        if images is not None and images != len(path):
+            raise InputError(f"gneb: images={images!r} but the starting path has {len(path)} images "
+                             "(leave images out to take the path's)")
         images = len(path)
+    elif images is None:
+        images = 16
     if isinstance(images, bool) or not isinstance(images, (int, np.integer)) or images < 3:
         raise InputError(f"gneb: images must be an integer >= 3 (both endpoints included), got {images!r}")
     tols = _option_dict(tol if isinstance(tol, dict) else None, {k: 1e-5 for k in _BLOCKS}, "tol")
@@ -747,8 +758,58 @@ def gneb(initial, final, potential, images=16, climbing=True, spins=True, magnit
     with deferred():  # Ctrl-C / SIGTERM end the relaxation at the next whole band
         result = _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps, int(memory),
                         int(max_iterations), method, callback)
+        result.parameters = _band_parameters(dict(images=images, spring_constant=spring_constant, weights=weights,
+                                                  **dofs))
         check(result)  # interrupted: raised with the band so far as ``partial_result``
     return result
+
+
+#: the parameters of :func:`gneb` that define the band (recorded in its file; a restart must keep them)
+BAND_PARAMETERS = ("images", "spring_constant", "spins", "positions", "magnitudes", "weights")
+
+
+def _band_parameters(values) -> dict:
+    """The :data:`BAND_PARAMETERS` of ``values`` (gneb's keyword arguments; its defaults for those
+    missing), as recorded: numbers as floats, ``weights`` complete; ``images`` None when unknown."""
+    import inspect
+
+    given = {k: p.default for k, p in inspect.signature(gneb).parameters.items() if k in BAND_PARAMETERS}
+    given.update({k: v for k, v in values.items() if k in BAND_PARAMETERS})
+    return {"images": None if given["images"] is None else int(given["images"]),
+            "spring_constant": float(given["spring_constant"]),
+            **{k: bool(given[k]) for k in ("spins", "positions", "magnitudes")},
+            "weights": {k: float(v) for k, v in _option_dict(given["weights"], DEFAULT_WEIGHTS, "weights").items()}}
+
+
+def band_changes(path, potential, **gneb_kwargs) -> list:
+    """What differs between a band about to start from the GNEB band file ``path`` (a
+    ``path.h5`` of :meth:`GNEBResult.write`) and the one that wrote it: one phrase per
+    difference, empty when none is seen. Compared: the potential (its description, then each
+    term's :meth:`~spinlat.potentials.Potential.parameter_digest`, as trajectory restarts do) and
+    the :data:`BAND_PARAMETERS` of ``gneb_kwargs`` (keyword arguments of :func:`gneb`, its
+    defaults for those left out; ``images`` only when given). A file written before parameters
+    were recorded compares only the potential's description. Climbing, tolerances and the
+    optimiser may change: a converged band restarted with ``climbing=True`` is the usual
+    refinement. Raises MissingFileError / FileFormatError for a missing file or one that is not a
+    trajectory, InputError for bad ``weights``."""
+    from .io import Trajectory
+    from .potentials.base import changed_parameters
+
+    with Trajectory(path) as tr:
+        attrs = tr.attrs
+    meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
+    gmeta = meta.get("gneb") if isinstance(meta.get("gneb"), dict) else {}
+    recorded = gmeta.get("parameters") if isinstance(gmeta.get("parameters"), dict) else {}
+    changed = []
+    old, new = attrs.get("potential"), str(potential)
+    if isinstance(old, str) and old and old != new:
+        changed.append(f"another potential {new} (the file records {old})")
+    elif hasattr(potential, "term_digests"):
+        changed += changed_parameters(meta.get("potential_digests"), potential.term_digests())
+    for key, value in _band_parameters(gneb_kwargs).items():
+        if key in recorded and value is not None and recorded[key] != value:
+            changed.append(f"{key} {value!r} (the file records {recorded[key]!r})")
+    return changed
 
 
 class _LBFGS:

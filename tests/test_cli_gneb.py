@@ -154,3 +154,42 @@ def test_every_command_that_runs_a_config_accepts_no_progress(tmp_path, capsys):
     path = _write(tmp_path, cfg, "relax.yaml")
     assert main(["minimize", path, "--no-progress"]) == 0
     assert main(["search", path, "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"gneb": {"spring_constant": 2e-3}}, "spring_constant 0.002 (the file records 0.001)"),
+    ({"gneb": {"images": 9}}, "images 9 (the file records 7)"),
+    ({"gneb": {"weights": {"positions": 2.0}}}, "weights"),
+    ({"potential": [{**POTENTIAL[0], "K": 2 * K}, POTENTIAL[1]]}, "another potential"),
+])
+def test_a_gneb_restart_with_other_parameters_is_refused_naming_them(tmp_path, capsys, change, named):
+    """path.h5 recorded no parameters: a restart with another spring constant, image count or
+    potential silently continued (images were even replaced by the band's). Now it is refused,
+    before anything is written, naming what differs; climbing and tol may change."""
+    _endpoints(tmp_path)
+    cfg = {"potential": POTENTIAL, "output": "run",
+           "gneb": {"initial": "up.extxyz", "final": "down.extxyz", "images": 7, "tol": 1e-9, "climbing": False}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 0
+    with sl.io.Trajectory(tmp_path / "run" / "path.h5") as tr:
+        meta = tr.attrs["metadata"]
+    assert meta["gneb"]["parameters"] == {"images": 7, "spring_constant": 1e-3, "spins": True, "positions": False,
+                                          "magnitudes": False, "weights": {"positions": 1.0, "magnitudes": 1.0}}
+    assert len(meta["potential_digests"]) == 2
+    again = {**cfg, "output": "again", "gneb": {"path": "run/path.h5", "tol": 1e-9, "climbing": True}}
+    assert main(["gneb", _write(tmp_path, again, "same.yaml")]) == 0  # climbing and tol may change
+    capsys.readouterr()
+    bad = {**again, "output": "bad", **{k: v for k, v in change.items() if k != "gneb"}}
+    bad["gneb"] = {**again["gneb"], **change.get("gneb", {})}
+    assert main(["gneb", _write(tmp_path, bad, "bad.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "gneb.path" in err and named in err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_gneb_refuses_an_image_count_that_contradicts_the_path():
+    one = sl.State([[0, 0, 0]], ["Fe"], moments=[MU], spins=[[0, 0, 1]])
+    pot = sl.potentials.UniaxialAnisotropy(K, [0, 0, 1])
+    band = sl.gneb(one, one.copy(spins=[[0, 0, -1]]), pot, images=5, tol=1e-6)
+    with pytest.raises(sl.errors.InputError, match="images=7 but the starting path has 5 images"):
+        sl.gneb(None, None, pot, images=7, path=band.states)
+    assert len(sl.gneb(None, None, pot, path=band.states, tol=1e-6).states) == 5

@@ -338,3 +338,110 @@ def test_an_interrupted_serial_sweep_keeps_the_values_finished():
         sl.sweep(fn, range(6))
     assert info.value.partial_result == [0, 1, 4]
     assert sl.sweep(lambda v: v + 1, [1, 2]) == [2, 3]
+
+
+# ------------------------------------------------- interrupts of work spread over processes
+def _job_or_signal(pid_dir, v):
+    """A sweep job: v < 100 returns at once; v ≥ 100 notes its process id in ``pid_dir`` and
+    stalls, and v == 100 sends SIGTERM to the calling process after 1 s (the quick jobs are in)."""
+    import time
+
+    if v < 100:
+        return v * v
+    Path(pid_dir, f"{v}.pid").write_text(str(os.getpid()))
+    if v == 100:
+        time.sleep(1.0)
+        os.kill(os.getppid(), signal.SIGTERM)
+    time.sleep(120)
+    return -1
+
+
+def _gone(pid) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_an_interrupted_sweep_over_processes_keeps_the_values_finished_and_ends_its_workers(tmp_path):
+    """With workers=2 an interrupt kept nothing (and Ctrl-C reached the worker processes, which
+    died with tracebacks); now the values finished come back as {index: result}, at once, and
+    the workers running the stalled jobs are ended."""
+    import time
+
+    from spinlat import search
+
+    search.shutdown_workers()
+    t0 = time.monotonic()
+    with pytest.raises(Terminated) as info:
+        sl.sweep(functools.partial(_job_or_signal, str(tmp_path)), [1, 2, 3, 100, 200, 4], workers=2)
+    assert time.monotonic() - t0 < 60  # the stalled jobs were not waited for
+    assert info.value.partial_result == {0: 1, 1: 4, 2: 9}
+    pids = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
+    assert len(pids) == 2 and all(_gone(pid) for pid in pids)
+    assert search._POOL is None
+    assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+    assert sl.sweep(functools.partial(_job_or_signal, str(tmp_path)), [5, 6], workers=2) == [25, 36]  # a new pool
+    search.shutdown_workers()
+
+
+def test_an_interrupted_search_on_a_scheduler_keeps_the_starts_of_the_jobs_finished(monkeypatch):
+    """ground_state(scheduler=...) raised the interrupt without minima; now the starts of the
+    jobs (batches) finished are merged into its InterruptedSearch, numbered as in the search."""
+    distributed = pytest.importorskip("dask.distributed")
+    from spinlat import search
+
+    st, pot = _fe_search()
+    whole = search.ground_state(st, pot, starts=4, seed=2, tmax=1e-8)  # starts 0-3 of the search below
+    real, release = search._Start.__call__, threading.Event()
+
+    def stalling(self, seeds):  # 16 starts in 16 jobs: starts 0-3 run, start 4 signals, the rest stall
+        if seeds[0] - 2 < 4:
+            return real(self, seeds)
+        if seeds[0] - 2 == 4:
+            import time
+
+            time.sleep(1.0)
+            os.kill(os.getpid(), signal.SIGINT)
+        release.wait(60)
+        return []
+
+    monkeypatch.setattr(search._Start, "__call__", stalling)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=16, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        try:
+            with pytest.raises(KeyboardInterrupt) as info:
+                search.ground_state(st, pot, starts=16, seed=2, tmax=1e-8, scheduler=client)
+        finally:
+            release.set()
+    part = info.value.partial_result
+    assert isinstance(part, search.InterruptedSearch) and part.finished == (0, 1, 2, 3) and part.starts == 16
+    assert [(m.count, m.starts) for m in part.minima] == [(m.count, m.starts) for m in whole]
+    assert part.minima[0].energy == pytest.approx(whole[0].energy, abs=1e-12)
+    assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
+def test_annealed_starts_on_a_scheduler_are_one_job_each(monkeypatch):
+    """Annealed starts (long, run one by one) went to workers in batches of starts/(4 workers):
+    an interrupt lost every finished start of a batch under way (0 of 64 starts kept after 25 s
+    of `spinlat search` with workers: 2). Now each is its own job."""
+    distributed = pytest.importorskip("dask.distributed")
+    from spinlat import search
+
+    st, pot = _fe_search()
+    real, jobs = search._Start.__call__, []
+
+    def recording(self, seeds):
+        jobs.append(tuple(seeds))
+        return real(self, seeds)
+
+    monkeypatch.setattr(search._Start, "__call__", recording)
+    anneal = {"t_start": 50.0, "t_end": 5.0, "stages": 2, "sweeps": 2}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        spread = search.ground_state(st, pot, starts=17, seed=1, tmax=1e-8, anneal=anneal, scheduler=client)
+    assert sorted(jobs) == [(1 + k,) for k in range(17)]  # (before: 8 jobs of 2 starts and one of 1)
+    serial = search.ground_state(st, pot, starts=17, seed=1, tmax=1e-8, anneal=anneal)
+    assert [(m.count, m.starts) for m in spread] == [(m.count, m.starts) for m in serial]
+    assert [m.energy for m in spread] == pytest.approx([m.energy for m in serial], abs=1e-10)

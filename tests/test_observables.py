@@ -113,6 +113,40 @@ def test_spin_temperature_of_boltzmann_spins_with_anisotropy(case):
     assert err < 0.05 * T  # the test resolves a few-per-cent error
 
 
+def test_spin_temperature_from_given_fields_needs_the_curvatures():
+    """spin_temperature(fields=...) used 2 Σ s·ω alone: 3.7 K for free spins thermalised at 20 K
+    with uniaxial anisotropy K = kT/2. Now the curvatures come with the fields (given, or
+    computed from a potential), and fields alone are refused."""
+    from spinlat.errors import InputError
+    from spinlat.potentials import UniaxialAnisotropy
+
+    rng = np.random.default_rng(11)
+    n, moment, T = 100_000, 2.0, 20.0
+    kT = units.K_B * T
+    axis = np.array([0.0, 0.6, 0.8])
+    pot = UniaxialAnisotropy(0.5 * kT, axis)
+    spins = _boltzmann_unit_vectors(lambda s: 0.5 * (s @ axis) ** 2, 0.5, n, rng)
+    ts = {"given": [], "potential": []}
+    for b in np.array_split(spins, 20):
+        st = sl.State(np.zeros((len(b), 3)), [26] * len(b), spins=b, moments=[moment] * len(b), validate=False)
+        every = np.arange(len(b))
+        h, c = pot.rotation_fields(st, None, every), pot.spin_curvatures(st, None, every)
+        ts["given"].append(obs.spin_temperature(st, fields=h, curvatures=c))
+        ts["potential"].append(obs.spin_temperature(st, pot, fields=h))
+        assert ts["given"][-1] == pytest.approx(obs.spin_temperature(st, pot), rel=1e-12)
+    for read in ts.values():
+        t, err = np.mean(read), np.std(read, ddof=1) / np.sqrt(len(read))
+        assert abs(t - T) < 4 * err and err < 0.05 * T, (t, err)
+    with pytest.raises(InputError, match=r"fields=.*needs curvatures="):
+        obs.spin_temperature(st, fields=h)
+    with pytest.raises(InputError, match=r"curvatures must have shape"):
+        obs.spin_temperature(st, fields=h, curvatures=c[:3])
+    free = sl.State(np.zeros((2, 3)), [26] * 2, spins=[[1, 0, 0], [0, 0, 1]], moments=[2.0, 2.0], validate=False)
+    # linear energies: curvatures=0 (one number) is the old form 2 Σ s·ω
+    assert obs.spin_temperature(free, fields=[[0, 1.0, 0], [0, 0, 1.0]], curvatures=0.0) == pytest.approx(
+        (2.0 ** 2) / (units.K_B * 2 * 2.0))
+
+
 def _sphere_laplacians(state, pot, t=1e-3):
     """Laplace–Beltrami operator of the energy on each magnetic spin's unit sphere, by second
     differences along two orthogonal great circles (geodesic normal coordinates)."""

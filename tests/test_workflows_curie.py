@@ -224,3 +224,30 @@ def test_curie_sweep_over_processes_and_dask_equals_the_serial_run():
             np.testing.assert_array_equal(a["energies"], b["energies"])
         for name in ("m", "chi", "u4", "c", "m_error", "u4_error"):
             np.testing.assert_array_equal(getattr(serial, name), getattr(other, name))
+
+
+def test_an_interrupted_curie_sweep_keeps_the_runs_finished_by_size_and_temperature(monkeypatch):
+    """An interrupted curie_sweep passed on sweep's partial result numbered in its own
+    (largest-size-first) order, which the caller could not map back; now it is {(L, T): run}."""
+    import os
+    import signal
+
+    st, ham = bcc_nn([0.01])
+    real, calls = cw._run_point, []
+
+    def interrupting(task, **kw):
+        calls.append(task)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # a serial sweep: raised here, during the third run
+        return real(task, **kw)
+
+    monkeypatch.setattr(cw, "_run_point", interrupting)
+    prev = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            cw.curie_sweep(st, ham, [200.0, 400.0], [2, 3], sweeps=4, n_boot=0)
+    finally:
+        signal.signal(signal.SIGINT, prev)
+    done = info.value.partial_result
+    assert sorted(done) == [(3, 200.0), (3, 400.0)]  # the larger size runs first
+    assert all(r["magnetization"].shape == (4, 3) and r["n_spins"] == 27 * len(st) for r in done.values())

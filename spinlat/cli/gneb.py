@@ -27,7 +27,9 @@ The config is a run config (``potential:``, ``output:``, ``seed:``; see :mod:`sp
       method: auto                       # auto | lbfgs | fire
       noise: 0.0                         # rad, random rotations of the starting band (seeded by seed:)
       relax_endpoints: false
-      path: old_run/path.h5              # optional starting band: a path.h5 of an earlier gneb run
+      path: old_run/path.h5              # optional starting band: a path.h5 of an earlier gneb run, made
+                                         # with the same potential, images, spring_constant, weights and
+                                         # moving parts (refused otherwise, naming what differs)
     output: runs/gneb                    # run directory
     seed: 0
 
@@ -63,7 +65,7 @@ def run(args) -> int:
     from ..errors import ConfigError
     from ..files import atomic_write_text
     from ..io import Trajectory, write_extxyz
-    from ..transitions import gneb
+    from ..transitions import band_changes, gneb
     from .common import save_config
 
     path = Path(args.config)
@@ -79,6 +81,13 @@ def run(args) -> int:
     files = {name: out / name for name in ("path.h5", "path.extxyz", "energy.png", "summary.json", "log.txt")}
     if files["path.h5"].exists() and not args.overwrite:
         raise ConfigError(f"output: {files['path.h5']} exists (an earlier run); pass --overwrite or another --output")
+    if "path" in sec:  # a restart continues the same band: refused before anything is written
+        changed = band_changes(sec["path"], pot, **{k: v for k, v in sec.items() if k != "path"})
+        if changed:
+            raise ConfigError(f"gneb.path: the band in {sec['path']} was made with other parameters: "
+                              f"{'; '.join(changed)}. A restart continues the same band (climbing, tol, "
+                              f"max_iterations and method may change): use the recorded values, or start a new "
+                              f"band from the endpoints (initial:, final:) without path:")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

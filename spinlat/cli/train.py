@@ -2,7 +2,10 @@
 
 The config is described and validated by :func:`spinlat.config.check_train_config` before any
 work. Writes the model (``output``) and ``<output>.metrics.json``; checkpoints go to
-``<output>.checkpoints/`` (rerunning an interrupted command resumes from there). An existing
+``<output>.checkpoints/`` (rerunning an interrupted command resumes from there). Ctrl-C or
+SIGTERM stop the training after the batch under way and write the best model so far (and its
+metrics, ``stopped_by: interrupted``) before the command exits (status 130 / 143); rerunning
+the command then continues from the checkpoints and replaces that model without ``--overwrite``. An existing
 model file is not replaced unless ``--overwrite`` is given. The epoch table goes to stderr, the
 test errors and the path of the model to stdout.
 """
@@ -40,29 +43,55 @@ def run_train_config(cfg: dict, base: Path = Path("."), progress: bool = True):
     init_from = opts.pop("init_from", None)
     opts.setdefault("progress", True if progress else "table")   # --no-progress: no bars, the table stays
     # the training's epoch table and notes are diagnostics: stderr (stdout carries the results)
-    with contextlib.redirect_stdout(sys.stderr):
-        pot = train(cfg["train"], valid=cfg.get("valid"), soc=soc, max_minutes=max_minutes, seed=seed,
-                    init_from=init_from, **opts, **model_opts)
-    out = Path(cfg["output"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pot.save(out)
-    report = {"summary": pot.training_summary, "history": pot.training_history}
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            pot = train(cfg["train"], valid=cfg.get("valid"), soc=soc, max_minutes=max_minutes, seed=seed,
+                        init_from=init_from, **opts, **model_opts)
+    except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the model trained so far is written
+        pot = getattr(exc, "partial_result", None)
+        if pot is not None:
+            _write_model(cfg, pot)
+            print(f"spinlat train: interrupted after {len(pot.training_history)} epochs; the best model so far is in "
+                  f"{cfg['output']} (stopped_by: interrupted); run the command again to continue", file=sys.stderr)
+        raise
+    extra = {}
     if "test" in cfg:
         from ..training.data import load_dataset
 
-        report["test"] = pot.evaluate(load_dataset(cfg["test"], "test"))
+        extra["test"] = pot.evaluate(load_dataset(cfg["test"], "test"))
         print("test: E {energy_rmse:.2f} meV/atom, F {forces_rmse:.1f} meV/Å, h {magnetic_forces_rmse:.1f} meV/μB"
-              .format(**report["test"]))
-    atomic_write_text(str(out) + ".metrics.json", json.dumps(report, indent=1, default=str))
-    print(f"model written to {out}")
+              .format(**extra["test"]))
+    print(f"model written to {_write_model(cfg, pot, extra)}")
     return pot
+
+
+def _write_model(cfg, pot, extra=None) -> Path:
+    """Write the model to the config's ``output`` and its ``.metrics.json`` (summary, history and
+    ``extra``); returns the model's path."""
+    out = Path(cfg["output"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pot.save(out)
+    report = {"summary": pot.training_summary, "history": pot.training_history, **(extra or {})}
+    atomic_write_text(str(out) + ".metrics.json", json.dumps(report, indent=1, default=str))
+    return out
 
 
 def run(args) -> int:
     path = Path(args.config)
     base = path.resolve().parent
     cfg = C.check_train_config(C.read_yaml(path), base)
-    if Path(cfg["output"]).exists() and not args.overwrite:
+    if Path(cfg["output"]).exists() and not args.overwrite and not _interrupted(cfg["output"]):
         raise InputError(f"{cfg['output']} already exists; pass --overwrite to replace it, or change output")
     run_train_config(cfg, base, progress=not args.no_progress)
     return 0
+
+
+def _interrupted(output) -> bool:
+    """Whether the model at ``output`` was written by an interrupted run (its metrics say
+    ``stopped_by: interrupted``): rerunning the command continues that run, and replaces it."""
+    try:
+        report = json.loads(Path(str(output) + ".metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and isinstance(report.get("summary"), dict) and \
+        report["summary"].get("stopped_by") == "interrupted"

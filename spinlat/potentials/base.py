@@ -397,6 +397,18 @@ class Potential:
         return [[repr(t), t.parameter_digest()] for t in self.terms]
 
 
+def changed_parameters(old, new) -> list:
+    """Terms of a potential whose parameters differ from those recorded in a file (a trajectory's
+    or a GNEB band's ``metadata["potential_digests"]``): ``old``, ``new`` are
+    ``[[repr, digest], ...]`` (:meth:`Potential.term_digests`); one phrase per such term. A file
+    written before digests were recorded (``old`` not such a list) compares nothing."""
+    if not isinstance(old, list) or len(old) != len(new) or \
+            not all(isinstance(o, list) and len(o) == 2 for o in old):
+        return []
+    return [f"other parameters in potential term {k + 1}, {text} (digest {digest}; the file records {o[1]})"
+            for k, ((text, digest), o) in enumerate(zip(new, old)) if o[0] == text and o[1] != digest]
+
+
 def _feed_digest(h, x) -> None:
     """Add ``x`` (None, bool, number, str, bytes, NumPy or torch array, list/tuple, dict) to the
     hash ``h`` with its type, so that e.g. 1 and 1.0 or [1, 2] and [[1], [2]] differ."""

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, SimulationError
+from ..interrupts import check, deferred, pending
 from ..potentials.mmace.hyperparameters import Hyperparameters
 from ..potentials.mmace.metrics import add_errors, rmse, squared_errors
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -109,13 +110,17 @@ def _predict(model, batch, want, training=False):
                  compute_stress=want["stress"], training=training)
 
 
-def evaluate_graphs(model, graphs, batch_size=8, dtype=torch.float64, device="cpu") -> dict:
+def evaluate_graphs(model, graphs, batch_size=8, dtype=torch.float64, device="cpu", out_of_time=None) -> dict | None:
     """RMSEs of ``model`` on prebuilt graphs (:func:`spinlat.potentials.mmace.metrics.rmse`):
     ``energy_rmse`` meV/atom, ``forces_rmse`` meV/Å, ``magnetic_forces_rmse`` meV/μB (NaN where
-    no graph carries the label) and ``stress_rmse`` meV/Å³ where some graph has a stress."""
+    no graph carries the label) and ``stress_rmse`` meV/Å³ where some graph has a stress.
+    ``out_of_time``: optional callable checked before each batch; when it returns True the pass
+    is abandoned and None returned (a wall-clock budget, :func:`train`'s ``max_minutes``)."""
     has = {key: any(bool(g[f"{key}_mask"].any()) for g in graphs) for key in LABEL_KEYS}
     sums = {key: (0.0, 0) for key in ("energy", "forces", "magnetic_forces")}
     for k in range(0, len(graphs), batch_size):
+        if out_of_time is not None and out_of_time():
+            return None
         batch = collate(graphs[k:k + batch_size], dtype=dtype, device=device)
         add_errors(sums, squared_errors(_predict(model, batch, has), batch))
     return rmse(sums)
@@ -257,13 +262,18 @@ class _Clock:
         return (time.perf_counter() - self.t_loop) / (self.t_start + 60.0 * self.max_minutes - self.t_loop)
 
     def out_of_time(self) -> bool:
-        return self.max_minutes is not None and time.perf_counter() > self.t_start + 60.0 * self.max_minutes
+        """The budget is spent, or Ctrl-C / SIGTERM arrived (held back by
+        :func:`~spinlat.interrupts.deferred`): the loop stops at the next batch either way."""
+        return pending() or (self.max_minutes is not None
+                             and time.perf_counter() > self.t_start + 60.0 * self.max_minutes)
 
 
 def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOptions, progress: Progress,
                dtype, device, t_start) -> str:
     """Train from ``progress.epoch`` up to ``opts.epochs`` (updating ``progress``, writing
-    checkpoints); returns why it stopped: "epochs", "early stopping" or "time"."""
+    checkpoints); returns why it stopped: "epochs", "early stopping", "time" or "interrupted"
+    (Ctrl-C / SIGTERM held back by :func:`~spinlat.interrupts.deferred`: the epoch stops after its
+    batch under way, is validated unless the pass is cut, and is checkpointed)."""
     want = _outputs(opts.loss_weights, data.labels_train)
     clock = _Clock(t_start, time.perf_counter(), opts.max_minutes)
     if opts.progress:
@@ -272,6 +282,8 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
         tqdm.write(_table_header(), file=sys.stderr)   # progress and diagnostics: stderr
     model = start.model
     for epoch in range(progress.epoch, opts.epochs):
+        if pending():  # Ctrl-C / SIGTERM between two epochs
+            return "interrupted"
         if clock.out_of_time():  # spent before this epoch's first batch: no epoch to validate
             if clock.steps:
                 return "time"
@@ -284,17 +296,26 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
         train_loss, out_of_time = _train_epoch(epoch, start, opt, opts, want, dtype, device, clock)
         model.eval()
         with opt.ema.average_parameters():
-            metrics = evaluate_graphs(model, start.graphs_valid, max(opts.batch_size, 8), dtype, device)
-            vloss = validation_loss(metrics, opts.loss_weights)
-            improved = progress.best is None or vloss < progress.best["valid_loss"]
+            # the budget bounds the validation pass too: none starts, and one under way stops, once it is spent
+            metrics = evaluate_graphs(model, start.graphs_valid, max(opts.batch_size, 8), dtype, device,
+                                      out_of_time=clock.out_of_time if opts.max_minutes is not None else None)
+            if metrics is None:
+                out_of_time = True
+                _unvalidated(epoch, progress, model, opts)
+                metrics = {k: float("nan") for k in ("energy_rmse", "forces_rmse", "magnetic_forces_rmse")}
+                vloss, improved = float("nan"), False
+            else:
+                vloss = validation_loss(metrics, opts.loss_weights)
+                improved = progress.best is None or vloss < progress.best["valid_loss"]
             if improved:
                 progress.best = {"valid_loss": vloss, "epoch": epoch + 1, **metrics}
                 progress.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        progress.bad_epochs = 0 if improved else progress.bad_epochs + 1
-        if opts.scheduler == "plateau":
-            opt.scheduler.step(vloss)
-        elif opt.scheduler is not None:
-            opt.scheduler.step()
+        if np.isfinite(vloss):
+            progress.bad_epochs = 0 if improved else progress.bad_epochs + 1
+            if opts.scheduler == "plateau":
+                opt.scheduler.step(vloss)
+            elif opt.scheduler is not None:
+                opt.scheduler.step()
         row = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": vloss, **metrics,
                "lr": opt.optimizer.param_groups[0]["lr"], "time": time.perf_counter() - t_start,
                "bad_epochs": progress.bad_epochs}
@@ -302,7 +323,8 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
         progress.epoch = epoch + 1
         if opts.progress:
             tqdm.write(_table_row(row), file=sys.stderr)
-        stop = "time" if out_of_time else "early stopping" if progress.bad_epochs >= opts.patience else None
+        stop = ("interrupted" if pending() else "time") if out_of_time else \
+            "early stopping" if progress.bad_epochs >= opts.patience else None
         if opts.checkpoint_dir is not None and (progress.epoch % opts.checkpoint_every == 0 or stop
                                                 or progress.epoch == opts.epochs):
             save_checkpoint(opts.checkpoint_dir, model=model, optimizer=opt.optimizer, scheduler=opt.scheduler,
@@ -311,6 +333,20 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
         if stop:
             return stop
     return "epochs"
+
+
+def _unvalidated(epoch, progress, model, opts) -> None:
+    """The validation pass of ``epoch`` was cut by the budget (or an interrupt): warn; with no validated epoch
+    before, its (EMA) weights become the ones returned, unvalidated (``model`` holds them now)."""
+    if progress.best_state is None:
+        progress.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        kept = f"the weights of epoch {epoch + 1}, not validated"
+    else:
+        kept = f"those of epoch {progress.best['epoch']}, the best validated"
+    cause = "Ctrl-C or SIGTERM arrived" if pending() else f"max_minutes={opts.max_minutes:g} was spent"
+    warnings.warn(f"{cause} before the validation pass of epoch {epoch + 1} ended: the pass was cut short and the "
+                  f"epoch is not validated (its metrics are NaN in the history); the model returned has {kept}",
+                  stacklevel=4)
 
 
 # ------------------------------------------------------------------------------ 7. finish
@@ -323,14 +359,20 @@ def finish(start: InitialModel, data: Data, progress: Progress, stopped_by: str,
     if progress.best_state is not None:
         model.load_state_dict({k: v.to(device) for k, v in progress.best_state.items()})
     model.eval()
-    final = evaluate_graphs(model, start.graphs_valid, max(opts.batch_size, 8), dtype, device)
+    clock = _Clock(t_start, t_start, opts.max_minutes)
+    if stopped_by == "interrupted" or (stopped_by == "time" and clock.out_of_time()):
+        # no pass beyond the budget or after an interrupt: the returned weights' own
+        final = ({k: v for k, v in progress.best.items() if k not in ("valid_loss", "epoch")}
+                 if progress.best is not None else None)
+    else:
+        final = evaluate_graphs(model, start.graphs_valid, max(opts.batch_size, 8), dtype, device)
     pot.training_history = progress.history
     pot.training_summary = {"best": progress.best, "stopped_by": stopped_by, "epochs": len(progress.history),
                             "seconds": time.perf_counter() - t_start, "n_train": len(data.train),
                             "n_valid": len(data.valid), "labels": {"train": data.labels_train,
                                                                    "valid": data.labels_valid},
                             "valid": final}
-    if opts.progress:
+    if opts.progress and final is not None:
         from tqdm.auto import tqdm
 
         tqdm.write(f"validation ({'epoch ' + str(progress.best['epoch']) if progress.best else 'initial model'}): "
@@ -351,11 +393,15 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
     soc : the model's symmetry variant (default True; with ``init_from`` the old model's).
     max_minutes : wall-clock budget, minutes, counted from this call's start (None: none; runs
         that must be reproducible use ``epochs``). It is checked before and after every training
-        batch: no batch starts once it is spent (the one under way finishes). Not bounded by it:
-        the preparation before the first batch (loading and labelling the data, building the
-        graphs, fitting the one-body terms: no model without it), the validation pass of the
-        epoch that ran out of time and the final validation. A budget spent before the first
-        batch returns the model it started from, untrained, with a warning.
+        batch and before every validation batch: no batch starts once it is spent (the one under
+        way finishes). A validation pass it cuts leaves its epoch unvalidated (NaN metrics in the
+        history, a warning; the model returned is the best validated epoch's, or that epoch's
+        weights when none was validated); when it is spent the final validation is not redone
+        (``training_summary["valid"]`` is the returned weights' epoch's, or None when none was
+        validated). Not bounded by it: the preparation before the first batch (loading and
+        labelling the data, building the graphs, fitting the one-body terms: no model without
+        it). A budget spent before the first batch returns the model it started from, untrained,
+        with a warning. Without a budget spent, results do not depend on it.
     seed : seed of the model's initial weights, the split and the shuffling.
     init_from : a MagneticMACE (or a model file) to fine-tune; it may know fewer elements than
         the data (species weights are extended).
@@ -366,7 +412,11 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
         (:class:`~spinlat.potentials.mmace.hyperparameters.Hyperparameters`).
 
     Returns the model with the best validation loss (EMA weights), with ``training_history`` (a
-    list of per-epoch metric dicts) and ``training_summary`` attached. Raises ConfigError naming a
+    list of per-epoch metric dicts) and ``training_summary`` attached. Ctrl-C or SIGTERM stop
+    the training after the batch under way (the epoch is validated unless the budget cuts the
+    pass, and checkpointed when ``checkpoint_dir`` is set) and raise ``KeyboardInterrupt``
+    (:class:`~spinlat.interrupts.Terminated`) whose ``partial_result`` is that model
+    (``stopped_by`` "interrupted"); a second signal stops at once, keeping nothing. Raises ConfigError naming a
     bad option, hyperparameter or data-set problem (before any training), DeviceError for an
     unavailable device, SimulationError when the loss becomes non-finite.
     """
@@ -377,5 +427,8 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
     start = build_model(data.train, data.valid, soc, hyper, opts, dtype, device)
     opt = make_optimiser(start.model, opts)
     progress = resume(opt, start, opts)
-    stopped_by = run_epochs(start, data, opt, opts, progress, dtype, device, t_start)
-    return finish(start, data, progress, stopped_by, opts, dtype, device, t_start)
+    with deferred():  # Ctrl-C / SIGTERM: stop after the batch under way, keep what was trained
+        stopped_by = run_epochs(start, data, opt, opts, progress, dtype, device, t_start)
+        pot = finish(start, data, progress, stopped_by, opts, dtype, device, t_start)
+        check(partial_result=pot)
+    return pot

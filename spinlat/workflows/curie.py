@@ -346,6 +346,10 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
         their own random stream (``seed``), so they do not change the Monte Carlo runs.
 
     Every run starts from the ferromagnetic state along z. Larger sizes are submitted first.
+    Ctrl-C or SIGTERM raise ``KeyboardInterrupt`` (:func:`spinlat.sweep`'s rules) whose
+    ``partial_result`` is ``{(L, T): run}`` for the runs finished (each run a dict with
+    ``magnetization`` (n, 3), ``energies`` (eV), ``n_spins``, ``moment``, ``acceptance``,
+    ``seconds``), to analyse or keep.
     """
     from ..analysis import average, binder_cumulant, specific_heat, susceptibility
     from ..search import sweep
@@ -366,7 +370,13 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
     order = sorted(range(len(tasks)), key=lambda k: -tasks[k][0])  # big systems first (load balance)
     fn = functools.partial(_run_point, state=state, potential=potential, sweeps=sweeps, thermalize=thermalize,
                            every=every, overrelax=overrelax, cell=cell)
-    results = sweep(fn, [tasks[k] for k in order], workers=workers, scheduler=scheduler)
+    try:
+        results = sweep(fn, [tasks[k] for k in order], workers=workers, scheduler=scheduler)
+    except KeyboardInterrupt as exc:  # the runs finished, by (L, T) (sweep numbers them in its own order)
+        done = getattr(exc, "partial_result", None)
+        done = done.values() if isinstance(done, dict) else done if isinstance(done, list) else ()
+        exc.partial_result = {(r["L"], r["T"]): r for r in done}
+        raise
     by_task = {(r["L"], r["T"]): r for r in results}
     S, T = len(sizes), len(temps)
     m, chi, u4, c, sec = (np.zeros((S, T)) for _ in range(5))

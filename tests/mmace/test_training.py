@@ -109,18 +109,25 @@ def test_bad_input(fe_small):
             training.train(fe_small, epochs=1, device="cuda", **TINY)
 
 
+def _tiny_train_config(tmp_path, n_train, other, epochs, batch_size):
+    """A `spinlat train` config of a TINY model on Fe teacher data: ``n_train`` configurations
+    to train on, two more as the ``other`` set ("test" or "valid"); written in ``tmp_path``."""
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(f"""
+train: {{teacher: {{system: Fe, n_configs: {n_train}, seed: 1}}}}
+{other}: {{teacher: {{system: Fe, n_configs: 2, seed: 2}}}}
+model: {{soc: true, r_max: 4.0, max_ell: 1, hidden_irreps: 4x0e+4x1o, radial_MLP: [8], num_bessel: 4,
+        correlation: 2, MLP_irreps: 4x0e}}
+training: {{epochs: {epochs}, batch_size: {batch_size}, seed: 0}}
+output: out/model.mmace
+""")
+    return cfg
+
+
 def test_cli_train_end_to_end(tmp_path, capsys):
     from spinlat.cli import main
 
-    cfg = tmp_path / "train.yaml"
-    cfg.write_text("""
-train: {teacher: {system: Fe, n_configs: 6, seed: 1}}
-test: {teacher: {system: Fe, n_configs: 2, seed: 2}}
-model: {soc: true, r_max: 4.0, max_ell: 1, hidden_irreps: 4x0e+4x1o, radial_MLP: [8], num_bessel: 4,
-        correlation: 2, MLP_irreps: 4x0e}
-training: {epochs: 2, batch_size: 2, seed: 0}
-output: out/model.mmace
-""")
+    cfg = _tiny_train_config(tmp_path, 6, "test", epochs=2, batch_size=2)
     assert main(["train", str(cfg), "--no-progress"]) == 0
     model = MagneticMACE.load(tmp_path / "out" / "model.mmace")
     assert model.soc
@@ -192,7 +199,41 @@ def test_a_budget_spent_before_the_first_batch_trains_nothing_and_says_so(fe_sma
         pot = training.train(fe_small[:6], epochs=5, max_minutes=1e-9, **kw)
     s = pot.training_summary
     assert s["stopped_by"] == "time" and s["epochs"] == 0 and s["best"] is None and pot.training_history == []
-    assert np.isfinite(s["valid"]["energy_rmse"])  # the initial model's validation, reported
+    assert s["valid"] is None  # no validation pass beyond the budget either
+
+
+def test_the_budget_bounds_the_validation_passes(fe_small, deterministic_torch, monkeypatch):
+    """max_minutes did not bound the validation passes: the pass of the epoch that ran out of
+    time and the final one ran whatever their length. Now a pass the budget cuts leaves its epoch
+    unvalidated (the best validated epoch's weights are returned) and no final pass is redone.
+    The budget is a fake clock here, spent from its 16th look: epoch 1 (1 look before it, 6 around
+    its 3 batches, 1 before its validation batch) is validated, epoch 2's validation is cut."""
+    from spinlat.training import loop
+
+    kw = dict(valid=fe_small[6:], seed=3, batch_size=2, lr=0.005, progress=False, epochs=3, **TINY)
+    plain = training.train(fe_small[:6], **kw)
+    roomy = training.train(fe_small[:6], max_minutes=1e4, **kw)  # a budget not spent changes nothing
+    untimed = [{k: v for k, v in r.items() if k != "time"} for r in plain.training_history]
+    assert [{k: v for k, v in r.items() if k != "time"} for r in roomy.training_history] == untimed
+    assert roomy.training_summary["valid"] == plain.training_summary["valid"]
+
+    class SpentClock(loop._Clock):
+        looks = 0
+
+        def out_of_time(self):
+            SpentClock.looks += 1
+            return SpentClock.looks >= 16
+
+    monkeypatch.setattr(loop, "_Clock", SpentClock)
+    with pytest.warns(UserWarning, match=r"spent before the validation pass of epoch 2 ended.*epoch 1, the best "
+                                         r"validated"):
+        pot = training.train(fe_small[:6], max_minutes=1e4, **kw)
+    h, s = pot.training_history, pot.training_summary
+    assert len(h) == 2 and s["stopped_by"] == "time" and s["best"]["epoch"] == 1
+    assert {k: v for k, v in h[0].items() if k != "time"} == untimed[0]
+    assert np.isnan(h[1]["valid_loss"]) and np.isnan(h[1]["energy_rmse"])
+    assert s["valid"] == {k: v for k, v in s["best"].items() if k not in ("valid_loss", "epoch")}
+    assert s["valid"]["energy_rmse"] == plain.training_history[0]["energy_rmse"]
 
 
 def test_a_soc_false_model_on_spin_orbit_data_warns_naming_both(fe_small):
@@ -216,3 +257,39 @@ def test_a_soc_false_model_on_spin_orbit_data_warns_naming_both(fe_small):
 
         warn_if_spin_orbit_data(plain, soc=False)
         warn_if_spin_orbit_data(fe_small[:6], soc=True)
+
+
+def test_an_interrupted_cli_train_writes_the_model_so_far_and_a_rerun_continues(tmp_path, capsys, monkeypatch,
+                                                                                 default_signal_handlers):
+    """Ctrl-C / SIGTERM in `spinlat train` kept nothing but the last periodic checkpoint: the
+    model was written only at the end. Now the training stops after the batch under way, the
+    epoch is validated and checkpointed, the best model so far is written (stopped_by
+    interrupted), and rerunning the command continues without --overwrite."""
+    import os
+    import signal
+
+    from spinlat.cli import main
+    from spinlat.training import loop
+
+    real, calls = loop.masked_loss, []
+
+    def signalling(*args, **kw):  # SIGTERM during the 5th batch (epoch 2 of 3 batches each)
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kw)
+
+    cfg = _tiny_train_config(tmp_path, 8, "valid", epochs=3, batch_size=3)
+    monkeypatch.setattr(loop, "masked_loss", signalling)
+    assert main(["train", str(cfg), "--no-progress"]) == 128 + signal.SIGTERM
+    assert len(calls) == 5  # no batch after the one under way
+    report = json.loads((tmp_path / "out" / "model.mmace.metrics.json").read_text())
+    assert report["summary"]["stopped_by"] == "interrupted" and len(report["history"]) == 2
+    assert all(np.isfinite(r["energy_rmse"]) for r in report["history"])  # epoch 2 validated
+    assert MagneticMACE.load(tmp_path / "out" / "model.mmace").soc
+    assert "interrupted after 2 epochs" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["train", str(cfg), "--no-progress"]) == 0  # continues from the checkpoint of epoch 2
+    report = json.loads((tmp_path / "out" / "model.mmace.metrics.json").read_text())
+    assert report["summary"]["stopped_by"] == "epochs" and len(report["history"]) == 3
+    assert main(["train", str(cfg), "--no-progress"]) == 1  # a finished model is not replaced
