@@ -343,17 +343,36 @@ def test_an_interrupted_serial_sweep_keeps_the_values_finished():
 # ------------------------------------------------- interrupts of work spread over processes
 def _job_or_signal(pid_dir, v):
     """A sweep job: v < 100 returns at once; v ≥ 100 notes its process id in ``pid_dir`` and
-    stalls, and v == 100 sends SIGTERM to the calling process after 1 s (the quick jobs are in)."""
+    stalls, and v == 100 sends SIGTERM to the calling process once that process has collected the
+    three quick results (it marks that with the file ``collected`` in ``pid_dir``; no clock)."""
     import time
 
     if v < 100:
         return v * v
     Path(pid_dir, f"{v}.pid").write_text(str(os.getpid()))
     if v == 100:
-        time.sleep(1.0)
+        ready, guard = Path(pid_dir, "collected"), time.monotonic() + 600  # hang guard only
+        while not ready.exists() and time.monotonic() < guard:
+            time.sleep(0.01)
         os.kill(os.getppid(), signal.SIGTERM)
-    time.sleep(120)
+    time.sleep(1200)
     return -1
+
+
+def _note_collected(monkeypatch, count, note):
+    """Make the search module's interrupt checks call ``note()`` once the results collected from
+    the workers (the dict ``_gather`` passes) number ``count``: jobs that send the signal wait for
+    it, so what is kept does not depend on how fast the machine runs the jobs."""
+    from spinlat import search
+
+    real = search.check
+
+    def checking(partial_result=None):
+        if isinstance(partial_result, dict) and len(partial_result) >= count:
+            note()
+        return real(partial_result)
+
+    monkeypatch.setattr(search, "check", checking)
 
 
 def _gone(pid) -> bool:
@@ -364,7 +383,7 @@ def _gone(pid) -> bool:
     return False
 
 
-def test_an_interrupted_sweep_over_processes_keeps_the_values_finished_and_ends_its_workers(tmp_path):
+def test_an_interrupted_sweep_over_processes_keeps_the_values_finished_and_ends_its_workers(tmp_path, monkeypatch):
     """With workers=2 an interrupt kept nothing (and Ctrl-C reached the worker processes, which
     died with tracebacks); now the values finished come back as {index: result}, at once, and
     the workers running the stalled jobs are ended."""
@@ -373,10 +392,11 @@ def test_an_interrupted_sweep_over_processes_keeps_the_values_finished_and_ends_
     from spinlat import search
 
     search.shutdown_workers()
+    _note_collected(monkeypatch, 3, (tmp_path / "collected").touch)
     t0 = time.monotonic()
     with pytest.raises(Terminated) as info:
         sl.sweep(functools.partial(_job_or_signal, str(tmp_path)), [1, 2, 3, 100, 200, 4], workers=2)
-    assert time.monotonic() - t0 < 60  # the stalled jobs were not waited for
+    assert time.monotonic() - t0 < 1000  # the stalled jobs (1 200 s each) were not waited for
     assert info.value.partial_result == {0: 1, 1: 4, 2: 9}
     pids = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
     assert len(pids) == 2 and all(_gone(pid) for pid in pids)
@@ -394,15 +414,14 @@ def test_an_interrupted_search_on_a_scheduler_keeps_the_starts_of_the_jobs_finis
 
     st, pot = _fe_search()
     whole = search.ground_state(st, pot, starts=4, seed=2, tmax=1e-8)  # starts 0-3 of the search below
-    real, release = search._Start.__call__, threading.Event()
+    real, release, collected = search._Start.__call__, threading.Event(), threading.Event()
+    _note_collected(monkeypatch, 4, collected.set)
 
-    def stalling(self, seeds):  # 16 starts in 16 jobs: starts 0-3 run, start 4 signals, the rest stall
+    def stalling(self, seeds):  # 16 starts in 16 jobs: starts 0-3 run, start 4 signals once they are in, the rest stall
         if seeds[0] - 2 < 4:
             return real(self, seeds)
         if seeds[0] - 2 == 4:
-            import time
-
-            time.sleep(1.0)
+            collected.wait(600)  # hang guard only
             os.kill(os.getpid(), signal.SIGINT)
         release.wait(60)
         return []
