@@ -275,6 +275,8 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
             has_image = True
         table[row] = vals
     lines_of = [ln for ln, _, _ in atoms["rows"]]
+    if style == "spin" and not atoms["style"]:
+        _check_guessed_spin_style(path, atoms, table, ncol)
     _check_atom_values(path, table[:, 2:5], table[:, 5:8] if style == "spin" else None,
                        table[:, 8] if style == "spin" else None, lambda r: lines_of[r])
     order = np.argsort(table[:, 0], kind="stable")
@@ -335,6 +337,35 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     cell = _state_cell(meta, box_cell)
     return State(pos, numbers, cell=cell, pbc=True if pbc is None else pbc, spins=spins, moments=moments,
                  velocities=vel, masses=masses, validate=False)
+
+
+#: bare integer tokens (image flags), as LAMMPS writes them; spins and moments are written as floats
+_INTEGER_TOKEN = re.compile(r"[+-]?\d+")
+
+
+def _check_guessed_spin_style(path, atoms, table, ncol):
+    """FileFormatError when an Atoms section without a style comment, read as ``atom_style spin``
+    for its 9 (12 with image flags) columns, does not look like one. Other styles have as many
+    columns — charge or molecular with image flags (id type q x y z ix iy iz; id mol type x y z
+    ix iy iz), dipole (id type q x y z mux muy muz) — and would be read with shifted positions and
+    made-up spins. Spin rows, as LAMMPS's write_data gives them, carry unit directions spx spy spz
+    (or a zero one with sp = 0) and floats for sp; a row with another direction length, or
+    9-column rows ending in three bare integers (image flags), asks for the comment."""
+    hint = ("add the style after the section name ('Atoms # spin', as LAMMPS's write_data writes it) or "
+            "give the file in atom_style spin (id type x y z spx spy spz sp)")
+    if ncol == 9 and all(all(_INTEGER_TOKEN.fullmatch(t) for t in s.split()[6:9]) for _, s, _ in atoms["rows"]):
+        raise FileFormatError(
+            f"{path}: the Atoms section (line {atoms['line']}) names no atom style and its 9 columns fit atom_style "
+            f"spin, but every row ends in three integers, as image flags do (atom_style charge or molecular with "
+            f"image flags: id type q x y z ix iy iz, id mol type x y z ix iy iz); {hint}")
+    norms = np.linalg.norm(table[:, 5:8], axis=1)
+    bad = np.flatnonzero(~((np.abs(norms - 1.0) <= 1e-6) | ((norms == 0) & (table[:, 8] == 0))))
+    if len(bad):
+        ln = atoms["rows"][int(bad[0])][0]
+        raise FileFormatError(
+            f"{path}: the Atoms section (line {atoms['line']}) names no atom style and its {ncol} columns fit "
+            f"atom_style spin, but line {ln} has a spin direction spx spy spz of length {norms[bad[0]]:.6g} (LAMMPS "
+            f"writes unit vectors): atom_style charge, molecular or dipole have {ncol} columns too; {hint}")
 
 
 def _check_atom_values(path, positions, spins, moments, line_of):

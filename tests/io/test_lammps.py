@@ -921,3 +921,45 @@ def test_data_file_and_dump_with_tabs_between_words(tmp_path):
     tabbed = sl.io.read_lammps_dump(tmp_path / "tabs.lammpstrj", elements=["Fe", "Ni"], columns=cols)
     for name in ("step", "time", "cell", "positions", "spins", "moments", "velocities", "magnetic_forces"):
         np.testing.assert_array_equal(tabbed[name], plain[name], err_msg=name)
+
+
+def _data_file(path, style_comment, rows):
+    lines = ["hand-written data file", "", f"{len(rows)} atoms", "1 atom types", "", "0 5 xlo xhi", "0 5 ylo yhi",
+             "0 5 zlo zhi", "", "Masses", "", "1 55.845", "", f"Atoms{style_comment}", ""] + rows
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_an_atoms_section_without_a_style_is_read_as_spin_only_when_it_looks_like_one(tmp_path):
+    """Without '# style' after 'Atoms', 9 columns were read as atom_style spin whatever they were:
+    atom_style charge with image flags (id type q x y z ix iy iz) gave positions (q, x, y) and
+    spins (z, ix, iy) with moment iz, silently; dipole (id type q x y z mux muy muz) the same.
+    Now such files are refused naming the ambiguity; a spin file without the comment (unit
+    directions, as LAMMPS writes them) reads as with it."""
+    from spinlat.errors import FileFormatError
+
+    charge = ["1 1 0.5 0.1 0.2 0.3 0 0 1", "2 1 -0.5 2.5 2.5 2.5 0 0 0"]
+    flat = ["1 1 0.5 0.1 0.2 0.0 1 0 0", "2 1 -0.5 2.5 2.5 0.0 0 0 0"]  # z = 0: "directions" (0 1 0), (0 0 0) sp 0
+    for name, rows in (("charge", charge), ("flat", flat)):
+        with pytest.raises(FileFormatError, match=r"every row ends in three integers, as image flags do"):
+            sl.io.read_lammps_data(_data_file(tmp_path / f"{name}.data", "", rows))
+    dipole = ["1 1 0.5 0.1 0.2 0.3 0.0 0.0 1.5", "2 1 -0.5 2.5 2.5 2.5 0.0 0.0 -1.5"]
+    with pytest.raises(FileFormatError, match=r"line 16 has a spin direction spx spy spz of length 0\.3 "):
+        sl.io.read_lammps_data(_data_file(tmp_path / "dipole.data", "", dipole))
+    with pytest.raises(FileFormatError, match=r"atom style charge"):  # named: refused as before
+        sl.io.read_lammps_data(_data_file(tmp_path / "named.data", " # charge", charge))
+    spin = ["1 1 0.0 0.0 0.0 0.0 0.0 1.0 2.2", "2 1 1.43325 1.43325 1.43325 0.6 0.0 -0.8 2.2",
+            "3 1 2.5 2.5 0.0 0.0 0.0 0.0 0.0"]
+    bare = sl.io.read_lammps_data(_data_file(tmp_path / "bare.data", "", spin))
+    named = sl.io.read_lammps_data(_data_file(tmp_path / "spin.data", " # spin", spin))
+    np.testing.assert_array_equal(bare.positions, named.positions)
+    np.testing.assert_array_equal(bare.spins, named.spins)
+    np.testing.assert_array_equal(bare.moments, [2.2, 2.2, 0.0])
+    with_images = [r + " 0 0 1" for r in spin]  # 12 columns: spin with image flags
+    np.testing.assert_allclose(sl.io.read_lammps_data(_data_file(tmp_path / "img.data", "", with_images)).positions,
+                               named.positions + [0, 0, 5])
+    loose = ["1 1 0.0 0.0 0.0 0.0 0.0 2.0 2.2"]  # LAMMPS normalises such a direction: with the comment it reads
+    with pytest.raises(FileFormatError, match=r"length 2 \(LAMMPS writes unit vectors\)"):
+        sl.io.read_lammps_data(_data_file(tmp_path / "loose.data", "", loose))
+    np.testing.assert_allclose(sl.io.read_lammps_data(_data_file(tmp_path / "loose2.data", " # spin", loose)).spins,
+                               [[0, 0, 1]])
