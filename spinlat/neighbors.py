@@ -152,56 +152,59 @@ def _search_cell(positions, cell, pbc, cutoff):
     return box, bins.astype(np.int64), reach.astype(np.int64)
 
 
+@numba.njit(cache=True, inline="always")
+def _visit_bins(i, positions, box, img, bins, reach, bin_of, bin_start, bin_atoms, cut2, write, keys, rmax_row):
+    """Scan the bins around atom i; count (``write`` False) or write the keys (partner,
+    shift) of its neighbours; returns the count and the largest |shift| component."""
+    nb0, nb1, nb2 = bins[0], bins[1], bins[2]
+    b = bin_of[i]
+    b0 = b // (nb1 * nb2)
+    b1 = (b // nb2) % nb1
+    b2 = b % nb2
+    xi, yi, zi = positions[i, 0], positions[i, 1], positions[i, 2]
+    c = 0
+    smax = 0
+    for d0 in range(-reach[0], reach[0] + 1):
+        t0 = b0 + d0
+        w0 = t0 % nb0
+        s0 = (t0 - w0) // nb0
+        for d1 in range(-reach[1], reach[1] + 1):
+            t1 = b1 + d1
+            w1 = t1 % nb1
+            s1 = (t1 - w1) // nb1
+            for d2 in range(-reach[2], reach[2] + 1):
+                t2 = b2 + d2
+                w2 = t2 % nb2
+                s2 = (t2 - w2) // nb2
+                bb = (w0 * nb1 + w1) * nb2 + w2
+                for q in range(bin_start[bb], bin_start[bb + 1]):
+                    j = bin_atoms[q]
+                    # the shift of the original positions: r_j − r_i + S·box
+                    S0 = s0 + img[i, 0] - img[j, 0]
+                    S1 = s1 + img[i, 1] - img[j, 1]
+                    S2 = s2 + img[i, 2] - img[j, 2]
+                    if j == i and S0 == 0 and S1 == 0 and S2 == 0:
+                        continue
+                    dx = positions[j, 0] - xi + S0 * box[0, 0] + S1 * box[1, 0] + S2 * box[2, 0]
+                    dy = positions[j, 1] - yi + S0 * box[0, 1] + S1 * box[1, 1] + S2 * box[2, 1]
+                    dz = positions[j, 2] - zi + S0 * box[0, 2] + S1 * box[1, 2] + S2 * box[2, 2]
+                    if dx * dx + dy * dy + dz * dz < cut2:
+                        if write:
+                            keys[c, 0] = j
+                            keys[c, 1] = S0
+                            keys[c, 2] = S1
+                            keys[c, 3] = S2
+                        smax = max(smax, abs(S0), abs(S1), abs(S2))
+                        c += 1
+    rmax_row[0] = smax
+    return c
+
+
 def _builder_kernels(threaded):
     """The two passes of the build, serial or with threads over the atoms (the same result: every
-    atom's row is written by one thread, in a fixed order)."""
-
-    @numba.njit(cache=True, inline="always")
-    def visit(i, positions, box, img, bins, reach, bin_of, bin_start, bin_atoms, cut2, write, keys, rmax_row):
-        """Scan the bins around atom i; count (``write`` False) or write the keys (partner,
-        shift) of its neighbours; returns the count and the largest |shift| component."""
-        nb0, nb1, nb2 = bins[0], bins[1], bins[2]
-        b = bin_of[i]
-        b0 = b // (nb1 * nb2)
-        b1 = (b // nb2) % nb1
-        b2 = b % nb2
-        xi, yi, zi = positions[i, 0], positions[i, 1], positions[i, 2]
-        c = 0
-        smax = 0
-        for d0 in range(-reach[0], reach[0] + 1):
-            t0 = b0 + d0
-            w0 = t0 % nb0
-            s0 = (t0 - w0) // nb0
-            for d1 in range(-reach[1], reach[1] + 1):
-                t1 = b1 + d1
-                w1 = t1 % nb1
-                s1 = (t1 - w1) // nb1
-                for d2 in range(-reach[2], reach[2] + 1):
-                    t2 = b2 + d2
-                    w2 = t2 % nb2
-                    s2 = (t2 - w2) // nb2
-                    bb = (w0 * nb1 + w1) * nb2 + w2
-                    for q in range(bin_start[bb], bin_start[bb + 1]):
-                        j = bin_atoms[q]
-                        # the shift of the original positions: r_j − r_i + S·box
-                        S0 = s0 + img[i, 0] - img[j, 0]
-                        S1 = s1 + img[i, 1] - img[j, 1]
-                        S2 = s2 + img[i, 2] - img[j, 2]
-                        if j == i and S0 == 0 and S1 == 0 and S2 == 0:
-                            continue
-                        dx = positions[j, 0] - xi + S0 * box[0, 0] + S1 * box[1, 0] + S2 * box[2, 0]
-                        dy = positions[j, 1] - yi + S0 * box[0, 1] + S1 * box[1, 1] + S2 * box[2, 1]
-                        dz = positions[j, 2] - zi + S0 * box[0, 2] + S1 * box[1, 2] + S2 * box[2, 2]
-                        if dx * dx + dy * dy + dz * dz < cut2:
-                            if write:
-                                keys[c, 0] = j
-                                keys[c, 1] = S0
-                                keys[c, 2] = S1
-                                keys[c, 3] = S2
-                            smax = max(smax, abs(S0), abs(S1), abs(S2))
-                            c += 1
-        rmax_row[0] = smax
-        return c
+    atom's row is written by one thread, in a fixed order). The kernels capture only the flag: a
+    captured dispatcher (such as a helper defined here) would change the numba cache key in every
+    process, so every process would compile them again (and add a cache file)."""
 
     @numba.njit(cache=True, parallel=threaded)
     def count(positions, box, img, bins, reach, bin_of, bin_start, bin_atoms, cut2, counts, smax):
@@ -210,8 +213,8 @@ def _builder_kernels(threaded):
         nokeys = np.empty((0, 4), dtype=np.int64)
         for i in numba.prange(positions.shape[0]):
             r = np.zeros(1, dtype=np.int64)
-            counts[i] = visit(i, positions, box, img, bins, reach, bin_of, bin_start, bin_atoms, cut2, False,
-                              nokeys, r)
+            counts[i] = _visit_bins(i, positions, box, img, bins, reach, bin_of, bin_start, bin_atoms, cut2,
+                                    False, nokeys, r)
             smax[i] = r[0]
 
     @numba.njit(cache=True, parallel=threaded)
@@ -226,7 +229,7 @@ def _builder_kernels(threaded):
             m = offsets[i + 1] - p0
             keys = np.empty((m, 4), dtype=np.int64)
             r = np.zeros(1, dtype=np.int64)
-            visit(i, positions, box, img, bins, reach, bin_of, bin_start, bin_atoms, cut2, True, keys, r)
+            _visit_bins(i, positions, box, img, bins, reach, bin_of, bin_start, bin_atoms, cut2, True, keys, r)
             flat = np.empty(m, dtype=np.int64)
             for q in range(m):
                 flat[q] = keys[q, 0] * w3 + ((keys[q, 1] + rmax) * w + keys[q, 2] + rmax) * w + keys[q, 3] + rmax

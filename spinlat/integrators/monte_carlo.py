@@ -277,31 +277,35 @@ _ANY, _ISO, _DMI, _TENSOR = 0, 1, 2, 3
 _RUNTIME, _ABSENT, _UNIFORM, _PER_ATOM = 0, 1, 2, 3
 
 
+@numba.njit(cache=True, inline="always")
+def _local_field(kind, field_mode, spins, cx, cy, cz, i, offs, nbr, tidx, jiso, jdmi, tens, iso, field, has_field):
+    """The local field of spin i (pairs of the table ``kind``, plus the Zeeman-like row of
+    ``field_mode``): the one field both the Metropolis and the over-relaxation moves use. Inlined
+    into each sweep variant, whose constant ``kind`` and ``field_mode`` remove the other branches."""
+    if kind == _ISO:
+        hx, hy, hz = coupled_field_iso(spins, i, offs, nbr, tidx, jiso)
+    elif kind == _DMI:
+        hx, hy, hz = coupled_field_dmi(spins, i, offs, nbr, tidx, jdmi)
+    elif kind == _TENSOR:
+        hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
+    else:
+        hx, hy, hz = _site_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, tens, iso)
+    if has_field:
+        f = 0 if field_mode == _UNIFORM else i
+        hx += field[f, 0]
+        hy += field[f, 1]
+        hz += field[f, 2]
+    return hx, hy, hz
+
+
 def _sweep_block_kernel(kind, field_mode, onsite_mode):
     """One variant of the Metropolis sweep kernel (:func:`sweep_block`), with the pair-table
     kind and the field / on-site modes fixed at compile time (closure constants), so that the
     common cases (isotropic exchange alone, with anisotropy) do not test for, load or multiply
     what they do not have. Every variant does the same floating-point operations in the same
-    order as the general one (``_ANY``, ``_RUNTIME``), so all give the same bits."""
-
-    @numba.njit(cache=True, inline="always")
-    def local_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, jdmi, tens, iso, field, has_field):
-        """The local field of spin i (pairs of this variant's kind, plus the Zeeman-like row):
-        the one field both the Metropolis and the over-relaxation moves use."""
-        if kind == _ISO:
-            hx, hy, hz = coupled_field_iso(spins, i, offs, nbr, tidx, jiso)
-        elif kind == _DMI:
-            hx, hy, hz = coupled_field_dmi(spins, i, offs, nbr, tidx, jdmi)
-        elif kind == _TENSOR:
-            hx, hy, hz = coupled_field(cx, cy, cz, i, offs, nbr, tidx, tens)
-        else:
-            hx, hy, hz = _site_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, tens, iso)
-        if has_field:
-            f = 0 if field_mode == _UNIFORM else i
-            hx += field[f, 0]
-            hy += field[f, 1]
-            hz += field[f, 2]
-        return hx, hy, hz
+    order as the general one (``_ANY``, ``_RUNTIME``), so all give the same bits. The kernel
+    captures only these three integers: a captured dispatcher would change its numba cache key in
+    every process (compiled again each time, a cache file more each time)."""
 
     @numba.njit(cache=True)
     def sweep(spins, moments, flat, class_ptr, offs, nbr, tidx, tens, jiso, jdmi, field, onsite, u, beta, cone,
@@ -319,8 +323,8 @@ def _sweep_block_kernel(kind, field_mode, onsite_mode):
             for c in range(class_ptr.shape[0] - 1):
                 for k in range(class_ptr[c], class_ptr[c + 1]):
                     i = flat[k]
-                    hx, hy, hz = local_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, jdmi, tens, iso, field,
-                                             has_field)
+                    hx, hy, hz = _local_field(kind, field_mode, spins, cx, cy, cz, i, offs, nbr, tidx, jiso, jdmi,
+                                              tens, iso, field, has_field)
                     sx, sy, sz = spins[i, 0], spins[i, 1], spins[i, 2]
                     ax, ay, az, bx, by, bz = _perp_basis(sx, sy, sz)
                     cth = 1.0 - u[sw, k, 0] * (1.0 - cos_max)
@@ -354,8 +358,8 @@ def _sweep_block_kernel(kind, field_mode, onsite_mode):
                 for c in range(class_ptr.shape[0] - 1):
                     for k in range(class_ptr[c], class_ptr[c + 1]):
                         i = flat[k]
-                        hx, hy, hz = local_field(spins, cx, cy, cz, i, offs, nbr, tidx, jiso, jdmi, tens, iso, field,
-                                                 has_field)
+                        hx, hy, hz = _local_field(kind, field_mode, spins, cx, cy, cz, i, offs, nbr, tidx, jiso,
+                                                  jdmi, tens, iso, field, has_field)
                         h2 = hx * hx + hy * hy + hz * hz
                         if h2 == 0.0:
                             continue
