@@ -200,19 +200,19 @@ def _read_db(source, db_type):
     return frames
 
 
-#: ASE formats whose readers put something other than moments in μB into the initial magmoms:
-#: pw.x's starting_magnetization is a fraction of the valence charge, per species symbol (Fe1 and
-#: Fe2 of an antiferromagnet both get the last one)
-_NOT_MOMENTS = {"espresso-in": "pw.x's starting_magnetization (a fraction of the valence charge, -1 to 1, set per "
-                               "species: ASE gives Fe1 and Fe2 the same one), not moments in μB"}
+#: ASE formats whose readers put something other than moments in μB into the initial magmoms
+_NOT_MOMENTS = ("espresso-in",)
 
 
 def drop_initial_guesses(atoms_list, source, format=None):
     """Remove the initial magmoms of frames read by ``ase.io.read`` from a format whose reader fills
-    them with something other than moments in μB (a Quantum ESPRESSO input: starting_magnetization),
-    with a UserWarning naming the file, so that they are given as moments (a run config's
-    structure.moments) instead of being read wrongly. Returns ``atoms_list``."""
+    them with something other than moments in μB (a Quantum ESPRESSO input: starting_magnetization,
+    :data:`spinlat.state.STARTING_MAGNETIZATION`), with a UserWarning naming the file, so that they
+    are given as moments (a run config's structure.moments) instead of being read wrongly. Returns
+    ``atoms_list``."""
     from ase.io.formats import UnknownFileTypeError, filetype
+
+    from ..state import drop_starting_magnetization
 
     name = format
     if name is None:
@@ -220,12 +220,11 @@ def drop_initial_guesses(atoms_list, source, format=None):
             name = filetype(str(source))
         except (UnknownFileTypeError, OSError):
             return atoms_list
-    what = _NOT_MOMENTS.get(name)
-    if what and any(a.has("initial_magmoms") and np.any(a.arrays["initial_magmoms"] != 0) for a in atoms_list):
-        for atoms in atoms_list:
+    if name in _NOT_MOMENTS and any(a.has("initial_magmoms") and np.any(a.arrays["initial_magmoms"] != 0)
+                                    for a in atoms_list):
+        for atoms in atoms_list[1:]:
             atoms.set_initial_magnetic_moments(None)
-        warnings.warn(f"{source}: its initial magnetic moments are {what}; they are not read: give the moments in μB "
-                      "(a run config's structure.moments, State.copy(moments=...))", UserWarning, stacklevel=3)
+        drop_starting_magnetization(atoms_list[0], source, stacklevel=4)
     return atoms_list
 
 
