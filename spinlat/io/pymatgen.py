@@ -183,7 +183,9 @@ def read_magnetic_cif(path, index=-1):
     ``":"``: a list, one State per block) of a magnetic CIF file, read by pymatgen's
     ``CifParser``: the magnetic (or ordinary) symmetry operations applied to the atoms and their
     moments (time reversal included), moments given along the crystal axes (``crystalaxis_x``...)
-    turned Cartesian (μB), a site without a moment non-magnetic (:func:`from_pymatgen`). Raises
+    turned Cartesian (μB), a site without a moment non-magnetic (:func:`from_pymatgen`). The
+    atoms follow the file's ``_atom_site_label`` rows (pymatgen sorts them by species; here they
+    are put back), each row's symmetry images in the order of the operations. Raises
     FileFormatError naming the file when pymatgen cannot read it, InputError for an index out of
     range."""
     from ..errors import FileFormatError
@@ -200,6 +202,7 @@ def read_magnetic_cif(path, index=-1):
             from None
     if not structures:
         raise FileFormatError(f"{path}: pymatgen found no structure in this magnetic CIF")
+    structures = _in_file_order(path, structures)
     if isinstance(index, str) and index == ":":
         return [from_pymatgen(st) for st in structures]
     try:
@@ -207,6 +210,51 @@ def read_magnetic_cif(path, index=-1):
     except (IndexError, TypeError):
         raise InputError(f"{path}: data block index {index!r} is out of range ({len(structures)} blocks)") from None
     return from_pymatgen(structure)
+
+
+def _site_labels(block):
+    """The ``_atom_site_label`` column of a pymatgen CifBlock (CIF 1 or DDLm spelling), [] if none."""
+    for key in ("_atom_site_label", "_atom_site.label"):
+        if key in block.data:
+            value = block.data[key]
+            return [value] if isinstance(value, str) else list(value)
+    return []
+
+
+def _in_file_order(path, structures):
+    """``structures`` (pymatgen's parse of the file at ``path``, one per data block with atoms)
+    with their sites in the file's order: pymatgen groups them by species; here they follow the
+    ``_atom_site_label`` rows of their block, each row's symmetry images in pymatgen's order
+    (that of the operations), moments and all site properties moving with their sites. Raises
+    FileFormatError for a block that gives one label to two rows while it lists moments (which
+    the file then cannot assign to an atom)."""
+    from pymatgen.io.cif import CifFile
+
+    from ..errors import FileFormatError
+
+    blocks = [(name, _site_labels(b), b) for name, b in CifFile.from_file(str(path)).data.items()]
+    blocks = [entry for entry in blocks if entry[1]]
+    out = []
+    for structure in structures:
+        labels = list(structure.labels)
+        # the next block holding every label of this structure (pymatgen skips blocks it cannot read)
+        while blocks and not set(labels) <= set(blocks[0][1]):
+            blocks.pop(0)
+        if not blocks:
+            out.append(structure)
+            continue
+        name, rows, block = blocks.pop(0)
+        moment_keys = [k for k in block.data if k.lower().startswith("_atom_site_moment")]
+        twice = sorted({x for x in rows if rows.count(x) > 1})
+        if twice and moment_keys:
+            raise FileFormatError(f"{path}: data block {name!r} gives the label(s) {twice} to more than one "
+                                  "_atom_site row, and its moments (_atom_site_moment) name atoms by label: give "
+                                  "every row its own label")
+        first = {label: i for i, label in reversed(list(enumerate(rows)))}
+        order = sorted(range(len(labels)), key=lambda i: (first[labels[i]], i))
+        out.append(structure if order == list(range(len(labels))) else structure.__class__.from_sites(
+            [structure[i] for i in order]))
+    return out
 
 
 def write_magnetic_cif(path, state):
