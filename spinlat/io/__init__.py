@@ -9,6 +9,7 @@ _LAZY = {
     "write_extxyz": ".extxyz",
     "read_tb2j": ".tb2j",
     "write_lammps": ".lammps",
+    "write_lammps_data": ".lammps",
     "read_lammps_data": ".lammps_read",
     "read_lammps_dump": ".lammps_read",
     "read_lammps_log": ".lammps_read",

@@ -26,9 +26,11 @@
   ``.mcif`` target gets one frame as a magnetic CIF with every moment
   (:func:`spinlat.io.write_magnetic_cif`); a magnetic CIF source (``.mcif``, or a ``.cif`` with
   moments or magnetic symmetry) is read by pymatgen (:func:`spinlat.io.read_magnetic_cif`).
-  ``format="lammps-data"``: ASE's writer in metal units with Masses (element comments) and
-  Velocities, atom_style atomic (no spins: :func:`spinlat.io.write_lammps` writes atom_style
-  spin); a ``.data`` target without ``format`` is refused (ASE would take it for RuNNer's format).
+  ``format="lammps-data"``: one frame; a magnetic one (any moment > 0) as ``atom_style spin``
+  (:func:`spinlat.io.write_lammps_data`: spins and moments, read back bit for bit), a
+  non-magnetic one by ASE's writer as atom_style atomic, both in metal units with Masses
+  (element comments) and Velocities; a ``.data`` target without ``format`` is refused (ASE would
+  take it for RuNNer's format).
 - a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
   :func:`~spinlat.io.read_lammps_data` (spins, moments, magnetic forces, metal units converted;
   the dump's elements from its ``element`` column or the export metadata beside it), never by
@@ -238,9 +240,8 @@ def _check_ase_target(target, format):
     if name is None:
         if Path(target).suffix.lower() == ".data":  # ASE's guess: RuNNer, where a LAMMPS user means LAMMPS
             raise InputError(f"cannot write {target}: ASE takes .data for RuNNer's format; pass --format lammps-data "
-                             "(format=) for a LAMMPS data file (atom_style atomic: positions, velocities, masses "
-                             "naming the elements, no spins; spinlat export CONFIG --lammps DIR writes atom_style "
-                             "spin) or --format runnerdata for RuNNer")
+                             "(format=) for a LAMMPS data file (atom_style spin with the spins and moments, atom_style "
+                             "atomic for a non-magnetic state) or --format runnerdata for RuNNer")
         try:
             name = filetype(str(target), read=False)
         except UnknownFileTypeError:
@@ -251,15 +252,16 @@ def _check_ase_target(target, format):
     why = (f"ASE has no format {format!r}" if format is not None and fmt is None
            else f"ASE reads the {name} format but cannot write it" if fmt is not None
            else f"no format known for its extension {Path(target).suffix or '(none)'!r}")
-    lammps = (" (LAMMPS: spinlat export CONFIG --lammps DIR, or sl.io.write_lammps, writes an atom_style spin data "
-              "file)") if "lammps" in str(target).lower() or "lammps" in str(format).lower() else ""
+    lammps = (" (LAMMPS: --format lammps-data (format='lammps-data') writes an atom_style spin data file)"
+              if "lammps" in str(target).lower() or "lammps" in str(format).lower() else "")
     raise InputError(f"cannot write {target}: {why}; give it an extension ASE writes (.extxyz, .traj, .xyz, .cif, "
                      f".vasp, ...) or pass --format (format=) with an ASE format name{lammps}")
 
 
 #: ase.io.write options for a LAMMPS data target: the units spinlat's readers take (metal), a
 #: Masses section (with element comments: the elements come back) and the velocities, which ASE
-#: leaves out by default; atom_style atomic holds no spins (spinlat export writes atom_style spin)
+#: leaves out by default; atom_style atomic holds no spins (used for non-magnetic frames only:
+#: magnetic ones go to write_lammps_data, atom_style spin)
 _LAMMPS_DATA_WRITE = {"lammps-data": dict(atom_style="atomic", masses=True, velocities=True, units="metal")}
 _LAMMPS_DATA_READ = {"lammps-data": dict(atom_style="atomic", units="metal")}
 
@@ -481,6 +483,16 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                     raise InputError(f"cannot write {target}: spinlat writes magnetic CIF files with pymatgen: "
                                      f"{exc}") from None
                 return 1
+            if dst_kind == "ase" and format == "lammps-data":
+                if len(indices) > 1:
+                    raise InputError(f"cannot write {target}: a LAMMPS data file holds one frame ({len(indices)} "
+                                     "selected): select one, e.g. --frames -1")
+                state = traj[indices[0]]
+                if np.any(state.moments > 0):  # atom_style spin: spins and moments kept
+                    from .lammps import write_lammps_data
+
+                    write_lammps_data(target, state, overwrite=True)
+                    return 1
             if dst_kind != "hdf5":
                 # the target is replaced only once the new file is complete (atomic_path): a format
                 # that fails to write leaves the old file as it was
