@@ -18,6 +18,7 @@ _LAZY = {
     "read_ovf_segments": ".ovf",
     "write_ovf": ".ovf",
     "spirit_order": ".ovf",
+    "read_spirit_cfg": ".spirit",
     "convert": ".conversion",
     "to_pymatgen": ".pymatgen",
     "from_pymatgen": ".pymatgen",
