@@ -19,6 +19,7 @@ _LAZY = {
     "write_ovf": ".ovf",
     "spirit_order": ".ovf",
     "read_spirit_cfg": ".spirit",
+    "read_uppasd": ".uppasd",
     "convert": ".conversion",
     "to_pymatgen": ".pymatgen",
     "from_pymatgen": ".pymatgen",
