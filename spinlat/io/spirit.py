@@ -376,6 +376,15 @@ def read_spirit_cfg(path, elements=None):
     if kind not in ("heisenberg_neighbours", "heisenberg_pairs"):
         raise FileFormatError(f"{path}: hamiltonian {kind!r}: spinlat reads heisenberg_neighbours and "
                               "heisenberg_pairs")
+    pairs_given = lines.has("n_interaction_pairs") or lines.has("interaction_pairs_file")
+    shells_given = any(lines.values(k, 1, int, default=[0])[0] > 0 for k in ("n_shells_exchange", "n_shells_dmi"))
+    if kind == "heisenberg_neighbours" and pairs_given:
+        warnings.warn(f"{path}: interaction pairs are given but the Hamiltonian is heisenberg_neighbours (Spirit's "
+                      "default without a hamiltonian keyword): Spirit ignores the pairs, and so does this reader; "
+                      "set hamiltonian heisenberg_pairs to use them", UserWarning, stacklevel=2)
+    if kind == "heisenberg_pairs" and shells_given:
+        warnings.warn(f"{path}: neighbour shells (n_shells_exchange/n_shells_dmi) are given but the Hamiltonian is "
+                      "heisenberg_pairs: Spirit ignores the shells, and so does this reader", UserWarning, stacklevel=2)
     notes = []
     ddi = (lines.word("ddi_method", "none")).lower()
     if ddi != "none":

@@ -31,7 +31,8 @@ Refused (FileFormatError): random alloys (``do_ralloy``), tensorial exchange (``
 
 TB2J's UppASD writer (``TB2J_results/UppASD``: ``posfile``, ``momfile``, ``jASD1``, ``input``)
 writes direct (fractional) positions but bond vectors in Cartesian Å, a count line at the top
-of jASD1, and an input template with an empty ``cell``: :func:`read_uppasd` reads such a folder
+of jASD1, each site's own index in the momfile's chemical column, and an input template with an
+empty ``cell``: :func:`read_uppasd` reads such a folder
 with ``tb2j=True`` and the cell (Å) of the TB2J run, e.g. ``read_uppasd("TB2J_results/UppASD",
 tb2j=True, cell=atoms.cell)``.
 """
@@ -247,7 +248,8 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         i = _num(mfile, ln, w[0], int, "isite")
         if not 1 <= i <= n:
             raise FileFormatError(f"{mfile}: line {ln}: site {i} is not in the posfile (1..{n})")
-        if _num(mfile, ln, w[1], int, "ichem") != 1:
+        # TB2J writes each site's own index here (UppASD would take it for an alloy component)
+        if not tb2j and _num(mfile, ln, w[1], int, "ichem") != 1:
             raise FileFormatError(f"{mfile}: line {ln}: chemical index {w[1]}: random alloys are not read")
         if i in seen:
             raise FileFormatError(f"{mfile}: line {ln}: site {i} given twice")

@@ -79,6 +79,19 @@ def test_terms_not_read_are_named(tmp_path):
         sl.io.read_spirit_cfg(cfg)
 
 
+def test_ignored_pairs_or_shells_are_named(tmp_path):
+    """Without `hamiltonian heisenberg_pairs` Spirit takes neighbour shells and ignores the pairs
+    silently (an easy slip: the Hamiltonian then has no exchange at all): named in a warning."""
+    cfg = tmp_path / "p.cfg"
+    cfg.write_text("n_basis_cells 2 1 1\nmu_s 1\nn_interaction_pairs 1\ni j da db dc Jij\n0 0 1 0 0 3.0\n")
+    with pytest.warns(UserWarning, match="pairs are given but the Hamiltonian is heisenberg_neighbours"):
+        st, pot = sl.io.read_spirit_cfg(cfg)
+    assert pot.n_pairs == 0
+    cfg.write_text("hamiltonian heisenberg_pairs\nmu_s 1\nn_basis_cells 2 1 1\nn_shells_exchange 1\njij 2\n")
+    with pytest.warns(UserWarning, match="neighbour shells .* are given but the Hamiltonian is heisenberg_pairs"):
+        sl.io.read_spirit_cfg(cfg)
+
+
 def _spirit_energies(cfg, n_states=3, seed=0):
     spirit = pytest.importorskip("spirit")  # noqa: F841
     from spirit import geometry, state, system

@@ -126,3 +126,28 @@ def test_unsupported_settings_are_refused_or_named(tmp_path):
                   "1 1 1.0 0.0 0.0 1.0\n")
     with pytest.warns(UserWarning, match="not read: the DM interaction"):
         sl.io.read_uppasd(path)
+
+
+def test_tb2j_two_site_folder(tmp_path):
+    """TB2J's momfile puts each site's own index in UppASD's chemical column (2 for the second
+    site), which read as an alloy component was refused; with tb2j=True it is the site. bcc Fe in
+    its conventional cell, every directed nearest-neighbour bond listed (Cartesian Å)."""
+    a = 2.87
+    d = tmp_path / "UppASD"
+    d.mkdir()
+    (d / "posfile").write_text("1 1 0.0 0.0 0.0\n2 2 0.5 0.5 0.5\n")
+    (d / "momfile").write_text("1 1 2.3 0.0 0.0 1.0\n2 2 2.1 0.0 0.0 1.0\n")
+    rows = []
+    for i, j, sign in ((1, 2, 1.0), (2, 1, -1.0)):
+        for v in np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T * a / 2:
+            rows.append(f"{i} {j} {v[0]} {v[1]} {v[2]} 1.25\n")
+    (d / "jASD1").write_text(f"{len(rows)} 0\n" + "".join(rows))
+    (d / "input").write_text("cell\nSym 0\nposfile ./posfile\nmomfile ./momfile\nexchange ./jASD1\n")
+    st, ham = sl.io.read_uppasd(d, tb2j=True, cell=np.eye(3) * a)
+    np.testing.assert_array_equal(st.moments, [2.3, 2.1])
+    big = st.repeat(2)
+    ref = Heisenberg.from_neighbors(big, J=[2 * 1.25 * RY_EV * 1e-3])
+    s = big.copy(spins=_unit(len(big), 7))
+    assert ham.compute(s).energy == pytest.approx(ref.compute(s).energy, rel=1e-12)
+    with pytest.raises(FileFormatError, match="line 2: chemical index 2: random alloys"):
+        sl.io.read_uppasd(d, cell=np.eye(3) * a)
