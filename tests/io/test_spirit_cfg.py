@@ -133,3 +133,21 @@ def test_neighbour_shells_match_spirit(tmp_path, chirality):
     np.testing.assert_allclose(st.positions, pos, rtol=0, atol=1e-12)
     for s, e in runs:
         assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
+
+
+@pytest.mark.peers
+def test_spirit_ovf_reads_into_the_config_state(tmp_path):
+    """The state is in Spirit's site order: an OVF file Spirit writes for the same config reads
+    row by row (read_ovf without repeat) and gives Spirit's energy of that configuration."""
+    pytest.importorskip("spirit")
+    pytest.importorskip("ovf")
+    from spirit import configuration, io, state, system
+
+    cfg = DATA / "pairs.cfg"
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    with state.State(str(cfg), quiet=True) as p:
+        configuration.random(p)
+        system.update_data(p)
+        e = system.get_energy(p) * 1e-3
+        io.image_write(p, str(tmp_path / "spins.ovf"), fileformat=io.FILEFORMAT_OVF_BIN8)
+    assert pot.compute(sl.io.read_ovf(tmp_path / "spins.ovf", st)).energy == pytest.approx(e, abs=2e-8 * len(st))
