@@ -252,7 +252,8 @@ def _check_ase_target(target, format):
     why = (f"ASE has no format {format!r}" if format is not None and fmt is None
            else f"ASE reads the {name} format but cannot write it" if fmt is not None
            else f"no format known for its extension {Path(target).suffix or '(none)'!r}")
-    lammps = (" (LAMMPS: --format lammps-data (format='lammps-data') writes an atom_style spin data file)"
+    lammps = (" (LAMMPS: --format lammps-data (format='lammps-data') writes one frame as an atom_style spin data "
+              "file; spinlat export CONFIG --lammps DIR writes a runnable input with its potential)"
               if "lammps" in str(target).lower() or "lammps" in str(format).lower() else "")
     raise InputError(f"cannot write {target}: {why}; give it an extension ASE writes (.extxyz, .traj, .xyz, .cif, "
                      f".vasp, ...) or pass --format (format=) with an ASE format name{lammps}")
