@@ -20,6 +20,7 @@ _LAZY = {
     "spirit_order": ".ovf",
     "read_spirit_cfg": ".spirit",
     "read_uppasd": ".uppasd",
+    "read_vampire": ".vampire",
     "convert": ".conversion",
     "to_pymatgen": ".pymatgen",
     "from_pymatgen": ".pymatgen",

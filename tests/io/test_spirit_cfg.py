@@ -1,7 +1,6 @@
 """sl.io.read_spirit_cfg: Spirit input files (geometry + Heisenberg Hamiltonian) as a State and a
 spinlat potential; energies against a hand computation and against Spirit itself (peers)."""
 
-import warnings
 from pathlib import Path
 
 import numpy as np

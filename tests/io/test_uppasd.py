@@ -1,17 +1,15 @@
 """sl.io.read_uppasd: UppASD inputs (inpsd.dat, posfile, momfile, jfile) as a State and a
 Heisenberg, against a hand construction and against TB2J's own exchange.out of the same run."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import TB2J_FE, assert_matches_tb2j
 
 import spinlat as sl
 from spinlat.errors import FileFormatError
 from spinlat.io.uppasd import RY_EV
 from spinlat.potentials import Heisenberg
 
-TB2J_FE = Path(__file__).parent.parent.parent / "spinlat" / "data" / "bccFe_TB2J_exchange.out"
 
 
 def _write(d, inpsd, pos, mom, jfile):
@@ -87,14 +85,8 @@ def test_tb2j_folder_matches_read_tb2j(tmp_path):
     (d / "input").write_text(" simid Unamed\n ncell 12 12 12\n BC P P P\n cell\n Sym 0\n posfile ./posfile\n"
                              " momfile ./momfile\n exchange ./jASD1\n maptype 1\n alat 2.83e-10\n")
     st, ham = sl.io.read_uppasd(d, tb2j=True, cell=cell)
-    ref_state, ref = sl.io.read_tb2j(TB2J_FE)
-    np.testing.assert_allclose(st.positions, ref_state.positions, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(st.moments, ref_state.moments, rtol=1e-12)
-    big = st.repeat(3)
-    for seed in range(3):
-        s = big.copy(spins=_unit(len(big), seed))
-        # TB2J converts with ASE's Rydberg, UppASD's reader with UppASD's (2e-10 apart)
-        assert ham.compute(s).energy == pytest.approx(ref.compute(s).energy, rel=1e-9)
+    # TB2J converts with ASE's Rydberg, UppASD's reader with UppASD's (2e-10 apart)
+    assert_matches_tb2j(st, ham, rel=1e-9)
     with pytest.raises(FileFormatError, match="line 4: the cell keyword holds no vectors .*pass cell="):
         sl.io.read_uppasd(d, tb2j=True)
     (d / "jASD1").write_text(f"{len(rows) + 1} 0\n" + "".join(rows))
