@@ -12,8 +12,9 @@ row_k), ``num_atoms num_materials``, one row per atom ``id cx cy cz [mat_id cat_
 per interaction ``IID i j dx dy dz`` (the unit-cell offset of atom j) followed by J (isotropic: 1
 value), Jxx Jyy Jzz (vectorial) or Jxx Jxy … Jzz (tensorial), in joules.
 
-Energy: VAMPIRE's exchange field is h_i = Σ_j J_ij S_j over the interactions listed for atom i,
-so E = −½ Σ_i Σ_j S_iᵀ J_ij S_j with every bond listed from both ends (TB2J writes its
+Energy: VAMPIRE's single-spin exchange energy is −Σ_j S_iᵀ J_ij S_j over the interactions listed
+for atom i (``src/exchange/energy.cpp`` of richard-evans/vampire, J[a][b] S_j[b] s_i[a]), the
+total being half the sum over i: E = −½ Σ_i Σ_j S_iᵀ J_ij S_j, with every bond listed from both ends (TB2J writes its
 double-counted couplings ×2 for this reason). spinlat's each-pair-once tensor is therefore
 ½ (J_(i,j,R) + J_(j,i,−R)ᵀ), converted J → eV (÷ e = 1.602176634e-19); a bond listed from one end
 only counts half, as in VAMPIRE. Material file: ``material[k]:atomic-spin-moment`` (μB),
