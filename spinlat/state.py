@@ -106,17 +106,22 @@ def looks_like_starting_magnetization(atoms) -> bool:
     return all(np.unique(mag[numbers == z]).size == 1 for z in np.unique(numbers))
 
 
-def drop_starting_magnetization(atoms, where, stacklevel=2):
+#: what ASE's Elk reader (format elk, GEOMETRY.OUT) puts into the initial magmoms
+ELK_BFCMT = ("Elk's bfcmt (the z component of the muffin-tin magnetic field that breaks the symmetry, in Hartree "
+             "atomic units), not moments in μB")
+
+
+def drop_initial_magmoms(atoms, where, what=STARTING_MAGNETIZATION, stacklevel=2, hint=""):
     """Remove the initial magmoms of ``atoms`` (in place) with a UserWarning that they are
-    :data:`STARTING_MAGNETIZATION`; ``where`` names their origin (a file, "the ase.Atoms");
-    ``stacklevel`` as for :func:`warnings.warn` (2: the caller of this function)."""
+    ``what`` (:data:`STARTING_MAGNETIZATION`, :data:`ELK_BFCMT`), not moments; ``where`` names
+    their origin (a file, "the ase.Atoms"), ``hint`` is appended to the remedy; ``stacklevel``
+    as for :func:`warnings.warn` (2: the caller of this function)."""
     import warnings
 
     atoms.set_initial_magnetic_moments(None)
-    warnings.warn(f"{where}: its initial magnetic moments are {STARTING_MAGNETIZATION}; they are not read: give the "
-                  "moments in μB (a run config's structure.moments, State.copy(moments=..., spins=...)); "
-                  "State.from_ase(atoms, initial_fractions='keep') reads them as μB when they are moments",
-                  UserWarning, stacklevel=stacklevel)
+    warnings.warn(f"{where}: its initial magnetic moments are {what}; they are not read: give the moments in μB (a "
+                  f"run config's structure.moments, State.copy(moments=..., spins=...)){hint}", UserWarning,
+                  stacklevel=stacklevel)
 
 
 def _as_vectors(mag):
@@ -555,7 +560,9 @@ class State:
         if validation.choice(initial_fractions, "initial_fractions", ("drop", "keep")) == "drop" \
                 and looks_like_starting_magnetization(atoms):
             atoms = atoms.copy()
-            drop_starting_magnetization(atoms, "the ase.Atoms", stacklevel=3)
+            drop_initial_magmoms(atoms, "the ase.Atoms", stacklevel=3,
+                                 hint="; State.from_ase(atoms, initial_fractions='keep') reads them as μB when they "
+                                      "are moments")
         mag = ase_magnetic_moments(atoms, prefer_moments)
         if warn_dropped and not np.any(mag != 0):
             warn_unread_moments(atoms)

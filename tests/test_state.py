@@ -598,3 +598,43 @@ def test_from_ase_drops_quantum_espresso_starting_magnetization(tmp_path):
         np.testing.assert_array_equal(sl.State.from_ase(atoms).moments, [0.6, 0.6, 0.0])
     with pytest.raises(errors.InputError, match="initial_fractions"):
         sl.State.from_ase(atoms, initial_fractions="yes")
+
+
+_ELK_GEOMETRY = """
+scale
+ 1.0
+
+avec
+  5.41 0.0 0.0
+  0.0 5.41 0.0
+  0.0 0.0 5.41
+
+atoms
+   1                                    : nspecies
+'Fe.in'                                 : spfname
+   2                                    : natoms; atpos, bfcmt below
+    0.0 0.0 0.0    0.0 0.0 -0.01
+    0.5 0.5 0.5    0.0 0.0 0.01
+"""
+
+
+def test_elk_bfcmt_is_not_read_as_moments(tmp_path):
+    """ASE's Elk reader (GEOMETRY.OUT, elk.in layout) puts bfcmt, the muffin-tin magnetic field
+    that breaks the symmetry (Hartree atomic units, its z component), into the initial magmoms:
+    an antiferromagnet started with ∓0.01 came out with moments 0.01 μB. spinlat convert and run
+    configs drop them with a warning naming the file, as for pw.x's starting_magnetization."""
+    import ase.io
+
+    from spinlat.config import read_structure
+
+    (tmp_path / "GEOMETRY.OUT").write_text(_ELK_GEOMETRY)
+    np.testing.assert_array_equal(ase.io.read(tmp_path / "GEOMETRY.OUT").get_initial_magnetic_moments(),
+                                  [-0.01, 0.01])
+    with pytest.warns(UserWarning, match=r"GEOMETRY.OUT: its initial magnetic moments are Elk's bfcmt \(the z "
+                                         r"component of the muffin-tin magnetic field"):
+        st = read_structure(tmp_path / "GEOMETRY.OUT")
+    np.testing.assert_array_equal(st.moments, 0.0)
+    with pytest.warns(UserWarning, match="Elk's bfcmt"):
+        sl.io.convert(tmp_path / "GEOMETRY.OUT", tmp_path / "g.h5")
+    with sl.io.Trajectory(tmp_path / "g.h5") as t:
+        np.testing.assert_array_equal(t["moments"], 0.0)

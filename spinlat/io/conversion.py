@@ -202,19 +202,23 @@ def _read_db(source, db_type):
     return frames
 
 
-#: ASE formats whose readers put something other than moments in μB into the initial magmoms
-_NOT_MOMENTS = ("espresso-in",)
+def _not_moments():
+    """{ASE format: what its reader puts into the initial magmoms instead of moments in μB}."""
+    from ..state import ELK_BFCMT, STARTING_MAGNETIZATION
+
+    return {"espresso-in": STARTING_MAGNETIZATION, "elk": ELK_BFCMT}
 
 
 def drop_initial_guesses(atoms_list, source, format=None):
     """Remove the initial magmoms of frames read by ``ase.io.read`` from a format whose reader fills
     them with something other than moments in μB (a Quantum ESPRESSO input: starting_magnetization,
-    :data:`spinlat.state.STARTING_MAGNETIZATION`), with a UserWarning naming the file, so that they
-    are given as moments (a run config's structure.moments) instead of being read wrongly. Returns
+    :data:`spinlat.state.STARTING_MAGNETIZATION`; Elk's GEOMETRY.OUT: the bfcmt field,
+    :data:`spinlat.state.ELK_BFCMT`), with a UserWarning naming the file, so that they are given as
+    moments (a run config's structure.moments) instead of being read wrongly. Returns
     ``atoms_list``."""
     from ase.io.formats import UnknownFileTypeError, filetype
 
-    from ..state import drop_starting_magnetization
+    from ..state import drop_initial_magmoms
 
     name = format
     if name is None:
@@ -222,11 +226,11 @@ def drop_initial_guesses(atoms_list, source, format=None):
             name = filetype(str(source))
         except (UnknownFileTypeError, OSError):
             return atoms_list
-    if name in _NOT_MOMENTS and any(a.has("initial_magmoms") and np.any(a.arrays["initial_magmoms"] != 0)
-                                    for a in atoms_list):
+    what = _not_moments().get(name)
+    if what and any(a.has("initial_magmoms") and np.any(a.arrays["initial_magmoms"] != 0) for a in atoms_list):
         for atoms in atoms_list[1:]:
             atoms.set_initial_magnetic_moments(None)
-        drop_starting_magnetization(atoms_list[0], source, stacklevel=4)
+        drop_initial_magmoms(atoms_list[0], source, what, stacklevel=4)
     return atoms_list
 
 
