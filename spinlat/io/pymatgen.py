@@ -196,6 +196,8 @@ def read_magnetic_cif(path, index=-1):
     try:
         with warnings.catch_warnings():  # a note of pymatgen's that says nothing about the structure
             warnings.filterwarnings("ignore", message=".*Skipping relative stoichiometry check", category=UserWarning)
+            if _only_identity(path):  # P1 (write_magnetic_cif's files): no operation acts on a moment
+                warnings.filterwarnings("ignore", message=".*No magnetic symmetry detected", category=UserWarning)
             structures = CifParser(str(path)).parse_structures(primitive=False)
     except Exception as exc:  # noqa: BLE001 - pymatgen raises many kinds for a bad file
         raise FileFormatError(f"{path}: cannot read this magnetic CIF with pymatgen ({type(exc).__name__}: {exc})") \
@@ -210,6 +212,26 @@ def read_magnetic_cif(path, index=-1):
     except (IndexError, TypeError):
         raise InputError(f"{path}: data block index {index!r} is out of range ({len(structures)} blocks)") from None
     return from_pymatgen(structure)
+
+
+def _only_identity(path) -> bool:
+    """Whether every data block of the CIF at ``path`` lists at most the identity as its symmetry
+    operations (ordinary and magnetic), so that pymatgen's note that it found no magnetic
+    operations and applies the ordinary ones to the moments changes nothing."""
+    from pymatgen.io.cif import CifFile
+
+    try:
+        blocks = CifFile.from_file(str(path)).data.values()
+    except Exception:  # noqa: BLE001 - the parser proper reports a bad file
+        return False
+    for block in blocks:
+        for key, value in block.data.items():
+            k = key.lower()
+            if ("symop" in k or "equiv_pos" in k) and "xyz" in k:
+                ops = [value] if isinstance(value, str) else list(value)
+                if any(op.replace(" ", "").replace("'", "").lower() not in ("x,y,z", "x,y,z,+1") for op in ops):
+                    return False
+    return True
 
 
 def _site_labels(block):
