@@ -31,6 +31,7 @@ direction to store; it comes back as +z, spinlat's default.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -234,6 +235,31 @@ def _only_identity(path) -> bool:
     return True
 
 
+def _check_moments_read(path, name, block, keys, structure):
+    """FileFormatError when the block lists non-zero moments that pymatgen did not read (it reads
+    the ``crystalaxis_x/y/z`` columns only, and none at all when one of them is missing or a value
+    is not a number): the atoms would be non-magnetic without a word."""
+    from ..errors import FileFormatError
+
+    values = []
+    for k in keys:
+        if "label" in k.lower() or "symmform" in k.lower():
+            continue
+        for v in ([block.data[k]] if isinstance(block.data[k], str) else block.data[k]):
+            try:
+                values.append(float(re.sub(r"\(\d+\)$", "", v)))
+            except ValueError:
+                values.append(float("nan"))
+    if not any(v != 0 for v in values):  # none listed, all zero (NaN != 0 counts as listed)
+        return
+    read = structure.site_properties.get("magmom") or []
+    if any(np.any(np.asarray(_moment_vector(m, "site")) != 0) for m in read if m is not None):
+        return
+    raise FileFormatError(f"{path}: data block {name!r} lists moments ({', '.join(keys)}) but pymatgen read none: it "
+                          "reads _atom_site_moment.crystalaxis_x/y/z (numbers) only; give the moments in those "
+                          "columns")
+
+
 def _site_labels(block):
     """The ``_atom_site_label`` column of a pymatgen CifBlock (CIF 1 or DDLm spelling), [] if none."""
     for key in ("_atom_site_label", "_atom_site.label"):
@@ -272,6 +298,7 @@ def _in_file_order(path, structures):
             raise FileFormatError(f"{path}: data block {name!r} gives the label(s) {twice} to more than one "
                                   "_atom_site row, and its moments (_atom_site_moment) name atoms by label: give "
                                   "every row its own label")
+        _check_moments_read(path, name, block, moment_keys, structure)
         first = {label: i for i, label in reversed(list(enumerate(rows)))}
         order = sorted(range(len(labels)), key=lambda i: (first[labels[i]], i))
         out.append(structure if order == list(range(len(labels))) else structure.__class__.from_sites(

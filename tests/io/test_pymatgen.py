@@ -251,3 +251,16 @@ def test_magnetic_cif_without_pymatgen_is_one_line(tmp_path, monkeypatch):
                                           "pymatgen"):
         read_structure(path)
     assert not (tmp_path / "m.h5").exists()
+
+
+@pytest.mark.parametrize("edit", [
+    lambda t: t.replace("_atom_site_moment.crystalaxis_", "_atom_site_moment.Cartn_"),
+    lambda t: t.replace("Mn1 0 0 4.6", "Mn1 0 ? 4.6"),
+], ids=["cartesian-columns", "unknown-value"])
+def test_moments_pymatgen_cannot_read_are_refused(tmp_path, edit):
+    """pymatgen reads only numeric crystalaxis_x/y/z moment columns and otherwise returns no
+    moment at all: MnF2 with Cartn_x/y/z columns (or one '?') came back non-magnetic, silently."""
+    path = tmp_path / "m.mcif"
+    path.write_text(edit(MNF2.read_text()))
+    with pytest.raises(FileFormatError, match=r"m.mcif: data block 'MnF2' lists moments .* but pymatgen read none"):
+        sl.io.read_magnetic_cif(path)
