@@ -737,7 +737,8 @@ def _read_structure(path, index, format, key, elements, columns, constraints, pr
                           f"dynamics do not apply: set {key.rsplit('.', 1)[0]}.constraints: ignore to run with every "
                           "atom free, or remove them from the file")
     try:
-        return State.from_ase(atoms, constraints="ignore", prefer_moments=prefer_moments)
+        # the file's format is known: drop_initial_guesses above dropped what is not moments
+        return State.from_ase(atoms, constraints="ignore", prefer_moments=prefer_moments, initial_fractions="keep")
     except InputError as exc:
         raise ConfigError(f"{key}: {p} holds an unusable structure ({exc})") from None
 
@@ -781,7 +782,7 @@ def build_structure(cfg):
         except Exception as exc:  # noqa: BLE001 - ase.build.bulk raises many types
             raise ConfigError(f"structure: ase.build.bulk cannot build crystal={sc.get('crystal')!r} "
                               f"element={sc['element']!r} ({exc})") from None
-        st = State.from_ase(atoms)
+        st = State.from_ase(atoms, initial_fractions="keep")
         if "pbc" in sc:
             st = with_pbc(st, sc["pbc"])
         file_magnetic = file_spins = False

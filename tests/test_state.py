@@ -638,3 +638,25 @@ def test_elk_bfcmt_is_not_read_as_moments(tmp_path):
         sl.io.convert(tmp_path / "GEOMETRY.OUT", tmp_path / "g.h5")
     with sl.io.Trajectory(tmp_path / "g.h5") as t:
         np.testing.assert_array_equal(t["moments"], 0.0)
+
+
+def test_files_of_known_format_keep_small_moments(tmp_path):
+    """The from_ase guard against pw.x fractions is for ase.Atoms of unknown origin: a run config
+    or spinlat convert knows the file's format (and drops pw.x's and Elk's values itself), so an
+    extxyz Ni ferromagnet at 0.6 μB keeps its moments, with no warning."""
+    import ase.io
+    from ase.build import bulk
+
+    from spinlat.config import read_structure
+
+    atoms = bulk("Ni", cubic=True)
+    atoms.set_initial_magnetic_moments([0.6] * len(atoms))
+    ase.io.write(tmp_path / "ni.extxyz", atoms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(read_structure(tmp_path / "ni.extxyz").moments, 0.6)
+        sl.io.convert(tmp_path / "ni.extxyz", tmp_path / "ni.h5")
+    with sl.io.Trajectory(tmp_path / "ni.h5") as t:
+        np.testing.assert_array_equal(t["moments"], 0.6)
+    with pytest.warns(UserWarning, match="starting_magnetization"):  # the bare ase.Atoms: unknown origin
+        sl.State.from_ase(ase.io.read(tmp_path / "ni.extxyz"))

@@ -555,7 +555,9 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
         for k, atoms in enumerate(atoms_list):
             # constraints: said above; dropped tags / charges: said once, for the first frame
             try:
-                state = State.from_ase(atoms, constraints="ignore", warn_dropped=(k == 0))
+                # the source's format is known: drop_initial_guesses dropped what is not moments
+                state = State.from_ase(atoms, constraints="ignore", warn_dropped=(k == 0),
+                                       initial_fractions="keep")
             except InputError as exc:
                 raise FileFormatError(f"{source}: frame {k} holds an unusable structure: {exc}") from None
             pe = _number(atoms.info, "energy", math.nan)
