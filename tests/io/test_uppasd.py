@@ -143,3 +143,38 @@ def test_tb2j_two_site_folder(tmp_path):
     assert ham.compute(s).energy == pytest.approx(ref.compute(s).energy, rel=1e-12)
     with pytest.raises(FileFormatError, match="line 2: chemical index 2: random alloys"):
         sl.io.read_uppasd(d, cell=np.eye(3) * a)
+
+
+def test_direct_positions_and_lattice_translations_agree_with_cartesian(tmp_path):
+    """One triclinic two-site lattice written twice: posfiletype D with maptype 2 (bonds as
+    lattice translations from atom jsite) and posfiletype C with maptype 1 (Cartesian bonds in
+    units of alat): the same State and the same energies."""
+    cell = np.array([[1.0, 0.0, 0.0], [0.3, 1.1, 0.0], [0.1, 0.2, 1.3]])
+    frac = np.array([[0.0, 0.0, 0.0], [0.5, 0.4, 0.45]])
+    bonds = [(1, 2, (0, 0, 0), 1.5), (2, 1, (0, 0, 0), 1.5), (1, 1, (1, 0, 0), -0.4), (1, 1, (-1, 0, 0), -0.4),
+             (2, 1, (1, 1, 0), 0.7), (1, 2, (-1, -1, 0), 0.7)]
+    head = "ncell 2 2 2\nBC P P P\ncell " + " ".join(map(str, cell.ravel())) + "\nalat 2.5e-10\nSym 0\n"
+    head += "posfile ./posfile\nmomfile ./momfile\nexchange ./jfile\n"
+    mom = "1 1 2.0 0 0 1\n2 1 1.0 1 0 0\n"
+    jd = "".join(f"{i} {j} {t[0]} {t[1]} {t[2]} {J}\n" for i, j, t, J in bonds)
+    direct = _write(tmp_path / "d", head + "posfiletype D\nmaptype 2\n",
+                    "".join(f"{k + 1} {k + 1} {f[0]} {f[1]} {f[2]}\n" for k, f in enumerate(frac)), mom, jd)
+    cart = frac @ cell
+    jc = "".join(f"{i} {j} {' '.join(map(str, cart[j - 1] - cart[i - 1] + np.array(t) @ cell))} {J}\n"
+                 for i, j, t, J in bonds)
+    cartesian = _write(tmp_path / "c", head, "".join(f"{k + 1} {k + 1} {p[0]} {p[1]} {p[2]}\n"
+                                                     for k, p in enumerate(cart)), mom, jc)
+    (st1, h1), (st2, h2) = sl.io.read_uppasd(direct), sl.io.read_uppasd(cartesian)
+    np.testing.assert_allclose(st1.positions, st2.positions, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(st1.cell, cell * 2.5, rtol=0, atol=1e-14)
+    big = st1.repeat(2)
+    s = big.copy(spins=_unit(len(big), 4))
+    e1, e2 = h1.compute(s).energy, h2.compute(s).energy
+    assert e1 == pytest.approx(e2, rel=1e-12)
+    # by hand: every listed directed bond once, -J e_i·e_j (mRy), over the 8 cells
+    sp = s.spins.reshape(2, 2, 2, 2, 3)  # repeat order: cells (a, b, c), then the two sites
+    e = 0.0
+    for a, b, c in np.ndindex(2, 2, 2):
+        for i, j, t, J in bonds:
+            e -= J * sp[a, b, c, i - 1] @ sp[(a + t[0]) % 2, (b + t[1]) % 2, (c + t[2]) % 2, j - 1]
+    assert e1 == pytest.approx(e * RY_EV * 1e-3, rel=1e-12)
