@@ -275,9 +275,11 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
                                   f"found {len(rows)} rows (truncated file?)")
     shells = {}  # type -> list of [vector (cell units, Cartesian), J mRy, line]
     for ln, w in rows:
+        if len(w) > 6 and not _is_number(w[6]):  # text after the six values: ignored, as by UppASD
+            w = w[:6]
         if len(w) != 6:
             raise FileFormatError(f"{jfile}: line {ln}: expected 'isite jsite rx ry rz J' (6 columns), got "
-                                  f"{len(w)}: {' '.join(w)!r}")
+                                  f"{len(w)}: {' '.join(w)!r} (alloy and tensor layouts are not read)")
         i, j = _num(jfile, ln, w[0], int, "isite"), _num(jfile, ln, w[1], int, "jsite")
         if not (1 <= i <= n and 1 <= j <= n):
             raise FileFormatError(f"{jfile}: line {ln}: sites {i}, {j} outside the posfile's 1..{n}")
@@ -344,6 +346,14 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         pot.uppasd_ncell = tuple(ncell)
         return state, pot
     return state, ham
+
+
+def _is_number(text):
+    try:
+        float(text.replace("d", "e").replace("D", "e"))
+    except ValueError:
+        return False
+    return True
 
 
 def _cubic_ops():

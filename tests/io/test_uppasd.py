@@ -46,7 +46,7 @@ def test_bcc_cubic_shells_by_hand(tmp_path):
     energy −Σ_i Σ_j∈N(i) J e_i·e_j (mRy, each bond twice) is spinlat's pair coupling 2J."""
     path = _write(tmp_path / "bcc", BCC_INPSD, "1 1 0.0 0.0 0.0\n2 1 0.5 0.5 0.5\n",
                   "1 1 2.23 0.0 0.0 1.0\n2 1 2.23 1.0 0.0 0.0\n",
-                  "1 1  0.5 0.5 0.5  1.3377\n1 1  1.0 0.0 0.0  0.7570\n")
+                  "1 1  0.5 0.5 0.5  1.3377   NN shell\n1 1  1.0 0.0 0.0  0.7570\n")  # text after: ignored
     st, ham = sl.io.read_uppasd(path)
     np.testing.assert_allclose(st.cell, np.eye(3) * 2.87, rtol=0, atol=1e-14)
     np.testing.assert_allclose(st.positions[1], [1.435] * 3, rtol=0, atol=1e-14)
@@ -97,6 +97,7 @@ def test_tb2j_folder_matches_read_tb2j(tmp_path):
 @pytest.mark.parametrize("jfile, match", [
     ("1 1 0.3 0.0 0.0 1.0\n", r"line 1: no atom at the bond vector \[0.3, 0.0, 0.0\] from site 1"),
     ("1 1 1.0 0.0 0.0\n", "line 1: expected 'isite jsite rx ry rz J' \\(6 columns\\)"),
+    ("1 1 1 1 1.0 0.0 0.0 1.0\n", r"got 8: .* \(alloy and tensor layouts are not read\)"),
     ("1 3 1.0 0.0 0.0 1.0\n", "sites 1, 3 outside the posfile's 1..2"),
     ("1 1 1.0 0.0 x 1.0\n", "line 1: bond vector: expected a number"),
 ])
