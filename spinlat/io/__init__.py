@@ -1,6 +1,7 @@
-"""Input and output: HDF5 trajectories, extxyz, TB2J exchange files, LAMMPS SPIN (export, data,
-dump, log), OVF 2.0 spin configurations (Spirit), pymatgen structures and magnetic CIF files, and
-trajectory conversion to and from any ASE format (:func:`convert`)."""
+"""Input and output: HDF5 trajectories, extxyz, TB2J exchange files, LAMMPS SPIN (export, data
+files with atom_style spin, dump, log), OVF 2.0 spin configurations (Spirit), Spirit input files,
+UppASD inputs and VAMPIRE unit-cell files (structure + Heisenberg exchange), pymatgen structures
+and magnetic CIF files, and trajectory conversion to and from any ASE format (:func:`convert`)."""
 
 _LAZY = {
     "Trajectory": ".hdf5",
