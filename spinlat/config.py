@@ -654,7 +654,9 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
     the element of each atom type when the file does not say and ``columns`` renames of dump
     columns such as ``{"c_outsp[1]": "spx"}``), or any file ``ase.io.read``
     reads (extxyz, POSCAR, CIF, OUTCAR, ...; a magnetic CIF — ``.mcif``, or a ``.cif`` with
-    moments or magnetic symmetry — through pymatgen, :func:`spinlat.io.read_magnetic_cif`;
+    moments or magnetic symmetry — through pymatgen, :func:`spinlat.io.read_magnetic_cif`; a
+    Spirit input file — a ``.cfg`` with Spirit's keywords, or ``format: spirit`` — as its
+    simulated system with moments mu_s, :func:`spinlat.io.read_spirit_cfg`;
     moments from initial magmoms, a ``magmoms``
     column or the calculator results, see :meth:`spinlat.State.from_ase`; ``constraints``
     "error" refuses ASE constraints on the atoms, "ignore" drops them; ``prefer_moments``
@@ -709,7 +711,15 @@ def _read_structure(path, index, format, key, elements, columns, constraints, pr
                 raise
             raise ConfigError(f"{key}: cannot read {p} ({exc})") from None
     from .io.pymatgen import is_magnetic_cif, read_magnetic_cif
+    from .io.spirit import is_spirit_cfg, read_spirit_cfg
 
+    if is_spirit_cfg(p, format):  # the simulated system with Spirit's mu_s (ASE would take it for AtomEye's)
+        if index not in (-1, 0):
+            raise ConfigError(f"{key}: {p} is a Spirit input file, which holds one structure (frame {index} asked)")
+        try:
+            return read_spirit_cfg(p)[0]
+        except SpinlatError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
     if is_magnetic_cif(p, format):
         # moments and magnetic symmetry, which ASE's CIF reader skips (it gave the asymmetric
         # unit's atoms, without moments)

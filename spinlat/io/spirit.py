@@ -282,6 +282,29 @@ def _anisotropy(lines, nb):
     return out, cubic
 
 
+#: first words that mark a Spirit input file (AtomEye's .cfg, which ASE reads, has none of them)
+_MARKERS = ("bravais_lattice", "bravais_vectors", "bravais_matrix", "n_basis_cells", "hamiltonian", "mu_s",
+            "boundary_conditions", "basis_file", "interaction_pairs_file", "n_interaction_pairs")
+
+
+def is_spirit_cfg(path, format=None) -> bool:
+    """Whether ``path`` is a Spirit input file: ``format`` "spirit", or (``format`` None) a ``.cfg``
+    with a line starting with one of Spirit's geometry or Hamiltonian keywords (``n_basis_cells``,
+    ``bravais_lattice``, ``mu_s``, ``hamiltonian``, ...). ASE would read it as an AtomEye CFG
+    file and fail on the first keyword."""
+    if format is not None:
+        return format == "spirit"
+    p = Path(path)
+    if p.suffix.lower() != ".cfg":
+        return False
+    try:
+        with open(p, "rb") as fh:
+            text = fh.read(1 << 16).decode(errors="replace")
+    except OSError:
+        return False
+    return any(line.split() and line.split()[0].lower() in _MARKERS for line in text.splitlines())
+
+
 def read_spirit_cfg(path, elements=None):
     """Read a Spirit input file: ``(state, potential)``.
 
@@ -478,4 +501,4 @@ def _expand_pairs(pairs, n_cells, nb, pbc):
     return np.concatenate(I), np.concatenate(J), np.concatenate(R), np.concatenate(T)
 
 
-__all__ = ["read_spirit_cfg"]
+__all__ = ["read_spirit_cfg", "is_spirit_cfg"]

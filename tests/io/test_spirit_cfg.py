@@ -150,3 +150,32 @@ def test_spirit_ovf_reads_into_the_config_state(tmp_path):
         e = system.get_energy(p) * 1e-3
         io.image_write(p, str(tmp_path / "spins.ovf"), fileformat=io.FILEFORMAT_OVF_BIN8)
     assert pot.compute(sl.io.read_ovf(tmp_path / "spins.ovf", st)).energy == pytest.approx(e, abs=2e-8 * len(st))
+
+
+def test_run_configs_and_convert_read_spirit_inputs(tmp_path):
+    """A Spirit input.cfg given as a run config's structure.file or to spinlat convert was handed
+    to ASE, which takes .cfg for AtomEye's format and failed on 'hamiltonian' (could not convert
+    string to float); it is now read as the simulated system with Spirit's moments."""
+    from spinlat import config
+    from spinlat.config import read_structure
+
+    cfg = DATA / "pairs.cfg"
+    ref, _ = sl.io.read_spirit_cfg(cfg)
+    st = read_structure(cfg)
+    np.testing.assert_array_equal(st.positions, ref.positions)
+    np.testing.assert_array_equal(st.moments, ref.moments)
+    np.testing.assert_array_equal(st.pbc, [True, True, False])
+    run = {"structure": {"file": str(cfg)}, "potential": {"type": "Zeeman", "B": [0, 0, 1.0]},
+           "integrator": {"type": "LLG", "dt": 0.1}, "steps": 1}
+    np.testing.assert_array_equal(config.build_structure(config.load(run)).moments, ref.moments)
+    assert sl.io.convert(cfg, tmp_path / "s.h5") == 1
+    with sl.io.Trajectory(tmp_path / "s.h5") as t:
+        np.testing.assert_array_equal(t[0].moments, ref.moments)
+        np.testing.assert_allclose(t[0].positions, ref.positions, rtol=0, atol=1e-14)
+    atomeye = tmp_path / "a.cfg"  # AtomEye's .cfg stays ASE's
+    atomeye.write_text("Number of particles = 1\nA = 1.0 Angstrom\nH0(1,1) = 3 A\nH0(1,2) = 0 A\nH0(1,3) = 0 A\n"
+                       "H0(2,1) = 0 A\nH0(2,2) = 3 A\nH0(2,3) = 0 A\nH0(3,1) = 0 A\nH0(3,2) = 0 A\nH0(3,3) = 3 A\n"
+                       ".NO_VELOCITY.\nentry_count = 3\n55.845\nFe\n0.0 0.0 0.0\n")
+    from spinlat.io.spirit import is_spirit_cfg
+
+    assert not is_spirit_cfg(atomeye) and is_spirit_cfg(cfg)
