@@ -656,7 +656,8 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
     reads (extxyz, POSCAR, CIF, OUTCAR, ...; a magnetic CIF — ``.mcif``, or a ``.cif`` with
     moments or magnetic symmetry — through pymatgen, :func:`spinlat.io.read_magnetic_cif`; a
     Spirit input file — a ``.cfg`` with Spirit's keywords, or ``format: spirit`` — as its
-    simulated system with moments mu_s, :func:`spinlat.io.read_spirit_cfg`;
+    simulated system with moments mu_s, an UppASD ``inpsd.dat`` (``format: uppasd``) and a
+    VAMPIRE ``.UCF`` (``format: vampire``), :func:`spinlat.io.codes.read_code_structure`;
     moments from initial magmoms, a ``magmoms``
     column or the calculator results, see :meth:`spinlat.State.from_ase`; ``constraints``
     "error" refuses ASE constraints on the atoms, "ignore" drops them; ``prefer_moments``
@@ -711,13 +712,14 @@ def _read_structure(path, index, format, key, elements, columns, constraints, pr
                 raise
             raise ConfigError(f"{key}: cannot read {p} ({exc})") from None
     from .io.pymatgen import is_magnetic_cif, read_magnetic_cif
-    from .io.spirit import is_spirit_cfg, read_spirit_cfg
+    from .io.codes import code_format, read_code_structure
 
-    if is_spirit_cfg(p, format):  # the simulated system with Spirit's mu_s (ASE would take it for AtomEye's)
+    if code_format(p, format):  # Spirit, UppASD, VAMPIRE inputs (ASE takes a .cfg for AtomEye's)
         if index not in (-1, 0):
-            raise ConfigError(f"{key}: {p} is a Spirit input file, which holds one structure (frame {index} asked)")
+            raise ConfigError(f"{key}: {p} is a {code_format(p, format)} input file, which holds one structure "
+                              f"(frame {index} asked)")
         try:
-            return read_spirit_cfg(p)[0]
+            return read_code_structure(p, format)
         except SpinlatError as exc:
             raise ConfigError(f"{key}: {exc}") from None
     if is_magnetic_cif(p, format):

@@ -26,8 +26,9 @@
   ``.mcif`` target gets one frame as a magnetic CIF with every moment
   (:func:`spinlat.io.write_magnetic_cif`); a magnetic CIF source (``.mcif``, or a ``.cif`` with
   moments or magnetic symmetry) is read by pymatgen (:func:`spinlat.io.read_magnetic_cif`); a
-  Spirit input file (a ``.cfg`` with Spirit's keywords, or ``format="spirit"``) gives its simulated
-  system as one frame (:func:`spinlat.io.read_spirit_cfg`).
+  Spirit input file (a ``.cfg`` with Spirit's keywords, or ``format="spirit"``), an UppASD
+  ``inpsd.dat`` or a VAMPIRE ``.UCF`` gives its structure as one frame
+  (:func:`spinlat.io.codes.read_code_structure`).
   ``format="lammps-data"``: one frame; a magnetic one (any moment > 0) as ``atom_style spin``
   (:func:`spinlat.io.write_lammps_data`: spins and moments, read back bit for bit), a
   non-magnetic one by ASE's writer as atom_style atomic, both in metal units with Masses
@@ -72,7 +73,7 @@ from ..errors import FileFormatError, InputError
 from ..state import ase_magnetic_moments
 from .extxyz import compression_of
 from .pymatgen import is_magnetic_cif, read_magnetic_cif, write_magnetic_cif
-from .spirit import is_spirit_cfg, read_spirit_cfg
+from .codes import code_format, read_code_structure
 
 _EXTXYZ = (".extxyz", ".xyz")
 _HDF5 = (".h5", ".hdf5")
@@ -344,8 +345,8 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
         except Exception as exc:  # noqa: BLE001 - ase.db raises many kinds for a bad file
             raise FileFormatError(f"{source} cannot be read as an ASE database: {exc}") from None
         _calc_results_to_arrays(frames)
-    elif is_spirit_cfg(source, format):  # ASE would take it for an AtomEye CFG file
-        frames = [read_spirit_cfg(source)[0].to_ase()]
+    elif code_format(source, format):  # Spirit, UppASD, VAMPIRE inputs (ASE takes a .cfg for AtomEye's)
+        frames = [read_code_structure(source, format).to_ase()]
     elif is_magnetic_cif(source, format):  # moments and magnetic symmetry: ASE's CIF reader skips both
         try:
             frames = [st.to_ase() for st in read_magnetic_cif(source, ":")]

@@ -179,3 +179,21 @@ def test_direct_positions_and_lattice_translations_agree_with_cartesian(tmp_path
         for i, j, t, J in bonds:
             e -= J * sp[a, b, c, i - 1] @ sp[(a + t[0]) % 2, (b + t[1]) % 2, (c + t[2]) % 2, j - 1]
     assert e1 == pytest.approx(e * RY_EV * 1e-3, rel=1e-12)
+
+
+def test_run_configs_and_convert_read_uppasd_inputs(tmp_path):
+    """An inpsd.dat as a run config's structure.file or a spinlat convert source (ASE knows no
+    such format): the unit cell repeated ncell times, with the momfile's moments and directions."""
+    from spinlat.config import read_structure
+
+    path = _write(tmp_path / "bcc", BCC_INPSD.replace("ncell     4 4 4", "ncell 2 1 3"),
+                  "1 1 0.0 0.0 0.0\n2 1 0.5 0.5 0.5\n", "1 1 2.23 0.0 0.0 1.0\n2 1 2.1 1.0 0.0 0.0\n",
+                  "1 1  0.5 0.5 0.5  1.3377\n")
+    unit, _ = sl.io.read_uppasd(path)
+    st = read_structure(path)
+    assert len(st) == 12
+    np.testing.assert_array_equal(st.moments, unit.repeat((2, 1, 3)).moments)
+    np.testing.assert_array_equal(st.spins, unit.repeat((2, 1, 3)).spins)
+    assert sl.io.convert(path, tmp_path / "u.h5") == 1
+    with sl.io.Trajectory(tmp_path / "u.h5") as t:
+        np.testing.assert_allclose(t[0].positions, st.positions, rtol=0, atol=1e-14)

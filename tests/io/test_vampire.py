@@ -81,3 +81,15 @@ def test_bad_ucf_names_the_line(tmp_path, edit, match):
     (tmp_path / "b.mat").write_text("material[1]:atomic-spin-moment=2.2\n")
     with pytest.raises(FileFormatError, match=match):
         sl.io.read_vampire(tmp_path / "b.UCF")
+
+
+def test_run_configs_and_convert_read_vampire_files(tmp_path):
+    from spinlat.config import read_structure
+    from spinlat.formats.tb2j import parse_tb2j
+
+    ucf = _tb2j_vampire(tmp_path, parse_tb2j(TB2J_FE))
+    ref, _ = sl.io.read_vampire(ucf)
+    np.testing.assert_array_equal(read_structure(ucf).magnetic_moments, ref.magnetic_moments)
+    assert sl.io.convert(ucf, tmp_path / "v.h5") == 1
+    with sl.io.Trajectory(tmp_path / "v.h5") as t:
+        np.testing.assert_allclose(t[0].magnetic_moments, ref.magnetic_moments, rtol=1e-15)
