@@ -8,8 +8,10 @@ writes beside ``exchange.out`` in ``TB2J_results/Vampire``: ``vampire.UCF``, ``v
 UCF layout (VAMPIRE's manual): ``#`` lines are comments; the unit cell size ``ucx ucy ucz`` (Å),
 three rows of unit-cell vector directions (each scaled by its size: cell row k = size_k ×
 row_k), ``num_atoms num_materials``, one row per atom ``id cx cy cz [mat_id cat_id hcat_id]``
-(fractions of the cell vectors; material ids from 0), ``num_interactions exchange_type``, one row
-per interaction ``IID i j dx dy dz`` (the unit-cell offset of atom j) followed by J (isotropic: 1
+(fractions of the cell vectors; material ids from 0; the atoms are numbered by their order, as
+VAMPIRE's ``src/unitcell/read.cpp`` does, whatever their id column says), ``num_interactions
+exchange_type``, one row per interaction ``IID i j dx dy dz`` (atoms i and j by that order, the
+unit-cell offset of atom j) followed by J (isotropic: 1
 value), Jxx Jyy Jzz (vectorial) or Jxx Jxy … Jzz (tensorial), in joules.
 
 Energy: VAMPIRE's single-spin exchange energy is −Σ_j S_iᵀ J_ij S_j over the interactions listed
@@ -17,7 +19,8 @@ for atom i (``src/exchange/energy.cpp`` of richard-evans/vampire, J[a][b] S_j[b]
 total being half the sum over i: E = −½ Σ_i Σ_j S_iᵀ J_ij S_j, with every bond listed from both ends (TB2J writes its
 double-counted couplings ×2 for this reason). spinlat's each-pair-once tensor is therefore
 ½ (J_(i,j,R) + J_(j,i,−R)ᵀ), converted J → eV (÷ e = 1.602176634e-19); a bond listed from one end
-only counts half, as in VAMPIRE. Material file: ``material[k]:atomic-spin-moment`` (μB),
+only counts half (VAMPIRE checks that every interaction has its reverse). Material file:
+``material[k]:atomic-spin-moment`` (μB),
 ``initial-spin-direction`` (a vector; ``random`` gives +z), ``uniaxial-anisotropy-constant``
 (J per atom, E = −k (S·e)², an on-site tensor here) with ``uniaxial-anisotropy-direction``;
 material k of the .mat file is material id k − 1 of the UCF. Other material keys are not used.
@@ -120,8 +123,6 @@ def read_vampire(ucf, mat=None, *, elements=None):
     for k, (aln, aw) in enumerate(atoms):
         if len(aw) < 4:
             raise FileFormatError(f"{ucf}: line {aln}: expected 'id cx cy cz [mat_id ...]', got {' '.join(aw)!r}")
-        if aw[0] != str(k):
-            raise FileFormatError(f"{ucf}: line {aln}: atom id {aw[0]}, expected {k} (ids count from 0 in order)")
         frac[k] = _floats(ucf, aln, aw[1:4], "atom position")
         mats[k] = int(_floats(ucf, aln, aw[4:5], "material id")[0]) if len(aw) > 4 else 0
     rest = rows[5 + n:]

@@ -53,9 +53,10 @@ def test_tb2j_vampire_files_match_read_tb2j(tmp_path):
 
 def test_hand_chain_with_anisotropy(tmp_path):
     """A chain along x: the bond listed from both ends with J = 2e-21 J (VAMPIRE's −½ Σ_i Σ_j)
-    is −J s_i·s_j per bond; a uniaxial constant k (J/atom) along y is −k (s·ŷ)²."""
+    is −J s_i·s_j per bond; a uniaxial constant k (J/atom) along y is −k (s·ŷ)². The atom's id
+    column (1 here) is a label: VAMPIRE numbers atoms by their order (it was refused)."""
     (tmp_path / "c.UCF").write_text("# size\n3.0 5.0 5.0\n# vectors\n1 0 0\n0 1 0\n0 0 1\n# Atoms\n1 1\n"
-                                    "0 0 0 0 0\n# Interactions\n2 isotropic\n0 0 0 1 0 0 2e-21\n1 0 0 -1 0 0 2e-21\n")
+                                    "1 0 0 0 0\n# Interactions\n2 isotropic\n0 0 0 1 0 0 2e-21\n1 0 0 -1 0 0 2e-21\n")
     (tmp_path / "c.mat").write_text("material:num-materials=1\nmaterial[1]:atomic-spin-moment=2.2 !muB\n"
                                     "material[1]:uniaxial-anisotropy-constant=1e-22\n"
                                     "material[1]:uniaxial-anisotropy-direction=0,1,0\n")
