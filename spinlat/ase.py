@@ -56,7 +56,7 @@ class SpinLatticeCalculator(Calculator):
         # the moments are inputs: the initial ones (a copy of the atoms carries no results)
         # (tags and charges stay on the atoms: nothing is dropped from the user's view)
         state = State.from_ase(self.atoms, validate=False, constraints="ignore", prefer_moments="initial",
-                               warn_dropped=False)
+                               warn_dropped=False, initial_fractions="keep")
         stress = "stress" in properties
         ev = self.potential.compute(state, forces=True, magnetic_forces=True, stress=stress)
         energy = float(ev.energy)

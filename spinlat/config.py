@@ -654,7 +654,10 @@ def read_structure(path, index=-1, format=None, key="structure.file", elements=N
     the element of each atom type when the file does not say and ``columns`` renames of dump
     columns such as ``{"c_outsp[1]": "spx"}``), or any file ``ase.io.read``
     reads (extxyz, POSCAR, CIF, OUTCAR, ...; a magnetic CIF — ``.mcif``, or a ``.cif`` with
-    moments or magnetic symmetry — through pymatgen, :func:`spinlat.io.read_magnetic_cif`;
+    moments or magnetic symmetry — through pymatgen, :func:`spinlat.io.read_magnetic_cif`; a
+    Spirit input file — a ``.cfg`` with Spirit's keywords, or ``format: spirit`` — as its
+    simulated system with moments mu_s, an UppASD ``inpsd.dat`` (``format: uppasd``) and a
+    VAMPIRE ``.UCF`` (``format: vampire``), :func:`spinlat.io.codes.read_code_structure`;
     moments from initial magmoms, a ``magmoms``
     column or the calculator results, see :meth:`spinlat.State.from_ase`; ``constraints``
     "error" refuses ASE constraints on the atoms, "ignore" drops them; ``prefer_moments``
@@ -709,7 +712,16 @@ def _read_structure(path, index, format, key, elements, columns, constraints, pr
                 raise
             raise ConfigError(f"{key}: cannot read {p} ({exc})") from None
     from .io.pymatgen import is_magnetic_cif, read_magnetic_cif
+    from .io.codes import code_format, read_code_structure
 
+    if code_format(p, format):  # Spirit, UppASD, VAMPIRE inputs (ASE takes a .cfg for AtomEye's)
+        if index not in (-1, 0):
+            raise ConfigError(f"{key}: {p} is a {code_format(p, format)} input file, which holds one structure "
+                              f"(frame {index} asked)")
+        try:
+            return read_code_structure(p, format)
+        except SpinlatError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
     if is_magnetic_cif(p, format):
         # moments and magnetic symmetry, which ASE's CIF reader skips (it gave the asymmetric
         # unit's atoms, without moments)
@@ -737,7 +749,8 @@ def _read_structure(path, index, format, key, elements, columns, constraints, pr
                           f"dynamics do not apply: set {key.rsplit('.', 1)[0]}.constraints: ignore to run with every "
                           "atom free, or remove them from the file")
     try:
-        return State.from_ase(atoms, constraints="ignore", prefer_moments=prefer_moments)
+        # the file's format is known: drop_initial_guesses above dropped what is not moments
+        return State.from_ase(atoms, constraints="ignore", prefer_moments=prefer_moments, initial_fractions="keep")
     except InputError as exc:
         raise ConfigError(f"{key}: {p} holds an unusable structure ({exc})") from None
 
@@ -781,7 +794,7 @@ def build_structure(cfg):
         except Exception as exc:  # noqa: BLE001 - ase.build.bulk raises many types
             raise ConfigError(f"structure: ase.build.bulk cannot build crystal={sc.get('crystal')!r} "
                               f"element={sc['element']!r} ({exc})") from None
-        st = State.from_ase(atoms)
+        st = State.from_ase(atoms, initial_fractions="keep")
         if "pbc" in sc:
             st = with_pbc(st, sc["pbc"])
         file_magnetic = file_spins = False

@@ -85,6 +85,45 @@ def ase_magnetic_moments(atoms, prefer="computed", stacklevel=3) -> np.ndarray:
     return found[chosen] if chosen is not None else np.zeros(n)
 
 
+#: what ASE's Quantum ESPRESSO input reader (format espresso-in) puts into the initial magmoms
+STARTING_MAGNETIZATION = ("pw.x's starting_magnetization (a fraction of the valence charge, -1 to 1, set per "
+                          "species: ASE gives Fe1 and Fe2 the same one), not moments in μB")
+
+
+def looks_like_starting_magnetization(atoms) -> bool:
+    """Whether the initial magmoms of ``atoms`` have the fingerprint of ASE's reading of a pw.x
+    input (:data:`STARTING_MAGNETIZATION`): they are its only moments (no ``magmoms`` array, no
+    calculator), collinear (N,), non-zero somewhere, all within −1…1, and equal on every atom of
+    one element (ASE maps each species label, Fe1 or Fe2, to its element and gives all its atoms
+    the value of the last one). Moments in μB of this form (a Ni ferromagnet at 0.6 μB) match too:
+    :meth:`State.from_ase` lets the caller say which (``initial_fractions``)."""
+    mag = atoms.arrays.get("initial_magmoms")
+    if (mag is None or np.ndim(mag) != 1 or "magmoms" in atoms.arrays
+            or getattr(atoms, "calc", None) is not None or not np.any(mag != 0)
+            or np.any(np.abs(mag) > 1)):
+        return False
+    numbers = atoms.get_atomic_numbers()
+    return all(np.unique(mag[numbers == z]).size == 1 for z in np.unique(numbers))
+
+
+#: what ASE's Elk reader (format elk, GEOMETRY.OUT) puts into the initial magmoms
+ELK_BFCMT = ("Elk's bfcmt (the z component of the muffin-tin magnetic field that breaks the symmetry, in Hartree "
+             "atomic units), not moments in μB")
+
+
+def drop_initial_magmoms(atoms, where, what=STARTING_MAGNETIZATION, stacklevel=2, hint=""):
+    """Remove the initial magmoms of ``atoms`` (in place) with a UserWarning that they are
+    ``what`` (:data:`STARTING_MAGNETIZATION`, :data:`ELK_BFCMT`), not moments; ``where`` names
+    their origin (a file, "the ase.Atoms"), ``hint`` is appended to the remedy; ``stacklevel``
+    as for :func:`warnings.warn` (2: the caller of this function)."""
+    import warnings
+
+    atoms.set_initial_magnetic_moments(None)
+    warnings.warn(f"{where}: its initial magnetic moments are {what}; they are not read: give the moments in μB (a "
+                  f"run config's structure.moments, State.copy(moments=..., spins=...)){hint}", UserWarning,
+                  stacklevel=stacklevel)
+
+
 def _as_vectors(mag):
     """Moments (N,) (collinear, along z) or (N, 3) as (N, 3)."""
     return mag if mag.ndim == 2 else np.stack([np.zeros_like(mag), np.zeros_like(mag), mag], axis=1)
@@ -467,7 +506,7 @@ class State:
 
     @classmethod
     def from_ase(cls, atoms, validate=True, constraints="error", prefer_moments="computed",
-                 warn_dropped=True) -> "State":
+                 warn_dropped=True, initial_fractions="drop") -> "State":
         """State from ``ase.Atoms``.
 
         Magnetic moments may be collinear (N,) — spins ±z, moments |m| — or non-collinear
@@ -499,6 +538,15 @@ class State:
         atom order is kept, so they can be kept beside the State. It also names per-atom data
         that look like moments but are not read (:func:`unread_moment_arrays`: an extxyz column
         ``magmom`` or ``magnetic_moments``) when no moments are found.
+
+        ``initial_fractions``: ``ase.io.read`` of a Quantum ESPRESSO pw.x input fills the initial
+        magmoms with ``starting_magnetization``, a fraction of the valence charge (−1…1) per
+        species, not a moment in μB (and one value per element: an Fe1 +0.5 / Fe2 −0.5
+        antiferromagnet reads as −0.5, −0.5). The atoms carry no trace of their file, so initial
+        magmoms of that form (:func:`looks_like_starting_magnetization`: the only moments, all
+        within −1…1, one value per element) are dropped with a UserWarning by default
+        (``"drop"``, as ``spinlat convert`` and run configs drop them for a pw.x file); ``"keep"``
+        reads them as moments in μB (a Ni ferromagnet set to 0.6 μB by hand).
         """
         from ase import units as ase_units
 
@@ -509,6 +557,12 @@ class State:
             raise InputError(f"the ase.Atoms carries constraints ({describe_constraints(atoms)}) that a spinlat State "
                              "cannot hold and spinlat's dynamics do not apply: remove them (del atoms.constraints) or "
                              "pass constraints='ignore' to drop them knowingly (config: structure.constraints: ignore)")
+        if validation.choice(initial_fractions, "initial_fractions", ("drop", "keep")) == "drop" \
+                and looks_like_starting_magnetization(atoms):
+            atoms = atoms.copy()
+            drop_initial_magmoms(atoms, "the ase.Atoms", stacklevel=3,
+                                 hint="; State.from_ase(atoms, initial_fractions='keep') reads them as μB when they "
+                                      "are moments")
         mag = ase_magnetic_moments(atoms, prefer_moments)
         if warn_dropped and not np.any(mag != 0):
             warn_unread_moments(atoms)

@@ -89,3 +89,20 @@ def default_signal_handlers():
     yield
     signal.signal(signal.SIGINT, before[0])
     signal.signal(signal.SIGTERM, before[1])
+
+
+TB2J_FE = Path(__file__).parent.parent / "spinlat" / "data" / "bccFe_TB2J_exchange.out"
+
+
+def assert_matches_tb2j(state, ham, rel, repeat=3, seeds=(0, 1, 2)):
+    """``state``/``ham`` read from files written for the TB2J run TB2J_FE (UppASD, VAMPIRE):
+    the unit cell of sl.io.read_tb2j and its energies of random spins on a supercell (``rel``)."""
+    ref_state, ref = sl.io.read_tb2j(TB2J_FE)
+    np.testing.assert_allclose(state.positions, ref_state.positions, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(state.cell, ref_state.cell, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(state.moments, ref_state.moments, rtol=1e-12)
+    big = state.repeat(repeat)
+    for seed in seeds:
+        s = np.random.default_rng(seed).normal(size=(len(big), 3))
+        s = big.copy(spins=s / np.linalg.norm(s, axis=1)[:, None])
+        assert ham.compute(s).energy == pytest.approx(ref.compute(s).energy, rel=rel)

@@ -255,19 +255,30 @@ def test_unwritable_targets_are_named_and_a_failed_conversion_keeps_the_old_targ
 
 def test_lammps_data_target_keeps_elements_and_velocities(run, tmp_path, capsys):
     """--format lammps-data wrote ASE's default data file: no Masses (spinlat's and LAMMPS's readers
-    could not tell the elements) and no velocities; a bare .data target became a RuNNer file."""
+    could not tell the elements) and no velocities; a bare .data target became a RuNNer file. Then
+    it wrote atom_style atomic, without the spins and moments (atom_style spin needed spinlat
+    export and a potential): a magnetic frame is now atom_style spin, read back bit for bit."""
     assert main(["convert", str(run), str(tmp_path / "final.data"), "--frames", "-1"]) == 1
     assert "ASE takes .data for RuNNer's format; pass --format lammps-data" in capsys.readouterr().err
+    assert main(["convert", str(run), str(tmp_path / "final.data"), "--format", "lammps-data"]) == 1
+    assert "a LAMMPS data file holds one frame" in capsys.readouterr().err
     assert main(["convert", str(run), str(tmp_path / "final.data"), "--frames", "-1", "--format", "lammps-data"]) == 0
-    assert "keeps no magnetic moments" in capsys.readouterr().err        # atom_style atomic: said
+    assert "note" not in capsys.readouterr().err
+    assert "Atoms # spin" in (tmp_path / "final.data").read_text()
     back = sl.io.read_lammps_data(tmp_path / "final.data")
     with Trajectory(run) as t:
         st = t[-1]
-    np.testing.assert_array_equal(back.numbers, st.numbers)
-    np.testing.assert_allclose(back.masses, st.masses, rtol=1e-9)        # ASE's amu -> g/mol round-off
-    np.testing.assert_allclose(back.positions, st.positions, rtol=0, atol=1e-14)
-    np.testing.assert_allclose(back.velocities, st.velocities, rtol=1e-13, atol=1e-18)
-    assert np.any(st.velocities != 0) and not np.any(back.moments)
+    assert np.any(st.moments > 0) and np.any(st.velocities != 0)
+    for name in ("numbers", "masses", "positions", "cell", "spins", "moments"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(st, name), err_msg=name)
+    np.testing.assert_allclose(back.velocities, st.velocities, rtol=1e-15, atol=0)   # Å/fs -> Å/ps -> Å/fs
+    # a non-magnetic frame: ASE's atom_style atomic, as before
+    plain = tmp_path / "plain.h5"
+    with sl.io.TrajectoryWriter(plain, st.copy(moments=np.zeros(len(st)))) as w:
+        w.write(st.copy(moments=np.zeros(len(st))), 0, 0.0)
+    assert main(["convert", str(plain), str(tmp_path / "plain.data"), "--format", "lammps-data"]) == 0
+    assert "Atoms # atomic" in (tmp_path / "plain.data").read_text()
+    np.testing.assert_allclose(sl.io.read_lammps_data(tmp_path / "plain.data").positions, st.positions, atol=1e-14)
 
 
 def test_formats_that_drop_moments_say_so(run, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """State: validation, ASE round trips, supercells, copies."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -543,3 +544,119 @@ def test_training_inputs_and_from_ase_read_moments_by_one_rule_and_warn_when_the
         sl.State.from_ase(atoms)
         del atoms.arrays["magmoms"]  # one source: read by both
         np.testing.assert_array_equal(input_moments(atoms), m)
+
+
+_PW_IN_AFM = """&control
+  calculation = 'scf'
+/
+&system
+  ibrav = 0, nat = 3, ntyp = 3, ecutwfc = 40, nspin = 2,
+  starting_magnetization(1) = 0.5
+  starting_magnetization(2) = -0.5
+  starting_magnetization(3) = 0.0
+/
+&electrons
+/
+ATOMIC_SPECIES
+Fe1 55.845 Fe.pbe.UPF
+Fe2 55.845 Fe.pbe.UPF
+O 15.999 O.pbe.UPF
+CELL_PARAMETERS angstrom
+2.8665 0 0
+0 2.8665 0
+0 0 5.0
+ATOMIC_POSITIONS angstrom
+Fe1 0 0 0
+Fe2 1.43325 1.43325 1.43325
+O 0 0 2.5
+K_POINTS automatic
+8 8 8 0 0 0
+"""
+
+
+def test_from_ase_drops_quantum_espresso_starting_magnetization(tmp_path):
+    """sl.State.from_ase(ase.io.read("pw.in")) took pw.x's starting_magnetization fractions (per
+    species, the last one per element: Fe1 +0.5 / Fe2 -0.5 became -0.5, -0.5) as moments in μB.
+    They are dropped with the warning that spinlat convert and run configs give for the file;
+    initial_fractions='keep' reads them; moments in μB beyond 1 or unequal per element stay."""
+    import ase.io
+
+    (tmp_path / "pw.in").write_text(_PW_IN_AFM)
+    atoms = ase.io.read(tmp_path / "pw.in")
+    np.testing.assert_array_equal(atoms.get_initial_magnetic_moments(), [-0.5, -0.5, 0.0])
+    with pytest.warns(UserWarning, match=r"the ase.Atoms: its initial magnetic moments are pw.x's "
+                                         r"starting_magnetization \(a fraction of the valence charge"):
+        st = sl.State.from_ase(atoms)
+    np.testing.assert_array_equal(st.moments, 0.0)
+    np.testing.assert_array_equal(atoms.get_initial_magnetic_moments(), [-0.5, -0.5, 0.0])  # caller's atoms kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(sl.State.from_ase(atoms, initial_fractions="keep").moments, [0.5, 0.5, 0.0])
+        atoms.set_initial_magnetic_moments([2.2, -2.2, 0.0])     # moments in μB
+        np.testing.assert_array_equal(sl.State.from_ase(atoms).moments, [2.2, 2.2, 0.0])
+        atoms.set_initial_magnetic_moments([0.6, -0.6, 0.0])     # unequal on one element: not a pw.x file
+        np.testing.assert_array_equal(sl.State.from_ase(atoms).moments, [0.6, 0.6, 0.0])
+    with pytest.raises(errors.InputError, match="initial_fractions"):
+        sl.State.from_ase(atoms, initial_fractions="yes")
+
+
+_ELK_GEOMETRY = """
+scale
+ 1.0
+
+avec
+  5.41 0.0 0.0
+  0.0 5.41 0.0
+  0.0 0.0 5.41
+
+atoms
+   1                                    : nspecies
+'Fe.in'                                 : spfname
+   2                                    : natoms; atpos, bfcmt below
+    0.0 0.0 0.0    0.0 0.0 -0.01
+    0.5 0.5 0.5    0.0 0.0 0.01
+"""
+
+
+def test_elk_bfcmt_is_not_read_as_moments(tmp_path):
+    """ASE's Elk reader (GEOMETRY.OUT, elk.in layout) puts bfcmt, the muffin-tin magnetic field
+    that breaks the symmetry (Hartree atomic units, its z component), into the initial magmoms:
+    an antiferromagnet started with ∓0.01 came out with moments 0.01 μB. spinlat convert and run
+    configs drop them with a warning naming the file, as for pw.x's starting_magnetization."""
+    import ase.io
+
+    from spinlat.config import read_structure
+
+    (tmp_path / "GEOMETRY.OUT").write_text(_ELK_GEOMETRY)
+    np.testing.assert_array_equal(ase.io.read(tmp_path / "GEOMETRY.OUT").get_initial_magnetic_moments(),
+                                  [-0.01, 0.01])
+    with pytest.warns(UserWarning, match=r"GEOMETRY.OUT: its initial magnetic moments are Elk's bfcmt \(the z "
+                                         r"component of the muffin-tin magnetic field"):
+        st = read_structure(tmp_path / "GEOMETRY.OUT")
+    np.testing.assert_array_equal(st.moments, 0.0)
+    with pytest.warns(UserWarning, match="Elk's bfcmt"):
+        sl.io.convert(tmp_path / "GEOMETRY.OUT", tmp_path / "g.h5")
+    with sl.io.Trajectory(tmp_path / "g.h5") as t:
+        np.testing.assert_array_equal(t["moments"], 0.0)
+
+
+def test_files_of_known_format_keep_small_moments(tmp_path):
+    """The from_ase guard against pw.x fractions is for ase.Atoms of unknown origin: a run config
+    or spinlat convert knows the file's format (and drops pw.x's and Elk's values itself), so an
+    extxyz Ni ferromagnet at 0.6 μB keeps its moments, with no warning."""
+    import ase.io
+    from ase.build import bulk
+
+    from spinlat.config import read_structure
+
+    atoms = bulk("Ni", cubic=True)
+    atoms.set_initial_magnetic_moments([0.6] * len(atoms))
+    ase.io.write(tmp_path / "ni.extxyz", atoms)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(read_structure(tmp_path / "ni.extxyz").moments, 0.6)
+        sl.io.convert(tmp_path / "ni.extxyz", tmp_path / "ni.h5")
+    with sl.io.Trajectory(tmp_path / "ni.h5") as t:
+        np.testing.assert_array_equal(t["moments"], 0.6)
+    with pytest.warns(UserWarning, match="starting_magnetization"):  # the bare ase.Atoms: unknown origin
+        sl.State.from_ase(ase.io.read(tmp_path / "ni.extxyz"))

@@ -1,6 +1,7 @@
-"""Input and output: HDF5 trajectories, extxyz, TB2J exchange files, LAMMPS SPIN (export, data,
-dump, log), OVF 2.0 spin configurations (Spirit), pymatgen structures and magnetic CIF files, and
-trajectory conversion to and from any ASE format (:func:`convert`)."""
+"""Input and output: HDF5 trajectories, extxyz, TB2J exchange files, LAMMPS SPIN (export, data
+files with atom_style spin, dump, log), OVF 2.0 spin configurations (Spirit), Spirit input files,
+UppASD inputs and VAMPIRE unit-cell files (structure + Heisenberg exchange), pymatgen structures
+and magnetic CIF files, and trajectory conversion to and from any ASE format (:func:`convert`)."""
 
 _LAZY = {
     "Trajectory": ".hdf5",
@@ -9,6 +10,7 @@ _LAZY = {
     "write_extxyz": ".extxyz",
     "read_tb2j": ".tb2j",
     "write_lammps": ".lammps",
+    "write_lammps_data": ".lammps",
     "read_lammps_data": ".lammps_read",
     "read_lammps_dump": ".lammps_read",
     "read_lammps_log": ".lammps_read",
@@ -17,6 +19,9 @@ _LAZY = {
     "read_ovf_segments": ".ovf",
     "write_ovf": ".ovf",
     "spirit_order": ".ovf",
+    "read_spirit_cfg": ".spirit",
+    "read_uppasd": ".uppasd",
+    "read_vampire": ".vampire",
     "convert": ".conversion",
     "to_pymatgen": ".pymatgen",
     "from_pymatgen": ".pymatgen",

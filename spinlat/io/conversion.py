@@ -25,10 +25,15 @@
   what is lost (a note of ``spinlat convert``), found by reading the first frame back. A
   ``.mcif`` target gets one frame as a magnetic CIF with every moment
   (:func:`spinlat.io.write_magnetic_cif`); a magnetic CIF source (``.mcif``, or a ``.cif`` with
-  moments or magnetic symmetry) is read by pymatgen (:func:`spinlat.io.read_magnetic_cif`).
-  ``format="lammps-data"``: ASE's writer in metal units with Masses (element comments) and
-  Velocities, atom_style atomic (no spins: :func:`spinlat.io.write_lammps` writes atom_style
-  spin); a ``.data`` target without ``format`` is refused (ASE would take it for RuNNer's format).
+  moments or magnetic symmetry) is read by pymatgen (:func:`spinlat.io.read_magnetic_cif`); a
+  Spirit input file (a ``.cfg`` with Spirit's keywords, or ``format="spirit"``), an UppASD
+  ``inpsd.dat`` or a VAMPIRE ``.UCF`` gives its structure as one frame
+  (:func:`spinlat.io.codes.read_code_structure`).
+  ``format="lammps-data"``: one frame; a magnetic one (any moment > 0) as ``atom_style spin``
+  (:func:`spinlat.io.write_lammps_data`: spins and moments, read back bit for bit), a
+  non-magnetic one by ASE's writer as atom_style atomic, both in metal units with Masses
+  (element comments) and Velocities; a ``.data`` target without ``format`` is refused (ASE would
+  take it for RuNNer's format).
 - a LAMMPS spin dump or data file → HDF5: read by :func:`spinlat.io.read_lammps_dump` /
   :func:`~spinlat.io.read_lammps_data` (spins, moments, magnetic forces, metal units converted;
   the dump's elements from its ``element`` column or the export metadata beside it), never by
@@ -68,6 +73,7 @@ from ..errors import FileFormatError, InputError
 from ..state import ase_magnetic_moments
 from .extxyz import compression_of
 from .pymatgen import is_magnetic_cif, read_magnetic_cif, write_magnetic_cif
+from .codes import code_format, read_code_structure
 
 _EXTXYZ = (".extxyz", ".xyz")
 _HDF5 = (".h5", ".hdf5")
@@ -200,19 +206,23 @@ def _read_db(source, db_type):
     return frames
 
 
-#: ASE formats whose readers put something other than moments in μB into the initial magmoms:
-#: pw.x's starting_magnetization is a fraction of the valence charge, per species symbol (Fe1 and
-#: Fe2 of an antiferromagnet both get the last one)
-_NOT_MOMENTS = {"espresso-in": "pw.x's starting_magnetization (a fraction of the valence charge, -1 to 1, set per "
-                               "species: ASE gives Fe1 and Fe2 the same one), not moments in μB"}
+def _not_moments():
+    """{ASE format: what its reader puts into the initial magmoms instead of moments in μB}."""
+    from ..state import ELK_BFCMT, STARTING_MAGNETIZATION
+
+    return {"espresso-in": STARTING_MAGNETIZATION, "elk": ELK_BFCMT}
 
 
 def drop_initial_guesses(atoms_list, source, format=None):
     """Remove the initial magmoms of frames read by ``ase.io.read`` from a format whose reader fills
-    them with something other than moments in μB (a Quantum ESPRESSO input: starting_magnetization),
-    with a UserWarning naming the file, so that they are given as moments (a run config's
-    structure.moments) instead of being read wrongly. Returns ``atoms_list``."""
+    them with something other than moments in μB (a Quantum ESPRESSO input: starting_magnetization,
+    :data:`spinlat.state.STARTING_MAGNETIZATION`; Elk's GEOMETRY.OUT: the bfcmt field,
+    :data:`spinlat.state.ELK_BFCMT`), with a UserWarning naming the file, so that they are given as
+    moments (a run config's structure.moments) instead of being read wrongly. Returns
+    ``atoms_list``."""
     from ase.io.formats import UnknownFileTypeError, filetype
+
+    from ..state import drop_initial_magmoms
 
     name = format
     if name is None:
@@ -220,12 +230,11 @@ def drop_initial_guesses(atoms_list, source, format=None):
             name = filetype(str(source))
         except (UnknownFileTypeError, OSError):
             return atoms_list
-    what = _NOT_MOMENTS.get(name)
+    what = _not_moments().get(name)
     if what and any(a.has("initial_magmoms") and np.any(a.arrays["initial_magmoms"] != 0) for a in atoms_list):
-        for atoms in atoms_list:
+        for atoms in atoms_list[1:]:
             atoms.set_initial_magnetic_moments(None)
-        warnings.warn(f"{source}: its initial magnetic moments are {what}; they are not read: give the moments in μB "
-                      "(a run config's structure.moments, State.copy(moments=...))", UserWarning, stacklevel=3)
+        drop_initial_magmoms(atoms_list[0], source, what, stacklevel=4)
     return atoms_list
 
 
@@ -239,9 +248,8 @@ def _check_ase_target(target, format):
     if name is None:
         if Path(target).suffix.lower() == ".data":  # ASE's guess: RuNNer, where a LAMMPS user means LAMMPS
             raise InputError(f"cannot write {target}: ASE takes .data for RuNNer's format; pass --format lammps-data "
-                             "(format=) for a LAMMPS data file (atom_style atomic: positions, velocities, masses "
-                             "naming the elements, no spins; spinlat export CONFIG --lammps DIR writes atom_style "
-                             "spin) or --format runnerdata for RuNNer")
+                             "(format=) for a LAMMPS data file (atom_style spin with the spins and moments, atom_style "
+                             "atomic for a non-magnetic state) or --format runnerdata for RuNNer")
         try:
             name = filetype(str(target), read=False)
         except UnknownFileTypeError:
@@ -252,15 +260,17 @@ def _check_ase_target(target, format):
     why = (f"ASE has no format {format!r}" if format is not None and fmt is None
            else f"ASE reads the {name} format but cannot write it" if fmt is not None
            else f"no format known for its extension {Path(target).suffix or '(none)'!r}")
-    lammps = (" (LAMMPS: spinlat export CONFIG --lammps DIR, or sl.io.write_lammps, writes an atom_style spin data "
-              "file)") if "lammps" in str(target).lower() or "lammps" in str(format).lower() else ""
+    lammps = (" (LAMMPS: --format lammps-data (format='lammps-data') writes one frame as an atom_style spin data "
+              "file; spinlat export CONFIG --lammps DIR writes a runnable input with its potential)"
+              if "lammps" in str(target).lower() or "lammps" in str(format).lower() else "")
     raise InputError(f"cannot write {target}: {why}; give it an extension ASE writes (.extxyz, .traj, .xyz, .cif, "
                      f".vasp, ...) or pass --format (format=) with an ASE format name{lammps}")
 
 
 #: ase.io.write options for a LAMMPS data target: the units spinlat's readers take (metal), a
 #: Masses section (with element comments: the elements come back) and the velocities, which ASE
-#: leaves out by default; atom_style atomic holds no spins (spinlat export writes atom_style spin)
+#: leaves out by default; atom_style atomic holds no spins (used for non-magnetic frames only:
+#: magnetic ones go to write_lammps_data, atom_style spin)
 _LAMMPS_DATA_WRITE = {"lammps-data": dict(atom_style="atomic", masses=True, velocities=True, units="metal")}
 _LAMMPS_DATA_READ = {"lammps-data": dict(atom_style="atomic", units="metal")}
 
@@ -335,6 +345,8 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
         except Exception as exc:  # noqa: BLE001 - ase.db raises many kinds for a bad file
             raise FileFormatError(f"{source} cannot be read as an ASE database: {exc}") from None
         _calc_results_to_arrays(frames)
+    elif code_format(source, format):  # Spirit, UppASD, VAMPIRE inputs (ASE takes a .cfg for AtomEye's)
+        frames = [read_code_structure(source, format).to_ase()]
     elif is_magnetic_cif(source, format):  # moments and magnetic symmetry: ASE's CIF reader skips both
         try:
             frames = [st.to_ase() for st in read_magnetic_cif(source, ":")]
@@ -482,6 +494,16 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                     raise InputError(f"cannot write {target}: spinlat writes magnetic CIF files with pymatgen: "
                                      f"{exc}") from None
                 return 1
+            if dst_kind == "ase" and format == "lammps-data":
+                if len(indices) > 1:
+                    raise InputError(f"cannot write {target}: a LAMMPS data file holds one frame ({len(indices)} "
+                                     "selected): select one, e.g. --frames -1")
+                state = traj[indices[0]]
+                if np.any(state.moments > 0):  # atom_style spin: spins and moments kept
+                    from .lammps import write_lammps_data
+
+                    write_lammps_data(target, state, overwrite=True)
+                    return 1
             if dst_kind != "hdf5":
                 # the target is replaced only once the new file is complete (atomic_path): a format
                 # that fails to write leaves the old file as it was
@@ -539,7 +561,9 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
         for k, atoms in enumerate(atoms_list):
             # constraints: said above; dropped tags / charges: said once, for the first frame
             try:
-                state = State.from_ase(atoms, constraints="ignore", warn_dropped=(k == 0))
+                # the source's format is known: drop_initial_guesses dropped what is not moments
+                state = State.from_ase(atoms, constraints="ignore", warn_dropped=(k == 0),
+                                       initial_fractions="keep")
             except InputError as exc:
                 raise FileFormatError(f"{source}: frame {k} holds an unusable structure: {exc}") from None
             pe = _number(atoms.info, "energy", math.nan)

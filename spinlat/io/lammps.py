@@ -526,17 +526,27 @@ class LammpsExport:
     command: str = "lmp -in in.spinlat"
 
 
-def _data_text(state, types, table, box, title) -> str:
+def _data_text(state, types, table, box, title, general=False) -> str:
+    """A LAMMPS data file (atom_style spin) of ``state`` in the frame of ``box``; ``general``: a
+    general triclinic box (``avec bvec cvec abc origin``, LAMMPS 7Feb2024 and later) with the
+    state's own vectors instead (box.cell and box.origin taken back into the state's frame)."""
     n = len(state)
+    if general:
+        c, o = box.cell @ box.rotation.T, box.origin @ box.rotation.T
+        c[state.pbc] = state.cell[state.pbc]  # the periodic vectors exactly, not rotated there and back
+        box = _Box(np.eye(3), c, o, box.boundary)
     pos = _to_lammps_vectors(box, state.positions)
     spins = _to_lammps_vectors(box, state.spins, axial=True)
     vel = _to_lammps_vectors(box, state.velocities) * units.FS_PER_PS  # Å/fs → Å/ps
     c, o = box.cell, box.origin
-    lines = [title, "", f"{n} atoms", f"{len(table)} atom types", "",
-             f"{_fmt(o[0])} {_fmt(o[0] + c[0, 0])} xlo xhi",
-             f"{_fmt(o[1])} {_fmt(o[1] + c[1, 1])} ylo yhi",
-             f"{_fmt(o[2])} {_fmt(o[2] + c[2, 2])} zlo zhi"]
-    if c[1, 0] != 0 or c[2, 0] != 0 or c[2, 1] != 0:
+    lines = [title, "", f"{n} atoms", f"{len(table)} atom types", ""]
+    if general:
+        lines += [f"{_vec(c[k])} {'abc'[k]}vec" for k in range(3)] + [f"{_vec(o)} abc origin"]
+    else:
+        lines += [f"{_fmt(o[0])} {_fmt(o[0] + c[0, 0])} xlo xhi",
+                  f"{_fmt(o[1])} {_fmt(o[1] + c[1, 1])} ylo yhi",
+                  f"{_fmt(o[2])} {_fmt(o[2] + c[2, 2])} zlo zhi"]
+    if not general and (c[1, 0] != 0 or c[2, 0] != 0 or c[2, 1] != 0):
         lines.append(f"{_fmt(c[1, 0])} {_fmt(c[2, 0])} {_fmt(c[2, 1])} xy xz yz")
     lines += ["", "Masses", ""]
     lines += [f"{r['type']} {_fmt(r['mass'])} # {r['symbol']}" for r in table]
@@ -561,6 +571,51 @@ def _time_scale_warning(state, integrator):
             f"{units.G_GAMMA:.6f}: with these moments LAMMPS's spin motion is {ratio.min():.4g}"
             + (f"–{ratio.max():.4g}" if ratio.max() - ratio.min() > 1e-9 else "")
             + " times faster (energies, forces and equilibria are the same; see spinlat.io.lammps)")
+
+
+def write_lammps_data(path, state, *, overwrite=False, title=None):
+    """Write ``state`` as a LAMMPS data file with ``atom_style spin`` (``read_data`` of LAMMPS's
+    SPIN package; units metal), without an input script or potential.
+
+    Sections: Masses (amu, ``# Fe`` element comments: the elements come back), ``Atoms # spin``
+    with LAMMPS's columns ``id type x y z spx spy spz sp`` (Å, unit spin vector, sp = moment in
+    μB; non-magnetic atoms sp = 0), Velocities (Å/ps). Atom types: one per (element, mass,
+    magnetic?) in the order of first appearance. Every float is written at round-trip precision,
+    so :func:`spinlat.io.read_lammps_data` gives back the positions, cell, spins, moments and
+    masses bit for bit (velocities to 1 ulp: Å/fs ↔ Å/ps). The box: LAMMPS's restricted
+    triclinic box (``xlo xhi`` ... ``xy xz yz``) when the cell is in LAMMPS's orientation (a along
+    x, b in the xy plane), else a general triclinic box (``avec bvec cvec abc origin``, read by
+    LAMMPS since 7Feb2024, which turns the atoms and spins into its frame) with the state's own
+    vectors, nothing rotated. Along non-periodic directions the box is stretched around the atoms
+    (as :func:`write_lammps`); a data file does not say which directions are periodic (give
+    ``boundary`` in LAMMPS and ``pbc`` to the reader).
+
+    ``overwrite``: replace an existing ``path`` (else InputError); the file is replaced only once
+    complete. Raises InputError for a State with no atoms or a left-handed cell not in LAMMPS's
+    orientation (LAMMPS wants right-handed general boxes: reorder the cell vectors)."""
+    from .. import __version__
+    from ..state import State
+
+    path = Path(validation.path(path, "write_lammps_data path"))
+    overwrite = validation.boolean(overwrite, "write_lammps_data overwrite")
+    if not isinstance(state, State):
+        raise InputError(f"write_lammps_data: state must be a spinlat State, got {type(state).__name__}")
+    if len(state) == 0:
+        raise InputError(f"cannot write {path}: the state has no atoms")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} exists; pass overwrite=True to replace it")
+    box = _lammps_box(state)
+    general = not np.array_equal(box.rotation, np.eye(3))
+    if general and not box.proper:
+        raise InputError(f"cannot write {path}: the cell is left-handed (det < 0) and not in LAMMPS's orientation; "
+                         "LAMMPS reads only right-handed general triclinic boxes: swap two cell vectors (and the "
+                         "atoms' order does not change), or use spinlat export, which rotates the state")
+    types, table, _ = _atom_types(state, [])
+    if title is None:
+        title = f"spinlat {__version__} data file (atom_style spin, units metal)"
+    with atomic_write(path) as fh:
+        fh.write(_data_text(state, types, table, box, str(title).replace("\n", " "), general=general))
+    return path
 
 
 def write_lammps(directory, state, potential, integrator=None, steps=0, every=0, *, overwrite=False,
@@ -727,4 +782,4 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
                         [directory / name for _, name in sc.files], table, box.rotation.copy())
 
 
-__all__ = ["write_lammps", "LammpsExport", "check_exportable", "EXPORTABLE_TERMS", "EXPORTABLE_INTEGRATORS"]
+__all__ = ["write_lammps_data", "write_lammps", "LammpsExport", "check_exportable", "EXPORTABLE_TERMS", "EXPORTABLE_INTEGRATORS"]

@@ -385,6 +385,18 @@ def _check_atom_values(path, positions, spins, moments, line_of):
         if len(rows):
             raise FileFormatError(f"{path}: line {line_of(int(rows[0]))}: atom with {what}"
                                   f"{f' ({len(rows)} atoms)' if len(rows) > 1 else ''}")
+    if spins is not None:
+        norm = np.linalg.norm(spins, axis=1)
+        off = np.flatnonzero((moments > 0) & (np.abs(norm - 1.0) > 1e-3))  # %g dumps: ~1e-6
+        if len(off):
+            import warnings
+
+            k = int(off[0])
+            warnings.warn(f"{path}: line {line_of(k)}: the spin direction spx spy spz of {len(off)} magnetic atom(s) "
+                          f"is not a unit vector (|s| = {norm[k]:.6g}, sp = {moments[k]:.6g}); LAMMPS normalises "
+                          "it, and so does spinlat, keeping sp as the moment. If the columns are not LAMMPS's "
+                          "atom_style spin order id type x y z spx spy spz sp, the spins and moments are wrong",
+                          UserWarning, stacklevel=4)
 
 
 def _warn_if_2d_like(path, z, zlo, zhi, tilt_z, remedy):

@@ -31,6 +31,7 @@ direction to store; it comes back as +z, spinlat's default.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -183,7 +184,9 @@ def read_magnetic_cif(path, index=-1):
     ``":"``: a list, one State per block) of a magnetic CIF file, read by pymatgen's
     ``CifParser``: the magnetic (or ordinary) symmetry operations applied to the atoms and their
     moments (time reversal included), moments given along the crystal axes (``crystalaxis_x``...)
-    turned Cartesian (μB), a site without a moment non-magnetic (:func:`from_pymatgen`). Raises
+    turned Cartesian (μB), a site without a moment non-magnetic (:func:`from_pymatgen`). The
+    atoms follow the file's ``_atom_site_label`` rows (pymatgen sorts them by species; here they
+    are put back), each row's symmetry images in the order of the operations. Raises
     FileFormatError naming the file when pymatgen cannot read it, InputError for an index out of
     range."""
     from ..errors import FileFormatError
@@ -194,12 +197,15 @@ def read_magnetic_cif(path, index=-1):
     try:
         with warnings.catch_warnings():  # a note of pymatgen's that says nothing about the structure
             warnings.filterwarnings("ignore", message=".*Skipping relative stoichiometry check", category=UserWarning)
+            if _only_identity(path):  # P1 (write_magnetic_cif's files): no operation acts on a moment
+                warnings.filterwarnings("ignore", message=".*No magnetic symmetry detected", category=UserWarning)
             structures = CifParser(str(path)).parse_structures(primitive=False)
     except Exception as exc:  # noqa: BLE001 - pymatgen raises many kinds for a bad file
         raise FileFormatError(f"{path}: cannot read this magnetic CIF with pymatgen ({type(exc).__name__}: {exc})") \
             from None
     if not structures:
         raise FileFormatError(f"{path}: pymatgen found no structure in this magnetic CIF")
+    structures = _in_file_order(path, structures)
     if isinstance(index, str) and index == ":":
         return [from_pymatgen(st) for st in structures]
     try:
@@ -207,6 +213,97 @@ def read_magnetic_cif(path, index=-1):
     except (IndexError, TypeError):
         raise InputError(f"{path}: data block index {index!r} is out of range ({len(structures)} blocks)") from None
     return from_pymatgen(structure)
+
+
+def _only_identity(path) -> bool:
+    """Whether every data block of the CIF at ``path`` lists at most the identity as its symmetry
+    operations (ordinary and magnetic), so that pymatgen's note that it found no magnetic
+    operations and applies the ordinary ones to the moments changes nothing."""
+    from pymatgen.io.cif import CifFile
+
+    try:
+        blocks = CifFile.from_file(str(path)).data.values()
+    except Exception:  # noqa: BLE001 - the parser proper reports a bad file
+        return False
+    for block in blocks:
+        for key, value in block.data.items():
+            k = key.lower()
+            if ("symop" in k or "equiv_pos" in k) and "xyz" in k:
+                ops = [value] if isinstance(value, str) else list(value)
+                if any(op.replace(" ", "").replace("'", "").lower() not in ("x,y,z", "x,y,z,+1") for op in ops):
+                    return False
+    return True
+
+
+def _check_moments_read(path, name, block, keys, structure):
+    """FileFormatError when the block lists non-zero moments that pymatgen did not read (it reads
+    the ``crystalaxis_x/y/z`` columns only, and none at all when one of them is missing or a value
+    is not a number): the atoms would be non-magnetic without a word."""
+    from ..errors import FileFormatError
+
+    values = []
+    for k in keys:
+        if "label" in k.lower() or "symmform" in k.lower():
+            continue
+        for v in ([block.data[k]] if isinstance(block.data[k], str) else block.data[k]):
+            try:
+                values.append(float(re.sub(r"\(\d+\)$", "", v)))
+            except ValueError:
+                values.append(float("nan"))
+    if not any(v != 0 for v in values):  # none listed, all zero (NaN != 0 counts as listed)
+        return
+    read = structure.site_properties.get("magmom") or []
+    if any(np.any(np.asarray(_moment_vector(m, "site")) != 0) for m in read if m is not None):
+        return
+    raise FileFormatError(f"{path}: data block {name!r} lists moments ({', '.join(keys)}) but pymatgen read none: it "
+                          "reads _atom_site_moment.crystalaxis_x/y/z (numbers) only; give the moments in those "
+                          "columns")
+
+
+def _site_labels(block):
+    """The ``_atom_site_label`` column of a pymatgen CifBlock (CIF 1 or DDLm spelling), [] if none."""
+    for key in ("_atom_site_label", "_atom_site.label"):
+        if key in block.data:
+            value = block.data[key]
+            return [value] if isinstance(value, str) else list(value)
+    return []
+
+
+def _in_file_order(path, structures):
+    """``structures`` (pymatgen's parse of the file at ``path``, one per data block with atoms)
+    with their sites in the file's order: pymatgen groups them by species; here they follow the
+    ``_atom_site_label`` rows of their block, each row's symmetry images in pymatgen's order
+    (that of the operations), moments and all site properties moving with their sites. Raises
+    FileFormatError for a block that gives one label to two rows while it lists moments (which
+    the file then cannot assign to an atom)."""
+    from pymatgen.io.cif import CifFile
+
+    from ..errors import FileFormatError
+
+    blocks = [(name, _site_labels(b), b) for name, b in CifFile.from_file(str(path)).data.items()]
+    blocks = [entry for entry in blocks if entry[1]]
+    out = []
+    for structure in structures:
+        labels = list(structure.labels)
+        # the next block holding every label of this structure (pymatgen skips blocks it cannot read)
+        while blocks and not set(labels) <= set(blocks[0][1]):
+            blocks.pop(0)
+        if not blocks:
+            out.append(structure)
+            continue
+        name, rows, block = blocks.pop(0)
+        moment_keys = [k for k in block.data if k.lower().startswith("_atom_site_moment")]
+        twice = sorted({x for x in rows if rows.count(x) > 1})
+        if twice and moment_keys:
+            raise FileFormatError(f"{path}: data block {name!r} gives the label(s) {twice} to more than one "
+                                  "_atom_site row, and its moments (_atom_site_moment) name atoms by label: give "
+                                  "every row its own label")
+        _check_moments_read(path, name, block, moment_keys, structure)
+        first = {label: i for i, label in reversed(list(enumerate(rows)))}
+        order = sorted(range(len(labels)), key=lambda i: (first[labels[i]], i))
+        out.append(structure if order == list(range(len(labels))) else structure.__class__.from_sites(
+            [structure[i] for i in order]))
+    return out
 
 
 def write_magnetic_cif(path, state):

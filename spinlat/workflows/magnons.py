@@ -124,7 +124,7 @@ def cubic_supercell(state, L):
     cube = bcc_cubic_cell(state.cell)
     P = np.round(cube @ np.linalg.inv(state.cell)).astype(int)
     atoms = make_supercell(state.to_ase(), L * P, wrap=True)
-    return State.from_ase(atoms)
+    return State.from_ase(atoms, initial_fractions="keep")
 
 
 @dataclass

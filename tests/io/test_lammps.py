@@ -961,5 +961,11 @@ def test_an_atoms_section_without_a_style_is_read_as_spin_only_when_it_looks_lik
     loose = ["1 1 0.0 0.0 0.0 0.0 0.0 2.0 2.2"]  # LAMMPS normalises such a direction: with the comment it reads
     with pytest.raises(FileFormatError, match=r"length 2 \(LAMMPS writes unit vectors\)"):
         sl.io.read_lammps_data(_data_file(tmp_path / "loose.data", "", loose))
-    np.testing.assert_allclose(sl.io.read_lammps_data(_data_file(tmp_path / "loose2.data", " # spin", loose)).spins,
-                               [[0, 0, 1]])
+    with pytest.warns(UserWarning, match=r"line 16: the spin direction spx spy spz of 1 magnetic atom\(s\) is not a unit "
+                                         r"vector \(\|s\| = 2, sp = 2.2\); LAMMPS normalises it"):
+        loose2 = sl.io.read_lammps_data(_data_file(tmp_path / "loose2.data", " # spin", loose))
+    np.testing.assert_allclose(loose2.spins, [[0, 0, 1]])
+    # a file in another column order (sp before the direction) reads as LAMMPS reads it, but said
+    swapped = ["1 1 0.0 0.0 0.0 2.2 0.0 0.0 1.0"]
+    with pytest.warns(UserWarning, match=r"\|s\| = 2.2, sp = 1\).*If the columns are not LAMMPS's atom_style spin order"):
+        sl.io.read_lammps_data(_data_file(tmp_path / "swapped.data", " # spin", swapped))

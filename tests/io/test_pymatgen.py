@@ -1,6 +1,7 @@
 """State ⇄ pymatgen Structure / Molecule with vector Magmoms (optional dependency)."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from conftest import bcc_fe
 
 import spinlat as sl
-from spinlat.errors import InputError
+from spinlat.errors import FileFormatError, InputError
 
 pmg = pytest.importorskip("pymatgen.core")
 from pymatgen.electronic_structure.core import Magmom  # noqa: E402
@@ -196,11 +197,42 @@ def test_trajectory_to_magnetic_cif_and_back(tmp_path):
         sl.io.convert(traj, tmp_path / "t.mcif")
     assert sl.io.convert(traj, tmp_path / "t.mcif", frames=-1) == 1
     back = sl.io.read_magnetic_cif(tmp_path / "t.mcif")
-    order = np.argsort(back.numbers, kind="stable")  # pymatgen groups the sites by species
-    ref = np.argsort(st.numbers, kind="stable")
-    d = (back.positions[order] - st.positions[ref]) @ np.linalg.inv(st.cell)
+    assert back.symbols == st.symbols  # the state's order (pymatgen's parser sorts by species)
+    d = (back.positions - st.positions) @ np.linalg.inv(st.cell)
     np.testing.assert_allclose((d - np.round(d)) @ st.cell, 0.0, atol=1e-7)
-    np.testing.assert_allclose(back.magnetic_moments[order], -st.magnetic_moments[ref], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(back.magnetic_moments, -st.magnetic_moments, rtol=0, atol=1e-7)
+
+
+def test_magnetic_cif_atoms_follow_the_file_order(tmp_path):
+    """pymatgen's CIF parser sorts the sites by species: an .mcif with rows O1 Fe1 O2 Co1 came
+    back as Fe Fe Co Co O O O O, so atom i of the State was not row i of the file. The atoms now
+    follow the rows, each row's images (here by inversion) after it, moments with their atoms;
+    an interleaved State written and read back keeps its order. Two rows with one label and a
+    moment loop cannot be read (the moments name atoms by label)."""
+    path = Path(__file__).parent.parent / "data" / "mcif" / "interleaved.mcif"
+    st = sl.io.read_magnetic_cif(path)
+    assert st.symbols == ["O", "O", "Fe", "Fe", "O", "O", "Co", "Co"]
+    frac = np.array([[0.1, 0.2, 0.3], [0.25, 0.25, 0.1], [0.4, 0.1, 0.2], [0.3, 0.1, 0.4]])
+    np.testing.assert_allclose(st.positions[::2], frac * [4.0, 4.0, 6.0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(st.positions[1::2], (1 - frac) * [4.0, 4.0, 6.0], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(st.moments, [0, 0, 2.2, 2.2, 0, 0, 1.6, 1.6])
+    np.testing.assert_array_equal(st.spins[2:4], [[1, 0, 0], [1, 0, 0]])
+    np.testing.assert_array_equal(st.spins[6:], [[0, 1, 0], [0, 1, 0]])
+    # writer round trip of an interleaved state
+    mixed = st.copy(spins=np.array([[0, 0, 1], [0, 0, 1], [1, 0, 0], [0, -1, 0], [0, 0, 1], [0, 0, 1],
+                                    [0, 0.6, 0.8], [0, 0, -1.0]]))
+    sl.io.write_magnetic_cif(tmp_path / "w.mcif", mixed)
+    with warnings.catch_warnings():  # P1: pymatgen's "no magnetic symmetry" note says nothing here
+        warnings.simplefilter("error")
+        back = sl.io.read_magnetic_cif(tmp_path / "w.mcif")
+    assert back.symbols == mixed.symbols
+    np.testing.assert_allclose(back.positions, mixed.positions, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(back.magnetic_moments, mixed.magnetic_moments, rtol=0, atol=1e-7)
+    text = path.read_text().replace("O2 O 0.4", "O1 O 0.4")
+    (tmp_path / "twice.mcif").write_text(text)
+    with pytest.raises(FileFormatError, match=r"twice.mcif: data block 'inter' gives the label\(s\) \['O1'\] to "
+                                              r"more than one _atom_site row"):
+        sl.io.read_magnetic_cif(tmp_path / "twice.mcif")
 
 
 def test_magnetic_cif_without_pymatgen_is_one_line(tmp_path, monkeypatch):
@@ -219,3 +251,16 @@ def test_magnetic_cif_without_pymatgen_is_one_line(tmp_path, monkeypatch):
                                           "pymatgen"):
         read_structure(path)
     assert not (tmp_path / "m.h5").exists()
+
+
+@pytest.mark.parametrize("edit", [
+    lambda t: t.replace("_atom_site_moment.crystalaxis_", "_atom_site_moment.Cartn_"),
+    lambda t: t.replace("Mn1 0 0 4.6", "Mn1 0 ? 4.6"),
+], ids=["cartesian-columns", "unknown-value"])
+def test_moments_pymatgen_cannot_read_are_refused(tmp_path, edit):
+    """pymatgen reads only numeric crystalaxis_x/y/z moment columns and otherwise returns no
+    moment at all: MnF2 with Cartn_x/y/z columns (or one '?') came back non-magnetic, silently."""
+    path = tmp_path / "m.mcif"
+    path.write_text(edit(MNF2.read_text()))
+    with pytest.raises(FileFormatError, match=r"m.mcif: data block 'MnF2' lists moments .* but pymatgen read none"):
+        sl.io.read_magnetic_cif(path)

@@ -1,0 +1,199 @@
+"""sl.io.read_uppasd: UppASD inputs (inpsd.dat, posfile, momfile, jfile) as a State and a
+Heisenberg, against a hand construction and against TB2J's own exchange.out of the same run."""
+
+import numpy as np
+import pytest
+from conftest import TB2J_FE, assert_matches_tb2j
+
+import spinlat as sl
+from spinlat.errors import FileFormatError
+from spinlat.io.uppasd import RY_EV
+from spinlat.potentials import Heisenberg
+
+
+
+def _write(d, inpsd, pos, mom, jfile):
+    d.mkdir(exist_ok=True)
+    (d / "inpsd.dat").write_text(inpsd)
+    (d / "posfile").write_text(pos)
+    (d / "momfile").write_text(mom)
+    (d / "jfile").write_text(jfile)
+    return d / "inpsd.dat"
+
+
+BCC_INPSD = """simid bccFe
+ncell     4 4 4              System size
+BC        P P P              Boundary conditions
+cell      1.0 0.0 0.0
+          0.0 1.0 0.0
+          0.0 0.0 1.0
+Sym       1                  cubic
+posfile   ./posfile
+momfile   ./momfile
+exchange  ./jfile
+alat      2.87e-10
+"""
+
+
+def _unit(n, seed):
+    s = np.random.default_rng(seed).normal(size=(n, 3))
+    return s / np.linalg.norm(s, axis=1)[:, None]
+
+
+def test_bcc_cubic_shells_by_hand(tmp_path):
+    """bcc Fe as in UppASD's example layout: two sites of one type, one bond vector per shell
+    expanded by the cubic group (Sym 1): 8 nearest and 6 next-nearest neighbours. UppASD's
+    energy −Σ_i Σ_j∈N(i) J e_i·e_j (mRy, each bond twice) is spinlat's pair coupling 2J."""
+    path = _write(tmp_path / "bcc", BCC_INPSD, "1 1 0.0 0.0 0.0\n2 1 0.5 0.5 0.5\n",
+                  "1 1 2.23 0.0 0.0 1.0\n2 1 2.23 1.0 0.0 0.0\n",
+                  "1 1  0.5 0.5 0.5  1.3377   NN shell\n1 1  1.0 0.0 0.0  0.7570\n")  # text after: ignored
+    st, ham = sl.io.read_uppasd(path)
+    np.testing.assert_allclose(st.cell, np.eye(3) * 2.87, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(st.positions[1], [1.435] * 3, rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(st.moments, [2.23, 2.23])
+    np.testing.assert_array_equal(st.spins, [[0, 0, 1], [1, 0, 0]])
+    assert ham.uppasd_ncell == (4, 4, 4) and ham.n_pairs == 2 * (8 + 6) // 2
+    big = st.repeat(3)
+    ref = Heisenberg.from_neighbors(big, J=[2 * 1.3377 * RY_EV * 1e-3, 2 * 0.7570 * RY_EV * 1e-3])
+    for seed in range(3):
+        s = big.copy(spins=_unit(len(big), seed))
+        assert ham.compute(s).energy == pytest.approx(ref.compute(s).energy, rel=1e-12)
+
+
+def test_tb2j_folder_matches_read_tb2j(tmp_path):
+    """TB2J writes UppASD files beside exchange.out (TB2J_results/UppASD: posfile with direct
+    coordinates, momfile, jASD1 with a count line, Cartesian bond vectors in Å and J in mRy for
+    every directed entry). Written here as TB2J's writer does from the bcc Fe exchange.out, read
+    with tb2j=True and the run's cell: the energies equal read_tb2j's on a supercell."""
+    from ase.units import Ry
+
+    from spinlat.formats.tb2j import parse_tb2j
+
+    data = parse_tb2j(TB2J_FE)
+    cell, pos = data["cell"], data["positions"]
+    d = tmp_path / "UppASD"
+    d.mkdir()
+    frac = pos @ np.linalg.inv(cell)
+    (d / "posfile").write_text("".join(f"{k + 1} {k + 1} {f[0]} {f[1]} {f[2]}\n" for k, f in enumerate(frac)))
+    ms = np.linalg.norm(data["magmoms"], axis=1)
+    (d / "momfile").write_text("".join(f"{k + 1} {k + 1} {m} 0.0 0.0 1.0\n" for k, m in enumerate(ms)))
+    rows = []
+    for i, j, R, T, _ in data["entries"]:
+        v = np.asarray(R) @ cell + pos[j] - pos[i]
+        rows.append(f"{i + 1} {j + 1} {v[0]} {v[1]} {v[2]} {np.trace(T) / 3 * 1e-3 * 1e3 / Ry}\n")
+    (d / "jASD1").write_text(f"{len(rows)} 0\n" + "".join(rows))
+    (d / "input").write_text(" simid Unamed\n ncell 12 12 12\n BC P P P\n cell\n Sym 0\n posfile ./posfile\n"
+                             " momfile ./momfile\n exchange ./jASD1\n maptype 1\n alat 2.83e-10\n")
+    st, ham = sl.io.read_uppasd(d, tb2j=True, cell=cell)
+    # TB2J converts with ASE's Rydberg, UppASD's reader with UppASD's (2e-10 apart)
+    assert_matches_tb2j(st, ham, rel=1e-9)
+    with pytest.raises(FileFormatError, match="line 4: the cell keyword holds no vectors .*pass cell="):
+        sl.io.read_uppasd(d, tb2j=True)
+    (d / "jASD1").write_text(f"{len(rows) + 1} 0\n" + "".join(rows))
+    with pytest.raises(FileFormatError, match=f"announces {len(rows) + 1} couplings, found {len(rows)} rows"):
+        sl.io.read_uppasd(d, tb2j=True, cell=cell)
+
+
+@pytest.mark.parametrize("jfile, match", [
+    ("1 1 0.3 0.0 0.0 1.0\n", r"line 1: no atom at the bond vector \[0.3, 0.0, 0.0\] from site 1"),
+    ("1 1 1.0 0.0 0.0\n", "line 1: expected 'isite jsite rx ry rz J' \\(6 columns\\)"),
+    ("1 1 1 1 1.0 0.0 0.0 1.0\n", r"got 8: .* \(alloy and tensor layouts are not read\)"),
+    ("1 3 1.0 0.0 0.0 1.0\n", "sites 1, 3 outside the posfile's 1..2"),
+    ("1 1 1.0 0.0 x 1.0\n", "line 1: bond vector: expected a number"),
+])
+def test_bad_jfiles_name_the_line(tmp_path, jfile, match):
+    path = _write(tmp_path / "b", BCC_INPSD.replace("Sym       1", "Sym 0"), "1 1 0 0 0\n2 1 0.5 0.5 0.5\n",
+                  "1 1 2.2 0 0 1\n2 1 2.2 0 0 1\n", jfile)
+    with pytest.raises(FileFormatError, match=match):
+        sl.io.read_uppasd(path)
+
+
+def test_unsupported_settings_are_refused_or_named(tmp_path):
+    path = _write(tmp_path / "u", BCC_INPSD + "do_ralloy 1\n", "1 1 0 0 0\n", "1 1 2.2 0 0 1\n", "")
+    with pytest.raises(FileFormatError, match="do_ralloy 1: random alloys"):
+        sl.io.read_uppasd(path)
+    path = _write(tmp_path / "v", BCC_INPSD.replace("Sym       1", "Sym 3"), "1 1 0 0 0\n", "1 1 2.2 0 0 1\n", "")
+    with pytest.raises(FileFormatError, match="Sym 3"):
+        sl.io.read_uppasd(path)
+    path = _write(tmp_path / "w", BCC_INPSD + "dm ./dmfile\n", "1 1 0 0 0\n", "1 1 2.2 0 0 1\n",
+                  "1 1 1.0 0.0 0.0 1.0\n")
+    with pytest.warns(UserWarning, match="not read: the DM interaction"):
+        sl.io.read_uppasd(path)
+
+
+def test_tb2j_two_site_folder(tmp_path):
+    """TB2J's momfile puts each site's own index in UppASD's chemical column (2 for the second
+    site), which read as an alloy component was refused; with tb2j=True it is the site. bcc Fe in
+    its conventional cell, every directed nearest-neighbour bond listed (Cartesian Å)."""
+    a = 2.87
+    d = tmp_path / "UppASD"
+    d.mkdir()
+    (d / "posfile").write_text("1 1 0.0 0.0 0.0\n2 2 0.5 0.5 0.5\n")
+    (d / "momfile").write_text("1 1 2.3 0.0 0.0 1.0\n2 2 2.1 0.0 0.0 1.0\n")
+    rows = []
+    for i, j, sign in ((1, 2, 1.0), (2, 1, -1.0)):
+        for v in np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T * a / 2:
+            rows.append(f"{i} {j} {v[0]} {v[1]} {v[2]} 1.25\n")
+    (d / "jASD1").write_text(f"{len(rows)} 0\n" + "".join(rows))
+    (d / "input").write_text("cell\nSym 0\nposfile ./posfile\nmomfile ./momfile\nexchange ./jASD1\n")
+    st, ham = sl.io.read_uppasd(d, tb2j=True, cell=np.eye(3) * a)
+    np.testing.assert_array_equal(st.moments, [2.3, 2.1])
+    big = st.repeat(2)
+    ref = Heisenberg.from_neighbors(big, J=[2 * 1.25 * RY_EV * 1e-3])
+    s = big.copy(spins=_unit(len(big), 7))
+    assert ham.compute(s).energy == pytest.approx(ref.compute(s).energy, rel=1e-12)
+    with pytest.raises(FileFormatError, match="line 2: chemical index 2: random alloys"):
+        sl.io.read_uppasd(d, cell=np.eye(3) * a)
+
+
+def test_direct_positions_and_lattice_translations_agree_with_cartesian(tmp_path):
+    """One triclinic two-site lattice written twice: posfiletype D with maptype 2 (bonds as
+    lattice translations from atom jsite) and posfiletype C with maptype 1 (Cartesian bonds in
+    units of alat): the same State and the same energies."""
+    cell = np.array([[1.0, 0.0, 0.0], [0.3, 1.1, 0.0], [0.1, 0.2, 1.3]])
+    frac = np.array([[0.0, 0.0, 0.0], [0.5, 0.4, 0.45]])
+    bonds = [(1, 2, (0, 0, 0), 1.5), (2, 1, (0, 0, 0), 1.5), (1, 1, (1, 0, 0), -0.4), (1, 1, (-1, 0, 0), -0.4),
+             (2, 1, (1, 1, 0), 0.7), (1, 2, (-1, -1, 0), 0.7)]
+    head = "ncell 2 2 2\nBC P P P\ncell " + " ".join(map(str, cell.ravel())) + "\nalat 2.5e-10\nSym 0\n"
+    head += "posfile ./posfile\nmomfile ./momfile\nexchange ./jfile\n"
+    mom = "1 1 2.0 0 0 1\n2 1 1.0 1 0 0\n"
+    jd = "".join(f"{i} {j} {t[0]} {t[1]} {t[2]} {J}\n" for i, j, t, J in bonds)
+    direct = _write(tmp_path / "d", head + "posfiletype D\nmaptype 2\n",
+                    "".join(f"{k + 1} {k + 1} {f[0]} {f[1]} {f[2]}\n" for k, f in enumerate(frac)), mom, jd)
+    cart = frac @ cell
+    jc = "".join(f"{i} {j} {' '.join(map(str, cart[j - 1] - cart[i - 1] + np.array(t) @ cell))} {J}\n"
+                 for i, j, t, J in bonds)
+    cartesian = _write(tmp_path / "c", head, "".join(f"{k + 1} {k + 1} {p[0]} {p[1]} {p[2]}\n"
+                                                     for k, p in enumerate(cart)), mom, jc)
+    (st1, h1), (st2, h2) = sl.io.read_uppasd(direct), sl.io.read_uppasd(cartesian)
+    np.testing.assert_allclose(st1.positions, st2.positions, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(st1.cell, cell * 2.5, rtol=0, atol=1e-14)
+    big = st1.repeat(2)
+    s = big.copy(spins=_unit(len(big), 4))
+    e1, e2 = h1.compute(s).energy, h2.compute(s).energy
+    assert e1 == pytest.approx(e2, rel=1e-12)
+    # by hand: every listed directed bond once, -J e_i·e_j (mRy), over the 8 cells
+    sp = s.spins.reshape(2, 2, 2, 2, 3)  # repeat order: cells (a, b, c), then the two sites
+    e = 0.0
+    for a, b, c in np.ndindex(2, 2, 2):
+        for i, j, t, J in bonds:
+            e -= J * sp[a, b, c, i - 1] @ sp[(a + t[0]) % 2, (b + t[1]) % 2, (c + t[2]) % 2, j - 1]
+    assert e1 == pytest.approx(e * RY_EV * 1e-3, rel=1e-12)
+
+
+def test_run_configs_and_convert_read_uppasd_inputs(tmp_path):
+    """An inpsd.dat as a run config's structure.file or a spinlat convert source (ASE knows no
+    such format): the unit cell repeated ncell times, with the momfile's moments and directions."""
+    from spinlat.config import read_structure
+
+    path = _write(tmp_path / "bcc", BCC_INPSD.replace("ncell     4 4 4", "ncell 2 1 3"),
+                  "1 1 0.0 0.0 0.0\n2 1 0.5 0.5 0.5\n", "1 1 2.23 0.0 0.0 1.0\n2 1 2.1 1.0 0.0 0.0\n",
+                  "1 1  0.5 0.5 0.5  1.3377\n")
+    unit, _ = sl.io.read_uppasd(path)
+    st = read_structure(path)
+    assert len(st) == 12
+    np.testing.assert_array_equal(st.moments, unit.repeat((2, 1, 3)).moments)
+    np.testing.assert_array_equal(st.spins, unit.repeat((2, 1, 3)).spins)
+    assert sl.io.convert(path, tmp_path / "u.h5") == 1
+    with sl.io.Trajectory(tmp_path / "u.h5") as t:
+        np.testing.assert_allclose(t[0].positions, st.positions, rtol=0, atol=1e-14)

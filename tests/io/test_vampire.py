@@ -1,0 +1,96 @@
+"""sl.io.read_vampire: VAMPIRE unit-cell and material files (as TB2J writes them beside
+exchange.out) as a State and a Heisenberg, against read_tb2j and a hand computation."""
+
+import numpy as np
+import pytest
+from conftest import TB2J_FE, assert_matches_tb2j
+
+import spinlat as sl
+from spinlat.errors import FileFormatError
+
+E = 1.602176634e-19  # J per eV
+
+
+def _unit(n, seed):
+    s = np.random.default_rng(seed).normal(size=(n, 3))
+    return s / np.linalg.norm(s, axis=1)[:, None]
+
+
+def _tb2j_vampire(d, data):
+    """The files TB2J's Vampire writer makes from a TB2J run: cell sizes and directions, direct
+    positions, every directed entry as a tensor ×2 in joules; moments in the material file."""
+    cell, pos = data["cell"], data["positions"]
+    size = np.linalg.norm(cell, axis=1)
+    lines = ["# Unit cell size (Angstrom):", " ".join(map(str, size)), "# Unit cell lattice vectors:"]
+    lines += [" ".join(map(str, r)) for r in cell / size[:, None]]
+    frac = pos @ np.linalg.inv(cell)
+    lines += ["# Atoms", f"{len(pos)} {len(pos)}"] + [f"{k} {f[0]} {f[1]} {f[2]} {k}" for k, f in enumerate(frac)]
+    lines += ["# Interactions", f"{len(data['entries'])} tensorial"]
+    for c, (i, j, R, T, _) in enumerate(data["entries"]):
+        vals = (np.asarray(T) * 1e-3 * 2.0 * E).ravel()
+        lines.append(f"{c} {i} {j} {R[0]} {R[1]} {R[2]} " + " ".join(f"{v:.17g}" for v in vals))
+    (d / "vampire.UCF").write_text("\n".join(lines) + "\n")
+    mats = [f"material:num-materials = {len(pos)}"]
+    for k, m in enumerate(data["magmoms"]):
+        ms = np.linalg.norm(m)
+        mats += [f"material[{k + 1}]:material-name=Fe", f"material[{k + 1}]:atomic-spin-moment={ms} !muB",
+                 f"material[{k + 1}]:uniaxial-anisotropy-constant=0.0", f"material[{k + 1}]:material-element=Fe",
+                 f"material[{k + 1}]:initial-spin-direction = {','.join(map(str, m / ms))}",
+                 f"material[{k + 1}]:uniaxial-anisotropy-direction = 0.0 , 0.0, 1.0"]
+    (d / "vampire.mat").write_text("\n".join(mats) + "\n")
+    return d / "vampire.UCF"
+
+
+def test_tb2j_vampire_files_match_read_tb2j(tmp_path):
+    from spinlat.formats.tb2j import parse_tb2j
+
+    data = parse_tb2j(TB2J_FE)
+    ucf = _tb2j_vampire(tmp_path, data)
+    st, ham = sl.io.read_vampire(ucf)
+    assert_matches_tb2j(st, ham, rel=1e-12)
+    np.testing.assert_allclose(st.spins, sl.io.read_tb2j(TB2J_FE)[0].spins, rtol=0, atol=1e-15)
+
+
+def test_hand_chain_with_anisotropy(tmp_path):
+    """A chain along x: the bond listed from both ends with J = 2e-21 J (VAMPIRE's −½ Σ_i Σ_j)
+    is −J s_i·s_j per bond; a uniaxial constant k (J/atom) along y is −k (s·ŷ)². The atom's id
+    column (1 here) is a label: VAMPIRE numbers atoms by their order (it was refused)."""
+    (tmp_path / "c.UCF").write_text("# size\n3.0 5.0 5.0\n# vectors\n1 0 0\n0 1 0\n0 0 1\n# Atoms\n1 1\n"
+                                    "1 0 0 0 0\n# Interactions\n2 isotropic\n0 0 0 1 0 0 2e-21\n1 0 0 -1 0 0 2e-21\n")
+    (tmp_path / "c.mat").write_text("material:num-materials=1\nmaterial[1]:atomic-spin-moment=2.2 !muB\n"
+                                    "material[1]:uniaxial-anisotropy-constant=1e-22\n"
+                                    "material[1]:uniaxial-anisotropy-direction=0,1,0\n")
+    st, ham = sl.io.read_vampire(tmp_path / "c.UCF", tmp_path / "c.mat")
+    np.testing.assert_array_equal(st.moments, [2.2])
+    big = st.repeat((4, 1, 1))
+    s = _unit(4, 3)
+    e = sum(-2e-21 / E * s[k] @ s[(k + 1) % 4] - 1e-22 / E * s[k, 1] ** 2 for k in range(4))
+    assert ham.compute(big.copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda t: t.replace("2 isotropic", "2 normalised-isotropic"), "exchange type 'normalised-isotropic'"),
+    (lambda t: t.replace("1 0 0 -1 0 0 2e-21\n", ""), "2 interactions announced at line 11, 1 found"),
+    (lambda t: t.replace("0 0 0 1 0 0 2e-21", "0 0 3 1 0 0 2e-21"), r"line 12: atoms 0, 3 outside the cell's 0..0"),
+    (lambda t: t.replace("0 0 0 1 0 0 2e-21", "0 0 0 1 0 0"), "line 12: a isotropic interaction needs"),
+])
+def test_bad_ucf_names_the_line(tmp_path, edit, match):
+    text = ("3.0 5.0 5.0\n1 0 0\n0 1 0\n0 0 1\n1 1\n0 0 0 0 0\n2 isotropic\n0 0 0 1 0 0 2e-21\n"
+            "1 0 0 -1 0 0 2e-21\n")
+    text = "# a\n# b\n# c\n# d\n" + text
+    (tmp_path / "b.UCF").write_text(edit(text))
+    (tmp_path / "b.mat").write_text("material[1]:atomic-spin-moment=2.2\n")
+    with pytest.raises(FileFormatError, match=match):
+        sl.io.read_vampire(tmp_path / "b.UCF")
+
+
+def test_run_configs_and_convert_read_vampire_files(tmp_path):
+    from spinlat.config import read_structure
+    from spinlat.formats.tb2j import parse_tb2j
+
+    ucf = _tb2j_vampire(tmp_path, parse_tb2j(TB2J_FE))
+    ref, _ = sl.io.read_vampire(ucf)
+    np.testing.assert_array_equal(read_structure(ucf).magnetic_moments, ref.magnetic_moments)
+    assert sl.io.convert(ucf, tmp_path / "v.h5") == 1
+    with sl.io.Trajectory(tmp_path / "v.h5") as t:
+        np.testing.assert_allclose(t[0].magnetic_moments, ref.magnetic_moments, rtol=1e-15)
