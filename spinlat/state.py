@@ -93,14 +93,14 @@ STARTING_MAGNETIZATION = ("pw.x's starting_magnetization (a fraction of the vale
 def looks_like_starting_magnetization(atoms) -> bool:
     """Whether the initial magmoms of ``atoms`` have the fingerprint of ASE's reading of a pw.x
     input (:data:`STARTING_MAGNETIZATION`): they are its only moments (no ``magmoms`` array, no
-    calculator), collinear (N,), non-zero somewhere, all within −1…1, and equal on every atom of
-    one element (ASE maps each species label, Fe1 or Fe2, to its element and gives all its atoms
+    calculator), collinear (N,), non-zero somewhere, all within −1…1 and not all ±1 (unit moments
+    of a spin model), and equal on every atom of one element (ASE maps each species label, Fe1 or Fe2, to its element and gives all its atoms
     the value of the last one). Moments in μB of this form (a Ni ferromagnet at 0.6 μB) match too:
     :meth:`State.from_ase` lets the caller say which (``initial_fractions``)."""
     mag = atoms.arrays.get("initial_magmoms")
     if (mag is None or np.ndim(mag) != 1 or "magmoms" in atoms.arrays
             or getattr(atoms, "calc", None) is not None or not np.any(mag != 0)
-            or np.any(np.abs(mag) > 1)):
+            or np.any(np.abs(mag) > 1) or np.all(np.abs(mag[mag != 0]) == 1)):
         return False
     numbers = atoms.get_atomic_numbers()
     return all(np.unique(mag[numbers == z]).size == 1 for z in np.unique(numbers))
@@ -506,7 +506,7 @@ class State:
 
     @classmethod
     def from_ase(cls, atoms, validate=True, constraints="error", prefer_moments="computed",
-                 warn_dropped=True, initial_fractions="drop") -> "State":
+                 warn_dropped=True, initial_fractions="warn") -> "State":
         """State from ``ase.Atoms``.
 
         Magnetic moments may be collinear (N,) — spins ±z, moments |m| — or non-collinear
@@ -542,11 +542,13 @@ class State:
         ``initial_fractions``: ``ase.io.read`` of a Quantum ESPRESSO pw.x input fills the initial
         magmoms with ``starting_magnetization``, a fraction of the valence charge (−1…1) per
         species, not a moment in μB (and one value per element: an Fe1 +0.5 / Fe2 −0.5
-        antiferromagnet reads as −0.5, −0.5). The atoms carry no trace of their file, so initial
-        magmoms of that form (:func:`looks_like_starting_magnetization`: the only moments, all
-        within −1…1, one value per element) are dropped with a UserWarning by default
-        (``"drop"``, as ``spinlat convert`` and run configs drop them for a pw.x file); ``"keep"``
-        reads them as moments in μB (a Ni ferromagnet set to 0.6 μB by hand).
+        antiferromagnet reads as −0.5, −0.5). The atoms carry no trace of their file, and moments
+        set by hand can look the same (a Ni ferromagnet at 0.6 μB), so initial magmoms of that form
+        (:func:`looks_like_starting_magnetization`: the only moments, all within −1…1 and not all
+        ±1, one value per element) are read as moments in μB with a UserWarning naming both
+        readings by default (``"warn"``); ``"keep"`` reads them without the warning, ``"drop"``
+        leaves them out (as ``spinlat convert`` and run configs do for a file they know is a pw.x
+        input). Raises InputError for another value.
         """
         from ase import units as ase_units
 
@@ -557,12 +559,18 @@ class State:
             raise InputError(f"the ase.Atoms carries constraints ({describe_constraints(atoms)}) that a spinlat State "
                              "cannot hold and spinlat's dynamics do not apply: remove them (del atoms.constraints) or "
                              "pass constraints='ignore' to drop them knowingly (config: structure.constraints: ignore)")
-        if validation.choice(initial_fractions, "initial_fractions", ("drop", "keep")) == "drop" \
-                and looks_like_starting_magnetization(atoms):
-            atoms = atoms.copy()
-            drop_initial_magmoms(atoms, "the ase.Atoms", stacklevel=3,
-                                 hint="; State.from_ase(atoms, initial_fractions='keep') reads them as μB when they "
-                                      "are moments")
+        fractions = validation.choice(initial_fractions, "initial_fractions", ("warn", "drop", "keep"))
+        if fractions != "keep" and looks_like_starting_magnetization(atoms):
+            if fractions == "drop":
+                atoms = atoms.copy()
+                drop_initial_magmoms(atoms, "the ase.Atoms", stacklevel=3)
+            else:
+                import warnings
+
+                warnings.warn("the ase.Atoms: its initial magnetic moments (all within -1...1, one value per element) "
+                              f"are read as moments in μB; if the atoms come from a pw.x input they are "
+                              f"{STARTING_MAGNETIZATION}: pass initial_fractions='drop' to leave them out, 'keep' to "
+                              "read them as μB without this warning", UserWarning, stacklevel=2)
         mag = ase_magnetic_moments(atoms, prefer_moments)
         if warn_dropped and not np.any(mag != 0):
             warn_unread_moments(atoms)

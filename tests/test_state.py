@@ -574,19 +574,27 @@ K_POINTS automatic
 """
 
 
-def test_from_ase_drops_quantum_espresso_starting_magnetization(tmp_path):
+def test_from_ase_names_quantum_espresso_starting_magnetization(tmp_path):
     """sl.State.from_ase(ase.io.read("pw.in")) took pw.x's starting_magnetization fractions (per
-    species, the last one per element: Fe1 +0.5 / Fe2 -0.5 became -0.5, -0.5) as moments in μB.
-    They are dropped with the warning that spinlat convert and run configs give for the file;
-    initial_fractions='keep' reads them; moments in μB beyond 1 or unequal per element stay."""
+    species, the last one per element: Fe1 +0.5 / Fe2 -0.5 became -0.5, -0.5) as moments in μB
+    without a word. The atoms carry no trace of the file and a Ni ferromagnet set to 0.6 μB by
+    hand looks the same, so they are read with a warning naming both readings by default;
+    initial_fractions='drop' leaves them out (as spinlat convert and run configs do for the
+    file), 'keep' reads them silently; moments beyond 1, unequal per element or unit moments of
+    a spin model give no warning."""
     import ase.io
 
     (tmp_path / "pw.in").write_text(_PW_IN_AFM)
     atoms = ase.io.read(tmp_path / "pw.in")
     np.testing.assert_array_equal(atoms.get_initial_magnetic_moments(), [-0.5, -0.5, 0.0])
+    with pytest.warns(UserWarning, match=r"read as moments in μB; if the atoms come from a pw.x input they are "
+                                         r"pw.x's starting_magnetization \(a fraction of the valence charge.*"
+                                         r"initial_fractions='drop'"):
+        st = sl.State.from_ase(atoms)
+    np.testing.assert_array_equal(st.moments, [0.5, 0.5, 0.0])
     with pytest.warns(UserWarning, match=r"the ase.Atoms: its initial magnetic moments are pw.x's "
                                          r"starting_magnetization \(a fraction of the valence charge"):
-        st = sl.State.from_ase(atoms)
+        st = sl.State.from_ase(atoms, initial_fractions="drop")
     np.testing.assert_array_equal(st.moments, 0.0)
     np.testing.assert_array_equal(atoms.get_initial_magnetic_moments(), [-0.5, -0.5, 0.0])  # caller's atoms kept
     with warnings.catch_warnings():
@@ -596,6 +604,8 @@ def test_from_ase_drops_quantum_espresso_starting_magnetization(tmp_path):
         np.testing.assert_array_equal(sl.State.from_ase(atoms).moments, [2.2, 2.2, 0.0])
         atoms.set_initial_magnetic_moments([0.6, -0.6, 0.0])     # unequal on one element: not a pw.x file
         np.testing.assert_array_equal(sl.State.from_ase(atoms).moments, [0.6, 0.6, 0.0])
+        atoms.set_initial_magnetic_moments([1.0, -1.0, 0.0])     # unit moments of a spin model
+        np.testing.assert_array_equal(sl.State.from_ase(atoms).moments, [1.0, 1.0, 0.0])
     with pytest.raises(errors.InputError, match="initial_fractions"):
         sl.State.from_ase(atoms, initial_fractions="yes")
 
