@@ -755,7 +755,7 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
             rotate_all(S[k], theta, 1.0, 0.0)
     band = _Band(initial.copy(), np.ascontiguousarray(S), np.ascontiguousarray(R), np.ascontiguousarray(MU),
                  potential, dofs, w)
-    with deferred():  # Ctrl-C / SIGTERM end the relaxation at the next whole band
+    with deferred("at the end of the band iteration under way"):  # Ctrl-C / SIGTERM: at the next whole band
         result = _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps, int(memory),
                         int(max_iterations), method, callback)
         result.parameters = _band_parameters(dict(images=images, spring_constant=spring_constant, weights=weights,
