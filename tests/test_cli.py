@@ -230,6 +230,8 @@ def test_sigterm_flushes_every_frame_reached_and_the_run_restarts(tmp_path):
             proc.kill()
     assert "spinlat run: terminated (SIGTERM)" in rest
     steps = _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist()
+    assert (f"run: interrupted; {tmp_path / 'run' / 'trajectory.h5'} holds {len(steps)} frames up to step {steps[-1]} "
+            f"({len(steps)} written by this run): --restart continues from the last") in rest
     assert steps[-1] >= reached and steps == list(range(steps[-1] + 1))
     assert main(["run", _write(tmp_path, _base(tmp_path, steps=steps[-1] + 3, every=1)), "--restart",
                  "--no-progress"]) == 0
