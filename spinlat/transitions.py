@@ -218,8 +218,26 @@ class GNEBResult:
         (eV), convergence and the band's :attr:`parameters` go into the ``metadata`` attribute (key
         ``"gneb"``), with the digests of ``potential``'s terms (``"potential_digests"``, when it is
         a Potential; with ``potential`` left out, the description and digests this result
-        records) for :func:`band_changes`."""
+        records) for :func:`band_changes`.
+
+        The file is written beside ``path`` and renamed over it when complete (``mode="a"``: from
+        a copy of it): an interrupt, a crash or a full disk while writing leaves the old file
+        whole (a band restarted from ``path`` and written back there is never lost). Raises
+        InputError when ``path`` exists and is not a spinlat trajectory (``mode="w"``),
+        StorageError when it cannot be written."""
+        import os
+
+        from .errors import FileFormatError
+        from .io import Trajectory
         from .io.hdf5 import TrajectoryWriter
+
+        if mode == "w" and os.path.exists(path):  # as TrajectoryWriter: only a spinlat trajectory is replaced
+            try:
+                with Trajectory(path):
+                    pass
+            except FileFormatError:
+                raise InputError(f"refusing to overwrite {path}: it exists and is not a spinlat trajectory; choose "
+                                 f"another path or remove the file") from None
 
         digests = potential.term_digests() if hasattr(potential, "term_digests") else None
         if isinstance(potential, str) and not potential:
@@ -234,8 +252,9 @@ class GNEBResult:
         if digests is not None:  # what a restart from this band compares (band_changes)
             meta["potential_digests"] = digests
         store = self.forces is not None or self.magnetic_forces is not None
-        with TrajectoryWriter(path, self.states[0], potential=str(potential), integrator="gneb", mode=mode,
-                              store_forces=store, metadata=meta, flush_every=len(self.states)) as w:
+        with atomic_path(path, copy=mode == "a") as tmp, \
+                TrajectoryWriter(tmp, self.states[0], potential=str(potential), integrator="gneb", mode=mode,
+                                 store_forces=store, metadata=meta, flush_every=len(self.states)) as w:
             for k, st in enumerate(self.states):
                 w.write(st, k, 0.0, potential_energy=self.energies[k],
                         forces=None if self.forces is None else self.forces[k],

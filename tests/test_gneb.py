@@ -559,3 +559,35 @@ def test_a_restart_from_a_band_file_trajectory_or_result_is_refused_with_other_p
     plain = sl.gneb(None, None, other, path=res.states, tol=1e-9)  # a list of States records nothing
     fresh = sl.gneb(a, b, other, images=7, tol=1e-9, noise=0.2, seed=1)  # ... and is another band
     assert plain.converged and plain.barrier == pytest.approx(fresh.barrier, rel=1e-6) and fresh.barrier > res.barrier
+
+
+def test_a_band_written_over_its_own_file_is_never_lost(tmp_path, monkeypatch):
+    """GNEBResult.write truncated path.h5 first: a band restarted from a file and written back
+    there (spinlat gneb --overwrite with path: in its own run directory) was lost when the write
+    stopped midway (a second SIGTERM, the scheduler's SIGKILL, a full disk). Now the old file
+    stays whole until the new one is complete."""
+    from spinlat.io import hdf5
+
+    K, B = 1e-3, 3.0
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    res = sl.gneb(_single_spin((0, 0, 1)), _single_spin((0, 0, -1)), pot, images=7, tol=1e-9, noise=0.2, seed=1)
+    res.write(tmp_path / "path.h5", potential=pot)
+    real, calls = hdf5.TrajectoryWriter.write, []
+
+    def failing(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # a second Ctrl-C while the band is written
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(hdf5.TrajectoryWriter, "write", failing)
+    with pytest.raises(KeyboardInterrupt):
+        res.write(tmp_path / "path.h5", potential=pot)
+    monkeypatch.undo()
+    with sl.io.Trajectory(tmp_path / "path.h5") as tr:
+        assert len(tr) == 7 and tr.array("potential_energy").tolist() == pytest.approx(res.energies.tolist())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["path.h5"]  # no temporary file left
+    (tmp_path / "notes.h5").write_text("my notes")
+    with pytest.raises(InputError, match="refusing to overwrite .*notes.h5: it exists and is not a spinlat"):
+        res.write(tmp_path / "notes.h5")
+    assert (tmp_path / "notes.h5").read_text() == "my notes"
