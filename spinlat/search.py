@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError, WorkerError
-from .interrupts import check, deferred
+from .interrupts import check, deferred, interrupt_cause
 
 
 @dataclass
@@ -432,7 +432,8 @@ def sweep(fn, values, workers=None, scheduler=None):
 
     Serial, a Ctrl-C or SIGTERM (``KeyboardInterrupt``) stops it as usual and carries the results of
     the values finished, ``[fn(v) for v in values[:k]]``, as its ``partial_result`` (replacing one
-    that ``fn`` itself attached). With ``workers`` or ``scheduler`` it stops the sweep at once
+    that ``fn`` itself attached; an interrupt that reached ``fn`` inside C code, as the
+    ``SystemError`` chained to it, is raised as itself). With ``workers`` or ``scheduler`` it stops the sweep at once
     (jobs not started are cancelled, local worker processes running one are ended: they ignore
     Ctrl-C and SIGTERM themselves; what ``fn`` had done in them is lost) and its
     ``partial_result`` is ``{k: fn(values[k])}`` for the values finished, in any order (not a
@@ -443,9 +444,14 @@ def sweep(fn, values, workers=None, scheduler=None):
         try:
             for v in values:
                 done.append(fn(v))
-        except KeyboardInterrupt as exc:
-            exc.partial_result = done
-            raise
+        except BaseException as exc:  # an interrupt, also one that C code called back by fn wrapped in a SystemError
+            interrupt = interrupt_cause(exc)
+            if interrupt is None:
+                raise
+            interrupt.partial_result = done
+            if interrupt is exc:
+                raise
+            raise interrupt from None
         return done
     return _map(fn, values, workers, scheduler, stopping="now: the values finished are kept, those under way are "
                                                         "abandoned")

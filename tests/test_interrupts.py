@@ -418,6 +418,26 @@ def test_an_interrupted_serial_sweep_keeps_the_values_finished():
     assert sl.sweep(lambda v: v + 1, [1, 2]) == [2, 3]
 
 
+def test_a_serial_sweep_keeps_the_values_finished_when_the_interrupt_came_out_of_c_code():
+    """An interrupt that landed in Python code called back by C code (numba's dispatcher, h5py,
+    torch) reaches fn's caller as a SystemError chained to it: sweep let it through without the
+    values finished (curie_sweep, serial, lost every finished run). Now it raises the interrupt
+    itself with them."""
+    def fn(v):
+        if v == 2:
+            try:
+                raise Terminated()
+            except Terminated as t:
+                raise SystemError("CPUDispatcher returned a result with an exception set") from t
+        return v * v
+
+    with pytest.raises(Terminated) as info:
+        sl.sweep(fn, range(5))
+    assert info.value.partial_result == [0, 1]
+    with pytest.raises(SystemError):  # a SystemError of its own is not an interrupt
+        sl.sweep(lambda v: (_ for _ in ()).throw(SystemError("bad")), [1])
+
+
 # ------------------------------------------------- interrupts of work spread over processes
 def _job_or_signal(pid_dir, v):
     """A sweep job: v < 100 returns at once; v ≥ 100 notes its process id in ``pid_dir`` and
