@@ -27,10 +27,31 @@ import resource
 import time
 import warnings
 
-import numpy as np
 
-from spinlat.potentials.mmace import safe_imports  # noqa: F401  -- mace-torch and e3nn, leaving torch.load safe
-import torch
+def parser() -> argparse.ArgumentParser:
+    """The command line (built before torch and mace-torch are imported: ``--help`` answers at once)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 1024, 8192])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--soc", choices=["both", "true", "false"], default="both")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"], choices=["float64", "float32"],
+                    help="8 192 atoms in float64 need ~30 GB of memory")
+    ap.add_argument("--nve-atoms", type=int, default=1024)
+    ap.add_argument("--nve-steps", type=int, default=5)
+    ap.add_argument("--no-nve", action="store_true")
+    ap.add_argument("--only-nve", action="store_true")
+    ap.add_argument("--baseline", default=None, help="another spinlat checkout whose mMACE model is timed alongside")
+    return ap
+
+
+if __name__ == "__main__":  # before the heavy imports below
+    ARGS = parser().parse_args()
+
+import numpy as np  # noqa: E402
+
+from spinlat.potentials.mmace import safe_imports  # noqa: F401,E402  -- mace-torch and e3nn, torch.load safe
+import torch  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
@@ -200,20 +221,7 @@ def nve_overhead(n_atoms, steps, dtype="float64", hyper=None):
     return outside / total
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 1024, 8192])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--soc", choices=["both", "true", "false"], default="both")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"], choices=["float64", "float32"],
-                    help="8 192 atoms in float64 need ~30 GB of memory")
-    ap.add_argument("--nve-atoms", type=int, default=1024)
-    ap.add_argument("--nve-steps", type=int, default=5)
-    ap.add_argument("--no-nve", action="store_true")
-    ap.add_argument("--only-nve", action="store_true")
-    ap.add_argument("--baseline", default=None, help="another spinlat checkout whose mMACE model is timed alongside")
-    args = ap.parse_args()
+def main(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     socs = {"both": (True, False), "true": (True,), "false": (False,)}[args.soc]
@@ -242,4 +250,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -47,7 +47,31 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
+
+def parser() -> argparse.ArgumentParser:
+    """The command line (built before torch and mace-torch are imported: ``--help`` answers at once)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--section", choices=["replicas", "large", "all"], default=None)
+    ap.add_argument("--quick", action="store_true", help="tiny grids: checks the script in seconds")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1], help="torch threads (CPU)")
+    ap.add_argument("--models", nargs="+", choices=["small", "standard"], default=["small", "standard"])
+    ap.add_argument("--counts", type=int, nargs="+", default=[1, 4, 16, 64], help="replica counts K")
+    ap.add_argument("--atoms", type=int, nargs="+", default=[16, 54, 128], help="replica sizes n")
+    ap.add_argument("--max-atoms", type=int, default=4096, help="largest K·n of the standard model")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000], help="large-section sizes")
+    ap.add_argument("--replica-atoms", type=int, default=128)
+    ap.add_argument("--dtype", choices=["float32", "float64"], default=None)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--budget-s", type=float, default=None, help="wall-time budget of the whole run")
+    ap.add_argument("--reference-python", default=None)
+    return ap
+
+
+if __name__ == "__main__":  # before the heavy imports below
+    ARGS = parser().parse_args()
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_mmace import HYPER, bcc_fe, mace_batch, plain_mace, timed  # noqa: E402  -- same models, structures, timer
@@ -60,13 +84,13 @@ warnings.filterwarnings("ignore")
 from spinlat.potentials import MagneticMACE  # noqa: E402
 from spinlat.potentials.mmace.graph import build_batch  # noqa: E402
 from spinlat.potentials.mmace.hyperparameters import DEFAULTS  # noqa: E402
-from spinlat.potentials.mmace.potential import BATCH_EDGES, _edge_groups  # noqa: E402
+from spinlat.potentials.mmace.potential import BATCH_EDGES, edge_groups  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the examples' small model (as bench_mmace.py's NVE section)
 SMALL = dict(HYPER, r_max=4.0, max_ell=2, hidden_irreps="16x0e+16x1o", radial_MLP=[32, 32], num_bessel=6,
              correlation=2, avg_num_neighbors=14.0)
-MODELS = {"small": SMALL, "standard": HYPER}
+MODELS = {"small": SMALL, "standard": HYPER}  # (the names are parser()'s --models choices)
 
 
 class Clock:
@@ -160,7 +184,7 @@ def _one_call(pot, states):
 
 
 def _groups(per_rep, K, budget):
-    return _edge_groups([per_rep] * K, budget)
+    return edge_groups([per_rep] * K, budget)
 
 
 # -------------------------------------------------------------------------------- large section
@@ -295,23 +319,7 @@ def show(label, value):
     print(f"  {label:38s} {text}", flush=True)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    ap.add_argument("--section", choices=["replicas", "large", "all"], default=None)
-    ap.add_argument("--quick", action="store_true", help="tiny grids: checks the script in seconds")
-    ap.add_argument("--threads", type=int, nargs="+", default=[1], help="torch threads (CPU)")
-    ap.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["small", "standard"])
-    ap.add_argument("--counts", type=int, nargs="+", default=[1, 4, 16, 64], help="replica counts K")
-    ap.add_argument("--atoms", type=int, nargs="+", default=[16, 54, 128], help="replica sizes n")
-    ap.add_argument("--max-atoms", type=int, default=4096, help="largest K·n of the standard model")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000], help="large-section sizes")
-    ap.add_argument("--replica-atoms", type=int, default=128)
-    ap.add_argument("--dtype", choices=["float32", "float64"], default=None)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--budget-s", type=float, default=None, help="wall-time budget of the whole run")
-    ap.add_argument("--reference-python", default=None)
-    args = ap.parse_args()
+def main(args):
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("bench_mmace_batched: --device cuda, but torch sees no GPU")
     section = args.section or ("replicas" if args.device == "cpu" else "all")
@@ -336,4 +344,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(ARGS)

@@ -18,11 +18,6 @@ import argparse
 import time
 import warnings
 
-import torch
-
-from spinlat import datasets
-from spinlat.potentials import MagneticMACE
-
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,6 +41,11 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save", help="write the trained model here")
     args = ap.parse_args(argv)
+    import torch  # after the arguments: --help answers without torch and mace-torch
+
+    from spinlat import datasets
+    from spinlat.potentials import MagneticMACE
+
     warnings.filterwarnings("ignore", category=UserWarning)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()

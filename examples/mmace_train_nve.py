@@ -31,7 +31,6 @@ import numpy as np
 
 import spinlat as sl
 from spinlat import datasets, units
-from spinlat.potentials import MagneticMACE
 
 from _example import ArgumentParser, run  # examples/_example.py: one-line errors
 
@@ -43,8 +42,8 @@ def train_model(minutes: float, out: Path) -> Path:
     train_set = datasets.teacher("Fe", 200, seed=0, soc=True)
     test_set = datasets.teacher("Fe", 40, seed=1000, soc=True)
     t0 = time.perf_counter()
-    pot = MagneticMACE.train(train_set, soc=True, seed=0, max_minutes=minutes, epochs=10_000, dtype="float32",
-                             checkpoint_dir=out / "checkpoints", **HYPERPARAMETERS)
+    pot = sl.potentials.MagneticMACE.train(train_set, soc=True, seed=0, max_minutes=minutes, epochs=10_000,
+                                           dtype="float32", checkpoint_dir=out / "checkpoints", **HYPERPARAMETERS)
     err = pot.evaluate(test_set)
     print(f"trained for {time.perf_counter() - t0:.0f} s; held-out RMSE: E {err['energy_rmse']:.2f} meV/atom, "
           f"F {err['forces_rmse']:.1f} meV/Å, h {err['magnetic_forces_rmse']:.1f} meV/μB")
@@ -83,7 +82,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model_path = Path(args.model) if args.model else train_model(args.minutes, out)
-    pot = MagneticMACE.load(model_path, dtype="float64")   # float64 for the dynamics
+    pot = sl.potentials.MagneticMACE.load(model_path, dtype="float64")   # float64 for the dynamics
 
     st = initial_state(args.temperature)
     traj_path = out / "nve.h5"

@@ -26,7 +26,7 @@ import os
 import signal
 import threading
 
-__all__ = ["Terminated", "raise_terminated", "deferred", "pending", "check", "interrupt_cause"]
+__all__ = ["Terminated", "raise_terminated", "deferred", "pending", "check", "interrupt_cause", "request_stop"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -45,10 +45,26 @@ def _exception_for(signum) -> KeyboardInterrupt:
 
 
 class _Pending:
-    """The signal held back by the innermost active :func:`deferred` (main thread only)."""
+    """The signal held back by the outermost active :func:`deferred` (main thread only), what
+    the active blocks do on it (``stops``: one ``(stopping, waits)`` per block, innermost last)
+    and whether :func:`request_stop` was called in this process (``requested``)."""
 
     active = 0
     signum = None
+    stops: list = []
+    requested = False
+
+
+#: what a run does on a held-back signal when its block says nothing
+_STOPPING = "at the next safe point (the end of the step chunk or iteration under way)"
+
+
+def _notice(name) -> str:
+    """The line printed when ``name`` (Ctrl-C, SIGTERM) is held back: what the innermost block
+    that said does (:func:`deferred`'s ``stopping``)."""
+    stopping, waits = next((s for s in reversed(_Pending.stops) if s[0] is not None), (_STOPPING, True))
+    again = " (send it again to stop at once)" if waits else ""
+    return f"spinlat: {name} received; stopping {stopping}{again}\n"
 
 
 def _hold(signum, frame):
@@ -58,8 +74,7 @@ def _hold(signum, frame):
     _Pending.signum = signum
     name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
     try:  # os.write, not print: a handler that prints while the program prints raises "reentrant call"
-        os.write(2, f"spinlat: {name} received; stopping at the end of the step chunk or iteration under way "
-                    f"(send it again to stop at once)\n".encode())
+        os.write(2, _notice(name).encode())
     except OSError:
         pass
 
@@ -71,29 +86,43 @@ def _takes_over(signum, handler) -> bool:
 
 
 @contextlib.contextmanager
-def deferred():
+def deferred(stopping: str | None = None, waits: bool = True):
     """Hold SIGINT and SIGTERM back while the block runs (see the module's description).
 
     Inside the block, the first signal is recorded and raised by :func:`check` (as
     ``KeyboardInterrupt``, or :class:`Terminated` for SIGTERM); a second signal raises at once.
     When the block ends the previous handlers are restored and a signal still pending is raised
     (unless the block ends by an exception, which then wins). Re-entrant; outside the main thread
-    it changes nothing (Python delivers signals to the main thread only)."""
-    if threading.current_thread() is not threading.main_thread() or _Pending.active:
+    it changes nothing (Python delivers signals to the main thread only).
+
+    ``stopping``: what the block does on the first signal, for the line printed on stderr
+    ("spinlat: SIGTERM received; stopping <stopping> (send it again to stop at once)"), e.g.
+    ``"at the end of the start under way"``; the innermost block that gives one is quoted (it
+    is the one that stops), a default sentence otherwise. ``waits=False``: the block stops at
+    once (it checks every fraction of a second: work spread over processes), and the line does
+    not offer a second signal."""
+    if threading.current_thread() is not threading.main_thread():
         yield
+        return
+    if _Pending.active:
+        _Pending.stops.append((stopping, waits))
+        try:
+            yield
+        finally:
+            _Pending.stops.pop()
         return
     previous = {}
     for signum in (signal.SIGINT, signal.SIGTERM):
         handler = signal.getsignal(signum)
         if _takes_over(signum, handler):
             previous[signum] = signal.signal(signum, _hold)
-    _Pending.active, _Pending.signum = 1, None
+    _Pending.active, _Pending.signum, _Pending.stops = 1, None, [(stopping, waits)]
     ok = False
     try:
         yield
         ok = True
     finally:
-        _Pending.active = 0
+        _Pending.active, _Pending.stops = 0, []
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         pending, _Pending.signum = _Pending.signum, None
@@ -101,22 +130,42 @@ def deferred():
             raise _exception_for(pending)
 
 
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 def pending() -> bool:
-    """Whether a signal held back by :func:`deferred` waits to be raised by :func:`check`."""
-    return _Pending.signum is not None
+    """Whether a signal held back by :func:`deferred` (or a :func:`request_stop`) waits to be
+    raised by :func:`check`. Always False outside the main thread: the signal belongs to the run
+    of the main thread, not to work a thread does for someone else (a Dask worker thread)."""
+    return _main_thread() and (_Pending.signum is not None or _Pending.requested)
 
 
 def check(partial_result=None) -> None:
     """Raise the signal held back by :func:`deferred`, if one arrived; call it at safe points.
-    Raises ``KeyboardInterrupt`` (SIGINT) or :class:`Terminated` (SIGTERM); ``partial_result``
-    (any object, e.g. the band of a GNEB stopped midway) travels with it as the exception's
-    ``partial_result`` attribute, for the caller to save."""
+    Raises ``KeyboardInterrupt`` (SIGINT, and after :func:`request_stop`) or :class:`Terminated`
+    (SIGTERM); ``partial_result`` (any object, e.g. the band of a GNEB stopped midway) travels
+    with it as the exception's ``partial_result`` attribute, for the caller to save. Does nothing
+    outside the main thread (see :func:`pending`)."""
+    if not _main_thread():
+        return
     signum = _Pending.signum
-    if signum is not None:
+    if signum is not None or _Pending.requested:
         _Pending.signum = None
-        exc = _exception_for(signum)
+        exc = _exception_for(signum) if signum is not None else KeyboardInterrupt()
         exc.partial_result = partial_result
         raise exc
+
+
+def request_stop() -> None:
+    """Ask every run of this process to stop at its next safe point, for good: from now on
+    :func:`pending` is True and each :func:`check` raises ``KeyboardInterrupt`` (with its
+    ``partial_result``), as after a held-back Ctrl-C, but no :func:`deferred` block raises it
+    when it ends (its work is whole: the caller gets the result). For a worker process that its
+    calling process asks to stop (:func:`spinlat.search.ground_state` over ``workers``: a
+    worker's batch of starts returns the starts finished); the process is not reused after it.
+    Safe to call from a signal handler."""
+    _Pending.requested = True
 
 
 def interrupt_cause(exc: BaseException) -> KeyboardInterrupt | None:

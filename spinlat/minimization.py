@@ -319,7 +319,7 @@ def minimize_starts(state, potential, starts, **minimize_kwargs):
     o = _check_options(state, potential, **{**_defaults(), **minimize_kwargs})
     prob, use = _compiled_problem(state, potential, o)
     out = []
-    with deferred():  # Ctrl-C / SIGTERM stop between starts, with the starts finished
+    with deferred("at the end of the start under way"):  # Ctrl-C / SIGTERM stop between starts, with those finished
         if use:
             out = _minimize_compiled(prob, state, starts, o["tmax"], o["max_steps"], o["memory"], interruptible=True)
         else:
@@ -376,7 +376,9 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
     tmax, fmax, smax, hmax = o["tmax"], o["fmax"], o["smax"], o["hmax"]
     max_steps, memory = o["max_steps"], o["memory"]
     prob, use = _compiled_problem(state, potential, o)
-    with deferred():  # Ctrl-C / SIGTERM stop the Python loop between iterations, with the state reached
+    # Ctrl-C / SIGTERM stop the Python loop between iterations, with the state reached
+    with deferred("when the minimisation ends (the compiled kernel runs to its end)" if use
+                  else "at the end of the iteration under way"):
         if use:
             result = _minimize_compiled(prob, state, state.spins[None], tmax, max_steps, memory)[0]
         else:

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError, WorkerError
-from .interrupts import check, deferred
+from .interrupts import check, deferred, interrupt_cause
 
 
 @dataclass
@@ -132,9 +132,15 @@ def _unguarded_main_line():
     return line
 
 
-def _map(fn, items, workers=None, scheduler=None):
+#: what :func:`sweep` over processes does on Ctrl-C / SIGTERM (the line printed, :func:`~spinlat.interrupts.deferred`)
+_STOP_NOW = "now: the jobs finished are kept, those under way are abandoned"
+
+
+def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=False):
     """Apply ``fn`` to every item, in order: serially (default), over ``workers`` local processes,
-    or on a Dask cluster (``scheduler``: address or Client)."""
+    or on a Dask cluster (``scheduler``: address or Client). An interrupt is raised as
+    :func:`_gather` says; ``stopping`` is what the line printed on it says (with ``graceful``:
+    local processes are asked to stop at their next safe point, see :func:`_gather`)."""
     _check_workers(workers, scheduler)
     items = list(items)
     if scheduler is not None:
@@ -142,7 +148,8 @@ def _map(fn, items, workers=None, scheduler=None):
 
         client = scheduler if hasattr(scheduler, "map") else Client(scheduler)
         try:
-            return _gather(client.map(fn, items, pure=False), _dask_wait, lambda rest: client.cancel(rest))
+            return _gather(client.map(fn, items, pure=False), _dask_wait, lambda rest: client.cancel(rest),
+                           stopping=stopping)
         finally:
             if client is not scheduler:
                 client.close()
@@ -171,7 +178,12 @@ def _map(fn, items, workers=None, scheduler=None):
     ex = _pool(workers)
     try:
         return _gather([ex.submit(fn, x) for x in items],
-                       lambda fs: wait(fs, timeout=_POLL_S, return_when=FIRST_COMPLETED)[0], _end_pool)
+                       lambda fs: wait(fs, timeout=_POLL_S, return_when=FIRST_COMPLETED)[0], _end_pool,
+                       soften=_ask_pool_to_stop if graceful else None, stopping=stopping)
+    except KeyboardInterrupt:
+        if _POOL is not None and _POOL[5]:  # its workers were asked to stop for good (idle now)
+            shutdown_workers()
+        raise
     except BrokenProcessPool as exc:
         shutdown_workers()
         raise WorkerError(
@@ -184,30 +196,66 @@ def _map(fn, items, workers=None, scheduler=None):
 _POLL_S = 0.2
 
 
-def _gather(futures, wait_some, stop):
+def _gather(futures, wait_some, stop, soften=None, stopping=_STOP_NOW):
     """Results of ``futures`` (in their order), collected as they finish, with Ctrl-C and SIGTERM
-    held back (:func:`~spinlat.interrupts.deferred`) and looked for every :data:`_POLL_S` s.
-    ``wait_some(pending)`` returns the futures of ``pending`` finished (after a short wait);
-    ``stop(unfinished)`` cancels the futures not finished and ends what runs them.
+    held back (:func:`~spinlat.interrupts.deferred`; ``stopping`` is what its line on stderr
+    says) and looked for every :data:`_POLL_S` s. ``wait_some(pending)`` returns the futures of
+    ``pending`` finished (after a short wait); ``stop(unfinished)`` cancels the futures not
+    finished and ends what runs them.
 
-    An interrupt (a second one, raised at once, too) calls ``stop`` and is raised with
-    ``partial_result`` = {index: result} of the futures finished (any order of indices); a job that
-    failed calls ``stop`` and raises its exception."""
+    An interrupt calls ``stop`` and is raised with ``partial_result`` = {index: result} of the
+    futures finished (any order of indices); a job that failed calls ``stop`` and raises its
+    exception. With ``soften``, the first interrupt calls ``soften(unfinished)`` instead, which
+    cancels the futures not started, asks the jobs under way to stop at their next safe point
+    (:func:`~spinlat.interrupts.request_stop` in their process) and returns the futures still
+    running; they are awaited, and a job stopped that way (its ``KeyboardInterrupt``) gives its
+    own ``partial_result`` (for :class:`_Start`: the list of its starts finished) as its entry of
+    the dict. A second interrupt while they are awaited calls ``stop`` and is raised at once with
+    what was collected."""
     results, pending = {}, set(range(len(futures)))
-    with deferred():
+
+    def collect(stopping_jobs=False):
+        done = wait_some([futures[k] for k in pending])
+        for k in [k for k in pending if futures[k] in done]:
+            pending.discard(k)
+            if not stopping_jobs:
+                results[k] = futures[k].result()
+                continue
+            exc = futures[k].exception()  # jobs asked to stop: whatever each kept
+            if exc is None:
+                results[k] = futures[k].result()
+            elif isinstance(exc, KeyboardInterrupt) and getattr(exc, "partial_result", None):
+                results[k] = exc.partial_result
+            # any other failure while stopping: the job is dropped, the interrupt goes on
+
+    with deferred(stopping, waits=soften is not None):
         try:
             while pending:
-                done = wait_some([futures[k] for k in pending])
-                for k in [k for k in pending if futures[k] in done]:
-                    results[k] = futures[k].result()
-                    pending.discard(k)
+                collect()
                 check(results)
+            return [results[k] for k in range(len(futures))]
+        except BaseException as exc:
+            if soften is None or not isinstance(exc, KeyboardInterrupt) or not pending:
+                stop([futures[k] for k in sorted(pending)])
+                if isinstance(exc, KeyboardInterrupt):
+                    exc.partial_result = results
+                raise
+            interrupt = exc
+        try:  # the jobs under way were asked to stop at their next safe point: await what they kept
+            running = set(soften([futures[k] for k in sorted(pending)]))
+            pending.intersection_update(k for k in range(len(futures)) if futures[k] in running)
+            with deferred("now: the worker processes still running are ended", waits=False):
+                while pending:
+                    collect(stopping_jobs=True)
+                    soften([])  # worker processes started since are asked too
+                    check(results)
         except BaseException as exc:
             stop([futures[k] for k in sorted(pending)])
             if isinstance(exc, KeyboardInterrupt):
                 exc.partial_result = results
             raise
-    return [results[k] for k in range(len(futures))]
+        interrupt.partial_result = results
+        raise interrupt
 
 
 def _dask_wait(fs):
@@ -222,6 +270,17 @@ def _dask_wait(fs):
         time.sleep(0.01)
 
 
+def _worker_pids() -> list:
+    """Process ids of the local pool's workers started so far (each sends its own from
+    :func:`_worker_start`; Python < 3.14 has no public way to reach them)."""
+    if _POOL is None:
+        return []
+    queue, known = _POOL[3], _POOL[4]
+    while not queue.empty():
+        known.append(queue.get())
+    return list(known)
+
+
 def _end_pool(unfinished):
     """Cancel ``unfinished`` futures of the local pool; when some of them run, end the pool at
     once (its processes killed and reaped: a job cannot be stopped otherwise, and the worker
@@ -231,17 +290,38 @@ def _end_pool(unfinished):
 
     running = [f for f in unfinished if not f.cancel()]
     if running and _POOL is not None:
-        pids = _POOL[3]  # each worker's process id, sent by _worker_start (Python < 3.14: no kill_workers())
-        while not pids.empty():
+        for pid in _worker_pids():
             try:
-                os.kill(pids.get(), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         shutdown_workers()  # reaps them
 
 
+def _ask_pool_to_stop(unfinished):
+    """Cancel ``unfinished`` futures of the local pool not started and ask every worker process
+    to stop its job at the next safe point (SIGUSR1: :func:`~spinlat.interrupts.request_stop`
+    there, for good, so the pool is ended by the next :func:`_pool`); returns the futures still
+    running. Called again with no futures, it asks the worker processes started since."""
+    import os
+    import signal
+
+    running = [f for f in unfinished if not f.cancel()]
+    if _POOL is None or (not running and not _POOL[5]):
+        return running
+    asked = _POOL[5]
+    for pid in _worker_pids():
+        if pid not in asked:
+            asked.add(pid)
+            try:
+                os.kill(pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                pass
+    return running
+
+
 #: the local worker pool kept between calls: (workers, start method, executor, queue of its workers' process
-#: ids) or None
+#: ids, the ids read from it, the ids asked to stop) or None
 _POOL = None
 # ended while the interpreter is still whole (a pool left to module teardown prints
 # "Exception ignored in ... weakref_cb" at exit)
@@ -272,20 +352,30 @@ def _fork_is_safe() -> bool:
     return layer in ("workqueue", "tbb")
 
 
+def _stop_requested(signum, frame):
+    """SIGUSR1 handler of a worker process: its calling process asks it to stop at the next safe
+    point (:func:`_ask_pool_to_stop`)."""
+    from .interrupts import request_stop
+
+    request_stop()
+
+
 def _worker_start(threads, forked, pids=None):
     """Initialiser of a worker process: ``threads`` numba threads (workers × threads ≤ the CPUs;
     results do not depend on the thread count); forked, torch on one thread (a GNU OpenMP pool
     the parent started does not survive a fork, and one thread never uses it); Ctrl-C and SIGTERM
-    ignored; its process id put on ``pids`` (a multiprocessing queue) when given."""
+    ignored, SIGUSR1 a request to stop at the next safe point; its process id put on ``pids`` (a
+    multiprocessing queue) when given."""
     import signal
 
     import numba
 
     # Ctrl-C reaches every process of the terminal's foreground group, and a batch scheduler's
     # SIGTERM often every process of the job: the calling process alone decides (it keeps the
-    # jobs finished and ends the workers, :func:`_gather`)
+    # jobs finished and ends the workers or asks them to stop, :func:`_gather`)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, _stop_requested)
     if pids is not None:  # for the calling process to end this one (_end_pool)
         import os
 
@@ -306,7 +396,8 @@ def _pool(workers):
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    if _POOL is not None and _POOL[0] == workers:  # a broken pool was ended by _map's handler
+    if _POOL is not None and _POOL[0] == workers and not _POOL[5]:
+        # (a broken pool was ended by _map's handler; one asked to stop is not reused)
         return _POOL[2]
     shutdown_workers()
     method = "fork" if _fork_is_safe() else "spawn"
@@ -315,7 +406,7 @@ def _pool(workers):
     pids = ctx.SimpleQueue()
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start,
                              initargs=(threads, method == "fork", pids))
-    _POOL = (workers, method, ex, pids)
+    _POOL = (workers, method, ex, pids, [], set())
     return ex
 
 
@@ -341,21 +432,29 @@ def sweep(fn, values, workers=None, scheduler=None):
 
     Serial, a Ctrl-C or SIGTERM (``KeyboardInterrupt``) stops it as usual and carries the results of
     the values finished, ``[fn(v) for v in values[:k]]``, as its ``partial_result`` (replacing one
-    that ``fn`` itself attached). With ``workers`` or ``scheduler`` it stops the sweep at once
+    that ``fn`` itself attached; an interrupt that reached ``fn`` inside C code, as the
+    ``SystemError`` chained to it, is raised as itself). With ``workers`` or ``scheduler`` it stops the sweep at once
     (jobs not started are cancelled, local worker processes running one are ended: they ignore
-    Ctrl-C and SIGTERM themselves) and its ``partial_result`` is ``{k: fn(values[k])}`` for the
-    values finished, in any order (not a prefix: the jobs finish out of order)."""
+    Ctrl-C and SIGTERM themselves; what ``fn`` had done in them is lost) and its
+    ``partial_result`` is ``{k: fn(values[k])}`` for the values finished, in any order (not a
+    prefix: the jobs finish out of order)."""
     _check_workers(workers, scheduler)
     if scheduler is None and (workers is None or workers <= 1):
         done = []
         try:
             for v in values:
                 done.append(fn(v))
-        except KeyboardInterrupt as exc:
-            exc.partial_result = done
-            raise
+        except BaseException as exc:  # an interrupt, also one that C code called back by fn wrapped in a SystemError
+            interrupt = interrupt_cause(exc)
+            if interrupt is None:
+                raise
+            interrupt.partial_result = done
+            if interrupt is exc:
+                raise
+            raise interrupt from None
         return done
-    return _map(fn, values, workers, scheduler)
+    return _map(fn, values, workers, scheduler, stopping="now: the values finished are kept, those under way are "
+                                                        "abandoned")
 
 
 class _Start:
@@ -395,7 +494,7 @@ class _Start:
 
         done = []
         chunks = [seeds[k:k + 1] for k in range(len(seeds))] if self.anneal else [seeds]
-        with deferred():
+        with deferred("at the end of the start under way"):
             for chunk in chunks:
                 check(done)
                 starts = np.stack([self.start(seed).spins for seed in chunk])
@@ -410,11 +509,10 @@ class _Start:
         return done
 
 
-def _batches(items, workers, scheduler):
-    """``items`` cut into consecutive batches: one when serial, else about four per worker (Dask:
-    sixteen in all) so that uneven starts still balance."""
-    parts = 1 if scheduler is None and (workers is None or workers <= 1) else 16 if scheduler is not None \
-        else 4 * int(workers)
+def _batches(items, workers):
+    """``items`` cut into consecutive batches: one when serial, else about four per local worker
+    so that uneven starts still balance."""
+    parts = 1 if workers is None or workers <= 1 else 4 * int(workers)
     size = max(1, math.ceil(len(items) / parts))
     return [tuple(items[k:k + size]) for k in range(0, len(items), size)]
 
@@ -899,10 +997,15 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) stops a serial search at the end of
     the start under way (the compiled minimiser runs one start per kernel call for this: the
     results are the same) and is raised as ``KeyboardInterrupt`` whose ``partial_result`` is an
-    :class:`InterruptedSearch` (the merged minima of the starts finished). With ``workers`` or
-    ``scheduler`` it stops the search at once: the starts of the jobs (batches of starts) finished
-    are kept the same way, the jobs not started are cancelled and local worker processes running
-    a job are ended (they ignore Ctrl-C and SIGTERM themselves: the calling process decides).
+    :class:`InterruptedSearch` (the merged minima of every start finished). Over ``workers``
+    (local processes, which ignore Ctrl-C and SIGTERM themselves: the calling process decides)
+    the starts go in batches (about four per worker); the batches not started are cancelled and
+    each worker is asked to stop at the end of the start under way (the Python minimiser: at
+    the end of its iteration; it is dropped), so every start finished is kept; a second signal
+    stops at once (the workers are ended; the starts of the batches still running are lost).
+    Annealed starts over ``workers``, and every start on a ``scheduler``, are one job each: the
+    search stops at once, the starts under way are abandoned (local workers ended; Dask cannot
+    stop a task, its result is dropped) and every start finished is kept.
 
     Returns a list of :class:`Minimum` (energy eV, state, count, starts, converged), lowest first;
     each also unpacks as ``energy, state``. Starts whose minimisation did not converge give one
@@ -927,18 +1030,26 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     def merged(numbered):  # (start index, (energy, state, converged)) pairs
         return merge([Minimum(float(e), st, 1, (k,), bool(ok)) for k, (e, st, ok) in numbered])
 
+    seeds = [seed + k for k in range(starts)]
+    serial = scheduler is None and (workers is None or workers <= 1)
+    # local batches stop at the end of each worker's start under way (graceful); annealed starts (long: no
+    # waiting for them) and Dask tasks (which cannot be asked to stop) are one job each and are abandoned
+    graceful = not serial and scheduler is None and not anneal
+    if serial:
+        stopping = "at the end of the start under way"
+    elif graceful:
+        stopping = "once each worker process has finished the start under way (every start finished is kept)"
+    else:
+        stopping = "now: the starts finished are kept, those under way are abandoned"
     # Ctrl-C / SIGTERM held back for the whole search (its end too), raised between starts (serial) or
     # between jobs (workers, scheduler) with the minima of the starts finished; worker processes ignore both
-    with deferred():
-        seeds = [seed + k for k in range(starts)]
-        serial = scheduler is None and (workers is None or workers <= 1)
-        # annealed starts run one by one anyway: one per job elsewhere, so an interrupt loses at most one per worker
-        jobs = [(s,) for s in seeds] if anneal and not serial else _batches(seeds, workers, scheduler)
+    with deferred(stopping, waits=serial or graceful):
+        jobs = _batches(seeds, workers) if serial or graceful else [(s,) for s in seeds]
         try:
-            batches = _map(job, jobs, workers, scheduler)
+            batches = _map(job, jobs, workers, scheduler, stopping=stopping, graceful=graceful)
         except KeyboardInterrupt as exc:  # the starts finished come with it
             done = getattr(exc, "partial_result", None)
-            if isinstance(done, dict):  # jobs run elsewhere: {job index: results of its starts}
+            if isinstance(done, dict):  # jobs run elsewhere: {job index: results of its (first) starts}
                 done = {s - seed: r for k, batch in done.items() for s, r in zip(jobs[k], batch)}
             elif isinstance(done, list):  # one job run here: its first starts
                 done = dict(enumerate(done))

@@ -432,7 +432,7 @@ class Simulation:
         dt = getattr(self.integrator, "dt", None)
         bar = None
         finished = False
-        with deferred():
+        with deferred("at the end of the chunk of steps under way, once its frame is written"):
             try:
                 self._chunk = 0
                 if self.evaluation is None:

@@ -108,6 +108,10 @@ class GNEBResult:
     weights : the metric weights used, {"positions": rad/Å, "magnitudes": rad/μB}.
     forces, magnetic_forces : (M, N, 3) forces (eV/Å) and magnetic forces (eV/μB) of the images
         (None where not computed).
+    parameters : the band's :data:`BAND_PARAMETERS` (images, spring_constant, moving parts,
+        weights); potential, potential_digests : the potential's description and its terms'
+        :meth:`~spinlat.potentials.Potential.term_digests`. A restart from this result
+        (``gneb(..., path=result)``) or from its file compares them (:func:`band_changes`).
     """
 
     states: list
@@ -127,6 +131,8 @@ class GNEBResult:
     forces: np.ndarray | None = None
     magnetic_forces: np.ndarray | None = None
     parameters: dict = field(default_factory=dict)
+    potential: str = ""
+    potential_digests: list | None = None
 
     @property
     def barrier(self) -> float:
@@ -211,8 +217,31 @@ class GNEBResult:
         forces and magnetic forces; the reaction coordinate (rad), slopes (eV/rad), saddle, barrier
         (eV), convergence and the band's :attr:`parameters` go into the ``metadata`` attribute (key
         ``"gneb"``), with the digests of ``potential``'s terms (``"potential_digests"``, when it is
-        a Potential) for :func:`band_changes`."""
+        a Potential; with ``potential`` left out, the description and digests this result
+        records) for :func:`band_changes`.
+
+        The file is written beside ``path`` and renamed over it when complete (``mode="a"``: from
+        a copy of it): an interrupt, a crash or a full disk while writing leaves the old file
+        whole (a band restarted from ``path`` and written back there is never lost). Raises
+        InputError when ``path`` exists and is not a spinlat trajectory (``mode="w"``),
+        StorageError when it cannot be written."""
+        import os
+
+        from .errors import FileFormatError
+        from .io import Trajectory
         from .io.hdf5 import TrajectoryWriter
+
+        if mode == "w" and os.path.exists(path):  # as TrajectoryWriter: only a spinlat trajectory is replaced
+            try:
+                with Trajectory(path):
+                    pass
+            except FileFormatError:
+                raise InputError(f"refusing to overwrite {path}: it exists and is not a spinlat trajectory; choose "
+                                 f"another path or remove the file") from None
+
+        digests = potential.term_digests() if hasattr(potential, "term_digests") else None
+        if isinstance(potential, str) and not potential:
+            potential, digests = self.potential, self.potential_digests
 
         meta = {"gneb": {"reaction_coordinate": self.reaction_coordinate.tolist(), "reaction_coordinate_unit": "rad",
                          "slopes": self.slopes.tolist(), "slopes_unit": "eV/rad", "saddle": int(self.saddle),
@@ -220,11 +249,12 @@ class GNEBResult:
                          "converged": bool(self.converged), "iterations": int(self.iterations),
                          "max_force": self.max_force, "max_force_units": {k: _UNITS[k] for k in self.max_force},
                          "weights": self.weights, "parameters": self.parameters}}
-        if hasattr(potential, "term_digests"):  # what a restart from this band compares (band_changes)
-            meta["potential_digests"] = potential.term_digests()
+        if digests is not None:  # what a restart from this band compares (band_changes)
+            meta["potential_digests"] = digests
         store = self.forces is not None or self.magnetic_forces is not None
-        with TrajectoryWriter(path, self.states[0], potential=str(potential), integrator="gneb", mode=mode,
-                              store_forces=store, metadata=meta, flush_every=len(self.states)) as w:
+        with atomic_path(path, copy=mode == "a") as tmp, \
+                TrajectoryWriter(tmp, self.states[0], potential=str(potential), integrator="gneb", mode=mode,
+                                 store_forces=store, metadata=meta, flush_every=len(self.states)) as w:
             for k, st in enumerate(self.states):
                 w.write(st, k, 0.0, potential_energy=self.energies[k],
                         forces=None if self.forces is None else self.forces[k],
@@ -650,8 +680,16 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
     max_iterations : optimiser iterations (each evaluates the M − 2 inner images once).
     spring_constant : k, eV/rad² (Spirit's default, 1 meV/rad²).
     weights : metric weights {"positions": w_r rad/Å, "magnitudes": w_m rad/μB} (default 1, 1).
-    path : optional starting band, a list of States from ``initial`` to ``final`` (sets
-        ``images``); default the geodesic interpolation :func:`geodesic_path`.
+    path : optional starting band (sets ``images``): a band file (``path.h5`` of
+        :meth:`GNEBResult.write` or ``spinlat gneb``), an open :class:`~spinlat.io.Trajectory`
+        of one, a :class:`GNEBResult` (the ``partial_result`` of an interrupted call), or a list
+        of States from ``initial`` to ``final``; default the geodesic interpolation
+        :func:`geodesic_path`. A file, Trajectory or result continues the same band: its
+        recorded potential (description and term digests) and :data:`BAND_PARAMETERS` must be
+        this call's (InputError naming each difference, as :func:`band_changes`); climbing,
+        tolerances and the optimiser may change. A plain list of States records nothing, so
+        nothing is compared: another potential, spring constant, weights or moving parts start
+        a different band from those images without a word.
     climb_after : perpendicular force (largest block, its unit; springs left out) below which the
         climbing image starts; default max(10 tol, 0.1 × that force on the initial band).
     max_step : largest move of one step {"spins": rad, "positions": Å, "magnitudes": μB}
@@ -685,7 +723,8 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
     if not (spins or positions or magnitudes):
         raise InputError("gneb: nothing moves (spins, positions and magnitudes are all False)")
     if path is not None:
-        path = list(path)
+        path = _starting_band(path, potential, dict(images=images, spring_constant=spring_constant, weights=weights,
+                                                    spins=spins, positions=positions, magnitudes=magnitudes))
         if len(path) < 3:
             raise InputError(f"gneb: path needs at least 3 images, got {len(path)}")
         if images is not None and images != len(path):
@@ -755,13 +794,44 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
             rotate_all(S[k], theta, 1.0, 0.0)
     band = _Band(initial.copy(), np.ascontiguousarray(S), np.ascontiguousarray(R), np.ascontiguousarray(MU),
                  potential, dofs, w)
-    with deferred():  # Ctrl-C / SIGTERM end the relaxation at the next whole band
+    with deferred("at the end of the band iteration under way"):  # Ctrl-C / SIGTERM: at the next whole band
         result = _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps, int(memory),
                         int(max_iterations), method, callback)
         result.parameters = _band_parameters(dict(images=images, spring_constant=spring_constant, weights=weights,
                                                   **dofs))
+        result.potential = str(potential)
+        if hasattr(potential, "term_digests"):
+            result.potential_digests = potential.term_digests()
         check(result)  # interrupted: raised with the band so far as ``partial_result``
     return result
+
+
+def _starting_band(path, potential, gneb_kwargs) -> list:
+    """The States of :func:`gneb`'s ``path``: a band file, an open Trajectory or a
+    :class:`GNEBResult` is compared with the call (``gneb_kwargs``: its band parameters) and
+    refused on a difference (InputError naming each); any other iterable is taken as the States."""
+    import os
+
+    from .io import Trajectory
+
+    if isinstance(path, (str, os.PathLike)):
+        with Trajectory(path) as tr:
+            attrs, states = tr.attrs, list(tr)
+        where = f"the band in {os.fspath(path)}"
+    elif isinstance(path, Trajectory):
+        attrs, states, where = path.attrs, list(path), f"the band in {path.path}"
+    elif isinstance(path, GNEBResult):
+        attrs = {"potential": path.potential,
+                 "metadata": {"gneb": {"parameters": path.parameters}, "potential_digests": path.potential_digests}}
+        states, where = list(path.states), "the band of that GNEBResult"
+    else:
+        return list(path)
+    changed = _recorded_changes(attrs, potential, gneb_kwargs, "the result" if isinstance(path, GNEBResult) else "the file")
+    if changed:
+        raise InputError(f"gneb: path: {where} was made with other parameters: {'; '.join(changed)}. A restart "
+                         f"continues the same band (climbing, tol, max_iterations and method may change): use the "
+                         f"recorded values, or start a new band from the endpoints without path")
+    return states
 
 
 #: the parameters of :func:`gneb` that define the band (recorded in its file; a restart must keep them)
@@ -793,22 +863,31 @@ def band_changes(path, potential, **gneb_kwargs) -> list:
     refinement. Raises MissingFileError / FileFormatError for a missing file or one that is not a
     trajectory, InputError for bad ``weights``."""
     from .io import Trajectory
-    from .potentials.base import changed_parameters
 
     with Trajectory(path) as tr:
         attrs = tr.attrs
+    return _recorded_changes(attrs, potential, gneb_kwargs)
+
+
+def _recorded_changes(attrs, potential, gneb_kwargs, source="the file") -> list:
+    """:func:`band_changes` of a band whose trajectory attributes are ``attrs`` (``potential``:
+    its description; ``metadata``: its ``gneb.parameters`` and ``potential_digests``), recorded
+    by ``source`` (for the phrases)."""
+    from .potentials.base import changed_parameters
+
     meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
     gmeta = meta.get("gneb") if isinstance(meta.get("gneb"), dict) else {}
     recorded = gmeta.get("parameters") if isinstance(gmeta.get("parameters"), dict) else {}
     changed = []
     old, new = attrs.get("potential"), str(potential)
     if isinstance(old, str) and old and old != new:
-        changed.append(f"another potential {new} (the file records {old})")
+        changed.append(f"another potential {new} ({source} records {old})")
     elif hasattr(potential, "term_digests"):
-        changed += changed_parameters(meta.get("potential_digests"), potential.term_digests())
+        changed += [c.replace("the file records", f"{source} records")
+                    for c in changed_parameters(meta.get("potential_digests"), potential.term_digests())]
     for key, value in _band_parameters(gneb_kwargs).items():
         if key in recorded and value is not None and recorded[key] != value:
-            changed.append(f"{key} {value!r} (the file records {recorded[key]!r})")
+            changed.append(f"{key} {value!r} ({source} records {recorded[key]!r})")
     return changed
 
 

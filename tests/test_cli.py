@@ -230,6 +230,8 @@ def test_sigterm_flushes_every_frame_reached_and_the_run_restarts(tmp_path):
             proc.kill()
     assert "spinlat run: terminated (SIGTERM)" in rest
     steps = _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist()
+    assert (f"run: interrupted; {tmp_path / 'run' / 'trajectory.h5'} holds {len(steps)} frames up to step {steps[-1]} "
+            f"({len(steps)} written by this run): --restart continues from the last") in rest
     assert steps[-1] >= reached and steps == list(range(steps[-1] + 1))
     assert main(["run", _write(tmp_path, _base(tmp_path, steps=steps[-1] + 3, every=1)), "--restart",
                  "--no-progress"]) == 0
@@ -456,6 +458,34 @@ def test_minimize_interrupted_writes_the_structure_reached(tmp_path, capsys, mon
     assert "interrupted after" in err and "interrupted.extxyz" in err and "terminated (SIGTERM)" in err, err
     reached = sl.State.from_ase(sl.io.read_extxyz(str(tmp_path / "run" / "interrupted.extxyz"))[0])
     assert len(reached) == 16 and not (tmp_path / "run" / "relaxed.extxyz").exists()
+
+
+@pytest.mark.usefixtures("default_signal_handlers")
+def test_a_minimisation_that_converged_before_the_interrupt_is_written_as_relaxed(tmp_path, capsys, monkeypatch):
+    """Spins only: the compiled kernel runs to its end, so a SIGTERM during it stops the command
+    after a converged minimisation; `spinlat minimize` wrote it as interrupted.extxyz, "not a
+    minimum". Now it is relaxed.extxyz, and the command still exits with 143."""
+    import os
+    import signal
+
+    from spinlat.integrators import spin_lbfgs
+
+    kernel = spin_lbfgs.lbfgs_oso
+
+    def signalling(*args):
+        os.kill(os.getpid(), signal.SIGTERM)  # held back until the kernel returns
+        return kernel(*args)
+
+    monkeypatch.setattr(spin_lbfgs, "lbfgs_oso", signalling)
+    cfg = _base(tmp_path, minimize={"tmax": 1e-6})
+    cfg["potential"] = cfg["potential"][1:]  # exchange and field: the compiled kernel
+    assert main(["minimize", _write(tmp_path, cfg)]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "the minimisation had converged when the interrupt took effect" in err, err
+    relaxed = sl.State.from_ase(sl.io.read_extxyz(str(tmp_path / "run" / "relaxed.extxyz"))[0])
+    assert not (tmp_path / "run" / "interrupted.extxyz").exists()
+    pot = sl.potentials.BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + sl.potentials.Zeeman([0, 0, 1.0])
+    assert np.max(np.linalg.norm(sl.potentials.spin_torques(relaxed, pot.compute(relaxed)), axis=1)) < 2e-6
 
 
 def test_minimize_reports_the_longitudinal_residual_of_relaxed_magnitudes(tmp_path, capsys):

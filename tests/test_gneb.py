@@ -526,3 +526,68 @@ def test_an_interrupted_band_is_kept_and_continues_to_the_same_saddle(signum):
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     res = sl.gneb(None, None, pot, path=part.states, tol=1e-10)
     assert res.converged and res.barrier == pytest.approx(n * K, rel=1e-9)
+
+
+def test_a_restart_from_a_band_file_trajectory_or_result_is_refused_with_other_parameters(tmp_path):
+    """gneb(path=...) took a list of States only, so a Python restart could not check the band's
+    parameters (the CLI did, for path.h5). Now a band file, an open Trajectory or a GNEBResult
+    continues the same band: the same potential and band parameters go on (same barrier), another
+    spring constant, weights, moving part or potential parameter is refused, named."""
+    K, B = 1e-3, 3.0
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    a, b = _single_spin((0, 0, 1)), _single_spin((0, 0, -1))
+    res = sl.gneb(a, b, pot, images=7, tol=1e-9, noise=0.2, seed=1)
+    assert res.potential == str(pot) and res.potential_digests == pot.term_digests()
+    res.write(tmp_path / "by_result.h5")  # the potential this result records
+    res.write(tmp_path / "path.h5", potential=pot)
+    for start in (res, tmp_path / "path.h5", str(tmp_path / "by_result.h5")):
+        again = sl.gneb(None, None, pot, path=start, tol=1e-9)
+        assert again.converged and again.iterations <= 2 and again.barrier == pytest.approx(res.barrier, rel=1e-9)
+    with sl.io.Trajectory(tmp_path / "path.h5") as tr:
+        assert sl.gneb(None, None, pot, path=tr, tol=1e-9).converged
+    other = UniaxialAnisotropy(2 * K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    for start, where, source in ((res, "that GNEBResult", "result"), (tmp_path / "path.h5", "path.h5", "file"),
+                                 (tmp_path / "by_result.h5", "by_result.h5", "file")):
+        with pytest.raises(InputError, match=rf"gneb: path: the band .*{where} was made with other parameters: "
+                                             rf"another potential UniaxialAnisotropy\(K=0.002 .*\(the {source} records "
+                                             r"UniaxialAnisotropy\(K=0.001"):
+            sl.gneb(None, None, other, path=start)
+        with pytest.raises(InputError, match=rf"spring_constant 0\.002 \(the {source} records 0\.001\)"):
+            sl.gneb(None, None, pot, path=start, spring_constant=2e-3)
+        with pytest.raises(InputError, match=rf"positions True \(the {source} records False\)"):
+            sl.gneb(None, None, pot, path=start, positions=True)
+    plain = sl.gneb(None, None, other, path=res.states, tol=1e-9)  # a list of States records nothing
+    fresh = sl.gneb(a, b, other, images=7, tol=1e-9, noise=0.2, seed=1)  # ... and is another band
+    assert plain.converged and plain.barrier == pytest.approx(fresh.barrier, rel=1e-6) and fresh.barrier > res.barrier
+
+
+def test_a_band_written_over_its_own_file_is_never_lost(tmp_path, monkeypatch):
+    """GNEBResult.write truncated path.h5 first: a band restarted from a file and written back
+    there (spinlat gneb --overwrite with path: in its own run directory) was lost when the write
+    stopped midway (a second SIGTERM, the scheduler's SIGKILL, a full disk). Now the old file
+    stays whole until the new one is complete."""
+    from spinlat.io import hdf5
+
+    K, B = 1e-3, 3.0
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    res = sl.gneb(_single_spin((0, 0, 1)), _single_spin((0, 0, -1)), pot, images=7, tol=1e-9, noise=0.2, seed=1)
+    res.write(tmp_path / "path.h5", potential=pot)
+    real, calls = hdf5.TrajectoryWriter.write, []
+
+    def failing(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # a second Ctrl-C while the band is written
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(hdf5.TrajectoryWriter, "write", failing)
+    with pytest.raises(KeyboardInterrupt):
+        res.write(tmp_path / "path.h5", potential=pot)
+    monkeypatch.undo()
+    with sl.io.Trajectory(tmp_path / "path.h5") as tr:
+        assert len(tr) == 7 and tr.array("potential_energy").tolist() == pytest.approx(res.energies.tolist())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["path.h5"]  # no temporary file left
+    (tmp_path / "notes.h5").write_text("my notes")
+    with pytest.raises(InputError, match="refusing to overwrite .*notes.h5: it exists and is not a spinlat"):
+        res.write(tmp_path / "notes.h5")
+    assert (tmp_path / "notes.h5").read_text() == "my notes"

@@ -203,3 +203,24 @@ def test_the_private_read_check_finds_reads():
     assert [line for line, _ in _private_reads(src)] == [1, 3, 4]
     own = "class A:\n    def __init__(self):\n        self._x = 1\ndef g(a):\n    return a._x\n"
     assert _private_reads(own) == []
+
+
+#: scripts allowed to import private names, with the reason (each one a debt to pay)
+_SCRIPTS_READING_PRIVATE_NAMES = {
+    "bench_pair_search.py": "times the private pair-list kernels of spinlat/potentials/exchange.py",
+}
+
+
+def test_no_benchmark_or_example_imports_private_names_of_spinlat():
+    """bench_mmace_batched.py imported ``_edge_groups`` from spinlat.potentials.mmace.potential
+    (now the public, documented ``edge_groups``): benchmarks and examples are consumers too and
+    import only public names of spinlat (the listed exceptions aside)."""
+    root = PACKAGE.parent
+    bad = []
+    for path in sorted(list((root / "benchmarks").glob("*.py")) + list((root / "examples").glob("*.py"))):
+        if path.name in _SCRIPTS_READING_PRIVATE_NAMES:
+            continue
+        for line, text in _private_reads(path.read_text(encoding="utf-8"), str(path)):
+            if text.startswith("from "):
+                bad.append(f"{path.relative_to(root)}:{line}: {text}")
+    assert not bad, "private names of spinlat imported:\n" + "\n".join(bad)

@@ -7,6 +7,7 @@ with os.kill: Python runs the handler before the next bytecode, so nothing here 
 """
 
 import functools
+import math
 import os
 import signal
 import sys
@@ -117,6 +118,28 @@ def test_outside_the_main_thread_nothing_changes():
     assert seen == [before]
 
 
+def test_a_signal_held_for_the_main_thread_is_not_raised_in_another_thread():
+    """A Dask worker thread in this process (LocalCluster(processes=False)) running a search job
+    saw the main thread's held-back signal in pending()/check(): its job stopped early and took
+    the interrupt away from the main thread. Now both answer for the main thread only."""
+    seen = []
+
+    def worker():
+        seen.append(interrupts.pending())
+        interrupts.check()  # does not raise, does not take the signal
+        seen.append("checked")
+
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            t = threading.Thread(target=worker)
+            t.start()
+            t.join()
+            assert interrupts.pending()
+            interrupts.check()
+    assert seen == [False, "checked"]
+
+
 def test_interrupt_cause_follows_the_chain():
     term = Terminated()
     try:
@@ -204,7 +227,8 @@ def test_cli_reports_an_interrupt_wrapped_in_a_system_error_as_sigterm(monkeypat
     monkeypatch.setattr(cli, "COMMANDS", {})
     cli.register("boom", "raises what a SIGTERM inside numba's dispatcher raised", lambda p: None, boom)
     assert cli.main(["boom"]) == 128 + signal.SIGTERM
-    assert "terminated (SIGTERM)" in capsys.readouterr().err
+    # it said "what was done is on disk" also where nothing was written (a run stopped while it set up)
+    assert capsys.readouterr().err == "spinlat boom: terminated (SIGTERM)\n"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
@@ -215,6 +239,60 @@ def test_the_first_signal_says_on_stderr_that_the_run_will_stop(capfd):
             interrupts.check()
     err = capfd.readouterr().err
     assert "Ctrl-C received" in err and "again to stop at once" in err
+
+
+def test_the_line_printed_says_what_the_innermost_run_does(capfd):
+    """Every run printed "stopping at the end of the step chunk or iteration under way (send it
+    again to stop at once)", also a sweep over processes, which stops at once. Now the innermost
+    block that says what it does is quoted, and a block that stops at once offers no second
+    signal."""
+    with pytest.raises(Terminated):
+        with interrupts.deferred("at the end of the outer thing"):
+            with interrupts.deferred():  # says nothing: the enclosing block's words stand
+                with interrupts.deferred("at the end of the inner thing"):
+                    pass
+                os.kill(os.getpid(), signal.SIGTERM)
+                interrupts.check()
+    assert capfd.readouterr().err == ("spinlat: SIGTERM received; stopping at the end of the outer thing (send it "
+                                      "again to stop at once)\n")
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts.deferred("at the end of the outer thing"):
+            with interrupts.deferred("now: what is done is kept", waits=False):
+                os.kill(os.getpid(), signal.SIGINT)
+                interrupts.check()
+    assert capfd.readouterr().err == "spinlat: Ctrl-C received; stopping now: what is done is kept\n"
+
+
+def test_each_run_says_how_it_stops(tmp_path, monkeypatch, capfd):
+    """The words of each kind of run on the first signal: a Simulation ends its chunk of steps,
+    a minimisation its iteration (the compiled kernel: the whole minimisation), a sweep over
+    processes stops at once."""
+    st, pot = crystal(2, T=300.0), PairSpin() + Field([0, 0, 1.0])
+    sim = sl.Simulation(st, pot, _SignalAt(1.0, signal.SIGTERM, at=2), every=4, progress=False)
+    with pytest.raises(Terminated):
+        sim.run(40)
+    assert "stopping at the end of the chunk of steps under way, once its frame is written (send it again" \
+        in capfd.readouterr().err
+    fe, exch = _fe_search()
+    _signal_after_kernel_call(monkeypatch, signal.SIGINT, at=1)
+    with pytest.raises(KeyboardInterrupt):
+        sl.minimize(fe.copy(spins=np.random.default_rng(0).normal(size=(len(fe), 3))), exch, tmax=1e-8)
+    assert "stopping when the minimisation ends (the compiled kernel runs to its end)" in capfd.readouterr().err
+    monkeypatch.undo()
+    _signal_after_kernel_call(monkeypatch, signal.SIGINT, at=1)
+    with pytest.raises(KeyboardInterrupt):
+        sl.search.ground_state(fe, exch, starts=3, tmax=1e-8)
+    assert "stopping at the end of the start under way (send" in capfd.readouterr().err
+    monkeypatch.undo()
+    from spinlat import search
+
+    search.shutdown_workers()
+    _note_collected(monkeypatch, 3, (tmp_path / "collected").touch)
+    with pytest.raises(Terminated):
+        sl.sweep(functools.partial(_job_or_signal, str(tmp_path)), [1, 2, 3, 100, 200, 4], workers=2)
+    err = capfd.readouterr().err
+    assert "stopping now: the values finished are kept, those under way are abandoned\n" in err
+    assert "again" not in err
 
 
 # ------------------------------------------------------------------ ground-state searches
@@ -340,6 +418,26 @@ def test_an_interrupted_serial_sweep_keeps_the_values_finished():
     assert sl.sweep(lambda v: v + 1, [1, 2]) == [2, 3]
 
 
+def test_a_serial_sweep_keeps_the_values_finished_when_the_interrupt_came_out_of_c_code():
+    """An interrupt that landed in Python code called back by C code (numba's dispatcher, h5py,
+    torch) reaches fn's caller as a SystemError chained to it: sweep let it through without the
+    values finished (curie_sweep, serial, lost every finished run). Now it raises the interrupt
+    itself with them."""
+    def fn(v):
+        if v == 2:
+            try:
+                raise Terminated()
+            except Terminated as t:
+                raise SystemError("CPUDispatcher returned a result with an exception set") from t
+        return v * v
+
+    with pytest.raises(Terminated) as info:
+        sl.sweep(fn, range(5))
+    assert info.value.partial_result == [0, 1]
+    with pytest.raises(SystemError):  # a SystemError of its own is not an interrupt
+        sl.sweep(lambda v: (_ for _ in ()).throw(SystemError("bad")), [1])
+
+
 # ------------------------------------------------- interrupts of work spread over processes
 def _job_or_signal(pid_dir, v):
     """A sweep job: v < 100 returns at once; v ≥ 100 notes its process id in ``pid_dir`` and
@@ -435,6 +533,87 @@ def test_an_interrupted_search_on_a_scheduler_keeps_the_starts_of_the_jobs_finis
     assert [(m.count, m.starts) for m in part.minima] == [(m.count, m.starts) for m in whole]
     assert part.minima[0].energy == pytest.approx(whole[0].energy, abs=1e-12)
     assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
+class _StallAt(sl.potentials.Potential):
+    """A potential (the Python minimiser: no spin_couplings) equal to ``inner`` that, in a worker
+    process, stalls at the first evaluation of the start whose spins are ``stall``: it sends
+    ``signum`` to the calling process and waits until the worker is asked to stop
+    (``interrupts.pending()``); ``again``: it then sends the signal a second time and stalls for
+    good (the caller must end it)."""
+
+    def __init__(self, inner, stall, signum, again=False):
+        self.inner, self.stall, self.signum, self.again = inner, np.array(stall), signum, again
+        self.cutoff, self.skin, self.parent = inner.cutoff, inner.skin, os.getpid()
+
+    def _evaluate(self, state, neighbors, forces, magnetic_forces, stress):
+        import time
+
+        if os.getpid() != self.parent and np.array_equal(state.spins, self.stall):
+            os.kill(self.parent, self.signum)
+            guard = time.monotonic() + 120  # hang guard only
+            while not interrupts.pending() and time.monotonic() < guard:
+                time.sleep(0.01)
+            if self.again:
+                os.kill(self.parent, self.signum)
+                time.sleep(1200)
+        return self.inner._evaluate(state, neighbors, forces, magnetic_forces, stress)
+
+
+def _stalling_search(signum, again=False):
+    """A search on 16 Fe spins in a field (NumPy only: worker processes, when spawned, compile
+    no kernel) with a potential that stalls at start 1 (seed 3) in a worker process; the
+    uninterrupted minima of the first 4 starts."""
+    from spinlat import search
+
+    st, pot = _fe_search()[0], Field([3.0, -2.0, 10.0])
+    stall = search._Start(st, pot, None, {}).start(3).spins
+    whole = search.ground_state(st, pot, starts=4, seed=2, tmax=1e-6)
+    return st, _StallAt(pot, stall, signum, again), whole
+
+
+@pytest.mark.parametrize("signum, kind", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+def test_an_interrupted_search_over_processes_keeps_the_finished_starts_of_the_batches_under_way(signum, kind,
+                                                                                                  capfd):
+    """A search over workers=2 goes in batches of starts (here 8 of 2); an interrupt ended the
+    workers at once and lost the starts their batches had finished (start 0 of the batch (0, 1)
+    here: gone with start 1). Now each worker is asked to end the start under way, and every
+    start finished comes back in the InterruptedSearch, numbered as in the search."""
+    from spinlat import search
+
+    st, pot, whole = _stalling_search(signum)
+    search.shutdown_workers()
+    with pytest.raises(kind) as info:
+        search.ground_state(st, pot, starts=16, seed=2, tmax=1e-6, workers=2)
+    part = info.value.partial_result
+    assert isinstance(part, search.InterruptedSearch) and part.starts == 16
+    assert 0 in part.finished and 1 not in part.finished  # the batch (0, 1): its finished start kept
+    for k in range(8):  # each batch (2j, 2j+1) kept a prefix of its starts
+        assert (2 * k + 1 not in part.finished) or (2 * k in part.finished)
+    by_start = {s: m for m in part.minima for s in m.starts}
+    assert sorted(by_start) == list(part.finished)
+    for m in whole:  # each start finished reached the minimum it reaches uninterrupted
+        for s in set(m.starts) & set(part.finished):
+            assert by_start[s].energy == pytest.approx(m.energy, abs=1e-8)
+    assert "stopping once each worker process has finished the start under way" in capfd.readouterr().err
+    assert search._POOL is None  # its workers were asked to stop for good: ended
+    assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
+def test_a_second_interrupt_ends_the_workers_of_a_search_at_once():
+    """While the workers finish their start under way, a second signal stops at once: the
+    workers are ended and what was collected is kept."""
+    from spinlat import search
+
+    st, pot, whole = _stalling_search(signal.SIGINT, again=True)
+    search.shutdown_workers()
+    with pytest.raises(KeyboardInterrupt) as info:
+        search.ground_state(st, pot, starts=16, seed=2, tmax=1e-6, workers=2)
+    part = info.value.partial_result
+    assert isinstance(part, search.InterruptedSearch) and 1 not in part.finished and 0 not in part.finished
+    assert search._POOL is None
+    assert sl.sweep(functools.partial(math.pow, 2.0), [1, 2], workers=2) == [2.0, 4.0]  # a new pool
+    search.shutdown_workers()
 
 
 def test_annealed_starts_on_a_scheduler_are_one_job_each(monkeypatch):

@@ -418,3 +418,24 @@ def test_a_flat_direction_does_not_list_one_minimum_many_times():
     np.testing.assert_allclose(minima[0].state.spins[:, 2], 1.0, atol=1e-4)
     ev = pot.compute(minima[0].state, magnetic_forces=True)
     assert minima[0].energy == pytest.approx(ev.energy, abs=1e-12)
+
+
+def test_a_potential_used_in_this_process_still_goes_to_worker_processes():
+    """ground_state(workers=2) after the same potential ran here (a serial search, a compute)
+    raised "cannot be sent to worker processes (Can't pickle local object
+    'BetheSlaterExchange._couplings.<locals>.offset')": the potential was pickled with its
+    caches. Now a pickled potential holds its parameters only, and gives the same energies."""
+    import pickle
+
+    st, pot = _fe(), BetheSlaterExchange(*EXCHANGE) + UniaxialAnisotropy(1e-3, [0, 0, 1])
+    fresh = len(pickle.dumps(pot))
+    serial = ground_state(st, pot, starts=4, seed=1, tmax=1e-8)
+    ev = pot.compute(st)
+    assert len(pickle.dumps(pot)) == fresh  # no neighbour or pair list travels
+    clone = pickle.loads(pickle.dumps(pot))
+    again = clone.compute(st)
+    assert again.energy == pytest.approx(ev.energy, abs=1e-12)
+    np.testing.assert_allclose(again.magnetic_forces, ev.magnetic_forces, atol=1e-12)
+    parallel = ground_state(st, pot, starts=4, seed=1, tmax=1e-8, workers=2)
+    assert _summary(parallel) == _summary(serial)
+    sl.search.shutdown_workers()

@@ -149,7 +149,8 @@ def main(argv=None) -> int:
         if interrupt is None or args.debug:
             raise
         if isinstance(interrupt, Terminated):
-            print(f"spinlat {args.command}: terminated (SIGTERM); what was done is on disk", file=sys.stderr)
+            # what was kept, if anything, the command has said (a run's frames, a band, minima, a model)
+            print(f"spinlat {args.command}: terminated (SIGTERM)", file=sys.stderr)
             return 128 + signal.SIGTERM
         print(f"spinlat {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -33,7 +33,12 @@ def run(args) -> int:
         out, res = minimize(state, pot, return_result=True, **opts)
     except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the structure reached is kept
         part = getattr(exc, "partial_result", None)
-        if part is not None:
+        if part is not None and part.converged:  # the compiled kernel ran to its end: a minimum, not a stop midway
+            write_extxyz(run_dir / "relaxed.extxyz", [part.state])
+            log.warning(f"minimize: the minimisation had converged when the interrupt took effect ({part.iterations} "
+                        f"iterations, energy {part.energy:.8f} eV, {part.residuals}): the relaxed structure is in "
+                        f"{run_dir / 'relaxed.extxyz'}")
+        elif part is not None:
             write_extxyz(run_dir / "interrupted.extxyz", [part.state])
             log.warning(f"minimize: interrupted after {part.iterations} iterations (energy {part.energy:.8f} eV, "
                         f"{part.residuals}); the structure "

@@ -25,6 +25,7 @@ from .. import config as C
 from .. import validation
 from ..errors import ConfigError, InputError, MissingFileError
 from ..files import atomic_write_text
+from ..interrupts import interrupt_cause
 from .analyze import format_summary
 from .common import (add_output_arguments, log, make_directory, refuse_to_replace, remove, result, run_directory,
                      save_config, setup_log)
@@ -91,6 +92,35 @@ def _check_restart_inputs(digests: dict, run_dir: Path) -> None:
                               f"with structure: {{file: {run_dir / TRAJECTORY}}} and another --output")
 
 
+def _frames(path):
+    """(number of frames, last step) of the trajectory ``path``; (0, None) when it does not exist."""
+    from ..io import Trajectory
+
+    if not Path(path).exists():
+        return 0, None
+    with Trajectory(str(path)) as tr:
+        steps = tr.array("step")
+    return len(steps), (int(steps[-1]) if len(steps) else None)
+
+
+def _report_kept(traj, before, step="step") -> None:
+    """Say on stderr (and in the log) what an interrupted run left in ``traj`` (``before``: its
+    frames when the run started; ``step``: "step" or "sweep"): the frames on disk and how to
+    continue, or that there is none."""
+    from ..errors import SpinlatError
+
+    try:
+        n, last = _frames(traj)
+    except (OSError, SpinlatError) as exc:
+        log.warning("run: interrupted; %s cannot be read (%s)", traj, exc)
+        return
+    if n == 0:
+        log.warning("run: interrupted before the first frame was written: nothing to continue; run it again")
+    else:
+        log.warning("run: interrupted; %s holds %d frames up to %s %d (%d written by this run): --restart "
+                    "continues from the last", traj, n, step, last, n - before)
+
+
 def run(args) -> int:
     from .. import analysis
     from ..simulation import Simulation
@@ -148,8 +178,14 @@ def run(args) -> int:
         sim = Simulation(state, pot, integ, trajectory=str(traj), **options)
         todo = steps
     t0 = time.perf_counter()
-    with sim:  # releases the trajectory (lock, file) before the analysis reads it
-        sim.run(todo)
+    before = _frames(traj)[0] if args.restart else 0
+    try:
+        with sim:  # releases the trajectory (lock, file) before the analysis reads it
+            sim.run(todo)
+    except BaseException as exc:  # Ctrl-C / SIGTERM (perhaps inside C code): say what is on disk
+        if interrupt_cause(exc) is not None:
+            _report_kept(traj, before, step)
+        raise
     wall = time.perf_counter() - t0
     summary = analysis.summary(str(traj))
     rate = f"atom_{step}s_per_s"

@@ -150,6 +150,18 @@ class Potential:
     #: terms (mMACE), so no local energy change of one moved spin exists (MonteCarlo refuses it)
     many_body_spins: bool = False
 
+    #: attributes that only cache what the potential rebuilds on demand (neighbour lists, pair
+    #: lists, coupling and work tables): left out when the potential is pickled or deep-copied
+    _CACHES = ("_nl", "_known_numbers", "_pair_stores", "_couplings_cache", "_half_key", "_half_arrays",
+               "_work_arrays", "_tensor_table")
+
+    def __getstate__(self):
+        """The attributes without the caches of :data:`_CACHES`: a pickled potential (sent to
+        worker processes by :func:`spinlat.sweep` / :func:`spinlat.search.ground_state`, or
+        deep-copied) holds its parameters only. A cache may hold what cannot be pickled (a
+        closure over a pair list) and is often far larger than the parameters."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._CACHES}
+
     def compute(self, state, neighbors=None, *, forces: bool = True, magnetic_forces: bool = True,
                 stress: bool = False) -> Evaluation:
         """Energy (eV), forces (eV/Å), magnetic forces −∂E/∂m (eV/μB), stress (eV/Å³, Voigt, ASE

@@ -427,7 +427,8 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
     start = build_model(data.train, data.valid, soc, hyper, opts, dtype, device)
     opt = make_optimiser(start.model, opts)
     progress = resume(opt, start, opts)
-    with deferred():  # Ctrl-C / SIGTERM: stop after the batch under way, keep what was trained
+    # Ctrl-C / SIGTERM: stop after the batch under way, keep what was trained
+    with deferred("after the training batch under way (the best model so far is kept)"):
         stopped_by = run_epochs(start, data, opt, opts, progress, dtype, device, t_start)
         pot = finish(start, data, progress, stopped_by, opts, dtype, device, t_start)
         check(partial_result=pot)

@@ -18,7 +18,7 @@ from spinlat.errors import InputError, UnknownElementError  # noqa: E402
 from spinlat.neighbors import NeighborList  # noqa: E402
 from spinlat.potentials import BetheSlaterExchange, MagneticMACE, Potential, UniaxialAnisotropy, Zeeman  # noqa: E402
 from spinlat.potentials.mmace import potential as mmace_potential  # noqa: E402
-from spinlat.potentials.mmace.potential import _edge_groups  # noqa: E402
+from spinlat.potentials.mmace.potential import edge_groups  # noqa: E402
 
 from _tiny import TINY, _one_thread  # noqa: E402,F401  (autouse fixture)
 
@@ -176,7 +176,7 @@ def test_edge_budget_groups_replicas_in_order(pot, monkeypatch):
     monkeypatch.setattr(pot, "batch_edges", 400)                 # a few calls of ≤ 400 edges (or one big replica)
     evs = pot.compute_many(states)
     n_edges = [len(mmace_potential.edges(st.positions, st.cell, st.pbc, pot.cutoff)[0]) for st in states]
-    groups = _edge_groups(n_edges, 400)
+    groups = edge_groups(n_edges, 400)
     assert 1 < calls["model"] == calls["graphs"] == len(groups) < len(states)
     for ev, one in zip(evs, singles):
         assert_same(ev, one)
@@ -185,14 +185,14 @@ def test_edge_budget_groups_replicas_in_order(pot, monkeypatch):
         pot.compute_many(states)
 
 
-def test_edge_groups():
-    assert _edge_groups([5, 5, 20, 1, 0, 3], 10) == [[0, 1], [2], [3, 4, 5]]
-    assert _edge_groups([5, 5, 20], None) == [[0, 1, 2]]
-    assert _edge_groups([], 10) == [] and _edge_groups([], None) == []
-    assert _edge_groups([0, 0], 1) == [[0, 1]]
+def testedge_groups():
+    assert edge_groups([5, 5, 20, 1, 0, 3], 10) == [[0, 1], [2], [3, 4, 5]]
+    assert edge_groups([5, 5, 20], None) == [[0, 1, 2]]
+    assert edge_groups([], 10) == [] and edge_groups([], None) == []
+    assert edge_groups([0, 0], 1) == [[0, 1]]
     for bad in (0, -3, 2.5, True, "10"):
         with pytest.raises(InputError, match="batch_edges"):
-            _edge_groups([1], bad)
+            edge_groups([1], bad)
 
 
 def test_bad_replicas_are_named(pot):

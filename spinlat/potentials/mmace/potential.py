@@ -150,9 +150,13 @@ def _check_header(path, shapes, dtypes, hp):
                                   f"metadata imply {shown}")
 
 
-def _edge_groups(n_edges, budget):
-    """Consecutive groups (lists of indices) of replicas with ``n_edges`` edges each, each group
-    holding at most ``budget`` edges unless it is a single replica (None: one group)."""
+def edge_groups(n_edges, budget):
+    """How :meth:`MagneticMACE.compute_many` splits replicas into model calls: consecutive groups
+    (lists of replica indices, in order) of replicas with ``n_edges`` graph edges each (a
+    sequence of non-negative integers), each group holding at most ``budget`` edges unless it is
+    a single replica (``budget`` None: one group of all; the potential's ``batch_edges``).
+    ``len(edge_groups(...))`` is the number of model calls. Raises InputError for a ``budget``
+    that is not a positive integer or None."""
     if budget is None:
         return [list(range(len(n_edges)))] if len(n_edges) else []
     if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
@@ -380,7 +384,7 @@ class MagneticMACE(Potential):
         pairs = [edges(st.positions, st.cell, st.pbc, self.cutoff) if nl is None else self._edges_from_list(st, nl)
                  for st, nl in zip(states, neighbors)]
         out = []
-        for group in _edge_groups([len(p[0]) for p in pairs], self.batch_edges):
+        for group in edge_groups([len(p[0]) for p in pairs], self.batch_edges):
             batch, res = self._run([states[k] for k in group], [pairs[k] for k in group], forces, magnetic_forces,
                                    stress)
             out.extend(self._split(res, batch, forces, magnetic_forces, stress))
