@@ -20,6 +20,9 @@ GAMMA_SI = 1.760859e11
 GAMMA = GAMMA_SI * 1e-15
 #: Elementary charge, C (exact since the 2019 SI; CODATA 2018): 1 eV = ELEMENTARY_CHARGE J.
 ELEMENTARY_CHARGE = 1.602176634e-19
+#: The Rydberg energy in eV as UppASD takes it (its source/Parameters/constants.f90, ry_ev; CODATA
+#: 2014: 13.605693009): UppASD's exchange files are in mRy (:func:`spinlat.io.read_uppasd`).
+RYDBERG_EV = 13.605693009
 #: Atomic mass constant, kg (CODATA 2018).
 AMU_KG = 1.66053906660e-27
 #: 1 amu·Å²/fs² expressed in eV.

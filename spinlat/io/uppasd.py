@@ -48,8 +48,8 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError
 
-#: UppASD's Rydberg in eV (source/Parameters/constants.f90, ry_ev)
-RY_EV = 13.605693009
+#: UppASD's Rydberg in eV (:data:`spinlat.units.RYDBERG_EV`)
+RY_EV = units.RYDBERG_EV
 #: UppASD's tolerance (squared, cell units) for equal bond vectors of symmetry images
 _SYM_TOL = 0.01
 
