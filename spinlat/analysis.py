@@ -54,9 +54,38 @@ def magnetization(spins, moments=None, normalized=True):
     return reduced_magnetization(spins, moments) if normalized else total_moment(spins, moments)
 
 
+def _samples(x, name, vectors=False) -> np.ndarray:
+    """``x`` as a float array of samples along axis 0: (S,), or (S, 3) when ``vectors``; at least one
+    sample, every value finite. InputError naming ``name`` otherwise: a NaN would make the mean,
+    χ, C or U4 NaN without a word, and an empty series their mean of nothing."""
+    a = np.asarray(x, float)
+    shapes = "(S,) or (S, 3)" if vectors else "(S,)"
+    if a.ndim not in ((1, 2) if vectors else (1,)) or (a.ndim == 2 and a.shape[1] != 3):
+        raise InputError(f"{name} must have shape {shapes} (one row per sample), got {a.shape}")
+    if len(a) == 0:
+        raise InputError(f"{name} holds no sample (nothing to average)")
+    bad = ~np.isfinite(a) if a.ndim == 1 else ~np.isfinite(a).all(axis=1)
+    if bad.any():
+        raise InputError(f"{name} holds NaN or infinite values in {int(bad.sum())} of {len(a)} samples (first at "
+                         f"index {int(np.argmax(bad))}); drop those samples first")
+    return a
+
+
+def _reduced(m, name) -> np.ndarray:
+    """Magnetisation samples that must be reduced (|m| ≤ 1): InputError for a total moment in μB."""
+    a = _samples(m, name, vectors=True)
+    norm = np.linalg.norm(a, axis=1) if a.ndim == 2 else np.abs(a)
+    if norm.max() > 1.0 + 1e-9:
+        raise InputError(f"{name} must be the reduced magnetisation M / Σ|m_i| (|m| ≤ 1), but reaches "
+                         f"{norm.max():.6g}: a total moment in μB (the trajectory's 'magnetization' dataset, "
+                         f"State.magnetization()) would scale χ by (Σ|m_i|)²; pass "
+                         f"spinlat.observables.reduced_from_total(M, moments) or reduced_magnetization(spins, moments)")
+    return a
+
+
 def _norm2(m):
     """|M|² per sample of magnetisation samples ((S, 3) vectors or (S,) norms/scalars)."""
-    m = np.asarray(m, float)
+    m = _samples(m, "magnetisation samples m", vectors=True)
     return np.sum(m**2, axis=-1) if m.ndim == 2 else m**2
 
 
@@ -66,7 +95,8 @@ def binder_cumulant(m, with_errors=False):
     With ``with_errors`` a :class:`spinlat.statistics.Estimate` (same value, error from the
     blocked jackknife over the series (|M|², |M|⁴), :func:`spinlat.statistics.jackknife`) is
     returned instead of the float; the samples are taken as a time series (consecutive
-    sweeps/frames) and need not be independent."""
+    sweeps/frames) and need not be independent. Raises :class:`InputError` for no sample, NaN or
+    infinite samples, or another shape."""
     m2 = _norm2(m)
     if not with_errors:
         return float(1.0 - np.mean(m2**2) / (3.0 * np.mean(m2) ** 2))
@@ -81,10 +111,12 @@ def susceptibility(m, temperature, n_spins, moment=1.0, with_errors=False):
     χ = N μ² (⟨|M|²⟩ − ⟨|M|⟩²) / (k_B T), with ``m`` normalised magnetisation samples ((S,3) or
     (S,)), μ = ``moment`` (μB) → χ in μB²/eV per spin (multiply by μB (eV/T) for μB/T).
     With ``with_errors`` a :class:`spinlat.statistics.Estimate` (blocked jackknife over
-    (|M|, |M|²)) is returned instead of the float. Raises :class:`InputError` for T ≤ 0."""
+    (|M|, |M|²)) is returned instead of the float. Raises :class:`InputError` for T ≤ 0, for no
+    sample or NaN samples, and for samples with |m| > 1 (a total moment in μB, e.g. the HDF5
+    ``magnetization`` dataset, in place of the reduced one)."""
     if not temperature > 0:
         raise InputError(f"susceptibility needs a positive temperature (K), got {temperature}")
-    m = np.asarray(m, float)
+    m = _reduced(m, "susceptibility: magnetisation samples m")
     norm = np.linalg.norm(m, axis=-1) if m.ndim == 2 else np.abs(m)
     scale = n_spins * moment**2 / (units.K_B * temperature)
     if not with_errors:
@@ -99,10 +131,10 @@ def specific_heat(energies, temperature, n_atoms, with_errors=False):
     C = (⟨E²⟩ − ⟨E⟩²) / (N k_B² T²). With ``with_errors`` a
     :class:`spinlat.statistics.Estimate` (blocked jackknife over (E − Ē, (E − Ē)²); the shift
     avoids cancellation and leaves C unchanged) is returned instead of the float. Raises
-    :class:`InputError` for T ≤ 0."""
+    :class:`InputError` for T ≤ 0 and for no sample or NaN samples."""
     if not temperature > 0:
         raise InputError(f"specific heat needs a positive temperature (K), got {temperature}")
-    e = np.asarray(energies, float)
+    e = _samples(energies, "specific_heat: energies")
     scale = 1.0 / (n_atoms * (units.K_B * temperature) ** 2)
     if not with_errors:
         return float(np.var(e) * scale)
@@ -115,8 +147,9 @@ def specific_heat(energies, temperature, n_atoms, with_errors=False):
 def average(samples, with_errors=False, method="blocking"):
     """Mean of a series of samples (energies, |M|, temperatures, ...); with ``with_errors`` a
     :class:`spinlat.statistics.Estimate` with the error of the mean of correlated samples
-    (``method`` "blocking" or "autocorrelation", :func:`spinlat.statistics.average`)."""
-    x = np.asarray(samples, float)
+    (``method`` "blocking" or "autocorrelation", :func:`spinlat.statistics.average`). Raises
+    :class:`InputError` for no sample, NaN or infinite samples, or a series that is not 1-D."""
+    x = _samples(samples, "average: samples")
     if not with_errors:
         return float(np.mean(x))
     from .statistics import average as _average

@@ -355,3 +355,27 @@ def test_summary_of_a_gneb_band_reports_the_barrier_not_means(tmp_path, capsys):
     (ax,) = fig.axes
     assert ax.get_xlabel() == "reaction coordinate (rad)"
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0, 0.5, 1, 0.5, 0], atol=1e-6)
+
+
+def test_averages_refuse_nan_empty_samples_and_total_moments(rng):
+    """A NaN sample made ⟨x⟩, χ, C and U4 NaN without a word, an empty series gave NaN with a
+    RuntimeWarning, and a total moment in μB (the HDF5 ``magnetization`` dataset) passed as ``m``
+    scaled χ by (Σ|m_i|)² silently: each is an InputError naming the problem."""
+    m = rng.normal(size=(200, 3)) * 0.05 + [0, 0, 0.8]
+    bad = m.copy()
+    bad[7, 1] = np.nan
+    for call in (lambda x: analysis.binder_cumulant(x), lambda x: analysis.susceptibility(x, 100.0, 16),
+                 lambda x: analysis.average(np.linalg.norm(x, axis=1)),
+                 lambda x: analysis.specific_heat(x[:, 1], 100.0, 16)):
+        with pytest.raises(InputError, match=r"NaN or infinite values in 1 of 200 samples \(first at index 7\)"):
+            call(bad)
+        with pytest.raises(InputError, match="holds no sample"):
+            call(np.zeros((0, 3)))
+    total = m * 16 * 2.2  # 16 moments of 2.2 μB: the total moment
+    with pytest.raises(InputError, match="reduced magnetisation"):
+        analysis.susceptibility(total, 100.0, 16, moment=2.2)
+    # the reduced form gives χ = N μ² Var(|m|)/(k_B T)
+    chi = analysis.susceptibility(m, 100.0, 16, moment=2.2)
+    assert chi == pytest.approx(16 * 2.2**2 * np.var(np.linalg.norm(m, axis=1)) / (units.K_B * 100.0), rel=1e-12)
+    # U4 does not depend on the scale of M
+    assert analysis.binder_cumulant(total) == pytest.approx(analysis.binder_cumulant(m), rel=1e-12)
