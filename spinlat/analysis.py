@@ -25,7 +25,7 @@ import re
 
 import numpy as np
 
-from . import units
+from . import units, validation
 from .errors import InputError
 from .files import atomic_path
 from .observables import energy_drift, energy_fluctuation  # noqa: F401  (defined there, public here)
@@ -336,7 +336,71 @@ def _band_summary(t, n, gneb) -> dict:
     return out
 
 
-def summary(traj, energy_conserving=None):
+def _spacing_grid(x):
+    """Frames of a run on one regular grid: (indices, spacing) for the frame times or steps ``x``
+    (F,). All frames when they are equally spaced (spacing the common difference, None for fewer
+    than 2 frames). Otherwise — the last step of each ``run`` call, or a restart with another
+    ``every`` — the candidate spacings are the distinct differences and their least common
+    multiple; the one keeping the most frames whose kept frames are consecutive on its grid
+    (from the first frame to within one spacing of the last) wins, so that every kept frame
+    stands for the same stretch of the run. (all frames, None) when no grid holds them."""
+    x = np.asarray(x, float)
+    everything = np.arange(len(x))
+    if len(x) < 2 or not np.all(np.isfinite(x)):
+        return everything, None
+    d = np.diff(x)
+    scale = max(float(np.max(np.abs(x))), float(np.max(np.abs(d))), 1e-300)
+    tol = 1e-9 * scale
+    if np.any(d <= tol):
+        return everything, None
+    if np.ptp(d) <= tol:
+        return everything, float(np.mean(d))
+    from fractions import Fraction
+    from math import gcd, lcm
+
+    distinct = []
+    for v in np.sort(d):
+        if not distinct or v - distinct[-1] > tol:
+            distinct.append(float(v))
+    base = distinct[0]
+    ratios = [Fraction(v / base).limit_denominator(1000) for v in distinct]
+    candidates = list(distinct)
+    if all(abs(float(r) * base - v) <= tol for r, v in zip(ratios, distinct)):
+        num = lcm(*(r.numerator for r in ratios))
+        den = 0
+        for r in ratios:
+            den = gcd(den, r.denominator)
+        candidates.append(base * num / den)
+    best = (everything, None)
+    for g in candidates:
+        k = (x - x[0]) / g
+        idx = np.flatnonzero(np.abs(k - np.round(k)) * g <= tol)
+        if len(idx) < 2 or len(idx) <= (len(best[0]) if best[1] is not None else 1):
+            continue
+        steps = np.round(k[idx])
+        if np.all(np.diff(steps) == 1) and x[-1] - x[idx[-1]] < g - tol:
+            best = (idx, g)
+    return best
+
+
+def _stationary(x) -> bool | None:
+    """Whether a series looks stationary: the means of its first 10 % and last 50 % (Geweke's
+    diagnostic, J. Geweke, Bayesian Statistics 4 (1992)) agree within 4 standard errors (each from
+    blocking, :func:`spinlat.statistics.average`); None for fewer than 20 samples."""
+    from .statistics import average as _average
+
+    n = len(x)
+    if n < 20:
+        return None
+    head, tail = x[: max(2, n // 10)], x[n // 2:]
+    a, b = _average(head), _average(tail)
+    err = float(np.hypot(a.error, b.error))
+    if err == 0:
+        return bool(a.value == b.value)
+    return bool(abs(a.value - b.value) <= 4.0 * err)
+
+
+def summary(traj, energy_conserving=None, discard=0.0):
     """Numbers describing a run (path, :class:`~spinlat.io.Trajectory`, or any object with the
     same ``array``/indexing interface).
 
@@ -352,7 +416,9 @@ def summary(traj, energy_conserving=None):
     Carlo, unknown) ``total_energy_mean_eV_per_atom`` and ``total_energy_fluctuation_eV_per_atom``
     (σ per atom, :func:`spinlat.observables.energy_fluctuation`): their energy moves by design.
     With fewer than 2 frames holding the total energy, the drift, the deviation and the
-    fluctuation are None (unmeasured, not 0). A GNEB band (:meth:`GNEBResult.write
+    fluctuation are None (unmeasured, not 0). ``discard`` (in the run's time unit: fs, or sweeps)
+    leaves out the frames before ``time[0] + discard`` (the equilibration) from every mean, error,
+    drift and fluctuation; ``discarded_frames`` says how many. A GNEB band (:meth:`GNEBResult.write
     <spinlat.transitions.GNEBResult.write>`) gets ``frames`` (images), ``n_atoms``, ``kind``,
     ``barrier_eV``, ``saddle``, ``converged``, ``iterations``, ``energies_relative_eV`` (to
     the first image) and ``reaction_coordinate_rad`` instead: no means over its images.
@@ -361,7 +427,17 @@ def summary(traj, energy_conserving=None):
     frames, Flyvbjerg–Petersen blocking, :func:`spinlat.statistics.average`), ``X_tau_int``
     (integrated autocorrelation time in frames) and ``X_reliable`` (False when the run is too
     short for its correlation time: the error is then a lower bound). Errors assume the frames
-    are stationary (equilibrated); for fewer than 2 frames they are None.
+    are stationary (equilibrated); for fewer than 2 frames they are None. ``X_stationary`` is
+    False when the series still drifts (its first 10 % and last half differ by more than 4
+    standard errors: an equilibration that ``discard`` should leave out), None for fewer than
+    20 frames.
+
+    Frames that are not equally spaced in time (the last step of each ``run`` call; a restart
+    with another ``every``) would weight the densely written stretches more: the means, errors
+    and the fluctuation use the frames on one regular grid (the coarsest spacing that holds them
+    all, e.g. every 100 steps after 10 and 100), and ``frames_averaged`` and ``frame_spacing``
+    (fs or sweeps) say which; the drift uses every frame with its time. When no regular grid
+    holds the frames, all are used and ``frame_spacing`` is None.
 
     Quantities a trajectory does not hold (NaN in every frame: energies of a file converted
     from a format without them, times of frames without one) are left out, and ``missing``
@@ -381,6 +457,7 @@ def summary(traj, energy_conserving=None):
     unit, conserving, params = _run_kind(t)
     if energy_conserving is not None:
         conserving = bool(energy_conserving)
+    discard = validation.number(discard, "discard", nonnegative=True)
     time = np.asarray(t.array("time"), float)
     etot = np.asarray(t.array("total_energy"), float)
     reduced = np.linalg.norm(reduced_from_total(t.array("magnetization"), t.array("moments")), axis=1)
@@ -391,6 +468,28 @@ def summary(traj, energy_conserving=None):
         missing.append("time")
     out = {"frames": int(len(time)), "n_atoms": int(n), "time_unit": unit,
            ("sweeps" if unit == "sweep" else "time_fs"): span, "energy_conserving": conserving}
+    kept = np.ones(len(time), bool)  # frames after the discarded start
+    if discard > 0:
+        if span is None:
+            raise InputError(f"discard={discard:g}: trajectory {getattr(t, 'path', traj)} holds no frame times, "
+                             f"so no start can be discarded by time")
+        kept = time >= time[0] + discard * (1 - 1e-12)
+        if not kept.any():
+            word = "sweeps" if unit == "sweep" else unit
+            raise InputError(f"discard={discard:g} {word} leaves no frame: the run spans {span:g} {word}")
+        out["discarded_frames"] = int(len(time) - kept.sum())
+    first = int(np.argmax(kept))
+    try:
+        clock = time if span is not None else np.asarray(t.array("step"), float)
+    except (KeyError, ValueError):
+        clock = np.full(len(time), np.nan)
+    grid, spacing = _spacing_grid(clock[first:])
+    grid = grid + first
+    if spacing is not None and len(grid) < kept.sum():
+        out["frames_averaged"] = int(len(grid))
+        out["frame_spacing"] = spacing if span is not None else None
+    elif spacing is None and kept.sum() > 2 and np.isfinite(clock[first:]).all():
+        out["frame_spacing"] = None  # irregular: every frame used
     series = {}
     if unit == "sweep":
         if isinstance(params.get("temperature"), float):
@@ -402,7 +501,7 @@ def summary(traj, energy_conserving=None):
     if not conserving:
         series["total_energy_mean_eV_per_atom"] = etot / n
     for key, x in series.items():
-        x = np.asarray(x, float)
+        x = np.asarray(x, float)[grid]
         finite = np.isfinite(x)
         if not finite.any():
             missing.append(re.sub(r"_mean.*", "", key))
@@ -415,7 +514,10 @@ def summary(traj, energy_conserving=None):
         out[key + "_error"] = est.error if est else None
         out[key + "_tau_int"] = est.tau_int if est else None
         out[key + "_reliable"] = est.reliable if est else False
-    kept = np.isfinite(etot) & (np.isfinite(time) if conserving else True)
+        out[key + "_stationary"] = _stationary(x)
+    on_grid = np.zeros(len(time), bool)
+    on_grid[grid] = True
+    kept = kept & np.isfinite(etot) & (np.isfinite(time) if conserving else on_grid)
     if not kept.any():
         if "total_energy" not in missing:
             missing.append("total_energy")

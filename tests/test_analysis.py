@@ -379,3 +379,63 @@ def test_averages_refuse_nan_empty_samples_and_total_moments(rng):
     assert chi == pytest.approx(16 * 2.2**2 * np.var(np.linalg.norm(m, axis=1)) / (units.K_B * 100.0), rel=1e-12)
     # U4 does not depend on the scale of M
     assert analysis.binder_cumulant(total) == pytest.approx(analysis.binder_cumulant(m), rel=1e-12)
+
+
+def test_summary_of_a_restart_with_another_every_averages_on_one_grid_and_flags_the_equilibration(tmp_path, capsys):
+    """A run written every step, restarted with every=10: the summary's means weighted the first
+    stretch ten times more than the rest (a frame-weighted, not a time-weighted mean), silently.
+    They now use the frames on the 10-step grid; a relaxing start is flagged as not stationary
+    and ``discard`` leaves it out."""
+    from spinlat.cli import main
+
+    st = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.5, pbc=True, moments=[2.0]).repeat(2)
+    st = st.copy(spins=np.tile([1.0, 0, 0], (len(st), 1)))  # relaxes from x towards the field along z
+    pot = sl.potentials.Heisenberg.from_neighbors(st, J=[0.01]) + sl.potentials.Zeeman([0, 0, 1.0])
+    path = tmp_path / "mixed.h5"
+
+    def llg():
+        return sl.integrators.LLG(1.0, damping=0.05, temperature=10.0, seed=1)
+
+    with sl.Simulation(st, pot, llg(), trajectory=path, every=1, progress=False) as sim:
+        sim.run(100)
+    with sl.Simulation.restart(path, pot, llg(), every=10, progress=False) as sim:
+        sim.run(1000)
+    with sl.io.Trajectory(path) as t:
+        step, time = t.array("step"), t.array("time")
+        red = np.linalg.norm(sl.observables.reduced_from_total(t.array("magnetization"), t.array("moments")), axis=1)
+        epot = t.array("potential_energy") / len(st)
+    grid = step % 10 == 0
+    assert len(step) == 201 and grid.sum() == 111
+    s = analysis.summary(path)
+    assert s["frames"] == 201 and s["frames_averaged"] == 111 and s["frame_spacing"] == 10.0
+    assert s["reduced_magnetization_mean"] == pytest.approx(red[grid].mean(), rel=1e-14)
+    assert abs(red.mean() - red[grid].mean()) > 1e-3  # what the frame-weighted mean read
+    assert s["potential_energy_mean_eV_per_atom"] == pytest.approx(epot[grid].mean(), rel=1e-14)
+    assert s["reduced_magnetization_mean_stationary"] is False  # the relaxation from x is in the series
+    d = analysis.summary(path, discard=200.0)
+    late = grid & (time >= 200.0)
+    assert d["discarded_frames"] == int(np.sum(time < 200.0)) and d["reduced_magnetization_mean_stationary"] is True
+    assert d["reduced_magnetization_mean"] == pytest.approx(red[late].mean(), rel=1e-14)
+    capsys.readouterr()
+    assert main(["analyze", str(path), "--format", "text"]) == 0
+    assert "NOT EQUILIBRATED" in capsys.readouterr().out
+    assert main(["analyze", str(path), "--format", "text", "--discard", "200"]) == 0
+    assert "NOT EQUILIBRATED" not in capsys.readouterr().out
+    assert main(["analyze", str(path), "--discard", "5000"]) == 1
+    assert "discard=5000 fs leaves no frame: the run spans 1100 fs" in capsys.readouterr().err
+
+
+def test_frame_grid_of_irregular_spacings():
+    """The regular grid behind the summary's means: the last step of a run call is left out,
+    restarts with every 30 then 20 meet on 60, and frames on no grid keep every frame."""
+    grid = analysis._spacing_grid
+    idx, g = grid([0, 10, 15, 20, 30, 40])  # run(15), run(25) with every=10
+    assert g == 10 and idx.tolist() == [0, 1, 3, 4, 5]
+    idx, g = grid(list(range(0, 1001, 10)) + [1007])
+    assert g == 10 and len(idx) == 101
+    idx, g = grid([0, 30, 60, 80, 100, 120, 140, 160, 180])
+    assert g == 60 and idx.tolist() == [0, 2, 5, 8]
+    idx, g = grid([0.0, 0.1, 0.2, 0.30000000000000004, 0.4])  # float times
+    assert len(idx) == 5 and g == pytest.approx(0.1)
+    idx, g = grid([0, 1, 3, 7, 8])
+    assert g is None and len(idx) == 5
