@@ -603,19 +603,22 @@ def trajectory_observables(traj, potential=None) -> dict:
     moment M in μB, ``magnetization_norm`` (F,) |M| μB, ``reduced_magnetization`` (F, 3) and
     ``reduced_magnetization_norm`` (F,) (M / Σ|m_i|), ``energy_drift`` (slope eV/atom/ps, max
     deviation eV/atom; meaningful for energy-conserving runs only) and ``energy_fluctuation``
-    (eV/atom). With ``potential`` also ``spin_energy`` (eV) and ``spin_temperature`` (K),
-    recomputed frame by frame."""
-    from .io import Trajectory
-
-    t = Trajectory(traj) if isinstance(traj, (str, bytes)) or hasattr(traj, "__fspath__") else traj
+    (eV/atom), both over the frames that hold a total energy and a time, and (NaN, NaN) / NaN
+    when fewer than 2 do (one frame measures no drift: it read 0). With ``potential`` also
+    ``spin_energy`` (eV) and ``spin_temperature`` (K), recomputed frame by frame. Raises
+    InputError for a trajectory without frames."""
+    t = _open(traj)
     out = {k: np.asarray(t.array(k)) for k in ("time", "potential_energy", "kinetic_energy", "total_energy",
                                                "temperature", "magnetization")}
     out["magnetization_norm"] = np.linalg.norm(out["magnetization"], axis=1)
     out["reduced_magnetization"] = reduced_from_total(out["magnetization"], t.array("moments"))
     out["reduced_magnetization_norm"] = np.linalg.norm(out["reduced_magnetization"], axis=1)
-    n = len(t[0]) if len(t) else 1
-    out["energy_drift"] = energy_drift(out["time"], out["total_energy"], n)
-    out["energy_fluctuation"] = energy_fluctuation(out["total_energy"], n)
+    n = len(t[0])
+    etot, time = np.asarray(out["total_energy"], float), np.asarray(out["time"], float)
+    ok = np.isfinite(etot) & np.isfinite(time)
+    out["energy_drift"] = energy_drift(time[ok], etot[ok], n) if ok.sum() >= 2 else (float("nan"), float("nan"))
+    ok = np.isfinite(etot)
+    out["energy_fluctuation"] = energy_fluctuation(etot[ok], n) if ok.sum() >= 2 else float("nan")
     if potential is not None:
         frames = [t[i] for i in range(len(t))]
         out["spin_energy"] = np.array([spin_energy(f, potential) for f in frames])

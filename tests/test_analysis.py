@@ -439,3 +439,40 @@ def test_frame_grid_of_irregular_spacings():
     assert len(idx) == 5 and g == pytest.approx(0.1)
     idx, g = grid([0, 1, 3, 7, 8])
     assert g is None and len(idx) == 5
+
+
+def test_trajectory_observables_of_one_frame_and_of_frames_without_energies(tmp_path):
+    """One frame measures no drift (it read (0, 0): "no drift"); a trajectory whose frames hold no
+    energy (converted from plain xyz) gave a NaN drift, or a LinAlgError; the drift is now over the
+    frames that hold one, NaN when fewer than 2 do; energy_drift itself refuses NaN and series of
+    two lengths (a TypeError before)."""
+    import ase.io
+    from ase.build import bulk
+
+    st = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.5, pbc=True, moments=[2.0]).repeat(2)
+    pot = sl.potentials.Zeeman([0, 0, 1.0])
+    one = tmp_path / "one.h5"
+    with sl.Simulation(st, pot, sl.integrators.SpinLatticeNVE(1.0), trajectory=one, progress=False) as sim:
+        sim.run(0)
+    out = analysis.trajectory_observables(one)
+    assert np.isnan(out["energy_drift"]).all() and np.isnan(out["energy_fluctuation"])
+    frames = []
+    for k in range(4):
+        a = bulk("Fe", "bcc", a=2.8665, cubic=True)
+        a.set_initial_magnetic_moments([2.2] * len(a))
+        a.info.update(step=10 * k, time=1.0 * k)
+        if k:  # frames 1..3: E = 0.5, 1.0, 1.5 eV at 1, 2, 3 fs: 0.25 eV/atom per fs
+            a.info["energy"] = 0.5 * k
+        frames.append(a)
+    ase.io.write(tmp_path / "e.extxyz", frames)
+    sl.io.convert(tmp_path / "e.extxyz", tmp_path / "e.h5")
+    out = analysis.trajectory_observables(tmp_path / "e.h5")
+    slope, dev = out["energy_drift"]
+    assert slope == pytest.approx(0.25 * 1e3, rel=1e-10) and dev == pytest.approx(0.5, rel=1e-12)
+    assert out["energy_fluctuation"] == pytest.approx(np.std([0.5, 1.0, 1.5]) / 2, rel=1e-12)
+    with pytest.raises(InputError, match="NaN"):
+        analysis.energy_drift([0.0, 1.0, 2.0], [1.0, np.nan, 1.0])
+    with pytest.raises(InputError, match="one length"):
+        analysis.energy_drift([0.0, 1.0, 2.0], [1.0, 1.0])
+    with pytest.raises(InputError, match="NaN"):
+        analysis.energy_fluctuation([1.0, np.nan])
