@@ -251,3 +251,21 @@ def test_an_interrupted_curie_sweep_keeps_the_runs_finished_by_size_and_temperat
     done = info.value.partial_result
     assert sorted(done) == [(3, 200.0), (3, 400.0)]  # the larger size runs first
     assert all(r["magnetization"].shape == (4, 3) and r["n_spins"] == 27 * len(st) for r in done.values())
+
+
+def test_an_antiferromagnet_has_no_curie_temperature():
+    """The U4 of M of a simple-cubic antiferromagnet hovers about 4/9 at every temperature and its
+    curves for L = 4 and 6 crossed by chance: the sweep reported "T_c = 17.6 ± 2.2 K". A crossing
+    now needs the larger system ordered below it (U4 ≥ 5/9), and the unordered start is named."""
+    J = -1e-3
+    unit = sl.State([[0, 0, 0]], [26], cell=np.eye(3) * 2.5, pbc=True, moments=[2.0])
+    ham = sl.potentials.Heisenberg.from_neighbors(unit, J=[J])
+    temps = [8.0, 12.0, 14.0, 16.0, 18.0, 20.0, 25.0]
+    with pytest.warns(UserWarning, match="not ferromagnetically ordered at the lowest temperature"):
+        res = cw.curie_sweep(unit, ham, temps, [4, 6], sweeps=1000, seed=0, workers=1, n_boot=50)
+    assert np.all(res.m < 0.1) and np.all(np.abs(res.u4 - cw.U4_DISORDERED) < 0.08)
+    assert np.isnan(res.tc) and np.isnan(res.tc_replicas).mean() > 0.9
+    # the same noise without the ordered side: no crossing; with it (a ferromagnet's curves): found
+    T = np.arange(4.0)
+    assert np.isnan(cw.binder_crossing(T, [0.40, 0.43, 0.42, 0.45], [0.41, 0.44, 0.40, 0.44]))
+    assert 1.0 < cw.binder_crossing(T, [0.64, 0.60, 0.52, 0.46], [0.66, 0.62, 0.48, 0.45]) < 2.0
