@@ -436,8 +436,9 @@ def summary(traj, energy_conserving=None, discard=0.0):
     with another ``every``) would weight the densely written stretches more: the means, errors
     and the fluctuation use the frames on one regular grid (the coarsest spacing that holds them
     all, e.g. every 100 steps after 10 and 100), and ``frames_averaged`` and ``frame_spacing``
-    (fs or sweeps) say which; the drift uses every frame with its time. When no regular grid
-    holds the frames, all are used and ``frame_spacing`` is None.
+    (fs or sweeps; ``frame_spacing_steps`` for frames without times) say which; the drift uses
+    every frame with its time. When no regular grid holds the frames, all are used and
+    ``frame_spacing`` is None.
 
     Quantities a trajectory does not hold (NaN in every frame: energies of a file converted
     from a format without them, times of frames without one) are left out, and ``missing``
@@ -485,11 +486,12 @@ def summary(traj, energy_conserving=None, discard=0.0):
         clock = np.full(len(time), np.nan)
     grid, spacing = _spacing_grid(clock[first:])
     grid = grid + first
+    spacing_key = "frame_spacing" if span is not None else "frame_spacing_steps"  # no times: by steps
     if spacing is not None and len(grid) < kept.sum():
         out["frames_averaged"] = int(len(grid))
-        out["frame_spacing"] = spacing if span is not None else None
+        out[spacing_key] = spacing
     elif spacing is None and kept.sum() > 2 and np.isfinite(clock[first:]).all():
-        out["frame_spacing"] = None  # irregular: every frame used
+        out[spacing_key] = None  # irregular: every frame used
     series = {}
     if unit == "sweep":
         if isinstance(params.get("temperature"), float):

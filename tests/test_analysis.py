@@ -476,3 +476,24 @@ def test_trajectory_observables_of_one_frame_and_of_frames_without_energies(tmp_
         analysis.energy_drift([0.0, 1.0, 2.0], [1.0, 1.0])
     with pytest.raises(InputError, match="NaN"):
         analysis.energy_fluctuation([1.0, np.nan])
+
+
+def test_summary_of_frames_with_steps_but_no_times_uses_the_step_grid(tmp_path):
+    """Frames converted from a format with steps and no times (extxyz with ``step`` only), written
+    every 5 steps and then every 10: averaged on the 10-step grid, said as ``frame_spacing_steps``."""
+    import ase.io
+    from ase.build import bulk
+
+    steps = [0, 5, 10, 15, 20, 30, 40, 50, 60]
+    frames = []
+    for k, step in enumerate(steps):
+        a = bulk("Fe", "bcc", a=2.8665, cubic=True)
+        a.set_initial_magnetic_moments([2.2] * len(a))
+        a.info.update(step=step, energy=-1.0 * k)
+        frames.append(a)
+    ase.io.write(tmp_path / "s.extxyz", frames)
+    sl.io.convert(tmp_path / "s.extxyz", tmp_path / "s.h5")
+    s = analysis.summary(tmp_path / "s.h5")
+    assert s["time_fs"] is None and s["frames_averaged"] == 7 and s["frame_spacing_steps"] == 10
+    on_grid = [k for k, step in enumerate(steps) if step % 10 == 0]
+    assert s["potential_energy_mean_eV_per_atom"] == pytest.approx(-np.mean(on_grid) / 2, rel=1e-12)

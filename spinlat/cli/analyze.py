@@ -60,7 +60,7 @@ def format_summary(summary: dict) -> str:
             lines.append(f"{key} = {value:.6g} ± {err:.2g} (τ_int = {tau:.3g} frames{note})")
         elif value is None and key.startswith(("energy_drift", "energy_max_deviation", "total_energy_fluctuation")):
             lines.append(f"{key} = undefined (fewer than 2 frames)")
-        elif key == "frame_spacing" and value is None:
+        elif key in ("frame_spacing", "frame_spacing_steps") and value is None:
             lines.append("frame_spacing = irregular (no regular grid holds the frames: every frame averaged)")
         elif key == "missing":
             lines.append(f"not in the trajectory: {', '.join(value)}")
