@@ -384,20 +384,12 @@ def _spacing_grid(x):
 
 
 def _stationary(x) -> bool | None:
-    """Whether a series looks stationary: the means of its first 10 % and last 50 % (Geweke's
-    diagnostic, J. Geweke, Bayesian Statistics 4 (1992)) agree within 4 standard errors (each from
-    blocking, :func:`spinlat.statistics.average`); None for fewer than 20 samples."""
-    from .statistics import average as _average
+    """Whether a series looks stationary: |Geweke z| ≤ ``GEWEKE_LIMIT``
+    (:func:`spinlat.statistics.geweke`: first 10 % against last 50 %); None for fewer than 20."""
+    from .statistics import GEWEKE_LIMIT, geweke
 
-    n = len(x)
-    if n < 20:
-        return None
-    head, tail = x[: max(2, n // 10)], x[n // 2:]
-    a, b = _average(head), _average(tail)
-    err = float(np.hypot(a.error, b.error))
-    if err == 0:
-        return bool(a.value == b.value)
-    return bool(abs(a.value - b.value) <= 4.0 * err)
+    z = geweke(x)
+    return None if np.isnan(z) else bool(abs(z) <= GEWEKE_LIMIT)
 
 
 def summary(traj, energy_conserving=None, discard=0.0):

@@ -43,7 +43,8 @@ The block length is the largest blocking-optimal length of the series entering f
 (non-overlapping block bootstrap, E. Carlstein, Ann. Stat. 14, 1171 (1986)) and returns replicas
 of f, for estimates that are not smooth functions of the means (e.g. a curve crossing).
 
-Every estimator assumes a stationary series: discard the equilibration first. An
+Every estimator assumes a stationary series: discard the equilibration first
+(:func:`geweke` tells a series that still drifts). An
 :class:`Estimate` with ``reliable=False`` comes from a series too short for its correlation time
 (no blocking level meets the criterion, fewer than ``MIN_BLOCKS`` blocks, or n < 50 τ_int): treat
 its error as a lower bound and sample longer.
@@ -224,6 +225,36 @@ def average(samples, method: str = "blocking") -> Estimate:
     raise InputError(f"method must be one of {METHODS}, got {method!r}")
 
 
+# ------------------------------------------------------------------------------ stationarity
+#: |z| above which :func:`geweke` calls a series not stationary
+GEWEKE_LIMIT = 4.0
+
+
+def geweke(samples, first: float = 0.1, last: float = 0.5) -> float:
+    """Geweke's convergence diagnostic (J. Geweke, in Bayesian Statistics 4, OUP (1992)): the
+    z-score (ā − b̄)/√(σ_a² + σ_b²) of the means of the first ``first`` and the last ``last``
+    fractions of a 1-D series, each standard error from blocking (:func:`average`, so correlated
+    samples are judged by their own correlation time). |z| > ``GEWEKE_LIMIT`` marks a series that
+    still drifts (an equilibration left in). NaN for fewer than 20 samples; 0 for two equal
+    constant parts, inf for two different ones. Raises :class:`InputError` for bad samples or
+    fractions outside (0, 1) that overlap."""
+    raw = np.asarray(samples, dtype=float)
+    if raw.ndim == 1 and len(raw) < 2:
+        return float("nan")
+    x = _series(raw)
+    if not (0 < first < 1 and 0 < last < 1 and first + last <= 1):
+        raise InputError(f"geweke: first and last must be fractions in (0, 1) summing to at most 1, got {first}, {last}")
+    n = len(x)
+    if n < 20:
+        return float("nan")
+    a, b = average(x[: max(2, int(first * n))]), average(x[n - max(2, int(last * n)):])
+    err = math.hypot(a.error, b.error)
+    diff = a.value - b.value
+    if err == 0:
+        return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    return float(diff / err)
+
+
 # ------------------------------------------------------------------------------ derived quantities
 def _columns(samples) -> np.ndarray:
     a = np.asarray(samples, dtype=float)
@@ -316,4 +347,4 @@ def block_bootstrap(func, samples, n_boot: int = 1000, block_length: int | None 
 
 
 __all__ = ["Estimate", "Blocking", "reblock", "integrated_autocorrelation_time", "average", "optimal_block_length",
-           "jackknife", "block_bootstrap", "MIN_BLOCKS", "SOKAL_C", "TAU_TOLERANCE", "METHODS"]
+           "jackknife", "block_bootstrap", "geweke", "MIN_BLOCKS", "SOKAL_C", "TAU_TOLERANCE", "METHODS", "GEWEKE_LIMIT"]

@@ -176,3 +176,23 @@ def test_few_samples_never_claim_an_error_below_the_naive_one():
     assert not e.reliable
     assert e.tau_int >= 1.0 and e.error >= naive
     assert e.error == pytest.approx(naive)
+
+
+def test_geweke_tells_a_drifting_start_from_a_stationary_correlated_series():
+    """AR(1) (τ_int = 19) stays within |z| ≤ 4 over seeds; the same series with an exponential
+    relaxation over its first 5 % (an equilibration left in) is flagged; short series give NaN."""
+    rng = np.random.default_rng(3)
+    phi, n = 0.9, 4000
+    zs = []
+    for _ in range(20):
+        e = rng.normal(size=n)
+        e[0] /= np.sqrt(1 - phi**2)  # stationary from the first sample
+        x = lfilter([1.0], [1.0, -phi], e)
+        zs.append(st.geweke(x))
+        drift = x + 20.0 * np.exp(-np.arange(n) / (0.05 * n))
+        assert abs(st.geweke(drift)) > st.GEWEKE_LIMIT
+    assert max(abs(z) for z in zs) < st.GEWEKE_LIMIT
+    assert np.isnan(st.geweke(np.arange(19.0))) and np.isnan(st.geweke([1.0]))
+    assert st.geweke(np.ones(100)) == 0.0
+    with pytest.raises(InputError, match="fractions"):
+        st.geweke(np.ones(100), first=0.6, last=0.5)

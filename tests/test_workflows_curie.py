@@ -269,3 +269,26 @@ def test_an_antiferromagnet_has_no_curie_temperature():
     T = np.arange(4.0)
     assert np.isnan(cw.binder_crossing(T, [0.40, 0.43, 0.42, 0.45], [0.41, 0.44, 0.40, 0.44]))
     assert 1.0 < cw.binder_crossing(T, [0.64, 0.60, 0.52, 0.46], [0.66, 0.62, 0.48, 0.45]) < 2.0
+
+
+def test_a_run_whose_magnetisation_still_relaxes_is_named(monkeypatch):
+    """A run too short to thermalise (|M| still relaxing from the ferromagnetic start through its
+    first sweeps) biased ⟨|M|⟩, χ and U4 without a word; the sweep now names those runs."""
+    rng = np.random.default_rng(0)
+
+    def fake_run(task, state, potential, sweeps, thermalize, every, overrelax, cell):
+        L, T, seed = task
+        n = 2000
+        m = 0.8 + 0.01 * rng.normal(size=n)
+        if T > 15:
+            m += 0.15 * np.exp(-np.arange(n) / 100.0)  # still relaxing
+        mag = np.zeros((n, 3))
+        mag[:, 2] = m
+        return dict(L=L, T=T, seed=seed, n_spins=L**3, moment=1.0, magnetization=mag,
+                    energies=rng.normal(size=n // every), n_atoms=L**3, acceptance=0.5, seconds=0.0)
+
+    monkeypatch.setattr(cw, "_run_point", fake_run)
+    unit = sl.State([[0, 0, 0]], [26], cell=np.eye(3) * 2.5, pbc=True, moments=[1.0])
+    ham = sl.potentials.Heisenberg.from_neighbors(unit, J=[1e-3])
+    with pytest.warns(UserWarning, match=r"still drifts in 2 of 4 runs \(L, T K\) \[\(4, 20\.0\), \(6, 20\.0\)\]"):
+        cw.curie_sweep(unit, ham, [10.0, 20.0], [4, 6], sweeps=2000, thermalize=0, n_boot=0)
