@@ -358,10 +358,10 @@ def _spacing_grid(x):
     from fractions import Fraction
     from math import gcd, lcm
 
-    distinct = []
-    for v in np.sort(d):
-        if not distinct or v - distinct[-1] > tol:
-            distinct.append(float(v))
+    ds = np.sort(d)
+    distinct = [float(v) for v in ds[np.concatenate([[True], np.diff(ds) > tol])]]
+    if len(distinct) > 16:  # no few spacings: not frames written on a grid
+        return everything, None
     base = distinct[0]
     ratios = [Fraction(v / base).limit_denominator(1000) for v in distinct]
     candidates = list(distinct)
