@@ -211,14 +211,25 @@ def structure_factor(spins, positions, qpoints, dt, window=True):
     S(q, ω) = Σ_α |FT_t[ s_q^α(t) ]|² / (N F), with s_q(t) = Σ_i s_i(t) e^{i q·r_i} and the static
     part (the time average of each s_q) removed. Returns (frequencies THz, energies meV, S (K, ·))
     on non-negative frequencies, with S(−ω) folded onto S(|ω|) so either precession sense shows.
+    Raises :class:`InputError` for fewer than 2 frames, NaN spins, or q-points not of shape (K, 3).
     """
     s = np.asarray(spins, float)
     if s.ndim != 3 or s.shape[2] != 3:
         raise InputError(f"spins must have shape (frames, atoms, 3), got {s.shape}")
     if not dt > 0:
         raise InputError(f"structure_factor needs a positive frame spacing dt (fs), got {dt}")
+    if s.shape[0] < 2:
+        raise InputError(f"structure_factor needs at least 2 frames (a time series), got {s.shape[0]}: one frame has "
+                         "no dynamics (S(q, ω) of it would read 0)")
+    bad = ~np.isfinite(s).all(axis=(1, 2))
+    if bad.any():
+        raise InputError(f"structure_factor: spins hold NaN or infinite values in {int(bad.sum())} of {len(s)} frames "
+                         f"(first: frame {int(np.argmax(bad))}); S(q, ω) would be NaN at every q")
+    q = np.asarray(qpoints, float)
+    if q.ndim != 2 or q.shape[1] != 3 or not np.isfinite(q).all():
+        raise InputError(f"qpoints must be finite Cartesian wave vectors of shape (K, 3) in 1/Å, got shape {q.shape}")
     f, n, _ = s.shape
-    phase = np.exp(1j * np.asarray(qpoints, float) @ np.asarray(positions, float).T)  # (K, N)
+    phase = np.exp(1j * q @ np.asarray(positions, float).T)  # (K, N)
     sq = np.einsum("kn,fnc->kcf", phase, s)  # (K, 3, F)
     sq = sq - sq.mean(axis=2, keepdims=True)
     if window:

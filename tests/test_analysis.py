@@ -497,3 +497,21 @@ def test_summary_of_frames_with_steps_but_no_times_uses_the_step_grid(tmp_path):
     assert s["time_fs"] is None and s["frames_averaged"] == 7 and s["frame_spacing_steps"] == 10
     on_grid = [k for k, step in enumerate(steps) if step % 10 == 0]
     assert s["potential_energy_mean_eV_per_atom"] == pytest.approx(-np.mean(on_grid) / 2, rel=1e-12)
+
+
+def test_structure_factor_refuses_one_frame_nan_spins_and_flat_qpoints():
+    """One frame read S(q, ω) = 0 at every q, a NaN spin made the whole spectrum NaN, and q given as
+    a flat (3,) vector made a wrong shape downstream: each is an InputError naming it."""
+    pos = np.arange(8.0)[:, None] * [2.5, 0, 0]
+    spins = np.tile([0.0, 0.0, 1.0], (4, 8, 1))
+    spins[:, :, 0] = 0.1 * np.cos(np.arange(4))[:, None]
+    q = np.array([[0.3, 0, 0]])
+    assert analysis.structure_factor(spins, pos, q, 1.0)[2].shape == (1, 3)
+    with pytest.raises(InputError, match="at least 2 frames"):
+        analysis.structure_factor(spins[:1], pos, q, 1.0)
+    bad = spins.copy()
+    bad[2, 5, 1] = np.nan
+    with pytest.raises(InputError, match=r"NaN or infinite values in 1 of 4 frames \(first: frame 2\)"):
+        analysis.structure_factor(bad, pos, q, 1.0)
+    with pytest.raises(InputError, match=r"shape \(K, 3\)"):
+        analysis.structure_factor(spins, pos, [0.3, 0, 0], 1.0)
