@@ -394,15 +394,6 @@ def _spacing_grid(x):
     return best
 
 
-def _stationary(x) -> bool | None:
-    """Whether a series looks stationary: |Geweke z| ≤ ``GEWEKE_LIMIT``
-    (:func:`spinlat.statistics.geweke`: first 10 % against last 50 %); None for fewer than 20."""
-    from .statistics import GEWEKE_LIMIT, geweke
-
-    z = geweke(x)
-    return None if np.isnan(z) else bool(abs(z) <= GEWEKE_LIMIT)
-
-
 def summary(traj, energy_conserving=None, discard=0.0):
     """Numbers describing a run (path, :class:`~spinlat.io.Trajectory`, or any object with the
     same ``array``/indexing interface).
@@ -432,8 +423,8 @@ def summary(traj, energy_conserving=None, discard=0.0):
     short for its correlation time: the error is then a lower bound). Errors assume the frames
     are stationary (equilibrated); for fewer than 2 frames they are None. ``X_stationary`` is
     False when the series still drifts (its first 10 % and last half differ by more than 4
-    standard errors: an equilibration that ``discard`` should leave out), None for fewer than
-    20 frames.
+    standard errors and 3 standard deviations: an equilibration that ``discard`` should leave
+    out; :func:`spinlat.statistics.stationary`), None when too short for a verdict.
 
     Frames that are not equally spaced in time (the last step of each ``run`` call; a restart
     with another ``every``) would weight the densely written stretches more: the means, errors
@@ -452,6 +443,7 @@ def summary(traj, energy_conserving=None, discard=0.0):
     from .observables import energy_fluctuation as fluctuation
     from .observables import reduced_from_total
     from .statistics import average as _average
+    from .statistics import stationary
 
     t = _open(traj)
     n = t[0].n_atoms
@@ -519,7 +511,7 @@ def summary(traj, energy_conserving=None, discard=0.0):
         out[key + "_error"] = est.error if est else None
         out[key + "_tau_int"] = est.tau_int if est else None
         out[key + "_reliable"] = est.reliable if est else False
-        out[key + "_stationary"] = _stationary(x)
+        out[key + "_stationary"] = stationary(x)
     on_grid = np.zeros(len(time), bool)
     on_grid[grid] = True
     kept = kept & np.isfinite(etot) & (np.isfinite(time) if conserving else on_grid)

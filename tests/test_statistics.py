@@ -196,3 +196,20 @@ def test_geweke_tells_a_drifting_start_from_a_stationary_correlated_series():
     assert st.geweke(np.ones(100)) == 0.0
     with pytest.raises(InputError, match="fractions"):
         st.geweke(np.ones(100), first=0.6, last=0.5)
+
+
+def test_stationary_needs_a_real_offset_not_a_short_correlated_head():
+    """The verdict behind the summary's X_stationary: an equilibration of 10σ over the first 5 % is
+    False, a stationary AR(1) of 200 samples (τ_int = 19) is not flagged in 100 seeds, short
+    series get None."""
+    rng = np.random.default_rng(11)
+    flagged = 0
+    for _ in range(100):
+        e = rng.normal(size=200)
+        e[0] /= np.sqrt(1 - 0.9**2)
+        flagged += st.stationary(lfilter([1.0], [1.0, -0.9], e)) is False
+    assert flagged == 0
+    x = rng.normal(size=2000)
+    assert st.stationary(x) is True
+    assert st.stationary(x + 10.0 * np.exp(-np.arange(2000) / 100.0)) is False
+    assert st.stationary(x[:19]) is None

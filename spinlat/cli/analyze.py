@@ -56,7 +56,8 @@ def format_summary(summary: dict) -> str:
             if key + "_frames" in summary:
                 note += f", over the {summary[key + '_frames']} frames that hold it"
             if summary.get(key + "_stationary") is False:
-                note += ", NOT EQUILIBRATED: the start differs from the second half (--discard the start)"
+                note += (", NOT EQUILIBRATED: the start differs from the second half by more than 4 errors "
+                         "and 3σ (--discard the start)")
             lines.append(f"{key} = {value:.6g} ± {err:.2g} (τ_int = {tau:.3g} frames{note})")
         elif value is None and key.startswith(("energy_drift", "energy_max_deviation", "total_energy_fluctuation")):
             lines.append(f"{key} = undefined (fewer than 2 frames)")

@@ -236,7 +236,8 @@ def bain_path(structure, potential, ca_values=None, volume="fixed", orders=ORDER
             mags = st.moments
             a = (2.0 * v / ca) ** (1.0 / 3.0)  # bct conventional cell, 2 atoms
             rows.append({"order": order, "ca": float(ca), "volume": v, "a": float(a), "c": float(ca * a),
-                         "energy": float(e), "max_force": force, "moment": float(mags[mags > 0].mean()) if np.any(mags > 0) else 0.0,
+                         "energy": float(e), "max_force": force,
+                         "moment": float(mags[mags > 0].mean()) if np.any(mags > 0) else 0.0,
                          "magnetization": magnetization_norm(st, reduced=True),
                          "state": st})
     if plot is not None:

@@ -360,7 +360,7 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
     """
     from ..analysis import average, binder_cumulant, specific_heat, susceptibility
     from ..search import sweep
-    from ..statistics import GEWEKE_LIMIT, block_bootstrap, geweke
+    from ..statistics import GEWEKE_LIMIT, block_bootstrap, stationary
 
     temps = np.asarray(temperatures, dtype=float)
     if temps.ndim != 1 or len(temps) < 1 or np.any(temps <= 0) or np.any(np.diff(temps) <= 0):
@@ -418,14 +418,14 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
             samples[(int(L), float(temp))] = dict(magnetization=mag, energies=r["energies"],
                                                   acceptance=r["acceptance"])
     drifting = [(int(L), float(temp)) for (L, temp), r in sorted(by_task.items())
-                if len(r["magnetization"]) >= 20
-                and abs(geweke(np.linalg.norm(r["magnetization"], axis=1))) > GEWEKE_LIMIT]
+                if stationary(np.linalg.norm(r["magnetization"], axis=1)) is False]
     if drifting:
         import warnings
 
         warnings.warn(f"curie_sweep: ⟨|M|⟩ still drifts in {len(drifting)} of {len(by_task)} runs (L, T K) "
                       f"{drifting[:4]}{' ...' if len(drifting) > 4 else ''}: their first sweeps differ from their "
-                      f"second half (Geweke |z| > {GEWEKE_LIMIT:g}); thermalize={thermalize} sweeps is too short "
+                      f"second half (Geweke |z| > {GEWEKE_LIMIT:g} and by more than 3σ, spinlat.statistics."
+                      f"stationary); thermalize={thermalize} sweeps is too short "
                       "for them, so their averages, errors and T_c are biased", UserWarning, stacklevel=2)
     big = int(np.argmax(sizes))
     if m[big, 0] < 0.5:
