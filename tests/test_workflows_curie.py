@@ -292,3 +292,20 @@ def test_a_run_whose_magnetisation_still_relaxes_is_named(monkeypatch):
     ham = sl.potentials.Heisenberg.from_neighbors(unit, J=[1e-3])
     with pytest.warns(UserWarning, match=r"still drifts in 2 of 4 runs \(L, T K\) \[\(4, 20\.0\), \(6, 20\.0\)\]"):
         cw.curie_sweep(unit, ham, [10.0, 20.0], [4, 6], sweeps=2000, thermalize=0, n_boot=0)
+
+
+def test_a_film_is_repeated_in_plane_only():
+    """curie_sweep's L × L × L repeat of a film (vacuum along z) stacked L separate films: a
+    Heisenberg template refused it ("a 16-cell supercell ... the state has 64"), and a potential
+    without a template took the sum of L independent layers as the order parameter (n_spins L³).
+    A film now grows L × L × 1; a cluster (no periodic direction) is refused."""
+    unit = sl.State([[0, 0, 5.0]], [26], cell=np.diag([2.5, 2.5, 15.0]), pbc=[True, True, False], moments=[2.0])
+    ham = sl.potentials.Heisenberg.from_neighbors(unit, J=[1e-3]) + sl.potentials.UniaxialAnisotropy(5e-4, [0, 0, 1])
+    res = cw.curie_sweep(unit, ham, [2.0], [3, 4], sweeps=40, thermalize=10, n_boot=0)
+    assert res.n_spins.tolist() == [9, 16]
+    # deep in the ordered phase each film is saturated: ⟨|M|⟩ ≈ 1 (stacked independent films gave less
+    # only near T_c, but the spin count was L³)
+    assert np.all(res.m > 0.95)
+    cluster = sl.State([[0, 0, 0], [2.5, 0, 0]], [26, 26], moments=[2.0, 2.0])
+    with pytest.raises(InputError, match="no periodic direction"):
+        cw.curie_sweep(cluster, sl.potentials.Heisenberg.from_neighbors(cluster, J=[1e-3]), [2.0], [2], sweeps=10)

@@ -1,7 +1,7 @@
 """Curie temperature from Monte Carlo temperature sweeps on several system sizes.
 
 :func:`curie_sweep` runs Metropolis Monte Carlo (:class:`spinlat.integrators.MonteCarlo`) of a
-spin Hamiltonian on L × L × L supercells for every (size, temperature) pair in parallel
+spin Hamiltonian on L × L × L supercells (L × L × 1 for a film) for every (size, temperature) pair in parallel
 (:func:`spinlat.sweep`: local processes or a Dask cluster), and collects per-sweep samples of the
 magnetisation and periodic samples of the energy. :class:`CurieResult` turns them into M(T),
 susceptibility χ(T), specific heat C(T) and the Binder cumulant U4(T) per size, each with its
@@ -99,8 +99,11 @@ def mean_field_tc(heisenberg, moment=1.0):
 def _supercell(state, L, cell):
     if callable(cell):
         return cell(state, L)
-    if cell == "repeat":
-        return state.repeat(L)
+    if cell == "repeat":  # L copies along each periodic direction only: a film stays one film
+        if not np.any(state.pbc):
+            raise InputError("curie_sweep: the template has no periodic direction (a cluster), so its size cannot "
+                             "grow with L; give a periodic cell")
+        return state.repeat(tuple(L if p else 1 for p in state.pbc))
     if cell == "cubic":
         from .magnons import cubic_supercell
 
@@ -340,11 +343,12 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
     ----------
     state : the template cell (e.g. the unit cell of a TB2J file); its supercells are built per size.
     potential : the spin Hamiltonian (any potential :class:`~spinlat.integrators.MonteCarlo` accepts).
-    temperatures : K, ascending. sizes : supercell repetitions L (L × L × L).
+    temperatures : K, ascending. sizes : supercell repetitions L (along each periodic direction).
     sweeps : measured Monte Carlo sweeps per point (the magnetisation is sampled every sweep, the
         energy every ``every`` sweeps). thermalize : sweeps discarded first (default sweeps // 4).
     overrelax : over-relaxation sweeps per Metropolis sweep (decorrelates faster near T_c).
-    cell : ``"repeat"`` (L × L × L copies of the template cell), ``"cubic"`` (L × L × L conventional
+    cell : ``"repeat"`` (L copies of the template cell along each periodic direction: L × L × L
+        for a crystal, L × L × 1 for a film, whose vacuum is not stacked), ``"cubic"`` (L × L × L conventional
         cubic cells of a bcc template, :func:`spinlat.workflows.magnons.cubic_supercell`), or a
         function (state, L) -> State.
     seed : base seed; the run (size index s, temperature index t) uses seed + 1000 s + t.
