@@ -57,7 +57,7 @@ def format_summary(summary: dict) -> str:
                 note += f", over the {summary[key + '_frames']} frames that hold it"
             if summary.get(key + "_stationary") is False:
                 note += (", NOT EQUILIBRATED: the start differs from the second half by more than 4 errors "
-                         "and 3σ (--discard the start)")
+                         "and 3σ (leave it out: spinlat analyze --discard TIME)")
             lines.append(f"{key} = {value:.6g} ± {err:.2g} (τ_int = {tau:.3g} frames{note})")
         elif value is None and key.startswith(("energy_drift", "energy_max_deviation", "total_energy_fluctuation")):
             lines.append(f"{key} = undefined (fewer than 2 frames)")
