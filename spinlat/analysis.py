@@ -316,13 +316,16 @@ def time_unit(integrator) -> str:
 def _run_kind(t):
     """(time unit, energy conserving or None, integrator parameters) of a trajectory: from its
     ``metadata`` (written by :class:`spinlat.Simulation`), else from its ``integrator``
-    description (files of earlier versions), else ("fs", None, {})."""
+    description (files of earlier versions), else ("fs", None, {}). The parameters carry
+    ``frozen_lattice`` True for a run whose atoms do not move (LLG, Monte Carlo)."""
     attrs = getattr(t, "attrs", None) or {}
     meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
     description = attrs.get("integrator") if isinstance(attrs.get("integrator"), str) else None
-    _, params = _integrator_parameters(description)
+    name, params = _integrator_parameters(description)
     unit = meta.get("time_unit") or (time_unit(description) if description else "fs")
     conserving = meta.get("energy_conserving") if "energy_conserving" in meta else energy_conserving(description)
+    moves = meta.get("moves_lattice")
+    params["frozen_lattice"] = moves is False or (moves is None and name in ("LLG", "MonteCarlo"))
     return unit, conserving, params
 
 
@@ -401,8 +404,8 @@ def summary(traj, energy_conserving=None, discard=0.0):
     Keys: ``frames``, ``n_atoms``, ``time_unit`` ("fs", or "sweep" for Monte Carlo), the span
     ``time_fs`` (or ``sweeps``), ``energy_conserving`` (from the trajectory's metadata or its
     integrator, :func:`energy_conserving`; the argument overrides it), the means
-    ``temperature_mean_K`` (lattice; for Monte Carlo, whose lattice is frozen, the sampling
-    temperature ``temperature_K`` instead), ``reduced_magnetization_mean`` (|M| / Σ|m_i|,
+    ``temperature_mean_K`` (lattice; for Monte Carlo and LLG, whose lattice is frozen and reads
+    0 K, the bath or sampling temperature ``temperature_K`` instead), ``reduced_magnetization_mean`` (|M| / Σ|m_i|,
     :func:`spinlat.observables.reduced_magnetization`) and
     ``potential_energy_mean_eV_per_atom``; then, for a run that conserves energy,
     ``energy_drift_eV_per_atom_per_ps`` and ``energy_max_deviation_eV_per_atom``
@@ -488,7 +491,7 @@ def summary(traj, energy_conserving=None, discard=0.0):
     elif spacing is None and kept.sum() > 2 and np.isfinite(clock[first:]).all():
         out[spacing_key] = None  # irregular: every frame used
     series = {}
-    if unit == "sweep":
+    if unit == "sweep" or params.get("frozen_lattice"):  # the atoms do not move: no lattice temperature
         if isinstance(params.get("temperature"), float):
             out["temperature_K"] = params["temperature"]
     else:
@@ -543,7 +546,7 @@ def plot_overview(traj, path):
 def overview_figure(traj):
     """Matplotlib figure of a run against time (ps), or against sweeps for Monte Carlo: E − E(0)
     per atom (potential, kinetic and total; Monte Carlo: the energy), the lattice temperature
-    (not for Monte Carlo, whose lattice is frozen) and the reduced magnetisation |M| / Σ|m_i|
+    (not for Monte Carlo and LLG, whose lattice is frozen) and the reduced magnetisation |M| / Σ|m_i|
     (:func:`spinlat.observables.reduced_magnetization`); for a GNEB band, its energy (meV)
     against the reaction coordinate (rad), saddle marked. Uses the Agg backend."""
     import matplotlib
@@ -567,11 +570,11 @@ def overview_figure(traj):
         ax.set_ylabel("E − E(initial) (meV)")
         fig.tight_layout()
         return fig
-    unit, _, _ = _run_kind(t)
+    unit, _, params = _run_kind(t)
     sweeps = unit == "sweep"
     x = np.asarray(t.array("time"), float) * (1.0 if sweeps else 1e-3)
     n = t[0].n_atoms
-    show_t = not sweeps
+    show_t = not sweeps and not params.get("frozen_lattice")
     fig, ax = plt.subplots(3 if show_t else 2, 1, figsize=(6, 7 if show_t else 5), sharex=True)
     names = ("potential_energy",) if sweeps else ("potential_energy", "kinetic_energy", "total_energy")
     for name in names:

@@ -516,3 +516,24 @@ def test_structure_factor_refuses_one_frame_nan_spins_and_flat_qpoints():
         analysis.structure_factor(bad, pos, q, 1.0)
     with pytest.raises(InputError, match=r"shape \(K, 3\)"):
         analysis.structure_factor(spins, pos, [0.3, 0, 0], 1.0)
+
+
+def test_frozen_lattice_llg_reports_its_bath_temperature_not_a_lattice_at_0_K(tmp_path):
+    """An LLG run at 100 K reported ``temperature_mean_K = 0 ± 0`` (its frozen lattice), read as the
+    run's temperature; it now reports the bath ``temperature_K`` as Monte Carlo does, also for files
+    written without the ``moves_lattice`` metadata, and its plot has no lattice-temperature panel."""
+    from spinlat.integrators import LLG
+
+    path = _fe_run(tmp_path, LLG(1.0, damping=0.1, temperature=100.0, seed=1), 20, name="llg.h5")
+    s = analysis.summary(path)
+    assert "temperature_mean_K" not in s and s["temperature_K"] == 100.0
+    assert len(analysis.overview_figure(path).axes) == 2
+    import h5py
+    import json
+
+    with h5py.File(path, "r+") as f:  # a file of an earlier version: no moves_lattice
+        meta = json.loads(f.attrs["metadata"])
+        assert meta.pop("moves_lattice") is False
+        f.attrs["metadata"] = json.dumps(meta)
+    s = analysis.summary(path)
+    assert "temperature_mean_K" not in s and s["temperature_K"] == 100.0
