@@ -265,6 +265,7 @@ def test_an_antiferromagnet_has_no_curie_temperature():
         res = cw.curie_sweep(unit, ham, temps, [4, 6], sweeps=1000, seed=0, workers=1, n_boot=50)
     assert np.all(res.m < 0.1) and np.all(np.abs(res.u4 - cw.U4_DISORDERED) < 0.08)
     assert np.isnan(res.tc) and np.isnan(res.tc_replicas).mean() > 0.9
+    assert "T_c: not found (no U4 crossing in this temperature window)" in res.table() and "nan" not in res.table()
     # the same noise without the ordered side: no crossing; with it (a ferromagnet's curves): found
     T = np.arange(4.0)
     assert np.isnan(cw.binder_crossing(T, [0.40, 0.43, 0.42, 0.45], [0.41, 0.44, 0.40, 0.44]))

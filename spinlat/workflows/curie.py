@@ -214,8 +214,10 @@ class CurieResult:
                              f"{self.seconds[s, t]:7.1f}")
         if len(self.sizes) > 1:
             for ((la, lb), tc), err in zip(self.crossings(), self.crossing_errors()):
-                lines.append(f"U4 crossing L={la}/L={lb}: {format_error(tc, err)} K")
-            lines.append(f"T_c = {format_error(self.tc, self.tc_error)} K (mean of the crossings ± bootstrap error)")
+                lines.append(f"U4 crossing L={la}/L={lb}: {format_error(tc, err)} K" if np.isfinite(tc) else
+                             f"U4 crossing L={la}/L={lb}: none (no crossing with the larger system ordered below it)")
+            lines.append(f"T_c = {format_error(self.tc, self.tc_error)} K (mean of the crossings ± bootstrap error)"
+                         if np.isfinite(self.tc) else "T_c: not found (no U4 crossing in this temperature window)")
         return "\n".join(lines)
 
     def plot(self, path, title=None):
