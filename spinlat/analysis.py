@@ -452,6 +452,9 @@ def summary(traj, energy_conserving=None, discard=0.0):
     n = t[0].n_atoms
     band = _band_metadata(t)
     if band is not None:  # images of a band, not frames of a run
+        if validation.number(discard, "discard", nonnegative=True) > 0:
+            raise InputError(f"discard={discard:g}: {getattr(t, 'path', traj)} is a GNEB band (images along a "
+                             "reaction coordinate, not frames in time): nothing to discard")
         return _band_summary(t, n, band)
     unit, conserving, params = _run_kind(t)
     if energy_conserving is not None:

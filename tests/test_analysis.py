@@ -348,6 +348,8 @@ def test_summary_of_a_gneb_band_reports_the_barrier_not_means(tmp_path, capsys):
     assert s["barrier_eV"] == pytest.approx(1e-3, rel=1e-6)
     np.testing.assert_allclose(s["energies_relative_eV"], [0, 5e-4, 1e-3, 5e-4, 0], atol=1e-9)
     assert not any(k.endswith(("_tau_int", "_error")) for k in s)
+    with pytest.raises(InputError, match="is a GNEB band .* nothing to discard"):  # it was ignored silently
+        sl.analysis.summary(str(tmp_path / "path.h5"), discard=10.0)
     assert main(["analyze", str(tmp_path / "path.h5"), "--format", "text"]) == 0
     out = capsys.readouterr().out
     assert "barrier_eV = 0.001" in out and "kind = gneb band" in out and "±" not in out
