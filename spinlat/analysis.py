@@ -25,7 +25,7 @@ import re
 
 import numpy as np
 
-from . import units
+from . import units, validation
 from .errors import InputError
 from .files import atomic_path
 from .observables import energy_drift, energy_fluctuation  # noqa: F401  (defined there, public here)
@@ -54,9 +54,38 @@ def magnetization(spins, moments=None, normalized=True):
     return reduced_magnetization(spins, moments) if normalized else total_moment(spins, moments)
 
 
+def _samples(x, name, vectors=False) -> np.ndarray:
+    """``x`` as a float array of samples along axis 0: (S,), or (S, 3) when ``vectors``; at least one
+    sample, every value finite. InputError naming ``name`` otherwise: a NaN would make the mean,
+    χ, C or U4 NaN without a word, and an empty series their mean of nothing."""
+    a = np.asarray(x, float)
+    shapes = "(S,) or (S, 3)" if vectors else "(S,)"
+    if a.ndim not in ((1, 2) if vectors else (1,)) or (a.ndim == 2 and a.shape[1] != 3):
+        raise InputError(f"{name} must have shape {shapes} (one row per sample), got {a.shape}")
+    if len(a) == 0:
+        raise InputError(f"{name} holds no sample (nothing to average)")
+    bad = ~np.isfinite(a) if a.ndim == 1 else ~np.isfinite(a).all(axis=1)
+    if bad.any():
+        raise InputError(f"{name} holds NaN or infinite values in {int(bad.sum())} of {len(a)} samples (first at "
+                         f"index {int(np.argmax(bad))}); drop those samples first")
+    return a
+
+
+def _reduced(m, name) -> np.ndarray:
+    """Magnetisation samples that must be reduced (|m| ≤ 1): InputError for a total moment in μB."""
+    a = _samples(m, name, vectors=True)
+    norm = np.linalg.norm(a, axis=1) if a.ndim == 2 else np.abs(a)
+    if norm.max() > 1.0 + 1e-9:
+        raise InputError(f"{name} must be the reduced magnetisation M / Σ|m_i| (|m| ≤ 1), but reaches "
+                         f"{norm.max():.6g}: a total moment in μB (the trajectory's 'magnetization' dataset, "
+                         f"State.magnetization()) would scale χ by (Σ|m_i|)²; pass "
+                         f"spinlat.observables.reduced_from_total(M, moments) or reduced_magnetization(spins, moments)")
+    return a
+
+
 def _norm2(m):
     """|M|² per sample of magnetisation samples ((S, 3) vectors or (S,) norms/scalars)."""
-    m = np.asarray(m, float)
+    m = _samples(m, "magnetisation samples m", vectors=True)
     return np.sum(m**2, axis=-1) if m.ndim == 2 else m**2
 
 
@@ -66,7 +95,8 @@ def binder_cumulant(m, with_errors=False):
     With ``with_errors`` a :class:`spinlat.statistics.Estimate` (same value, error from the
     blocked jackknife over the series (|M|², |M|⁴), :func:`spinlat.statistics.jackknife`) is
     returned instead of the float; the samples are taken as a time series (consecutive
-    sweeps/frames) and need not be independent."""
+    sweeps/frames) and need not be independent. Raises :class:`InputError` for no sample, NaN or
+    infinite samples, or another shape."""
     m2 = _norm2(m)
     if not with_errors:
         return float(1.0 - np.mean(m2**2) / (3.0 * np.mean(m2) ** 2))
@@ -81,10 +111,12 @@ def susceptibility(m, temperature, n_spins, moment=1.0, with_errors=False):
     χ = N μ² (⟨|M|²⟩ − ⟨|M|⟩²) / (k_B T), with ``m`` normalised magnetisation samples ((S,3) or
     (S,)), μ = ``moment`` (μB) → χ in μB²/eV per spin (multiply by μB (eV/T) for μB/T).
     With ``with_errors`` a :class:`spinlat.statistics.Estimate` (blocked jackknife over
-    (|M|, |M|²)) is returned instead of the float. Raises :class:`InputError` for T ≤ 0."""
+    (|M|, |M|²)) is returned instead of the float. Raises :class:`InputError` for T ≤ 0, for no
+    sample or NaN samples, and for samples with |m| > 1 (a total moment in μB, e.g. the HDF5
+    ``magnetization`` dataset, in place of the reduced one)."""
     if not temperature > 0:
         raise InputError(f"susceptibility needs a positive temperature (K), got {temperature}")
-    m = np.asarray(m, float)
+    m = _reduced(m, "susceptibility: magnetisation samples m")
     norm = np.linalg.norm(m, axis=-1) if m.ndim == 2 else np.abs(m)
     scale = n_spins * moment**2 / (units.K_B * temperature)
     if not with_errors:
@@ -99,10 +131,10 @@ def specific_heat(energies, temperature, n_atoms, with_errors=False):
     C = (⟨E²⟩ − ⟨E⟩²) / (N k_B² T²). With ``with_errors`` a
     :class:`spinlat.statistics.Estimate` (blocked jackknife over (E − Ē, (E − Ē)²); the shift
     avoids cancellation and leaves C unchanged) is returned instead of the float. Raises
-    :class:`InputError` for T ≤ 0."""
+    :class:`InputError` for T ≤ 0 and for no sample or NaN samples."""
     if not temperature > 0:
         raise InputError(f"specific heat needs a positive temperature (K), got {temperature}")
-    e = np.asarray(energies, float)
+    e = _samples(energies, "specific_heat: energies")
     scale = 1.0 / (n_atoms * (units.K_B * temperature) ** 2)
     if not with_errors:
         return float(np.var(e) * scale)
@@ -115,8 +147,9 @@ def specific_heat(energies, temperature, n_atoms, with_errors=False):
 def average(samples, with_errors=False, method="blocking"):
     """Mean of a series of samples (energies, |M|, temperatures, ...); with ``with_errors`` a
     :class:`spinlat.statistics.Estimate` with the error of the mean of correlated samples
-    (``method`` "blocking" or "autocorrelation", :func:`spinlat.statistics.average`)."""
-    x = np.asarray(samples, float)
+    (``method`` "blocking" or "autocorrelation", :func:`spinlat.statistics.average`). Raises
+    :class:`InputError` for no sample, NaN or infinite samples, or a series that is not 1-D."""
+    x = _samples(samples, "average: samples")
     if not with_errors:
         return float(np.mean(x))
     from .statistics import average as _average
@@ -178,14 +211,25 @@ def structure_factor(spins, positions, qpoints, dt, window=True):
     S(q, ω) = Σ_α |FT_t[ s_q^α(t) ]|² / (N F), with s_q(t) = Σ_i s_i(t) e^{i q·r_i} and the static
     part (the time average of each s_q) removed. Returns (frequencies THz, energies meV, S (K, ·))
     on non-negative frequencies, with S(−ω) folded onto S(|ω|) so either precession sense shows.
+    Raises :class:`InputError` for fewer than 2 frames, NaN spins, or q-points not of shape (K, 3).
     """
     s = np.asarray(spins, float)
     if s.ndim != 3 or s.shape[2] != 3:
         raise InputError(f"spins must have shape (frames, atoms, 3), got {s.shape}")
     if not dt > 0:
         raise InputError(f"structure_factor needs a positive frame spacing dt (fs), got {dt}")
+    if s.shape[0] < 2:
+        raise InputError(f"structure_factor needs at least 2 frames (a time series), got {s.shape[0]}: one frame has "
+                         "no dynamics (S(q, ω) of it would read 0)")
+    bad = ~np.isfinite(s).all(axis=(1, 2))
+    if bad.any():
+        raise InputError(f"structure_factor: spins hold NaN or infinite values in {int(bad.sum())} of {len(s)} frames "
+                         f"(first: frame {int(np.argmax(bad))}); S(q, ω) would be NaN at every q")
+    q = np.asarray(qpoints, float)
+    if q.ndim != 2 or q.shape[1] != 3 or not np.isfinite(q).all():
+        raise InputError(f"qpoints must be finite Cartesian wave vectors of shape (K, 3) in 1/Å, got shape {q.shape}")
     f, n, _ = s.shape
-    phase = np.exp(1j * np.asarray(qpoints, float) @ np.asarray(positions, float).T)  # (K, N)
+    phase = np.exp(1j * q @ np.asarray(positions, float).T)  # (K, N)
     sq = np.einsum("kn,fnc->kcf", phase, s)  # (K, 3, F)
     sq = sq - sq.mean(axis=2, keepdims=True)
     if window:
@@ -272,13 +316,16 @@ def time_unit(integrator) -> str:
 def _run_kind(t):
     """(time unit, energy conserving or None, integrator parameters) of a trajectory: from its
     ``metadata`` (written by :class:`spinlat.Simulation`), else from its ``integrator``
-    description (files of earlier versions), else ("fs", None, {})."""
+    description (files of earlier versions), else ("fs", None, {}). The parameters carry
+    ``frozen_lattice`` True for a run whose atoms do not move (LLG, Monte Carlo)."""
     attrs = getattr(t, "attrs", None) or {}
     meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
     description = attrs.get("integrator") if isinstance(attrs.get("integrator"), str) else None
-    _, params = _integrator_parameters(description)
+    name, params = _integrator_parameters(description)
     unit = meta.get("time_unit") or (time_unit(description) if description else "fs")
     conserving = meta.get("energy_conserving") if "energy_conserving" in meta else energy_conserving(description)
+    moves = meta.get("moves_lattice")
+    params["frozen_lattice"] = moves is False or (moves is None and name in ("LLG", "MonteCarlo"))
     return unit, conserving, params
 
 
@@ -303,15 +350,62 @@ def _band_summary(t, n, gneb) -> dict:
     return out
 
 
-def summary(traj, energy_conserving=None):
+def _spacing_grid(x):
+    """Frames of a run on one regular grid: (indices, spacing) for the frame times or steps ``x``
+    (F,). All frames when they are equally spaced (spacing the common difference, None for fewer
+    than 2 frames). Otherwise — the last step of each ``run`` call, or a restart with another
+    ``every`` — the candidate spacings are the distinct differences and their least common
+    multiple; the one keeping the most frames whose kept frames are consecutive on its grid
+    (from the first frame to within one spacing of the last) wins, so that every kept frame
+    stands for the same stretch of the run. (all frames, None) when no grid holds them."""
+    x = np.asarray(x, float)
+    everything = np.arange(len(x))
+    if len(x) < 2 or not np.all(np.isfinite(x)):
+        return everything, None
+    d = np.diff(x)
+    scale = max(float(np.max(np.abs(x))), float(np.max(np.abs(d))), 1e-300)
+    tol = 1e-9 * scale
+    if np.any(d <= tol):
+        return everything, None
+    if np.ptp(d) <= tol:
+        return everything, float(np.mean(d))
+    from fractions import Fraction
+    from math import gcd, lcm
+
+    ds = np.sort(d)
+    distinct = [float(v) for v in ds[np.concatenate([[True], np.diff(ds) > tol])]]
+    if len(distinct) > 16:  # no few spacings: not frames written on a grid
+        return everything, None
+    base = distinct[0]
+    ratios = [Fraction(v / base).limit_denominator(1000) for v in distinct]
+    candidates = list(distinct)
+    if all(abs(float(r) * base - v) <= tol for r, v in zip(ratios, distinct)):
+        num = lcm(*(r.numerator for r in ratios))
+        den = 0
+        for r in ratios:
+            den = gcd(den, r.denominator)
+        candidates.append(base * num / den)
+    best = (everything, None)
+    for g in candidates:
+        k = (x - x[0]) / g
+        idx = np.flatnonzero(np.abs(k - np.round(k)) * g <= tol)
+        if len(idx) < 2 or len(idx) <= (len(best[0]) if best[1] is not None else 1):
+            continue
+        steps = np.round(k[idx])
+        if np.all(np.diff(steps) == 1) and x[-1] - x[idx[-1]] < g - tol:
+            best = (idx, g)
+    return best
+
+
+def summary(traj, energy_conserving=None, discard=0.0):
     """Numbers describing a run (path, :class:`~spinlat.io.Trajectory`, or any object with the
     same ``array``/indexing interface).
 
     Keys: ``frames``, ``n_atoms``, ``time_unit`` ("fs", or "sweep" for Monte Carlo), the span
     ``time_fs`` (or ``sweeps``), ``energy_conserving`` (from the trajectory's metadata or its
     integrator, :func:`energy_conserving`; the argument overrides it), the means
-    ``temperature_mean_K`` (lattice; for Monte Carlo, whose lattice is frozen, the sampling
-    temperature ``temperature_K`` instead), ``reduced_magnetization_mean`` (|M| / Σ|m_i|,
+    ``temperature_mean_K`` (lattice; for Monte Carlo and LLG, whose lattice is frozen and reads
+    0 K, the bath or sampling temperature ``temperature_K`` instead), ``reduced_magnetization_mean`` (|M| / Σ|m_i|,
     :func:`spinlat.observables.reduced_magnetization`) and
     ``potential_energy_mean_eV_per_atom``; then, for a run that conserves energy,
     ``energy_drift_eV_per_atom_per_ps`` and ``energy_max_deviation_eV_per_atom``
@@ -319,7 +413,9 @@ def summary(traj, energy_conserving=None):
     Carlo, unknown) ``total_energy_mean_eV_per_atom`` and ``total_energy_fluctuation_eV_per_atom``
     (σ per atom, :func:`spinlat.observables.energy_fluctuation`): their energy moves by design.
     With fewer than 2 frames holding the total energy, the drift, the deviation and the
-    fluctuation are None (unmeasured, not 0). A GNEB band (:meth:`GNEBResult.write
+    fluctuation are None (unmeasured, not 0). ``discard`` (in the run's time unit: fs, or sweeps)
+    leaves out the frames before ``time[0] + discard`` (the equilibration) from every mean, error,
+    drift and fluctuation; ``discarded_frames`` says how many. A GNEB band (:meth:`GNEBResult.write
     <spinlat.transitions.GNEBResult.write>`) gets ``frames`` (images), ``n_atoms``, ``kind``,
     ``barrier_eV``, ``saddle``, ``converged``, ``iterations``, ``energies_relative_eV`` (to
     the first image) and ``reaction_coordinate_rad`` instead: no means over its images.
@@ -328,7 +424,18 @@ def summary(traj, energy_conserving=None):
     frames, Flyvbjerg–Petersen blocking, :func:`spinlat.statistics.average`), ``X_tau_int``
     (integrated autocorrelation time in frames) and ``X_reliable`` (False when the run is too
     short for its correlation time: the error is then a lower bound). Errors assume the frames
-    are stationary (equilibrated); for fewer than 2 frames they are None.
+    are stationary (equilibrated); for fewer than 2 frames they are None. ``X_stationary`` is
+    False when the series still drifts (its first 10 % and last half differ by more than 4
+    standard errors and 3 standard deviations: an equilibration that ``discard`` should leave
+    out; :func:`spinlat.statistics.stationary`), None when too short for a verdict.
+
+    Frames that are not equally spaced in time (the last step of each ``run`` call; a restart
+    with another ``every``) would weight the densely written stretches more: the means, errors
+    and the fluctuation use the frames on one regular grid (the coarsest spacing that holds them
+    all, e.g. every 100 steps after 10 and 100), and ``frames_averaged`` and ``frame_spacing``
+    (fs or sweeps; ``frame_spacing_steps`` for frames without times) say which; the drift uses
+    every frame with its time. When no regular grid holds the frames, all are used and
+    ``frame_spacing`` is None.
 
     Quantities a trajectory does not hold (NaN in every frame: energies of a file converted
     from a format without them, times of frames without one) are left out, and ``missing``
@@ -339,15 +446,20 @@ def summary(traj, energy_conserving=None):
     from .observables import energy_fluctuation as fluctuation
     from .observables import reduced_from_total
     from .statistics import average as _average
+    from .statistics import stationary
 
     t = _open(traj)
     n = t[0].n_atoms
     band = _band_metadata(t)
     if band is not None:  # images of a band, not frames of a run
+        if validation.number(discard, "discard", nonnegative=True) > 0:
+            raise InputError(f"discard={discard:g}: {getattr(t, 'path', traj)} is a GNEB band (images along a "
+                             "reaction coordinate, not frames in time): nothing to discard")
         return _band_summary(t, n, band)
     unit, conserving, params = _run_kind(t)
     if energy_conserving is not None:
         conserving = bool(energy_conserving)
+    discard = validation.number(discard, "discard", nonnegative=True)
     time = np.asarray(t.array("time"), float)
     etot = np.asarray(t.array("total_energy"), float)
     reduced = np.linalg.norm(reduced_from_total(t.array("magnetization"), t.array("moments")), axis=1)
@@ -358,8 +470,31 @@ def summary(traj, energy_conserving=None):
         missing.append("time")
     out = {"frames": int(len(time)), "n_atoms": int(n), "time_unit": unit,
            ("sweeps" if unit == "sweep" else "time_fs"): span, "energy_conserving": conserving}
+    kept = np.ones(len(time), bool)  # frames after the discarded start
+    if discard > 0:
+        if span is None:
+            raise InputError(f"discard={discard:g}: trajectory {getattr(t, 'path', traj)} holds no frame times, "
+                             f"so no start can be discarded by time")
+        kept = time >= time[0] + discard * (1 - 1e-12)
+        if not kept.any():
+            word = "sweeps" if unit == "sweep" else unit
+            raise InputError(f"discard={discard:g} {word} leaves no frame: the run spans {span:g} {word}")
+        out["discarded_frames"] = int(len(time) - kept.sum())
+    first = int(np.argmax(kept))
+    try:
+        clock = time if span is not None else np.asarray(t.array("step"), float)
+    except (KeyError, ValueError):
+        clock = np.full(len(time), np.nan)
+    grid, spacing = _spacing_grid(clock[first:])
+    grid = grid + first
+    spacing_key = "frame_spacing" if span is not None else "frame_spacing_steps"  # no times: by steps
+    if spacing is not None and len(grid) < kept.sum():
+        out["frames_averaged"] = int(len(grid))
+        out[spacing_key] = spacing
+    elif spacing is None and kept.sum() > 2 and np.isfinite(clock[first:]).all():
+        out[spacing_key] = None  # irregular: every frame used
     series = {}
-    if unit == "sweep":
+    if unit == "sweep" or params.get("frozen_lattice"):  # the atoms do not move: no lattice temperature
         if isinstance(params.get("temperature"), float):
             out["temperature_K"] = params["temperature"]
     else:
@@ -369,7 +504,7 @@ def summary(traj, energy_conserving=None):
     if not conserving:
         series["total_energy_mean_eV_per_atom"] = etot / n
     for key, x in series.items():
-        x = np.asarray(x, float)
+        x = np.asarray(x, float)[grid]
         finite = np.isfinite(x)
         if not finite.any():
             missing.append(re.sub(r"_mean.*", "", key))
@@ -382,7 +517,10 @@ def summary(traj, energy_conserving=None):
         out[key + "_error"] = est.error if est else None
         out[key + "_tau_int"] = est.tau_int if est else None
         out[key + "_reliable"] = est.reliable if est else False
-    kept = np.isfinite(etot) & (np.isfinite(time) if conserving else True)
+        out[key + "_stationary"] = stationary(x)
+    on_grid = np.zeros(len(time), bool)
+    on_grid[grid] = True
+    kept = kept & np.isfinite(etot) & (np.isfinite(time) if conserving else on_grid)
     if not kept.any():
         if "total_energy" not in missing:
             missing.append("total_energy")
@@ -411,7 +549,7 @@ def plot_overview(traj, path):
 def overview_figure(traj):
     """Matplotlib figure of a run against time (ps), or against sweeps for Monte Carlo: E − E(0)
     per atom (potential, kinetic and total; Monte Carlo: the energy), the lattice temperature
-    (not for Monte Carlo, whose lattice is frozen) and the reduced magnetisation |M| / Σ|m_i|
+    (not for Monte Carlo and LLG, whose lattice is frozen) and the reduced magnetisation |M| / Σ|m_i|
     (:func:`spinlat.observables.reduced_magnetization`); for a GNEB band, its energy (meV)
     against the reaction coordinate (rad), saddle marked. Uses the Agg backend."""
     import matplotlib
@@ -435,11 +573,11 @@ def overview_figure(traj):
         ax.set_ylabel("E − E(initial) (meV)")
         fig.tight_layout()
         return fig
-    unit, _, _ = _run_kind(t)
+    unit, _, params = _run_kind(t)
     sweeps = unit == "sweep"
     x = np.asarray(t.array("time"), float) * (1.0 if sweeps else 1e-3)
     n = t[0].n_atoms
-    show_t = not sweeps
+    show_t = not sweeps and not params.get("frozen_lattice")
     fig, ax = plt.subplots(3 if show_t else 2, 1, figsize=(6, 7 if show_t else 5), sharex=True)
     names = ("potential_energy",) if sweeps else ("potential_energy", "kinetic_energy", "total_energy")
     for name in names:
@@ -468,19 +606,22 @@ def trajectory_observables(traj, potential=None) -> dict:
     moment M in μB, ``magnetization_norm`` (F,) |M| μB, ``reduced_magnetization`` (F, 3) and
     ``reduced_magnetization_norm`` (F,) (M / Σ|m_i|), ``energy_drift`` (slope eV/atom/ps, max
     deviation eV/atom; meaningful for energy-conserving runs only) and ``energy_fluctuation``
-    (eV/atom). With ``potential`` also ``spin_energy`` (eV) and ``spin_temperature`` (K),
-    recomputed frame by frame."""
-    from .io import Trajectory
-
-    t = Trajectory(traj) if isinstance(traj, (str, bytes)) or hasattr(traj, "__fspath__") else traj
+    (eV/atom), both over the frames that hold a total energy and a time, and (NaN, NaN) / NaN
+    when fewer than 2 do (one frame measures no drift: it read 0). With ``potential`` also
+    ``spin_energy`` (eV) and ``spin_temperature`` (K), recomputed frame by frame. Raises
+    InputError for a trajectory without frames."""
+    t = _open(traj)
     out = {k: np.asarray(t.array(k)) for k in ("time", "potential_energy", "kinetic_energy", "total_energy",
                                                "temperature", "magnetization")}
     out["magnetization_norm"] = np.linalg.norm(out["magnetization"], axis=1)
     out["reduced_magnetization"] = reduced_from_total(out["magnetization"], t.array("moments"))
     out["reduced_magnetization_norm"] = np.linalg.norm(out["reduced_magnetization"], axis=1)
-    n = len(t[0]) if len(t) else 1
-    out["energy_drift"] = energy_drift(out["time"], out["total_energy"], n)
-    out["energy_fluctuation"] = energy_fluctuation(out["total_energy"], n)
+    n = len(t[0])
+    etot, time = np.asarray(out["total_energy"], float), np.asarray(out["time"], float)
+    ok = np.isfinite(etot) & np.isfinite(time)
+    out["energy_drift"] = energy_drift(time[ok], etot[ok], n) if ok.sum() >= 2 else (float("nan"), float("nan"))
+    ok = np.isfinite(etot)
+    out["energy_fluctuation"] = energy_fluctuation(etot[ok], n) if ok.sum() >= 2 else float("nan")
     if potential is not None:
         frames = [t[i] for i in range(len(t))]
         out["spin_energy"] = np.array([spin_energy(f, potential) for f in frames])

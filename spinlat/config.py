@@ -430,6 +430,30 @@ POTENTIALS: dict[str, dict[str, Key]] = {
 _PATH_KEYS = {"EAM": "path", "Heisenberg": "tb2j", "MagneticMACE": "path"}   # one path or (EAM) a list
 
 
+#: Å: copies repeated along a non-periodic direction further apart than this are separate systems
+REPEAT_GAP = 5.0
+
+
+def _repeat_gaps(st, reps) -> dict:
+    """{direction: empty space (Å) between copies} for each non-periodic direction that ``reps``
+    repeats and whose copies would lie more than ``REPEAT_GAP`` apart (a film's vacuum)."""
+    out = {}
+    for d in range(3):
+        if reps[d] <= 1 or st.pbc[d] or not np.linalg.norm(st.cell[d]) > 0:
+            continue
+        others = [st.cell[e] for e in range(3) if e != d]
+        normal = np.cross(*others)
+        if not np.linalg.norm(normal) > 0:
+            continue
+        normal /= np.linalg.norm(normal)
+        height = abs(float(st.cell[d] @ normal))
+        along = st.positions @ normal
+        gap = height - float(np.ptp(along)) if len(along) else height
+        if gap > REPEAT_GAP:
+            out[d] = gap
+    return out
+
+
 def _repeat(v, k):
     if isinstance(v, list):
         if len(v) != 3:
@@ -798,6 +822,13 @@ def build_structure(cfg):
         if "pbc" in sc:
             st = with_pbc(st, sc["pbc"])
         file_magnetic = file_spins = False
+    gaps = _repeat_gaps(st, sc["repeat"])
+    if gaps:
+        hint = [1 if d in gaps else n for d, n in enumerate(sc["repeat"])]
+        where = ", ".join(f"{d} ({g:.1f} Å of vacuum)" for d, g in gaps.items())
+        raise ConfigError(f"structure.repeat: {sc['repeat']} repeats the structure along its non-periodic "
+                          f"direction {where}, which stacks separate copies (films apart, not a thicker one); "
+                          f"use 1 there, e.g. repeat: {hint}")
     st = st.repeat(sc["repeat"])
     if "temperature" in sc:
         # Maxwell-Boltzmann: each velocity component normal with variance k_B T / m

@@ -259,9 +259,15 @@ def magnetization_norm(state, reduced=False) -> float:
 def energy_drift(time, energy, n_atoms=1):
     """Drift of a total-energy series of a run that conserves energy: (least-squares slope,
     eV/atom/ps; largest |E(t) − E(0)|, eV/atom). ``time`` (F,) fs, ``energy`` (F,) eV; (0, 0)
-    for fewer than 2 values."""
+    for fewer than 2 values. Raises InputError for series of other shapes or lengths and for NaN
+    or infinite values (frames without an energy: leave them out first)."""
     t = np.asarray(time, float) * 1e-3
     e = np.asarray(energy, float) / n_atoms
+    if t.ndim != 1 or t.shape != e.shape:
+        raise InputError(f"energy_drift needs time and energy series of one length, got shapes {t.shape} and {e.shape}")
+    if not (np.isfinite(t).all() and np.isfinite(e).all()):
+        raise InputError("energy_drift: the time or energy series holds NaN or infinite values (frames without "
+                         "an energy or a time); leave those frames out")
     if len(t) < 2:
         return 0.0, 0.0
     slope = np.polyfit(t, e, 1)[0]
@@ -271,8 +277,11 @@ def energy_drift(time, energy, n_atoms=1):
 def energy_fluctuation(energy, n_atoms=1) -> float:
     """Standard deviation of an energy series per atom, eV/atom (population σ; 0 for one value):
     what a thermostatted or Monte Carlo run reports instead of a drift (its energy fluctuates
-    by design, σ² = k_B T² C for the canonical ensemble)."""
+    by design, σ² = k_B T² C for the canonical ensemble). Raises InputError for NaN or infinite
+    values."""
     e = np.asarray(energy, float) / n_atoms
+    if not np.isfinite(e).all():
+        raise InputError("energy_fluctuation: the energy series holds NaN or infinite values; leave those frames out")
     return float(np.std(e)) if len(e) else 0.0
 
 

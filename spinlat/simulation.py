@@ -349,6 +349,7 @@ class Simulation:
         mode = "a" if (self._append or self._frames_written) else "w"
         metadata = {"every": self.every, "time_unit": time_unit(self.integrator),
                     "energy_conserving": energy_conserving(self.integrator),
+                    "moves_lattice": bool(getattr(self.integrator, "moves_lattice", True)),
                     "potential_digests": self.potential.term_digests()}
         return TrajectoryWriter(self.trajectory, self.state, potential=describe(), integrator=idescribe(),
                                 seed=seed if isinstance(seed, (int, np.integer)) else None, mode=mode,

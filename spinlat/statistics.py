@@ -43,7 +43,8 @@ The block length is the largest blocking-optimal length of the series entering f
 (non-overlapping block bootstrap, E. Carlstein, Ann. Stat. 14, 1171 (1986)) and returns replicas
 of f, for estimates that are not smooth functions of the means (e.g. a curve crossing).
 
-Every estimator assumes a stationary series: discard the equilibration first. An
+Every estimator assumes a stationary series: discard the equilibration first
+(:func:`geweke` tells a series that still drifts). An
 :class:`Estimate` with ``reliable=False`` comes from a series too short for its correlation time
 (no blocking level meets the criterion, fewer than ``MIN_BLOCKS`` blocks, or n < 50 τ_int): treat
 its error as a lower bound and sample longer.
@@ -224,6 +225,64 @@ def average(samples, method: str = "blocking") -> Estimate:
     raise InputError(f"method must be one of {METHODS}, got {method!r}")
 
 
+# ------------------------------------------------------------------------------ stationarity
+#: |z| above which :func:`geweke` calls a series not stationary
+GEWEKE_LIMIT = 4.0
+
+
+def geweke(samples, first: float = 0.1, last: float = 0.5) -> float:
+    """Geweke's convergence diagnostic (J. Geweke, in Bayesian Statistics 4, OUP (1992)): the
+    z-score (ā − b̄)/√(σ_a² + σ_b²) of the means of the first ``first`` and the last ``last``
+    fractions of a 1-D series, each squared standard error σ²τ/n with σ² and τ the larger sample
+    variance and blocking τ_int of the two parts (:func:`reblock`; correlated samples are judged
+    by their correlation time, and a short head, whose few correlated samples under-estimate both,
+    does not flag at random: AR(1) with τ_int = 19, |z| > 4 in 6 % of series of 100 samples and
+    2 % of 200). |z| > ``GEWEKE_LIMIT`` marks a series that still drifts (an equilibration left
+    in). NaN for fewer than 20 samples; 0 for two equal constant parts, inf for two different ones.
+    Raises :class:`InputError` for bad samples or fractions outside (0, 1) that overlap."""
+    raw = np.asarray(samples, dtype=float)
+    if raw.ndim == 1 and len(raw) < 2:
+        return float("nan")
+    x = _series(raw)
+    if not (0 < first < 1 and 0 < last < 1 and first + last <= 1):
+        raise InputError(f"geweke: first and last must be fractions in (0, 1) summing to at most 1, "
+                         f"got {first}, {last}")
+    n = len(x)
+    if n < 20:
+        return float("nan")
+    head, tail = x[: max(2, int(first * n))], x[n - max(2, int(last * n)):]
+    # each part's error with the longer correlation time of the two (the tail's, measured on half
+    # the series, is the reliable one): a head of a few τ_int alone would under-estimate its own
+    # error and flag at random
+    tau = max(reblock(head).tau_int, reblock(tail).tau_int, 1.0)
+    var = max(np.var(head, ddof=1), np.var(tail, ddof=1))  # a short correlated head under-samples its spread
+    err = math.sqrt(var * tau * (1.0 / len(head) + 1.0 / len(tail)))
+    diff = float(np.mean(head) - np.mean(tail))
+    if err == 0:
+        return 0.0 if diff == 0 else math.copysign(math.inf, diff)
+    return float(diff / err)
+
+
+def stationary(samples) -> bool | None:
+    """Whether a 1-D series looks stationary (equilibrated): False when its first 10 % and last half
+    differ both beyond ``GEWEKE_LIMIT`` standard errors (:func:`geweke`) and by more than 3
+    standard deviations of the last half (an offset no fluctuation of the equilibrated run makes,
+    so a short, strongly correlated start alone does not count); None for fewer than 20 samples
+    or a series spanning fewer than 10 correlation times of its last half. A series a few τ_int
+    long can still be misjudged (AR(1), τ_int = 39, 60 samples: False in 17 %); its
+    :class:`Estimate` is then ``reliable=False`` too. Raises :class:`InputError` for bad samples."""
+    z = geweke(samples)
+    if np.isnan(z):
+        return None
+    x = np.asarray(samples, dtype=float)
+    n = len(x)
+    head, tail = x[: max(2, n // 10)], x[n - max(2, n // 2):]
+    if n < 10.0 * reblock(tail).tau_int:
+        return None
+    offset = abs(float(np.mean(head) - np.mean(tail)))
+    return not (abs(z) > GEWEKE_LIMIT and offset > 3.0 * float(np.std(tail, ddof=1)))
+
+
 # ------------------------------------------------------------------------------ derived quantities
 def _columns(samples) -> np.ndarray:
     a = np.asarray(samples, dtype=float)
@@ -316,4 +375,5 @@ def block_bootstrap(func, samples, n_boot: int = 1000, block_length: int | None 
 
 
 __all__ = ["Estimate", "Blocking", "reblock", "integrated_autocorrelation_time", "average", "optimal_block_length",
-           "jackknife", "block_bootstrap", "MIN_BLOCKS", "SOKAL_C", "TAU_TOLERANCE", "METHODS"]
+           "jackknife", "block_bootstrap", "geweke", "stationary", "MIN_BLOCKS", "SOKAL_C", "TAU_TOLERANCE", "METHODS",
+           "GEWEKE_LIMIT"]

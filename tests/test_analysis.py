@@ -348,6 +348,8 @@ def test_summary_of_a_gneb_band_reports_the_barrier_not_means(tmp_path, capsys):
     assert s["barrier_eV"] == pytest.approx(1e-3, rel=1e-6)
     np.testing.assert_allclose(s["energies_relative_eV"], [0, 5e-4, 1e-3, 5e-4, 0], atol=1e-9)
     assert not any(k.endswith(("_tau_int", "_error")) for k in s)
+    with pytest.raises(InputError, match="is a GNEB band .* nothing to discard"):  # it was ignored silently
+        sl.analysis.summary(str(tmp_path / "path.h5"), discard=10.0)
     assert main(["analyze", str(tmp_path / "path.h5"), "--format", "text"]) == 0
     out = capsys.readouterr().out
     assert "barrier_eV = 0.001" in out and "kind = gneb band" in out and "±" not in out
@@ -355,3 +357,185 @@ def test_summary_of_a_gneb_band_reports_the_barrier_not_means(tmp_path, capsys):
     (ax,) = fig.axes
     assert ax.get_xlabel() == "reaction coordinate (rad)"
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0, 0.5, 1, 0.5, 0], atol=1e-6)
+
+
+def test_averages_refuse_nan_empty_samples_and_total_moments(rng):
+    """A NaN sample made ⟨x⟩, χ, C and U4 NaN without a word, an empty series gave NaN with a
+    RuntimeWarning, and a total moment in μB (the HDF5 ``magnetization`` dataset) passed as ``m``
+    scaled χ by (Σ|m_i|)² silently: each is an InputError naming the problem."""
+    m = rng.normal(size=(200, 3)) * 0.05 + [0, 0, 0.8]
+    bad = m.copy()
+    bad[7, 1] = np.nan
+    for call in (lambda x: analysis.binder_cumulant(x), lambda x: analysis.susceptibility(x, 100.0, 16),
+                 lambda x: analysis.average(np.linalg.norm(x, axis=1)),
+                 lambda x: analysis.specific_heat(x[:, 1], 100.0, 16)):
+        with pytest.raises(InputError, match=r"NaN or infinite values in 1 of 200 samples \(first at index 7\)"):
+            call(bad)
+        with pytest.raises(InputError, match="holds no sample"):
+            call(np.zeros((0, 3)))
+    total = m * 16 * 2.2  # 16 moments of 2.2 μB: the total moment
+    with pytest.raises(InputError, match="reduced magnetisation"):
+        analysis.susceptibility(total, 100.0, 16, moment=2.2)
+    # the reduced form gives χ = N μ² Var(|m|)/(k_B T)
+    chi = analysis.susceptibility(m, 100.0, 16, moment=2.2)
+    assert chi == pytest.approx(16 * 2.2**2 * np.var(np.linalg.norm(m, axis=1)) / (units.K_B * 100.0), rel=1e-12)
+    # U4 does not depend on the scale of M
+    assert analysis.binder_cumulant(total) == pytest.approx(analysis.binder_cumulant(m), rel=1e-12)
+
+
+def test_summary_of_a_restart_with_another_every_averages_on_one_grid_and_flags_the_equilibration(tmp_path, capsys):
+    """A run written every step, restarted with every=10: the summary's means weighted the first
+    stretch ten times more than the rest (a frame-weighted, not a time-weighted mean), silently.
+    They now use the frames on the 10-step grid; a relaxing start is flagged as not stationary
+    and ``discard`` leaves it out."""
+    from spinlat.cli import main
+
+    st = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.5, pbc=True, moments=[2.0]).repeat(2)
+    st = st.copy(spins=np.tile([1.0, 0, 0], (len(st), 1)))  # relaxes from x towards the field along z
+    pot = sl.potentials.Heisenberg.from_neighbors(st, J=[0.01]) + sl.potentials.Zeeman([0, 0, 50.0])
+    path = tmp_path / "mixed.h5"
+
+    def llg():
+        return sl.integrators.LLG(1.0, damping=0.5, temperature=10.0, seed=1)  # relaxes in ~0.3 ps
+
+    with sl.Simulation(st, pot, llg(), trajectory=path, every=1, progress=False) as sim:
+        sim.run(100)
+    with sl.Simulation.restart(path, pot, llg(), every=10, progress=False) as sim:
+        sim.run(1000)
+    with sl.io.Trajectory(path) as t:
+        step, time = t.array("step"), t.array("time")
+        red = np.linalg.norm(sl.observables.reduced_from_total(t.array("magnetization"), t.array("moments")), axis=1)
+        epot = t.array("potential_energy") / len(st)
+    grid = step % 10 == 0
+    assert len(step) == 201 and grid.sum() == 111
+    s = analysis.summary(path)
+    assert s["frames"] == 201 and s["frames_averaged"] == 111 and s["frame_spacing"] == 10.0
+    assert s["reduced_magnetization_mean"] == pytest.approx(red[grid].mean(), rel=1e-14)
+    assert abs(red.mean() - red[grid].mean()) > 1e-3  # what the frame-weighted mean read
+    assert s["potential_energy_mean_eV_per_atom"] == pytest.approx(epot[grid].mean(), rel=1e-14)
+    assert s["potential_energy_mean_eV_per_atom_stationary"] is False  # the relaxation from x is in it
+    d = analysis.summary(path, discard=600.0)
+    late = grid & (time >= 600.0)
+    assert d["discarded_frames"] == int(np.sum(time < 600.0))
+    assert d["potential_energy_mean_eV_per_atom_stationary"] is True
+    assert d["reduced_magnetization_mean"] == pytest.approx(red[late].mean(), rel=1e-14)
+    capsys.readouterr()
+    assert main(["analyze", str(path), "--format", "text"]) == 0
+    assert "NOT EQUILIBRATED" in capsys.readouterr().out
+    assert main(["analyze", str(path), "--format", "text", "--discard", "600"]) == 0
+    assert "NOT EQUILIBRATED" not in capsys.readouterr().out
+    assert main(["analyze", str(path), "--discard", "5000"]) == 1
+    assert "discard=5000 fs leaves no frame: the run spans 1100 fs" in capsys.readouterr().err
+
+
+def test_frame_grid_of_irregular_spacings():
+    """The regular grid behind the summary's means: the last step of a run call is left out,
+    restarts with every 30 then 20 meet on 60, and frames on no grid keep every frame."""
+    grid = analysis._spacing_grid
+    idx, g = grid([0, 10, 15, 20, 30, 40])  # run(15), run(25) with every=10
+    assert g == 10 and idx.tolist() == [0, 1, 3, 4, 5]
+    idx, g = grid(list(range(0, 1001, 10)) + [1007])
+    assert g == 10 and len(idx) == 101
+    idx, g = grid([0, 30, 60, 80, 100, 120, 140, 160, 180])
+    assert g == 60 and idx.tolist() == [0, 2, 5, 8]
+    idx, g = grid([0.0, 0.1, 0.2, 0.30000000000000004, 0.4])  # float times
+    assert len(idx) == 5 and g == pytest.approx(0.1)
+    idx, g = grid([0, 1, 3, 7, 8])
+    assert g is None and len(idx) == 5
+
+
+def test_trajectory_observables_of_one_frame_and_of_frames_without_energies(tmp_path):
+    """One frame measures no drift (it read (0, 0): "no drift"); a trajectory whose frames hold no
+    energy (converted from plain xyz) gave a NaN drift, or a LinAlgError; the drift is now over the
+    frames that hold one, NaN when fewer than 2 do; energy_drift itself refuses NaN and series of
+    two lengths (a TypeError before)."""
+    import ase.io
+    from ase.build import bulk
+
+    st = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.5, pbc=True, moments=[2.0]).repeat(2)
+    pot = sl.potentials.Zeeman([0, 0, 1.0])
+    one = tmp_path / "one.h5"
+    with sl.Simulation(st, pot, sl.integrators.SpinLatticeNVE(1.0), trajectory=one, progress=False) as sim:
+        sim.run(0)
+    out = analysis.trajectory_observables(one)
+    assert np.isnan(out["energy_drift"]).all() and np.isnan(out["energy_fluctuation"])
+    frames = []
+    for k in range(4):
+        a = bulk("Fe", "bcc", a=2.8665, cubic=True)
+        a.set_initial_magnetic_moments([2.2] * len(a))
+        a.info.update(step=10 * k, time=1.0 * k)
+        if k:  # frames 1..3: E = 0.5, 1.0, 1.5 eV at 1, 2, 3 fs: 0.25 eV/atom per fs
+            a.info["energy"] = 0.5 * k
+        frames.append(a)
+    ase.io.write(tmp_path / "e.extxyz", frames)
+    sl.io.convert(tmp_path / "e.extxyz", tmp_path / "e.h5")
+    out = analysis.trajectory_observables(tmp_path / "e.h5")
+    slope, dev = out["energy_drift"]
+    assert slope == pytest.approx(0.25 * 1e3, rel=1e-10) and dev == pytest.approx(0.5, rel=1e-12)
+    assert out["energy_fluctuation"] == pytest.approx(np.std([0.5, 1.0, 1.5]) / 2, rel=1e-12)
+    with pytest.raises(InputError, match="NaN"):
+        analysis.energy_drift([0.0, 1.0, 2.0], [1.0, np.nan, 1.0])
+    with pytest.raises(InputError, match="one length"):
+        analysis.energy_drift([0.0, 1.0, 2.0], [1.0, 1.0])
+    with pytest.raises(InputError, match="NaN"):
+        analysis.energy_fluctuation([1.0, np.nan])
+
+
+def test_summary_of_frames_with_steps_but_no_times_uses_the_step_grid(tmp_path):
+    """Frames converted from a format with steps and no times (extxyz with ``step`` only), written
+    every 5 steps and then every 10: averaged on the 10-step grid, said as ``frame_spacing_steps``."""
+    import ase.io
+    from ase.build import bulk
+
+    steps = [0, 5, 10, 15, 20, 30, 40, 50, 60]
+    frames = []
+    for k, step in enumerate(steps):
+        a = bulk("Fe", "bcc", a=2.8665, cubic=True)
+        a.set_initial_magnetic_moments([2.2] * len(a))
+        a.info.update(step=step, energy=-1.0 * k)
+        frames.append(a)
+    ase.io.write(tmp_path / "s.extxyz", frames)
+    sl.io.convert(tmp_path / "s.extxyz", tmp_path / "s.h5")
+    s = analysis.summary(tmp_path / "s.h5")
+    assert s["time_fs"] is None and s["frames_averaged"] == 7 and s["frame_spacing_steps"] == 10
+    on_grid = [k for k, step in enumerate(steps) if step % 10 == 0]
+    assert s["potential_energy_mean_eV_per_atom"] == pytest.approx(-np.mean(on_grid) / 2, rel=1e-12)
+
+
+def test_structure_factor_refuses_one_frame_nan_spins_and_flat_qpoints():
+    """One frame read S(q, ω) = 0 at every q, a NaN spin made the whole spectrum NaN, and q given as
+    a flat (3,) vector made a wrong shape downstream: each is an InputError naming it."""
+    pos = np.arange(8.0)[:, None] * [2.5, 0, 0]
+    spins = np.tile([0.0, 0.0, 1.0], (4, 8, 1))
+    spins[:, :, 0] = 0.1 * np.cos(np.arange(4))[:, None]
+    q = np.array([[0.3, 0, 0]])
+    assert analysis.structure_factor(spins, pos, q, 1.0)[2].shape == (1, 3)
+    with pytest.raises(InputError, match="at least 2 frames"):
+        analysis.structure_factor(spins[:1], pos, q, 1.0)
+    bad = spins.copy()
+    bad[2, 5, 1] = np.nan
+    with pytest.raises(InputError, match=r"NaN or infinite values in 1 of 4 frames \(first: frame 2\)"):
+        analysis.structure_factor(bad, pos, q, 1.0)
+    with pytest.raises(InputError, match=r"shape \(K, 3\)"):
+        analysis.structure_factor(spins, pos, [0.3, 0, 0], 1.0)
+
+
+def test_frozen_lattice_llg_reports_its_bath_temperature_not_a_lattice_at_0_K(tmp_path):
+    """An LLG run at 100 K reported ``temperature_mean_K = 0 ± 0`` (its frozen lattice), read as the
+    run's temperature; it now reports the bath ``temperature_K`` as Monte Carlo does, also for files
+    written without the ``moves_lattice`` metadata, and its plot has no lattice-temperature panel."""
+    from spinlat.integrators import LLG
+
+    path = _fe_run(tmp_path, LLG(1.0, damping=0.1, temperature=100.0, seed=1), 20, name="llg.h5")
+    s = analysis.summary(path)
+    assert "temperature_mean_K" not in s and s["temperature_K"] == 100.0
+    assert len(analysis.overview_figure(path).axes) == 2
+    import h5py
+    import json
+
+    with h5py.File(path, "r+") as f:  # a file of an earlier version: no moves_lattice
+        meta = json.loads(f.attrs["metadata"])
+        assert meta.pop("moves_lattice") is False
+        f.attrs["metadata"] = json.dumps(meta)
+    s = analysis.summary(path)
+    assert "temperature_mean_K" not in s and s["temperature_K"] == 100.0

@@ -709,3 +709,21 @@ def test_quantum_espresso_input_starting_magnetization_is_not_read_as_moments(tm
         assert sl.io.convert(tmp_path / "pw.in", tmp_path / "pw.h5", format="espresso-in") == 1
     with sl.io.Trajectory(tmp_path / "pw.h5") as t:
         np.testing.assert_array_equal(t["moments"], 0.0)
+
+
+def test_repeating_a_film_along_its_vacuum_is_refused(tmp_path):
+    """``repeat: 3`` of a film read from a file (15 Å of vacuum along z) stacked three separate
+    films, silently: every run, search and Curie sweep of the config then simulated a multilayer.
+    Refused naming the key and the vacuum; repeat: [3, 3, 1] grows the film; a builder crystal
+    made non-periodic along y still repeats there (its copies touch: a thicker slab)."""
+    film = sl.State([[0, 0, 5.0], [1.25, 1.25, 5.0]], ["Fe", "Fe"], cell=np.diag([2.5, 2.5, 20.0]),
+                    pbc=[True, True, False], moments=[2.2, 2.2])
+    sl.io.write_extxyz(tmp_path / "film.extxyz", [film])
+    with pytest.raises(ConfigError, match=r"structure.repeat: \[3, 3, 3\] .* direction 2 \(20\.0 Å of vacuum\).*"
+                                          r"repeat: \[3, 3, 1\]"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "film.extxyz", "repeat": 3})))
+    st = C.build_structure(C.load(_cfg(tmp_path, structure={"file": "film.extxyz", "repeat": [3, 3, 1]})))
+    assert len(st) == 18 and np.ptp(st.positions[:, 2]) == 0
+    slab = C.build_structure(C.load(_cfg(tmp_path, structure={"element": "Fe", "repeat": 2,
+                                                               "pbc": [True, False, True]})))
+    assert slab.pbc.tolist() == [True, False, True] and len(slab) == 16  # cubic bcc cell, 2 atoms, 2³ copies

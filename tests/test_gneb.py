@@ -591,3 +591,39 @@ def test_a_band_written_over_its_own_file_is_never_lost(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="refusing to overwrite .*notes.h5: it exists and is not a spinlat"):
         res.write(tmp_path / "notes.h5")
     assert (tmp_path / "notes.h5").read_text() == "my notes"
+
+
+def test_skyrmion_profile_in_a_triangular_film_sits_in_the_middle_and_stays_whole_at_an_edge():
+    """The default centre was cell.diagonal()/2 − 0.5 (the square lattice's middle), off the middle
+    of a triangular cell, and distances ignored the periodic images, so a skyrmion placed near an
+    edge was cut in half. The centre is now the sites' centroid (the square lattice's unchanged)
+    and distances are minimum-image; a single-spin GNEB against the analytic barrier K(1 − h)²
+    checks the band on a film with vacuum, a non-orthogonal cell and a non-magnetic atom."""
+    from spinlat import units
+    from spinlat.workflows import skyrmion as sk
+
+    sq = sk.square_lattice(8)
+    old = np.array([3.5, 3.5])  # the square lattice's former default
+    np.testing.assert_array_equal(sk.skyrmion_profile(sq, 2.5).spins,
+                                  sk.skyrmion_profile(sq, 2.5, center=old).spins)
+    L = 8
+    unit = sl.State([[0, 0, 0]], ["Fe"], cell=np.array([[1.0, 0, 0], [0.5, np.sqrt(3) / 2, 0], [0, 0, 10.0]]),
+                    pbc=[True, True, False], moments=[2.0])
+    tri = unit.repeat((L, L, 1))
+    middle = 0.5 * (tri.cell[0] + tri.cell[1]) - 0.5 * (unit.cell[0] + unit.cell[1])  # centroid of the sites
+    core = np.argmin(sk.skyrmion_profile(tri, 2.5).spins[:, 2])
+    assert np.linalg.norm(tri.positions[core, :2] - middle[:2]) < 0.6
+    mid_site = (4 * (tri.cell[0] + tri.cell[1]) / L)[:2]  # a lattice site near the middle
+    inside = np.sum(sk.skyrmion_profile(tri, 2.5, center=mid_site).spins[:, 2] < 0)
+    assert inside == 7  # the site and its six neighbours (r = 1 Å < 2.5 Å / 2)
+    edge = sk.skyrmion_profile(tri, 2.5, center=tri.positions[0, :2])  # on a corner site
+    assert np.sum(edge.spins[:, 2] < 0) == inside and edge.spins[0, 2] == pytest.approx(-1.0)
+    # a free moment with easy axis K and field B along it, reversing: barrier K(1 − h)², h = μ μB B / 2K
+    K, B, mu = 1e-3, 5.0, 2.0
+    film = sl.State([[0, 0, 5], [1.5, 0.8, 6.5]], ["Fe", "Pt"], cell=[[3.0, 0, 0], [1.5, 2.6, 0], [0, 0, 20.0]],
+                    pbc=[True, True, False], moments=[mu, 0.0])
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, B])
+    res = sl.gneb(film.copy(spins=[[0, 0, -1], [0, 0, 1]]), film.copy(spins=[[0, 0, 1], [0, 0, 1]]), pot, images=9,
+                  tol=1e-9)
+    h = mu * units.MU_B * B / (2 * K)
+    assert res.barrier == pytest.approx(K * (1 - h) ** 2, rel=1e-9)

@@ -176,3 +176,40 @@ def test_few_samples_never_claim_an_error_below_the_naive_one():
     assert not e.reliable
     assert e.tau_int >= 1.0 and e.error >= naive
     assert e.error == pytest.approx(naive)
+
+
+def test_geweke_tells_a_drifting_start_from_a_stationary_correlated_series():
+    """AR(1) (τ_int = 19) stays within |z| ≤ 4 over seeds; the same series with an exponential
+    relaxation over its first 5 % (an equilibration left in) is flagged; short series give NaN."""
+    rng = np.random.default_rng(3)
+    phi, n = 0.9, 4000
+    zs = []
+    for _ in range(20):
+        e = rng.normal(size=n)
+        e[0] /= np.sqrt(1 - phi**2)  # stationary from the first sample
+        x = lfilter([1.0], [1.0, -phi], e)
+        zs.append(st.geweke(x))
+        drift = x + 20.0 * np.exp(-np.arange(n) / (0.05 * n))
+        assert abs(st.geweke(drift)) > st.GEWEKE_LIMIT
+    assert max(abs(z) for z in zs) < st.GEWEKE_LIMIT
+    assert np.isnan(st.geweke(np.arange(19.0))) and np.isnan(st.geweke([1.0]))
+    assert st.geweke(np.ones(100)) == 0.0
+    with pytest.raises(InputError, match="fractions"):
+        st.geweke(np.ones(100), first=0.6, last=0.5)
+
+
+def test_stationary_needs_a_real_offset_not_a_short_correlated_head():
+    """The verdict behind the summary's X_stationary: an equilibration of 10σ over the first 5 % is
+    False, a stationary AR(1) of 200 samples (τ_int = 19) is not flagged in 100 seeds, short
+    series get None."""
+    rng = np.random.default_rng(11)
+    flagged = 0
+    for _ in range(100):
+        e = rng.normal(size=200)
+        e[0] /= np.sqrt(1 - 0.9**2)
+        flagged += st.stationary(lfilter([1.0], [1.0, -0.9], e)) is False
+    assert flagged == 0
+    x = rng.normal(size=2000)
+    assert st.stationary(x) is True
+    assert st.stationary(x + 10.0 * np.exp(-np.arange(2000) / 100.0)) is False
+    assert st.stationary(x[:19]) is None

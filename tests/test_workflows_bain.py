@@ -160,3 +160,37 @@ def test_unconverged_relaxation_is_named_in_a_warning(pot):
 
     with pytest.warns(ConvergenceWarning, match=r"bain_path, order FM at c/a 1\.2, volume 11\.5 Å³/atom: not converged"):
         bain_path("Fe", pot, [1.2], orders=("FM",), volume_per_atom=11.5, reps=(1, 1, 1), moment=1.0, max_steps=1)
+
+
+def test_own_builders_the_rows_are_checked_against(pot):
+    """A builder that ignores the volume it is given had its energies reported at volumes they were
+    not computed at (a relaxed-volume search then read a flat E(V)); atoms off their equilibrium
+    sites (a decoration without inversion on each site) were kept there silently. The first is an
+    InputError, the second a warning with the largest force, which every row now carries; a
+    shuffled, larger supercell of the same crystal gives the same energies per atom."""
+    def fixed_cell(ca, v):
+        return bct(ca, 11.5, "Fe", moment=2.2, reps=(1, 1, 2))
+
+    with pytest.raises(InputError, match=r"returned 11\.5 Å³/atom .* volume_per_atom = 12 Å³"):
+        bain_path(fixed_cell, EXCHANGE, [1.0], volume="fixed", orders="FM", volume_per_atom=12.0)
+
+    def shifted(ca, v):
+        st = bct(ca, v, "Fe", moment=2.2, reps=(1, 1, 2))
+        pos = st.positions.copy()
+        pos[0, 2] += 0.1  # one atom off its site
+        return st.copy(positions=pos)
+
+    with pytest.warns(UserWarning, match="not at equilibrium"):
+        off = bain_path(shifted, EAM(EAM_FE), [1.0], volume="fixed", orders="FM", volume_per_atom=11.8)
+    assert off[0]["max_force"] > 0.1
+
+    def shuffled(ca, v):
+        st = bct(ca, v, "Fe", moment=2.2, reps=(3, 1, 2))
+        perm = np.random.default_rng(0).permutation(len(st))
+        return State(st.positions[perm], st.numbers[perm], cell=st.cell, pbc=True, moments=st.moments[perm])
+
+    cas = [1.0, 1.2]
+    plain = bain_path("Fe", EAM(EAM_FE) + EXCHANGE, cas, orders=("FM", "AFM"), volume_per_atom=11.8, moment=2.2)
+    own = bain_path(shuffled, EAM(EAM_FE) + EXCHANGE, cas, orders=("FM", "AFM"), volume_per_atom=11.8)
+    for a, b in zip(plain, own):
+        assert b["energy"] == pytest.approx(a["energy"], abs=1e-12) and b["max_force"] < 1e-10

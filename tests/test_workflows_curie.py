@@ -251,3 +251,62 @@ def test_an_interrupted_curie_sweep_keeps_the_runs_finished_by_size_and_temperat
     done = info.value.partial_result
     assert sorted(done) == [(3, 200.0), (3, 400.0)]  # the larger size runs first
     assert all(r["magnetization"].shape == (4, 3) and r["n_spins"] == 27 * len(st) for r in done.values())
+
+
+def test_an_antiferromagnet_has_no_curie_temperature():
+    """The U4 of M of a simple-cubic antiferromagnet hovers about 4/9 at every temperature and its
+    curves for L = 4 and 6 crossed by chance: the sweep reported "T_c = 17.6 ± 2.2 K". A crossing
+    now needs the larger system ordered below it (U4 ≥ 5/9), and the unordered start is named."""
+    J = -1e-3
+    unit = sl.State([[0, 0, 0]], [26], cell=np.eye(3) * 2.5, pbc=True, moments=[2.0])
+    ham = sl.potentials.Heisenberg.from_neighbors(unit, J=[J])
+    temps = [8.0, 12.0, 14.0, 16.0, 18.0, 20.0, 25.0]
+    with pytest.warns(UserWarning, match="not ferromagnetically ordered at the lowest temperature"):
+        res = cw.curie_sweep(unit, ham, temps, [4, 6], sweeps=1000, seed=0, workers=1, n_boot=50)
+    assert np.all(res.m < 0.1) and np.all(np.abs(res.u4 - cw.U4_DISORDERED) < 0.08)
+    assert np.isnan(res.tc) and np.isnan(res.tc_replicas).mean() > 0.9
+    assert "T_c: not found (no U4 crossing in this temperature window)" in res.table() and "nan" not in res.table()
+    # the same noise without the ordered side: no crossing; with it (a ferromagnet's curves): found
+    T = np.arange(4.0)
+    assert np.isnan(cw.binder_crossing(T, [0.40, 0.43, 0.42, 0.45], [0.41, 0.44, 0.40, 0.44]))
+    assert 1.0 < cw.binder_crossing(T, [0.64, 0.60, 0.52, 0.46], [0.66, 0.62, 0.48, 0.45]) < 2.0
+
+
+def test_a_run_whose_magnetisation_still_relaxes_is_named(monkeypatch):
+    """A run too short to thermalise (|M| still relaxing from the ferromagnetic start through its
+    first sweeps) biased ⟨|M|⟩, χ and U4 without a word; the sweep now names those runs."""
+    rng = np.random.default_rng(0)
+
+    def fake_run(task, state, potential, sweeps, thermalize, every, overrelax, cell):
+        L, T, seed = task
+        n = 2000
+        m = 0.8 + 0.01 * rng.normal(size=n)
+        if T > 15:
+            m += 0.15 * np.exp(-np.arange(n) / 100.0)  # still relaxing
+        mag = np.zeros((n, 3))
+        mag[:, 2] = m
+        return dict(L=L, T=T, seed=seed, n_spins=L**3, moment=1.0, magnetization=mag,
+                    energies=rng.normal(size=n // every), n_atoms=L**3, acceptance=0.5, seconds=0.0)
+
+    monkeypatch.setattr(cw, "_run_point", fake_run)
+    unit = sl.State([[0, 0, 0]], [26], cell=np.eye(3) * 2.5, pbc=True, moments=[1.0])
+    ham = sl.potentials.Heisenberg.from_neighbors(unit, J=[1e-3])
+    with pytest.warns(UserWarning, match=r"still drifts in 2 of 4 runs \(L, T K\) \[\(4, 20\.0\), \(6, 20\.0\)\]"):
+        cw.curie_sweep(unit, ham, [10.0, 20.0], [4, 6], sweeps=2000, thermalize=0, n_boot=0)
+
+
+def test_a_film_is_repeated_in_plane_only():
+    """curie_sweep's L × L × L repeat of a film (vacuum along z) stacked L separate films: a
+    Heisenberg template refused it ("a 16-cell supercell ... the state has 64"), and a potential
+    without a template took the sum of L independent layers as the order parameter (n_spins L³).
+    A film now grows L × L × 1; a cluster (no periodic direction) is refused."""
+    unit = sl.State([[0, 0, 5.0]], [26], cell=np.diag([2.5, 2.5, 15.0]), pbc=[True, True, False], moments=[2.0])
+    ham = sl.potentials.Heisenberg.from_neighbors(unit, J=[1e-3]) + sl.potentials.UniaxialAnisotropy(5e-4, [0, 0, 1])
+    res = cw.curie_sweep(unit, ham, [2.0], [3, 4], sweeps=40, thermalize=10, n_boot=0)
+    assert res.n_spins.tolist() == [9, 16]
+    # deep in the ordered phase each film is saturated: ⟨|M|⟩ ≈ 1 (stacked independent films gave less
+    # only near T_c, but the spin count was L³)
+    assert np.all(res.m > 0.95)
+    cluster = sl.State([[0, 0, 0], [2.5, 0, 0]], [26, 26], moments=[2.0, 2.0])
+    with pytest.raises(InputError, match="no periodic direction"):
+        cw.curie_sweep(cluster, sl.potentials.Heisenberg.from_neighbors(cluster, J=[1e-3]), [2.0], [2], sweeps=10)

@@ -273,3 +273,27 @@ def test_sc_ferromagnet_lswt_equals_magnopy():
     analytic = units.G_GAMMA * J * 2 * np.sum(1 - np.cos(q * a), axis=1) / mu / units.MEV
     np.testing.assert_allclose(ours, analytic, rtol=1e-12)
     np.testing.assert_allclose(lswt.magnopy_energies(unit, ham, q)[:, 0], analytic, rtol=1e-6)
+
+
+def test_lswt_of_a_ferromagnet_that_is_no_minimum_warns():
+    """Two sublattices of unequal moments (Fe 2.2, Co 1.6 μB) and a non-magnetic Pt in a triclinic
+    cell: with ferromagnetic couplings the two LSWT codes agree (the isotropic formula and the
+    general one about the ground state); with Fe-Co coupled antiparallel the ferromagnetic
+    'dispersion' came out negative without a word — now a UserWarning naming it, while the
+    general code (about the same, unstable, state) gives NaN."""
+    from spinlat.workflows import lswt
+
+    a = 2.9
+    cell = np.array([[a, 0, 0], [0.3, a, 0], [0.2, 0.1, a * 1.1]])
+    unit = sl.State([[0, 0, 0], cell.sum(axis=0) / 2, (cell[0] + cell[2]) / 2], ["Fe", "Co", "Pt"], cell=cell,
+                    pbc=True, moments=[2.2, 1.6, 0.0], spins=[[0, 0, 1.0]] * 3)
+    q = np.array([[0, 0, 0], [0.5, 0, 0], [0.3, 0.2, 0.1]]) @ (2 * np.pi * np.linalg.inv(cell).T)
+    # shells 4-7: Fe-Co (2.50-2.77 Å); 8-9: Fe-Fe and Co-Co (2.90, 2.92 Å); 1-3 hold Pt
+    fm = sl.potentials.Heisenberg.from_neighbors(unit, J=[0, 0, 0] + [0.01] * 4 + [0.004] * 2)
+    np.testing.assert_allclose(mg.lswt_dispersion(fm, q, unit.moments), lswt.lswt_energies(unit, fm, q),
+                               rtol=1e-10, atol=1e-9)
+    afm = sl.potentials.Heisenberg.from_neighbors(unit, J=[0, 0, 0] + [-0.01] * 4 + [0.004] * 2)
+    with pytest.warns(UserWarning, match=r"ferromagnetic state is not a minimum .* at 3 of 3 q-points"):
+        w = mg.lswt_dispersion(afm, q, unit.moments)
+    assert w.min() < -100.0
+    assert np.isnan(lswt.lswt_energies(unit, afm, q)).all()

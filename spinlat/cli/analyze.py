@@ -7,6 +7,10 @@ frames (``*_tau_int``) and whether the run is long enough for that error (``*_re
 Monte Carlo runs are measured in sweeps; an energy drift is reported only for runs that conserve
 energy (NVE, LLG without damping), the others report the mean energy and its fluctuation
 (``--energy-conserving yes|no`` overrides what the file says, e.g. for converted files).
+``--discard TIME`` leaves the equilibration out (fs, or sweeps); a mean whose series still drifts
+is marked (``*_stationary`` false; text: NOT EQUILIBRATED). Frames not equally spaced in time (a
+restart with another ``every``) are averaged on one regular grid (``frames_averaged``,
+``frame_spacing``).
 ``--format json`` (default) prints it as JSON; ``--format text`` as lines ``name = value ± error``.
 The summary and the plot's path go to stdout, errors to stderr.
 """
@@ -20,7 +24,7 @@ from .. import validation
 from ..errors import InputError
 
 HELP = "summarise and plot an HDF5 trajectory (means with error bars)"
-_SUFFIXES = ("_error", "_tau_int", "_reliable", "_frames")
+_SUFFIXES = ("_error", "_tau_int", "_reliable", "_frames", "_stationary")
 
 
 def add_arguments(p) -> None:
@@ -31,6 +35,9 @@ def add_arguments(p) -> None:
     p.add_argument("--energy-conserving", choices=("yes", "no"),
                    help="whether the run conserved energy (drift reported) or not (mean and fluctuation); "
                         "default: from the trajectory")
+    p.add_argument("--discard", type=float, default=0.0, metavar="TIME",
+                   help="leave out the first TIME (fs, or sweeps for Monte Carlo) of the run, its "
+                        "equilibration, from every mean, error, drift and fluctuation (default 0)")
 
 
 def format_summary(summary: dict) -> str:
@@ -48,9 +55,14 @@ def format_summary(summary: dict) -> str:
             note = "" if summary[key + "_reliable"] else ", run too short: error is a lower bound"
             if key + "_frames" in summary:
                 note += f", over the {summary[key + '_frames']} frames that hold it"
+            if summary.get(key + "_stationary") is False:
+                note += (", NOT EQUILIBRATED: the start differs from the second half by more than 4 errors "
+                         "and 3σ (leave it out: spinlat analyze --discard TIME)")
             lines.append(f"{key} = {value:.6g} ± {err:.2g} (τ_int = {tau:.3g} frames{note})")
         elif value is None and key.startswith(("energy_drift", "energy_max_deviation", "total_energy_fluctuation")):
             lines.append(f"{key} = undefined (fewer than 2 frames)")
+        elif key in ("frame_spacing", "frame_spacing_steps") and value is None:
+            lines.append("frame_spacing = irregular (no regular grid holds the frames: every frame averaged)")
         elif key == "missing":
             lines.append(f"not in the trajectory: {', '.join(value)}")
         else:
@@ -67,7 +79,7 @@ def run(args) -> int:
         if len(traj) == 0:
             raise InputError(f"trajectory {path} holds no frame (nothing to analyse)")
         conserving = None if args.energy_conserving is None else args.energy_conserving == "yes"
-        summary = analysis.summary(traj, energy_conserving=conserving)
+        summary = analysis.summary(traj, energy_conserving=conserving, discard=args.discard)
         print(json.dumps(summary, indent=2, allow_nan=False) if args.format == "json" else format_summary(summary))
         if args.plot:
             png = path.with_suffix(".png")

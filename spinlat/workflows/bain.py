@@ -32,6 +32,8 @@ volume-conserving tetragonal strain of a cubic crystal has no first-order energy
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import InputError
@@ -40,6 +42,8 @@ from ..observables import magnetization_norm
 from ..state import State
 
 ORDERS = ("FM", "AFM", "relaxed")
+#: eV/Å: a larger force on an atom of a Bain-path structure gives a UserWarning (not at equilibrium)
+MAX_FORCE = 1e-3
 SQRT2 = float(np.sqrt(2.0))
 
 
@@ -105,6 +109,14 @@ class _Evaluator:
         st = self.structure(ca, v)
         if not isinstance(st, State):
             raise InputError(f"the structure builder must return a spinlat State, got {type(st).__name__}")
+        if not st.pbc.all():
+            raise InputError(f"the structure builder must return a periodic crystal (pbc all True), got pbc "
+                             f"{st.pbc.tolist()} at c/a = {ca:.6g}")
+        per_atom = st.volume / len(st)
+        if abs(per_atom - v) > 1e-6 * v:
+            raise InputError(f"the structure builder returned {per_atom:.6g} Å³/atom for c/a = {ca:.6g} and "
+                             f"volume_per_atom = {v:.6g} Å³: it must build the cell at the volume it is given "
+                             "(the rows would report a volume the energies were not computed at)")
         return st
 
     def __call__(self, order, ca, v):
@@ -177,7 +189,10 @@ def bain_path(structure, potential, ca_values=None, volume="fixed", orders=ORDER
 
     Returns a list of dicts, one per (order, c/a), in order then c/a order: ``order``, ``ca``,
     ``volume`` (Å³/atom), ``a``, ``c`` (Å), ``energy`` (eV/atom), ``moment`` (mean |m|, μB),
-    ``magnetization`` (|Σ m_i| / Σ |m_i|), ``state`` (the final State).
+    ``magnetization`` (|Σ m_i| / Σ |m_i|), ``max_force`` (the largest force on an atom, eV/Å: the
+    atoms stay on the builder's sites, a UserWarning when it exceeds ``MAX_FORCE``), ``state``
+    (the final State). Raises InputError for a builder that returns no periodic State or a cell
+    of another volume per atom than it was given.
     """
     if volume not in ("fixed", "relaxed"):
         raise InputError(f"volume must be 'fixed' or 'relaxed', got {volume!r}")
@@ -210,10 +225,19 @@ def bain_path(structure, potential, ca_values=None, volume="fixed", orders=ORDER
             v = _relax_volume(ev, order, float(ca), volume_per_atom, volume_window) if volume == "relaxed" \
                 else float(volume_per_atom)
             e, st = ev(order, float(ca), v)
+            force = float(np.linalg.norm(potential.compute(st, forces=True, magnetic_forces=False).forces,
+                                         axis=1).max())
+            if force > MAX_FORCE:
+                warnings.warn(f"bain_path: {order} at c/a = {float(ca):.6g}, {v:.6g} Å³/atom: the atoms are not at "
+                              f"equilibrium (largest force {force:.3g} eV/Å > {MAX_FORCE} eV/Å); the path keeps "
+                              "them on the sites the structure gives (a decoration or spin order without a "
+                              "centre of inversion on each site), so the energy is not the relaxed one",
+                              UserWarning, stacklevel=2)
             mags = st.moments
             a = (2.0 * v / ca) ** (1.0 / 3.0)  # bct conventional cell, 2 atoms
             rows.append({"order": order, "ca": float(ca), "volume": v, "a": float(a), "c": float(ca * a),
-                         "energy": float(e), "moment": float(mags[mags > 0].mean()) if np.any(mags > 0) else 0.0,
+                         "energy": float(e), "max_force": force,
+                         "moment": float(mags[mags > 0].mean()) if np.any(mags > 0) else 0.0,
                          "magnetization": magnetization_norm(st, reduced=True),
                          "state": st})
     if plot is not None:

@@ -1,7 +1,7 @@
 """Curie temperature from Monte Carlo temperature sweeps on several system sizes.
 
 :func:`curie_sweep` runs Metropolis Monte Carlo (:class:`spinlat.integrators.MonteCarlo`) of a
-spin Hamiltonian on L × L × L supercells for every (size, temperature) pair in parallel
+spin Hamiltonian on L × L × L supercells (L × L × 1 for a film) for every (size, temperature) pair in parallel
 (:func:`spinlat.sweep`: local processes or a Dask cluster), and collects per-sweep samples of the
 magnetisation and periodic samples of the energy. :class:`CurieResult` turns them into M(T),
 susceptibility χ(T), specific heat C(T) and the Binder cumulant U4(T) per size, each with its
@@ -54,6 +54,8 @@ from ..files import atomic_path
 
 U4_ORDERED = 2.0 / 3.0  # Binder cumulant of a saturated vector order parameter
 U4_DISORDERED = 4.0 / 9.0  # of a Gaussian three-component order parameter
+#: a U4 crossing needs the larger system's U4 at least this high below it (ordered side)
+U4_ORDERED_SIDE = 0.5 * (U4_ORDERED + U4_DISORDERED)
 
 
 # ------------------------------------------------------------------------------ Hamiltonian helpers
@@ -97,8 +99,11 @@ def mean_field_tc(heisenberg, moment=1.0):
 def _supercell(state, L, cell):
     if callable(cell):
         return cell(state, L)
-    if cell == "repeat":
-        return state.repeat(L)
+    if cell == "repeat":  # L copies along each periodic direction only: a film stays one film
+        if not np.any(state.pbc):
+            raise InputError("curie_sweep: the template has no periodic direction (a cluster), so its size cannot "
+                             "grow with L; give a periodic cell")
+        return state.repeat(tuple(L if p else 1 for p in state.pbc))
     if cell == "cubic":
         from .magnons import cubic_supercell
 
@@ -209,8 +214,10 @@ class CurieResult:
                              f"{self.seconds[s, t]:7.1f}")
         if len(self.sizes) > 1:
             for ((la, lb), tc), err in zip(self.crossings(), self.crossing_errors()):
-                lines.append(f"U4 crossing L={la}/L={lb}: {format_error(tc, err)} K")
-            lines.append(f"T_c = {format_error(self.tc, self.tc_error)} K (mean of the crossings ± bootstrap error)")
+                lines.append(f"U4 crossing L={la}/L={lb}: {format_error(tc, err)} K" if np.isfinite(tc) else
+                             f"U4 crossing L={la}/L={lb}: none (no crossing with the larger system ordered below it)")
+            lines.append(f"T_c = {format_error(self.tc, self.tc_error)} K (mean of the crossings ± bootstrap error)"
+                         if np.isfinite(self.tc) else "T_c: not found (no U4 crossing in this temperature window)")
         return "\n".join(lines)
 
     def plot(self, path, title=None):
@@ -305,7 +312,12 @@ def binder_crossing(temperatures, u_small, u_large):
     below it. Far below T_c both sit at 2/3 within noise and may cross at random, so among the
     places where U_large − U_small changes from ≥ 0 to < 0 the one followed by the longest run of
     negative differences is taken (the curves separate for good above T_c), and located by
-    :func:`spinlat.analysis.crossing` (linear interpolation). NaN if there is none."""
+    :func:`spinlat.analysis.crossing` (linear interpolation). A crossing counts only when the larger
+    system orders on its low-temperature side: its U4 reaches ``U4_ORDERED_SIDE`` (5/9, halfway
+    between the disordered 4/9 and the ordered 2/3) at or below it; the U4 of M of a system that
+    never orders ferromagnetically (an antiferromagnet, a window above T_c) hovers about 4/9 and
+    its curves cross at random (sc antiferromagnet, L = 4/6: "T_c = 17.6 ± 2.2 K" before). NaN if
+    there is none."""
     from ..analysis import crossing
 
     T = np.asarray(temperatures, float)
@@ -318,7 +330,7 @@ def binder_crossing(temperatures, u_small, u_large):
                 run += 1
             if run > best_run:
                 best, best_run = k, run
-    if best is None:
+    if best is None or not np.max(np.asarray(u_large, float)[:best + 1]) >= U4_ORDERED_SIDE:
         return float("nan")
     if d[best] == 0:
         return float(T[best])
@@ -333,11 +345,12 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
     ----------
     state : the template cell (e.g. the unit cell of a TB2J file); its supercells are built per size.
     potential : the spin Hamiltonian (any potential :class:`~spinlat.integrators.MonteCarlo` accepts).
-    temperatures : K, ascending. sizes : supercell repetitions L (L × L × L).
+    temperatures : K, ascending. sizes : supercell repetitions L (along each periodic direction).
     sweeps : measured Monte Carlo sweeps per point (the magnetisation is sampled every sweep, the
         energy every ``every`` sweeps). thermalize : sweeps discarded first (default sweeps // 4).
     overrelax : over-relaxation sweeps per Metropolis sweep (decorrelates faster near T_c).
-    cell : ``"repeat"`` (L × L × L copies of the template cell), ``"cubic"`` (L × L × L conventional
+    cell : ``"repeat"`` (L copies of the template cell along each periodic direction: L × L × L
+        for a crystal, L × L × 1 for a film, whose vacuum is not stacked), ``"cubic"`` (L × L × L conventional
         cubic cells of a bcc template, :func:`spinlat.workflows.magnons.cubic_supercell`), or a
         function (state, L) -> State.
     seed : base seed; the run (size index s, temperature index t) uses seed + 1000 s + t.
@@ -353,7 +366,7 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
     """
     from ..analysis import average, binder_cumulant, specific_heat, susceptibility
     from ..search import sweep
-    from ..statistics import block_bootstrap
+    from ..statistics import GEWEKE_LIMIT, block_bootstrap, stationary
 
     temps = np.asarray(temperatures, dtype=float)
     if temps.ndim != 1 or len(temps) < 1 or np.any(temps <= 0) or np.any(np.diff(temps) <= 0):
@@ -410,10 +423,28 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
             sec[s, t] = r["seconds"]
             samples[(int(L), float(temp))] = dict(magnetization=mag, energies=r["energies"],
                                                   acceptance=r["acceptance"])
+    drifting = [(int(L), float(temp)) for (L, temp), r in sorted(by_task.items())
+                if stationary(np.linalg.norm(r["magnetization"], axis=1)) is False]
+    if drifting:
+        import warnings
+
+        warnings.warn(f"curie_sweep: ⟨|M|⟩ still drifts in {len(drifting)} of {len(by_task)} runs (L, T K) "
+                      f"{drifting[:4]}{' ...' if len(drifting) > 4 else ''}: their first sweeps differ from their "
+                      f"second half (Geweke |z| > {GEWEKE_LIMIT:g} and by more than 3σ, spinlat.statistics."
+                      f"stationary); thermalize={thermalize} sweeps is too short "
+                      "for them, so their averages, errors and T_c are biased", UserWarning, stacklevel=2)
+    big = int(np.argmax(sizes))
+    if m[big, 0] < 0.5:
+        import warnings
+
+        warnings.warn(f"curie_sweep: the largest system (L = {int(sizes[big])}) is not ferromagnetically ordered at "
+                      f"the lowest temperature ({temps[0]:g} K: ⟨|M|⟩ = {m[big, 0]:.3g}); the Binder cumulant of M "
+                      "finds no Curie temperature there (an antiferromagnet's ordering needs its staggered "
+                      "magnetisation; otherwise start the sweep lower)", UserWarning, stacklevel=2)
     replicas = bootstrap_crossings(temps, u4_boot) if n_boot and S > 1 else None
     return CurieResult(temps, sizes, n_spins, m, chi, u4, c, sec, samples, None, m_err, chi_err, u4_err, c_err,
                        replicas)
 
 
 __all__ = ["curie_sweep", "CurieResult", "binder_crossing", "bootstrap_crossings", "format_error", "mean_field_tc", "truncate",
-           "U4_ORDERED", "U4_DISORDERED"]
+           "U4_ORDERED", "U4_DISORDERED", "U4_ORDERED_SIDE"]

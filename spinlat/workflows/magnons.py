@@ -356,7 +356,11 @@ def lswt_dispersion(hamiltonian, qpoints, moment=None):
     ``moment`` (μB, scalar or per template site) or a TB2J ``exchange.out`` path (moments from
     the file unless ``moment`` is given). ``qpoints`` (K, 3) Cartesian 1/Å with the 2π.
     M = number of magnetic template sites. Raises :class:`InputError` for anisotropic exchange,
-    DMI or on-site anisotropy (the isotropic formula would silently drop them)."""
+    DMI or on-site anisotropy (the isotropic formula would silently drop them). A negative energy
+    means the ferromagnetic state is not a minimum at that q (sublattices coupled
+    antiferromagnetically, or a pair set whose outer shells are incomplete: :func:`spinlat.workflows.curie.truncate`);
+    a UserWarning then names how many q-points and the lowest energy, since those are no magnon
+    energies (:func:`spinlat.workflows.lswt.lswt_energies` takes any ground state)."""
     ham, mom = _load(hamiltonian, moment)
     if not ham.spin_rotation_invariant:
         raise InputError("lswt_dispersion handles isotropic exchange only; this Heisenberg has DMI, "
@@ -368,6 +372,16 @@ def lswt_dispersion(hamiltonian, qpoints, moment=None):
     s = 1.0 / np.sqrt(mu)
     herm = (np.diag(j0)[None] - jq) * (s[None, :, None] * s[None, None, :]) * G_GAMMA
     w = np.linalg.eigvalsh(herm)
+    scale = max(float(np.abs(herm).max(initial=0.0)), 1e-300)
+    unstable = np.any(w < -1e-9 * scale, axis=1)
+    if unstable.any():
+        import warnings
+
+        warnings.warn(f"lswt_dispersion: the ferromagnetic state is not a minimum of this exchange at "
+                      f"{int(unstable.sum())} of {len(w)} q-points (lowest energy {w.min() / units.MEV:.4g} meV): "
+                      "negative energies are no magnons; couplings between sublattices that favour antiparallel "
+                      "moments need spinlat.workflows.lswt.lswt_energies about the ground state, incomplete outer "
+                      "shells spinlat.workflows.curie.truncate", UserWarning, stacklevel=2)
     return w / units.MEV
 
 

@@ -59,16 +59,35 @@ def skyrmion_potential(J=J_SK, D=D_SK, K=K_SK, B=B_SK):
 
 
 def skyrmion_profile(state, radius=3.0, helicity=np.pi / 2, center=None) -> State:
-    """``state`` with a skyrmion of ``radius`` (Å) at ``center`` (default: the middle of the cell):
-    polar angle π(1 − r/radius) inside, +z outside, azimuth = the site's azimuth + ``helicity``
-    (±π/2: Bloch)."""
-    c = np.asarray(center if center is not None else state.cell.diagonal()[:2] / 2 - 0.5, float)
-    d = state.positions[:, :2] - c[:2]
+    """``state`` with a skyrmion of ``radius`` (Å) at ``center`` (x, y in Å; default: the centroid of
+    the sites, the middle of the cell for a supercell of any in-plane cell, square, triangular or
+    oblique): polar angle π(1 − r/radius) inside, +z outside, azimuth = the site's azimuth +
+    ``helicity`` (±π/2: Bloch, 0 or π: Néel). r is the minimum-image distance in the periodic
+    directions, so a skyrmion centred near an edge stays whole."""
+    if center is None:
+        frac = state.positions @ np.linalg.inv(_in_plane_cell(state))
+        c = frac.mean(axis=0) @ _in_plane_cell(state)
+    else:
+        c = np.asarray(center, float)
+    d = np.zeros((len(state), 3))
+    d[:, :2] = state.positions[:, :2] - c[:2]
+    cell = _in_plane_cell(state)
+    frac = d @ np.linalg.inv(cell)
+    periodic = np.asarray(state.pbc, bool)
+    frac[:, periodic] -= np.round(frac[:, periodic])
+    d = (frac @ cell)[:, :2]
     r = np.linalg.norm(d, axis=1)
     theta = np.pi * np.clip(1.0 - r / radius, 0.0, 1.0)
     phi = np.arctan2(d[:, 1], d[:, 0]) + helicity
     s = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], axis=1)
     return state.copy(spins=s)
+
+
+def _in_plane_cell(state) -> np.ndarray:
+    """The cell of a film with a unit normal in place of a zero or missing third vector."""
+    from ..sites import completed_basis
+
+    return np.where(state.pbc[:, None], state.cell, completed_basis(state.cell, state.pbc))
 
 
 def relaxed_skyrmion(L=20, potential=None, radius=3.0, tmax=1e-9):
