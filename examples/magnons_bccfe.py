@@ -21,6 +21,11 @@ Steps:
 The SIB integrator's midpoint rule shifts a precession frequency ω up by about (ω dt)²/6 for
 short steps (0.7 % at 530 meV for dt = 0.25 fs), which sets the default time step.
 
+The shipped TB2J file's pair set is incomplete beyond 7.4 Å (see ``examples/curie_bccfe_tb2j.py``),
+so its LSWT dispersion dips below zero at some q-points of the fine path (down to about −5 meV:
+the ferromagnet is not a strict minimum of that pair set); :func:`~spinlat.workflows.magnons.
+lswt_dispersion` says so in a UserWarning. magnopy, given the same file, gives the same dip.
+
 Writes magnons_bccfe.png and magnons_bccfe.txt to --out.
 """
 
