@@ -41,7 +41,6 @@ import spinlat as sl
 from spinlat import datasets, units
 from spinlat.integrators import SpinLatticeNVE
 from spinlat.integrators.spin_lattice import JVP_COST
-from spinlat.potentials import MagneticMACE
 
 #: the compared schemes: constructor options of SpinLatticeNVE
 SCHEMES = {"anderson": dict(spin_solver="anderson"), "fixed_point": dict(spin_solver="fixed_point"),
@@ -152,6 +151,8 @@ SMALL = dict(hidden_irreps="8x0e+8x1o", radial_MLP=[16, 16], MLP_irreps="8x0e", 
 
 
 def fitted_model(epochs):
+    from spinlat.potentials import MagneticMACE  # torch: imported once the arguments are parsed
+
     data = datasets.teacher("Fe", 24, seed=0, soc=True)
     pot = MagneticMACE.train(data, soc=True, seed=0, epochs=epochs, dtype="float64", progress=False, **SMALL)
     err = pot.evaluate(datasets.teacher("Fe", 8, seed=1000, soc=True))
@@ -237,6 +238,8 @@ def main(argv=None):
     import torch
 
     torch.set_num_threads(1)
+    from spinlat.potentials import MagneticMACE  # torch: imported once the arguments are parsed
+
     pot = MagneticMACE.load(args.model, dtype="float64") if args.model else fitted_model(args.epochs)
     if args.save and not args.model:
         pot.save(args.save)

@@ -164,13 +164,13 @@ def test_benchmarks_answer_help(name):
 
 
 _HELP_WITHOUT_TORCH = r"""
-import contextlib, io, runpy, sys, time
+import contextlib, io, runpy, sys
 for name in ("torch", "mace", "e3nn"):  # an import of these now fails at once
     sys.modules[name] = None
 bad = []
 for path in sys.argv[1:]:
     sys.argv, sys.path[0] = [path, "--help"], path.rpartition("/")[0]  # as `python path --help` runs it
-    out, t0 = io.StringIO(), time.perf_counter()
+    out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out):
             runpy.run_path(path, run_name="__main__")
@@ -180,8 +180,6 @@ for path in sys.argv[1:]:
             bad.append(f"{path}: --help exited with {exc.code!r}")
     except BaseException as exc:
         bad.append(f"{path}: {type(exc).__name__}: {exc}")
-    if time.perf_counter() - t0 > 10:
-        bad.append(f"{path}: --help took {time.perf_counter() - t0:.0f} s")
 print("\n".join(bad))
 """
 
@@ -190,9 +188,9 @@ def test_benchmarks_and_examples_answer_help_before_importing_torch():
     """``--help`` of bench_mmace.py, bench_mmace_batched.py and train_accuracy.py took 20-34 s:
     they imported torch and mace-torch (and built nothing yet) before parsing their arguments.
     Every benchmark and example now answers --help with torch, mace-torch and e3nn unimportable,
-    in one interpreter (spinlat itself imported once), each in under 10 s."""
+    in one interpreter (spinlat itself imported once): no clock, the blocked imports show it."""
     scripts = [str(p) for p in sorted((ROOT / "benchmarks").glob("*.py")) + sorted((ROOT / "examples").glob("*.py"))
-               if p.name not in ("_example.py", "bench_mmace_nve_drift.py")]  # a helper; the coordinator's
+               if p.name != "_example.py"]  # a helper module
     out = subprocess.run([sys.executable, "-c", _HELP_WITHOUT_TORCH, *scripts], capture_output=True, text=True,
                          timeout=600, cwd=ROOT)
     assert out.returncode == 0 and not out.stdout.strip(), out.stdout + out.stderr[-3000:]
