@@ -10,7 +10,7 @@
 #   benchmarks/gpu_mmace.sh --device cpu --quick     # checks this script without a GPU (2-15 minutes)
 #
 # Needs in the Python that runs it ($PYTHON, default python3): a CUDA build of torch and spinlat's
-# dependencies (pyproject.toml: numpy, numba, vesin, ase, e3nn, mace-torch, safetensors, h5py, ...),
+# dependencies (pyproject.toml: numpy, numba, ase, e3nn, mace-torch, safetensors, h5py, ...),
 # with this checkout importable (PYTHONPATH is set to it here). The reference is measured when a
 # Python that has it is found: $SPINLAT_MACEREF_PYTHON, else .venv-maceref/bin/python
 # (scripts/setup_maceref.sh; its torch must see the GPU too); otherwise its rows say "not measured".
@@ -34,7 +34,7 @@ fi
 echo "== gpu_mmace.sh: device $DEVICE ${QUICK:+(quick)}, $(date -u +%FT%TZ), $(git rev-parse --short HEAD 2>/dev/null || echo '?') =="
 missing=$("$PY" - <<'EOF'
 import importlib
-names = ["torch", "numpy", "numba", "vesin", "ase", "e3nn", "mace", "safetensors", "spinlat"]
+names = ["torch", "numpy", "numba", "ase", "e3nn", "mace", "safetensors", "spinlat"]
 bad = []
 for n in names:
     try:

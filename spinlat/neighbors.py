@@ -23,7 +23,7 @@ pay their memory (44 bytes per pair).
 
 Only the cell vectors along periodic directions are used: along non-periodic ones any vector,
 zero included (ASE's 2D cells), gives the same pairs. :func:`neighbor_pairs` and
-:func:`point_pairs` (pair arrays for one-off uses) come from vesin.
+:func:`point_pairs` (pair arrays for one-off uses) come from the same cell-list build.
 
 A :class:`NeighborList` is built with ``cutoff + skin`` and rebuilt only when some atom has
 moved more than half the skin, or when the cell, pbc or atoms changed.
@@ -37,33 +37,27 @@ import numpy as np
 from .errors import InputError
 
 
-def _vesin_pairs(positions, cell, pbc, cutoff, full=True, sort=False, index_dtype=np.int64, distances=True):
-    """(i, j, S, d) of the pairs closer than ``cutoff`` (d None unless ``distances``); indices
-    and shifts as ``index_dtype`` (None: as vesin gives them)."""
-    from vesin import NeighborList as _VesinNL
+def _pair_arrays(positions, cell, pbc, cutoff, full=True):
+    """(i, j, S, d) of the pairs closer than ``cutoff`` Å: indices (P,) int64, integer cell
+    shifts S (P, 3) int64 and distances d (P,) Å of r_j − r_i + S·cell, from the cell-list build
+    (:func:`build_compact`; rows in order of i, each sorted by (j, S)). ``full``: every ordered
+    pair; else each unordered pair once, as (i, j, S) with i < j, or i = j and S > 0 in lexical
+    order (the image pairs of an atom with itself). Raises InputError as :func:`build_compact`.
 
-    if cutoff <= 0:
-        raise InputError(f"neighbour cutoff must be positive, got {cutoff} Å")
-    pbc = np.asarray(pbc, dtype=bool)
-    box = np.array(cell, dtype=np.float64)
-    pos = np.ascontiguousarray(positions, dtype=np.float64)
-    mixed = bool(pbc.any() and not pbc.all())
-    if not pbc.any():  # nothing periodic: the cell is not used
-        box = np.zeros((3, 3))
-    if mixed:
-        # vesin 0.6 is very slow for mixed pbc (seconds for a few atoms at small cutoffs):
-        # solve the equivalent fully periodic problem whose open directions have images too
-        # far away to interact
-        box = _far_image_cell(pos, box, pbc, cutoff)
-    calc = _VesinNL(cutoff=float(cutoff), full_list=full, sorted=sort)
-    out = calc.compute(pos, box, [True] * 3 if mixed else pbc.tolist(), quantities="ijSd" if distances else "ijS")
-    i, j, S = out[:3]
-    d = out[3] if distances else None
-    if mixed and np.any(S[:, ~pbc]):  # pragma: no cover - excluded by the construction
-        raise RuntimeError("neighbour search found an image across an open boundary")
-    if index_dtype is None:  # as vesin gives them
-        return i, j, S, d
-    return i.astype(index_dtype), j.astype(index_dtype), S.astype(index_dtype, copy=False), d
+    This was vesin's search until 2026-12-02: vesin imports torch when it is installed (2-7 s
+    and ~300 MB in every process that checked a State's distances); the pairs are the same
+    (tests/test_neighbors.py checks the build against a brute-force search)."""
+    offsets, partners, sidx, shifts = build_compact(positions, cell, pbc, cutoff, index_dtype=np.int64)
+    i = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    j = partners
+    S = shifts[sidx]
+    if not full:
+        self_image = (i == j) & ((S[:, 0] > 0) | ((S[:, 0] == 0) & ((S[:, 1] > 0) | ((S[:, 1] == 0) & (S[:, 2] > 0)))))
+        keep = (i < j) | self_image
+        i, j, S = i[keep], j[keep], S[keep]
+    pos = np.asarray(positions, dtype=np.float64)
+    vec = pos[j] - pos[i] + S @ np.asarray(cell, dtype=np.float64)
+    return i, j, S, np.sqrt(np.einsum("pk,pk->p", vec, vec))
 
 
 def _far_image_cell(positions, cell, pbc, cutoff):
@@ -98,15 +92,16 @@ def shift_vectors(shifts, cell):
 
 def neighbor_pairs(state, cutoff, full=False):
     """Pairs closer than ``cutoff`` Å: (i, j, shifts, distances), each unordered pair once
-    unless ``full``."""
-    return _vesin_pairs(state.positions, state.cell, state.pbc, cutoff, full=full)
+    unless ``full`` (see :func:`_pair_arrays` for the shapes and which of (i, j, S) and
+    (j, i, −S) is kept)."""
+    return _pair_arrays(state.positions, state.cell, state.pbc, cutoff, full=full)
 
 
 def point_pairs(positions, cell, pbc, cutoff, full=False):
     """:func:`neighbor_pairs` of plain arrays: points ``positions`` (N, 3) Å in ``cell`` (3, 3)
     rows with periodic directions ``pbc`` (vectors along non-periodic directions are not used
     and may be zero). Returns (i, j, shifts, distances)."""
-    return _vesin_pairs(positions, cell, pbc, cutoff, full=full)
+    return _pair_arrays(positions, cell, pbc, cutoff, full=full)
 
 
 @numba.njit(cache=True)

@@ -226,8 +226,21 @@ def brute_force_pairs(positions, cell, pbc, cutoff):
 
 
 def vesin_full_list(st, cutoff):
-    """The former build: vesin's full list as CSR rows sorted by (partner, shift)."""
-    i, j, S, _ = neighbor_pairs(st, cutoff, full=True)
+    """vesin's full list (the former build, an independent library) as rows sorted by (partner,
+    shift); mixed pbc as a fully periodic cell whose open directions are too long to matter."""
+    from vesin import NeighborList as VesinNeighborList
+
+    from spinlat.neighbors import _far_image_cell
+
+    pbc = np.asarray(st.pbc, dtype=bool)
+    box, periodic = np.array(st.cell, dtype=np.float64), pbc.tolist()
+    if not pbc.any():
+        box = np.zeros((3, 3))
+    elif not pbc.all():
+        box, periodic = _far_image_cell(st.positions, box, pbc, cutoff), [True] * 3
+    i, j, S = VesinNeighborList(cutoff=float(cutoff), full_list=True).compute(st.positions, box, periodic,
+                                                                              quantities="ijS")
+    i, j, S = i.astype(np.int64), j.astype(np.int64), S.astype(np.int64)
     order = np.lexsort((S[:, 2], S[:, 1], S[:, 0], j, i))
     return i[order], j[order], S[order]
 

@@ -1,4 +1,5 @@
-"""spinlat's numba kernels are compiled once per installation, not once per process.
+"""What a new process pays before its first step: spinlat's numba kernels are compiled once per
+installation, not once per process, and runs without mMACE do not import torch.
 
 Every kernel is ``cache=True``: a second process must load them from the cache. A kernel made in a
 factory (a closure) that captures another dispatcher gets a new cache key in every process (numba
@@ -62,3 +63,32 @@ def test_second_process_compiles_no_spinlat_kernel(tmp_path):
     assert any("monte_carlo" in name for name in first)
     second = _compiled_in_fresh_process(env)
     assert [name for name in second if name.startswith("spinlat")] == []
+
+
+TORCH_FREE = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import spinlat as sl
+    from spinlat.integrators import MonteCarlo
+    from spinlat.potentials import EAM, BetheSlaterExchange, Heisenberg
+
+    a = 2.8665
+    st = sl.State([[0, 0, 0], [a / 2, a / 2, a / 2]], ["Fe", "Fe"], cell=np.eye(3) * a, pbc=True,
+                  moments=[2.2, 2.2]).repeat(3)
+    st.check_distances()
+    (EAM(sl.data.path("Fe_mm.eam.fs")) + BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)).compute(st, forces=True)
+    ham = Heisenberg.from_tb2j(sl.data.path("bccFe_TB2J_exchange.out"))
+    Heisenberg.from_neighbors(st, J=[1e-3, 5e-4], D=[1e-4])
+    sl.analysis.radial_distribution(st, 5.0)
+    sl.Simulation(st, ham, MonteCarlo(300.0, seed=1)).run(1)
+    print(sorted(m for m in ("torch", "vesin", "e3nn", "mace") if m in sys.modules))
+""")
+
+
+def test_runs_without_mmace_do_not_import_torch():
+    """Every State checked its distances with vesin's neighbour search, and vesin imports torch
+    when it is installed: 2-7 s and ~300 MB in every process, also for spin models that never
+    touch mMACE. The pair searches now use spinlat's own cell-list build."""
+    out = subprocess.run([sys.executable, "-c", TORCH_FREE], capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
