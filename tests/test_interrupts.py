@@ -265,7 +265,7 @@ def test_the_line_printed_says_what_the_innermost_run_does(capfd):
 
 def test_each_run_says_how_it_stops(tmp_path, monkeypatch, capfd):
     """The words of each kind of run on the first signal: a Simulation ends its chunk of steps,
-    a minimisation its iteration (the compiled kernel: the whole minimisation), a sweep over
+    a minimisation its iteration (the compiled kernel: its chunk of iterations), a sweep over
     processes stops at once."""
     st, pot = crystal(2, T=300.0), PairSpin() + Field([0, 0, 1.0])
     sim = sl.Simulation(st, pot, _SignalAt(1.0, signal.SIGTERM, at=2), every=4, progress=False)
@@ -277,12 +277,14 @@ def test_each_run_says_how_it_stops(tmp_path, monkeypatch, capfd):
     _signal_after_kernel_call(monkeypatch, signal.SIGINT, at=1)
     with pytest.raises(KeyboardInterrupt):
         sl.minimize(fe.copy(spins=np.random.default_rng(0).normal(size=(len(fe), 3))), exch, tmax=1e-8)
-    assert "stopping when the minimisation ends (the compiled kernel runs to its end)" in capfd.readouterr().err
+    assert "stopping within a fraction of a second (at the end of the compiled kernel's chunk of iterations) (send" \
+        in capfd.readouterr().err
     monkeypatch.undo()
     _signal_after_kernel_call(monkeypatch, signal.SIGINT, at=1)
     with pytest.raises(KeyboardInterrupt):
         sl.search.ground_state(fe, exch, starts=3, tmax=1e-8)
-    assert "stopping at the end of the start under way (send" in capfd.readouterr().err
+    assert ("stopping within a fraction of a second (at the end of the compiled kernel's chunk of iterations): the "
+            "starts finished are kept, the one under way is dropped (send") in capfd.readouterr().err
     monkeypatch.undo()
     from spinlat import search
 
@@ -298,18 +300,20 @@ def test_each_run_says_how_it_stops(tmp_path, monkeypatch, capfd):
 # ------------------------------------------------------------------ ground-state searches
 def _signal_after_kernel_call(monkeypatch, signum, at):
     """Make the compiled L-BFGS kernel send ``signum`` to this process when its ``at``-th call
-    has finished (the search then stops before the next start)."""
+    has finished (the search then stops before the next start: on 16 atoms one call is one
+    start)."""
     from spinlat.integrators import spin_lbfgs
 
-    kernel, calls = spin_lbfgs.lbfgs_oso, []
+    kernel, calls = spin_lbfgs.lbfgs_oso_steps, []
 
     def counting(*args):
-        kernel(*args)
+        finished = kernel(*args)
         calls.append(1)
         if len(calls) == at:
             os.kill(os.getpid(), signum)
+        return finished
 
-    monkeypatch.setattr(spin_lbfgs, "lbfgs_oso", counting)
+    monkeypatch.setattr(spin_lbfgs, "lbfgs_oso_steps", counting)
     return calls
 
 
