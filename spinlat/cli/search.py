@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 
 from ..files import atomic_write_text
-from .common import add_output_arguments, log, prepare, result
+from .common import add_output_arguments, log, prepare, result, writing
 
 HELP = "search magnetic ground states from a YAML config"
 
@@ -42,14 +42,16 @@ def run(args) -> int:
         if part is not None:
             note = (f"interrupted after {len(part.finished)} of {part.starts} starts: minima of the finished starts "
                     f"only{'' if len(part.finished) < part.starts else ', near-degenerate ones not re-minimised'}")
-            _write(run_dir, state, part.minima, note)
-            log.warning(f"search: {note}; they are in {run_dir / 'minima.txt'} and {run_dir / 'minima.extxyz'}")
+            with writing("the minima found"):
+                _write(run_dir, state, part.minima, note)
+                log.warning(f"search: {note}; they are in {run_dir / 'minima.txt'} and {run_dir / 'minima.extxyz'}")
         raise
     wall = time.perf_counter() - t0
-    for line in _write(run_dir, state, minima):
-        result(line)
-    result(f"{len(minima)} distinct minima from {sum(m.count for m in minima)} starts in {wall:.1f} s")
-    result(f"minima: {run_dir / 'minima.txt'}, {run_dir / 'minima.extxyz'}")
+    with writing("the minima"):  # a signal now: written, then the command exits 130 / 143
+        for line in _write(run_dir, state, minima):
+            result(line)
+        result(f"{len(minima)} distinct minima from {sum(m.count for m in minima)} starts in {wall:.1f} s")
+        result(f"minima: {run_dir / 'minima.txt'}, {run_dir / 'minima.extxyz'}")
     return 0
 
 
