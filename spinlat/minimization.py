@@ -31,7 +31,7 @@ from . import validation
 from .errors import InputError
 from .integrators.lbfgs import two_loop as _two_loop
 from .integrators.rotation import rotate_all
-from .interrupts import check, deferred, pending
+from .interrupts import check, deferred, pending, raise_with
 from .potentials.base import Evaluation, torque_kernel
 
 _MAX_ROTATION = 0.3  # rad, largest spin rotation of one step
@@ -283,9 +283,8 @@ def _minimize_compiled(prob, state, starts, tmax, max_steps, memory):
                 reason = "line search failed (energy cannot decrease further at this precision)"
                 converged = tq <= 10 * tmax
             out.append(result(k, reason, converged, it, energy[k], tq, nev[k]))
-    except KeyboardInterrupt as exc:  # a second signal: the starts finished go with it
-        exc.partial_result = out
-        raise
+    except BaseException as exc:  # a second signal (also wrapped by C code): the starts finished go with it
+        raise_with(exc, out)
     return out, None
 
 
@@ -365,9 +364,8 @@ def minimize_starts(state, potential, starts, **minimize_kwargs):
                 try:
                     out.append(minimize(state.copy().with_arrays(spins=np.ascontiguousarray(s)), potential,
                                         return_result=True, **minimize_kwargs)[1])
-                except KeyboardInterrupt as exc:  # raised inside this start: the finished ones go with it
-                    exc.partial_result = out
-                    raise
+                except BaseException as exc:  # an interrupt inside this start: the finished ones go with it
+                    raise_with(exc, out)
         check(out)
     return out
 
@@ -395,8 +393,8 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
     max_steps : iteration limit.
     method : "lbfgs" (default) or "precession" (damped precession / steepest descent on the spheres).
     return_result : also return a :class:`MinimizeResult` (iterations, reason, final residuals).
-    compiled : None (default): the whole L-BFGS runs in one compiled kernel
-        (:func:`spinlat.integrators.spin_lbfgs.lbfgs_oso`, the same algorithm) when it can — method
+    compiled : None (default): the whole L-BFGS runs in a compiled kernel, in chunks of
+        iterations (:func:`spinlat.integrators.spin_lbfgs.lbfgs_oso_steps`, the same algorithm) when it can — method
         "lbfgs", only spins relaxing and every magnetic term with linear couplings — and in Python
         otherwise; False: always the Python loop; True: the kernel, InputError when it cannot run.
 

@@ -346,6 +346,36 @@ def test_an_interrupted_search_keeps_the_minima_of_the_finished_starts(monkeypat
     assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
 
 
+@pytest.mark.parametrize("signum, kind", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+def test_a_second_signal_keeps_the_finished_starts_of_a_serial_search(monkeypatch, signum, kind):
+    """A second signal raises at once; in a serial search it lost every start of the batch under
+    way (all of them: a serial search is one batch), the InterruptedSearch was empty. Now the
+    starts finished come back; only the start under way is lost."""
+    from spinlat.integrators import spin_lbfgs
+    from spinlat.search import ground_state
+
+    st, pot = _fe_search()
+    whole = ground_state(st, pot, starts=2, seed=2, tmax=1e-8)
+    kernel, calls = spin_lbfgs.lbfgs_oso_steps, []
+
+    def twice(*args):  # both signals as the third start begins
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signum)
+            os.kill(os.getpid(), signum)
+        return kernel(*args)
+
+    monkeypatch.setattr(spin_lbfgs, "lbfgs_oso_steps", twice)
+    with pytest.raises(kind) as info:
+        ground_state(st, pot, starts=6, seed=2, tmax=1e-8)
+    assert len(calls) == 3
+    part = info.value.partial_result
+    assert part.finished == (0, 1) and part.starts == 6
+    assert [(m.count, m.starts) for m in part.minima] == [(m.count, m.starts) for m in whole]
+    assert part.minima[0].energy == whole[0].energy
+    assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
 def test_an_interrupted_annealed_search_stops_between_starts(monkeypatch):
     from spinlat.search import ground_state
 
@@ -599,22 +629,32 @@ def test_an_interrupted_search_over_processes_keeps_the_finished_starts_of_the_b
     for m in whole:  # each start finished reached the minimum it reaches uninterrupted
         for s in set(m.starts) & set(part.finished):
             assert by_start[s].energy == pytest.approx(m.energy, abs=1e-8)
-    assert "stopping once each worker process has finished the start under way" in capfd.readouterr().err
+    assert "stopping once each worker process has stopped its start under way" in capfd.readouterr().err
     assert search._POOL is None  # its workers were asked to stop for good: ended
     assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
 
 
-def test_a_second_interrupt_ends_the_workers_of_a_search_at_once():
+def test_a_second_interrupt_ends_the_workers_of_a_search_at_once_with_the_starts_they_finished(capfd):
     """While the workers finish their start under way, a second signal stops at once: the
-    workers are ended and what was collected is kept."""
+    workers are ended. They were killed with the starts their batch had finished (start 0 of the
+    batch (0, 1), stalled in start 1, was lost); now they are asked to stop at once (SIGUSR2) and
+    send what they finished: start 0 comes back, start 1 (under way) does not."""
+    import time
+
     from spinlat import search
 
     st, pot, whole = _stalling_search(signal.SIGINT, again=True)
     search.shutdown_workers()
+    t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt) as info:
         search.ground_state(st, pot, starts=16, seed=2, tmax=1e-6, workers=2)
+    assert time.monotonic() - t0 < 60  # not the 1200 s the stalled worker sleeps
     part = info.value.partial_result
-    assert isinstance(part, search.InterruptedSearch) and 1 not in part.finished and 0 not in part.finished
+    assert isinstance(part, search.InterruptedSearch) and 1 not in part.finished and 0 in part.finished
+    by_start = {s: m for m in part.minima for s in m.starts}
+    e0 = next(m.energy for m in whole if 0 in m.starts)
+    assert by_start[0].energy == pytest.approx(e0, abs=1e-8)
+    assert "asked to stop at once" in capfd.readouterr().err
     assert search._POOL is None
     assert sl.sweep(functools.partial(math.pow, 2.0), [1, 2], workers=2) == [2.0, 4.0]  # a new pool
     search.shutdown_workers()

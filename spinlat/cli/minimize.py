@@ -5,7 +5,9 @@ Reads the run config's ``structure`` and ``potential`` and its ``minimize`` sect
 relaxed structure with its moments), ``minimize.log`` and ``minimize.config.yaml`` in the run
 directory, next to (never over) the files of ``spinlat run``. Exit status 1 when the
 minimisation did not converge. Ctrl-C or SIGTERM stop it at the end of the iteration under way
-and write the structure reached to ``interrupted.extxyz`` (status 130 / 143).
+(spins only on linear couplings: of the compiled kernel's chunk of iterations, a fraction of a
+second) and write the structure reached to ``interrupted.extxyz`` (status 130 / 143); one that
+arrives while the results are written waits until they are whole.
 """
 
 from __future__ import annotations

@@ -5,10 +5,11 @@ Reads the run config's ``structure`` and ``potential`` and its ``search`` sectio
 :data:`spinlat.config.SEARCH`). Writes ``minima.txt`` (ranked energies), ``minima.extxyz`` (the
 distinct minima, lowest first, with their moments), ``search.log`` and ``search.config.yaml`` in
 the run directory, next to (never over) the files of ``spinlat run``. Ctrl-C or SIGTERM stop a
-serial search at the end of the start under way (with ``workers`` or ``scheduler``: at once, the
-jobs under way abandoned) and write the minima of the starts finished to
-``minima.txt`` (its first line, ``# interrupted after k of n starts ...``, says so) and
-``minima.extxyz`` (status 130 / 143).
+search within a fraction of a second (the start under way dropped; see
+:func:`spinlat.search.ground_state` for ``workers``, annealing and ``scheduler``) and write the
+minima of the starts finished to ``minima.txt`` (its first line, ``# interrupted after k of n
+starts ...``, says so) and ``minima.extxyz`` (status 130 / 143); one that arrives while the
+results are written waits until they are whole.
 """
 
 from __future__ import annotations
