@@ -243,3 +243,32 @@ def test_a_signal_while_the_results_are_written_keeps_them_whole(tmp_path, capfd
     else:  # a minimum: the spin along the easy axis (up is metastable in this field)
         got = sl.State.from_ase(sl.io.read_extxyz(str(tmp_path / "run" / outputs[-1]))[0])
         assert abs(got.spins[0][2]) == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.usefixtures("default_signal_handlers")
+def test_a_band_that_converged_as_the_signal_came_is_not_called_interrupted(tmp_path, capsys, monkeypatch):
+    """A SIGTERM during the last band iteration: gneb raises it with the converged band (its
+    check after the loop); `spinlat gneb` said "interrupted at iteration N: the band so far ...,
+    continue from it". Now it says the band had converged (summary: converged), and exits 143."""
+    import signal
+
+    from spinlat import transitions
+    from spinlat.interrupts import Terminated
+
+    real = transitions.gneb
+
+    def converged_then_terminated(*args, **kw):  # what check(result) raises after a converged last iteration
+        exc = Terminated()
+        exc.partial_result = real(*args, **kw)
+        raise exc
+
+    monkeypatch.setattr(transitions, "gneb", converged_then_terminated)
+    _endpoints(tmp_path)
+    cfg = {"potential": POTENTIAL, "output": "run",
+           "gneb": {"initial": "up.extxyz", "final": "down.extxyz", "images": 7, "tol": 1e-9}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "the band had converged when the interrupt took effect" in err and "so far" not in err, err
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    h = MU * sl.units.MU_B * B / (2 * K)
+    assert s["converged"] and s["barrier_eV"] == pytest.approx(K * (1 - h) ** 2, rel=1e-6)

@@ -128,7 +128,12 @@ def run(args) -> int:
             res = gneb(initial, final, pot, callback=progress, **kw)
         except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the band so far is kept
             part = getattr(exc, "partial_result", None)
-            if part is not None:
+            if part is not None and part.converged:  # stopped as it converged: the path, not a band midway
+                with writing("the band"):
+                    save(part, time.perf_counter() - t0)
+                    log(f"the band had converged when the interrupt took effect ({part.iterations} iterations, "
+                        f"barrier {part.barrier:.8f} eV): it is in {files['path.h5']}")
+            elif part is not None:
                 with writing("the band so far"):
                     save(part, time.perf_counter() - t0)
                     log(f"interrupted at iteration {part.iterations}: the band so far is in {files['path.h5']}; "
