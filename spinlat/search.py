@@ -325,10 +325,15 @@ def _ask_pool_to_stop(unfinished, now=False):
     if _POOL is None or (not running and not _POOL[5]):
         return running
     asked = _POOL[5]
+    asked.add(_ASKED)  # the pool is asked to stop even when no worker has started yet (spawned: seconds)
     new = [pid for pid in _worker_pids() if pid not in asked]
     asked.update(new)
     _signal_workers(new, signal.SIGUSR1)
     return running
+
+
+#: in the set of the process ids asked to stop (``_POOL[5]``): the pool itself was asked (no process has this id)
+_ASKED = -1
 
 
 def _signal_workers(pids, signum) -> None:

@@ -683,3 +683,30 @@ def test_annealed_starts_on_a_scheduler_are_one_job_each(monkeypatch):
     serial = search.ground_state(st, pot, starts=17, seed=1, tmax=1e-8, anneal=anneal)
     assert [(m.count, m.starts) for m in spread] == [(m.count, m.starts) for m in serial]
     assert [m.energy for m in spread] == pytest.approx([m.energy for m in serial], abs=1e-10)
+
+
+def test_workers_that_start_after_the_stop_request_are_asked_too(monkeypatch):
+    """Spawned worker processes take seconds to start: a search interrupted before they had
+    reported their process ids asked nobody, and then never asked them (the pool had no id
+    marked as asked), so each worker ran its whole batch (measured: 7-9 s after SIGTERM instead
+    of a fraction of a second). Now the pool is marked as asked and each worker that reports
+    later gets SIGUSR1 on the next poll."""
+    from spinlat import search
+
+    sent, pids = [], []
+    monkeypatch.setattr(search, "_signal_workers", lambda ps, signum: sent.append((sorted(ps), signum)))
+    monkeypatch.setattr(search, "_worker_pids", lambda: list(pids))
+    monkeypatch.setattr(search, "_POOL", (2, "spawn", None, None, [], set()))
+
+    class Running:
+        def cancel(self):
+            return False
+
+    assert len(search._ask_pool_to_stop([Running()])) == 1  # no worker has started: nobody to signal yet
+    pids += [101, 102]
+    search._ask_pool_to_stop([])  # the next poll
+    assert sent[-1] == ([101, 102], signal.SIGUSR1)
+    pids.append(103)
+    search._ask_pool_to_stop([])
+    assert sent[-1] == ([103], signal.SIGUSR1)
+    assert 101 not in (sent[-1][0])  # each asked once
