@@ -26,7 +26,8 @@ import os
 import signal
 import threading
 
-__all__ = ["Terminated", "raise_terminated", "deferred", "pending", "check", "interrupt_cause", "request_stop"]
+__all__ = ["Terminated", "raise_terminated", "deferred", "pending", "check", "interrupt_cause", "request_stop",
+           "stop_now", "raise_with"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -168,6 +169,18 @@ def request_stop() -> None:
     _Pending.requested = True
 
 
+def stop_now() -> None:
+    """Ask the run of this process to stop at once, for good: :func:`request_stop`, and when a
+    :func:`deferred` block is active (a run is under way) raise ``KeyboardInterrupt`` here, so that
+    the run's handlers attach what it finished (its ``partial_result``). For a worker process
+    whose calling process got a second signal (:func:`spinlat.search.ground_state` over
+    ``workers``); an idle process (no block active) only records the request. Meant to be
+    called from a signal handler of the main thread."""
+    request_stop()
+    if _Pending.active and _main_thread():
+        raise KeyboardInterrupt()
+
+
 def interrupt_cause(exc: BaseException) -> KeyboardInterrupt | None:
     """The ``KeyboardInterrupt`` that ``exc`` is or that caused it (following ``__cause__`` and
     ``__context__``), else None: an interrupt raised inside Python code called from C reaches the
@@ -179,3 +192,17 @@ def interrupt_cause(exc: BaseException) -> KeyboardInterrupt | None:
         seen.add(id(exc))
         exc = exc.__cause__ if exc.__cause__ is not None else exc.__context__
     return None
+
+
+def raise_with(exc: BaseException, partial_result) -> None:
+    """Raise the interrupt that ``exc`` is or that caused it (:func:`interrupt_cause`; not the
+    ``SystemError`` C code wrapped it in) with ``partial_result`` attached; ``exc`` unchanged when
+    it is no interrupt. For an ``except BaseException`` clause that hands what it finished to the
+    caller of an interrupted run."""
+    interrupt = interrupt_cause(exc)
+    if interrupt is None:
+        raise exc
+    interrupt.partial_result = partial_result
+    if interrupt is exc:
+        raise exc
+    raise interrupt from None

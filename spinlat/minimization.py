@@ -31,7 +31,7 @@ from . import validation
 from .errors import InputError
 from .integrators.lbfgs import two_loop as _two_loop
 from .integrators.rotation import rotate_all
-from .interrupts import check, deferred, pending
+from .interrupts import check, deferred, pending, raise_with
 from .potentials.base import Evaluation, torque_kernel
 
 _MAX_ROTATION = 0.3  # rad, largest spin rotation of one step
@@ -208,13 +208,30 @@ def _kernel_couplings(couplings):
     return c
 
 
-def _minimize_compiled(prob, state, starts, tmax, max_steps, memory, interruptible=False):
+#: seconds of work of one compiled kernel call: a Ctrl-C / SIGTERM waits at most about this long
+_CHUNK_S = 0.2
+#: iterations × atoms of the first kernel call of a run (then scaled to last about _CHUNK_S)
+_FIRST_CHUNK = 2 ** 18
+#: what a compiled minimisation does on Ctrl-C / SIGTERM (:func:`~spinlat.interrupts.deferred`'s line)
+STOPPING_COMPILED = "within a fraction of a second (at the end of the compiled kernel's chunk of iterations)"
+
+
+def _minimize_compiled(prob, state, starts, tmax, max_steps, memory):
     """L-BFGS of the spin directions of every start (``starts`` (M, N, 3) unit spins on the lattice
     of ``state``) by the kernel (:mod:`spinlat.integrators.spin_lbfgs`) on the field engine's
-    merged couplings; a list of M :class:`MinimizeResult` with the fields of the Python loop.
-    ``interruptible``: one kernel call per start (the kernel treats starts one after the other,
-    so the results are the same), stopping before the next start when a Ctrl-C / SIGTERM held
-    back by :func:`spinlat.interrupts.deferred` waits: the list then holds the starts finished."""
+    merged couplings, one start after the other, each in chunks of iterations of about
+    :data:`_CHUNK_S` s (:func:`~spinlat.integrators.spin_lbfgs.lbfgs_oso_steps`, which carries
+    the L-BFGS history from one chunk to the next: the results are bit for bit those of one call).
+
+    Returns ``(finished, reached)``: the list of the :class:`MinimizeResult` (fields of the Python
+    loop) of the starts finished, in order, and None; or, when a Ctrl-C / SIGTERM held back by
+    :func:`spinlat.interrupts.deferred` waits before a chunk, the starts finished before it and
+    the :class:`MinimizeResult` of the start under way at the state it reached (reason
+    "interrupted", not converged; a start that converges as it is evaluated is finished instead;
+    with M > 1 a start not begun gives None). An interrupt raised inside (a second signal) carries the list
+    of the starts finished as its ``partial_result``."""
+    import time
+
     from .integrators import spin_lbfgs as K
 
     engine = prob.engine
@@ -222,37 +239,53 @@ def _minimize_compiled(prob, state, starts, tmax, max_steps, memory, interruptib
     off = cpl.offset
     e_const = (0.0 if off is None else float(off.sum())) + engine.lattice_energy(state, prob.nl)
     spins = np.array(starts, dtype=np.float64, order="C")
-    m = len(spins)
+    m, n = spins.shape[0], spins.shape[1]
     moments = np.ascontiguousarray(state.moments, dtype=np.float64)
     energy, torque = np.empty(m), np.empty(m)
     iters, status, nev = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.int64)
     history = np.full((m, max_steps + 1), np.nan)  # entries of rejected iterations stay NaN
     c = _kernel_couplings(cpl)
-    # one call for all starts, or (interruptible) one per start: the kernel takes them one after the other
-    calls = [slice(k, k + 1) for k in range(m)] if interruptible else [slice(0, m)]
-    done = m
-    for part in calls:
-        if interruptible and pending():
-            done = part.start
-            break
-        K.lbfgs_oso(c, moments, e_const, spins[part], tmax, max_steps, memory, _MAX_ROTATION, energy[part],
-                    iters[part], status[part], torque[part], nev[part], history[part])
+    carry = K.new_carry(n, memory)
+    ints, values = carry[0], carry[1]
     base = state.copy()
-    out = []
-    for k in range(done):
-        code, it, tq = int(status[k]), int(iters[k]), float(torque[k])
-        if code == K.CONVERGED:
-            reason, converged = "converged", True
-        elif code == K.MAX_STEPS:
-            reason, converged = "max_steps reached", False
-        else:
-            reason = "line search failed (energy cannot decrease further at this precision)"
-            converged = tq <= 10 * tmax
+
+    def result(k, reason, converged, it, e, tq, n_ev):
         hist = history[k, :it + 1]
         st = base.with_arrays(spins=spins[k]) if m == 1 else base.copy().with_arrays(spins=spins[k])
-        out.append(MinimizeResult(st, float(energy[k]), it, converged, reason, max_torque=tq,
-                                  n_evaluations=int(nev[k]), history=hist[~np.isnan(hist)].tolist()))
-    return out
+        return MinimizeResult(st, float(e), it, converged, reason, max_torque=float(tq), n_evaluations=int(n_ev),
+                              history=hist[~np.isnan(hist)].tolist())
+
+    out = []
+    budget = max(1, _FIRST_CHUNK // max(n, 1))
+    try:
+        for k in range(m):
+            ints[:] = 0
+            while True:
+                stop = pending()  # then a call without iterations: the start under way stops at the state reached
+                if stop and m > 1 and not ints[K.CARRY_BEGUN]:
+                    return out, None  # a stack of starts: the next one is not begun
+                t0 = time.perf_counter()
+                if K.lbfgs_oso_steps(c, moments, e_const, spins[k:k + 1], tmax, max_steps, memory, _MAX_ROTATION,
+                                     energy[k:k + 1], iters[k:k + 1], status[k:k + 1], torque[k:k + 1],
+                                     nev[k:k + 1], history[k:k + 1], *carry, 0 if stop else budget):
+                    break
+                if stop:
+                    it = int(ints[K.CARRY_IT])
+                    return out, result(k, "interrupted", False, it, values[0], values[1], ints[K.CARRY_NEV])
+                dt = time.perf_counter() - t0  # the whole budget was used: scale it to last about _CHUNK_S
+                budget = max(1, min(8 * budget, int(budget * _CHUNK_S / max(dt, 1e-6))))
+            code, it, tq = int(status[k]), int(iters[k]), float(torque[k])
+            if code == K.CONVERGED:
+                reason, converged = "converged", True
+            elif code == K.MAX_STEPS:
+                reason, converged = "max_steps reached", False
+            else:
+                reason = "line search failed (energy cannot decrease further at this precision)"
+                converged = tq <= 10 * tmax
+            out.append(result(k, reason, converged, it, energy[k], tq, nev[k]))
+    except BaseException as exc:  # a second signal (also wrapped by C code): the starts finished go with it
+        raise_with(exc, out)
+    return out, None
 
 
 def _check_options(state, potential, spins, positions, cell, magnitudes, tmax, fmax, smax, hmax, max_steps, method,
@@ -297,13 +330,15 @@ def _compiled_problem(state, potential, o):
 def minimize_starts(state, potential, starts, **minimize_kwargs):
     """:func:`minimize` of many starting spin configurations on the lattice of ``state``: ``starts``
     (M, N, 3) unit spins (rows of non-magnetic atoms as in ``state``). When the compiled kernel
-    applies (see ``compiled`` of :func:`minimize`) all M run in one kernel call; otherwise one
-    :func:`minimize` each. The same minima as M separate calls, start by start.
+    applies (see ``compiled`` of :func:`minimize`) the M run one after the other in the kernel;
+    otherwise one :func:`minimize` each. The same minima as M separate calls, start by start.
 
-    Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) is held back to the end of the start
-    under way (the compiled kernel runs one start per call for this; the results are the same)
-    and raised as ``KeyboardInterrupt`` whose ``partial_result`` is the list of the
-    :class:`MinimizeResult` of the starts finished (the first k, in order).
+    Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) is held back to the end of the
+    chunk of kernel iterations under way (a fraction of a second: the kernel runs in chunks for
+    this, with the same results) or of the Python iteration under way, and raised as
+    ``KeyboardInterrupt`` whose ``partial_result`` is the list of the :class:`MinimizeResult` of
+    the starts finished (the first k, in order; the start under way is dropped: it is not a
+    minimum). A second signal raises at once, with the same ``partial_result``.
 
     Returns a list of M :class:`MinimizeResult` (``.state`` the relaxed State). Raises InputError
     for bad options (:func:`minimize`'s) or starts that are not (M, N, 3) unit vectors."""
@@ -319,18 +354,18 @@ def minimize_starts(state, potential, starts, **minimize_kwargs):
     o = _check_options(state, potential, **{**_defaults(), **minimize_kwargs})
     prob, use = _compiled_problem(state, potential, o)
     out = []
-    with deferred("at the end of the start under way"):  # Ctrl-C / SIGTERM stop between starts, with those finished
+    # Ctrl-C / SIGTERM stop within a chunk of iterations, with the starts finished
+    with deferred(STOPPING_COMPILED + ": the starts finished are kept, the one under way is dropped"):
         if use:
-            out = _minimize_compiled(prob, state, starts, o["tmax"], o["max_steps"], o["memory"], interruptible=True)
+            out = _minimize_compiled(prob, state, starts, o["tmax"], o["max_steps"], o["memory"])[0]
         else:
             for s in starts:
                 check(out)
                 try:
                     out.append(minimize(state.copy().with_arrays(spins=np.ascontiguousarray(s)), potential,
                                         return_result=True, **minimize_kwargs)[1])
-                except KeyboardInterrupt as exc:  # raised inside this start: the finished ones go with it
-                    exc.partial_result = out
-                    raise
+                except BaseException as exc:  # an interrupt inside this start: the finished ones go with it
+                    raise_with(exc, out)
         check(out)
     return out
 
@@ -358,14 +393,15 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
     max_steps : iteration limit.
     method : "lbfgs" (default) or "precession" (damped precession / steepest descent on the spheres).
     return_result : also return a :class:`MinimizeResult` (iterations, reason, final residuals).
-    compiled : None (default): the whole L-BFGS runs in one compiled kernel
-        (:func:`spinlat.integrators.spin_lbfgs.lbfgs_oso`, the same algorithm) when it can — method
+    compiled : None (default): the whole L-BFGS runs in a compiled kernel, in chunks of
+        iterations (:func:`spinlat.integrators.spin_lbfgs.lbfgs_oso_steps`, the same algorithm) when it can — method
         "lbfgs", only spins relaxing and every magnetic term with linear couplings — and in Python
         otherwise; False: always the Python loop; True: the kernel, InputError when it cannot run.
 
     Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) is held back to the end of the
-    iteration under way (the compiled kernel: to its end) and raised as ``KeyboardInterrupt``
-    whose ``partial_result`` is the :class:`MinimizeResult` reached (``reason`` "interrupted").
+    iteration under way (the compiled kernel: of its chunk of iterations, a fraction of a second)
+    and raised as ``KeyboardInterrupt`` whose ``partial_result`` is the :class:`MinimizeResult`
+    of the state reached (``reason`` "interrupted", ``converged`` False: not a minimum).
 
     Returns the relaxed State, or ``(State, MinimizeResult)`` with ``return_result``. Without
     ``return_result`` a run that stops before its tolerances (``max_steps`` reached, a stalled line
@@ -377,10 +413,10 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
     max_steps, memory = o["max_steps"], o["memory"]
     prob, use = _compiled_problem(state, potential, o)
     # Ctrl-C / SIGTERM stop the Python loop between iterations, with the state reached
-    with deferred("when the minimisation ends (the compiled kernel runs to its end)" if use
-                  else "at the end of the iteration under way"):
+    with deferred(STOPPING_COMPILED if use else "at the end of the iteration under way"):
         if use:
-            result = _minimize_compiled(prob, state, state.spins[None], tmax, max_steps, memory)[0]
+            finished, reached = _minimize_compiled(prob, state, state.spins[None], tmax, max_steps, memory)
+            result = finished[0] if finished else reached
         else:
             tol = np.array([tmax, fmax, smax, hmax])
             st, e, g, it, converged, reason, history = _descend(prob, state.copy(), tol, max_steps, method, memory,

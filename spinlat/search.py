@@ -38,12 +38,13 @@ import atexit
 import inspect
 import math
 import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import InputError, WorkerError
-from .interrupts import check, deferred, interrupt_cause
+from .interrupts import check, deferred, interrupt_cause, raise_with
 
 
 @dataclass
@@ -194,6 +195,8 @@ def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=F
 
 #: seconds between two looks for a pending Ctrl-C / SIGTERM while jobs run elsewhere
 _POLL_S = 0.2
+#: seconds a second signal waits for the jobs asked to stop at once (they return what they finished)
+_HURRY_S = 2.0
 
 
 def _gather(futures, wait_some, stop, soften=None, stopping=_STOP_NOW):
@@ -210,8 +213,10 @@ def _gather(futures, wait_some, stop, soften=None, stopping=_STOP_NOW):
     (:func:`~spinlat.interrupts.request_stop` in their process) and returns the futures still
     running; they are awaited, and a job stopped that way (its ``KeyboardInterrupt``) gives its
     own ``partial_result`` (for :class:`_Start`: the list of its starts finished) as its entry of
-    the dict. A second interrupt while they are awaited calls ``stop`` and is raised at once with
-    what was collected."""
+    the dict. A second interrupt while they are awaited calls ``soften(unfinished, now=True)``
+    (the jobs are asked to stop at once, returning what they finished), collects what they send
+    within :data:`_HURRY_S` s, then calls ``stop`` and is raised with what was collected (a third
+    signal ends that wait)."""
     results, pending = {}, set(range(len(futures)))
 
     def collect(stopping_jobs=False):
@@ -244,12 +249,23 @@ def _gather(futures, wait_some, stop, soften=None, stopping=_STOP_NOW):
         try:  # the jobs under way were asked to stop at their next safe point: await what they kept
             running = set(soften([futures[k] for k in sorted(pending)]))
             pending.intersection_update(k for k in range(len(futures)) if futures[k] in running)
-            with deferred("now: the worker processes still running are ended", waits=False):
+            with deferred(f"now: the worker processes still running are asked to stop at once and ended within "
+                          f"{_HURRY_S:g} s (the starts they finished are kept)", waits=False):
                 while pending:
                     collect(stopping_jobs=True)
                     soften([])  # worker processes started since are asked too
                     check(results)
         except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt) and pending:  # a second signal: what the jobs finished, quickly
+                try:
+                    soften([futures[k] for k in sorted(pending)], now=True)
+                    with deferred("now", waits=False):
+                        end = time.monotonic() + _HURRY_S
+                        while pending and time.monotonic() < end:
+                            collect(stopping_jobs=True)
+                            check(results)
+                except KeyboardInterrupt:  # a third signal: no more waiting
+                    pass
             stop([futures[k] for k in sorted(pending)])
             if isinstance(exc, KeyboardInterrupt):
                 exc.partial_result = results
@@ -285,39 +301,50 @@ def _end_pool(unfinished):
     """Cancel ``unfinished`` futures of the local pool; when some of them run, end the pool at
     once (its processes killed and reaped: a job cannot be stopped otherwise, and the worker
     processes would keep running it after this process exits)."""
-    import os
     import signal
 
     running = [f for f in unfinished if not f.cancel()]
     if running and _POOL is not None:
-        for pid in _worker_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _signal_workers(_worker_pids(), signal.SIGKILL)
         shutdown_workers()  # reaps them
 
 
-def _ask_pool_to_stop(unfinished):
+def _ask_pool_to_stop(unfinished, now=False):
     """Cancel ``unfinished`` futures of the local pool not started and ask every worker process
     to stop its job at the next safe point (SIGUSR1: :func:`~spinlat.interrupts.request_stop`
     there, for good, so the pool is ended by the next :func:`_pool`); returns the futures still
-    running. Called again with no futures, it asks the worker processes started since."""
-    import os
+    running. Called again with no futures, it asks the worker processes started since. ``now``:
+    ask every worker process to stop at once instead (SIGUSR2:
+    :func:`~spinlat.interrupts.stop_now`; a job returns the starts it finished)."""
     import signal
 
     running = [f for f in unfinished if not f.cancel()]
+    if now and _POOL is not None:
+        _signal_workers(_worker_pids(), signal.SIGUSR2)
+        return running
     if _POOL is None or (not running and not _POOL[5]):
         return running
     asked = _POOL[5]
-    for pid in _worker_pids():
-        if pid not in asked:
-            asked.add(pid)
-            try:
-                os.kill(pid, signal.SIGUSR1)
-            except ProcessLookupError:
-                pass
+    asked.add(_ASKED)  # the pool is asked to stop even when no worker has started yet (spawned: seconds)
+    new = [pid for pid in _worker_pids() if pid not in asked]
+    asked.update(new)
+    _signal_workers(new, signal.SIGUSR1)
     return running
+
+
+#: in the set of the process ids asked to stop (``_POOL[5]``): the pool itself was asked (no process has this id)
+_ASKED = -1
+
+
+def _signal_workers(pids, signum) -> None:
+    """Send ``signum`` to each process of ``pids`` (those gone already are skipped)."""
+    import os
+
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 #: the local worker pool kept between calls: (workers, start method, executor, queue of its workers' process
@@ -352,6 +379,14 @@ def _fork_is_safe() -> bool:
     return layer in ("workqueue", "tbb")
 
 
+def _stop_now(signum, frame):
+    """SIGUSR2 handler of a worker process: its calling process got a second signal and asks it to
+    stop at once, returning the starts it finished (:func:`~spinlat.interrupts.stop_now`)."""
+    from .interrupts import stop_now
+
+    stop_now()
+
+
 def _stop_requested(signum, frame):
     """SIGUSR1 handler of a worker process: its calling process asks it to stop at the next safe
     point (:func:`_ask_pool_to_stop`)."""
@@ -364,7 +399,8 @@ def _worker_start(threads, forked, pids=None):
     """Initialiser of a worker process: ``threads`` numba threads (workers × threads ≤ the CPUs;
     results do not depend on the thread count); forked, torch on one thread (a GNU OpenMP pool
     the parent started does not survive a fork, and one thread never uses it); Ctrl-C and SIGTERM
-    ignored, SIGUSR1 a request to stop at the next safe point; its process id put on ``pids`` (a
+    ignored, SIGUSR1 a request to stop at the next safe point, SIGUSR2 one to stop at once (with
+    the starts finished); its process id put on ``pids`` (a
     multiprocessing queue) when given."""
     import signal
 
@@ -376,6 +412,7 @@ def _worker_start(threads, forked, pids=None):
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     signal.signal(signal.SIGUSR1, _stop_requested)
+    signal.signal(signal.SIGUSR2, _stop_now)
     if pids is not None:  # for the calling process to end this one (_end_pool)
         import os
 
@@ -445,13 +482,7 @@ def sweep(fn, values, workers=None, scheduler=None):
             for v in values:
                 done.append(fn(v))
         except BaseException as exc:  # an interrupt, also one that C code called back by fn wrapped in a SystemError
-            interrupt = interrupt_cause(exc)
-            if interrupt is None:
-                raise
-            interrupt.partial_result = done
-            if interrupt is exc:
-                raise
-            raise interrupt from None
+            raise_with(exc, done)
         return done
     return _map(fn, values, workers, scheduler, stopping="now: the values finished are kept, those under way are "
                                                         "abandoned")
@@ -460,8 +491,8 @@ def sweep(fn, values, workers=None, scheduler=None):
 class _Start:
     """A batch of search starts: random spins → optional annealing → minimisation (picklable).
     Called with a sequence of seeds (start k uses ``default_rng(seed_k)``); the minimisations of
-    the batch go to :func:`~spinlat.minimization.minimize_starts` together (one compiled kernel
-    call when the potential allows it), and each start's result is what it would be alone."""
+    the batch go to :func:`~spinlat.minimization.minimize_starts` together (the compiled kernel
+    when the potential allows it), and each start's result is what it would be alone."""
 
     def __init__(self, state, potential, anneal, minimize_kwargs, classes=None):
         self.state, self.potential, self.anneal, self.kw = state, potential, anneal, minimize_kwargs
@@ -488,24 +519,25 @@ class _Start:
         """``[(energy, State, converged)]`` of the starts of ``seeds``, in order. Ctrl-C / SIGTERM
         (held back by :func:`spinlat.interrupts.deferred`) stop it between starts: the
         ``KeyboardInterrupt`` raised carries the list of the starts finished (the first k) as
-        ``partial_result``. Annealed starts are annealed and minimised one by one (an annealing is
-        long), others generated together and minimised in one batch."""
-        from .minimization import minimize_starts
+        ``partial_result`` (also when a second signal raised it at once, or C code wrapped it in
+        a ``SystemError``). Annealed starts are annealed and minimised one by one (an annealing
+        is long), others generated together and minimised in one batch."""
+        from .minimization import MinimizeResult, minimize_starts
 
         done = []
         chunks = [seeds[k:k + 1] for k in range(len(seeds))] if self.anneal else [seeds]
         with deferred("at the end of the start under way"):
-            for chunk in chunks:
-                check(done)
-                starts = np.stack([self.start(seed).spins for seed in chunk])
-                try:
+            try:
+                for chunk in chunks:
+                    check(done)
+                    starts = np.stack([self.start(seed).spins for seed in chunk])
                     results = minimize_starts(self.state, self.potential, starts, **self.kw)
-                except KeyboardInterrupt as exc:  # keep the starts this chunk finished, with the earlier ones
-                    exc.partial_result = done + [(r.energy, r.state, r.converged)
-                                                 for r in getattr(exc, "partial_result", None) or ()]
-                    raise
-                done += [(r.energy, r.state, r.converged) for r in results]
-            check(done)
+                    done += [(r.energy, r.state, r.converged) for r in results]
+                check(done)
+            except BaseException as exc:  # an interrupt anywhere (a second signal too): the starts finished go with it
+                part = getattr(interrupt_cause(exc), "partial_result", None)  # minimize_starts': those of its batch
+                raise_with(exc, done if part is done else done + [(r.energy, r.state, r.converged) for r in part or ()
+                                                                  if isinstance(r, MinimizeResult)])
         return done
 
 
@@ -994,15 +1026,16 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         domains of a fully random start).
     minimize_kwargs : passed to :func:`spinlat.minimize` (e.g. tmax, positions=True).
 
-    Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) stops a serial search at the end of
-    the start under way (the compiled minimiser runs one start per kernel call for this: the
-    results are the same) and is raised as ``KeyboardInterrupt`` whose ``partial_result`` is an
-    :class:`InterruptedSearch` (the merged minima of every start finished). Over ``workers``
-    (local processes, which ignore Ctrl-C and SIGTERM themselves: the calling process decides)
-    the starts go in batches (about four per worker); the batches not started are cancelled and
-    each worker is asked to stop at the end of the start under way (the Python minimiser: at
-    the end of its iteration; it is dropped), so every start finished is kept; a second signal
-    stops at once (the workers are ended; the starts of the batches still running are lost).
+    Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) stops a serial search within the
+    chunk of compiled-kernel iterations (a fraction of a second) or the Python minimiser's
+    iteration under way, the start under way dropped (an annealed start: at its end), and is
+    raised as ``KeyboardInterrupt`` whose ``partial_result`` is an :class:`InterruptedSearch` (the
+    merged minima of every start finished; a second signal, which raises at once, keeps them
+    too). Over ``workers`` (local processes, which ignore Ctrl-C and SIGTERM themselves: the
+    calling process decides) the starts go in batches (about four per worker); the batches not
+    started are cancelled and each worker is asked to stop the same way, so every start finished
+    is kept; a second signal asks the workers to stop at once and ends them within
+    :data:`_HURRY_S` s, keeping the starts they finished by then.
     Annealed starts over ``workers``, and every start on a ``scheduler``, are one job each: the
     search stops at once, the starts under way are abandoned (local workers ended; Dask cannot
     stop a task, its result is dropped) and every start finished is kept.
@@ -1038,7 +1071,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     if serial:
         stopping = "at the end of the start under way"
     elif graceful:
-        stopping = "once each worker process has finished the start under way (every start finished is kept)"
+        stopping = "once each worker process has stopped its start under way (every start finished is kept)"
     else:
         stopping = "now: the starts finished are kept, those under way are abandoned"
     # Ctrl-C / SIGTERM held back for the whole search (its end too), raised between starts (serial) or
@@ -1095,7 +1128,7 @@ def _polish(minima, polish, state, potential, minimize_kwargs) -> list:
     if any(minimize_kwargs.get(k) for k in ("positions", "cell", "magnitudes")):
         # from the whole state reached (positions, magnitudes moved too)
         redone = [minimize(minima[i].state, potential, return_result=True, **kw)[1] for i in polish]
-    else:  # spins only: one batch (one compiled kernel call when the potential allows it)
+    else:  # spins only: one batch (the compiled kernel when the potential allows it)
         redone = minimize_starts(state, potential, np.stack([minima[i].state.spins for i in polish]), **kw)
     minima = list(minima)
     for i, r in zip(polish, redone):

@@ -462,21 +462,21 @@ def test_minimize_interrupted_writes_the_structure_reached(tmp_path, capsys, mon
 
 @pytest.mark.usefixtures("default_signal_handlers")
 def test_a_minimisation_that_converged_before_the_interrupt_is_written_as_relaxed(tmp_path, capsys, monkeypatch):
-    """Spins only: the compiled kernel runs to its end, so a SIGTERM during it stops the command
-    after a converged minimisation; `spinlat minimize` wrote it as interrupted.extxyz, "not a
+    """Spins only: the compiled kernel runs a chunk of iterations (here the whole minimisation),
+    so a SIGTERM during it stops the command after a converged minimisation; `spinlat minimize` wrote it as interrupted.extxyz, "not a
     minimum". Now it is relaxed.extxyz, and the command still exits with 143."""
     import os
     import signal
 
     from spinlat.integrators import spin_lbfgs
 
-    kernel = spin_lbfgs.lbfgs_oso
+    kernel = spin_lbfgs.lbfgs_oso_steps
 
     def signalling(*args):
         os.kill(os.getpid(), signal.SIGTERM)  # held back until the kernel returns
         return kernel(*args)
 
-    monkeypatch.setattr(spin_lbfgs, "lbfgs_oso", signalling)
+    monkeypatch.setattr(spin_lbfgs, "lbfgs_oso_steps", signalling)
     cfg = _base(tmp_path, minimize={"tmax": 1e-6})
     cfg["potential"] = cfg["potential"][1:]  # exchange and field: the compiled kernel
     assert main(["minimize", _write(tmp_path, cfg)]) == 128 + signal.SIGTERM

@@ -193,3 +193,82 @@ def test_gneb_refuses_an_image_count_that_contradicts_the_path():
     with pytest.raises(sl.errors.InputError, match="images=7 but the starting path has 5 images"):
         sl.gneb(None, None, pot, images=7, path=band.states)
     assert len(sl.gneb(None, None, pot, path=band.states, tol=1e-6).states) == 5
+
+
+@pytest.mark.usefixtures("default_signal_handlers")
+@pytest.mark.parametrize("command", ["gneb", "minimize", "search"])
+def test_a_signal_while_the_results_are_written_keeps_them_whole(tmp_path, capfd, monkeypatch, command):
+    """SIGTERM while `spinlat gneb` saved a band that had converged left no path.h5 (the write
+    was cut at once) and the command exited 143 with nothing; `minimize` and `search` lost their
+    relaxed.extxyz / minima the same way. Now the write completes, then the command exits 143."""
+    import os
+    import signal
+
+    from spinlat import io as sio
+    from spinlat import transitions
+
+    sent = []
+
+    def signalling(real):
+        def first_write(*args, **kw):  # SIGTERM as the first output is being written
+            if not sent:
+                sent.append(1)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return real(*args, **kw)
+        return first_write
+
+    _endpoints(tmp_path)
+    if command == "gneb":
+        monkeypatch.setattr(transitions.GNEBResult, "write", signalling(transitions.GNEBResult.write))
+        cfg = {"potential": POTENTIAL, "output": "run",
+               "gneb": {"initial": "up.extxyz", "final": "down.extxyz", "images": 7, "tol": 1e-9}}
+        outputs = ["path.h5", "path.extxyz", "energy.png", "summary.json"]
+    else:
+        monkeypatch.setattr(sio, "write_extxyz", signalling(sio.write_extxyz))
+        cfg = {"structure": {"file": "up.extxyz"}, "potential": POTENTIAL, "output": "run",
+               command: {"tmax": 1e-8} if command == "minimize" else {"starts": 2, "tmax": 1e-8}}
+        outputs = ["relaxed.extxyz"] if command == "minimize" else ["minima.txt", "minima.extxyz"]
+    assert main([command, _write(tmp_path, cfg)]) == 128 + signal.SIGTERM
+    assert sent
+    out, err = capfd.readouterr()
+    assert "terminated (SIGTERM)" in err and "stopping once the " in err, err
+    for name in outputs:
+        assert (tmp_path / "run" / name).stat().st_size > 0, name
+        assert str(tmp_path / "run" / name) in out  # the lines naming them were printed
+    if command == "gneb":
+        s = json.loads((tmp_path / "run" / "summary.json").read_text())
+        assert s["converged"] and s["barrier_eV"] > 0
+        with sl.io.Trajectory(tmp_path / "run" / "path.h5") as tr:
+            assert len(tr) == 7
+    else:  # a minimum: the spin along the easy axis (up is metastable in this field)
+        got = sl.State.from_ase(sl.io.read_extxyz(str(tmp_path / "run" / outputs[-1]))[0])
+        assert abs(got.spins[0][2]) == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.usefixtures("default_signal_handlers")
+def test_a_band_that_converged_as_the_signal_came_is_not_called_interrupted(tmp_path, capsys, monkeypatch):
+    """A SIGTERM during the last band iteration: gneb raises it with the converged band (its
+    check after the loop); `spinlat gneb` said "interrupted at iteration N: the band so far ...,
+    continue from it". Now it says the band had converged (summary: converged), and exits 143."""
+    import signal
+
+    from spinlat import transitions
+    from spinlat.interrupts import Terminated
+
+    real = transitions.gneb
+
+    def converged_then_terminated(*args, **kw):  # what check(result) raises after a converged last iteration
+        exc = Terminated()
+        exc.partial_result = real(*args, **kw)
+        raise exc
+
+    monkeypatch.setattr(transitions, "gneb", converged_then_terminated)
+    _endpoints(tmp_path)
+    cfg = {"potential": POTENTIAL, "output": "run",
+           "gneb": {"initial": "up.extxyz", "final": "down.extxyz", "images": 7, "tol": 1e-9}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "the band had converged when the interrupt took effect" in err and "so far" not in err, err
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    h = MU * sl.units.MU_B * B / (2 * K)
+    assert s["converged"] and s["barrier_eV"] == pytest.approx(K * (1 - h) ** 2, rel=1e-6)

@@ -265,7 +265,7 @@ def test_the_line_printed_says_what_the_innermost_run_does(capfd):
 
 def test_each_run_says_how_it_stops(tmp_path, monkeypatch, capfd):
     """The words of each kind of run on the first signal: a Simulation ends its chunk of steps,
-    a minimisation its iteration (the compiled kernel: the whole minimisation), a sweep over
+    a minimisation its iteration (the compiled kernel: its chunk of iterations), a sweep over
     processes stops at once."""
     st, pot = crystal(2, T=300.0), PairSpin() + Field([0, 0, 1.0])
     sim = sl.Simulation(st, pot, _SignalAt(1.0, signal.SIGTERM, at=2), every=4, progress=False)
@@ -277,12 +277,14 @@ def test_each_run_says_how_it_stops(tmp_path, monkeypatch, capfd):
     _signal_after_kernel_call(monkeypatch, signal.SIGINT, at=1)
     with pytest.raises(KeyboardInterrupt):
         sl.minimize(fe.copy(spins=np.random.default_rng(0).normal(size=(len(fe), 3))), exch, tmax=1e-8)
-    assert "stopping when the minimisation ends (the compiled kernel runs to its end)" in capfd.readouterr().err
+    assert "stopping within a fraction of a second (at the end of the compiled kernel's chunk of iterations) (send" \
+        in capfd.readouterr().err
     monkeypatch.undo()
     _signal_after_kernel_call(monkeypatch, signal.SIGINT, at=1)
     with pytest.raises(KeyboardInterrupt):
         sl.search.ground_state(fe, exch, starts=3, tmax=1e-8)
-    assert "stopping at the end of the start under way (send" in capfd.readouterr().err
+    assert ("stopping within a fraction of a second (at the end of the compiled kernel's chunk of iterations): the "
+            "starts finished are kept, the one under way is dropped (send") in capfd.readouterr().err
     monkeypatch.undo()
     from spinlat import search
 
@@ -298,18 +300,20 @@ def test_each_run_says_how_it_stops(tmp_path, monkeypatch, capfd):
 # ------------------------------------------------------------------ ground-state searches
 def _signal_after_kernel_call(monkeypatch, signum, at):
     """Make the compiled L-BFGS kernel send ``signum`` to this process when its ``at``-th call
-    has finished (the search then stops before the next start)."""
+    has finished (the search then stops before the next start: on 16 atoms one call is one
+    start)."""
     from spinlat.integrators import spin_lbfgs
 
-    kernel, calls = spin_lbfgs.lbfgs_oso, []
+    kernel, calls = spin_lbfgs.lbfgs_oso_steps, []
 
     def counting(*args):
-        kernel(*args)
+        finished = kernel(*args)
         calls.append(1)
         if len(calls) == at:
             os.kill(os.getpid(), signum)
+        return finished
 
-    monkeypatch.setattr(spin_lbfgs, "lbfgs_oso", counting)
+    monkeypatch.setattr(spin_lbfgs, "lbfgs_oso_steps", counting)
     return calls
 
 
@@ -339,6 +343,36 @@ def test_an_interrupted_search_keeps_the_minima_of_the_finished_starts(monkeypat
     assert [(m.count, m.starts) for m in part.minima] == [(m.count, m.starts) for m in whole] == [(3, (0, 1, 2))]
     assert part.minima[0].energy == whole[0].energy
     np.testing.assert_array_equal(part.minima[0].state.spins, whole[0].state.spins)
+    assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("signum, kind", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+def test_a_second_signal_keeps_the_finished_starts_of_a_serial_search(monkeypatch, signum, kind):
+    """A second signal raises at once; in a serial search it lost every start of the batch under
+    way (all of them: a serial search is one batch), the InterruptedSearch was empty. Now the
+    starts finished come back; only the start under way is lost."""
+    from spinlat.integrators import spin_lbfgs
+    from spinlat.search import ground_state
+
+    st, pot = _fe_search()
+    whole = ground_state(st, pot, starts=2, seed=2, tmax=1e-8)
+    kernel, calls = spin_lbfgs.lbfgs_oso_steps, []
+
+    def twice(*args):  # both signals as the third start begins
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signum)
+            os.kill(os.getpid(), signum)
+        return kernel(*args)
+
+    monkeypatch.setattr(spin_lbfgs, "lbfgs_oso_steps", twice)
+    with pytest.raises(kind) as info:
+        ground_state(st, pot, starts=6, seed=2, tmax=1e-8)
+    assert len(calls) == 3
+    part = info.value.partial_result
+    assert part.finished == (0, 1) and part.starts == 6
+    assert [(m.count, m.starts) for m in part.minima] == [(m.count, m.starts) for m in whole]
+    assert part.minima[0].energy == whole[0].energy
     assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
 
 
@@ -595,22 +629,32 @@ def test_an_interrupted_search_over_processes_keeps_the_finished_starts_of_the_b
     for m in whole:  # each start finished reached the minimum it reaches uninterrupted
         for s in set(m.starts) & set(part.finished):
             assert by_start[s].energy == pytest.approx(m.energy, abs=1e-8)
-    assert "stopping once each worker process has finished the start under way" in capfd.readouterr().err
+    assert "stopping once each worker process has stopped its start under way" in capfd.readouterr().err
     assert search._POOL is None  # its workers were asked to stop for good: ended
     assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
 
 
-def test_a_second_interrupt_ends_the_workers_of_a_search_at_once():
+def test_a_second_interrupt_ends_the_workers_of_a_search_at_once_with_the_starts_they_finished(capfd):
     """While the workers finish their start under way, a second signal stops at once: the
-    workers are ended and what was collected is kept."""
+    workers are ended. They were killed with the starts their batch had finished (start 0 of the
+    batch (0, 1), stalled in start 1, was lost); now they are asked to stop at once (SIGUSR2) and
+    send what they finished: start 0 comes back, start 1 (under way) does not."""
+    import time
+
     from spinlat import search
 
     st, pot, whole = _stalling_search(signal.SIGINT, again=True)
     search.shutdown_workers()
+    t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt) as info:
         search.ground_state(st, pot, starts=16, seed=2, tmax=1e-6, workers=2)
+    assert time.monotonic() - t0 < 60  # not the 1200 s the stalled worker sleeps
     part = info.value.partial_result
-    assert isinstance(part, search.InterruptedSearch) and 1 not in part.finished and 0 not in part.finished
+    assert isinstance(part, search.InterruptedSearch) and 1 not in part.finished and 0 in part.finished
+    by_start = {s: m for m in part.minima for s in m.starts}
+    e0 = next(m.energy for m in whole if 0 in m.starts)
+    assert by_start[0].energy == pytest.approx(e0, abs=1e-8)
+    assert "asked to stop at once" in capfd.readouterr().err
     assert search._POOL is None
     assert sl.sweep(functools.partial(math.pow, 2.0), [1, 2], workers=2) == [2.0, 4.0]  # a new pool
     search.shutdown_workers()
@@ -639,3 +683,30 @@ def test_annealed_starts_on_a_scheduler_are_one_job_each(monkeypatch):
     serial = search.ground_state(st, pot, starts=17, seed=1, tmax=1e-8, anneal=anneal)
     assert [(m.count, m.starts) for m in spread] == [(m.count, m.starts) for m in serial]
     assert [m.energy for m in spread] == pytest.approx([m.energy for m in serial], abs=1e-10)
+
+
+def test_workers_that_start_after_the_stop_request_are_asked_too(monkeypatch):
+    """Spawned worker processes take seconds to start: a search interrupted before they had
+    reported their process ids asked nobody, and then never asked them (the pool had no id
+    marked as asked), so each worker ran its whole batch (measured: 7-9 s after SIGTERM instead
+    of a fraction of a second). Now the pool is marked as asked and each worker that reports
+    later gets SIGUSR1 on the next poll."""
+    from spinlat import search
+
+    sent, pids = [], []
+    monkeypatch.setattr(search, "_signal_workers", lambda ps, signum: sent.append((sorted(ps), signum)))
+    monkeypatch.setattr(search, "_worker_pids", lambda: list(pids))
+    monkeypatch.setattr(search, "_POOL", (2, "spawn", None, None, [], set()))
+
+    class Running:
+        def cancel(self):
+            return False
+
+    assert len(search._ask_pool_to_stop([Running()])) == 1  # no worker has started: nobody to signal yet
+    pids += [101, 102]
+    search._ask_pool_to_stop([])  # the next poll
+    assert sent[-1] == ([101, 102], signal.SIGUSR1)
+    pids.append(103)
+    search._ask_pool_to_stop([])
+    assert sent[-1] == ([103], signal.SIGUSR1)
+    assert 101 not in (sent[-1][0])  # each asked once

@@ -106,6 +106,16 @@ def result(text: str) -> None:
     _results.info(text)
 
 
+def writing(what: str):
+    """Context manager: Ctrl-C / SIGTERM held back while a command writes ``what`` (its outputs,
+    e.g. "the band"; :func:`spinlat.interrupts.deferred`): the files are written whole and the
+    lines that name them printed, then the interrupt is raised (status 130 / 143). A signal that
+    arrived while the outputs were being written otherwise left none, or a file cut short."""
+    from ..interrupts import deferred
+
+    return deferred(f"once {what} is written")
+
+
 def save_config(config_path, dst: Path) -> None:
     """Copy the config file into the run directory (a record of what ran)."""
     src = Path(config_path)

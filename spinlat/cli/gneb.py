@@ -66,7 +66,7 @@ def run(args) -> int:
     from ..files import atomic_write_text
     from ..io import Trajectory, write_extxyz
     from ..transitions import band_changes, gneb
-    from .common import save_config
+    from .common import save_config, writing
 
     path = Path(args.config)
     raw = C.read_yaml(path)
@@ -128,20 +128,27 @@ def run(args) -> int:
             res = gneb(initial, final, pot, callback=progress, **kw)
         except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the band so far is kept
             part = getattr(exc, "partial_result", None)
-            if part is not None:
-                save(part, time.perf_counter() - t0)
-                log(f"interrupted at iteration {part.iterations}: the band so far is in {files['path.h5']}; "
-                    f"continue from it with 'path: {files['path.h5']}' in the gneb section (and another --output, "
-                    "or --overwrite)")
+            if part is not None and part.converged:  # stopped as it converged: the path, not a band midway
+                with writing("the band"):
+                    save(part, time.perf_counter() - t0)
+                    log(f"the band had converged when the interrupt took effect ({part.iterations} iterations, "
+                        f"barrier {part.barrier:.8f} eV): it is in {files['path.h5']}")
+            elif part is not None:
+                with writing("the band so far"):
+                    save(part, time.perf_counter() - t0)
+                    log(f"interrupted at iteration {part.iterations}: the band so far is in {files['path.h5']}; "
+                        f"continue from it with 'path: {files['path.h5']}' in the gneb section (and another "
+                        "--output, or --overwrite)")
             raise
         wall = time.perf_counter() - t0
-        summary = save(res, wall)
-        log(f"{res.reason} after {res.iterations} iterations ({res.n_evaluations} evaluations, {wall:.1f} s)",
-            sys.stdout)
-        log(f"barrier {res.barrier:.8f} eV (saddle image {res.saddle}), reverse barrier {res.reverse_barrier:.8f} eV",
-            sys.stdout)
-        log("largest forces: " + ", ".join(f"{k} {v:.3g} {u}" for (k, v), u in zip(
-            res.max_force.items(), summary["max_force_units"].values())), sys.stdout)
-        for name in ("path.h5", "path.extxyz", "energy.png", "summary.json"):
-            log(f"{name}: {files[name]}", sys.stdout)
+        with writing("the band"):  # a signal now: the band found is saved, then the command exits 130 / 143
+            summary = save(res, wall)
+            log(f"{res.reason} after {res.iterations} iterations ({res.n_evaluations} evaluations, {wall:.1f} s)",
+                sys.stdout)
+            log(f"barrier {res.barrier:.8f} eV (saddle image {res.saddle}), reverse barrier "
+                f"{res.reverse_barrier:.8f} eV", sys.stdout)
+            log("largest forces: " + ", ".join(f"{k} {v:.3g} {u}" for (k, v), u in zip(
+                res.max_force.items(), summary["max_force_units"].values())), sys.stdout)
+            for name in ("path.h5", "path.extxyz", "energy.png", "summary.json"):
+                log(f"{name}: {files[name]}", sys.stdout)
     return 0 if res.converged else 1

@@ -5,10 +5,11 @@ Reads the run config's ``structure`` and ``potential`` and its ``search`` sectio
 :data:`spinlat.config.SEARCH`). Writes ``minima.txt`` (ranked energies), ``minima.extxyz`` (the
 distinct minima, lowest first, with their moments), ``search.log`` and ``search.config.yaml`` in
 the run directory, next to (never over) the files of ``spinlat run``. Ctrl-C or SIGTERM stop a
-serial search at the end of the start under way (with ``workers`` or ``scheduler``: at once, the
-jobs under way abandoned) and write the minima of the starts finished to
-``minima.txt`` (its first line, ``# interrupted after k of n starts ...``, says so) and
-``minima.extxyz`` (status 130 / 143).
+search within a fraction of a second (the start under way dropped; see
+:func:`spinlat.search.ground_state` for ``workers``, annealing and ``scheduler``) and write the
+minima of the starts finished to ``minima.txt`` (its first line, ``# interrupted after k of n
+starts ...``, says so) and ``minima.extxyz`` (status 130 / 143); one that arrives while the
+results are written waits until they are whole.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import time
 
 from ..files import atomic_write_text
-from .common import add_output_arguments, log, prepare, result
+from .common import add_output_arguments, log, prepare, result, writing
 
 HELP = "search magnetic ground states from a YAML config"
 
@@ -42,14 +43,16 @@ def run(args) -> int:
         if part is not None:
             note = (f"interrupted after {len(part.finished)} of {part.starts} starts: minima of the finished starts "
                     f"only{'' if len(part.finished) < part.starts else ', near-degenerate ones not re-minimised'}")
-            _write(run_dir, state, part.minima, note)
-            log.warning(f"search: {note}; they are in {run_dir / 'minima.txt'} and {run_dir / 'minima.extxyz'}")
+            with writing("the minima found"):
+                _write(run_dir, state, part.minima, note)
+                log.warning(f"search: {note}; they are in {run_dir / 'minima.txt'} and {run_dir / 'minima.extxyz'}")
         raise
     wall = time.perf_counter() - t0
-    for line in _write(run_dir, state, minima):
-        result(line)
-    result(f"{len(minima)} distinct minima from {sum(m.count for m in minima)} starts in {wall:.1f} s")
-    result(f"minima: {run_dir / 'minima.txt'}, {run_dir / 'minima.extxyz'}")
+    with writing("the minima"):  # a signal now: written, then the command exits 130 / 143
+        for line in _write(run_dir, state, minima):
+            result(line)
+        result(f"{len(minima)} distinct minima from {sum(m.count for m in minima)} starts in {wall:.1f} s")
+        result(f"minima: {run_dir / 'minima.txt'}, {run_dir / 'minima.extxyz'}")
     return 0
 
 

@@ -23,7 +23,9 @@ iteration. It is the same algorithm, step for step, as the Python loop of
   clears the memory, or ends the run when it is already empty);
 - convergence: the largest |τ_i| ≤ ``tmax`` (eV).
 
-:func:`lbfgs_oso` runs a stack of starts (M, N, 3) in one call, one after the other.
+:func:`lbfgs_oso` runs a stack of starts (M, N, 3) in one call, one after the other;
+:func:`lbfgs_oso_steps` runs them in pieces of a given number of iterations (a caller that must
+stay responsive to Ctrl-C / SIGTERM checks between pieces), with the same results bit for bit.
 """
 
 from __future__ import annotations
@@ -88,51 +90,66 @@ def _rotated(spins, d, alpha, out):
                                                             1.0, 0.0)
 
 
-@numba.njit(cache=True)
-def lbfgs_oso(c, moments, e_const, spins, tmax, max_steps, memory, max_rotation, energy, iterations, status,
-              max_torque, n_evaluations, history):
-    """Minimise every start of ``spins`` (M, N, 3), in place, by L-BFGS with orthogonal spin
-    rotations (module docstring).
+#: slots of the integer carry of :func:`lbfgs_oso_steps`: the start under way (index in the stack),
+#: whether it has begun, L-BFGS pairs stored, row of the next pair, iterations done, evaluations
+CARRY_START, CARRY_BEGUN, CARRY_COUNT, CARRY_HEAD, CARRY_IT, CARRY_NEV = range(6)
 
-    Parameters
-    ----------
-    c : the couplings' ``kernel_arrays()``. moments : (N,) μB. e_const : constant energy added to
-        every evaluation (offsets of the couplings plus the spin-independent terms), eV.
-    tmax : torque tolerance, eV. max_steps : iteration limit. memory : number of L-BFGS pairs.
-    max_rotation : largest spin rotation of one step, rad.
-    energy, max_torque : (M,) float outputs (eV). iterations, status, n_evaluations : (M,) int64
-        outputs (status: CONVERGED, MAX_STEPS or LINE_SEARCH_FAILED). history : (M, max_steps + 1)
-        float output, entry t the energy after iteration t when its step was accepted (entry 0:
-        the start); other entries are left untouched.
-    """
+
+def new_carry(n, memory):
+    """A fresh carry of :func:`lbfgs_oso_steps` for N atoms and ``memory`` pairs (no start begun):
+    ``(ints (6,) int64, values (2,) float64 [energy eV, largest torque eV], S (memory, 3N),
+    Y (memory, 3N), rho (memory,), torques (N, 3) eV/rad)``."""
+    return (np.zeros(6, np.int64), np.zeros(2), np.zeros((memory, 3 * n)), np.zeros((memory, 3 * n)),
+            np.zeros(memory), np.zeros((n, 3)))
+
+
+@numba.njit(cache=True)
+def lbfgs_oso_steps(c, moments, e_const, spins, tmax, max_steps, memory, max_rotation, energy, iterations, status,
+                    max_torque, n_evaluations, history, ints, values, S, Y, rho, tq, budget):
+    """:func:`lbfgs_oso` in pieces: at most ``budget`` iterations (over all starts) per call, the
+    state of the start under way kept in the carry (``ints, values, S, Y, rho, tq``: a
+    :func:`new_carry`, updated in place) so that the next call goes on exactly where this one
+    stopped. The results are bit for bit those of one :func:`lbfgs_oso` call, whatever the budgets
+    (the only difference: a start resumed re-tests its unchanged convergence criterion). Returns
+    True when every start of ``spins`` is finished (outputs written), False when the budget ran out
+    first (``ints[CARRY_START]`` starts are finished; the next one is under way, its spins the
+    state reached after ``ints[CARRY_IT]`` iterations)."""
     n_starts, n = spins.shape[0], spins.shape[1]
     nv = 3 * n
-    S = np.zeros((memory, nv))
-    Y = np.zeros((memory, nv))
-    rho = np.zeros(memory)
     g = np.empty((1, n, 3))
     atoms = np.arange(n)
-    tq = np.empty((n, 3))
     tq_new = np.empty((n, 3))
     trial = np.empty((n, 3))
     d = np.empty(nv)
     order = np.empty(memory, dtype=np.int64)
-    for k in range(n_starts):
+    gv = tq.reshape(nv)
+    used = 0
+    while ints[CARRY_START] < n_starts:
+        k = ints[CARRY_START]
         st = spins[k]
-        e, tnorm = oso_evaluate(c, moments, st, atoms, g, tq)
-        e += e_const
-        nev = 1
-        gv = tq.reshape(nv)
-        count, head = 0, 0  # pairs stored; row of the next pair
-        history[k, 0] = e
-        it = 0
+        if ints[CARRY_BEGUN] == 0:
+            e, tnorm = oso_evaluate(c, moments, st, atoms, g, tq)
+            e += e_const
+            nev = 1
+            count, head = 0, 0  # pairs stored; row of the next pair
+            history[k, 0] = e
+            it = 0
+            ints[CARRY_BEGUN] = 1
+        else:
+            e, tnorm = values[0], values[1]
+            count, head, it, nev = ints[CARRY_COUNT], ints[CARRY_HEAD], ints[CARRY_IT], ints[CARRY_NEV]
         code = MAX_STEPS
+        paused = False
         while True:
             if tnorm <= tmax:
                 code = CONVERGED
                 break
             if it == max_steps:
                 break
+            if used == budget:
+                paused = True
+                break
+            used += 1
             it += 1
             if count > 0:
                 for q in range(count):
@@ -197,11 +214,38 @@ def lbfgs_oso(c, moments, e_const, spins, tmax, max_steps, memory, max_rotation,
             tq[:, :] = tq_new
             e, tnorm = e_new, t_new
             history[k, it] = e
+        if paused:
+            values[0], values[1] = e, tnorm
+            ints[CARRY_COUNT], ints[CARRY_HEAD], ints[CARRY_IT], ints[CARRY_NEV] = count, head, it, nev
+            return False
         energy[k] = e
         iterations[k] = it
         status[k] = code
         max_torque[k] = tnorm
         n_evaluations[k] = nev
+        ints[CARRY_BEGUN] = 0
+        ints[CARRY_START] = k + 1
+    return True
+
+
+def lbfgs_oso(c, moments, e_const, spins, tmax, max_steps, memory, max_rotation, energy, iterations, status,
+              max_torque, n_evaluations, history):
+    """Minimise every start of ``spins`` (M, N, 3), in place, by L-BFGS with orthogonal spin
+    rotations (module docstring): one :func:`lbfgs_oso_steps` call without an iteration budget.
+
+    Parameters
+    ----------
+    c : the couplings' ``kernel_arrays()``. moments : (N,) μB. e_const : constant energy added to
+        every evaluation (offsets of the couplings plus the spin-independent terms), eV.
+    tmax : torque tolerance, eV. max_steps : iteration limit. memory : number of L-BFGS pairs.
+    max_rotation : largest spin rotation of one step, rad.
+    energy, max_torque : (M,) float outputs (eV). iterations, status, n_evaluations : (M,) int64
+        outputs (status: CONVERGED, MAX_STEPS or LINE_SEARCH_FAILED). history : (M, max_steps + 1)
+        float output, entry t the energy after iteration t when its step was accepted (entry 0:
+        the start); other entries are left untouched.
+    """
+    lbfgs_oso_steps(c, moments, e_const, spins, tmax, max_steps, memory, max_rotation, energy, iterations, status,
+                    max_torque, n_evaluations, history, *new_carry(spins.shape[1], memory), -1)
 
 
 def reference_torques(couplings, spins, moments):
@@ -214,4 +258,5 @@ def reference_torques(couplings, spins, moments):
     return float(e.sum()), -np.asarray(moments, dtype=np.float64)[:, None] * np.cross(s, h)
 
 
-__all__ = ["CONVERGED", "LINE_SEARCH_FAILED", "MAX_STEPS", "lbfgs_oso", "oso_evaluate", "reference_torques"]
+__all__ = ["CONVERGED", "LINE_SEARCH_FAILED", "MAX_STEPS", "lbfgs_oso", "lbfgs_oso_steps", "new_carry", "oso_evaluate",
+           "reference_torques"]

@@ -122,3 +122,82 @@ def test_max_steps_and_bad_requests():
         minimize_starts(st, pot, 2 * st.spins[None])
     with pytest.raises(InputError, match="unknown option"):
         minimize_starts(st, pot, st.spins[None], tmx=1e-3)
+
+
+@pytest.mark.parametrize("case", [_chiral_chain, _mn3pt])
+def test_the_kernel_in_chunks_gives_the_one_call_result_bit_for_bit(case):
+    """lbfgs_oso_steps carries the L-BFGS history, energy, torques and counters from one chunk of
+    iterations to the next (a caller looks for Ctrl-C / SIGTERM between chunks): any budgets give
+    exactly the arrays of one uninterrupted lbfgs_oso call, also over several starts."""
+    from spinlat.integrators import spin_lbfgs as K
+    from spinlat.minimization import _MAX_ROTATION
+
+    st, pot = case()
+    eng = SpinFieldEngine(pot)
+    eng.update(st, pot.neighbor_list(st) if pot.cutoff > 0 else None)
+    c = _kernel_couplings(eng.couplings)
+    rng = np.random.default_rng(3)
+    starts = rng.normal(size=(3, len(st), 3))
+    starts /= np.linalg.norm(starts, axis=-1, keepdims=True)
+    moments = np.ascontiguousarray(st.moments, dtype=np.float64)
+    max_steps, memory = 400, 7
+
+    def outputs():
+        m = len(starts)
+        return [starts.copy(), np.empty(m), np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m),
+                np.empty(m, np.int64), np.full((m, max_steps + 1), np.nan)]
+
+    one = outputs()
+    s1, e1, i1, c1, t1, n1, h1 = one
+    K.lbfgs_oso(c, moments, -1.25, s1, 1e-9, max_steps, memory, _MAX_ROTATION, e1, i1, c1, t1, n1, h1)
+    assert i1.max() > 30  # many chunks below
+    for budgets in ([1], [0, 5, 2, 13], [37]):
+        out = outputs()
+        sp, e, it, code, tq, nev, hist = out
+        carry = K.new_carry(len(st), memory)
+        calls = 0
+        while not K.lbfgs_oso_steps(c, moments, -1.25, sp, 1e-9, max_steps, memory, _MAX_ROTATION, e, it, code, tq,
+                                    nev, hist, *carry, budgets[calls % len(budgets)]):
+            calls += 1
+        assert calls >= i1.sum() // max(budgets) - len(starts)  # the kernel paused that often
+        for a, b in zip(one, out):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_an_interrupted_compiled_minimisation_returns_the_state_reached(monkeypatch):
+    """`sl.minimize` on linear couplings ran the compiled kernel to convergence, deaf to Ctrl-C /
+    SIGTERM (longer than a batch system's grace time on a large system). Now the kernel runs in
+    chunks; the interrupt's partial_result is the state reached, labelled "interrupted", bit for
+    bit the state after the same number of iterations of an uninterrupted run."""
+    import os
+    import signal
+
+    from spinlat import minimization
+    from spinlat.integrators import spin_lbfgs as K
+    from spinlat.interrupts import Terminated
+
+    st, pot = _mn3pt()
+    st = st.copy(spins=np.random.default_rng(5).normal(size=(len(st), 3)))
+    monkeypatch.setattr(minimization, "_FIRST_CHUNK", 4 * len(st))  # chunks of 4 iterations, then of 1
+    monkeypatch.setattr(minimization, "_CHUNK_S", 0.0)
+    kernel, calls = K.lbfgs_oso_steps, []
+
+    def signalling(*args):
+        finished = kernel(*args)
+        calls.append(args[-1])
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return finished
+
+    monkeypatch.setattr(K, "lbfgs_oso_steps", signalling)
+    with pytest.raises(Terminated) as info:
+        sl.minimize(st, pot, tmax=1e-9)
+    assert calls == [4, 1, 1, 0]  # the last call: no iteration, the state reached
+    part = info.value.partial_result
+    assert part.reason == "interrupted" and not part.converged and part.iterations == 6
+    monkeypatch.undo()
+    ref, res = sl.minimize(st, pot, tmax=1e-9, max_steps=6, return_result=True)
+    assert res.reason == "max_steps reached"
+    np.testing.assert_array_equal(part.state.spins, ref.spins)
+    assert part.energy == res.energy and part.max_torque == res.max_torque and part.history == res.history
+    assert part.n_evaluations == res.n_evaluations
