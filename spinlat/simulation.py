@@ -70,6 +70,13 @@ from .interrupts import check, deferred, interrupt_cause
 from .potentials.base import changed_parameters
 from .state import State
 
+#: the longest a Ctrl-C / SIGTERM waits for the integrator (seconds, about): a chunk of steps
+#: longer than this runs in pieces (:meth:`Simulation.run`); a module parameter: results do not
+#: depend on it (tests set it to 0, one step per piece)
+SIGNAL_LATENCY_S = 1.0
+#: steps in the first piece, before a rate is measured
+_FIRST_PIECE = 8
+
 
 def _continuation_changes(attrs, potential, integrator) -> list:
     """:meth:`Simulation.continuation_changes` from the trajectory's decoded root attributes."""
@@ -192,6 +199,7 @@ class Simulation:
         self._writer = None  # TrajectoryWriter, open from the first run until close()
         self._closer = None
         self._frames_written = 0
+        self._steps_per_second = None  # measured on the integrator's calls (Simulation._advance)
         self._append = False
         if restart:
             if trajectory is None:
@@ -424,7 +432,12 @@ class Simulation:
         is written, every frame held in memory is flushed, and ``KeyboardInterrupt`` (SIGTERM:
         :class:`~spinlat.interrupts.Terminated`) is raised; a second signal stops at once, and
         the frames are flushed then too (:func:`spinlat.interrupts.deferred`). The file can be
-        continued with :meth:`restart`."""
+        continued with :meth:`restart`. A chunk longer than :data:`SIGNAL_LATENCY_S` seconds
+        (a large ``every`` on a large system: a batch system's grace period between SIGTERM and
+        SIGKILL is often 30 s) is run in pieces that long; a signal between them ends the run at
+        the chunk's start: the steps of the piece(s) done are dropped, the Simulation (state,
+        step, time) stays at its last chunk, as the file. The pieces give the same bits as one
+        call (every integrator continues exactly across calls; tests/test_simulation.py)."""
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise InputError(f"steps must be a non-negative integer, got {steps!r}")
         steps = int(steps)
@@ -433,7 +446,8 @@ class Simulation:
         dt = getattr(self.integrator, "dt", None)
         bar = None
         finished = False
-        with deferred("at the end of the chunk of steps under way, once its frame is written"):
+        with deferred(f"at the end of the chunk of steps under way, once its frame is written (a chunk longer than "
+                      f"{SIGNAL_LATENCY_S:g} s stops sooner, its steps dropped: the file ends at its last frame)"):
             try:
                 self._chunk = 0
                 if self.evaluation is None:
@@ -453,7 +467,7 @@ class Simulation:
                     chunk = min(self.every - (self.step % self.every), steps - done)
                     if thermo:
                         chunk = min(chunk, thermo - (self.step % thermo))
-                    state = self.integrator.run(state, self.potential, chunk)
+                    state = self._advance(state, chunk)
                     done += chunk
                     self.step += chunk
                     self.time += chunk * (dt if dt is not None else 1.0)
@@ -482,6 +496,26 @@ class Simulation:
                 if writer is not None:
                     self._flush_writer(writer, finished)
         return self.state
+
+    def _advance(self, state, chunk):
+        """``state`` advanced ``chunk`` steps by the integrator, in pieces of about
+        :data:`SIGNAL_LATENCY_S` seconds (the rate measured on the pieces before), looking for a
+        held-back signal between them (raised: the pieces done are dropped, see :meth:`run`)."""
+        done = 0
+        while done < chunk:
+            rate = self._steps_per_second
+            piece = chunk - done if rate is None else max(1, min(chunk - done, int(rate * SIGNAL_LATENCY_S)))
+            if rate is None:
+                piece = min(piece, _FIRST_PIECE if SIGNAL_LATENCY_S > 0 else 1)
+            t0 = _time.perf_counter()
+            state = self.integrator.run(state, self.potential, piece)
+            elapsed = _time.perf_counter() - t0
+            if elapsed > 0:
+                self._steps_per_second = piece / elapsed
+            done += piece
+            if done < chunk:
+                check()
+        return state
 
     # ------------------------------------------------------------------ progress and thermo lines
     def _progress_bar(self, steps):

@@ -271,8 +271,8 @@ def test_each_run_says_how_it_stops(tmp_path, monkeypatch, capfd):
     sim = sl.Simulation(st, pot, _SignalAt(1.0, signal.SIGTERM, at=2), every=4, progress=False)
     with pytest.raises(Terminated):
         sim.run(40)
-    assert "stopping at the end of the chunk of steps under way, once its frame is written (send it again" \
-        in capfd.readouterr().err
+    assert "stopping at the end of the chunk of steps under way, once its frame is written (a chunk longer than 1 s " \
+        "stops sooner, its steps dropped: the file ends at its last frame) (send it again" in capfd.readouterr().err
     fe, exch = _fe_search()
     _signal_after_kernel_call(monkeypatch, signal.SIGINT, at=1)
     with pytest.raises(KeyboardInterrupt):

@@ -191,9 +191,10 @@ def _assert_same_state(a, b):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_same_trajectory_however_the_run_is_split_written_or_restarted(tmp_path, name):
+def test_same_trajectory_however_the_run_is_split_written_or_restarted(tmp_path, monkeypatch, name):
     """run(100) = run(47) + run(53) = frames every 5 or every 10 steps = 47 steps, then a restart
-    from the file with new potential and integrator objects (as in a new process): bit for bit."""
+    from the file with new potential and integrator objects (as in a new process) = every chunk in
+    pieces of one step (what a slow chunk does to stay responsive to signals): bit for bit."""
     make_state, make_potential, make_integrator = CASES[name]
     st = make_state()
     sim = sl.Simulation(st, make_potential(), make_integrator(), trajectory=tmp_path / "ref.h5", every=EVERY,
@@ -228,6 +229,14 @@ def test_same_trajectory_however_the_run_is_split_written_or_restarted(tmp_path,
         assert list(got["step"]) == sorted([*range(0, 101, EVERY), 47])
         _assert_same_frames(got, frames, steps=frames["step"])
     _assert_same_frames(_frames(tmp_path / "ten.h5"), frames, steps=np.arange(0, 101, 10))
+
+    from spinlat import simulation
+
+    monkeypatch.setattr(simulation, "SIGNAL_LATENCY_S", 0.0)  # pieces of one step
+    sim = sl.Simulation(st, make_potential(), make_integrator(), trajectory=tmp_path / "pieces.h5", every=10,
+                        progress=False)
+    _assert_same_state(sim.run(100), ref)
+    _assert_same_frames(_frames(tmp_path / "pieces.h5"), frames, steps=np.arange(0, 101, 10))
 
 
 def test_restart_with_another_seed_starts_a_new_stream(tmp_path):
@@ -471,3 +480,41 @@ def test_restart_with_other_exchange_values_is_named(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sl.Simulation.restart(path, other, sl.integrators.LLG(1.0, damping=0.1), progress=False).close()
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_signal_inside_a_long_chunk_stops_at_the_next_piece(tmp_path, monkeypatch, default_signal_handlers,
+                                                               signum):
+    """Simulation.run held a signal back to the end of the chunk of steps under way: with a large
+    ``every`` on a large system that outlasts a batch system's grace period (SIGTERM, then SIGKILL
+    ~30 s later). A chunk now runs in pieces (SIGNAL_LATENCY_S each, here one step): a signal
+    stops the run after the piece under way; the Simulation and the file stay at the last whole
+    chunk, and a restart from the file gives the uninterrupted run's bits."""
+    from spinlat import simulation
+    from spinlat.interrupts import Terminated
+
+    make_state, make_potential, make_integrator = CASES["langevin_eam_bs"]
+    st = make_state()
+    ref = sl.Simulation(st, make_potential(), make_integrator(), trajectory=tmp_path / "ref.h5", every=10,
+                        progress=False).run(30)
+    monkeypatch.setattr(simulation, "SIGNAL_LATENCY_S", 0.0)
+    integrator, calls = make_integrator(), []
+    real_run = integrator.run
+
+    def run(state, potential, steps):
+        calls.append(steps)
+        if len(calls) == 14:  # the 4th step of the second chunk
+            os.kill(os.getpid(), getattr(signal, signum))
+        return real_run(state, potential, steps)
+
+    monkeypatch.setattr(integrator, "run", run)
+    sim = sl.Simulation(st, make_potential(), integrator, trajectory=tmp_path / "cut.h5", every=10, progress=False)
+    with pytest.raises(Terminated if signum == "SIGTERM" else KeyboardInterrupt):
+        sim.run(30)
+    assert calls == [1] * 14  # stopped after the piece under way, 6 steps before the chunk's end
+    assert sim.step == 10 and np.array_equal(sim.state.spins, _frames(tmp_path / "cut.h5")["spins"][-1])
+    assert list(_frames(tmp_path / "cut.h5")["step"]) == [0, 10]
+    sim.close()
+    monkeypatch.undo()
+    again = sl.Simulation.restart(tmp_path / "cut.h5", make_potential(), make_integrator(), progress=False)
+    _assert_same_state(again.run(20), ref)
