@@ -36,9 +36,9 @@ def chirality(state):
 
 
 def main():
-    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--reps", type=int, default=1, help="supercell repeats of the cubic cell")
-    p.add_argument("--images", type=int, default=13)
+    p.add_argument("--images", type=int, default=13, help="images of the band, both endpoints included")
     p.add_argument("--tol", type=float, default=1e-5, help="force tolerance, eV/rad")
     p.add_argument("--out", default="gneb_mn3pt", help="output directory")
     args = p.parse_args()

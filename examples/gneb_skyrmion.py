@@ -23,9 +23,9 @@ from _example import ArgumentParser, run  # examples/_example.py: one-line error
 
 
 def main():
-    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--L", type=int, default=20, help="lattice size (sites per side)")
-    p.add_argument("--images", type=int, default=16)
+    p.add_argument("--images", type=int, default=16, help="images of the band, both endpoints included")
     p.add_argument("--tol", type=float, default=1e-5, help="force tolerance, eV/rad")
     p.add_argument("--out", default="gneb_skyrmion", help="output directory")
     args = p.parse_args()

@@ -45,3 +45,24 @@ def test_every_example_runs_its_main_through_the_shared_handler():
         if not body.startswith("run(") or "sys.argv" in p.read_text(encoding="utf-8"):
             bad.append(f"{p.name}: {body or 'no __main__ block'}")
     assert SCRIPTS and not bad, bad
+
+
+def test_help_gives_whole_sentences_and_every_default(tmp_path):
+    """``script.py --help`` opened with the docstring's first line, cut mid-sentence for the
+    docstrings that wrap ("... on the simple cubic lattice by"), and listed options such as
+    ``--tmin`` or ``--images`` with neither help nor default."""
+    for p in SCRIPTS:
+        out = _run(tmp_path, p.name, "--help")
+        assert out.returncode == 0, (p.name, out.stderr)
+        text = " ".join(out.stdout.split())
+        head = text.split(" options: ")[0].split(" positional arguments: ")[0]
+        assert head.rstrip().endswith("."), (p.name, head)
+        for line in out.stdout.split("options:")[1].splitlines():
+            opt = line.strip().split(" ")[0]
+            if opt.startswith("--") and opt not in ("--debug", "--help", "--alloy", "--overwrite", "--model"):
+                block = out.stdout.split(line, 1)[1].split("\n  -")[0]
+                assert "default" in line + block, (p.name, line)
+    out = _run(tmp_path, "curie_binder_sc.py", "--help")
+    assert "lattice by Monte Carlo and the Binder-cumulant crossing, with error bars." in " ".join(out.stdout.split())
+    out = _run(tmp_path, "curie_bccfe_tb2j.py", "--help")
+    assert "lowest temperature, K (default: 1380.0)" in " ".join(out.stdout.split())
