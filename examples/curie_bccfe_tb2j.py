@@ -106,7 +106,7 @@ def main():
     print(text)
     (out / "curie_bccfe.txt").write_text(text + "\n")
     res.plot(out / "curie_bccfe.png", title=f"bcc Fe, TB2J exchange ({ham.n_pairs} pairs/atom, r < {args.cutoff} Å), Monte Carlo")
-    print(f"wrote {out / 'curie_bccfe.png'}")
+    print(f"wrote {out / 'curie_bccfe.txt'} and {out / 'curie_bccfe.png'}")
 
 
 if __name__ == "__main__":

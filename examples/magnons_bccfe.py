@@ -111,7 +111,7 @@ def main():
                        ("LSWT (magnopy, S = μ/g)", fine.distance, magnopy_fine,
                         dict(color="w", lw=1.0, ls="--"))],
                 title=f"bcc Fe, TB2J exchange: LLG S(q, ω), {len(big)} spins, T = {args.temperature:g} K")
-    print(f"wrote {out / 'magnons_bccfe.png'}")
+    print(f"wrote {out / 'magnons_bccfe.txt'} and {out / 'magnons_bccfe.png'}")
 
 
 if __name__ == "__main__":

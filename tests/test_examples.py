@@ -66,3 +66,14 @@ def test_help_gives_whole_sentences_and_every_default(tmp_path):
     assert "lattice by Monte Carlo and the Binder-cumulant crossing, with error bars." in " ".join(out.stdout.split())
     out = _run(tmp_path, "curie_bccfe_tb2j.py", "--help")
     assert "lowest temperature, K (default: 1380.0)" in " ".join(out.stdout.split())
+
+
+def test_curie_example_names_every_file_it_writes(tmp_path):
+    """curie_bccfe_tb2j.py wrote curie_bccfe.txt and .png but said only ``wrote …/curie_bccfe.png``."""
+    out = _run(tmp_path, "curie_bccfe_tb2j.py", "--sizes", "2", "3", "--sweeps", "20", "--thermalize", "5",
+               "--dt", "300", "--tmax", "1700", "--out", "cc")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "wrote cc/curie_bccfe.txt and cc/curie_bccfe.png"
+    text = (tmp_path / "cc" / "curie_bccfe.txt").read_text()
+    assert text.startswith("L = 2 (16 spins)") and "chi peak: L=2" in text
+    assert (tmp_path / "cc" / "curie_bccfe.png").stat().st_size > 0
