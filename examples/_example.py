@@ -73,3 +73,15 @@ def run(main, *args, **kwargs) -> None:
         print(f"{prog}: error: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
         sys.exit(1)
     sys.exit(int(status or 0))
+
+
+def gneb_status(res, tol) -> int:
+    """Exit status of a GNEB example: 0 when the band ``res`` (a :class:`spinlat.transitions.GNEBResult`)
+    converged; else 1, with a note on stderr that the barrier printed is the last band's, not a saddle
+    point's, as ``spinlat gneb`` exits 1."""
+    if res.converged:
+        return 0
+    print(f"{os.path.basename(sys.argv[0])}: the band did not converge to tol {tol:g} eV/rad in {res.iterations} "
+          f"iterations ({res.reason}): the barrier above is the last band's, not a converged saddle point; "
+          "rerun with more --images or a looser --tol", file=sys.stderr)
+    return 1
