@@ -17,7 +17,10 @@
 
     python examples/mmace_train_nve.py --minutes 10 --steps 6000 --dt 0.5 --out runs/mmace_nve
 
-Defaults give 3 ps of dynamics; ``--model FILE`` skips training and uses a saved model.
+Defaults give 3 ps of dynamics; ``--model FILE`` skips training and uses a saved model. A quick check
+that everything runs: ``--minutes 0.5 --steps 40 --every 10`` (6.6 min on a 2-core machine at load 5,
+2026-12-02: "trained for 96 s" for a 30 s budget, then about 6 s per NVE step of the barely trained
+model).
 """
 
 from __future__ import annotations
