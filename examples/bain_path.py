@@ -30,7 +30,7 @@ def analytic_fe():
 
 
 def main():
-    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--out", default="bain_out", help="output folder")
     p.add_argument("--model", default=None, help="MagneticMACE model file (default: analytic Fe potential)")
     p.add_argument("--alloy", action="store_true", help="Fe on corners, Ni on body centres (FeNi)")

@@ -57,23 +57,23 @@ TB2J = sl.data.path("bccFe_TB2J_exchange.out")  # shipped with spinlat (TB2J bcc
 
 
 def main():
-    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--tb2j", default=str(TB2J), help="TB2J exchange.out file")
     p.add_argument("--cutoff", type=float, default=7.7,
                    help="keep the exchange pairs shorter than this, Å (0: all); the file's shells are complete "
                         "only to 7.40 Å")
     p.add_argument("--sizes", type=int, nargs="+", default=[6, 8, 10, 12], help="cubic supercell sizes L")
-    p.add_argument("--tmin", type=float, default=1380.0)
-    p.add_argument("--tmax", type=float, default=1650.0)
+    p.add_argument("--tmin", type=float, default=1380.0, help="lowest temperature, K")
+    p.add_argument("--tmax", type=float, default=1650.0, help="highest temperature, K")
     p.add_argument("--dt", type=float, default=30.0, help="temperature step, K")
     p.add_argument("--sweeps", type=int, default=3000, help="measured sweeps per temperature")
-    p.add_argument("--thermalize", type=int, default=600)
-    p.add_argument("--overrelax", type=int, default=1)
+    p.add_argument("--thermalize", type=int, default=600, help="sweeps discarded before measuring, per temperature")
+    p.add_argument("--overrelax", type=int, default=1, help="over-relaxation sweeps per Metropolis sweep")
     p.add_argument("--every", type=int, default=20, help="energy sample (for C) every this many sweeps")
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=".")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: serial)")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address (default: none, local)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--out", default=".", help="output folder for curie_bccfe.png and curie_bccfe.txt")
     args = p.parse_args()
 
     state, ham = sl.io.read_tb2j(args.tb2j)
@@ -106,7 +106,7 @@ def main():
     print(text)
     (out / "curie_bccfe.txt").write_text(text + "\n")
     res.plot(out / "curie_bccfe.png", title=f"bcc Fe, TB2J exchange ({ham.n_pairs} pairs/atom, r < {args.cutoff} Å), Monte Carlo")
-    print(f"wrote {out / 'curie_bccfe.png'}")
+    print(f"wrote {out / 'curie_bccfe.txt'} and {out / 'curie_bccfe.png'}")
 
 
 if __name__ == "__main__":

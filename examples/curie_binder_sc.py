@@ -50,7 +50,7 @@ def main(sweeps=20000, workers=None):
 
 
 def cli():
-    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__)
     p.add_argument("sweeps", nargs="?", type=int, default=20000, help="measured sweeps per point")
     p.add_argument("workers", nargs="?", type=int, default=None, help="worker processes (default serial)")
     args = p.parse_args()

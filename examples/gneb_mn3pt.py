@@ -14,6 +14,7 @@ of the triad in the (111) plane. The vector chirality κ = (2/3√3) Σ_(XY cycl
 of the sublattice moments is printed along the path (+1 for T1 and −T1, −1 for the other state).
 
 Run: python examples/gneb_mn3pt.py [--reps 1] [--images 13] [--tol 1e-5] [--out gneb_mn3pt]
+Exit status 1 (after writing the files) when the band does not converge, as `spinlat gneb`.
 """
 
 import time
@@ -24,7 +25,7 @@ import numpy as np
 import spinlat as sl
 from spinlat.workflows import mn3pt as M
 
-from _example import ArgumentParser, run  # examples/_example.py: one-line errors
+from _example import ArgumentParser, gneb_status, run  # examples/_example.py: one-line errors
 
 
 def chirality(state):
@@ -36,9 +37,9 @@ def chirality(state):
 
 
 def main():
-    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--reps", type=int, default=1, help="supercell repeats of the cubic cell")
-    p.add_argument("--images", type=int, default=13)
+    p.add_argument("--images", type=int, default=13, help="images of the band, both endpoints included")
     p.add_argument("--tol", type=float, default=1e-5, help="force tolerance, eV/rad")
     p.add_argument("--out", default="gneb_mn3pt", help="output directory")
     args = p.parse_args()
@@ -74,6 +75,7 @@ def main():
     res.write(out / "path.h5", potential=pot)
     res.plot(out / "energy.png", title="Mn3Pt: T1 → time-reversed T1")
     print(f"path: {out / 'path.h5'}, plot: {out / 'energy.png'}")
+    return gneb_status(res, args.tol)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ The skyrmion (relaxed with spinlat.minimize) collapses into the ferromagnet; the
 
 Run: python examples/gneb_skyrmion.py [--L 20] [--images 16] [--tol 1e-5] [--out gneb_skyrmion]
 Writes <out>/path.h5 (one frame per image), <out>/path.extxyz and <out>/energy.png.
+Exit status 1 (after writing the files) when the band does not converge, as `spinlat gneb`.
 """
 
 import time
@@ -19,13 +20,13 @@ import spinlat as sl
 from spinlat.transitions import geodesic_path
 from spinlat.workflows import skyrmion as sk
 
-from _example import ArgumentParser, run  # examples/_example.py: one-line errors
+from _example import ArgumentParser, gneb_status, run  # examples/_example.py: one-line errors
 
 
 def main():
-    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--L", type=int, default=20, help="lattice size (sites per side)")
-    p.add_argument("--images", type=int, default=16)
+    p.add_argument("--images", type=int, default=16, help="images of the band, both endpoints included")
     p.add_argument("--tol", type=float, default=1e-5, help="force tolerance, eV/rad")
     p.add_argument("--out", default="gneb_skyrmion", help="output directory")
     args = p.parse_args()
@@ -70,6 +71,7 @@ def main():
               f"relative difference to spinlat {abs(res.barrier / b_sp - 1):.1e}")
     else:
         print("(pip install spirit to compare with Spirit's GNEB)")
+    return gneb_status(res, args.tol)
 
 
 if __name__ == "__main__":

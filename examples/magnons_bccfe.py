@@ -44,20 +44,20 @@ TB2J = sl.data.path("bccFe_TB2J_exchange.out")  # shipped with spinlat (TB2J bcc
 
 
 def main():
-    p = ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tb2j", default=str(TB2J))
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--tb2j", default=str(TB2J), help="TB2J exchange.out file (default: the shipped bcc Fe file)")
     p.add_argument("--size", type=int, default=8, help="cubic supercell L (even)")
     p.add_argument("--temperature", type=float, default=30.0, help="K")
     p.add_argument("--dt", type=float, default=0.25, help="LLG time step, fs")
     p.add_argument("--every", type=int, default=8, help="steps between frames")
     p.add_argument("--ps", type=float, default=3.0, help="production length, ps")
-    p.add_argument("--equilibrate-ps", type=float, default=0.5)
-    p.add_argument("--damping", type=float, default=0.005)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--trajectory", default=None, help="write the production run to this HDF5 file")
+    p.add_argument("--equilibrate-ps", type=float, default=0.5, help="equilibration length (strong damping), ps")
+    p.add_argument("--damping", type=float, default=0.005, help="Gilbert damping α of the production run")
+    p.add_argument("--seed", type=int, default=1, help="random seed")
+    p.add_argument("--trajectory", default=None, help="write the production run to this HDF5 file (default: none)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --trajectory file")
     p.add_argument("--emax", type=float, default=620.0, help="meV, top of the plot")
-    p.add_argument("--out", default=".")
+    p.add_argument("--out", default=".", help="output folder")
     args = p.parse_args()
     if args.size % 2:
         p.error("--size must be even (so that N and P are wave vectors of the supercell)")
@@ -111,7 +111,7 @@ def main():
                        ("LSWT (magnopy, S = μ/g)", fine.distance, magnopy_fine,
                         dict(color="w", lw=1.0, ls="--"))],
                 title=f"bcc Fe, TB2J exchange: LLG S(q, ω), {len(big)} spins, T = {args.temperature:g} K")
-    print(f"wrote {out / 'magnons_bccfe.png'}")
+    print(f"wrote {out / 'magnons_bccfe.txt'} and {out / 'magnons_bccfe.png'}")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,10 @@
 
     python examples/mmace_train_nve.py --minutes 10 --steps 6000 --dt 0.5 --out runs/mmace_nve
 
-Defaults give 3 ps of dynamics; ``--model FILE`` skips training and uses a saved model.
+Defaults give 3 ps of dynamics; ``--model FILE`` skips training and uses a saved model. A quick check
+that everything runs: ``--minutes 0.5 --steps 40 --every 10`` (6.6 min on a 2-core machine at load 5,
+2026-12-02: "trained for 96 s" for a 30 s budget, then about 6 s per NVE step of the barely trained
+model).
 """
 
 from __future__ import annotations
@@ -69,14 +72,15 @@ def main(argv=None):
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget, minutes")
     parser.add_argument("--model", help="use this saved model instead of training")
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--steps", type=int, default=6000, help="NVE steps")
     parser.add_argument("--dt", type=float, default=0.5, help="time step, fs")
-    parser.add_argument("--every", type=int, default=20)
+    parser.add_argument("--every", type=int, default=20, help="steps between trajectory frames")
     parser.add_argument("--temperature", type=float, default=300.0, help="initial lattice temperature, K")
-    parser.add_argument("--spin-step", default="implicit_midpoint", choices=["implicit_midpoint", "explicit_midpoint"])
+    parser.add_argument("--spin-step", default="implicit_midpoint", choices=["implicit_midpoint", "explicit_midpoint"],
+                        help="spin step of SpinLatticeNVE")
     parser.add_argument("--spin-tolerance", type=float, default=1e-10,
                         help="spin_tolerance of the implicit spin step (1e-6: about 3 model calls per step at 0.5 fs)")
-    parser.add_argument("--out", default="runs/mmace_nve")
+    parser.add_argument("--out", default="runs/mmace_nve", help="output folder")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
     out = Path(args.out)

@@ -21,11 +21,11 @@ from _example import ArgumentParser, run  # examples/_example.py: one-line error
 
 
 def main():
-    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--reps", type=int, default=2, help="supercell repeats of the cubic cell")
-    p.add_argument("--starts", type=int, default=16)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--starts", type=int, default=16, help="random starting configurations")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--J1", type=float, default=M.J1_MN3PT, help="eV per Mn-Mn pair (< 0: AFM)")
     p.add_argument("--K", type=float, default=M.K_MN3PT, help="eV per Mn")
     args = p.parse_args()

@@ -16,7 +16,7 @@ EAM_FILE = sl.data.path("Fe_mm.eam.fs")  # shipped with spinlat (Mendelev et al.
 
 
 def main():
-    ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no arguments (--help, --debug)
+    ArgumentParser(description=__doc__).parse_args()  # no arguments (--help, --debug)
     a = 2.8665
     rng = np.random.default_rng(0)
     unit = sl.State([[0, 0, 0], [a / 2, a / 2, a / 2]], ["Fe", "Fe"], cell=np.eye(3) * a, pbc=True,

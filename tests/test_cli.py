@@ -541,3 +541,29 @@ def test_a_relative_output_is_printed_without_dot_dot(tmp_path, capsys):
     assert main(["minimize", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"relaxed structure: {tmp_path / 'runs' / 'relaxed' / 'relaxed.extxyz'}" in out and ".." not in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "{h5}"], "{h5} is an HDF5 file (a trajectory), not a YAML config: `spinlat analyze {h5}`"),
+    (["minimize", "{h5}"], "{h5} is an HDF5 file (a trajectory), not a YAML config"),
+    (["export", "{h5}", "--lammps", "lmp"], "{h5} is an HDF5 file (a trajectory), not a YAML config"),
+    (["analyze", "{yaml}"], "{yaml} is a YAML config, not a trajectory: `spinlat run {yaml}` runs it"),
+    (["convert", "{yaml}", "out.extxyz"], "{yaml} is a YAML config, not a trajectory: `spinlat run {yaml}`"),
+])
+def test_a_trajectory_for_a_config_and_the_reverse_are_named(tmp_path, capsys, argv, message):
+    """`spinlat run runs/demo/trajectory.h5` said "cannot be read ('utf-8' codec can't decode byte
+    0x89 ...)"; `spinlat analyze examples/demo_bccfe.yaml` suggested `spinlat convert
+    demo_bccfe.yaml demo_bccfe.h5`; `spinlat convert CONFIG.yaml OUT.extxyz` that one side must be
+    a trajectory. Each now names what the file is and the command that reads it."""
+    import h5py
+
+    h5, yml = tmp_path / "trajectory.h5", tmp_path / "demo.yaml"
+    with h5py.File(h5, "w") as f:
+        f["x"] = 1
+    yml.write_text("steps: 10\n")
+    fill = {"h5": str(h5), "yaml": str(yml)}
+    assert main([a.format(**fill) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"spinlat {argv[0]}: error: " + message.format(**fill)), err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out.extxyz").exists() and not (tmp_path / "lmp").exists()

@@ -121,3 +121,24 @@ def test_train_results_to_stdout_epoch_table_to_stderr(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out.splitlines() == [out.splitlines()[0], f"model written to {tmp_path / 'm.mmace'}"]
     assert out.startswith("test: E ") and "epoch" in err.lower() and "epoch" not in out.lower()
+
+
+def test_train_names_the_model_without_dot_dot(tmp_path, capsys):
+    """examples/train_config.yaml writes ``output: ../runs/fe_teacher.mmace``; spinlat train said
+    ``model written to /repo/examples/../runs/fe_teacher.mmace``, and its refusal to overwrite named
+    the same unresolved path."""
+    import yaml
+
+    model = dict(soc=False, r_max=3.5, max_ell=1, hidden_irreps="2x0e+2x1o", radial_MLP=[4], num_bessel=3,
+                 correlation=1, MLP_irreps="2x0e")
+    (tmp_path / "examples").mkdir()
+    cfg = tmp_path / "examples" / "train.yaml"
+    cfg.write_text(yaml.safe_dump({"train": {"teacher": {"system": "Fe", "n_configs": 2, "seed": 1}}, "model": model,
+                                   "output": "../runs/m.mmace", "training": {"epochs": 1, "batch_size": 2, "seed": 0}}))
+    assert main(["train", str(cfg), "--no-progress"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[-1] == f"model written to {(tmp_path / 'runs' / 'm.mmace').resolve()}"
+    assert (tmp_path / "runs" / "m.mmace").is_file() and (tmp_path / "runs" / "m.mmace.metrics.json").is_file()
+    assert main(["train", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert f"{(tmp_path / 'runs' / 'm.mmace').resolve()} already exists" in err and ".." not in err

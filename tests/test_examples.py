@@ -45,3 +45,48 @@ def test_every_example_runs_its_main_through_the_shared_handler():
         if not body.startswith("run(") or "sys.argv" in p.read_text(encoding="utf-8"):
             bad.append(f"{p.name}: {body or 'no __main__ block'}")
     assert SCRIPTS and not bad, bad
+
+
+def test_help_gives_whole_sentences_and_every_default(tmp_path):
+    """``script.py --help`` opened with the docstring's first line, cut mid-sentence for the
+    docstrings that wrap ("... on the simple cubic lattice by"), and listed options such as
+    ``--tmin`` or ``--images`` with neither help nor default."""
+    for p in SCRIPTS:
+        out = _run(tmp_path, p.name, "--help")
+        assert out.returncode == 0, (p.name, out.stderr)
+        text = " ".join(out.stdout.split())
+        head = text.split(" options: ")[0].split(" positional arguments: ")[0]
+        assert head.rstrip().endswith("."), (p.name, head)
+        for line in out.stdout.split("options:")[1].splitlines():
+            opt = line.strip().split(" ")[0]
+            if opt.startswith("--") and opt not in ("--debug", "--help", "--alloy", "--overwrite", "--model"):
+                block = out.stdout.split(line, 1)[1].split("\n  -")[0]
+                assert "default" in line + block, (p.name, line)
+    out = _run(tmp_path, "curie_binder_sc.py", "--help")
+    assert "lattice by Monte Carlo and the Binder-cumulant crossing, with error bars." in " ".join(out.stdout.split())
+    out = _run(tmp_path, "curie_bccfe_tb2j.py", "--help")
+    assert "lowest temperature, K (default: 1380.0)" in " ".join(out.stdout.split())
+
+
+def test_curie_example_names_every_file_it_writes(tmp_path):
+    """curie_bccfe_tb2j.py wrote curie_bccfe.txt and .png but said only ``wrote …/curie_bccfe.png``."""
+    out = _run(tmp_path, "curie_bccfe_tb2j.py", "--sizes", "2", "3", "--sweeps", "20", "--thermalize", "5",
+               "--dt", "300", "--tmax", "1700", "--out", "cc")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "wrote cc/curie_bccfe.txt and cc/curie_bccfe.png"
+    text = (tmp_path / "cc" / "curie_bccfe.txt").read_text()
+    assert text.startswith("L = 2 (16 spins)") and "chi peak: L=2" in text
+    assert (tmp_path / "cc" / "curie_bccfe.png").stat().st_size > 0
+
+
+def test_gneb_example_says_when_the_band_did_not_converge(tmp_path):
+    """gneb_mn3pt.py --images 7 stops at max_iterations (20 000) and printed its barrier as the
+    result with exit status 0; it now says the band did not converge and exits 1, as spinlat gneb,
+    after writing the band."""
+    out = _run(tmp_path, "gneb_mn3pt.py", "--images", "7", "--out", "g")
+    assert out.returncode == 1, out.stderr
+    assert "GNEB: max_iterations reached" in out.stdout and "barrier " in out.stdout
+    assert out.stderr.startswith("gneb_mn3pt.py: the band did not converge to tol 1e-05 eV/rad in 20000 iterations "
+                                 "(max_iterations reached"), out.stderr
+    assert out.stderr.count("\n") == 1 and "not a converged saddle point" in out.stderr
+    assert (tmp_path / "g" / "path.h5").is_file() and (tmp_path / "g" / "energy.png").is_file()

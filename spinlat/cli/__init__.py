@@ -129,13 +129,14 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    from .common import close_log
+    from .common import close_log, refuse_wrong_kind_of_file
 
     previous = _terminate_like_interrupt()
     try:
         with warnings.catch_warnings():
             if not args.debug:  # --debug keeps Python's form (file, line and source of the warning)
                 warnings.showwarning = _warning_line(args.command)
+            refuse_wrong_kind_of_file(args)
             return int(COMMANDS[args.command].run(args) or 0)
     except (SpinlatError, OSError) as exc:
         if args.debug:

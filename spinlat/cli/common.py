@@ -147,3 +147,26 @@ def prepare(args, command: str, outputs):
     log.info("state: %r", state)
     log.info("potential: %r", pot)
     return opts, state, pot, run_dir
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def refuse_wrong_kind_of_file(args) -> None:
+    """InputError when a command is given a trajectory for its YAML config (``spinlat run
+    runs/demo/trajectory.h5``) or a YAML config for its trajectory (``spinlat analyze
+    examples/demo_bccfe.yaml``, ``spinlat convert CONFIG.yaml OUT.extxyz``), naming the command that
+    reads that file; other files go on to the command's own checks."""
+    config = getattr(args, "config", None)
+    if config is not None and Path(config).is_file():
+        with open(config, "rb") as f:
+            if f.read(8) == _HDF5_SIGNATURE:
+                raise InputError(f"{config} is an HDF5 file (a trajectory), not a YAML config: `spinlat analyze {config}` "
+                                 f"summarises a trajectory; `spinlat {args.command}` takes a YAML config such as "
+                                 "examples/demo_bccfe.yaml")
+    for name in ("trajectory", "source"):
+        path = getattr(args, name, None)
+        if path is not None and Path(path).suffix.lower() in (".yaml", ".yml") and Path(path).is_file():
+            raise InputError(f"{path} is a YAML config, not a trajectory: `spinlat run {path}` runs it and writes "
+                             "trajectory.h5 in its run directory (the config's output, or runs/<config name>), "
+                             f"which `spinlat {args.command}` reads")

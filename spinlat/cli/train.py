@@ -80,6 +80,8 @@ def run(args) -> int:
     path = Path(args.config)
     base = path.resolve().parent
     cfg = C.check_train_config(C.read_yaml(path), base)
+    # `output: ../runs/m.mmace` beside the config: name the file as /…/runs/m.mmace, not /…/examples/../runs/…
+    cfg["output"] = str(Path(cfg["output"]).resolve())
     if Path(cfg["output"]).exists() and not args.overwrite and not _interrupted(cfg["output"]):
         raise InputError(f"{cfg['output']} already exists; pass --overwrite to replace it, or change output")
     run_train_config(cfg, base, progress=not args.no_progress)
