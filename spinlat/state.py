@@ -94,8 +94,9 @@ def looks_like_starting_magnetization(atoms) -> bool:
     """Whether the initial magmoms of ``atoms`` have the fingerprint of ASE's reading of a pw.x
     input (:data:`STARTING_MAGNETIZATION`): they are its only moments (no ``magmoms`` array, no
     calculator), collinear (N,), non-zero somewhere, all within −1…1 and not all ±1 (unit moments
-    of a spin model), and equal on every atom of one element (ASE maps each species label, Fe1 or Fe2, to its element and gives all its atoms
-    the value of the last one). Moments in μB of this form (a Ni ferromagnet at 0.6 μB) match too:
+    of a spin model), equal on every atom of one element (ASE maps each species label, Fe1 or Fe2,
+    to its element and gives all its atoms the value of the last one), and not the moments
+    ``ase.build.bulk`` sets (its reference ``magmom_per_atom``: Ni 0.6 μB). Moments in μB of this form (a Ni ferromagnet at 0.6 μB) match too:
     :meth:`State.from_ase` lets the caller say which (``initial_fractions``)."""
     mag = atoms.arrays.get("initial_magmoms")
     if (mag is None or np.ndim(mag) != 1 or "magmoms" in atoms.arrays
@@ -103,7 +104,12 @@ def looks_like_starting_magnetization(atoms) -> bool:
             or np.any(np.abs(mag) > 1) or np.all(np.abs(mag[mag != 0]) == 1)):
         return False
     numbers = atoms.get_atomic_numbers()
-    return all(np.unique(mag[numbers == z]).size == 1 for z in np.unique(numbers))
+    if not all(np.unique(mag[numbers == z]).size == 1 for z in np.unique(numbers)):
+        return False
+    from ase.data import reference_states
+
+    ase_default = [(reference_states[z] or {}).get("magmom_per_atom") for z in numbers]
+    return not all(m == 0 or m == d for m, d in zip(mag, ase_default))  # ase.build.bulk("Ni"): 0.6 μB
 
 
 #: what ASE's Elk reader (format elk, GEOMETRY.OUT) puts into the initial magmoms

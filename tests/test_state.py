@@ -606,6 +606,9 @@ def test_from_ase_names_quantum_espresso_starting_magnetization(tmp_path):
         np.testing.assert_array_equal(sl.State.from_ase(atoms).moments, [0.6, 0.6, 0.0])
         atoms.set_initial_magnetic_moments([1.0, -1.0, 0.0])     # unit moments of a spin model
         np.testing.assert_array_equal(sl.State.from_ase(atoms).moments, [1.0, 1.0, 0.0])
+        from ase.build import bulk
+
+        np.testing.assert_array_equal(sl.State.from_ase(bulk("Ni", cubic=True)).moments, 0.6)  # ASE's own moments
     with pytest.raises(errors.InputError, match="initial_fractions"):
         sl.State.from_ase(atoms, initial_fractions="yes")
 
