@@ -180,8 +180,14 @@ def _require_file(path, key: str, what: str = "") -> None:
     p = Path(path)
     if not p.is_file():
         what = f"{what} " if what else ""
-        raise ConfigError(f"{key}: {what}{p} does not exist" if not p.exists()
-                          else f"{key}: {what}{p} is {'a directory' if p.is_dir() else 'not a regular file'}, not a file")
+        if not p.exists():
+            from . import data
+
+            shipped = (f"; {p.name} is a file shipped with spinlat: give its path, {data.path(p.name)} here "
+                       "(python -c \"import spinlat; print(spinlat.data.path('" + p.name + "'))\" prints it)"
+                       if p.name in data.FILES else "")
+            raise ConfigError(f"{key}: {what}{p} does not exist{shipped}")
+        raise ConfigError(f"{key}: {what}{p} is {'a directory' if p.is_dir() else 'not a regular file'}, not a file")
 
 
 def read_yaml(path) -> dict:

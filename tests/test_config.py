@@ -172,7 +172,12 @@ def test_constructor_errors_name_the_term(tmp_path):
     with pytest.raises(ConfigError, match=r"integrator \(LLG\): .*damping > 0"):
         C.build_integrator(cfg)
     cfg = C.load(_cfg(tmp_path, potential=[{"type": "EAM", "path": "missing.eam.fs"}]))
-    with pytest.raises(ConfigError, match=r"potential\[0\].path: .*missing.eam.fs does not exist"):
+    with pytest.raises(ConfigError, match=r"potential\[0\].path: .*missing.eam.fs does not exist$"):
+        C.build_potential(cfg)
+    # a shipped file named without its path (a newcomer's first config) is pointed to
+    cfg = C.load(_cfg(tmp_path, potential=[{"type": "EAM", "path": "Fe_mm.eam.fs"}]))
+    with pytest.raises(ConfigError, match=r"potential\[0\].path: .*Fe_mm.eam.fs does not exist; Fe_mm.eam.fs is a "
+                                          r"file shipped with spinlat: give its path, .*spinlat/data/Fe_mm.eam.fs here"):
         C.build_potential(cfg)
 
 
