@@ -639,17 +639,14 @@ def test_a_second_interrupt_ends_the_workers_of_a_search_at_once_with_the_starts
     workers are ended. They were killed with the starts their batch had finished (start 0 of the
     batch (0, 1), stalled in start 1, was lost); now they are asked to stop at once (SIGUSR2) and
     send what they finished: start 0 comes back, start 1 (under way) does not."""
-    import time
-
     from spinlat import search
 
     st, pot, whole = _stalling_search(signal.SIGINT, again=True)
     search.shutdown_workers()
-    t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt) as info:
         search.ground_state(st, pot, starts=16, seed=2, tmax=1e-6, workers=2)
-    assert time.monotonic() - t0 < 60  # not the 1200 s the stalled worker sleeps
     part = info.value.partial_result
+    # start 1 (its worker stalls 1200 s in it) not awaited: it would have finished; no clock needed
     assert isinstance(part, search.InterruptedSearch) and 1 not in part.finished and 0 in part.finished
     by_start = {s: m for m in part.minima for s in m.starts}
     e0 = next(m.energy for m in whole if 0 in m.starts)
