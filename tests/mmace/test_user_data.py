@@ -1,0 +1,91 @@
+"""mMACE with data and files as users have them: stresses given as virials or in the wrong unit,
+labels stored under other codes' names (mace's REF_*), damaged or foreign model files. Fast: no
+training, tiny models."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("mace")
+
+from ase.build import bulk  # noqa: E402
+from ase.calculators.singlepoint import SinglePointCalculator  # noqa: E402
+
+from spinlat.potentials.mmace.graph import config_arrays  # noqa: E402
+from spinlat.training.data import check_dataset  # noqa: E402
+
+
+def _fe(seed=0):
+    at = bulk("Fe", "bcc", a=2.87, cubic=True)
+    at.set_cell(at.cell.array + np.array([[0, 0.1, 0], [0.05, 0, 0], [0.2, -0.1, 0.02]]), scale_atoms=True)
+    at.rattle(0.02, seed=seed)
+    at.arrays["magmoms"] = np.array([[0, 0, 2.2], [0.3, 0, 2.1]])
+    at.info["energy"] = -16.0
+    return at
+
+
+def test_virial_is_read_as_minus_virial_over_volume(tmp_path):
+    """GPUMD / mace data sets give W = −∂E/∂ε (eV) under info['virial']: σ = −W/V (eV/Å³, ASE
+    sign), also after an extxyz round trip through ase.io."""
+    import ase.io
+
+    at = _fe()
+    w = np.array([[0.3, 0.01, 0.02], [0.01, -0.2, 0.05], [0.02, 0.05, 0.1]])
+    at.info["virial"] = w
+    ase.io.write(tmp_path / "d.extxyz", [at])
+    back = ase.io.read(tmp_path / "d.extxyz")
+    for a in (at, back):
+        got = config_arrays(a)["stress"]
+        np.testing.assert_allclose(got, -w / at.get_volume(), rtol=1e-12)
+    assert check_dataset([back]) == [("energy", "stress")]
+
+
+def test_stress_wins_over_virial():
+    at = _fe()
+    at.info["stress"] = np.full(6, 0.01)
+    at.info["virial"] = np.eye(3)
+    np.testing.assert_allclose(np.diag(config_arrays(at)["stress"]), 0.01)
+
+
+def test_stress_in_kbar_is_warned_about():
+    """VASP's OUTCAR stress in kbar (here −15 kB) stored as eV/Å³: a warning, not a silent label."""
+    at = _fe()
+    at.info["stress"] = np.array([-15.0, -15.0, -15.0, 0.0, 0.0, 0.0])
+    with pytest.warns(UserWarning, match="kbar"):
+        config_arrays(at)
+    at.info["stress"] = np.array([-0.01, -0.01, -0.01, 0.0, 0.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config_arrays(at)
+
+
+def test_labels_under_other_names_are_named_not_dropped_silently():
+    """A file mixing spinlat's names with mace's / the reference magnetic MACE's: the magnetic
+    forces under REF_magforces and an energy under REF_energy would be lost without a word."""
+    a = _fe(0)
+    b = _fe(1)
+    b.arrays["REF_magforces"] = np.ones((2, 3))
+    c = _fe(2)
+    del c.info["energy"]
+    c.arrays["forces"] = np.zeros((2, 3))
+    c.info["REF_energy"] = -15.9
+    with pytest.warns(UserWarning) as rec:
+        labels = check_dataset([a, b, c])
+    text = " ".join(str(r.message) for r in rec)
+    assert "arrays['REF_magforces'] in 1 of the 3 configurations (1) looks like magnetic_forces" in text
+    assert "info['REF_energy'] in 1 of the 3 configurations (2) looks like energy" in text
+    assert labels == [("energy",), ("energy",), ("forces",)]
+
+
+def test_spinlat_own_names_give_no_warning():
+    at = _fe()
+    del at.arrays["magmoms"]
+    at.calc = SinglePointCalculator(at, energy=-16.0, forces=np.zeros((2, 3)), stress=np.zeros(6),
+                                    magmoms=np.array([2.2, 2.1]), free_energy=-16.1)
+    del at.info["energy"]
+    at.arrays["magnetic_forces"] = np.zeros((2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_dataset([at]) == [("energy", "forces", "magnetic_forces", "stress")]
