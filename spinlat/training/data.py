@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, FileFormatError, InputError
+from ..potentials.mmace import checksum
 from ..potentials.mmace.graph import build_batch, config_arrays
 from ..potentials.mmace.labels import LABELS, read_dataset, stored_keys, unread_label_keys
 
@@ -161,12 +162,18 @@ def warn_if_spin_orbit_data(data, soc, name="train") -> None:
 
 def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = False) -> list[dict]:
     """Per-configuration graph dictionaries (float64, CPU) of ``data``; cached on disk in
-    ``cache_dir`` if given."""
+    ``cache_dir`` if given (a cache file that cannot be read or fails its checksum is rebuilt,
+    with a UserWarning)."""
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"graphs-{dataset_hash(data, r_max, z_table)}.safetensors"
         if path.exists():
-            return _load_graphs(path)
+            try:
+                return _load_graphs(path)
+            except FileFormatError as exc:  # a damaged cache: build the graphs again (and replace it)
+                import warnings
+
+                warnings.warn(f"{exc}; the graphs are built again and the cache replaced", UserWarning, stacklevel=4)
     it = data
     if progress:
         from tqdm.auto import tqdm
@@ -205,7 +212,8 @@ def _save_graphs(path, graphs):
     from ..files import atomic_path
 
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in big.items()}, tmp, metadata={"format": "spinlat-mmace-graphs"})
+        tensors = {k: v.contiguous() for k, v in big.items()}
+        save_file(tensors, tmp, metadata={"format": "spinlat-mmace-graphs", checksum.KEY: checksum.tensor_checksum(tensors)})
 
 
 def _load_graphs(path) -> list[dict]:
@@ -213,13 +221,15 @@ def _load_graphs(path) -> list[dict]:
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            if (f.metadata() or {}).get("format") != "spinlat-mmace-graphs":
+            meta = f.metadata() or {}
+            if meta.get("format") != "spinlat-mmace-graphs":
                 raise FileFormatError(f"{path} is not a spinlat graph cache")
             big = {k: f.get_tensor(k) for k in f.keys()}
     except FileFormatError:
         raise
     except Exception as exc:  # corrupt cache file
         raise FileFormatError(f"cannot read graph cache {path}: {exc}") from exc
+    checksum.verify(path, meta, big, "graph cache", "remove it (it is rebuilt from the data)")
     for k in ("energy_mask", "forces_mask", "magnetic_forces_mask", "stress_mask"):
         big[k] = big[k].bool()
     n_atoms = big["n_atoms"].tolist()

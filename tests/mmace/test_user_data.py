@@ -89,3 +89,83 @@ def test_spinlat_own_names_give_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert check_dataset([at]) == [("energy", "forces", "magnetic_forces", "stress")]
+
+
+TINY = dict(r_max=3.0, max_ell=1, hidden_irreps="2x0e+2x1o", radial_MLP=[4], num_bessel=2, correlation=1,
+            MLP_irreps="2x0e", num_moment_basis=2, num_exchange_basis=1)
+
+
+def _flip_byte_in_data(path, back=40):
+    """Flip one byte ``back`` bytes before the end of a safetensors file: inside the last tensor's
+    data, which the format's own header checks cannot see."""
+    b = bytearray(path.read_bytes())
+    b[-back] ^= 0x10
+    path.write_bytes(bytes(b))
+
+
+def test_model_file_with_a_damaged_weight_is_refused(tmp_path):
+    """A flipped bit inside a weight used to load without a word and give other energies."""
+    from spinlat.errors import FileFormatError
+    from spinlat.potentials import MagneticMACE
+
+    pot = MagneticMACE.create(["Fe"], seed=0, **TINY)
+    path = tmp_path / "m.mmace"
+    pot.save(path)
+    MagneticMACE.load(path)  # intact: loads
+    _flip_byte_in_data(path)
+    with pytest.raises(FileFormatError, match="damaged"):
+        MagneticMACE.load(path)
+
+
+def test_damaged_training_checkpoint_is_refused(tmp_path):
+    import torch
+
+    from spinlat.errors import FileFormatError
+    from spinlat.training.checkpoint import load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(3, 2, dtype=torch.float64)
+    opt = torch.optim.Adam(model.parameters())
+
+    class _Ema:
+        def state_dict(self):
+            return {"shadow": [p.detach().clone() for p in model.parameters()]}
+
+    save_checkpoint(tmp_path, model=model, optimizer=opt, scheduler=None, ema=_Ema(), epoch=1, history=[], best=None,
+                    best_state=None, meta={})
+    assert load_checkpoint(tmp_path)["epoch"] == 1
+    _flip_byte_in_data(tmp_path / "checkpoint.safetensors", back=4)
+    with pytest.raises(FileFormatError, match="damaged.*resume=False"):
+        load_checkpoint(tmp_path)
+
+
+def test_torch_pickle_given_as_a_model_is_named(tmp_path):
+    """A mace-torch .model (torch.save) handed to MagneticMACE.load: say what it is and what to do."""
+    import torch
+
+    from spinlat.errors import FileFormatError
+    from spinlat.potentials import MagneticMACE
+
+    path = tmp_path / "ref.model"
+    torch.save({"a": torch.zeros(2)}, path)
+    with pytest.raises(FileFormatError, match="torch pickle.*ReferenceMagneticMACE.convert"):
+        MagneticMACE.load(path)
+
+
+def test_damaged_graph_cache_is_rebuilt_not_trained_on(tmp_path):
+    """A damaged cached graph would train on altered labels: it is rebuilt, with a warning."""
+    import torch
+
+    from spinlat.training.data import graphs_of
+
+    data = [_fe(0), _fe(1)]
+    first = graphs_of(data, 3.0, [26], cache_dir=tmp_path)
+    (cache,) = tmp_path.glob("graphs-*.safetensors")
+    _flip_byte_in_data(cache, back=12)
+    with pytest.warns(UserWarning, match="damaged"):
+        again = graphs_of(data, 3.0, [26], cache_dir=tmp_path)
+    for g, h in zip(first, again):
+        for k in g:
+            assert torch.equal(g[k], h[k]), k
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graphs_of(data, 3.0, [26], cache_dir=tmp_path)  # the rebuilt cache is sound

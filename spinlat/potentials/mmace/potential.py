@@ -25,7 +25,7 @@ import torch
 from ... import validation
 from ...errors import DeviceError, FileFormatError, InputError, UnknownElementError
 from ..base import Evaluation, Potential
-from . import metrics
+from . import checksum, metrics
 from .graph import build_batch, edges, species_indices
 from .hyperparameters import DEFAULTS, Hyperparameters, irreps
 from .labels import has_label, raw_label, read_dataset, stored_keys
@@ -247,14 +247,15 @@ class MagneticMACE(Potential):
 
     # ------------------------------------------------------------------ files
     def save(self, path) -> None:
-        """Write weights (safetensors) with hyperparameters, format marker and version in the metadata."""
+        """Write weights (safetensors) with hyperparameters, format marker, version and the SHA-256
+        of the weights (:mod:`.checksum`, checked by :meth:`load`) in the metadata."""
         from safetensors.torch import save
 
         from ...files import atomic_write
 
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.model.state_dict().items()}
         meta = {"format": FORMAT, "version": str(VERSION), "hyperparameters": json.dumps(self.hyperparameters),
-                "dtype": str(self.dtype).replace("torch.", "")}
+                "dtype": str(self.dtype).replace("torch.", ""), checksum.KEY: checksum.tensor_checksum(tensors)}
         with atomic_write(path, "wb", name=f"{type(self).__name__}.save path") as fh:  # crash-safe
             fh.write(save(tensors, metadata=meta))
 
@@ -264,7 +265,8 @@ class MagneticMACE(Potential):
 
         Raises InputError for a missing file or an unknown keyword, FileFormatError for anything
         that is not a spinlat mMACE file: no safetensors header, no or a foreign format marker, a
-        newer version, hyperparameters of the wrong type or range (:class:`~.hyperparameters.Hyperparameters`),
+        newer version, weights that do not match the checksum saved with them (a damaged file),
+        hyperparameters of the wrong type or range (:class:`~.hyperparameters.Hyperparameters`),
         tensors whose names or shapes do not
         match the hyperparameters (checked from the header, before any network is built), NaN/inf
         weights."""
@@ -285,7 +287,8 @@ class MagneticMACE(Potential):
                 shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
                 dtypes = {k: str(f.get_slice(k).get_dtype()) for k in f.keys()}
         except (SafetensorError, OSError, ValueError, RuntimeError, Exception) as exc:
-            raise FileFormatError(f"{path} is not a spinlat mMACE model file (not readable as safetensors: {exc})") from None
+            raise FileFormatError(f"{path} is not a spinlat mMACE model file (not readable as safetensors: {exc})"
+                                  + checksum.foreign_file(path)) from None
         if meta.get("format") != FORMAT:
             raise FileFormatError(f"{path} is not a spinlat mMACE model file (format marker "
                                   f"{meta.get('format')!r}, expected {FORMAT!r})"
@@ -319,6 +322,7 @@ class MagneticMACE(Potential):
             tensors = load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError, Exception) as exc:
             raise FileFormatError(f"{path} is not a spinlat mMACE model file (not readable as safetensors: {exc})") from None
+        checksum.verify(path, meta, tensors, "mMACE model file", "use another copy of the model")
         for k, v in own.items():
             if v.dtype.is_floating_point != tensors[k].dtype.is_floating_point:
                 raise FileFormatError(f"{path}: tensor {k} has dtype {tensors[k].dtype}")
