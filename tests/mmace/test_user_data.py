@@ -169,3 +169,22 @@ def test_damaged_graph_cache_is_rebuilt_not_trained_on(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         graphs_of(data, 3.0, [26], cache_dir=tmp_path)  # the rebuilt cache is sound
+
+
+def test_corrected_labels_do_not_resume_the_old_run(tmp_path):
+    """Retraining with the same checkpoint_dir after correcting the energies used to resume the
+    old run — with its epochs done, silently returning the model of the old labels."""
+    from spinlat.errors import ConfigError
+    from spinlat.training import train
+
+    data = [_fe(k) for k in range(3)]
+    kw = dict(epochs=1, seed=0, progress=False, checkpoint_dir=tmp_path / "ck", **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(data, **kw)
+        again = train(data, **kw)  # the same data: resumed, nothing left to do
+    assert len(again.training_history) == 1
+    for at in data:
+        at.info["energy"] += 0.5
+    with pytest.raises(ConfigError, match="training or validation data"):
+        train(data, **kw)
