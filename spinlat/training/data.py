@@ -179,7 +179,8 @@ def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = Fals
         from tqdm.auto import tqdm
 
         it = tqdm(data, desc="graphs", leave=False, file=sys.stderr)
-    graphs = [build_batch([at], r_max, z_table, dtype=torch.float64, device="cpu") for at in it]
+    graphs = [build_batch([at], r_max, z_table, dtype=torch.float64, device="cpu", first_index=k)
+              for k, at in enumerate(it)]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_graphs(path, graphs)

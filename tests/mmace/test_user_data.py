@@ -188,3 +188,16 @@ def test_corrected_labels_do_not_resume_the_old_run(tmp_path):
         at.info["energy"] += 0.5
     with pytest.raises(ConfigError, match="training or validation data"):
         train(data, **kw)
+
+
+def test_evaluate_names_the_bad_configuration_by_its_index_in_the_data_set():
+    """The 11th configuration (index 10) with an element the model never saw: the error used to
+    say "configuration 2" (its place in the batch of 8)."""
+    from spinlat.errors import UnknownElementError
+    from spinlat.potentials import MagneticMACE
+
+    pot = MagneticMACE.create(["Fe"], seed=0, **TINY)
+    data = [_fe(k) for k in range(12)]
+    data[10].numbers[0] = 28
+    with pytest.raises(UnknownElementError, match=r"configuration 10: .*Ni"):
+        pot.evaluate(data)

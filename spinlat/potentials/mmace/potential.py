@@ -338,9 +338,9 @@ class MagneticMACE(Potential):
         keep = np.einsum("ij,ij->i", vec, vec) < self.cutoff**2
         return nl.j[keep], nl.i[keep], nl.shift_vectors[keep]
 
-    def _run(self, configs, edge_lists, forces, magnetic_forces, stress, training=False):
+    def _run(self, configs, edge_lists, forces, magnetic_forces, stress, training=False, first_index=0):
         batch = build_batch(configs, self.cutoff, self.z_table, dtype=self.dtype, device=self.device,
-                            edge_lists=edge_lists)
+                            edge_lists=edge_lists, first_index=first_index)
         with torch.set_grad_enabled(True):
             out = self.model(batch, compute_forces=forces, compute_magnetic_forces=magnetic_forces,
                              compute_stress=stress, training=training)
@@ -454,7 +454,7 @@ class MagneticMACE(Potential):
         stress = any(raw_label(at, "stress") is not None for at in dataset if hasattr(at, "arrays"))
         sums = {}
         for k in range(0, len(dataset), batch_size):
-            batch, out = self._run(dataset[k:k + batch_size], None, True, True, stress)
+            batch, out = self._run(dataset[k:k + batch_size], None, True, True, stress, first_index=k)
             metrics.add_errors(sums, metrics.squared_errors(out, batch))
         return metrics.rmse(sums)
 
