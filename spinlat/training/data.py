@@ -29,7 +29,7 @@ import torch
 from ..errors import ConfigError, FileFormatError, InputError
 from ..potentials.mmace import checksum
 from ..potentials.mmace.graph import build_batch, config_arrays
-from ..potentials.mmace.labels import LABELS, read_dataset, stored_keys, unread_label_keys
+from ..potentials.mmace.labels import LABELS, read_dataset, stored_keys, warn_unread_labels
 
 _NODE_KEYS = ("positions", "magmoms", "node_attrs", "species", "forces", "magnetic_forces")
 _EDGE_KEYS = ("shifts",)
@@ -73,19 +73,16 @@ def check_dataset(data, name: str = "train") -> list[tuple]:
     one with magnetic-force labels but no moments (moments read as :mod:`~spinlat.potentials.mmace.labels`
     says; without them every atom would count as non-magnetic). One UserWarning lists entries
     named like a label or like moments that are not read (mace's ``REF_energy``, the reference
-    magnetic MACE's ``REF_magforces``, ...: :func:`~spinlat.potentials.mmace.labels.unread_label_keys`)
+    magnetic MACE's ``REF_magforces``, ...: :func:`~spinlat.potentials.mmace.labels.warn_unread_labels`)
     for configurations that lack that label, since those labels are then left out."""
     if len(data) == 0:
         raise ConfigError(f"{name} dataset is empty")
-    out, unread = [], {}
+    warn_unread_labels(data, f"{name} dataset", stacklevel=4)
+    out = []
     for k, at in enumerate(data):
         arrays = config_arrays(at, k)
         where = f"{name} dataset configuration {k}"
-        for place, key, label in unread_label_keys(at):
-            unread.setdefault((place, key, label), []).append(k)
         have = tuple(key for key in LABELS if key in arrays)
-        if unread and not have:
-            _warn_unread(unread, name, len(data))
         if not have:
             raise ConfigError(f"{where} carries no label: none of energy (info), forces, magnetic_forces (arrays), "
                               f"stress (info), nor a calculator result of them; it holds {stored_keys(at)}")
@@ -93,27 +90,8 @@ def check_dataset(data, name: str = "train") -> list[tuple]:
             raise ConfigError(f"{where} has magnetic_forces but no moments (arrays['magmoms'], a calculator's "
                               "magmoms or initial_magmoms), so no atom would count as magnetic")
         out.append(have)
-    if unread:
-        _warn_unread(unread, name, len(data))
     return out
 
-
-#: where spinlat reads each label (for :func:`_warn_unread`)
-_READ_AS = {"energy": "info['energy']", "forces": "arrays['forces']", "magnetic_forces": "arrays['magnetic_forces']",
-            "stress": "info['stress'] (or info['virial'])", "moments": "arrays['magmoms']"}
-
-
-def _warn_unread(unread, name, n):
-    import warnings
-
-    parts = []
-    for (place, key, label), configs in unread.items():
-        shown = ", ".join(map(str, configs[:5])) + (" ..." if len(configs) > 5 else "")
-        parts.append(f"{place}[{key!r}] in {len(configs)} of the {n} configurations ({shown}) looks like "
-                     f"{label} but is not read: spinlat reads {label} from {_READ_AS[label]}")
-    warnings.warn(f"{name} dataset: " + "; ".join(parts) + ". Those configurations train without that label; "
-                  "rename the entries (e.g. atoms.arrays['magnetic_forces'] = atoms.arrays.pop('REF_magforces'), "
-                  "in eV/μB as h = −∂E/∂m) if they hold it in spinlat's units and sign", UserWarning, stacklevel=4)
 
 
 def label_counts(labels) -> dict:

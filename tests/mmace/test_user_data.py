@@ -201,3 +201,15 @@ def test_evaluate_names_the_bad_configuration_by_its_index_in_the_data_set():
     data[10].numbers[0] = 28
     with pytest.raises(UnknownElementError, match=r"configuration 10: .*Ni"):
         pot.evaluate(data)
+
+
+def test_evaluate_names_labels_it_does_not_read():
+    """A held-out set with the magnetic forces under REF_magforces: evaluate's magnetic-force RMSE
+    would be NaN (or leave configurations out) without a word."""
+    from spinlat.potentials import MagneticMACE
+
+    pot = MagneticMACE.create(["Fe"], seed=0, **TINY)
+    data = [_fe(0), _fe(1)]
+    data[1].arrays["REF_magforces"] = np.zeros((2, 3))
+    with pytest.warns(UserWarning, match=r"MagneticMACE.evaluate: dataset: arrays\['REF_magforces'\] in 1 of the 2"):
+        pot.evaluate(data)

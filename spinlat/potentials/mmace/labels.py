@@ -144,6 +144,34 @@ def _finite(arr, name, where):
     return arr
 
 
+#: where spinlat reads each label (for :func:`warn_unread_labels`)
+_READ_AS = {"energy": "info['energy']", "forces": "arrays['forces']", "magnetic_forces": "arrays['magnetic_forces']",
+            "stress": "info['stress'] (or info['virial'])", "moments": "arrays['magmoms']"}
+
+
+def warn_unread_labels(configs, name="data set", stacklevel=3) -> None:
+    """One UserWarning listing the entries of ``configs`` (ase.Atoms) that :func:`unread_label_keys`
+    finds, each with the configurations (indices) that hold it and where spinlat reads that
+    label; nothing when there are none. ``name`` names the data set in the message."""
+    unread = {}
+    for k, at in enumerate(configs):
+        if hasattr(at, "arrays"):
+            for entry in unread_label_keys(at):
+                unread.setdefault(entry, []).append(k)
+    if not unread:
+        return
+    n = len(configs)
+    parts = []
+    for (place, key, label), ks in unread.items():
+        shown = ", ".join(map(str, ks[:5])) + (" ..." if len(ks) > 5 else "")
+        parts.append(f"{place}[{key!r}] in {len(ks)} of the {n} configurations ({shown}) looks like "
+                     f"{label} but is not read: spinlat reads {label} from {_READ_AS[label]}")
+    warnings.warn(f"{name}: " + "; ".join(parts) + ". Those configurations are used without that label; "
+                  "rename the entries (e.g. atoms.arrays['magnetic_forces'] = atoms.arrays.pop('REF_magforces'), "
+                  "in eV/μB as h = −∂E/∂m) if they hold it in spinlat's units and sign", UserWarning,
+                  stacklevel=stacklevel)
+
+
 def stress_matrix(value, where, what="stress") -> np.ndarray:
     """A stress (or virial: ``what``) given as Voigt (6,) (xx yy zz yz xz xy) or 3×3 as a 3×3 array."""
     s = np.asarray(value, dtype=np.float64)

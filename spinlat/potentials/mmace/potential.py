@@ -28,7 +28,7 @@ from ..base import Evaluation, Potential
 from . import checksum, metrics
 from .graph import build_batch, edges, species_indices
 from .hyperparameters import DEFAULTS, Hyperparameters, irreps
-from .labels import has_label, raw_label, read_dataset, stored_keys
+from .labels import has_label, raw_label, read_dataset, stored_keys, warn_unread_labels
 from .model import MagneticMACEModel
 
 FORMAT = "spinlat-mmace"
@@ -440,7 +440,9 @@ class MagneticMACE(Potential):
         over the configurations (atoms) that carry the label (NaN when none does); labels are read
         from ``info``/``arrays`` or calculator results (:mod:`.labels`, :mod:`.metrics`). Raises
         InputError for an empty data set and for one where no configuration carries any label
-        (all NaN otherwise), naming what the first configuration holds."""
+        (all NaN otherwise), naming what the first configuration holds; a UserWarning names
+        entries that look like labels under other names, which are not read
+        (:func:`.labels.warn_unread_labels`)."""
         if isinstance(dataset, (str, os.PathLike)):
             dataset = read_dataset(dataset, "MagneticMACE.evaluate: dataset")
         dataset = list(dataset)
@@ -451,6 +453,7 @@ class MagneticMACE(Potential):
             raise InputError("MagneticMACE.evaluate: no configuration carries a label (energy in info, forces or "
                              "magnetic_forces in arrays, stress in info, or a calculator result of them); "
                              f"configuration 0 holds {stored_keys(dataset[0])}")
+        warn_unread_labels(dataset, "MagneticMACE.evaluate: dataset")
         stress = any(raw_label(at, "stress") is not None for at in dataset if hasattr(at, "arrays"))
         sums = {}
         for k in range(0, len(dataset), batch_size):
