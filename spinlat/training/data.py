@@ -138,6 +138,32 @@ def warn_if_spin_orbit_data(data, soc, name="train") -> None:
                       "soc=True, or use data without spin-orbit coupling", UserWarning, stacklevel=5)
 
 
+def warn_if_collinear_data(graphs, soc, name="train") -> None:
+    """UserWarning when a ``soc``=True model is to be trained on graphs (:func:`graphs_of`) whose
+    moments all lie along one axis — collinear moments (N,), which are read along +z, as a
+    collinear (ISPIN = 2) DFT calculation gives them. Such data say nothing about other moment
+    directions: a soc=True model (energy tied to the moments' orientation relative to the
+    lattice) learns no symmetry under rotating all moments and extrapolates freely when spins
+    turn (dynamics, non-collinear states); a soc=False model is invariant under that rotation."""
+    if not soc:
+        return
+    m = torch.cat([g["magmoms"] for g in graphs]).double()
+    norm = torch.linalg.norm(m, dim=1)
+    m = m[norm > 0] / norm[norm > 0, None]
+    if len(m) < 2:
+        return
+    if float(torch.linalg.norm(torch.cross(m, m[:1].expand_as(m), dim=1), dim=1).max()) < 1e-6:
+        import warnings
+
+        axis = [round(float(x), 4) for x in m[0] * torch.sign(m[0][torch.argmax(m[0].abs())])]
+        warnings.warn(f"every moment of the {name} data lies along one axis {axis} (collinear moments (N,) are read "
+                      "along +z): a soc=True model learns nothing about other moment directions, so its energy "
+                      "changes arbitrarily when all spins turn together (dynamics, non-collinear states). For a "
+                      "collinear calculation without spin-orbit coupling train with soc=False (invariant under that "
+                      "rotation); keep soc=True for spin-orbit data with moments in several directions",
+                      UserWarning, stacklevel=5)
+
+
 def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = False) -> list[dict]:
     """Per-configuration graph dictionaries (float64, CPU) of ``data``; cached on disk in
     ``cache_dir`` if given (a cache file that cannot be read or fails its checksum is rebuilt,

@@ -25,7 +25,7 @@ from ..errors import ConfigError, InputError
 from ..potentials.mmace.hyperparameters import Hyperparameters
 from ..potentials.mmace.labels import input_moments
 from ..potentials.mmace.metrics import label_masks
-from .data import collate, dataset_hash, graphs_of, warn_if_spin_orbit_data
+from .data import collate, dataset_hash, graphs_of, warn_if_collinear_data, warn_if_spin_orbit_data
 
 
 def element_list(data) -> list[int]:
@@ -277,6 +277,8 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
     r_max = float(hp.get("r_max", Hyperparameters.defaults()["r_max"]))
     graphs_train = graphs_of(train_data, r_max, elements, opts.cache_dir)
     graphs_valid = graphs_of(valid_data, r_max, elements, opts.cache_dir)
+    if base is None:  # a fine-tuned model has learned directions from its own data
+        warn_if_collinear_data(graphs_train, soc)
     if "avg_num_neighbors" not in hyper and base is None:
         hp["avg_num_neighbors"] = avg_num_neighbors(graphs_train)
     m_max = _m_max(elements, old_z, base, hyper.get("m_max"), train_data)

@@ -213,3 +213,20 @@ def test_evaluate_names_labels_it_does_not_read():
     data[1].arrays["REF_magforces"] = np.zeros((2, 3))
     with pytest.warns(UserWarning, match=r"MagneticMACE.evaluate: dataset: arrays\['REF_magforces'\] in 1 of the 2"):
         pot.evaluate(data)
+
+
+def test_soc_model_on_collinear_data_is_warned_about():
+    """Collinear VASP moments (N,) all along +z and the default soc=True: the model cannot learn
+    that turning all spins together costs nothing (no spin-orbit coupling in the data)."""
+    from spinlat.training.data import graphs_of, warn_if_collinear_data
+
+    data = [_fe(0), _fe(1)]
+    for at in data:
+        at.arrays["magmoms"] = np.array([2.2, -2.1])  # collinear, antiparallel
+    graphs = graphs_of(data, 3.0, [26])
+    with pytest.warns(UserWarning, match="soc=False"):
+        warn_if_collinear_data(graphs, soc=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_collinear_data(graphs, soc=False)
+        warn_if_collinear_data(graphs_of([_fe(0)], 3.0, [26]), soc=True)  # non-collinear moments
