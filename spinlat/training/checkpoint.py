@@ -6,7 +6,8 @@ JSON also travels in the metadata of ``checkpoint.safetensors``, which is what i
 tensors and the state that names them are then one file, replaced in one atomic rename after fsync
 (:mod:`spinlat.files`), so a run killed at any moment leaves either the previous checkpoint or the
 new one, never a mix (checkpoint.json is for people and for checkpoints written before). Loading
-never executes code. Resuming is bit-for-bit: the shuffling depends only on the seed and the
+never executes code, and a checkpoint whose tensors no longer match the SHA-256 stored with them
+(:mod:`spinlat.potentials.mmace.checksum`) is refused rather than resumed. Resuming is bit-for-bit: the shuffling depends only on the seed and the
 epoch (:mod:`spinlat.training.loop`).
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import FileFormatError
+from ..potentials.mmace import checksum
 
 FORMAT = "spinlat-mmace-checkpoint"
 
@@ -75,7 +77,7 @@ def save_checkpoint(path_dir, *, model, optimizer, scheduler, ema, epoch, histor
     # that names them last
     text = json.dumps(state)
     with atomic_path(d / "checkpoint.safetensors") as tmp:
-        save_file(tensors, tmp, metadata={"format": FORMAT, "state": text})
+        save_file(tensors, tmp, metadata={"format": FORMAT, "state": text, checksum.KEY: checksum.tensor_checksum(tensors)})
     atomic_write_text(d / "checkpoint.json", text)
 
 
@@ -89,11 +91,14 @@ def load_checkpoint(path_dir) -> dict | None:
         return None
     try:
         with safe_open(str(d / "checkpoint.safetensors"), framework="pt") as f:
-            text = (f.metadata() or {}).get("state")
+            meta = f.metadata() or {}
+        text = meta.get("state")
         state = json.loads(text if text is not None else (d / "checkpoint.json").read_text())
         tensors = load_file(str(d / "checkpoint.safetensors"))
     except Exception as exc:
         raise FileFormatError(f"cannot read the training checkpoint in {d}: {exc}") from exc
+    checksum.verify(d / "checkpoint.safetensors", meta, tensors, "training checkpoint",
+                    f"train afresh with resume=False (training.resume: false) or remove {d}")
     if state.get("format") != FORMAT:
         raise FileFormatError(f"{d / 'checkpoint.json'} is not a spinlat mMACE checkpoint")
     return {k: _join_state(v, tensors) for k, v in state.items()}

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, FileFormatError, InputError
+from ..potentials.mmace import checksum
 from ..potentials.mmace.graph import build_batch, config_arrays
-from ..potentials.mmace.labels import LABELS, read_dataset, stored_keys
+from ..potentials.mmace.labels import LABELS, read_dataset, stored_keys, warn_unread_labels
 
 _NODE_KEYS = ("positions", "magmoms", "node_attrs", "species", "forces", "magnetic_forces")
 _EDGE_KEYS = ("shifts",)
@@ -70,9 +71,13 @@ def check_dataset(data, name: str = "train") -> list[tuple]:
 
     Raises ConfigError for an empty data set, a configuration that carries no label at all, and
     one with magnetic-force labels but no moments (moments read as :mod:`~spinlat.potentials.mmace.labels`
-    says; without them every atom would count as non-magnetic)."""
+    says; without them every atom would count as non-magnetic). One UserWarning lists entries
+    named like a label or like moments that are not read (mace's ``REF_energy``, the reference
+    magnetic MACE's ``REF_magforces``, ...: :func:`~spinlat.potentials.mmace.labels.warn_unread_labels`)
+    for configurations that lack that label, since those labels are then left out."""
     if len(data) == 0:
         raise ConfigError(f"{name} dataset is empty")
+    warn_unread_labels(data, f"{name} dataset", stacklevel=4)
     out = []
     for k, at in enumerate(data):
         arrays = config_arrays(at, k)
@@ -86,6 +91,7 @@ def check_dataset(data, name: str = "train") -> list[tuple]:
                               "magmoms or initial_magmoms), so no atom would count as magnetic")
         out.append(have)
     return out
+
 
 
 def label_counts(labels) -> dict:
@@ -132,20 +138,53 @@ def warn_if_spin_orbit_data(data, soc, name="train") -> None:
                       "soc=True, or use data without spin-orbit coupling", UserWarning, stacklevel=5)
 
 
+def warn_if_collinear_data(graphs, soc, name="train") -> None:
+    """UserWarning when a ``soc``=True model is to be trained on graphs (:func:`graphs_of`) whose
+    moments all lie along one axis — collinear moments (N,), which are read along +z, as a
+    collinear (ISPIN = 2) DFT calculation gives them. Such data say nothing about other moment
+    directions: a soc=True model (energy tied to the moments' orientation relative to the
+    lattice) learns no symmetry under rotating all moments and extrapolates freely when spins
+    turn (dynamics, non-collinear states); a soc=False model is invariant under that rotation."""
+    if not soc:
+        return
+    m = torch.cat([g["magmoms"] for g in graphs]).double()
+    norm = torch.linalg.norm(m, dim=1)
+    m = m[norm > 0] / norm[norm > 0, None]
+    if len(m) < 2:
+        return
+    if float(torch.linalg.norm(torch.cross(m, m[:1].expand_as(m), dim=1), dim=1).max()) < 1e-6:
+        import warnings
+
+        axis = [round(float(x), 4) for x in m[0] * torch.sign(m[0][torch.argmax(m[0].abs())])]
+        warnings.warn(f"every moment of the {name} data lies along one axis {axis} (collinear moments (N,) are read "
+                      "along +z): a soc=True model learns nothing about other moment directions, so its energy "
+                      "changes arbitrarily when all spins turn together (dynamics, non-collinear states). For a "
+                      "collinear calculation without spin-orbit coupling train with soc=False (invariant under that "
+                      "rotation); keep soc=True for spin-orbit data with moments in several directions",
+                      UserWarning, stacklevel=5)
+
+
 def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = False) -> list[dict]:
     """Per-configuration graph dictionaries (float64, CPU) of ``data``; cached on disk in
-    ``cache_dir`` if given."""
+    ``cache_dir`` if given (a cache file that cannot be read or fails its checksum is rebuilt,
+    with a UserWarning)."""
     path = None
     if cache_dir is not None:
         path = Path(cache_dir) / f"graphs-{dataset_hash(data, r_max, z_table)}.safetensors"
         if path.exists():
-            return _load_graphs(path)
+            try:
+                return _load_graphs(path)
+            except FileFormatError as exc:  # a damaged cache: build the graphs again (and replace it)
+                import warnings
+
+                warnings.warn(f"{exc}; the graphs are built again and the cache replaced", UserWarning, stacklevel=4)
     it = data
     if progress:
         from tqdm.auto import tqdm
 
         it = tqdm(data, desc="graphs", leave=False, file=sys.stderr)
-    graphs = [build_batch([at], r_max, z_table, dtype=torch.float64, device="cpu") for at in it]
+    graphs = [build_batch([at], r_max, z_table, dtype=torch.float64, device="cpu", first_index=k)
+              for k, at in enumerate(it)]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_graphs(path, graphs)
@@ -178,7 +217,8 @@ def _save_graphs(path, graphs):
     from ..files import atomic_path
 
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in big.items()}, tmp, metadata={"format": "spinlat-mmace-graphs"})
+        tensors = {k: v.contiguous() for k, v in big.items()}
+        save_file(tensors, tmp, metadata={"format": "spinlat-mmace-graphs", checksum.KEY: checksum.tensor_checksum(tensors)})
 
 
 def _load_graphs(path) -> list[dict]:
@@ -186,13 +226,15 @@ def _load_graphs(path) -> list[dict]:
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            if (f.metadata() or {}).get("format") != "spinlat-mmace-graphs":
+            meta = f.metadata() or {}
+            if meta.get("format") != "spinlat-mmace-graphs":
                 raise FileFormatError(f"{path} is not a spinlat graph cache")
             big = {k: f.get_tensor(k) for k in f.keys()}
     except FileFormatError:
         raise
     except Exception as exc:  # corrupt cache file
         raise FileFormatError(f"cannot read graph cache {path}: {exc}") from exc
+    checksum.verify(path, meta, big, "graph cache", "remove it (it is rebuilt from the data)")
     for k in ("energy_mask", "forces_mask", "magnetic_forces_mask", "stress_mask"):
         big[k] = big[k].bool()
     n_atoms = big["n_atoms"].tolist()

@@ -25,7 +25,7 @@ from ..errors import ConfigError, InputError
 from ..potentials.mmace.hyperparameters import Hyperparameters
 from ..potentials.mmace.labels import input_moments
 from ..potentials.mmace.metrics import label_masks
-from .data import collate, graphs_of, warn_if_spin_orbit_data
+from .data import collate, dataset_hash, graphs_of, warn_if_collinear_data, warn_if_spin_orbit_data
 
 
 def element_list(data) -> list[int]:
@@ -277,6 +277,8 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
     r_max = float(hp.get("r_max", Hyperparameters.defaults()["r_max"]))
     graphs_train = graphs_of(train_data, r_max, elements, opts.cache_dir)
     graphs_valid = graphs_of(valid_data, r_max, elements, opts.cache_dir)
+    if base is None:  # a fine-tuned model has learned directions from its own data
+        warn_if_collinear_data(graphs_train, soc)
     if "avg_num_neighbors" not in hyper and base is None:
         hp["avg_num_neighbors"] = avg_num_neighbors(graphs_train)
     m_max = _m_max(elements, old_z, base, hyper.get("m_max"), train_data)
@@ -304,6 +306,9 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
                 model.atomic_energies[s] = float(opts.E0s[chemical_symbols[z_table[s]]])
     fit_one_body(model, graphs_train, fit_species, not e0_given, opts.fit_landau,
                  opts.magnetic_forces_weight / max(opts.energy_weight, 1e-12), dtype, device)
+    # the data themselves (structures, moments, labels, weights) identify the run too: corrected labels
+    # must not resume (and, with the epochs done, silently return) the model trained on the old ones
     meta = {"elements": z_table, "soc": bool(soc), "seed": int(opts.seed), "hyperparameters": pot.hyperparameters,
-            "n_train": len(train_data), "n_valid": len(valid_data)}
+            "n_train": len(train_data), "n_valid": len(valid_data),
+            "data": [dataset_hash(train_data, r_max, z_table), dataset_hash(valid_data, r_max, z_table)]}
     return InitialModel(pot, graphs_train, graphs_valid, pot.hyperparameters, meta)

@@ -176,14 +176,24 @@ def _json_meta(meta):
 def resume(opt: Optimiser, start: InitialModel, opts: TrainingOptions) -> Progress:
     """The progress of an earlier run of the same training (same model, data and seed) from the
     checkpoint in ``checkpoint_dir`` (with ``resume``), its state loaded into the model and
-    optimiser; a fresh Progress otherwise. ConfigError for a checkpoint of another run."""
+    optimiser; a fresh Progress otherwise. ConfigError for a checkpoint of another run, naming
+    what differs (the data are compared through their hash: structures, moments, labels and
+    weights, :func:`~spinlat.training.data.dataset_hash`)."""
     if opts.checkpoint_dir is None or not opts.resume:
         return Progress()
     ck = load_checkpoint(opts.checkpoint_dir)
     if ck is None:
         return Progress()
-    if ck["meta"] != _json_meta(start.meta):
-        raise ConfigError(f"the checkpoint in {opts.checkpoint_dir} belongs to another run (model, data or seed "
+    now = _json_meta(start.meta)
+    if "data" not in ck["meta"]:  # a checkpoint written before the data's hash was recorded
+        now.pop("data", None)
+    if ck["meta"] != now:
+        what = {"data": "the training or validation data (structures, moments, labels or weights)",
+                "n_train": "the number of training configurations", "n_valid": "the number of validation "
+                "configurations", "hyperparameters": "the model hyperparameters (those set from the data too: "
+                "avg_num_neighbors, m_max)", "elements": "the elements", "soc": "soc", "seed": "the seed"}
+        differ = [what.get(k, k) for k in sorted(set(ck["meta"]) | set(now)) if ck["meta"].get(k) != now.get(k)]
+        raise ConfigError(f"the checkpoint in {opts.checkpoint_dir} belongs to another run ({'; '.join(differ)} "
                           "differ): it would resume that run. To train afresh use another checkpoint_dir, "
                           "resume=False (in a spinlat train config: training.resume: false) or remove "
                           f"{opts.checkpoint_dir}")

@@ -85,18 +85,21 @@ def edges(positions, cell, pbc, r_max):
     return j, i, S @ np.asarray(cell, dtype=np.float64)
 
 
-def build_batch(configs, r_max: float, z_table, dtype=torch.float64, device="cpu", edge_lists=None) -> dict:
+def build_batch(configs, r_max: float, z_table, dtype=torch.float64, device="cpu", edge_lists=None,
+                first_index: int = 0) -> dict:
     """One batched graph of ``configs`` (States or ase.Atoms) for the mMACE model.
 
     ``r_max`` Å is the cutoff, ``z_table`` the atomic numbers known to the model (species order).
     ``edge_lists`` optionally gives, per configuration, precomputed (sender, receiver, Cartesian
-    shift Å) arrays of pairs closer than ``r_max``. See the module docstring for the keys."""
+    shift Å) arrays of pairs closer than ``r_max``. ``first_index``: the index of ``configs[0]``
+    in the caller's data set, so that errors name the configuration by its place there. See the
+    module docstring for the keys."""
     if not isinstance(configs, (list, tuple)):
         configs = [configs]
     if len(configs) == 0:
         raise InputError("build_batch needs at least one configuration")
     z_table = list(int(z) for z in z_table)
-    parts = [config_arrays(c, k) for k, c in enumerate(configs)]
+    parts = [config_arrays(c, k) for k, c in enumerate(configs, start=first_index)]
     n_atoms = np.array([len(p["numbers"]) for p in parts], dtype=np.int64)
     ptr = np.concatenate([[0], np.cumsum(n_atoms)])
     senders, receivers, shifts = [], [], []
@@ -109,7 +112,7 @@ def build_batch(configs, r_max: float, z_table, dtype=torch.float64, device="cpu
         receivers.append(np.asarray(r, dtype=np.int64) + ptr[k])
         shifts.append(np.asarray(sh, dtype=np.float64).reshape(-1, 3))
     species = np.concatenate([species_indices(p["numbers"], z_table, f"configuration {k}")
-                              for k, p in enumerate(parts)])
+                              for k, p in enumerate(parts, start=first_index)])
     n_tot = int(ptr[-1])
     one_hot = np.zeros((n_tot, len(z_table)))
     one_hot[np.arange(n_tot), species] = 1.0

@@ -8,8 +8,18 @@ label                         unit        where
 energy                        eV          ``info["energy"]``, or a calculator's ``energy``
 forces (N, 3)                 eV/Å        ``arrays["forces"]``, or a calculator's ``forces``
 magnetic_forces (N, 3)        eV/μB       ``arrays["magnetic_forces"]`` (h = −∂E/∂m), or a calculator's
-stress, Voigt (6,) or 3×3     eV/Å³       ``info["stress"]`` (ASE's sign), or a calculator's ``stress``
+stress, Voigt (6,) or 3×3     eV/Å³       ``info["stress"]`` (ASE's sign), or a calculator's ``stress``,
+                                          or else ``info["virial"]`` (or ``"virials"``; eV, 3×3, 9 or
+                                          Voigt 6) as σ = −W/V: the virial W = −∂E/∂ε of GPUMD's NEP
+                                          and mace's data sets, V the cell volume
 ============================  ==========  ======================================================
+
+A stress whose largest component exceeds :data:`STRESS_IMPLAUSIBLE` (1 eV/Å³ = 160 GPa) is read
+as given with a UserWarning: it is most likely in kbar (VASP's OUTCAR) or GPa, not eV/Å³.
+:func:`unread_label_keys` names entries that look like labels under other names (mace's
+``REF_energy``, ``REF_forces``, ``REF_stress``, ``REF_virials``, the reference magnetic MACE's
+``REF_magforces``, ``magforces``, ...), which are *not* read: the training warns about them
+(:func:`spinlat.training.data.check_dataset`) instead of dropping them silently.
 
 A calculator's results are those of ``atoms.calc.results`` — e.g. the ``SinglePointCalculator``
 that ``ase.io.read`` attaches to configurations read from an extxyz file. Where both places hold
@@ -34,6 +44,8 @@ configuration has a per-atom ``spins`` array (N, 3) of directions (an extxyz ``s
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,17 +58,84 @@ LABELS = {"energy": ("info", "eV"), "forces": ("arrays", "eV/Å"), "magnetic_for
 
 _VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
 
+#: a stress component above this (eV/Å³; 160 GPa) is most likely in kbar or GPa: warned about
+STRESS_IMPLAUSIBLE = 1.0
+#: ``info`` keys read as a virial (eV) when a configuration has no stress
+VIRIAL_KEYS = ("virial", "virials")
+
+#: names (lower case, after stripping a prefix or suffix of :data:`_ALIAS_AFFIX`) under which
+#: other codes store a label or the moments → the label spinlat reads under its own name
+_ALIASES = {
+    **dict.fromkeys(("energy", "energies", "total_energy"), "energy"),
+    **dict.fromkeys(("forces", "force"), "forces"),
+    **dict.fromkeys(("stress", "stresses", "virial", "virials"), "stress"),
+    **dict.fromkeys(("magforces", "magforce", "mag_forces", "mag_force", "magnetic_forces", "magnetic_force",
+                     "hmag", "h_mag", "magnetic_field", "magnetic_fields", "constraining_field",
+                     "constraining_fields", "constrained_field", "b_constr"), "magnetic_forces"),
+    **dict.fromkeys(("magmom", "magmoms", "magnetic_moment", "magnetic_moments", "mag_moments", "moments"),
+                    "moments"),
+}
+_ALIAS_AFFIX = re.compile(r"^(?:ref|dft|vasp|qe|target|true|reference|label)_|_(?:ref|dft|vasp|qe|true|reference)$")
+
 
 def _results(atoms) -> dict:
     return getattr(getattr(atoms, "calc", None), "results", None) or {}
 
 
 def raw_label(atoms, key):
-    """The stored value of label ``key`` (module docstring), or None when the configuration lacks it."""
+    """The stored value of label ``key`` (module docstring), or None when the configuration lacks it.
+    A stress given only as a virial W (eV) is returned as σ = −W/V (3×3 eV/Å³)."""
     where, _ = LABELS[key]
     holder = atoms.info if where == "info" else atoms.arrays
     value = holder.get(key)
-    return _results(atoms).get(key) if value is None else value
+    value = _results(atoms).get(key) if value is None else value
+    if value is None and key == "stress":
+        found = _virial_key(atoms)
+        if found is not None:
+            volume = abs(float(np.linalg.det(np.asarray(atoms.cell.array, dtype=np.float64))))
+            w = stress_matrix(atoms.info[found], f"info[{found!r}]", "virial")
+            return -w / volume if volume > 0 else w * np.nan
+    return value
+
+
+def _virial_key(atoms):
+    return next((k for k in VIRIAL_KEYS if atoms.info.get(k) is not None), None)
+
+
+def unread_label_keys(atoms) -> list:
+    """Entries of a configuration named like a label or like moments under another name or in
+    another place than spinlat reads (module docstring), for a label (or the moments) that the
+    configuration does not carry where spinlat reads it: a list of (place, key, label), e.g.
+    ``("arrays", "REF_magforces", "magnetic_forces")``; place is ``info``, ``arrays`` or
+    ``calculator results``. Such entries are not read."""
+    have = {key for key in LABELS if raw_label(atoms, key) is not None}
+    from ...state import ase_magnetic_moments
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if np.any(np.asarray(ase_magnetic_moments(atoms, "computed"), dtype=float) != 0):
+                have.add("moments")
+        except Exception:  # malformed moments are reported where they are read
+            pass
+    read_where = {"energy": ("info", "calculator results"), "forces": ("arrays", "calculator results"),
+                  "magnetic_forces": ("arrays", "calculator results"), "stress": ("info", "calculator results"),
+                  "moments": ("arrays", "calculator results")}
+    read_names = {"energy": ("energy",), "forces": ("forces",), "magnetic_forces": ("magnetic_forces",),
+                  "stress": ("stress",) + VIRIAL_KEYS, "moments": ("magmoms", "initial_magmoms")}
+    found = []
+    for place, table in (("info", atoms.info), ("arrays", atoms.arrays), ("calculator results", _results(atoms))):
+        for k in table:
+            if not isinstance(k, str):
+                continue
+            name = k.lower()
+            label = _ALIASES.get(name) or _ALIASES.get(_ALIAS_AFFIX.sub("", name))
+            if label is None or label in have:
+                continue
+            if k in read_names[label] and place in read_where[label]:
+                continue
+            found.append((place, k, label))
+    return found
 
 
 def _finite(arr, name, where):
@@ -65,8 +144,36 @@ def _finite(arr, name, where):
     return arr
 
 
-def stress_matrix(value, where) -> np.ndarray:
-    """A stress given as Voigt (6,) (xx yy zz yz xz xy) or 3×3 as a 3×3 array."""
+#: where spinlat reads each label (for :func:`warn_unread_labels`)
+_READ_AS = {"energy": "info['energy']", "forces": "arrays['forces']", "magnetic_forces": "arrays['magnetic_forces']",
+            "stress": "info['stress'] (or info['virial'])", "moments": "arrays['magmoms']"}
+
+
+def warn_unread_labels(configs, name="data set", stacklevel=3) -> None:
+    """One UserWarning listing the entries of ``configs`` (ase.Atoms) that :func:`unread_label_keys`
+    finds, each with the configurations (indices) that hold it and where spinlat reads that
+    label; nothing when there are none. ``name`` names the data set in the message."""
+    unread = {}
+    for k, at in enumerate(configs):
+        if hasattr(at, "arrays"):
+            for entry in unread_label_keys(at):
+                unread.setdefault(entry, []).append(k)
+    if not unread:
+        return
+    n = len(configs)
+    parts = []
+    for (place, key, label), ks in unread.items():
+        shown = ", ".join(map(str, ks[:5])) + (" ..." if len(ks) > 5 else "")
+        parts.append(f"{place}[{key!r}] in {len(ks)} of the {n} configurations ({shown}) looks like "
+                     f"{label} but is not read: spinlat reads {label} from {_READ_AS[label]}")
+    warnings.warn(f"{name}: " + "; ".join(parts) + ". Those configurations are used without that label; "
+                  "rename the entries (e.g. atoms.arrays['magnetic_forces'] = atoms.arrays.pop('REF_magforces'), "
+                  "in eV/μB as h = −∂E/∂m) if they hold it in spinlat's units and sign", UserWarning,
+                  stacklevel=stacklevel)
+
+
+def stress_matrix(value, where, what="stress") -> np.ndarray:
+    """A stress (or virial: ``what``) given as Voigt (6,) (xx yy zz yz xz xy) or 3×3 as a 3×3 array."""
     s = np.asarray(value, dtype=np.float64)
     if s.shape == (3, 3):
         return s
@@ -77,7 +184,7 @@ def stress_matrix(value, where) -> np.ndarray:
         for k, (a, b) in enumerate(_VOIGT):
             m[a, b] = m[b, a] = s[k]
         return m
-    raise ShapeError(f"{where}: stress must be Voigt (6,) or 3x3, got shape {s.shape}")
+    raise ShapeError(f"{where}: {what} must be Voigt (6,) or 3x3, got shape {s.shape}")
 
 
 def stored_keys(atoms) -> str:
@@ -110,11 +217,19 @@ def read_labels(atoms, where="configuration") -> dict:
                 raise ShapeError(f"{where}: energy must be one number (eV), got shape {e.shape}")
             out[key] = float(_finite(e, "energy", where).reshape(()))
         elif key == "stress":
+            given = ("info['stress']" if atoms.info.get("stress") is not None else "a calculator's stress"
+                     if _results(atoms).get("stress") is not None else f"info[{_virial_key(atoms)!r}] (a virial)")
             if not np.all(atoms.pbc):
-                given = "info['stress']" if atoms.info.get("stress") is not None else "a calculator's stress"
                 raise InputError(f"{where}: {given} is given but the cell is not periodic in all three "
                                  f"directions (pbc={np.asarray(atoms.pbc).tolist()}): a stress needs a volume")
-            out[key] = _finite(stress_matrix(value, where), "stress", where)
+            sigma = _finite(stress_matrix(value, where), "stress", where)
+            if np.abs(sigma).max() > STRESS_IMPLAUSIBLE:
+                warnings.warn(f"{where}: {given} has a component of {np.abs(sigma).max():.4g} eV/Å³ "
+                              f"({np.abs(sigma).max() * 160.21766:.4g} GPa): is it in kbar (VASP's OUTCAR) or GPa? "
+                              "spinlat reads stresses in eV/Å³ with ASE's sign (1 GPa = 0.0062415 eV/Å³, "
+                              "1 kbar = 0.00062415 eV/Å³; ase.io.read of a VASP or QE output converts them)",
+                              UserWarning, stacklevel=3)
+            out[key] = sigma
         else:
             a = np.asarray(value, dtype=np.float64)
             if a.shape != (n, 3):

@@ -25,10 +25,10 @@ import torch
 from ... import validation
 from ...errors import DeviceError, FileFormatError, InputError, UnknownElementError
 from ..base import Evaluation, Potential
-from . import metrics
+from . import checksum, metrics
 from .graph import build_batch, edges, species_indices
 from .hyperparameters import DEFAULTS, Hyperparameters, irreps
-from .labels import has_label, raw_label, read_dataset, stored_keys
+from .labels import has_label, raw_label, read_dataset, stored_keys, warn_unread_labels
 from .model import MagneticMACEModel
 
 FORMAT = "spinlat-mmace"
@@ -247,14 +247,15 @@ class MagneticMACE(Potential):
 
     # ------------------------------------------------------------------ files
     def save(self, path) -> None:
-        """Write weights (safetensors) with hyperparameters, format marker and version in the metadata."""
+        """Write weights (safetensors) with hyperparameters, format marker, version and the SHA-256
+        of the weights (:mod:`.checksum`, checked by :meth:`load`) in the metadata."""
         from safetensors.torch import save
 
         from ...files import atomic_write
 
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in self.model.state_dict().items()}
         meta = {"format": FORMAT, "version": str(VERSION), "hyperparameters": json.dumps(self.hyperparameters),
-                "dtype": str(self.dtype).replace("torch.", "")}
+                "dtype": str(self.dtype).replace("torch.", ""), checksum.KEY: checksum.tensor_checksum(tensors)}
         with atomic_write(path, "wb", name=f"{type(self).__name__}.save path") as fh:  # crash-safe
             fh.write(save(tensors, metadata=meta))
 
@@ -264,7 +265,8 @@ class MagneticMACE(Potential):
 
         Raises InputError for a missing file or an unknown keyword, FileFormatError for anything
         that is not a spinlat mMACE file: no safetensors header, no or a foreign format marker, a
-        newer version, hyperparameters of the wrong type or range (:class:`~.hyperparameters.Hyperparameters`),
+        newer version, weights that do not match the checksum saved with them (a damaged file),
+        hyperparameters of the wrong type or range (:class:`~.hyperparameters.Hyperparameters`),
         tensors whose names or shapes do not
         match the hyperparameters (checked from the header, before any network is built), NaN/inf
         weights."""
@@ -285,7 +287,8 @@ class MagneticMACE(Potential):
                 shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
                 dtypes = {k: str(f.get_slice(k).get_dtype()) for k in f.keys()}
         except (SafetensorError, OSError, ValueError, RuntimeError, Exception) as exc:
-            raise FileFormatError(f"{path} is not a spinlat mMACE model file (not readable as safetensors: {exc})") from None
+            raise FileFormatError(f"{path} is not a spinlat mMACE model file (not readable as safetensors: {exc})"
+                                  + checksum.foreign_file(path)) from None
         if meta.get("format") != FORMAT:
             raise FileFormatError(f"{path} is not a spinlat mMACE model file (format marker "
                                   f"{meta.get('format')!r}, expected {FORMAT!r})"
@@ -319,6 +322,7 @@ class MagneticMACE(Potential):
             tensors = load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError, Exception) as exc:
             raise FileFormatError(f"{path} is not a spinlat mMACE model file (not readable as safetensors: {exc})") from None
+        checksum.verify(path, meta, tensors, "mMACE model file", "use another copy of the model")
         for k, v in own.items():
             if v.dtype.is_floating_point != tensors[k].dtype.is_floating_point:
                 raise FileFormatError(f"{path}: tensor {k} has dtype {tensors[k].dtype}")
@@ -334,9 +338,9 @@ class MagneticMACE(Potential):
         keep = np.einsum("ij,ij->i", vec, vec) < self.cutoff**2
         return nl.j[keep], nl.i[keep], nl.shift_vectors[keep]
 
-    def _run(self, configs, edge_lists, forces, magnetic_forces, stress, training=False):
+    def _run(self, configs, edge_lists, forces, magnetic_forces, stress, training=False, first_index=0):
         batch = build_batch(configs, self.cutoff, self.z_table, dtype=self.dtype, device=self.device,
-                            edge_lists=edge_lists)
+                            edge_lists=edge_lists, first_index=first_index)
         with torch.set_grad_enabled(True):
             out = self.model(batch, compute_forces=forces, compute_magnetic_forces=magnetic_forces,
                              compute_stress=stress, training=training)
@@ -436,7 +440,9 @@ class MagneticMACE(Potential):
         over the configurations (atoms) that carry the label (NaN when none does); labels are read
         from ``info``/``arrays`` or calculator results (:mod:`.labels`, :mod:`.metrics`). Raises
         InputError for an empty data set and for one where no configuration carries any label
-        (all NaN otherwise), naming what the first configuration holds."""
+        (all NaN otherwise), naming what the first configuration holds; a UserWarning names
+        entries that look like labels under other names, which are not read
+        (:func:`.labels.warn_unread_labels`)."""
         if isinstance(dataset, (str, os.PathLike)):
             dataset = read_dataset(dataset, "MagneticMACE.evaluate: dataset")
         dataset = list(dataset)
@@ -447,10 +453,11 @@ class MagneticMACE(Potential):
             raise InputError("MagneticMACE.evaluate: no configuration carries a label (energy in info, forces or "
                              "magnetic_forces in arrays, stress in info, or a calculator result of them); "
                              f"configuration 0 holds {stored_keys(dataset[0])}")
+        warn_unread_labels(dataset, "MagneticMACE.evaluate: dataset")
         stress = any(raw_label(at, "stress") is not None for at in dataset if hasattr(at, "arrays"))
         sums = {}
         for k in range(0, len(dataset), batch_size):
-            batch, out = self._run(dataset[k:k + batch_size], None, True, True, stress)
+            batch, out = self._run(dataset[k:k + batch_size], None, True, True, stress, first_index=k)
             metrics.add_errors(sums, metrics.squared_errors(out, batch))
         return metrics.rmse(sums)
 

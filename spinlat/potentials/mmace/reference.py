@@ -57,6 +57,7 @@ import torch
 
 from ... import validation
 from ...errors import FileFormatError, InputError
+from . import checksum
 from .blocks import SymmetricProduct, chebyshev, symmetrize_dense
 from .graded import GradedIrreps
 from .model import EnergyModel, default_dtype
@@ -305,7 +306,7 @@ def _read_reference_file(path):
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:
-        raise FileFormatError(f"{path} is not a safetensors file ({exc})") from None
+        raise FileFormatError(f"{path} is not a safetensors file ({exc}){checksum.foreign_file(path)}") from None
     if meta.get("format") != FORMAT:
         raise FileFormatError(f"{path} is not a converted reference mMACE file (format marker "
                               f"{meta.get('format')!r}, expected {FORMAT!r})")
@@ -316,6 +317,7 @@ def _read_reference_file(path):
         state = load_file(str(path))
     except Exception as exc:
         raise FileFormatError(f"{path}: unreadable architecture or tensors ({exc})") from None
+    checksum.verify(path, meta, state, "converted reference model file", "convert the reference model again")
     return arch, state, meta
 
 
@@ -424,10 +426,11 @@ class ReferenceMagneticMACE(MagneticMACE):
 
         from ...files import atomic_write
 
+        tensors = {k: v.contiguous() for k, v in self._reference_state.items()}
         meta = {"format": FORMAT, "version": str(VERSION), "architecture": json.dumps(self.architecture),
-                "dtype": "float64", "source": str(self.source)}
+                "dtype": "float64", "source": str(self.source), checksum.KEY: checksum.tensor_checksum(tensors)}
         with atomic_write(path, "wb", name="ReferenceMagneticMACE.save path") as fh:
-            fh.write(save({k: v.contiguous() for k, v in self._reference_state.items()}, metadata=meta))
+            fh.write(save(tensors, metadata=meta))
 
     def __repr__(self):
         return (f"ReferenceMagneticMACE(elements={self.hyperparameters['elements']}, r_max={self.cutoff}, "
