@@ -113,7 +113,7 @@ def test_licence_and_citation():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     licence = (ROOT / "LICENSE").read_text()
     assert licence.startswith("MIT License") and "Copyright (c) 2026 spinlat developers" in licence
-    assert project["license"]["text"] == "MIT"
+    assert project["license"] == "MIT" and project["license-files"] == ["LICENSE"]  # PEP 639 (no deprecated table)
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
     assert cff["cff-version"] == "1.2.0" and cff["type"] == "software"
     assert cff["license"] == "MIT" and cff["version"] == project["version"]
