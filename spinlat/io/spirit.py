@@ -36,12 +36,19 @@ Spirit's conventions (``core/docs/Input.md``; Spirit's defaults in brackets):
   D) over neighbour shells (:meth:`~spinlat.potentials.Heisenberg.from_neighbors`; one basis
   atom only).
 - Anisotropy: ``anisotropy_magnitude K`` with ``anisotropy_normal`` for every basis atom, or
-  ``n_anisotropy`` / ``anisotropy_file`` rows ``i Kx Ky Kz [K]`` (per basis atom; without a K
+  ``n_anisotropy`` / ``anisotropy_file`` rows ``i Kx Ky Kz [K] [K4]`` (per basis atom; without a K
   column the vector's length is K). Written as on-site tensors K K̂K̂ᵀ of the Heisenberg.
+- Cubic anisotropy: ``cubic_anisotropy_magnitude K4`` (every basis atom) or the ``K4`` column:
+  Spirit's E = −(K4/2) Σ_i (n_x⁴ + n_y⁴ + n_z⁴) (Cartesian axes; ``Hamiltonian_Heisenberg.cpp``,
+  checked against the spirit package) = K4 (n_x²n_y² + n_y²n_z² + n_z²n_x²) − K4/2, read as a
+  :class:`~spinlat.potentials.CubicAnisotropy` with K1 = K4 (one value per element: basis atoms
+  of one element with different K4 are refused, pass ``elements``) and the constant −K4/2 as an
+  isotropic on-site tensor, so that the energy is Spirit's.
 
-Not read, with a UserWarning naming the key (the energies then differ from Spirit's by these
-terms): ``ddi_method`` other than none (dipole-dipole), quadruplets, cubic anisotropy (``K4``,
-``cubic_anisotropy_magnitude``), pinning. Refused (FileFormatError): ``hamiltonian gaussian``,
+Terms spinlat has no term for are refused (FileFormatError naming the key and its line) unless
+``drop`` names them: ``"ddi"`` (``ddi_method`` other than none: dipole-dipole), ``"quadruplets"``
+(``n_interaction_quadruplets`` / ``interaction_quadruplets_file``), ``"pinning"`` (pinned spins);
+the energies then differ from Spirit's by these terms. Always refused: ``hamiltonian gaussian``,
 disorder (``atom_types``) and defects, ``Dija Dijb Dijc`` pair columns and ``Ka Kb Kc``
 anisotropy columns (Spirit 2.2 reads the first as Cartesian, unlike its documentation, and
 projects the second onto the Bravais vectors: give Cartesian ``Dijx Dijy Dijz`` / ``Kx Ky Kz``).
@@ -58,6 +65,11 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..exchange_tensors import dmi_matrix
+from .codes import cubic_by_species, dropped_terms, refuse_unread
+
+#: Spirit terms spinlat has no term for, which ``drop`` may leave out: name → what it is
+_DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "quadruplets": "four-spin quadruplet interactions",
+              "pinning": "pinned spins"}
 
 #: Spirit's named Bravais lattices (core/src/data/Geometry.cpp), rows a, b, c
 _BRAVAIS = {
@@ -247,24 +259,25 @@ def _pairs(lines, nb):
 
 
 def _anisotropy(lines, nb):
-    """[(basis atom, K meV, unit axis)] and whether a cubic term was given."""
+    """[(basis atom, K meV, unit axis)] and the cubic constant K4 (meV) of each basis atom."""
     src = _table_source(lines, "n_anisotropy", "anisotropy_file", "anisotropy")
+    k4 = np.zeros(nb)
     if src is None:
         K = lines.values("anisotropy_magnitude", 1, default=[0.0])[0]
         axis = np.array(lines.values("anisotropy_normal", 3, default=[0.0, 0.0, 1.0]))
-        cubic = lines.values("cubic_anisotropy_magnitude", 1, default=[0.0])[0] != 0
+        k4[:] = lines.values("cubic_anisotropy_magnitude", 1, default=[0.0])[0]
         if K == 0:
-            return [], cubic
+            return [], k4
         n = np.linalg.norm(axis)
         if not n:
             raise FileFormatError(f"{lines.path}: anisotropy_normal is zero")
-        return [(ib, K, axis / n) for ib in range(nb)], cubic
+        return [(ib, K, axis / n) for ib in range(nb)], k4
     tl, start, count = src
     if count == 0:
-        return [], False
+        return [], k4
     names, rows = _table(tl, start, count, "anisotropy", {"i", "k", "kx", "ky", "kz", "k4"},
                          {"ka": _K_ABC, "kb": _K_ABC, "kc": _K_ABC})
-    out, cubic = [], False
+    out = []
     for ln, row in rows:
         i = tl.number(row.get("i", "0"), int, ln, "i")
         if not 0 <= i < nb:
@@ -276,10 +289,11 @@ def _anisotropy(lines, nb):
             v = v / n if n else np.array([0.0, 0.0, 1.0])
         else:
             K, v = n, (v / n if n else v)
-        cubic = cubic or ("k4" in row and tl.number(row["k4"], float, ln, "K4") != 0)
+        if "k4" in row:
+            k4[i] += tl.number(row["k4"], float, ln, "K4")
         if K != 0:
             out.append((i, K, v))
-    return out, cubic
+    return out, k4
 
 
 #: first words that mark a Spirit input file (AtomEye's .cfg, which ASE reads, has none of them)
@@ -305,7 +319,7 @@ def is_spirit_cfg(path, format=None) -> bool:
     return any(line.split() and line.split()[0].lower() in _MARKERS for line in text.splitlines())
 
 
-def read_spirit_cfg(path, elements=None):
+def read_spirit_cfg(path, elements=None, *, drop=()):
     """Read a Spirit input file: ``(state, potential)``.
 
     Parameters
@@ -314,7 +328,11 @@ def read_spirit_cfg(path, elements=None):
         Files it names (``basis_file``, ``interaction_pairs_file``, ``anisotropy_file``) are
         looked up beside it, then in the working directory.
     elements : element of the atoms (Spirit's files name none): one symbol for all, or one per
-        basis atom; default Fe for every atom. Only masses (lattice dynamics) depend on it.
+        basis atom; default Fe for every atom. Masses (lattice dynamics) depend on it, and the
+        cubic anisotropy takes one K4 per element.
+    drop : names of terms of the file spinlat has no term for, to leave out on purpose: any of
+        "ddi", "quadruplets", "pinning", or "all" (module docstring). Without it such a term
+        is an error.
 
     Returns
     -------
@@ -324,13 +342,15 @@ def read_spirit_cfg(path, elements=None):
         :func:`spinlat.io.read_ovf` ``(file, state)``).
     potential : a :class:`~spinlat.potentials.Heisenberg` whose template is that system (pair
         tensors J·1 + [D] and on-site anisotropy tensors, eV), plus a
+        :class:`~spinlat.potentials.CubicAnisotropy` when K4 is non-zero and a
         :class:`~spinlat.potentials.Zeeman` when the field is non-zero. ``potential.compute(state)``
         gives Spirit's energy (``spirit.system.get_energy``, meV) in eV.
 
-    Raises FileFormatError naming the file and line for malformed or unsupported content,
-    InputError for bad ``elements``; warns (UserWarning) for terms not read (module docstring).
+    Raises FileFormatError naming the file and line for malformed or unsupported content and for
+    terms spinlat has no term for that ``drop`` does not name, InputError for bad ``elements`` or
+    ``drop``.
     """
-    from ..potentials import Heisenberg, Zeeman
+    from ..potentials import CubicAnisotropy, Heisenberg, Zeeman
     from ..state import State
 
     path = Path(validation.existing_file(path, "read_spirit_cfg path", "Spirit input file"))
@@ -408,24 +428,24 @@ def read_spirit_cfg(path, elements=None):
     if kind == "heisenberg_pairs" and shells_given:
         warnings.warn(f"{path}: neighbour shells (n_shells_exchange/n_shells_dmi) are given but the Hamiltonian is "
                       "heisenberg_pairs: Spirit ignores the shells, and so does this reader", UserWarning, stacklevel=2)
-    notes = []
+    found = []
     ddi = (lines.word("ddi_method", "none")).lower()
     if ddi != "none":
-        notes.append(f"ddi_method {ddi} (dipole-dipole interaction: spinlat has no such term)")
-    if lines.has("n_interaction_quadruplets") or lines.has("interaction_quadruplets_file"):
-        notes.append("the quadruplet interactions")
-    if any(lines.has(k) for k in ("pinning_cell", "n_pinned", "pinned_from_file")) or \
-            any(lines.has(f"pin_n{a}{s}") for a in "abc" for s in ("", "_left", "_right")):
-        notes.append("the pinned spins")
-    aniso, cubic = _anisotropy(lines, nb)
-    if cubic:
-        notes.append("the cubic anisotropy (K4)")
+        found.append(("ddi", f"line {lines.rows[lines.find('ddi_method')][0]}",
+                      f"ddi_method {ddi} (dipole-dipole interaction)"))
+    for key in ("n_interaction_quadruplets", "interaction_quadruplets_file"):
+        if lines.has(key):
+            found.append(("quadruplets", f"line {lines.rows[lines.find(key)][0]}", f"{key} (four-spin interactions)"))
+            break
+    pin = [k for k in ("pinning_cell", "n_pinned", "pinned_from_file") if lines.has(k)]
+    pin += [f"pin_n{a}{s}" for a in "abc" for s in ("", "_left", "_right") if lines.has(f"pin_n{a}{s}")]
+    if pin:
+        found.append(("pinning", f"line {lines.rows[lines.find(pin[0])][0]}", f"{pin[0]} (pinned spins)"))
+    refuse_unread(found, dropped_terms(drop, _DROPPABLE, "read_spirit_cfg drop"), path, "Spirit")
+    aniso, k4 = _anisotropy(lines, nb)
     B = lines.values("external_field_magnitude", 1, default=[0.0])[0]
     bn = np.array(lines.values("external_field_normal", 3, default=[0.0, 0.0, 1.0]))
     bn = bn / np.linalg.norm(bn) if np.linalg.norm(bn) >= 1e-8 else np.array([0.0, 0.0, 1.0])
-    if notes:
-        warnings.warn(f"{path}: not read: {'; '.join(notes)}; spinlat's energies differ from Spirit's by these terms",
-                      UserWarning, stacklevel=2)
 
     if kind == "heisenberg_pairs":
         pairs = _pairs(lines, nb)
@@ -455,9 +475,20 @@ def read_spirit_cfg(path, elements=None):
         Jx = np.concatenate([Jx] + [a for a, _ in extra])
         R = np.concatenate([R] + [np.zeros((len(a), 3), dtype=np.int64) for a, _ in extra])
         T = np.concatenate([T] + [np.broadcast_to(t, (len(a), 3, 3)) for a, t in extra])
+    cubic = None
+    if np.any(k4 != 0):
+        # Spirit: −(K4/2) Σ_a s_a⁴ = K4 (sx²sy² + sy²sz² + sz²sx²) − K4/2: CubicAnisotropy(K1 = K4) and the
+        # constant −K4/2 as an isotropic on-site tensor (−sᵀ(K4/2)1 s = −K4/2 for unit spins)
+        on = k4[ib] != 0
+        cubic = CubicAnisotropy(cubic_by_species(state.numbers[on], k4[ib][on] * units.MEV, f"{path}: cubic anisotropy"))
+        atoms = np.flatnonzero(on)
+        I, Jx = np.concatenate([I, atoms]), np.concatenate([Jx, atoms])
+        R = np.concatenate([R, np.zeros((len(atoms), 3), dtype=np.int64)])
+        T = np.concatenate([T, 0.5 * units.MEV * k4[ib][on][:, None, None] * np.eye(3)])
     ham = Heisenberg(cell, positions, state.numbers, I, Jx, R, T, pbc=pbc)
     ham.source = str(path)
-    potential = ham if B == 0 else ham + Zeeman(B * bn)
+    potential = ham if cubic is None else ham + cubic
+    potential = potential if B == 0 else potential + Zeeman(B * bn)
     return state, potential
 
 

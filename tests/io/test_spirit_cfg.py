@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spinlat as sl
-from spinlat.errors import FileFormatError
+from spinlat.errors import FileFormatError, InputError
 
 DATA = Path(__file__).parent.parent / "data" / "spirit"
 
@@ -71,10 +71,79 @@ def test_bad_files_name_the_problem(tmp_path, text, match):
         sl.io.read_spirit_cfg(cfg)
 
 
-def test_terms_not_read_are_named(tmp_path):
+@pytest.mark.parametrize("text, name, where", [
+    ("ddi_method fft\n", "ddi", "line 3: ddi_method fft"),
+    ("n_interaction_quadruplets 0\n", "quadruplets", "line 3: n_interaction_quadruplets"),
+    ("pin_na_left 1\n", "pinning", "line 3: pin_na_left"),
+])
+def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, text, name, where):
+    """Dipolar, quadruplet and pinning terms were only named in a UserWarning (easy to miss: the
+    energies silently differed from Spirit's): now a FileFormatError naming the key and its line
+    and the drop option; with drop the rest of the Hamiltonian reads unchanged."""
     cfg = tmp_path / "d.cfg"
-    cfg.write_text("n_basis_cells 2 2 1\nmu_s 1\nddi_method fft\ncubic_anisotropy_magnitude 0.1\n")
-    with pytest.warns(UserWarning, match=r"not read: ddi_method fft \(dipole-dipole.*cubic anisotropy"):
+    base = "n_basis_cells 2 2 1\nmu_s 1\n"
+    cfg.write_text(base + text + "anisotropy_magnitude 0.5\nanisotropy_normal 0 0 1\n")
+    with pytest.raises(FileFormatError, match=rf"{where}.*spinlat has no such term.*drop=\['{name}'\]"):
+        sl.io.read_spirit_cfg(cfg)
+    st, pot = sl.io.read_spirit_cfg(cfg, drop=[name])
+    s = _unit(len(st), 3)
+    assert pot.compute(st.copy(spins=s)).energy == pytest.approx(-0.5e-3 * np.sum(s[:, 2] ** 2), rel=1e-13)
+    assert len(sl.io.read_spirit_cfg(cfg, drop="all")[0]) == 4
+    with pytest.raises(InputError, match=r"unknown term\(s\) \['dipolar'\].*'ddi'"):
+        sl.io.read_spirit_cfg(cfg, drop=["dipolar"])
+
+
+def test_cubic_anisotropy_by_hand(tmp_path):
+    """Spirit's cubic anisotropy E = −(K4/2) Σ_i (n_x⁴ + n_y⁴ + n_z⁴) (meV) was not read (only a
+    warning): now read, whole energy included; the field is −∂E/∂m (finite differences)."""
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text("n_basis_cells 3 1 1\nmu_s 2.0\ncubic_anisotropy_magnitude 1.5\n")
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    s = _unit(3, 4)
+    ev = pot.compute(st.copy(spins=s))
+    assert ev.energy == pytest.approx(-0.75e-3 * np.sum(s ** 4), rel=1e-13)
+    h = 1e-6
+    for a in range(3):
+        m = 2.0 * s.copy()
+        m[1, a] += h
+        sp = m / np.linalg.norm(m, axis=1)[:, None]
+        e_p = pot.compute(st.copy(spins=sp, moments=np.linalg.norm(m, axis=1))).energy
+        m[1, a] -= 2 * h
+        sm = m / np.linalg.norm(m, axis=1)[:, None]
+        e_m = pot.compute(st.copy(spins=sm, moments=np.linalg.norm(m, axis=1))).energy
+        assert ev.magnetic_forces[1, a] == pytest.approx(-(e_p - e_m) / (2 * h), abs=1e-9)
+
+
+CUBIC = {
+    "one atom": ("hamiltonian heisenberg_pairs\nn_basis_cells 1 1 1\nmu_s 1.0\ncubic_anisotropy_magnitude 2.0\n",
+                 None),
+    "K4 column": ("hamiltonian heisenberg_pairs\nbravais_lattice sc\nbasis\n2\n0 0 0\n0.5 0.5 0.5\n"
+                  "n_basis_cells 1 1 1\nmu_s 1.0 1.0\nn_anisotropy 2\ni K Kx Ky Kz K4\n0 0.0 0 0 1 2.0\n"
+                  "1 0.5 1 0 0 3.0\n", ["Fe", "Co"]),
+    "with pairs": ("hamiltonian heisenberg_pairs\nboundary_conditions 1 1 0\nbravais_lattice sc\nbasis\n2\n0 0 0\n"
+                   "0.5 0.5 0.5\nn_basis_cells 2 2 1\nmu_s 1.0 2.0\nanisotropy_magnitude 0.3\n"
+                   "anisotropy_normal 0 1 1\ncubic_anisotropy_magnitude 1.5\nn_interaction_pairs 1\n"
+                   "i j da db dc Jij\n0 1 0 0 0 2.0\n", None),
+}
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("case", list(CUBIC))
+def test_cubic_anisotropy_matches_spirit(tmp_path, case):
+    text, elements = CUBIC[case]
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(text + "log_to_console 0\nlog_to_file 0\n")
+    st, pot = sl.io.read_spirit_cfg(cfg, elements=elements)
+    _, runs = _spirit_energies(cfg, seed=20)
+    for s, e in runs:
+        assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
+
+
+def test_cubic_anisotropy_per_element(tmp_path):
+    """Basis atoms of one element with different K4: CubicAnisotropy takes one per element."""
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(CUBIC["K4 column"][0])
+    with pytest.raises(FileFormatError, match=r"atoms of one element \(Z=26\) have different cubic"):
         sl.io.read_spirit_cfg(cfg)
 
 
