@@ -1,8 +1,9 @@
 """UppASD input files (``inpsd.dat`` with ``posfile``, ``momfile`` and the exchange ``jfile``).
 
-:func:`read_uppasd` reads the unit cell, the moments and the isotropic Heisenberg exchange of an
-UppASD (Uppsala Atomistic Spin Dynamics) input into a :class:`~spinlat.State` and a
-:class:`~spinlat.potentials.Heisenberg`, following UppASD's own reading (``source/Input/
+:func:`read_uppasd` reads the unit cell, the moments, the isotropic exchange, the DM interaction
+and the anisotropy of an UppASD (Uppsala Atomistic Spin Dynamics) input into a
+:class:`~spinlat.State` and a :class:`~spinlat.potentials.Heisenberg` (plus cubic anisotropy and
+Zeeman terms), following UppASD's own reading (``source/Input/
 inputhandler.f90``, ``inputhandler_ext.f90``, ``Hamiltonian/neighbourmap.f90``,
 ``hamiltonianinit.f90`` and ``energy.f90`` of UppASD/UppASD):
 
@@ -25,9 +26,24 @@ inputhandler.f90``, ``inputhandler_ext.f90``, ``Hamiltonian/neighbourmap.f90``,
   so spinlat's each-pair-once coupling is J_i→j + J_j→i (2 J for a symmetric file), converted
   with UppASD's 1 Ry = 13.605693009 eV. The Zeeman term is −Σ m_i·B (spinlat's Zeeman).
 
-Refused (FileFormatError): random alloys (``do_ralloy``), tensorial exchange (``do_jtensor``),
-``maptype 3``, ``Sym`` other than 0 and 1. Not read, with a UserWarning naming them: DM
-(``dm``), anisotropy, biquadratic and the other extra terms.
+- ``dm`` file rows ``isite jsite rx ry rz Dx Dy Dz`` (mRy, bonds as in the jfile; ``Sym 0``
+  only: spinlat does not rotate DM vectors): UppASD's field B_i = Σ_j 2 m_j × D_ij/(|m_i||m_j|)
+  (``hamiltonianactions.f90``, the jfile's factor 2) is that of E = −Σ_i Σ_j D_ij·(e_i × e_j),
+  every ordered pair, so spinlat's pair gets D_i→j − D_j→i (2 D for a file listing −D reversed).
+- ``anisotropy`` kfile, one row per posfile site ``isite type K1 K2 ex ey ez ratio`` (mRy): the
+  fields of ``hamiltonianactions.f90`` are those of E = K1 (e·s)² for type 1 (uniaxial: K1 < 0
+  is an easy axis; an on-site tensor here) and E = −K1 (sx²sy² + sy²sz² + sz²sx²) for type 2
+  (cubic, Cartesian axes: a :class:`~spinlat.potentials.CubicAnisotropy` with K1 → −K1, one per
+  element); type 7 is both, the cubic constant × ratio × |m|² (UppASD's scaling). UppASD's
+  printed anisotropy energy, −½ m·B, is twice the cubic energy (a quartic term); spinlat follows
+  the fields, which drive UppASD's dynamics. K2 ≠ 0 (quartic uniaxial) and ``mult_axis Y`` are
+  refused.
+
+Refused (FileFormatError): random alloys (``do_ralloy``; a momfile chemical index other than
+1), tensorial exchange (``do_jtensor``), ``maptype 3``, ``Sym`` other than 0 and 1. Terms spinlat
+has no term for are refused naming the keyword and its line unless ``drop`` names the keyword:
+``bq`` (biquadratic), ``pd`` (pseudo-dipolar), ``chir``, ``ring``, ``do_dip`` (dipole-dipole),
+``sa`` (symmetric anisotropic), ``biqdm``, ``fourx``.
 
 TB2J's UppASD writer (``TB2J_results/UppASD``: ``posfile``, ``momfile``, ``jASD1``, ``input``)
 writes direct (fractional) positions but bond vectors in Cartesian Å, a count line at the top
@@ -47,16 +63,18 @@ import numpy as np
 
 from .. import units, validation
 from ..errors import FileFormatError, InputError
+from ..exchange_tensors import dmi_matrix
+from .codes import cubic_by_species, dropped_terms, refuse_unread
 
 #: UppASD's Rydberg in eV (:data:`spinlat.units.RYDBERG_EV`)
 RY_EV = units.RYDBERG_EV
 #: UppASD's tolerance (squared, cell units) for equal bond vectors of symmetry images
 _SYM_TOL = 0.01
 
-#: inpsd.dat keywords of terms spinlat's reader does not read
-_UNREAD = {"dm": "the DM interaction (dm file)", "anisotropy": "the anisotropy (kfile)", "bq": "biquadratic exchange",
-           "pd": "pseudo-dipolar exchange", "chir": "chiral interaction", "ring": "ring exchange",
-           "do_dip": "dipole-dipole interaction", "sa": "symmetric anisotropic exchange"}
+#: inpsd.dat keywords of terms spinlat has no term for (refused unless ``drop`` names them)
+_UNREAD = {"bq": "biquadratic exchange", "pd": "pseudo-dipolar exchange", "chir": "chiral interaction",
+           "ring": "ring exchange", "do_dip": "dipole-dipole interaction", "sa": "symmetric anisotropic exchange",
+           "biqdm": "biquadratic DM interaction", "fourx": "four-spin exchange"}
 
 
 def _records(path):
@@ -115,7 +133,7 @@ class _Inpsd:
 
 
 def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, alat=None, tb2j=False,
-                elements=None):
+                elements=None, drop=()):
     """Read an UppASD input: ``(state, heisenberg)``.
 
     Parameters
@@ -131,19 +149,24 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         Cartesian bond vectors in Å, no symmetry, a count line at the top of the jfile.
     elements : element of the atoms (UppASD's files name none): one symbol for all or one per
         atom type (posfile's second column, type 1 first); default Fe.
+    drop : keywords of terms spinlat has no term for (``"bq"``, ``"do_dip"``, ..., module
+        docstring) to leave out on purpose, or "all"; without it such a term is an error.
 
     Returns
     -------
     state : the unit cell (periodic along UppASD's ``BC P`` directions; the posfile's sites in
         order), moments and spin directions from the momfile. UppASD simulates ``ncell`` cells:
         ``state.repeat(heisenberg.uppasd_ncell)``.
-    heisenberg : :class:`~spinlat.potentials.Heisenberg` with the jfile's couplings (eV, each
-        pair once: module docstring), plus a :class:`~spinlat.potentials.Zeeman` for a non-zero
-        ``hfield``. It carries ``uppasd_ncell`` (n1, n2, n3).
+    heisenberg : :class:`~spinlat.potentials.Heisenberg` with the jfile's and DM file's couplings
+        and the uniaxial anisotropy (eV, each pair once: module docstring), plus a
+        :class:`~spinlat.potentials.CubicAnisotropy` for cubic kfile rows and a
+        :class:`~spinlat.potentials.Zeeman` for a non-zero ``hfield``. It carries
+        ``uppasd_ncell`` (n1, n2, n3).
 
     Raises FileFormatError naming the file and line (a bond vector that meets no atom, a
-    malformed row, an unsupported setting), InputError for bad arguments."""
-    from ..potentials import Heisenberg, Zeeman
+    malformed row, an unsupported setting, a term spinlat has no term for that ``drop`` does not
+    name), InputError for bad arguments."""
+    from ..potentials import CubicAnisotropy, Heisenberg, Zeeman
     from ..state import State
 
     path = Path(validation.path(path, "read_uppasd path"))
@@ -156,14 +179,14 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     tb2j = validation.boolean(tb2j, "read_uppasd tb2j")
     inp = _Inpsd(path)
     base = path.parent
+    dropped = dropped_terms(drop, _UNREAD, "read_uppasd drop")
     for key, why in (("do_ralloy", "random alloys"), ("do_jtensor", "tensorial exchange (do_jtensor)")):
         v = inp.values(key, 1, int, default=[0])[0]
         if v != 0:
             raise FileFormatError(f"{path}: {key} {v}: {why} are not read by spinlat's reader")
-    unread = [what for key, what in _UNREAD.items() if inp.has(key) and inp.word(key) not in ("0", "N", "n")]
-    if unread:
-        warnings.warn(f"{path}: not read: {', '.join(unread)}; spinlat's energies differ from UppASD's by these "
-                      "terms", UserWarning, stacklevel=2)
+    refuse_unread([(key, f"line {inp.rows[inp.at[key]][0]}", f"{key} {inp.word(key)} ({what})")
+                   for key, what in _UNREAD.items() if inp.has(key) and inp.word(key) not in ("0", "N", "n")],
+                  dropped, path, "UppASD")
 
     posfiletype = "D" if tb2j else inp.word("posfiletype", "C").upper()
     maptype = 1 if tb2j else inp.values("maptype", 1, int, default=[1])[0]
@@ -265,87 +288,166 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     if np.any(moments < 0):
         raise FileFormatError(f"{mfile}: negative moment magnitudes")
 
-    # ------------------------------------------------------------------ exchange shells per type
-    rows = _records(jfile)
-    if tb2j and rows and len(rows[0][1]) == 2:  # TB2J's "count type" line
-        count = _num(jfile, rows[0][0], rows[0][1][0], int, "number of couplings")
-        rows = rows[1:]
-        if count != len(rows):
-            raise FileFormatError(f"{jfile}: line {rows[0][0] - 1 if rows else 1}: announces {count} couplings, "
-                                  f"found {len(rows)} rows (truncated file?)")
-    shells = {}  # type -> list of [vector (cell units, Cartesian), J mRy, line]
-    for ln, w in rows:
-        if len(w) > 6 and not _is_number(w[6]):  # text after the six values: ignored, as by UppASD
-            w = w[:6]
-        if len(w) != 6:
-            raise FileFormatError(f"{jfile}: line {ln}: expected 'isite jsite rx ry rz J' (6 columns), got "
-                                  f"{len(w)}: {' '.join(w)!r} (alloy and tensor layouts are not read)")
-        i, j = _num(jfile, ln, w[0], int, "isite"), _num(jfile, ln, w[1], int, "jsite")
-        if not (1 <= i <= n and 1 <= j <= n):
-            raise FileFormatError(f"{jfile}: line {ln}: sites {i}, {j} outside the posfile's 1..{n}")
-        r = np.array([_num(jfile, ln, x, float, "bond vector") for x in w[2:5]])
-        J = _num(jfile, ln, w[5], float, "J")
-        if tb2j:
-            v = r / scale  # Cartesian Å
-        elif maptype == 2:
-            v = pos_units[j - 1] - pos_units[i - 1] + r @ lattice
-        else:
-            v = r @ lattice if posfiletype == "D" else r
-        lst = shells.setdefault(atype[i - 1], [])
-        same = next((s for s in lst if np.sum((s[0] - v) ** 2) < 1e-5), None)
-        if same is None:
-            lst.append([v, J, ln])
-        else:  # UppASD replaces the coupling of a bond vector given again for a type
-            same[1], same[2] = J, ln
-
+    # ------------------------------------------------------------------ couplings
     ops = _cubic_ops() if sym == 1 else [np.eye(3)]
-    units_cell = lattice
-    frac_of = np.linalg.inv(units_cell)
-    frac_pos = pos_units @ frac_of
-    pairs = {}
-    for a in range(n):
-        for v0, J, ln in shells.get(atype[a], []):
-            images = []
-            for op in ops:
-                w_ = op @ v0
-                if all(np.sum((w_ - u) ** 2) >= _SYM_TOL for u in images):
-                    images.append(w_)
-            for k, v in enumerate(images):
-                target = frac_pos[a] + v @ frac_of
-                d = target[None, :] - frac_pos
-                R = np.round(d)
-                err = np.linalg.norm((d - R) @ units_cell, axis=1)
-                b = int(np.argmin(err))
-                if err[b] > 1e-3 * max(1.0, float(np.linalg.norm(v))):
-                    if k == 0:
-                        raise FileFormatError(f"{jfile}: line {ln}: no atom at the bond vector {v0.tolist()} from "
-                                              f"site {a + 1} (type {atype[a]})")
-                    continue  # a symmetry image off the lattice: UppASD finds no neighbour either
-                R = R[b].astype(np.int64)
-                if np.any(R[~pbc] != 0):
-                    raise FileFormatError(f"{jfile}: line {ln}: the bond from site {a + 1} crosses a vacuum (BC 0) "
-                                          "direction of the unit cell; give the supercell's sites")
-                key, rev = (a, b, tuple(R)), (b, a, tuple(-R))
-                k_ = rev if rev in pairs and key not in pairs else key
-                pairs[k_] = pairs.get(k_, 0.0) + J * RY_EV * units.MEV
+    frac_pos = pos_units @ np.linalg.inv(lattice)
+
+    def bonds(bfile, nval, what):
+        """Directed couplings [(a, b, R, values (nval,), line)] of a jfile-like file: rows
+        ``isite jsite rx ry rz`` + nval values, each keyed by isite's type (module docstring)."""
+        rows = _records(bfile)
+        if tb2j and rows and len(rows[0][1]) == 2:  # TB2J's "count type" line
+            count = _num(bfile, rows[0][0], rows[0][1][0], int, "number of couplings")
+            rows = rows[1:]
+            if count != len(rows):
+                raise FileFormatError(f"{bfile}: line {rows[0][0] - 1 if rows else 1}: announces {count} couplings, "
+                                      f"found {len(rows)} rows (truncated file?)")
+        width = 5 + nval
+        shells = {}  # type -> list of [vector (cell units, Cartesian), values, line]
+        for ln, w in rows:
+            if len(w) > width and not _is_number(w[width]):  # text after the values: ignored, as by UppASD
+                w = w[:width]
+            if len(w) != width:
+                raise FileFormatError(f"{bfile}: line {ln}: expected 'isite jsite rx ry rz {what}' ({width} columns), "
+                                      f"got {len(w)}: {' '.join(w)!r} (alloy and tensor layouts are not read)")
+            i, j = _num(bfile, ln, w[0], int, "isite"), _num(bfile, ln, w[1], int, "jsite")
+            if not (1 <= i <= n and 1 <= j <= n):
+                raise FileFormatError(f"{bfile}: line {ln}: sites {i}, {j} outside the posfile's 1..{n}")
+            r = np.array([_num(bfile, ln, x, float, "bond vector") for x in w[2:5]])
+            vals = np.array([_num(bfile, ln, x, float, what) for x in w[5:width]])
+            if tb2j:
+                v = r / scale  # Cartesian Å
+            elif maptype == 2:
+                v = pos_units[j - 1] - pos_units[i - 1] + r @ lattice
+            else:
+                v = r @ lattice if posfiletype == "D" else r
+            lst = shells.setdefault(atype[i - 1], [])
+            same = next((s for s in lst if np.sum((s[0] - v) ** 2) < 1e-5), None)
+            if same is None:
+                lst.append([v, vals, ln])
+            else:  # UppASD replaces the coupling of a bond vector given again for a type
+                same[1], same[2] = vals, ln
+        out = []
+        for a in range(n):
+            for v0, vals, ln in shells.get(atype[a], []):
+                images = []
+                for op in ops:
+                    w_ = op @ v0
+                    if all(np.sum((w_ - u) ** 2) >= _SYM_TOL for u in images):
+                        images.append(w_)
+                for k, v in enumerate(images):
+                    target = frac_pos[a] + np.linalg.solve(lattice.T, v)
+                    d = target[None, :] - frac_pos
+                    R = np.round(d)
+                    err = np.linalg.norm((d - R) @ lattice, axis=1)
+                    b = int(np.argmin(err))
+                    if err[b] > 1e-3 * max(1.0, float(np.linalg.norm(v))):
+                        if k == 0:
+                            raise FileFormatError(f"{bfile}: line {ln}: no atom at the bond vector {v0.tolist()} from "
+                                                  f"site {a + 1} (type {atype[a]})")
+                        continue  # a symmetry image off the lattice: UppASD finds no neighbour either
+                    R = R[b].astype(np.int64)
+                    if np.any(R[~pbc] != 0):
+                        raise FileFormatError(f"{bfile}: line {ln}: the bond from site {a + 1} crosses a vacuum (BC 0) "
+                                              "direction of the unit cell; give the supercell's sites")
+                    out.append((a, b, tuple(R), vals, ln))
+        return out
+
+    mry = RY_EV * units.MEV  # eV per mRy
+    pairs = {}  # (i, j, R) -> tensor eV, each pair once (E = −s_iᵀ T s_j)
+
+    def add(a, b, R, tensor):
+        key, rev = (a, b, R), (b, a, tuple(-x for x in R))
+        if rev in pairs and key not in pairs:
+            pairs[rev] = pairs[rev] + tensor.T
+        else:
+            pairs[key] = pairs.get(key, 0.0) + tensor
+
+    for a, b, R, vals, _ in bonds(jfile, 1, "J"):
+        add(a, b, R, vals[0] * mry * np.eye(3))
+    dm_name = inp.word("dm")
+    if dm_name is not None and dm_name not in ("0", "N", "n"):
+        if sym != 0:
+            raise FileFormatError(f"{path}: line {inp.rows[inp.at['sym']][0]}: Sym {sym} with a DM file: spinlat does "
+                                  "not rotate DM vectors by symmetry; list every DM bond and set Sym 0")
+        dfile = Path(dm_name) if Path(dm_name).is_absolute() else base / dm_name
+        if not dfile.is_file():
+            raise FileFormatError(f"{path}: line {inp.rows[inp.at['dm']][0]}: the DM file {dfile} does not exist")
+        # UppASD: B_i = Σ_j 2 m_j × D_ij/(|m_i||m_j|), E = −½ Σ_i m_i·B_i = −Σ_i Σ_j D_ij·(e_i × e_j)
+        for a, b, R, vals, _ in bonds(dfile, 3, "Dx Dy Dz"):
+            add(a, b, R, dmi_matrix(vals * mry))
+    cubic_k = _anisotropy(inp, path, base, n, moments)
+    for a, A in cubic_k[0]:
+        add(a, a, (0, 0, 0), A * mry)
     if pairs:
         I, Jx, R = (np.array([k[0] for k in pairs]), np.array([k[1] for k in pairs]),
                     np.array([k[2] for k in pairs], dtype=np.int64))
         T = np.array(list(pairs.values()))
     else:
         I = Jx = np.zeros(0, np.int64)
-        R, T = np.zeros((0, 3), np.int64), np.zeros(0)
+        R, T = np.zeros((0, 3), np.int64), np.zeros((0, 3, 3))
     numbers = _type_numbers(elements, atype)
     state = State(positions, numbers, cell=cell_a, pbc=pbc, spins=spins, moments=moments)
     ham = Heisenberg(cell_a, positions, numbers, I, Jx, R, T, pbc=pbc)
     ham.source = str(jfile)
     ham.uppasd_ncell = tuple(ncell)
+    pot = ham
+    if np.any(cubic_k[1]):
+        on = np.flatnonzero(cubic_k[1])
+        pot = pot + CubicAnisotropy(cubic_by_species(numbers[on], cubic_k[1][on] * mry, f"{path}: cubic anisotropy"))
     B = np.array(inp.values("hfield", 3, default=[0.0, 0.0, 0.0]))
     if np.any(B):
-        pot = ham + Zeeman(B)
-        pot.uppasd_ncell = tuple(ncell)
-        return state, pot
-    return state, ham
+        pot = pot + Zeeman(B)
+    pot.uppasd_ncell = tuple(ncell)
+    return state, pot
+
+
+def _anisotropy(inp, path, base, n, moments):
+    """UppASD's kfile (``anisotropy`` keyword): rows ``isite type K1 K2 ex ey ez ratio`` (mRy),
+    as ([(site, on-site tensor A in mRy)], cubic constant per site in mRy), spinlat's E = −sᵀAs
+    and CubicAnisotropy K1. UppASD's fields (hamiltonianactions.f90 with hamiltonianinit.f90's
+    scaling kaniso = K/|m|², or K/|m|⁴ for cubic) are those of E = K1 (e·s)² (type 1) and
+    E = −K1 (sx²sy² + sy²sz² + sz²sx²) (type 2; type 7: both, the cubic one × ratio × |m|²)."""
+    cubic = np.zeros(n)
+    name = inp.word("anisotropy")
+    if name is None or name in ("0", "N", "n"):
+        return [], cubic
+    ln0 = inp.rows[inp.at["anisotropy"]][0]
+    if inp.word("mult_axis", "N").upper() == "Y":
+        raise FileFormatError(f"{path}: line {inp.rows[inp.at['mult_axis']][0]}: mult_axis Y (a second anisotropy "
+                              "axis per site) is not read by spinlat's reader")
+    kfile = Path(name) if Path(name).is_absolute() else base / name
+    if not kfile.is_file():
+        raise FileFormatError(f"{path}: line {ln0}: the anisotropy file {kfile} does not exist")
+    rows = _records(kfile)
+    if len(rows) < n:
+        raise FileFormatError(f"{kfile}: UppASD reads one row per site of the posfile ({n}), found {len(rows)}")
+    out, seen = [], set()
+    for ln, w in rows[:n]:
+        if len(w) < 8:
+            raise FileFormatError(f"{kfile}: line {ln}: expected 'isite type K1 K2 ex ey ez ratio', got {' '.join(w)!r}")
+        i, kind = _num(kfile, ln, w[0], int, "isite"), _num(kfile, ln, w[1], int, "anisotropy type")
+        K1, K2, ex, ey, ez, ratio = (_num(kfile, ln, x, float, "anisotropy") for x in w[2:8])
+        if not 1 <= i <= n or i in seen:
+            raise FileFormatError(f"{kfile}: line {ln}: site {i} outside the posfile's 1..{n} or given twice")
+        seen.add(i)
+        if kind not in (1, 2, 7):
+            raise FileFormatError(f"{kfile}: line {ln}: anisotropy type {kind}: UppASD knows 1 (uniaxial), 2 (cubic) "
+                                  "and 7 (both)")
+        if K2 != 0:
+            raise FileFormatError(f"{kfile}: line {ln}: K2 = {K2}: spinlat has no quartic uniaxial term (and UppASD's "
+                                  "own K2 fields differ between its dynamics and Monte Carlo): set K2 to 0")
+        e = np.array([ex, ey, ez])
+        if kind in (1, 7) and K1 != 0:
+            if not np.linalg.norm(e) > 0:
+                raise FileFormatError(f"{kfile}: line {ln}: zero anisotropy axis")
+            e = e / np.linalg.norm(e)
+            out.append((i - 1, -K1 * np.outer(e, e)))
+        if kind == 2:
+            cubic[i - 1] = -K1
+        elif kind == 7:
+            cubic[i - 1] = -K1 * ratio * moments[i - 1] ** 2
+    return out, cubic
 
 
 def _is_number(text):

@@ -117,7 +117,94 @@ def test_unsupported_settings_are_refused_or_named(tmp_path):
         sl.io.read_uppasd(path)
     path = _write(tmp_path / "w", BCC_INPSD + "dm ./dmfile\n", "1 1 0 0 0\n", "1 1 2.2 0 0 1\n",
                   "1 1 1.0 0.0 0.0 1.0\n")
-    with pytest.warns(UserWarning, match="not read: the DM interaction"):
+    (tmp_path / "w" / "dmfile").write_text("1 1 1.0 0.0 0.0 0.0 0.0 0.1\n")
+    with pytest.raises(FileFormatError, match="line 7: Sym 1 with a DM file"):
+        sl.io.read_uppasd(path)
+
+
+CHAIN_INPSD = """ncell 4 1 1
+BC P 0 0
+cell 1.0 0.0 0.0
+     0.0 1.0 0.0
+     0.0 0.0 1.0
+Sym 0
+posfile ./posfile
+momfile ./momfile
+exchange ./jfile
+alat 2.5e-10
+"""
+
+
+def _transverse(h, s):
+    return h - np.einsum("ij,ij->i", h, s)[:, None] * s
+
+
+def test_dm_and_uniaxial_anisotropy_as_uppasd(tmp_path):
+    """The DM file and the kfile were only named in a warning: now read. UppASD's E =
+    −Σ_i Σ_j∈N(i) [J e_i·e_j + D_ij·(e_i × e_j)] + Σ_i K1 (e·s_i)² (mRy; each bond listed from both
+    ends, D reversed), and its fields B_i = Σ_j 2 (J m_j + m_j × D_ij)/(|m_i||m_j|) − 2 K1 (e·s_i) e/|m_i|
+    (hamiltonianactions.f90): spinlat's transverse magnetic forces."""
+    J, D, K1, m = 1.5, 0.4, -0.3, 2.2
+    path = _write(tmp_path, CHAIN_INPSD + "dm ./dmfile\nanisotropy ./kfile\n", "1 1 0 0 0\n",
+                  f"1 1 {m} 0 0 1\n", f"1 1 1.0 0.0 0.0 {J}\n1 1 -1.0 0.0 0.0 {J}\n")
+    (tmp_path / "dmfile").write_text(f"1 1 1.0 0.0 0.0 0.0 0.0 {D}\n1 1 -1.0 0.0 0.0 0.0 0.0 {-D}\n")
+    (tmp_path / "kfile").write_text(f"1 1 {K1} 0.0 0.0 0.0 1.0 0.0\n")
+    st, pot = sl.io.read_uppasd(path)
+    big = st.repeat(pot.uppasd_ncell)
+    s = _unit(4, 8)
+    ev = pot.compute(big.copy(spins=s))
+    mry = RY_EV * 1e-3
+    z = np.array([0.0, 0.0, 1.0])
+    e = sum(-2 * J * s[k] @ s[(k + 1) % 4] - 2 * D * z @ np.cross(s[k], s[(k + 1) % 4]) + K1 * s[k, 2] ** 2
+            for k in range(4))
+    assert ev.energy == pytest.approx(e * mry, rel=1e-12)
+    B = np.array([sum(2 * (J * s[j] + np.cross(s[j], Dv * z)) / m for j, Dv in (((i + 1) % 4, D), ((i - 1) % 4, -D)))
+                  - 2 * K1 * s[i, 2] * z / m for i in range(4)]) * mry
+    np.testing.assert_allclose(_transverse(ev.magnetic_forces, s), _transverse(B, s), rtol=0, atol=1e-12)
+
+
+def test_cubic_anisotropy_as_uppasd(tmp_path):
+    """kfile type 2: UppASD's field B = 2 K1 s_x(s_y² + s_z²)/|m| (and cyclic), that of
+    E = −K1 (sx²sy² + sy²sz² + sz²sx²) per site (mRy): CubicAnisotropy(−K1)."""
+    K1, m = 0.7, 1.9
+    path = _write(tmp_path, CHAIN_INPSD + "anisotropy ./kfile\n", "1 1 0 0 0\n", f"1 1 {m} 0 0 1\n",
+                  "1 1 1.0 0.0 0.0 0.0\n")
+    (tmp_path / "kfile").write_text(f"1 2 {K1} 0.0 0.0 0.0 1.0 0.0\n")
+    st, pot = sl.io.read_uppasd(path)
+    s = _unit(4, 9)
+    ev = pot.compute(st.repeat(pot.uppasd_ncell).copy(spins=s))
+    mry = RY_EV * 1e-3
+    p = (s[:, 0] * s[:, 1]) ** 2 + (s[:, 1] * s[:, 2]) ** 2 + (s[:, 2] * s[:, 0]) ** 2
+    assert ev.energy == pytest.approx(-K1 * p.sum() * mry, rel=1e-12)
+    B = 2 * K1 * s * (np.sum(s ** 2, axis=1)[:, None] - s ** 2) / m * mry
+    np.testing.assert_allclose(_transverse(ev.magnetic_forces, s), _transverse(B, s), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("extra, files, name, match", [
+    ("bq ./bqfile\n", {}, "bq", r"line 11: bq ./bqfile \(biquadratic exchange\)"),
+    ("do_dip 1\n", {}, "do_dip", r"line 11: do_dip 1 \(dipole-dipole"),
+])
+def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, extra, files, name, match):
+    """Biquadratic, dipolar, ... terms were named in a warning only: refused (file, line, the
+    drop option); with drop the rest reads as before."""
+    path = _write(tmp_path, CHAIN_INPSD + extra, "1 1 0 0 0\n", "1 1 2.0 0 0 1\n",
+                  "1 1 1.0 0.0 0.0 1.0\n1 1 -1.0 0.0 0.0 1.0\n")
+    with pytest.raises(FileFormatError, match=match + rf".*drop=\['{name}'\]"):
+        sl.io.read_uppasd(path)
+    st, pot = sl.io.read_uppasd(path, drop=[name])
+    s = _unit(4, 10)
+    e = sum(-2.0 * s[k] @ s[(k + 1) % 4] for k in range(4)) * RY_EV * 1e-3
+    assert pot.compute(st.repeat(pot.uppasd_ncell).copy(spins=s)).energy == pytest.approx(e, rel=1e-12)
+    from spinlat.config import read_structure  # the structure alone reads whatever the terms
+
+    assert len(read_structure(path, format="uppasd")) == 4
+
+
+def test_quartic_uniaxial_k2_is_refused(tmp_path):
+    path = _write(tmp_path, CHAIN_INPSD + "anisotropy ./kfile\n", "1 1 0 0 0\n", "1 1 2.0 0 0 1\n",
+                  "1 1 1.0 0.0 0.0 1.0\n")
+    (tmp_path / "kfile").write_text("1 1 0.1 0.05 0.0 0.0 1.0 0.0\n")
+    with pytest.raises(FileFormatError, match=r"kfile: line 1: K2 = 0.05: spinlat has no quartic uniaxial term"):
         sl.io.read_uppasd(path)
 
 
