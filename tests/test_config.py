@@ -206,21 +206,21 @@ def test_schemas_match_the_constructors_they_feed():
 
 
 def _code_inputs(d):
-    """A Spirit config with a dipolar term, an UppASD chain with a biquadratic keyword and a
-    VAMPIRE chain with a biquadratic section: each also holds exchange and anisotropy."""
+    """A Spirit config with a dipolar term, an UppASD chain with a dipolar keyword and a
+    VAMPIRE chain with a normalised biquadratic section: each also holds exchange and anisotropy."""
     (d / "s.cfg").write_text("n_basis_cells 4 1 1\nboundary_conditions 1 0 0\nmu_s 2.0\nhamiltonian heisenberg_pairs\n"
                              "n_interaction_pairs 1\ni j da db dc Jij\n0 0 1 0 0 3.0\nanisotropy_magnitude 0.5\n"
                              "anisotropy_normal 0 0 1\nddi_method fft\n")
     (d / "inpsd.dat").write_text("ncell 4 1 1\nBC P 0 0\ncell 1 0 0\n0 1 0\n0 0 1\nalat 2.5e-10\nposfile ./posfile\n"
-                                 "momfile ./momfile\nexchange ./jfile\nanisotropy ./kfile\nbq ./bqfile\n")
+                                 "momfile ./momfile\nexchange ./jfile\nanisotropy ./kfile\ndo_dip 1\n")
     (d / "posfile").write_text("1 1 0 0 0\n")
     (d / "momfile").write_text("1 1 2.0 0 0 1\n")
     (d / "jfile").write_text("1 1 1 0 0 0.5\n1 1 -1 0 0 0.5\n")
     (d / "kfile").write_text("1 1 -0.2 0 0 0 1 0\n")
     (d / "c.UCF").write_text("2.5 5 5\n1 0 0\n0 1 0\n0 0 1\n1 1\n0 0 0 0 0\n2 isotropic\n0 0 0 1 0 0 2e-21\n"
-                             "1 0 0 -1 0 0 2e-21\n1 isotropic\n0 0 0 1 0 0 1e-22\n")
+                             "1 0 0 -1 0 0 2e-21\n1 normalised-isotropic\n0 0 0 1 0 0 1e-22\n")
     (d / "c.mat").write_text("material[1]:atomic-spin-moment=2.0\nmaterial[1]:uniaxial-anisotropy-constant=1e-22\n")
-    return {"Spirit": (d / "s.cfg", "ddi"), "UppASD": (d / "inpsd.dat", "bq"), "VAMPIRE": (d / "c.UCF", "biquadratic")}
+    return {"Spirit": (d / "s.cfg", "ddi"), "UppASD": (d / "inpsd.dat", "do_dip"), "VAMPIRE": (d / "c.UCF", "biquadratic")}
 
 
 @pytest.mark.parametrize("code", ["Spirit", "UppASD", "VAMPIRE"])

@@ -39,10 +39,15 @@ inputhandler.f90``, ``inputhandler_ext.f90``, ``Hamiltonian/neighbourmap.f90``,
   the fields, which drive UppASD's dynamics. K2 ≠ 0 (quartic uniaxial) and ``mult_axis Y`` are
   refused.
 
+- ``bq`` file rows ``isite jsite rx ry rz Jbq`` (mRy, bonds as in the jfile): UppASD's field
+  B_i = 2 j_bq (m_i·m_j) m_j with j_bq = 2 Jbq/(|m_i|²|m_j|²) and energy −¼ Σ_i m_i·B_i
+  (``hamiltonianactions.f90``, ``energy.f90``) are those of E = −Σ_i Σ_j Jbq (e_i·e_j)², every
+  ordered pair: a :class:`~spinlat.potentials.Biquadratic` with Jbq_i→j + Jbq_j→i per pair.
+
 Refused (FileFormatError): random alloys (``do_ralloy``; a momfile chemical index other than
 1), tensorial exchange (``do_jtensor``), ``maptype 3``, ``Sym`` other than 0 and 1. Terms spinlat
 has no term for are refused naming the keyword and its line unless ``drop`` names the keyword:
-``bq`` (biquadratic), ``pd`` (pseudo-dipolar), ``chir``, ``ring``, ``do_dip`` (dipole-dipole),
+``pd`` (pseudo-dipolar), ``chir``, ``ring``, ``do_dip`` (dipole-dipole),
 ``sa`` (symmetric anisotropic), ``biqdm``, ``fourx``.
 
 TB2J's UppASD writer (``TB2J_results/UppASD``: ``posfile``, ``momfile``, ``jASD1``, ``input``)
@@ -72,7 +77,7 @@ RY_EV = units.RYDBERG_EV
 _SYM_TOL = 0.01
 
 #: inpsd.dat keywords of terms spinlat has no term for (refused unless ``drop`` names them)
-_UNREAD = {"bq": "biquadratic exchange", "pd": "pseudo-dipolar exchange", "chir": "chiral interaction",
+_UNREAD = {"pd": "pseudo-dipolar exchange", "chir": "chiral interaction",
            "ring": "ring exchange", "do_dip": "dipole-dipole interaction", "sa": "symmetric anisotropic exchange",
            "biqdm": "biquadratic DM interaction", "fourx": "four-spin exchange"}
 
@@ -149,7 +154,7 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         Cartesian bond vectors in Å, no symmetry, a count line at the top of the jfile.
     elements : element of the atoms (UppASD's files name none): one symbol for all or one per
         atom type (posfile's second column, type 1 first); default Fe.
-    drop : keywords of terms spinlat has no term for (``"bq"``, ``"do_dip"``, ..., module
+    drop : keywords of terms spinlat has no term for (``"do_dip"``, ``"pd"``, ..., module
         docstring) to leave out on purpose, or "all"; without it such a term is an error.
 
     Returns
@@ -159,6 +164,7 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         ``state.repeat(heisenberg.uppasd_ncell)``.
     heisenberg : :class:`~spinlat.potentials.Heisenberg` with the jfile's and DM file's couplings
         and the uniaxial anisotropy (eV, each pair once: module docstring), plus a
+        :class:`~spinlat.potentials.Biquadratic` for a ``bq`` file, a
         :class:`~spinlat.potentials.CubicAnisotropy` for cubic kfile rows and a
         :class:`~spinlat.potentials.Zeeman` for a non-zero ``hfield``. It carries
         ``uppasd_ncell`` (n1, n2, n3).
@@ -166,7 +172,7 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     Raises FileFormatError naming the file and line (a bond vector that meets no atom, a
     malformed row, an unsupported setting, a term spinlat has no term for that ``drop`` does not
     name), InputError for bad arguments."""
-    from ..potentials import CubicAnisotropy, Heisenberg, Zeeman
+    from ..potentials import Biquadratic, CubicAnisotropy, Heisenberg, Zeeman
     from ..state import State
 
     path = Path(validation.path(path, "read_uppasd path"))
@@ -376,6 +382,19 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         # UppASD: B_i = Σ_j 2 m_j × D_ij/(|m_i||m_j|), E = −½ Σ_i m_i·B_i = −Σ_i Σ_j D_ij·(e_i × e_j)
         for a, b, R, vals, _ in bonds(dfile, 3, "Dx Dy Dz"):
             add(a, b, R, dmi_matrix(vals * mry))
+    bq = {}  # (i, j, R) -> B eV, each pair once
+    bq_name = inp.word("bq")
+    if bq_name is not None and bq_name not in ("0", "N", "n"):
+        bfile = Path(bq_name) if Path(bq_name).is_absolute() else base / bq_name
+        if not bfile.is_file():
+            raise FileFormatError(f"{path}: line {inp.rows[inp.at['bq']][0]}: the biquadratic file {bfile} does not "
+                                  "exist")
+        # UppASD: j_bq = 2 J_bq/(|m_i|²|m_j|²), B_i = 2 j_bq (m_i·m_j) m_j, E = −¼ Σ_i m_i·B_i
+        # = −Σ_i Σ_j J_bq (e_i·e_j)²: every ordered pair, as the jfile
+        for a, b, R, vals, _ in bonds(bfile, 1, "Jbq"):
+            key, rev = (a, b, R), (b, a, tuple(-x for x in R))
+            k_ = rev if rev in bq and key not in bq else key
+            bq[k_] = bq.get(k_, 0.0) + vals[0] * mry
     cubic_k = _anisotropy(inp, path, base, n, moments)
     for a, A in cubic_k[0]:
         add(a, a, (0, 0, 0), A * mry)
@@ -392,6 +411,9 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     ham.source = str(jfile)
     ham.uppasd_ncell = tuple(ncell)
     pot = ham
+    if bq:
+        pot = pot + Biquadratic(cell_a, positions, numbers, [k[0] for k in bq], [k[1] for k in bq],
+                                np.array([k[2] for k in bq], dtype=np.int64).reshape(-1, 3), list(bq.values()), pbc=pbc)
     if np.any(cubic_k[1]):
         on = np.flatnonzero(cubic_k[1])
         pot = pot + CubicAnisotropy(cubic_by_species(numbers[on], cubic_k[1][on] * mry, f"{path}: cubic anisotropy"))

@@ -35,9 +35,14 @@ atom, E = −(kc/2) Σ (Sx⁴ + Sy⁴ + Sz⁴), ``src/anisotropy/cubic_fourth_or
 −kc/2 as an isotropic on-site tensor); ``material-element``. Material k of the .mat file is
 material id k − 1 of the UCF.
 
+Biquadratic section: VAMPIRE reads a second interaction section after the bilinear one
+(``src/unitcell/read.cpp``), ``num_interactions isotropic`` and rows ``IID i j dx dy dz B`` (J),
+E = −½ Σ_i Σ_j B_ij (S_i·S_j)² (``src/exchange/biquadratic_energy.cpp``): read as a
+:class:`~spinlat.potentials.Biquadratic` with ½ (B_ij + B_ji) per pair.
+
 Terms spinlat has no term for are refused (FileFormatError naming the file and line) unless
-``drop`` names them: ``"biquadratic"`` (the biquadratic interaction section VAMPIRE reads after
-the bilinear one, or a biquadratic material key), ``"anisotropy"`` (other material anisotropy
+``drop`` names them: ``"biquadratic"`` (a biquadratic section of another type than isotropic,
+or a biquadratic material key), ``"anisotropy"`` (other material anisotropy
 keys: higher-order uniaxial or cubic, rotated cubic axes, Néel/surface, lattice...), ``"dmi"``
 (``dmi-constant``), ``"exchange"`` (other material exchange keys, e.g. ``exchange-matrix-2nd-nn``
 of a normalised type, Kitaev, four-spin). Other material keys (damping, names, ...) do not change
@@ -125,14 +130,15 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=()):
     Returns the unit cell State (periodic; spins from ``initial-spin-direction``) and the
     potential: a :class:`~spinlat.potentials.Heisenberg` (eV, each pair once, on-site
     anisotropy tensors), which applies to its supercells, plus a
-    :class:`~spinlat.potentials.CubicAnisotropy` for a cubic anisotropy constant.
+    :class:`~spinlat.potentials.CubicAnisotropy` for a cubic anisotropy constant and a
+    :class:`~spinlat.potentials.Biquadratic` for a biquadratic section.
     Raises FileFormatError naming the file and line for malformed files, an interaction naming
     an atom that is not in the cell, a missing ``exchange-matrix`` of a normalised exchange type,
     or a term spinlat has no term for that ``drop`` does not name; InputError for bad
     ``elements`` or ``drop``."""
     import warnings
 
-    from ..potentials import CubicAnisotropy, Heisenberg
+    from ..potentials import Biquadratic, CubicAnisotropy, Heisenberg
     from ..state import State
 
     ucf = Path(validation.existing_file(ucf, "read_vampire ucf", "VAMPIRE unit-cell file"))
@@ -179,10 +185,7 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=()):
     inter = rest[1:1 + m]
     if len(inter) < m:
         raise FileFormatError(f"{ucf}: {m} interactions announced at line {iln}, {len(inter)} found (truncated?)")
-    after = rest[1 + m:]
-    if after:  # VAMPIRE reads a biquadratic interaction section here (src/unitcell/read.cpp)
-        refuse_unread([("biquadratic", f"line {after[0][0]}", "a biquadratic exchange section "
-                        f"({' '.join(after[0][1])!r}) after the bilinear interactions")], dropped, ucf, "VAMPIRE")
+    bq = _biquadratic(ucf, rest[1 + m:], n, dropped)
 
     if mat is None:
         cands = [ucf.parent / "vampire.mat"] + sorted(ucf.parent.glob("*.mat"))
@@ -275,7 +278,51 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=()):
     state = State(positions, numbers, cell=cell, pbc=True, spins=spins, moments=moments)
     ham = Heisenberg(cell, positions, numbers, I, Jx, R, T, pbc=True)
     ham.source = str(ucf)
-    return state, (ham if cubic is None else ham + cubic)
+    pot = ham if cubic is None else ham + cubic
+    if bq:
+        pot = pot + Biquadratic(cell, positions, numbers, [k[0] for k in bq], [k[1] for k in bq],
+                                np.array([k[2] for k in bq], dtype=np.int64).reshape(-1, 3), list(bq.values()))
+    return state, pot
+
+
+def _biquadratic(ucf, rows, n, dropped):
+    """{(i, j, R): B eV} of the biquadratic section VAMPIRE reads after the bilinear one
+    (``src/unitcell/read.cpp``; rows ``IID i j dx dy dz B`` in J, E = −½ Σ_i Σ_j B_ij (S_i·S_j)²,
+    ``src/exchange/biquadratic_energy.cpp``), each pair once with ½ (B_ij + B_ji); {} when there is
+    none. VAMPIRE evaluates only the isotropic type: others are refused unless dropped."""
+    if not rows:
+        return {}
+    hln, hw = rows[0]
+    kind = hw[1].lower() if len(hw) > 1 else "isotropic"
+    if kind != "isotropic":
+        refuse_unread([("biquadratic", f"line {hln}", f"a {kind} biquadratic exchange section (spinlat reads the "
+                        "isotropic one)")], dropped, ucf, "VAMPIRE")
+        return {}
+    try:
+        m = int(hw[0])
+    except ValueError:
+        raise FileFormatError(f"{ucf}: line {hln}: expected 'num_interactions exchange_type' of the biquadratic "
+                              f"section, got {' '.join(hw)!r}") from None
+    body = rows[1:1 + m]
+    if len(body) < m or len(rows) > 1 + m:
+        raise FileFormatError(f"{ucf}: {m} biquadratic interactions announced at line {hln}, {len(rows) - 1} rows "
+                              "follow")
+    out = {}
+    for ln, w in body:
+        if len(w) < 7:
+            raise FileFormatError(f"{ucf}: line {ln}: a biquadratic interaction needs 'IID i j dx dy dz B', got "
+                                  f"{' '.join(w)!r}")
+        try:
+            i, j, R = int(w[1]), int(w[2]), tuple(int(x) for x in w[3:6])
+        except ValueError:
+            raise FileFormatError(f"{ucf}: line {ln}: atom ids and cell offsets must be integers") from None
+        if not (0 <= i < n and 0 <= j < n):
+            raise FileFormatError(f"{ucf}: line {ln}: atoms {i}, {j} outside the cell's 0..{n - 1}")
+        B = 0.5 * _floats(ucf, ln, w[6:7], "biquadratic exchange")[0] / units.ELEMENTARY_CHARGE
+        key, rev = (i, j, R), (j, i, tuple(-x for x in R))
+        k = rev if rev in out and key not in out else key
+        out[k] = out.get(k, 0.0) + B
+    return out
 
 
 def _last(props, *keys):

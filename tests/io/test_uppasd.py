@@ -139,49 +139,54 @@ def _transverse(h, s):
     return h - np.einsum("ij,ij->i", h, s)[:, None] * s
 
 
+def _chain_evaluation(d, extra, m, jfile, files, seed):
+    """Read the 4-site chain of CHAIN_INPSD + ``extra`` (moment ``m``, the jfile text and other
+    files {name: text}) and evaluate it at random spins: (spins, Evaluation)."""
+    path = _write(d, CHAIN_INPSD + extra, "1 1 0 0 0\n", f"1 1 {m} 0 0 1\n", jfile)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    st, pot = sl.io.read_uppasd(path)
+    s = _unit(4, seed)
+    return s, pot.compute(st.repeat(pot.uppasd_ncell).copy(spins=s))
+
+
+def _assert_uppasd(ev, s, e, B):
+    """Energy ``e`` and fields ``B`` (UppASD's, mRy and mRy/μB) against spinlat's, transverse."""
+    mry = RY_EV * 1e-3
+    assert ev.energy == pytest.approx(e * mry, rel=1e-12)
+    np.testing.assert_allclose(_transverse(ev.magnetic_forces, s), _transverse(B * mry, s), rtol=0, atol=1e-12)
+
+
 def test_dm_and_uniaxial_anisotropy_as_uppasd(tmp_path):
     """The DM file and the kfile were only named in a warning: now read. UppASD's E =
     −Σ_i Σ_j∈N(i) [J e_i·e_j + D_ij·(e_i × e_j)] + Σ_i K1 (e·s_i)² (mRy; each bond listed from both
     ends, D reversed), and its fields B_i = Σ_j 2 (J m_j + m_j × D_ij)/(|m_i||m_j|) − 2 K1 (e·s_i) e/|m_i|
     (hamiltonianactions.f90): spinlat's transverse magnetic forces."""
     J, D, K1, m = 1.5, 0.4, -0.3, 2.2
-    path = _write(tmp_path, CHAIN_INPSD + "dm ./dmfile\nanisotropy ./kfile\n", "1 1 0 0 0\n",
-                  f"1 1 {m} 0 0 1\n", f"1 1 1.0 0.0 0.0 {J}\n1 1 -1.0 0.0 0.0 {J}\n")
-    (tmp_path / "dmfile").write_text(f"1 1 1.0 0.0 0.0 0.0 0.0 {D}\n1 1 -1.0 0.0 0.0 0.0 0.0 {-D}\n")
-    (tmp_path / "kfile").write_text(f"1 1 {K1} 0.0 0.0 0.0 1.0 0.0\n")
-    st, pot = sl.io.read_uppasd(path)
-    big = st.repeat(pot.uppasd_ncell)
-    s = _unit(4, 8)
-    ev = pot.compute(big.copy(spins=s))
-    mry = RY_EV * 1e-3
+    s, ev = _chain_evaluation(tmp_path, "dm ./dmfile\nanisotropy ./kfile\n", m,
+                              f"1 1 1.0 0.0 0.0 {J}\n1 1 -1.0 0.0 0.0 {J}\n",
+                              {"dmfile": f"1 1 1.0 0.0 0.0 0.0 0.0 {D}\n1 1 -1.0 0.0 0.0 0.0 0.0 {-D}\n",
+                               "kfile": f"1 1 {K1} 0.0 0.0 0.0 1.0 0.0\n"}, 8)
     z = np.array([0.0, 0.0, 1.0])
     e = sum(-2 * J * s[k] @ s[(k + 1) % 4] - 2 * D * z @ np.cross(s[k], s[(k + 1) % 4]) + K1 * s[k, 2] ** 2
             for k in range(4))
-    assert ev.energy == pytest.approx(e * mry, rel=1e-12)
     B = np.array([sum(2 * (J * s[j] + np.cross(s[j], Dv * z)) / m for j, Dv in (((i + 1) % 4, D), ((i - 1) % 4, -D)))
-                  - 2 * K1 * s[i, 2] * z / m for i in range(4)]) * mry
-    np.testing.assert_allclose(_transverse(ev.magnetic_forces, s), _transverse(B, s), rtol=0, atol=1e-12)
+                  - 2 * K1 * s[i, 2] * z / m for i in range(4)])
+    _assert_uppasd(ev, s, e, B)
 
 
 def test_cubic_anisotropy_as_uppasd(tmp_path):
     """kfile type 2: UppASD's field B = 2 K1 s_x(s_y² + s_z²)/|m| (and cyclic), that of
     E = −K1 (sx²sy² + sy²sz² + sz²sx²) per site (mRy): CubicAnisotropy(−K1)."""
     K1, m = 0.7, 1.9
-    path = _write(tmp_path, CHAIN_INPSD + "anisotropy ./kfile\n", "1 1 0 0 0\n", f"1 1 {m} 0 0 1\n",
-                  "1 1 1.0 0.0 0.0 0.0\n")
-    (tmp_path / "kfile").write_text(f"1 2 {K1} 0.0 0.0 0.0 1.0 0.0\n")
-    st, pot = sl.io.read_uppasd(path)
-    s = _unit(4, 9)
-    ev = pot.compute(st.repeat(pot.uppasd_ncell).copy(spins=s))
-    mry = RY_EV * 1e-3
+    s, ev = _chain_evaluation(tmp_path, "anisotropy ./kfile\n", m, "1 1 1.0 0.0 0.0 0.0\n",
+                              {"kfile": f"1 2 {K1} 0.0 0.0 0.0 1.0 0.0\n"}, 9)
     p = (s[:, 0] * s[:, 1]) ** 2 + (s[:, 1] * s[:, 2]) ** 2 + (s[:, 2] * s[:, 0]) ** 2
-    assert ev.energy == pytest.approx(-K1 * p.sum() * mry, rel=1e-12)
-    B = 2 * K1 * s * (np.sum(s ** 2, axis=1)[:, None] - s ** 2) / m * mry
-    np.testing.assert_allclose(_transverse(ev.magnetic_forces, s), _transverse(B, s), rtol=0, atol=1e-12)
+    _assert_uppasd(ev, s, -K1 * p.sum(), 2 * K1 * s * (np.sum(s ** 2, axis=1)[:, None] - s ** 2) / m)
 
 
 @pytest.mark.parametrize("extra, files, name, match", [
-    ("bq ./bqfile\n", {}, "bq", r"line 11: bq ./bqfile \(biquadratic exchange\)"),
+    ("pd ./pdfile\n", {}, "pd", r"line 11: pd ./pdfile \(pseudo-dipolar exchange\)"),
     ("do_dip 1\n", {}, "do_dip", r"line 11: do_dip 1 \(dipole-dipole"),
 ])
 def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, extra, files, name, match):
@@ -198,6 +203,19 @@ def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, extra, files, 
     from spinlat.config import read_structure  # the structure alone reads whatever the terms
 
     assert len(read_structure(path, format="uppasd")) == 4
+
+
+def test_biquadratic_as_uppasd(tmp_path):
+    """The bq file was only named in a warning: now a Biquadratic. UppASD's field B_i =
+    Σ_j 4 Jbq (e_i·e_j) e_j/|m_i| (2 j_bq (m_i·m_j) m_j, j_bq = 2 Jbq/(|m_i|²|m_j|²)) and energy
+    −Σ_i Σ_j Jbq (e_i·e_j)² (mRy, each bond listed from both ends)."""
+    Jbq, m = 0.25, 2.0
+    s, ev = _chain_evaluation(tmp_path, "bq ./bqfile\n", m, "1 1 1.0 0.0 0.0 1.0\n1 1 -1.0 0.0 0.0 1.0\n",
+                              {"bqfile": f"1 1 1.0 0.0 0.0 {Jbq}\n1 1 -1.0 0.0 0.0 {Jbq}\n"}, 11)
+    e = sum(-2.0 * s[k] @ s[(k + 1) % 4] - 2 * Jbq * (s[k] @ s[(k + 1) % 4]) ** 2 for k in range(4))
+    B = np.array([sum(2.0 * s[j] / m + 4 * Jbq * (s[i] @ s[j]) * s[j] / m for j in ((i + 1) % 4, (i - 1) % 4))
+                  for i in range(4)])
+    _assert_uppasd(ev, s, e, B)
 
 
 def test_quartic_uniaxial_k2_is_refused(tmp_path):

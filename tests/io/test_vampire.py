@@ -120,15 +120,15 @@ def test_cubic_anisotropy(tmp_path):
 
 
 @pytest.mark.parametrize("ucf_tail, mat_line, name, match", [
-    ("1 isotropic\n0 0 0 1 0 0 1e-22\n", "", "biquadratic",
-     r"c.UCF: line 14: a biquadratic exchange section \('1 isotropic'\)"),
+    ("1 normalised-isotropic\n0 0 0 1 0 0 1e-22\n", "", "biquadratic",
+     r"c.UCF: line 14: a normalised-isotropic biquadratic exchange section"),
     ("", "material[1]:fourth-order-uniaxial-anisotropy-constant = 1e-23\n", "anisotropy",
      r"c.mat: line 2: material\[1\]:fourth-order-uniaxial-anisotropy-constant = 1e-23"),
     ("", "material[1]:dmi-constant[1] = 1e-23\n", "dmi", r"c.mat: line 2: material\[1\]:dmi-constant\[1\]"),
 ])
 def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, ucf_tail, mat_line, name, match):
-    """A biquadratic section after the bilinear interactions, and material keys that change the
-    energy, were silently ignored: refused with file and line unless drop names them."""
+    """A (normalised) biquadratic section after the bilinear interactions, and material keys that
+    change the energy, were silently ignored: refused with file and line unless drop names them."""
     (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21") + ucf_tail)
     (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2\n" + mat_line)
     with pytest.raises(FileFormatError, match=match + rf".*spinlat has no such term.*drop=\['{name}'\]"):
@@ -140,6 +140,21 @@ def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, ucf_tail, mat_
     from spinlat.config import read_structure  # the structure alone reads whatever the terms
 
     np.testing.assert_array_equal(read_structure(tmp_path / "c.UCF").moments, [2.2])
+
+
+def test_biquadratic_section(tmp_path):
+    """The biquadratic section VAMPIRE reads after the bilinear one was silently ignored: now a
+    Biquadratic, VAMPIRE's E = −½ Σ_i Σ_j B (S_i·S_j)² (each bond listed from both ends)."""
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21")
+                                    + "# biquadratic\n2 isotropic\n0 0 0 1 0 0 3e-22\n1 0 0 -1 0 0 3e-22\n")
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2\n")
+    st, pot = sl.io.read_vampire(tmp_path / "c.UCF")
+    s = _unit(4, 8)
+    e = sum(-2e-21 / E * s[k] @ s[(k + 1) % 4] - 3e-22 / E * (s[k] @ s[(k + 1) % 4]) ** 2 for k in range(4))
+    assert pot.compute(st.repeat((4, 1, 1)).copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21") + "3 isotropic\n0 0 0 1 0 0 3e-22\n")
+    with pytest.raises(FileFormatError, match="3 biquadratic interactions announced at line 14, 1 rows follow"):
+        sl.io.read_vampire(tmp_path / "c.UCF")
 
 
 def test_run_configs_and_convert_read_vampire_files(tmp_path):
