@@ -925,6 +925,18 @@ def _term_files(cfg, n) -> dict:
         label = f"potential[{n}].{key}{f'[{k}]' if isinstance(given, list) else ''}"
         out[label] = _resolve(cfg["_base"], p)
         _require_file(out[label], label)
+    if term["type"] in _CODE_READERS:  # the files the code's input names (posfile, jfile, pairs, .mat, ...)
+        from .io import codes
+
+        label = f"potential[{n}].path"
+        mat = term.get("mat")
+        try:
+            extra = codes.code_input_files(term["type"].lower(), out[label],
+                                           mat=None if mat is None else _resolve(cfg["_base"], mat))
+        except SpinlatError as exc:
+            raise ConfigError(f"{label}: {exc}") from None
+        for p in extra[1:]:
+            out[f"{label} ({p.name})"] = p
     return out
 
 

@@ -248,6 +248,26 @@ def test_spin_code_hamiltonians_as_potential_types(tmp_path, code):
         C.build_potential(C.load(run))
 
 
+def test_spin_code_potential_files_include_the_files_the_input_names(tmp_path):
+    """potential_files (the SHA-256s a restart compares) held only the inpsd.dat / .UCF / .cfg: an
+    edited jfile, kfile, pairs file or .mat went unnoticed by a restart. Now every file read."""
+    paths = _code_inputs(tmp_path)
+    (tmp_path / "pairs.txt").write_text("i j da db dc Jij\n0 0 1 0 0 3.0\n")
+    (tmp_path / "p.cfg").write_text("n_basis_cells 4 1 1\nmu_s 2.0\nhamiltonian heisenberg_pairs\n"
+                                    "interaction_pairs_file pairs.txt\n")
+    run = _cfg(tmp_path, potential=[{"type": "UppASD", "path": "inpsd.dat", "drop": ["do_dip"]},
+                                    {"type": "VAMPIRE", "path": "c.UCF", "drop": "all"},
+                                    {"type": "Spirit", "path": "p.cfg"}])
+    files = C.potential_files(C.load(run))
+    names = {k: p.name for k, p in files.items()}
+    assert names == {"potential[0].path": "inpsd.dat", "potential[0].path (posfile)": "posfile",
+                     "potential[0].path (momfile)": "momfile", "potential[0].path (jfile)": "jfile",
+                     "potential[0].path (kfile)": "kfile", "potential[1].path": "c.UCF",
+                     "potential[1].path (c.mat)": "c.mat", "potential[2].path": "p.cfg",
+                     "potential[2].path (pairs.txt)": "pairs.txt"}
+    assert paths["UppASD"][0] == files["potential[0].path"]
+
+
 def test_spin_step_and_adiabatic_magnitude_keys(tmp_path):
     cfg = C.load(_cfg(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.5, "spin_step": "explicit_midpoint",
                                             "spin_tolerance": 1e-9, "max_spin_iterations": 5,

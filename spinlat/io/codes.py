@@ -51,6 +51,25 @@ def read_code_structure(path, format=None):
     return None
 
 
+def code_input_files(kind, path, mat=None) -> list:
+    """Every file the ``kind`` ("spirit", "uppasd", "vampire") input at ``path`` reads, the input
+    first (Paths; ``mat``: VAMPIRE's material file when not the one beside the UCF), so that a
+    change to any of them can be detected."""
+    if kind == "spirit":
+        from .spirit import spirit_input_files
+
+        return spirit_input_files(path)
+    if kind == "uppasd":
+        from .uppasd import uppasd_input_files
+
+        return uppasd_input_files(path)
+    if kind == "vampire":
+        from .vampire import vampire_input_files
+
+        return vampire_input_files(path, mat)
+    raise InputError(f"code_input_files: kind must be spirit, uppasd or vampire, got {kind!r}")
+
+
 def dropped_terms(drop, known, where):
     """The set of term names in ``drop`` (a reader's option: an iterable of names among
     ``known``, or "all"). Raises InputError for another value, naming ``where`` and the names."""
@@ -96,4 +115,4 @@ def cubic_by_species(numbers, k1, where):
     return out
 
 
-__all__ = ["code_format", "read_code_structure", "dropped_terms", "refuse_unread", "cubic_by_species"]
+__all__ = ["code_format", "read_code_structure", "code_input_files", "dropped_terms", "refuse_unread", "cubic_by_species"]

@@ -492,6 +492,20 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     return state, potential
 
 
+def spirit_input_files(path) -> list:
+    """The files a Spirit input reads: ``path`` and the ``basis_file``, ``interaction_pairs_file``
+    and ``anisotropy_file`` it names (found as :func:`read_spirit_cfg` finds them), as Paths.
+    Raises FileFormatError for a named file that does not exist."""
+    path = Path(validation.existing_file(path, "spirit_input_files path", "Spirit input file"))
+    lines = _Lines(path)
+    out = [path]
+    for key in ("basis_file", "interaction_pairs_file", "anisotropy_file"):
+        name = lines.word(key)
+        if name is not None:
+            out.append(_other_file(path, name, key))
+    return out
+
+
 def _basis_numbers(elements, nb):
     from ..validation import atomic_numbers
 
@@ -532,4 +546,4 @@ def _expand_pairs(pairs, n_cells, nb, pbc):
     return np.concatenate(I), np.concatenate(J), np.concatenate(R), np.concatenate(T)
 
 
-__all__ = ["read_spirit_cfg", "is_spirit_cfg"]
+__all__ = ["read_spirit_cfg", "is_spirit_cfg", "spirit_input_files"]

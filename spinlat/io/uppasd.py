@@ -472,6 +472,27 @@ def _anisotropy(inp, path, base, n, moments):
     return out, cubic
 
 
+def uppasd_input_files(path, *, tb2j=False) -> list:
+    """The files an UppASD input reads: the ``inpsd.dat`` (``path``, or the folder holding it)
+    and its ``posfile``, ``momfile``, ``exchange``, ``dm``, ``anisotropy`` and ``bq`` files that
+    exist (named relative to its folder, the first three with UppASD's default names), as Paths."""
+    path = Path(validation.path(path, "uppasd_input_files path"))
+    if path.is_dir():
+        path = next((c for c in (path / "inpsd.dat", path / "input") if c.is_file()), path / "inpsd.dat")
+    validation.existing_file(path, "uppasd_input_files path", "UppASD input file")
+    inp = _Inpsd(path)
+    defaults = {"posfile": "posfile", "momfile": "momfile", "exchange": "jASD1" if tb2j else "jfile"}
+    out = [path]
+    for key in ("posfile", "momfile", "exchange", "dm", "anisotropy", "bq"):
+        name = inp.word(key, defaults.get(key))
+        if name is None or name in ("0", "N", "n"):
+            continue
+        p = Path(name) if Path(name).is_absolute() else path.parent / name
+        if p.is_file():
+            out.append(p)
+    return out
+
+
 def _is_number(text):
     try:
         float(text.replace("d", "e").replace("D", "e"))
@@ -502,4 +523,4 @@ def _type_numbers(elements, atype):
     return z[atype - 1]
 
 
-__all__ = ["read_uppasd", "RY_EV"]
+__all__ = ["read_uppasd", "RY_EV", "uppasd_input_files"]

@@ -188,8 +188,7 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=()):
     bq = _biquadratic(ucf, rest[1 + m:], n, dropped)
 
     if mat is None:
-        cands = [ucf.parent / "vampire.mat"] + sorted(ucf.parent.glob("*.mat"))
-        mat = next((c for c in cands if c.is_file()), None)
+        mat = _default_mat(ucf)
     materials = {} if mat is None else _materials(validation.existing_file(mat, "read_vampire mat", "material file"))
     if mat is None:
         if normalised:
@@ -325,6 +324,20 @@ def _biquadratic(ucf, rows, n, dropped):
     return out
 
 
+def _default_mat(ucf):
+    """The material file beside ``ucf``: vampire.mat, else the first ``*.mat``; None when none."""
+    cands = [ucf.parent / "vampire.mat"] + sorted(ucf.parent.glob("*.mat"))
+    return next((c for c in cands if c.is_file()), None)
+
+
+def vampire_input_files(ucf, mat=None) -> list:
+    """The files :func:`read_vampire` reads: ``ucf`` and its material file (``mat``, or the one
+    found beside it), as Paths."""
+    ucf = Path(validation.existing_file(ucf, "vampire_input_files ucf", "VAMPIRE unit-cell file"))
+    mat = _default_mat(ucf) if mat is None else Path(mat)
+    return [ucf] + ([mat] if mat is not None else [])
+
+
 def _last(props, *keys):
     """The key among ``keys`` given last in the material file (VAMPIRE's aliases overwrite), or None."""
     given = [k for k in keys if k in props]
@@ -380,4 +393,4 @@ def _numbers(elements, names, mats, n):
     return out
 
 
-__all__ = ["read_vampire"]
+__all__ = ["read_vampire", "vampire_input_files"]
