@@ -272,6 +272,12 @@ def _anisotropy(lines, nb):
         if not n:
             raise FileFormatError(f"{lines.path}: anisotropy_normal is zero")
         return [(ib, K, axis / n) for ib in range(nb)], k4
+    ignored = [k for k in ("anisotropy_magnitude", "anisotropy_normal", "cubic_anisotropy_magnitude") if lines.has(k)]
+    if ignored:
+        warnings.warn(f"{lines.path}: line {lines.rows[lines.find(ignored[0])][0]}: {', '.join(ignored)} ignored: an "
+                      "anisotropy table (n_anisotropy / anisotropy_file) is given, and Spirit then takes the "
+                      "anisotropy from the table only (so does this reader); put K and K4 in the table",
+                      UserWarning, stacklevel=3)
     tl, start, count = src
     if count == 0:
         return [], k4

@@ -139,6 +139,18 @@ def test_cubic_anisotropy_matches_spirit(tmp_path, case):
         assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
 
 
+def test_anisotropy_keys_beside_a_table_are_named(tmp_path):
+    """With an anisotropy table, Spirit ignores anisotropy_magnitude/normal and
+    cubic_anisotropy_magnitude (checked with the spirit package): so does the reader, now saying so."""
+    cfg = tmp_path / "t.cfg"
+    cfg.write_text("n_basis_cells 2 1 1\nmu_s 1.0\ncubic_anisotropy_magnitude 2.0\nanisotropy_magnitude 3.0\n"
+                   "n_anisotropy 1\ni K Kx Ky Kz\n0 0.5 0 0 1\n")
+    with pytest.warns(UserWarning, match=r"line 4: anisotropy_magnitude, cubic_anisotropy_magnitude ignored"):
+        st, pot = sl.io.read_spirit_cfg(cfg)
+    s = _unit(2, 5)
+    assert pot.compute(st.copy(spins=s)).energy == pytest.approx(-0.5e-3 * np.sum(s[:, 2] ** 2), rel=1e-13)
+
+
 def test_cubic_anisotropy_per_element(tmp_path):
     """Basis atoms of one element with different K4: CubicAnisotropy takes one per element."""
     cfg = tmp_path / "c.cfg"
