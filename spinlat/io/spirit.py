@@ -364,7 +364,8 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     # ------------------------------------------------------------------ geometry
     for key, why in (("atom_types", "disorder (atom_types)"), ("n_defects", "defects"),
                      ("defects_from_file", "defects")):
-        if lines.has(key):
+        # a count of 0 (Spirit's input template) holds none
+        if lines.has(key) and (key == "defects_from_file" or lines.values(key, 1, int)[0] != 0):
             raise FileFormatError(f"{path}: line {lines.rows[lines.find(key)][0]}: {why} are not supported by "
                                   "spinlat's reader: give an ordered basis")
     lc = lines.values("lattice_constant", 1, default=[1.0])[0]

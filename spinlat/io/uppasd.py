@@ -189,7 +189,8 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     for key, why in (("do_ralloy", "random alloys"), ("do_jtensor", "tensorial exchange (do_jtensor)")):
         v = inp.values(key, 1, int, default=[0])[0]
         if v != 0:
-            raise FileFormatError(f"{path}: {key} {v}: {why} are not read by spinlat's reader")
+            raise FileFormatError(f"{path}: line {inp.rows[inp.at[key]][0]}: {key} {v}: {why} are not read by "
+                                  "spinlat's reader")
     refuse_unread([(key, f"line {inp.rows[inp.at[key]][0]}", f"{key} {inp.word(key)} ({what})")
                    for key, what in _UNREAD.items() if inp.has(key) and inp.word(key) not in ("0", "N", "n")],
                   dropped, path, "UppASD")

@@ -139,6 +139,17 @@ def test_cubic_anisotropy_matches_spirit(tmp_path, case):
         assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
 
 
+def test_empty_disorder_and_defect_counts_read(tmp_path):
+    """Spirit's input template writes 'atom_types 0' / 'n_defects 0' (none): they were refused as
+    disorder and defects; a non-zero count still is, naming its line."""
+    cfg = tmp_path / "z.cfg"
+    cfg.write_text("n_basis_cells 2 1 1\nmu_s 1.0\natom_types 0\nn_defects 0\n")
+    assert len(sl.io.read_spirit_cfg(cfg)[0]) == 2
+    cfg.write_text("n_basis_cells 2 1 1\nmu_s 1.0\natom_types 0\nn_defects 1\n0 1 0 0 -1\n")
+    with pytest.raises(FileFormatError, match="line 4: defects are not supported"):
+        sl.io.read_spirit_cfg(cfg)
+
+
 def test_anisotropy_keys_beside_a_table_are_named(tmp_path):
     """With an anisotropy table, Spirit ignores anisotropy_magnitude/normal and
     cubic_anisotropy_magnitude (checked with the spirit package): so does the reader, now saying so."""

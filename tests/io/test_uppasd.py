@@ -110,7 +110,7 @@ def test_bad_jfiles_name_the_line(tmp_path, jfile, match):
 
 def test_unsupported_settings_are_refused_or_named(tmp_path):
     path = _write(tmp_path / "u", BCC_INPSD + "do_ralloy 1\n", "1 1 0 0 0\n", "1 1 2.2 0 0 1\n", "")
-    with pytest.raises(FileFormatError, match="do_ralloy 1: random alloys"):
+    with pytest.raises(FileFormatError, match="line 12: do_ralloy 1: random alloys"):
         sl.io.read_uppasd(path)
     path = _write(tmp_path / "v", BCC_INPSD.replace("Sym       1", "Sym 3"), "1 1 0 0 0\n", "1 1 2.2 0 0 1\n", "")
     with pytest.raises(FileFormatError, match="Sym 3"):
