@@ -33,8 +33,11 @@ Spirit's conventions (``core/docs/Input.md``; Spirit's defaults in brackets):
   −D (Spirit's rules).
 - ``heisenberg_neighbours``: ``n_shells_exchange`` with ``jij``, ``n_shells_dmi`` with ``dij``
   and ``dm_chirality`` [1] (±1 Bloch: D r̂_ij; ±2 Néel: D r̂_ij × ẑ; a negative chirality flips
-  D) over neighbour shells (:meth:`~spinlat.potentials.Heisenberg.from_neighbors`; one basis
-  atom only).
+  D) over neighbour shells (one basis atom only). As in Spirit, the shells are the distinct
+  bond lengths, nearest first, of the lattice translations t that fit the box, |t_k| < n_k
+  along every direction: a periodic direction of one cell gives no bonds (not bonds of an atom
+  to its own image), and in a box of 3 × 1 cells the second shell is 2a. Where every n_k
+  exceeds the shells' reach this is :meth:`~spinlat.potentials.Heisenberg.from_neighbors`.
 - Anisotropy: ``anisotropy_magnitude K`` with ``anisotropy_normal`` for every basis atom, or
   ``n_anisotropy`` / ``anisotropy_file`` rows ``i Kx Ky Kz [K] [K4]`` (per basis atom; without a K
   column the vector's length is K). Written as on-site tensors K K̂K̂ᵀ of the Heisenberg.
@@ -456,6 +459,8 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
 
     if kind == "heisenberg_pairs":
         pairs = _pairs(lines, nb)
+        pairs = [(i, j, t, (Jm * np.eye(3) + dmi_matrix(np.asarray(D, dtype=float))) * units.MEV)
+                 for i, j, t, Jm, D in pairs]
         I, Jx, R, T = _expand_pairs(pairs, n_cells, nb, pbc)
     else:
         ns_j = lines.values("n_shells_exchange", 1, int, default=[0])[0]
@@ -471,10 +476,17 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
                                   "give the pairs (hamiltonian heisenberg_pairs)")
         # Spirit's chirality 1: D r̂ (Bloch); 2: D r̂ × ẑ = −ẑ × r̂ (Néel); negative: −D
         sign = (1.0 if chir > 0 else -1.0) * (1.0 if abs(chir) == 1 else -1.0)
-        shells = Heisenberg.from_neighbors(state, J=np.array(jij) * units.MEV,
-                                           D=sign * np.array(dij) * units.MEV,
-                                           dmi="bloch" if abs(chir) == 1 else "interfacial")
-        I, Jx, R, T = shells.i, shells.j, shells.R, shells.J
+        # Spirit's shells and bonds: the lattice translations t with |t_k| < n_k along every
+        # direction (checked with the spirit package: a periodic direction of one cell gives no
+        # bonds, not bonds to the atom's own image; with 3 cells the second shell is 2a, not a√2)
+        Jm = np.concatenate([jij, np.zeros(max(ns_j, ns_d) - ns_j)]) * units.MEV
+        Dm = sign * np.concatenate([dij, np.zeros(max(ns_j, ns_d) - ns_d)]) * units.MEV
+        pairs = []
+        for t, k in _shell_translations(bravais, n_cells, len(Jm)):
+            rhat = t @ bravais / np.linalg.norm(t @ bravais)
+            dvec = rhat if abs(chir) == 1 else np.cross([0.0, 0.0, 1.0], rhat)
+            pairs.append((0, 0, tuple(int(x) for x in t), Jm[k] * np.eye(3) + dmi_matrix(Dm[k] * dvec)))
+        I, Jx, R, T = _expand_pairs(pairs, n_cells, nb, pbc)
     if aniso:
         atoms = np.arange(len(state))
         extra = [(atoms[ib == b], K * units.MEV * np.outer(v, v)) for b, K, v in aniso]
@@ -526,10 +538,42 @@ def _basis_numbers(elements, nb):
     return z
 
 
+def _shell_translations(bravais, n_cells, nshell, tol=1e-3):
+    """[(t (3,) int, shell index)] of Spirit's neighbour shells of one basis atom: the distinct
+    lengths |t·bravais| (Å, grouped within ``tol``), nearest first, of the translations t ≠ 0 with
+    |t_k| < n_k, each bond once (t, not −t); fewer shells when the box holds fewer."""
+    n = np.asarray(n_cells)
+    spacing = 1.0 / np.linalg.norm(np.linalg.inv(bravais), axis=0)  # distance between lattice planes
+    L = 1
+    while True:
+        lim = np.minimum(L, n - 1)
+        grid = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in lim], indexing="ij"), axis=-1).reshape(-1, 3)
+        nz = grid[np.any(grid != 0, axis=1)]
+        # each bond once: the first non-zero component positive
+        lead = nz[np.arange(len(nz)), np.argmax(nz != 0, axis=1)]
+        t = nz[lead > 0]
+        d = np.linalg.norm(t @ bravais, axis=1)
+        open_dirs = lim < n - 1
+        covered = float(np.min((L + 1) * spacing[open_dirs])) if np.any(open_dirs) else np.inf
+        radii = []
+        for r in np.sort(d):
+            if r < covered - tol and (not radii or r - radii[-1] > tol):
+                radii.append(r)
+        if len(radii) >= nshell or not np.any(open_dirs):
+            break
+        L += 1
+    radii = np.array(radii[:nshell])
+    if not len(radii):
+        return []
+    k = np.argmin(np.abs(d[:, None] - radii[None, :]), axis=1)
+    ok = np.abs(d - radii[k]) <= tol
+    return list(zip(t[ok], k[ok]))
+
+
 def _expand_pairs(pairs, n_cells, nb, pbc):
-    """The Heisenberg pairs (i, j, R, tensor eV) of Spirit's unique pairs on the whole system: one
-    per cell, the partner's cell wrapped along periodic directions (R counts the wraps), the pair
-    dropped where it leaves the box along an open one."""
+    """The Heisenberg pairs (i, j, R, tensor eV) of Spirit's unique pairs (i, j, cell translation t,
+    tensor eV) on the whole system: one per cell, the partner's cell wrapped along periodic
+    directions (R counts the wraps), the pair dropped where it leaves the box along an open one."""
     n = np.array(n_cells)
     ci, cj, ck = np.meshgrid(np.arange(n[0]), np.arange(n[1]), np.arange(n[2]), indexing="ij")
     cells = np.stack([ci.ravel(), cj.ravel(), ck.ravel()], axis=1)
@@ -538,8 +582,7 @@ def _expand_pairs(pairs, n_cells, nb, pbc):
         return b + nb * (c[:, 0] + n[0] * (c[:, 1] + n[1] * c[:, 2]))
 
     I, J, R, T = [], [], [], []
-    for i, j, t, Jm, D in pairs:
-        tensor = (Jm * np.eye(3) + dmi_matrix(np.asarray(D, dtype=float))) * units.MEV
+    for i, j, t, tensor in pairs:
         target = cells + np.array(t)
         keep = np.all(pbc | ((target >= 0) & (target < n)), axis=1)
         wraps = np.floor_divide(target, n)

@@ -226,6 +226,42 @@ def test_neighbour_shells_match_spirit(tmp_path, chirality):
         assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
 
 
+SMALL_BOX = ("hamiltonian heisenberg_neighbours\nbravais_lattice sc\nboundary_conditions 1 1 0\n"
+             "n_basis_cells {n}\nmu_s 2.0\nn_shells_exchange 2\njij 10.0 1.0\nn_shells_dmi 1\ndij 6.0\n"
+             "dm_chirality 1\nexternal_field_magnitude 1\nlog_to_console 0\nlog_to_file 0\n")
+
+
+def test_neighbour_shells_in_a_small_box_by_hand(tmp_path):
+    """Spirit's shells are built from the translations that fit the box (|t_k| < n_k): one cell
+    along a periodic direction gives no bonds along it (spinlat coupled each atom to its own
+    image: −J per bond, and the a±b diagonals of shell 2 became a-neighbours); with 3 cells along
+    a and one along b the second shell is 2a (Spirit's physics_larmor.cfg test input was off by
+    −20 meV on one atom)."""
+    cfg = tmp_path / "s.cfg"
+    cfg.write_text(SMALL_BOX.format(n="1 1 1"))
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    s = _unit(1, 6)
+    assert pot.compute(st.copy(spins=s)).energy == pytest.approx(-2.0 * sl.units.MU_B * s[0, 2], rel=1e-13)
+    cfg.write_text(SMALL_BOX.format(n="3 1 1").replace("external_field_magnitude 1", ""))
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    s = _unit(3, 7)
+    x = np.array([1.0, 0.0, 0.0])
+    e = sum(-10e-3 * s[k] @ s[(k + 1) % 3] - 6e-3 * x @ np.cross(s[k], s[(k + 1) % 3])   # shell 1: +a
+            - 1e-3 * s[k] @ s[(k + 2) % 3] for k in range(3))                             # shell 2: +2a
+    assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("n", ["1 1 1", "2 1 1", "3 1 1", "2 2 1", "4 3 1"])
+def test_neighbour_shells_in_a_small_box_match_spirit(tmp_path, n):
+    cfg = tmp_path / "s.cfg"
+    cfg.write_text(SMALL_BOX.format(n=n))
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    _, runs = _spirit_energies(cfg, seed=30)
+    for s, e in runs:
+        assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
+
+
 @pytest.mark.peers
 def test_spirit_ovf_reads_into_the_config_state(tmp_path):
     """The state is in Spirit's site order: an OVF file Spirit writes for the same config reads
