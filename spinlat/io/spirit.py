@@ -30,7 +30,8 @@ Spirit's conventions (``core/docs/Input.md``; Spirit's defaults in brackets):
   columns by name in any order: ``i j da db dc`` (basis atoms and the cell translation of j),
   ``Jij``, ``Dijx Dijy Dijz`` (Cartesian) and optionally ``Dij`` (then the vector is normalised
   and scaled by Dij). Repeated pairs add up, a pair given reversed (j, i, −t) adds its J and
-  −D (Spirit's rules).
+  −D (Spirit's rules). A pair whose translation exceeds the box, |t_k| > n_k, gives no bond
+  (Spirit drops it; |t_k| = n_k, the atom's own image along a periodic direction, counts).
 - ``heisenberg_neighbours``: ``n_shells_exchange`` with ``jij``, ``n_shells_dmi`` with ``dij``
   and ``dm_chirality`` [1] (±1 Bloch: D r̂_ij; ±2 Néel: D r̂_ij × ẑ; a negative chirality flips
   D) over neighbour shells (one basis atom only). As in Spirit, the shells are the distinct
@@ -573,7 +574,9 @@ def _shell_translations(bravais, n_cells, nshell, tol=1e-3):
 def _expand_pairs(pairs, n_cells, nb, pbc):
     """The Heisenberg pairs (i, j, R, tensor eV) of Spirit's unique pairs (i, j, cell translation t,
     tensor eV) on the whole system: one per cell, the partner's cell wrapped along periodic
-    directions (R counts the wraps), the pair dropped where it leaves the box along an open one."""
+    directions (R counts the wraps), the pair dropped where it leaves the box along an open one,
+    and everywhere when |t_k| > n_k along a direction (as Spirit: t_k = n_k, the atom's own
+    image, is kept)."""
     n = np.array(n_cells)
     ci, cj, ck = np.meshgrid(np.arange(n[0]), np.arange(n[1]), np.arange(n[2]), indexing="ij")
     cells = np.stack([ci.ravel(), cj.ravel(), ck.ravel()], axis=1)
@@ -583,6 +586,8 @@ def _expand_pairs(pairs, n_cells, nb, pbc):
 
     I, J, R, T = [], [], [], []
     for i, j, t, tensor in pairs:
+        if np.any(np.abs(np.array(t)) > n):  # Spirit drops these (checked with the spirit package)
+            continue
         target = cells + np.array(t)
         keep = np.all(pbc | ((target >= 0) & (target < n)), axis=1)
         wraps = np.floor_divide(target, n)

@@ -262,6 +262,34 @@ def test_neighbour_shells_in_a_small_box_match_spirit(tmp_path, n):
         assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
 
 
+LONG_PAIR = ("hamiltonian heisenberg_pairs\nboundary_conditions 1 1 0\nn_basis_cells {n} 1 1\nmu_s 1.0\n"
+             "n_interaction_pairs 2\ni j da db dc Jij Dijx Dijy Dijz\n0 0 3 0 0 10.0 0 0 3.0\n0 0 1 1 0 4.0 1 0 0\n"
+             "log_to_console 0\nlog_to_file 0\n")
+
+
+def test_pairs_longer_than_the_box_are_dropped(tmp_path):
+    """A pair translation of 3 cells in a box of 2 was wrapped twice (a bond 0 → 1 from each
+    cell); Spirit drops it (3 cells in a box of 3, the atom's own image, it keeps)."""
+    cfg = tmp_path / "l.cfg"
+    cfg.write_text(LONG_PAIR.format(n=2))
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    s = _unit(2, 8)
+    x = np.array([1.0, 0.0, 0.0])
+    e = sum(-4e-3 * s[k] @ s[1 - k] - 1e-3 * x @ np.cross(s[k], s[1 - k]) for k in range(2))  # (1, 1, 0) only
+    assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("n", [2, 3])
+def test_pairs_longer_than_the_box_match_spirit(tmp_path, n):
+    cfg = tmp_path / "l.cfg"
+    cfg.write_text(LONG_PAIR.format(n=n))
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    _, runs = _spirit_energies(cfg, seed=40)
+    for s, e in runs:
+        assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
+
+
 @pytest.mark.peers
 def test_spirit_ovf_reads_into_the_config_state(tmp_path):
     """The state is in Spirit's site order: an OVF file Spirit writes for the same config reads
