@@ -251,17 +251,6 @@ def test_neighbour_shells_in_a_small_box_by_hand(tmp_path):
     assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
 
 
-@pytest.mark.peers
-@pytest.mark.parametrize("n", ["1 1 1", "2 1 1", "3 1 1", "2 2 1", "4 3 1"])
-def test_neighbour_shells_in_a_small_box_match_spirit(tmp_path, n):
-    cfg = tmp_path / "s.cfg"
-    cfg.write_text(SMALL_BOX.format(n=n))
-    st, pot = sl.io.read_spirit_cfg(cfg)
-    _, runs = _spirit_energies(cfg, seed=30)
-    for s, e in runs:
-        assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
-
-
 LONG_PAIR = ("hamiltonian heisenberg_pairs\nboundary_conditions 1 1 0\nn_basis_cells {n} 1 1\nmu_s 1.0\n"
              "n_interaction_pairs 2\ni j da db dc Jij Dijx Dijy Dijz\n0 0 3 0 0 10.0 0 0 3.0\n0 0 1 1 0 4.0 1 0 0\n"
              "log_to_console 0\nlog_to_file 0\n")
@@ -280,12 +269,14 @@ def test_pairs_longer_than_the_box_are_dropped(tmp_path):
 
 
 @pytest.mark.peers
-@pytest.mark.parametrize("n", [2, 3])
-def test_pairs_longer_than_the_box_match_spirit(tmp_path, n):
-    cfg = tmp_path / "l.cfg"
-    cfg.write_text(LONG_PAIR.format(n=n))
+@pytest.mark.parametrize("text", [SMALL_BOX.format(n=n) for n in ("1 1 1", "2 1 1", "3 1 1", "2 2 1", "4 3 1")]
+                         + [LONG_PAIR.format(n=n) for n in (2, 3)])
+def test_small_boxes_match_spirit(tmp_path, text):
+    """Neighbour shells and pairs in boxes a few cells wide (the two tests above): Spirit's energies."""
+    cfg = tmp_path / "b.cfg"
+    cfg.write_text(text)
     st, pot = sl.io.read_spirit_cfg(cfg)
-    _, runs = _spirit_energies(cfg, seed=40)
+    _, runs = _spirit_energies(cfg, seed=30)
     for s, e in runs:
         assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
 
