@@ -26,8 +26,8 @@ inputhandler.f90``, ``inputhandler_ext.f90``, ``Hamiltonian/neighbourmap.f90``,
   so spinlat's each-pair-once coupling is J_i→j + J_j→i (2 J for a symmetric file), converted
   with UppASD's 1 Ry = 13.605693009 eV. The Zeeman term is −Σ m_i·B (spinlat's Zeeman).
 
-- ``dm`` file rows ``isite jsite rx ry rz Dx Dy Dz`` (mRy, bonds as in the jfile; ``Sym 0``
-  only: spinlat does not rotate DM vectors): UppASD's field B_i = Σ_j 2 m_j × D_ij/(|m_i||m_j|)
+- ``dm`` file rows ``isite jsite rx ry rz Dx Dy Dz`` (mRy, bonds as in the jfile but never
+  expanded by ``Sym``: UppASD maps the DM file with symmetry 0 whatever ``Sym`` says): UppASD's field B_i = Σ_j 2 m_j × D_ij/(|m_i||m_j|)
   (``hamiltonianactions.f90``, the jfile's factor 2) is that of E = −Σ_i Σ_j D_ij·(e_i × e_j),
   every ordered pair, so spinlat's pair gets D_i→j − D_j→i (2 D for a file listing −D reversed).
 - ``anisotropy`` kfile, one row per posfile site ``isite type K1 K2 ex ey ez ratio`` (mRy): the
@@ -299,9 +299,12 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     ops = _cubic_ops() if sym == 1 else [np.eye(3)]
     frac_pos = pos_units @ np.linalg.inv(lattice)
 
-    def bonds(bfile, nval, what):
+    def bonds(bfile, nval, what, use_sym=True):
         """Directed couplings [(a, b, R, values (nval,), line)] of a jfile-like file: rows
-        ``isite jsite rx ry rz`` + nval values, each keyed by isite's type (module docstring)."""
+        ``isite jsite rx ry rz`` + nval values, each keyed by isite's type (module docstring);
+        bond vectors expanded by the ``Sym`` operations when ``use_sym`` (UppASD's setup_nm takes
+        Sym for the jfile and the bq file, 0 for the DM file)."""
+        ops_ = ops if use_sym else [np.eye(3)]
         rows = _records(bfile)
         if tb2j and rows and len(rows[0][1]) == 2:  # TB2J's "count type" line
             count = _num(bfile, rows[0][0], rows[0][1][0], int, "number of couplings")
@@ -314,6 +317,8 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         for ln, w in rows:
             if len(w) > width and not _is_number(w[width]):  # text after the values: ignored, as by UppASD
                 w = w[:width]
+            elif len(w) == width + 1:  # one more number (the bond length, in UppASD's own mapping examples):
+                w = w[:width]          # UppASD's list-directed read ignores it; 2 or more may be an alloy layout
             if len(w) != width:
                 raise FileFormatError(f"{bfile}: line {ln}: expected 'isite jsite rx ry rz {what}' ({width} columns), "
                                       f"got {len(w)}: {' '.join(w)!r} (alloy and tensor layouts are not read)")
@@ -338,7 +343,7 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         for a in range(n):
             for v0, vals, ln in shells.get(atype[a], []):
                 images = []
-                for op in ops:
+                for op in ops_:
                     w_ = op @ v0
                     if all(np.sum((w_ - u) ** 2) >= _SYM_TOL for u in images):
                         images.append(w_)
@@ -354,6 +359,8 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
                                                   f"site {a + 1} (type {atype[a]})")
                         continue  # a symmetry image off the lattice: UppASD finds no neighbour either
                     R = R[b].astype(np.int64)
+                    if np.any(R[~pbc] != 0) and np.all(np.asarray(ncell)[(R != 0) & ~pbc] == 1):
+                        continue  # leaves the system along a vacuum direction of one cell: UppASD has no such bond
                     if np.any(R[~pbc] != 0):
                         raise FileFormatError(f"{bfile}: line {ln}: the bond from site {a + 1} crosses a vacuum (BC 0) "
                                               "direction of the unit cell; give the supercell's sites")
@@ -374,14 +381,11 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         add(a, b, R, vals[0] * mry * np.eye(3))
     dm_name = inp.word("dm")
     if dm_name is not None and dm_name not in ("0", "N", "n"):
-        if sym != 0:
-            raise FileFormatError(f"{path}: line {inp.rows[inp.at['sym']][0]}: Sym {sym} with a DM file: spinlat does "
-                                  "not rotate DM vectors by symmetry; list every DM bond and set Sym 0")
         dfile = Path(dm_name) if Path(dm_name).is_absolute() else base / dm_name
         if not dfile.is_file():
             raise FileFormatError(f"{path}: line {inp.rows[inp.at['dm']][0]}: the DM file {dfile} does not exist")
         # UppASD: B_i = Σ_j 2 m_j × D_ij/(|m_i||m_j|), E = −½ Σ_i m_i·B_i = −Σ_i Σ_j D_ij·(e_i × e_j)
-        for a, b, R, vals, _ in bonds(dfile, 3, "Dx Dy Dz"):
+        for a, b, R, vals, _ in bonds(dfile, 3, "Dx Dy Dz", use_sym=False):
             add(a, b, R, dmi_matrix(vals * mry))
     bq = {}  # (i, j, R) -> B eV, each pair once
     bq_name = inp.word("bq")

@@ -108,6 +108,17 @@ def test_bad_jfiles_name_the_line(tmp_path, jfile, match):
         sl.io.read_uppasd(path)
 
 
+def test_a_bond_length_column_is_ignored_as_by_uppasd(tmp_path):
+    """UppASD reads 'isite jsite rx ry rz J' list-directed, so a seventh number (the bond length of
+    its bccFe-variants example's jASD2) is ignored: it was refused as an alloy/tensor layout."""
+    rows = "1 1 1.0 0.0 0.0 {J}{extra}\n1 1 -1.0 0.0 0.0 {J}{extra}\n"
+    e = []
+    for extra in ("", " 2.5"):
+        s, ev = _chain_evaluation(tmp_path / f"c{len(extra)}", "", 2.0, rows.format(J=0.7, extra=extra), {}, 13)
+        e.append(ev.energy)
+    assert e[1] == e[0] == pytest.approx(sum(-1.4 * s[k] @ s[(k + 1) % 4] for k in range(4)) * RY_EV * 1e-3, rel=1e-12)
+
+
 def test_unsupported_settings_are_refused_or_named(tmp_path):
     path = _write(tmp_path / "u", BCC_INPSD + "do_ralloy 1\n", "1 1 0 0 0\n", "1 1 2.2 0 0 1\n", "")
     with pytest.raises(FileFormatError, match="line 12: do_ralloy 1: random alloys"):
@@ -117,9 +128,6 @@ def test_unsupported_settings_are_refused_or_named(tmp_path):
         sl.io.read_uppasd(path)
     path = _write(tmp_path / "w", BCC_INPSD + "dm ./dmfile\n", "1 1 0 0 0\n", "1 1 2.2 0 0 1\n",
                   "1 1 1.0 0.0 0.0 1.0\n")
-    (tmp_path / "w" / "dmfile").write_text("1 1 1.0 0.0 0.0 0.0 0.0 0.1\n")
-    with pytest.raises(FileFormatError, match="line 7: Sym 1 with a DM file"):
-        sl.io.read_uppasd(path)
 
 
 CHAIN_INPSD = """ncell 4 1 1
@@ -139,10 +147,10 @@ def _transverse(h, s):
     return h - np.einsum("ij,ij->i", h, s)[:, None] * s
 
 
-def _chain_evaluation(d, extra, m, jfile, files, seed):
+def _chain_evaluation(d, extra, m, jfile, files, seed, inpsd=CHAIN_INPSD):
     """Read the 4-site chain of CHAIN_INPSD + ``extra`` (moment ``m``, the jfile text and other
     files {name: text}) and evaluate it at random spins: (spins, Evaluation)."""
-    path = _write(d, CHAIN_INPSD + extra, "1 1 0 0 0\n", f"1 1 {m} 0 0 1\n", jfile)
+    path = _write(d, inpsd + extra, "1 1 0 0 0\n", f"1 1 {m} 0 0 1\n", jfile)
     for name, text in files.items():
         (d / name).write_text(text)
     st, pot = sl.io.read_uppasd(path)
@@ -203,6 +211,24 @@ def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, extra, files, 
     from spinlat.config import read_structure  # the structure alone reads whatever the terms
 
     assert len(read_structure(path, format="uppasd")) == 4
+
+
+def test_dm_file_ignores_sym(tmp_path):
+    """UppASD maps the DM file with symmetry 0 whatever Sym says (hamiltonianinit.f90's setup_nm
+    call), as in its HeisChainDM example (Sym 1, DM bonds ±z listed): Sym 1 with a DM file was
+    refused, and so were the jfile's Sym images leaving the box along a one-cell vacuum direction;
+    the DM bonds are now read as listed while the jfile's are expanded by the 48 ops."""
+    D, m = 0.36, 1.0
+    s, ev = _chain_evaluation(tmp_path, "dm ./dmfile\n", m, "1 1 1.0 0.0 0.0 0.5\n",
+                              {"dmfile": f"1 1 1.0 0.0 0.0 0.0 0.0 {D}\n1 1 -1.0 0.0 0.0 0.0 0.0 {-D}\n"}, 12,
+                              inpsd=CHAIN_INPSD.replace("Sym 0", "Sym 1"))
+    z = np.array([0.0, 0.0, 1.0])
+    # jfile: Sym 1 makes ±x (kept, 0.5 each way: 1.0 per bond), ±y, ±z (they leave the one-cell vacuum
+    # directions y, z: dropped, as UppASD finds no atom there; they were refused)
+    e = sum(-1.0 * s[k] @ s[(k + 1) % 4] - 2 * D * z @ np.cross(s[k], s[(k + 1) % 4]) for k in range(4))
+    B = np.array([sum((1.0 * s[j] + 2 * np.cross(s[j], Dv * z)) / m for j, Dv in (((i + 1) % 4, D), ((i - 1) % 4, -D)))
+                  for i in range(4)])
+    _assert_uppasd(ev, s, e, B)
 
 
 def test_biquadratic_as_uppasd(tmp_path):
