@@ -167,7 +167,10 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         :class:`~spinlat.potentials.Biquadratic` for a ``bq`` file, a
         :class:`~spinlat.potentials.CubicAnisotropy` for cubic kfile rows and a
         :class:`~spinlat.potentials.Zeeman` for a non-zero ``hfield``. It carries
-        ``uppasd_ncell`` (n1, n2, n3).
+        ``uppasd_ncell`` (n1, n2, n3) and applies to ``state.repeat(uppasd_ncell)``: its pair
+        template is the unit cell (so also any other supercell of it) or, when a vacuum (BC 0)
+        direction holds several cells (a finite chain, film or cluster), that whole system, its
+        bonds leaving the box along vacuum dropped as UppASD does.
 
     Raises FileFormatError naming the file and line (a bond vector that meets no atom, a
     malformed row, an unsupported setting, a term spinlat has no term for that ``drop`` does not
@@ -361,10 +364,7 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
                     R = R[b].astype(np.int64)
                     if np.any(R[~pbc] != 0) and np.all(np.asarray(ncell)[(R != 0) & ~pbc] == 1):
                         continue  # leaves the system along a vacuum direction of one cell: UppASD has no such bond
-                    if np.any(R[~pbc] != 0):
-                        raise FileFormatError(f"{bfile}: line {ln}: the bond from site {a + 1} crosses a vacuum (BC 0) "
-                                              "direction of the unit cell; give the supercell's sites")
-                    out.append((a, b, tuple(R), vals, ln))
+                    out.append((a, b, tuple(R), vals, ln))  # across a vacuum direction: see _on_supercell
         return out
 
     mry = RY_EV * units.MEV  # eV per mRy
@@ -403,22 +403,21 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     cubic_k = _anisotropy(inp, path, base, n, moments)
     for a, A in cubic_k[0]:
         add(a, a, (0, 0, 0), A * mry)
-    if pairs:
-        I, Jx, R = (np.array([k[0] for k in pairs]), np.array([k[1] for k in pairs]),
-                    np.array([k[2] for k in pairs], dtype=np.int64))
-        T = np.array(list(pairs.values()))
-    else:
-        I = Jx = np.zeros(0, np.int64)
-        R, T = np.zeros((0, 3), np.int64), np.zeros((0, 3, 3))
     numbers = _type_numbers(elements, atype)
     state = State(positions, numbers, cell=cell_a, pbc=pbc, spins=spins, moments=moments)
-    ham = Heisenberg(cell_a, positions, numbers, I, Jx, R, T, pbc=pbc)
+    # a vacuum direction of several cells (a finite chain, film, cluster): bonds cross it inside
+    # the system, which a unit-cell template (not periodic there) cannot hold: the template is then
+    # the whole ncell system, bond by bond as UppASD maps them (leaving the box along vacuum: none)
+    whole = bool(np.any(~pbc & (np.asarray(ncell) > 1)))
+    tpl = state.repeat(ncell) if whole else state
+    I, Jx, R, T = _on_supercell(pairs, (0, 3, 3), n, ncell, pbc, whole)
+    ham = Heisenberg(tpl.cell, tpl.positions, tpl.numbers, I, Jx, R, T, pbc=pbc)
     ham.source = str(jfile)
     ham.uppasd_ncell = tuple(ncell)
     pot = ham
     if bq:
-        pot = pot + Biquadratic(cell_a, positions, numbers, [k[0] for k in bq], [k[1] for k in bq],
-                                np.array([k[2] for k in bq], dtype=np.int64).reshape(-1, 3), list(bq.values()), pbc=pbc)
+        pot = pot + Biquadratic(tpl.cell, tpl.positions, tpl.numbers, *_on_supercell(bq, (0,), n, ncell, pbc, whole),
+                                pbc=pbc)
     if np.any(cubic_k[1]):
         on = np.flatnonzero(cubic_k[1])
         pot = pot + CubicAnisotropy(cubic_by_species(numbers[on], cubic_k[1][on] * mry, f"{path}: cubic anisotropy"))
@@ -427,6 +426,32 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         pot = pot + Zeeman(B)
     pot.uppasd_ncell = tuple(ncell)
     return state, pot
+
+
+def _on_supercell(pairs, empty, n, ncell, pbc, whole):
+    """(i, j, R, values) arrays of ``pairs`` {(a, b, R): value} on the unit cell of ``n`` sites, or,
+    with ``whole``, on its ``ncell`` repetition in State.repeat's order (cell-major, site fastest):
+    one bond per cell, wrapped along periodic directions (R the wraps), dropped where it leaves
+    the box along a vacuum one."""
+    if not pairs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.int64), np.zeros(empty)
+    keys = list(pairs)
+    a = np.array([k[0] for k in keys])
+    b = np.array([k[1] for k in keys])
+    R = np.array([k[2] for k in keys], dtype=np.int64).reshape(-1, 3)
+    V = np.array(list(pairs.values()))
+    if not whole:
+        return a, b, R, V
+    nc = np.asarray(ncell)
+    cells = np.stack(np.meshgrid(*[np.arange(m) for m in nc], indexing="ij"), -1).reshape(-1, 3)
+    target = cells[None, :, :] + R[:, None, :]                      # (P, C, 3)
+    keep = np.all(pbc | ((target >= 0) & (target < nc)), axis=2)
+    wraps = np.floor_divide(target, nc)
+    flat = lambda c: (c[..., 0] * nc[1] + c[..., 1]) * nc[2] + c[..., 2]  # noqa: E731
+    src = flat(cells)[None, :] * n + a[:, None]
+    dst = flat(target - wraps * nc) * n + b[:, None]
+    p = np.nonzero(keep)[0]
+    return src[keep], dst[keep], wraps[keep], V[p]
 
 
 def _anisotropy(inp, path, base, n, moments):

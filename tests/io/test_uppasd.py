@@ -231,6 +231,21 @@ def test_dm_file_ignores_sym(tmp_path):
     _assert_uppasd(ev, s, e, B)
 
 
+def test_open_chain_of_several_cells(tmp_path):
+    """A vacuum direction of several cells (UppASD's GNEB_HeisChain example: ncell 49 1 1, BC 0 0 0)
+    was refused ('give the supercell's sites'): the potential is now built on the ncell system,
+    an open chain: E = −Σ_k 2 J s_k·s_k+1 over its 4 bonds, plus the bq term likewise, and it
+    applies to state.repeat(uppasd_ncell)."""
+    inpsd = CHAIN_INPSD.replace("ncell 4 1 1", "ncell 5 1 1").replace("BC P 0 0", "BC 0 0 0").replace("Sym 0", "Sym 1")
+    J, Jbq = 0.5, 0.2
+    path = _write(tmp_path, inpsd + "bq ./bqfile\n", "1 1 0 0 0\n", "1 1 2.0 0 0 1\n", f"1 1 1.0 0.0 0.0 {J}\n")
+    (tmp_path / "bqfile").write_text(f"1 1 1.0 0.0 0.0 {Jbq}\n")
+    st, pot = sl.io.read_uppasd(path)
+    s = _unit(5, 14)
+    e = sum(-2 * J * s[k] @ s[k + 1] - 2 * Jbq * (s[k] @ s[k + 1]) ** 2 for k in range(4)) * RY_EV * 1e-3
+    assert pot.compute(st.repeat(pot.uppasd_ncell).copy(spins=s)).energy == pytest.approx(e, rel=1e-12)
+
+
 def test_biquadratic_as_uppasd(tmp_path):
     """The bq file was only named in a warning: now a Biquadratic. UppASD's field B_i =
     Σ_j 4 Jbq (e_i·e_j) e_j/|m_i| (2 j_bq (m_i·m_j) m_j, j_bq = 2 Jbq/(|m_i|²|m_j|²)) and energy
