@@ -27,7 +27,7 @@ multiplies the diagonal of each UCF value by the material file's ``material[i]:e
 materials and drops the off-diagonal entries (``src/exchange/unroll_normalised.cpp``); read so.
 
 Material file: ``material[k]:atomic-spin-moment`` (μB), ``initial-spin-direction`` (a vector;
-``random`` gives +z), ``uniaxial-anisotropy-constant`` or ``second-order-uniaxial-anisotropy-
+``random``, ``skyrmion, ...`` give +z with a UserWarning), ``uniaxial-anisotropy-constant`` or ``second-order-uniaxial-anisotropy-
 constant`` (J per atom, E = −k (S·e)², an on-site tensor here) with ``uniaxial-anisotropy-
 direction``; ``cubic-anisotropy-constant`` or ``fourth-order-cubic-anisotropy-constant`` (J per
 atom, E = −(kc/2) Σ (Sx⁴ + Sy⁴ + Sz⁴), ``src/anisotropy/cubic_fourth_order.cpp``: a
@@ -223,7 +223,7 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=()):
             pairs[key] = pairs.get(key, 0.0) + J
 
     moments, spins = np.ones(n), np.tile([0.0, 0.0, 1.0], (n, 1))
-    onsite, names, kc = [], {}, np.zeros(n)
+    onsite, names, kc, warned = [], {}, np.zeros(n), set()
     for k in range(n):
         props = materials.get(int(mats[k]) + 1)
         if props is None:
@@ -239,6 +239,11 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=()):
             d = _vector(mat, text, mln, "initial-spin-direction")
             if d is not None:
                 spins[k] = d
+            elif (text, mln) not in warned:
+                warned.add((text, mln))
+                warnings.warn(f"{mat}: line {mln}: initial-spin-direction = {text}: not a direction (VAMPIRE draws "
+                              "or builds these spins when it starts): the spins of this material are +z; set them "
+                              "with State.copy(spins=...) or a run config's structure.spins", UserWarning, stacklevel=2)
         ku = _last(props, "uniaxial-anisotropy-constant", "second-order-uniaxial-anisotropy-constant")
         if ku is not None:
             text, mln = props[ku]

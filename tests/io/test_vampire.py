@@ -142,6 +142,17 @@ def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, ucf_tail, mat_
     np.testing.assert_array_equal(read_structure(tmp_path / "c.UCF").moments, [2.2])
 
 
+def test_initial_spins_that_are_not_directions_are_named(tmp_path):
+    """initial-spin-direction = random / skyrmion, ... (VAMPIRE's sample Co.mat) silently gave +z."""
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21"))
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=1.72\n"
+                                    "material[1]:initial-spin-direction = skyrmion, 0.5, 0.5, 0.3\n")
+    with pytest.warns(UserWarning, match=r"c.mat: line 2: initial-spin-direction = skyrmion, 0.5, 0.5, 0.3: not a "
+                                         r"direction.*spins of this material are \+z"):
+        st, _ = sl.io.read_vampire(tmp_path / "c.UCF")
+    np.testing.assert_array_equal(st.spins, [[0.0, 0.0, 1.0]])
+
+
 def test_biquadratic_section(tmp_path):
     """The biquadratic section VAMPIRE reads after the bilinear one was silently ignored: now a
     Biquadratic, VAMPIRE's E = −½ Σ_i Σ_j B (S_i·S_j)² (each bond listed from both ends)."""
