@@ -444,12 +444,15 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     if ddi != "none":
         found.append(("ddi", f"line {lines.rows[lines.find('ddi_method')][0]}",
                       f"ddi_method {ddi} (dipole-dipole interaction)"))
+    def given(key):  # present, and not a count of 0 (Spirit's input template writes such zeros)
+        return lines.has(key) and lines.word(key) not in ("0",)
+
     for key in ("n_interaction_quadruplets", "interaction_quadruplets_file"):
-        if lines.has(key):
+        if given(key):
             found.append(("quadruplets", f"line {lines.rows[lines.find(key)][0]}", f"{key} (four-spin interactions)"))
             break
-    pin = [k for k in ("pinning_cell", "n_pinned", "pinned_from_file") if lines.has(k)]
-    pin += [f"pin_n{a}{s}" for a in "abc" for s in ("", "_left", "_right") if lines.has(f"pin_n{a}{s}")]
+    pin = [k for k in ("pinning_cell", "n_pinned", "pinned_from_file") if given(k)]
+    pin += [f"pin_n{a}{s}" for a in "abc" for s in ("", "_left", "_right") if given(f"pin_n{a}{s}")]
     if pin:
         found.append(("pinning", f"line {lines.rows[lines.find(pin[0])][0]}", f"{pin[0]} (pinned spins)"))
     refuse_unread(found, dropped_terms(drop, _DROPPABLE, "read_spirit_cfg drop"), path, "Spirit")

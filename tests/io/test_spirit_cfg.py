@@ -73,7 +73,8 @@ def test_bad_files_name_the_problem(tmp_path, text, match):
 
 @pytest.mark.parametrize("text, name, where", [
     ("ddi_method fft\n", "ddi", "line 3: ddi_method fft"),
-    ("n_interaction_quadruplets 0\n", "quadruplets", "line 3: n_interaction_quadruplets"),
+    ("n_interaction_quadruplets 1\ni j k l da_j db_j dc_j da_k db_k dc_k da_l db_l dc_l Q\n"
+     "0 0 0 0 1 0 0 0 1 0 1 1 0 0.5\n", "quadruplets", "line 3: n_interaction_quadruplets"),
     ("pin_na_left 1\n", "pinning", "line 3: pin_na_left"),
 ])
 def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, text, name, where):
@@ -141,9 +142,11 @@ def test_cubic_anisotropy_matches_spirit(tmp_path, case):
 
 def test_empty_disorder_and_defect_counts_read(tmp_path):
     """Spirit's input template writes 'atom_types 0' / 'n_defects 0' (none): they were refused as
-    disorder and defects; a non-zero count still is, naming its line."""
+    disorder and defects (zero quadruplets and pinned spins likewise); a non-zero count still is,
+    naming its line."""
     cfg = tmp_path / "z.cfg"
-    cfg.write_text("n_basis_cells 2 1 1\nmu_s 1.0\natom_types 0\nn_defects 0\n")
+    cfg.write_text("n_basis_cells 2 1 1\nmu_s 1.0\natom_types 0\nn_defects 0\nn_interaction_quadruplets 0\n"
+                   "n_pinned 0\npin_na_left 0\n")
     assert len(sl.io.read_spirit_cfg(cfg)[0]) == 2
     cfg.write_text("n_basis_cells 2 1 1\nmu_s 1.0\natom_types 0\nn_defects 1\n0 1 0 0 -1\n")
     with pytest.raises(FileFormatError, match="line 4: defects are not supported"):
