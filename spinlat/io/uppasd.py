@@ -30,6 +30,10 @@ inputhandler.f90``, ``inputhandler_ext.f90``, ``Hamiltonian/neighbourmap.f90``,
   expanded by ``Sym``: UppASD maps the DM file with symmetry 0 whatever ``Sym`` says): UppASD's field B_i = Σ_j 2 m_j × D_ij/(|m_i||m_j|)
   (``hamiltonianactions.f90``, the jfile's factor 2) is that of E = −Σ_i Σ_j D_ij·(e_i × e_j),
   every ordered pair, so spinlat's pair gets D_i→j − D_j→i (2 D for a file listing −D reversed).
+- ``pd`` (pseudo-dipolar) file rows ``isite jsite rx ry rz`` + a 3×3 tensor row by row, and
+  ``sa`` (symmetric anisotropic) file rows ``isite jsite rx ry rz Cx Cy Cz`` (mRy, Sym 0 as the
+  DM file): UppASD's fields 2 X m_j/(|m_i||m_j|), X the tensor or [[0, Cz, Cy], [Cz, 0, Cx],
+  [Cy, Cx, 0]], are those of E = −Σ_i Σ_j e_iᵀ X_ij e_j: added to the pair tensors.
 - ``anisotropy`` kfile, one row per posfile site ``isite type K1 K2 ex ey ez ratio`` (mRy): the
   fields of ``hamiltonianactions.f90`` are those of E = K1 (e·s)² for type 1 (uniaxial: K1 < 0
   is an easy axis; an on-site tensor here) and E = −K1 (sx²sy² + sy²sz² + sz²sx²) for type 2
@@ -47,8 +51,7 @@ inputhandler.f90``, ``inputhandler_ext.f90``, ``Hamiltonian/neighbourmap.f90``,
 Refused (FileFormatError): random alloys (``do_ralloy``; a momfile chemical index other than
 1), tensorial exchange (``do_jtensor``), ``maptype 3``, ``Sym`` other than 0 and 1. Terms spinlat
 has no term for are refused naming the keyword and its line unless ``drop`` names the keyword:
-``pd`` (pseudo-dipolar), ``chir``, ``ring``, ``do_dip`` (dipole-dipole),
-``sa`` (symmetric anisotropic), ``biqdm``, ``fourx``.
+``chir``, ``ring``, ``do_dip`` (dipole-dipole), ``biqdm``, ``fourx``.
 
 TB2J's UppASD writer (``TB2J_results/UppASD``: ``posfile``, ``momfile``, ``jASD1``, ``input``)
 writes direct (fractional) positions but bond vectors in Cartesian Å, a count line at the top
@@ -77,8 +80,7 @@ RY_EV = units.RYDBERG_EV
 _SYM_TOL = 0.01
 
 #: inpsd.dat keywords of terms spinlat has no term for (refused unless ``drop`` names them)
-_UNREAD = {"pd": "pseudo-dipolar exchange", "chir": "chiral interaction",
-           "ring": "ring exchange", "do_dip": "dipole-dipole interaction", "sa": "symmetric anisotropic exchange",
+_UNREAD = {"chir": "chiral interaction", "ring": "ring exchange", "do_dip": "dipole-dipole interaction",
            "biqdm": "biquadratic DM interaction", "fourx": "four-spin exchange"}
 
 
@@ -154,7 +156,7 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         Cartesian bond vectors in Å, no symmetry, a count line at the top of the jfile.
     elements : element of the atoms (UppASD's files name none): one symbol for all or one per
         atom type (posfile's second column, type 1 first); default Fe.
-    drop : keywords of terms spinlat has no term for (``"do_dip"``, ``"pd"``, ..., module
+    drop : keywords of terms spinlat has no term for (``"do_dip"``, ``"ring"``, ..., module
         docstring) to leave out on purpose, or "all"; without it such a term is an error.
 
     Returns
@@ -379,21 +381,35 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
 
     for a, b, R, vals, _ in bonds(jfile, 1, "J"):
         add(a, b, R, vals[0] * mry * np.eye(3))
-    dm_name = inp.word("dm")
-    if dm_name is not None and dm_name not in ("0", "N", "n"):
-        dfile = Path(dm_name) if Path(dm_name).is_absolute() else base / dm_name
-        if not dfile.is_file():
-            raise FileFormatError(f"{path}: line {inp.rows[inp.at['dm']][0]}: the DM file {dfile} does not exist")
-        # UppASD: B_i = Σ_j 2 m_j × D_ij/(|m_i||m_j|), E = −½ Σ_i m_i·B_i = −Σ_i Σ_j D_ij·(e_i × e_j)
+    def term_file(key, what):
+        """The file the keyword ``key`` names (relative to the inpsd.dat's folder), or None."""
+        name = inp.word(key)
+        if name is None or name in ("0", "N", "n"):
+            return None
+        f = Path(name) if Path(name).is_absolute() else base / name
+        if not f.is_file():
+            raise FileFormatError(f"{path}: line {inp.rows[inp.at[key]][0]}: the {what} file {f} does not exist")
+        return f
+
+    # UppASD's fields of the DM, pseudo-dipolar (pd) and symmetric anisotropic (sa) files are
+    # B_i = Σ_j 2 X_ij m_j/(|m_i||m_j|) with X = [D] (m_j × D), the pd tensor (9 values, row by
+    # row), or the symmetric off-diagonal tensor of (Cx, Cy, Cz) (hamiltonianactions.f90), and
+    # the energy −½ Σ_i m_i·B_i = −Σ_i Σ_j e_iᵀ X_ij e_j: spinlat's tensors; mapped with Sym 0
+    dfile = term_file("dm", "DM")
+    if dfile is not None:
         for a, b, R, vals, _ in bonds(dfile, 3, "Dx Dy Dz", use_sym=False):
             add(a, b, R, dmi_matrix(vals * mry))
+    pfile = term_file("pd", "pseudo-dipolar")
+    if pfile is not None:
+        for a, b, R, vals, _ in bonds(pfile, 9, "Pxx Pxy Pxz Pyx Pyy Pyz Pzx Pzy Pzz", use_sym=False):
+            add(a, b, R, vals.reshape(3, 3) * mry)
+    sfile = term_file("sa", "symmetric anisotropic")
+    if sfile is not None:
+        for a, b, R, (cx, cy, cz), _ in bonds(sfile, 3, "Cx Cy Cz", use_sym=False):
+            add(a, b, R, np.array([[0.0, cz, cy], [cz, 0.0, cx], [cy, cx, 0.0]]) * mry)
     bq = {}  # (i, j, R) -> B eV, each pair once
-    bq_name = inp.word("bq")
-    if bq_name is not None and bq_name not in ("0", "N", "n"):
-        bfile = Path(bq_name) if Path(bq_name).is_absolute() else base / bq_name
-        if not bfile.is_file():
-            raise FileFormatError(f"{path}: line {inp.rows[inp.at['bq']][0]}: the biquadratic file {bfile} does not "
-                                  "exist")
+    bfile = term_file("bq", "biquadratic")
+    if bfile is not None:
         # UppASD: j_bq = 2 J_bq/(|m_i|²|m_j|²), B_i = 2 j_bq (m_i·m_j) m_j, E = −¼ Σ_i m_i·B_i
         # = −Σ_i Σ_j J_bq (e_i·e_j)²: every ordered pair, as the jfile
         for a, b, R, vals, _ in bonds(bfile, 1, "Jbq"):
@@ -504,7 +520,7 @@ def _anisotropy(inp, path, base, n, moments):
 
 def uppasd_input_files(path, *, tb2j=False) -> list:
     """The files an UppASD input reads: the ``inpsd.dat`` (``path``, or the folder holding it)
-    and its ``posfile``, ``momfile``, ``exchange``, ``dm``, ``anisotropy`` and ``bq`` files that
+    and its ``posfile``, ``momfile``, ``exchange``, ``dm``, ``pd``, ``sa``, ``anisotropy`` and ``bq`` files that
     exist (named relative to its folder, the first three with UppASD's default names), as Paths."""
     path = Path(validation.path(path, "uppasd_input_files path"))
     if path.is_dir():
@@ -513,7 +529,7 @@ def uppasd_input_files(path, *, tb2j=False) -> list:
     inp = _Inpsd(path)
     defaults = {"posfile": "posfile", "momfile": "momfile", "exchange": "jASD1" if tb2j else "jfile"}
     out = [path]
-    for key in ("posfile", "momfile", "exchange", "dm", "anisotropy", "bq"):
+    for key in ("posfile", "momfile", "exchange", "dm", "pd", "sa", "anisotropy", "bq"):
         name = inp.word(key, defaults.get(key))
         if name is None or name in ("0", "N", "n"):
             continue

@@ -194,7 +194,7 @@ def test_cubic_anisotropy_as_uppasd(tmp_path):
 
 
 @pytest.mark.parametrize("extra, files, name, match", [
-    ("pd ./pdfile\n", {}, "pd", r"line 11: pd ./pdfile \(pseudo-dipolar exchange\)"),
+    ("ring ./ringfile\n", {}, "ring", r"line 11: ring ./ringfile \(ring exchange\)"),
     ("do_dip 1\n", {}, "do_dip", r"line 11: do_dip 1 \(dipole-dipole"),
 ])
 def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, extra, files, name, match):
@@ -244,6 +244,23 @@ def test_open_chain_of_several_cells(tmp_path):
     s = _unit(5, 14)
     e = sum(-2 * J * s[k] @ s[k + 1] - 2 * Jbq * (s[k] @ s[k + 1]) ** 2 for k in range(4)) * RY_EV * 1e-3
     assert pot.compute(st.repeat(pot.uppasd_ncell).copy(spins=s)).energy == pytest.approx(e, rel=1e-12)
+
+
+def test_pseudo_dipolar_and_symmetric_anisotropic_as_uppasd(tmp_path):
+    """pd and sa files were only named in a warning: now pair tensors. UppASD's fields
+    B_i = Σ_j 2 X_ij e_j/|m_i| with X the pd tensor (row by row) or [[0, Cz, Cy], [Cz, 0, Cx],
+    [Cy, Cx, 0]] of sa, energy −Σ_i Σ_j e_iᵀ X_ij e_j (each bond listed from both ends)."""
+    m = 2.0
+    P = np.array([[0.3, 0.1, 0.0], [0.1, -0.2, 0.05], [0.0, 0.05, 0.4]])
+    C = np.array([0.07, -0.03, 0.11])
+    pd_row = " ".join(map(str, P.ravel()))
+    s, ev = _chain_evaluation(tmp_path, "pd ./pdfile\nsa ./safile\n", m, "1 1 1.0 0.0 0.0 0.0\n",
+                              {"pdfile": f"1 1 1.0 0.0 0.0 {pd_row}\n1 1 -1.0 0.0 0.0 {pd_row}\n",
+                               "safile": "1 1 1.0 0.0 0.0 {0} {1} {2}\n1 1 -1.0 0.0 0.0 {0} {1} {2}\n".format(*C)}, 15)
+    X = P + np.array([[0.0, C[2], C[1]], [C[2], 0.0, C[0]], [C[1], C[0], 0.0]])
+    e = sum(-2 * s[k] @ X @ s[(k + 1) % 4] for k in range(4))
+    B = np.array([sum(2 * X @ s[j] / m for j in ((i + 1) % 4, (i - 1) % 4)) for i in range(4)])
+    _assert_uppasd(ev, s, e, B)
 
 
 def test_biquadratic_as_uppasd(tmp_path):
