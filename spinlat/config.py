@@ -450,7 +450,7 @@ POTENTIALS: dict[str, dict[str, Key]] = {
     "MagneticMACE": {"path": Key(_path, _REQUIRED, "model file written by MagneticMACE.save"),
                      "device": Key(_string), "dtype": Key(validation.float_dtype)},
     "Spirit": {"path": Key(_path, _REQUIRED, "Spirit input.cfg (spinlat.io.read_spirit_cfg)"),
-               "drop": Key(_drop, (), "terms spinlat lacks to leave out: [ddi, quadruplets, pinning] or all"),
+               "drop": Key(_drop, (), "terms spinlat lacks to leave out: [ddi, pinning] or all"),
                "elements": Key(_opt(_elements))},
     "UppASD": {"path": Key(_path, _REQUIRED, "UppASD inpsd.dat (spinlat.io.read_uppasd)"),
                "drop": Key(_drop, (), "keywords of terms spinlat lacks to leave out: [bq, do_dip, ...] or all"),

@@ -48,10 +48,14 @@ Spirit's conventions (``core/docs/Input.md``; Spirit's defaults in brackets):
   :class:`~spinlat.potentials.CubicAnisotropy` with K1 = K4 (one value per element: basis atoms
   of one element with different K4 are refused, pass ``elements``) and the constant −K4/2 as an
   isotropic on-site tensor, so that the energy is Spirit's.
+- Quadruplets: ``n_interaction_quadruplets`` / ``interaction_quadruplets_file``, columns
+  ``i j da_j db_j dc_j k da_k db_k dc_k l da_l db_l dc_l Q`` (any order), Spirit's
+  E = −Σ Q (n_i·n_j)(n_k·n_l) (meV per unique quadruplet, one per cell; checked with the spirit
+  package, with either Hamiltonian): a :class:`~spinlat.potentials.Quadruplet` on the system.
 
 Terms spinlat has no term for are refused (FileFormatError naming the key and its line) unless
-``drop`` names them: ``"ddi"`` (``ddi_method`` other than none: dipole-dipole), ``"quadruplets"``
-(``n_interaction_quadruplets`` / ``interaction_quadruplets_file``), ``"pinning"`` (pinned spins);
+``drop`` names them: ``"ddi"`` (``ddi_method`` other than none: dipole-dipole), ``"pinning"``
+(pinned spins);
 the energies then differ from Spirit's by these terms. Always refused: ``hamiltonian gaussian``,
 disorder (``atom_types``) and defects, ``Dija Dijb Dijc`` pair columns and ``Ka Kb Kc``
 anisotropy columns (Spirit 2.2 reads the first as Cartesian, unlike its documentation, and
@@ -72,8 +76,7 @@ from ..exchange_tensors import dmi_matrix
 from .codes import cubic_by_species, dropped_terms, refuse_unread
 
 #: Spirit terms spinlat has no term for, which ``drop`` may leave out: name → what it is
-_DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "quadruplets": "four-spin quadruplet interactions",
-              "pinning": "pinned spins"}
+_DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "pinning": "pinned spins"}
 
 #: Spirit's named Bravais lattices (core/src/data/Geometry.cpp), rows a, b, c
 _BRAVAIS = {
@@ -262,6 +265,48 @@ def _pairs(lines, nb):
     return [(i, j, t, J, D) for (i, j, t), (J, D) in merged.items()]
 
 
+_QUAD_COLUMNS = ("i", "j", "da_j", "db_j", "dc_j", "k", "da_k", "db_k", "dc_k", "l", "da_l", "db_l", "dc_l", "q")
+
+
+def _quadruplets(lines, nb, n_cells, pbc):
+    """Spirit's quadruplets on the whole system: (quads (Q, 4) atom indices, K (Q,) eV), one per
+    cell, each partner's cell wrapped along periodic directions, dropped where one leaves the box
+    along an open direction or a translation exceeds the box (|t_k| > n_k), as for pairs."""
+    src = _table_source(lines, "n_interaction_quadruplets", "interaction_quadruplets_file", "quadruplets")
+    if src is None or src[2] == 0:
+        return np.zeros((0, 4), np.int64), np.zeros(0)
+    tl, start, count = src
+    names, rows = _table(tl, start, count, "interaction quadruplets", set(_QUAD_COLUMNS), {})
+    missing = [c for c in _QUAD_COLUMNS if c not in names]
+    if missing:
+        raise FileFormatError(f"{tl.path}: interaction quadruplets: column(s) {missing} missing (Spirit's columns: "
+                              f"{' '.join(_QUAD_COLUMNS)})")
+    n = np.array(n_cells)
+    ci, cj, ck = np.meshgrid(np.arange(n[0]), np.arange(n[1]), np.arange(n[2]), indexing="ij")
+    cells = np.stack([ci.ravel(), cj.ravel(), ck.ravel()], axis=1)
+    quads, K = [], []
+    for ln, row in rows:
+        v = {c: tl.number(row[c], float if c == "q" else int, ln, c) for c in _QUAD_COLUMNS}
+        basis = [v["i"], v["j"], v["k"], v["l"]]
+        if not all(0 <= b < nb for b in basis):
+            raise FileFormatError(f"{tl.path}: line {ln}: quadruplet basis indices {basis} outside 0..{nb - 1}")
+        shifts = [np.zeros(3, np.int64)] + [np.array([v[f"d{a}_{x}"] for a in "abc"]) for x in "jkl"]
+        if v["q"] == 0 or any(np.any(np.abs(t) > n) for t in shifts):
+            continue
+        keep = np.ones(len(cells), dtype=bool)
+        idx = []
+        for b, t in zip(basis, shifts):
+            target = cells + t
+            keep &= np.all(pbc | ((target >= 0) & (target < n)), axis=1)
+            target = target % n
+            idx.append(b + nb * (target[:, 0] + n[0] * (target[:, 1] + n[1] * target[:, 2])))
+        quads.append(np.stack(idx, axis=1)[keep])
+        K.append(np.full(int(keep.sum()), v["q"] * units.MEV))
+    if not quads:
+        return np.zeros((0, 4), np.int64), np.zeros(0)
+    return np.concatenate(quads), np.concatenate(K)
+
+
 def _anisotropy(lines, nb):
     """[(basis atom, K meV, unit axis)] and the cubic constant K4 (meV) of each basis atom."""
     src = _table_source(lines, "n_anisotropy", "anisotropy_file", "anisotropy")
@@ -341,7 +386,7 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
         basis atom; default Fe for every atom. Masses (lattice dynamics) depend on it, and the
         cubic anisotropy takes one K4 per element.
     drop : names of terms of the file spinlat has no term for, to leave out on purpose: any of
-        "ddi", "quadruplets", "pinning", or "all" (module docstring). Without it such a term
+        "ddi", "pinning", or "all" (module docstring). Without it such a term
         is an error.
 
     Returns
@@ -352,7 +397,8 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
         :func:`spinlat.io.read_ovf` ``(file, state)``).
     potential : a :class:`~spinlat.potentials.Heisenberg` whose template is that system (pair
         tensors J·1 + [D] and on-site anisotropy tensors, eV), plus a
-        :class:`~spinlat.potentials.CubicAnisotropy` when K4 is non-zero and a
+        :class:`~spinlat.potentials.CubicAnisotropy` when K4 is non-zero, a
+        :class:`~spinlat.potentials.Quadruplet` for quadruplets and a
         :class:`~spinlat.potentials.Zeeman` when the field is non-zero. ``potential.compute(state)``
         gives Spirit's energy (``spirit.system.get_energy``, meV) in eV.
 
@@ -360,7 +406,7 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     terms spinlat has no term for that ``drop`` does not name, InputError for bad ``elements`` or
     ``drop``.
     """
-    from ..potentials import CubicAnisotropy, Heisenberg, Zeeman
+    from ..potentials import CubicAnisotropy, Heisenberg, Quadruplet, Zeeman
     from ..state import State
 
     path = Path(validation.existing_file(path, "read_spirit_cfg path", "Spirit input file"))
@@ -447,10 +493,6 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     def given(key):  # present, and not a count of 0 (Spirit's input template writes such zeros)
         return lines.has(key) and lines.word(key) not in ("0",)
 
-    for key in ("n_interaction_quadruplets", "interaction_quadruplets_file"):
-        if given(key):
-            found.append(("quadruplets", f"line {lines.rows[lines.find(key)][0]}", f"{key} (four-spin interactions)"))
-            break
     pin = [k for k in ("pinning_cell", "n_pinned", "pinned_from_file") if given(k)]
     pin += [f"pin_n{a}{s}" for a in "abc" for s in ("", "_left", "_right") if given(f"pin_n{a}{s}")]
     if pin:
@@ -511,6 +553,9 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     ham = Heisenberg(cell, positions, state.numbers, I, Jx, R, T, pbc=pbc)
     ham.source = str(path)
     potential = ham if cubic is None else ham + cubic
+    quads, Kq = _quadruplets(lines, nb, n_cells, pbc)  # with either Hamiltonian (checked with the spirit package)
+    if len(quads):
+        potential = potential + Quadruplet(state.numbers, quads, Kq)
     potential = potential if B == 0 else potential + Zeeman(B * bn)
     return state, potential
 
