@@ -253,8 +253,10 @@ def test_spin_code_potential_files_include_the_files_the_input_names(tmp_path):
     edited jfile, kfile, pairs file or .mat went unnoticed by a restart. Now every file read."""
     paths = _code_inputs(tmp_path)
     (tmp_path / "pairs.txt").write_text("i j da db dc Jij\n0 0 1 0 0 3.0\n")
+    (tmp_path / "quads.txt").write_text("i j da_j db_j dc_j k da_k db_k dc_k l da_l db_l dc_l Q\n"
+                                        "0 0 1 0 0 0 2 0 0 0 3 0 0 0.5\n")
     (tmp_path / "p.cfg").write_text("n_basis_cells 4 1 1\nmu_s 2.0\nhamiltonian heisenberg_pairs\n"
-                                    "interaction_pairs_file pairs.txt\n")
+                                    "interaction_pairs_file pairs.txt\ninteraction_quadruplets_file quads.txt\n")
     run = _cfg(tmp_path, potential=[{"type": "UppASD", "path": "inpsd.dat", "drop": ["do_dip"]},
                                     {"type": "VAMPIRE", "path": "c.UCF", "drop": "all"},
                                     {"type": "Spirit", "path": "p.cfg"}])
@@ -264,7 +266,7 @@ def test_spin_code_potential_files_include_the_files_the_input_names(tmp_path):
                      "potential[0].path (momfile)": "momfile", "potential[0].path (jfile)": "jfile",
                      "potential[0].path (kfile)": "kfile", "potential[1].path": "c.UCF",
                      "potential[1].path (c.mat)": "c.mat", "potential[2].path": "p.cfg",
-                     "potential[2].path (pairs.txt)": "pairs.txt"}
+                     "potential[2].path (pairs.txt)": "pairs.txt", "potential[2].path (quads.txt)": "quads.txt"}
     assert paths["UppASD"][0] == files["potential[0].path"]
 
 

@@ -561,13 +561,13 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
 
 
 def spirit_input_files(path) -> list:
-    """The files a Spirit input reads: ``path`` and the ``basis_file``, ``interaction_pairs_file``
-    and ``anisotropy_file`` it names (found as :func:`read_spirit_cfg` finds them), as Paths.
+    """The files a Spirit input reads: ``path`` and the ``basis_file``, ``interaction_pairs_file``,
+    ``anisotropy_file`` and ``interaction_quadruplets_file`` it names (found as :func:`read_spirit_cfg` finds them), as Paths.
     Raises FileFormatError for a named file that does not exist."""
     path = Path(validation.existing_file(path, "spirit_input_files path", "Spirit input file"))
     lines = _Lines(path)
     out = [path]
-    for key in ("basis_file", "interaction_pairs_file", "anisotropy_file"):
+    for key in ("basis_file", "interaction_pairs_file", "anisotropy_file", "interaction_quadruplets_file"):
         name = lines.word(key)
         if name is not None:
             out.append(_other_file(path, name, key))
