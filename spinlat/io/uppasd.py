@@ -7,6 +7,8 @@ Zeeman terms), following UppASD's own reading (``source/Input/
 inputhandler.f90``, ``inputhandler_ext.f90``, ``Hamiltonian/neighbourmap.f90``,
 ``hamiltonianinit.f90`` and ``energy.f90`` of UppASD/UppASD):
 
+- ``jij_scale``, ``dm_scale``, ``sa_scale`` multiply those couplings, as in UppASD;
+  ``scalefac`` ≠ 1 is refused.
 - ``cell`` (three rows, units of ``alat``; ``alat`` in metres, lengths here in Å = value ×
   alat × 1e10), ``ncell n1 n2 n3``, ``BC`` (P periodic, 0 vacuum), ``Sym`` (0 none, 1 cubic: the
   48 signed permutations applied to every bond vector), ``posfiletype`` (C [default]: Cartesian
@@ -200,6 +202,10 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
                    for key, what in _UNREAD.items() if inp.has(key) and inp.word(key) not in ("0", "N", "n")],
                   dropped, path, "UppASD")
 
+    if inp.values("scalefac", 1, default=[1.0])[0] != 1.0:
+        raise FileFormatError(f"{path}: line {inp.rows[inp.at['scalefac']][0]}: scalefac "
+                              f"{inp.word('scalefac')} (UppASD rescales the cell vectors but not the Cartesian "
+                              "positions and bonds) is not read by spinlat's reader: scale the cell and files")
     posfiletype = "D" if tb2j else inp.word("posfiletype", "C").upper()
     maptype = 1 if tb2j else inp.values("maptype", 1, int, default=[1])[0]
     sym = 0 if tb2j else inp.values("sym", 1, int, default=[0])[0]
@@ -379,8 +385,10 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         else:
             pairs[key] = pairs.get(key, 0.0) + tensor
 
+    # UppASD's jij_scale, dm_scale and sa_scale multiply those couplings (hamiltonianinit.f90)
+    jscale, dscale, sscale = (inp.values(k, 1, default=[1.0])[0] for k in ("jij_scale", "dm_scale", "sa_scale"))
     for a, b, R, vals, _ in bonds(jfile, 1, "J"):
-        add(a, b, R, vals[0] * mry * np.eye(3))
+        add(a, b, R, jscale * vals[0] * mry * np.eye(3))
     def term_file(key, what):
         """The file the keyword ``key`` names (relative to the inpsd.dat's folder), or None."""
         name = inp.word(key)
@@ -398,7 +406,7 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     dfile = term_file("dm", "DM")
     if dfile is not None:
         for a, b, R, vals, _ in bonds(dfile, 3, "Dx Dy Dz", use_sym=False):
-            add(a, b, R, dmi_matrix(vals * mry))
+            add(a, b, R, dmi_matrix(dscale * vals * mry))
     pfile = term_file("pd", "pseudo-dipolar")
     if pfile is not None:
         for a, b, R, vals, _ in bonds(pfile, 9, "Pxx Pxy Pxz Pyx Pyy Pyz Pzx Pzy Pzz", use_sym=False):
@@ -406,7 +414,7 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     sfile = term_file("sa", "symmetric anisotropic")
     if sfile is not None:
         for a, b, R, (cx, cy, cz), _ in bonds(sfile, 3, "Cx Cy Cz", use_sym=False):
-            add(a, b, R, np.array([[0.0, cz, cy], [cz, 0.0, cx], [cy, cx, 0.0]]) * mry)
+            add(a, b, R, np.array([[0.0, cz, cy], [cz, 0.0, cx], [cy, cx, 0.0]]) * sscale * mry)
     bq = {}  # (i, j, R) -> B eV, each pair once
     bfile = term_file("bq", "biquadratic")
     if bfile is not None:

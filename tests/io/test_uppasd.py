@@ -263,6 +263,22 @@ def test_pseudo_dipolar_and_symmetric_anisotropic_as_uppasd(tmp_path):
     _assert_uppasd(ev, s, e, B)
 
 
+def test_coupling_scales(tmp_path):
+    """jij_scale, dm_scale and sa_scale (UppASD multiplies those couplings) were silently ignored."""
+    files = {"dmfile": "1 1 1.0 0.0 0.0 0.0 0.0 0.4\n1 1 -1.0 0.0 0.0 0.0 0.0 -0.4\n",
+             "safile": "1 1 1.0 0.0 0.0 0.1 0.2 0.3\n1 1 -1.0 0.0 0.0 0.1 0.2 0.3\n"}
+    jfile = "1 1 1.0 0.0 0.0 1.5\n1 1 -1.0 0.0 0.0 1.5\n"
+    _, ref = _chain_evaluation(tmp_path / "a", "dm ./dmfile\nsa ./safile\n", 2.0, jfile.replace("1.5", "3.0"),
+                               {"dmfile": files["dmfile"].replace("0.4", "0.2"),
+                                "safile": files["safile"].replace("0.1 0.2 0.3", "0.05 0.1 0.15")}, 17)
+    _, ev = _chain_evaluation(tmp_path / "b", "dm ./dmfile\nsa ./safile\njij_scale 2.0\ndm_scale 0.5\nsa_scale 0.5\n",
+                              2.0, jfile, files, 17)
+    assert ev.energy == pytest.approx(ref.energy, rel=1e-12)
+    path = _write(tmp_path / "c", CHAIN_INPSD + "scalefac 1.1\n", "1 1 0 0 0\n", "1 1 2.0 0 0 1\n", jfile)
+    with pytest.raises(FileFormatError, match="line 11: scalefac 1.1"):
+        sl.io.read_uppasd(path)
+
+
 def test_biquadratic_as_uppasd(tmp_path):
     """The bq file was only named in a warning: now a Biquadratic. UppASD's field B_i =
     Σ_j 4 Jbq (e_i·e_j) e_j/|m_i| (2 j_bq (m_i·m_j) m_j, j_bq = 2 Jbq/(|m_i|²|m_j|²)) and energy
