@@ -86,7 +86,8 @@ The keys of each potential and integrator ``type`` are its constructor's paramet
 Hamiltonian (:func:`spinlat.io.read_spirit_cfg`, :func:`~spinlat.io.read_uppasd`,
 :func:`~spinlat.io.read_vampire`: exchange, DMI, anisotropies, field); ``drop`` lists the terms
 spinlat has no term for (dipolar, biquadratic, ...) that the run leaves out on purpose (without
-it such a term is an error), ``elements`` the element of each basis atom / type / material.
+it such a term is an error), ``elements`` the element of each basis atom / type / material,
+``interaction_unit`` (VAMPIRE) J or meV for a UCF written with ``exchange:meV-interaction-unit``.
 Spirit's Hamiltonian is that of its simulated system (structure: the same ``input.cfg``);
 UppASD's and VAMPIRE's apply to any supercell of their unit cell. Relative paths are
 taken relative to the config file.
@@ -457,6 +458,7 @@ POTENTIALS: dict[str, dict[str, Key]] = {
                "elements": Key(_opt(_elements))},
     "VAMPIRE": {"path": Key(_path, _REQUIRED, "VAMPIRE .UCF file (spinlat.io.read_vampire)"),
                 "mat": Key(_opt(_path), None, "material file (default: vampire.mat or the only .mat beside it)"),
+                "interaction_unit": Key(_choice("J", "meV"), "J", "unit of the UCF's interaction values: J | meV"),
                 "drop": Key(_drop, (), "terms spinlat lacks to leave out: [biquadratic, anisotropy, dmi, exchange] "
                                        "or all"),
                 "elements": Key(_opt(_elements))},
@@ -992,6 +994,8 @@ def _code_hamiltonian(name, term, where, base):
     from . import io
 
     kw = {"drop": term.get("drop", ()), "elements": term.get("elements")}
+    if "interaction_unit" in term:
+        kw["interaction_unit"] = term["interaction_unit"]
     if term.get("mat") is not None:
         kw["mat"] = str(_resolve(base, term["mat"]))
         _require_file(kw["mat"], f"{where}.mat")

@@ -47,7 +47,12 @@ def read_code_structure(path, format=None):
     if kind == "vampire":
         from .vampire import read_vampire
 
-        return read_vampire(path, drop="all")[0]
+        try:
+            return read_vampire(path, drop="all")[0]
+        except FileFormatError as exc:  # the structure does not depend on the interactions' unit
+            if "interaction_unit='meV'" not in str(exc):
+                raise
+            return read_vampire(path, drop="all", interaction_unit="meV")[0]
     return None
 
 

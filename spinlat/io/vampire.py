@@ -12,7 +12,9 @@ row_k), ``num_atoms num_materials``, one row per atom ``id cx cy cz [mat_id cat_
 VAMPIRE's ``src/unitcell/read.cpp`` does, whatever their id column says), ``num_interactions
 exchange_type``, one row per interaction ``IID i j dx dy dz`` (atoms i and j by that order, the
 unit-cell offset of atom j) followed by J (isotropic: 1
-value), Jxx Jyy Jzz (vectorial) or Jxx Jxy … Jzz (tensorial), in joules.
+value), Jxx Jyy Jzz (vectorial) or Jxx Jxy … Jzz (tensorial), in joules (or meV for a run with
+``exchange:meV-interaction-unit``: ``interaction_unit="meV"``; values implausible for the unit
+are refused).
 
 Energy: VAMPIRE's single-spin exchange energy is −Σ_j S_iᵀ J_ij S_j over the interactions listed
 for atom i (``src/exchange/energy.cpp`` of richard-evans/vampire, J[a][b] S_j[b] s_i[a]), the
@@ -112,7 +114,7 @@ def _vector(path, text, ln, key):
     return v / np.linalg.norm(v)
 
 
-def read_vampire(ucf, mat=None, *, elements=None, drop=()):
+def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J"):
     """Read a VAMPIRE unit-cell file (and its material file): ``(state, potential)``.
 
     Parameters
@@ -123,6 +125,10 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=()):
         is refused: its values are in the material file).
     elements : one symbol for all atoms, or one per material id; default the material files'
         ``material-element``, else Fe.
+    interaction_unit : unit of the UCF's interaction values, "J" (VAMPIRE's default) or "meV"
+        (a run with ``exchange:meV-interaction-unit`` in its input file, which this reader does
+        not see). Values implausible for the unit (|J| > 1e-15 J, or non-zero |J| < 1e-9 meV)
+        are refused, naming the line and this option.
     drop : names of terms spinlat has no term for, to leave out on purpose (module docstring):
         any of "biquadratic", "anisotropy", "dmi", "exchange", or "all". Without it such a term
         is an error.
@@ -143,6 +149,9 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=()):
 
     ucf = Path(validation.existing_file(ucf, "read_vampire ucf", "VAMPIRE unit-cell file"))
     dropped = dropped_terms(drop, _DROPPABLE, "read_vampire drop")
+    if interaction_unit not in ("J", "meV"):
+        raise InputError(f"read_vampire interaction_unit: expected 'J' or 'meV', got {interaction_unit!r}")
+    to_ev = 1.0 / units.ELEMENTARY_CHARGE if interaction_unit == "J" else units.MEV
     rows = _rows(ucf)
     if len(rows) < 5:
         raise FileFormatError(f"{ucf}: too short for a unit-cell file (size, three vectors, atom count)")
@@ -185,7 +194,10 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=()):
     inter = rest[1:1 + m]
     if len(inter) < m:
         raise FileFormatError(f"{ucf}: {m} interactions announced at line {iln}, {len(inter)} found (truncated?)")
-    bq = _biquadratic(ucf, rest[1 + m:], n, dropped)
+    if normalised and interaction_unit != "J":
+        raise FileFormatError(f"{ucf}: line {iln}: {kind} exchange takes joules from the material file's "
+                              "exchange-matrix: interaction_unit='meV' does not apply")
+    bq = _biquadratic(ucf, rest[1 + m:], n, dropped, interaction_unit, to_ev)
 
     if mat is None:
         mat = _default_mat(ucf)
@@ -215,7 +227,9 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=()):
         if normalised:  # VAMPIRE's unroll_normalised.cpp: the diagonal × exchange-matrix of the two materials
             scale = _exchange_matrix(materials, mat, int(mats[i]), int(mats[j]), jln, ucf)
             J = np.diag(np.diag(J) * (scale[0] if nv == 1 else scale))
-        J = 0.5 * J / units.ELEMENTARY_CHARGE  # -½ Σ_i Σ_j: half of each directed entry, joules → eV
+        if not normalised:
+            _check_unit(v, interaction_unit, ucf, jln)
+        J = 0.5 * J * (1.0 / units.ELEMENTARY_CHARGE if normalised else to_ev)  # -½ Σ_i Σ_j, → eV
         key, rev = (i, j, R), (j, i, tuple(-x for x in R))
         if key not in pairs and rev in pairs:
             pairs[rev] = pairs[rev] + J.T
@@ -289,7 +303,20 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=()):
     return state, pot
 
 
-def _biquadratic(ucf, rows, n, dropped):
+def _check_unit(values, unit, ucf, ln):
+    """FileFormatError when interaction values are implausible for ``unit`` ("J" or "meV")."""
+    big = float(np.max(np.abs(values), initial=0.0))
+    tiny = float(np.min(np.abs(values[values != 0]), initial=np.inf))
+    if unit == "J" and big > 1e-15:
+        raise FileFormatError(f"{ucf}: line {ln}: interaction value {big:g} is not an exchange energy in joules "
+                              "(~1e-21 J): a file in meV (VAMPIRE's exchange:meV-interaction-unit) reads with "
+                              "interaction_unit='meV'")
+    if unit == "meV" and tiny < 1e-9:
+        raise FileFormatError(f"{ucf}: line {ln}: interaction value {tiny:g} is not an exchange energy in meV: a "
+                              "file in joules reads with interaction_unit='J'")
+
+
+def _biquadratic(ucf, rows, n, dropped, unit, to_ev):
     """{(i, j, R): B eV} of the biquadratic section VAMPIRE reads after the bilinear one
     (``src/unitcell/read.cpp``; rows ``IID i j dx dy dz B`` in J, E = −½ Σ_i Σ_j B_ij (S_i·S_j)²,
     ``src/exchange/biquadratic_energy.cpp``), each pair once with ½ (B_ij + B_ji); {} when there is
@@ -322,7 +349,9 @@ def _biquadratic(ucf, rows, n, dropped):
             raise FileFormatError(f"{ucf}: line {ln}: atom ids and cell offsets must be integers") from None
         if not (0 <= i < n and 0 <= j < n):
             raise FileFormatError(f"{ucf}: line {ln}: atoms {i}, {j} outside the cell's 0..{n - 1}")
-        B = 0.5 * _floats(ucf, ln, w[6:7], "biquadratic exchange")[0] / units.ELEMENTARY_CHARGE
+        v = np.array(_floats(ucf, ln, w[6:7], "biquadratic exchange"))
+        _check_unit(v, unit, ucf, ln)
+        B = 0.5 * v[0] * to_ev
         key, rev = (i, j, R), (j, i, tuple(-x for x in R))
         k = rev if rev in out and key not in out else key
         out[k] = out.get(k, 0.0) + B

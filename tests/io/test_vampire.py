@@ -153,6 +153,26 @@ def test_initial_spins_that_are_not_directions_are_named(tmp_path):
     np.testing.assert_array_equal(st.spins, [[0.0, 0.0, 1.0]])
 
 
+def test_interaction_unit(tmp_path):
+    """A UCF written in meV (VAMPIRE's exchange:meV-interaction-unit, in the input file this reader
+    does not see) read as joules gave energies 1e-22 × too small, silently: refused naming the
+    line and the option; interaction_unit='meV' reads it."""
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="12.5"))
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2\n")
+    with pytest.raises(FileFormatError, match=r"line 12: interaction value 12.5 is not .* joules.*interaction_unit='meV'"):
+        sl.io.read_vampire(tmp_path / "c.UCF")
+    st, pot = sl.io.read_vampire(tmp_path / "c.UCF", interaction_unit="meV")
+    s = _unit(4, 9)
+    e = sum(-12.5e-3 * s[k] @ s[(k + 1) % 4] for k in range(4))
+    assert pot.compute(st.repeat((4, 1, 1)).copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
+    from spinlat.config import read_structure  # the structure alone reads whatever the unit
+
+    np.testing.assert_array_equal(read_structure(tmp_path / "c.UCF").moments, [2.2])
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21"))
+    with pytest.raises(FileFormatError, match="not an exchange energy in meV"):
+        sl.io.read_vampire(tmp_path / "c.UCF", interaction_unit="meV")
+
+
 def test_biquadratic_section(tmp_path):
     """The biquadratic section VAMPIRE reads after the bilinear one was silently ignored: now a
     Biquadratic, VAMPIRE's E = −½ Σ_i Σ_j B (S_i·S_j)² (each bond listed from both ends)."""
