@@ -90,16 +90,28 @@ def _floats(path, ln, words, what):
         raise FileFormatError(f"{path}: line {ln}: {what}: expected numbers, got {' '.join(words)!r}") from None
 
 
+#: energy keys of the material file read here: their unit (after "!") must be joules
+_ENERGY_KEYS = ("uniaxial-anisotropy-constant", "second-order-uniaxial-anisotropy-constant", "cubic-anisotropy-constant",
+                "fourth-order-cubic-anisotropy-constant", "exchange-matrix", "exchange-matrix-1st-nn")
+
+
 def _materials(path):
-    """{material number (1-based): {key: value text}} of a VAMPIRE material file."""
+    """{material number (1-based): {key: (value text, line)}} of a VAMPIRE material file. The
+    energies read must be in joules, VAMPIRE's default: another unit after ``!`` (VAMPIRE converts
+    eV, meV, ...) is refused, naming the line."""
     out = {}
     for ln, line in enumerate(Path(path).read_text(errors="replace").splitlines(), 1):
-        line = line.split("#", 1)[0].split("!", 1)[0].strip()
+        line, _, unit = line.split("#", 1)[0].partition("!")
+        line, unit = line.strip(), unit.strip()
         if not line:
             continue
         m = re.match(r"material\[(\d+)\]\s*:\s*([\w-]+(?:\[\d+\])?)\s*=\s*(.*)$", line, re.IGNORECASE)
         if m:
-            out.setdefault(int(m.group(1)), {})[m.group(2).lower()] = (m.group(3).strip(), ln)
+            key = m.group(2).lower()
+            if key.split("[", 1)[0] in _ENERGY_KEYS and unit and unit.split()[0].lower() not in ("j", "j/atom", "j/link"):
+                raise FileFormatError(f"{path}: line {ln}: {key} in {unit.split()[0]!r}: spinlat's reader takes the "
+                                      "material energies in joules (VAMPIRE's default unit): give the value in J")
+            out.setdefault(int(m.group(1)), {})[key] = (m.group(3).strip(), ln)
     return out
 
 

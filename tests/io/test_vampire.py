@@ -173,6 +173,16 @@ def test_interaction_unit(tmp_path):
         sl.io.read_vampire(tmp_path / "c.UCF", interaction_unit="meV")
 
 
+def test_material_energies_in_another_unit_are_refused(tmp_path):
+    """'uniaxial-anisotropy-constant = 0.05 !meV' was read as 0.05 J (the unit after ! dropped)."""
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21"))
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2 !muB\n"
+                                    "material[1]:uniaxial-anisotropy-constant=1e-24 !J\n"
+                                    "material[1]:cubic-anisotropy-constant=0.05 !meV\n")
+    with pytest.raises(FileFormatError, match=r"c.mat: line 3: cubic-anisotropy-constant in 'meV'.*in J"):
+        sl.io.read_vampire(tmp_path / "c.UCF")
+
+
 def test_biquadratic_section(tmp_path):
     """The biquadratic section VAMPIRE reads after the bilinear one was silently ignored: now a
     Biquadratic, VAMPIRE's E = −½ Σ_i Σ_j B (S_i·S_j)² (each bond listed from both ends)."""
