@@ -11,7 +11,8 @@ inputhandler.f90``, ``inputhandler_ext.f90``, ``Hamiltonian/neighbourmap.f90``,
   ``scalefac`` ≠ 1 is refused.
 - ``cell`` (three rows, units of ``alat``; ``alat`` in metres, lengths here in Å = value ×
   alat × 1e10), ``ncell n1 n2 n3``, ``BC`` (P periodic, 0 vacuum), ``Sym`` (0 none, 1 cubic: the
-  48 signed permutations applied to every bond vector), ``posfiletype`` (C [default]: Cartesian
+  48 signed permutations applied to every bond vector, 2 cubic in the xy plane, 3 hexagonal:
+  UppASD's operations), ``posfiletype`` (C [default]: Cartesian
   in units of alat; D: direct, in units of the cell vectors), ``maptype`` (1 [default]: bond
   vectors in the coordinates of the posfile; 2: ``n1 n2 n3`` lattice translations from atom
   jsite), ``posfile``, ``momfile``, ``exchange`` (paths relative to the inpsd.dat's folder),
@@ -51,7 +52,7 @@ inputhandler.f90``, ``inputhandler_ext.f90``, ``Hamiltonian/neighbourmap.f90``,
   ordered pair: a :class:`~spinlat.potentials.Biquadratic` with Jbq_i→j + Jbq_j→i per pair.
 
 Refused (FileFormatError): random alloys (``do_ralloy``; a momfile chemical index other than
-1), tensorial exchange (``do_jtensor``), ``maptype 3``, ``Sym`` other than 0 and 1. Terms spinlat
+1), tensorial exchange (``do_jtensor``), ``maptype 3``, ``Sym`` other than 0 to 3. Terms spinlat
 has no term for are refused naming the keyword and its line unless ``drop`` names the keyword:
 ``chir``, ``ring``, ``do_dip`` (dipole-dipole), ``biqdm``, ``fourx``.
 
@@ -213,9 +214,10 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         raise FileFormatError(f"{path}: posfiletype {posfiletype!r}: UppASD knows C and D")
     if maptype not in (1, 2):
         raise FileFormatError(f"{path}: maptype {maptype}: spinlat reads maptype 1 and 2")
-    if sym not in (0, 1):
-        raise FileFormatError(f"{path}: Sym {sym}: spinlat expands bond vectors with no symmetry (0) or the cubic "
-                              "group (1); list every bond in the jfile and set Sym 0")
+    if sym not in (0, 1, 2, 3):
+        raise FileFormatError(f"{path}: Sym {sym}: spinlat expands bond vectors with no symmetry (0), the cubic "
+                              "group (1), its xy-plane part (2) or the hexagonal group (3); list every bond in the "
+                              "jfile and set Sym 0")
     if alat is None:
         a = inp.values("alat", 1, default=None)
         alat = None if a is None else a[0]
@@ -307,7 +309,7 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         raise FileFormatError(f"{mfile}: negative moment magnitudes")
 
     # ------------------------------------------------------------------ couplings
-    ops = _cubic_ops() if sym == 1 else [np.eye(3)]
+    ops = _symmetry_ops(sym)
     frac_pos = pos_units @ np.linalg.inv(lattice)
 
     def bonds(bfile, nval, what, use_sym=True):
@@ -555,14 +557,31 @@ def _is_number(text):
     return True
 
 
-def _cubic_ops():
-    """UppASD's Sym 1: the 48 signed permutation matrices."""
+def _symmetry_ops(sym):
+    """UppASD's ``Sym`` operations (``neighbourmap.f90``): 0 the identity; 1 the 48 signed
+    permutation matrices (cubic); 2 the 8 signed permutations of x and y, z kept (cubic in the xy
+    plane); 3 the 24 hexagonal ones: the 8 sign changes of x, y, z and the 16 matrices
+    [[±½, ±√3/2, 0], [±√3/2, ±½, 0], [0, 0, ±1]] whose four in-plane signs multiply to −1."""
+    if sym == 0:
+        return [np.eye(3)]
     out = []
-    for perm in itertools.permutations(range(3)):
-        for signs in itertools.product((1.0, -1.0), repeat=3):
-            m = np.zeros((3, 3))
-            m[range(3), perm] = signs
-            out.append(m)
+    if sym in (1, 2):
+        for perm in itertools.permutations(range(3)):
+            if sym == 2 and perm[2] != 2:
+                continue
+            for signs in itertools.product((1.0, -1.0), repeat=3):
+                if sym == 2 and signs[2] < 0:
+                    continue
+                m = np.zeros((3, 3))
+                m[range(3), perm] = signs
+                out.append(m)
+        return out
+    r = np.sqrt(3.0) / 2
+    out = [np.diag(sg) for sg in itertools.product((1.0, -1.0), repeat=3)]
+    for s1, s2, s3, s4 in itertools.product((1.0, -1.0), repeat=4):
+        if s1 * s2 * s3 * s4 < 0:
+            for sz in (1.0, -1.0):
+                out.append(np.array([[0.5 * s1, r * s3, 0.0], [r * s2, 0.5 * s4, 0.0], [0.0, 0.0, sz]]))
     return out
 
 

@@ -123,8 +123,8 @@ def test_unsupported_settings_are_refused_or_named(tmp_path):
     path = _write(tmp_path / "u", BCC_INPSD + "do_ralloy 1\n", "1 1 0 0 0\n", "1 1 2.2 0 0 1\n", "")
     with pytest.raises(FileFormatError, match="line 12: do_ralloy 1: random alloys"):
         sl.io.read_uppasd(path)
-    path = _write(tmp_path / "v", BCC_INPSD.replace("Sym       1", "Sym 3"), "1 1 0 0 0\n", "1 1 2.2 0 0 1\n", "")
-    with pytest.raises(FileFormatError, match="Sym 3"):
+    path = _write(tmp_path / "v", BCC_INPSD.replace("Sym       1", "Sym 4"), "1 1 0 0 0\n", "1 1 2.2 0 0 1\n", "")
+    with pytest.raises(FileFormatError, match="Sym 4"):
         sl.io.read_uppasd(path)
     path = _write(tmp_path / "w", BCC_INPSD + "dm ./dmfile\n", "1 1 0 0 0\n", "1 1 2.2 0 0 1\n",
                   "1 1 1.0 0.0 0.0 1.0\n")
@@ -277,6 +277,28 @@ def test_coupling_scales(tmp_path):
     path = _write(tmp_path / "c", CHAIN_INPSD + "scalefac 1.1\n", "1 1 0 0 0\n", "1 1 2.0 0 0 1\n", jfile)
     with pytest.raises(FileFormatError, match="line 11: scalefac 1.1"):
         sl.io.read_uppasd(path)
+
+
+@pytest.mark.parametrize("sym", [2, 3])
+def test_planar_and_hexagonal_symmetry(tmp_path, sym):
+    """Sym 2 (cubic in the xy plane) and Sym 3 (hexagonal) were refused: UppASD's operations
+    (neighbourmap.f90) make one bond (1, 0, 0) into the 4 in-plane neighbours of a square lattice
+    (not ±z, which Sym 1 adds) or the 6 of a triangular one."""
+    a2 = "0.0 1.0 0.0" if sym == 2 else f"0.5 {np.sqrt(3) / 2:.15f} 0.0"
+    inpsd = (f"ncell 3 3 3\nBC P P P\ncell 1.0 0.0 0.0\n{a2}\n0.0 0.0 1.0\nSym {sym}\nposfile ./posfile\n"
+             "momfile ./momfile\nexchange ./jfile\nalat 2.5e-10\n")
+    path = _write(tmp_path, inpsd, "1 1 0 0 0\n", "1 1 2.0 0 0 1\n", "1 1 1.0 0.0 0.0 0.5\n")
+    st, pot = sl.io.read_uppasd(path)
+    big = st.repeat(pot.uppasd_ncell)
+    s = _unit(len(big), 18)
+
+    def at(u, v, w):
+        return (u % 3) * 9 + (v % 3) * 3 + w % 3   # State.repeat's order
+
+    steps = [(1, 0), (0, 1)] if sym == 2 else [(1, 0), (0, 1), (-1, 1)]
+    e = sum(-1.0 * s[at(u, v, w)] @ s[at(u + du, v + dv, w)]    # each bond 2 × 0.5 mRy
+            for u in range(3) for v in range(3) for w in range(3) for du, dv in steps)
+    assert pot.compute(big.copy(spins=s)).energy == pytest.approx(e * RY_EV * 1e-3, rel=1e-12)
 
 
 def test_biquadratic_as_uppasd(tmp_path):
