@@ -80,7 +80,16 @@ their own sections):
 
 The keys of each potential and integrator ``type`` are its constructor's parameters (see
 :data:`POTENTIALS`, :data:`INTEGRATORS`); ``Heisenberg`` takes ``tb2j`` (a TB2J
-``exchange.out``) and ``sites`` (``all`` or ``coupled``, :meth:`Heisenberg.from_tb2j`), ``MagneticMACE`` takes ``path``, ``device``, ``dtype``. Relative paths are
+``exchange.out``) and ``sites`` (``all`` or ``coupled``, :meth:`Heisenberg.from_tb2j`), ``MagneticMACE`` takes ``path``, ``device``, ``dtype``.
+``Spirit``, ``UppASD`` and ``VAMPIRE`` take the code's input file as ``path`` (Spirit's
+``input.cfg``, UppASD's ``inpsd.dat``, VAMPIRE's ``.UCF`` with ``mat``) and build its whole spin
+Hamiltonian (:func:`spinlat.io.read_spirit_cfg`, :func:`~spinlat.io.read_uppasd`,
+:func:`~spinlat.io.read_vampire`: exchange, DMI, anisotropies, field); ``drop`` lists the terms
+spinlat has no term for (dipolar, biquadratic, ...) that the run leaves out on purpose (without
+it such a term is an error), ``elements`` the element of each basis atom / type / material,
+``interaction_unit`` (VAMPIRE) J or meV for a UCF written with ``exchange:meV-interaction-unit``.
+Spirit's Hamiltonian is that of its simulated system (structure: the same ``input.cfg``);
+UppASD's and VAMPIRE's apply to any supercell of their unit cell. Relative paths are
 taken relative to the config file.
 
 Train config (``spinlat train``): see :func:`check_train_config`.
@@ -294,6 +303,16 @@ def _species_number(unit, nonnegative=False):
     return check
 
 
+def _drop(v, k):
+    """The ``drop`` of a spin code's Hamiltonian: "all" or a list of term names."""
+    if v == "all":
+        return v
+    items = v if isinstance(v, list) else [v]
+    if not all(isinstance(x, str) and x for x in items):
+        raise InputError(f"{k}: expected a list of term names or 'all', got {v!r}")
+    return items
+
+
 def _elements(v, k):
     """One element or a list of elements (symbols or Z)."""
     items = v if isinstance(v, list) else [v]
@@ -431,9 +450,22 @@ POTENTIALS: dict[str, dict[str, Key]] = {
                "c": Key(_species_number("eV/μB⁶"))},
     "MagneticMACE": {"path": Key(_path, _REQUIRED, "model file written by MagneticMACE.save"),
                      "device": Key(_string), "dtype": Key(validation.float_dtype)},
+    "Spirit": {"path": Key(_path, _REQUIRED, "Spirit input.cfg (spinlat.io.read_spirit_cfg)"),
+               "drop": Key(_drop, (), "terms spinlat lacks to leave out: [ddi, pinning] or all"),
+               "elements": Key(_opt(_elements))},
+    "UppASD": {"path": Key(_path, _REQUIRED, "UppASD inpsd.dat (spinlat.io.read_uppasd)"),
+               "drop": Key(_drop, (), "keywords of terms spinlat lacks to leave out: [bq, do_dip, ...] or all"),
+               "elements": Key(_opt(_elements))},
+    "VAMPIRE": {"path": Key(_path, _REQUIRED, "VAMPIRE .UCF file (spinlat.io.read_vampire)"),
+                "mat": Key(_opt(_path), None, "material file (default: vampire.mat or the only .mat beside it)"),
+                "interaction_unit": Key(_choice("J", "meV"), "J", "unit of the UCF's interaction values: J | meV"),
+                "drop": Key(_drop, (), "terms spinlat lacks to leave out: [biquadratic, anisotropy, dmi, exchange] "
+                                       "or all"),
+                "elements": Key(_opt(_elements))},
 }
 
-_PATH_KEYS = {"EAM": "path", "Heisenberg": "tb2j", "MagneticMACE": "path"}   # one path or (EAM) a list
+_PATH_KEYS = {"EAM": "path", "Heisenberg": "tb2j", "MagneticMACE": "path", "Spirit": "path", "UppASD": "path",
+              "VAMPIRE": "path"}   # one path or (EAM) a list
 
 
 #: Å: copies repeated along a non-periodic direction further apart than this are separate systems
@@ -895,6 +927,18 @@ def _term_files(cfg, n) -> dict:
         label = f"potential[{n}].{key}{f'[{k}]' if isinstance(given, list) else ''}"
         out[label] = _resolve(cfg["_base"], p)
         _require_file(out[label], label)
+    if term["type"] in _CODE_READERS:  # the files the code's input names (posfile, jfile, pairs, .mat, ...)
+        from .io import codes
+
+        label = f"potential[{n}].path"
+        mat = term.get("mat")
+        try:
+            extra = codes.code_input_files(term["type"].lower(), out[label],
+                                           mat=None if mat is None else _resolve(cfg["_base"], mat))
+        except SpinlatError as exc:
+            raise ConfigError(f"{label}: {exc}") from None
+        for p in extra[1:]:
+            out[f"{label} ({p.name})"] = p
     return out
 
 
@@ -928,6 +972,8 @@ def build_potential(cfg):
                 t = potentials.Heisenberg.from_tb2j(term["tb2j"], sites=term.get("sites", "all"))
             except SpinlatError as exc:
                 raise ConfigError(f"{where}.tb2j: {exc}") from None
+        elif name in _CODE_READERS:
+            t = _code_hamiltonian(name, term, where, cfg["_base"])
         elif name == "MagneticMACE":
             try:
                 t = potentials.MagneticMACE.load(term.pop("path"), **term)
@@ -937,6 +983,29 @@ def build_potential(cfg):
             t = _construct(getattr(potentials, name), term, where)
         pot = t if pot is None else pot + t
     return pot
+
+
+#: spin-code Hamiltonian potential types → their reader in spinlat.io
+_CODE_READERS = {"Spirit": "read_spirit_cfg", "UppASD": "read_uppasd", "VAMPIRE": "read_vampire"}
+
+
+def _code_hamiltonian(name, term, where, base):
+    """The potential of a Spirit, UppASD or VAMPIRE input file (the reader's second result)."""
+    from . import io
+
+    kw = {"drop": term.get("drop", ()), "elements": term.get("elements")}
+    if "interaction_unit" in term:
+        kw["interaction_unit"] = term["interaction_unit"]
+    if term.get("mat") is not None:
+        kw["mat"] = str(_resolve(base, term["mat"]))
+        _require_file(kw["mat"], f"{where}.mat")
+    try:
+        return getattr(io, _CODE_READERS[name])(term["path"], **kw)[1]
+    except InputError as exc:
+        key = "drop" if "drop" in str(exc) else "elements"
+        raise ConfigError(f"{where}.{key}: {exc}") from None
+    except SpinlatError as exc:
+        raise ConfigError(f"{where}.path: {exc}") from None
 
 
 def build_integrator(cfg):

@@ -196,10 +196,78 @@ def test_schemas_match_the_constructors_they_feed():
             from spinlat.potentials.mmace.potential import MagneticMACE
 
             assert set(schema) == _params(MagneticMACE.load)
+        elif name in ("Spirit", "UppASD", "VAMPIRE"):
+            reader = {"Spirit": sl.io.read_spirit_cfg, "UppASD": sl.io.read_uppasd, "VAMPIRE": sl.io.read_vampire}[name]
+            assert set(schema) - {"path"} <= _params(reader), name
         else:
             assert set(schema) == _params(getattr(potentials, name).__init__), name
     assert set(C.MINIMIZE) == _params(sl.minimize, ("state", "potential", "return_result"))
     assert set(C.SEARCH) - set(C.MINIMIZE) == _params(ground_state, ("state", "potential"))
+
+
+def _code_inputs(d):
+    """A Spirit config with a dipolar term, an UppASD chain with a dipolar keyword and a
+    VAMPIRE chain with a normalised biquadratic section: each also holds exchange and anisotropy."""
+    (d / "s.cfg").write_text("n_basis_cells 4 1 1\nboundary_conditions 1 0 0\nmu_s 2.0\nhamiltonian heisenberg_pairs\n"
+                             "n_interaction_pairs 1\ni j da db dc Jij\n0 0 1 0 0 3.0\nanisotropy_magnitude 0.5\n"
+                             "anisotropy_normal 0 0 1\nddi_method fft\n")
+    (d / "inpsd.dat").write_text("ncell 4 1 1\nBC P 0 0\ncell 1 0 0\n0 1 0\n0 0 1\nalat 2.5e-10\nposfile ./posfile\n"
+                                 "momfile ./momfile\nexchange ./jfile\nanisotropy ./kfile\ndo_dip 1\n")
+    (d / "posfile").write_text("1 1 0 0 0\n")
+    (d / "momfile").write_text("1 1 2.0 0 0 1\n")
+    (d / "jfile").write_text("1 1 1 0 0 0.5\n1 1 -1 0 0 0.5\n")
+    (d / "kfile").write_text("1 1 -0.2 0 0 0 1 0\n")
+    (d / "c.UCF").write_text("2.5 5 5\n1 0 0\n0 1 0\n0 0 1\n1 1\n0 0 0 0 0\n2 isotropic\n0 0 0 1 0 0 2e-21\n"
+                             "1 0 0 -1 0 0 2e-21\n1 normalised-isotropic\n0 0 0 1 0 0 1e-22\n")
+    (d / "c.mat").write_text("material[1]:atomic-spin-moment=2.0\nmaterial[1]:uniaxial-anisotropy-constant=1e-22\n")
+    return {"Spirit": (d / "s.cfg", "ddi"), "UppASD": (d / "inpsd.dat", "do_dip"), "VAMPIRE": (d / "c.UCF", "biquadratic")}
+
+
+@pytest.mark.parametrize("code", ["Spirit", "UppASD", "VAMPIRE"])
+def test_spin_code_hamiltonians_as_potential_types(tmp_path, code):
+    """A run config had no potential type for the Hamiltonians of Spirit, UppASD and VAMPIRE
+    inputs: now {type: Spirit|UppASD|VAMPIRE, path, drop}, the reader's potential; a term
+    spinlat lacks is a ConfigError naming the key and the drop to give."""
+    path, name = _code_inputs(tmp_path)[code]
+    run = _cfg(tmp_path, structure={"file": path.name}, potential=[{"type": code, "path": path.name}])
+    with pytest.raises(ConfigError, match=rf"potential\[0\]\.path: .*{path.name}.*line.*drop=\['{name}'\]"):
+        C.build_potential(C.load(run))
+    run["potential"][0]["drop"] = [name]
+    cfg = C.load(run)
+    st, pot = C.build_structure(cfg), C.build_potential(cfg)
+    reader = {"Spirit": sl.io.read_spirit_cfg, "UppASD": sl.io.read_uppasd, "VAMPIRE": sl.io.read_vampire}[code]
+    ref_state, ref = reader(path, drop=[name])
+    big = st if code == "VAMPIRE" else ref_state.repeat(getattr(ref, "uppasd_ncell", (1, 1, 1)))
+    s = np.random.default_rng(2).normal(size=(len(big), 3))
+    s /= np.linalg.norm(s, axis=1)[:, None]
+    e = pot.compute(big.copy(spins=s)).energy
+    assert e == ref.compute(big.copy(spins=s)).energy and e != 0
+    assert len(st) == (1 if code == "VAMPIRE" else 4)
+    run["potential"][0]["drop"] = ["nonsense"]
+    with pytest.raises(ConfigError, match=r"potential\[0\]\.drop: .*unknown term\(s\) \['nonsense'\]"):
+        C.build_potential(C.load(run))
+
+
+def test_spin_code_potential_files_include_the_files_the_input_names(tmp_path):
+    """potential_files (the SHA-256s a restart compares) held only the inpsd.dat / .UCF / .cfg: an
+    edited jfile, kfile, pairs file or .mat went unnoticed by a restart. Now every file read."""
+    paths = _code_inputs(tmp_path)
+    (tmp_path / "pairs.txt").write_text("i j da db dc Jij\n0 0 1 0 0 3.0\n")
+    (tmp_path / "quads.txt").write_text("i j da_j db_j dc_j k da_k db_k dc_k l da_l db_l dc_l Q\n"
+                                        "0 0 1 0 0 0 2 0 0 0 3 0 0 0.5\n")
+    (tmp_path / "p.cfg").write_text("n_basis_cells 4 1 1\nmu_s 2.0\nhamiltonian heisenberg_pairs\n"
+                                    "interaction_pairs_file pairs.txt\ninteraction_quadruplets_file quads.txt\n")
+    run = _cfg(tmp_path, potential=[{"type": "UppASD", "path": "inpsd.dat", "drop": ["do_dip"]},
+                                    {"type": "VAMPIRE", "path": "c.UCF", "drop": "all"},
+                                    {"type": "Spirit", "path": "p.cfg"}])
+    files = C.potential_files(C.load(run))
+    names = {k: p.name for k, p in files.items()}
+    assert names == {"potential[0].path": "inpsd.dat", "potential[0].path (posfile)": "posfile",
+                     "potential[0].path (momfile)": "momfile", "potential[0].path (jfile)": "jfile",
+                     "potential[0].path (kfile)": "kfile", "potential[1].path": "c.UCF",
+                     "potential[1].path (c.mat)": "c.mat", "potential[2].path": "p.cfg",
+                     "potential[2].path (pairs.txt)": "pairs.txt", "potential[2].path (quads.txt)": "quads.txt"}
+    assert paths["UppASD"][0] == files["potential[0].path"]
 
 
 def test_spin_step_and_adiabatic_magnitude_keys(tmp_path):

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from ..errors import FileFormatError, InputError
+
 
 def code_format(path, format=None):
     """"spirit", "uppasd", "vampire" or None for the file at ``path`` (``format`` decides when
@@ -34,17 +38,86 @@ def read_code_structure(path, format=None):
     if kind == "spirit":
         from .spirit import read_spirit_cfg
 
-        return read_spirit_cfg(path)[0]
+        return read_spirit_cfg(path, drop="all")[0]
     if kind == "uppasd":
         from .uppasd import read_uppasd
 
-        state, ham = read_uppasd(path)
+        state, ham = read_uppasd(path, drop="all")
         return state.repeat(ham.uppasd_ncell)
     if kind == "vampire":
         from .vampire import read_vampire
 
-        return read_vampire(path)[0]
+        try:
+            return read_vampire(path, drop="all")[0]
+        except FileFormatError as exc:  # the structure does not depend on the interactions' unit
+            if "interaction_unit='meV'" not in str(exc):
+                raise
+            return read_vampire(path, drop="all", interaction_unit="meV")[0]
     return None
 
 
-__all__ = ["code_format", "read_code_structure"]
+def code_input_files(kind, path, mat=None) -> list:
+    """Every file the ``kind`` ("spirit", "uppasd", "vampire") input at ``path`` reads, the input
+    first (Paths; ``mat``: VAMPIRE's material file when not the one beside the UCF), so that a
+    change to any of them can be detected."""
+    if kind == "spirit":
+        from .spirit import spirit_input_files
+
+        return spirit_input_files(path)
+    if kind == "uppasd":
+        from .uppasd import uppasd_input_files
+
+        return uppasd_input_files(path)
+    if kind == "vampire":
+        from .vampire import vampire_input_files
+
+        return vampire_input_files(path, mat)
+    raise InputError(f"code_input_files: kind must be spirit, uppasd or vampire, got {kind!r}")
+
+
+def dropped_terms(drop, known, where):
+    """The set of term names in ``drop`` (a reader's option: an iterable of names among
+    ``known``, or "all"). Raises InputError for another value, naming ``where`` and the names."""
+    if drop is None:
+        return set()
+    if isinstance(drop, str):
+        if drop == "all":
+            return set(known)
+        drop = [drop]
+    try:
+        names = set(drop)
+    except TypeError:
+        raise InputError(f"{where}: expected term names among {sorted(known)} or 'all', got {drop!r}") from None
+    bad = sorted(str(n) for n in names - set(known))
+    if bad:
+        raise InputError(f"{where}: unknown term(s) {bad}; the terms this reader can drop are {sorted(known)}")
+    return names
+
+
+def refuse_unread(found, dropped, path, code):
+    """Raise FileFormatError for the terms of ``found`` (a list of (name, where in the file,
+    description)) that spinlat cannot represent and that are not in ``dropped``: each named with
+    its file and line and the ``drop`` option that leaves it out on purpose."""
+    left = [(n, w, d) for n, w, d in found if n not in dropped]
+    if left:
+        what = "; ".join(f"{w}: {d}" for _, w, d in left)
+        names = sorted({n for n, _, _ in left})
+        raise FileFormatError(f"{path}: {what}: spinlat has no such term, so its energies would differ from "
+                              f"{code}'s; pass drop={names} (a run config's drop: {names}) to read the file "
+                              "without them")
+
+
+def cubic_by_species(numbers, k1, where):
+    """{atomic number: K1} of per-atom cubic constants ``k1`` (eV, (N,)) for
+    :class:`~spinlat.potentials.CubicAnisotropy`, which takes one K1 per species; atoms of one
+    species must share it (FileFormatError naming ``where`` otherwise)."""
+    out = {}
+    for z, k in zip(np.asarray(numbers).tolist(), np.asarray(k1, dtype=float).tolist()):
+        if out.setdefault(int(z), k) != k:
+            raise FileFormatError(f"{where}: atoms of one element (Z={z}) have different cubic anisotropy "
+                                  f"constants ({out[int(z)]:.6g} and {k:.6g} eV): spinlat's CubicAnisotropy takes "
+                                  "one per element; give those atoms different elements (elements=)")
+    return out
+
+
+__all__ = ["code_format", "read_code_structure", "code_input_files", "dropped_terms", "refuse_unread", "cubic_by_species"]

@@ -30,18 +30,33 @@ Spirit's conventions (``core/docs/Input.md``; Spirit's defaults in brackets):
   columns by name in any order: ``i j da db dc`` (basis atoms and the cell translation of j),
   ``Jij``, ``Dijx Dijy Dijz`` (Cartesian) and optionally ``Dij`` (then the vector is normalised
   and scaled by Dij). Repeated pairs add up, a pair given reversed (j, i, −t) adds its J and
-  −D (Spirit's rules).
+  −D (Spirit's rules). A pair whose translation exceeds the box, |t_k| > n_k, gives no bond
+  (Spirit drops it; |t_k| = n_k, the atom's own image along a periodic direction, counts).
 - ``heisenberg_neighbours``: ``n_shells_exchange`` with ``jij``, ``n_shells_dmi`` with ``dij``
   and ``dm_chirality`` [1] (±1 Bloch: D r̂_ij; ±2 Néel: D r̂_ij × ẑ; a negative chirality flips
-  D) over neighbour shells (:meth:`~spinlat.potentials.Heisenberg.from_neighbors`; one basis
-  atom only).
+  D) over neighbour shells (one basis atom only). As in Spirit, the shells are the distinct
+  bond lengths, nearest first, of the lattice translations t that fit the box, |t_k| < n_k
+  along every direction: a periodic direction of one cell gives no bonds (not bonds of an atom
+  to its own image), and in a box of 3 × 1 cells the second shell is 2a. Where every n_k
+  exceeds the shells' reach this is :meth:`~spinlat.potentials.Heisenberg.from_neighbors`.
 - Anisotropy: ``anisotropy_magnitude K`` with ``anisotropy_normal`` for every basis atom, or
-  ``n_anisotropy`` / ``anisotropy_file`` rows ``i Kx Ky Kz [K]`` (per basis atom; without a K
+  ``n_anisotropy`` / ``anisotropy_file`` rows ``i Kx Ky Kz [K] [K4]`` (per basis atom; without a K
   column the vector's length is K). Written as on-site tensors K K̂K̂ᵀ of the Heisenberg.
+- Cubic anisotropy: ``cubic_anisotropy_magnitude K4`` (every basis atom) or the ``K4`` column:
+  Spirit's E = −(K4/2) Σ_i (n_x⁴ + n_y⁴ + n_z⁴) (Cartesian axes; ``Hamiltonian_Heisenberg.cpp``,
+  checked against the spirit package) = K4 (n_x²n_y² + n_y²n_z² + n_z²n_x²) − K4/2, read as a
+  :class:`~spinlat.potentials.CubicAnisotropy` with K1 = K4 (one value per element: basis atoms
+  of one element with different K4 are refused, pass ``elements``) and the constant −K4/2 as an
+  isotropic on-site tensor, so that the energy is Spirit's.
+- Quadruplets: ``n_interaction_quadruplets`` / ``interaction_quadruplets_file``, columns
+  ``i j da_j db_j dc_j k da_k db_k dc_k l da_l db_l dc_l Q`` (any order), Spirit's
+  E = −Σ Q (n_i·n_j)(n_k·n_l) (meV per unique quadruplet, one per cell; checked with the spirit
+  package, with either Hamiltonian): a :class:`~spinlat.potentials.Quadruplet` on the system.
 
-Not read, with a UserWarning naming the key (the energies then differ from Spirit's by these
-terms): ``ddi_method`` other than none (dipole-dipole), quadruplets, cubic anisotropy (``K4``,
-``cubic_anisotropy_magnitude``), pinning. Refused (FileFormatError): ``hamiltonian gaussian``,
+Terms spinlat has no term for are refused (FileFormatError naming the key and its line) unless
+``drop`` names them: ``"ddi"`` (``ddi_method`` other than none: dipole-dipole), ``"pinning"``
+(pinned spins);
+the energies then differ from Spirit's by these terms. Always refused: ``hamiltonian gaussian``,
 disorder (``atom_types``) and defects, ``Dija Dijb Dijc`` pair columns and ``Ka Kb Kc``
 anisotropy columns (Spirit 2.2 reads the first as Cartesian, unlike its documentation, and
 projects the second onto the Bravais vectors: give Cartesian ``Dijx Dijy Dijz`` / ``Kx Ky Kz``).
@@ -58,6 +73,10 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..exchange_tensors import dmi_matrix
+from .codes import cubic_by_species, dropped_terms, refuse_unread
+
+#: Spirit terms spinlat has no term for, which ``drop`` may leave out: name → what it is
+_DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "pinning": "pinned spins"}
 
 #: Spirit's named Bravais lattices (core/src/data/Geometry.cpp), rows a, b, c
 _BRAVAIS = {
@@ -246,25 +265,74 @@ def _pairs(lines, nb):
     return [(i, j, t, J, D) for (i, j, t), (J, D) in merged.items()]
 
 
+_QUAD_COLUMNS = ("i", "j", "da_j", "db_j", "dc_j", "k", "da_k", "db_k", "dc_k", "l", "da_l", "db_l", "dc_l", "q")
+
+
+def _quadruplets(lines, nb, n_cells, pbc):
+    """Spirit's quadruplets on the whole system: (quads (Q, 4) atom indices, K (Q,) eV), one per
+    cell, each partner's cell wrapped along periodic directions, dropped where one leaves the box
+    along an open direction or a translation exceeds the box (|t_k| > n_k), as for pairs."""
+    src = _table_source(lines, "n_interaction_quadruplets", "interaction_quadruplets_file", "quadruplets")
+    if src is None or src[2] == 0:
+        return np.zeros((0, 4), np.int64), np.zeros(0)
+    tl, start, count = src
+    names, rows = _table(tl, start, count, "interaction quadruplets", set(_QUAD_COLUMNS), {})
+    missing = [c for c in _QUAD_COLUMNS if c not in names]
+    if missing:
+        raise FileFormatError(f"{tl.path}: interaction quadruplets: column(s) {missing} missing (Spirit's columns: "
+                              f"{' '.join(_QUAD_COLUMNS)})")
+    n = np.array(n_cells)
+    ci, cj, ck = np.meshgrid(np.arange(n[0]), np.arange(n[1]), np.arange(n[2]), indexing="ij")
+    cells = np.stack([ci.ravel(), cj.ravel(), ck.ravel()], axis=1)
+    quads, K = [], []
+    for ln, row in rows:
+        v = {c: tl.number(row[c], float if c == "q" else int, ln, c) for c in _QUAD_COLUMNS}
+        basis = [v["i"], v["j"], v["k"], v["l"]]
+        if not all(0 <= b < nb for b in basis):
+            raise FileFormatError(f"{tl.path}: line {ln}: quadruplet basis indices {basis} outside 0..{nb - 1}")
+        shifts = [np.zeros(3, np.int64)] + [np.array([v[f"d{a}_{x}"] for a in "abc"]) for x in "jkl"]
+        if v["q"] == 0 or any(np.any(np.abs(t) > n) for t in shifts):
+            continue
+        keep = np.ones(len(cells), dtype=bool)
+        idx = []
+        for b, t in zip(basis, shifts):
+            target = cells + t
+            keep &= np.all(pbc | ((target >= 0) & (target < n)), axis=1)
+            target = target % n
+            idx.append(b + nb * (target[:, 0] + n[0] * (target[:, 1] + n[1] * target[:, 2])))
+        quads.append(np.stack(idx, axis=1)[keep])
+        K.append(np.full(int(keep.sum()), v["q"] * units.MEV))
+    if not quads:
+        return np.zeros((0, 4), np.int64), np.zeros(0)
+    return np.concatenate(quads), np.concatenate(K)
+
+
 def _anisotropy(lines, nb):
-    """[(basis atom, K meV, unit axis)] and whether a cubic term was given."""
+    """[(basis atom, K meV, unit axis)] and the cubic constant K4 (meV) of each basis atom."""
     src = _table_source(lines, "n_anisotropy", "anisotropy_file", "anisotropy")
+    k4 = np.zeros(nb)
     if src is None:
         K = lines.values("anisotropy_magnitude", 1, default=[0.0])[0]
         axis = np.array(lines.values("anisotropy_normal", 3, default=[0.0, 0.0, 1.0]))
-        cubic = lines.values("cubic_anisotropy_magnitude", 1, default=[0.0])[0] != 0
+        k4[:] = lines.values("cubic_anisotropy_magnitude", 1, default=[0.0])[0]
         if K == 0:
-            return [], cubic
+            return [], k4
         n = np.linalg.norm(axis)
         if not n:
             raise FileFormatError(f"{lines.path}: anisotropy_normal is zero")
-        return [(ib, K, axis / n) for ib in range(nb)], cubic
+        return [(ib, K, axis / n) for ib in range(nb)], k4
+    ignored = [k for k in ("anisotropy_magnitude", "anisotropy_normal", "cubic_anisotropy_magnitude") if lines.has(k)]
+    if ignored:
+        warnings.warn(f"{lines.path}: line {lines.rows[lines.find(ignored[0])][0]}: {', '.join(ignored)} ignored: an "
+                      "anisotropy table (n_anisotropy / anisotropy_file) is given, and Spirit then takes the "
+                      "anisotropy from the table only (so does this reader); put K and K4 in the table",
+                      UserWarning, stacklevel=3)
     tl, start, count = src
     if count == 0:
-        return [], False
+        return [], k4
     names, rows = _table(tl, start, count, "anisotropy", {"i", "k", "kx", "ky", "kz", "k4"},
                          {"ka": _K_ABC, "kb": _K_ABC, "kc": _K_ABC})
-    out, cubic = [], False
+    out = []
     for ln, row in rows:
         i = tl.number(row.get("i", "0"), int, ln, "i")
         if not 0 <= i < nb:
@@ -276,10 +344,11 @@ def _anisotropy(lines, nb):
             v = v / n if n else np.array([0.0, 0.0, 1.0])
         else:
             K, v = n, (v / n if n else v)
-        cubic = cubic or ("k4" in row and tl.number(row["k4"], float, ln, "K4") != 0)
+        if "k4" in row:
+            k4[i] += tl.number(row["k4"], float, ln, "K4")
         if K != 0:
             out.append((i, K, v))
-    return out, cubic
+    return out, k4
 
 
 #: first words that mark a Spirit input file (AtomEye's .cfg, which ASE reads, has none of them)
@@ -305,7 +374,7 @@ def is_spirit_cfg(path, format=None) -> bool:
     return any(line.split() and line.split()[0].lower() in _MARKERS for line in text.splitlines())
 
 
-def read_spirit_cfg(path, elements=None):
+def read_spirit_cfg(path, elements=None, *, drop=()):
     """Read a Spirit input file: ``(state, potential)``.
 
     Parameters
@@ -314,7 +383,11 @@ def read_spirit_cfg(path, elements=None):
         Files it names (``basis_file``, ``interaction_pairs_file``, ``anisotropy_file``) are
         looked up beside it, then in the working directory.
     elements : element of the atoms (Spirit's files name none): one symbol for all, or one per
-        basis atom; default Fe for every atom. Only masses (lattice dynamics) depend on it.
+        basis atom; default Fe for every atom. Masses (lattice dynamics) depend on it, and the
+        cubic anisotropy takes one K4 per element.
+    drop : names of terms of the file spinlat has no term for, to leave out on purpose: any of
+        "ddi", "pinning", or "all" (module docstring). Without it such a term
+        is an error.
 
     Returns
     -------
@@ -324,13 +397,16 @@ def read_spirit_cfg(path, elements=None):
         :func:`spinlat.io.read_ovf` ``(file, state)``).
     potential : a :class:`~spinlat.potentials.Heisenberg` whose template is that system (pair
         tensors J·1 + [D] and on-site anisotropy tensors, eV), plus a
+        :class:`~spinlat.potentials.CubicAnisotropy` when K4 is non-zero, a
+        :class:`~spinlat.potentials.Quadruplet` for quadruplets and a
         :class:`~spinlat.potentials.Zeeman` when the field is non-zero. ``potential.compute(state)``
         gives Spirit's energy (``spirit.system.get_energy``, meV) in eV.
 
-    Raises FileFormatError naming the file and line for malformed or unsupported content,
-    InputError for bad ``elements``; warns (UserWarning) for terms not read (module docstring).
+    Raises FileFormatError naming the file and line for malformed or unsupported content and for
+    terms spinlat has no term for that ``drop`` does not name, InputError for bad ``elements`` or
+    ``drop``.
     """
-    from ..potentials import Heisenberg, Zeeman
+    from ..potentials import CubicAnisotropy, Heisenberg, Quadruplet, Zeeman
     from ..state import State
 
     path = Path(validation.existing_file(path, "read_spirit_cfg path", "Spirit input file"))
@@ -338,7 +414,8 @@ def read_spirit_cfg(path, elements=None):
     # ------------------------------------------------------------------ geometry
     for key, why in (("atom_types", "disorder (atom_types)"), ("n_defects", "defects"),
                      ("defects_from_file", "defects")):
-        if lines.has(key):
+        # a count of 0 (Spirit's input template) holds none
+        if lines.has(key) and (key == "defects_from_file" or lines.values(key, 1, int)[0] != 0):
             raise FileFormatError(f"{path}: line {lines.rows[lines.find(key)][0]}: {why} are not supported by "
                                   "spinlat's reader: give an ordered basis")
     lc = lines.values("lattice_constant", 1, default=[1.0])[0]
@@ -408,27 +485,28 @@ def read_spirit_cfg(path, elements=None):
     if kind == "heisenberg_pairs" and shells_given:
         warnings.warn(f"{path}: neighbour shells (n_shells_exchange/n_shells_dmi) are given but the Hamiltonian is "
                       "heisenberg_pairs: Spirit ignores the shells, and so does this reader", UserWarning, stacklevel=2)
-    notes = []
+    found = []
     ddi = (lines.word("ddi_method", "none")).lower()
     if ddi != "none":
-        notes.append(f"ddi_method {ddi} (dipole-dipole interaction: spinlat has no such term)")
-    if lines.has("n_interaction_quadruplets") or lines.has("interaction_quadruplets_file"):
-        notes.append("the quadruplet interactions")
-    if any(lines.has(k) for k in ("pinning_cell", "n_pinned", "pinned_from_file")) or \
-            any(lines.has(f"pin_n{a}{s}") for a in "abc" for s in ("", "_left", "_right")):
-        notes.append("the pinned spins")
-    aniso, cubic = _anisotropy(lines, nb)
-    if cubic:
-        notes.append("the cubic anisotropy (K4)")
+        found.append(("ddi", f"line {lines.rows[lines.find('ddi_method')][0]}",
+                      f"ddi_method {ddi} (dipole-dipole interaction)"))
+    def given(key):  # present, and not a count of 0 (Spirit's input template writes such zeros)
+        return lines.has(key) and lines.word(key) not in ("0",)
+
+    pin = [k for k in ("pinning_cell", "n_pinned", "pinned_from_file") if given(k)]
+    pin += [f"pin_n{a}{s}" for a in "abc" for s in ("", "_left", "_right") if given(f"pin_n{a}{s}")]
+    if pin:
+        found.append(("pinning", f"line {lines.rows[lines.find(pin[0])][0]}", f"{pin[0]} (pinned spins)"))
+    refuse_unread(found, dropped_terms(drop, _DROPPABLE, "read_spirit_cfg drop"), path, "Spirit")
+    aniso, k4 = _anisotropy(lines, nb)
     B = lines.values("external_field_magnitude", 1, default=[0.0])[0]
     bn = np.array(lines.values("external_field_normal", 3, default=[0.0, 0.0, 1.0]))
     bn = bn / np.linalg.norm(bn) if np.linalg.norm(bn) >= 1e-8 else np.array([0.0, 0.0, 1.0])
-    if notes:
-        warnings.warn(f"{path}: not read: {'; '.join(notes)}; spinlat's energies differ from Spirit's by these terms",
-                      UserWarning, stacklevel=2)
 
     if kind == "heisenberg_pairs":
         pairs = _pairs(lines, nb)
+        pairs = [(i, j, t, (Jm * np.eye(3) + dmi_matrix(np.asarray(D, dtype=float))) * units.MEV)
+                 for i, j, t, Jm, D in pairs]
         I, Jx, R, T = _expand_pairs(pairs, n_cells, nb, pbc)
     else:
         ns_j = lines.values("n_shells_exchange", 1, int, default=[0])[0]
@@ -444,10 +522,17 @@ def read_spirit_cfg(path, elements=None):
                                   "give the pairs (hamiltonian heisenberg_pairs)")
         # Spirit's chirality 1: D r̂ (Bloch); 2: D r̂ × ẑ = −ẑ × r̂ (Néel); negative: −D
         sign = (1.0 if chir > 0 else -1.0) * (1.0 if abs(chir) == 1 else -1.0)
-        shells = Heisenberg.from_neighbors(state, J=np.array(jij) * units.MEV,
-                                           D=sign * np.array(dij) * units.MEV,
-                                           dmi="bloch" if abs(chir) == 1 else "interfacial")
-        I, Jx, R, T = shells.i, shells.j, shells.R, shells.J
+        # Spirit's shells and bonds: the lattice translations t with |t_k| < n_k along every
+        # direction (checked with the spirit package: a periodic direction of one cell gives no
+        # bonds, not bonds to the atom's own image; with 3 cells the second shell is 2a, not a√2)
+        Jm = np.concatenate([jij, np.zeros(max(ns_j, ns_d) - ns_j)]) * units.MEV
+        Dm = sign * np.concatenate([dij, np.zeros(max(ns_j, ns_d) - ns_d)]) * units.MEV
+        pairs = []
+        for t, k in _shell_translations(bravais, n_cells, len(Jm)):
+            rhat = t @ bravais / np.linalg.norm(t @ bravais)
+            dvec = rhat if abs(chir) == 1 else np.cross([0.0, 0.0, 1.0], rhat)
+            pairs.append((0, 0, tuple(int(x) for x in t), Jm[k] * np.eye(3) + dmi_matrix(Dm[k] * dvec)))
+        I, Jx, R, T = _expand_pairs(pairs, n_cells, nb, pbc)
     if aniso:
         atoms = np.arange(len(state))
         extra = [(atoms[ib == b], K * units.MEV * np.outer(v, v)) for b, K, v in aniso]
@@ -455,10 +540,38 @@ def read_spirit_cfg(path, elements=None):
         Jx = np.concatenate([Jx] + [a for a, _ in extra])
         R = np.concatenate([R] + [np.zeros((len(a), 3), dtype=np.int64) for a, _ in extra])
         T = np.concatenate([T] + [np.broadcast_to(t, (len(a), 3, 3)) for a, t in extra])
+    cubic = None
+    if np.any(k4 != 0):
+        # Spirit: −(K4/2) Σ_a s_a⁴ = K4 (sx²sy² + sy²sz² + sz²sx²) − K4/2: CubicAnisotropy(K1 = K4) and the
+        # constant −K4/2 as an isotropic on-site tensor (−sᵀ(K4/2)1 s = −K4/2 for unit spins)
+        on = k4[ib] != 0
+        cubic = CubicAnisotropy(cubic_by_species(state.numbers[on], k4[ib][on] * units.MEV, f"{path}: cubic anisotropy"))
+        atoms = np.flatnonzero(on)
+        I, Jx = np.concatenate([I, atoms]), np.concatenate([Jx, atoms])
+        R = np.concatenate([R, np.zeros((len(atoms), 3), dtype=np.int64)])
+        T = np.concatenate([T, 0.5 * units.MEV * k4[ib][on][:, None, None] * np.eye(3)])
     ham = Heisenberg(cell, positions, state.numbers, I, Jx, R, T, pbc=pbc)
     ham.source = str(path)
-    potential = ham if B == 0 else ham + Zeeman(B * bn)
+    potential = ham if cubic is None else ham + cubic
+    quads, Kq = _quadruplets(lines, nb, n_cells, pbc)  # with either Hamiltonian (checked with the spirit package)
+    if len(quads):
+        potential = potential + Quadruplet(state.numbers, quads, Kq)
+    potential = potential if B == 0 else potential + Zeeman(B * bn)
     return state, potential
+
+
+def spirit_input_files(path) -> list:
+    """The files a Spirit input reads: ``path`` and the ``basis_file``, ``interaction_pairs_file``,
+    ``anisotropy_file`` and ``interaction_quadruplets_file`` it names (found as :func:`read_spirit_cfg` finds them), as Paths.
+    Raises FileFormatError for a named file that does not exist."""
+    path = Path(validation.existing_file(path, "spirit_input_files path", "Spirit input file"))
+    lines = _Lines(path)
+    out = [path]
+    for key in ("basis_file", "interaction_pairs_file", "anisotropy_file", "interaction_quadruplets_file"):
+        name = lines.word(key)
+        if name is not None:
+            out.append(_other_file(path, name, key))
+    return out
 
 
 def _basis_numbers(elements, nb):
@@ -474,10 +587,44 @@ def _basis_numbers(elements, nb):
     return z
 
 
+def _shell_translations(bravais, n_cells, nshell, tol=1e-3):
+    """[(t (3,) int, shell index)] of Spirit's neighbour shells of one basis atom: the distinct
+    lengths |t·bravais| (Å, grouped within ``tol``), nearest first, of the translations t ≠ 0 with
+    |t_k| < n_k, each bond once (t, not −t); fewer shells when the box holds fewer."""
+    n = np.asarray(n_cells)
+    spacing = 1.0 / np.linalg.norm(np.linalg.inv(bravais), axis=0)  # distance between lattice planes
+    L = 1
+    while True:
+        lim = np.minimum(L, n - 1)
+        grid = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in lim], indexing="ij"), axis=-1).reshape(-1, 3)
+        nz = grid[np.any(grid != 0, axis=1)]
+        # each bond once: the first non-zero component positive
+        lead = nz[np.arange(len(nz)), np.argmax(nz != 0, axis=1)]
+        t = nz[lead > 0]
+        d = np.linalg.norm(t @ bravais, axis=1)
+        open_dirs = lim < n - 1
+        covered = float(np.min((L + 1) * spacing[open_dirs])) if np.any(open_dirs) else np.inf
+        radii = []
+        for r in np.sort(d):
+            if r < covered - tol and (not radii or r - radii[-1] > tol):
+                radii.append(r)
+        if len(radii) >= nshell or not np.any(open_dirs):
+            break
+        L += 1
+    radii = np.array(radii[:nshell])
+    if not len(radii):
+        return []
+    k = np.argmin(np.abs(d[:, None] - radii[None, :]), axis=1)
+    ok = np.abs(d - radii[k]) <= tol
+    return list(zip(t[ok], k[ok]))
+
+
 def _expand_pairs(pairs, n_cells, nb, pbc):
-    """The Heisenberg pairs (i, j, R, tensor eV) of Spirit's unique pairs on the whole system: one
-    per cell, the partner's cell wrapped along periodic directions (R counts the wraps), the pair
-    dropped where it leaves the box along an open one."""
+    """The Heisenberg pairs (i, j, R, tensor eV) of Spirit's unique pairs (i, j, cell translation t,
+    tensor eV) on the whole system: one per cell, the partner's cell wrapped along periodic
+    directions (R counts the wraps), the pair dropped where it leaves the box along an open one,
+    and everywhere when |t_k| > n_k along a direction (as Spirit: t_k = n_k, the atom's own
+    image, is kept)."""
     n = np.array(n_cells)
     ci, cj, ck = np.meshgrid(np.arange(n[0]), np.arange(n[1]), np.arange(n[2]), indexing="ij")
     cells = np.stack([ci.ravel(), cj.ravel(), ck.ravel()], axis=1)
@@ -486,8 +633,9 @@ def _expand_pairs(pairs, n_cells, nb, pbc):
         return b + nb * (c[:, 0] + n[0] * (c[:, 1] + n[1] * c[:, 2]))
 
     I, J, R, T = [], [], [], []
-    for i, j, t, Jm, D in pairs:
-        tensor = (Jm * np.eye(3) + dmi_matrix(np.asarray(D, dtype=float))) * units.MEV
+    for i, j, t, tensor in pairs:
+        if np.any(np.abs(np.array(t)) > n):  # Spirit drops these (checked with the spirit package)
+            continue
         target = cells + np.array(t)
         keep = np.all(pbc | ((target >= 0) & (target < n)), axis=1)
         wraps = np.floor_divide(target, n)
@@ -501,4 +649,4 @@ def _expand_pairs(pairs, n_cells, nb, pbc):
     return np.concatenate(I), np.concatenate(J), np.concatenate(R), np.concatenate(T)
 
 
-__all__ = ["read_spirit_cfg", "is_spirit_cfg"]
+__all__ = ["read_spirit_cfg", "is_spirit_cfg", "spirit_input_files"]

@@ -5,7 +5,7 @@ from .base import Evaluation, Potential, SumPotential, spin_torques
 
 __all__ = ["Evaluation", "Potential", "SumPotential", "spin_torques", "LinearSpinCouplings", "EAM",
            "BetheSlaterExchange", "Heisenberg", "Zeeman", "UniaxialAnisotropy", "CubicAnisotropy",
-           "Landau", "MagneticMACE", "ReferenceMagneticMACE"]
+           "Landau", "Biquadratic", "Quadruplet", "MagneticMACE", "ReferenceMagneticMACE"]
 
 _LAZY = {
     "LinearSpinCouplings": ".couplings",
@@ -16,6 +16,8 @@ _LAZY = {
     "UniaxialAnisotropy": ".single_site",
     "CubicAnisotropy": ".single_site",
     "Landau": ".single_site",
+    "Biquadratic": ".biquadratic",
+    "Quadruplet": ".quadruplet",
     "MagneticMACE": ".mmace",
     "ReferenceMagneticMACE": ".mmace",
 }

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import spinlat as sl
-from spinlat.errors import FileFormatError
+from spinlat.errors import FileFormatError, InputError
 
 DATA = Path(__file__).parent.parent / "data" / "spirit"
 
@@ -71,10 +71,147 @@ def test_bad_files_name_the_problem(tmp_path, text, match):
         sl.io.read_spirit_cfg(cfg)
 
 
-def test_terms_not_read_are_named(tmp_path):
+@pytest.mark.parametrize("text, name, where", [
+    ("ddi_method fft\n", "ddi", "line 3: ddi_method fft"),
+    ("pin_na_left 1\n", "pinning", "line 3: pin_na_left"),
+])
+def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, text, name, where):
+    """Dipolar, quadruplet and pinning terms were only named in a UserWarning (easy to miss: the
+    energies silently differed from Spirit's): now a FileFormatError naming the key and its line
+    and the drop option; with drop the rest of the Hamiltonian reads unchanged."""
     cfg = tmp_path / "d.cfg"
-    cfg.write_text("n_basis_cells 2 2 1\nmu_s 1\nddi_method fft\ncubic_anisotropy_magnitude 0.1\n")
-    with pytest.warns(UserWarning, match=r"not read: ddi_method fft \(dipole-dipole.*cubic anisotropy"):
+    base = "n_basis_cells 2 2 1\nmu_s 1\n"
+    cfg.write_text(base + text + "anisotropy_magnitude 0.5\nanisotropy_normal 0 0 1\n")
+    with pytest.raises(FileFormatError, match=rf"{where}.*spinlat has no such term.*drop=\['{name}'\]"):
+        sl.io.read_spirit_cfg(cfg)
+    st, pot = sl.io.read_spirit_cfg(cfg, drop=[name])
+    s = _unit(len(st), 3)
+    assert pot.compute(st.copy(spins=s)).energy == pytest.approx(-0.5e-3 * np.sum(s[:, 2] ** 2), rel=1e-13)
+    assert len(sl.io.read_spirit_cfg(cfg, drop="all")[0]) == 4
+    with pytest.raises(InputError, match=r"unknown term\(s\) \['dipolar'\].*'ddi'"):
+        sl.io.read_spirit_cfg(cfg, drop=["dipolar"])
+
+
+QUADS = ("hamiltonian {kind}\nboundary_conditions 1 {bc} 0\nn_basis_cells 3 {nb} 1\nmu_s 1.0\n"
+         "n_interaction_quadruplets 2\ni j da_j db_j dc_j k da_k db_k dc_k l da_l db_l dc_l Q\n"
+         "0 0 1 0 0 0 0 1 0 0 1 1 0 3.0\n0 0 -1 0 0 0 {far} 0 0 0 0 -1 0 -1.5\nlog_to_console 0\nlog_to_file 0\n")
+
+
+def test_quadruplets_by_hand(tmp_path):
+    """Spirit's quadruplets were refused (only a warning before): now a Quadruplet term,
+    E = −Σ_cells Σ_q Q (s_i·s_j)(s_k·s_l) (meV), its fields −∂E/∂m (finite differences)."""
+    cfg = tmp_path / "q.cfg"
+    cfg.write_text(QUADS.format(kind="heisenberg_pairs", bc=1, nb=3, far=1))
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    s = _unit(9, 16)
+
+    def at(a, b):
+        return a % 3 + 3 * (b % 3)
+
+    def energy(s):
+        return -1e-3 * sum(3.0 * (s[at(a, b)] @ s[at(a + 1, b)]) * (s[at(a, b + 1)] @ s[at(a + 1, b + 1)])
+                           - 1.5 * (s[at(a, b)] @ s[at(a - 1, b)]) * (s[at(a + 1, b)] @ s[at(a, b - 1)])
+                           for a in range(3) for b in range(3))
+
+    ev = pot.compute(st.copy(spins=s))
+    assert ev.energy == pytest.approx(energy(s), rel=1e-13)
+    h, g = 1e-6, np.zeros(3)
+    for c in range(3):
+        sp, sm = s.copy(), s.copy()
+        sp[4, c] += h
+        sm[4, c] -= h
+        g[c] = (energy(sp) - energy(sm)) / (2 * h)   # ∂E/∂s_4 on ℝ³
+    np.testing.assert_allclose(ev.magnetic_forces[4], -(g - (g @ s[4]) * s[4]), rtol=0, atol=1e-9)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("kind, bc, nb, far", [("heisenberg_pairs", 1, 3, 1), ("heisenberg_neighbours", 1, 3, 1),
+                                               ("heisenberg_pairs", 0, 2, 4)])
+def test_quadruplets_match_spirit(tmp_path, kind, bc, nb, far):
+    cfg = tmp_path / "q.cfg"
+    cfg.write_text(QUADS.format(kind=kind, bc=bc, nb=nb, far=far))
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    _, runs = _spirit_energies(cfg, seed=50)
+    for s, e in runs:
+        assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
+
+
+def test_cubic_anisotropy_by_hand(tmp_path):
+    """Spirit's cubic anisotropy E = −(K4/2) Σ_i (n_x⁴ + n_y⁴ + n_z⁴) (meV) was not read (only a
+    warning): now read, whole energy included; the field is −∂E/∂m (finite differences)."""
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text("n_basis_cells 3 1 1\nmu_s 2.0\ncubic_anisotropy_magnitude 1.5\n")
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    s = _unit(3, 4)
+    ev = pot.compute(st.copy(spins=s))
+    assert ev.energy == pytest.approx(-0.75e-3 * np.sum(s ** 4), rel=1e-13)
+    h = 1e-6
+    for a in range(3):
+        m = 2.0 * s.copy()
+        m[1, a] += h
+        sp = m / np.linalg.norm(m, axis=1)[:, None]
+        e_p = pot.compute(st.copy(spins=sp, moments=np.linalg.norm(m, axis=1))).energy
+        m[1, a] -= 2 * h
+        sm = m / np.linalg.norm(m, axis=1)[:, None]
+        e_m = pot.compute(st.copy(spins=sm, moments=np.linalg.norm(m, axis=1))).energy
+        assert ev.magnetic_forces[1, a] == pytest.approx(-(e_p - e_m) / (2 * h), abs=1e-9)
+
+
+CUBIC = {
+    "one atom": ("hamiltonian heisenberg_pairs\nn_basis_cells 1 1 1\nmu_s 1.0\ncubic_anisotropy_magnitude 2.0\n",
+                 None),
+    "K4 column": ("hamiltonian heisenberg_pairs\nbravais_lattice sc\nbasis\n2\n0 0 0\n0.5 0.5 0.5\n"
+                  "n_basis_cells 1 1 1\nmu_s 1.0 1.0\nn_anisotropy 2\ni K Kx Ky Kz K4\n0 0.0 0 0 1 2.0\n"
+                  "1 0.5 1 0 0 3.0\n", ["Fe", "Co"]),
+    "with pairs": ("hamiltonian heisenberg_pairs\nboundary_conditions 1 1 0\nbravais_lattice sc\nbasis\n2\n0 0 0\n"
+                   "0.5 0.5 0.5\nn_basis_cells 2 2 1\nmu_s 1.0 2.0\nanisotropy_magnitude 0.3\n"
+                   "anisotropy_normal 0 1 1\ncubic_anisotropy_magnitude 1.5\nn_interaction_pairs 1\n"
+                   "i j da db dc Jij\n0 1 0 0 0 2.0\n", None),
+}
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("case", list(CUBIC))
+def test_cubic_anisotropy_matches_spirit(tmp_path, case):
+    text, elements = CUBIC[case]
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(text + "log_to_console 0\nlog_to_file 0\n")
+    st, pot = sl.io.read_spirit_cfg(cfg, elements=elements)
+    _, runs = _spirit_energies(cfg, seed=20)
+    for s, e in runs:
+        assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
+
+
+def test_empty_disorder_and_defect_counts_read(tmp_path):
+    """Spirit's input template writes 'atom_types 0' / 'n_defects 0' (none): they were refused as
+    disorder and defects (zero quadruplets and pinned spins likewise); a non-zero count still is,
+    naming its line."""
+    cfg = tmp_path / "z.cfg"
+    cfg.write_text("n_basis_cells 2 1 1\nmu_s 1.0\natom_types 0\nn_defects 0\nn_interaction_quadruplets 0\n"
+                   "n_pinned 0\npin_na_left 0\n")
+    assert len(sl.io.read_spirit_cfg(cfg)[0]) == 2
+    cfg.write_text("n_basis_cells 2 1 1\nmu_s 1.0\natom_types 0\nn_defects 1\n0 1 0 0 -1\n")
+    with pytest.raises(FileFormatError, match="line 4: defects are not supported"):
+        sl.io.read_spirit_cfg(cfg)
+
+
+def test_anisotropy_keys_beside_a_table_are_named(tmp_path):
+    """With an anisotropy table, Spirit ignores anisotropy_magnitude/normal and
+    cubic_anisotropy_magnitude (checked with the spirit package): so does the reader, now saying so."""
+    cfg = tmp_path / "t.cfg"
+    cfg.write_text("n_basis_cells 2 1 1\nmu_s 1.0\ncubic_anisotropy_magnitude 2.0\nanisotropy_magnitude 3.0\n"
+                   "n_anisotropy 1\ni K Kx Ky Kz\n0 0.5 0 0 1\n")
+    with pytest.warns(UserWarning, match=r"line 4: anisotropy_magnitude, cubic_anisotropy_magnitude ignored"):
+        st, pot = sl.io.read_spirit_cfg(cfg)
+    s = _unit(2, 5)
+    assert pot.compute(st.copy(spins=s)).energy == pytest.approx(-0.5e-3 * np.sum(s[:, 2] ** 2), rel=1e-13)
+
+
+def test_cubic_anisotropy_per_element(tmp_path):
+    """Basis atoms of one element with different K4: CubicAnisotropy takes one per element."""
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(CUBIC["K4 column"][0])
+    with pytest.raises(FileFormatError, match=r"atoms of one element \(Z=26\) have different cubic"):
         sl.io.read_spirit_cfg(cfg)
 
 
@@ -130,6 +267,61 @@ def test_neighbour_shells_match_spirit(tmp_path, chirality):
     st, pot = sl.io.read_spirit_cfg(cfg)
     pos, runs = _spirit_energies(cfg, seed=10 + chirality)
     np.testing.assert_allclose(st.positions, pos, rtol=0, atol=1e-12)
+    for s, e in runs:
+        assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
+
+
+SMALL_BOX = ("hamiltonian heisenberg_neighbours\nbravais_lattice sc\nboundary_conditions 1 1 0\n"
+             "n_basis_cells {n}\nmu_s 2.0\nn_shells_exchange 2\njij 10.0 1.0\nn_shells_dmi 1\ndij 6.0\n"
+             "dm_chirality 1\nexternal_field_magnitude 1\nlog_to_console 0\nlog_to_file 0\n")
+
+
+def test_neighbour_shells_in_a_small_box_by_hand(tmp_path):
+    """Spirit's shells are built from the translations that fit the box (|t_k| < n_k): one cell
+    along a periodic direction gives no bonds along it (spinlat coupled each atom to its own
+    image: −J per bond, and the a±b diagonals of shell 2 became a-neighbours); with 3 cells along
+    a and one along b the second shell is 2a (Spirit's physics_larmor.cfg test input was off by
+    −20 meV on one atom)."""
+    cfg = tmp_path / "s.cfg"
+    cfg.write_text(SMALL_BOX.format(n="1 1 1"))
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    s = _unit(1, 6)
+    assert pot.compute(st.copy(spins=s)).energy == pytest.approx(-2.0 * sl.units.MU_B * s[0, 2], rel=1e-13)
+    cfg.write_text(SMALL_BOX.format(n="3 1 1").replace("external_field_magnitude 1", ""))
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    s = _unit(3, 7)
+    x = np.array([1.0, 0.0, 0.0])
+    e = sum(-10e-3 * s[k] @ s[(k + 1) % 3] - 6e-3 * x @ np.cross(s[k], s[(k + 1) % 3])   # shell 1: +a
+            - 1e-3 * s[k] @ s[(k + 2) % 3] for k in range(3))                             # shell 2: +2a
+    assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
+
+
+LONG_PAIR = ("hamiltonian heisenberg_pairs\nboundary_conditions 1 1 0\nn_basis_cells {n} 1 1\nmu_s 1.0\n"
+             "n_interaction_pairs 2\ni j da db dc Jij Dijx Dijy Dijz\n0 0 3 0 0 10.0 0 0 3.0\n0 0 1 1 0 4.0 1 0 0\n"
+             "log_to_console 0\nlog_to_file 0\n")
+
+
+def test_pairs_longer_than_the_box_are_dropped(tmp_path):
+    """A pair translation of 3 cells in a box of 2 was wrapped twice (a bond 0 → 1 from each
+    cell); Spirit drops it (3 cells in a box of 3, the atom's own image, it keeps)."""
+    cfg = tmp_path / "l.cfg"
+    cfg.write_text(LONG_PAIR.format(n=2))
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    s = _unit(2, 8)
+    x = np.array([1.0, 0.0, 0.0])
+    e = sum(-4e-3 * s[k] @ s[1 - k] - 1e-3 * x @ np.cross(s[k], s[1 - k]) for k in range(2))  # (1, 1, 0) only
+    assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
+
+
+@pytest.mark.peers
+@pytest.mark.parametrize("text", [SMALL_BOX.format(n=n) for n in ("1 1 1", "2 1 1", "3 1 1", "2 2 1", "4 3 1")]
+                         + [LONG_PAIR.format(n=n) for n in (2, 3)])
+def test_small_boxes_match_spirit(tmp_path, text):
+    """Neighbour shells and pairs in boxes a few cells wide (the two tests above): Spirit's energies."""
+    cfg = tmp_path / "b.cfg"
+    cfg.write_text(text)
+    st, pot = sl.io.read_spirit_cfg(cfg)
+    _, runs = _spirit_energies(cfg, seed=30)
     for s, e in runs:
         assert pot.compute(st.copy(spins=s)).energy == pytest.approx(e, abs=2e-8 * len(s))
 

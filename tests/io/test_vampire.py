@@ -69,7 +69,9 @@ def test_hand_chain_with_anisotropy(tmp_path):
 
 
 @pytest.mark.parametrize("edit, match", [
-    (lambda t: t.replace("2 isotropic", "2 normalised-isotropic"), "exchange type 'normalised-isotropic'"),
+    (lambda t: t.replace("2 isotropic", "2 normalised-isotropic"),
+     r"b.mat: no material\[1\]:exchange-matrix\[1\] for the normalised interaction at .*b.UCF line 12"),
+    (lambda t: t.replace("2 isotropic", "2 normalised-bogus"), "exchange type 'normalised-bogus'"),
     (lambda t: t.replace("1 0 0 -1 0 0 2e-21\n", ""), "2 interactions announced at line 11, 1 found"),
     (lambda t: t.replace("0 0 0 1 0 0 2e-21", "0 0 3 1 0 0 2e-21"), r"line 12: atoms 0, 3 outside the cell's 0..0"),
     (lambda t: t.replace("0 0 0 1 0 0 2e-21", "0 0 0 1 0 0"), "line 12: a isotropic interaction needs"),
@@ -82,6 +84,118 @@ def test_bad_ucf_names_the_line(tmp_path, edit, match):
     (tmp_path / "b.mat").write_text("material[1]:atomic-spin-moment=2.2\n")
     with pytest.raises(FileFormatError, match=match):
         sl.io.read_vampire(tmp_path / "b.UCF")
+
+
+CHAIN = ("# size\n3.0 5.0 5.0\n# vectors\n1 0 0\n0 1 0\n0 0 1\n# Atoms\n1 1\n1 0 0 0 0\n# Interactions\n"
+         "2 {kind}\n0 0 0 1 0 0 {v}\n1 0 0 -1 0 0 {v}\n")
+
+
+@pytest.mark.parametrize("kind, v, matrix, J", [
+    ("normalised-isotropic", "1.0", "2e-21", 2e-21),
+    ("normalised-isotropic", "0.5", "4e-21, 1e-21, 1e-21", 2e-21),       # the isotropic type takes xx
+    ("normalised-vectorial", "1 1 0.5", "2e-21, 2e-21, 4e-21", 2e-21),
+    ("normalised-tensorial", "1 7 7 7 1 7 7 7 1", "2e-21", 2e-21),       # off-diagonals dropped, as VAMPIRE
+])
+def test_normalised_exchange_takes_the_material_matrix(tmp_path, kind, v, matrix, J):
+    """Normalised exchange types were refused: VAMPIRE multiplies the UCF values by the material
+    file's exchange-matrix (unroll_normalised.cpp); the chain's energy is −J Σ s_i·s_i+1."""
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind=kind, v=v))
+    (tmp_path / "c.mat").write_text(f"material[1]:atomic-spin-moment=2.2\nmaterial[1]:exchange-matrix[1] = {matrix}\n")
+    st, pot = sl.io.read_vampire(tmp_path / "c.UCF")
+    s = _unit(4, 5)
+    e = sum(-J / E * s[k] @ s[(k + 1) % 4] for k in range(4))
+    assert pot.compute(st.repeat((4, 1, 1)).copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
+
+
+def test_cubic_anisotropy(tmp_path):
+    """cubic-anisotropy-constant was silently ignored ("other material keys are not used"): now
+    VAMPIRE's E = −(kc/2) Σ (sx⁴ + sy⁴ + sz⁴) (cubic_fourth_order.cpp), the constant included."""
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="0"))
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2\n"
+                                    "material[1]:cubic-anisotropy-constant = 3e-22\n")
+    st, pot = sl.io.read_vampire(tmp_path / "c.UCF")
+    s = _unit(4, 6)
+    big = st.repeat((4, 1, 1)).copy(spins=s)
+    assert pot.compute(big).energy == pytest.approx(-1.5e-22 / E * np.sum(s ** 4), rel=1e-13)
+
+
+@pytest.mark.parametrize("ucf_tail, mat_line, name, match", [
+    ("1 normalised-isotropic\n0 0 0 1 0 0 1e-22\n", "", "biquadratic",
+     r"c.UCF: line 14: a normalised-isotropic biquadratic exchange section"),
+    ("", "material[1]:fourth-order-uniaxial-anisotropy-constant = 1e-23\n", "anisotropy",
+     r"c.mat: line 2: material\[1\]:fourth-order-uniaxial-anisotropy-constant = 1e-23"),
+    ("", "material[1]:dmi-constant[1] = 1e-23\n", "dmi", r"c.mat: line 2: material\[1\]:dmi-constant\[1\]"),
+])
+def test_terms_spinlat_lacks_are_refused_unless_dropped(tmp_path, ucf_tail, mat_line, name, match):
+    """A (normalised) biquadratic section after the bilinear interactions, and material keys that
+    change the energy, were silently ignored: refused with file and line unless drop names them."""
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21") + ucf_tail)
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2\n" + mat_line)
+    with pytest.raises(FileFormatError, match=match + rf".*spinlat has no such term.*drop=\['{name}'\]"):
+        sl.io.read_vampire(tmp_path / "c.UCF")
+    st, pot = sl.io.read_vampire(tmp_path / "c.UCF", drop=[name])
+    s = _unit(4, 7)
+    e = sum(-2e-21 / E * s[k] @ s[(k + 1) % 4] for k in range(4))
+    assert pot.compute(st.repeat((4, 1, 1)).copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
+    from spinlat.config import read_structure  # the structure alone reads whatever the terms
+
+    np.testing.assert_array_equal(read_structure(tmp_path / "c.UCF").moments, [2.2])
+
+
+def test_initial_spins_that_are_not_directions_are_named(tmp_path):
+    """initial-spin-direction = random / skyrmion, ... (VAMPIRE's sample Co.mat) silently gave +z."""
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21"))
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=1.72\n"
+                                    "material[1]:initial-spin-direction = skyrmion, 0.5, 0.5, 0.3\n")
+    with pytest.warns(UserWarning, match=r"c.mat: line 2: initial-spin-direction = skyrmion, 0.5, 0.5, 0.3: not a "
+                                         r"direction.*spins of this material are \+z"):
+        st, _ = sl.io.read_vampire(tmp_path / "c.UCF")
+    np.testing.assert_array_equal(st.spins, [[0.0, 0.0, 1.0]])
+
+
+def test_interaction_unit(tmp_path):
+    """A UCF written in meV (VAMPIRE's exchange:meV-interaction-unit, in the input file this reader
+    does not see) read as joules gave energies 1e-22 × too small, silently: refused naming the
+    line and the option; interaction_unit='meV' reads it."""
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="12.5"))
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2\n")
+    with pytest.raises(FileFormatError, match=r"line 12: interaction value 12.5 is not .* joules.*interaction_unit='meV'"):
+        sl.io.read_vampire(tmp_path / "c.UCF")
+    st, pot = sl.io.read_vampire(tmp_path / "c.UCF", interaction_unit="meV")
+    s = _unit(4, 9)
+    e = sum(-12.5e-3 * s[k] @ s[(k + 1) % 4] for k in range(4))
+    assert pot.compute(st.repeat((4, 1, 1)).copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
+    from spinlat.config import read_structure  # the structure alone reads whatever the unit
+
+    np.testing.assert_array_equal(read_structure(tmp_path / "c.UCF").moments, [2.2])
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21"))
+    with pytest.raises(FileFormatError, match="not an exchange energy in meV"):
+        sl.io.read_vampire(tmp_path / "c.UCF", interaction_unit="meV")
+
+
+def test_material_energies_in_another_unit_are_refused(tmp_path):
+    """'uniaxial-anisotropy-constant = 0.05 !meV' was read as 0.05 J (the unit after ! dropped)."""
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21"))
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2 !muB\n"
+                                    "material[1]:uniaxial-anisotropy-constant=1e-24 !J\n"
+                                    "material[1]:cubic-anisotropy-constant=0.05 !meV\n")
+    with pytest.raises(FileFormatError, match=r"c.mat: line 3: cubic-anisotropy-constant in 'meV'.*in J"):
+        sl.io.read_vampire(tmp_path / "c.UCF")
+
+
+def test_biquadratic_section(tmp_path):
+    """The biquadratic section VAMPIRE reads after the bilinear one was silently ignored: now a
+    Biquadratic, VAMPIRE's E = −½ Σ_i Σ_j B (S_i·S_j)² (each bond listed from both ends)."""
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21")
+                                    + "# biquadratic\n2 isotropic\n0 0 0 1 0 0 3e-22\n1 0 0 -1 0 0 3e-22\n")
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2\n")
+    st, pot = sl.io.read_vampire(tmp_path / "c.UCF")
+    s = _unit(4, 8)
+    e = sum(-2e-21 / E * s[k] @ s[(k + 1) % 4] - 3e-22 / E * (s[k] @ s[(k + 1) % 4]) ** 2 for k in range(4))
+    assert pot.compute(st.repeat((4, 1, 1)).copy(spins=s)).energy == pytest.approx(e, rel=1e-13)
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21") + "3 isotropic\n0 0 0 1 0 0 3e-22\n")
+    with pytest.raises(FileFormatError, match="3 biquadratic interactions announced at line 14, 1 rows follow"):
+        sl.io.read_vampire(tmp_path / "c.UCF")
 
 
 def test_run_configs_and_convert_read_vampire_files(tmp_path):
