@@ -34,6 +34,10 @@ J2, J3, offset, elements)``       exchange rc J1 J2 J3 offset yes|no`` on the ma
 ``LLG(dt, α, T)``                 ``fix nve/spin lattice frozen`` (+ ``langevin/spin T α``)
 ================================  =============================================================
 
+A damped spin bath at T = 0 is written at 1e-100 K (``ZERO_SPIN_TEMPERATURE``): LAMMPS's
+langevin/spin applies Gilbert's 1/(1 + α²) only at T ≠ 0 and would relax the spins 1 + α² times
+faster than spinlat's Gilbert equation at exactly 0 K; the noise of 1e-100 K is far below round-off.
+
 Each fix term adds its energy to LAMMPS's ``pe`` (``fix_modify energy yes``). Terms LAMMPS cannot
 express (``Heisenberg``'s per-pair 3×3 tensors, ``Landau``, ``MagneticMACE``, anything else)
 raise :class:`~spinlat.errors.ExportError` naming the term. Spin terms act only on magnetic atoms
@@ -479,11 +483,22 @@ def _lammps_temperature(t_kelvin):
     return float(t_kelvin) * units.K_B / units.LAMMPS_BOLTZ_METAL
 
 
+#: LAMMPS temperature (K) written for a damped spin bath at T = 0 (see :func:`_spin_bath`)
+ZERO_SPIN_TEMPERATURE = 1e-100
+
+
 def _spin_bath(integrator, magnetic_group, temperature):
-    """``fix langevin/spin`` on the magnetic atoms (transverse damping α, temperature), or []."""
+    """``fix langevin/spin`` on the magnetic atoms (transverse damping α, temperature), or [].
+
+    LAMMPS's langevin/spin divides the precession, the damping and the noise by 1 + α² (Gilbert's
+    form, spinlat's) only when its temperature is not 0: at T = 0 it integrates the
+    Landau-Lifshitz form, 1 + α² times faster (fix_langevin_spin.cpp, add_temperature holds the
+    Gilbert prefactor). A T = 0 bath is therefore written at ``ZERO_SPIN_TEMPERATURE`` K, whose
+    noise (σ ∝ √T, ~1e-49 rad/ps) lies some 30 orders below round-off."""
     if integrator.damping <= 0 or magnetic_group is None:
         return []
-    return [f"fix spinlat_spin_bath {magnetic_group} langevin/spin {_fmt(_lammps_temperature(temperature))} "
+    t = _lammps_temperature(temperature) if temperature > 0 else ZERO_SPIN_TEMPERATURE
+    return [f"fix spinlat_spin_bath {magnetic_group} langevin/spin {_fmt(t)} "
             f"{_fmt(integrator.damping)} {_seed(integrator, 2)}"]
 
 
