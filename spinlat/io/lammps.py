@@ -17,6 +17,7 @@ Model mapping (every line checked against LAMMPS in tests/io/test_lammps_peers.p
 spinlat                           LAMMPS
 ================================  =============================================================
 ``EAM(path)`` (fs / alloy)        ``pair_style eam/fs`` / ``eam/alloy``, ``pair_coeff * * FILE El..``
+``EAM(path or [paths])`` (funcfl)  ``pair_style eam``, ``pair_coeff I I FILE`` per type (its element's file)
 ``BetheSlaterExchange(rc, J1,     ``pair_style spin/exchange rc``, ``pair_coeff I J spin/exchange
 J2, J3, offset, elements)``       exchange rc J1 J2 J3 offset yes|no`` on the magnetic types of
                                   the listed species (several terms: ``hybrid/overlay``)
@@ -352,32 +353,51 @@ def _pairs_line(pairs, ntypes):
     return [f"{i} {j}" for i, j in sorted(pairs)]
 
 
+def _potential_copy(sc: _Script, path) -> str:
+    """The name of the copy of potential file ``path`` in the export directory (registered in
+    ``sc.files``): a word of the input script, since LAMMPS splits it at blanks, ends the line at
+    '#' and expands '$' ("Fe mm#1.eam.fs" became the file "Fe"); a different file of the same
+    name gets a numbered one."""
+    src = Path(path).resolve()
+    for s, name in sc.files:
+        if s == src:
+            return name
+    base = re.sub(r"[^A-Za-z0-9._+-]", "_", src.name)
+    taken = {name for _, name in sc.files}
+    name, k = base, 0
+    while name in taken:
+        k += 1
+        stem, dot, suffix = base.partition(".")
+        name = f"{stem}_{k}{dot}{suffix}"
+    sc.files.append((src, name))
+    return name
+
+
 def _translate(terms, table, axis_rows, box) -> _Script:
     kinds = _term_kinds()
     sc = _Script()
     ntypes = len(table)
     magnetic_types = [r["type"] for r in table if r["magnetic"]]
-    n_eam = 0
     k_uni = 0
     for t in terms:
         if isinstance(t, kinds["EAM"]):
-            style = "eam/fs" if t.format == "fs" else "eam/alloy"
-            src = Path(t.path)
-            # the copy's name is a word of the input script: LAMMPS splits it at blanks, ends the
-            # line at '#' and expands '$' ("Fe mm#1.eam.fs" became the file "Fe")
-            dst_name = re.sub(r"[^A-Za-z0-9._+-]", "_", src.name)
-            if any(f[1] == dst_name and f[0] != src.resolve() for f in sc.files):
-                dst_name = f"{src.stem}_{n_eam}{src.suffix}"
-            sc.files.append((src.resolve(), dst_name))
             known = dict(zip(t.elements, t.symbols))
-            els = []
             for r in table:
                 if r["z"] not in known:
                     raise ExportError(f"write_lammps: {t!r} has no parameters for element {r['symbol']}")
-                els.append(known[r["z"]])
-            sc.pair_styles.append((style, ""))
-            sc.pair_coeffs.append((len(sc.pair_styles) - 1, "* *", f"{dst_name} {' '.join(els)}"))
-            n_eam += 1
+            if t.format == "funcfl":
+                # DYNAMO files, one element each: pair_style eam, ``pair_coeff I I file`` per type
+                # (LAMMPS mixes the cross pairs from the files' effective charges, as spinlat)
+                paths = [t.path] if isinstance(t.path, str) else list(t.path)
+                file_of = {z: _potential_copy(sc, p) for z, p in zip(t.elements, paths)}
+                sc.pair_styles.append(("eam", ""))
+                for r in table:
+                    sc.pair_coeffs.append((len(sc.pair_styles) - 1, f"{r['type']} {r['type']}", file_of[r["z"]]))
+                continue
+            dst_name = _potential_copy(sc, t.path)
+            els = " ".join(known[r["z"]] for r in table)
+            sc.pair_styles.append(("eam/fs" if t.format == "fs" else "eam/alloy", ""))
+            sc.pair_coeffs.append((len(sc.pair_styles) - 1, "* *", f"{dst_name} {els}"))
         elif isinstance(t, kinds["BetheSlaterExchange"]):
             species = t.species
             act = [r["type"] for r in table if r["magnetic"] and (species is None or r["z"] in species)]
@@ -444,13 +464,20 @@ def _pair_commands(sc: _Script, ntypes: int) -> list[str]:
     if not styles:
         return ["pair_style zero 1.0", "pair_coeff * *"]
     covered = set()
-    for _, pairs, _ in sc.pair_coeffs:
-        if pairs == "* *":
+    for k, pairs, _ in sc.pair_coeffs:
+        if pairs == "* *" or styles[k][0] == "eam":  # eam (funcfl): I I per type, the cross pairs mixed
             covered |= {(i, j) for i in range(1, ntypes + 1) for j in range(i, ntypes + 1)}
         else:
             i, j = map(int, pairs.split())
             covered.add((i, j))
     full = {(i, j) for i in range(1, ntypes + 1) for j in range(i, ntypes + 1)}
+    if any(s == "eam" for s, _ in styles) and len(styles) > 1 and ntypes > 1:
+        # hybrid/overlay mixes a sub-style's I,J only when I,I and J,J have that one sub-style:
+        # the spin pair style's explicit I,J would leave out the EAM between different types
+        raise ExportError("write_lammps: a funcfl EAM (pair_style eam, one file per element) cannot be combined "
+                          f"with other pair styles on {ntypes} atom types: LAMMPS's hybrid/overlay would drop its "
+                          "cross-type pairs (it mixes them only for types with no other pair style); write the "
+                          "tables as one setfl file (eam/alloy) and use EAM(that file)")
     if len(styles) == 1 and covered == full:
         style, arg = styles[0]
         lines = [f"pair_style {style} {arg}".rstrip()]
@@ -644,7 +671,8 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         or ``mpirun -np N lmp -in in.spinlat``.
     state : :class:`~spinlat.State` (moments μB, velocities Å/fs, any cell orientation).
     potential : a spinlat potential made of EAM, BetheSlaterExchange, Zeeman, UniaxialAnisotropy
-        and CubicAnisotropy terms (see the module docstring for the mapping).
+        and CubicAnisotropy terms (see the module docstring for the mapping). A funcfl EAM
+        (``pair_style eam``) with spin pair styles needs a single atom type (ExportError else).
     integrator : ``SpinLatticeNVE``, ``SpinLatticeLangevin``, ``LLG`` or ``None`` (``run 0``: one
         evaluation, thermo and the final dump).
     steps : number of time steps of the LAMMPS run (needs an integrator when > 0).

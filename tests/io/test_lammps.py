@@ -43,6 +43,25 @@ def test_model_mapping_in_script(tmp_path):
     assert "fix spinlat_nve all nve/spin lattice moving" in text and "run 0" in text
 
 
+def test_potential_copies_of_the_same_name_stay_one_word(tmp_path):
+    """Two EAM tables called 'Fe mm.eam.fs' in two folders: the second copy was named from the
+    unsanitised stem ('Fe mm.eam_1.fs', a blank that LAMMPS splits the pair_coeff line at). Both
+    copies now get one-word names, each holding its own table."""
+    import shutil
+
+    names = []
+    for k in range(2):
+        (tmp_path / f"d{k}").mkdir()
+        names.append(tmp_path / f"d{k}" / "Fe mm.eam.fs")
+        shutil.copyfile(EAM_FE, names[-1])
+    names[1].write_text(names[1].read_text().replace("Mendelev", "Mendelev (copy)", 1))
+    ex, text = script(tmp_path, bcc_fe((2, 2, 2)), EAM(names[0]) + EAM(names[1]))
+    assert [p.name for p in ex.potential_files] == ["Fe_mm.eam.fs", "Fe_mm_1.eam.fs"]
+    assert "pair_coeff * * eam/fs 1 Fe_mm.eam.fs Fe" in text and "pair_coeff * * eam/fs 2 Fe_mm_1.eam.fs Fe" in text
+    for src, copy in zip(names, ex.potential_files):
+        assert copy.read_bytes() == src.read_bytes()
+
+
 def test_integrator_mapping(tmp_path):
     st = bcc_fe((2, 2, 2), moment=units.G_GAMMA)
     pot = BetheSlaterExchange(*EXCHANGE)

@@ -12,11 +12,12 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import EAM_FE, bcc_fe
+from conftest import EAM_FE, bcc_fe, funcfl_writer
 
 import spinlat as sl
 from spinlat import units
 from spinlat.integrators import LLG, SpinLatticeLangevin, SpinLatticeNVE
+from spinlat.errors import ExportError
 from spinlat.potentials import EAM, BetheSlaterExchange, CubicAnisotropy, UniaxialAnisotropy, Zeeman, spin_torques
 
 lammps_runner = pytest.importorskip("lammps_runner")
@@ -83,6 +84,13 @@ def fe_ni(seed=3):
     return st.copy(numbers=numbers, moments=moments, masses=np.where(numbers == 28, 58.6934, 55.845))
 
 
+def fe_ni_free(seed=9):
+    """bcc Fe/Ni mixture (40 % Ni), all atoms magnetic (2.2 μB)."""
+    st = fe((3, 3, 3), seed)
+    numbers = np.where(np.random.default_rng(seed).random(len(st)) < 0.4, 28, 26)
+    return st.copy(numbers=numbers, masses=np.where(numbers == 28, 58.6934, 55.845))
+
+
 def rotated(st, seed=5, proper=True):
     """The same crystal in a general orientation (cell not lower triangular)."""
     from scipy.spatial.transform import Rotation
@@ -124,6 +132,43 @@ CASES = {
                                    + UniaxialAnisotropy({"Fe": 0.002, "Ni": -0.001}, [0, 0, 1])
                                    + CubicAnisotropy({"Fe": 0.003}, 0.0)),
 }
+
+
+def funcfl_pair(tmp_path):
+    write = funcfl_writer()
+    fe, _ = write(tmp_path / "Fe.eam")
+    ni, _ = write(tmp_path / "Ni.eam", "Ni", a=1, nrho=430, drho=0.061, nr=480, dr=0.0112, cut=5.1)
+    return fe, ni
+
+
+@pytest.mark.parametrize("case", ["one file", "two files", "two files, non-magnetic atoms"])
+def test_funcfl_eam(tmp_path, case):
+    """DYNAMO funcfl EAM (pair_style eam): it was written as pair_style eam/alloy with the funcfl
+    file, which LAMMPS refused ("Not a valid integer number"), and two files (EAM([fe, ni])) raised
+    a TypeError. Now pair_style eam with ``pair_coeff I I file`` per type, equal to spinlat."""
+    fe, ni = funcfl_pair(tmp_path)
+    if case == "one file":
+        st, pot = fe_ni_free(), EAM(fe) + BetheSlaterExchange(*EXCHANGE) + Zeeman([0, 0, 1.0])
+        st = st.copy(numbers=np.full(len(st), 26), masses=np.full(len(st), 55.845))
+    else:
+        st, pot = fe_ni_free(), EAM([fe, ni]) + Zeeman([0.2, 0, 1.0]) + UniaxialAnisotropy(0.002, [0, 0, 1])
+        moments = np.where(st.numbers == 28, 0.6, 2.2)
+        if case.endswith("non-magnetic atoms"):  # more types: (element, magnetic?)
+            moments[::3] = 0.0
+        st = st.copy(moments=moments)
+    single_point(tmp_path, st, pot, case.replace(" ", "_").replace(",", ""))
+    text = (tmp_path / case.replace(" ", "_").replace(",", "") / "in.spinlat").read_text()
+    assert "pair_coeff 1 1 " in text and "eam/alloy" not in text
+
+
+def test_funcfl_eam_with_a_spin_pair_style_on_several_types_is_refused(tmp_path):
+    """LAMMPS's hybrid/overlay mixes pair_style eam's cross-type pairs only for types that have no
+    other sub-style: with spin/exchange on every pair LAMMPS dropped the Fe-Ni EAM pairs silently
+    (energy −52.0 eV instead of −71.1 eV). Refused, naming the remedy."""
+    fe, ni = funcfl_pair(tmp_path)
+    with pytest.raises(ExportError, match="funcfl EAM .* cannot be combined with other pair styles on 2 atom types"):
+        sl.io.write_lammps(tmp_path / "x", fe_ni_free(), EAM([fe, ni]) + BetheSlaterExchange(*EXCHANGE))
+    assert not (tmp_path / "x" / "in.spinlat").exists()
 
 
 @pytest.mark.parametrize("case", list(CASES))
