@@ -769,6 +769,8 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         f"read_data {DATA_FILE}",
         "",
         *_pair_commands(sc, ntypes),
+        # pair_coeff of eam, eam/alloy and eam/fs sets each type's mass from the table: the state's back
+        *[f"mass {r['type']} {_fmt(r['mass'])}" for r in table],
         "neigh_modify every 1 delay 0 check yes",
         "",
         *sc.group_lines(),

@@ -344,6 +344,25 @@ def test_damped_spins_at_zero_temperature_follow_gilbert(tmp_path, integrator):
     assert 1.6 < diff[0.1] / diff[0.05] < 4.5
 
 
+def test_state_masses_survive_the_eam_pair_coeff(tmp_path):
+    """LAMMPS's pair_coeff of eam/fs sets each type's mass from the table (55.845 for Fe): a state
+    with other masses (here 100 amu on half the atoms) ran with the table's masses, kinetic energy
+    3.89 eV instead of 6.96 eV. The input sets the state's masses after the pair commands."""
+    st = fe((3, 3, 3))
+    rng = np.random.default_rng(0)
+    st = st.copy(masses=np.where(np.arange(len(st)) % 2, 100.0, 55.845),
+                 velocities=rng.normal(0, 0.003, (len(st), 3)))
+    pot = EAM(EAM_FE)
+    d = export_and_run(tmp_path, st, pot, SpinLatticeNVE(0.5), steps=20, every=20)
+    log = sl.io.read_lammps_log(d / "log.lammps")[0]
+    assert log["KinEng"][0] == pytest.approx(st.kinetic_energy(), rel=1e-7)  # the codes' mvv2e differ by 6.3e-8
+    dump = sl.io.read_lammps_dump(d / "traj.lammpstrj")
+    np.testing.assert_array_equal(dump[-1].masses, st.masses)
+    ref = SpinLatticeNVE(0.5).run(st, pot, 20)
+    assert np.abs(dump[-1].positions - ref.positions).max() < 1e-8
+    assert np.abs(dump[-1].velocities - ref.velocities).max() < 1e-8
+
+
 def test_mpirun_two_ranks_equals_serial(tmp_path):
     """mpirun -np 2: the first frame equals the serial run to round-off; later frames differ
     only by LAMMPS's own sweep order (MPI sectors instead of storage order), an O(dt²) splitting
