@@ -774,6 +774,42 @@ def test_dump_of_a_2d_run_has_no_periodic_images_along_z(tmp_path):
         sl.io.read_lammps_data(tmp_path / "lifted.data")
 
 
+def test_data_file_of_a_shrink_wrapped_film_is_not_read_as_bulk(tmp_path):
+    """A film's final.data from LAMMPS (boundary p p s): the box ends 1e-4 of its extent beyond the
+    outermost atoms on both sides of z (write_data's shrink-wrap), and the reader took it periodic:
+    the two surfaces 1.9e-3 Å apart, joined as bulk (bcc Fe slab: −109.6 eV instead of −204.9 eV).
+    Now the log's ``boundary`` decides; without a log the shrink-wrapped box is refused, naming
+    the direction and the pbc to pass."""
+    from spinlat.io import lammps_read
+
+    z = np.array([-0.12149356032608143, 1.3, 2.8, 4.3, 5.7, 7.231861065374486])
+    margin = float(1e-4 * (z[-1] - z[0] + 2e-3))
+    lo, hi = float(z[0] - margin), float(z[-1] + margin)
+    atoms = [f"{k + 1} 1 {1.43 * (k % 2)!r} {1.43 * (k % 2)!r} {zk!r} 0 0 1 2.2 0 0 0" for k, zk in enumerate(z.tolist())]
+    data = ["LAMMPS data file via write_data, version 22 Jul 2025, timestep = 10, units = metal", "", "6 atoms",
+            "1 atom types", "", "0 2.866 xlo xhi", "0 2.866 ylo yhi", f"{lo!r} {hi!r} zlo zhi", "", "Masses", "",
+            "1 55.845", "", "Atoms # spin", "", *atoms]
+    (tmp_path / "final.data").write_text("\n".join(data) + "\n")
+    with pytest.raises(FileFormatError, match=r"final.data: the box ends 0.0001 of its length beyond the outermost "
+                                              r"atoms on both sides along z.*pass pbc=\(True, True, False\)"):
+        sl.io.read_lammps_data(tmp_path / "final.data")
+    assert sl.io.read_lammps_data(tmp_path / "final.data", pbc=(True, True, False)).pbc.tolist() == [True, True, False]
+    (tmp_path / "log.lammps").write_text("LAMMPS (22 Jul 2025)\nunits metal\nboundary p fs s  # a film\n"
+                                         "read_data data.spinlat\nrun 10\n")
+    assert sl.io.read_lammps_data(tmp_path / "final.data").pbc.tolist() == [True, False, False]
+    assert lammps_read.log_periodicity(tmp_path / "log.lammps") == [True, False, False]
+    (tmp_path / "log.lammps").write_text("units metal\ndimension 2\nboundary p s p\nrun 0\nboundary s s s\n")
+    assert lammps_read.log_periodicity(tmp_path / "log.lammps") == [True, False, False]
+    (tmp_path / "log.lammps").write_text("units metal\nrun 0\n")
+    assert lammps_read.log_periodicity(tmp_path / "log.lammps") is None
+    assert sl.io.read_lammps_data(tmp_path / "final.data").pbc.tolist() == [True, True, True]  # a log: it was 3D
+    # a periodic box whose atoms sit on its faces is not taken for a shrink-wrapped one
+    (tmp_path / "log.lammps").unlink()
+    data[7] = f"{z[0]!r} {z[-1] + 1.43!r} zlo zhi".replace("np.float64(", "").replace(")", "")
+    (tmp_path / "bulk.data").write_text("\n".join(data) + "\n")
+    assert sl.io.read_lammps_data(tmp_path / "bulk.data").pbc.tolist() == [True, True, True]
+
+
 def test_data_file_reads_only_the_commands_of_its_log(tmp_path, monkeypatch):
     """`dimension` is known before the first run: the data reader reads the log's commands up to
     the first run/minimize, never the thermo output of a long run."""

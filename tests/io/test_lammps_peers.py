@@ -241,6 +241,25 @@ def test_slab_periodic_in_plane(tmp_path):
     single_point(tmp_path, st, pot, "slab")
 
 
+def test_film_final_data_without_the_export_metadata(tmp_path):
+    """LAMMPS's final.data of a film (boundary p p s) read without spinlat-export.json: with the
+    run's log.lammps beside it the film comes back non-periodic in z (the log's boundary); alone,
+    its shrink-wrapped box (it was read as bulk, −109.6 eV for −204.9 eV) is refused."""
+    import shutil
+
+    st = fe((3, 3, 3), seed=1).copy(pbc=[True, True, False])
+    pot = EAM(EAM_FE) + BetheSlaterExchange(*EXCHANGE)
+    d = export_and_run(tmp_path, st, pot, SpinLatticeNVE(0.5), steps=10, every=10)
+    ref = sl.io.read_lammps_data(d / "final.data")
+    st_log = sl.io.read_lammps_data(d / "final.data", metadata=None)
+    assert st_log.pbc.tolist() == [True, True, False]
+    assert pot.compute(st_log).energy == pytest.approx(pot.compute(ref).energy, rel=1e-12)
+    (tmp_path / "alone").mkdir()
+    shutil.copyfile(d / "final.data", tmp_path / "alone" / "final.data")
+    with pytest.raises(sl.errors.FileFormatError, match=r"shrink-wrapped.*pass pbc=\(True, True, False\)"):
+        sl.io.read_lammps_data(tmp_path / "alone" / "final.data")
+
+
 # ------------------------------------------------------------------------------ dynamics
 def moving_fe(seed=7, reps=(5, 5, 5)):
     """bcc Fe with moments g_γ = ħγ/μB (where the two codes' spin time scales coincide), spins
