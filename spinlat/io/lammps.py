@@ -561,6 +561,40 @@ def _integrator_commands(integrator, magnetic_group):
             + ["fix spinlat_nve all nve/spin lattice frozen"], dt_ps)
 
 
+def _minimize_options(minimize, integrator, steps):
+    """The checked :func:`spinlat.minimize` options of a LAMMPS spin relaxation, or None."""
+    if minimize is None:
+        return None
+    import inspect
+
+    from ..minimization import minimize as spinlat_minimize
+
+    if not isinstance(minimize, dict):
+        raise InputError(f"write_lammps: minimize must be a dict of spinlat.minimize options, got {minimize!r}")
+    if integrator is not None or steps:
+        raise InputError("write_lammps: minimize= writes a relaxation instead of a run: give no integrator and steps=0")
+    defaults = {k: p.default for k, p in inspect.signature(spinlat_minimize).parameters.items()
+                if p.default is not inspect.Parameter.empty and k != "return_result"}
+    unknown = sorted(set(minimize) - set(defaults))
+    if unknown:
+        raise InputError(f"write_lammps: unknown minimize option(s) {unknown}; spinlat.minimize takes "
+                         f"{', '.join(defaults)}")
+    o = {**defaults, **minimize}
+    moving = [k for k in ("positions", "cell", "magnitudes") if o[k]]
+    if moving or not o["spins"]:
+        raise ExportError(f"write_lammps: LAMMPS's spin minimizers (min_style spin/lbfgs) relax only the spin "
+                          f"directions, not {', '.join(moving) or 'nothing'}: minimize with spins=True alone, or "
+                          "relax in spinlat (spinlat.minimize)")
+    if o["method"] != "lbfgs":
+        raise ExportError(f"write_lammps: minimize method {o['method']!r} has no LAMMPS form here; method 'lbfgs' "
+                          "is written as min_style spin/lbfgs")
+    tmax = validation.number(o["tmax"], "write_lammps minimize tmax", positive=True, unit="eV")
+    steps_ = o["max_steps"]
+    if isinstance(steps_, bool) or not isinstance(steps_, (int, np.integer)) or steps_ < 1:
+        raise InputError(f"write_lammps: minimize max_steps must be a positive integer, got {steps_!r}")
+    return {"tmax": tmax, "max_steps": int(steps_), "method": "lbfgs"}
+
+
 # ============================================================================== writing
 @dataclass
 class LammpsExport:
@@ -669,7 +703,7 @@ def write_lammps_data(path, state, *, overwrite=False, title=None):
 
 
 def write_lammps(directory, state, potential, integrator=None, steps=0, every=0, *, overwrite=False,
-                 dump_forces=True) -> LammpsExport:
+                 dump_forces=True, minimize=None) -> LammpsExport:
     """Write a LAMMPS SPIN input (data file, input script, potential files) running the same model.
 
     Parameters
@@ -690,6 +724,13 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     overwrite : replace an earlier export in ``directory`` (otherwise an existing
         ``in.spinlat`` there raises :class:`~spinlat.errors.InputError`).
     dump_forces : add ``fx fy fz fmx fmy fmz`` to the dumps.
+    minimize : instead of a run, a spin relaxation: a dict of :func:`spinlat.minimize` options
+        (``{}`` for its defaults) → ``min_style spin/lbfgs``, ``min_modify norm max``,
+        ``minimize 0.0 tmax max_steps 10·max_steps``: LAMMPS's force tolerance of its spin
+        minimizers is the largest torque |s_i × ∂E/∂s_i| in eV, spinlat's ``tmax`` (LAMMPS then
+        stops when every torque is below it). LAMMPS relaxes only the spins: ``positions``,
+        ``cell``, ``magnitudes`` and method ``"precession"`` raise ExportError; needs no
+        integrator and steps 0. ``every`` dumps every ``every`` iterations.
 
     Returns a :class:`LammpsExport` (paths, the command, the atom-type table, the rotation).
 
@@ -711,6 +752,7 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         raise InputError(f"write_lammps: steps must be a non-negative integer, got {steps!r}")
     if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 0:
         raise InputError(f"write_lammps: every must be a non-negative integer, got {every!r}")
+    min_opts = _minimize_options(minimize, integrator, steps)
     if steps > 0 and integrator is None:
         raise InputError(f"write_lammps: steps={steps} needs an integrator (SpinLatticeNVE, SpinLatticeLangevin or LLG)")
     if len(state) == 0:
@@ -737,7 +779,7 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     ntypes = len(table)
     mag_types = [r["type"] for r in table if r["magnetic"]]
     magnetic_group = sc.group(mag_types, ntypes) if mag_types else None
-    int_lines, dt_ps = _integrator_commands(integrator, magnetic_group)
+    int_lines, dt_ps = _integrator_commands(integrator, magnetic_group) if min_opts is None else ([], None)
     warn = _time_scale_warning(state, integrator)
     if warn:
         warnings.warn(warn, UserWarning, stacklevel=2)
@@ -756,7 +798,10 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     lines = [
         f"# LAMMPS input written by spinlat {__version__} (spinlat.io.write_lammps)",
         f"# potential:  {potential!r}",
-        f"# integrator: {integrator!r}" if integrator is not None else "# integrator: none (run 0: one evaluation)",
+        f"# integrator: {integrator!r}" if integrator is not None else
+        "# integrator: none (run 0: one evaluation)" if min_opts is None else
+        f"# spin relaxation: spinlat.minimize(tmax={min_opts['tmax']!r}, max_steps={min_opts['max_steps']}) as "
+        "min_style spin/lbfgs (steps are iterations, no time)",
         "# units metal: Å, eV, ps, bar, K; velocities Å/ps; spins: unit vectors spx spy spz, sp = moment (μB)",
         "# run: lmp -in in.spinlat   or   mpirun -np N lmp -in in.spinlat",
         *[f"# note: {n}" for n in sc.notes],
@@ -785,7 +830,9 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     dump_items = " ".join(f"c_spinlat_atom[{_SPIN_COMPUTE.index(c) + 1}]" if c in _SPIN_COMPUTE else c
                           for c in dump_cols)
     colnames = " ".join(f"colname c_spinlat_atom[{_SPIN_COMPUTE.index(c) + 1}] {c}" for c in spin_cols)
-    modify = f"sort id element {elements} time yes units yes format float %.17g {colnames}"
+    # a relaxation's steps are iterations: no time column, no ITEM: TIME (read back as NaN)
+    timed = min_opts is None
+    modify = f"sort id element {elements} time {'yes' if timed else 'no'} units yes format float %.17g {colnames}"
     lines += [
         "",
         f"compute spinlat_atom all property/atom {' '.join(_SPIN_COMPUTE)}",
@@ -793,7 +840,7 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         "compute spinlat_m all reduce sum v_spinlat_mx v_spinlat_my v_spinlat_mz",
     ]
     n_spin_pairs = sum(1 for s, _ in sc.pair_styles if s.startswith("spin/"))
-    thermo = "step time temp pe ke etotal press c_spinlat_m[1] c_spinlat_m[2] c_spinlat_m[3]"
+    thermo = f"step{' time' if timed else ''} temp pe ke etotal press c_spinlat_m[1] c_spinlat_m[2] c_spinlat_m[3]"
     if n_spin_pairs <= 1:  # LAMMPS's compute spin fails with several spin pair styles
         lines += ["compute spinlat_spin all spin"]
         thermo += " c_spinlat_spin[6]"
@@ -810,7 +857,10 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
                   f"dump_modify spinlat_dump {modify}"]
     lines += [
         "",
-        f"run {int(steps)}",
+        *([f"run {int(steps)}"] if min_opts is None else [
+            "# spin relaxation (spinlat.minimize, spins only): ftol = the largest torque |s × dE/ds|, eV",
+            "min_style spin/lbfgs", "min_modify norm max",
+            f"minimize 0.0 {_fmt(min_opts['tmax'])} {int(min_opts['max_steps'])} {10 * int(min_opts['max_steps'])}"]),
         "",
         f"write_dump all custom {FINAL_DUMP_FILE} {dump_items} modify {modify}",
         f"write_data {FINAL_DATA_FILE}",
@@ -823,6 +873,7 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         "n_atoms": len(state), "types": table, "rotation": box.rotation.tolist(),
         "cell": state.cell.tolist(), "pbc": state.pbc.tolist(),
         "dt_fs": None if dt_ps is None else float(integrator.dt), "steps": int(steps), "every": int(every),
+        "minimize": min_opts,
         "potential": repr(potential), "integrator": None if integrator is None else repr(integrator),
         "files": {"data": DATA_FILE, "input": INPUT_FILE, "trajectory": TRAJECTORY_FILE if every > 0 else None,
                   "final_dump": FINAL_DUMP_FILE, "final_data": FINAL_DATA_FILE,

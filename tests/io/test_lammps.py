@@ -1,6 +1,7 @@
 """spinlat.io.lammps without LAMMPS: the exported script's mapping, errors, and the readers on
 files written here (LAMMPS itself runs in test_lammps_peers.py)."""
 
+import json
 import warnings
 from pathlib import Path
 
@@ -60,6 +61,31 @@ def test_potential_copies_of_the_same_name_stay_one_word(tmp_path):
     assert "pair_coeff * * eam/fs 1 Fe_mm.eam.fs Fe" in text and "pair_coeff * * eam/fs 2 Fe_mm_1.eam.fs Fe" in text
     for src, copy in zip(names, ex.potential_files):
         assert copy.read_bytes() == src.read_bytes()
+
+
+def test_spin_relaxation_options(tmp_path):
+    """minimize={...}: min_style spin/lbfgs with spinlat's tmax as LAMMPS's torque tolerance; what
+    LAMMPS's spin minimizers cannot do is refused, named."""
+    st = bcc_fe((2, 2, 2))
+    pot = BetheSlaterExchange(*EXCHANGE) + Zeeman([0, 0, 1.0])
+    ex, text = script(tmp_path, st, pot, minimize={"tmax": 2e-6, "max_steps": 300}, every=5)
+    assert "min_style spin/lbfgs\nmin_modify norm max\nminimize 0.0 2e-06 300 3000\n" in text
+    assert "nve/spin" not in text and "\nrun " not in text and " time yes " not in text
+    assert "thermo_style custom step temp pe" in text
+    assert json.loads(ex.metadata.read_text())["minimize"] == {"tmax": 2e-6, "max_steps": 300, "method": "lbfgs"}
+    for opts, match in [({"positions": True}, "relax only the spin directions, not positions"),
+                        ({"cell": True, "positions": True}, "not positions, cell"),
+                        ({"method": "precession"}, "method 'precession' has no LAMMPS form")]:
+        with pytest.raises(ExportError, match=match):
+            sl.io.write_lammps(tmp_path / "y", st, pot, minimize=opts)
+    for kwargs, match in [(dict(minimize={"tmx": 1e-6}), r"unknown minimize option\(s\) \['tmx'\]"),
+                          (dict(minimize={"tmax": -1.0}), "tmax: expected a positive number"),
+                          (dict(minimize={"max_steps": 0}), "max_steps must be a positive integer"),
+                          (dict(minimize={}, integrator=SpinLatticeNVE(0.1), steps=5), "give no integrator"),
+                          (dict(minimize=1e-6), "minimize must be a dict")]:
+        with pytest.raises(InputError, match=match):
+            sl.io.write_lammps(tmp_path / "y", st, pot, **kwargs)
+    assert not (tmp_path / "y").exists()
 
 
 def test_integrator_mapping(tmp_path):

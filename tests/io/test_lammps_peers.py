@@ -260,6 +260,32 @@ def test_film_final_data_without_the_export_metadata(tmp_path):
         sl.io.read_lammps_data(tmp_path / "alone" / "final.data")
 
 
+def test_spin_relaxation_min_spin_lbfgs(tmp_path):
+    """write_lammps(minimize={...}): LAMMPS's min_style spin/lbfgs stops when its largest torque
+    is below tmax (its ftol is |s × ∂E/∂s| in eV, spinlat's tmax): the relaxed spins have torques
+    below tmax by spinlat's measure and the energy of spinlat.minimize's minimum."""
+    st = fe((4, 4, 4), seed=3)
+    st = st.copy(spins=np.array([0, 0, 1.0]) + 0.6 * np.random.default_rng(1).normal(size=(len(st), 3)))
+    pot = (EAM(EAM_FE) + BetheSlaterExchange(*EXCHANGE) + Zeeman([0.3, 0, 1.0])
+           + UniaxialAnisotropy(0.002, [1, 0, 0]))
+    d = tmp_path / "relax"
+    sl.io.write_lammps(d, st, pot, minimize={"tmax": 1e-6}, every=10)
+    out = lammps_runner.run_input(d)
+    assert "Stopping criterion = force tolerance" in out
+    relaxed = sl.io.read_lammps_dump(d / "final.lammpstrj")
+    f = relaxed[0]
+    np.testing.assert_array_equal(f.positions, relaxed[0].positions)
+    assert np.abs(f.positions - st.positions).max() < 1e-9  # the lattice does not move
+    ev = pot.compute(f)
+    assert np.linalg.norm(spin_torques(f, ev), axis=1).max() < 1e-6
+    assert relaxed["potential_energy"][0] == pytest.approx(ev.energy, abs=1e-9)
+    ref = sl.minimize(st, pot, tmax=1e-6)
+    assert ev.energy == pytest.approx(pot.compute(ref).energy, abs=1e-7)
+    traj = sl.io.read_lammps_dump(d / "traj.lammpstrj")
+    assert len(traj) > 2 and np.all(np.isnan(traj["time"]))  # iterations, not times
+    assert np.all(np.diff(traj["potential_energy"]) < 1e-9)
+
+
 # ------------------------------------------------------------------------------ dynamics
 def moving_fe(seed=7, reps=(5, 5, 5)):
     """bcc Fe with moments g_γ = ħγ/μB (where the two codes' spin time scales coincide), spins
