@@ -580,6 +580,8 @@ class LammpsDump:
     frames whose step the log does not print with PotEng — every frame without a log — as a
     :class:`~spinlat.io.Trajectory` converted from a file without energies);
     ``dump.atoms(i)`` gives ``ase.Atoms`` with forces. Atoms are sorted by id in every frame.
+    ``dump.attrs``: the exported run's ``potential`` and ``integrator`` descriptions (with export
+    metadata), so that :func:`spinlat.analysis.summary` reports an NVE run's energy drift.
 
     Parameters
     ----------
@@ -1112,6 +1114,8 @@ class LammpsDump:
         atoms = self._frame(i).to_ase()
         sc = self.scalars(i)
         atoms.info.update(step=sc["step"], time=sc["time"])
+        if self._meta is not None:  # the exported run's descriptions, kept by spinlat convert
+            atoms.info.update(spinlat_potential=self.attrs["potential"], spinlat_integrator=self.attrs["integrator"])
         if not self.has_velocities(i):  # the atoms' velocities are 0 for want of any: say what is known
             atoms.info["kinetic_energy"] = sc["kinetic_energy"]
         results = {}
@@ -1124,6 +1128,15 @@ class LammpsDump:
         if results:
             atoms.calc = SinglePointCalculator(atoms, **results)
         return atoms
+
+    @property
+    def attrs(self) -> dict:
+        """``potential`` and ``integrator`` of the spinlat run this dump's LAMMPS input was exported
+        from (their descriptions in ``spinlat-export.json``; "" without export metadata or for a
+        relaxation), as a :class:`~spinlat.io.Trajectory`'s attributes: :func:`spinlat.analysis.summary`
+        then knows an exported NVE run conserves energy and reports its drift."""
+        meta = self._meta or {}
+        return {"potential": meta.get("potential") or "", "integrator": meta.get("integrator") or ""}
 
     def __repr__(self) -> str:
         return f"LammpsDump({str(self.path)!r}, frames={len(self)}, n_atoms={self.n_atoms})"

@@ -465,6 +465,15 @@ def test_round_trip_run_dump_read_energies(tmp_path):
     # analysis works on the LAMMPS frames
     summ = sl.analysis.summary(dump)
     assert summ["frames"] == 6 and summ["time_fs"] == pytest.approx(5.0)
+    # the exported run was NVE (spinlat-export.json): the summary reports its drift, as for a spinlat run
+    # (it said energy_conserving None, no drift); spinlat convert keeps the descriptions
+    assert dump.attrs["integrator"] == "SpinLatticeNVE(dt=0.1)"
+    assert summ["energy_conserving"] is True and abs(summ["energy_drift_eV_per_atom_per_ps"]) < 1e-2
+    sl.io.convert(d / "traj.lammpstrj", tmp_path / "traj.h5")
+    traj = sl.io.Trajectory(tmp_path / "traj.h5")
+    assert traj.attrs["integrator"] == "SpinLatticeNVE(dt=0.1)" and traj.attrs["potential"] == repr(pot)
+    assert sl.analysis.summary(traj)["energy_drift_eV_per_atom_per_ps"] == pytest.approx(
+        summ["energy_drift_eV_per_atom_per_ps"], rel=1e-6)
 
 
 @pytest.mark.slow
