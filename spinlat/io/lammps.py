@@ -50,7 +50,10 @@ with ω_i = −(1/ħ) ∂E/∂s_i, whatever the moment; spinlat's LLG gives ω_i
 with g_γ = ħγ/μB = ``units.G_GAMMA`` = 2.00232 (a free moment precesses at the electron's γB).
 Energies, forces, torques and Boltzmann equilibria are the same; the *speed* of spin motion in
 LAMMPS is |m_i|/g_γ times spinlat's (×1.0987 for 2.2 μB Fe). The two trajectories coincide only
-for |m_i| = g_γ. :func:`write_lammps` warns when an exported dynamics run has other moments.
+for |m_i| = g_γ, or, for ``LLG`` (the lattice frozen) whose magnetic atoms all carry one moment
+|m|, with LAMMPS's time step dt·g_γ/|m|, which the export writes (each LAMMPS step is then one
+spinlat step; LAMMPS's time column and ITEM: TIME are left out, the readers give step × dt).
+:func:`write_lammps` warns when another exported dynamics run has other moments.
 Integrators: both are second-order symmetric splittings (velocity half kicks, spin sweeps of
 dt/4 forward and backward around the drift; Tranchida et al., J. Comput. Phys. 372, 406 (2018)),
 but LAMMPS sweeps the atoms one by one in storage order (in MPI runs: by spatial sectors) and
@@ -642,8 +645,20 @@ def _data_text(state, types, table, box, title, general=False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _llg_time_scale(state, integrator):
+    """g_γ/|m| for an LLG run whose magnetic atoms all carry one moment |m| (the lattice frozen):
+    LAMMPS's time step is then dt·g_γ/|m|, so that each LAMMPS step is one spinlat step of the
+    same spin motion (module docstring); else None."""
+    from ..integrators import LLG
+
+    mom = state.moments[state.moments > 0]
+    if type(integrator) is not LLG or len(mom) == 0 or np.ptp(mom) > 1e-12 * mom.max():
+        return None
+    return units.G_GAMMA / float(mom[0])
+
+
 def _time_scale_warning(state, integrator):
-    if integrator is None:
+    if integrator is None or _llg_time_scale(state, integrator) is not None:
         return None
     mom = state.moments[state.moments > 0]
     if len(mom) == 0:
@@ -780,6 +795,14 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     mag_types = [r["type"] for r in table if r["magnetic"]]
     magnetic_group = sc.group(mag_types, ntypes) if mag_types else None
     int_lines, dt_ps = _integrator_commands(integrator, magnetic_group) if min_opts is None else ([], None)
+    llg_scale = _llg_time_scale(state, integrator)
+    if llg_scale is not None and abs(llg_scale - 1.0) > 1e-12:
+        dt_ps *= llg_scale
+        sc.notes.append(f"LLG with moments {units.G_GAMMA / llg_scale!r} μB: timestep = dt·g_γ/|m| (×{llg_scale:.6g}), "
+                        "so that each LAMMPS step is one spinlat step of the same spin motion; LAMMPS's own time "
+                        "(step × timestep) is not spinlat's, so it is not printed (read back: step × dt)")
+    else:
+        llg_scale = None
     warn = _time_scale_warning(state, integrator)
     if warn:
         warnings.warn(warn, UserWarning, stacklevel=2)
@@ -830,8 +853,9 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     dump_items = " ".join(f"c_spinlat_atom[{_SPIN_COMPUTE.index(c) + 1}]" if c in _SPIN_COMPUTE else c
                           for c in dump_cols)
     colnames = " ".join(f"colname c_spinlat_atom[{_SPIN_COMPUTE.index(c) + 1}] {c}" for c in spin_cols)
-    # a relaxation's steps are iterations: no time column, no ITEM: TIME (read back as NaN)
-    timed = min_opts is None
+    # a relaxation's steps are iterations: no time column, no ITEM: TIME (read back as NaN); a
+    # rescaled LLG's LAMMPS time is not spinlat's (read back as step × the metadata's dt)
+    timed = min_opts is None and llg_scale is None
     modify = f"sort id element {elements} time {'yes' if timed else 'no'} units yes format float %.17g {colnames}"
     lines += [
         "",

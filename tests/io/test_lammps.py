@@ -169,6 +169,19 @@ def test_time_scale_warning(tmp_path):
         warnings.simplefilter("error")
         sl.io.write_lammps(tmp_path / "b", bcc_fe((2, 2, 2), moment=units.G_GAMMA), pot, SpinLatticeNVE(0.1), steps=1)
         sl.io.write_lammps(tmp_path / "c", bcc_fe((2, 2, 2), moment=2.2), pot)  # no dynamics, no note
+        # LLG with one moment: LAMMPS's time step is rescaled instead (same spin motion per step)
+        ex = sl.io.write_lammps(tmp_path / "d", bcc_fe((2, 2, 2), moment=2.2), pot, LLG(0.5, damping=0.1), steps=4,
+                                every=2)
+    text = ex.input.read_text()
+    dt_ps = float(text.split("\ntimestep ")[1].split()[0])
+    assert dt_ps == pytest.approx(0.5e-3 * units.G_GAMMA / 2.2, rel=1e-15) and "timestep = dt·g_γ/|m|" in text
+    assert "thermo_style custom step temp" in text and " time yes " not in text  # LAMMPS's time is not spinlat's
+    assert json.loads(ex.metadata.read_text())["dt_fs"] == 0.5
+    mixed = bcc_fe((2, 2, 2), moment=2.2)
+    mixed = mixed.copy(moments=np.where(np.arange(len(mixed)) % 2, 2.2, 1.1))
+    with pytest.warns(UserWarning, match=r"0\.5494–1\.099 times faster"):  # several moments: no single scale
+        ex = sl.io.write_lammps(tmp_path / "e", mixed, pot, LLG(0.5, damping=0.1), steps=4)
+    assert "timestep 0.0005\n" in ex.input.read_text()
 
 
 def _states():
