@@ -228,8 +228,10 @@ def _term_kinds():
 
 _CANNOT = {
     "Heisenberg": "its per-pair 3×3 exchange tensors J_ij (TB2J or per-shell J, DMI, anisotropic exchange) have no "
-                  "LAMMPS SPIN pair style (spin/exchange only has the Bethe-Slater form J(r); use "
-                  "BetheSlaterExchange for that, or run this model in spinlat)",
+                  "LAMMPS SPIN pair style: spin/exchange only has the Bethe-Slater form J(r), and spin/dmi "
+                  "(D e_ij × n̂, one magnitude within a cutoff) and spin/neel are functions of the current bond "
+                  "vector with lattice forces, where spinlat's tensors are fixed per pair and give none; use "
+                  "BetheSlaterExchange for J(r), or run this model in spinlat",
     "Landau": "LAMMPS SPIN keeps moment magnitudes fixed and has no longitudinal (Landau) energy",
     "MagneticMACE": "the machine-learned mMACE potential has no LAMMPS pair style",
 }
