@@ -678,7 +678,9 @@ def write_lammps_data(path, state, *, overwrite=False, title=None):
     """Write ``state`` as a LAMMPS data file with ``atom_style spin`` (``read_data`` of LAMMPS's
     SPIN package; units metal), without an input script or potential.
 
-    Sections: Masses (amu, ``# Fe`` element comments: the elements come back), ``Atoms # spin``
+    Sections: Masses (amu, ``# Fe`` element comments: the elements come back; an input of your
+    own whose ``pair_coeff`` is an EAM style replaces them with the table's masses unless
+    ``mass`` commands follow it, as :func:`write_lammps` writes), ``Atoms # spin``
     with LAMMPS's columns ``id type x y z spx spy spz sp`` (Å, unit spin vector, sp = moment in
     μB; non-magnetic atoms sp = 0), Velocities (Å/ps). Atom types: one per (element, mass,
     magnetic?) in the order of first appearance. Every float is written at round-trip precision,
