@@ -447,7 +447,7 @@ def log_periodicity(path) -> list[bool] | None:
 def log_setup(path) -> tuple:
     """(dimension, boundary) from the commands a LAMMPS log echoes before its first ``run``,
     ``rerun`` or ``minimize``: dimension 2 or 3 (3 if not set), boundary a tuple of three bools
-    (periodic or not) or None if not set."""
+    (periodic or not; the last ``boundary`` or ``change_box ... boundary``) or None if not set."""
     path = Path(validation.existing_file(path, "log_dimension path", "LAMMPS log"))
     dimension = 3
     boundary = None
@@ -461,9 +461,12 @@ def log_setup(path) -> tuple:
                     break
                 if toks[0] == "dimension" and toks[1:2] in (["2"], ["3"]):
                     dimension = int(toks[1])
-                if toks[0] == "boundary" and len(toks) >= 4 and all(re.fullmatch(r"[pfsm]{1,2}", t)
-                                                                    for t in toks[1:4]):
-                    boundary = tuple(t == "p" for t in toks[1:4])
+                # `boundary x y z`, or `change_box GROUP ... boundary x y z ...` before the run
+                at = 1 if toks[0] == "boundary" else (toks.index("boundary") + 1 if toks[0] == "change_box"
+                                                      and "boundary" in toks else None)
+                if at is not None and len(toks) >= at + 3 and all(re.fullmatch(r"[pfsm]{1,2}", t)
+                                                                  for t in toks[at:at + 3]):
+                    boundary = tuple(t == "p" for t in toks[at:at + 3])
     except (OSError, EOFError) as exc:
         raise FileFormatError(f"cannot read LAMMPS log {path}: {getattr(exc, 'strerror', None) or exc}") from None
     return dimension, boundary

@@ -839,6 +839,8 @@ def test_data_file_of_a_shrink_wrapped_film_is_not_read_as_bulk(tmp_path):
     assert lammps_read.log_periodicity(tmp_path / "log.lammps") == [True, False, False]
     (tmp_path / "log.lammps").write_text("units metal\ndimension 2\nboundary p s p\nrun 0\nboundary s s s\n")
     assert lammps_read.log_periodicity(tmp_path / "log.lammps") == [True, False, False]
+    (tmp_path / "log.lammps").write_text("boundary p p s\nread_data f.data\nchange_box all boundary p p p\nrun 0\n")
+    assert lammps_read.log_periodicity(tmp_path / "log.lammps") == [True, True, True]  # made periodic before the run
     (tmp_path / "log.lammps").write_text("units metal\nrun 0\n")
     assert lammps_read.log_periodicity(tmp_path / "log.lammps") is None
     assert sl.io.read_lammps_data(tmp_path / "final.data").pbc.tolist() == [True, True, True]  # a log: it was 3D
