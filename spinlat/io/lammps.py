@@ -587,9 +587,10 @@ def _minimize_options(minimize, integrator, steps):
     o = {**defaults, **minimize}
     moving = [k for k in ("positions", "cell", "magnitudes") if o[k]]
     if moving or not o["spins"]:
+        what = ", ".join(moving) if moving else "anything else (spins=False)"
         raise ExportError(f"write_lammps: LAMMPS's spin minimizers (min_style spin/lbfgs) relax only the spin "
-                          f"directions, not {', '.join(moving) or 'nothing'}: minimize with spins=True alone, or "
-                          "relax in spinlat (spinlat.minimize)")
+                          f"directions, not {what}: minimize with spins=True alone, or relax in spinlat "
+                          "(spinlat.minimize)")
     if o["method"] != "lbfgs":
         raise ExportError(f"write_lammps: minimize method {o['method']!r} has no LAMMPS form here; method 'lbfgs' "
                           "is written as min_style spin/lbfgs")

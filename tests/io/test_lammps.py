@@ -75,6 +75,7 @@ def test_spin_relaxation_options(tmp_path):
     assert json.loads(ex.metadata.read_text())["minimize"] == {"tmax": 2e-6, "max_steps": 300, "method": "lbfgs"}
     for opts, match in [({"positions": True}, "relax only the spin directions, not positions"),
                         ({"cell": True, "positions": True}, "not positions, cell"),
+                        ({"spins": False}, r"not anything else \(spins=False\)"),
                         ({"method": "precession"}, "method 'precession' has no LAMMPS form")]:
         with pytest.raises(ExportError, match=match):
             sl.io.write_lammps(tmp_path / "y", st, pot, minimize=opts)
