@@ -31,6 +31,16 @@ def bcc_fe(reps=(3, 3, 3), a=2.8665, moment=2.2, rattle=0.05, seed=0, random_spi
     return st.copy(positions=st.positions + rng.normal(0, rattle, (n, 3)), spins=spins)
 
 
+def funcfl_writer():
+    """``write_funcfl`` of tests/potentials/test_eam.py (DYNAMO funcfl files of analytic tables)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_eam_tests", Path(__file__).parent / "potentials" / "test_eam.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.write_funcfl
+
+
 def fd_forces(pot, st, atoms=(0, 1), eps=1e-5):
     """Central-difference −∂E/∂r for the given atoms, (len(atoms), 3) eV/Å."""
     out = np.zeros((len(atoms), 3))

@@ -309,7 +309,8 @@ def run_input(directory, input_file="in.spinlat", nprocs=1, timeout=1200) -> str
     cmd = [str(exe), "-in", input_file]
     if nprocs > 1:
         cmd = [str(Path(sys.prefix) / "bin" / "mpirun"), "-np", str(nprocs), *cmd]
-    r = subprocess.run(cmd, cwd=directory, env=_lmp_env(), capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(cmd, cwd=directory, env=_lmp_env(), capture_output=True, text=True, errors="replace",
+                       timeout=timeout)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed in {directory}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     return r.stdout

@@ -112,3 +112,21 @@ def test_export_refuses_before_loading_the_model_or_building_anything(tmp_path, 
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x").exists()
+
+
+def test_export_minimize_writes_a_spin_relaxation(tmp_path, capsys):
+    """``--minimize``: the config's minimize: section as min_style spin/lbfgs instead of its run
+    (it wrote the Langevin run; a config for `spinlat minimize` wrote one evaluation, run 0)."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(CONFIG + "minimize: {tmax: 1.0e-6, max_steps: 500}\n")
+    out = tmp_path / "lmp"
+    assert main(["export", str(cfg), "--lammps", str(out), "--minimize", "--every", "10"]) == 0
+    text = (out / "in.spinlat").read_text()
+    assert "minimize 0.0 1e-06 500 5000" in text and "langevin" not in text and "\nrun " not in text
+    assert "dump spinlat_dump all custom 10 " in text
+    capsys.readouterr()
+    assert main(["export", str(cfg), "--lammps", str(out), "--minimize", "--steps", "5", "--overwrite"]) == 1
+    assert "--steps 5 with --minimize" in capsys.readouterr().err
+    cfg.write_text(CONFIG + "minimize: {positions: true}\n")
+    assert main(["export", str(cfg), "--lammps", str(out), "--minimize", "--overwrite"]) == 1
+    assert "relax only the spin directions, not positions" in capsys.readouterr().err

