@@ -67,6 +67,7 @@ slopes dE/dx = ∇E·τ̂ at the images (as Spirit does).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numba
@@ -108,6 +109,10 @@ class GNEBResult:
     weights : the metric weights used, {"positions": rad/Å, "magnitudes": rad/μB}.
     forces, magnetic_forces : (M, N, 3) forces (eV/Å) and magnetic forces (eV/μB) of the images
         (None where not computed).
+    endpoint_forces : [initial, final], each {"spins": eV/rad, "positions": eV/Å, "magnitudes":
+        eV/μB}: the largest per-atom force on the fixed endpoints (blocks that move). Above ``tol``
+        the endpoint is no local minimum: :attr:`barrier` is then measured from a point on a slope
+        (a UserWarning says so; ``relax_endpoints=True`` relaxes them first).
     parameters : the band's :data:`BAND_PARAMETERS` (images, spring_constant, moving parts,
         weights); potential, potential_digests : the potential's description and its terms'
         :meth:`~spinlat.potentials.Potential.term_digests`. A restart from this result
@@ -133,6 +138,7 @@ class GNEBResult:
     parameters: dict = field(default_factory=dict)
     potential: str = ""
     potential_digests: list | None = None
+    endpoint_forces: list | None = None
 
     @property
     def barrier(self) -> float:
@@ -209,7 +215,7 @@ class GNEBResult:
                 "reaction_coordinate_rad": self.reaction_coordinate.tolist(), "converged": bool(self.converged),
                 "reason": self.reason, "iterations": int(self.iterations), "n_evaluations": int(self.n_evaluations),
                 "max_force": self.max_force, "max_force_units": {k: _UNITS[k] for k in self.max_force},
-                "weights": self.weights}
+                "endpoint_forces": self.endpoint_forces, "weights": self.weights}
 
     def write(self, path, potential="", mode="w") -> None:
         """Write the band as a spinlat HDF5 trajectory (DESIGN.md layout): one frame per image,
@@ -248,7 +254,8 @@ class GNEBResult:
                          "climbing": self.climbing, "barrier": self.barrier, "barrier_unit": "eV",
                          "converged": bool(self.converged), "iterations": int(self.iterations),
                          "max_force": self.max_force, "max_force_units": {k: _UNITS[k] for k in self.max_force},
-                         "weights": self.weights, "parameters": self.parameters}}
+                         "endpoint_forces": self.endpoint_forces, "weights": self.weights,
+                         "parameters": self.parameters}}
         if digests is not None:  # what a restart from this band compares (band_changes)
             meta["potential_digests"] = digests
         store = self.forces is not None or self.magnetic_forces is not None
@@ -703,7 +710,9 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
         vanish by symmetry; a little noise lets it fall to the minimum-energy path.
     seed : seed of that noise.
     relax_endpoints : first relax both endpoints with :func:`spinlat.minimize` (same degrees of
-        freedom, tolerance ``tol``).
+        freedom, tolerance ``tol``). Without it an endpoint whose largest force exceeds ``tol``
+        (no local minimum) gives a UserWarning naming it (:func:`endpoint_problems`); its forces
+        are in the result's ``endpoint_forces``.
     callback : called every iteration with a dict (iteration, max_force, energies, climbing
         (index or None)).
 
@@ -803,7 +812,24 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
         if hasattr(potential, "term_digests"):
             result.potential_digests = potential.term_digests()
         check(result)  # interrupted: raised with the band so far as ``partial_result``
+    for msg in endpoint_problems(result, tols):
+        warnings.warn(msg, UserWarning, stacklevel=2)
     return result
+
+
+def endpoint_problems(result, tol) -> list:
+    """One phrase per endpoint of ``result`` (:class:`GNEBResult`) that is no local minimum: its
+    largest per-atom force (:attr:`GNEBResult.endpoint_forces`) above ``tol`` (a number, or a dict
+    per block as in :func:`gneb`; eV/rad, eV/Å, eV/μB). Empty when both are minima to ``tol``."""
+    out = []
+    for name, forces in zip(("initial", "final"), result.endpoint_forces or []):
+        over = {k: v for k, v in forces.items() if v > (tol[k] if isinstance(tol, dict) else tol)}
+        if over:
+            what = ", ".join(f"{k} {v:.3g} {_UNITS[k]}" for k, v in over.items())
+            out.append(f"gneb: the {name} endpoint is not a local minimum (largest force {what} > tol): the barrier is "
+                       f"measured from a point on a slope and the band may not end in the minimum; relax it first "
+                       f"(relax_endpoints=True, or spinlat.minimize to tol)")
+    return out
 
 
 def _starting_band(path, potential, gneb_kwargs) -> list:
@@ -1050,11 +1076,13 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
     moved = {f: arr for f, arr, on in (("spins", band.S, dofs["spins"]), ("positions", band.R, dofs["positions"]),
                                          ("moments", band.MU, dofs["magnitudes"])) if on}
     states = [band.template.copy(**{f: arr[k] for f, arr in moved.items()}) for k in range(m)]
+    ends = band.block_max(G[[0, m - 1]], physical_force=True)  # fixed endpoints: the bare gradient
+    endpoint_forces = [{n: float(b) for n, b in zip(names, row)} for row in ends]
     return GNEBResult(states=states, energies=E.copy(), reaction_coordinate=x, slopes=slopes, saddle=int(saddle),
                       climbing=climb, converged=converged, reason=reason, iterations=it, n_evaluations=band.n_eval,
                       max_force={n: float(b) for n, b in zip(names, per_image.max(axis=0))},
                       image_forces=per_image.max(axis=1), weights={k: v for k, v in band.w.items() if k != "spins"},
-                      history=history,
+                      history=history, endpoint_forces=endpoint_forces,
                       forces=np.array([ev.forces for ev in EV]) if dofs["positions"] else None,
                       magnetic_forces=np.array([ev.magnetic_forces for ev in EV])
                       if (dofs["spins"] or dofs["magnitudes"]) else None)

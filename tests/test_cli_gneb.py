@@ -272,3 +272,21 @@ def test_a_band_that_converged_as_the_signal_came_is_not_called_interrupted(tmp_
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     h = MU * sl.units.MU_B * B / (2 * K)
     assert s["converged"] and s["barrier_eV"] == pytest.approx(K * (1 - h) ** 2, rel=1e-6)
+
+
+def test_an_endpoint_off_its_minimum_is_named_in_the_log_and_summary(tmp_path, capsys):
+    a = sl.State([[0, 0, 0]], ["Fe"], moments=[MU], spins=[[0.6, 0, 0.8]])   # 0.64 rad off the axis
+    sl.io.write_extxyz(tmp_path / "tilted.extxyz", [a])
+    sl.io.write_extxyz(tmp_path / "down.extxyz", [a.copy(spins=[[0, 0, -1]])])
+    cfg = {"potential": POTENTIAL, "output": "run",
+           "gneb": {"initial": "tilted.extxyz", "final": "down.extxyz", "images": 7, "tol": 1e-7}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 0
+    err = capsys.readouterr().err
+    assert "spinlat gneb: warning: gneb: the initial endpoint is not a local minimum" in err
+    assert "initial endpoint is not a local minimum" in (tmp_path / "run" / "log.txt").read_text()
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    # torque on the tilted spin: E = −K cos²θ + μ μB B cosθ (field along −z), |dE/dθ| = 2K sinθ cosθ − μ μB B sinθ
+    sin, cos = 0.6, 0.8
+    assert s["endpoint_forces"][0]["spins"] == pytest.approx(2 * K * sin * cos - MU * sl.units.MU_B * B * sin,
+                                                              rel=1e-9)
+    assert s["endpoint_forces"][1]["spins"] < 1e-12

@@ -3,6 +3,7 @@ and Spirit 2.2's GNEB on the same skyrmion collapse."""
 
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -627,3 +628,24 @@ def test_skyrmion_profile_in_a_triangular_film_sits_in_the_middle_and_stays_whol
                   tol=1e-9)
     h = mu * units.MU_B * B / (2 * K)
     assert res.barrier == pytest.approx(K * (1 - h) ** 2, rel=1e-9)
+
+
+def test_an_endpoint_off_its_minimum_is_named_and_its_force_recorded():
+    # E(θ) = −K cos²θ: an initial spin tilted by 0.5 rad feels the torque K sin(2θ) (eV/rad); the
+    # band converged and reported a "barrier" from that slope without a word
+    K = 1e-3
+    pot = UniaxialAnisotropy(K, [0, 0, 1])
+    up, down = _single_spin(), _single_spin((0, 0, -1))
+    tilted = _single_spin((np.sin(0.5), 0, np.cos(0.5)))
+    with pytest.warns(UserWarning, match="initial endpoint is not a local minimum.*spins 0.000841 eV/rad"):
+        res = sl.gneb(tilted, down, pot, images=9, tol=1e-8)
+    assert res.converged and res.barrier == pytest.approx(K * np.cos(0.5) ** 2, rel=1e-6)  # from the slope
+    assert res.endpoint_forces[0]["spins"] == pytest.approx(K * np.sin(1.0), rel=1e-9)
+    assert res.endpoint_forces[1] == {"spins": 0.0}
+    assert res.summary()["endpoint_forces"] == res.endpoint_forces
+    # relaxed first: the true barrier K, and no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = sl.gneb(tilted, down, pot, images=9, tol=1e-8, relax_endpoints=True)
+        assert res.barrier == pytest.approx(K, rel=1e-6)
+        assert sl.gneb(up, down, pot, images=9).endpoint_forces == [{"spins": 0.0}, {"spins": 0.0}]

@@ -36,7 +36,10 @@ The config is a run config (``potential:``, ``output:``, ``seed:``; see :mod:`sp
 Writes to the run directory: ``path.h5`` (spinlat HDF5 trajectory, one frame per image, the reaction
 coordinate and barrier in its metadata), ``path.extxyz``, ``energy.png`` (energy along the path,
 saddle marked), ``summary.json``, ``log.txt`` and a copy of the config. An existing ``path.h5`` is
-never replaced unless ``--overwrite`` is given. Exit status 0 when converged, 1 otherwise.
+never replaced unless ``--overwrite`` is given. Exit status 0 when converged, 1 otherwise. An
+endpoint that is no local minimum (largest force above ``tol``) is named in a warning on stderr
+and in ``log.txt`` (``relax_endpoints: true`` relaxes both first); ``summary.json`` holds the
+endpoints' forces (``endpoint_forces``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 HELP = "minimum-energy path and barrier between two states (geodesic nudged elastic band)"
@@ -125,7 +129,14 @@ def run(args) -> int:
 
         t0 = time.perf_counter()
         try:
-            res = gneb(initial, final, pot, callback=progress, **kw)
+            with warnings.catch_warnings(record=True) as caught:  # to stderr and log.txt, as every line
+                warnings.simplefilter("always")
+                try:
+                    res = gneb(initial, final, pot, callback=progress, **kw)
+                finally:
+                    for w in caught:
+                        kind = "" if w.category is UserWarning else f" ({w.category.__name__})"
+                        log(f"spinlat gneb: warning: {' '.join(str(w.message).split())}{kind}")
         except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the band so far is kept
             part = getattr(exc, "partial_result", None)
             if part is not None and part.converged:  # stopped as it converged: the path, not a band midway
