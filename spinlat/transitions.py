@@ -206,6 +206,61 @@ class GNEBResult:
         plt.close(fig)
         return path
 
+    @classmethod
+    def read(cls, path) -> "GNEBResult":
+        """The band a :meth:`write` (or ``spinlat gneb``, its ``path.h5``) left in ``path``: the
+        images as States, their energies (eV), forces and magnetic forces when stored, and the
+        reaction coordinate (rad), slopes (eV/rad), saddle, climbing image, convergence, largest
+        forces, band parameters and potential digests from its metadata, so that
+        :attr:`barrier`, :meth:`curve`, :meth:`plot`, :meth:`summary` and a restart
+        (``gneb(..., path=result)``) work as on the result that was written. ``history`` is not
+        stored (empty); ``reason``, ``n_evaluations``, ``image_forces`` and ``endpoint_forces``
+        of a file written before they were recorded read "", 0, NaN and None. Raises
+        MissingFileError / FileFormatError for a missing file or one that is not a spinlat
+        trajectory, FileFormatError for a trajectory that is no GNEB band (a run's trajectory)
+        or whose band metadata does not match its frames."""
+        import os
+
+        from .errors import FileFormatError
+        from .io import Trajectory
+
+        with Trajectory(path) as tr:
+            attrs, states = tr.attrs, list(tr)
+            energies = np.asarray(tr.array("potential_energy"), dtype=float)
+            names = tr.names
+            # NaN rows: the writer's filler for an array the band did not compute
+            forces, mforces = (np.asarray(tr.array(n), float) if n in names else None
+                               for n in ("forces", "magnetic_forces"))
+        forces, mforces = (None if a is None or np.isnan(a).all() else a for a in (forces, mforces))
+        where = os.fspath(path)
+        meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
+        g = meta.get("gneb")
+        if not isinstance(g, dict) or attrs.get("integrator") != "gneb":
+            raise FileFormatError(f"{where}: a spinlat trajectory ({attrs.get('integrator') or 'no'} integrator) "
+                                  f"but no GNEB band: it has no 'gneb' metadata (GNEBResult.write and spinlat "
+                                  f"gneb's path.h5 have it); read it with spinlat.io.Trajectory")
+        m = len(states)
+        try:
+            x = np.asarray(g["reaction_coordinate"], dtype=float)
+            slopes = np.asarray(g["slopes"], dtype=float)
+            saddle, climbing = int(g["saddle"]), g.get("climbing")
+            image_forces = np.asarray(g.get("image_forces", [math.nan] * m), dtype=float)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FileFormatError(f"{where}: the gneb metadata lacks or garbles {exc}") from None
+        if not (x.shape == slopes.shape == image_forces.shape == energies.shape == (m,) and 0 <= saddle < m
+                and (climbing is None or 0 <= int(climbing) < m)):
+            raise FileFormatError(f"{where}: the gneb metadata ({x.size} reaction coordinates, {slopes.size} slopes, "
+                                  f"saddle {saddle}) does not match its {m} images: the file was cut short or "
+                                  "altered")
+        return cls(states=states, energies=energies, reaction_coordinate=x, slopes=slopes, saddle=saddle,
+                   climbing=None if climbing is None else int(climbing), converged=bool(g.get("converged", False)),
+                   reason=str(g.get("reason", "")), iterations=int(g.get("iterations", 0)),
+                   n_evaluations=int(g.get("n_evaluations", 0)), max_force=dict(g.get("max_force", {})),
+                   image_forces=image_forces, weights=dict(g.get("weights", {})), history=[], forces=forces,
+                   magnetic_forces=mforces, parameters=dict(g.get("parameters", {})),
+                   potential=str(attrs.get("potential", "")), potential_digests=meta.get("potential_digests"),
+                   endpoint_forces=g.get("endpoint_forces"))
+
     def summary(self) -> dict:
         """JSON-ready summary: barrier, reverse barrier and interpolated barrier (eV), saddle and
         climbing index, energies (eV), reaction coordinate (rad), convergence, largest forces."""
@@ -252,7 +307,8 @@ class GNEBResult:
         meta = {"gneb": {"reaction_coordinate": self.reaction_coordinate.tolist(), "reaction_coordinate_unit": "rad",
                          "slopes": self.slopes.tolist(), "slopes_unit": "eV/rad", "saddle": int(self.saddle),
                          "climbing": self.climbing, "barrier": self.barrier, "barrier_unit": "eV",
-                         "converged": bool(self.converged), "iterations": int(self.iterations),
+                         "converged": bool(self.converged), "reason": self.reason, "iterations": int(self.iterations),
+                         "n_evaluations": int(self.n_evaluations), "image_forces": self.image_forces.tolist(),
                          "max_force": self.max_force, "max_force_units": {k: _UNITS[k] for k in self.max_force},
                          "endpoint_forces": self.endpoint_forces, "weights": self.weights,
                          "parameters": self.parameters}}
@@ -631,6 +687,14 @@ def _check_endpoints(initial, final, spins, positions, magnitudes, names=("initi
         yes, no = (first, second) if mi[k] else (second, first)
         raise InputError(f"gneb: atom {k} is magnetic in {yes} but not in {no} (moments {initial.moments[k]} "
                          f"and {final.moments[k]} μB); a moment cannot appear along the path")
+    swapped = _relabelled_atom(initial, final)
+    if swapped is not None:
+        i, j, near, far, moved = swapped
+        raise InputError(f"gneb: {first} and {second} list their atoms in different orders: atom {j} of {second} "
+                         f"sits {near:.3g} Å from atom {i} of {first}, while atom {i} of {second} is {far:.3g} Å away "
+                         f"({moved} atom(s) of {second} lie much nearer another atom of {first} than their own). "
+                         f"The band joins atom k to atom k, so it would carry atoms through each other; put the "
+                         f"atoms of {second} in the order of {first} (e.g. the same file or builder for both)")
     checks = [("spins", spins, np.max(np.linalg.norm((initial.spins - final.spins)[mi], axis=1), initial=0.0), 1e-10,
                "rad"),
               ("moments", magnitudes, np.max(np.abs(initial.moments - final.moments), initial=0.0), 1e-10, "μB")]
@@ -642,6 +706,25 @@ def _check_endpoints(initial, final, spins, positions, magnitudes, names=("initi
             flag = "magnitudes" if name == "moments" else name
             raise InputError(f"gneb: the {name} of {first} and {second} differ (by up to {diff:.3g} {unit}) but "
                              f"{flag}=False keeps them fixed; pass {flag}=True or equal {name}")
+
+
+def _relabelled_atom(initial, final, shift=0.3):
+    """Evidence that ``final`` lists the atoms of ``initial`` in another order: the first atom i
+    that moved more than ``shift`` Å (minimum image) while another atom j of ``final``, of the same
+    element, lies within a quarter of that distance of atom i of ``initial``. Returns (i, j, |r_j'
+    − r_i| Å, |r_i' − r_i| Å, how many atoms are so) or None. A hop into a vacancy or a large
+    relaxation is no such evidence (its old site is left empty or nothing comes that close)."""
+    d = np.linalg.norm(_minimum_image(final.positions - initial.positions, initial), axis=1)
+    found, count = None, 0
+    for i in np.flatnonzero(d > shift):
+        same = np.flatnonzero(final.numbers == initial.numbers[i])
+        r = np.linalg.norm(_minimum_image(final.positions[same] - initial.positions[i], initial), axis=1)
+        k = int(np.argmin(r))
+        if same[k] != i and r[k] < 0.25 * d[i]:
+            count += 1
+            if found is None:
+                found = (int(i), int(same[k]), float(r[k]), float(d[i]))
+    return None if found is None else (*found, count)
 
 
 def _option_dict(value, defaults, name):

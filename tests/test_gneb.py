@@ -291,7 +291,8 @@ def _mmace_path(tiny):
     a = sl.State(pos, ["Fe"] * 3, moments=[2.2, 2.0, 2.1], spins=[[0, 0, 1]] * 3)
     b = a.copy(spins=[[0, 0, 1], [1, 0, 0], [0, 0, -1]], moments=[2.0, 2.3, 1.9],
                positions=np.array(pos) + [[0, 0, 0], [0.05, 0, 0], [0, -0.05, 0.02]])
-    res = sl.gneb(a, b, model, images=5, magnitudes=True, positions=True, tol=1e-6, max_iterations=3)
+    with pytest.warns(UserWarning, match="endpoint is not a local minimum"):  # the ends are on slopes
+        res = sl.gneb(a, b, model, images=5, magnitudes=True, positions=True, tol=1e-6, max_iterations=3)
     assert not res.converged and res.iterations == 3
     assert np.all(np.isfinite(res.energies)) and np.all(np.isfinite(res.reaction_coordinate))
     for st in res.states:
@@ -420,7 +421,8 @@ def test_barrierless_path_gets_no_climbing_image():
     # downhill all the way (field along −z, no anisotropy): no interior maximum, no climbing image,
     # the barrier is 0
     pot = Zeeman([0, 0, -1.0])
-    res = sl.gneb(_single_spin((0, 0.1, 1)), _single_spin((0, -0.1, -1)), pot, images=7, tol=1e-9)
+    with pytest.warns(UserWarning, match="endpoint is not a local minimum"):  # the ends are on slopes
+        res = sl.gneb(_single_spin((0, 0.1, 1)), _single_spin((0, -0.1, -1)), pot, images=7, tol=1e-9)
     assert res.converged and res.climbing is None and "no climbing image" in res.reason
     assert res.saddle == 0 and res.barrier == 0.0
     assert np.all(np.diff(res.energies) < 0)
@@ -649,3 +651,69 @@ def test_an_endpoint_off_its_minimum_is_named_and_its_force_recorded():
         res = sl.gneb(tilted, down, pot, images=9, tol=1e-8, relax_endpoints=True)
         assert res.barrier == pytest.approx(K, rel=1e-6)
         assert sl.gneb(up, down, pot, images=9).endpoint_forces == [{"spins": 0.0}, {"spins": 0.0}]
+
+
+def test_endpoints_with_atoms_in_another_order_are_refused_naming_the_atoms():
+    # the final state of a file written in another atom order: the band joined atom k to atom k and
+    # dragged atoms through each other (3.3 eV "barrier" on the Fe tetrahedron, after 3000
+    # iterations), or with positions fixed was refused as "positions differ: pass positions=True"
+    pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+    pos = np.array([[0, 0, 0], [2.4, 0, 0], [1.2, 2.078, 0], [1.2, 0.693, 1.96]])
+    a = sl.State(pos, ["Fe"] * 4, moments=[2.2] * 4, spins=[[0, 0, 1]] * 4)
+    s = a.spins.copy()
+    s[3] = [0, 0, -1]
+    perm = [3, 1, 2, 0]
+    b = sl.State(pos[perm] + 0.01, ["Fe"] * 4, moments=[2.2] * 4, spins=s[perm])
+    for positions in (True, False):
+        with pytest.raises(InputError, match=r"different orders: atom 3 of final sits 0.0173 Å from atom 0 of "
+                                             r"initial, while atom 0 of final is 2.42 Å away \(2 atom"):
+            sl.gneb(a, b, pot, images=5, positions=positions)
+    # an atom hopping into a vacancy (its old site left empty) is a path, not a relabelling
+    hop = a.copy(positions=np.vstack([pos[:3], [[1.2, 0.693, -1.96]]]))
+    with pytest.warns(UserWarning, match="endpoint is not a local minimum"):  # neither is relaxed here
+        res = sl.gneb(a, hop, pot, images=5, spins=False, positions=True, max_iterations=0)
+    assert np.allclose(res.states[2].positions[3], [1.2, 0.693, 0.0])
+
+
+def test_a_written_band_reads_back_as_the_same_result(tmp_path):
+    # GNEBResult.write had no reader: the barrier, curve, saddle and convergence of a path.h5 were
+    # only reachable by decoding the metadata JSON by hand
+    from spinlat.errors import FileFormatError
+    from spinlat.transitions import GNEBResult
+
+    K, B = 1e-3, 3.0
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    res = sl.gneb(_single_spin(), _single_spin((0, 0, -1)), pot, images=7, tol=1e-9)
+    res.write(tmp_path / "band.h5", pot)
+    back = GNEBResult.read(tmp_path / "band.h5")
+    h = 2.0 * MU_B * B / (2 * K)
+    assert back.barrier == res.barrier == pytest.approx(K * (1 - h) ** 2, rel=1e-9)
+    assert back.reverse_barrier == res.reverse_barrier
+    for name in ("energies", "reaction_coordinate", "slopes", "image_forces", "magnetic_forces"):
+        assert np.array_equal(getattr(back, name), getattr(res, name)), name
+    for name in ("saddle", "climbing", "converged", "reason", "iterations", "n_evaluations", "max_force",
+                 "weights", "parameters", "potential", "potential_digests", "endpoint_forces"):
+        assert getattr(back, name) == getattr(res, name), name
+    assert back.forces is None  # positions did not move: no forces stored, none invented
+    assert np.array_equal(back.curve(10)[1], res.curve(10)[1])
+    assert all(np.array_equal(a.spins, b.spins) for a, b in zip(back.states, res.states))
+    # and it continues as the result itself would
+    again = sl.gneb(None, None, pot, path=back, tol=1e-9)
+    assert again.converged and again.iterations <= 1
+    # a band that moved atoms keeps its forces
+    chain = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+    pos = np.array([[0, 0, 0], [2.4, 0, 0], [1.2, 2.078, 0]])
+    a = sl.State(pos, ["Fe"] * 3, moments=[2.2] * 3, spins=[[0, 0, 1]] * 3)
+    with pytest.warns(UserWarning, match="not a local minimum"):
+        moved = sl.gneb(a, a.copy(positions=pos * 1.05), chain, images=4, spins=False, positions=True,
+                        max_iterations=3)
+    moved.write(tmp_path / "moved.h5")
+    back = GNEBResult.read(tmp_path / "moved.h5")
+    assert np.array_equal(back.forces, moved.forces) and back.magnetic_forces is None
+    assert not back.converged and back.reason.startswith("max_iterations reached")
+    # a run's trajectory is named as no band
+    sim = sl.Simulation(_single_spin((1, 0, 0)), pot, sl.integrators.LLG(1.0), trajectory=str(tmp_path / "run.h5"),
+                        every=1)
+    sim.run(2)
+    with pytest.raises(FileFormatError, match=r"run.h5: a spinlat trajectory \(LLG.* but no GNEB band"):
+        GNEBResult.read(tmp_path / "run.h5")
