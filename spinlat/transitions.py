@@ -61,7 +61,8 @@ Convergence: every inner image's force (the perpendicular force plus the spring;
 on the climbing image), per atom, below ``tol`` in each block: eV/rad for spins (the torque
 |s_i × ∂E/∂s_i|), eV/Å for positions, eV/μB for moment magnitudes. The energy along the path is
 interpolated between images by cubic Hermite polynomials in the reaction coordinate, with the
-slopes dE/dx = ∇E·τ̂ at the images (as Spirit does).
+slopes dE/dx = ∇E·τ̂ at the images (as Spirit does). :meth:`GNEBResult.saddle_modes` gives the
+lowest Hessian eigenvalues at the saddle image: exactly one negative at a first-order saddle.
 """
 
 from __future__ import annotations
@@ -260,6 +261,107 @@ class GNEBResult:
                    magnetic_forces=mforces, parameters=dict(g.get("parameters", {})),
                    potential=str(attrs.get("potential", "")), potential_digests=meta.get("potential_digests"),
                    endpoint_forces=g.get("endpoint_forces"))
+
+    def saddle_modes(self, potential, k=2, image=None, step=1e-4):
+        """The ``k`` lowest eigenvalues and eigenvectors of the Hessian of the energy at the saddle
+        image (or image ``image``), on the manifold of the degrees of freedom the band moved
+        (spins on their spheres, positions, magnitudes; the metric of the module docstring):
+        a first-order saddle point, the top of a minimum-energy path, has exactly one negative
+        eigenvalue, its unstable mode along the path; two or more mean the band sits on a
+        higher-order saddle (e.g. a symmetric band that never left coherent rotation: restart
+        it with ``noise``); none, that the climbing image is not at a saddle. Zero modes (a
+        Goldstone rotation, a translation) give eigenvalues near 0 of either sign, of the order
+        of the finite-difference error.
+
+        Hessian-vector products by central differences of the metric gradient along geodesics
+        (spins rotated by ``step`` rad about s × v, positions and magnitudes moved linearly),
+        each projected onto the tangent space of the image, which gives the Riemannian Hessian
+        (on a sphere P ∇²E P − (s·∇E) 1; Absil, Mahony & Sepulchre, *Optimization Algorithms on
+        Matrix Manifolds*, 2008, ch. 5); two evaluations each. Dense for up to 64 dimensions
+        (2 per magnetic spin, 3 per atom, 1 per magnitude), else Lanczos (scipy's ``eigsh``).
+
+        Returns ``(values, modes)``: values (k,) ascending, eV/rad² (generalised radians when
+        atoms or magnitudes move); modes a list of k dicts with the moving blocks, each unit
+        length in the metric: "spins" (N, 3) tangent vectors (rad, 0 on non-magnetic atoms),
+        "positions" (N, 3) (Å × w_r), "magnitudes" (N,) (μB × w_m). Raises InputError for ``k``
+        not in 1 … dimensions, a bad ``image`` or ``step``, or a ``potential`` the band's moving
+        parts cannot use."""
+        dofs = {b: bool(self.parameters.get(b, b == "spins")) for b in _BLOCKS}
+        m = len(self.states)
+        image = self.saddle if image is None else image
+        if isinstance(image, bool) or not isinstance(image, (int, np.integer)) or not -m <= image < m:
+            raise InputError(f"saddle_modes: image must be an index of the {m} images, got {image!r}")
+        if not (isinstance(step, (int, float)) and 0 < step < 0.1):
+            raise InputError(f"saddle_modes: step must be a small positive move (rad, Å, μB), got {step!r}")
+        _check_potential(potential, **dofs)
+        st = self.states[image]
+        w = {"spins": 1.0, **_option_dict(self.weights or None, DEFAULT_WEIGHTS, "weights")}
+        band = _Band(st.copy(), np.repeat(st.spins[None], 2, 0), np.repeat(st.positions[None], 2, 0),
+                     np.repeat(st.moments[None], 2, 0), potential, dofs, {b: w[b] for b in DEFAULT_WEIGHTS})
+        base = (band.S.copy(), band.R.copy(), band.MU.copy())
+        mag = np.flatnonzero(band.mag)
+        tb = _tangent_basis(st.spins[mag])  # (n_mag, 2, 3)
+        sizes = {"spins": 2 * len(mag), "positions": 3 * band.n, "magnitudes": len(mag)}
+        parts = [b for b in band.names]
+        dim = sum(sizes[b] for b in parts)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= dim:
+            raise InputError(f"saddle_modes: k must be an integer from 1 to {dim} (the dimensions), got {k!r}")
+
+        def to_tangent(x):
+            """Coordinates x (dim,) → a tangent vector of the band layout (size,)."""
+            v, j = np.zeros(band.size), 0
+            for b in parts:
+                blk = x[j:j + sizes[b]]
+                j += sizes[b]
+                out = np.zeros((band.n, 3)) if b != "magnitudes" else np.zeros(band.n)
+                if b == "spins":
+                    out[mag] = np.einsum("ia,iak->ik", blk.reshape(-1, 2), tb)
+                elif b == "positions":
+                    out = blk.reshape(band.n, 3)
+                else:
+                    out[mag] = blk
+                v[band.slices[b]] = out.ravel()
+            return v
+
+        def to_coordinates(v):
+            out = []
+            for b in parts:
+                blk = v[band.slices[b]]
+                if b == "spins":
+                    out.append(np.einsum("ik,iak->ia", blk.reshape(band.n, 3)[mag], tb).ravel())
+                elif b == "positions":
+                    out.append(blk)
+                else:
+                    out.append(blk[mag])
+            return np.concatenate(out)
+
+        E, G, EV = np.zeros(2), np.zeros((2, band.size)), [None, None]
+
+        def hess_vec(x):
+            v = to_tangent(np.asarray(x, dtype=float).ravel())
+            band.S[:], band.R[:], band.MU[:] = base
+            d = band.to_step(0, np.stack([step * v, -step * v]))
+            band.apply(0, d)
+            band.evaluate_images(0, 2, E, G, EV)
+            return to_coordinates((G[0] - G[1]) / (2.0 * step))
+
+        if dim <= 64:
+            H = np.column_stack([hess_vec(e) for e in np.eye(dim)])
+            values, vectors = np.linalg.eigh(0.5 * (H + H.T))
+            values, vectors = values[:k], vectors[:, :k]
+        else:
+            from scipy.sparse.linalg import LinearOperator, eigsh
+
+            op = LinearOperator((dim, dim), matvec=hess_vec, dtype=float)
+            values, vectors = eigsh(op, k=k, which="SA", tol=1e-8, v0=np.ones(dim) / math.sqrt(dim))
+            order = np.argsort(values)
+            values, vectors = values[order], vectors[:, order]
+        modes = []
+        for x in vectors.T:
+            v = to_tangent(x)
+            modes.append({b: v[band.slices[b]].reshape(band.n, 3) if b != "magnitudes" else v[band.slices[b]].copy()
+                          for b in parts})
+        return values, modes
 
     def summary(self) -> dict:
         """JSON-ready summary: barrier, reverse barrier and interpolated barrier (eV), saddle and
@@ -727,6 +829,25 @@ def _relabelled_atom(initial, final, shift=0.3):
     return None if found is None else (*found, count)
 
 
+def _check_potential(potential, spins, positions, magnitudes):
+    """InputError unless ``potential`` gives what the moving degrees of freedom need."""
+    if (spins or magnitudes) and not potential.magnetic:
+        raise InputError(f"gneb: the energy of {potential!r} does not depend on spins; spins/magnitudes cannot "
+                         "change it (pass spins=False, positions=True for a lattice path)")
+    if (spins or magnitudes) and not potential.provides_magnetic_forces:
+        raise InputError(f"gneb: {potential!r} gives no magnetic forces; spins/magnitudes cannot move")
+    if magnitudes and not potential.depends_on_magnitudes:
+        raise InputError(f"gneb: magnitudes=True but {potential!r} does not depend on moment magnitudes")
+
+
+def _tangent_basis(s):
+    """Two orthonormal vectors ⊥ each unit vector s (N, 3): (N, 2, 3)."""
+    e = np.eye(3)[np.argmin(np.abs(s), axis=1)]
+    u = np.cross(s, e)
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    return np.stack([u, np.cross(s, u)], axis=1)
+
+
 def _option_dict(value, defaults, name):
     out = dict(defaults)
     if value is None:
@@ -790,7 +911,9 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
     noise : standard deviation (rad) of random rotations applied to every spin of the inner images
         of the starting band (as Spirit's ``transition.add_noise``): a band that starts on a
         symmetric path can stay there, on a higher-order saddle, since its perpendicular forces
-        vanish by symmetry; a little noise lets it fall to the minimum-energy path.
+        vanish by symmetry (it converges, reporting too high a barrier); a little noise lets it
+        fall to the minimum-energy path. :meth:`GNEBResult.saddle_modes` tells the two apart
+        (one negative Hessian eigenvalue at a first-order saddle).
     seed : seed of that noise.
     relax_endpoints : first relax both endpoints with :func:`spinlat.minimize` (same degrees of
         freedom, tolerance ``tol``). Without it an endpoint whose largest force exceeds ``tol``
@@ -846,13 +969,7 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
         raise InputError(f"gneb: noise must be a non-negative angle (rad), got {noise!r}")
     if climb_after is not None and not climb_after > 0:
         raise InputError(f"gneb: climb_after must be positive, got {climb_after!r}")
-    if (spins or magnitudes) and not potential.magnetic:
-        raise InputError(f"gneb: the energy of {potential!r} does not depend on spins; spins/magnitudes cannot "
-                         "change it (pass spins=False, positions=True for a lattice path)")
-    if (spins or magnitudes) and not potential.provides_magnetic_forces:
-        raise InputError(f"gneb: {potential!r} gives no magnetic forces; spins/magnitudes cannot move")
-    if magnitudes and not potential.depends_on_magnitudes:
-        raise InputError(f"gneb: magnitudes=True but {potential!r} does not depend on moment magnitudes")
+    _check_potential(potential, spins, positions, magnitudes)
     if path is not None:
         for name, given, end in (("initial", initial, path[0]), ("final", final, path[-1])):
             if given is not None and given is not end and not all(

@@ -260,6 +260,12 @@ def test_positions_move_with_the_spins_and_lower_the_barrier(fe4_cluster):
     assert np.max(np.linalg.norm(ev.forces, axis=1)) <= tol
     assert np.max(np.linalg.norm(sl.potentials.spin_torques(sad, ev), axis=1)) <= tol
     assert _monotonic_each_side(res.energies, res.saddle)
+    # a first-order saddle of E(r, s): one unstable mode; the free cluster's translations and
+    # rotations of the positions alone (the anisotropy acts on spins) and the turn of all spins
+    # about the anisotropy axis are zero modes
+    values, modes = res.saddle_modes(pot, k=9)
+    assert values[0] < -1e-3 and np.all(np.abs(values[1:8]) < 1e-5) and values[8] > 1e-3
+    assert set(modes[0]) == {"spins", "positions"}
     # the atoms move along the path, the endpoints stay as given
     assert np.max(np.linalg.norm(sad.positions - a.positions, axis=1)) > 1e-3
     assert np.array_equal(res.states[0].positions, a.positions)
@@ -717,3 +723,31 @@ def test_a_written_band_reads_back_as_the_same_result(tmp_path):
     sim.run(2)
     with pytest.raises(FileFormatError, match=r"run.h5: a spinlat trajectory \(LLG.* but no GNEB band"):
         GNEBResult.read(tmp_path / "run.h5")
+
+
+def test_saddle_modes_tell_a_first_order_saddle_from_a_symmetric_band_stuck_higher():
+    # the ring of the two tests above started on exact coherent rotation: its perpendicular forces
+    # vanish by symmetry, so the band "converges" there (barrier N K) even where domain walls give
+    # a lower path; the Hessian at its saddle, J λ_k − 2K and J λ_k + 2K2, shows the extra
+    # unstable modes (λ_k = 2 − 2cos(2πk/N)): dense for N = 8, Lanczos for N = 40
+    K, K2 = 0.001, 0.0005
+    for n, J, unstable in ((4, 0.010, 1), (8, 0.002, 3), (40, 0.010, 5)):
+        unit, st = _chain(n)
+        pot = Heisenberg.from_neighbors(unit, J=[J]) + UniaxialAnisotropy(K, [0, 0, 1]) + \
+            UniaxialAnisotropy(-K2, [0, 1, 0])
+        a, b = st.copy(spins=np.tile([0, 0, 1.0], (n, 1))), st.copy(spins=np.tile([0, 0, -1.0], (n, 1)))
+        res = sl.gneb(a, b, pot, images=7, tol=1e-10)
+        assert res.converged and res.barrier == pytest.approx(n * K, rel=1e-9)
+        lam = 2 - 2 * np.cos(2 * np.pi * np.arange(n) / n)
+        exact = np.sort(np.concatenate([J * lam - 2 * K, J * lam + 2 * K2]))
+        k = min(unstable + 1, 2 * n)
+        values, modes = res.saddle_modes(pot, k=k)
+        assert np.allclose(values, exact[:k], rtol=0, atol=1e-8)
+        assert np.sum(values < 0) == min(unstable, k)
+        # the unstable mode along the path: every spin turns towards −z alike, unit length
+        s = modes[0]["spins"]
+        assert np.allclose(s, s[0]) and abs(s[0, 2]) == pytest.approx(1 / np.sqrt(n), rel=1e-6)
+    with pytest.raises(InputError, match="k must be an integer from 1 to 80"):
+        res.saddle_modes(pot, k=81)
+    with pytest.raises(InputError, match="image must be an index of the 7 images"):
+        res.saddle_modes(pot, image=7)
