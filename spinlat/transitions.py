@@ -262,6 +262,15 @@ class GNEBResult:
                    potential=str(attrs.get("potential", "")), potential_digests=meta.get("potential_digests"),
                    endpoint_forces=g.get("endpoint_forces"))
 
+    def dimensions(self, image=None) -> int:
+        """Dimensions of the manifold the band moves on at image ``image`` (default the saddle):
+        2 per magnetic spin, 3 per atom, 1 per magnetic moment magnitude, of the parts that moved
+        (:attr:`parameters`): the largest ``k`` of :meth:`saddle_modes`."""
+        st = self.states[self.saddle if image is None else image]
+        n_mag, p = int(np.count_nonzero(st.moments > 0)), self.parameters
+        return (2 * n_mag * bool(p.get("spins", True)) + 3 * len(st) * bool(p.get("positions"))
+                + n_mag * bool(p.get("magnitudes")))
+
     def saddle_modes(self, potential, k=2, image=None, step=1e-4):
         """The ``k`` lowest eigenvalues and eigenvectors of the Hessian of the energy at the saddle
         image (or image ``image``), on the manifold of the degrees of freedom the band moved
@@ -303,7 +312,7 @@ class GNEBResult:
         tb = _tangent_basis(st.spins[mag])  # (n_mag, 2, 3)
         sizes = {"spins": 2 * len(mag), "positions": 3 * band.n, "magnitudes": len(mag)}
         parts = [b for b in band.names]
-        dim = sum(sizes[b] for b in parts)
+        dim = sum(sizes[b] for b in parts)  # = self.dimensions(image)
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= dim:
             raise InputError(f"saddle_modes: k must be an integer from 1 to {dim} (the dimensions), got {k!r}")
 

@@ -290,3 +290,37 @@ def test_an_endpoint_off_its_minimum_is_named_in_the_log_and_summary(tmp_path, c
     assert s["endpoint_forces"][0]["spins"] == pytest.approx(2 * K * sin * cos - MU * sl.units.MU_B * B * sin,
                                                               rel=1e-9)
     assert s["endpoint_forces"][1]["spins"] < 1e-12
+
+
+def test_saddle_modes_in_the_config_name_a_first_order_saddle_and_a_symmetric_band(tmp_path, capsys):
+    # one spin: E(θ) = −K cos²θ + μ μB B cosθ, a first-order saddle at cosθ = h. Two independent
+    # spins: the coherent starting band stays on coherent reversal (barrier 2 K (1 − h)², both at
+    # the saddle at once: two unstable modes) while one spin after the other costs half
+    _endpoints(tmp_path)
+    cfg = {"potential": POTENTIAL, "output": "one",
+           "gneb": {"initial": "up.extxyz", "final": "down.extxyz", "images": 7, "tol": 1e-9, "saddle_modes": 4}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 0
+    s = json.loads((tmp_path / "one" / "summary.json").read_text())
+    h = MU * sl.units.MU_B * B / (2 * K)
+    # curvature d²E/dθ² at the saddle −2K sin²θ (k clamped to the 2 dimensions)
+    assert s["saddle_negative_modes"] == 1 and len(s["saddle_eigenvalues"]) == 2
+    assert s["saddle_eigenvalues"][0] == pytest.approx(-2 * K * (1 - h * h), rel=1e-6)
+    assert "first-order saddle" in (tmp_path / "one" / "log.txt").read_text()
+    pair = sl.State([[0, 0, 0], [10, 0, 0]], ["Fe", "Fe"], moments=[MU, MU], spins=[[0, 0, 1]] * 2)
+    sl.io.write_extxyz(tmp_path / "pair_up.extxyz", [pair])
+    sl.io.write_extxyz(tmp_path / "pair_down.extxyz", [pair.copy(spins=[[0, 0, -1]] * 2)])
+    cfg = {"potential": POTENTIAL, "output": "pair",
+           "gneb": {"initial": "pair_up.extxyz", "final": "pair_down.extxyz", "images": 7, "tol": 1e-9,
+                    "saddle_modes": 3}}
+    assert main(["gneb", _write(tmp_path, cfg, "pair.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "spinlat gneb: warning: saddle image 3: lowest Hessian eigenvalues" in err
+    assert ": 2 negative: the band lies on a higher-order saddle" in err and "noise" in err
+    s = json.loads((tmp_path / "pair" / "summary.json").read_text())
+    assert s["saddle_negative_modes"] == 2 and s["barrier_eV"] == pytest.approx(2 * K * (1 - h) ** 2, rel=1e-6)
+    assert s["saddle_eigenvalues"][:2] == pytest.approx([-2 * K * (1 - h * h)] * 2, rel=1e-6)
+    with pytest.raises(ConfigError, match="gneb.saddle_modes: expected at least 2"):
+        check_gneb_config({"gneb": {"initial": "up.extxyz", "final": "down.extxyz", "saddle_modes": 1}}, tmp_path)
+    with pytest.raises(ConfigError, match="gneb.max_step"):
+        check_gneb_config({"gneb": {"initial": "up.extxyz", "final": "down.extxyz", "max_step": {"spins": -1}}},
+                          tmp_path)

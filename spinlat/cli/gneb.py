@@ -27,6 +27,9 @@ The config is a run config (``potential:``, ``output:``, ``seed:``; see :mod:`sp
       method: auto                       # auto | lbfgs | fire
       noise: 0.0                         # rad, random rotations of the starting band (seeded by seed:)
       relax_endpoints: false
+      max_step: {spins: 0.1, positions: 0.05, magnitudes: 0.05}   # rad, Å, μB per optimiser step
+      saddle_modes: 2                    # optional: the 2 lowest Hessian eigenvalues at the saddle
+                                         # (GNEBResult.saddle_modes; one negative: a first-order saddle)
       path: old_run/path.h5              # optional starting band: a path.h5 of an earlier gneb run, made
                                          # with the same potential, images, spring_constant, weights and
                                          # moving parts (refused otherwise, naming what differs)
@@ -103,7 +106,7 @@ def run(args) -> int:
             logf.write(msg + "\n")
             logf.flush()
 
-        kw = {k: v for k, v in sec.items() if k not in ("initial", "final", "path")}
+        kw = {k: v for k, v in sec.items() if k not in ("initial", "final", "path", "saddle_modes")}
         initial, final = (C.read_structure(sec[k]["file"], sec[k]["index"], key=f"gneb.{k}",
                                            pbc=sec[k].get("pbc")) if k in sec else None for k in ("initial", "final"))
         if "path" in sec:
@@ -119,11 +122,11 @@ def run(args) -> int:
                 log(f"iteration {info['iteration']:6d}  max force {info['max_force']:.3e}  "
                     f"highest image {(e[1:-1].max() - e[0]) * 1e3:.6f} meV  climbing {info['climbing']}")
 
-        def save(res, wall):
+        def save(res, wall, extra=None):
             res.write(files["path.h5"], potential=pot)
             write_extxyz(files["path.extxyz"], res.to_atoms())
             res.plot(files["energy.png"], title=path.stem)
-            summary = {**res.summary(), "wall_s": wall}
+            summary = {**res.summary(), **(extra or {}), "wall_s": wall}
             atomic_write_text(files["summary.json"], json.dumps(summary, indent=2))
             return summary
 
@@ -162,4 +165,30 @@ def run(args) -> int:
                 res.max_force.items(), summary["max_force_units"].values())), sys.stdout)
             for name in ("path.h5", "path.extxyz", "energy.png", "summary.json"):
                 log(f"{name}: {files[name]}", sys.stdout)
+        if sec.get("saddle_modes"):  # after the band is saved: an interrupt here loses only this check
+            summary.update(saddle_check(res, pot, sec["saddle_modes"], log))
+            with writing("summary.json"):
+                atomic_write_text(files["summary.json"], json.dumps(summary, indent=2))
     return 0 if res.converged else 1
+
+
+def saddle_check(res, pot, k, log) -> dict:
+    """The ``k`` lowest Hessian eigenvalues at the saddle image (``GNEBResult.saddle_modes``),
+    logged with what their signs mean; returns the summary entries."""
+    values, _ = res.saddle_modes(pot, k=min(int(k), res.dimensions()))
+    scale = max(1e-12, float(max(abs(v) for v in values)))
+    negative = int(sum(v < -1e-6 * scale for v in values))
+    if negative == 0:
+        verdict = "no negative eigenvalue: the saddle image is not at a saddle point"
+    elif negative == 1:
+        verdict = "a first-order saddle" if len(values) > 1 else "one negative eigenvalue (the only one there is)"
+    else:  # every eigenvalue asked for negative: there may be more
+        verdict = (f"{'at least ' if negative == len(values) else ''}{negative} negative: the band lies on a "
+                   "higher-order saddle (a symmetric starting band keeps its symmetry): restart with noise: 0.01 "
+                   "(rad) to let it fall to the minimum-energy path")
+    line = (f"saddle image {res.saddle}: lowest Hessian eigenvalues "
+            f"{', '.join(f'{v:.6g}' for v in values)} eV/rad²: {verdict}")
+    log(line if negative == 1 else f"spinlat gneb: warning: {line}")  # stderr and log.txt
+    return {"saddle_eigenvalues": values.tolist(), "saddle_eigenvalues_unit": "eV/rad^2",
+            "saddle_negative_modes": negative}
+
