@@ -262,6 +262,31 @@ class GNEBResult:
                    potential=str(attrs.get("potential", "")), potential_digests=meta.get("potential_digests"),
                    endpoint_forces=g.get("endpoint_forces"))
 
+    def resampled(self, images) -> list:
+        """The band as ``images`` States (both endpoints included, kept exactly) at equal steps
+        of the reaction coordinate, each between its two neighbouring images of this band on
+        their geodesic (great circles for spins, straight lines for positions and magnitudes, of
+        the parts that moved): a start with more images (a finer curve, a second barrier
+        resolved) or fewer, for ``gneb(None, None, potential, path=states)``. A band file or
+        result refuses another image count as a restart; this list is a new band, and nothing
+        recorded is compared (use the same potential and band parameters). Raises InputError
+        for ``images`` < 3."""
+        if isinstance(images, bool) or not isinstance(images, (int, np.integer)) or images < 3:
+            raise InputError(f"resampled: images must be an integer >= 3 (both endpoints included), got {images!r}")
+        p = self.parameters
+        dofs = (bool(p.get("spins", True)), bool(p.get("positions")), bool(p.get("magnitudes")))
+        x = np.asarray(self.reaction_coordinate, dtype=float)
+        out = []
+        for target in np.linspace(0.0, x[-1], int(images)):
+            k = min(int(np.searchsorted(x, target, side="right")) - 1, len(x) - 2)
+            span = x[k + 1] - x[k]
+            t = 0.0 if span <= 0 else min(1.0, max(0.0, (target - x[k]) / span))
+            a, b = self.states[k], self.states[k + 1]
+            S, R, MU = _interpolate(a, b, np.array([t]), *dofs)
+            out.append(a.copy(spins=S[0], positions=R[0], moments=MU[0]))
+        out[0], out[-1] = self.states[0].copy(), self.states[-1].copy()
+        return out
+
     def dimensions(self, image=None) -> int:
         """Dimensions of the manifold the band moves on at image ``image`` (default the saddle):
         2 per magnetic spin, 3 per atom, 1 per magnetic moment magnitude, of the parts that moved
@@ -745,8 +770,13 @@ def geodesic_path(initial, final, images, spins=True, positions=False, magnitude
     (A.1); antiparallel pairs turn about s × e with e the Cartesian axis least aligned with s, as
     any great circle is then geodesic), positions and moment magnitudes linear (positions by
     the minimum-image displacement). Returns (S (M,N,3), R (M,N,3), MU (M,N)) arrays."""
-    m = int(images)
-    t = np.linspace(0.0, 1.0, m)
+    return _interpolate(initial, final, np.linspace(0.0, 1.0, int(images)), spins, positions, magnitudes)
+
+
+def _interpolate(initial, final, t, spins, positions, magnitudes):
+    """Points at fractions t (K,) of the geodesic from ``initial`` to ``final`` (see
+    :func:`geodesic_path`; t = 1 gives ``final``'s arrays exactly): (S, R, MU) (K, N, …) arrays."""
+    m = len(t)
     a, b = initial.spins, final.spins
     S = np.repeat(a[None], m, axis=0)
     if spins:
@@ -760,18 +790,20 @@ def geodesic_path(initial, final, images, spins=True, positions=False, magnitude
             sin[anti] = np.linalg.norm(axis[anti], axis=1)
         axis = np.where(sin[:, None] > 0, axis / np.maximum(sin, 1e-300)[:, None], 0.0) * ang[:, None]
         axis[(initial.moments == 0) & (final.moments == 0)] = 0.0
-        for k in range(1, m - 1):
-            rotate_all(S[k], np.ascontiguousarray(axis * t[k]), 1.0, 0.0)
-        S[-1] = b
+        for k in range(m):
+            if t[k] == 1.0:
+                S[k] = b
+            elif t[k] != 0.0:
+                rotate_all(S[k], np.ascontiguousarray(axis * t[k]), 1.0, 0.0)
     R = np.repeat(initial.positions[None], m, axis=0)
     if positions:
         d = _minimum_image(final.positions - initial.positions, initial)
         R = initial.positions[None] + t[:, None, None] * d[None]
-        R[-1] = final.positions
+        R[t == 1.0] = final.positions
     MU = np.repeat(initial.moments[None], m, axis=0)
     if magnitudes:
         MU = initial.moments[None] + t[:, None] * (final.moments - initial.moments)[None]
-        MU[-1] = final.moments
+        MU[t == 1.0] = final.moments
     return S, R, MU
 
 
@@ -953,7 +985,8 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
             raise InputError(f"gneb: path needs at least 3 images, got {len(path)}")
         if images is not None and images != len(path):
             raise InputError(f"gneb: images={images!r} but the starting path has {len(path)} images "
-                             "(leave images out to take the path's)")
+                             f"(leave images out to take the path's, or start from "
+                             f"GNEBResult.read(file).resampled({images!r}) for a band of {images!r} images)")
         images = len(path)
     elif images is None:
         images = 16
@@ -1065,7 +1098,9 @@ def _starting_band(path, potential, gneb_kwargs) -> list:
     if changed:
         raise InputError(f"gneb: path: {where} was made with other parameters: {'; '.join(changed)}. A restart "
                          f"continues the same band (climbing, tol, max_iterations and method may change): use the "
-                         f"recorded values, or start a new band from the endpoints without path")
+                         f"recorded values, or start a new band from the endpoints without path"
+                         + (" (or, for another number of images, from GNEBResult.read(file).resampled(images))"
+                            if any(c.startswith("images ") for c in changed) else ""))
     return states
 
 

@@ -751,3 +751,29 @@ def test_saddle_modes_tell_a_first_order_saddle_from_a_symmetric_band_stuck_high
         res.saddle_modes(pot, k=81)
     with pytest.raises(InputError, match="image must be an index of the 7 images"):
         res.saddle_modes(pot, image=7)
+
+
+def test_a_band_resampled_to_more_images_starts_on_the_path_and_keeps_the_barrier(tmp_path):
+    # a converged band of 5 images could not be refined: a restart with images=13 was refused and
+    # nothing offered the path at other image counts
+    from spinlat.transitions import GNEBResult
+
+    K, B = 1e-3, 3.0
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    res = sl.gneb(_single_spin(), _single_spin((0, 0, -1)), pot, images=5, tol=1e-9)
+    res.write(tmp_path / "band.h5", pot)
+    with pytest.raises(InputError, match=r"images 13 \(the file records 5\).*resampled\(images\)"):
+        sl.gneb(None, None, pot, path=tmp_path / "band.h5", images=13)
+    states = GNEBResult.read(tmp_path / "band.h5").resampled(13)
+    assert len(states) == 13 and states[0].spins.tolist() == res.states[0].spins.tolist()
+    assert states[-1].spins.tolist() == res.states[-1].spins.tolist()
+    # on a one-spin band the path is a great circle: equal steps are equal polar angles
+    theta = np.arccos(np.clip([st.spins[0, 2] for st in states], -1, 1))
+    assert np.allclose(np.diff(theta), np.pi / 12, atol=1e-12)
+    fine = sl.gneb(None, None, pot, path=states, tol=1e-9)
+    assert fine.converged and fine.barrier == pytest.approx(res.barrier, rel=1e-9)
+    assert fine.reaction_coordinate[-1] == pytest.approx(np.pi, rel=1e-9) and fine.iterations < res.iterations + 50
+    fewer = res.resampled(3)
+    assert len(fewer) == 3 and np.allclose(np.abs(fewer[1].spins[0, 2]), 0.0, atol=1e-12)
+    with pytest.raises(InputError, match="images must be an integer >= 3"):
+        res.resampled(2)
