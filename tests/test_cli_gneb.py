@@ -324,3 +324,15 @@ def test_saddle_modes_in_the_config_name_a_first_order_saddle_and_a_symmetric_ba
     with pytest.raises(ConfigError, match="gneb.max_step"):
         check_gneb_config({"gneb": {"initial": "up.extxyz", "final": "down.extxyz", "max_step": {"spins": -1}}},
                           tmp_path)
+
+
+def test_zero_modes_at_a_saddle_are_not_counted_unstable():
+    # Mn3Pt T1 → −T1 at tol 1e-6 eV/rad: lowest eigenvalues −1.0e-3, −2.2e-7, 2.2e-7 eV/rad² (a
+    # Goldstone pair, off zero by the band's residual force) were counted as a second unstable mode
+    from spinlat.cli.gneb import saddle_verdict
+
+    assert saddle_verdict([-1.0e-3, -2.2e-7, 2.2e-7]) == (1, "a first-order saddle (2 zero modes)")
+    assert saddle_verdict([-2e-3, -8.3e-4, -8.3e-4])[0] == 3
+    assert saddle_verdict([-2e-3, -8.3e-4, -8.3e-4])[1].startswith("at least 3 negative")
+    assert saddle_verdict([-2e-3, -1.7e-3, 1e-3])[1].startswith("2 negative")
+    assert saddle_verdict([1e-9, 1e-3])[0] == 0
