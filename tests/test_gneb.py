@@ -777,3 +777,19 @@ def test_a_band_resampled_to_more_images_starts_on_the_path_and_keeps_the_barrie
     assert len(fewer) == 3 and np.allclose(np.abs(fewer[1].spins[0, 2]), 0.0, atol=1e-12)
     with pytest.raises(InputError, match="images must be an integer >= 3"):
         res.resampled(2)
+
+
+def test_transitions_and_workflows_are_reachable_from_the_package():
+    # `import spinlat as sl; sl.transitions.GNEBResult.read(...)` (or sl.workflows.bain_path) raised
+    # AttributeError in a fresh interpreter unless something had imported the module before
+    import subprocess
+    import sys
+
+    code = ("import spinlat as sl; from spinlat.transitions import GNEBResult; from spinlat.workflows.bain import "
+            "bain_path; assert sl.GNEBResult is GNEBResult and sl.transitions.GNEBResult is GNEBResult; "
+            "assert sl.bain_path is bain_path and sl.workflows.bain_path is bain_path")
+    # the check runs first in its own interpreter: attributes before any import of the modules
+    fresh = code.split("; ", 3)[0] + "; " + "; ".join(
+        ["t = sl.transitions", "w = sl.workflows", "g = sl.GNEBResult", "b = sl.bain_path"]) + "; " + code
+    done = subprocess.run([sys.executable, "-c", fresh], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
