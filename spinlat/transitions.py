@@ -1022,6 +1022,11 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
         for k, st in enumerate(path):
             _check_endpoints(initial, st, spins, positions, magnitudes, names=("path[0]", f"path[{k}]"))
     _check_endpoints(initial, final, spins, positions, magnitudes)
+    mag = initial.moments > 0
+    if np.array_equal(initial.spins[mag], final.spins[mag]) and np.array_equal(initial.moments, final.moments) and \
+            not np.any(_minimum_image(final.positions - initial.positions, initial)):
+        raise InputError("gneb: initial and final are the same configuration: there is no path between them (the "
+                         "same file or search minimum given twice?)")
     if relax_endpoints:
         from .minimization import minimize
 

@@ -336,3 +336,13 @@ def test_zero_modes_at_a_saddle_are_not_counted_unstable():
     assert saddle_verdict([-2e-3, -8.3e-4, -8.3e-4])[1].startswith("at least 3 negative")
     assert saddle_verdict([-2e-3, -1.7e-3, 1e-3])[1].startswith("2 negative")
     assert saddle_verdict([1e-9, 1e-3])[0] == 0
+
+
+def test_the_same_state_at_both_ends_is_refused(tmp_path, capsys):
+    # the same search minimum (rank 0) at both ends "converged" with barrier 0 and status 0
+    _endpoints(tmp_path)
+    cfg = {"potential": POTENTIAL, "output": str(tmp_path / "run"),
+           "gneb": {"initial": "up.extxyz", "final": {"file": "up.extxyz", "index": 0}, "images": 5}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 1
+    assert "initial and final are the same configuration" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "path.h5").exists()
