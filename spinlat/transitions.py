@@ -822,8 +822,15 @@ def _check_endpoints(initial, final, spins, positions, magnitudes, names=("initi
         k = int(np.argmax(initial.numbers != final.numbers))
         raise InputError(f"gneb: atom {k} is element {initial.numbers[k]} in {first} but {final.numbers[k]} in "
                          f"{second}")
-    if not np.array_equal(initial.pbc, final.pbc) or not np.allclose(initial.cell, final.cell, rtol=0, atol=1e-10):
-        raise InputError(f"gneb: {first} and {second} have different cells or periodicity (the cell is fixed)")
+    if not np.array_equal(initial.pbc, final.pbc):
+        raise InputError(f"gneb: {first} is periodic along {np.asarray(initial.pbc).tolist()} but {second} along "
+                         f"{np.asarray(final.pbc).tolist()} (x, y, z); the band has one cell and periodicity")
+    if not np.allclose(initial.cell, final.cell, rtol=0, atol=1e-10):
+        i, j = np.unravel_index(np.argmax(np.abs(initial.cell - final.cell)), (3, 3))
+        raise InputError(f"gneb: {first} and {second} have different cells (cell vector {i}, component {'xyz'[j]}: "
+                         f"{initial.cell[i, j]:.10g} Å and {final.cell[i, j]:.10g} Å); the cell is fixed along the "
+                         f"path: give both endpoints the same cell (a path that strains the cell, e.g. the Bain path, "
+                         f"is spinlat.workflows.bain.bain_path)")
     mi, mf = initial.moments > 0, final.moments > 0
     if np.any(mi != mf):
         k = int(np.argmax(mi != mf))

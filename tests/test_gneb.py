@@ -394,6 +394,17 @@ def test_bad_input_is_named():
         sl.gneb(a, b, pot, tol=-1)
     with pytest.raises(InputError, match="EAM"):
         sl.gneb(a, b, EAM(EAM_FE))
+    # cells: which vector and component differ, and by how much (was "different cells or periodicity")
+    box = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.87, pbc=True, moments=[2.0], spins=[[0, 0, 1]])
+    strained = sl.State([[0, 0, 0]], ["Fe"], cell=np.diag([2.87, 2.87, 3.1]), pbc=True, moments=[2.0],
+                        spins=[[0, 0, -1]])
+    with pytest.raises(InputError, match=r"different cells \(cell vector 2, component z: 2.87 Å and 3.1 Å\).*"
+                                         r"bain_path"):
+        sl.gneb(box, strained, pot)
+    with pytest.raises(InputError, match=r"initial is periodic along \[True, True, True\] but final along "
+                                         r"\[True, True, False\]"):
+        sl.gneb(box, sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.87, pbc=[True, True, False], moments=[2.0],
+                              spins=[[0, 0, -1]]), pot)
 
 
 # ------------------------------------------------------------------------------------ peers
