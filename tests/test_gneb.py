@@ -227,6 +227,13 @@ def test_magnitudes_move_along_the_path_to_the_analytic_saddle():
     assert sad.moments[0] == pytest.approx(mu_at(c), abs=1e-8)
     assert sad.spins[0, 2] == pytest.approx(c, abs=1e-7)
     assert set(res.max_force) == {"spins", "magnitudes"}
+    # Hessian in (θ, μ) (rad, μB; w_m = 1) at the saddle, and the azimuth's zero mode
+    mu, th = mu_at(c), np.arccos(c)
+    h = np.array([[2 * K * np.cos(2 * th) - MU_B * mu * B * c, -MU_B * B * np.sin(th)],
+                  [-MU_B * B * np.sin(th), 2 * a_ + 12 * b_ * mu**2]])
+    values, modes = res.saddle_modes(pot, k=3)
+    assert np.allclose(values, np.sort(np.append(np.linalg.eigvalsh(h), 0.0)), rtol=0, atol=1e-7)
+    assert values[0] < 0 and set(modes[0]) == {"spins", "magnitudes"}
 
 
 # ------------------------------------------------------------------------- spin-lattice path
