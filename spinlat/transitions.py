@@ -686,13 +686,18 @@ class _Band:
 
 
 def _minimum_image(d, state):
-    """Displacements d (..., 3) Å reduced to their shortest periodic images in ``state``'s cell."""
+    """Displacements d (..., 3) Å reduced to their shortest periodic images in ``state``'s cell
+    (a film's cell may have a zero vector along its non-periodic direction: the periodic vectors
+    are completed by unit normals, :func:`spinlat.sites.completed_basis`)."""
+    from .sites import completed_basis
+
     pbc = np.asarray(state.pbc, bool)
     if not pbc.any():
         return d
-    frac = d @ np.linalg.inv(state.cell)
+    cell = completed_basis(state.cell, pbc)
+    frac = d @ np.linalg.inv(cell)
     frac[..., pbc] -= np.round(frac[..., pbc])
-    return frac @ state.cell
+    return frac @ cell
 
 
 @numba.njit(cache=True)

@@ -811,3 +811,16 @@ def test_transitions_and_workflows_are_reachable_from_the_package():
         ["t = sl.transitions", "w = sl.workflows", "g = sl.GNEBResult", "b = sl.bain_path"]) + "; " + code
     done = subprocess.run([sys.executable, "-c", fresh], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_film_whose_cell_has_no_third_vector_takes_minimum_images_in_plane():
+    # a film read with cell [[a,0,0],[0,a,0],[0,0,0]] (pbc T T F): every gneb on it, spins only
+    # included, failed with numpy's LinAlgError "Singular matrix" (the minimum image inverted the cell)
+    K = 1e-3
+    film = sl.State([[0.1, 0, 0]], ["Fe"], cell=[[2.87, 0, 0], [0, 2.87, 0], [0, 0, 0]], pbc=[True, True, False],
+                    moments=[2.0], spins=[[0, 0, 1]])
+    res = sl.gneb(film, film.copy(spins=[[0, 0, -1]]), UniaxialAnisotropy(K, [0, 0, 1]), images=5, tol=1e-9)
+    assert res.barrier == pytest.approx(K, rel=1e-9)
+    # an atom moved across the periodic boundary goes the short way (0.2 Å, through x = 0)
+    S, R, MU = geodesic_path(film, film.copy(positions=[[2.77, 0, 0]]), 3, spins=False, positions=True)
+    assert R[1, 0] == pytest.approx([0.0, 0, 0], abs=1e-12)
