@@ -847,9 +847,10 @@ def _check_endpoints(initial, final, spins, positions, magnitudes, names=("initi
         i, j, near, far, moved = swapped
         raise InputError(f"gneb: {first} and {second} list their atoms in different orders: atom {j} of {second} "
                          f"sits {near:.3g} Å from atom {i} of {first}, while atom {i} of {second} is {far:.3g} Å away "
-                         f"({moved} atom(s) of {second} lie much nearer another atom of {first} than their own). "
-                         f"The band joins atom k to atom k, so it would carry atoms through each other; put the "
-                         f"atoms of {second} in the order of {first} (e.g. the same file or builder for both)")
+                         f"({moved} atoms of {second} are those of {first} relabelled, each within 0.3 Å of the "
+                         f"place of another). The band joins atom k to atom k, so it would carry atoms through "
+                         f"each other; put the atoms of {second} in the order of {first} (e.g. the same file or "
+                         f"builder for both)")
     checks = [("spins", spins, np.max(np.linalg.norm((initial.spins - final.spins)[mi], axis=1), initial=0.0), 1e-10,
                "rad"),
               ("moments", magnitudes, np.max(np.abs(initial.moments - final.moments), initial=0.0), 1e-10, "μB")]
@@ -864,22 +865,26 @@ def _check_endpoints(initial, final, spins, positions, magnitudes, names=("initi
 
 
 def _relabelled_atom(initial, final, shift=0.3):
-    """Evidence that ``final`` lists the atoms of ``initial`` in another order: the first atom i
-    that moved more than ``shift`` Å (minimum image) while another atom j of ``final``, of the same
-    element, lies within a quarter of that distance of atom i of ``initial``. Returns (i, j, |r_j'
-    − r_i| Å, |r_i' − r_i| Å, how many atoms are so) or None. A hop into a vacancy or a large
-    relaxation is no such evidence (its old site is left empty or nothing comes that close)."""
+    """Evidence that ``final`` lists the atoms of ``initial`` in another order: every atom that
+    moved more than ``shift`` Å (minimum image) has an atom of ``final`` of its element within
+    ``shift`` of its initial place, and those atoms are exactly the ones that moved (a
+    permutation). Returns (i, j, |r_j' − r_i| Å, |r_i' − r_i| Å, how many atoms moved) for the
+    first such atom i and the atom j of ``final`` at its place, or None. A hop into a vacancy or
+    an interstitialcy move (an atom pushed off its site onto another place) leaves some place
+    empty and is no such evidence."""
     d = np.linalg.norm(_minimum_image(final.positions - initial.positions, initial), axis=1)
-    found, count = None, 0
-    for i in np.flatnonzero(d > shift):
+    moved = np.flatnonzero(d > shift)
+    found = []
+    for i in moved:
         same = np.flatnonzero(final.numbers == initial.numbers[i])
         r = np.linalg.norm(_minimum_image(final.positions[same] - initial.positions[i], initial), axis=1)
         k = int(np.argmin(r))
-        if same[k] != i and r[k] < 0.25 * d[i]:
-            count += 1
-            if found is None:
-                found = (int(i), int(same[k]), float(r[k]), float(d[i]))
-    return None if found is None else (*found, count)
+        if r[k] >= shift:  # its place is empty in final: a real move
+            return None
+        found.append((int(i), int(same[k]), float(r[k]), float(d[i])))
+    if not found or sorted(f[1] for f in found) != moved.tolist():
+        return None
+    return (*found[0], len(found))
 
 
 def _check_potential(potential, spins, positions, magnitudes):

@@ -690,8 +690,13 @@ def test_endpoints_with_atoms_in_another_order_are_refused_naming_the_atoms():
     b = sl.State(pos[perm] + 0.01, ["Fe"] * 4, moments=[2.2] * 4, spins=s[perm])
     for positions in (True, False):
         with pytest.raises(InputError, match=r"different orders: atom 3 of final sits 0.0173 Å from atom 0 of "
-                                             r"initial, while atom 0 of final is 2.42 Å away \(2 atom"):
+                                             r"initial, while atom 0 of final is 2.42 Å away \(2 atoms"):
             sl.gneb(a, b, pot, images=5, positions=positions)
+    # an interstitialcy move (atom 3 pushes atom 0 off its site onto another place) is a path
+    push = a.copy(positions=np.vstack([[[3.6, 2.078, 0]], pos[1:3], [[0, 0, 0]]]))
+    with pytest.warns(UserWarning, match="endpoint is not a local minimum"):  # refused as relabelled before
+        res = sl.gneb(a, push, pot, images=5, positions=True, max_iterations=0)
+    assert np.allclose(res.states[2].positions[3], pos[3] / 2)  # halfway from its place to atom 0's
     # an atom hopping into a vacancy (its old site left empty) is a path, not a relabelling
     hop = a.copy(positions=np.vstack([pos[:3], [[1.2, 0.693, -1.96]]]))
     with pytest.warns(UserWarning, match="endpoint is not a local minimum"):  # neither is relaxed here
