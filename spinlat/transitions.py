@@ -95,7 +95,8 @@ class GNEBResult:
 
     Attributes
     ----------
-    states : list of :class:`~spinlat.State`, the images from initial to final.
+    states : list of :class:`~spinlat.State`, the images from initial to final (configurations:
+        velocities zero, whatever the endpoints carried).
     energies : (M,) total potential energy of each image, eV.
     reaction_coordinate : (M,) path length from the initial image in the metric of the module
         docstring, rad (generalised radians when atoms or magnitudes move).
@@ -1065,7 +1066,9 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
             theta = rng.normal(0.0, noise, S[k].shape)
             theta[MU[k] == 0] = 0.0
             rotate_all(S[k], theta, 1.0, 0.0)
-    band = _Band(initial.copy(), np.ascontiguousarray(S), np.ascontiguousarray(R), np.ascontiguousarray(MU),
+    # images are configurations, not moments of a trajectory: no velocities (the initial
+    # endpoint's, from an MD snapshot, went to every image, kinetic energy and temperature)
+    band = _Band(initial.copy(velocities=np.zeros_like(initial.velocities)), np.ascontiguousarray(S), np.ascontiguousarray(R), np.ascontiguousarray(MU),
                  potential, dofs, w)
     with deferred("at the end of the band iteration under way"):  # Ctrl-C / SIGTERM: at the next whole band
         result = _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps, int(memory),

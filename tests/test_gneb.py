@@ -829,3 +829,16 @@ def test_a_film_whose_cell_has_no_third_vector_takes_minimum_images_in_plane():
     # an atom moved across the periodic boundary goes the short way (0.2 Å, through x = 0)
     S, R, MU = geodesic_path(film, film.copy(positions=[[2.77, 0, 0]]), 3, spins=False, positions=True)
     assert R[1, 0] == pytest.approx([0.0, 0, 0], abs=1e-12)
+
+
+def test_band_images_carry_no_velocities_of_an_md_endpoint(tmp_path):
+    # an endpoint taken from an MD snapshot gave its velocities to every image: path.h5 recorded a
+    # kinetic energy of 0.29 eV and 2239 K per image and a total energy off the path's
+    pot = UniaxialAnisotropy(1e-3, [0, 0, 1])
+    a = sl.State([[0, 0, 0]], ["Fe"], moments=[2.0], spins=[[0, 0, 1]], velocities=[[0.01, 0, 0]])
+    res = sl.gneb(a, a.copy(spins=[[0, 0, -1]]), pot, images=5)
+    assert all(not st.velocities.any() for st in res.states)
+    res.write(tmp_path / "band.h5", pot)
+    with sl.io.Trajectory(tmp_path / "band.h5") as tr:
+        assert not tr.array("kinetic_energy").any() and not tr.array("temperature").any()
+        assert np.array_equal(tr.array("total_energy"), res.energies)
