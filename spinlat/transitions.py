@@ -388,7 +388,9 @@ class GNEBResult:
             from scipy.sparse.linalg import LinearOperator, eigsh
 
             op = LinearOperator((dim, dim), matvec=hess_vec, dtype=float)
-            values, vectors = eigsh(op, k=k, which="SA", tol=1e-8, v0=np.ones(dim) / math.sqrt(dim))
+            # a random (seeded) start: a symmetric one (all ones) spans only the symmetric modes
+            v0 = np.random.default_rng(0).normal(size=dim)
+            values, vectors = eigsh(op, k=k, which="SA", tol=1e-8, v0=v0)
             order = np.argsort(values)
             values, vectors = values[order], vectors[:, order]
         modes = []
