@@ -319,8 +319,9 @@ class GNEBResult:
         atoms or magnitudes move); modes a list of k dicts with the moving blocks, each unit
         length in the metric: "spins" (N, 3) tangent vectors (rad, 0 on non-magnetic atoms),
         "positions" (N, 3) (Å × w_r), "magnitudes" (N,) (μB × w_m). Raises InputError for ``k``
-        not in 1 … dimensions, a bad ``image`` or ``step``, or a ``potential`` the band's moving
-        parts cannot use."""
+        not in 1 … dimensions, a bad ``image`` or ``step``, a ``potential`` the band's moving
+        parts cannot use, or one that differs from the band's recorded potential (its
+        description or its terms' parameters, as a restart compares them)."""
         dofs = {b: bool(self.parameters.get(b, b == "spins")) for b in _BLOCKS}
         m = len(self.states)
         image = self.saddle if image is None else image
@@ -329,6 +330,11 @@ class GNEBResult:
         if not (isinstance(step, (int, float)) and 0 < step < 0.1):
             raise InputError(f"saddle_modes: step must be a small positive move (rad, Å, μB), got {step!r}")
         _check_potential(potential, **dofs)
+        changed = _recorded_changes({"potential": self.potential, "metadata": {
+            "gneb": {"parameters": self.parameters}, "potential_digests": self.potential_digests}}, potential,
+            dict(self.parameters), "the band")
+        if changed:  # the Hessian of another energy than the band's would be read as the band's saddle
+            raise InputError(f"saddle_modes: not the potential of this band: {'; '.join(changed)}")
         st = self.states[image]
         w = {"spins": 1.0, **_option_dict(self.weights or None, DEFAULT_WEIGHTS, "weights")}
         band = _Band(st.copy(), np.repeat(st.spins[None], 2, 0), np.repeat(st.positions[None], 2, 0),

@@ -772,6 +772,11 @@ def test_saddle_modes_tell_a_first_order_saddle_from_a_symmetric_band_stuck_high
         assert np.allclose(s, s[0]) and abs(s[0, 2]) == pytest.approx(1 / np.sqrt(n), rel=1e-6)
     with pytest.raises(InputError, match="k must be an integer from 1 to 80"):
         res.saddle_modes(pot, k=81)
+    # another potential's Hessian is not this band's saddle (a stronger anisotropy: another digest)
+    other = Heisenberg.from_neighbors(unit, J=[J]) + UniaxialAnisotropy(2 * K, [0, 0, 1]) + \
+        UniaxialAnisotropy(-K2, [0, 1, 0])
+    with pytest.raises(InputError, match="saddle_modes: not the potential of this band"):
+        res.saddle_modes(other)
     with pytest.raises(InputError, match="image must be an index of the 7 images"):
         res.saddle_modes(pot, image=7)
 
