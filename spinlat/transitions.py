@@ -829,7 +829,9 @@ def _check_endpoints(initial, final, spins, positions, magnitudes, names=("initi
     first, second = names
     for name, st in zip(names, (initial, final)):
         if not isinstance(st, State):
-            raise InputError(f"gneb: {name} must be a spinlat.State, got {type(st).__name__}")
+            hint = (": convert it with spinlat.State.from_ase(atoms) (a band read from path.extxyz: one State per "
+                    "image; its path.h5 restarts as it is)") if type(st).__name__ == "Atoms" else ""
+            raise InputError(f"gneb: {name} must be a spinlat.State, got {type(st).__name__}{hint}")
     if len(initial) != len(final):
         raise InputError(f"gneb: {first} has {len(initial)} atoms, {second} {len(final)}")
     if not np.array_equal(initial.numbers, final.numbers):

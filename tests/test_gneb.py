@@ -401,6 +401,9 @@ def test_bad_input_is_named():
         sl.gneb(a, b, pot, tol=-1)
     with pytest.raises(InputError, match="EAM"):
         sl.gneb(a, b, EAM(EAM_FE))
+    with pytest.raises(InputError, match=r"path\[0\] must be a spinlat.State, got Atoms: convert it with "
+                                         r"spinlat.State.from_ase"):
+        sl.gneb(None, None, pot, path=[st.to_ase() for st in (a, a, b)])
     # cells: which vector and component differ, and by how much (was "different cells or periodicity")
     box = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.87, pbc=True, moments=[2.0], spins=[[0, 0, 1]])
     strained = sl.State([[0, 0, 0]], ["Fe"], cell=np.diag([2.87, 2.87, 3.1]), pbc=True, moments=[2.0],
