@@ -1345,8 +1345,11 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
         band.evaluate_images(1, m - 1, E, G, EV)
         F, T, dist, per_image, perp = band_forces()
         opt.update(d, f, band.to_step(1, F[1:-1]).ravel())
+    no_climb = ("; no interior energy maximum, so no climbing image" if started else
+                f"; no climbing image yet (it starts once the largest perpendicular force, {perp:.3g}, is below "
+                f"climb_after, {climb_at:.3g}): the highest image is not at the saddle")
     reason = ("converged" if converged else "interrupted" if interrupted else "max_iterations reached") + (
-        "; no interior energy maximum, so no climbing image" if climbing and climb is None else "") + (
+        no_climb if climbing and climb is None else "") + (
         f"; L-BFGS stalled, FIRE from iteration {switched}" if switched is not None else "")
     slopes = np.einsum("ki,ki->k", G, T)
     x = np.concatenate([[0.0], np.cumsum(dist)])

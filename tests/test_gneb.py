@@ -450,9 +450,22 @@ def test_barrierless_path_gets_no_climbing_image():
     pot = Zeeman([0, 0, -1.0])
     with pytest.warns(UserWarning, match="endpoint is not a local minimum"):  # the ends are on slopes
         res = sl.gneb(_single_spin((0, 0.1, 1)), _single_spin((0, -0.1, -1)), pot, images=7, tol=1e-9)
-    assert res.converged and res.climbing is None and "no climbing image" in res.reason
+    assert res.converged and res.climbing is None and "no interior energy maximum, so no climbing" in res.reason
     assert res.saddle == 0 and res.barrier == 0.0
     assert np.all(np.diff(res.energies) < 0)
+
+
+def test_a_band_stopped_before_climbing_does_not_claim_it_has_no_maximum():
+    # stopped at max_iterations before the climbing image started, the reason read "no interior
+    # energy maximum, so no climbing image" beside a band with a clear interior maximum
+    unit, st = _chain(8)
+    pot = Heisenberg.from_neighbors(unit, J=[0.002]) + UniaxialAnisotropy(1e-3, [0, 0, 1])
+    a, b = st.copy(spins=np.tile([0, 0, 1.0], (8, 1))), st.copy(spins=np.tile([0, 0, -1.0], (8, 1)))
+    res = sl.gneb(a, b, pot, images=9, noise=0.05, seed=1, max_iterations=3)
+    assert res.climbing is None and 0 < res.saddle < 8 and res.energies[res.saddle] > res.energies[0] + 5e-3
+    assert res.reason.startswith("max_iterations reached; no climbing image yet (it starts once the largest "
+                                 "perpendicular force")
+    assert "no interior energy maximum" not in res.reason
 
 
 def test_starting_path_and_endpoint_relaxation():
