@@ -898,6 +898,16 @@ def _relabelled_atom(initial, final, shift=0.3):
     return (*found[0], len(found))
 
 
+def _largest_differences(a, b) -> dict:
+    """Largest per-atom differences between two States of the same atoms: spin angle of the
+    magnetic atoms (rad), minimum-image displacement (Å) and moment (μB), keyed by unit."""
+    mag = (a.moments > 0) & (b.moments > 0)
+    cos = np.clip(np.einsum("ij,ij->i", a.spins[mag], b.spins[mag]), -1.0, 1.0)
+    d = np.linalg.norm(_minimum_image(b.positions - a.positions, a), axis=1)
+    return {"rad": float(np.max(np.arccos(cos), initial=0.0)), "Å": float(np.max(d, initial=0.0)),
+            "μB": float(np.max(np.abs(a.moments - b.moments), initial=0.0))}
+
+
 def _check_potential(potential, spins, positions, magnitudes):
     """InputError unless ``potential`` gives what the moving degrees of freedom need."""
     if (spins or magnitudes) and not potential.magnetic:
@@ -985,7 +995,9 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
         (one negative Hessian eigenvalue at a first-order saddle).
     seed : seed of that noise.
     relax_endpoints : first relax both endpoints with :func:`spinlat.minimize` (same degrees of
-        freedom, tolerance ``tol``). Without it an endpoint whose largest force exceeds ``tol``
+        freedom, tolerance ``tol``); two endpoints that relax into one minimum (every spin within
+        0.01 rad, atom within 0.01 Å, moment within 0.01 μB) are refused (InputError). Without it
+        an endpoint whose largest force exceeds ``tol``
         (no local minimum) gives a UserWarning naming it (:func:`endpoint_problems`); its forces
         are in the result's ``endpoint_forces``.
     callback : called every iteration with a dict (iteration, max_force, energies, climbing
@@ -1061,6 +1073,13 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
         kw = dict(spins=spins, positions=positions, magnitudes=magnitudes, tmax=tols["spins"],
                   fmax=tols["positions"], hmax=tols["magnitudes"])
         initial, final = minimize(initial, potential, **kw), minimize(final, potential, **kw)
+        apart = _largest_differences(initial, final)
+        # both fell into one minimum (copies relaxed to tol differ by ~ tol / curvature): a "path" of length ~0
+        if all(v < 1e-2 for v in apart.values()):
+            raise InputError("gneb: relax_endpoints: initial and final relaxed into the same minimum (they differ by "
+                             "at most " + ", ".join(f"{v:.3g} {u}" for u, v in apart.items()) + "): the final "
+                             "state lay in the initial one's basin; give a final state in another minimum (relaxed "
+                             "on its own, e.g. a spinlat search minimum)")
     dofs = dict(spins=bool(spins), positions=bool(positions), magnitudes=bool(magnitudes))
     if path is not None:
         S = np.array([st.spins for st in path], dtype=float)

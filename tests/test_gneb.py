@@ -863,3 +863,17 @@ def test_band_images_carry_no_velocities_of_an_md_endpoint(tmp_path):
     with sl.io.Trajectory(tmp_path / "band.h5") as tr:
         assert not tr.array("kinetic_energy").any() and not tr.array("temperature").any()
         assert np.array_equal(tr.array("total_energy"), res.energies)
+
+
+def test_endpoints_that_relax_into_one_minimum_are_refused():
+    # a final spin 0.5 rad off the easy axis relaxes back onto it, as the initial one: the band
+    # "converged" with a barrier of 1e-9 eV between two copies of the same minimum
+    pot = UniaxialAnisotropy(1e-3, [0, 0, 1])
+    tilted = _single_spin((np.sin(0.5), 0, np.cos(0.5)))
+    with pytest.raises(InputError, match=r"relax_endpoints: initial and final relaxed into the same minimum \(they "
+                                         r"differ by at most 0.00\d+ rad, 0 Å, 0 μB\)"):
+        sl.gneb(_single_spin(), tilted, pot, images=5, relax_endpoints=True)
+    # a final state past the equator relaxes into the other minimum: the barrier K
+    past = _single_spin((np.sin(2.0), 0, np.cos(2.0)))
+    assert sl.gneb(_single_spin(), past, pot, images=5, relax_endpoints=True, tol=1e-9).barrier == pytest.approx(
+        1e-3, rel=1e-6)
