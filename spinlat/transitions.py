@@ -857,7 +857,8 @@ def _check_endpoints(initial, final, spins, positions, magnitudes, names=("initi
     if swapped is not None:
         i, j, near, far, moved = swapped
         raise InputError(f"gneb: {first} and {second} list their atoms in different orders: atom {j} of {second} "
-                         f"sits {near:.3g} Å from atom {i} of {first}, while atom {i} of {second} is {far:.3g} Å away "
+                         f"sits {near:.3g} Å from atom {i} of {first}, while atom {i} of {second} is {far:.3g} Å "
+                         f"away "
                          f"({moved} atoms of {second} are those of {first} relabelled, each within 0.3 Å of the "
                          f"place of another). The band joins atom k to atom k, so it would carry atoms through "
                          f"each other; put the atoms of {second} in the order of {first} (e.g. the same file or "
@@ -1097,8 +1098,8 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
             rotate_all(S[k], theta, 1.0, 0.0)
     # images are configurations, not moments of a trajectory: no velocities (the initial
     # endpoint's, from an MD snapshot, went to every image, kinetic energy and temperature)
-    band = _Band(initial.copy(velocities=np.zeros_like(initial.velocities)), np.ascontiguousarray(S), np.ascontiguousarray(R), np.ascontiguousarray(MU),
-                 potential, dofs, w)
+    band = _Band(initial.copy(velocities=np.zeros_like(initial.velocities)), np.ascontiguousarray(S),
+                 np.ascontiguousarray(R), np.ascontiguousarray(MU), potential, dofs, w)
     with deferred("at the end of the band iteration under way"):  # Ctrl-C / SIGTERM: at the next whole band
         result = _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps, int(memory),
                         int(max_iterations), method, callback)

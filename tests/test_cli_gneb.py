@@ -285,7 +285,8 @@ def test_an_endpoint_off_its_minimum_is_named_in_the_log_and_summary(tmp_path, c
     assert "spinlat gneb: warning: gneb: the initial endpoint is not a local minimum" in err
     assert "initial endpoint is not a local minimum" in (tmp_path / "run" / "log.txt").read_text()
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
-    # torque on the tilted spin: E = −K cos²θ + μ μB B cosθ (field along −z), |dE/dθ| = 2K sinθ cosθ − μ μB B sinθ
+    # torque on the tilted spin: E = −K cos²θ + μ μB B cosθ (field along −z),
+    # |dE/dθ| = 2K sinθ cosθ − μ μB B sinθ
     sin, cos = 0.6, 0.8
     assert s["endpoint_forces"][0]["spins"] == pytest.approx(2 * K * sin * cos - MU * sl.units.MU_B * B * sin,
                                                               rel=1e-9)
