@@ -306,7 +306,8 @@ class GNEBResult:
         higher-order saddle (e.g. a symmetric band that never left coherent rotation: restart
         it with ``noise``); none, that the climbing image is not at a saddle. Zero modes (a
         Goldstone rotation, a translation) give eigenvalues near 0 of either sign, of the order
-        of the finite-difference error.
+        of the finite-difference error and of the band's residual force (:func:`saddle_verdict`
+        counts the unstable modes with that in mind).
 
         Hessian-vector products by central differences of the metric gradient along geodesics
         (spins rotated by ``step`` rad about s × v, positions and magnitudes moved linearly),
@@ -897,6 +898,29 @@ def _relabelled_atom(initial, final, shift=0.3):
     if not found or sorted(f[1] for f in found) != moved.tolist():
         return None
     return (*found[0], len(found))
+
+
+#: eigenvalues within this fraction of the largest one's size count as zero modes: a Goldstone mode
+#: of a band converged to tol is off zero by about its distance from the saddle times E''' (either sign)
+ZERO_MODE = 1e-2
+
+
+def saddle_verdict(values):
+    """(number of unstable modes, a phrase) for the ascending Hessian eigenvalues ``values`` at a
+    saddle image: negative means below −``ZERO_MODE`` × max |value|; those nearer 0 are zero modes."""
+    scale = max(abs(float(v)) for v in values)
+    negative = sum(float(v) < -ZERO_MODE * scale for v in values)
+    zero = sum(abs(float(v)) <= ZERO_MODE * scale for v in values)
+    zeros = f" ({zero} zero mode{'s' if zero > 1 else ''})" if zero else ""
+    if negative == 0:
+        return 0, f"no negative eigenvalue: the saddle image is not at a saddle point{zeros}"
+    if negative == 1:
+        first = "a first-order saddle" if len(values) > 1 else "one negative eigenvalue (the only one there is)"
+        return 1, first + zeros
+    more = "at least " if negative == len(values) else ""  # every eigenvalue asked for negative
+    return negative, (f"{more}{negative} negative: the band lies on a higher-order saddle (a symmetric starting "
+                      "band keeps its symmetry): restart it with noise (0.01 rad; noise: 0.01 in spinlat gneb's "
+                      f"config) to let it fall to the minimum-energy path{zeros}")
 
 
 def _largest_differences(a, b) -> dict:

@@ -330,7 +330,7 @@ def test_saddle_modes_in_the_config_name_a_first_order_saddle_and_a_symmetric_ba
 def test_zero_modes_at_a_saddle_are_not_counted_unstable():
     # Mn3Pt T1 → −T1 at tol 1e-6 eV/rad: lowest eigenvalues −1.0e-3, −2.2e-7, 2.2e-7 eV/rad² (a
     # Goldstone pair, off zero by the band's residual force) were counted as a second unstable mode
-    from spinlat.cli.gneb import saddle_verdict
+    from spinlat.transitions import saddle_verdict
 
     assert saddle_verdict([-1.0e-3, -2.2e-7, 2.2e-7]) == (1, "a first-order saddle (2 zero modes)")
     assert saddle_verdict([-2e-3, -8.3e-4, -8.3e-4])[0] == 3

@@ -174,7 +174,10 @@ def run(args) -> int:
 
 def saddle_check(res, pot, k, log) -> dict:
     """The ``k`` lowest Hessian eigenvalues at the saddle image (``GNEBResult.saddle_modes``),
-    logged with what their signs mean (:func:`saddle_verdict`); returns the summary entries."""
+    logged with what their signs mean (:func:`spinlat.transitions.saddle_verdict`); returns the
+    summary entries."""
+    from ..transitions import saddle_verdict
+
     values, _ = res.saddle_modes(pot, k=min(int(k), res.dimensions()))
     negative, verdict = saddle_verdict(values)
     line = (f"saddle image {res.saddle}: lowest Hessian eigenvalues "
@@ -182,26 +185,3 @@ def saddle_check(res, pot, k, log) -> dict:
     log(line if negative == 1 else f"spinlat gneb: warning: {line}")  # stderr and log.txt
     return {"saddle_eigenvalues": [float(v) for v in values], "saddle_eigenvalues_unit": "eV/rad^2",
             "saddle_negative_modes": negative}
-
-
-#: eigenvalues within this fraction of the largest one's size count as zero modes: a Goldstone mode
-#: of a band converged to tol is off zero by about its distance from the saddle times E''' (either sign)
-ZERO_MODE = 1e-2
-
-
-def saddle_verdict(values):
-    """(number of unstable modes, a phrase) for the ascending Hessian eigenvalues ``values`` at a
-    saddle image: negative means below −``ZERO_MODE`` × max |value|; those nearer 0 are zero modes."""
-    scale = max(abs(float(v)) for v in values)
-    negative = sum(float(v) < -ZERO_MODE * scale for v in values)
-    zero = sum(abs(float(v)) <= ZERO_MODE * scale for v in values)
-    zeros = f" ({zero} zero mode{'s' if zero > 1 else ''})" if zero else ""
-    if negative == 0:
-        return 0, f"no negative eigenvalue: the saddle image is not at a saddle point{zeros}"
-    if negative == 1:
-        first = "a first-order saddle" if len(values) > 1 else "one negative eigenvalue (the only one there is)"
-        return 1, first + zeros
-    more = "at least " if negative == len(values) else ""  # every eigenvalue asked for negative
-    return negative, (f"{more}{negative} negative: the band lies on a higher-order saddle (a symmetric starting "
-                      "band keeps its symmetry): restart with noise: 0.01 (rad) to let it fall to the minimum-energy "
-                      f"path{zeros}")
