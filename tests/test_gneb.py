@@ -877,3 +877,23 @@ def test_endpoints_that_relax_into_one_minimum_are_refused():
     past = _single_spin((np.sin(2.0), 0, np.cos(2.0)))
     assert sl.gneb(_single_spin(), past, pot, images=5, relax_endpoints=True, tol=1e-9).barrier == pytest.approx(
         1e-3, rel=1e-6)
+
+
+def test_vacancy_migration_in_bcc_fe_matches_the_published_barrier():
+    # Mendelev et al., Phil. Mag. 83, 3977 (2003), the potential of Fe_mm.eam.fs: vacancy migration
+    # energy 0.64 eV; a 3×3×3 cubic cell (53 atoms) with relaxed endpoints gives 0.654 eV. The
+    # saddle is first order, with the three translations of the periodic crystal as zero modes
+    from ase.build import bulk
+
+    pot = EAM(EAM_FE)
+    full = sl.State.from_ase(bulk("Fe", "bcc", a=2.8553, cubic=True).repeat((3, 3, 3)))
+    j = int(np.argsort(np.linalg.norm(full.positions - full.positions[0], axis=1))[1])  # a nearest neighbour
+    pos = full.positions[1:]
+    ini = sl.State(pos, full.numbers[1:], cell=full.cell, pbc=True, moments=np.full(len(pos), 2.2))
+    hop = pos.copy()
+    hop[j - 1] = full.positions[0]  # the neighbour jumps into the vacancy
+    res = sl.gneb(ini, ini.copy(positions=hop), pot, images=7, spins=False, positions=True, relax_endpoints=True,
+                  tol=1e-3)
+    assert res.converged and res.barrier == pytest.approx(0.64, abs=0.03)
+    values, _ = res.saddle_modes(pot, k=5)
+    assert values[0] < -1.0 and np.all(np.abs(values[1:4]) < 1e-4) and values[4] > 1e-2
