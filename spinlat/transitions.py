@@ -252,8 +252,8 @@ class GNEBResult:
         if not (x.shape == slopes.shape == image_forces.shape == energies.shape == (m,) and 0 <= saddle < m
                 and (climbing is None or 0 <= int(climbing) < m)):
             raise FileFormatError(f"{where}: the gneb metadata ({x.size} reaction coordinates, {slopes.size} slopes, "
-                                  f"saddle {saddle}) does not match its {m} images: the file was cut short or "
-                                  "altered")
+                                  f"saddle {saddle}) does not match its {m} images: the file was cut short, altered "
+                                  "or holds several bands (written with mode='a')")
         return cls(states=states, energies=energies, reaction_coordinate=x, slopes=slopes, saddle=saddle,
                    climbing=None if climbing is None else int(climbing), converged=bool(g.get("converged", False)),
                    reason=str(g.get("reason", "")), iterations=int(g.get("iterations", 0)),
