@@ -758,7 +758,8 @@ def test_a_written_band_reads_back_as_the_same_result(tmp_path):
     assert not back.converged and back.reason.startswith("max_iterations reached")
     # two bands in one file (the second written with mode="a") are not read as one
     moved.write(tmp_path / "moved.h5", mode="a")
-    with pytest.raises(FileFormatError, match=r"does not match its 8 images: .*several bands \(written with mode='a'\)"):
+    with pytest.raises(FileFormatError, match=r"does not match its 8 images: .*several bands \(written with "
+                                              r"mode='a'\)"):
         GNEBResult.read(tmp_path / "moved.h5")
     # a run's trajectory is named as no band
     sim = sl.Simulation(_single_spin((1, 0, 0)), pot, sl.integrators.LLG(1.0), trajectory=str(tmp_path / "run.h5"),
