@@ -1152,7 +1152,7 @@ def spacing_problems(result, spring_constant, tol) -> list:
     if result.climbing is not None:
         keep[max(0, result.climbing - 1):result.climbing + 1] = False
     d = d[keep]
-    if not result.converged or d.size < 2 or not d.min() > 0 or d.max() <= 3.0 * d.min():
+    if not result.converged or d.size < 2 or not d.max() > 0 or d.max() <= 3.0 * d.min():  # d.min() 0: collapsed
         return []
     slack = max(tol.values()) if isinstance(tol, dict) else float(tol)
     return [f"gneb: the converged band's images are unevenly spaced (segments from {d.min():.3g} to {d.max():.3g} "

@@ -913,3 +913,15 @@ def test_vacancy_migration_in_bcc_fe_matches_the_published_barrier():
         warnings.simplefilter("error")
         stiff = sl.gneb(None, None, pot, path=finer, spins=False, positions=True, tol=1e-3, spring_constant=1.0)
     assert stiff.converged and stiff.barrier == pytest.approx(res.barrier, abs=1e-3)
+
+
+def test_spacing_check_names_collapsed_images_and_spares_an_even_band():
+    # two images on one point (a zero segment) escaped the check (it needed every segment > 0)
+    from spinlat.transitions import spacing_problems
+
+    band = sl.gneb(_single_spin(), _single_spin((0, 0, -1)), UniaxialAnisotropy(1e-3, [0, 0, 1]), images=7)
+    assert band.converged and spacing_problems(band, 1e-3, 1e-5) == []
+    band.reaction_coordinate = np.array([0.0, 0.5, 0.5, 1.0, 1.5, 2.0, 2.5])
+    band.climbing = None
+    assert spacing_problems(band, 1e-3, 1e-5)[0].startswith("gneb: the converged band's images are unevenly spaced "
+                                                            "(segments from 0 to 0.5 rad")
