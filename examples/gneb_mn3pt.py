@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import spinlat as sl
+from spinlat.transitions import saddle_verdict
 from spinlat.workflows import mn3pt as M
 
 from _example import ArgumentParser, gneb_status, run  # examples/_example.py: one-line errors
@@ -70,6 +71,9 @@ def main():
         mid = peaks[0] + int(np.argmin(e[peaks[0]:peaks[-1] + 1]))
         print(f"lowest image between the two barriers: {e[mid] * 1e3:.5f} meV/cell, chirality "
               f"{chirality(res.states[mid]):.3f} (opposite-chirality minimum: 1.5K = {1.5 * K * 1e3:.3f} meV/cell)")
+    values, _ = res.saddle_modes(pot, k=3)  # one negative eigenvalue: a first-order saddle
+    print(f"saddle Hessian: lowest eigenvalues {', '.join(f'{v * 1e3:.4g}' for v in values)} meV/rad²: "
+          f"{saddle_verdict(values)[1]}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res.write(out / "path.h5", potential=pot)

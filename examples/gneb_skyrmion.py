@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import spinlat as sl
-from spinlat.transitions import geodesic_path
+from spinlat.transitions import geodesic_path, saddle_verdict
 from spinlat.workflows import skyrmion as sk
 
 from _example import ArgumentParser, gneb_status, run  # examples/_example.py: one-line errors
@@ -51,6 +51,9 @@ def main():
           f"reverse (nucleation) barrier {res.reverse_barrier * 1e3:.6f} meV")
     sad = res.states[res.saddle]
     print(f"  saddle: {np.sum(sad.spins[:, 2] < 0)} spins with s_z < 0, lowest s_z {sad.spins[:, 2].min():.4f}")
+    values, _ = res.saddle_modes(pot, k=3)  # one negative eigenvalue: a first-order saddle
+    print(f"  saddle Hessian: lowest eigenvalues {', '.join(f'{v * 1e3:.4f}' for v in values)} meV/rad²: "
+          f"{saddle_verdict(values)[1]}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

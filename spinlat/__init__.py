@@ -17,16 +17,20 @@ def __getattr__(name):
     import importlib
 
     if name in ("io", "potentials", "integrators", "analysis", "observables", "statistics", "datasets", "search",
-                "ase", "data"):
+                "ase", "data", "transitions", "workflows"):
         return importlib.import_module(f".{name}", __name__)
     if name == "Simulation":
         from .simulation import Simulation
 
         return Simulation
-    if name == "gneb":
-        from .transitions import gneb
+    if name in ("gneb", "GNEBResult"):
+        from . import transitions
 
-        return gneb
+        return getattr(transitions, name)
+    if name == "bain_path":
+        from .workflows.bain import bain_path
+
+        return bain_path
     if name == "sweep":
         from .search import sweep
 

@@ -341,7 +341,7 @@ def _band_summary(t, n, gneb) -> dict:
     its images lie along a reaction coordinate, so means and error bars over them mean nothing."""
     e = np.asarray(t.array("potential_energy"), float)
     out = {"frames": int(len(e)), "n_atoms": int(n), "kind": "gneb band (images along a reaction coordinate)"}
-    for key in ("barrier", "saddle", "converged", "iterations"):
+    for key in ("barrier", "saddle", "climbing", "converged", "reason", "iterations", "endpoint_forces"):
         if key in gneb:
             out[key + ("_eV" if key == "barrier" else "")] = gneb[key]
     out["energies_relative_eV"] = (e - e[0]).tolist()

@@ -1133,7 +1133,8 @@ _GNEB_KEYS = {"initial": "a state: file path, {file, index, pbc} or {search, ran
          "tol": "a positive number or {spins, positions, magnitudes}", "max_iterations": int,
          "spring_constant": float, "weights": "{positions: rad/Å, magnitudes: rad/μB}",
          "method": "auto, lbfgs or fire", "noise": float, "relax_endpoints": bool,
-         "path": "a path.h5 of an earlier gneb run", "climb_after": float, "memory": int}
+         "path": "a path.h5 of an earlier gneb run", "climb_after": float, "memory": int,
+         "max_step": "{spins: rad, positions: Å, magnitudes: μB}", "saddle_modes": int}
 
 
 def _gneb_abs(base, p):
@@ -1191,6 +1192,9 @@ def check_gneb_config(cfg: dict, base=".") -> dict:
         if kind is float and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
             raise ConfigError(f"gneb.{key}: expected a non-negative number, got {v!r}")
         out[key] = v
+    if "saddle_modes" in out and out["saddle_modes"] < 2:
+        raise ConfigError(f"gneb.saddle_modes: expected at least 2 eigenvalues (one negative and the next tell a "
+                          f"first-order saddle), got {out['saddle_modes']}")
     if "images" in out and out["images"] < 3:
         raise ConfigError(f"gneb.images: expected at least 3 (both endpoints included), got {out['images']}")
     tol = sec.get("tol")
@@ -1202,6 +1206,10 @@ def check_gneb_config(cfg: dict, base=".") -> dict:
     if w is not None and not (isinstance(w, dict) and set(w) <= {"positions", "magnitudes"} and all(
             isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in w.values())):
         raise ConfigError(f"gneb.weights: expected {_GNEB_KEYS['weights']} (positive numbers), got {w!r}")
+    ms = sec.get("max_step")
+    if ms is not None and not (isinstance(ms, dict) and set(ms) <= {"spins", "positions", "magnitudes"} and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in ms.values())):
+        raise ConfigError(f"gneb.max_step: expected {_GNEB_KEYS['max_step']} (positive numbers), got {ms!r}")
     if sec.get("method", "auto") not in ("auto", "lbfgs", "fire"):
         raise ConfigError(f"gneb.method: expected auto, lbfgs or fire, got {sec['method']!r}")
     if "path" in sec:

@@ -553,12 +553,16 @@ def site_classes(state, start_cell, tol=1e-3):
     """Index (N,) of each atom's site in ``start_cell``: atoms that differ by a lattice vector of
     ``start_cell`` (a (3,3) cell in Å, or three integers dividing the state's cell) share an index.
     Raises InputError when ``state`` is not a supercell of ``start_cell``."""
+    cell = np.array(state.cell, dtype=float)
+    blank = ~np.asarray(state.pbc, bool) & (np.linalg.norm(cell, axis=1) == 0)
+    if blank.any():  # a film or wire stored with zero vectors along its open directions
+        cell[blank] = _periodic_cell(state)[blank]
     sc = np.asarray(start_cell, dtype=float)
     if sc.shape == (3,):
-        sc = state.cell / sc[:, None]
+        sc = cell / sc[:, None]
     if sc.shape != (3, 3) or abs(np.linalg.det(sc)) < 1e-9:
         raise InputError(f"start_cell must be a non-singular (3,3) cell or three integers, got {start_cell!r}")
-    m = state.cell @ np.linalg.inv(sc)
+    m = cell @ np.linalg.inv(sc)
     if np.max(np.abs(m - np.round(m))) > 1e-6:
         raise InputError("the state's cell is not a supercell of start_cell")
     frac = state.positions @ np.linalg.inv(sc)

@@ -61,12 +61,14 @@ Convergence: every inner image's force (the perpendicular force plus the spring;
 on the climbing image), per atom, below ``tol`` in each block: eV/rad for spins (the torque
 |s_i × ∂E/∂s_i|), eV/Å for positions, eV/μB for moment magnitudes. The energy along the path is
 interpolated between images by cubic Hermite polynomials in the reaction coordinate, with the
-slopes dE/dx = ∇E·τ̂ at the images (as Spirit does).
+slopes dE/dx = ∇E·τ̂ at the images (as Spirit does). :meth:`GNEBResult.saddle_modes` gives the
+lowest Hessian eigenvalues at the saddle image: exactly one negative at a first-order saddle.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numba
@@ -93,7 +95,8 @@ class GNEBResult:
 
     Attributes
     ----------
-    states : list of :class:`~spinlat.State`, the images from initial to final.
+    states : list of :class:`~spinlat.State`, the images from initial to final (configurations:
+        velocities zero, whatever the endpoints carried).
     energies : (M,) total potential energy of each image, eV.
     reaction_coordinate : (M,) path length from the initial image in the metric of the module
         docstring, rad (generalised radians when atoms or magnitudes move).
@@ -108,6 +111,10 @@ class GNEBResult:
     weights : the metric weights used, {"positions": rad/Å, "magnitudes": rad/μB}.
     forces, magnetic_forces : (M, N, 3) forces (eV/Å) and magnetic forces (eV/μB) of the images
         (None where not computed).
+    endpoint_forces : [initial, final], each {"spins": eV/rad, "positions": eV/Å, "magnitudes":
+        eV/μB}: the largest per-atom force on the fixed endpoints (blocks that move). Above ``tol``
+        the endpoint is no local minimum: :attr:`barrier` is then measured from a point on a slope
+        (a UserWarning says so; ``relax_endpoints=True`` relaxes them first).
     parameters : the band's :data:`BAND_PARAMETERS` (images, spring_constant, moving parts,
         weights); potential, potential_digests : the potential's description and its terms'
         :meth:`~spinlat.potentials.Potential.term_digests`. A restart from this result
@@ -133,6 +140,7 @@ class GNEBResult:
     parameters: dict = field(default_factory=dict)
     potential: str = ""
     potential_digests: list | None = None
+    endpoint_forces: list | None = None
 
     @property
     def barrier(self) -> float:
@@ -200,6 +208,205 @@ class GNEBResult:
         plt.close(fig)
         return path
 
+    @classmethod
+    def read(cls, path) -> "GNEBResult":
+        """The band a :meth:`write` (or ``spinlat gneb``, its ``path.h5``) left in ``path``: the
+        images as States, their energies (eV), forces and magnetic forces when stored, and the
+        reaction coordinate (rad), slopes (eV/rad), saddle, climbing image, convergence, largest
+        forces, band parameters and potential digests from its metadata, so that
+        :attr:`barrier`, :meth:`curve`, :meth:`plot`, :meth:`summary` and a restart
+        (``gneb(..., path=result)``) work as on the result that was written. ``history`` is not
+        stored (empty); ``reason``, ``n_evaluations``, ``image_forces`` and ``endpoint_forces``
+        of a file written before they were recorded read "", 0, NaN and None. Raises
+        MissingFileError / FileFormatError for a missing file or one that is not a spinlat
+        trajectory, FileFormatError for a trajectory that is no GNEB band (a run's trajectory)
+        or whose band metadata does not match its frames."""
+        import os
+
+        from .errors import FileFormatError
+        from .io import Trajectory
+
+        with Trajectory(path) as tr:
+            attrs, states = tr.attrs, list(tr)
+            energies = np.asarray(tr.array("potential_energy"), dtype=float)
+            names = tr.names
+            # NaN rows: the writer's filler for an array the band did not compute
+            forces, mforces = (np.asarray(tr.array(n), float) if n in names else None
+                               for n in ("forces", "magnetic_forces"))
+        forces, mforces = (None if a is None or np.isnan(a).all() else a for a in (forces, mforces))
+        where = os.fspath(path)
+        meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
+        g = meta.get("gneb")
+        if not isinstance(g, dict) or attrs.get("integrator") != "gneb":
+            raise FileFormatError(f"{where}: a spinlat trajectory ({attrs.get('integrator') or 'no'} integrator) "
+                                  f"but no GNEB band: it has no 'gneb' metadata (GNEBResult.write and spinlat "
+                                  f"gneb's path.h5 have it); read it with spinlat.io.Trajectory")
+        m = len(states)
+        try:
+            x = np.asarray(g["reaction_coordinate"], dtype=float)
+            slopes = np.asarray(g["slopes"], dtype=float)
+            saddle, climbing = int(g["saddle"]), g.get("climbing")
+            image_forces = np.asarray(g.get("image_forces", [math.nan] * m), dtype=float)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FileFormatError(f"{where}: the gneb metadata lacks or garbles {exc}") from None
+        if not (x.shape == slopes.shape == image_forces.shape == energies.shape == (m,) and 0 <= saddle < m
+                and (climbing is None or 0 <= int(climbing) < m)):
+            raise FileFormatError(f"{where}: the gneb metadata ({x.size} reaction coordinates, {slopes.size} slopes, "
+                                  f"saddle {saddle}) does not match its {m} images: the file was cut short, altered "
+                                  "or holds several bands (written with mode='a')")
+        return cls(states=states, energies=energies, reaction_coordinate=x, slopes=slopes, saddle=saddle,
+                   climbing=None if climbing is None else int(climbing), converged=bool(g.get("converged", False)),
+                   reason=str(g.get("reason", "")), iterations=int(g.get("iterations", 0)),
+                   n_evaluations=int(g.get("n_evaluations", 0)), max_force=dict(g.get("max_force", {})),
+                   image_forces=image_forces, weights=dict(g.get("weights", {})), history=[], forces=forces,
+                   magnetic_forces=mforces, parameters=dict(g.get("parameters", {})),
+                   potential=str(attrs.get("potential", "")), potential_digests=meta.get("potential_digests"),
+                   endpoint_forces=g.get("endpoint_forces"))
+
+    def resampled(self, images) -> list:
+        """The band as ``images`` States (both endpoints included, kept exactly) at equal steps
+        of the reaction coordinate, each between its two neighbouring images of this band on
+        their geodesic (great circles for spins, straight lines for positions and magnitudes, of
+        the parts that moved): a start with more images (a finer curve, a second barrier
+        resolved) or fewer, for ``gneb(None, None, potential, path=states)``. A band file or
+        result refuses another image count as a restart; this list is a new band, and nothing
+        recorded is compared (use the same potential and band parameters). Raises InputError
+        for ``images`` < 3."""
+        if isinstance(images, bool) or not isinstance(images, (int, np.integer)) or images < 3:
+            raise InputError(f"resampled: images must be an integer >= 3 (both endpoints included), got {images!r}")
+        p = self.parameters
+        dofs = (bool(p.get("spins", True)), bool(p.get("positions")), bool(p.get("magnitudes")))
+        x = np.asarray(self.reaction_coordinate, dtype=float)
+        out = []
+        for target in np.linspace(0.0, x[-1], int(images)):
+            k = min(int(np.searchsorted(x, target, side="right")) - 1, len(x) - 2)
+            span = x[k + 1] - x[k]
+            t = 0.0 if span <= 0 else min(1.0, max(0.0, (target - x[k]) / span))
+            a, b = self.states[k], self.states[k + 1]
+            S, R, MU = _interpolate(a, b, np.array([t]), *dofs)
+            out.append(a.copy(spins=S[0], positions=R[0], moments=MU[0]))
+        out[0], out[-1] = self.states[0].copy(), self.states[-1].copy()
+        return out
+
+    def dimensions(self, image=None) -> int:
+        """Dimensions of the manifold the band moves on at image ``image`` (default the saddle):
+        2 per magnetic spin, 3 per atom, 1 per magnetic moment magnitude, of the parts that moved
+        (:attr:`parameters`): the largest ``k`` of :meth:`saddle_modes`."""
+        st = self.states[self.saddle if image is None else image]
+        n_mag, p = int(np.count_nonzero(st.moments > 0)), self.parameters
+        return (2 * n_mag * bool(p.get("spins", True)) + 3 * len(st) * bool(p.get("positions"))
+                + n_mag * bool(p.get("magnitudes")))
+
+    def saddle_modes(self, potential, k=2, image=None, step=1e-4):
+        """The ``k`` lowest eigenvalues and eigenvectors of the Hessian of the energy at the saddle
+        image (or image ``image``), on the manifold of the degrees of freedom the band moved
+        (spins on their spheres, positions, magnitudes; the metric of the module docstring):
+        a first-order saddle point, the top of a minimum-energy path, has exactly one negative
+        eigenvalue, its unstable mode along the path; two or more mean the band sits on a
+        higher-order saddle (e.g. a symmetric band that never left coherent rotation: restart
+        it with ``noise``); none, that the climbing image is not at a saddle. Zero modes (a
+        Goldstone rotation, a translation) give eigenvalues near 0 of either sign, of the order
+        of the finite-difference error and of the band's residual force (:func:`saddle_verdict`
+        counts the unstable modes with that in mind).
+
+        Hessian-vector products by central differences of the metric gradient along geodesics
+        (spins rotated by ``step`` rad about s × v, positions and magnitudes moved linearly),
+        each projected onto the tangent space of the image, which gives the Riemannian Hessian
+        (on a sphere P ∇²E P − (s·∇E) 1; Absil, Mahony & Sepulchre, *Optimization Algorithms on
+        Matrix Manifolds*, 2008, ch. 5); two evaluations each. Dense for up to 64 dimensions
+        (2 per magnetic spin, 3 per atom, 1 per magnitude), else Lanczos (scipy's ``eigsh``).
+
+        Returns ``(values, modes)``: values (k,) ascending, eV/rad² (generalised radians when
+        atoms or magnitudes move); modes a list of k dicts with the moving blocks, each unit
+        length in the metric: "spins" (N, 3) tangent vectors (rad, 0 on non-magnetic atoms),
+        "positions" (N, 3) (Å × w_r), "magnitudes" (N,) (μB × w_m). Raises InputError for ``k``
+        not in 1 … dimensions, a bad ``image`` or ``step``, a ``potential`` the band's moving
+        parts cannot use, or one that differs from the band's recorded potential (its
+        description or its terms' parameters, as a restart compares them)."""
+        dofs = {b: bool(self.parameters.get(b, b == "spins")) for b in _BLOCKS}
+        m = len(self.states)
+        image = self.saddle if image is None else image
+        if isinstance(image, bool) or not isinstance(image, (int, np.integer)) or not -m <= image < m:
+            raise InputError(f"saddle_modes: image must be an index of the {m} images, got {image!r}")
+        if not (isinstance(step, (int, float)) and 0 < step < 0.1):
+            raise InputError(f"saddle_modes: step must be a small positive move (rad, Å, μB), got {step!r}")
+        _check_potential(potential, **dofs)
+        changed = _recorded_changes({"potential": self.potential, "metadata": {
+            "gneb": {"parameters": self.parameters}, "potential_digests": self.potential_digests}}, potential,
+            dict(self.parameters), "the band")
+        if changed:  # the Hessian of another energy than the band's would be read as the band's saddle
+            raise InputError(f"saddle_modes: not the potential of this band: {'; '.join(changed)}")
+        st = self.states[image]
+        w = {"spins": 1.0, **_option_dict(self.weights or None, DEFAULT_WEIGHTS, "weights")}
+        band = _Band(st.copy(), np.repeat(st.spins[None], 2, 0), np.repeat(st.positions[None], 2, 0),
+                     np.repeat(st.moments[None], 2, 0), potential, dofs, {b: w[b] for b in DEFAULT_WEIGHTS})
+        base = (band.S.copy(), band.R.copy(), band.MU.copy())
+        mag = np.flatnonzero(band.mag)
+        tb = _tangent_basis(st.spins[mag])  # (n_mag, 2, 3)
+        sizes = {"spins": 2 * len(mag), "positions": 3 * band.n, "magnitudes": len(mag)}
+        parts = [b for b in band.names]
+        dim = sum(sizes[b] for b in parts)  # = self.dimensions(image)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= dim:
+            raise InputError(f"saddle_modes: k must be an integer from 1 to {dim} (the dimensions), got {k!r}")
+
+        def to_tangent(x):
+            """Coordinates x (dim,) → a tangent vector of the band layout (size,)."""
+            v, j = np.zeros(band.size), 0
+            for b in parts:
+                blk = x[j:j + sizes[b]]
+                j += sizes[b]
+                out = np.zeros((band.n, 3)) if b != "magnitudes" else np.zeros(band.n)
+                if b == "spins":
+                    out[mag] = np.einsum("ia,iak->ik", blk.reshape(-1, 2), tb)
+                elif b == "positions":
+                    out = blk.reshape(band.n, 3)
+                else:
+                    out[mag] = blk
+                v[band.slices[b]] = out.ravel()
+            return v
+
+        def to_coordinates(v):
+            out = []
+            for b in parts:
+                blk = v[band.slices[b]]
+                if b == "spins":
+                    out.append(np.einsum("ik,iak->ia", blk.reshape(band.n, 3)[mag], tb).ravel())
+                elif b == "positions":
+                    out.append(blk)
+                else:
+                    out.append(blk[mag])
+            return np.concatenate(out)
+
+        E, G, EV = np.zeros(2), np.zeros((2, band.size)), [None, None]
+
+        def hess_vec(x):
+            v = to_tangent(np.asarray(x, dtype=float).ravel())
+            band.S[:], band.R[:], band.MU[:] = base
+            d = band.to_step(0, np.stack([step * v, -step * v]))
+            band.apply(0, d)
+            band.evaluate_images(0, 2, E, G, EV)
+            return to_coordinates((G[0] - G[1]) / (2.0 * step))
+
+        if dim <= 64:
+            H = np.column_stack([hess_vec(e) for e in np.eye(dim)])
+            values, vectors = np.linalg.eigh(0.5 * (H + H.T))
+            values, vectors = values[:k], vectors[:, :k]
+        else:
+            from scipy.sparse.linalg import LinearOperator, eigsh
+
+            op = LinearOperator((dim, dim), matvec=hess_vec, dtype=float)
+            # a random (seeded) start: a symmetric one (all ones) spans only the symmetric modes
+            v0 = np.random.default_rng(0).normal(size=dim)
+            values, vectors = eigsh(op, k=k, which="SA", tol=1e-8, v0=v0)
+            order = np.argsort(values)
+            values, vectors = values[order], vectors[:, order]
+        modes = []
+        for x in vectors.T:
+            v = to_tangent(x)
+            modes.append({b: v[band.slices[b]].reshape(band.n, 3) if b != "magnitudes" else v[band.slices[b]].copy()
+                          for b in parts})
+        return values, modes
+
     def summary(self) -> dict:
         """JSON-ready summary: barrier, reverse barrier and interpolated barrier (eV), saddle and
         climbing index, energies (eV), reaction coordinate (rad), convergence, largest forces."""
@@ -209,7 +416,7 @@ class GNEBResult:
                 "reaction_coordinate_rad": self.reaction_coordinate.tolist(), "converged": bool(self.converged),
                 "reason": self.reason, "iterations": int(self.iterations), "n_evaluations": int(self.n_evaluations),
                 "max_force": self.max_force, "max_force_units": {k: _UNITS[k] for k in self.max_force},
-                "weights": self.weights}
+                "endpoint_forces": self.endpoint_forces, "weights": self.weights}
 
     def write(self, path, potential="", mode="w") -> None:
         """Write the band as a spinlat HDF5 trajectory (DESIGN.md layout): one frame per image,
@@ -246,9 +453,11 @@ class GNEBResult:
         meta = {"gneb": {"reaction_coordinate": self.reaction_coordinate.tolist(), "reaction_coordinate_unit": "rad",
                          "slopes": self.slopes.tolist(), "slopes_unit": "eV/rad", "saddle": int(self.saddle),
                          "climbing": self.climbing, "barrier": self.barrier, "barrier_unit": "eV",
-                         "converged": bool(self.converged), "iterations": int(self.iterations),
+                         "converged": bool(self.converged), "reason": self.reason, "iterations": int(self.iterations),
+                         "n_evaluations": int(self.n_evaluations), "image_forces": self.image_forces.tolist(),
                          "max_force": self.max_force, "max_force_units": {k: _UNITS[k] for k in self.max_force},
-                         "weights": self.weights, "parameters": self.parameters}}
+                         "endpoint_forces": self.endpoint_forces, "weights": self.weights,
+                         "parameters": self.parameters}}
         if digests is not None:  # what a restart from this band compares (band_changes)
             meta["potential_digests"] = digests
         store = self.forces is not None or self.magnetic_forces is not None
@@ -487,13 +696,18 @@ class _Band:
 
 
 def _minimum_image(d, state):
-    """Displacements d (..., 3) Å reduced to their shortest periodic images in ``state``'s cell."""
+    """Displacements d (..., 3) Å reduced to their shortest periodic images in ``state``'s cell
+    (a film's cell may have a zero vector along its non-periodic direction: the periodic vectors
+    are completed by unit normals, :func:`spinlat.sites.completed_basis`)."""
+    from .sites import completed_basis
+
     pbc = np.asarray(state.pbc, bool)
     if not pbc.any():
         return d
-    frac = d @ np.linalg.inv(state.cell)
+    cell = completed_basis(state.cell, pbc)
+    frac = d @ np.linalg.inv(cell)
     frac[..., pbc] -= np.round(frac[..., pbc])
-    return frac @ state.cell
+    return frac @ cell
 
 
 @numba.njit(cache=True)
@@ -571,8 +785,13 @@ def geodesic_path(initial, final, images, spins=True, positions=False, magnitude
     (A.1); antiparallel pairs turn about s × e with e the Cartesian axis least aligned with s, as
     any great circle is then geodesic), positions and moment magnitudes linear (positions by
     the minimum-image displacement). Returns (S (M,N,3), R (M,N,3), MU (M,N)) arrays."""
-    m = int(images)
-    t = np.linspace(0.0, 1.0, m)
+    return _interpolate(initial, final, np.linspace(0.0, 1.0, int(images)), spins, positions, magnitudes)
+
+
+def _interpolate(initial, final, t, spins, positions, magnitudes):
+    """Points at fractions t (K,) of the geodesic from ``initial`` to ``final`` (see
+    :func:`geodesic_path`; t = 1 gives ``final``'s arrays exactly): (S, R, MU) (K, N, …) arrays."""
+    m = len(t)
     a, b = initial.spins, final.spins
     S = np.repeat(a[None], m, axis=0)
     if spins:
@@ -586,18 +805,20 @@ def geodesic_path(initial, final, images, spins=True, positions=False, magnitude
             sin[anti] = np.linalg.norm(axis[anti], axis=1)
         axis = np.where(sin[:, None] > 0, axis / np.maximum(sin, 1e-300)[:, None], 0.0) * ang[:, None]
         axis[(initial.moments == 0) & (final.moments == 0)] = 0.0
-        for k in range(1, m - 1):
-            rotate_all(S[k], np.ascontiguousarray(axis * t[k]), 1.0, 0.0)
-        S[-1] = b
+        for k in range(m):
+            if t[k] == 1.0:
+                S[k] = b
+            elif t[k] != 0.0:
+                rotate_all(S[k], np.ascontiguousarray(axis * t[k]), 1.0, 0.0)
     R = np.repeat(initial.positions[None], m, axis=0)
     if positions:
         d = _minimum_image(final.positions - initial.positions, initial)
         R = initial.positions[None] + t[:, None, None] * d[None]
-        R[-1] = final.positions
+        R[t == 1.0] = final.positions
     MU = np.repeat(initial.moments[None], m, axis=0)
     if magnitudes:
         MU = initial.moments[None] + t[:, None] * (final.moments - initial.moments)[None]
-        MU[-1] = final.moments
+        MU[t == 1.0] = final.moments
     return S, R, MU
 
 
@@ -609,21 +830,40 @@ def _check_endpoints(initial, final, spins, positions, magnitudes, names=("initi
     first, second = names
     for name, st in zip(names, (initial, final)):
         if not isinstance(st, State):
-            raise InputError(f"gneb: {name} must be a spinlat.State, got {type(st).__name__}")
+            hint = (": convert it with spinlat.State.from_ase(atoms) (a band read from path.extxyz: one State per "
+                    "image; its path.h5 restarts as it is)") if type(st).__name__ == "Atoms" else ""
+            raise InputError(f"gneb: {name} must be a spinlat.State, got {type(st).__name__}{hint}")
     if len(initial) != len(final):
         raise InputError(f"gneb: {first} has {len(initial)} atoms, {second} {len(final)}")
     if not np.array_equal(initial.numbers, final.numbers):
         k = int(np.argmax(initial.numbers != final.numbers))
         raise InputError(f"gneb: atom {k} is element {initial.numbers[k]} in {first} but {final.numbers[k]} in "
                          f"{second}")
-    if not np.array_equal(initial.pbc, final.pbc) or not np.allclose(initial.cell, final.cell, rtol=0, atol=1e-10):
-        raise InputError(f"gneb: {first} and {second} have different cells or periodicity (the cell is fixed)")
+    if not np.array_equal(initial.pbc, final.pbc):
+        raise InputError(f"gneb: {first} is periodic along {np.asarray(initial.pbc).tolist()} but {second} along "
+                         f"{np.asarray(final.pbc).tolist()} (x, y, z); the band has one cell and periodicity")
+    if not np.allclose(initial.cell, final.cell, rtol=0, atol=1e-10):
+        i, j = np.unravel_index(np.argmax(np.abs(initial.cell - final.cell)), (3, 3))
+        raise InputError(f"gneb: {first} and {second} have different cells (cell vector {i}, component {'xyz'[j]}: "
+                         f"{initial.cell[i, j]:.10g} Å and {final.cell[i, j]:.10g} Å); the cell is fixed along the "
+                         f"path: give both endpoints the same cell (a path that strains the cell, e.g. the Bain path, "
+                         f"is spinlat.workflows.bain.bain_path)")
     mi, mf = initial.moments > 0, final.moments > 0
     if np.any(mi != mf):
         k = int(np.argmax(mi != mf))
         yes, no = (first, second) if mi[k] else (second, first)
         raise InputError(f"gneb: atom {k} is magnetic in {yes} but not in {no} (moments {initial.moments[k]} "
                          f"and {final.moments[k]} μB); a moment cannot appear along the path")
+    swapped = _relabelled_atom(initial, final)
+    if swapped is not None:
+        i, j, near, far, moved = swapped
+        raise InputError(f"gneb: {first} and {second} list their atoms in different orders: atom {j} of {second} "
+                         f"sits {near:.3g} Å from atom {i} of {first}, while atom {i} of {second} is {far:.3g} Å "
+                         f"away "
+                         f"({moved} atoms of {second} are those of {first} relabelled, each within 0.3 Å of the "
+                         f"place of another). The band joins atom k to atom k, so it would carry atoms through "
+                         f"each other; put the atoms of {second} in the order of {first} (e.g. the same file or "
+                         f"builder for both)")
     checks = [("spins", spins, np.max(np.linalg.norm((initial.spins - final.spins)[mi], axis=1), initial=0.0), 1e-10,
                "rad"),
               ("moments", magnitudes, np.max(np.abs(initial.moments - final.moments), initial=0.0), 1e-10, "μB")]
@@ -635,6 +875,81 @@ def _check_endpoints(initial, final, spins, positions, magnitudes, names=("initi
             flag = "magnitudes" if name == "moments" else name
             raise InputError(f"gneb: the {name} of {first} and {second} differ (by up to {diff:.3g} {unit}) but "
                              f"{flag}=False keeps them fixed; pass {flag}=True or equal {name}")
+
+
+def _relabelled_atom(initial, final, shift=0.3):
+    """Evidence that ``final`` lists the atoms of ``initial`` in another order: every atom that
+    moved more than ``shift`` Å (minimum image) has an atom of ``final`` of its element within
+    ``shift`` of its initial place, and those atoms are exactly the ones that moved (a
+    permutation). Returns (i, j, |r_j' − r_i| Å, |r_i' − r_i| Å, how many atoms moved) for the
+    first such atom i and the atom j of ``final`` at its place, or None. A hop into a vacancy or
+    an interstitialcy move (an atom pushed off its site onto another place) leaves some place
+    empty and is no such evidence."""
+    d = np.linalg.norm(_minimum_image(final.positions - initial.positions, initial), axis=1)
+    moved = np.flatnonzero(d > shift)
+    found = []
+    for i in moved:
+        same = np.flatnonzero(final.numbers == initial.numbers[i])
+        r = np.linalg.norm(_minimum_image(final.positions[same] - initial.positions[i], initial), axis=1)
+        k = int(np.argmin(r))
+        if r[k] >= shift:  # its place is empty in final: a real move
+            return None
+        found.append((int(i), int(same[k]), float(r[k]), float(d[i])))
+    if not found or sorted(f[1] for f in found) != moved.tolist():
+        return None
+    return (*found[0], len(found))
+
+
+#: eigenvalues within this fraction of the largest one's size count as zero modes: a Goldstone mode
+#: of a band converged to tol is off zero by about its distance from the saddle times E''' (either sign)
+ZERO_MODE = 1e-2
+
+
+def saddle_verdict(values):
+    """(number of unstable modes, a phrase) for the ascending Hessian eigenvalues ``values`` at a
+    saddle image: negative means below −``ZERO_MODE`` × max |value|; those nearer 0 are zero modes."""
+    scale = max(abs(float(v)) for v in values)
+    negative = sum(float(v) < -ZERO_MODE * scale for v in values)
+    zero = sum(abs(float(v)) <= ZERO_MODE * scale for v in values)
+    zeros = f" ({zero} zero mode{'s' if zero > 1 else ''})" if zero else ""
+    if negative == 0:
+        return 0, f"no negative eigenvalue: the saddle image is not at a saddle point{zeros}"
+    if negative == 1:
+        first = "a first-order saddle" if len(values) > 1 else "one negative eigenvalue (the only one there is)"
+        return 1, first + zeros
+    more = "at least " if negative == len(values) else ""  # every eigenvalue asked for negative
+    return negative, (f"{more}{negative} negative: the band lies on a higher-order saddle (a symmetric starting "
+                      "band keeps its symmetry): restart it with noise (0.01 rad; noise: 0.01 in spinlat gneb's "
+                      f"config) to let it fall to the minimum-energy path{zeros}")
+
+
+def _largest_differences(a, b) -> dict:
+    """Largest per-atom differences between two States of the same atoms: spin angle of the
+    magnetic atoms (rad), minimum-image displacement (Å) and moment (μB), keyed by unit."""
+    mag = (a.moments > 0) & (b.moments > 0)
+    cos = np.clip(np.einsum("ij,ij->i", a.spins[mag], b.spins[mag]), -1.0, 1.0)
+    d = np.linalg.norm(_minimum_image(b.positions - a.positions, a), axis=1)
+    return {"rad": float(np.max(np.arccos(cos), initial=0.0)), "Å": float(np.max(d, initial=0.0)),
+            "μB": float(np.max(np.abs(a.moments - b.moments), initial=0.0))}
+
+
+def _check_potential(potential, spins, positions, magnitudes):
+    """InputError unless ``potential`` gives what the moving degrees of freedom need."""
+    if (spins or magnitudes) and not potential.magnetic:
+        raise InputError(f"gneb: the energy of {potential!r} does not depend on spins; spins/magnitudes cannot "
+                         "change it (pass spins=False, positions=True for a lattice path)")
+    if (spins or magnitudes) and not potential.provides_magnetic_forces:
+        raise InputError(f"gneb: {potential!r} gives no magnetic forces; spins/magnitudes cannot move")
+    if magnitudes and not potential.depends_on_magnitudes:
+        raise InputError(f"gneb: magnitudes=True but {potential!r} does not depend on moment magnitudes")
+
+
+def _tangent_basis(s):
+    """Two orthonormal vectors ⊥ each unit vector s (N, 3): (N, 2, 3)."""
+    e = np.eye(3)[np.argmin(np.abs(s), axis=1)]
+    u = np.cross(s, e)
+    u /= np.linalg.norm(u, axis=1)[:, None]
+    return np.stack([u, np.cross(s, u)], axis=1)
 
 
 def _option_dict(value, defaults, name):
@@ -678,7 +993,9 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
     tol : convergence threshold on every inner image's largest per-atom force: eV/rad (spins),
         eV/Å (positions), eV/μB (magnitudes); a number for all, or a dict per block.
     max_iterations : optimiser iterations (each evaluates the M − 2 inner images once).
-    spring_constant : k, eV/rad² (Spirit's default, 1 meV/rad²).
+    spring_constant : k, eV/rad² (Spirit's default, 1 meV/rad², made for spins). The springs hold
+        the image spacing only to tol/k; with moving atoms (1 Å = w_r rad) ~1 eV/Å² is usual. A
+        converged band with very uneven images warns (:func:`spacing_problems`).
     weights : metric weights {"positions": w_r rad/Å, "magnitudes": w_m rad/μB} (default 1, 1).
     path : optional starting band (sets ``images``): a band file (``path.h5`` of
         :meth:`GNEBResult.write` or ``spinlat gneb``), an open :class:`~spinlat.io.Trajectory`
@@ -700,10 +1017,16 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
     noise : standard deviation (rad) of random rotations applied to every spin of the inner images
         of the starting band (as Spirit's ``transition.add_noise``): a band that starts on a
         symmetric path can stay there, on a higher-order saddle, since its perpendicular forces
-        vanish by symmetry; a little noise lets it fall to the minimum-energy path.
+        vanish by symmetry (it converges, reporting too high a barrier); a little noise lets it
+        fall to the minimum-energy path. :meth:`GNEBResult.saddle_modes` tells the two apart
+        (one negative Hessian eigenvalue at a first-order saddle).
     seed : seed of that noise.
     relax_endpoints : first relax both endpoints with :func:`spinlat.minimize` (same degrees of
-        freedom, tolerance ``tol``).
+        freedom, tolerance ``tol``); two endpoints that relax into one minimum (every spin within
+        0.01 rad, atom within 0.01 Å, moment within 0.01 μB) are refused (InputError). Without it
+        an endpoint whose largest force exceeds ``tol``
+        (no local minimum) gives a UserWarning naming it (:func:`endpoint_problems`); its forces
+        are in the result's ``endpoint_forces``.
     callback : called every iteration with a dict (iteration, max_force, energies, climbing
         (index or None)).
 
@@ -729,7 +1052,8 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
             raise InputError(f"gneb: path needs at least 3 images, got {len(path)}")
         if images is not None and images != len(path):
             raise InputError(f"gneb: images={images!r} but the starting path has {len(path)} images "
-                             "(leave images out to take the path's)")
+                             f"(leave images out to take the path's, or start from "
+                             f"GNEBResult.read(file).resampled({images!r}) for a band of {images!r} images)")
         images = len(path)
     elif images is None:
         images = 16
@@ -754,13 +1078,7 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
         raise InputError(f"gneb: noise must be a non-negative angle (rad), got {noise!r}")
     if climb_after is not None and not climb_after > 0:
         raise InputError(f"gneb: climb_after must be positive, got {climb_after!r}")
-    if (spins or magnitudes) and not potential.magnetic:
-        raise InputError(f"gneb: the energy of {potential!r} does not depend on spins; spins/magnitudes cannot "
-                         "change it (pass spins=False, positions=True for a lattice path)")
-    if (spins or magnitudes) and not potential.provides_magnetic_forces:
-        raise InputError(f"gneb: {potential!r} gives no magnetic forces; spins/magnitudes cannot move")
-    if magnitudes and not potential.depends_on_magnitudes:
-        raise InputError(f"gneb: magnitudes=True but {potential!r} does not depend on moment magnitudes")
+    _check_potential(potential, spins, positions, magnitudes)
     if path is not None:
         for name, given, end in (("initial", initial, path[0]), ("final", final, path[-1])):
             if given is not None and given is not end and not all(
@@ -771,12 +1089,24 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
         for k, st in enumerate(path):
             _check_endpoints(initial, st, spins, positions, magnitudes, names=("path[0]", f"path[{k}]"))
     _check_endpoints(initial, final, spins, positions, magnitudes)
+    mag = initial.moments > 0
+    if np.array_equal(initial.spins[mag], final.spins[mag]) and np.array_equal(initial.moments, final.moments) and \
+            not np.any(_minimum_image(final.positions - initial.positions, initial)):
+        raise InputError("gneb: initial and final are the same configuration: there is no path between them (the "
+                         "same file or search minimum given twice?)")
     if relax_endpoints:
         from .minimization import minimize
 
         kw = dict(spins=spins, positions=positions, magnitudes=magnitudes, tmax=tols["spins"],
                   fmax=tols["positions"], hmax=tols["magnitudes"])
         initial, final = minimize(initial, potential, **kw), minimize(final, potential, **kw)
+        apart = _largest_differences(initial, final)
+        # both fell into one minimum (copies relaxed to tol differ by ~ tol / curvature): a "path" of length ~0
+        if all(v < 1e-2 for v in apart.values()):
+            raise InputError("gneb: relax_endpoints: initial and final relaxed into the same minimum (they differ by "
+                             "at most " + ", ".join(f"{v:.3g} {u}" for u, v in apart.items()) + "): the final "
+                             "state lay in the initial one's basin; give a final state in another minimum (relaxed "
+                             "on its own, e.g. a spinlat search minimum)")
     dofs = dict(spins=bool(spins), positions=bool(positions), magnitudes=bool(magnitudes))
     if path is not None:
         S = np.array([st.spins for st in path], dtype=float)
@@ -792,8 +1122,10 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
             theta = rng.normal(0.0, noise, S[k].shape)
             theta[MU[k] == 0] = 0.0
             rotate_all(S[k], theta, 1.0, 0.0)
-    band = _Band(initial.copy(), np.ascontiguousarray(S), np.ascontiguousarray(R), np.ascontiguousarray(MU),
-                 potential, dofs, w)
+    # images are configurations, not moments of a trajectory: no velocities (the initial
+    # endpoint's, from an MD snapshot, went to every image, kinetic energy and temperature)
+    band = _Band(initial.copy(velocities=np.zeros_like(initial.velocities)), np.ascontiguousarray(S),
+                 np.ascontiguousarray(R), np.ascontiguousarray(MU), potential, dofs, w)
     with deferred("at the end of the band iteration under way"):  # Ctrl-C / SIGTERM: at the next whole band
         result = _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps, int(memory),
                         int(max_iterations), method, callback)
@@ -803,7 +1135,45 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
         if hasattr(potential, "term_digests"):
             result.potential_digests = potential.term_digests()
         check(result)  # interrupted: raised with the band so far as ``partial_result``
+    for msg in endpoint_problems(result, tols) + spacing_problems(result, spring_constant, tols):
+        warnings.warn(msg, UserWarning, stacklevel=2)
     return result
+
+
+def spacing_problems(result, spring_constant, tol) -> list:
+    """A phrase when the converged band ``result`` has very uneven images: its segments away from
+    the climbing image (whose two segments are free) differ by more than a factor 3. The springs
+    hold the spacing only to tol / k (a spring force k Δd below ``tol`` counts as converged): with a
+    weak ``spring_constant`` k images slide into minima and the band can cross a higher barrier
+    between two images (a vacancy hop with atoms and Spirit's k = 1e-3 eV/rad²: 0.557 eV reported
+    for the 0.654 eV hump). Empty otherwise."""
+    d = np.diff(result.reaction_coordinate)
+    keep = np.ones(d.size, bool)
+    if result.climbing is not None:
+        keep[max(0, result.climbing - 1):result.climbing + 1] = False
+    d = d[keep]
+    if not result.converged or d.size < 2 or not d.max() > 0 or d.max() <= 3.0 * d.min():  # d.min() 0: collapsed
+        return []
+    slack = max(tol.values()) if isinstance(tol, dict) else float(tol)
+    return [f"gneb: the converged band's images are unevenly spaced (segments from {d.min():.3g} to {d.max():.3g} "
+            f"rad, away from the climbing image): the springs hold the spacing only to tol/k = "
+            f"{slack / spring_constant:.3g} rad, so images may have slid into minima and a barrier between two "
+            f"of them gone unseen; raise spring_constant (with moving atoms ~1 eV/Å²) or lower tol"]
+
+
+def endpoint_problems(result, tol) -> list:
+    """One phrase per endpoint of ``result`` (:class:`GNEBResult`) that is no local minimum: its
+    largest per-atom force (:attr:`GNEBResult.endpoint_forces`) above ``tol`` (a number, or a dict
+    per block as in :func:`gneb`; eV/rad, eV/Å, eV/μB). Empty when both are minima to ``tol``."""
+    out = []
+    for name, forces in zip(("initial", "final"), result.endpoint_forces or []):
+        over = {k: v for k, v in forces.items() if v > (tol[k] if isinstance(tol, dict) else tol)}
+        if over:
+            what = ", ".join(f"{k} {v:.3g} {_UNITS[k]}" for k, v in over.items())
+            out.append(f"gneb: the {name} endpoint is not a local minimum (largest force {what} > tol): the barrier is "
+                       f"measured from a point on a slope and the band may not end in the minimum; relax it first "
+                       f"(relax_endpoints=True, or spinlat.minimize to tol)")
+    return out
 
 
 def _starting_band(path, potential, gneb_kwargs) -> list:
@@ -830,7 +1200,9 @@ def _starting_band(path, potential, gneb_kwargs) -> list:
     if changed:
         raise InputError(f"gneb: path: {where} was made with other parameters: {'; '.join(changed)}. A restart "
                          f"continues the same band (climbing, tol, max_iterations and method may change): use the "
-                         f"recorded values, or start a new band from the endpoints without path")
+                         f"recorded values, or start a new band from the endpoints without path"
+                         + (" (or, for another number of images, from GNEBResult.read(file).resampled(images))"
+                            if any(c.startswith("images ") for c in changed) else ""))
     return states
 
 
@@ -1040,8 +1412,11 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
         band.evaluate_images(1, m - 1, E, G, EV)
         F, T, dist, per_image, perp = band_forces()
         opt.update(d, f, band.to_step(1, F[1:-1]).ravel())
+    no_climb = ("; no interior energy maximum, so no climbing image" if started else
+                f"; no climbing image yet (it starts once the largest perpendicular force, {perp:.3g}, is below "
+                f"climb_after, {climb_at:.3g}): the highest image is not at the saddle")
     reason = ("converged" if converged else "interrupted" if interrupted else "max_iterations reached") + (
-        "; no interior energy maximum, so no climbing image" if climbing and climb is None else "") + (
+        no_climb if climbing and climb is None else "") + (
         f"; L-BFGS stalled, FIRE from iteration {switched}" if switched is not None else "")
     slopes = np.einsum("ki,ki->k", G, T)
     x = np.concatenate([[0.0], np.cumsum(dist)])
@@ -1050,11 +1425,13 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
     moved = {f: arr for f, arr, on in (("spins", band.S, dofs["spins"]), ("positions", band.R, dofs["positions"]),
                                          ("moments", band.MU, dofs["magnitudes"])) if on}
     states = [band.template.copy(**{f: arr[k] for f, arr in moved.items()}) for k in range(m)]
+    ends = band.block_max(G[[0, m - 1]], physical_force=True)  # fixed endpoints: the bare gradient
+    endpoint_forces = [{n: float(b) for n, b in zip(names, row)} for row in ends]
     return GNEBResult(states=states, energies=E.copy(), reaction_coordinate=x, slopes=slopes, saddle=int(saddle),
                       climbing=climb, converged=converged, reason=reason, iterations=it, n_evaluations=band.n_eval,
                       max_force={n: float(b) for n, b in zip(names, per_image.max(axis=0))},
                       image_forces=per_image.max(axis=1), weights={k: v for k, v in band.w.items() if k != "spins"},
-                      history=history,
+                      history=history, endpoint_forces=endpoint_forces,
                       forces=np.array([ev.forces for ev in EV]) if dofs["positions"] else None,
                       magnetic_forces=np.array([ev.magnetic_forces for ev in EV])
                       if (dofs["spins"] or dofs["magnitudes"]) else None)

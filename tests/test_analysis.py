@@ -347,7 +347,16 @@ def test_summary_of_a_gneb_band_reports_the_barrier_not_means(tmp_path, capsys):
     assert s["frames"] == 5 and s["saddle"] == 2 and s["converged"] is True
     assert s["barrier_eV"] == pytest.approx(1e-3, rel=1e-6)
     np.testing.assert_allclose(s["energies_relative_eV"], [0, 5e-4, 1e-3, 5e-4, 0], atol=1e-9)
+    assert s["reason"] == "converged" and s["climbing"] == 2
+    assert s["endpoint_forces"] == [{"spins": 0.0}, {"spins": 0.0}]
     assert not any(k.endswith(("_tau_int", "_error")) for k in s)
+    # a band from a point on a slope says so (E = −K cos²θ, torque K sin 2θ at θ = 0.5 rad)
+    with pytest.warns(UserWarning, match="initial endpoint is not a local minimum"):
+        tilted = sl.gneb(one.copy(spins=[[np.sin(0.5), 0, np.cos(0.5)]]), one.copy(spins=[[0, 0, -1]]), pot, images=5,
+                         tol=1e-7)
+    tilted.write(tmp_path / "tilted.h5")
+    assert sl.analysis.summary(str(tmp_path / "tilted.h5"))["endpoint_forces"][0]["spins"] == pytest.approx(
+        1e-3 * np.sin(1.0), rel=1e-9)
     with pytest.raises(InputError, match="is a GNEB band .* nothing to discard"):  # it was ignored silently
         sl.analysis.summary(str(tmp_path / "path.h5"), discard=10.0)
     assert main(["analyze", str(tmp_path / "path.h5"), "--format", "text"]) == 0

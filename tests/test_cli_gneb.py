@@ -272,3 +272,78 @@ def test_a_band_that_converged_as_the_signal_came_is_not_called_interrupted(tmp_
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
     h = MU * sl.units.MU_B * B / (2 * K)
     assert s["converged"] and s["barrier_eV"] == pytest.approx(K * (1 - h) ** 2, rel=1e-6)
+
+
+def test_an_endpoint_off_its_minimum_is_named_in_the_log_and_summary(tmp_path, capsys):
+    a = sl.State([[0, 0, 0]], ["Fe"], moments=[MU], spins=[[0.6, 0, 0.8]])   # 0.64 rad off the axis
+    sl.io.write_extxyz(tmp_path / "tilted.extxyz", [a])
+    sl.io.write_extxyz(tmp_path / "down.extxyz", [a.copy(spins=[[0, 0, -1]])])
+    cfg = {"potential": POTENTIAL, "output": "run",
+           "gneb": {"initial": "tilted.extxyz", "final": "down.extxyz", "images": 7, "tol": 1e-7}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 0
+    err = capsys.readouterr().err
+    assert "spinlat gneb: warning: gneb: the initial endpoint is not a local minimum" in err
+    assert "initial endpoint is not a local minimum" in (tmp_path / "run" / "log.txt").read_text()
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    # torque on the tilted spin: E = −K cos²θ + μ μB B cosθ (field along −z),
+    # |dE/dθ| = 2K sinθ cosθ − μ μB B sinθ
+    sin, cos = 0.6, 0.8
+    assert s["endpoint_forces"][0]["spins"] == pytest.approx(2 * K * sin * cos - MU * sl.units.MU_B * B * sin,
+                                                              rel=1e-9)
+    assert s["endpoint_forces"][1]["spins"] < 1e-12
+
+
+def test_saddle_modes_in_the_config_name_a_first_order_saddle_and_a_symmetric_band(tmp_path, capsys):
+    # one spin: E(θ) = −K cos²θ + μ μB B cosθ, a first-order saddle at cosθ = h. Two independent
+    # spins: the coherent starting band stays on coherent reversal (barrier 2 K (1 − h)², both at
+    # the saddle at once: two unstable modes) while one spin after the other costs half
+    _endpoints(tmp_path)
+    cfg = {"potential": POTENTIAL, "output": "one",
+           "gneb": {"initial": "up.extxyz", "final": "down.extxyz", "images": 7, "tol": 1e-9, "saddle_modes": 4}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 0
+    s = json.loads((tmp_path / "one" / "summary.json").read_text())
+    h = MU * sl.units.MU_B * B / (2 * K)
+    # curvature d²E/dθ² at the saddle −2K sin²θ (k clamped to the 2 dimensions)
+    assert s["saddle_negative_modes"] == 1 and len(s["saddle_eigenvalues"]) == 2
+    assert s["saddle_eigenvalues"][0] == pytest.approx(-2 * K * (1 - h * h), rel=1e-6)
+    assert "first-order saddle" in (tmp_path / "one" / "log.txt").read_text()
+    pair = sl.State([[0, 0, 0], [10, 0, 0]], ["Fe", "Fe"], moments=[MU, MU], spins=[[0, 0, 1]] * 2)
+    sl.io.write_extxyz(tmp_path / "pair_up.extxyz", [pair])
+    sl.io.write_extxyz(tmp_path / "pair_down.extxyz", [pair.copy(spins=[[0, 0, -1]] * 2)])
+    cfg = {"potential": POTENTIAL, "output": "pair",
+           "gneb": {"initial": "pair_up.extxyz", "final": "pair_down.extxyz", "images": 7, "tol": 1e-9,
+                    "saddle_modes": 3}}
+    assert main(["gneb", _write(tmp_path, cfg, "pair.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "spinlat gneb: warning: saddle image 3: lowest Hessian eigenvalues" in err
+    assert ": 2 negative: the band lies on a higher-order saddle" in err and "noise" in err
+    s = json.loads((tmp_path / "pair" / "summary.json").read_text())
+    assert s["saddle_negative_modes"] == 2 and s["barrier_eV"] == pytest.approx(2 * K * (1 - h) ** 2, rel=1e-6)
+    assert s["saddle_eigenvalues"][:2] == pytest.approx([-2 * K * (1 - h * h)] * 2, rel=1e-6)
+    with pytest.raises(ConfigError, match="gneb.saddle_modes: expected at least 2"):
+        check_gneb_config({"gneb": {"initial": "up.extxyz", "final": "down.extxyz", "saddle_modes": 1}}, tmp_path)
+    with pytest.raises(ConfigError, match="gneb.max_step"):
+        check_gneb_config({"gneb": {"initial": "up.extxyz", "final": "down.extxyz", "max_step": {"spins": -1}}},
+                          tmp_path)
+
+
+def test_zero_modes_at_a_saddle_are_not_counted_unstable():
+    # Mn3Pt T1 → −T1 at tol 1e-6 eV/rad: lowest eigenvalues −1.0e-3, −2.2e-7, 2.2e-7 eV/rad² (a
+    # Goldstone pair, off zero by the band's residual force) were counted as a second unstable mode
+    from spinlat.transitions import saddle_verdict
+
+    assert saddle_verdict([-1.0e-3, -2.2e-7, 2.2e-7]) == (1, "a first-order saddle (2 zero modes)")
+    assert saddle_verdict([-2e-3, -8.3e-4, -8.3e-4])[0] == 3
+    assert saddle_verdict([-2e-3, -8.3e-4, -8.3e-4])[1].startswith("at least 3 negative")
+    assert saddle_verdict([-2e-3, -1.7e-3, 1e-3])[1].startswith("2 negative")
+    assert saddle_verdict([1e-9, 1e-3])[0] == 0
+
+
+def test_the_same_state_at_both_ends_is_refused(tmp_path, capsys):
+    # the same search minimum (rank 0) at both ends "converged" with barrier 0 and status 0
+    _endpoints(tmp_path)
+    cfg = {"potential": POTENTIAL, "output": str(tmp_path / "run"),
+           "gneb": {"initial": "up.extxyz", "final": {"file": "up.extxyz", "index": 0}, "images": 5}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 1
+    assert "initial and final are the same configuration" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "path.h5").exists()

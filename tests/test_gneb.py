@@ -3,6 +3,7 @@ and Spirit 2.2's GNEB on the same skyrmion collapse."""
 
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -226,6 +227,13 @@ def test_magnitudes_move_along_the_path_to_the_analytic_saddle():
     assert sad.moments[0] == pytest.approx(mu_at(c), abs=1e-8)
     assert sad.spins[0, 2] == pytest.approx(c, abs=1e-7)
     assert set(res.max_force) == {"spins", "magnitudes"}
+    # Hessian in (θ, μ) (rad, μB; w_m = 1) at the saddle, and the azimuth's zero mode
+    mu, th = mu_at(c), np.arccos(c)
+    h = np.array([[2 * K * np.cos(2 * th) - MU_B * mu * B * c, -MU_B * B * np.sin(th)],
+                  [-MU_B * B * np.sin(th), 2 * a_ + 12 * b_ * mu**2]])
+    values, modes = res.saddle_modes(pot, k=3)
+    assert np.allclose(values, np.sort(np.append(np.linalg.eigvalsh(h), 0.0)), rtol=0, atol=1e-7)
+    assert values[0] < 0 and set(modes[0]) == {"spins", "magnitudes"}
 
 
 # ------------------------------------------------------------------------- spin-lattice path
@@ -259,6 +267,12 @@ def test_positions_move_with_the_spins_and_lower_the_barrier(fe4_cluster):
     assert np.max(np.linalg.norm(ev.forces, axis=1)) <= tol
     assert np.max(np.linalg.norm(sl.potentials.spin_torques(sad, ev), axis=1)) <= tol
     assert _monotonic_each_side(res.energies, res.saddle)
+    # a first-order saddle of E(r, s): one unstable mode; the free cluster's translations and
+    # rotations of the positions alone (the anisotropy acts on spins) and the turn of all spins
+    # about the anisotropy axis are zero modes
+    values, modes = res.saddle_modes(pot, k=9)
+    assert values[0] < -1e-3 and np.all(np.abs(values[1:8]) < 1e-5) and values[8] > 1e-3
+    assert set(modes[0]) == {"spins", "positions"}
     # the atoms move along the path, the endpoints stay as given
     assert np.max(np.linalg.norm(sad.positions - a.positions, axis=1)) > 1e-3
     assert np.array_equal(res.states[0].positions, a.positions)
@@ -290,7 +304,8 @@ def _mmace_path(tiny):
     a = sl.State(pos, ["Fe"] * 3, moments=[2.2, 2.0, 2.1], spins=[[0, 0, 1]] * 3)
     b = a.copy(spins=[[0, 0, 1], [1, 0, 0], [0, 0, -1]], moments=[2.0, 2.3, 1.9],
                positions=np.array(pos) + [[0, 0, 0], [0.05, 0, 0], [0, -0.05, 0.02]])
-    res = sl.gneb(a, b, model, images=5, magnitudes=True, positions=True, tol=1e-6, max_iterations=3)
+    with pytest.warns(UserWarning, match="endpoint is not a local minimum"):  # the ends are on slopes
+        res = sl.gneb(a, b, model, images=5, magnitudes=True, positions=True, tol=1e-6, max_iterations=3)
     assert not res.converged and res.iterations == 3
     assert np.all(np.isfinite(res.energies)) and np.all(np.isfinite(res.reaction_coordinate))
     for st in res.states:
@@ -386,6 +401,20 @@ def test_bad_input_is_named():
         sl.gneb(a, b, pot, tol=-1)
     with pytest.raises(InputError, match="EAM"):
         sl.gneb(a, b, EAM(EAM_FE))
+    with pytest.raises(InputError, match=r"path\[0\] must be a spinlat.State, got Atoms: convert it with "
+                                         r"spinlat.State.from_ase"):
+        sl.gneb(None, None, pot, path=[st.to_ase() for st in (a, a, b)])
+    # cells: which vector and component differ, and by how much (was "different cells or periodicity")
+    box = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.87, pbc=True, moments=[2.0], spins=[[0, 0, 1]])
+    strained = sl.State([[0, 0, 0]], ["Fe"], cell=np.diag([2.87, 2.87, 3.1]), pbc=True, moments=[2.0],
+                        spins=[[0, 0, -1]])
+    with pytest.raises(InputError, match=r"different cells \(cell vector 2, component z: 2.87 Å and 3.1 Å\).*"
+                                         r"bain_path"):
+        sl.gneb(box, strained, pot)
+    with pytest.raises(InputError, match=r"initial is periodic along \[True, True, True\] but final along "
+                                         r"\[True, True, False\]"):
+        sl.gneb(box, sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.87, pbc=[True, True, False], moments=[2.0],
+                              spins=[[0, 0, -1]]), pot)
 
 
 # ------------------------------------------------------------------------------------ peers
@@ -419,10 +448,24 @@ def test_barrierless_path_gets_no_climbing_image():
     # downhill all the way (field along −z, no anisotropy): no interior maximum, no climbing image,
     # the barrier is 0
     pot = Zeeman([0, 0, -1.0])
-    res = sl.gneb(_single_spin((0, 0.1, 1)), _single_spin((0, -0.1, -1)), pot, images=7, tol=1e-9)
-    assert res.converged and res.climbing is None and "no climbing image" in res.reason
+    with pytest.warns(UserWarning, match="endpoint is not a local minimum"):  # the ends are on slopes
+        res = sl.gneb(_single_spin((0, 0.1, 1)), _single_spin((0, -0.1, -1)), pot, images=7, tol=1e-9)
+    assert res.converged and res.climbing is None and "no interior energy maximum, so no climbing" in res.reason
     assert res.saddle == 0 and res.barrier == 0.0
     assert np.all(np.diff(res.energies) < 0)
+
+
+def test_a_band_stopped_before_climbing_does_not_claim_it_has_no_maximum():
+    # stopped at max_iterations before the climbing image started, the reason read "no interior
+    # energy maximum, so no climbing image" beside a band with a clear interior maximum
+    unit, st = _chain(8)
+    pot = Heisenberg.from_neighbors(unit, J=[0.002]) + UniaxialAnisotropy(1e-3, [0, 0, 1])
+    a, b = st.copy(spins=np.tile([0, 0, 1.0], (8, 1))), st.copy(spins=np.tile([0, 0, -1.0], (8, 1)))
+    res = sl.gneb(a, b, pot, images=9, noise=0.05, seed=1, max_iterations=3)
+    assert res.climbing is None and 0 < res.saddle < 8 and res.energies[res.saddle] > res.energies[0] + 5e-3
+    assert res.reason.startswith("max_iterations reached; no climbing image yet (it starts once the largest "
+                                 "perpendicular force")
+    assert "no interior energy maximum" not in res.reason
 
 
 def test_starting_path_and_endpoint_relaxation():
@@ -627,3 +670,258 @@ def test_skyrmion_profile_in_a_triangular_film_sits_in_the_middle_and_stays_whol
                   tol=1e-9)
     h = mu * units.MU_B * B / (2 * K)
     assert res.barrier == pytest.approx(K * (1 - h) ** 2, rel=1e-9)
+
+
+def test_an_endpoint_off_its_minimum_is_named_and_its_force_recorded():
+    # E(θ) = −K cos²θ: an initial spin tilted by 0.5 rad feels the torque K sin(2θ) (eV/rad); the
+    # band converged and reported a "barrier" from that slope without a word
+    K = 1e-3
+    pot = UniaxialAnisotropy(K, [0, 0, 1])
+    up, down = _single_spin(), _single_spin((0, 0, -1))
+    tilted = _single_spin((np.sin(0.5), 0, np.cos(0.5)))
+    with pytest.warns(UserWarning, match="initial endpoint is not a local minimum.*spins 0.000841 eV/rad"):
+        res = sl.gneb(tilted, down, pot, images=9, tol=1e-8)
+    assert res.converged and res.barrier == pytest.approx(K * np.cos(0.5) ** 2, rel=1e-6)  # from the slope
+    assert res.endpoint_forces[0]["spins"] == pytest.approx(K * np.sin(1.0), rel=1e-9)
+    assert res.endpoint_forces[1] == {"spins": 0.0}
+    assert res.summary()["endpoint_forces"] == res.endpoint_forces
+    # relaxed first: the true barrier K, and no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = sl.gneb(tilted, down, pot, images=9, tol=1e-8, relax_endpoints=True)
+        assert res.barrier == pytest.approx(K, rel=1e-6)
+        assert sl.gneb(up, down, pot, images=9).endpoint_forces == [{"spins": 0.0}, {"spins": 0.0}]
+
+
+def test_endpoints_with_atoms_in_another_order_are_refused_naming_the_atoms():
+    # the final state of a file written in another atom order: the band joined atom k to atom k and
+    # dragged atoms through each other (3.3 eV "barrier" on the Fe tetrahedron, after 3000
+    # iterations), or with positions fixed was refused as "positions differ: pass positions=True"
+    pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+    pos = np.array([[0, 0, 0], [2.4, 0, 0], [1.2, 2.078, 0], [1.2, 0.693, 1.96]])
+    a = sl.State(pos, ["Fe"] * 4, moments=[2.2] * 4, spins=[[0, 0, 1]] * 4)
+    s = a.spins.copy()
+    s[3] = [0, 0, -1]
+    perm = [3, 1, 2, 0]
+    b = sl.State(pos[perm] + 0.01, ["Fe"] * 4, moments=[2.2] * 4, spins=s[perm])
+    for positions in (True, False):
+        with pytest.raises(InputError, match=r"different orders: atom 3 of final sits 0.0173 Å from atom 0 of "
+                                             r"initial, while atom 0 of final is 2.42 Å away \(2 atoms"):
+            sl.gneb(a, b, pot, images=5, positions=positions)
+    # an interstitialcy move (atom 3 pushes atom 0 off its site onto another place) is a path
+    push = a.copy(positions=np.vstack([[[3.6, 2.078, 0]], pos[1:3], [[0, 0, 0]]]))
+    with pytest.warns(UserWarning, match="endpoint is not a local minimum"):  # refused as relabelled before
+        res = sl.gneb(a, push, pot, images=5, positions=True, max_iterations=0)
+    assert np.allclose(res.states[2].positions[3], pos[3] / 2)  # halfway from its place to atom 0's
+    # an atom hopping into a vacancy (its old site left empty) is a path, not a relabelling
+    hop = a.copy(positions=np.vstack([pos[:3], [[1.2, 0.693, -1.96]]]))
+    with pytest.warns(UserWarning, match="endpoint is not a local minimum"):  # neither is relaxed here
+        res = sl.gneb(a, hop, pot, images=5, spins=False, positions=True, max_iterations=0)
+    assert np.allclose(res.states[2].positions[3], [1.2, 0.693, 0.0])
+
+
+def test_a_written_band_reads_back_as_the_same_result(tmp_path):
+    # GNEBResult.write had no reader: the barrier, curve, saddle and convergence of a path.h5 were
+    # only reachable by decoding the metadata JSON by hand
+    from spinlat.errors import FileFormatError
+    from spinlat.transitions import GNEBResult
+
+    K, B = 1e-3, 3.0
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    res = sl.gneb(_single_spin(), _single_spin((0, 0, -1)), pot, images=7, tol=1e-9)
+    res.write(tmp_path / "band.h5", pot)
+    back = GNEBResult.read(tmp_path / "band.h5")
+    h = 2.0 * MU_B * B / (2 * K)
+    assert back.barrier == res.barrier == pytest.approx(K * (1 - h) ** 2, rel=1e-9)
+    assert back.reverse_barrier == res.reverse_barrier
+    for name in ("energies", "reaction_coordinate", "slopes", "image_forces", "magnetic_forces"):
+        assert np.array_equal(getattr(back, name), getattr(res, name)), name
+    for name in ("saddle", "climbing", "converged", "reason", "iterations", "n_evaluations", "max_force",
+                 "weights", "parameters", "potential", "potential_digests", "endpoint_forces"):
+        assert getattr(back, name) == getattr(res, name), name
+    assert back.forces is None  # positions did not move: no forces stored, none invented
+    assert np.array_equal(back.curve(10)[1], res.curve(10)[1])
+    assert all(np.array_equal(a.spins, b.spins) for a, b in zip(back.states, res.states))
+    # and it continues as the result itself would
+    again = sl.gneb(None, None, pot, path=back, tol=1e-9)
+    assert again.converged and again.iterations <= 1
+    # a band that moved atoms keeps its forces
+    chain = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+    pos = np.array([[0, 0, 0], [2.4, 0, 0], [1.2, 2.078, 0]])
+    a = sl.State(pos, ["Fe"] * 3, moments=[2.2] * 3, spins=[[0, 0, 1]] * 3)
+    with pytest.warns(UserWarning, match="not a local minimum"):
+        moved = sl.gneb(a, a.copy(positions=pos * 1.05), chain, images=4, spins=False, positions=True,
+                        max_iterations=3)
+    moved.write(tmp_path / "moved.h5")
+    back = GNEBResult.read(tmp_path / "moved.h5")
+    assert np.array_equal(back.forces, moved.forces) and back.magnetic_forces is None
+    assert not back.converged and back.reason.startswith("max_iterations reached")
+    # two bands in one file (the second written with mode="a") are not read as one
+    moved.write(tmp_path / "moved.h5", mode="a")
+    with pytest.raises(FileFormatError, match=r"does not match its 8 images: .*several bands \(written with "
+                                              r"mode='a'\)"):
+        GNEBResult.read(tmp_path / "moved.h5")
+    # a run's trajectory is named as no band
+    sim = sl.Simulation(_single_spin((1, 0, 0)), pot, sl.integrators.LLG(1.0), trajectory=str(tmp_path / "run.h5"),
+                        every=1)
+    sim.run(2)
+    with pytest.raises(FileFormatError, match=r"run.h5: a spinlat trajectory \(LLG.* but no GNEB band"):
+        GNEBResult.read(tmp_path / "run.h5")
+
+
+def test_saddle_modes_tell_a_first_order_saddle_from_a_symmetric_band_stuck_higher():
+    # the ring of the two tests above started on exact coherent rotation: its perpendicular forces
+    # vanish by symmetry, so the band "converges" there (barrier N K) even where domain walls give
+    # a lower path; the Hessian at its saddle, J λ_k − 2K and J λ_k + 2K2, shows the extra
+    # unstable modes (λ_k = 2 − 2cos(2πk/N)): dense for N = 8, Lanczos for N = 40
+    K, K2 = 0.001, 0.0005
+    for n, J, unstable in ((4, 0.010, 1), (8, 0.002, 3), (40, 0.010, 5)):
+        unit, st = _chain(n)
+        pot = Heisenberg.from_neighbors(unit, J=[J]) + UniaxialAnisotropy(K, [0, 0, 1]) + \
+            UniaxialAnisotropy(-K2, [0, 1, 0])
+        a, b = st.copy(spins=np.tile([0, 0, 1.0], (n, 1))), st.copy(spins=np.tile([0, 0, -1.0], (n, 1)))
+        res = sl.gneb(a, b, pot, images=7, tol=1e-10)
+        assert res.converged and res.barrier == pytest.approx(n * K, rel=1e-9)
+        lam = 2 - 2 * np.cos(2 * np.pi * np.arange(n) / n)
+        exact = np.sort(np.concatenate([J * lam - 2 * K, J * lam + 2 * K2]))
+        k = min(unstable + 1, 2 * n)
+        values, modes = res.saddle_modes(pot, k=k)
+        assert np.allclose(values, exact[:k], rtol=0, atol=1e-8)
+        assert np.sum(values < 0) == min(unstable, k)
+        # the unstable mode along the path: every spin turns towards −z alike, unit length
+        s = modes[0]["spins"]
+        assert np.allclose(s, s[0]) and abs(s[0, 2]) == pytest.approx(1 / np.sqrt(n), rel=1e-6)
+    with pytest.raises(InputError, match="k must be an integer from 1 to 80"):
+        res.saddle_modes(pot, k=81)
+    # another potential's Hessian is not this band's saddle (a stronger anisotropy: another digest)
+    other = Heisenberg.from_neighbors(unit, J=[J]) + UniaxialAnisotropy(2 * K, [0, 0, 1]) + \
+        UniaxialAnisotropy(-K2, [0, 1, 0])
+    with pytest.raises(InputError, match="saddle_modes: not the potential of this band"):
+        res.saddle_modes(other)
+    with pytest.raises(InputError, match="image must be an index of the 7 images"):
+        res.saddle_modes(pot, image=7)
+
+
+def test_a_band_resampled_to_more_images_starts_on_the_path_and_keeps_the_barrier(tmp_path):
+    # a converged band of 5 images could not be refined: a restart with images=13 was refused and
+    # nothing offered the path at other image counts
+    from spinlat.transitions import GNEBResult
+
+    K, B = 1e-3, 3.0
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, -B])
+    res = sl.gneb(_single_spin(), _single_spin((0, 0, -1)), pot, images=5, tol=1e-9)
+    res.write(tmp_path / "band.h5", pot)
+    with pytest.raises(InputError, match=r"images 13 \(the file records 5\).*resampled\(images\)"):
+        sl.gneb(None, None, pot, path=tmp_path / "band.h5", images=13)
+    states = GNEBResult.read(tmp_path / "band.h5").resampled(13)
+    assert len(states) == 13 and states[0].spins.tolist() == res.states[0].spins.tolist()
+    assert states[-1].spins.tolist() == res.states[-1].spins.tolist()
+    # on a one-spin band the path is a great circle: equal steps are equal polar angles
+    theta = np.arccos(np.clip([st.spins[0, 2] for st in states], -1, 1))
+    assert np.allclose(np.diff(theta), np.pi / 12, atol=1e-12)
+    fine = sl.gneb(None, None, pot, path=states, tol=1e-9)
+    assert fine.converged and fine.barrier == pytest.approx(res.barrier, rel=1e-9)
+    assert fine.reaction_coordinate[-1] == pytest.approx(np.pi, rel=1e-9) and fine.iterations < res.iterations + 50
+    fewer = res.resampled(3)
+    assert len(fewer) == 3 and np.allclose(np.abs(fewer[1].spins[0, 2]), 0.0, atol=1e-12)
+    with pytest.raises(InputError, match="images must be an integer >= 3"):
+        res.resampled(2)
+
+
+def test_transitions_and_workflows_are_reachable_from_the_package():
+    # `import spinlat as sl; sl.transitions.GNEBResult.read(...)` (or sl.workflows.bain_path) raised
+    # AttributeError in a fresh interpreter unless something had imported the module before
+    import subprocess
+    import sys
+
+    code = ("import spinlat as sl; from spinlat.transitions import GNEBResult; from spinlat.workflows.bain import "
+            "bain_path; assert sl.GNEBResult is GNEBResult and sl.transitions.GNEBResult is GNEBResult; "
+            "assert sl.bain_path is bain_path and sl.workflows.bain_path is bain_path")
+    # the check runs first in its own interpreter: attributes before any import of the modules
+    fresh = code.split("; ", 3)[0] + "; " + "; ".join(
+        ["t = sl.transitions", "w = sl.workflows", "g = sl.GNEBResult", "b = sl.bain_path"]) + "; " + code
+    done = subprocess.run([sys.executable, "-c", fresh], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_film_whose_cell_has_no_third_vector_takes_minimum_images_in_plane():
+    # a film read with cell [[a,0,0],[0,a,0],[0,0,0]] (pbc T T F): every gneb on it, spins only
+    # included, failed with numpy's LinAlgError "Singular matrix" (the minimum image inverted the cell)
+    K = 1e-3
+    film = sl.State([[0.1, 0, 0]], ["Fe"], cell=[[2.87, 0, 0], [0, 2.87, 0], [0, 0, 0]], pbc=[True, True, False],
+                    moments=[2.0], spins=[[0, 0, 1]])
+    res = sl.gneb(film, film.copy(spins=[[0, 0, -1]]), UniaxialAnisotropy(K, [0, 0, 1]), images=5, tol=1e-9)
+    assert res.barrier == pytest.approx(K, rel=1e-9)
+    # an atom moved across the periodic boundary goes the short way (0.2 Å, through x = 0)
+    S, R, MU = geodesic_path(film, film.copy(positions=[[2.77, 0, 0]]), 3, spins=False, positions=True)
+    assert R[1, 0] == pytest.approx([0.0, 0, 0], abs=1e-12)
+
+
+def test_band_images_carry_no_velocities_of_an_md_endpoint(tmp_path):
+    # an endpoint taken from an MD snapshot gave its velocities to every image: path.h5 recorded a
+    # kinetic energy of 0.29 eV and 2239 K per image and a total energy off the path's
+    pot = UniaxialAnisotropy(1e-3, [0, 0, 1])
+    a = sl.State([[0, 0, 0]], ["Fe"], moments=[2.0], spins=[[0, 0, 1]], velocities=[[0.01, 0, 0]])
+    res = sl.gneb(a, a.copy(spins=[[0, 0, -1]]), pot, images=5)
+    assert all(not st.velocities.any() for st in res.states)
+    res.write(tmp_path / "band.h5", pot)
+    with sl.io.Trajectory(tmp_path / "band.h5") as tr:
+        assert not tr.array("kinetic_energy").any() and not tr.array("temperature").any()
+        assert np.array_equal(tr.array("total_energy"), res.energies)
+
+
+def test_endpoints_that_relax_into_one_minimum_are_refused():
+    # a final spin 0.5 rad off the easy axis relaxes back onto it, as the initial one: the band
+    # "converged" with a barrier of 1e-9 eV between two copies of the same minimum
+    pot = UniaxialAnisotropy(1e-3, [0, 0, 1])
+    tilted = _single_spin((np.sin(0.5), 0, np.cos(0.5)))
+    with pytest.raises(InputError, match=r"relax_endpoints: initial and final relaxed into the same minimum \(they "
+                                         r"differ by at most 0.00\d+ rad, 0 Å, 0 μB\)"):
+        sl.gneb(_single_spin(), tilted, pot, images=5, relax_endpoints=True)
+    # a final state past the equator relaxes into the other minimum: the barrier K
+    past = _single_spin((np.sin(2.0), 0, np.cos(2.0)))
+    assert sl.gneb(_single_spin(), past, pot, images=5, relax_endpoints=True, tol=1e-9).barrier == pytest.approx(
+        1e-3, rel=1e-6)
+
+
+def test_vacancy_migration_in_bcc_fe_matches_the_published_barrier():
+    # Mendelev et al., Phil. Mag. 83, 3977 (2003), the potential of Fe_mm.eam.fs: vacancy migration
+    # energy 0.64 eV; a 3×3×3 cubic cell (53 atoms) with relaxed endpoints gives 0.654 eV. The
+    # saddle is first order, with the three translations of the periodic crystal as zero modes
+    from ase.build import bulk
+
+    pot = EAM(EAM_FE)
+    full = sl.State.from_ase(bulk("Fe", "bcc", a=2.8553, cubic=True).repeat((3, 3, 3)))
+    j = int(np.argsort(np.linalg.norm(full.positions - full.positions[0], axis=1))[1])  # a nearest neighbour
+    pos = full.positions[1:]
+    ini = sl.State(pos, full.numbers[1:], cell=full.cell, pbc=True, moments=np.full(len(pos), 2.2))
+    hop = pos.copy()
+    hop[j - 1] = full.positions[0]  # the neighbour jumps into the vacancy
+    res = sl.gneb(ini, ini.copy(positions=hop), pot, images=7, spins=False, positions=True, relax_endpoints=True,
+                  tol=1e-3)
+    assert res.converged and res.barrier == pytest.approx(0.64, abs=0.03)
+    values, _ = res.saddle_modes(pot, k=5)
+    assert values[0] < -1.0 and np.all(np.abs(values[1:4]) < 1e-4) and values[4] > 1e-2
+    # this potential's path has two humps around a shallow midpoint minimum (0.557 eV); on 9 images
+    # the weak default springs (1e-3 eV/Å², slack tol/k = 1 Å) let images slide into the minima and
+    # the band "converged" with its climbing image in the midpoint minimum: 0.557 eV, without a word
+    finer = res.resampled(9)
+    with pytest.warns(UserWarning, match=r"images are unevenly spaced .* tol/k = 1 rad"):
+        slid = sl.gneb(None, None, pot, path=finer, spins=False, positions=True, tol=1e-3)
+    assert slid.converged and slid.barrier < 0.6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stiff = sl.gneb(None, None, pot, path=finer, spins=False, positions=True, tol=1e-3, spring_constant=1.0)
+    assert stiff.converged and stiff.barrier == pytest.approx(res.barrier, abs=1e-3)
+
+
+def test_spacing_check_names_collapsed_images_and_spares_an_even_band():
+    # two images on one point (a zero segment) escaped the check (it needed every segment > 0)
+    from spinlat.transitions import spacing_problems
+
+    band = sl.gneb(_single_spin(), _single_spin((0, 0, -1)), UniaxialAnisotropy(1e-3, [0, 0, 1]), images=7)
+    assert band.converged and spacing_problems(band, 1e-3, 1e-5) == []
+    band.reaction_coordinate = np.array([0.0, 0.5, 0.5, 1.0, 1.5, 2.0, 2.5])
+    band.climbing = None
+    assert spacing_problems(band, 1e-3, 1e-5)[0].startswith("gneb: the converged band's images are unevenly spaced "
+                                                            "(segments from 0 to 0.5 rad")

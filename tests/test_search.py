@@ -439,3 +439,17 @@ def test_a_potential_used_in_this_process_still_goes_to_worker_processes():
     parallel = ground_state(st, pot, starts=4, seed=1, tmax=1e-8, workers=2)
     assert _summary(parallel) == _summary(serial)
     sl.search.shutdown_workers()
+
+
+def test_site_classes_of_a_film_stored_without_its_third_cell_vector():
+    # cell [[a,0,0],[0,a,0],[0,0,0]] (pbc T T F): start_cell=(2, 2, 1) was refused as "not a
+    # non-singular (3,3) cell or three integers"; the classes are those of the same film with vacuum
+    from spinlat.search import site_classes
+
+    unit = dict(positions=[[0, 0, 0], [1.435, 1.435, 0]], numbers=["Fe"] * 2, pbc=[True, True, False],
+                moments=[2.2] * 2)
+    flat = sl.State(cell=[[2.87, 0, 0], [0, 2.87, 0], [0, 0, 0]], **unit).repeat((2, 2, 1))
+    vacuum = sl.State(cell=[[2.87, 0, 0], [0, 2.87, 0], [0, 0, 10]], **unit).repeat((2, 2, 1))
+    classes = site_classes(flat, (2, 2, 1))
+    assert classes.tolist() == site_classes(vacuum, (2, 2, 1)).tolist()
+    assert sorted(set(classes.tolist())) == [0, 1] and classes.tolist() == [0, 1] * 4

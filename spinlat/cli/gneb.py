@@ -27,6 +27,9 @@ The config is a run config (``potential:``, ``output:``, ``seed:``; see :mod:`sp
       method: auto                       # auto | lbfgs | fire
       noise: 0.0                         # rad, random rotations of the starting band (seeded by seed:)
       relax_endpoints: false
+      max_step: {spins: 0.1, positions: 0.05, magnitudes: 0.05}   # rad, Å, μB per optimiser step
+      saddle_modes: 2                    # optional: the 2 lowest Hessian eigenvalues at the saddle
+                                         # (GNEBResult.saddle_modes; one negative: a first-order saddle)
       path: old_run/path.h5              # optional starting band: a path.h5 of an earlier gneb run, made
                                          # with the same potential, images, spring_constant, weights and
                                          # moving parts (refused otherwise, naming what differs)
@@ -36,7 +39,10 @@ The config is a run config (``potential:``, ``output:``, ``seed:``; see :mod:`sp
 Writes to the run directory: ``path.h5`` (spinlat HDF5 trajectory, one frame per image, the reaction
 coordinate and barrier in its metadata), ``path.extxyz``, ``energy.png`` (energy along the path,
 saddle marked), ``summary.json``, ``log.txt`` and a copy of the config. An existing ``path.h5`` is
-never replaced unless ``--overwrite`` is given. Exit status 0 when converged, 1 otherwise.
+never replaced unless ``--overwrite`` is given. Exit status 0 when converged, 1 otherwise. An
+endpoint that is no local minimum (largest force above ``tol``) is named in a warning on stderr
+and in ``log.txt`` (``relax_endpoints: true`` relaxes both first); ``summary.json`` holds the
+endpoints' forces (``endpoint_forces``).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 HELP = "minimum-energy path and barrier between two states (geodesic nudged elastic band)"
@@ -99,7 +106,7 @@ def run(args) -> int:
             logf.write(msg + "\n")
             logf.flush()
 
-        kw = {k: v for k, v in sec.items() if k not in ("initial", "final", "path")}
+        kw = {k: v for k, v in sec.items() if k not in ("initial", "final", "path", "saddle_modes")}
         initial, final = (C.read_structure(sec[k]["file"], sec[k]["index"], key=f"gneb.{k}",
                                            pbc=sec[k].get("pbc")) if k in sec else None for k in ("initial", "final"))
         if "path" in sec:
@@ -115,17 +122,24 @@ def run(args) -> int:
                 log(f"iteration {info['iteration']:6d}  max force {info['max_force']:.3e}  "
                     f"highest image {(e[1:-1].max() - e[0]) * 1e3:.6f} meV  climbing {info['climbing']}")
 
-        def save(res, wall):
+        def save(res, wall, extra=None):
             res.write(files["path.h5"], potential=pot)
             write_extxyz(files["path.extxyz"], res.to_atoms())
             res.plot(files["energy.png"], title=path.stem)
-            summary = {**res.summary(), "wall_s": wall}
+            summary = {**res.summary(), **(extra or {}), "wall_s": wall}
             atomic_write_text(files["summary.json"], json.dumps(summary, indent=2))
             return summary
 
         t0 = time.perf_counter()
         try:
-            res = gneb(initial, final, pot, callback=progress, **kw)
+            with warnings.catch_warnings(record=True) as caught:  # to stderr and log.txt, as every line
+                warnings.simplefilter("always")
+                try:
+                    res = gneb(initial, final, pot, callback=progress, **kw)
+                finally:
+                    for w in caught:
+                        kind = "" if w.category is UserWarning else f" ({w.category.__name__})"
+                        log(f"spinlat gneb: warning: {' '.join(str(w.message).split())}{kind}")
         except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the band so far is kept
             part = getattr(exc, "partial_result", None)
             if part is not None and part.converged:  # stopped as it converged: the path, not a band midway
@@ -151,4 +165,23 @@ def run(args) -> int:
                 res.max_force.items(), summary["max_force_units"].values())), sys.stdout)
             for name in ("path.h5", "path.extxyz", "energy.png", "summary.json"):
                 log(f"{name}: {files[name]}", sys.stdout)
+        if sec.get("saddle_modes"):  # after the band is saved: an interrupt here loses only this check
+            summary.update(saddle_check(res, pot, sec["saddle_modes"], log))
+            with writing("summary.json"):
+                atomic_write_text(files["summary.json"], json.dumps(summary, indent=2))
     return 0 if res.converged else 1
+
+
+def saddle_check(res, pot, k, log) -> dict:
+    """The ``k`` lowest Hessian eigenvalues at the saddle image (``GNEBResult.saddle_modes``),
+    logged with what their signs mean (:func:`spinlat.transitions.saddle_verdict`); returns the
+    summary entries."""
+    from ..transitions import saddle_verdict
+
+    values, _ = res.saddle_modes(pot, k=min(int(k), res.dimensions()))
+    negative, verdict = saddle_verdict(values)
+    line = (f"saddle image {res.saddle}: lowest Hessian eigenvalues "
+            f"{', '.join(f'{v:.6g}' for v in values)} eV/rad²: {verdict}")
+    log(line if negative == 1 else f"spinlat gneb: warning: {line}")  # stderr and log.txt
+    return {"saddle_eigenvalues": [float(v) for v in values], "saddle_eigenvalues_unit": "eV/rad^2",
+            "saddle_negative_modes": negative}
