@@ -313,12 +313,13 @@ def time_unit(integrator) -> str:
     return "fs"
 
 
-def _run_kind(t):
-    """(time unit, energy conserving or None, integrator parameters) of a trajectory: from its
-    ``metadata`` (written by :class:`spinlat.Simulation`), else from its ``integrator``
-    description (files of earlier versions), else ("fs", None, {}). The parameters carry
-    ``frozen_lattice`` True for a run whose atoms do not move (LLG, Monte Carlo)."""
-    attrs = getattr(t, "attrs", None) or {}
+def _run_kind(t, run=None):
+    """(time unit, energy conserving or None, integrator parameters) of a trajectory (or of its
+    run ``run``, an entry of :attr:`spinlat.io.Trajectory.runs`): from its ``metadata`` (written
+    by :class:`spinlat.Simulation`), else from its ``integrator`` description (files of earlier
+    versions), else ("fs", None, {}). The parameters carry ``frozen_lattice`` True for a run
+    whose atoms do not move (LLG, Monte Carlo)."""
+    attrs = run if run is not None else (getattr(t, "attrs", None) or {})
     meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
     description = attrs.get("integrator") if isinstance(attrs.get("integrator"), str) else None
     name, params = _integrator_parameters(description)
@@ -327,6 +328,45 @@ def _run_kind(t):
     moves = meta.get("moves_lattice")
     params["frozen_lattice"] = moves is False or (moves is None and name in ("LLG", "MonteCarlo"))
     return unit, conserving, params
+
+
+def _run_groups(t) -> list[dict]:
+    """The runs of a trajectory that differ in what they simulate: consecutive entries of
+    :attr:`spinlat.io.Trajectory.runs` with the same potential and integrator descriptions (a
+    continuation with another ``every`` or seed) merged. One entry (frame 0 on) for objects
+    without ``runs``."""
+    runs = getattr(t, "runs", None)
+    if not isinstance(runs, list) or not runs:
+        attrs = getattr(t, "attrs", None) or {}
+        return [{"first_frame": 0, "frames": len(t), "potential": attrs.get("potential"),
+                 "integrator": attrs.get("integrator"), "metadata": attrs.get("metadata")}]
+    groups = []
+    for r in runs:
+        if groups and (groups[-1]["potential"], groups[-1]["integrator"]) == (r["potential"], r["integrator"]):
+            groups[-1]["frames"] += r["frames"]
+        else:
+            groups.append(dict(r))
+    return groups
+
+
+def _frames_of(t, name, sel):
+    """Per-frame dataset ``name`` of ``t`` at the frames ``sel`` (a slice), reading only those
+    when ``t`` can (:meth:`spinlat.io.Trajectory.array`'s ``frames``)."""
+    try:
+        return np.asarray(t.array(name, frames=sel))
+    except TypeError:  # an object with the plain array(name) interface
+        return np.asarray(t.array(name))[sel]
+
+
+def _moment_totals(t, sel=slice(None)) -> np.ndarray:
+    """Σ_i |moments_i| (μB) per frame at the frames ``sel``, read block by block when ``t`` can
+    (:meth:`spinlat.io.Trajectory.blocks`): the (F, N) moments of a large trajectory are never
+    in memory at once."""
+    blocks = getattr(t, "blocks", None)
+    if blocks is None:
+        return np.sum(np.abs(np.asarray(t.array("moments"), float)), axis=-1)[sel]
+    parts = [np.sum(np.abs(np.asarray(b, float)), axis=-1) for _, b in blocks("moments")]
+    return (np.concatenate(parts) if parts else np.zeros(0))[sel]
 
 
 def _band_metadata(t):
@@ -397,7 +437,7 @@ def _spacing_grid(x):
     return best
 
 
-def summary(traj, energy_conserving=None, discard=0.0):
+def summary(traj, energy_conserving=None, discard=0.0, run=None):
     """Numbers describing a run (path, :class:`~spinlat.io.Trajectory`, or any object with the
     same ``array``/indexing interface).
 
@@ -412,6 +452,12 @@ def summary(traj, energy_conserving=None, discard=0.0):
     (:func:`spinlat.observables.energy_drift`), and for any other run (thermostatted, Monte
     Carlo, unknown) ``total_energy_mean_eV_per_atom`` and ``total_energy_fluctuation_eV_per_atom``
     (σ per atom, :func:`spinlat.observables.energy_fluctuation`): their energy moves by design.
+    A trajectory continued with another potential or integrator (another temperature, damping,
+    thermostat: :attr:`spinlat.io.Trajectory.runs`) holds several runs that no mean may mix:
+    then ``runs`` lists them (``first_frame``, ``frames``, ``integrator``, ``potential``), ``run``
+    says which one is summarised (``run``: its index, negative from the end; default the last),
+    ``frames_in_file`` counts every frame, and every other key, ``frames`` and the run's kind
+    (time unit, energy conservation, temperature) included, describes that run alone.
     With fewer than 2 frames holding the total energy, the drift, the deviation and the
     fluctuation are None (unmeasured, not 0). ``discard`` (in the run's time unit: fs, or sweeps)
     leaves out the frames before ``time[0] + discard`` (the equilibration) from every mean, error,
@@ -456,20 +502,39 @@ def summary(traj, energy_conserving=None, discard=0.0):
             raise InputError(f"discard={discard:g}: {getattr(t, 'path', traj)} is a GNEB band (images along a "
                              "reaction coordinate, not frames in time): nothing to discard")
         return _band_summary(t, n, band)
-    unit, conserving, params = _run_kind(t)
+    groups = _run_groups(t)
+    chosen = None
+    if run is not None:
+        k = validation.integer(run, "run")
+        if not -len(groups) <= k < len(groups):
+            raise InputError(f"run={k}: trajectory {getattr(t, 'path', traj)} holds {len(groups)} run"
+                             f"{'s' if len(groups) != 1 else ''} (0 to {len(groups) - 1}, or negative from the end)")
+        chosen = k % len(groups)
+    elif len(groups) > 1:
+        chosen = len(groups) - 1
+    group = groups[chosen if chosen is not None else 0]
+    sel = slice(group["first_frame"], group["first_frame"] + group["frames"])
+    unit, conserving, params = _run_kind(t, group if len(groups) > 1 else None)
     if energy_conserving is not None:
         conserving = bool(energy_conserving)
     discard = validation.number(discard, "discard", nonnegative=True)
-    time = np.asarray(t.array("time"), float)
-    etot = np.asarray(t.array("total_energy"), float)
-    reduced = np.linalg.norm(reduced_from_total(t.array("magnetization"), t.array("moments")), axis=1)
+    time = np.asarray(_frames_of(t, "time", sel), float)
+    etot = np.asarray(_frames_of(t, "total_energy", sel), float)
+    reduced = np.linalg.norm(reduced_from_total(_frames_of(t, "magnetization", sel), _moment_totals(t, sel)[:, None]),
+                             axis=1)
     span = float(time[-1] - time[0]) if len(time) else 0.0
     missing = []
     if not np.isfinite(span):
         span = None
         missing.append("time")
-    out = {"frames": int(len(time)), "n_atoms": int(n), "time_unit": unit,
-           ("sweeps" if unit == "sweep" else "time_fs"): span, "energy_conserving": conserving}
+    out = {"frames": int(len(time)), "n_atoms": int(n)}
+    if len(groups) > 1:
+        out["frames_in_file"] = int(sum(g["frames"] for g in groups))
+        out["runs"] = [{"first_frame": int(g["first_frame"]), "frames": int(g["frames"]),
+                        "integrator": g["integrator"], "potential": g["potential"]} for g in groups]
+        out["run"] = chosen
+    out.update({"time_unit": unit, ("sweeps" if unit == "sweep" else "time_fs"): span,
+                "energy_conserving": conserving})
     kept = np.ones(len(time), bool)  # frames after the discarded start
     if discard > 0:
         if span is None:
@@ -482,7 +547,7 @@ def summary(traj, energy_conserving=None, discard=0.0):
         out["discarded_frames"] = int(len(time) - kept.sum())
     first = int(np.argmax(kept))
     try:
-        clock = time if span is not None else np.asarray(t.array("step"), float)
+        clock = time if span is not None else np.asarray(_frames_of(t, "step", sel), float)
     except (KeyError, ValueError):
         clock = np.full(len(time), np.nan)
     grid, spacing = _spacing_grid(clock[first:])
@@ -498,9 +563,9 @@ def summary(traj, energy_conserving=None, discard=0.0):
         if isinstance(params.get("temperature"), float):
             out["temperature_K"] = params["temperature"]
     else:
-        series["temperature_mean_K"] = t.array("temperature")
+        series["temperature_mean_K"] = _frames_of(t, "temperature", sel)
     series["reduced_magnetization_mean"] = reduced
-    series["potential_energy_mean_eV_per_atom"] = np.asarray(t.array("potential_energy"), float) / n
+    series["potential_energy_mean_eV_per_atom"] = np.asarray(_frames_of(t, "potential_energy", sel), float) / n
     if not conserving:
         series["total_energy_mean_eV_per_atom"] = etot / n
     for key, x in series.items():
@@ -588,7 +653,7 @@ def overview_figure(traj):
     if show_t:
         ax[1].plot(x, np.asarray(t.array("temperature"), float))
         ax[1].set_ylabel("T lattice (K)")
-    ax[-1].plot(x, np.linalg.norm(reduced_from_total(t.array("magnetization"), t.array("moments")), axis=1))
+    ax[-1].plot(x, np.linalg.norm(reduced_from_total(t.array("magnetization"), _moment_totals(t)[:, None]), axis=1))
     ax[-1].set_ylabel("|M| / Σ|m|")
     ax[-1].set_xlabel("Monte Carlo sweeps" if sweeps else "time (ps)")
     integrator = (getattr(t, "attrs", None) or {}).get("integrator")
@@ -614,7 +679,7 @@ def trajectory_observables(traj, potential=None) -> dict:
     out = {k: np.asarray(t.array(k)) for k in ("time", "potential_energy", "kinetic_energy", "total_energy",
                                                "temperature", "magnetization")}
     out["magnetization_norm"] = np.linalg.norm(out["magnetization"], axis=1)
-    out["reduced_magnetization"] = reduced_from_total(out["magnetization"], t.array("moments"))
+    out["reduced_magnetization"] = reduced_from_total(out["magnetization"], _moment_totals(t)[:, None])
     out["reduced_magnetization_norm"] = np.linalg.norm(out["reduced_magnetization"], axis=1)
     n = len(t[0])
     etot, time = np.asarray(out["total_energy"], float), np.asarray(out["time"], float)
@@ -622,8 +687,11 @@ def trajectory_observables(traj, potential=None) -> dict:
     out["energy_drift"] = energy_drift(time[ok], etot[ok], n) if ok.sum() >= 2 else (float("nan"), float("nan"))
     ok = np.isfinite(etot)
     out["energy_fluctuation"] = energy_fluctuation(etot[ok], n) if ok.sum() >= 2 else float("nan")
-    if potential is not None:
-        frames = [t[i] for i in range(len(t))]
-        out["spin_energy"] = np.array([spin_energy(f, potential) for f in frames])
-        out["spin_temperature"] = np.array([spin_temperature(f, potential) for f in frames])
+    if potential is not None:  # one frame in memory at a time
+        out["spin_energy"] = np.empty(len(t))
+        out["spin_temperature"] = np.empty(len(t))
+        for i in range(len(t)):
+            frame = t[i]
+            out["spin_energy"][i] = spin_energy(frame, potential)
+            out["spin_temperature"][i] = spin_temperature(frame, potential)
     return out

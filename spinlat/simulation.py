@@ -260,8 +260,8 @@ class Simulation:
         changed = _continuation_changes(attrs, potential, integrator)
         if changed:
             warnings.warn(f"restarting {path} with " + " and ".join(changed) + "; the frames appended "
-                          "follow the new model, while the file's attributes keep describing the run that "
-                          "created it", UserWarning, stacklevel=4)
+                          "follow the new model: the file records them as a new run (Trajectory.runs; spinlat "
+                          "analyze summarises the last run, --run K another)", UserWarning, stacklevel=4)
 
     def _restore(self, checkpoint, state) -> bool:
         integ = self.integrator

@@ -512,14 +512,16 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                 if dst_kind == "ase" and _db_type(target, format) != "db":  # .db: moments in the rows' data
                     _warn_if_data_lost(target, format, frame_atoms(traj, indices[0]))
                 return len(indices)
-            attrs = traj.attrs
             forces = "forces" in traj.names
-            items = ((traj[i], traj.scalars(i), traj.array("forces")[i] if forces else None,
-                      traj.array("magnetic_forces")[i] if forces else None) for i in indices)
-            meta = dict(attrs.get("metadata") or {})
+            # one frame at a time: forces of that frame only (never the whole (F, N, 3) array)
+            items = ((traj[i], traj.scalars(i), traj.array("forces", frames=i) if forces else None,
+                      traj.array("magnetic_forces", frames=i) if forces else None) for i in indices)
+            runs = _selected_runs(traj.runs, indices)
+            first = runs.pop(0)
+            meta = dict(first["metadata"])
             meta["converted_from"] = str(source)
-            return _write_h5(target, items, attrs.get("potential", ""), attrs.get("integrator", ""),
-                             attrs.get("seed"), meta, forces, compression)
+            return _write_h5(target, items, first["potential"], first["integrator"], first["seed"], meta, forces,
+                             compression, runs=runs)
 
     atoms_list = _read_ase(source, src_kind, format, selection, columns, elements, pbc)
     if not atoms_list:
@@ -583,20 +585,35 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                      seed, meta, forces, compression)
 
 
-def _write_h5(target, items, potential, integrator, seed, metadata, forces, compression) -> int:
+def _selected_runs(runs, indices) -> list[dict]:
+    """The runs (:attr:`spinlat.io.Trajectory.runs`) of the frames ``indices`` of a trajectory,
+    renumbered for a copy that holds just those frames, in that order: a run of which no frame is
+    selected is left out; a run that starts again after frames of another (indices out of order)
+    is listed again."""
+    firsts = [r["first_frame"] for r in runs]
+    out = []
+    for k, i in enumerate(indices):
+        run = runs[int(np.searchsorted(firsts, i, side="right")) - 1]
+        if not out or out[-1][1] is not run:
+            out.append((k, run))
+    return [{**run, "first_frame": k} for k, run in out]
+
+
+def _write_h5(target, items, potential, integrator, seed, metadata, forces, compression, runs=None) -> int:
     """Write the frames ``items`` into the trajectory ``target``, built beside it and renamed over it
     when complete: a frame that fails to convert leaves an existing target (replaced with
-    ``overwrite=True``) as it was."""
+    ``overwrite=True``) as it was. ``runs``: the runs after the first (:attr:`Trajectory.runs
+    <spinlat.io.Trajectory.runs>`, first frames counted in ``items``)."""
     from ..files import atomic_path
 
     with atomic_path(target, name="convert target") as tmp:
-        count = _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression)
+        count = _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression, runs)
         if not count:
             raise InputError(f"nothing to write to {target}: no frame selected")
     return count
 
 
-def _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression) -> int:
+def _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression, runs=None) -> int:
     from .hdf5 import TrajectoryWriter
 
     writer = None
@@ -607,7 +624,7 @@ def _write_frames(tmp, items, potential, integrator, seed, metadata, forces, com
                 writer = TrajectoryWriter(tmp, state, potential=potential, integrator=integrator,
                                           seed=seed if isinstance(seed, (int, np.integer)) else None,
                                           mode="w", store_forces=forces, metadata=metadata,
-                                          compression=compression, flush_every=50)
+                                          compression=compression, flush_every=50, runs=runs or None)
             writer.write(state, scalars["step"], scalars["time"], potential_energy=scalars["potential_energy"],
                          kinetic_energy=scalars.get("kinetic_energy"), temperature=scalars.get("temperature"),
                          total_energy=scalars.get("total_energy"), forces=f, magnetic_forces=h)

@@ -4,7 +4,11 @@ Layout
 ------
 Root attributes: ``format``, ``version``, ``units`` (JSON), ``spinlat_version``, ``potential``,
 ``integrator``, ``seed`` (an integer, or the string ``"none"``), ``metadata`` (JSON), and
-``checkpoint`` (JSON, see below).
+``checkpoint`` (JSON, see below). These describe the run that created the file; a file continued
+(``mode="a"``, a restart) with another potential, integrator, seed or metadata also has ``runs``
+(JSON): a list of ``{"first_frame", "first_step", "potential", "integrator", "seed",
+"metadata"}``, one per later run, first frames ascending (:attr:`Trajectory.runs`; files without
+it hold one run).
 
 Static datasets: ``numbers`` (N,), ``masses`` (N,) amu, ``pbc`` (3,) bool.
 
@@ -566,7 +570,7 @@ class TrajectoryWriter:
     """
 
     def __init__(self, path, state, potential="", integrator="", seed=None, mode="w", flush_every=10,
-                 store_forces=False, metadata=None, compression="gzip", fsync=True):
+                 store_forces=False, metadata=None, compression="gzip", fsync=True, runs=None):
         import h5py
 
         path = validation.path(path, "TrajectoryWriter path")
@@ -583,6 +587,9 @@ class TrajectoryWriter:
             raise InputError(f"a trajectory is written from a spinlat State, got {type(state).__name__}")
         if len(state) == 0:
             raise InputError(f"cannot write trajectory {path}: the state has no atoms")
+        self._run = {"potential": str(potential), "integrator": str(integrator),
+                     "seed": None if seed is None else int(seed), "metadata": json.loads(metadata_json)}
+        earlier_runs = _runs_json(runs, path) if runs is not None else None
         self.path = Path(path)
         self.flush_every = int(flush_every)
         self.fsync = bool(fsync)
@@ -611,6 +618,7 @@ class TrajectoryWriter:
             if mode == "a" and occupied:
                 self._file = self._open_for_append()
                 self._open_existing(store_forces)
+                self._record_run()
             else:
                 if occupied:
                     self._check_replaceable()
@@ -623,6 +631,10 @@ class TrajectoryWriter:
                     raise StorageError(f"cannot create trajectory {self.path}: {_reason(exc)}") from None
                 try:
                     self._create(state, potential, integrator, seed, store_forces, metadata_json, filters)
+                    if earlier_runs:
+                        f_ = self._file
+                        f_.attrs[_RUNS] = earlier_runs
+                        f_.flush()
                 except (OSError, RuntimeError) as exc:
                     self._abandon()
                     raise StorageError(f"cannot create trajectory {self.path}: {_reason(exc)}") from None
@@ -733,6 +745,36 @@ class TrajectoryWriter:
         else:  # no record (older file), or one counting frames that are gone: count them anew
             _set_record(f, {"n_frames": n, "step": int(f["step"][n - 1]) if n else None,
                             "integrator_state": None})
+        f.flush()
+
+    def _record_run(self):
+        """Appending: when this writer's potential, integrator, seed or metadata differ from those
+        of the file's last run, record it as a new run starting at the next frame (root attribute
+        ``runs``, see :attr:`Trajectory.runs`). A writer given no description (all empty) records
+        nothing; a file without frames takes the new description as its own."""
+        new = self._run
+        if not (new["potential"] or new["integrator"] or new["metadata"]):
+            return
+        f = self._file
+        n = _n_complete(f)
+        if n == 0:  # nothing written by the earlier run(s): the file describes this one
+            for key in ("potential", "integrator"):
+                f.attrs[key] = new[key]
+            f.attrs["seed"] = "none" if new["seed"] is None else new["seed"]
+            f.attrs["metadata"] = json.dumps(new["metadata"])
+            if _RUNS in f.attrs:
+                del f.attrs[_RUNS]
+            f.flush()
+            return
+        runs = [r for r in _run_records(f) if r["first_frame"] < n]  # runs that left no frame are gone
+        last = runs[-1]
+        if all(last[k] == new[k] for k in ("potential", "integrator", "seed", "metadata")):
+            if len(runs) != len(_run_records(f)):
+                f.attrs[_RUNS] = _runs_json(runs[1:], self.path)
+                f.flush()
+            return
+        runs.append({"first_frame": n, "first_step": int(f["step"][n - 1]), **new})
+        f.attrs[_RUNS] = _runs_json(runs[1:], self.path)
         f.flush()
 
     # ------------------------------------------------------------------ writing
@@ -1209,13 +1251,67 @@ def _json_default(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
+_RUNS = "runs"  # root attribute: the runs appended with other descriptions (JSON list)
+
+
+def _decoded(value):
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def _run_records(f) -> list[dict]:
+    """The runs of an open trajectory, first frame ascending: the run that created it (frame 0,
+    the root attributes ``potential``, ``integrator``, ``seed``, ``metadata``) and those the
+    ``runs`` attribute records (appended with other descriptions). A damaged ``runs`` attribute
+    is ignored (one run)."""
+    meta = _decoded(f.attrs.get("metadata", "{}"))
+    try:
+        meta = json.loads(meta) if isinstance(meta, str) else {}
+    except ValueError:
+        meta = {}
+    seed = _decoded(f.attrs.get("seed"))
+    first = {"first_frame": 0, "first_step": None, "potential": str(_decoded(f.attrs.get("potential", ""))),
+             "integrator": str(_decoded(f.attrs.get("integrator", ""))),
+             "seed": None if seed in (None, "none") else seed, "metadata": meta if isinstance(meta, dict) else {}}
+    out = [first]
+    raw = _decoded(f.attrs.get(_RUNS))
+    try:
+        later = json.loads(raw) if isinstance(raw, str) else []
+    except ValueError:
+        later = []
+    for r in later if isinstance(later, list) else []:
+        if isinstance(r, dict) and isinstance(r.get("first_frame"), int) and r["first_frame"] > out[-1]["first_frame"]:
+            out.append({"first_frame": r["first_frame"], "first_step": r.get("first_step"),
+                        "potential": str(r.get("potential", "")), "integrator": str(r.get("integrator", "")),
+                        "seed": r.get("seed"), "metadata": r.get("metadata") if isinstance(r.get("metadata"), dict)
+                        else {}})
+    return out
+
+
+def _runs_json(runs, path) -> str:
+    """The ``runs`` attribute (JSON) of run records (dicts with ``first_frame`` ≥ 1, ascending)."""
+    try:
+        records = [{"first_frame": int(r["first_frame"]), "first_step": r.get("first_step"),
+                    "potential": str(r.get("potential", "")), "integrator": str(r.get("integrator", "")),
+                    "seed": r.get("seed"), "metadata": dict(r.get("metadata") or {})} for r in runs]
+        return json.dumps(records, default=_json_default)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InputError(f"trajectory {path}: runs must be a list of dicts with first_frame, potential, integrator, "
+                         f"seed and metadata (JSON values): {exc}") from None
+
+
 class Trajectory:
     """Read a spinlat HDF5 trajectory.
 
     ``len(traj)`` frames; ``traj[i]`` is a :class:`~spinlat.State` (negative indices work; a
     slice gives a list); iterating gives States; ``traj[name]`` / ``traj.array(name)`` give a
     dataset as a NumPy array (units as in the module docstring); ``traj.atoms(i)`` gives
-    ``ase.Atoms``; ``traj.attrs`` is the metadata dict.
+    ``ase.Atoms``; ``traj.attrs`` is the metadata dict; ``traj.runs`` the runs that wrote the
+    frames. ``traj.array(name, frames=i)`` and ``traj.blocks(name)`` read part of a per-frame
+    dataset (a large trajectory is never loaded whole by them, nor by ``traj[i]``).
     """
 
     def __init__(self, path):
@@ -1284,16 +1380,68 @@ class Trajectory:
         return self._n
 
     # ------------------------------------------------------------------ data access
-    def array(self, name) -> np.ndarray:
-        """Dataset ``name`` as an array; per-frame datasets cover the ``len(self)`` complete frames."""
-        if name in self._static:
-            return np.array(self._static[name])
+    def array(self, name, frames=None) -> np.ndarray:
+        """Dataset ``name`` as an array; per-frame datasets cover the ``len(self)`` complete frames.
+
+        ``frames`` (per-frame datasets only) reads just those frames from the file: an int (one
+        frame, the leading axis dropped; negative counts from the end), a ``slice``, or a 1-D
+        sequence of frame indices (in any order, repeats allowed) — so that one frame of a large
+        trajectory (``traj.array("spins", frames=-1)``: (N, 3)) never loads the others.
+        IndexError for a frame out of range, KeyError for a dataset the file does not hold,
+        InputError for ``frames`` given with a static dataset."""
+        if name in self._static or (name in self._f and name not in _FRAME_FIELDS and name not in _OPTIONAL_FIELDS):
+            if frames is not None:
+                raise InputError(f"trajectory {self.path}: {name!r} is not a per-frame dataset; frames= selects frames "
+                                 f"of {list(_frame_fields(self._f))}")
+            return np.array(self._static[name]) if name in self._static else self._f[name][()]
         if name not in self._f:
             raise KeyError(f"trajectory {self.path} has no dataset {name!r}; it has {self.names}")
         ds = self._f[name]
-        if name in _FRAME_FIELDS or name in _OPTIONAL_FIELDS:
+        if frames is None:
             return ds[: self._n]
-        return ds[()]
+        if isinstance(frames, (int, np.integer)) and not isinstance(frames, bool):
+            return ds[self._index(frames)]
+        if isinstance(frames, slice):
+            start, stop, step = frames.indices(self._n)
+            if step == 1:
+                return ds[start:stop]
+            frames = range(start, stop, step)
+        idx = np.asarray(frames)
+        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+            raise InputError(f"frames must be an int, a slice or a 1-D sequence of frame indices, got {frames!r}")
+        idx = np.array([self._index(i) for i in idx], dtype=np.int64)
+        if idx.size == 0:
+            return np.empty((0, *ds.shape[1:]), dtype=ds.dtype)
+        order = np.unique(idx)  # h5py reads increasing indices; put them back in the order asked
+        return ds[order][np.searchsorted(order, idx)]
+
+    def blocks(self, name, max_bytes=64 << 20):
+        """Per-frame dataset ``name`` in consecutive blocks of frames, each at most ``max_bytes``
+        (at least one frame): yields ``(first frame index, array (k, ...))``, so that a quantity
+        over every frame of a trajectory larger than memory is computed block by block."""
+        if name not in _FRAME_FIELDS and name not in _OPTIONAL_FIELDS:
+            raise InputError(f"trajectory {self.path}: blocks() reads per-frame datasets, not {name!r}")
+        if name not in self._f:
+            raise KeyError(f"trajectory {self.path} has no dataset {name!r}; it has {self.names}")
+        ds = self._f[name]
+        per_frame = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+        k = max(1, int(max_bytes) // per_frame)
+        for start in range(0, self._n, k):
+            yield start, ds[start:min(self._n, start + k)]
+
+    @property
+    def runs(self) -> list[dict]:
+        """The runs that wrote the frames, in order: one dict per run (``first_frame``, ``frames``,
+        ``first_step`` (the step it continued from; None for the first), ``potential``,
+        ``integrator``, ``seed``, ``metadata``), the first from the root attributes, each later
+        one a continuation (``mode="a"``, :meth:`spinlat.Simulation.restart`) with another
+        potential, integrator, seed or metadata (another temperature, damping, ``every``). A
+        continuation with the same ones stays in its run. Runs that left no complete frame are
+        not listed."""
+        out = [dict(r) for r in _run_records(self._f) if r["first_frame"] < self._n or r["first_frame"] == 0]
+        for r, nxt in zip(out, out[1:] + [None]):
+            r["frames"] = (nxt["first_frame"] if nxt is not None else self._n) - r["first_frame"]
+        return out
 
     def _index(self, i) -> int:
         i = int(i)
