@@ -539,3 +539,86 @@ def test_frozen_lattice_llg_reports_its_bath_temperature_not_a_lattice_at_0_K(tm
         f.attrs["metadata"] = json.dumps(meta)
     s = analysis.summary(path)
     assert "temperature_mean_K" not in s and s["temperature_K"] == 100.0
+
+
+# ------------------------------------------------------------------ trajectories of several runs
+def _two_temperature_mc(path):
+    """A Monte Carlo trajectory run at 100 K, then restarted at 900 K (as spinlat run --restart
+    with another temperature does)."""
+    from spinlat.integrators import MonteCarlo
+    from spinlat.potentials import Heisenberg
+
+    from conftest import bcc_fe
+
+    st = bcc_fe((2, 2, 2), rattle=0.0, random_spins=False)
+    pot = Heisenberg.from_neighbors(st, J=[0.02])
+    with sl.Simulation(st, pot, MonteCarlo(temperature=100.0, seed=1), trajectory=str(path), every=2,
+                       progress=False) as sim:
+        sim.run(20)
+    with pytest.warns(UserWarning, match="new run"):
+        sim = sl.Simulation.restart(str(path), pot, MonteCarlo(temperature=900.0, seed=1), progress=False)
+    with sim:
+        sim.run(30)
+    return path
+
+
+def test_summary_of_a_run_continued_at_another_temperature_is_of_one_run(tmp_path):
+    """Fault (round 12): a Monte Carlo run restarted at 900 K in the 100 K run's file was
+    summarised as 'temperature_K: 100' with the means over both temperatures."""
+    path = _two_temperature_mc(tmp_path / "mc.h5")
+    with sl.io.Trajectory(path) as t:
+        runs = t.runs
+        assert [r["first_frame"] for r in runs] == [0, 11] and [r["frames"] for r in runs] == [11, 15]
+        assert "temperature=900.0" in runs[1]["integrator"] and runs[1]["first_step"] == 20
+        m = np.linalg.norm(sl.analysis.magnetization(t["spins"], t["moments"]), axis=1)
+    last = analysis.summary(path)
+    assert last["temperature_K"] == 900.0 and last["run"] == 1 and last["frames"] == 15
+    assert last["frames_in_file"] == 26 and len(last["runs"]) == 2
+    assert last["sweeps"] == pytest.approx(28.0)  # frames at steps 22 .. 50 (the restart continued from step 20)
+    assert last["reduced_magnetization_mean"] == pytest.approx(np.mean(m[11:]), rel=1e-12)
+    first = analysis.summary(path, run=0)
+    assert first["temperature_K"] == 100.0 and first["frames"] == 11
+    assert first["reduced_magnetization_mean"] == pytest.approx(np.mean(m[:11]), rel=1e-12)
+    assert analysis.summary(path, run=-2)["temperature_K"] == 100.0
+    with pytest.raises(InputError, match="holds 2 runs"):
+        analysis.summary(path, run=2)
+
+
+def test_analyze_cli_names_the_runs_and_picks_one(tmp_path, capsys):
+    import json
+
+    from spinlat.cli import main
+
+    path = _two_temperature_mc(tmp_path / "mc.h5")
+    assert main(["analyze", str(path), "--run", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["temperature_K"] == 100.0 and out["run"] == 0
+    assert main(["analyze", str(path), "--format", "text"]) == 0
+    text = capsys.readouterr().out
+    assert "run 1: frames 11-25, MonteCarlo(temperature=900.0" in text and "<- summarised below" in text
+    assert "temperature_K = 900" in text
+
+
+def test_summary_reads_the_moments_block_by_block(tmp_path, monkeypatch):
+    """Fault (round 12): summary, trajectory_observables and the overview read the (F, N)
+    moments of every frame at once (8 GB for 1000 frames of 1e6 atoms)."""
+    path = _two_temperature_mc(tmp_path / "mc.h5")
+    expected = analysis.summary(path, run=0)
+    full = sl.io.Trajectory.array
+
+    def array(self, name, frames=None):
+        if name in ("moments", "spins", "positions", "velocities") and frames is None:
+            raise AssertionError(f"whole {name} array read")
+        return full(self, name, frames)
+
+    monkeypatch.setattr(sl.io.Trajectory, "array", array)
+    monkeypatch.setattr(sl.io.Trajectory, "blocks", lambda self, name, max_bytes=0: _blocks(self, name))
+    assert analysis.summary(path, run=0) == expected
+    obs = analysis.trajectory_observables(path)
+    assert obs["reduced_magnetization_norm"][:11].mean() == pytest.approx(expected["reduced_magnetization_mean"])
+
+
+def _blocks(traj, name):
+    """Trajectory.blocks with blocks of 2 frames (as a large trajectory would be read)."""
+    for start in range(0, len(traj), 2):
+        yield start, traj.array(name, frames=slice(start, start + 2))

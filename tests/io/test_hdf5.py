@@ -921,3 +921,85 @@ def test_suspended_writer_lets_readers_in_and_keeps_writers_out(tmp_path):
     w.close()
     with Trajectory(path) as traj:
         assert len(traj) == 2
+
+
+# ------------------------------------------------------------------ parts of large files, runs
+def test_array_reads_only_the_frames_asked(tmp_path):
+    frames = _frames(7)
+    path = _write(tmp_path / "t.h5", frames, store_forces=True, flush_every=3)
+    with Trajectory(path) as t:
+        full = t["spins"]
+        np.testing.assert_array_equal(t.array("spins", frames=-1), full[-1])
+        np.testing.assert_array_equal(t.array("spins", frames=2), full[2])
+        np.testing.assert_array_equal(t.array("moments", frames=slice(1, 6, 2)), t["moments"][1:6:2])
+        np.testing.assert_array_equal(t.array("forces", frames=[5, 0, 5]), t["forces"][[5, 0, 5]])
+        np.testing.assert_array_equal(t.array("step", frames=slice(None)), 10 * np.arange(7))
+        assert t.array("time", frames=[]).shape == (0,)
+        blocks = list(t.blocks("positions", max_bytes=2 * 16 * 3 * 8))
+        assert [b[0] for b in blocks] == [0, 2, 4, 6] and [len(b[1]) for b in blocks] == [2, 2, 2, 1]
+        np.testing.assert_array_equal(np.concatenate([b[1] for b in blocks]), t["positions"])
+        with pytest.raises(IndexError, match="out of range"):
+            t.array("spins", frames=7)
+        with pytest.raises(InputError, match="not a per-frame dataset"):
+            t.array("numbers", frames=0)
+        with pytest.raises(InputError, match="frame indices"):
+            t.array("spins", frames=[[0, 1]])
+
+
+def test_a_continuation_records_a_run_only_when_the_run_differs(tmp_path):
+    frames = _frames(6)
+    path = tmp_path / "t.h5"
+    kw = dict(potential="P", integrator="LLG(dt=1.0, temperature=10.0)", seed=3, metadata={"every": 1})
+    with TrajectoryWriter(path, frames[0], **kw) as w:
+        for k in range(2):
+            w.write(frames[k], step=k, time=k)
+    with TrajectoryWriter(path, frames[0], mode="a", **kw) as w:  # the same run, continued
+        w.write(frames[2], step=2, time=2)
+    with TrajectoryWriter(path, frames[0], mode="a", **{**kw, "integrator": "LLG(dt=1.0, temperature=50.0)"}) as w:
+        pass  # a run that wrote no frame is not listed
+    with Trajectory(path) as t:
+        assert len(t.runs) == 1 and t.runs[0]["frames"] == 3 and t.runs[0]["seed"] == 3
+    with TrajectoryWriter(path, frames[0], mode="a", **{**kw, "integrator": "LLG(dt=1.0, temperature=50.0)"}) as w:
+        for k in range(3, 5):
+            w.write(frames[k], step=k, time=k)
+    with TrajectoryWriter(path, frames[0], mode="a") as w:  # no description given: the same run goes on
+        w.write(frames[5], step=5, time=5)
+    with Trajectory(path) as t:
+        runs = t.runs
+        assert [(r["first_frame"], r["frames"], r["first_step"]) for r in runs] == [(0, 3, None), (3, 3, 2)]
+        assert runs[1]["integrator"] == "LLG(dt=1.0, temperature=50.0)" and runs[1]["metadata"] == {"every": 1}
+        assert t.attrs["integrator"] == "LLG(dt=1.0, temperature=10.0)"  # the root attributes: the first run
+
+
+def test_convert_copies_the_runs_and_reads_one_frame_of_forces_at_a_time(tmp_path, monkeypatch):
+    """Fault (round 12): spinlat convert A.h5 B.h5 read the whole (F, N, 3) forces and magnetic
+    forces once per frame (F² N memory traffic), and the copy described every frame by the
+    first run."""
+    from spinlat.io.conversion import convert
+
+    frames = _frames(6)
+    path = tmp_path / "t.h5"
+    with TrajectoryWriter(path, frames[0], integrator="A", store_forces=True) as w:
+        for k in range(3):
+            w.write(frames[k], step=k, time=k, forces=np.full((16, 3), k), magnetic_forces=np.full((16, 3), -k))
+    with TrajectoryWriter(path, frames[0], integrator="B", mode="a") as w:
+        for k in range(3, 6):
+            w.write(frames[k], step=k, time=k, forces=np.full((16, 3), k), magnetic_forces=np.full((16, 3), -k))
+    reads = []
+    full = Trajectory.array
+
+    def array(self, name, frames=None):
+        out = full(self, name, frames)
+        reads.append((name, np.shape(out)))
+        return out
+
+    monkeypatch.setattr(Trajectory, "array", array)
+    assert convert(path, tmp_path / "c.h5", frames="1::2") == 3
+    assert {shape for name, shape in reads if "forces" in name} == {(16, 3)}
+    with Trajectory(tmp_path / "c.h5") as c:
+        assert [(r["first_frame"], r["integrator"]) for r in c.runs] == [(0, "A"), (1, "B")]
+        np.testing.assert_array_equal(c.array("forces", frames=slice(None))[:, 0, 0], [1, 3, 5])
+        assert c.attrs["metadata"]["converted_from"] == str(path)
+    assert convert(path, tmp_path / "d.h5", frames="4:") == 2  # frames of the second run only
+    with Trajectory(tmp_path / "d.h5") as d:
+        assert [(r["first_frame"], r["integrator"]) for r in d.runs] == [(0, "B")]
