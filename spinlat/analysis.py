@@ -22,6 +22,7 @@ moments μB, wave vectors 1/Å (Cartesian, including the 2π), frequencies THz a
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 
@@ -206,31 +207,157 @@ def radial_distribution(state, r_max, n_bins=100):
 def structure_factor(spins, positions, qpoints, dt, window=True):
     """Dynamic spin structure factor S(q, ω).
 
-    ``spins`` (F, N, 3) at equally spaced times ``dt`` (fs) apart; ``positions`` (N, 3) Å
-    (reference lattice sites); ``qpoints`` (K, 3) Cartesian wave vectors in 1/Å (with the 2π).
-    S(q, ω) = Σ_α |FT_t[ s_q^α(t) ]|² / (N F), with s_q(t) = Σ_i s_i(t) e^{i q·r_i} and the static
-    part (the time average of each s_q) removed. Returns (frequencies THz, energies meV, S (K, ·))
-    on non-negative frequencies, with S(−ω) folded onto S(|ω|) so either precession sense shows.
-    Raises :class:`InputError` for fewer than 2 frames, NaN spins, or q-points not of shape (K, 3).
+    ``spins`` (F, N, 3) at equally spaced times; ``dt``: their spacing (fs), or the (F,) frame
+    times in fs (a trajectory's ``time``), which are checked: frames off the regular grid (the
+    last step of each ``Simulation.run`` call, a restart with another ``every``) are left out
+    with a UserWarning, and times on no regular grid raise InputError (an FFT over them would
+    give a wrong spectrum without a word). ``positions`` (N, 3) Å, the reference lattice sites,
+    or (F, N, 3), the sites of each frame (atoms that move, a cell that changes); ``qpoints``
+    (K, 3) Cartesian wave vectors in 1/Å (with the 2π).
+    S(q, ω) = Σ_α |FT_t[ s_q^α(t) ]|² / (N F), with s_q(t) = Σ_i s_i(t) e^{i q·r_i(t)} and the
+    static part (the time average of each s_q) removed. Returns (frequencies THz, energies meV,
+    S (K, ·)) on non-negative frequencies, with S(−ω) folded onto S(|ω|) so either precession
+    sense shows. Raises :class:`InputError` for fewer than 2 frames, NaN spins or positions,
+    positions of another shape, or q-points not of shape (K, 3).
+    For a trajectory file, :func:`trajectory_structure_factor` reads the frames block by block.
     """
     s = np.asarray(spins, float)
     if s.ndim != 3 or s.shape[2] != 3:
         raise InputError(f"spins must have shape (frames, atoms, 3), got {s.shape}")
-    if not dt > 0:
-        raise InputError(f"structure_factor needs a positive frame spacing dt (fs), got {dt}")
-    if s.shape[0] < 2:
-        raise InputError(f"structure_factor needs at least 2 frames (a time series), got {s.shape[0]}: one frame has "
-                         "no dynamics (S(q, ω) of it would read 0)")
     bad = ~np.isfinite(s).all(axis=(1, 2))
     if bad.any():
         raise InputError(f"structure_factor: spins hold NaN or infinite values in {int(bad.sum())} of {len(s)} frames "
                          f"(first: frame {int(np.argmax(bad))}); S(q, ω) would be NaN at every q")
+    r = np.asarray(positions, float)
+    _check_positions(r, s.shape, "structure_factor")
+    frames, dt = _regular_frames(dt, len(s), "structure_factor")
+    s = s[frames]
+    per_frame = r.ndim == 3
+    if per_frame:
+        r = r[frames]
+    q = _qpoints(qpoints)
+    block = max(1, (32 << 20) // max(1, 16 * len(q) * s.shape[1]))
+    series = [_sq_block(s[a:a + block], r[a:a + block] if per_frame else r, q) for a in range(0, len(s), block)]
+    return _spectrum(np.concatenate(series, axis=2), s.shape[1], dt, window)
+
+
+def trajectory_structure_factor(traj, qpoints, frames=None, positions="first", window=True):
+    """:func:`structure_factor` of a trajectory (path or :class:`spinlat.io.Trajectory`), reading
+    its spins (and positions) block by block: memory K·F complex numbers, not the (F, N, 3) spins.
+
+    ``frames``: a slice of frame indices (default all; e.g. ``slice(100, None)`` leaves out an
+    equilibration); frame times come from the file and are checked as :func:`structure_factor`
+    checks them (frames off the regular grid left out with a UserWarning). ``positions``:
+    ``"first"`` (the sites of the first frame used, reference lattice sites) or ``"frame"`` (the
+    sites of each frame). Returns (THz, meV, S (K, ·)) as :func:`structure_factor`; InputError as
+    it, and for a run of Monte Carlo sweeps (no time: no dynamics) or a trajectory of several
+    runs (:attr:`spinlat.io.Trajectory.runs`) whose selected frames mix them."""
+    t = _open(traj)
+    where = getattr(t, "path", traj)
+    if positions not in ("first", "frame"):
+        raise InputError(f"trajectory_structure_factor: positions must be 'first' or 'frame', got {positions!r}")
+    sel = frames if frames is not None else slice(None)
+    if not isinstance(sel, slice):
+        raise InputError(f"trajectory_structure_factor: frames must be a slice of frame indices, got {frames!r}")
+    index = np.arange(len(t))[sel]
+    if len(index) == 0:
+        raise InputError(f"trajectory_structure_factor: frames {sel} selects no frame of the {len(t)} in {where}")
+    groups = _run_groups(t)
+    firsts = [g["first_frame"] for g in groups]
+    mixed = {int(np.searchsorted(firsts, i, side="right")) - 1 for i in (index[0], index[-1])}
+    if len(mixed) > 1 or np.any(np.diff(index) <= 0):
+        raise InputError(f"trajectory_structure_factor: the frames selected of {where} span several runs ("
+                         + ", ".join(f"frames {g['first_frame']}-{g['first_frame'] + g['frames'] - 1}: {g['integrator']}"
+                                     for g in groups) + "); select the frames of one run (frames=slice(first, last + 1))")
+    unit, _, _ = _run_kind(t, groups[mixed.pop()] if len(groups) > 1 else None)
+    if unit == "sweep":
+        raise InputError(f"trajectory_structure_factor: {where} is a Monte Carlo run (its frames are sweeps, not times): "
+                         "S(q, ω) needs spin dynamics (LLG, SpinLatticeNVE, SpinLatticeLangevin)")
+    times = np.asarray(t.array("time", frames=sel) if hasattr(t, "blocks") else np.asarray(t.array("time"))[sel], float)
+    keep, dt = _regular_frames(times, len(times), f"trajectory_structure_factor ({where})")
+    kept = index[keep]
+    q = _qpoints(qpoints)
+    n = t.n_atoms if hasattr(t, "n_atoms") else len(t[0])
+    reference = None
+    if positions == "first":
+        reference = np.asarray(t.array("positions", frames=int(kept[0])), float)
+        _check_positions(reference, (len(kept), n, 3), "trajectory_structure_factor")
+    block = max(1, min((32 << 20) // max(1, 16 * len(q) * n), (64 << 20) // max(1, 48 * n)))
+    series = []
+    for a in range(0, len(kept), block):
+        rows = kept[a:a + block]
+        s = np.asarray(t.array("spins", frames=rows), float)
+        if not np.isfinite(s).all():
+            bad = rows[int(np.argmax(~np.isfinite(s).all(axis=(1, 2))))]
+            raise InputError(f"trajectory_structure_factor: the spins of frame {bad} of {where} are NaN or infinite")
+        r = reference
+        if r is None:
+            r = np.asarray(t.array("positions", frames=rows), float)
+            _check_positions(r, s.shape, "trajectory_structure_factor")
+        series.append(_sq_block(s, r, q))
+    return _spectrum(np.concatenate(series, axis=2), n, dt, window)
+
+
+def _regular_frames(dt, count, what):
+    """(frames to use: a list of indices or slice(None), spacing fs) of ``count`` frames whose
+    spacing ``dt`` is a number (fs) or their (F,) times: frames off the regular grid dropped with
+    a UserWarning (:func:`_spacing_grid`), InputError when fewer than 2 frames remain or the times
+    lie on no grid."""
+    if np.ndim(dt) == 0:
+        if not dt > 0:
+            raise InputError(f"{what} needs a positive frame spacing dt (fs), got {dt}")
+        if count < 2:
+            raise InputError(f"{what} needs at least 2 frames (a time series), got {count}: one frame has no "
+                             "dynamics (S(q, ω) of it would read 0)")
+        return slice(None), float(dt)
+    times = np.asarray(dt, float)
+    if times.shape != (count,):
+        raise InputError(f"{what}: dt must be the frame spacing (fs) or the {count} frame times, got shape {times.shape}")
+    if count < 2:
+        raise InputError(f"{what} needs at least 2 frames (a time series), got {count}: one frame has no dynamics "
+                         "(S(q, ω) of it would read 0)")
+    if not np.isfinite(times).all():
+        raise InputError(f"{what}: the frame times hold NaN (frames without a time, e.g. converted from a format without "
+                         "them); pass the frame spacing dt in fs")
+    grid, spacing = _spacing_grid(times)
+    if spacing is None or len(grid) < 2:
+        raise InputError(f"{what}: the frame times lie on no regular grid (differences {np.unique(np.diff(times))[:6]} "
+                         "fs): an FFT over them gives a wrong spectrum; select equally spaced frames")
+    if len(grid) < count:
+        off = np.setdiff1d(np.arange(count), grid)
+        warnings.warn(f"{what}: {len(off)} of the {count} frames are off the regular grid of {spacing:g} fs (frames "
+                      f"{off[:5].tolist()}{' ...' if len(off) > 5 else ''}, e.g. the last step of a run call) and are "
+                      "left out of the time series", UserWarning, stacklevel=3)
+        return grid.tolist(), spacing
+    return slice(None), spacing
+
+
+def _check_positions(r, spins_shape, what):
+    f, n, _ = spins_shape
+    if not ((r.ndim == 2 and r.shape == (n, 3)) or (r.ndim == 3 and r.shape == (f, n, 3))):
+        raise InputError(f"{what}: positions must be the sites (N, 3) = ({n}, 3) Å or those of each frame "
+                         f"(F, N, 3) = ({f}, {n}, 3), got shape {r.shape}")
+    if not np.isfinite(r).all():
+        raise InputError(f"{what}: positions hold NaN or infinite values; S(q, ω) would be NaN at every q ≠ 0")
+
+
+def _qpoints(qpoints):
     q = np.asarray(qpoints, float)
     if q.ndim != 2 or q.shape[1] != 3 or not np.isfinite(q).all():
         raise InputError(f"qpoints must be finite Cartesian wave vectors of shape (K, 3) in 1/Å, got shape {q.shape}")
-    f, n, _ = s.shape
-    phase = np.exp(1j * q @ np.asarray(positions, float).T)  # (K, N)
-    sq = np.einsum("kn,fnc->kcf", phase, s)  # (K, 3, F)
+    return q
+
+
+def _sq_block(s, r, q):
+    """s_q^α(t) (K, 3, f) of the spins ``s`` (f, N, 3) at sites ``r`` (N, 3) or (f, N, 3)."""
+    if r.ndim == 2:
+        return np.einsum("kn,fnc->kcf", np.exp(1j * q @ r.T), s)
+    return np.einsum("fkn,fnc->kcf", np.exp(1j * np.einsum("kd,fnd->fkn", q, r)), s)
+
+
+def _spectrum(sq, n, dt, window):
+    """S(q, ω) on non-negative frequencies from s_q(t) (K, 3, F): see :func:`structure_factor`."""
+    f = sq.shape[2]
     sq = sq - sq.mean(axis=2, keepdims=True)
     if window:
         sq = sq * np.hanning(f)[None, None, :]

@@ -622,3 +622,75 @@ def _blocks(traj, name):
     """Trajectory.blocks with blocks of 2 frames (as a large trajectory would be read)."""
     for start in range(0, len(traj), 2):
         yield start, traj.array(name, frames=slice(start, start + 2))
+
+
+# ------------------------------------------------------------------ S(q, ω) of trajectories
+def _precessing_llg(path, field=50.0, steps=(1003, 1003)):
+    """Undamped LLG of tilted spins in ``field`` T along z (uniform precession at γB), written every
+    5 fs by runs of ``steps`` (1003: each run's last step is off the 5 fs grid)."""
+    from spinlat.integrators import LLG
+    from spinlat.potentials import Heisenberg, Zeeman
+
+    from conftest import bcc_fe
+
+    st = bcc_fe((2, 2, 2), rattle=0.0, random_spins=False)
+    st = st.copy(spins=np.tile([np.sin(0.3), 0.0, np.cos(0.3)], (len(st), 1)))
+    pot = Heisenberg.from_neighbors(st, J=[0.02]) + Zeeman([0, 0, field])
+    with sl.Simulation(st, pot, LLG(1.0), trajectory=str(path), every=5, progress=False) as sim:
+        for n in steps:
+            sim.run(n)
+    return path
+
+
+def test_structure_factor_takes_the_frame_times_and_leaves_out_frames_off_the_grid(tmp_path):
+    """Fault (round 12): frames of a trajectory are not all equally spaced (the last step of each
+    run call is written: steps 0, 5, ..., 1000, 1003, 1005, ...), but structure_factor took one
+    dt and Fourier-transformed them as if they were: a wrong spectrum without a word."""
+    path = _precessing_llg(tmp_path / "llg.h5")
+    with sl.io.Trajectory(path) as t:
+        spins, times, pos = t["spins"], t["time"], t[0].positions
+    assert 1003.0 in times and 2006.0 in times
+    q = np.array([[0.0, 0.0, 0.0]])
+    with pytest.warns(UserWarning, match=r"2 of the 404 frames are off the regular grid of 5 fs"):
+        thz, _, s = analysis.structure_factor(spins, pos, q, times)
+    on_grid = times % 5 == 0
+    ref = analysis.structure_factor(spins[on_grid], pos, q, 5.0)
+    np.testing.assert_allclose(s, ref[2], rtol=1e-12)
+    gamma_b = units.GAMMA * 50.0 / (2 * np.pi) * 1e3  # THz (GAMMA in rad/(fs T)): 1.40 THz
+    assert abs(thz[np.argmax(s[0])] - gamma_b) <= thz[1]  # the precession, within one frequency bin
+    # the same from the file, read block by block, with the sites of each frame
+    with pytest.warns(UserWarning, match="off the regular grid"):
+        thz2, _, s2 = analysis.trajectory_structure_factor(path, q, positions="frame")
+    np.testing.assert_allclose(s2, s, rtol=1e-10)
+    with pytest.raises(InputError, match="no regular grid"):
+        analysis.structure_factor(spins[:5], pos, q, [0.0, 1.0, 3.0, 7.0, 15.0])
+    with pytest.raises(InputError, match="the 404 frame times"):
+        analysis.structure_factor(spins, pos, q, times[:-1])
+
+
+def test_structure_factor_positions_are_checked_and_may_move():
+    pos = np.arange(8.0)[:, None] * [2.5, 0, 0]
+    spins = np.tile([0.0, 0.0, 1.0], (6, 8, 1))
+    spins[:, :, 0] = 0.1 * np.cos(np.arange(6))[:, None]
+    q = np.array([[0.3, 0, 0], [0.0, 0.0, 0.0]])
+    ref = analysis.structure_factor(spins, pos, q, 1.0)[2]
+    moving = np.stack([pos + [0, 0, 0.7 * k] for k in range(6)])  # moves along z: q·r unchanged
+    np.testing.assert_allclose(analysis.structure_factor(spins, moving, q, 1.0)[2], ref, rtol=1e-12)
+    shifted = np.stack([pos + [0.4 * k, 0, 0] for k in range(6)])  # along q: the q = 0 part unchanged only
+    out = analysis.structure_factor(spins, shifted, q, 1.0)[2]
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-12)
+    assert not np.allclose(out[0], ref[0])
+    with pytest.raises(InputError, match=r"positions must be the sites \(N, 3\) = \(8, 3\)"):
+        analysis.structure_factor(spins, pos[:7], q, 1.0)
+    bad = pos.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(InputError, match="positions hold NaN"):  # it gave NaN at every q
+        analysis.structure_factor(spins, bad, q, 1.0)
+
+
+def test_trajectory_structure_factor_refuses_sweeps_and_mixed_runs(tmp_path):
+    mc = _two_temperature_mc(tmp_path / "mc.h5")
+    with pytest.raises(InputError, match="span several runs"):
+        analysis.trajectory_structure_factor(mc, [[0.0, 0.0, 0.0]])
+    with pytest.raises(InputError, match="Monte Carlo run"):
+        analysis.trajectory_structure_factor(mc, [[0.0, 0.0, 0.0]], frames=slice(11, None))
