@@ -434,3 +434,22 @@ def test_pbc_of_a_2d_lammps_data_file(tmp_path, capsys):
     assert "pbc sets the periodic directions" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "sq.data"), str(tmp_path / "d.h5"), "--pbc", "T,F"]) == 1
     assert "--pbc: expected one or three of T/F" in capsys.readouterr().err
+
+
+def test_h5_to_ovf_writes_one_segment_per_frame_in_spirits_order(run, tmp_path, capsys):
+    """Fault (round 12): `spinlat convert t.h5 t.ovf` said 'no format known for .ovf' although
+    spinlat writes OVF; an OVF source gave ASE's unreadable-file error."""
+    pytest.importorskip("ovf")
+    target = tmp_path / "t.ovf"
+    assert main(["convert", str(run), str(target), "--frames", "1::2"]) == 0
+    out = capsys.readouterr()
+    assert out.out == f"wrote 3 frames to {target}\n"
+    assert "OVF holds the unit spin directions only" in out.err and "repeat=(2, 2, 2)" in out.err
+    with Trajectory(run) as t:
+        for k, i in enumerate((1, 3, 5)):
+            back = sl.io.read_ovf(target, t[0], segment=k, repeat=(2, 2, 2))
+            np.testing.assert_array_equal(back.spins[t[i].moments > 0], t[i].spins[t[i].moments > 0])
+        rows = sl.io.read_ovf(target, segment=1).vectors  # Spirit's row order: cells along a fastest
+        np.testing.assert_array_equal(rows, t[3].spins[sl.io.spirit_order((2, 2, 2), 2)])
+    with pytest.raises(InputError, match="holds spin vectors only, no atoms"):
+        convert(target, tmp_path / "x.h5")

@@ -1,7 +1,8 @@
 """``spinlat convert SOURCE TARGET [--frames SLICE]``: a spinlat HDF5 trajectory to any format ASE
 writes (chosen by the extension: ``.extxyz`` for OVITO, with moments, spin vectors, moment
 magnitudes, velocities and magnetic forces as per-atom columns), any file ASE reads back to a
-spinlat trajectory, or an HDF5 trajectory to another with a different compression.
+spinlat trajectory, or an HDF5 trajectory to another with a different compression; ``.ovf``:
+the spin directions of the frames as OVF 2.0 segments (Spirit, OOMMF tools).
 See :mod:`spinlat.io.conversion` for the columns and what round-trips exactly.
 
 ``--frames`` takes Python's slice syntax on frame indices (``-1``, ``100:``, ``-3:``, ``::10``,

@@ -23,7 +23,11 @@
   ``info["spinlat_arrays"]`` (it drops unknown arrays): both round-trip exactly. Formats that store no
   magnetic moments, velocities or forces (POSCAR, CIF, xsf, ...) lose them: a UserWarning names
   what is lost (a note of ``spinlat convert``), found by reading the first frame back. A
-  ``.mcif`` target gets one frame as a magnetic CIF with every moment
+  ``.ovf`` target gets the spin directions of the frames as OVF 2.0 segments, one per frame
+  (:func:`spinlat.io.write_ovf`, binary8; Spirit's site order when the atoms are in
+  ``unit.repeat`` order, :func:`spinlat.io.ovf.repeat_of`; a UserWarning says what is not in it); an
+  OVF source is refused (it holds no atoms: :func:`spinlat.io.read_ovf` puts its spins onto a
+  State). A ``.mcif`` target gets one frame as a magnetic CIF with every moment
   (:func:`spinlat.io.write_magnetic_cif`); a magnetic CIF source (``.mcif``, or a ``.cif`` with
   moments or magnetic symmetry) is read by pymatgen (:func:`spinlat.io.read_magnetic_cif`); a
   Spirit input file (a ``.cfg`` with Spirit's keywords, or ``format="spirit"``), an UppASD
@@ -467,7 +471,12 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
         raise InputError(f"one side of a conversion must be a spinlat HDF5 trajectory (.h5), got {source} and "
                          f"{target}; use ase.io for conversions between other formats")
     magnetic_cif = dst_kind == "ase" and (format == "mcif" or format is None and target.suffix.lower() == ".mcif")
-    if dst_kind == "ase" and not magnetic_cif:
+    ovf_target = dst_kind == "ase" and (format == "ovf" or format is None and target.suffix.lower() == ".ovf")
+    if src_kind == "ase" and (format == "ovf" or format is None and source.suffix.lower() == ".ovf"):
+        raise InputError(f"{source} is an OVF file: it holds spin vectors only, no atoms, so it cannot become a "
+                         "trajectory by itself; put its spins onto a structure with sl.io.read_ovf(path, state) "
+                         "(repeat=(n1, n2, n3) for Spirit's site order)")
+    if dst_kind == "ase" and not magnetic_cif and not ovf_target:
         _check_ase_target(target, format)
 
     if pbc is not None:
@@ -484,6 +493,8 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             indices = _indices(len(traj), selection)
             if not indices:
                 raise InputError(f"frames: {frames!r} selects no frame of the {len(traj)} in {source}")
+            if ovf_target:  # one segment per frame: the unit spins (Spirit, OOMMF tools)
+                return _write_ovf_frames(target, traj, indices, source)
             if magnetic_cif:  # moments along the crystal axes, which ASE's CIF writer leaves out
                 if len(indices) > 1:
                     raise InputError(f"cannot write {target}: a magnetic CIF holds one frame ({len(indices)} "
@@ -583,6 +594,30 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
 
     return _write_h5(target, items(), str(head.get("spinlat_potential", "")), str(head.get("spinlat_integrator", "")),
                      seed, meta, forces, compression)
+
+
+def _write_ovf_frames(target, traj, indices, source) -> int:
+    """The frames ``indices`` of ``traj`` as the segments of an OVF 2.0 file (binary8, lossless;
+    :func:`spinlat.io.write_ovf`): in Spirit's site order when the atoms are in ``unit.repeat``
+    order (:func:`spinlat.io.ovf.repeat_of`), else in the trajectory's; a UserWarning says what
+    OVF does not hold and how to read it back."""
+    from .ovf import repeat_of, write_ovf
+
+    states = [traj[i] for i in indices]
+    repeat = repeat_of(states[0])
+    try:
+        write_ovf(target, states, repeat=repeat, comment=f"spinlat convert {Path(source).name}: frames "
+                  f"{indices[0]}..{indices[-1]} ({len(indices)})")
+    except ImportError as exc:
+        raise InputError(f"cannot write {target}: spinlat writes OVF files with the ovf package (pip install ovf): "
+                         f"{exc}") from None
+    order = (f"rows in Spirit's site order of unit.repeat({repeat}): read it back with sl.io.read_ovf(path, state, "
+             f"segment=k, repeat={repeat})" if repeat is not None else
+             "rows in the trajectory's atom order: read it back with sl.io.read_ovf(path, state, segment=k)")
+    warnings.warn(f"{target}: OVF holds the unit spin directions only (one segment per frame, {order}); the moment "
+                  "magnitudes, positions, cell, velocities, energies and forces are not in it (.extxyz and .h5 keep "
+                  "everything)", UserWarning, stacklevel=3)
+    return len(indices)
 
 
 def _selected_runs(runs, indices) -> list[dict]:
