@@ -476,6 +476,12 @@ def _run_groups(t) -> list[dict]:
     return groups
 
 
+def _run_index(t) -> np.ndarray:
+    """(F,) int: the index in :func:`_run_groups` of the run of each frame."""
+    groups = _run_groups(t)
+    return np.searchsorted([g["first_frame"] for g in groups], np.arange(len(t)), side="right") - 1
+
+
 def _frames_of(t, name, sel):
     """Per-frame dataset ``name`` of ``t`` at the frames ``sel`` (a slice), reading only those
     when ``t`` can (:meth:`spinlat.io.Trajectory.array`'s ``frames``)."""
@@ -742,8 +748,9 @@ def overview_figure(traj):
     """Matplotlib figure of a run against time (ps), or against sweeps for Monte Carlo: E − E(0)
     per atom (potential, kinetic and total; Monte Carlo: the energy), the lattice temperature
     (not for Monte Carlo and LLG, whose lattice is frozen) and the reduced magnetisation |M| / Σ|m_i|
-    (:func:`spinlat.observables.reduced_magnetization`); for a GNEB band, its energy (meV)
-    against the reaction coordinate (rad), saddle marked. Uses the Agg backend."""
+    (:func:`spinlat.observables.reduced_magnetization`), with a dotted line where a later run
+    begins (:attr:`spinlat.io.Trajectory.runs`); for a GNEB band, its energy (meV) against the
+    reaction coordinate (rad), saddle marked. Uses the Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -783,6 +790,10 @@ def overview_figure(traj):
     ax[-1].plot(x, np.linalg.norm(reduced_from_total(t.array("magnetization"), _moment_totals(t)[:, None]), axis=1))
     ax[-1].set_ylabel("|M| / Σ|m|")
     ax[-1].set_xlabel("Monte Carlo sweeps" if sweeps else "time (ps)")
+    for g in _run_groups(t)[1:]:  # a continuation at another temperature / with another integrator
+        if np.isfinite(x[g["first_frame"]]):
+            for a in ax:
+                a.axvline(x[g["first_frame"]], color="0.5", ls=":", lw=1)
     integrator = (getattr(t, "attrs", None) or {}).get("integrator")
     if isinstance(integrator, str) and integrator:
         ax[0].set_title(integrator if len(integrator) <= 70 else integrator[:67] + "...", fontsize=8)
@@ -799,12 +810,16 @@ def trajectory_observables(traj, potential=None) -> dict:
     ``reduced_magnetization_norm`` (F,) (M / Σ|m_i|), ``energy_drift`` (slope eV/atom/ps, max
     deviation eV/atom; meaningful for energy-conserving runs only) and ``energy_fluctuation``
     (eV/atom), both over the frames that hold a total energy and a time, and (NaN, NaN) / NaN
-    when fewer than 2 do (one frame measures no drift: it read 0). With ``potential`` also
-    ``spin_energy`` (eV) and ``spin_temperature`` (K), recomputed frame by frame. Raises
-    InputError for a trajectory without frames."""
+    when fewer than 2 do (one frame measures no drift: it read 0); ``run`` (F,) int, the run of
+    each frame (:attr:`spinlat.io.Trajectory.runs`, runs with the same potential and integrator
+    merged): a file continued at another temperature or with another integrator holds several,
+    and the drift and fluctuation then mix them (take them per run with the ``run`` mask). With
+    ``potential`` also ``spin_energy`` (eV) and ``spin_temperature`` (K), recomputed frame by
+    frame. Raises InputError for a trajectory without frames."""
     t = _open(traj)
     out = {k: np.asarray(t.array(k)) for k in ("time", "potential_energy", "kinetic_energy", "total_energy",
                                                "temperature", "magnetization")}
+    out["run"] = _run_index(t)
     out["magnetization_norm"] = np.linalg.norm(out["magnetization"], axis=1)
     out["reduced_magnetization"] = reduced_from_total(out["magnetization"], _moment_totals(t)[:, None])
     out["reduced_magnetization_norm"] = np.linalg.norm(out["reduced_magnetization"], axis=1)

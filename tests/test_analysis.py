@@ -580,6 +580,10 @@ def test_summary_of_a_run_continued_at_another_temperature_is_of_one_run(tmp_pat
     assert first["temperature_K"] == 100.0 and first["frames"] == 11
     assert first["reduced_magnetization_mean"] == pytest.approx(np.mean(m[:11]), rel=1e-12)
     assert analysis.summary(path, run=-2)["temperature_K"] == 100.0
+    obs = analysis.trajectory_observables(path)
+    np.testing.assert_array_equal(obs["run"], [0] * 11 + [1] * 15)
+    fig = analysis.overview_figure(path)  # a dotted line where the 900 K run begins
+    assert [line.get_xdata()[0] for line in fig.axes[0].lines if line.get_linestyle() == ":"] == [22.0]
     with pytest.raises(InputError, match="holds 2 runs"):
         analysis.summary(path, run=2)
 
