@@ -453,3 +453,41 @@ def test_h5_to_ovf_writes_one_segment_per_frame_in_spirits_order(run, tmp_path, 
         np.testing.assert_array_equal(rows, t[3].spins[sl.io.spirit_order((2, 2, 2), 2)])
     with pytest.raises(InputError, match="holds spin vectors only, no atoms"):
         convert(target, tmp_path / "x.h5")
+
+
+def test_a_lammps_dump_converts_one_frame_at_a_time(run, tmp_path, monkeypatch):
+    """Fault (round 12): converting a LAMMPS dump built the ase.Atoms of every frame first (a dump of
+    10⁵ atoms × 1000 frames: tens of GB) and read the file four more times to check them."""
+    from spinlat.io.lammps_read import LammpsDump
+
+    with Trajectory(run) as traj:
+        states, steps = list(traj), [int(s) for s in traj["step"]]
+    text = ""
+    for st, step in zip(states, steps):
+        rows = "\n".join(f"{i + 1} 1 Fe " + " ".join(repr(float(c)) for c in (*x, *f, *sp, m))
+                         for i, (x, f, sp, m) in enumerate(zip(st.positions, st.velocities, st.spins, st.moments)))
+        box = "\n".join(f"0 {float(L)!r}" for L in np.diag(st.cell))
+        text += (f"ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n{len(st)}\nITEM: BOX BOUNDS pp pp pp\n{box}\n"
+                 f"ITEM: ATOMS id type element x y z fx fy fz spx spy spz sp\n{rows}\n")
+    (tmp_path / "traj.lammpstrj").write_text(text)
+    alive, most, parsed = [0], [0], [0]
+    atoms_of = LammpsDump.atoms
+
+    def atoms(self, i):
+        import weakref
+
+        a = atoms_of(self, i)
+        parsed[0] += 1
+        alive[0] += 1
+        most[0] = max(most[0], alive[0])
+        weakref.finalize(a, lambda: alive.__setitem__(0, alive[0] - 1))
+        return a
+
+    monkeypatch.setattr(LammpsDump, "atoms", atoms)
+    with pytest.warns(UserWarning, match="no velocities"):
+        assert convert(tmp_path / "traj.lammpstrj", tmp_path / "d.h5") == 6
+    assert most[0] <= 2 and parsed[0] == 7  # one frame at a time, each read once (the first twice: its header)
+    with Trajectory(tmp_path / "d.h5") as t:
+        assert "forces" in t.names
+        np.testing.assert_allclose(t["forces"], [st.velocities for st in states], rtol=1e-15)
+        np.testing.assert_array_equal(t["step"], steps)

@@ -11,8 +11,8 @@ energy (NVE, LLG without damping), the others report the mean energy and its flu
 is marked (``*_stationary`` false; text: NOT EQUILIBRATED). Frames not equally spaced in time (a
 restart with another ``every``) are averaged on one regular grid (``frames_averaged``,
 ``frame_spacing``).
-A trajectory continued with another integrator or potential (``spinlat run --restart`` at
-another temperature) holds several runs: the last one is summarised (``runs`` lists them all),
+A trajectory continued with another integrator or potential (``sl.Simulation.restart`` with
+another temperature; ``spinlat run --restart`` refuses that) holds several runs: the last one is summarised (``runs`` lists them all),
 ``--run K`` picks another (0 the first, −1 the last).
 ``--format json`` (default) prints it as JSON; ``--format text`` as lines ``name = value ± error``.
 The summary and the plot's path go to stdout, errors to stderr.

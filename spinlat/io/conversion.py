@@ -311,7 +311,7 @@ def _read_ase(source, kind, format, selection, columns=None, elements=None, pbc=
     """The frames of a non-HDF5 source as ase.Atoms; ``pbc`` (3,) bool or None: set on every
     frame (a LAMMPS source then reads no 2D guess and warns none)."""
     frames = _read_frames(source, kind, format, selection, columns, elements, pbc)
-    if pbc is not None:
+    if pbc is not None and not isinstance(frames, _DumpFrames):  # a dump's frames are read with it
         for atoms in frames:
             atoms.pbc = pbc
     return frames
@@ -338,9 +338,7 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
                           "converted: their atoms are stored at "
                           "rest, with the kinetic energy and temperature of the log's KinEng where it prints one, else "
                           "NaN (add vx vy vz to the dump custom columns to keep them)", UserWarning, stacklevel=3)
-        frames = [dump.atoms(i) for i in indices]
-        selection = slice(None)
-        _calc_results_to_arrays(frames)
+        return _DumpFrames(dump, indices)  # read one frame at a time (a dump may not fit in memory)
     elif kind == "extxyz":
         frames = read_extxyz(source, index=":")
     elif _db_type(source, format):
@@ -379,6 +377,30 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
                                   f"{len(frames[chosen[0]])}: a spinlat trajectory holds a fixed set of atoms "
                                   "(convert frames with one count, --frames)")
     return [frames[i] for i in chosen]
+
+
+class _DumpFrames:
+    """The frames ``indices`` of a :class:`~spinlat.io.LammpsDump` as a sequence of ase.Atoms
+    (with calculator results in info/arrays, :func:`_calc_results_to_arrays`), each parsed when
+    asked for: a conversion holds one frame in memory, not the dump."""
+
+    def __init__(self, dump, indices):
+        self.dump, self.indices = dump, list(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        atoms = self.dump.atoms(self.indices[k])
+        _calc_results_to_arrays([atoms])
+        return atoms
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
+
+    def has_forces(self) -> bool:
+        """Whether the dump's columns hold forces or magnetic forces."""
+        return bool({"forces", "magnetic_forces"} & set(self.dump.names))
 
 
 def _warn_if_data_lost(target, format, written):
@@ -537,27 +559,6 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     atoms_list = _read_ase(source, src_kind, format, selection, columns, elements, pbc)
     if not atoms_list:
         raise InputError(f"frames: {frames!r} selects no frame of {source}")
-    constrained = next((a for a in atoms_list if a.constraints), None)
-    if constrained is not None:
-        from ..state import describe_constraints
-
-        warnings.warn(f"{source}: the ASE constraints ({describe_constraints(constrained)}) are not kept: a spinlat "
-                      "trajectory holds none, and a run started from it moves every atom", UserWarning, stacklevel=2)
-    stressed = sum("stress" in a.info for a in atoms_list)
-    if stressed:
-        warnings.warn(f"{source}: {stressed} of the {len(atoms_list)} frames carry a stress, which a spinlat trajectory "
-                      "does not hold: it is not in the converted file (keep the source, or convert to .extxyz with "
-                      "ase.io for a data set)", UserWarning, stacklevel=2)
-    magnetic = False
-    for k, atoms in enumerate(atoms_list):
-        try:
-            magnetic = magnetic or bool(np.any(ase_magnetic_moments(atoms) != 0))
-        except InputError as exc:
-            raise FileFormatError(f"{source}: frame {k} holds unusable magnetic moments: {exc}") from None
-    if not magnetic:
-        warnings.warn(f"{source} holds no magnetic moments (POSCAR, CIF and plain xyz files carry none): every "
-                      f"atom of {target} is non-magnetic (moment 0); set moments with a run config's "
-                      "structure.moments, or State.copy(moments=...)", UserWarning, stacklevel=2)
     head = atoms_list[0].info
     meta = {}
     if isinstance(head.get("spinlat_metadata"), str):
@@ -568,11 +569,23 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     meta["converted_from"] = str(source)
     seed = head.get("spinlat_seed")
     seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
-    forces = any("forces" in a.arrays or "magnetic_forces" in a.arrays for a in atoms_list)
+    if isinstance(atoms_list, _DumpFrames):
+        forces = atoms_list.has_forces()
+    else:
+        forces = any("forces" in a.arrays or "magnetic_forces" in a.arrays for a in atoms_list)
+    # one pass over the frames (a LAMMPS dump is read frame by frame): what is not kept is said after
+    seen = {"constrained": None, "stressed": 0, "magnetic": False}
 
     def items():
         for k, atoms in enumerate(atoms_list):
-            # constraints: said above; dropped tags / charges: said once, for the first frame
+            if atoms.constraints and seen["constrained"] is None:
+                seen["constrained"] = atoms
+            seen["stressed"] += "stress" in atoms.info
+            try:
+                seen["magnetic"] = seen["magnetic"] or bool(np.any(ase_magnetic_moments(atoms) != 0))
+            except InputError as exc:
+                raise FileFormatError(f"{source}: frame {k} holds unusable magnetic moments: {exc}") from None
+            # dropped tags / charges: said once, for the first frame
             try:
                 # the source's format is known: drop_initial_guesses dropped what is not moments
                 state = State.from_ase(atoms, constraints="ignore", warn_dropped=(k == 0),
@@ -592,8 +605,23 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                 scalars["temperature"] = 2.0 * ke / (3 * max(len(state), 1) * units.K_B)
             yield state, scalars, atoms.arrays.get("forces"), atoms.arrays.get("magnetic_forces")
 
-    return _write_h5(target, items(), str(head.get("spinlat_potential", "")), str(head.get("spinlat_integrator", "")),
-                     seed, meta, forces, compression)
+    count = _write_h5(target, items(), str(head.get("spinlat_potential", "")), str(head.get("spinlat_integrator", "")),
+                      seed, meta, forces, compression)
+    if seen["constrained"] is not None:
+        from ..state import describe_constraints
+
+        warnings.warn(f"{source}: the ASE constraints ({describe_constraints(seen['constrained'])}) are not kept: a "
+                      "spinlat trajectory holds none, and a run started from it moves every atom", UserWarning,
+                      stacklevel=2)
+    if seen["stressed"]:
+        warnings.warn(f"{source}: {seen['stressed']} of the {len(atoms_list)} frames carry a stress, which a spinlat "
+                      "trajectory does not hold: it is not in the converted file (keep the source, or convert to "
+                      ".extxyz with ase.io for a data set)", UserWarning, stacklevel=2)
+    if not seen["magnetic"]:
+        warnings.warn(f"{source} holds no magnetic moments (POSCAR, CIF and plain xyz files carry none): every "
+                      f"atom of {target} is non-magnetic (moment 0); set moments with a run config's "
+                      "structure.moments, or State.copy(moments=...)", UserWarning, stacklevel=2)
+    return count
 
 
 def _write_ovf_frames(target, traj, indices, source) -> int:
