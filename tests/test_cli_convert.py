@@ -453,6 +453,8 @@ def test_h5_to_ovf_writes_one_segment_per_frame_in_spirits_order(run, tmp_path, 
         np.testing.assert_array_equal(rows, t[3].spins[sl.io.spirit_order((2, 2, 2), 2)])
     with pytest.raises(InputError, match="holds spin vectors only, no atoms"):
         convert(target, tmp_path / "x.h5")
+    assert main(["analyze", str(target)]) == 1  # it suggested `spinlat convert t.ovf t.h5`, which refuses it
+    assert "it is an OVF spin file (spin vectors, no atoms); sl.io.read_ovf" in capsys.readouterr().err
 
 
 def test_a_lammps_dump_converts_one_frame_at_a_time(run, tmp_path, monkeypatch):

@@ -337,6 +337,9 @@ def _open_h5(path, mode, locking=False):
 
         kind = lammps_file_kind(path)
         what = f"a LAMMPS {kind} file" if kind else "not an HDF5 file"
+        if not kind and Path(path).suffix.lower() == ".ovf":  # spins without atoms: convert refuses it too
+            raise FileFormatError(f"{path} cannot be opened as an HDF5 trajectory: it is an OVF spin file (spin "
+                                  "vectors, no atoms); sl.io.read_ovf(path, state) puts its spins onto a structure")
         msg = f"it is {what}" + ("" if Path(path).suffix.lower() in (".h5", ".hdf5") else (
             f"; `spinlat convert {Path(path).name} {Path(path).stem}.h5` turns a LAMMPS spin dump or data file, an "
             "extxyz or any file ASE reads into a spinlat trajectory"))
