@@ -97,8 +97,11 @@ def binder_cumulant(m, with_errors=False):
     blocked jackknife over the series (|M|², |M|⁴), :func:`spinlat.statistics.jackknife`) is
     returned instead of the float; the samples are taken as a time series (consecutive
     sweeps/frames) and need not be independent. Raises :class:`InputError` for no sample, NaN or
-    infinite samples, or another shape."""
+    infinite samples, every sample 0 (U4 is 0/0), or another shape."""
     m2 = _norm2(m)
+    if not np.any(m2 > 0):  # 0/0: no magnetic atoms, or samples of zeros (not a paramagnet: U4 → 0 there)
+        raise InputError(f"binder_cumulant: every one of the {len(m2)} magnetisation samples is 0, so U4 = 1 − ⟨M⁴⟩ / "
+                         "(3⟨M²⟩²) is 0/0 (a system without magnetic atoms, or samples that were never filled)")
     if not with_errors:
         return float(1.0 - np.mean(m2**2) / (3.0 * np.mean(m2) ** 2))
     from .statistics import jackknife
@@ -175,6 +178,7 @@ def spin_correlation(state, r_max, n_bins=100):
     Returns (bin centres Å, C(r), pair counts); empty bins give NaN."""
     from .neighbors import neighbor_pairs
 
+    n_bins = validation.integer(n_bins, "spin_correlation n_bins", minimum=1)
     i, j, _, d = neighbor_pairs(state, r_max, full=False)
     mag = state.magnetic
     keep = mag[i] & mag[j]
@@ -195,6 +199,7 @@ def radial_distribution(state, r_max, n_bins=100):
 
     if not state.pbc.all():
         raise InputError("radial_distribution needs a fully periodic state")
+    n_bins = validation.integer(n_bins, "radial_distribution n_bins", minimum=1)
     _, _, _, d = neighbor_pairs(state, r_max, full=False)
     edges = np.linspace(0, r_max, n_bins + 1)
     counts, _ = np.histogram(d, edges)

@@ -698,3 +698,17 @@ def test_trajectory_structure_factor_refuses_sweeps_and_mixed_runs(tmp_path):
         analysis.trajectory_structure_factor(mc, [[0.0, 0.0, 0.0]])
     with pytest.raises(InputError, match="Monte Carlo run"):
         analysis.trajectory_structure_factor(mc, [[0.0, 0.0, 0.0]], frames=slice(11, None))
+
+
+def test_binder_of_zero_samples_and_empty_histograms_are_refused():
+    """binder_cumulant of all-zero samples (no magnetic atom) returned NaN with a RuntimeWarning;
+    spin_correlation and radial_distribution with n_bins=0 returned empty arrays."""
+    from conftest import bcc_fe
+
+    with pytest.raises(InputError, match="every one of the 4 magnetisation samples is 0"):
+        analysis.binder_cumulant(np.zeros((4, 3)))
+    assert analysis.binder_cumulant([[0, 0, 0], [0, 0, 0.5]]) == pytest.approx(1 - 2 / 3 * 1)  # one nonzero: defined
+    st = bcc_fe((2, 2, 2))
+    for f in (analysis.spin_correlation, analysis.radial_distribution):
+        with pytest.raises(InputError, match="n_bins: expected a positive integer, got 0"):
+            f(st, 3.0, 0)
