@@ -598,6 +598,9 @@ class TrajectoryWriter:
         self.fsync = bool(fsync)
         self.n_atoms = len(state)
         self._numbers = np.asarray(state.numbers).copy()
+        # static datasets: every frame must agree with them (a frame's own would be read as these)
+        self._masses = np.asarray(state.masses, dtype=np.float64).copy()
+        self._pbc = np.asarray(state.pbc, dtype=bool).copy()
         self._buffer: list[dict] = []
         self._file = None
         self._datasets = None
@@ -734,6 +737,8 @@ class TrajectoryWriter:
             k = int(np.argmax(numbers != self._numbers))
             raise InputError(f"cannot append to {self.path}: atomic numbers differ (atom {k}: file {numbers[k]}, "
                              f"state {self._numbers[k]})")
+        self._check_static(f["masses"][()], f["pbc"][()] if "pbc" in f else np.ones(3, bool),
+                           f"cannot append to {self.path}", "file", "state")
         if store_forces and not all(k in f for k in _OPTIONAL_FIELDS):
             raise InputError(f"cannot append forces to {self.path}: it was written without store_forces")
         # an interrupted flush can leave datasets longer than the committed frames, or frames
@@ -780,6 +785,19 @@ class TrajectoryWriter:
         f.attrs[_RUNS] = _runs_json(runs[1:], self.path)
         f.flush()
 
+    def _check_static(self, masses, pbc, what, other, own):
+        """InputError when ``masses`` (N,) amu or ``pbc`` (3,) of the ``other`` ("file" or "frame")
+        differ from the writer's (``own``: "state" or "file"): a trajectory stores them once
+        (static datasets), so a frame with its own would read back with the file's, without a word."""
+        masses, pbc = np.asarray(masses, dtype=np.float64), np.asarray(pbc, dtype=bool)
+        if masses.shape == self._masses.shape and not np.array_equal(masses, self._masses):
+            k = int(np.argmax(masses != self._masses))
+            raise InputError(f"{what}: masses differ (atom {k}: {other} {masses[k]:g} amu, {own} "
+                             f"{self._masses[k]:g} amu); a trajectory stores one set of masses for every frame")
+        if pbc.shape == self._pbc.shape and not np.array_equal(pbc, self._pbc):
+            raise InputError(f"{what}: periodic directions differ ({other} {pbc.tolist()}, {own} "
+                             f"{self._pbc.tolist()}); a trajectory stores one pbc for every frame")
+
     # ------------------------------------------------------------------ writing
     @property
     def store_forces(self) -> bool:
@@ -809,6 +827,7 @@ class TrajectoryWriter:
             raise ShapeError(f"trajectory {self.path} holds {self.n_atoms} atoms; frame has {len(state)}")
         if not np.array_equal(state.numbers, self._numbers):
             raise InputError(f"trajectory {self.path}: atomic numbers of the frame differ from the file's")
+        self._check_static(state.masses, state.pbc, f"trajectory {self.path}: cannot write the frame", "frame", "file")
         ke = state.kinetic_energy() if kinetic_energy is None else float(kinetic_energy)
         temp = state.temperature() if temperature is None else float(temperature)
         pe = float(potential_energy)

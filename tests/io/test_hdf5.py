@@ -1003,3 +1003,25 @@ def test_convert_copies_the_runs_and_reads_one_frame_of_forces_at_a_time(tmp_pat
     assert convert(path, tmp_path / "d.h5", frames="4:") == 2  # frames of the second run only
     with Trajectory(tmp_path / "d.h5") as d:
         assert [(r["first_frame"], r["integrator"]) for r in d.runs] == [(0, "B")]
+
+
+def test_frames_with_other_masses_or_pbc_than_the_file_are_refused(tmp_path):
+    """Fault (round 12): masses and pbc are stored once, so a frame (or an appended run) with its
+    own was written without a word and read back with the file's."""
+    frames = _frames(3)
+    st = frames[0]
+    path = tmp_path / "t.h5"
+    with TrajectoryWriter(path, st) as w:
+        w.write(st, 0, 0.0)
+        with pytest.raises(InputError, match=r"periodic directions differ \(frame \[True, True, False\], file "
+                                             r"\[True, True, True\]\)"):
+            w.write(st.copy(pbc=[True, True, False]), 1, 1.0)
+        masses = st.masses.copy()
+        masses[4] = 2.0
+        with pytest.raises(InputError, match=r"masses differ \(atom 4: frame 2 amu, file 55.845 amu\)"):
+            w.write(st.copy(masses=masses), 1, 1.0)
+        w.write(frames[1], 1, 1.0)  # the writer goes on
+    with pytest.raises(InputError, match="cannot append to .*periodic directions differ"):
+        TrajectoryWriter(path, st.copy(pbc=False), mode="a")
+    with Trajectory(path) as t:
+        assert len(t) == 2 and t[-1].pbc.all() and t[-1].masses[4] == pytest.approx(55.845)
