@@ -129,12 +129,13 @@ def _kind(path, format) -> str:
     return "hdf5" if suffix in _HDF5 else "extxyz" if suffix in _EXTXYZ else "ase"
 
 
-def frame_atoms(traj, i, header=False):
+def frame_atoms(traj, i, header=False, run=None):
     """Frame ``i`` of an open :class:`~spinlat.io.Trajectory` as ``ase.Atoms`` for export (module
-    docstring); with ``header`` the run's attributes go into its ``info``."""
+    docstring); with ``header`` the run's attributes go into its ``info``: those of ``run`` (an
+    entry of :attr:`~spinlat.io.Trajectory.runs`) when given, else the file's (its first run)."""
     atoms = traj.atoms(i)
     if header:
-        attrs = traj.attrs
+        attrs = run if run is not None else traj.attrs
         atoms.info["spinlat_potential"] = str(attrs.get("potential", ""))
         atoms.info["spinlat_integrator"] = str(attrs.get("integrator", ""))
         atoms.info["spinlat_seed"] = "none" if attrs.get("seed") is None else int(attrs["seed"])
@@ -540,7 +541,10 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             if dst_kind != "hdf5":
                 # the target is replaced only once the new file is complete (atomic_path): a format
                 # that fails to write leaves the old file as it was
-                _write_ase(target, (frame_atoms(traj, i, header=(k == 0)) for k, i in enumerate(indices)),
+                # the first frame of each run carries that run's attributes (read back as its start)
+                starts = {r["first_frame"]: r for r in _selected_runs(traj.runs, indices)}
+                _write_ase(target, (frame_atoms(traj, i, header=(k in starts), run=starts.get(k))
+                                    for k, i in enumerate(indices)),
                            dst_kind, format)
                 if dst_kind == "ase" and _db_type(target, format) != "db":  # .db: moments in the rows' data
                     _warn_if_data_lost(target, format, frame_atoms(traj, indices[0]))
@@ -560,15 +564,9 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     if not atoms_list:
         raise InputError(f"frames: {frames!r} selects no frame of {source}")
     head = atoms_list[0].info
-    meta = {}
-    if isinstance(head.get("spinlat_metadata"), str):
-        try:
-            meta = json.loads(head["spinlat_metadata"])
-        except ValueError:
-            meta = {}
+    first = _run_header(head)
+    meta = dict(first["metadata"])
     meta["converted_from"] = str(source)
-    seed = head.get("spinlat_seed")
-    seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
     if isinstance(atoms_list, _DumpFrames):
         forces = atoms_list.has_forces()
     else:
@@ -603,10 +601,12 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                 ke = _number(atoms.info, "kinetic_energy", math.nan)
                 scalars["kinetic_energy"] = ke
                 scalars["temperature"] = 2.0 * ke / (3 * max(len(state), 1) * units.K_B)
-            yield state, scalars, atoms.arrays.get("forces"), atoms.arrays.get("magnetic_forces")
+            # a later frame with a run header (exported from a file of several runs) starts a run
+            run = _run_header(atoms.info) if k > 0 and "spinlat_integrator" in atoms.info else None
+            yield state, scalars, atoms.arrays.get("forces"), atoms.arrays.get("magnetic_forces"), run
 
-    count = _write_h5(target, items(), str(head.get("spinlat_potential", "")), str(head.get("spinlat_integrator", "")),
-                      seed, meta, forces, compression)
+    count = _write_h5(target, items(), first["potential"], first["integrator"], first["seed"], meta, forces,
+                      compression)
     if seen["constrained"] is not None:
         from ..state import describe_constraints
 
@@ -648,6 +648,21 @@ def _write_ovf_frames(target, traj, indices, source) -> int:
     return len(indices)
 
 
+def _run_header(info) -> dict:
+    """The run description (potential, integrator, seed, metadata) that :func:`frame_atoms` puts
+    into the ``info`` of the first frame of a run; empty values where a frame has none."""
+    meta = {}
+    if isinstance(info.get("spinlat_metadata"), str):
+        try:
+            meta = json.loads(info["spinlat_metadata"])
+        except ValueError:
+            meta = {}
+    seed = info.get("spinlat_seed")
+    seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
+    return {"potential": str(info.get("spinlat_potential", "")), "integrator": str(info.get("spinlat_integrator", "")),
+            "seed": seed, "metadata": meta if isinstance(meta, dict) else {}}
+
+
 def _selected_runs(runs, indices) -> list[dict]:
     """The runs (:attr:`spinlat.io.Trajectory.runs`) of the frames ``indices`` of a trajectory,
     renumbered for a copy that holds just those frames, in that order: a run of which no frame is
@@ -682,7 +697,9 @@ def _write_frames(tmp, items, potential, integrator, seed, metadata, forces, com
     writer = None
     count = 0
     try:
-        for state, scalars, f, h in items:
+        for state, scalars, f, h, *run in items:
+            if writer is not None and run and run[0] is not None:  # a later run starts at this frame
+                writer.begin_run(**run[0])
             if writer is None:
                 writer = TrajectoryWriter(tmp, state, potential=potential, integrator=integrator,
                                           seed=seed if isinstance(seed, (int, np.integer)) else None,

@@ -582,10 +582,7 @@ class TrajectoryWriter:
         store_forces = validation.boolean(store_forces, "TrajectoryWriter store_forces")
         fsync = validation.boolean(fsync, "TrajectoryWriter fsync")
         filters = compression_filters(compression)
-        try:
-            metadata_json = json.dumps(metadata or {}, default=_json_default)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"trajectory metadata must be JSON-serialisable: {exc}") from None
+        metadata_json = _metadata_json(metadata)
         if not isinstance(state, State):
             raise InputError(f"a trajectory is written from a spinlat State, got {type(state).__name__}")
         if len(state) == 0:
@@ -755,6 +752,29 @@ class TrajectoryWriter:
                             "integrator_state": None})
         f.flush()
 
+    def _ready(self):
+        """Before writing: StorageError after a failed flush, a suspended writer resumed,
+        InputError when closed."""
+        if self._failed is not None:
+            raise StorageError(self._failed)
+        if self._suspended:
+            self.resume()
+        if self._file is None:
+            raise InputError(f"trajectory writer for {self.path} is closed")
+
+    def begin_run(self, potential="", integrator="", seed=None, metadata=None) -> None:
+        """Record that the frames written from now on come from another run (another potential,
+        integrator, seed or metadata: :attr:`Trajectory.runs`), e.g. when joining trajectories of
+        several runs into one file. The buffered frames are flushed first. Nothing is recorded
+        when the description is that of the file's last run. InputError for metadata that is not
+        JSON-serialisable; StorageError as :meth:`flush`."""
+        metadata_json = _metadata_json(metadata)
+        self._ready()
+        self.flush()
+        self._run = {"potential": str(potential), "integrator": str(integrator),
+                     "seed": None if seed is None else int(seed), "metadata": json.loads(metadata_json)}
+        self._record_run()
+
     def _record_run(self):
         """Appending: when this writer's potential, integrator, seed or metadata differ from those
         of the file's last run, record it as a new run starting at the next frame (root attribute
@@ -817,12 +837,7 @@ class TrajectoryWriter:
         ``checkpoint``: the integrator's state at this frame (a dict of JSON values and NumPy
         arrays, see :meth:`spinlat.integrators.Integrator.checkpoint`); the one of the last frame
         of each flush is stored. StorageError when a flush this write starts fails."""
-        if self._failed is not None:
-            raise StorageError(self._failed)
-        if self._suspended:
-            self.resume()
-        if self._file is None:
-            raise InputError(f"trajectory writer for {self.path} is closed")
+        self._ready()
         if len(state) != self.n_atoms:
             raise ShapeError(f"trajectory {self.path} holds {self.n_atoms} atoms; frame has {len(state)}")
         if not np.array_equal(state.numbers, self._numbers):
@@ -1098,6 +1113,14 @@ class TrajectoryWriter:
             self.close()
         except Exception:
             pass
+
+
+def _metadata_json(metadata) -> str:
+    """Trajectory metadata (a dict of JSON values, NumPy values allowed) as JSON; InputError if not."""
+    try:
+        return json.dumps(metadata or {}, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"trajectory metadata must be JSON-serialisable: {exc}") from None
 
 
 def _reason(exc) -> str:

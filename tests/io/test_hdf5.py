@@ -1003,6 +1003,28 @@ def test_convert_copies_the_runs_and_reads_one_frame_of_forces_at_a_time(tmp_pat
     assert convert(path, tmp_path / "d.h5", frames="4:") == 2  # frames of the second run only
     with Trajectory(tmp_path / "d.h5") as d:
         assert [(r["first_frame"], r["integrator"]) for r in d.runs] == [(0, "B")]
+    # through extxyz and back: the first frame of each run carries the run's attributes
+    assert convert(path, tmp_path / "t.extxyz", frames="1:") == 5
+    assert convert(tmp_path / "t.extxyz", tmp_path / "e.h5") == 5
+    with Trajectory(tmp_path / "e.h5") as e:
+        assert [(r["first_frame"], r["frames"], r["integrator"]) for r in e.runs] == [(0, 2, "A"), (2, 3, "B")]
+
+
+def test_begin_run_joins_runs_into_one_file(tmp_path):
+    frames = _frames(4)
+    path = tmp_path / "j.h5"
+    with TrajectoryWriter(path, frames[0], integrator="LLG(temperature=10.0)", flush_every=5) as w:
+        w.write(frames[0], 0, 0.0)
+        w.write(frames[1], 1, 1.0)
+        w.begin_run(integrator="LLG(temperature=10.0)")  # the same run: nothing recorded
+        w.begin_run(integrator="LLG(temperature=20.0)", seed=7, metadata={"every": 1})
+        w.write(frames[2], 2, 2.0)
+        w.write(frames[3], 3, 3.0)
+        with pytest.raises(InputError, match="JSON-serialisable"):
+            w.begin_run(metadata={"x": object()})
+    with Trajectory(path) as t:
+        assert [(r["first_frame"], r["frames"], r["integrator"], r["seed"]) for r in t.runs] == [
+            (0, 2, "LLG(temperature=10.0)", None), (2, 2, "LLG(temperature=20.0)", 7)]
 
 
 def test_frames_with_other_masses_or_pbc_than_the_file_are_refused(tmp_path):
