@@ -493,3 +493,37 @@ def test_a_lammps_dump_converts_one_frame_at_a_time(run, tmp_path, monkeypatch):
         assert "forces" in t.names
         np.testing.assert_allclose(t["forces"], [st.velocities for st in states], rtol=1e-15)
         np.testing.assert_array_equal(t["step"], steps)
+
+
+def test_trajectories_join_with_their_runs(tmp_path, capsys):
+    """Joining trajectories had no tool (convert took one source): `spinlat convert A.h5 B.h5 OUT.h5`
+    joins them, the second a new run, its repeated first frame (a restart's) written once."""
+    from spinlat.integrators import LLG
+
+    st = sl.State([[0, 0, 0], [A / 2] * 3], [26, 26], cell=np.eye(3) * A, pbc=True, moments=[2.2, 2.0]).repeat(2)
+    st = st.copy(spins=np.random.default_rng(2).normal(size=(len(st), 3)))
+    pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + Zeeman([0, 0, 1.0])
+    a, b, out = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "ab.h5"
+    with sl.Simulation(st, pot, LLG(1.0, damping=0.1, seed=1), trajectory=str(a), every=5, progress=False) as sim:
+        last = sim.run(10)
+    with sl.Simulation(last, pot, LLG(1.0, damping=0.0, seed=1), trajectory=str(b), every=5, progress=False) as sim:
+        sim.step, sim.time = 10, 10.0  # continues a's clock, from a's last frame
+        sim.run(10)
+    assert main(["convert", str(a), str(b), str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"wrote 5 frames to {out}\n" and "written once" in captured.err
+    with Trajectory(a) as ta, Trajectory(b) as tb, Trajectory(out) as t:
+        np.testing.assert_array_equal(t["step"], [0, 5, 10, 15, 20])
+        np.testing.assert_array_equal(t["spins"], np.concatenate([ta["spins"], tb["spins"][1:]]))
+        assert [(r["first_frame"], r["integrator"]) for r in t.runs] == [(0, ta.attrs["integrator"]),
+                                                                         (3, tb.attrs["integrator"])]
+        assert t.attrs["metadata"]["converted_from"] == [str(a), str(b)]
+    assert sl.analysis.summary(out)["run"] == 1
+    other = tmp_path / "o.h5"
+    with sl.Simulation(st.repeat((2, 1, 1)), pot, LLG(1.0), trajectory=str(other), every=5, progress=False) as sim:
+        sim.run(5)
+    with pytest.raises(InputError, match="holds other atoms"):
+        convert([a, other], tmp_path / "x.h5")
+    with pytest.raises(InputError, match="takes no frames"):
+        convert([a, b], tmp_path / "x.h5", frames="1:")
+    assert not (tmp_path / "x.h5").exists()

@@ -470,6 +470,13 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     from ..state import State
     from .hdf5 import Trajectory, compression_filters
 
+    if isinstance(source, (list, tuple)):
+        if len(source) != 1:
+            if frames is not None or format is not None or columns is not None or elements is not None or pbc is not None:
+                raise InputError("joining trajectories takes no frames, format, columns, elements or pbc: convert "
+                                 "each source to HDF5 first, then join those")
+            return concatenate(source, target, compression=compression, overwrite=overwrite)
+        source = source[0]
     source = Path(validation.path(source, "convert source"))
     target = Path(validation.path(target, "convert target"))
     selection = parse_frames(frames)
@@ -646,6 +653,78 @@ def _write_ovf_frames(target, traj, indices, source) -> int:
                   "magnitudes, positions, cell, velocities, energies and forces are not in it (.extxyz and .h5 keep "
                   "everything)", UserWarning, stacklevel=3)
     return len(indices)
+
+
+def concatenate(sources, target, compression="gzip", overwrite=False) -> int:
+    """Join spinlat HDF5 trajectories of one system into ``target`` (``spinlat convert A.h5 B.h5
+    OUT.h5``): the frames of each source in the order given, each source's runs kept
+    (:attr:`spinlat.io.Trajectory.runs`: frames from another potential, integrator, seed or
+    metadata stay apart in ``spinlat analyze``). The first frame of a source that repeats the last
+    frame written (the same step, time and State: a run restarted from another file's last frame
+    into a new file) is written once. Returns the number of frames written. InputError for fewer
+    than 2 sources, sources of other atoms, a source that is not HDF5 or holds no frame, or an
+    existing ``target`` without ``overwrite``; the target is replaced only once complete."""
+    from .hdf5 import Trajectory, compression_filters
+
+    paths = [Path(validation.path(p, "concatenate source")) for p in sources]
+    target = Path(validation.path(target, "concatenate target"))
+    compression_filters(compression)
+    if len(paths) < 2:
+        raise InputError(f"concatenate needs at least 2 trajectories, got {len(paths)}")
+    for p in paths:
+        validation.existing_file(p, "convert source", "convert source")
+        if _kind(p, None) != "hdf5":
+            raise InputError(f"joining trajectories: {p} is not a spinlat HDF5 trajectory (.h5); convert it first")
+        if target.exists() and p.resolve() == target.resolve():
+            raise InputError(f"joining trajectories: the target {target} is one of the sources")
+    if target.exists() and not overwrite:
+        raise InputError(f"{target} exists; pass --overwrite (overwrite=True) to replace it")
+    with Trajectory(paths[0]) as t0:
+        numbers, head = t0.array("numbers"), t0.runs[0]
+    skipped = []
+
+    def items():
+        last = None  # (step, time, State) of the last frame written
+        for p in paths:
+            with Trajectory(p) as t:
+                if len(t) == 0:
+                    raise InputError(f"joining trajectories: {p} holds no frame")
+                if not np.array_equal(t.array("numbers"), numbers):
+                    raise InputError(f"joining trajectories: {p} holds other atoms ({t.n_atoms}, atomic numbers "
+                                     f"{'differ' if t.n_atoms == len(numbers) else 'count'}) than {paths[0]} "
+                                     f"({len(numbers)})")
+                forces = "forces" in t.names
+                starts = {r["first_frame"]: r for r in t.runs}
+                pending = t.runs[0] if last is not None else None  # this source's first run begins
+                for i in range(len(t)):
+                    state, scalars = t[i], t.scalars(i)
+                    if i == 0 and last is not None and (last[0], last[1]) == (scalars["step"], scalars["time"]) \
+                            and _same_state(last[2], state):
+                        skipped.append(p)
+                        continue
+                    run = starts.get(i) if i > 0 else None
+                    run, pending = run or pending, None
+                    yield (state, scalars, t.array("forces", frames=i) if forces else None,
+                           t.array("magnetic_forces", frames=i) if forces else None,
+                           {k: run[k] for k in ("potential", "integrator", "seed", "metadata")} if run else None)
+                    last = (scalars["step"], scalars["time"], state)
+
+    meta = dict(head["metadata"])
+    meta["converted_from"] = [str(p) for p in paths]
+    forces = False
+    for p in paths:  # forces stored when any source has them (NaN rows for the frames of the others)
+        with Trajectory(p) as t:
+            forces = forces or "forces" in t.names
+    count = _write_h5(target, items(), head["potential"], head["integrator"], head["seed"], meta, forces, compression)
+    if skipped:
+        warnings.warn(f"the first frame of {', '.join(map(str, skipped))} repeats the last frame before it (a run "
+                      "restarted from it): written once", UserWarning, stacklevel=2)
+    return count
+
+
+def _same_state(a, b) -> bool:
+    return all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("positions", "cell", "spins", "moments",
+                                                                       "velocities"))
 
 
 def _run_header(info) -> dict:
