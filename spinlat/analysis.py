@@ -39,7 +39,8 @@ def _open(traj):
 
     t = Trajectory(traj) if isinstance(traj, (str, bytes)) or hasattr(traj, "__fspath__") else traj
     if hasattr(t, "__len__") and len(t) == 0:
-        raise InputError(f"trajectory {getattr(t, 'path', traj)} holds no frame (nothing to analyse)")
+        why = t.no_frame_reason() if hasattr(t, "no_frame_reason") else "nothing to analyse"
+        raise InputError(f"trajectory {getattr(t, 'path', traj)} holds no frame: {why}")
     return t
 
 

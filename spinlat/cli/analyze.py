@@ -88,7 +88,7 @@ def run(args) -> int:
     path = Path(validation.existing_file(args.trajectory, "trajectory", "trajectory"))
     with Trajectory(str(path)) as traj:
         if len(traj) == 0:
-            raise InputError(f"trajectory {path} holds no frame (nothing to analyse)")
+            raise InputError(f"trajectory {path} holds no frame (nothing to analyse): {traj.no_frame_reason()}")
         conserving = None if args.energy_conserving is None else args.energy_conserving == "yes"
         summary = analysis.summary(traj, energy_conserving=conserving, discard=args.discard, run=args.run)
         print(json.dumps(summary, indent=2, allow_nan=False) if args.format == "json" else format_summary(summary))

@@ -519,7 +519,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                              f"file) or stores them wrongly; {source} is a spinlat trajectory, which stores them")
         with Trajectory(source) as traj:
             if len(traj) == 0:
-                raise InputError(f"trajectory {source} holds no frame (nothing to convert)")
+                raise InputError(f"trajectory {source} holds no frame (nothing to convert): {traj.no_frame_reason()}")
             indices = _indices(len(traj), selection)
             if not indices:
                 raise InputError(f"frames: {frames!r} selects no frame of the {len(traj)} in {source}")

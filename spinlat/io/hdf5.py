@@ -430,6 +430,25 @@ def check_not_in_use(path) -> None:
         _unlock(_lock(path, create=False))
 
 
+def writer_holds(path) -> bool | None:
+    """Whether a process holds an exclusive ``flock`` on ``path`` — a :class:`TrajectoryWriter`
+    (which holds one from before it opens the file until it is closed) or another program
+    writing it with HDF5's file lock — read from ``/proc/locks`` (Linux), so that asking takes no
+    lock and never gets in a writer's way. None when unknown (no ``/proc/locks``, no file)."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks") as fh:
+            table = fh.read()
+    except OSError:
+        return None
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 00:2f:5678 0 EOF" (waiters: "1: -> FLOCK ...")
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[3] == "WRITE" and fields[5] == where:
+            return True
+    return False
+
+
 def _unlock(fd):
     if fd is not None:
         try:
@@ -1375,7 +1394,10 @@ class Trajectory:
             raise
         if "pbc" not in self._static:
             self._static["pbc"] = np.ones(3, dtype=bool)
-        if self.recovered:
+        if self.recovered and self.being_written:  # not cut short: a live writer has not flushed yet
+            warnings.warn(f"trajectory {self.path} is being written by a running simulation that has not "
+                          f"completed its file yet; reading the {self._n} frames flushed so far", stacklevel=2)
+        elif self.recovered:
             warnings.warn(f"trajectory {self.path} was cut short by an interrupted write; reading its "
                           f"{self._n} complete frames (the file is not modified; spinlat.io.hdf5."
                           f"recover_trajectory rewrites them into a consistent file)", stacklevel=2)
@@ -1383,6 +1405,21 @@ class Trajectory:
     #: True when the file was cut short and is read through a zero-padded view (see the module
     #: docstring); its complete frames are then all checked on opening
     recovered = False
+
+    @property
+    def being_written(self) -> bool | None:
+        """Whether a simulation (or another program) is writing the file now (:func:`writer_holds`;
+        None when unknown): its later frames are not in this reader, which counts the frames
+        flushed when it was opened."""
+        return writer_holds(self.path)
+
+    def no_frame_reason(self) -> str:
+        """Why a trajectory holds no frame, for messages: a run writing it that has not flushed
+        yet, or its run stopped before the first flush."""
+        if self.being_written:
+            return ("a simulation is writing it and has not flushed a frame yet (frames reach the file every "
+                    "flush_every frames: wait, or run with a smaller flush_every)")
+        return "its run stopped before the first frame reached the disk"
 
     # ------------------------------------------------------------------ metadata
     @property

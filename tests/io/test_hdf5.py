@@ -1047,3 +1047,44 @@ def test_frames_with_other_masses_or_pbc_than_the_file_are_refused(tmp_path):
         TrajectoryWriter(path, st.copy(pbc=False), mode="a")
     with Trajectory(path) as t:
         assert len(t) == 2 and t[-1].pbc.all() and t[-1].masses[4] == pytest.approx(55.845)
+
+
+_WRITER_BEFORE_FLUSH = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import spinlat as sl
+    from spinlat.io import TrajectoryWriter
+    st = sl.State([[0, 0, 0], [1.4, 1.4, 1.4]], [26, 26], cell=np.eye(3) * 2.8, pbc=True, moments=[2.2, 2.2])
+    with TrajectoryWriter(sys.argv[1], st, flush_every=100) as w:
+        w.write(st, step=0, time=0.0)  # buffered: not in the file yet
+        print("written", flush=True)
+        sys.stdin.readline()
+""")
+
+
+def test_a_reader_of_a_live_file_without_frames_is_told_a_run_is_writing_it(tmp_path):
+    """Fault (round 12): `spinlat analyze` on the file of a run that had not flushed yet said only
+    'holds no frame (nothing to analyse)'; it now says that a simulation is writing it."""
+    from spinlat import analysis
+    from spinlat.cli import main
+
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER_BEFORE_FLUSH)
+    path = tmp_path / "live.h5"
+    proc = subprocess.Popen([sys.executable, str(script), str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "written"
+        assert hdf5.writer_holds(path) is True
+        with Trajectory(path) as t:
+            assert len(t) == 0 and t.being_written is True
+        with pytest.raises(InputError, match="holds no frame: a simulation is writing it and has not flushed"):
+            analysis.summary(path)
+        assert main(["analyze", str(path)]) == 1
+    finally:
+        proc.communicate("\n", timeout=120)
+    assert proc.returncode == 0
+    assert hdf5.writer_holds(path) is False
+    with Trajectory(path) as t:
+        assert len(t) == 1 and t.being_written is False
+        assert "stopped before the first frame" in t.no_frame_reason()
