@@ -73,6 +73,15 @@ def _samples(x, name, vectors=False) -> np.ndarray:
     return a
 
 
+def _fluctuation_samples(a, name) -> np.ndarray:
+    """``a`` (samples from :func:`_samples`) when it holds at least 2: a variance of one sample is 0,
+    which χ and C would report as a measured value (and U4 as 2/3, the ordered phase's)."""
+    if len(a) < 2:
+        raise InputError(f"{name} holds {len(a)} sample: a fluctuation quantity (χ, C, U4) needs at least 2 (one "
+                         "sample has no fluctuation: it would read 0, or U4 = 2/3)")
+    return a
+
+
 def _reduced(m, name) -> np.ndarray:
     """Magnetisation samples that must be reduced (|m| ≤ 1): InputError for a total moment in μB."""
     a = _samples(m, name, vectors=True)
@@ -87,7 +96,7 @@ def _reduced(m, name) -> np.ndarray:
 
 def _norm2(m):
     """|M|² per sample of magnetisation samples ((S, 3) vectors or (S,) norms/scalars)."""
-    m = _samples(m, "magnetisation samples m", vectors=True)
+    m = _fluctuation_samples(_samples(m, "magnetisation samples m", vectors=True), "magnetisation samples m")
     return np.sum(m**2, axis=-1) if m.ndim == 2 else m**2
 
 
@@ -98,7 +107,7 @@ def binder_cumulant(m, with_errors=False):
     blocked jackknife over the series (|M|², |M|⁴), :func:`spinlat.statistics.jackknife`) is
     returned instead of the float; the samples are taken as a time series (consecutive
     sweeps/frames) and need not be independent. Raises :class:`InputError` for no sample, NaN or
-    infinite samples, every sample 0 (U4 is 0/0), or another shape."""
+    infinite samples, fewer than 2 samples, every sample 0 (U4 is 0/0), or another shape."""
     m2 = _norm2(m)
     if not np.any(m2 > 0):  # 0/0: no magnetic atoms, or samples of zeros (not a paramagnet: U4 → 0 there)
         raise InputError(f"binder_cumulant: every one of the {len(m2)} magnetisation samples is 0, so U4 = 1 − ⟨M⁴⟩ / "
@@ -116,12 +125,13 @@ def susceptibility(m, temperature, n_spins, moment=1.0, with_errors=False):
     χ = N μ² (⟨|M|²⟩ − ⟨|M|⟩²) / (k_B T), with ``m`` normalised magnetisation samples ((S,3) or
     (S,)), μ = ``moment`` (μB) → χ in μB²/eV per spin (multiply by μB (eV/T) for μB/T).
     With ``with_errors`` a :class:`spinlat.statistics.Estimate` (blocked jackknife over
-    (|M|, |M|²)) is returned instead of the float. Raises :class:`InputError` for T ≤ 0, for no
-    sample or NaN samples, and for samples with |m| > 1 (a total moment in μB, e.g. the HDF5
+    (|M|, |M|²)) is returned instead of the float. Raises :class:`InputError` for T ≤ 0, for fewer
+    than 2 samples or NaN samples, and for samples with |m| > 1 (a total moment in μB, e.g. the HDF5
     ``magnetization`` dataset, in place of the reduced one)."""
     if not temperature > 0:
         raise InputError(f"susceptibility needs a positive temperature (K), got {temperature}")
-    m = _reduced(m, "susceptibility: magnetisation samples m")
+    m = _fluctuation_samples(_reduced(m, "susceptibility: magnetisation samples m"),
+                             "susceptibility: magnetisation samples m")
     norm = np.linalg.norm(m, axis=-1) if m.ndim == 2 else np.abs(m)
     scale = n_spins * moment**2 / (units.K_B * temperature)
     if not with_errors:
@@ -136,10 +146,10 @@ def specific_heat(energies, temperature, n_atoms, with_errors=False):
     C = (⟨E²⟩ − ⟨E⟩²) / (N k_B² T²). With ``with_errors`` a
     :class:`spinlat.statistics.Estimate` (blocked jackknife over (E − Ē, (E − Ē)²); the shift
     avoids cancellation and leaves C unchanged) is returned instead of the float. Raises
-    :class:`InputError` for T ≤ 0 and for no sample or NaN samples."""
+    :class:`InputError` for T ≤ 0 and for fewer than 2 samples or NaN samples."""
     if not temperature > 0:
         raise InputError(f"specific heat needs a positive temperature (K), got {temperature}")
-    e = _samples(energies, "specific_heat: energies")
+    e = _fluctuation_samples(_samples(energies, "specific_heat: energies"), "specific_heat: energies")
     scale = 1.0 / (n_atoms * (units.K_B * temperature) ** 2)
     if not with_errors:
         return float(np.var(e) * scale)

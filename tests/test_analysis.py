@@ -712,3 +712,15 @@ def test_binder_of_zero_samples_and_empty_histograms_are_refused():
     for f in (analysis.spin_correlation, analysis.radial_distribution):
         with pytest.raises(InputError, match="n_bins: expected a positive integer, got 0"):
             f(st, 3.0, 0)
+
+
+def test_fluctuation_quantities_of_one_sample_are_refused():
+    """specific_heat and susceptibility of one sample read 0 and binder_cumulant 2/3 (the ordered
+    phase's value), as if measured."""
+    with pytest.raises(InputError, match="specific_heat: energies holds 1 sample: .* needs at least 2"):
+        analysis.specific_heat([-1.0], 300.0, 16)
+    with pytest.raises(InputError, match="holds 1 sample"):
+        analysis.susceptibility([[0.0, 0.0, 0.5]], 300.0, 16)
+    with pytest.raises(InputError, match="holds 1 sample"):
+        analysis.binder_cumulant([[0.0, 0.0, 0.5]])
+    assert analysis.specific_heat([-1.0, -1.0], 300.0, 16) == 0.0  # two equal samples: a measured 0
