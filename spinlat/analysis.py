@@ -220,7 +220,7 @@ def radial_distribution(state, r_max, n_bins=100):
     return 0.5 * (edges[1:] + edges[:-1]), g
 
 
-def structure_factor(spins, positions, qpoints, dt, window=True):
+def structure_factor(spins, positions, qpoints, dt, window=True, moments=None):
     """Dynamic spin structure factor S(q, ω).
 
     ``spins`` (F, N, 3) at equally spaced times; ``dt``: their spacing (fs), or the (F,) frame
@@ -233,8 +233,11 @@ def structure_factor(spins, positions, qpoints, dt, window=True):
     S(q, ω) = Σ_α |FT_t[ s_q^α(t) ]|² / (N F), with s_q(t) = Σ_i s_i(t) e^{i q·r_i(t)} and the
     static part (the time average of each s_q) removed. Returns (frequencies THz, energies meV,
     S (K, ·)) on non-negative frequencies, with S(−ω) folded onto S(|ω|) so either precession
-    sense shows. Raises :class:`InputError` for fewer than 2 frames, NaN spins or positions,
-    positions of another shape, or q-points not of shape (K, 3).
+    sense shows. With ``moments`` ((F, N) or (N,) μB) the moment vectors m_i = moments_i s_i take
+    the place of the unit spins (S in μB²): the moment-moment correlation that neutrons see, which
+    also holds the longitudinal fluctuations of moments that change length (mMACE, Landau terms),
+    invisible in the unit spins. Raises :class:`InputError` for fewer than 2 frames, NaN spins,
+    positions or moments, positions or moments of another shape, or q-points not of shape (K, 3).
     For a trajectory file, :func:`trajectory_structure_factor` reads the frames block by block.
     """
     s = np.asarray(spins, float)
@@ -246,6 +249,12 @@ def structure_factor(spins, positions, qpoints, dt, window=True):
                          f"(first: frame {int(np.argmax(bad))}); S(q, ω) would be NaN at every q")
     r = np.asarray(positions, float)
     _check_positions(r, s.shape, "structure_factor")
+    if moments is not None:
+        m = np.asarray(moments, float)
+        if m.shape not in (s.shape[:2], s.shape[1:2]) or not np.isfinite(m).all():
+            raise InputError(f"structure_factor: moments must be finite magnitudes (μB) of shape (F, N) = {s.shape[:2]} "
+                             f"or (N,) = {s.shape[1:2]}, got shape {m.shape}")
+        s = s * m[..., None]
     frames, dt = _regular_frames(dt, len(s), "structure_factor")
     s = s[frames]
     per_frame = r.ndim == 3
@@ -257,7 +266,7 @@ def structure_factor(spins, positions, qpoints, dt, window=True):
     return _spectrum(np.concatenate(series, axis=2), s.shape[1], dt, window)
 
 
-def trajectory_structure_factor(traj, qpoints, frames=None, positions="first", window=True):
+def trajectory_structure_factor(traj, qpoints, frames=None, positions="first", window=True, vectors="spins"):
     """:func:`structure_factor` of a trajectory (path or :class:`spinlat.io.Trajectory`), reading
     its spins (and positions) block by block: memory K·F complex numbers, not the (F, N, 3) spins.
 
@@ -265,13 +274,17 @@ def trajectory_structure_factor(traj, qpoints, frames=None, positions="first", w
     equilibration); frame times come from the file and are checked as :func:`structure_factor`
     checks them (frames off the regular grid left out with a UserWarning). ``positions``:
     ``"first"`` (the sites of the first frame used, reference lattice sites) or ``"frame"`` (the
-    sites of each frame). Returns (THz, meV, S (K, ·)) as :func:`structure_factor`; InputError as
-    it, and for a run of Monte Carlo sweeps (no time: no dynamics) or a trajectory of several
+    sites of each frame). ``vectors``: ``"spins"`` (unit spins) or ``"moments"`` (the moment
+    vectors m_i of each frame, S in μB²: see :func:`structure_factor`'s ``moments``). Returns
+    (THz, meV, S (K, ·)) as :func:`structure_factor`; InputError as it, for frames that do not
+    run forward, and for a run of Monte Carlo sweeps (no time: no dynamics) or a trajectory of several
     runs (:attr:`spinlat.io.Trajectory.runs`) whose selected frames mix them."""
     t = _open(traj)
     where = getattr(t, "path", traj)
     if positions not in ("first", "frame"):
         raise InputError(f"trajectory_structure_factor: positions must be 'first' or 'frame', got {positions!r}")
+    if vectors not in ("spins", "moments"):
+        raise InputError(f"trajectory_structure_factor: vectors must be 'spins' or 'moments', got {vectors!r}")
     sel = frames if frames is not None else slice(None)
     if not isinstance(sel, slice):
         raise InputError(f"trajectory_structure_factor: frames must be a slice of frame indices, got {frames!r}")
@@ -280,8 +293,10 @@ def trajectory_structure_factor(traj, qpoints, frames=None, positions="first", w
         raise InputError(f"trajectory_structure_factor: frames {sel} selects no frame of the {len(t)} in {where}")
     groups = _run_groups(t)
     firsts = [g["first_frame"] for g in groups]
+    if np.any(np.diff(index) <= 0):
+        raise InputError(f"trajectory_structure_factor: frames {sel} must run forward in time (a positive step)")
     mixed = {int(np.searchsorted(firsts, i, side="right")) - 1 for i in (index[0], index[-1])}
-    if len(mixed) > 1 or np.any(np.diff(index) <= 0):
+    if len(mixed) > 1:
         raise InputError(f"trajectory_structure_factor: the frames selected of {where} span several runs ("
                          + ", ".join(f"frames {g['first_frame']}-{g['first_frame'] + g['frames'] - 1}: {g['integrator']}"
                                      for g in groups) + "); select the frames of one run (frames=slice(first, last + 1))")
@@ -306,6 +321,8 @@ def trajectory_structure_factor(traj, qpoints, frames=None, positions="first", w
         if not np.isfinite(s).all():
             bad = rows[int(np.argmax(~np.isfinite(s).all(axis=(1, 2))))]
             raise InputError(f"trajectory_structure_factor: the spins of frame {bad} of {where} are NaN or infinite")
+        if vectors == "moments":
+            s = s * np.asarray(t.array("moments", frames=rows), float)[..., None]
         r = reference
         if r is None:
             r = np.asarray(t.array("positions", frames=rows), float)

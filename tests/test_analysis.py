@@ -724,3 +724,31 @@ def test_fluctuation_quantities_of_one_sample_are_refused():
     with pytest.raises(InputError, match="holds 1 sample"):
         analysis.binder_cumulant([[0.0, 0.0, 0.5]])
     assert analysis.specific_heat([-1.0, -1.0], 300.0, 16) == 0.0  # two equal samples: a measured 0
+
+
+def test_structure_factor_of_moments_sees_longitudinal_fluctuations(tmp_path):
+    """Moments that change length (mMACE, Landau) fluctuate along the spins: the unit spins of a
+    trajectory show none of it, the moment vectors do, at the frequency they breathe at."""
+    from spinlat.io import TrajectoryWriter
+
+    from conftest import bcc_fe
+
+    st = bcc_fe((2, 2, 2), rattle=0.0, random_spins=False)
+    n, f, dt = len(st), 64, 2.0
+    nu = 8 / (f * dt)  # 1/fs, on the frequency grid
+    path = tmp_path / "breathing.h5"
+    with TrajectoryWriter(path, st, integrator="SpinLatticeNVE(dt=1.0)") as w:
+        for k in range(f):
+            w.write(st.copy(moments=2.2 + 0.1 * np.cos(2 * np.pi * nu * k * dt) * np.ones(n)), k, k * dt)
+    q = [[0.0, 0.0, 0.0]]
+    thz, _, s_spins = analysis.trajectory_structure_factor(path, q)
+    assert np.max(s_spins) < 1e-20  # fixed directions: nothing moves
+    thz, _, s_mom = analysis.trajectory_structure_factor(path, q, vectors="moments", window=False)
+    assert thz[np.argmax(s_mom[0])] == pytest.approx(nu * 1e3)
+    with sl.io.Trajectory(path) as t:
+        ref = analysis.structure_factor(t["spins"], t[0].positions, q, t["time"], window=False, moments=t["moments"])
+    np.testing.assert_allclose(s_mom, ref[2], rtol=1e-12)
+    with pytest.raises(InputError, match=r"moments must be finite magnitudes \(μB\) of shape \(F, N\)"):
+        analysis.structure_factor(np.ones((4, n, 3)), st.positions, q, 1.0, moments=np.ones(n + 1))
+    with pytest.raises(InputError, match="run forward"):
+        analysis.trajectory_structure_factor(path, q, frames=slice(None, None, -1))
