@@ -519,6 +519,8 @@ def test_trajectories_join_with_their_runs(tmp_path, capsys):
                                                                          (3, tb.attrs["integrator"])]
         assert t.attrs["metadata"]["converted_from"] == [str(a), str(b)]
     assert sl.analysis.summary(out)["run"] == 1
+    with pytest.warns(UserWarning, match=r"b.h5 starts at step 10, not after the step 20 .* go back there"):
+        assert convert([a, b, b], tmp_path / "abb.h5") == 8
     other = tmp_path / "o.h5"
     with sl.Simulation(st.repeat((2, 1, 1)), pot, LLG(1.0), trajectory=str(other), every=5, progress=False) as sim:
         sim.run(5)

@@ -661,7 +661,8 @@ def concatenate(sources, target, compression="gzip", overwrite=False) -> int:
     (:attr:`spinlat.io.Trajectory.runs`: frames from another potential, integrator, seed or
     metadata stay apart in ``spinlat analyze``). The first frame of a source that repeats the last
     frame written (the same step, time and State: a run restarted from another file's last frame
-    into a new file) is written once. Returns the number of frames written. InputError for fewer
+    into a new file) is written once; a source whose steps start over (not after the frames
+    before it) gives a UserWarning. Returns the number of frames written. InputError for fewer
     than 2 sources, sources of other atoms, a source that is not HDF5 or holds no frame, or an
     existing ``target`` without ``overwrite``; the target is replaced only once complete."""
     from .hdf5 import Trajectory, compression_filters
@@ -681,7 +682,7 @@ def concatenate(sources, target, compression="gzip", overwrite=False) -> int:
         raise InputError(f"{target} exists; pass --overwrite (overwrite=True) to replace it")
     with Trajectory(paths[0]) as t0:
         numbers, head = t0.array("numbers"), t0.runs[0]
-    skipped = []
+    skipped, backwards = [], []
 
     def items():
         last = None  # (step, time, State) of the last frame written
@@ -702,6 +703,8 @@ def concatenate(sources, target, compression="gzip", overwrite=False) -> int:
                             and _same_state(last[2], state):
                         skipped.append(p)
                         continue
+                    if i == 0 and last is not None and scalars["step"] <= last[0]:
+                        backwards.append((str(p), scalars["step"], last[0]))
                     run = starts.get(i) if i > 0 else None
                     run, pending = run or pending, None
                     yield (state, scalars, t.array("forces", frames=i) if forces else None,
@@ -719,6 +722,10 @@ def concatenate(sources, target, compression="gzip", overwrite=False) -> int:
     if skipped:
         warnings.warn(f"the first frame of {', '.join(map(str, skipped))} repeats the last frame before it (a run "
                       "restarted from it): written once", UserWarning, stacklevel=2)
+    for p, first, before in backwards:
+        warnings.warn(f"{p} starts at step {first}, not after the step {before} of the frame before it: the steps and "
+                      f"times of {target} go back there (a run started afresh rather than continued; analyse its "
+                      "runs apart: spinlat analyze --run K)", UserWarning, stacklevel=2)
     return count
 
 
