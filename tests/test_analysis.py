@@ -752,3 +752,32 @@ def test_structure_factor_of_moments_sees_longitudinal_fluctuations(tmp_path):
         analysis.structure_factor(np.ones((4, n, 3)), st.positions, q, 1.0, moments=np.ones(n + 1))
     with pytest.raises(InputError, match="run forward"):
         analysis.trajectory_structure_factor(path, q, frames=slice(None, None, -1))
+
+
+def test_a_second_continuation_compares_with_the_last_run(tmp_path):
+    """Fault (round 12): a restart compared its integrator with the file's first run and took that
+    run's every: continuing the 900 K run at 900 K warned 'another integrator' (100 K), and a run
+    continued with every=4 went on with the first run's every=2."""
+    import warnings
+
+    from spinlat.integrators import MonteCarlo
+    from spinlat.potentials import Heisenberg
+
+    path = _two_temperature_mc(tmp_path / "mc.h5")
+    st = sl.io.Trajectory(path).last()
+    pot = Heisenberg.from_neighbors(st, J=[0.02])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 'another integrator' warning
+        sim = sl.Simulation.restart(str(path), pot, MonteCarlo(temperature=900.0, seed=1), progress=False)
+    assert sim.every == 2
+    with sim:
+        sim.run(4)
+    with pytest.warns(UserWarning, match="new run"):
+        sim = sl.Simulation.restart(str(path), pot, MonteCarlo(temperature=300.0, seed=1), every=4, progress=False)
+    with sim:
+        sim.run(8)
+    sim = sl.Simulation.restart(str(path), pot, MonteCarlo(temperature=300.0, seed=1), progress=False)
+    assert sim.every == 4  # the last run's
+    sim.close()
+    with sl.io.Trajectory(path) as t:
+        assert [r["frames"] for r in t.runs] == [11, 17, 3]  # steps 56, 60 (every 4) and 62 (the last)
