@@ -662,7 +662,8 @@ def concatenate(sources, target, compression="gzip", overwrite=False) -> int:
     metadata stay apart in ``spinlat analyze``). The first frame of a source that repeats the last
     frame written (the same step, time and State: a run restarted from another file's last frame
     into a new file) is written once; a source whose steps start over (not after the frames
-    before it) gives a UserWarning. Returns the number of frames written. InputError for fewer
+    before it) gives a UserWarning. The integrator checkpoint is not copied (as for a conversion:
+    a restart from the joined file starts its random stream afresh). Returns the number of frames written. InputError for fewer
     than 2 sources, sources of other atoms, a source that is not HDF5 or holds no frame, or an
     existing ``target`` without ``overwrite``; the target is replaced only once complete."""
     from .hdf5 import Trajectory, compression_filters
