@@ -1455,8 +1455,11 @@ class Trajectory:
 
     @property
     def names(self) -> list[str]:
-        """Names of the datasets (static and per-frame)."""
-        return list(self._f.keys())
+        """Names of the datasets (static and per-frame; not the ``checkpoint`` group of the
+        integrator state, which :meth:`checkpoint` reads)."""
+        import h5py
+
+        return [k for k, v in self._f.items() if isinstance(v, h5py.Dataset)]
 
     def __len__(self) -> int:
         return self._n
@@ -1471,13 +1474,14 @@ class Trajectory:
         trajectory (``traj.array("spins", frames=-1)``: (N, 3)) never loads the others.
         IndexError for a frame out of range, KeyError for a dataset the file does not hold,
         InputError for ``frames`` given with a static dataset."""
-        if name in self._static or (name in self._f and name not in _FRAME_FIELDS and name not in _OPTIONAL_FIELDS):
+        if name not in self._static and name not in self.names:
+            hint = "; the integrator checkpoint is read with Trajectory.checkpoint()" if name == _CHECKPOINT else ""
+            raise KeyError(f"trajectory {self.path} has no dataset {name!r}; it has {self.names}{hint}")
+        if name in self._static or (name not in _FRAME_FIELDS and name not in _OPTIONAL_FIELDS):
             if frames is not None:
                 raise InputError(f"trajectory {self.path}: {name!r} is not a per-frame dataset; frames= selects frames "
                                  f"of {list(_frame_fields(self._f))}")
             return np.array(self._static[name]) if name in self._static else self._f[name][()]
-        if name not in self._f:
-            raise KeyError(f"trajectory {self.path} has no dataset {name!r}; it has {self.names}")
         ds = self._f[name]
         if frames is None:
             return ds[: self._n]

@@ -944,6 +944,26 @@ def test_array_reads_only_the_frames_asked(tmp_path):
             t.array("numbers", frames=0)
         with pytest.raises(InputError, match="frame indices"):
             t.array("spins", frames=[[0, 1]])
+        with pytest.raises(KeyError, match="no dataset 'nope'"):
+            t.array("nope", frames=0)
+
+
+def test_names_are_the_datasets_and_each_reads(tmp_path):
+    """Fault (round 12): ``names`` listed the ``checkpoint`` group of a run whose integrator keeps
+    arrays, and ``traj["checkpoint"]`` raised h5py's TypeError ('Accessing a group is done with bytes
+    or str')."""
+    frames = _frames(3)
+    path = tmp_path / "t.h5"
+    with TrajectoryWriter(path, frames[0]) as w:
+        for k, st in enumerate(frames):
+            w.write(st, k, float(k), checkpoint={"integrator": "X", "rng": np.arange(4.0)})
+    with Trajectory(path) as t:
+        assert "checkpoint" not in t.names and "spins" in t.names
+        for name in t.names:
+            assert len(np.atleast_1d(t[name]))
+        with pytest.raises(KeyError, match=r"Trajectory.checkpoint\(\)"):
+            t["checkpoint"]
+        np.testing.assert_array_equal(t.checkpoint()["integrator_state"]["rng"], np.arange(4.0))
 
 
 def test_a_continuation_records_a_run_only_when_the_run_differs(tmp_path):
