@@ -529,3 +529,32 @@ def test_trajectories_join_with_their_runs(tmp_path, capsys):
     with pytest.raises(InputError, match="takes no frames"):
         convert([a, b], tmp_path / "x.h5", frames="1:")
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_an_extxyz_converts_one_frame_at_a_time(run, tmp_path, monkeypatch):
+    """Fault (round 12): an extxyz source was read whole (ase.io.read(index=':')) before converting,
+    so a file larger than memory could not be converted; now frames are streamed (a counting pass,
+    then a writing pass), and selections that run backwards still read the whole file."""
+    import ase.io
+
+    xyz = tmp_path / "t.extxyz"
+    assert convert(run, xyz) == 6
+    whole = []
+    read = ase.io.read
+
+    def spy(*args, **kwargs):
+        whole.append(kwargs.get("index"))
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(ase.io, "read", spy)
+    assert convert(xyz, tmp_path / "a.h5") == 6
+    assert convert(xyz, tmp_path / "b.h5", frames="-4::2", pbc=[True, True, False]) == 2
+    assert whole == []  # streamed, never read whole
+    _assert_same_run(run, tmp_path / "a.h5")
+    with Trajectory(run) as t, Trajectory(tmp_path / "b.h5") as b:
+        np.testing.assert_array_equal(b["step"], t["step"][[2, 4]])
+        np.testing.assert_array_equal(b["spins"], t["spins"][[2, 4]])
+        assert b.array("pbc").tolist() == [True, True, False]
+    assert convert(xyz, tmp_path / "r.h5", frames="::-1") == 6  # backwards: read whole
+    with Trajectory(run) as t, Trajectory(tmp_path / "r.h5") as r:
+        np.testing.assert_array_equal(r["step"], t["step"][::-1])

@@ -45,7 +45,8 @@
   stored at rest with the kinetic energy and temperature of the log's KinEng, else NaN (a
   UserWarning says so).
 - any ASE-readable file → HDF5: every frame becomes a frame of a spinlat trajectory
-  (:meth:`spinlat.State.from_ase`: the moments — computed ones, e.g. a DFT code's, before the
+  (an extxyz is read frame by frame, :func:`spinlat.io.extxyz.iread_extxyz`, a LAMMPS dump too:
+  a source larger than memory converts; :meth:`spinlat.State.from_ase`: the moments — computed ones, e.g. a DFT code's, before the
   initial guesses — and the exact ``spinlat_*`` arrays when they agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
   ``magnetic_forces`` are taken from each frame where present (else the frame's index, NaN,
   NaN, potential + kinetic, none). A source without any magnetic moments gives non-magnetic
@@ -312,7 +313,9 @@ def _read_ase(source, kind, format, selection, columns=None, elements=None, pbc=
     """The frames of a non-HDF5 source as ase.Atoms; ``pbc`` (3,) bool or None: set on every
     frame (a LAMMPS source then reads no 2D guess and warns none)."""
     frames = _read_frames(source, kind, format, selection, columns, elements, pbc)
-    if pbc is not None and not isinstance(frames, _DumpFrames):  # a dump's frames are read with it
+    if isinstance(frames, _ExtxyzFrames):
+        frames.pbc = pbc  # set on each frame as it is read
+    elif pbc is not None and not isinstance(frames, _DumpFrames):  # a dump's frames are read with it
         for atoms in frames:
             atoms.pbc = pbc
     return frames
@@ -341,7 +344,10 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
                           "NaN (add vx vy vz to the dump custom columns to keep them)", UserWarning, stacklevel=3)
         return _DumpFrames(dump, indices)  # read one frame at a time (a dump may not fit in memory)
     elif kind == "extxyz":
-        frames = read_extxyz(source, index=":")
+        streamed = _ExtxyzFrames(source, selection)
+        if streamed.in_order:
+            return streamed  # read frame by frame (an extxyz may not fit in memory)
+        frames = read_extxyz(source, index=":")  # a selection in another order: all of them
     elif _db_type(source, format):
         try:
             frames = _read_db(source, _db_type(source, format))
@@ -402,6 +408,58 @@ class _DumpFrames:
     def has_forces(self) -> bool:
         """Whether the dump's columns hold forces or magnetic forces."""
         return bool({"forces", "magnetic_forces"} & set(self.dump.names))
+
+
+class _ExtxyzFrames:
+    """The frames ``selection`` of an extxyz file as a sequence of ase.Atoms read one at a time
+    (:func:`spinlat.io.extxyz.iread_extxyz`): a first pass counts them and checks their atom
+    counts and forces, each later pass reads them again; ``in_order`` is False for a selection
+    that is not increasing (then the caller reads the file whole)."""
+
+    def __init__(self, source, selection):
+        from .extxyz import iread_extxyz
+
+        self.source, self.pbc = source, None
+        sizes, forces = [], []
+        for atoms in iread_extxyz(source):
+            sizes.append(len(atoms))
+            forces.append("forces" in atoms.arrays or "magnetic_forces" in atoms.arrays)
+        if not sizes:
+            raise FileFormatError(f"{source} holds no frame")
+        self.indices = _indices(len(sizes), selection)
+        self.in_order = bool(np.all(np.diff(self.indices) > 0))
+        for i in self.indices:
+            if sizes[i] != sizes[self.indices[0]]:
+                raise FileFormatError(f"{source}: frame {i} holds {sizes[i]} atoms, frame {self.indices[0]} holds "
+                                      f"{sizes[self.indices[0]]}: a spinlat trajectory holds a fixed set of atoms "
+                                      "(convert frames with one count, --frames)")
+        self._forces = any(forces[i] for i in self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __iter__(self):
+        from .extxyz import iread_extxyz
+
+        wanted = iter(self.indices)
+        nxt = next(wanted, None)
+        for i, atoms in enumerate(iread_extxyz(self.source)):
+            if nxt is None:
+                return
+            if i == nxt:
+                if self.pbc is not None:
+                    atoms.pbc = self.pbc
+                yield atoms
+                nxt = next(wanted, None)
+
+    def __getitem__(self, k):
+        if k != 0:
+            raise IndexError("only the first frame of a streamed extxyz is read by index")
+        return next(iter(self))
+
+    def has_forces(self) -> bool:
+        """Whether any selected frame holds forces or magnetic forces."""
+        return self._forces
 
 
 def _warn_if_data_lost(target, format, written):
@@ -574,7 +632,7 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     first = _run_header(head)
     meta = dict(first["metadata"])
     meta["converted_from"] = str(source)
-    if isinstance(atoms_list, _DumpFrames):
+    if isinstance(atoms_list, (_DumpFrames, _ExtxyzFrames)):  # read frame by frame
         forces = atoms_list.has_forces()
     else:
         forces = any("forces" in a.arrays or "magnetic_forces" in a.arrays for a in atoms_list)
