@@ -536,7 +536,14 @@ def _moment_totals(t, sel=slice(None)) -> np.ndarray:
 
 
 def _band_metadata(t):
-    """The ``gneb`` entry of a trajectory's metadata (a band written by GNEBResult.write), or None."""
+    """The ``gneb`` entry of a trajectory's metadata (a band written by GNEBResult.write), or None.
+    A file of several bands (written with ``mode="a"``: each a run, :attr:`spinlat.io.Trajectory.
+    runs`) gives its last band's, with ``_frames`` the slice of its images."""
+    runs = getattr(t, "runs", None)
+    if isinstance(runs, list) and len(runs) > 1 and isinstance(runs[-1].get("metadata", {}).get("gneb"), dict):
+        first = runs[-1]["first_frame"]
+        return {**runs[-1]["metadata"]["gneb"], "_frames": slice(first, first + runs[-1]["frames"]),
+                "_bands": len(runs)}
     attrs = getattr(t, "attrs", None) or {}
     meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
     return meta["gneb"] if isinstance(meta.get("gneb"), dict) else None
@@ -545,8 +552,10 @@ def _band_metadata(t):
 def _band_summary(t, n, gneb) -> dict:
     """:func:`summary` of a GNEB band written by :meth:`spinlat.transitions.GNEBResult.write`:
     its images lie along a reaction coordinate, so means and error bars over them mean nothing."""
-    e = np.asarray(t.array("potential_energy"), float)
+    e = np.asarray(t.array("potential_energy"), float)[gneb.get("_frames", slice(None))]
     out = {"frames": int(len(e)), "n_atoms": int(n), "kind": "gneb band (images along a reaction coordinate)"}
+    if "_bands" in gneb:  # bands appended to one file: the last one
+        out["bands_in_file"] = gneb["_bands"]
     for key in ("barrier", "saddle", "converged", "iterations"):
         if key in gneb:
             out[key + ("_eV" if key == "barrier" else "")] = gneb[key]
@@ -794,7 +803,7 @@ def overview_figure(traj):
     t = _open(traj)
     band = _band_metadata(t)
     if band is not None:  # a GNEB band: the energy profile along its reaction coordinate
-        e = np.asarray(t.array("potential_energy"), float)
+        e = np.asarray(t.array("potential_energy"), float)[band.get("_frames", slice(None))]
         x = np.asarray(band.get("reaction_coordinate", np.arange(len(e))), float)
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(x, (e - e[0]) * 1e3, "o-")

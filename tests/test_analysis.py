@@ -357,6 +357,13 @@ def test_summary_of_a_gneb_band_reports_the_barrier_not_means(tmp_path, capsys):
     (ax,) = fig.axes
     assert ax.get_xlabel() == "reaction coordinate (rad)"
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0, 0.5, 1, 0.5, 0], atol=1e-6)
+    # a second band appended to the file (mode="a", 7 images): the summary is of it, not of both
+    band7 = sl.gneb(one.copy(spins=[[0, 0, 1]]), one.copy(spins=[[0, 0, -1]]), pot, images=7, tol=1e-7)
+    band7.write(tmp_path / "path.h5", potential=pot, mode="a")
+    s = sl.analysis.summary(str(tmp_path / "path.h5"))
+    assert s["frames"] == 7 and s["bands_in_file"] == 2 and s["saddle"] == 3
+    assert len(s["energies_relative_eV"]) == len(s["reaction_coordinate_rad"]) == 7  # were 12 energies, 7 x
+    assert len(sl.analysis.overview_figure(str(tmp_path / "path.h5")).axes[0].lines[0].get_ydata()) == 7
 
 
 def test_averages_refuse_nan_empty_samples_and_total_moments(rng):
