@@ -78,7 +78,7 @@ def main():
                                        overwrite=args.overwrite)
     t_llg = time.perf_counter() - t0
     m = np.linalg.norm(sl.observables.reduced_magnetization(spins), axis=1)  # equal moments: the mean spin
-    thz, mev, sqw = structure_factor(spins, big.positions, kpath.qpoints, args.dt * args.every)
+    thz, mev, sqw = structure_factor(spins, big.positions, kpath.qpoints, times)  # the frame times (fs), checked
 
     ours_fine = mg.lswt_dispersion(ham, fine.qpoints, state.moments)
     magnopy_fine = mg.magnopy_dispersion(args.tb2j, fine.qpoints)

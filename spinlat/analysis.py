@@ -22,6 +22,7 @@ moments μB, wave vectors 1/Å (Cartesian, including the 2π), frequencies THz a
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 
@@ -38,7 +39,8 @@ def _open(traj):
 
     t = Trajectory(traj) if isinstance(traj, (str, bytes)) or hasattr(traj, "__fspath__") else traj
     if hasattr(t, "__len__") and len(t) == 0:
-        raise InputError(f"trajectory {getattr(t, 'path', traj)} holds no frame (nothing to analyse)")
+        why = t.no_frame_reason() if hasattr(t, "no_frame_reason") else "nothing to analyse"
+        raise InputError(f"trajectory {getattr(t, 'path', traj)} holds no frame: {why}")
     return t
 
 
@@ -71,6 +73,15 @@ def _samples(x, name, vectors=False) -> np.ndarray:
     return a
 
 
+def _fluctuation_samples(a, name) -> np.ndarray:
+    """``a`` (samples from :func:`_samples`) when it holds at least 2: a variance of one sample is 0,
+    which χ and C would report as a measured value (and U4 as 2/3, the ordered phase's)."""
+    if len(a) < 2:
+        raise InputError(f"{name} holds {len(a)} sample: a fluctuation quantity (χ, C, U4) needs at least 2 (one "
+                         "sample has no fluctuation: it would read 0, or U4 = 2/3)")
+    return a
+
+
 def _reduced(m, name) -> np.ndarray:
     """Magnetisation samples that must be reduced (|m| ≤ 1): InputError for a total moment in μB."""
     a = _samples(m, name, vectors=True)
@@ -85,7 +96,7 @@ def _reduced(m, name) -> np.ndarray:
 
 def _norm2(m):
     """|M|² per sample of magnetisation samples ((S, 3) vectors or (S,) norms/scalars)."""
-    m = _samples(m, "magnetisation samples m", vectors=True)
+    m = _fluctuation_samples(_samples(m, "magnetisation samples m", vectors=True), "magnetisation samples m")
     return np.sum(m**2, axis=-1) if m.ndim == 2 else m**2
 
 
@@ -96,8 +107,11 @@ def binder_cumulant(m, with_errors=False):
     blocked jackknife over the series (|M|², |M|⁴), :func:`spinlat.statistics.jackknife`) is
     returned instead of the float; the samples are taken as a time series (consecutive
     sweeps/frames) and need not be independent. Raises :class:`InputError` for no sample, NaN or
-    infinite samples, or another shape."""
+    infinite samples, fewer than 2 samples, every sample 0 (U4 is 0/0), or another shape."""
     m2 = _norm2(m)
+    if not np.any(m2 > 0):  # 0/0: no magnetic atoms, or samples of zeros (not a paramagnet: U4 → 0 there)
+        raise InputError(f"binder_cumulant: every one of the {len(m2)} magnetisation samples is 0, so U4 = 1 − ⟨M⁴⟩ / "
+                         "(3⟨M²⟩²) is 0/0 (a system without magnetic atoms, or samples that were never filled)")
     if not with_errors:
         return float(1.0 - np.mean(m2**2) / (3.0 * np.mean(m2) ** 2))
     from .statistics import jackknife
@@ -111,12 +125,13 @@ def susceptibility(m, temperature, n_spins, moment=1.0, with_errors=False):
     χ = N μ² (⟨|M|²⟩ − ⟨|M|⟩²) / (k_B T), with ``m`` normalised magnetisation samples ((S,3) or
     (S,)), μ = ``moment`` (μB) → χ in μB²/eV per spin (multiply by μB (eV/T) for μB/T).
     With ``with_errors`` a :class:`spinlat.statistics.Estimate` (blocked jackknife over
-    (|M|, |M|²)) is returned instead of the float. Raises :class:`InputError` for T ≤ 0, for no
-    sample or NaN samples, and for samples with |m| > 1 (a total moment in μB, e.g. the HDF5
+    (|M|, |M|²)) is returned instead of the float. Raises :class:`InputError` for T ≤ 0, for fewer
+    than 2 samples or NaN samples, and for samples with |m| > 1 (a total moment in μB, e.g. the HDF5
     ``magnetization`` dataset, in place of the reduced one)."""
     if not temperature > 0:
         raise InputError(f"susceptibility needs a positive temperature (K), got {temperature}")
-    m = _reduced(m, "susceptibility: magnetisation samples m")
+    m = _fluctuation_samples(_reduced(m, "susceptibility: magnetisation samples m"),
+                             "susceptibility: magnetisation samples m")
     norm = np.linalg.norm(m, axis=-1) if m.ndim == 2 else np.abs(m)
     scale = n_spins * moment**2 / (units.K_B * temperature)
     if not with_errors:
@@ -131,10 +146,10 @@ def specific_heat(energies, temperature, n_atoms, with_errors=False):
     C = (⟨E²⟩ − ⟨E⟩²) / (N k_B² T²). With ``with_errors`` a
     :class:`spinlat.statistics.Estimate` (blocked jackknife over (E − Ē, (E − Ē)²); the shift
     avoids cancellation and leaves C unchanged) is returned instead of the float. Raises
-    :class:`InputError` for T ≤ 0 and for no sample or NaN samples."""
+    :class:`InputError` for T ≤ 0 and for fewer than 2 samples or NaN samples."""
     if not temperature > 0:
         raise InputError(f"specific heat needs a positive temperature (K), got {temperature}")
-    e = _samples(energies, "specific_heat: energies")
+    e = _fluctuation_samples(_samples(energies, "specific_heat: energies"), "specific_heat: energies")
     scale = 1.0 / (n_atoms * (units.K_B * temperature) ** 2)
     if not with_errors:
         return float(np.var(e) * scale)
@@ -174,6 +189,7 @@ def spin_correlation(state, r_max, n_bins=100):
     Returns (bin centres Å, C(r), pair counts); empty bins give NaN."""
     from .neighbors import neighbor_pairs
 
+    n_bins = validation.integer(n_bins, "spin_correlation n_bins", minimum=1)
     i, j, _, d = neighbor_pairs(state, r_max, full=False)
     mag = state.magnetic
     keep = mag[i] & mag[j]
@@ -194,6 +210,7 @@ def radial_distribution(state, r_max, n_bins=100):
 
     if not state.pbc.all():
         raise InputError("radial_distribution needs a fully periodic state")
+    n_bins = validation.integer(n_bins, "radial_distribution n_bins", minimum=1)
     _, _, _, d = neighbor_pairs(state, r_max, full=False)
     edges = np.linspace(0, r_max, n_bins + 1)
     counts, _ = np.histogram(d, edges)
@@ -203,34 +220,177 @@ def radial_distribution(state, r_max, n_bins=100):
     return 0.5 * (edges[1:] + edges[:-1]), g
 
 
-def structure_factor(spins, positions, qpoints, dt, window=True):
+def structure_factor(spins, positions, qpoints, dt, window=True, moments=None):
     """Dynamic spin structure factor S(q, ω).
 
-    ``spins`` (F, N, 3) at equally spaced times ``dt`` (fs) apart; ``positions`` (N, 3) Å
-    (reference lattice sites); ``qpoints`` (K, 3) Cartesian wave vectors in 1/Å (with the 2π).
-    S(q, ω) = Σ_α |FT_t[ s_q^α(t) ]|² / (N F), with s_q(t) = Σ_i s_i(t) e^{i q·r_i} and the static
-    part (the time average of each s_q) removed. Returns (frequencies THz, energies meV, S (K, ·))
-    on non-negative frequencies, with S(−ω) folded onto S(|ω|) so either precession sense shows.
-    Raises :class:`InputError` for fewer than 2 frames, NaN spins, or q-points not of shape (K, 3).
+    ``spins`` (F, N, 3) at equally spaced times; ``dt``: their spacing (fs), or the (F,) frame
+    times in fs (a trajectory's ``time``), which are checked: frames off the regular grid (the
+    last step of each ``Simulation.run`` call, a restart with another ``every``) are left out
+    with a UserWarning, and times on no regular grid raise InputError (an FFT over them would
+    give a wrong spectrum without a word). ``positions`` (N, 3) Å, the reference lattice sites,
+    or (F, N, 3), the sites of each frame (atoms that move, a cell that changes); ``qpoints``
+    (K, 3) Cartesian wave vectors in 1/Å (with the 2π).
+    S(q, ω) = Σ_α |FT_t[ s_q^α(t) ]|² / (N F), with s_q(t) = Σ_i s_i(t) e^{i q·r_i(t)} and the
+    static part (the time average of each s_q) removed. Returns (frequencies THz, energies meV,
+    S (K, ·)) on non-negative frequencies, with S(−ω) folded onto S(|ω|) so either precession
+    sense shows. With ``moments`` ((F, N) or (N,) μB) the moment vectors m_i = moments_i s_i take
+    the place of the unit spins (S in μB²): the moment-moment correlation that neutrons see, which
+    also holds the longitudinal fluctuations of moments that change length (mMACE, Landau terms),
+    invisible in the unit spins. Raises :class:`InputError` for fewer than 2 frames, NaN spins,
+    positions or moments, positions or moments of another shape, or q-points not of shape (K, 3).
+    For a trajectory file, :func:`trajectory_structure_factor` reads the frames block by block.
     """
     s = np.asarray(spins, float)
     if s.ndim != 3 or s.shape[2] != 3:
         raise InputError(f"spins must have shape (frames, atoms, 3), got {s.shape}")
-    if not dt > 0:
-        raise InputError(f"structure_factor needs a positive frame spacing dt (fs), got {dt}")
-    if s.shape[0] < 2:
-        raise InputError(f"structure_factor needs at least 2 frames (a time series), got {s.shape[0]}: one frame has "
-                         "no dynamics (S(q, ω) of it would read 0)")
     bad = ~np.isfinite(s).all(axis=(1, 2))
     if bad.any():
         raise InputError(f"structure_factor: spins hold NaN or infinite values in {int(bad.sum())} of {len(s)} frames "
                          f"(first: frame {int(np.argmax(bad))}); S(q, ω) would be NaN at every q")
+    r = np.asarray(positions, float)
+    _check_positions(r, s.shape, "structure_factor")
+    if moments is not None:
+        m = np.asarray(moments, float)
+        if m.shape not in (s.shape[:2], s.shape[1:2]) or not np.isfinite(m).all():
+            raise InputError(f"structure_factor: moments must be finite magnitudes (μB) of shape (F, N) = {s.shape[:2]} "
+                             f"or (N,) = {s.shape[1:2]}, got shape {m.shape}")
+        s = s * m[..., None]
+    frames, dt = _regular_frames(dt, len(s), "structure_factor")
+    s = s[frames]
+    per_frame = r.ndim == 3
+    if per_frame:
+        r = r[frames]
+    q = _qpoints(qpoints)
+    block = max(1, (32 << 20) // max(1, 16 * len(q) * s.shape[1]))
+    series = [_sq_block(s[a:a + block], r[a:a + block] if per_frame else r, q) for a in range(0, len(s), block)]
+    return _spectrum(np.concatenate(series, axis=2), s.shape[1], dt, window)
+
+
+def trajectory_structure_factor(traj, qpoints, frames=None, positions="first", window=True, vectors="spins"):
+    """:func:`structure_factor` of a trajectory (path or :class:`spinlat.io.Trajectory`), reading
+    its spins (and positions) block by block: memory K·F complex numbers, not the (F, N, 3) spins.
+
+    ``frames``: a slice of frame indices (default all; e.g. ``slice(100, None)`` leaves out an
+    equilibration); frame times come from the file and are checked as :func:`structure_factor`
+    checks them (frames off the regular grid left out with a UserWarning). ``positions``:
+    ``"first"`` (the sites of the first frame used, reference lattice sites) or ``"frame"`` (the
+    sites of each frame). ``vectors``: ``"spins"`` (unit spins) or ``"moments"`` (the moment
+    vectors m_i of each frame, S in μB²: see :func:`structure_factor`'s ``moments``). Returns
+    (THz, meV, S (K, ·)) as :func:`structure_factor`; InputError as it, for frames that do not
+    run forward, and for a run of Monte Carlo sweeps (no time: no dynamics) or a trajectory of several
+    runs (:attr:`spinlat.io.Trajectory.runs`) whose selected frames mix them."""
+    t = _open(traj)
+    where = getattr(t, "path", traj)
+    if positions not in ("first", "frame"):
+        raise InputError(f"trajectory_structure_factor: positions must be 'first' or 'frame', got {positions!r}")
+    if vectors not in ("spins", "moments"):
+        raise InputError(f"trajectory_structure_factor: vectors must be 'spins' or 'moments', got {vectors!r}")
+    sel = frames if frames is not None else slice(None)
+    if not isinstance(sel, slice):
+        raise InputError(f"trajectory_structure_factor: frames must be a slice of frame indices, got {frames!r}")
+    index = np.arange(len(t))[sel]
+    if len(index) == 0:
+        raise InputError(f"trajectory_structure_factor: frames {sel} selects no frame of the {len(t)} in {where}")
+    groups = _run_groups(t)
+    firsts = [g["first_frame"] for g in groups]
+    if np.any(np.diff(index) <= 0):
+        raise InputError(f"trajectory_structure_factor: frames {sel} must run forward in time (a positive step)")
+    mixed = {int(np.searchsorted(firsts, i, side="right")) - 1 for i in (index[0], index[-1])}
+    if len(mixed) > 1:
+        raise InputError(f"trajectory_structure_factor: the frames selected of {where} span several runs ("
+                         + ", ".join(f"frames {g['first_frame']}-{g['first_frame'] + g['frames'] - 1}: {g['integrator']}"
+                                     for g in groups) + "); select the frames of one run (frames=slice(first, last + 1))")
+    unit, _, _ = _run_kind(t, groups[mixed.pop()] if len(groups) > 1 else None)
+    if unit == "sweep":
+        raise InputError(f"trajectory_structure_factor: {where} is a Monte Carlo run (its frames are sweeps, not times): "
+                         "S(q, ω) needs spin dynamics (LLG, SpinLatticeNVE, SpinLatticeLangevin)")
+    times = np.asarray(t.array("time", frames=sel) if hasattr(t, "blocks") else np.asarray(t.array("time"))[sel], float)
+    keep, dt = _regular_frames(times, len(times), f"trajectory_structure_factor ({where})")
+    kept = index[keep]
+    q = _qpoints(qpoints)
+    n = t.n_atoms if hasattr(t, "n_atoms") else len(t[0])
+    reference = None
+    if positions == "first":
+        reference = np.asarray(t.array("positions", frames=int(kept[0])), float)
+        _check_positions(reference, (len(kept), n, 3), "trajectory_structure_factor")
+    block = max(1, min((32 << 20) // max(1, 16 * len(q) * n), (64 << 20) // max(1, 48 * n)))
+    series = []
+    for a in range(0, len(kept), block):
+        rows = kept[a:a + block]
+        s = np.asarray(t.array("spins", frames=rows), float)
+        if not np.isfinite(s).all():
+            bad = rows[int(np.argmax(~np.isfinite(s).all(axis=(1, 2))))]
+            raise InputError(f"trajectory_structure_factor: the spins of frame {bad} of {where} are NaN or infinite")
+        if vectors == "moments":
+            s = s * np.asarray(t.array("moments", frames=rows), float)[..., None]
+        r = reference
+        if r is None:
+            r = np.asarray(t.array("positions", frames=rows), float)
+            _check_positions(r, s.shape, "trajectory_structure_factor")
+        series.append(_sq_block(s, r, q))
+    return _spectrum(np.concatenate(series, axis=2), n, dt, window)
+
+
+def _regular_frames(dt, count, what):
+    """(frames to use: a list of indices or slice(None), spacing fs) of ``count`` frames whose
+    spacing ``dt`` is a number (fs) or their (F,) times: frames off the regular grid dropped with
+    a UserWarning (:func:`_spacing_grid`), InputError when fewer than 2 frames remain or the times
+    lie on no grid."""
+    if np.ndim(dt) == 0:
+        if not dt > 0:
+            raise InputError(f"{what} needs a positive frame spacing dt (fs), got {dt}")
+        if count < 2:
+            raise InputError(f"{what} needs at least 2 frames (a time series), got {count}: one frame has no "
+                             "dynamics (S(q, ω) of it would read 0)")
+        return slice(None), float(dt)
+    times = np.asarray(dt, float)
+    if times.shape != (count,):
+        raise InputError(f"{what}: dt must be the frame spacing (fs) or the {count} frame times, got shape {times.shape}")
+    if count < 2:
+        raise InputError(f"{what} needs at least 2 frames (a time series), got {count}: one frame has no dynamics "
+                         "(S(q, ω) of it would read 0)")
+    if not np.isfinite(times).all():
+        raise InputError(f"{what}: the frame times hold NaN (frames without a time, e.g. converted from a format without "
+                         "them); pass the frame spacing dt in fs")
+    grid, spacing = _spacing_grid(times)
+    if spacing is None or len(grid) < 2:
+        raise InputError(f"{what}: the frame times lie on no regular grid (differences {np.unique(np.diff(times))[:6]} "
+                         "fs): an FFT over them gives a wrong spectrum; select equally spaced frames")
+    if len(grid) < count:
+        off = np.setdiff1d(np.arange(count), grid)
+        warnings.warn(f"{what}: {len(off)} of the {count} frames are off the regular grid of {spacing:g} fs (frames "
+                      f"{off[:5].tolist()}{' ...' if len(off) > 5 else ''}, e.g. the last step of a run call) and are "
+                      "left out of the time series", UserWarning, stacklevel=3)
+        return grid.tolist(), spacing
+    return slice(None), spacing
+
+
+def _check_positions(r, spins_shape, what):
+    f, n, _ = spins_shape
+    if not ((r.ndim == 2 and r.shape == (n, 3)) or (r.ndim == 3 and r.shape == (f, n, 3))):
+        raise InputError(f"{what}: positions must be the sites (N, 3) = ({n}, 3) Å or those of each frame "
+                         f"(F, N, 3) = ({f}, {n}, 3), got shape {r.shape}")
+    if not np.isfinite(r).all():
+        raise InputError(f"{what}: positions hold NaN or infinite values; S(q, ω) would be NaN at every q ≠ 0")
+
+
+def _qpoints(qpoints):
     q = np.asarray(qpoints, float)
     if q.ndim != 2 or q.shape[1] != 3 or not np.isfinite(q).all():
         raise InputError(f"qpoints must be finite Cartesian wave vectors of shape (K, 3) in 1/Å, got shape {q.shape}")
-    f, n, _ = s.shape
-    phase = np.exp(1j * q @ np.asarray(positions, float).T)  # (K, N)
-    sq = np.einsum("kn,fnc->kcf", phase, s)  # (K, 3, F)
+    return q
+
+
+def _sq_block(s, r, q):
+    """s_q^α(t) (K, 3, f) of the spins ``s`` (f, N, 3) at sites ``r`` (N, 3) or (f, N, 3)."""
+    if r.ndim == 2:
+        return np.einsum("kn,fnc->kcf", np.exp(1j * q @ r.T), s)
+    return np.einsum("fkn,fnc->kcf", np.exp(1j * np.einsum("kd,fnd->fkn", q, r)), s)
+
+
+def _spectrum(sq, n, dt, window):
+    """S(q, ω) on non-negative frequencies from s_q(t) (K, 3, F): see :func:`structure_factor`."""
+    f = sq.shape[2]
     sq = sq - sq.mean(axis=2, keepdims=True)
     if window:
         sq = sq * np.hanning(f)[None, None, :]
@@ -313,12 +473,13 @@ def time_unit(integrator) -> str:
     return "fs"
 
 
-def _run_kind(t):
-    """(time unit, energy conserving or None, integrator parameters) of a trajectory: from its
-    ``metadata`` (written by :class:`spinlat.Simulation`), else from its ``integrator``
-    description (files of earlier versions), else ("fs", None, {}). The parameters carry
-    ``frozen_lattice`` True for a run whose atoms do not move (LLG, Monte Carlo)."""
-    attrs = getattr(t, "attrs", None) or {}
+def _run_kind(t, run=None):
+    """(time unit, energy conserving or None, integrator parameters) of a trajectory (or of its
+    run ``run``, an entry of :attr:`spinlat.io.Trajectory.runs`): from its ``metadata`` (written
+    by :class:`spinlat.Simulation`), else from its ``integrator`` description (files of earlier
+    versions), else ("fs", None, {}). The parameters carry ``frozen_lattice`` True for a run
+    whose atoms do not move (LLG, Monte Carlo)."""
+    attrs = run if run is not None else (getattr(t, "attrs", None) or {})
     meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
     description = attrs.get("integrator") if isinstance(attrs.get("integrator"), str) else None
     name, params = _integrator_parameters(description)
@@ -329,8 +490,60 @@ def _run_kind(t):
     return unit, conserving, params
 
 
+def _run_groups(t) -> list[dict]:
+    """The runs of a trajectory that differ in what they simulate: consecutive entries of
+    :attr:`spinlat.io.Trajectory.runs` with the same potential and integrator descriptions (a
+    continuation with another ``every`` or seed) merged. One entry (frame 0 on) for objects
+    without ``runs``."""
+    runs = getattr(t, "runs", None)
+    if not isinstance(runs, list) or not runs:
+        attrs = getattr(t, "attrs", None) or {}
+        return [{"first_frame": 0, "frames": len(t), "potential": attrs.get("potential"),
+                 "integrator": attrs.get("integrator"), "metadata": attrs.get("metadata")}]
+    groups = []
+    for r in runs:
+        if groups and (groups[-1]["potential"], groups[-1]["integrator"]) == (r["potential"], r["integrator"]):
+            groups[-1]["frames"] += r["frames"]
+        else:
+            groups.append(dict(r))
+    return groups
+
+
+def _run_index(t) -> np.ndarray:
+    """(F,) int: the index in :func:`_run_groups` of the run of each frame."""
+    groups = _run_groups(t)
+    return np.searchsorted([g["first_frame"] for g in groups], np.arange(len(t)), side="right") - 1
+
+
+def _frames_of(t, name, sel):
+    """Per-frame dataset ``name`` of ``t`` at the frames ``sel`` (a slice), reading only those
+    when ``t`` can (:meth:`spinlat.io.Trajectory.array`'s ``frames``)."""
+    try:
+        return np.asarray(t.array(name, frames=sel))
+    except TypeError:  # an object with the plain array(name) interface
+        return np.asarray(t.array(name))[sel]
+
+
+def _moment_totals(t, sel=slice(None)) -> np.ndarray:
+    """Σ_i |moments_i| (μB) per frame at the frames ``sel``, read block by block when ``t`` can
+    (:meth:`spinlat.io.Trajectory.blocks`): the (F, N) moments of a large trajectory are never
+    in memory at once."""
+    blocks = getattr(t, "blocks", None)
+    if blocks is None:
+        return np.sum(np.abs(np.asarray(t.array("moments"), float)), axis=-1)[sel]
+    parts = [np.sum(np.abs(np.asarray(b, float)), axis=-1) for _, b in blocks("moments")]
+    return (np.concatenate(parts) if parts else np.zeros(0))[sel]
+
+
 def _band_metadata(t):
-    """The ``gneb`` entry of a trajectory's metadata (a band written by GNEBResult.write), or None."""
+    """The ``gneb`` entry of a trajectory's metadata (a band written by GNEBResult.write), or None.
+    A file of several bands (written with ``mode="a"``: each a run, :attr:`spinlat.io.Trajectory.
+    runs`) gives its last band's, with ``_frames`` the slice of its images."""
+    runs = getattr(t, "runs", None)
+    if isinstance(runs, list) and len(runs) > 1 and isinstance(runs[-1].get("metadata", {}).get("gneb"), dict):
+        first = runs[-1]["first_frame"]
+        return {**runs[-1]["metadata"]["gneb"], "_frames": slice(first, first + runs[-1]["frames"]),
+                "_bands": len(runs)}
     attrs = getattr(t, "attrs", None) or {}
     meta = attrs.get("metadata") if isinstance(attrs.get("metadata"), dict) else {}
     return meta["gneb"] if isinstance(meta.get("gneb"), dict) else None
@@ -339,8 +552,10 @@ def _band_metadata(t):
 def _band_summary(t, n, gneb) -> dict:
     """:func:`summary` of a GNEB band written by :meth:`spinlat.transitions.GNEBResult.write`:
     its images lie along a reaction coordinate, so means and error bars over them mean nothing."""
-    e = np.asarray(t.array("potential_energy"), float)
+    e = np.asarray(t.array("potential_energy"), float)[gneb.get("_frames", slice(None))]
     out = {"frames": int(len(e)), "n_atoms": int(n), "kind": "gneb band (images along a reaction coordinate)"}
+    if "_bands" in gneb:  # bands appended to one file: the last one
+        out["bands_in_file"] = gneb["_bands"]
     for key in ("barrier", "saddle", "climbing", "converged", "reason", "iterations", "endpoint_forces"):
         if key in gneb:
             out[key + ("_eV" if key == "barrier" else "")] = gneb[key]
@@ -397,7 +612,7 @@ def _spacing_grid(x):
     return best
 
 
-def summary(traj, energy_conserving=None, discard=0.0):
+def summary(traj, energy_conserving=None, discard=0.0, run=None):
     """Numbers describing a run (path, :class:`~spinlat.io.Trajectory`, or any object with the
     same ``array``/indexing interface).
 
@@ -412,6 +627,12 @@ def summary(traj, energy_conserving=None, discard=0.0):
     (:func:`spinlat.observables.energy_drift`), and for any other run (thermostatted, Monte
     Carlo, unknown) ``total_energy_mean_eV_per_atom`` and ``total_energy_fluctuation_eV_per_atom``
     (σ per atom, :func:`spinlat.observables.energy_fluctuation`): their energy moves by design.
+    A trajectory continued with another potential or integrator (another temperature, damping,
+    thermostat: :attr:`spinlat.io.Trajectory.runs`) holds several runs that no mean may mix:
+    then ``runs`` lists them (``first_frame``, ``frames``, ``integrator``, ``potential``), ``run``
+    says which one is summarised (``run``: its index, negative from the end; default the last),
+    ``frames_in_file`` counts every frame, and every other key, ``frames`` and the run's kind
+    (time unit, energy conservation, temperature) included, describes that run alone.
     With fewer than 2 frames holding the total energy, the drift, the deviation and the
     fluctuation are None (unmeasured, not 0). ``discard`` (in the run's time unit: fs, or sweeps)
     leaves out the frames before ``time[0] + discard`` (the equilibration) from every mean, error,
@@ -456,20 +677,39 @@ def summary(traj, energy_conserving=None, discard=0.0):
             raise InputError(f"discard={discard:g}: {getattr(t, 'path', traj)} is a GNEB band (images along a "
                              "reaction coordinate, not frames in time): nothing to discard")
         return _band_summary(t, n, band)
-    unit, conserving, params = _run_kind(t)
+    groups = _run_groups(t)
+    chosen = None
+    if run is not None:
+        k = validation.integer(run, "run")
+        if not -len(groups) <= k < len(groups):
+            raise InputError(f"run={k}: trajectory {getattr(t, 'path', traj)} holds {len(groups)} run"
+                             f"{'s' if len(groups) != 1 else ''} (0 to {len(groups) - 1}, or negative from the end)")
+        chosen = k % len(groups)
+    elif len(groups) > 1:
+        chosen = len(groups) - 1
+    group = groups[chosen if chosen is not None else 0]
+    sel = slice(group["first_frame"], group["first_frame"] + group["frames"])
+    unit, conserving, params = _run_kind(t, group if len(groups) > 1 else None)
     if energy_conserving is not None:
         conserving = bool(energy_conserving)
     discard = validation.number(discard, "discard", nonnegative=True)
-    time = np.asarray(t.array("time"), float)
-    etot = np.asarray(t.array("total_energy"), float)
-    reduced = np.linalg.norm(reduced_from_total(t.array("magnetization"), t.array("moments")), axis=1)
+    time = np.asarray(_frames_of(t, "time", sel), float)
+    etot = np.asarray(_frames_of(t, "total_energy", sel), float)
+    reduced = np.linalg.norm(reduced_from_total(_frames_of(t, "magnetization", sel), _moment_totals(t, sel)[:, None]),
+                             axis=1)
     span = float(time[-1] - time[0]) if len(time) else 0.0
     missing = []
     if not np.isfinite(span):
         span = None
         missing.append("time")
-    out = {"frames": int(len(time)), "n_atoms": int(n), "time_unit": unit,
-           ("sweeps" if unit == "sweep" else "time_fs"): span, "energy_conserving": conserving}
+    out = {"frames": int(len(time)), "n_atoms": int(n)}
+    if len(groups) > 1:
+        out["frames_in_file"] = int(sum(g["frames"] for g in groups))
+        out["runs"] = [{"first_frame": int(g["first_frame"]), "frames": int(g["frames"]),
+                        "integrator": g["integrator"], "potential": g["potential"]} for g in groups]
+        out["run"] = chosen
+    out.update({"time_unit": unit, ("sweeps" if unit == "sweep" else "time_fs"): span,
+                "energy_conserving": conserving})
     kept = np.ones(len(time), bool)  # frames after the discarded start
     if discard > 0:
         if span is None:
@@ -482,7 +722,7 @@ def summary(traj, energy_conserving=None, discard=0.0):
         out["discarded_frames"] = int(len(time) - kept.sum())
     first = int(np.argmax(kept))
     try:
-        clock = time if span is not None else np.asarray(t.array("step"), float)
+        clock = time if span is not None else np.asarray(_frames_of(t, "step", sel), float)
     except (KeyError, ValueError):
         clock = np.full(len(time), np.nan)
     grid, spacing = _spacing_grid(clock[first:])
@@ -498,9 +738,9 @@ def summary(traj, energy_conserving=None, discard=0.0):
         if isinstance(params.get("temperature"), float):
             out["temperature_K"] = params["temperature"]
     else:
-        series["temperature_mean_K"] = t.array("temperature")
+        series["temperature_mean_K"] = _frames_of(t, "temperature", sel)
     series["reduced_magnetization_mean"] = reduced
-    series["potential_energy_mean_eV_per_atom"] = np.asarray(t.array("potential_energy"), float) / n
+    series["potential_energy_mean_eV_per_atom"] = np.asarray(_frames_of(t, "potential_energy", sel), float) / n
     if not conserving:
         series["total_energy_mean_eV_per_atom"] = etot / n
     for key, x in series.items():
@@ -550,8 +790,9 @@ def overview_figure(traj):
     """Matplotlib figure of a run against time (ps), or against sweeps for Monte Carlo: E − E(0)
     per atom (potential, kinetic and total; Monte Carlo: the energy), the lattice temperature
     (not for Monte Carlo and LLG, whose lattice is frozen) and the reduced magnetisation |M| / Σ|m_i|
-    (:func:`spinlat.observables.reduced_magnetization`); for a GNEB band, its energy (meV)
-    against the reaction coordinate (rad), saddle marked. Uses the Agg backend."""
+    (:func:`spinlat.observables.reduced_magnetization`), with a dotted line where a later run
+    begins (:attr:`spinlat.io.Trajectory.runs`); for a GNEB band, its energy (meV) against the
+    reaction coordinate (rad), saddle marked. Uses the Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -562,7 +803,7 @@ def overview_figure(traj):
     t = _open(traj)
     band = _band_metadata(t)
     if band is not None:  # a GNEB band: the energy profile along its reaction coordinate
-        e = np.asarray(t.array("potential_energy"), float)
+        e = np.asarray(t.array("potential_energy"), float)[band.get("_frames", slice(None))]
         x = np.asarray(band.get("reaction_coordinate", np.arange(len(e))), float)
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(x, (e - e[0]) * 1e3, "o-")
@@ -588,9 +829,13 @@ def overview_figure(traj):
     if show_t:
         ax[1].plot(x, np.asarray(t.array("temperature"), float))
         ax[1].set_ylabel("T lattice (K)")
-    ax[-1].plot(x, np.linalg.norm(reduced_from_total(t.array("magnetization"), t.array("moments")), axis=1))
+    ax[-1].plot(x, np.linalg.norm(reduced_from_total(t.array("magnetization"), _moment_totals(t)[:, None]), axis=1))
     ax[-1].set_ylabel("|M| / Σ|m|")
     ax[-1].set_xlabel("Monte Carlo sweeps" if sweeps else "time (ps)")
+    for g in _run_groups(t)[1:]:  # a continuation at another temperature / with another integrator
+        if np.isfinite(x[g["first_frame"]]):
+            for a in ax:
+                a.axvline(x[g["first_frame"]], color="0.5", ls=":", lw=1)
     integrator = (getattr(t, "attrs", None) or {}).get("integrator")
     if isinstance(integrator, str) and integrator:
         ax[0].set_title(integrator if len(integrator) <= 70 else integrator[:67] + "...", fontsize=8)
@@ -607,14 +852,18 @@ def trajectory_observables(traj, potential=None) -> dict:
     ``reduced_magnetization_norm`` (F,) (M / Σ|m_i|), ``energy_drift`` (slope eV/atom/ps, max
     deviation eV/atom; meaningful for energy-conserving runs only) and ``energy_fluctuation``
     (eV/atom), both over the frames that hold a total energy and a time, and (NaN, NaN) / NaN
-    when fewer than 2 do (one frame measures no drift: it read 0). With ``potential`` also
-    ``spin_energy`` (eV) and ``spin_temperature`` (K), recomputed frame by frame. Raises
-    InputError for a trajectory without frames."""
+    when fewer than 2 do (one frame measures no drift: it read 0); ``run`` (F,) int, the run of
+    each frame (:attr:`spinlat.io.Trajectory.runs`, runs with the same potential and integrator
+    merged): a file continued at another temperature or with another integrator holds several,
+    and the drift and fluctuation then mix them (take them per run with the ``run`` mask). With
+    ``potential`` also ``spin_energy`` (eV) and ``spin_temperature`` (K), recomputed frame by
+    frame. Raises InputError for a trajectory without frames."""
     t = _open(traj)
     out = {k: np.asarray(t.array(k)) for k in ("time", "potential_energy", "kinetic_energy", "total_energy",
                                                "temperature", "magnetization")}
+    out["run"] = _run_index(t)
     out["magnetization_norm"] = np.linalg.norm(out["magnetization"], axis=1)
-    out["reduced_magnetization"] = reduced_from_total(out["magnetization"], t.array("moments"))
+    out["reduced_magnetization"] = reduced_from_total(out["magnetization"], _moment_totals(t)[:, None])
     out["reduced_magnetization_norm"] = np.linalg.norm(out["reduced_magnetization"], axis=1)
     n = len(t[0])
     etot, time = np.asarray(out["total_energy"], float), np.asarray(out["time"], float)
@@ -622,8 +871,11 @@ def trajectory_observables(traj, potential=None) -> dict:
     out["energy_drift"] = energy_drift(time[ok], etot[ok], n) if ok.sum() >= 2 else (float("nan"), float("nan"))
     ok = np.isfinite(etot)
     out["energy_fluctuation"] = energy_fluctuation(etot[ok], n) if ok.sum() >= 2 else float("nan")
-    if potential is not None:
-        frames = [t[i] for i in range(len(t))]
-        out["spin_energy"] = np.array([spin_energy(f, potential) for f in frames])
-        out["spin_temperature"] = np.array([spin_temperature(f, potential) for f in frames])
+    if potential is not None:  # one frame in memory at a time
+        out["spin_energy"] = np.empty(len(t))
+        out["spin_temperature"] = np.empty(len(t))
+        for i in range(len(t)):
+            frame = t[i]
+            out["spin_energy"][i] = spin_energy(frame, potential)
+            out["spin_temperature"][i] = spin_temperature(frame, potential)
     return out

@@ -92,6 +92,17 @@ def _continuation_changes(attrs, potential, integrator) -> list:
     return changed
 
 
+def _last_run_attrs(traj) -> dict:
+    """The root attributes of a trajectory with ``potential``, ``integrator``, ``seed`` and
+    ``metadata`` those of its last run (:attr:`spinlat.io.Trajectory.runs`): what a continuation
+    continues and is compared with (the root attributes describe the first run)."""
+    attrs = traj.attrs
+    runs = traj.runs
+    if len(runs) > 1:
+        attrs.update({k: runs[-1][k] for k in ("potential", "integrator", "seed", "metadata")})
+    return attrs
+
+
 def _open_trajectory(path, missing: str):
     """The :class:`~spinlat.io.Trajectory` at ``path`` for a restart: MissingFileError with the
     message ``missing`` when there is no file; a file that does not open as a trajectory first
@@ -217,7 +228,7 @@ class Simulation:
                 self.step = int(traj.array("step")[-1])
                 self.time = float(traj.array("time")[-1])
                 checkpoint = traj.checkpoint()
-                written_by = traj.attrs
+                written_by = _last_run_attrs(traj)
             self._check_continuation(trajectory, written_by, potential, integrator)
             meta = written_by.get("metadata")
             if every is None and isinstance(meta, dict) and isinstance(meta.get("every"), int) and meta["every"] > 0:
@@ -260,8 +271,8 @@ class Simulation:
         changed = _continuation_changes(attrs, potential, integrator)
         if changed:
             warnings.warn(f"restarting {path} with " + " and ".join(changed) + "; the frames appended "
-                          "follow the new model, while the file's attributes keep describing the run that "
-                          "created it", UserWarning, stacklevel=4)
+                          "follow the new model: the file records them as a new run (Trajectory.runs; spinlat "
+                          "analyze summarises the last run, --run K another)", UserWarning, stacklevel=4)
 
     def _restore(self, checkpoint, state) -> bool:
         integ = self.integrator
@@ -283,7 +294,7 @@ class Simulation:
         (``spinlat run --restart``) refuses on it instead. Raises MissingFileError for a missing
         file, FileFormatError for one that is not a trajectory."""
         with _open_trajectory(path, f"trajectory {path} does not exist") as traj:
-            attrs = traj.attrs
+            attrs = _last_run_attrs(traj)
         return _continuation_changes(attrs, potential, integrator)
 
     @classmethod
@@ -293,11 +304,11 @@ class Simulation:
         integrator is of the same class as the one that wrote it: with the same seed, the random
         stream goes on where it stopped (a different seed starts a new one), so that a run killed
         and restarted gives the trajectory of the uninterrupted run, bit for bit (see the module
-        docstring for which integrators). ``every`` defaults to the trajectory's own.
+        docstring for which integrators). ``every`` defaults to the trajectory's own (its last run's).
 
         An integrator whose time counts in other units than the file's (Monte Carlo sweeps against
-        fs) is refused with InputError; another potential or integrator than the ones the file
-        records gives a UserWarning (the frames appended follow the new model; the restored
+        fs) is refused with InputError; another potential or integrator than the ones of the file's
+        last run (:attr:`spinlat.io.Trajectory.runs`) gives a UserWarning (the frames appended follow the new model; the restored
         checkpoint needs the same integrator class, else the integrator starts afresh and
         ``resumed`` is False)."""
         return cls(None, potential, integrator, trajectory=path, restart=True, **kwargs)

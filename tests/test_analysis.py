@@ -366,6 +366,13 @@ def test_summary_of_a_gneb_band_reports_the_barrier_not_means(tmp_path, capsys):
     (ax,) = fig.axes
     assert ax.get_xlabel() == "reaction coordinate (rad)"
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0, 0.5, 1, 0.5, 0], atol=1e-6)
+    # a second band appended to the file (mode="a", 7 images): the summary is of it, not of both
+    band7 = sl.gneb(one.copy(spins=[[0, 0, 1]]), one.copy(spins=[[0, 0, -1]]), pot, images=7, tol=1e-7)
+    band7.write(tmp_path / "path.h5", potential=pot, mode="a")
+    s = sl.analysis.summary(str(tmp_path / "path.h5"))
+    assert s["frames"] == 7 and s["bands_in_file"] == 2 and s["saddle"] == 3
+    assert len(s["energies_relative_eV"]) == len(s["reaction_coordinate_rad"]) == 7  # were 12 energies, 7 x
+    assert len(sl.analysis.overview_figure(str(tmp_path / "path.h5")).axes[0].lines[0].get_ydata()) == 7
 
 
 def test_averages_refuse_nan_empty_samples_and_total_moments(rng):
@@ -548,3 +555,245 @@ def test_frozen_lattice_llg_reports_its_bath_temperature_not_a_lattice_at_0_K(tm
         f.attrs["metadata"] = json.dumps(meta)
     s = analysis.summary(path)
     assert "temperature_mean_K" not in s and s["temperature_K"] == 100.0
+
+
+# ------------------------------------------------------------------ trajectories of several runs
+def _two_temperature_mc(path):
+    """A Monte Carlo trajectory run at 100 K, then restarted at 900 K (as spinlat run --restart
+    with another temperature does)."""
+    from spinlat.integrators import MonteCarlo
+    from spinlat.potentials import Heisenberg
+
+    from conftest import bcc_fe
+
+    st = bcc_fe((2, 2, 2), rattle=0.0, random_spins=False)
+    pot = Heisenberg.from_neighbors(st, J=[0.02])
+    with sl.Simulation(st, pot, MonteCarlo(temperature=100.0, seed=1), trajectory=str(path), every=2,
+                       progress=False) as sim:
+        sim.run(20)
+    with pytest.warns(UserWarning, match="new run"):
+        sim = sl.Simulation.restart(str(path), pot, MonteCarlo(temperature=900.0, seed=1), progress=False)
+    with sim:
+        sim.run(30)
+    return path
+
+
+def test_summary_of_a_run_continued_at_another_temperature_is_of_one_run(tmp_path):
+    """Fault (round 12): a Monte Carlo run restarted at 900 K in the 100 K run's file was
+    summarised as 'temperature_K: 100' with the means over both temperatures."""
+    path = _two_temperature_mc(tmp_path / "mc.h5")
+    with sl.io.Trajectory(path) as t:
+        runs = t.runs
+        assert [r["first_frame"] for r in runs] == [0, 11] and [r["frames"] for r in runs] == [11, 15]
+        assert "temperature=900.0" in runs[1]["integrator"] and runs[1]["first_step"] == 20
+        m = np.linalg.norm(sl.analysis.magnetization(t["spins"], t["moments"]), axis=1)
+    last = analysis.summary(path)
+    assert last["temperature_K"] == 900.0 and last["run"] == 1 and last["frames"] == 15
+    assert last["frames_in_file"] == 26 and len(last["runs"]) == 2
+    assert last["sweeps"] == pytest.approx(28.0)  # frames at steps 22 .. 50 (the restart continued from step 20)
+    assert last["reduced_magnetization_mean"] == pytest.approx(np.mean(m[11:]), rel=1e-12)
+    first = analysis.summary(path, run=0)
+    assert first["temperature_K"] == 100.0 and first["frames"] == 11
+    assert first["reduced_magnetization_mean"] == pytest.approx(np.mean(m[:11]), rel=1e-12)
+    assert analysis.summary(path, run=-2)["temperature_K"] == 100.0
+    obs = analysis.trajectory_observables(path)
+    np.testing.assert_array_equal(obs["run"], [0] * 11 + [1] * 15)
+    fig = analysis.overview_figure(path)  # a dotted line where the 900 K run begins
+    assert [line.get_xdata()[0] for line in fig.axes[0].lines if line.get_linestyle() == ":"] == [22.0]
+    with pytest.raises(InputError, match="holds 2 runs"):
+        analysis.summary(path, run=2)
+
+
+def test_analyze_cli_names_the_runs_and_picks_one(tmp_path, capsys):
+    import json
+
+    from spinlat.cli import main
+
+    path = _two_temperature_mc(tmp_path / "mc.h5")
+    assert main(["analyze", str(path), "--run", "0"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["temperature_K"] == 100.0 and out["run"] == 0
+    assert main(["analyze", str(path), "--format", "text"]) == 0
+    text = capsys.readouterr().out
+    assert "run 1: frames 11-25, MonteCarlo(temperature=900.0" in text and "<- summarised below" in text
+    assert "temperature_K = 900" in text
+
+
+def test_summary_reads_the_moments_block_by_block(tmp_path, monkeypatch):
+    """Fault (round 12): summary, trajectory_observables and the overview read the (F, N)
+    moments of every frame at once (8 GB for 1000 frames of 1e6 atoms)."""
+    path = _two_temperature_mc(tmp_path / "mc.h5")
+    expected = analysis.summary(path, run=0)
+    full = sl.io.Trajectory.array
+
+    def array(self, name, frames=None):
+        if name in ("moments", "spins", "positions", "velocities") and frames is None:
+            raise AssertionError(f"whole {name} array read")
+        return full(self, name, frames)
+
+    monkeypatch.setattr(sl.io.Trajectory, "array", array)
+    monkeypatch.setattr(sl.io.Trajectory, "blocks", lambda self, name, max_bytes=0: _blocks(self, name))
+    assert analysis.summary(path, run=0) == expected
+    obs = analysis.trajectory_observables(path)
+    assert obs["reduced_magnetization_norm"][:11].mean() == pytest.approx(expected["reduced_magnetization_mean"])
+
+
+def _blocks(traj, name):
+    """Trajectory.blocks with blocks of 2 frames (as a large trajectory would be read)."""
+    for start in range(0, len(traj), 2):
+        yield start, traj.array(name, frames=slice(start, start + 2))
+
+
+# ------------------------------------------------------------------ S(q, ω) of trajectories
+def _precessing_llg(path, field=50.0, steps=(1003, 1003)):
+    """Undamped LLG of tilted spins in ``field`` T along z (uniform precession at γB), written every
+    5 fs by runs of ``steps`` (1003: each run's last step is off the 5 fs grid)."""
+    from spinlat.integrators import LLG
+    from spinlat.potentials import Heisenberg, Zeeman
+
+    from conftest import bcc_fe
+
+    st = bcc_fe((2, 2, 2), rattle=0.0, random_spins=False)
+    st = st.copy(spins=np.tile([np.sin(0.3), 0.0, np.cos(0.3)], (len(st), 1)))
+    pot = Heisenberg.from_neighbors(st, J=[0.02]) + Zeeman([0, 0, field])
+    with sl.Simulation(st, pot, LLG(1.0), trajectory=str(path), every=5, progress=False) as sim:
+        for n in steps:
+            sim.run(n)
+    return path
+
+
+def test_structure_factor_takes_the_frame_times_and_leaves_out_frames_off_the_grid(tmp_path):
+    """Fault (round 12): frames of a trajectory are not all equally spaced (the last step of each
+    run call is written: steps 0, 5, ..., 1000, 1003, 1005, ...), but structure_factor took one
+    dt and Fourier-transformed them as if they were: a wrong spectrum without a word."""
+    path = _precessing_llg(tmp_path / "llg.h5")
+    with sl.io.Trajectory(path) as t:
+        spins, times, pos = t["spins"], t["time"], t[0].positions
+    assert 1003.0 in times and 2006.0 in times
+    q = np.array([[0.0, 0.0, 0.0]])
+    with pytest.warns(UserWarning, match=r"2 of the 404 frames are off the regular grid of 5 fs"):
+        thz, _, s = analysis.structure_factor(spins, pos, q, times)
+    on_grid = times % 5 == 0
+    ref = analysis.structure_factor(spins[on_grid], pos, q, 5.0)
+    np.testing.assert_allclose(s, ref[2], rtol=1e-12)
+    gamma_b = units.GAMMA * 50.0 / (2 * np.pi) * 1e3  # THz (GAMMA in rad/(fs T)): 1.40 THz
+    assert abs(thz[np.argmax(s[0])] - gamma_b) <= thz[1]  # the precession, within one frequency bin
+    # the same from the file, read block by block, with the sites of each frame
+    with pytest.warns(UserWarning, match="off the regular grid"):
+        thz2, _, s2 = analysis.trajectory_structure_factor(path, q, positions="frame")
+    np.testing.assert_allclose(s2, s, rtol=1e-10)
+    with pytest.raises(InputError, match="no regular grid"):
+        analysis.structure_factor(spins[:5], pos, q, [0.0, 1.0, 3.0, 7.0, 15.0])
+    with pytest.raises(InputError, match="the 404 frame times"):
+        analysis.structure_factor(spins, pos, q, times[:-1])
+
+
+def test_structure_factor_positions_are_checked_and_may_move():
+    pos = np.arange(8.0)[:, None] * [2.5, 0, 0]
+    spins = np.tile([0.0, 0.0, 1.0], (6, 8, 1))
+    spins[:, :, 0] = 0.1 * np.cos(np.arange(6))[:, None]
+    q = np.array([[0.3, 0, 0], [0.0, 0.0, 0.0]])
+    ref = analysis.structure_factor(spins, pos, q, 1.0)[2]
+    moving = np.stack([pos + [0, 0, 0.7 * k] for k in range(6)])  # moves along z: q·r unchanged
+    np.testing.assert_allclose(analysis.structure_factor(spins, moving, q, 1.0)[2], ref, rtol=1e-12)
+    shifted = np.stack([pos + [0.4 * k, 0, 0] for k in range(6)])  # along q: the q = 0 part unchanged only
+    out = analysis.structure_factor(spins, shifted, q, 1.0)[2]
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-12)
+    assert not np.allclose(out[0], ref[0])
+    with pytest.raises(InputError, match=r"positions must be the sites \(N, 3\) = \(8, 3\)"):
+        analysis.structure_factor(spins, pos[:7], q, 1.0)
+    bad = pos.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(InputError, match="positions hold NaN"):  # it gave NaN at every q
+        analysis.structure_factor(spins, bad, q, 1.0)
+
+
+def test_trajectory_structure_factor_refuses_sweeps_and_mixed_runs(tmp_path):
+    mc = _two_temperature_mc(tmp_path / "mc.h5")
+    with pytest.raises(InputError, match="span several runs"):
+        analysis.trajectory_structure_factor(mc, [[0.0, 0.0, 0.0]])
+    with pytest.raises(InputError, match="Monte Carlo run"):
+        analysis.trajectory_structure_factor(mc, [[0.0, 0.0, 0.0]], frames=slice(11, None))
+
+
+def test_binder_of_zero_samples_and_empty_histograms_are_refused():
+    """binder_cumulant of all-zero samples (no magnetic atom) returned NaN with a RuntimeWarning;
+    spin_correlation and radial_distribution with n_bins=0 returned empty arrays."""
+    from conftest import bcc_fe
+
+    with pytest.raises(InputError, match="every one of the 4 magnetisation samples is 0"):
+        analysis.binder_cumulant(np.zeros((4, 3)))
+    assert analysis.binder_cumulant([[0, 0, 0], [0, 0, 0.5]]) == pytest.approx(1 - 2 / 3 * 1)  # one nonzero: defined
+    st = bcc_fe((2, 2, 2))
+    for f in (analysis.spin_correlation, analysis.radial_distribution):
+        with pytest.raises(InputError, match="n_bins: expected a positive integer, got 0"):
+            f(st, 3.0, 0)
+
+
+def test_fluctuation_quantities_of_one_sample_are_refused():
+    """specific_heat and susceptibility of one sample read 0 and binder_cumulant 2/3 (the ordered
+    phase's value), as if measured."""
+    with pytest.raises(InputError, match="specific_heat: energies holds 1 sample: .* needs at least 2"):
+        analysis.specific_heat([-1.0], 300.0, 16)
+    with pytest.raises(InputError, match="holds 1 sample"):
+        analysis.susceptibility([[0.0, 0.0, 0.5]], 300.0, 16)
+    with pytest.raises(InputError, match="holds 1 sample"):
+        analysis.binder_cumulant([[0.0, 0.0, 0.5]])
+    assert analysis.specific_heat([-1.0, -1.0], 300.0, 16) == 0.0  # two equal samples: a measured 0
+
+
+def test_structure_factor_of_moments_sees_longitudinal_fluctuations(tmp_path):
+    """Moments that change length (mMACE, Landau) fluctuate along the spins: the unit spins of a
+    trajectory show none of it, the moment vectors do, at the frequency they breathe at."""
+    from spinlat.io import TrajectoryWriter
+
+    from conftest import bcc_fe
+
+    st = bcc_fe((2, 2, 2), rattle=0.0, random_spins=False)
+    n, f, dt = len(st), 64, 2.0
+    nu = 8 / (f * dt)  # 1/fs, on the frequency grid
+    path = tmp_path / "breathing.h5"
+    with TrajectoryWriter(path, st, integrator="SpinLatticeNVE(dt=1.0)") as w:
+        for k in range(f):
+            w.write(st.copy(moments=2.2 + 0.1 * np.cos(2 * np.pi * nu * k * dt) * np.ones(n)), k, k * dt)
+    q = [[0.0, 0.0, 0.0]]
+    thz, _, s_spins = analysis.trajectory_structure_factor(path, q)
+    assert np.max(s_spins) < 1e-20  # fixed directions: nothing moves
+    thz, _, s_mom = analysis.trajectory_structure_factor(path, q, vectors="moments", window=False)
+    assert thz[np.argmax(s_mom[0])] == pytest.approx(nu * 1e3)
+    with sl.io.Trajectory(path) as t:
+        ref = analysis.structure_factor(t["spins"], t[0].positions, q, t["time"], window=False, moments=t["moments"])
+    np.testing.assert_allclose(s_mom, ref[2], rtol=1e-12)
+    with pytest.raises(InputError, match=r"moments must be finite magnitudes \(μB\) of shape \(F, N\)"):
+        analysis.structure_factor(np.ones((4, n, 3)), st.positions, q, 1.0, moments=np.ones(n + 1))
+    with pytest.raises(InputError, match="run forward"):
+        analysis.trajectory_structure_factor(path, q, frames=slice(None, None, -1))
+
+
+def test_a_second_continuation_compares_with_the_last_run(tmp_path):
+    """Fault (round 12): a restart compared its integrator with the file's first run and took that
+    run's every: continuing the 900 K run at 900 K warned 'another integrator' (100 K), and a run
+    continued with every=4 went on with the first run's every=2."""
+    import warnings
+
+    from spinlat.integrators import MonteCarlo
+    from spinlat.potentials import Heisenberg
+
+    path = _two_temperature_mc(tmp_path / "mc.h5")
+    st = sl.io.Trajectory(path).last()
+    pot = Heisenberg.from_neighbors(st, J=[0.02])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no 'another integrator' warning
+        sim = sl.Simulation.restart(str(path), pot, MonteCarlo(temperature=900.0, seed=1), progress=False)
+    assert sim.every == 2
+    with sim:
+        sim.run(4)
+    with pytest.warns(UserWarning, match="new run"):
+        sim = sl.Simulation.restart(str(path), pot, MonteCarlo(temperature=300.0, seed=1), every=4, progress=False)
+    with sim:
+        sim.run(8)
+    sim = sl.Simulation.restart(str(path), pot, MonteCarlo(temperature=300.0, seed=1), progress=False)
+    assert sim.every == 4  # the last run's
+    sim.close()
+    with sl.io.Trajectory(path) as t:
+        assert [r["frames"] for r in t.runs] == [11, 17, 3]  # steps 56, 60 (every 4) and 62 (the last)

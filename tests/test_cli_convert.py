@@ -434,3 +434,127 @@ def test_pbc_of_a_2d_lammps_data_file(tmp_path, capsys):
     assert "pbc sets the periodic directions" in capsys.readouterr().err
     assert main(["convert", str(tmp_path / "sq.data"), str(tmp_path / "d.h5"), "--pbc", "T,F"]) == 1
     assert "--pbc: expected one or three of T/F" in capsys.readouterr().err
+
+
+def test_h5_to_ovf_writes_one_segment_per_frame_in_spirits_order(run, tmp_path, capsys):
+    """Fault (round 12): `spinlat convert t.h5 t.ovf` said 'no format known for .ovf' although
+    spinlat writes OVF; an OVF source gave ASE's unreadable-file error."""
+    pytest.importorskip("ovf")
+    target = tmp_path / "t.ovf"
+    assert main(["convert", str(run), str(target), "--frames", "1::2"]) == 0
+    out = capsys.readouterr()
+    assert out.out == f"wrote 3 frames to {target}\n"
+    assert "OVF holds the unit spin directions only" in out.err and "repeat=(2, 2, 2)" in out.err
+    with Trajectory(run) as t:
+        for k, i in enumerate((1, 3, 5)):
+            back = sl.io.read_ovf(target, t[0], segment=k, repeat=(2, 2, 2))
+            np.testing.assert_array_equal(back.spins[t[i].moments > 0], t[i].spins[t[i].moments > 0])
+        rows = sl.io.read_ovf(target, segment=1).vectors  # Spirit's row order: cells along a fastest
+        np.testing.assert_array_equal(rows, t[3].spins[sl.io.spirit_order((2, 2, 2), 2)])
+    with pytest.raises(InputError, match="holds spin vectors only, no atoms"):
+        convert(target, tmp_path / "x.h5")
+    assert main(["analyze", str(target)]) == 1  # it suggested `spinlat convert t.ovf t.h5`, which refuses it
+    assert "it is an OVF spin file (spin vectors, no atoms); sl.io.read_ovf" in capsys.readouterr().err
+
+
+def test_a_lammps_dump_converts_one_frame_at_a_time(run, tmp_path, monkeypatch):
+    """Fault (round 12): converting a LAMMPS dump built the ase.Atoms of every frame first (a dump of
+    10⁵ atoms × 1000 frames: tens of GB) and read the file four more times to check them."""
+    from spinlat.io.lammps_read import LammpsDump
+
+    with Trajectory(run) as traj:
+        states, steps = list(traj), [int(s) for s in traj["step"]]
+    text = ""
+    for st, step in zip(states, steps):
+        rows = "\n".join(f"{i + 1} 1 Fe " + " ".join(repr(float(c)) for c in (*x, *f, *sp, m))
+                         for i, (x, f, sp, m) in enumerate(zip(st.positions, st.velocities, st.spins, st.moments)))
+        box = "\n".join(f"0 {float(L)!r}" for L in np.diag(st.cell))
+        text += (f"ITEM: TIMESTEP\n{step}\nITEM: NUMBER OF ATOMS\n{len(st)}\nITEM: BOX BOUNDS pp pp pp\n{box}\n"
+                 f"ITEM: ATOMS id type element x y z fx fy fz spx spy spz sp\n{rows}\n")
+    (tmp_path / "traj.lammpstrj").write_text(text)
+    alive, most, parsed = [0], [0], [0]
+    atoms_of = LammpsDump.atoms
+
+    def atoms(self, i):
+        import weakref
+
+        a = atoms_of(self, i)
+        parsed[0] += 1
+        alive[0] += 1
+        most[0] = max(most[0], alive[0])
+        weakref.finalize(a, lambda: alive.__setitem__(0, alive[0] - 1))
+        return a
+
+    monkeypatch.setattr(LammpsDump, "atoms", atoms)
+    with pytest.warns(UserWarning, match="no velocities"):
+        assert convert(tmp_path / "traj.lammpstrj", tmp_path / "d.h5") == 6
+    assert most[0] <= 2 and parsed[0] == 7  # one frame at a time, each read once (the first twice: its header)
+    with Trajectory(tmp_path / "d.h5") as t:
+        assert "forces" in t.names
+        np.testing.assert_allclose(t["forces"], [st.velocities for st in states], rtol=1e-15)
+        np.testing.assert_array_equal(t["step"], steps)
+
+
+def test_trajectories_join_with_their_runs(tmp_path, capsys):
+    """Joining trajectories had no tool (convert took one source): `spinlat convert A.h5 B.h5 OUT.h5`
+    joins them, the second a new run, its repeated first frame (a restart's) written once."""
+    from spinlat.integrators import LLG
+
+    st = sl.State([[0, 0, 0], [A / 2] * 3], [26, 26], cell=np.eye(3) * A, pbc=True, moments=[2.2, 2.0]).repeat(2)
+    st = st.copy(spins=np.random.default_rng(2).normal(size=(len(st), 3)))
+    pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + Zeeman([0, 0, 1.0])
+    a, b, out = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "ab.h5"
+    with sl.Simulation(st, pot, LLG(1.0, damping=0.1, seed=1), trajectory=str(a), every=5, progress=False) as sim:
+        last = sim.run(10)
+    with sl.Simulation(last, pot, LLG(1.0, damping=0.0, seed=1), trajectory=str(b), every=5, progress=False) as sim:
+        sim.step, sim.time = 10, 10.0  # continues a's clock, from a's last frame
+        sim.run(10)
+    assert main(["convert", str(a), str(b), str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"wrote 5 frames to {out}\n" and "written once" in captured.err
+    with Trajectory(a) as ta, Trajectory(b) as tb, Trajectory(out) as t:
+        np.testing.assert_array_equal(t["step"], [0, 5, 10, 15, 20])
+        np.testing.assert_array_equal(t["spins"], np.concatenate([ta["spins"], tb["spins"][1:]]))
+        assert [(r["first_frame"], r["integrator"]) for r in t.runs] == [(0, ta.attrs["integrator"]),
+                                                                         (3, tb.attrs["integrator"])]
+        assert t.attrs["metadata"]["converted_from"] == [str(a), str(b)]
+    assert sl.analysis.summary(out)["run"] == 1
+    with pytest.warns(UserWarning, match=r"b.h5 starts at step 10, not after the step 20 .* go back there"):
+        assert convert([a, b, b], tmp_path / "abb.h5") == 8
+    other = tmp_path / "o.h5"
+    with sl.Simulation(st.repeat((2, 1, 1)), pot, LLG(1.0), trajectory=str(other), every=5, progress=False) as sim:
+        sim.run(5)
+    with pytest.raises(InputError, match="holds other atoms"):
+        convert([a, other], tmp_path / "x.h5")
+    with pytest.raises(InputError, match="takes no frames"):
+        convert([a, b], tmp_path / "x.h5", frames="1:")
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_an_extxyz_converts_one_frame_at_a_time(run, tmp_path, monkeypatch):
+    """Fault (round 12): an extxyz source was read whole (ase.io.read(index=':')) before converting,
+    so a file larger than memory could not be converted; now frames are streamed (a counting pass,
+    then a writing pass), and selections that run backwards still read the whole file."""
+    import ase.io
+
+    xyz = tmp_path / "t.extxyz"
+    assert convert(run, xyz) == 6
+    whole = []
+    read = ase.io.read
+
+    def spy(*args, **kwargs):
+        whole.append(kwargs.get("index"))
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(ase.io, "read", spy)
+    assert convert(xyz, tmp_path / "a.h5") == 6
+    assert convert(xyz, tmp_path / "b.h5", frames="-4::2", pbc=[True, True, False]) == 2
+    assert whole == []  # streamed, never read whole
+    _assert_same_run(run, tmp_path / "a.h5")
+    with Trajectory(run) as t, Trajectory(tmp_path / "b.h5") as b:
+        np.testing.assert_array_equal(b["step"], t["step"][[2, 4]])
+        np.testing.assert_array_equal(b["spins"], t["spins"][[2, 4]])
+        assert b.array("pbc").tolist() == [True, True, False]
+    assert convert(xyz, tmp_path / "r.h5", frames="::-1") == 6  # backwards: read whole
+    with Trajectory(run) as t, Trajectory(tmp_path / "r.h5") as r:
+        np.testing.assert_array_equal(r["step"], t["step"][::-1])

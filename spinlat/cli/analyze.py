@@ -11,6 +11,9 @@ energy (NVE, LLG without damping), the others report the mean energy and its flu
 is marked (``*_stationary`` false; text: NOT EQUILIBRATED). Frames not equally spaced in time (a
 restart with another ``every``) are averaged on one regular grid (``frames_averaged``,
 ``frame_spacing``).
+A trajectory continued with another integrator or potential (``sl.Simulation.restart`` with
+another temperature; ``spinlat run --restart`` refuses that) holds several runs: the last one is summarised (``runs`` lists them all),
+``--run K`` picks another (0 the first, −1 the last).
 ``--format json`` (default) prints it as JSON; ``--format text`` as lines ``name = value ± error``.
 The summary and the plot's path go to stdout, errors to stderr.
 """
@@ -38,6 +41,9 @@ def add_arguments(p) -> None:
     p.add_argument("--discard", type=float, default=0.0, metavar="TIME",
                    help="leave out the first TIME (fs, or sweeps for Monte Carlo) of the run, its "
                         "equilibration, from every mean, error, drift and fluctuation (default 0)")
+    p.add_argument("--run", type=int, default=None, metavar="K",
+                   help="a trajectory continued with another integrator or potential holds several runs: summarise "
+                        "run K (0 the first, -1 the last; default the last)")
 
 
 def format_summary(summary: dict) -> str:
@@ -65,6 +71,11 @@ def format_summary(summary: dict) -> str:
             lines.append("frame_spacing = irregular (no regular grid holds the frames: every frame averaged)")
         elif key == "missing":
             lines.append(f"not in the trajectory: {', '.join(value)}")
+        elif key == "runs":
+            for k, r in enumerate(value):
+                mark = "  <- summarised below" if k == summary.get("run") else ""
+                lines.append(f"run {k}: frames {r['first_frame']}-{r['first_frame'] + r['frames'] - 1}, "
+                             f"{r['integrator']}{mark}")
         else:
             lines.append(f"{key} = {value:.6g}" if isinstance(value, float) else f"{key} = {value}")
     return "\n".join(lines)
@@ -77,9 +88,9 @@ def run(args) -> int:
     path = Path(validation.existing_file(args.trajectory, "trajectory", "trajectory"))
     with Trajectory(str(path)) as traj:
         if len(traj) == 0:
-            raise InputError(f"trajectory {path} holds no frame (nothing to analyse)")
+            raise InputError(f"trajectory {path} holds no frame (nothing to analyse): {traj.no_frame_reason()}")
         conserving = None if args.energy_conserving is None else args.energy_conserving == "yes"
-        summary = analysis.summary(traj, energy_conserving=conserving, discard=args.discard)
+        summary = analysis.summary(traj, energy_conserving=conserving, discard=args.discard, run=args.run)
         print(json.dumps(summary, indent=2, allow_nan=False) if args.format == "json" else format_summary(summary))
         if args.plot:
             png = path.with_suffix(".png")

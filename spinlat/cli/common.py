@@ -164,8 +164,9 @@ def refuse_wrong_kind_of_file(args) -> None:
                 raise InputError(f"{config} is an HDF5 file (a trajectory), not a YAML config: `spinlat analyze {config}` "
                                  f"summarises a trajectory; `spinlat {args.command}` takes a YAML config such as "
                                  "examples/demo_bccfe.yaml")
-    for name in ("trajectory", "source"):
-        path = getattr(args, name, None)
+    paths = [getattr(args, name, None) for name in ("trajectory", "source")]
+    paths = [q for p in paths for q in (p if isinstance(p, list) else [p])]  # convert takes several sources
+    for path in paths:
         if path is not None and Path(path).suffix.lower() in (".yaml", ".yml") and Path(path).is_file():
             raise InputError(f"{path} is a YAML config, not a trajectory: `spinlat run {path}` runs it and writes "
                              "trajectory.h5 in its run directory (the config's output, or runs/<config name>), "

@@ -1,8 +1,12 @@
 """``spinlat convert SOURCE TARGET [--frames SLICE]``: a spinlat HDF5 trajectory to any format ASE
 writes (chosen by the extension: ``.extxyz`` for OVITO, with moments, spin vectors, moment
 magnitudes, velocities and magnetic forces as per-atom columns), any file ASE reads back to a
-spinlat trajectory, or an HDF5 trajectory to another with a different compression.
+spinlat trajectory, or an HDF5 trajectory to another with a different compression; ``.ovf``:
+the spin directions of the frames as OVF 2.0 segments (Spirit, OOMMF tools).
 See :mod:`spinlat.io.conversion` for the columns and what round-trips exactly.
+
+``spinlat convert A.h5 B.h5 OUT.h5`` joins trajectories of one system (:func:`spinlat.io.conversion.
+concatenate`: each source's runs kept, a restart's repeated first frame written once).
 
 ``--frames`` takes Python's slice syntax on frame indices (``-1``, ``100:``, ``-3:``, ``::10``,
 ``5:100:5``). The number of frames and the path written go to stdout.
@@ -26,7 +30,8 @@ HELP = "convert a trajectory: HDF5 to extxyz (OVITO) or any ASE format, and back
 
 
 def add_arguments(p) -> None:
-    p.add_argument("source", help="spinlat HDF5 trajectory (.h5), or a file ASE reads")
+    p.add_argument("source", nargs="+", help="spinlat HDF5 trajectory (.h5), or a file ASE reads; several .h5 "
+                                             "files are joined into TARGET in the order given (their runs kept)")
     p.add_argument("target", help="file to write: any ASE format by its extension (.extxyz, .xyz, .traj, "
                                   "...), or a spinlat trajectory (.h5)")
     p.add_argument("--frames", metavar="SLICE", help="frames to convert: an index or start:stop:step (default: all)")
@@ -91,7 +96,7 @@ def run(args) -> int:
         compression = int(compression)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        n = convert(args.source, args.target, frames=args.frames, format=args.format, compression=compression,
+        n = convert(args.source if len(args.source) > 1 else args.source[0], args.target, frames=args.frames, format=args.format, compression=compression,
                     overwrite=args.overwrite, columns=parse_columns(args.columns),
                     elements=parse_elements(args.elements), pbc=parse_pbc(args.pbc))
     for w in caught:

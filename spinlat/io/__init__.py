@@ -23,6 +23,7 @@ _LAZY = {
     "read_uppasd": ".uppasd",
     "read_vampire": ".vampire",
     "convert": ".conversion",
+    "concatenate": ".conversion",
     "to_pymatgen": ".pymatgen",
     "from_pymatgen": ".pymatgen",
     "read_magnetic_cif": ".pymatgen",

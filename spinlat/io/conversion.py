@@ -23,7 +23,11 @@
   ``info["spinlat_arrays"]`` (it drops unknown arrays): both round-trip exactly. Formats that store no
   magnetic moments, velocities or forces (POSCAR, CIF, xsf, ...) lose them: a UserWarning names
   what is lost (a note of ``spinlat convert``), found by reading the first frame back. A
-  ``.mcif`` target gets one frame as a magnetic CIF with every moment
+  ``.ovf`` target gets the spin directions of the frames as OVF 2.0 segments, one per frame
+  (:func:`spinlat.io.write_ovf`, binary8; Spirit's site order when the atoms are in
+  ``unit.repeat`` order, :func:`spinlat.io.ovf.repeat_of`; a UserWarning says what is not in it); an
+  OVF source is refused (it holds no atoms: :func:`spinlat.io.read_ovf` puts its spins onto a
+  State). A ``.mcif`` target gets one frame as a magnetic CIF with every moment
   (:func:`spinlat.io.write_magnetic_cif`); a magnetic CIF source (``.mcif``, or a ``.cif`` with
   moments or magnetic symmetry) is read by pymatgen (:func:`spinlat.io.read_magnetic_cif`); a
   Spirit input file (a ``.cfg`` with Spirit's keywords, or ``format="spirit"``), an UppASD
@@ -41,7 +45,8 @@
   stored at rest with the kinetic energy and temperature of the log's KinEng, else NaN (a
   UserWarning says so).
 - any ASE-readable file → HDF5: every frame becomes a frame of a spinlat trajectory
-  (:meth:`spinlat.State.from_ase`: the moments — computed ones, e.g. a DFT code's, before the
+  (an extxyz is read frame by frame, :func:`spinlat.io.extxyz.iread_extxyz`, a LAMMPS dump too:
+  a source larger than memory converts; :meth:`spinlat.State.from_ase`: the moments — computed ones, e.g. a DFT code's, before the
   initial guesses — and the exact ``spinlat_*`` arrays when they agree with them); ``step``, ``time``, ``energy``, ``total_energy``, ``forces`` and
   ``magnetic_forces`` are taken from each frame where present (else the frame's index, NaN,
   NaN, potential + kinetic, none). A source without any magnetic moments gives non-magnetic
@@ -125,12 +130,13 @@ def _kind(path, format) -> str:
     return "hdf5" if suffix in _HDF5 else "extxyz" if suffix in _EXTXYZ else "ase"
 
 
-def frame_atoms(traj, i, header=False):
+def frame_atoms(traj, i, header=False, run=None):
     """Frame ``i`` of an open :class:`~spinlat.io.Trajectory` as ``ase.Atoms`` for export (module
-    docstring); with ``header`` the run's attributes go into its ``info``."""
+    docstring); with ``header`` the run's attributes go into its ``info``: those of ``run`` (an
+    entry of :attr:`~spinlat.io.Trajectory.runs`) when given, else the file's (its first run)."""
     atoms = traj.atoms(i)
     if header:
-        attrs = traj.attrs
+        attrs = run if run is not None else traj.attrs
         atoms.info["spinlat_potential"] = str(attrs.get("potential", ""))
         atoms.info["spinlat_integrator"] = str(attrs.get("integrator", ""))
         atoms.info["spinlat_seed"] = "none" if attrs.get("seed") is None else int(attrs["seed"])
@@ -307,7 +313,9 @@ def _read_ase(source, kind, format, selection, columns=None, elements=None, pbc=
     """The frames of a non-HDF5 source as ase.Atoms; ``pbc`` (3,) bool or None: set on every
     frame (a LAMMPS source then reads no 2D guess and warns none)."""
     frames = _read_frames(source, kind, format, selection, columns, elements, pbc)
-    if pbc is not None:
+    if isinstance(frames, _ExtxyzFrames):
+        frames.pbc = pbc  # set on each frame as it is read
+    elif pbc is not None and not isinstance(frames, _DumpFrames):  # a dump's frames are read with it
         for atoms in frames:
             atoms.pbc = pbc
     return frames
@@ -334,11 +342,12 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
                           "converted: their atoms are stored at "
                           "rest, with the kinetic energy and temperature of the log's KinEng where it prints one, else "
                           "NaN (add vx vy vz to the dump custom columns to keep them)", UserWarning, stacklevel=3)
-        frames = [dump.atoms(i) for i in indices]
-        selection = slice(None)
-        _calc_results_to_arrays(frames)
+        return _DumpFrames(dump, indices)  # read one frame at a time (a dump may not fit in memory)
     elif kind == "extxyz":
-        frames = read_extxyz(source, index=":")
+        streamed = _ExtxyzFrames(source, selection)
+        if streamed.in_order:
+            return streamed  # read frame by frame (an extxyz may not fit in memory)
+        frames = read_extxyz(source, index=":")  # a selection in another order: all of them
     elif _db_type(source, format):
         try:
             frames = _read_db(source, _db_type(source, format))
@@ -375,6 +384,82 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
                                   f"{len(frames[chosen[0]])}: a spinlat trajectory holds a fixed set of atoms "
                                   "(convert frames with one count, --frames)")
     return [frames[i] for i in chosen]
+
+
+class _DumpFrames:
+    """The frames ``indices`` of a :class:`~spinlat.io.LammpsDump` as a sequence of ase.Atoms
+    (with calculator results in info/arrays, :func:`_calc_results_to_arrays`), each parsed when
+    asked for: a conversion holds one frame in memory, not the dump."""
+
+    def __init__(self, dump, indices):
+        self.dump, self.indices = dump, list(indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, k):
+        atoms = self.dump.atoms(self.indices[k])
+        _calc_results_to_arrays([atoms])
+        return atoms
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
+
+    def has_forces(self) -> bool:
+        """Whether the dump's columns hold forces or magnetic forces."""
+        return bool({"forces", "magnetic_forces"} & set(self.dump.names))
+
+
+class _ExtxyzFrames:
+    """The frames ``selection`` of an extxyz file as a sequence of ase.Atoms read one at a time
+    (:func:`spinlat.io.extxyz.iread_extxyz`): a first pass counts them and checks their atom
+    counts and forces, each later pass reads them again; ``in_order`` is False for a selection
+    that is not increasing (then the caller reads the file whole)."""
+
+    def __init__(self, source, selection):
+        from .extxyz import iread_extxyz
+
+        self.source, self.pbc = source, None
+        sizes, forces = [], []
+        for atoms in iread_extxyz(source):
+            sizes.append(len(atoms))
+            forces.append("forces" in atoms.arrays or "magnetic_forces" in atoms.arrays)
+        if not sizes:
+            raise FileFormatError(f"{source} holds no frame")
+        self.indices = _indices(len(sizes), selection)
+        self.in_order = bool(np.all(np.diff(self.indices) > 0))
+        for i in self.indices:
+            if sizes[i] != sizes[self.indices[0]]:
+                raise FileFormatError(f"{source}: frame {i} holds {sizes[i]} atoms, frame {self.indices[0]} holds "
+                                      f"{sizes[self.indices[0]]}: a spinlat trajectory holds a fixed set of atoms "
+                                      "(convert frames with one count, --frames)")
+        self._forces = any(forces[i] for i in self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __iter__(self):
+        from .extxyz import iread_extxyz
+
+        wanted = iter(self.indices)
+        nxt = next(wanted, None)
+        for i, atoms in enumerate(iread_extxyz(self.source)):
+            if nxt is None:
+                return
+            if i == nxt:
+                if self.pbc is not None:
+                    atoms.pbc = self.pbc
+                yield atoms
+                nxt = next(wanted, None)
+
+    def __getitem__(self, k):
+        if k != 0:
+            raise IndexError("only the first frame of a streamed extxyz is read by index")
+        return next(iter(self))
+
+    def has_forces(self) -> bool:
+        """Whether any selected frame holds forces or magnetic forces."""
+        return self._forces
 
 
 def _warn_if_data_lost(target, format, written):
@@ -443,6 +528,13 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
     from ..state import State
     from .hdf5 import Trajectory, compression_filters
 
+    if isinstance(source, (list, tuple)):
+        if len(source) != 1:
+            if frames is not None or format is not None or columns is not None or elements is not None or pbc is not None:
+                raise InputError("joining trajectories takes no frames, format, columns, elements or pbc: convert "
+                                 "each source to HDF5 first, then join those")
+            return concatenate(source, target, compression=compression, overwrite=overwrite)
+        source = source[0]
     source = Path(validation.path(source, "convert source"))
     target = Path(validation.path(target, "convert target"))
     selection = parse_frames(frames)
@@ -467,7 +559,12 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
         raise InputError(f"one side of a conversion must be a spinlat HDF5 trajectory (.h5), got {source} and "
                          f"{target}; use ase.io for conversions between other formats")
     magnetic_cif = dst_kind == "ase" and (format == "mcif" or format is None and target.suffix.lower() == ".mcif")
-    if dst_kind == "ase" and not magnetic_cif:
+    ovf_target = dst_kind == "ase" and (format == "ovf" or format is None and target.suffix.lower() == ".ovf")
+    if src_kind == "ase" and (format == "ovf" or format is None and source.suffix.lower() == ".ovf"):
+        raise InputError(f"{source} is an OVF file: it holds spin vectors only, no atoms, so it cannot become a "
+                         "trajectory by itself; put its spins onto a structure with sl.io.read_ovf(path, state) "
+                         "(repeat=(n1, n2, n3) for Spirit's site order)")
+    if dst_kind == "ase" and not magnetic_cif and not ovf_target:
         _check_ase_target(target, format)
 
     if pbc is not None:
@@ -480,10 +577,12 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                              f"file) or stores them wrongly; {source} is a spinlat trajectory, which stores them")
         with Trajectory(source) as traj:
             if len(traj) == 0:
-                raise InputError(f"trajectory {source} holds no frame (nothing to convert)")
+                raise InputError(f"trajectory {source} holds no frame (nothing to convert): {traj.no_frame_reason()}")
             indices = _indices(len(traj), selection)
             if not indices:
                 raise InputError(f"frames: {frames!r} selects no frame of the {len(traj)} in {source}")
+            if ovf_target:  # one segment per frame: the unit spins (Spirit, OOMMF tools)
+                return _write_ovf_frames(target, traj, indices, source)
             if magnetic_cif:  # moments along the crystal axes, which ASE's CIF writer leaves out
                 if len(indices) > 1:
                     raise InputError(f"cannot write {target}: a magnetic CIF holds one frame ({len(indices)} "
@@ -507,59 +606,49 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
             if dst_kind != "hdf5":
                 # the target is replaced only once the new file is complete (atomic_path): a format
                 # that fails to write leaves the old file as it was
-                _write_ase(target, (frame_atoms(traj, i, header=(k == 0)) for k, i in enumerate(indices)),
+                # the first frame of each run carries that run's attributes (read back as its start)
+                starts = {r["first_frame"]: r for r in _selected_runs(traj.runs, indices)}
+                _write_ase(target, (frame_atoms(traj, i, header=(k in starts), run=starts.get(k))
+                                    for k, i in enumerate(indices)),
                            dst_kind, format)
                 if dst_kind == "ase" and _db_type(target, format) != "db":  # .db: moments in the rows' data
                     _warn_if_data_lost(target, format, frame_atoms(traj, indices[0]))
                 return len(indices)
-            attrs = traj.attrs
             forces = "forces" in traj.names
-            items = ((traj[i], traj.scalars(i), traj.array("forces")[i] if forces else None,
-                      traj.array("magnetic_forces")[i] if forces else None) for i in indices)
-            meta = dict(attrs.get("metadata") or {})
+            # one frame at a time: forces of that frame only (never the whole (F, N, 3) array)
+            items = ((traj[i], traj.scalars(i), traj.array("forces", frames=i) if forces else None,
+                      traj.array("magnetic_forces", frames=i) if forces else None) for i in indices)
+            runs = _selected_runs(traj.runs, indices)
+            first = runs.pop(0)
+            meta = dict(first["metadata"])
             meta["converted_from"] = str(source)
-            return _write_h5(target, items, attrs.get("potential", ""), attrs.get("integrator", ""),
-                             attrs.get("seed"), meta, forces, compression)
+            return _write_h5(target, items, first["potential"], first["integrator"], first["seed"], meta, forces,
+                             compression, runs=runs)
 
     atoms_list = _read_ase(source, src_kind, format, selection, columns, elements, pbc)
     if not atoms_list:
         raise InputError(f"frames: {frames!r} selects no frame of {source}")
-    constrained = next((a for a in atoms_list if a.constraints), None)
-    if constrained is not None:
-        from ..state import describe_constraints
-
-        warnings.warn(f"{source}: the ASE constraints ({describe_constraints(constrained)}) are not kept: a spinlat "
-                      "trajectory holds none, and a run started from it moves every atom", UserWarning, stacklevel=2)
-    stressed = sum("stress" in a.info for a in atoms_list)
-    if stressed:
-        warnings.warn(f"{source}: {stressed} of the {len(atoms_list)} frames carry a stress, which a spinlat trajectory "
-                      "does not hold: it is not in the converted file (keep the source, or convert to .extxyz with "
-                      "ase.io for a data set)", UserWarning, stacklevel=2)
-    magnetic = False
-    for k, atoms in enumerate(atoms_list):
-        try:
-            magnetic = magnetic or bool(np.any(ase_magnetic_moments(atoms) != 0))
-        except InputError as exc:
-            raise FileFormatError(f"{source}: frame {k} holds unusable magnetic moments: {exc}") from None
-    if not magnetic:
-        warnings.warn(f"{source} holds no magnetic moments (POSCAR, CIF and plain xyz files carry none): every "
-                      f"atom of {target} is non-magnetic (moment 0); set moments with a run config's "
-                      "structure.moments, or State.copy(moments=...)", UserWarning, stacklevel=2)
     head = atoms_list[0].info
-    meta = {}
-    if isinstance(head.get("spinlat_metadata"), str):
-        try:
-            meta = json.loads(head["spinlat_metadata"])
-        except ValueError:
-            meta = {}
+    first = _run_header(head)
+    meta = dict(first["metadata"])
     meta["converted_from"] = str(source)
-    seed = head.get("spinlat_seed")
-    seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
-    forces = any("forces" in a.arrays or "magnetic_forces" in a.arrays for a in atoms_list)
+    if isinstance(atoms_list, (_DumpFrames, _ExtxyzFrames)):  # read frame by frame
+        forces = atoms_list.has_forces()
+    else:
+        forces = any("forces" in a.arrays or "magnetic_forces" in a.arrays for a in atoms_list)
+    # one pass over the frames (a LAMMPS dump is read frame by frame): what is not kept is said after
+    seen = {"constrained": None, "stressed": 0, "magnetic": False}
 
     def items():
         for k, atoms in enumerate(atoms_list):
-            # constraints: said above; dropped tags / charges: said once, for the first frame
+            if atoms.constraints and seen["constrained"] is None:
+                seen["constrained"] = atoms
+            seen["stressed"] += "stress" in atoms.info
+            try:
+                seen["magnetic"] = seen["magnetic"] or bool(np.any(ase_magnetic_moments(atoms) != 0))
+            except InputError as exc:
+                raise FileFormatError(f"{source}: frame {k} holds unusable magnetic moments: {exc}") from None
+            # dropped tags / charges: said once, for the first frame
             try:
                 # the source's format is known: drop_initial_guesses dropped what is not moments
                 state = State.from_ase(atoms, constraints="ignore", warn_dropped=(k == 0),
@@ -577,37 +666,190 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                 ke = _number(atoms.info, "kinetic_energy", math.nan)
                 scalars["kinetic_energy"] = ke
                 scalars["temperature"] = 2.0 * ke / (3 * max(len(state), 1) * units.K_B)
-            yield state, scalars, atoms.arrays.get("forces"), atoms.arrays.get("magnetic_forces")
+            # a later frame with a run header (exported from a file of several runs) starts a run
+            run = _run_header(atoms.info) if k > 0 and "spinlat_integrator" in atoms.info else None
+            yield state, scalars, atoms.arrays.get("forces"), atoms.arrays.get("magnetic_forces"), run
 
-    return _write_h5(target, items(), str(head.get("spinlat_potential", "")), str(head.get("spinlat_integrator", "")),
-                     seed, meta, forces, compression)
+    count = _write_h5(target, items(), first["potential"], first["integrator"], first["seed"], meta, forces,
+                      compression)
+    if seen["constrained"] is not None:
+        from ..state import describe_constraints
+
+        warnings.warn(f"{source}: the ASE constraints ({describe_constraints(seen['constrained'])}) are not kept: a "
+                      "spinlat trajectory holds none, and a run started from it moves every atom", UserWarning,
+                      stacklevel=2)
+    if seen["stressed"]:
+        warnings.warn(f"{source}: {seen['stressed']} of the {len(atoms_list)} frames carry a stress, which a spinlat "
+                      "trajectory does not hold: it is not in the converted file (keep the source, or convert to "
+                      ".extxyz with ase.io for a data set)", UserWarning, stacklevel=2)
+    if not seen["magnetic"]:
+        warnings.warn(f"{source} holds no magnetic moments (POSCAR, CIF and plain xyz files carry none): every "
+                      f"atom of {target} is non-magnetic (moment 0); set moments with a run config's "
+                      "structure.moments, or State.copy(moments=...)", UserWarning, stacklevel=2)
+    return count
 
 
-def _write_h5(target, items, potential, integrator, seed, metadata, forces, compression) -> int:
+def _write_ovf_frames(target, traj, indices, source) -> int:
+    """The frames ``indices`` of ``traj`` as the segments of an OVF 2.0 file (binary8, lossless;
+    :func:`spinlat.io.write_ovf`): in Spirit's site order when the atoms are in ``unit.repeat``
+    order (:func:`spinlat.io.ovf.repeat_of`), else in the trajectory's; a UserWarning says what
+    OVF does not hold and how to read it back."""
+    from .ovf import repeat_of, write_ovf
+
+    states = [traj[i] for i in indices]
+    repeat = repeat_of(states[0])
+    try:
+        write_ovf(target, states, repeat=repeat, comment=f"spinlat convert {Path(source).name}: frames "
+                  f"{indices[0]}..{indices[-1]} ({len(indices)})")
+    except ImportError as exc:
+        raise InputError(f"cannot write {target}: spinlat writes OVF files with the ovf package (pip install ovf): "
+                         f"{exc}") from None
+    order = (f"rows in Spirit's site order of unit.repeat({repeat}): read it back with sl.io.read_ovf(path, state, "
+             f"segment=k, repeat={repeat})" if repeat is not None else
+             "rows in the trajectory's atom order: read it back with sl.io.read_ovf(path, state, segment=k)")
+    warnings.warn(f"{target}: OVF holds the unit spin directions only (one segment per frame, {order}); the moment "
+                  "magnitudes, positions, cell, velocities, energies and forces are not in it (.extxyz and .h5 keep "
+                  "everything)", UserWarning, stacklevel=3)
+    return len(indices)
+
+
+def concatenate(sources, target, compression="gzip", overwrite=False) -> int:
+    """Join spinlat HDF5 trajectories of one system into ``target`` (``spinlat convert A.h5 B.h5
+    OUT.h5``): the frames of each source in the order given, each source's runs kept
+    (:attr:`spinlat.io.Trajectory.runs`: frames from another potential, integrator, seed or
+    metadata stay apart in ``spinlat analyze``). The first frame of a source that repeats the last
+    frame written (the same step, time and State: a run restarted from another file's last frame
+    into a new file) is written once; a source whose steps start over (not after the frames
+    before it) gives a UserWarning. The integrator checkpoint is not copied (as for a conversion:
+    a restart from the joined file starts its random stream afresh). Returns the number of frames written. InputError for fewer
+    than 2 sources, sources of other atoms, a source that is not HDF5 or holds no frame, or an
+    existing ``target`` without ``overwrite``; the target is replaced only once complete."""
+    from .hdf5 import Trajectory, compression_filters
+
+    paths = [Path(validation.path(p, "concatenate source")) for p in sources]
+    target = Path(validation.path(target, "concatenate target"))
+    compression_filters(compression)
+    if len(paths) < 2:
+        raise InputError(f"concatenate needs at least 2 trajectories, got {len(paths)}")
+    for p in paths:
+        validation.existing_file(p, "convert source", "convert source")
+        if _kind(p, None) != "hdf5":
+            raise InputError(f"joining trajectories: {p} is not a spinlat HDF5 trajectory (.h5); convert it first")
+        if target.exists() and p.resolve() == target.resolve():
+            raise InputError(f"joining trajectories: the target {target} is one of the sources")
+    if target.exists() and not overwrite:
+        raise InputError(f"{target} exists; pass --overwrite (overwrite=True) to replace it")
+    with Trajectory(paths[0]) as t0:
+        numbers, head = t0.array("numbers"), t0.runs[0]
+    skipped, backwards = [], []
+
+    def items():
+        last = None  # (step, time, State) of the last frame written
+        for p in paths:
+            with Trajectory(p) as t:
+                if len(t) == 0:
+                    raise InputError(f"joining trajectories: {p} holds no frame")
+                if not np.array_equal(t.array("numbers"), numbers):
+                    raise InputError(f"joining trajectories: {p} holds other atoms ({t.n_atoms}, atomic numbers "
+                                     f"{'differ' if t.n_atoms == len(numbers) else 'count'}) than {paths[0]} "
+                                     f"({len(numbers)})")
+                forces = "forces" in t.names
+                starts = {r["first_frame"]: r for r in t.runs}
+                pending = t.runs[0] if last is not None else None  # this source's first run begins
+                for i in range(len(t)):
+                    state, scalars = t[i], t.scalars(i)
+                    if i == 0 and last is not None and (last[0], last[1]) == (scalars["step"], scalars["time"]) \
+                            and _same_state(last[2], state):
+                        skipped.append(p)
+                        continue
+                    if i == 0 and last is not None and scalars["step"] <= last[0]:
+                        backwards.append((str(p), scalars["step"], last[0]))
+                    run = starts.get(i) if i > 0 else None
+                    run, pending = run or pending, None
+                    yield (state, scalars, t.array("forces", frames=i) if forces else None,
+                           t.array("magnetic_forces", frames=i) if forces else None,
+                           {k: run[k] for k in ("potential", "integrator", "seed", "metadata")} if run else None)
+                    last = (scalars["step"], scalars["time"], state)
+
+    meta = dict(head["metadata"])
+    meta["converted_from"] = [str(p) for p in paths]
+    forces = False
+    for p in paths:  # forces stored when any source has them (NaN rows for the frames of the others)
+        with Trajectory(p) as t:
+            forces = forces or "forces" in t.names
+    count = _write_h5(target, items(), head["potential"], head["integrator"], head["seed"], meta, forces, compression)
+    if skipped:
+        warnings.warn(f"the first frame of {', '.join(map(str, skipped))} repeats the last frame before it (a run "
+                      "restarted from it): written once", UserWarning, stacklevel=2)
+    for p, first, before in backwards:
+        warnings.warn(f"{p} starts at step {first}, not after the step {before} of the frame before it: the steps and "
+                      f"times of {target} go back there (a run started afresh rather than continued; analyse its "
+                      "runs apart: spinlat analyze --run K)", UserWarning, stacklevel=2)
+    return count
+
+
+def _same_state(a, b) -> bool:
+    return all(np.array_equal(getattr(a, k), getattr(b, k)) for k in ("positions", "cell", "spins", "moments",
+                                                                       "velocities"))
+
+
+def _run_header(info) -> dict:
+    """The run description (potential, integrator, seed, metadata) that :func:`frame_atoms` puts
+    into the ``info`` of the first frame of a run; empty values where a frame has none."""
+    meta = {}
+    if isinstance(info.get("spinlat_metadata"), str):
+        try:
+            meta = json.loads(info["spinlat_metadata"])
+        except ValueError:
+            meta = {}
+    seed = info.get("spinlat_seed")
+    seed = int(seed) if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else None
+    return {"potential": str(info.get("spinlat_potential", "")), "integrator": str(info.get("spinlat_integrator", "")),
+            "seed": seed, "metadata": meta if isinstance(meta, dict) else {}}
+
+
+def _selected_runs(runs, indices) -> list[dict]:
+    """The runs (:attr:`spinlat.io.Trajectory.runs`) of the frames ``indices`` of a trajectory,
+    renumbered for a copy that holds just those frames, in that order: a run of which no frame is
+    selected is left out; a run that starts again after frames of another (indices out of order)
+    is listed again."""
+    firsts = [r["first_frame"] for r in runs]
+    out = []
+    for k, i in enumerate(indices):
+        run = runs[int(np.searchsorted(firsts, i, side="right")) - 1]
+        if not out or out[-1][1] is not run:
+            out.append((k, run))
+    return [{**run, "first_frame": k} for k, run in out]
+
+
+def _write_h5(target, items, potential, integrator, seed, metadata, forces, compression, runs=None) -> int:
     """Write the frames ``items`` into the trajectory ``target``, built beside it and renamed over it
     when complete: a frame that fails to convert leaves an existing target (replaced with
-    ``overwrite=True``) as it was."""
+    ``overwrite=True``) as it was. ``runs``: the runs after the first (:attr:`Trajectory.runs
+    <spinlat.io.Trajectory.runs>`, first frames counted in ``items``)."""
     from ..files import atomic_path
 
     with atomic_path(target, name="convert target") as tmp:
-        count = _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression)
+        count = _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression, runs)
         if not count:
             raise InputError(f"nothing to write to {target}: no frame selected")
     return count
 
 
-def _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression) -> int:
+def _write_frames(tmp, items, potential, integrator, seed, metadata, forces, compression, runs=None) -> int:
     from .hdf5 import TrajectoryWriter
 
     writer = None
     count = 0
     try:
-        for state, scalars, f, h in items:
+        for state, scalars, f, h, *run in items:
+            if writer is not None and run and run[0] is not None:  # a later run starts at this frame
+                writer.begin_run(**run[0])
             if writer is None:
                 writer = TrajectoryWriter(tmp, state, potential=potential, integrator=integrator,
                                           seed=seed if isinstance(seed, (int, np.integer)) else None,
                                           mode="w", store_forces=forces, metadata=metadata,
-                                          compression=compression, flush_every=50)
+                                          compression=compression, flush_every=50, runs=runs or None)
             writer.write(state, scalars["step"], scalars["time"], potential_energy=scalars["potential_energy"],
                          kinetic_energy=scalars.get("kinetic_energy"), temperature=scalars.get("temperature"),
                          total_energy=scalars.get("total_energy"), forces=f, magnetic_forces=h)

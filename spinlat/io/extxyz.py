@@ -284,3 +284,21 @@ def read_extxyz(path, index=":"):
     if isinstance(out, list):
         return [_restore(a) for a in out]
     return _restore(out)
+
+
+def iread_extxyz(path):
+    """The configurations of an extxyz file one at a time (a generator of ``ase.Atoms``, as
+    :func:`read_extxyz` gives them): a file larger than memory is read frame by frame.
+    FileFormatError naming the file for one that is not extxyz."""
+    import ase.io
+
+    path = Path(validation.existing_file(path, "read_extxyz path", "extxyz file"))
+    frames = ase.io.iread(path, index=":", format="extxyz")
+    while True:
+        try:
+            atoms = next(frames)
+        except StopIteration:
+            return
+        except (ValueError, IndexError, KeyError, OSError) as exc:
+            raise FileFormatError(f"{path} is not a readable extxyz file: {exc}") from None
+        yield _restore(atoms)

@@ -4,7 +4,11 @@ Layout
 ------
 Root attributes: ``format``, ``version``, ``units`` (JSON), ``spinlat_version``, ``potential``,
 ``integrator``, ``seed`` (an integer, or the string ``"none"``), ``metadata`` (JSON), and
-``checkpoint`` (JSON, see below).
+``checkpoint`` (JSON, see below). These describe the run that created the file; a file continued
+(``mode="a"``, a restart) with another potential, integrator, seed or metadata also has ``runs``
+(JSON): a list of ``{"first_frame", "first_step", "potential", "integrator", "seed",
+"metadata"}``, one per later run, first frames ascending (:attr:`Trajectory.runs`; files without
+it hold one run).
 
 Static datasets: ``numbers`` (N,), ``masses`` (N,) amu, ``pbc`` (3,) bool.
 
@@ -333,6 +337,9 @@ def _open_h5(path, mode, locking=False):
 
         kind = lammps_file_kind(path)
         what = f"a LAMMPS {kind} file" if kind else "not an HDF5 file"
+        if not kind and Path(path).suffix.lower() == ".ovf":  # spins without atoms: convert refuses it too
+            raise FileFormatError(f"{path} cannot be opened as an HDF5 trajectory: it is an OVF spin file (spin "
+                                  "vectors, no atoms); sl.io.read_ovf(path, state) puts its spins onto a structure")
         msg = f"it is {what}" + ("" if Path(path).suffix.lower() in (".h5", ".hdf5") else (
             f"; `spinlat convert {Path(path).name} {Path(path).stem}.h5` turns a LAMMPS spin dump or data file, an "
             "extxyz or any file ASE reads into a spinlat trajectory"))
@@ -421,6 +428,25 @@ def check_not_in_use(path) -> None:
     a live run is reported as such rather than through whatever its half-written file shows."""
     if os.path.exists(path):
         _unlock(_lock(path, create=False))
+
+
+def writer_holds(path) -> bool | None:
+    """Whether a process holds an exclusive ``flock`` on ``path`` — a :class:`TrajectoryWriter`
+    (which holds one from before it opens the file until it is closed) or another program
+    writing it with HDF5's file lock — read from ``/proc/locks`` (Linux), so that asking takes no
+    lock and never gets in a writer's way. None when unknown (no ``/proc/locks``, no file)."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks") as fh:
+            table = fh.read()
+    except OSError:
+        return None
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 1234 00:2f:5678 0 EOF" (waiters: "1: -> FLOCK ...")
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[3] == "WRITE" and fields[5] == where:
+            return True
+    return False
 
 
 def _unlock(fd):
@@ -566,7 +592,7 @@ class TrajectoryWriter:
     """
 
     def __init__(self, path, state, potential="", integrator="", seed=None, mode="w", flush_every=10,
-                 store_forces=False, metadata=None, compression="gzip", fsync=True):
+                 store_forces=False, metadata=None, compression="gzip", fsync=True, runs=None):
         import h5py
 
         path = validation.path(path, "TrajectoryWriter path")
@@ -575,19 +601,22 @@ class TrajectoryWriter:
         store_forces = validation.boolean(store_forces, "TrajectoryWriter store_forces")
         fsync = validation.boolean(fsync, "TrajectoryWriter fsync")
         filters = compression_filters(compression)
-        try:
-            metadata_json = json.dumps(metadata or {}, default=_json_default)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"trajectory metadata must be JSON-serialisable: {exc}") from None
+        metadata_json = _metadata_json(metadata)
         if not isinstance(state, State):
             raise InputError(f"a trajectory is written from a spinlat State, got {type(state).__name__}")
         if len(state) == 0:
             raise InputError(f"cannot write trajectory {path}: the state has no atoms")
+        self._run = {"potential": str(potential), "integrator": str(integrator),
+                     "seed": None if seed is None else int(seed), "metadata": json.loads(metadata_json)}
+        earlier_runs = _runs_json(runs, path) if runs is not None else None
         self.path = Path(path)
         self.flush_every = int(flush_every)
         self.fsync = bool(fsync)
         self.n_atoms = len(state)
         self._numbers = np.asarray(state.numbers).copy()
+        # static datasets: every frame must agree with them (a frame's own would be read as these)
+        self._masses = np.asarray(state.masses, dtype=np.float64).copy()
+        self._pbc = np.asarray(state.pbc, dtype=bool).copy()
         self._buffer: list[dict] = []
         self._file = None
         self._datasets = None
@@ -611,6 +640,7 @@ class TrajectoryWriter:
             if mode == "a" and occupied:
                 self._file = self._open_for_append()
                 self._open_existing(store_forces)
+                self._record_run()
             else:
                 if occupied:
                     self._check_replaceable()
@@ -623,6 +653,10 @@ class TrajectoryWriter:
                     raise StorageError(f"cannot create trajectory {self.path}: {_reason(exc)}") from None
                 try:
                     self._create(state, potential, integrator, seed, store_forces, metadata_json, filters)
+                    if earlier_runs:
+                        f_ = self._file
+                        f_.attrs[_RUNS] = earlier_runs
+                        f_.flush()
                 except (OSError, RuntimeError) as exc:
                     self._abandon()
                     raise StorageError(f"cannot create trajectory {self.path}: {_reason(exc)}") from None
@@ -719,6 +753,8 @@ class TrajectoryWriter:
             k = int(np.argmax(numbers != self._numbers))
             raise InputError(f"cannot append to {self.path}: atomic numbers differ (atom {k}: file {numbers[k]}, "
                              f"state {self._numbers[k]})")
+        self._check_static(f["masses"][()], f["pbc"][()] if "pbc" in f else np.ones(3, bool),
+                           f"cannot append to {self.path}", "file", "state")
         if store_forces and not all(k in f for k in _OPTIONAL_FIELDS):
             raise InputError(f"cannot append forces to {self.path}: it was written without store_forces")
         # an interrupted flush can leave datasets longer than the committed frames, or frames
@@ -734,6 +770,72 @@ class TrajectoryWriter:
             _set_record(f, {"n_frames": n, "step": int(f["step"][n - 1]) if n else None,
                             "integrator_state": None})
         f.flush()
+
+    def _ready(self):
+        """Before writing: StorageError after a failed flush, a suspended writer resumed,
+        InputError when closed."""
+        if self._failed is not None:
+            raise StorageError(self._failed)
+        if self._suspended:
+            self.resume()
+        if self._file is None:
+            raise InputError(f"trajectory writer for {self.path} is closed")
+
+    def begin_run(self, potential="", integrator="", seed=None, metadata=None) -> None:
+        """Record that the frames written from now on come from another run (another potential,
+        integrator, seed or metadata: :attr:`Trajectory.runs`), e.g. when joining trajectories of
+        several runs into one file. The buffered frames are flushed first. Nothing is recorded
+        when the description is that of the file's last run. InputError for metadata that is not
+        JSON-serialisable; StorageError as :meth:`flush`."""
+        metadata_json = _metadata_json(metadata)
+        self._ready()
+        self.flush()
+        self._run = {"potential": str(potential), "integrator": str(integrator),
+                     "seed": None if seed is None else int(seed), "metadata": json.loads(metadata_json)}
+        self._record_run()
+
+    def _record_run(self):
+        """Appending: when this writer's potential, integrator, seed or metadata differ from those
+        of the file's last run, record it as a new run starting at the next frame (root attribute
+        ``runs``, see :attr:`Trajectory.runs`). A writer given no description (all empty) records
+        nothing; a file without frames takes the new description as its own."""
+        new = self._run
+        if not (new["potential"] or new["integrator"] or new["metadata"]):
+            return
+        f = self._file
+        n = _n_complete(f)
+        if n == 0:  # nothing written by the earlier run(s): the file describes this one
+            for key in ("potential", "integrator"):
+                f.attrs[key] = new[key]
+            f.attrs["seed"] = "none" if new["seed"] is None else new["seed"]
+            f.attrs["metadata"] = json.dumps(new["metadata"])
+            if _RUNS in f.attrs:
+                del f.attrs[_RUNS]
+            f.flush()
+            return
+        runs = [r for r in _run_records(f) if r["first_frame"] < n]  # runs that left no frame are gone
+        last = runs[-1]
+        if all(last[k] == new[k] for k in ("potential", "integrator", "seed", "metadata")):
+            if len(runs) != len(_run_records(f)):
+                f.attrs[_RUNS] = _runs_json(runs[1:], self.path)
+                f.flush()
+            return
+        runs.append({"first_frame": n, "first_step": int(f["step"][n - 1]), **new})
+        f.attrs[_RUNS] = _runs_json(runs[1:], self.path)
+        f.flush()
+
+    def _check_static(self, masses, pbc, what, other, own):
+        """InputError when ``masses`` (N,) amu or ``pbc`` (3,) of the ``other`` ("file" or "frame")
+        differ from the writer's (``own``: "state" or "file"): a trajectory stores them once
+        (static datasets), so a frame with its own would read back with the file's, without a word."""
+        masses, pbc = np.asarray(masses, dtype=np.float64), np.asarray(pbc, dtype=bool)
+        if masses.shape == self._masses.shape and not np.array_equal(masses, self._masses):
+            k = int(np.argmax(masses != self._masses))
+            raise InputError(f"{what}: masses differ (atom {k}: {other} {masses[k]:g} amu, {own} "
+                             f"{self._masses[k]:g} amu); a trajectory stores one set of masses for every frame")
+        if pbc.shape == self._pbc.shape and not np.array_equal(pbc, self._pbc):
+            raise InputError(f"{what}: periodic directions differ ({other} {pbc.tolist()}, {own} "
+                             f"{self._pbc.tolist()}); a trajectory stores one pbc for every frame")
 
     # ------------------------------------------------------------------ writing
     @property
@@ -754,16 +856,12 @@ class TrajectoryWriter:
         ``checkpoint``: the integrator's state at this frame (a dict of JSON values and NumPy
         arrays, see :meth:`spinlat.integrators.Integrator.checkpoint`); the one of the last frame
         of each flush is stored. StorageError when a flush this write starts fails."""
-        if self._failed is not None:
-            raise StorageError(self._failed)
-        if self._suspended:
-            self.resume()
-        if self._file is None:
-            raise InputError(f"trajectory writer for {self.path} is closed")
+        self._ready()
         if len(state) != self.n_atoms:
             raise ShapeError(f"trajectory {self.path} holds {self.n_atoms} atoms; frame has {len(state)}")
         if not np.array_equal(state.numbers, self._numbers):
             raise InputError(f"trajectory {self.path}: atomic numbers of the frame differ from the file's")
+        self._check_static(state.masses, state.pbc, f"trajectory {self.path}: cannot write the frame", "frame", "file")
         ke = state.kinetic_energy() if kinetic_energy is None else float(kinetic_energy)
         temp = state.temperature() if temperature is None else float(temperature)
         pe = float(potential_energy)
@@ -1036,6 +1134,14 @@ class TrajectoryWriter:
             pass
 
 
+def _metadata_json(metadata) -> str:
+    """Trajectory metadata (a dict of JSON values, NumPy values allowed) as JSON; InputError if not."""
+    try:
+        return json.dumps(metadata or {}, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"trajectory metadata must be JSON-serialisable: {exc}") from None
+
+
 def _reason(exc) -> str:
     """The operating-system cause of an h5py error, in words."""
     err = getattr(exc, "errno", None)
@@ -1209,13 +1315,67 @@ def _json_default(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
+_RUNS = "runs"  # root attribute: the runs appended with other descriptions (JSON list)
+
+
+def _decoded(value):
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def _run_records(f) -> list[dict]:
+    """The runs of an open trajectory, first frame ascending: the run that created it (frame 0,
+    the root attributes ``potential``, ``integrator``, ``seed``, ``metadata``) and those the
+    ``runs`` attribute records (appended with other descriptions). A damaged ``runs`` attribute
+    is ignored (one run)."""
+    meta = _decoded(f.attrs.get("metadata", "{}"))
+    try:
+        meta = json.loads(meta) if isinstance(meta, str) else {}
+    except ValueError:
+        meta = {}
+    seed = _decoded(f.attrs.get("seed"))
+    first = {"first_frame": 0, "first_step": None, "potential": str(_decoded(f.attrs.get("potential", ""))),
+             "integrator": str(_decoded(f.attrs.get("integrator", ""))),
+             "seed": None if seed in (None, "none") else seed, "metadata": meta if isinstance(meta, dict) else {}}
+    out = [first]
+    raw = _decoded(f.attrs.get(_RUNS))
+    try:
+        later = json.loads(raw) if isinstance(raw, str) else []
+    except ValueError:
+        later = []
+    for r in later if isinstance(later, list) else []:
+        if isinstance(r, dict) and isinstance(r.get("first_frame"), int) and r["first_frame"] > out[-1]["first_frame"]:
+            out.append({"first_frame": r["first_frame"], "first_step": r.get("first_step"),
+                        "potential": str(r.get("potential", "")), "integrator": str(r.get("integrator", "")),
+                        "seed": r.get("seed"), "metadata": r.get("metadata") if isinstance(r.get("metadata"), dict)
+                        else {}})
+    return out
+
+
+def _runs_json(runs, path) -> str:
+    """The ``runs`` attribute (JSON) of run records (dicts with ``first_frame`` ≥ 1, ascending)."""
+    try:
+        records = [{"first_frame": int(r["first_frame"]), "first_step": r.get("first_step"),
+                    "potential": str(r.get("potential", "")), "integrator": str(r.get("integrator", "")),
+                    "seed": r.get("seed"), "metadata": dict(r.get("metadata") or {})} for r in runs]
+        return json.dumps(records, default=_json_default)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise InputError(f"trajectory {path}: runs must be a list of dicts with first_frame, potential, integrator, "
+                         f"seed and metadata (JSON values): {exc}") from None
+
+
 class Trajectory:
     """Read a spinlat HDF5 trajectory.
 
     ``len(traj)`` frames; ``traj[i]`` is a :class:`~spinlat.State` (negative indices work; a
     slice gives a list); iterating gives States; ``traj[name]`` / ``traj.array(name)`` give a
     dataset as a NumPy array (units as in the module docstring); ``traj.atoms(i)`` gives
-    ``ase.Atoms``; ``traj.attrs`` is the metadata dict.
+    ``ase.Atoms``; ``traj.attrs`` is the metadata dict; ``traj.runs`` the runs that wrote the
+    frames. ``traj.array(name, frames=i)`` and ``traj.blocks(name)`` read part of a per-frame
+    dataset (a large trajectory is never loaded whole by them, nor by ``traj[i]``).
     """
 
     def __init__(self, path):
@@ -1234,7 +1394,10 @@ class Trajectory:
             raise
         if "pbc" not in self._static:
             self._static["pbc"] = np.ones(3, dtype=bool)
-        if self.recovered:
+        if self.recovered and self.being_written:  # not cut short: a live writer has not flushed yet
+            warnings.warn(f"trajectory {self.path} is being written by a running simulation that has not "
+                          f"completed its file yet; reading the {self._n} frames flushed so far", stacklevel=2)
+        elif self.recovered:
             warnings.warn(f"trajectory {self.path} was cut short by an interrupted write; reading its "
                           f"{self._n} complete frames (the file is not modified; spinlat.io.hdf5."
                           f"recover_trajectory rewrites them into a consistent file)", stacklevel=2)
@@ -1242,6 +1405,21 @@ class Trajectory:
     #: True when the file was cut short and is read through a zero-padded view (see the module
     #: docstring); its complete frames are then all checked on opening
     recovered = False
+
+    @property
+    def being_written(self) -> bool | None:
+        """Whether a simulation (or another program) is writing the file now (:func:`writer_holds`;
+        None when unknown): its later frames are not in this reader, which counts the frames
+        flushed when it was opened."""
+        return writer_holds(self.path)
+
+    def no_frame_reason(self) -> str:
+        """Why a trajectory holds no frame, for messages: a run writing it that has not flushed
+        yet, or its run stopped before the first flush."""
+        if self.being_written:
+            return ("a simulation is writing it and has not flushed a frame yet (frames reach the file every "
+                    "flush_every frames: wait, or run with a smaller flush_every)")
+        return "its run stopped before the first frame reached the disk"
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -1277,23 +1455,79 @@ class Trajectory:
 
     @property
     def names(self) -> list[str]:
-        """Names of the datasets (static and per-frame)."""
-        return list(self._f.keys())
+        """Names of the datasets (static and per-frame; not the ``checkpoint`` group of the
+        integrator state, which :meth:`checkpoint` reads)."""
+        import h5py
+
+        return [k for k, v in self._f.items() if isinstance(v, h5py.Dataset)]
 
     def __len__(self) -> int:
         return self._n
 
     # ------------------------------------------------------------------ data access
-    def array(self, name) -> np.ndarray:
-        """Dataset ``name`` as an array; per-frame datasets cover the ``len(self)`` complete frames."""
-        if name in self._static:
-            return np.array(self._static[name])
+    def array(self, name, frames=None) -> np.ndarray:
+        """Dataset ``name`` as an array; per-frame datasets cover the ``len(self)`` complete frames.
+
+        ``frames`` (per-frame datasets only) reads just those frames from the file: an int (one
+        frame, the leading axis dropped; negative counts from the end), a ``slice``, or a 1-D
+        sequence of frame indices (in any order, repeats allowed) — so that one frame of a large
+        trajectory (``traj.array("spins", frames=-1)``: (N, 3)) never loads the others.
+        IndexError for a frame out of range, KeyError for a dataset the file does not hold,
+        InputError for ``frames`` given with a static dataset."""
+        if name not in self._static and name not in self.names:
+            hint = "; the integrator checkpoint is read with Trajectory.checkpoint()" if name == _CHECKPOINT else ""
+            raise KeyError(f"trajectory {self.path} has no dataset {name!r}; it has {self.names}{hint}")
+        if name in self._static or (name not in _FRAME_FIELDS and name not in _OPTIONAL_FIELDS):
+            if frames is not None:
+                raise InputError(f"trajectory {self.path}: {name!r} is not a per-frame dataset; frames= selects frames "
+                                 f"of {list(_frame_fields(self._f))}")
+            return np.array(self._static[name]) if name in self._static else self._f[name][()]
+        ds = self._f[name]
+        if frames is None:
+            return ds[: self._n]
+        if isinstance(frames, (int, np.integer)) and not isinstance(frames, bool):
+            return ds[self._index(frames)]
+        if isinstance(frames, slice):
+            start, stop, step = frames.indices(self._n)
+            if step == 1:
+                return ds[start:stop]
+            frames = range(start, stop, step)
+        idx = np.asarray(frames)
+        if idx.ndim != 1 or (idx.size and not np.issubdtype(idx.dtype, np.integer)):
+            raise InputError(f"frames must be an int, a slice or a 1-D sequence of frame indices, got {frames!r}")
+        idx = np.array([self._index(i) for i in idx], dtype=np.int64)
+        if idx.size == 0:
+            return np.empty((0, *ds.shape[1:]), dtype=ds.dtype)
+        order = np.unique(idx)  # h5py reads increasing indices; put them back in the order asked
+        return ds[order][np.searchsorted(order, idx)]
+
+    def blocks(self, name, max_bytes=64 << 20):
+        """Per-frame dataset ``name`` in consecutive blocks of frames, each at most ``max_bytes``
+        (at least one frame): yields ``(first frame index, array (k, ...))``, so that a quantity
+        over every frame of a trajectory larger than memory is computed block by block."""
+        if name not in _FRAME_FIELDS and name not in _OPTIONAL_FIELDS:
+            raise InputError(f"trajectory {self.path}: blocks() reads per-frame datasets, not {name!r}")
         if name not in self._f:
             raise KeyError(f"trajectory {self.path} has no dataset {name!r}; it has {self.names}")
         ds = self._f[name]
-        if name in _FRAME_FIELDS or name in _OPTIONAL_FIELDS:
-            return ds[: self._n]
-        return ds[()]
+        per_frame = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+        k = max(1, int(max_bytes) // per_frame)
+        for start in range(0, self._n, k):
+            yield start, ds[start:min(self._n, start + k)]
+
+    @property
+    def runs(self) -> list[dict]:
+        """The runs that wrote the frames, in order: one dict per run (``first_frame``, ``frames``,
+        ``first_step`` (the step it continued from; None for the first), ``potential``,
+        ``integrator``, ``seed``, ``metadata``), the first from the root attributes, each later
+        one a continuation (``mode="a"``, :meth:`spinlat.Simulation.restart`) with another
+        potential, integrator, seed or metadata (another temperature, damping, ``every``). A
+        continuation with the same ones stays in its run. Runs that left no complete frame are
+        not listed."""
+        out = [dict(r) for r in _run_records(self._f) if r["first_frame"] < self._n or r["first_frame"] == 0]
+        for r, nxt in zip(out, out[1:] + [None]):
+            r["frames"] = (nxt["first_frame"] if nxt is not None else self._n) - r["first_frame"]
+        return out
 
     def _index(self, i) -> int:
         i = int(i)

@@ -253,6 +253,14 @@ def _inferred_repeat(state):
     return None
 
 
+def repeat_of(state):
+    """``(n1, n2, n3)`` when the atoms of ``state`` are in the order of ``unit.repeat((n1, n2,
+    n3))`` (n2·n3 > 1; read off the positions, atoms displaced by dynamics included), the
+    ``repeat`` that :func:`write_ovf` needs to write Spirit's site order; None otherwise (then
+    the state's order is Spirit's, or no lattice order is found)."""
+    return _inferred_repeat(state)
+
+
 def _reps(repeat) -> tuple:
     return tuple(int(r) for r in np.broadcast_to(np.asarray(repeat), (3,)))
 

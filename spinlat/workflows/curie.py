@@ -405,8 +405,9 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
             mag = r["magnetization"]
             n_spins[s] = r["n_spins"]
             m[s, t] = average(np.linalg.norm(mag, axis=1))
-            chi[s, t] = susceptibility(mag, temp, r["n_spins"], r["moment"])
-            u4[s, t] = binder_cumulant(mag)
+            # one sample has no fluctuation: NaN (unmeasured), as C below
+            chi[s, t] = susceptibility(mag, temp, r["n_spins"], r["moment"]) if len(mag) > 1 else np.nan
+            u4[s, t] = binder_cumulant(mag) if len(mag) > 1 else np.nan
             c[s, t] = specific_heat(r["energies"], temp, r["n_spins"]) if len(r["energies"]) > 1 else np.nan
             if len(mag) >= 4:
                 m_err[s, t] = average(np.linalg.norm(mag, axis=1), with_errors=True).error

@@ -479,7 +479,7 @@ def spin_wave_frequency(state, potential, q, steps=4000, dt=0.5, every=2, amplit
 
     st = state.copy(spins=tilted_spin_wave(state, q, amplitude))
     times, spins, _ = llg_spins(st, potential, steps, every=every, dt=dt)
-    _, mev, s = structure_factor(spins, state.positions, np.atleast_2d(q), dt * every)
+    _, mev, s = structure_factor(spins, state.positions, np.atleast_2d(q), times)  # times: checked equally spaced
     return peak_energy(mev, s[0])
 
 

@@ -921,3 +921,190 @@ def test_suspended_writer_lets_readers_in_and_keeps_writers_out(tmp_path):
     w.close()
     with Trajectory(path) as traj:
         assert len(traj) == 2
+
+
+# ------------------------------------------------------------------ parts of large files, runs
+def test_array_reads_only_the_frames_asked(tmp_path):
+    frames = _frames(7)
+    path = _write(tmp_path / "t.h5", frames, store_forces=True, flush_every=3)
+    with Trajectory(path) as t:
+        full = t["spins"]
+        np.testing.assert_array_equal(t.array("spins", frames=-1), full[-1])
+        np.testing.assert_array_equal(t.array("spins", frames=2), full[2])
+        np.testing.assert_array_equal(t.array("moments", frames=slice(1, 6, 2)), t["moments"][1:6:2])
+        np.testing.assert_array_equal(t.array("forces", frames=[5, 0, 5]), t["forces"][[5, 0, 5]])
+        np.testing.assert_array_equal(t.array("step", frames=slice(None)), 10 * np.arange(7))
+        assert t.array("time", frames=[]).shape == (0,)
+        blocks = list(t.blocks("positions", max_bytes=2 * 16 * 3 * 8))
+        assert [b[0] for b in blocks] == [0, 2, 4, 6] and [len(b[1]) for b in blocks] == [2, 2, 2, 1]
+        np.testing.assert_array_equal(np.concatenate([b[1] for b in blocks]), t["positions"])
+        with pytest.raises(IndexError, match="out of range"):
+            t.array("spins", frames=7)
+        with pytest.raises(InputError, match="not a per-frame dataset"):
+            t.array("numbers", frames=0)
+        with pytest.raises(InputError, match="frame indices"):
+            t.array("spins", frames=[[0, 1]])
+        with pytest.raises(KeyError, match="no dataset 'nope'"):
+            t.array("nope", frames=0)
+
+
+def test_names_are_the_datasets_and_each_reads(tmp_path):
+    """Fault (round 12): ``names`` listed the ``checkpoint`` group of a run whose integrator keeps
+    arrays, and ``traj["checkpoint"]`` raised h5py's TypeError ('Accessing a group is done with bytes
+    or str')."""
+    frames = _frames(3)
+    path = tmp_path / "t.h5"
+    with TrajectoryWriter(path, frames[0]) as w:
+        for k, st in enumerate(frames):
+            w.write(st, k, float(k), checkpoint={"integrator": "X", "rng": np.arange(4.0)})
+    with Trajectory(path) as t:
+        assert "checkpoint" not in t.names and "spins" in t.names
+        for name in t.names:
+            assert len(np.atleast_1d(t[name]))
+        with pytest.raises(KeyError, match=r"Trajectory.checkpoint\(\)"):
+            t["checkpoint"]
+        np.testing.assert_array_equal(t.checkpoint()["integrator_state"]["rng"], np.arange(4.0))
+
+
+def test_a_continuation_records_a_run_only_when_the_run_differs(tmp_path):
+    frames = _frames(6)
+    path = tmp_path / "t.h5"
+    kw = dict(potential="P", integrator="LLG(dt=1.0, temperature=10.0)", seed=3, metadata={"every": 1})
+    with TrajectoryWriter(path, frames[0], **kw) as w:
+        for k in range(2):
+            w.write(frames[k], step=k, time=k)
+    with TrajectoryWriter(path, frames[0], mode="a", **kw) as w:  # the same run, continued
+        w.write(frames[2], step=2, time=2)
+    with TrajectoryWriter(path, frames[0], mode="a", **{**kw, "integrator": "LLG(dt=1.0, temperature=50.0)"}) as w:
+        pass  # a run that wrote no frame is not listed
+    with Trajectory(path) as t:
+        assert len(t.runs) == 1 and t.runs[0]["frames"] == 3 and t.runs[0]["seed"] == 3
+    with TrajectoryWriter(path, frames[0], mode="a", **{**kw, "integrator": "LLG(dt=1.0, temperature=50.0)"}) as w:
+        for k in range(3, 5):
+            w.write(frames[k], step=k, time=k)
+    with TrajectoryWriter(path, frames[0], mode="a") as w:  # no description given: the same run goes on
+        w.write(frames[5], step=5, time=5)
+    with Trajectory(path) as t:
+        runs = t.runs
+        assert [(r["first_frame"], r["frames"], r["first_step"]) for r in runs] == [(0, 3, None), (3, 3, 2)]
+        assert runs[1]["integrator"] == "LLG(dt=1.0, temperature=50.0)" and runs[1]["metadata"] == {"every": 1}
+        assert t.attrs["integrator"] == "LLG(dt=1.0, temperature=10.0)"  # the root attributes: the first run
+
+
+def test_convert_copies_the_runs_and_reads_one_frame_of_forces_at_a_time(tmp_path, monkeypatch):
+    """Fault (round 12): spinlat convert A.h5 B.h5 read the whole (F, N, 3) forces and magnetic
+    forces once per frame (F² N memory traffic), and the copy described every frame by the
+    first run."""
+    from spinlat.io.conversion import convert
+
+    frames = _frames(6)
+    path = tmp_path / "t.h5"
+    with TrajectoryWriter(path, frames[0], integrator="A", store_forces=True) as w:
+        for k in range(3):
+            w.write(frames[k], step=k, time=k, forces=np.full((16, 3), k), magnetic_forces=np.full((16, 3), -k))
+    with TrajectoryWriter(path, frames[0], integrator="B", mode="a") as w:
+        for k in range(3, 6):
+            w.write(frames[k], step=k, time=k, forces=np.full((16, 3), k), magnetic_forces=np.full((16, 3), -k))
+    reads = []
+    full = Trajectory.array
+
+    def array(self, name, frames=None):
+        out = full(self, name, frames)
+        reads.append((name, np.shape(out)))
+        return out
+
+    monkeypatch.setattr(Trajectory, "array", array)
+    assert convert(path, tmp_path / "c.h5", frames="1::2") == 3
+    assert {shape for name, shape in reads if "forces" in name} == {(16, 3)}
+    with Trajectory(tmp_path / "c.h5") as c:
+        assert [(r["first_frame"], r["integrator"]) for r in c.runs] == [(0, "A"), (1, "B")]
+        np.testing.assert_array_equal(c.array("forces", frames=slice(None))[:, 0, 0], [1, 3, 5])
+        assert c.attrs["metadata"]["converted_from"] == str(path)
+    assert convert(path, tmp_path / "d.h5", frames="4:") == 2  # frames of the second run only
+    with Trajectory(tmp_path / "d.h5") as d:
+        assert [(r["first_frame"], r["integrator"]) for r in d.runs] == [(0, "B")]
+    # through extxyz and back: the first frame of each run carries the run's attributes
+    assert convert(path, tmp_path / "t.extxyz", frames="1:") == 5
+    assert convert(tmp_path / "t.extxyz", tmp_path / "e.h5") == 5
+    with Trajectory(tmp_path / "e.h5") as e:
+        assert [(r["first_frame"], r["frames"], r["integrator"]) for r in e.runs] == [(0, 2, "A"), (2, 3, "B")]
+
+
+def test_begin_run_joins_runs_into_one_file(tmp_path):
+    frames = _frames(4)
+    path = tmp_path / "j.h5"
+    with TrajectoryWriter(path, frames[0], integrator="LLG(temperature=10.0)", flush_every=5) as w:
+        w.write(frames[0], 0, 0.0)
+        w.write(frames[1], 1, 1.0)
+        w.begin_run(integrator="LLG(temperature=10.0)")  # the same run: nothing recorded
+        w.begin_run(integrator="LLG(temperature=20.0)", seed=7, metadata={"every": 1})
+        w.write(frames[2], 2, 2.0)
+        w.write(frames[3], 3, 3.0)
+        with pytest.raises(InputError, match="JSON-serialisable"):
+            w.begin_run(metadata={"x": object()})
+    with Trajectory(path) as t:
+        assert [(r["first_frame"], r["frames"], r["integrator"], r["seed"]) for r in t.runs] == [
+            (0, 2, "LLG(temperature=10.0)", None), (2, 2, "LLG(temperature=20.0)", 7)]
+
+
+def test_frames_with_other_masses_or_pbc_than_the_file_are_refused(tmp_path):
+    """Fault (round 12): masses and pbc are stored once, so a frame (or an appended run) with its
+    own was written without a word and read back with the file's."""
+    frames = _frames(3)
+    st = frames[0]
+    path = tmp_path / "t.h5"
+    with TrajectoryWriter(path, st) as w:
+        w.write(st, 0, 0.0)
+        with pytest.raises(InputError, match=r"periodic directions differ \(frame \[True, True, False\], file "
+                                             r"\[True, True, True\]\)"):
+            w.write(st.copy(pbc=[True, True, False]), 1, 1.0)
+        masses = st.masses.copy()
+        masses[4] = 2.0
+        with pytest.raises(InputError, match=r"masses differ \(atom 4: frame 2 amu, file 55.845 amu\)"):
+            w.write(st.copy(masses=masses), 1, 1.0)
+        w.write(frames[1], 1, 1.0)  # the writer goes on
+    with pytest.raises(InputError, match="cannot append to .*periodic directions differ"):
+        TrajectoryWriter(path, st.copy(pbc=False), mode="a")
+    with Trajectory(path) as t:
+        assert len(t) == 2 and t[-1].pbc.all() and t[-1].masses[4] == pytest.approx(55.845)
+
+
+_WRITER_BEFORE_FLUSH = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import spinlat as sl
+    from spinlat.io import TrajectoryWriter
+    st = sl.State([[0, 0, 0], [1.4, 1.4, 1.4]], [26, 26], cell=np.eye(3) * 2.8, pbc=True, moments=[2.2, 2.2])
+    with TrajectoryWriter(sys.argv[1], st, flush_every=100) as w:
+        w.write(st, step=0, time=0.0)  # buffered: not in the file yet
+        print("written", flush=True)
+        sys.stdin.readline()
+""")
+
+
+def test_a_reader_of_a_live_file_without_frames_is_told_a_run_is_writing_it(tmp_path):
+    """Fault (round 12): `spinlat analyze` on the file of a run that had not flushed yet said only
+    'holds no frame (nothing to analyse)'; it now says that a simulation is writing it."""
+    from spinlat import analysis
+    from spinlat.cli import main
+
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER_BEFORE_FLUSH)
+    path = tmp_path / "live.h5"
+    proc = subprocess.Popen([sys.executable, str(script), str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "written"
+        assert hdf5.writer_holds(path) is True
+        with Trajectory(path) as t:
+            assert len(t) == 0 and t.being_written is True
+        with pytest.raises(InputError, match="holds no frame: a simulation is writing it and has not flushed"):
+            analysis.summary(path)
+        assert main(["analyze", str(path)]) == 1
+    finally:
+        proc.communicate("\n", timeout=120)
+    assert proc.returncode == 0
+    assert hdf5.writer_holds(path) is False
+    with Trajectory(path) as t:
+        assert len(t) == 1 and t.being_written is False
+        assert "stopped before the first frame" in t.no_frame_reason()
