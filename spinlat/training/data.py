@@ -34,7 +34,7 @@ from ..potentials.mmace.labels import LABELS, read_dataset, stored_keys, warn_un
 _NODE_KEYS = ("positions", "magmoms", "node_attrs", "species", "forces", "magnetic_forces")
 _EDGE_KEYS = ("shifts",)
 _GRAPH_KEYS = ("cell", "n_atoms", "weight", "energy", "stress", "energy_mask", "forces_mask",
-               "magnetic_forces_mask", "stress_mask")
+               "magnetic_forces_mask", "stress_mask", "magnetic_forces_longitudinal")
 
 
 def load_dataset(data, name: str = "train") -> list:
@@ -235,7 +235,9 @@ def _load_graphs(path) -> list[dict]:
     except Exception as exc:  # corrupt cache file
         raise FileFormatError(f"cannot read graph cache {path}: {exc}") from exc
     checksum.verify(path, meta, big, "graph cache", "remove it (it is rebuilt from the data)")
-    for k in ("energy_mask", "forces_mask", "magnetic_forces_mask", "stress_mask"):
+    if "magnetic_forces_longitudinal" not in big:  # a cache written before collinear labels were read
+        big["magnetic_forces_longitudinal"] = torch.zeros(len(big["n_atoms"]), dtype=torch.uint8)
+    for k in ("energy_mask", "forces_mask", "magnetic_forces_mask", "stress_mask", "magnetic_forces_longitudinal"):
         big[k] = big[k].bool()
     n_atoms = big["n_atoms"].tolist()
     n_edges = big["n_edges"].tolist()

@@ -24,7 +24,7 @@ import torch
 from ..errors import ConfigError, InputError
 from ..potentials.mmace.hyperparameters import Hyperparameters
 from ..potentials.mmace.labels import input_moments
-from ..potentials.mmace.metrics import label_masks
+from ..potentials.mmace.metrics import label_masks, longitudinal_atoms
 from .data import collate, dataset_hash, graphs_of, warn_if_collinear_data, warn_if_spin_orbit_data
 
 
@@ -72,7 +72,8 @@ def interaction_scale(graphs) -> float:
 def fit_one_body(model, graphs, species_to_fit, fit_e0, fit_landau, w_h, dtype, device, batch_size=8):
     """Least-squares E0 (eV) and Landau coefficients of the species ``species_to_fit`` on the
     residuals of the labelled energies (per atom) and magnetic forces (rows scaled by √w_h, the
-    ratio of the magnetic-force to the energy loss weight) left by the rest of the model; a small
+    ratio of the magnetic-force to the energy loss weight; of a collinear label only the component
+    along the moment) left by the rest of the model; a small
     ridge keeps Landau coefficients finite where the data cannot fix them."""
     order = model.landau_order if fit_landau else 0
     fit = list(species_to_fit)
@@ -118,6 +119,11 @@ def fit_one_body(model, graphs, species_to_fit, fit_e0, fit_landau, w_h, dtype, 
                 for p in range(order):
                     H[sel, :, ncol_e0 + c_ * order + p] = -((p + 1) * u[sel] ** p * 2 / mmax[sel])[:, None] * mt[sel]
             rh = (batch["magnetic_forces"] - out["magnetic_forces"]).detach().cpu().double().numpy()
+            axial = longitudinal_atoms(batch).cpu().numpy() & hm
+            if axial.any():  # collinear labels: only the component along the moment (rows m̂ m̂ᵀ·)
+                mhat = mt[axial] / np.linalg.norm(mt[axial], axis=1)[:, None]
+                H[axial] = mhat[:, :, None] * np.einsum("ak,akc->ac", mhat, H[axial])[:, None, :]
+                rh[axial] = mhat * np.einsum("ak,ak->a", mhat, rh[axial])[:, None]
             rows_h.append(H[hm].reshape(-1, ncol))
             rhs_h.append(rh[hm].reshape(-1))
     A = np.concatenate(rows_e + [np.sqrt(w_h) * r for r in rows_h])

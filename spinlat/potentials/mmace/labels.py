@@ -7,12 +7,20 @@ label                         unit        where
 ============================  ==========  ======================================================
 energy                        eV          ``info["energy"]``, or a calculator's ``energy``
 forces (N, 3)                 eV/Å        ``arrays["forces"]``, or a calculator's ``forces``
-magnetic_forces (N, 3)        eV/μB       ``arrays["magnetic_forces"]`` (h = −∂E/∂m), or a calculator's
+magnetic_forces (N, 3) or (N,) eV/μB      ``arrays["magnetic_forces"]`` (h = −∂E/∂m), or a calculator's;
+                                          (N,): collinear, the component h·m̂ along each moment
 stress, Voigt (6,) or 3×3     eV/Å³       ``info["stress"]`` (ASE's sign), or a calculator's ``stress``,
                                           or else ``info["virial"]`` (or ``"virials"``; eV, 3×3, 9 or
                                           Voigt 6) as σ = −W/V: the virial W = −∂E/∂ε of GPUMD's NEP
                                           and mace's data sets, V the cell volume
 ============================  ==========  ======================================================
+
+A collinear magnetic-force label (N,) — one number per atom, as collinear (spin-polarised, no
+spin-orbit) DFT codes give the force on a moment — is read as the component along the moment,
+h_i·m̂_i = −∂E/∂|m_i| (positive where the energy falls as the moment grows; for a code that gives
+−∂E/∂m_z of signed collinear moments, multiply by the sign of m_z): the training and the errors
+use only that component of such a configuration (``magnetic_forces_longitudinal``,
+:mod:`.metrics`); atoms without a moment have no direction and carry no label.
 
 A stress whose largest component exceeds :data:`STRESS_IMPLAUSIBLE` (1 eV/Å³ = 160 GPa) is read
 as given with a UserWarning: it is most likely in kbar (VASP's OUTCAR) or GPa, not eV/Å³.
@@ -201,8 +209,9 @@ def has_label(atoms) -> bool:
 
 
 def read_labels(atoms, where="configuration") -> dict:
-    """The labels a configuration carries, checked: ``energy`` (float eV), ``forces`` and
-    ``magnetic_forces`` ((N, 3)), ``stress`` (3×3); absent labels are absent keys. Raises
+    """The labels a configuration carries, checked: ``energy`` (float eV), ``forces`` ((N, 3)),
+    ``magnetic_forces`` ((N, 3), or (N,) as given for a collinear label: the component along each
+    moment, module docstring), ``stress`` (3×3); absent labels are absent keys. Raises
     ShapeError / NonFiniteError naming ``where`` and the label, InputError for a stress on a
     cell that is not periodic in all three directions (a stress needs a volume)."""
     n = len(atoms)
@@ -232,8 +241,10 @@ def read_labels(atoms, where="configuration") -> dict:
             out[key] = sigma
         else:
             a = np.asarray(value, dtype=np.float64)
-            if a.shape != (n, 3):
-                raise ShapeError(f"{where}: {key} must have shape ({n}, 3), got {a.shape}")
+            if a.shape != (n, 3) and not (key == "magnetic_forces" and a.shape == (n,)):
+                shape = f"({n}, 3), or ({n},) for the component along each moment" if key == "magnetic_forces" \
+                    else f"({n}, 3)"
+                raise ShapeError(f"{where}: {key} must have shape {shape}, got {a.shape}")
             out[key] = _finite(a, key, where)
     return out
 

@@ -1,0 +1,102 @@
+"""mMACE with users' own DFT data: collinear magnetic-force labels (one number per atom), total
+vs per-atom energies, moments under the keys other MLIP projects and readers use. Tiny models,
+fixed seeds, one torch thread."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("mace")
+
+from spinlat import datasets  # noqa: E402
+from spinlat.errors import ShapeError  # noqa: E402
+from spinlat.potentials import MagneticMACE  # noqa: E402
+from spinlat.potentials.mmace.graph import config_arrays  # noqa: E402
+from spinlat.training.data import collate, graphs_of  # noqa: E402
+from spinlat.training.loss import masked_loss  # noqa: E402
+
+from _tiny import _one_thread  # noqa: E402,F401  (autouse fixture)
+
+TINY = dict(r_max=4.0, max_ell=1, hidden_irreps="4x0e+4x1o", radial_MLP=[8], num_bessel=4, correlation=2,
+            MLP_irreps="4x0e", num_moment_basis=3, num_exchange_basis=2)
+
+
+@pytest.fixture(scope="module")
+def fe():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return datasets.teacher("Fe", 4, seed=31)
+
+
+def _collinear_label(at):
+    """The configuration with its magnetic forces replaced by their component along each moment (N,)."""
+    at = at.copy()
+    m = at.arrays["magmoms"]
+    at.arrays["magnetic_forces"] = np.einsum("ik,ik->i", at.arrays["magnetic_forces"], m) / np.linalg.norm(m, axis=1)
+    return at
+
+
+def test_a_collinear_magnetic_force_label_is_the_component_along_the_moment():
+    """A collinear DFT data set: signed moments (N,) along z and one magnetic force per atom (N,),
+    the force along the moment (−∂E/∂|m|). It was refused (shape (N, 3) required); it is read as
+    h·m̂ along m̂ (so along −z for a negative moment), and atoms without a moment carry nothing."""
+    from ase.build import bulk
+
+    at = bulk("Fe", "bcc", a=2.87, cubic=True).repeat((1, 1, 2))
+    at.arrays["magmoms"] = np.array([2.2, -2.1, 0.0, 1.9])
+    at.arrays["magnetic_forces"] = np.array([0.3, 0.4, 0.7, -0.2])
+    at.info["energy"] = -33.0
+    got = config_arrays(at)
+    np.testing.assert_array_equal(got["magnetic_forces"], [[0, 0, 0.3], [0, 0, -0.4], [0, 0, 0], [0, 0, -0.2]])
+    assert got["magnetic_forces_longitudinal"] is True
+    at.arrays["magnetic_forces"] = np.zeros(3)
+    with pytest.raises(ShapeError, match=r"magnetic_forces must have shape \(4, 3\), or \(4,\) for the component"):
+        config_arrays(at)
+
+
+def _batch_and_output(configs, pot):
+    batch = collate(graphs_of(configs, pot.cutoff, pot.z_table))
+    out = pot.model(batch, compute_forces=True, compute_magnetic_forces=True, compute_stress=True, training=False)
+    return batch, {k: (v.detach() if v is not None else None) for k, v in out.items()}
+
+
+def test_collinear_magnetic_forces_enter_the_loss_and_errors_along_the_moment_only(fe):
+    """Configuration 0 with a vector label, 1 with the collinear label (N,): the loss term and the
+    RMSE of 1 are those of the component along the moment, (Δh·m̂)² with one component per atom
+    (a vector label: |Δh|²/3 per atom, three components)."""
+    pot = MagneticMACE.create(["Fe"], soc=True, seed=1, **TINY)
+    configs = [fe[0].copy(), _collinear_label(fe[1])]
+    batch, out = _batch_and_output(configs, pot)
+    assert batch["magnetic_forces_longitudinal"].tolist() == [False, True]
+    weights = {"energy": 0.0, "forces": 0.0, "magnetic_forces": 10.0, "stress": 0.0}
+    loss = float(masked_loss(out, batch, weights))
+    h = out["magnetic_forces"].numpy()
+    n0 = len(configs[0])
+    m1 = configs[1].arrays["magmoms"]
+    along = np.einsum("ik,ik->i", h[n0:], m1) / np.linalg.norm(m1, axis=1)
+    sq_vec = ((h[:n0] - configs[0].arrays["magnetic_forces"]) ** 2).sum(1)
+    sq_col = (along - configs[1].arrays["magnetic_forces"]) ** 2
+    assert loss == pytest.approx(10.0 * np.mean(np.concatenate([sq_vec / 3, sq_col])), rel=1e-12, abs=0)
+    # evaluate: the RMSE over the labelled components (3 per vector atom, 1 per collinear atom)
+    got = pot.evaluate(configs)["magnetic_forces_rmse"]
+    assert got == pytest.approx(1000 * np.sqrt((sq_vec.sum() + sq_col.sum()) / (3 * n0 + len(sq_col))), rel=1e-9)
+    assert pot.evaluate(configs[1:])["magnetic_forces_rmse"] == pytest.approx(1000 * np.sqrt(np.mean(sq_col)),
+                                                                             rel=1e-9)
+
+
+def test_training_on_collinear_magnetic_forces_runs_and_fits_them(fe, tmp_path):
+    """Training on collinear labels (with the graph cache, written and read back) counts them and
+    lowers their error: the longitudinal RMSE after 6 epochs is below the initial model's."""
+    from spinlat.training import train
+
+    data = [_collinear_label(a) for a in fe]
+    kw = dict(seed=0, batch_size=2, lr=0.01, progress=False, cache_dir=str(tmp_path), energy_weight=1.0,
+              magnetic_forces_weight=100.0, **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start = train(data, valid=data, epochs=0, **kw)
+        pot = train(data, valid=data, epochs=6, **kw)
+    assert pot.training_summary["labels"]["train"]["magnetic_forces"] == 4
+    assert pot.evaluate(data)["magnetic_forces_rmse"] < start.evaluate(data)["magnetic_forces_rmse"]
