@@ -36,9 +36,10 @@ import warnings
 import numpy as np
 import torch
 
-from ..errors import ConfigError, SimulationError
+from ..errors import ConfigError, InputError, SimulationError
 from ..interrupts import check, deferred, pending
 from ..potentials.mmace.hyperparameters import Hyperparameters
+from ..potentials.mmace.labels import check_energies_are_totals, energies_as_totals
 from ..potentials.mmace.metrics import add_errors, rmse, squared_errors
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import check_dataset, collate, label_counts, load_dataset
@@ -77,7 +78,7 @@ def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Da
     """Load and check the data sets; without ``valid``, hold out ``valid_fraction`` of ``train``
     (chosen by the seed). Warns when a loss weight given in ``explicit_weights`` has no label to
     act on in the training set."""
-    train_data = load_dataset(train, "train")
+    train_data = read_energies(load_dataset(train, "train"), opts, "train")
     labels = check_dataset(train_data, "train")
     if valid is None:
         if len(train_data) < 2:
@@ -89,7 +90,7 @@ def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Da
         valid_data, labels_valid = [train_data[k] for k in perm[:n_valid]], [labels[k] for k in perm[:n_valid]]
         train_data, labels = [train_data[k] for k in keep], [labels[k] for k in keep]
     else:
-        valid_data = load_dataset(valid, "valid")
+        valid_data = read_energies(load_dataset(valid, "valid"), opts, "valid")
         labels_valid = check_dataset(valid_data, "valid")
     data = Data(train_data, valid_data, label_counts(labels), label_counts(labels_valid))
     for key in LABEL_KEYS:
@@ -98,6 +99,20 @@ def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Da
             warnings.warn(f"{key}_weight={w:g} was given, but no training configuration carries {key}: "
                           "that loss term is absent", stacklevel=4)
     return data
+
+
+def read_energies(data, opts: TrainingOptions, name) -> list:
+    """``data`` with total energies (:func:`~spinlat.potentials.mmace.labels.energies_as_totals`
+    for ``energy_label``); with ``check_energies``, ConfigError when energies read as totals scale
+    like per-atom values (:func:`~spinlat.potentials.mmace.labels.check_energies_are_totals`)."""
+    if opts.check_energies and opts.energy_label == "total":
+        try:
+            check_energies_are_totals(data, f"{name} dataset", "If info['energy'] holds eV/atom, give the training "
+                                      "option energy_label='per_atom' (a spinlat train config: training.energy_label: "
+                                      "per_atom); if they are totals, check_energies=False reads them as given")
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
+    return energies_as_totals(data, opts.energy_label, f"{name} dataset")
 
 
 def _outputs(weights, labels) -> dict:

@@ -17,6 +17,7 @@ import dataclasses
 
 from .. import validation
 from ..errors import ConfigError, DeviceError, InputError
+from ..potentials.mmace.labels import ENERGY_LABELS
 from ..options import Options, element_mapping, integer_in, number_in, optional, option, path_or_none
 
 SCHEDULERS = ("plateau", "cosine", "cosine_time")
@@ -87,6 +88,12 @@ class TrainingOptions(Options):
                                        "(preparation and validation passes are not cut short; scripts; tests use "
                                        "epochs)")
     init_from: object = option(None, _init_from, "a MagneticMACE or model file to fine-tune")
+    energy_label: str = option("total", lambda v, k: validation.choice(v, k, ENERGY_LABELS),
+                               "what info['energy'] holds: 'total' (eV, ASE's convention) or 'per_atom' (eV/atom, "
+                               "multiplied by the number of atoms)")
+    check_energies: bool = option(True, validation.boolean,
+                                  "refuse total energies that scale like per-atom values across configurations of "
+                                  "different sizes (False: read them as given)")
 
     @classmethod
     def check_together(cls, full, given, prefix, complete):

@@ -100,3 +100,90 @@ def test_training_on_collinear_magnetic_forces_runs_and_fits_them(fe, tmp_path):
         pot = train(data, valid=data, epochs=6, **kw)
     assert pot.training_summary["labels"]["train"]["magnetic_forces"] == 4
     assert pot.evaluate(data)["magnetic_forces_rmse"] < start.evaluate(data)["magnetic_forces_rmse"]
+
+
+def _sized_fe_data(per_atom, with_isolated=True, seed=0):
+    """bcc Fe of 2, 4, 16 and 54 atoms (and an isolated Fe atom at -3.4 eV), energies -8.2 eV/atom
+    with noise: stored as totals or, as some projects write them, per atom."""
+    from ase import Atoms
+    from ase.build import bulk
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for reps in [(1, 1, 1), (2, 1, 1), (2, 2, 2), (3, 3, 3), (1, 1, 1), (2, 2, 2)]:
+        at = bulk("Fe", "bcc", a=2.87, cubic=True).repeat(reps)
+        at.rattle(0.01, seed=int(rng.integers(1000)))
+        at.arrays["magmoms"] = np.tile([0.0, 0.0, 2.2], (len(at), 1))
+        e = -8.2 + 0.03 * rng.standard_normal()
+        at.info["energy"] = e if per_atom else e * len(at)
+        out.append(at)
+    if with_isolated:
+        atom = Atoms("Fe", positions=[[5, 5, 5]], cell=np.eye(3) * 10, pbc=False)
+        atom.arrays["magmoms"] = np.array([[0.0, 0.0, 4.0]])
+        atom.info["energy"] = -3.4
+        out.append(atom)
+    return out
+
+
+def test_per_atom_energies_in_info_energy_are_refused_naming_the_option():
+    """Energies per atom stored as info['energy'] (as some projects write them) were trained on as
+    totals without a word (per-atom errors of ~8 eV/N). Over configurations of 2...54 atoms they are
+    refused, naming energy_label; true totals (with an isolated atom among them) pass; with
+    energy_label='per_atom' they are read as ε·N."""
+    from spinlat.errors import ConfigError
+    from spinlat.training import train
+    from spinlat.training.loop import prepare_data
+    from spinlat.training.options import TrainingOptions
+
+    per_atom = _sized_fe_data(per_atom=True)
+    with pytest.raises(ConfigError, match=r"train dataset: the energies look like energies per atom.*"
+                                          r"2, 4, 16, 54 atoms.*energy_label: per_atom"):
+        train(per_atom, valid=per_atom, epochs=0, progress=False, **TINY)
+    opts = TrainingOptions.from_values({"energy_label": "per_atom"})
+    data = prepare_data(per_atom, None, opts)
+    for at in data.train + data.valid:
+        src = next(a for a in per_atom if a.positions.shape == at.positions.shape and np.all(a.positions == at.positions))
+        assert at.info["energy"] == src.info["energy"] * len(src)
+    assert per_atom[2].info["energy"] > -9  # the user's atoms are not changed
+    # totals (the isolated atom is the same under both readings and does not mislead the check)
+    totals = prepare_data(_sized_fe_data(per_atom=False), None, TrainingOptions.from_values({}))
+    assert sorted(len(a) for a in totals.train + totals.valid) == [1, 2, 2, 4, 16, 16, 54]
+    # a user sure of their totals can switch the check off
+    prepare_data(per_atom, None, TrainingOptions.from_values({"check_energies": False}))
+
+
+def test_evaluate_refuses_per_atom_energies_and_reads_them_when_told():
+    from spinlat.errors import InputError
+
+    pot = MagneticMACE.create(["Fe"], soc=True, seed=1, **TINY)
+    per_atom, totals = _sized_fe_data(per_atom=True), _sized_fe_data(per_atom=False)
+    with pytest.raises(InputError, match="MagneticMACE.evaluate: dataset: the energies look like energies per "
+                                         "atom.*energy_label='per_atom'"):
+        pot.evaluate(per_atom)
+    assert pot.evaluate(per_atom, energy_label="per_atom")["energy_rmse"] == pytest.approx(
+        pot.evaluate(totals)["energy_rmse"], rel=1e-12)
+
+
+def test_the_energy_check_keeps_quiet_where_sizes_cannot_tell_and_on_alloys():
+    """One size only (or single atoms): no verdict. An FeCo set of several sizes and compositions
+    with totals passes; the same set per atom is caught."""
+    from ase.build import bulk
+
+    from spinlat.potentials.mmace.labels import per_atom_energy_evidence
+
+    same = [a for a in _sized_fe_data(per_atom=True, with_isolated=False) if len(a) == 16]
+    assert per_atom_energy_evidence(same) is None
+    rng = np.random.default_rng(3)
+    alloys = []
+    for reps in [(1, 1, 1), (2, 1, 1), (2, 2, 1), (2, 2, 2), (3, 2, 2), (3, 3, 2)]:
+        at = bulk("Fe", "bcc", a=2.85, cubic=True).repeat(reps)
+        at.numbers[rng.random(len(at)) < 0.4] = 27
+        x = np.mean(at.numbers == 27)
+        alloys.append((at, -8.2 * (1 - x) - 7.1 * x + 0.02 * rng.standard_normal()))
+    for at, eps in alloys:
+        at.info["energy"] = eps * len(at)
+    assert per_atom_energy_evidence([a for a, _ in alloys])[0] is False
+    for at, eps in alloys:
+        at.info["energy"] = eps
+    looks, rms_total, rms_per_atom, sizes = per_atom_energy_evidence([a for a, _ in alloys])
+    assert looks and rms_per_atom < 0.05 < rms_total and sizes == [2, 4, 8, 16, 24, 36]

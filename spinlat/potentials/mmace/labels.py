@@ -288,3 +288,90 @@ def read_dataset(path, name="dataset") -> list:
     except Exception as exc:  # ASE raises many kinds for unreadable files
         raise FileFormatError(f"{name}: cannot read {p} as configurations ({type(exc).__name__}: {exc})") from None
     return list(frames)
+
+
+#: how ``info["energy"]`` (or a calculator's energy) is read: the configuration's total energy
+#: (eV, the default and ASE's convention), or an energy per atom (eV/atom) that is multiplied by N
+ENERGY_LABELS = ("total", "per_atom")
+
+
+def energies_as_totals(configs, energy_label="total", name="data set") -> list:
+    """``configs`` (ase.Atoms) with total energies: unchanged for ``energy_label="total"``; for
+    ``"per_atom"`` copies whose ``info["energy"]`` is the stored energy (eV/atom, from ``info`` or
+    a calculator) times the number of atoms (the calculator, with its other labels, stays
+    attached). Raises InputError for another ``energy_label``."""
+    from ... import validation
+
+    energy_label = validation.choice(energy_label, f"{name}: energy_label", ENERGY_LABELS)
+    if energy_label == "total":
+        return list(configs)
+    out = []
+    for at in configs:
+        value = raw_label(at, "energy") if hasattr(at, "arrays") else None
+        if value is not None:
+            calc = at.calc
+            at = at.copy()
+            at.calc = calc
+            e = np.asarray(value, dtype=np.float64)
+            at.info["energy"] = float(e.reshape(())) * len(at) if e.size == 1 else value  # a bad shape is named later
+        out.append(at)
+    return out
+
+
+#: the energies of configurations of several sizes are refused as totals when they follow the
+#: composition fractions (per-atom values) this many times better than the totals per atom do
+PER_ATOM_RATIO = 2.0
+#: ... and the totals per atom scatter by more than this (eV/atom) about a composition fit
+PER_ATOM_SCATTER = 0.05
+
+
+def per_atom_energy_evidence(configs):
+    """Whether the energies of ``configs`` (ase.Atoms, read as :func:`raw_label` does) look like
+    energies per atom rather than totals: None when they cannot tell (fewer than two sizes among the
+    configurations of more than one atom with an energy, or no more such configurations than
+    elements), else (looks per-atom, rms_total, rms_per_atom, sizes). Both readings are fitted
+    linearly in the composition fractions x: totals per atom E/N ≈ x·e (rms_total, eV/atom) and
+    per-atom values E ≈ x·e (rms_per_atom); totals grow with N, so read as per-atom values they
+    fit far worse, and per-atom values divided by N fit far worse than they do. Looks per-atom
+    when rms_per_atom < rms_total / :data:`PER_ATOM_RATIO` and rms_total > :data:`PER_ATOM_SCATTER`.
+    Single atoms (isolated-atom reference energies) are the same under both readings and are left out."""
+    rows = []
+    for at in configs:
+        if not hasattr(at, "arrays") or len(at) < 2:
+            continue
+        value = raw_label(at, "energy")
+        if value is None or np.size(value) != 1 or not np.isfinite(np.asarray(value, dtype=np.float64)).all():
+            continue
+        rows.append((float(np.asarray(value, dtype=np.float64).reshape(())), np.asarray(at.numbers)))
+    if not rows:
+        return None
+    elements = sorted({int(z) for _, numbers in rows for z in numbers})
+    sizes = sorted({len(numbers) for _, numbers in rows})
+    if len(sizes) < 2 or len(rows) <= len(elements):
+        return None
+    n = np.array([len(numbers) for _, numbers in rows], dtype=np.float64)
+    x = np.array([[np.count_nonzero(numbers == z) for z in elements] for _, numbers in rows]) / n[:, None]
+    e = np.array([value for value, _ in rows])
+
+    def rms_residual(y):
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        return float(np.sqrt(np.mean((y - x @ coef) ** 2)))
+
+    rms_total, rms_per_atom = rms_residual(e / n), rms_residual(e)
+    looks = rms_per_atom * PER_ATOM_RATIO < rms_total and rms_total > PER_ATOM_SCATTER
+    return looks, rms_total, rms_per_atom, sizes
+
+
+def check_energies_are_totals(configs, name="data set", remedy="") -> None:
+    """Raise InputError when the energies of ``configs`` are obviously per-atom values, not the
+    totals spinlat reads (:func:`per_atom_energy_evidence`); ``remedy`` names the option that
+    says so (e.g. ``energy_label='per_atom'``). Silent when the sizes cannot tell."""
+    found = per_atom_energy_evidence(configs)
+    if found is None or not found[0]:
+        return
+    _, rms_total, rms_per_atom, sizes = found
+    shown = ", ".join(map(str, sizes[:6])) + (" ..." if len(sizes) > 6 else "")
+    raise InputError(f"{name}: the energies look like energies per atom, not the total energies spinlat reads from "
+                     f"info['energy'] (ASE's convention): over configurations of {shown} atoms they follow the "
+                     f"composition as per-atom values (rms {rms_per_atom:.3g} eV about a fit) far better than as "
+                     f"totals (E/N scatters by {rms_total:.3g} eV/atom). {remedy}")
