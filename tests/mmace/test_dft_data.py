@@ -187,3 +187,30 @@ def test_the_energy_check_keeps_quiet_where_sizes_cannot_tell_and_on_alloys():
         at.info["energy"] = eps
     looks, rms_total, rms_per_atom, sizes = per_atom_energy_evidence([a for a, _ in alloys])
     assert looks and rms_per_atom < 0.05 < rms_total and sizes == [2, 4, 8, 16, 24, 36]
+
+
+def test_a_spin_polarised_vasprun_without_moments_is_named():
+    """ASE's vasprun.xml reader keeps the INCAR (ISPIN, MAGMOM) but reads no moment per atom: an
+    ISPIN = 2 run trained silently as non-magnetic. from_ase and the training inputs now say so
+    and point to the OUTCAR; an ISPIN = 1 run stays quiet."""
+    from pathlib import Path
+
+    import ase
+    import ase.io
+
+    import spinlat as sl
+    from spinlat.potentials.mmace.labels import input_moments
+
+    path = Path(ase.__file__).parent / "test" / "testdata" / "vasp" / "vasprun_pstress.xml"
+    if not path.is_file():
+        pytest.skip("ASE's test data (a vasprun.xml) are not installed")
+    atoms = ase.io.read(path)
+    assert atoms.calc.parameters["ispin"] == 1 and "magmoms" not in atoms.calc.results
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sl.State.from_ase(atoms)
+    atoms.calc.parameters["ispin"] = 2
+    for read in (sl.State.from_ase, input_moments):
+        with pytest.warns(UserWarning, match=r"spin-polarised VASP run \(calculator parameters ISPIN = 2\) but carry no "
+                                             r"moment per atom: ASE's vasprun.xml reader reads none.*OUTCAR"):
+            read(atoms)

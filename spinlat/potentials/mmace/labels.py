@@ -40,11 +40,13 @@ label): :func:`input_moments` reads them by the rule of :meth:`spinlat.State.fro
 (:func:`spinlat.state.ase_magnetic_moments`, one helper for both): the first non-zero of a
 calculator's ``magmoms`` (the moments of the calculation that gave the labels: for a
 self-consistent DFT run its converged moments, not its starting guess), ``arrays["magmoms"]``
-(the data-set convention) and the initial magnetic moments (``arrays["initial_magmoms"]``), with
-a UserWarning when the first two are both non-zero and differ; none of them: a non-magnetic configuration
-(with a UserWarning when it carries per-atom data named like moments, e.g. an extxyz column
-``magmom`` or ``magnetic_moments``, or only a calculator's total moment:
-:func:`spinlat.state.warn_unread_moments`). Collinear moments (N,) lie along +z, unless the
+(the data-set convention), per-atom moments under other codes' names (the reference magnetic
+MACE's ``REF_magmom``, an extxyz column ``magmom`` or ``magnetic_moments``, ...:
+:func:`spinlat.state.moment_alias_keys`) and the initial magnetic moments
+(``arrays["initial_magmoms"]``), with a UserWarning when two of the non-initial ones are
+non-zero and differ; none of them: a non-magnetic configuration (with a UserWarning when it
+carries per-atom data named like moments where they are not read, e.g. in ``info``, or only a
+calculator's total moment: :func:`spinlat.state.warn_unread_moments`). Collinear moments (N,) lie along +z, unless the
 configuration has a per-atom ``spins`` array (N, 3) of directions (an extxyz ``spins`` column, as
 :meth:`spinlat.State.from_ase` reads it): then moments (N,) are magnitudes along it and moments
 (N, 3) must point along it.
@@ -52,13 +54,13 @@ configuration has a per-atom ``spins`` array (N, 3) of directions (an extxyz ``s
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import FileFormatError, InputError, NonFiniteError, ShapeError
+from ...state import ALIAS_AFFIX, MOMENT_NAMES
 
 #: label → (holder in ase.Atoms, unit)
 LABELS = {"energy": ("info", "eV"), "forces": ("arrays", "eV/Å"), "magnetic_forces": ("arrays", "eV/μB"),
@@ -71,7 +73,7 @@ STRESS_IMPLAUSIBLE = 1.0
 #: ``info`` keys read as a virial (eV) when a configuration has no stress
 VIRIAL_KEYS = ("virial", "virials")
 
-#: names (lower case, after stripping a prefix or suffix of :data:`_ALIAS_AFFIX`) under which
+#: names (lower case, after stripping a prefix or suffix of :data:`spinlat.state.ALIAS_AFFIX`) under which
 #: other codes store a label or the moments → the label spinlat reads under its own name
 _ALIASES = {
     **dict.fromkeys(("energy", "energies", "total_energy"), "energy"),
@@ -80,10 +82,8 @@ _ALIASES = {
     **dict.fromkeys(("magforces", "magforce", "mag_forces", "mag_force", "magnetic_forces", "magnetic_force",
                      "hmag", "h_mag", "magnetic_field", "magnetic_fields", "constraining_field",
                      "constraining_fields", "constrained_field", "b_constr"), "magnetic_forces"),
-    **dict.fromkeys(("magmom", "magmoms", "magnetic_moment", "magnetic_moments", "mag_moments", "moments"),
-                    "moments"),
+    **dict.fromkeys(MOMENT_NAMES, "moments"),
 }
-_ALIAS_AFFIX = re.compile(r"^(?:ref|dft|vasp|qe|target|true|reference|label)_|_(?:ref|dft|vasp|qe|true|reference)$")
 
 
 def _results(atoms) -> dict:
@@ -137,7 +137,7 @@ def unread_label_keys(atoms) -> list:
             if not isinstance(k, str):
                 continue
             name = k.lower()
-            label = _ALIASES.get(name) or _ALIASES.get(_ALIAS_AFFIX.sub("", name))
+            label = _ALIASES.get(name) or _ALIASES.get(ALIAS_AFFIX.sub("", name))
             if label is None or label in have:
                 continue
             if k in read_names[label] and place in read_where[label]:
