@@ -9,7 +9,8 @@ terms and scale set from the data before the first optimiser step.
   keep theirs exactly) and fits only the new species' one-body terms;
 - :func:`interaction_scale`: the scale of the interaction energy, the RMS force of the data (or,
   for energies-only data, the RMS per-atom energy left by a composition fit);
-- :func:`fit_one_body`: per-species reference energies E0 (``E0s="average"``) and Landau
+- :func:`fit_one_body`: per-species reference energies E0 (``E0s="average"``; ``"isolated"`` and a
+  mapping set them, :func:`spinlat.training.loop.isolated_atom_energies`) and Landau
   coefficients by linear least squares on the energies and magnetic forces the data carry.
 """
 
@@ -306,7 +307,9 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
     if e0_given:
         missing = [chemical_symbols[z_table[s]] for s in fit_species if chemical_symbols[z_table[s]] not in opts.E0s]
         if missing:
-            raise ConfigError(f"E0s gives no reference energy for {missing}")
+            raise ConfigError(f"E0s gives no reference energy for {missing} (E0s={{element: eV}} names every element "
+                              "of the data that the model does not know yet; E0s='isolated' needs a single-atom "
+                              "configuration marked config_type=IsolatedAtom of each)")
         with torch.no_grad():
             for s in fit_species:
                 model.atomic_energies[s] = float(opts.E0s[chemical_symbols[z_table[s]]])

@@ -66,12 +66,14 @@ def check_options(soc, max_minutes, seed, init_from, options) -> tuple[TrainingO
 # -------------------------------------------------------------------------------- 2. data
 @dataclasses.dataclass
 class Data:
-    """The two data sets (lists of ase.Atoms) and how many configurations carry each label."""
+    """The two data sets (lists of ase.Atoms), how many configurations carry each label, and the
+    reference energies {element: eV} of the isolated atoms taken out of them (``E0s="isolated"``)."""
 
     train: list
     valid: list
     labels_train: dict
     labels_valid: dict
+    e0s: dict | None = None
 
 
 def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Data:
@@ -79,6 +81,7 @@ def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Da
     (chosen by the seed). Warns when a loss weight given in ``explicit_weights`` has no label to
     act on in the training set."""
     train_data = read_energies(load_dataset(train, "train"), opts, "train")
+    train_data, e0s = isolated_atom_energies(train_data, opts, "train")
     labels = check_dataset(train_data, "train")
     if valid is None:
         if len(train_data) < 2:
@@ -90,9 +93,10 @@ def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Da
         valid_data, labels_valid = [train_data[k] for k in perm[:n_valid]], [labels[k] for k in perm[:n_valid]]
         train_data, labels = [train_data[k] for k in keep], [labels[k] for k in keep]
     else:
-        valid_data = read_energies(load_dataset(valid, "valid"), opts, "valid")
+        valid_data, _ = isolated_atom_energies(read_energies(load_dataset(valid, "valid"), opts, "valid"), opts,
+                                               "valid", use=False)
         labels_valid = check_dataset(valid_data, "valid")
-    data = Data(train_data, valid_data, label_counts(labels), label_counts(labels_valid))
+    data = Data(train_data, valid_data, label_counts(labels), label_counts(labels_valid), e0s)
     for key in LABEL_KEYS:
         w = opts.loss_weights[key]
         if f"{key}_weight" in explicit_weights and w > 0 and data.labels_train[key] == 0:
@@ -113,6 +117,55 @@ def read_energies(data, opts: TrainingOptions, name) -> list:
         except InputError as exc:
             raise ConfigError(str(exc)) from None
     return energies_as_totals(data, opts.energy_label, f"{name} dataset")
+
+
+#: ``info["config_type"]`` of a single-atom configuration that gives its element's reference energy
+#: (mace's convention)
+ISOLATED_ATOM = "IsolatedAtom"
+
+
+def isolated_atom_energies(data, opts: TrainingOptions, name, use=True) -> tuple[list, dict | None]:
+    """(configurations left to train on, {element: eV} or None) for ``E0s="isolated"``: the
+    single-atom configurations marked ``info["config_type"] == "IsolatedAtom"`` give their
+    element's E0 and are taken out (as ``mace_run_train`` does; ``use=False``: only taken out, for
+    the validation set). ConfigError when ``use`` finds none, for one without an energy and for
+    two of one element with different energies. With ``E0s="average"`` they stay and a
+    UserWarning says that they are trained on as ordinary configurations."""
+    from ase.data import chemical_symbols
+
+    from ..potentials.mmace.labels import raw_label
+
+    marked = [k for k, at in enumerate(data) if len(at) == 1 and at.info.get("config_type") == ISOLATED_ATOM]
+    if opts.E0s != "isolated":
+        if marked and opts.E0s == "average" and use:
+            warnings.warn(f"{name} dataset: {len(marked)} single-atom configurations are marked config_type="
+                          f"{ISOLATED_ATOM} (mace's reference energies E0; configuration {marked[0]}): with "
+                          "E0s='average' they are trained on as ordinary configurations and the E0s are fitted by "
+                          "least squares; give E0s='isolated' to take the E0s from them (and leave them out of the "
+                          "training, as mace_run_train does)", UserWarning, stacklevel=4)
+        return data, None
+    if use and not marked:
+        raise ConfigError(f"E0s='isolated' takes the reference energies from single-atom configurations marked "
+                          f"info['config_type'] = '{ISOLATED_ATOM}', but the {name} dataset has none; give E0s as "
+                          "{element: eV} or 'average'")
+    e0s = {}
+    for k in marked:
+        at = data[k]
+        energy = raw_label(at, "energy")
+        if energy is None or np.size(energy) != 1:
+            raise ConfigError(f"{name} dataset configuration {k} is marked config_type={ISOLATED_ATOM} but carries no "
+                              "energy (info['energy'] or a calculator's energy)")
+        symbol = chemical_symbols[int(at.numbers[0])]
+        energy = float(np.asarray(energy, dtype=np.float64).reshape(()))
+        if symbol in e0s and e0s[symbol] != energy:
+            raise ConfigError(f"{name} dataset: two {ISOLATED_ATOM} configurations of {symbol} have different energies "
+                              f"({e0s[symbol]!r} and {energy!r} eV, configuration {k}); keep one")
+        e0s[symbol] = energy
+    rest = [at for k, at in enumerate(data) if k not in set(marked)]
+    if not rest:
+        raise ConfigError(f"the {name} dataset holds only {ISOLATED_ATOM} configurations, which E0s='isolated' takes "
+                          "out: nothing is left to train on")
+    return rest, (e0s if use else None)
 
 
 def _outputs(weights, labels) -> dict:
@@ -449,6 +502,8 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
     dtype, device = resolve_dtype(opts.dtype), resolve_device(opts.device)
     t_start = time.perf_counter()
     data = prepare_data(train, valid, opts, explicit_weights=options)
+    if data.e0s is not None:  # E0s="isolated": the isolated atoms' energies, as if given
+        opts = dataclasses.replace(opts, E0s=data.e0s)
     start = build_model(data.train, data.valid, soc, hyper, opts, dtype, device)
     opt = make_optimiser(start.model, opts)
     progress = resume(opt, start, opts)

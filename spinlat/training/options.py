@@ -35,8 +35,15 @@ def _device(v, k):
 _E0S_MAPPING = element_mapping(lambda x, k: validation.number(x, k, unit="eV"), "reference energy (eV)")
 
 
+#: the E0s that are not a mapping: fitted by least squares, or the energies of the configurations marked
+#: ``config_type="IsolatedAtom"`` (mace's convention)
+E0S_CHOICES = ("average", "isolated")
+
+
 def _e0s(v, k):
-    return v if v == "average" else _E0S_MAPPING(v, k)
+    if isinstance(v, str):
+        return validation.choice(v, k, E0S_CHOICES)
+    return _E0S_MAPPING(v, k)
 
 
 def _init_from(v, k):
@@ -79,8 +86,10 @@ class TrainingOptions(Options):
     progress: bool | str = option(True, lambda v, k: v if v == "table" else validation.boolean(v, k),
                                   "progress bars and the per-epoch table (True), the table only ('table'), "
                                   "or nothing (False)")
-    E0s: str | dict = option("average", _e0s, "per-element reference energies: 'average' (least squares) or "
-                                              "{element: eV}")
+    E0s: str | dict = option("average", _e0s, "per-element reference energies: 'average' (least squares), "
+                                              "'isolated' (the energies of the single-atom configurations marked "
+                                              "config_type=IsolatedAtom, which are then left out of the training, as "
+                                              "mace_run_train does) or {element: eV}")
     seed: int = option(0, lambda v, k: integer_in(0)(validation.seed(v, k), k),
                        "seed of the initial weights, the validation split and the shuffling")
     max_minutes: float | None = option(None, optional(number_in(0.0, low_open=True, unit="minutes")),

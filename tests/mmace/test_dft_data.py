@@ -214,3 +214,45 @@ def test_a_spin_polarised_vasprun_without_moments_is_named():
         with pytest.warns(UserWarning, match=r"spin-polarised VASP run \(calculator parameters ISPIN = 2\) but carry no "
                                              r"moment per atom: ASE's vasprun.xml reader reads none.*OUTCAR"):
             read(atoms)
+
+
+def _isolated(symbol, energy, moment):
+    from ase import Atoms
+
+    atom = Atoms(symbol, positions=[[0.0, 0.0, 0.0]], cell=np.eye(3) * 20.0, pbc=True)
+    atom.arrays["magmoms"] = np.array([[0.0, 0.0, moment]])
+    atom.info["energy"] = energy
+    atom.info["config_type"] = "IsolatedAtom"
+    return atom
+
+
+def test_isolated_atoms_give_the_E0s_when_asked_and_are_named_otherwise(fe):
+    """mace's data sets mark the isolated atoms config_type=IsolatedAtom: mace_run_train takes E0 from
+    them. spinlat trained them silently as ordinary configurations with least-squares E0s; it now
+    says so, and E0s='isolated' takes E0 = their energy exactly and leaves them out."""
+    from spinlat.errors import ConfigError
+    from spinlat.training import train
+
+    data = list(fe) + [_isolated("Fe", -3.4, 4.0)]
+    kw = dict(epochs=0, progress=False, seed=0, **TINY)
+    with pytest.warns(UserWarning, match=r"train dataset: 1 single-atom configurations are marked "
+                                         r"config_type=IsolatedAtom.*E0s='isolated'"):
+        fitted = train(data, valid=fe[:1], **kw)
+    assert fitted.training_summary["n_train"] == 5
+    assert float(fitted.model.atomic_energies[0]) != -3.4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", message=".*soc=True model.*")
+        pot = train(data, valid=fe[:1], E0s="isolated", **kw)
+    assert float(pot.model.atomic_energies[0]) == -3.4
+    assert pot.training_summary["n_train"] == 4
+    with pytest.raises(ConfigError, match="E0s='isolated' takes the reference energies.*has none"):
+        train(list(fe), valid=fe[:1], E0s="isolated", **kw)
+    feni = [a.copy() for a in fe]
+    feni[0].numbers[0] = 28
+    with pytest.raises(ConfigError, match=r"E0s gives no reference energy for \['Ni'\].*IsolatedAtom"):
+        train(feni + [_isolated("Fe", -3.4, 4.0)], valid=fe[:1], E0s="isolated", **kw)
+    with pytest.raises(ConfigError, match="two IsolatedAtom configurations of Fe have different energies"):
+        train(data + [_isolated("Fe", -3.5, 4.0)], valid=fe[:1], E0s="isolated", **kw)
+    with pytest.raises(ConfigError, match=r"E0s: expected one of 'average', 'isolated'"):
+        train(data, valid=fe[:1], E0s="isolated_atoms", **kw)
