@@ -6,8 +6,10 @@ A data set is a list of ``ase.Atoms``, a file ``ase.io.read`` reads (extxyz), or
 moments as inputs and any of the labels energy, forces, magnetic forces and stress, in
 ``info``/``arrays`` or as calculator results (:mod:`spinlat.potentials.mmace.labels`); labels may
 be missing per configuration (energies only, magnetic forces for some configurations): a missing
-label is left out of the loss, never taken as zero. ``info["weight"]`` (default 1) weights a
-configuration.
+label is left out of the loss, never taken as zero. ``info["weight"]`` (or mace's
+``info["config_weight"]``; default 1) weights a configuration, and mace's
+``info["config_<label>_weight"] = 0`` leaves that label of it out
+(:func:`~spinlat.potentials.mmace.labels.read_labels`).
 
 Graphs are built once per configuration with :func:`~spinlat.potentials.mmace.graph.build_batch`
 and concatenated into batches by :func:`collate`. With a cache directory, the graphs of a whole

@@ -256,3 +256,25 @@ def test_isolated_atoms_give_the_E0s_when_asked_and_are_named_otherwise(fe):
         train(data + [_isolated("Fe", -3.5, 4.0)], valid=fe[:1], E0s="isolated", **kw)
     with pytest.raises(ConfigError, match=r"E0s: expected one of 'average', 'isolated'"):
         train(data, valid=fe[:1], E0s="isolated_atoms", **kw)
+
+
+def test_mace_configuration_weights_are_read_not_ignored(fe):
+    """mace's data sets weight configurations with info['config_weight'] and leave a label out with
+    info['config_forces_weight'] = 0 (the reference mMACE: config_magforces_weight): both were
+    ignored (weight 1, label kept). Now read; weights spinlat cannot express are refused."""
+    from spinlat.errors import InputError
+
+    a = fe[0].copy()
+    a.info["config_weight"] = 0.25
+    a.info["config_magforces_weight"] = 0.0
+    a.info["config_virials_weight"] = 1.0
+    got = config_arrays(a)
+    assert got["weight"] == 0.25 and "magnetic_forces" not in got and "forces" in got and "stress" in got
+    a.info["weight"] = 0.5
+    with pytest.raises(InputError, match=r"info\['weight'\] = 0.5 and mace's info\['config_weight'\] = 0.25 disagree"):
+        config_arrays(a)
+    b = fe[1].copy()
+    b.info["config_forces_weight"] = 10.0
+    with pytest.raises(InputError, match=r"configuration 3: info\['config_forces_weight'\] = 10.0: spinlat weights a "
+                                         r"label per data set \(the training option forces_weight\)"):
+        config_arrays(b, 3)

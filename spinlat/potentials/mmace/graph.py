@@ -26,9 +26,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ... import validation
 from ...errors import InputError, NonFiniteError, UnknownElementError
-from .labels import input_moments, read_labels
+from .labels import configuration_weight, input_moments, read_labels
 
 
 def config_arrays(config, index=0) -> dict:
@@ -57,8 +56,7 @@ def config_arrays(config, index=0) -> dict:
         raise NonFiniteError(f"{where}: positions hold NaN or inf")
     out = dict(positions=pos, numbers=np.asarray(config.numbers, dtype=np.int64),
                cell=np.asarray(config.cell.array, dtype=np.float64), pbc=np.asarray(config.pbc, dtype=bool),
-               magmoms=input_moments(config, where),
-               weight=validation.number(config.info.get("weight", 1.0), f"{where}: info['weight']", nonnegative=True))
+               magmoms=input_moments(config, where), weight=configuration_weight(config, where))
     out.update(read_labels(config, where))
     h = out.get("magnetic_forces")
     if h is not None and h.ndim == 1:  # collinear: the component along each moment (.labels)

@@ -208,17 +208,58 @@ def has_label(atoms) -> bool:
     return any(raw_label(atoms, key) is not None for key in LABELS)
 
 
+#: mace's per-configuration weights of one label (``info["config_<name>_weight"]``) → spinlat's label
+MACE_LABEL_WEIGHTS = {"energy": "energy", "forces": "forces", "stress": "stress", "virials": "stress",
+                      "magforces": "magnetic_forces"}
+
+
+def configuration_weight(atoms, where="configuration") -> float:
+    """The weight of a configuration in the loss: ``info["weight"]`` (spinlat's), else mace's
+    ``info["config_weight"]``, else 1. InputError when both are given and differ, or for a
+    negative or non-numeric weight."""
+    from ... import validation
+
+    given = {k: atoms.info[k] for k in ("weight", "config_weight") if atoms.info.get(k) is not None}
+    values = {k: validation.number(v, f"{where}: info[{k!r}]", nonnegative=True) for k, v in given.items()}
+    if len(values) == 2 and values["weight"] != values["config_weight"]:
+        raise InputError(f"{where}: info['weight'] = {values['weight']!r} and mace's info['config_weight'] = "
+                         f"{values['config_weight']!r} disagree; keep one")
+    return next(iter(values.values()), 1.0)
+
+
+def _label_weights(atoms, where) -> dict:
+    """{label: mace's per-configuration weight} from ``info["config_<name>_weight"]``
+    (:data:`MACE_LABEL_WEIGHTS`); InputError for a value other than 0 (the label is left out) or 1."""
+    from ... import validation
+
+    out = {}
+    for name, label in MACE_LABEL_WEIGHTS.items():
+        key = f"config_{name}_weight"
+        if atoms.info.get(key) is None:
+            continue
+        w = validation.number(atoms.info[key], f"{where}: info[{key!r}]", nonnegative=True)
+        if w not in (0.0, 1.0):
+            raise InputError(f"{where}: info[{key!r}] = {w!r}: spinlat weights a label per data set (the training "
+                             f"option {label}_weight) and a configuration as a whole (info['weight']), not one label "
+                             f"of one configuration; 0 (leave the {label} of this configuration out) and 1 are read")
+        out[label] = min(out.get(label, 1.0), w)
+    return out
+
+
 def read_labels(atoms, where="configuration") -> dict:
     """The labels a configuration carries, checked: ``energy`` (float eV), ``forces`` ((N, 3)),
     ``magnetic_forces`` ((N, 3), or (N,) as given for a collinear label: the component along each
     moment, module docstring), ``stress`` (3×3); absent labels are absent keys. Raises
     ShapeError / NonFiniteError naming ``where`` and the label, InputError for a stress on a
-    cell that is not periodic in all three directions (a stress needs a volume)."""
+    cell that is not periodic in all three directions (a stress needs a volume). A label whose
+    mace weight ``info["config_<name>_weight"]`` is 0 is absent (mace's way to leave it out);
+    another value than 0 or 1 raises InputError."""
     n = len(atoms)
     out = {}
+    excluded = {label for label, w in _label_weights(atoms, where).items() if w == 0}
     for key in LABELS:
         value = raw_label(atoms, key)
-        if value is None:
+        if value is None or key in excluded:
             continue
         if key == "energy":
             e = np.asarray(value, dtype=np.float64)
