@@ -278,3 +278,21 @@ def test_mace_configuration_weights_are_read_not_ignored(fe):
     with pytest.raises(InputError, match=r"configuration 3: info\['config_forces_weight'\] = 10.0: spinlat weights a "
                                          r"label per data set \(the training option forces_weight\)"):
         config_arrays(b, 3)
+
+
+def test_an_energy_per_atom_under_its_own_name_is_named(fe):
+    """CHGNet/MatGL-style data keep info['energy_per_atom']: with forces beside it the set trained
+    without energies and without a word. The warning names it and the option that reads it."""
+    from spinlat.training.data import check_dataset
+
+    a = fe[0].copy()
+    a.info["energy_per_atom"] = a.info.pop("energy") / len(a)
+    with pytest.warns(UserWarning, match=r"info\['energy_per_atom'\] in 1 of the 2 configurations \(0\) looks like "
+                                         r"energy per atom but is not read: spinlat reads energy per atom from "
+                                         r"info\['energy'\] with energy_label='per_atom'"):
+        assert check_dataset([a, fe[1]])[0] == ("forces", "magnetic_forces", "stress")
+    b = fe[1].copy()
+    b.info["energy_per_atom"] = b.info["energy"] / len(b)   # beside a total: nothing to say
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_dataset([b])

@@ -83,6 +83,7 @@ _ALIASES = {
                      "hmag", "h_mag", "magnetic_field", "magnetic_fields", "constraining_field",
                      "constraining_fields", "constrained_field", "b_constr"), "magnetic_forces"),
     **dict.fromkeys(MOMENT_NAMES, "moments"),
+    **dict.fromkeys(("energy_per_atom", "energy_peratom", "e_per_atom", "energy_atom", "epa"), "energy per atom"),
 }
 
 
@@ -126,11 +127,14 @@ def unread_label_keys(atoms) -> list:
                 have.add("moments")
         except Exception:  # malformed moments are reported where they are read
             pass
+    if "energy" in have:
+        have.add("energy per atom")
     read_where = {"energy": ("info", "calculator results"), "forces": ("arrays", "calculator results"),
                   "magnetic_forces": ("arrays", "calculator results"), "stress": ("info", "calculator results"),
-                  "moments": ("arrays", "calculator results")}
+                  "moments": ("arrays", "calculator results"), "energy per atom": ()}
     read_names = {"energy": ("energy",), "forces": ("forces",), "magnetic_forces": ("magnetic_forces",),
-                  "stress": ("stress",) + VIRIAL_KEYS, "moments": ("magmoms", "initial_magmoms")}
+                  "stress": ("stress",) + VIRIAL_KEYS, "moments": ("magmoms", "initial_magmoms"),
+                  "energy per atom": ()}
     found = []
     for place, table in (("info", atoms.info), ("arrays", atoms.arrays), ("calculator results", _results(atoms))):
         for k in table:
@@ -154,7 +158,9 @@ def _finite(arr, name, where):
 
 #: where spinlat reads each label (for :func:`warn_unread_labels`)
 _READ_AS = {"energy": "info['energy']", "forces": "arrays['forces']", "magnetic_forces": "arrays['magnetic_forces']",
-            "stress": "info['stress'] (or info['virial'])", "moments": "arrays['magmoms']"}
+            "stress": "info['stress'] (or info['virial'])", "moments": "arrays['magmoms']",
+            "energy per atom": "info['energy'] with energy_label='per_atom' (a training option, an argument of "
+                               "MagneticMACE.evaluate)"}
 
 
 def warn_unread_labels(configs, name="data set", stacklevel=3) -> None:
