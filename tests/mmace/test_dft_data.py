@@ -296,3 +296,15 @@ def test_an_energy_per_atom_under_its_own_name_is_named(fe):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_dataset([b])
+
+
+def test_an_element_only_in_the_validation_set_is_refused(fe):
+    """A Ni configuration only in the validation set: the model got a Ni species with E0 = 0 that no
+    training configuration could fit, and validated against it without a word."""
+    from spinlat.errors import ConfigError
+    from spinlat.training import train
+
+    ni = fe[0].copy()
+    ni.numbers[:] = 28
+    with pytest.raises(ConfigError, match=r"the validation set holds \['Ni'\], which no training configuration has"):
+        train(list(fe[1:]), valid=[ni], epochs=0, progress=False, **TINY)
