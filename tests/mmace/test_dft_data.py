@@ -308,3 +308,16 @@ def test_an_element_only_in_the_validation_set_is_refused(fe):
     ni.numbers[:] = 28
     with pytest.raises(ConfigError, match=r"the validation set holds \['Ni'\], which no training configuration has"):
         train(list(fe[1:]), valid=[ni], epochs=0, progress=False, **TINY)
+
+
+def test_magnetic_forces_in_mev_or_tesla_are_warned_about(fe):
+    """Constraining fields in meV/μB (or a field in tesla) stored as magnetic_forces were trained on
+    as eV/μB without a word (1000× too large); the teacher's ≤ 1.5 eV/μB pass quietly."""
+    a = fe[0].copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        config_arrays(a)
+    a.arrays["magnetic_forces"] = a.arrays["magnetic_forces"] * 1000.0
+    with pytest.warns(UserWarning, match=r"configuration 0: magnetic_forces has a component of .* eV/μB: is it in "
+                                         r"meV/μB, or a field in tesla"):
+        config_arrays(a)

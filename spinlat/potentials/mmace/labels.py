@@ -22,7 +22,8 @@ h_i·m̂_i = −∂E/∂|m_i| (positive where the energy falls as the moment gro
 use only that component of such a configuration (``magnetic_forces_longitudinal``,
 :mod:`.metrics`); atoms without a moment have no direction and carry no label.
 
-A stress whose largest component exceeds :data:`STRESS_IMPLAUSIBLE` (1 eV/Å³ = 160 GPa) is read
+A magnetic force above :data:`MAGNETIC_FORCE_IMPLAUSIBLE` (20 eV/μB) is read as given with a
+UserWarning: it is most likely in meV/μB or a field in tesla. A stress whose largest component exceeds :data:`STRESS_IMPLAUSIBLE` (1 eV/Å³ = 160 GPa) is read
 as given with a UserWarning: it is most likely in kbar (VASP's OUTCAR) or GPa, not eV/Å³.
 :func:`unread_label_keys` names entries that look like labels under other names (mace's
 ``REF_energy``, ``REF_forces``, ``REF_stress``, ``REF_virials``, the reference magnetic MACE's
@@ -70,6 +71,8 @@ _VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
 
 #: a stress component above this (eV/Å³; 160 GPa) is most likely in kbar or GPa: warned about
 STRESS_IMPLAUSIBLE = 1.0
+#: a magnetic force (eV/μB) above this is most likely in meV/μB, or a field in tesla: warned about
+MAGNETIC_FORCE_IMPLAUSIBLE = 20.0
 #: ``info`` keys read as a virial (eV) when a configuration has no stress
 VIRIAL_KEYS = ("virial", "virials")
 
@@ -293,6 +296,10 @@ def read_labels(atoms, where="configuration") -> dict:
                     else f"({n}, 3)"
                 raise ShapeError(f"{where}: {key} must have shape {shape}, got {a.shape}")
             out[key] = _finite(a, key, where)
+            if key == "magnetic_forces" and a.size and np.abs(a).max() > MAGNETIC_FORCE_IMPLAUSIBLE:
+                warnings.warn(f"{where}: magnetic_forces has a component of {np.abs(a).max():.4g} eV/μB: is it in "
+                              "meV/μB, or a field in tesla? spinlat reads h = −∂E/∂m in eV/μB (a field B in tesla "
+                              "is h = μB·B, 1 T = 5.788e-5 eV/μB)", UserWarning, stacklevel=3)
     return out
 
 
