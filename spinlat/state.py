@@ -96,7 +96,8 @@ def ase_magnetic_moments(atoms, prefer="computed", stacklevel=3) -> np.ndarray:
     n = len(atoms)
     calc = getattr(atoms, "calc", None)
     results = getattr(calc, "results", None) or {}
-    stored = {"initial magmoms": atoms.arrays.get("initial_magmoms"), "the 'magmoms' array": atoms.arrays.get("magmoms"),
+    stored = {"initial magmoms": atoms.arrays.get("initial_magmoms"),
+              "the 'magmoms' array": atoms.arrays.get("magmoms"),
               **dict(moment_alias_keys(atoms)), "the calculator's magmoms": results.get("magmoms")}
     names = list(stored)
     initial, computed = names[:1], names[-1:] + names[1:-1]

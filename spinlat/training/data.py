@@ -40,12 +40,15 @@ _GRAPH_KEYS = ("cell", "n_atoms", "weight", "energy", "stress", "energy_mask", "
 
 
 def load_dataset(data, name: str = "train") -> list:
-    """A list of ase.Atoms from a list/tuple of Atoms, a data-set file (``ase.io.read``), or a
+    """A list of ase.Atoms from a list/tuple of Atoms, a data-set file (``ase.io.read``: every
+    frame), a list of such files (joined in order: configuration k counts across them), or a
     teacher spec ``{"teacher": {"system": ..., "n_configs": ..., "seed": ..., "soc": ...}}``."""
     from ase import Atoms
 
     if isinstance(data, (str, Path)):
         data = read_dataset(data, f"{name} dataset")
+    elif isinstance(data, (list, tuple)) and data and all(isinstance(d, (str, Path)) for d in data):
+        data = [at for path in data for at in read_dataset(path, f"{name} dataset")]
     elif isinstance(data, dict):
         if set(data) != {"teacher"} or not isinstance(data["teacher"], dict):
             raise ConfigError(f"{name} dataset given as a mapping must be {{teacher: {{system, n_configs, seed}}}}, "

@@ -321,3 +321,22 @@ def test_magnetic_forces_in_mev_or_tesla_are_warned_about(fe):
     with pytest.warns(UserWarning, match=r"configuration 0: magnetic_forces has a component of .* eV/μB: is it in "
                                          r"meV/μB, or a field in tesla"):
         config_arrays(a)
+
+
+def test_a_data_set_of_several_files_is_read_in_order(fe, tmp_path):
+    """One OUTCAR/extxyz per DFT run: `train: [a, b]` was refused (one path only); the files are now
+    read in order and joined, in a train config and in Python."""
+    import ase.io
+
+    from spinlat.config import check_train_config
+    from spinlat.errors import ConfigError
+    from spinlat.training.data import load_dataset
+
+    ase.io.write(tmp_path / "a.extxyz", fe[:1])
+    ase.io.write(tmp_path / "b.extxyz", fe[1:3])
+    cfg = check_train_config({"train": ["a.extxyz", "b.extxyz"], "output": "m.mmace"}, tmp_path)
+    assert cfg["train"] == [str(tmp_path / "a.extxyz"), str(tmp_path / "b.extxyz")]
+    got = load_dataset(cfg["train"])
+    assert [a.get_potential_energy() for a in got] == [a.info["energy"] for a in fe[:3]]
+    with pytest.raises(ConfigError, match=r"train: a list of data-set files must be a non-empty list of paths"):
+        check_train_config({"train": [], "output": "m.mmace"}, tmp_path)

@@ -23,7 +23,8 @@ use only that component of such a configuration (``magnetic_forces_longitudinal`
 :mod:`.metrics`); atoms without a moment have no direction and carry no label.
 
 A magnetic force above :data:`MAGNETIC_FORCE_IMPLAUSIBLE` (20 eV/μB) is read as given with a
-UserWarning: it is most likely in meV/μB or a field in tesla. A stress whose largest component exceeds :data:`STRESS_IMPLAUSIBLE` (1 eV/Å³ = 160 GPa) is read
+UserWarning: it is most likely in meV/μB or a field in tesla. A stress whose largest component
+exceeds :data:`STRESS_IMPLAUSIBLE` (1 eV/Å³ = 160 GPa) is read
 as given with a UserWarning: it is most likely in kbar (VASP's OUTCAR) or GPa, not eV/Å³.
 :func:`unread_label_keys` names entries that look like labels under other names (mace's
 ``REF_energy``, ``REF_forces``, ``REF_stress``, ``REF_virials``, the reference magnetic MACE's
