@@ -320,6 +320,17 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
         with torch.no_grad():
             for s in fit_species:
                 model.atomic_energies[s] = float(opts.E0s[chemical_symbols[z_table[s]]])
+        kept = {sym: (e, float(model.atomic_energies[z_table.index(z)])) for z in old_z
+                if (sym := chemical_symbols[z]) in opts.E0s and (e := float(opts.E0s[sym])) != float(
+                    model.atomic_energies[z_table.index(z)])}
+        if kept:
+            import warnings
+
+            shown = ", ".join(f"{sym} {e:.6g} eV (kept: {old:.6g} eV)" for sym, (e, old) in kept.items())
+            warnings.warn(f"E0s given for elements the init_from model knows are not used: fine-tuning keeps their "
+                          f"E0 ({shown}); only new elements take the E0s given. If the new data come from another "
+                          "DFT setup (code, pseudopotentials), their energies are shifted against the old model's",
+                          UserWarning, stacklevel=4)
     fit_one_body(model, graphs_train, fit_species, not e0_given, opts.fit_landau,
                  opts.magnetic_forces_weight / max(opts.energy_weight, 1e-12), dtype, device)
     # the data themselves (structures, moments, labels, weights) identify the run too: corrected labels

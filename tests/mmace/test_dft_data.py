@@ -340,3 +340,20 @@ def test_a_data_set_of_several_files_is_read_in_order(fe, tmp_path):
     assert [a.get_potential_energy() for a in got] == [a.info["energy"] for a in fe[:3]]
     with pytest.raises(ConfigError, match=r"train: a list of data-set files must be a non-empty list of paths"):
         check_train_config({"train": [], "output": "m.mmace"}, tmp_path)
+
+
+def test_e0s_of_elements_the_fine_tuned_model_knows_are_named_as_unused(fe):
+    """Fine-tuning keeps the old species' E0: an E0 given for them (or an isolated atom's energy with
+    E0s='isolated') was dropped without a word; now a warning names it and the E0 kept."""
+    from spinlat.training import train
+
+    kw = dict(epochs=0, progress=False, seed=0, **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        base = train(list(fe), valid=fe[:1], **kw)
+    kept = float(base.model.atomic_energies[0])
+    with pytest.warns(UserWarning, match=rf"E0s given for elements the init_from model knows are not used: "
+                                         rf"fine-tuning keeps their E0 \(Fe -3.4 eV \(kept: {kept:.6g} eV\)\)"):
+        tuned = train(list(fe) + [_isolated("Fe", -3.4, 4.0)], valid=fe[:1], init_from=base, E0s="isolated",
+                      epochs=0, progress=False, seed=0)
+    assert float(tuned.model.atomic_energies[0]) == kept
