@@ -336,6 +336,6 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
     # the data themselves (structures, moments, labels, weights) identify the run too: corrected labels
     # must not resume (and, with the epochs done, silently return) the model trained on the old ones
     meta = {"elements": z_table, "soc": bool(soc), "seed": int(opts.seed), "hyperparameters": pot.hyperparameters,
-            "n_train": len(train_data), "n_valid": len(valid_data),
+            "n_train": len(train_data), "n_valid": len(valid_data), "E0s": opts.E0s,
             "data": [dataset_hash(train_data, r_max, z_table), dataset_hash(valid_data, r_max, z_table)]}
     return InitialModel(pot, graphs_train, graphs_valid, pot.hyperparameters, meta)

@@ -67,7 +67,7 @@ def check_options(soc, max_minutes, seed, init_from, options) -> tuple[TrainingO
 @dataclasses.dataclass
 class Data:
     """The two data sets (lists of ase.Atoms), how many configurations carry each label, and the
-    reference energies {element: eV} of the isolated atoms taken out of them (``E0s="isolated"``)."""
+    reference energies {element: eV} of the isolated atoms among them (``E0s="isolated"``)."""
 
     train: list
     valid: list
@@ -81,7 +81,7 @@ def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Da
     (chosen by the seed). Warns when a loss weight given in ``explicit_weights`` has no label to
     act on in the training set."""
     train_data = read_energies(load_dataset(train, "train"), opts, "train")
-    train_data, e0s = isolated_atom_energies(train_data, opts, "train")
+    e0s = isolated_atom_energies(train_data, opts, "train")
     labels = check_dataset(train_data, "train")
     if valid is None:
         if len(train_data) < 2:
@@ -93,8 +93,7 @@ def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Da
         valid_data, labels_valid = [train_data[k] for k in perm[:n_valid]], [labels[k] for k in perm[:n_valid]]
         train_data, labels = [train_data[k] for k in keep], [labels[k] for k in keep]
     else:
-        valid_data, _ = isolated_atom_energies(read_energies(load_dataset(valid, "valid"), opts, "valid"), opts,
-                                               "valid", use=False)
+        valid_data = read_energies(load_dataset(valid, "valid"), opts, "valid")
         labels_valid = check_dataset(valid_data, "valid")
     data = Data(train_data, valid_data, label_counts(labels), label_counts(labels_valid), e0s)
     for key in LABEL_KEYS:
@@ -124,27 +123,28 @@ def read_energies(data, opts: TrainingOptions, name) -> list:
 ISOLATED_ATOM = "IsolatedAtom"
 
 
-def isolated_atom_energies(data, opts: TrainingOptions, name, use=True) -> tuple[list, dict | None]:
-    """(configurations left to train on, {element: eV} or None) for ``E0s="isolated"``: the
-    single-atom configurations marked ``info["config_type"] == "IsolatedAtom"`` give their
-    element's E0 and are taken out (as ``mace_run_train`` does; ``use=False``: only taken out, for
-    the validation set). ConfigError when ``use`` finds none, for one without an energy and for
-    two of one element with different energies. With ``E0s="average"`` they stay and a
-    UserWarning says that they are trained on as ordinary configurations."""
+def isolated_atom_energies(data, opts: TrainingOptions, name) -> dict | None:
+    """{element: eV} for ``E0s="isolated"``: the energies of the single-atom configurations marked
+    ``info["config_type"] == "IsolatedAtom"`` (mace's convention), None for other ``E0s``. Unlike
+    ``mace_run_train`` they stay in the data set: an mMACE atom's E0 is its energy at zero moment
+    and a free atom of moment m has E0 plus a one-body term in |m| (Landau), which the model learns
+    from them, so the model's energy of the free atom at its moment comes out as the DFT's.
+    ConfigError when there is none, for one without an energy and for two of one element with
+    different energies. With ``E0s="average"`` a UserWarning names them (they are trained on and
+    the E0s fitted by least squares)."""
     from ase.data import chemical_symbols
 
     from ..potentials.mmace.labels import raw_label
 
     marked = [k for k, at in enumerate(data) if len(at) == 1 and at.info.get("config_type") == ISOLATED_ATOM]
     if opts.E0s != "isolated":
-        if marked and opts.E0s == "average" and use:
+        if marked and opts.E0s == "average":
             warnings.warn(f"{name} dataset: {len(marked)} single-atom configurations are marked config_type="
                           f"{ISOLATED_ATOM} (mace's reference energies E0; configuration {marked[0]}): with "
                           "E0s='average' they are trained on as ordinary configurations and the E0s are fitted by "
-                          "least squares; give E0s='isolated' to take the E0s from them (and leave them out of the "
-                          "training, as mace_run_train does)", UserWarning, stacklevel=4)
-        return data, None
-    if use and not marked:
+                          "least squares; give E0s='isolated' to take the E0s from them", UserWarning, stacklevel=4)
+        return None
+    if not marked:
         raise ConfigError(f"E0s='isolated' takes the reference energies from single-atom configurations marked "
                           f"info['config_type'] = '{ISOLATED_ATOM}', but the {name} dataset has none; give E0s as "
                           "{element: eV} or 'average'")
@@ -161,11 +161,7 @@ def isolated_atom_energies(data, opts: TrainingOptions, name, use=True) -> tuple
             raise ConfigError(f"{name} dataset: two {ISOLATED_ATOM} configurations of {symbol} have different energies "
                               f"({e0s[symbol]!r} and {energy!r} eV, configuration {k}); keep one")
         e0s[symbol] = energy
-    rest = [at for k, at in enumerate(data) if k not in set(marked)]
-    if not rest:
-        raise ConfigError(f"the {name} dataset holds only {ISOLATED_ATOM} configurations, which E0s='isolated' takes "
-                          "out: nothing is left to train on")
-    return rest, (e0s if use else None)
+    return e0s
 
 
 def _outputs(weights, labels) -> dict:
@@ -253,13 +249,15 @@ def resume(opt: Optimiser, start: InitialModel, opts: TrainingOptions) -> Progre
     if ck is None:
         return Progress()
     now = _json_meta(start.meta)
-    if "data" not in ck["meta"]:  # a checkpoint written before the data's hash was recorded
-        now.pop("data", None)
+    for key in ("data", "E0s"):  # a checkpoint written before these were recorded
+        if key not in ck["meta"]:
+            now.pop(key, None)
     if ck["meta"] != now:
         what = {"data": "the training or validation data (structures, moments, labels or weights)",
                 "n_train": "the number of training configurations", "n_valid": "the number of validation "
                 "configurations", "hyperparameters": "the model hyperparameters (those set from the data too: "
-                "avg_num_neighbors, m_max)", "elements": "the elements", "soc": "soc", "seed": "the seed"}
+                "avg_num_neighbors, m_max)", "elements": "the elements", "soc": "soc", "seed": "the seed",
+                "E0s": "the reference energies E0s"}
         differ = [what.get(k, k) for k in sorted(set(ck["meta"]) | set(now)) if ck["meta"].get(k) != now.get(k)]
         raise ConfigError(f"the checkpoint in {opts.checkpoint_dir} belongs to another run ({'; '.join(differ)} "
                           "differ): it would resume that run. To train afresh use another checkpoint_dir, "

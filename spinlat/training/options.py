@@ -88,8 +88,9 @@ class TrainingOptions(Options):
                                   "or nothing (False)")
     E0s: str | dict = option("average", _e0s, "per-element reference energies: 'average' (least squares), "
                                               "'isolated' (the energies of the single-atom configurations marked "
-                                              "config_type=IsolatedAtom, which are then left out of the training, as "
-                                              "mace_run_train does) or {element: eV}")
+                                              "config_type=IsolatedAtom, mace's convention; they stay in the "
+                                              "training, which learns the free atom's energy at its moment) or "
+                                              "{element: eV}")
     seed: int = option(0, lambda v, k: integer_in(0)(validation.seed(v, k), k),
                        "seed of the initial weights, the validation split and the shuffling")
     max_minutes: float | None = option(None, optional(number_in(0.0, low_open=True, unit="minutes")),

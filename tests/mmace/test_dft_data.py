@@ -229,7 +229,8 @@ def _isolated(symbol, energy, moment):
 def test_isolated_atoms_give_the_E0s_when_asked_and_are_named_otherwise(fe):
     """mace's data sets mark the isolated atoms config_type=IsolatedAtom: mace_run_train takes E0 from
     them. spinlat trained them silently as ordinary configurations with least-squares E0s; it now
-    says so, and E0s='isolated' takes E0 = their energy exactly and leaves them out."""
+    says so, and E0s='isolated' takes E0 = their energy exactly (they stay in the training set: the
+    free atom's energy at its moment is E0 plus the one-body term the model learns)."""
     from spinlat.errors import ConfigError
     from spinlat.training import train
 
@@ -245,7 +246,7 @@ def test_isolated_atoms_give_the_E0s_when_asked_and_are_named_otherwise(fe):
         warnings.filterwarnings("ignore", message=".*soc=True model.*")
         pot = train(data, valid=fe[:1], E0s="isolated", **kw)
     assert float(pot.model.atomic_energies[0]) == -3.4
-    assert pot.training_summary["n_train"] == 4
+    assert pot.training_summary["n_train"] == 5
     with pytest.raises(ConfigError, match="E0s='isolated' takes the reference energies.*has none"):
         train(list(fe), valid=fe[:1], E0s="isolated", **kw)
     feni = [a.copy() for a in fe]
@@ -357,3 +358,18 @@ def test_e0s_of_elements_the_fine_tuned_model_knows_are_named_as_unused(fe):
         tuned = train(list(fe) + [_isolated("Fe", -3.4, 4.0)], valid=fe[:1], init_from=base, E0s="isolated",
                       epochs=0, progress=False, seed=0)
     assert float(tuned.model.atomic_energies[0]) == kept
+
+
+def test_other_e0s_do_not_resume_the_old_run(fe, tmp_path):
+    """The checkpoint did not record E0s: rerunning with E0s changed (same data) resumed the old run
+    and kept its E0s without a word. Now the checkpoint names them as what differs."""
+    from spinlat.errors import ConfigError
+    from spinlat.training import train
+
+    kw = dict(epochs=1, progress=False, seed=0, checkpoint_dir=str(tmp_path / "ck"), **TINY)
+    data = list(fe) + [_isolated("Fe", -3.4, 4.0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train(data, valid=fe[:1], E0s="isolated", **kw)
+        with pytest.raises(ConfigError, match=r"belongs to another run \(the reference energies E0s differ\)"):
+            train(data, valid=fe[:1], E0s={"Fe": -3.5}, **kw)
