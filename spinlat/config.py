@@ -1037,7 +1037,8 @@ def section_options(cfg, section: str) -> dict:
 
 
 # ============================================================================== train config
-_TRAIN_TOP = {"train": "dataset (extxyz path or {teacher: {...}})", "valid": "dataset", "test": "dataset",
+_TRAIN_TOP = {"train": "dataset (a file ase.io.read reads, a list of them, or {teacher: {...}})", "valid": "dataset",
+              "test": "dataset",
               "model": "mapping of soc and model hyperparameters", "training": "mapping of training options",
               "output": "path of the model file to write"}
 
@@ -1051,6 +1052,10 @@ _TEACHER = {"system": Key(_string, _REQUIRED, "one of spinlat.training.teacher.S
 def _dataset_spec(value, key, base: Path):
     if isinstance(value, str):
         return str(_resolve(base, value))
+    if isinstance(value, list):  # several files (one per DFT run, say), read in order and joined
+        if not value or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: a list of data-set files must be a non-empty list of paths, got {value!r}")
+        return [str(_resolve(base, v)) for v in value]
     if isinstance(value, dict):
         if set(value) != {"teacher"}:
             raise ConfigError(f"{key}: expected an extxyz path or {{teacher: {{system, n_configs, seed}}}}, got keys "
@@ -1061,7 +1066,8 @@ def _dataset_spec(value, key, base: Path):
         if spec["system"] not in SYSTEMS:
             raise ConfigError(f"{key}.teacher.system: expected one of {list(SYSTEMS)}, got {spec['system']!r}")
         return {"teacher": spec}
-    raise ConfigError(f"{key}: expected an extxyz path or {{teacher: {{...}}}}, got {type(value).__name__}")
+    raise ConfigError(f"{key}: expected a data-set file (extxyz, OUTCAR, ...), a list of them or {{teacher: {{...}}}}, "
+                      f"got {type(value).__name__}")
 
 
 def check_train_config(cfg: dict, base: Path = Path(".")) -> dict:
@@ -1075,7 +1081,8 @@ def check_train_config(cfg: dict, base: Path = Path(".")) -> dict:
 
     .. code-block:: yaml
 
-        train: data/train.extxyz            # or {teacher: {system: Fe, n_configs: 200, seed: 0, soc: true}}
+        train: data/train.extxyz            # or a list [run1/OUTCAR, run2/OUTCAR] (joined in order), or
+                                            # {teacher: {system: Fe, n_configs: 200, seed: 0, soc: true}}
         valid: data/valid.extxyz            # optional (default: a split of train)
         test: {teacher: {system: Fe, n_configs: 20, seed: 99}}   # optional, evaluated at the end
         model:                              # soc + mMACE hyperparameters (mace-torch names)

@@ -41,29 +41,69 @@ def _check_periodic_cell(cell, pbc):
                         f"cell vectors {np.flatnonzero(pbc).tolist()}) but pbc={pbc.tolist()}")
 
 
+#: prefixes and suffixes other codes put on the names of labels and moments (mace's ``REF_energy``,
+#: the reference magnetic MACE's ``REF_magmom``, ``dft_magmoms``, ``magmom_true``, ...)
+ALIAS_AFFIX = re.compile(r"^(?:ref|dft|vasp|qe|target|true|reference|label)_|_(?:ref|dft|vasp|qe|true|reference)$")
+#: names (lower case, after stripping :data:`ALIAS_AFFIX`) of per-atom magnetic moments in μB as other
+#: codes and MLIP projects store them
+MOMENT_NAMES = ("magmom", "magmoms", "magnetic_moment", "magnetic_moments", "mag_moments", "moments")
+
+
+def moment_alias_keys(atoms) -> list:
+    """The moments of ``atoms`` stored under other codes' names that :func:`ase_magnetic_moments`
+    reads, as (name, values): per-atom arrays named like moments (:data:`MOMENT_NAMES` with a prefix or
+    suffix of :data:`ALIAS_AFFIX`: the reference magnetic MACE's ``REF_magmom`` (mace-torch PR 1244's
+    default ``magmom_key``), ``REF_magmoms``, ``dft_magmoms``, ``magnetic_moments``, ...; not spinlat's
+    and ASE's own ``magmoms`` and ``initial_magmoms``), then a calculator's ``magmom`` result with one
+    row per atom ((N, 3), or (N,) for N other than 1 and 3: ASE's extxyz reader makes a
+    ``magmom:R:3`` column such a result; a scalar or a (3,) vector is a total moment)."""
+    n = len(atoms)
+    found = []
+    for key, value in atoms.arrays.items():
+        if not isinstance(key, str) or key in ("magmoms", "initial_magmoms"):
+            continue
+        name = key.lower()
+        if name in MOMENT_NAMES or ALIAS_AFFIX.sub("", name) in MOMENT_NAMES:
+            found.append((f"the {key!r} array", value))
+    results = getattr(getattr(atoms, "calc", None), "results", None) or {}
+    total = results.get("magmom")
+    if total is not None:
+        shape = np.shape(total)
+        if shape == (n, 3) or (shape == (n,) and n not in (1, 3)):
+            found.append(("the calculator's 'magmom' (one row per atom)", total))
+    return found
+
+
 def ase_magnetic_moments(atoms, prefer="computed", stacklevel=3) -> np.ndarray:
     """The magnetic moments an ``ase.Atoms`` carries, (N,) or (N, 3) μB (zeros if none): with
     ``prefer="computed"`` (default) the first non-zero of the calculator results ``magmoms``
-    (moments a DFT code computed: ASE's OUTCAR, vasprun.xml and .traj readers put them there,
-    and ``ase.io.read`` a ``magmoms`` column of an extxyz file), ``arrays["magmoms"]`` and the
-    initial magmoms (for a DFT run, the starting guess: INCAR's MAGMOM); with
-    ``prefer="initial"`` the initial magmoms first, then ``arrays["magmoms"]``, then the
-    results. (A calculator's total ``magmom`` cannot be split into atoms and is not used.)
+    (moments a DFT code computed: ASE's OUTCAR and .traj readers put them there, and
+    ``ase.io.read`` a ``magmoms`` column of an extxyz file), ``arrays["magmoms"]``, moments under
+    other codes' names (:func:`moment_alias_keys`: the reference magnetic MACE's ``REF_magmom``,
+    ``dft_magmoms``, a per-atom ``magmom`` column, ...) and the initial magmoms (for a DFT run, the
+    starting guess: INCAR's MAGMOM; pymatgen's ``magmom`` site property, through
+    ``AseAtomsAdaptor``); with ``prefer="initial"`` the initial magmoms first, then
+    ``arrays["magmoms"]``, the other names, then the results. (A calculator's total ``magmom``
+    cannot be split into atoms and is not used; ASE's vasprun.xml reader gives no moments.)
 
     This one rule serves :meth:`State.from_ase` and the model inputs of training data
-    (:func:`spinlat.potentials.mmace.labels.input_moments`). When the calculator's ``magmoms``
-    and a ``magmoms`` array are both non-zero and differ (beyond 1e-8 μB; a collinear (N,) and
-    a vector (N, 3) compare as the vector along z), a UserWarning names both and the one used
-    (``stacklevel`` as for :func:`warnings.warn`, counted from the caller). Raises ShapeError for
-    moments that are not (N,) or (N, 3)."""
+    (:func:`spinlat.potentials.mmace.labels.input_moments`). When two of the non-initial sets
+    are non-zero and differ (beyond 1e-8 μB; a collinear (N,) and a vector (N, 3) compare as the
+    vector along z), a UserWarning names both and the one used (``stacklevel`` as for
+    :func:`warnings.warn`, counted from the caller). Raises ShapeError for moments that are not
+    (N,) or (N, 3)."""
     prefer = validation.choice(prefer, "prefer_moments", ("computed", "initial"))
     n = len(atoms)
     calc = getattr(atoms, "calc", None)
     results = getattr(calc, "results", None) or {}
-    names = ("initial magmoms", "the 'magmoms' array", "the calculator's magmoms")
-    order = [atoms.arrays.get("initial_magmoms"), atoms.arrays.get("magmoms"), results.get("magmoms")]
+    stored = {"initial magmoms": atoms.arrays.get("initial_magmoms"),
+              "the 'magmoms' array": atoms.arrays.get("magmoms"),
+              **dict(moment_alias_keys(atoms)), "the calculator's magmoms": results.get("magmoms")}
+    names = list(stored)
+    initial, computed = names[:1], names[-1:] + names[1:-1]
+    ranked = initial + names[1:] if prefer == "initial" else computed + initial
     found = {}
-    for name, mag in zip(names, order):
+    for name, mag in stored.items():
         if mag is None:
             continue
         mag = validation.real_array(mag, f"magnetic moments of the ase.Atoms ({name})")
@@ -72,15 +112,17 @@ def ase_magnetic_moments(atoms, prefer="computed", stacklevel=3) -> np.ndarray:
                              f"{mag.shape}")
         if np.any(mag != 0):
             found[name] = mag
-    chosen = next((k for k in (names if prefer == "initial" else names[::-1]) if k in found), None)
-    both = [k for k in names[1:] if k in found]
-    if len(both) == 2 and not np.allclose(_as_vectors(found[both[0]]), _as_vectors(found[both[1]]), rtol=0,
-                                          atol=1e-8):
+    chosen = next((k for k in ranked if k in found), None)
+    others = [k for k in ranked if k in found and k not in initial]
+    differ = [k for k in others[1:] if not np.allclose(_as_vectors(found[others[0]]), _as_vectors(found[k]),
+                                                         rtol=0, atol=1e-8)]
+    if differ:
         import warnings
 
-        diff = np.max(np.abs(_as_vectors(found[both[0]]) - _as_vectors(found[both[1]])))
-        warnings.warn(f"the ase.Atoms carry two different sets of magnetic moments, {both[0]} and {both[1]} (largest "
-                      f"difference {diff:.3g} μB); {chosen} are read (spinlat.state.ase_magnetic_moments, "
+        diff = np.max(np.abs(_as_vectors(found[others[0]]) - _as_vectors(found[differ[0]])))
+        pair = sorted((others[0], differ[0]), key=names.index)
+        warnings.warn(f"the ase.Atoms carry two different sets of magnetic moments, {pair[0]} and {pair[1]} "
+                      f"(largest difference {diff:.3g} μB); {chosen} are read (spinlat.state.ase_magnetic_moments, "
                       f"prefer_moments={prefer!r}); remove the stale one", UserWarning, stacklevel=stacklevel)
     return found[chosen] if chosen is not None else np.zeros(n)
 
@@ -170,41 +212,52 @@ def combine_spin_directions(mag, direction):
     return np.where(moments[:, None] > 0, mag, direction), moments
 
 
-#: names other codes give per-atom magnetic moments (an extxyz column ``magmom``, which ASE turns
-#: into a calculator result, ``magnetic_moments``, ...) that spinlat does not read as moments
-_MOMENT_NAMES = ("magmom", "magnetic_moment", "magnetic_moments", "mag_moments", "moments")
-
-
 def unread_moment_arrays(atoms) -> list:
-    """Where ``atoms`` hold non-zero per-atom data named like magnetic moments that spinlat does
-    not read as moments (:func:`ase_magnetic_moments` reads ``initial_magmoms`` and ``magmoms``
-    only): e.g. ``["calculator results['magmom']"]`` for the extxyz column ``magmom:R:3``
-    (ASE makes it a result named like the total moment), ``["arrays['magnetic_moments']"]``. An
-    entry holds one row per atom ((N,) or (N, 3)); a (3,) value of a 3-atom structure outside
-    ``arrays`` is a total moment and not listed."""
+    """Where ``atoms`` hold non-zero per-atom data named like magnetic moments (:data:`MOMENT_NAMES`,
+    with a prefix or suffix of :data:`ALIAS_AFFIX`) that :func:`ase_magnetic_moments` does not read,
+    e.g. ``["info['magnetic_moments']"]`` or a calculator result ``'dft_magmoms'``: per-atom arrays
+    and a per-atom calculator ``magmom`` are read (:func:`moment_alias_keys`). An entry holds one
+    row per atom ((N,) or (N, 3)); a (3,) value of a 3-atom structure is a total moment and not
+    listed."""
     n = len(atoms)
     calc = getattr(atoms, "calc", None)
     results = getattr(calc, "results", None) or {}
     found = []
-    for where, table in (("arrays", atoms.arrays), ("info", atoms.info), ("calculator results", results)):
+    for where, table in (("info", atoms.info), ("calculator results", results)):
         for key, value in table.items():
-            if not isinstance(key, str) or key.lower() not in _MOMENT_NAMES:
+            if not isinstance(key, str) or key in ("magmom", "magmoms") and where != "info":
+                continue
+            name = key.lower()
+            if name not in MOMENT_NAMES and ALIAS_AFFIX.sub("", name) not in MOMENT_NAMES:
                 continue
             try:
                 a = np.asarray(value, dtype=np.float64)
             except (TypeError, ValueError):
                 continue
-            per_atom = (a.ndim == 2 and a.shape == (n, 3)) or (a.ndim == 1 and len(a) == n
-                                                                 and (where == "arrays" or n != 3))
+            per_atom = (a.ndim == 2 and a.shape == (n, 3)) or (a.ndim == 1 and len(a) == n and n != 3)
             if per_atom and np.any(a != 0):
                 found.append(f"{where}[{key!r}]")
     return found
 
 
+def _spin_polarised_vasp(calc) -> str:
+    """The INCAR tags (as ASE's vasprun.xml reader keeps them in ``calc.parameters``) that say a VASP
+    run was spin-polarised (ISPIN = 2, LNONCOLLINEAR, LSORBIT), in words; "" when none does."""
+    params = getattr(calc, "parameters", None) or {}
+    if not hasattr(params, "get"):
+        return ""
+    said = []
+    if params.get("ispin") in (2, "2"):
+        said.append("ISPIN = 2")
+    said += [f"{k.upper()} = True" for k in ("lnoncollinear", "lsorbit") if params.get(k) is True]
+    return ", ".join(said)
+
+
 def warn_unread_moments(atoms, stacklevel=3):
     """For atoms whose moments spinlat reads as all zero (:func:`ase_magnetic_moments`): a
     UserWarning when a calculator reports a non-zero total moment (which cannot be split into
-    atoms), and one naming per-atom data that look like moments (:func:`unread_moment_arrays`).
+    atoms) or, without one, when its parameters say a spin-polarised VASP run (ASE's vasprun.xml
+    reader keeps the INCAR but no moments), and one naming per-atom data that look like moments (:func:`unread_moment_arrays`).
     ``stacklevel`` as for :func:`warnings.warn`, counted from the caller."""
     import warnings
 
@@ -215,6 +268,13 @@ def warn_unread_moments(atoms, stacklevel=3):
                       "no moment per atom (VASP prints them with LORBIT = 11; ASE reads them as 'magmoms'): the "
                       "atoms are read as non-magnetic; set atoms.set_initial_magnetic_moments(...) or give the "
                       "moments (a run config's structure.moments)", UserWarning, stacklevel=stacklevel)
+    elif _spin_polarised_vasp(calc):
+        warnings.warn("the ase.Atoms come from a spin-polarised VASP run (calculator parameters "
+                      f"{_spin_polarised_vasp(calc)}) but carry no moment per atom: ASE's vasprun.xml reader reads "
+                      "none (INCAR's MAGMOM, the starting guess, stays in atoms.calc.parameters and is not read), so "
+                      "the atoms are read as non-magnetic. Read the run's OUTCAR instead (ase.io.read(..., "
+                      "format='vasp-out'), per-atom moments printed with LORBIT = 11) or set the moments",
+                      UserWarning, stacklevel=stacklevel)
     spin_columns = [k for k in atoms.arrays
                     if isinstance(k, str) and re.fullmatch(r"sp[xyz]?|fm[xyz]|[cfv]_\w+\[\d+\]", k)]
     if "type" in atoms.arrays and spin_columns:
@@ -227,8 +287,8 @@ def warn_unread_moments(atoms, stacklevel=3):
     if names:
         warnings.warn(f"the ase.Atoms carry no magnetic moments where spinlat reads them (initial_magmoms, a "
                       f"'magmoms' array or calculator result) but {' and '.join(names)} looks like per-atom moments: "
-                      "the atoms are read as non-magnetic. If it holds moments in μB, name the extxyz column "
-                      "'magmoms' or call atoms.set_initial_magnetic_moments(...) with it", UserWarning,
+                      "the atoms are read as non-magnetic. If it holds moments in μB, store it as a per-atom array "
+                      "(an extxyz column 'magmoms') or call atoms.set_initial_magnetic_moments(...) with it", UserWarning,
                       stacklevel=stacklevel)
 
 
@@ -519,8 +579,10 @@ class State:
         (N, 3), μB. With ``prefer_moments="computed"`` (default) they are taken from the first
         non-zero of: the ``magmoms`` result of an attached calculator (where DFT readers put
         the computed moments and ``ase.io.read`` a ``magmoms`` column of an extxyz file), a
-        ``magmoms`` array, and the initial magnetic moments (``arrays["initial_magmoms"]``: for
-        a DFT run only the starting guess, e.g. INCAR's MAGMOM); ``prefer_moments="initial"``
+        ``magmoms`` array, per-atom moments under other codes' names (the reference magnetic
+        MACE's ``REF_magmom``, an extxyz column ``magmom`` or ``magnetic_moments``, ...:
+        :func:`moment_alias_keys`), and the initial magnetic moments (``arrays["initial_magmoms"]``:
+        for a DFT run only the starting guess, e.g. INCAR's MAGMOM); ``prefer_moments="initial"``
         takes the initial moments first (:func:`ase_magnetic_moments`). A per-atom array
         ``spins`` (N, 3) (an extxyz ``spins`` column, :func:`ase_spin_directions`) gives the spin
         directions: collinear moments (N,) become magnitudes |m| along it (a negative moment
@@ -542,8 +604,8 @@ class State:
         ``ase.build.fcc111`` and the other surface builders) or ``initial_charges``; when they
         are non-zero a UserWarning names them (default), ``False`` drops them silently. The
         atom order is kept, so they can be kept beside the State. It also names per-atom data
-        that look like moments but are not read (:func:`unread_moment_arrays`: an extxyz column
-        ``magmom`` or ``magnetic_moments``) when no moments are found.
+        that look like moments but are not read (:func:`unread_moment_arrays`: in ``info``) and a
+        spin-polarised VASP run read without moments (vasprun.xml) when no moments are found.
 
         ``initial_fractions``: ``ase.io.read`` of a Quantum ESPRESSO pw.x input fills the initial
         magmoms with ``starting_magnetization``, a fraction of the valence charge (−1…1) per

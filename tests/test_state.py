@@ -328,11 +328,14 @@ def test_from_ase_names_the_tags_and_charges_it_drops(tmp_path):
     assert len([w for w in rec if "tags" in str(w.message)]) == 1  # once, not per frame
 
 
-@pytest.mark.parametrize("column", ["magmom:R:3", "magmom:R:1", "magnetic_moments:R:1", "moments:R:3"])
-def test_moments_under_other_names_are_named_not_silently_dropped(tmp_path, column):
-    """An extxyz column 'magmom' (ASE makes it a calculator result named like the total moment)
-    or 'magnetic_moments' is not where spinlat reads moments: the atoms come out non-magnetic,
-    and from_ase, read_extxyz + from_ase and the training input say which data were not read."""
+@pytest.mark.parametrize("column", ["magmom:R:3", "magmom:R:1", "magnetic_moments:R:1", "moments:R:3",
+                                    "REF_magmom:R:3", "REF_magmoms:R:1", "dft_magmoms:R:3"])
+def test_moments_under_other_names_are_read(tmp_path, column):
+    """Per-atom moments under the names other codes and MLIP projects give them — an extxyz column
+    'magmom' (ASE makes it a calculator result named like the total moment), 'magnetic_moments',
+    the reference magnetic MACE's 'REF_magmom' (mace-torch PR 1244's magmom_key) — were not read:
+    the atoms came out non-magnetic (with a warning). They are read by from_ase, after
+    read_extxyz (which put a 'magmom' column into info) and as training inputs."""
     import warnings
 
     import ase.io
@@ -345,22 +348,37 @@ def test_moments_under_other_names_are_named_not_silently_dropped(tmp_path, colu
     (tmp_path / "m.xyz").write_text(
         f'2\nLattice="2.8665 0 0 0 2.8665 0 0 0 2.8665" Properties=species:S:1:pos:R:3:{column} pbc="T T T"\n'
         f"Fe 0 0 0 {rows[0]}\nFe 1.43325 1.43325 1.43325 {rows[1]}\n")
-    atoms = ase.io.read(tmp_path / "m.xyz")
-    where = "calculator results['magmom']" if name == "magmom" else f"arrays[{name!r}]"
-    assert unread_moment_arrays(atoms) == [where]
-    with pytest.warns(UserWarning, match=re.escape(where) + r" looks like per-atom moments: the atoms are read as "
-                                                          r"non-magnetic.*name the extxyz column 'magmoms'"):
-        st = sl.State.from_ase(atoms)
-    np.testing.assert_array_equal(st.moments, 0.0)
-    with pytest.warns(UserWarning, match=r"\['magmom'\]|magnetic_moments|moments"):
-        sl.State.from_ase(sl.io.read_extxyz(tmp_path / "m.xyz")[0])  # there 'magmom' went into info
-    with pytest.warns(UserWarning, match=re.escape(where) + " looks like per-atom moments"):
-        np.testing.assert_array_equal(input_moments(atoms), 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        good = ase.io.read(tmp_path / "m.xyz")
-        good.set_initial_magnetic_moments(np.array([[0, 0, 2.2], [0, 0, -2.2]]))
-        assert sl.State.from_ase(good).moments.tolist() == [2.2, 2.2]    # moments found: nothing to say
+        for atoms in (ase.io.read(tmp_path / "m.xyz"), sl.io.read_extxyz(tmp_path / "m.xyz")[0]):
+            assert unread_moment_arrays(atoms) == []
+            st = sl.State.from_ase(atoms)
+            assert st.moments.tolist() == [2.2, 2.2] and st.spins[:, 2].tolist() == [1.0, -1.0]
+            np.testing.assert_array_equal(input_moments(atoms), [[0, 0, 2.2], [0, 0, -2.2]])
+    # two different sets: the warning names both
+    atoms = ase.io.read(tmp_path / "m.xyz")
+    atoms.arrays["magmoms"] = np.array([[0, 0, 2.0], [0, 0, -2.0]])
+    with pytest.warns(UserWarning, match=r"two different sets of magnetic moments, the 'magmoms' array and "):
+        assert sl.State.from_ase(atoms).moments.tolist() == [2.0, 2.0]
+
+
+def test_per_atom_moments_in_info_are_named_not_silently_dropped():
+    """Per-atom data named like moments where spinlat does not read them (info): non-magnetic atoms,
+    with a warning naming them; a (3,) total of a 3-atom structure is not per-atom."""
+    import warnings
+
+    from spinlat.state import unread_moment_arrays
+
+    atoms = sl.State(np.array([[0, 0, 0], [2.0, 0, 0]]), [26, 26]).to_ase()
+    atoms.set_initial_magnetic_moments(None)
+    atoms.info["magnetic_moments"] = np.array([2.2, -2.2])
+    assert unread_moment_arrays(atoms) == ["info['magnetic_moments']"]
+    with pytest.warns(UserWarning, match=re.escape("info['magnetic_moments']") + r" looks like per-atom moments: the "
+                                         r"atoms are read as non-magnetic.*store it as a per-atom array"):
+        st = sl.State.from_ase(atoms)
+    np.testing.assert_array_equal(st.moments, 0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         total = sl.State(np.zeros((3, 3)) + np.arange(3)[:, None] * 2.0, [26] * 3).to_ase()
         total.info["magmom"] = np.array([0.0, 0.0, 6.6])              # a (3,) total of 3 atoms: not per atom
         total.set_initial_magnetic_moments(None)

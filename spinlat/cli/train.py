@@ -58,7 +58,8 @@ def run_train_config(cfg: dict, base: Path = Path("."), progress: bool = True):
     if "test" in cfg:
         from ..training.data import load_dataset
 
-        extra["test"] = pot.evaluate(load_dataset(cfg["test"], "test"))
+        energies = {k: cfg["training"][k] for k in ("energy_label", "check_energies") if k in cfg["training"]}
+        extra["test"] = pot.evaluate(load_dataset(cfg["test"], "test"), **energies)
         print("test: E {energy_rmse:.2f} meV/atom, F {forces_rmse:.1f} meV/Å, h {magnetic_forces_rmse:.1f} meV/μB"
               .format(**extra["test"]))
     print(f"model written to {_write_model(cfg, pot, extra)}")

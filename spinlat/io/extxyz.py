@@ -260,7 +260,9 @@ def _restore(atoms):
         n = len(atoms)
         for key, val in dict(calc.results).items():
             arr = np.asarray(val)
-            if key in _PER_CONFIG or arr.ndim == 0 or arr.shape[0] != n:
+            # a per-atom 'magmom' column (ASE makes it a result named like the total moment) stays per atom
+            per_atom_moments = key == "magmom" and (arr.shape == (n, 3) or arr.shape == (n,) and n not in (1, 3))
+            if (key in _PER_CONFIG and not per_atom_moments) or arr.ndim == 0 or arr.shape[0] != n:
                 atoms.info[key] = val.item() if isinstance(val, np.ndarray) and val.ndim == 0 else val
             else:
                 atoms.arrays[key] = np.array(arr)

@@ -6,8 +6,10 @@ A data set is a list of ``ase.Atoms``, a file ``ase.io.read`` reads (extxyz), or
 moments as inputs and any of the labels energy, forces, magnetic forces and stress, in
 ``info``/``arrays`` or as calculator results (:mod:`spinlat.potentials.mmace.labels`); labels may
 be missing per configuration (energies only, magnetic forces for some configurations): a missing
-label is left out of the loss, never taken as zero. ``info["weight"]`` (default 1) weights a
-configuration.
+label is left out of the loss, never taken as zero. ``info["weight"]`` (or mace's
+``info["config_weight"]``; default 1) weights a configuration, and mace's
+``info["config_<label>_weight"] = 0`` leaves that label of it out
+(:func:`~spinlat.potentials.mmace.labels.read_labels`).
 
 Graphs are built once per configuration with :func:`~spinlat.potentials.mmace.graph.build_batch`
 and concatenated into batches by :func:`collate`. With a cache directory, the graphs of a whole
@@ -34,16 +36,19 @@ from ..potentials.mmace.labels import LABELS, read_dataset, stored_keys, warn_un
 _NODE_KEYS = ("positions", "magmoms", "node_attrs", "species", "forces", "magnetic_forces")
 _EDGE_KEYS = ("shifts",)
 _GRAPH_KEYS = ("cell", "n_atoms", "weight", "energy", "stress", "energy_mask", "forces_mask",
-               "magnetic_forces_mask", "stress_mask")
+               "magnetic_forces_mask", "stress_mask", "magnetic_forces_longitudinal")
 
 
 def load_dataset(data, name: str = "train") -> list:
-    """A list of ase.Atoms from a list/tuple of Atoms, a data-set file (``ase.io.read``), or a
+    """A list of ase.Atoms from a list/tuple of Atoms, a data-set file (``ase.io.read``: every
+    frame), a list of such files (joined in order: configuration k counts across them), or a
     teacher spec ``{"teacher": {"system": ..., "n_configs": ..., "seed": ..., "soc": ...}}``."""
     from ase import Atoms
 
     if isinstance(data, (str, Path)):
         data = read_dataset(data, f"{name} dataset")
+    elif isinstance(data, (list, tuple)) and data and all(isinstance(d, (str, Path)) for d in data):
+        data = [at for path in data for at in read_dataset(path, f"{name} dataset")]
     elif isinstance(data, dict):
         if set(data) != {"teacher"} or not isinstance(data["teacher"], dict):
             raise ConfigError(f"{name} dataset given as a mapping must be {{teacher: {{system, n_configs, seed}}}}, "
@@ -235,7 +240,9 @@ def _load_graphs(path) -> list[dict]:
     except Exception as exc:  # corrupt cache file
         raise FileFormatError(f"cannot read graph cache {path}: {exc}") from exc
     checksum.verify(path, meta, big, "graph cache", "remove it (it is rebuilt from the data)")
-    for k in ("energy_mask", "forces_mask", "magnetic_forces_mask", "stress_mask"):
+    if "magnetic_forces_longitudinal" not in big:  # a cache written before collinear labels were read
+        big["magnetic_forces_longitudinal"] = torch.zeros(len(big["n_atoms"]), dtype=torch.uint8)
+    for k in ("energy_mask", "forces_mask", "magnetic_forces_mask", "stress_mask", "magnetic_forces_longitudinal"):
         big[k] = big[k].bool()
     n_atoms = big["n_atoms"].tolist()
     n_edges = big["n_edges"].tolist()

@@ -9,7 +9,8 @@ terms and scale set from the data before the first optimiser step.
   keep theirs exactly) and fits only the new species' one-body terms;
 - :func:`interaction_scale`: the scale of the interaction energy, the RMS force of the data (or,
   for energies-only data, the RMS per-atom energy left by a composition fit);
-- :func:`fit_one_body`: per-species reference energies E0 (``E0s="average"``) and Landau
+- :func:`fit_one_body`: per-species reference energies E0 (``E0s="average"``; ``"isolated"`` and a
+  mapping set them, :func:`spinlat.training.loop.isolated_atom_energies`) and Landau
   coefficients by linear least squares on the energies and magnetic forces the data carry.
 """
 
@@ -24,7 +25,7 @@ import torch
 from ..errors import ConfigError, InputError
 from ..potentials.mmace.hyperparameters import Hyperparameters
 from ..potentials.mmace.labels import input_moments
-from ..potentials.mmace.metrics import label_masks
+from ..potentials.mmace.metrics import label_masks, longitudinal_atoms
 from .data import collate, dataset_hash, graphs_of, warn_if_collinear_data, warn_if_spin_orbit_data
 
 
@@ -72,7 +73,8 @@ def interaction_scale(graphs) -> float:
 def fit_one_body(model, graphs, species_to_fit, fit_e0, fit_landau, w_h, dtype, device, batch_size=8):
     """Least-squares E0 (eV) and Landau coefficients of the species ``species_to_fit`` on the
     residuals of the labelled energies (per atom) and magnetic forces (rows scaled by √w_h, the
-    ratio of the magnetic-force to the energy loss weight) left by the rest of the model; a small
+    ratio of the magnetic-force to the energy loss weight; of a collinear label only the component
+    along the moment) left by the rest of the model; a small
     ridge keeps Landau coefficients finite where the data cannot fix them."""
     order = model.landau_order if fit_landau else 0
     fit = list(species_to_fit)
@@ -118,6 +120,11 @@ def fit_one_body(model, graphs, species_to_fit, fit_e0, fit_landau, w_h, dtype, 
                 for p in range(order):
                     H[sel, :, ncol_e0 + c_ * order + p] = -((p + 1) * u[sel] ** p * 2 / mmax[sel])[:, None] * mt[sel]
             rh = (batch["magnetic_forces"] - out["magnetic_forces"]).detach().cpu().double().numpy()
+            axial = longitudinal_atoms(batch).cpu().numpy() & hm
+            if axial.any():  # collinear labels: only the component along the moment (rows m̂ m̂ᵀ·)
+                mhat = mt[axial] / np.linalg.norm(mt[axial], axis=1)[:, None]
+                H[axial] = mhat[:, :, None] * np.einsum("ak,akc->ac", mhat, H[axial])[:, None, :]
+                rh[axial] = mhat * np.einsum("ak,ak->a", mhat, rh[axial])[:, None]
             rows_h.append(H[hm].reshape(-1, ncol))
             rhs_h.append(rh[hm].reshape(-1))
     A = np.concatenate(rows_e + [np.sqrt(w_h) * r for r in rows_h])
@@ -273,6 +280,13 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
         soc = True if soc is None else soc
         hp = dict(hyper)
     warn_if_spin_orbit_data(train_data, soc)
+    unseen = sorted(set(element_list(valid_data)) - set(element_list(train_data)) - set(old_z))
+    if unseen:
+        raise ConfigError(f"the validation set holds {[chemical_symbols[z] for z in unseen]}, which no training "
+                          f"configuration has{' nor the init_from model knows' if base is not None else ''}: the model "
+                          "could not learn them (their E0 would be left at 0); move configurations with them into "
+                          "the training set (without a validation set given, the random split put all of them into the "
+                          "part held out: give valid=... or add configurations with them)")
     elements = sorted(set(old_z) | set(element_list(train_data)) | set(element_list(valid_data)))
     r_max = float(hp.get("r_max", Hyperparameters.defaults()["r_max"]))
     graphs_train = graphs_of(train_data, r_max, elements, opts.cache_dir)
@@ -300,15 +314,28 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
     if e0_given:
         missing = [chemical_symbols[z_table[s]] for s in fit_species if chemical_symbols[z_table[s]] not in opts.E0s]
         if missing:
-            raise ConfigError(f"E0s gives no reference energy for {missing}")
+            raise ConfigError(f"E0s gives no reference energy for {missing} (E0s={{element: eV}} names every element "
+                              "of the data that the model does not know yet; E0s='isolated' needs a single-atom "
+                              "configuration marked config_type=IsolatedAtom of each)")
         with torch.no_grad():
             for s in fit_species:
                 model.atomic_energies[s] = float(opts.E0s[chemical_symbols[z_table[s]]])
+        kept = {sym: (e, float(model.atomic_energies[z_table.index(z)])) for z in old_z
+                if (sym := chemical_symbols[z]) in opts.E0s and (e := float(opts.E0s[sym])) != float(
+                    model.atomic_energies[z_table.index(z)])}
+        if kept:
+            import warnings
+
+            shown = ", ".join(f"{sym} {e:.6g} eV (kept: {old:.6g} eV)" for sym, (e, old) in kept.items())
+            warnings.warn(f"E0s given for elements the init_from model knows are not used: fine-tuning keeps their "
+                          f"E0 ({shown}); only new elements take the E0s given. If the new data come from another "
+                          "DFT setup (code, pseudopotentials), their energies are shifted against the old model's",
+                          UserWarning, stacklevel=4)
     fit_one_body(model, graphs_train, fit_species, not e0_given, opts.fit_landau,
                  opts.magnetic_forces_weight / max(opts.energy_weight, 1e-12), dtype, device)
     # the data themselves (structures, moments, labels, weights) identify the run too: corrected labels
     # must not resume (and, with the epochs done, silently return) the model trained on the old ones
     meta = {"elements": z_table, "soc": bool(soc), "seed": int(opts.seed), "hyperparameters": pot.hyperparameters,
-            "n_train": len(train_data), "n_valid": len(valid_data),
+            "n_train": len(train_data), "n_valid": len(valid_data), "E0s": opts.E0s,
             "data": [dataset_hash(train_data, r_max, z_table), dataset_hash(valid_data, r_max, z_table)]}
     return InitialModel(pot, graphs_train, graphs_valid, pot.hyperparameters, meta)

@@ -36,9 +36,10 @@ import warnings
 import numpy as np
 import torch
 
-from ..errors import ConfigError, SimulationError
+from ..errors import ConfigError, InputError, SimulationError
 from ..interrupts import check, deferred, pending
 from ..potentials.mmace.hyperparameters import Hyperparameters
+from ..potentials.mmace.labels import check_energies_are_totals, energies_as_totals
 from ..potentials.mmace.metrics import add_errors, rmse, squared_errors
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import check_dataset, collate, label_counts, load_dataset
@@ -65,19 +66,22 @@ def check_options(soc, max_minutes, seed, init_from, options) -> tuple[TrainingO
 # -------------------------------------------------------------------------------- 2. data
 @dataclasses.dataclass
 class Data:
-    """The two data sets (lists of ase.Atoms) and how many configurations carry each label."""
+    """The two data sets (lists of ase.Atoms), how many configurations carry each label, and the
+    reference energies {element: eV} of the isolated atoms among them (``E0s="isolated"``)."""
 
     train: list
     valid: list
     labels_train: dict
     labels_valid: dict
+    e0s: dict | None = None
 
 
 def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Data:
     """Load and check the data sets; without ``valid``, hold out ``valid_fraction`` of ``train``
     (chosen by the seed). Warns when a loss weight given in ``explicit_weights`` has no label to
     act on in the training set."""
-    train_data = load_dataset(train, "train")
+    train_data = read_energies(load_dataset(train, "train"), opts, "train")
+    e0s = isolated_atom_energies(train_data, opts, "train")
     labels = check_dataset(train_data, "train")
     if valid is None:
         if len(train_data) < 2:
@@ -89,15 +93,75 @@ def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Da
         valid_data, labels_valid = [train_data[k] for k in perm[:n_valid]], [labels[k] for k in perm[:n_valid]]
         train_data, labels = [train_data[k] for k in keep], [labels[k] for k in keep]
     else:
-        valid_data = load_dataset(valid, "valid")
+        valid_data = read_energies(load_dataset(valid, "valid"), opts, "valid")
         labels_valid = check_dataset(valid_data, "valid")
-    data = Data(train_data, valid_data, label_counts(labels), label_counts(labels_valid))
+    data = Data(train_data, valid_data, label_counts(labels), label_counts(labels_valid), e0s)
     for key in LABEL_KEYS:
         w = opts.loss_weights[key]
         if f"{key}_weight" in explicit_weights and w > 0 and data.labels_train[key] == 0:
             warnings.warn(f"{key}_weight={w:g} was given, but no training configuration carries {key}: "
                           "that loss term is absent", stacklevel=4)
     return data
+
+
+def read_energies(data, opts: TrainingOptions, name) -> list:
+    """``data`` with total energies (:func:`~spinlat.potentials.mmace.labels.energies_as_totals`
+    for ``energy_label``); with ``check_energies``, ConfigError when energies read as totals scale
+    like per-atom values (:func:`~spinlat.potentials.mmace.labels.check_energies_are_totals`)."""
+    if opts.check_energies and opts.energy_label == "total":
+        try:
+            check_energies_are_totals(data, f"{name} dataset", "If info['energy'] holds eV/atom, give the training "
+                                      "option energy_label='per_atom' (a spinlat train config: training.energy_label: "
+                                      "per_atom); if they are totals, check_energies=False reads them as given")
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
+    return energies_as_totals(data, opts.energy_label, f"{name} dataset")
+
+
+#: ``info["config_type"]`` of a single-atom configuration that gives its element's reference energy
+#: (mace's convention)
+ISOLATED_ATOM = "IsolatedAtom"
+
+
+def isolated_atom_energies(data, opts: TrainingOptions, name) -> dict | None:
+    """{element: eV} for ``E0s="isolated"``: the energies of the single-atom configurations marked
+    ``info["config_type"] == "IsolatedAtom"`` (mace's convention), None for other ``E0s``. Unlike
+    ``mace_run_train`` they stay in the data set: an mMACE atom's E0 is its energy at zero moment
+    and a free atom of moment m has E0 plus a one-body term in |m| (Landau), which the model learns
+    from them, so the model's energy of the free atom at its moment comes out as the DFT's.
+    ConfigError when there is none, for one without an energy and for two of one element with
+    different energies. With ``E0s="average"`` a UserWarning names them (they are trained on and
+    the E0s fitted by least squares)."""
+    from ase.data import chemical_symbols
+
+    from ..potentials.mmace.labels import raw_label
+
+    marked = [k for k, at in enumerate(data) if len(at) == 1 and at.info.get("config_type") == ISOLATED_ATOM]
+    if opts.E0s != "isolated":
+        if marked and opts.E0s == "average":
+            warnings.warn(f"{name} dataset: {len(marked)} single-atom configurations are marked config_type="
+                          f"{ISOLATED_ATOM} (mace's reference energies E0; configuration {marked[0]}): with "
+                          "E0s='average' they are trained on as ordinary configurations and the E0s are fitted by "
+                          "least squares; give E0s='isolated' to take the E0s from them", UserWarning, stacklevel=4)
+        return None
+    if not marked:
+        raise ConfigError(f"E0s='isolated' takes the reference energies from single-atom configurations marked "
+                          f"info['config_type'] = '{ISOLATED_ATOM}', but the {name} dataset has none; give E0s as "
+                          "{element: eV} or 'average'")
+    e0s = {}
+    for k in marked:
+        at = data[k]
+        energy = raw_label(at, "energy")
+        if energy is None or np.size(energy) != 1:
+            raise ConfigError(f"{name} dataset configuration {k} is marked config_type={ISOLATED_ATOM} but carries no "
+                              "energy (info['energy'] or a calculator's energy)")
+        symbol = chemical_symbols[int(at.numbers[0])]
+        energy = float(np.asarray(energy, dtype=np.float64).reshape(()))
+        if symbol in e0s and e0s[symbol] != energy:
+            raise ConfigError(f"{name} dataset: two {ISOLATED_ATOM} configurations of {symbol} have different energies "
+                              f"({e0s[symbol]!r} and {energy!r} eV, configuration {k}); keep one")
+        e0s[symbol] = energy
+    return e0s
 
 
 def _outputs(weights, labels) -> dict:
@@ -185,13 +249,15 @@ def resume(opt: Optimiser, start: InitialModel, opts: TrainingOptions) -> Progre
     if ck is None:
         return Progress()
     now = _json_meta(start.meta)
-    if "data" not in ck["meta"]:  # a checkpoint written before the data's hash was recorded
-        now.pop("data", None)
+    for key in ("data", "E0s"):  # a checkpoint written before these were recorded
+        if key not in ck["meta"]:
+            now.pop(key, None)
     if ck["meta"] != now:
         what = {"data": "the training or validation data (structures, moments, labels or weights)",
                 "n_train": "the number of training configurations", "n_valid": "the number of validation "
                 "configurations", "hyperparameters": "the model hyperparameters (those set from the data too: "
-                "avg_num_neighbors, m_max)", "elements": "the elements", "soc": "soc", "seed": "the seed"}
+                "avg_num_neighbors, m_max)", "elements": "the elements", "soc": "soc", "seed": "the seed",
+                "E0s": "the reference energies E0s"}
         differ = [what.get(k, k) for k in sorted(set(ck["meta"]) | set(now)) if ck["meta"].get(k) != now.get(k)]
         raise ConfigError(f"the checkpoint in {opts.checkpoint_dir} belongs to another run ({'; '.join(differ)} "
                           "differ): it would resume that run. To train afresh use another checkpoint_dir, "
@@ -434,6 +500,8 @@ def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None,
     dtype, device = resolve_dtype(opts.dtype), resolve_device(opts.device)
     t_start = time.perf_counter()
     data = prepare_data(train, valid, opts, explicit_weights=options)
+    if data.e0s is not None:  # E0s="isolated": the isolated atoms' energies, as if given
+        opts = dataclasses.replace(opts, E0s=data.e0s)
     start = build_model(data.train, data.valid, soc, hyper, opts, dtype, device)
     opt = make_optimiser(start.model, opts)
     progress = resume(opt, start, opts)

@@ -6,11 +6,13 @@ with forces; A_H: the magnetic atoms of configurations with magnetic forces):
 
     L = w_E · Σ_{c∈B_E} ω_c (ΔE_c/N_c)²      / |B_E|
       + w_F · Σ_{i∈A_F} ω_c(i) |ΔF_i|²/3     / |A_F|
-      + w_H · Σ_{i∈A_H} ω_c(i) |Δh_i|²/3     / |A_H|
+      + w_H · Σ_{i∈A_H} ω_c(i) |Δh_i|²/n_i   / |A_H|
       + w_S · Σ_{c∈B_S} ω_c |Δσ_c|²/9        / |B_S|
 
 Δ = prediction − label; E per atom (eV/atom), F (eV/Å), h = −∂E/∂m (eV/μB), σ (eV/Å³); ω_c the
-configuration's weight (``info["weight"]``, default 1); w the per-label weights
+configuration's weight (``info["weight"]``, default 1); n_i = 3 for a vector magnetic-force label,
+and n_i = 1 with Δh_i = (Δh_i·m̂_i) m̂_i for a collinear one (h·m̂ per atom,
+:func:`spinlat.potentials.mmace.metrics.residuals`); w the per-label weights
 (``energy_weight`` per (eV/atom)², ``forces_weight`` per (eV/Å)², ``magnetic_forces_weight`` per
 (eV/μB)², ``stress_weight`` per (eV/Å³)²). How they combine:
 
@@ -33,9 +35,9 @@ import math
 
 import torch
 
-from ..potentials.mmace.metrics import label_masks, residuals
+from ..potentials.mmace.metrics import label_components, label_masks, residuals
 
-#: mean over the components of one entry (a vector has 3, a stress 9)
+#: the axes of the components of one entry (a vector has 3, a stress 9)
 _COMPONENT_AXES = {"energy": (), "forces": (-1,), "magnetic_forces": (-1,), "stress": (-1, -2)}
 
 
@@ -50,8 +52,8 @@ def masked_loss(out, batch, weights: dict):
         if not w > 0 or out.get(key) is None or not bool(masks[key].any()):
             continue
         sq = residuals(out, batch, key) ** 2
-        if _COMPONENT_AXES[key]:
-            sq = sq.mean(_COMPONENT_AXES[key])
+        if _COMPONENT_AXES[key]:  # mean over the labelled components
+            sq = sq.sum(_COMPONENT_AXES[key]) / label_components(batch, key)
         omega = wc if key in ("energy", "stress") else wc[batch["batch"]]
         mask = masks[key]
         term = w * torch.where(mask, omega * sq, torch.zeros_like(sq)).sum() / mask.sum()

@@ -17,6 +17,7 @@ import dataclasses
 
 from .. import validation
 from ..errors import ConfigError, DeviceError, InputError
+from ..potentials.mmace.labels import ENERGY_LABELS
 from ..options import Options, element_mapping, integer_in, number_in, optional, option, path_or_none
 
 SCHEDULERS = ("plateau", "cosine", "cosine_time")
@@ -34,8 +35,15 @@ def _device(v, k):
 _E0S_MAPPING = element_mapping(lambda x, k: validation.number(x, k, unit="eV"), "reference energy (eV)")
 
 
+#: the E0s that are not a mapping: fitted by least squares, or the energies of the configurations marked
+#: ``config_type="IsolatedAtom"`` (mace's convention)
+E0S_CHOICES = ("average", "isolated")
+
+
 def _e0s(v, k):
-    return v if v == "average" else _E0S_MAPPING(v, k)
+    if isinstance(v, str):
+        return validation.choice(v, k, E0S_CHOICES)
+    return _E0S_MAPPING(v, k)
 
 
 def _init_from(v, k):
@@ -78,7 +86,10 @@ class TrainingOptions(Options):
     progress: bool | str = option(True, lambda v, k: v if v == "table" else validation.boolean(v, k),
                                   "progress bars and the per-epoch table (True), the table only ('table'), "
                                   "or nothing (False)")
-    E0s: str | dict = option("average", _e0s, "per-element reference energies: 'average' (least squares) or "
+    E0s: str | dict = option("average", _e0s, "per-element reference energies: 'average' (least squares), "
+                                              "'isolated' (the energies of the single-atom configurations marked "
+                                              "config_type=IsolatedAtom, mace's convention; they stay in the "
+                                              "training, which learns the free atom's energy at its moment) or "
                                               "{element: eV}")
     seed: int = option(0, lambda v, k: integer_in(0)(validation.seed(v, k), k),
                        "seed of the initial weights, the validation split and the shuffling")
@@ -87,6 +98,12 @@ class TrainingOptions(Options):
                                        "(preparation and validation passes are not cut short; scripts; tests use "
                                        "epochs)")
     init_from: object = option(None, _init_from, "a MagneticMACE or model file to fine-tune")
+    energy_label: str = option("total", lambda v, k: validation.choice(v, k, ENERGY_LABELS),
+                               "what info['energy'] holds: 'total' (eV, ASE's convention) or 'per_atom' (eV/atom, "
+                               "multiplied by the number of atoms)")
+    check_energies: bool = option(True, validation.boolean,
+                                  "refuse total energies that scale like per-atom values across configurations of "
+                                  "different sizes (False: read them as given)")
 
     @classmethod
     def check_together(cls, full, given, prefix, complete):

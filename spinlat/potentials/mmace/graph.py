@@ -16,7 +16,9 @@ Keys (N atoms, E directed edges, B configurations):
   the value of an absent label is a placeholder that every loss and error leaves out through the
   mask, :mod:`.metrics`): ``energy`` (B,) eV, ``forces`` (N,3) eV/Å, ``magnetic_forces`` (N,3)
   eV/μB, ``stress`` (B,3,3) eV/Å³ with ASE's sign; ``weight`` (B,) (``atoms.info["weight"]``,
-  default 1).
+  default 1); ``magnetic_forces_longitudinal`` (B,) bool: the configuration's magnetic-force
+  label gives only the component along each moment (a collinear label (N,), stored as that
+  component times m̂).
 """
 
 from __future__ import annotations
@@ -24,9 +26,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ... import validation
 from ...errors import InputError, NonFiniteError, UnknownElementError
-from .labels import input_moments, read_labels
+from .labels import configuration_weight, input_moments, read_labels
 
 
 def config_arrays(config, index=0) -> dict:
@@ -35,7 +36,9 @@ def config_arrays(config, index=0) -> dict:
     Returns keys positions (Å), numbers, cell, pbc, magmoms (N,3 μB), weight and the labels the
     configuration carries: energy (eV), forces (eV/Å), magnetic_forces (eV/μB), stress (3×3 eV/Å³)
     — read from ``info``/``arrays`` or calculator results, moments from ``magmoms``, a
-    calculator's moments or the initial moments (:mod:`.labels`)."""
+    calculator's moments or the initial moments (:mod:`.labels`). A collinear magnetic-force label
+    (N,) becomes the vector along each moment, h·m̂ m̂ (zero on atoms without a moment), with
+    ``magnetic_forces_longitudinal`` True."""
     from ...state import State
 
     where = f"configuration {index}"
@@ -53,9 +56,14 @@ def config_arrays(config, index=0) -> dict:
         raise NonFiniteError(f"{where}: positions hold NaN or inf")
     out = dict(positions=pos, numbers=np.asarray(config.numbers, dtype=np.int64),
                cell=np.asarray(config.cell.array, dtype=np.float64), pbc=np.asarray(config.pbc, dtype=bool),
-               magmoms=input_moments(config, where),
-               weight=validation.number(config.info.get("weight", 1.0), f"{where}: info['weight']", nonnegative=True))
+               magmoms=input_moments(config, where), weight=configuration_weight(config, where))
     out.update(read_labels(config, where))
+    h = out.get("magnetic_forces")
+    if h is not None and h.ndim == 1:  # collinear: the component along each moment (.labels)
+        m = out["magmoms"]
+        norm = np.linalg.norm(m, axis=1)
+        out["magnetic_forces"] = h[:, None] * m / np.where(norm > 0, norm, 1.0)[:, None]
+        out["magnetic_forces_longitudinal"] = True
     return out
 
 
@@ -146,6 +154,8 @@ def build_batch(configs, r_max: float, z_table, dtype=torch.float64, device="cpu
         "ptr": i(ptr),
         "n_atoms": i(n_atoms),
         "weight": f(np.array([p["weight"] for p in parts])),
+        "magnetic_forces_longitudinal": torch.as_tensor(
+            np.array([bool(p.get("magnetic_forces_longitudinal", False)) for p in parts]), device=device),
     }
     for key in ("energy", "forces", "magnetic_forces", "stress"):
         vals, has = target(key, None)

@@ -7,14 +7,24 @@ label                         unit        where
 ============================  ==========  ======================================================
 energy                        eV          ``info["energy"]``, or a calculator's ``energy``
 forces (N, 3)                 eV/Å        ``arrays["forces"]``, or a calculator's ``forces``
-magnetic_forces (N, 3)        eV/μB       ``arrays["magnetic_forces"]`` (h = −∂E/∂m), or a calculator's
+magnetic_forces (N, 3) or (N,) eV/μB      ``arrays["magnetic_forces"]`` (h = −∂E/∂m), or a calculator's;
+                                          (N,): collinear, the component h·m̂ along each moment
 stress, Voigt (6,) or 3×3     eV/Å³       ``info["stress"]`` (ASE's sign), or a calculator's ``stress``,
                                           or else ``info["virial"]`` (or ``"virials"``; eV, 3×3, 9 or
                                           Voigt 6) as σ = −W/V: the virial W = −∂E/∂ε of GPUMD's NEP
                                           and mace's data sets, V the cell volume
 ============================  ==========  ======================================================
 
-A stress whose largest component exceeds :data:`STRESS_IMPLAUSIBLE` (1 eV/Å³ = 160 GPa) is read
+A collinear magnetic-force label (N,) — one number per atom, as collinear (spin-polarised, no
+spin-orbit) DFT codes give the force on a moment — is read as the component along the moment,
+h_i·m̂_i = −∂E/∂|m_i| (positive where the energy falls as the moment grows; for a code that gives
+−∂E/∂m_z of signed collinear moments, multiply by the sign of m_z): the training and the errors
+use only that component of such a configuration (``magnetic_forces_longitudinal``,
+:mod:`.metrics`); atoms without a moment have no direction and carry no label.
+
+A magnetic force above :data:`MAGNETIC_FORCE_IMPLAUSIBLE` (20 eV/μB) is read as given with a
+UserWarning: it is most likely in meV/μB or a field in tesla. A stress whose largest component
+exceeds :data:`STRESS_IMPLAUSIBLE` (1 eV/Å³ = 160 GPa) is read
 as given with a UserWarning: it is most likely in kbar (VASP's OUTCAR) or GPa, not eV/Å³.
 :func:`unread_label_keys` names entries that look like labels under other names (mace's
 ``REF_energy``, ``REF_forces``, ``REF_stress``, ``REF_virials``, the reference magnetic MACE's
@@ -32,11 +42,13 @@ label): :func:`input_moments` reads them by the rule of :meth:`spinlat.State.fro
 (:func:`spinlat.state.ase_magnetic_moments`, one helper for both): the first non-zero of a
 calculator's ``magmoms`` (the moments of the calculation that gave the labels: for a
 self-consistent DFT run its converged moments, not its starting guess), ``arrays["magmoms"]``
-(the data-set convention) and the initial magnetic moments (``arrays["initial_magmoms"]``), with
-a UserWarning when the first two are both non-zero and differ; none of them: a non-magnetic configuration
-(with a UserWarning when it carries per-atom data named like moments, e.g. an extxyz column
-``magmom`` or ``magnetic_moments``, or only a calculator's total moment:
-:func:`spinlat.state.warn_unread_moments`). Collinear moments (N,) lie along +z, unless the
+(the data-set convention), per-atom moments under other codes' names (the reference magnetic
+MACE's ``REF_magmom``, an extxyz column ``magmom`` or ``magnetic_moments``, ...:
+:func:`spinlat.state.moment_alias_keys`) and the initial magnetic moments
+(``arrays["initial_magmoms"]``), with a UserWarning when two of the non-initial ones are
+non-zero and differ; none of them: a non-magnetic configuration (with a UserWarning when it
+carries per-atom data named like moments where they are not read, e.g. in ``info``, or only a
+calculator's total moment: :func:`spinlat.state.warn_unread_moments`). Collinear moments (N,) lie along +z, unless the
 configuration has a per-atom ``spins`` array (N, 3) of directions (an extxyz ``spins`` column, as
 :meth:`spinlat.State.from_ase` reads it): then moments (N,) are magnitudes along it and moments
 (N, 3) must point along it.
@@ -44,13 +56,13 @@ configuration has a per-atom ``spins`` array (N, 3) of directions (an extxyz ``s
 
 from __future__ import annotations
 
-import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import FileFormatError, InputError, NonFiniteError, ShapeError
+from ...state import ALIAS_AFFIX, MOMENT_NAMES
 
 #: label → (holder in ase.Atoms, unit)
 LABELS = {"energy": ("info", "eV"), "forces": ("arrays", "eV/Å"), "magnetic_forces": ("arrays", "eV/μB"),
@@ -60,10 +72,12 @@ _VOIGT = [(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]
 
 #: a stress component above this (eV/Å³; 160 GPa) is most likely in kbar or GPa: warned about
 STRESS_IMPLAUSIBLE = 1.0
+#: a magnetic force (eV/μB) above this is most likely in meV/μB, or a field in tesla: warned about
+MAGNETIC_FORCE_IMPLAUSIBLE = 20.0
 #: ``info`` keys read as a virial (eV) when a configuration has no stress
 VIRIAL_KEYS = ("virial", "virials")
 
-#: names (lower case, after stripping a prefix or suffix of :data:`_ALIAS_AFFIX`) under which
+#: names (lower case, after stripping a prefix or suffix of :data:`spinlat.state.ALIAS_AFFIX`) under which
 #: other codes store a label or the moments → the label spinlat reads under its own name
 _ALIASES = {
     **dict.fromkeys(("energy", "energies", "total_energy"), "energy"),
@@ -72,10 +86,9 @@ _ALIASES = {
     **dict.fromkeys(("magforces", "magforce", "mag_forces", "mag_force", "magnetic_forces", "magnetic_force",
                      "hmag", "h_mag", "magnetic_field", "magnetic_fields", "constraining_field",
                      "constraining_fields", "constrained_field", "b_constr"), "magnetic_forces"),
-    **dict.fromkeys(("magmom", "magmoms", "magnetic_moment", "magnetic_moments", "mag_moments", "moments"),
-                    "moments"),
+    **dict.fromkeys(MOMENT_NAMES, "moments"),
+    **dict.fromkeys(("energy_per_atom", "energy_peratom", "e_per_atom", "energy_atom", "epa"), "energy per atom"),
 }
-_ALIAS_AFFIX = re.compile(r"^(?:ref|dft|vasp|qe|target|true|reference|label)_|_(?:ref|dft|vasp|qe|true|reference)$")
 
 
 def _results(atoms) -> dict:
@@ -118,18 +131,21 @@ def unread_label_keys(atoms) -> list:
                 have.add("moments")
         except Exception:  # malformed moments are reported where they are read
             pass
+    if "energy" in have:
+        have.add("energy per atom")
     read_where = {"energy": ("info", "calculator results"), "forces": ("arrays", "calculator results"),
                   "magnetic_forces": ("arrays", "calculator results"), "stress": ("info", "calculator results"),
-                  "moments": ("arrays", "calculator results")}
+                  "moments": ("arrays", "calculator results"), "energy per atom": ()}
     read_names = {"energy": ("energy",), "forces": ("forces",), "magnetic_forces": ("magnetic_forces",),
-                  "stress": ("stress",) + VIRIAL_KEYS, "moments": ("magmoms", "initial_magmoms")}
+                  "stress": ("stress",) + VIRIAL_KEYS, "moments": ("magmoms", "initial_magmoms"),
+                  "energy per atom": ()}
     found = []
     for place, table in (("info", atoms.info), ("arrays", atoms.arrays), ("calculator results", _results(atoms))):
         for k in table:
             if not isinstance(k, str):
                 continue
             name = k.lower()
-            label = _ALIASES.get(name) or _ALIASES.get(_ALIAS_AFFIX.sub("", name))
+            label = _ALIASES.get(name) or _ALIASES.get(ALIAS_AFFIX.sub("", name))
             if label is None or label in have:
                 continue
             if k in read_names[label] and place in read_where[label]:
@@ -146,7 +162,9 @@ def _finite(arr, name, where):
 
 #: where spinlat reads each label (for :func:`warn_unread_labels`)
 _READ_AS = {"energy": "info['energy']", "forces": "arrays['forces']", "magnetic_forces": "arrays['magnetic_forces']",
-            "stress": "info['stress'] (or info['virial'])", "moments": "arrays['magmoms']"}
+            "stress": "info['stress'] (or info['virial'])", "moments": "arrays['magmoms']",
+            "energy per atom": "info['energy'] with energy_label='per_atom' (a training option, an argument of "
+                               "MagneticMACE.evaluate)"}
 
 
 def warn_unread_labels(configs, name="data set", stacklevel=3) -> None:
@@ -200,16 +218,58 @@ def has_label(atoms) -> bool:
     return any(raw_label(atoms, key) is not None for key in LABELS)
 
 
+#: mace's per-configuration weights of one label (``info["config_<name>_weight"]``) → spinlat's label
+MACE_LABEL_WEIGHTS = {"energy": "energy", "forces": "forces", "stress": "stress", "virials": "stress",
+                      "magforces": "magnetic_forces"}
+
+
+def configuration_weight(atoms, where="configuration") -> float:
+    """The weight of a configuration in the loss: ``info["weight"]`` (spinlat's), else mace's
+    ``info["config_weight"]``, else 1. InputError when both are given and differ, or for a
+    negative or non-numeric weight."""
+    from ... import validation
+
+    given = {k: atoms.info[k] for k in ("weight", "config_weight") if atoms.info.get(k) is not None}
+    values = {k: validation.number(v, f"{where}: info[{k!r}]", nonnegative=True) for k, v in given.items()}
+    if len(values) == 2 and values["weight"] != values["config_weight"]:
+        raise InputError(f"{where}: info['weight'] = {values['weight']!r} and mace's info['config_weight'] = "
+                         f"{values['config_weight']!r} disagree; keep one")
+    return next(iter(values.values()), 1.0)
+
+
+def _label_weights(atoms, where) -> dict:
+    """{label: mace's per-configuration weight} from ``info["config_<name>_weight"]``
+    (:data:`MACE_LABEL_WEIGHTS`); InputError for a value other than 0 (the label is left out) or 1."""
+    from ... import validation
+
+    out = {}
+    for name, label in MACE_LABEL_WEIGHTS.items():
+        key = f"config_{name}_weight"
+        if atoms.info.get(key) is None:
+            continue
+        w = validation.number(atoms.info[key], f"{where}: info[{key!r}]", nonnegative=True)
+        if w not in (0.0, 1.0):
+            raise InputError(f"{where}: info[{key!r}] = {w!r}: spinlat weights a label per data set (the training "
+                             f"option {label}_weight) and a configuration as a whole (info['weight']), not one label "
+                             f"of one configuration; 0 (leave the {label} of this configuration out) and 1 are read")
+        out[label] = min(out.get(label, 1.0), w)
+    return out
+
+
 def read_labels(atoms, where="configuration") -> dict:
-    """The labels a configuration carries, checked: ``energy`` (float eV), ``forces`` and
-    ``magnetic_forces`` ((N, 3)), ``stress`` (3×3); absent labels are absent keys. Raises
+    """The labels a configuration carries, checked: ``energy`` (float eV), ``forces`` ((N, 3)),
+    ``magnetic_forces`` ((N, 3), or (N,) as given for a collinear label: the component along each
+    moment, module docstring), ``stress`` (3×3); absent labels are absent keys. Raises
     ShapeError / NonFiniteError naming ``where`` and the label, InputError for a stress on a
-    cell that is not periodic in all three directions (a stress needs a volume)."""
+    cell that is not periodic in all three directions (a stress needs a volume). A label whose
+    mace weight ``info["config_<name>_weight"]`` is 0 is absent (mace's way to leave it out);
+    another value than 0 or 1 raises InputError."""
     n = len(atoms)
     out = {}
+    excluded = {label for label, w in _label_weights(atoms, where).items() if w == 0}
     for key in LABELS:
         value = raw_label(atoms, key)
-        if value is None:
+        if value is None or key in excluded:
             continue
         if key == "energy":
             e = np.asarray(value, dtype=np.float64)
@@ -232,9 +292,15 @@ def read_labels(atoms, where="configuration") -> dict:
             out[key] = sigma
         else:
             a = np.asarray(value, dtype=np.float64)
-            if a.shape != (n, 3):
-                raise ShapeError(f"{where}: {key} must have shape ({n}, 3), got {a.shape}")
+            if a.shape != (n, 3) and not (key == "magnetic_forces" and a.shape == (n,)):
+                shape = f"({n}, 3), or ({n},) for the component along each moment" if key == "magnetic_forces" \
+                    else f"({n}, 3)"
+                raise ShapeError(f"{where}: {key} must have shape {shape}, got {a.shape}")
             out[key] = _finite(a, key, where)
+            if key == "magnetic_forces" and a.size and np.abs(a).max() > MAGNETIC_FORCE_IMPLAUSIBLE:
+                warnings.warn(f"{where}: magnetic_forces has a component of {np.abs(a).max():.4g} eV/μB: is it in "
+                              "meV/μB, or a field in tesla? spinlat reads h = −∂E/∂m in eV/μB (a field B in tesla "
+                              "is h = μB·B, 1 T = 5.788e-5 eV/μB)", UserWarning, stacklevel=3)
     return out
 
 
@@ -277,3 +343,90 @@ def read_dataset(path, name="dataset") -> list:
     except Exception as exc:  # ASE raises many kinds for unreadable files
         raise FileFormatError(f"{name}: cannot read {p} as configurations ({type(exc).__name__}: {exc})") from None
     return list(frames)
+
+
+#: how ``info["energy"]`` (or a calculator's energy) is read: the configuration's total energy
+#: (eV, the default and ASE's convention), or an energy per atom (eV/atom) that is multiplied by N
+ENERGY_LABELS = ("total", "per_atom")
+
+
+def energies_as_totals(configs, energy_label="total", name="data set") -> list:
+    """``configs`` (ase.Atoms) with total energies: unchanged for ``energy_label="total"``; for
+    ``"per_atom"`` copies whose ``info["energy"]`` is the stored energy (eV/atom, from ``info`` or
+    a calculator) times the number of atoms (the calculator, with its other labels, stays
+    attached). Raises InputError for another ``energy_label``."""
+    from ... import validation
+
+    energy_label = validation.choice(energy_label, f"{name}: energy_label", ENERGY_LABELS)
+    if energy_label == "total":
+        return list(configs)
+    out = []
+    for at in configs:
+        value = raw_label(at, "energy") if hasattr(at, "arrays") else None
+        if value is not None:
+            calc = at.calc
+            at = at.copy()
+            at.calc = calc
+            e = np.asarray(value, dtype=np.float64)
+            at.info["energy"] = float(e.reshape(())) * len(at) if e.size == 1 else value  # a bad shape is named later
+        out.append(at)
+    return out
+
+
+#: the energies of configurations of several sizes are refused as totals when they follow the
+#: composition fractions (per-atom values) this many times better than the totals per atom do
+PER_ATOM_RATIO = 2.0
+#: ... and the totals per atom scatter by more than this (eV/atom) about a composition fit
+PER_ATOM_SCATTER = 0.05
+
+
+def per_atom_energy_evidence(configs):
+    """Whether the energies of ``configs`` (ase.Atoms, read as :func:`raw_label` does) look like
+    energies per atom rather than totals: None when they cannot tell (fewer than two sizes among the
+    configurations of more than one atom with an energy, or no more such configurations than
+    elements), else (looks per-atom, rms_total, rms_per_atom, sizes). Both readings are fitted
+    linearly in the composition fractions x: totals per atom E/N ≈ x·e (rms_total, eV/atom) and
+    per-atom values E ≈ x·e (rms_per_atom); totals grow with N, so read as per-atom values they
+    fit far worse, and per-atom values divided by N fit far worse than they do. Looks per-atom
+    when rms_per_atom < rms_total / :data:`PER_ATOM_RATIO` and rms_total > :data:`PER_ATOM_SCATTER`.
+    Single atoms (isolated-atom reference energies) are the same under both readings and are left out."""
+    rows = []
+    for at in configs:
+        if not hasattr(at, "arrays") or len(at) < 2:
+            continue
+        value = raw_label(at, "energy")
+        if value is None or np.size(value) != 1 or not np.isfinite(np.asarray(value, dtype=np.float64)).all():
+            continue
+        rows.append((float(np.asarray(value, dtype=np.float64).reshape(())), np.asarray(at.numbers)))
+    if not rows:
+        return None
+    elements = sorted({int(z) for _, numbers in rows for z in numbers})
+    sizes = sorted({len(numbers) for _, numbers in rows})
+    if len(sizes) < 2 or len(rows) <= len(elements):
+        return None
+    n = np.array([len(numbers) for _, numbers in rows], dtype=np.float64)
+    x = np.array([[np.count_nonzero(numbers == z) for z in elements] for _, numbers in rows]) / n[:, None]
+    e = np.array([value for value, _ in rows])
+
+    def rms_residual(y):
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        return float(np.sqrt(np.mean((y - x @ coef) ** 2)))
+
+    rms_total, rms_per_atom = rms_residual(e / n), rms_residual(e)
+    looks = rms_per_atom * PER_ATOM_RATIO < rms_total and rms_total > PER_ATOM_SCATTER
+    return looks, rms_total, rms_per_atom, sizes
+
+
+def check_energies_are_totals(configs, name="data set", remedy="") -> None:
+    """Raise InputError when the energies of ``configs`` are obviously per-atom values, not the
+    totals spinlat reads (:func:`per_atom_energy_evidence`); ``remedy`` names the option that
+    says so (e.g. ``energy_label='per_atom'``). Silent when the sizes cannot tell."""
+    found = per_atom_energy_evidence(configs)
+    if found is None or not found[0]:
+        return
+    _, rms_total, rms_per_atom, sizes = found
+    shown = ", ".join(map(str, sizes[:6])) + (" ..." if len(sizes) > 6 else "")
+    raise InputError(f"{name}: the energies look like energies per atom, not the total energies spinlat reads from "
+                     f"info['energy'] (ASE's convention): over configurations of {shown} atoms they follow the "
+                     f"composition as per-atom values (rms {rms_per_atom:.3g} eV about a fit) far better than as "
+                     f"totals (E/N scatters by {rms_total:.3g} eV/atom). {remedy}")

@@ -28,7 +28,8 @@ from ..base import Evaluation, Potential
 from . import checksum, metrics
 from .graph import build_batch, edges, species_indices
 from .hyperparameters import DEFAULTS, Hyperparameters, irreps
-from .labels import has_label, raw_label, read_dataset, stored_keys, warn_unread_labels
+from .labels import (check_energies_are_totals, energies_as_totals, has_label, raw_label, read_dataset, stored_keys,
+                     warn_unread_labels)
 from .model import MagneticMACEModel
 
 FORMAT = "spinlat-mmace"
@@ -433,7 +434,7 @@ class MagneticMACE(Potential):
         """The former name of :meth:`compute_many` (positional output flags kept)."""
         return self.compute_many(states, forces=forces, magnetic_forces=magnetic_forces, stress=stress)
 
-    def evaluate(self, dataset, batch_size: int = 8) -> dict:
+    def evaluate(self, dataset, batch_size: int = 8, energy_label: str = "total", check_energies: bool = True) -> dict:
         """RMSEs against a labelled data set (list of ase.Atoms, or a file ``ase.io.read`` reads,
         e.g. extxyz): ``energy_rmse`` meV/atom, ``forces_rmse`` meV/Å, ``magnetic_forces_rmse``
         meV/μB, and ``stress_rmse`` meV/Å³ when some configuration has a stress. Each is taken
@@ -442,10 +443,20 @@ class MagneticMACE(Potential):
         InputError for an empty data set and for one where no configuration carries any label
         (all NaN otherwise), naming what the first configuration holds; a UserWarning names
         entries that look like labels under other names, which are not read
-        (:func:`.labels.warn_unread_labels`)."""
+        (:func:`.labels.warn_unread_labels`).
+
+        ``energy_label``: ``"total"`` (default) reads ``info["energy"]`` as the configuration's
+        energy (eV), ``"per_atom"`` as eV/atom (multiplied by the number of atoms,
+        :func:`.labels.energies_as_totals`). With ``check_energies`` (default) totals that scale
+        like per-atom values across configurations of different sizes raise InputError
+        (:func:`.labels.check_energies_are_totals`)."""
         if isinstance(dataset, (str, os.PathLike)):
             dataset = read_dataset(dataset, "MagneticMACE.evaluate: dataset")
         dataset = list(dataset)
+        if validation.boolean(check_energies, "check_energies") and energy_label == "total":
+            check_energies_are_totals(dataset, "MagneticMACE.evaluate: dataset", "If info['energy'] holds eV/atom, "
+                                      "pass energy_label='per_atom'; if they are totals, check_energies=False")
+        dataset = energies_as_totals(dataset, energy_label, "MagneticMACE.evaluate")
         if not dataset:
             raise InputError("MagneticMACE.evaluate: the data set is empty")
         labelled = [at for at in dataset if hasattr(at, "arrays")]
