@@ -27,7 +27,7 @@ import signal
 import threading
 
 __all__ = ["Terminated", "raise_terminated", "deferred", "pending", "check", "interrupt_cause", "request_stop",
-           "stop_now", "raise_with"]
+           "stop_now", "raise_with", "abandonable", "check_abandon"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -54,6 +54,7 @@ class _Pending:
     signum = None
     stops: list = []
     requested = False
+    abandonable = 0  # depth of the active abandonable() blocks (main thread only)
 
 
 #: what a run does on a held-back signal when its block says nothing
@@ -156,6 +157,33 @@ def check(partial_result=None) -> None:
         exc = _exception_for(signum) if signum is not None else KeyboardInterrupt()
         exc.partial_result = partial_result
         raise exc
+
+
+@contextlib.contextmanager
+def abandonable():
+    """Mark the block's work as one its caller can drop whole: inside it, :func:`check_abandon`
+    (called by :meth:`spinlat.potentials.Potential.compute` and the other entries that evaluate
+    a model, before they touch anything) raises a held-back signal, so that a stop does not
+    wait for the end of a step that makes several slow model calls (an mMACE implicit midpoint
+    step). The caller must discard what the block was computing and put back what it changed
+    (:meth:`spinlat.Simulation.run` drops the steps since its last frame and restores the
+    integrator's checkpoint). Re-entrant; outside the main thread it changes nothing."""
+    if not _main_thread():
+        yield
+        return
+    _Pending.abandonable += 1
+    try:
+        yield
+    finally:
+        _Pending.abandonable -= 1
+
+
+def check_abandon() -> None:
+    """:func:`check`, but only inside an :func:`abandonable` block (elsewhere nothing): for the
+    boundaries between model calls, where work that may be dropped can stop. Costs one attribute
+    read when no signal is pending: results of runs that are not interrupted are unchanged."""
+    if _Pending.abandonable and (_Pending.signum is not None or _Pending.requested) and _main_thread():
+        check()
 
 
 def request_stop() -> None:

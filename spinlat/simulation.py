@@ -54,6 +54,7 @@ from it. See :mod:`spinlat.io.hdf5` for the guarantees.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -66,7 +67,7 @@ import numpy as np
 
 from . import validation
 from .errors import InputError, MissingFileError, SimulationError, SpinlatError
-from .interrupts import check, deferred, interrupt_cause
+from .interrupts import abandonable, check, deferred, interrupt_cause
 from .potentials.base import changed_parameters
 from .state import State
 
@@ -500,22 +501,42 @@ class Simulation:
     def _advance(self, state, chunk):
         """``state`` advanced ``chunk`` steps by the integrator, in pieces of about
         :data:`SIGNAL_LATENCY_S` seconds (the rate measured on the pieces before), looking for a
-        held-back signal between them (raised: the pieces done are dropped, see :meth:`run`)."""
+        held-back signal between them and, inside a step, before each model call
+        (:func:`~spinlat.interrupts.abandonable`: a step of several slow mMACE calls stops
+        between two). On a signal the pieces done and the step under way are dropped (see
+        :meth:`run`) and the integrator is put back to its checkpoint at the chunk's start
+        (random stream, neighbour-list reference, predictor memory), so that a later ``run`` of
+        this Simulation continues with the uninterrupted run's bits."""
+        start, saved = state, self._integrator_checkpoint()
         done = 0
-        while done < chunk:
-            rate = self._steps_per_second
-            piece = chunk - done if rate is None else max(1, min(chunk - done, int(rate * SIGNAL_LATENCY_S)))
-            if rate is None:
-                piece = min(piece, _FIRST_PIECE if SIGNAL_LATENCY_S > 0 else 1)
-            t0 = _time.perf_counter()
-            state = self.integrator.run(state, self.potential, piece)
-            elapsed = _time.perf_counter() - t0
-            if elapsed > 0:
-                self._steps_per_second = piece / elapsed
-            done += piece
-            if done < chunk:
-                check()
+        try:
+            with abandonable():
+                while done < chunk:
+                    rate = self._steps_per_second
+                    piece = chunk - done if rate is None else max(1, min(chunk - done, int(rate * SIGNAL_LATENCY_S)))
+                    if rate is None:
+                        piece = min(piece, _FIRST_PIECE if SIGNAL_LATENCY_S > 0 else 1)
+                    t0 = _time.perf_counter()
+                    state = self.integrator.run(state, self.potential, piece)
+                    elapsed = _time.perf_counter() - t0
+                    if elapsed > 0:
+                        self._steps_per_second = piece / elapsed
+                    done += piece
+                    if done < chunk:
+                        check()
+        except BaseException as exc:
+            if saved is not None and interrupt_cause(exc) is not None:
+                self.integrator.restore(saved, start, self.potential)
+            raise
         return state
+
+    def _integrator_checkpoint(self):
+        """A copy of the integrator's checkpoint now (None when it keeps none), to put it back
+        when the chunk under way is dropped."""
+        take = getattr(self.integrator, "checkpoint", None)
+        if take is None or getattr(self.integrator, "restore", None) is None:
+            return None
+        return copy.deepcopy(take(self.potential))
 
     # ------------------------------------------------------------------ progress and thermo lines
     def _progress_bar(self, steps):

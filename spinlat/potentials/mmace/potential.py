@@ -24,6 +24,7 @@ import torch
 
 from ... import validation
 from ...errors import DeviceError, FileFormatError, InputError, UnknownElementError
+from ...interrupts import check_abandon
 from ..base import Evaluation, Potential
 from . import checksum, metrics
 from .graph import build_batch, edges, species_indices
@@ -406,6 +407,7 @@ class MagneticMACE(Potential):
         sequential product ≈ 0.7-1.1, a batch of K products ≈ 0.3 + 0.15 K.
 
         Raises like :meth:`compute`."""
+        check_abandon()
         self.check_state(state)
         self._check_neighbors(neighbors, f"{type(self).__name__}.field_linearization: neighbors")
         nl = self._neighbors_for(state, neighbors)
