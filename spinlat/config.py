@@ -1091,7 +1091,7 @@ def _gneb_state_spec(value, key, base):
         if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
             raise ConfigError(f"gneb.{key}.rank: expected a non-negative integer (0 = lowest minimum), got {rank!r}")
         p = Path(_gneb_abs(base, value["search"]))
-        return {"file": str(p / "minima.extxyz" if p.is_dir() else p), "index": rank}
+        return {"file": str(p / "minima.extxyz" if p.is_dir() else p), "index": rank, "rank": True}
     raise ConfigError(f"gneb.{key}: expected {_GNEB_KEYS[key]}, got {value!r}")
 
 

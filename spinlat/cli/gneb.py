@@ -100,8 +100,7 @@ def run(args) -> int:
             logf.flush()
 
         kw = {k: v for k, v in sec.items() if k not in ("initial", "final", "path")}
-        initial, final = (C.read_structure(sec[k]["file"], sec[k]["index"], key=f"gneb.{k}",
-                                           pbc=sec[k].get("pbc")) if k in sec else None for k in ("initial", "final"))
+        initial, final = (_endpoint(sec[k], f"gneb.{k}") if k in sec else None for k in ("initial", "final"))
         if "path" in sec:
             with Trajectory(sec["path"]) as tr:
                 kw["path"] = list(tr)
@@ -152,3 +151,29 @@ def run(args) -> int:
             for name in ("path.h5", "path.extxyz", "energy.png", "summary.json"):
                 log(f"{name}: {files[name]}", sys.stdout)
     return 0 if res.converged else 1
+
+
+def _endpoint(spec, key):
+    """The State of a checked endpoint ``spec`` (:func:`spinlat.config.check_gneb_config`); for
+    ``{search, rank}`` a rank beyond the minima the search found is a ConfigError naming the rank
+    and how many minima its ``minima.extxyz`` holds (not a frame index out of range)."""
+    from .. import config as C
+    from ..errors import ConfigError
+
+    try:
+        return C.read_structure(spec["file"], spec["index"], key=key, pbc=spec.get("pbc"))
+    except ConfigError as exc:
+        if not spec.get("rank"):
+            raise
+        from ase.io import iread
+
+        try:
+            found = sum(1 for _ in iread(spec["file"], index=":", format="extxyz"))
+        except Exception:  # noqa: BLE001 - unreadable: the first error says what is wrong
+            raise exc from None
+        if spec["index"] < found:
+            raise
+        ranks = "no minimum" if found == 0 else \
+            f"{found} minim{'um' if found == 1 else 'a'} (rank{' 0' if found == 1 else f's 0 to {found - 1}'})"
+        raise ConfigError(f"{key}.rank: rank {spec['index']} asked, but the search found {ranks} in {spec['file']}; "
+                          f"ask a lower rank, or search with more starts") from None
