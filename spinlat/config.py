@@ -97,6 +97,7 @@ import numpy as np
 
 from . import units, validation
 from .errors import ConfigError, InputError, SpinlatError
+from .keywords import hint
 from .options import element_mapping
 
 # ====================================================================================== YAML
@@ -330,8 +331,8 @@ def check_section(value, path: str, schema: dict, what: str = "") -> dict:
                           f"{type(value).__name__} {value!r}")
     unknown = [k for k in value if k not in schema]
     if unknown:
-        raise ConfigError(f"{_join(path, unknown[0])}: unknown key{' for ' + what if what else ''}; expected one of "
-                          f"{', '.join(sorted(map(str, schema)))}")
+        raise ConfigError(f"{_join(path, unknown[0])}: unknown key{' for ' + what if what else ''}"
+                          f"{hint(unknown[0], schema)}; expected one of {', '.join(sorted(map(str, schema)))}")
     out = {}
     for key, spec in schema.items():
         full = _join(path, key)
@@ -1104,7 +1105,9 @@ def check_gneb_config(cfg: dict, base=".") -> dict:
         raise ConfigError("gneb: missing or not a mapping (the section with initial, final and the GNEB options)")
     unknown = set(sec) - set(_GNEB_KEYS)
     if unknown:
-        raise ConfigError(f"gneb: unknown key(s) {sorted(unknown)}; expected some of {sorted(_GNEB_KEYS)}")
+        first = sorted(unknown)[0]
+        raise ConfigError(f"gneb: unknown key(s) {sorted(unknown)}{hint(first, _GNEB_KEYS)}; expected some of "
+                          f"{sorted(_GNEB_KEYS)}")
     out = {}
     for key in ("initial", "final"):
         if key not in sec and "path" not in sec:

@@ -32,6 +32,7 @@ from .errors import InputError
 from .integrators.lbfgs import two_loop as _two_loop
 from .integrators.rotation import rotate_all
 from .interrupts import check, deferred, pending, raise_with
+from .keywords import check_names, refuse_other_names
 from .potentials.base import Evaluation, torque_kernel
 
 _MAX_ROTATION = 0.3  # rad, largest spin rotation of one step
@@ -348,9 +349,7 @@ def minimize_starts(state, potential, starts, **minimize_kwargs):
         raise InputError(f"minimize_starts: starts must have shape (M, {len(state)}, 3), got {starts.shape}")
     if not np.allclose(np.einsum("mia,mia->mi", starts, starts), 1.0, atol=1e-10):
         raise InputError("minimize_starts: starts must be unit spin vectors")
-    unknown = set(minimize_kwargs) - set(_defaults())
-    if unknown:
-        raise InputError(f"minimize_starts: unknown option(s) {sorted(unknown)}")
+    check_names("minimize_starts", minimize_kwargs, _defaults())
     o = _check_options(state, potential, **{**_defaults(), **minimize_kwargs})
     prob, use = _compiled_problem(state, potential, o)
     out = []
@@ -378,6 +377,7 @@ def _defaults():
             if k not in ("state", "potential", "return_result")}
 
 
+@refuse_other_names()
 def minimize(state, potential, spins=True, positions=False, cell=False, magnitudes=False, tmax=1e-5, fmax=1e-3,
              smax=1e-5, hmax=1e-4, max_steps=2000, method="lbfgs", memory=10, return_result=False, compiled=None):
     """Minimise the energy of ``state`` with ``potential``.
@@ -426,10 +426,11 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
         check(result)
     if return_result:
         return result.state, result
-    result.warn_if_unconverged()  # the caller gets no result to see it in
+    result.warn_if_unconverged(stacklevel=3)  # the caller gets no result to see it in (2: the keyword wrapper)
     return result.state
 
 
+@refuse_other_names()
 def relax_magnitudes(state, potential, neighbors=None, hmax=1e-6, max_steps=200, memory=10, pairs=None):
     """The moment magnitudes |m_i| that minimise the energy at the fixed positions and spin
     directions of ``state`` (the Born-Oppenheimer-like surface E_BO(r, s) = min_|m| E(r, s, |m|)):

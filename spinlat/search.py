@@ -45,6 +45,7 @@ import numpy as np
 
 from .errors import InputError, WorkerError
 from .interrupts import check, deferred, interrupt_cause, raise_with
+from .keywords import refuse_other_names
 
 
 @dataclass
@@ -1002,6 +1003,14 @@ def _near_degenerate(minima, e_tol) -> list:
     return [i for i in range(len(e)) if np.sum(np.abs(e - e[i]) <= e_tol) > 1]
 
 
+def _minimize_options() -> list:
+    """The keywords :func:`ground_state` passes on to :func:`spinlat.minimize`."""
+    from .minimization import minimize
+
+    return [k for k in inspect.signature(minimize).parameters if k not in ("state", "potential", "return_result")]
+
+
+@refuse_other_names(extra=_minimize_options)
 def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotations=None, energy_tol=1e-5,
                  angle_tol=1e-2, workers=None, scheduler=None, start_cell=None, **minimize_kwargs):
     """Search for the magnetic ground state of ``state`` with ``potential``.
@@ -1110,7 +1119,8 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         bad = sum(not m.converged for m in minima)
         warnings.warn(f"ground_state: {len(failed)} of {starts} starts did not converge (starts {failed[:10]}"
                       f"{' ...' if len(failed) > 10 else ''}); {bad} of the {len(minima)} minima returned are not "
-                      f"minima (converged=False); raise max_steps or loosen tmax", ConvergenceWarning, stacklevel=2)
+                      f"minima (converged=False); raise max_steps or loosen tmax", ConvergenceWarning,
+                      stacklevel=3)  # the caller of ground_state (2: refuse_other_names's wrapper)
     return minima
 
 

@@ -76,6 +76,7 @@ from .errors import InputError
 from .files import atomic_path
 from .integrators.rotation import rotate_all
 from .interrupts import check, deferred, pending
+from .keywords import refuse_other_names
 
 #: default metric weights: w_r (rad/Å) for positions, w_m (rad/μB) for moment magnitudes
 DEFAULT_WEIGHTS = {"positions": 1.0, "magnitudes": 1.0}
@@ -654,6 +655,7 @@ def _option_dict(value, defaults, name):
 
 
 # ------------------------------------------------------------------------------------- driver
+@refuse_other_names()
 def gneb(initial, final, potential, images=None, climbing=True, spins=True, magnitudes=False, positions=False,
          tol=1e-5, max_iterations=10000, *, spring_constant=1e-3, weights=None, path=None, climb_after=None,
          max_step=None, method="auto", memory=10, noise=0.0, seed=None, relax_endpoints=False,

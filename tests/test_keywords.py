@@ -1,0 +1,90 @@
+"""Keywords of one entry point given to another: refused with a spinlat error naming the right one.
+
+sl.minimize(max_iterations=...) was a bare TypeError (minimize's limit is max_steps; gneb's,
+named by DESIGN.md, max_iterations), sl.gneb(fmax=...) too, and the same names in a config
+section only listed the keys."""
+
+import inspect
+import warnings
+
+import numpy as np
+import pytest
+
+import spinlat as sl
+from spinlat.config import MINIMIZE, SEARCH, check_gneb_config, check_section
+from spinlat.errors import ConfigError, ConvergenceWarning, InputError
+from spinlat.minimization import minimize_starts
+from spinlat.potentials import Zeeman
+from spinlat.workflows.curie import curie_sweep
+
+
+@pytest.fixture
+def spin():
+    st = sl.State([[0, 0, 0]], ["Fe"], moments=[2.2], spins=[[1, 0, 0.2]])
+    return st, Zeeman([0, 0, 1.0])
+
+
+@pytest.mark.parametrize("call, keyword, message", [
+    ("minimize", "max_iterations", "minimize: unknown keyword 'max_iterations'; here the iteration limit is max_steps"),
+    ("minimize", "maxiter", "here the iteration limit is max_steps"),
+    ("minimize", "tol", "here the convergence tolerance is tmax / fmax / smax / hmax"),
+    ("minimize", "tmx", "did you mean 'tmax'"),
+    ("gneb", "max_steps", "gneb: unknown keyword 'max_steps'; here the iteration limit is max_iterations"),
+    ("gneb", "fmax", "here the convergence tolerance is tol"),
+    ("gneb", "n_images", "here the number of images is images"),
+    ("gneb", "random_state", "here the random seed is seed"),
+    ("ground_state", "max_iterations", "ground_state: unknown keyword 'max_iterations'; here the iteration limit "
+                                       "is max_steps"),
+    ("ground_state", "n_starts", "here the number of random starts is starts"),
+    ("ground_state", "n_jobs", "here the worker processes is workers"),
+    ("minimize_starts", "max_iterations", "minimize_starts: unknown keyword 'max_iterations'; here the iteration "
+                                          "limit is max_steps"),
+    ("curie_sweep", "T", "here the temperature is temperatures"),
+])
+def test_a_keyword_of_another_entry_point_names_the_right_one(spin, call, keyword, message):
+    st, pot = spin
+    calls = {"minimize": lambda **kw: sl.minimize(st, pot, **kw),
+             "gneb": lambda **kw: sl.gneb(st, st.copy(spins=[[0, 0, -1]]), pot, **kw),
+             "ground_state": lambda **kw: sl.search.ground_state(st, pot, starts=2, **kw),
+             "minimize_starts": lambda **kw: minimize_starts(st, pot, st.spins[None], **kw),
+             "curie_sweep": lambda **kw: curie_sweep(st, pot, [1.0], [2], 10, **kw)}
+    with pytest.raises(InputError) as info:
+        calls[call](**{keyword: 3})
+    assert message in str(info.value)
+
+
+def test_the_entry_points_keep_their_signatures_and_run(spin):
+    st, pot = spin
+    assert "max_steps" in inspect.signature(sl.minimize).parameters
+    assert "max_iterations" in inspect.signature(sl.gneb).parameters
+    out = sl.minimize(st, pot, max_steps=500, tmax=1e-10)
+    assert np.allclose(out.spins, [[0, 0, 1]], atol=1e-8)  # along the field
+    minima = sl.search.ground_state(st, pot, starts=2, max_steps=500, tmax=1e-10)  # passed on to minimize
+    assert minima[0].state.spins[0, 2] == pytest.approx(1.0, abs=1e-8)
+
+
+def test_a_convergence_warning_still_points_at_the_callers_line(spin):
+    """The keyword check is a wrapper (one more frame): the warning must still name this file."""
+    st, pot = spin
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sl.minimize(st, pot, max_steps=1, tmax=1e-12)
+        sl.search.ground_state(st, pot, starts=2, max_steps=1, tmax=1e-12)
+    ours = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(ours) == 2 and all(w.filename == __file__ for w in ours)
+
+
+@pytest.mark.parametrize("section, schema, key, message", [
+    ("minimize", MINIMIZE, "max_iterations", "minimize.max_iterations: unknown key; here the iteration limit is "
+                                             "max_steps"),
+    ("search", SEARCH, "tol", "here the convergence tolerance is tmax / fmax / smax / hmax / energy_tol / angle_tol"),
+    ("search", SEARCH, "n_starts", "here the number of random starts is starts"),
+])
+def test_a_config_key_of_another_command_names_the_right_one(section, schema, key, message):
+    with pytest.raises(ConfigError, match=message):
+        check_section({key: 1}, section, schema)
+
+
+def test_a_gneb_config_key_of_minimize_names_max_iterations():
+    with pytest.raises(ConfigError, match="here the iteration limit is max_iterations"):
+        check_gneb_config({"gneb": {"initial": "a.extxyz", "final": "b.extxyz", "max_steps": 10}})
