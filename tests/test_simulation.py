@@ -537,7 +537,8 @@ class _SignalOnModelCall(NonLocal):
 
 
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
-def test_a_signal_inside_one_slow_step_stops_at_the_next_model_call(tmp_path, default_signal_handlers, signum):
+def test_a_signal_inside_one_slow_step_stops_at_the_next_model_call(tmp_path, monkeypatch, default_signal_handlers,
+                                                                    signum):
     """A stop waited for the whole step under way: with a big mMACE model and the implicit
     midpoint's several model calls per step, many seconds. The Simulation drops the steps since
     its last frame on a stop anyway, so the step is now abandoned at the next model call (no
@@ -552,6 +553,9 @@ def test_a_signal_inside_one_slow_step_stops_at_the_next_model_call(tmp_path, de
     probe = _SignalOnModelCall()
     sl.Simulation(st, probe, make(), progress=False, every=3).run(4)
     at = probe.calls - 2  # inside step 4 (the second chunk), between two calls of its implicit midpoint
+    from spinlat import simulation
+
+    monkeypatch.setattr(simulation, "SIGNAL_LATENCY_S", 0.0)  # every step counts as slower than the latency
     pot = _SignalOnModelCall(getattr(signal, signum), at)
     sim = sl.Simulation(st, pot, make(), trajectory=tmp_path / "cut.h5", every=3, progress=False)
     with pytest.raises(Terminated if signum == "SIGTERM" else KeyboardInterrupt):
