@@ -29,9 +29,9 @@ SAME_MEANING = {
                                    "force_tol", "torque_tol", "conv_tol", "energy_tol", "angle_tol"),
     "the random seed": ("seed", "rng", "random_state", "random_seed", "rng_seed"),
     "the temperature": ("temperature", "temperatures", "T", "temp", "temps", "kT"),
-    "the Monte Carlo sweeps": ("sweeps", "n_sweeps", "nsweeps", "mc_sweeps", "mc_steps"),
+    "the number of Monte Carlo sweeps": ("sweeps", "n_sweeps", "nsweeps", "mc_sweeps", "mc_steps"),
     "the number of random starts": ("starts", "n_starts", "nstarts", "trials", "n_trials", "restarts"),
-    "the worker processes": ("workers", "n_workers", "n_jobs", "processes", "nprocs", "n_procs"),
+    "the number of worker processes": ("workers", "n_workers", "n_jobs", "processes", "nprocs", "n_procs"),
     "the number of images": ("images", "n_images", "nimages"),
     "the spring constant": ("spring_constant", "k", "spring", "k_spring"),
 }

@@ -45,7 +45,7 @@ import numpy as np
 
 from .errors import InputError, WorkerError
 from .interrupts import check, deferred, interrupt_cause, raise_with
-from .keywords import refuse_other_names
+from .keywords import check_names, refuse_other_names
 
 
 @dataclass
@@ -489,6 +489,32 @@ def sweep(fn, values, workers=None, scheduler=None):
                                                         "abandoned")
 
 
+#: the longest (seconds, about) a Ctrl-C / SIGTERM waits inside a start's Monte Carlo annealing:
+#: the sweeps of a stage run in pieces this long, with a stop looked for between them (the start
+#: is dropped). A module parameter: results do not depend on it (MonteCarlo.run(n) = pieces of n)
+ANNEAL_LATENCY_S = 0.5
+#: what an annealed search does on a first Ctrl-C / SIGTERM (the line printed)
+ANNEALED_STOPPING = "within the start under way, which is dropped (the starts finished are kept)"
+
+
+def _anneal_stage(mc, state, potential, sweeps):
+    """``state`` after ``sweeps`` sweeps of the MonteCarlo ``mc``, run in pieces of about
+    :data:`ANNEAL_LATENCY_S` seconds (the first of one sweep, then sized on the rate measured),
+    raising a held-back signal between them (:func:`spinlat.interrupts.check`). The same bits as
+    one ``mc.run(state, potential, sweeps)``: its random stream and adapted cone continue across
+    calls (:mod:`spinlat.integrators.base`)."""
+    done, rate = 0, None
+    while done < sweeps:
+        piece = 1 if rate is None else max(1, min(sweeps - done, int(rate * ANNEAL_LATENCY_S)))
+        t0 = time.perf_counter()
+        state = mc.run(state, potential, piece)
+        elapsed = time.perf_counter() - t0
+        rate = piece / max(elapsed, 1e-9)
+        done += piece
+        check()
+    return state
+
+
 class _Start:
     """A batch of search starts: random spins → optional annealing → minimisation (picklable).
     Called with a sequence of seeds (start k uses ``default_rng(seed_k)``); the minimisations of
@@ -513,7 +539,7 @@ class _Start:
             t0, t1 = self.anneal.get("t_start", 100.0), self.anneal.get("t_end", 1.0)
             stages, sweeps = int(self.anneal.get("stages", 10)), int(self.anneal.get("sweeps", 50))
             for k, t in enumerate(np.geomspace(t0, t1, stages)):
-                st = MonteCarlo(float(t), seed=int(rng.integers(2**31))).run(st, self.potential, sweeps)
+                st = _anneal_stage(MonteCarlo(float(t), seed=int(rng.integers(2**31))), st, self.potential, sweeps)
         return st
 
     def __call__(self, seeds):
@@ -527,7 +553,7 @@ class _Start:
 
         done = []
         chunks = [seeds[k:k + 1] for k in range(len(seeds))] if self.anneal else [seeds]
-        with deferred("at the end of the start under way"):
+        with deferred(ANNEALED_STOPPING if self.anneal else "at the end of the start under way"):
             try:
                 for chunk in chunks:
                     check(done)
@@ -952,6 +978,24 @@ def _check_positive(name, value):
         raise InputError(f"{name} must be a positive number, got {value!r}")
 
 
+def _check_anneal(anneal):
+    """``anneal`` of :func:`ground_state`: None (or False), or a dict of ``t_start``, ``t_end``
+    (K, positive), ``stages`` and ``sweeps`` (integers ≥ 1); a misspelt key was silently left at
+    its default (``T_start``: 100 K). Raises InputError naming the key."""
+    if anneal is None or anneal is False:
+        return
+    if not isinstance(anneal, dict):
+        raise InputError(f"ground_state: anneal must be None or a dict(t_start=K, t_end=K, stages=n, sweeps=n), got "
+                         f"{anneal!r}")
+    check_names("ground_state: anneal", anneal, ("t_start", "t_end", "stages", "sweeps"))
+    for key in ("t_start", "t_end"):
+        if key in anneal:
+            _check_positive(f"ground_state: anneal[{key!r}] (K)", anneal[key])
+    for key in ("stages", "sweeps"):
+        if key in anneal:
+            _check_count(f"ground_state: anneal[{key!r}]", anneal[key], 1)
+
+
 #: near-degenerate minima are re-minimised with the torque tolerance divided by this before they are
 #: told apart (:func:`ground_state`)
 POLISH_FACTOR = 100.0
@@ -1037,7 +1081,8 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
 
     Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) stops a serial search within the
     chunk of compiled-kernel iterations (a fraction of a second) or the Python minimiser's
-    iteration under way, the start under way dropped (an annealed start: at its end), and is
+    iteration under way, the start under way dropped (an annealed start: within
+    :data:`ANNEAL_LATENCY_S` of its Monte Carlo annealing), and is
     raised as ``KeyboardInterrupt`` whose ``partial_result`` is an :class:`InterruptedSearch` (the
     merged minima of every start finished; a second signal, which raises at once, keeps them
     too). Over ``workers`` (local processes, which ignore Ctrl-C and SIGTERM themselves: the
@@ -1057,6 +1102,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     """
     _check_count("starts (ground_state needs at least one start)", starts, 1)
     _check_count("seed", seed, 0)
+    _check_anneal(anneal)
     _check_positive("energy_tol", energy_tol)
     _check_positive("angle_tol", angle_tol)
     _check_workers(workers, scheduler)
@@ -1078,7 +1124,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     # waiting for them) and Dask tasks (which cannot be asked to stop) are one job each and are abandoned
     graceful = not serial and scheduler is None and not anneal
     if serial:
-        stopping = "at the end of the start under way"
+        stopping = ANNEALED_STOPPING if anneal else "at the end of the start under way"
     elif graceful:
         stopping = "once each worker process has stopped its start under way (every start finished is kept)"
     else:

@@ -707,3 +707,41 @@ def test_workers_that_start_after_the_stop_request_are_asked_too(monkeypatch):
     search._ask_pool_to_stop([])
     assert sent[-1] == ([103], signal.SIGUSR1)
     assert 101 not in (sent[-1][0])  # each asked once
+
+
+def test_an_annealed_start_stops_inside_its_annealing(monkeypatch, capfd):
+    """An annealed start ran its whole Monte Carlo annealing (stages × sweeps, minutes on a big
+    cell) before a stop was looked at. Now a stage's sweeps run in pieces with a stop looked for
+    between them: no sweep after the signal, the start under way is dropped, the starts finished
+    are kept, and the pieces give the bits of one MonteCarlo.run per stage."""
+    from spinlat import search
+    from spinlat.integrators import MonteCarlo
+
+    st, pot = _fe_search()
+    anneal = {"t_start": 50.0, "t_end": 5.0, "stages": 2, "sweeps": 6}
+    whole = search.ground_state(st, pot, starts=1, seed=0, tmax=1e-8, anneal=anneal)
+    real, pieces = MonteCarlo.run, []
+
+    def run(self, state, potential, sweeps):
+        pieces.append(sweeps)
+        if len(pieces) == 15:  # start 1, stage 0, the 3rd piece (each start: 2 stages × 6 pieces of 1 sweep)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, state, potential, sweeps)
+
+    monkeypatch.setattr(MonteCarlo, "run", run)
+    monkeypatch.setattr(search, "ANNEAL_LATENCY_S", 0.0)  # pieces of one sweep
+    with pytest.raises(Terminated) as info:
+        search.ground_state(st, pot, starts=4, seed=0, tmax=1e-8, anneal=anneal)
+    assert pieces == [1] * 15  # nothing after the signal (before: the rest of the annealing, then the start)
+    part = info.value.partial_result
+    assert part.finished == (0,) and part.minima[0].energy == whole[0].energy  # one sweep at a time: same bits
+    np.testing.assert_array_equal(part.minima[0].state.spins, whole[0].state.spins)
+    assert "stopping within the start under way, which is dropped" in capfd.readouterr().err
+    # one MonteCarlo.run per stage, as before: the annealed start is the same
+    job = search._Start(st, pot, anneal, {})
+    monkeypatch.undo()
+    rng = np.random.default_rng(0)
+    ref = st.copy(spins=rng.normal(size=(len(st), 3)))
+    for t in np.geomspace(50.0, 5.0, 2):
+        ref = MonteCarlo(float(t), seed=int(rng.integers(2**31))).run(ref, pot, 6)
+    np.testing.assert_array_equal(job.start(0).spins, ref.spins)

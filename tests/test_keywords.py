@@ -36,7 +36,7 @@ def spin():
     ("ground_state", "max_iterations", "ground_state: unknown keyword 'max_iterations'; here the iteration limit "
                                        "is max_steps"),
     ("ground_state", "n_starts", "here the number of random starts is starts"),
-    ("ground_state", "n_jobs", "here the worker processes is workers"),
+    ("ground_state", "n_jobs", "here the number of worker processes is workers"),
     ("minimize_starts", "max_iterations", "minimize_starts: unknown keyword 'max_iterations'; here the iteration "
                                           "limit is max_steps"),
     ("curie_sweep", "T", "here the temperature is temperatures"),
@@ -88,3 +88,18 @@ def test_a_config_key_of_another_command_names_the_right_one(section, schema, ke
 def test_a_gneb_config_key_of_minimize_names_max_iterations():
     with pytest.raises(ConfigError, match="here the iteration limit is max_iterations"):
         check_gneb_config({"gneb": {"initial": "a.extxyz", "final": "b.extxyz", "max_steps": 10}})
+
+
+@pytest.mark.parametrize("anneal, message", [
+    ({"T_start": 500.0}, "ground_state: anneal: unknown keyword 'T_start' (did you mean 't_start'?)"),
+    ({"n_sweeps": 5}, "here the number of Monte Carlo sweeps is sweeps"),
+    ({"t_end": -1.0}, "anneal['t_end'] (K) must be a positive number"),
+    ({"stages": 0}, "anneal['stages'] must be an integer ≥ 1"),
+    ([100.0, 1.0], "anneal must be None or a dict"),
+])
+def test_a_misspelt_anneal_key_is_refused_not_left_at_its_default(spin, anneal, message):
+    """ground_state(anneal={"T_start": 500}) annealed from the default 100 K without a word."""
+    st, pot = spin
+    with pytest.raises(InputError) as info:
+        sl.search.ground_state(st, pot, starts=1, anneal=anneal)
+    assert message in str(info.value)
