@@ -183,8 +183,8 @@ def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=F
                        lambda fs: wait(fs, timeout=_POLL_S, return_when=FIRST_COMPLETED)[0], _end_pool,
                        soften=_ask_pool_to_stop if graceful else None, stopping=stopping)
     except KeyboardInterrupt:
-        if _POOL is not None and _POOL[5]:  # its workers were asked to stop for good (idle now)
-            shutdown_workers()
+        if _POOL is not None and _POOL[5]:  # its workers were asked to stop for good: what they finished is here
+            _kill_pool()  # (those still starting up, spawned, would be waited for: seconds)
         raise
     except BrokenProcessPool as exc:
         shutdown_workers()
@@ -302,19 +302,35 @@ def _end_pool(unfinished):
     """Cancel ``unfinished`` futures of the local pool; when some of them run, end the pool at
     once (its processes killed and reaped: a job cannot be stopped otherwise, and the worker
     processes would keep running it after this process exits)."""
-    import signal
-
     running = [f for f in unfinished if not f.cancel()]
     if running and _POOL is not None:
-        _signal_workers(_worker_pids(), signal.SIGKILL)
-        shutdown_workers()  # reaps them
+        _kill_pool()
+
+
+def _kill_pool():
+    """End the local pool at once: SIGKILL to every one of its processes, those that reported
+    their id and those still starting up (a spawned process takes seconds to import spinlat, and
+    :func:`shutdown_workers` would wait for it), then reap them. Only when what they ran is
+    collected or given up."""
+    import signal
+
+    if _POOL is None:
+        return
+    ex = _POOL[2]
+    processes = getattr(ex, "_processes", None) or {}  # (Python < 3.14 has no public way to reach them)
+    _signal_workers(set(_worker_pids()) | {p.pid for p in list(processes.values()) if p.pid is not None},
+                    signal.SIGKILL)
+    shutdown_workers()  # reaps them
 
 
 def _ask_pool_to_stop(unfinished, now=False):
     """Cancel ``unfinished`` futures of the local pool not started and ask every worker process
     to stop its job at the next safe point (SIGUSR1: :func:`~spinlat.interrupts.request_stop`
     there, for good, so the pool is ended by the next :func:`_pool`); returns the futures still
-    running. Called again with no futures, it asks the worker processes started since. ``now``:
+    running, none when no worker process has started yet (spawned processes take seconds to
+    import: none can have begun a job, so nothing is awaited and the caller ends the pool at
+    once, :func:`_kill_pool`). Called again with no futures, it asks the worker processes
+    started since. ``now``:
     ask every worker process to stop at once instead (SIGUSR2:
     :func:`~spinlat.interrupts.stop_now`; a job returns the starts it finished)."""
     import signal
@@ -326,7 +342,12 @@ def _ask_pool_to_stop(unfinished, now=False):
     if _POOL is None or (not running and not _POOL[5]):
         return running
     asked = _POOL[5]
+    first = _ASKED not in asked
     asked.add(_ASKED)  # the pool is asked to stop even when no worker has started yet (spawned: seconds)
+    if first and running and not _worker_pids():
+        # no worker process has started (spawned: seconds of imports), so none has begun a job: nothing to await
+        # (the caller then ends the pool, its processes killed while they start up)
+        return []
     new = [pid for pid in _worker_pids() if pid not in asked]
     asked.update(new)
     _signal_workers(new, signal.SIGUSR1)
