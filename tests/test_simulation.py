@@ -565,3 +565,35 @@ def test_a_signal_inside_one_slow_step_stops_at_the_next_model_call(tmp_path, mo
     _assert_same_state(sim.run(6), ref)  # the same Simulation goes on with the uninterrupted bits
     sim.close()
     _assert_same_frames(_frames(tmp_path / "cut.h5"), _frames(tmp_path / "ref.h5"), steps=[0, 3, 6, 9])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_simulation_stopped_inside_a_chunk_continues_with_the_uninterrupted_bits(tmp_path, monkeypatch,
+                                                                                   default_signal_handlers, name):
+    """A stop inside a chunk drops the pieces done since its last frame; the integrator had
+    moved on with them (random stream, neighbour list, Monte Carlo cone), so a later run of the
+    same Simulation (a notebook user who pressed Ctrl-C and runs again) left the uninterrupted
+    trajectory. Now the integrator is put back to the chunk's start: every integrator continues
+    bit for bit."""
+    from spinlat import simulation
+
+    make_state, make_potential, make_integrator = CASES[name]
+    st = make_state()
+    ref = sl.Simulation(st, make_potential(), make_integrator(), every=10, progress=False).run(30)
+    monkeypatch.setattr(simulation, "SIGNAL_LATENCY_S", 0.0)  # pieces of one step
+    integrator, calls = make_integrator(), []
+    real_run = integrator.run
+
+    def run(state, potential, steps):
+        calls.append(steps)
+        out = real_run(state, potential, steps)
+        if len(calls) == 16:  # after the 6th step of the second chunk
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(integrator, "run", run)
+    sim = sl.Simulation(st, make_potential(), integrator, every=10, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        sim.run(30)
+    assert sim.step == 10 and len(calls) == 16
+    _assert_same_state(sim.run(20), ref)
