@@ -27,7 +27,7 @@ import signal
 import threading
 
 __all__ = ["Terminated", "raise_terminated", "deferred", "pending", "check", "interrupt_cause", "request_stop",
-           "stop_now", "raise_with", "abandonable", "check_abandon"]
+           "stop_now", "raise_with", "abandonable", "check_abandon", "sigterm_raises"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -130,6 +130,23 @@ def deferred(stopping: str | None = None, waits: bool = True):
         pending, _Pending.signum = _Pending.signum, None
         if ok and pending is not None:
             raise _exception_for(pending)
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """While the block runs, SIGTERM raises :class:`Terminated` at once, as Ctrl-C raises
+    ``KeyboardInterrupt``, instead of ending the process on the spot (its default): for work that
+    stops at once on Ctrl-C and keeps what it finished (:func:`spinlat.sweep` run serially), which
+    a batch scheduler's SIGTERM killed with everything it held. Only a SIGTERM handler left at its
+    default is replaced, in the main thread; inside a :func:`deferred` block nothing changes."""
+    if not _main_thread() or _Pending.active or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _main_thread() -> bool:

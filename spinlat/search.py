@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError, WorkerError
-from .interrupts import check, deferred, interrupt_cause, raise_with
+from .interrupts import check, deferred, interrupt_cause, raise_with, sigterm_raises
 from .keywords import check_names, refuse_other_names
 
 
@@ -489,7 +489,8 @@ def sweep(fn, values, workers=None, scheduler=None):
     that cannot be pickled for worker processes (a lambda, a local function), WorkerError when processes
     cannot start or die.
 
-    Serial, a Ctrl-C or SIGTERM (``KeyboardInterrupt``) stops it as usual and carries the results of
+    Serial, a Ctrl-C or SIGTERM (``KeyboardInterrupt``; SIGTERM, when its handler is the default,
+    :class:`~spinlat.interrupts.Terminated`, instead of ending the process) stops it at once and carries the results of
     the values finished, ``[fn(v) for v in values[:k]]``, as its ``partial_result`` (replacing one
     that ``fn`` itself attached; an interrupt that reached ``fn`` inside C code, as the
     ``SystemError`` chained to it, is raised as itself). With ``workers`` or ``scheduler`` it stops the sweep at once
@@ -501,8 +502,9 @@ def sweep(fn, values, workers=None, scheduler=None):
     if scheduler is None and (workers is None or workers <= 1):
         done = []
         try:
-            for v in values:
-                done.append(fn(v))
+            with sigterm_raises():  # a scheduler's SIGTERM stops it as Ctrl-C does (it killed it with its values)
+                for v in values:
+                    done.append(fn(v))
         except BaseException as exc:  # an interrupt, also one that C code called back by fn wrapped in a SystemError
             raise_with(exc, done)
         return done

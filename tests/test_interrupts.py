@@ -794,3 +794,37 @@ def test_a_search_stopped_while_its_spawned_workers_start_does_not_wait_for_them
     assert part.finished == () and part.starts == 8
     assert search._POOL is None
     assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
+_SERIAL_SWEEP = """
+import os, signal, sys, time
+import spinlat as sl
+from spinlat.interrupts import Terminated
+
+def work(v):
+    if v == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+    return v * v
+
+try:
+    sl.sweep(work, [0, 1, 2, 3])
+except Terminated as exc:
+    print("kept", exc.partial_result)
+    sys.exit(143)
+"""
+
+
+def test_a_serial_sweep_keeps_its_values_on_sigterm(tmp_path):
+    """A serial sweep (curie_sweep without workers: hours of Monte Carlo points) stopped on
+    Ctrl-C with the values finished, but a batch scheduler's SIGTERM ended the process on the
+    spot (SIGTERM's default): every point finished was lost. Now SIGTERM raises Terminated
+    there too, with the values finished."""
+    import subprocess
+
+    script = tmp_path / "sweep.py"
+    script.write_text(_SERIAL_SWEEP)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(sl.__file__).parent.parent)})
+    assert out.returncode == 143, out.stderr  # (before: -15, killed, nothing kept)
+    assert "kept [0, 1]" in out.stdout
