@@ -23,8 +23,9 @@ __all__ = ["SAME_MEANING", "hint", "check_names", "refuse_other_names"]
 
 #: what a keyword means → the names spinlat and other codes give it
 SAME_MEANING = {
-    "the iteration limit": ("max_steps", "max_iterations", "max_iter", "maxiter", "n_iter", "niter", "iterations",
-                            "n_iterations", "steps", "n_steps", "nsteps", "max_evaluations", "maxfun"),
+    "the step / iteration limit": ("max_steps", "max_iterations", "max_iter", "maxiter", "n_iter", "niter",
+                                   "iterations", "n_iterations", "steps", "n_steps", "nsteps", "max_evaluations",
+                                   "maxfun"),
     "the convergence tolerance": ("tmax", "fmax", "smax", "hmax", "tol", "ftol", "gtol", "xtol", "tolerance",
                                    "force_tol", "torque_tol", "conv_tol", "energy_tol", "angle_tol"),
     "the random seed": ("seed", "rng", "random_state", "random_seed", "rng_seed"),
@@ -39,7 +40,7 @@ SAME_MEANING = {
 
 def hint(key, accepted) -> str:
     """A clause naming what ``accepted`` (the keywords of one entry point) calls what ``key``
-    means elsewhere (:data:`SAME_MEANING`), e.g. ``"; here the iteration limit is max_steps"``,
+    means elsewhere (:data:`SAME_MEANING`), e.g. ``"; here the step / iteration limit is max_steps"``,
     else a close match (``" (did you mean 'tmax'?)"``), else an empty string."""
     accepted = [str(a) for a in accepted]
     for meaning, names in SAME_MEANING.items():
@@ -53,7 +54,7 @@ def hint(key, accepted) -> str:
 
 def check_names(where, given, accepted, error=InputError) -> None:
     """Raise ``error`` for the first name of ``given`` not in ``accepted``: ``"<where>: unknown
-    keyword 'max_iterations'; here the iteration limit is max_steps; expected one of ..."``."""
+    keyword 'max_iterations'; here the step / iteration limit is max_steps; expected one of ..."``."""
     accepted = list(accepted)
     for key in given:
         if key not in accepted:

@@ -25,20 +25,21 @@ def spin():
 
 
 @pytest.mark.parametrize("call, keyword, message", [
-    ("minimize", "max_iterations", "minimize: unknown keyword 'max_iterations'; here the iteration limit is max_steps"),
-    ("minimize", "maxiter", "here the iteration limit is max_steps"),
+    ("minimize", "max_iterations", "minimize: unknown keyword 'max_iterations'; here the step / iteration limit is "
+                                   "max_steps"),
+    ("minimize", "maxiter", "here the step / iteration limit is max_steps"),
     ("minimize", "tol", "here the convergence tolerance is tmax / fmax / smax / hmax"),
     ("minimize", "tmx", "did you mean 'tmax'"),
-    ("gneb", "max_steps", "gneb: unknown keyword 'max_steps'; here the iteration limit is max_iterations"),
+    ("gneb", "max_steps", "gneb: unknown keyword 'max_steps'; here the step / iteration limit is max_iterations"),
     ("gneb", "fmax", "here the convergence tolerance is tol"),
     ("gneb", "n_images", "here the number of images is images"),
     ("gneb", "random_state", "here the random seed is seed"),
-    ("ground_state", "max_iterations", "ground_state: unknown keyword 'max_iterations'; here the iteration limit "
-                                       "is max_steps"),
+    ("ground_state", "max_iterations", "ground_state: unknown keyword 'max_iterations'; here the step / iteration "
+                                       "limit is max_steps"),
     ("ground_state", "n_starts", "here the number of random starts is starts"),
     ("ground_state", "n_jobs", "here the number of worker processes is workers"),
-    ("minimize_starts", "max_iterations", "minimize_starts: unknown keyword 'max_iterations'; here the iteration "
-                                          "limit is max_steps"),
+    ("minimize_starts", "max_iterations", "minimize_starts: unknown keyword 'max_iterations'; here the step / "
+                                          "iteration limit is max_steps"),
     ("curie_sweep", "T", "here the temperature is temperatures"),
 ])
 def test_a_keyword_of_another_entry_point_names_the_right_one(spin, call, keyword, message):
@@ -75,7 +76,7 @@ def test_a_convergence_warning_still_points_at_the_callers_line(spin):
 
 
 @pytest.mark.parametrize("section, schema, key, message", [
-    ("minimize", MINIMIZE, "max_iterations", "minimize.max_iterations: unknown key; here the iteration limit is "
+    ("minimize", MINIMIZE, "max_iterations", "minimize.max_iterations: unknown key; here the step / iteration limit is "
                                              "max_steps"),
     ("search", SEARCH, "tol", "here the convergence tolerance is tmax / fmax / smax / hmax / energy_tol / angle_tol"),
     ("search", SEARCH, "n_starts", "here the number of random starts is starts"),
@@ -86,7 +87,7 @@ def test_a_config_key_of_another_command_names_the_right_one(section, schema, ke
 
 
 def test_a_gneb_config_key_of_minimize_names_max_iterations():
-    with pytest.raises(ConfigError, match="here the iteration limit is max_iterations"):
+    with pytest.raises(ConfigError, match="here the step / iteration limit is max_iterations"):
         check_gneb_config({"gneb": {"initial": "a.extxyz", "final": "b.extxyz", "max_steps": 10}})
 
 
@@ -103,3 +104,19 @@ def test_a_misspelt_anneal_key_is_refused_not_left_at_its_default(spin, anneal, 
     with pytest.raises(InputError) as info:
         sl.search.ground_state(st, pot, starts=1, anneal=anneal)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"integrator": {"type": "LLG", "dt": 1.0, "damping": 0.1, "T": 10}},
+     "integrator.T: unknown key for LLG; here the temperature is temperature"),
+    ({"integrator": {"type": "MonteCarlo", "temperature": 10, "random_state": 3}}, "here the random seed is seed"),
+    ({"n_steps": 10}, "n_steps: unknown key for a run config; here the step / iteration limit is steps"),
+])
+def test_a_run_config_key_of_another_code_names_the_right_one(change, message):
+    from spinlat.config import load
+
+    cfg = {"structure": {"crystal": "bcc", "element": "Fe", "a": 2.87, "repeat": 2, "moments": 2.2},
+           "potential": [{"type": "Zeeman", "B": [0, 0, 1]}], "steps": 10,
+           "integrator": {"type": "MonteCarlo", "temperature": 10}, **change}
+    with pytest.raises(ConfigError, match=message):
+        load(cfg)
