@@ -33,6 +33,8 @@ SAME_MEANING = {
     "the number of Monte Carlo sweeps": ("sweeps", "n_sweeps", "nsweeps", "mc_sweeps", "mc_steps"),
     "the number of random starts": ("starts", "n_starts", "nstarts", "trials", "n_trials", "restarts"),
     "the number of worker processes": ("workers", "n_workers", "n_jobs", "processes", "nprocs", "n_procs"),
+    "the frame interval": ("every", "write_every", "save_every", "dump_every", "frame_every", "output_every",
+                           "traj_every", "stride", "nstxout"),
     "the number of images": ("images", "n_images", "nimages"),
     "the spring constant": ("spring_constant", "k", "spring", "k_spring"),
 }

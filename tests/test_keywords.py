@@ -111,6 +111,7 @@ def test_a_misspelt_anneal_key_is_refused_not_left_at_its_default(spin, anneal, 
      "integrator.T: unknown key for LLG; here the temperature is temperature"),
     ({"integrator": {"type": "MonteCarlo", "temperature": 10, "random_state": 3}}, "here the random seed is seed"),
     ({"n_steps": 10}, "n_steps: unknown key for a run config; here the step / iteration limit is steps"),
+    ({"save_every": 10}, "save_every: unknown key for a run config; here the frame interval is every"),
 ])
 def test_a_run_config_key_of_another_code_names_the_right_one(change, message):
     from spinlat.config import load
