@@ -37,6 +37,7 @@ import ast
 import atexit
 import inspect
 import math
+import multiprocessing.context as mp_context
 import sys
 import time
 from dataclasses import dataclass
@@ -316,10 +317,8 @@ def _kill_pool():
 
     if _POOL is None:
         return
-    ex = _POOL[2]
-    processes = getattr(ex, "_processes", None) or {}  # (Python < 3.14 has no public way to reach them)
-    _signal_workers(set(_worker_pids()) | {p.pid for p in list(processes.values()) if p.pid is not None},
-                    signal.SIGKILL)
+    started = {p.pid for p in list(_STARTED) if p.pid is not None}  # (Python < 3.14: no public way to the pool's)
+    _signal_workers(set(_worker_pids()) | started, signal.SIGKILL)
     shutdown_workers()  # reaps them
 
 
@@ -461,12 +460,44 @@ def _pool(workers):
     shutdown_workers()
     method = "fork" if _fork_is_safe() else "spawn"
     threads = max(1, (os.cpu_count() or 1) // workers)
-    ctx = mp.get_context(method)
+    ctx = _RecordingSpawn() if method == "spawn" else _RecordingFork()
     pids = ctx.SimpleQueue()
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start,
                              initargs=(threads, method == "fork", pids))
     _POOL = (workers, method, ex, pids, [], set())
     return ex
+
+
+class _SpawnProcess(mp_context.SpawnProcess):
+    """A spawned worker process that puts itself on :data:`_STARTED` when started."""
+
+    def start(self):
+        super().start()
+        _STARTED.append(self)
+
+
+class _ForkProcess(mp_context.ForkProcess):
+    """A forked worker process that puts itself on :data:`_STARTED` when started."""
+
+    def start(self):
+        super().start()
+        _STARTED.append(self)
+
+
+class _RecordingSpawn(mp_context.SpawnContext):
+    """The spawn context, its processes recorded (the pool's processes, also those still starting)."""
+
+    Process = _SpawnProcess
+
+
+class _RecordingFork(mp_context.ForkContext):
+    """The fork context, its processes recorded."""
+
+    Process = _ForkProcess
+
+
+#: the processes of the local pool started so far (:func:`_kill_pool` ends them, reported or still starting)
+_STARTED: list = []
 
 
 def shutdown_workers():
@@ -476,6 +507,7 @@ def shutdown_workers():
     pool, _POOL = _POOL, None
     if pool is not None:
         pool[2].shutdown(wait=True, cancel_futures=True)
+    _STARTED.clear()
 
 
 def sweep(fn, values, workers=None, scheduler=None):
