@@ -35,6 +35,9 @@ SAME_MEANING = {
     "the number of worker processes": ("workers", "n_workers", "n_jobs", "processes", "nprocs", "n_procs"),
     "the frame interval": ("every", "write_every", "save_every", "dump_every", "frame_every", "output_every",
                            "traj_every", "stride", "nstxout"),
+    "the cutoff radius": ("r_max", "cutoff", "rcut", "r_cut", "cutoff_radius"),
+    "the number of epochs": ("epochs", "max_epochs", "n_epochs", "num_epochs", "nepochs"),
+    "the learning rate": ("lr", "learning_rate", "eta"),
     "the number of images": ("images", "n_images", "nimages"),
     "the spring constant": ("spring_constant", "k", "spring", "k_spring"),
 }

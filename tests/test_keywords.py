@@ -121,3 +121,25 @@ def test_a_run_config_key_of_another_code_names_the_right_one(change, message):
            "integrator": {"type": "MonteCarlo", "temperature": 10}, **change}
     with pytest.raises(ConfigError, match=message):
         load(cfg)
+
+
+@pytest.mark.parametrize("key, message", [
+    ("learning_rate", "training.learning_rate: unknown training option or hyperparameter; here the learning rate is lr"),
+    ("max_epochs", "here the number of epochs is epochs"),
+    ("random_state", "here the random seed is seed"),
+    ("cutoff", "here the cutoff radius is r_max"),  # mace-torch's name (DESIGN.md)
+    ("epoch", "(did you mean 'epochs'?)"),
+])
+def test_a_training_option_of_another_code_names_spinlats(key, message):
+    from spinlat.training.options import split_options
+
+    with pytest.raises(ConfigError) as info:
+        split_options({key: 1}, "training.")
+    assert message in str(info.value)
+
+
+def test_a_hyperparameter_of_another_code_names_mace_torchs():
+    from spinlat.potentials.mmace.hyperparameters import Hyperparameters
+
+    with pytest.raises(ConfigError, match="model.cutoff: unknown key for options; here the cutoff radius is r_max"):
+        Hyperparameters.check_values({"cutoff": 5.0}, "model.")
