@@ -273,8 +273,11 @@ class Potential:
         """:meth:`compute_many` after its checks (``neighbors``: one entry per state, None or a
         checked NeighborList). The default evaluates the replicas one by one with
         :meth:`_evaluate`, exactly as :meth:`compute` would."""
-        return [self._evaluate(st, self._neighbors_for(st, nl), forces, magnetic_forces, stress)
-                for st, nl in zip(states, neighbors)]
+        out = []
+        for st, nl in zip(states, neighbors):
+            check_abandon()  # between replicas too: a stop inside a GNEB step need not wait for every image
+            out.append(self._evaluate(st, self._neighbors_for(st, nl), forces, magnetic_forces, stress))
+        return out
 
     def neighbor_list(self, state) -> NeighborList:
         """The cached neighbour list of this potential, updated for ``state``."""

@@ -390,6 +390,7 @@ class MagneticMACE(Potential):
                  for st, nl in zip(states, neighbors)]
         out = []
         for group in edge_groups([len(p[0]) for p in pairs], self.batch_edges):
+            check_abandon()  # between model calls: a stop inside a GNEB step need not wait for every group
             batch, res = self._run([states[k] for k in group], [pairs[k] for k in group], forces, magnetic_forces,
                                    stress)
             out.extend(self._split(res, batch, forces, magnetic_forces, stress))
