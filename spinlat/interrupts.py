@@ -27,7 +27,7 @@ import signal
 import threading
 
 __all__ = ["Terminated", "raise_terminated", "deferred", "pending", "check", "interrupt_cause", "request_stop",
-           "stop_now", "raise_with", "abandonable", "check_abandon", "sigterm_raises"]
+           "stop_now", "raise_with", "abandonable", "check_abandon", "sigterm_raises", "rearm"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -201,6 +201,16 @@ def check_abandon() -> None:
     read when no signal is pending: results of runs that are not interrupted are unchanged."""
     if _Pending.abandonable and (_Pending.signum is not None or _Pending.requested) and _main_thread():
         check()
+
+
+def rearm(exc: BaseException) -> None:
+    """Hold back again the interrupt ``exc`` that :func:`check` or :func:`check_abandon` raised,
+    so that the next :func:`check` raises it (with its caller's ``partial_result``): for work
+    that ends where the interrupt reached it (a minimiser's line search abandoned at a model
+    call) and reports at its own safe point. Nothing changes outside an active :func:`deferred`
+    block, outside the main thread, or after :func:`request_stop` (every check raises then)."""
+    if _Pending.active and _main_thread() and not _Pending.requested and _Pending.signum is None:
+        _Pending.signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
 
 
 def request_stop() -> None:

@@ -23,6 +23,7 @@ This module is ``spinlat.minimization``; its function is ``spinlat.minimize``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +32,7 @@ from . import validation
 from .errors import InputError
 from .integrators.lbfgs import two_loop as _two_loop
 from .integrators.rotation import rotate_all
-from .interrupts import check, deferred, pending, raise_with
+from .interrupts import abandonable, check, deferred, interrupt_cause, pending, raise_with, rearm
 from .keywords import check_names, refuse_other_names
 from .potentials.base import Evaluation, torque_kernel
 
@@ -399,7 +400,9 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
         otherwise; False: always the Python loop; True: the kernel, InputError when it cannot run.
 
     Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) is held back to the end of the
-    iteration under way (the compiled kernel: of its chunk of iterations, a fraction of a second)
+    iteration under way, or to the next model call of its line search, which is then dropped (a
+    big mMACE model: each call can take long; the compiled kernel: to the end of its chunk of
+    iterations, a fraction of a second)
     and raised as ``KeyboardInterrupt`` whose ``partial_result`` is the :class:`MinimizeResult`
     of the state reached (``reason`` "interrupted", ``converged`` False: not a minimum).
 
@@ -504,13 +507,22 @@ def _descend(prob, st, tol, max_steps, method, memory, pairs=None, interruptible
             d = -gv * bb
         d = d * prob.limit(d, n)
         alpha, accepted = 1.0, False
-        for _ in range(20):
-            trial = prob.apply(st, alpha * d)
-            e_new, g_new = prob.evaluate(trial)
-            if e_new <= e + 1e-4 * alpha * (gv @ d) + 1e-12 * abs(e):
-                accepted = True
-                break
-            alpha *= 0.5
+        try:  # interruptible: a stop at a model call of the line search ends it, at the state of the last iteration
+            with abandonable() if interruptible else contextlib.nullcontext():
+                for _ in range(20):
+                    trial = prob.apply(st, alpha * d)
+                    e_new, g_new = prob.evaluate(trial)
+                    if e_new <= e + 1e-4 * alpha * (gv @ d) + 1e-12 * abs(e):
+                        accepted = True
+                        break
+                    alpha *= 0.5
+        except BaseException as exc:
+            stop = interrupt_cause(exc) if interruptible else None
+            if stop is None:
+                raise
+            rearm(stop)  # raised by the caller's check, with the state reached
+            reason, it = "interrupted", it - 1
+            break
         if not accepted:
             if s_hist:
                 s_hist.clear(), y_hist.clear()
