@@ -828,3 +828,43 @@ def test_a_serial_sweep_keeps_its_values_on_sigterm(tmp_path):
                          env={**os.environ, "PYTHONPATH": str(Path(sl.__file__).parent.parent)})
     assert out.returncode == 143, out.stderr  # (before: -15, killed, nothing kept)
     assert "kept [0, 1]" in out.stdout
+
+
+def test_check_abandon_raises_only_inside_an_abandonable_block_and_rearm_holds_it_again():
+    """The pieces of the mid-step stops: check_abandon (at model calls) raises a held-back signal
+    only where the caller said its work may be dropped; rearm hands it to the caller's check."""
+    with interrupts.deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        interrupts.check_abandon()  # not abandonable here: nothing
+        assert interrupts.pending()
+        with pytest.raises(Terminated) as info:
+            with interrupts.abandonable():
+                interrupts.check_abandon()
+        assert not interrupts.pending()
+        interrupts.rearm(info.value)
+        assert interrupts.pending()
+        with pytest.raises(Terminated) as again:
+            interrupts.check(partial_result="state reached")
+        assert again.value.partial_result == "state reached"
+    interrupts.rearm(KeyboardInterrupt())  # outside a deferred block: nothing is held
+    assert not interrupts.pending()
+    assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
+def test_sigterm_raises_only_replaces_the_default_handler():
+    with interrupts.sigterm_raises():
+        assert signal.getsignal(signal.SIGTERM) is interrupts.raise_terminated
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with interrupts.deferred():  # a run that holds it back keeps doing so
+        with interrupts.sigterm_raises():
+            assert signal.getsignal(signal.SIGTERM) is not interrupts.raise_terminated
+    before = signal.signal(signal.SIGTERM, lambda *a: None)
+    try:
+        with interrupts.sigterm_raises():  # a user's handler is left alone
+            assert signal.getsignal(signal.SIGTERM) is not interrupts.raise_terminated
+    finally:
+        signal.signal(signal.SIGTERM, before)
