@@ -453,7 +453,8 @@ class Simulation:
         bar = None
         finished = False
         with deferred(f"at the end of the chunk of steps under way, once its frame is written (a chunk longer than "
-                      f"{SIGNAL_LATENCY_S:g} s stops sooner, its steps dropped: the file ends at its last frame)"):
+                      f"{SIGNAL_LATENCY_S:g} s stops sooner, a slower step at its next model call, their steps dropped: the "
+                      f"file ends at its last frame)"):
             try:
                 self._chunk = 0
                 if self.evaluation is None:

@@ -272,7 +272,8 @@ def test_each_run_says_how_it_stops(tmp_path, monkeypatch, capfd):
     with pytest.raises(Terminated):
         sim.run(40)
     assert "stopping at the end of the chunk of steps under way, once its frame is written (a chunk longer than 1 s " \
-        "stops sooner, its steps dropped: the file ends at its last frame) (send it again" in capfd.readouterr().err
+        "stops sooner, a slower step at its next model call, their steps dropped: the file ends at its last frame) " \
+        "(send it again" in capfd.readouterr().err
     fe, exch = _fe_search()
     _signal_after_kernel_call(monkeypatch, signal.SIGINT, at=1)
     with pytest.raises(KeyboardInterrupt):
