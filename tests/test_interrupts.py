@@ -869,3 +869,27 @@ def test_sigterm_raises_only_replaces_the_default_handler():
             assert signal.getsignal(signal.SIGTERM) is not interrupts.raise_terminated
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.usefixtures("default_signal_handlers")
+def test_a_sweep_stopped_while_its_spawned_workers_start_does_not_wait_for_them(monkeypatch):
+    """sweep over workers ends its pool at once on a stop; it killed the processes that had
+    reported their id and then waited (shutdown) for those still starting: their start-up."""
+    import time
+
+    import _slow_worker_start
+    from spinlat import search
+
+    search.shutdown_workers()
+    monkeypatch.setattr(search, "_fork_is_safe", lambda: False)
+    monkeypatch.setattr(search, "_worker_start", _slow_worker_start.slow_start)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(Terminated) as info:
+            sl.sweep(functools.partial(math.pow, 2.0), [1, 2, 3], workers=2)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 30  # not the 60 s start-up
+    assert info.value.partial_result == {} and search._POOL is None
