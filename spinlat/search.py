@@ -591,8 +591,8 @@ class _Start:
         if self.anneal:
             from .integrators import MonteCarlo
 
-            t0, t1 = self.anneal.get("t_start", 100.0), self.anneal.get("t_end", 1.0)
-            stages, sweeps = int(self.anneal.get("stages", 10)), int(self.anneal.get("sweeps", 50))
+            a = {**ANNEAL_DEFAULTS, **self.anneal}
+            t0, t1, stages, sweeps = a["t_start"], a["t_end"], int(a["stages"]), int(a["sweeps"])
             for k, t in enumerate(np.geomspace(t0, t1, stages)):
                 st = _anneal_stage(MonteCarlo(float(t), seed=int(rng.integers(2**31))), st, self.potential, sweeps)
         return st
@@ -1033,12 +1033,18 @@ def _check_positive(name, value):
         raise InputError(f"{name} must be a positive number, got {value!r}")
 
 
+#: the annealing of :func:`ground_state` for the keys its ``anneal`` dict leaves out
+ANNEAL_DEFAULTS = {"t_start": 100.0, "t_end": 1.0, "stages": 10, "sweeps": 50}
+
+
 def _check_anneal(anneal):
-    """``anneal`` of :func:`ground_state`: None (or False), or a dict of ``t_start``, ``t_end``
-    (K, positive), ``stages`` and ``sweeps`` (integers ≥ 1); a misspelt key was silently left at
-    its default (``T_start``: 100 K). Raises InputError naming the key."""
+    """``anneal`` of :func:`ground_state` checked and completed: None (for None or False), or a
+    dict of ``t_start``, ``t_end`` (K, positive), ``stages`` and ``sweeps`` (integers ≥ 1), the
+    keys left out at :data:`ANNEAL_DEFAULTS` (an empty dict anneals with them all; it annealed
+    not at all). A misspelt key was silently left at its default (``T_start``: 100 K): raises
+    InputError naming the key."""
     if anneal is None or anneal is False:
-        return
+        return None
     if not isinstance(anneal, dict):
         raise InputError(f"ground_state: anneal must be None or a dict(t_start=K, t_end=K, stages=n, sweeps=n), got "
                          f"{anneal!r}")
@@ -1049,6 +1055,7 @@ def _check_anneal(anneal):
     for key in ("stages", "sweeps"):
         if key in anneal:
             _check_count(f"ground_state: anneal[{key!r}]", anneal[key], 1)
+    return {**ANNEAL_DEFAULTS, **anneal}
 
 
 #: near-degenerate minima are re-minimised with the torque tolerance divided by this before they are
@@ -1118,7 +1125,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     ----------
     starts : number of random starts. seed : base seed (start k uses seed + k).
     anneal : None, or dict(t_start=K, t_end=K, stages, sweeps) for Monte Carlo cooling before
-        each minimisation.
+        each minimisation; keys left out take :data:`ANNEAL_DEFAULTS` (``{}``: all of them).
     spin_rotations : merge minima related by a global spin rotation; default: the potential's
         ``spin_rotation_invariant`` attribute (False if absent, i.e. assume spin-orbit coupling).
     energy_tol : eV per atom; angle_tol : per-spin deviation (rad) for merging. Minima also merge
@@ -1157,7 +1164,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     """
     _check_count("starts (ground_state needs at least one start)", starts, 1)
     _check_count("seed", seed, 0)
-    _check_anneal(anneal)
+    anneal = _check_anneal(anneal)
     _check_positive("energy_tol", energy_tol)
     _check_positive("angle_tol", angle_tol)
     _check_workers(workers, scheduler)

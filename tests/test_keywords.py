@@ -143,3 +143,22 @@ def test_a_hyperparameter_of_another_code_names_mace_torchs():
 
     with pytest.raises(ConfigError, match="model.cutoff: unknown key for options; here the cutoff radius is r_max"):
         Hyperparameters.check_values({"cutoff": 5.0}, "model.")
+
+
+def test_an_empty_anneal_dict_anneals_with_the_defaults(spin, monkeypatch):
+    """anneal={} (``anneal: {}`` in a config: "anneal, with the defaults") did not anneal at all."""
+    from spinlat import search
+    from spinlat.integrators import MonteCarlo
+
+    st, pot = spin
+    temperatures = []
+    real = MonteCarlo.run
+
+    def run(self, state, potential, sweeps):
+        temperatures.append(self.temperature)
+        return real(self, state, potential, sweeps)
+
+    monkeypatch.setattr(MonteCarlo, "run", run)
+    search.ground_state(st, pot, starts=1, anneal={})
+    d = search.ANNEAL_DEFAULTS
+    assert sorted(set(temperatures), reverse=True) == pytest.approx(np.geomspace(d["t_start"], d["t_end"], d["stages"]))
