@@ -106,6 +106,7 @@ import numpy as np
 
 from . import units, validation
 from .errors import ConfigError, InputError, SpinlatError
+from .keywords import hint
 from .options import element_mapping
 
 # ====================================================================================== YAML
@@ -349,8 +350,8 @@ def check_section(value, path: str, schema: dict, what: str = "") -> dict:
                           f"{type(value).__name__} {value!r}")
     unknown = [k for k in value if k not in schema]
     if unknown:
-        raise ConfigError(f"{_join(path, unknown[0])}: unknown key{' for ' + what if what else ''}; expected one of "
-                          f"{', '.join(sorted(map(str, schema)))}")
+        raise ConfigError(f"{_join(path, unknown[0])}: unknown key{' for ' + what if what else ''}"
+                          f"{hint(unknown[0], schema)}; expected one of {', '.join(sorted(map(str, schema)))}")
     out = {}
     for key, spec in schema.items():
         full = _join(path, key)
@@ -1168,7 +1169,7 @@ def _gneb_state_spec(value, key, base):
         if not isinstance(rank, int) or isinstance(rank, bool) or rank < 0:
             raise ConfigError(f"gneb.{key}.rank: expected a non-negative integer (0 = lowest minimum), got {rank!r}")
         p = Path(_gneb_abs(base, value["search"]))
-        return {"file": str(p / "minima.extxyz" if p.is_dir() else p), "index": rank}
+        return {"file": str(p / "minima.extxyz" if p.is_dir() else p), "index": rank, "rank": True}
     raise ConfigError(f"gneb.{key}: expected {_GNEB_KEYS[key]}, got {value!r}")
 
 
@@ -1181,7 +1182,9 @@ def check_gneb_config(cfg: dict, base=".") -> dict:
         raise ConfigError("gneb: missing or not a mapping (the section with initial, final and the GNEB options)")
     unknown = set(sec) - set(_GNEB_KEYS)
     if unknown:
-        raise ConfigError(f"gneb: unknown key(s) {sorted(unknown)}; expected some of {sorted(_GNEB_KEYS)}")
+        first = sorted(unknown)[0]
+        raise ConfigError(f"gneb: unknown key(s) {sorted(unknown)}{hint(first, _GNEB_KEYS)}; expected some of "
+                          f"{sorted(_GNEB_KEYS)}")
     out = {}
     for key in ("initial", "final"):
         if key not in sec and "path" not in sec:

@@ -27,7 +27,7 @@ import signal
 import threading
 
 __all__ = ["Terminated", "raise_terminated", "deferred", "pending", "check", "interrupt_cause", "request_stop",
-           "stop_now", "raise_with"]
+           "stop_now", "raise_with", "abandonable", "check_abandon", "sigterm_raises", "rearm"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -54,6 +54,7 @@ class _Pending:
     signum = None
     stops: list = []
     requested = False
+    abandonable = 0  # depth of the active abandonable() blocks (main thread only)
 
 
 #: what a run does on a held-back signal when its block says nothing
@@ -131,6 +132,23 @@ def deferred(stopping: str | None = None, waits: bool = True):
             raise _exception_for(pending)
 
 
+@contextlib.contextmanager
+def sigterm_raises():
+    """While the block runs, SIGTERM raises :class:`Terminated` at once, as Ctrl-C raises
+    ``KeyboardInterrupt``, instead of ending the process on the spot (its default): for work that
+    stops at once on Ctrl-C and keeps what it finished (:func:`spinlat.sweep` run serially), which
+    a batch scheduler's SIGTERM killed with everything it held. Only a SIGTERM handler left at its
+    default is replaced, in the main thread; inside a :func:`deferred` block nothing changes."""
+    if not _main_thread() or _Pending.active or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
@@ -156,6 +174,43 @@ def check(partial_result=None) -> None:
         exc = _exception_for(signum) if signum is not None else KeyboardInterrupt()
         exc.partial_result = partial_result
         raise exc
+
+
+@contextlib.contextmanager
+def abandonable():
+    """Mark the block's work as one its caller can drop whole: inside it, :func:`check_abandon`
+    (called by :meth:`spinlat.potentials.Potential.compute` and the other entries that evaluate
+    a model, before they touch anything) raises a held-back signal, so that a stop does not
+    wait for the end of a step that makes several slow model calls (an mMACE implicit midpoint
+    step). The caller must discard what the block was computing and put back what it changed
+    (:meth:`spinlat.Simulation.run` drops the steps since its last frame and restores the
+    integrator's checkpoint). Re-entrant; outside the main thread it changes nothing."""
+    if not _main_thread():
+        yield
+        return
+    _Pending.abandonable += 1
+    try:
+        yield
+    finally:
+        _Pending.abandonable -= 1
+
+
+def check_abandon() -> None:
+    """:func:`check`, but only inside an :func:`abandonable` block (elsewhere nothing): for the
+    boundaries between model calls, where work that may be dropped can stop. Costs one attribute
+    read when no signal is pending: results of runs that are not interrupted are unchanged."""
+    if _Pending.abandonable and (_Pending.signum is not None or _Pending.requested) and _main_thread():
+        check()
+
+
+def rearm(exc: BaseException) -> None:
+    """Hold back again the interrupt ``exc`` that :func:`check` or :func:`check_abandon` raised,
+    so that the next :func:`check` raises it (with its caller's ``partial_result``): for work
+    that ends where the interrupt reached it (a minimiser's line search abandoned at a model
+    call) and reports at its own safe point. Nothing changes outside an active :func:`deferred`
+    block, outside the main thread, or after :func:`request_stop` (every check raises then)."""
+    if _Pending.active and _main_thread() and not _Pending.requested and _Pending.signum is None:
+        _Pending.signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
 
 
 def request_stop() -> None:

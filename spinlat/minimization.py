@@ -23,6 +23,7 @@ This module is ``spinlat.minimization``; its function is ``spinlat.minimize``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +32,8 @@ from . import validation
 from .errors import InputError
 from .integrators.lbfgs import two_loop as _two_loop
 from .integrators.rotation import rotate_all
-from .interrupts import check, deferred, pending, raise_with
+from .interrupts import abandonable, check, deferred, interrupt_cause, pending, raise_with, rearm
+from .keywords import check_names, refuse_other_names
 from .potentials.base import Evaluation, torque_kernel
 
 _MAX_ROTATION = 0.3  # rad, largest spin rotation of one step
@@ -348,9 +350,7 @@ def minimize_starts(state, potential, starts, **minimize_kwargs):
         raise InputError(f"minimize_starts: starts must have shape (M, {len(state)}, 3), got {starts.shape}")
     if not np.allclose(np.einsum("mia,mia->mi", starts, starts), 1.0, atol=1e-10):
         raise InputError("minimize_starts: starts must be unit spin vectors")
-    unknown = set(minimize_kwargs) - set(_defaults())
-    if unknown:
-        raise InputError(f"minimize_starts: unknown option(s) {sorted(unknown)}")
+    check_names("minimize_starts", minimize_kwargs, _defaults())
     o = _check_options(state, potential, **{**_defaults(), **minimize_kwargs})
     prob, use = _compiled_problem(state, potential, o)
     out = []
@@ -378,6 +378,7 @@ def _defaults():
             if k not in ("state", "potential", "return_result")}
 
 
+@refuse_other_names()
 def minimize(state, potential, spins=True, positions=False, cell=False, magnitudes=False, tmax=1e-5, fmax=1e-3,
              smax=1e-5, hmax=1e-4, max_steps=2000, method="lbfgs", memory=10, return_result=False, compiled=None):
     """Minimise the energy of ``state`` with ``potential``.
@@ -399,7 +400,9 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
         otherwise; False: always the Python loop; True: the kernel, InputError when it cannot run.
 
     Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) is held back to the end of the
-    iteration under way (the compiled kernel: of its chunk of iterations, a fraction of a second)
+    iteration under way, or to the next model call of its line search, which is then dropped (a
+    big mMACE model: each call can take long; the compiled kernel: to the end of its chunk of
+    iterations, a fraction of a second)
     and raised as ``KeyboardInterrupt`` whose ``partial_result`` is the :class:`MinimizeResult`
     of the state reached (``reason`` "interrupted", ``converged`` False: not a minimum).
 
@@ -426,10 +429,11 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
         check(result)
     if return_result:
         return result.state, result
-    result.warn_if_unconverged()  # the caller gets no result to see it in
+    result.warn_if_unconverged(stacklevel=3)  # the caller gets no result to see it in (2: the keyword wrapper)
     return result.state
 
 
+@refuse_other_names()
 def relax_magnitudes(state, potential, neighbors=None, hmax=1e-6, max_steps=200, memory=10, pairs=None):
     """The moment magnitudes |m_i| that minimise the energy at the fixed positions and spin
     directions of ``state`` (the Born-Oppenheimer-like surface E_BO(r, s) = min_|m| E(r, s, |m|)):
@@ -503,13 +507,22 @@ def _descend(prob, st, tol, max_steps, method, memory, pairs=None, interruptible
             d = -gv * bb
         d = d * prob.limit(d, n)
         alpha, accepted = 1.0, False
-        for _ in range(20):
-            trial = prob.apply(st, alpha * d)
-            e_new, g_new = prob.evaluate(trial)
-            if e_new <= e + 1e-4 * alpha * (gv @ d) + 1e-12 * abs(e):
-                accepted = True
-                break
-            alpha *= 0.5
+        try:  # interruptible: a stop at a model call of the line search ends it, at the state of the last iteration
+            with abandonable() if interruptible else contextlib.nullcontext():
+                for _ in range(20):
+                    trial = prob.apply(st, alpha * d)
+                    e_new, g_new = prob.evaluate(trial)
+                    if e_new <= e + 1e-4 * alpha * (gv @ d) + 1e-12 * abs(e):
+                        accepted = True
+                        break
+                    alpha *= 0.5
+        except BaseException as exc:
+            stop = interrupt_cause(exc) if interruptible else None
+            if stop is None:
+                raise
+            rearm(stop)  # raised by the caller's check, with the state reached
+            reason, it = "interrupted", it - 1
+            break
         if not accepted:
             if s_hist:
                 s_hist.clear(), y_hist.clear()

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 from typing import Any, Callable
 
 from . import validation
 from .errors import ConfigError, InputError
+from .keywords import hint
 
 __all__ = ["option", "Options", "integer_in", "number_in", "optional", "path_or_none", "element_mapping",
            "per_element"]
@@ -73,9 +73,8 @@ class Options:
         known = [n for n in cls.names() if n not in exclude]
         for key in values:
             if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise error(f"{prefix}{key}: unknown key for {what}{hint}; expected one of {', '.join(sorted(known))}")
+                raise error(f"{prefix}{key}: unknown key for {what}{hint(key, known)}; expected one of "
+                            f"{', '.join(sorted(known))}")
         if complete:
             missing = [k for k in known if k not in values]
             if missing:

@@ -37,6 +37,7 @@ import ast
 import atexit
 import inspect
 import math
+import multiprocessing.context as mp_context
 import sys
 import time
 from dataclasses import dataclass
@@ -44,7 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError, WorkerError
-from .interrupts import check, deferred, interrupt_cause, raise_with
+from .interrupts import check, deferred, interrupt_cause, raise_with, sigterm_raises
+from .keywords import check_names, refuse_other_names
 
 
 @dataclass
@@ -182,8 +184,8 @@ def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=F
                        lambda fs: wait(fs, timeout=_POLL_S, return_when=FIRST_COMPLETED)[0], _end_pool,
                        soften=_ask_pool_to_stop if graceful else None, stopping=stopping)
     except KeyboardInterrupt:
-        if _POOL is not None and _POOL[5]:  # its workers were asked to stop for good (idle now)
-            shutdown_workers()
+        if _POOL is not None and _POOL[5]:  # its workers were asked to stop for good: what they finished is here
+            _kill_pool()  # (those still starting up, spawned, would be waited for: seconds)
         raise
     except BrokenProcessPool as exc:
         shutdown_workers()
@@ -301,19 +303,33 @@ def _end_pool(unfinished):
     """Cancel ``unfinished`` futures of the local pool; when some of them run, end the pool at
     once (its processes killed and reaped: a job cannot be stopped otherwise, and the worker
     processes would keep running it after this process exits)."""
-    import signal
-
     running = [f for f in unfinished if not f.cancel()]
     if running and _POOL is not None:
-        _signal_workers(_worker_pids(), signal.SIGKILL)
-        shutdown_workers()  # reaps them
+        _kill_pool()
+
+
+def _kill_pool():
+    """End the local pool at once: SIGKILL to every one of its processes, those that reported
+    their id and those still starting up (a spawned process takes seconds to import spinlat, and
+    :func:`shutdown_workers` would wait for it), then reap them. Only when what they ran is
+    collected or given up."""
+    import signal
+
+    if _POOL is None:
+        return
+    started = {p.pid for p in list(_STARTED) if p.pid is not None}  # (Python < 3.14: no public way to the pool's)
+    _signal_workers(set(_worker_pids()) | started, signal.SIGKILL)
+    shutdown_workers()  # reaps them
 
 
 def _ask_pool_to_stop(unfinished, now=False):
     """Cancel ``unfinished`` futures of the local pool not started and ask every worker process
     to stop its job at the next safe point (SIGUSR1: :func:`~spinlat.interrupts.request_stop`
     there, for good, so the pool is ended by the next :func:`_pool`); returns the futures still
-    running. Called again with no futures, it asks the worker processes started since. ``now``:
+    running, none when no worker process has started yet (spawned processes take seconds to
+    import: none can have begun a job, so nothing is awaited and the caller ends the pool at
+    once, :func:`_kill_pool`). Called again with no futures, it asks the worker processes
+    started since. ``now``:
     ask every worker process to stop at once instead (SIGUSR2:
     :func:`~spinlat.interrupts.stop_now`; a job returns the starts it finished)."""
     import signal
@@ -325,7 +341,12 @@ def _ask_pool_to_stop(unfinished, now=False):
     if _POOL is None or (not running and not _POOL[5]):
         return running
     asked = _POOL[5]
+    first = _ASKED not in asked
     asked.add(_ASKED)  # the pool is asked to stop even when no worker has started yet (spawned: seconds)
+    if first and running and not _worker_pids():
+        # no worker process has started (spawned: seconds of imports), so none has begun a job: nothing to await
+        # (the caller then ends the pool, its processes killed while they start up)
+        return []
     new = [pid for pid in _worker_pids() if pid not in asked]
     asked.update(new)
     _signal_workers(new, signal.SIGUSR1)
@@ -439,12 +460,44 @@ def _pool(workers):
     shutdown_workers()
     method = "fork" if _fork_is_safe() else "spawn"
     threads = max(1, (os.cpu_count() or 1) // workers)
-    ctx = mp.get_context(method)
+    ctx = _RecordingSpawn() if method == "spawn" else _RecordingFork()
     pids = ctx.SimpleQueue()
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start,
                              initargs=(threads, method == "fork", pids))
     _POOL = (workers, method, ex, pids, [], set())
     return ex
+
+
+class _SpawnProcess(mp_context.SpawnProcess):
+    """A spawned worker process that puts itself on :data:`_STARTED` when started."""
+
+    def start(self):
+        super().start()
+        _STARTED.append(self)
+
+
+class _ForkProcess(mp_context.ForkProcess):
+    """A forked worker process that puts itself on :data:`_STARTED` when started."""
+
+    def start(self):
+        super().start()
+        _STARTED.append(self)
+
+
+class _RecordingSpawn(mp_context.SpawnContext):
+    """The spawn context, its processes recorded (the pool's processes, also those still starting)."""
+
+    Process = _SpawnProcess
+
+
+class _RecordingFork(mp_context.ForkContext):
+    """The fork context, its processes recorded."""
+
+    Process = _ForkProcess
+
+
+#: the processes of the local pool started so far (:func:`_kill_pool` ends them, reported or still starting)
+_STARTED: list = []
 
 
 def shutdown_workers():
@@ -454,6 +507,7 @@ def shutdown_workers():
     pool, _POOL = _POOL, None
     if pool is not None:
         pool[2].shutdown(wait=True, cancel_futures=True)
+    _STARTED.clear()
 
 
 def sweep(fn, values, workers=None, scheduler=None):
@@ -467,7 +521,8 @@ def sweep(fn, values, workers=None, scheduler=None):
     that cannot be pickled for worker processes (a lambda, a local function), WorkerError when processes
     cannot start or die.
 
-    Serial, a Ctrl-C or SIGTERM (``KeyboardInterrupt``) stops it as usual and carries the results of
+    Serial, a Ctrl-C or SIGTERM (``KeyboardInterrupt``; SIGTERM, when its handler is the default,
+    :class:`~spinlat.interrupts.Terminated`, instead of ending the process) stops it at once and carries the results of
     the values finished, ``[fn(v) for v in values[:k]]``, as its ``partial_result`` (replacing one
     that ``fn`` itself attached; an interrupt that reached ``fn`` inside C code, as the
     ``SystemError`` chained to it, is raised as itself). With ``workers`` or ``scheduler`` it stops the sweep at once
@@ -479,13 +534,40 @@ def sweep(fn, values, workers=None, scheduler=None):
     if scheduler is None and (workers is None or workers <= 1):
         done = []
         try:
-            for v in values:
-                done.append(fn(v))
+            with sigterm_raises():  # a scheduler's SIGTERM stops it as Ctrl-C does (it killed it with its values)
+                for v in values:
+                    done.append(fn(v))
         except BaseException as exc:  # an interrupt, also one that C code called back by fn wrapped in a SystemError
             raise_with(exc, done)
         return done
     return _map(fn, values, workers, scheduler, stopping="now: the values finished are kept, those under way are "
                                                         "abandoned")
+
+
+#: the longest (seconds, about) a Ctrl-C / SIGTERM waits inside a start's Monte Carlo annealing:
+#: the sweeps of a stage run in pieces this long, with a stop looked for between them (the start
+#: is dropped). A module parameter: results do not depend on it (MonteCarlo.run(n) = pieces of n)
+ANNEAL_LATENCY_S = 0.5
+#: what an annealed search does on a first Ctrl-C / SIGTERM (the line printed)
+ANNEALED_STOPPING = "within the start under way, which is dropped (the starts finished are kept)"
+
+
+def _anneal_stage(mc, state, potential, sweeps):
+    """``state`` after ``sweeps`` sweeps of the MonteCarlo ``mc``, run in pieces of about
+    :data:`ANNEAL_LATENCY_S` seconds (the first of one sweep, then sized on the rate measured),
+    raising a held-back signal between them (:func:`spinlat.interrupts.check`). The same bits as
+    one ``mc.run(state, potential, sweeps)``: its random stream and adapted cone continue across
+    calls (:mod:`spinlat.integrators.base`)."""
+    done, rate = 0, None
+    while done < sweeps:
+        piece = 1 if rate is None else max(1, min(sweeps - done, int(rate * ANNEAL_LATENCY_S)))
+        t0 = time.perf_counter()
+        state = mc.run(state, potential, piece)
+        elapsed = time.perf_counter() - t0
+        rate = piece / max(elapsed, 1e-9)
+        done += piece
+        check()
+    return state
 
 
 class _Start:
@@ -509,10 +591,10 @@ class _Start:
         if self.anneal:
             from .integrators import MonteCarlo
 
-            t0, t1 = self.anneal.get("t_start", 100.0), self.anneal.get("t_end", 1.0)
-            stages, sweeps = int(self.anneal.get("stages", 10)), int(self.anneal.get("sweeps", 50))
+            a = {**ANNEAL_DEFAULTS, **self.anneal}
+            t0, t1, stages, sweeps = a["t_start"], a["t_end"], int(a["stages"]), int(a["sweeps"])
             for k, t in enumerate(np.geomspace(t0, t1, stages)):
-                st = MonteCarlo(float(t), seed=int(rng.integers(2**31))).run(st, self.potential, sweeps)
+                st = _anneal_stage(MonteCarlo(float(t), seed=int(rng.integers(2**31))), st, self.potential, sweeps)
         return st
 
     def __call__(self, seeds):
@@ -526,7 +608,7 @@ class _Start:
 
         done = []
         chunks = [seeds[k:k + 1] for k in range(len(seeds))] if self.anneal else [seeds]
-        with deferred("at the end of the start under way"):
+        with deferred(ANNEALED_STOPPING if self.anneal else "at the end of the start under way"):
             try:
                 for chunk in chunks:
                     check(done)
@@ -955,6 +1037,31 @@ def _check_positive(name, value):
         raise InputError(f"{name} must be a positive number, got {value!r}")
 
 
+#: the annealing of :func:`ground_state` for the keys its ``anneal`` dict leaves out
+ANNEAL_DEFAULTS = {"t_start": 100.0, "t_end": 1.0, "stages": 10, "sweeps": 50}
+
+
+def _check_anneal(anneal):
+    """``anneal`` of :func:`ground_state` checked and completed: None (for None or False), or a
+    dict of ``t_start``, ``t_end`` (K, positive), ``stages`` and ``sweeps`` (integers ≥ 1), the
+    keys left out at :data:`ANNEAL_DEFAULTS` (an empty dict anneals with them all; it annealed
+    not at all). A misspelt key was silently left at its default (``T_start``: 100 K): raises
+    InputError naming the key."""
+    if anneal is None or anneal is False:
+        return None
+    if not isinstance(anneal, dict):
+        raise InputError(f"ground_state: anneal must be None or a dict(t_start=K, t_end=K, stages=n, sweeps=n), got "
+                         f"{anneal!r}")
+    check_names("ground_state: anneal", anneal, ("t_start", "t_end", "stages", "sweeps"))
+    for key in ("t_start", "t_end"):
+        if key in anneal:
+            _check_positive(f"ground_state: anneal[{key!r}] (K)", anneal[key])
+    for key in ("stages", "sweeps"):
+        if key in anneal:
+            _check_count(f"ground_state: anneal[{key!r}]", anneal[key], 1)
+    return {**ANNEAL_DEFAULTS, **anneal}
+
+
 #: near-degenerate minima are re-minimised with the torque tolerance divided by this before they are
 #: told apart (:func:`ground_state`)
 POLISH_FACTOR = 100.0
@@ -1006,6 +1113,14 @@ def _near_degenerate(minima, e_tol) -> list:
     return [i for i in range(len(e)) if np.sum(np.abs(e - e[i]) <= e_tol) > 1]
 
 
+def _minimize_options() -> list:
+    """The keywords :func:`ground_state` passes on to :func:`spinlat.minimize`."""
+    from .minimization import minimize
+
+    return [k for k in inspect.signature(minimize).parameters if k not in ("state", "potential", "return_result")]
+
+
+@refuse_other_names(extra=_minimize_options)
 def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotations=None, energy_tol=1e-5,
                  angle_tol=1e-2, workers=None, scheduler=None, start_cell=None, **minimize_kwargs):
     """Search for the magnetic ground state of ``state`` with ``potential``.
@@ -1014,7 +1129,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     ----------
     starts : number of random starts. seed : base seed (start k uses seed + k).
     anneal : None, or dict(t_start=K, t_end=K, stages, sweeps) for Monte Carlo cooling before
-        each minimisation.
+        each minimisation; keys left out take :data:`ANNEAL_DEFAULTS` (``{}``: all of them).
     spin_rotations : merge minima related by a global spin rotation; default: the potential's
         ``spin_rotation_invariant`` attribute (False if absent, i.e. assume spin-orbit coupling).
     energy_tol : eV per atom; angle_tol : per-spin deviation (rad) for merging. Minima also merge
@@ -1032,7 +1147,8 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
 
     Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) stops a serial search within the
     chunk of compiled-kernel iterations (a fraction of a second) or the Python minimiser's
-    iteration under way, the start under way dropped (an annealed start: at its end), and is
+    iteration under way, the start under way dropped (an annealed start: within
+    :data:`ANNEAL_LATENCY_S` of its Monte Carlo annealing), and is
     raised as ``KeyboardInterrupt`` whose ``partial_result`` is an :class:`InterruptedSearch` (the
     merged minima of every start finished; a second signal, which raises at once, keeps them
     too). Over ``workers`` (local processes, which ignore Ctrl-C and SIGTERM themselves: the
@@ -1052,6 +1168,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     """
     _check_count("starts (ground_state needs at least one start)", starts, 1)
     _check_count("seed", seed, 0)
+    anneal = _check_anneal(anneal)
     _check_positive("energy_tol", energy_tol)
     _check_positive("angle_tol", angle_tol)
     _check_workers(workers, scheduler)
@@ -1073,7 +1190,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     # waiting for them) and Dask tasks (which cannot be asked to stop) are one job each and are abandoned
     graceful = not serial and scheduler is None and not anneal
     if serial:
-        stopping = "at the end of the start under way"
+        stopping = ANNEALED_STOPPING if anneal else "at the end of the start under way"
     elif graceful:
         stopping = "once each worker process has stopped its start under way (every start finished is kept)"
     else:
@@ -1114,7 +1231,8 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         bad = sum(not m.converged for m in minima)
         warnings.warn(f"ground_state: {len(failed)} of {starts} starts did not converge (starts {failed[:10]}"
                       f"{' ...' if len(failed) > 10 else ''}); {bad} of the {len(minima)} minima returned are not "
-                      f"minima (converged=False); raise max_steps or loosen tmax", ConvergenceWarning, stacklevel=2)
+                      f"minima (converged=False); raise max_steps or loosen tmax", ConvergenceWarning,
+                      stacklevel=3)  # the caller of ground_state (2: refuse_other_names's wrapper)
     return minima
 
 

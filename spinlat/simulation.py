@@ -54,6 +54,8 @@ from it. See :mod:`spinlat.io.hdf5` for the guarantees.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import math
 import os
@@ -66,7 +68,7 @@ import numpy as np
 
 from . import validation
 from .errors import InputError, MissingFileError, SimulationError, SpinlatError
-from .interrupts import check, deferred, interrupt_cause
+from .interrupts import abandonable, check, deferred, interrupt_cause
 from .potentials.base import changed_parameters
 from .state import State
 
@@ -447,8 +449,12 @@ class Simulation:
         (a large ``every`` on a large system: a batch system's grace period between SIGTERM and
         SIGKILL is often 30 s) is run in pieces that long; a signal between them ends the run at
         the chunk's start: the steps of the piece(s) done are dropped, the Simulation (state,
-        step, time) stays at its last chunk, as the file. The pieces give the same bits as one
-        call (every integrator continues exactly across calls; tests/test_simulation.py)."""
+        step, time) stays at its last chunk, as the file. A single step longer than that (a big
+        mMACE model, the implicit midpoint's several model calls per step) is abandoned at its
+        next model call. The integrator is then put back as it was at the chunk's start, so
+        that a later ``run`` continues with the bits of the uninterrupted run. The pieces give
+        the same bits as one call (every integrator continues exactly across calls;
+        tests/test_simulation.py)."""
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise InputError(f"steps must be a non-negative integer, got {steps!r}")
         steps = int(steps)
@@ -458,7 +464,8 @@ class Simulation:
         bar = None
         finished = False
         with deferred(f"at the end of the chunk of steps under way, once its frame is written (a chunk longer than "
-                      f"{SIGNAL_LATENCY_S:g} s stops sooner, its steps dropped: the file ends at its last frame)"):
+                      f"{SIGNAL_LATENCY_S:g} s stops sooner, a slower step at its next model call, their steps dropped: the "
+                      f"file ends at its last frame)"):
             try:
                 self._chunk = 0
                 if self.evaluation is None:
@@ -511,22 +518,46 @@ class Simulation:
     def _advance(self, state, chunk):
         """``state`` advanced ``chunk`` steps by the integrator, in pieces of about
         :data:`SIGNAL_LATENCY_S` seconds (the rate measured on the pieces before), looking for a
-        held-back signal between them (raised: the pieces done are dropped, see :meth:`run`)."""
+        held-back signal between them and, inside a step that may last longer than that (the
+        speed not yet measured, or slower), before each model call
+        (:func:`~spinlat.interrupts.abandonable`: a step of several slow mMACE calls stops
+        between two). On a signal the pieces done and the step under way are dropped (see
+        :meth:`run`) and the integrator is put back to its checkpoint at the chunk's start
+        (random stream, neighbour-list reference, predictor memory), so that a later ``run`` of
+        this Simulation continues with the uninterrupted run's bits."""
+        start, saved = state, self._integrator_checkpoint()
         done = 0
-        while done < chunk:
-            rate = self._steps_per_second
-            piece = chunk - done if rate is None else max(1, min(chunk - done, int(rate * SIGNAL_LATENCY_S)))
-            if rate is None:
-                piece = min(piece, _FIRST_PIECE if SIGNAL_LATENCY_S > 0 else 1)
-            t0 = _time.perf_counter()
-            state = self.integrator.run(state, self.potential, piece)
-            elapsed = _time.perf_counter() - t0
-            if elapsed > 0:
-                self._steps_per_second = piece / elapsed
-            done += piece
-            if done < chunk:
-                check()
+        try:
+            while done < chunk:
+                rate = self._steps_per_second
+                piece = chunk - done if rate is None else max(1, min(chunk - done, int(rate * SIGNAL_LATENCY_S)))
+                if rate is None:
+                    piece = min(piece, _FIRST_PIECE if SIGNAL_LATENCY_S > 0 else 1)
+                # a step that may outlast SIGNAL_LATENCY_S (speed not yet measured, or slower) is abandoned
+                # at its next model call; faster pieces are finished (their chunk and frame with them)
+                slow = rate is None or rate * SIGNAL_LATENCY_S < 1
+                t0 = _time.perf_counter()
+                with abandonable() if slow else contextlib.nullcontext():
+                    state = self.integrator.run(state, self.potential, piece)
+                elapsed = _time.perf_counter() - t0
+                if elapsed > 0:
+                    self._steps_per_second = piece / elapsed
+                done += piece
+                if done < chunk:
+                    check()
+        except BaseException as exc:
+            if saved is not None and interrupt_cause(exc) is not None:
+                self.integrator.restore(saved, start, self.potential)
+            raise
         return state
+
+    def _integrator_checkpoint(self):
+        """A copy of the integrator's checkpoint now (None when it keeps none), to put it back
+        when the chunk under way is dropped."""
+        take = getattr(self.integrator, "checkpoint", None)
+        if take is None or getattr(self.integrator, "restore", None) is None:
+            return None
+        return copy.deepcopy(take(self.potential))
 
     # ------------------------------------------------------------------ progress and thermo lines
     def _progress_bar(self, steps):

@@ -77,7 +77,8 @@ import numpy as np
 from .errors import InputError
 from .files import atomic_path
 from .integrators.rotation import rotate_all
-from .interrupts import check, deferred, pending
+from .interrupts import abandonable, check, deferred, interrupt_cause, pending, raise_with
+from .keywords import refuse_other_names
 
 #: default metric weights: w_r (rad/Å) for positions, w_m (rad/μB) for moment magnitudes
 DEFAULT_WEIGHTS = {"positions": 1.0, "magnitudes": 1.0}
@@ -969,6 +970,7 @@ def _option_dict(value, defaults, name):
 
 
 # ------------------------------------------------------------------------------------- driver
+@refuse_other_names()
 def gneb(initial, final, potential, images=None, climbing=True, spins=True, magnitudes=False, positions=False,
          tol=1e-5, max_iterations=10000, *, spring_constant=1e-3, weights=None, path=None, climb_after=None,
          max_step=None, method="auto", memory=10, noise=0.0, seed=None, relax_endpoints=False,
@@ -1039,9 +1041,12 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
     ------
     InputError for inconsistent endpoints, unknown options or a potential that lacks what the
     moving degrees of freedom need. ``KeyboardInterrupt`` on Ctrl-C (SIGTERM:
-    :class:`~spinlat.interrupts.Terminated`), held back to the end of the iteration under way: its
-    ``partial_result`` attribute is the :class:`GNEBResult` of the band at that iteration
-    (``reason`` "interrupted"), whose ``states`` can start a new call as ``path``.
+    :class:`~spinlat.interrupts.Terminated`), held back to the end of the iteration under way, or
+    to the next image evaluation of its step when the images go through the potential's
+    ``compute_many`` (a model without spin couplings, mMACE: a step can take long), the band
+    then put back as it stood: its ``partial_result`` attribute is the :class:`GNEBResult` of
+    the band at the last whole iteration (``reason`` "interrupted"; a second signal keeps it
+    too), whose ``states`` can start a new call as ``path``.
     """
     if not (spins or positions or magnitudes):
         raise InputError("gneb: nothing moves (spins, positions and magnitudes are all False)")
@@ -1126,14 +1131,17 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
     # endpoint's, from an MD snapshot, went to every image, kinetic energy and temperature)
     band = _Band(initial.copy(velocities=np.zeros_like(initial.velocities)), np.ascontiguousarray(S),
                  np.ascontiguousarray(R), np.ascontiguousarray(MU), potential, dofs, w)
-    with deferred("at the end of the band iteration under way"):  # Ctrl-C / SIGTERM: at the next whole band
-        result = _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps, int(memory),
-                        int(max_iterations), method, callback)
+    # Ctrl-C / SIGTERM: at the next whole band
+    with deferred("at the end of the band iteration under way (a model's band: at its next image evaluation)"):
+        abandoned, result = _relax(band, bool(climbing), tols, float(spring_constant), climb_after, caps,
+                                   int(memory), int(max_iterations), method, callback)
         result.parameters = _band_parameters(dict(images=images, spring_constant=spring_constant, weights=weights,
                                                   **dofs))
         result.potential = str(potential)
         if hasattr(potential, "term_digests"):
             result.potential_digests = potential.term_digests()
+        if abandoned is not None:  # stopped inside a step: the band of the last whole iteration
+            raise_with(abandoned, result)
         check(result)  # interrupted: raised with the band so far as ``partial_result``
     for msg in endpoint_problems(result, tols) + spacing_problems(result, spring_constant, tols):
         warnings.warn(msg, UserWarning, stacklevel=2)
@@ -1352,7 +1360,7 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
     cap_vec = np.array([caps[n] * band.w[n] for n in names])  # largest step per block, metric units
     opt = _FIRE() if method == "fire" else _LBFGS(memory)
     climb, started, hops, climb_at = None, False, 0, climb_after
-    converged, interrupted, it, switched = False, False, 0, None
+    converged, interrupted, it, switched, abandoned = False, False, 0, None, None
     best, best_it = math.inf, 0
     history = []
 
@@ -1400,18 +1408,32 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
             best, best_it = history[-1], it
         elif method == "auto" and opt.name == "lbfgs" and it - best_it > _PATIENCE:
             opt, switched, best, best_it = _FIRE(), it, history[-1], it
-        # one step for all inner images at once: gradient −F, spins as rotation vectors
-        f = band.to_step(1, F[1:-1]).ravel()
-        first = f * (0.1 * cap_vec.min() / max(float(band.block_max(f.reshape(m - 2, -1)).max()), 1e-300))
-        d = opt.direction(f, first)
-        moves = band.block_max(d.reshape(m - 2, -1)).max(axis=0)
-        factor = min(1.0, float(np.min(cap_vec / np.maximum(moves, 1e-300))))
-        d *= factor
-        opt.capped(factor)
-        band.apply(1, d.reshape(m - 2, -1))
-        band.evaluate_images(1, m - 1, E, G, EV)
-        F, T, dist, per_image, perp = band_forces()
-        opt.update(d, f, band.to_step(1, F[1:-1]).ravel())
+        # one step for all inner images at once: gradient −F, spins as rotation vectors. A stop during it (at
+        # an image evaluation: a big model's band takes long) puts the band back as it was: iteration it, whole
+        whole = (band.S.copy(), band.R.copy(), band.MU.copy(), E.copy(), G.copy(), list(EV),
+                 (F, T, dist, per_image, perp))
+        try:
+            with abandonable():
+                f = band.to_step(1, F[1:-1]).ravel()
+                first = f * (0.1 * cap_vec.min() / max(float(band.block_max(f.reshape(m - 2, -1)).max()), 1e-300))
+                d = opt.direction(f, first)
+                moves = band.block_max(d.reshape(m - 2, -1)).max(axis=0)
+                factor = min(1.0, float(np.min(cap_vec / np.maximum(moves, 1e-300))))
+                d *= factor
+                opt.capped(factor)
+                band.apply(1, d.reshape(m - 2, -1))
+                band.evaluate_images(1, m - 1, E, G, EV)
+                F, T, dist, per_image, perp = band_forces()
+                opt.update(d, f, band.to_step(1, F[1:-1]).ravel())
+        except BaseException as exc:  # the first signal at an evaluation, or a second one anywhere in the step
+            abandoned = interrupt_cause(exc)
+            if abandoned is None:
+                raise
+            band.S[...], band.R[...], band.MU[...], E[...], G[...] = whole[:5]
+            EV[:] = whole[5]
+            F, T, dist, per_image, perp = whole[6]
+            interrupted = True
+            break
     no_climb = ("; no interior energy maximum, so no climbing image" if started else
                 f"; no climbing image yet (it starts once the largest perpendicular force, {perp:.3g}, is below "
                 f"climb_after, {climb_at:.3g}): the highest image is not at the saddle")
@@ -1427,7 +1449,8 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
     states = [band.template.copy(**{f: arr[k] for f, arr in moved.items()}) for k in range(m)]
     ends = band.block_max(G[[0, m - 1]], physical_force=True)  # fixed endpoints: the bare gradient
     endpoint_forces = [{n: float(b) for n, b in zip(names, row)} for row in ends]
-    return GNEBResult(states=states, energies=E.copy(), reaction_coordinate=x, slopes=slopes, saddle=int(saddle),
+    return abandoned, GNEBResult(states=states, energies=E.copy(), reaction_coordinate=x, slopes=slopes,
+                                 saddle=int(saddle),
                       climbing=climb, converged=converged, reason=reason, iterations=it, n_evaluations=band.n_eval,
                       max_force={n: float(b) for n, b in zip(names, per_image.max(axis=0))},
                       image_forces=per_image.max(axis=1), weights={k: v for k, v in band.w.items() if k != "spins"},

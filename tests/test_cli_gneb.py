@@ -102,6 +102,48 @@ def test_bad_endpoint_frame_is_named(tmp_path, capsys):
     assert "gneb.initial" in err and "index 3" in err
 
 
+def test_a_rank_beyond_the_minima_of_the_search_names_the_rank_and_the_minima(tmp_path, capsys):
+    """{search: DIR, rank: 1} on a search that found one minimum said "frame index 1 is out of
+    range" (of a file the user never named); now the rank and the number of minima are named."""
+    _endpoints(tmp_path)
+    (tmp_path / "s").mkdir()
+    sl.io.write_extxyz(tmp_path / "s" / "minima.extxyz", [sl.State([[0, 0, 0]], ["Fe"], moments=[MU], spins=[[0, 0, 1]])])
+    cfg = {"potential": POTENTIAL, "output": str(tmp_path / "run"),
+           "gneb": {"initial": {"search": "s", "rank": 1}, "final": "down.extxyz"}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "gneb.initial.rank: rank 1 asked, but the search found 1 minimum (rank 0)" in err
+    assert "out of range" not in err
+    cfg["gneb"]["initial"]["rank"] = 0  # the one minimum is read
+    cfg["gneb"].update(images=7, tol=1e-8)
+    assert main(["gneb", _write(tmp_path, cfg)]) == 0
+
+
+def test_an_endpoint_from_an_interrupted_search_is_named_so(tmp_path, capsys):
+    """`spinlat search` stopped by SIGTERM writes the minima of the starts finished (minima.txt
+    says "# interrupted after k of n starts"); gneb took rank 0 of it as the lowest minimum without
+    a word, and an empty result (no start finished) read as an unreadable file."""
+    _endpoints(tmp_path)
+    (tmp_path / "s").mkdir()
+    sl.io.write_extxyz(tmp_path / "s" / "minima.extxyz", [])
+    (tmp_path / "s" / "minima.txt").write_text("# interrupted after 0 of 8 starts: minima of the finished starts "
+                                               "only\n")
+    cfg = {"potential": POTENTIAL, "output": str(tmp_path / "run"),
+           "gneb": {"initial": {"search": "s"}, "final": "down.extxyz", "images": 7, "tol": 1e-8}}
+    assert main(["gneb", _write(tmp_path, cfg)]) == 1
+    err = capsys.readouterr().err
+    assert ("gneb.initial.rank: rank 0 asked, but the search found no minimum in" in err
+            and "(it was interrupted after 0 of 8 starts)" in err)
+    sl.io.write_extxyz(tmp_path / "s" / "minima.extxyz", [sl.State([[0, 0, 0]], ["Fe"], moments=[MU],
+                                                                   spins=[[0, 0, 1]])])
+    (tmp_path / "s" / "minima.txt").write_text("# interrupted after 1 of 8 starts: minima of the finished starts "
+                                               "only\n")
+    assert main(["gneb", _write(tmp_path, cfg), "--overwrite"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: gneb.initial: the search in" in err and "was interrupted after 1 of 8 starts" in err
+    assert "interrupted after 1 of 8 starts" in (tmp_path / "run" / "log.txt").read_text()
+
+
 @pytest.mark.usefixtures("default_signal_handlers")
 def test_gneb_interrupted_keeps_the_band_and_says_how_to_continue(tmp_path, capsys, monkeypatch):
     """SIGTERM (a batch scheduler's time limit) during `spinlat gneb` lost the band: now the

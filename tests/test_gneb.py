@@ -925,3 +925,48 @@ def test_spacing_check_names_collapsed_images_and_spares_an_even_band():
     band.climbing = None
     assert spacing_problems(band, 1e-3, 1e-5)[0].startswith("gneb: the converged band's images are unevenly spaced "
                                                             "(segments from 0 to 0.5 rad")
+
+
+class _SignalAtEvaluation(sl.potentials.Potential):
+    """``inner`` without its spin couplings (GNEB evaluates the images through compute_many, as
+    for mMACE) that sends ``signum`` to this process during its ``at``-th image evaluation."""
+
+    def __init__(self, inner, signum=None, at=None):
+        self.inner, self.signum, self.at, self.calls = inner, signum, at, 0
+        self.cutoff, self.skin = inner.cutoff, inner.skin
+
+    def _evaluate(self, state, neighbors, forces, magnetic_forces, stress):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), self.signum)
+        return self.inner._evaluate(state, neighbors, forces, magnetic_forces, stress)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.usefixtures("default_signal_handlers")
+def test_a_stop_inside_a_band_step_comes_at_the_next_image_evaluation(signum):
+    """A stop waited for the whole band step: every inner image evaluated (a big mMACE model: a
+    long wait). Now it comes at the next image evaluation, and the band is put back as it stood
+    at the last whole iteration: the partial result is that band, bit for bit."""
+    n, J, K, K2 = 4, 0.010, 0.001, 0.0005
+    unit, st = _chain(n)
+    inner = Heisenberg.from_neighbors(unit, J=[J]) + UniaxialAnisotropy(K, [0, 0, 1]) + \
+        UniaxialAnisotropy(-K2, [0, 1, 0])
+    a = st.copy(spins=np.tile([0, 0, 1.0], (n, 1)))
+    b = st.copy(spins=np.tile([0, 0, -1.0], (n, 1)))
+    options = dict(images=11, tol=1e-10, noise=0.3, seed=1)
+    probe = _SignalAtEvaluation(inner)
+    whole = sl.gneb(a, b, probe, max_iterations=5, **options)  # the band of iteration 5
+    at = probe.calls + 3  # inside the step after iteration 5: its 3rd image of 9
+    pot = _SignalAtEvaluation(inner, signum, at)
+    kind = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    with pytest.raises(kind) as info:
+        sl.gneb(a, b, pot, **options)
+    assert pot.calls == at  # no evaluation after the signal (before: the other 6 images of the step)
+    part = info.value.partial_result
+    assert part.reason.startswith("interrupted") and part.iterations == 5
+    assert np.array_equal(part.energies, whole.energies)
+    for s, w in zip(part.states, whole.states):
+        assert np.array_equal(s.spins, w.spins)
+    res = sl.gneb(None, None, inner, path=part.states, tol=1e-10)  # (part records the wrapper potential)
+    assert res.converged and res.barrier == pytest.approx(n * K, rel=1e-9)

@@ -272,7 +272,8 @@ def test_each_run_says_how_it_stops(tmp_path, monkeypatch, capfd):
     with pytest.raises(Terminated):
         sim.run(40)
     assert "stopping at the end of the chunk of steps under way, once its frame is written (a chunk longer than 1 s " \
-        "stops sooner, its steps dropped: the file ends at its last frame) (send it again" in capfd.readouterr().err
+        "stops sooner, a slower step at its next model call, their steps dropped: the file ends at its last frame) " \
+        "(send it again" in capfd.readouterr().err
     fe, exch = _fe_search()
     _signal_after_kernel_call(monkeypatch, signal.SIGINT, at=1)
     with pytest.raises(KeyboardInterrupt):
@@ -699,7 +700,9 @@ def test_workers_that_start_after_the_stop_request_are_asked_too(monkeypatch):
         def cancel(self):
             return False
 
-    assert len(search._ask_pool_to_stop([Running()])) == 1  # no worker has started: nobody to signal yet
+    pids.append(100)
+    assert len(search._ask_pool_to_stop([Running()])) == 1  # one worker has started: asked, its job awaited
+    assert sent[-1] == ([100], signal.SIGUSR1)
     pids += [101, 102]
     search._ask_pool_to_stop([])  # the next poll
     assert sent[-1] == ([101, 102], signal.SIGUSR1)
@@ -707,3 +710,186 @@ def test_workers_that_start_after_the_stop_request_are_asked_too(monkeypatch):
     search._ask_pool_to_stop([])
     assert sent[-1] == ([103], signal.SIGUSR1)
     assert 101 not in (sent[-1][0])  # each asked once
+
+
+def test_a_stop_while_no_worker_has_started_awaits_nothing(monkeypatch):
+    """A stop that comes while every worker process is still starting up (spawned: seconds of
+    imports) waited for them to start, be asked, and give up their job: 5.7 s measured. None of
+    them can have begun a start: nothing is awaited (the caller then kills the pool)."""
+    from spinlat import search
+
+    monkeypatch.setattr(search, "_signal_workers", lambda ps, signum: None)
+    monkeypatch.setattr(search, "_worker_pids", lambda: [])
+    monkeypatch.setattr(search, "_POOL", (2, "spawn", None, None, [], set()))
+
+    class Running:
+        def cancel(self):
+            return False
+
+    assert search._ask_pool_to_stop([Running(), Running()]) == []
+    assert search._ASKED in search._POOL[5]  # the pool is not reused
+
+
+def test_an_annealed_start_stops_inside_its_annealing(monkeypatch, capfd):
+    """An annealed start ran its whole Monte Carlo annealing (stages × sweeps, minutes on a big
+    cell) before a stop was looked at. Now a stage's sweeps run in pieces with a stop looked for
+    between them: no sweep after the signal, the start under way is dropped, the starts finished
+    are kept, and the pieces give the bits of one MonteCarlo.run per stage."""
+    from spinlat import search
+    from spinlat.integrators import MonteCarlo
+
+    st, pot = _fe_search()
+    anneal = {"t_start": 50.0, "t_end": 5.0, "stages": 2, "sweeps": 6}
+    whole = search.ground_state(st, pot, starts=1, seed=0, tmax=1e-8, anneal=anneal)
+    real, pieces = MonteCarlo.run, []
+
+    def run(self, state, potential, sweeps):
+        pieces.append(sweeps)
+        if len(pieces) == 15:  # start 1, stage 0, the 3rd piece (each start: 2 stages × 6 pieces of 1 sweep)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, state, potential, sweeps)
+
+    monkeypatch.setattr(MonteCarlo, "run", run)
+    monkeypatch.setattr(search, "ANNEAL_LATENCY_S", 0.0)  # pieces of one sweep
+    with pytest.raises(Terminated) as info:
+        search.ground_state(st, pot, starts=4, seed=0, tmax=1e-8, anneal=anneal)
+    assert pieces == [1] * 15  # nothing after the signal (before: the rest of the annealing, then the start)
+    part = info.value.partial_result
+    assert part.finished == (0,) and part.minima[0].energy == whole[0].energy  # one sweep at a time: same bits
+    np.testing.assert_array_equal(part.minima[0].state.spins, whole[0].state.spins)
+    assert "stopping within the start under way, which is dropped" in capfd.readouterr().err
+    # one MonteCarlo.run per stage, as before: the annealed start is the same
+    job = search._Start(st, pot, anneal, {})
+    monkeypatch.undo()
+    rng = np.random.default_rng(0)
+    ref = st.copy(spins=rng.normal(size=(len(st), 3)))
+    for t in np.geomspace(50.0, 5.0, 2):
+        ref = MonteCarlo(float(t), seed=int(rng.integers(2**31))).run(ref, pot, 6)
+    np.testing.assert_array_equal(job.start(0).spins, ref.spins)
+
+
+@pytest.mark.parametrize("signum, kind", [(signal.SIGTERM, Terminated)])
+def test_a_search_stopped_while_its_spawned_workers_start_does_not_wait_for_them(monkeypatch, signum, kind):
+    """Spawned worker processes that take 60 s to start (a stand-in for seconds of imports):
+    a SIGTERM 0.5 s after the search began waited for them (5.7 s measured with real imports);
+    now the search stops at once with no start finished, and the pool's processes are ended."""
+    import time
+
+    import _slow_worker_start
+    from spinlat import search
+
+    st, pot = _fe_search()[0], Field([3.0, -2.0, 10.0])
+    search.shutdown_workers()
+    monkeypatch.setattr(search, "_fork_is_safe", lambda: False)
+    monkeypatch.setattr(search, "_worker_start", _slow_worker_start.slow_start)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signum))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(kind) as info:
+            search.ground_state(st, pot, starts=8, seed=2, tmax=1e-6, workers=2)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 30  # not the 60 s start-up
+    part = info.value.partial_result
+    assert part.finished == () and part.starts == 8
+    assert search._POOL is None
+    assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
+_SERIAL_SWEEP = """
+import os, signal, sys, time
+import spinlat as sl
+from spinlat.interrupts import Terminated
+
+def work(v):
+    if v == 2:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+    return v * v
+
+try:
+    sl.sweep(work, [0, 1, 2, 3])
+except Terminated as exc:
+    print("kept", exc.partial_result)
+    sys.exit(143)
+"""
+
+
+def test_a_serial_sweep_keeps_its_values_on_sigterm(tmp_path):
+    """A serial sweep (curie_sweep without workers: hours of Monte Carlo points) stopped on
+    Ctrl-C with the values finished, but a batch scheduler's SIGTERM ended the process on the
+    spot (SIGTERM's default): every point finished was lost. Now SIGTERM raises Terminated
+    there too, with the values finished."""
+    import subprocess
+
+    script = tmp_path / "sweep.py"
+    script.write_text(_SERIAL_SWEEP)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(sl.__file__).parent.parent)})
+    assert out.returncode == 143, out.stderr  # (before: -15, killed, nothing kept)
+    assert "kept [0, 1]" in out.stdout
+
+
+def test_check_abandon_raises_only_inside_an_abandonable_block_and_rearm_holds_it_again():
+    """The pieces of the mid-step stops: check_abandon (at model calls) raises a held-back signal
+    only where the caller said its work may be dropped; rearm hands it to the caller's check."""
+    with interrupts.deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        interrupts.check_abandon()  # not abandonable here: nothing
+        assert interrupts.pending()
+        with pytest.raises(Terminated) as info:
+            with interrupts.abandonable():
+                interrupts.check_abandon()
+        assert not interrupts.pending()
+        interrupts.rearm(info.value)
+        assert interrupts.pending()
+        with pytest.raises(Terminated) as again:
+            interrupts.check(partial_result="state reached")
+        assert again.value.partial_result == "state reached"
+    interrupts.rearm(KeyboardInterrupt())  # outside a deferred block: nothing is held
+    assert not interrupts.pending()
+    assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
+def test_sigterm_raises_only_replaces_the_default_handler():
+    with interrupts.sigterm_raises():
+        assert signal.getsignal(signal.SIGTERM) is interrupts.raise_terminated
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):  # the handler runs between bytecodes
+                pass
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with interrupts.deferred():  # a run that holds it back keeps doing so
+        with interrupts.sigterm_raises():
+            assert signal.getsignal(signal.SIGTERM) is not interrupts.raise_terminated
+    before = signal.signal(signal.SIGTERM, lambda *a: None)
+    try:
+        with interrupts.sigterm_raises():  # a user's handler is left alone
+            assert signal.getsignal(signal.SIGTERM) is not interrupts.raise_terminated
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+@pytest.mark.usefixtures("default_signal_handlers")
+def test_a_sweep_stopped_while_its_spawned_workers_start_does_not_wait_for_them(monkeypatch):
+    """sweep over workers ends its pool at once on a stop; it killed the processes that had
+    reported their id and then waited (shutdown) for those still starting: their start-up."""
+    import time
+
+    import _slow_worker_start
+    from spinlat import search
+
+    search.shutdown_workers()
+    monkeypatch.setattr(search, "_fork_is_safe", lambda: False)
+    monkeypatch.setattr(search, "_worker_start", _slow_worker_start.slow_start)
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    t0 = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(Terminated) as info:
+            sl.sweep(functools.partial(math.pow, 2.0), [1, 2, 3], workers=2)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 30  # not the 60 s start-up
+    assert info.value.partial_result == {} and search._POOL is None

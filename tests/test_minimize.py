@@ -124,3 +124,44 @@ def test_an_interrupted_minimisation_stops_between_iterations_with_the_state_rea
     out, res = sl.minimize(part.state, pot, spins=False, positions=True, cell=True, fmax=1e-4, smax=1e-6,
                            max_steps=500, return_result=True)
     assert res.converged and np.cbrt(out.volume / len(out) * 2) == pytest.approx(2.8553, abs=2e-3)
+
+
+class _Recording(EAM):
+    """EAM that records the energy of each evaluation and sends SIGTERM during the ``at``-th."""
+
+    def __init__(self, path, at=None):
+        super().__init__(path)
+        self.at, self.energies = at, []
+
+    def _evaluate(self, state, neighbors, forces, magnetic_forces, stress):
+        import os
+        import signal
+
+        ev = super()._evaluate(state, neighbors, forces, magnetic_forces, stress)
+        self.energies.append(ev.energy)
+        if len(self.energies) == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return ev
+
+
+@pytest.mark.usefixtures("default_signal_handlers")
+def test_a_stop_inside_a_line_search_comes_at_its_next_model_call():
+    """A stop waited for the line search under way (up to 20 model calls: minutes with a big
+    mMACE model). Now the next model call of the line search raises it, with the state of the
+    last whole iteration as the partial result."""
+    from spinlat.interrupts import Terminated
+
+    st = bcc_fe((2, 2, 2), a=2.90, rattle=0.03, random_spins=False)
+    options = dict(spins=False, positions=True, cell=True, fmax=1e-4, smax=1e-6, max_steps=500)
+    probe = _Recording(EAM_FE)
+    sl.minimize(st, probe, **options)
+    e = np.array(probe.energies)
+    rejected = [k for k in range(1, len(e)) if e[k] > e[:k].min() + 1e-12]  # trials the line search refused
+    assert rejected, "no backtracking line search in this relaxation: the test needs one"
+    at = rejected[0] + 1  # (1-based) SIGTERM during a refused trial: the line search would go on
+    pot = _Recording(EAM_FE, at=at)
+    with pytest.raises(Terminated) as info:
+        sl.minimize(st, pot, **options)
+    assert len(pot.energies) == at  # no model call after the signal (before: the rest of the line search)
+    part = info.value.partial_result
+    assert part.reason == "interrupted" and part.energy == e[:at - 1].min()

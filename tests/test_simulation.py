@@ -16,7 +16,7 @@ from spinlat.errors import InputError, SimulationError
 from spinlat.integrators import SpinLatticeLangevin, SpinLatticeNVE
 
 sys.path.insert(0, str(Path(__file__).parent / "integrators"))
-from test_spin_lattice import Field, PairSpin, crystal  # noqa: E402
+from test_spin_lattice import Field, NonLocal, PairSpin, crystal  # noqa: E402
 from _restart_cases import CASES, EVERY  # noqa: E402
 
 
@@ -518,3 +518,82 @@ def test_a_signal_inside_a_long_chunk_stops_at_the_next_piece(tmp_path, monkeypa
     monkeypatch.undo()
     again = sl.Simulation.restart(tmp_path / "cut.h5", make_potential(), make_integrator(), progress=False)
     _assert_same_state(again.run(20), ref)
+
+
+class _SignalOnModelCall(NonLocal):
+    """A non-local pair potential (SpinLatticeNVE/Langevin take implicit midpoint spin steps:
+    several model calls per step, as with mMACE) that sends ``signum`` to this process during
+    its ``at``-th evaluation, standing for a model whose step lasts longer than a second."""
+
+    def __init__(self, signum=None, at=None):
+        super().__init__()
+        self.signum, self.at, self.calls = signum, at, 0
+
+    def _evaluate(self, state, nl, forces, magnetic_forces, stress):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), self.signum)
+        return super()._evaluate(state, nl, forces, magnetic_forces, stress)
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_signal_inside_one_slow_step_stops_at_the_next_model_call(tmp_path, monkeypatch, default_signal_handlers,
+                                                                    signum):
+    """A stop waited for the whole step under way: with a big mMACE model and the implicit
+    midpoint's several model calls per step, many seconds. The Simulation drops the steps since
+    its last frame on a stop anyway, so the step is now abandoned at the next model call (no
+    evaluation after the signal), and the integrator is put back to the chunk's start: a later
+    run of the same Simulation, and a restart from the file, give the uninterrupted run's bits."""
+    from spinlat.interrupts import Terminated
+
+    st = crystal(2, T=300.0)
+    make = lambda: SpinLatticeLangevin(0.5, 300.0, 0.01, 0.1, seed=3)  # noqa: E731
+    ref = sl.Simulation(st, _SignalOnModelCall(), make(), trajectory=tmp_path / "ref.h5", every=3,
+                        progress=False).run(9)
+    probe = _SignalOnModelCall()
+    sl.Simulation(st, probe, make(), progress=False, every=3).run(4)
+    at = probe.calls - 2  # inside step 4 (the second chunk), between two calls of its implicit midpoint
+    from spinlat import simulation
+
+    monkeypatch.setattr(simulation, "SIGNAL_LATENCY_S", 0.0)  # every step counts as slower than the latency
+    pot = _SignalOnModelCall(getattr(signal, signum), at)
+    sim = sl.Simulation(st, pot, make(), trajectory=tmp_path / "cut.h5", every=3, progress=False)
+    with pytest.raises(Terminated if signum == "SIGTERM" else KeyboardInterrupt):
+        sim.run(9)
+    assert pot.calls == at  # no model call after the signal (before: the rest of the step and its chunk)
+    assert sim.step == 3 and list(_frames(tmp_path / "cut.h5")["step"]) == [0, 3]
+    _assert_same_state(sim.run(6), ref)  # the same Simulation goes on with the uninterrupted bits
+    sim.close()
+    _assert_same_frames(_frames(tmp_path / "cut.h5"), _frames(tmp_path / "ref.h5"), steps=[0, 3, 6, 9])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_simulation_stopped_inside_a_chunk_continues_with_the_uninterrupted_bits(tmp_path, monkeypatch,
+                                                                                   default_signal_handlers, name):
+    """A stop inside a chunk drops the pieces done since its last frame; the integrator had
+    moved on with them (random stream, neighbour list, Monte Carlo cone), so a later run of the
+    same Simulation (a notebook user who pressed Ctrl-C and runs again) left the uninterrupted
+    trajectory. Now the integrator is put back to the chunk's start: every integrator continues
+    bit for bit."""
+    from spinlat import simulation
+
+    make_state, make_potential, make_integrator = CASES[name]
+    st = make_state()
+    ref = sl.Simulation(st, make_potential(), make_integrator(), every=10, progress=False).run(30)
+    monkeypatch.setattr(simulation, "SIGNAL_LATENCY_S", 0.0)  # pieces of one step
+    integrator, calls = make_integrator(), []
+    real_run = integrator.run
+
+    def run(state, potential, steps):
+        calls.append(steps)
+        out = real_run(state, potential, steps)
+        if len(calls) == 16:  # after the 6th step of the second chunk
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(integrator, "run", run)
+    sim = sl.Simulation(st, make_potential(), integrator, every=10, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        sim.run(30)
+    assert sim.step == 10 and len(calls) == 16
+    _assert_same_state(sim.run(20), ref)

@@ -107,8 +107,7 @@ def run(args) -> int:
             logf.flush()
 
         kw = {k: v for k, v in sec.items() if k not in ("initial", "final", "path", "saddle_modes")}
-        initial, final = (C.read_structure(sec[k]["file"], sec[k]["index"], key=f"gneb.{k}",
-                                           pbc=sec[k].get("pbc")) if k in sec else None for k in ("initial", "final"))
+        initial, final = (_endpoint(sec[k], f"gneb.{k}", log) if k in sec else None for k in ("initial", "final"))
         if "path" in sec:
             with Trajectory(sec["path"]) as tr:
                 kw["path"] = list(tr)
@@ -185,3 +184,48 @@ def saddle_check(res, pot, k, log) -> dict:
     log(line if negative == 1 else f"spinlat gneb: warning: {line}")  # stderr and log.txt
     return {"saddle_eigenvalues": [float(v) for v in values], "saddle_eigenvalues_unit": "eV/rad^2",
             "saddle_negative_modes": negative}
+
+
+def _endpoint(spec, key, say):
+    """The State of a checked endpoint ``spec`` (:func:`spinlat.config.check_gneb_config`); for
+    ``{search, rank}`` a rank beyond the minima the search found is a ConfigError naming the rank
+    and how many minima its ``minima.extxyz`` holds (not a frame index out of range), and a search
+    that was interrupted (its ``minima.txt`` says so) is named, by ``say`` (a line for stderr and
+    the log) and in that error."""
+    from .. import config as C
+    from ..errors import ConfigError
+
+    note = _interrupted_search(spec["file"]) if spec.get("rank") else None
+    if note:
+        say(f"warning: {key}: the search in {Path(spec['file']).parent} was {note}: its minima are those of the "
+            f"starts finished, rank {spec['index']} may not be what a whole search ranks so")
+    try:
+        return C.read_structure(spec["file"], spec["index"], key=key, pbc=spec.get("pbc"))
+    except ConfigError as exc:
+        if not spec.get("rank"):
+            raise
+        from ase.io import iread
+
+        try:
+            found = sum(1 for _ in iread(spec["file"], index=":", format="extxyz"))
+        except Exception:  # noqa: BLE001 - unreadable: the first error says what is wrong
+            raise exc from None
+        if spec["index"] < found:
+            raise
+        ranks = "no minimum" if found == 0 else \
+            f"{found} minim{'um' if found == 1 else 'a'} (rank{' 0' if found == 1 else f's 0 to {found - 1}'})"
+        raise ConfigError(f"{key}.rank: rank {spec['index']} asked, but the search found {ranks} in {spec['file']}"
+                          f"{f' (it was {note})' if note else ''}; ask a lower rank, or search with more starts"
+                          ) from None
+
+
+def _interrupted_search(minima_file):
+    """The note ``spinlat search`` put at the top of the ``minima.txt`` next to ``minima_file``
+    when it was interrupted (``interrupted after k of n starts ...``), else None."""
+    table = Path(minima_file).with_name("minima.txt")
+    try:
+        with open(table, encoding="utf-8") as f:
+            first = f.readline()
+    except OSError:
+        return None
+    return first[1:].strip().split(":")[0] if first.startswith("# interrupted") else None

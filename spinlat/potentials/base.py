@@ -29,6 +29,7 @@ import numba
 import numpy as np
 
 from ..errors import InputError, UnknownElementError
+from ..interrupts import check_abandon
 from ..neighbors import NeighborList
 
 
@@ -180,7 +181,11 @@ class Potential:
         Raises :class:`~spinlat.errors.InputError` for stress without a cell periodic in all three
         directions or an unsuitable ``neighbors``, and
         :class:`~spinlat.errors.UnknownElementError` for elements the potential does not know.
+        Inside work its caller may drop (:func:`spinlat.interrupts.abandonable`: a
+        :class:`~spinlat.Simulation` step), a Ctrl-C or SIGTERM held back by
+        :func:`spinlat.interrupts.deferred` is raised here, before anything is evaluated.
         """
+        check_abandon()  # a stop held back inside work that may be dropped (a Simulation's step) ends here
         if stress and not state.pbc.all():
             raise InputError("stress needs a cell periodic in all three directions")
         self.check_state(state)
@@ -220,6 +225,7 @@ class Potential:
         others. Consumers call ``compute_many`` for any potential."""
         from ..state import State
 
+        check_abandon()
         states = list(states)
         if neighbors is None:
             neighbors = [None] * len(states)
@@ -267,8 +273,11 @@ class Potential:
         """:meth:`compute_many` after its checks (``neighbors``: one entry per state, None or a
         checked NeighborList). The default evaluates the replicas one by one with
         :meth:`_evaluate`, exactly as :meth:`compute` would."""
-        return [self._evaluate(st, self._neighbors_for(st, nl), forces, magnetic_forces, stress)
-                for st, nl in zip(states, neighbors)]
+        out = []
+        for st, nl in zip(states, neighbors):
+            check_abandon()  # between replicas too: a stop inside a GNEB step need not wait for every image
+            out.append(self._evaluate(st, self._neighbors_for(st, nl), forces, magnetic_forces, stress))
+        return out
 
     def neighbor_list(self, state) -> NeighborList:
         """The cached neighbour list of this potential, updated for ``state``."""
@@ -319,6 +328,7 @@ class Potential:
         Used by integrators that update spins one colour class at a time. Local analytic terms
         override this with a kernel that touches only those atoms and their neighbours; the
         default evaluates everything and picks the rows."""
+        check_abandon()
         ev = self._evaluate(state, neighbors, False, True, False)
         return ev.magnetic_forces[atoms]
 
@@ -327,6 +337,7 @@ class Potential:
         (len(atoms),). For single-site terms this is the whole energy that depends on each atom's
         own moment (Monte Carlo takes its on-site energy changes from it). Single-site terms
         override it with their kernel; the default evaluates everything and picks the entries."""
+        check_abandon()
         return self._evaluate(state, neighbors, False, False, False).energies[atoms]
 
     def rotation_fields(self, state, neighbors, atoms: np.ndarray) -> np.ndarray:

@@ -127,11 +127,10 @@ def split_options(options: dict, prefix: str = "") -> tuple[dict, dict]:
     model_names = set(Hyperparameters.names()) - {"elements", "soc"}
     unknown = sorted(k for k in options if k not in train_names | model_names)
     if unknown:
-        import difflib
+        from ..keywords import hint
 
-        close = difflib.get_close_matches(unknown[0], sorted(train_names | model_names), n=1)
         raise ConfigError(f"{prefix}{unknown[0]}: unknown training option or hyperparameter"
-                          f"{f' (did you mean {close[0]!r}?)' if close else ''}; training options: "
+                          f"{hint(unknown[0], sorted(train_names | model_names))}; training options: "
                           f"{', '.join(sorted(train_names))}; model hyperparameters: {', '.join(sorted(model_names))}")
     return ({k: v for k, v in options.items() if k in train_names},
             {k: v for k, v in options.items() if k in model_names})

@@ -51,6 +51,7 @@ import numpy as np
 from .. import units
 from ..errors import InputError
 from ..files import atomic_path
+from ..keywords import refuse_other_names
 
 U4_ORDERED = 2.0 / 3.0  # Binder cumulant of a saturated vector order parameter
 U4_DISORDERED = 4.0 / 9.0  # of a Gaussian three-component order parameter
@@ -337,6 +338,7 @@ def binder_crossing(temperatures, u_small, u_large):
     return crossing(T[best:best + 2], np.asarray(u_small, float)[best:best + 2], np.asarray(u_large, float)[best:best + 2])
 
 
+@refuse_other_names()
 def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, every=10, overrelax=0,
                 cell="repeat", seed=0, workers=None, scheduler=None, n_boot=1000):
     """Monte Carlo temperature sweep on several sizes; returns a :class:`CurieResult`.
@@ -433,7 +435,7 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
                       f"{drifting[:4]}{' ...' if len(drifting) > 4 else ''}: their first sweeps differ from their "
                       f"second half (Geweke |z| > {GEWEKE_LIMIT:g} and by more than 3σ, spinlat.statistics."
                       f"stationary); thermalize={thermalize} sweeps is too short "
-                      "for them, so their averages, errors and T_c are biased", UserWarning, stacklevel=2)
+                      "for them, so their averages, errors and T_c are biased", UserWarning, stacklevel=3)
     big = int(np.argmax(sizes))
     if m[big, 0] < 0.5:
         import warnings
@@ -441,7 +443,7 @@ def curie_sweep(state, potential, temperatures, sizes, sweeps, thermalize=None, 
         warnings.warn(f"curie_sweep: the largest system (L = {int(sizes[big])}) is not ferromagnetically ordered at "
                       f"the lowest temperature ({temps[0]:g} K: ⟨|M|⟩ = {m[big, 0]:.3g}); the Binder cumulant of M "
                       "finds no Curie temperature there (an antiferromagnet's ordering needs its staggered "
-                      "magnetisation; otherwise start the sweep lower)", UserWarning, stacklevel=2)
+                      "magnetisation; otherwise start the sweep lower)", UserWarning, stacklevel=3)
     replicas = bootstrap_crossings(temps, u4_boot) if n_boot and S > 1 else None
     return CurieResult(temps, sizes, n_spins, m, chi, u4, c, sec, samples, None, m_err, chi_err, u4_err, c_err,
                        replicas)

@@ -24,6 +24,7 @@ import torch
 
 from ... import validation
 from ...errors import DeviceError, FileFormatError, InputError, UnknownElementError
+from ...interrupts import check_abandon
 from ..base import Evaluation, Potential
 from . import checksum, metrics
 from .graph import build_batch, edges, species_indices
@@ -390,6 +391,7 @@ class MagneticMACE(Potential):
                  for st, nl in zip(states, neighbors)]
         out = []
         for group in edge_groups([len(p[0]) for p in pairs], self.batch_edges):
+            check_abandon()  # between model calls: a stop inside a GNEB step need not wait for every group
             batch, res = self._run([states[k] for k in group], [pairs[k] for k in group], forces, magnetic_forces,
                                    stress)
             out.extend(self._split(res, batch, forces, magnetic_forces, stress))
@@ -407,6 +409,7 @@ class MagneticMACE(Potential):
         sequential product ≈ 0.7-1.1, a batch of K products ≈ 0.3 + 0.15 K.
 
         Raises like :meth:`compute`."""
+        check_abandon()
         self.check_state(state)
         self._check_neighbors(neighbors, f"{type(self).__name__}.field_linearization: neighbors")
         nl = self._neighbors_for(state, neighbors)
