@@ -32,6 +32,7 @@ from . import validation
 from .errors import InputError
 from .integrators.lbfgs import two_loop as _two_loop
 from .integrators.rotation import rotate_all
+from .integrators.spin_lbfgs import sd_scale as _sd_scale
 from .interrupts import abandonable, check, deferred, interrupt_cause, pending, raise_with, rearm
 from .keywords import check_names, refuse_other_names
 from .potentials.base import Evaluation, torque_kernel
@@ -488,6 +489,7 @@ def _descend(prob, st, tol, max_steps, method, memory, pairs=None, interruptible
     s_hist, y_hist = ([], []) if pairs is None else pairs
     reason, it, converged = "max_steps reached", 0, False
     history = [e]
+    sd = 1.0  # steepest-descent scale where there is no curvature pair (spin_lbfgs.SD_GROWTH)
     for it in range(1, max_steps + 1):
         res = np.array(_norms(g))
         if np.all(res <= tol):
@@ -498,10 +500,11 @@ def _descend(prob, st, tol, max_steps, method, memory, pairs=None, interruptible
             break
         gv = prob.flatten(g)
         if method == "lbfgs":
-            d = -_two_loop(gv, s_hist, y_hist)
+            d = -_two_loop(gv, s_hist, y_hist) if s_hist else -gv * sd
             if gv @ d >= 0:  # not a descent direction: restart the memory
                 s_hist.clear(), y_hist.clear()
-                d = -gv
+                d = -gv * sd
+            steepest = not s_hist
         else:  # damped precession: steepest descent on the spheres, Barzilai-Borwein step length
             bb = (s_hist[-1] @ s_hist[-1]) / (s_hist[-1] @ y_hist[-1]) if s_hist else 1.0
             d = -gv * bb
@@ -538,6 +541,8 @@ def _descend(prob, st, tol, max_steps, method, memory, pairs=None, interruptible
             y_hist.append(y)
             if len(s_hist) > memory:
                 s_hist.pop(0), y_hist.pop(0)
+        elif method == "lbfgs" and steepest:  # a concave stretch: the next steepest step grows
+            sd = _sd_scale(sd, alpha)
         st, e, g = trial, e_new, g_new
         history.append(e)
     else:

@@ -1063,8 +1063,12 @@ def _check_anneal(anneal):
 
 
 #: near-degenerate minima are re-minimised with the torque tolerance divided by this before they are
-#: told apart (:func:`ground_state`)
-POLISH_FACTOR = 100.0
+#: told apart (:func:`ground_state`). Along a flat direction the torque is ~ stiffness × angle, so
+#: the angle left is tmax / (POLISH_FACTOR × stiffness): 16 spins, J = 10 meV, B = 0.05 T (stiffness
+#: m μB B = 5.8e-6 eV/rad) at the default tmax 1e-5 eV: 0.017 rad with 100, above the default
+#: ``angle_tol`` (1e-2 rad), so one minimum could still be listed twice (a start stopped 0.011 rad
+#: from the field); 1.7e-3 rad with 1000
+POLISH_FACTOR = 1000.0
 
 
 class _Merger:

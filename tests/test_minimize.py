@@ -6,6 +6,7 @@ import pytest
 import spinlat as sl
 from conftest import EAM_FE, bcc_fe
 from spinlat.errors import InputError
+from spinlat.search import ground_state
 from spinlat.potentials import EAM, Landau, UniaxialAnisotropy, Zeeman
 
 
@@ -165,3 +166,29 @@ def test_a_stop_inside_a_line_search_comes_at_its_next_model_call():
     assert len(pot.energies) == at  # no model call after the signal (before: the rest of the line search)
     part = info.value.partial_result
     assert part.reason == "interrupted" and part.energy == e[:at - 1].min()
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_spin_on_the_concave_side_of_its_anisotropy_does_not_crawl(compiled):
+    """A spin tilted 79° from a 1 meV easy axis in 1 T: along its path E(θ) curves downward (θ >
+    45°), every curvature pair is rejected, and the minimiser took steepest steps of 1 rad per eV
+    of torque (~1e-3 rad): 500 iterations without converging. Now the steepest step grows while
+    no pair is kept (spin_lbfgs.SD_GROWTH), in the compiled kernel and the Python loop alike."""
+    K, B, mu = 1e-3, 1.0, 2.2
+    st = sl.State([[0.0, 0.0, 0.0]], ["Fe"], spins=[[1.0, 0.0, 0.2]], moments=[mu])
+    pot = UniaxialAnisotropy(K, [0, 0, 1]) + Zeeman([0, 0, B])
+    out, res = sl.minimize(st, pot, max_steps=100, tmax=1e-8, return_result=True, compiled=compiled)
+    assert res.converged and res.iterations <= 40, (res.iterations, res.reason)
+    assert out.spins[0] == pytest.approx([0.0, 0.0, 1.0], abs=1e-5)
+    assert res.energy == pytest.approx(-K - mu * sl.units.MU_B * B, rel=1e-9)
+    other, res2 = sl.minimize(st, pot, max_steps=100, tmax=1e-8, return_result=True, compiled=not compiled)
+    assert np.allclose(other.spins, out.spins, atol=1e-9) and abs(res2.iterations - res.iterations) <= 1
+
+
+def test_ground_state_of_a_spin_in_a_field_converges_from_every_start():
+    """ground_state on one spin in 1 T: starts near the hard direction (antiparallel, E concave)
+    crawled and one of 8 was still unconverged after 2000 steps."""
+    st = sl.State([[0.0, 0.0, 0.0]], ["Fe"], spins=[[1.0, 0.0, 0.0]], moments=[2.2])
+    minima = ground_state(st, Zeeman([0, 0, 1.0]), starts=8, seed=3)
+    assert len(minima) == 1 and minima[0].converged and minima[0].count == 8
+    assert minima[0].energy == pytest.approx(-2.2 * sl.units.MU_B, rel=1e-9)

@@ -90,6 +90,24 @@ def _rotated(spins, d, alpha, out):
                                                             1.0, 0.0)
 
 
+#: growth of the steepest-descent step where L-BFGS has no curvature pair: a steepest step
+#: d = −sd·g whose pair is rejected (sᵀy ≤ 0: the energy curves downward along it, e.g. a spin
+#: more than 45° from an easy axis) makes the next one ``SD_GROWTH``·α times longer (α the
+#: accepted line-search fraction: a full step doubles it, a halved one keeps it). Without it the
+#: steepest step stayed at 1 rad per eV of torque, ~1e-3 rad for a 1 meV anisotropy, and a
+#: single spin crawled for thousands of iterations. The Armijo backtracking and ``max_rotation``
+#: bound every step; L-BFGS steps are unchanged.
+SD_GROWTH = 2.0
+SD_MAX = 1e12
+
+
+@numba.njit(cache=True)
+def sd_scale(sd, alpha):
+    """The steepest-descent scale after an accepted steepest step of fraction ``alpha`` whose
+    curvature pair was rejected (:data:`SD_GROWTH`), at most :data:`SD_MAX`."""
+    return min(sd * SD_GROWTH * alpha, SD_MAX)
+
+
 #: slots of the integer carry of :func:`lbfgs_oso_steps`: the start under way (index in the stack),
 #: whether it has begun, L-BFGS pairs stored, row of the next pair, iterations done, evaluations
 CARRY_START, CARRY_BEGUN, CARRY_COUNT, CARRY_HEAD, CARRY_IT, CARRY_NEV = range(6)
@@ -97,9 +115,10 @@ CARRY_START, CARRY_BEGUN, CARRY_COUNT, CARRY_HEAD, CARRY_IT, CARRY_NEV = range(6
 
 def new_carry(n, memory):
     """A fresh carry of :func:`lbfgs_oso_steps` for N atoms and ``memory`` pairs (no start begun):
-    ``(ints (6,) int64, values (2,) float64 [energy eV, largest torque eV], S (memory, 3N),
+    ``(ints (6,) int64, values (3,) float64 [energy eV, largest torque eV, steepest-descent step
+    scale rad²/eV (:data:`SD_GROWTH`)], S (memory, 3N),
     Y (memory, 3N), rho (memory,), torques (N, 3) eV/rad)``."""
-    return (np.zeros(6, np.int64), np.zeros(2), np.zeros((memory, 3 * n)), np.zeros((memory, 3 * n)),
+    return (np.zeros(6, np.int64), np.zeros(3), np.zeros((memory, 3 * n)), np.zeros((memory, 3 * n)),
             np.zeros(memory), np.zeros((n, 3)))
 
 
@@ -134,9 +153,10 @@ def lbfgs_oso_steps(c, moments, e_const, spins, tmax, max_steps, memory, max_rot
             count, head = 0, 0  # pairs stored; row of the next pair
             history[k, 0] = e
             it = 0
+            sd = 1.0
             ints[CARRY_BEGUN] = 1
         else:
-            e, tnorm = values[0], values[1]
+            e, tnorm, sd = values[0], values[1], values[2]
             count, head, it, nev = ints[CARRY_COUNT], ints[CARRY_HEAD], ints[CARRY_IT], ints[CARRY_NEV]
         code = MAX_STEPS
         paused = False
@@ -161,13 +181,14 @@ def lbfgs_oso_steps(c, moments, e_const, spins, tmax, max_steps, memory, max_rot
                     d[a] = -q[a]
             else:
                 for a in range(nv):
-                    d[a] = -gv[a]
+                    d[a] = -gv[a] * sd
             gd = dot(gv, d)
             if gd >= 0.0:  # not a descent direction: restart the memory
                 count = 0
                 for a in range(nv):
-                    d[a] = -gv[a]
+                    d[a] = -gv[a] * sd
                 gd = dot(gv, d)
+            steepest = count == 0
             big = 0.0
             for i in range(n):
                 r2 = d[3 * i] * d[3 * i] + d[3 * i + 1] * d[3 * i + 1] + d[3 * i + 2] * d[3 * i + 2]
@@ -210,12 +231,14 @@ def lbfgs_oso_steps(c, moments, e_const, spins, tmax, max_steps, memory, max_rot
                 head = (head + 1) % memory
                 if count < memory:
                     count += 1
+            elif steepest:  # no curvature pair (a concave stretch): the next steepest step grows
+                sd = sd_scale(sd, alpha)
             st[:, :] = trial
             tq[:, :] = tq_new
             e, tnorm = e_new, t_new
             history[k, it] = e
         if paused:
-            values[0], values[1] = e, tnorm
+            values[0], values[1], values[2] = e, tnorm, sd
             ints[CARRY_COUNT], ints[CARRY_HEAD], ints[CARRY_IT], ints[CARRY_NEV] = count, head, it, nev
             return False
         energy[k] = e

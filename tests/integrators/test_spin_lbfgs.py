@@ -120,7 +120,7 @@ def test_max_steps_and_bad_requests():
         minimize_starts(st, pot, st.spins)
     with pytest.raises(InputError, match="unit spin"):
         minimize_starts(st, pot, 2 * st.spins[None])
-    with pytest.raises(InputError, match="unknown option"):
+    with pytest.raises(InputError, match="unknown keyword 'tmx' \\(did you mean 'tmax'\\?\\)"):
         minimize_starts(st, pot, st.spins[None], tmx=1e-3)
 
 
