@@ -42,6 +42,7 @@ def main():
     p.add_argument("--reps", type=int, default=1, help="supercell repeats of the cubic cell")
     p.add_argument("--images", type=int, default=13, help="images of the band, both endpoints included")
     p.add_argument("--tol", type=float, default=1e-5, help="force tolerance, eV/rad")
+    p.add_argument("--max-iterations", type=int, default=20000, help="iteration limit of the band")
     p.add_argument("--out", default="gneb_mn3pt", help="output directory")
     args = p.parse_args()
 
@@ -56,7 +57,7 @@ def main():
           f"K = {K * 1e3:g} meV; T1 → time-reversed T1, {args.images} images")
 
     t0 = time.perf_counter()
-    res = sl.gneb(t1, reverse, pot, images=args.images, tol=args.tol, max_iterations=20000)
+    res = sl.gneb(t1, reverse, pot, images=args.images, tol=args.tol, max_iterations=args.max_iterations)
     print(f"GNEB: {res.reason} in {res.iterations} iterations, {time.perf_counter() - t0:.1f} s\n")
     print(f"{'image':>5} {'x (rad)':>8} {'E − E_T1 (meV/cell)':>20} {'chirality':>9}")
     for k, s in enumerate(res.states):
