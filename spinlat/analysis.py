@@ -531,8 +531,8 @@ def _moment_totals(t, sel=slice(None)) -> np.ndarray:
     blocks = getattr(t, "blocks", None)
     if blocks is None:
         return np.sum(np.abs(np.asarray(t.array("moments"), float)), axis=-1)[sel]
-    parts = [np.sum(np.abs(np.asarray(b, float)), axis=-1) for _, b in blocks("moments")]
-    return (np.concatenate(parts) if parts else np.zeros(0))[sel]
+    parts = [np.sum(np.abs(np.asarray(b, float)), axis=-1) for _, b in blocks("moments", frames=sel)]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _band_metadata(t):

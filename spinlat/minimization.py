@@ -351,8 +351,9 @@ def minimize_starts(state, potential, starts, **minimize_kwargs):
         raise InputError(f"minimize_starts: starts must have shape (M, {len(state)}, 3), got {starts.shape}")
     if not np.allclose(np.einsum("mia,mia->mi", starts, starts), 1.0, atol=1e-10):
         raise InputError("minimize_starts: starts must be unit spin vectors")
-    check_names("minimize_starts", minimize_kwargs, _defaults())
-    o = _check_options(state, potential, **{**_defaults(), **minimize_kwargs})
+    defaults = _defaults()
+    check_names("minimize_starts", minimize_kwargs, defaults)
+    o = _check_options(state, potential, **{**defaults, **minimize_kwargs})
     prob, use = _compiled_problem(state, potential, o)
     out = []
     # Ctrl-C / SIGTERM stop within a chunk of iterations, with the starts finished

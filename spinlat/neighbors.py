@@ -50,11 +50,10 @@ def _pair_arrays(positions, cell, pbc, cutoff, full=True):
     offsets, partners, sidx, shifts = build_compact(positions, cell, pbc, cutoff, index_dtype=np.int64)
     i = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
     j = partners
-    S = shifts[sidx]
     if not full:
-        self_image = (i == j) & ((S[:, 0] > 0) | ((S[:, 0] == 0) & ((S[:, 1] > 0) | ((S[:, 1] == 0) & (S[:, 2] > 0)))))
-        keep = (i < j) | self_image
-        i, j, S = i[keep], j[keep], S[keep]
+        keep = (i < j) | ((i == j) & positive_shifts(shifts)[sidx])  # self-images once: S lexically > 0
+        i, j, sidx = i[keep], j[keep], sidx[keep]
+    S = shifts[sidx]
     pos = np.asarray(positions, dtype=np.float64)
     vec = pos[j] - pos[i] + S @ np.asarray(cell, dtype=np.float64)
     return i, j, S, np.sqrt(np.einsum("pk,pk->p", vec, vec))

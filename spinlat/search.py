@@ -591,7 +591,7 @@ class _Start:
         if self.anneal:
             from .integrators import MonteCarlo
 
-            a = {**ANNEAL_DEFAULTS, **self.anneal}
+            a = self.anneal  # with its defaults (_check_anneal)
             t0, t1, stages, sweeps = a["t_start"], a["t_end"], int(a["stages"]), int(a["sweeps"])
             for k, t in enumerate(np.geomspace(t0, t1, stages)):
                 st = _anneal_stage(MonteCarlo(float(t), seed=int(rng.integers(2**31))), st, self.potential, sweeps)

@@ -1410,8 +1410,10 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
             opt, switched, best, best_it = _FIRE(), it, history[-1], it
         # one step for all inner images at once: gradient −F, spins as rotation vectors. A stop during it (at
         # an image evaluation: a big model's band takes long) puts the band back as it was: iteration it, whole
-        whole = (band.S.copy(), band.R.copy(), band.MU.copy(), E.copy(), G.copy(), list(EV),
-                 (F, T, dist, per_image, perp))
+        # (only the blocks that move: Band.apply changes them in place, the others never)
+        moving = [a for a, on in ((band.S, band.dofs["spins"]), (band.R, band.dofs["positions"]),
+                                  (band.MU, band.dofs["magnitudes"])) if on]
+        whole = ([a.copy() for a in moving], E.copy(), G.copy(), list(EV), (F, T, dist, per_image, perp))
         try:
             with abandonable():
                 f = band.to_step(1, F[1:-1]).ravel()
@@ -1429,9 +1431,11 @@ def _relax(band, climbing, tols, k_spring, climb_after, caps, memory, max_iterat
             abandoned = interrupt_cause(exc)
             if abandoned is None:
                 raise
-            band.S[...], band.R[...], band.MU[...], E[...], G[...] = whole[:5]
-            EV[:] = whole[5]
-            F, T, dist, per_image, perp = whole[6]
+            for a, saved in zip(moving, whole[0]):
+                a[...] = saved
+            E[...], G[...] = whole[1:3]
+            EV[:] = whole[3]
+            F, T, dist, per_image, perp = whole[4]
             interrupted = True
             break
     no_climb = ("; no interior energy maximum, so no climbing image" if started else

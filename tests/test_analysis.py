@@ -632,16 +632,18 @@ def test_summary_reads_the_moments_block_by_block(tmp_path, monkeypatch):
         return full(self, name, frames)
 
     monkeypatch.setattr(sl.io.Trajectory, "array", array)
-    monkeypatch.setattr(sl.io.Trajectory, "blocks", lambda self, name, max_bytes=0: _blocks(self, name))
+    monkeypatch.setattr(sl.io.Trajectory, "blocks", lambda self, name, max_bytes=0, frames=None:
+                        _blocks(self, name, frames))
     assert analysis.summary(path, run=0) == expected
     obs = analysis.trajectory_observables(path)
     assert obs["reduced_magnetization_norm"][:11].mean() == pytest.approx(expected["reduced_magnetization_mean"])
 
 
-def _blocks(traj, name):
+def _blocks(traj, name, frames=None):
     """Trajectory.blocks with blocks of 2 frames (as a large trajectory would be read)."""
-    for start in range(0, len(traj), 2):
-        yield start, traj.array(name, frames=slice(start, start + 2))
+    lo, hi, _ = (frames or slice(None)).indices(len(traj))
+    for start in range(lo, hi, 2):
+        yield start, traj.array(name, frames=slice(start, min(hi, start + 2)))
 
 
 # ------------------------------------------------------------------ S(q, ω) of trajectories

@@ -40,7 +40,7 @@ from typing import Callable
 
 from ..config import check_train_config  # noqa: F401  (public here since 0.1)
 from ..errors import SpinlatError
-from ..interrupts import Terminated, interrupt_cause, raise_terminated  # noqa: F401  (Terminated public here)
+from ..interrupts import Terminated, interrupt_cause, sigterm_raises  # noqa: F401  (Terminated public here)
 
 #: the built-in subcommands: modules of this package, in the order ``spinlat --help`` lists them
 SUBCOMMANDS = ("run", "minimize", "search", "analyze", "train", "export", "gneb", "convert")
@@ -131,34 +131,34 @@ def main(argv=None) -> int:
         return 2
     from .common import close_log, refuse_wrong_kind_of_file
 
-    previous = _terminate_like_interrupt()
-    try:
-        with warnings.catch_warnings():
-            if not args.debug:  # --debug keeps Python's form (file, line and source of the warning)
-                warnings.showwarning = _warning_line(args.command)
-            refuse_wrong_kind_of_file(args)
-            return int(COMMANDS[args.command].run(args) or 0)
-    except (SpinlatError, OSError) as exc:
-        if args.debug:
-            raise
-        print(f"spinlat {args.command}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
-    except BaseException as exc:
-        # Ctrl-C or SIGTERM; also when it reached us as the SystemError of C code that had
-        # called back into Python when it arrived (numba's dispatcher, torch, h5py)
-        interrupt = interrupt_cause(exc)
-        if interrupt is None or args.debug:
-            raise
-        if isinstance(interrupt, Terminated):
-            # what was kept, if anything, the command has said (a run's frames, a band, minima, a model)
-            print(f"spinlat {args.command}: terminated (SIGTERM)", file=sys.stderr)
-            return 128 + signal.SIGTERM
-        print(f"spinlat {args.command}: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        close_log()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    # SIGTERM raises Terminated while the command runs, as Ctrl-C raises KeyboardInterrupt (a run
+    # holds both back to the end of its chunk, spinlat.interrupts.deferred)
+    with sigterm_raises():
+        try:
+            with warnings.catch_warnings():
+                if not args.debug:  # --debug keeps Python's form (file, line and source of the warning)
+                    warnings.showwarning = _warning_line(args.command)
+                refuse_wrong_kind_of_file(args)
+                return int(COMMANDS[args.command].run(args) or 0)
+        except (SpinlatError, OSError) as exc:
+            if args.debug:
+                raise
+            print(f"spinlat {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+            return 1
+        except BaseException as exc:
+            # Ctrl-C or SIGTERM; also when it reached us as the SystemError of C code that had
+            # called back into Python when it arrived (numba's dispatcher, torch, h5py)
+            interrupt = interrupt_cause(exc)
+            if interrupt is None or args.debug:
+                raise
+            if isinstance(interrupt, Terminated):
+                # what was kept, if anything, the command has said (a run's frames, a band, minima, a model)
+                print(f"spinlat {args.command}: terminated (SIGTERM)", file=sys.stderr)
+                return 128 + signal.SIGTERM
+            print(f"spinlat {args.command}: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            close_log()
 
 
 def _warning_line(command):
@@ -178,15 +178,3 @@ def _warning_line(command):
     return show
 
 
-def _terminate_like_interrupt():
-    """Make SIGTERM raise :class:`~spinlat.interrupts.Terminated` while a command runs, when
-    SIGTERM has its default action and this is the main thread (a run holds it back to the end
-    of its chunk, :func:`spinlat.interrupts.deferred`); returns the handler to put back (None:
-    unchanged)."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return None
-    return signal.signal(signal.SIGTERM, raise_terminated)

@@ -149,18 +149,17 @@ def prepare(args, command: str, outputs):
     return opts, state, pot, run_dir
 
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-
-
 def refuse_wrong_kind_of_file(args) -> None:
     """InputError when a command is given a trajectory for its YAML config (``spinlat run
     runs/demo/trajectory.h5``) or a YAML config for its trajectory (``spinlat analyze
     examples/demo_bccfe.yaml``, ``spinlat convert CONFIG.yaml OUT.extxyz``), naming the command that
     reads that file; other files go on to the command's own checks."""
+    from ..io.hdf5 import HDF5_SIGNATURE
+
     config = getattr(args, "config", None)
     if config is not None and Path(config).is_file():
         with open(config, "rb") as f:
-            if f.read(8) == _HDF5_SIGNATURE:
+            if f.read(8) == HDF5_SIGNATURE:
                 raise InputError(f"{config} is an HDF5 file (a trajectory), not a YAML config: `spinlat analyze {config}` "
                                  f"summarises a trajectory; `spinlat {args.command}` takes a YAML config such as "
                                  "examples/demo_bccfe.yaml")

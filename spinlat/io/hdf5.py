@@ -212,7 +212,8 @@ def _check_format(f, path) -> None:
 
 
 # ---------------------------------------------------------------------------- damaged files
-_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: the 8 bytes an HDF5 superblock begins with (HDF5 file format specification, "Format Signature")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def stored_end_of_file(path) -> int | None:
@@ -225,7 +226,7 @@ def stored_end_of_file(path) -> int | None:
         while where + 64 <= size:
             fh.seek(where)
             head = fh.read(64)
-            if head[:8] == _SIGNATURE:
+            if head[:8] == HDF5_SIGNATURE:
                 version = head[8]
                 if version in (0, 1):
                     width = head[13]
@@ -813,10 +814,11 @@ class TrajectoryWriter:
                 del f.attrs[_RUNS]
             f.flush()
             return
-        runs = [r for r in _run_records(f) if r["first_frame"] < n]  # runs that left no frame are gone
+        recorded = _run_records(f)
+        runs = [r for r in recorded if r["first_frame"] < n]  # runs that left no frame are gone
         last = runs[-1]
         if all(last[k] == new[k] for k in ("potential", "integrator", "seed", "metadata")):
-            if len(runs) != len(_run_records(f)):
+            if len(runs) != len(recorded):
                 f.attrs[_RUNS] = _runs_json(runs[1:], self.path)
                 f.flush()
             return
@@ -1461,6 +1463,12 @@ class Trajectory:
 
         return [k for k, v in self._f.items() if isinstance(v, h5py.Dataset)]
 
+    def _is_dataset(self, name) -> bool:
+        """Whether the file holds a dataset ``name`` (one lookup: :attr:`names` lists them all)."""
+        import h5py
+
+        return isinstance(self._f.get(name), h5py.Dataset)
+
     def __len__(self) -> int:
         return self._n
 
@@ -1474,7 +1482,7 @@ class Trajectory:
         trajectory (``traj.array("spins", frames=-1)``: (N, 3)) never loads the others.
         IndexError for a frame out of range, KeyError for a dataset the file does not hold,
         InputError for ``frames`` given with a static dataset."""
-        if name not in self._static and name not in self.names:
+        if name not in self._static and not self._is_dataset(name):
             hint = "; the integrator checkpoint is read with Trajectory.checkpoint()" if name == _CHECKPOINT else ""
             raise KeyError(f"trajectory {self.path} has no dataset {name!r}; it has {self.names}{hint}")
         if name in self._static or (name not in _FRAME_FIELDS and name not in _OPTIONAL_FIELDS):
@@ -1501,10 +1509,11 @@ class Trajectory:
         order = np.unique(idx)  # h5py reads increasing indices; put them back in the order asked
         return ds[order][np.searchsorted(order, idx)]
 
-    def blocks(self, name, max_bytes=64 << 20):
+    def blocks(self, name, max_bytes=64 << 20, frames=None):
         """Per-frame dataset ``name`` in consecutive blocks of frames, each at most ``max_bytes``
         (at least one frame): yields ``(first frame index, array (k, ...))``, so that a quantity
-        over every frame of a trajectory larger than memory is computed block by block."""
+        over every frame of a trajectory larger than memory is computed block by block.
+        ``frames``: a ``slice`` of step 1 (one run's frames), only those are read; default all."""
         if name not in _FRAME_FIELDS and name not in _OPTIONAL_FIELDS:
             raise InputError(f"trajectory {self.path}: blocks() reads per-frame datasets, not {name!r}")
         if name not in self._f:
@@ -1512,8 +1521,12 @@ class Trajectory:
         ds = self._f[name]
         per_frame = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
         k = max(1, int(max_bytes) // per_frame)
-        for start in range(0, self._n, k):
-            yield start, ds[start:min(self._n, start + k)]
+        lo, hi, step = (frames if frames is not None else slice(None)).indices(self._n)
+        if step != 1:
+            raise InputError(f"trajectory {self.path}: blocks() reads consecutive frames (a slice of step 1), "
+                             f"not {frames}")
+        for start in range(lo, hi, k):
+            yield start, ds[start:min(hi, start + k)]
 
     @property
     def runs(self) -> list[dict]:

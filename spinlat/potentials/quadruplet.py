@@ -53,8 +53,8 @@ class Quadruplet(Potential):
         n = len(state)
         s = state.spins
         mag = state.moments > 0
-        q = self.quads[np.all(mag[self.quads], axis=1)]
-        K = self.K[np.all(mag[self.quads], axis=1)]
+        on = np.all(mag[self.quads], axis=1)  # quadruplets of four magnetic atoms
+        q, K = self.quads[on], self.K[on]
         i, j, k, l = q.T
         a = np.einsum("pa,pa->p", s[i], s[j])
         b = np.einsum("pa,pa->p", s[k], s[l])

@@ -97,8 +97,8 @@ def load_checkpoint(path_dir) -> dict | None:
         tensors = load_file(str(d / "checkpoint.safetensors"))
     except Exception as exc:
         raise FileFormatError(f"cannot read the training checkpoint in {d}: {exc}") from exc
+    if state.get("format") != FORMAT:  # before hashing every tensor of a file that is not one
+        raise FileFormatError(f"{d / 'checkpoint.json'} is not a spinlat mMACE checkpoint")
     checksum.verify(d / "checkpoint.safetensors", meta, tensors, "training checkpoint",
                     f"train afresh with resume=False (training.resume: false) or remove {d}")
-    if state.get("format") != FORMAT:
-        raise FileFormatError(f"{d / 'checkpoint.json'} is not a spinlat mMACE checkpoint")
     return {k: _join_state(v, tensors) for k, v in state.items()}

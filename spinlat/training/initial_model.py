@@ -280,14 +280,15 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
         soc = True if soc is None else soc
         hp = dict(hyper)
     warn_if_spin_orbit_data(train_data, soc)
-    unseen = sorted(set(element_list(valid_data)) - set(element_list(train_data)) - set(old_z))
+    z_train, z_valid = set(element_list(train_data)), set(element_list(valid_data))
+    unseen = sorted(z_valid - z_train - set(old_z))
     if unseen:
         raise ConfigError(f"the validation set holds {[chemical_symbols[z] for z in unseen]}, which no training "
                           f"configuration has{' nor the init_from model knows' if base is not None else ''}: the model "
                           "could not learn them (their E0 would be left at 0); move configurations with them into "
                           "the training set (without a validation set given, the random split put all of them into the "
                           "part held out: give valid=... or add configurations with them)")
-    elements = sorted(set(old_z) | set(element_list(train_data)) | set(element_list(valid_data)))
+    elements = sorted(set(old_z) | z_train | z_valid)
     r_max = float(hp.get("r_max", Hyperparameters.defaults()["r_max"]))
     graphs_train = graphs_of(train_data, r_max, elements, opts.cache_dir)
     graphs_valid = graphs_of(valid_data, r_max, elements, opts.cache_dir)

@@ -29,7 +29,7 @@ def tensor_checksum(tensors: dict) -> str:
         t = tensors[name].detach().to("cpu").contiguous()
         h.update(f"{name}\0{str(t.dtype)}\0{tuple(t.shape)}\0".encode())
         if t.numel():
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, not a copy
     return h.hexdigest()
 
 
