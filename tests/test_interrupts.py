@@ -477,15 +477,18 @@ def test_a_serial_sweep_keeps_the_values_finished_when_the_interrupt_came_out_of
 def _job_or_signal(pid_dir, v):
     """A sweep job: v < 100 returns at once; v ≥ 100 notes its process id in ``pid_dir`` and
     stalls, and v == 100 sends SIGTERM to the calling process once that process has collected the
-    three quick results (it marks that with the file ``collected`` in ``pid_dir``; no clock)."""
+    three quick results (it marks that with the file ``collected`` in ``pid_dir``) and the other
+    stalled job (v == 200) has started in the second worker (its pid file): no clock, so on a
+    loaded machine the signal cannot come before both workers are busy."""
     import time
 
     if v < 100:
         return v * v
     Path(pid_dir, f"{v}.pid").write_text(str(os.getpid()))
     if v == 100:
-        ready, guard = Path(pid_dir, "collected"), time.monotonic() + 600  # hang guard only
-        while not ready.exists() and time.monotonic() < guard:
+        ready, other = Path(pid_dir, "collected"), Path(pid_dir, "200.pid")
+        guard = time.monotonic() + 600  # hang guard only
+        while not (ready.exists() and other.exists()) and time.monotonic() < guard:
             time.sleep(0.01)
         os.kill(os.getppid(), signal.SIGTERM)
     time.sleep(1200)
