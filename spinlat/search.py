@@ -17,10 +17,15 @@ call must sit under ``if __name__ == "__main__":`` — required on every platfor
 runs the same wherever it is spawned; a call from an unguarded script raises
 :class:`~spinlat.errors.WorkerError` saying so before any process starts.
 
-Merging minima (:class:`Translations`, :func:`same_configuration`): two spin configurations are
-the same when a pure translation of the structure onto itself (a lattice vector of its primitive
-cell, modulo the supercell), time reversal s → −s and — for spin-rotation-invariant potentials —
-a global spin rotation map one onto the other. The translations form a finite abelian group T;
+Merging minima (:class:`~spinlat.symmetry.SpinSymmetry`, :class:`Translations`,
+:func:`same_configuration`): two spin configurations are the same when an operation of the
+potential's symmetry group maps one onto the other: the crystal's space-group operations that
+the potential keeps, acting on spins as axial vectors, with time reversal where the energy is
+even in the spins — or, for spin-rotation-invariant potentials (no spin-orbit coupling), the
+atom permutations of the space group combined with any global spin rotation (spin-space group;
+sources and the rule per Hamiltonian in :mod:`spinlat.symmetry`). The pure translations of the
+structure onto itself (lattice vectors of its primitive cell, modulo the supercell) are handled
+here, for each coset representative of the rotations and mirrors. The translations form a finite abelian group T;
 its Smith normal form writes T as Z_d1 × Z_d2 × Z_d3, so the overlap of two configurations for
 *every* translation at once is one FFT cross-correlation on that grid (Fourier correlation
 theorem), O(N log N) per comparison; the best global rotation for each translation follows from
@@ -66,16 +71,22 @@ class InterruptedSearch:
 
 @dataclass
 class Minimum:
-    """One distinct minimum: ``energy`` (eV), ``state``, how many starts reached it (``count``),
-    the ``starts`` indices that did (ascending), and whether the minimisation that gave
-    ``state`` converged (``converged``; False: it stopped at ``max_steps`` or a failed line search
-    with torques above the tolerance, so ``state`` is not a minimum)."""
+    """One distinct minimum: ``energy`` (eV), ``state``, how many starts reached it (``count``:
+    the starts that fell into it or into any symmetry-equivalent copy of it), the ``starts``
+    indices that did (ascending), whether the minimisation that gave ``state`` converged
+    (``converged``; False: it stopped at ``max_steps`` or a failed line search with torques above
+    the tolerance, so ``state`` is not a minimum), and ``degeneracy``: how many distinct
+    configurations are symmetry-equivalent to ``state`` (its orbit under the potential's symmetry
+    group used for merging, :class:`~spinlat.symmetry.SpinSymmetry`: translations, time reversal,
+    the crystal's rotations and mirrors that the potential keeps; without spin-orbit coupling
+    counted modulo global spin rotations). All those copies have the same energy."""
 
     energy: float
     state: object
     count: int = 1
     starts: tuple = ()
     converged: bool = True
+    degeneracy: int = 1
 
     def __iter__(self):  # allows ``for energy, state in minima``
         yield self.energy
@@ -956,35 +967,54 @@ class Translations:
         a[self.sites, self.coords[:, 0], self.coords[:, 1], self.coords[:, 2]] = spins
         return np.fft.rfftn(a, axes=(1, 2, 3))
 
-    def same(self, a, b, spin_rotations=False, tol=1e-3, spectra=None) -> bool:
+    def same(self, a, b, spin_rotations=False, tol=1e-3, spectra=None, time_reversal=True) -> bool:
         """True when spin configurations ``a`` and ``b`` ((N,3) unit vectors, zero rows for
-        non-magnetic atoms) are equal up to a translation, time reversal and, if
-        ``spin_rotations``, a global spin rotation: some combination brings every spin of ``b``
+        non-magnetic atoms) are equal up to a translation, time reversal (unless
+        ``time_reversal`` is False) and, if ``spin_rotations``, a global spin rotation (any
+        orthogonal map, time reversal included): some combination brings every spin of ``b``
         within ``tol`` (an angle-like distance, rad) of ``a``. ``spectra``: the :meth:`spectrum`
         of a and b when already computed.
 
         The overlaps Σ_i a_i ⊗ b_{t(i)} of all translations t come from one FFT correlation;
         only translations whose summed squared deviation could be below N·tol² are checked
         spin by spin."""
+        return self.matches(a, b, spin_rotations, tol, spectra, time_reversal, first=True) > 0
+
+    def matches(self, a, b, spin_rotations=False, tol=1e-3, spectra=None, time_reversal=True, first=False) -> int:
+        """How many of the translations t (each with time reversal, counted apart, when
+        ``time_reversal``; with the best orthogonal spin map when ``spin_rotations``) bring every
+        spin of ``b`` within ``tol`` of ``a`` (arguments as :meth:`same`; ``first``: stop at the
+        first, returning 0 or 1). A summed squared deviation below tol² needs no spin-by-spin
+        check (no single spin can then be further than tol)."""
         a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
         fa, fb = spectra if spectra is not None else (self.spectrum(a), self.spectrum(b))
         n = self.n_atoms
         if n == 0:
-            return True
+            return 1
         norms = float(np.sum(a * a) + np.sum(b * b))
         if spin_rotations:  # best orthogonal map (rotation, or rotation × time reversal) per translation
             cov = np.fft.irfftn(np.einsum("s...c,s...e->...ce", fa.conj(), fb), s=self.shape, axes=(0, 1, 2))
-            score = np.linalg.svd(cov.reshape(-1, 3, 3), compute_uv=False).sum(axis=1)
+            scores = [(np.linalg.svd(cov.reshape(-1, 3, 3), compute_uv=False).sum(axis=1), None)]
         else:
             corr = np.fft.irfftn(np.einsum("s...c,s...c->...", fa.conj(), fb), s=self.shape, axes=(0, 1, 2))
-            score = np.abs(corr.reshape(-1))
-        residual = norms - 2.0 * score
+            corr = corr.reshape(-1)
+            scores = [(corr, 1.0)] + ([(-corr, -1.0)] if time_reversal else [])
         limit = n * tol * tol + 1e-9 * max(norms, 1.0)
-        for flat in np.flatnonzero(residual <= limit)[np.argsort(residual[residual <= limit], kind="stable")]:
-            bp = b[self.permutation(np.unravel_index(flat, self.shape))]
-            if _same_aligned(a, bp, spin_rotations, tol):
-                return True
-        return False
+        count = 0
+        for score, sign in scores:
+            residual = norms - 2.0 * score
+            sure = residual <= tol * tol * (1.0 - 1e-9)
+            if first and sure.any():
+                return 1
+            count += int(sure.sum())
+            maybe = np.flatnonzero((residual <= limit) & ~sure)
+            for flat in maybe[np.argsort(residual[maybe], kind="stable")]:
+                bp = b[self.permutation(np.unravel_index(flat, self.shape))]
+                if _same_aligned(a, bp, spin_rotations, tol, (sign,)):
+                    if first:
+                        return 1
+                    count += 1
+        return count
 
 
 def _close(mask, gens, start):
@@ -1001,14 +1031,14 @@ def _close(mask, gens, start):
         front = np.unique(np.concatenate(new))
 
 
-def _same_aligned(a, bp, spin_rotations, tol):
-    """``a`` and the already translated ``bp`` agree spin by spin within ``tol`` after time
-    reversal or, if ``spin_rotations``, the best orthogonal map (Kabsch)."""
+def _same_aligned(a, bp, spin_rotations, tol, signs=(1.0, -1.0)):
+    """``a`` and the already translated ``bp`` agree spin by spin within ``tol`` after one of
+    ``signs`` (−1: time reversal) or, if ``spin_rotations``, the best orthogonal map (Kabsch)."""
     if spin_rotations:
         u, _, vt = np.linalg.svd(bp.T @ a)
         r = u @ vt
         return bool(np.max(np.linalg.norm(a @ r.T - bp, axis=1)) < tol)
-    return any(bool(np.max(np.linalg.norm(sign * a - bp, axis=1)) < tol) for sign in (1.0, -1.0))
+    return any(bool(np.max(np.linalg.norm(sign * a - bp, axis=1)) < tol) for sign in signs)
 
 
 def _directions(state):
@@ -1073,41 +1103,54 @@ POLISH_FACTOR = 1000.0
 
 class _Merger:
     """Merges minima (lowest energy first) that are the same configuration: energies within
-    ``energy_tol`` per atom and spins within ``angle_tol`` under the structure's translations
-    (and global spin rotations if ``spin_rotations``) and time reversal. Counts and start indices
-    add up; a converged representative replaces one that is not."""
+    ``energy_tol`` per atom and spins within ``angle_tol`` under an element of the potential's
+    symmetry group on the structure (:class:`~spinlat.symmetry.SpinSymmetry`: translations,
+    crystal rotations and mirrors unless ``point_operations`` is False, time reversal, and global
+    spin rotations if ``spin_rotations``). Counts and start indices add up; a converged
+    representative replaces one that is not; each minimum gets its ``degeneracy``. The group (the
+    atom map of each operation) is found once, on first use."""
 
-    def __init__(self, state, spin_rotations, energy_tol, angle_tol):
-        self.state, self.spin_rotations, self.angle_tol = state, spin_rotations, angle_tol
+    def __init__(self, state, potential, spin_rotations, energy_tol, angle_tol, point_operations=True):
+        self.state, self.potential, self.spin_rotations, self.angle_tol = state, potential, spin_rotations, angle_tol
+        self.point_operations = point_operations
         self.e_tol = energy_tol * len(state)
-        self.group = None
+        self._group = None
+
+    @property
+    def group(self):
+        if self._group is None:
+            from .symmetry import SpinSymmetry
+
+            self._group = SpinSymmetry(self.state, self.potential, self.spin_rotations,
+                                       point_operations=self.point_operations)
+        return self._group
 
     def __call__(self, candidates):
         minima: list[Minimum] = []
         spectra: list = []  # per minimum: (directions, spectrum or None until needed)
-        for c in sorted(candidates, key=lambda m: m.energy):
-            d, fd = _directions(c.state), None
+        # lowest energy first; among equal energies the lowest start first, so that the result does not depend
+        # on the order the starts came in
+        for c in sorted(candidates, key=lambda m: (m.energy, m.starts)):
+            d, seen = _directions(c.state), {}
             for idx, m in enumerate(minima):
                 if abs(m.energy - c.energy) > self.e_tol:
                     continue
-                if self.group is None:
-                    self.group = Translations(self.state)
                 dm, fm = spectra[idx]
                 if fm is None:
-                    fm = self.group.spectrum(dm)
+                    fm = self.group.translations.spectrum(dm)
                     spectra[idx] = (dm, fm)
-                if fd is None:
-                    fd = self.group.spectrum(d)
-                if self.group.same(dm, d, self.spin_rotations, self.angle_tol, spectra=(fm, fd)):
+                if self.group.same(dm, d, self.angle_tol, spectrum_a=fm, images=seen):
                     m.count += c.count
                     m.starts = tuple(sorted(m.starts + c.starts))
                     if c.converged and not m.converged:  # a converged start of the same minimum represents it
                         m.energy, m.state, m.converged = c.energy, c.state, True
-                        spectra[idx] = (d, fd)
+                        spectra[idx] = (d, seen.get(0, (None, None))[1])
                     break
             else:
                 minima.append(Minimum(c.energy, c.state, c.count, c.starts, c.converged))
-                spectra.append((d, fd))
+                spectra.append((d, seen.get(0, (None, None))[1]))
+        for m, (dm, fm) in zip(minima, spectra):
+            m.degeneracy = self.group.degeneracy(dm, self.angle_tol, spectrum_a=fm)
         return minima
 
 
@@ -1126,7 +1169,7 @@ def _minimize_options() -> list:
 
 @refuse_other_names(extra=_minimize_options)
 def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotations=None, energy_tol=1e-5,
-                 angle_tol=1e-2, workers=None, scheduler=None, start_cell=None, **minimize_kwargs):
+                 angle_tol=1e-2, workers=None, scheduler=None, start_cell=None, symmetry=True, **minimize_kwargs):
     """Search for the magnetic ground state of ``state`` with ``potential``.
 
     Parameters
@@ -1137,8 +1180,11 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     spin_rotations : merge minima related by a global spin rotation; default: the potential's
         ``spin_rotation_invariant`` attribute (False if absent, i.e. assume spin-orbit coupling).
     energy_tol : eV per atom; angle_tol : per-spin deviation (rad) for merging. Minima also merge
-        under the structure's translations (:class:`Translations`, tolerance 1e-3 Å) and time
-        reversal. Minima within ``energy_tol`` of one another are first re-minimised with the torque
+        under the structure's translations (:class:`Translations`, tolerance 1e-3 Å), time
+        reversal where the potential is even in the spins and, with ``symmetry``, the crystal's
+        rotations and mirrors that leave the potential's energy unchanged (spglib,
+        :class:`~spinlat.symmetry.SpinSymmetry`): each :class:`Minimum` is one class of
+        symmetry-equivalent minima, its ``degeneracy`` the number of copies. Minima within ``energy_tol`` of one another are first re-minimised with the torque
         tolerance divided by :data:`POLISH_FACTOR` (100): along a flat direction (a weak field or
         anisotropy) ``tmax`` is met far from the minimum, and one minimum was listed several times.
     workers : None (default, serial) or the number of local processes; scheduler : a Dask
@@ -1147,7 +1193,11 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         cell): random starts then repeat one random spin per site of that cell, so large
         supercells start from commensurate orders (a weak anisotropy cannot sort out the
         domains of a fully random start).
-    minimize_kwargs : passed to :func:`spinlat.minimize` (e.g. tmax, positions=True).
+    symmetry : True (default): merge under the crystal's point operations too; False: under
+        translations and time reversal only (each domain of an order listed apart).
+    minimize_kwargs : passed to :func:`spinlat.minimize` (e.g. tmax, positions=True). With
+        positions, cell or magnitudes relaxed, minima are still compared by their spins under the
+        operations of the starting structure.
 
     Ctrl-C (SIGTERM: :class:`~spinlat.interrupts.Terminated`) stops a serial search within the
     chunk of compiled-kernel iterations (a fraction of a second) or the Python minimiser's
@@ -1183,7 +1233,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         spin_rotations = bool(getattr(potential, "spin_rotation_invariant", False))
     classes = None if start_cell is None else site_classes(state, start_cell)
     job = _Start(state, potential, anneal, minimize_kwargs, classes)
-    merge = _Merger(state, spin_rotations, energy_tol, angle_tol)
+    merge = _Merger(state, potential, spin_rotations, energy_tol, angle_tol, point_operations=bool(symmetry))
 
     def merged(numbered):  # (start index, (energy, state, converged)) pairs
         return merge([Minimum(float(e), st, 1, (k,), bool(ok)) for k, (e, st, ok) in numbered])

@@ -34,3 +34,72 @@ def reference_same(a, b, perms, spin_rotations=False, tol=1e-3):
         elif any(np.max(np.linalg.norm(s * a - bp, axis=1)) < tol for s in (1.0, -1.0)):
             return True
     return False
+
+
+def cubic_operations(state):
+    """The 48 operations of the cube about the origin (signed permutation matrices), each with the
+    atom map it induces on the cubic ``state`` (found by brute force): [(R, p)], atom p[i] at R r_i
+    (modulo the cell). A reference independent of spglib, for cubic cells with an atom at the
+    origin (Mn3Pt: Pt)."""
+    import itertools
+
+    cell = np.asarray(state.cell, dtype=float)
+    frac = state.positions @ np.linalg.inv(cell)
+    ops = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            r = np.zeros((3, 3))
+            r[np.arange(3), perm] = signs
+            q = (state.positions @ r.T) @ np.linalg.inv(cell)
+            d = q[:, None, :] - frac[None, :, :]
+            d -= np.round(d)
+            dist = np.linalg.norm(d @ cell, axis=2)
+            p = np.argmin(dist, axis=1)
+            assert np.all(dist[np.arange(len(p)), p] < 1e-6) and len(set(p)) == len(p)
+            assert np.array_equal(state.numbers[p], state.numbers)
+            ops.append((r, p))
+    return ops
+
+
+def reference_symmetries(state, potential, ops, spin_rotations=False, probes=3, rtol=1e-6):
+    """The (M, p, sign) of ``ops`` (from :func:`cubic_operations`) that leave the energy of
+    ``potential`` unchanged on random spins: M = det(R) R (axial vector; the identity when
+    ``spin_rotations``), sign −1 = with time reversal."""
+    rng = np.random.default_rng(7)
+    configs = [s / np.linalg.norm(s, axis=1, keepdims=True) for s in rng.normal(size=(probes, len(state), 3))]
+
+    def energy(s):
+        return potential.compute(state.copy(spins=s), forces=False, magnetic_forces=False).energy
+
+    e0 = np.array([energy(s) for s in configs])
+    limit = rtol * (np.max(np.abs(e0)) + np.ptp(e0)) + 1e-12
+    kept = []
+    for r, p in ops:
+        m = np.eye(3) if spin_rotations else np.linalg.det(r) * r
+        for sign in ((1.0,) if spin_rotations else (1.0, -1.0)):
+            moved = []
+            for s in configs:
+                out = np.empty_like(s)
+                out[p] = sign * s @ m.T
+                moved.append(energy(out))
+            if np.max(np.abs(np.array(moved) - e0)) <= limit:
+                kept.append((m, p, sign))
+    return kept
+
+
+def reference_same_symmetric(a, b, symmetries, translations, spin_rotations=False, tol=1e-2):
+    """Brute force: is ``b`` carried onto ``a`` (every spin within ``tol``) by some element of
+    ``symmetries`` (:func:`reference_symmetries`) followed by some permutation of
+    ``translations`` (:func:`reference_translations`)?"""
+    for m, p, sign in symmetries:
+        g = np.empty_like(b)
+        g[p] = sign * b @ m.T
+        if reference_same(a, g, translations, spin_rotations, tol) if spin_rotations else \
+                _signed_same(a, g, translations, tol):
+            return True
+    return False
+
+
+def _signed_same(a, g, perms, tol):
+    """Some translation of ``perms`` brings ``g`` onto ``a`` without time reversal."""
+    return any(np.max(np.linalg.norm(a - g[t], axis=1)) < tol for t in perms)

@@ -14,7 +14,8 @@ from spinlat.potentials import BetheSlaterExchange, UniaxialAnisotropy
 from spinlat.search import Translations, _smith, ground_state, same_configuration
 from spinlat.workflows import mn3pt as M
 
-from _reference_search import reference_same, reference_translations
+from _reference_search import (cubic_operations, reference_same, reference_same_symmetric, reference_symmetries,
+                               reference_translations)
 
 EXCHANGE = (3.4, 0.02726, 0.2171, 1.841)  # bcc Fe, LAMMPS spin/exchange parameters (ferromagnetic)
 
@@ -198,20 +199,22 @@ def test_same_configuration_with_translation_symmetric_orders():
 
 
 def test_search_merges_like_the_reference(mn3pt_search):
-    """Each start's minimum belongs to the merged minimum the reference decision gives."""
+    """Each start's minimum belongs to the merged minimum the reference decision gives (translations,
+    the cubic operations the potential keeps, time reversal: brute force)."""
     from spinlat.search import _directions, _Start
 
     st, pot, minima = mn3pt_search
     perms = reference_translations(st)
+    syms = reference_symmetries(st, pot, cubic_operations(st))
     job = _Start(st, pot, None, {})
     for k, (e, fin, _) in enumerate(job(tuple(3 + k for k in range(6)))):
         owner = [m for m in minima if k in m.starts]
         assert len(owner) == 1
-        assert reference_same(_directions(owner[0].state), _directions(fin), perms, False, 1e-2)
+        assert reference_same_symmetric(_directions(owner[0].state), _directions(fin), syms, perms)
     for i, m in enumerate(minima):
         for other in minima[i + 1:]:
             if abs(m.energy - other.energy) <= 1e-5 * len(st):
-                assert not reference_same(_directions(m.state), _directions(other.state), perms, False, 1e-2)
+                assert not reference_same_symmetric(_directions(m.state), _directions(other.state), syms, perms)
 
 
 @pytest.fixture(scope="module")
