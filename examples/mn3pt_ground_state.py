@@ -4,8 +4,10 @@ Model (see spinlat/workflows/mn3pt.py): L1₂ Mn3Pt, a = 3.83 Å, Pt non-magneti
 antiferromagnetic nearest-neighbour Mn-Mn exchange J1 = −20 meV per pair
 (E = −J1 Σ s_i·s_j, each pair once) and a local uniaxial anisotropy K = 0.5 meV per Mn along
 each site's ⟨112⟩ direction in the (111) plane. Random starts are minimised (L-BFGS on the spin
-spheres), equivalent minima (time reversal, lattice translations) merged; the lowest is compared
-with every collinear sublattice state.
+spheres), equivalent minima merged (lattice translations, time reversal and the crystal's
+rotations and mirrors that the model keeps: with the local axes, the D3d about [111]; see
+spinlat.symmetry), each listed once with its degeneracy (how many symmetry copies it has); the
+lowest is compared with every collinear sublattice state.
 
 Run: python examples/mn3pt_ground_state.py [--reps 2] [--starts 16] [--workers 2]
 """
@@ -40,12 +42,13 @@ def main():
     dt = time.perf_counter() - t0
     print(f"search: {dt:.2f} s ({args.starts / dt:.1f} starts/s)\n")
 
-    print(f"{'#':>2} {'E (meV/cell)':>14} {'ΔE (meV/cell)':>14} {'starts':>6} {'NN angle min/max (°)':>22} "
+    print(f"{'#':>2} {'E (meV/cell)':>14} {'ΔE (meV/cell)':>14} {'starts':>6} {'copies':>6} {'NN angle min/max (°)':>22} "
           f"{'|ΣM|/|M|':>9} {'∠(n,⟨111⟩) °':>13}")
     e0 = minima[0].energy
     for k, m in enumerate(minima):
         o = M.triangular_order(m.state)
         print(f"{k:>2} {m.energy / n_cells * 1e3:14.4f} {(m.energy - e0) / n_cells * 1e3:14.4f} {m.count:>6} "
+              f"{m.degeneracy:>6} "
               f"{o['nn_angle_min']:10.3f} / {o['nn_angle_max']:8.3f} {o['net_moment']:9.2e} "
               f"{o['normal_to_111']:13.4f}")
 

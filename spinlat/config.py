@@ -581,7 +581,7 @@ SEARCH: dict[str, Key] = {
     "spin_rotations": Key(_opt(_boolean)), "energy_tol": Key(_number("eV/atom", positive=True)),
     "angle_tol": Key(_number("rad", positive=True)),
     "workers": Key(_opt(_integer(1))), "scheduler": Key(_opt(_string)),
-    "start_cell": Key(_opt(_start_cell)),
+    "start_cell": Key(_opt(_start_cell)), "symmetry": Key(_boolean),
     **MINIMIZE,  # passed on to spinlat.minimize
 }
 

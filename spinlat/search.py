@@ -771,12 +771,16 @@ class Translations:
     sites : (N,) orbit of each atom under T (atoms related by a translation share a site).
     coords : (N, 3) integer group coordinates: translation τ ∈ Z_d1×Z_d2×Z_d3 moves atom
         (sites[i], coords[i]) onto the atom (sites[i], coords[i] + τ mod shape).
+    gens : permutations generating T (atom p[i] at r_i + t).
+
+    ``identity_only``: the trivial group, whatever the structure (a potential that is not
+    translation invariant, :class:`~spinlat.symmetry.SpinSymmetry`).
     """
 
     #: neighbours in the translation-invariant fingerprint of each atom
     FINGERPRINT = 12
 
-    def __init__(self, state, tol=1e-3):
+    def __init__(self, state, tol=1e-3, identity_only=False):
         from scipy.spatial import cKDTree
 
         if not tol > 0:
@@ -795,7 +799,7 @@ class Translations:
         # a Cartesian displacement of tol moves fractional coordinates by at most ftol
         self._ftol = self.tol * float(np.linalg.norm(inv, 2))
         gens = []
-        if n > 1:
+        if n > 1 and not identity_only:  # (identity_only: the trivial group, for a potential without translations)
             self._tree = cKDTree(frac, boxsize=1.0)
             gens = self._generators()
         self._group(gens)
@@ -1185,7 +1189,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         rotations and mirrors that leave the potential's energy unchanged (spglib,
         :class:`~spinlat.symmetry.SpinSymmetry`): each :class:`Minimum` is one class of
         symmetry-equivalent minima, its ``degeneracy`` the number of copies. Minima within ``energy_tol`` of one another are first re-minimised with the torque
-        tolerance divided by :data:`POLISH_FACTOR` (100): along a flat direction (a weak field or
+        tolerance divided by :data:`POLISH_FACTOR` (1000): along a flat direction (a weak field or
         anisotropy) ``tmax`` is met far from the minimum, and one minimum was listed several times.
     workers : None (default, serial) or the number of local processes; scheduler : a Dask
         scheduler address or Client (see :func:`sweep`).

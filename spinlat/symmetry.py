@@ -46,10 +46,11 @@ ENERGY_RTOL = 1e-6
 ENERGY_PROBES = 3
 
 
-def crystal_operations(state, tol=1e-3):
+def crystal_operations(state, tol=1e-3, cosets=True):
     """Space-group operations of the structure ``state`` (its atoms typed by element and moment
     magnitude, positions within ``tol`` Å), one per distinct rotation part: the pure translations
-    are left out (:class:`~spinlat.search.Translations` holds them).
+    are left out (:class:`~spinlat.search.Translations` holds them). ``cosets=False``: every
+    operation, pure translations and all.
 
     Returns a list of ``(rotation, permutation)``: ``rotation`` (3, 3) Cartesian, orthogonal
     (acting on column vectors; det −1 for improper operations), ``permutation`` (N,) int with
@@ -91,14 +92,16 @@ def crystal_operations(state, tol=1e-3):
     seen, ops = set(), []
     for rot, shift in zip(sym["rotations"], sym["translations"]):
         key = rot.astype(int).tobytes()
-        if key in seen or np.array_equal(rot, np.eye(3, dtype=rot.dtype)):
-            continue  # the identity (and the pure translations) come first, below
+        if cosets and (key in seen or np.array_equal(rot, np.eye(3, dtype=rot.dtype))):
+            continue  # one operation per rotation; the identity (standing for the pure translations) first
         q = frac @ rot.T + shift
         q -= np.floor(q)
         q[q >= 1.0] = 0.0
         dist, perm = tree.query(q, distance_upper_bound=ftol * (1 + 1e-9) + 1e-12)
         if np.any(perm >= n) or len(np.unique(perm)) != n or np.any(types[perm] != types):
             continue  # spglib's tolerance is not exactly ours: left out (fewer merges, never a wrong one)
+        if not cosets and np.array_equal(rot, np.eye(3, dtype=rot.dtype)) and np.array_equal(perm, np.arange(n)):
+            continue  # the identity, first
         seen.add(key)
         cart = cell.T @ rot @ np.linalg.inv(cell.T)  # x_cart = cellᵀ x_frac
         ops.append((cart, perm.astype(np.int64)))
@@ -131,17 +134,27 @@ class SpinSymmetry:
         reversal is a global spin rotation).
     order : |G| (counting an operation and its time-reversed partner apart), the translations
         included; without spin-orbit coupling, the number of distinct atom permutations.
+    translation_invariant : whether the structure's pure translations are symmetries of the
+        potential (each generator energy-tested); if not, ``translations`` is the trivial group and
+        ``elements`` holds every crystal operation the potential keeps, translations included.
     """
 
     def __init__(self, state, potential, spin_rotations=False, tol=1e-3, translations=None, point_operations=True):
         from .search import Translations
 
         self.spin_rotations = bool(spin_rotations)
-        self.translations = Translations(state, tol) if translations is None else translations
+        t = Translations(state, tol) if translations is None else translations
         n = len(state)
         test = _EnergyTest(state, potential)
+        # the structure's translations are symmetries of most potentials, not of one with site-dependent
+        # parameters (per-atom anisotropy axes): then none is used, and every crystal operation is tested alone
+        self.translation_invariant = all(test.invariant(lambda sp, p=p: _act(sp, np.eye(3), p)) for p in t.gens)
+        if not self.translation_invariant:
+            t = Translations(state, tol, identity_only=True)
+        self.translations = t
         elements, index = [], {}
-        ops = crystal_operations(state, tol) if point_operations else [(np.eye(3), np.arange(n))]
+        ops = crystal_operations(state, tol, cosets=self.translation_invariant) if point_operations \
+            else [(np.eye(3), np.arange(n))]
         for rot, perm in ops:
             m = np.eye(3) if self.spin_rotations else np.linalg.det(rot) * rot
             signs = (1.0,) if self.spin_rotations else (1.0, -1.0)
@@ -246,5 +259,11 @@ class _EnergyTest:
         return np.array([float(ev.energy) for ev in evs])
 
     def invariant(self, op) -> bool:
-        moved = self._energies(np.stack([op(s) for s in self.probes]))
-        return bool(np.max(np.abs(moved - self.energies)) <= self.limit)
+        """Whether ``op`` (spins (N, 3) → spins (N, 3)) leaves the energy of every probe
+        unchanged; a non-symmetry almost always shows on the first, so the others are evaluated
+        only when it passes."""
+        first = self._energies(op(self.probes[0])[None])
+        if abs(first[0] - self.energies[0]) > self.limit:
+            return False
+        moved = self._energies(np.stack([op(s) for s in self.probes[1:]]))
+        return bool(np.max(np.abs(moved - self.energies[1:]), initial=0.0) <= self.limit)

@@ -74,7 +74,13 @@ def test_minimize_and_search(tmp_path):
     cfg = _base(tmp_path, search={"starts": 3, "seed": 0, "workers": 1})
     cfg["potential"] = cfg["potential"][1:]
     assert main(["search", _write(tmp_path, cfg)]) == 0
-    assert "rank" in (tmp_path / "run" / "minima.txt").read_text()
+    table = (tmp_path / "run" / "minima.txt").read_text().splitlines()
+    assert table[0].split()[-1] == "degeneracy" and "rank" in table[0]
+    # the field along z keeps no time reversal alone: the ferromagnet along it has no symmetry copy
+    assert [int(line.split()[-1]) for line in table[1:]] == [1]
+    cfg = _base(tmp_path, search={"starts": 3, "seed": 0, "workers": 1, "symmetry": "yes"})
+    cfg["potential"] = cfg["potential"][1:]
+    assert main(["search", _write(tmp_path, cfg), "--overwrite"]) == 1
 
 
 # ------------------------------------------------------------------ no silent overwrite, restart

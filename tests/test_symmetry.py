@@ -228,3 +228,42 @@ def test_crystal_operations_are_the_space_group_cosets():
     odd_ops = crystal_operations(odd)
     assert 1 < len(odd_ops) < 48
     assert all(p[1] == 1 for _, p in odd_ops)
+
+
+def test_a_potential_without_the_structures_translations_does_not_merge_by_them():
+    """Per-atom anisotropy axes alternating between the two bcc sites: the body-centring translation
+    is a symmetry of the structure, not of the potential (the merging used every structural
+    translation)."""
+    fe = bcc_fe((2, 2, 2), rattle=0.0, seed=4)
+    frac = fe.positions @ np.linalg.inv(fe.cell) * 2  # in units of the cubic cell
+    corner = np.all(np.abs(frac - np.round(frac)) < 1e-6, axis=1)
+    axes = np.where(corner[:, None], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0])
+    exchange = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+    staggered = exchange + UniaxialAnisotropy(1e-3, axes)
+    uniform = exchange + UniaxialAnisotropy(1e-3, [0, 0, 1])
+    rng = np.random.default_rng(2)
+    s = rng.normal(size=(len(fe), 3))
+    s /= np.linalg.norm(s, axis=1, keepdims=True)
+    centre = reference_translations(fe)
+    body = next(p for p in centre if corner[p[np.flatnonzero(corner)[0]]] == 0)  # corner → centre
+    shifted = s[body]
+    usym, ssym = SpinSymmetry(fe, uniform), SpinSymmetry(fe, staggered)
+    assert usym.translation_invariant and usym.same(s, shifted)
+    assert not ssym.translation_invariant and not ssym.same(s, shifted)
+    cell_shift = next(p for p in centre if corner[p[np.flatnonzero(corner)[0]]] and not np.array_equal(p, np.arange(len(fe))))
+    assert ssym.same(s, s[cell_shift])  # a translation by a cubic lattice vector keeps the axes: merged
+    # C2 about [101] swaps z and x: with the body-centring translation a symmetry of the staggered axes
+    ops = [(r, p) for r, p in crystal_operations(fe, cosets=False)]
+    c2 = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])
+    swaps = [p for r, p in ops if np.allclose(r, c2) and corner[p[np.flatnonzero(corner)[0]]] == 0]
+    assert swaps
+    image = np.empty_like(s)
+    image[swaps[0]] = s @ c2.T
+    assert ssym.same(s, image)
+    e = [staggered.compute(fe.copy(spins=x), forces=False, magnetic_forces=False).energy for x in (s, image)]
+    assert e[0] == pytest.approx(e[1], abs=1e-12)
+    # the merger with two equal energies: the translate is kept apart, the symmetric image merged
+    merge = _Merger(fe, staggered, False, 1e-5, 1e-2)
+    listed = merge([Minimum(e[0], fe.copy(spins=s), 1, (0,)), Minimum(e[0], fe.copy(spins=shifted), 1, (1,)),
+                    Minimum(e[0], fe.copy(spins=image), 1, (2,))])
+    assert [m.starts for m in listed] == [(0, 2), (1,)]

@@ -2,8 +2,9 @@
 
 Reads the run config's ``structure`` and ``potential`` and its ``search`` section (options of
 :func:`spinlat.search.ground_state` and :func:`spinlat.minimize`, see
-:data:`spinlat.config.SEARCH`). Writes ``minima.txt`` (ranked energies), ``minima.extxyz`` (the
-distinct minima, lowest first, with their moments), ``search.log`` and ``search.config.yaml`` in
+:data:`spinlat.config.SEARCH`). Writes ``minima.txt`` (ranked energies, the starts that
+reached each minimum, whether it converged, its degeneracy: how many symmetry-equivalent copies
+it has), ``minima.extxyz`` (the distinct minima, lowest first, with their moments), ``search.log`` and ``search.config.yaml`` in
 the run directory, next to (never over) the files of ``spinlat run``. Ctrl-C or SIGTERM stop a
 search within a fraction of a second (the start under way dropped; see
 :func:`spinlat.search.ground_state` for ``workers``, annealing and ``scheduler``) and write the
@@ -61,10 +62,10 @@ def _write(run_dir, state, minima, note=None) -> list:
     ``minima.extxyz``; returns the table's lines."""
     from ..io import write_extxyz
 
-    lines = [f"{'rank':>4} {'E (eV)':>16} {'E - E0 (meV/atom)':>18} {'count':>6} {'converged':>9}"]
+    lines = [f"{'rank':>4} {'E (eV)':>16} {'E - E0 (meV/atom)':>18} {'count':>6} {'converged':>9} {'degeneracy':>10}"]
     for k, m in enumerate(minima):
         lines.append(f"{k:4d} {m.energy:16.8f} {(m.energy - minima[0].energy) / len(state) * 1e3:18.4f} {m.count:6d} "
-                     f"{'yes' if m.converged else 'NO':>9}")
+                     f"{'yes' if m.converged else 'NO':>9} {m.degeneracy:10d}")
     atomic_write_text(run_dir / "minima.txt", (f"# {note}\n" if note else "") + "\n".join(lines) + "\n")
     write_extxyz(run_dir / "minima.extxyz", [m.state for m in minima])
     return lines
