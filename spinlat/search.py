@@ -1054,7 +1054,9 @@ def same_configuration(a, b, translations, spin_rotations=False, tol=1e-3):
     """True when spin configurations ``a`` and ``b`` ((N,3) unit vectors) are equal up to a
     translation of ``translations`` (a :class:`Translations` of the structure), time reversal
     (s → −s) and, if ``spin_rotations``, a global spin rotation. ``tol`` is the largest allowed
-    angle-like deviation per spin (rad)."""
+    angle-like deviation per spin (rad). The crystal's rotations and mirrors, and the operations a
+    given potential keeps, are in :meth:`spinlat.symmetry.SpinSymmetry.same` (what
+    :func:`ground_state` merges with)."""
     if not isinstance(translations, Translations):
         raise InputError(f"translations must be a spinlat.search.Translations, got {type(translations).__name__}")
     return translations.same(a, b, spin_rotations, tol)
@@ -1218,7 +1220,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     search stops at once, the starts under way are abandoned (local workers ended; Dask cannot
     stop a task, its result is dropped) and every start finished is kept.
 
-    Returns a list of :class:`Minimum` (energy eV, state, count, starts, converged), lowest first;
+    Returns a list of :class:`Minimum` (energy eV, state, count, starts, converged, degeneracy), lowest first;
     each also unpacks as ``energy, state``. Starts whose minimisation did not converge give one
     :class:`~spinlat.errors.ConvergenceWarning`; their minima have ``converged=False`` unless a
     converged start reached the same minimum. Raises InputError for bad arguments or a state

@@ -267,3 +267,25 @@ def test_a_potential_without_the_structures_translations_does_not_merge_by_them(
     listed = merge([Minimum(e[0], fe.copy(spins=s), 1, (0,)), Minimum(e[0], fe.copy(spins=shifted), 1, (1,)),
                     Minimum(e[0], fe.copy(spins=image), 1, (2,))])
     assert [m.starts for m in listed] == [(0, 2), (1,)]
+
+
+def test_crystal_operations_of_a_hexagonal_cell_are_orthogonal_cartesian_maps():
+    from ase.build import bulk
+
+    import spinlat as sl
+
+    st = sl.State.from_ase(bulk("Co", "hcp", a=2.5, c=4.07).repeat((3, 3, 2)))
+    st = st.copy(moments=np.full(len(st), 1.6))
+    ops = crystal_operations(st)
+    assert len(ops) == 24  # P6_3/mmc: D6h
+    for r, p in ops:
+        np.testing.assert_allclose(r @ r.T, np.eye(3), atol=1e-12)
+        moved = st.positions @ r.T  # about the origin; the map holds up to the operation's translation
+        d = moved - st.positions[p]
+        f = d @ np.linalg.inv(st.cell)
+        f -= f[0]
+        assert np.max(np.abs(f - np.round(f))) < 1e-8  # one translation (modulo the cell) for every atom
+    pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + UniaxialAnisotropy(1e-3, [0, 0, 1])  # c axis: kept
+    assert SpinSymmetry(st, pot).order == 18 * 24 * 2
+    tilted = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + UniaxialAnisotropy(1e-3, [1, 0, 0])
+    assert SpinSymmetry(st, tilted).order == 18 * 8 * 2  # those keeping the x axis up to sign: D2h
