@@ -44,6 +44,8 @@ from .errors import InputError
 ENERGY_RTOL = 1e-6
 #: random spin configurations the energy test is made on
 ENERGY_PROBES = 3
+#: the energy test sends the potential about this many spins at a time (memory of the batch)
+CHUNK_SPINS = 1_000_000
 
 
 def crystal_operations(state, tol=1e-3, cosets=True):
@@ -148,28 +150,29 @@ class SpinSymmetry:
         test = _EnergyTest(state, potential)
         # the structure's translations are symmetries of most potentials, not of one with site-dependent
         # parameters (per-atom anisotropy axes): then none is used, and every crystal operation is tested alone
-        self.translation_invariant = all(test.invariant(lambda sp, p=p: _act(sp, np.eye(3), p)) for p in t.gens)
+        self.translation_invariant = all(test.invariant([(np.eye(3), p) for p in t.gens]))
         if not self.translation_invariant:
             t = Translations(state, tol, identity_only=True)
         self.translations = t
-        elements, index = [], {}
         ops = crystal_operations(state, tol, cosets=self.translation_invariant) if point_operations \
             else [(np.eye(3), np.arange(n))]
-        for rot, perm in ops:
-            m = np.eye(3) if self.spin_rotations else np.linalg.det(rot) * rot
-            signs = (1.0,) if self.spin_rotations else (1.0, -1.0)
-            signs = tuple(s for s in signs if test.invariant(lambda sp, m=m, perm=perm, s=s: _act(sp, s * m, perm)))
-            if not signs:
+        signs = (1.0,) if self.spin_rotations else (1.0, -1.0)
+        maps = [(np.eye(3) if self.spin_rotations else np.linalg.det(rot) * rot, perm) for rot, perm in ops]
+        kept = iter(test.invariant([(sign * m, perm) for m, perm in maps for sign in signs]))
+        elements, index = [], {}
+        for m, perm in maps:
+            allowed = tuple(sign for sign in signs if next(kept))
+            if not allowed:
                 continue
             key, flip = self._coset_key(m, perm)
             if key in index:  # acts on spins as an element kept (inversion without SOC), or as it × time reversal
                 k = index[key]
                 m0, perm0, signs0 = elements[k]
                 relative = flip * self._coset_key(m0, perm0)[1]
-                elements[k] = (m0, perm0, tuple(sorted(set(signs0) | {s * relative for s in signs}, reverse=True)))
+                elements[k] = (m0, perm0, tuple(sorted(set(signs0) | {s * relative for s in allowed}, reverse=True)))
                 continue
             index[key] = len(elements)
-            elements.append((m, perm, signs))
+            elements.append((m, perm, allowed))
         self.elements = elements
         self.order = self.translations.order * sum(len(e[2]) for e in elements)
 
@@ -239,10 +242,11 @@ def _act(spins, m, perm):
 
 
 class _EnergyTest:
-    """Is an operation on spins a symmetry of ``potential`` on ``state``? Energies of
+    """Which operations on spins are symmetries of ``potential`` on ``state``? Energies of
     :data:`ENERGY_PROBES` random configurations (seeded: the same answer every time) before and
-    after it, compared within :data:`ENERGY_RTOL` of their scale; the potential's neighbour list
-    is built once (positions do not move)."""
+    after each, compared within :data:`ENERGY_RTOL` of their scale. The configurations of many
+    operations go to :meth:`~spinlat.potentials.base.Potential.compute_many` together (one model
+    call for a potential that batches replicas, such as mMACE)."""
 
     def __init__(self, state, potential):
         self.state, self.potential = state, potential
@@ -254,16 +258,28 @@ class _EnergyTest:
         self.limit = ENERGY_RTOL * (float(np.max(np.abs(self.energies))) + spread) + 1e-12
 
     def _energies(self, spins):
+        if len(spins) == 0:
+            return np.zeros(0)
         states = [self.state.copy(spins=s) for s in spins]
         evs = self.potential.compute_many(states, forces=False, magnetic_forces=False)
         return np.array([float(ev.energy) for ev in evs])
 
-    def invariant(self, op) -> bool:
-        """Whether ``op`` (spins (N, 3) → spins (N, 3)) leaves the energy of every probe
-        unchanged; a non-symmetry almost always shows on the first, so the others are evaluated
-        only when it passes."""
-        first = self._energies(op(self.probes[0])[None])
-        if abs(first[0] - self.energies[0]) > self.limit:
-            return False
-        moved = self._energies(np.stack([op(s) for s in self.probes[1:]]))
-        return bool(np.max(np.abs(moved - self.energies[1:]), initial=0.0) <= self.limit)
+    def invariant(self, maps) -> list:
+        """For each ``(M, permutation)`` of ``maps`` (atom permutation[i] receives M s_i): does it
+        leave the energy of every probe unchanged? A non-symmetry almost always shows on the first
+        probe, so the others are evaluated only for the maps that pass it. The configurations go
+        to the potential in chunks of about :data:`CHUNK_SPINS` spins."""
+        maps = list(maps)
+        ok = []
+        per = max(1, CHUNK_SPINS // max(1, len(self.state) * len(self.probes)))
+        for start in range(0, len(maps), per):
+            chunk = maps[start:start + per]
+            first = self._energies(np.stack([_act(self.probes[0], m, p) for m, p in chunk]))
+            passed = [k for k, e in enumerate(first) if abs(e - self.energies[0]) <= self.limit]
+            good = {k: True for k in passed}
+            if len(self.probes) > 1 and passed:
+                moved = self._energies(np.stack([_act(s, *chunk[k]) for k in passed for s in self.probes[1:]]))
+                for k, row in zip(passed, moved.reshape(len(passed), len(self.probes) - 1)):
+                    good[k] = bool(np.max(np.abs(row - self.energies[1:])) <= self.limit)
+            ok += [good.get(k, False) for k in range(len(chunk))]
+        return ok

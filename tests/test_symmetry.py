@@ -289,3 +289,35 @@ def test_crystal_operations_of_a_hexagonal_cell_are_orthogonal_cartesian_maps():
     assert SpinSymmetry(st, pot).order == 18 * 24 * 2
     tilted = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + UniaxialAnisotropy(1e-3, [1, 0, 0])
     assert SpinSymmetry(st, tilted).order == 18 * 8 * 2  # those keeping the x axis up to sign: D2h
+
+
+@pytest.mark.parametrize("soc", [False, True])
+def test_an_mmace_model_without_soc_merges_minima_modulo_a_global_spin_rotation(soc):
+    """mMACE with soc=False is invariant under any global spin rotation, but said it was not
+    (the base class's False): ground_state listed minima turned by a global rotation apart."""
+    from spinlat.potentials import MagneticMACE
+
+    from mmace._tiny import TINY
+
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny graph: one thread (no OpenMP oversubscription on a busy machine)
+    try:
+        _mmace_merging(MagneticMACE.create(["Fe"], soc=soc, seed=11, **TINY), soc)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _mmace_merging(pot, soc):
+    assert pot.spin_rotation_invariant is (not soc)
+    fe = bcc_fe((2, 2, 2), rattle=0.0, seed=4)
+    rng = np.random.default_rng(4)
+    s = rng.normal(size=(len(fe), 3))
+    s /= np.linalg.norm(s, axis=1, keepdims=True)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    turned = s @ q.T
+    e = [pot.compute(fe.copy(spins=x), forces=False, magnetic_forces=False).energy for x in (s, turned)]
+    assert (abs(e[0] - e[1]) < 1e-10 * abs(e[0])) is (not soc)
+    merge = _Merger(fe, pot, pot.spin_rotation_invariant, 1e-5, 1e-2)  # as ground_state builds it
+    listed = merge([Minimum(e[0], fe.copy(spins=s), 1, (0,)), Minimum(e[0], fe.copy(spins=turned), 1, (1,))])
+    assert len(listed) == (2 if soc else 1)

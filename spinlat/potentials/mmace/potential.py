@@ -206,6 +206,14 @@ class MagneticMACE(Potential):
         self.soc = bool(hyperparameters["soc"])
         self.batch_edges = BATCH_EDGES[self.device.type]
 
+    @property
+    def spin_rotation_invariant(self) -> bool:
+        """True for a model without spin-orbit coupling (``soc=False``): its energy is unchanged
+        when every moment turns by the same rotation, the lattice fixed (tests/mmace/test_symmetry.py),
+        so :func:`spinlat.search.ground_state` merges minima modulo a global spin rotation (a
+        spin-space group, :mod:`spinlat.symmetry`); False with ``soc=True`` (moments turn with the lattice)."""
+        return not self.soc
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def create(cls, elements, soc: bool = True, seed: int = 0, device="cpu", dtype="float64",
