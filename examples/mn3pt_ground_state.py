@@ -42,8 +42,8 @@ def main():
     dt = time.perf_counter() - t0
     print(f"search: {dt:.2f} s ({args.starts / dt:.1f} starts/s)\n")
 
-    print(f"{'#':>2} {'E (meV/cell)':>14} {'ΔE (meV/cell)':>14} {'starts':>6} {'copies':>6} {'NN angle min/max (°)':>22} "
-          f"{'|ΣM|/|M|':>9} {'∠(n,⟨111⟩) °':>13}")
+    print(f"{'#':>2} {'E (meV/cell)':>14} {'ΔE (meV/cell)':>14} {'starts':>6} {'copies':>6} "
+          f"{'NN angle min/max (°)':>22} {'|ΣM|/|M|':>9} {'∠(n,⟨111⟩) °':>13}")
     e0 = minima[0].energy
     for k, m in enumerate(minima):
         o = M.triangular_order(m.state)

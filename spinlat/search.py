@@ -649,7 +649,7 @@ def site_classes(state, start_cell, tol=1e-3):
     cell = np.array(state.cell, dtype=float)
     blank = ~np.asarray(state.pbc, bool) & (np.linalg.norm(cell, axis=1) == 0)
     if blank.any():  # a film or wire stored with zero vectors along its open directions
-        cell[blank] = _periodic_cell(state)[blank]
+        cell[blank] = periodic_cell(state)[blank]
     sc = np.asarray(start_cell, dtype=float)
     if sc.shape == (3,):
         sc = cell / sc[:, None]
@@ -734,8 +734,8 @@ def _smith(a):
             np.array(W, dtype=np.int64))
 
 
-def _periodic_cell(state):
-    """The state's cell with every open direction replaced by a vector orthogonal to the periodic
+def periodic_cell(state):
+    """The state's cell ((3, 3) Å, rows) with every open direction replaced by a vector orthogonal to the periodic
     ones and longer than the atoms' extent plus 10 Å: translations of the resulting fully
     periodic structure are exactly those of the original along its periodic directions."""
     cell = np.array(state.cell, dtype=float)
@@ -788,7 +788,7 @@ class Translations:
         self.tol = float(tol)
         n = len(state)
         self.n_atoms = n
-        self._cell = _periodic_cell(state)
+        self._cell = periodic_cell(state)
         inv = np.linalg.inv(self._cell)
         frac = state.positions @ inv
         frac -= np.floor(frac)
@@ -1190,9 +1190,10 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         reversal where the potential is even in the spins and, with ``symmetry``, the crystal's
         rotations and mirrors that leave the potential's energy unchanged (spglib,
         :class:`~spinlat.symmetry.SpinSymmetry`): each :class:`Minimum` is one class of
-        symmetry-equivalent minima, its ``degeneracy`` the number of copies. Minima within ``energy_tol`` of one another are first re-minimised with the torque
-        tolerance divided by :data:`POLISH_FACTOR` (1000): along a flat direction (a weak field or
-        anisotropy) ``tmax`` is met far from the minimum, and one minimum was listed several times.
+        symmetry-equivalent minima, its ``degeneracy`` the number of copies. Minima within
+        ``energy_tol`` of one another are first re-minimised with the torque tolerance divided by
+        :data:`POLISH_FACTOR` (1000): along a flat direction (a weak field or anisotropy)
+        ``tmax`` is met far from the minimum, and one minimum was listed several times.
     workers : None (default, serial) or the number of local processes; scheduler : a Dask
         scheduler address or Client (see :func:`sweep`).
     start_cell : optional smaller magnetic cell ((3,3) Å or three integers dividing the state's

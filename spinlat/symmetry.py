@@ -57,7 +57,7 @@ def crystal_operations(state, tol=1e-3, cosets=True):
     Returns a list of ``(rotation, permutation)``: ``rotation`` (3, 3) Cartesian, orthogonal
     (acting on column vectors; det −1 for improper operations), ``permutation`` (N,) int with
     atom ``permutation[i]`` at R r_i + t (modulo the cell); the identity first. A state with open
-    directions is treated in its padded periodic cell (:func:`spinlat.search._periodic_cell`);
+    directions is treated in its padded periodic cell (:func:`spinlat.search.periodic_cell`);
     an operation whose atom map is not a bijection within ``tol`` is left out. Raises
     InputError if spglib is missing."""
     try:
@@ -66,10 +66,10 @@ def crystal_operations(state, tol=1e-3, cosets=True):
         raise InputError("finding the crystal's symmetry operations needs spglib (pip install spglib)") from None
     from scipy.spatial import cKDTree
 
-    from .search import _periodic_cell
+    from .search import periodic_cell
 
     n = len(state)
-    cell = _periodic_cell(state)
+    cell = periodic_cell(state)
     inv = np.linalg.inv(cell)
     frac = state.positions @ inv
     frac -= np.floor(frac)

@@ -250,7 +250,8 @@ def test_a_potential_without_the_structures_translations_does_not_merge_by_them(
     usym, ssym = SpinSymmetry(fe, uniform), SpinSymmetry(fe, staggered)
     assert usym.translation_invariant and usym.same(s, shifted)
     assert not ssym.translation_invariant and not ssym.same(s, shifted)
-    cell_shift = next(p for p in centre if corner[p[np.flatnonzero(corner)[0]]] and not np.array_equal(p, np.arange(len(fe))))
+    cell_shift = next(p for p in centre
+                      if corner[p[np.flatnonzero(corner)[0]]] and not np.array_equal(p, np.arange(len(fe))))
     assert ssym.same(s, s[cell_shift])  # a translation by a cubic lattice vector keeps the axes: merged
     # C2 about [101] swaps z and x: with the body-centring translation a symmetry of the staggered axes
     ops = [(r, p) for r, p in crystal_operations(fe, cosets=False)]

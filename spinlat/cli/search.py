@@ -4,9 +4,9 @@ Reads the run config's ``structure`` and ``potential`` and its ``search`` sectio
 :func:`spinlat.search.ground_state` and :func:`spinlat.minimize`, see
 :data:`spinlat.config.SEARCH`). Writes ``minima.txt`` (ranked energies, the starts that
 reached each minimum, whether it converged, its degeneracy: how many symmetry-equivalent copies
-it has), ``minima.extxyz`` (the distinct minima, lowest first, with their moments), ``search.log`` and ``search.config.yaml`` in
-the run directory, next to (never over) the files of ``spinlat run``. Ctrl-C or SIGTERM stop a
-search within a fraction of a second (the start under way dropped; see
+it has), ``minima.extxyz`` (the distinct minima, lowest first, with their moments),
+``search.log`` and ``search.config.yaml`` in the run directory, next to (never over) the files
+of ``spinlat run``. Ctrl-C or SIGTERM stop a search within a fraction of a second (the start under way dropped; see
 :func:`spinlat.search.ground_state` for ``workers``, annealing and ``scheduler``) and write the
 minima of the starts finished to ``minima.txt`` (its first line, ``# interrupted after k of n
 starts ...``, says so) and ``minima.extxyz`` (status 130 / 143); one that arrives while the
