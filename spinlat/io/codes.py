@@ -107,6 +107,21 @@ def refuse_unread(found, dropped, path, code):
                               "without them")
 
 
+def add_pair(pairs, i, j, R, value, reverse=None):
+    """Add ``value`` to the coupling of atoms ``i`` → ``j`` in cell ``R`` (a tuple of 3 ints) in
+    ``pairs`` {(i, j, R): value}, each pair once: to its reverse (j, i, −R), as that pair reads it,
+    when only that is there (a bond listed from both ends sums into one pair), else to (i, j, R).
+    ``reverse``: the value as the reversed pair reads it; default the transpose of a (3, 3)
+    tensor of E = −s_iᵀ T s_j, a scalar itself (``np.negative`` for a DM vector, D_ji = −D_ij)."""
+    key, rev = (i, j, R), (j, i, tuple(-x for x in R))
+    if rev in pairs and key not in pairs:
+        if reverse is None:
+            reverse = np.transpose if np.ndim(value) == 2 else (lambda v: v)
+        pairs[rev] = pairs[rev] + reverse(value)
+    else:
+        pairs[key] = pairs.get(key, 0.0) + value
+
+
 def cubic_by_species(numbers, k1, where):
     """{atomic number: K1} of per-atom cubic constants ``k1`` (eV, (N,)) for
     :class:`~spinlat.potentials.CubicAnisotropy`, which takes one K1 per species; atoms of one
@@ -120,4 +135,5 @@ def cubic_by_species(numbers, k1, where):
     return out
 
 
-__all__ = ["code_format", "read_code_structure", "code_input_files", "dropped_terms", "refuse_unread", "cubic_by_species"]
+__all__ = ["code_format", "read_code_structure", "code_input_files", "dropped_terms", "refuse_unread", "cubic_by_species",
+           "add_pair"]

@@ -73,7 +73,7 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..exchange_tensors import dmi_matrix
-from .codes import cubic_by_species, dropped_terms, refuse_unread
+from .codes import add_pair, cubic_by_species, dropped_terms, refuse_unread
 
 #: Spirit terms spinlat has no term for, which ``drop`` may leave out: name → what it is
 _DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "pinning": "pinned spins"}
@@ -246,15 +246,9 @@ def _pairs(lines, nb):
         dij = num("dij") if "dij" in row else norm
         D = dij * D
         if J != 0:
-            key, rev = (i, j, t), (j, i, tuple(-x for x in t))
-            k = key if key in exch or rev not in exch else rev
-            exch[k] = exch.get(k, 0.0) + J
-        if dij != 0:
-            key, rev = (i, j, t), (j, i, tuple(-x for x in t))
-            if key in dmi or rev not in dmi:
-                dmi[key] = dmi.get(key, np.zeros(3)) + D
-            else:  # the reversed pair: D is a pseudo-vector of the ordered pair, -D for (j, i)
-                dmi[rev] = dmi[rev] - D
+            add_pair(exch, i, j, t, J)
+        if dij != 0:  # D is a pseudo-vector of the ordered pair: -D for (j, i)
+            add_pair(dmi, i, j, t, D, reverse=np.negative)
     merged = {key: [J, np.zeros(3)] for key, J in exch.items()}
     for (i, j, t), D in dmi.items():
         rev = (j, i, tuple(-x for x in t))

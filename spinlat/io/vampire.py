@@ -60,7 +60,7 @@ import numpy as np
 
 from .. import units, validation
 from ..errors import FileFormatError, InputError
-from .codes import cubic_by_species, dropped_terms, refuse_unread
+from .codes import add_pair, cubic_by_species, dropped_terms, refuse_unread
 
 _NVALUES = {"isotropic": 1, "0": 1, "vectorial": 3, "1": 3, "tensorial": 9, "2": 9}
 #: material keys read (others that change the energy are refused unless dropped, see _unread_keys)
@@ -242,11 +242,7 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
         if not normalised:
             _check_unit(v, interaction_unit, ucf, jln)
         J = 0.5 * J * (1.0 / units.ELEMENTARY_CHARGE if normalised else to_ev)  # -½ Σ_i Σ_j, → eV
-        key, rev = (i, j, R), (j, i, tuple(-x for x in R))
-        if key not in pairs and rev in pairs:
-            pairs[rev] = pairs[rev] + J.T
-        else:
-            pairs[key] = pairs.get(key, 0.0) + J
+        add_pair(pairs, i, j, R, J)
 
     moments, spins = np.ones(n), np.tile([0.0, 0.0, 1.0], (n, 1))
     onsite, names, kc, warned = [], {}, np.zeros(n), set()
@@ -364,9 +360,7 @@ def _biquadratic(ucf, rows, n, dropped, unit, to_ev):
         v = np.array(_floats(ucf, ln, w[6:7], "biquadratic exchange"))
         _check_unit(v, unit, ucf, ln)
         B = 0.5 * v[0] * to_ev
-        key, rev = (i, j, R), (j, i, tuple(-x for x in R))
-        k = rev if rev in out and key not in out else key
-        out[k] = out.get(k, 0.0) + B
+        add_pair(out, i, j, R, B)
     return out
 
 
