@@ -275,9 +275,7 @@ def _quadruplets(lines, nb, n_cells, pbc):
     if missing:
         raise FileFormatError(f"{tl.path}: interaction quadruplets: column(s) {missing} missing (Spirit's columns: "
                               f"{' '.join(_QUAD_COLUMNS)})")
-    n = np.array(n_cells)
-    ci, cj, ck = np.meshgrid(np.arange(n[0]), np.arange(n[1]), np.arange(n[2]), indexing="ij")
-    cells = np.stack([ci.ravel(), cj.ravel(), ck.ravel()], axis=1)
+    grid = _CellGrid(n_cells, nb, pbc)
     quads, K = [], []
     for ln, row in rows:
         v = {c: tl.number(row[c], float if c == "q" else int, ln, c) for c in _QUAD_COLUMNS}
@@ -285,15 +283,14 @@ def _quadruplets(lines, nb, n_cells, pbc):
         if not all(0 <= b < nb for b in basis):
             raise FileFormatError(f"{tl.path}: line {ln}: quadruplet basis indices {basis} outside 0..{nb - 1}")
         shifts = [np.zeros(3, np.int64)] + [np.array([v[f"d{a}_{x}"] for a in "abc"]) for x in "jkl"]
-        if v["q"] == 0 or any(np.any(np.abs(t) > n) for t in shifts):
+        if v["q"] == 0 or not all(grid.reaches(t) for t in shifts):
             continue
-        keep = np.ones(len(cells), dtype=bool)
+        keep = np.ones(grid.size, dtype=bool)
         idx = []
         for b, t in zip(basis, shifts):
-            target = cells + t
-            keep &= np.all(pbc | ((target >= 0) & (target < n)), axis=1)
-            target = target % n
-            idx.append(b + nb * (target[:, 0] + n[0] * (target[:, 1] + n[1] * target[:, 2])))
+            inside, _, index = grid.partner(b, t)
+            keep &= inside
+            idx.append(index)
         quads.append(np.stack(idx, axis=1)[keep])
         K.append(np.full(int(keep.sum()), v["q"] * units.MEV))
     if not quads:
@@ -613,29 +610,50 @@ def _shell_translations(bravais, n_cells, nshell, tol=1e-3):
     return list(zip(t[ok], k[ok]))
 
 
+class _CellGrid:
+    """The n1 × n2 × n3 cells of Spirit's system (``n_cells``; ``nb`` basis atoms each, atom index
+    b + nb (c1 + n1 (c2 + n2 c3)), Spirit's order) for placing an interaction's partners: one copy
+    per cell, each partner's cell wrapped along periodic directions (``pbc``), the copy dropped
+    where a partner leaves the box along an open one. Shared by pairs and quadruplets."""
+
+    def __init__(self, n_cells, nb, pbc):
+        self.n, self.nb, self.pbc = np.array(n_cells), nb, pbc
+        ci, cj, ck = np.meshgrid(*(np.arange(m) for m in self.n), indexing="ij")
+        self.cells = np.stack([ci.ravel(), cj.ravel(), ck.ravel()], axis=1)
+        self.size = len(self.cells)
+
+    def reaches(self, t) -> bool:
+        """False for a translation ``t`` with |t_k| > n_k along a direction: Spirit drops such an
+        interaction everywhere (t_k = n_k, the atom's own image, is kept; checked with the spirit
+        package)."""
+        return not np.any(np.abs(np.asarray(t)) > self.n)
+
+    def partner(self, b, t):
+        """(inside (C,) bool, wraps (C, 3), atom index (C,)) of basis atom ``b`` in the cell
+        translated by ``t`` from each cell: whether it stays in the box along the open
+        directions, the periodic wraps, its index once wrapped."""
+        n = self.n
+        target = self.cells + np.asarray(t)
+        inside = np.all(self.pbc | ((target >= 0) & (target < n)), axis=1)
+        wraps = np.floor_divide(target, n)
+        c = target - wraps * n
+        return inside, wraps, b + self.nb * (c[:, 0] + n[0] * (c[:, 1] + n[1] * c[:, 2]))
+
+
 def _expand_pairs(pairs, n_cells, nb, pbc):
     """The Heisenberg pairs (i, j, R, tensor eV) of Spirit's unique pairs (i, j, cell translation t,
     tensor eV) on the whole system: one per cell, the partner's cell wrapped along periodic
     directions (R counts the wraps), the pair dropped where it leaves the box along an open one,
     and everywhere when |t_k| > n_k along a direction (as Spirit: t_k = n_k, the atom's own
     image, is kept)."""
-    n = np.array(n_cells)
-    ci, cj, ck = np.meshgrid(np.arange(n[0]), np.arange(n[1]), np.arange(n[2]), indexing="ij")
-    cells = np.stack([ci.ravel(), cj.ravel(), ck.ravel()], axis=1)
-
-    def index(b, c):
-        return b + nb * (c[:, 0] + n[0] * (c[:, 1] + n[1] * c[:, 2]))
-
+    grid = _CellGrid(n_cells, nb, pbc)
     I, J, R, T = [], [], [], []
     for i, j, t, tensor in pairs:
-        if np.any(np.abs(np.array(t)) > n):  # Spirit drops these (checked with the spirit package)
+        if not grid.reaches(t):
             continue
-        target = cells + np.array(t)
-        keep = np.all(pbc | ((target >= 0) & (target < n)), axis=1)
-        wraps = np.floor_divide(target, n)
-        target = target - wraps * n
-        I.append(index(i, cells[keep]))
-        J.append(index(j, target[keep]))
+        keep, wraps, index = grid.partner(j, t)
+        I.append(grid.partner(i, (0, 0, 0))[2][keep])
+        J.append(index[keep])
         R.append(wraps[keep])
         T.append(np.broadcast_to(tensor, (int(keep.sum()), 3, 3)))
     if not I:
