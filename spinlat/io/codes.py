@@ -122,6 +122,22 @@ def add_pair(pairs, i, j, R, value, reverse=None):
         pairs[key] = pairs.get(key, 0.0) + value
 
 
+def quartic_cubic(numbers, k, where):
+    """A spin code's cubic anisotropy E = −(K/2) Σ_i (s_x⁴ + s_y⁴ + s_z⁴) (Spirit's K4, VAMPIRE's
+    kc; K per atom, eV, (N,)) as spinlat's terms: for a unit spin Σ_a s_a⁴ = 1 − 2 (sx²sy² + sy²sz²
+    + sz²sx²), so E = K (sx²sy² + sy²sz² + sz²sx²) − K/2. Returns (a
+    :class:`~spinlat.potentials.CubicAnisotropy` with K1 = K, one per species (see
+    :func:`cubic_by_species`, which names ``where`` in its error), or None when every K is 0; the
+    atoms (M,) with K ≠ 0; their on-site tensors (M, 3, 3) (K/2) 1, whose −sᵀ(K/2)1 s = −K/2 is the
+    constant)."""
+    from ..potentials import CubicAnisotropy
+
+    k = np.asarray(k, dtype=float)
+    on = np.flatnonzero(k)
+    cubic = CubicAnisotropy(cubic_by_species(np.asarray(numbers)[on], k[on], where)) if len(on) else None
+    return cubic, on, 0.5 * k[on][:, None, None] * np.eye(3)
+
+
 def cubic_by_species(numbers, k1, where):
     """{atomic number: K1} of per-atom cubic constants ``k1`` (eV, (N,)) for
     :class:`~spinlat.potentials.CubicAnisotropy`, which takes one K1 per species; atoms of one
@@ -136,4 +152,4 @@ def cubic_by_species(numbers, k1, where):
 
 
 __all__ = ["code_format", "read_code_structure", "code_input_files", "dropped_terms", "refuse_unread", "cubic_by_species",
-           "add_pair"]
+           "add_pair", "quartic_cubic"]

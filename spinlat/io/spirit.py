@@ -73,7 +73,7 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..exchange_tensors import dmi_matrix
-from .codes import add_pair, cubic_by_species, dropped_terms, refuse_unread
+from .codes import add_pair, dropped_terms, quartic_cubic, refuse_unread
 
 #: Spirit terms spinlat has no term for, which ``drop`` may leave out: name → what it is
 _DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "pinning": "pinned spins"}
@@ -397,7 +397,7 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     terms spinlat has no term for that ``drop`` does not name, InputError for bad ``elements`` or
     ``drop``.
     """
-    from ..potentials import CubicAnisotropy, Heisenberg, Quadruplet, Zeeman
+    from ..potentials import Heisenberg, Quadruplet, Zeeman
     from ..state import State
 
     path = Path(validation.existing_file(path, "read_spirit_cfg path", "Spirit input file"))
@@ -531,16 +531,12 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
         Jx = np.concatenate([Jx] + [a for a, _ in extra])
         R = np.concatenate([R] + [np.zeros((len(a), 3), dtype=np.int64) for a, _ in extra])
         T = np.concatenate([T] + [np.broadcast_to(t, (len(a), 3, 3)) for a, t in extra])
-    cubic = None
-    if np.any(k4 != 0):
-        # Spirit: −(K4/2) Σ_a s_a⁴ = K4 (sx²sy² + sy²sz² + sz²sx²) − K4/2: CubicAnisotropy(K1 = K4) and the
-        # constant −K4/2 as an isotropic on-site tensor (−sᵀ(K4/2)1 s = −K4/2 for unit spins)
-        on = k4[ib] != 0
-        cubic = CubicAnisotropy(cubic_by_species(state.numbers[on], k4[ib][on] * units.MEV, f"{path}: cubic anisotropy"))
-        atoms = np.flatnonzero(on)
+    # Spirit: −(K4/2) Σ_a s_a⁴ (codes.quartic_cubic)
+    cubic, atoms, onsite = quartic_cubic(state.numbers, k4[ib] * units.MEV, f"{path}: cubic anisotropy")
+    if len(atoms):
         I, Jx = np.concatenate([I, atoms]), np.concatenate([Jx, atoms])
         R = np.concatenate([R, np.zeros((len(atoms), 3), dtype=np.int64)])
-        T = np.concatenate([T, 0.5 * units.MEV * k4[ib][on][:, None, None] * np.eye(3)])
+        T = np.concatenate([T, onsite])
     ham = Heisenberg(cell, positions, state.numbers, I, Jx, R, T, pbc=pbc)
     ham.source = str(path)
     potential = ham if cubic is None else ham + cubic

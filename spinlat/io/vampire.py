@@ -60,7 +60,7 @@ import numpy as np
 
 from .. import units, validation
 from ..errors import FileFormatError, InputError
-from .codes import add_pair, cubic_by_species, dropped_terms, refuse_unread
+from .codes import add_pair, dropped_terms, quartic_cubic, refuse_unread
 
 _NVALUES = {"isotropic": 1, "0": 1, "vectorial": 3, "1": 3, "tensorial": 9, "2": 9}
 #: material keys read (others that change the energy are refused unless dropped, see _unread_keys)
@@ -156,7 +156,7 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
     ``elements`` or ``drop``."""
     import warnings
 
-    from ..potentials import Biquadratic, CubicAnisotropy, Heisenberg
+    from ..potentials import Biquadratic, Heisenberg
     from ..state import State
 
     ucf = Path(validation.existing_file(ucf, "read_vampire ucf", "VAMPIRE unit-cell file"))
@@ -266,10 +266,8 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
                 warnings.warn(f"{mat}: line {mln}: initial-spin-direction = {text}: not a direction (VAMPIRE draws "
                               "or builds these spins when it starts): the spins of this material are +z; set them "
                               "with State.copy(spins=...) or a run config's structure.spins", UserWarning, stacklevel=2)
-        ku = _last(props, "uniaxial-anisotropy-constant", "second-order-uniaxial-anisotropy-constant")
-        if ku is not None:
-            text, mln = props[ku]
-            K = _floats(mat, mln, text.split()[:1], ku)[0] / units.ELEMENTARY_CHARGE
+        K = _energy(mat, props, "uniaxial-anisotropy-constant", "second-order-uniaxial-anisotropy-constant")
+        if K is not None:
             e = np.array([0.0, 0.0, 1.0])
             if "uniaxial-anisotropy-direction" in props:
                 text, dln = props["uniaxial-anisotropy-direction"]
@@ -279,22 +277,14 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
                                           f"(spinlat does not draw random axes), got {text!r}")
             if K:
                 onsite.append((k, K * np.outer(e, e)))
-        kc_key = _last(props, "cubic-anisotropy-constant", "fourth-order-cubic-anisotropy-constant")
-        if kc_key is not None:
-            text, mln = props[kc_key]
-            kc[k] = _floats(mat, mln, text.split()[:1], kc_key)[0] / units.ELEMENTARY_CHARGE
+        kc[k] = _energy(mat, props, "cubic-anisotropy-constant", "fourth-order-cubic-anisotropy-constant") or 0.0
         if "material-element" in props:
             names[k] = props["material-element"][0].strip("\"'")
     numbers = _numbers(elements, names, mats, n)
-    for k, A in onsite:
-        pairs[(k, k, (0, 0, 0))] = pairs.get((k, k, (0, 0, 0)), 0.0) + A
-    cubic = None
-    if np.any(kc != 0):
-        # VAMPIRE's E = −(kc/2) Σ (sx⁴ + sy⁴ + sz⁴) (cubic_fourth_order.cpp) = kc (sx²sy² + sy²sz² + sz²sx²) − kc/2
-        on = np.flatnonzero(kc)
-        cubic = CubicAnisotropy(cubic_by_species(numbers[on], kc[on], f"{mat}: cubic anisotropy"))
-        for k in on:
-            pairs[(k, k, (0, 0, 0))] = pairs.get((k, k, (0, 0, 0)), 0.0) + 0.5 * kc[k] * np.eye(3)
+    # VAMPIRE's E = −(kc/2) Σ (sx⁴ + sy⁴ + sz⁴) (cubic_fourth_order.cpp; codes.quartic_cubic)
+    cubic, on, cubic_onsite = quartic_cubic(numbers, kc, f"{mat}: cubic anisotropy")
+    for k, A in [*onsite, *zip(on, cubic_onsite)]:
+        add_pair(pairs, k, k, (0, 0, 0), A)
     keys = list(pairs)
     I = np.array([k[0] for k in keys], dtype=np.int64)
     Jx = np.array([k[1] for k in keys], dtype=np.int64)
@@ -382,6 +372,16 @@ def _last(props, *keys):
     """The key among ``keys`` given last in the material file (VAMPIRE's aliases overwrite), or None."""
     given = [k for k in keys if k in props]
     return max(given, key=lambda k: props[k][1]) if given else None
+
+
+def _energy(mat, props, *keys):
+    """The energy (eV) of the material key among the aliases ``keys`` given last (:func:`_last`),
+    its first value read in J (VAMPIRE's unit, checked by :func:`_materials`); None when none is given."""
+    key = _last(props, *keys)
+    if key is None:
+        return None
+    text, ln = props[key]
+    return _floats(mat, ln, text.split()[:1], key)[0] / units.ELEMENTARY_CHARGE
 
 
 def _unread_keys(materials, normalised):
