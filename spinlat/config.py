@@ -991,20 +991,26 @@ _CODE_READERS = {"Spirit": "read_spirit_cfg", "UppASD": "read_uppasd", "VAMPIRE"
 
 
 def _code_hamiltonian(name, term, where, base):
-    """The potential of a Spirit, UppASD or VAMPIRE input file (the reader's second result)."""
-    from . import io
+    """The potential of a Spirit, UppASD or VAMPIRE input file (the reader's second result; read
+    once with the structure when that is the same file, :func:`spinlat.io.codes.read_code`)."""
+    from .io import codes
 
-    kw = {"drop": term.get("drop", ()), "elements": term.get("elements")}
+    kind = name.lower()
+    kw = {"elements": term.get("elements")}
     if "interaction_unit" in term:
         kw["interaction_unit"] = term["interaction_unit"]
     if term.get("mat") is not None:
         kw["mat"] = str(_resolve(base, term["mat"]))
         _require_file(kw["mat"], f"{where}.mat")
+    drop = term.get("drop", ())
     try:
-        return getattr(io, _CODE_READERS[name])(term["path"], **kw)[1]
+        codes.check_drop(kind, drop)
     except InputError as exc:
-        key = "drop" if "drop" in str(exc) else "elements"
-        raise ConfigError(f"{where}.{key}: {exc}") from None
+        raise ConfigError(f"{where}.drop: {exc}") from None
+    try:
+        return codes.read_code(kind, term["path"], drop=drop, **kw)[1]
+    except InputError as exc:  # the options checked, the elements are left
+        raise ConfigError(f"{where}.elements: {exc}") from None
     except SpinlatError as exc:
         raise ConfigError(f"{where}.path: {exc}") from None
 

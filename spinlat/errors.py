@@ -51,6 +51,19 @@ class FileFormatError(SpinlatError, ValueError):
     """A file is malformed, truncated, or not of the expected format."""
 
 
+class InteractionUnitError(FileFormatError):
+    """A spin code's file holds interaction values implausible for the unit they are read in (a
+    VAMPIRE UCF in meV read as joules, :func:`spinlat.io.read_vampire`); ``unit`` names the other
+    unit the reader takes ("meV" or "J"), in which the file may be read instead."""
+
+    def __init__(self, unit, message):
+        super().__init__(message)
+        self.unit = unit
+
+    def __reduce__(self):  # picklable (across processes) with its unit
+        return type(self), (self.unit, self.args[0])
+
+
 class ConfigError(InputError):
     """A configuration (YAML, keyword arguments) has a bad or missing key."""
 

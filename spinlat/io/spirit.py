@@ -76,7 +76,7 @@ from ..exchange_tensors import dmi_matrix
 from .codes import add_pair, dropped_terms, quartic_cubic, refuse_unread
 
 #: Spirit terms spinlat has no term for, which ``drop`` may leave out: name → what it is
-_DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "pinning": "pinned spins"}
+DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "pinning": "pinned spins"}
 
 #: Spirit's named Bravais lattices (core/src/data/Geometry.cpp), rows a, b, c
 _BRAVAIS = {
@@ -488,7 +488,7 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     pin += [f"pin_n{a}{s}" for a in "abc" for s in ("", "_left", "_right") if given(f"pin_n{a}{s}")]
     if pin:
         found.append(("pinning", f"line {lines.rows[lines.find(pin[0])][0]}", f"{pin[0]} (pinned spins)"))
-    refuse_unread(found, dropped_terms(drop, _DROPPABLE, "read_spirit_cfg drop"), path, "Spirit")
+    refuse_unread(found, dropped_terms(drop, DROPPABLE, "read_spirit_cfg drop"), path, "Spirit")
     aniso, k4 = _anisotropy(lines, nb)
     B = lines.values("external_field_magnitude", 1, default=[0.0])[0]
     bn = np.array(lines.values("external_field_normal", 3, default=[0.0, 0.0, 1.0]))
@@ -657,4 +657,4 @@ def _expand_pairs(pairs, n_cells, nb, pbc):
     return np.concatenate(I), np.concatenate(J), np.concatenate(R), np.concatenate(T)
 
 
-__all__ = ["read_spirit_cfg", "is_spirit_cfg", "spirit_input_files"]
+__all__ = ["read_spirit_cfg", "is_spirit_cfg", "spirit_input_files", "DROPPABLE"]

@@ -83,7 +83,7 @@ RY_EV = units.RYDBERG_EV
 _SYM_TOL = 0.01
 
 #: inpsd.dat keywords of terms spinlat has no term for (refused unless ``drop`` names them)
-_UNREAD = {"chir": "chiral interaction", "ring": "ring exchange", "do_dip": "dipole-dipole interaction",
+DROPPABLE = {"chir": "chiral interaction", "ring": "ring exchange", "do_dip": "dipole-dipole interaction",
            "biqdm": "biquadratic DM interaction", "fourx": "four-spin exchange"}
 
 
@@ -192,14 +192,14 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     validation.existing_file(path, "read_uppasd path", "UppASD input file")
     tb2j = validation.boolean(tb2j, "read_uppasd tb2j")
     inp = _Inpsd(path)
-    dropped = dropped_terms(drop, _UNREAD, "read_uppasd drop")
+    dropped = dropped_terms(drop, DROPPABLE, "read_uppasd drop")
     for key, why in (("do_ralloy", "random alloys"), ("do_jtensor", "tensorial exchange (do_jtensor)")):
         v = inp.values(key, 1, int, default=[0])[0]
         if v != 0:
             raise FileFormatError(f"{path}: line {inp.rows[inp.at[key]][0]}: {key} {v}: {why} are not read by "
                                   "spinlat's reader")
     refuse_unread([(key, f"line {inp.rows[inp.at[key]][0]}", f"{key} {inp.word(key)} ({what})")
-                   for key, what in _UNREAD.items() if inp.has(key) and inp.word(key) not in ("0", "N", "n")],
+                   for key, what in DROPPABLE.items() if inp.has(key) and inp.word(key) not in ("0", "N", "n")],
                   dropped, path, "UppASD")
 
     if inp.values("scalefac", 1, default=[1.0])[0] != 1.0:
@@ -587,4 +587,4 @@ def _type_numbers(elements, atype):
     return z[atype - 1]
 
 
-__all__ = ["read_uppasd", "RY_EV", "uppasd_input_files"]
+__all__ = ["read_uppasd", "RY_EV", "uppasd_input_files", "DROPPABLE"]

@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import units, validation
-from ..errors import FileFormatError, InputError
+from ..errors import FileFormatError, InputError, InteractionUnitError
 from .codes import add_pair, dropped_terms, quartic_cubic, refuse_unread
 
 _NVALUES = {"isotropic": 1, "0": 1, "vectorial": 3, "1": 3, "tensorial": 9, "2": 9}
@@ -71,7 +71,8 @@ _READ_KEYS = ("atomic-spin-moment", "initial-spin-direction", "uniaxial-anisotro
 _ENERGY_WORDS = (("anisotropy", "anisotropy"), ("dmi", "dmi"), ("dzyaloshinskii", "dmi"),
                  ("biquadratic", "biquadratic"), ("kitaev", "exchange"), ("four-spin", "exchange"),
                  ("exchange", "exchange"))
-_DROPPABLE = ("anisotropy", "dmi", "biquadratic", "exchange")
+#: the term names ``drop`` takes
+DROPPABLE = ("anisotropy", "dmi", "biquadratic", "exchange")
 
 
 def _rows(path):
@@ -153,14 +154,15 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
     Raises FileFormatError naming the file and line for malformed files, an interaction naming
     an atom that is not in the cell, a missing ``exchange-matrix`` of a normalised exchange type,
     or a term spinlat has no term for that ``drop`` does not name; InputError for bad
-    ``elements`` or ``drop``."""
+    ``elements`` or ``drop``; :class:`~spinlat.errors.InteractionUnitError` (a FileFormatError)
+    for interaction values implausible for ``interaction_unit``, its ``unit`` the other one."""
     import warnings
 
     from ..potentials import Biquadratic, Heisenberg
     from ..state import State
 
     ucf = Path(validation.existing_file(ucf, "read_vampire ucf", "VAMPIRE unit-cell file"))
-    dropped = dropped_terms(drop, _DROPPABLE, "read_vampire drop")
+    dropped = dropped_terms(drop, DROPPABLE, "read_vampire drop")
     if interaction_unit not in ("J", "meV"):
         raise InputError(f"read_vampire interaction_unit: expected 'J' or 'meV', got {interaction_unit!r}")
     to_ev = 1.0 / units.ELEMENTARY_CHARGE if interaction_unit == "J" else units.MEV
@@ -302,15 +304,16 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
 
 
 def _check_unit(values, unit, ucf, ln):
-    """FileFormatError when interaction values are implausible for ``unit`` ("J" or "meV")."""
+    """InteractionUnitError (a FileFormatError; its ``unit`` the other unit, which the values may
+    be in) when interaction values are implausible for ``unit`` ("J" or "meV")."""
     big = float(np.max(np.abs(values), initial=0.0))
     tiny = float(np.min(np.abs(values[values != 0]), initial=np.inf))
     if unit == "J" and big > 1e-15:
-        raise FileFormatError(f"{ucf}: line {ln}: interaction value {big:g} is not an exchange energy in joules "
+        raise InteractionUnitError("meV", f"{ucf}: line {ln}: interaction value {big:g} is not an exchange energy in joules "
                               "(~1e-21 J): a file in meV (VAMPIRE's exchange:meV-interaction-unit) reads with "
                               "interaction_unit='meV'")
     if unit == "meV" and tiny < 1e-9:
-        raise FileFormatError(f"{ucf}: line {ln}: interaction value {tiny:g} is not an exchange energy in meV: a "
+        raise InteractionUnitError("J", f"{ucf}: line {ln}: interaction value {tiny:g} is not an exchange energy in meV: a "
                               "file in joules reads with interaction_unit='J'")
 
 
@@ -433,4 +436,4 @@ def _numbers(elements, names, mats, n):
     return out
 
 
-__all__ = ["read_vampire", "vampire_input_files"]
+__all__ = ["read_vampire", "vampire_input_files", "DROPPABLE"]
