@@ -701,9 +701,10 @@ def _read_lammps(p, kind, index, elements, key, columns=None, pbc=None):
     except (SpinlatError, OSError) as exc:
         if isinstance(exc, ConfigError):
             raise
-        hint = "" if elements is not None or "element" not in str(exc) else \
-            " (structure.elements names the element of each atom type, type 1 first)"
-        if columns is None and "rename compute columns" in str(exc):
+        option = getattr(exc, "option", None)  # the reader's option that resolves it (errors.needs_option)
+        hint = " (structure.elements names the element of each atom type, type 1 first)" \
+            if option == "elements" and elements is None else ""
+        if option == "columns" and columns is None:
             hint += " (structure.columns renames dump columns, e.g. {\"c_outsp[1]\": spx, ...})"
         raise ConfigError(f"{key}: cannot read LAMMPS {kind} file {p} ({exc}){hint}") from None
 

@@ -6,7 +6,16 @@ catch one type. The subclasses say what kind of problem was found; the message n
 
 
 class SpinlatError(Exception):
-    """Base class of all spinlat errors."""
+    """Base class of all spinlat errors. A reader's error that one of its options resolves (a
+    LAMMPS dump without elements: ``elements``) carries that option's name in ``option``
+    (:func:`needs_option`), which callers such as a run config turn into a hint."""
+
+
+def needs_option(option: str, exc: SpinlatError) -> SpinlatError:
+    """``exc`` with ``exc.option = option``: the reader option that resolves the problem it names
+    (kept when the error is pickled). Returns ``exc``, to be raised."""
+    exc.option = option
+    return exc
 
 
 class InputError(SpinlatError, ValueError):

@@ -844,3 +844,25 @@ def test_a_spin_code_input_giving_structure_and_potential_is_read_once(tmp_path,
         C.build_potential(C.load(run))
     with pytest.raises(InputError, match=r"drop: .*unknown term\(s\) \['nonsense'\]"):
         codes.read_code(code.lower(), path, drop="nonsense")
+
+
+def test_lammps_hints_follow_the_error_not_its_text(tmp_path):
+    """Duplication of the kind "keyed on error text" (round 13): a config's LAMMPS read added the
+    structure.elements hint to any error whose text held "element" — a file in a folder named
+    "elements_study" with x y z missing got it too. Now the reader marks the errors an option
+    resolves (errors.needs_option), and the hints follow that mark."""
+    d = tmp_path / "elements_study"
+    d.mkdir()
+    frame = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n1\nITEM: BOX BOUNDS pp pp pp\n0 3.0\n0 3.0\n0 3.0\n"
+             "ITEM: ATOMS id type {cols}\n1 1 {vals}\n")
+    (d / "nopos.dump").write_text(frame.format(cols="spx spy spz sp", vals="0 0 1 2.2"))
+    with pytest.raises(ConfigError, match=r"lacks x y z") as info:
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "elements_study/nopos.dump"})))
+    assert "structure.elements names" not in str(info.value) and "structure.columns" not in str(info.value)
+    (d / "noel.dump").write_text(frame.format(cols="x y z spx spy spz sp", vals="0 0 0 0 0 1 2.2"))
+    with pytest.raises(ConfigError, match=r"no element column.*\(structure.elements names the element of each atom"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "elements_study/noel.dump"})))
+    (d / "nospin.dump").write_text(frame.format(cols="x y z c_s[1] c_s[2] c_s[3] c_s[4]", vals="0 0 0 0 0 1 2.2"))
+    with pytest.raises(ConfigError, match=r"spx spy spz sp .*\(structure.columns renames dump columns") as info:
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "elements_study/nospin.dump", "elements": ["Fe"]})))
+    assert "structure.elements names" not in str(info.value)
