@@ -26,7 +26,7 @@ _READERS = {"spirit": ("spirit", "read_spirit_cfg"), "uppasd": ("uppasd", "read_
             "vampire": ("vampire", "read_vampire")}
 #: inputs read by :func:`read_code` (most recent last), each {key: (state, potential, refusals, warnings)}
 _CACHE: collections.OrderedDict = collections.OrderedDict()
-_CACHE_SIZE = 8
+_CACHE_SIZE = 4
 _CACHE_LOCK = threading.Lock()
 #: while :func:`read_code` reads: the list :func:`refuse_unread` records its refusals in
 _REFUSALS = contextvars.ContextVar("spinlat_io_codes_refusals", default=None)
@@ -68,13 +68,14 @@ def read_code(kind, path, *, drop=(), **options):
     """``(state, potential)`` of the ``kind`` ("spirit", "uppasd", "vampire") input at ``path``: its
     reader's result (:func:`~spinlat.io.read_spirit_cfg`, :func:`~spinlat.io.read_uppasd`,
     :func:`~spinlat.io.read_vampire`, with ``drop`` and the reader's keyword ``options``), read once
-    for a run config that takes its structure and its potential from one input: kept per input
+    for a run config that takes its structure and its potential from one input. Kept per input
     files (:func:`code_input_files`, each with its modification time in ns, size and inode) and
-    options, the 8 most recent; a later call returns copies (a file changed since is read again;
-    one rewritten to the same size within the file system's timestamp step, ~4 ms, is not seen).
-    ``drop`` is applied to each call: the terms a read found and ``drop`` does not name are
-    refused as the reader refuses them, and the reader's warnings are given again. Raises what the
-    reader raises."""
+    options, the 4 most recent held in memory; each call returns copies. A file changed since is
+    read again (one rewritten to the same size within the file system's timestamp step, a few ms,
+    is not seen). ``drop`` is applied to each call: the terms the read found that ``drop`` does not
+    name are refused as the reader refuses them; the reader's warnings are given again (recorded
+    with ``warnings.catch_warnings``, which is not thread-safe: read from one thread). Raises what
+    the reader raises."""
     module, name = _READERS[kind]
     reader = getattr(importlib.import_module(f".{module}", __package__), name)
     try:
