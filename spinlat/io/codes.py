@@ -171,6 +171,26 @@ def code_input_files(kind, path, mat=None) -> list:
     raise InputError(f"code_input_files: kind must be spirit, uppasd or vampire, got {kind!r}")
 
 
+def file_text(path) -> str:
+    """The text of the input file ``path`` (undecodable bytes replaced); FileFormatError naming it
+    when it cannot be read."""
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError as exc:
+        raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def file_rows(path, comments=("#",)) -> list:
+    """[(line number, words)] of the lines of the input file ``path`` (:func:`file_text`) that hold
+    words, lines whose first word starts with one of ``comments`` left out."""
+    out = []
+    for ln, line in enumerate(file_text(path).splitlines(), 1):
+        words = line.split()
+        if words and not words[0].startswith(comments):
+            out.append((ln, words))
+    return out
+
+
 def dropped_terms(drop, known, where):
     """The set of term names in ``drop`` (a reader's option: an iterable of names among
     ``known``, or "all"). Raises InputError for another value, naming ``where`` and the names."""
@@ -259,4 +279,4 @@ def cubic_by_species(numbers, k1, where):
 
 __all__ = ["code_format", "read_code_structure", "code_input_files", "dropped_terms", "refuse_unread", "cubic_by_species",
            "add_pair", "quartic_cubic", "read_code",
-           "check_drop"]
+           "check_drop", "file_text", "file_rows"]

@@ -73,7 +73,7 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..exchange_tensors import dmi_matrix
-from .codes import add_pair, dropped_terms, quartic_cubic, refuse_unread
+from .codes import add_pair, dropped_terms, file_text, quartic_cubic, refuse_unread
 
 #: Spirit terms spinlat has no term for, which ``drop`` may leave out: name → what it is
 DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "pinning": "pinned spins"}
@@ -96,12 +96,8 @@ class _Lines:
 
     def __init__(self, path):
         self.path = Path(path)
-        try:
-            text = self.path.read_text(errors="replace")
-        except OSError as exc:
-            raise FileFormatError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         self.rows = []  # (line number, words)
-        for ln, line in enumerate(text.splitlines(), 1):
+        for ln, line in enumerate(file_text(self.path).splitlines(), 1):
             line = line.split("#", 1)[0].replace("|", " ").replace("+", " ")
             words = line.split()
             if words:

@@ -75,7 +75,7 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..exchange_tensors import dmi_matrix
-from .codes import add_pair, cubic_by_species, dropped_terms, refuse_unread
+from .codes import add_pair, cubic_by_species, dropped_terms, file_rows, refuse_unread
 
 #: UppASD's Rydberg in eV (:data:`spinlat.units.RYDBERG_EV`)
 RY_EV = units.RYDBERG_EV
@@ -90,16 +90,7 @@ DROPPABLE = {"chir": "chiral interaction", "ring": "ring exchange", "do_dip": "d
 def _records(path):
     """[(line number, words)] of a whitespace-separated file (blank lines and lines starting
     with # or ! skipped)."""
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError as exc:
-        raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    out = []
-    for ln, line in enumerate(text.splitlines(), 1):
-        words = line.split()
-        if words and not words[0].startswith(("#", "!")):
-            out.append((ln, words))
-    return out
+    return file_rows(path, ("#", "!"))
 
 
 def _num(path, ln, text, kind, what):

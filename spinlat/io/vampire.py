@@ -60,7 +60,7 @@ import numpy as np
 
 from .. import units, validation
 from ..errors import FileFormatError, InputError, InteractionUnitError
-from .codes import add_pair, dropped_terms, quartic_cubic, refuse_unread
+from .codes import add_pair, dropped_terms, file_rows, file_text, quartic_cubic, refuse_unread
 
 _NVALUES = {"isotropic": 1, "0": 1, "vectorial": 3, "1": 3, "tensorial": 9, "2": 9}
 #: material keys read (others that change the energy are refused unless dropped, see _unread_keys)
@@ -73,15 +73,6 @@ _ENERGY_WORDS = (("anisotropy", "anisotropy"), ("dmi", "dmi"), ("dzyaloshinskii"
                  ("exchange", "exchange"))
 #: the term names ``drop`` takes
 DROPPABLE = ("anisotropy", "dmi", "biquadratic", "exchange")
-
-
-def _rows(path):
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError as exc:
-        raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return [(ln, line.split()) for ln, line in enumerate(text.splitlines(), 1)
-            if line.strip() and not line.lstrip().startswith("#")]
 
 
 def _floats(path, ln, words, what):
@@ -101,7 +92,7 @@ def _materials(path):
     energies read must be in joules, VAMPIRE's default: another unit after ``!`` (VAMPIRE converts
     eV, meV, ...) is refused, naming the line."""
     out = {}
-    for ln, line in enumerate(Path(path).read_text(errors="replace").splitlines(), 1):
+    for ln, line in enumerate(file_text(path).splitlines(), 1):
         line, _, unit = line.split("#", 1)[0].partition("!")
         line, unit = line.strip(), unit.strip()
         if not line:
@@ -166,7 +157,7 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
     if interaction_unit not in ("J", "meV"):
         raise InputError(f"read_vampire interaction_unit: expected 'J' or 'meV', got {interaction_unit!r}")
     to_ev = 1.0 / units.ELEMENTARY_CHARGE if interaction_unit == "J" else units.MEV
-    rows = _rows(ucf)
+    rows = file_rows(ucf)
     if len(rows) < 5:
         raise FileFormatError(f"{ucf}: too short for a unit-cell file (size, three vectors, atom count)")
     size = _floats(ucf, rows[0][0], rows[0][1][:3], "unit cell size")

@@ -241,3 +241,23 @@ def test_a_unit_mismatch_is_an_error_type_the_structure_reader_retries_on(tmp_pa
 
     again = pickle.loads(pickle.dumps(info.value))
     assert (type(again), again.unit, str(again)) == (InteractionUnitError, "J", "values off for this unit")
+
+
+def test_an_unreadable_material_file_is_a_file_format_error(tmp_path, monkeypatch):
+    """Duplication (round 13): the UCF, UppASD and Spirit readers each had their own "read the text,
+    FileFormatError when it cannot be read", and VAMPIRE's material file reader had none (an I/O
+    error escaped as a bare OSError). All now read through io.codes.file_text."""
+    import pathlib
+
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21"))
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2\n")
+    read_text = pathlib.Path.read_text
+
+    def failing(self, *args, **kwargs):
+        if self.name == "c.mat":
+            raise OSError(5, "Input/output error")
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", failing)
+    with pytest.raises(FileFormatError, match=r"c.mat: cannot read \(Input/output error\)"):
+        sl.io.read_vampire(tmp_path / "c.UCF")
