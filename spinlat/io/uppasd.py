@@ -84,7 +84,7 @@ _SYM_TOL = 0.01
 
 #: inpsd.dat keywords of terms spinlat has no term for (refused unless ``drop`` names them)
 DROPPABLE = {"chir": "chiral interaction", "ring": "ring exchange", "do_dip": "dipole-dipole interaction",
-           "biqdm": "biquadratic DM interaction", "fourx": "four-spin exchange"}
+             "biqdm": "biquadratic DM interaction", "fourx": "four-spin exchange"}
 
 
 def _records(path):
