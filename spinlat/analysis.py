@@ -28,7 +28,7 @@ import numpy as np
 
 from . import units, validation
 from .errors import InputError
-from .files import atomic_path
+from .files import save_figure
 from .observables import energy_drift, energy_fluctuation  # noqa: F401  (defined there, public here)
 from .observables import reduced_from_total, spin_energy, spin_temperature
 
@@ -777,13 +777,7 @@ def summary(traj, energy_conserving=None, discard=0.0, run=None):
 
 def plot_overview(traj, path):
     """PNG of :func:`overview_figure` at ``path``; returns ``path``."""
-    import matplotlib.pyplot as plt
-
-    fig = overview_figure(traj)
-    with atomic_path(path) as tmp:   # the old figure stays until the new one is complete
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(overview_figure(traj), path)
 
 
 def overview_figure(traj):

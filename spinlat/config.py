@@ -701,9 +701,10 @@ def _read_lammps(p, kind, index, elements, key, columns=None, pbc=None):
     except (SpinlatError, OSError) as exc:
         if isinstance(exc, ConfigError):
             raise
-        hint = "" if elements is not None or "element" not in str(exc) else \
-            " (structure.elements names the element of each atom type, type 1 first)"
-        if columns is None and "rename compute columns" in str(exc):
+        option = getattr(exc, "option", None)  # the reader's option that resolves it (errors.needs_option)
+        hint = " (structure.elements names the element of each atom type, type 1 first)" \
+            if option == "elements" and elements is None else ""
+        if option == "columns" and columns is None:
             hint += " (structure.columns renames dump columns, e.g. {\"c_outsp[1]\": spx, ...})"
         raise ConfigError(f"{key}: cannot read LAMMPS {kind} file {p} ({exc}){hint}") from None
 
@@ -991,20 +992,26 @@ _CODE_READERS = {"Spirit": "read_spirit_cfg", "UppASD": "read_uppasd", "VAMPIRE"
 
 
 def _code_hamiltonian(name, term, where, base):
-    """The potential of a Spirit, UppASD or VAMPIRE input file (the reader's second result)."""
-    from . import io
+    """The potential of a Spirit, UppASD or VAMPIRE input file (the reader's second result; read
+    once with the structure when that is the same file, :func:`spinlat.io.codes.read_code`)."""
+    from .io import codes
 
-    kw = {"drop": term.get("drop", ()), "elements": term.get("elements")}
+    kind = name.lower()
+    kw = {"elements": term.get("elements")}
     if "interaction_unit" in term:
         kw["interaction_unit"] = term["interaction_unit"]
     if term.get("mat") is not None:
         kw["mat"] = str(_resolve(base, term["mat"]))
         _require_file(kw["mat"], f"{where}.mat")
+    drop = term.get("drop", ())
     try:
-        return getattr(io, _CODE_READERS[name])(term["path"], **kw)[1]
+        codes.check_drop(kind, drop)
     except InputError as exc:
-        key = "drop" if "drop" in str(exc) else "elements"
-        raise ConfigError(f"{where}.{key}: {exc}") from None
+        raise ConfigError(f"{where}.drop: {exc}") from None
+    try:
+        return codes.read_code(kind, term["path"], drop=drop, **kw)[1]
+    except InputError as exc:  # the options checked, the elements are left
+        raise ConfigError(f"{where}.elements: {exc}") from None
     except SpinlatError as exc:
         raise ConfigError(f"{where}.path: {exc}") from None
 

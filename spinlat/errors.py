@@ -6,7 +6,16 @@ catch one type. The subclasses say what kind of problem was found; the message n
 
 
 class SpinlatError(Exception):
-    """Base class of all spinlat errors."""
+    """Base class of all spinlat errors. A reader's error that one of its options resolves (a
+    LAMMPS dump without elements: ``elements``) carries that option's name in ``option``
+    (:func:`needs_option`), which callers such as a run config turn into a hint."""
+
+
+def needs_option(option: str, exc: SpinlatError) -> SpinlatError:
+    """``exc`` with ``exc.option = option``: the reader option that resolves the problem it names
+    (kept when the error is pickled). Returns ``exc``, to be raised."""
+    exc.option = option
+    return exc
 
 
 class InputError(SpinlatError, ValueError):
@@ -49,6 +58,19 @@ class MissingFileError(InputError, FileNotFoundError):
 
 class FileFormatError(SpinlatError, ValueError):
     """A file is malformed, truncated, or not of the expected format."""
+
+
+class InteractionUnitError(FileFormatError):
+    """A spin code's file holds interaction values implausible for the unit they are read in (a
+    VAMPIRE UCF in meV read as joules, :func:`spinlat.io.read_vampire`); ``unit`` names the other
+    unit the reader takes ("meV" or "J"), in which the file may be read instead."""
+
+    def __init__(self, unit, message):
+        super().__init__(message)
+        self.unit = unit
+
+    def __reduce__(self):  # picklable (across processes) with its unit
+        return type(self), (self.unit, self.args[0])
 
 
 class ConfigError(InputError):

@@ -144,6 +144,18 @@ def atomic_write_text(path, text: str, *, name: str = "path") -> None:
         fh.write(text)
 
 
+def save_figure(fig, path, dpi: int = 120):
+    """Write the matplotlib figure ``fig`` to ``path`` (its format from the suffix) through
+    :func:`atomic_path` — an earlier figure there stays until the new one is complete — and close
+    it. Returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def file_digest(path) -> str:
     """SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
     import hashlib

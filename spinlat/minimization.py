@@ -351,7 +351,7 @@ def minimize_starts(state, potential, starts, **minimize_kwargs):
         raise InputError(f"minimize_starts: starts must have shape (M, {len(state)}, 3), got {starts.shape}")
     if not np.allclose(np.einsum("mia,mia->mi", starts, starts), 1.0, atol=1e-10):
         raise InputError("minimize_starts: starts must be unit spin vectors")
-    defaults = _defaults()
+    defaults = minimize_defaults()
     check_names("minimize_starts", minimize_kwargs, defaults)
     o = _check_options(state, potential, **{**defaults, **minimize_kwargs})
     prob, use = _compiled_problem(state, potential, o)
@@ -372,8 +372,10 @@ def minimize_starts(state, potential, starts, **minimize_kwargs):
     return out
 
 
-def _defaults():
-    """The default options of :func:`minimize` (from its signature)."""
+def minimize_defaults() -> dict:
+    """The options of :func:`minimize` with their defaults, ``{name: default}`` (from its
+    signature; ``state``, ``potential`` and ``return_result`` left out): the one source of them for
+    :func:`minimize_starts` and :func:`spinlat.search.ground_state`."""
     import inspect
 
     return {k: p.default for k, p in inspect.signature(minimize).parameters.items()

@@ -1168,9 +1168,9 @@ def _near_degenerate(minima, e_tol) -> list:
 
 def _minimize_options() -> list:
     """The keywords :func:`ground_state` passes on to :func:`spinlat.minimize`."""
-    from .minimization import minimize
+    from .minimization import minimize_defaults
 
-    return [k for k in inspect.signature(minimize).parameters if k not in ("state", "potential", "return_result")]
+    return list(minimize_defaults())
 
 
 @refuse_other_names(extra=_minimize_options)
@@ -1304,9 +1304,9 @@ def _polish(minima, polish, state, potential, minimize_kwargs) -> list:
     tolerance is met far from the minimum, and one minimum would be listed several times
     (measured: 16 spins, J = 10 meV, B = 0.05 T along z: 7 "minima" from 12 starts at
     tmax = 1e-5 eV, their spins up to 60° apart)."""
-    from .minimization import minimize, minimize_starts
+    from .minimization import minimize, minimize_defaults, minimize_starts
 
-    tmax = minimize_kwargs.get("tmax", inspect.signature(minimize).parameters["tmax"].default)
+    tmax = minimize_kwargs.get("tmax", minimize_defaults()["tmax"])
     kw = {**minimize_kwargs, "tmax": tmax / POLISH_FACTOR}
     if any(minimize_kwargs.get(k) for k in ("positions", "cell", "magnitudes")):
         # from the whole state reached (positions, magnitudes moved too)

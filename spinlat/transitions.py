@@ -75,7 +75,7 @@ import numba
 import numpy as np
 
 from .errors import InputError
-from .files import atomic_path
+from .files import atomic_path, save_figure
 from .integrators.rotation import rotate_all
 from .interrupts import abandonable, check, deferred, interrupt_cause, pending, raise_with
 from .keywords import refuse_other_names
@@ -204,10 +204,7 @@ class GNEBResult:
             ax.set_title(title)
         ax.legend(fontsize=8)
         fig.tight_layout()
-        with atomic_path(path) as tmp:   # the old figure stays until the new one is complete
-            fig.savefig(tmp, dpi=120)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
     @classmethod
     def read(cls, path) -> "GNEBResult":

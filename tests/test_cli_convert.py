@@ -558,3 +558,35 @@ def test_an_extxyz_converts_one_frame_at_a_time(run, tmp_path, monkeypatch):
     assert convert(xyz, tmp_path / "r.h5", frames="::-1") == 6  # backwards: read whole
     with Trajectory(run) as t, Trajectory(tmp_path / "r.h5") as r:
         np.testing.assert_array_equal(r["step"], t["step"][::-1])
+
+
+def test_joining_opens_each_source_once(tmp_path, monkeypatch):
+    """Duplication (round 13): concatenate opened the first source three times and the others twice
+    (atoms and run header, a pass for forces, the copy); now each source file is opened once, the
+    same file given twice included, and the joined file is unchanged."""
+    from spinlat.integrators import LLG
+    from spinlat.io import hdf5
+
+    st = sl.State([[0, 0, 0], [A / 2] * 3], [26, 26], cell=np.eye(3) * A, pbc=True, moments=[2.2, 2.0])
+    st = st.copy(spins=np.random.default_rng(3).normal(size=(len(st), 3)))
+    pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + Zeeman([0, 0, 1.0])
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    for path, seed in ((a, 1), (b, 2)):
+        with sl.Simulation(st, pot, LLG(1.0, damping=0.1, seed=seed), trajectory=str(path), every=5,
+                           store_forces=path == b, progress=False) as sim:
+            sim.run(10)
+    opened = []
+    init = hdf5.Trajectory.__init__
+
+    def counting(self, path, *args, **kwargs):
+        opened.append(str(path))
+        init(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(hdf5.Trajectory, "__init__", counting)
+    with pytest.warns(UserWarning, match="go back there"):
+        assert sl.io.concatenate([a, b, b], tmp_path / "abb.h5") == 9
+    assert sorted(opened) == [str(a), str(b)]
+    monkeypatch.setattr(hdf5.Trajectory, "__init__", init)
+    with Trajectory(a) as ta, Trajectory(b) as tb, Trajectory(tmp_path / "abb.h5") as t:
+        np.testing.assert_array_equal(t["spins"], np.concatenate([ta["spins"], tb["spins"], tb["spins"]]))
+        assert "forces" in t.names and np.all(np.isnan(t["forces"][:3])) and np.all(np.isfinite(t["forces"][3:]))

@@ -2,6 +2,7 @@
 match the constructors they feed, and structures read from files with their moments."""
 
 import inspect
+import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import yaml
 import spinlat as sl
 from spinlat import config as C
 from spinlat import integrators, potentials
-from spinlat.errors import ConfigError
+from spinlat.errors import ConfigError, InputError
 from spinlat.search import ground_state
 
 from conftest import EAM_FE, bcc_fe, funcfl_writer
@@ -789,3 +790,79 @@ def test_repeating_a_film_along_its_vacuum_is_refused(tmp_path):
     slab = C.build_structure(C.load(_cfg(tmp_path, structure={"element": "Fe", "repeat": 2,
                                                                "pbc": [True, False, True]})))
     assert slab.pbc.tolist() == [True, False, True] and len(slab) == 16  # cubic bcc cell, 2 atoms, 2³ copies
+
+
+@pytest.mark.parametrize("code", ["Spirit", "UppASD", "VAMPIRE"])
+def test_a_spin_code_input_giving_structure_and_potential_is_read_once(tmp_path, code, monkeypatch):
+    """Duplication (round 13): a run config taking its structure and its potential from one Spirit,
+    UppASD or VAMPIRE input read and built it twice. Now once (spinlat.io.codes.read_code): the
+    structure's read serves the potential, whose drop is still applied (a term it does not name
+    refused), the reader's warnings are given again, and an edited file is read again."""
+    import functools
+    import importlib
+
+    from spinlat.io import codes
+
+    path, name = _code_inputs(tmp_path)[code]
+    module, reader = {"Spirit": ("spirit", "read_spirit_cfg"), "UppASD": ("uppasd", "read_uppasd"),
+                      "VAMPIRE": ("vampire", "read_vampire")}[code]
+    mod = importlib.import_module(f"spinlat.io.{module}")
+    calls, real = [], getattr(mod, reader)
+
+    @functools.wraps(real)
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("drop"))
+        warnings.warn("a warning of the read", UserWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mod, reader, counting)
+    run = _cfg(tmp_path, structure={"file": path.name, "moments": 2.0, "repeat": 1},
+               potential=[{"type": code, "path": path.name}])
+    cfg = C.load(run)
+    with pytest.warns(UserWarning, match="a warning of the read"):
+        st = C.build_structure(cfg)
+    with pytest.raises(ConfigError, match=rf"potential\[0\]\.path: .*line.*drop=\['{name}'\]"):
+        C.build_potential(cfg)
+    run["potential"][0]["drop"] = [name]
+    cfg = C.load(run)
+    with pytest.warns(UserWarning, match="a warning of the read"):
+        pot = C.build_potential(cfg)
+    assert calls == ["all"]  # one read for the structure and both potentials
+    ref_state, ref = real(path, drop=[name])
+    s = np.random.default_rng(4).normal(size=(len(st), 3))
+    s /= np.linalg.norm(s, axis=1)[:, None]
+    assert pot.compute(st.copy(spins=s)).energy == ref.compute(st.copy(spins=s)).energy
+    with pytest.warns(UserWarning, match="a warning of the read"):
+        assert pot is not C.build_potential(cfg)  # a copy each time: a run cannot change another's terms
+    with open(path, "a") as f:  # an edited input is read again
+        f.write("# edited\n")
+    with pytest.warns(UserWarning, match="a warning of the read"):
+        C.build_potential(cfg)
+    assert calls == ["all", [name]]
+    run["potential"][0]["drop"] = ["nonsense"]  # a bad drop is refused on a read kept from before too
+    with pytest.raises(ConfigError, match=r"potential\[0\]\.drop: .*unknown term\(s\) \['nonsense'\]"):
+        C.build_potential(C.load(run))
+    with pytest.raises(InputError, match=r"drop: .*unknown term\(s\) \['nonsense'\]"):
+        codes.read_code(code.lower(), path, drop="nonsense")
+
+
+def test_lammps_hints_follow_the_error_not_its_text(tmp_path):
+    """Duplication of the kind "keyed on error text" (round 13): a config's LAMMPS read added the
+    structure.elements hint to any error whose text held "element" — a file in a folder named
+    "elements_study" with x y z missing got it too. Now the reader marks the errors an option
+    resolves (errors.needs_option), and the hints follow that mark."""
+    d = tmp_path / "elements_study"
+    d.mkdir()
+    frame = ("ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n1\nITEM: BOX BOUNDS pp pp pp\n0 3.0\n0 3.0\n0 3.0\n"
+             "ITEM: ATOMS id type {cols}\n1 1 {vals}\n")
+    (d / "nopos.dump").write_text(frame.format(cols="spx spy spz sp", vals="0 0 1 2.2"))
+    with pytest.raises(ConfigError, match=r"lacks x y z") as info:
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "elements_study/nopos.dump"})))
+    assert "structure.elements names" not in str(info.value) and "structure.columns" not in str(info.value)
+    (d / "noel.dump").write_text(frame.format(cols="x y z spx spy spz sp", vals="0 0 0 0 0 1 2.2"))
+    with pytest.raises(ConfigError, match=r"no element column.*\(structure.elements names the element of each atom"):
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "elements_study/noel.dump"})))
+    (d / "nospin.dump").write_text(frame.format(cols="x y z c_s[1] c_s[2] c_s[3] c_s[4]", vals="0 0 0 0 0 1 2.2"))
+    with pytest.raises(ConfigError, match=r"spx spy spz sp .*\(structure.columns renames dump columns") as info:
+        C.build_structure(C.load(_cfg(tmp_path, structure={"file": "elements_study/nospin.dump", "elements": ["Fe"]})))
+    assert "structure.elements names" not in str(info.value)

@@ -34,6 +34,16 @@ def add_output_arguments(p) -> None:
                    help="replace the outputs of an earlier run in the run directory")
 
 
+def add_relaxation_arguments(p, section) -> None:
+    """The arguments of a command without progress bar that runs one YAML config (``spinlat
+    minimize``, ``spinlat search``): ``config`` (structure, potential and an optional ``section``
+    section), :func:`add_output_arguments` and ``--no-progress``, accepted as by run and train."""
+    p.add_argument("config", help=f"YAML config with structure, potential and an optional {section}: section")
+    add_output_arguments(p)
+    p.add_argument("--no-progress", action="store_true",
+                   help="accepted as by spinlat run and train (this command shows no progress bar)")
+
+
 def run_directory(cfg, args) -> Path:
     """The run directory of a command (not created): ``--output``, else the config's
     ``output`` (relative to the config file), else ``runs/<config name>``."""

@@ -12,7 +12,7 @@ arrives while the results are written waits until they are whole.
 
 from __future__ import annotations
 
-from .common import add_output_arguments, log, prepare, result, writing
+from .common import add_relaxation_arguments, log, prepare, result, writing
 
 HELP = "relax spins/positions/cell from a YAML config"
 
@@ -20,10 +20,7 @@ OUTPUTS = ("relaxed.extxyz", "interrupted.extxyz", "minimize.log", "minimize.con
 
 
 def add_arguments(p) -> None:
-    p.add_argument("config", help="YAML config with structure, potential and an optional minimize: section")
-    add_output_arguments(p)
-    p.add_argument("--no-progress", action="store_true",
-                   help="accepted as by spinlat run and train (this command shows no progress bar)")
+    add_relaxation_arguments(p, "minimize")
 
 
 def run(args) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 
 from ..files import atomic_write_text
-from .common import add_output_arguments, log, prepare, result, writing
+from .common import add_relaxation_arguments, log, prepare, result, writing
 
 HELP = "search magnetic ground states from a YAML config"
 
@@ -26,10 +26,7 @@ OUTPUTS = ("minima.txt", "minima.extxyz", "search.log", "search.config.yaml")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("config", help="YAML config with structure, potential and an optional search: section")
-    add_output_arguments(p)
-    p.add_argument("--no-progress", action="store_true",
-                   help="accepted as by spinlat run and train (this command shows no progress bar)")
+    add_relaxation_arguments(p, "search")
 
 
 def run(args) -> int:

@@ -66,6 +66,7 @@ replaced only with ``overwrite=True``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import warnings
@@ -739,52 +740,60 @@ def concatenate(sources, target, compression="gzip", overwrite=False) -> int:
             raise InputError(f"joining trajectories: the target {target} is one of the sources")
     if target.exists() and not overwrite:
         raise InputError(f"{target} exists; pass --overwrite (overwrite=True) to replace it")
-    with Trajectory(paths[0]) as t0:
-        numbers, head = t0.array("numbers"), t0.runs[0]
+    with contextlib.ExitStack() as stack:  # each source opened once, for the checks and the copy
+        opened = {}
+        for p in paths:
+            if p.resolve() not in opened:
+                opened[p.resolve()] = stack.enter_context(Trajectory(p))
+        trajs = [opened[p.resolve()] for p in paths]
+        count = _concatenate(paths, trajs, target, compression)
+    return count
+
+
+def _concatenate(paths, trajs, target, compression) -> int:
+    """:func:`concatenate` of the open trajectories ``trajs`` (of ``paths``) into ``target``."""
+    numbers, head = trajs[0].array("numbers"), trajs[0].runs[0]
     skipped, backwards = [], []
 
     def items():
         last = None  # (step, time, State) of the last frame written
-        for p in paths:
-            with Trajectory(p) as t:
-                if len(t) == 0:
-                    raise InputError(f"joining trajectories: {p} holds no frame")
-                if not np.array_equal(t.array("numbers"), numbers):
-                    raise InputError(f"joining trajectories: {p} holds other atoms ({t.n_atoms}, atomic numbers "
-                                     f"{'differ' if t.n_atoms == len(numbers) else 'count'}) than {paths[0]} "
-                                     f"({len(numbers)})")
-                forces = "forces" in t.names
-                starts = {r["first_frame"]: r for r in t.runs}
-                pending = t.runs[0] if last is not None else None  # this source's first run begins
-                for i in range(len(t)):
-                    state, scalars = t[i], t.scalars(i)
-                    if i == 0 and last is not None and (last[0], last[1]) == (scalars["step"], scalars["time"]) \
-                            and _same_state(last[2], state):
-                        skipped.append(p)
-                        continue
-                    if i == 0 and last is not None and scalars["step"] <= last[0]:
-                        backwards.append((str(p), scalars["step"], last[0]))
-                    run = starts.get(i) if i > 0 else None
-                    run, pending = run or pending, None
-                    yield (state, scalars, t.array("forces", frames=i) if forces else None,
-                           t.array("magnetic_forces", frames=i) if forces else None,
-                           {k: run[k] for k in ("potential", "integrator", "seed", "metadata")} if run else None)
-                    last = (scalars["step"], scalars["time"], state)
+        for p, t in zip(paths, trajs):
+            if len(t) == 0:
+                raise InputError(f"joining trajectories: {p} holds no frame")
+            if not np.array_equal(t.array("numbers"), numbers):
+                raise InputError(f"joining trajectories: {p} holds other atoms ({t.n_atoms}, atomic numbers "
+                                 f"{'differ' if t.n_atoms == len(numbers) else 'count'}) than {paths[0]} "
+                                 f"({len(numbers)})")
+            forces = "forces" in t.names
+            starts = {r["first_frame"]: r for r in t.runs}
+            pending = t.runs[0] if last is not None else None  # this source's first run begins
+            for i in range(len(t)):
+                state, scalars = t[i], t.scalars(i)
+                if i == 0 and last is not None and (last[0], last[1]) == (scalars["step"], scalars["time"]) \
+                        and _same_state(last[2], state):
+                    skipped.append(p)
+                    continue
+                if i == 0 and last is not None and scalars["step"] <= last[0]:
+                    backwards.append((str(p), scalars["step"], last[0]))
+                run = starts.get(i) if i > 0 else None
+                run, pending = run or pending, None
+                yield (state, scalars, t.array("forces", frames=i) if forces else None,
+                       t.array("magnetic_forces", frames=i) if forces else None,
+                       {k: run[k] for k in ("potential", "integrator", "seed", "metadata")} if run else None)
+                last = (scalars["step"], scalars["time"], state)
 
     meta = dict(head["metadata"])
     meta["converted_from"] = [str(p) for p in paths]
-    forces = False
-    for p in paths:  # forces stored when any source has them (NaN rows for the frames of the others)
-        with Trajectory(p) as t:
-            forces = forces or "forces" in t.names
+    # forces stored when any source has them (NaN rows for the frames of the others)
+    forces = any("forces" in t.names for t in trajs)
     count = _write_h5(target, items(), head["potential"], head["integrator"], head["seed"], meta, forces, compression)
     if skipped:
         warnings.warn(f"the first frame of {', '.join(map(str, skipped))} repeats the last frame before it (a run "
-                      "restarted from it): written once", UserWarning, stacklevel=2)
+                      "restarted from it): written once", UserWarning, stacklevel=3)
     for p, first, before in backwards:
         warnings.warn(f"{p} starts at step {first}, not after the step {before} of the frame before it: the steps and "
                       f"times of {target} go back there (a run started afresh rather than continued; analyse its "
-                      "runs apart: spinlat analyze --run K)", UserWarning, stacklevel=2)
+                      "runs apart: spinlat analyze --run K)", UserWarning, stacklevel=3)
     return count
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import units, validation
-from ..errors import FileFormatError, InputError
+from ..errors import FileFormatError, InputError, needs_option
 from ..files import open_decompressed
 from ..observables import total_moment
 from .lammps import FORMAT, METADATA_FILE, hbar_lammps
@@ -74,8 +74,9 @@ class _TypeMap:
         try:
             return np.array([self.z[int(t)] for t in types], dtype=np.int64)
         except KeyError as exc:
-            raise FileFormatError(f"{where}: no element known for atom type {exc.args[0]}; pass elements=[...] "
-                                  "(one symbol per type) or elements={type: symbol}") from None
+            raise needs_option("elements", FileFormatError(
+                f"{where}: no element known for atom type {exc.args[0]}; pass elements=[...] (one symbol per type) "
+                "or elements={type: symbol}")) from None
 
     def masses(self, types, numbers):
         from ase.data import atomic_masses
@@ -91,7 +92,7 @@ def _element_number(sym, where):
             return int(sym)
     elif str(sym) in atomic_numbers and str(sym) != "X":
         return atomic_numbers[str(sym)]
-    raise InputError(f"{where}: {sym!r} is not a chemical element")
+    raise needs_option("elements", InputError(f"{where}: {sym!r} is not a chemical element"))
 
 
 def _explicit_types(elements, where):
@@ -765,13 +766,15 @@ class LammpsDump:
             missing.append("spx spy spz sp (spin direction and moment; rename compute columns with columns={...})")
         if missing:
             where = "" if fr is self._frames[0] else f" (frame at step {fr.step})"
-            raise FileFormatError(f"{self.path}: line {fr.line - 1}: the dump{where} lacks {', '.join(missing)}; it has "
-                                  f"{' '.join(fr.columns)}")
+            exc = FileFormatError(f"{self.path}: line {fr.line - 1}: the dump{where} lacks {', '.join(missing)}; it "
+                                  f"has {' '.join(fr.columns)}")
+            raise needs_option("columns", exc) if not {"spx", "spy", "spz", "sp"} <= cols else exc
         if ("element" not in cols and "typelabel" not in cols and self._explicit is None and self._meta is None
                 and not (self._log is not None and self._log.elements())):
-            raise FileFormatError(f"{self.path}: the dump has no element column, and neither export metadata nor a "
-                                  "log.lammps naming the elements (mass, pair_coeff or labelmap) was found: pass "
-                                  "elements=[...] (one symbol per atom type)")
+            raise needs_option("elements", FileFormatError(
+                f"{self.path}: the dump has no element column, and neither export metadata nor a log.lammps naming "
+                "the elements (mass, pair_coeff or labelmap) was found: pass elements=[...] (one symbol per atom "
+                "type)"))
 
     def _find_log(self, thermo):
         """The thermo blocks and echoed commands of the log (``thermo``), or (None, None)."""

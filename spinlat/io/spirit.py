@@ -73,10 +73,10 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..exchange_tensors import dmi_matrix
-from .codes import cubic_by_species, dropped_terms, refuse_unread
+from .codes import add_pair, dropped_terms, file_text, quartic_cubic, refuse_unread
 
 #: Spirit terms spinlat has no term for, which ``drop`` may leave out: name → what it is
-_DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "pinning": "pinned spins"}
+DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "pinning": "pinned spins"}
 
 #: Spirit's named Bravais lattices (core/src/data/Geometry.cpp), rows a, b, c
 _BRAVAIS = {
@@ -96,12 +96,8 @@ class _Lines:
 
     def __init__(self, path):
         self.path = Path(path)
-        try:
-            text = self.path.read_text(errors="replace")
-        except OSError as exc:
-            raise FileFormatError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         self.rows = []  # (line number, words)
-        for ln, line in enumerate(text.splitlines(), 1):
+        for ln, line in enumerate(file_text(self.path).splitlines(), 1):
             line = line.split("#", 1)[0].replace("|", " ").replace("+", " ")
             words = line.split()
             if words:
@@ -246,15 +242,9 @@ def _pairs(lines, nb):
         dij = num("dij") if "dij" in row else norm
         D = dij * D
         if J != 0:
-            key, rev = (i, j, t), (j, i, tuple(-x for x in t))
-            k = key if key in exch or rev not in exch else rev
-            exch[k] = exch.get(k, 0.0) + J
-        if dij != 0:
-            key, rev = (i, j, t), (j, i, tuple(-x for x in t))
-            if key in dmi or rev not in dmi:
-                dmi[key] = dmi.get(key, np.zeros(3)) + D
-            else:  # the reversed pair: D is a pseudo-vector of the ordered pair, -D for (j, i)
-                dmi[rev] = dmi[rev] - D
+            add_pair(exch, i, j, t, J)
+        if dij != 0:  # D is a pseudo-vector of the ordered pair: -D for (j, i)
+            add_pair(dmi, i, j, t, D, reverse=np.negative)
     merged = {key: [J, np.zeros(3)] for key, J in exch.items()}
     for (i, j, t), D in dmi.items():
         rev = (j, i, tuple(-x for x in t))
@@ -281,9 +271,7 @@ def _quadruplets(lines, nb, n_cells, pbc):
     if missing:
         raise FileFormatError(f"{tl.path}: interaction quadruplets: column(s) {missing} missing (Spirit's columns: "
                               f"{' '.join(_QUAD_COLUMNS)})")
-    n = np.array(n_cells)
-    ci, cj, ck = np.meshgrid(np.arange(n[0]), np.arange(n[1]), np.arange(n[2]), indexing="ij")
-    cells = np.stack([ci.ravel(), cj.ravel(), ck.ravel()], axis=1)
+    grid = _CellGrid(n_cells, nb, pbc)
     quads, K = [], []
     for ln, row in rows:
         v = {c: tl.number(row[c], float if c == "q" else int, ln, c) for c in _QUAD_COLUMNS}
@@ -291,15 +279,14 @@ def _quadruplets(lines, nb, n_cells, pbc):
         if not all(0 <= b < nb for b in basis):
             raise FileFormatError(f"{tl.path}: line {ln}: quadruplet basis indices {basis} outside 0..{nb - 1}")
         shifts = [np.zeros(3, np.int64)] + [np.array([v[f"d{a}_{x}"] for a in "abc"]) for x in "jkl"]
-        if v["q"] == 0 or any(np.any(np.abs(t) > n) for t in shifts):
+        if v["q"] == 0 or not all(grid.reaches(t) for t in shifts):
             continue
-        keep = np.ones(len(cells), dtype=bool)
+        keep = np.ones(grid.size, dtype=bool)
         idx = []
         for b, t in zip(basis, shifts):
-            target = cells + t
-            keep &= np.all(pbc | ((target >= 0) & (target < n)), axis=1)
-            target = target % n
-            idx.append(b + nb * (target[:, 0] + n[0] * (target[:, 1] + n[1] * target[:, 2])))
+            inside, _, index = grid.partner(b, t)
+            keep &= inside
+            idx.append(index)
         quads.append(np.stack(idx, axis=1)[keep])
         K.append(np.full(int(keep.sum()), v["q"] * units.MEV))
     if not quads:
@@ -406,7 +393,7 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     terms spinlat has no term for that ``drop`` does not name, InputError for bad ``elements`` or
     ``drop``.
     """
-    from ..potentials import CubicAnisotropy, Heisenberg, Quadruplet, Zeeman
+    from ..potentials import Heisenberg, Quadruplet, Zeeman
     from ..state import State
 
     path = Path(validation.existing_file(path, "read_spirit_cfg path", "Spirit input file"))
@@ -497,7 +484,7 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     pin += [f"pin_n{a}{s}" for a in "abc" for s in ("", "_left", "_right") if given(f"pin_n{a}{s}")]
     if pin:
         found.append(("pinning", f"line {lines.rows[lines.find(pin[0])][0]}", f"{pin[0]} (pinned spins)"))
-    refuse_unread(found, dropped_terms(drop, _DROPPABLE, "read_spirit_cfg drop"), path, "Spirit")
+    refuse_unread(found, dropped_terms(drop, DROPPABLE, "read_spirit_cfg drop"), path, "Spirit")
     aniso, k4 = _anisotropy(lines, nb)
     B = lines.values("external_field_magnitude", 1, default=[0.0])[0]
     bn = np.array(lines.values("external_field_normal", 3, default=[0.0, 0.0, 1.0]))
@@ -540,16 +527,12 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
         Jx = np.concatenate([Jx] + [a for a, _ in extra])
         R = np.concatenate([R] + [np.zeros((len(a), 3), dtype=np.int64) for a, _ in extra])
         T = np.concatenate([T] + [np.broadcast_to(t, (len(a), 3, 3)) for a, t in extra])
-    cubic = None
-    if np.any(k4 != 0):
-        # Spirit: −(K4/2) Σ_a s_a⁴ = K4 (sx²sy² + sy²sz² + sz²sx²) − K4/2: CubicAnisotropy(K1 = K4) and the
-        # constant −K4/2 as an isotropic on-site tensor (−sᵀ(K4/2)1 s = −K4/2 for unit spins)
-        on = k4[ib] != 0
-        cubic = CubicAnisotropy(cubic_by_species(state.numbers[on], k4[ib][on] * units.MEV, f"{path}: cubic anisotropy"))
-        atoms = np.flatnonzero(on)
+    # Spirit: −(K4/2) Σ_a s_a⁴ (codes.quartic_cubic)
+    cubic, atoms, onsite = quartic_cubic(state.numbers, k4[ib] * units.MEV, f"{path}: cubic anisotropy")
+    if len(atoms):
         I, Jx = np.concatenate([I, atoms]), np.concatenate([Jx, atoms])
         R = np.concatenate([R, np.zeros((len(atoms), 3), dtype=np.int64)])
-        T = np.concatenate([T, 0.5 * units.MEV * k4[ib][on][:, None, None] * np.eye(3)])
+        T = np.concatenate([T, onsite])
     ham = Heisenberg(cell, positions, state.numbers, I, Jx, R, T, pbc=pbc)
     ham.source = str(path)
     potential = ham if cubic is None else ham + cubic
@@ -619,29 +602,50 @@ def _shell_translations(bravais, n_cells, nshell, tol=1e-3):
     return list(zip(t[ok], k[ok]))
 
 
+class _CellGrid:
+    """The n1 × n2 × n3 cells of Spirit's system (``n_cells``; ``nb`` basis atoms each, atom index
+    b + nb (c1 + n1 (c2 + n2 c3)), Spirit's order) for placing an interaction's partners: one copy
+    per cell, each partner's cell wrapped along periodic directions (``pbc``), the copy dropped
+    where a partner leaves the box along an open one. Shared by pairs and quadruplets."""
+
+    def __init__(self, n_cells, nb, pbc):
+        self.n, self.nb, self.pbc = np.array(n_cells), nb, pbc
+        ci, cj, ck = np.meshgrid(*(np.arange(m) for m in self.n), indexing="ij")
+        self.cells = np.stack([ci.ravel(), cj.ravel(), ck.ravel()], axis=1)
+        self.size = len(self.cells)
+
+    def reaches(self, t) -> bool:
+        """False for a translation ``t`` with |t_k| > n_k along a direction: Spirit drops such an
+        interaction everywhere (t_k = n_k, the atom's own image, is kept; checked with the spirit
+        package)."""
+        return not np.any(np.abs(np.asarray(t)) > self.n)
+
+    def partner(self, b, t):
+        """(inside (C,) bool, wraps (C, 3), atom index (C,)) of basis atom ``b`` in the cell
+        translated by ``t`` from each cell: whether it stays in the box along the open
+        directions, the periodic wraps, its index once wrapped."""
+        n = self.n
+        target = self.cells + np.asarray(t)
+        inside = np.all(self.pbc | ((target >= 0) & (target < n)), axis=1)
+        wraps = np.floor_divide(target, n)
+        c = target - wraps * n
+        return inside, wraps, b + self.nb * (c[:, 0] + n[0] * (c[:, 1] + n[1] * c[:, 2]))
+
+
 def _expand_pairs(pairs, n_cells, nb, pbc):
     """The Heisenberg pairs (i, j, R, tensor eV) of Spirit's unique pairs (i, j, cell translation t,
     tensor eV) on the whole system: one per cell, the partner's cell wrapped along periodic
     directions (R counts the wraps), the pair dropped where it leaves the box along an open one,
     and everywhere when |t_k| > n_k along a direction (as Spirit: t_k = n_k, the atom's own
     image, is kept)."""
-    n = np.array(n_cells)
-    ci, cj, ck = np.meshgrid(np.arange(n[0]), np.arange(n[1]), np.arange(n[2]), indexing="ij")
-    cells = np.stack([ci.ravel(), cj.ravel(), ck.ravel()], axis=1)
-
-    def index(b, c):
-        return b + nb * (c[:, 0] + n[0] * (c[:, 1] + n[1] * c[:, 2]))
-
+    grid = _CellGrid(n_cells, nb, pbc)
     I, J, R, T = [], [], [], []
     for i, j, t, tensor in pairs:
-        if np.any(np.abs(np.array(t)) > n):  # Spirit drops these (checked with the spirit package)
+        if not grid.reaches(t):
             continue
-        target = cells + np.array(t)
-        keep = np.all(pbc | ((target >= 0) & (target < n)), axis=1)
-        wraps = np.floor_divide(target, n)
-        target = target - wraps * n
-        I.append(index(i, cells[keep]))
-        J.append(index(j, target[keep]))
+        keep, wraps, index = grid.partner(j, t)
+        I.append(grid.partner(i, (0, 0, 0))[2][keep])
+        J.append(index[keep])
         R.append(wraps[keep])
         T.append(np.broadcast_to(tensor, (int(keep.sum()), 3, 3)))
     if not I:
@@ -649,4 +653,4 @@ def _expand_pairs(pairs, n_cells, nb, pbc):
     return np.concatenate(I), np.concatenate(J), np.concatenate(R), np.concatenate(T)
 
 
-__all__ = ["read_spirit_cfg", "is_spirit_cfg", "spirit_input_files"]
+__all__ = ["read_spirit_cfg", "is_spirit_cfg", "spirit_input_files", "DROPPABLE"]

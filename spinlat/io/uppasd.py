@@ -75,7 +75,7 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..exchange_tensors import dmi_matrix
-from .codes import cubic_by_species, dropped_terms, refuse_unread
+from .codes import add_pair, cubic_by_species, dropped_terms, file_rows, refuse_unread
 
 #: UppASD's Rydberg in eV (:data:`spinlat.units.RYDBERG_EV`)
 RY_EV = units.RYDBERG_EV
@@ -83,23 +83,14 @@ RY_EV = units.RYDBERG_EV
 _SYM_TOL = 0.01
 
 #: inpsd.dat keywords of terms spinlat has no term for (refused unless ``drop`` names them)
-_UNREAD = {"chir": "chiral interaction", "ring": "ring exchange", "do_dip": "dipole-dipole interaction",
-           "biqdm": "biquadratic DM interaction", "fourx": "four-spin exchange"}
+DROPPABLE = {"chir": "chiral interaction", "ring": "ring exchange", "do_dip": "dipole-dipole interaction",
+             "biqdm": "biquadratic DM interaction", "fourx": "four-spin exchange"}
 
 
 def _records(path):
     """[(line number, words)] of a whitespace-separated file (blank lines and lines starting
     with # or ! skipped)."""
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError as exc:
-        raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    out = []
-    for ln, line in enumerate(text.splitlines(), 1):
-        words = line.split()
-        if words and not words[0].startswith(("#", "!")):
-            out.append((ln, words))
-    return out
+    return file_rows(path, ("#", "!"))
 
 
 def _num(path, ln, text, kind, what):
@@ -192,15 +183,14 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     validation.existing_file(path, "read_uppasd path", "UppASD input file")
     tb2j = validation.boolean(tb2j, "read_uppasd tb2j")
     inp = _Inpsd(path)
-    base = path.parent
-    dropped = dropped_terms(drop, _UNREAD, "read_uppasd drop")
+    dropped = dropped_terms(drop, DROPPABLE, "read_uppasd drop")
     for key, why in (("do_ralloy", "random alloys"), ("do_jtensor", "tensorial exchange (do_jtensor)")):
         v = inp.values(key, 1, int, default=[0])[0]
         if v != 0:
             raise FileFormatError(f"{path}: line {inp.rows[inp.at[key]][0]}: {key} {v}: {why} are not read by "
                                   "spinlat's reader")
     refuse_unread([(key, f"line {inp.rows[inp.at[key]][0]}", f"{key} {inp.word(key)} ({what})")
-                   for key, what in _UNREAD.items() if inp.has(key) and inp.word(key) not in ("0", "N", "n")],
+                   for key, what in DROPPABLE.items() if inp.has(key) and inp.word(key) not in ("0", "N", "n")],
                   dropped, path, "UppASD")
 
     if inp.values("scalefac", 1, default=[1.0])[0] != 1.0:
@@ -248,17 +238,8 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     bc = inp.values("bc", 3, str, default=["P", "P", "P"])
     pbc = np.array([b.upper() == "P" for b in bc])
 
-    def named(key, given):
-        if given is not None:
-            return Path(given)
-        name = inp.word(key)
-        if name is None:
-            default = {"posfile": "posfile", "momfile": "momfile", "exchange": "jASD1" if tb2j else "jfile"}[key]
-            name = default
-        p = Path(name)
-        return p if p.is_absolute() else base / p
-
-    pfile, mfile, jfile = named("posfile", posfile), named("momfile", momfile), named("exchange", exchange)
+    pfile, mfile, jfile = (Path(given) if given is not None else _named_file(inp, key, tb2j)
+                           for key, given in (("posfile", posfile), ("momfile", momfile), ("exchange", exchange)))
     for p, what in ((pfile, "posfile"), (mfile, "momfile"), (jfile, "exchange file")):
         if not p.is_file():
             raise FileFormatError(f"{path}: the {what} {p} does not exist")
@@ -380,55 +361,36 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
     mry = RY_EV * units.MEV  # eV per mRy
     pairs = {}  # (i, j, R) -> tensor eV, each pair once (E = −s_iᵀ T s_j)
 
-    def add(a, b, R, tensor):
-        key, rev = (a, b, R), (b, a, tuple(-x for x in R))
-        if rev in pairs and key not in pairs:
-            pairs[rev] = pairs[rev] + tensor.T
-        else:
-            pairs[key] = pairs.get(key, 0.0) + tensor
-
     # UppASD's jij_scale, dm_scale and sa_scale multiply those couplings (hamiltonianinit.f90)
     jscale, dscale, sscale = (inp.values(k, 1, default=[1.0])[0] for k in ("jij_scale", "dm_scale", "sa_scale"))
     for a, b, R, vals, _ in bonds(jfile, 1, "J"):
-        add(a, b, R, jscale * vals[0] * mry * np.eye(3))
-    def term_file(key, what):
-        """The file the keyword ``key`` names (relative to the inpsd.dat's folder), or None."""
-        name = inp.word(key)
-        if name is None or name in ("0", "N", "n"):
-            return None
-        f = Path(name) if Path(name).is_absolute() else base / name
-        if not f.is_file():
-            raise FileFormatError(f"{path}: line {inp.rows[inp.at[key]][0]}: the {what} file {f} does not exist")
-        return f
-
+        add_pair(pairs, a, b, R, jscale * vals[0] * mry * np.eye(3))
     # UppASD's fields of the DM, pseudo-dipolar (pd) and symmetric anisotropic (sa) files are
     # B_i = Σ_j 2 X_ij m_j/(|m_i||m_j|) with X = [D] (m_j × D), the pd tensor (9 values, row by
     # row), or the symmetric off-diagonal tensor of (Cx, Cy, Cz) (hamiltonianactions.f90), and
     # the energy −½ Σ_i m_i·B_i = −Σ_i Σ_j e_iᵀ X_ij e_j: spinlat's tensors; mapped with Sym 0
-    dfile = term_file("dm", "DM")
+    dfile = _term_file(inp, "dm", "DM")
     if dfile is not None:
         for a, b, R, vals, _ in bonds(dfile, 3, "Dx Dy Dz", use_sym=False):
-            add(a, b, R, dmi_matrix(dscale * vals * mry))
-    pfile = term_file("pd", "pseudo-dipolar")
+            add_pair(pairs, a, b, R, dmi_matrix(dscale * vals * mry))
+    pfile = _term_file(inp, "pd", "pseudo-dipolar")
     if pfile is not None:
         for a, b, R, vals, _ in bonds(pfile, 9, "Pxx Pxy Pxz Pyx Pyy Pyz Pzx Pzy Pzz", use_sym=False):
-            add(a, b, R, vals.reshape(3, 3) * mry)
-    sfile = term_file("sa", "symmetric anisotropic")
+            add_pair(pairs, a, b, R, vals.reshape(3, 3) * mry)
+    sfile = _term_file(inp, "sa", "symmetric anisotropic")
     if sfile is not None:
         for a, b, R, (cx, cy, cz), _ in bonds(sfile, 3, "Cx Cy Cz", use_sym=False):
-            add(a, b, R, np.array([[0.0, cz, cy], [cz, 0.0, cx], [cy, cx, 0.0]]) * sscale * mry)
+            add_pair(pairs, a, b, R, np.array([[0.0, cz, cy], [cz, 0.0, cx], [cy, cx, 0.0]]) * sscale * mry)
     bq = {}  # (i, j, R) -> B eV, each pair once
-    bfile = term_file("bq", "biquadratic")
+    bfile = _term_file(inp, "bq", "biquadratic")
     if bfile is not None:
         # UppASD: j_bq = 2 J_bq/(|m_i|²|m_j|²), B_i = 2 j_bq (m_i·m_j) m_j, E = −¼ Σ_i m_i·B_i
         # = −Σ_i Σ_j J_bq (e_i·e_j)²: every ordered pair, as the jfile
         for a, b, R, vals, _ in bonds(bfile, 1, "Jbq"):
-            key, rev = (a, b, R), (b, a, tuple(-x for x in R))
-            k_ = rev if rev in bq and key not in bq else key
-            bq[k_] = bq.get(k_, 0.0) + vals[0] * mry
-    cubic_k = _anisotropy(inp, path, base, n, moments)
+            add_pair(bq, a, b, R, vals[0] * mry)
+    cubic_k = _anisotropy(inp, path, n, moments)
     for a, A in cubic_k[0]:
-        add(a, a, (0, 0, 0), A * mry)
+        add_pair(pairs, a, a, (0, 0, 0), A * mry)
     numbers = _type_numbers(elements, atype)
     state = State(positions, numbers, cell=cell_a, pbc=pbc, spins=spins, moments=moments)
     # a vacuum direction of several cells (a finite chain, film, cluster): bonds cross it inside
@@ -480,23 +442,19 @@ def _on_supercell(pairs, empty, n, ncell, pbc, whole):
     return src[keep], dst[keep], wraps[keep], V[p]
 
 
-def _anisotropy(inp, path, base, n, moments):
+def _anisotropy(inp, path, n, moments):
     """UppASD's kfile (``anisotropy`` keyword): rows ``isite type K1 K2 ex ey ez ratio`` (mRy),
     as ([(site, on-site tensor A in mRy)], cubic constant per site in mRy), spinlat's E = −sᵀAs
     and CubicAnisotropy K1. UppASD's fields (hamiltonianactions.f90 with hamiltonianinit.f90's
     scaling kaniso = K/|m|², or K/|m|⁴ for cubic) are those of E = K1 (e·s)² (type 1) and
     E = −K1 (sx²sy² + sy²sz² + sz²sx²) (type 2; type 7: both, the cubic one × ratio × |m|²)."""
     cubic = np.zeros(n)
-    name = inp.word("anisotropy")
-    if name is None or name in ("0", "N", "n"):
+    if _named_file(inp, "anisotropy") is None:
         return [], cubic
-    ln0 = inp.rows[inp.at["anisotropy"]][0]
     if inp.word("mult_axis", "N").upper() == "Y":
         raise FileFormatError(f"{path}: line {inp.rows[inp.at['mult_axis']][0]}: mult_axis Y (a second anisotropy "
                               "axis per site) is not read by spinlat's reader")
-    kfile = Path(name) if Path(name).is_absolute() else base / name
-    if not kfile.is_file():
-        raise FileFormatError(f"{path}: line {ln0}: the anisotropy file {kfile} does not exist")
+    kfile = _term_file(inp, "anisotropy", "anisotropy")
     rows = _records(kfile)
     if len(rows) < n:
         raise FileFormatError(f"{kfile}: UppASD reads one row per site of the posfile ({n}), found {len(rows)}")
@@ -537,16 +495,40 @@ def uppasd_input_files(path, *, tb2j=False) -> list:
         path = next((c for c in (path / "inpsd.dat", path / "input") if c.is_file()), path / "inpsd.dat")
     validation.existing_file(path, "uppasd_input_files path", "UppASD input file")
     inp = _Inpsd(path)
-    defaults = {"posfile": "posfile", "momfile": "momfile", "exchange": "jASD1" if tb2j else "jfile"}
     out = [path]
-    for key in ("posfile", "momfile", "exchange", "dm", "pd", "sa", "anisotropy", "bq"):
-        name = inp.word(key, defaults.get(key))
-        if name is None or name in ("0", "N", "n"):
-            continue
-        p = Path(name) if Path(name).is_absolute() else path.parent / name
-        if p.is_file():
+    for key in ("posfile", "momfile", "exchange", *_TERM_FILES):
+        p = _named_file(inp, key, tb2j)
+        if p is not None and p.is_file():
             out.append(p)
     return out
+
+
+#: inpsd.dat keywords of the optional term files (their value 0 or N: none)
+_TERM_FILES = ("dm", "pd", "sa", "anisotropy", "bq")
+
+
+def _named_file(inp, key, tb2j=False):
+    """The file the keyword ``key`` of the inpsd.dat ``inp`` names, relative to its folder: for
+    ``posfile``, ``momfile`` and ``exchange`` UppASD's default name when the keyword is absent
+    (``jfile``; TB2J's ``jASD1`` with ``tb2j``), for the term files (:data:`_TERM_FILES`) None when
+    absent or 0 / N. Whether it exists is not checked."""
+    if key in _TERM_FILES:
+        name = inp.word(key)
+        if name is None or name in ("0", "N", "n"):
+            return None
+    else:
+        name = inp.word(key, ("jASD1" if tb2j else "jfile") if key == "exchange" else key)
+    p = Path(name)
+    return p if p.is_absolute() else inp.path.parent / p
+
+
+def _term_file(inp, key, what):
+    """:func:`_named_file` of the term file keyword ``key``, or None; FileFormatError naming the
+    inpsd.dat's line when the file (the ``what`` file) does not exist."""
+    f = _named_file(inp, key)
+    if f is not None and not f.is_file():
+        raise FileFormatError(f"{inp.path}: line {inp.rows[inp.at[key]][0]}: the {what} file {f} does not exist")
+    return f
 
 
 def _is_number(text):
@@ -596,4 +578,4 @@ def _type_numbers(elements, atype):
     return z[atype - 1]
 
 
-__all__ = ["read_uppasd", "RY_EV", "uppasd_input_files"]
+__all__ = ["read_uppasd", "RY_EV", "uppasd_input_files", "DROPPABLE"]

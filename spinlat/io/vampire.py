@@ -59,8 +59,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import units, validation
-from ..errors import FileFormatError, InputError
-from .codes import cubic_by_species, dropped_terms, refuse_unread
+from ..errors import FileFormatError, InputError, InteractionUnitError
+from .codes import add_pair, dropped_terms, file_rows, file_text, quartic_cubic, refuse_unread
 
 _NVALUES = {"isotropic": 1, "0": 1, "vectorial": 3, "1": 3, "tensorial": 9, "2": 9}
 #: material keys read (others that change the energy are refused unless dropped, see _unread_keys)
@@ -71,16 +71,8 @@ _READ_KEYS = ("atomic-spin-moment", "initial-spin-direction", "uniaxial-anisotro
 _ENERGY_WORDS = (("anisotropy", "anisotropy"), ("dmi", "dmi"), ("dzyaloshinskii", "dmi"),
                  ("biquadratic", "biquadratic"), ("kitaev", "exchange"), ("four-spin", "exchange"),
                  ("exchange", "exchange"))
-_DROPPABLE = ("anisotropy", "dmi", "biquadratic", "exchange")
-
-
-def _rows(path):
-    try:
-        text = Path(path).read_text(errors="replace")
-    except OSError as exc:
-        raise FileFormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return [(ln, line.split()) for ln, line in enumerate(text.splitlines(), 1)
-            if line.strip() and not line.lstrip().startswith("#")]
+#: the term names ``drop`` takes
+DROPPABLE = ("anisotropy", "dmi", "biquadratic", "exchange")
 
 
 def _floats(path, ln, words, what):
@@ -100,7 +92,7 @@ def _materials(path):
     energies read must be in joules, VAMPIRE's default: another unit after ``!`` (VAMPIRE converts
     eV, meV, ...) is refused, naming the line."""
     out = {}
-    for ln, line in enumerate(Path(path).read_text(errors="replace").splitlines(), 1):
+    for ln, line in enumerate(file_text(path).splitlines(), 1):
         line, _, unit = line.split("#", 1)[0].partition("!")
         line, unit = line.strip(), unit.strip()
         if not line:
@@ -153,18 +145,19 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
     Raises FileFormatError naming the file and line for malformed files, an interaction naming
     an atom that is not in the cell, a missing ``exchange-matrix`` of a normalised exchange type,
     or a term spinlat has no term for that ``drop`` does not name; InputError for bad
-    ``elements`` or ``drop``."""
+    ``elements`` or ``drop``; :class:`~spinlat.errors.InteractionUnitError` (a FileFormatError)
+    for interaction values implausible for ``interaction_unit``, its ``unit`` the other one."""
     import warnings
 
-    from ..potentials import Biquadratic, CubicAnisotropy, Heisenberg
+    from ..potentials import Biquadratic, Heisenberg
     from ..state import State
 
     ucf = Path(validation.existing_file(ucf, "read_vampire ucf", "VAMPIRE unit-cell file"))
-    dropped = dropped_terms(drop, _DROPPABLE, "read_vampire drop")
+    dropped = dropped_terms(drop, DROPPABLE, "read_vampire drop")
     if interaction_unit not in ("J", "meV"):
         raise InputError(f"read_vampire interaction_unit: expected 'J' or 'meV', got {interaction_unit!r}")
     to_ev = 1.0 / units.ELEMENTARY_CHARGE if interaction_unit == "J" else units.MEV
-    rows = _rows(ucf)
+    rows = file_rows(ucf)
     if len(rows) < 5:
         raise FileFormatError(f"{ucf}: too short for a unit-cell file (size, three vectors, atom count)")
     size = _floats(ucf, rows[0][0], rows[0][1][:3], "unit cell size")
@@ -242,11 +235,7 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
         if not normalised:
             _check_unit(v, interaction_unit, ucf, jln)
         J = 0.5 * J * (1.0 / units.ELEMENTARY_CHARGE if normalised else to_ev)  # -½ Σ_i Σ_j, → eV
-        key, rev = (i, j, R), (j, i, tuple(-x for x in R))
-        if key not in pairs and rev in pairs:
-            pairs[rev] = pairs[rev] + J.T
-        else:
-            pairs[key] = pairs.get(key, 0.0) + J
+        add_pair(pairs, i, j, R, J)
 
     moments, spins = np.ones(n), np.tile([0.0, 0.0, 1.0], (n, 1))
     onsite, names, kc, warned = [], {}, np.zeros(n), set()
@@ -270,10 +259,8 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
                 warnings.warn(f"{mat}: line {mln}: initial-spin-direction = {text}: not a direction (VAMPIRE draws "
                               "or builds these spins when it starts): the spins of this material are +z; set them "
                               "with State.copy(spins=...) or a run config's structure.spins", UserWarning, stacklevel=2)
-        ku = _last(props, "uniaxial-anisotropy-constant", "second-order-uniaxial-anisotropy-constant")
-        if ku is not None:
-            text, mln = props[ku]
-            K = _floats(mat, mln, text.split()[:1], ku)[0] / units.ELEMENTARY_CHARGE
+        K = _energy(mat, props, "uniaxial-anisotropy-constant", "second-order-uniaxial-anisotropy-constant")
+        if K is not None:
             e = np.array([0.0, 0.0, 1.0])
             if "uniaxial-anisotropy-direction" in props:
                 text, dln = props["uniaxial-anisotropy-direction"]
@@ -283,22 +270,14 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
                                           f"(spinlat does not draw random axes), got {text!r}")
             if K:
                 onsite.append((k, K * np.outer(e, e)))
-        kc_key = _last(props, "cubic-anisotropy-constant", "fourth-order-cubic-anisotropy-constant")
-        if kc_key is not None:
-            text, mln = props[kc_key]
-            kc[k] = _floats(mat, mln, text.split()[:1], kc_key)[0] / units.ELEMENTARY_CHARGE
+        kc[k] = _energy(mat, props, "cubic-anisotropy-constant", "fourth-order-cubic-anisotropy-constant") or 0.0
         if "material-element" in props:
             names[k] = props["material-element"][0].strip("\"'")
     numbers = _numbers(elements, names, mats, n)
-    for k, A in onsite:
-        pairs[(k, k, (0, 0, 0))] = pairs.get((k, k, (0, 0, 0)), 0.0) + A
-    cubic = None
-    if np.any(kc != 0):
-        # VAMPIRE's E = −(kc/2) Σ (sx⁴ + sy⁴ + sz⁴) (cubic_fourth_order.cpp) = kc (sx²sy² + sy²sz² + sz²sx²) − kc/2
-        on = np.flatnonzero(kc)
-        cubic = CubicAnisotropy(cubic_by_species(numbers[on], kc[on], f"{mat}: cubic anisotropy"))
-        for k in on:
-            pairs[(k, k, (0, 0, 0))] = pairs.get((k, k, (0, 0, 0)), 0.0) + 0.5 * kc[k] * np.eye(3)
+    # VAMPIRE's E = −(kc/2) Σ (sx⁴ + sy⁴ + sz⁴) (cubic_fourth_order.cpp; codes.quartic_cubic)
+    cubic, on, cubic_onsite = quartic_cubic(numbers, kc, f"{mat}: cubic anisotropy")
+    for k, A in [*onsite, *zip(on, cubic_onsite)]:
+        add_pair(pairs, k, k, (0, 0, 0), A)
     keys = list(pairs)
     I = np.array([k[0] for k in keys], dtype=np.int64)
     Jx = np.array([k[1] for k in keys], dtype=np.int64)
@@ -316,15 +295,16 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
 
 
 def _check_unit(values, unit, ucf, ln):
-    """FileFormatError when interaction values are implausible for ``unit`` ("J" or "meV")."""
+    """InteractionUnitError (a FileFormatError; its ``unit`` the other unit, which the values may
+    be in) when interaction values are implausible for ``unit`` ("J" or "meV")."""
     big = float(np.max(np.abs(values), initial=0.0))
     tiny = float(np.min(np.abs(values[values != 0]), initial=np.inf))
     if unit == "J" and big > 1e-15:
-        raise FileFormatError(f"{ucf}: line {ln}: interaction value {big:g} is not an exchange energy in joules "
+        raise InteractionUnitError("meV", f"{ucf}: line {ln}: interaction value {big:g} is not an exchange energy in joules "
                               "(~1e-21 J): a file in meV (VAMPIRE's exchange:meV-interaction-unit) reads with "
                               "interaction_unit='meV'")
     if unit == "meV" and tiny < 1e-9:
-        raise FileFormatError(f"{ucf}: line {ln}: interaction value {tiny:g} is not an exchange energy in meV: a "
+        raise InteractionUnitError("J", f"{ucf}: line {ln}: interaction value {tiny:g} is not an exchange energy in meV: a "
                               "file in joules reads with interaction_unit='J'")
 
 
@@ -364,9 +344,7 @@ def _biquadratic(ucf, rows, n, dropped, unit, to_ev):
         v = np.array(_floats(ucf, ln, w[6:7], "biquadratic exchange"))
         _check_unit(v, unit, ucf, ln)
         B = 0.5 * v[0] * to_ev
-        key, rev = (i, j, R), (j, i, tuple(-x for x in R))
-        k = rev if rev in out and key not in out else key
-        out[k] = out.get(k, 0.0) + B
+        add_pair(out, i, j, R, B)
     return out
 
 
@@ -388,6 +366,16 @@ def _last(props, *keys):
     """The key among ``keys`` given last in the material file (VAMPIRE's aliases overwrite), or None."""
     given = [k for k in keys if k in props]
     return max(given, key=lambda k: props[k][1]) if given else None
+
+
+def _energy(mat, props, *keys):
+    """The energy (eV) of the material key among the aliases ``keys`` given last (:func:`_last`),
+    its first value read in J (VAMPIRE's unit, checked by :func:`_materials`); None when none is given."""
+    key = _last(props, *keys)
+    if key is None:
+        return None
+    text, ln = props[key]
+    return _floats(mat, ln, text.split()[:1], key)[0] / units.ELEMENTARY_CHARGE
 
 
 def _unread_keys(materials, normalised):
@@ -439,4 +427,4 @@ def _numbers(elements, names, mats, n):
     return out
 
 
-__all__ = ["read_vampire", "vampire_input_files"]
+__all__ = ["read_vampire", "vampire_input_files", "DROPPABLE"]

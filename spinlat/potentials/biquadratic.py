@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import validation
 from ..errors import ShapeError
-from .base import Evaluation, Potential
+from .base import Evaluation, Potential, magnetic_forces_from_gradients
 
 
 class Biquadratic(Potential):
@@ -72,9 +72,7 @@ class Biquadratic(Potential):
             g = np.zeros((n, 3))  # −∂E/∂s
             np.add.at(g, i, (2.0 * B * c)[:, None] * s[j])
             np.add.at(g, j, (2.0 * B * c)[:, None] * s[i])
-            g -= np.einsum("ia,ia->i", g, s)[:, None] * s
-            mom = state.moments
-            h = np.divide(g, mom[:, None], out=np.zeros_like(g), where=mom[:, None] > 0)
+            h = magnetic_forces_from_gradients(state, -g)
         return Evaluation(float(energies.sum()), np.zeros((n, 3)) if forces else None, h,
                           np.zeros(6) if stress else None, energies)
 

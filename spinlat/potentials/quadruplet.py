@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import validation
 from ..errors import ShapeError
-from .base import Evaluation, Potential
+from .base import Evaluation, Potential, magnetic_forces_from_gradients
 
 
 class Quadruplet(Potential):
@@ -67,9 +67,7 @@ class Quadruplet(Potential):
             g = np.zeros((n, 3))  # −∂E/∂s
             for idx, other, w in ((i, j, K * b), (j, i, K * b), (k, l, K * a), (l, k, K * a)):
                 np.add.at(g, idx, w[:, None] * s[other])
-            g -= np.einsum("ia,ia->i", g, s)[:, None] * s
-            mom = state.moments
-            h = np.divide(g, mom[:, None], out=np.zeros_like(g), where=mom[:, None] > 0)
+            h = magnetic_forces_from_gradients(state, -g)
         return Evaluation(float(energies.sum()), np.zeros((n, 3)) if forces else None, h,
                           np.zeros(6) if stress else None, energies)
 

@@ -169,13 +169,15 @@ def warn_if_collinear_data(graphs, soc, name="train") -> None:
                       UserWarning, stacklevel=5)
 
 
-def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = False) -> list[dict]:
+def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = False, digest=None) -> list[dict]:
     """Per-configuration graph dictionaries (float64, CPU) of ``data``; cached on disk in
     ``cache_dir`` if given (a cache file that cannot be read or fails its checksum is rebuilt,
-    with a UserWarning)."""
+    with a UserWarning), named by ``digest``, :func:`dataset_hash` of ``(data, r_max, z_table)``
+    (computed here when not given; unused without ``cache_dir``)."""
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"graphs-{dataset_hash(data, r_max, z_table)}.safetensors"
+        digest = dataset_hash(data, r_max, z_table) if digest is None else digest
+        path = Path(cache_dir) / f"graphs-{digest}.safetensors"
         if path.exists():
             try:
                 return _load_graphs(path)

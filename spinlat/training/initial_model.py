@@ -209,7 +209,9 @@ def transfer_weights(old_model, new_model) -> None:
 class InitialModel:
     """What :func:`build_model` returns: the potential to train (``pot``, its torch ``model``), the
     graphs of both data sets in its species order, its checked ``hyperparameters`` and the
-    ``meta`` data that identify the run in a checkpoint."""
+    ``meta`` data that identify the run in a checkpoint (``meta["data"]``: the hashes of the two
+    data sets, :func:`~spinlat.training.data.dataset_hash`; None when neither a graph cache nor a
+    checkpoint is used)."""
 
     pot: object
     graphs_train: list
@@ -290,8 +292,13 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
                           "part held out: give valid=... or add configurations with them)")
     elements = sorted(set(old_z) | z_train | z_valid)
     r_max = float(hp.get("r_max", Hyperparameters.defaults()["r_max"]))
-    graphs_train = graphs_of(train_data, r_max, elements, opts.cache_dir)
-    graphs_valid = graphs_of(valid_data, r_max, elements, opts.cache_dir)
+    # the data's hashes name the graph cache and identify a checkpointed run: computed once, and
+    # only when one of them is used (hashing every configuration costs as much as reading it)
+    digests = None
+    if opts.cache_dir is not None or opts.checkpoint_dir is not None:
+        digests = [dataset_hash(d, r_max, elements) for d in (train_data, valid_data)]
+    graphs_train = graphs_of(train_data, r_max, elements, opts.cache_dir, digest=digests and digests[0])
+    graphs_valid = graphs_of(valid_data, r_max, elements, opts.cache_dir, digest=digests and digests[1])
     if base is None:  # a fine-tuned model has learned directions from its own data
         warn_if_collinear_data(graphs_train, soc)
     if "avg_num_neighbors" not in hyper and base is None:
@@ -337,6 +344,5 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
     # the data themselves (structures, moments, labels, weights) identify the run too: corrected labels
     # must not resume (and, with the epochs done, silently return) the model trained on the old ones
     meta = {"elements": z_table, "soc": bool(soc), "seed": int(opts.seed), "hyperparameters": pot.hyperparameters,
-            "n_train": len(train_data), "n_valid": len(valid_data), "E0s": opts.E0s,
-            "data": [dataset_hash(train_data, r_max, z_table), dataset_hash(valid_data, r_max, z_table)]}
+            "n_train": len(train_data), "n_valid": len(valid_data), "E0s": opts.E0s, "data": digests}
     return InitialModel(pot, graphs_train, graphs_valid, pot.hyperparameters, meta)

@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
-from ..files import atomic_path, atomic_write
+from ..files import atomic_write, save_figure
 from ..observables import magnetization_norm
 from ..state import State
 
@@ -288,6 +288,4 @@ def plot_bain(rows, path, title="Bain path") -> None:
     ax.set_title(title, pad=14)
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path) as tmp:   # the old figure stays until the new one is complete
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)

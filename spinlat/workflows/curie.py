@@ -50,7 +50,7 @@ import numpy as np
 
 from .. import units
 from ..errors import InputError
-from ..files import atomic_path
+from ..files import save_figure
 from ..keywords import refuse_other_names
 
 U4_ORDERED = 2.0 / 3.0  # Binder cumulant of a saturated vector order parameter
@@ -255,10 +255,7 @@ class CurieResult:
             text += f";  T_MF = {self.t_mf:.0f} K (red)"
         fig.suptitle(title + "\n" + text if title else text, fontsize=10)
         fig.tight_layout()
-        with atomic_path(path) as tmp:   # the old figure stays until the new one is complete
-            fig.savefig(tmp, dpi=120)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 def _mean_finite(a):

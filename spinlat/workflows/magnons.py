@@ -46,7 +46,7 @@ import numpy as np
 
 from .. import units
 from ..errors import CellError, InputError
-from ..files import atomic_path
+from ..files import save_figure
 
 #: ħγ/μB: the g-factor implied by DESIGN.md's gyromagnetic ratio (dimensionless, 2.00232).
 G_GAMMA = units.G_GAMMA
@@ -537,10 +537,7 @@ def plot_sqw(path, kpath, mev, sqw, lines=(), emax=None, title=None):
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    with atomic_path(path) as tmp:   # the old figure stays until the new one is complete
-        fig.savefig(tmp, dpi=130)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=130)
 
 
 __all__ = ["G_GAMMA", "BCC_POINTS", "BCC_PATH", "KPath", "bcc_cubic_cell", "cubic_supercell", "kpath", "kpath_bcc",

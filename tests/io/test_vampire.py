@@ -208,3 +208,56 @@ def test_run_configs_and_convert_read_vampire_files(tmp_path):
     assert sl.io.convert(ucf, tmp_path / "v.h5") == 1
     with sl.io.Trajectory(tmp_path / "v.h5") as t:
         np.testing.assert_allclose(t[0].magnetic_moments, ref.magnetic_moments, rtol=1e-15)
+
+
+def test_a_unit_mismatch_is_an_error_type_the_structure_reader_retries_on(tmp_path, monkeypatch):
+    """Duplication (round 13): the structure reader retried a UCF in meV by searching the error's
+    text for "interaction_unit='meV'" (a reworded message would have broken it silently). The
+    mismatch is now an InteractionUnitError (a FileFormatError) whose ``unit`` names the other unit,
+    and the retry keys on that."""
+    from spinlat.errors import InteractionUnitError
+    from spinlat.io import codes, vampire
+
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="12.5"))
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2\n")
+    with pytest.raises(InteractionUnitError) as info:
+        sl.io.read_vampire(tmp_path / "c.UCF")
+    assert info.value.unit == "meV" and isinstance(info.value, FileFormatError)
+    check = vampire._check_unit
+
+    def reworded(values, unit, ucf, ln):
+        try:
+            check(values, unit, ucf, ln)
+        except InteractionUnitError as exc:
+            raise InteractionUnitError(exc.unit, "values off for this unit") from None
+
+    monkeypatch.setattr(vampire, "_check_unit", reworded)
+    np.testing.assert_array_equal(codes.read_code_structure(tmp_path / "c.UCF").moments, [2.2])
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21"))
+    with pytest.raises(InteractionUnitError) as info:
+        sl.io.read_vampire(tmp_path / "c.UCF", interaction_unit="meV")
+    assert info.value.unit == "J"
+    import pickle
+
+    again = pickle.loads(pickle.dumps(info.value))
+    assert (type(again), again.unit, str(again)) == (InteractionUnitError, "J", "values off for this unit")
+
+
+def test_an_unreadable_material_file_is_a_file_format_error(tmp_path, monkeypatch):
+    """Duplication (round 13): the UCF, UppASD and Spirit readers each had their own "read the text,
+    FileFormatError when it cannot be read", and VAMPIRE's material file reader had none (an I/O
+    error escaped as a bare OSError). All now read through io.codes.file_text."""
+    import pathlib
+
+    (tmp_path / "c.UCF").write_text(CHAIN.format(kind="isotropic", v="2e-21"))
+    (tmp_path / "c.mat").write_text("material[1]:atomic-spin-moment=2.2\n")
+    read_text = pathlib.Path.read_text
+
+    def failing(self, *args, **kwargs):
+        if self.name == "c.mat":
+            raise OSError(5, "Input/output error")
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", failing)
+    with pytest.raises(FileFormatError, match=r"c.mat: cannot read \(Input/output error\)"):
+        sl.io.read_vampire(tmp_path / "c.UCF")

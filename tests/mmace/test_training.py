@@ -296,3 +296,30 @@ def test_an_interrupted_cli_train_writes_the_model_so_far_and_a_rerun_continues(
     report = json.loads((tmp_path / "out" / "model.mmace.metrics.json").read_text())
     assert report["summary"]["stopped_by"] == "epochs" and len(report["history"]) == 3
     assert main(["train", str(cfg), "--no-progress"]) == 1  # a finished model is not replaced
+
+
+def test_the_data_are_hashed_only_when_a_cache_or_checkpoint_uses_it_and_once(tmp_path, fe_small, monkeypatch):
+    """Duplication (round 13): every training run hashed both data sets for the checkpoint's run
+    identity even without a checkpoint_dir, and a cache_dir hashed them a second time (the graph
+    cache's name). Now each set is hashed once, and only when a cache or checkpoint uses it; a
+    resumed run still recognises its checkpoint."""
+    from spinlat.training import data, initial_model
+
+    hashed, real = [], data.dataset_hash
+
+    def counting(d, r_max, z_table):
+        hashed.append(len(d))
+        return real(d, r_max, z_table)
+
+    monkeypatch.setattr(initial_model, "dataset_hash", counting)
+    monkeypatch.setattr(data, "dataset_hash", counting)
+    kw = dict(valid=fe_small[6:], seed=3, batch_size=2, lr=0.005, progress=False, epochs=1, **TINY)
+    training.train(fe_small[:6], **kw)
+    assert hashed == []
+    training.train(fe_small[:6], cache_dir=tmp_path / "cache", checkpoint_dir=tmp_path / "ck", **kw)
+    assert sorted(hashed) == [2, 6]
+    assert len(list((tmp_path / "cache").glob("graphs-*.safetensors"))) == 2
+    training.train(fe_small[:6], checkpoint_dir=tmp_path / "ck", **{**kw, "epochs": 2})  # resumes: same identity
+    with pytest.raises(ConfigError, match="training or validation data"):
+        training.train(fe_small[:5], valid=fe_small[6:], checkpoint_dir=tmp_path / "ck",
+                       **{k: v for k, v in kw.items() if k != "valid"})
