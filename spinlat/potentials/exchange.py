@@ -473,6 +473,7 @@ class BetheSlaterExchange(Potential):
         if self.cutoff <= 0:
             raise InputError(f"exchange cutoff must be positive, got {self.cutoff} Å")
         self.J1 = validation.number(J1, "J1")
+        validation.magnetic_energy(self.J1, "BetheSlaterExchange J1")
         self.J2 = validation.number(J2, "J2")
         self.J3 = validation.number(J3, "J3")
         if self.J3 <= 0:

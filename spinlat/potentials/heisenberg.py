@@ -268,6 +268,8 @@ class Heisenberg(Potential):
             raise ShapeError("J and D must be sequences of per-shell values (eV)")
         if not (np.all(np.isfinite(J)) and np.all(np.isfinite(D))):
             raise InputError("J and D must be finite")
+        validation.magnetic_energy(J, "Heisenberg.from_neighbors J")
+        validation.magnetic_energy(D, "Heisenberg.from_neighbors D")
         if dmi not in ("bloch", "interfacial"):
             raise InputError(f"dmi must be 'bloch' or 'interfacial', got {dmi!r}")
         nshell = max(len(J), len(D))
