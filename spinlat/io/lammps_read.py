@@ -482,7 +482,8 @@ def log_setup(path) -> tuple:
 
 
 #: input commands that name the files of a run: (command, index of the file name among its words)
-_FILE_COMMANDS = {"dump": {"dump": 5, "write_dump": 3}, "data": {"read_data": 1, "write_data": 1}}
+_FILE_COMMANDS = {"dump": {"dump": 5, "write_dump": 3, "rerun": 1, "read_dump": 1},
+                  "data": {"read_data": 1, "write_data": 1}}
 #: commands that set up a system without naming a data file
 _SETUP_COMMANDS = ("create_box", "read_restart", "read_dump")
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
@@ -491,7 +492,8 @@ _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
 def log_names_file(log, path, kind) -> bool | None:
     """Whether the LAMMPS log ``log`` is the log of the run that wrote (or read) ``path``: True
     when one of the input commands it echoes names the file — ``kind`` ``"dump"``: ``dump ID
-    group style N FILE`` or ``write_dump group style FILE``; ``"data"``: ``read_data FILE`` or
+    group style N FILE`` or ``write_dump group style FILE`` (or ``rerun FILE``, ``read_dump FILE``:
+    a run over the dump's frames, whose thermo is theirs); ``"data"``: ``read_data FILE`` or
     ``write_data FILE`` — by its base name (LAMMPS's ``*`` and ``%`` in dump names and ``$x``,
     ``${name}``, ``$(expr)`` variables match anything; a file compressed afterwards, ``.gz``,
     ``.bz2``, ``.xz``, matches its name without the suffix); False when the log echoes such commands

@@ -774,6 +774,10 @@ def test_another_runs_log_beside_a_data_file_or_dump_is_not_used(tmp_path):
                    f"write_dump all custom {p.name} id type x y z\n" + thermo)
     d = sl.io.read_lammps_dump(p, elements=["Fe"], columns=cols)
     np.testing.assert_array_equal(d["potential_energy"], [np.nan, -67.5, np.nan, np.nan])
+    log.write_text(f"units metal\ndump 1 all custom 5 other.lammpstrj id type x y z\nrerun {p.name} dump x y z\n"
+                   + thermo)   # a rerun over the dump's frames: its thermo is theirs
+    d = sl.io.read_lammps_dump(p, elements=["Fe"], columns=cols)
+    np.testing.assert_array_equal(d["potential_energy"], [np.nan, -67.5, np.nan, np.nan])
 
 
 def test_data_file_cut_or_doubled_in_its_velocities_or_atoms_is_refused(tmp_path):
