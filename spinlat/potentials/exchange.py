@@ -457,7 +457,8 @@ class BetheSlaterExchange(Potential):
     Parameters
     ----------
     cutoff : rc, Å (pairs with r ≤ rc interact).
-    J1 : eV (J > 0 ferromagnetic). J2 : dimensionless. J3 : Å.
+    J1 : eV (J > 0 ferromagnetic; |J1| above 1 eV gives a UserWarning, likely meV:
+        :func:`spinlat.validation.magnetic_energy`). J2 : dimensionless. J3 : Å.
     offset : LAMMPS ``offset yes``: subtract the aligned-spin energy, E_ij = −J(r)(s_i·s_j − 1).
     elements : species taking part (symbols or atomic numbers; both atoms of a pair must be
         listed); ``None``: every species. Only magnetic atoms (moment > 0) take part.

@@ -247,7 +247,8 @@ class Heisenberg(Potential):
         first, over all atom pairs (non-magnetic atoms included: a shell none of whose pairs joins
         two atoms of moment > 0 while J or D of it is non-zero gives a UserWarning, since that
         value acts on nothing). Every unordered pair in shell k gets the isotropic coupling
-        ``J[k]`` (eV) and a DMI vector of magnitude ``D[k]`` (eV):
+        ``J[k]`` (eV) and a DMI vector of magnitude ``D[k]`` (eV; a value above 1 eV gives a
+        UserWarning, likely meV: :func:`spinlat.validation.magnetic_energy`):
 
         - ``dmi="bloch"``: D_ij = D r̂_ij, along the bond from i to j (bulk/B20 chirality);
         - ``dmi="interfacial"``: D_ij = D (n̂ × r̂_ij) with n̂ = ``normal`` (default ẑ, the film
