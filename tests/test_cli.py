@@ -123,6 +123,10 @@ def test_restart_continues_to_the_total_steps_like_an_uninterrupted_run(tmp_path
     assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20, 30, 40]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert {k: summary[k] for k in timing} == timing
+    # steps below the file's: it said "0 steps to reach 20", as if step 20 were ahead
+    assert main(["run", cfg, "--restart", "--steps", "20", "--no-progress"]) == 0
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20, 30, 40]
+    assert "is at step 40, past steps: 20; nothing to run" in (tmp_path / "run" / "log.txt").read_text()
     capsys.readouterr()
     changed = _base(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.1})
     assert main(["run", _write(tmp_path, changed), "--restart", "--steps", "60"]) == 1

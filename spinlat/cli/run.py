@@ -173,7 +173,11 @@ def run(args) -> int:
     step = "sweep" if analysis.time_unit(integ) == "sweep" else "step"
     if args.restart:
         todo = max(steps - sim.step, 0)
-        log.info("restart from %s %d of %s; %d %ss to reach %d", step, sim.step, traj, todo, step, steps)
+        if sim.step > steps:
+            log.info("restart: %s is at %s %d, past steps: %d; nothing to run (raise steps to continue)",
+                     traj, step, sim.step, steps)
+        else:
+            log.info("restart from %s %d of %s; %d %ss to reach %d", step, sim.step, traj, todo, step, steps)
     else:
         sim = Simulation(state, pot, integ, trajectory=str(traj), **options)
         todo = steps
