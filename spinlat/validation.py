@@ -58,6 +58,27 @@ def number(value, name, *, positive=False, nonnegative=False, maximum=None, unit
     return v
 
 
+#: |value| (eV) above which an exchange, DMI or anisotropy constant is warned about as likely
+#: given in meV: measured ones are meV-scale (bcc Fe's nearest-neighbour J ≈ 19 meV in TB2J,
+#: anisotropies μeV to a few meV), and Spirit, UppASD and TB2J give theirs in meV
+MAGNETIC_ENERGY_WARN_EV = 1.0
+
+
+def magnetic_energy(value, name, stacklevel=3) -> None:
+    """UserWarning when an exchange, DMI or anisotropy constant ``value`` (eV: a number, a
+    sequence or an ``{element: value}`` dict) exceeds :data:`MAGNETIC_ENERGY_WARN_EV` in
+    magnitude, naming it: most likely a value in meV (Spirit's, UppASD's or TB2J's unit) given
+    where spinlat takes eV, which makes every energy and precession 1000 times too large."""
+    vals = list(value.values()) if isinstance(value, dict) else np.atleast_1d(np.asarray(value, dtype=float)).ravel()
+    big = [float(v) for v in vals if is_real_number(v) and abs(float(v)) > MAGNETIC_ENERGY_WARN_EV]
+    if big:
+        import warnings
+
+        warnings.warn(f"{name} = {big[0]:g} eV is larger than any measured exchange or anisotropy (meV-scale): "
+                      f"spinlat takes eV; a value in meV (Spirit's, UppASD's and TB2J's unit) is value × "
+                      f"spinlat.units.MEV ({big[0] * 1e-3:g} eV here)", UserWarning, stacklevel=stacklevel)
+
+
 def integer(value, name, *, minimum=None) -> int:
     """An integer as ``int``; a float with an integral value (``1e5`` from a config) counts.
 

@@ -104,6 +104,29 @@ def test_a_second_run_into_the_same_directory_is_refused(tmp_path, capsys):
     assert main(["run", cfg, "--overwrite", "--restart"]) == 1
 
 
+def test_overwrite_stopped_before_its_first_frame_puts_the_old_run_back(tmp_path, capsys, monkeypatch):
+    """--overwrite deleted the old trajectory, summary and plot before the new run had set up: a
+    Ctrl-C while its kernels compiled (a minute in a fresh clone) or an error in its set-up left
+    neither run. The old outputs now wait in .replaced until the new run's first frame is on disk."""
+    cfg = _write(tmp_path, _base(tmp_path))
+    assert main(["run", cfg, "--no-progress"]) == 0
+    run = tmp_path / "run"
+    names = ("trajectory.h5", "summary.json", "overview.png", "log.txt", "config.yaml", "inputs.json")
+    old = {name: (run / name).read_bytes() for name in names}
+
+    def stopped(self, steps):
+        raise KeyboardInterrupt   # before step 0: nothing written yet
+
+    with monkeypatch.context() as m:
+        m.setattr(sl.Simulation, "run", stopped)
+        assert main(["run", cfg, "--steps", "5", "--overwrite", "--no-progress"]) == 130
+    assert {name: (run / name).read_bytes() for name in names} == old
+    assert not (run / ".replaced").exists()
+    assert "the outputs --overwrite was to replace are back" in capsys.readouterr().err
+    assert main(["run", cfg, "--steps", "5", "--overwrite", "--no-progress"]) == 0   # a run that ends replaces
+    assert _frames(run / "trajectory.h5")["step"].tolist() == [0, 5] and not (run / ".replaced").exists()
+
+
 def test_restart_continues_to_the_total_steps_like_an_uninterrupted_run(tmp_path, capsys):
     """NVE is deterministic: 20 steps, then --restart to the config's 40, equals 40 steps in one
     go (up to the round-off of rebuilt neighbour lists)."""
@@ -129,6 +152,10 @@ def test_restart_continues_to_the_total_steps_like_an_uninterrupted_run(tmp_path
     assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20, 30, 40]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert {k: summary[k] for k in timing} == timing
+    # steps below the file's: it said "0 steps to reach 20", as if step 20 were ahead
+    assert main(["run", cfg, "--restart", "--steps", "20", "--no-progress"]) == 0
+    assert _frames(tmp_path / "run" / "trajectory.h5")["step"].tolist() == [0, 10, 20, 30, 40]
+    assert "is at step 40, past steps: 20; nothing to run" in (tmp_path / "run" / "log.txt").read_text()
     capsys.readouterr()
     changed = _base(tmp_path, integrator={"type": "SpinLatticeNVE", "dt": 0.1})
     assert main(["run", _write(tmp_path, changed), "--restart", "--steps", "60"]) == 1

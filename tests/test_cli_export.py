@@ -89,7 +89,7 @@ def test_exported_config_runs_in_lammps(tmp_path):
      "style (term potential[2])"),
     ("{type: Landau, a: -0.1, b: 0.01}", None, "write_lammps: Landau cannot be exported to LAMMPS"),
     ("{type: Zeeman, B: [0, 0, 1.0]}", "{type: MonteCarlo, temperature: 300}",
-     "write_lammps: the integrator integrator (MonteCarlo) cannot be exported to LAMMPS; supported: SpinLatticeNVE"),
+     "write_lammps: the integrator (MonteCarlo) cannot be exported to LAMMPS; supported: SpinLatticeNVE"),
 ])
 def test_export_refuses_before_loading_the_model_or_building_anything(tmp_path, capsys, monkeypatch, term, integrator,
                                                                       message):

@@ -157,3 +157,27 @@ def test_a_state_without_atoms_cannot_be_simulated(tmp_path):
     with pytest.raises(InputError, match="the state has no atoms"):
         sl.Simulation(st0, EAM(EAM_FE), SpinLatticeNVE(0.1), trajectory=str(path))
     assert not path.exists()
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda v: UniaxialAnisotropy(v, [0, 0, 1]), "UniaxialAnisotropy K"),
+    (lambda v: UniaxialAnisotropy({"Fe": v}, [0, 0, 1]), "UniaxialAnisotropy K"),
+    (lambda v: CubicAnisotropy(v), "CubicAnisotropy K1"),
+    (lambda v: CubicAnisotropy(1e-5, -v), "CubicAnisotropy K2"),
+    (lambda v: BetheSlaterExchange(3.4, v, 0.2171, 1.841), "BetheSlaterExchange J1"),
+    (lambda v: sl.potentials.Heisenberg.from_neighbors(bcc_fe(1), J=[0.01, v]), "Heisenberg.from_neighbors J"),
+    (lambda v: sl.potentials.Heisenberg.from_neighbors(bcc_fe(1), J=[0.01], D=[-v]),
+     "Heisenberg.from_neighbors D"),
+])
+def test_coupling_constants_in_mev_are_named(make, name):
+    """A Spirit or TB2J user gives J = 10 (meV) where spinlat takes eV: every energy and precession
+    1000 times too large, silently (bcc Fe from_neighbors J=[10]: −1920 eV for 64 atoms). Values
+    above 1 eV, larger than any measured exchange or anisotropy, now warn with the eV value meant."""
+    with pytest.warns(UserWarning, match=rf"{name} = -?10 eV is larger than any measured exchange or anisotropy"
+                                         r".*spinlat takes eV.*\(-?0.01 eV here\)"):
+        make(10.0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make(0.5)   # large but possible: no warning

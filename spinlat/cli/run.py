@@ -6,7 +6,8 @@ replaced silently: ``--restart`` continues that run from its last frame up to th
 ``steps`` (the total, counting the steps already done; the potential, integrator, seed,
 ``every`` and ``store_forces`` must be those of the run, and the files the potential reads —
 EAM tables, TB2J files, mMACE models — must hold what they held when the run started:
-``inputs.json`` keeps their SHA-256), ``--overwrite`` replaces it.
+``inputs.json`` keeps their SHA-256), ``--overwrite`` replaces it (the replaced outputs wait in
+``.replaced`` until the new run's first frame is on disk, and are put back if it stops before).
 
 Output: diagnostics (config, state, potential, integrator, the progress bar on a terminal or
 thermo lines every ``thermo`` steps in a batch job, warnings) go to stderr; the results (the
@@ -27,13 +28,14 @@ from ..errors import ConfigError, InputError, MissingFileError
 from ..files import atomic_write_text
 from ..interrupts import interrupt_cause
 from .analyze import format_summary
-from .common import (add_output_arguments, log, make_directory, refuse_to_replace, remove, result, run_directory,
+from .common import (add_output_arguments, log, make_directory, refuse_to_replace, result, run_directory,
                      save_config, setup_log)
 
 HELP = "run a spin-lattice simulation from a YAML config"
 
 TRAJECTORY, LOG, CONFIG, SUMMARY, PLOT = "trajectory.h5", "log.txt", "config.yaml", "summary.json", "overview.png"
 INPUTS = "inputs.json"   # SHA-256 of the files the potential reads, checked by --restart
+REPLACED = ".replaced"   # --overwrite: the replaced outputs, kept until the new run has a frame
 #: config keys a restart must share with the run it continues
 RESTART_KEYS = ("potential", "integrator", "seed", "every", "store_forces")
 
@@ -160,8 +162,28 @@ def run(args) -> int:
         state = C.build_structure(cfg)
         integ.check(state, pot)
     make_directory(run_dir)
-    if args.overwrite:
-        remove(run_dir, [TRAJECTORY, SUMMARY, PLOT])
+    # --overwrite: the outputs replaced are set aside until the new run has a frame on disk, and
+    # put back if it stops before (Ctrl-C while the kernels compile, an error in its set-up)
+    replaced = _set_aside(run_dir) if args.overwrite else None
+    try:
+        todo, wall = _start(args, run_dir, traj, state, pot, integ, steps, digests, options,
+                            sim if args.restart else None)
+    except BaseException:
+        _put_back(run_dir, replaced, traj)
+        raise
+    if replaced is not None:   # the run ended: what it replaced goes
+        import shutil
+
+        shutil.rmtree(replaced, ignore_errors=True)
+    return _finish(run_dir, traj, state, integ, todo, wall)
+
+
+def _start(args, run_dir, traj, state, pot, integ, steps, digests, options, sim):
+    """Write the run's log, config and inputs, and run it (``sim``: the Simulation of a restart, or
+    None); returns (steps run, wall-clock seconds)."""
+    from .. import analysis
+    from ..simulation import Simulation
+
     setup_log(run_dir / LOG, append=args.restart)
     save_config(args.config, run_dir / CONFIG)
     if not args.restart or not (run_dir / INPUTS).exists():
@@ -173,7 +195,11 @@ def run(args) -> int:
     step = "sweep" if analysis.time_unit(integ) == "sweep" else "step"
     if args.restart:
         todo = max(steps - sim.step, 0)
-        log.info("restart from %s %d of %s; %d %ss to reach %d", step, sim.step, traj, todo, step, steps)
+        if sim.step > steps:
+            log.info("restart: %s is at %s %d, past steps: %d; nothing to run (raise steps to continue)",
+                     traj, step, sim.step, steps)
+        else:
+            log.info("restart from %s %d of %s; %d %ss to reach %d", step, sim.step, traj, todo, step, steps)
     else:
         sim = Simulation(state, pot, integ, trajectory=str(traj), **options)
         todo = steps
@@ -186,7 +212,48 @@ def run(args) -> int:
         if interrupt_cause(exc) is not None:
             _report_kept(traj, before, step)
         raise
-    wall = time.perf_counter() - t0
+    return todo, time.perf_counter() - t0
+
+
+def _set_aside(run_dir):
+    """Move the outputs of the run that ``--overwrite`` replaces into ``run_dir/.replaced``."""
+    import os
+
+    backup = run_dir / REPLACED
+    backup.mkdir(exist_ok=True)
+    for name in (TRAJECTORY, SUMMARY, PLOT, LOG, CONFIG, INPUTS):
+        if (run_dir / name).exists():
+            os.replace(run_dir / name, backup / name)
+    return backup
+
+
+def _put_back(run_dir, backup, traj):
+    """Drop the outputs set aside by :func:`_set_aside` once the new run has a frame in ``traj``;
+    otherwise (it stopped before its first frame reached the disk) put them back in place."""
+    import os
+    import shutil
+
+    if backup is None or not backup.exists():
+        return
+    try:
+        written = _frames(traj)[0]
+    except Exception:  # noqa: BLE001 - an unreadable new file holds nothing to keep
+        written = 0
+    if written:
+        shutil.rmtree(backup, ignore_errors=True)
+        return
+    for name in os.listdir(backup):
+        os.replace(backup / name, run_dir / name)
+    backup.rmdir()
+    log.warning("run: stopped before its first frame; the outputs --overwrite was to replace are back in %s",
+                run_dir)
+
+
+def _finish(run_dir, traj, state, integ, todo, wall) -> int:
+    """Write the summary and the plot of the run that ended; print the results."""
+    from .. import analysis
+
+    step = "sweep" if analysis.time_unit(integ) == "sweep" else "step"
     summary = analysis.summary(str(traj))
     rate = f"atom_{step}s_per_s"
     if todo > 0 or not (run_dir / SUMMARY).exists():

@@ -28,8 +28,11 @@ i.e. J_pair = 2 T when the two agree. Energies (meV in the file) are converted t
 
 Single-ion anisotropy (newer files, section ``Single Ion Anisotropy (meV)``: k1 and k1dir) enters
 TB2J's Hamiltonian as −k1 (s·k1dir)²; it is added as an on-site term (pair i = j, R = 0, tensor
-k1 k1dir k1dirᵀ). Biquadratic terms (Jprime, B) and the tensor-form single-ion section are not
-part of the bilinear Hamiltonian and are ignored.
+k1 k1dir k1dirᵀ). TB2J ≥ 0.9 writes the single-ion anisotropy as a tensor instead (section
+``Single Ion Anisotropy:``, rows A_xx A_xy A_xz / A_yx … / A_zx … per atom, meV; TB2J folds k1 and
+k1dir into it as A = k1 k1dir k1dirᵀ), with TB2J's energy −Σ_i s_iᵀ A_i s_i
+(``TB2J.anisotropy.Anisotropy.energy_tensor_form``): A is added as the atom's on-site tensor.
+Biquadratic terms (Jprime, B) are not part of the bilinear Hamiltonian and are ignored.
 
 Checks. TB2J states no entry counts, so a file is checked against what TB2J always writes:
 
@@ -172,9 +175,43 @@ def _sia_section(lines, first, last, index, path):
                 vals = _floats(" ".join(parts[1:]), 4, path, r + 1, "k1 and k1dir")
                 sia.append((index[parts[0]], vals[0], np.array(vals[1:4])))
                 r += 1
-        elif lines[s].strip().startswith("Single Ion Anisotropy:"):
-            warnings.warn(f"{path}: the tensor single-ion anisotropy section is ignored", stacklevel=4)
     return sia
+
+
+def _sia_tensor_section(lines, first, last, index, path):
+    """Single-ion anisotropy tensors (atom, A (3, 3) meV) of the ``Single Ion Anisotropy:``
+    section (TB2J ≥ 0.9) between lines ``first`` and ``last``: after three header lines
+    (``Atom_number A_xx A_xy A_xz``, ``A_yx ...``, ``A_zx ...``) one block per atom, its name and
+    the row A_x· on the first line, A_y· and A_z· on the next two, a dashed separator after it."""
+    out = []
+    for s in range(first, last):
+        if not lines[s].strip().startswith("Single Ion Anisotropy:"):
+            continue
+        r = s + 1
+        while r < last and not lines[r].strip().startswith("Atom"):
+            r += 1
+        if r >= last:
+            raise _err(path, s + 1, "no header ('Atom_number A_xx A_xy A_xz') in the Single Ion Anisotropy section")
+        r += 1
+        while r < last and lines[r].split()[:1] in (["A_yx"], ["A_zx"]):
+            r += 1
+        while r < last and lines[r].strip() and not (_is_separator(lines[r]) and "=" in lines[r]):
+            if _is_separator(lines[r]):
+                r += 1
+                continue
+            parts = lines[r].split()
+            if parts[0] not in index:
+                raise _err(path, r + 1, f"unknown atom {parts[0]!r} in the single-ion anisotropy tensor section")
+            rows = [_floats(" ".join(parts[1:]), 3, path, r + 1, f"row A_x of atom {parts[0]}'s anisotropy tensor")]
+            for k, axis in ((1, "y"), (2, "z")):
+                if r + k >= last or not lines[r + k].strip() or _is_separator(lines[r + k]):
+                    raise _err(path, r + k + 1, f"row A_{axis} of atom {parts[0]}'s anisotropy tensor missing "
+                                                "(three rows per atom; truncated file?)")
+                rows.append(_floats(lines[r + k], 3, path, r + k + 1,
+                                    f"row A_{axis} of atom {parts[0]}'s anisotropy tensor"))
+            out.append((index[parts[0]], np.array(rows)))
+            r += 3
+    return out
 
 
 def _pair_block(lines, k, path):
@@ -301,7 +338,8 @@ def parse_tb2j(path) -> dict:
 
     Returns a dict with ``cell`` (3,3), ``names`` (T,), ``numbers`` (T,), ``positions`` (T,3 Å),
     ``magmoms`` (T,3 μB), ``entries`` — list of (i, j, R (3,), T (3,3) meV, line number), every
-    entry with its reversed partner — and ``sia`` — list of (i, k1 meV, k1dir (3,)). Raises
+    entry with its reversed partner —, ``sia`` — list of (i, k1 meV, k1dir (3,)) — and ``sia_tensors`` —
+    list of (i, A (3, 3) meV), the tensor section of TB2J ≥ 0.9. Raises
     :class:`FileFormatError` naming the line for malformed or truncated files (see the module
     docstring for the checks)."""
     path = Path(validation.existing_file(path, "TB2J path", "TB2J file", inside="exchange.out"))
@@ -334,10 +372,11 @@ def parse_tb2j(path) -> dict:
     index = {nm: a for a, nm in enumerate(names)}
     positions = np.array(positions, dtype=float)
     sia = _sia_section(lines, find["Atoms:"], find["Exchange:"], index, path)
+    sia_tensors = _sia_tensor_section(lines, find["Atoms:"], find["Exchange:"], index, path)
     entries = _exchange_section(lines, find["Exchange:"], index, names, cell, positions, path)
     _check_partners(entries, names, path)
     return dict(cell=cell, names=names, numbers=np.array(numbers), positions=positions,
-                magmoms=np.array(magmoms, dtype=float), entries=entries, sia=sia)
+                magmoms=np.array(magmoms, dtype=float), entries=entries, sia=sia, sia_tensors=sia_tensors)
 
 
 def _merge_entries(entries):
@@ -359,7 +398,8 @@ def _merge_entries(entries):
 def pair_tensors(data, path="exchange.out"):
     """The pairs of a parsed file (:func:`parse_tb2j`) in spinlat's convention: every pair once,
     J_pair = T_(i,j,R) + T_(j,i,−R)ᵀ, plus the single-ion anisotropy as on-site terms (i = j,
-    R = 0, tensor k1 k1dir k1dirᵀ), converted from meV to eV (module docstring).
+    R = 0, tensor k1 k1dir k1dirᵀ, or the tensor A of TB2J ≥ 0.9), converted from meV to eV
+    (module docstring).
 
     Returns ``(i, j, R, J)``: template atom indices (P,), lattice vectors (P, 3) int, tensors
     (P, 3, 3) eV — the arguments of :class:`~spinlat.potentials.Heisenberg` after the template.
@@ -378,6 +418,11 @@ def pair_tensors(data, path="exchange.out"):
         j.append(a)
         R.append((0, 0, 0))
         J.append(k1 * np.outer(e, e))
+    for a, A in data.get("sia_tensors", ()):
+        i.append(a)
+        j.append(a)
+        R.append((0, 0, 0))
+        J.append(A)
     J = np.array(J, dtype=float).reshape(-1, 3, 3) * units.MEV
     return np.array(i, dtype=np.int64), np.array(j, dtype=np.int64), np.array(R, dtype=np.int64).reshape(-1, 3), J
 

@@ -588,11 +588,20 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
                 if len(indices) > 1:
                     raise InputError(f"cannot write {target}: a magnetic CIF holds one frame ({len(indices)} "
                                      "selected): select one, e.g. --frames -1")
+                frame = traj[indices[0]]
                 try:
-                    write_magnetic_cif(target, traj[indices[0]])
+                    write_magnetic_cif(target, frame)
                 except ImportError as exc:
                     raise InputError(f"cannot write {target}: spinlat writes magnetic CIF files with pymatgen: "
                                      f"{exc}") from None
+                stored = traj.names
+                lost = [name for name, kept in (
+                    ("velocities", frame.velocities is not None and np.any(frame.velocities != 0)),
+                    ("forces", "forces" in stored), ("magnetic forces", "magnetic_forces" in stored)) if kept]
+                if lost:
+                    warnings.warn(f"{target}: a magnetic CIF keeps positions, cell and moments only: the "
+                                  f"{', '.join(lost)} of the frame are not in it (.extxyz and .traj keep them)",
+                                  UserWarning, stacklevel=2)
                 return 1
             if dst_kind == "ase" and format == "lammps-data":
                 if len(indices) > 1:

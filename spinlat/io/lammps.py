@@ -269,8 +269,10 @@ def _term_refusal(name, what, supported):
 
 
 def _integrator_refusal(name, what):
-    """The ExportError of an integrator of class ``name`` (``what``: how to name it)."""
-    return ExportError(f"write_lammps: the integrator {what} ({name}) cannot be exported to LAMMPS; supported: "
+    """The ExportError of an integrator of class ``name`` (``what``: how to name it, or None: a
+    config's ``integrator``, named by its type alone)."""
+    what = "" if what is None else f" {what}"
+    return ExportError(f"write_lammps: the integrator{what} ({name}) cannot be exported to LAMMPS; supported: "
                        "SpinLatticeNVE (nve/spin), SpinLatticeLangevin (langevin + langevin/spin), LLG (nve/spin "
                        "lattice frozen)")
 
@@ -286,7 +288,7 @@ def check_exportable(term_types=(), integrator_type=None) -> None:
         if exc is not None:
             raise exc
     if integrator_type is not None and integrator_type not in EXPORTABLE_INTEGRATORS:
-        raise _integrator_refusal(integrator_type, "integrator")
+        raise _integrator_refusal(integrator_type, None)
 
 
 def _check_terms(terms):

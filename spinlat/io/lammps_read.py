@@ -169,8 +169,9 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     pbc : periodic directions (a data file does not say); default: the metadata's, else those
         of the ``boundary`` command a ``log.lammps`` beside the file echoes (``p``; z not for
         ``dimension 2``: a 2D run's thin periodic z box makes no images in LAMMPS; only the
-        commands up to the first ``run``/``minimize`` are read, :func:`log_periodicity`), else
-        all. A box that ends the same ~1e-4 of its length beyond the outermost atoms on both
+        commands up to the first ``run``/``minimize`` are read, :func:`log_periodicity`; a log
+        whose ``read_data``/``write_data`` commands name only other files is another run's and is
+        not used, with a UserWarning: :func:`log_names_file`), else all. A box that ends the same ~1e-4 of its length beyond the outermost atoms on both
         sides of a direction, as LAMMPS's write_data leaves a shrink-wrapped (``s``) direction,
         is then refused (FileFormatError naming the direction and the pbc to pass): read
         periodic, a film's two surfaces would be joined as bulk. A data file alone cannot
@@ -332,11 +333,19 @@ def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
             raise FileFormatError(f"{path}: {n} atoms but the export metadata describes {meta['n_atoms']}")
         pos, (vel,), (spins,) = _rotate_back(meta, pos, [vel], [spins])
         pbc = meta["pbc"] if pbc is None else pbc
-    if pbc is None and (path.resolve().parent / "log.lammps").is_file():
+    log = path.resolve().parent / "log.lammps"
+    if pbc is None and log.is_file():
         # the log beside the file echoes the run's boundary (p periodic; f, s, m not) and a 2D
         # run's `dimension 2` (a thin periodic z box that makes no images in LAMMPS); a log
-        # without them says the run was periodic in 3D
-        pbc = log_periodicity(path.resolve().parent / "log.lammps") or [True, True, True]
+        # without them says the run was periodic in 3D. Another run's log (one whose read_data
+        # and write_data commands name other files) says nothing about this file
+        if log_names_file(log, path, "data") is False:
+            import warnings
+
+            warnings.warn(_foreign_log_warning(log, path, "data", "pass pbc=... for a box not periodic in 3D"),
+                          UserWarning, stacklevel=2)
+        else:
+            pbc = log_periodicity(log) or [True, True, True]
     if pbc is None and not general:
         _check_shrink_wrapped(path, np.linalg.solve(box_cell.T, (table[:, 2:5] - lo).T).T,
                               "(spinlat convert --pbc, a config's structure.pbc), or put the run's log.lammps "
@@ -473,6 +482,57 @@ def log_setup(path) -> tuple:
     return dimension, boundary
 
 
+#: input commands that name the files of a run: (command, index of the file name among its words)
+_FILE_COMMANDS = {"dump": {"dump": 5, "write_dump": 3, "rerun": 1, "read_dump": 1},
+                  "data": {"read_data": 1, "write_data": 1}}
+#: commands that set up a system without naming a data file
+_SETUP_COMMANDS = ("create_box", "read_restart", "read_dump")
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
+
+
+def log_names_file(log, path, kind) -> bool | None:
+    """Whether the LAMMPS log ``log`` is the log of the run that wrote (or read) ``path``: True
+    when one of the input commands it echoes names the file — ``kind`` ``"dump"``: ``dump ID
+    group style N FILE`` or ``write_dump group style FILE`` (or ``rerun FILE``, ``read_dump FILE``:
+    a run over the dump's frames, whose thermo is theirs); ``"data"``: ``read_data FILE`` or
+    ``write_data FILE`` — by its base name (LAMMPS's ``*`` and ``%`` in dump names and ``$x``,
+    ``${name}``, ``$(expr)`` variables match anything; a file compressed afterwards, ``.gz``,
+    ``.bz2``, ``.xz``, matches its name without the suffix); False when the log echoes such commands
+    (or, for a data file, sets up its system with ``create_box``, ``read_restart``, ...) and none
+    names the file: another run's log, typically the last run in a directory that holds several;
+    None when it echoes none (``echo none``, or a log written by hand), and nothing can be said.
+    Raises FileFormatError for an unreadable log."""
+    import fnmatch
+
+    commands = _FILE_COMMANDS[kind]
+    names, setup = [], False
+    for raw in _read_lammps_text(Path(log), "LAMMPS log").splitlines():
+        toks = raw.split("#")[0].split()
+        if not toks:
+            continue
+        at = commands.get(toks[0])
+        if at is not None and len(toks) > at:
+            names.append(toks[at])
+        elif kind == "data" and toks[0] in _SETUP_COMMANDS:
+            setup = True
+    if not names and not setup:
+        return None
+    own = {Path(path).name}
+    own |= {n[:-len(x)] for n in own for x in _COMPRESSED_SUFFIXES if n.endswith(x)}
+    for name in names:
+        pattern = re.sub(r"\$(\{[^}]*\}|\([^)]*\)|\w)", "*", Path(name.strip("'\"")).name)
+        pattern = pattern.replace("%", "*").replace("[", "[[]")
+        if any(fnmatch.fnmatchcase(n, pattern) for n in own):
+            return True
+    return False
+
+
+def _foreign_log_warning(log, path, kind, remedy) -> str:
+    what = ("dump or write_dump" if kind == "dump" else "read_data or write_data")
+    return (f"{log} beside {path} is another run's log: none of its {what} commands names {Path(path).name}, "
+            f"so it is not used ({remedy})")
+
+
 def _check_shrink_wrapped(path, frac, remedy):
     """FileFormatError when a data file read periodic along every direction (nothing said
     otherwise) has the box of LAMMPS's shrink-wrapped boundaries (``boundary ... s``: a film,
@@ -605,7 +665,9 @@ class LammpsDump:
         ``element`` column, else the export metadata; FileFormatError if neither exists.
     metadata : ``"auto"`` (``spinlat-export.json`` next to the dump), a path, a dict, or None:
         atom masses, the time step, and the rotation back into the exported frame.
-    thermo : ``"auto"`` (``log.lammps`` next to the dump, if present), a log path, or None: the
+    thermo : ``"auto"`` (``log.lammps`` next to the dump, if present and not another run's: a log
+        whose ``dump``/``write_dump`` commands name only other files is not used, with a
+        UserWarning, :func:`log_names_file`), a log path, or None: the
         ``PotEng`` column at each frame's step gives ``potential_energy`` (eV, any thermo style
         of :func:`read_lammps_log`; per-atom values of ``thermo_modify norm yes`` are multiplied
         by the atom count; multi style prints 4 decimals). The log's ``KinEng`` is checked
@@ -783,6 +845,12 @@ class LammpsDump:
         if isinstance(thermo, str) and thermo == "auto":
             cand = self.path.resolve().parent / "log.lammps"
             if not cand.exists():
+                return None, None
+            if log_names_file(cand, self.path, "dump") is False:
+                import warnings
+
+                warnings.warn(_foreign_log_warning(cand, self.path, "dump", "pass thermo=LOG for the run's own log"),
+                              UserWarning, stacklevel=4)
                 return None, None
             thermo = cand
         self._thermo_path = Path(thermo)
@@ -1429,5 +1497,6 @@ def _is_number(t) -> bool:
         return False
 
 
-__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "log_dimension", "log_periodicity", "general_rotation", "LammpsDump",
+__all__ = ["read_lammps_data", "read_lammps_dump", "read_lammps_log", "log_dimension", "log_periodicity",
+           "log_names_file", "general_rotation", "LammpsDump",
            "ThermoBlock"]

@@ -47,27 +47,25 @@ def read_tb2j(path, sites="all"):
     return state, ham
 
 
-def _single_ion_terms(h, names):
-    """[(atom, k1 meV, k1dir (3,))] of the on-site tensors of Heisenberg ``h`` (summed per atom),
-    each of the form k1 e eᵀ; ExportError naming the atom for any other."""
-    from ..errors import ExportError
-
+def _onsite_tensors(h):
+    """{atom: on-site tensor (3, 3) meV} of Heisenberg ``h`` (summed per atom; zero ones left out)."""
     onsite = {}
     for i, j, R, J in zip(h.i, h.j, h.R, h.J):
         if i == j and not R.any():
             onsite[int(i)] = onsite.get(int(i), 0.0) + np.asarray(J) / units.MEV
+    return {a: A for a, A in sorted(onsite.items()) if np.any(A)}
+
+
+def _single_ion_terms(onsite):
+    """[(atom, k1 meV, k1dir (3,))] of the on-site tensors ``onsite`` ({atom: (3, 3) meV}) when each
+    has the form k1 e eᵀ, else None."""
     out = []
-    for a, A in sorted(onsite.items()):
-        if not np.any(A):
-            continue
+    for a, A in onsite.items():
         w, v = np.linalg.eigh(0.5 * (A + A.T))
         k = int(np.argmax(np.abs(w)))
         k1, e = float(w[k]), v[:, k]
-        rest = A - k1 * np.outer(e, e)
-        if np.abs(rest).max() > 1e-9 * max(abs(k1), 1e-12):
-            raise ExportError(f"write_tb2j: the on-site tensor of atom {names[a]} (eigenvalues {np.round(w, 6).tolist()} "
-                              "meV, or not symmetric) is not a single-ion term -k1 (s·k1dir)², the only on-site term "
-                              "TB2J's text layout holds")
+        if np.abs(A - k1 * np.outer(e, e)).max() > 1e-9 * max(abs(k1), 1e-12):
+            return None
         e = e * (1.0 if e[np.argmax(np.abs(e))] > 0 else -1.0)
         out.append((a, k1, e))
     return out
@@ -79,9 +77,9 @@ def write_tb2j(path, state, heisenberg, names=None):
     becomes the entries (i, j, R) and (j, i, −R) with T = J/2 and Tᵀ, written as J_iso = tr T/3
     (meV), DMI (antisymmetric part) and J_ani = sym T − J_iso·1. On-site terms (i = j, R = 0;
     summed per atom) go into TB2J's ``Single Ion Anisotropy (meV)`` section as k1 and k1dir when
-    they are the single-ion term −k1 (s·k1dir)² (tensor k1 k1dir k1dirᵀ, as :func:`read_tb2j`
-    reads that section); any other on-site tensor raises ExportError naming the atom (TB2J's
-    text layout holds nothing else). ``state`` must be the template unit cell (positions Å,
+    each is a single-ion term −k1 (s·k1dir)² (tensor k1 k1dir k1dirᵀ, as :func:`read_tb2j`
+    reads that section), otherwise into the tensor section ``Single Ion Anisotropy:`` of
+    TB2J ≥ 0.9 (E = −Σ s_iᵀ A_i s_i, A in meV). ``state`` must be the template unit cell (positions Å,
     moments μB). ``names``: the atom names (default: element symbol and its count, Fe1, Fe2, ...);
     InputError for names the file could not be read back with (blanks, parentheses, not
     starting with a capital letter, repeated, or not one per atom)."""
@@ -117,11 +115,19 @@ def write_tb2j(path, state, heisenberg, names=None):
             names[a], *pos[a], 0.0, *mag[a]))
     out.append("{:<12s} {:13s} {:13s} {:13s} {:9.4f} {:9.4f} {:9.4f} {:9.4f}".format(
         "Total", "", "", "", 0.0, *mag.sum(axis=0)))
-    sia = _single_ion_terms(h, names)
+    onsite = _onsite_tensors(h)
+    sia = _single_ion_terms(onsite)
     if sia:
         out += ["", "-" * 90, "Single Ion Anisotropy (meV): ",
                 "(k1 is the anisotropy constant, k1dir is the direction vector)", "Atom number       k1              k1dir"]
         out += ["{:<12s} {:.10f} ({:.10f}, {:.10f}, {:.10f})".format(names[a], k1, *e) for a, k1, e in sia]
+    elif onsite:   # TB2J ≥ 0.9's tensor section: E = −Σ s_iᵀ A_i s_i (meV)
+        out += ["", "=" * 90, "Single Ion Anisotropy: "]
+        out += ["{:^12s} {:^13s} {:^13s} {:^13s}".format(*head) for head in (
+            ("Atom_number", "A_xx", "A_xy", "A_xz"), ("", "A_yx", "A_yy", "A_yz"), ("", "A_zx", "A_zy", "A_zz"))]
+        for a, A in onsite.items():
+            out += ["{:<12s} {:.10f} {:.10f} {:.10f}".format(names[a] if r == 0 else "", *A[r]) for r in range(3)]
+            out.append("-" * 88)
     out += ["", "=" * 90, "Exchange: ",
             "{:6s} {:5s} {:15s} {:7s} {:24s} {:11s} ".format("    i", "    j", "         R", "  J_iso(meV)",
                                                               "         vector", "distance(A)")]

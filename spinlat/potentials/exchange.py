@@ -457,7 +457,8 @@ class BetheSlaterExchange(Potential):
     Parameters
     ----------
     cutoff : rc, Å (pairs with r ≤ rc interact).
-    J1 : eV (J > 0 ferromagnetic). J2 : dimensionless. J3 : Å.
+    J1 : eV (J > 0 ferromagnetic; |J1| above 1 eV gives a UserWarning, likely meV:
+        :func:`spinlat.validation.magnetic_energy`). J2 : dimensionless. J3 : Å.
     offset : LAMMPS ``offset yes``: subtract the aligned-spin energy, E_ij = −J(r)(s_i·s_j − 1).
     elements : species taking part (symbols or atomic numbers; both atoms of a pair must be
         listed); ``None``: every species. Only magnetic atoms (moment > 0) take part.
@@ -473,6 +474,7 @@ class BetheSlaterExchange(Potential):
         if self.cutoff <= 0:
             raise InputError(f"exchange cutoff must be positive, got {self.cutoff} Å")
         self.J1 = validation.number(J1, "J1")
+        validation.magnetic_energy(self.J1, "BetheSlaterExchange J1")
         self.J2 = validation.number(J2, "J2")
         self.J3 = validation.number(J3, "J3")
         if self.J3 <= 0:

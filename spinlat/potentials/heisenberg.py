@@ -247,7 +247,8 @@ class Heisenberg(Potential):
         first, over all atom pairs (non-magnetic atoms included: a shell none of whose pairs joins
         two atoms of moment > 0 while J or D of it is non-zero gives a UserWarning, since that
         value acts on nothing). Every unordered pair in shell k gets the isotropic coupling
-        ``J[k]`` (eV) and a DMI vector of magnitude ``D[k]`` (eV):
+        ``J[k]`` (eV) and a DMI vector of magnitude ``D[k]`` (eV; a value above 1 eV gives a
+        UserWarning, likely meV: :func:`spinlat.validation.magnetic_energy`):
 
         - ``dmi="bloch"``: D_ij = D r̂_ij, along the bond from i to j (bulk/B20 chirality);
         - ``dmi="interfacial"``: D_ij = D (n̂ × r̂_ij) with n̂ = ``normal`` (default ẑ, the film
@@ -268,6 +269,8 @@ class Heisenberg(Potential):
             raise ShapeError("J and D must be sequences of per-shell values (eV)")
         if not (np.all(np.isfinite(J)) and np.all(np.isfinite(D))):
             raise InputError("J and D must be finite")
+        validation.magnetic_energy(J, "Heisenberg.from_neighbors J")
+        validation.magnetic_energy(D, "Heisenberg.from_neighbors D")
         if dmi not in ("bloch", "interfacial"):
             raise InputError(f"dmi must be 'bloch' or 'interfacial', got {dmi!r}")
         nshell = max(len(J), len(D))

@@ -300,7 +300,8 @@ class UniaxialAnisotropy(_SingleSite):
 
     Parameters
     ----------
-    K : eV per atom, scalar or dict ``{element: K}`` (species not listed get no anisotropy).
+    K : eV per atom, scalar or dict ``{element: K}`` (species not listed get no anisotropy); |K| above
+        1 eV gives a UserWarning (likely meV: :func:`spinlat.validation.magnetic_energy`).
     axis : (3,) direction n shared by every atom (normalised; any non-zero length), or (N, 3)
         local axes n_i, one row per atom of the states it is used with (e.g. the local ⟨112⟩
         easy axes of the Mn sites of Mn3Pt). Rows are normalised; an all-zero row gives that
@@ -311,6 +312,7 @@ class UniaxialAnisotropy(_SingleSite):
 
     def __init__(self, K, axis):
         self._k, _ = species_table(K, "anisotropy constant K")
+        validation.magnetic_energy(K, "UniaxialAnisotropy K")
         self.K = K
         a = np.asarray(axis, dtype=np.float64) if _is_numeric(axis) else None
         if a is not None and a.ndim == 2 and a.shape[1] == 3 and a.shape[0] >= 1:
@@ -398,6 +400,8 @@ class CubicAnisotropy(_SingleSite):
     def __init__(self, K1, K2=0.0, axes=None):
         self._k1, _ = species_table(K1, "cubic anisotropy K1")
         self._k2, _ = species_table(K2, "cubic anisotropy K2")
+        validation.magnetic_energy(K1, "CubicAnisotropy K1")
+        validation.magnetic_energy(K2, "CubicAnisotropy K2")
         self.K1, self.K2 = K1, K2
         if axes is None:
             self.axes = np.eye(3)

@@ -741,6 +741,45 @@ def test_summary_of_a_dump_without_potential_energies(tmp_path):
     assert sl.analysis.summary(d)["potential_energy_mean_eV_per_atom"] == -67.5 / 16
 
 
+def test_another_runs_log_beside_a_data_file_or_dump_is_not_used(tmp_path):
+    """Several LAMMPS runs in one directory leave the last run's log.lammps beside every file: the
+    data file of a bulk run (boundary p p p) beside the log of a film run (boundary p p f) was read
+    with z non-periodic, and a dump without velocities (nothing to check the log's KinEng against)
+    took the potential energies of another run at the steps the two share. A log is used only
+    when its read_data / write_data (dump / write_dump) commands name the file, or when it
+    echoes no such command (nothing can be said)."""
+    st = bcc_fe(2)
+    sl.io.write_lammps_data(tmp_path / "bulk.data", st)
+    log = tmp_path / "log.lammps"
+    log.write_text("units metal\nboundary p p f\ncreate_box 1 box\nrun 0\nwrite_data film.data\n")
+    with pytest.warns(UserWarning, match=r"log.lammps beside .*bulk.data is another run's log: none of its "
+                                         r"read_data or write_data commands names bulk.data"):
+        assert sl.io.read_lammps_data(tmp_path / "bulk.data").pbc.tolist() == [True, True, True]
+    assert sl.io.lammps_read.log_names_file(log, tmp_path / "film.data", "data") is True
+    for own in ("write_data bulk.data", "read_data ./bulk.data", "write_data b${x}.data", "write_data bulk.*"):
+        log.write_text(f"units metal\nboundary p p f\ncreate_box 1 box\nrun 0\n{own}  # the run's file\n")
+        assert sl.io.read_lammps_data(tmp_path / "bulk.data").pbc.tolist() == [True, True, False], own
+    log.write_text("units metal\nboundary p p f\n")   # no file command echoed: cannot tell, used
+    assert sl.io.read_lammps_data(tmp_path / "bulk.data").pbc.tolist() == [True, True, False]
+    # a dump without velocities beside the log of a run that dumped another file
+    p = _spin_dump_copy(tmp_path, with_log=False, n_frames=4)
+    cols = {"c_outsp[1]": "sp", "c_outsp[2]": "spx", "c_outsp[3]": "spy", "c_outsp[4]": "spz"}
+    thermo = ("   Step          PotEng\n         5   -67.5\n"
+              "Loop time of 0.1 on 1 procs for 5 steps with 16 atoms\n")
+    log.write_text("units metal\ndump 1 all custom 5 other.lammpstrj id type x y z\n" + thermo)
+    with pytest.warns(UserWarning, match=rf"another run's log: none of its dump or write_dump commands names {p.name}"):
+        d = sl.io.read_lammps_dump(p, elements=["Fe"], columns=cols)
+    assert np.isnan(d["potential_energy"]).all()
+    log.write_text(f"units metal\ndump 1 all custom 5 {p.name.split('.')[0]}.*.lammpstrj id type x y z\n"
+                   f"write_dump all custom {p.name} id type x y z\n" + thermo)
+    d = sl.io.read_lammps_dump(p, elements=["Fe"], columns=cols)
+    np.testing.assert_array_equal(d["potential_energy"], [np.nan, -67.5, np.nan, np.nan])
+    log.write_text(f"units metal\ndump 1 all custom 5 other.lammpstrj id type x y z\nrerun {p.name} dump x y z\n"
+                   + thermo)   # a rerun over the dump's frames: its thermo is theirs
+    d = sl.io.read_lammps_dump(p, elements=["Fe"], columns=cols)
+    np.testing.assert_array_equal(d["potential_energy"], [np.nan, -67.5, np.nan, np.nan])
+
+
 def test_data_file_cut_or_doubled_in_its_velocities_or_atoms_is_refused(tmp_path):
     # a file cut inside its Velocities section gave the missing atoms velocity 0 silently
     sl.io.write_lammps(tmp_path / "x", bcc_fe(2).copy(velocities=np.full((16, 3), 0.01)), EAM(EAM_FE))
@@ -835,7 +874,7 @@ def test_data_file_of_a_shrink_wrapped_film_is_not_read_as_bulk(tmp_path):
         sl.io.read_lammps_data(tmp_path / "final.data")
     assert sl.io.read_lammps_data(tmp_path / "final.data", pbc=(True, True, False)).pbc.tolist() == [True, True, False]
     (tmp_path / "log.lammps").write_text("LAMMPS (22 Jul 2025)\nunits metal\nboundary p fs s  # a film\n"
-                                         "read_data data.spinlat\nrun 10\n")
+                                         "read_data data.spinlat\nrun 10\nwrite_data final.data\n")
     assert sl.io.read_lammps_data(tmp_path / "final.data").pbc.tolist() == [True, False, False]
     assert lammps_read.log_periodicity(tmp_path / "log.lammps") == [True, False, False]
     (tmp_path / "log.lammps").write_text("units metal\ndimension 2\nboundary p s p\nrun 0\nboundary s s s\n")

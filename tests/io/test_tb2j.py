@@ -130,8 +130,7 @@ def test_collinear_and_dmi_round_trip(tmp_path):
 def test_single_ion_anisotropy_round_trips(tmp_path):
     """A file's Single Ion Anisotropy section (k1, k1dir) is read as on-site terms: write_tb2j
     writes them back (they were dropped), so the energy survives read → write → read; an on-site
-    tensor that is no single-ion term is refused, naming the atom."""
-    from spinlat.errors import ExportError
+    tensor that is no single-ion term goes into TB2J ≥ 0.9's tensor section and reads back."""
 
     st, ham = read_tb2j(_broken(tmp_path, NEW_FORMAT))
     assert np.any([(i == j and not R.any()) for i, j, R in zip(ham.i, ham.j, ham.R)])
@@ -143,9 +142,108 @@ def test_single_ion_anisotropy_round_trips(tmp_path):
     onsite = [k for k, (i, j, R) in enumerate(zip(ham.i, ham.j, ham.R)) if i == j and not R.any()]
     J = ham.J.copy()
     J[onsite[0]] = np.diag([0.1, 0.2, 0.3]) * 1e-3                    # biaxial: no k1 (s·e)² term
-    bad = Heisenberg(ham.cell, ham.positions, ham.numbers, ham.i, ham.j, ham.R, J)
-    with pytest.raises(ExportError, match=r"on-site tensor of atom Fe1 .* is not a single-ion term"):
-        write_tb2j(tmp_path / "y.out", st, bad)
+    biaxial = Heisenberg(ham.cell, ham.positions, ham.numbers, ham.i, ham.j, ham.R, J)
+    write_tb2j(tmp_path / "y.out", st, biaxial)                       # TB2J ≥ 0.9's tensor section
+    assert "Single Ion Anisotropy: " in (tmp_path / "y.out").read_text()
+    _, back = read_tb2j(tmp_path / "y.out")
+    assert back.compute(big).energy == pytest.approx(biaxial.compute(big).energy, abs=1e-14)
+
+
+# the layout TB2J 0.9.22 writes (SpinIO.write_txt): k1/k1dir folded into a tensor section
+TENSOR_SIA = """\
+==========================================================================================
+Cell (Angstrom):
+2.87000000  0.00000000  0.00000000
+0.00000000  2.87000000  0.00000000
+0.00000000  0.00000000  3.15700000
+
+==========================================================================================
+Atoms:  
+(Note: charge and magmoms only count the wannier functions.)
+Atom_number        x             y             z       w_charge    M(x)      M(y)      M(z)   
+Fe1             0.00000000    0.00000000    0.00000000    0.0000    0.0000    0.0000    2.2000
+Co1             1.43500000    1.43500000    1.57850000    0.0000    0.0000    0.0000    1.6000
+Total                                                     0.0000    0.0000    0.0000    3.8000
+
+
+==========================================================================================
+Single Ion Anisotropy: 
+Atom_number      A_xx          A_xy          A_xz     
+                 A_yx          A_yy          A_yz     
+                 A_zx          A_zy          A_zz     
+Fe1             0.00000000    0.00000000    0.00000000
+                0.00000000    0.00000000    0.00000000
+                0.00000000    0.00000000    1.00000000
+----------------------------------------------------------------------------------------
+Co1            -0.10000000   -0.10000000   -0.00000000
+               -0.10000000   -0.10000000   -0.00000000
+               -0.00000000   -0.00000000    0.20000000
+----------------------------------------------------------------------------------------
+==========================================================================================
+Exchange: 
+    i      j          R        J_iso(meV)          vector          distance(A) 
+----------------------------------------------------------------------------------------
+   Fe1   Co1   (  0,   0,   0)  4.5544   ( 1.435,  1.435,  1.579)  2.571 
+J_iso:  4.5544 
+[Testing!] DMI: (-0.4604 -0.9181 -0.9669)
+[Testing!]J_ani:
+[[ 0.15   0.642  0.422]
+ [ 0.642 -0.389 -0.062]
+ [ 0.422 -0.062  0.239]]
+Combined J tensor (meV) [J = Jiso*I + DMI_antisymmetric + Jani_symmetric]:
+[[ 4.705 -0.325  1.341]
+ [ 1.609  4.165 -0.523]
+ [-0.496  0.398  4.793]]
+----------------------------------------------------------------------------------------
+   Co1   Fe1   (  0,   0,   0)  4.5544   (-1.435, -1.435, -1.579)  2.571 
+J_iso:  4.5544 
+[Testing!] DMI: ( 0.4604  0.9181  0.9669)
+[Testing!]J_ani:
+[[ 0.15   0.642  0.422]
+ [ 0.642 -0.389 -0.062]
+ [ 0.422 -0.062  0.239]]
+Combined J tensor (meV) [J = Jiso*I + DMI_antisymmetric + Jani_symmetric]:
+[[ 4.705  1.609 -0.496]
+ [-0.325  4.165  0.398]
+ [ 1.341 -0.523  4.793]]
+"""
+
+
+def test_tensor_single_ion_anisotropy_of_tb2j_0_9(tmp_path):
+    """TB2J ≥ 0.9 writes the single-ion anisotropy only as a tensor section (k1 and k1dir folded
+    into A = k1 k1dir k1dirᵀ); it was ignored with a warning, so a run from such a file lost its
+    anisotropy. It is TB2J's E = −Σ s_iᵀ A_i s_i now, and write_tb2j writes it back."""
+    f = _broken(tmp_path, TENSOR_SIA)
+    st, ham = read_tb2j(f)
+    rng = np.random.default_rng(3)
+    s = rng.normal(size=(2, 3))
+    s /= np.linalg.norm(s, axis=1)[:, None]
+    e = ham.compute(st.copy(spins=s)).energy
+    d = np.array([-0.4604, -0.9181, -0.9669])
+    jani = np.array([[0.15, 0.642, 0.422], [0.642, -0.389, -0.062], [0.422, -0.062, 0.239]])
+    T = 4.5544 * np.eye(3) + jani
+    e_pairs = -(s[0] @ T @ s[1] + d @ np.cross(s[0], s[1])) - (s[1] @ T @ s[0] + (-d) @ np.cross(s[1], s[0]))
+    A_fe = np.diag([0.0, 0.0, 1.0])
+    A_co = np.array([[-0.1, -0.1, 0], [-0.1, -0.1, 0], [0, 0, 0.2]])
+    e_sia = -(s[0] @ A_fe @ s[0]) - (s[1] @ A_co @ s[1])
+    assert e == pytest.approx((e_pairs + e_sia) * 1e-3, abs=1e-15)
+    write_tb2j(tmp_path / "back.out", st, ham)
+    _, back = read_tb2j(tmp_path / "back.out")
+    big = st.repeat((2, 2, 2)).copy(spins=rng.normal(size=(16, 3)))
+    assert back.compute(big).energy == pytest.approx(ham.compute(big).energy, abs=1e-14)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda t: t.replace("                0.00000000    0.00000000    1.00000000\n", ""),
+     r"line 23: row A_z of atom Fe1's anisotropy tensor missing"),
+    (lambda t: t.replace("Co1            -0.10000000", "Ni1            -0.10000000"),
+     r"line 25: unknown atom 'Ni1' in the single-ion anisotropy tensor section"),
+    (lambda t: t.replace("               -0.10000000   -0.10000000   -0.00000000\n", "               -0.1 x 0\n"),
+     r"line 26: .*row A_y of atom Co1"),
+])
+def test_tensor_single_ion_anisotropy_malformed(tmp_path, mutate, message):
+    with pytest.raises(FileFormatError, match=message):
+        read_tb2j(_broken(tmp_path, mutate(TENSOR_SIA)))
 
 
 def test_written_names_must_read_back(tmp_path):
