@@ -430,8 +430,10 @@ def _worker_start(threads, forked, pids=None):
     # Ctrl-C reaches every process of the terminal's foreground group, and a batch scheduler's
     # SIGTERM often every process of the job: the calling process alone decides (it keeps the
     # jobs finished and ends the workers or asks them to stop, :func:`_gather`)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)
+    ignored = [getattr(signal, name) for name in _WORKER_IGNORES]
+    for signum in ignored:
+        signal.signal(signum, signal.SIG_IGN)  # (discards one that came while the process started: blocked till now)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, ignored)  # (what this process starts gets them unblocked)
     signal.signal(signal.SIGUSR1, _stop_requested)
     signal.signal(signal.SIGUSR2, _stop_now)
     if pids is not None:  # for the calling process to end this one (_end_pool)
@@ -468,11 +470,35 @@ def _pool(workers):
     return ex
 
 
+#: the signals a worker process ignores (:func:`_worker_start`); blocked from its birth until then
+_WORKER_IGNORES = ("SIGINT", "SIGTERM")
+
+
+def _start_blocking_signals(start):
+    """Call ``start`` (a pool's worker process's own start) with Ctrl-C and SIGTERM blocked in
+    the calling thread, so that the child inherits them blocked (a signal mask survives fork and
+    exec): a terminal's
+    Ctrl-C or a batch scheduler's SIGTERM reaching every process of the job while a worker still
+    imports (seconds when spawned) stays pending instead of killing it (the pool then broke and
+    the caller got a WorkerError instead of the interrupt); its initialiser ignores both, which
+    discards a pending one, and unblocks them. The calling thread's mask is put back at once (a
+    signal that came meanwhile is delivered then, or to another thread: none is lost). Python's
+    own resource tracker is started the same way."""
+    import signal
+
+    blocked = {getattr(signal, name) for name in _WORKER_IGNORES}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class _SpawnProcess(mp_context.SpawnProcess):
     """A spawned worker process that puts itself on :data:`_STARTED` when started."""
 
     def start(self):
-        super().start()
+        _start_blocking_signals(super().start)
         _STARTED.append(self)
 
 
@@ -480,7 +506,7 @@ class _ForkProcess(mp_context.ForkProcess):
     """A forked worker process that puts itself on :data:`_STARTED` when started."""
 
     def start(self):
-        super().start()
+        _start_blocking_signals(super().start)
         _STARTED.append(self)
 
 

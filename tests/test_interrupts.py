@@ -771,33 +771,92 @@ def test_an_annealed_start_stops_inside_its_annealing(monkeypatch, capfd):
     np.testing.assert_array_equal(job.start(0).spins, ref.spins)
 
 
-@pytest.mark.parametrize("signum, kind", [(signal.SIGTERM, Terminated)])
-def test_a_search_stopped_while_its_spawned_workers_start_does_not_wait_for_them(monkeypatch, tmp_path, signum,
-                                                                                   kind):
-    """Spawned worker processes that take 60 s to start (a stand-in for seconds of imports):
-    a SIGTERM 0.5 s after the search began waited for them (5.7 s measured with real imports);
-    now the search stops at once with no start finished, and the pool's processes are ended
-    before any of them gets through its start-up (none writes the mark)."""
+def _slow_workers(monkeypatch, tmp_path):
+    """Make the next local pool spawn worker processes whose start-up lasts until the test
+    creates ``tmp_path / "release"`` (tests/_slow_worker_start.py); returns the mark a worker
+    writes once through it."""
     import _slow_worker_start
     from spinlat import search
 
-    st, pot = _fe_search()[0], Field([3.0, -2.0, 10.0])
     mark = tmp_path / "started"
     monkeypatch.setenv(_slow_worker_start.MARK, str(mark))
+    monkeypatch.setenv(_slow_worker_start.RELEASE, str(tmp_path / "release"))
     search.shutdown_workers()
     monkeypatch.setattr(search, "_fork_is_safe", lambda: False)
     monkeypatch.setattr(search, "_worker_start", _slow_worker_start.slow_start)
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signum))
-    timer.start()
+    return mark
+
+
+def _signal_at_the_first_look(monkeypatch, signum):
+    """Send ``signum`` to this process at the first look for a stop while jobs run in worker
+    processes (the search module's first ``check`` of the results collected): by then the
+    pool's processes have been started and the signal is held back. Was a timer 0.5 s after
+    the call began: on a loaded machine it fired before the call had reached its
+    ``deferred`` block, and SIGTERM (its default) ended the whole test process. Returns the
+    list that gets the number of the pool's processes started when the signal was sent."""
+    from spinlat import search
+
+    real, starting = search.check, []
+
+    def checking(partial_result=None):
+        if isinstance(partial_result, dict) and not starting:
+            starting.append(len(search._STARTED))
+            os.kill(os.getpid(), signum)
+        return real(partial_result)
+
+    monkeypatch.setattr(search, "check", checking)
+    return starting
+
+
+@pytest.mark.parametrize("signum, kind", [(signal.SIGTERM, Terminated)])
+def test_a_search_stopped_while_its_spawned_workers_start_does_not_wait_for_them(monkeypatch, tmp_path, signum,
+                                                                                   kind):
+    """Spawned worker processes whose start-up lasts until the test ends (a stand-in for seconds
+    of imports): a SIGTERM while they started waited for them (5.7 s measured with real
+    imports); now the search stops at once with no start finished, and the pool's processes are
+    ended before any of them gets through its start-up (none writes the mark)."""
+    from spinlat import search
+
+    st, pot = _fe_search()[0], Field([3.0, -2.0, 10.0])
+    mark = _slow_workers(monkeypatch, tmp_path)
+    starting = _signal_at_the_first_look(monkeypatch, signum)
     try:
         with pytest.raises(kind) as info:
             search.ground_state(st, pot, starts=8, seed=2, tmax=1e-6, workers=2)
     finally:
-        timer.cancel()
-    assert not mark.exists()  # no worker's 60 s start-up was awaited
+        (tmp_path / "release").touch()
+    assert starting == [2]  # the signal came while both worker processes were starting up
+    assert not mark.exists()  # no worker's start-up (it ends only once the test is done) was awaited
     part = info.value.partial_result
     assert part.finished == () and part.starts == 8
     assert search._POOL is None
+    assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("method", ["spawn", "fork"])
+def test_a_signal_that_reaches_a_worker_process_while_it_starts_is_ignored(monkeypatch, method):
+    """Worker processes ignore Ctrl-C and SIGTERM (the calling process alone decides), but they
+    set that up in their initialiser, after the interpreter and the imports (seconds when
+    spawned, longer on a loaded machine): a terminal's Ctrl-C or a scheduler's SIGTERM to every
+    process of the job in that time killed a worker (SIGTERM) or raised in its initialiser
+    (Ctrl-C), the pool broke and sweep raised WorkerError ("out of memory?") instead of the
+    interrupt with the values finished. Now the pool's processes are started with both signals
+    blocked (the child inherits the mask) until their initialiser ignores them."""
+    import _slow_worker_start
+    from spinlat import search
+
+    if method == "fork" and not search._fork_is_safe():
+        pytest.skip("this process runs other threads: its workers are never forked")
+    search.shutdown_workers()
+    monkeypatch.setattr(search, "_fork_is_safe", lambda: method == "fork")
+    monkeypatch.setattr(search, "_worker_start", _slow_worker_start.signalled_start)
+    try:
+        assert sl.sweep(functools.partial(math.pow, 2.0), [1, 2, 3], workers=2) == [2.0, 4.0, 8.0]
+        assert search._POOL[1] == method
+    finally:
+        search.shutdown_workers()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # this process's mask is as it was
+    assert signal.SIGINT not in blocked and signal.SIGTERM not in blocked
     assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
 
 
@@ -880,20 +939,15 @@ def test_a_sweep_stopped_while_its_spawned_workers_start_does_not_wait_for_them(
     """sweep over workers ends its pool at once on a stop; it killed the processes that had
     reported their id and then waited (shutdown) for those still starting: their start-up (none
     gets through it now: none writes the mark)."""
-    import _slow_worker_start
     from spinlat import search
 
-    mark = tmp_path / "started"
-    monkeypatch.setenv(_slow_worker_start.MARK, str(mark))
-    search.shutdown_workers()
-    monkeypatch.setattr(search, "_fork_is_safe", lambda: False)
-    monkeypatch.setattr(search, "_worker_start", _slow_worker_start.slow_start)
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
+    mark = _slow_workers(monkeypatch, tmp_path)
+    starting = _signal_at_the_first_look(monkeypatch, signal.SIGTERM)
     try:
         with pytest.raises(Terminated) as info:
             sl.sweep(functools.partial(math.pow, 2.0), [1, 2, 3], workers=2)
     finally:
-        timer.cancel()
-    assert not mark.exists()  # no worker's 60 s start-up was awaited
+        (tmp_path / "release").touch()
+    assert starting == [2]
+    assert not mark.exists()  # no worker's start-up was awaited
     assert info.value.partial_result == {} and search._POOL is None
