@@ -183,6 +183,7 @@ def _steps(path):
 
 
 @pytest.mark.parametrize("signum, kind", [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)])
+@pytest.mark.usefixtures("one_call_per_chunk")  # the 3rd call of _SignalAt is the 3rd chunk, a whole one
 def test_a_run_finishes_its_chunk_writes_its_frame_then_stops(tmp_path, signum, kind):
     st, pot = crystal(2, T=300.0), PairSpin() + Field([0, 0, 1.0])
     path = tmp_path / "run.h5"
@@ -204,6 +205,7 @@ def test_a_run_finishes_its_chunk_writes_its_frame_then_stops(tmp_path, signum, 
     assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
 
 
+@pytest.mark.usefixtures("one_call_per_chunk")  # the 3rd call of _SignalAt is the 3rd chunk
 def test_an_interrupt_that_came_out_of_c_code_as_a_system_error_is_raised_as_itself(tmp_path):
     st, pot = crystal(2, T=300.0), PairSpin() + Field([0, 0, 1.0])
     path = tmp_path / "run.h5"
