@@ -557,8 +557,8 @@ def test_an_interrupted_search_on_a_scheduler_keeps_the_starts_of_the_jobs_finis
         if seeds[0] - 2 == 4:
             collected.wait(600)  # hang guard only
             os.kill(os.getpid(), signal.SIGINT)
-        release.wait(60)
-        return []
+        release.wait(600)  # hang guard only: set once the search has returned (60 s could run out under load, and
+        return []          # a job returning [] then counted as finished)
 
     monkeypatch.setattr(search._Start, "__call__", stalling)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=16, processes=False,
@@ -591,7 +591,7 @@ class _StallAt(sl.potentials.Potential):
 
         if os.getpid() != self.parent and np.array_equal(state.spins, self.stall):
             os.kill(self.parent, self.signum)
-            guard = time.monotonic() + 120  # hang guard only
+            guard = time.monotonic() + 600  # hang guard only (120 s could run out under load: start 1 then finished)
             while not interrupts.pending() and time.monotonic() < guard:
                 time.sleep(0.01)
             if self.again:
