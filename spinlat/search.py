@@ -151,8 +151,9 @@ def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=F
 
         client = scheduler if hasattr(scheduler, "map") else Client(scheduler)
         try:
-            return _gather(client.map(fn, items, pure=False), _dask_wait, lambda rest: client.cancel(rest),
-                           stopping=stopping)
+            with deferred(stopping, waits=False):  # (from before the jobs are sent: see below)
+                return _gather(client.map(fn, items, pure=False), _dask_wait, lambda rest: client.cancel(rest),
+                               stopping=stopping)
         finally:
             if client is not scheduler:
                 client.close()
@@ -178,21 +179,26 @@ def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=F
 
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    ex = _pool(workers)
-    try:
-        return _gather([ex.submit(fn, x) for x in items],
-                       lambda fs: wait(fs, timeout=_POLL_S, return_when=FIRST_COMPLETED)[0], _end_pool,
-                       soften=_ask_pool_to_stop if graceful else None, stopping=stopping)
-    except KeyboardInterrupt:
-        if _POOL is not None and _POOL[5]:  # its workers were asked to stop for good: what they finished is here
-            _kill_pool()  # (those still starting up, spawned, would be waited for: seconds)
-        raise
-    except BrokenProcessPool as exc:
-        shutdown_workers()
-        raise WorkerError(
-            f"a worker process stopped before finishing ({exc}). If this runs from a script, its top-level "
-            f"work must be under `if __name__ == \"__main__\":`; otherwise a worker crashed (out of memory?): "
-            f"rerun with workers=None to see the error in this process.") from None
+    # Ctrl-C / SIGTERM held back from before the pool starts and the jobs are sent (seconds when spawned), not
+    # only once _gather waits: a signal then was raised in the middle of the sending (Ctrl-C: the jobs sent went
+    # on running in the pool kept for the next call; SIGTERM: its default ended the process) instead of
+    # stopping the jobs and raising with what was finished
+    with deferred(stopping, waits=graceful):
+        ex = _pool(workers)
+        try:
+            return _gather([ex.submit(fn, x) for x in items],
+                           lambda fs: wait(fs, timeout=_POLL_S, return_when=FIRST_COMPLETED)[0], _end_pool,
+                           soften=_ask_pool_to_stop if graceful else None, stopping=stopping)
+        except KeyboardInterrupt:
+            if _POOL is not None and _POOL[5]:  # its workers were asked to stop for good: what they finished is here
+                _kill_pool()  # (those still starting up, spawned, would be waited for: seconds)
+            raise
+        except BrokenProcessPool as exc:
+            shutdown_workers()
+            raise WorkerError(
+                f"a worker process stopped before finishing ({exc}). If this runs from a script, its top-level "
+                f"work must be under `if __name__ == \"__main__\":`; otherwise a worker crashed (out of memory?): "
+                f"rerun with workers=None to see the error in this process.") from None
 
 
 #: seconds between two looks for a pending Ctrl-C / SIGTERM while jobs run elsewhere

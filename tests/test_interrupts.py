@@ -599,6 +599,43 @@ def test_an_interrupted_sweep_over_processes_keeps_the_values_finished_and_ends_
     search.shutdown_workers()
 
 
+def test_a_signal_while_a_sweep_sends_its_jobs_to_processes_is_held_back_too(monkeypatch):
+    """sweep over processes held Ctrl-C / SIGTERM back only once its jobs were sent: a signal
+    while the pool started or the jobs were sent (seconds when spawned, longer on a loaded
+    machine) was raised there (Ctrl-C: no values finished attached, the jobs already sent went on
+    in the pool kept for the next call; SIGTERM: its default ended the process). Now it is held
+    from before the pool starts: the jobs are stopped and the values finished come with it. The
+    signal is sent as the second job is sent (no timing)."""
+    from spinlat import search
+
+    search.shutdown_workers()
+    real_pool = search._pool
+
+    def pool(workers):
+        ex = real_pool(workers)
+        submit, sent = ex.submit, []
+
+        def submitting(*args, **kw):
+            sent.append(1)
+            if len(sent) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return submit(*args, **kw)
+
+        monkeypatch.setattr(ex, "submit", submitting)
+        return ex
+
+    monkeypatch.setattr(search, "_pool", pool)
+    values = [1, 2, 3, 4, 5]
+    try:
+        with pytest.raises(KeyboardInterrupt) as info:
+            sl.sweep(functools.partial(math.pow, 2.0), values, workers=2)
+        done = info.value.partial_result  # (before: no such attribute, raised inside the sending)
+        assert isinstance(done, dict) and all(done[k] == 2.0 ** values[k] for k in done)
+    finally:
+        search.shutdown_workers()
+    assert _handlers() == (signal.default_int_handler, signal.SIG_DFL)
+
+
 def test_an_interrupted_search_on_a_scheduler_keeps_the_starts_of_the_jobs_finished(monkeypatch):
     """ground_state(scheduler=...) raised the interrupt without minima; now the starts of the
     jobs (batches) finished are merged into its InterruptedSearch, numbered as in the search."""
