@@ -63,26 +63,33 @@ def test_sigterm_is_held_and_raised_as_terminated():
     assert isinstance(Terminated(), KeyboardInterrupt)
 
 
-@pytest.mark.parametrize("signum, kind", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
-def test_a_signal_that_comes_as_the_block_installs_its_handlers_is_kept(monkeypatch, signum, kind):
-    """deferred() cleared the pending signal after installing its handlers: a Ctrl-C or SIGTERM
-    that came in between (right after the handler was installed) printed its line and was then
-    forgotten, so the run never stopped. The signal is sent here from inside the installation,
-    just after the handler is in place (Python runs it before the next bytecode): no timing."""
+def _signal_once_installed(monkeypatch, signum, chosen):
+    """Make spinlat.interrupts see a signal module whose ``signal(num, handler)`` sends ``signum``
+    to this process as soon as a handler for which ``chosen(handler)`` is true is in place (the
+    earliest moment a real signal could come)."""
     real = signal.signal
 
-    class Signals:  # the signal module, with signal.signal sending the signal as soon as _hold is in place
+    class Signals:
         def __getattr__(self, name):
             return getattr(signal, name)
 
         @staticmethod
         def signal(num, handler):
             previous = real(num, handler)
-            if num == signum and handler is not signal.SIG_DFL and handler is not signal.default_int_handler:
+            if num == signum and chosen(handler):
                 os.kill(os.getpid(), signum)
             return previous
 
     monkeypatch.setattr(interrupts, "signal", Signals())
+
+
+@pytest.mark.parametrize("signum, kind", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
+def test_a_signal_that_comes_as_the_block_installs_its_handlers_is_kept(monkeypatch, signum, kind):
+    """deferred() cleared the pending signal after installing its handlers: a Ctrl-C or SIGTERM
+    that came in between (right after the handler was installed) printed its line and was then
+    forgotten, so the run never stopped. The signal is sent here from inside the installation,
+    just after the handler is in place (Python runs it before the next bytecode): no timing."""
+    _signal_once_installed(monkeypatch, signum, lambda handler: handler is interrupts._hold)
     reached = []
     with pytest.raises(kind):
         with interrupts.deferred():
@@ -100,20 +107,7 @@ def test_a_sigterm_as_sigterm_raises_installs_its_handler_leaves_the_default_beh
     SIGTERM right after the handler went in raised Terminated before that, and the handler
     stayed for the rest of the process (a later SIGTERM raised in any code instead of ending
     it). Sent from inside the installation here: no timing."""
-    real = signal.signal
-
-    class Signals:
-        def __getattr__(self, name):
-            return getattr(signal, name)
-
-        @staticmethod
-        def signal(num, handler):
-            previous = real(num, handler)
-            if handler is interrupts.raise_terminated:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return previous
-
-    monkeypatch.setattr(interrupts, "signal", Signals())
+    _signal_once_installed(monkeypatch, signal.SIGTERM, lambda handler: handler is interrupts.raise_terminated)
     reached = []
     with pytest.raises(Terminated):
         with interrupts.sigterm_raises():
