@@ -113,14 +113,18 @@ def deferred(stopping: str | None = None, waits: bool = True):
         finally:
             _Pending.stops.pop()
         return
+    # cleared before the handlers go in: a signal that comes once one is in place is kept (it was
+    # cleared after them, and a signal in between was announced, then forgotten)
+    _Pending.signum, _Pending.stops = None, [(stopping, waits)]
     previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(signum)
-        if _takes_over(signum, handler):
-            previous[signum] = signal.signal(signum, _hold)
-    _Pending.active, _Pending.signum, _Pending.stops = 1, None, [(stopping, waits)]
     ok = False
-    try:
+    try:  # (a second signal while they go in raises: the handlers in place are put back)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if _takes_over(signum, handler):
+                previous[signum] = handler  # noted first: a signal may raise as soon as _hold is in
+                signal.signal(signum, _hold)
+        _Pending.active = 1
         yield
         ok = True
     finally:
@@ -142,11 +146,11 @@ def sigterm_raises():
     if not _main_thread() or _Pending.active or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
-    try:
+    try:  # (put back also when a SIGTERM raises as soon as the handler is in)
+        signal.signal(signal.SIGTERM, raise_terminated)
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the one it replaces (checked above)
 
 
 def _main_thread() -> bool:

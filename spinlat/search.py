@@ -162,8 +162,9 @@ def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=F
 
         client = scheduler if hasattr(scheduler, "map") else Client(scheduler)
         try:
-            return _gather(client.map(fn, items, pure=False), _dask_wait, lambda rest: client.cancel(rest),
-                           stopping=stopping)
+            with deferred(stopping, waits=False):  # (from before the jobs are sent: see below)
+                return _gather(client.map(fn, items, pure=False), _dask_wait, lambda rest: client.cancel(rest),
+                               stopping=stopping)
         finally:
             if client is not scheduler:
                 client.close()
@@ -189,21 +190,26 @@ def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=F
 
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    ex = _pool(workers)
-    try:
-        return _gather([ex.submit(fn, x) for x in items],
-                       lambda fs: wait(fs, timeout=_POLL_S, return_when=FIRST_COMPLETED)[0], _end_pool,
-                       soften=_ask_pool_to_stop if graceful else None, stopping=stopping)
-    except KeyboardInterrupt:
-        if _POOL is not None and _POOL[5]:  # its workers were asked to stop for good: what they finished is here
-            _kill_pool()  # (those still starting up, spawned, would be waited for: seconds)
-        raise
-    except BrokenProcessPool as exc:
-        shutdown_workers()
-        raise WorkerError(
-            f"a worker process stopped before finishing ({exc}). If this runs from a script, its top-level "
-            f"work must be under `if __name__ == \"__main__\":`; otherwise a worker crashed (out of memory?): "
-            f"rerun with workers=None to see the error in this process.") from None
+    # Ctrl-C / SIGTERM held back from before the pool starts and the jobs are sent (seconds when spawned), not
+    # only once _gather waits: a signal then was raised in the middle of the sending (Ctrl-C: the jobs sent went
+    # on running in the pool kept for the next call; SIGTERM: its default ended the process) instead of
+    # stopping the jobs and raising with what was finished
+    with deferred(stopping, waits=graceful):
+        ex = _pool(workers)
+        try:
+            return _gather([ex.submit(fn, x) for x in items],
+                           lambda fs: wait(fs, timeout=_POLL_S, return_when=FIRST_COMPLETED)[0], _end_pool,
+                           soften=_ask_pool_to_stop if graceful else None, stopping=stopping)
+        except KeyboardInterrupt:
+            if _POOL is not None and _POOL[5]:  # its workers were asked to stop for good: what they finished is here
+                _kill_pool()  # (those still starting up, spawned, would be waited for: seconds)
+            raise
+        except BrokenProcessPool as exc:
+            shutdown_workers()
+            raise WorkerError(
+                f"a worker process stopped before finishing ({exc}). If this runs from a script, its top-level "
+                f"work must be under `if __name__ == \"__main__\":`; otherwise a worker crashed (out of memory?): "
+                f"rerun with workers=None to see the error in this process.") from None
 
 
 #: seconds between two looks for a pending Ctrl-C / SIGTERM while jobs run elsewhere
@@ -441,8 +447,10 @@ def _worker_start(threads, forked, pids=None):
     # Ctrl-C reaches every process of the terminal's foreground group, and a batch scheduler's
     # SIGTERM often every process of the job: the calling process alone decides (it keeps the
     # jobs finished and ends the workers or asks them to stop, :func:`_gather`)
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_IGN)
+    ignored = [getattr(signal, name) for name in _WORKER_IGNORES]
+    for signum in ignored:
+        signal.signal(signum, signal.SIG_IGN)  # (discards one that came while the process started: blocked till now)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, ignored)  # (what this process starts gets them unblocked)
     signal.signal(signal.SIGUSR1, _stop_requested)
     signal.signal(signal.SIGUSR2, _stop_now)
     if pids is not None:  # for the calling process to end this one (_end_pool)
@@ -479,11 +487,35 @@ def _pool(workers):
     return ex
 
 
+#: the signals a worker process ignores (:func:`_worker_start`); blocked from its birth until then
+_WORKER_IGNORES = ("SIGINT", "SIGTERM")
+
+
+def _start_blocking_signals(start):
+    """Call ``start`` (a pool's worker process's own start) with Ctrl-C and SIGTERM blocked in
+    the calling thread, so that the child inherits them blocked (a signal mask survives fork and
+    exec): a terminal's
+    Ctrl-C or a batch scheduler's SIGTERM reaching every process of the job while a worker still
+    imports (seconds when spawned) stays pending instead of killing it (the pool then broke and
+    the caller got a WorkerError instead of the interrupt); its initialiser ignores both, which
+    discards a pending one, and unblocks them. The calling thread's mask is put back at once (a
+    signal that came meanwhile is delivered then, or to another thread: none is lost). Python's
+    own resource tracker is started the same way."""
+    import signal
+
+    blocked = {getattr(signal, name) for name in _WORKER_IGNORES}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class _SpawnProcess(mp_context.SpawnProcess):
     """A spawned worker process that puts itself on :data:`_STARTED` when started."""
 
     def start(self):
-        super().start()
+        _start_blocking_signals(super().start)
         _STARTED.append(self)
 
 
@@ -491,7 +523,7 @@ class _ForkProcess(mp_context.ForkProcess):
     """A forked worker process that puts itself on :data:`_STARTED` when started."""
 
     def start(self):
-        super().start()
+        _start_blocking_signals(super().start)
         _STARTED.append(self)
 
 

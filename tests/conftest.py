@@ -101,6 +101,19 @@ def default_signal_handlers():
     signal.signal(signal.SIGTERM, before[1])
 
 
+@pytest.fixture
+def one_call_per_chunk(monkeypatch):
+    """Every chunk of steps of a Simulation is one call of its integrator's ``run``, whatever the
+    machine's speed: for tests whose integrator acts at its k-th call (a signal, a blow-up) and
+    means the k-th chunk. A chunk runs in pieces of about ``SIGNAL_LATENCY_S`` (1 s) at the speed
+    measured on the piece before; a first piece slowed by numba compiling (a clean clone) or by
+    a loaded machine made the next chunk several calls, and the k-th call fell in an earlier
+    chunk. The latency set here makes every chunk one piece (no measured speed is that slow)."""
+    from spinlat import simulation
+
+    monkeypatch.setattr(simulation, "SIGNAL_LATENCY_S", 1e9)
+
+
 TB2J_FE = Path(__file__).parent.parent / "spinlat" / "data" / "bccFe_TB2J_exchange.out"
 
 

@@ -287,7 +287,7 @@ def lmp_executable() -> Path | None:
         ok = False
         if exe.exists():
             try:
-                r = subprocess.run([str(exe), "-h"], env=_lmp_env(), capture_output=True, timeout=120)
+                r = subprocess.run([str(exe), "-h"], env=_lmp_env(), capture_output=True, timeout=600)
                 ok = r.returncode == 0
             except Exception:  # noqa: BLE001
                 ok = False

@@ -257,7 +257,7 @@ def test_sigterm_flushes_every_frame_reached_and_the_run_restarts(tmp_path):
         assert reached >= 25, "".join(seen[-20:])
         proc.send_signal(signal.SIGTERM)
         rest = proc.stderr.read()
-        assert proc.wait(timeout=120) == 143, "".join(seen[-5:]) + rest
+        assert proc.wait(timeout=600) == 143, "".join(seen[-5:]) + rest
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -443,7 +443,7 @@ def test_the_installed_command_prints_one_line(tmp_path):
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     res = subprocess.run([sys.executable, "-m", "spinlat.cli", "analyze", str(tmp_path / "missing.h5")],
-                         capture_output=True, text=True, env=env, timeout=300)
+                         capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 1
     assert res.stderr == f"spinlat analyze: error: trajectory {tmp_path / 'missing.h5'} does not exist\n"
 

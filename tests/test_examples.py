@@ -17,7 +17,7 @@ def _run(tmp_path, script, *args):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLES.parent), env.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=1200)
 
 
 @pytest.mark.parametrize("script, args, status, message", [

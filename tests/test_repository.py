@@ -159,7 +159,7 @@ def test_every_benchmark_parses_its_arguments_with_argparse():
 @pytest.mark.parametrize("name", ["bench_llg_spirit.py", "bench_pair_search.py", "bench_mmace_reference_side.py"])
 def test_benchmarks_answer_help(name):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), "--help"], capture_output=True, text=True,
-                         timeout=300, cwd=ROOT)
+                         timeout=600, cwd=ROOT)
     assert out.returncode == 0 and out.stdout.startswith(f"usage: {name}"), out.stderr[-2000:]
 
 

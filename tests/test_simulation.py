@@ -131,6 +131,7 @@ def test_errors_before_any_work(tmp_path, setup):
     assert Counting.calls == 0
 
 
+@pytest.mark.usefixtures("one_call_per_chunk")  # the integrator's third call must be the third chunk
 def test_explosion_stops_and_keeps_good_frames(tmp_path, setup):
     st, pot = setup
 

@@ -1102,7 +1102,7 @@ def test_a_reader_of_a_live_file_without_frames_is_told_a_run_is_writing_it(tmp_
             analysis.summary(path)
         assert main(["analyze", str(path)]) == 1
     finally:
-        proc.communicate("\n", timeout=120)
+        proc.communicate("\n", timeout=600)
     assert proc.returncode == 0
     assert hdf5.writer_holds(path) is False
     with Trajectory(path) as t:
