@@ -412,8 +412,8 @@ class LLG(Integrator):
     so the stream, and the trajectory, do not depend on how the steps are split into runs).
     Other terms are evaluated through ``potential.local_fields`` between the numba stages. The
     fused table is kept between runs while the lattice (positions, cell, moments, species) and
-    the potential object stay the same; build a new potential object after changing a term's
-    parameters.
+    the potential object stay the same (a term's parameters are fixed when it is built:
+    :class:`~spinlat.errors.FixedParameterError`; a new field or constant is a new term).
     """
 
     moves_lattice = False
