@@ -156,7 +156,11 @@ class Simulation:
 
     Attributes: ``state`` (current State), ``step`` (steps done, counting those of a restarted
     file), ``time`` (fs; for Monte Carlo, whose dt is None, the number of sweeps), ``evaluation``
-    (potential evaluation of ``state``).
+    (potential evaluation of ``state``), ``statistics`` (the integrator's ``statistics`` — model
+    calls, implicit-step iterations, unconverged steps of :class:`~spinlat.integrators.SpinLatticeNVE`
+    — over the whole last :meth:`run`: the integrator's own describe only its last call, one chunk
+    of at most ``every`` steps; counts are summed and ``*_per_step`` figures averaged over all the
+    steps; ``{}`` for integrators that keep none).
     """
 
     def __init__(self, state, potential, integrator, trajectory=None, every=None, progress=True,
@@ -213,6 +217,7 @@ class Simulation:
         self._closer = None
         self._frames_written = 0
         self._steps_per_second = None  # measured on the integrator's calls (Simulation._advance)
+        self.statistics = {}  # the integrator's statistics over the last run (see _add_statistics)
         self._append = False
         if restart:
             if trajectory is None:
@@ -468,6 +473,7 @@ class Simulation:
                       f"file ends at its last frame)"):
             try:
                 self._chunk = 0
+                self.statistics = {}
                 if self.evaluation is None:
                     ev = self.potential.compute(self.state, forces=True, magnetic_forces=True)
                     self._check(self.state, ev)
@@ -539,6 +545,7 @@ class Simulation:
                 t0 = _time.perf_counter()
                 with abandonable() if slow else contextlib.nullcontext():
                     state = self.integrator.run(state, self.potential, piece)
+                self._add_statistics(getattr(self.integrator, "statistics", None))
                 elapsed = _time.perf_counter() - t0
                 if elapsed > 0:
                     self._steps_per_second = piece / elapsed
@@ -550,6 +557,22 @@ class Simulation:
                 self.integrator.restore(saved, start, self.potential)
             raise
         return state
+
+    def _add_statistics(self, piece) -> None:
+        """Fold the integrator's ``statistics`` of one call into :attr:`statistics`: integer
+        counts add up, ``*_per_step`` figures are averaged weighted by the call's ``steps`` (so
+        that they are the whole run's, e.g. (model calls − initial calls) / steps)."""
+        if not piece or not piece.get("steps"):
+            return
+        total = self.statistics
+        steps_before, steps = total.get("steps", 0), piece["steps"]
+        for key, value in piece.items():
+            if key.endswith("_per_step"):
+                total[key] = (total.get(key, 0.0) * steps_before + value * steps) / (steps_before + steps)
+            elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + int(value)
+            else:
+                total[key] = value
 
     def _integrator_checkpoint(self):
         """A copy of the integrator's checkpoint now (None when it keeps none), to put it back

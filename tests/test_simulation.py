@@ -597,3 +597,34 @@ def test_a_simulation_stopped_inside_a_chunk_continues_with_the_uninterrupted_bi
         sim.run(30)
     assert sim.step == 10 and len(calls) == 16
     _assert_same_state(sim.run(20), ref)
+
+
+def test_statistics_cover_the_whole_run(tmp_path):
+    """SpinLatticeNVE's ``statistics`` (model calls per step, implicit-step iterations,
+    unconverged steps) describe one ``integrator.run``; a Simulation runs the integrator once per
+    chunk of ``every`` steps (or shorter pieces), so after ``sim.run(12)`` with ``every=4`` they
+    counted the last 4 steps only (an unconverged step in an earlier chunk vanished from them).
+    ``Simulation.statistics`` now holds the whole run's: counts summed, per-step figures over
+    every step, equal to one integrator.run of the same steps."""
+    st = crystal(2, T=300.0)
+    pot = NonLocal() + Field([0, 0, 1.0])  # implicit midpoint spin step: several calls per step
+    sim = sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=tmp_path / "a.h5", every=4, progress=False)
+    sim.run(12)
+    assert sim.integrator.statistics["steps"] <= 4  # one chunk
+    stats = sim.statistics
+    one = SpinLatticeNVE(1.0)
+    one.run(st, pot, 12)
+    ref = one.statistics
+    assert stats["steps"] == 12
+    for key in ("spin_iterations", "unconverged_steps", "jvp_calls"):
+        assert stats[key] == ref[key], key
+    assert stats["model_calls"] - stats["initial_calls"] == ref["model_calls"] - ref["initial_calls"]
+    assert stats["calls_per_step"] == pytest.approx(ref["calls_per_step"], rel=1e-12)
+    assert stats["call_equivalents_per_step"] == pytest.approx(ref["call_equivalents_per_step"], rel=1e-12)
+    sim.run(3)  # the next run's own
+    assert sim.statistics["steps"] == 3
+    sim.close()
+    # integrators without statistics: an empty dict
+    sim = sl.Simulation(st, pot, sl.integrators.LLG(1.0), progress=False)
+    sim.run(2)
+    assert sim.statistics == {}
