@@ -443,6 +443,15 @@ class LLG(Integrator):
                 f"solver={self.solver!r}, seed={self.seed})")
 
     def check(self, state, potential) -> None:
+        """The parameters as the constructor checks them (they may have been changed since:
+        ``llg.temperature = T`` between runs is taken live), then the state and potential."""
+        check_dt(self.dt)
+        check_nonnegative(self.damping, "damping", "dimensionless Gilbert α")
+        check_nonnegative(self.temperature, "temperature", "K")
+        if not isinstance(self.solver, str) or self.solver not in SOLVERS:
+            raise InputError(f"unknown LLG solver {self.solver!r}; choose one of {SOLVERS}")
+        if self.temperature > 0 and self.damping == 0:
+            raise InputError("LLG at temperature > 0 needs damping > 0 (the thermal field scales with α)")
         _check_potential_magnetic(self, state, potential)
 
     def noise_amplitudes(self, state) -> np.ndarray:
