@@ -163,6 +163,43 @@ class Simulation:
     steps; ``{}`` for integrators that keep none).
     """
 
+    @property
+    def potential(self):
+        """The potential of the next :meth:`run`. Another may be assigned between runs: the next
+        run evaluates the state with it and the trajectory records its frames as a new run
+        (:attr:`Trajectory.runs <spinlat.io.Trajectory.runs>`). InputError for anything but a
+        spinlat Potential."""
+        return self._potential
+
+    @potential.setter
+    def potential(self, potential):
+        from .potentials.base import Potential
+
+        if not isinstance(potential, Potential):
+            raise InputError(f"Simulation: potential must be a spinlat Potential (spinlat.potentials), got "
+                             f"{type(potential).__name__}")
+        self._potential = potential
+        self.evaluation = None  # the state's energy is the new potential's
+        self._last_energy = None
+
+    @property
+    def integrator(self):
+        """The integrator of the next :meth:`run`. Another may be assigned (or this one's
+        parameters changed, e.g. its temperature) between runs: the trajectory records the
+        frames of a run with another description as a new run. InputError for anything but a
+        spinlat Integrator, and at the next run for one counting time in other units (fs against
+        Monte Carlo sweeps) than the trajectory."""
+        return self._integrator
+
+    @integrator.setter
+    def integrator(self, integrator):
+        from .integrators.base import Integrator
+
+        if not isinstance(integrator, Integrator):
+            raise InputError(f"Simulation needs a spinlat Integrator (spinlat.integrators), got "
+                             f"{type(integrator).__name__}")
+        self._integrator = integrator
+
     def __init__(self, state, potential, integrator, trajectory=None, every=None, progress=True,
                  store_forces=False, restart=False, max_energy_change=10.0, flush_every=10,
                  compression="gzip", thermo=None, overwrite=False):
@@ -190,15 +227,6 @@ class Simulation:
             if not restart and not overwrite and os.path.lexists(trajectory):
                 raise InputError(f"trajectory {trajectory} already exists (an earlier run?); pass restart=True to "
                                  "continue it, overwrite=True to replace it, or another path")
-        from .integrators.base import Integrator
-        from .potentials.base import Potential
-
-        if not isinstance(potential, Potential):
-            raise InputError(f"Simulation: potential must be a spinlat Potential (spinlat.potentials), got "
-                             f"{type(potential).__name__}")
-        if not isinstance(integrator, Integrator):
-            raise InputError(f"Simulation needs a spinlat Integrator (spinlat.integrators), got "
-                             f"{type(integrator).__name__}")
         self.potential = potential
         self.integrator = integrator
         self.trajectory = trajectory
@@ -219,6 +247,7 @@ class Simulation:
         self._steps_per_second = None  # measured on the integrator's calls (Simulation._advance)
         self.statistics = {}  # the integrator's statistics over the last run (see _add_statistics)
         self._append = False
+        self._time_unit = None  # what the trajectory's frames count (fs or sweeps): _check_time_unit
         if restart:
             if trajectory is None:
                 raise InputError("restart=True needs a trajectory path")
@@ -337,6 +366,7 @@ class Simulation:
         w = self._writer
         if w is not None and not w.closed:
             w.resume()
+            w.begin_run(**self._run_description())  # recorded only when something changed since
             return w
         w = self._writer = self._open_writer()
         if w is not None:
@@ -362,25 +392,42 @@ class Simulation:
     def __exit__(self, *exc):
         self.close()
 
+    def _run_description(self) -> dict:
+        """What the trajectory records of a run: potential, integrator, seed and metadata."""
+        from .analysis import energy_conserving, time_unit
+
+        seed = getattr(self.integrator, "seed", None)
+        describe = getattr(self.potential, "describe", lambda: repr(self.potential))
+        idescribe = getattr(self.integrator, "describe", lambda: repr(self.integrator))
+        metadata = {"every": self.every, "time_unit": time_unit(self.integrator),
+                    "energy_conserving": energy_conserving(self.integrator),
+                    "moves_lattice": bool(getattr(self.integrator, "moves_lattice", True)),
+                    "potential_digests": self.potential.term_digests()}
+        return {"potential": describe(), "integrator": idescribe(),
+                "seed": seed if isinstance(seed, (int, np.integer)) else None, "metadata": metadata}
+
+    def _check_time_unit(self) -> None:
+        """InputError before a run whose integrator counts time in other units than the
+        trajectory's frames so far (an integrator assigned between runs: fs against sweeps)."""
+        from .analysis import time_unit
+
+        unit = time_unit(self.integrator)
+        if self.trajectory is not None and self._time_unit is not None and unit != self._time_unit:
+            counts = {"fs": "time in fs", "sweep": "time in Monte Carlo sweeps"}
+            raise InputError(f"Simulation: trajectory {self.trajectory} counts {counts.get(self._time_unit, self._time_unit)}"
+                             f", {type(self.integrator).__name__} {counts.get(unit, unit)}; run it in a new "
+                             f"Simulation with another trajectory (from this one's state)")
+        self._time_unit = unit
+
     def _open_writer(self):
         if self.trajectory is None:
             return None
         from .io import TrajectoryWriter
 
-        seed = getattr(self.integrator, "seed", None)
-        describe = getattr(self.potential, "describe", lambda: repr(self.potential))
-        idescribe = getattr(self.integrator, "describe", lambda: repr(self.integrator))
-        from .analysis import energy_conserving, time_unit
-
         mode = "a" if (self._append or self._frames_written) else "w"
-        metadata = {"every": self.every, "time_unit": time_unit(self.integrator),
-                    "energy_conserving": energy_conserving(self.integrator),
-                    "moves_lattice": bool(getattr(self.integrator, "moves_lattice", True)),
-                    "potential_digests": self.potential.term_digests()}
-        return TrajectoryWriter(self.trajectory, self.state, potential=describe(), integrator=idescribe(),
-                                seed=seed if isinstance(seed, (int, np.integer)) else None, mode=mode,
-                                flush_every=self.flush_every, store_forces=self.store_forces,
-                                metadata=metadata, compression=self.compression)
+        return TrajectoryWriter(self.trajectory, self.state, mode=mode, flush_every=self.flush_every,
+                                store_forces=self.store_forces, compression=self.compression,
+                                **self._run_description())
 
     def _check(self, state, ev):
         n = max(len(state), 1)
@@ -464,6 +511,7 @@ class Simulation:
             raise InputError(f"steps must be a non-negative integer, got {steps!r}")
         steps = int(steps)
         self.integrator.check(self.state, self.potential)
+        self._check_time_unit()
         writer = self._run_writer()
         dt = getattr(self.integrator, "dt", None)
         bar = None

@@ -628,3 +628,37 @@ def test_statistics_cover_the_whole_run(tmp_path):
     sim = sl.Simulation(st, pot, sl.integrators.LLG(1.0), progress=False)
     sim.run(2)
     assert sim.statistics == {}
+
+
+def test_changing_the_model_between_runs_starts_a_new_run_in_the_file(tmp_path):
+    """A notebook habit: ``sim.run(n)``, then ``integ.temperature = 300`` (or ``sim.potential =
+    other``) and ``sim.run(n)`` again. The file recorded one run with the first description, so
+    ``summary`` reported 10 K for frames run at 300 K and averaged over both; the first frame of
+    the second run was checked against the old potential's energy. Each run now records its
+    description (a new entry of ``Trajectory.runs`` when it differs), and a Monte Carlo
+    integrator cannot continue a file counting fs."""
+    st = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 3, pbc=True, moments=[2.0], spins=[[1, 0, 1]])
+    integ = sl.integrators.LLG(1.0, 0.1, 10.0, seed=1)
+    path = tmp_path / "t.h5"
+    sim = sl.Simulation(st, sl.potentials.Zeeman([0, 0, 1.0]), integ, trajectory=path, every=5, progress=False)
+    sim.run(10)
+    sim.run(5)  # nothing changed: the same run
+    integ.temperature = 300.0
+    sim.run(10)
+    sim.potential = sl.potentials.Zeeman([0, 0, 5.0])
+    final = sim.run(5)
+    with pytest.raises(InputError, match="fs.*sweeps"):
+        sim.integrator = sl.integrators.MonteCarlo(10.0)
+        sim.run(2)
+    sim.close()
+    with sl.io.Trajectory(path) as t:
+        runs = t.runs
+        assert [r["frames"] for r in runs] == [4, 2, 1]
+        assert "temperature=10.0" in runs[0]["integrator"] and "temperature=300.0" in runs[1]["integrator"]
+        assert "5.0" in runs[2]["potential"] and "1.0" in runs[1]["potential"]
+        assert sl.analysis.summary(t, run=1)["temperature_K"] == 300.0
+        assert t.array("potential_energy")[-1] == pytest.approx(sl.potentials.Zeeman([0, 0, 5.0]).compute(final).energy,
+                                                               rel=1e-12)
+        assert len(t) == 7
+    with pytest.raises(InputError, match="Simulation: potential must be a spinlat Potential"):
+        sim.potential = "EAM"
