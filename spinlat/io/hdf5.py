@@ -478,17 +478,19 @@ _FILE_SPACE = {"fs_strategy": "aggregate"}
 _READERS = weakref.WeakSet()  # this process's open Trajectory readers (see _release_readers)
 
 
-def _release_readers(path) -> None:
+def _release_readers(path, replacing=False) -> None:
     """Close this process's :class:`Trajectory` readers of ``path`` before a writer opens it
     read-write: HDF5 refuses that while the process holds a read-only handle of the file ("file is
     already open for read-only"), so a notebook that ran, looked at the trajectory and ran again
-    failed. The readers reopen the file at their next access (:meth:`Trajectory._release`)."""
+    failed. The readers reopen the file at their next access (:meth:`Trajectory._release`).
+    ``replacing``: the writer rewrites the file in place (mode "w"): readers released before
+    refuse to reopen it (their frame count and static data are the old file's)."""
     try:
         stat = os.stat(path)
     except OSError:
         return
     for reader in list(_READERS):
-        reader._release(stat)
+        reader._release(stat, replacing)
 
 
 def compression_filters(compression) -> dict:
@@ -659,6 +661,7 @@ class TrajectoryWriter:
             else:
                 if occupied:
                     self._check_replaceable()
+                    _release_readers(self.path, replacing=True)
                 try:
                     self._file = h5py.File(self.path, "w", locking=False, **_FILE_SPACE)
                 except OSError as exc:
@@ -1472,10 +1475,16 @@ class Trajectory:
             raise InputError(f"trajectory {self.path} is closed")
         return self._file
 
-    def _release(self, stat) -> None:
+    def _release(self, stat, replacing=False) -> None:
         """Close the file for a writer of this process that opens the file ``stat`` describes
-        read-write (:func:`_release_readers`); the next access reopens it (:meth:`_reopen`)."""
+        read-write (:func:`_release_readers`); the next access reopens it (:meth:`_reopen`). A
+        writer ``replacing`` it leaves an open reader open (HDF5 then refuses the writer, which
+        says to close the reader) and makes a released one refuse to reopen."""
         if self._file is None:
+            if replacing and self._released is not None and os.path.samestat(self._released, stat):
+                self._released = "replaced"
+            return
+        if replacing:
             return
         try:
             same = os.path.samestat(os.fstat(self._file.id.get_vfd_handle()), stat)
@@ -1495,7 +1504,7 @@ class Trajectory:
             now = os.stat(self.path)
         except OSError:
             now = None
-        if now is None or not os.path.samestat(now, stat):
+        if now is None or stat == "replaced" or not os.path.samestat(now, stat):
             raise InputError(f"trajectory {self.path} was replaced since this reader opened it; open it again")
         self._file, _ = _open_h5(self.path, "r")
         self._closer = weakref.finalize(self, _close_h5, self._file)

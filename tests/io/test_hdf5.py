@@ -1145,6 +1145,17 @@ def test_reader_in_this_process_does_not_stop_the_writer(tmp_path):
     with pytest.raises(InputError, match="closed"):  # a reader closed by its user stays closed
         reader.array("step")
     reader2.close()
+    # a reader released to an append, then the file replaced in place (overwrite): it refuses to
+    # read the new file's frames as its own
+    reader3 = Trajectory(path)
+    with TrajectoryWriter(path, frames[0], mode="a", flush_every=1) as w:
+        w.write(frames[0], step=6, time=6.0)
+    _write(path, frames[:2])  # mode "w": the same inode rewritten
+    with pytest.raises(InputError, match="replaced since this reader opened it"):
+        reader3.array("step")
+    reader3.close()
+    with Trajectory(path) as t:
+        assert len(t) == 2
 
 
 def test_simulation_runs_on_while_its_trajectory_is_read(tmp_path):
