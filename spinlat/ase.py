@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
-from .errors import InputError
+from . import validation
 from .state import State, ase_magnetic_moments, ase_spin_directions
 
 
@@ -48,9 +48,8 @@ class SpinLatticeCalculator(Calculator):
     def potential(self, potential):
         from .potentials.base import Potential
 
-        if not isinstance(potential, Potential):
-            raise InputError(f"SpinLatticeCalculator needs a spinlat Potential (spinlat.potentials), got "
-                             f"{type(potential).__name__}")
+        validation.instance(potential, "SpinLatticeCalculator: potential", Potential,
+                            "a spinlat Potential (spinlat.potentials)")
         if potential is not self._potential:
             self._potential = potential
             self.reset()

@@ -175,10 +175,8 @@ class Simulation:
     def potential(self, potential):
         from .potentials.base import Potential
 
-        if not isinstance(potential, Potential):
-            raise InputError(f"Simulation: potential must be a spinlat Potential (spinlat.potentials), got "
-                             f"{type(potential).__name__}")
-        self._potential = potential
+        self._potential = validation.instance(potential, "Simulation: potential", Potential,
+                                              "a spinlat Potential (spinlat.potentials)")
         self.evaluation = None  # the state's energy is the new potential's
         self._last_energy = None
 
@@ -195,10 +193,8 @@ class Simulation:
     def integrator(self, integrator):
         from .integrators.base import Integrator
 
-        if not isinstance(integrator, Integrator):
-            raise InputError(f"Simulation needs a spinlat Integrator (spinlat.integrators), got "
-                             f"{type(integrator).__name__}")
-        self._integrator = integrator
+        self._integrator = validation.instance(integrator, "Simulation: integrator", Integrator,
+                                               "a spinlat Integrator (spinlat.integrators)")
 
     def __init__(self, state, potential, integrator, trajectory=None, every=None, progress=True,
                  store_forces=False, restart=False, max_energy_change=10.0, flush_every=10,

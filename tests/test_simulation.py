@@ -660,5 +660,5 @@ def test_changing_the_model_between_runs_starts_a_new_run_in_the_file(tmp_path):
         assert t.array("potential_energy")[-1] == pytest.approx(sl.potentials.Zeeman([0, 0, 5.0]).compute(final).energy,
                                                                rel=1e-12)
         assert len(t) == 7
-    with pytest.raises(InputError, match="Simulation: potential must be a spinlat Potential"):
+    with pytest.raises(InputError, match="Simulation: potential: expected a spinlat Potential"):
         sim.potential = "EAM"
