@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from ase.calculators.calculator import Calculator, all_changes
 
+from . import validation
 from .state import State, ase_magnetic_moments, ase_spin_directions
 
 
@@ -31,8 +32,33 @@ class SpinLatticeCalculator(Calculator):
                               "magmoms", "magmom"]
 
     def __init__(self, potential, **kwargs):
+        self._potential = None
         super().__init__(**kwargs)
         self.potential = potential
+
+    @property
+    def potential(self):
+        """The spinlat Potential evaluated. Assigning another (or ``calc.set(potential=...)``)
+        resets the results, so the next property asked for is computed with it (ASE keeps results
+        until the atoms change: the first potential's energy came back before). InputError for
+        anything but a :class:`~spinlat.potentials.base.Potential`."""
+        return self._potential
+
+    @potential.setter
+    def potential(self, potential):
+        from .potentials.base import Potential
+
+        validation.instance(potential, "SpinLatticeCalculator: potential", Potential,
+                            "a spinlat Potential (spinlat.potentials)")
+        if potential is not self._potential:
+            self._potential = potential
+            self.reset()
+
+    def set(self, **kwargs):
+        """ASE's ``set``; ``potential=`` replaces the potential (results reset, see :attr:`potential`)."""
+        if "potential" in kwargs:
+            self.potential = kwargs.pop("potential")
+        return super().set(**kwargs)
 
     #: per-atom arrays read as inputs beyond those ASE tracks (all_changes): see State.from_ase
     input_arrays = ("magmoms", "spins")

@@ -73,6 +73,13 @@ class InteractionUnitError(FileFormatError):
         return type(self), (self.unit, self.args[0])
 
 
+class FixedParameterError(InputError, AttributeError):
+    """A potential's parameter was assigned after construction (``zeeman.B = ...``): the term's
+    kernels, its coupling tables and the integrators' caches hold the value it was built with, so
+    the assignment would change its description but not its energy. Build a new term instead
+    (also an ``AttributeError``, what Python raises for a read-only attribute)."""
+
+
 class ConfigError(InputError):
     """A configuration (YAML, keyword arguments) has a bad or missing key."""
 

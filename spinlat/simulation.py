@@ -156,8 +156,45 @@ class Simulation:
 
     Attributes: ``state`` (current State), ``step`` (steps done, counting those of a restarted
     file), ``time`` (fs; for Monte Carlo, whose dt is None, the number of sweeps), ``evaluation``
-    (potential evaluation of ``state``).
+    (potential evaluation of ``state``), ``statistics`` (the integrator's ``statistics`` — model
+    calls, implicit-step iterations, unconverged steps of :class:`~spinlat.integrators.SpinLatticeNVE`
+    — over the whole last :meth:`run`: the integrator's own describe only its last call, one chunk
+    of at most ``every`` steps; counts are summed and ``*_per_step`` figures averaged over all the
+    steps; ``{}`` for integrators that keep none).
     """
+
+    @property
+    def potential(self):
+        """The potential of the next :meth:`run`. Another may be assigned between runs: the next
+        run evaluates the state with it and the trajectory records its frames as a new run
+        (:attr:`Trajectory.runs <spinlat.io.Trajectory.runs>`). InputError for anything but a
+        spinlat Potential."""
+        return self._potential
+
+    @potential.setter
+    def potential(self, potential):
+        from .potentials.base import Potential
+
+        self._potential = validation.instance(potential, "Simulation: potential", Potential,
+                                              "a spinlat Potential (spinlat.potentials)")
+        self.evaluation = None  # the state's energy is the new potential's
+        self._last_energy = None
+
+    @property
+    def integrator(self):
+        """The integrator of the next :meth:`run`. Another may be assigned (or this one's
+        parameters changed, e.g. its temperature) between runs: the trajectory records the
+        frames of a run with another description as a new run. InputError for anything but a
+        spinlat Integrator, and at the next run for one counting time in other units (fs against
+        Monte Carlo sweeps) than the trajectory."""
+        return self._integrator
+
+    @integrator.setter
+    def integrator(self, integrator):
+        from .integrators.base import Integrator
+
+        self._integrator = validation.instance(integrator, "Simulation: integrator", Integrator,
+                                               "a spinlat Integrator (spinlat.integrators)")
 
     def __init__(self, state, potential, integrator, trajectory=None, every=None, progress=True,
                  store_forces=False, restart=False, max_energy_change=10.0, flush_every=10,
@@ -186,15 +223,6 @@ class Simulation:
             if not restart and not overwrite and os.path.lexists(trajectory):
                 raise InputError(f"trajectory {trajectory} already exists (an earlier run?); pass restart=True to "
                                  "continue it, overwrite=True to replace it, or another path")
-        from .integrators.base import Integrator
-        from .potentials.base import Potential
-
-        if not isinstance(potential, Potential):
-            raise InputError(f"Simulation: potential must be a spinlat Potential (spinlat.potentials), got "
-                             f"{type(potential).__name__}")
-        if not isinstance(integrator, Integrator):
-            raise InputError(f"Simulation needs a spinlat Integrator (spinlat.integrators), got "
-                             f"{type(integrator).__name__}")
         self.potential = potential
         self.integrator = integrator
         self.trajectory = trajectory
@@ -213,7 +241,9 @@ class Simulation:
         self._closer = None
         self._frames_written = 0
         self._steps_per_second = None  # measured on the integrator's calls (Simulation._advance)
+        self.statistics = {}  # the integrator's statistics over the last run (see _add_statistics)
         self._append = False
+        self._time_unit = None  # what the trajectory's frames count (fs or sweeps): _check_time_unit
         if restart:
             if trajectory is None:
                 raise InputError("restart=True needs a trajectory path")
@@ -332,6 +362,7 @@ class Simulation:
         w = self._writer
         if w is not None and not w.closed:
             w.resume()
+            w.begin_run(**self._run_description())  # recorded only when something changed since
             return w
         w = self._writer = self._open_writer()
         if w is not None:
@@ -357,25 +388,42 @@ class Simulation:
     def __exit__(self, *exc):
         self.close()
 
+    def _run_description(self) -> dict:
+        """What the trajectory records of a run: potential, integrator, seed and metadata."""
+        from .analysis import energy_conserving, time_unit
+
+        seed = getattr(self.integrator, "seed", None)
+        describe = getattr(self.potential, "describe", lambda: repr(self.potential))
+        idescribe = getattr(self.integrator, "describe", lambda: repr(self.integrator))
+        metadata = {"every": self.every, "time_unit": time_unit(self.integrator),
+                    "energy_conserving": energy_conserving(self.integrator),
+                    "moves_lattice": bool(getattr(self.integrator, "moves_lattice", True)),
+                    "potential_digests": self.potential.term_digests()}
+        return {"potential": describe(), "integrator": idescribe(),
+                "seed": seed if isinstance(seed, (int, np.integer)) else None, "metadata": metadata}
+
+    def _check_time_unit(self) -> None:
+        """InputError before a run whose integrator counts time in other units than the
+        trajectory's frames so far (an integrator assigned between runs: fs against sweeps)."""
+        from .analysis import time_unit
+
+        unit = time_unit(self.integrator)
+        if self.trajectory is not None and self._time_unit is not None and unit != self._time_unit:
+            counts = {"fs": "time in fs", "sweep": "time in Monte Carlo sweeps"}
+            raise InputError(f"Simulation: trajectory {self.trajectory} counts {counts.get(self._time_unit, self._time_unit)}"
+                             f", {type(self.integrator).__name__} {counts.get(unit, unit)}; run it in a new "
+                             f"Simulation with another trajectory (from this one's state)")
+        self._time_unit = unit
+
     def _open_writer(self):
         if self.trajectory is None:
             return None
         from .io import TrajectoryWriter
 
-        seed = getattr(self.integrator, "seed", None)
-        describe = getattr(self.potential, "describe", lambda: repr(self.potential))
-        idescribe = getattr(self.integrator, "describe", lambda: repr(self.integrator))
-        from .analysis import energy_conserving, time_unit
-
         mode = "a" if (self._append or self._frames_written) else "w"
-        metadata = {"every": self.every, "time_unit": time_unit(self.integrator),
-                    "energy_conserving": energy_conserving(self.integrator),
-                    "moves_lattice": bool(getattr(self.integrator, "moves_lattice", True)),
-                    "potential_digests": self.potential.term_digests()}
-        return TrajectoryWriter(self.trajectory, self.state, potential=describe(), integrator=idescribe(),
-                                seed=seed if isinstance(seed, (int, np.integer)) else None, mode=mode,
-                                flush_every=self.flush_every, store_forces=self.store_forces,
-                                metadata=metadata, compression=self.compression)
+        return TrajectoryWriter(self.trajectory, self.state, mode=mode, flush_every=self.flush_every,
+                                store_forces=self.store_forces, compression=self.compression,
+                                **self._run_description())
 
     def _check(self, state, ev):
         n = max(len(state), 1)
@@ -459,6 +507,7 @@ class Simulation:
             raise InputError(f"steps must be a non-negative integer, got {steps!r}")
         steps = int(steps)
         self.integrator.check(self.state, self.potential)
+        self._check_time_unit()
         writer = self._run_writer()
         dt = getattr(self.integrator, "dt", None)
         bar = None
@@ -468,6 +517,7 @@ class Simulation:
                       f"file ends at its last frame)"):
             try:
                 self._chunk = 0
+                self.statistics = {}
                 if self.evaluation is None:
                     ev = self.potential.compute(self.state, forces=True, magnetic_forces=True)
                     self._check(self.state, ev)
@@ -539,6 +589,7 @@ class Simulation:
                 t0 = _time.perf_counter()
                 with abandonable() if slow else contextlib.nullcontext():
                     state = self.integrator.run(state, self.potential, piece)
+                self._add_statistics(getattr(self.integrator, "statistics", None))
                 elapsed = _time.perf_counter() - t0
                 if elapsed > 0:
                     self._steps_per_second = piece / elapsed
@@ -550,6 +601,22 @@ class Simulation:
                 self.integrator.restore(saved, start, self.potential)
             raise
         return state
+
+    def _add_statistics(self, piece) -> None:
+        """Fold the integrator's ``statistics`` of one call into :attr:`statistics`: integer
+        counts add up, ``*_per_step`` figures are averaged weighted by the call's ``steps`` (so
+        that they are the whole run's, e.g. (model calls − initial calls) / steps)."""
+        if not piece or not piece.get("steps"):
+            return
+        total = self.statistics
+        steps_before, steps = total.get("steps", 0), piece["steps"]
+        for key, value in piece.items():
+            if key.endswith("_per_step"):
+                total[key] = (total.get(key, 0.0) * steps_before + value * steps) / (steps_before + steps)
+            elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + int(value)
+            else:
+                total[key] = value
 
     def _integrator_checkpoint(self):
         """A copy of the integrator's checkpoint now (None when it keeps none), to put it back

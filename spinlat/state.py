@@ -421,6 +421,24 @@ class State:
         if validate and (n > 1 or (n == 1 and self.pbc.any())):  # one atom can overlap its own images
             self.check_distances()
 
+    def __setattr__(self, name, value):
+        """Assigning a field of a constructed State (``st.spins = ...``) checks and normalises the
+        value as the constructor does (shapes, NaN/inf, unit spins, non-negative moments, a valid
+        periodic cell, no overlapping atoms after new positions, cell or pbc): raising the same
+        errors, and leaving the field as it was. Before, ``st.spins = rng.normal(size=(n, 3))``
+        kept vectors of any length (energies and magnetisation scaled by it) and ``st.moments =
+        [-2]`` made an atom silently non-magnetic. The first assignment of each field (the
+        constructor, :meth:`from_trusted_arrays`, :meth:`with_arrays`) stores it as given."""
+        try:
+            object.__getattribute__(self, name)
+        except AttributeError:  # not set yet: a constructor filling the slot
+            object.__setattr__(self, name, value)
+            return
+        kw = {k: object.__getattribute__(self, k) for k in self.__slots__}
+        kw[name] = value
+        checked = State(validate=name in ("positions", "cell", "pbc"), **kw)
+        object.__setattr__(self, name, object.__getattribute__(checked, name))
+
     # ------------------------------------------------------------------ construction helpers
     @classmethod
     def from_trusted_arrays(cls, positions, numbers, cell, pbc, spins, moments, velocities, masses):
@@ -452,7 +470,7 @@ class State:
         for name, value in fields.items():
             if name not in _FIELDS:
                 raise InputError(f"State has no field {name!r}; fields are {list(self.__slots__)}")
-            setattr(st, name, value)
+            object.__setattr__(st, name, value)  # as given: unchecked (see __setattr__)
         return st
 
     def copy(self, validate=False, **changes) -> "State":

@@ -188,3 +188,29 @@ def test_constraints_are_applied_by_ase_not_refused():
     np.testing.assert_array_equal(fixed[[0, 2]], 0.0)
     np.testing.assert_array_equal(np.delete(fixed, [0, 2], axis=0), np.delete(free, [0, 2], axis=0))
     np.testing.assert_array_equal(atoms.get_forces(apply_constraint=False), free)
+
+
+def test_another_potential_gives_new_results():
+    """``atoms.calc.potential = other`` (or ``calc.set(potential=other)``) kept the results of the
+    first potential: ASE reuses results until the atoms change, and neither way told it the
+    model had changed, so the old energy came back. Now both reset the results; anything but a
+    spinlat Potential is refused, naming what was given."""
+    from ase.build import bulk
+    from spinlat.errors import InputError
+    from spinlat.potentials import Zeeman
+
+    at = bulk("Fe", "bcc", a=2.87)
+    at.set_initial_magnetic_moments([2.2])
+    at.calc = SpinLatticeCalculator(Zeeman([0, 0, 1.0]))
+    e1 = at.get_potential_energy()
+    assert e1 == pytest.approx(-2.2 * units.MU_B)
+    at.calc.potential = Zeeman([0, 0, 2.0])
+    assert at.get_potential_energy() == pytest.approx(2 * e1, rel=1e-14)
+    at.calc.set(potential=Zeeman([0, 0, 3.0]))
+    assert at.get_potential_energy() == pytest.approx(3 * e1, rel=1e-14)
+    for bad in ("EAM", 5, None):
+        with pytest.raises(InputError, match="SpinLatticeCalculator.*spinlat Potential"):
+            SpinLatticeCalculator(bad)
+        with pytest.raises(InputError, match="SpinLatticeCalculator.*spinlat Potential"):
+            at.calc.potential = bad
+    assert at.get_potential_energy() == pytest.approx(3 * e1, rel=1e-14)

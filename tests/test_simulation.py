@@ -598,3 +598,68 @@ def test_a_simulation_stopped_inside_a_chunk_continues_with_the_uninterrupted_bi
         sim.run(30)
     assert sim.step == 10 and len(calls) == 16
     _assert_same_state(sim.run(20), ref)
+
+
+def test_statistics_cover_the_whole_run(tmp_path):
+    """SpinLatticeNVE's ``statistics`` (model calls per step, implicit-step iterations,
+    unconverged steps) describe one ``integrator.run``; a Simulation runs the integrator once per
+    chunk of ``every`` steps (or shorter pieces), so after ``sim.run(12)`` with ``every=4`` they
+    counted the last 4 steps only (an unconverged step in an earlier chunk vanished from them).
+    ``Simulation.statistics`` now holds the whole run's: counts summed, per-step figures over
+    every step, equal to one integrator.run of the same steps."""
+    st = crystal(2, T=300.0)
+    pot = NonLocal() + Field([0, 0, 1.0])  # implicit midpoint spin step: several calls per step
+    sim = sl.Simulation(st, pot, SpinLatticeNVE(1.0), trajectory=tmp_path / "a.h5", every=4, progress=False)
+    sim.run(12)
+    assert sim.integrator.statistics["steps"] <= 4  # one chunk
+    stats = sim.statistics
+    one = SpinLatticeNVE(1.0)
+    one.run(st, pot, 12)
+    ref = one.statistics
+    assert stats["steps"] == 12
+    for key in ("spin_iterations", "unconverged_steps", "jvp_calls"):
+        assert stats[key] == ref[key], key
+    assert stats["model_calls"] - stats["initial_calls"] == ref["model_calls"] - ref["initial_calls"]
+    assert stats["calls_per_step"] == pytest.approx(ref["calls_per_step"], rel=1e-12)
+    assert stats["call_equivalents_per_step"] == pytest.approx(ref["call_equivalents_per_step"], rel=1e-12)
+    sim.run(3)  # the next run's own
+    assert sim.statistics["steps"] == 3
+    sim.close()
+    # integrators without statistics: an empty dict
+    sim = sl.Simulation(st, pot, sl.integrators.LLG(1.0), progress=False)
+    sim.run(2)
+    assert sim.statistics == {}
+
+
+def test_changing_the_model_between_runs_starts_a_new_run_in_the_file(tmp_path):
+    """A notebook habit: ``sim.run(n)``, then ``integ.temperature = 300`` (or ``sim.potential =
+    other``) and ``sim.run(n)`` again. The file recorded one run with the first description, so
+    ``summary`` reported 10 K for frames run at 300 K and averaged over both; the first frame of
+    the second run was checked against the old potential's energy. Each run now records its
+    description (a new entry of ``Trajectory.runs`` when it differs), and a Monte Carlo
+    integrator cannot continue a file counting fs."""
+    st = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 3, pbc=True, moments=[2.0], spins=[[1, 0, 1]])
+    integ = sl.integrators.LLG(1.0, 0.1, 10.0, seed=1)
+    path = tmp_path / "t.h5"
+    sim = sl.Simulation(st, sl.potentials.Zeeman([0, 0, 1.0]), integ, trajectory=path, every=5, progress=False)
+    sim.run(10)
+    sim.run(5)  # nothing changed: the same run
+    integ.temperature = 300.0
+    sim.run(10)
+    sim.potential = sl.potentials.Zeeman([0, 0, 5.0])
+    final = sim.run(5)
+    with pytest.raises(InputError, match="fs.*sweeps"):
+        sim.integrator = sl.integrators.MonteCarlo(10.0)
+        sim.run(2)
+    sim.close()
+    with sl.io.Trajectory(path) as t:
+        runs = t.runs
+        assert [r["frames"] for r in runs] == [4, 2, 1]
+        assert "temperature=10.0" in runs[0]["integrator"] and "temperature=300.0" in runs[1]["integrator"]
+        assert "5.0" in runs[2]["potential"] and "1.0" in runs[1]["potential"]
+        assert sl.analysis.summary(t, run=1)["temperature_K"] == 300.0
+        assert t.array("potential_energy")[-1] == pytest.approx(sl.potentials.Zeeman([0, 0, 5.0]).compute(final).energy,
+                                                               rel=1e-12)
+        assert len(t) == 7
+    with pytest.raises(InputError, match="Simulation: potential: expected a spinlat Potential"):
+        sim.potential = "EAM"

@@ -696,3 +696,35 @@ def test_files_of_known_format_keep_small_moments(tmp_path):
     read_back.set_initial_magnetic_moments([0.5] * len(read_back))
     with pytest.warns(UserWarning, match="starting_magnetization"):  # the bare ase.Atoms: unknown origin
         sl.State.from_ase(read_back)
+
+
+def test_assigning_a_field_is_checked_like_the_constructor():
+    """``st.spins = rng.normal(size=(n, 3))`` (a scripting habit) kept the vectors as given: the
+    Zeeman energy of a spin of length 5 was 5× too large, the magnetisation 5× too, and
+    ``st.moments = [-2]`` made a magnetic atom silently non-magnetic. A field assigned on a
+    State is now checked and normalised as ``State(...)`` and ``copy`` do."""
+    from spinlat.errors import CellError, NonFiniteError, OverlappingAtomsError, ShapeError
+    from spinlat.potentials import Zeeman
+
+    st = sl.State([[0, 0, 0], [2.0, 0, 0]], ["Fe", "Fe"], cell=np.eye(3) * 4.0, pbc=True, moments=[2.0, 2.0])
+    e_unit = Zeeman([0, 0, 1]).compute(st).energy
+    st.spins = [[0, 0, 5.0], [0, 0, 0.5]]
+    np.testing.assert_allclose(st.spins, [[0, 0, 1], [0, 0, 1]])
+    assert Zeeman([0, 0, 1]).compute(st).energy == pytest.approx(e_unit, rel=1e-15)
+    np.testing.assert_allclose(st.magnetization(), [0, 0, 4.0])
+    with pytest.raises(errors.InputError, match="moments must be non-negative.*atom 0"):
+        st.moments = np.array([-2.0, 2.0])
+    with pytest.raises(NonFiniteError, match="spins"):
+        st.spins = [[np.nan, 0, 1], [0, 0, 1]]
+    with pytest.raises(ShapeError, match="positions"):
+        st.positions = np.zeros((3, 3))
+    with pytest.raises(OverlappingAtomsError, match="atoms 0 and 1"):
+        st.positions = [[0, 0, 0], [0.05, 0, 0]]
+    with pytest.raises(CellError):
+        st.cell = np.zeros((3, 3))
+    np.testing.assert_array_equal(st.moments, [2.0, 2.0])  # a refused assignment leaves the field
+    np.testing.assert_array_equal(st.positions, [[0, 0, 0], [2.0, 0, 0]])
+    st.moments = [1, 3]  # ints and lists become float64 arrays, as in the constructor
+    assert st.moments.dtype == np.float64 and st.moments.tolist() == [1.0, 3.0]
+    st.numbers = ["Ni", "Fe"]
+    assert st.symbols == ["Ni", "Fe"]

@@ -412,8 +412,8 @@ class LLG(Integrator):
     so the stream, and the trajectory, do not depend on how the steps are split into runs).
     Other terms are evaluated through ``potential.local_fields`` between the numba stages. The
     fused table is kept between runs while the lattice (positions, cell, moments, species) and
-    the potential object stay the same; build a new potential object after changing a term's
-    parameters.
+    the potential object stay the same (a term's parameters are fixed when it is built:
+    :class:`~spinlat.errors.FixedParameterError`; a new field or constant is a new term).
     """
 
     moves_lattice = False
@@ -443,6 +443,15 @@ class LLG(Integrator):
                 f"solver={self.solver!r}, seed={self.seed})")
 
     def check(self, state, potential) -> None:
+        """The parameters as the constructor checks them (they may have been changed since:
+        ``llg.temperature = T`` between runs is taken live), then the state and potential."""
+        check_dt(self.dt)
+        check_nonnegative(self.damping, "damping", "dimensionless Gilbert α")
+        check_nonnegative(self.temperature, "temperature", "K")
+        if not isinstance(self.solver, str) or self.solver not in SOLVERS:
+            raise InputError(f"unknown LLG solver {self.solver!r}; choose one of {SOLVERS}")
+        if self.temperature > 0 and self.damping == 0:
+            raise InputError("LLG at temperature > 0 needs damping > 0 (the thermal field scales with α)")
         _check_potential_magnetic(self, state, potential)
 
     def noise_amplitudes(self, state) -> np.ndarray:

@@ -736,6 +736,8 @@ class _SpinLatticeBase(Integrator):
                 f"max_magnitude_iterations={self.max_magnitude_iterations}")
 
     def _check_magnitudes(self, potential):
+        # the options as the constructor checks them: they may have been changed since
+        self._magnitude_options(self.adiabatic_magnitudes, self.magnitude_tolerance, self.max_magnitude_iterations)
         if self.adiabatic_magnitudes and not potential.depends_on_magnitudes:
             raise InputError(f"{type(self).__name__}: adiabatic_magnitudes=True but {potential!r} does not depend "
                              f"on moment magnitudes")
@@ -1356,6 +1358,12 @@ class SpinLatticeNVE(_SpinLatticeBase):
         return f"SpinLatticeNVE(dt={self.dt}{extra}{self._magnitude_repr()})"
 
     def check(self, state, potential) -> None:
+        """The parameters as the constructor checks them (they may have been changed since the
+        integrator was built), then the state and potential."""
+        validation.choice(self.spin_step, "spin_step", SPIN_STEPS)
+        validation.number(self.spin_tolerance, "spin_tolerance", positive=True)
+        validation.integer(self.max_spin_iterations, "max_spin_iterations", minimum=1)
+        validation.choice(self.spin_solver, "spin_solver", SPIN_SOLVERS)
         super().check(state, potential)
         self._check_magnitudes(potential)
 

@@ -475,6 +475,22 @@ def _format_bytes(n) -> str:
 #: HDF5 file-creation settings of every trajectory: freed file space is never reused (see the
 #: module docstring, "Compression")
 _FILE_SPACE = {"fs_strategy": "aggregate"}
+_READERS = weakref.WeakSet()  # this process's open Trajectory readers (see _release_readers)
+
+
+def _release_readers(path, replacing=False) -> None:
+    """Close this process's :class:`Trajectory` readers of ``path`` before a writer opens it
+    read-write: HDF5 refuses that while the process holds a read-only handle of the file ("file is
+    already open for read-only"), so a notebook that ran, looked at the trajectory and ran again
+    failed. The readers reopen the file at their next access (:meth:`Trajectory._release`).
+    ``replacing``: the writer rewrites the file in place (mode "w"): readers released before
+    refuse to reopen it (their frame count and static data are the old file's)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return
+    for reader in list(_READERS):
+        reader._release(stat, replacing)
 
 
 def compression_filters(compression) -> dict:
@@ -645,6 +661,7 @@ class TrajectoryWriter:
             else:
                 if occupied:
                     self._check_replaceable()
+                    _release_readers(self.path, replacing=True)
                 try:
                     self._file = h5py.File(self.path, "w", locking=False, **_FILE_SPACE)
                 except OSError as exc:
@@ -698,6 +715,7 @@ class TrajectoryWriter:
         """The existing trajectory opened for appending; a file cut short is repaired first."""
         import h5py
 
+        _release_readers(self.path)
         try:
             return h5py.File(self.path, "r+", locking=False)
         except OSError as exc:
@@ -1105,6 +1123,7 @@ class TrajectoryWriter:
         if not same:
             raise InputError(f"trajectory {self.path} was removed or replaced since the last run; this "
                              f"writer will not write into another file")
+        _release_readers(self.path)
         self._file = h5py.File(self.path, "r+", locking=False)
         self._suspended = False
         self._open_existing(self.store_forces)
@@ -1384,6 +1403,7 @@ class Trajectory:
         self.path = Path(validation.existing_file(path, "Trajectory path", "trajectory file"))
         self._file, self.recovered = _open_h5(self.path, "r")
         self._closer = weakref.finalize(self, _close_h5, self._file)  # also at interpreter exit
+        self._released = None  # os.stat of the file while a writer of this process holds it closed
         try:
             _check_format(self._file, self.path)
             written = _n_complete(self._file)
@@ -1396,6 +1416,8 @@ class Trajectory:
             raise
         if "pbc" not in self._static:
             self._static["pbc"] = np.ones(3, dtype=bool)
+        if not self.recovered:  # a zero-padded view is no HDF5 handle of the file itself
+            _READERS.add(self)
         if self.recovered and self.being_written:  # not cut short: a live writer has not flushed yet
             warnings.warn(f"trajectory {self.path} is being written by a running simulation that has not "
                           f"completed its file yet; reading the {self._n} frames flushed so far", stacklevel=2)
@@ -1447,9 +1469,45 @@ class Trajectory:
 
     @property
     def _f(self):
+        if self._file is None and self._released is not None:
+            self._reopen()
         if self._file is None:
             raise InputError(f"trajectory {self.path} is closed")
         return self._file
+
+    def _release(self, stat, replacing=False) -> None:
+        """Close the file for a writer of this process that opens the file ``stat`` describes
+        read-write (:func:`_release_readers`); the next access reopens it (:meth:`_reopen`). A
+        writer ``replacing`` it leaves an open reader open (HDF5 then refuses the writer, which
+        says to close the reader) and makes a released one refuse to reopen."""
+        if self._file is None:
+            if replacing and self._released is not None and os.path.samestat(self._released, stat):
+                self._released = "replaced"
+            return
+        if replacing:
+            return
+        try:
+            same = os.path.samestat(os.fstat(self._file.id.get_vfd_handle()), stat)
+        except (OSError, ValueError, TypeError):
+            same = False
+        if same:
+            self._file = None
+            self._closer()
+            self._released = stat
+
+    def _reopen(self) -> None:
+        """Reopen a file released to a writer of this process. Appending leaves the frames this
+        reader counted as they were, so it goes on reading those; a file replaced meanwhile
+        (``overwrite``, a rewrite of a file cut short) is another file: InputError."""
+        stat, self._released = self._released, None
+        try:
+            now = os.stat(self.path)
+        except OSError:
+            now = None
+        if now is None or stat == "replaced" or not os.path.samestat(now, stat):
+            raise InputError(f"trajectory {self.path} was replaced since this reader opened it; open it again")
+        self._file, _ = _open_h5(self.path, "r")
+        self._closer = weakref.finalize(self, _close_h5, self._file)
 
     @property
     def n_atoms(self) -> int:
@@ -1526,7 +1584,8 @@ class Trajectory:
             raise InputError(f"trajectory {self.path}: blocks() reads consecutive frames (a slice of step 1), "
                              f"not {frames}")
         for start in range(lo, hi, k):
-            yield start, ds[start:min(hi, start + k)]
+            # looked up per block: a writer of this process may have closed the file in between
+            yield start, self._f[name][start:min(hi, start + k)]
 
     @property
     def runs(self) -> list[dict]:
@@ -1628,6 +1687,8 @@ class Trajectory:
 
     # ------------------------------------------------------------------ life cycle
     def close(self) -> None:
+        self._released = None
+        _READERS.discard(self)
         if self._file is not None:
             self._file = None
             self._closer()

@@ -28,7 +28,7 @@ import hashlib
 import numba
 import numpy as np
 
-from ..errors import InputError, UnknownElementError
+from ..errors import FixedParameterError, InputError, UnknownElementError
 from ..interrupts import check_abandon
 from ..neighbors import NeighborList
 
@@ -155,6 +155,24 @@ class Potential:
     #: lists, coupling and work tables): left out when the potential is pickled or deep-copied
     _CACHES = ("_nl", "_known_numbers", "_pair_stores", "_couplings_cache", "_half_key", "_half_arrays",
                "_work_arrays", "_tensor_table")
+
+    #: parameters fixed at construction (public attributes): assigning one again raises
+    #: :class:`~spinlat.errors.FixedParameterError` (:meth:`__setattr__`); their arrays are
+    #: read-only views. The kernels, coupling tables and integrator caches hold the values the
+    #: term was built with, so ``term.B = ...`` changed its repr (and a trajectory's record of
+    #: the potential) but not its energy.
+    _PARAMETERS: tuple[str, ...] = ()
+
+    def __setattr__(self, name, value):
+        if name in type(self)._PARAMETERS and name in self.__dict__:
+            raise FixedParameterError(
+                f"{type(self).__name__}.{name} is fixed when the term is built (its energy, fields and the "
+                f"integrators' tables hold the value given then); build a new {type(self).__name__}(...) "
+                f"with the new {name} instead of assigning it")
+        if name in type(self)._PARAMETERS and isinstance(value, np.ndarray):
+            value = value.view()
+            value.flags.writeable = False  # term.B[2] = 5 would change the repr only, as above
+        object.__setattr__(self, name, value)
 
     def __getstate__(self):
         """The attributes without the caches of :data:`_CACHES`: a pickled potential (sent to

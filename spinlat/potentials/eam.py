@@ -935,6 +935,7 @@ class EAM(Potential):
     #: no dependence on spins or moments: spin integrators skip this term
     magnetic = False
     spin_rotation_invariant = True
+    _PARAMETERS = ("path", "format", "symbols", "elements", "masses", "cutoff")
 
     def __init__(self, path, format=None, low_memory="auto"):
         if isinstance(low_memory, str) and low_memory == "auto":

@@ -468,6 +468,7 @@ class BetheSlaterExchange(Potential):
     """
 
     spin_rotation_invariant = True  # isotropic: depends on s_i·s_j only
+    _PARAMETERS = ("cutoff", "J1", "J2", "J3", "offset")
 
     def __init__(self, cutoff, J1, J2, J3, offset=False, elements=None):
         self.cutoff = validation.number(cutoff, "exchange cutoff")

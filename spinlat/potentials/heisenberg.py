@@ -160,6 +160,8 @@ class Heisenberg(Potential):
     """
 
     cutoff = 0.0
+    _PARAMETERS = ("cell", "positions", "numbers", "i", "j", "R", "J", "pbc", "strain_tolerance",
+                   "position_tolerance")
 
     def __init__(self, cell, positions, numbers, i, j, R, J, pbc=True, scaled=False,
                  strain_tolerance=0.05, position_tolerance=None):
@@ -180,10 +182,10 @@ class Heisenberg(Potential):
         p = len(i)
         self.i = validation.integer_array(i, "i", (p,))
         self.j = validation.integer_array(j, "j", (p,))
-        self.R = validation.real_array(R, "R", (p, 3))
-        if np.any(self.R != np.round(self.R)):
+        R = validation.real_array(R, "R", (p, 3))
+        if np.any(R != np.round(R)):
             raise InputError("pair lattice vectors R must be integers")
-        self.R = self.R.astype(np.int64)
+        self.R = R.astype(np.int64)
         J = np.asarray(J, dtype=np.float64)
         if J.shape == (p,):
             J = J[:, None, None] * np.eye(3)[None]

@@ -31,6 +31,7 @@ class Quadruplet(Potential):
 
     cutoff = 0.0
     spin_rotation_invariant = True
+    _PARAMETERS = ("numbers", "quads", "K")
 
     def __init__(self, numbers, quads, K):
         self.numbers = np.asarray(numbers, dtype=np.int64).ravel()

@@ -254,6 +254,8 @@ class Zeeman(_SingleSite):
     Magnetic forces h_i = μB B (eV/μB) on magnetic atoms of those species, 0 elsewhere.
     """
 
+    _PARAMETERS = ("B",)
+
     def __init__(self, B, elements=None):
         b = _vector3(B, "Zeeman field B (tesla)")
         self.B = b
@@ -310,6 +312,8 @@ class UniaxialAnisotropy(_SingleSite):
         ``State.repeat``, tile the unit cell's rows: ``np.tile(axes, (n_cells, 1))``.
     """
 
+    _PARAMETERS = ("K", "axis", "per_atom")
+
     def __init__(self, K, axis):
         self._k, _ = species_table(K, "anisotropy constant K")
         validation.magnetic_energy(K, "UniaxialAnisotropy K")
@@ -320,9 +324,9 @@ class UniaxialAnisotropy(_SingleSite):
                 raise NonFiniteError("anisotropy axes hold NaN or inf")
             norm = np.linalg.norm(a, axis=1)
             a = np.divide(a, norm[:, None], out=np.zeros_like(a), where=norm[:, None] > 1e-12)
-            self.axis = a
-            self.per_atom = True
             self._axes = np.ascontiguousarray(a)
+            self.axis = a.copy()
+            self.per_atom = True
         else:
             if a is not None and a.ndim == 2:
                 raise ShapeError(f"anisotropy axis must have shape (3,) or (N, 3), got {a.shape}")
@@ -397,6 +401,8 @@ class CubicAnisotropy(_SingleSite):
     axes : (3, 3) orthonormal cubic axes as rows; default the Cartesian axes.
     """
 
+    _PARAMETERS = ("K1", "K2", "axes")
+
     def __init__(self, K1, K2=0.0, axes=None):
         self._k1, _ = species_table(K1, "cubic anisotropy K1")
         self._k2, _ = species_table(K2, "cubic anisotropy K2")
@@ -404,16 +410,17 @@ class CubicAnisotropy(_SingleSite):
         validation.magnetic_energy(K2, "CubicAnisotropy K2")
         self.K1, self.K2 = K1, K2
         if axes is None:
-            self.axes = np.eye(3)
+            ax = np.eye(3)
         else:
             ax = validation.real_array(axes, "cubic axes", (3, 3))
             ax = np.array([_unit_vector(r, f"cubic axis {k}") for k, r in enumerate(ax)])
             if not np.allclose(ax @ ax.T, np.eye(3), atol=1e-8):
                 raise InputError("cubic axes must be mutually orthogonal")
-            self.axes = ax
+        self._axes = ax  # the kernels' (writable) copy; ``axes`` is the read-only parameter
+        self.axes = ax.copy()
 
     def _kernel(self, state, atoms, energies, h):
-        _cubic_kernel(atoms, state.numbers, state.spins, state.moments, self._k1, self._k2, self.axes,
+        _cubic_kernel(atoms, state.numbers, state.spins, state.moments, self._k1, self._k2, self._axes,
                       energies, h)
 
     def rotation_fields(self, state, neighbors, atoms) -> np.ndarray:
@@ -469,6 +476,7 @@ class Landau(_SingleSite):
 
     depends_on_magnitudes = True
     spin_rotation_invariant = True  # a function of |m_i| only
+    _PARAMETERS = ("a", "b", "c")
 
     def __init__(self, a, b=0.0, c=0.0):
         self._a, _ = species_table(a, "Landau a")

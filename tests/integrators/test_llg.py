@@ -437,3 +437,23 @@ def test_stochastic_llg_and_monte_carlo_give_the_same_heisenberg_energy():
     value, error = 2 * llg[1].value - llg[0].value, np.hypot(2 * llg[1].error, llg[0].error)
     assert error < 0.05 * abs(ref.value)
     assert abs(value - ref.value) < 4 * np.hypot(error, ref.error), (ref, llg)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("temperature", -5.0, "temperature: expected a non-negative number"),
+    ("temperature", np.nan, "temperature"),
+    ("dt", -1.0, "time step dt: expected a positive number"),
+    ("damping", -1.0, "damping: expected a non-negative number"),
+    ("damping", 0.0, "temperature > 0 needs damping > 0"),
+    ("solver", "rk4", "unknown LLG solver 'rk4'"),
+])
+def test_parameters_changed_after_construction_are_checked_at_run(name, value, message):
+    """``llg.temperature = T`` between runs (a temperature sweep) is taken live; a bad value was
+    not checked: T < 0 ran silently (NaN noise amplitudes dropped: no thermal field at all), a
+    negative dt or damping ran into NaN spins several steps later, an unknown solver raised
+    a bare ValueError of tuple.index. The run now checks them as the constructor does."""
+    st = sl.State([[0, 0, 0], [5.0, 0, 0]], ["Fe", "Fe"], moments=[2.0, 2.0])
+    integ = LLG(1.0, 0.5, 1.0, seed=1)
+    setattr(integ, name, value)
+    with pytest.raises(InputError, match=message):
+        integ.run(st, Zeeman([0, 0, 1.0]), 5)

@@ -381,3 +381,21 @@ def test_public_heisenberg_sc_energy_follows_the_high_temperature_series():
     u = 1 / np.tanh(K) - 1 / K
     assert est.reliable and est.error < 0.02 * 3 * u
     assert abs(est.value + 3 * (u + 4 * u**3)) < 4 * est.error, (est, -3 * (u + 4 * u**3))
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("temperature", -5.0, "temperature: expected a non-negative number"),
+    ("temperature", np.nan, "temperature"),
+    ("overrelax", -1, "overrelax"),
+    ("target_acceptance", 1.5, "target_acceptance must lie in"),
+    ("cone", 0.0, "cone"),
+])
+def test_parameters_changed_after_construction_are_checked_at_run(name, value, message):
+    """``mc.temperature = T`` between runs is taken live (a Curie sweep by hand); a negative T
+    sampled exp(+ΔE/k_B|T|) without a word (spins turned against the field). The run now checks
+    the parameters as the constructor does."""
+    st = sl.State([[0, 0, 0], [5.0, 0, 0]], ["Fe", "Fe"], moments=[2.0, 2.0])
+    mc = MonteCarlo(1.0, seed=1)
+    setattr(mc, name, value)
+    with pytest.raises(InputError, match=message):
+        mc.run(st, Zeeman([0, 0, 1.0]), 5)

@@ -717,3 +717,16 @@ def test_nve_nonlocal_newton_without_field_jacobian_takes_anderson():
         assert integ.call_equivalents_per_step == integ.calls_per_step
     for k in ("positions", "velocities", "spins"):
         assert np.array_equal(getattr(out["anderson"], k), getattr(out["newton"], k)), k
+
+
+@pytest.mark.parametrize("name, value", [("spin_tolerance", -1.0), ("max_spin_iterations", 0), ("spin_step", "rk4"),
+                                         ("spin_solver", "broyden"), ("magnitude_tolerance", np.nan),
+                                         ("max_magnitude_iterations", 0)])
+def test_nve_options_changed_after_construction_are_checked_at_run(name, value):
+    """As LLG and MonteCarlo: an option set on the integrator after construction
+    (``nve.spin_tolerance = -1``) ran unchecked; the run now checks it as the constructor does."""
+    st = crystal(1)
+    nve = SpinLatticeNVE(0.5)
+    setattr(nve, name, value)
+    with pytest.raises(InputError, match=name):
+        nve.run(st, NonLocal(), 1)

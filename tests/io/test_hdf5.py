@@ -1108,3 +1108,71 @@ def test_a_reader_of_a_live_file_without_frames_is_told_a_run_is_writing_it(tmp_
     with Trajectory(path) as t:
         assert len(t) == 1 and t.being_written is False
         assert "stopped before the first frame" in t.no_frame_reason()
+
+
+def test_reader_in_this_process_does_not_stop_the_writer(tmp_path):
+    """A notebook habit: run, open the trajectory with ``Trajectory`` to look at it, run again (or
+    restart). HDF5 opens a file read-write only when this process holds no read-only handle of
+    it, so the next run failed with h5py's "file is already open for read-only" (an OSError; a
+    restart with a FileFormatError saying the file was no HDF5 trajectory). Now the writer
+    closes this process's readers of the file; they reopen it at their next access and keep
+    reading the frames they counted when opened."""
+    frames = _frames(6)
+    path = tmp_path / "t.h5"
+    w = TrajectoryWriter(path, frames[0], flush_every=1)
+    for k in range(2):
+        w.write(frames[k], step=k, time=float(k))
+    w.suspend()  # between two Simulation.run calls
+    reader = Trajectory(path)
+    assert len(reader) == 2
+    for k in range(2, 4):  # resumes by itself
+        w.write(frames[k], step=k, time=float(k))
+    w.flush()
+    assert len(reader) == 2  # the frames it counted when opened
+    assert_same_state(reader[1], frames[1])
+    np.testing.assert_array_equal(reader.array("step"), [0, 1])
+    assert [k for k, _ in reader.blocks("spins", max_bytes=1)] == [0, 1]
+    w.close()
+    # appending (Simulation.restart) while a reader is open, and reading during the append
+    reader2 = Trajectory(path)
+    with TrajectoryWriter(path, frames[0], mode="a", flush_every=1) as w:
+        w.write(frames[4], step=4, time=4.0)
+        assert_same_state(reader2[3], frames[3])
+        w.write(frames[5], step=5, time=5.0)
+    assert len(reader2) == 4 and len(Trajectory(path)) == 6
+    assert_same_state(reader[0], frames[0])
+    reader.close()
+    with pytest.raises(InputError, match="closed"):  # a reader closed by its user stays closed
+        reader.array("step")
+    reader2.close()
+    # a reader released to an append, then the file replaced in place (overwrite): it refuses to
+    # read the new file's frames as its own
+    reader3 = Trajectory(path)
+    with TrajectoryWriter(path, frames[0], mode="a", flush_every=1) as w:
+        w.write(frames[0], step=6, time=6.0)
+    _write(path, frames[:2])  # mode "w": the same inode rewritten
+    with pytest.raises(InputError, match="replaced since this reader opened it"):
+        reader3.array("step")
+    reader3.close()
+    with Trajectory(path) as t:
+        assert len(t) == 2
+
+
+def test_simulation_runs_on_while_its_trajectory_is_read(tmp_path):
+    """Simulation.run, a look at the file with Trajectory, Simulation.run again: the second
+    run appends (it raised h5py's OSError), and so does Simulation.restart."""
+    st = sl.State([[0, 0, 0]], ["Fe"], cell=np.eye(3) * 2.5, pbc=True, moments=[2.0], spins=[[1, 0, 0]])
+    pot = sl.potentials.Zeeman([0, 0, 1.0])
+    path = tmp_path / "run.h5"
+    sim = sl.Simulation(st, pot, sl.integrators.LLG(1.0), trajectory=path, every=5, progress=False)
+    sim.run(10)
+    traj = Trajectory(path)
+    assert len(traj) == 3
+    sim.run(10)
+    sim.close()
+    assert len(traj) == 3 and len(Trajectory(path)) == 5
+    sl.Simulation.restart(path, pot, sl.integrators.LLG(1.0), progress=False).run(10)
+    with Trajectory(path) as t:
+        np.testing.assert_array_equal(t.array("step"), [0, 5, 10, 15, 20, 25, 30])
+    np.testing.assert_array_equal(traj.array("step"), [0, 5, 10])
+    traj.close()

@@ -374,3 +374,14 @@ def test_loading_a_checkpoint_or_graph_cache_as_a_model_says_what_it_is(tmp_path
         save_file({"x": torch.zeros(1)}, str(path), metadata={"format": marker})
         with pytest.raises(FileFormatError, match=f"not a spinlat mMACE model file.*{words}"):
             MagneticMACE.load(path)
+
+
+def test_device_and_dtype_cannot_be_assigned():
+    """``pot.dtype = torch.float32`` (or ``pot.device``) was accepted and left the model's weights
+    as they were; now refused, saying to build a new one (load/create take dtype= and device=)."""
+    from spinlat.errors import FixedParameterError
+
+    pot = MagneticMACE.create(["Fe"], soc=True, seed=2, **TINY)
+    for name in ("dtype", "device", "cutoff", "soc"):
+        with pytest.raises(FixedParameterError, match=rf"MagneticMACE\.{name} is fixed"):
+            setattr(pot, name, getattr(pot, name))

@@ -314,3 +314,18 @@ def test_two_neighbour_lists_in_turn_keep_their_pair_lists(monkeypatch):
     assert len(calls) == 3
     pot.compute(st, lists[0])
     assert len(calls) == 4
+
+
+def test_parameters_cannot_be_changed_after_construction():
+    """``exchange.J1 = 0.05`` after a run: some kernels read J1 live, the cached pair couplings
+    (the integrators' path) kept the old value, so compute() and the dynamics disagreed
+    silently. Assigning a parameter is refused, naming it."""
+    from spinlat.errors import FixedParameterError
+
+    st = bcc_fe((2, 2, 2), seed=1)
+    pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+    e = pot.compute(st).energy
+    for name in ("J1", "J2", "J3", "cutoff", "offset"):
+        with pytest.raises(FixedParameterError, match=rf"BetheSlaterExchange\.{name} is fixed"):
+            setattr(pot, name, 1.0)
+    assert pot.J1 == 0.02726 and pot.compute(st).energy == e

@@ -300,3 +300,21 @@ def test_from_neighbors_warns_for_shells_without_a_magnetic_pair():
         warnings.simplefilter("error")
         Heisenberg.from_neighbors(st.copy(moments=np.zeros(4)), J=[0.01])  # no moments: nothing to judge
         Heisenberg.from_neighbors(st.copy(moments=[2.5, 0.5, 0.5, 0.5]), J=[0.01])
+
+
+def test_pair_tables_cannot_be_changed_after_construction():
+    """``ham.J[0] *= 2`` or ``ham.J = ...`` after a compute: the expanded pair tables of the
+    supercell keep the old couplings, so the energy did not change while the template said it
+    had. The template's arrays are read-only and assigning them is refused, naming them."""
+    from spinlat.errors import FixedParameterError
+
+    st = bcc_fe((2, 2, 2), seed=2)
+    ham = Heisenberg.from_neighbors(st, J=[0.01, 0.005])
+    e = ham.compute(st).energy
+    for name in ("J", "i", "j", "R", "cell", "positions"):
+        arr = getattr(ham, name)
+        with pytest.raises(ValueError, match="read-only"):
+            arr[...] = 0
+        with pytest.raises(FixedParameterError, match=rf"Heisenberg\.{name} is fixed.*new Heisenberg"):
+            setattr(ham, name, arr.copy())
+    assert ham.compute(st).energy == e

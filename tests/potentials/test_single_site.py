@@ -201,3 +201,38 @@ def test_uniaxial_per_atom_rows_equal_to_one_axis_give_the_shared_axis_result():
         rows.compute(st.repeat(2))
     with pytest.raises(NonFiniteError):
         UniaxialAnisotropy(1e-3, [[0, 0, 1], [np.nan, 0, 1]])
+
+
+@pytest.mark.parametrize("make, name, value", [
+    (lambda: Zeeman([0.0, 0.0, 1.0]), "B", np.array([0.0, 0.0, 2.0])),
+    (lambda: UniaxialAnisotropy(1e-3, [0, 0, 1]), "K", 0.0),
+    (lambda: UniaxialAnisotropy(1e-3, [0, 0, 1]), "axis", np.array([1.0, 0.0, 0.0])),
+    (lambda: CubicAnisotropy(3e-3, -1e-3), "K1", 0.0),
+    (lambda: CubicAnisotropy(3e-3, -1e-3), "axes", Rotation.from_euler("z", 0.5).as_matrix()),
+    (lambda: Landau(-0.4, 0.05), "a", -0.1),
+], ids=lambda x: x if isinstance(x, str) else "")
+def test_parameters_cannot_be_changed_after_construction(make, name, value):
+    """A notebook habit: ``zeeman.B = [0, 0, 2]`` to sweep the field. The term kept computing with
+    the value it was built with (its kernels and coupling tables, and the integrators' tables,
+    hold that), while its repr — and a trajectory's record of the potential — showed the new one:
+    a silently wrong field. Assigning a parameter is now refused, naming it and what to do, and
+    in-place changes of its arrays are refused by NumPy."""
+    from spinlat.errors import FixedParameterError
+
+    st = _mixed_state()
+    term = make()
+    before, text = term.compute(st).energy, repr(term)
+    with pytest.raises(FixedParameterError, match=rf"{type(term).__name__}\.{name} is fixed.*new {type(term).__name__}"):
+        setattr(term, name, value)
+    with pytest.raises(AttributeError):  # also what Python raises for a read-only attribute
+        setattr(term, name, value)
+    current = getattr(term, name)
+    if isinstance(current, np.ndarray):
+        with pytest.raises(ValueError, match="read-only"):
+            current[...] = value
+    assert repr(term) == text and term.compute(st).energy == before
+    # a new term with the new value is the way: it computes with it
+    rebuilt = {"B": lambda: Zeeman(value), "K": lambda: UniaxialAnisotropy(value, [0, 0, 1]),
+               "axis": lambda: UniaxialAnisotropy(1e-3, value), "K1": lambda: CubicAnisotropy(value, -1e-3),
+               "axes": lambda: CubicAnisotropy(3e-3, -1e-3, axes=value), "a": lambda: Landau(value, 0.05)}[name]()
+    assert rebuilt.compute(st).energy != before

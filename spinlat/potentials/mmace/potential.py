@@ -193,6 +193,9 @@ class MagneticMACE(Potential):
     batches_replicas = True
     #: many-body in the moments (no single-spin local energy change: MonteCarlo refuses it)
     many_body_spins = True
+    #: fixed when built (Potential._PARAMETERS): ``pot.dtype = ...`` or ``pot.device = ...`` left the
+    #: model where it was; ``MagneticMACE.load(path, device=..., dtype=...)`` builds it elsewhere
+    _PARAMETERS = ("device", "dtype", "cutoff", "soc", "elements")
 
     def __init__(self, model: MagneticMACEModel, hyperparameters: dict, device="cpu", dtype="float64"):
         self.device = _device(device)
