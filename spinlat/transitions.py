@@ -22,6 +22,13 @@ magnitude (μB). The weights w_r (rad/Å) and w_m (rad/μB) default to 1 (``weig
 reaction coordinate, the path length sqrt(Σθ²) of BUJ eq. (4) for spins only, is in radians
 ("generalised radians" when atoms or magnitudes move: 1 Å counts as w_r rad, 1 μB as w_m rad).
 Spin angles are not weighted by the moment lengths (as in BUJ, Spirit and LAMMPS ``neb/spin``).
+When atoms move, a rigid translation of all atoms is a zero mode (every spinlat potential is
+translation invariant): the position displacements and gradients are taken modulo it (their mean
+over the atoms removed), so images cannot drift along it. Without that, a tangent with a small net
+translation fed the optimiser a force along that flat direction; L-BFGS, seeing no curvature there,
+translated whole images by Å (a 53-atom vacancy band: images shifted by up to 5.4 Å, a 320 Å
+"path" and the climbing image in an intermediate minimum). The same projection as in the
+nudged-elastic-band implementations that remove the centre-of-mass motion of each image.
 
 Gradient in that metric, for an image with energy E (eV): spins −|m_i| (1 − s_i s_iᵀ) h_i (eV/rad,
 h = −∂E/∂m the magnetic forces, eV/μB), positions −F_i / w_r, magnitudes −(s_i·h_i) / w_m.
@@ -337,7 +344,8 @@ class GNEBResult:
         st = self.states[image]
         w = {"spins": 1.0, **_option_dict(self.weights or None, DEFAULT_WEIGHTS, "weights")}
         band = _Band(st.copy(), np.repeat(st.spins[None], 2, 0), np.repeat(st.positions[None], 2, 0),
-                     np.repeat(st.moments[None], 2, 0), potential, dofs, {b: w[b] for b in DEFAULT_WEIGHTS})
+                     np.repeat(st.moments[None], 2, 0), potential, dofs, {b: w[b] for b in DEFAULT_WEIGHTS},
+                     modulo_translation=False)
         base = (band.S.copy(), band.R.copy(), band.MU.copy())
         mag = np.flatnonzero(band.mag)
         tb = _tangent_basis(st.spins[mag])  # (n_mag, 2, 3)
@@ -565,8 +573,11 @@ class _Band:
     constant energy of the lattice terms); otherwise in one ``potential.compute_many`` call (mMACE:
     all images in one model call; analytic terms image by image)."""
 
-    def __init__(self, template, S, R, MU, potential, dofs, weights):
+    def __init__(self, template, S, R, MU, potential, dofs, weights, modulo_translation=True):
         self.template, self.S, self.R, self.MU, self.pot = template, S, R, MU, potential
+        # positions taken modulo a rigid translation (module docstring); off for saddle_modes'
+        # Hessian, whose translations are its documented zero modes
+        self.modulo_translation = modulo_translation
         self.dofs = dofs
         self.w = {"spins": 1.0, **weights}
         self.n = n = len(template)
@@ -624,7 +635,10 @@ class _Band:
         if d["spins"]:  # the spins block comes first: a contiguous (N, 3) view of g
             _spin_gradient(self.S[k], self.MU[k], ev.magnetic_forces, g[self.slices["spins"]].reshape(self.n, 3))
         if d["positions"]:
-            g[self.slices["positions"]] = -ev.forces.ravel() / self.w["positions"]
+            gp = g[self.slices["positions"]].reshape(self.n, 3)
+            gp[:] = -ev.forces / self.w["positions"]
+            if self.modulo_translation:
+                gp -= gp.mean(axis=0)
         if d["magnitudes"]:
             sh = np.einsum("ij,ij->i", self.S[k], ev.magnetic_forces)
             g[self.slices["magnitudes"]] = np.where(self.mag, -sh, 0.0) / self.w["magnitudes"]
@@ -649,6 +663,8 @@ class _Band:
                 diff = np.diff(arr, axis=0)
                 if name == "positions":
                     diff = _minimum_image(diff, self.template)
+                    if self.modulo_translation:
+                        diff = diff - diff.mean(axis=1, keepdims=True)
                 diff = diff.reshape(m - 1, -1) * self.w[name]
                 fwd[:, self.slices[name]], bwd[:, self.slices[name]] = diff, -diff
                 d2 += np.einsum("ki,ki->k", diff, diff)
