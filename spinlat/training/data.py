@@ -39,17 +39,58 @@ _GRAPH_KEYS = ("cell", "n_atoms", "weight", "energy", "stress", "energy_mask", "
                "magnetic_forces_mask", "stress_mask", "magnetic_forces_longitudinal")
 
 
+class Dataset(list):
+    """A list of ase.Atoms that remembers where each configuration came from: ``sources[k]`` is
+    ``(path, index of the configuration in that file)``, or None for one given in memory. Errors
+    about configuration k name it by :func:`configuration_name` ("configuration 5 of b.extxyz"),
+    so that a data set joined from several files is not counted across them."""
+
+    def __init__(self, items=(), sources=None):
+        super().__init__(items)
+        self.sources = list(sources) if sources is not None else [None] * len(self)
+        if len(self.sources) != len(self):
+            raise InputError(f"Dataset: {len(self.sources)} sources for {len(self)} configurations")
+
+    def subset(self, indices) -> "Dataset":
+        """The configurations of ``indices`` (in that order), with their sources."""
+        return Dataset([self[k] for k in indices], [self.sources[k] for k in indices])
+
+
+def configuration_name(data, k) -> str:
+    """How errors name configuration ``k`` of ``data``: ``"configuration 5 of b.extxyz"`` when
+    ``data`` is a :class:`Dataset` that knows the file it came from (the index is the
+    configuration's own in that file), else ``"configuration k"``."""
+    source = data.sources[k] if isinstance(data, Dataset) else None
+    return f"configuration {k}" if source is None else f"configuration {source[1]} of {source[0]}"
+
+
+def same_sources(data, configs) -> list:
+    """``configs`` (the configurations of ``data`` one for one, e.g. with energies rescaled) as
+    a :class:`Dataset` with the sources of ``data`` when it has them."""
+    return Dataset(configs, data.sources) if isinstance(data, Dataset) and len(configs) == len(data) else configs
+
+
 def load_dataset(data, name: str = "train") -> list:
     """A list of ase.Atoms from a list/tuple of Atoms, a data-set file (``ase.io.read``: every
-    frame), a list of such files (joined in order: configuration k counts across them), or a
-    teacher spec ``{"teacher": {"system": ..., "n_configs": ..., "seed": ..., "soc": ...}}``."""
+    frame), a list of such files (joined in order), or a teacher spec ``{"teacher": {"system":
+    ..., "n_configs": ..., "seed": ..., "soc": ...}}``. Read from files it is a :class:`Dataset`:
+    errors name a configuration by its file and its index there (:func:`configuration_name`)."""
     from ase import Atoms
 
     if isinstance(data, (str, Path)):
-        data = read_dataset(data, f"{name} dataset")
-    elif isinstance(data, (list, tuple)) and data and all(isinstance(d, (str, Path)) for d in data):
-        data = [at for path in data for at in read_dataset(path, f"{name} dataset")]
-    elif isinstance(data, dict):
+        data = [data]
+    if isinstance(data, (list, tuple)) and data and all(isinstance(d, (str, Path)) for d in data):
+        configs, sources = [], []
+        for path in data:
+            frames = read_dataset(path, f"{name} dataset")
+            configs += frames
+            sources += [(str(path), j) for j in range(len(frames))]
+        for k, at in enumerate(configs):
+            if not isinstance(at, Atoms):
+                raise InputError(f"{name} dataset {configuration_name(Dataset(configs, sources), k)} is a "
+                                 f"{type(at).__name__}, expected ase.Atoms")
+        return Dataset(configs, sources)
+    if isinstance(data, dict):
         if set(data) != {"teacher"} or not isinstance(data["teacher"], dict):
             raise ConfigError(f"{name} dataset given as a mapping must be {{teacher: {{system, n_configs, seed}}}}, "
                               f"got keys {sorted(data)}")
@@ -85,8 +126,8 @@ def check_dataset(data, name: str = "train") -> list[tuple]:
     warn_unread_labels(data, f"{name} dataset", stacklevel=4)
     out = []
     for k, at in enumerate(data):
-        arrays = config_arrays(at, k)
-        where = f"{name} dataset configuration {k}"
+        arrays = config_arrays(at, f"{name} dataset {configuration_name(data, k)}")
+        where = f"{name} dataset {configuration_name(data, k)}"
         have = tuple(key for key in LABELS if key in arrays)
         if not have:
             raise ConfigError(f"{where} carries no label: none of energy (info), forces, magnetic_forces (arrays), "
@@ -139,7 +180,7 @@ def warn_if_spin_orbit_data(data, soc, name="train") -> None:
         k, lab = found[0]
         warnings.warn(f"a soc=False model (no spin-orbit terms: its energy is invariant under global spin rotations) "
                       f"is trained on {len(found)} of the {len(data)} {name} configurations computed with spin-orbit "
-                      f"coupling (configuration {k}: {lab}); it cannot fit their anisotropic energies: train with "
+                      f"coupling ({configuration_name(data, k)}: {lab}); it cannot fit their anisotropic energies: train with "
                       "soc=True, or use data without spin-orbit coupling", UserWarning, stacklevel=5)
 
 
@@ -188,8 +229,8 @@ def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = Fals
         from tqdm.auto import tqdm
 
         it = tqdm(data, desc="graphs", leave=False, file=sys.stderr)
-    graphs = [build_batch([at], r_max, z_table, dtype=torch.float64, device="cpu", first_index=k)
-              for k, at in enumerate(it)]
+    graphs = [build_batch([at], r_max, z_table, dtype=torch.float64, device="cpu",
+                          first_index=configuration_name(data, k)) for k, at in enumerate(it)]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_graphs(path, graphs)
@@ -203,7 +244,7 @@ def dataset_hash(data, r_max, z_table) -> str:
     h = hashlib.sha256()
     h.update(repr((float(r_max), [int(z) for z in z_table])).encode())
     for k, at in enumerate(data):
-        arrays = config_arrays(at, k)
+        arrays = config_arrays(at, configuration_name(data, k))
         for key in sorted(arrays):
             h.update(key.encode() + np.ascontiguousarray(arrays[key], dtype=np.float64).tobytes())
     return h.hexdigest()[:24]

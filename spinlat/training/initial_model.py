@@ -26,7 +26,7 @@ from ..errors import ConfigError, InputError
 from ..potentials.mmace.hyperparameters import Hyperparameters
 from ..potentials.mmace.labels import input_moments
 from ..potentials.mmace.metrics import label_masks, longitudinal_atoms
-from .data import collate, dataset_hash, graphs_of, warn_if_collinear_data, warn_if_spin_orbit_data
+from .data import collate, configuration_name, dataset_hash, graphs_of, warn_if_collinear_data, warn_if_spin_orbit_data
 
 
 def element_list(data) -> list[int]:
@@ -46,7 +46,7 @@ def m_max_from_data(data, elements) -> dict:
     least 0.1 μB; 3 μB for an element absent from the data."""
     out = {}
     for z in elements:
-        mags = [np.linalg.norm(input_moments(at, f"configuration {k}")[at.numbers == z], axis=-1)
+        mags = [np.linalg.norm(input_moments(at, configuration_name(data, k))[at.numbers == z], axis=-1)
                 for k, at in enumerate(data)]
         mags = np.concatenate(mags) if mags else np.zeros(0)
         out[int(z)] = float(max(0.1, 1.2 * mags.max())) if mags.size else 3.0
