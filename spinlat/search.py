@@ -1164,7 +1164,8 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     search stops at once, the starts under way are abandoned (local workers ended; Dask cannot
     stop a task, its result is dropped) and every start finished is kept.
 
-    Returns a list of :class:`Minimum` (energy eV, state, count, starts, converged), lowest first;
+    Returns a list of :class:`Minimum` (energy eV, state, count, starts, converged), lowest first
+    (each state at rest, velocities zero, as :func:`spinlat.minimize` leaves it);
     each also unpacks as ``energy, state``. Starts whose minimisation did not converge give one
     :class:`~spinlat.errors.ConvergenceWarning`; their minima have ``converged=False`` unless a
     converged start reached the same minimum. Raises InputError for bad arguments or a state
