@@ -123,7 +123,7 @@ def check_dataset(data, name: str = "train") -> list[tuple]:
     for configurations that lack that label, since those labels are then left out."""
     if len(data) == 0:
         raise ConfigError(f"{name} dataset is empty")
-    warn_unread_labels(data, f"{name} dataset", stacklevel=4)
+    warn_unread_labels(data, f"{name} dataset", stacklevel=5)
     out = []
     for k, at in enumerate(data):
         arrays = config_arrays(at, f"{name} dataset {configuration_name(data, k)}")
@@ -181,7 +181,7 @@ def warn_if_spin_orbit_data(data, soc, name="train") -> None:
         warnings.warn(f"a soc=False model (no spin-orbit terms: its energy is invariant under global spin rotations) "
                       f"is trained on {len(found)} of the {len(data)} {name} configurations computed with spin-orbit "
                       f"coupling ({configuration_name(data, k)}: {lab}); it cannot fit their anisotropic energies: train with "
-                      "soc=True, or use data without spin-orbit coupling", UserWarning, stacklevel=5)
+                      "soc=True, or use data without spin-orbit coupling", UserWarning, stacklevel=6)
 
 
 def warn_if_collinear_data(graphs, soc, name="train") -> None:
@@ -207,7 +207,7 @@ def warn_if_collinear_data(graphs, soc, name="train") -> None:
                       "changes arbitrarily when all spins turn together (dynamics, non-collinear states). For a "
                       "collinear calculation without spin-orbit coupling train with soc=False (invariant under that "
                       "rotation); keep soc=True for spin-orbit data with moments in several directions",
-                      UserWarning, stacklevel=5)
+                      UserWarning, stacklevel=6)
 
 
 def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = False) -> list[dict]:
@@ -223,7 +223,7 @@ def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = Fals
             except FileFormatError as exc:  # a damaged cache: build the graphs again (and replace it)
                 import warnings
 
-                warnings.warn(f"{exc}; the graphs are built again and the cache replaced", UserWarning, stacklevel=4)
+                warnings.warn(f"{exc}; the graphs are built again and the cache replaced", UserWarning, stacklevel=5)
     it = data
     if progress:
         from tqdm.auto import tqdm

@@ -331,7 +331,7 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
             warnings.warn(f"E0s given for elements the init_from model knows are not used: fine-tuning keeps their "
                           f"E0 ({shown}); only new elements take the E0s given. If the new data come from another "
                           "DFT setup (code, pseudopotentials), their energies are shifted against the old model's",
-                          UserWarning, stacklevel=4)
+                          UserWarning, stacklevel=5)
     fit_one_body(model, graphs_train, fit_species, not e0_given, opts.fit_landau,
                  opts.magnetic_forces_weight / max(opts.energy_weight, 1e-12), dtype, device)
     # the data themselves (structures, moments, labels, weights) identify the run too: corrected labels

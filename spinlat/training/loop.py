@@ -102,7 +102,7 @@ def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Da
         w = opts.loss_weights[key]
         if f"{key}_weight" in explicit_weights and w > 0 and data.labels_train[key] == 0:
             warnings.warn(f"{key}_weight={w:g} was given, but no training configuration carries {key}: "
-                          "that loss term is absent", stacklevel=4)
+                          "that loss term is absent", stacklevel=5)
     return data
 
 
@@ -144,7 +144,7 @@ def isolated_atom_energies(data, opts: TrainingOptions, name) -> dict | None:
             warnings.warn(f"{name} dataset: {len(marked)} single-atom configurations are marked config_type="
                           f"{ISOLATED_ATOM} (mace's reference energies E0; {configuration_name(data, marked[0])}): with "
                           "E0s='average' they are trained on as ordinary configurations and the E0s are fitted by "
-                          "least squares; give E0s='isolated' to take the E0s from them", UserWarning, stacklevel=4)
+                          "least squares; give E0s='isolated' to take the E0s from them", UserWarning, stacklevel=5)
         return None
     if not marked:
         raise ConfigError(f"E0s='isolated' takes the reference energies from single-atom configurations marked "
@@ -369,7 +369,7 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
                           f"data, labelling, building the graphs and the initial model took "
                           f"{clock.t_loop - clock.t_start:.1f} s): the model returned is the "
                           f"{'checkpoint' if progress.epoch else 'initial model'} it started from, not trained "
-                          "further; raise max_minutes", stacklevel=3)
+                          "further; raise max_minutes", stacklevel=4)
             return "time"
         train_loss, out_of_time = _train_epoch(epoch, start, opt, opts, want, dtype, device, clock)
         model.eval()
@@ -424,7 +424,7 @@ def _unvalidated(epoch, progress, model, opts) -> None:
     cause = "Ctrl-C or SIGTERM arrived" if pending() else f"max_minutes={opts.max_minutes:g} was spent"
     warnings.warn(f"{cause} before the validation pass of epoch {epoch + 1} ended: the pass was cut short and the "
                   f"epoch is not validated (its metrics are NaN in the history); the model returned has {kept}",
-                  stacklevel=4)
+                  stacklevel=5)
 
 
 # ------------------------------------------------------------------------------ 7. finish
