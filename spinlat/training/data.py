@@ -31,7 +31,7 @@ import torch
 from ..errors import ConfigError, FileFormatError, InputError
 from ..potentials.mmace import checksum
 from ..potentials.mmace.graph import build_batch, config_arrays
-from ..potentials.mmace.labels import LABELS, read_dataset, stored_keys, warn_unread_labels
+from ..potentials.mmace.labels import LABELS, configuration_name, read_dataset, stored_keys, warn_unread_labels
 
 _NODE_KEYS = ("positions", "magmoms", "node_attrs", "species", "forces", "magnetic_forces")
 _EDGE_KEYS = ("shifts",)
@@ -42,7 +42,8 @@ _GRAPH_KEYS = ("cell", "n_atoms", "weight", "energy", "stress", "energy_mask", "
 class Dataset(list):
     """A list of ase.Atoms that remembers where each configuration came from: ``sources[k]`` is
     ``(path, index of the configuration in that file)``, or None for one given in memory. Errors
-    about configuration k name it by :func:`configuration_name` ("configuration 5 of b.extxyz"),
+    about configuration k name it by :func:`~spinlat.potentials.mmace.labels.configuration_name`
+    ("configuration 5 of b.extxyz"),
     so that a data set joined from several files is not counted across them."""
 
     def __init__(self, items=(), sources=None):
@@ -56,14 +57,6 @@ class Dataset(list):
         return Dataset([self[k] for k in indices], [self.sources[k] for k in indices])
 
 
-def configuration_name(data, k) -> str:
-    """How errors name configuration ``k`` of ``data``: ``"configuration 5 of b.extxyz"`` when
-    ``data`` is a :class:`Dataset` that knows the file it came from (the index is the
-    configuration's own in that file), else ``"configuration k"``."""
-    source = data.sources[k] if isinstance(data, Dataset) else None
-    return f"configuration {k}" if source is None else f"configuration {source[1]} of {source[0]}"
-
-
 def same_sources(data, configs) -> list:
     """``configs`` (the configurations of ``data`` one for one, e.g. with energies rescaled) as
     a :class:`Dataset` with the sources of ``data`` when it has them."""
@@ -74,7 +67,8 @@ def load_dataset(data, name: str = "train") -> list:
     """A list of ase.Atoms from a list/tuple of Atoms, a data-set file (``ase.io.read``: every
     frame), a list of such files (joined in order), or a teacher spec ``{"teacher": {"system":
     ..., "n_configs": ..., "seed": ..., "soc": ...}}``. Read from files it is a :class:`Dataset`:
-    errors name a configuration by its file and its index there (:func:`configuration_name`)."""
+    errors name a configuration by its file and its index there
+    (:func:`~spinlat.potentials.mmace.labels.configuration_name`)."""
     from ase import Atoms
 
     if isinstance(data, (str, Path)):

@@ -285,3 +285,22 @@ def test_errors_after_the_validation_split_name_the_file(tmp_path):
     with pytest.raises(UnknownElementError, match=rf"configuration 1 of {b}"):
         graphs_of(part.subset([k]), 3.0, [26])
     assert len(load_dataset([a, b])) == 6
+
+
+def test_evaluate_on_several_files_names_the_file(tmp_path):
+    """MagneticMACE.evaluate (``spinlat train``'s test set, read by load_dataset from a list of
+    files) names a configuration with an element the model lacks by its file and index there."""
+    from spinlat.errors import UnknownElementError
+    from spinlat.potentials import MagneticMACE
+    from spinlat.training.data import load_dataset
+
+    def nickel(at):
+        at.numbers[0] = 28
+
+    a, b = _files_with_bad_fourth(tmp_path, nickel)
+    model = MagneticMACE.create(["Fe"], r_max=3.0, num_interactions=1, hidden_irreps="4x0e", MLP_irreps="4x0e",
+                                max_ell=1, correlation=1, num_bessel=2, radial_MLP=[4])
+    with pytest.raises(UnknownElementError, match=rf"configuration 1 of {b}"):
+        model.evaluate(load_dataset([a, b], "test"), batch_size=2)
+    with pytest.raises(UnknownElementError, match=rf"configuration 1 of {b}"):
+        model.evaluate(str(b))

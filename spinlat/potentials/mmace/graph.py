@@ -100,16 +100,20 @@ def build_batch(configs, r_max: float, z_table, dtype=torch.float64, device="cpu
     ``r_max`` Å is the cutoff, ``z_table`` the atomic numbers known to the model (species order).
     ``edge_lists`` optionally gives, per configuration, precomputed (sender, receiver, Cartesian
     shift Å) arrays of pairs closer than ``r_max``. ``first_index``: the index of ``configs[0]``
-    in the caller's data set, so that errors name the configuration by its place there (a str
-    with one configuration: its name, e.g. "configuration 5 of b.extxyz"). See the
+    in the caller's data set, so that errors name the configuration by its place there (or the
+    names errors give them, one str per configuration, e.g. "configuration 5 of b.extxyz"). See the
     module docstring for the keys."""
     if not isinstance(configs, (list, tuple)):
         configs = [configs]
     if len(configs) == 0:
         raise InputError("build_batch needs at least one configuration")
     z_table = list(int(z) for z in z_table)
-    names = [first_index] if isinstance(first_index, str) and len(configs) == 1 else \
-        [f"configuration {k}" for k in range(int(first_index), int(first_index) + len(configs))]
+    if isinstance(first_index, (list, tuple)) and len(first_index) == len(configs):
+        names = [str(n) for n in first_index]
+    elif isinstance(first_index, str) and len(configs) == 1:
+        names = [first_index]
+    else:
+        names = [f"configuration {k}" for k in range(int(first_index), int(first_index) + len(configs))]
     parts = [config_arrays(c, where) for where, c in zip(names, configs)]
     n_atoms = np.array([len(p["numbers"]) for p in parts], dtype=np.int64)
     ptr = np.concatenate([[0], np.cumsum(n_atoms)])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,8 @@ from ..base import Evaluation, Potential
 from . import checksum, metrics
 from .graph import build_batch, edges, species_indices
 from .hyperparameters import DEFAULTS, Hyperparameters, irreps
-from .labels import (check_energies_are_totals, energies_as_totals, has_label, raw_label, read_dataset, stored_keys,
-                     warn_unread_labels)
+from .labels import (check_energies_are_totals, configuration_name, energies_as_totals, has_label, raw_label,
+                     read_dataset, stored_keys, warn_unread_labels)
 from .model import MagneticMACEModel
 from ...keywords import HYPERPARAMETERS, TRAINING_OPTIONS, parameters_of, refuse_other_names
 
@@ -456,7 +457,11 @@ class MagneticMACE(Potential):
         like per-atom values across configurations of different sizes raise InputError
         (:func:`.labels.check_energies_are_totals`)."""
         if isinstance(dataset, (str, os.PathLike)):
-            dataset = read_dataset(dataset, "MagneticMACE.evaluate: dataset")
+            path, dataset = dataset, read_dataset(dataset, "MagneticMACE.evaluate: dataset")
+            sources = [(str(path), j) for j in range(len(dataset))]
+        else:  # a data set read from files (spinlat.training.data.Dataset) names each configuration's
+            sources = getattr(dataset, "sources", None)
+        origin = types.SimpleNamespace(sources=sources)  # errors name "configuration j of FILE"
         dataset = list(dataset)
         if validation.boolean(check_energies, "check_energies") and energy_label == "total":
             check_energies_are_totals(dataset, "MagneticMACE.evaluate: dataset", "If info['energy'] holds eV/atom, "
@@ -473,7 +478,8 @@ class MagneticMACE(Potential):
         stress = any(raw_label(at, "stress") is not None for at in dataset if hasattr(at, "arrays"))
         sums = {}
         for k in range(0, len(dataset), batch_size):
-            batch, out = self._run(dataset[k:k + batch_size], None, True, True, stress, first_index=k)
+            names = [configuration_name(origin, j) for j in range(k, min(k + batch_size, len(dataset)))]
+            batch, out = self._run(dataset[k:k + batch_size], None, True, True, stress, first_index=names)
             metrics.add_errors(sums, metrics.squared_errors(out, batch))
         return metrics.rmse(sums)
 
