@@ -13,7 +13,8 @@ results are written waits until they are whole.
 
 Resuming: each start is saved as it finishes in ``search.starts/`` (``start-000017.npz``: its
 energy, relaxed state and convergence, written atomically, so that a ``kill -9`` loses at most
-the starts under way; ``search.json``: the search they belong to). ``spinlat search CONFIG
+the starts under way; ``search.json``: the search they belong to; made with the first start
+finished, so that a search failing before leaves nothing that blocks the next attempt). ``spinlat search CONFIG
 --restart`` continues an interrupted search from there: the starts finished are not run again,
 the others run with their own seeds, and the minima are those of the uninterrupted search
 (:func:`spinlat.search.ground_state`'s ``finished``). It refuses (ConfigError naming what
@@ -75,12 +76,17 @@ def run(args) -> int:
         log.info("search: resumed; %d of the %d starts finished before (%s)", len(finished), starts, progress)
     else:
         shutil.rmtree(progress, ignore_errors=True)  # an interrupted search replaced (--overwrite)
-        progress.mkdir()
-        atomic_write_text(progress / IDENTITY, json.dumps(identity, indent=1, sort_keys=True) + "\n")
         finished = {}
+
+    def record(k, r):  # the directory is made with the first start finished: a search that fails before leaves none
+        if not (progress / IDENTITY).exists():
+            progress.mkdir(exist_ok=True)
+            atomic_write_text(progress / IDENTITY, json.dumps(identity, indent=1, sort_keys=True) + "\n")
+        _save_start(progress, k, r)
+
     t0 = time.perf_counter()
     try:
-        minima = ground_state(state, pot, finished=finished, record=lambda k, r: _save_start(progress, k, r), **opts)
+        minima = ground_state(state, pot, finished=finished, record=record, **opts)
     except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the minima of the starts finished are kept
         part = getattr(exc, "partial_result", None)
         if part is not None:
