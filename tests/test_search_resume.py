@@ -3,6 +3,8 @@ continues from the starts it saved, with the same seeds, and ends with the minim
 uninterrupted search; a config of another search is refused (fault of round 13: a killed search
 had to start over)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
@@ -131,3 +133,53 @@ def test_ground_state_takes_the_finished_starts_and_records_the_others():
     assert all(np.array_equal(a.state.spins, b.state.spins) for a, b in zip(again, whole))
     with pytest.raises(InputError, match="finished start 7 is not a start index"):
         ground_state(st, pot, starts=5, finished={7: seen[0]})
+
+
+_KILLED_RUNNER = """
+import sys
+from spinlat.cli import main
+from spinlat.cli import search as cli_search
+
+save = cli_search._save_start
+
+
+def save_then_wait(progress, k, r):
+    save(progress, k, r)
+    if k == 2:  # three starts on disk: say so, and wait to be killed
+        print("three saved", flush=True)
+        sys.stdin.readline()
+
+
+cli_search._save_start = save_then_wait
+main(["search", sys.argv[1]])
+"""
+
+
+def test_a_search_killed_with_sigkill_resumes(tmp_path, whole):
+    """A real kill -9 (no handler runs): the three starts saved are kept and not run again."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = _config(tmp_path, "s")
+    script = tmp_path / "runner.py"
+    script.write_text(_KILLED_RUNNER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(script), cfg], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env, text=True)
+    try:
+        line = proc.stdout.readline()  # blocks until the runner has saved three starts (or ended)
+        assert line.strip() == "three saved", line
+        proc.kill()  # SIGKILL
+    finally:
+        proc.wait()
+        proc.stdout.close()
+        proc.stdin.close()
+    progress = tmp_path / "s" / cli_search.PROGRESS
+    assert sorted(p.name for p in progress.iterdir()) == ["search.json", "start-000000.npz", "start-000001.npz",
+                                                          "start-000002.npz"]
+    assert not (tmp_path / "s" / "minima.txt").exists()
+    assert main(["search", cfg, "--restart"]) == 0
+    table, moments = _result(tmp_path / "s")
+    assert table == whole[0] and all(np.array_equal(a, b) for a, b in zip(moments, whole[1]))
