@@ -638,9 +638,9 @@ class State:
                               f"are read as moments in μB; if the atoms come from a pw.x input they are "
                               f"{STARTING_MAGNETIZATION}: pass initial_fractions='drop' to leave them out, 'keep' to "
                               "read them as μB without this warning", UserWarning, stacklevel=3)
-        mag = ase_magnetic_moments(atoms, prefer_moments)
+        mag = ase_magnetic_moments(atoms, prefer_moments, stacklevel=4)  # the caller (+1: the keyword check)
         if warn_dropped and not np.any(mag != 0):
-            warn_unread_moments(atoms)
+            warn_unread_moments(atoms, stacklevel=4)
         n = len(atoms)
         direction = ase_spin_directions(atoms)
         if direction is not None:

@@ -466,7 +466,8 @@ class GNEBResult:
         store = self.forces is not None or self.magnetic_forces is not None
         with atomic_path(path, copy=mode == "a") as tmp, \
                 TrajectoryWriter(tmp, self.states[0], potential=str(potential), integrator="gneb", mode=mode,
-                                 store_forces=store, metadata=meta, flush_every=len(self.states)) as w:
+                                 store_forces=store, metadata=meta, flush_every=len(self.states),
+                                 flush_seconds=None) as w:  # a temporary file: the band at once
             for k, st in enumerate(self.states):
                 w.write(st, k, 0.0, potential_energy=self.energies[k],
                         forces=None if self.forces is None else self.forces[k],

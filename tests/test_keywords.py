@@ -271,3 +271,17 @@ def test_simulation_and_its_run_name_the_misspelt_keyword(spin):
     assert sim.step == 2
     with pytest.raises(KeywordError, match=r"Simulation.restart: unknown keyword 'evry' \(did you mean 'every'\?\)"):
         sl.Simulation.restart("x.h5", pot, LLG(1.0), evry=10)
+
+
+def test_warnings_of_decorated_entry_points_still_point_at_the_caller():
+    """The keyword check is one more frame: warnings given by State.from_ase (directly and through
+    its helpers) and Simulation still name this file, not spinlat/keywords.py."""
+    from ase.build import bulk
+
+    at = bulk("Fe", "bcc", a=2.87, cubic=True)
+    at.arrays["vel"] = np.zeros((2, 3))  # velocities under a name spinlat does not read
+    at.set_initial_magnetic_moments([2.2, 2.2])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sl.State.from_ase(at)
+    assert caught and all(w.filename == __file__ for w in caught), [(w.filename, str(w.message)) for w in caught]

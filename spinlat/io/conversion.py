@@ -852,7 +852,8 @@ def _write_frames(tmp, items, potential, integrator, seed, metadata, forces, com
                 writer = TrajectoryWriter(tmp, state, potential=potential, integrator=integrator,
                                           seed=seed if isinstance(seed, (int, np.integer)) else None,
                                           mode="w", store_forces=forces, metadata=metadata,
-                                          compression=compression, flush_every=50, runs=runs or None)
+                                          compression=compression, flush_every=50, runs=runs or None,
+                                          flush_seconds=None)  # a batch job: no live reader, fewer chunk copies
             writer.write(state, scalars["step"], scalars["time"], potential_energy=scalars["potential_energy"],
                          kinetic_energy=scalars.get("kinetic_energy"), temperature=scalars.get("temperature"),
                          total_energy=scalars.get("total_energy"), forces=f, magnetic_forces=h)

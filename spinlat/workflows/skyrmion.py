@@ -107,7 +107,7 @@ def relaxed_skyrmion(L=20, potential=None, radius=3.0, tmax=1e-9):
     best = None
     for hel in (np.pi / 2, -np.pi / 2):
         out, res = minimize(skyrmion_profile(st, radius, hel), pot, tmax=tmax, max_steps=20000, return_result=True)
-        res.warn_if_unconverged(f"relaxed_skyrmion, helicity {hel:+.4f}")
+        res.warn_if_unconverged(f"relaxed_skyrmion, helicity {hel:+.4f}", stacklevel=3)  # +1: the keyword check
         if out.spins[:, 2].min() < 0 and (best is None or res.energy < best[0]):
             best = (res.energy, out)
     if best is None:

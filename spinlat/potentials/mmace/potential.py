@@ -474,7 +474,7 @@ class MagneticMACE(Potential):
             raise InputError("MagneticMACE.evaluate: no configuration carries a label (energy in info, forces or "
                              "magnetic_forces in arrays, stress in info, or a calculator result of them); "
                              f"configuration 0 holds {stored_keys(dataset[0])}")
-        warn_unread_labels(dataset, "MagneticMACE.evaluate: dataset")
+        warn_unread_labels(dataset, "MagneticMACE.evaluate: dataset", stacklevel=4)  # the caller (+1: keyword check)
         stress = any(raw_label(at, "stress") is not None for at in dataset if hasattr(at, "arrays"))
         sums = {}
         for k in range(0, len(dataset), batch_size):
