@@ -31,6 +31,7 @@ from .errors import InputError
 from .files import save_figure
 from .observables import energy_drift, energy_fluctuation  # noqa: F401  (defined there, public here)
 from .observables import reduced_from_total, spin_energy, spin_temperature
+from .keywords import refuse_other_names
 
 
 def _open(traj):
@@ -44,6 +45,7 @@ def _open(traj):
     return t
 
 
+@refuse_other_names()
 def magnetization(spins, moments=None, normalized=True):
     """Magnetisation per frame: the reduced magnetisation Σ_i m_i / Σ_i |m_i| (dimensionless,
     |m| ≤ 1; :func:`spinlat.observables.reduced_magnetization`) if ``normalized``, else the total
@@ -119,6 +121,7 @@ def binder_cumulant(m, with_errors=False):
     return jackknife(lambda mean: 1.0 - mean[1] / (3.0 * mean[0] ** 2), np.column_stack([m2, m2**2]))
 
 
+@refuse_other_names()
 def susceptibility(m, temperature, n_spins, moment=1.0, with_errors=False):
     """Magnetic susceptibility per spin from magnetisation samples.
 
@@ -159,6 +162,7 @@ def specific_heat(energies, temperature, n_atoms, with_errors=False):
     return jackknife(lambda mean: scale * (mean[1] - mean[0] ** 2), np.column_stack([d, d**2]))
 
 
+@refuse_other_names()
 def average(samples, with_errors=False, method="blocking"):
     """Mean of a series of samples (energies, |M|, temperatures, ...); with ``with_errors`` a
     :class:`spinlat.statistics.Estimate` with the error of the mean of correlated samples
@@ -220,6 +224,7 @@ def radial_distribution(state, r_max, n_bins=100):
     return 0.5 * (edges[1:] + edges[:-1]), g
 
 
+@refuse_other_names()
 def structure_factor(spins, positions, qpoints, dt, window=True, moments=None):
     """Dynamic spin structure factor S(q, ω).
 
@@ -266,6 +271,7 @@ def structure_factor(spins, positions, qpoints, dt, window=True, moments=None):
     return _spectrum(np.concatenate(series, axis=2), s.shape[1], dt, window)
 
 
+@refuse_other_names()
 def trajectory_structure_factor(traj, qpoints, frames=None, positions="first", window=True, vectors="spins"):
     """:func:`structure_factor` of a trajectory (path or :class:`spinlat.io.Trajectory`), reading
     its spins (and positions) block by block: memory K·F complex numbers, not the (F, N, 3) spins.
@@ -612,6 +618,7 @@ def _spacing_grid(x):
     return best
 
 
+@refuse_other_names()
 def summary(traj, energy_conserving=None, discard=0.0, run=None):
     """Numbers describing a run (path, :class:`~spinlat.io.Trajectory`, or any object with the
     same ``array``/indexing interface).

@@ -7,8 +7,10 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from . import validation
 from .state import State, ase_magnetic_moments, ase_spin_directions
+from .keywords import parameters_of, refuse_other_names
 
 
+@refuse_other_names(extra=parameters_of("ase.calculators.calculator:Calculator.__init__"))
 class SpinLatticeCalculator(Calculator):
     """ASE calculator evaluating a spinlat :class:`~spinlat.potentials.base.Potential`.
 

@@ -75,6 +75,8 @@ their own sections):
     store_forces: false              # forces and magnetic forces in the trajectory (default false)
     compression: gzip                # trajectory filter: gzip (default, every HDF5 tool reads it),
                                      #   a gzip level 0-9, lzf (faster, h5py only) or none
+    flush_seconds: 1.0               # a frame this long after the last flush reaches the file at once, so
+                                     #   readers of the live trajectory trail it by ~1 s (0: every frame)
     minimize: {spins: true, tmax: 1.0e-6}   # options of `spinlat minimize` (spinlat.minimize)
     search: {starts: 16, seed: 0}           # options of `spinlat search` (spinlat.search.ground_state)
 
@@ -643,6 +645,9 @@ RUN: dict[str, Key] = {
     "thermo": Key(_opt(_integer(0)), None, "steps between thermo lines (0: none; default ~25 per run in batch jobs)"),
     "store_forces": Key(_boolean, False),
     "compression": Key(_compression, "gzip", "trajectory compression: gzip, a gzip level 0-9, lzf or none"),
+    "flush_seconds": Key(_opt(_number("s", nonnegative=True)), 1.0,
+                         "a frame written this long after the trajectory's last flush is flushed at once (0: every "
+                         "frame; null: every 10 frames only), so programs reading the live file trail it by ~1 s"),
     "minimize": Key(lambda v, k: check_section(v, k, MINIMIZE, "spinlat.minimize options")),
     "search": Key(lambda v, k: check_section(v, k, SEARCH, "spinlat.search.ground_state options")),
 }

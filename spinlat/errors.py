@@ -84,6 +84,13 @@ class ConfigError(InputError):
     """A configuration (YAML, keyword arguments) has a bad or missing key."""
 
 
+class KeywordError(ConfigError, TypeError):
+    """A keyword argument a function does not take (misspelt, or another entry point's or code's
+    name for it); the message names it, the close matches and the keywords accepted. A
+    :class:`ConfigError` (an InputError) and also a ``TypeError``, as Python's own error for an
+    unexpected keyword, so code that catches that keeps working."""
+
+
 class SimulationError(SpinlatError, RuntimeError):
     """A simulation became unphysical (NaN, exploding energy) and was stopped."""
 

@@ -23,6 +23,7 @@ import tempfile
 
 from . import validation
 from .errors import StorageError
+from .keywords import refuse_other_names
 
 __all__ = ["atomic_write", "atomic_path", "atomic_write_text"]
 
@@ -53,6 +54,7 @@ def _mode_bits(target: str) -> int:
 
 
 @contextlib.contextmanager
+@refuse_other_names()
 def atomic_path(path, *, copy: bool = False, fsync: bool = True, name: str = "path"):
     """Context manager yielding a temporary path (``str``) in the directory of ``path``; write the
     whole file there. On a normal exit the temporary file is fsync-ed and renamed over ``path``;
@@ -95,6 +97,7 @@ def atomic_path(path, *, copy: bool = False, fsync: bool = True, name: str = "pa
 
 
 @contextlib.contextmanager
+@refuse_other_names()
 def atomic_write(path, mode: str = "w", *, encoding: str | None = "utf-8", newline: str | None = None,
                  fsync: bool = True, name: str = "path"):
     """Context manager yielding a file object open for writing a temporary file beside ``path``

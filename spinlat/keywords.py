@@ -8,7 +8,11 @@ one ``tol``. A keyword that belongs to another entry point (or to SciPy, ASE, sc
 ``maxiter``, ``gtol``, ``random_state``, ``n_jobs``) is refused with an
 :class:`~spinlat.errors.InputError` (:class:`~spinlat.errors.ConfigError` in a config) that
 names the keyword this entry point uses for the same thing, instead of Python's bare
-``TypeError: unexpected keyword argument`` or a silent default.
+``TypeError: unexpected keyword argument`` or a silent default. A misspelt keyword
+(``Simulation(..., evrey=10)``, ``sim.run(stpes=10)``) is refused the same way, naming the
+close matches: :func:`refuse_other_names` decorates the public functions, methods and classes
+(their constructor), and the error is a :class:`~spinlat.errors.KeywordError` (an InputError and
+a TypeError).
 """
 
 from __future__ import annotations
@@ -17,9 +21,14 @@ import difflib
 import functools
 import inspect
 
-from .errors import InputError
+from .errors import KeywordError
 
-__all__ = ["SAME_MEANING", "hint", "check_names", "refuse_other_names"]
+#: where the names of mMACE hyperparameters and training options are (for :func:`parameters_of`)
+HYPERPARAMETERS = "spinlat.potentials.mmace.hyperparameters:Hyperparameters"
+TRAINING_OPTIONS = "spinlat.training.options:TrainingOptions"
+MINIMIZE = "spinlat.minimization:minimize"
+
+__all__ = ["SAME_MEANING", "hint", "check_names", "refuse_other_names", "parameters_of"]
 
 #: what a keyword means → the names spinlat and other codes give it
 SAME_MEANING = {
@@ -53,40 +62,76 @@ def hint(key, accepted) -> str:
             here = [n for n in names if n in accepted and n != key]
             if here:
                 return f"; here {meaning} is {' / '.join(here)}"
-    close = difflib.get_close_matches(str(key), accepted, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = difflib.get_close_matches(str(key), accepted, n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(map(repr, close))}?)"
 
 
-def check_names(where, given, accepted, error=InputError) -> None:
-    """Raise ``error`` for the first name of ``given`` not in ``accepted``: ``"<where>: unknown
-    keyword 'max_iterations'; here the step / iteration limit is max_steps; expected one of ..."``."""
+def check_names(where, given, accepted, error=KeywordError) -> None:
+    """Raise ``error`` (default :class:`~spinlat.errors.KeywordError`) for the first name of
+    ``given`` not in ``accepted``: ``"<where>: unknown keyword 'max_iterations'; here the step /
+    iteration limit is max_steps; expected one of ..."``, or ``"Simulation.run: unknown keyword
+    'stpes' (did you mean 'steps'?); expected one of steps"``."""
     accepted = list(accepted)
     for key in given:
         if key not in accepted:
             raise error(f"{where}: unknown keyword {key!r}{hint(key, accepted)}; expected one of "
-                        f"{', '.join(sorted(map(str, accepted)))}")
+                        f"{', '.join(sorted(set(map(str, accepted))))}")
 
 
 def refuse_other_names(where=None, extra=()):
-    """Decorator: a keyword argument the function does not take raises :class:`InputError`
-    through :func:`check_names` (``where``: the name in the message, default the function's;
-    ``extra``: more names that count as accepted, those a ``**kwargs`` passes on), before the
-    function runs. The signature (``inspect.signature``, help) stays the function's; a warning the
-    function gives its caller needs one more ``stacklevel`` (this wrapper is a frame)."""
+    """Decorator: a keyword argument the function does not take raises
+    :class:`~spinlat.errors.KeywordError` through :func:`check_names` (``where``: the name in the
+    message, default the function's qualified name, ``Simulation.run``; ``extra``: more names
+    that count as accepted, those a ``**kwargs`` passes on, or a callable giving them), before the
+    function runs. On a class it decorates the constructor (``__init__``, named by the class). The
+    signature (``inspect.signature``, help) stays the function's; a warning the function gives its
+    caller needs one more ``stacklevel`` (this wrapper is a frame)."""
     def wrap(func):
+        if inspect.isclass(func):
+            func.__init__ = refuse_other_names(where or func.__qualname__, extra)(func.__init__)
+            return func
+        if isinstance(func, (staticmethod, classmethod)):
+            return type(func)(wrap(func.__func__))
         sig = inspect.signature(func)
-        named = [p.name for p in sig.parameters.values()
-                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        named = [p.name for k, p in enumerate(sig.parameters.values())
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and not (k == 0 and p.name in ("self", "cls"))]
         takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-        label = where or func.__name__
+        label = where or func.__qualname__
+
+        fixed = None if callable(extra) else frozenset(named) | frozenset(extra)
+        checks = not takes_any or bool(extra)
 
         @functools.wraps(func)
         def checked(*args, **kwargs):
-            accepted = named + list(extra() if callable(extra) else extra)
-            if not takes_any or extra:
-                check_names(label, kwargs, accepted)
+            if checks and kwargs and (fixed is None or not fixed.issuperset(kwargs)):  # a cheap test first
+                check_names(label, kwargs, named + list(extra() if callable(extra) else extra))
             return func(*args, **kwargs)
 
         return checked
 
     return wrap
+
+
+def parameters_of(*where, exclude=()):
+    """A callable for ``extra`` of :func:`refuse_other_names`: the keyword parameters of the
+    functions or classes ``where`` (``"module:qualified.name"``, imported on first use, so that a
+    light module names a heavy one's keywords), less ``exclude``: what a ``**kwargs`` passes on."""
+    names = []
+
+    def accepted():
+        if not names:
+            import importlib
+
+            for spec in where:
+                module, _, qual = spec.partition(":")
+                obj = importlib.import_module(module)
+                for part in qual.split("."):
+                    obj = getattr(obj, part)
+                params = inspect.signature(obj).parameters.values()
+                names.extend(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                             and p.name not in exclude and p.name != "self")
+        return names
+
+    return accepted

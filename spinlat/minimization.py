@@ -250,7 +250,7 @@ def _minimize_compiled(prob, state, starts, tmax, max_steps, memory):
     c = _kernel_couplings(cpl)
     carry = K.new_carry(n, memory)
     ints, values = carry[0], carry[1]
-    base = state.copy()
+    base = state.copy(velocities=np.zeros_like(state.velocities))  # a minimum is at rest (minimize's docstring)
 
     def result(k, reason, converged, it, e, tq, n_ev):
         hist = history[k, :it + 1]
@@ -343,7 +343,8 @@ def minimize_starts(state, potential, starts, **minimize_kwargs):
     the starts finished (the first k, in order; the start under way is dropped: it is not a
     minimum). A second signal raises at once, with the same ``partial_result``.
 
-    Returns a list of M :class:`MinimizeResult` (``.state`` the relaxed State). Raises InputError
+    Returns a list of M :class:`MinimizeResult` (``.state`` the relaxed State, at rest as
+    :func:`minimize` leaves it: velocities zero). Raises InputError
     for bad options (:func:`minimize`'s) or starts that are not (M, N, 3) unit vectors."""
     minimize_kwargs.pop("return_result", None)
     starts = np.asarray(starts, dtype=np.float64)
@@ -410,7 +411,11 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
     and raised as ``KeyboardInterrupt`` whose ``partial_result`` is the :class:`MinimizeResult`
     of the state reached (``reason`` "interrupted", ``converged`` False: not a minimum).
 
-    Returns the relaxed State, or ``(State, MinimizeResult)`` with ``return_result``. Without
+    Returns the relaxed State, or ``(State, MinimizeResult)`` with ``return_result``. The State
+    returned is a minimum of the potential energy, a configuration at rest: its velocities are
+    zero, whatever the input carried and whichever degrees of freedom relaxed (as the images of
+    :func:`spinlat.gneb`; start dynamics from it with velocities of your choice,
+    ``state.copy(velocities=...)``). Without
     ``return_result`` a run that stops before its tolerances (``max_steps`` reached, a stalled line
     search: overlapping atoms, a huge force) gives a :class:`~spinlat.errors.ConvergenceWarning`.
     """
@@ -426,7 +431,8 @@ def minimize(state, potential, spins=True, positions=False, cell=False, magnitud
             result = finished[0] if finished else reached
         else:
             tol = np.array([tmax, fmax, smax, hmax])
-            st, e, g, it, converged, reason, history = _descend(prob, state.copy(), tol, max_steps, method, memory,
+            at_rest = state.copy(velocities=np.zeros_like(state.velocities))  # a minimum is at rest (docstring)
+            st, e, g, it, converged, reason, history = _descend(prob, at_rest, tol, max_steps, method, memory,
                                                                 interruptible=True)
             result = MinimizeResult(st, float(e), it, converged, reason, *_norms(g), n_evaluations=prob.n_eval,
                                     history=history)

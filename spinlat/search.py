@@ -150,11 +150,13 @@ def _unguarded_main_line():
 _STOP_NOW = "now: the jobs finished are kept, those under way are abandoned"
 
 
-def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=False):
+def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=False, on_result=None):
     """Apply ``fn`` to every item, in order: serially (default), over ``workers`` local processes,
     or on a Dask cluster (``scheduler``: address or Client). An interrupt is raised as
     :func:`_gather` says; ``stopping`` is what the line printed on it says (with ``graceful``:
-    local processes are asked to stop at their next safe point, see :func:`_gather`)."""
+    local processes are asked to stop at their next safe point, see :func:`_gather`).
+    ``on_result(k, result)``, when given, is called in this process as each item k finishes (in
+    the order they finish), e.g. to save it."""
     _check_workers(workers, scheduler)
     items = list(items)
     if scheduler is not None:
@@ -164,13 +166,18 @@ def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=F
         try:
             with deferred(stopping, waits=False):  # (from before the jobs are sent: see below)
                 return _gather(client.map(fn, items, pure=False), _dask_wait, lambda rest: client.cancel(rest),
-                               stopping=stopping)
+                               stopping=stopping, on_result=on_result)
         finally:
             if client is not scheduler:
                 client.close()
     workers = 1 if workers is None else int(workers)
     if workers <= 1 or len(items) <= 1:
-        return [fn(x) for x in items]
+        out = []
+        for k, x in enumerate(items):
+            out.append(fn(x))
+            if on_result is not None:
+                on_result(k, out[-1])
+        return out
     line = _unguarded_main_line()
     if line is not None:
         script = getattr(sys.modules["__main__"], "__file__", "the script")
@@ -199,7 +206,7 @@ def _map(fn, items, workers=None, scheduler=None, stopping=_STOP_NOW, graceful=F
         try:
             return _gather([ex.submit(fn, x) for x in items],
                            lambda fs: wait(fs, timeout=_POLL_S, return_when=FIRST_COMPLETED)[0], _end_pool,
-                           soften=_ask_pool_to_stop if graceful else None, stopping=stopping)
+                           soften=_ask_pool_to_stop if graceful else None, stopping=stopping, on_result=on_result)
         except KeyboardInterrupt:
             if _POOL is not None and _POOL[5]:  # its workers were asked to stop for good: what they finished is here
                 _kill_pool()  # (those still starting up, spawned, would be waited for: seconds)
@@ -218,7 +225,7 @@ _POLL_S = 0.2
 _HURRY_S = 2.0
 
 
-def _gather(futures, wait_some, stop, soften=None, stopping=_STOP_NOW):
+def _gather(futures, wait_some, stop, soften=None, stopping=_STOP_NOW, on_result=None):
     """Results of ``futures`` (in their order), collected as they finish, with Ctrl-C and SIGTERM
     held back (:func:`~spinlat.interrupts.deferred`; ``stopping`` is what its line on stderr
     says) and looked for every :data:`_POLL_S` s. ``wait_some(pending)`` returns the futures of
@@ -235,7 +242,8 @@ def _gather(futures, wait_some, stop, soften=None, stopping=_STOP_NOW):
     the dict. A second interrupt while they are awaited calls ``soften(unfinished, now=True)``
     (the jobs are asked to stop at once, returning what they finished), collects what they send
     within :data:`_HURRY_S` s, then calls ``stop`` and is raised with what was collected (a third
-    signal ends that wait)."""
+    signal ends that wait). ``on_result(k, result)`` is called for each job k as its whole result
+    comes in (see :func:`_map`)."""
     results, pending = {}, set(range(len(futures)))
 
     def collect(stopping_jobs=False):
@@ -244,10 +252,14 @@ def _gather(futures, wait_some, stop, soften=None, stopping=_STOP_NOW):
             pending.discard(k)
             if not stopping_jobs:
                 results[k] = futures[k].result()
+                if on_result is not None:
+                    on_result(k, results[k])
                 continue
             exc = futures[k].exception()  # jobs asked to stop: whatever each kept
             if exc is None:
                 results[k] = futures[k].result()
+                if on_result is not None:
+                    on_result(k, results[k])
             elif isinstance(exc, KeyboardInterrupt) and getattr(exc, "partial_result", None):
                 results[k] = exc.partial_result
             # any other failure while stopping: the job is dropped, the interrupt goes on
@@ -553,6 +565,7 @@ def shutdown_workers():
     _STARTED.clear()
 
 
+@refuse_other_names()
 def sweep(fn, values, workers=None, scheduler=None):
     """``[fn(v) for v in values]``, in order.
 
@@ -1082,6 +1095,7 @@ def _directions(state):
     return np.where(state.moments[:, None] > 0, state.spins, 0.0)
 
 
+@refuse_other_names()
 def same_configuration(a, b, translations, spin_rotations=False, tol=1e-3):
     """True when spin configurations ``a`` and ``b`` ((N,3) unit vectors) are equal up to a
     translation of ``translations`` (a :class:`Translations` of the structure), time reversal
@@ -1207,7 +1221,8 @@ def _minimize_options() -> list:
 
 @refuse_other_names(extra=_minimize_options)
 def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotations=None, energy_tol=1e-5,
-                 angle_tol=1e-2, workers=None, scheduler=None, start_cell=None, symmetry=True, **minimize_kwargs):
+                 angle_tol=1e-2, workers=None, scheduler=None, start_cell=None, symmetry=True, finished=None,
+                 record=None, **minimize_kwargs):
     """Search for the magnetic ground state of ``state`` with ``potential``.
 
     Parameters
@@ -1234,6 +1249,15 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
         domains of a fully random start).
     symmetry : True (default): merge under the crystal's point operations too; False: under
         translations and time reversal only (each domain of an order listed apart).
+    finished : resuming a search: ``{start index: (energy eV, State, converged)}`` of the starts
+        an earlier call with the same arguments finished (what ``record`` was given); they are
+        not run again, and the result is that of the whole search (start k depends only on
+        ``seed + k``: :func:`spinlat.search` module docstring). ``spinlat search --restart``
+        resumes so.
+    record : optional ``record(k, (energy, State, converged))``, called in this process as each
+        start k finishes (also those finished when Ctrl-C / SIGTERM stops the search), e.g. to
+        save it for ``finished``; serially each start is then its own job, so that a
+        ``kill -9`` loses at most the start under way.
     minimize_kwargs : passed to :func:`spinlat.minimize` (e.g. tmax, positions=True). With
         positions, cell or magnitudes relaxed, minima are still compared by their spins under the
         operations of the starting structure.
@@ -1253,7 +1277,8 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     search stops at once, the starts under way are abandoned (local workers ended; Dask cannot
     stop a task, its result is dropped) and every start finished is kept.
 
-    Returns a list of :class:`Minimum` (energy eV, state, count, starts, converged, degeneracy), lowest first;
+    Returns a list of :class:`Minimum` (energy eV, state, count, starts, converged, degeneracy), lowest first
+    (each state at rest, velocities zero, as :func:`spinlat.minimize` leaves it);
     each also unpacks as ``energy, state``. Starts whose minimisation did not converge give one
     :class:`~spinlat.errors.ConvergenceWarning`; their minima have ``converged=False`` unless a
     converged start reached the same minimum. Raises InputError for bad arguments or a state
@@ -1265,6 +1290,10 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     _check_positive("energy_tol", energy_tol)
     _check_positive("angle_tol", angle_tol)
     _check_workers(workers, scheduler)
+    finished = _check_finished(finished, starts, state)
+    if record is not None and not callable(record):
+        raise InputError(f"ground_state: record must be a callable record(k, (energy, State, converged)), got "
+                         f"{type(record).__name__}")
     if not np.any(np.asarray(getattr(state, "moments", ()), dtype=float) > 0):
         raise InputError("ground_state: the state has no magnetic atoms (all moments are 0): there are no spins "
                          "to search over; relax the structure with spinlat.minimize(..., spins=False, positions=True)")
@@ -1277,7 +1306,7 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     def merged(numbered):  # (start index, (energy, state, converged)) pairs
         return merge([Minimum(float(e), st, 1, (k,), bool(ok)) for k, (e, st, ok) in numbered])
 
-    seeds = [seed + k for k in range(starts)]
+    seeds = [seed + k for k in range(starts) if k not in finished]  # the starts still to run
     serial = scheduler is None and (workers is None or workers <= 1)
     # local batches stop at the end of each worker's start under way (graceful); annealed starts (long: no
     # waiting for them) and Dask tasks (which cannot be asked to stop) are one job each and are abandoned
@@ -1291,20 +1320,34 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
     # Ctrl-C / SIGTERM held back for the whole search (its end too), raised between starts (serial) or
     # between jobs (workers, scheduler) with the minima of the starts finished; worker processes ignore both
     with deferred(stopping, waits=serial or graceful):
-        jobs = _batches(seeds, workers) if serial or graceful else [(s,) for s in seeds]
+        if serial and record is not None:  # one start per job: each is recorded as it finishes
+            jobs = [(s,) for s in seeds]
+        else:
+            jobs = _batches(seeds, workers) if serial or graceful else [(s,) for s in seeds]
+        done = dict(finished)  # start index -> (energy, State, converged)
+        jobs_done = []
+
+        def keep(j, batch):  # job j finished (or, stopped, its first starts)
+            jobs_done.append(j)
+            for s, r in zip(jobs[j], batch):
+                if s - seed not in done:
+                    done[s - seed] = r
+                    if record is not None:
+                        record(s - seed, r)
+
         try:
-            batches = _map(job, jobs, workers, scheduler, stopping=stopping, graceful=graceful)
+            _map(job, jobs, workers, scheduler, stopping=stopping, graceful=graceful, on_result=keep)
         except KeyboardInterrupt as exc:  # the starts finished come with it
-            done = getattr(exc, "partial_result", None)
-            if isinstance(done, dict):  # jobs run elsewhere: {job index: results of its (first) starts}
-                done = {s - seed: r for k, batch in done.items() for s, r in zip(jobs[k], batch)}
-            elif isinstance(done, list):  # one job run here: its first starts
-                done = dict(enumerate(done))
-            if isinstance(done, dict):
-                finished = tuple(sorted(done))
-                exc.partial_result = InterruptedSearch(merged((k, done[k]) for k in finished), finished, starts)
+            part = getattr(exc, "partial_result", None)
+            if isinstance(part, dict):  # jobs run elsewhere: {job index: results of its (first) starts}
+                for j, batch in part.items():
+                    keep(j, batch)
+            elif isinstance(part, list) and len(jobs_done) < len(jobs):  # the job run here: its first starts
+                keep(len(jobs_done), part)
+            ended = tuple(sorted(done))
+            exc.partial_result = InterruptedSearch(merged((k, done[k]) for k in ended), ended, starts)
             raise
-        results = [r for batch in batches for r in batch]
+        results = [done[k] for k in range(starts)]
         minima = merged(enumerate(results))
         check(InterruptedSearch(minima, tuple(range(starts)), starts))
         polish = _near_degenerate(minima, energy_tol * len(state))
@@ -1327,6 +1370,28 @@ def ground_state(state, potential, starts=16, seed=0, anneal=None, spin_rotation
                       f"minima (converged=False); raise max_steps or loosen tmax", ConvergenceWarning,
                       stacklevel=3)  # the caller of ground_state (2: refuse_other_names's wrapper)
     return minima
+
+
+def _check_finished(finished, starts, state) -> dict:
+    """``finished`` of :func:`ground_state` checked: {start index < starts: (energy, State of the
+    search's atoms, converged)}; InputError naming the entry that is not."""
+    if finished is None:
+        return {}
+    from .state import State
+
+    if not isinstance(finished, dict):
+        raise InputError(f"ground_state: finished must be a dict {{start index: (energy, State, converged)}}, got "
+                         f"{type(finished).__name__}")
+    out = {}
+    for k, r in finished.items():
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k < starts:
+            raise InputError(f"ground_state: finished start {k!r} is not a start index of this search (0 to "
+                             f"{starts - 1})")
+        if not (isinstance(r, (tuple, list)) and len(r) == 3 and isinstance(r[1], State)
+                and len(r[1]) == len(state)):
+            raise InputError(f"ground_state: finished[{k}] must be (energy, State of {len(state)} atoms, converged)")
+        out[int(k)] = (float(r[0]), r[1], bool(r[2]))
+    return out
 
 
 def _polish(minima, polish, state, potential, minimize_kwargs) -> list:

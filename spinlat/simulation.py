@@ -71,6 +71,7 @@ from .errors import InputError, MissingFileError, SimulationError, SpinlatError
 from .interrupts import abandonable, check, deferred, interrupt_cause
 from .potentials.base import changed_parameters
 from .state import State
+from .keywords import parameters_of, refuse_other_names
 
 #: the longest a Ctrl-C / SIGTERM waits for the integrator (seconds, about): a chunk of steps
 #: longer than this runs in pieces (:meth:`Simulation.run`); a module parameter: results do not
@@ -122,6 +123,7 @@ def _open_trajectory(path, missing: str):
         raise
 
 
+@refuse_other_names()
 class Simulation:
     """Run an integrator on a state and record a trajectory.
 
@@ -150,6 +152,11 @@ class Simulation:
     max_energy_change : largest allowed |ΔE_tot| per atom between frames, eV/atom (``math.inf``
         turns the check off).
     flush_every : frames kept in memory between writes to disk.
+    flush_seconds : a frame written this many seconds or more after the last write to disk is
+        written at once (default 1 s, :data:`spinlat.io.hdf5.FLUSH_SECONDS`): a program reading
+        the trajectory while the run goes on (``spinlat analyze``, ``sl.io.Trajectory``) sees
+        every frame but those of about the last second; 0: every frame as it is written; None:
+        only every ``flush_every`` frames.
     compression : filter of the trajectory's datasets when the file is created: ``"gzip"``
         (default, read by every HDF5 tool), a gzip level 0-9, ``"lzf"`` (faster, h5py only) or
         None (see :mod:`spinlat.io.hdf5`, "Compression").
@@ -198,7 +205,7 @@ class Simulation:
 
     def __init__(self, state, potential, integrator, trajectory=None, every=None, progress=True,
                  store_forces=False, restart=False, max_energy_change=10.0, flush_every=10,
-                 compression="gzip", thermo=None, overwrite=False):
+                 compression="gzip", thermo=None, overwrite=False, flush_seconds=1.0):
         if every is not None:
             every = validation.integer(every, "every", minimum=1)
         if thermo is not None:
@@ -207,6 +214,8 @@ class Simulation:
 
         compression_filters(compression)  # InputError now, not at the first run
         flush_every = validation.integer(flush_every, "flush_every", minimum=1)
+        if flush_seconds is not None:
+            flush_seconds = validation.number(flush_seconds, "flush_seconds", nonnegative=True, unit="s")
         progress = validation.boolean(progress, "progress")
         store_forces = validation.boolean(store_forces, "store_forces")
         restart = validation.boolean(restart, "restart")
@@ -231,6 +240,7 @@ class Simulation:
         self.store_forces = validation.boolean(store_forces, "store_forces")
         self.max_energy_change = max_energy_change
         self.flush_every = validation.integer(flush_every, "flush_every", minimum=1)
+        self.flush_seconds = flush_seconds
         self.compression = compression
         self.thermo = thermo
         self._thermo_nl = None  # neighbour list of the spin temperature of thermo lines
@@ -330,6 +340,8 @@ class Simulation:
         return _continuation_changes(attrs, potential, integrator)
 
     @classmethod
+    @refuse_other_names(extra=parameters_of("spinlat.simulation:Simulation.__init__",
+                                            exclude=("state", "potential", "integrator", "trajectory", "restart")))
     def restart(cls, path, potential, integrator, **kwargs) -> "Simulation":
         """A Simulation continuing the trajectory ``path`` from its last complete frame, appending
         to it. The checkpoint stored with that frame is handed to ``integrator.restore`` when the
@@ -423,7 +435,7 @@ class Simulation:
         mode = "a" if (self._append or self._frames_written) else "w"
         return TrajectoryWriter(self.trajectory, self.state, mode=mode, flush_every=self.flush_every,
                                 store_forces=self.store_forces, compression=self.compression,
-                                **self._run_description())
+                                flush_seconds=self.flush_seconds, **self._run_description())
 
     def _check(self, state, ev):
         n = max(len(state), 1)
@@ -485,6 +497,7 @@ class Simulation:
         self._frames_written += 1
 
     # ------------------------------------------------------------------ run
+    @refuse_other_names()
     def run(self, steps: int) -> State:
         """Advance ``steps`` steps (sweeps for Monte Carlo); return the final State.
 
@@ -717,7 +730,7 @@ class Simulation:
         try:
             writer.suspend()
         except SpinlatError as exc:
-            warnings.warn(str(exc), stacklevel=3)
+            warnings.warn(str(exc), stacklevel=4)
 
     def __repr__(self):
         return (f"Simulation({self.state!r}, {self.potential!r}, {self.integrator!r}, step={self.step}, "

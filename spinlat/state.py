@@ -19,9 +19,9 @@ from .errors import (
     UnknownElementError,
     ZeroSpinError,
 )
+from .keywords import check_names, refuse_other_names
 
 #: the fields of a State (its ``__slots__``)
-_FIELDS = frozenset(("positions", "numbers", "cell", "pbc", "spins", "moments", "velocities", "masses"))
 
 
 def _check_periodic_cell(cell, pbc):
@@ -306,7 +306,7 @@ def _warn_unread_velocities(atoms):
         warnings.warn(f"the ase.Atoms carry no momenta but a per-atom array {named[0]!r}: spinlat takes velocities "
                       "only from the momenta (ASE's units), so the atoms start at rest; if it holds velocities in "
                       f"Å/fs, set them with atoms.set_velocities(atoms.arrays[{named[0]!r}] / ase.units.fs) (or give "
-                      "structure.temperature in a run config)", UserWarning, stacklevel=3)
+                      "structure.temperature in a run config)", UserWarning, stacklevel=4)
 
 
 #: per-atom arrays of an ase.Atoms that a State cannot hold, with what they usually mean
@@ -329,7 +329,7 @@ def _warn_dropped_arrays(atoms):
 
         warnings.warn(f"the ase.Atoms' {' and '.join(dropped)} are not kept: a spinlat State holds no such data. "
                       "The atom order is kept, so keep them beside the State (e.g. tags = atoms.get_tags()); pass "
-                      "warn_dropped=False to State.from_ase to drop them knowingly", UserWarning, stacklevel=3)
+                      "warn_dropped=False to State.from_ase to drop them knowingly", UserWarning, stacklevel=4)
 
 
 def describe_constraints(atoms) -> str:
@@ -348,6 +348,7 @@ def describe_constraints(atoms) -> str:
     return "; ".join(out)
 
 
+@refuse_other_names()
 class State:
     """Atoms with classical magnetic moments.
 
@@ -463,13 +464,12 @@ class State:
         The new State and this one share the arrays not replaced (and those given stay the
         caller's): neither may be changed in place while the other is in use, unless that is
         the point (an integrator's work state). Use :meth:`copy` or the constructor for
-        anything else. Raises :class:`~spinlat.errors.InputError` for an unknown field name."""
+        anything else. Raises :class:`~spinlat.errors.KeywordError` for an unknown field name."""
+        check_names("State.with_arrays", fields, State.__slots__)  # naming the close matches
         st = State.__new__(State)
         st.positions, st.numbers, st.cell, st.pbc = self.positions, self.numbers, self.cell, self.pbc
         st.spins, st.moments, st.velocities, st.masses = self.spins, self.moments, self.velocities, self.masses
         for name, value in fields.items():
-            if name not in _FIELDS:
-                raise InputError(f"State has no field {name!r}; fields are {list(self.__slots__)}")
             object.__setattr__(st, name, value)  # as given: unchecked (see __setattr__)
         return st
 
@@ -477,9 +477,7 @@ class State:
         """Return a copy, replacing the named fields (``positions``, ``spins``, ...).
 
         Replaced fields are validated like in the constructor."""
-        unknown = set(changes) - set(self.__slots__)
-        if unknown:
-            raise InputError(f"State has no field(s) {sorted(unknown)}; fields are {list(self.__slots__)}")
+        check_names("State.copy", changes, ("validate", *State.__slots__))  # KeywordError naming close matches
         if not changes:
             return State.from_trusted_arrays(*(getattr(self, k).copy() for k in self.__slots__))
         kw = {k: getattr(self, k) for k in self.__slots__}
@@ -589,6 +587,7 @@ class State:
             tile(self.moments), tile(self.velocities), tile(self.masses))
 
     @classmethod
+    @refuse_other_names()
     def from_ase(cls, atoms, validate=True, constraints="error", prefer_moments="computed",
                  warn_dropped=True, initial_fractions="warn") -> "State":
         """State from ``ase.Atoms``.
@@ -649,17 +648,17 @@ class State:
         if fractions != "keep" and looks_like_starting_magnetization(atoms):
             if fractions == "drop":
                 atoms = atoms.copy()
-                drop_initial_magmoms(atoms, "the ase.Atoms", stacklevel=3)
+                drop_initial_magmoms(atoms, "the ase.Atoms", stacklevel=4)  # the caller (+1: the keyword check's wrapper)
             else:
                 import warnings
 
                 warnings.warn("the ase.Atoms: its initial magnetic moments (all within -1...1, one value per element) "
                               f"are read as moments in μB; if the atoms come from a pw.x input they are "
                               f"{STARTING_MAGNETIZATION}: pass initial_fractions='drop' to leave them out, 'keep' to "
-                              "read them as μB without this warning", UserWarning, stacklevel=2)
-        mag = ase_magnetic_moments(atoms, prefer_moments)
+                              "read them as μB without this warning", UserWarning, stacklevel=3)
+        mag = ase_magnetic_moments(atoms, prefer_moments, stacklevel=4)  # the caller (+1: the keyword check)
         if warn_dropped and not np.any(mag != 0):
-            warn_unread_moments(atoms)
+            warn_unread_moments(atoms, stacklevel=4)
         n = len(atoms)
         direction = ase_spin_directions(atoms)
         if direction is not None:

@@ -85,7 +85,7 @@ from .errors import InputError
 from .files import atomic_path, save_figure
 from .integrators.rotation import rotate_all
 from .interrupts import abandonable, check, deferred, interrupt_cause, pending, raise_with
-from .keywords import refuse_other_names
+from .keywords import parameters_of, refuse_other_names
 
 #: default metric weights: w_r (rad/Å) for positions, w_m (rad/μB) for moment magnitudes
 DEFAULT_WEIGHTS = {"positions": 1.0, "magnitudes": 1.0}
@@ -302,6 +302,7 @@ class GNEBResult:
         return (2 * n_mag * bool(p.get("spins", True)) + 3 * len(st) * bool(p.get("positions"))
                 + n_mag * bool(p.get("magnitudes")))
 
+    @refuse_other_names()
     def saddle_modes(self, potential, k=2, image=None, step=1e-4):
         """The ``k`` lowest eigenvalues and eigenvectors of the Hessian of the energy at the saddle
         image (or image ``image``), on the manifold of the degrees of freedom the band moved
@@ -424,6 +425,7 @@ class GNEBResult:
                 "max_force": self.max_force, "max_force_units": {k: _UNITS[k] for k in self.max_force},
                 "endpoint_forces": self.endpoint_forces, "weights": self.weights}
 
+    @refuse_other_names()
     def write(self, path, potential="", mode="w") -> None:
         """Write the band as a spinlat HDF5 trajectory (DESIGN.md layout): one frame per image,
         ``step`` = image index, ``time`` = 0, ``potential_energy`` the image energy (eV), with
@@ -469,7 +471,8 @@ class GNEBResult:
         store = self.forces is not None or self.magnetic_forces is not None
         with atomic_path(path, copy=mode == "a") as tmp, \
                 TrajectoryWriter(tmp, self.states[0], potential=str(potential), integrator="gneb", mode=mode,
-                                 store_forces=store, metadata=meta, flush_every=len(self.states)) as w:
+                                 store_forces=store, metadata=meta, flush_every=len(self.states),
+                                 flush_seconds=None) as w:  # a temporary file: the band at once
             for k, st in enumerate(self.states):
                 w.write(st, k, 0.0, potential_energy=self.energies[k],
                         forces=None if self.forces is None else self.forces[k],
@@ -794,6 +797,7 @@ def _block_max(V, start, stop, width, out, col):
 
 
 # ------------------------------------------------------------------------------ initial band
+@refuse_other_names()
 def geodesic_path(initial, final, images, spins=True, positions=False, magnitudes=False):
     """Initial band between two States: spins along great circles at equal angle steps (BUJ eq.
     (A.1); antiparallel pairs turn about s × e with e the Cartesian axis least aligned with s, as
@@ -1157,7 +1161,7 @@ def gneb(initial, final, potential, images=None, climbing=True, spins=True, magn
             raise_with(abandoned, result)
         check(result)  # interrupted: raised with the band so far as ``partial_result``
     for msg in endpoint_problems(result, tols) + spacing_problems(result, spring_constant, tols):
-        warnings.warn(msg, UserWarning, stacklevel=2)
+        warnings.warn(msg, UserWarning, stacklevel=3)  # the caller (+1: the keyword check's wrapper)
     return result
 
 
@@ -1244,6 +1248,7 @@ def _band_parameters(values) -> dict:
             "weights": {k: float(v) for k, v in _option_dict(given["weights"], DEFAULT_WEIGHTS, "weights").items()}}
 
 
+@refuse_other_names(extra=parameters_of("spinlat.transitions:gneb", exclude=("initial", "final", "potential")))
 def band_changes(path, potential, **gneb_kwargs) -> list:
     """What differs between a band about to start from the GNEB band file ``path`` (a
     ``path.h5`` of :meth:`GNEBResult.write`) and the one that wrote it: one phrase per

@@ -101,6 +101,7 @@ seed: 0
     ({"store_forces": "false"}, "store_forces: expected true or false, got 'false'"),
     ({"progress": "no"}, "progress: expected true or false, got 'no'"),
     ({"progress": 1}, "progress: expected true or false, got 1"),
+    ({"flush_seconds": -1}, "flush_seconds: expected a non-negative number (s), got -1"),
     ({"minimize": {"max_steps": -5}}, "minimize.max_steps: expected a positive integer, got -5"),
     ({"minimize": {"fmax": "small"}}, "minimize.fmax: expected a positive number (eV/Å), got 'small'"),
     ({"minimize": {"spins": "yes"}}, "minimize.spins: expected true or false"),
@@ -203,7 +204,8 @@ def test_schemas_match_the_constructors_they_feed():
         else:
             assert set(schema) == _params(getattr(potentials, name).__init__), name
     assert set(C.MINIMIZE) == _params(sl.minimize, ("state", "potential", "return_result"))
-    assert set(C.SEARCH) - set(C.MINIMIZE) == _params(ground_state, ("state", "potential"))
+    # finished, record: what `spinlat search --restart` passes itself (not config keys)
+    assert set(C.SEARCH) - set(C.MINIMIZE) == _params(ground_state, ("state", "potential", "finished", "record"))
 
 
 def _code_inputs(d):

@@ -162,3 +162,126 @@ def test_an_empty_anneal_dict_anneals_with_the_defaults(spin, monkeypatch):
     search.ground_state(st, pot, starts=1, anneal={})
     d = search.ANNEAL_DEFAULTS
     assert sorted(set(temperatures), reverse=True) == pytest.approx(np.geomspace(d["t_start"], d["t_end"], d["stages"]))
+
+
+# --------------------------------------------------------------- misspelt keywords everywhere
+#: the public namespaces a user calls into (DESIGN.md, README, the examples)
+_NAMESPACES = ("spinlat", "spinlat.integrators", "spinlat.potentials", "spinlat.io", "spinlat.search",
+               "spinlat.analysis", "spinlat.datasets", "spinlat.ase", "spinlat.training", "spinlat.transitions",
+               "spinlat.workflows.bain", "spinlat.workflows.curie", "spinlat.workflows.lswt",
+               "spinlat.workflows.magnons", "spinlat.workflows.mn3pt", "spinlat.workflows.skyrmion")
+_TOP = ("State", "Simulation", "minimize", "gneb", "sweep", "bain_path")
+
+
+#: callables left to Python's own TypeError, and why
+_EXEMPT = {
+    **dict.fromkeys(("Evaluation", "Minimum", "GNEBResult", "CurieResult"), "a result record spinlat builds"),
+    **dict.fromkeys(("DynamicsState.evaluation_for", "Integrator.evaluation_at", "SpinFieldEngine.magnetic_forces",
+                     "LinearSpinCouplings.evaluate", "Translations.same", "collate", "evaluate_graphs", "graphs_of"),
+                    "an inner call of integrators, searches or training, made by spinlat itself"),
+    "SpinLatticeCalculator.calculate": "ASE calls it, with ASE's signature",
+    **dict.fromkeys(("ReferenceMagneticMACE.create", "ReferenceMagneticMACE.train"),
+                    "refuses every call, naming what to use instead"),
+}
+
+
+def _takes_many_keywords(func) -> bool:
+    """A callable with ``**kwargs`` or at least two keywords that have defaults: a misspelt one
+    (``tmestep``, ``stpes``) would otherwise go unnoticed or give Python's bare TypeError."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is p.VAR_KEYWORD for p in params) or sum(
+        p.default is not p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params) >= 2
+
+
+def _public_callables():
+    import importlib
+
+    seen, out = set(), []
+    for name in _NAMESPACES:
+        mod = importlib.import_module(name)
+        names = _TOP if name == "spinlat" else getattr(mod, "__all__", None) or [
+            n for n, v in vars(mod).items() if not n.startswith("_") and getattr(v, "__module__", None) == name]
+        for n in names:
+            obj = getattr(mod, n)
+            if id(obj) in seen or not callable(obj) or not getattr(obj, "__module__", "").startswith("spinlat"):
+                continue
+            seen.add(id(obj))
+            if inspect.isclass(obj):
+                if issubclass(obj, BaseException):
+                    continue
+                if "__init__" in vars(obj) and _takes_many_keywords(obj):
+                    out.append((f"{n}", obj, False))
+                for m, attr in vars(obj).items():
+                    if m.startswith("_") or not isinstance(attr, (staticmethod, classmethod)) and not inspect.isfunction(attr):
+                        continue
+                    func = getattr(obj, m)
+                    if _takes_many_keywords(func):
+                        out.append((f"{n}.{m}", func, inspect.isfunction(attr)))
+            elif inspect.isfunction(obj) and _takes_many_keywords(obj):
+                out.append((n, obj, False))
+    return out
+
+
+def test_a_misspelt_keyword_of_any_public_callable_names_the_close_matches():
+    """sl.Simulation(..., evrey=10), sim.run(stpes=10), and the same slip in every public function,
+    method or class of the user's namespaces with **kwargs or several optional keywords: a
+    KeywordError (an InputError and a TypeError) naming the callable, the keyword and what it takes,
+    raised before anything runs (the call here gives no other argument)."""
+    from spinlat.errors import KeywordError
+
+    wrong = []
+    found = _public_callables()
+    assert len(found) > 60  # the namespaces were read
+    for label, func, unbound in found:
+        if label in _EXEMPT:
+            continue
+        params = [p for p in inspect.signature(func).parameters.values()
+                  if p.default is not p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        key = (params[-1].name + "x") if params else "tmestep"  # a slip of its own last keyword
+        try:
+            func(None, **{key: 1}) if unbound else func(**{key: 1})
+        except KeywordError as exc:
+            text = str(exc)
+            if key not in text or (params and f"did you mean {params[-1].name!r}" not in text):
+                wrong.append(f"{label}: {text}")
+        except BaseException as exc:  # noqa: BLE001 - listed below
+            wrong.append(f"{label}: {type(exc).__name__}: {exc}")
+        else:
+            wrong.append(f"{label}: accepted {key}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_simulation_and_its_run_name_the_misspelt_keyword(spin):
+    from spinlat.errors import KeywordError
+    from spinlat.integrators import LLG
+
+    st, pot = spin
+    with pytest.raises(KeywordError, match=r"Simulation: unknown keyword 'evrey' \(did you mean 'every'\?\)"):
+        sl.Simulation(st, pot, LLG(1.0), evrey=10)
+    with pytest.raises(TypeError, match="unknown keyword 'tmestep'"):  # still a TypeError for code catching that
+        sl.Simulation(st, pot, LLG(1.0), tmestep=1)
+    sim = sl.Simulation(st, pot, LLG(1.0), progress=False)
+    with pytest.raises(KeywordError, match=r"Simulation.run: unknown keyword 'stpes' \(did you mean 'steps'\?\)"):
+        sim.run(stpes=10)
+    assert sim.step == 0
+    sim.run(steps=2)
+    assert sim.step == 2
+    with pytest.raises(KeywordError, match=r"Simulation.restart: unknown keyword 'evry' \(did you mean 'every'\?\)"):
+        sl.Simulation.restart("x.h5", pot, LLG(1.0), evry=10)
+
+
+def test_warnings_of_decorated_entry_points_still_point_at_the_caller():
+    """The keyword check is one more frame: warnings given by State.from_ase (directly and through
+    its helpers) and Simulation still name this file, not spinlat/keywords.py."""
+    from ase.build import bulk
+
+    at = bulk("Fe", "bcc", a=2.87, cubic=True)
+    at.arrays["vel"] = np.zeros((2, 3))  # velocities under a name spinlat does not read
+    at.set_initial_magnetic_moments([2.2, 2.2])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sl.State.from_ase(at)
+    assert caught and all(w.filename == __file__ for w in caught), [(w.filename, str(w.message)) for w in caught]

@@ -192,3 +192,29 @@ def test_ground_state_of_a_spin_in_a_field_converges_from_every_start():
     minima = ground_state(st, Zeeman([0, 0, 1.0]), starts=8, seed=3)
     assert len(minima) == 1 and minima[0].converged and minima[0].count == 8
     assert minima[0].energy == pytest.approx(-2.2 * sl.units.MU_B, rel=1e-9)
+
+
+@pytest.mark.parametrize("how", [dict(compiled=True), dict(compiled=False), dict(method="precession"),
+                                 dict(spins=False, magnitudes=True)])
+def test_minimised_states_come_out_at_rest(how):
+    """A minimum is a configuration at rest: the State minimize returns has zero velocities,
+    whatever the input carried (compiled kernel, Python loop, each method), and the input keeps
+    its own."""
+    pot = (Landau(-0.1, 0.01) if how.get("magnitudes") else Zeeman([0, 0, 1.0]) + UniaxialAnisotropy(1e-4, [1, 1, 0]))
+    st = _single_spins(n=4, seed=2)
+    v = np.random.default_rng(0).normal(size=(4, 3)) * 0.01
+    st = st.copy(velocities=v)
+    out, res = sl.minimize(st, pot, return_result=True, max_steps=20000, **how)
+    assert res.converged
+    assert np.array_equal(out.velocities, np.zeros((4, 3))) and out.kinetic_energy() == 0.0
+    assert np.array_equal(st.velocities, v)
+
+
+def test_relaxed_positions_and_ground_state_minima_come_out_at_rest():
+    st = bcc_fe((2, 2, 2), a=2.87, rattle=0.02, random_spins=False)
+    st = st.copy(velocities=np.full((len(st), 3), 0.01))
+    out = sl.minimize(st, EAM(EAM_FE), spins=False, positions=True, fmax=1e-2, max_steps=300)
+    assert not np.any(out.velocities)
+    single = _single_spins(n=3).copy(velocities=np.ones((3, 3)) * 0.01)
+    minima = ground_state(single, Zeeman([0, 0, 1.0]), starts=3, seed=0)
+    assert all(not np.any(m.state.velocities) for m in minima)

@@ -175,7 +175,7 @@ def test_copy():
     s2 = st.copy(spins=-st.spins)
     np.testing.assert_array_equal(s2.spins, -st.spins)
     np.testing.assert_array_equal(s2.positions, st.positions)
-    with pytest.raises(errors.InputError, match="no field"):
+    with pytest.raises(errors.KeywordError, match=r"State.copy: unknown keyword .spin. \(did you mean .spins.\?\)"):
         st.copy(spin=st.spins)
     with pytest.raises(errors.NonFiniteError):
         st.copy(spins=np.full((len(st), 3), np.nan))

@@ -136,10 +136,11 @@ def save_config(config_path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def prepare(args, command: str, outputs):
+def prepare(args, command: str, outputs, append: bool = False, hint: str = ""):
     """The common start of ``spinlat minimize`` / ``search``: the config, the options of its
     ``command`` section, the state, the potential and the run directory, after refusing to
-    replace ``outputs`` and opening ``<command>.log`` and ``<command>.config.yaml`` there."""
+    replace ``outputs`` and opening ``<command>.log`` (``append``: continuing it, for a command
+    resumed) and ``<command>.config.yaml`` there."""
     from .. import config as C
 
     cfg = C.load(args.config)
@@ -147,11 +148,12 @@ def prepare(args, command: str, outputs):
     run_dir = run_directory(cfg, args)
     # results only: the log and config copy of an attempt that failed before writing any result
     # must not block the next attempt (they are replaced with it)
-    refuse_to_replace(run_dir, [o for o in outputs if o not in (f"{command}.log", f"{command}.config.yaml")], args)
+    refuse_to_replace(run_dir, [o for o in outputs if o not in (f"{command}.log", f"{command}.config.yaml")], args,
+                      hint=hint)
     state = C.build_structure(cfg)
     pot = C.build_potential(cfg)
     make_directory(run_dir)
-    setup_log(run_dir / f"{command}.log")
+    setup_log(run_dir / f"{command}.log", append=append)
     save_config(args.config, run_dir / f"{command}.config.yaml")
     log.info("spinlat %s: %s", command, args.config)
     log.info("state: %r", state)

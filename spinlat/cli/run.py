@@ -144,7 +144,7 @@ def run(args) -> int:
     progress = not args.no_progress and cfg["progress"]
     thermo = cfg["thermo"] if args.thermo is None else validation.integer(args.thermo, "--thermo", minimum=0)
     options = dict(every=every, progress=progress, store_forces=cfg["store_forces"], thermo=thermo,
-                   compression=cfg["compression"])
+                   compression=cfg["compression"], flush_seconds=cfg["flush_seconds"])
     digests = _input_digests(cfg)
     if args.restart:
         _check_restart_config(cfg, run_dir)

@@ -57,6 +57,7 @@ from .base import Integrator, check_dt, check_nonnegative, check_seed
 from .fields import SpinFieldEngine, compress_couplings, per_moment_table
 from .noise import PhiloxNoise
 from .rotation import SERIES_LIMIT, rotate_series, rotate_vector
+from ..keywords import refuse_other_names
 
 SOLVERS = ("sib", "depondt", "heun")
 
@@ -387,6 +388,7 @@ def _check_potential_magnetic(integrator, state, potential):
         raise InputError(f"{type(integrator).__name__}: the state has no magnetic atoms (all moments are 0)")
 
 
+@refuse_other_names()
 class LLG(Integrator):
     """Frozen-lattice (stochastic) Landau-Lifshitz-Gilbert spin dynamics.
 

@@ -51,6 +51,7 @@ from ..observables import reduced_magnetization, reduced_magnetization_kernel
 from .base import Integrator, check_nonnegative, check_seed
 from .coloring import best_coloring, color_classes
 from .fields import SpinFieldEngine, compress_couplings, isotropic_couplings, merge_entries
+from ..keywords import refuse_other_names
 
 
 # ---------------------------------------------------------------------------------- kernels
@@ -544,6 +545,7 @@ def _self_images_onsite(rows, cols, mats, onsite, moments):
     return rows[keep], cols[keep], mats[keep], np.ascontiguousarray(forms)
 
 
+@refuse_other_names()
 class MonteCarlo(Integrator):
     """Metropolis Monte Carlo of the spins (lattice frozen); ``run(state, potential, n)`` does
     n sweeps.

@@ -134,6 +134,7 @@ from .coloring import best_coloring, color_classes, csr_from_pairs, spin_color_c
 from .fields import SpinFieldEngine
 from .noise import PhiloxNoise, check_rows, normal3
 from .rotation import angle_factor, rotate_all, rotate_spins, rotate_vector
+from ..keywords import refuse_other_names
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
 _FMA = {"contract"}
@@ -1276,6 +1277,7 @@ def _anderson_coefficients(dfs, f, cond):
 
 
 # ------------------------------------------------------------------------------ NVE
+@refuse_other_names()
 class SpinLatticeNVE(_SpinLatticeBase):
     """Symplectic coupled spin-lattice dynamics at constant energy (no damping, no noise).
 
@@ -1634,6 +1636,7 @@ def _predict_field(history, h_end):
 
 
 # ------------------------------------------------------------------------------ Langevin
+@refuse_other_names()
 class SpinLatticeLangevin(_SpinLatticeBase):
     """Spin-lattice dynamics in contact with heat baths.
 

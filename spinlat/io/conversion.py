@@ -80,6 +80,7 @@ from ..state import ase_magnetic_moments
 from .extxyz import compression_of
 from .pymatgen import is_magnetic_cif, read_magnetic_cif, write_magnetic_cif
 from .codes import code_format, read_code_structure
+from ..keywords import refuse_other_names
 
 _EXTXYZ = (".extxyz", ".xyz")
 _HDF5 = (".h5", ".hdf5")
@@ -241,7 +242,7 @@ def drop_initial_guesses(atoms_list, source, format=None):
     if what and any(a.has("initial_magmoms") and np.any(a.arrays["initial_magmoms"] != 0) for a in atoms_list):
         for atoms in atoms_list[1:]:
             atoms.set_initial_magnetic_moments(None)
-        drop_initial_magmoms(atoms_list[0], source, what, stacklevel=4)
+        drop_initial_magmoms(atoms_list[0], source, what, stacklevel=5)
     return atoms_list
 
 
@@ -342,7 +343,7 @@ def _read_frames(source, kind, format, selection, columns, elements, pbc):
             warnings.warn(f"{source}: the dump holds no velocities (vx vy vz) at {bare} of the {len(indices)} frames "
                           "converted: their atoms are stored at "
                           "rest, with the kinetic energy and temperature of the log's KinEng where it prints one, else "
-                          "NaN (add vx vy vz to the dump custom columns to keep them)", UserWarning, stacklevel=3)
+                          "NaN (add vx vy vz to the dump custom columns to keep them)", UserWarning, stacklevel=4)
         return _DumpFrames(dump, indices)  # read one frame at a time (a dump may not fit in memory)
     elif kind == "extxyz":
         streamed = _ExtxyzFrames(source, selection)
@@ -489,7 +490,7 @@ def _warn_if_data_lost(target, format, written):
         lost.append("forces")
     if lost:
         warnings.warn(f"{target}: its format keeps no {', no '.join(lost)}, so they are not in it (.extxyz and "
-                      ".traj keep them)", UserWarning, stacklevel=3)
+                      ".traj keep them)", UserWarning, stacklevel=4)
 
 
 def _calc_results_to_arrays(frames):
@@ -513,6 +514,7 @@ def _number(info, key, default):
         return default
 
 
+@refuse_other_names()
 def convert(source, target, frames=None, format=None, compression="gzip", overwrite=False, columns=None,
             elements=None, pbc=None) -> int:
     """Convert ``source`` into ``target`` (module docstring); returns the number of frames
@@ -687,15 +689,15 @@ def convert(source, target, frames=None, format=None, compression="gzip", overwr
 
         warnings.warn(f"{source}: the ASE constraints ({describe_constraints(seen['constrained'])}) are not kept: a "
                       "spinlat trajectory holds none, and a run started from it moves every atom", UserWarning,
-                      stacklevel=2)
+                      stacklevel=3)  # the caller (+1: the keyword check's wrapper)
     if seen["stressed"]:
         warnings.warn(f"{source}: {seen['stressed']} of the {len(atoms_list)} frames carry a stress, which a spinlat "
                       "trajectory does not hold: it is not in the converted file (keep the source, or convert to "
-                      ".extxyz with ase.io for a data set)", UserWarning, stacklevel=2)
+                      ".extxyz with ase.io for a data set)", UserWarning, stacklevel=3)
     if not seen["magnetic"]:
         warnings.warn(f"{source} holds no magnetic moments (POSCAR, CIF and plain xyz files carry none): every "
                       f"atom of {target} is non-magnetic (moment 0); set moments with a run config's "
-                      "structure.moments, or State.copy(moments=...)", UserWarning, stacklevel=2)
+                      "structure.moments, or State.copy(moments=...)", UserWarning, stacklevel=3)
     return count
 
 
@@ -719,10 +721,11 @@ def _write_ovf_frames(target, traj, indices, source) -> int:
              "rows in the trajectory's atom order: read it back with sl.io.read_ovf(path, state, segment=k)")
     warnings.warn(f"{target}: OVF holds the unit spin directions only (one segment per frame, {order}); the moment "
                   "magnitudes, positions, cell, velocities, energies and forces are not in it (.extxyz and .h5 keep "
-                  "everything)", UserWarning, stacklevel=3)
+                  "everything)", UserWarning, stacklevel=4)
     return len(indices)
 
 
+@refuse_other_names()
 def concatenate(sources, target, compression="gzip", overwrite=False) -> int:
     """Join spinlat HDF5 trajectories of one system into ``target`` (``spinlat convert A.h5 B.h5
     OUT.h5``): the frames of each source in the order given, each source's runs kept
@@ -867,7 +870,8 @@ def _write_frames(tmp, items, potential, integrator, seed, metadata, forces, com
                 writer = TrajectoryWriter(tmp, state, potential=potential, integrator=integrator,
                                           seed=seed if isinstance(seed, (int, np.integer)) else None,
                                           mode="w", store_forces=forces, metadata=metadata,
-                                          compression=compression, flush_every=50, runs=runs or None)
+                                          compression=compression, flush_every=50, runs=runs or None,
+                                          flush_seconds=None)  # a batch job: no live reader, fewer chunk copies
             writer.write(state, scalars["step"], scalars["time"], potential_energy=scalars["potential_energy"],
                          kinetic_energy=scalars.get("kinetic_energy"), temperature=scalars.get("temperature"),
                          total_energy=scalars.get("total_energy"), forces=f, magnetic_forces=h)

@@ -55,7 +55,10 @@ JSON as ``{"__array__": "checkpoint/1/reference_positions"}``.
 Faults
 ------
 The writer keeps frames in memory and touches the file only in :meth:`TrajectoryWriter.flush`
-(every ``flush_every`` frames), in two phases: (1) all per-frame datasets grow together, the new
+(every ``flush_every`` frames, and at a frame written :data:`FLUSH_SECONDS` s or more after the
+last flush: a reader — ``spinlat analyze`` on a live run, a user watching it — sees every frame
+but those of about the last second; ``flush_seconds=0`` flushes each frame before
+:meth:`~TrajectoryWriter.write` returns), in two phases: (1) all per-frame datasets grow together, the new
 rows are written, the file is flushed and ``fsync``-ed; (2) only then is ``checkpoint`` updated
 (in place) and flushed. Readers count ``min(checkpoint n_frames, shortest per-frame dataset)``
 frames, so a frame counts only once its data is on disk:
@@ -102,12 +105,14 @@ import weakref
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from time import monotonic as _monotonic  # (write() has an argument ``time``)
 
 import numpy as np
 
 from .. import units, validation
 from ..errors import FileFormatError, InputError, MissingFileError, ShapeError, StorageError
 from ..state import State
+from ..keywords import refuse_other_names
 
 try:  # POSIX only: file locks and the file-size limit
     import fcntl
@@ -138,6 +143,11 @@ _OPTIONAL_FIELDS = {
     "magnetic_forces": (lambda n: (n, 3), np.float64),
 }
 _STATIC = ("numbers", "masses", "pbc")
+#: seconds after which a frame written is flushed at once (TrajectoryWriter ``flush_seconds``):
+#: a reader of a live run trails it by the frames of about one second at most, and a slow run
+#: (a frame every few seconds: large systems) by none; at most one flush (and fsync) per second
+#: costs a fast run nothing measurable (its flushes come every ``flush_every`` frames anyway)
+FLUSH_SECONDS = 1.0
 _SMALL_CHUNK_FRAMES = 64  # at least this many frames per chunk of the small per-frame datasets
 #: compression filters a writer takes (besides an integer gzip level 0-9)
 COMPRESSIONS = ("gzip", "lzf", None)
@@ -578,6 +588,7 @@ def _small_chunk_rows(flush_every) -> int:
     return int(flush_every) * max(1, -(-_SMALL_CHUNK_FRAMES // int(flush_every)))
 
 
+@refuse_other_names()
 class TrajectoryWriter:
     """Write frames of a simulation to an HDF5 trajectory.
 
@@ -593,6 +604,10 @@ class TrajectoryWriter:
         the same atoms (created if missing; a damaged one is first repaired, see
         :func:`recover_trajectory`).
     flush_every : frames kept in memory between flushes to disk (>= 1).
+    flush_seconds : a frame written this many seconds or more after the last flush is flushed at
+        once (default :data:`FLUSH_SECONDS`, 1 s; 0: every frame, so that a reader sees it when
+        :meth:`write` returns; None: only every ``flush_every`` frames). Each flush rewrites the
+        partly filled chunk of the small per-frame datasets (a few kB, kept: module docstring).
     store_forces : also store ``forces`` (eV/Å) and ``magnetic_forces`` (eV/μB) per frame.
     metadata : dict of extra JSON-serialisable metadata, stored as the ``metadata`` attribute.
     compression : filter of every per-frame dataset (module docstring, "Compression"):
@@ -609,12 +624,16 @@ class TrajectoryWriter:
     """
 
     def __init__(self, path, state, potential="", integrator="", seed=None, mode="w", flush_every=10,
-                 store_forces=False, metadata=None, compression="gzip", fsync=True, runs=None):
+                 store_forces=False, metadata=None, compression="gzip", fsync=True, runs=None,
+                 flush_seconds=FLUSH_SECONDS):
         import h5py
 
         path = validation.path(path, "TrajectoryWriter path")
         mode = validation.choice(mode, "TrajectoryWriter mode", ("w", "a"))
         flush_every = validation.integer(flush_every, "TrajectoryWriter flush_every", minimum=1)
+        if flush_seconds is not None:
+            flush_seconds = validation.number(flush_seconds, "TrajectoryWriter flush_seconds", nonnegative=True,
+                                              unit="s")
         store_forces = validation.boolean(store_forces, "TrajectoryWriter store_forces")
         fsync = validation.boolean(fsync, "TrajectoryWriter fsync")
         filters = compression_filters(compression)
@@ -628,6 +647,8 @@ class TrajectoryWriter:
         earlier_runs = _runs_json(runs, path) if runs is not None else None
         self.path = Path(path)
         self.flush_every = int(flush_every)
+        self.flush_seconds = flush_seconds
+        self._flushed_at = _monotonic()  # of the last flush (or the opening)
         self.fsync = bool(fsync)
         self.n_atoms = len(state)
         self._numbers = np.asarray(state.numbers).copy()
@@ -726,7 +747,7 @@ class TrajectoryWriter:
                                   f"({msg})")
         n = recover_trajectory(self.path, _locked=True)
         warnings.warn(f"trajectory {self.path} was cut short (an interrupted write); rewrote its {n} complete "
-                      f"frames into a fresh file before appending", stacklevel=4)
+                      f"frames into a fresh file before appending", stacklevel=5)
         # the fresh file is a new inode: lock it in place of the old one
         fd = _lock(self.path, create=False)
         _unlock(self._lock_fd)
@@ -800,6 +821,7 @@ class TrajectoryWriter:
         if self._file is None:
             raise InputError(f"trajectory writer for {self.path} is closed")
 
+    @refuse_other_names()
     def begin_run(self, potential="", integrator="", seed=None, metadata=None) -> None:
         """Record that the frames written from now on come from another run (another potential,
         integrator, seed or metadata: :attr:`Trajectory.runs`), e.g. when joining trajectories of
@@ -865,6 +887,7 @@ class TrajectoryWriter:
             self._store_forces = "forces" in self._file
         return bool(self._store_forces)
 
+    @refuse_other_names()
     def write(self, state, step, time, potential_energy=math.nan, kinetic_energy=None, temperature=None,
               forces=None, magnetic_forces=None, total_energy=None, checkpoint=None) -> None:
         """Append one frame.
@@ -875,7 +898,9 @@ class TrajectoryWriter:
         stored only when the writer was made with ``store_forces=True`` (NaN rows when missing).
         ``checkpoint``: the integrator's state at this frame (a dict of JSON values and NumPy
         arrays, see :meth:`spinlat.integrators.Integrator.checkpoint`); the one of the last frame
-        of each flush is stored. StorageError when a flush this write starts fails."""
+        of each flush is stored. The frame reaches the file (a reader sees it) before this returns
+        when it fills ``flush_every`` frames or comes ``flush_seconds`` after the last flush.
+        StorageError when a flush this write starts fails."""
         self._ready()
         if len(state) != self.n_atoms:
             raise ShapeError(f"trajectory {self.path} holds {self.n_atoms} atoms; frame has {len(state)}")
@@ -912,7 +937,8 @@ class TrajectoryWriter:
             raise InputError(f"checkpoint must be a dict, got {type(checkpoint).__name__}")
         self._buffer.append(frame)
         self._checkpoint = checkpoint
-        if len(self._buffer) >= self.flush_every:
+        if len(self._buffer) >= self.flush_every or (
+                self.flush_seconds is not None and _monotonic() - self._flushed_at >= self.flush_seconds):
             self.flush()
 
     def _bytes_needed(self, start, k, arrays) -> int:
@@ -1009,6 +1035,7 @@ class TrajectoryWriter:
         self._slot = slot
         self._last_step = last_step
         self._buffer.clear()
+        self._flushed_at = _monotonic()
 
     def _fail(self, message, abandon=True):
         """Close the writer after a failed (or impossible) flush and raise StorageError."""
@@ -1567,6 +1594,7 @@ class Trajectory:
         order = np.unique(idx)  # h5py reads increasing indices; put them back in the order asked
         return ds[order][np.searchsorted(order, idx)]
 
+    @refuse_other_names()
     def blocks(self, name, max_bytes=64 << 20, frames=None):
         """Per-frame dataset ``name`` in consecutive blocks of frames, each at most ``max_bytes``
         (at least one frame): yields ``(first frame index, array (k, ...))``, so that a quantity

@@ -96,6 +96,7 @@ import numpy as np
 from .. import units, validation
 from ..errors import ExportError, InputError
 from ..files import atomic_path, atomic_write, open_decompressed
+from ..keywords import refuse_other_names
 
 FORMAT = "spinlat-lammps-export"
 VERSION = 1
@@ -677,6 +678,7 @@ def _time_scale_warning(state, integrator):
             + " times faster (energies, forces and equilibria are the same; see spinlat.io.lammps)")
 
 
+@refuse_other_names()
 def write_lammps_data(path, state, *, overwrite=False, title=None):
     """Write ``state`` as a LAMMPS data file with ``atom_style spin`` (``read_data`` of LAMMPS's
     SPIN package; units metal), without an input script or potential.
@@ -724,6 +726,7 @@ def write_lammps_data(path, state, *, overwrite=False, title=None):
     return path
 
 
+@refuse_other_names()
 def write_lammps(directory, state, potential, integrator=None, steps=0, every=0, *, overwrite=False,
                  dump_forces=True, minimize=None) -> LammpsExport:
     """Write a LAMMPS SPIN input (data file, input script, potential files) running the same model.
@@ -812,7 +815,7 @@ def write_lammps(directory, state, potential, integrator=None, steps=0, every=0,
         llg_scale = None
     warn = _time_scale_warning(state, integrator)
     if warn:
-        warnings.warn(warn, UserWarning, stacklevel=2)
+        warnings.warn(warn, UserWarning, stacklevel=3)  # the caller (+1: the keyword check's wrapper)
 
     # ------------------------------------------------------------------ files
     for src, name in sc.files:

@@ -24,6 +24,7 @@ from ..errors import FileFormatError, InputError, needs_option
 from ..files import open_decompressed
 from ..observables import total_moment
 from .lammps import FORMAT, METADATA_FILE, hbar_lammps
+from ..keywords import refuse_other_names
 
 def _open_lammps_file(path):
     """``path`` opened for binary reading, decompressed when it is gzip, bzip2 or xz (recognised
@@ -148,6 +149,7 @@ def _state_cell(meta, box_cell):
     return cell
 
 
+@refuse_other_names()
 def read_lammps_data(path, elements=None, metadata="auto", pbc=None):
     """A :class:`~spinlat.State` from a LAMMPS data file (``atom_style spin`` or ``atomic``).
 
@@ -630,6 +632,7 @@ class _FrameIndex:
 _REQUIRED = ("id", "type")
 
 
+@refuse_other_names()
 class LammpsDump:
     """Frames of a LAMMPS ``dump custom`` file (text), with the :class:`spinlat.io.Trajectory` API.
 
@@ -1216,6 +1219,7 @@ class LammpsDump:
         return f"LammpsDump({str(self.path)!r}, frames={len(self)}, n_atoms={self.n_atoms})"
 
 
+@refuse_other_names()
 def read_lammps_dump(path, elements=None, columns=None, metadata="auto", thermo="auto", pbc=None) -> LammpsDump:
     """Open a LAMMPS spin dump as frames (:class:`LammpsDump`; see there for the arguments)."""
     return LammpsDump(path, elements=elements, columns=columns, metadata=metadata, thermo=thermo, pbc=pbc)

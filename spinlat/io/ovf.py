@@ -34,6 +34,7 @@ import numpy as np
 from .. import validation
 from ..errors import FileFormatError, InputError, ShapeError
 from ..files import atomic_path
+from ..keywords import refuse_other_names
 
 _FORMATS = {"text": "FILEFORMAT_TEXT", "csv": "FILEFORMAT_CSV", "binary4": "FILEFORMAT_BIN4",
             "binary8": "FILEFORMAT_BIN8"}
@@ -126,6 +127,7 @@ def read_ovf_segments(path) -> list[OVFSegment]:
     return out
 
 
+@refuse_other_names()
 def read_ovf(path, state=None, *, segment=0, repeat=None):
     """Read one segment of an OVF file; with ``state``, return the state with those spins.
 
@@ -271,6 +273,7 @@ def _spirit_nodes(repeat, n) -> list:
     return [n // int(np.prod(reps)) * reps[0], reps[1], reps[2]]
 
 
+@refuse_other_names()
 def write_ovf(path, state, *, format="binary8", comment="", title="spinlat", repeat=None, append=False):
     """Write spins as an OVF 2.0 file (one segment per state) that Spirit and OOMMF tools read.
 

@@ -37,6 +37,7 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
+from ..keywords import refuse_other_names
 
 
 def _require():
@@ -104,6 +105,7 @@ def _refuse_selective_dynamics(props, n):
                          "knowingly, or remove the property")
 
 
+@refuse_other_names()
 def from_pymatgen(structure, validate=True, constraints="error"):
     """A :class:`~spinlat.State` from a pymatgen ``Structure`` or ``Molecule``: Cartesian
     positions, atomic numbers, lattice and its ``pbc`` (a Molecule: no cell, not periodic), moments

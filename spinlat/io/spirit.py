@@ -74,6 +74,7 @@ from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..exchange_tensors import dmi_matrix
 from .codes import add_pair, dropped_terms, file_text, quartic_cubic, refuse_unread
+from ..keywords import refuse_other_names
 
 #: Spirit terms spinlat has no term for, which ``drop`` may leave out: name → what it is
 DROPPABLE = {"ddi": "dipole-dipole interaction (ddi_method)", "pinning": "pinned spins"}
@@ -313,7 +314,7 @@ def _anisotropy(lines, nb):
         warnings.warn(f"{lines.path}: line {lines.rows[lines.find(ignored[0])][0]}: {', '.join(ignored)} ignored: an "
                       "anisotropy table (n_anisotropy / anisotropy_file) is given, and Spirit then takes the "
                       "anisotropy from the table only (so does this reader); put K and K4 in the table",
-                      UserWarning, stacklevel=3)
+                      UserWarning, stacklevel=4)
     tl, start, count = src
     if count == 0:
         return [], k4
@@ -361,6 +362,7 @@ def is_spirit_cfg(path, format=None) -> bool:
     return any(line.split() and line.split()[0].lower() in _MARKERS for line in text.splitlines())
 
 
+@refuse_other_names()
 def read_spirit_cfg(path, elements=None, *, drop=()):
     """Read a Spirit input file: ``(state, potential)``.
 
@@ -441,7 +443,7 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     nb = len(basis)
     mu = lines.values("mu_s", nb, at_least=1)
     if mu is None:
-        warnings.warn(f"{path}: no mu_s: every moment is 1 μB (Spirit's default)", UserWarning, stacklevel=2)
+        warnings.warn(f"{path}: no mu_s: every moment is 1 μB (Spirit's default)", UserWarning, stacklevel=3)
         mu = [1.0]
     mu = np.array(mu + [mu[0]] * (nb - len(mu)), dtype=float)
     if np.any(mu < 0):
@@ -468,10 +470,10 @@ def read_spirit_cfg(path, elements=None, *, drop=()):
     if kind == "heisenberg_neighbours" and pairs_given:
         warnings.warn(f"{path}: interaction pairs are given but the Hamiltonian is heisenberg_neighbours (Spirit's "
                       "default without a hamiltonian keyword): Spirit ignores the pairs, and so does this reader; "
-                      "set hamiltonian heisenberg_pairs to use them", UserWarning, stacklevel=2)
+                      "set hamiltonian heisenberg_pairs to use them", UserWarning, stacklevel=3)
     if kind == "heisenberg_pairs" and shells_given:
         warnings.warn(f"{path}: neighbour shells (n_shells_exchange/n_shells_dmi) are given but the Hamiltonian is "
-                      "heisenberg_pairs: Spirit ignores the shells, and so does this reader", UserWarning, stacklevel=2)
+                      "heisenberg_pairs: Spirit ignores the shells, and so does this reader", UserWarning, stacklevel=3)
     found = []
     ddi = (lines.word("ddi_method", "none")).lower()
     if ddi != "none":

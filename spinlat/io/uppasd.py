@@ -76,6 +76,7 @@ from .. import units, validation
 from ..errors import FileFormatError, InputError
 from ..exchange_tensors import dmi_matrix
 from .codes import add_pair, cubic_by_species, dropped_terms, file_rows, refuse_unread
+from ..keywords import refuse_other_names
 
 #: UppASD's Rydberg in eV (:data:`spinlat.units.RYDBERG_EV`)
 RY_EV = units.RYDBERG_EV
@@ -133,6 +134,7 @@ class _Inpsd:
         return default if v is None else v[0]
 
 
+@refuse_other_names()
 def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, alat=None, tb2j=False,
                 elements=None, drop=()):
     """Read an UppASD input: ``(state, heisenberg)``.
@@ -227,7 +229,7 @@ def read_uppasd(path, *, posfile=None, momfile=None, exchange=None, cell=None, a
         lattice = np.array(rows, dtype=float).reshape(3, 3)
         if alat is None:
             warnings.warn(f"{path}: no alat: lengths are taken in Å per cell unit (only the energy's geometry "
-                          "matters to the exchange)", UserWarning, stacklevel=2)
+                          "matters to the exchange)", UserWarning, stacklevel=3)
             scale = 1.0
         else:
             scale = float(alat) * 1e10

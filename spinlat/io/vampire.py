@@ -61,6 +61,7 @@ import numpy as np
 from .. import units, validation
 from ..errors import FileFormatError, InputError, InteractionUnitError
 from .codes import add_pair, dropped_terms, file_rows, file_text, quartic_cubic, refuse_unread
+from ..keywords import refuse_other_names
 
 _NVALUES = {"isotropic": 1, "0": 1, "vectorial": 3, "1": 3, "tensorial": 9, "2": 9}
 #: material keys read (others that change the energy are refused unless dropped, see _unread_keys)
@@ -118,6 +119,7 @@ def _vector(path, text, ln, key):
     return v / np.linalg.norm(v)
 
 
+@refuse_other_names()
 def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J"):
     """Read a VAMPIRE unit-cell file (and its material file): ``(state, potential)``.
 
@@ -211,7 +213,7 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
         if normalised:
             raise FileFormatError(f"{ucf}: line {iln}: {kind} exchange takes its values from the material file's "
                                   "exchange-matrix, and there is no material file beside it: pass mat=")
-        warnings.warn(f"{ucf}: no material file beside it: every moment is 1 μB", UserWarning, stacklevel=2)
+        warnings.warn(f"{ucf}: no material file beside it: every moment is 1 μB", UserWarning, stacklevel=3)
     else:
         refuse_unread(_unread_keys(materials, normalised), dropped, mat, "VAMPIRE")
 
@@ -258,7 +260,7 @@ def read_vampire(ucf, mat=None, *, elements=None, drop=(), interaction_unit="J")
                 warned.add((text, mln))
                 warnings.warn(f"{mat}: line {mln}: initial-spin-direction = {text}: not a direction (VAMPIRE draws "
                               "or builds these spins when it starts): the spins of this material are +z; set them "
-                              "with State.copy(spins=...) or a run config's structure.spins", UserWarning, stacklevel=2)
+                              "with State.copy(spins=...) or a run config's structure.spins", UserWarning, stacklevel=3)
         K = _energy(mat, props, "uniaxial-anisotropy-constant", "second-order-uniaxial-anisotropy-constant")
         if K is not None:
             e = np.array([0.0, 0.0, 1.0])

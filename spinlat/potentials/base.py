@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import FixedParameterError, InputError, UnknownElementError
 from ..interrupts import check_abandon
 from ..neighbors import NeighborList
+from ..keywords import refuse_other_names
 
 
 @dataclass
@@ -181,6 +182,7 @@ class Potential:
         closure over a pair list) and is often far larger than the parameters."""
         return {k: v for k, v in self.__dict__.items() if k not in self._CACHES}
 
+    @refuse_other_names()
     def compute(self, state, neighbors=None, *, forces: bool = True, magnetic_forces: bool = True,
                 stress: bool = False) -> Evaluation:
         """Energy (eV), forces (eV/Å), magnetic forces −∂E/∂m (eV/μB), stress (eV/Å³, Voigt, ASE
@@ -212,6 +214,7 @@ class Potential:
         return self._evaluate(state, self._neighbors_for(state, neighbors), bool(forces), bool(magnetic_forces),
                               bool(stress))
 
+    @refuse_other_names()
     def compute_many(self, states, neighbors=None, *, forces: bool = True, magnetic_forces: bool = True,
                      stress: bool = False) -> list[Evaluation]:
         """Evaluations of several independent configurations (replicas: GNEB images, ensemble

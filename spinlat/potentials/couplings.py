@@ -52,6 +52,7 @@ import numba
 import numpy as np
 
 from ..errors import InputError, ShapeError
+from ..keywords import refuse_other_names
 
 #: fused multiply-add in the kernels (more accurate and faster; no other fast-math liberties)
 _FMA = {"contract"}
@@ -62,6 +63,7 @@ _EMPTY_T = np.zeros((0, 3, 3))
 _EMPTY_V = np.zeros((0, 3))
 
 
+@refuse_other_names()
 class LinearSpinCouplings:
     """Linear spin couplings of ``n_atoms`` atoms (module docstring for the energy and its units).
 

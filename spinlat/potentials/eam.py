@@ -46,6 +46,7 @@ from ..errors import FileFormatError, InputError
 from ..files import open_decompressed
 from ..formats import number_syntax as _text
 from .base import Evaluation, Potential, virial_to_voigt
+from ..keywords import refuse_other_names
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
 _FMA = {"contract"}
@@ -901,6 +902,7 @@ def _kernels(n):
 # --------------------------------------------------------------------------------------
 
 
+@refuse_other_names()
 class EAM(Potential):
     """Embedded-atom potential from LAMMPS EAM files: ``.eam.alloy`` (setfl), ``.eam.fs``
     (Finnis-Sinclair) or DYNAMO ``.eam`` (funcfl, one element per file).

@@ -29,6 +29,7 @@ from ..errors import InputError
 from ..neighbors import shift_range
 from .base import Evaluation, Potential, virial_to_voigt
 from .single_site import species_mask, species_names, species_tuple
+from ..keywords import refuse_other_names
 
 #: fused multiply-add in hot kernels (more accurate and faster; no other fast-math liberties)
 _FMA = {"contract"}
@@ -451,6 +452,7 @@ def bethe_slater(r, J1, J2, J3):
     return 4.0 * J1 * ra * (1.0 - J2 * ra) * np.exp(-ra)
 
 
+@refuse_other_names()
 class BetheSlaterExchange(Potential):
     """LAMMPS ``pair_style spin/exchange`` (see the module docstring for the formula).
 

@@ -80,6 +80,7 @@ from ..errors import CellError, InputError, ShapeError
 from ..exchange_tensors import dmi_matrix, dmi_vector  # noqa: F401  -- public here too
 from ..sites import reduce_lattice
 from .base import Evaluation, Potential
+from ..keywords import parameters_of, refuse_other_names
 
 #: expansions kept per Heisenberg (states of different sizes or orders evaluated in turn)
 _MAX_TABLES = 4
@@ -133,6 +134,7 @@ class _Expansion:
 # --------------------------------------------------------------------------------- the potential
 
 
+@refuse_other_names()
 class Heisenberg(Potential):
     """Bilinear exchange E = −Σ_{pairs} s_iᵀ J_ij s_j (eV), each unordered pair once, J > 0
     ferromagnetic; lattice forces and stress are zero (J does not depend on distance).
@@ -241,6 +243,8 @@ class Heisenberg(Potential):
         return ham
 
     @classmethod
+    @refuse_other_names(extra=parameters_of("spinlat.potentials.heisenberg:Heisenberg.__init__",
+                                            exclude=("cell", "positions", "numbers", "i", "j", "R", "J", "pbc")))
     def from_neighbors(cls, state, J=(), D=(), dmi="bloch", normal=(0.0, 0.0, 1.0),
                        shell_tolerance=1e-3, **kwargs) -> "Heisenberg":
         """Exchange and DMI by neighbour shells of ``state`` (which becomes the template).
@@ -533,7 +537,7 @@ def _warn_inert_shells(state, i, j, shell, radii, J, D) -> None:
             warnings.warn(f"Heisenberg.from_neighbors: shell {k + 1} ({r:.4f} Å) holds no pair of two magnetic "
                           f"atoms (its pairs involve an atom of moment 0), so {' and '.join(value)} acts on "
                           f"nothing; shells count all atom pairs (the result's shell_radii): give 0 for this shell "
-                          f"and the value for the shell of the magnetic pairs meant", UserWarning, stacklevel=3)
+                          f"and the value for the shell of the magnetic pairs meant", UserWarning, stacklevel=4)
 
 
 def _canonical_pairs(i, j, shift, J):

@@ -33,6 +33,7 @@ import numpy as np
 from .. import units, validation
 from ..errors import InputError, NonFiniteError, ShapeError
 from .base import Evaluation, Potential
+from ..keywords import refuse_other_names
 
 _NZ = 119  # table size: atomic numbers 0..118
 
@@ -387,6 +388,7 @@ class UniaxialAnisotropy(_SingleSite):
         return (self._k, self._axes)
 
 
+@refuse_other_names()
 class CubicAnisotropy(_SingleSite):
     """Cubic anisotropy, standard form (eV):
 
@@ -460,6 +462,7 @@ class CubicAnisotropy(_SingleSite):
         return (self._k1, self._k2, self.axes)
 
 
+@refuse_other_names()
 class Landau(_SingleSite):
     """Landau expansion in the moment magnitude, per species (eV):
 

@@ -18,9 +18,11 @@ it as :data:`spinlat.potentials.mmace.trainer` when imported, and ``import spinl
 and ``spinlat train CONFIG`` (:mod:`spinlat.cli.train`).
 """
 
+from ..keywords import HYPERPARAMETERS, TRAINING_OPTIONS, parameters_of, refuse_other_names
 from ..potentials import mmace as _mmace
 
 
+@refuse_other_names(extra=parameters_of(HYPERPARAMETERS, TRAINING_OPTIONS))
 def train(train, valid=None, soc=None, max_minutes=None, seed=0, init_from=None, **options):
     """Train (or fine-tune) an mMACE model; see :func:`spinlat.training.loop.train`."""
     from .loop import train as run

@@ -31,7 +31,7 @@ import torch
 from ..errors import ConfigError, FileFormatError, InputError
 from ..potentials.mmace import checksum
 from ..potentials.mmace.graph import build_batch, config_arrays
-from ..potentials.mmace.labels import LABELS, read_dataset, stored_keys, warn_unread_labels
+from ..potentials.mmace.labels import LABELS, configuration_name, read_dataset, stored_keys, warn_unread_labels
 
 _NODE_KEYS = ("positions", "magmoms", "node_attrs", "species", "forces", "magnetic_forces")
 _EDGE_KEYS = ("shifts",)
@@ -39,17 +39,52 @@ _GRAPH_KEYS = ("cell", "n_atoms", "weight", "energy", "stress", "energy_mask", "
                "magnetic_forces_mask", "stress_mask", "magnetic_forces_longitudinal")
 
 
+class Dataset(list):
+    """A list of ase.Atoms that remembers where each configuration came from: ``sources[k]`` is
+    ``(path, index of the configuration in that file)``, or None for one given in memory. Errors
+    about configuration k name it by :func:`~spinlat.potentials.mmace.labels.configuration_name`
+    ("configuration 5 of b.extxyz"),
+    so that a data set joined from several files is not counted across them."""
+
+    def __init__(self, items=(), sources=None):
+        super().__init__(items)
+        self.sources = list(sources) if sources is not None else [None] * len(self)
+        if len(self.sources) != len(self):
+            raise InputError(f"Dataset: {len(self.sources)} sources for {len(self)} configurations")
+
+    def subset(self, indices) -> "Dataset":
+        """The configurations of ``indices`` (in that order), with their sources."""
+        return Dataset([self[k] for k in indices], [self.sources[k] for k in indices])
+
+
+def same_sources(data, configs) -> list:
+    """``configs`` (the configurations of ``data`` one for one, e.g. with energies rescaled) as
+    a :class:`Dataset` with the sources of ``data`` when it has them."""
+    return Dataset(configs, data.sources) if isinstance(data, Dataset) and len(configs) == len(data) else configs
+
+
 def load_dataset(data, name: str = "train") -> list:
     """A list of ase.Atoms from a list/tuple of Atoms, a data-set file (``ase.io.read``: every
-    frame), a list of such files (joined in order: configuration k counts across them), or a
-    teacher spec ``{"teacher": {"system": ..., "n_configs": ..., "seed": ..., "soc": ...}}``."""
+    frame), a list of such files (joined in order), or a teacher spec ``{"teacher": {"system":
+    ..., "n_configs": ..., "seed": ..., "soc": ...}}``. Read from files it is a :class:`Dataset`:
+    errors name a configuration by its file and its index there
+    (:func:`~spinlat.potentials.mmace.labels.configuration_name`)."""
     from ase import Atoms
 
     if isinstance(data, (str, Path)):
-        data = read_dataset(data, f"{name} dataset")
-    elif isinstance(data, (list, tuple)) and data and all(isinstance(d, (str, Path)) for d in data):
-        data = [at for path in data for at in read_dataset(path, f"{name} dataset")]
-    elif isinstance(data, dict):
+        data = [data]
+    if isinstance(data, (list, tuple)) and data and all(isinstance(d, (str, Path)) for d in data):
+        configs, sources = [], []
+        for path in data:
+            frames = read_dataset(path, f"{name} dataset")
+            configs += frames
+            sources += [(str(path), j) for j in range(len(frames))]
+        for k, at in enumerate(configs):
+            if not isinstance(at, Atoms):
+                raise InputError(f"{name} dataset {configuration_name(Dataset(configs, sources), k)} is a "
+                                 f"{type(at).__name__}, expected ase.Atoms")
+        return Dataset(configs, sources)
+    if isinstance(data, dict):
         if set(data) != {"teacher"} or not isinstance(data["teacher"], dict):
             raise ConfigError(f"{name} dataset given as a mapping must be {{teacher: {{system, n_configs, seed}}}}, "
                               f"got keys {sorted(data)}")
@@ -82,11 +117,11 @@ def check_dataset(data, name: str = "train") -> list[tuple]:
     for configurations that lack that label, since those labels are then left out."""
     if len(data) == 0:
         raise ConfigError(f"{name} dataset is empty")
-    warn_unread_labels(data, f"{name} dataset", stacklevel=4)
+    warn_unread_labels(data, f"{name} dataset", stacklevel=5)
     out = []
     for k, at in enumerate(data):
-        arrays = config_arrays(at, k)
-        where = f"{name} dataset configuration {k}"
+        arrays = config_arrays(at, f"{name} dataset {configuration_name(data, k)}")
+        where = f"{name} dataset {configuration_name(data, k)}"
         have = tuple(key for key in LABELS if key in arrays)
         if not have:
             raise ConfigError(f"{where} carries no label: none of energy (info), forces, magnetic_forces (arrays), "
@@ -139,8 +174,8 @@ def warn_if_spin_orbit_data(data, soc, name="train") -> None:
         k, lab = found[0]
         warnings.warn(f"a soc=False model (no spin-orbit terms: its energy is invariant under global spin rotations) "
                       f"is trained on {len(found)} of the {len(data)} {name} configurations computed with spin-orbit "
-                      f"coupling (configuration {k}: {lab}); it cannot fit their anisotropic energies: train with "
-                      "soc=True, or use data without spin-orbit coupling", UserWarning, stacklevel=5)
+                      f"coupling ({configuration_name(data, k)}: {lab}); it cannot fit their anisotropic energies: train with "
+                      "soc=True, or use data without spin-orbit coupling", UserWarning, stacklevel=6)
 
 
 def warn_if_collinear_data(graphs, soc, name="train") -> None:
@@ -166,7 +201,7 @@ def warn_if_collinear_data(graphs, soc, name="train") -> None:
                       "changes arbitrarily when all spins turn together (dynamics, non-collinear states). For a "
                       "collinear calculation without spin-orbit coupling train with soc=False (invariant under that "
                       "rotation); keep soc=True for spin-orbit data with moments in several directions",
-                      UserWarning, stacklevel=5)
+                      UserWarning, stacklevel=6)
 
 
 def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = False, digest=None) -> list[dict]:
@@ -184,14 +219,14 @@ def graphs_of(data, r_max: float, z_table, cache_dir=None, progress: bool = Fals
             except FileFormatError as exc:  # a damaged cache: build the graphs again (and replace it)
                 import warnings
 
-                warnings.warn(f"{exc}; the graphs are built again and the cache replaced", UserWarning, stacklevel=4)
+                warnings.warn(f"{exc}; the graphs are built again and the cache replaced", UserWarning, stacklevel=5)
     it = data
     if progress:
         from tqdm.auto import tqdm
 
         it = tqdm(data, desc="graphs", leave=False, file=sys.stderr)
-    graphs = [build_batch([at], r_max, z_table, dtype=torch.float64, device="cpu", first_index=k)
-              for k, at in enumerate(it)]
+    graphs = [build_batch([at], r_max, z_table, dtype=torch.float64, device="cpu",
+                          first_index=configuration_name(data, k)) for k, at in enumerate(it)]
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         _save_graphs(path, graphs)
@@ -205,7 +240,7 @@ def dataset_hash(data, r_max, z_table) -> str:
     h = hashlib.sha256()
     h.update(repr((float(r_max), [int(z) for z in z_table])).encode())
     for k, at in enumerate(data):
-        arrays = config_arrays(at, k)
+        arrays = config_arrays(at, configuration_name(data, k))
         for key in sorted(arrays):
             h.update(key.encode() + np.ascontiguousarray(arrays[key], dtype=np.float64).tobytes())
     return h.hexdigest()[:24]

@@ -26,7 +26,7 @@ from ..errors import ConfigError, InputError
 from ..potentials.mmace.hyperparameters import Hyperparameters
 from ..potentials.mmace.labels import input_moments
 from ..potentials.mmace.metrics import label_masks, longitudinal_atoms
-from .data import collate, dataset_hash, graphs_of, warn_if_collinear_data, warn_if_spin_orbit_data
+from .data import collate, configuration_name, dataset_hash, graphs_of, warn_if_collinear_data, warn_if_spin_orbit_data
 
 
 def element_list(data) -> list[int]:
@@ -46,7 +46,7 @@ def m_max_from_data(data, elements) -> dict:
     least 0.1 μB; 3 μB for an element absent from the data."""
     out = {}
     for z in elements:
-        mags = [np.linalg.norm(input_moments(at, f"configuration {k}")[at.numbers == z], axis=-1)
+        mags = [np.linalg.norm(input_moments(at, configuration_name(data, k))[at.numbers == z], axis=-1)
                 for k, at in enumerate(data)]
         mags = np.concatenate(mags) if mags else np.zeros(0)
         out[int(z)] = float(max(0.1, 1.2 * mags.max())) if mags.size else 3.0
@@ -338,7 +338,7 @@ def build_model(train_data, valid_data, soc, hyper, opts, dtype, device) -> Init
             warnings.warn(f"E0s given for elements the init_from model knows are not used: fine-tuning keeps their "
                           f"E0 ({shown}); only new elements take the E0s given. If the new data come from another "
                           "DFT setup (code, pseudopotentials), their energies are shifted against the old model's",
-                          UserWarning, stacklevel=4)
+                          UserWarning, stacklevel=5)
     fit_one_body(model, graphs_train, fit_species, not e0_given, opts.fit_landau,
                  opts.magnetic_forces_weight / max(opts.energy_weight, 1e-12), dtype, device)
     # the data themselves (structures, moments, labels, weights) identify the run too: corrected labels

@@ -42,7 +42,7 @@ from ..potentials.mmace.hyperparameters import Hyperparameters
 from ..potentials.mmace.labels import check_energies_are_totals, energies_as_totals
 from ..potentials.mmace.metrics import add_errors, rmse, squared_errors
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import check_dataset, collate, label_counts, load_dataset
+from .data import Dataset, check_dataset, collate, configuration_name, label_counts, load_dataset, same_sources
 from .initial_model import InitialModel, build_model
 from .loss import masked_loss, validation_loss
 from .options import TrainingOptions, resolve_device, resolve_dtype, split_options
@@ -90,8 +90,10 @@ def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Da
         perm = np.random.default_rng(opts.seed).permutation(len(train_data))
         n_valid = max(1, int(round(opts.valid_fraction * len(train_data))))
         keep = sorted(perm[n_valid:])
-        valid_data, labels_valid = [train_data[k] for k in perm[:n_valid]], [labels[k] for k in perm[:n_valid]]
-        train_data, labels = [train_data[k] for k in keep], [labels[k] for k in keep]
+        pick = (lambda idx: train_data.subset(idx)) if isinstance(train_data, Dataset) else \
+            (lambda idx: [train_data[k] for k in idx])  # errors still name each configuration by its file
+        valid_data, labels_valid = pick(perm[:n_valid]), [labels[k] for k in perm[:n_valid]]
+        train_data, labels = pick(keep), [labels[k] for k in keep]
     else:
         valid_data = read_energies(load_dataset(valid, "valid"), opts, "valid")
         labels_valid = check_dataset(valid_data, "valid")
@@ -100,7 +102,7 @@ def prepare_data(train, valid, opts: TrainingOptions, explicit_weights=()) -> Da
         w = opts.loss_weights[key]
         if f"{key}_weight" in explicit_weights and w > 0 and data.labels_train[key] == 0:
             warnings.warn(f"{key}_weight={w:g} was given, but no training configuration carries {key}: "
-                          "that loss term is absent", stacklevel=4)
+                          "that loss term is absent", stacklevel=5)
     return data
 
 
@@ -115,7 +117,7 @@ def read_energies(data, opts: TrainingOptions, name) -> list:
                                       "per_atom); if they are totals, check_energies=False reads them as given")
         except InputError as exc:
             raise ConfigError(str(exc)) from None
-    return energies_as_totals(data, opts.energy_label, f"{name} dataset")
+    return same_sources(data, energies_as_totals(data, opts.energy_label, f"{name} dataset"))
 
 
 #: ``info["config_type"]`` of a single-atom configuration that gives its element's reference energy
@@ -140,9 +142,9 @@ def isolated_atom_energies(data, opts: TrainingOptions, name) -> dict | None:
     if opts.E0s != "isolated":
         if marked and opts.E0s == "average":
             warnings.warn(f"{name} dataset: {len(marked)} single-atom configurations are marked config_type="
-                          f"{ISOLATED_ATOM} (mace's reference energies E0; configuration {marked[0]}): with "
+                          f"{ISOLATED_ATOM} (mace's reference energies E0; {configuration_name(data, marked[0])}): with "
                           "E0s='average' they are trained on as ordinary configurations and the E0s are fitted by "
-                          "least squares; give E0s='isolated' to take the E0s from them", UserWarning, stacklevel=4)
+                          "least squares; give E0s='isolated' to take the E0s from them", UserWarning, stacklevel=5)
         return None
     if not marked:
         raise ConfigError(f"E0s='isolated' takes the reference energies from single-atom configurations marked "
@@ -153,13 +155,13 @@ def isolated_atom_energies(data, opts: TrainingOptions, name) -> dict | None:
         at = data[k]
         energy = raw_label(at, "energy")
         if energy is None or np.size(energy) != 1:
-            raise ConfigError(f"{name} dataset configuration {k} is marked config_type={ISOLATED_ATOM} but carries no "
+            raise ConfigError(f"{name} dataset {configuration_name(data, k)} is marked config_type={ISOLATED_ATOM} but carries no "
                               "energy (info['energy'] or a calculator's energy)")
         symbol = chemical_symbols[int(at.numbers[0])]
         energy = float(np.asarray(energy, dtype=np.float64).reshape(()))
         if symbol in e0s and e0s[symbol] != energy:
             raise ConfigError(f"{name} dataset: two {ISOLATED_ATOM} configurations of {symbol} have different energies "
-                              f"({e0s[symbol]!r} and {energy!r} eV, configuration {k}); keep one")
+                              f"({e0s[symbol]!r} and {energy!r} eV, {configuration_name(data, k)}); keep one")
         e0s[symbol] = energy
     return e0s
 
@@ -367,7 +369,7 @@ def run_epochs(start: InitialModel, data: Data, opt: Optimiser, opts: TrainingOp
                           f"data, labelling, building the graphs and the initial model took "
                           f"{clock.t_loop - clock.t_start:.1f} s): the model returned is the "
                           f"{'checkpoint' if progress.epoch else 'initial model'} it started from, not trained "
-                          "further; raise max_minutes", stacklevel=3)
+                          "further; raise max_minutes", stacklevel=4)
             return "time"
         train_loss, out_of_time = _train_epoch(epoch, start, opt, opts, want, dtype, device, clock)
         model.eval()
@@ -422,7 +424,7 @@ def _unvalidated(epoch, progress, model, opts) -> None:
     cause = "Ctrl-C or SIGTERM arrived" if pending() else f"max_minutes={opts.max_minutes:g} was spent"
     warnings.warn(f"{cause} before the validation pass of epoch {epoch + 1} ended: the pass was cut short and the "
                   f"epoch is not validated (its metrics are NaN in the history); the model returned has {kept}",
-                  stacklevel=4)
+                  stacklevel=5)
 
 
 # ------------------------------------------------------------------------------ 7. finish

@@ -19,6 +19,7 @@ from .. import validation
 from ..errors import ConfigError, DeviceError, InputError
 from ..potentials.mmace.labels import ENERGY_LABELS
 from ..options import Options, element_mapping, integer_in, number_in, optional, option, path_or_none
+from ..keywords import refuse_other_names
 
 SCHEDULERS = ("plateau", "cosine", "cosine_time")
 DTYPES = validation.FLOAT_DTYPES
@@ -53,6 +54,7 @@ def _init_from(v, k):
     return validation.path(v, k)
 
 
+@refuse_other_names()
 @dataclasses.dataclass(frozen=True)
 class TrainingOptions(Options):
     """Options of :func:`spinlat.training.train` (see the module docstring)."""

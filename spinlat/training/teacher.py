@@ -48,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, InputError, UnknownElementError
+from ..keywords import parameters_of, refuse_other_names
 
 #: systems :func:`teacher` can generate
 SYSTEMS = ("Fe", "Ni", "FeNi")
@@ -374,6 +375,7 @@ def _structure(system, rng):
     return at
 
 
+@refuse_other_names()
 def random_configuration(system: str, rng, max_displacement: float = 0.12, max_strain: float = 0.03,
                          near_zero_fraction: float = 0.03):
     """One unlabelled random configuration of ``system`` ("Fe", "Ni", "FeNi") as ase.Atoms with
@@ -403,6 +405,7 @@ def random_configuration(system: str, rng, max_displacement: float = 0.12, max_s
     return at
 
 
+@refuse_other_names(extra=parameters_of("spinlat.training.teacher:random_configuration", exclude=("system", "rng")))
 def teacher(system: str, n_configs: int, seed: int, soc: bool = True, path=None, **options) -> list:
     """Synthetic configurations of ``system`` labelled by the teacher Hamiltonian.
 

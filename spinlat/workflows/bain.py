@@ -40,6 +40,7 @@ from ..errors import InputError
 from ..files import atomic_write, save_figure
 from ..observables import magnetization_norm
 from ..state import State
+from ..keywords import MINIMIZE, parameters_of, refuse_other_names
 
 ORDERS = ("FM", "AFM", "relaxed")
 #: eV/Å: a larger force on an atom of a Bain-path structure gives a UserWarning (not at equilibrium)
@@ -47,6 +48,7 @@ MAX_FORCE = 1e-3
 SQRT2 = float(np.sqrt(2.0))
 
 
+@refuse_other_names()
 def bct(ca, volume_per_atom, element="Fe", moment=None, reps=(2, 2, 2)) -> State:
     """Body-centred tetragonal supercell (``reps`` of the 2-atom a × a × c cell) with c/a = ``ca``
     and ``volume_per_atom`` Å³; all atoms ``element`` with ``moment`` μB (default: ASE's reference
@@ -163,6 +165,7 @@ def _relax_volume(ev, order, ca, v0, window):
     return v
 
 
+@refuse_other_names(extra=parameters_of(MINIMIZE, exclude=("state", "potential", "return_result")))
 def bain_path(structure, potential, ca_values=None, volume="fixed", orders=ORDERS, relax_magnitudes=True,
               volume_per_atom=None, volume_window=0.2, reps=(2, 2, 2), moment=None, n_random=2, seed=0,
               plot=None, **minimize_kwargs):
@@ -232,7 +235,7 @@ def bain_path(structure, potential, ca_values=None, volume="fixed", orders=ORDER
                               f"equilibrium (largest force {force:.3g} eV/Å > {MAX_FORCE} eV/Å); the path keeps "
                               "them on the sites the structure gives (a decoration or spin order without a "
                               "centre of inversion on each site), so the energy is not the relaxed one",
-                              UserWarning, stacklevel=2)
+                              UserWarning, stacklevel=3)  # the caller (+1: the keyword check's wrapper)
             mags = st.moments
             a = (2.0 * v / ca) ** (1.0 / 3.0)  # bct conventional cell, 2 atoms
             rows.append({"order": order, "ca": float(ca), "volume": v, "a": float(a), "c": float(ca * a),

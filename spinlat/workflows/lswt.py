@@ -54,6 +54,7 @@ import numpy as np
 
 from .. import units
 from ..errors import InputError
+from ..keywords import refuse_other_names
 
 #: ħγ/μB (dimensionless): the g-factor of spinlat's LLG.
 G_GAMMA = units.G_GAMMA
@@ -266,6 +267,7 @@ def lswt_energies(state, potential, qpoints, stability_tolerance=1e-9):
     return np.clip(out, 0.0, None) / units.MEV
 
 
+@refuse_other_names()
 def to_magnopy(state, potential=None, spin_values=None):
     """A ``magnopy.SpinHamiltonian`` (meV) of the model on the magnetic cell (module docstring):
     only the magnetic atoms, named ``<symbol><index>``, at fractional positions of the model's
@@ -303,6 +305,7 @@ def to_magnopy(state, potential=None, spin_values=None):
     return h
 
 
+@refuse_other_names()
 def magnopy_energies(state, potential, qpoints, spin_values=None, complex_parts=False):
     """magnopy's LSWT energies (meV), (K, M) ascending real parts, of the model on the magnetic
     cell about its ground state, at Cartesian ``qpoints`` (K, 3) 1/Å with the 2π. With

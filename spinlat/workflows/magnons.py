@@ -47,6 +47,7 @@ import numpy as np
 from .. import units
 from ..errors import CellError, InputError
 from ..files import save_figure
+from ..keywords import refuse_other_names
 
 #: ħγ/μB: the g-factor implied by DESIGN.md's gyromagnetic ratio (dimensionless, 2.00232).
 G_GAMMA = units.G_GAMMA
@@ -150,6 +151,7 @@ def _greek(label):
     return "Γ" if label in ("G", "Gamma", "GAMMA") else label
 
 
+@refuse_other_names()
 def kpath(cell, path=None, n=None, density=None, pbc=None, commensurate=None, special_points=None):
     """High-symmetry path of any lattice, from ASE's Bravais-lattice analysis (``ase.cell.Cell.bandpath``:
     the special points and standard path of W. Setyawan and S. Curtarolo, Comput. Mater. Sci. 49,
@@ -255,6 +257,7 @@ def kpath(cell, path=None, n=None, density=None, pbc=None, commensurate=None, sp
     return KPath(q, dist, dist[tick_index], labels, frac)
 
 
+@refuse_other_names()
 def kpath_bcc(a, n=20, path=BCC_PATH):
     """Points along the bcc high-symmetry lines Γ–H–N–Γ–P (default).
 
@@ -385,6 +388,7 @@ def lswt_dispersion(hamiltonian, qpoints, moment=None):
     return w / units.MEV
 
 
+@refuse_other_names()
 def magnopy_dispersion(path, qpoints, spin_values=None, spin_direction=(0.0, 0.0, 1.0)):
     """Magnon energies (meV, (K, M) ascending real parts) of magnopy's LSWT for the TB2J file
     ``path`` in the ferromagnetic state along ``spin_direction``.
@@ -415,6 +419,7 @@ def magnopy_dispersion(path, qpoints, spin_values=None, spin_direction=(0.0, 0.0
 
 
 # ------------------------------------------------------------------------------ LLG and S(q, ω)
+@refuse_other_names()
 def tilted_spin_wave(state, q, amplitude=0.05, axis=(0.0, 0.0, 1.0)):
     """Spins of a single circularly polarised spin wave of wave vector ``q`` (Cartesian 1/Å)
     about ``axis``: s_i ∝ n̂ + θ (ê₁ cos q·r_i − ê₂ sin q·r_i), θ = ``amplitude`` (rad), the
@@ -429,6 +434,7 @@ def tilted_spin_wave(state, q, amplitude=0.05, axis=(0.0, 0.0, 1.0)):
     return s / np.linalg.norm(s, axis=1)[:, None]
 
 
+@refuse_other_names()
 def llg_spins(state, potential, steps, every=4, dt=0.5, damping=0.0, temperature=0.0, seed=None,
               equilibrate=0, equilibrate_damping=0.1, trajectory=None, progress=False, overwrite=False):
     """Run frozen-lattice LLG and return the spins it samples.
@@ -471,6 +477,7 @@ def llg_spins(state, potential, steps, every=4, dt=0.5, damping=0.0, temperature
     return times, np.array(frames), st
 
 
+@refuse_other_names()
 def spin_wave_frequency(state, potential, q, steps=4000, dt=0.5, every=2, amplitude=0.05):
     """Frequency (meV) of a single small spin wave of wave vector ``q`` (1/Å) under undamped LLG:
     the peak of S(q, ω) (:func:`spinlat.analysis.structure_factor`), refined by a parabola through
@@ -497,6 +504,7 @@ def peak_energy(energies, spectrum):
     return float(e[k] + shift * (e[1] - e[0]))
 
 
+@refuse_other_names()
 def plot_sqw(path, kpath, mev, sqw, lines=(), emax=None, title=None):
     """PNG of log S(q, ω) along ``kpath`` (a :class:`KPath`) with dispersion curves drawn over it.
 

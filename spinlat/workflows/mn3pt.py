@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..state import State
+from ..keywords import MINIMIZE, parameters_of, refuse_other_names
 
 A_MN3PT = 3.83  # Å, cubic lattice constant
 MOMENT_MN = 3.0  # μB
@@ -46,6 +47,7 @@ COLLINEAR_AXES = {"[001]": (0, 0, 1), "[110]": (1, 1, 0), "[1-10]": (1, -1, 0), 
                   "[11-2]": (1, 1, -2), "[-211]": (-2, 1, 1), "[100]": (1, 0, 0)}
 
 
+@refuse_other_names()
 def mn3pt(a=A_MN3PT, reps=1, moment=MOMENT_MN, spins=None) -> State:
     """Mn3Pt L1₂ supercell ``reps`` (int or 3 ints) of the cubic cell (a in Å, Mn moment in μB);
     Pt has moment 0. Atom order: per cell Pt, Mn(½,½,0), Mn(0,½,½), Mn(½,0,½)."""
@@ -98,6 +100,7 @@ def mn3pt_local_axes(state, a=None) -> np.ndarray:
     return axes
 
 
+@refuse_other_names()
 def mn3pt_potential(state, J1=J1_MN3PT, K=K_MN3PT, a=A_MN3PT):
     """The spin model of the module docstring for ``state`` (a supercell from :func:`mn3pt`):
     ``Heisenberg.from_neighbors`` (first shell, J1 in eV, < 0 antiferromagnetic) +
@@ -153,6 +156,7 @@ def triangular_order(state, a=None) -> dict:
             "along_local_axes": float(proj.min())}
 
 
+@refuse_other_names(extra=parameters_of(MINIMIZE, exclude=("state", "potential", "return_result", "spins", "magnitudes")))
 def collinear_states(state, potential, axes=None, a=None, relax_axis=True, **minimize_kwargs):
     """Energies of the collinear sublattice states of ``state`` (every Mn of sublattice X along
     σ_X u, σ ∈ {±1}³ up to a global flip).
@@ -202,6 +206,7 @@ def collinear_states(state, potential, axes=None, a=None, relax_axis=True, **min
     return sorted(out, key=lambda r: r["energy"])
 
 
+@refuse_other_names()
 def write_spirit_config(path, reps, J1=J1_MN3PT, K=K_MN3PT, a=A_MN3PT, moment=MOMENT_MN) -> None:
     """Write a Spirit 2.2 input file with the same spin model on the Mn sublattice (Pt left out:
     it carries no spin): ``heisenberg_pairs`` with the 12 unique nearest-neighbour Mn-Mn pairs

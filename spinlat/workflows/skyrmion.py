@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..state import State
+from ..keywords import refuse_other_names
 
 J_SK = 0.010  # eV, nearest-neighbour exchange (ferromagnetic)
 D_SK = 0.006  # eV, Bloch DMI
@@ -36,6 +37,7 @@ B_SK = 20.0  # T, along z
 MU_SK = 2.0  # μB
 
 
+@refuse_other_names()
 def square_lattice(L, moment=MU_SK, spins=None) -> State:
     """L × L square monolayer (a = 1 Å, cell L × L × 10 Å, periodic in x and y), every site with
     moment ``moment`` μB; site index i + L j (x fastest, Spirit's order)."""
@@ -48,6 +50,7 @@ def square_lattice(L, moment=MU_SK, spins=None) -> State:
                  moments=np.full(L * L, float(moment)), spins=spins)
 
 
+@refuse_other_names()
 def skyrmion_potential(J=J_SK, D=D_SK, K=K_SK, B=B_SK):
     """``Heisenberg.from_neighbors`` (J, Bloch D, eV) + ``UniaxialAnisotropy(K, z)`` + ``Zeeman(B z)``
     (T) of the module docstring; applies to any :func:`square_lattice`."""
@@ -58,6 +61,7 @@ def skyrmion_potential(J=J_SK, D=D_SK, K=K_SK, B=B_SK):
             + Zeeman([0, 0, B]))
 
 
+@refuse_other_names()
 def skyrmion_profile(state, radius=3.0, helicity=np.pi / 2, center=None) -> State:
     """``state`` with a skyrmion of ``radius`` (Å) at ``center`` (x, y in Å; default: the centroid of
     the sites, the middle of the cell for a supercell of any in-plane cell, square, triangular or
@@ -90,6 +94,7 @@ def _in_plane_cell(state) -> np.ndarray:
     return np.where(state.pbc[:, None], state.cell, completed_basis(state.cell, state.pbc))
 
 
+@refuse_other_names()
 def relaxed_skyrmion(L=20, potential=None, radius=3.0, tmax=1e-9):
     """(skyrmion, ferromagnet) minima of ``potential`` (default :func:`skyrmion_potential`) on an
     L × L :func:`square_lattice`: both Bloch helicities are relaxed from :func:`skyrmion_profile`
@@ -102,7 +107,7 @@ def relaxed_skyrmion(L=20, potential=None, radius=3.0, tmax=1e-9):
     best = None
     for hel in (np.pi / 2, -np.pi / 2):
         out, res = minimize(skyrmion_profile(st, radius, hel), pot, tmax=tmax, max_steps=20000, return_result=True)
-        res.warn_if_unconverged(f"relaxed_skyrmion, helicity {hel:+.4f}")
+        res.warn_if_unconverged(f"relaxed_skyrmion, helicity {hel:+.4f}", stacklevel=3)  # +1: the keyword check
         if out.spins[:, 2].min() < 0 and (best is None or res.energy < best[0]):
             best = (res.energy, out)
     if best is None:
@@ -110,6 +115,7 @@ def relaxed_skyrmion(L=20, potential=None, radius=3.0, tmax=1e-9):
     return best[1], st
 
 
+@refuse_other_names()
 def spirit_parameters(J=J_SK, D=D_SK, K=K_SK, B=B_SK):
     """(J, D, K, B) in spinlat units (eV, T) that give spinlat the Hamiltonian Spirit uses for the
     arguments (Spirit rounds them to float32 in meV and T and uses its own μB)."""
@@ -123,6 +129,7 @@ def spirit_parameters(J=J_SK, D=D_SK, K=K_SK, B=B_SK):
 
 
 @contextmanager
+@refuse_other_names()
 def spirit_model(L, J=J_SK, D=D_SK, K=K_SK, B=B_SK, moment=MU_SK):
     """A Spirit 2.2 state (``p_state``, as a context manager) of the model of the module docstring on
     an L × L lattice (sites in :func:`square_lattice` order), J, D, K in eV, B in T, moments in μB;
@@ -143,6 +150,7 @@ def spirit_model(L, J=J_SK, D=D_SK, K=K_SK, B=B_SK, moment=MU_SK):
             yield p
 
 
+@refuse_other_names()
 def spirit_gneb(path_spins, L, J=J_SK, D=D_SK, K=K_SK, B=B_SK, tol=1e-5, spring_constant=1e-3,
                 climb_after=None, solver="lbfgs_oso", max_iterations=100000):
     """Run Spirit 2.2's GNEB on the band ``path_spins`` ((M, L², 3), sites in :func:`square_lattice`

@@ -182,7 +182,7 @@ def test_with_arrays_shares_and_replaces_without_copies():
     new = st.with_arrays(spins=spins)
     assert new.spins is spins and new.positions is st.positions and new.moments is st.moments
     assert st.spins is not spins
-    with pytest.raises(InputError, match="no field 'spin'"):
+    with pytest.raises(InputError, match="State.with_arrays: unknown keyword 'spin' \\(did you mean 'spins'\\?\\)"):
         st.with_arrays(spin=spins)
 
 

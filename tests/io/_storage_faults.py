@@ -45,8 +45,10 @@ def integrator():
 def simulation(path, restart=False):
     st, pot = system()
     if restart:
-        return sl.Simulation.restart(path, pot, integrator(), every=1, progress=False, flush_every=5)
-    return sl.Simulation(st, pot, integrator(), trajectory=path, every=1, progress=False, flush_every=5)
+        return sl.Simulation.restart(path, pot, integrator(), every=1, progress=False, flush_every=5,
+                                     flush_seconds=None)
+    return sl.Simulation(st, pot, integrator(), trajectory=path, every=1, progress=False, flush_every=5,
+                          flush_seconds=None)  # flushes every 5 frames only, however slow the machine
 
 
 def reference():

@@ -229,7 +229,7 @@ _WRITER = textwrap.dedent("""
     st = sl.State([[0, 0, 0], [1.4, 1.4, 1.4]], [26, 26], cell=np.eye(3) * 2.8, pbc=True,
                   moments=[2.2, 2.2]).repeat(4)
     n = len(st)
-    with TrajectoryWriter(path, st, flush_every=flush_every, store_forces=True, seed=7) as w:
+    with TrajectoryWriter(path, st, flush_every=flush_every, store_forces=True, seed=7, flush_seconds=None) as w:
         step = 0
         while True:
             pos = st.positions + 1e-4 * step
@@ -394,7 +394,7 @@ def test_rewritten_small_chunks_never_overwrite_committed_bytes(tmp_path):
                 out[(name, info.chunk_offset)] = (info.byte_offset, info.size)
         return out
 
-    with TrajectoryWriter(path, frames[0], flush_every=1000, store_forces=True) as w:
+    with TrajectoryWriter(path, frames[0], flush_every=1000, store_forces=True, flush_seconds=None) as w:
         committed = None
         rewrites = 0
         for k in range(40):
@@ -561,7 +561,7 @@ def test_checkpoint_is_stored_with_the_last_flushed_frame(tmp_path):
     path = tmp_path / "t.h5"
     rng = np.random.default_rng(1)
     saved = []
-    with TrajectoryWriter(path, frames[0], flush_every=3) as w:
+    with TrajectoryWriter(path, frames[0], flush_every=3, flush_seconds=None) as w:
         for k, st in enumerate(frames):
             ckpt = {"integrator": "Test", "rng": {"state": 2**100 + k, "key": rng.integers(0, 2**32, 8)},
                     "reference_positions": st.positions + k, "cone": 0.1 * k}
@@ -603,7 +603,7 @@ _KILLED_BETWEEN_PHASES = textwrap.dedent("""
     hdf5.os.fsync = fsync
     st = sl.State([[0, 0, 0], [1.4, 1.4, 1.4]], [26, 26], cell=np.eye(3) * 2.8, pbc=True,
                   moments=[2.2, 2.2]).repeat(3)
-    with TrajectoryWriter(sys.argv[1], st, flush_every=4) as w:
+    with TrajectoryWriter(sys.argv[1], st, flush_every=4, flush_seconds=None) as w:
         for step in range(100):
             w.write(st.copy(positions=st.positions + 1e-3 * step), step=step, time=float(step),
                     checkpoint={"frame": step})
@@ -882,7 +882,7 @@ def test_suspended_writer_lets_readers_in_and_keeps_writers_out(tmp_path):
     not; a reader holding it makes resume fail without touching the file."""
     frames = _frames(6)
     path = tmp_path / "t.h5"
-    w = TrajectoryWriter(path, frames[0], flush_every=10)
+    w = TrajectoryWriter(path, frames[0], flush_every=10, flush_seconds=None)
     for k in range(3):
         w.write(frames[k], step=k, time=float(k))
     w.suspend()
@@ -1075,7 +1075,7 @@ _WRITER_BEFORE_FLUSH = textwrap.dedent("""
     import spinlat as sl
     from spinlat.io import TrajectoryWriter
     st = sl.State([[0, 0, 0], [1.4, 1.4, 1.4]], [26, 26], cell=np.eye(3) * 2.8, pbc=True, moments=[2.2, 2.2])
-    with TrajectoryWriter(sys.argv[1], st, flush_every=100) as w:
+    with TrajectoryWriter(sys.argv[1], st, flush_every=100, flush_seconds=None) as w:
         w.write(st, step=0, time=0.0)  # buffered: not in the file yet
         print("written", flush=True)
         sys.stdin.readline()
@@ -1176,3 +1176,50 @@ def test_simulation_runs_on_while_its_trajectory_is_read(tmp_path):
         np.testing.assert_array_equal(t.array("step"), [0, 5, 10, 15, 20, 25, 30])
     np.testing.assert_array_equal(traj.array("step"), [0, 5, 10])
     traj.close()
+def test_a_reader_sees_each_frame_when_write_returns_with_flush_seconds_0(tmp_path):
+    """Fault (round 13): a program reading a live trajectory trailed the run by up to flush_every
+    frames (held in memory). With flush_seconds=0 every frame is on disk when write returns, while
+    flush_seconds=None keeps the flush_every buffering (the default, 1 s, flushes a frame that comes
+    a second or more after the last flush). No wall-clock dependence: 0 and None only."""
+    frames = _frames(5)
+    live, held = tmp_path / "live.h5", tmp_path / "held.h5"
+    with TrajectoryWriter(live, frames[0], flush_every=100, flush_seconds=0) as w, \
+            TrajectoryWriter(held, frames[0], flush_every=100, flush_seconds=None) as h:
+        for k, st in enumerate(frames):
+            w.write(st, step=k, time=float(k))
+            h.write(st, step=k, time=float(k))
+            with Trajectory(live) as traj:
+                assert len(traj) == k + 1 and traj["step"].tolist() == list(range(k + 1))
+                assert_same_state(traj[-1], st)
+            with Trajectory(held) as traj:
+                assert len(traj) == 0
+    with Trajectory(held) as traj:
+        assert len(traj) == 5
+    assert hdf5.FLUSH_SECONDS == 1.0 and TrajectoryWriter(tmp_path / "d.h5", frames[0]).flush_seconds == 1.0
+    with pytest.raises(InputError, match="flush_seconds"):
+        TrajectoryWriter(tmp_path / "bad.h5", frames[0], flush_seconds=-1)
+
+
+def test_a_simulation_passes_flush_seconds_to_its_writer(tmp_path):
+    """Simulation(flush_seconds=0): the frames of a run are in the file as they are written (read
+    here from inside the run, by the potential, between two steps)."""
+    from spinlat.potentials import Zeeman
+
+    class Watching(Zeeman):
+        seen = []
+
+        def compute(self, state, neighbors=None, **kw):
+            if path.exists():
+                with Trajectory(path) as traj:
+                    self.seen.append(len(traj))
+            return super().compute(state, neighbors, **kw)
+
+    path = tmp_path / "run.h5"
+    st = sl.State([[0, 0, 0]], ["Fe"], moments=[2.0], spins=[[1, 0, 0]])
+    sim = sl.Simulation(st, Watching([0, 0, 1.0]), sl.integrators.LLG(1.0, damping=0.1), trajectory=path, every=1,
+                        progress=False, flush_every=1000, flush_seconds=0)
+    sim.run(4)
+    sim.close()
+    assert max(Watching.seen) >= 3  # frames 0..2 seen during the run, none held back
+    with pytest.raises(InputError, match="flush_seconds"):
+        sl.Simulation(st, Zeeman([0, 0, 1.0]), sl.integrators.LLG(1.0), flush_seconds=-0.5)

@@ -230,3 +230,77 @@ def test_soc_model_on_collinear_data_is_warned_about():
         warnings.simplefilter("error")
         warn_if_collinear_data(graphs, soc=False)
         warn_if_collinear_data(graphs_of([_fe(0)], 3.0, [26]), soc=True)  # non-collinear moments
+
+
+def _files_with_bad_fourth(tmp_path, bad):
+    """Two extxyz files of three configurations each; configuration 1 of the second made bad by
+    ``bad(atoms)``."""
+    import ase.io
+
+    first = [_fe(k) for k in range(3)]
+    second = [_fe(10 + k) for k in range(3)]
+    bad(second[1])
+    a, b = tmp_path / "a.extxyz", tmp_path / "b.extxyz"
+    ase.io.write(a, first)
+    ase.io.write(b, second)
+    return a, b
+
+
+def test_errors_name_the_file_and_its_own_configuration_index(tmp_path):
+    """A data set given as several files: an error names the file and the configuration's index in
+    it ("configuration 1 of b.extxyz"), not its place counted across the files (4)."""
+    from spinlat.errors import InputError
+    from spinlat.training.data import load_dataset
+
+    def no_moments(at):  # non-finite moments: refused when read
+        at.arrays["magmoms"] = np.full((len(at), 3), np.nan)
+
+    a, b = _files_with_bad_fourth(tmp_path, no_moments)
+    data = load_dataset([a, b], "train")
+    with pytest.raises(InputError, match=rf"configuration 1 of {b}") as err:
+        check_dataset(data, "train")
+    assert "configuration 4" not in str(err.value)
+    data = load_dataset(str(b), "train")  # one file: named too
+    with pytest.raises(InputError, match=rf"configuration 1 of {b}"):
+        check_dataset(data, "train")
+
+
+def test_errors_after_the_validation_split_name_the_file(tmp_path):
+    """After the random validation split (indices renumbered) and a per-atom energy rescaling, an
+    element the model does not know is still named by its file and index there."""
+    from spinlat.errors import UnknownElementError
+    from spinlat.training.data import graphs_of, load_dataset
+    from spinlat.training.loop import prepare_data
+    from spinlat.training.options import TrainingOptions
+
+    def nickel(at):
+        at.numbers[0] = 28
+
+    a, b = _files_with_bad_fourth(tmp_path, nickel)
+    opts = TrainingOptions(seed=0, valid_fraction=0.5, energy_label="per_atom", check_energies=False)
+    data = prepare_data([str(a), str(b)], None, opts)
+    both = [(d, k) for d in (data.train, data.valid) for k in range(len(d)) if 28 in d[k].numbers]
+    assert len(both) == 1
+    part, k = both[0]
+    with pytest.raises(UnknownElementError, match=rf"configuration 1 of {b}"):
+        graphs_of(part.subset([k]), 3.0, [26])
+    assert len(load_dataset([a, b])) == 6
+
+
+def test_evaluate_on_several_files_names_the_file(tmp_path):
+    """MagneticMACE.evaluate (``spinlat train``'s test set, read by load_dataset from a list of
+    files) names a configuration with an element the model lacks by its file and index there."""
+    from spinlat.errors import UnknownElementError
+    from spinlat.potentials import MagneticMACE
+    from spinlat.training.data import load_dataset
+
+    def nickel(at):
+        at.numbers[0] = 28
+
+    a, b = _files_with_bad_fourth(tmp_path, nickel)
+    model = MagneticMACE.create(["Fe"], r_max=3.0, num_interactions=1, hidden_irreps="4x0e", MLP_irreps="4x0e",
+                                max_ell=1, correlation=1, num_bessel=2, radial_MLP=[4])
+    with pytest.raises(UnknownElementError, match=rf"configuration 1 of {b}"):
+        model.evaluate(load_dataset([a, b], "test"), batch_size=2)
+    with pytest.raises(UnknownElementError, match=rf"configuration 1 of {b}"):
+        model.evaluate(str(b))

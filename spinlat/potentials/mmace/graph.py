@@ -100,14 +100,21 @@ def build_batch(configs, r_max: float, z_table, dtype=torch.float64, device="cpu
     ``r_max`` Å is the cutoff, ``z_table`` the atomic numbers known to the model (species order).
     ``edge_lists`` optionally gives, per configuration, precomputed (sender, receiver, Cartesian
     shift Å) arrays of pairs closer than ``r_max``. ``first_index``: the index of ``configs[0]``
-    in the caller's data set, so that errors name the configuration by its place there. See the
+    in the caller's data set, so that errors name the configuration by its place there (or the
+    names errors give them, one str per configuration, e.g. "configuration 5 of b.extxyz"). See the
     module docstring for the keys."""
     if not isinstance(configs, (list, tuple)):
         configs = [configs]
     if len(configs) == 0:
         raise InputError("build_batch needs at least one configuration")
     z_table = list(int(z) for z in z_table)
-    parts = [config_arrays(c, k) for k, c in enumerate(configs, start=first_index)]
+    if isinstance(first_index, (list, tuple)) and len(first_index) == len(configs):
+        names = [str(n) for n in first_index]
+    elif isinstance(first_index, str) and len(configs) == 1:
+        names = [first_index]
+    else:
+        names = [f"configuration {k}" for k in range(int(first_index), int(first_index) + len(configs))]
+    parts = [config_arrays(c, where) for where, c in zip(names, configs)]
     n_atoms = np.array([len(p["numbers"]) for p in parts], dtype=np.int64)
     ptr = np.concatenate([[0], np.cumsum(n_atoms)])
     senders, receivers, shifts = [], [], []
@@ -119,8 +126,7 @@ def build_batch(configs, r_max: float, z_table, dtype=torch.float64, device="cpu
         senders.append(np.asarray(s, dtype=np.int64) + ptr[k])
         receivers.append(np.asarray(r, dtype=np.int64) + ptr[k])
         shifts.append(np.asarray(sh, dtype=np.float64).reshape(-1, 3))
-    species = np.concatenate([species_indices(p["numbers"], z_table, f"configuration {k}")
-                              for k, p in enumerate(parts, start=first_index)])
+    species = np.concatenate([species_indices(p["numbers"], z_table, where) for where, p in zip(names, parts)])
     n_tot = int(ptr[-1])
     one_hot = np.zeros((n_tot, len(z_table)))
     one_hot[np.arange(n_tot), species] = 1.0

@@ -329,6 +329,16 @@ def input_moments(atoms, where="configuration") -> np.ndarray:
     return mag
 
 
+def configuration_name(data, k) -> str:
+    """How errors name configuration ``k`` of ``data``: ``"configuration 5 of b.extxyz"`` when
+    ``data`` knows the file each configuration came from (``data.sources[k]`` = (path, index in
+    that file), as :class:`spinlat.training.data.Dataset` read from files), else
+    ``"configuration k"``."""
+    sources = getattr(data, "sources", None)
+    source = sources[k] if sources is not None and k < len(sources) else None
+    return f"configuration {k}" if source is None else f"configuration {source[1]} of {source[0]}"
+
+
 def read_dataset(path, name="dataset") -> list:
     """Configurations of a file as ase.Atoms (``ase.io.read``, every frame; extxyz and any format
     ASE reads with its format guess). Raises InputError for a missing file, FileFormatError for

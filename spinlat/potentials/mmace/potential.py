@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,10 @@ from ..base import Evaluation, Potential
 from . import checksum, metrics
 from .graph import build_batch, edges, species_indices
 from .hyperparameters import DEFAULTS, Hyperparameters, irreps
-from .labels import (check_energies_are_totals, energies_as_totals, has_label, raw_label, read_dataset, stored_keys,
-                     warn_unread_labels)
+from .labels import (check_energies_are_totals, configuration_name, energies_as_totals, has_label, raw_label,
+                     read_dataset, stored_keys, warn_unread_labels)
 from .model import MagneticMACEModel
+from ...keywords import HYPERPARAMETERS, TRAINING_OPTIONS, parameters_of, refuse_other_names
 
 FORMAT = "spinlat-mmace"
 #: format markers of spinlat's other mMACE safetensors files → what the file is, for load's error
@@ -175,6 +177,7 @@ def edge_groups(n_edges, budget):
     return groups
 
 
+@refuse_other_names()
 class MagneticMACE(Potential):
     """Equivariant machine-learned magnetic potential E(r, m) (mMACE).
 
@@ -219,6 +222,7 @@ class MagneticMACE(Potential):
 
     # ------------------------------------------------------------------ construction
     @classmethod
+    @refuse_other_names(extra=parameters_of(HYPERPARAMETERS))
     def create(cls, elements, soc: bool = True, seed: int = 0, device="cpu", dtype="float64",
                **hyperparameters) -> "MagneticMACE":
         """An untrained model for ``elements`` (symbols or numbers). ``hyperparameters`` keep
@@ -244,6 +248,7 @@ class MagneticMACE(Potential):
                                        **{k: hp[k] for k in DEFAULTS})
 
     @classmethod
+    @refuse_other_names(extra=parameters_of(HYPERPARAMETERS, TRAINING_OPTIONS))
     def train(cls, train, valid=None, soc: bool | None = None, max_minutes=None, seed: int = 0, init_from=None,
               **hyperparameters) -> "MagneticMACE":
         """Train (or fine-tune) a model on ``train`` (list of ase.Atoms or a data-set file) and
@@ -255,6 +260,7 @@ class MagneticMACE(Potential):
         ``soc`` defaults to True, or to the symmetry of ``init_from`` when fine-tuning."""
         from . import trainer
 
+        trainer = getattr(trainer, "__wrapped__", trainer)  # its keyword check: done by this method's
         return trainer(train, valid=valid, soc=soc, max_minutes=max_minutes, seed=seed, init_from=init_from,
                        **hyperparameters)
 
@@ -273,10 +279,11 @@ class MagneticMACE(Potential):
             fh.write(save(tensors, metadata=meta))
 
     @classmethod
-    def load(cls, path, device="cpu", dtype="float64", **unknown) -> "MagneticMACE":
+    @refuse_other_names()
+    def load(cls, path, device="cpu", dtype="float64") -> "MagneticMACE":
         """Load a model file written by :meth:`save`.
 
-        Raises InputError for a missing file or an unknown keyword, FileFormatError for anything
+        Raises InputError for a missing file, KeywordError for an unknown keyword, FileFormatError for anything
         that is not a spinlat mMACE file: no safetensors header, no or a foreign format marker, a
         newer version, weights that do not match the checksum saved with them (a damaged file),
         hyperparameters of the wrong type or range (:class:`~.hyperparameters.Hyperparameters`),
@@ -286,12 +293,6 @@ class MagneticMACE(Potential):
         from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
-        if unknown:
-            import difflib
-
-            hints = {k: difflib.get_close_matches(k, ["path", "device", "dtype"], n=1) for k in unknown}
-            said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
-            raise InputError(f"MagneticMACE.load: unknown keyword(s) {said}; it takes path, device, dtype")
         path = Path(validation.existing_file(path, "MagneticMACE.load path", "MagneticMACE.load: model file"))
         dev, dt = _device(device), _dtype(dtype)
         try:  # the header only: names, shapes, dtypes, metadata (no tensor is read)
@@ -444,10 +445,12 @@ class MagneticMACE(Potential):
         lin = self.field_linearization(state, neighbors)
         return lin.fields, lin.apply(vectors)
 
+    @refuse_other_names()
     def compute_batch(self, states, forces=True, magnetic_forces=True, stress=False) -> list[Evaluation]:
         """The former name of :meth:`compute_many` (positional output flags kept)."""
         return self.compute_many(states, forces=forces, magnetic_forces=magnetic_forces, stress=stress)
 
+    @refuse_other_names()
     def evaluate(self, dataset, batch_size: int = 8, energy_label: str = "total", check_energies: bool = True) -> dict:
         """RMSEs against a labelled data set (list of ase.Atoms, or a file ``ase.io.read`` reads,
         e.g. extxyz): ``energy_rmse`` meV/atom, ``forces_rmse`` meV/Å, ``magnetic_forces_rmse``
@@ -465,7 +468,11 @@ class MagneticMACE(Potential):
         like per-atom values across configurations of different sizes raise InputError
         (:func:`.labels.check_energies_are_totals`)."""
         if isinstance(dataset, (str, os.PathLike)):
-            dataset = read_dataset(dataset, "MagneticMACE.evaluate: dataset")
+            path, dataset = dataset, read_dataset(dataset, "MagneticMACE.evaluate: dataset")
+            sources = [(str(path), j) for j in range(len(dataset))]
+        else:  # a data set read from files (spinlat.training.data.Dataset) names each configuration's
+            sources = getattr(dataset, "sources", None)
+        origin = types.SimpleNamespace(sources=sources)  # errors name "configuration j of FILE"
         dataset = list(dataset)
         if validation.boolean(check_energies, "check_energies") and energy_label == "total":
             check_energies_are_totals(dataset, "MagneticMACE.evaluate: dataset", "If info['energy'] holds eV/atom, "
@@ -478,11 +485,12 @@ class MagneticMACE(Potential):
             raise InputError("MagneticMACE.evaluate: no configuration carries a label (energy in info, forces or "
                              "magnetic_forces in arrays, stress in info, or a calculator result of them); "
                              f"configuration 0 holds {stored_keys(dataset[0])}")
-        warn_unread_labels(dataset, "MagneticMACE.evaluate: dataset")
+        warn_unread_labels(dataset, "MagneticMACE.evaluate: dataset", stacklevel=4)  # the caller (+1: keyword check)
         stress = any(raw_label(at, "stress") is not None for at in dataset if hasattr(at, "arrays"))
         sums = {}
         for k in range(0, len(dataset), batch_size):
-            batch, out = self._run(dataset[k:k + batch_size], None, True, True, stress, first_index=k)
+            names = [configuration_name(origin, j) for j in range(k, min(k + batch_size, len(dataset)))]
+            batch, out = self._run(dataset[k:k + batch_size], None, True, True, stress, first_index=names)
             metrics.add_errors(sums, metrics.squared_errors(out, batch))
         return metrics.rmse(sums)
 

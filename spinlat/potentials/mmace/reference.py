@@ -63,6 +63,7 @@ from .graded import GradedIrreps
 from .model import EnergyModel, default_dtype
 from .potential import MagneticMACE
 from .reference_export import FORMAT, VERSION
+from ...keywords import refuse_other_names
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -321,6 +322,7 @@ def _read_reference_file(path):
     return arch, state, meta
 
 
+@refuse_other_names()
 class ReferenceMagneticMACE(MagneticMACE):
     """A model trained with the reference magnetic MACE as a spinlat potential (energies eV, forces
     eV/Å, magnetic forces −∂E/∂m eV/μB, stress eV/Å³ ASE sign). See the module docstring for what
@@ -343,6 +345,7 @@ class ReferenceMagneticMACE(MagneticMACE):
 
     # ------------------------------------------------------------------ construction
     @classmethod
+    @refuse_other_names()
     def load(cls, path, device="cpu", dtype="float64") -> "ReferenceMagneticMACE":
         """Load a safe file written by :meth:`convert` / :meth:`save` (no pickle, no reference package)."""
         arch, state, meta = _read_reference_file(path)
@@ -354,6 +357,7 @@ class ReferenceMagneticMACE(MagneticMACE):
             raise FileFormatError(f"{path}: architecture does not describe a supported reference model ({exc})") from None
 
     @classmethod
+    @refuse_other_names()
     def from_module(cls, module, device="cpu", dtype="float64") -> "ReferenceMagneticMACE":
         """From a live reference ``MagneticScaleShiftMACE`` / ``MagneticSCFMACE`` (the caller imported the
         reference package and built or loaded it); reads its architecture and state dict."""
@@ -369,6 +373,7 @@ class ReferenceMagneticMACE(MagneticMACE):
                    source=type(inner).__module__ + "." + type(inner).__name__)
 
     @classmethod
+    @refuse_other_names()
     def convert(cls, model_path, out_path, trust: bool = False, python=None, timeout: float = 600.0) -> Path:
         """Write the safe file of a reference ``.model`` pickle. Unpickling runs code from the file, so
         ``trust=True`` is required; it runs in the interpreter ``python`` (default: this one), which
@@ -401,6 +406,7 @@ class ReferenceMagneticMACE(MagneticMACE):
         return out_path
 
     @classmethod
+    @refuse_other_names()
     def from_reference_model(cls, path, trust: bool = False, python=None, device="cpu",
                              dtype="float64") -> "ReferenceMagneticMACE":
         """Load a reference ``.model`` pickle (``trust=True`` required, see :meth:`convert`)."""
