@@ -56,8 +56,11 @@ class SpinLatticeCalculator(Calculator):
             self._potential = potential
             self.reset()
 
+    @refuse_other_names(extra=("potential",))
     def set(self, **kwargs):
-        """ASE's ``set``; ``potential=`` replaces the potential (results reset, see :attr:`potential`)."""
+        """ASE's ``set``; ``potential=`` replaces the potential (results reset, see :attr:`potential`),
+        the only parameter this calculator has (another name: :class:`~spinlat.errors.KeywordError`
+        naming it, where ASE's base class would store it unused)."""
         if "potential" in kwargs:
             self.potential = kwargs.pop("potential")
         return super().set(**kwargs)

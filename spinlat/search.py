@@ -800,6 +800,7 @@ def periodic_cell(state):
     return cell
 
 
+@refuse_other_names()
 class Translations:
     """Pure translations of a structure onto itself, modulo its cell, as a group Z_d1 × Z_d2 × Z_d3.
 

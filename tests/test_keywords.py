@@ -177,7 +177,7 @@ _TOP = ("State", "Simulation", "minimize", "gneb", "sweep", "bain_path")
 _EXEMPT = {
     **dict.fromkeys(("Evaluation", "Minimum", "GNEBResult", "CurieResult"), "a result record spinlat builds"),
     **dict.fromkeys(("DynamicsState.evaluation_for", "Integrator.evaluation_at", "SpinFieldEngine.magnetic_forces",
-                     "LinearSpinCouplings.evaluate", "Translations.same", "collate", "evaluate_graphs", "graphs_of"),
+                     "LinearSpinCouplings.evaluate", "Translations.same", "Translations.matches", "collate", "evaluate_graphs", "graphs_of"),
                     "an inner call of integrators, searches or training, made by spinlat itself"),
     "SpinLatticeCalculator.calculate": "ASE calls it, with ASE's signature",
     **dict.fromkeys(("ReferenceMagneticMACE.create", "ReferenceMagneticMACE.train"),
