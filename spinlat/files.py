@@ -150,12 +150,15 @@ def atomic_write_text(path, text: str, *, name: str = "path") -> None:
 def save_figure(fig, path, dpi: int = 120):
     """Write the matplotlib figure ``fig`` to ``path`` (its format from the suffix) through
     :func:`atomic_path` — an earlier figure there stays until the new one is complete — and close
-    it. Returns ``path``."""
+    it, also when writing fails (a full disk, an unknown suffix: a plotting loop would otherwise
+    keep every failed figure open). Returns ``path``."""
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -273,6 +273,8 @@ class Simulation:
                 written_by = _last_run_attrs(traj)
             self._check_continuation(trajectory, written_by, potential, integrator)
             meta = written_by.get("metadata")
+            if isinstance(meta, dict) and isinstance(meta.get("time_unit"), str):
+                self._time_unit = meta["time_unit"]  # an integrator assigned before the next run is checked against it
             if every is None and isinstance(meta, dict) and isinstance(meta.get("every"), int) and meta["every"] > 0:
                 self.every = meta["every"]
             resumed = state is None

@@ -64,7 +64,7 @@ def test_bad_config_names_the_key(tmp_path, capsys, change, message):
     assert not (tmp_path / "run" / "trajectory.h5").exists()
 
 
-def test_minimize_and_search(tmp_path):
+def test_minimize_and_search(tmp_path, capsys):
     cfg = _base(tmp_path, minimize={"spins": True, "tmax": 1e-6})
     cfg["potential"] = cfg["potential"][1:]
     assert main(["minimize", _write(tmp_path, cfg)]) == 0
@@ -80,7 +80,9 @@ def test_minimize_and_search(tmp_path):
     assert [int(line.split()[-1]) for line in table[1:]] == [1]
     cfg = _base(tmp_path, search={"starts": 3, "seed": 0, "workers": 1, "symmetry": "yes"})
     cfg["potential"] = cfg["potential"][1:]
+    capsys.readouterr()
     assert main(["search", _write(tmp_path, cfg), "--overwrite"]) == 1
+    assert "search.symmetry" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ no silent overwrite, restart

@@ -663,3 +663,14 @@ def test_changing_the_model_between_runs_starts_a_new_run_in_the_file(tmp_path):
         assert len(t) == 7
     with pytest.raises(InputError, match="Simulation: potential: expected a spinlat Potential"):
         sim.potential = "EAM"
+    # the same on a Simulation restarted from the file: its first run checks the integrator assigned
+    # against the file's time unit (it took the new one as the file's: fs appended to sweeps, or here
+    # sweeps to fs)
+    again = sl.Simulation(None, sl.potentials.Zeeman([0, 0, 5.0]), sl.integrators.LLG(1.0, 0.1, 300.0, seed=1),
+                          trajectory=path, restart=True, progress=False)
+    again.integrator = sl.integrators.MonteCarlo(10.0)
+    with pytest.raises(InputError, match="fs.*sweeps"):
+        again.run(2)
+    again.close()
+    with sl.io.Trajectory(path) as t:
+        assert len(t) == 7

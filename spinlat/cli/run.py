@@ -7,7 +7,9 @@ replaced silently: ``--restart`` continues that run from its last frame up to th
 ``every`` and ``store_forces`` must be those of the run, and the files the potential reads —
 EAM tables, TB2J files, mMACE models — must hold what they held when the run started:
 ``inputs.json`` keeps their SHA-256), ``--overwrite`` replaces it (the replaced outputs wait in
-``.replaced`` until the new run's first frame is on disk, and are put back if it stops before).
+``.replaced`` while the new run runs: put back if it stops before its first frame is on disk,
+removed once it ends or stops later; a run killed with SIGKILL leaves them there, and the next
+``--overwrite`` replaces them).
 
 Output: diagnostics (config, state, potential, integrator, the progress bar on a terminal or
 thermo lines every ``thermo`` steps in a batch job, warnings) go to stderr; the results (the
@@ -35,7 +37,7 @@ HELP = "run a spin-lattice simulation from a YAML config"
 
 TRAJECTORY, LOG, CONFIG, SUMMARY, PLOT = "trajectory.h5", "log.txt", "config.yaml", "summary.json", "overview.png"
 INPUTS = "inputs.json"   # SHA-256 of the files the potential reads, checked by --restart
-REPLACED = ".replaced"   # --overwrite: the replaced outputs, kept until the new run has a frame
+REPLACED = ".replaced"   # --overwrite: the replaced outputs, kept while the new run runs (see above)
 #: config keys a restart must share with the run it continues
 RESTART_KEYS = ("potential", "integrator", "seed", "every", "store_forces")
 
@@ -162,8 +164,8 @@ def run(args) -> int:
         state = C.build_structure(cfg)
         integ.check(state, pot)
     make_directory(run_dir)
-    # --overwrite: the outputs replaced are set aside until the new run has a frame on disk, and
-    # put back if it stops before (Ctrl-C while the kernels compile, an error in its set-up)
+    # --overwrite: the outputs replaced are set aside while the new run runs, put back if it stops
+    # before its first frame is on disk (Ctrl-C while the kernels compile, an error in its set-up)
     replaced = _set_aside(run_dir) if args.overwrite else None
     try:
         todo, wall = _start(args, run_dir, traj, state, pot, integ, steps, digests, options,

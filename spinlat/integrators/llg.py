@@ -447,11 +447,13 @@ class LLG(Integrator):
     def check(self, state, potential) -> None:
         """The parameters as the constructor checks them (they may have been changed since:
         ``llg.temperature = T`` between runs is taken live), then the state and potential."""
-        check_dt(self.dt)
-        check_nonnegative(self.damping, "damping", "dimensionless Gilbert α")
-        check_nonnegative(self.temperature, "temperature", "K")
-        if not isinstance(self.solver, str) or self.solver not in SOLVERS:
+        # the values kept as the constructor keeps them (``llg.solver = "SIB"``: lower case)
+        self.dt = check_dt(self.dt)
+        self.damping = check_nonnegative(self.damping, "damping", "dimensionless Gilbert α")
+        self.temperature = check_nonnegative(self.temperature, "temperature", "K")
+        if not isinstance(self.solver, str) or self.solver.lower() not in SOLVERS:
             raise InputError(f"unknown LLG solver {self.solver!r}; choose one of {SOLVERS}")
+        self.solver = self.solver.lower()
         if self.temperature > 0 and self.damping == 0:
             raise InputError("LLG at temperature > 0 needs damping > 0 (the thermal field scales with α)")
         _check_potential_magnetic(self, state, potential)

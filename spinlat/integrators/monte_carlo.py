@@ -623,13 +623,15 @@ class MonteCarlo(Integrator):
     def check(self, state, potential) -> None:
         """The parameters as the constructor checks them (``mc.temperature = T`` between runs is
         taken live), then the state and potential."""
-        check_nonnegative(self.temperature, "temperature", "K")
-        validation.integer(self.overrelax, "overrelax", minimum=0)
-        validation.number(self.cone, "cone", positive=True, maximum=math.pi, unit="half-angle in rad")
+        # the values kept as the constructor keeps them (``overrelax = 2.0``: the int 2)
+        self.temperature = check_nonnegative(self.temperature, "temperature", "K")
+        self.overrelax = validation.integer(self.overrelax, "overrelax", minimum=0)
+        self.cone = validation.number(self.cone, "cone", positive=True, maximum=math.pi, unit="half-angle in rad")
         ta = validation.number(self.target_acceptance, "target_acceptance", positive=True)
         if not ta < 1:
             raise InputError(f"target_acceptance must lie in (0, 1), got {ta}")
-        validation.boolean(self.adapt, "adapt")
+        self.target_acceptance = ta
+        self.adapt = validation.boolean(self.adapt, "adapt")
         Integrator.check(self, state, potential)
         if not np.any(state.moments > 0):
             raise InputError("MonteCarlo: the state has no magnetic atoms (all moments are 0)")

@@ -1362,10 +1362,11 @@ class SpinLatticeNVE(_SpinLatticeBase):
     def check(self, state, potential) -> None:
         """The parameters as the constructor checks them (they may have been changed since the
         integrator was built), then the state and potential."""
-        validation.choice(self.spin_step, "spin_step", SPIN_STEPS)
-        validation.number(self.spin_tolerance, "spin_tolerance", positive=True)
-        validation.integer(self.max_spin_iterations, "max_spin_iterations", minimum=1)
-        validation.choice(self.spin_solver, "spin_solver", SPIN_SOLVERS)
+        # the values kept as the constructor keeps them (``max_spin_iterations = 10.0``: the int 10)
+        self.spin_step = validation.choice(self.spin_step, "spin_step", SPIN_STEPS)
+        self.spin_tolerance = validation.number(self.spin_tolerance, "spin_tolerance", positive=True)
+        self.max_spin_iterations = validation.integer(self.max_spin_iterations, "max_spin_iterations", minimum=1)
+        self.spin_solver = validation.choice(self.spin_solver, "spin_solver", SPIN_SOLVERS)
         super().check(state, potential)
         self._check_magnitudes(potential)
 

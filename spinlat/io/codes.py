@@ -129,19 +129,22 @@ def _read_key(kind, path, options, reader):
 
     defaults = {k: p.default for k, p in inspect.signature(reader).parameters.items()}
     options = {k: v for k, v in options.items() if k not in defaults or v is not defaults[k] and v != defaults[k]}
-    files = code_input_files(kind, path, options.get("mat"))
-    stamps = []
-    for p in files:
-        st = Path(p).stat()
-        stamps.append((str(Path(p).resolve()), st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
+    files = list(code_input_files(kind, path, options.get("mat"), tb2j=bool(options.get("tb2j", False))))
     frozen = []
     for k, v in sorted(options.items()):
         if isinstance(v, (list, tuple)):
             v = tuple(v)
+        elif isinstance(v, (str, Path)) and Path(v).is_file():  # a file an option names (UppASD's exchange=,
+            files.append(Path(v))  # posfile=, momfile=; VAMPIRE's mat=): stamped, and by its full path
+            v = str(Path(v).resolve())
         elif isinstance(v, Path) or k == "mat":
             v = None if v is None else str(Path(v).resolve())
         hash(v)
         frozen.append((k, v))
+    stamps = []
+    for p in files:
+        st = Path(p).stat()
+        stamps.append((str(Path(p).resolve()), st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
     return kind, tuple(stamps), tuple(frozen)
 
 
@@ -152,10 +155,11 @@ def _refuse_recorded(refusals, dropped):
         _refuse(found, dropped, path, code)
 
 
-def code_input_files(kind, path, mat=None) -> list:
+def code_input_files(kind, path, mat=None, *, tb2j=False) -> list:
     """Every file the ``kind`` ("spirit", "uppasd", "vampire") input at ``path`` reads, the input
-    first (Paths; ``mat``: VAMPIRE's material file when not the one beside the UCF), so that a
-    change to any of them can be detected."""
+    first (Paths; ``mat``: VAMPIRE's material file when not the one beside the UCF; ``tb2j``:
+    UppASD's input as TB2J writes it, its exchange file ``jASD1``), so that a change to any of
+    them can be detected. Files that a reader's keyword arguments name instead are not listed."""
     if kind == "spirit":
         from .spirit import spirit_input_files
 
@@ -163,7 +167,7 @@ def code_input_files(kind, path, mat=None) -> list:
     if kind == "uppasd":
         from .uppasd import uppasd_input_files
 
-        return uppasd_input_files(path)
+        return uppasd_input_files(path, tb2j=tb2j)
     if kind == "vampire":
         from .vampire import vampire_input_files
 

@@ -182,6 +182,18 @@ class Potential:
         closure over a pair list) and is often far larger than the parameters."""
         return {k: v for k, v in self.__dict__.items() if k not in self._CACHES}
 
+    def __setstate__(self, state):
+        """Restore a pickled or deep-copied potential: its :data:`_PARAMETERS` arrays are made
+        read-only again (pickling and ``copy.deepcopy`` build new, writeable arrays, and an
+        in-place change of one would again change the term's description but not its energy)."""
+        self.__dict__.update(state)
+        for name in type(self)._PARAMETERS:
+            value = self.__dict__.get(name)
+            if isinstance(value, np.ndarray) and value.flags.writeable:
+                value = value.view()
+                value.flags.writeable = False
+                self.__dict__[name] = value
+
     @refuse_other_names()
     def compute(self, state, neighbors=None, *, forces: bool = True, magnetic_forces: bool = True,
                 stress: bool = False) -> Evaluation:

@@ -457,3 +457,20 @@ def test_parameters_changed_after_construction_are_checked_at_run(name, value, m
     setattr(integ, name, value)
     with pytest.raises(InputError, match=message):
         integ.run(st, Zeeman([0, 0, 1.0]), 5)
+
+
+def test_parameters_changed_after_construction_are_kept_as_the_constructor_keeps_them():
+    """The check at run validated a changed parameter and threw the result away: ``llg.solver =
+    "SIB"`` was refused though the constructor takes it (lower case); MonteCarlo's ``overrelax =
+    2.0`` passed the check and then failed inside the run (a float where an int is counted)."""
+    from spinlat.integrators import MonteCarlo
+
+    st = sl.State([[0, 0, 0], [5.0, 0, 0]], ["Fe", "Fe"], moments=[2.0, 2.0])
+    integ = LLG(1.0, 0.5, 0.0, seed=1)
+    integ.solver = "SIB"
+    reference = LLG(1.0, 0.5, 0.0, solver="sib", seed=1).run(st, Zeeman([0, 0, 1.0]), 5)
+    assert np.array_equal(integ.run(st, Zeeman([0, 0, 1.0]), 5).spins, reference.spins) and integ.solver == "sib"
+    mc = MonteCarlo(10.0, seed=1)
+    mc.overrelax = 2.0
+    mc.run(st, Zeeman([0, 0, 1.0]), 2)
+    assert mc.overrelax == 2 and isinstance(mc.overrelax, int)

@@ -730,3 +730,13 @@ def test_nve_options_changed_after_construction_are_checked_at_run(name, value):
     setattr(nve, name, value)
     with pytest.raises(InputError, match=name):
         nve.run(st, NonLocal(), 1)
+
+
+def test_nve_options_changed_after_construction_are_kept_as_the_constructor_keeps_them():
+    """``nve.max_spin_iterations = 10.0`` passed the check at run, which threw the normalised
+    value away, and the run then failed with Python's TypeError (range of a float)."""
+    st = crystal(1)
+    nve = SpinLatticeNVE(0.5)
+    nve.max_spin_iterations = 10.0
+    nve.run(st, NonLocal(), 1)
+    assert nve.max_spin_iterations == 10 and isinstance(nve.max_spin_iterations, int)

@@ -398,3 +398,29 @@ def test_run_configs_and_convert_read_uppasd_inputs(tmp_path):
     assert sl.io.convert(path, tmp_path / "u.h5") == 1
     with sl.io.Trajectory(tmp_path / "u.h5") as t:
         np.testing.assert_allclose(t[0].positions, st.positions, rtol=0, atol=1e-14)
+
+
+def test_read_code_sees_a_changed_file_that_an_option_names(tmp_path, monkeypatch):
+    """spinlat.io.codes.read_code caches a read per input files; a jfile given as ``exchange=``
+    (not the inpsd.dat's own) was not among them: edited, the cached energy came back (−0.0161 eV
+    for −0.1386), and a relative ``exchange="jj"`` from another folder hit the first folder's."""
+    from spinlat.io.codes import read_code
+
+    path = _write(tmp_path / "bcc", BCC_INPSD, "1 1 0.0 0.0 0.0\n2 1 0.5 0.5 0.5\n",
+                  "1 1 2.23 0.0 0.0 1.0\n2 1 2.23 1.0 0.0 0.0\n", "1 1  0.5 0.5 0.5  1.3377\n")
+
+    def energy(exchange):
+        st, ham = read_code("uppasd", path, exchange=exchange)
+        return ham.compute(st.repeat(2).copy(spins=_unit(16, 0))).energy
+
+    for d, J in (("a", 1.0), ("b", 3.0)):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "jj").write_text(f"1 1  0.5 0.5 0.5  {J}\n")
+    other = tmp_path / "a" / "jj"
+    first = energy(other)
+    other.write_text("1 1  0.5 0.5 0.5  2.00000\n")  # another size: seen whatever the timestamps
+    assert energy(other) == pytest.approx(2.0 * first, rel=1e-12)
+    monkeypatch.chdir(tmp_path / "a")
+    here = energy("jj")
+    monkeypatch.chdir(tmp_path / "b")
+    assert energy("jj") == pytest.approx(1.5 * here, rel=1e-12)

@@ -230,6 +230,14 @@ def test_parameters_cannot_be_changed_after_construction(make, name, value):
     if isinstance(current, np.ndarray):
         with pytest.raises(ValueError, match="read-only"):
             current[...] = value
+        # a deep copy or a pickled copy (sent to worker processes, a spin code's file read through
+        # the cache of spinlat.io.codes.read_code) built writeable arrays: the fault again
+        import copy
+        import pickle
+
+        for other in (copy.deepcopy(term), pickle.loads(pickle.dumps(term))):
+            with pytest.raises(ValueError, match="read-only"):
+                getattr(other, name)[...] = value
     assert repr(term) == text and term.compute(st).energy == before
     # a new term with the new value is the way: it computes with it
     rebuilt = {"B": lambda: Zeeman(value), "K": lambda: UniaxialAnisotropy(value, [0, 0, 1]),
