@@ -22,9 +22,12 @@ The crystal's operations come from spglib (Togo et al., Sci. Technol. Adv. Mater
 operation is not necessarily a symmetry of the Hamiltonian: local anisotropy axes, a field or a
 DMI pattern may keep only a subgroup. Each candidate (g, and g with time reversal) is therefore
 kept only when the potential's energy is unchanged by it on random spin configurations
-(|ΔE| ≤ :data:`ENERGY_RTOL` × the energy scale of those configurations): the energy is a
-polynomial-like function of the spins, so an operation that is not a symmetry changes it on
-generic configurations. Pure lattice translations are handled by
+(|ΔE| ≤ :data:`ENERGY_RTOL` × the spin energy scale Σ_i |m_i| |h_i| of those configurations, plus
+:data:`ROUND_OFF` machine epsilons of the model's precision × |E| for the round-off of the total
+energy, whose spin-independent part, e.g. an EAM's cohesive energy, says nothing about the spins):
+the energy is a polynomial-like function of the spins, so an operation that is not a symmetry
+changes it on generic configurations. Spin terms weaker than that (a uniaxial anisotropy below
+~1e-6 of the exchange) are not seen, and a float32 model resolves nothing below its round-off. Pure lattice translations are handled by
 :class:`~spinlat.search.Translations` (one FFT correlation for all of them); the group here holds
 one representative of each coset of the translations, so a comparison costs
 O(|G/T| · N log N) and the atom permutation of each operation is computed once.
@@ -39,16 +42,25 @@ import numpy as np
 from .errors import InputError
 
 #: an operation is a symmetry of the potential when it changes the energy of random spin
-#: configurations by at most this fraction of their energy scale (|E| and the spread between
-#: them); far below ``energy_tol`` of a search, far above float64 round-off and float32 models'
+#: configurations by at most this fraction of their spin energy scale Σ_i |m_i| |h_i| (eV) plus
+#: :data:`ROUND_OFF` machine epsilons × |E|. Not a fraction of |E| itself: with an EAM in the
+#: potential |E| ~ 4 eV per atom hid a weak anisotropy or field, and minima that differ by them
+#: were merged
 ENERGY_RTOL = 1e-6
+#: machine epsilons (of float64, or float32 for a float32 model) × |E| allowed for the round-off
+#: of a total energy summed in another order
+ROUND_OFF = 1000
+#: operations (rotations × translations) above which a potential without the structure's
+#: translations is tested on one operation per rotation only (each with N-long permutations:
+#: memory and time grow as N²), with a warning
+MAX_OPERATIONS = 4096
 #: random spin configurations the energy test is made on
 ENERGY_PROBES = 3
 #: the energy test sends the potential about this many spins at a time (memory of the batch)
 CHUNK_SPINS = 1_000_000
 
 
-def crystal_operations(state, tol=1e-3, cosets=True):
+def crystal_operations(state, tol=1e-3, cosets=True, max_operations=None):
     """Space-group operations of the structure ``state`` (its atoms typed by element and moment
     magnitude, positions within ``tol`` Å), one per distinct rotation part: the pure translations
     are left out (:class:`~spinlat.search.Translations` holds them). ``cosets=False``: every
@@ -58,8 +70,9 @@ def crystal_operations(state, tol=1e-3, cosets=True):
     (acting on column vectors; det −1 for improper operations), ``permutation`` (N,) int with
     atom ``permutation[i]`` at R r_i + t (modulo the cell); the identity first. A state with open
     directions is treated in its padded periodic cell (:func:`spinlat.search.periodic_cell`);
-    an operation whose atom map is not a bijection within ``tol`` is left out. Raises
-    InputError if spglib is missing."""
+    an operation whose atom map is not a bijection within ``tol`` is left out. ``max_operations``:
+    with ``cosets=False``, more operations than this give one per rotation only, with a
+    UserWarning. Raises InputError if spglib is missing."""
     try:
         import spglib
     except ImportError:  # pragma: no cover - a dependency
@@ -89,6 +102,12 @@ def crystal_operations(state, tol=1e-3, cosets=True):
             sym = None
     if sym is None:  # spglib found no symmetry within tol: the identity (and the translations) only
         return identity
+    if not cosets and max_operations is not None and len(sym["rotations"]) > max_operations:
+        warnings.warn(f"crystal_operations: {len(sym['rotations'])} operations (rotations × the translations, which "
+                      f"the potential does not keep) exceed {max_operations}: one operation per rotation is tried, so "
+                      "minima related only by a rotation combined with another translation are listed apart "
+                      "(symmetry=False skips the crystal's operations)", UserWarning, stacklevel=3)
+        cosets = True
     tree = cKDTree(frac, boxsize=1.0)
     ftol = float(tol) * float(np.linalg.norm(inv, 2))
     seen, ops = set(), []
@@ -154,8 +173,8 @@ class SpinSymmetry:
         if not self.translation_invariant:
             t = Translations(state, tol, identity_only=True)
         self.translations = t
-        ops = crystal_operations(state, tol, cosets=self.translation_invariant) if point_operations \
-            else [(np.eye(3), np.arange(n))]
+        ops = crystal_operations(state, tol, cosets=self.translation_invariant, max_operations=MAX_OPERATIONS) \
+            if point_operations else [(np.eye(3), np.arange(n))]
         signs = (1.0,) if self.spin_rotations else (1.0, -1.0)
         maps = [(np.eye(3) if self.spin_rotations else np.linalg.det(rot) * rot, perm) for rot, perm in ops]
         kept = iter(test.invariant([(sign * m, perm) for m, perm in maps for sign in signs]))
@@ -241,6 +260,11 @@ def _act(spins, m, perm):
     return out
 
 
+def _single_precision(potential) -> bool:
+    """Whether a term of ``potential`` computes in float32 (an mMACE model's ``dtype``)."""
+    return any("32" in str(getattr(t, "dtype", "")) for t in getattr(potential, "terms", [potential]))
+
+
 class _EnergyTest:
     """Which operations on spins are symmetries of ``potential`` on ``state``? Energies of
     :data:`ENERGY_PROBES` random configurations (seeded: the same answer every time) before and
@@ -253,9 +277,14 @@ class _EnergyTest:
         rng = np.random.default_rng(20261202)
         probes = rng.normal(size=(ENERGY_PROBES, len(state), 3))
         self.probes = probes / np.linalg.norm(probes, axis=2, keepdims=True)
-        self.energies = self._energies(self.probes)
-        spread = float(np.ptp(self.energies)) if len(self.energies) > 1 else 0.0
-        self.limit = ENERGY_RTOL * (float(np.max(np.abs(self.energies))) + spread) + 1e-12
+        evs = potential.compute_many([state.copy(spins=s) for s in self.probes], forces=False, magnetic_forces=True)
+        self.energies = np.array([float(ev.energy) for ev in evs])
+        # the spin energy scale Σ_i |m_i| |h_i| (eV), what the spins contribute, however large the rest
+        # (|h|, not m·h: a term of unit spins has transverse magnetic forces only)
+        spin_scale = max((float(np.sum(np.linalg.norm(ev.magnetic_forces, axis=1) * state.moments))
+                          for ev in evs if ev.magnetic_forces is not None), default=0.0)
+        eps = float(np.finfo(np.float32 if _single_precision(potential) else np.float64).eps)
+        self.limit = ENERGY_RTOL * spin_scale + ROUND_OFF * eps * float(np.max(np.abs(self.energies))) + 1e-12
 
     def _energies(self, spins):
         if len(spins) == 0:

@@ -23,8 +23,9 @@ reaction coordinate, the path length sqrt(Σθ²) of BUJ eq. (4) for spins only,
 ("generalised radians" when atoms or magnitudes move: 1 Å counts as w_r rad, 1 μB as w_m rad).
 Spin angles are not weighted by the moment lengths (as in BUJ, Spirit and LAMMPS ``neb/spin``).
 When atoms move, a rigid translation of all atoms is a zero mode (every spinlat potential is
-translation invariant): the position displacements and gradients are taken modulo it (their mean
-over the atoms removed), so images cannot drift along it. Without that, a tangent with a small net
+translation invariant; a user's own :class:`~spinlat.potentials.base.Potential` must be too: a term
+that pins atoms to absolute positions would lose its net force here): the position displacements
+and gradients are taken modulo it (their mean over the atoms removed), so images cannot drift along it. Without that, a tangent with a small net
 translation fed the optimiser a force along that flat direction; L-BFGS, seeing no curvature there,
 translated whole images by Å (a 53-atom vacancy band: images shifted by up to 5.4 Å, a 320 Å
 "path" and the climbing image in an intermediate minimum). The same projection as in the

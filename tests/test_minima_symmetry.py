@@ -4,8 +4,8 @@ minima related by a crystal operation (spinlat.search.ground_state)."""
 import numpy as np
 import pytest
 
-from conftest import bcc_fe
-from spinlat.potentials import BetheSlaterExchange, CubicAnisotropy, Heisenberg, UniaxialAnisotropy, Zeeman
+from conftest import EAM_FE, bcc_fe
+from spinlat.potentials import EAM, BetheSlaterExchange, CubicAnisotropy, Heisenberg, UniaxialAnisotropy, Zeeman
 from spinlat.search import _directions, _Merger, _Start, ground_state, Minimum
 from spinlat.symmetry import SpinSymmetry, crystal_operations
 from spinlat.workflows import mn3pt as M
@@ -322,3 +322,51 @@ def _mmace_merging(pot, soc):
     merge = _Merger(fe, pot, pot.spin_rotation_invariant, 1e-5, 1e-2)  # as ground_state builds it
     listed = merge([Minimum(e[0], fe.copy(spins=s), 1, (0,)), Minimum(e[0], fe.copy(spins=turned), 1, (1,))])
     assert len(listed) == (2 if soc else 1)
+
+
+def test_a_lattice_energy_does_not_hide_a_weak_spin_term():
+    """The energy test's tolerance was a fraction of |E|: with an EAM in the potential (4 eV per
+    atom) a weak anisotropy or field fell below it, every cubic operation (and time reversal in a
+    field) passed, and minima that differ by the anisotropy were merged (the z and x domains of
+    EAM + cubic K1 + a weak uniaxial term: one minimum of degeneracy 6). The tolerance now scales
+    with the spin energy Σ|m||h| (and the round-off of |E|)."""
+    fe = bcc_fe((3, 3, 3), rattle=0.0, seed=4)
+    exchange = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841)
+    for weak in (UniaxialAnisotropy(1e-5, [0, 0, 1]), Zeeman([0, 0, 0.1])):
+        alone = SpinSymmetry(fe, exchange + weak)
+        with_eam = SpinSymmetry(fe, EAM(EAM_FE) + exchange + weak)
+        assert with_eam.order == alone.order < SpinSymmetry(fe, exchange + CubicAnisotropy(1e-4, 0.0)).order
+    up = np.tile([0.0, 0.0, 1.0], (len(fe), 1))
+    assert not SpinSymmetry(fe, EAM(EAM_FE) + exchange + Zeeman([0, 0, 0.1])).same(up, -up)
+    # the z and x domains of a cubic anisotropy with a weak uniaxial term along z stay apart
+    pot = EAM(EAM_FE) + exchange + CubicAnisotropy(1e-4, 0.0) + UniaxialAnisotropy(5e-6, [0, 0, 1])
+    x = np.tile([1.0, 0.0, 0.0], (len(fe), 1))
+    e = [pot.compute(fe.copy(spins=s), forces=False, magnetic_forces=False).energy for s in (up, x)]
+    assert e[1] - e[0] == pytest.approx(5e-6 * len(fe), rel=1e-6)
+    sym = SpinSymmetry(fe, pot)
+    assert not sym.same(up, x) and sym.degeneracy(up) == 2 and sym.degeneracy(x) == 4
+
+
+def test_a_potential_breaking_the_translations_of_a_large_cell_tries_one_operation_per_rotation(monkeypatch):
+    """Without the structure's translations every crystal operation (48 rotations × the cells) was
+    built with its N-long permutation and energy-tested: time and memory as N² (17 s and 0.4 GB at
+    432 atoms, all to find the trivial group). Above MAX_OPERATIONS one per rotation is tried,
+    with a warning."""
+    from spinlat import symmetry
+
+    fe = bcc_fe((2, 2, 2), rattle=0.0, seed=4)  # 48 rotations × 8 translations
+    axes = np.random.default_rng(5).normal(size=(len(fe), 3))
+    pot = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + UniaxialAnisotropy(1e-3, axes)
+    full = SpinSymmetry(fe, pot)  # 384 operations: all tried
+    assert not full.translation_invariant and full.order == 2  # random axes: the identity and time reversal
+    monkeypatch.setattr(symmetry, "MAX_OPERATIONS", 100)  # (4096 by default: a 4×4×4 bcc cell has 3072)
+    with pytest.warns(UserWarning, match="one operation per rotation is tried"):
+        sym = SpinSymmetry(fe, pot)
+    assert not sym.translation_invariant and sym.order == 2
+    # a potential that keeps the rotations but not the translations keeps its point operations
+    corner = np.all(np.abs(fe.positions @ np.linalg.inv(fe.cell) * 4 % 2) < 1e-6, axis=1)
+    staggered = BetheSlaterExchange(3.4, 0.02726, 0.2171, 1.841) + UniaxialAnisotropy(
+        1e-3, np.where(corner[:, None], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]))  # z on corners, x on centres
+    with pytest.warns(UserWarning, match="one operation per rotation is tried"):
+        kept = SpinSymmetry(fe, staggered)
+    assert not kept.translation_invariant and kept.order > 2
