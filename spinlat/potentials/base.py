@@ -113,6 +113,29 @@ def magnetic_forces_from_gradients(state, grad_s=None, grad_mu=None) -> np.ndarr
     return h
 
 
+class FixedDict(dict):
+    """A dict parameter of a potential (per-species constants, ``UniaxialAnisotropy(K={"Fe": ...})``),
+    fixed at construction like its arrays: item assignment, deletion and the other mutators raise
+    :class:`~spinlat.errors.FixedParameterError` (the term's tables hold the values it was built
+    with). Pickles and deep-copies as itself."""
+
+    def _refuse(self, *args, **kwargs):
+        raise FixedParameterError("a potential's parameters are fixed when the term is built (its tables hold "
+                                  "them); build a new term with the new values instead of changing this dict")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self):
+        return type(self), (dict(self),)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
 class Potential:
     """Base class of every spinlat energy model.
 
@@ -173,6 +196,8 @@ class Potential:
         if name in type(self)._PARAMETERS and isinstance(value, np.ndarray):
             value = value.view()
             value.flags.writeable = False  # term.B[2] = 5 would change the repr only, as above
+        elif name in type(self)._PARAMETERS and isinstance(value, dict) and not isinstance(value, FixedDict):
+            value = FixedDict(value)  # a copy: neither term.K["Fe"] = ... nor the user's dict changes it
         object.__setattr__(self, name, value)
 
     def __getstate__(self):

@@ -244,3 +244,26 @@ def test_parameters_cannot_be_changed_after_construction(make, name, value):
                "axis": lambda: UniaxialAnisotropy(1e-3, value), "K1": lambda: CubicAnisotropy(value, -1e-3),
                "axes": lambda: CubicAnisotropy(3e-3, -1e-3, axes=value), "a": lambda: Landau(value, 0.05)}[name]()
     assert rebuilt.compute(st).energy != before
+
+
+def test_per_species_parameters_cannot_be_changed_in_place():
+    """A dict parameter was kept as the user's own object: ``K["Fe"] = 5e-3`` on the dict given
+    (a sweep reusing one dict) or on ``term.K`` changed the repr and the parameter digest (so a
+    trajectory recorded a new run under the new K) but not the energy."""
+    import copy
+    import pickle
+
+    from spinlat.errors import FixedParameterError
+
+    st = _mixed_state()
+    K = {"Fe": 1e-3}
+    term = UniaxialAnisotropy(K, [0, 0, 1])
+    before, text, digest = term.compute(st).energy, repr(term), term.term_digests()
+    K["Fe"] = 5e-3  # the user's dict is theirs
+    assert repr(term) == text and term.term_digests() == digest and term.compute(st).energy == before
+    for other in (term, copy.deepcopy(term), pickle.loads(pickle.dumps(term))):
+        with pytest.raises(FixedParameterError, match="build a new term"):
+            other.K["Fe"] = 5e-3
+        with pytest.raises(FixedParameterError):
+            other.K.update(Fe=5e-3)
+        assert other.K == {"Fe": 1e-3} and other.compute(st).energy == before
