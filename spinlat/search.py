@@ -481,7 +481,6 @@ def _pool(workers):
     start-up in milliseconds), spawned otherwise. A call with another worker count replaces the
     pool; :func:`shutdown_workers` ends it (it also ends when the interpreter exits)."""
     global _POOL
-    import multiprocessing as mp
     import os
     from concurrent.futures import ProcessPoolExecutor
 
@@ -845,17 +844,47 @@ class Translations:
         # a Cartesian displacement of tol moves fractional coordinates by at most ftol
         self._ftol = self.tol * float(np.linalg.norm(inv, 2))
         gens = []
+        self._tree = cKDTree(frac, boxsize=1.0) if n else None
         if n > 1 and not identity_only:  # (identity_only: the trivial group, for a potential without translations)
-            self._tree = cKDTree(frac, boxsize=1.0)
             gens = self._generators()
         self._group(gens)
+
+    @property
+    def cell(self):
+        """(3, 3) Å: the periodic cell the fractional coordinates refer to
+        (:func:`periodic_cell`: open directions padded)."""
+        return self._cell
+
+    @property
+    def fractional_positions(self):
+        """(N, 3) fractional coordinates of the atoms in :attr:`cell`, wrapped into [0, 1)."""
+        return self._frac
+
+    @property
+    def site_types(self):
+        """(N,) int from 0: atoms of one (element, moment magnitude) share a type."""
+        return self._types
+
+    def site_permutation(self, points):
+        """The atoms at fractional ``points`` (N, 3), one point per atom i (e.g. the image of atom
+        i under a space-group operation): indices j (N,) with atom j of atom i's type within
+        ``tol`` Å (Cartesian, minimum image) of point i, or None when some point has no such
+        atom or two points share one."""
+        p = self._match(np.asarray(points, dtype=float), np.arange(self.n_atoms))
+        if p is None or len(np.unique(p)) != self.n_atoms:
+            return None
+        return p
 
     # -------------------------------------------------------------- finding the group
     def _image(self, shift, atoms):
         """Indices of the atoms at frac[atoms] + shift (same type, within tol Å), or None."""
+        return self._match(self._frac[atoms] + shift, atoms)
+
+    def _match(self, q, atoms):
+        """Indices of the atoms at the fractional points q (one per atom of ``atoms``, of its type,
+        within tol Å), or None."""
         n = self.n_atoms
-        q = self._frac[atoms] + shift
-        q -= np.floor(q)
+        q = q - np.floor(q)
         q[q >= 1.0] = 0.0
         k = min(4, n)
         _, jj = self._tree.query(q, k=k, distance_upper_bound=self._ftol * (1 + 1e-9) + 1e-12)

@@ -60,7 +60,7 @@ ENERGY_PROBES = 3
 CHUNK_SPINS = 1_000_000
 
 
-def crystal_operations(state, tol=1e-3, cosets=True, max_operations=None):
+def crystal_operations(state, tol=1e-3, cosets=True, max_operations=None, translations=None):
     """Space-group operations of the structure ``state`` (its atoms typed by element and moment
     magnitude, positions within ``tol`` Å), one per distinct rotation part: the pure translations
     are left out (:class:`~spinlat.search.Translations` holds them). ``cosets=False``: every
@@ -70,32 +70,27 @@ def crystal_operations(state, tol=1e-3, cosets=True, max_operations=None):
     (acting on column vectors; det −1 for improper operations), ``permutation`` (N,) int with
     atom ``permutation[i]`` at R r_i + t (modulo the cell); the identity first. A state with open
     directions is treated in its padded periodic cell (:func:`spinlat.search.periodic_cell`);
-    an operation whose atom map is not a bijection within ``tol`` is left out. ``max_operations``:
+    an operation whose atom map is not a bijection within ``tol`` (Cartesian, minimum image:
+    :meth:`~spinlat.search.Translations.site_permutation`) is left out. ``max_operations``:
     with ``cosets=False``, more operations than this give one per rotation only, with a
-    UserWarning. Raises InputError if spglib is missing."""
+    UserWarning. ``translations``: the state's :class:`~spinlat.search.Translations` when already
+    built (its cell, coordinates and atom types are used). Raises InputError if spglib is missing."""
     try:
         import spglib
     except ImportError:  # pragma: no cover - a dependency
         raise InputError("finding the crystal's symmetry operations needs spglib (pip install spglib)") from None
-    from scipy.spatial import cKDTree
-
-    from .search import periodic_cell
+    from .search import Translations
 
     n = len(state)
-    cell = periodic_cell(state)
-    inv = np.linalg.inv(cell)
-    frac = state.positions @ inv
-    frac -= np.floor(frac)
-    frac[frac >= 1.0] = 0.0
-    key = np.column_stack([state.numbers.astype(float), np.round(state.moments, 6)])
-    types = np.unique(key, axis=0, return_inverse=True)[1].reshape(-1) + 1
     identity = [(np.eye(3), np.arange(n))]
     if n == 0:
         return identity
+    sites = Translations(state, tol, identity_only=True) if translations is None else translations
+    cell, frac = sites.cell, sites.fractional_positions
     with warnings.catch_warnings():  # spglib ≥ 2.5 warns about its error-handling switch, which we leave alone
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            sym = spglib.get_symmetry((cell, frac, types), symprec=float(tol))
+            sym = spglib.get_symmetry((cell, frac, sites.site_types + 1), symprec=float(tol))
         except Exception as exc:  # spglib.error.SpglibError where its new error handling is switched on
             if type(exc).__name__ != "SpglibError":
                 raise
@@ -108,18 +103,13 @@ def crystal_operations(state, tol=1e-3, cosets=True, max_operations=None):
                       "minima related only by a rotation combined with another translation are listed apart "
                       "(symmetry=False skips the crystal's operations)", UserWarning, stacklevel=3)
         cosets = True
-    tree = cKDTree(frac, boxsize=1.0)
-    ftol = float(tol) * float(np.linalg.norm(inv, 2))
     seen, ops = set(), []
     for rot, shift in zip(sym["rotations"], sym["translations"]):
         key = rot.astype(int).tobytes()
         if cosets and (key in seen or np.array_equal(rot, np.eye(3, dtype=rot.dtype))):
             continue  # one operation per rotation; the identity (standing for the pure translations) first
-        q = frac @ rot.T + shift
-        q -= np.floor(q)
-        q[q >= 1.0] = 0.0
-        dist, perm = tree.query(q, distance_upper_bound=ftol * (1 + 1e-9) + 1e-12)
-        if np.any(perm >= n) or len(np.unique(perm)) != n or np.any(types[perm] != types):
+        perm = sites.site_permutation(frac @ rot.T + shift)
+        if perm is None:
             continue  # spglib's tolerance is not exactly ours: left out (fewer merges, never a wrong one)
         if not cosets and np.array_equal(rot, np.eye(3, dtype=rot.dtype)) and np.array_equal(perm, np.arange(n)):
             continue  # the identity, first
@@ -173,8 +163,8 @@ class SpinSymmetry:
         if not self.translation_invariant:
             t = Translations(state, tol, identity_only=True)
         self.translations = t
-        ops = crystal_operations(state, tol, cosets=self.translation_invariant, max_operations=MAX_OPERATIONS) \
-            if point_operations else [(np.eye(3), np.arange(n))]
+        ops = crystal_operations(state, tol, cosets=self.translation_invariant, max_operations=MAX_OPERATIONS,
+                                 translations=t) if point_operations else [(np.eye(3), np.arange(n))]
         signs = (1.0,) if self.spin_rotations else (1.0, -1.0)
         maps = [(np.eye(3) if self.spin_rotations else np.linalg.det(rot) * rot, perm) for rot, perm in ops]
         kept = iter(test.invariant([(sign * m, perm) for m, perm in maps for sign in signs]))
