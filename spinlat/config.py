@@ -1015,10 +1015,8 @@ def _code_hamiltonian(name, term, where, base):
         raise ConfigError(f"{where}.drop: {exc}") from None
     try:
         return codes.read_code(kind, term["path"], drop=drop, **kw)[1]
-    except InputError as exc:  # the options checked, the elements are left
-        raise ConfigError(f"{where}.elements: {exc}") from None
-    except SpinlatError as exc:
-        raise ConfigError(f"{where}.path: {exc}") from None
+    except SpinlatError as exc:  # an error an option fixes names it (errors.needs_option); else the file's
+        raise ConfigError(f"{where}.{getattr(exc, 'option', None) or 'path'}: {exc}") from None
 
 
 def build_integrator(cfg):

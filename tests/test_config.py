@@ -868,3 +868,22 @@ def test_lammps_hints_follow_the_error_not_its_text(tmp_path):
     with pytest.raises(ConfigError, match=r"spx spy spz sp .*\(structure.columns renames dump columns") as info:
         C.build_structure(C.load(_cfg(tmp_path, structure={"file": "elements_study/nospin.dump", "elements": ["Fe"]})))
     assert "structure.elements names" not in str(info.value)
+
+
+def test_a_spin_code_reader_error_names_the_key_that_fixes_it(tmp_path):
+    """Every InputError of a Spirit/UppASD/VAMPIRE read was reported under the term's
+    ``elements`` (two atoms of an UppASD posfile on one site: "potential[0].elements: ...
+    overlapping"); now only the errors the elements option fixes (errors.needs_option) are, the
+    others under ``path``."""
+    path, _ = _code_inputs(tmp_path)["UppASD"]
+    (tmp_path / "posfile").write_text("1 1 0 0 0\n2 1 0 0 0\n")
+    (tmp_path / "momfile").write_text("1 1 2.0 0 0 1\n2 1 2.0 0 0 1\n")
+    (tmp_path / "kfile").write_text("1 1 -0.2 0 0 0 1 0\n2 1 -0.2 0 0 0 1 0\n")
+    run = _cfg(tmp_path, structure={"file": "s.cfg"}, potential=[{"type": "UppASD", "path": path.name,
+                                                                   "drop": ["do_dip"]}])
+    with pytest.raises(ConfigError, match=r"potential\[0\]\.path: atoms 0 and 1 are 0.0000 Å apart"):
+        C.build_potential(C.load(run))
+    (tmp_path / "posfile").write_text("1 1 0 0 0\n2 2 0.5 0 0\n")  # two atom types
+    run["potential"][0]["elements"] = ["Fe"]  # one element for the two types
+    with pytest.raises(ConfigError, match=r"potential\[0\]\.elements: elements: one per atom type"):
+        C.build_potential(C.load(run))

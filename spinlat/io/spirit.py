@@ -71,7 +71,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import units, validation
-from ..errors import FileFormatError, InputError
+from ..errors import FileFormatError, InputError, needs_option
 from ..exchange_tensors import dmi_matrix
 from .codes import add_pair, dropped_terms, file_text, quartic_cubic, refuse_unread
 from ..keywords import refuse_other_names
@@ -566,9 +566,12 @@ def _basis_numbers(elements, nb):
         return np.full(nb, 26)
     if isinstance(elements, str):
         elements = [elements] * nb
-    z = atomic_numbers(list(elements))
+    try:
+        z = atomic_numbers(list(elements))
+    except InputError as exc:
+        raise needs_option("elements", exc) from None
     if len(z) != nb:
-        raise InputError(f"elements: one per basis atom ({nb}) or one for all, got {len(z)}")
+        raise needs_option("elements", InputError(f"elements: one per basis atom ({nb}) or one for all, got {len(z)}"))
     return z
 
 

@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import units, validation
-from ..errors import FileFormatError, InputError, InteractionUnitError
+from ..errors import FileFormatError, InputError, InteractionUnitError, needs_option
 from .codes import add_pair, dropped_terms, file_rows, file_text, quartic_cubic, refuse_unread
 from ..keywords import refuse_other_names
 
@@ -415,16 +415,21 @@ def _numbers(elements, names, mats, n):
     from ase.data import atomic_numbers as table
 
     if elements is not None:
+        try:
+            z = validation.atomic_numbers([elements] if isinstance(elements, str) else list(elements))
+        except InputError as exc:
+            raise needs_option("elements", exc) from None
         if isinstance(elements, str):
-            return np.full(n, validation.atomic_numbers([elements])[0])
-        z = validation.atomic_numbers(list(elements))
+            return np.full(n, z[0])
         if len(z) <= mats.max():
-            raise InputError(f"elements: one per material id (0..{mats.max()}) or one for all, got {len(z)}")
+            raise needs_option("elements", InputError(
+                f"elements: one per material id (0..{mats.max()}) or one for all, got {len(z)}"))
         return z[mats]
     out = np.full(n, 26)
     for k, name in names.items():
         if name.capitalize() not in table:
-            raise InputError(f"material-element {name!r} of atom {k} is not an element symbol: pass elements=")
+            raise needs_option("elements", InputError(
+                f"material-element {name!r} of atom {k} is not an element symbol: pass elements="))
         out[k] = table[name.capitalize()]
     return out
 
