@@ -8,7 +8,7 @@ with spin-rotation merging off (time reversal × translations) and on (× global
 - old: the former implementation (kept only as the tests' reference, tests/_reference_search.py): the translation permutations from an N×N
   distance matrix per candidate translation (O(N³)), then a spin-by-spin comparison for every
   translation (O(N·|T|) = O(N²) per pair);
-- new: ``spinlat.search.Translations`` (k-d tree over fractional positions, group closure, Smith
+- new: ``spinlat.translations.Translations`` (k-d tree over fractional positions, group closure, Smith
   normal form of the translation group) and FFT correlations over the group (O(N log N) per pair).
 
 Structures: bcc Fe L×L×L conventional supercells (N = 2L³), plus, at the largest size run by
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import spinlat as sl
-from spinlat.search import Translations
+from spinlat.translations import Translations
 
 
 # the former algorithm, kept only as the tests' NumPy reference

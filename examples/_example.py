@@ -5,8 +5,10 @@
 description it is given (the script's docstring, whole sentences, never a line cut mid-sentence)
 and gives every option's default; ``run(main)`` calls ``main()`` and turns a user error
 (any :class:`spinlat.errors.SpinlatError`, or a file that cannot be read or written) into one line
-``script.py: error: ...`` on stderr and status 1, as the ``spinlat`` command does. With
-``--debug`` the traceback is shown instead. Anything else is a bug and keeps its traceback.
+``script.py: error: ...`` on stderr and status 1, as the ``spinlat`` command does, and Ctrl-C or
+SIGTERM into one line ``script.py: interrupted ...`` and status 130 / 143 (what the script wrote
+before stays: a trajectory keeps every frame it had). With ``--debug`` the traceback is shown
+instead. Anything else is a bug and keeps its traceback.
 """
 
 import argparse
@@ -72,6 +74,15 @@ def run(main, *args, **kwargs) -> None:
             raise
         print(f"{prog}: error: {' '.join(str(exc).split()) or type(exc).__name__}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (spinlat.interrupts.Terminated)
+        if _debug:
+            raise
+        from spinlat.interrupts import Terminated
+
+        term = isinstance(exc, Terminated)
+        print(f"{prog}: interrupted ({'SIGTERM' if term else 'Ctrl-C'}); what it wrote so far is kept (a trajectory "
+              "holds every frame up to the stop)", file=sys.stderr)
+        sys.exit(143 if term else 130)
     sys.exit(int(status or 0))
 
 

@@ -62,6 +62,14 @@ def main():
     if args.size % 2:
         p.error("--size must be even (so that N and P are wave vectors of the supercell)")
 
+    out = Path(args.out)
+    if args.trajectory is not None and Path(args.trajectory).exists() and not args.overwrite:
+        p.error(f"--trajectory {args.trajectory} already exists (an earlier run?): pass --overwrite to replace it, "
+                "or another path")
+    out.mkdir(parents=True, exist_ok=True)  # before the run: a bad --out costs nothing
+    if args.trajectory is not None:
+        Path(args.trajectory).parent.mkdir(parents=True, exist_ok=True)
+
     state, ham = sl.io.read_tb2j(args.tb2j)
     big = mg.cubic_supercell(state, args.size)
     kpath = mg.kpath_bcc(state.cell, args.size)
@@ -103,8 +111,6 @@ def main():
     lines.append(f"S(q, ω) peaks vs LSWT: mean {np.mean(devs):+.4f}, max |rel. diff| {np.max(np.abs(devs)):.4f}")
     text = "\n".join(lines)
     print(text)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "magnons_bccfe.txt").write_text(text + "\n")
     mg.plot_sqw(out / "magnons_bccfe.png", kpath, mev, sqw, emax=args.emax,
                 lines=[("LSWT (classical, spinlat)", fine.distance, ours_fine, dict(color="c", lw=1.2)),

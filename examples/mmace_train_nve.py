@@ -81,9 +81,13 @@ def main(argv=None):
     parser.add_argument("--spin-tolerance", type=float, default=1e-10,
                         help="spin_tolerance of the implicit spin step (1e-6: about 3 model calls per step at 0.5 fs)")
     parser.add_argument("--out", default="runs/mmace_nve", help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace the trajectory of an earlier run in --out")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
     out = Path(args.out)
+    if (out / "nve.h5").exists() and not args.overwrite:  # refused before the training, not after it
+        parser.error(f"{out / 'nve.h5'} already exists (an earlier run?): pass --overwrite to replace it, "
+                     "or another --out")
     out.mkdir(parents=True, exist_ok=True)
     model_path = Path(args.model) if args.model else train_model(args.minutes, out)
     pot = sl.potentials.MagneticMACE.load(model_path, dtype="float64")   # float64 for the dynamics
@@ -92,7 +96,7 @@ def main(argv=None):
     traj_path = out / "nve.h5"
     integ = sl.integrators.SpinLatticeNVE(args.dt, spin_step=args.spin_step, spin_tolerance=args.spin_tolerance)
     sim = sl.Simulation(st, pot, integ, trajectory=str(traj_path), every=args.every, progress=True,
-                         overwrite=True)  # this example's own output
+                         overwrite=args.overwrite)
     calls = []
     inner = pot.model.forward
 

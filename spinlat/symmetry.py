@@ -28,7 +28,7 @@ energy, whose spin-independent part, e.g. an EAM's cohesive energy, says nothing
 the energy is a polynomial-like function of the spins, so an operation that is not a symmetry
 changes it on generic configurations. Spin terms weaker than that (a uniaxial anisotropy below
 ~1e-6 of the exchange) are not seen, and a float32 model resolves nothing below its round-off. Pure lattice translations are handled by
-:class:`~spinlat.search.Translations` (one FFT correlation for all of them); the group here holds
+:class:`~spinlat.translations.Translations` (one FFT correlation for all of them); the group here holds
 one representative of each coset of the translations, so a comparison costs
 O(|G/T| · N log N) and the atom permutation of each operation is computed once.
 """
@@ -63,23 +63,23 @@ CHUNK_SPINS = 1_000_000
 def crystal_operations(state, tol=1e-3, cosets=True, max_operations=None, translations=None):
     """Space-group operations of the structure ``state`` (its atoms typed by element and moment
     magnitude, positions within ``tol`` Å), one per distinct rotation part: the pure translations
-    are left out (:class:`~spinlat.search.Translations` holds them). ``cosets=False``: every
+    are left out (:class:`~spinlat.translations.Translations` holds them). ``cosets=False``: every
     operation, pure translations and all.
 
     Returns a list of ``(rotation, permutation)``: ``rotation`` (3, 3) Cartesian, orthogonal
     (acting on column vectors; det −1 for improper operations), ``permutation`` (N,) int with
     atom ``permutation[i]`` at R r_i + t (modulo the cell); the identity first. A state with open
-    directions is treated in its padded periodic cell (:func:`spinlat.search.periodic_cell`);
+    directions is treated in its padded periodic cell (:func:`spinlat.translations.periodic_cell`);
     an operation whose atom map is not a bijection within ``tol`` (Cartesian, minimum image:
-    :meth:`~spinlat.search.Translations.site_permutation`) is left out. ``max_operations``:
+    :meth:`~spinlat.translations.Translations.site_permutation`) is left out. ``max_operations``:
     with ``cosets=False``, more operations than this give one per rotation only, with a
-    UserWarning. ``translations``: the state's :class:`~spinlat.search.Translations` when already
+    UserWarning. ``translations``: the state's :class:`~spinlat.translations.Translations` when already
     built (its cell, coordinates and atom types are used). Raises InputError if spglib is missing."""
     try:
         import spglib
     except ImportError:  # pragma: no cover - a dependency
         raise InputError("finding the crystal's symmetry operations needs spglib (pip install spglib)") from None
-    from .search import Translations
+    from .translations import Translations
 
     n = len(state)
     identity = [(np.eye(3), np.arange(n))]
@@ -122,7 +122,7 @@ def crystal_operations(state, tol=1e-3, cosets=True, max_operations=None, transl
 class SpinSymmetry:
     """The symmetry group G of ``potential`` on the structure ``state`` acting on spin
     configurations (module docstring): its pure translations ``translations``
-    (:class:`~spinlat.search.Translations`) times the operations ``elements``, one per coset.
+    (:class:`~spinlat.translations.Translations`) times the operations ``elements``, one per coset.
 
     Parameters
     ----------
@@ -132,7 +132,7 @@ class SpinSymmetry:
         compared modulo a global O(3) rotation, operations act by permutation only); False:
         magnetic space group (axial vectors, time reversal kept where the energy allows it).
     tol : Å, position tolerance of the crystal operations.
-    translations : an already built :class:`~spinlat.search.Translations` of ``state``.
+    translations : an already built :class:`~spinlat.translations.Translations` of ``state``.
     point_operations : False: the translations (and time reversal where the potential allows it)
         only, no rotation or mirror of the crystal.
 
@@ -151,7 +151,7 @@ class SpinSymmetry:
     """
 
     def __init__(self, state, potential, spin_rotations=False, tol=1e-3, translations=None, point_operations=True):
-        from .search import Translations
+        from .translations import Translations
 
         self.spin_rotations = bool(spin_rotations)
         t = Translations(state, tol) if translations is None else translations

@@ -1,5 +1,5 @@
 """The former symmetry merging of ground-state-search minima, kept as the NumPy reference that
-``spinlat.search.Translations`` is tested against (tests/test_search.py) and timed against
+``spinlat.translations.Translations`` is tested against (tests/test_search.py) and timed against
 (benchmarks/bench_merge.py): O(N³) to find the translations, O(N·|T|) per comparison."""
 
 import numpy as np

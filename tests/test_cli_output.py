@@ -142,3 +142,21 @@ def test_train_names_the_model_without_dot_dot(tmp_path, capsys):
     assert main(["train", str(cfg)]) == 1
     err = capsys.readouterr().err
     assert f"{(tmp_path / 'runs' / 'm.mmace').resolve()} already exists" in err and ".." not in err
+
+
+def test_a_reader_that_leaves_the_pipe_early_gets_no_error(tmp_path, capsys):
+    """``spinlat analyze X.h5 | head`` ended with ``spinlat analyze: error: [Errno 32] Broken pipe``;
+    like other Unix tools it now stops quietly, status 141 (128 + SIGPIPE). The pipe's reader
+    is closed before the command starts: every write meets it."""
+    import os
+
+    assert main(["run", _write(tmp_path, _exchange_only(tmp_path))]) == 0
+    capsys.readouterr()
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        out = subprocess.run([sys.executable, "-m", "spinlat", "analyze", str(tmp_path / "run" / "trajectory.h5")],
+                             stdout=write, stderr=subprocess.PIPE, text=True, timeout=600)
+    finally:
+        os.close(write)
+    assert out.returncode == 141 and out.stderr == "", out.stderr

@@ -90,3 +90,34 @@ def test_gneb_example_says_when_the_band_did_not_converge(tmp_path):
                                  "(max_iterations reached"), out.stderr
     assert out.stderr.count("\n") == 1 and "not a converged saddle point" in out.stderr
     assert (tmp_path / "g" / "path.h5").is_file() and (tmp_path / "g" / "energy.png").is_file()
+
+
+def test_an_existing_output_is_refused_before_any_work_and_its_folder_made_first(tmp_path):
+    """magnons_bccfe.py ran its LLG and then failed because --out (holding --trajectory) did not
+    exist, and on a rerun its refusal named Python arguments (restart=True, overwrite=True) the
+    script does not take; mmace_train_nve.py replaced the trajectory of an earlier run silently
+    (overwrite=True hard-coded)."""
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "m.h5").write_text("an earlier run")
+    out = _run(tmp_path, "magnons_bccfe.py", "--trajectory", "old/m.h5", "--out", "old")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "--trajectory old/m.h5 already exists (an earlier run?): pass --overwrite" in out.stderr
+    (tmp_path / "nve").mkdir()
+    (tmp_path / "nve" / "nve.h5").write_text("an earlier run")
+    out = _run(tmp_path, "mmace_train_nve.py", "--out", "nve", "--model", "missing.mmace")
+    assert out.returncode == 2 and "nve/nve.h5 already exists (an earlier run?): pass --overwrite" in out.stderr
+    assert (tmp_path / "nve" / "nve.h5").read_text() == "an earlier run"
+
+
+def test_ctrl_c_in_an_example_is_one_line(tmp_path):
+    """Ctrl-C (or SIGTERM) in an example ended in a KeyboardInterrupt traceback after spinlat's own
+    line; it is now one line saying what was kept, status 130 (143)."""
+    script = tmp_path / "interrupted.py"
+    script.write_text("import os, signal\nfrom _example import run\n\n\ndef main():\n"
+                      "    signal.signal(signal.SIGINT, signal.default_int_handler)  # (a background job may ignore it)\n"
+                      "    os.kill(os.getpid(), signal.SIGINT)\n\n\nif __name__ == '__main__':\n    run(main)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLES), str(EXAMPLES.parent)])}
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 130 and "Traceback" not in out.stderr
+    assert out.stderr.startswith("interrupted.py: interrupted (Ctrl-C); what it wrote so far is kept")

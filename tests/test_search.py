@@ -11,7 +11,8 @@ import spinlat as sl
 from conftest import bcc_fe
 from spinlat.errors import InputError
 from spinlat.potentials import BetheSlaterExchange, UniaxialAnisotropy
-from spinlat.search import Translations, _smith, ground_state, same_configuration
+from spinlat.search import Translations, ground_state, same_configuration
+from spinlat.translations import _smith
 from spinlat.workflows import mn3pt as M
 
 from _reference_search import (cubic_operations, reference_same, reference_same_symmetric, reference_symmetries,

@@ -140,6 +140,11 @@ def main(argv=None) -> int:
                     warnings.showwarning = _warning_line(args.command)
                 refuse_wrong_kind_of_file(args)
                 return int(COMMANDS[args.command].run(args) or 0)
+        except BrokenPipeError:  # `spinlat analyze X.h5 | head`: the reader left, as for other Unix tools
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (no second error at exit's flush)
+            return 128 + signal.SIGPIPE
         except (SpinlatError, OSError) as exc:
             if args.debug:
                 raise

@@ -124,7 +124,7 @@ def test_moments_are_varied():
 def test_bad_input():
     with pytest.raises(ConfigError, match="system"):
         datasets.teacher("Co", 2, seed=0)
-    with pytest.raises(ConfigError, match="unknown teacher option"):
+    with pytest.raises(ConfigError, match="teacher: unknown keyword 'temperature'; expected one of max_displacement"):
         datasets.teacher("Fe", 2, seed=0, temperature=3)
     from ase.build import bulk
 
