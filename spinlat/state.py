@@ -24,6 +24,14 @@ from .keywords import check_names, refuse_other_names
 #: the fields of a State (its ``__slots__``)
 
 
+def _fill(st, positions, numbers, cell, pbc, spins, moments, velocities, masses):
+    """Store the fields of a new State as given (no checks: the first assignment of
+    :meth:`State.__setattr__` without its lookup, for the fast constructors)."""
+    for name, value in (("positions", positions), ("numbers", numbers), ("cell", cell), ("pbc", pbc),
+                        ("spins", spins), ("moments", moments), ("velocities", velocities), ("masses", masses)):
+        object.__setattr__(st, name, value)
+
+
 def _check_periodic_cell(cell, pbc):
     """Raise :class:`CellError` unless the cell vectors along the periodic directions are non-zero
     and linearly independent. Vectors along non-periodic directions are free (zero, as ASE writes
@@ -450,8 +458,7 @@ class State:
         checked themselves (e.g. :class:`spinlat.io.Trajectory` frames); anything from a user goes
         through ``State(...)``."""
         st = cls.__new__(cls)
-        st.positions, st.numbers, st.cell, st.pbc = positions, numbers, cell, pbc
-        st.spins, st.moments, st.velocities, st.masses = spins, moments, velocities, masses
+        _fill(st, positions, numbers, cell, pbc, spins, moments, velocities, masses)
         return st
 
     def with_arrays(self, **fields) -> "State":
@@ -467,8 +474,8 @@ class State:
         anything else. Raises :class:`~spinlat.errors.KeywordError` for an unknown field name."""
         check_names("State.with_arrays", fields, State.__slots__)  # naming the close matches
         st = State.__new__(State)
-        st.positions, st.numbers, st.cell, st.pbc = self.positions, self.numbers, self.cell, self.pbc
-        st.spins, st.moments, st.velocities, st.masses = self.spins, self.moments, self.velocities, self.masses
+        _fill(st, self.positions, self.numbers, self.cell, self.pbc, self.spins, self.moments, self.velocities,
+              self.masses)
         for name, value in fields.items():
             object.__setattr__(st, name, value)  # as given: unchecked (see __setattr__)
         return st
