@@ -24,11 +24,11 @@ from .keywords import check_names, refuse_other_names
 #: the fields of a State (its ``__slots__``)
 
 
-def _fill(st, positions, numbers, cell, pbc, spins, moments, velocities, masses):
-    """Store the fields of a new State as given (no checks: the first assignment of
-    :meth:`State.__setattr__` without its lookup, for the fast constructors)."""
-    for name, value in (("positions", positions), ("numbers", numbers), ("cell", cell), ("pbc", pbc),
-                        ("spins", spins), ("moments", moments), ("velocities", velocities), ("masses", masses)):
+def _fill(st, *values):
+    """Store the fields of a new State (``values`` in the order of ``State.__slots__``) as given:
+    no checks, the first assignment of :meth:`State.__setattr__` without its lookup, for the fast
+    constructors."""
+    for name, value in zip(State.__slots__, values, strict=True):
         object.__setattr__(st, name, value)
 
 

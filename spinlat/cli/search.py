@@ -149,8 +149,7 @@ def _load_progress(progress: Path, identity: dict, state, starts: int) -> dict:
             continue
         try:
             with np.load(file) as z:
-                st = State.from_trusted_arrays(*(np.array(z[k]) for k in ("positions", "numbers", "cell", "pbc",
-                                                                            "spins", "moments", "velocities", "masses")))
+                st = State.from_trusted_arrays(*(np.array(z[k]) for k in State.__slots__))
                 finished[int(m.group(1))] = (float(z["energy"]), st, bool(z["converged"]))
         except Exception as exc:  # noqa: BLE001 - numpy raises many kinds for damaged archives
             raise FileFormatError(f"--restart: {file} cannot be read ({type(exc).__name__}: {exc}); remove it (that "
@@ -163,10 +162,9 @@ def _load_progress(progress: Path, identity: dict, state, starts: int) -> dict:
 def _save_start(progress: Path, k: int, r) -> None:
     """Save start ``k``'s result ``(energy, State, converged)`` atomically in ``progress``."""
     energy, st, converged = r
-    with atomic_write(progress / f"start-{k:06d}.npz", "wb") as fh:
+    with atomic_write(progress / f"start-{k:06d}.npz", "wb") as fh:  # the State's fields, in its order
         np.savez(fh, energy=np.float64(energy), converged=np.bool_(converged),
-                 **{name: getattr(st, name) for name in ("positions", "numbers", "cell", "pbc", "spins", "moments",
-                                                         "velocities", "masses")})
+                 **{name: getattr(st, name) for name in type(st).__slots__})
 
 
 def _write(run_dir, state, minima, note=None) -> list:

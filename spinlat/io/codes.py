@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FileFormatError, InputError, InteractionUnitError, SpinlatError
+from ..errors import FileFormatError, InputError, InteractionUnitError, SpinlatError, needs_option
 
 #: kind → (module of spinlat.io, its reader, the reader's name in its drop errors)
 _READERS = {"spirit": ("spirit", "read_spirit_cfg"), "uppasd": ("uppasd", "read_uppasd"),
@@ -235,6 +235,26 @@ def _refuse(found, dropped, path, code):
         raise FileFormatError(f"{path}: {what}: spinlat has no such term, so its energies would differ from "
                               f"{code}'s; pass drop={names} (a run config's drop: {names}) to read the file "
                               "without them")
+
+
+def element_numbers(elements, index, what, exact=None):
+    """Atomic numbers (len(index),) of a reader's ``elements`` option (a symbol for all atoms, or a
+    list with one entry per site, type or material of the code's file), taken at ``index`` (each
+    atom's 0-based site / type / material). The list must have ``exact`` entries when given,
+    else more than ``index.max()``; InputError naming ``elements: one per {what}`` otherwise, and
+    for an unknown symbol, marked as fixed by the ``elements`` option (:func:`~spinlat.errors.needs_option`)."""
+    from .. import validation
+
+    index = np.asarray(index)
+    try:
+        z = validation.atomic_numbers([elements] if isinstance(elements, str) else list(elements))
+    except InputError as exc:
+        raise needs_option("elements", exc) from None
+    if isinstance(elements, str):
+        return np.full(len(index), z[0])
+    if (len(z) != exact) if exact is not None else (len(index) and len(z) <= index.max()):
+        raise needs_option("elements", InputError(f"elements: one per {what} or one for all, got {len(z)}"))
+    return z[index]
 
 
 def add_pair(pairs, i, j, R, value, reverse=None):

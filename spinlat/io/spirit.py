@@ -71,9 +71,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import units, validation
-from ..errors import FileFormatError, InputError, needs_option
+from ..errors import FileFormatError
 from ..exchange_tensors import dmi_matrix
-from .codes import add_pair, dropped_terms, file_text, quartic_cubic, refuse_unread
+from .codes import add_pair, dropped_terms, element_numbers, file_text, quartic_cubic, refuse_unread
 from ..keywords import refuse_other_names
 
 #: Spirit terms spinlat has no term for, which ``drop`` may leave out: name → what it is
@@ -560,19 +560,9 @@ def spirit_input_files(path) -> list:
 
 
 def _basis_numbers(elements, nb):
-    from ..validation import atomic_numbers
-
     if elements is None:
         return np.full(nb, 26)
-    if isinstance(elements, str):
-        elements = [elements] * nb
-    try:
-        z = atomic_numbers(list(elements))
-    except InputError as exc:
-        raise needs_option("elements", exc) from None
-    if len(z) != nb:
-        raise needs_option("elements", InputError(f"elements: one per basis atom ({nb}) or one for all, got {len(z)}"))
-    return z
+    return element_numbers(elements, np.arange(nb), f"basis atom ({nb})", exact=nb)
 
 
 def _shell_translations(bravais, n_cells, nshell, tol=1e-3):

@@ -73,9 +73,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import units, validation
-from ..errors import FileFormatError, InputError, needs_option
+from ..errors import FileFormatError
 from ..exchange_tensors import dmi_matrix
-from .codes import add_pair, cubic_by_species, dropped_terms, file_rows, refuse_unread
+from .codes import add_pair, cubic_by_species, dropped_terms, element_numbers, file_rows, refuse_unread
 from ..keywords import refuse_other_names
 
 #: UppASD's Rydberg in eV (:data:`spinlat.units.RYDBERG_EV`)
@@ -572,16 +572,7 @@ def _symmetry_ops(sym):
 def _type_numbers(elements, atype):
     if elements is None:
         return np.full(len(atype), 26)
-    try:
-        z = validation.atomic_numbers([elements] if isinstance(elements, str) else list(elements))
-    except InputError as exc:
-        raise needs_option("elements", exc) from None
-    if isinstance(elements, str):
-        return np.full(len(atype), z[0])
-    if len(z) < atype.max():
-        raise needs_option("elements", InputError(
-            f"elements: one per atom type (1..{atype.max()}) or one for all, got {len(z)}"))
-    return z[atype - 1]
+    return element_numbers(elements, atype - 1, f"atom type (1..{atype.max()})")
 
 
 __all__ = ["read_uppasd", "RY_EV", "uppasd_input_files", "DROPPABLE"]

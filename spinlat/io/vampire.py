@@ -60,7 +60,7 @@ import numpy as np
 
 from .. import units, validation
 from ..errors import FileFormatError, InputError, InteractionUnitError, needs_option
-from .codes import add_pair, dropped_terms, file_rows, file_text, quartic_cubic, refuse_unread
+from .codes import add_pair, dropped_terms, element_numbers, file_rows, file_text, quartic_cubic, refuse_unread
 from ..keywords import refuse_other_names
 
 _NVALUES = {"isotropic": 1, "0": 1, "vectorial": 3, "1": 3, "tensorial": 9, "2": 9}
@@ -415,16 +415,7 @@ def _numbers(elements, names, mats, n):
     from ase.data import atomic_numbers as table
 
     if elements is not None:
-        try:
-            z = validation.atomic_numbers([elements] if isinstance(elements, str) else list(elements))
-        except InputError as exc:
-            raise needs_option("elements", exc) from None
-        if isinstance(elements, str):
-            return np.full(n, z[0])
-        if len(z) <= mats.max():
-            raise needs_option("elements", InputError(
-                f"elements: one per material id (0..{mats.max()}) or one for all, got {len(z)}"))
-        return z[mats]
+        return element_numbers(elements, mats, f"material id (0..{mats.max()})")
     out = np.full(n, 26)
     for k, name in names.items():
         if name.capitalize() not in table:
